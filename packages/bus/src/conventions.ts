@@ -1,0 +1,73 @@
+/**
+ * Every name and limit on the bus, defined once. Services, tests and the CLI import these; no subject, stream or
+ * bucket name is spelled anywhere else.
+ */
+export const streams = {
+  /** The migration log: one subject per migration, haul.events.<migrationId>. */
+  events: 'HAUL_EVENTS',
+  /** Commands to node agents and image streamers: haul.cmd.<node>.<executor>, a work queue. */
+  commands: 'HAUL_COMMANDS',
+} as const;
+
+export const buckets = {
+  /** Node heartbeats and capabilities, key = node name. */
+  nodes: 'haul-nodes',
+  /** Current status of every migration, key = migration id. */
+  status: 'haul-status',
+  /** One active migration per CT: key ct-<ctid> → migration id. */
+  ctLocks: 'haul-ct-locks',
+  /** Scheduler request ids → migration ids, so a request is idempotent. */
+  requests: 'haul-requests',
+} as const;
+
+export const subjects = {
+  eventsAll: 'haul.events.>',
+  events: (migrationId: string): string => `haul.events.${token(migrationId)}`,
+  commandsAll: 'haul.cmd.>',
+  commands: (node: string, executor: Executor): string => `haul.cmd.${token(node)}.${executor}`,
+  apiMigrate: 'haul.api.migrate',
+  apiCancel: 'haul.api.cancel',
+  apiStatus: 'haul.api.status',
+  apiList: 'haul.api.list',
+  /** Target streamer's negotiation endpoint. */
+  streamOffer: (node: string): string => `haul.stream.${token(node)}.offer`,
+  /** Lease decisions for a frozen CT: the coordinator nudges the source agent (the log stays the truth). */
+  nudge: (node: string): string => `haul.nudge.${token(node)}`,
+  /** Service discovery (ping/info/stats), one per service instance. */
+  discovery: 'haul.discovery',
+} as const;
+
+export type Executor = 'agent' | 'streamer';
+
+export const limits = {
+  /** Window within which a repeated msgID is recognised as a duplicate by JetStream. */
+  duplicateWindowMs: 2 * 60 * 1000,
+  /** How long migration events are kept. */
+  eventsMaxAgeMs: 30 * 24 * 3600 * 1000,
+  eventsMaxBytes: 1024 * 1024 * 1024,
+  maxEventBytes: 256 * 1024,
+  /** Heartbeat period and the age after which a node counts as gone. */
+  heartbeatMs: 2_000,
+  nodeStaleMs: 10_000,
+  /** Retry a JetStream call this long when the stream has no leader (503, election: measured 4–7.5 s). */
+  leaderElectionRetryMs: 15_000,
+  /** A command unacked this long is redelivered to the agent (the agent acks on start with inProgress). */
+  commandAckWaitMs: 30_000,
+  apiTimeoutMs: 5_000,
+} as const;
+
+/** Step timeouts, by the tool they wait on (criu 180 s as P.Haul). */
+export const stepTimeoutsMs = {
+  criu: 180_000,
+  ploop: 120_000,
+  vzctl: 180_000,
+  stream: 30 * 60_000,
+  quick: 30_000,
+} as const;
+
+export const defaultFrozenLeaseMs = 60_000;
+
+function token(s: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(s)) throw new Error(`not a valid subject token: ${JSON.stringify(s)}`);
+  return s;
+}

@@ -1,0 +1,56 @@
+/** Infrastructure errors on the bus, each with a stable code and whether retrying can help. */
+export class BusError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  constructor(code: string, message: string, retryable: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'BusError';
+    this.code = code;
+    this.retryable = retryable;
+  }
+}
+
+/** An append with an expected last subject sequence lost the race: someone else appended first. */
+export class ConcurrencyConflictError extends BusError {
+  readonly expectedSeq: number;
+  constructor(subject: string, expectedSeq: number, options?: ErrorOptions) {
+    super('HAUL_CONCURRENCY_CONFLICT', `${subject}: last sequence is not ${expectedSeq}`, false, options);
+    this.name = 'ConcurrencyConflictError';
+    this.expectedSeq = expectedSeq;
+  }
+}
+
+/** NATS cannot be reached (or has no JetStream leader) right now. */
+export class BusUnavailableError extends BusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('HAUL_BUS_UNAVAILABLE', message, true, options);
+    this.name = 'BusUnavailableError';
+  }
+}
+
+/** The JetStream API code for "wrong last sequence". */
+export const jsWrongLastSequence = 10071;
+
+export function isWrongLastSequence(err: unknown): boolean {
+  const e = err as { code?: unknown; api_error?: { err_code?: unknown }; message?: unknown };
+  return (
+    e?.code === jsWrongLastSequence ||
+    e?.api_error?.err_code === jsWrongLastSequence ||
+    (typeof e?.message === 'string' && e.message.includes('wrong last sequence'))
+  );
+}
+
+/** Errors a caller should retry: no responders / no leader during an election, timeouts, disconnects. */
+export function isTransient(err: unknown): boolean {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown };
+  const msg = typeof e?.message === 'string' ? e.message : '';
+  return (
+    e?.name === 'JetStreamNotEnabled' ||
+    e?.name === 'NoRespondersError' ||
+    e?.name === 'TimeoutError' ||
+    e?.name === 'ConnectionError' ||
+    e?.code === 503 ||
+    e?.code === '503' ||
+    /no responders|timeout|jetstream is not enabled|disconnect|closed/i.test(msg)
+  );
+}

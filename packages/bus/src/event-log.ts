@@ -1,0 +1,137 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import type { MigrationEvent, Validators } from '@haul/schemas';
+import { streams, subjects } from './conventions.ts';
+import { BusError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
+import { retryTransient } from './retry.ts';
+
+/** An event as stored in the log, with its stream sequence (the value compare-and-set appends expect). */
+export type StoredEvent = { seq: number; event: MigrationEvent };
+
+export type AppendOptions = {
+  /** Compare-and-set: the append succeeds only if the migration's last event has this stream sequence (0 = none). */
+  expectedLastSeq?: number;
+  /** Deduplication id; defaults to the event id. A retried append with the same id is not stored twice. */
+  msgId?: string;
+};
+
+export type EventLog = {
+  append(event: MigrationEvent, opts?: AppendOptions): Promise<{ seq: number; duplicate: boolean }>;
+  /** All events of one migration, in order, and the stream sequence of the last one (0 if none). */
+  read(migrationId: string): Promise<{ events: StoredEvent[]; lastSeq: number }>;
+  /** Follow the log: all migrations (or one), from a stream sequence or a time, live. */
+  follow(opts: FollowOptions): AsyncIterable<StoredEvent>;
+};
+
+export type FollowOptions = { migrationId?: string; fromSeq?: number; since?: Date; signal?: AbortSignal };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export function createEventLog(
+  nc: NatsConnection,
+  validators: Validators,
+  onInvalid: (seq: number, message: string) => void = () => {},
+): EventLog {
+  const js: JetStreamClient = jetstream(nc);
+  let jsmP: Promise<JetStreamManager> | undefined;
+  const jsm = () => (jsmP ??= jetstreamManager(nc));
+
+  const decode = (seq: number, data: Uint8Array): StoredEvent | undefined => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(dec.decode(data));
+    } catch {
+      onInvalid(seq, 'not JSON');
+      return undefined;
+    }
+    const v = validators.validate<MigrationEvent>('event', parsed);
+    if (!v.ok) {
+      onInvalid(seq, v.error.message);
+      return undefined;
+    }
+    return { seq, event: v.value };
+  };
+
+  return {
+    async append(event, opts = {}) {
+      const v = validators.validate<MigrationEvent>('event', event);
+      if (!v.ok) throw new BusError('HAUL_INVALID_EVENT', v.error.message, false);
+      const subject = subjects.events(event.migrationId);
+      const pubOpts: Parameters<JetStreamClient['publish']>[2] = { msgID: opts.msgId ?? event.eventId };
+      if (opts.expectedLastSeq !== undefined) pubOpts.expect = { lastSubjectSequence: opts.expectedLastSeq };
+      try {
+        const ack = await retryTransient(() =>
+          js.publish(subject, enc.encode(JSON.stringify(event)), pubOpts),
+        );
+        return { seq: ack.seq, duplicate: ack.duplicate };
+      } catch (err) {
+        if (isWrongLastSequence(err))
+          throw new ConcurrencyConflictError(subject, opts.expectedLastSeq ?? -1, { cause: err });
+        throw err;
+      }
+    },
+
+    async read(migrationId) {
+      const subject = subjects.events(migrationId);
+      const m = await jsm();
+      const last = await retryTransient(async () => {
+        try {
+          return await m.streams.getMessage(streams.events, { last_by_subj: subject });
+        } catch (err) {
+          if (/no message found|not found/i.test((err as Error).message)) return null;
+          throw err;
+        }
+      });
+      if (!last) return { events: [], lastSeq: 0 };
+      const events: StoredEvent[] = [];
+      const consumer = await retryTransient(() =>
+        js.consumers.get(streams.events, { filter_subjects: subject, deliver_policy: DeliverPolicy.All }),
+      );
+      const iter = await consumer.consume();
+      try {
+        for await (const msg of iter) {
+          const e = decode(msg.seq, msg.data);
+          if (e) events.push(e);
+          if (msg.seq >= last.seq) break;
+        }
+      } finally {
+        await iter.close();
+      }
+      return { events, lastSeq: last.seq };
+    },
+
+    async *follow(opts) {
+      const filter = opts.migrationId ? subjects.events(opts.migrationId) : subjects.eventsAll;
+      const consumerOpts: Parameters<JetStreamClient['consumers']['get']>[1] = { filter_subjects: filter };
+      if (opts.fromSeq !== undefined) {
+        consumerOpts.deliver_policy = DeliverPolicy.StartSequence;
+        consumerOpts.opt_start_seq = opts.fromSeq;
+      } else if (opts.since) {
+        consumerOpts.deliver_policy = DeliverPolicy.StartTime;
+        consumerOpts.opt_start_time = opts.since.toISOString();
+      } else {
+        consumerOpts.deliver_policy = DeliverPolicy.All;
+      }
+      const consumer = await retryTransient(() => js.consumers.get(streams.events, consumerOpts));
+      const iter = await consumer.consume();
+      const stop = () => void iter.close();
+      opts.signal?.addEventListener('abort', stop, { once: true });
+      try {
+        for await (const msg of iter) {
+          const e = decode(msg.seq, msg.data);
+          if (e) yield e;
+        }
+      } finally {
+        opts.signal?.removeEventListener('abort', stop);
+        await iter.close();
+      }
+    },
+  };
+}

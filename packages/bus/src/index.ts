@@ -1,0 +1,15 @@
+export * from './conventions.ts';
+export * from './errors.ts';
+export { retryTransient } from './retry.ts';
+export { busConfigFromEnv, connectBus, type BusConfig } from './connection.ts';
+export { ensureTopology, streamConfigs, type Topology } from './streams.ts';
+export {
+  createEventLog,
+  type EventLog,
+  type StoredEvent,
+  type AppendOptions,
+  type FollowOptions,
+} from './event-log.ts';
+export { sendCommand, consumeCommands, type ReceivedCommand } from './command-queue.ts';
+export { openBucket, encodeJson, decodeJson } from './kv.ts';
+export { createLogger, migrationLogger, type Logger } from './logger.ts';

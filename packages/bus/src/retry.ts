@@ -1,0 +1,22 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { isTransient } from './errors.ts';
+import { limits } from './conventions.ts';
+
+/**
+ * Run a JetStream call, retrying transient failures (leader election: 503 / "jetstream not enabled") with
+ * capped exponential backoff for up to `limits.leaderElectionRetryMs`. Other errors pass through at once.
+ */
+export async function retryTransient<T>(
+  fn: () => Promise<T>,
+  budgetMs: number = limits.leaderElectionRetryMs,
+): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || Date.now() + wait > deadline) throw err;
+      await delay(wait);
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createValidators, type MigrationEvent } from '@haul/schemas';
+import { startNatsServer, type NatsServer } from '@haul/test';
+import {
+  ConcurrencyConflictError,
+  connectBus,
+  createEventLog,
+  ensureTopology,
+  type EventLog,
+} from '@haul/bus';
+
+const validators = createValidators();
+
+function cancelEvent(migrationId: string, n: number): MigrationEvent {
+  return {
+    eventId: `${migrationId}:cancel:${n}`,
+    migrationId,
+    type: 'CancelRequested',
+    actor: { service: 'cli', node: 'ops' },
+    time: new Date(0).toISOString(),
+    schemaVersion: 1,
+    data: { reason: `test ${n}` },
+  };
+}
+
+describe('event log on a real JetStream stream', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let log: EventLog;
+  before(async () => {
+    server = await startNatsServer();
+    nc = await connectBus({ servers: server.url, name: 'event-log-test' });
+    await ensureTopology(nc);
+    log = createEventLog(nc, validators);
+  });
+  after(async () => {
+    await nc?.drain();
+    await server?.stop();
+  });
+
+  it('appends with compare-and-set and reads the events back in order', async () => {
+    const a = await log.append(cancelEvent('mig-aaaa', 1), { expectedLastSeq: 0 });
+    const b = await log.append(cancelEvent('mig-aaaa', 2), { expectedLastSeq: a.seq });
+    await log.append(cancelEvent('mig-bbbb', 1), { expectedLastSeq: 0 });
+    const { events, lastSeq } = await log.read('mig-aaaa');
+    assert.equal(lastSeq, b.seq);
+    assert.deepEqual(
+      events.map((e) => e.event.eventId),
+      ['mig-aaaa:cancel:1', 'mig-aaaa:cancel:2'],
+    );
+  });
+
+  it('rejects an append whose expected last subject sequence is stale', async () => {
+    const first = await log.append(cancelEvent('mig-cccc', 1), { expectedLastSeq: 0 });
+    await log.append(cancelEvent('mig-cccc', 2), { expectedLastSeq: first.seq });
+    await assert.rejects(
+      log.append(cancelEvent('mig-cccc', 3), { expectedLastSeq: first.seq }),
+      ConcurrencyConflictError,
+    );
+    assert.equal((await log.read('mig-cccc')).events.length, 2);
+  });
+
+  it('stores a retried append with the same msg id once, even with a now-stale expectation', async () => {
+    const e = cancelEvent('mig-dddd', 1);
+    const first = await log.append(e, { expectedLastSeq: 0 });
+    const again = await log.append(e, { expectedLastSeq: 0 });
+    assert.equal(again.duplicate, true);
+    assert.equal(again.seq, first.seq);
+    assert.equal((await log.read('mig-dddd')).events.length, 1);
+  });
+
+  it('refuses to append an event that breaks its schema, naming the field', async () => {
+    const bad = { ...cancelEvent('mig-eeee', 1), data: {} } as unknown as MigrationEvent;
+    await assert.rejects(log.append(bad), /'data.reason' is required/);
+  });
+
+  it('reads an unknown migration as empty', async () => {
+    assert.deepEqual(await log.read('mig-none'), { events: [], lastSeq: 0 });
+  });
+});

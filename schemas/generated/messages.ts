@@ -1,0 +1,1193 @@
+/* Generated from schemas/json/*.schema.json by `npm run gen:types`. Do not edit: change the schema and regenerate. */
+
+/**
+ * Migration id: a token safe for a NATS subject.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationId".
+ */
+export type MigrationId = string;
+/**
+ * A command to a node agent or image streamer (subject haul.cmd.<node>.<executor>). The same object is recorded in the StepIntended event before it is sent.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StepCommand".
+ */
+export type StepCommand = StepCommand1 & StepCommand2;
+export type StepCommand1 =
+  | PreflightSourceCommand
+  | PreflightTargetCommand
+  | PreDumpCommand
+  | StreamImagesCommand
+  | FinalDumpCommand
+  | BackupDescriptorCommand
+  | SnapshotOriginCommand
+  | SnapshotCopyCommand
+  | CopyLocalDiskCommand
+  | RestoreCommand
+  | ReleaseSourceCommand
+  | StopSourceCommand
+  | StartTargetCommand
+  | ResumeSourceCommand
+  | RestoreSharedDiskCommand
+  | StopTargetCommand
+  | RemoveFilesCommand
+  | StartSourceCommand
+  | UmountSourceCommand
+  | CleanupSharedDiskCommand
+  | MergeOriginCommand;
+/**
+ * Container id: a numeric veid or a VZ7 UUID-like id.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Ctid".
+ */
+export type Ctid = string;
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Mode".
+ */
+export type Mode = 'live' | 'restart';
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "AbsolutePath".
+ */
+export type AbsolutePath = string;
+/**
+ * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "NodeName".
+ */
+export type NodeName = string;
+/**
+ * A ploop snapshot GUID with braces.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Guid".
+ */
+export type Guid = string;
+/**
+ * <migrationId>:<step>:<subject>:<attempt>, decided by the migration core.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CommandId".
+ */
+export type CommandId = string;
+/**
+ * The node that executes the step.
+ */
+export type NodeName1 = string;
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StepName".
+ */
+export type StepName =
+  | 'preflightSource'
+  | 'preflightTarget'
+  | 'preDump'
+  | 'streamImages'
+  | 'finalDump'
+  | 'backupDescriptor'
+  | 'snapshotOrigin'
+  | 'snapshotCopy'
+  | 'copyLocalDisk'
+  | 'restore'
+  | 'releaseSource'
+  | 'stopSource'
+  | 'startTarget'
+  | 'resumeSource'
+  | 'restoreSharedDisk'
+  | 'stopTarget'
+  | 'removeFiles'
+  | 'startSource'
+  | 'umountSource'
+  | 'cleanupSharedDisk'
+  | 'mergeOrigin';
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Timestamp".
+ */
+export type Timestamp = string;
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "PreDumpSetting".
+ */
+export type PreDumpSetting = 'on' | 'off' | 'auto';
+/**
+ * What to do when the predicted downtime never fits the budget.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DowntimePolicy".
+ */
+export type DowntimePolicy = 'abort' | 'proceed';
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "EventType".
+ */
+export type EventType =
+  | 'MigrationRequested'
+  | 'StepIntended'
+  | 'StepSucceeded'
+  | 'StepFailed'
+  | 'CommandRejected'
+  | 'IterationDecided'
+  | 'RestoreStarted'
+  | 'ResumedOnSource'
+  | 'CancelRequested'
+  | 'RollbackStarted'
+  | 'StreamProgress'
+  | 'MigrationCompleted'
+  | 'MigrationRolledBack';
+export type Mode1 = 'live' | 'restart';
+export type PreDumpSetting1 = 'on' | 'off' | 'auto';
+/**
+ * The core decided a host step and recorded its command before sending it.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StepIntendedData".
+ */
+export type StepIntendedData = StepIntendedData1 & StepIntendedData2;
+export type StepIntendedData1 =
+  | PreflightSourceCommand
+  | PreflightTargetCommand
+  | PreDumpCommand
+  | StreamImagesCommand
+  | FinalDumpCommand
+  | BackupDescriptorCommand
+  | SnapshotOriginCommand
+  | SnapshotCopyCommand
+  | CopyLocalDiskCommand
+  | RestoreCommand
+  | ReleaseSourceCommand
+  | StopSourceCommand
+  | StartTargetCommand
+  | ResumeSourceCommand
+  | RestoreSharedDiskCommand
+  | StopTargetCommand
+  | RemoveFilesCommand
+  | StartSourceCommand
+  | UmountSourceCommand
+  | CleanupSharedDiskCommand
+  | MergeOriginCommand;
+/**
+ * A node agent or streamer finished a step.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StepSucceededData".
+ */
+export type StepSucceededData = StepSucceededData1 & StepSucceededData2;
+export type StepSucceededData1 =
+  | PreflightSourceSucceeded
+  | PreflightTargetSucceeded
+  | PreDumpSucceeded
+  | StreamImagesSucceeded
+  | FinalDumpSucceeded
+  | BackupDescriptorSucceeded
+  | SnapshotOriginSucceeded
+  | SnapshotCopySucceeded
+  | CopyLocalDiskSucceeded
+  | RestoreSucceeded
+  | ReleaseSourceSucceeded
+  | StopSourceSucceeded
+  | StartTargetSucceeded
+  | ResumeSourceSucceeded
+  | RestoreSharedDiskSucceeded
+  | StopTargetSucceeded
+  | RemoveFilesSucceeded
+  | StartSourceSucceeded
+  | UmountSourceSucceeded
+  | CleanupSharedDiskSucceeded
+  | MergeOriginSucceeded;
+/**
+ * This migration's image folder on this node.
+ */
+export type AbsolutePath1 = string;
+/**
+ * Where a local disk lives on the target.
+ */
+export type AbsolutePath2 = string;
+/**
+ * One event of a migration's log (stream HAUL_EVENTS, subject haul.events.<migrationId>): the common envelope and a typed payload per type.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationEvent".
+ */
+export type MigrationEvent = MigrationEvent1 & MigrationEvent2;
+export type MigrationEvent1 =
+  | MigrationRequestedEvent
+  | StepIntendedEvent
+  | StepSucceededEvent
+  | StepFailedEvent
+  | CommandRejectedEvent
+  | IterationDecidedEvent
+  | RestoreStartedEvent
+  | ResumedOnSourceEvent
+  | CancelRequestedEvent
+  | RollbackStartedEvent
+  | StreamProgressEvent
+  | MigrationCompletedEvent
+  | MigrationRolledBackEvent;
+/**
+ * The reply to a migrate request: accepted with the migration id, or rejected with a code and the failing field.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrateReply".
+ */
+export type MigrateReply = MigrateAccepted | ApiRejected;
+/**
+ * Reply to status, cancel and list requests.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StatusReply".
+ */
+export type StatusReply = StatusOk | ApiRejected;
+/**
+ * Target streamer's answer: where to connect, a one-time token, and how much of each file is already verified (resume).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StreamOfferReply".
+ */
+export type StreamOfferReply = StreamOfferAccepted | ApiRejected;
+
+/**
+ * Ask to cancel a migration (subject haul.api.cancel). Before the commit point it rolls back; after it, it is refused.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CancelRequest".
+ */
+export interface CancelRequest {
+  migrationId: MigrationId;
+  reason?: string;
+}
+export interface PreflightSourceCommand {
+  step: 'preflightSource';
+  args: PreflightArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "PreflightArgs".
+ */
+export interface PreflightArgs {
+  ctid: Ctid;
+  mode: Mode;
+  sharedDisks: AbsolutePath[];
+  /**
+   * Name of this migration's folder under the node's image root.
+   */
+  imageDirName: string;
+}
+export interface PreflightTargetCommand {
+  step: 'preflightTarget';
+  args: PreflightArgs;
+}
+export interface PreDumpCommand {
+  step: 'preDump';
+  args: DumpArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DumpArgs".
+ */
+export interface DumpArgs {
+  ctid: Ctid;
+  iteration: number;
+  imageDir: AbsolutePath;
+  /**
+   * Previous images, relative to imageDir (criu --prev-images-dir).
+   */
+  prevImageDir?: string;
+  workDir: AbsolutePath;
+  /**
+   * finalDump only: how long to hold the CT frozen without a decision.
+   */
+  leaseMs?: number;
+}
+export interface StreamImagesCommand {
+  step: 'streamImages';
+  args: StreamArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StreamArgs".
+ */
+export interface StreamArgs {
+  toNode: NodeName;
+  sourceDir: AbsolutePath;
+  targetDir: AbsolutePath;
+  priority: 'final' | 'iteration';
+  bandwidthLimitMBps?: number;
+}
+export interface FinalDumpCommand {
+  step: 'finalDump';
+  args: DumpArgs;
+}
+export interface BackupDescriptorCommand {
+  step: 'backupDescriptor';
+  args: DescriptorArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DescriptorArgs".
+ */
+export interface DescriptorArgs {
+  ddxml: AbsolutePath;
+}
+export interface SnapshotOriginCommand {
+  step: 'snapshotOrigin';
+  args: SnapshotArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "SnapshotArgs".
+ */
+export interface SnapshotArgs {
+  ddxml: AbsolutePath;
+  guid: Guid;
+}
+export interface SnapshotCopyCommand {
+  step: 'snapshotCopy';
+  args: SnapshotArgs;
+}
+export interface CopyLocalDiskCommand {
+  step: 'copyLocalDisk';
+  args: StreamArgs;
+}
+export interface RestoreCommand {
+  step: 'restore';
+  args: RestoreArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "RestoreArgs".
+ */
+export interface RestoreArgs {
+  ctid: Ctid;
+  imageDir: AbsolutePath;
+  workDir: AbsolutePath;
+}
+export interface ReleaseSourceCommand {
+  step: 'releaseSource';
+  args: CtArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CtArgs".
+ */
+export interface CtArgs {
+  ctid: Ctid;
+}
+export interface StopSourceCommand {
+  step: 'stopSource';
+  args: CtArgs;
+}
+export interface StartTargetCommand {
+  step: 'startTarget';
+  args: CtArgs;
+}
+export interface ResumeSourceCommand {
+  step: 'resumeSource';
+  args: CtArgs;
+}
+export interface RestoreSharedDiskCommand {
+  step: 'restoreSharedDisk';
+  args: SharedDiskArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "SharedDiskArgs".
+ */
+export interface SharedDiskArgs {
+  ddxml: AbsolutePath;
+  originGuid: Guid;
+  copyGuid: Guid;
+}
+export interface StopTargetCommand {
+  step: 'stopTarget';
+  args: CtArgs;
+}
+export interface RemoveFilesCommand {
+  step: 'removeFiles';
+  args: RemoveFilesArgs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "RemoveFilesArgs".
+ */
+export interface RemoveFilesArgs {
+  paths: AbsolutePath[];
+}
+export interface StartSourceCommand {
+  step: 'startSource';
+  args: CtArgs;
+}
+export interface UmountSourceCommand {
+  step: 'umountSource';
+  args: CtArgs;
+}
+export interface CleanupSharedDiskCommand {
+  step: 'cleanupSharedDisk';
+  args: SharedDiskArgs;
+}
+export interface MergeOriginCommand {
+  step: 'mergeOrigin';
+  args: SharedDiskArgs;
+}
+export interface StepCommand2 {
+  commandId: CommandId;
+  migrationId: MigrationId;
+  node: NodeName1;
+  executor: 'agent' | 'streamer';
+  attempt: number;
+  step: StepName;
+  /**
+   * Typed per variant below.
+   */
+  args: {
+    [k: string]: unknown | undefined;
+  };
+  timeoutMs: number;
+}
+/**
+ * An error as data: a stable code, a human message and, for validation, the failing field.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ErrorInfo".
+ */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  field?: string;
+  rule?: string;
+  command?: string[];
+  exitCode?: number;
+  stderrTail?: string;
+  retryable?: boolean;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Actor".
+ */
+export interface Actor {
+  service: 'coordinator' | 'node-agent' | 'image-streamer' | 'cli';
+  node: string;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ConvergenceNumbers".
+ */
+export interface ConvergenceNumbers {
+  pagesWritten: number;
+  prevPagesWritten?: number;
+  growthPercent?: number;
+  dirtyPagesPerSec?: number;
+  bandwidthBytesPerSec?: number;
+  dumpBytesPerSec?: number;
+  predictedFrozenMs?: number;
+  maxDowntimeMs?: number;
+  maxIterations?: number;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "IterationStats".
+ */
+export interface IterationStats {
+  iteration: number;
+  pagesWritten: number;
+  pagesSkipped: number;
+  bytes: number;
+  durationMs: number;
+  frozenUs: number;
+  streamMs?: number;
+  final?: boolean;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationStats".
+ */
+export interface MigrationStats {
+  totalMs: number;
+  /**
+   * From the freeze to the CT running on the target (or back on the source).
+   */
+  downtimeMs?: number;
+  /**
+   * Sum of criu frozen_time over all dumps, as P.Haul prints it.
+   */
+  frozenMs?: number;
+  restoreMs?: number;
+  imageSyncMs?: number;
+  bytesStreamed?: number;
+  iterations: IterationStats[];
+}
+/**
+ * A scheduler request was accepted; the migration exists from here on.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationRequestedData".
+ */
+export interface MigrationRequestedData {
+  request: MigrateRequest;
+}
+/**
+ * A scheduler asks haul to move a container from one node to another (subject haul.api.migrate).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrateRequest".
+ */
+export interface MigrateRequest {
+  /**
+   * Idempotency key: the same requestId always yields the same migration.
+   */
+  requestId: string;
+  ctid: Ctid;
+  source: NodeName;
+  target: NodeName;
+  mode?: Mode1;
+  /**
+   * Paths of the CT's disks on shared storage: a DiskDescriptor.xml, its directory, or a delta in it.
+   *
+   * @maxItems 16
+   */
+  sharedDisks?:
+    | []
+    | [AbsolutePath]
+    | [AbsolutePath, AbsolutePath]
+    | [AbsolutePath, AbsolutePath, AbsolutePath]
+    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
+    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
+    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
+    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ]
+    | [
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath,
+        AbsolutePath
+      ];
+  preDump?: PreDumpSetting1;
+  /**
+   * Upper bound on pre-dump iterations (P.Haul: 9).
+   */
+  maxIterations?: number;
+  /**
+   * Downtime budget: iterate until the predicted frozen time fits.
+   */
+  maxDowntimeMs?: number;
+  downtimePolicy?: DowntimePolicy;
+  /**
+   * Cap for image streaming, in MB/s (10^6 bytes).
+   */
+  bandwidthLimitMBps?: number;
+  skipCpuCheck?: boolean;
+  /**
+   * How long the source keeps the CT frozen without a decision before it may resume it.
+   */
+  frozenLeaseMs?: number;
+}
+export interface StepIntendedData2 {
+  commandId: CommandId;
+  migrationId: MigrationId;
+  node: NodeName1;
+  executor: 'agent' | 'streamer';
+  attempt: number;
+  step: StepName;
+  /**
+   * Typed per variant below.
+   */
+  args: {
+    [k: string]: unknown | undefined;
+  };
+  timeoutMs: number;
+}
+export interface PreflightSourceSucceeded {
+  step: 'preflightSource';
+  result: PreflightResult;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "PreflightResult".
+ */
+export interface PreflightResult {
+  configPresent: boolean;
+  running: boolean;
+  mounted?: boolean;
+  rootPid?: number;
+  criuVersion: string;
+  memTrack: boolean;
+  cpuFlags: string[];
+  imageDir: AbsolutePath1;
+  vePrivate?: AbsolutePath;
+  disks: DiskInfo[];
+  freeBytes: number;
+  memoryBytes?: number;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DiskInfo".
+ */
+export interface DiskInfo {
+  ddxml: AbsolutePath;
+  shared: boolean;
+  targetDdxml?: AbsolutePath2;
+  images?: number;
+}
+export interface PreflightTargetSucceeded {
+  step: 'preflightTarget';
+  result: PreflightResult;
+}
+export interface PreDumpSucceeded {
+  step: 'preDump';
+  result: DumpResult;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DumpResult".
+ */
+export interface DumpResult {
+  pagesWritten: number;
+  pagesSkipped: number;
+  frozenUs: number;
+  memdumpUs: number;
+  bytes: number;
+  durationMs: number;
+}
+export interface StreamImagesSucceeded {
+  step: 'streamImages';
+  result: StreamResult;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StreamResult".
+ */
+export interface StreamResult {
+  bytes: number;
+  files: number;
+  durationMs: number;
+  mbPerSec: number;
+  resumedBytes?: number;
+  retries?: number;
+}
+export interface FinalDumpSucceeded {
+  step: 'finalDump';
+  result: DumpResult;
+}
+export interface BackupDescriptorSucceeded {
+  step: 'backupDescriptor';
+  result: HostResult;
+}
+/**
+ * Result of a step whose outcome is what it did on the host.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "HostResult".
+ */
+export interface HostResult {
+  /**
+   * What the step did, in order (or found already done).
+   */
+  actions: string[];
+  path?: AbsolutePath;
+  restoreUs?: number;
+  durationMs?: number;
+}
+export interface SnapshotOriginSucceeded {
+  step: 'snapshotOrigin';
+  result: HostResult;
+}
+export interface SnapshotCopySucceeded {
+  step: 'snapshotCopy';
+  result: HostResult;
+}
+export interface CopyLocalDiskSucceeded {
+  step: 'copyLocalDisk';
+  result: StreamResult;
+}
+export interface RestoreSucceeded {
+  step: 'restore';
+  result: HostResult;
+}
+export interface ReleaseSourceSucceeded {
+  step: 'releaseSource';
+  result: HostResult;
+}
+export interface StopSourceSucceeded {
+  step: 'stopSource';
+  result: HostResult;
+}
+export interface StartTargetSucceeded {
+  step: 'startTarget';
+  result: HostResult;
+}
+export interface ResumeSourceSucceeded {
+  step: 'resumeSource';
+  result: HostResult;
+}
+export interface RestoreSharedDiskSucceeded {
+  step: 'restoreSharedDisk';
+  result: HostResult;
+}
+export interface StopTargetSucceeded {
+  step: 'stopTarget';
+  result: HostResult;
+}
+export interface RemoveFilesSucceeded {
+  step: 'removeFiles';
+  result: HostResult;
+}
+export interface StartSourceSucceeded {
+  step: 'startSource';
+  result: HostResult;
+}
+export interface UmountSourceSucceeded {
+  step: 'umountSource';
+  result: HostResult;
+}
+export interface CleanupSharedDiskSucceeded {
+  step: 'cleanupSharedDisk';
+  result: HostResult;
+}
+export interface MergeOriginSucceeded {
+  step: 'mergeOrigin';
+  result: HostResult;
+}
+export interface StepSucceededData2 {
+  commandId: CommandId;
+  step: StepName;
+  node: NodeName;
+  attempt: number;
+  /**
+   * Typed per variant below.
+   */
+  result: {
+    [k: string]: unknown | undefined;
+  };
+  /**
+   * True when found done by inspecting the host after a restart.
+   */
+  reconciled?: boolean;
+}
+/**
+ * A step failed; the error says how, as data.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StepFailedData".
+ */
+export interface StepFailedData {
+  commandId: CommandId;
+  step: StepName;
+  node: NodeName;
+  attempt: number;
+  error: ErrorInfo;
+  reconciled?: boolean;
+}
+/**
+ * A malformed command was refused by the agent; nothing ran.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CommandRejectedData".
+ */
+export interface CommandRejectedData {
+  commandId?: string;
+  error: ErrorInfo;
+}
+/**
+ * The convergence policy decided after a pre-dump, with its reason and numbers.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "IterationDecidedData".
+ */
+export interface IterationDecidedData {
+  iteration: number;
+  decision: 'continue' | 'final-dump' | 'abort';
+  reason:
+    | 'small-dump'
+    | 'iteration-grows'
+    | 'too-many-iterations'
+    | 'fits-budget'
+    | 'budget-never-fits'
+    | 'continue';
+  numbers: ConvergenceNumbers;
+}
+/**
+ * The target agent won the fence: from here the source must not resume unless the restore is known failed and the target CT stopped. Appended with an expected-sequence check.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "RestoreStartedData".
+ */
+export interface RestoreStartedData {
+  commandId: CommandId;
+}
+/**
+ * The source CT was resumed (dump aborted). Appended with an expected-sequence check before resuming.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ResumedOnSourceData".
+ */
+export interface ResumedOnSourceData {
+  reason: 'lease-expired' | 'rollback';
+  commandId?: string;
+}
+/**
+ * An operator or scheduler asked to cancel.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CancelRequestedData".
+ */
+export interface CancelRequestedData {
+  reason: string;
+}
+/**
+ * The migration will be undone; the plan is derived from the log.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "RollbackStartedData".
+ */
+export interface RollbackStartedData {
+  reason: string;
+  cause?: ErrorInfo;
+}
+/**
+ * Bytes moved so far by a streaming step (rate-limited).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StreamProgressData".
+ */
+export interface StreamProgressData {
+  commandId: CommandId;
+  bytesDone: number;
+  bytesTotal: number;
+  mbPerSec: number;
+  etaMs: number;
+}
+/**
+ * Terminal: the CT runs on the target and cleanup is done.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationCompletedData".
+ */
+export interface MigrationCompletedData {
+  stats: MigrationStats;
+}
+/**
+ * Terminal: the CT runs on the source and every effect was undone.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationRolledBackData".
+ */
+export interface MigrationRolledBackData {
+  reason: string;
+  cause?: ErrorInfo;
+  stats: MigrationStats;
+}
+export interface MigrationRequestedEvent {
+  type: 'MigrationRequested';
+  data: MigrationRequestedData;
+}
+export interface StepIntendedEvent {
+  type: 'StepIntended';
+  data: StepIntendedData;
+}
+export interface StepSucceededEvent {
+  type: 'StepSucceeded';
+  data: StepSucceededData;
+}
+export interface StepFailedEvent {
+  type: 'StepFailed';
+  data: StepFailedData;
+}
+export interface CommandRejectedEvent {
+  type: 'CommandRejected';
+  data: CommandRejectedData;
+}
+export interface IterationDecidedEvent {
+  type: 'IterationDecided';
+  data: IterationDecidedData;
+}
+export interface RestoreStartedEvent {
+  type: 'RestoreStarted';
+  data: RestoreStartedData;
+}
+export interface ResumedOnSourceEvent {
+  type: 'ResumedOnSource';
+  data: ResumedOnSourceData;
+}
+export interface CancelRequestedEvent {
+  type: 'CancelRequested';
+  data: CancelRequestedData;
+}
+export interface RollbackStartedEvent {
+  type: 'RollbackStarted';
+  data: RollbackStartedData;
+}
+export interface StreamProgressEvent {
+  type: 'StreamProgress';
+  data: StreamProgressData;
+}
+export interface MigrationCompletedEvent {
+  type: 'MigrationCompleted';
+  data: MigrationCompletedData;
+}
+export interface MigrationRolledBackEvent {
+  type: 'MigrationRolledBack';
+  data: MigrationRolledBackData;
+}
+export interface MigrationEvent2 {
+  eventId: string;
+  migrationId: MigrationId;
+  type: EventType;
+  actor: Actor;
+  time: Timestamp;
+  /**
+   * The command or event that caused this one.
+   */
+  causationId?: string;
+  schemaVersion: 1;
+  /**
+   * Typed per variant below.
+   */
+  data: {
+    [k: string]: unknown | undefined;
+  };
+}
+/**
+ * List migrations (subject haul.api.list).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ListRequest".
+ */
+export interface ListRequest {
+  activeOnly?: boolean;
+}
+export interface MigrateAccepted {
+  ok: true;
+  migrationId: MigrationId;
+  /**
+   * True when this requestId was seen before.
+   */
+  duplicate: boolean;
+}
+export interface ApiRejected {
+  ok: false;
+  error: ErrorInfo;
+}
+/**
+ * The current-status projection of one migration (KV bucket and status replies).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationStatus".
+ */
+export interface MigrationStatus {
+  migrationId: MigrationId;
+  ctid: Ctid;
+  source: NodeName;
+  target: NodeName;
+  mode: Mode;
+  phase:
+    | 'preflight'
+    | 'iterating'
+    | 'frozen'
+    | 'restoring'
+    | 'committed'
+    | 'cleanup'
+    | 'rollback'
+    | 'completed'
+    | 'rolled-back'
+    | 'failed';
+  iteration: number;
+  runningSteps?: string[];
+  lastEvent?: string;
+  reason?: string;
+  updatedAt: Timestamp;
+  lastSeq: number;
+  stats?: MigrationStats;
+}
+/**
+ * Liveness and capabilities of one node's agent (KV bucket haul-nodes, key = node name).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "NodeHeartbeat".
+ */
+export interface NodeHeartbeat {
+  node: NodeName;
+  service: 'node-agent';
+  pid?: number;
+  time: Timestamp;
+  criuVersion: string;
+  memTrack: boolean;
+  cpuFlags: string[];
+  freeBytes: number;
+  imageRoot: AbsolutePath;
+  runningCts?: Ctid[];
+}
+export interface StatusOk {
+  ok: true;
+  status?: MigrationStatus;
+  migrations?: MigrationStatus[];
+}
+/**
+ * Ask for one migration's status (subject haul.api.status).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StatusRequest".
+ */
+export interface StatusRequest {
+  migrationId: MigrationId;
+}
+export interface StreamOfferAccepted {
+  ok: true;
+  host: string;
+  port: number;
+  token: string;
+  /**
+   * Bytes already verified per manifest path.
+   */
+  verified: {
+    [k: string]: number | undefined;
+  };
+}
+/**
+ * Source streamer to target streamer (subject haul.stream.<node>.offer): what will be sent and where it goes.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StreamOffer".
+ */
+export interface StreamOffer {
+  transferId: string;
+  migrationId: MigrationId;
+  targetDir: AbsolutePath;
+  /**
+   * @maxItems 100000
+   */
+  manifest: ManifestEntry[];
+}
+export interface ManifestEntry {
+  /**
+   * Relative to the transfer's root; no '..', not absolute.
+   */
+  path: string;
+  kind: 'file' | 'dir' | 'symlink';
+  size?: number;
+  sha256?: string;
+  linkTarget?: string;
+  mode?: number;
+}

@@ -1,0 +1,10 @@
+export * from './types.ts';
+export { schemaIds, type SchemaName } from './schema-ids.ts';
+export {
+  createValidators,
+  describeError,
+  type ValidationError,
+  type ValidationResult,
+  type Validators,
+} from './validation.ts';
+export { loadSchemaDocuments, schemaDir } from './schema-files.ts';

@@ -1,0 +1,17 @@
+/** The $id of every top-level message schema, by a short name used in code. */
+export const schemaIds = {
+  migrateRequest: 'https://haul.dev/schemas/migrate-request.schema.json',
+  migrateReply: 'https://haul.dev/schemas/migrate-reply.schema.json',
+  cancelRequest: 'https://haul.dev/schemas/cancel-request.schema.json',
+  statusRequest: 'https://haul.dev/schemas/status-request.schema.json',
+  listRequest: 'https://haul.dev/schemas/list-request.schema.json',
+  statusReply: 'https://haul.dev/schemas/status-reply.schema.json',
+  migrationStatus: 'https://haul.dev/schemas/migration-status.schema.json',
+  command: 'https://haul.dev/schemas/command.schema.json',
+  event: 'https://haul.dev/schemas/events.schema.json',
+  nodeHeartbeat: 'https://haul.dev/schemas/node-heartbeat.schema.json',
+  streamOffer: 'https://haul.dev/schemas/stream-offer.schema.json',
+  streamOfferReply: 'https://haul.dev/schemas/stream-offer-reply.schema.json',
+} as const;
+
+export type SchemaName = keyof typeof schemaIds;

@@ -1,0 +1,76 @@
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import { loadSchemaDocuments } from './schema-files.ts';
+import { schemaIds, type SchemaName } from './schema-ids.ts';
+
+// ajv-formats ships CommonJS with a default export object.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
+
+/** A validation failure as data: which field broke which rule. Never a stack trace on the wire. */
+export type ValidationError = {
+  code: 'HAUL_INVALID_MESSAGE';
+  message: string;
+  field: string;
+  rule: string;
+};
+
+export type ValidationResult<T> = { ok: true; value: T } | { ok: false; error: ValidationError };
+
+export type Validators = {
+  validate<T>(name: SchemaName, value: unknown): ValidationResult<T>;
+};
+
+/**
+ * One Ajv instance per process, strict, every schema compiled up front, so a broken schema fails at start.
+ */
+export function createValidators(): Validators {
+  const ajv = new Ajv2020({ strict: true, allErrors: false, discriminator: true, useDefaults: false });
+  addFormats(ajv);
+  for (const doc of loadSchemaDocuments()) ajv.addSchema(doc);
+  const compiled = new Map<SchemaName, ValidateFunction>();
+  for (const [name, id] of Object.entries(schemaIds) as [SchemaName, string][]) {
+    const fn = ajv.getSchema(id);
+    if (!fn) throw new Error(`schema ${id} did not compile`);
+    compiled.set(name, fn);
+  }
+  return {
+    validate<T>(name: SchemaName, value: unknown): ValidationResult<T> {
+      const fn = compiled.get(name);
+      if (!fn) throw new Error(`no schema named ${name}`);
+      if (fn(value)) return { ok: true, value: value as T };
+      return { ok: false, error: describeError(name, fn.errors?.[0]) };
+    },
+  };
+}
+
+/** Turn Ajv's first error into a field path (dotted, e.g. `args.imageDir`) and a sentence a person can act on. */
+export function describeError(name: string, err: ErrorObject | undefined): ValidationError {
+  if (!err) return { code: 'HAUL_INVALID_MESSAGE', message: `${name}: invalid`, field: '', rule: 'unknown' };
+  const path = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let rule = err.keyword;
+  let detail = err.message ?? 'is invalid';
+  const params = err.params as Record<string, unknown>;
+  if (err.keyword === 'required') {
+    path.push(String(params['missingProperty']));
+    detail = 'is required';
+  } else if (err.keyword === 'additionalProperties') {
+    path.push(String(params['additionalProperty']));
+    detail = 'is not allowed here';
+  } else if (err.keyword === 'enum') {
+    detail = `must be one of ${(params['allowedValues'] as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+  } else if (err.keyword === 'discriminator') {
+    path.push(String(params['tag']));
+    rule = 'discriminator';
+    detail = 'names no known variant';
+  }
+  const field = path.join('.');
+  return {
+    code: 'HAUL_INVALID_MESSAGE',
+    message: `${name}: ${field === '' ? 'message' : `'${field}'`} ${detail}`,
+    field,
+    rule,
+  };
+}

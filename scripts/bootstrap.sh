@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20:
+#   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
+#   - nats-server from apt-get when it is not on PATH
+# Used by `npm test` and `npm run demo`; safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js >= 20 is required (found $(node --version))"; exit 1
+fi
+
+stamp=node_modules/.haul-bootstrap-stamp
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  touch "$stamp"
+fi
+
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    say "installing nats-server with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || say "apt-get update failed; trying the install anyway"
+    apt-get install -y -qq nats-server >/dev/null
+  else
+    say "nats-server is missing. Install it with: sudo apt-get install -y nats-server"; exit 1
+  fi
+fi

@@ -1,0 +1,166 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export type NatsServer = {
+  url: string;
+  port: number;
+  pid: number;
+  storeDir: string;
+  /** Stop by PID (SIGTERM, then SIGKILL), remove the store dir. */
+  stop(): Promise<void>;
+  /** Kill by PID without cleanup, for failure tests; `restart()` brings it back on the same port and store. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  restart(): Promise<void>;
+};
+
+/** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH). */
+export function natsServerBinary(): string {
+  for (const dir of (process.env['PATH'] ?? '').split(':')) {
+    if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
+  }
+  if (existsSync('/usr/sbin/nats-server')) return '/usr/sbin/nats-server';
+  throw new Error(
+    'nats-server not found: install it with `sudo apt-get install -y nats-server` (or run `npm run bootstrap`)',
+  );
+}
+
+/** A free TCP port on loopback, chosen by the kernel. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+type ServerSpec = {
+  name: string;
+  port: number;
+  clusterPort?: number;
+  routes?: number[];
+  storeDir: string;
+  confPath: string;
+};
+
+function config(s: ServerSpec): string {
+  const lines = [
+    `server_name: ${s.name}`,
+    `listen: 127.0.0.1:${s.port}`,
+    `jetstream { store_dir: "${s.storeDir}", max_memory_store: 256MB, max_file_store: 8GB }`,
+  ];
+  if (s.clusterPort !== undefined && s.routes) {
+    lines.push(
+      `cluster { name: haulc, listen: 127.0.0.1:${s.clusterPort}, routes: [${s.routes
+        .map((p) => `nats-route://127.0.0.1:${p}`)
+        .join(', ')}] }`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Start the process and resolve once it logs that it is ready (no polling, no sleeps). */
+function launch(spec: ServerSpec): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(natsServerBinary(), ['-c', spec.confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    const onData = (b: Buffer) => {
+      log += b.toString();
+      if (log.includes('Server is ready')) {
+        child.stderr?.off('data', onData);
+        child.stderr?.resume();
+        resolve(child);
+      }
+    };
+    child.stderr?.on('data', onData);
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      reject(new Error(`nats-server exited with ${code} before it was ready:\n${log}`)),
+    );
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  process.kill(child.pid, 'SIGTERM');
+  const timer = setTimeout(
+    () => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, 'SIGKILL'),
+    5000,
+  );
+  await exited;
+  clearTimeout(timer);
+}
+
+function wrap(spec: ServerSpec, dir: string, first: ChildProcess, ownsDir: boolean): NatsServer {
+  let child = first;
+  const server: NatsServer = {
+    url: `nats://127.0.0.1:${spec.port}`,
+    port: spec.port,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    storeDir: spec.storeDir,
+    async stop() {
+      await stopChild(child);
+      if (ownsDir) await rm(dir, { recursive: true, force: true });
+    },
+    async kill(signal = 'SIGKILL') {
+      if (child.pid === undefined || child.exitCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      process.kill(child.pid, signal);
+      await exited;
+    },
+    async restart() {
+      child = await launch(spec);
+    },
+  };
+  return server;
+}
+
+/** A real single nats-server with JetStream on a free loopback port and its own temporary store. */
+export async function startNatsServer(): Promise<NatsServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'haul-nats-'));
+  const spec: ServerSpec = {
+    name: 'n1',
+    port: await freePort(),
+    storeDir: join(dir, 'store'),
+    confPath: join(dir, 'nats.conf'),
+  };
+  await writeFile(spec.confPath, config(spec));
+  return wrap(spec, dir, await launch(spec), true);
+}
+
+export type NatsCluster = { servers: NatsServer[]; urls: string; stop(): Promise<void> };
+
+/** Three clustered servers with JetStream (domain "haul"), for replicated-stream tests. */
+export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+  const dir = await mkdtemp(join(tmpdir(), 'haul-natsc-'));
+  const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+  const specs = ports.map<ServerSpec>((port, i) => ({
+    name: `n${i + 1}`,
+    port,
+    clusterPort: clusterPorts[i]!,
+    routes: clusterPorts,
+    storeDir: join(dir, `store-${i + 1}`),
+    confPath: join(dir, `n${i + 1}.conf`),
+  }));
+  for (const s of specs) await writeFile(s.confPath, config(s));
+  const children = await Promise.all(specs.map((s) => launch(s)));
+  const servers = specs.map((s, i) => wrap(s, dir, children[i]!, false));
+  return {
+    servers,
+    urls: servers.map((s) => s.url).join(','),
+    async stop() {
+      await Promise.all(servers.map((s) => s.stop()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
