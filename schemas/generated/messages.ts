@@ -54,6 +54,10 @@ export type Mode = 'live' | 'restart';
  */
 export type AbsolutePath = string;
 /**
+ * This migration's image folder on the node, decided by the core.
+ */
+export type AbsolutePath1 = string;
+/**
  * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -202,11 +206,11 @@ export type StepSucceededData1 =
 /**
  * This migration's image folder on this node.
  */
-export type AbsolutePath1 = string;
+export type AbsolutePath2 = string;
 /**
  * Where a local disk lives on the target.
  */
-export type AbsolutePath2 = string;
+export type AbsolutePath3 = string;
 /**
  * One event of a migration's log (stream HAUL_EVENTS, subject haul.events.<migrationId>): the common envelope and a typed payload per type.
  *
@@ -272,10 +276,7 @@ export interface PreflightArgs {
   ctid: Ctid;
   mode: Mode;
   sharedDisks: AbsolutePath[];
-  /**
-   * Name of this migration's folder under the node's image root.
-   */
-  imageDirName: string;
+  imageDir: AbsolutePath1;
 }
 export interface PreflightTargetCommand {
   step: 'preflightTarget';
@@ -440,13 +441,11 @@ export interface StepCommand2 {
   executor: 'agent' | 'streamer';
   attempt: number;
   step: StepName;
-  /**
-   * Typed per variant below.
-   */
-  args: {
-    [k: string]: unknown | undefined;
-  };
   timeoutMs: number;
+  /**
+   * Typed by the variant (see oneOf).
+   */
+  args: unknown;
 }
 /**
  * An error as data: a stable code, a human message and, for validation, the failing field.
@@ -528,6 +527,13 @@ export interface MigrationStats {
  */
 export interface MigrationRequestedData {
   request: MigrateRequest;
+  /**
+   * Each node's image root (from its heartbeat): the migration's image folders are decided from it.
+   */
+  imageRoots: {
+    source: AbsolutePath;
+    target: AbsolutePath;
+  };
 }
 /**
  * A scheduler asks haul to move a container from one node to another (subject haul.api.migrate).
@@ -549,141 +555,7 @@ export interface MigrateRequest {
    *
    * @maxItems 16
    */
-  sharedDisks?:
-    | []
-    | [AbsolutePath]
-    | [AbsolutePath, AbsolutePath]
-    | [AbsolutePath, AbsolutePath, AbsolutePath]
-    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
-    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
-    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
-    | [AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath, AbsolutePath]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ]
-    | [
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath,
-        AbsolutePath
-      ];
+  sharedDisks?: AbsolutePath[];
   preDump?: PreDumpSetting1;
   /**
    * Upper bound on pre-dump iterations (P.Haul: 9).
@@ -711,13 +583,11 @@ export interface StepIntendedData2 {
   executor: 'agent' | 'streamer';
   attempt: number;
   step: StepName;
-  /**
-   * Typed per variant below.
-   */
-  args: {
-    [k: string]: unknown | undefined;
-  };
   timeoutMs: number;
+  /**
+   * Typed by the variant (see oneOf).
+   */
+  args: unknown;
 }
 export interface PreflightSourceSucceeded {
   step: 'preflightSource';
@@ -735,7 +605,7 @@ export interface PreflightResult {
   criuVersion: string;
   memTrack: boolean;
   cpuFlags: string[];
-  imageDir: AbsolutePath1;
+  imageDir: AbsolutePath2;
   vePrivate?: AbsolutePath;
   disks: DiskInfo[];
   freeBytes: number;
@@ -748,7 +618,7 @@ export interface PreflightResult {
 export interface DiskInfo {
   ddxml: AbsolutePath;
   shared: boolean;
-  targetDdxml?: AbsolutePath2;
+  targetDdxml?: AbsolutePath3;
   images?: number;
 }
 export interface PreflightTargetSucceeded {
@@ -876,15 +746,13 @@ export interface StepSucceededData2 {
   node: NodeName;
   attempt: number;
   /**
-   * Typed per variant below.
-   */
-  result: {
-    [k: string]: unknown | undefined;
-  };
-  /**
    * True when found done by inspecting the host after a restart.
    */
   reconciled?: boolean;
+  /**
+   * Typed by the variant (see oneOf).
+   */
+  result: unknown;
 }
 /**
  * A step failed; the error says how, as data.
@@ -1063,11 +931,9 @@ export interface MigrationEvent2 {
   causationId?: string;
   schemaVersion: 1;
   /**
-   * Typed per variant below.
+   * Typed by the variant (see oneOf).
    */
-  data: {
-    [k: string]: unknown | undefined;
-  };
+  data: unknown;
 }
 /**
  * List migrations (subject haul.api.list).

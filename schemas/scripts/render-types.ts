@@ -12,6 +12,7 @@ export async function renderTypes(): Promise<string> {
     bannerComment:
       '/* Generated from schemas/json/*.schema.json by `npm run gen:types`. Do not edit: change the schema and regenerate. */',
     unreachableDefinitions: true,
+    maxItems: -1,
     additionalProperties: false,
     strictIndexSignatures: true,
     format: true,

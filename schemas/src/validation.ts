@@ -26,6 +26,7 @@ export type Validators = {
 export function createValidators(): Validators {
   const ajv = new Ajv2020({ strict: true, allErrors: false, discriminator: true, useDefaults: false });
   addFormats(ajv);
+  ajv.addVocabulary(['tsType']); // a type-generation hint in the schemas, no validation meaning
   for (const doc of loadSchemaDocuments()) ajv.addSchema(doc);
   const compiled = new Map<SchemaName, ValidateFunction>();
   for (const [name, id] of Object.entries(schemaIds) as [SchemaName, string][]) {

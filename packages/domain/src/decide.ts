@@ -1,0 +1,524 @@
+import type {
+  Actor,
+  DumpResult,
+  ErrorInfo,
+  MigrateRequest,
+  MigrationEvent,
+  StepCommand,
+  StepName,
+  StreamResult,
+} from '@haul/schemas';
+import { decideConvergence, defaultMaxIterations } from './convergence.ts';
+import { CommandRejectedError } from './errors.ts';
+import { evolve } from './evolve.ts';
+import { commandIdFor, copyGuid, originGuid } from './ids.ts';
+import { checkPreflight } from './preflight-check.ts';
+import { disksOf, planCleanupOf, planRollbackOf, type PlannedAction } from './plans.ts';
+import { inFlight, stepKey, type MigrationState, type StepRecord } from './state.ts';
+import { stepTable, type TimeoutClass } from './steps.ts';
+import { deriveStatsOf } from './stats.ts';
+
+export type DecideMeta = {
+  /** ISO time of this decision: the core reads no clock. */
+  now: string;
+  actor: Actor;
+  timeoutsMs: Record<TimeoutClass, number>;
+  frozenLeaseMs: number;
+  /** Attempts of a compensation or cleanup action before the migration waits for an operator. */
+  maxAttempts: number;
+};
+
+export type DecideInput =
+  | {
+      kind: 'RequestMigration';
+      migrationId: string;
+      request: MigrateRequest;
+      imageRoots: { source: string; target: string };
+      meta: DecideMeta;
+    }
+  | { kind: 'Advance'; meta: DecideMeta }
+  | { kind: 'Cancel'; reason: string; meta: DecideMeta }
+  | { kind: 'Tick'; meta: DecideMeta };
+
+/** decide(input, state) → events. Pure: the same input and state always give the same events. */
+export function decide(input: DecideInput, state: MigrationState): MigrationEvent[] {
+  switch (input.kind) {
+    case 'RequestMigration':
+      return requestMigration(input, state);
+    case 'Cancel':
+      return cancel(input, state);
+    case 'Tick':
+      return timeouts(input.meta, state);
+    case 'Advance':
+      return advance(input.meta, state);
+  }
+}
+
+/** Decide, apply, decide again until nothing new comes out: one round trip per outside event. */
+export function decideUntilStable(
+  input: DecideInput,
+  state: MigrationState,
+): { events: MigrationEvent[]; state: MigrationState } {
+  let s = state;
+  const all: MigrationEvent[] = [];
+  let next = decide(input, s);
+  for (let round = 0; next.length > 0 && round < 50; round++) {
+    for (const e of next) s = evolve(s, e);
+    all.push(...next);
+    next = decide({ kind: 'Advance', meta: input.meta }, s);
+  }
+  return { events: all, state: s };
+}
+
+function envelope<T extends MigrationEvent['type']>(
+  s: MigrationState,
+  meta: DecideMeta,
+  type: T,
+  data: Extract<MigrationEvent, { type: T }>['data'],
+  eventId?: string,
+): MigrationEvent {
+  const migrationId = s.migrationId ?? '';
+  return {
+    eventId: eventId ?? `${migrationId}:${s.log.length}:${type}`,
+    migrationId,
+    type,
+    actor: meta.actor,
+    time: meta.now,
+    schemaVersion: 1,
+    data,
+  } as MigrationEvent;
+}
+
+function requestMigration(
+  input: Extract<DecideInput, { kind: 'RequestMigration' }>,
+  s: MigrationState,
+): MigrationEvent[] {
+  if (s.migrationId)
+    throw new CommandRejectedError('HAUL_MIGRATION_EXISTS', `migration ${s.migrationId} already exists`);
+  const r = input.request;
+  if (r.source === r.target)
+    throw new CommandRejectedError('HAUL_SAME_NODE', 'source and target are the same node', 'target');
+  if ((r.mode ?? 'live') === 'restart' && r.maxDowntimeMs !== undefined) {
+    throw new CommandRejectedError(
+      'HAUL_BAD_REQUEST',
+      'a downtime budget applies to live migration only',
+      'maxDowntimeMs',
+    );
+  }
+  const seeded: MigrationState = { ...s, migrationId: input.migrationId };
+  return [
+    envelope(
+      seeded,
+      input.meta,
+      'MigrationRequested',
+      { request: r, imageRoots: input.imageRoots },
+      `${input.migrationId}:requested`,
+    ),
+  ];
+}
+
+function cancel(input: Extract<DecideInput, { kind: 'Cancel' }>, s: MigrationState): MigrationEvent[] {
+  if (!s.migrationId)
+    throw new CommandRejectedError('HAUL_UNKNOWN_MIGRATION', 'no such migration', 'migrationId');
+  if (s.terminal)
+    throw new CommandRejectedError('HAUL_MIGRATION_FINISHED', `migration already ${s.terminal}`);
+  if (s.committed)
+    throw new CommandRejectedError(
+      'HAUL_CANCEL_TOO_LATE',
+      'past the commit point: the CT runs on the target; rolling forward',
+    );
+  if (s.rollback || s.cancelRequested !== undefined) return [];
+  return [envelope(s, input.meta, 'CancelRequested', { reason: input.reason })];
+}
+
+/** Steps that waited longer than their timeout are recorded as failed; rollback reconciles them by inspection. */
+function timeouts(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
+  if (s.terminal) return [];
+  const now = Date.parse(meta.now);
+  return inFlight(s)
+    .filter((r) => now - Date.parse(r.intendedAt) > r.command.timeoutMs)
+    .map((r) =>
+      envelope(
+        s,
+        meta,
+        'StepFailed',
+        {
+          commandId: r.command.commandId,
+          step: r.step,
+          node: r.command.node,
+          attempt: r.command.attempt,
+          error: {
+            code: 'HAUL_STEP_TIMEOUT',
+            message: `${r.key} gave no result within ${r.command.timeoutMs} ms`,
+            retryable: true,
+          },
+        },
+        `${r.command.commandId}:timeout`,
+      ),
+    );
+}
+
+function intend(
+  s: MigrationState,
+  meta: DecideMeta,
+  step: StepName,
+  subject: string,
+  args: Record<string, unknown>,
+  role?: 'source' | 'target',
+  attempt = 1,
+): MigrationEvent {
+  const spec = stepTable[step];
+  const req = s.request!;
+  const node = (role ?? spec.role) === 'source' ? req.source : req.target;
+  const commandId = commandIdFor(s.migrationId!, step, subject, attempt);
+  const cmd = {
+    commandId,
+    migrationId: s.migrationId!,
+    node,
+    executor: spec.executor,
+    attempt,
+    step,
+    args,
+    timeoutMs: meta.timeoutsMs[spec.timeout],
+  } as unknown as StepCommand;
+  return envelope(s, meta, 'StepIntended', cmd, `${commandId}:intent`);
+}
+
+function advance(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
+  if (!s.migrationId || !s.request || s.terminal) return [];
+  if (s.rollback) return runPlan(meta, s, planRollbackOf(s), 'rollback');
+  if (s.committed) {
+    const release = forwardAfterCommit(meta, s);
+    if (release) return release;
+    return runPlan(meta, s, planCleanupOf(s), 'cleanup');
+  }
+  const trigger = rollbackTrigger(s);
+  if (trigger) return [envelope(s, meta, 'RollbackStarted', trigger)];
+  return (s.request.mode ?? 'live') === 'live' ? forwardLive(meta, s) : forwardRestart(meta, s);
+}
+
+/** Why the migration must roll back now, if it must. */
+function rollbackTrigger(s: MigrationState): { reason: string; cause?: ErrorInfo } | undefined {
+  const failed = Object.values(s.steps).find(
+    (r) => r.status === 'failed' && stepTable[r.step].kind === 'forward',
+  );
+  if (failed)
+    return failed.error
+      ? { reason: `${failed.key} failed`, cause: failed.error }
+      : { reason: `${failed.key} failed` };
+  if (s.resumedOnSource) return { reason: 'the source resumed the CT after its frozen lease expired' };
+  if (s.cancelRequested !== undefined) {
+    const restore = s.steps[stepKey('restore', '-')] ?? s.steps[stepKey('startTarget', '-')];
+    if (restore?.status === 'intended') return undefined; // wait: the commit may already be happening
+    return { reason: `cancelled: ${s.cancelRequested}` };
+  }
+  const pre = s.preflight;
+  if (pre.source && pre.target) {
+    const problem = checkPreflight(s.request!, pre.source, pre.target);
+    if (problem) return { reason: problem.message, cause: problem };
+  }
+  const abort = s.decisions.find((d) => d.decision === 'abort');
+  if (abort) {
+    return {
+      reason: `downtime budget of ${abort.numbers.maxDowntimeMs} ms never fits (predicted ${abort.numbers.predictedFrozenMs ?? '?'} ms)`,
+      cause: { code: 'HAUL_DOWNTIME_BUDGET', message: 'the predicted downtime never fit the budget' },
+    };
+  }
+  return undefined;
+}
+
+/** Run the next action of a rollback or cleanup plan, one at a time, retrying failures up to maxAttempts. */
+function runPlan(
+  meta: DecideMeta,
+  s: MigrationState,
+  plan: PlannedAction[],
+  what: 'rollback' | 'cleanup',
+): MigrationEvent[] {
+  // Never compensate while a forward step may still be running: wait for its result (or its timeout).
+  if (inFlight(s).some((r) => stepTable[r.step].kind === 'forward' && what === 'rollback')) return [];
+  const next = plan[0];
+  if (!next) {
+    return what === 'rollback'
+      ? [envelope(s, meta, 'MigrationRolledBack', rolledBackData(s, meta))]
+      : [envelope(s, meta, 'MigrationCompleted', { stats: deriveStatsOf(s, meta.now) })];
+  }
+  const rec = s.steps[next.key];
+  if (rec?.status === 'intended') return [];
+  const attempt = rec ? rec.command.attempt + 1 : 1;
+  if (rec && attempt > meta.maxAttempts) return [];
+  return [intend(s, meta, next.step, next.subject, next.args, next.role, attempt)];
+}
+
+function rolledBackData(
+  s: MigrationState,
+  meta: DecideMeta,
+): Extract<MigrationEvent, { type: 'MigrationRolledBack' }>['data'] {
+  const d: Extract<MigrationEvent, { type: 'MigrationRolledBack' }>['data'] = {
+    reason: s.rollback?.reason ?? 'rolled back',
+    stats: deriveStatsOf(s, meta.now),
+  };
+  if (s.rollback?.cause) d.cause = s.rollback.cause;
+  return d;
+}
+
+/** After the commit point: confirm the dump so CRIU kills the frozen source tasks (retried, never undone). */
+function forwardAfterCommit(meta: DecideMeta, s: MigrationState): MigrationEvent[] | undefined {
+  if ((s.request!.mode ?? 'live') !== 'live') return undefined;
+  const rec = s.steps[stepKey('releaseSource', '-')];
+  if (rec?.status === 'succeeded') return undefined;
+  if (rec?.status === 'intended') return [];
+  const attempt = rec ? rec.command.attempt + 1 : 1;
+  if (attempt > meta.maxAttempts) return [];
+  return [intend(s, meta, 'releaseSource', '-', { ctid: s.request!.ctid }, 'source', attempt)];
+}
+
+const ok = (r: StepRecord | undefined) => r?.status === 'succeeded';
+const has = (s: MigrationState, key: string) => s.steps[key] !== undefined;
+
+function preflightSteps(meta: DecideMeta, s: MigrationState): MigrationEvent[] | undefined {
+  const req = s.request!;
+  const args = { ctid: req.ctid, mode: req.mode ?? 'live', sharedDisks: req.sharedDisks ?? [] };
+  const out: MigrationEvent[] = [];
+  if (!has(s, 'preflightTarget:-'))
+    out.push(intend(s, meta, 'preflightTarget', '-', { ...args, imageDir: s.imageDirs!.target }));
+  if (!has(s, 'preflightSource:-'))
+    out.push(intend(s, meta, 'preflightSource', '-', { ...args, imageDir: s.imageDirs!.source }));
+  if (out.length > 0) return out;
+  if (!ok(s.steps['preflightTarget:-']) || !ok(s.steps['preflightSource:-'])) return [];
+  return undefined;
+}
+
+function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
+  const pre = preflightSteps(meta, s);
+  if (pre) return pre;
+  const req = s.request!;
+  const src = s.preflight.source!;
+  const tgt = s.preflight.target!;
+  const out: MigrationEvent[] = [];
+  const usePreDump = req.preDump === 'on' || ((req.preDump ?? 'auto') === 'auto' && src.memTrack);
+  const dumps = Object.values(s.steps)
+    .filter((r) => r.step === 'preDump')
+    .sort((a, b) => Number(a.subject) - Number(b.subject));
+  const maxIterations = req.maxIterations ?? defaultMaxIterations;
+  const workDir = `${src.imageDir}/work`;
+
+  // Pre-dump iterations: img/1, img/2, ... with parent ../n-1, as P.Haul lays them out.
+  let final = !usePreDump;
+  if (usePreDump) {
+    const last = dumps[dumps.length - 1];
+    if (!last) {
+      out.push(
+        intend(s, meta, 'preDump', '0', {
+          ctid: req.ctid,
+          iteration: 0,
+          imageDir: `${src.imageDir}/1`,
+          workDir,
+        }),
+      );
+    } else if (last.status === 'succeeded') {
+      const i = Number(last.subject);
+      const decided = s.decisions.find((d) => d.iteration === i);
+      if (!decided) {
+        out.push(
+          envelope(s, meta, 'IterationDecided', {
+            iteration: i,
+            ...decideConvergence(convergenceInput(s, dumps, i, maxIterations)),
+          }),
+        );
+        return out;
+      }
+      if (decided.decision === 'continue') {
+        if (!has(s, `preDump:${i + 1}`)) {
+          out.push(
+            intend(s, meta, 'preDump', String(i + 1), {
+              ctid: req.ctid,
+              iteration: i + 1,
+              imageDir: `${src.imageDir}/${i + 2}`,
+              prevImageDir: `../${i + 1}`,
+              workDir,
+            }),
+          );
+        }
+      } else if (decided.decision === 'final-dump') final = true;
+    }
+  }
+
+  // Stream each finished pre-dump in order, overlapping with the next pre-dump.
+  const iterDone = dumps.filter((r) => r.status === 'succeeded');
+  let streamsDone = true;
+  for (const r of iterDone) {
+    const key = `streamImages:${r.subject}`;
+    const st = s.steps[key];
+    if (!st) {
+      if (streamsDone)
+        out.push(
+          intend(
+            s,
+            meta,
+            'streamImages',
+            r.subject,
+            streamArgs(
+              req,
+              `${src.imageDir}/${Number(r.subject) + 1}`,
+              `${tgt.imageDir}/${Number(r.subject) + 1}`,
+              'iteration',
+            ),
+          ),
+        );
+      streamsDone = false;
+      break;
+    }
+    if (st.status !== 'succeeded') {
+      streamsDone = false;
+      break;
+    }
+  }
+  if (!final) return out;
+
+  const n = iterDone.length;
+  const finalDir = `${src.imageDir}/${n + 1}`;
+  const fd = s.steps['finalDump:-'];
+  if (!fd) {
+    const args: Record<string, unknown> = {
+      ctid: req.ctid,
+      iteration: n,
+      imageDir: finalDir,
+      workDir,
+      leaseMs: req.frozenLeaseMs ?? meta.frozenLeaseMs,
+    };
+    if (n > 0) args['prevImageDir'] = `../${n}`;
+    out.push(intend(s, meta, 'finalDump', '-', args));
+    return out;
+  }
+  if (fd.status !== 'succeeded') return out;
+
+  // Frozen window: shared-disk preparation per disk (P.Haul order), final images, local disks; then restore.
+  const { shared, local } = disksOf(src);
+  let ready = true;
+  for (const d of shared) {
+    const chain: [StepName, Record<string, unknown>][] = [
+      ['backupDescriptor', { ddxml: d.ddxml }],
+      ['snapshotOrigin', { ddxml: d.ddxml, guid: originGuid(s.migrationId!, d.index) }],
+      ['snapshotCopy', { ddxml: d.ddxml, guid: copyGuid(s.migrationId!, d.index) }],
+    ];
+    const pending = chain.find(([step]) => !ok(s.steps[`${step}:${d.index}`]));
+    if (pending) {
+      ready = false;
+      if (!has(s, `${pending[0]}:${d.index}`))
+        out.push(intend(s, meta, pending[0], String(d.index), pending[1]));
+      break;
+    }
+  }
+  const fstream = s.steps['streamImages:final'];
+  if (!fstream) {
+    ready = false;
+    if (streamsDone)
+      out.push(
+        intend(
+          s,
+          meta,
+          'streamImages',
+          'final',
+          streamArgs(req, finalDir, `${tgt.imageDir}/${n + 1}`, 'final'),
+        ),
+      );
+  } else if (fstream.status !== 'succeeded') ready = false;
+  if (fstream?.status === 'succeeded') {
+    const localReady = copyLocalDisks(meta, s, local, out);
+    ready = ready && localReady;
+  } else ready = false;
+  if (!ready) return out;
+
+  if (!has(s, 'restore:-'))
+    out.push(
+      intend(s, meta, 'restore', '-', {
+        ctid: req.ctid,
+        imageDir: `${tgt.imageDir}/${n + 1}`,
+        workDir: `${tgt.imageDir}/work`,
+      }),
+    );
+  return out;
+}
+
+/** Copy local (non-shared) disks one after the other; true when all are copied. */
+function copyLocalDisks(
+  meta: DecideMeta,
+  s: MigrationState,
+  local: ReturnType<typeof disksOf>['local'],
+  out: MigrationEvent[],
+): boolean {
+  for (const d of local) {
+    const key = `copyLocalDisk:${d.index}`;
+    const rec = s.steps[key];
+    if (ok(rec)) continue;
+    if (!rec) {
+      const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
+      const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
+      const to = toXml.slice(0, toXml.lastIndexOf('/'));
+      out.push(intend(s, meta, 'copyLocalDisk', String(d.index), streamArgs(s.request!, from, to, 'final')));
+    }
+    return false;
+  }
+  return true;
+}
+
+/** Where a local disk lives on the target: the same place relative to the CT's private area. */
+export function targetPathOf(ddxml: string, s: MigrationState): string {
+  const sp = s.preflight.source?.vePrivate;
+  const tp = s.preflight.target?.vePrivate;
+  if (sp && tp && ddxml.startsWith(`${sp}/`)) return `${tp}${ddxml.slice(sp.length)}`;
+  return ddxml;
+}
+
+function streamArgs(
+  req: MigrateRequest,
+  sourceDir: string,
+  targetDir: string,
+  priority: 'final' | 'iteration',
+): Record<string, unknown> {
+  const a: Record<string, unknown> = { toNode: req.target, sourceDir, targetDir, priority };
+  if (req.bandwidthLimitMBps !== undefined) a['bandwidthLimitMBps'] = req.bandwidthLimitMBps;
+  return a;
+}
+
+function forwardRestart(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
+  const pre = preflightSteps(meta, s);
+  if (pre) return pre;
+  const req = s.request!;
+  const stop = s.steps['stopSource:-'];
+  if (!stop) return [intend(s, meta, 'stopSource', '-', { ctid: req.ctid })];
+  if (!ok(stop)) return [];
+  const out: MigrationEvent[] = [];
+  if (!copyLocalDisks(meta, s, disksOf(s.preflight.source).local, out)) return out;
+  if (!has(s, 'startTarget:-')) out.push(intend(s, meta, 'startTarget', '-', { ctid: req.ctid }));
+  return out;
+}
+
+/** The numbers the convergence policy needs, measured from the log (times come from the events). */
+function convergenceInput(s: MigrationState, dumps: StepRecord[], i: number, maxIterations: number) {
+  const cur = dumps.find((r) => Number(r.subject) === i)!;
+  const prev = dumps.find((r) => Number(r.subject) === i - 1);
+  const res = cur.result as DumpResult;
+  const input: Parameters<typeof decideConvergence>[0] = {
+    iteration: i,
+    pagesWritten: res.pagesWritten,
+    maxIterations,
+  };
+  const req = s.request!;
+  if (req.maxDowntimeMs !== undefined)
+    input.budget = { maxDowntimeMs: req.maxDowntimeMs, policy: req.downtimePolicy ?? 'abort' };
+  if (prev?.status === 'succeeded') {
+    input.prevPagesWritten = (prev.result as DumpResult).pagesWritten;
+    const between = Date.parse(cur.intendedAt) - Date.parse(prev.intendedAt);
+    if (between > 0) input.dirtyPagesPerSec = res.pagesWritten / (between / 1000);
+  }
+  input.iterationMs = res.durationMs;
+  if (res.durationMs > 0) input.dumpBytesPerSec = res.bytes / (res.durationMs / 1000);
+  const streams = Object.values(s.steps).filter((r) => r.step === 'streamImages' && r.status === 'succeeded');
+  const lastStream = streams.sort((a, b) => b.order - a.order)[0];
+  if (lastStream) {
+    const sr = lastStream.result as StreamResult;
+    if (sr.durationMs > 0) input.bandwidthBytesPerSec = sr.bytes / (sr.durationMs / 1000);
+  }
+  return input;
+}

@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MigrationEvent } from '@haul/schemas';
+import { given } from '../test/decider-spec.ts';
+import { meta, request, simulate } from '../test/simulate.ts';
+
+const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
+const advance = { kind: 'Advance', meta: m } as const;
+
+/** A successful live migration with one local and one shared disk and three pre-dumps, as a log to cut. */
+const happy = simulate({
+  mode: 'live',
+  sharedDisks: 1,
+  localDisks: 1,
+  pagesPerIteration: [9000, 5000, 3000, 10],
+  memTrack: true,
+  preDump: 'auto',
+  fault: { kind: 'none' },
+  picks: [],
+}).events;
+const restart = simulate({
+  mode: 'restart',
+  sharedDisks: 1,
+  localDisks: 1,
+  pagesPerIteration: [],
+  memTrack: true,
+  preDump: 'auto',
+  fault: { kind: 'none' },
+  picks: [],
+}).events;
+
+/** The log up to and including the first event that matches. */
+function until(log: MigrationEvent[], pred: (e: MigrationEvent) => boolean): MigrationEvent[] {
+  const i = log.findIndex(pred);
+  assert.ok(i >= 0, 'no such event in the log');
+  return log.slice(0, i + 1);
+}
+const succeeded = (key: string) => (e: MigrationEvent) =>
+  e.type === 'StepSucceeded' && `${e.data.step}:${e.data.commandId.split(':').at(-2)}` === key;
+const intended = (key: string) => (e: MigrationEvent) =>
+  e.type === 'StepIntended' && `${e.data.step}:${e.data.commandId.split(':').at(-2)}` === key;
+
+describe('given no migration', () => {
+  const req = request({ mode: 'live', preDump: 'auto', sharedDisks: 1 });
+  it('a request records MigrationRequested with the image folders decided from the node roots', () => {
+    given([])
+      .when({
+        kind: 'RequestMigration',
+        migrationId: 'mig-abc123',
+        request: req,
+        imageRoots: { source: '/a', target: '/b' },
+        meta: m,
+      })
+      .then([{ type: 'MigrationRequested', data: { imageRoots: { source: '/a', target: '/b' } } }]);
+  });
+  it('a request from a node to itself is rejected, naming the target field', () => {
+    given([])
+      .when({
+        kind: 'RequestMigration',
+        migrationId: 'mig-abc123',
+        request: { ...req, target: req.source },
+        imageRoots: { source: '/a', target: '/b' },
+        meta: m,
+      })
+      .thenThrows('HAUL_SAME_NODE');
+  });
+  it('a cancel names an unknown migration', () => {
+    given([]).when({ kind: 'Cancel', reason: 'x', meta: m }).thenThrows('HAUL_UNKNOWN_MIGRATION');
+  });
+});
+
+describe('given a requested migration', () => {
+  it('both preflights are intended, each with its own image folder', () => {
+    given(happy.slice(0, 1))
+      .when(advance)
+      .then([
+        {
+          type: 'StepIntended',
+          data: { step: 'preflightTarget', node: 'node-b', args: { imageDir: '/tgt/img/haul-mig-sim01' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'preflightSource', node: 'node-a', args: { imageDir: '/src/img/haul-mig-sim01' } },
+        },
+      ]);
+  });
+});
+
+describe('given both preflights passed', () => {
+  const log = until(happy, succeeded('preflightSource:-'));
+  it('the first pre-dump writes img/1 with no parent', () => {
+    const [e] = given(log)
+      .when(advance)
+      .then([
+        {
+          type: 'StepIntended',
+          data: { step: 'preDump', args: { iteration: 0, imageDir: '/src/img/haul-mig-sim01/1' } },
+        },
+      ]);
+    assert.equal((e!.data as { args: { prevImageDir?: string } }).args.prevImageDir, undefined);
+  });
+  it('a target without the CT config rolls back before anything changed but the image folders', () => {
+    const bad = log.map((e) =>
+      e.type === 'StepSucceeded' && e.data.step === 'preflightTarget'
+        ? ({
+            ...e,
+            data: { ...e.data, result: { ...(e.data.result as object), configPresent: false } },
+          } as MigrationEvent)
+        : e,
+    );
+    given(bad)
+      .when(advance)
+      .then([
+        { type: 'RollbackStarted', data: { cause: { code: 'HAUL_PREFLIGHT_NO_CONFIG', field: 'target' } } },
+      ]);
+  });
+});
+
+describe('given a finished pre-dump', () => {
+  it('the convergence policy decides first and records its numbers', () => {
+    given(until(happy, succeeded('preDump:0')))
+      .when(advance)
+      .then([
+        {
+          type: 'IterationDecided',
+          data: { iteration: 0, decision: 'continue', reason: 'continue', numbers: { pagesWritten: 9000 } },
+        },
+      ]);
+  });
+  it('then the next pre-dump (parent ../1) and the stream of img/1 run side by side', () => {
+    given(until(happy, (e) => e.type === 'IterationDecided' && e.data.iteration === 0))
+      .when(advance)
+      .then([
+        {
+          type: 'StepIntended',
+          data: {
+            step: 'preDump',
+            args: { iteration: 1, imageDir: '/src/img/haul-mig-sim01/2', prevImageDir: '../1' },
+          },
+        },
+        {
+          type: 'StepIntended',
+          data: {
+            step: 'streamImages',
+            node: 'node-a',
+            args: {
+              toNode: 'node-b',
+              sourceDir: '/src/img/haul-mig-sim01/1',
+              targetDir: '/tgt/img/haul-mig-sim01/1',
+              priority: 'iteration',
+            },
+          },
+        },
+      ]);
+  });
+  it('a small dump (≤ 64 pages) goes to the final dump', () => {
+    given(until(happy, succeeded('preDump:3')))
+      .when(advance)
+      .then([
+        { type: 'IterationDecided', data: { iteration: 3, decision: 'final-dump', reason: 'small-dump' } },
+      ]);
+  });
+});
+
+describe('given the CT frozen by the final dump', () => {
+  const log = until(happy, succeeded('finalDump:-'));
+  it('the shared disk is backed up first', () => {
+    given(log)
+      .when(advance)
+      .then([
+        {
+          type: 'StepIntended',
+          data: { step: 'backupDescriptor', args: { ddxml: '/shared/disk0/DiskDescriptor.xml' } },
+        },
+      ]);
+  });
+  it('the final images stream as soon as the earlier streams are done, before the restore', () => {
+    const keys = happy
+      .filter((e) => e.type === 'StepIntended')
+      .map((e) => (e.type === 'StepIntended' ? `${e.data.step}:${e.data.commandId.split(':').at(-2)}` : ''));
+    assert.ok(keys.indexOf('streamImages:3') < keys.indexOf('streamImages:final'));
+    assert.ok(keys.indexOf('streamImages:final') < keys.indexOf('restore:-'));
+    assert.ok(keys.indexOf('copyLocalDisk:0') < keys.indexOf('restore:-'));
+  });
+  it('the origin snapshot uses the GUID the core chose, recorded before it runs', () => {
+    const [e] = given(until(happy, succeeded('backupDescriptor:1')))
+      .when(advance)
+      .then([{ type: 'StepIntended', data: { step: 'snapshotOrigin' } }]);
+    assert.match((e!.data as { args: { guid: string } }).args.guid, /^\{[0-9a-f-]{36}\}$/);
+  });
+  it('restore waits until every disk is prepared and every image is there', () => {
+    given(until(happy, intended('snapshotCopy:1')))
+      .when(advance)
+      .thenNothingHappened();
+  });
+  it('a cancel rolls back: the CT resumes on the source after the disks are restored', () => {
+    const cancelled = given(log)
+      .when({ kind: 'Cancel', reason: 'ops', meta: m })
+      .then([{ type: 'CancelRequested' }]);
+    given([...log, ...cancelled])
+      .when(advance)
+      .then([{ type: 'RollbackStarted', data: { reason: 'cancelled: ops' } }]);
+  });
+});
+
+describe('given the target restore in flight', () => {
+  const log = until(happy, intended('restore:-'));
+  it('a cancel is recorded but the rollback waits for the restore result', () => {
+    const cancelled = given(log)
+      .when({ kind: 'Cancel', reason: 'ops', meta: m })
+      .then([{ type: 'CancelRequested' }]);
+    given([...log, ...cancelled])
+      .when(advance)
+      .thenNothingHappened();
+  });
+  it('a step past its timeout is recorded as failed by the coordinator', () => {
+    const late = meta(Date.parse(log.at(-1)!.time) + 10 * 60_000);
+    given(log)
+      .when({ kind: 'Tick', meta: late })
+      .then([{ type: 'StepFailed', data: { step: 'restore', error: { code: 'HAUL_STEP_TIMEOUT' } } }]);
+  });
+});
+
+describe('given the restore succeeded (the commit point)', () => {
+  const log = until(happy, succeeded('restore:-'));
+  it('the source is released: the frozen tasks are killed', () => {
+    given(log)
+      .when(advance)
+      .then([{ type: 'StepIntended', data: { step: 'releaseSource', node: 'node-a' } }]);
+  });
+  it('a cancel is refused: the migration rolls forward', () => {
+    given(log).when({ kind: 'Cancel', reason: 'too late', meta: m }).thenThrows('HAUL_CANCEL_TOO_LATE');
+  });
+});
+
+describe('given the source released', () => {
+  it('cleanup unmounts the source first', () => {
+    given(until(happy, succeeded('releaseSource:-')))
+      .when(advance)
+      .then([{ type: 'StepIntended', data: { step: 'umountSource', node: 'node-a' } }]);
+  });
+  it('the origin snapshot is merged on the target only after the source dropped the copy and unmounted', () => {
+    const order = happy
+      .filter((e) => e.type === 'StepIntended')
+      .map((e) => (e.type === 'StepIntended' ? e.data.step : ''));
+    assert.ok(order.indexOf('umountSource') < order.indexOf('cleanupSharedDisk'));
+    assert.ok(order.indexOf('cleanupSharedDisk') < order.indexOf('mergeOrigin'));
+  });
+  it('ends with MigrationCompleted and its stats', () => {
+    const last = happy.at(-1)!;
+    assert.equal(last.type, 'MigrationCompleted');
+    if (last.type !== 'MigrationCompleted') return;
+    assert.equal(last.data.stats.iterations.length, 5);
+    assert.ok(last.data.stats.downtimeMs! > 0);
+    assert.ok(last.data.stats.restoreMs! > 0);
+  });
+});
+
+describe('given a rollback while a forward step is still running', () => {
+  it('no compensation starts until that step reports', () => {
+    const log = until(happy, intended('snapshotOrigin:1'));
+    const rb: MigrationEvent = {
+      ...log.at(-1)!,
+      eventId: 'x:rb',
+      type: 'RollbackStarted',
+      data: { reason: 'test' },
+    };
+    given([...log, rb])
+      .when(advance)
+      .thenNothingHappened();
+  });
+});
+
+describe('given a restart-mode migration', () => {
+  it('stops on the source, copies local disks, starts on the target, then cleans up', () => {
+    const steps = restart
+      .filter((e) => e.type === 'StepIntended')
+      .map((e) => (e.type === 'StepIntended' ? e.data.step : ''));
+    assert.deepEqual(steps, [
+      'preflightTarget',
+      'preflightSource',
+      'stopSource',
+      'copyLocalDisk',
+      'startTarget',
+      'removeFiles',
+      'removeFiles',
+      'removeFiles',
+    ]);
+    assert.equal(restart.at(-1)!.type, 'MigrationCompleted');
+  });
+});

@@ -1,0 +1,39 @@
+import type { MigrationEvent } from '@haul/schemas';
+
+/**
+ * The fencing rules of the commit point (docs/protocol.md). Both are appended with an expected-sequence check on
+ * the migration's subject, after the agent has read the log up to that sequence, so exactly one of "restore
+ * started" and "resumed on source" can win when both are attempted.
+ */
+
+export type FenceVerdict = { ok: true } | { ok: false; code: string; reason: string };
+
+/** May the target append RestoreStarted (and then run vzctl restore)? */
+export function mayStartRestore(events: readonly MigrationEvent[]): FenceVerdict {
+  if (events.some((e) => e.type === 'ResumedOnSource'))
+    return { ok: false, code: 'HAUL_FENCED', reason: 'the CT was already resumed on the source' };
+  if (events.some((e) => e.type === 'RollbackStarted'))
+    return { ok: false, code: 'HAUL_FENCED', reason: 'the migration is rolling back' };
+  if (events.some((e) => e.type === 'MigrationRolledBack' || e.type === 'MigrationCompleted')) {
+    return { ok: false, code: 'HAUL_FENCED', reason: 'the migration is over' };
+  }
+  return { ok: true };
+}
+
+/**
+ * May the source resume the frozen CT (append ResumedOnSource, abort the dump)? Never once the target restore has
+ * started, unless the target CT is known stopped afterwards (a successful stopTarget after RestoreStarted).
+ */
+export function mayResumeSource(events: readonly MigrationEvent[]): FenceVerdict {
+  const started = events.findIndex((e) => e.type === 'RestoreStarted');
+  if (started < 0) return { ok: true };
+  const stoppedAfter = events
+    .slice(started)
+    .some((e) => e.type === 'StepSucceeded' && e.data.step === 'stopTarget');
+  if (stoppedAfter) return { ok: true };
+  return {
+    ok: false,
+    code: 'HAUL_FENCED',
+    reason: 'the target restore has started and the target CT is not known stopped',
+  };
+}

@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MigrationEvent } from '@haul/schemas';
+import { mayResumeSource, mayStartRestore } from './fencing.ts';
+
+const ev = (type: MigrationEvent['type'], data: Record<string, unknown> = {}): MigrationEvent =>
+  ({
+    eventId: type,
+    migrationId: 'mig-1234',
+    type,
+    actor: { service: 'node-agent', node: 'n' },
+    time: '2026-01-01T00:00:00Z',
+    schemaVersion: 1,
+    data,
+  }) as MigrationEvent;
+
+describe('the commit-point fence', () => {
+  it('lets the restore start while nobody resumed the source', () =>
+    assert.equal(mayStartRestore([]).ok, true));
+  it('refuses the restore once the source resumed', () =>
+    assert.equal(mayStartRestore([ev('ResumedOnSource', { reason: 'lease-expired' })]).ok, false));
+  it('refuses the restore during a rollback', () =>
+    assert.equal(mayStartRestore([ev('RollbackStarted', { reason: 'x' })]).ok, false));
+  it('lets the source resume before the restore started', () => assert.equal(mayResumeSource([]).ok, true));
+  it('keeps the source frozen once the restore started', () =>
+    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' })]).ok, false));
+  it('lets the source resume after the target CT is known stopped', () => {
+    const stopped = ev('StepSucceeded', {
+      commandId: 'c2',
+      step: 'stopTarget',
+      node: 'b',
+      attempt: 1,
+      result: { actions: [] },
+    });
+    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), stopped]).ok, true);
+    assert.equal(mayResumeSource([stopped, ev('RestoreStarted', { commandId: 'c' })]).ok, false);
+  });
+});

@@ -1,0 +1,41 @@
+export {
+  initialState,
+  stepKey,
+  inFlight,
+  type MigrationState,
+  type StepRecord,
+  type StepStatus,
+} from './state.ts';
+export { evolve, fold, subjectOf } from './evolve.ts';
+export { decide, decideUntilStable, targetPathOf, type DecideInput, type DecideMeta } from './decide.ts';
+export {
+  planRollback,
+  planRollbackOf,
+  planCleanup,
+  planCleanupOf,
+  disksOf,
+  type PlannedAction,
+  type DiskRef,
+} from './plans.ts';
+export {
+  decideConvergence,
+  predictFrozenMs,
+  minIterPagesCount,
+  maxIterGrowRatePercent,
+  defaultMaxIterations,
+  pageSize,
+  type ConvergenceInput,
+} from './convergence.ts';
+export { deriveStats, deriveStatsOf } from './stats.ts';
+export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
+export { checkPreflight, compareVersions } from './preflight-check.ts';
+export {
+  stepTable,
+  liveForwardSteps,
+  restartForwardSteps,
+  commitSteps,
+  type StepSpec,
+  type TimeoutClass,
+} from './steps.ts';
+export { guidFor, originGuid, copyGuid, commandIdFor, imageDirName } from './ids.ts';
+export { CommandRejectedError } from './errors.ts';

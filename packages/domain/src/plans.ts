@@ -1,0 +1,194 @@
+import type { DumpArgs, MigrationEvent, PreflightResult, StepName } from '@haul/schemas';
+import { copyGuid, originGuid } from './ids.ts';
+import { initialState, type MigrationState, type StepRecord } from './state.ts';
+import { fold } from './evolve.ts';
+import { stepTable } from './steps.ts';
+
+/** One host action of a rollback or cleanup plan. `key` identifies it in the log (`<step>:<subject>`). */
+export type PlannedAction = {
+  key: string;
+  step: StepName;
+  subject: string;
+  role: 'source' | 'target';
+  args: Record<string, unknown>;
+  /** The effect is in doubt (intended or timed out, no result): the agent decides by inspecting the host. */
+  reconcile: boolean;
+  /** The step keys this action undoes or cleans up. */
+  covers: string[];
+};
+
+/** Shared and local disks as the source's preflight found them, with their index (the disk subject). */
+export function disksOf(pre: PreflightResult | undefined): { shared: DiskRef[]; local: DiskRef[] } {
+  const all = (pre?.disks ?? []).map((d, index) => ({ ...d, index }));
+  return { shared: all.filter((d) => d.shared), local: all.filter((d) => !d.shared) };
+}
+export type DiskRef = PreflightResult['disks'][number] & { index: number };
+
+const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
+
+type Effect = { rec: StepRecord; inDoubt: boolean };
+
+/** Which forward steps left (or may have left) an effect on a host. */
+function effects(s: MigrationState): Effect[] {
+  const out: Effect[] = [];
+  for (const rec of Object.values(s.steps)) {
+    const spec = stepTable[rec.step];
+    if (spec.kind !== 'forward') continue;
+    if (rec.status === 'succeeded') out.push({ rec, inDoubt: false });
+    else if (rec.status === 'intended') out.push({ rec, inDoubt: true });
+    else if (spec.failureMayLeaveEffect || rec.error?.code === 'HAUL_STEP_TIMEOUT') {
+      // A timed-out step is in doubt whatever it is: the agent may have died half-way.
+      // vzctl restore runs only after the target won the fence; without RestoreStarted nothing ran.
+      if (rec.step === 'restore' && !s.restoreStarted) continue;
+      out.push({ rec, inDoubt: true });
+    }
+  }
+  return out.sort((a, b) => a.rec.order - b.rec.order);
+}
+
+/** The compensation of one effect, or undefined when another action covers it (image folders). */
+function compensationOf(
+  s: MigrationState,
+  e: Effect,
+): Omit<PlannedAction, 'covers' | 'reconcile'> | undefined {
+  const r = e.rec;
+  const ctid = s.request?.ctid ?? '';
+  const mid = s.migrationId ?? '';
+  switch (r.step) {
+    case 'preflightSource':
+    case 'preflightTarget': {
+      const role = r.step === 'preflightSource' ? 'source' : 'target';
+      const dir = s.imageDirs?.[role];
+      if (!dir) return undefined;
+      return {
+        key: `removeFiles:${role}-images`,
+        step: 'removeFiles',
+        subject: `${role}-images`,
+        role,
+        args: { paths: [dir] },
+      };
+    }
+    case 'finalDump':
+      if (s.resumedOnSource) return undefined;
+      return { key: 'resumeSource:-', step: 'resumeSource', subject: '-', role: 'source', args: { ctid } };
+    case 'backupDescriptor':
+    case 'snapshotOrigin':
+    case 'snapshotCopy': {
+      const disk = Number(r.subject);
+      const ddxml = (r.command.args as { ddxml: string }).ddxml;
+      return {
+        key: `restoreSharedDisk:${disk}`,
+        step: 'restoreSharedDisk',
+        subject: String(disk),
+        role: 'source',
+        args: { ddxml, originGuid: originGuid(mid, disk), copyGuid: copyGuid(mid, disk) },
+      };
+    }
+    case 'copyLocalDisk': {
+      const target = (r.command.args as { targetDir: string }).targetDir;
+      return {
+        key: `removeFiles:target-disk${r.subject}`,
+        step: 'removeFiles',
+        subject: `target-disk${r.subject}`,
+        role: 'target',
+        args: { paths: [target] },
+      };
+    }
+    case 'restore':
+    case 'startTarget':
+      return { key: 'stopTarget:-', step: 'stopTarget', subject: '-', role: 'target', args: { ctid } };
+    case 'stopSource':
+      return { key: 'startSource:-', step: 'startSource', subject: '-', role: 'source', args: { ctid } };
+    case 'preDump':
+    case 'streamImages':
+    case 'releaseSource':
+      // image dirs go with the image folder; releaseSource comes after the commit point and has no undo.
+      return undefined;
+    case 'resumeSource':
+    case 'restoreSharedDisk':
+    case 'stopTarget':
+    case 'removeFiles':
+    case 'startSource':
+    case 'umountSource':
+    case 'cleanupSharedDisk':
+    case 'mergeOrigin':
+      return undefined;
+  }
+}
+
+const done = (s: MigrationState, key: string) => s.steps[key]?.status === 'succeeded';
+
+/**
+ * Rollback plan: the compensation of every effect that happened and is not compensated yet, latest effect first,
+ * plus a reconcile action for every effect in doubt. Several effects with one compensation (the three shared-disk
+ * steps of one disk) are undone by one action, placed at the latest of them; it restores the disk in P.Haul's order
+ * (rename the copy back, merge the copy's snapshot) and also removes what P.Haul leaks (f1, copy.lck).
+ */
+export function planRollback(events: readonly MigrationEvent[]): PlannedAction[] {
+  return planRollbackOf(fold(events, initialState()));
+}
+
+export function planRollbackOf(s: MigrationState): PlannedAction[] {
+  const byKey = new Map<string, PlannedAction & { at: number }>();
+  for (const e of effects(s)) {
+    const c = compensationOf(s, e);
+    if (!c || done(s, c.key)) continue;
+    const prev = byKey.get(c.key);
+    byKey.set(c.key, {
+      ...c,
+      reconcile: (prev?.reconcile ?? false) || e.inDoubt,
+      covers: [...(prev?.covers ?? []), e.rec.key],
+      at: e.rec.order,
+    });
+  }
+  return [...byKey.values()].sort((a, b) => b.at - a.at).map(({ at: _at, ...a }) => a);
+}
+
+/**
+ * Cleanup plan after the commit point, in order: unmount on the source, then per shared disk remove the copy, its
+ * lock and the copy's top delta f2 (which P.Haul leaks) on the source, then merge the origin snapshot G1 on the
+ * target (only after the source unmounted, so the base is never written while the source has it open), then the
+ * source's stale local disks and both image folders. Actions already done are left out.
+ */
+export function planCleanup(events: readonly MigrationEvent[]): PlannedAction[] {
+  return planCleanupOf(fold(events, initialState()));
+}
+
+export function planCleanupOf(s: MigrationState): PlannedAction[] {
+  if (!s.committed || !s.request) return [];
+  const mid = s.migrationId ?? '';
+  const ctid = s.request.ctid;
+  const live = (s.request.mode ?? 'live') === 'live';
+  const { shared, local } = disksOf(s.preflight.source);
+  const actions: PlannedAction[] = [];
+  const add = (a: Omit<PlannedAction, 'key' | 'reconcile' | 'covers'>) =>
+    actions.push({ ...a, key: `${a.step}:${a.subject}`, reconcile: false, covers: [] });
+  if (live) {
+    add({ step: 'umountSource', subject: '-', role: 'source', args: { ctid } });
+    for (const d of shared) {
+      const args = { ddxml: d.ddxml, originGuid: originGuid(mid, d.index), copyGuid: copyGuid(mid, d.index) };
+      add({ step: 'cleanupSharedDisk', subject: String(d.index), role: 'source', args });
+    }
+    for (const d of shared) {
+      const args = { ddxml: d.ddxml, originGuid: originGuid(mid, d.index), copyGuid: copyGuid(mid, d.index) };
+      add({ step: 'mergeOrigin', subject: String(d.index), role: 'target', args });
+    }
+  }
+  if (local.length > 0)
+    add({
+      step: 'removeFiles',
+      subject: 'source-disks',
+      role: 'source',
+      args: { paths: local.map((d) => dirOf(d.ddxml)) },
+    });
+  const srcImg = s.imageDirs?.source;
+  const tgtImg = s.imageDirs?.target;
+  if (srcImg)
+    add({ step: 'removeFiles', subject: 'source-images', role: 'source', args: { paths: [srcImg] } });
+  if (tgtImg)
+    add({ step: 'removeFiles', subject: 'target-images', role: 'target', args: { paths: [tgtImg] } });
+  return actions.filter((a) => !done(s, a.key));
+}
+
+/** The image dir of a dump step, for stats and streaming. */
+export const dumpImageDir = (rec: StepRecord): string => (rec.command.args as DumpArgs).imageDir;

@@ -1,0 +1,64 @@
+import type {
+  DumpResult,
+  HostResult,
+  IterationStats,
+  MigrationEvent,
+  MigrationStats,
+  StreamResult,
+} from '@haul/schemas';
+import { fold } from './evolve.ts';
+import { initialState, type MigrationState, type StepRecord } from './state.ts';
+
+const ms = (a: string | undefined, b: string | undefined) =>
+  a && b ? Math.max(0, Date.parse(b) - Date.parse(a)) : undefined;
+
+/** The numbers P.Haul prints (total, frozen, restore, image sync time, per-iteration pages) and the downtime. */
+export function deriveStats(events: readonly MigrationEvent[], now?: string): MigrationStats {
+  return deriveStatsOf(fold(events, initialState()), now);
+}
+
+export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
+  const steps = Object.values(s.steps);
+  const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
+  const streamOf = (subject: string) => done(s.steps[`streamImages:${subject}`]);
+  const iterations: IterationStats[] = steps
+    .filter((r) => (r.step === 'preDump' || r.step === 'finalDump') && r.status === 'succeeded')
+    .sort((a, b) => a.order - b.order)
+    .map((r) => {
+      const d = r.result as DumpResult;
+      const final = r.step === 'finalDump';
+      const it: IterationStats = {
+        iteration: final ? (r.command.args as { iteration: number }).iteration : Number(r.subject),
+        pagesWritten: d.pagesWritten,
+        pagesSkipped: d.pagesSkipped,
+        bytes: d.bytes,
+        durationMs: d.durationMs,
+        frozenUs: d.frozenUs,
+      };
+      const st = streamOf(final ? 'final' : r.subject);
+      if (st) it.streamMs = (st.result as StreamResult).durationMs;
+      if (final) it.final = true;
+      return it;
+    });
+  const end = now ?? s.lastTime;
+  const stats: MigrationStats = { totalMs: ms(s.requestedAt, end) ?? 0, iterations };
+  const live = (s.request?.mode ?? 'live') === 'live';
+  const freeze = live ? s.steps['finalDump:-'] : s.steps['stopSource:-'];
+  const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
+  const back = s.resumedOnSource
+    ? s.log.find((e) => e.type === 'ResumedOnSource')?.time
+    : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
+  const downtime = ms(freeze?.intendedAt, landed?.finishedAt ?? back);
+  if (downtime !== undefined) stats.downtimeMs = downtime;
+  const preFrozenUs = iterations.filter((i) => !i.final).reduce((a, i) => a + i.frozenUs, 0);
+  if (downtime !== undefined && live) stats.frozenMs = preFrozenUs / 1000 + downtime;
+  const restore = landed && live ? (landed.result as HostResult).restoreUs : undefined;
+  if (restore !== undefined) stats.restoreMs = restore / 1000;
+  const finalStream = streamOf('final');
+  if (finalStream) stats.imageSyncMs = (finalStream.result as StreamResult).durationMs;
+  const streamed = steps
+    .filter((r) => (r.step === 'streamImages' || r.step === 'copyLocalDisk') && r.status === 'succeeded')
+    .reduce((a, r) => a + (r.result as StreamResult).bytes, 0);
+  stats.bytesStreamed = streamed;
+  return stats;
+}

@@ -1,0 +1,209 @@
+/**
+ * Drive the pure core against the host model: a simulated agent executes each intended command on the model and
+ * appends its result, faults are injected where the scenario says, and the coordinator's loop (decideUntilStable)
+ * runs after every event. Everything is deterministic for a given scenario.
+ */
+import type { MigrateRequest, MigrationEvent, StepCommand, StepName } from '@haul/schemas';
+import { decideUntilStable, type DecideMeta } from '../src/decide.ts';
+import { evolve } from '../src/evolve.ts';
+import { mayResumeSource, mayStartRestore } from '../src/fencing.ts';
+import { initialState, inFlight, type MigrationState } from '../src/state.ts';
+import { stepTable } from '../src/steps.ts';
+import { apply, newHost, type HostModel, type Scenario } from './host-model.ts';
+
+export type Fault =
+  | { kind: 'none' }
+  /** The nth invocation of `step` fails (exit code) — optionally after leaving a partial effect. */
+  | { kind: 'fail'; step: StepName; nth: number; partial: boolean }
+  /** The agent dies during the nth invocation of `step`: maybe the effect happened, no result ever comes. */
+  | { kind: 'crash'; step: StepName; nth: number; partial: boolean }
+  /** An operator cancels after `after` events. */
+  | { kind: 'cancel'; after: number }
+  /** The source's frozen lease expires after `after` events past the final dump. */
+  | { kind: 'lease'; after: number };
+
+export type SimScenario = Scenario & {
+  mode: 'live' | 'restart';
+  preDump: 'on' | 'off' | 'auto';
+  fault: Fault;
+  /** Which in-flight command runs next (index modulo the number in flight), consumed in turn. */
+  picks: number[];
+  maxDowntimeMs?: number;
+};
+
+export type SimResult = {
+  events: MigrationEvent[];
+  state: MigrationState;
+  host: HostModel;
+  terminal: MigrationEvent['type'] | undefined;
+};
+
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+
+export function meta(nowMs: number): DecideMeta {
+  return {
+    now: new Date(nowMs).toISOString(),
+    actor: { service: 'coordinator', node: 'coord' },
+    timeoutsMs: { criu: 180_000, ploop: 120_000, vzctl: 180_000, stream: 1_800_000, quick: 30_000 },
+    frozenLeaseMs: 60_000,
+    maxAttempts: 3,
+  };
+}
+
+export const request = (
+  sc: Pick<SimScenario, 'mode' | 'preDump' | 'sharedDisks' | 'maxDowntimeMs'>,
+): MigrateRequest => {
+  const r: MigrateRequest = {
+    requestId: 'req-1',
+    ctid: '101',
+    source: 'node-a',
+    target: 'node-b',
+    mode: sc.mode,
+    preDump: sc.preDump,
+    sharedDisks: Array.from({ length: sc.sharedDisks }, (_, i) => `/shared/disk${i}/DiskDescriptor.xml`),
+  };
+  if (sc.maxDowntimeMs !== undefined) r.maxDowntimeMs = sc.maxDowntimeMs;
+  return r;
+};
+
+export function simulate(sc: SimScenario): SimResult {
+  const host = newHost(sc.sharedDisks, sc.localDisks);
+  let now = T0;
+  let state = initialState();
+  const events: MigrationEvent[] = [];
+  const push = (es: MigrationEvent[]) => {
+    for (const e of es) {
+      state = evolve(state, e);
+      events.push(e);
+    }
+  };
+  const run = (input: Parameters<typeof decideUntilStable>[0]) =>
+    push(decideUntilStable(input, state).events);
+  const agentEvent = (
+    cmd: StepCommand,
+    type: 'StepSucceeded' | 'StepFailed',
+    body: Record<string, unknown>,
+  ): MigrationEvent =>
+    ({
+      eventId: `${cmd.commandId}:${type}`,
+      migrationId: cmd.migrationId,
+      type,
+      actor: { service: cmd.executor === 'agent' ? 'node-agent' : 'image-streamer', node: cmd.node },
+      time: new Date(now).toISOString(),
+      schemaVersion: 1,
+      data: { commandId: cmd.commandId, step: cmd.step, node: cmd.node, attempt: cmd.attempt, ...body },
+    }) as MigrationEvent;
+  const plain = (type: MigrationEvent['type'], data: unknown, node = 'node-a'): MigrationEvent =>
+    ({
+      eventId: `sim:${events.length}:${type}`,
+      migrationId: 'mig-sim01',
+      type,
+      actor: { service: 'node-agent', node },
+      time: new Date(now).toISOString(),
+      schemaVersion: 1,
+      data,
+    }) as MigrationEvent;
+
+  run({
+    kind: 'RequestMigration',
+    migrationId: 'mig-sim01',
+    request: request(sc),
+    imageRoots: { source: '/src/img', target: '/tgt/img' },
+    meta: meta(now),
+  });
+  const seen: Partial<Record<StepName, number>> = {};
+  const crashed = new Set<string>();
+  let pick = 0;
+  let leaseArmedAt: number | undefined;
+
+  for (let guard = 0; guard < 2000 && !state.terminal; guard++) {
+    now += 10;
+    if (
+      sc.fault.kind === 'cancel' &&
+      events.length >= sc.fault.after &&
+      state.cancelRequested === undefined &&
+      !state.committed &&
+      !state.rollback
+    ) {
+      run({ kind: 'Cancel', reason: 'operator', meta: meta(now) });
+      continue;
+    }
+    if (sc.fault.kind === 'lease' && state.steps['finalDump:-']?.status === 'succeeded') {
+      leaseArmedAt ??= events.length;
+      if (
+        events.length >= leaseArmedAt + sc.fault.after &&
+        !state.resumedOnSource &&
+        host.ct.source === 'frozen' &&
+        mayResumeSource(events).ok &&
+        !state.restoreStarted
+      ) {
+        push([plain('ResumedOnSource', { reason: 'lease-expired' })]);
+        host.ct.source = 'running';
+        run({ kind: 'Advance', meta: meta(now) });
+        continue;
+      }
+    }
+    const pending = inFlight(state).filter((r) => !crashed.has(r.command.commandId));
+    if (pending.length === 0) {
+      if (crashed.size > 0) {
+        now += 2_000_000; // the coordinator's step timeouts fire
+        run({ kind: 'Tick', meta: meta(now) });
+        crashed.clear();
+        continue;
+      }
+      run({ kind: 'Advance', meta: meta(now) });
+      if (inFlight(state).length === 0 && !state.terminal) break; // stuck: reported by the caller
+      continue;
+    }
+    const rec = pending[(sc.picks[pick++ % Math.max(1, sc.picks.length)] ?? 0) % pending.length]!;
+    const cmd = rec.command;
+    const n = (seen[cmd.step] = (seen[cmd.step] ?? 0) + 1);
+    const f = sc.fault;
+    const hit = (f.kind === 'fail' || f.kind === 'crash') && f.step === cmd.step && f.nth === n;
+
+    // The fences: the target appends RestoreStarted before restoring; the source appends ResumedOnSource before resuming.
+    if (cmd.step === 'restore') {
+      const v = mayStartRestore(events);
+      if (!v.ok) {
+        push([agentEvent(cmd, 'StepFailed', { error: { code: v.code, message: v.reason } })]);
+        run({ kind: 'Advance', meta: meta(now) });
+        continue;
+      }
+      push([plain('RestoreStarted', { commandId: cmd.commandId }, 'node-b')]);
+    }
+    if (cmd.step === 'resumeSource') {
+      const v = mayResumeSource(events);
+      if (!v.ok) {
+        push([agentEvent(cmd, 'StepFailed', { error: { code: v.code, message: v.reason } })]);
+        run({ kind: 'Advance', meta: meta(now) });
+        continue;
+      }
+      if (!state.resumedOnSource)
+        push([plain('ResumedOnSource', { reason: 'rollback', commandId: cmd.commandId })]);
+    }
+
+    if (hit && (f.kind === 'fail' || f.kind === 'crash')) {
+      // fail: a partial effect, then a failure report; crash: the whole effect maybe, and no report ever.
+      // A step whose failure leaves no effect (criu undoes a failed dump itself) gets no partial effect.
+      if (f.partial && (f.kind === 'crash' || stepTable[cmd.step].failureMayLeaveEffect))
+        apply(host, cmd, sc, f.kind === 'fail');
+      if (f.kind === 'fail')
+        push([
+          agentEvent(cmd, 'StepFailed', {
+            error: { code: 'HAUL_TOOL_FAILED', message: 'injected', exitCode: 1 },
+          }),
+        ]);
+      else crashed.add(cmd.commandId);
+    } else {
+      const result = apply(host, cmd, sc);
+      push([agentEvent(cmd, 'StepSucceeded', { result })]);
+    }
+    run({ kind: 'Advance', meta: meta(now) });
+  }
+  const last = events.at(-1);
+  const terminal =
+    last && (last.type === 'MigrationCompleted' || last.type === 'MigrationRolledBack')
+      ? last.type
+      : undefined;
+  return { events, state, host, terminal };
+}
