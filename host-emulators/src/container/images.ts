@@ -1,0 +1,91 @@
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PAGE } from './memory.ts';
+
+/**
+ * The emulator's page images (real CRIU images are protobuf; see host-emulators/README.md): `pagemap-<pid>.img` is
+ * a magic and the u32 LE page indices, `pages-1.img` the pages in that order. The `parent` link chains
+ * incremental dumps exactly as CRIU does.
+ */
+const PAGEMAP_MAGIC = 0x48504d31; // "HPM1"
+
+export function writePageImages(dir: string, pid: number, indices: Uint32Array, mem: Buffer): number {
+  const map = Buffer.alloc(8 + indices.length * 4);
+  map.writeUInt32LE(PAGEMAP_MAGIC, 0);
+  map.writeUInt32LE(indices.length, 4);
+  Buffer.from(indices.buffer, indices.byteOffset, indices.byteLength).copy(map, 8);
+  writeFileSync(join(dir, `pagemap-${pid}.img`), map);
+  const pages = Buffer.allocUnsafe(indices.length * PAGE);
+  for (let i = 0; i < indices.length; i++)
+    mem.copy(pages, i * PAGE, indices[i]! * PAGE, indices[i]! * PAGE + PAGE);
+  writeFileSync(join(dir, 'pages-1.img'), pages);
+  return map.length + pages.length;
+}
+
+function readPagemap(dir: string): { pid: number; indices: Uint32Array } | undefined {
+  const name = readdirSync(dir).find((f) => /^pagemap-\d+\.img$/.test(f));
+  if (!name) return undefined;
+  const b = readFileSync(join(dir, name));
+  if (b.readUInt32LE(0) !== PAGEMAP_MAGIC) throw new Error(`${dir}/${name}: not a pagemap image`);
+  const n = b.readUInt32LE(4);
+  const indices = new Uint32Array(n);
+  for (let i = 0; i < n; i++) indices[i] = b.readUInt32LE(8 + i * 4);
+  return { pid: Number(/pagemap-(\d+)\.img/.exec(name)![1]), indices };
+}
+
+/** The image dirs of a dump, newest first, following `parent` links (which must resolve). */
+export function imageChain(dir: string): string[] {
+  const chain: string[] = [];
+  let cur: string | undefined = resolve(dir);
+  while (cur) {
+    if (!existsSync(cur)) throw new Error(`image dir ${cur} does not exist (broken parent chain)`);
+    chain.push(cur);
+    const link = join(cur, 'parent');
+    let target: string | undefined;
+    try {
+      target = readlinkSync(link);
+    } catch {
+      target = undefined;
+    }
+    cur = target === undefined ? undefined : resolve(cur, target);
+    if (chain.length > 64) throw new Error('parent chain too long');
+  }
+  return chain;
+}
+
+/** Rebuild memory from a dump: each page from the newest image that has it. Throws when a page is missing. */
+export function restoreMemory(dir: string, bytes: number): { mem: Buffer; pagesRestored: number } {
+  const mem = Buffer.alloc(bytes);
+  const pages = bytes / PAGE;
+  const filled = new Uint8Array(pages);
+  let count = 0;
+  for (const d of imageChain(dir)) {
+    const pm = readPagemap(d);
+    if (!pm) continue;
+    const fd = openSync(join(d, 'pages-1.img'), 'r');
+    try {
+      for (let i = 0; i < pm.indices.length; i++) {
+        const p = pm.indices[i]!;
+        if (p >= pages) throw new Error(`${d}: page ${p} beyond the CT's memory`);
+        if (filled[p]) continue;
+        readSync(fd, mem, p * PAGE, PAGE, i * PAGE);
+        filled[p] = 1;
+        count++;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  if (count !== pages)
+    throw new Error(`restore: ${pages - count} of ${pages} pages are in no image of the chain`);
+  return { mem, pagesRestored: count };
+}

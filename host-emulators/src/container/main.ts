@@ -1,0 +1,219 @@
+/**
+ * The emulated container's "init": a real process that owns the CT's memory pages, dirties random pages at a set
+ * rate and writes blocks to its ploop disks, all from a seeded generator, and answers the emulated criu and vzctl
+ * over a local socket. Started by `vzctl start` (fresh) or by `criu restore` (memory rebuilt from the images).
+ */
+import { createServer, type Socket } from 'node:net';
+import { appendFileSync, existsSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { emuEnv } from '../lib/emu-env.ts';
+import { appendBlock, BLOCK } from '../ploop/delta.ts';
+import { readRegistry } from '../ploop/devices.ts';
+import { withDeviceIo } from '../ploop/ops.ts';
+import { restoreMemory, writePageImages } from './images.ts';
+import { readCtState, writeCtState } from '../vzctl/ct-state.ts';
+import { initialMemory, memoryChecksum, PAGE, Rng } from './memory.ts';
+import type { CtConfig, CtCoreImage, CtRequest, CtStatus, DumpReply } from './protocol.ts';
+
+const args = JSON.parse(process.argv[2] ?? '{}') as {
+  config: CtConfig;
+  socket: string;
+  restoreDir?: string;
+  readyFd?: number;
+};
+const env = emuEnv();
+let config = args.config;
+let rng: Rng;
+let mem: Buffer;
+let dirtied = 0;
+let diskWrites = 0;
+/** Memory checksum right after a restore (equal to the dump's, or the restore failed): a proof seam for tests. */
+let restoredSha256: string | undefined;
+/** Every block write, as `<disk index> <block> <sha256>`: tests replay it to prove no write was lost or stray. */
+const journal = join(env.root, 'var', 'log', `ct-${args.config.ctid}.writes`);
+
+if (args.restoreDir) {
+  const core = JSON.parse(readFileSync(findCore(args.restoreDir), 'utf8')) as CtCoreImage;
+  config = { ...core.config, diskBases: args.config.diskBases };
+  mem = restoreMemory(args.restoreDir, config.memoryMb * 1024 * 1024).mem;
+  const sum = memoryChecksum(mem);
+  if (sum !== core.memSha256) {
+    process.stderr.write(`restore: memory checksum ${sum} differs from the dump's ${core.memSha256}\n`);
+    process.exit(1);
+  }
+  restoredSha256 = sum;
+  rng = new Rng(core.rng);
+  dirtied = core.dirtied;
+  diskWrites = core.diskWrites;
+} else {
+  mem = initialMemory(config.memoryMb * 1024 * 1024, config.seed);
+  rng = new Rng(config.seed);
+}
+
+function findCore(dir: string): string {
+  const f = readdirSync(dir).find((n) => /^core-\d+\.img$/.test(n));
+  if (!f) throw new Error(`no core image in ${dir}`);
+  return join(dir, f);
+}
+
+const pages = mem.length / PAGE;
+let dirty = new Uint8Array(pages);
+let tracking = false;
+let frozen = false;
+let last = Date.now();
+let owedPages = 0;
+let owedWrites = 0;
+
+/** One tick of the workload: dirty pages and write disk blocks for the time that passed. */
+function work(): void {
+  const now = Date.now();
+  const dt = (now - last) / 1000;
+  last = now;
+  if (frozen) return;
+  owedPages += config.dirtyPagesPerSec * dt;
+  for (; owedPages >= 1; owedPages--) {
+    const p = rng.below(pages);
+    const off = p * PAGE + 8 + rng.below(PAGE - 16);
+    mem.writeUInt32LE(rng.next(), off);
+    mem.writeUInt32LE(++dirtied, p * PAGE + 4);
+    dirty[p] = 1;
+  }
+  owedWrites += config.diskWritesPerSec * dt;
+  for (; owedWrites >= 1 && config.diskBases.length > 0; owedWrites--) writeBlock();
+}
+
+function writeBlock(): void {
+  const disk = rng.below(config.diskBases.length);
+  const block = rng.below(Math.max(1, config.diskBlocks));
+  const data = Buffer.allocUnsafe(BLOCK);
+  const a = rng.next();
+  const b = rng.next();
+  for (let i = 0; i < BLOCK; i += 8) {
+    data.writeUInt32LE((a ^ i) >>> 0, i);
+    data.writeUInt32LE(b, i + 4);
+  }
+  const base = config.diskBases[disk]!;
+  const dev = readRegistry(env.clusterDir).devices.find((d) => d.node === env.node && d.deltas[0] === base);
+  if (!dev || dev.readonly) return;
+  withDeviceIo(env, dev.dev, () => {
+    const fresh = readRegistry(env.clusterDir).devices.find((d) => d.dev === dev.dev);
+    if (fresh) {
+      appendBlock(fresh.deltas.at(-1)!, block, data);
+      appendFileSync(journal, `${disk} ${block} ${createHash('sha256').update(data).digest('hex')}\n`);
+    }
+  });
+  diskWrites++;
+}
+
+const timer = setInterval(work, 10);
+
+function dump(req: Extract<CtRequest, { op: 'dump' }>): DumpReply {
+  const t0 = process.hrtime.bigint();
+  work();
+  frozen = true;
+  const t1 = process.hrtime.bigint();
+  let idx: Uint32Array;
+  if (req.incremental && tracking) {
+    const list: number[] = [];
+    for (let p = 0; p < pages; p++) if (dirty[p]) list.push(p);
+    idx = Uint32Array.from(list);
+  } else {
+    idx = new Uint32Array(pages);
+    for (let p = 0; p < pages; p++) idx[p] = p;
+  }
+  const bytes = writePageImages(req.dir, req.pid, idx, mem);
+  dirty = new Uint8Array(pages);
+  tracking = req.track || tracking;
+  const t2 = process.hrtime.bigint();
+  if (!req.leaveFrozen) {
+    frozen = false;
+    last = Date.now();
+  }
+  const us = (a: bigint, b: bigint) => Number((b - a) / 1000n);
+  return {
+    pagesScanned: pages,
+    pagesWritten: idx.length,
+    pagesSkipped: pages - idx.length,
+    bytes,
+    frozenUs: us(t0, t2),
+    memdumpUs: us(t1, t2),
+  };
+}
+
+function handle(req: CtRequest): unknown {
+  switch (req.op) {
+    case 'status':
+      return { pid: process.pid, frozen, tracking, pages, dirtied, diskWrites } satisfies CtStatus;
+    case 'freeze':
+      work();
+      frozen = true;
+      return {};
+    case 'thaw':
+      frozen = false;
+      last = Date.now();
+      return {};
+    case 'checksum':
+      work();
+      return {
+        memSha256: memoryChecksum(mem),
+        dirtied,
+        diskWrites,
+        frozen,
+        ...(restoredSha256 ? { restoredSha256 } : {}),
+      };
+    case 'state':
+      return {
+        config,
+        rng: rng.s,
+        memSha256: memoryChecksum(mem),
+        dirtied,
+        diskWrites,
+      } satisfies CtCoreImage;
+    case 'dump':
+      return dump(req);
+    case 'exit':
+      setImmediate(shutdown);
+      return {};
+  }
+}
+
+function shutdown(): void {
+  clearInterval(timer);
+  // The tasks are gone: this node no longer runs the CT (vzctl status reads this state).
+  try {
+    const st = readCtState(env, config.ctid);
+    if (st.pid === process.pid) writeCtState(env, config.ctid, {});
+  } catch {
+    /* best effort */
+  }
+  server.close();
+  try {
+    unlinkSync(args.socket);
+  } catch {
+    /* gone */
+  }
+  process.exit(0);
+}
+
+const server = createServer((c: Socket) => {
+  let buf = '';
+  c.on('data', (d) => {
+    buf += d.toString();
+    const nl = buf.indexOf('\n');
+    if (nl < 0) return;
+    let reply: string;
+    try {
+      reply = JSON.stringify({ ok: true, value: handle(JSON.parse(buf.slice(0, nl)) as CtRequest) });
+    } catch (e) {
+      reply = JSON.stringify({ ok: false, error: (e as Error).message });
+    }
+    c.end(reply + '\n');
+  });
+  c.on('error', () => {});
+});
+process.on('SIGTERM', shutdown);
+if (existsSync(args.socket)) unlinkSync(args.socket);
+server.listen(args.socket, () => {
+  if (args.readyFd !== undefined) writeSync(args.readyFd, `ready ${process.pid}\n`);
+});

@@ -1,0 +1,73 @@
+import { connect } from 'node:net';
+
+/** Requests the emulated criu and vzctl send to a running CT over its local socket (one JSON line each way). */
+export type CtRequest =
+  | { op: 'status' }
+  | { op: 'freeze' }
+  | { op: 'thaw' }
+  | { op: 'checksum' }
+  | { op: 'state' }
+  | { op: 'exit' }
+  | { op: 'dump'; dir: string; pid: number; incremental: boolean; track: boolean; leaveFrozen: boolean };
+
+export type CtStatus = {
+  pid: number;
+  frozen: boolean;
+  tracking: boolean;
+  pages: number;
+  dirtied: number;
+  diskWrites: number;
+};
+export type DumpReply = {
+  pagesScanned: number;
+  pagesWritten: number;
+  pagesSkipped: number;
+  bytes: number;
+  frozenUs: number;
+  memdumpUs: number;
+};
+export type CtConfig = {
+  ctid: string;
+  memoryMb: number;
+  dirtyPagesPerSec: number;
+  diskWritesPerSec: number;
+  seed: number;
+  /** Base image of each disk: the CT writes into the top delta of the device built on it. */
+  diskBases: string[];
+  diskBlocks: number;
+};
+export type CtCoreImage = {
+  config: CtConfig;
+  rng: [number, number, number, number];
+  memSha256: string;
+  dirtied: number;
+  diskWrites: number;
+};
+
+/** Send one request to a CT and wait for its one-line reply. */
+export function ctRequest<T>(socket: string, req: CtRequest, timeoutMs = 60_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const c = connect(socket);
+    let buf = '';
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`CT at ${socket} did not answer ${req.op} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.on('connect', () => c.write(JSON.stringify(req) + '\n'));
+    c.on('data', (d) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        c.end();
+        const reply = JSON.parse(buf.slice(0, nl)) as { ok: boolean; error?: string; value?: T };
+        if (reply.ok) resolve(reply.value as T);
+        else reject(new Error(reply.error ?? 'CT error'));
+      }
+    });
+    c.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}

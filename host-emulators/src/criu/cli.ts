@@ -1,0 +1,240 @@
+import { spawn } from 'node:child_process';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+  unlinkSync,
+  lstatSync,
+} from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { getopt, out, err } from '../lib/tool.ts';
+import { ctRequest, type CtCoreImage, type DumpReply } from '../container/protocol.ts';
+import { launchContainer } from '../container/launch.ts';
+import { imageChain } from '../container/images.ts';
+import { readCtConf } from '../vzctl/config.ts';
+import { diskBases } from '../vzctl/ct-state.ts';
+import { ctConfig } from '../vzctl/cli.ts';
+import { writeDumpStats, writeRestoreStats } from './stats.ts';
+
+const withValue = [
+  '-t',
+  '--tree',
+  '-D',
+  '--images-dir',
+  '-W',
+  '--work-dir',
+  '--prev-images-dir',
+  '-o',
+  '--log-file',
+  '--action-script',
+  '--address',
+  '--port',
+  '--ps-socket',
+  '--pidfile',
+  '--root',
+  '--freeze-cgroup',
+  '--timeout',
+  '--cgroup-dump-controller',
+  '--ghost-limit',
+  '--external',
+  '--ext-mount-map',
+  '--veth-pair',
+  '--cgroup-root',
+  '--feature',
+  '--status-fd',
+];
+
+/** `criu <command> [options]`: pre-dump, dump, restore, page-server, check, -V (host-tools.md §4, §6). */
+export async function criuMain(argv: string[]): Promise<number> {
+  if (argv.includes('-V') || argv.includes('--version')) {
+    out(`Version: ${emuEnv().criuVersion}`);
+    return 0;
+  }
+  const cmd = argv.find((a) => !a.startsWith('-'));
+  const { opts } = getopt(
+    argv.filter((a) => a !== cmd),
+    withValue,
+  );
+  const one = (...k: string[]) => k.map((x) => opts.get(x)?.at(-1)).find((v) => v !== undefined);
+  switch (cmd) {
+    case 'check': {
+      const env = emuEnv();
+      const feature = one('--feature');
+      if (feature === 'mem_dirty_track' && !env.memTrack)
+        throw new ToolExit(1, 'Dirty tracking is OFF. Memory snapshot will not work.');
+      out('Looks good.');
+      return 0;
+    }
+    case 'pre-dump':
+    case 'dump':
+      return dump(cmd, opts, one);
+    case 'restore':
+      return restore(one);
+    case 'page-server':
+      throw new ToolExit(
+        1,
+        'page-server: not emulated (haul streams image dirs; see host-emulators/README.md)',
+      );
+    default:
+      throw new ToolExit(
+        1,
+        `Unknown command ${cmd ?? '(none)'}\nUsage: criu dump|pre-dump|restore|check|page-server [options]`,
+      );
+  }
+}
+
+/** Find which CT of this node has this init pid. */
+function ctByPid(env: EmuEnv, pid: number): string {
+  const dir = join(env.root, 'var', 'lib', 'haul-emu', 'cts');
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) {
+    const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid?: number };
+    if (st.pid === pid) return f.replace(/\.json$/, '');
+  }
+  throw new ToolExit(1, `Can't find task ${pid}: no such process`);
+}
+
+async function dump(
+  cmd: 'pre-dump' | 'dump',
+  opts: Map<string, string[]>,
+  one: (...k: string[]) => string | undefined,
+): Promise<number> {
+  const env = emuEnv();
+  const pid = Number(one('-t', '--tree'));
+  const dir = one('-D', '--images-dir');
+  if (!pid || !dir) throw new ToolExit(1, `${cmd}: -t PID and -D DIR are required`);
+  if (!existsSync(dir)) throw new ToolExit(1, `Can't open images dir ${dir}: No such file or directory`);
+  const work = one('-W', '--work-dir') ?? dir;
+  const ctid = ctByPid(env, pid);
+  const socket = paths.ctSocket(env, ctid);
+  const prev = one('--prev-images-dir');
+  if (prev !== undefined) {
+    if (isAbsolute(prev)) err('Warn: Absolute paths for parent links may not work on restore');
+    if (!existsSync(resolve(dir, prev)))
+      throw new ToolExit(1, `Can't open parent images dir ${prev}: No such file or directory`);
+    const link = join(dir, 'parent');
+    if (existsSync(link) || isLink(link)) unlinkSync(link);
+    symlinkSync(prev, link);
+  }
+  const started = process.hrtime.bigint();
+  if (cmd === 'pre-dump') err('Enforcing memory tracking for pre-dump');
+  const track = cmd === 'pre-dump' || opts.has('--track-mem');
+  let r: DumpReply;
+  try {
+    r = await ctRequest<DumpReply>(socket, {
+      op: 'dump',
+      dir,
+      pid,
+      incremental: prev !== undefined,
+      track,
+      leaveFrozen: cmd === 'dump',
+    });
+  } catch (e) {
+    throw new ToolExit(1, `Error (criu/cr-dump.c): ${(e as Error).message}`);
+  }
+  writeFileSync(
+    join(dir, 'inventory.img'),
+    JSON.stringify({ magic: 'INVENTORY', img_version: 2, root_pid: pid }),
+  );
+  let finalState = 'alive';
+  if (cmd === 'dump') {
+    const core = await ctRequest<CtCoreImage>(socket, { op: 'state' });
+    writeFileSync(join(dir, `core-${pid}.img`), JSON.stringify(core));
+    writeFileSync(join(dir, 'pstree.img'), JSON.stringify({ pid, ppid: 0, pgid: pid, sid: pid }));
+    writeFileSync(join(dir, `mm-${pid}.img`), JSON.stringify({ pages: r.pagesScanned }));
+    const script = one('--action-script');
+    if (script) {
+      const rc = await runActionScript(script, pid);
+      if (rc !== 0) {
+        await ctRequest(socket, { op: 'thaw' });
+        writeStats(work, r, started);
+        err(`Error (criu/action_scripts.c): One of more action scripts failed (${rc}); tasks resumed`);
+        return rc;
+      }
+    }
+    if (opts.has('-R') || opts.has('--leave-running')) {
+      await ctRequest(socket, { op: 'thaw' });
+    } else if (opts.has('-s') || opts.has('--leave-stopped')) {
+      finalState = 'stopped';
+    } else {
+      await ctRequest(socket, { op: 'exit' });
+      finalState = 'dead';
+    }
+  }
+  writeStats(work, r, started);
+  out(
+    `${cmd === 'dump' ? 'Dumping' : 'Pre-dumping'} finished successfully (${r.pagesWritten} pages written, tasks ${finalState})`,
+  );
+  return 0;
+}
+
+const isLink = (p: string) => {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
+
+function writeStats(work: string, r: DumpReply, started: bigint): void {
+  // frozen_time runs until after post-dump (cr_dump_finish), so it covers the action script's wait.
+  const frozen = Number((process.hrtime.bigint() - started) / 1000n);
+  writeDumpStats(join(work, 'stats-dump'), {
+    freezingTime: 50,
+    frozenTime: Math.max(r.frozenUs, frozen),
+    memdumpTime: r.memdumpUs,
+    memwriteTime: r.memdumpUs,
+    pagesScanned: r.pagesScanned,
+    pagesSkippedParent: r.pagesSkipped,
+    pagesWritten: r.pagesWritten,
+  });
+}
+
+function runActionScript(script: string, pid: number): Promise<number> {
+  return new Promise((resolveRc) => {
+    const child = spawn(script, [], {
+      stdio: 'inherit',
+      env: { ...process.env, CRTOOLS_SCRIPT_ACTION: 'post-dump', CRTOOLS_INIT_PID: String(pid) },
+    });
+    child.once('error', () => resolveRc(1));
+    child.once('exit', (code, signal) => resolveRc(code ?? (signal ? 1 : 0)));
+  });
+}
+
+async function restore(one: (...k: string[]) => string | undefined): Promise<number> {
+  const env = emuEnv();
+  const dir = one('-D', '--images-dir');
+  if (!dir) throw new ToolExit(1, 'restore: -D DIR is required');
+  const work = one('-W', '--work-dir') ?? dir;
+  const started = process.hrtime.bigint();
+  let chain: string[];
+  try {
+    chain = imageChain(dir);
+  } catch (e) {
+    throw new ToolExit(1, `Error (criu/image.c): ${(e as Error).message}`);
+  }
+  const coreFile = readdirSync(dir).find((f) => /^core-\d+\.img$/.test(f));
+  if (!coreFile) throw new ToolExit(1, `Error (criu/cr-restore.c): no core image in ${dir}: not a full dump`);
+  const core = JSON.parse(readFileSync(join(dir, coreFile), 'utf8')) as CtCoreImage;
+  const conf = readCtConf(env, core.config.ctid);
+  if (!conf) throw new ToolExit(1, `Error: CT ${core.config.ctid} has no config on ${env.node}`);
+  let pid: number;
+  try {
+    pid = await launchContainer(env, { ...ctConfig(conf), diskBases: diskBases(conf) }, dir);
+  } catch (e) {
+    throw new ToolExit(1, `Error (criu/cr-restore.c): ${(e as Error).message}`);
+  }
+  const pidfile = one('--pidfile');
+  if (pidfile) writeFileSync(pidfile, `${pid}\n`);
+  const us = Number((process.hrtime.bigint() - started) / 1000n);
+  writeRestoreStats(join(work, 'stats-restore'), {
+    pagesCompared: 0,
+    forkingTime: 100,
+    restoreTime: us,
+    pagesRestored: (core.config.memoryMb * 1024 * 1024) / 4096,
+  });
+  out(`Restore finished successfully (${chain.length} image dirs in the chain)`);
+  return 0;
+}

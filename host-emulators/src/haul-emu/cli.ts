@@ -1,0 +1,186 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ToolExit, emuEnv, paths } from '../lib/emu-env.ts';
+import { acquireLock } from '../lib/lock.ts';
+import { getopt, out } from '../lib/tool.ts';
+import { appendBlock, BLOCK, chainChecksum, readChain } from '../ploop/delta.ts';
+import { createHash } from 'node:crypto';
+import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
+import { init, resolveDd } from '../ploop/ops.ts';
+import { ctRequest } from '../container/protocol.ts';
+import { Rng } from '../container/memory.ts';
+
+const help = `haul-emu: set up emulated nodes and containers, and read the emulator-only proof seams.
+
+  haul-emu create-node --root DIR --node NAME --cluster DIR [--criu-version V] [--no-mem-track] [--cpu-flags a,b]
+  haul-emu create-ct --ctid ID [--memory-mb 64] [--dirty-rate PAGES/S] [--disk-writes BLOCKS/S] [--seed N]
+                     [--disk-size 64M] [--shared-disk DIR]... [--config-only]      (HAUL_EMU_ROOT names the node)
+  haul-emu checksum-mem CTID        memory checksum of a running CT (JSON)
+  haul-emu checksum-disk DD.xml     content checksum over the merged view of the chain (JSON)
+  haul-emu disk-view DD.xml         block → sha256 of the merged view (JSON), to replay a CT's write journal against
+  haul-emu corruption-log           refused double read-write attaches recorded in this cluster (JSON lines)
+  haul-emu hold-lock DD.xml [--ms N] hold the descriptor's lock (to make ploop time out with exit 23)`;
+
+export async function haulEmuMain(argv: string[]): Promise<number> {
+  const cmd = argv[0];
+  const { opts, args } = getopt(argv.slice(1), [
+    '--root',
+    '--node',
+    '--cluster',
+    '--criu-version',
+    '--cpu-flags',
+    '--ctid',
+    '--memory-mb',
+    '--dirty-rate',
+    '--disk-writes',
+    '--seed',
+    '--disk-size',
+    '--shared-disk',
+    '--ms',
+  ]);
+  const one = (k: string) => opts.get(k)?.at(-1);
+  switch (cmd) {
+    case 'create-node': {
+      const root = resolve(need(one('--root'), '--root'));
+      const node = need(one('--node'), '--node');
+      const cluster = resolve(need(one('--cluster'), '--cluster'));
+      for (const d of [
+        'etc/vz/conf',
+        'var/run/ve',
+        'var/lib/haul-emu/cts',
+        'vz/private',
+        'vz/root',
+        'vz/dump',
+        'vz/lock',
+      ])
+        mkdirSync(join(root, d), { recursive: true });
+      mkdirSync(cluster, { recursive: true });
+      const cfg = {
+        node,
+        clusterDir: cluster,
+        criuVersion: one('--criu-version') ?? '3.17',
+        memTrack: !opts.has('--no-mem-track'),
+        cpuFlags: (one('--cpu-flags') ?? 'fpu,sse,sse2,ssse3,sse4_1,sse4_2,avx').split(','),
+      };
+      writeFileSync(join(root, 'etc', 'haul-emu.json'), JSON.stringify(cfg, null, 2) + '\n');
+      writeFileSync(
+        join(root, 'etc', 'vz', 'vz.conf'),
+        [
+          `# emulated node ${node}`,
+          `VE_ROOT=${root}/vz/root/$VEID`,
+          `VE_PRIVATE=${root}/vz/private/$VEID`,
+          `LOCKDIR=${root}/vz/lock`,
+          `DUMPDIR=${root}/vz/dump`,
+          '',
+        ].join('\n'),
+      );
+      out(`node ${node} at ${root}`);
+      return 0;
+    }
+    case 'create-ct': {
+      const env = emuEnv();
+      const ctid = need(one('--ctid'), '--ctid');
+      const seed = Number(one('--seed') ?? 1);
+      const shared = (opts.get('--shared-disk') ?? []).map((d) => resolve(d));
+      const size = one('--disk-size') ?? '64M';
+      const priv = join(env.root, 'vz', 'private', ctid);
+      const lines = [
+        `# emulated CT ${ctid}`,
+        `HAUL_EMU_MEMORY_MB=${one('--memory-mb') ?? 64}`,
+        `HAUL_EMU_DIRTY_PAGES_PER_SEC=${one('--dirty-rate') ?? 500}`,
+        `HAUL_EMU_DISK_WRITES_PER_SEC=${one('--disk-writes') ?? 20}`,
+        `HAUL_EMU_SEED=${seed}`,
+      ];
+      if (shared.length)
+        lines.push(
+          `DISK="${shared.map((d, i) => `uuid={${String(i).padStart(8, '0')}-0000-4000-8000-000000000000},enabled=yes,image=${d},mnt=/data${i}`).join(';')}"`,
+        );
+      writeFileSync(paths.ctConf(env, ctid), lines.join('\n') + '\n');
+      if (opts.has('--config-only')) {
+        out(`config of CT ${ctid} on ${env.node}`);
+        return 0;
+      }
+      mkdirSync(join(priv, 'root.hdd'), { recursive: true });
+      init(size, join(priv, 'root.hdd', 'root.hds'), 'expanded');
+      fillDisk(join(priv, 'root.hdd', 'DiskDescriptor.xml'), seed);
+      shared.forEach((d, i) => {
+        if (existsSync(join(d, 'DiskDescriptor.xml'))) return;
+        mkdirSync(d, { recursive: true });
+        init(size, join(d, 'root.hds'), 'expanded');
+        fillDisk(join(d, 'DiskDescriptor.xml'), seed + 1 + i);
+      });
+      out(
+        `CT ${ctid} on ${env.node}: root disk ${priv}/root.hdd${shared.length ? `, shared ${shared.join(', ')}` : ''}`,
+      );
+      return 0;
+    }
+    case 'checksum-mem': {
+      const env = emuEnv();
+      const ctid = need(args[0], 'CTID');
+      try {
+        out(JSON.stringify(await ctRequest(paths.ctSocket(env, ctid), { op: 'checksum' })));
+      } catch (e) {
+        throw new ToolExit(1, `CT ${ctid} is not running on ${env.node}: ${(e as Error).message}`);
+      }
+      return 0;
+    }
+    case 'checksum-disk': {
+      const dd = resolveDd(need(args[0], 'DD.xml'));
+      out(JSON.stringify(chainChecksum(chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file)))));
+      return 0;
+    }
+    case 'disk-view': {
+      const dd = resolveDd(need(args[0], 'DD.xml'));
+      const view = readChain(chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file)));
+      const obj: Record<string, string> = {};
+      for (const i of [...view.keys()].sort((a, b) => a - b))
+        obj[i] = createHash('sha256').update(view.get(i)!).digest('hex');
+      out(JSON.stringify(obj));
+      return 0;
+    }
+    case 'corruption-log': {
+      const f = paths.corruption(emuEnv().clusterDir);
+      if (existsSync(f)) process.stdout.write(readFileSync(f, 'utf8'));
+      return 0;
+    }
+    case 'hold-lock': {
+      const env = emuEnv();
+      const dd = resolveDd(need(args[0], 'DD.xml'));
+      const release = acquireLock(paths.locks(env.clusterDir), `${dd}.lck`, 60_000);
+      if (!release) throw new ToolExit(23, `could not take ${dd}.lck`);
+      out('held');
+      process.on('SIGTERM', () => {
+        release();
+        process.exit(0);
+      });
+      await new Promise((r) => setTimeout(r, Number(one('--ms') ?? 3_600_000)));
+      release();
+      return 0;
+    }
+    case '--help':
+    case 'help':
+    case undefined:
+      out(help);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new ToolExit(2, `unknown command ${cmd}\n${help}`);
+  }
+}
+
+const need = (v: string | undefined, what: string): string => {
+  if (v === undefined) throw new ToolExit(2, `${what} is required (see haul-emu --help)`);
+  return v;
+};
+
+/** Give a fresh disk some seeded content so its checksum means something. */
+function fillDisk(dd: string, seed: number): void {
+  const desc = readDescriptor(dd);
+  const file = imagePath(dd, desc.images[0]!.file);
+  const rng = new Rng(seed * 7919);
+  const blocks = Math.max(1, Math.floor((desc.diskSize * 512) / BLOCK / 8));
+  for (let n = 0; n < 64; n++) {
+    const b = Buffer.alloc(BLOCK, rng.next() & 0xff);
+    b.writeUInt32LE(rng.next(), 0);
+    appendBlock(file, rng.below(blocks), b);
+  }
+}

@@ -1,0 +1,56 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** One emulated node's settings, written by `haul-emu create-node` into `$HAUL_EMU_ROOT/etc/haul-emu.json`. */
+export type NodeConfig = {
+  node: string;
+  /** Folder shared by all emulated nodes of one cluster: device registry, locks, corruption log. */
+  clusterDir: string;
+  criuVersion: string;
+  memTrack: boolean;
+  cpuFlags: string[];
+};
+
+export type EmuEnv = NodeConfig & { root: string };
+
+/** Exit with a usage/config error the way a host tool would: message on stderr, non-zero status. */
+export class ToolExit extends Error {
+  readonly exitCode: number;
+  readonly stdout: string[];
+  constructor(exitCode: number, message: string, stdout: string[] = []) {
+    super(message);
+    this.name = 'ToolExit';
+    this.exitCode = exitCode;
+    this.stdout = stdout;
+  }
+}
+
+export function emuEnv(env: NodeJS.ProcessEnv = process.env): EmuEnv {
+  const root = env['HAUL_EMU_ROOT'];
+  if (!root)
+    throw new ToolExit(
+      3,
+      'HAUL_EMU_ROOT is not set: it names the emulated node root (see host-emulators/README.md)',
+    );
+  let cfg: NodeConfig;
+  try {
+    cfg = JSON.parse(readFileSync(join(root, 'etc', 'haul-emu.json'), 'utf8')) as NodeConfig;
+  } catch (err) {
+    throw new ToolExit(
+      3,
+      `${root} is not an emulated node (no etc/haul-emu.json): ${(err as Error).message}`,
+    );
+  }
+  return { ...cfg, root };
+}
+
+export const paths = {
+  vzConf: (e: EmuEnv) => join(e.root, 'etc', 'vz', 'vz.conf'),
+  ctConf: (e: EmuEnv, ctid: string) => join(e.root, 'etc', 'vz', 'conf', `${ctid}.conf`),
+  initPid: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'run', 've', `${ctid}.init.pid`),
+  ctState: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'lib', 'haul-emu', 'cts', `${ctid}.json`),
+  ctSocket: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'run', 'haul-emu', `ct-${ctid}.sock`),
+  devices: (clusterDir: string) => join(clusterDir, 'devices.json'),
+  corruption: (clusterDir: string) => join(clusterDir, 'corruption.jsonl'),
+  locks: (clusterDir: string) => join(clusterDir, 'locks'),
+};

@@ -1,0 +1,78 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.ts';
+import { acquireLock } from './lock.ts';
+import { dirname } from 'node:path';
+
+/**
+ * Emulator-only proof seam: a fault plan (JSON file named by HAUL_EMU_FAULTS) makes a chosen tool invocation fail
+ * with a given exit code and stderr, hang, or be killed — matched by tool, subcommand, node and call count — so
+ * tests can fail every step of a migration on purpose. Counts are kept next to the plan.
+ */
+export type FaultRule = {
+  tool: 'ploop' | 'vzctl' | 'criu';
+  /** The subcommand (first non-option argument), e.g. "snapshot", "restore", "dump". */
+  sub?: string;
+  /** Only on this emulated node. */
+  node?: string;
+  /** A regular expression the whole argv (joined by spaces) must match. */
+  match?: string;
+  /** Which matching call (1 = the first); default every call. */
+  call?: number;
+  action: 'fail' | 'hang' | 'kill';
+  exitCode?: number;
+  stderr?: string;
+};
+
+export function subcommandOf(argv: string[]): string | undefined {
+  return argv.find((a) => !a.startsWith('-'));
+}
+
+export async function applyFaults(
+  tool: string,
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<void> {
+  const file = env['HAUL_EMU_FAULTS'];
+  if (!file || !existsSync(file)) return;
+  const rules = JSON.parse(readFileSync(file, 'utf8')) as FaultRule[];
+  const node = nodeName(env);
+  const sub = subcommandOf(argv);
+  const joined = argv.join(' ');
+  const countsFile = `${file}.counts.json`;
+  for (const [idx, r] of rules.entries()) {
+    if (
+      r.tool !== tool ||
+      (r.sub !== undefined && r.sub !== sub) ||
+      (r.node !== undefined && r.node !== node)
+    )
+      continue;
+    if (r.match !== undefined && !new RegExp(r.match).test(joined)) continue;
+    const release = acquireLock(dirname(file), `faults:${file}`, 10_000);
+    let n: number;
+    try {
+      const counts = existsSync(countsFile)
+        ? (JSON.parse(readFileSync(countsFile, 'utf8')) as Record<string, number>)
+        : {};
+      n = (counts[idx] ?? 0) + 1;
+      counts[idx] = n;
+      writeFileAtomic(countsFile, JSON.stringify(counts));
+    } finally {
+      release?.();
+    }
+    if (r.call !== undefined && r.call !== n) continue;
+    if (r.action === 'kill') process.kill(process.pid, 'SIGKILL');
+    if (r.action === 'hang') await new Promise<never>(() => setInterval(() => {}, 1 << 30));
+    process.stderr.write(`${r.stderr ?? `${tool} ${sub ?? ''}: injected failure`}\n`);
+    process.exit(r.exitCode ?? 1);
+  }
+}
+
+function nodeName(env: NodeJS.ProcessEnv): string | undefined {
+  const root = env['HAUL_EMU_ROOT'];
+  if (!root) return undefined;
+  try {
+    return (JSON.parse(readFileSync(`${root}/etc/haul-emu.json`, 'utf8')) as { node: string }).node;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const pause = (ms: number) => Atomics.wait(sleeper, 0, 0, ms);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * An exclusive lock named by a path, held by this process: the emulator's stand-in for flock(2), which Node lacks.
+ * The holder's pid is recorded so a lock left by a killed process is taken over. Markers live in the cluster's lock
+ * folder, so nothing but the real `.lck` files appears next to the images.
+ */
+export function acquireLock(lockDir: string, name: string, timeoutMs: number): (() => void) | undefined {
+  mkdirSync(lockDir, { recursive: true });
+  const marker = join(lockDir, createHash('sha1').update(name).digest('hex'));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const fd = openSync(marker, 'wx');
+      writeSync(fd, `${process.pid} ${name}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          unlinkSync(marker);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let holder = 0;
+    try {
+      holder = Number.parseInt(readFileSync(marker, 'utf8'), 10);
+    } catch {
+      continue; // released between our attempts
+    }
+    if (holder && !alive(holder)) {
+      try {
+        unlinkSync(marker);
+      } catch {
+        /* someone else took it over */
+      }
+      continue;
+    }
+    if (Date.now() >= deadline) return undefined;
+    pause(5);
+  }
+}

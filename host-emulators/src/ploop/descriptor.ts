@@ -1,0 +1,160 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { XMLBuilder, XMLParser } from 'fast-xml-parser';
+import { writeFileAtomic } from '../lib/atomic.ts';
+
+export const TOPDELTA = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
+export const NONE_UUID = '{00000000-0000-0000-0000-000000000000}';
+
+export type Image = { guid: string; type: 'Compressed' | 'Plain'; file: string };
+export type Shot = { guid: string; parent: string; temporary: boolean };
+export type DiskDescriptor = {
+  rootName: string;
+  diskSize: number;
+  cylinders: number;
+  heads: number;
+  blocksize: number;
+  images: Image[];
+  top: string;
+  shots: Shot[];
+};
+
+/** A descriptor that cannot be parsed or breaks ploop's reader checks (validate_disk_descriptor). */
+export class InvalidDescriptor extends Error {}
+
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: true,
+  isArray: (name) => name === 'Image' || name === 'Shot' || name === 'Storage',
+});
+
+const builder = new XMLBuilder({ format: true, indentBy: '  ', suppressEmptyNode: true });
+
+export const isGuid = (g: string): boolean =>
+  /^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$/.test(g);
+export const sameGuid = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+
+type Raw = Record<string, unknown>;
+const str = (v: unknown, what: string): string => {
+  if (typeof v !== 'string' || v === '') throw new InvalidDescriptor(`missing ${what}`);
+  return v;
+};
+
+export function parseDescriptor(xml: string): DiskDescriptor {
+  let doc: Raw;
+  try {
+    doc = parser.parse(xml, true) as Raw;
+  } catch (err) {
+    throw new InvalidDescriptor(`not XML: ${(err as Error).message}`);
+  }
+  const rootName = Object.keys(doc).find((k) => k !== '?xml');
+  if (!rootName) throw new InvalidDescriptor('no root element');
+  const root = doc[rootName] as Raw;
+  const params = (root['Disk_Parameters'] ?? {}) as Raw;
+  const storages = ((root['StorageData'] as Raw | undefined)?.['Storage'] ?? []) as Raw[];
+  if (storages.length !== 1) throw new InvalidDescriptor('exactly one Storage is required');
+  const storage = storages[0]!;
+  const images = ((storage['Image'] ?? []) as Raw[]).map<Image>((i) => ({
+    guid: str(i['GUID'], 'Image/GUID'),
+    type: i['Type'] === 'Plain' ? 'Plain' : 'Compressed',
+    file: str(i['File'], 'Image/File'),
+  }));
+  if (images.length === 0) throw new InvalidDescriptor('no Image');
+  const snapshots = root['Snapshots'] as Raw | undefined;
+  if (snapshots === undefined) throw new InvalidDescriptor('no Snapshots element');
+  let shots = ((snapshots['Shot'] ?? []) as Raw[]).map<Shot>((s) => ({
+    guid: str(s['GUID'], 'Shot/GUID'),
+    parent: str(s['ParentGUID'], 'Shot/ParentGUID'),
+    temporary: 'Temporary' in s,
+  }));
+  if (shots.length === 0 && images.length === 1)
+    shots = [{ guid: TOPDELTA, parent: NONE_UUID, temporary: false }];
+  const top = typeof snapshots['TopGUID'] === 'string' ? snapshots['TopGUID'] : TOPDELTA;
+  const dd: DiskDescriptor = {
+    rootName,
+    diskSize: Number(params['Disk_size'] ?? 0),
+    cylinders: Number(params['Cylinders'] ?? 0),
+    heads: Number(params['Heads'] ?? 0),
+    blocksize: Number(storage['Blocksize'] ?? 2048),
+    images,
+    top,
+    shots,
+  };
+  validate(dd);
+  return dd;
+}
+
+export function validate(dd: DiskDescriptor): void {
+  if (!isGuid(dd.top)) throw new InvalidDescriptor(`invalid TopGUID ${dd.top}`);
+  if (dd.images.length !== dd.shots.length)
+    throw new InvalidDescriptor('image count differs from shot count');
+  const topShot = dd.shots.find((s) => sameGuid(s.guid, dd.top));
+  if (!topShot || topShot.temporary) throw new InvalidDescriptor('TopGUID is not a valid snapshot');
+  const bs = dd.blocksize;
+  if (bs < 64 || bs > 131072 || (bs & (bs - 1)) !== 0) throw new InvalidDescriptor(`bad Blocksize ${bs}`);
+  for (const i of dd.images) if (!isGuid(i.guid)) throw new InvalidDescriptor(`invalid GUID ${i.guid}`);
+}
+
+export function renderDescriptor(dd: DiskDescriptor): string {
+  const sectors = dd.cylinders && dd.heads ? Math.floor(dd.diskSize / (dd.cylinders * dd.heads)) : 0;
+  const body = {
+    [dd.rootName]: {
+      Disk_Parameters: {
+        Disk_size: dd.diskSize,
+        Cylinders: dd.cylinders,
+        Heads: dd.heads,
+        Sectors: sectors,
+        Padding: 0,
+      },
+      StorageData: {
+        Storage: {
+          Start: 0,
+          End: dd.diskSize,
+          Blocksize: dd.blocksize,
+          Image: dd.images.map((i) => ({ GUID: i.guid, Type: i.type, File: i.file })),
+        },
+      },
+      Snapshots: {
+        TopGUID: dd.top,
+        Shot: dd.shots.map((s) =>
+          s.temporary
+            ? { GUID: s.guid, ParentGUID: s.parent, Temporary: '' }
+            : { GUID: s.guid, ParentGUID: s.parent },
+        ),
+      },
+    },
+  };
+  return `<?xml version="1.0"?>\n${String(builder.build(body))}`;
+}
+
+export const readDescriptor = (path: string): DiskDescriptor => parseDescriptor(readFileSync(path, 'utf8'));
+
+/** Store the way ploop does: `<dd>.tmp`, fsync, rename. */
+export const storeDescriptor = (path: string, dd: DiskDescriptor): void =>
+  writeFileAtomic(path, renderDescriptor(dd));
+
+/** Absolute path of an image file: relative names resolve against the descriptor's own directory. */
+export const imagePath = (ddPath: string, file: string): string =>
+  isAbsolute(file) ? file : join(dirname(ddPath), file);
+
+/** The chain from the base to `guid` (default the top), following ParentGUID links. */
+export function chainTo(dd: DiskDescriptor, guid: string = dd.top): Image[] {
+  const out: Image[] = [];
+  let cur: string | undefined = guid;
+  for (let n = 0; cur && !sameGuid(cur, NONE_UUID) && n <= dd.shots.length; n++) {
+    const shot = dd.shots.find((s) => sameGuid(s.guid, cur!));
+    const image = dd.images.find((i) => sameGuid(i.guid, cur!));
+    if (!shot || !image) throw new InvalidDescriptor(`broken chain at ${cur}`);
+    out.unshift(image);
+    cur = shot.parent;
+  }
+  return out;
+}
+
+/** ConvertToCHS as ploop computes the geometry. */
+export function geometry(sectors: number): { cylinders: number; heads: number } {
+  let heads = 16;
+  if (sectors % 32 !== 0 || (sectors / 32) % heads !== 0) heads = 1;
+  return { cylinders: Math.floor(sectors / 32 / heads), heads };
+}

@@ -1,0 +1,452 @@
+import { existsSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { acquireLock } from '../lib/lock.ts';
+import {
+  InvalidDescriptor,
+  NONE_UUID,
+  TOPDELTA,
+  chainTo,
+  geometry,
+  imagePath,
+  isGuid,
+  readDescriptor,
+  sameGuid,
+  storeDescriptor,
+  type DiskDescriptor,
+} from './descriptor.ts';
+import { createDelta, mergeInto } from './delta.ts';
+import { conflictOf, readRegistry, recordCorruption, withRegistry, type Device } from './devices.ts';
+
+/** ploop's SYSEXIT codes used here. */
+export const EX = {
+  MOUNT: 21,
+  LOCK: 23,
+  PARAM: 38,
+  DISKDESCR: 39,
+  DEV_NOT_MOUNTED: 40,
+  NOSNAP: 43,
+  EBUSY: 17,
+} as const;
+
+export const lockTimeoutMs = (): number => Number(process.env['HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS'] ?? 60_000);
+
+/** Resolve a descriptor argument: must end in .xml (the CLI's rule), must exist (else 39). */
+export function resolveDd(arg: string): string {
+  if (!/\.xml$/.test(arg)) throw new ToolExit(EX.PARAM, usage());
+  try {
+    return realpathSync(arg);
+  } catch {
+    throw new ToolExit(EX.DISKDESCR, `Can't resolve ${arg}: No such file or directory`);
+  }
+}
+
+export function usage(): string {
+  return [
+    'Usage: ploop init -s SIZE [-f FORMAT] [-t FSTYPE] [-b BLOCKSIZE] DELTA',
+    '       ploop mount [-r] [-m DIR] [-u UUID] DiskDescriptor.xml',
+    '       ploop umount { -d DEVICE | -m DIR | DiskDescriptor.xml }',
+    '       ploop snapshot [-u UUID] [-o] DiskDescriptor.xml',
+    '       ploop snapshot-delete -u UUID DiskDescriptor.xml',
+    '       ploop snapshot-merge [-u UUID | -A] DiskDescriptor.xml',
+    '       ploop snapshot-switch -u UUID DiskDescriptor.xml',
+    '       ploop snapshot-list [-H] [-o field[,field...]] [-u UUID] DiskDescriptor.xml',
+    '       ploop info [-s] [-d] DiskDescriptor.xml',
+  ].join('\n');
+}
+
+export function normalizeGuid(g: string): string {
+  const v = g.length === 36 ? `{${g}}` : g;
+  if (!isGuid(v)) throw new ToolExit(EX.PARAM, `Incorrect uuid specified: ${g}`);
+  return v.toLowerCase();
+}
+
+/** Take `<dd>.lck` the way ploop does (the file stays forever), then re-read the descriptor under the lock. */
+export function withDdLock<T>(env: EmuEnv, dd: string, fn: (desc: DiskDescriptor) => T): T {
+  const lck = `${dd}.lck`;
+  if (!existsSync(lck)) writeFileSync(lck, '', { mode: 0o644 });
+  const release = acquireLock(paths.locks(env.clusterDir), lck, lockTimeoutMs());
+  if (!release) throw new ToolExit(EX.LOCK, `The ${lck} is locked: Resource temporarily unavailable`);
+  try {
+    let desc: DiskDescriptor;
+    try {
+      desc = readDescriptor(dd);
+    } catch (e) {
+      if (e instanceof InvalidDescriptor) throw new ToolExit(EX.LOCK, `Failed to read ${dd}: ${e.message}`);
+      throw e;
+    }
+    return fn(desc);
+  } finally {
+    release();
+  }
+}
+
+/** A device on this node whose base delta is this descriptor's base image ("online"). */
+export function deviceOf(env: EmuEnv, dd: string, desc: DiskDescriptor): Device | undefined {
+  const base = imagePath(dd, chainTo(desc)[0]!.file);
+  return readRegistry(env.clusterDir).devices.find((d) => d.node === env.node && d.deltas[0] === base);
+}
+
+/** The I/O lock of a device: the running CT takes it for each block write, online snapshot and merge take it too. */
+export function withDeviceIo<T>(env: EmuEnv, dev: string, fn: () => T): T {
+  const release = acquireLock(paths.locks(env.clusterDir), `io:${dev}`, 30_000);
+  if (!release) throw new ToolExit(EX.EBUSY, `device ${dev} is busy`);
+  try {
+    return fn();
+  } finally {
+    release();
+  }
+}
+
+export function init(sizeArg: string, delta: string, fmt: string): string[] {
+  const m = /^(\d+)([KMGT]?)$/i.exec(sizeArg);
+  if (!m) throw new ToolExit(EX.PARAM, `Invalid size ${sizeArg}`);
+  const mult: Record<string, number> = { '': 1, K: 2, M: 2048, G: 2048 * 1024, T: 2048 * 1024 * 1024 };
+  const sectors = Number(m[1]) * mult[(m[2] ?? '').toUpperCase()]!;
+  if (sectors <= 0) throw new ToolExit(EX.PARAM, `Invalid size ${sizeArg}`);
+  const dd = `${dirname(delta)}/DiskDescriptor.xml`;
+  if (existsSync(dd)) throw new ToolExit(EX.PARAM, `Can't create ${dd}: File exists`);
+  createDelta(delta, sectors);
+  const g = geometry(sectors);
+  storeDescriptor(dd, {
+    rootName: 'Parallels_disk_image',
+    diskSize: sectors,
+    ...g,
+    blocksize: 2048,
+    images: [{ guid: TOPDELTA, type: fmt === 'raw' ? 'Plain' : 'Compressed', file: basename(delta) }],
+    top: TOPDELTA,
+    shots: [{ guid: TOPDELTA, parent: NONE_UUID, temporary: false }],
+  });
+  return [`Creating delta ${delta} bs=2048 size=${sectors} sectors v2`, `Storing ${dd}`];
+}
+
+export function mount(
+  env: EmuEnv,
+  dd: string,
+  opts: { readonly?: boolean; guid?: string; mountpoint?: string },
+): { lines: string[]; dev: string } {
+  return withDdLock(env, dd, (desc) => {
+    const guid = opts.guid ?? desc.top;
+    if (!desc.shots.some((s) => sameGuid(s.guid, guid)))
+      throw new ToolExit(EX.NOSNAP, `Uuid ${guid} not found`);
+    const deltas = chainTo(desc, guid).map((i) => imagePath(dd, i.file));
+    return withRegistry(env.clusterDir, (reg) => {
+      const existing = reg.devices.find((d) => d.node === env.node && d.deltas[0] === deltas[0]);
+      if (existing) throw new ToolExit(EX.MOUNT, `Image ${deltas[0]} already used by device ${existing.dev}`);
+      const dev: Device = {
+        dev: `/dev/ploop${reg.next}`,
+        node: env.node,
+        ddxml: dd,
+        deltas,
+        readonly: opts.readonly ?? false,
+      };
+      if (opts.mountpoint) dev.mountpoint = opts.mountpoint;
+      const conflict = conflictOf(reg, dev);
+      if (conflict) {
+        recordCorruption(env.clusterDir, env.node, `refused mount: ${conflict}`);
+        throw new ToolExit(EX.EBUSY, `Can't mount ${dd}: ${conflict}`);
+      }
+      reg.next += 1;
+      reg.devices.push(dev);
+      const lines = deltas.map(
+        (f, i) =>
+          `Adding delta dev=${dev.dev} img=${f} (${i === deltas.length - 1 && !dev.readonly ? 'rw' : 'ro'})`,
+      );
+      if (opts.mountpoint) lines.push(`Mounted ${dev.dev}p1 at ${opts.mountpoint} fstype=ext4 data=''`);
+      return { lines, dev: dev.dev };
+    });
+  });
+}
+
+export function umount(env: EmuEnv, by: { dd?: string; mountpoint?: string; dev?: string }): string[] {
+  return withRegistry(env.clusterDir, (reg) => {
+    let idx = -1;
+    if (by.dd) {
+      const desc = readDescriptor(by.dd);
+      const base = imagePath(by.dd, chainTo(desc)[0]!.file);
+      idx = reg.devices.findIndex((d) => d.node === env.node && d.deltas[0] === base);
+      if (idx < 0) throw new ToolExit(EX.DEV_NOT_MOUNTED, `Image ${base} is not mounted`);
+    } else if (by.mountpoint) {
+      idx = reg.devices.findIndex((d) => d.node === env.node && d.mountpoint === by.mountpoint);
+      if (idx < 0) throw new ToolExit(EX.PARAM, `Unable to find ploop device by ${by.mountpoint}`);
+    } else if (by.dev) {
+      idx = reg.devices.findIndex((d) => d.node === env.node && d.dev === by.dev);
+      if (idx < 0) throw new ToolExit(EX.PARAM, `Unable to find ploop device ${by.dev}`);
+    }
+    const [d] = reg.devices.splice(idx, 1);
+    const lines = d!.mountpoint ? [`Unmounting file system at ${d!.mountpoint}`] : [];
+    lines.push(`Unmounting device ${d!.dev}`);
+    return lines;
+  });
+}
+
+/** `ploop snapshot [-u G] [-o]`: relabel the top to G, add `<images[0].File>.{fresh}` as the new top. */
+export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, offline: boolean): string[] {
+  const guid = guidArg ? normalizeGuid(guidArg) : `{${randomUUID()}}`;
+  return withDdLock(env, dd, (desc) => {
+    if (desc.shots.some((s) => sameGuid(s.guid, guid)))
+      throw new ToolExit(EX.PARAM, `The snapshot ${guid} already exist`);
+    if (desc.shots.length >= 127) throw new ToolExit(EX.PARAM, 'Too many snapshots');
+    const fileName = `${desc.images[0]!.file}.{${randomUUID()}}`;
+    const newFile = imagePath(dd, fileName);
+    const lines: string[] = [];
+    const device = deviceOf(env, dd, desc);
+    const top = chainTo(desc).at(-1)!;
+    if (device && !offline) lines.push(`Creating snapshot dev=${device.dev} img=${newFile}`);
+    else lines.push(`Opening delta ${imagePath(dd, top.file)}`);
+    createDelta(newFile, desc.diskSize);
+    const next: DiskDescriptor = {
+      ...desc,
+      images: [
+        ...desc.images.map((i) => (sameGuid(i.guid, TOPDELTA) ? { ...i, guid } : i)),
+        { guid: TOPDELTA, type: top.type, file: fileName },
+      ],
+      shots: [
+        ...desc.shots.map((s) => ({
+          ...s,
+          guid: sameGuid(s.guid, TOPDELTA) ? guid : s.guid,
+          parent: sameGuid(s.parent, TOPDELTA) ? guid : s.parent,
+        })),
+        { guid: TOPDELTA, parent: guid, temporary: false },
+      ],
+    };
+    const push = () => {
+      if (device && !offline) {
+        withRegistry(env.clusterDir, (reg) => {
+          const d = reg.devices.find((x) => x.dev === device.dev)!;
+          d.deltas = [...d.deltas, newFile];
+        });
+      }
+    };
+    if (device && !offline) withDeviceIo(env, device.dev, push);
+    lines.push(`Adding snapshot ${TOPDELTA}`, `Storing ${dd}.tmp`);
+    storeDescriptor(dd, next);
+    lines.push(`ploop snapshot ${guid} has been successfully created`);
+    return lines;
+  });
+}
+
+const children = (desc: DiskDescriptor, guid: string) => desc.shots.filter((s) => sameGuid(s.parent, guid));
+
+/**
+ * Merge image `child` into its parent: the parent's file receives the child's blocks and takes the child's GUID;
+ * the child's file is unlinked. Online (the device has the child as its top) the device drops its top delta.
+ */
+function mergeChildIntoParent(
+  env: EmuEnv,
+  dd: string,
+  desc: DiskDescriptor,
+  childGuid: string,
+  lines: string[],
+): DiskDescriptor {
+  const childShot = desc.shots.find((s) => sameGuid(s.guid, childGuid))!;
+  const parentGuid = childShot.parent;
+  const childImg = desc.images.find((i) => sameGuid(i.guid, childGuid))!;
+  const parentImg = desc.images.find((i) => sameGuid(i.guid, parentGuid))!;
+  const childFile = imagePath(dd, childImg.file);
+  const parentFile = imagePath(dd, parentImg.file);
+  const device = deviceOf(env, dd, desc);
+  const online = device !== undefined && device.deltas.includes(childFile);
+  const work = () => {
+    if (online) {
+      withRegistry(env.clusterDir, (reg) => {
+        const d = reg.devices.find((x) => x.dev === device.dev)!;
+        const merged: Device = { ...d, deltas: d.deltas.filter((f) => f !== childFile) };
+        const conflict = conflictOf(reg, merged);
+        if (conflict) {
+          recordCorruption(env.clusterDir, env.node, `refused online merge: ${conflict}`);
+          throw new ToolExit(EX.EBUSY, `Can't merge ${childFile}: ${conflict}`);
+        }
+        d.deltas = merged.deltas;
+      });
+      lines.push(`Online snapshot merge ${childGuid} -> ${parentGuid}`, 'Merging top delta');
+    }
+    mergeInto(parentFile, childFile);
+  };
+  if (online) withDeviceIo(env, device.dev, work);
+  else work();
+  const next: DiskDescriptor = {
+    ...desc,
+    images: desc.images
+      .filter((i) => i !== childImg)
+      .map((i) => (i === parentImg ? { ...i, guid: childGuid } : i)),
+    shots: desc.shots
+      .filter((s) => !sameGuid(s.guid, childGuid))
+      .map((s) => (sameGuid(s.guid, parentGuid) ? { ...s, guid: childGuid, temporary: false } : s)),
+  };
+  storeDescriptor(dd, next);
+  if (existsSync(childFile)) unlinkSync(childFile);
+  lines.push(`Removing ${childFile}`, 'ploop snapshot merged');
+  return next;
+}
+
+export function snapshotDelete(env: EmuEnv, dd: string, guidArg: string): string[] {
+  const guid = normalizeGuid(guidArg);
+  return withDdLock(env, dd, (desc) => {
+    const shot = desc.shots.find((s) => sameGuid(s.guid, guid));
+    if (!shot) throw new ToolExit(EX.NOSNAP, `Can't find snapshot by uuid ${guid}`);
+    const device = deviceOf(env, dd, desc);
+    const img = desc.images.find((i) => sameGuid(i.guid, guid))!;
+    if (device && sameGuid(guid, desc.top) && device.deltas.at(-1) === imagePath(dd, img.file)) {
+      throw new ToolExit(EX.PARAM, `Unable to delete active snapshot ${guid}`);
+    }
+    const kids = children(desc, guid);
+    const lines: string[] = [];
+    if (kids.length === 0) {
+      if (sameGuid(shot.parent, NONE_UUID)) throw new ToolExit(EX.PARAM, 'Unable to delete base image');
+      const next: DiskDescriptor = {
+        ...desc,
+        images: desc.images
+          .filter((i) => i !== img)
+          .map((i) =>
+            sameGuid(desc.top, guid) && sameGuid(i.guid, shot.parent) ? { ...i, guid: TOPDELTA } : i,
+          ),
+        shots: desc.shots
+          .filter((s) => s !== shot)
+          .map((s) =>
+            sameGuid(desc.top, guid) && sameGuid(s.guid, shot.parent) ? { ...s, guid: TOPDELTA } : s,
+          ),
+      };
+      storeDescriptor(dd, next);
+      const f = imagePath(dd, img.file);
+      if (existsSync(f)) unlinkSync(f);
+      lines.push(`Removing ${f}`, `ploop snapshot ${guid} has been successfully deleted`);
+      return lines;
+    }
+    if (kids.length === 1) {
+      mergeChildIntoParent(env, dd, desc, kids[0]!.guid, lines);
+      return lines;
+    }
+    storeDescriptor(dd, {
+      ...desc,
+      shots: desc.shots.map((s) => (s === shot ? { ...s, temporary: true } : s)),
+    });
+    lines.push(`Snapshot ${guid} has ${kids.length} children: marked temporary`);
+    return lines;
+  });
+}
+
+export function snapshotMerge(env: EmuEnv, dd: string, guidArg: string | undefined, all: boolean): string[] {
+  if (guidArg !== undefined && all) throw new ToolExit(EX.PARAM, "Options -u and -A can't be used together");
+  return withDdLock(env, dd, (start) => {
+    const lines: string[] = [];
+    let desc = start;
+    do {
+      const guid = guidArg ? normalizeGuid(guidArg) : desc.top;
+      const shot = desc.shots.find((s) => sameGuid(s.guid, guid));
+      if (!shot) throw new ToolExit(EX.PARAM, `Can't find snapshot by uuid ${guid}`);
+      if (sameGuid(shot.parent, NONE_UUID)) {
+        if (all) break;
+        throw new ToolExit(EX.PARAM, 'Unable to merge base image');
+      }
+      const siblings = children(desc, shot.parent);
+      if (siblings.length > 1)
+        throw new ToolExit(
+          EX.PARAM,
+          `Can't merge to snapshot ${shot.parent}: it has ${siblings.length} children`,
+        );
+      desc = mergeChildIntoParent(env, dd, desc, guid, lines);
+    } while (all && desc.images.length > 1);
+    return lines;
+  });
+}
+
+export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string[] {
+  const guid = normalizeGuid(guidArg);
+  return withDdLock(env, dd, (desc) => {
+    const device = deviceOf(env, dd, desc);
+    if (device)
+      throw new ToolExit(
+        EX.PARAM,
+        `Unable to perform switch to snapshot operation on running device (${device.dev})`,
+      );
+    const shot = desc.shots.find((s) => sameGuid(s.guid, guid));
+    if (!shot || shot.temporary) throw new ToolExit(EX.PARAM, `Can't find snapshot by uuid ${guid}`);
+    const topShot = desc.shots.find((s) => sameGuid(s.guid, desc.top))!;
+    if (sameGuid(topShot.parent, guid))
+      throw new ToolExit(EX.PARAM, `Nothing to do: already on snapshot ${guid}`);
+    const topImg = desc.images.find((i) => sameGuid(i.guid, desc.top))!;
+    const fileName = `${desc.images[0]!.file}.{${randomUUID()}}`;
+    createDelta(imagePath(dd, fileName), desc.diskSize);
+    const next: DiskDescriptor = {
+      ...desc,
+      images: [
+        ...desc.images.filter((i) => i !== topImg),
+        { guid: TOPDELTA, type: topImg.type, file: fileName },
+      ],
+      shots: [...desc.shots.filter((s) => s !== topShot), { guid: TOPDELTA, parent: guid, temporary: false }],
+    };
+    storeDescriptor(dd, next);
+    const old = imagePath(dd, topImg.file);
+    if (existsSync(old)) unlinkSync(old);
+    return [`Removing ${old}`, 'ploop snapshot has been successfully switched'];
+  });
+}
+
+export function snapshotList(
+  dd: string,
+  opts: { noHeader: boolean; fields?: string; uuid?: string; hideTop: boolean },
+): string[] {
+  let desc: DiskDescriptor;
+  try {
+    desc = readDescriptor(dd);
+  } catch (e) {
+    throw new ToolExit(1, `failed to read ${dd}: ${(e as Error).message}`);
+  }
+  const fields = (opts.fields ?? 'parent_uuid,current,uuid,fname').split(',');
+  for (const f of fields)
+    if (!['parent_uuid', 'current', 'uuid', 'fname'].includes(f))
+      throw new ToolExit(1, `Unknown field: ${f}`);
+  const head: Record<string, string> = {
+    parent_uuid: 'PARENT_UUID',
+    current: 'C',
+    uuid: 'UUID',
+    fname: 'FNAME',
+  };
+  const width: Record<string, number> = { parent_uuid: 38, current: 1, uuid: 38, fname: 32 };
+  let shots = desc.shots;
+  if (opts.uuid)
+    shots = chainTo(desc, normalizeGuid(opts.uuid)).map((i) =>
+      desc.shots.find((s) => sameGuid(s.guid, i.guid))!,
+    );
+  const topParent = desc.shots.find((s) => sameGuid(s.guid, desc.top))?.parent;
+  if (opts.hideTop) shots = shots.filter((s) => !sameGuid(s.guid, desc.top));
+  const cell = (f: string, v: string, last: boolean) => (last ? v : `${v.padEnd(width[f]!)} `);
+  const lines: string[] = [];
+  if (!opts.noHeader) lines.push(fields.map((f) => `${head[f]!.padEnd(width[f]!)} `).join(''));
+  for (const s of shots) {
+    const img = desc.images.find((i) => sameGuid(i.guid, s.guid))!;
+    const current = opts.hideTop
+      ? topParent && sameGuid(s.guid, topParent)
+        ? '*'
+        : ''
+      : sameGuid(s.guid, desc.top)
+        ? '*'
+        : '';
+    const v: Record<string, string> = {
+      parent_uuid: s.parent,
+      current,
+      uuid: s.guid,
+      fname: imagePath(dd, img.file),
+    };
+    lines.push(fields.map((f, i) => cell(f, v[f]!, i === fields.length - 1)).join(''));
+  }
+  return lines;
+}
+
+export function info(env: EmuEnv, dd: string, opts: { size: boolean; device: boolean }): string[] {
+  const desc = readDescriptor(dd);
+  if (opts.size) return [`size:\t\t${desc.diskSize}`, `blocksize:\t${desc.blocksize}`, 'fmt_version:\t2'];
+  if (opts.device) {
+    const d = deviceOf(env, dd, desc);
+    return [`device:\t\t${d?.dev ?? ''}`, `partition:\t${d ? `${d.dev}p1` : ''}`];
+  }
+  const files = chainTo(desc).map((i) => imagePath(dd, i.file));
+  const used = files.reduce((a, f) => a + (existsSync(f) ? statSync(f).size : 0), 0);
+  return [
+    `${'resource'.padStart(11)} ${'Size'.padStart(14)} ${'Used'.padStart(14)}`,
+    `${'1k-blocks'.padStart(11)} ${String(Math.floor((desc.diskSize * 512) / 1024)).padStart(14)} ${String(Math.ceil(used / 1024)).padStart(14)}`,
+    `${'inodes'.padStart(11)} ${'65536'.padStart(14)} ${'12'.padStart(14)}`,
+  ];
+}

@@ -1,0 +1,54 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { paths, type EmuEnv } from '../lib/emu-env.ts';
+
+/** Parse a ve.conf/vz.conf body: shell-like NAME="value" lines, # comments, quotes optional. */
+export function parseConf(body: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const raw of body.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (!m) continue;
+    let v = m[2]!.trim();
+    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) v = v.slice(1, -1);
+    else v = v.replace(/\s+#.*$/, '');
+    out[m[1]!] = v;
+  }
+  return out;
+}
+
+/** Replace every $VEID and ${VEID} (as P.Haul does; libvzctl replaces the first only). */
+export const expandVeid = (v: string, ctid: string): string => v.replace(/\$\{VEID\}|\$VEID/g, ctid);
+
+export type CtConf = {
+  ctid: string;
+  vePrivate: string;
+  veRoot: string;
+  /** DiskDescriptor.xml of every disk: the root disk first, then DISK entries. */
+  disks: string[];
+  raw: Record<string, string>;
+};
+
+/** Read `/etc/vz/conf/<CTID>.conf`, falling back to `/etc/vz/vz.conf` for VE_PRIVATE/VE_ROOT. Undefined if absent. */
+export function readCtConf(env: EmuEnv, ctid: string): CtConf | undefined {
+  const file = paths.ctConf(env, ctid);
+  if (!existsSync(file)) return undefined;
+  const global = existsSync(paths.vzConf(env)) ? parseConf(readFileSync(paths.vzConf(env), 'utf8')) : {};
+  const own = parseConf(readFileSync(file, 'utf8'));
+  const raw = { ...global, ...own };
+  const vePrivate = expandVeid(raw['VE_PRIVATE'] ?? '', ctid);
+  const veRoot = expandVeid(raw['VE_ROOT'] ?? '', ctid);
+  const disks: string[] = [];
+  const root = join(vePrivate, 'root.hdd', 'DiskDescriptor.xml');
+  if (vePrivate && existsSync(root)) disks.push(root);
+  for (const entry of (raw['DISK'] ?? '').split(';')) {
+    const image = /(?:^|,)image=([^,]+)/.exec(entry)?.[1];
+    if (!image) continue;
+    const dd = image.endsWith('.xml')
+      ? expandVeid(image, ctid)
+      : join(expandVeid(image, ctid), 'DiskDescriptor.xml');
+    if (!disks.includes(dd)) disks.push(dd);
+  }
+  return { ctid, vePrivate, veRoot, disks, raw };
+}

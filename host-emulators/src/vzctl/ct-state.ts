@@ -1,0 +1,50 @@
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic.ts';
+import { paths, type EmuEnv } from '../lib/emu-env.ts';
+import { readDescriptor, chainTo, imagePath } from '../ploop/descriptor.ts';
+import { readRegistry } from '../ploop/devices.ts';
+import type { CtConf } from './config.ts';
+
+/** Emulated kernel state of one CT on one node: its init pid while it runs. */
+export type CtState = { pid?: number };
+
+export function readCtState(env: EmuEnv, ctid: string): CtState {
+  const f = paths.ctState(env, ctid);
+  return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as CtState) : {};
+}
+
+export function writeCtState(env: EmuEnv, ctid: string, s: CtState): void {
+  const f = paths.ctState(env, ctid);
+  mkdirSync(dirname(f), { recursive: true });
+  writeFileAtomic(f, JSON.stringify(s));
+  const pidFile = paths.initPid(env, ctid);
+  mkdirSync(dirname(pidFile), { recursive: true });
+  if (s.pid) writeFileAtomic(pidFile, `${s.pid}\n`);
+  else rmSync(pidFile, { force: true });
+}
+
+export function pidAlive(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const isRunning = (env: EmuEnv, ctid: string): boolean => pidAlive(readCtState(env, ctid).pid);
+
+/** The base image of each disk (what devices are keyed by). */
+export const diskBases = (conf: CtConf): string[] =>
+  conf.disks.map((dd) => imagePath(dd, chainTo(readDescriptor(dd))[0]!.file));
+
+/** Disks of the CT that have a device on this node. */
+export function mountedDisks(env: EmuEnv, conf: CtConf): string[] {
+  const reg = readRegistry(env.clusterDir);
+  return conf.disks.filter((dd) => {
+    const base = imagePath(dd, chainTo(readDescriptor(dd))[0]!.file);
+    return reg.devices.some((d) => d.node === env.node && d.deltas[0] === base);
+  });
+}

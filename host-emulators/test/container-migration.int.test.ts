@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+
+/** Decode the varint fields of a stats-dump file (host-tools.md §4.3) — as an independent check of the format. */
+function readStats(path: string): Record<number, number> {
+  const b = readFileSync(path);
+  assert.equal(b.readUInt32LE(0), 0x55105940);
+  assert.equal(b.readUInt32LE(4), 0x57093306);
+  let i = 12;
+  const varint = () => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const x = b[i++]!;
+      v += (x & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (!(x & 0x80)) return v;
+    }
+  };
+  assert.equal(varint(), (1 << 3) | 2, 'stats_entry.dump');
+  const end = varint() + i;
+  const out: Record<number, number> = {};
+  while (i < end) {
+    const tag = varint();
+    out[tag >> 3] = varint();
+  }
+  return out;
+}
+
+describe('an emulated CT: three pre-dumps, a dump, a restore on another node', () => {
+  let c: EmulatedCluster;
+  const pages = (64 * 1024 * 1024) / 4096;
+  before(async () => {
+    c = createEmulatedCluster();
+    await c.addNode('node-a');
+    await c.addNode('node-b');
+    await c.ok('node-a', 'haul-emu', [
+      'create-ct',
+      '--ctid',
+      '200',
+      '--memory-mb',
+      '64',
+      '--dirty-rate',
+      '3000',
+      '--disk-writes',
+      '0',
+      '--seed',
+      '42',
+    ]);
+    await c.ok('node-b', 'haul-emu', ['create-ct', '--ctid', '200', '--config-only']);
+    await c.ok('node-a', 'vzctl', ['start', '200']);
+  });
+  after(() => c.destroy());
+
+  it('writes all pages first, then only the pages dirtied since, and restores memory equal to the freeze', async () => {
+    const pid = readFileSync(join(c.nodeRoot('node-a'), 'var', 'run', 've', '200.init.pid'), 'utf8').trim();
+    const img = join(c.dir, 'img');
+    const work = join(c.dir, 'work');
+    mkdirSync(work, { recursive: true });
+    const written: number[] = [];
+    const times: number[] = [];
+    for (let n = 1; n <= 3; n++) {
+      mkdirSync(join(img, String(n)), { recursive: true });
+      const args = ['pre-dump', '-t', pid, '-D', join(img, String(n)), '-W', work, '--track-mem'];
+      if (n > 1) args.push('--prev-images-dir', `../${n - 1}`);
+      times.push(Date.now());
+      await c.ok('node-a', 'criu', args);
+      const st = readStats(join(work, 'stats-dump'));
+      written.push(st[7]!);
+      assert.equal(st[6]! + st[7]!, pages, 'pages_skipped_parent + pages_written = pages scanned');
+      if (n > 1) assert.equal(readlinkSync(join(img, String(n), 'parent')), `../${n - 1}`);
+    }
+    assert.equal(written[0], pages, 'the first pre-dump writes every page');
+    // Later ones follow the dirty rate: at most rate × elapsed (random pages can repeat, so not more).
+    for (let n = 1; n < 3; n++) {
+      const elapsed = (times[n]! - times[n - 1]!) / 1000;
+      assert.ok(
+        written[n]! > 0 && written[n]! <= 3000 * (elapsed + 0.5),
+        `pre-dump ${n + 1}: ${written[n]} pages in ${elapsed}s`,
+      );
+    }
+    // Final dump, frozen at post-dump: record the memory checksum at the freeze, then commit.
+    mkdirSync(join(img, '4'), { recursive: true });
+    const hold = join(c.dir, 'hold.sh');
+    writeFileSync(
+      hold,
+      `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\nhaul-emu checksum-mem 200 > ${c.dir}/at-freeze.json\n`,
+      { mode: 0o755 },
+    );
+    await c.ok('node-a', 'criu', [
+      'dump',
+      '-t',
+      pid,
+      '-D',
+      join(img, '4'),
+      '-W',
+      work,
+      '--prev-images-dir',
+      '../3',
+      '--track-mem',
+      '--action-script',
+      hold,
+    ]);
+    const atFreeze = JSON.parse(readFileSync(join(c.dir, 'at-freeze.json'), 'utf8')) as {
+      memSha256: string;
+      frozen: boolean;
+    };
+    assert.equal(atFreeze.frozen, true);
+    assert.match(
+      await c.ok('node-a', 'vzctl', ['status', '200']),
+      /down/,
+      'the dump killed the source tasks',
+    );
+    // Restore on node-b from the whole chain.
+    writeFileSync(
+      join(img, '4', 'restore-extra-args'),
+      `VE_WORK_DIR=${work}\nVE_RESTORE_LOG_PATH=criu_restore.1.log\nVE_CRIU_LOGLEVEL=4\n`,
+    );
+    const out = await c.ok('node-b', 'vzctl', [
+      '--skipowner',
+      '--skiplock',
+      'restore',
+      '200',
+      '--skip_arpdetect',
+      '--dumpfile',
+      join(img, '4'),
+    ]);
+    assert.match(out, /^Restoring the Container \.\.\.$/m);
+    assert.match(out, /^Container was restored successfully$/m);
+    const restored = JSON.parse(await c.ok('node-b', 'haul-emu', ['checksum-mem', '200'])) as {
+      restoredSha256: string;
+    };
+    assert.equal(restored.restoredSha256, atFreeze.memSha256);
+    assert.ok(readdirSync(work).includes('stats-restore'));
+    await c.ok('node-b', 'vzctl', ['stop', '200']);
+  });
+
+  it('refuses a restore whose chain lacks a page (a missing parent image)', async () => {
+    const img = join(c.dir, 'img');
+    const broken = join(c.dir, 'broken');
+    mkdirSync(broken);
+    for (const f of readdirSync(join(img, '4')))
+      if (f !== 'parent') writeFileSync(join(broken, f), readFileSync(join(img, '4', f)));
+    const r = await c.run('node-b', 'vzctl', ['restore', '200', '--dumpfile', broken]);
+    assert.equal(r.code, 17);
+    assert.match(r.stderr, /pages are in no image|Failed to restore the Container/);
+  });
+});
+
+describe('vzctl and criu messages and exit codes', () => {
+  let c: EmulatedCluster;
+  before(async () => {
+    c = createEmulatedCluster();
+    await c.addNode('node-a', { criuVersion: '3.15' });
+    await c.ok('node-a', 'haul-emu', ['create-ct', '--ctid', '300', '--disk-writes', '0']);
+  });
+  after(() => c.destroy());
+
+  it('follow the contract', async () => {
+    assert.equal((await c.run('node-a', 'vzctl', ['start', '999'])).code, 14);
+    assert.equal((await c.run('node-a', 'vzctl', ['explode', '300'])).code, 20);
+    assert.equal((await c.run('node-a', 'vzctl', ['start'])).code, 21);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted down$/m);
+    const stopped = await c.run('node-a', 'vzctl', ['stop', '300']);
+    assert.deepEqual([stopped.code, stopped.stderr.trim()], [0, 'Container is not running']);
+    assert.match(
+      await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '300']),
+      /Container start in progress/,
+    );
+    assert.equal((await c.run('node-a', 'vzctl', ['start', '300'])).code, 32);
+    assert.equal((await c.run('node-a', 'vzctl', ['umount', '300'])).code, 32);
+    assert.equal((await c.run('node-a', 'vzctl', ['restore', '300', '--dumpfile', '/nonexistent'])).code, 32);
+    assert.match(
+      await c.ok('node-a', 'vzctl', ['stop', '300']),
+      /Container was stopped\nContainer is unmounted/,
+    );
+    assert.equal((await c.run('node-a', 'vzctl', ['umount', '300'])).code, 40);
+    assert.equal((await c.run('node-a', 'vzctl', ['restore', '300', '--dumpfile', '/nonexistent'])).code, 17);
+    assert.equal((await c.run('node-a', 'vzctl', ['suspend', '300'])).code, 31);
+    assert.equal(await c.ok('node-a', 'criu', ['-V']), 'Version: 3.15\n');
+    assert.equal((await c.run('node-a', 'criu', ['pre-dump', '-t', '1', '-D', '/nonexistent'])).code, 1);
+  });
+
+  it('the fault plan fails the chosen call with its exit code and stderr, and counts calls', async () => {
+    const plan = join(c.dir, 'faults.json');
+    writeFileSync(
+      plan,
+      JSON.stringify([
+        {
+          tool: 'vzctl',
+          sub: 'status',
+          node: 'node-a',
+          call: 2,
+          action: 'fail',
+          exitCode: 77,
+          stderr: 'injected: boom',
+        },
+      ]),
+    );
+    const env = { HAUL_EMU_FAULTS: plan };
+    assert.equal((await c.run('node-a', 'vzctl', ['status', '300'], env)).code, 0);
+    const second = await c.run('node-a', 'vzctl', ['status', '300'], env);
+    assert.deepEqual([second.code, second.stderr.trim()], [77, 'injected: boom']);
+    assert.equal((await c.run('node-a', 'vzctl', ['status', '300'], env)).code, 0);
+    writeFileSync(plan, JSON.stringify([{ tool: 'ploop', sub: 'info', action: 'kill' }]));
+    const killed = await c.run(
+      'node-a',
+      'ploop',
+      ['info', join(c.nodeRoot('node-a'), 'vz/private/300/root.hdd/DiskDescriptor.xml')],
+      env,
+    );
+    assert.equal(killed.code, -1, 'killed by a signal');
+  });
+});

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { spawn } from 'node:child_process';
+import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+
+const TOP = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
+const G1 = '{0f4c9a7e-1b2d-4c3e-8f5a-6d7e8f9a0b1c}';
+
+describe('ploop emulator: command lines, files, messages and exit codes', () => {
+  let c: EmulatedCluster;
+  let dd: string;
+  before(async () => {
+    c = createEmulatedCluster();
+    await c.addNode('node-a');
+    await c.addNode('node-b');
+    dd = join(c.shared, 'disk', 'DiskDescriptor.xml');
+    await c.ok('node-a', 'mkdir', ['-p', join(c.shared, 'disk')]);
+    await c.ok('node-a', 'ploop', ['init', '-s', '10G', join(c.shared, 'disk', 'root.hds')]);
+  });
+  after(() => c.destroy());
+
+  it('init writes the Parallels_disk_image layout with one TOPDELTA image, and refuses an existing descriptor (38)', async () => {
+    const xml = readFileSync(dd, 'utf8');
+    assert.match(
+      xml,
+      /^<\?xml version="1.0"\?>\n<Parallels_disk_image>\n {2}<Disk_Parameters>\n {4}<Disk_size>20971520<\/Disk_size>\n {4}<Cylinders>40960<\/Cylinders>\n {4}<Heads>16<\/Heads>\n {4}<Sectors>32<\/Sectors>/,
+    );
+    assert.match(xml, new RegExp(`<TopGUID>${TOP.replace(/[{}]/g, '\\$&')}</TopGUID>`));
+    assert.match(xml, /<ParentGUID>\{00000000-0000-0000-0000-000000000000\}<\/ParentGUID>/);
+    const again = await c.run('node-a', 'ploop', ['init', '-s', '1G', join(c.shared, 'disk', 'root.hds')]);
+    assert.equal(again.code, 38);
+    assert.match(again.stderr, /File exists/);
+    assert.equal((await c.run('node-a', 'ploop', ['init', '-s', 'lots', join(c.dir, 'x.hds')])).code, 38);
+  });
+
+  it('only takes descriptor names ending in .xml (usage, 38) and reports a missing one (39)', async () => {
+    await c.ok('node-a', 'cp', [dd, `${dd}.copy`]);
+    const r = await c.run('node-a', 'ploop', ['snapshot', `${dd}.copy`]);
+    assert.equal(r.code, 38);
+    assert.match(r.stderr, /^Usage: ploop/);
+    assert.equal(
+      (await c.run('node-a', 'ploop', ['mount', join(c.dir, 'nope', 'DiskDescriptor.xml')])).code,
+      39,
+    );
+    await c.ok('node-a', 'rm', [`${dd}.copy`]);
+  });
+
+  it('mounts (Adding delta … (rw)), refuses a second mount (21) and an unknown -u (43); umount twice gives 40', async () => {
+    const out = await c.ok('node-a', 'ploop', ['mount', dd]);
+    assert.match(out, /^Adding delta dev=\/dev\/ploop\d+ img=.*root\.hds \(rw\)$/m);
+    const twice = await c.run('node-a', 'ploop', ['mount', dd]);
+    assert.equal(twice.code, 21);
+    assert.match(twice.stderr, /already used by device/);
+    assert.equal((await c.run('node-a', 'ploop', ['umount', dd])).code, 0);
+    const un = await c.run('node-a', 'ploop', ['umount', dd]);
+    assert.equal(un.code, 40);
+    assert.match(un.stderr, /is not mounted/);
+    assert.equal((await c.run('node-a', 'ploop', ['mount', '-u', G1, dd])).code, 43);
+    assert.equal((await c.run('node-a', 'ploop', ['umount', '-m', '/nowhere'])).code, 38);
+  });
+
+  it('snapshot relabels the top and adds <file>.{guid} as TOPDELTA; GUIDs with or without braces; duplicates and bad ones give 38', async () => {
+    const out = await c.ok('node-a', 'ploop', ['snapshot', '-u', G1.slice(1, -1), dd]);
+    assert.match(
+      out,
+      new RegExp(`ploop snapshot \\${G1.slice(0, -1)}\\} has been successfully created$`, 'm'),
+    );
+    const list = await c.ok('node-a', 'ploop', ['snapshot-list', '-H', '-o', 'parent_uuid,uuid,fname', dd]);
+    const rows = list
+      .trim()
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/));
+    assert.equal(rows.length, 2);
+    assert.deepEqual(rows[0]!.slice(0, 2), ['{00000000-0000-0000-0000-000000000000}', G1]);
+    assert.deepEqual(rows[1]!.slice(0, 2), [G1, TOP]);
+    assert.match(rows[1]![2]!, /root\.hds\.\{[0-9a-f-]{36}\}$/);
+    assert.equal((await c.run('node-a', 'ploop', ['snapshot', '-u', G1, dd])).code, 38);
+    const bad = await c.run('node-a', 'ploop', ['snapshot', '-u', 'not-a-guid', dd]);
+    assert.equal(bad.code, 38);
+    assert.match(bad.stderr, /Incorrect uuid specified: not-a-guid/);
+  });
+
+  it('snapshot-delete: unknown GUID 43, base 38; one child merges the child into it and deletes exactly the child file', async () => {
+    assert.equal(
+      (
+        await c.run('node-a', 'ploop', [
+          'snapshot-delete',
+          '-u',
+          '{11111111-1111-4111-8111-111111111111}',
+          dd,
+        ])
+      ).code,
+      43,
+    );
+    const before = readdirSync(join(c.shared, 'disk')).filter((f) => f.startsWith('root.hds.'));
+    assert.equal(before.length, 1);
+    const out = await c.ok('node-a', 'ploop', ['snapshot-delete', '-u', G1, dd]);
+    assert.match(out, /ploop snapshot merged$/m);
+    assert.deepEqual(
+      readdirSync(join(c.shared, 'disk')).filter((f) => f.startsWith('root.hds.')),
+      [],
+    );
+    assert.equal((await c.run('node-a', 'ploop', ['snapshot-delete', '-u', TOP, dd])).code, 38);
+  });
+
+  it('snapshot-merge refuses -u with -A (38); -A folds the chain into one image', async () => {
+    await c.ok('node-a', 'ploop', ['snapshot', dd]);
+    await c.ok('node-a', 'ploop', ['snapshot', dd]);
+    assert.equal((await c.run('node-a', 'ploop', ['snapshot-merge', '-A', '-u', G1, dd])).code, 38);
+    await c.ok('node-a', 'ploop', ['snapshot-merge', '-A', dd]);
+    assert.equal((await c.ok('node-a', 'ploop', ['snapshot-list', '-H', dd])).trim().split('\n').length, 1);
+  });
+
+  it('snapshot-switch is refused on a running device (38)', async () => {
+    await c.ok('node-a', 'ploop', ['snapshot', '-u', G1, dd]);
+    await c.ok('node-a', 'ploop', ['mount', dd]);
+    const r = await c.run('node-a', 'ploop', ['snapshot-switch', '-u', G1, dd]);
+    assert.equal(r.code, 38);
+    assert.match(r.stderr, /running device/);
+    await c.ok('node-a', 'ploop', ['umount', dd]);
+    await c.ok('node-a', 'ploop', ['snapshot-merge', dd]);
+  });
+
+  it('info -s prints size, blocksize and format version', async () => {
+    assert.equal(
+      await c.ok('node-a', 'ploop', ['info', '-s', dd]),
+      'size:\t\t20971520\nblocksize:\t2048\nfmt_version:\t2\n',
+    );
+  });
+
+  it('times out on a held descriptor lock with exit 23', async () => {
+    const holder = spawn('haul-emu', ['hold-lock', dd], {
+      env: c.envFor('node-a'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((r) => holder.stdout.once('data', () => r()));
+    const res = await c.run('node-a', 'ploop', ['snapshot', dd], { HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS: '300' });
+    holder.kill('SIGTERM');
+    await new Promise((r) => holder.once('exit', r));
+    assert.equal(res.code, 23);
+    assert.match(res.stderr, /DiskDescriptor\.xml\.lck is locked: Resource temporarily unavailable/);
+    assert.ok(existsSync(`${dd}.lck`), 'ploop never deletes the .lck file');
+  });
+
+  it('locks a copy addressed through a .xml link as <copy>.lck (the realpath)', async () => {
+    await c.ok('node-a', 'cp', [dd, `${dd}.copy`]);
+    symlinkSync('DiskDescriptor.xml.copy', join(c.shared, 'disk', 'DiskDescriptor.copy.xml'));
+    await c.ok('node-a', 'ploop', ['snapshot', join(c.shared, 'disk', 'DiskDescriptor.copy.xml')]);
+    assert.ok(existsSync(`${dd}.copy.lck`));
+  });
+
+  it('refuses a read-write attach of an image another node has open, and records it as corruption', async () => {
+    const d2 = join(c.shared, 'disk2');
+    await c.ok('node-a', 'mkdir', ['-p', d2]);
+    await c.ok('node-a', 'ploop', ['init', '-s', '64M', join(d2, 'root.hds')]);
+    await c.ok('node-a', 'ploop', ['mount', join(d2, 'DiskDescriptor.xml')]);
+    const r = await c.run('node-b', 'ploop', ['mount', join(d2, 'DiskDescriptor.xml')]);
+    assert.notEqual(r.code, 0);
+    const log = await c.ok('node-b', 'haul-emu', ['corruption-log']);
+    assert.match(log, /refused mount: .*root\.hds/);
+  });
+});

@@ -1,0 +1,84 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The emulators' bin folder: put first on PATH, exactly as production would have the real tools there. */
+export const emulatorBin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'host-emulators', 'bin');
+
+export type RunResult = { code: number; stdout: string; stderr: string };
+
+export type EmulatedCluster = {
+  dir: string;
+  shared: string;
+  clusterDir: string;
+  nodeRoot(node: string): string;
+  /** Environment under which a process acts as `node`: HAUL_EMU_ROOT and PATH with the emulators first. */
+  envFor(node: string, extra?: Record<string, string>): NodeJS.ProcessEnv;
+  run(node: string, tool: string, args: string[], extra?: Record<string, string>): Promise<RunResult>;
+  /** Fails the test with the tool's stderr when the exit code is not 0. */
+  ok(node: string, tool: string, args: string[], extra?: Record<string, string>): Promise<string>;
+  addNode(node: string, opts?: { criuVersion?: string; memTrack?: boolean }): Promise<void>;
+  /** Kill every emulated CT process (by PID from the node state) and remove the folder. */
+  destroy(): void;
+};
+
+export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const shared = join(dir, 'shared');
+  const clusterDir = join(dir, 'cluster');
+  const nodes: string[] = [];
+  const c: EmulatedCluster = {
+    dir,
+    shared,
+    clusterDir,
+    nodeRoot: (node) => join(dir, node),
+    envFor: (node, extra = {}) => ({
+      ...process.env,
+      HAUL_EMU_ROOT: join(dir, node),
+      PATH: `${emulatorBin}:${process.env['PATH'] ?? ''}`,
+      ...extra,
+    }),
+    run(node, tool, args, extra) {
+      return new Promise((resolve, reject) => {
+        const child = spawn(tool, args, { env: c.envFor(node, extra), stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.once('error', reject);
+        child.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+      });
+    },
+    async ok(node, tool, args, extra) {
+      const r = await c.run(node, tool, args, extra);
+      if (r.code !== 0) throw new Error(`${tool} ${args.join(' ')} on ${node} exited ${r.code}: ${r.stderr}`);
+      return r.stdout;
+    },
+    async addNode(node, opts = {}) {
+      const args = ['create-node', '--root', join(dir, node), '--node', node, '--cluster', clusterDir];
+      if (opts.criuVersion) args.push('--criu-version', opts.criuVersion);
+      if (opts.memTrack === false) args.push('--no-mem-track');
+      await c.ok(node, 'haul-emu', args);
+      nodes.push(node);
+    },
+    destroy() {
+      for (const node of nodes) {
+        const cts = join(dir, node, 'var', 'lib', 'haul-emu', 'cts');
+        for (const f of existsSync(cts) ? readdirSync(cts) : []) {
+          const pid = (JSON.parse(readFileSync(join(cts, f), 'utf8')) as { pid?: number }).pid;
+          if (pid) {
+            try {
+              process.kill(pid, 'SIGKILL');
+            } catch {
+              /* already gone */
+            }
+          }
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return c;
+}
