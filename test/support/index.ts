@@ -1,2 +1,4 @@
 export * from './nats-server.ts';
 export * from './emulated-cluster.ts';
+export * from './await-event.ts';
+export * from './processes.ts';

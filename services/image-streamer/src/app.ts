@@ -1,0 +1,261 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  consumeCommands,
+  createEventLog,
+  decodeJson,
+  encodeJson,
+  migrationLogger,
+  subjects,
+  type Logger,
+  type ReceivedCommand,
+} from '@haul/bus';
+import type {
+  ErrorInfo,
+  MigrationEvent,
+  StreamArgs,
+  StreamOffer,
+  StreamOfferReply,
+  StreamResult,
+  Validators,
+} from '@haul/schemas';
+import { buildManifest } from './manifest.ts';
+import { createRateLimiter } from './rate-limit.ts';
+import { acceptOffer } from './receiver.ts';
+import { ConnectionLost, sendFiles } from './sender.ts';
+
+export type StreamerConfig = {
+  node: string;
+  /** Address the target side listens on for data connections. */
+  listenHost: string;
+  /** The receiving side only writes below these folders. */
+  allowedRoots: string[];
+  /** Node-wide bandwidth cap (MB/s), applied with the request's own cap (the lower wins). */
+  nodeLimitMBps?: number;
+  maxRetries: number;
+  progressEveryMs: number;
+};
+
+export type StreamerDeps = {
+  nc: NatsConnection;
+  validators: Validators;
+  cfg: StreamerConfig;
+  log: Logger;
+  tamper?: (path: string, offset: number, data: Buffer) => void;
+};
+
+/**
+ * The image streamer: as a target it answers offers on haul.stream.<node>.offer with a one-time TCP listener; as
+ * a source it runs streamImages / copyLocalDisk commands: negotiate over NATS, push the bytes over TCP, verify per
+ * chunk, resume after a broken connection, report progress and the outcome into the migration's log.
+ */
+export function createImageStreamer(deps: StreamerDeps) {
+  const { nc, validators, cfg, log } = deps;
+  const eventLog = createEventLog(nc, validators);
+  const ac = new AbortController();
+  let sub: Subscription | undefined;
+  let loop: Promise<void> | undefined;
+
+  const event = <T extends MigrationEvent['type']>(
+    migrationId: string,
+    type: T,
+    data: Extract<MigrationEvent, { type: T }>['data'],
+    eventId: string,
+  ): MigrationEvent =>
+    ({
+      eventId,
+      migrationId,
+      type,
+      actor: { service: 'image-streamer', node: cfg.node },
+      time: new Date().toISOString(),
+      schemaVersion: 1,
+      data,
+    }) as MigrationEvent;
+
+  function serveOffers(): void {
+    sub = nc.subscribe(subjects.streamOffer(cfg.node), {
+      queue: 'image-streamer',
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          let reply: StreamOfferReply;
+          try {
+            const v = validators.validate<StreamOffer>('streamOffer', decodeJson(msg.data));
+            reply = v.ok
+              ? await acceptOffer(v.value, { allowedRoots: cfg.allowedRoots, host: cfg.listenHost, log })
+              : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
+          } catch (e) {
+            reply = { ok: false, error: { code: 'HAUL_STREAMER_ERROR', message: (e as Error).message } };
+          }
+          if (!reply.ok) log.warn({ err: reply.error }, 'offer refused');
+          msg.respond(encodeJson(reply));
+        })();
+      },
+    });
+  }
+
+  /** Move one folder to the target node; returns the completion numbers. */
+  async function transfer(
+    migrationId: string,
+    commandId: string,
+    a: StreamArgs,
+    mlog: Logger,
+  ): Promise<StreamResult> {
+    const manifest = buildManifest(a.sourceDir);
+    const total = manifest.reduce((n, e) => n + (e.kind === 'file' ? (e.size ?? 0) : 0), 0);
+    const limit = [a.bandwidthLimitMBps, cfg.nodeLimitMBps].filter((x): x is number => x !== undefined);
+    const throttle = createRateLimiter(limit.length ? Math.min(...limit) : undefined);
+    const t0 = performance.now();
+    let done = 0;
+    let lastReport = 0;
+    const onBytes = (n: number) => {
+      done += n;
+      const now = performance.now();
+      if (now - lastReport >= cfg.progressEveryMs && done < total) {
+        lastReport = now;
+        const rate = done / ((now - t0) / 1000);
+        const data = {
+          commandId,
+          bytesDone: done,
+          bytesTotal: total,
+          mbPerSec: rate / 1e6,
+          etaMs: rate > 0 ? ((total - done) / rate) * 1000 : 0,
+        };
+        void eventLog
+          .append(event(migrationId, 'StreamProgress', data, `${commandId}:progress:${done}`))
+          .catch(() => {});
+      }
+    };
+    let retries = 0;
+    let resumed = 0;
+    for (;;) {
+      const offer: StreamOffer = {
+        transferId: commandId.replace(/[^A-Za-z0-9_:.-]/g, '_'),
+        migrationId,
+        targetDir: a.targetDir,
+        manifest,
+      };
+      let reply: StreamOfferReply;
+      try {
+        const m = await nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout: 10_000 });
+        reply = decodeJson(m.data) as StreamOfferReply;
+      } catch (err) {
+        if (++retries > cfg.maxRetries)
+          throw new Error(`no streamer answers for ${a.toNode}: ${(err as Error).message}`);
+        mlog.warn({ err, retries }, 'offer not answered; trying again');
+        await delay(Math.min(2000, 200 * retries));
+        continue;
+      }
+      if (!reply.ok) throw Object.assign(new Error(reply.error.message), { info: reply.error });
+      done = 0;
+      try {
+        const tamper = deps.tamper;
+        const s = await sendFiles({
+          sourceDir: a.sourceDir,
+          manifest,
+          accepted: reply,
+          throttle,
+          onBytes,
+          ...(tamper ? { tamper } : {}),
+        });
+        resumed += s.resumedBytes;
+        retries += s.resent;
+        break;
+      } catch (err) {
+        if (!(err instanceof ConnectionLost) || ++retries > cfg.maxRetries) throw err;
+        mlog.warn({ err: err.message, retries }, 'connection lost; resuming from what the target verified');
+        await delay(Math.min(2000, 200 * retries));
+      }
+    }
+    const ms = performance.now() - t0;
+    return {
+      bytes: total,
+      files: manifest.filter((e) => e.kind === 'file').length,
+      durationMs: ms,
+      mbPerSec: total / 1e6 / Math.max(ms / 1000, 1e-6),
+      resumedBytes: resumed,
+      retries,
+    };
+  }
+
+  async function handle(rc: ReceivedCommand): Promise<void> {
+    if (!rc.ok) {
+      log.error({ err: rc.error }, 'malformed command rejected');
+      rc.msg.term();
+      return;
+    }
+    const cmd = rc.command;
+    const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
+    if (cmd.step !== 'streamImages' && cmd.step !== 'copyLocalDisk') {
+      await eventLog.append(
+        event(
+          cmd.migrationId,
+          'CommandRejected',
+          {
+            commandId: cmd.commandId,
+            error: {
+              code: 'HAUL_WRONG_EXECUTOR',
+              message: `${cmd.step} is not a streaming step`,
+              field: 'step',
+            },
+          },
+          `${cmd.commandId}:rejected`,
+        ),
+      );
+      rc.msg.term();
+      return;
+    }
+    const prior = (await eventLog.read(cmd.migrationId)).events.some(
+      (e) =>
+        (e.event.type === 'StepSucceeded' || e.event.type === 'StepFailed') &&
+        e.event.data.commandId === cmd.commandId,
+    );
+    if (prior) {
+      rc.msg.ack();
+      return;
+    }
+    const working = setInterval(() => rc.msg.working(), 2000);
+    const base = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt };
+    let outcome: MigrationEvent;
+    try {
+      const result = await transfer(cmd.migrationId, cmd.commandId, cmd.args, mlog);
+      mlog.info({ bytes: result.bytes, mbPerSec: Math.round(result.mbPerSec) }, 'images streamed');
+      outcome = event(cmd.migrationId, 'StepSucceeded', { ...base, result }, `${cmd.commandId}:result`);
+    } catch (err) {
+      const info = (err as { info?: ErrorInfo }).info;
+      const error: ErrorInfo = info ?? { code: 'HAUL_STREAM_FAILED', message: (err as Error).message };
+      mlog.error({ err: error }, 'streaming failed');
+      outcome = event(cmd.migrationId, 'StepFailed', { ...base, error }, `${cmd.commandId}:result`);
+    } finally {
+      clearInterval(working);
+    }
+    try {
+      await eventLog.append(outcome);
+      rc.msg.ack();
+    } catch (err) {
+      mlog.error({ err }, 'cannot record the outcome; the command will be redelivered and resume');
+      rc.msg.nak(1000);
+    }
+  }
+
+  return {
+    transfer,
+    start(): Promise<void> {
+      serveOffers();
+      loop = consumeCommands(nc, validators, cfg.node, 'streamer', handle, ac.signal).catch(
+        (err: unknown) => {
+          if (!ac.signal.aborted) log.fatal({ err }, 'command consumer stopped');
+        },
+      );
+      log.info('image streamer started');
+      return Promise.resolve();
+    },
+    async stop(): Promise<void> {
+      ac.abort();
+      sub?.unsubscribe();
+      await loop;
+    },
+  };
+}
+
+export type ImageStreamer = ReturnType<typeof createImageStreamer>;

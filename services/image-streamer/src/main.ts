@@ -1,0 +1,50 @@
+import { busConfigFromEnv, connectBus, createLogger, ensureTopology } from '@haul/bus';
+import { createValidators } from '@haul/schemas';
+import { createImageStreamer, type StreamerConfig } from './app.ts';
+
+const help = `haul image streamer: moves dump images and local disks between nodes (negotiated over NATS, bytes over TCP).
+
+Environment:
+  HAUL_NODE                this node's name (required)
+  HAUL_NATS_URL            NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
+  HAUL_STREAM_LISTEN_HOST  address to accept data connections on (default 127.0.0.1)
+  HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
+  HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)`;
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(help);
+  process.exit(0);
+}
+const node = process.env['HAUL_NODE'];
+const roots = process.env['HAUL_STREAM_ROOTS'];
+if (!node || !roots) {
+  console.error('HAUL_NODE and HAUL_STREAM_ROOTS are required (see --help)');
+  process.exit(2);
+}
+const cfg: StreamerConfig = {
+  node,
+  listenHost: process.env['HAUL_STREAM_LISTEN_HOST'] ?? '127.0.0.1',
+  allowedRoots: roots.split(':').filter(Boolean),
+  maxRetries: 10,
+  progressEveryMs: 1000,
+};
+const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];
+if (limit) cfg.nodeLimitMBps = Number(limit);
+const log = createLogger('image-streamer', node);
+process.on('uncaughtException', (err) => {
+  log.fatal({ err }, 'uncaught exception');
+  process.exit(1);
+});
+const validators = createValidators();
+const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
+await ensureTopology(nc);
+const streamer = createImageStreamer({ nc, validators, cfg, log });
+await streamer.start();
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    void streamer
+      .stop()
+      .then(() => nc.drain())
+      .then(() => process.exit(0));
+  });
+}

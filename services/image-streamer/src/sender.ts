@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { StreamOfferAccepted } from '@haul/schemas';
+import type { ManifestEntry } from './manifest.ts';
+import { CHUNK, encodeHeader } from './wire.ts';
+
+export type SendStats = { bytesSent: number; resumedBytes: number; resent: number };
+export type SendOptions = {
+  sourceDir: string;
+  manifest: ManifestEntry[];
+  accepted: StreamOfferAccepted;
+  throttle: (bytes: number) => Promise<void>;
+  onBytes: (n: number) => void;
+  /** Test seam: change a chunk after its digest was taken (a corruption in flight). */
+  tamper?: (path: string, offset: number, data: Buffer) => void;
+  window?: number;
+};
+
+/** Thrown when the connection breaks: the caller offers again and resumes from what was verified. */
+export class ConnectionLost extends Error {}
+
+/**
+ * Send every file from the receiver's verified offset, in 1 MiB chunks each with its SHA-256, pipelined up to a
+ * window of unacknowledged chunks; a chunk the receiver reports bad is sent again.
+ */
+export async function sendFiles(o: SendOptions): Promise<SendStats> {
+  const sock: Socket = connect(o.accepted.port, o.accepted.host);
+  sock.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', (e) => reject(new ConnectionLost(e.message)));
+  });
+  const stats: SendStats = { bytesSent: 0, resumedBytes: 0, resent: 0 };
+  const pending = new Map<number, { path: string; offset: number; len: number }>();
+  const window = o.window ?? 32;
+  let nextId = 1;
+  let broken: Error | undefined;
+  let done = false;
+  let wake: (() => void) | undefined;
+  const signal = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const badQueue: { path: string; offset: number; len: number }[] = [];
+  let lineBuf = '';
+  sock.on('data', (d: Buffer) => {
+    lineBuf += d.toString();
+    let nl: number;
+    while ((nl = lineBuf.indexOf('\n')) >= 0) {
+      const line = lineBuf.slice(0, nl);
+      lineBuf = lineBuf.slice(nl + 1);
+      const [word, arg] = line.split(' ', 2);
+      if (word === 'ok') pending.delete(Number(arg));
+      else if (word === 'bad') {
+        const c = pending.get(Number(arg));
+        pending.delete(Number(arg));
+        if (c) badQueue.push(c);
+      } else if (word === 'done') done = true;
+      else if (word === 'error') broken = new Error(`receiver refused: ${line.slice(6)}`);
+    }
+    signal();
+  });
+  sock.on('error', (e) => {
+    broken ??= new ConnectionLost(e.message);
+    signal();
+  });
+  sock.on('close', () => {
+    if (!done) broken ??= new ConnectionLost('connection closed');
+    signal();
+  });
+  sock.on('drain', signal);
+  const wait = () => new Promise<void>((r) => (wake = r));
+  const check = () => {
+    if (broken) throw broken;
+  };
+  const write = async (buf: Buffer) => {
+    check();
+    if (!sock.write(buf)) await wait();
+  };
+
+  const handles = new Map<string, FileHandle>();
+  const fh = async (path: string) => {
+    let h = handles.get(path);
+    if (!h) handles.set(path, (h = await open(join(o.sourceDir, path), 'r')));
+    return h;
+  };
+  const sendChunk = async (path: string, offset: number, len: number) => {
+    while (pending.size >= window) {
+      check();
+      await wait();
+    }
+    const data = Buffer.allocUnsafe(len);
+    await (await fh(path)).read(data, 0, len, offset);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    o.tamper?.(path, offset, data);
+    const id = nextId++;
+    pending.set(id, { path, offset, len });
+    await o.throttle(len);
+    await write(Buffer.concat([encodeHeader({ t: 'chunk', id, path, offset, len, sha256 }), data]));
+    stats.bytesSent += len;
+    o.onBytes(len);
+  };
+  try {
+    await write(Buffer.from(`${o.accepted.token}\n`));
+    for (const e of o.manifest) {
+      if (e.kind !== 'file' || !e.size) continue;
+      const from = o.accepted.verified[e.path] ?? 0;
+      stats.resumedBytes += from;
+      if (from > 0) o.onBytes(from);
+      for (let off = from - (from % CHUNK); off < e.size; off += CHUNK) {
+        if (off + CHUNK <= from) continue;
+        await sendChunk(e.path, off, Math.min(CHUNK, e.size - off));
+        while (badQueue.length) {
+          const c = badQueue.shift()!;
+          stats.resent++;
+          await sendChunk(c.path, c.offset, c.len);
+        }
+      }
+    }
+    while (pending.size > 0 || badQueue.length > 0) {
+      check();
+      const c = badQueue.shift();
+      if (c) {
+        stats.resent++;
+        await sendChunk(c.path, c.offset, c.len);
+      } else await wait();
+    }
+    await write(encodeHeader({ t: 'end' }));
+    while (!done) {
+      check();
+      await wait();
+    }
+    return stats;
+  } finally {
+    for (const h of handles.values()) await h.close();
+    sock.destroy();
+  }
+}

@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  connectBus,
+  createEventLog,
+  createLogger,
+  ensureTopology,
+  sendCommand,
+  encodeJson,
+  decodeJson,
+  subjects,
+  type EventLog,
+} from '@haul/bus';
+import { createValidators, type StreamOfferReply } from '@haul/schemas';
+import { awaitEvent, outcomeOf, startNatsServer, startService, type NatsServer } from '@haul/test';
+import { createImageStreamer, type ImageStreamer, type StreamerConfig } from '../src/app.ts';
+
+const validators = createValidators();
+const log = createLogger('image-streamer-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
+
+function makeTree(dir: string, bigMb: number): void {
+  mkdirSync(join(dir, '1'), { recursive: true });
+  mkdirSync(join(dir, '2'), { recursive: true });
+  writeFileSync(join(dir, '1', 'pages-1.img'), randomBytes(bigMb * 1024 * 1024));
+  writeFileSync(join(dir, '1', 'pagemap-1.img'), randomBytes(4100));
+  writeFileSync(join(dir, '2', 'pages-1.img'), randomBytes(3 * 1024 * 1024 + 17));
+  writeFileSync(join(dir, '2', 'empty.img'), '');
+  symlinkSync('../1', join(dir, '2', 'parent'));
+}
+
+function digestTree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const f of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${f.name}` : f.name;
+      if (f.isDirectory()) walk(p);
+      else if (f.isSymbolicLink()) out[p] = `-> ${readlinkSync(join(dir, p))}`;
+      else
+        out[p] = createHash('sha256')
+          .update(readFileSync(join(dir, p)))
+          .digest('hex');
+    }
+  };
+  walk('');
+  return out;
+}
+
+describe('image streamer between two nodes, over a real nats-server', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let events: EventLog;
+  let dir: string;
+  let a: ImageStreamer;
+  let b: ImageStreamer;
+  const cfg = (node: string): StreamerConfig => ({
+    node,
+    listenHost: '127.0.0.1',
+    allowedRoots: [join(dir, node)],
+    maxRetries: 20,
+    progressEveryMs: 200,
+  });
+  let corruptOnce = false;
+
+  before(async () => {
+    server = await startNatsServer();
+    nc = await connectBus({ servers: server.url, name: 'streamer-test' });
+    await ensureTopology(nc);
+    events = createEventLog(nc, validators);
+    dir = mkdtempSync(join(tmpdir(), 'haul-stream-'));
+    a = createImageStreamer({
+      nc,
+      validators,
+      cfg: cfg('node-a'),
+      log,
+      tamper: (_p, offset, data) => {
+        if (corruptOnce && offset === 0 && data.length > 0) {
+          corruptOnce = false;
+          data[0] = data[0]! ^ 0xff;
+        }
+      },
+    });
+    await a.start();
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    await nc?.drain();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('moves a tree of images byte for byte, through the command path, with progress and a completion event', async () => {
+    b = createImageStreamer({ nc, validators, cfg: cfg('node-b'), log });
+    await b.start();
+    const src = join(dir, 'node-a', 'img', 'haul-mig-str001');
+    makeTree(src, 12);
+    const cmd = {
+      commandId: 'mig-str001:streamImages:0:1',
+      migrationId: 'mig-str001',
+      node: 'node-a',
+      executor: 'streamer' as const,
+      attempt: 1,
+      step: 'streamImages' as const,
+      timeoutMs: 60_000,
+      args: {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: join(dir, 'node-b', 'img', 'haul-mig-str001'),
+        priority: 'iteration' as const,
+        bandwidthLimitMBps: 40,
+      },
+    };
+    await sendCommand(nc, validators, cmd);
+    const done = await awaitEvent(events, 'mig-str001', outcomeOf(cmd.commandId), 60_000);
+    assert.equal(done.type, 'StepSucceeded');
+    assert.deepEqual(digestTree(cmd.args.targetDir), digestTree(src));
+    const all = (await events.read('mig-str001')).events.map((e) => e.event);
+    assert.ok(
+      all.some((e) => e.type === 'StreamProgress'),
+      'progress reported while streaming',
+    );
+    if (done.type === 'StepSucceeded' && done.data.step === 'streamImages') {
+      assert.equal(done.data.result.bytes, 12 * 1024 * 1024 + 4100 + 3 * 1024 * 1024 + 17);
+      assert.ok(
+        done.data.result.mbPerSec <= 48,
+        `bandwidth limit respected: ${done.data.result.mbPerSec} MB/s`,
+      );
+    }
+  });
+
+  it('detects a chunk corrupted in flight and sends it again', async () => {
+    const src = join(dir, 'node-a', 'img', 'corrupt');
+    makeTree(src, 3);
+    corruptOnce = true;
+    const r = await a.transfer(
+      'mig-str002',
+      'mig-str002:streamImages:0:1',
+      {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: join(dir, 'node-b', 'img', 'corrupt'),
+        priority: 'iteration',
+      },
+      log,
+    );
+    assert.equal(corruptOnce, false, 'the corruption was injected');
+    assert.ok((r.retries ?? 0) >= 1, 'the bad chunk was sent again');
+    assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'corrupt')), digestTree(src));
+  });
+
+  it("rejects a manifest with '../' or an absolute path, writing nothing outside the image dir", async () => {
+    const target = join(dir, 'node-b', 'img', 'evil');
+    for (const path of ['../../escape.img', '/etc/passwd-haul']) {
+      const offer = {
+        transferId: 'evil',
+        migrationId: 'mig-evil01',
+        targetDir: target,
+        manifest: [{ path, kind: 'file', size: 4 }],
+      };
+      const m = await nc.request(subjects.streamOffer('node-b'), encodeJson(offer), { timeout: 5000 });
+      const reply = decodeJson(m.data) as StreamOfferReply;
+      assert.equal(reply.ok, false);
+      if (!reply.ok) {
+        assert.equal(reply.error.code, 'HAUL_UNSAFE_MANIFEST');
+        assert.equal(reply.error.field, 'manifest.0.path');
+      }
+    }
+    const link = {
+      transferId: 'evil2',
+      migrationId: 'mig-evil01',
+      targetDir: target,
+      manifest: [{ path: 'parent', kind: 'symlink', linkTarget: '../../../../etc' }],
+    };
+    const r2 = decodeJson(
+      (await nc.request(subjects.streamOffer('node-b'), encodeJson(link), { timeout: 5000 })).data,
+    ) as StreamOfferReply;
+    assert.equal(r2.ok, false);
+    assert.ok(!existsSync(join(dir, 'escape.img')) && !existsSync(target));
+  });
+
+  it('resumes from what was verified when the receiving streamer is killed half-way', async () => {
+    await b.stop();
+    const env = {
+      ...process.env,
+      HAUL_NODE: 'node-b',
+      HAUL_NATS_URL: server.url,
+      HAUL_STREAM_ROOTS: join(dir, 'node-b'),
+      HAUL_LOG_LEVEL: 'info',
+    };
+    let receiver = startService('streamer-b', 'services/image-streamer/src/main.ts', env);
+    await receiver.waitForLine(/image streamer started/);
+    const src = join(dir, 'node-a', 'img', 'resume');
+    makeTree(src, 40);
+    const target = join(dir, 'node-b', 'img', 'resume');
+    const transfer = a.transfer(
+      'mig-str003',
+      'mig-str003:streamImages:0:1',
+      { toNode: 'node-b', sourceDir: src, targetDir: target, priority: 'final', bandwidthLimitMBps: 25 },
+      log,
+    );
+    await awaitEvent(
+      events,
+      'mig-str003',
+      (e) => e.type === 'StreamProgress' && e.data.bytesDone > 8 * 1024 * 1024,
+      30_000,
+    );
+    await receiver.kill('SIGKILL');
+    receiver = startService('streamer-b', 'services/image-streamer/src/main.ts', env);
+    try {
+      const r = await transfer;
+      assert.ok((r.resumedBytes ?? 0) > 0, 'resumed from verified bytes, not from zero');
+      assert.deepEqual(digestTree(target), digestTree(src));
+      assert.ok(
+        !readdirSync(join(target, '1')).some((f) => f.includes('haul-part')),
+        'no partial files left',
+      );
+    } finally {
+      await receiver.kill();
+    }
+  });
+});

@@ -1,0 +1,79 @@
+import { execa } from 'execa';
+import type { Logger } from '@haul/bus';
+
+/** A host tool exited non-zero, timed out or was cancelled: everything the failure event needs. */
+export class CommandFailedError extends Error {
+  readonly code: string;
+  readonly command: string[];
+  readonly exitCode: number | undefined;
+  readonly stderrTail: string;
+  constructor(
+    command: string[],
+    exitCode: number | undefined,
+    stderr: string,
+    why: 'exit' | 'timeout' | 'cancelled',
+  ) {
+    const tail = stderr.trim().split('\n').slice(-20).join('\n').slice(-3000);
+    super(
+      `${command.join(' ')} ${why === 'exit' ? `exited with ${exitCode}` : why === 'timeout' ? 'timed out' : 'was cancelled'}${tail ? `: ${tail.split('\n').at(-1)}` : ''}`,
+    );
+    this.name = 'CommandFailedError';
+    this.code =
+      why === 'exit' ? 'HAUL_TOOL_FAILED' : why === 'timeout' ? 'HAUL_TOOL_TIMEOUT' : 'HAUL_TOOL_CANCELLED';
+    this.command = command;
+    this.exitCode = exitCode;
+    this.stderrTail = tail;
+  }
+}
+
+export type RunOptions = { timeoutMs: number; signal?: AbortSignal; okCodes?: number[] };
+export type RunResult = { exitCode: number; stdout: string; stderr: string };
+export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise<RunResult>;
+
+/**
+ * The one place haul runs host tools. Each tool runs in its own process group so a timeout or a cancellation kills
+ * the whole tree it started (not the containers it launched, which detach on their own, as real CTs do).
+ */
+export function createRunner(log: Logger, env: NodeJS.ProcessEnv = process.env): Runner {
+  return async (tool, args, opts) => {
+    const started = Date.now();
+    const sub = execa(tool, args, { reject: false, detached: true, env, extendEnv: false, stdin: 'ignore' });
+    const killTree = () => {
+      if (sub.pid !== undefined) {
+        try {
+          process.kill(-sub.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    };
+    let why: 'timeout' | 'cancelled' | undefined;
+    const timer = setTimeout(() => {
+      why = 'timeout';
+      killTree();
+    }, opts.timeoutMs);
+    const onAbort = () => {
+      why = 'cancelled';
+      killTree();
+    };
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await sub;
+      const exitCode = r.exitCode ?? -1;
+      log.debug({ tool, args, exitCode, ms: Date.now() - started }, 'tool ran');
+      if (why) throw new CommandFailedError([tool, ...args], r.exitCode, String(r.stderr ?? ''), why);
+      if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
+        throw new CommandFailedError(
+          [tool, ...args],
+          r.exitCode ?? undefined,
+          String(r.stderr ?? ''),
+          'exit',
+        );
+      }
+      return { exitCode, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+  };
+}

@@ -1,0 +1,29 @@
+import { existsSync, readdirSync, statSync, watch } from 'node:fs';
+import { join } from 'node:path';
+
+/** Resolve when `dir/name` exists, by watching the folder (no polling); reject on abort. */
+export function waitForFile(dir: string, name: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (existsSync(join(dir, name))) return resolve();
+    const w = watch(dir, () => {
+      if (existsSync(join(dir, name))) done(resolve);
+    });
+    const onAbort = () => done(() => reject(new Error('aborted')));
+    const done = (f: () => void) => {
+      w.close();
+      signal?.removeEventListener('abort', onAbort);
+      f();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    // The file may have appeared between the check and the watch.
+    if (existsSync(join(dir, name))) done(resolve);
+  });
+}
+
+/** Total bytes of the regular files in a folder (not following links). */
+export function dirBytes(dir: string): number {
+  let n = 0;
+  for (const f of readdirSync(dir, { withFileTypes: true }))
+    if (f.isFile()) n += statSync(join(dir, f.name)).size;
+  return n;
+}

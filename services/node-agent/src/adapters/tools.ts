@@ -1,0 +1,100 @@
+import { stepTimeoutsMs } from '@haul/bus';
+import type { Runner } from './exec.ts';
+
+/**
+ * The exact command lines haul runs (host-tools.md §2–§5), one function each. The real tools in production; the
+ * emulators when their folder is first on PATH.
+ */
+export type Tools = ReturnType<typeof createTools>;
+
+const vz = ['--skipowner', '--skiplock'];
+
+export function createTools(run: Runner, signal?: AbortSignal) {
+  const o = (timeoutMs: number, okCodes: number[] = []) =>
+    signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
+  return {
+    async vzctlStatus(ctid: string): Promise<{ exist: boolean; mounted: boolean; running: boolean }> {
+      const r = await run('vzctl', ['status', ctid], o(stepTimeoutsMs.quick));
+      const words = r.stdout.trim().split(/\s+/);
+      return {
+        exist: words.includes('exist'),
+        mounted: words.includes('mounted'),
+        running: words.includes('running'),
+      };
+    },
+    vzctlStart: (ctid: string) => run('vzctl', [...vz, 'start', ctid], o(stepTimeoutsMs.vzctl, [32])),
+    vzctlStop: (ctid: string) => run('vzctl', [...vz, 'stop', ctid], o(stepTimeoutsMs.vzctl)),
+    /** exit 40 = not mounted: already the wanted state. */
+    vzctlUmount: (ctid: string) => run('vzctl', [...vz, 'umount', ctid], o(stepTimeoutsMs.vzctl, [40])),
+    vzctlRestore: (ctid: string, dir: string) =>
+      run('vzctl', [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir], o(stepTimeoutsMs.vzctl)),
+    async criuVersion(): Promise<string> {
+      const r = await run('criu', ['-V'], o(stepTimeoutsMs.quick));
+      return /Version:\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
+    },
+    async criuMemTrack(): Promise<boolean> {
+      const r = await run('criu', ['check', '--feature', 'mem_dirty_track'], o(stepTimeoutsMs.quick, [1]));
+      return r.exitCode === 0;
+    },
+    criuPreDump: (pid: number, dir: string, workDir: string, prev: string | undefined) =>
+      run(
+        'criu',
+        [
+          'pre-dump',
+          '-t',
+          String(pid),
+          '-D',
+          dir,
+          '-W',
+          workDir,
+          '--track-mem',
+          ...(prev ? ['--prev-images-dir', prev] : []),
+          '--skip-in-flight',
+          '--timeout',
+          '180',
+          '-o',
+          'pre-dump.log',
+          '-v2',
+        ],
+        o(stepTimeoutsMs.criu),
+      ),
+    /** Argv of the final dump, held open at post-dump by the action script (spawned detached, not through run). */
+    criuDumpArgs: (
+      pid: number,
+      dir: string,
+      workDir: string,
+      prev: string | undefined,
+      script: string,
+      root: string | undefined,
+    ) => [
+      'dump',
+      '-t',
+      String(pid),
+      '-D',
+      dir,
+      '-W',
+      workDir,
+      '--track-mem',
+      ...(prev ? ['--prev-images-dir', prev] : []),
+      '--tcp-established',
+      '--file-locks',
+      '--link-remap',
+      '--evasive-devices',
+      '--manage-cgroups',
+      '--ghost-limit',
+      '50M',
+      ...(root ? ['--root', root] : []),
+      '--action-script',
+      script,
+      '--timeout',
+      '180',
+      '-o',
+      'dump.log',
+      '-v2',
+    ],
+    ploopSnapshot: (ddXml: string, guid: string, offline: boolean) =>
+      run('ploop', ['snapshot', '-u', guid, ...(offline ? ['-o'] : []), ddXml], o(stepTimeoutsMs.ploop)),
+    ploopSnapshotDelete: (ddXml: string, guid: string) =>
+      run('ploop', ['snapshot-delete', '-u', guid, ddXml], o(stepTimeoutsMs.ploop)),
+  };
+}

@@ -1,0 +1,48 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** What the agent needs from a CT's config: its private area and the descriptor of each disk. */
+export type CtDisks = { vePrivate: string; disks: string[] };
+
+function parse(body: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of body.split('\n')) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (!m) continue;
+    out[m[1]!] = m[2]!
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .replace(/^'(.*)'$/, '$1');
+  }
+  return out;
+}
+
+/** `<etc>/vz/conf/<CTID>.conf` over `<etc>/vz/vz.conf`, `$VEID` expanded; undefined when the CT has no config. */
+export function readCtDisks(etcVz: string, ctid: string): CtDisks | undefined {
+  const own = join(etcVz, 'conf', `${ctid}.conf`);
+  if (!existsSync(own)) return undefined;
+  const global = join(etcVz, 'vz.conf');
+  const conf = {
+    ...(existsSync(global) ? parse(readFileSync(global, 'utf8')) : {}),
+    ...parse(readFileSync(own, 'utf8')),
+  };
+  const x = (v: string) => v.replace(/\$\{VEID\}|\$VEID/g, ctid);
+  const vePrivate = x(conf['VE_PRIVATE'] ?? '');
+  const disks: string[] = [];
+  const root = join(vePrivate, 'root.hdd', 'DiskDescriptor.xml');
+  if (vePrivate && existsSync(root)) disks.push(root);
+  for (const entry of (conf['DISK'] ?? '').split(';')) {
+    const image = /(?:^|,)image=([^,]+)/.exec(entry)?.[1];
+    if (!image) continue;
+    const dd = image.endsWith('.xml') ? x(image) : join(x(image), 'DiskDescriptor.xml');
+    if (!disks.includes(dd)) disks.push(dd);
+  }
+  return { vePrivate, disks };
+}
+
+/** P.Haul's get_ddxml_path: a descriptor, its directory, or a delta in it → the descriptor's path. */
+export function descriptorPathOf(p: string): string {
+  if (p.endsWith('.xml')) return p;
+  if (existsSync(join(p, 'DiskDescriptor.xml'))) return join(p, 'DiskDescriptor.xml');
+  return join(p.slice(0, p.lastIndexOf('/')), 'DiskDescriptor.xml');
+}

@@ -1,0 +1,143 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { mayResumeSource } from '@haul/domain';
+import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
+import { readDumpStats } from '../adapters/criu-stats.ts';
+import { dirBytes } from '../adapters/files.ts';
+import { argsOf, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
+import { holdScript } from '../held-dumps.ts';
+
+function rootPid(ctx: HandlerContext, ctid: string): number {
+  const f = initPidFile(ctx.cfg, ctid);
+  if (!existsSync(f))
+    throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} is not running on ${ctx.cfg.node} (no ${f})`);
+  return Number(readFileSync(f, 'utf8').trim());
+}
+
+/**
+ * One pre-dump iteration into img/<n> with parent ../<n-1>. In doubt after a crash the CT's dirty tracking may
+ * already have been reset by the lost run, so an incremental re-run could miss pages: the reconciled run is a full
+ * one (no parent) into a cleared folder, which is always correct.
+ */
+export const preDump: Handler = async (cmd, ctx) => {
+  const a = argsOf<DumpArgs>(cmd);
+  const pid = rootPid(ctx, a.ctid);
+  rmSync(a.imageDir, { recursive: true, force: true });
+  mkdirSync(a.imageDir, { recursive: true });
+  mkdirSync(a.workDir, { recursive: true });
+  const prev = ctx.reconciled ? undefined : a.prevImageDir;
+  const t0 = performance.now();
+  await ctx.tools.criuPreDump(pid, a.imageDir, a.workDir, prev);
+  const s = readDumpStats(join(a.workDir, 'stats-dump'));
+  const r: DumpResult = {
+    pagesWritten: s.pagesWritten,
+    pagesSkipped: s.pagesSkipped,
+    frozenUs: s.frozenUs,
+    memdumpUs: s.memdumpUs,
+    bytes: dirBytes(a.imageDir),
+    durationMs: performance.now() - t0,
+  };
+  return r;
+};
+
+const pagesIn = (dir: string) =>
+  existsSync(join(dir, 'pages-1.img')) ? statSync(join(dir, 'pages-1.img')).size / 4096 : 0;
+
+/**
+ * The final dump, held open at post-dump: the result is reported as soon as the CT is frozen, while criu waits
+ * for the decision (releaseSource commits, resumeSource aborts, the lease may abort). After a crash an existing
+ * held dump is adopted rather than started again.
+ */
+export const finalDump: Handler = async (cmd, ctx) => {
+  const a = argsOf<DumpArgs>(cmd);
+  const t0 = performance.now();
+  if (!ctx.held.isHeld(cmd.migrationId)) {
+    const o = ctx.held.outcome(cmd.migrationId);
+    if (o.rc !== undefined)
+      throw new StepError(
+        'HAUL_DUMP_ENDED',
+        `the held dump already ended (criu exit ${o.rc}, decision ${o.decision ?? 'none'})`,
+      );
+    const pid = rootPid(ctx, a.ctid);
+    mkdirSync(a.imageDir, { recursive: true });
+    mkdirSync(a.workDir, { recursive: true });
+    await ctx.held.start(
+      {
+        migrationId: cmd.migrationId,
+        ctid: a.ctid,
+        commandId: cmd.commandId,
+        leaseMs: a.leaseMs ?? 60_000,
+        frozenAt: new Date().toISOString(),
+      },
+      ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, undefined),
+    );
+  }
+  const written = pagesIn(a.imageDir);
+  const r: DumpResult = {
+    pagesWritten: written,
+    pagesSkipped: 0,
+    frozenUs: 0,
+    memdumpUs: 0,
+    bytes: dirBytes(a.imageDir),
+    durationMs: performance.now() - t0,
+  };
+  return r;
+};
+
+/** The commit: criu finishes the dump and kills the frozen source tasks. Idempotent. */
+export const releaseSource: Handler = async (cmd, ctx) => {
+  const a = argsOf<CtArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  if (ctx.held.isHeld(cmd.migrationId)) {
+    const rc = await ctx.held.decide(cmd.migrationId, 'commit');
+    if (rc !== 0)
+      throw new StepError('HAUL_RELEASE_FAILED', `criu dump ended with ${rc} after the commit decision`);
+    r.actions.push('dump committed: source tasks killed');
+    return r;
+  }
+  const o = ctx.held.outcome(cmd.migrationId);
+  if (o.decision === 'abort')
+    throw new StepError('HAUL_FENCED', 'the held dump was aborted: the CT resumed on the source');
+  const st = await ctx.tools.vzctlStatus(a.ctid);
+  if (st.running)
+    throw new StepError('HAUL_NOT_HELD', `CT ${a.ctid} runs on ${ctx.cfg.node} and no dump is held`);
+  r.actions.push('already released');
+  return r;
+};
+
+/**
+ * Resume the CT on the source (abort the held dump), but only after winning the fence: a ResumedOnSource event
+ * appended with compare-and-set while the log shows no restore started (or the target CT known stopped).
+ */
+export async function resumeOnSource(
+  ctx: HandlerContext,
+  migrationId: string,
+  ctid: string,
+  reason: 'rollback' | 'lease-expired',
+  commandId?: string,
+): Promise<HostResult> {
+  const r: HostResult = { actions: [] };
+  const ev = ctx.event(
+    'ResumedOnSource',
+    commandId ? { reason, commandId } : { reason },
+    `${migrationId}:resumed-on-source`,
+  );
+  const v = await ctx.fencedAppend(ev, mayResumeSource);
+  if (!v.ok) throw new StepError(v.code, v.reason);
+  if (ctx.held.isHeld(migrationId)) {
+    const rc = await ctx.held.decide(migrationId, 'abort');
+    r.actions.push(`dump aborted (criu exit ${rc}): CT resumed`);
+    return r;
+  }
+  const st = await ctx.tools.vzctlStatus(ctid);
+  if (!st.running)
+    throw new StepError(
+      'HAUL_CT_NOT_RUNNING',
+      `CT ${ctid} is neither held frozen nor running on ${ctx.cfg.node}`,
+    );
+  r.actions.push('CT already running on the source');
+  return r;
+}
+
+export const resumeSource: Handler = (cmd, ctx) =>
+  resumeOnSource(ctx, cmd.migrationId, argsOf<CtArgs>(cmd).ctid, 'rollback', cmd.commandId);

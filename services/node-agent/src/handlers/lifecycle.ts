@@ -1,0 +1,92 @@
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { mayStartRestore } from '@haul/domain';
+import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
+import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
+import { argsOf, StepError, type Handler } from '../context.ts';
+
+/**
+ * `vzctl restore` on the target, after winning the fence: RestoreStarted is appended with compare-and-set only
+ * while nobody resumed the source. After a crash, a running CT means the restore happened.
+ */
+export const restore: Handler = async (cmd, ctx) => {
+  const a = argsOf<RestoreArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  const started = ctx.event(
+    'RestoreStarted',
+    { commandId: cmd.commandId },
+    `${cmd.commandId}:restore-started`,
+  );
+  const v = await ctx.fencedAppend(started, mayStartRestore);
+  if (!v.ok) throw new StepError(v.code, v.reason);
+  if ((await ctx.tools.vzctlStatus(a.ctid)).running) {
+    r.actions.push('CT already running on the target');
+    return r;
+  }
+  const extra = join(a.imageDir, 'restore-extra-args');
+  writeFileSync(
+    extra,
+    `VE_WORK_DIR=${a.workDir}\nVE_RESTORE_LOG_PATH=criu_restore.${cmd.attempt}.log\nVE_CRIU_LOGLEVEL=4\n`,
+  );
+  const t0 = performance.now();
+  try {
+    await ctx.tools.vzctlRestore(a.ctid, a.imageDir);
+  } finally {
+    rmSync(extra, { force: true });
+  }
+  r.durationMs = performance.now() - t0;
+  const stats = join(a.workDir, 'stats-restore');
+  if (existsSync(stats)) r.restoreUs = readRestoreTimeUs(stats);
+  r.actions.push('restored');
+  return r;
+};
+
+/** Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). */
+export const stopAndUmount: Handler = async (cmd, ctx) => {
+  const { ctid } = argsOf<CtArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  const st = await ctx.tools.vzctlStatus(ctid);
+  if (st.running) {
+    await ctx.tools.vzctlStop(ctid);
+    r.actions.push('stopped');
+  }
+  if ((await ctx.tools.vzctlUmount(ctid)).exitCode === 0) r.actions.push('unmounted');
+  return r;
+};
+
+export const start: Handler = async (cmd, ctx) => {
+  const { ctid } = argsOf<CtArgs>(cmd);
+  const res = await ctx.tools.vzctlStart(ctid);
+  return { actions: [res.exitCode === 32 ? 'already running' : 'started'] } satisfies HostResult;
+};
+
+export const umountSource: Handler = async (cmd, ctx) => {
+  const { ctid } = argsOf<CtArgs>(cmd);
+  if ((await ctx.tools.vzctlStatus(ctid)).running)
+    throw new StepError('HAUL_CT_RUNNING', `CT ${ctid} still runs on ${ctx.cfg.node}: refusing to unmount`);
+  const res = await ctx.tools.vzctlUmount(ctid);
+  return { actions: [res.exitCode === 40 ? 'already unmounted' : 'unmounted'] } satisfies HostResult;
+};
+
+/** Remove image folders and stale disk copies, only below the folders this agent may clean. */
+export const removeFiles: Handler = (cmd, ctx) => {
+  const { paths } = argsOf<RemoveFilesArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  for (const p of paths) {
+    const abs = resolve(p);
+    if (!ctx.cfg.removableRoots.some((root) => abs.startsWith(`${resolve(root)}/`))) {
+      throw new StepError(
+        'HAUL_PATH_NOT_ALLOWED',
+        `${p} is outside ${ctx.cfg.removableRoots.join(', ')}`,
+        'args.paths',
+      );
+    }
+  }
+  for (const p of paths) {
+    if (existsSync(p)) {
+      rmSync(p, { recursive: true, force: true });
+      r.actions.push(`removed ${p}`);
+    }
+  }
+  return Promise.resolve(r);
+};

@@ -1,0 +1,153 @@
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { DescriptorArgs, HostResult, SharedDiskArgs, SnapshotArgs } from '@haul/schemas';
+import { fileOf, hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
+import { argsOf, StepError, type Handler } from '../context.ts';
+
+/**
+ * The shared-ploop dance of P.Haul (fs_haul_ploop.py), each step idempotent by inspection. The CLI only takes
+ * names ending in .xml, so the backup copy is addressed through `DiskDescriptor.copy.xml → DiskDescriptor.xml.copy`
+ * (same folder, so relative image paths and the `.copy.lck` lock stay right).
+ */
+const copyOf = (dd: string) => `${dd}.copy`;
+const copyXmlOf = (dd: string) => join(dirname(dd), 'DiskDescriptor.copy.xml');
+const isLink = (p: string) => {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+};
+const rm = (p: string, actions: string[], what = basename(p)) => {
+  if (existsSync(p) || isLink(p)) {
+    rmSync(p, { force: true });
+    actions.push(`removed ${what}`);
+  }
+};
+
+export const backupDescriptor: Handler = (cmd) => {
+  const { ddxml } = argsOf<DescriptorArgs>(cmd);
+  const copy = copyOf(ddxml);
+  const r: HostResult = { actions: [], path: copy };
+  if (existsSync(copy)) r.actions.push('backup already present');
+  else {
+    copyFileSync(ddxml, `${copy}.tmp`);
+    renameSync(`${copy}.tmp`, copy);
+    r.actions.push('DiskDescriptor.xml copied to DiskDescriptor.xml.copy');
+  }
+  return Promise.resolve(r);
+};
+
+export const snapshotOrigin: Handler = async (cmd, ctx) => {
+  const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  if (hasGuid(readDescriptorView(ddxml), guid)) r.actions.push(`snapshot ${guid} already in the descriptor`);
+  else {
+    if (!existsSync(copyOf(ddxml)))
+      throw new StepError('HAUL_NO_BACKUP', `refusing to snapshot ${ddxml} without its backup copy`);
+    await ctx.tools.ploopSnapshot(ddxml, guid, true);
+    r.actions.push(`offline snapshot ${guid} on the origin`);
+  }
+  const top = topFile(readDescriptorView(ddxml));
+  if (top) r.path = top;
+  return r;
+};
+
+export const snapshotCopy: Handler = async (cmd, ctx) => {
+  const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
+  const copy = copyOf(ddxml);
+  const link = copyXmlOf(ddxml);
+  if (!existsSync(copy)) throw new StepError('HAUL_NO_BACKUP', `${copy} is missing`);
+  if (!isLink(link)) symlinkSync(basename(copy), link);
+  const r: HostResult = { actions: [] };
+  if (hasGuid(readDescriptorView(copy), guid)) r.actions.push(`snapshot ${guid} already in the copy`);
+  else {
+    await ctx.tools.ploopSnapshot(link, guid, false);
+    r.actions.push(`online snapshot ${guid} on the copy: the source device now writes its new top delta`);
+  }
+  const top = topFile(readDescriptorView(copy));
+  if (top) r.path = top;
+  return r;
+};
+
+/** Delta files named like this disk's snapshot deltas that no descriptor references: left by a crash. */
+function sweepOrphanDeltas(ddxml: string, actions: string[]): void {
+  const view = readDescriptorView(ddxml);
+  const referenced = new Set(view.images.map((i) => i.file));
+  if (existsSync(copyOf(ddxml)))
+    for (const i of readDescriptorView(copyOf(ddxml)).images) referenced.add(i.file);
+  const base = view.images[0] ? basename(view.images[0].file) : 'root.hds';
+  const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\{[0-9a-fA-F-]{36}\\}$`);
+  for (const f of readdirSync(dirname(ddxml))) {
+    const p = join(dirname(ddxml), f);
+    if (pattern.test(f) && !referenced.has(p)) {
+      unlinkSync(p);
+      actions.push(`removed orphan delta ${f}`);
+    }
+  }
+}
+
+/**
+ * Rollback of a shared disk, whatever state the preparation reached: rename the copy back over the descriptor,
+ * merge the copy's snapshot G2 (the source device's writes since then go into the base), and remove what P.Haul
+ * leaks: the origin's new delta f1, `.copy.lck`, the `.xml` link.
+ */
+export const restoreSharedDisk: Handler = async (cmd, ctx) => {
+  const { ddxml, originGuid, copyGuid } = argsOf<SharedDiskArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  const orig = readDescriptorView(ddxml);
+  const f1 = hasGuid(orig, originGuid) ? topFile(orig) : undefined;
+  if (existsSync(copyOf(ddxml))) {
+    renameSync(copyOf(ddxml), ddxml);
+    r.actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
+  }
+  if (hasGuid(readDescriptorView(ddxml), copyGuid)) {
+    await ctx.tools.ploopSnapshotDelete(ddxml, copyGuid);
+    r.actions.push(`merged the copy's snapshot ${copyGuid}`);
+  }
+  const now = readDescriptorView(ddxml);
+  if (f1 && !now.images.some((i) => i.file === f1)) rm(f1, r.actions, `origin delta ${basename(f1)}`);
+  sweepOrphanDeltas(ddxml, r.actions);
+  rm(`${copyOf(ddxml)}.lck`, r.actions);
+  rm(copyXmlOf(ddxml), r.actions);
+  if (hasGuid(now, originGuid) || hasGuid(now, copyGuid))
+    throw new StepError('HAUL_DISK_NOT_RESTORED', `${ddxml} still has a migration snapshot`);
+  return r;
+};
+
+/** After the commit, on the source (after it unmounted): the copy, its lock and its delta f2 go. */
+export const cleanupSharedDisk: Handler = (cmd) => {
+  const { ddxml, copyGuid } = argsOf<SharedDiskArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  if (existsSync(copyOf(ddxml))) {
+    const f2 = fileOf(readDescriptorView(copyOf(ddxml)), '{5fbaabe3-6958-40ff-92a7-860e329aab41}');
+    const cv = readDescriptorView(copyOf(ddxml));
+    rm(copyOf(ddxml), r.actions);
+    if (f2 && hasGuid(cv, copyGuid) && !readDescriptorView(ddxml).images.some((i) => i.file === f2))
+      rm(f2, r.actions, `copy delta ${basename(f2)}`);
+  }
+  sweepOrphanDeltas(ddxml, r.actions);
+  rm(`${copyOf(ddxml)}.lck`, r.actions);
+  rm(copyXmlOf(ddxml), r.actions);
+  return Promise.resolve(r);
+};
+
+/** On the target, once the source no longer has the base open: merge G1 (f1 into the base) online. */
+export const mergeOrigin: Handler = async (cmd, ctx) => {
+  const { ddxml, originGuid } = argsOf<SharedDiskArgs>(cmd);
+  const r: HostResult = { actions: [] };
+  if (hasGuid(readDescriptorView(ddxml), originGuid)) {
+    await ctx.tools.ploopSnapshotDelete(ddxml, originGuid);
+    r.actions.push(`merged origin snapshot ${originGuid}`);
+  } else r.actions.push('origin snapshot already merged');
+  return r;
+};

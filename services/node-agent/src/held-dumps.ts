@@ -1,0 +1,137 @@
+import { spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  rmSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '@haul/bus';
+import { waitForFile } from './adapters/files.ts';
+
+export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
+
+export type HeldMeta = {
+  migrationId: string;
+  ctid: string;
+  commandId: string;
+  leaseMs: number;
+  frozenAt?: string;
+};
+
+/**
+ * Final dumps held open at post-dump. criu runs detached (through `sh`, which records its exit status in
+ * `criu.rc`), so a held dump — and the frozen CT — outlive a restart of the agent; everything about it lives in
+ * its hold folder: meta.json, frozen, decision, criu.rc, criu.log.
+ */
+export type HeldDumps = ReturnType<typeof createHeldDumps>;
+
+export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.ProcessEnv) {
+  const root = join(stateDir, 'held');
+  mkdirSync(root, { recursive: true });
+  const dirOf = (migrationId: string) => join(root, migrationId);
+  const rcOf = (dir: string): number | undefined =>
+    existsSync(join(dir, 'criu.rc')) ? Number(readFileSync(join(dir, 'criu.rc'), 'utf8').trim()) : undefined;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  return {
+    dirOf,
+    /** Start `criu dump` held at post-dump; resolve once the CT is frozen, reject with criu's log if it ends first. */
+    async start(meta: HeldMeta, criuArgs: string[]): Promise<void> {
+      const dir = dirOf(meta.migrationId);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+      const out = openSync(join(dir, 'criu.log'), 'a');
+      const child = spawn(
+        'sh',
+        [
+          '-c',
+          'criu "$@"; echo $? > "$HAUL_HOLD_DIR/criu.rc.tmp"; mv "$HAUL_HOLD_DIR/criu.rc.tmp" "$HAUL_HOLD_DIR/criu.rc"',
+          'sh',
+          ...criuArgs,
+        ],
+        {
+          detached: true,
+          stdio: ['ignore', out, out],
+          env: { ...env, HAUL_HOLD_DIR: dir },
+        },
+      );
+      closeSync(out);
+      writeFileSync(join(dir, 'criu.pid'), String(child.pid));
+      child.unref();
+      const ac = new AbortController();
+      const frozen = waitForFile(dir, 'frozen', ac.signal).then(() => 'frozen' as const);
+      const ended = waitForFile(dir, 'criu.rc', ac.signal).then(() => 'ended' as const);
+      const first = await Promise.race([frozen, ended]).finally(() => ac.abort());
+      await Promise.allSettled([frozen, ended]);
+      if (first === 'ended') {
+        const tail = readFileSync(join(dir, 'criu.log'), 'utf8').trim().split('\n').slice(-10).join('\n');
+        const rc = rcOf(dir);
+        rmSync(dir, { recursive: true, force: true });
+        throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {
+          command: ['criu', ...criuArgs],
+          exitCode: rc,
+          stderrTail: tail,
+        });
+      }
+      log.info(
+        { migrationId: meta.migrationId, ctid: meta.ctid },
+        'CT frozen: final dump held open at post-dump',
+      );
+    },
+    /** Is there a dump held for this migration, with the CT frozen and criu still waiting? */
+    isHeld(migrationId: string): boolean {
+      const dir = dirOf(migrationId);
+      if (!existsSync(join(dir, 'frozen')) || rcOf(dir) !== undefined) return false;
+      const pid = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
+      return alive(pid);
+    },
+    meta(migrationId: string): HeldMeta | undefined {
+      const f = join(dirOf(migrationId), 'meta.json');
+      return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as HeldMeta) : undefined;
+    },
+    /** All held dumps on this node (to re-arm their leases after a restart). */
+    list(): HeldMeta[] {
+      return readdirSync(root)
+        .filter((m) => this.isHeld(m))
+        .map((m) => this.meta(m))
+        .filter((m): m is HeldMeta => m !== undefined);
+    },
+    /** Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed). */
+    async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number> {
+      const dir = dirOf(migrationId);
+      if (!existsSync(join(dir, 'decision'))) {
+        writeFileSync(join(dir, 'decision.tmp'), decision);
+        renameSync(join(dir, 'decision.tmp'), join(dir, 'decision'));
+      }
+      await waitForFile(dir, 'criu.rc');
+      return rcOf(dir) ?? -1;
+    },
+    /** The decision already written, if any, and criu's exit status once it ended. */
+    outcome(migrationId: string): { decision?: string; rc?: number } {
+      const dir = dirOf(migrationId);
+      const d = existsSync(join(dir, 'decision'))
+        ? readFileSync(join(dir, 'decision'), 'utf8').trim()
+        : undefined;
+      const rc = rcOf(dir);
+      return { ...(d ? { decision: d } : {}), ...(rc !== undefined ? { rc } : {}) };
+    },
+    forget(migrationId: string): void {
+      rmSync(dirOf(migrationId), { recursive: true, force: true });
+    },
+  };
+}

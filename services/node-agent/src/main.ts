@@ -1,0 +1,56 @@
+import { mkdirSync } from 'node:fs';
+import { busConfigFromEnv, connectBus, createLogger, ensureTopology, limits } from '@haul/bus';
+import { createValidators } from '@haul/schemas';
+import { createNodeAgent } from './app.ts';
+import type { AgentConfig } from './context.ts';
+
+const help = `haul node agent: runs the host steps of migrations on this node (vzctl, criu, ploop through execa).
+
+Environment:
+  HAUL_NODE            this node's name (required), e.g. node-a
+  HAUL_NATS_URL        NATS servers, comma-separated (default nats://127.0.0.1:4222)
+  HAUL_NATS_CREDS_FILE JSON file with {"user","pass"} or {"token"} (or HAUL_NATS_USER/PASS/TOKEN)
+  HAUL_HOST_ROOT       prefix of /etc/vz and /var/run/ve ('' on a real host; an emulated node's root otherwise)
+  HAUL_IMAGE_ROOT      folder for migration images (default /var/local/haul)
+  HAUL_STATE_DIR       the agent's own state (default /var/lib/haul/agent)
+  HAUL_LOG_PRETTY=1    human-readable logs; HAUL_LOG_LEVEL (default info)`;
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(help);
+  process.exit(0);
+}
+const node = process.env['HAUL_NODE'];
+if (!node) {
+  console.error('HAUL_NODE is required (see --help)');
+  process.exit(2);
+}
+const hostRoot = process.env['HAUL_HOST_ROOT'] ?? '';
+const imageRoot = process.env['HAUL_IMAGE_ROOT'] ?? '/var/local/haul';
+const cfg: AgentConfig = {
+  node,
+  hostRoot,
+  imageRoot,
+  stateDir: process.env['HAUL_STATE_DIR'] ?? '/var/lib/haul/agent',
+  removableRoots: [imageRoot, `${hostRoot}/vz/private`],
+  heartbeatMs: limits.heartbeatMs,
+};
+mkdirSync(imageRoot, { recursive: true });
+const log = createLogger('node-agent', node);
+process.on('uncaughtException', (err) => {
+  log.fatal({ err }, 'uncaught exception');
+  process.exit(1);
+});
+const validators = createValidators();
+const nc = await connectBus(busConfigFromEnv(`node-agent@${node}`));
+await ensureTopology(nc);
+const agent = createNodeAgent({ nc, validators, cfg, log });
+await agent.start();
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    log.info({ sig }, 'stopping');
+    void agent
+      .stop()
+      .then(() => nc.drain())
+      .then(() => process.exit(0));
+  });
+}
