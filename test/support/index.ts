@@ -2,3 +2,4 @@ export * from './nats-server.ts';
 export * from './emulated-cluster.ts';
 export * from './await-event.ts';
 export * from './processes.ts';
+export * from './world.ts';

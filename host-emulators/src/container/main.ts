@@ -126,6 +126,13 @@ function dump(req: Extract<CtRequest, { op: 'dump' }>): DumpReply {
   dirty = new Uint8Array(pages);
   tracking = req.track || tracking;
   const t2 = process.hrtime.bigint();
+  // Proof seam: the memory checksum at each final dump (the CT stays frozen), for tests to compare after restore.
+  if (req.leaveFrozen)
+    appendFileSync(
+      join(env.root, 'var', 'log', `ct-${config.ctid}.dumps`),
+      JSON.stringify({ pid: process.pid, memSha256: memoryChecksum(mem), at: new Date().toISOString() }) +
+        '\n',
+    );
   if (!req.leaveFrozen) {
     frozen = false;
     last = Date.now();

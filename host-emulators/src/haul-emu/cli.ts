@@ -18,6 +18,7 @@ const help = `haul-emu: set up emulated nodes and containers, and read the emula
   haul-emu checksum-mem CTID        memory checksum of a running CT (JSON)
   haul-emu checksum-disk DD.xml     content checksum over the merged view of the chain (JSON)
   haul-emu disk-view DD.xml         block → sha256 of the merged view (JSON), to replay a CT's write journal against
+  haul-emu freeze|thaw CTID         pause or resume a CT's workload (to read its disks at rest)
   haul-emu corruption-log           refused double read-write attaches recorded in this cluster (JSON lines)
   haul-emu hold-lock DD.xml [--ms N] hold the descriptor's lock (to make ploop time out with exit 23)`;
 
@@ -122,6 +123,14 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       } catch (e) {
         throw new ToolExit(1, `CT ${ctid} is not running on ${env.node}: ${(e as Error).message}`);
       }
+      return 0;
+    }
+    case 'freeze':
+    case 'thaw': {
+      const env = emuEnv();
+      const ctid = need(args[0], 'CTID');
+      await ctRequest(paths.ctSocket(env, ctid), { op: cmd });
+      out(`${cmd === 'freeze' ? 'frozen' : 'thawed'} CT ${ctid}`);
       return 0;
     }
     case 'checksum-disk': {

@@ -27,6 +27,7 @@ export {
   type ConvergenceInput,
 } from './convergence.ts';
 export { deriveStats, deriveStatsOf } from './stats.ts';
+export { projectStatus } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, compareVersions } from './preflight-check.ts';
 export {

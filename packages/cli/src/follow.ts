@@ -1,0 +1,63 @@
+import type { EventLog } from '@haul/bus';
+import type { MigrationEvent } from '@haul/schemas';
+
+export type Terminal = Extract<MigrationEvent, { type: 'MigrationCompleted' | 'MigrationRolledBack' }>;
+
+/** Follow one migration's log from its start until its terminal event, calling `onEvent` for each. */
+export async function followToEnd(
+  log: EventLog,
+  migrationId: string,
+  onEvent: (e: MigrationEvent, seq: number) => void,
+  signal?: AbortSignal,
+): Promise<Terminal> {
+  const ac = new AbortController();
+  signal?.addEventListener('abort', () => ac.abort(), { once: true });
+  try {
+    for await (const s of log.follow({ migrationId, signal: ac.signal })) {
+      onEvent(s.event, s.seq);
+      if (s.event.type === 'MigrationCompleted' || s.event.type === 'MigrationRolledBack')
+        return s.event;
+    }
+  } finally {
+    ac.abort();
+  }
+  throw new Error('stopped following before the migration ended');
+}
+
+/** A one-line live view: phase, iteration, pages, bytes, rate, ETA. */
+export function progressLine(
+  e: MigrationEvent,
+  state: { iteration: number; phase: string },
+): string | undefined {
+  switch (e.type) {
+    case 'StepIntended':
+      if (e.data.step === 'preDump')
+        state.phase = `pre-dump ${(state.iteration = (e.data.args as { iteration: number }).iteration)}`;
+      else if (e.data.step === 'finalDump') state.phase = 'final dump (CT freezing)';
+      else if (e.data.step === 'restore') state.phase = 'restore on target';
+      else if (e.data.step === 'releaseSource') state.phase = 'commit';
+      else if (e.data.step === 'umountSource') state.phase = 'cleanup';
+      return `[${state.phase}] ${e.data.step} on ${e.data.node}`;
+    case 'StepSucceeded':
+      if (e.data.step === 'preDump' || e.data.step === 'finalDump') {
+        const r = e.data.result as { pagesWritten: number; bytes: number; durationMs: number };
+        return `[${state.phase}] ${r.pagesWritten} pages, ${(r.bytes / 1e6).toFixed(1)} MB in ${r.durationMs.toFixed(0)} ms`;
+      }
+      if (e.data.step === 'streamImages' || e.data.step === 'copyLocalDisk') {
+        const r = e.data.result as { bytes: number; mbPerSec: number };
+        return `[${state.phase}] streamed ${(r.bytes / 1e6).toFixed(1)} MB at ${r.mbPerSec.toFixed(0)} MB/s`;
+      }
+      return undefined;
+    case 'StreamProgress':
+      return `[${state.phase}] ${(e.data.bytesDone / 1e6).toFixed(1)}/${(e.data.bytesTotal / 1e6).toFixed(1)} MB at ${e.data.mbPerSec.toFixed(0)} MB/s, ETA ${(e.data.etaMs / 1000).toFixed(1)} s`;
+    case 'IterationDecided':
+      return `[${state.phase}] ${e.data.decision}: ${e.data.reason}`;
+    case 'StepFailed':
+      return `[${state.phase}] ${e.data.step} FAILED: ${e.data.error.message}`;
+    case 'RollbackStarted':
+      state.phase = 'rollback';
+      return `[rollback] ${e.data.reason}`;
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,67 @@
+import type { MigrationEvent, MigrationStats } from '@haul/schemas';
+
+const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+const sec = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
+
+/** One event as a line a person reads while tailing the log. */
+export function formatEvent(e: MigrationEvent, seq?: number): string {
+  const t = e.time.slice(11, 23);
+  const who = `${e.actor.node}/${e.actor.service}`;
+  const head = `${t} ${seq !== undefined ? String(seq).padStart(5) + ' ' : ''}${e.migrationId} ${who.padEnd(28)} ${e.type.padEnd(18)}`;
+  switch (e.type) {
+    case 'MigrationRequested':
+      return `${head} CT ${e.data.request.ctid} ${e.data.request.source} → ${e.data.request.target} (${e.data.request.mode ?? 'live'})`;
+    case 'StepIntended':
+      return `${head} ${e.data.step} → ${e.data.node} [${e.data.commandId.split(':').slice(1).join(':')}]`;
+    case 'StepSucceeded': {
+      const r = e.data.result as unknown as Record<string, unknown>;
+      const extra =
+        e.data.step === 'preDump' || e.data.step === 'finalDump'
+          ? `${String(r['pagesWritten'])} pages written, ${String(r['pagesSkipped'])} skipped, ${mb(Number(r['bytes']))}`
+          : e.data.step === 'streamImages' || e.data.step === 'copyLocalDisk'
+            ? `${mb(Number(r['bytes']))} at ${Number(r['mbPerSec']).toFixed(0)} MB/s`
+            : Array.isArray(r['actions'])
+              ? (r['actions'] as string[]).join('; ')
+              : '';
+      return `${head} ${e.data.step}${e.data.reconciled ? ' (reconciled)' : ''}: ${extra}`;
+    }
+    case 'StepFailed':
+      return `${head} ${e.data.step}: ${e.data.error.code} ${e.data.error.message}`;
+    case 'IterationDecided':
+      return `${head} after pre-dump ${e.data.iteration}: ${e.data.decision} (${e.data.reason}; ${e.data.numbers.pagesWritten} pages${e.data.numbers.growthPercent !== undefined ? `, ${e.data.numbers.growthPercent}%` : ''})`;
+    case 'StreamProgress':
+      return `${head} ${mb(e.data.bytesDone)} / ${mb(e.data.bytesTotal)} at ${e.data.mbPerSec.toFixed(0)} MB/s, ETA ${sec(e.data.etaMs)}`;
+    case 'RollbackStarted':
+      return `${head} ${e.data.reason}`;
+    case 'MigrationRolledBack':
+      return `${head} ${e.data.reason}`;
+    case 'MigrationCompleted':
+      return `${head} total ${sec(e.data.stats.totalMs)}, downtime ${sec(e.data.stats.downtimeMs)}`;
+    case 'ResumedOnSource':
+      return `${head} ${e.data.reason}`;
+    case 'CancelRequested':
+      return `${head} ${e.data.reason}`;
+    case 'CommandRejected':
+      return `${head} ${e.data.error.code} ${e.data.error.message}`;
+    case 'RestoreStarted':
+      return `${head} fence won by the target`;
+  }
+}
+
+/** P.Haul's closing numbers, and more. */
+export function formatStats(s: MigrationStats): string {
+  const lines = [
+    `   total time is ~${sec(s.totalMs)}`,
+    `  frozen time is ~${sec(s.frozenMs)} (${JSON.stringify(s.iterations.map((i) => (i.frozenUs / 1e6).toFixed(2)))})`,
+    `     downtime is ~${sec(s.downtimeMs)}`,
+    ` restore time is ~${sec(s.restoreMs)}`,
+    `img sync time is ~${sec(s.imageSyncMs)}`,
+    `     streamed    ${mb(s.bytesStreamed ?? 0)}`,
+    '  iteration  pages written  pages skipped        bytes   dump ms  stream ms',
+    ...s.iterations.map(
+      (i) =>
+        `  ${(i.final ? 'final' : String(i.iteration)).padStart(9)}  ${String(i.pagesWritten).padStart(13)}  ${String(i.pagesSkipped).padStart(13)}  ${mb(i.bytes).padStart(11)}  ${i.durationMs.toFixed(0).padStart(8)}  ${(i.streamMs ?? 0).toFixed(0).padStart(9)}`,
+    ),
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,4 @@
+export { main } from './main.ts';
+export { createApiClient } from './client.ts';
+export { followToEnd, progressLine, type Terminal } from './follow.ts';
+export { formatEvent, formatStats } from './format.ts';

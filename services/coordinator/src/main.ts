@@ -1,0 +1,47 @@
+import { busConfigFromEnv, connectBus, createLogger, defaultFrozenLeaseMs, ensureTopology } from '@haul/bus';
+import { createValidators } from '@haul/schemas';
+import { createCoordinator } from './app.ts';
+
+const help = `haul coordinator: turns migrate requests into steps, drives node agents and image streamers from the log.
+
+Environment:
+  HAUL_NATS_URL              NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
+  HAUL_COORDINATOR_NAME      this instance's name in events (default coordinator)
+  HAUL_MAX_PER_NODE          concurrent migrations a node may take part in (default 2)
+  HAUL_FROZEN_LEASE_MS       default frozen lease of a final dump (default ${defaultFrozenLeaseMs})
+  HAUL_REPLICAS              stream and bucket replicas when creating them (1, or 3 on a cluster)`;
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(help);
+  process.exit(0);
+}
+const name = process.env['HAUL_COORDINATOR_NAME'] ?? 'coordinator';
+const log = createLogger('coordinator', name);
+process.on('uncaughtException', (err) => {
+  log.fatal({ err }, 'uncaught exception');
+  process.exit(1);
+});
+const validators = createValidators();
+const nc = await connectBus(busConfigFromEnv(`coordinator@${name}`));
+await ensureTopology(nc, { replicas: Number(process.env['HAUL_REPLICAS'] ?? 1) });
+const coordinator = createCoordinator(
+  nc,
+  validators,
+  {
+    node: name,
+    frozenLeaseMs: Number(process.env['HAUL_FROZEN_LEASE_MS'] ?? defaultFrozenLeaseMs),
+    maxAttempts: 5,
+    maxMigrationsPerNode: Number(process.env['HAUL_MAX_PER_NODE'] ?? 2),
+    tickMs: 1000,
+  },
+  log,
+);
+await coordinator.start();
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    void coordinator
+      .stop()
+      .then(() => nc.drain())
+      .then(() => process.exit(0));
+  });
+}
