@@ -72,7 +72,10 @@ export async function startWorld(o: WorldOptions = {}) {
   const disksOn = (n: string) => [rootDd(n), ...shared.map((d) => join(d, 'DiskDescriptor.xml'))];
   const view = async (node: string, dd: string) =>
     JSON.parse(await cluster.ok(node, 'haul-emu', ['disk-view', dd])) as Record<string, string>;
-  const initialViews = await Promise.all(disksOn('node-a').map((dd) => view('node-a', dd)));
+  const journalOf = (n: string) => {
+    const f = join(cluster.nodeRoot(n), 'var', 'log', `ct-${ctid}.writes`);
+    return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
+  };
 
   const baseEnv = (node: string) => ({
     ...cluster.envFor(node),
@@ -104,12 +107,22 @@ export async function startWorld(o: WorldOptions = {}) {
     faultsFile,
     imageRoot,
     setFaults: (rules: FaultRule[]) => writeFileSync(faultsFile, JSON.stringify(rules)),
-    startAgent: (n: string) => {
+    startAgent: (n: string, extra: Record<string, string> = {}) => {
       mkdirSync(imageRoot(n), { recursive: true });
-      return start(`agent-${n}`, 'services/node-agent/src/main.ts', baseEnv(n), /node agent started/);
+      return start(
+        `agent-${n}`,
+        'services/node-agent/src/main.ts',
+        { ...baseEnv(n), ...extra },
+        /node agent started/,
+      );
     },
-    startStreamer: (n: string) =>
-      start(`streamer-${n}`, 'services/image-streamer/src/main.ts', baseEnv(n), /image streamer started/),
+    startStreamer: (n: string, extra: Record<string, string> = {}) =>
+      start(
+        `streamer-${n}`,
+        'services/image-streamer/src/main.ts',
+        { ...baseEnv(n), ...extra },
+        /image streamer started/,
+      ),
     startCoordinator: (name = 'coordinator') =>
       start(
         name,
@@ -117,10 +130,10 @@ export async function startWorld(o: WorldOptions = {}) {
         { ...baseEnv('node-a'), HAUL_COORDINATOR_NAME: name, HAUL_NODE: '' },
         /coordinator started/,
       ),
-    async startAll() {
+    async startAll(streamerEnv: Record<string, Record<string, string>> = {}) {
       await Promise.all([
         ...nodes.map((n) => world.startAgent(n)),
-        ...nodes.map((n) => world.startStreamer(n)),
+        ...nodes.map((n) => world.startStreamer(n, streamerEnv[n] ?? {})),
       ]);
       await world.startCoordinator();
     },
@@ -131,10 +144,30 @@ export async function startWorld(o: WorldOptions = {}) {
     async events(migrationId: string): Promise<MigrationEvent[]> {
       return (await eventLog.read(migrationId)).events.map((e) => e.event);
     },
+    /**
+     * What the CT looks like before a migration from `source`: its disks' content, how far each node's write
+     * journal goes, and the CT's pid. Take it while the CT is paused, so nothing is written in between.
+     */
+    async baseline(source: string): Promise<Baseline> {
+      await cluster.ok(source, 'haul-emu', ['freeze', ctid]);
+      try {
+        const views = await Promise.all(disksOn(source).map((dd) => view(source, dd)));
+        const journals = Object.fromEntries(nodes.map((n) => [n, journalOf(n).length]));
+        const pid = Number(
+          readFileSync(join(cluster.nodeRoot(source), 'var', 'run', 've', `${ctid}.init.pid`), 'utf8'),
+        );
+        return { views, journals, pid };
+      } finally {
+        await cluster.ok(source, 'haul-emu', ['thaw', ctid]);
+      }
+    },
     /** Every data-safety invariant of a finished migration; returns what is broken (empty = all hold). */
-    async brokenInvariants(migrationId: string, sourcePidBefore?: number): Promise<string[]> {
+    async brokenInvariants(migrationId: string, base: Baseline): Promise<string[]> {
       const broken: string[] = [];
       const events = await world.events(migrationId);
+      const req = events.find((e) => e.type === 'MigrationRequested');
+      if (req?.type !== 'MigrationRequested') return ['no MigrationRequested event'];
+      const { source, target } = req.data.request;
       const terminals = events.filter(
         (e) => e.type === 'MigrationCompleted' || e.type === 'MigrationRolledBack',
       );
@@ -145,41 +178,40 @@ export async function startWorld(o: WorldOptions = {}) {
         if (/ running/.test(await cluster.ok(n, 'vzctl', ['status', ctid]))) running.push(n);
       if (running.length !== 1)
         broken.push(`CT ${ctid} runs on ${running.length} nodes (${running.join(', ')})`);
-      const home = completed ? 'node-b' : 'node-a';
+      const home = completed ? target : source;
       if (running.length === 1 && running[0] !== home)
         broken.push(`CT runs on ${running[0]}, expected ${home}`);
-      // Memory: restored = checksum at the freeze; or, after a rollback, the same process still running.
-      if (completed) {
-        const dumps = readFileSync(join(cluster.nodeRoot('node-a'), 'var', 'log', `ct-${ctid}.dumps`), 'utf8')
+      // Memory: restored = checksum at the freeze; or, after a rollback, the same process still running. (Restart
+      // mode restarts the CT on purpose: only its disks must survive.)
+      const live = (req.data.request.mode ?? 'live') === 'live';
+      if (completed && live) {
+        const dumps = readFileSync(join(cluster.nodeRoot(source), 'var', 'log', `ct-${ctid}.dumps`), 'utf8')
           .trim()
           .split('\n');
         const atFreeze = (JSON.parse(dumps.at(-1)!) as { memSha256: string }).memSha256;
-        const mem = JSON.parse(await cluster.ok('node-b', 'haul-emu', ['checksum-mem', ctid])) as {
+        const mem = JSON.parse(await cluster.ok(target, 'haul-emu', ['checksum-mem', ctid])) as {
           restoredSha256?: string;
         };
         if (mem.restoredSha256 !== atFreeze)
           broken.push(`restored memory ${mem.restoredSha256} ≠ memory at freeze ${atFreeze}`);
-      } else {
-        const mem = JSON.parse(await cluster.ok('node-a', 'haul-emu', ['checksum-mem', ctid])) as {
+      } else if (!completed) {
+        const mem = JSON.parse(await cluster.ok(source, 'haul-emu', ['checksum-mem', ctid])) as {
           frozen: boolean;
         };
         if (mem.frozen) broken.push('the CT is still frozen on the source');
         const pid = Number(
-          readFileSync(join(cluster.nodeRoot('node-a'), 'var', 'run', 've', `${ctid}.init.pid`), 'utf8'),
+          readFileSync(join(cluster.nodeRoot(source), 'var', 'run', 've', `${ctid}.init.pid`), 'utf8'),
         );
-        if (sourcePidBefore !== undefined && pid !== sourcePidBefore)
-          broken.push(`the source CT was restarted (pid ${sourcePidBefore} → ${pid}): memory lost`);
+        if (pid !== base.pid)
+          broken.push(`the source CT was restarted (pid ${base.pid} → ${pid}): memory lost`);
       }
       // Disks: initial content + every block the CT wrote (source, then target after a success) = final content,
       // read at rest: the workload is paused meanwhile.
       const paused = running.length === 1 ? running[0]! : undefined;
       if (paused) await cluster.ok(paused, 'haul-emu', ['freeze', ctid]);
-      const journal = (n: string) => {
-        const f = join(cluster.nodeRoot(n), 'var', 'log', `ct-${ctid}.writes`);
-        return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
-      };
-      const writes = [...journal('node-a'), ...(completed ? journal('node-b') : [])];
-      const expected = initialViews.map((v) => ({ ...v }));
+      const since = (n: string) => journalOf(n).slice(base.journals[n] ?? 0);
+      const writes = [...since(source), ...(completed ? since(target) : [])];
+      const expected = base.views.map((v) => ({ ...v }));
       for (const w of writes) {
         const [disk, block, sha] = w.split(' ');
         expected[Number(disk)]![block!] = sha!;
@@ -217,7 +249,7 @@ export async function startWorld(o: WorldOptions = {}) {
         if (list.trim() !== '{5fbaabe3-6958-40ff-92a7-860e329aab41}')
           broken.push(`${d}: chain is not a single base image: ${list.trim()}`);
       }
-      const localGone = completed ? 'node-a' : 'node-b';
+      const localGone = completed ? source : target;
       if (existsSync(join(cluster.nodeRoot(localGone), 'vz', 'private', ctid, 'root.hdd')))
         broken.push(`a stale local disk is left on ${localGone}`);
       for (const n of nodes) {
@@ -231,11 +263,6 @@ export async function startWorld(o: WorldOptions = {}) {
       if (last?.type !== 'MigrationCompleted' && last?.type !== 'MigrationRolledBack')
         broken.push(`the log does not end with the terminal event (last: ${last?.type})`);
       return broken;
-    },
-    sourcePid(): number {
-      return Number(
-        readFileSync(join(cluster.nodeRoot('node-a'), 'var', 'run', 've', `${ctid}.init.pid`), 'utf8'),
-      );
     },
     async heartbeats(): Promise<string[]> {
       const kv = await openBucket(nc, buckets.nodes);
@@ -254,3 +281,4 @@ export async function startWorld(o: WorldOptions = {}) {
 }
 
 export type World = Awaited<ReturnType<typeof startWorld>>;
+export type Baseline = { views: Record<string, string>[]; journals: Record<string, number>; pid: number };

@@ -18,7 +18,12 @@ export type FaultRule = {
   match?: string;
   /** Which matching call (1 = the first); default every call. */
   call?: number;
-  action: 'fail' | 'hang' | 'kill';
+  /**
+   * fail: exit with exitCode/stderr; hang: never return; kill: the tool dies before doing anything;
+   * kill-caller: the tool kills the process that ran it (a crashed node agent) before doing anything;
+   * kill-caller-after: the tool does its work, then kills its caller (the effect happened, no one reports it).
+   */
+  action: 'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after';
   exitCode?: number;
   stderr?: string;
 };
@@ -26,6 +31,9 @@ export type FaultRule = {
 export function subcommandOf(argv: string[]): string | undefined {
   return argv.find((a) => !a.startsWith('-'));
 }
+
+/** Set when a matched rule asks to kill the caller once the tool has done its work. */
+export let killCallerAfter = false;
 
 export async function applyFaults(
   tool: string,
@@ -61,6 +69,14 @@ export async function applyFaults(
     }
     if (r.call !== undefined && r.call !== n) continue;
     if (r.action === 'kill') process.kill(process.pid, 'SIGKILL');
+    if (r.action === 'kill-caller') {
+      process.kill(process.ppid, 'SIGKILL');
+      process.exit(r.exitCode ?? 1);
+    }
+    if (r.action === 'kill-caller-after') {
+      killCallerAfter = true;
+      return;
+    }
     if (r.action === 'hang') await new Promise<never>(() => setInterval(() => {}, 1 << 30));
     process.stderr.write(`${r.stderr ?? `${tool} ${sub ?? ''}: injected failure`}\n`);
     process.exit(r.exitCode ?? 1);

@@ -1,5 +1,5 @@
 import { ToolExit } from './emu-env.ts';
-import { applyFaults } from './faults.ts';
+import { applyFaults, killCallerAfter } from './faults.ts';
 
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);
 export const err = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -25,6 +25,7 @@ export async function runTool(
     }
   }
   process.exitCode = code;
+  if (killCallerAfter) process.kill(process.ppid, 'SIGKILL');
 }
 
 /** Minimal getopt: flags with values listed in `withValue`; the rest are positionals. `--x=y` accepted. */

@@ -51,8 +51,8 @@ export const limits = {
   nodeStaleMs: 10_000,
   /** Retry a JetStream call this long when the stream has no leader (503, election: measured 4–7.5 s). */
   leaderElectionRetryMs: 15_000,
-  /** A command unacked this long is redelivered to the agent (the agent acks on start with inProgress). */
-  commandAckWaitMs: 30_000,
+  /** A command unacked this long is redelivered (the executor extends it with working() while it runs). */
+  commandAckWaitMs: 5_000,
   apiTimeoutMs: 5_000,
 } as const;
 

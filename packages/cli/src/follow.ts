@@ -15,8 +15,7 @@ export async function followToEnd(
   try {
     for await (const s of log.follow({ migrationId, signal: ac.signal })) {
       onEvent(s.event, s.seq);
-      if (s.event.type === 'MigrationCompleted' || s.event.type === 'MigrationRolledBack')
-        return s.event;
+      if (s.event.type === 'MigrationCompleted' || s.event.type === 'MigrationRolledBack') return s.event;
     }
   } finally {
     ac.abort();

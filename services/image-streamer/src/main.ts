@@ -25,7 +25,7 @@ const cfg: StreamerConfig = {
   node,
   listenHost: process.env['HAUL_STREAM_LISTEN_HOST'] ?? '127.0.0.1',
   allowedRoots: roots.split(':').filter(Boolean),
-  maxRetries: 10,
+  maxRetries: Number(process.env['HAUL_STREAM_MAX_RETRIES'] ?? 10),
   progressEveryMs: 1000,
 };
 const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];

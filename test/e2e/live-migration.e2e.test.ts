@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { followToEnd } from '@haul/cli';
+import { startWorld, type World } from '@haul/test';
+
+async function migrate(w: World, from: string, to: string, extra: Record<string, unknown> = {}) {
+  const base = await w.baseline(from);
+  const r = await w.api.migrate({
+    requestId: `req-${from}-${to}-${Date.now()}`,
+    ctid: w.ctid,
+    source: from,
+    target: to,
+    sharedDisks: w.shared,
+    ...extra,
+  });
+  assert.ok(r.ok, JSON.stringify(r));
+  if (!r.ok) throw new Error('rejected');
+  const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+  return { id: r.migrationId, end, base };
+}
+
+describe('live migration with one shared disk, there and back', () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld({ sharedDisks: 1, memoryMb: 16, dirtyRate: 800 });
+    await w.startCt();
+    await w.startAll();
+  });
+  after(() => w?.stop());
+
+  it('moves the CT to node-b with pre-dump iterations, losing nothing', async () => {
+    const { id, end, base } = await migrate(w, 'node-a', 'node-b');
+    assert.equal(end.type, 'MigrationCompleted');
+    assert.deepEqual(await w.brokenInvariants(id, base), []);
+    const events = await w.events(id);
+    assert.ok(
+      events.filter((e) => e.type === 'StepSucceeded' && e.data.step === 'preDump').length >= 1,
+      'pre-dumps ran',
+    );
+    assert.ok(end.data.stats.downtimeMs! > 0 && end.data.stats.restoreMs! > 0);
+  });
+
+  it('a request for a CT that is already migrating is rejected; the same request id twice yields one migration', async () => {
+    const req = {
+      requestId: 'same-request',
+      ctid: w.ctid,
+      source: 'node-b',
+      target: 'node-a',
+      sharedDisks: w.shared,
+    };
+    const base = await w.baseline('node-b');
+    const [a, b] = await Promise.all([w.api.migrate(req), w.api.migrate(req)]);
+    assert.ok(a.ok && b.ok);
+    if (!a.ok || !b.ok) return;
+    assert.equal(a.migrationId, b.migrationId);
+    assert.equal([a.duplicate, b.duplicate].filter(Boolean).length, 1);
+    const busy = await w.api.migrate({ ...req, requestId: 'other-request' });
+    assert.equal(busy.ok, false);
+    if (!busy.ok) {
+      assert.equal(busy.error.code, 'HAUL_CT_BUSY');
+      assert.equal(busy.error.field, 'ctid');
+    }
+    const end = await followToEnd(w.eventLog, a.migrationId, () => {});
+    assert.equal(end.type, 'MigrationCompleted', 'and back to node-a');
+    assert.deepEqual(await w.brokenInvariants(a.migrationId, base), []);
+  });
+
+  it('rejects a malformed request naming the field, and unknown nodes', async () => {
+    const bad = await w.api.migrate({
+      requestId: 'x',
+      ctid: 'not a ctid',
+      source: 'node-a',
+      target: 'node-b',
+    });
+    assert.ok(!bad.ok && bad.error.field === 'ctid' && bad.error.code === 'HAUL_INVALID_MESSAGE');
+    const unknown = await w.api.migrate({ requestId: 'y', ctid: w.ctid, source: 'node-a', target: 'node-z' });
+    assert.ok(!unknown.ok && unknown.error.code === 'HAUL_NODE_UNKNOWN' && unknown.error.field === 'target');
+  });
+});
+
+describe('live migration with no shared disk', () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld({ sharedDisks: 0, memoryMb: 16 });
+    await w.startCt();
+    await w.startAll();
+  });
+  after(() => w?.stop());
+  it('copies the local disk and restores memory intact', async () => {
+    const { id, end, base } = await migrate(w, 'node-a', 'node-b');
+    assert.equal(end.type, 'MigrationCompleted');
+    assert.deepEqual(await w.brokenInvariants(id, base), []);
+  });
+});
+
+describe('two shared disks: live there, restart mode back', () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld({ sharedDisks: 2, memoryMb: 16 });
+    await w.startCt();
+    await w.startAll();
+  });
+  after(() => w?.stop());
+  it('live-migrates with two shared disks', async () => {
+    const { id, end, base } = await migrate(w, 'node-a', 'node-b');
+    assert.equal(end.type, 'MigrationCompleted');
+    assert.deepEqual(await w.brokenInvariants(id, base), []);
+  });
+  it('restart mode: stop on the source, copy local disks, start on the target', async () => {
+    const { id, end, base } = await migrate(w, 'node-b', 'node-a', { mode: 'restart' });
+    assert.equal(end.type, 'MigrationCompleted');
+    assert.deepEqual(await w.brokenInvariants(id, base), []);
+    const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+    assert.deepEqual(steps.slice(0, 5), [
+      'preflightTarget',
+      'preflightSource',
+      'stopSource',
+      'copyLocalDisk',
+      'startTarget',
+    ]);
+    assert.match(await w.cluster.ok('node-a', 'vzctl', ['status', w.ctid]), /running/);
+    assert.doesNotMatch(await w.cluster.ok('node-b', 'vzctl', ['status', w.ctid]), /running/);
+  });
+});
