@@ -8,16 +8,8 @@ import { createEmulatedCluster, type EmulatedCluster } from './emulated-cluster.
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startService, type ServiceProcess } from './processes.ts';
 
-export type FaultRule = {
-  tool: string;
-  sub?: string;
-  node?: string;
-  match?: string;
-  call?: number;
-  action: 'fail' | 'hang' | 'kill';
-  exitCode?: number;
-  stderr?: string;
-};
+import type { FaultRule } from '@haul/host-emulators';
+export type { FaultRule };
 
 export type WorldOptions = {
   ctid?: string;

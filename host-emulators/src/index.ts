@@ -1,0 +1,1 @@
+export type { FaultRule } from './lib/faults.ts';

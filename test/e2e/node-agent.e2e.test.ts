@@ -1,0 +1,249 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { jetstream } from '@nats-io/jetstream';
+import { encodeJson, subjects } from '@haul/bus';
+import { followToEnd } from '@haul/cli';
+import { awaitEvent, startWorld, type FaultRule, type World } from '@haul/test';
+import type { MigrationEvent } from '@haul/schemas';
+
+const outcomes = (events: MigrationEvent[]) =>
+  events.filter((e) => e.type === 'StepSucceeded' || e.type === 'StepFailed');
+
+async function run(
+  w: World,
+  extra: Record<string, unknown> = {},
+  onEvent: (e: MigrationEvent) => void = () => {},
+) {
+  const base = await w.baseline('node-a');
+  const r = await w.api.migrate({
+    requestId: `agent-${Date.now()}`,
+    ctid: w.ctid,
+    source: 'node-a',
+    target: 'node-b',
+    sharedDisks: w.shared,
+    preDump: 'on',
+    maxIterations: 2,
+    ...extra,
+  });
+  assert.ok(r.ok, JSON.stringify(r));
+  if (!r.ok) throw new Error('rejected');
+  const end = await followToEnd(w.eventLog, r.migrationId, onEvent);
+  return { id: r.migrationId, end, base, events: await w.events(r.migrationId) };
+}
+
+describe('node agent: every command delivered twice', () => {
+  it('runs each effect once and records one outcome per command', async () => {
+    const w = await startWorld({ sharedDisks: 1, memoryMb: 16 });
+    try {
+      await w.startCt();
+      await w.startAll();
+      const js = jetstream(w.nc);
+      let dups = 0;
+      const { id, end, base, events } = await run(w, {}, (e) => {
+        // A second copy of every command, once right away and once after its outcome, past the stream's own dedupe.
+        const again = (cmd: Extract<MigrationEvent, { type: 'StepIntended' }>['data'], tag: string) => {
+          dups++;
+          void js.publish(subjects.commands(cmd.node, cmd.executor), encodeJson(cmd), {
+            msgID: `${cmd.commandId}:${tag}`,
+          });
+        };
+        if (e.type === 'StepIntended') again(e.data, 'dup-early');
+        if (e.type === 'StepSucceeded') {
+          const intent = intents.get(e.data.commandId);
+          if (intent) again(intent, 'dup-late');
+        }
+        if (e.type === 'StepIntended') intents.set(e.data.commandId, e.data);
+      });
+      assert.equal(end.type, 'MigrationCompleted');
+      const intended = events.filter((e) => e.type === 'StepIntended').length;
+      assert.equal(dups, 2 * intended, 'every command was sent twice more');
+      const per = new Map<string, number>();
+      for (const o of outcomes(events)) per.set(o.data.commandId, (per.get(o.data.commandId) ?? 0) + 1);
+      assert.deepEqual(
+        [...per.values()].filter((n) => n !== 1),
+        [],
+        'exactly one outcome per command',
+      );
+      const failed = outcomes(events).filter((o) => o.type === 'StepFailed');
+      assert.deepEqual(
+        failed.map((f) => JSON.stringify(f.data)),
+        [],
+        'no duplicate ran into an "already exists"',
+      );
+      assert.ok(w.services.get('agent-node-a')!.lines.some((l) => l.includes('duplicate delivery')));
+      assert.deepEqual(await w.brokenInvariants(id, base), []);
+    } finally {
+      await w.stop();
+    }
+  });
+});
+const intents = new Map<string, Extract<MigrationEvent, { type: 'StepIntended' }>['data']>();
+
+/** The agent dies in the middle of a step: the tool did its work, then its caller was killed before reporting. */
+const midStep: [string, string, 'node-a' | 'node-b', FaultRule[], MigrationEvent['type']][] = [
+  [
+    'preDump',
+    'criu pre-dump',
+    'node-a',
+    [{ tool: 'criu', sub: 'pre-dump', call: 2, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'snapshotOrigin',
+    'ploop snapshot -o',
+    'node-a',
+    [{ tool: 'ploop', sub: 'snapshot', match: '(^| )-o( |$)', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'snapshotCopy',
+    'ploop snapshot on the copy',
+    'node-a',
+    [
+      {
+        tool: 'ploop',
+        sub: 'snapshot',
+        match: 'DiskDescriptor\\.copy\\.xml',
+        call: 1,
+        action: 'kill-caller-after',
+      },
+    ],
+    'MigrationCompleted',
+  ],
+  [
+    'restore',
+    'vzctl restore',
+    'node-b',
+    [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'umountSource',
+    'vzctl umount',
+    'node-a',
+    [{ tool: 'vzctl', sub: 'umount', node: 'node-a', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'mergeOrigin',
+    'ploop snapshot-delete',
+    'node-b',
+    [{ tool: 'ploop', sub: 'snapshot-delete', node: 'node-b', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'restoreSharedDisk',
+    'ploop snapshot-delete during a rollback',
+    'node-a',
+    [
+      { tool: 'vzctl', sub: 'restore', call: 1, action: 'fail', exitCode: 17 },
+      { tool: 'ploop', sub: 'snapshot-delete', node: 'node-a', call: 1, action: 'kill-caller-after' },
+    ],
+    'MigrationRolledBack',
+  ],
+];
+
+describe('node agent: killed in the middle of a host-mutating step', () => {
+  for (const [step, what, node, faults, expected] of midStep) {
+    it(`${step} (${what} done, agent on ${node} killed before reporting): reconciled by inspection, done once`, async () => {
+      const w = await startWorld({ sharedDisks: 1, memoryMb: 16, faults });
+      try {
+        await w.startCt();
+        await w.startAll();
+        const agent = w.services.get(`agent-${node}`)!;
+        void agent.exited.then(() => w.startAgent(node));
+        const { id, end, base, events } = await run(w);
+        assert.equal(end.type, expected);
+        const o = outcomes(events).filter((e) => e.data.step === step);
+        const reconciled = o.filter((e) => e.data.reconciled);
+        assert.equal(reconciled.length, 1, 'found in doubt and reconciled');
+        assert.equal(reconciled[0]!.type, 'StepSucceeded');
+        const sameCommand = outcomes(events).filter(
+          (e) => e.data.commandId === reconciled[0]!.data.commandId,
+        );
+        assert.equal(sameCommand.length, 1, 'one outcome for that command');
+        assert.deepEqual(await w.brokenInvariants(id, base), []);
+      } finally {
+        await w.stop();
+      }
+    });
+  }
+});
+
+describe('node agent: the frozen lease (dead-man switch)', () => {
+  it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
+    const w = await startWorld({ sharedDisks: 1, memoryMb: 16 });
+    try {
+      await w.startCt();
+      await w.startAll();
+      const base = await w.baseline('node-a');
+      const r = await w.api.migrate({
+        requestId: 'lease-1',
+        ctid: w.ctid,
+        source: 'node-a',
+        target: 'node-b',
+        sharedDisks: w.shared,
+        preDump: 'off',
+        frozenLeaseMs: 1500,
+      });
+      assert.ok(r.ok);
+      if (!r.ok) return;
+      // Nobody decides: the coordinator dies as soon as the CT is frozen.
+      await awaitEvent(
+        w.eventLog,
+        r.migrationId,
+        (e) => e.type === 'StepSucceeded' && e.data.step === 'finalDump',
+      );
+      await w.services.get('coordinator')!.kill('SIGKILL');
+      const resumed = await awaitEvent(
+        w.eventLog,
+        r.migrationId,
+        (e) => e.type === 'ResumedOnSource',
+        30_000,
+      );
+      assert.equal(resumed.type === 'ResumedOnSource' && resumed.data.reason, 'lease-expired');
+      await w.startCoordinator();
+      const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+      assert.equal(end.type, 'MigrationRolledBack');
+      assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('once the target restore has started, the source stays frozen past the lease', async () => {
+    const w = await startWorld({
+      sharedDisks: 1,
+      memoryMb: 16,
+      faults: [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'hang' }],
+    });
+    try {
+      await w.startCt();
+      await w.startAll();
+      const r = await w.api.migrate({
+        requestId: 'lease-2',
+        ctid: w.ctid,
+        source: 'node-a',
+        target: 'node-b',
+        sharedDisks: w.shared,
+        preDump: 'off',
+        frozenLeaseMs: 1500,
+      });
+      assert.ok(r.ok);
+      if (!r.ok) return;
+      await awaitEvent(w.eventLog, r.migrationId, (e) => e.type === 'RestoreStarted');
+      await w.services
+        .get('agent-node-a')!
+        .waitForLine(/lease expired but the target restore has started: keeping the CT frozen/, 30_000);
+      const mem = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['checksum-mem', w.ctid])) as {
+        frozen: boolean;
+      };
+      assert.equal(mem.frozen, true, 'still frozen on the source');
+      assert.ok(!(await w.events(r.migrationId)).some((e) => e.type === 'ResumedOnSource'));
+      // Stop the target agent gracefully: it kills the hung restore's process tree on its way out.
+      await w.services.get('agent-node-b')!.kill('SIGTERM');
+    } finally {
+      await w.stop();
+    }
+  });
+});
