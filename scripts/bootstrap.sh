@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20:
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
-#   - nats-server from apt-get when it is not on PATH
+#   - nats-server and docker-compose from apt-get when they are not on PATH
 # Used by `npm test` and `npm run demo`; safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +20,17 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
   touch "$stamp"
 fi
 
-if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+# Debian packages the tests need: nats-server (the real bus) and docker-compose (to check compose.yaml).
+missing=()
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
-    say "installing nats-server with apt-get"
+    say "installing ${missing[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 || say "apt-get update failed; trying the install anyway"
-    apt-get install -y -qq nats-server >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    say "nats-server is missing. Install it with: sudo apt-get install -y nats-server"; exit 1
+    say "missing: ${missing[*]}. Install with: sudo apt-get install -y ${missing[*]}"; exit 1
   fi
 fi

@@ -3,3 +3,4 @@ export * from './emulated-cluster.ts';
 export * from './await-event.ts';
 export * from './processes.ts';
 export * from './world.ts';
+export * from './faults.ts';

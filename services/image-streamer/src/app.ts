@@ -28,6 +28,8 @@ export type StreamerConfig = {
   node: string;
   /** Address the target side listens on for data connections. */
   listenHost: string;
+  /** Address senders should connect to (defaults to listenHost; set it when listening on 0.0.0.0). */
+  advertiseHost?: string;
   /** The receiving side only writes below these folders. */
   allowedRoots: string[];
   /** Node-wide bandwidth cap (MB/s), applied with the request's own cap (the lower wins). */
@@ -82,7 +84,12 @@ export function createImageStreamer(deps: StreamerDeps) {
           try {
             const v = validators.validate<StreamOffer>('streamOffer', decodeJson(msg.data));
             reply = v.ok
-              ? await acceptOffer(v.value, { allowedRoots: cfg.allowedRoots, host: cfg.listenHost, log })
+              ? await acceptOffer(v.value, {
+                  allowedRoots: cfg.allowedRoots,
+                  host: cfg.listenHost,
+                  advertise: cfg.advertiseHost ?? cfg.listenHost,
+                  log,
+                })
               : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
           } catch (e) {
             reply = { ok: false, error: { code: 'HAUL_STREAMER_ERROR', message: (e as Error).message } };
@@ -107,7 +114,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     const throttle = createRateLimiter(limit.length ? Math.min(...limit) : undefined);
     const t0 = performance.now();
     let done = 0;
-    let lastReport = 0;
+    let lastReport = t0;
     const onBytes = (n: number) => {
       done += n;
       const now = performance.now();

@@ -8,6 +8,7 @@ Environment:
   HAUL_NODE                this node's name (required)
   HAUL_NATS_URL            NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
   HAUL_STREAM_LISTEN_HOST  address to accept data connections on (default 127.0.0.1)
+  HAUL_STREAM_ADVERTISE    address senders connect to (default: the listen address)
   HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
   HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)`;
 
@@ -28,6 +29,8 @@ const cfg: StreamerConfig = {
   maxRetries: Number(process.env['HAUL_STREAM_MAX_RETRIES'] ?? 10),
   progressEveryMs: 1000,
 };
+const advertise = process.env['HAUL_STREAM_ADVERTISE'];
+if (advertise) cfg.advertiseHost = advertise;
 const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];
 if (limit) cfg.nodeLimitMBps = Number(limit);
 const log = createLogger('image-streamer', node);

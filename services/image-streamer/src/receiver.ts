@@ -59,7 +59,13 @@ export function verifiedBytes(offer: StreamOffer): Record<string, number> {
   return out;
 }
 
-export type ReceiverOptions = { allowedRoots: string[]; host: string; log: Logger; acceptTimeoutMs?: number };
+export type ReceiverOptions = {
+  allowedRoots: string[];
+  host: string;
+  advertise?: string;
+  log: Logger;
+  acceptTimeoutMs?: number;
+};
 
 /** Validate an offer, open a one-time listener and return where to connect. */
 export async function acceptOffer(offer: StreamOffer, opts: ReceiverOptions): Promise<StreamOfferReply> {
@@ -84,7 +90,7 @@ export async function acceptOffer(offer: StreamOffer, opts: ReceiverOptions): Pr
     server.close(); // one connection per offer
     serve(sock, token, offer, opts.log);
   });
-  return { ok: true, host: opts.host, port, token, verified };
+  return { ok: true, host: opts.advertise ?? opts.host, port, token, verified };
 }
 
 function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): void {

@@ -1,0 +1,141 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FaultRule, World } from './world.ts';
+
+/**
+ * How to make each host step of a live migration fail. Steps that run a host tool fail through the emulators'
+ * fault plan; the others through a fault of the host itself. The matrix is generated from the core's list of
+ * forward steps, so a new step without an entry here fails this test.
+ */
+export type Injection = {
+  rules?: FaultRule[];
+  /** Prepare the world before the migration; undo what was planted after it. */
+  plant?: (w: World) => () => void;
+  streamerEnv?: Record<string, Record<string, string>>;
+  /** Rolled back before the commit point; completed after it. */
+  expect: 'MigrationRolledBack' | 'MigrationCompleted';
+};
+
+export const injections: Record<string, Injection> = {
+  preflightTarget: {
+    rules: [
+      {
+        tool: 'vzctl',
+        sub: 'status',
+        node: 'node-b',
+        call: 1,
+        action: 'fail',
+        exitCode: 3,
+        stderr: 'injected',
+      },
+    ],
+    expect: 'MigrationRolledBack',
+  },
+  preflightSource: {
+    rules: [
+      {
+        tool: 'vzctl',
+        sub: 'status',
+        node: 'node-a',
+        call: 1,
+        action: 'fail',
+        exitCode: 3,
+        stderr: 'injected',
+      },
+    ],
+    expect: 'MigrationRolledBack',
+  },
+  preDump: {
+    rules: [
+      {
+        tool: 'criu',
+        sub: 'pre-dump',
+        call: 2,
+        action: 'fail',
+        exitCode: 1,
+        stderr: 'Error (criu/cr-dump.c): injected',
+      },
+    ],
+    expect: 'MigrationRolledBack',
+  },
+  // The target streamer may only write below a folder that does not hold the image root: every offer is refused.
+  streamImages: {
+    streamerEnv: { 'node-b': { HAUL_STREAM_ROOTS: '/nonexistent-haul-root' } },
+    expect: 'MigrationRolledBack',
+  },
+  finalDump: {
+    rules: [
+      {
+        tool: 'criu',
+        sub: 'dump',
+        call: 1,
+        action: 'fail',
+        exitCode: 1,
+        stderr: 'Error (criu/cr-dump.c): injected',
+      },
+    ],
+    expect: 'MigrationRolledBack',
+  },
+  // A directory where the backup's temporary file must go: the copy fails (EISDIR), as on a broken disk.
+  backupDescriptor: {
+    plant: (w) => {
+      const p = join(w.shared[0]!, 'DiskDescriptor.xml.copy.tmp');
+      mkdirSync(p);
+      return () => rmSync(p, { recursive: true, force: true });
+    },
+    expect: 'MigrationRolledBack',
+  },
+  snapshotOrigin: {
+    rules: [
+      {
+        tool: 'ploop',
+        sub: 'snapshot',
+        match: '(^| )-o( |$)',
+        call: 1,
+        action: 'fail',
+        exitCode: 156,
+        stderr: 'injected',
+      },
+    ],
+    expect: 'MigrationRolledBack',
+  },
+  snapshotCopy: {
+    rules: [
+      {
+        tool: 'ploop',
+        sub: 'snapshot',
+        match: 'DiskDescriptor\\.copy\\.xml',
+        call: 1,
+        action: 'fail',
+        exitCode: 156,
+        stderr: 'injected',
+      },
+    ],
+    expect: 'MigrationRolledBack',
+  },
+  // A file where the local disk's folder must be created on the target.
+  copyLocalDisk: {
+    plant: (w) => {
+      const p = join(w.cluster.nodeRoot('node-b'), 'vz', 'private', w.ctid, 'root.hdd');
+      mkdirSync(join(p, '..'), { recursive: true });
+      writeFileSync(p, 'in the way');
+      return () => rmSync(p, { force: true });
+    },
+    expect: 'MigrationRolledBack',
+  },
+  restore: {
+    rules: [
+      {
+        tool: 'vzctl',
+        sub: 'restore',
+        call: 1,
+        action: 'fail',
+        exitCode: 17,
+        stderr: 'Failed to restore the Container',
+      },
+    ],
+    expect: 'MigrationRolledBack',
+  },
+  // After the commit point nothing is undone: the source agent dies as it commits, and the step is reconciled.
+  releaseSource: { rules: [], expect: 'MigrationCompleted' },
+};
