@@ -16,12 +16,21 @@ export type ServiceProcess = {
 };
 
 /** Start one of haul's services (a TypeScript entry run through tsx) as its own process; stop it by PID. */
-export function startService(name: string, entry: string, env: NodeJS.ProcessEnv): ServiceProcess {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, entry)], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: repoRoot,
-  });
+export function startService(
+  name: string,
+  entry: string,
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+): ServiceProcess {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', join(repoRoot, entry)],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    },
+  );
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
   let buf = '';

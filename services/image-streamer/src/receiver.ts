@@ -12,6 +12,7 @@ import {
   symlinkSync,
   lstatSync,
   writeSync,
+  writevSync,
   unlinkSync,
   ftruncateSync,
 } from 'node:fs';
@@ -20,6 +21,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from '@haul/bus';
 import type { StreamOffer, StreamOfferReply } from '@haul/schemas';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
+import { ByteQueue } from './byte-queue.ts';
 import { CHUNK, type FrameHeader } from './wire.ts';
 
 /**
@@ -101,7 +103,7 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
       .map((e) => [e.path, e as ManifestEntry & { size: number }]),
   );
   let authed = false;
-  let buf: Buffer = Buffer.alloc(0);
+  const q = new ByteQueue();
   const reply = (line: string) => sock.write(`${line}\n`);
   const fail = (why: string) => {
     log.warn({ transferId: offer.transferId, why }, 'transfer refused');
@@ -138,7 +140,7 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
         const st = files.get(e.path);
         if (st) {
           ftruncateSync(st.fd, e.size ?? 0);
-          fsyncSync(st.fd);
+          // no fsync: see docs (resume re-verifies after a crash)
           closeSync(st.fd);
           closeSync(st.okFd);
           files.delete(e.path);
@@ -165,38 +167,43 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
     reply('done');
     sock.end();
   };
+  let header: FrameHeader | undefined;
   sock.on('data', (d: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
+    q.push(d);
     for (;;) {
       if (!authed) {
-        const nl = buf.indexOf(10);
-        if (nl < 0) return;
-        if (buf.subarray(0, nl).toString() !== token) return fail('bad token');
+        if (q.length < token.length + 1) return;
+        if (q.take(token.length + 1).toString() !== `${token}\n`) return fail('bad token');
         authed = true;
-        buf = buf.subarray(nl + 1);
         continue;
       }
-      if (buf.length < 4) return;
-      const hl = buf.readUInt32BE(0);
-      if (hl > 64 * 1024) return fail('header too large');
-      if (buf.length < 4 + hl) return;
-      const h = JSON.parse(buf.subarray(4, 4 + hl).toString()) as FrameHeader;
+      if (!header) {
+        if (q.length < 4) return;
+        const hl = q.peek(4).readUInt32BE(0);
+        if (hl > 64 * 1024) return fail('header too large');
+        if (q.length < 4 + hl) return;
+        q.take(4);
+        header = JSON.parse(q.take(hl).toString()) as FrameHeader;
+      }
+      const h = header;
       if (h.t === 'end') {
-        buf = buf.subarray(4 + hl);
+        header = undefined;
         return finish();
       }
-      if (buf.length < 4 + hl + h.len) return;
-      const data = buf.subarray(4 + hl, 4 + hl + h.len);
-      buf = buf.subarray(4 + hl + h.len);
+      if (q.length < h.len) return;
+      const parts = q.takeParts(h.len);
+      header = undefined;
       const entry = byPath.get(h.path);
       if (!entry || h.offset % CHUNK !== 0 || h.len > CHUNK || h.offset + h.len > entry.size)
         return fail(`chunk outside the manifest: ${h.path}@${h.offset}`);
-      if (createHash('sha256').update(data).digest('hex') !== h.sha256) {
+      const hash = createHash('sha256');
+      for (const p of parts) hash.update(p);
+      if (hash.digest('hex') !== h.sha256) {
         reply(`bad ${h.id}`);
         continue;
       }
       const st = open(h.path);
-      writeSync(st.fd, data, 0, data.length, h.offset);
+      writevSync(st.fd, parts, h.offset);
       if (h.offset >= st.prefix) {
         st.verified.add(h.offset);
         advance(st);

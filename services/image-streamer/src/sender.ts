@@ -87,19 +87,31 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     if (!h) handles.set(path, (h = await open(join(o.sourceDir, path), 'r')));
     return h;
   };
+  // Read buffers are reused once the socket has handed their bytes to the kernel (fresh 1 MiB buffers cost page
+  // faults); a chunk the receiver rejects is read again from the file, so unacknowledged chunks keep no data.
+  const free: Buffer[] = Array.from({ length: 8 }, () => Buffer.allocUnsafe(CHUNK));
   const sendChunk = async (path: string, offset: number, len: number) => {
-    while (pending.size >= window) {
+    while (pending.size >= window || free.length === 0) {
       check();
       await wait();
     }
-    const data = Buffer.allocUnsafe(len);
+    const buf = free.pop()!;
+    const data = buf.subarray(0, len);
     await (await fh(path)).read(data, 0, len, offset);
     const sha256 = createHash('sha256').update(data).digest('hex');
     o.tamper?.(path, offset, data);
     const id = nextId++;
     pending.set(id, { path, offset, len });
     await o.throttle(len);
-    await write(Buffer.concat([encodeHeader({ t: 'chunk', id, path, offset, len, sha256 }), data]));
+    sock.cork();
+    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, sha256 }));
+    const flushed = sock.write(data, () => {
+      free.push(buf);
+      signal();
+    });
+    sock.uncork();
+    check();
+    if (!flushed) await wait();
     stats.bytesSent += len;
     o.onBytes(len);
   };

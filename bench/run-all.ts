@@ -1,0 +1,2 @@
+// npm run bench: every benchmark in turn (each writes its JSON under bench/results/).
+await import('./streamer.bench.ts');

@@ -1,0 +1,225 @@
+/**
+ * npm run bench:streamer — move the same ~1 GiB set of CRIU-like image files from one folder to another over
+ * loopback, side by side, several rounds: (a) a plain file copy over one TCP connection without integrity, (b)
+ * P.Haul's way, tar over a socket, (c) haul's image streamer end to end (offer over NATS, TCP, per-chunk SHA-256,
+ * fsync). Wall time until both ends are done, and CPU seconds of each end. Writes bench/results/streamer.json.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, startNatsServer, startService } from '@haul/test';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const rounds = Number(process.env['HAUL_BENCH_ROUNDS'] ?? 3);
+const totalMiB = Number(process.env['HAUL_BENCH_MIB'] ?? 1024);
+const TICK = 100; // clock ticks per second (Linux USER_HZ)
+
+/** A realistic mix: three iterations of big pages-*.img plus the small images CRIU writes next to them. */
+function makeImages(dir: string): number {
+  const sizes = [0.55, 0.2, 0.15, 0.1].map((f) => Math.floor(f * totalMiB * 1024 * 1024));
+  const block = randomBytes(8 * 1024 * 1024);
+  let total = 0;
+  sizes.forEach((size, i) => {
+    const d = join(dir, String(i + 1));
+    mkdirSync(d, { recursive: true });
+    const buf = Buffer.allocUnsafe(size);
+    for (let off = 0; off < size; off += block.length)
+      block.copy(buf, off, 0, Math.min(block.length, size - off));
+    buf.writeUInt32LE(i, 0);
+    writeFileSync(join(d, 'pages-1.img'), buf);
+    total += size;
+    for (const name of [
+      'pagemap-1.img',
+      'inventory.img',
+      'core-1.img',
+      'mm-1.img',
+      'pstree.img',
+      'fdinfo-2.img',
+      'ids-1.img',
+      'tty-info.img',
+    ]) {
+      const small = randomBytes(512 + ((name.length * 997) % 30000));
+      writeFileSync(join(d, name), small);
+      total += small.length;
+    }
+  });
+  return total;
+}
+
+/** Run a shell pipeline; resolve with its wall time and the CPU seconds of everything it ran (bash's cutime/cstime). */
+function timed(
+  cmd: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { done: Promise<{ cpu: number; transfer?: [number, number] }>; started: Promise<void> } {
+  const child = spawn(
+    'bash',
+    ['-c', `${cmd}\nread -r -a s < /proc/$$/stat; echo "CPU $(( s[13] + s[14] + s[15] + s[16] ))" >&2`],
+    { env, stdio: ['ignore', 'ignore', 'pipe'], cwd: root },
+  );
+  let err = '';
+  let startedResolve!: () => void;
+  const started = new Promise<void>((r) => (startedResolve = r));
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+    if (err.includes('listening')) startedResolve();
+  });
+  const done = new Promise<{ cpu: number; transfer?: [number, number] }>((resolve, reject) =>
+    child.once('exit', (code) => {
+      const m = /CPU (\d+)/.exec(err);
+      const t = /TRANSFER (\S+) (\S+)/.exec(err);
+      if (code !== 0 || !m) reject(new Error(`${cmd} failed (${code}): ${err}`));
+      else
+        resolve({
+          cpu: Number(m[1]) / TICK,
+          ...(t ? { transfer: [Number(t[1]), Number(t[2])] as [number, number] } : {}),
+        });
+    }),
+  );
+  return { done, started };
+}
+
+const procCpu = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICK;
+};
+
+type Run = { seconds: number; cpuSeconds: number; senderCpu: number; receiverCpu: number };
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+const work = mkdtempSync(join(tmpdir(), 'haul-bench-'));
+const server = await startNatsServer();
+const src = join(work, 'src');
+const bytes = makeImages(src);
+const node = process.execPath;
+const receiverRoot = join(work, 'dst');
+mkdirSync(receiverRoot, { recursive: true });
+const streamer = startService(
+  'streamer-b',
+  'services/image-streamer/src/main.ts',
+  {
+    ...process.env,
+    HAUL_NODE: 'node-b',
+    HAUL_NATS_URL: server.url,
+    HAUL_STREAM_ROOTS: receiverRoot,
+    HAUL_LOG_LEVEL: 'info',
+  },
+  (process.env['HAUL_BENCH_RECEIVER_ARGS'] ?? '').split(' ').filter(Boolean),
+);
+await streamer.waitForLine(/image streamer started/, 30_000);
+const methods: Record<string, (dst: string) => Promise<Run>> = {
+  async raw_tcp(dst) {
+    const port = await freePort();
+    const recv = timed(`${node} bench/lib/raw-recv.mjs ${port} ${dst}`);
+    await recv.started;
+    const t0 = performance.now();
+    const send = timed(`${node} bench/lib/raw-send.mjs 127.0.0.1 ${port} ${src}`);
+    const [s, r] = await Promise.all([send.done, recv.done]);
+    return {
+      seconds: (performance.now() - t0) / 1000,
+      cpuSeconds: s.cpu + r.cpu,
+      senderCpu: s.cpu,
+      receiverCpu: r.cpu,
+    };
+  },
+  async tar(dst) {
+    const port = await freePort();
+    mkdirSync(dst, { recursive: true });
+    const recv = timed(`${node} bench/lib/pipe-recv.mjs ${port} | tar -xf - -C ${dst}`);
+    await recv.started;
+    const t0 = performance.now();
+    const send = timed(`tar -cf - -C ${src} . | ${node} bench/lib/pipe-send.mjs 127.0.0.1 ${port}`);
+    const [s, r] = await Promise.all([send.done, recv.done]);
+    return {
+      seconds: (performance.now() - t0) / 1000,
+      cpuSeconds: s.cpu + r.cpu,
+      senderCpu: s.cpu,
+      receiverCpu: r.cpu,
+    };
+  },
+  async haul(dst) {
+    const before = procCpu(streamer.pid);
+    const send = timed(`${node} --import tsx bench/lib/haul-send.ts ${server.url} ${src} ${dst}`);
+    const s = await send.done;
+    const r = procCpu(streamer.pid) - before;
+    // Measured inside the sender around transfer(): the offer over NATS, the TCP stream, the receiver's verification
+    // and the final "done". The sender process's own start (tsx, NATS connect) is left out; the baselines' node
+    // start-up is in theirs (about 0.05 s).
+    const [seconds, senderCpu] = s.transfer!;
+    return { seconds, cpuSeconds: senderCpu + r, senderCpu, receiverCpu: r };
+  },
+};
+
+const results: Record<string, Run[]> = { raw_tcp: [], tar: [], haul: [] };
+try {
+  for (let round = 0; round < rounds; round++) {
+    // Rotate the order every round, so no method always runs after another's writes and deletions.
+    const order = Object.entries(methods);
+    for (const [name, run] of [
+      ...order.slice(round % order.length),
+      ...order.slice(0, round % order.length),
+    ]) {
+      const dst = join(receiverRoot, `${name}-${round}`);
+      const r = await run(dst);
+      results[name]!.push(r);
+      console.log(
+        `round ${round + 1} ${name.padEnd(8)} ${(bytes / 1e6 / r.seconds).toFixed(0).padStart(6)} MB/s  ${r.seconds.toFixed(2)} s  CPU sender ${r.senderCpu.toFixed(2)} s, receiver ${r.receiverCpu.toFixed(2)} s`,
+      );
+      rmSync(dst, { recursive: true, force: true });
+    }
+  }
+  const summary = Object.fromEntries(
+    Object.entries(results).map(([k, runs]) => {
+      const seconds = median(runs.map((r) => r.seconds));
+      return [
+        k,
+        {
+          seconds,
+          cpuSeconds: median(runs.map((r) => r.cpuSeconds)),
+          senderCpuSeconds: median(runs.map((r) => r.senderCpu)),
+          receiverCpuSeconds: median(runs.map((r) => r.receiverCpu)),
+          mbPerSec: bytes / 1e6 / seconds,
+        },
+      ];
+    }),
+  ) as Record<
+    'raw_tcp' | 'tar' | 'haul',
+    {
+      seconds: number;
+      cpuSeconds: number;
+      senderCpuSeconds: number;
+      receiverCpuSeconds: number;
+      mbPerSec: number;
+    }
+  >;
+  const out = {
+    bytes,
+    rounds,
+    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+    methods: summary,
+    ratioVsRawTcp: summary.haul.mbPerSec / summary.raw_tcp.mbPerSec,
+    ratioVsTar: summary.haul.mbPerSec / summary.tar.mbPerSec,
+    haulCpuSecondsPerGB: {
+      sender: summary.haul.senderCpuSeconds / (bytes / 1e9),
+      receiver: summary.haul.receiverCpuSeconds / (bytes / 1e9),
+    },
+  };
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', 'streamer.json'), JSON.stringify(out, null, 2) + '\n');
+  console.log(`\nmedians of ${rounds} rounds, ${(bytes / 1e6).toFixed(0)} MB:`);
+  for (const [k, v] of Object.entries(summary))
+    console.log(
+      `  ${k.padEnd(8)} ${v.mbPerSec.toFixed(0).padStart(6)} MB/s  CPU ${v.cpuSeconds.toFixed(2)} s (sender ${v.senderCpuSeconds.toFixed(2)}, receiver ${v.receiverCpuSeconds.toFixed(2)})`,
+    );
+  console.log(
+    `  haul ÷ raw TCP = ${out.ratioVsRawTcp.toFixed(2)}   haul ÷ tar = ${out.ratioVsTar.toFixed(2)}   haul CPU-s/GB: sender ${out.haulCpuSecondsPerGB.sender.toFixed(2)}, receiver ${out.haulCpuSecondsPerGB.receiver.toFixed(2)}`,
+  );
+  console.log('wrote bench/results/streamer.json');
+} finally {
+  await streamer.kill();
+  await server.stop();
+  rmSync(work, { recursive: true, force: true });
+}
