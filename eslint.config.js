@@ -11,6 +11,8 @@ export default tseslint.config(
       'eslint.config.js',
       'bin/**',
       'host-emulators/bin/**',
+      'services/*/bin/**',
+      'bench/lib/*.mjs',
     ],
   },
   ...tseslint.configs.recommendedTypeChecked,
