@@ -12,6 +12,7 @@ import {
   lstatSync,
   writeSync,
   writevSync,
+  fdatasyncSync,
   unlinkSync,
   ftruncateSync,
 } from 'node:fs';
@@ -34,8 +35,11 @@ type FileState = {
   okFd: number;
   verified: Set<number>;
   prefix: number;
+  /** The prefix last recorded in the sidecar, after fdatasync of the part file: what a resume may trust. */
+  durable: number;
 };
 
+const DURABLE_EVERY = 64 * 1024 * 1024;
 const partOf = (p: string) => `${p}.haul-part`;
 const okOf = (p: string) => `${p}.haul-part.ok`;
 
@@ -119,7 +123,7 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
     if (prefix === 0) rmSync(partOf(p), { force: true });
     const fd = openSync(partOf(p), existsSync(partOf(p)) ? 'r+' : 'w+', entry.mode ?? 0o644);
     const okFd = openSync(okOf(p), existsSync(okOf(p)) ? 'r+' : 'w+');
-    st = { entry, fd, okFd, verified: new Set(), prefix };
+    st = { entry, fd, okFd, verified: new Set(), prefix, durable: prefix };
     files.set(path, st);
     return st;
   };
@@ -128,9 +132,15 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
       st.verified.delete(st.prefix);
       st.prefix = Math.min(st.entry.size, st.prefix + CHUNK);
     }
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(st.prefix));
-    writeSync(st.okFd, b, 0, 8, 0);
+    // The sidecar only ever claims bytes that are on disk: fdatasync first, every 64 MiB and at the end of a file,
+    // so a resume after a crash of the machine (not only of the process) never trusts lost page-cache data.
+    if (st.prefix - st.durable >= DURABLE_EVERY || (st.prefix === st.entry.size && st.durable < st.prefix)) {
+      fdatasyncSync(st.fd);
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(st.prefix));
+      writeSync(st.okFd, b, 0, 8, 0);
+      st.durable = st.prefix;
+    }
   };
   const finish = () => {
     for (const e of offer.manifest) {
@@ -139,7 +149,6 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
         const st = files.get(e.path);
         if (st) {
           ftruncateSync(st.fd, e.size ?? 0);
-          // no fsync: see docs (resume re-verifies after a crash)
           closeSync(st.fd);
           closeSync(st.okFd);
           files.delete(e.path);
