@@ -13,3 +13,4 @@ export {
 export { sendCommand, consumeCommands, type ReceivedCommand } from './command-queue.ts';
 export { openBucket, encodeJson, decodeJson } from './kv.ts';
 export { createLogger, migrationLogger, type Logger } from './logger.ts';
+export { eventFactory, hasOutcome, type EventData } from './events.ts';

@@ -2,6 +2,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   consumeCommands,
+  eventFactory,
+  hasOutcome,
   createEventLog,
   decodeJson,
   encodeJson,
@@ -58,21 +60,7 @@ export function createImageStreamer(deps: StreamerDeps) {
   let sub: Subscription | undefined;
   let loop: Promise<void> | undefined;
 
-  const event = <T extends MigrationEvent['type']>(
-    migrationId: string,
-    type: T,
-    data: Extract<MigrationEvent, { type: T }>['data'],
-    eventId: string,
-  ): MigrationEvent =>
-    ({
-      eventId,
-      migrationId,
-      type,
-      actor: { service: 'image-streamer', node: cfg.node },
-      time: new Date().toISOString(),
-      schemaVersion: 1,
-      data,
-    }) as MigrationEvent;
+  const event = eventFactory({ service: 'image-streamer', node: cfg.node });
 
   function serveOffers(): void {
     sub = nc.subscribe(subjects.streamOffer(cfg.node), {
@@ -212,10 +200,9 @@ export function createImageStreamer(deps: StreamerDeps) {
       rc.msg.term();
       return;
     }
-    const prior = (await eventLog.read(cmd.migrationId)).events.some(
-      (e) =>
-        (e.event.type === 'StepSucceeded' || e.event.type === 'StepFailed') &&
-        e.event.data.commandId === cmd.commandId,
+    const prior = hasOutcome(
+      (await eventLog.read(cmd.migrationId)).events.map((e) => e.event),
+      cmd.commandId,
     );
     if (prior) {
       rc.msg.ack();

@@ -6,6 +6,8 @@ import {
   ConcurrencyConflictError,
   buckets,
   consumeCommands,
+  eventFactory,
+  hasOutcome,
   createEventLog,
   encodeJson,
   limits,
@@ -53,21 +55,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   let heartbeat: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
 
-  const event = <T extends MigrationEvent['type']>(
-    migrationId: string,
-    type: T,
-    data: Extract<MigrationEvent, { type: T }>['data'],
-    eventId: string,
-  ): MigrationEvent =>
-    ({
-      eventId,
-      migrationId,
-      type,
-      actor: { service: 'node-agent', node: cfg.node },
-      time: new Date().toISOString(),
-      schemaVersion: 1,
-      data,
-    }) as MigrationEvent;
+  const event = eventFactory({ service: 'node-agent', node: cfg.node });
 
   const contextFor = (migrationId: string, mlog: Logger, reconciled: boolean): HandlerContext => ({
     cfg,
@@ -95,16 +83,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       }
       throw new BusError('HAUL_FENCE_CONTENDED', 'could not win or lose the fence in 50 tries', true);
     },
-    event: (type, data, id) =>
-      ({
-        eventId: id,
-        migrationId,
-        type,
-        actor: { service: 'node-agent', node: cfg.node },
-        time: new Date().toISOString(),
-        schemaVersion: 1,
-        data,
-      }) as MigrationEvent,
+    event: (type, data, id) => event(migrationId, type, data as never, id),
   });
 
   const markerOf = (commandId: string) => join(markers, commandId.replace(/[^A-Za-z0-9_.-]/g, '_'));
@@ -156,11 +135,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       msg.nak(1000);
       return;
     }
-    if (
-      logNow.some(
-        (e) => (e.type === 'StepSucceeded' || e.type === 'StepFailed') && e.data.commandId === cmd.commandId,
-      )
-    ) {
+    if (hasOutcome(logNow, cmd.commandId)) {
       mlog.info('duplicate delivery: the outcome is already in the log');
       msg.ack();
       return;
