@@ -91,6 +91,7 @@ type Run = { seconds: number; cpuSeconds: number; senderCpu: number; receiverCpu
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const work = mkdtempSync(join(tmpdir(), 'haul-bench-'));
+process.once('exit', () => rmSync(work, { recursive: true, force: true }));
 const server = await startNatsServer();
 const src = join(work, 'src');
 const bytes = makeImages(src);

@@ -80,5 +80,13 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  // Containers are detached processes of the emulators: if the test process dies without destroy(), kill them too.
+  const onExit = () => c.destroy();
+  process.once('exit', onExit);
+  const destroy = c.destroy.bind(c);
+  c.destroy = () => {
+    process.off('exit', onExit);
+    destroy();
+  };
   return c;
 }

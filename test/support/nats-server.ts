@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { forget, reapOnExit } from './reaper.ts';
 
 export type NatsServer = {
   url: string;
@@ -69,6 +70,8 @@ function config(s: ServerSpec): string {
 function launch(spec: ServerSpec): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(natsServerBinary(), ['-c', spec.confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    reapOnExit(child.pid);
+    child.once('exit', () => forget(child.pid));
     let log = '';
     const onData = (b: Buffer) => {
       log += b.toString();

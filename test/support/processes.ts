@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { forget, reapOnExit } from './reaper.ts';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -31,6 +32,8 @@ export function startService(
       cwd: repoRoot,
     },
   );
+  reapOnExit(child.pid);
+  child.once('exit', () => forget(child.pid));
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
   let buf = '';

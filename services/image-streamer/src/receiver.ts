@@ -16,6 +16,7 @@ import {
   unlinkSync,
   ftruncateSync,
 } from 'node:fs';
+import { fdatasync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { Logger } from '@haul/bus';
@@ -37,9 +38,11 @@ type FileState = {
   prefix: number;
   /** The prefix last recorded in the sidecar, after fdatasync of the part file: what a resume may trust. */
   durable: number;
+  syncing: boolean;
+  closed: boolean;
 };
 
-const DURABLE_EVERY = 64 * 1024 * 1024;
+const DURABLE_EVERY = 16 * 1024 * 1024;
 const partOf = (p: string) => `${p}.haul-part`;
 const okOf = (p: string) => `${p}.haul-part.ok`;
 
@@ -123,7 +126,7 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
     if (prefix === 0) rmSync(partOf(p), { force: true });
     const fd = openSync(partOf(p), existsSync(partOf(p)) ? 'r+' : 'w+', entry.mode ?? 0o644);
     const okFd = openSync(okOf(p), existsSync(okOf(p)) ? 'r+' : 'w+');
-    st = { entry, fd, okFd, verified: new Set(), prefix, durable: prefix };
+    st = { entry, fd, okFd, verified: new Set(), prefix, durable: prefix, syncing: false, closed: false };
     files.set(path, st);
     return st;
   };
@@ -132,14 +135,20 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
       st.verified.delete(st.prefix);
       st.prefix = Math.min(st.entry.size, st.prefix + CHUNK);
     }
-    // The sidecar only ever claims bytes that are on disk: fdatasync first, every 64 MiB and at the end of a file,
-    // so a resume after a crash of the machine (not only of the process) never trusts lost page-cache data.
-    if (st.prefix - st.durable >= DURABLE_EVERY || (st.prefix === st.entry.size && st.durable < st.prefix)) {
-      fdatasyncSync(st.fd);
-      const b = Buffer.alloc(8);
-      b.writeBigUInt64LE(BigInt(st.prefix));
-      writeSync(st.okFd, b, 0, 8, 0);
-      st.durable = st.prefix;
+    // The sidecar only ever claims bytes that are on disk: an fdatasync (off the event loop) comes first, every
+    // 16 MiB, so a resume after a crash of the machine (not only of the process) never trusts lost page-cache data.
+    if (st.prefix - st.durable >= DURABLE_EVERY && !st.syncing) {
+      const target = st.prefix;
+      const s = st;
+      s.syncing = true;
+      fdatasync(s.fd, (err) => {
+        s.syncing = false;
+        if (err || s.closed) return;
+        const b = Buffer.alloc(8);
+        b.writeBigUInt64LE(BigInt(target));
+        writeSync(s.okFd, b, 0, 8, 0);
+        s.durable = target;
+      });
     }
   };
   const finish = () => {
@@ -149,6 +158,8 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
         const st = files.get(e.path);
         if (st) {
           ftruncateSync(st.fd, e.size ?? 0);
+          fdatasyncSync(st.fd);
+          st.closed = true;
           closeSync(st.fd);
           closeSync(st.okFd);
           files.delete(e.path);
@@ -222,6 +233,7 @@ function serve(sock: Socket, token: string, offer: StreamOffer, log: Logger): vo
   sock.on('error', () => {});
   sock.on('close', () => {
     for (const st of files.values()) {
+      st.closed = true;
       closeSync(st.fd);
       closeSync(st.okFd);
     }

@@ -216,7 +216,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     await awaitEvent(
       events,
       'mig-str003',
-      (e) => e.type === 'StreamProgress' && e.data.bytesDone > 8 * 1024 * 1024,
+      (e) => e.type === 'StreamProgress' && e.data.bytesDone > 24 * 1024 * 1024,
       30_000,
     );
     await receiver.kill('SIGKILL');
