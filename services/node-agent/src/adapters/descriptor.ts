@@ -46,5 +46,3 @@ export const hasGuid = (v: DescriptorView, guid: string): boolean =>
   v.images.some((i) => i.guid === guid.toLowerCase());
 export const topFile = (v: DescriptorView): string | undefined =>
   v.images.find((i) => i.guid === TOPDELTA)?.file;
-export const fileOf = (v: DescriptorView, guid: string): string | undefined =>
-  v.images.find((i) => i.guid === guid.toLowerCase())?.file;

@@ -10,7 +10,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { DescriptorArgs, HostResult, SharedDiskArgs, SnapshotArgs } from '@haul/schemas';
-import { fileOf, hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
+import { hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
 import { argsOf, StepError, type Handler } from '../context.ts';
 
 /**
@@ -129,8 +129,8 @@ export const cleanupSharedDisk: Handler = (cmd) => {
   const { ddxml, copyGuid } = argsOf<SharedDiskArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (existsSync(copyOf(ddxml))) {
-    const f2 = fileOf(readDescriptorView(copyOf(ddxml)), '{5fbaabe3-6958-40ff-92a7-860e329aab41}');
     const cv = readDescriptorView(copyOf(ddxml));
+    const f2 = topFile(cv);
     rm(copyOf(ddxml), r.actions);
     if (f2 && hasGuid(cv, copyGuid) && !readDescriptorView(ddxml).images.some((i) => i.file === f2))
       rm(f2, r.actions, `copy delta ${basename(f2)}`);
