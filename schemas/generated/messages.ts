@@ -679,6 +679,10 @@ export interface HostResult {
   path?: AbsolutePath;
   restoreUs?: number;
   durationMs?: number;
+  /**
+   * releaseSource: criu's frozen_time of the final dump (µs), read from stats-dump once the held dump ended.
+   */
+  frozenUs?: number;
 }
 export interface SnapshotOriginSucceeded {
   step: 'snapshotOrigin';

@@ -35,6 +35,10 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
         durationMs: d.durationMs,
         frozenUs: d.frozenUs,
       };
+      // The final dump's frozen_time is known only once criu ended, after the release (P.Haul reads it then too).
+      const released = final ? done(s.steps['releaseSource:-']) : undefined;
+      if (released && (released.result as HostResult).frozenUs !== undefined)
+        it.frozenUs = (released.result as HostResult).frozenUs!;
       const st = streamOf(final ? 'final' : r.subject);
       if (st) it.streamMs = (st.result as StreamResult).durationMs;
       if (final) it.final = true;
@@ -51,7 +55,11 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
   const downtime = ms(freeze?.intendedAt, landed?.finishedAt ?? back);
   if (downtime !== undefined) stats.downtimeMs = downtime;
   const preFrozenUs = iterations.filter((i) => !i.final).reduce((a, i) => a + i.frozenUs, 0);
-  if (downtime !== undefined && live) stats.frozenMs = preFrozenUs / 1000 + downtime;
+  const finalFrozenUs = iterations.find((i) => i.final)?.frozenUs;
+  // P.Haul's frozen time: the sum of criu's frozen_time over all dumps (the final one covers the held window);
+  // before criu reported it, the downtime stands in for the final dump.
+  if (live && (finalFrozenUs || downtime !== undefined))
+    stats.frozenMs = preFrozenUs / 1000 + (finalFrozenUs ? finalFrozenUs / 1000 : (downtime ?? 0));
   const restore = landed && live ? (landed.result as HostResult).restoreUs : undefined;
   if (restore !== undefined) stats.restoreMs = restore / 1000;
   const finalStream = streamOf('final');

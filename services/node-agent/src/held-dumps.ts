@@ -23,6 +23,8 @@ export type HeldMeta = {
   commandId: string;
   leaseMs: number;
   frozenAt?: string;
+  /** Where criu writes stats-dump (read after the release for the final frozen time). */
+  workDir?: string;
 };
 
 /**

@@ -68,6 +68,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
         commandId: cmd.commandId,
         leaseMs: a.leaseMs ?? 60_000,
         frozenAt: new Date().toISOString(),
+        workDir: a.workDir,
       },
       ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, undefined),
     );
@@ -89,10 +90,14 @@ export const releaseSource: Handler = async (cmd, ctx) => {
   const a = argsOf<CtArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (ctx.held.isHeld(cmd.migrationId)) {
+    const workDir = ctx.held.meta(cmd.migrationId)?.workDir;
     const rc = await ctx.held.decide(cmd.migrationId, 'commit');
     if (rc !== 0)
       throw new StepError('HAUL_RELEASE_FAILED', `criu dump ended with ${rc} after the commit decision`);
     r.actions.push('dump committed: source tasks killed');
+    // criu writes stats-dump last, after post-dump: its frozen_time covers the whole held window.
+    const stats = workDir ? join(workDir, 'stats-dump') : undefined;
+    if (stats && existsSync(stats)) r.frozenUs = readDumpStats(stats).frozenUs;
     return r;
   }
   const o = ctx.held.outcome(cmd.migrationId);
