@@ -49,8 +49,10 @@ export const limits = {
   /** Heartbeat period and the age after which a node counts as gone. */
   heartbeatMs: 2_000,
   nodeStaleMs: 10_000,
-  /** Retry a JetStream call this long when the stream has no leader (503, election: measured 4–7.5 s). */
-  leaderElectionRetryMs: 15_000,
+  /** Retry a JetStream call this long when the stream has no leader (503; elections measured 4–7.5 s, more under load). */
+  leaderElectionRetryMs: 30_000,
+  /** One JetStream publish waits this long for its ack before it is retried (within the budget above). */
+  publishTimeoutMs: 2_000,
   /** A command unacked this long is redelivered (the executor extends it with working() while it runs). */
   commandAckWaitMs: 5_000,
   apiTimeoutMs: 5_000,

@@ -7,7 +7,7 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import type { MigrationEvent, Validators } from '@haul/schemas';
-import { streams, subjects } from './conventions.ts';
+import { limits, streams, subjects } from './conventions.ts';
 import { BusError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
 import { retryTransient } from './retry.ts';
 
@@ -64,7 +64,10 @@ export function createEventLog(
       const v = validators.validate<MigrationEvent>('event', event);
       if (!v.ok) throw new BusError('HAUL_INVALID_EVENT', v.error.message, false);
       const subject = subjects.events(event.migrationId);
-      const pubOpts: Parameters<JetStreamClient['publish']>[2] = { msgID: opts.msgId ?? event.eventId };
+      const pubOpts: Parameters<JetStreamClient['publish']>[2] = {
+        msgID: opts.msgId ?? event.eventId,
+        timeout: limits.publishTimeoutMs,
+      };
       if (opts.expectedLastSeq !== undefined) pubOpts.expect = { lastSubjectSequence: opts.expectedLastSeq };
       try {
         const ack = await retryTransient(() =>

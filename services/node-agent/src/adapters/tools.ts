@@ -9,6 +9,18 @@ export type Tools = ReturnType<typeof createTools>;
 
 const vz = ['--skipowner', '--skiplock'];
 
+/** What every dump of an iteration chain passes: the task, the images dir, the work dir, tracking and the parent. */
+const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | undefined) => [
+  '-t',
+  String(pid),
+  '-D',
+  dir,
+  '-W',
+  workDir,
+  '--track-mem',
+  ...(prev ? ['--prev-images-dir', prev] : []),
+];
+
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
@@ -41,14 +53,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
         'criu',
         [
           'pre-dump',
-          '-t',
-          String(pid),
-          '-D',
-          dir,
-          '-W',
-          workDir,
-          '--track-mem',
-          ...(prev ? ['--prev-images-dir', prev] : []),
+          ...memoryArgs(pid, dir, workDir, prev),
           '--skip-in-flight',
           '--timeout',
           '180',
@@ -68,14 +73,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       root: string | undefined,
     ) => [
       'dump',
-      '-t',
-      String(pid),
-      '-D',
-      dir,
-      '-W',
-      workDir,
-      '--track-mem',
-      ...(prev ? ['--prev-images-dir', prev] : []),
+      ...memoryArgs(pid, dir, workDir, prev),
       '--tcp-established',
       '--file-locks',
       '--link-remap',
