@@ -68,6 +68,17 @@ describe('the ops CLI against a running installation', () => {
     const nodes = await haul(w.server.url, ['nodes']);
     assert.match(nodes.out, /node-a\s+alive/);
     assert.match(nodes.out, /node-b\s+alive/);
+    const svc = (await haul(w.server.url, ['services', '--json'])).out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { service: string; node: string });
+    assert.deepEqual(svc.map((x) => `${x.service}@${x.node}`).sort(), [
+      'coordinator@coordinator',
+      'image-streamer@node-a',
+      'image-streamer@node-b',
+      'node-agent@node-a',
+      'node-agent@node-b',
+    ]);
   });
 
   it('errors are clear: a finished migration cannot be cancelled, a bad request names the field, no NATS', async () => {

@@ -14,3 +14,4 @@ export { sendCommand, consumeCommands, type ReceivedCommand } from './command-qu
 export { openBucket, encodeJson, decodeJson } from './kv.ts';
 export { createLogger, migrationLogger, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';
+export { serveDiscovery } from './discovery.ts';

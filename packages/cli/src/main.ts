@@ -4,8 +4,10 @@ import {
   connectBus,
   createEventLog,
   decodeJson,
+  encodeJson,
   limits,
   openBucket,
+  subjects,
 } from '@haul/bus';
 import {
   createValidators,
@@ -30,7 +32,8 @@ Usage: haul <command> [options]            (NATS: --nats URL or HAUL_NATS_URL, d
   events [-f] [--migration ID] [--since TIME | --from-seq N] [--json]
                                            the event log (NDJSON with --json), from any point, -f to follow
   cancel ID [--reason TEXT]                roll back a migration (refused past the commit point)
-  nodes [--json]                           node agents: heartbeat age and capabilities`;
+  nodes [--json]                           node agents: heartbeat age and capabilities
+  services [--json]                        every running coordinator, node agent and image streamer`;
 
 type Flags = Map<string, string[]>;
 
@@ -209,6 +212,21 @@ export async function main(argv: string[]): Promise<number> {
           return 2;
         }
         console.log(json ? JSON.stringify(r.status) : `${id}: ${r.status?.phase ?? 'cancelling'}`);
+        return 0;
+      }
+      case 'services': {
+        const replies = await nc.requestMany(subjects.discovery, encodeJson({}), {
+          strategy: 'timer',
+          maxWait: 1000,
+        });
+        for await (const m of replies) {
+          const d = decodeJson(m.data) as { service: string; node: string; pid: number; startedAt: string };
+          console.log(
+            json
+              ? JSON.stringify(d)
+              : `${d.service.padEnd(15)} ${String(d.node).padEnd(12)} pid ${d.pid}  up since ${d.startedAt}`,
+          );
+        }
         return 0;
       }
       case 'nodes': {

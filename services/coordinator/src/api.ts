@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Msg } from '@nats-io/transport-node';
-import { buckets, decodeJson, encodeJson, openBucket, subjects, type EventLog, type Logger } from '@haul/bus';
+import {
+  buckets,
+  decodeJson,
+  encodeJson,
+  openBucket,
+  serveDiscovery,
+  subjects,
+  type EventLog,
+  type Logger,
+} from '@haul/bus';
 import { CommandRejectedError, decide, deriveStatsOf, projectStatus } from '@haul/domain';
 import type {
   CancelRequest,
@@ -200,18 +209,10 @@ export function createApi(
           },
         });
       }
-      nc.subscribe(subjects.discovery, {
-        callback: (_e, msg) => {
-          msg.respond(
-            encodeJson({
-              service: 'coordinator',
-              pid: process.pid,
-              active: pm.active.size,
-              endpoints: routes.map((r) => r[0]),
-            }),
-          );
-        },
-      });
+      serveDiscovery(nc, 'coordinator', pm.meta().actor.node, () => ({
+        active: pm.active.size,
+        endpoints: routes.map((r) => r[0]),
+      }));
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   decodeJson,
   encodeJson,
   migrationLogger,
+  serveDiscovery,
   subjects,
   type Logger,
   type ReceivedCommand,
@@ -236,6 +237,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     transfer,
     start(): Promise<void> {
       serveOffers();
+      serveDiscovery(nc, 'image-streamer', cfg.node);
       loop = consumeCommands(nc, validators, cfg.node, 'streamer', handle, ac.signal).catch(
         (err: unknown) => {
           if (!ac.signal.aborted) log.fatal({ err }, 'command consumer stopped');

@@ -13,6 +13,7 @@ import {
   limits,
   migrationLogger,
   openBucket,
+  serveDiscovery,
   type Logger,
   type ReceivedCommand,
 } from '@haul/bus';
@@ -245,6 +246,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       }
       await beat();
       heartbeat = setInterval(() => void beat(), cfg.heartbeatMs);
+      serveDiscovery(nc, 'node-agent', cfg.node, () => ({ heldDumps: held.list().length }));
       loop = consumeCommands(nc, validators, cfg.node, 'agent', handle, ac.signal).catch((err: unknown) => {
         if (!ac.signal.aborted) log.fatal({ err }, 'command consumer stopped');
       });
