@@ -111,35 +111,34 @@ const streamer = startService(
   (process.env['HAUL_BENCH_RECEIVER_ARGS'] ?? '').split(' ').filter(Boolean),
 );
 await streamer.waitForLine(/image streamer started/, 30_000);
+/** A baseline: start the receiving pipeline, then time the sender until both ends are done ({port} filled in). */
+async function baseline(recvCmd: string, sendCmd: string): Promise<Run> {
+  const port = String(await freePort());
+  const recv = timed(recvCmd.replaceAll('{port}', port));
+  await recv.started;
+  const t0 = performance.now();
+  const send = timed(sendCmd.replaceAll('{port}', port));
+  const [s, r] = await Promise.all([send.done, recv.done]);
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    cpuSeconds: s.cpu + r.cpu,
+    senderCpu: s.cpu,
+    receiverCpu: r.cpu,
+  };
+}
+
 const methods: Record<string, (dst: string) => Promise<Run>> = {
-  async raw_tcp(dst) {
-    const port = await freePort();
-    const recv = timed(`${node} bench/lib/raw-recv.mjs ${port} ${dst}`);
-    await recv.started;
-    const t0 = performance.now();
-    const send = timed(`${node} bench/lib/raw-send.mjs 127.0.0.1 ${port} ${src}`);
-    const [s, r] = await Promise.all([send.done, recv.done]);
-    return {
-      seconds: (performance.now() - t0) / 1000,
-      cpuSeconds: s.cpu + r.cpu,
-      senderCpu: s.cpu,
-      receiverCpu: r.cpu,
-    };
-  },
-  async tar(dst) {
-    const port = await freePort();
+  raw_tcp: (dst) =>
+    baseline(
+      `${node} bench/lib/raw-recv.mjs {port} ${dst}`,
+      `${node} bench/lib/raw-send.mjs 127.0.0.1 {port} ${src}`,
+    ),
+  tar: (dst) => {
     mkdirSync(dst, { recursive: true });
-    const recv = timed(`${node} bench/lib/pipe-recv.mjs ${port} | tar -xf - -C ${dst}`);
-    await recv.started;
-    const t0 = performance.now();
-    const send = timed(`tar -cf - -C ${src} . | ${node} bench/lib/pipe-send.mjs 127.0.0.1 ${port}`);
-    const [s, r] = await Promise.all([send.done, recv.done]);
-    return {
-      seconds: (performance.now() - t0) / 1000,
-      cpuSeconds: s.cpu + r.cpu,
-      senderCpu: s.cpu,
-      receiverCpu: r.cpu,
-    };
+    return baseline(
+      `${node} bench/lib/pipe-recv.mjs {port} | tar -xf - -C ${dst}`,
+      `tar -cf - -C ${src} . | ${node} bench/lib/pipe-send.mjs 127.0.0.1 {port}`,
+    );
   },
   async haul(dst) {
     const before = procCpu(streamer.pid);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { followToEnd } from '@haul/cli';
-import { startWorld, type FaultRule } from '@haul/test';
+import { injections, startWorld, type FaultRule } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 
 /**
@@ -16,20 +16,7 @@ const kindOf = (e: MigrationEvent) =>
 
 for (const [name, faults, expected] of [
   ['a successful migration', [], 'MigrationCompleted'],
-  [
-    'a migration that rolls back at snapshotCopy',
-    [
-      {
-        tool: 'ploop',
-        sub: 'snapshot',
-        match: 'DiskDescriptor\\.copy\\.xml',
-        call: 1,
-        action: 'fail',
-        exitCode: 156,
-      },
-    ],
-    'MigrationRolledBack',
-  ],
+  ['a migration that rolls back at snapshotCopy', injections['snapshotCopy']!.rules!, 'MigrationRolledBack'],
 ] as [string, FaultRule[], MigrationEvent['type']][]) {
   describe(`coordinator crashes during ${name}`, () => {
     it(`survives kill -9 after every kind of event and ends ${expected} with the invariants intact`, async () => {

@@ -15,3 +15,4 @@ export { openBucket, encodeJson, decodeJson } from './kv.ts';
 export { createLogger, migrationLogger, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
+export { exitOnUncaught, stopOnSignals } from './lifecycle.ts';

@@ -1,4 +1,12 @@
-import { busConfigFromEnv, connectBus, createLogger, defaultFrozenLeaseMs, ensureTopology } from '@haul/bus';
+import {
+  busConfigFromEnv,
+  connectBus,
+  createLogger,
+  defaultFrozenLeaseMs,
+  ensureTopology,
+  exitOnUncaught,
+  stopOnSignals,
+} from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createCoordinator } from './app.ts';
 
@@ -17,10 +25,7 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 }
 const name = process.env['HAUL_COORDINATOR_NAME'] ?? 'coordinator';
 const log = createLogger('coordinator', name);
-process.on('uncaughtException', (err) => {
-  log.fatal({ err }, 'uncaught exception');
-  process.exit(1);
-});
+exitOnUncaught(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`coordinator@${name}`));
 await ensureTopology(nc, { replicas: Number(process.env['HAUL_REPLICAS'] ?? 1) });
@@ -37,11 +42,4 @@ const coordinator = createCoordinator(
   log,
 );
 await coordinator.start();
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(sig, () => {
-    void coordinator
-      .stop()
-      .then(() => nc.drain())
-      .then(() => process.exit(0));
-  });
-}
+stopOnSignals(log, coordinator, nc);

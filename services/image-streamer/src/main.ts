@@ -1,4 +1,11 @@
-import { busConfigFromEnv, connectBus, createLogger, ensureTopology } from '@haul/bus';
+import {
+  busConfigFromEnv,
+  connectBus,
+  createLogger,
+  ensureTopology,
+  exitOnUncaught,
+  stopOnSignals,
+} from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from './app.ts';
 
@@ -34,20 +41,10 @@ if (advertise) cfg.advertiseHost = advertise;
 const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];
 if (limit) cfg.nodeLimitMBps = Number(limit);
 const log = createLogger('image-streamer', node);
-process.on('uncaughtException', (err) => {
-  log.fatal({ err }, 'uncaught exception');
-  process.exit(1);
-});
+exitOnUncaught(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
 await ensureTopology(nc);
 const streamer = createImageStreamer({ nc, validators, cfg, log });
 await streamer.start();
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(sig, () => {
-    void streamer
-      .stop()
-      .then(() => nc.drain())
-      .then(() => process.exit(0));
-  });
-}
+stopOnSignals(log, streamer, nc);

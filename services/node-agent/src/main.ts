@@ -1,5 +1,13 @@
 import { mkdirSync } from 'node:fs';
-import { busConfigFromEnv, connectBus, createLogger, ensureTopology, limits } from '@haul/bus';
+import {
+  busConfigFromEnv,
+  connectBus,
+  createLogger,
+  ensureTopology,
+  limits,
+  exitOnUncaught,
+  stopOnSignals,
+} from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createNodeAgent } from './app.ts';
 import type { AgentConfig } from './context.ts';
@@ -36,21 +44,10 @@ const cfg: AgentConfig = {
 };
 mkdirSync(imageRoot, { recursive: true });
 const log = createLogger('node-agent', node);
-process.on('uncaughtException', (err) => {
-  log.fatal({ err }, 'uncaught exception');
-  process.exit(1);
-});
+exitOnUncaught(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`node-agent@${node}`));
 await ensureTopology(nc);
 const agent = createNodeAgent({ nc, validators, cfg, log });
 await agent.start();
-for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(sig, () => {
-    log.info({ sig }, 'stopping');
-    void agent
-      .stop()
-      .then(() => nc.drain())
-      .then(() => process.exit(0));
-  });
-}
+stopOnSignals(log, agent, nc);

@@ -1,0 +1,23 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+
+/** A fatal crash is logged and ends the process (the supervisor restarts it); the log is the state. */
+export function exitOnUncaught(log: Logger): void {
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err }, 'uncaught exception');
+    process.exit(1);
+  });
+}
+
+/** On SIGTERM/SIGINT: stop the service, drain the NATS connection, exit 0. */
+export function stopOnSignals(log: Logger, service: { stop(): Promise<void> }, nc: NatsConnection): void {
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info({ sig }, 'stopping');
+      void service
+        .stop()
+        .then(() => nc.drain())
+        .then(() => process.exit(0));
+    });
+  }
+}
