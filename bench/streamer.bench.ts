@@ -1,8 +1,8 @@
 /**
  * npm run bench:streamer — move the same ~1 GiB set of CRIU-like image files from one folder to another over
  * loopback, side by side, several rounds: (a) a plain file copy over one TCP connection without integrity, (b)
- * P.Haul's way, tar over a socket, (c) haul's image streamer end to end (offer over NATS, TCP, per-chunk SHA-256,
- * fsync). Wall time until both ends are done, and CPU seconds of each end. Writes bench/results/streamer.json.
+ * P.Haul's way, tar over a socket, (c) haul's image streamer end to end (offer over NATS, TCP, per-chunk CRC-32,
+ * resumable part files). Wall time until both ends are done, and CPU seconds of each end. Writes bench/results/streamer.json.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,7 @@ import { freePort, startNatsServer, startService } from '@haul/test';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const rounds = Number(process.env['HAUL_BENCH_ROUNDS'] ?? 3);
+const rounds = Number(process.env['HAUL_BENCH_ROUNDS'] ?? 5);
 const totalMiB = Number(process.env['HAUL_BENCH_MIB'] ?? 1024);
 const TICK = 100; // clock ticks per second (Linux USER_HZ)
 
@@ -51,14 +51,18 @@ function makeImages(dir: string): number {
 }
 
 /** Run a shell pipeline; resolve with its wall time and the CPU seconds of everything it ran (bash's cutime/cstime). */
-function timed(
-  cmd: string,
-  env: NodeJS.ProcessEnv = process.env,
-): { done: Promise<{ cpu: number; transfer?: [number, number] }>; started: Promise<void> } {
+function timed(cmd: string): {
+  done: Promise<{ cpu: number; transfer?: [number, number] }>;
+  started: Promise<void>;
+  go: () => void;
+} {
   const child = spawn(
     'bash',
-    ['-c', `${cmd}\nread -r -a s < /proc/$$/stat; echo "CPU $(( s[13] + s[14] + s[15] + s[16] ))" >&2`],
-    { env, stdio: ['ignore', 'ignore', 'pipe'], cwd: root },
+    [
+      '-c',
+      `${cmd}\nrc=$?; read -r -a s < /proc/$$/stat; echo "CPU $(( s[13] + s[14] + s[15] + s[16] ))" >&2; exit $rc`,
+    ],
+    { stdio: ['pipe', 'ignore', 'pipe'], cwd: root },
   );
   let err = '';
   let startedResolve!: () => void;
@@ -79,7 +83,7 @@ function timed(
         });
     }),
   );
-  return { done, started };
+  return { done, started, go: () => child.stdin.end('go\n') };
 }
 
 const procCpu = (pid: number) => {
@@ -111,11 +115,15 @@ const streamer = startService(
   (process.env['HAUL_BENCH_RECEIVER_ARGS'] ?? '').split(' ').filter(Boolean),
 );
 await streamer.waitForLine(/image streamer started/, 30_000);
-/** A baseline: start the receiving pipeline, then time the sender until both ends are done ({port} filled in). */
-async function baseline(recvCmd: string, sendCmd: string): Promise<Run> {
+/**
+ * A baseline: start the receiving pipeline, clear the previous method's output (see below), then time the sender
+ * until both ends are done ({port} filled in).
+ */
+async function baseline(recvCmd: string, sendCmd: string, ready: () => void): Promise<Run> {
   const port = String(await freePort());
   const recv = timed(recvCmd.replaceAll('{port}', port));
   await recv.started;
+  ready();
   const t0 = performance.now();
   const send = timed(sendCmd.replaceAll('{port}', port));
   const [s, r] = await Promise.all([send.done, recv.done]);
@@ -127,22 +135,32 @@ async function baseline(recvCmd: string, sendCmd: string): Promise<Run> {
   };
 }
 
-const methods: Record<string, (dst: string) => Promise<Run>> = {
-  raw_tcp: (dst) =>
+/**
+ * Each method gets `ready`, called once its processes are up and right before its timed part: it deletes the
+ * previous method's output then, so every method writes into memory in the same state (on this VM, page-cache
+ * pages freed moments ago are far cheaper to fill than memory the guest has returned to the host).
+ */
+const methods: Record<string, (dst: string, ready: () => void) => Promise<Run>> = {
+  raw_tcp: (dst, ready) =>
     baseline(
       `${node} bench/lib/raw-recv.mjs {port} ${dst}`,
       `${node} bench/lib/raw-send.mjs 127.0.0.1 {port} ${src}`,
+      ready,
     ),
-  tar: (dst) => {
+  tar: (dst, ready) => {
     mkdirSync(dst, { recursive: true });
     return baseline(
       `${node} bench/lib/pipe-recv.mjs {port} | tar -xf - -C ${dst}`,
       `tar -cf - -C ${src} . | ${node} bench/lib/pipe-send.mjs 127.0.0.1 {port}`,
+      ready,
     );
   },
-  async haul(dst) {
+  async haul(dst, ready) {
     const before = procCpu(streamer.pid);
     const send = timed(`${node} --import tsx bench/lib/haul-send.ts ${server.url} ${src} ${dst}`);
+    await send.started;
+    ready();
+    send.go();
     const s = await send.done;
     const r = procCpu(streamer.pid) - before;
     // Measured inside the sender around transfer(): the offer over NATS, the TCP stream, the receiver's verification
@@ -155,7 +173,9 @@ const methods: Record<string, (dst: string) => Promise<Run>> = {
 
 const results: Record<string, Run[]> = { raw_tcp: [], tar: [], haul: [] };
 try {
-  for (let round = 0; round < rounds; round++) {
+  // Round 0 warms up (page cache of the source files, JIT, the streamer) and is not counted.
+  let previous: string | undefined;
+  for (let round = 0; round <= rounds; round++) {
     // Rotate the order every round, so no method always runs after another's writes and deletions.
     const order = Object.entries(methods);
     for (const [name, run] of [
@@ -163,12 +183,16 @@ try {
       ...order.slice(0, round % order.length),
     ]) {
       const dst = join(receiverRoot, `${name}-${round}`);
-      const r = await run(dst);
+      const prev = previous;
+      const r = await run(dst, () => {
+        if (prev) rmSync(prev, { recursive: true, force: true });
+      });
+      previous = dst;
+      if (round === 0) continue;
       results[name]!.push(r);
       console.log(
-        `round ${round + 1} ${name.padEnd(8)} ${(bytes / 1e6 / r.seconds).toFixed(0).padStart(6)} MB/s  ${r.seconds.toFixed(2)} s  CPU sender ${r.senderCpu.toFixed(2)} s, receiver ${r.receiverCpu.toFixed(2)} s`,
+        `round ${round} ${name.padEnd(8)} ${(bytes / 1e6 / r.seconds).toFixed(0).padStart(6)} MB/s  ${r.seconds.toFixed(2)} s  CPU sender ${r.senderCpu.toFixed(2)} s, receiver ${r.receiverCpu.toFixed(2)} s`,
       );
-      rmSync(dst, { recursive: true, force: true });
     }
   }
   const summary = Object.fromEntries(

@@ -11,6 +11,10 @@ const s = createImageStreamer({
   log,
   cfg: { node: 'node-a', listenHost: '127.0.0.1', allowedRoots: [], maxRetries: 3, progressEveryMs: 1000 },
 });
+// Ready: the bench clears the previous method's output, then says "go" on stdin; only the transfer is timed.
+process.stderr.write('listening\n');
+await new Promise((resolve) => process.stdin.once('data', resolve));
+process.stdin.destroy();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
 await s.transfer(

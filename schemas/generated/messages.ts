@@ -247,7 +247,7 @@ export type MigrateReply = MigrateAccepted | ApiRejected;
  */
 export type StatusReply = StatusOk | ApiRejected;
 /**
- * Target streamer's answer: where to connect, a one-time token, and how much of each file is already verified (resume).
+ * Target streamer's answer: how much of each file is already verified (the sender resumes from there); on acceptance the target connects to the offer's listener.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "StreamOfferReply".
@@ -1025,9 +1025,6 @@ export interface StatusRequest {
 }
 export interface StreamOfferAccepted {
   ok: true;
-  host: string;
-  port: number;
-  token: string;
   /**
    * Bytes already verified per manifest path.
    */
@@ -1036,7 +1033,7 @@ export interface StreamOfferAccepted {
   };
 }
 /**
- * Source streamer to target streamer (subject haul.stream.<node>.offer): what will be sent and where it goes.
+ * Source streamer to target streamer (subject haul.stream.<node>.offer): what will be sent, where it goes, and where to fetch it from.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "StreamOffer".
@@ -1045,6 +1042,18 @@ export interface StreamOffer {
   transferId: string;
   migrationId: MigrationId;
   targetDir: AbsolutePath;
+  /**
+   * The sender's one-time listener: the receiving streamer connects there and writes the token as its first line.
+   */
+  connect: {
+    host: string;
+    port: number;
+    token: string;
+  };
+  /**
+   * Sync every file and its folder to disk before answering done (local disk copies). Image folders are not synced: a target that rebooted since its preflight refuses to restore (docs/protocol.md).
+   */
+  durable?: boolean;
   /**
    * @maxItems 100000
    */
@@ -1057,7 +1066,6 @@ export interface ManifestEntry {
   path: string;
   kind: 'file' | 'dir' | 'symlink';
   size?: number;
-  sha256?: string;
   linkTarget?: string;
   mode?: number;
 }

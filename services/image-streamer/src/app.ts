@@ -25,13 +25,16 @@ import type {
 import { buildManifest } from './manifest.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { acceptOffer } from './receiver.ts';
-import { ConnectionLost, sendFiles } from './sender.ts';
+import { ConnectionLost, openDataListener, sendFiles } from './sender.ts';
+
+/** How long a sender waits for the receiving streamer to connect after it accepted the offer. */
+const CONNECT_TIMEOUT_MS = 10_000;
 
 export type StreamerConfig = {
   node: string;
-  /** Address the target side listens on for data connections. */
+  /** Address the sending side listens on for the receiver's data connection. */
   listenHost: string;
-  /** Address senders should connect to (defaults to listenHost; set it when listening on 0.0.0.0). */
+  /** Address receivers should connect to (defaults to listenHost; set it when listening on 0.0.0.0). */
   advertiseHost?: string;
   /** The receiving side only writes below these folders. */
   allowedRoots: string[];
@@ -50,9 +53,10 @@ export type StreamerDeps = {
 };
 
 /**
- * The image streamer: as a target it answers offers on haul.stream.<node>.offer with a one-time TCP listener; as
- * a source it runs streamImages / copyLocalDisk commands: negotiate over NATS, push the bytes over TCP, verify per
- * chunk, resume after a broken connection, report progress and the outcome into the migration's log.
+ * The image streamer: as a source it runs streamImages / copyLocalDisk commands: open a one-time TCP listener, offer
+ * the manifest on haul.stream.<target>.offer, push the bytes down the connection the target opens, verify per chunk,
+ * resume after a broken connection, report progress and the outcome into the migration's log. As a target it
+ * answers offers: check the manifest, say what is already verified, connect and receive.
  */
 export function createImageStreamer(deps: StreamerDeps) {
   const { nc, validators, cfg, log } = deps;
@@ -68,24 +72,17 @@ export function createImageStreamer(deps: StreamerDeps) {
       queue: 'image-streamer',
       callback: (err, msg) => {
         if (err) return;
-        void (async () => {
-          let reply: StreamOfferReply;
-          try {
-            const v = validators.validate<StreamOffer>('streamOffer', decodeJson(msg.data));
-            reply = v.ok
-              ? await acceptOffer(v.value, {
-                  allowedRoots: cfg.allowedRoots,
-                  host: cfg.listenHost,
-                  advertise: cfg.advertiseHost ?? cfg.listenHost,
-                  log,
-                })
-              : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
-          } catch (e) {
-            reply = { ok: false, error: { code: 'HAUL_STREAMER_ERROR', message: (e as Error).message } };
-          }
-          if (!reply.ok) log.warn({ err: reply.error }, 'offer refused');
-          msg.respond(encodeJson(reply));
-        })();
+        let reply: StreamOfferReply;
+        try {
+          const v = validators.validate<StreamOffer>('streamOffer', decodeJson(msg.data));
+          reply = v.ok
+            ? acceptOffer(v.value, { allowedRoots: cfg.allowedRoots, log })
+            : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
+        } catch (e) {
+          reply = { ok: false, error: { code: 'HAUL_STREAMER_ERROR', message: (e as Error).message } };
+        }
+        if (!reply.ok) log.warn({ err: reply.error }, 'offer refused');
+        msg.respond(encodeJson(reply));
       },
     });
   }
@@ -96,6 +93,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     commandId: string,
     a: StreamArgs,
     mlog: Logger,
+    opts: { durable?: boolean } = {},
   ): Promise<StreamResult> {
     const manifest = buildManifest(a.sourceDir);
     const total = manifest.reduce((n, e) => n + (e.kind === 'file' ? (e.size ?? 0) : 0), 0);
@@ -125,31 +123,40 @@ export function createImageStreamer(deps: StreamerDeps) {
     let retries = 0;
     let resumed = 0;
     for (;;) {
+      const listener = await openDataListener(cfg.listenHost, cfg.advertiseHost ?? cfg.listenHost);
       const offer: StreamOffer = {
         transferId: commandId.replace(/[^A-Za-z0-9_:.-]/g, '_'),
         migrationId,
         targetDir: a.targetDir,
+        connect: listener.connect,
         manifest,
+        ...(opts.durable ? { durable: true } : {}),
       };
       let reply: StreamOfferReply;
       try {
         const m = await nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout: 10_000 });
         reply = decodeJson(m.data) as StreamOfferReply;
       } catch (err) {
+        listener.close();
         if (++retries > cfg.maxRetries)
           throw new Error(`no streamer answers for ${a.toNode}: ${(err as Error).message}`);
         mlog.warn({ err, retries }, 'offer not answered; trying again');
         await delay(Math.min(2000, 200 * retries));
         continue;
       }
-      if (!reply.ok) throw Object.assign(new Error(reply.error.message), { info: reply.error });
+      if (!reply.ok) {
+        listener.close();
+        throw Object.assign(new Error(reply.error.message), { info: reply.error });
+      }
       done = 0;
       try {
+        const sock = await listener.accept(CONNECT_TIMEOUT_MS);
         const tamper = deps.tamper;
         const s = await sendFiles({
           sourceDir: a.sourceDir,
           manifest,
-          accepted: reply,
+          sock,
+          verified: reply.verified,
           throttle,
           onBytes,
           ...(tamper ? { tamper } : {}),
@@ -161,6 +168,8 @@ export function createImageStreamer(deps: StreamerDeps) {
         if (!(err instanceof ConnectionLost) || ++retries > cfg.maxRetries) throw err;
         mlog.warn({ err: err.message, retries }, 'connection lost; resuming from what the target verified');
         await delay(Math.min(2000, 200 * retries));
+      } finally {
+        listener.close();
       }
     }
     const ms = performance.now() - t0;
@@ -213,7 +222,11 @@ export function createImageStreamer(deps: StreamerDeps) {
     const base = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt };
     let outcome: MigrationEvent;
     try {
-      const result = await transfer(cmd.migrationId, cmd.commandId, cmd.args, mlog);
+      // A local disk copy is the CT's data: synced before it counts. Image folders are only read by a restore,
+      // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync.
+      const result = await transfer(cmd.migrationId, cmd.commandId, cmd.args, mlog, {
+        durable: cmd.step === 'copyLocalDisk',
+      });
       mlog.info({ bytes: result.bytes, mbPerSec: Math.round(result.mbPerSec) }, 'images streamed');
       outcome = event(cmd.migrationId, 'StepSucceeded', { ...base, result }, `${cmd.commandId}:result`);
     } catch (err) {

@@ -1,16 +1,19 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { connect, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import type { StreamOfferAccepted } from '@haul/schemas';
+import type { StreamOffer } from '@haul/schemas';
 import type { ManifestEntry } from './manifest.ts';
-import { CHUNK, encodeHeader } from './wire.ts';
+import { CHUNK, chunkDigest, encodeHeader } from './wire.ts';
 
 export type SendStats = { bytesSent: number; resumedBytes: number; resent: number };
 export type SendOptions = {
   sourceDir: string;
   manifest: ManifestEntry[];
-  accepted: StreamOfferAccepted;
+  /** The receiver's connection, its token line already checked (see DataListener). */
+  sock: Socket;
+  /** Bytes already verified per path (the offer reply): sending resumes there. */
+  verified: Record<string, number | undefined>;
   throttle: (bytes: number) => Promise<void>;
   onBytes: (n: number) => void;
   /** Test seam: change a chunk after its digest was taken (a corruption in flight). */
@@ -18,20 +21,71 @@ export type SendOptions = {
   window?: number;
 };
 
+export type DataListener = {
+  /** Goes into the offer: where the receiver connects and the token it must present. */
+  connect: StreamOffer['connect'];
+  /** The first connection that presents the token (others are dropped); rejects with ConnectionLost on timeout. */
+  accept: (timeoutMs: number) => Promise<Socket>;
+  close: () => void;
+};
+
+/**
+ * A one-time listener for one transfer attempt. The receiving side connects and reads, which lets it read
+ * straight into its own frame buffers (Node only offers that on sockets it opens).
+ */
+export async function openDataListener(host: string, advertise: string): Promise<DataListener> {
+  const token = randomBytes(16).toString('hex');
+  const server = createServer({ noDelay: true });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  const port = (server.address() as { port: number }).port;
+  let accepted: Socket | undefined;
+  const waiting = new Promise<Socket>((resolve) => {
+    server.on('connection', (sock) => {
+      let line = '';
+      const onData = (d: Buffer) => {
+        line += d.toString('latin1');
+        const nl = line.indexOf('\n');
+        if (nl < 0 && line.length <= token.length) return;
+        sock.off('data', onData);
+        if (accepted || line.slice(0, nl) !== token || nl !== line.length - 1) return void sock.destroy();
+        accepted = sock;
+        sock.pause();
+        server.close();
+        resolve(sock);
+      };
+      sock.on('data', onData);
+      sock.on('error', () => sock.destroy());
+    });
+  });
+  return {
+    connect: { host: advertise, port, token },
+    accept: (timeoutMs) =>
+      new Promise<Socket>((resolve, reject) => {
+        const t = setTimeout(() => {
+          server.close();
+          reject(new ConnectionLost(`the receiver did not connect within ${timeoutMs} ms`));
+        }, timeoutMs);
+        void waiting.then((sock) => {
+          clearTimeout(t);
+          resolve(sock);
+        });
+      }),
+    close: () => server.close(),
+  };
+}
+
 /** Thrown when the connection breaks: the caller offers again and resumes from what was verified. */
 export class ConnectionLost extends Error {}
 
 /**
- * Send every file from the receiver's verified offset, in 1 MiB chunks each with its SHA-256, pipelined up to a
+ * Send every file from the receiver's verified offset, in 1 MiB chunks each with its CRC-32, pipelined up to a
  * window of unacknowledged chunks; a chunk the receiver reports bad is sent again.
  */
 export async function sendFiles(o: SendOptions): Promise<SendStats> {
-  const sock: Socket = connect(o.accepted.port, o.accepted.host);
-  sock.setNoDelay(true);
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', resolve);
-    sock.once('error', (e) => reject(new ConnectionLost(e.message)));
-  });
+  const sock = o.sock;
   const stats: SendStats = { bytesSent: 0, resumedBytes: 0, resent: 0 };
   const pending = new Map<number, { path: string; offset: number; len: number }>();
   const window = o.window ?? 32;
@@ -72,6 +126,7 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     signal();
   });
   sock.on('drain', signal);
+  sock.resume();
   const wait = () => new Promise<void>((r) => (wake = r));
   const check = () => {
     if (broken) throw broken;
@@ -98,13 +153,13 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     const buf = free.pop()!;
     const data = buf.subarray(0, len);
     await (await fh(path)).read(data, 0, len, offset);
-    const sha256 = createHash('sha256').update(data).digest('hex');
+    const crc32 = chunkDigest([data]);
     o.tamper?.(path, offset, data);
     const id = nextId++;
     pending.set(id, { path, offset, len });
     await o.throttle(len);
     sock.cork();
-    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, sha256 }));
+    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, crc32 }));
     const flushed = sock.write(data, () => {
       free.push(buf);
       signal();
@@ -116,10 +171,9 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     o.onBytes(len);
   };
   try {
-    await write(Buffer.from(`${o.accepted.token}\n`));
     for (const e of o.manifest) {
       if (e.kind !== 'file' || !e.size) continue;
-      const from = o.accepted.verified[e.path] ?? 0;
+      const from = o.verified[e.path] ?? 0;
       stats.resumedBytes += from;
       if (from > 0) o.onBytes(from);
       for (let off = from - (from % CHUNK); off < e.size; off += CHUNK) {

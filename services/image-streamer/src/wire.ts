@@ -1,13 +1,17 @@
+import { crc32 } from 'node:zlib';
+
 /**
- * The data connection between two streamers. After a token line, the sender writes frames:
+ * The data connection between two streamers. The receiving side connects to the one-time listener named in the
+ * offer and writes the offer's token as its first line; then the sender writes frames:
  *   [u32 BE header length][header JSON][payload]
- * header: {t:'chunk', path, offset, len, sha256} | {t:'end'}. The receiver answers lines:
+ * header: {t:'chunk', id, path, offset, len, crc32} | {t:'end'}. The receiver answers lines:
  *   "ok <id>" (chunk verified and written), "bad <id>" (digest mismatch: send again), "done" / "error <text>".
  */
 export const CHUNK = 1024 * 1024;
+export const MAX_HEADER = 64 * 1024;
 
 export type FrameHeader =
-  { t: 'chunk'; id: number; path: string; offset: number; len: number; sha256: string } | { t: 'end' };
+  { t: 'chunk'; id: number; path: string; offset: number; len: number; crc32: number } | { t: 'end' };
 
 export function encodeHeader(h: FrameHeader): Buffer {
   const json = Buffer.from(JSON.stringify(h));
@@ -15,4 +19,16 @@ export function encodeHeader(h: FrameHeader): Buffer {
   out.writeUInt32BE(json.length, 0);
   json.copy(out, 4);
   return out;
+}
+
+/**
+ * A chunk's digest: CRC-32 (zlib's, carry-less-multiply accelerated: ≈ 6.6 GB/s on one core here, against ≈ 2 GB/s
+ * for SHA-256) over its parts in order. It guards against accidental corruption and truncation; the channel's
+ * authenticity comes from the one-time token, and no unkeyed digest (SHA-256 included) would stop an attacker who
+ * can rewrite the stream. See docs/decisions.md §8.
+ */
+export function chunkDigest(parts: readonly Buffer[]): number {
+  let c = 0;
+  for (const p of parts) c = crc32(p, c);
+  return c;
 }

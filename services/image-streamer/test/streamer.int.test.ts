@@ -11,6 +11,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -165,11 +166,17 @@ describe('image streamer between two nodes, over a real nats-server', () => {
 
   it("rejects a manifest with '../' or an absolute path, writing nothing outside the image dir", async () => {
     const target = join(dir, 'node-b', 'img', 'evil');
+    // A refused offer never connects anywhere: this listener must see no connection.
+    let connected = false;
+    const trap = createServer(() => (connected = true));
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const connect = { host: '127.0.0.1', port: (trap.address() as AddressInfo).port, token: 'ab'.repeat(16) };
     for (const path of ['../../escape.img', '/etc/passwd-haul']) {
       const offer = {
         transferId: 'evil',
         migrationId: 'mig-evil01',
         targetDir: target,
+        connect,
         manifest: [{ path, kind: 'file', size: 4 }],
       };
       const m = await nc.request(subjects.streamOffer('node-b'), encodeJson(offer), { timeout: 5000 });
@@ -184,6 +191,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       transferId: 'evil2',
       migrationId: 'mig-evil01',
       targetDir: target,
+      connect,
       manifest: [{ path: 'parent', kind: 'symlink', linkTarget: '../../../../etc' }],
     };
     const r2 = decodeJson(
@@ -191,6 +199,8 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     ) as StreamOfferReply;
     assert.equal(r2.ok, false);
     assert.ok(!existsSync(join(dir, 'escape.img')) && !existsSync(target));
+    await new Promise<void>((r) => trap.close(() => r()));
+    assert.equal(connected, false, 'a refused offer opens no data connection');
   });
 
   it('resumes from what was verified when the receiving streamer is killed half-way', async () => {

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { FrameReader, type ChunkFrame } from '../src/frame-reader.ts';
+import { CHUNK, chunkDigest, encodeHeader, type FrameHeader } from '../src/wire.ts';
+
+type Chunk = Extract<FrameHeader, { t: 'chunk' }>;
+
+function frame(id: number, payload: Buffer): Buffer {
+  const h: Chunk = {
+    t: 'chunk',
+    id,
+    path: `f${id}`,
+    offset: 0,
+    len: payload.length,
+    crc32: chunkDigest([payload]),
+  };
+  return Buffer.concat([encodeHeader(h), payload]);
+}
+
+/**
+ * Drive a FrameReader the way a socket with `onread` does: ask for the next buffer, copy at most what the wire
+ * has (and at most `readSize`) into it, report the count; stop reading while paused.
+ */
+function feed(
+  wire: Buffer,
+  readSize: number,
+  opts: { holdPayloads?: boolean; maxOutstanding?: number } = {},
+) {
+  const got: ChunkFrame[] = [];
+  const errors: string[] = [];
+  let ended = false;
+  let paused = false;
+  let pauses = 0;
+  let pos = 0;
+  const reader = new FrameReader(
+    opts.maxOutstanding ?? 2,
+    {
+      chunk: (f) => {
+        got.push({ ...f, payload: Buffer.from(f.payload) });
+        if (!opts.holdPayloads) f.release();
+      },
+      end: () => (ended = true),
+      error: (why) => errors.push(why),
+    },
+    () => (paused = false),
+  );
+  const pump = () => {
+    while (!paused && pos < wire.length && errors.length === 0 && !ended) {
+      const into = reader.nextBuffer();
+      assert.ok(into.length > 0, 'the reader always offers room');
+      const n = Math.min(into.length, readSize, wire.length - pos);
+      wire.copy(into, 0, pos, pos + n);
+      pos += n;
+      if (!reader.received(n)) {
+        paused = true;
+        pauses++;
+      }
+    }
+  };
+  pump();
+  return { got, errors, ended: () => ended, pauses: () => pauses, pump, pos: () => pos };
+}
+
+describe('FrameReader: frames read straight into pooled buffers', () => {
+  const payloads = [
+    randomBytes(CHUNK),
+    randomBytes(10),
+    randomBytes(700_000),
+    randomBytes(1),
+    randomBytes(CHUNK),
+  ];
+  const wire = Buffer.concat([...payloads.map((p, i) => frame(i, p)), encodeHeader({ t: 'end' })]);
+
+  for (const readSize of [1, 7, 4096, 65_536, 10 * CHUNK]) {
+    it(`hands out every payload intact and then the end, with reads of up to ${readSize} bytes`, () => {
+      const r = feed(wire, readSize);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.ended(), true);
+      assert.equal(r.got.length, payloads.length);
+      r.got.forEach((f, i) => {
+        assert.equal(f.header.id, i);
+        assert.ok(f.payload.equals(payloads[i]!), `payload ${i} intact`);
+      });
+    });
+  }
+
+  it('pauses while payloads are out, and every frame already read is still handed out before it pauses', () => {
+    // Many small frames arrive in one read: all of them must be handed out (a frame left unread while paused
+    // would never be acknowledged, and the sender would wait for it forever).
+    const small = Array.from({ length: 6 }, () => randomBytes(100));
+    const tail = randomBytes(CHUNK);
+    const w = Buffer.concat([
+      ...small.map((p, i) => frame(i, p)),
+      frame(6, tail),
+      encodeHeader({ t: 'end' }),
+    ]);
+    const r = feed(w, 1 << 20, { holdPayloads: true, maxOutstanding: 2 });
+    assert.equal(r.got.length, 6, 'every frame in the first read was handed out');
+    assert.equal(r.pauses(), 1, 'then reading paused');
+    assert.ok(r.pos() < w.length && !r.ended());
+    for (const f of r.got) f.release();
+    r.pump();
+    assert.equal(r.ended(), true);
+    assert.ok(r.got[6]!.payload.equals(tail));
+  });
+
+  it('a payload stays intact while held, even as later frames are read', () => {
+    const a = randomBytes(CHUNK);
+    const b = randomBytes(CHUNK);
+    const held: ChunkFrame[] = [];
+    const reader = new FrameReader(
+      4,
+      { chunk: (f) => held.push(f), end: () => {}, error: assert.fail },
+      () => {},
+    );
+    const w = Buffer.concat([frame(1, a), frame(2, b)]);
+    let pos = 0;
+    while (pos < w.length) {
+      const into = reader.nextBuffer();
+      const n = Math.min(into.length, w.length - pos);
+      w.copy(into, 0, pos, pos + n);
+      pos += n;
+      reader.received(n);
+    }
+    assert.ok(held[0]!.payload.equals(a) && held[1]!.payload.equals(b));
+  });
+
+  it('refuses a frame header that is too large or not JSON', () => {
+    const big = Buffer.alloc(4);
+    big.writeUInt32BE(10_000_000);
+    assert.match(feed(big, 100).errors[0] ?? '', /frame header of 10000000 bytes/);
+    const junk = Buffer.concat([Buffer.from([0, 0, 0, 3]), Buffer.from('{{{')]);
+    assert.match(feed(junk, 100).errors[0] ?? '', /not JSON/);
+    const empty = encodeHeader({ t: 'chunk', id: 1, path: 'x', offset: 0, len: 0, crc32: 0 });
+    assert.match(feed(empty, 100).errors[0] ?? '', /bad frame header/);
+  });
+});

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { PartFile, partPathOf, sumsPathOf, verifiedPrefix } from '../src/part-file.ts';
+import { CHUNK, chunkDigest } from '../src/wire.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'haul-part-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const SIZE = 3 * CHUNK + 123;
+const data = randomBytes(SIZE);
+const chunkAt = (k: number) => data.subarray(k * CHUNK, Math.min(SIZE, (k + 1) * CHUNK));
+
+/** Write chunks `ks` of `data` into a fresh part file at `path` and close it (a transfer broken off). */
+function partial(path: string, ks: number[]): void {
+  const f = new PartFile(path, SIZE, 0o644, 0);
+  for (const k of ks) f.write(k * CHUNK, chunkAt(k), chunkDigest([chunkAt(k)]));
+  f.close();
+}
+
+describe('part files: the resume point is re-verified from disk, not trusted', () => {
+  it('counts the contiguous verified prefix, in chunks', () => {
+    const p = join(dir, 'a.img');
+    partial(p, [0, 1, 3]);
+    assert.equal(verifiedPrefix(p, SIZE), 2 * CHUNK, 'chunk 2 is missing, so chunk 3 does not count');
+  });
+
+  it('stops at a chunk whose bytes no longer match their sum (lost or torn write)', () => {
+    const p = join(dir, 'b.img');
+    partial(p, [0, 1, 2]);
+    const fd = openSync(partPathOf(p), 'r+');
+    writeSync(fd, Buffer.alloc(4096), 0, 4096, CHUNK + 10); // what a crash that lost page-cache data leaves
+    closeSync(fd);
+    assert.equal(verifiedPrefix(p, SIZE), CHUNK);
+  });
+
+  it('stops where the part file was cut short', () => {
+    const p = join(dir, 'c.img');
+    partial(p, [0, 1, 2]);
+    truncateSync(partPathOf(p), 2 * CHUNK + 5);
+    assert.equal(verifiedPrefix(p, SIZE), 2 * CHUNK);
+  });
+
+  it('starts over when the sums belong to a file of another size, or are missing', () => {
+    const p = join(dir, 'd.img');
+    partial(p, [0, 1]);
+    assert.equal(verifiedPrefix(p, SIZE + 1), 0);
+    rmSync(sumsPathOf(p));
+    assert.equal(verifiedPrefix(p, SIZE), 0);
+  });
+
+  it('resumes from the prefix and finishes into the real name, byte for byte', () => {
+    const p = join(dir, 'e.img');
+    partial(p, [0, 1]);
+    const prefix = verifiedPrefix(p, SIZE);
+    const f = new PartFile(p, SIZE, 0o644, prefix);
+    for (let k = prefix / CHUNK; k * CHUNK < SIZE; k++)
+      f.write(k * CHUNK, chunkAt(k), chunkDigest([chunkAt(k)]));
+    assert.equal(f.complete, true);
+    f.finish(true);
+    assert.ok(readFileSync(p).equals(data));
+    assert.ok(!existsSync(partPathOf(p)) && !existsSync(sumsPathOf(p)), 'no part or sums file left');
+    assert.equal(verifiedPrefix(p, SIZE), SIZE, 'a finished file counts whole');
+  });
+});
