@@ -609,6 +609,10 @@ export interface PreflightResult {
   vePrivate?: AbsolutePath;
   disks: DiskInfo[];
   freeBytes: number;
+  /**
+   * The node's boot id (/proc/sys/kernel/random/boot_id) at the check. The target refuses to restore after it changed: files received before a reboot may have been lost with the page cache.
+   */
+  bootId?: string;
   memoryBytes?: number;
 }
 /**

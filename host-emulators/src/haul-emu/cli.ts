@@ -4,7 +4,7 @@ import { ToolExit, emuEnv, paths } from '../lib/emu-env.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { getopt, out } from '../lib/tool.ts';
 import { appendBlock, BLOCK, chainChecksum, readChain } from '../ploop/delta.ts';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
 import { init, resolveDd } from '../ploop/ops.ts';
 import { ctRequest } from '../container/protocol.ts';
@@ -20,7 +20,15 @@ const help = `haul-emu: set up emulated nodes and containers, and read the emula
   haul-emu disk-view DD.xml         block → sha256 of the merged view (JSON), to replay a CT's write journal against
   haul-emu freeze|thaw CTID         pause or resume a CT's workload (to read its disks at rest)
   haul-emu corruption-log           refused double read-write attaches recorded in this cluster (JSON lines)
-  haul-emu hold-lock DD.xml [--ms N] hold the descriptor's lock (to make ploop time out with exit 23)`;
+  haul-emu hold-lock DD.xml [--ms N] hold the descriptor's lock (to make ploop time out with exit 23)
+  haul-emu new-boot-id              give the node a new proc/sys/kernel/random/boot_id, as a reboot would (nothing
+                                    else of a reboot is emulated)`;
+
+/** The node's boot id, where a host's agent reads it (below the node root, as /proc/sys/kernel/random/boot_id). */
+function writeBootId(root: string): void {
+  mkdirSync(join(root, 'proc', 'sys', 'kernel', 'random'), { recursive: true });
+  writeFileSync(join(root, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `${randomUUID()}\n`);
+}
 
 export async function haulEmuMain(argv: string[]): Promise<number> {
   const cmd = argv[0];
@@ -64,6 +72,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
         cpuFlags: (one('--cpu-flags') ?? 'fpu,sse,sse2,ssse3,sse4_1,sse4_2,avx').split(','),
       };
       writeFileSync(join(root, 'etc', 'haul-emu.json'), JSON.stringify(cfg, null, 2) + '\n');
+      writeBootId(root);
       writeFileSync(
         join(root, 'etc', 'vz', 'vz.conf'),
         [
@@ -150,6 +159,10 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
     case 'corruption-log': {
       const f = paths.corruption(emuEnv().clusterDir);
       if (existsSync(f)) process.stdout.write(readFileSync(f, 'utf8'));
+      return 0;
+    }
+    case 'new-boot-id': {
+      writeBootId(emuEnv().root);
       return 0;
     }
     case 'hold-lock': {

@@ -8,8 +8,26 @@ import type { MigrationEvent } from '@haul/schemas';
 
 export type FenceVerdict = { ok: true } | { ok: false; code: string; reason: string };
 
-/** May the target append RestoreStarted (and then run vzctl restore)? */
-export function mayStartRestore(events: readonly MigrationEvent[]): FenceVerdict {
+/** What the target knows about itself when it asks. */
+export type TargetNow = { bootId?: string };
+
+/**
+ * May the target append RestoreStarted (and then run vzctl restore)? Also refused when the target's boot id differs
+ * from the one its preflight recorded: image folders are not synced to disk while streaming, so after a reboot
+ * they may have lost data with the page cache (docs/protocol.md, "Durability of streamed files").
+ */
+export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNow = {}): FenceVerdict {
+  const preflight = events.find((e) => e.type === 'StepSucceeded' && e.data.step === 'preflightTarget');
+  const before =
+    preflight?.type === 'StepSucceeded' && preflight.data.step === 'preflightTarget'
+      ? preflight.data.result.bootId
+      : undefined;
+  if (before !== undefined && now.bootId !== undefined && before !== now.bootId)
+    return {
+      ok: false,
+      code: 'HAUL_TARGET_REBOOTED',
+      reason: `the target rebooted since its preflight (boot ${before} → ${now.bootId}): streamed images may be incomplete`,
+    };
   if (events.some((e) => e.type === 'ResumedOnSource'))
     return { ok: false, code: 'HAUL_FENCED', reason: 'the CT was already resumed on the source' };
   if (events.some((e) => e.type === 'RollbackStarted'))

@@ -21,6 +21,18 @@ describe('the commit-point fence', () => {
     assert.equal(mayStartRestore([ev('ResumedOnSource', { reason: 'lease-expired' })]).ok, false));
   it('refuses the restore during a rollback', () =>
     assert.equal(mayStartRestore([ev('RollbackStarted', { reason: 'x' })]).ok, false));
+  it('refuses the restore when the target rebooted since its preflight', () => {
+    const preflight = ev('StepSucceeded', {
+      commandId: 'p',
+      step: 'preflightTarget',
+      result: { bootId: 'boot-1' },
+    });
+    assert.equal(mayStartRestore([preflight], { bootId: 'boot-1' }).ok, true);
+    const v = mayStartRestore([preflight], { bootId: 'boot-2' });
+    assert.equal(v.ok, false);
+    assert.equal(!v.ok && v.code, 'HAUL_TARGET_REBOOTED');
+    assert.equal(mayStartRestore([preflight]).ok, true, 'no boot id known now: nothing to compare');
+  });
   it('lets the source resume before the restore started', () => assert.equal(mayResumeSource([]).ok, true));
   it('keeps the source frozen once the restore started', () =>
     assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' })]).ok, false));

@@ -14,8 +14,8 @@ const help = `haul image streamer: moves dump images and local disks between nod
 Environment:
   HAUL_NODE                this node's name (required)
   HAUL_NATS_URL            NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
-  HAUL_STREAM_LISTEN_HOST  address to accept data connections on (default 127.0.0.1)
-  HAUL_STREAM_ADVERTISE    address senders connect to (default: the listen address)
+  HAUL_STREAM_LISTEN_HOST  address this node's one-time data listeners bind to when it sends (default 127.0.0.1)
+  HAUL_STREAM_ADVERTISE    address receiving streamers connect to (default: the listen address)
   HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
   HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)`;
 

@@ -16,6 +16,8 @@ export type AgentConfig = {
   /** removeFiles only deletes below these folders (the image root and the private areas). */
   removableRoots: string[];
   heartbeatMs: number;
+  /** This host's boot id (read once at start: a reboot restarts the agent). */
+  bootId: string;
 };
 
 /** A step refused or failed for a reason that is not a tool's exit status. */

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import {
   busConfigFromEnv,
   connectBus,
@@ -18,7 +18,8 @@ Environment:
   HAUL_NODE            this node's name (required), e.g. node-a
   HAUL_NATS_URL        NATS servers, comma-separated (default nats://127.0.0.1:4222)
   HAUL_NATS_CREDS_FILE JSON file with {"user","pass"} or {"token"} (or HAUL_NATS_USER/PASS/TOKEN)
-  HAUL_HOST_ROOT       prefix of /etc/vz and /var/run/ve ('' on a real host; an emulated node's root otherwise)
+  HAUL_HOST_ROOT       prefix of /etc/vz, /var/run/ve and /proc/sys/kernel/random/boot_id ('' on a real host; an
+                       emulated node's root otherwise)
   HAUL_IMAGE_ROOT      folder for migration images (default /var/local/haul)
   HAUL_STATE_DIR       the agent's own state (default /var/lib/haul/agent)
   HAUL_LOG_PRETTY=1    human-readable logs; HAUL_LOG_LEVEL (default info)`;
@@ -33,6 +34,16 @@ if (!node) {
   process.exit(2);
 }
 const hostRoot = process.env['HAUL_HOST_ROOT'] ?? '';
+/** The host's boot id; the restore fence compares it with the one the preflight recorded. */
+function readBootId(root: string): string {
+  const file = `${root}/proc/sys/kernel/random/boot_id`;
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    console.error(`cannot read the boot id from ${file}: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
 const imageRoot = process.env['HAUL_IMAGE_ROOT'] ?? '/var/local/haul';
 const cfg: AgentConfig = {
   node,
@@ -41,6 +52,7 @@ const cfg: AgentConfig = {
   stateDir: process.env['HAUL_STATE_DIR'] ?? '/var/lib/haul/agent',
   removableRoots: [imageRoot, `${hostRoot}/vz/private`],
   heartbeatMs: limits.heartbeatMs,
+  bootId: readBootId(hostRoot),
 };
 mkdirSync(imageRoot, { recursive: true });
 const log = createLogger('node-agent', node);

@@ -7,7 +7,7 @@ import { argsOf, StepError, type Handler } from '../context.ts';
 
 /**
  * `vzctl restore` on the target, after winning the fence: RestoreStarted is appended with compare-and-set only
- * while nobody resumed the source. After a crash, a running CT means the restore happened.
+ * while nobody resumed the source and the target has not rebooted since its preflight. After a crash, a running CT means the restore happened.
  */
 export const restore: Handler = async (cmd, ctx) => {
   const a = argsOf<RestoreArgs>(cmd);
@@ -17,7 +17,7 @@ export const restore: Handler = async (cmd, ctx) => {
     { commandId: cmd.commandId },
     `${cmd.commandId}:restore-started`,
   );
-  const v = await ctx.fencedAppend(started, mayStartRestore);
+  const v = await ctx.fencedAppend(started, (events) => mayStartRestore(events, { bootId: ctx.cfg.bootId }));
   if (!v.ok) throw new StepError(v.code, v.reason);
   if ((await ctx.tools.vzctlStatus(a.ctid)).running) {
     r.actions.push('CT already running on the target');

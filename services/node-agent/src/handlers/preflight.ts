@@ -26,6 +26,7 @@ export const preflight: Handler = async (cmd, ctx) => {
     imageDir: a.imageDir,
     disks: (disks?.disks ?? []).map((ddxml) => ({ ddxml, shared: wanted.has(ddxml) })),
     freeBytes: Number(statfsSync(ctx.cfg.imageRoot).bavail) * Number(statfsSync(ctx.cfg.imageRoot).bsize),
+    bootId: ctx.cfg.bootId,
   };
   if (disks) result.vePrivate = disks.vePrivate;
   const pidFile = initPidFile(ctx.cfg, a.ctid);
