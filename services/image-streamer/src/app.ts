@@ -23,12 +23,15 @@ import type {
   Validators,
 } from '@haul/schemas';
 import { buildManifest } from './manifest.ts';
+import { createPriorityGate, createSlots } from './priority.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { acceptOffer } from './receiver.ts';
 import { ConnectionLost, openDataListener, sendFiles } from './sender.ts';
 
 /** How long a sender waits for the receiving streamer to connect after it accepted the offer. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Transfers a streamer runs at once as a sender (more commands wait in the queue). */
+const MAX_TRANSFERS = 4;
 
 export type StreamerConfig = {
   node: string;
@@ -66,6 +69,11 @@ export function createImageStreamer(deps: StreamerDeps) {
   let loop: Promise<void> | undefined;
 
   const event = eventFactory({ service: 'image-streamer', node: cfg.node });
+  const gate = createPriorityGate();
+  /** One bucket for every transfer this node sends: the node-wide cap holds however many run at once. */
+  const nodeRate = createRateLimiter(cfg.nodeLimitMBps);
+  const slots = createSlots(MAX_TRANSFERS);
+  const running = new Map<string, Promise<void>>();
 
   function serveOffers(): void {
     sub = nc.subscribe(subjects.streamOffer(cfg.node), {
@@ -95,10 +103,30 @@ export function createImageStreamer(deps: StreamerDeps) {
     mlog: Logger,
     opts: { durable?: boolean } = {},
   ): Promise<StreamResult> {
+    const leave = gate.enter(a.priority);
+    try {
+      return await move(migrationId, commandId, a, mlog, opts);
+    } finally {
+      leave();
+    }
+  }
+
+  async function move(
+    migrationId: string,
+    commandId: string,
+    a: StreamArgs,
+    mlog: Logger,
+    opts: { durable?: boolean },
+  ): Promise<StreamResult> {
     const manifest = buildManifest(a.sourceDir);
     const total = manifest.reduce((n, e) => n + (e.kind === 'file' ? (e.size ?? 0) : 0), 0);
-    const limit = [a.bandwidthLimitMBps, cfg.nodeLimitMBps].filter((x): x is number => x !== undefined);
-    const throttle = createRateLimiter(limit.length ? Math.min(...limit) : undefined);
+    const rate = createRateLimiter(a.bandwidthLimitMBps);
+    const throttle = async (bytes: number) => {
+      await gate.turn(a.priority);
+      await rate(bytes);
+      await nodeRate(bytes);
+    };
+
     const t0 = performance.now();
     let done = 0;
     let lastReport = t0;
@@ -183,6 +211,26 @@ export function createImageStreamer(deps: StreamerDeps) {
     };
   }
 
+  /**
+   * Take a command off the queue: wait for a free transfer slot, then run it in the background, so a final-dump
+   * transfer is not queued behind a long pre-dump transfer of another migration.
+   */
+  async function dispatch(rc: ReceivedCommand): Promise<void> {
+    const id = rc.ok ? rc.command.commandId : undefined;
+    if (id && running.has(id)) {
+      log.debug({ commandId: id }, 'redelivered while still running: the running transfer acks it');
+      return;
+    }
+    const release = await slots.acquire();
+    const task = handle(rc)
+      .catch((err: unknown) => log.error({ err }, 'streaming command failed unexpectedly'))
+      .finally(() => {
+        release();
+        if (id) running.delete(id);
+      });
+    if (id) running.set(id, task);
+  }
+
   async function handle(rc: ReceivedCommand): Promise<void> {
     if (!rc.ok) {
       log.error({ err: rc.error }, 'malformed command rejected');
@@ -251,7 +299,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     start(): Promise<void> {
       serveOffers();
       serveDiscovery(nc, 'image-streamer', cfg.node);
-      loop = consumeCommands(nc, validators, cfg.node, 'streamer', handle, ac.signal).catch(
+      loop = consumeCommands(nc, validators, cfg.node, 'streamer', dispatch, ac.signal).catch(
         (err: unknown) => {
           if (!ac.signal.aborted) log.fatal({ err }, 'command consumer stopped');
         },
@@ -263,6 +311,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       ac.abort();
       sub?.unsubscribe();
       await loop;
+      await Promise.all(running.values());
     },
   };
 }

@@ -203,6 +203,51 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     assert.equal(connected, false, 'a refused offer opens no data connection');
   });
 
+  it('runs a final-dump transfer at once, ahead of a running pre-dump transfer, which waits for it', async () => {
+    const mk = (name: string, mb: number) => {
+      const src = join(dir, 'node-a', 'img', name);
+      makeTree(src, mb);
+      return src;
+    };
+    const cmd = (id: string, src: string, priority: 'final' | 'iteration', limit?: number) => ({
+      commandId: `mig-prio01:streamImages:${id}:1`,
+      migrationId: 'mig-prio01',
+      node: 'node-a',
+      executor: 'streamer' as const,
+      attempt: 1,
+      step: 'streamImages' as const,
+      timeoutMs: 60_000,
+      args: {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: join(dir, 'node-b', 'img', `prio-${id}`),
+        priority,
+        ...(limit ? { bandwidthLimitMBps: limit } : {}),
+      },
+    });
+    const slow = cmd('0', mk('prio-iter', 24), 'iteration', 12);
+    const fast = cmd('final', mk('prio-final', 4), 'final');
+    await sendCommand(nc, validators, slow);
+    await awaitEvent(events, 'mig-prio01', (e) => e.type === 'StreamProgress', 30_000);
+    await sendCommand(nc, validators, fast);
+    const first = await awaitEvent(
+      events,
+      'mig-prio01',
+      (e) => e.type === 'StepSucceeded' || e.type === 'StepFailed',
+      60_000,
+    );
+    assert.equal(first.type, 'StepSucceeded');
+    assert.equal(
+      first.type === 'StepSucceeded' && first.data.commandId,
+      fast.commandId,
+      'the final transfer finished first',
+    );
+    const done = await awaitEvent(events, 'mig-prio01', outcomeOf(slow.commandId), 60_000);
+    assert.equal(done.type, 'StepSucceeded');
+    assert.deepEqual(digestTree(slow.args.targetDir), digestTree(slow.args.sourceDir));
+    assert.deepEqual(digestTree(fast.args.targetDir), digestTree(fast.args.sourceDir));
+  });
+
   it('resumes from what was verified when the receiving streamer is killed half-way', async () => {
     await b.stop();
     const env = {
