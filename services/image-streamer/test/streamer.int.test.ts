@@ -61,6 +61,31 @@ function digestTree(dir: string): Record<string, string> {
   return out;
 }
 
+/** A streamImages command from node-a to node-b, as the coordinator sends it. */
+const streamCommand = (
+  migrationId: string,
+  subject: string,
+  sourceDir: string,
+  targetDir: string,
+  priority: 'final' | 'iteration',
+  bandwidthLimitMBps?: number,
+) => ({
+  commandId: `${migrationId}:streamImages:${subject}:1`,
+  migrationId,
+  node: 'node-a',
+  executor: 'streamer' as const,
+  attempt: 1,
+  step: 'streamImages' as const,
+  timeoutMs: 60_000,
+  args: {
+    toNode: 'node-b',
+    sourceDir,
+    targetDir,
+    priority,
+    ...(bandwidthLimitMBps ? { bandwidthLimitMBps } : {}),
+  },
+});
+
 describe('image streamer between two nodes, over a real nats-server', () => {
   let server: NatsServer;
   let nc: NatsConnection;
@@ -110,22 +135,14 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     await b.start();
     const src = join(dir, 'node-a', 'img', 'haul-mig-str001');
     makeTree(src, 12);
-    const cmd = {
-      commandId: 'mig-str001:streamImages:0:1',
-      migrationId: 'mig-str001',
-      node: 'node-a',
-      executor: 'streamer' as const,
-      attempt: 1,
-      step: 'streamImages' as const,
-      timeoutMs: 60_000,
-      args: {
-        toNode: 'node-b',
-        sourceDir: src,
-        targetDir: join(dir, 'node-b', 'img', 'haul-mig-str001'),
-        priority: 'iteration' as const,
-        bandwidthLimitMBps: 40,
-      },
-    };
+    const cmd = streamCommand(
+      'mig-str001',
+      '0',
+      src,
+      join(dir, 'node-b', 'img', 'haul-mig-str001'),
+      'iteration',
+      40,
+    );
     await sendCommand(nc, validators, cmd);
     const done = await awaitEvent(events, 'mig-str001', outcomeOf(cmd.commandId), 60_000);
     assert.equal(done.type, 'StepSucceeded');
@@ -209,22 +226,8 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       makeTree(src, mb);
       return src;
     };
-    const cmd = (id: string, src: string, priority: 'final' | 'iteration', limit?: number) => ({
-      commandId: `mig-prio01:streamImages:${id}:1`,
-      migrationId: 'mig-prio01',
-      node: 'node-a',
-      executor: 'streamer' as const,
-      attempt: 1,
-      step: 'streamImages' as const,
-      timeoutMs: 60_000,
-      args: {
-        toNode: 'node-b',
-        sourceDir: src,
-        targetDir: join(dir, 'node-b', 'img', `prio-${id}`),
-        priority,
-        ...(limit ? { bandwidthLimitMBps: limit } : {}),
-      },
-    });
+    const cmd = (id: string, src: string, priority: 'final' | 'iteration', limit?: number) =>
+      streamCommand('mig-prio01', id, src, join(dir, 'node-b', 'img', `prio-${id}`), priority, limit);
     const slow = cmd('0', mk('prio-iter', 24), 'iteration', 12);
     const fast = cmd('final', mk('prio-final', 4), 'final');
     await sendCommand(nc, validators, slow);
