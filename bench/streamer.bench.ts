@@ -6,7 +6,16 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,9 +145,25 @@ async function baseline(recvCmd: string, sendCmd: string, ready: () => void): Pr
 }
 
 /**
+ * Hand every method the same memory to write into. On this VM the guest returns free memory to the host in
+ * 2 MiB blocks a couple of seconds after it is freed (free page reporting); filling such memory again costs the
+ * writer several times the kernel time of filling memory freed a moment ago — and which of the two a method gets
+ * depends on the size of the page-cache folios its writes ask for and on what the method before it freed (a tar of
+ * small files leaves small blocks). Writing and deleting a scratch file larger than the transfer, in 1 MiB
+ * writes, right before each timed part leaves large recently freed blocks for whoever writes next.
+ */
+function warmPageCache(): void {
+  const scratch = join(receiverRoot, '.page-cache-warmup');
+  const block = Buffer.alloc(1024 * 1024, 1);
+  const fd = openSync(scratch, 'w');
+  for (let written = 0; written < bytes * 1.25; written += block.length) writeSync(fd, block);
+  closeSync(fd);
+  rmSync(scratch);
+}
+
+/**
  * Each method gets `ready`, called once its processes are up and right before its timed part: it deletes the
- * previous method's output then, so every method writes into memory in the same state (on this VM, page-cache
- * pages freed moments ago are far cheaper to fill than memory the guest has returned to the host).
+ * previous method's output and warms the page cache (above), so every method writes into memory in the same state.
  */
 const methods: Record<string, (dst: string, ready: () => void) => Promise<Run>> = {
   raw_tcp: (dst, ready) =>
@@ -186,6 +211,7 @@ try {
       const prev = previous;
       const r = await run(dst, () => {
         if (prev) rmSync(prev, { recursive: true, force: true });
+        warmPageCache();
       });
       previous = dst;
       if (round === 0) continue;
