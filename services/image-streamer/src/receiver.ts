@@ -93,7 +93,7 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
   const finish = () => {
     if (failed) return;
     const durable = offer.durable === true;
-    const dirs = new Set<string>();
+    const dirs = new Set<string>([dirname(offer.targetDir), offer.targetDir]);
     for (const e of offer.manifest) {
       const p = join(offer.targetDir, e.path);
       dirs.add(dirname(p));
