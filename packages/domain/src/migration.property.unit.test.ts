@@ -25,7 +25,10 @@ const faultArb = (mode: 'live' | 'restart'): fc.Arbitrary<Fault> => {
     }),
     fc.record({ kind: fc.constant('cancel' as const), after: fc.integer({ min: 0, max: 70 }) }),
     ...(mode === 'live'
-      ? [fc.record({ kind: fc.constant('lease' as const), after: fc.integer({ min: 0, max: 12 }) })]
+      ? [
+          fc.record({ kind: fc.constant('lease' as const), after: fc.integer({ min: 0, max: 12 }) }),
+          fc.record({ kind: fc.constant('reboot' as const), after: fc.integer({ min: 0, max: 60 }) }),
+        ]
       : []),
   );
 };

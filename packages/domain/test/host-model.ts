@@ -24,6 +24,9 @@ export type HostModel = {
   /** Local disks: present on the source, maybe copied to the target. */
   local: { source: boolean; target: boolean }[];
   images: { source: boolean; target: boolean };
+  /** The target's boot count, and the boot each image folder was streamed in (a reboot may lose unsynced files). */
+  targetBoot: number;
+  imageBoots: number[];
   /** Violations seen while applying steps (e.g. a base written while another node has it open). */
   violations: string[];
 };
@@ -38,6 +41,8 @@ export function newHost(sharedDisks: number, localDisks: number): HostModel {
     })),
     local: Array.from({ length: localDisks }, () => ({ source: true, target: false })),
     images: { source: false, target: false },
+    targetBoot: 0,
+    imageBoots: [],
     violations: [],
   };
 }
@@ -90,6 +95,7 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
         memTrack: sc.memTrack,
         cpuFlags: ['sse2'],
         imageDir: (cmd.args as { imageDir: string }).imageDir,
+        ...(src ? {} : { bootId: `boot-${h.targetBoot}` }),
         vePrivate: src ? '/src/private/101' : '/tgt/private/101',
         disks: [
           ...h.local.map((_, i) => ({
@@ -120,6 +126,7 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
     case 'streamImages':
     case 'copyLocalDisk': {
       if (cmd.step === 'copyLocalDisk') h.local[disk]!.target = true;
+      else h.imageBoots.push(h.targetBoot);
       const r: StreamResult = { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 };
       return r;
     }
@@ -144,6 +151,8 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
       return host(['snapshot']);
     }
     case 'restore':
+      if (h.imageBoots.some((b) => b !== h.targetBoot))
+        h.violations.push('restored from images streamed before the target rebooted');
       h.ct.target = 'running';
       for (const s of h.shared) {
         s.targetDevice = [...s.dd];

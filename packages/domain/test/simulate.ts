@@ -20,7 +20,9 @@ export type Fault =
   /** An operator cancels after `after` events. */
   | { kind: 'cancel'; after: number }
   /** The source's frozen lease expires after `after` events past the final dump. */
-  | { kind: 'lease'; after: number };
+  | { kind: 'lease'; after: number }
+  /** The target reboots `after` events past its preflight, before any restore started: its boot id changes. */
+  | { kind: 'reboot'; after: number };
 
 export type SimScenario = Scenario & {
   mode: 'live' | 'restart';
@@ -115,6 +117,8 @@ export function simulate(sc: SimScenario): SimResult {
   const crashed = new Set<string>();
   let pick = 0;
   let leaseArmedAt: number | undefined;
+  let rebootArmedAt: number | undefined;
+  let rebooted = false;
 
   for (let guard = 0; guard < 2000 && !state.terminal; guard++) {
     now += 10;
@@ -127,6 +131,18 @@ export function simulate(sc: SimScenario): SimResult {
     ) {
       run({ kind: 'Cancel', reason: 'operator', meta: meta(now) });
       continue;
+    }
+    if (
+      sc.fault.kind === 'reboot' &&
+      !rebooted &&
+      state.steps['preflightTarget:-']?.status === 'succeeded' &&
+      !state.restoreStarted
+    ) {
+      rebootArmedAt ??= events.length;
+      if (events.length >= rebootArmedAt + sc.fault.after) {
+        host.targetBoot++;
+        rebooted = true;
+      }
     }
     if (sc.fault.kind === 'lease' && state.steps['finalDump:-']?.status === 'succeeded') {
       leaseArmedAt ??= events.length;
@@ -163,7 +179,7 @@ export function simulate(sc: SimScenario): SimResult {
 
     // The fences: the target appends RestoreStarted before restoring; the source appends ResumedOnSource before resuming.
     if (cmd.step === 'restore') {
-      const v = mayStartRestore(events);
+      const v = mayStartRestore(events, { bootId: `boot-${host.targetBoot}` });
       if (!v.ok) {
         push([agentEvent(cmd, 'StepFailed', { error: { code: v.code, message: v.reason } })]);
         run({ kind: 'Advance', meta: meta(now) });
