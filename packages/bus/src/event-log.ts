@@ -41,7 +41,13 @@ export function createEventLog(
 ): EventLog {
   const js: JetStreamClient = jetstream(nc);
   let jsmP: Promise<JetStreamManager> | undefined;
-  const jsm = () => (jsmP ??= jetstreamManager(nc));
+  // Created on first use, through the election retries (it asks the JetStream API for account info); a failed
+  // attempt is not cached, so the next read tries again.
+  const jsm = () =>
+    (jsmP ??= retryTransient(() => jetstreamManager(nc)).catch((err: unknown) => {
+      jsmP = undefined;
+      throw err;
+    }));
 
   const decode = (seq: number, data: Uint8Array): StoredEvent | undefined => {
     let parsed: unknown;
