@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import { encodeJson, subjects } from '@haul/bus';
-import { awaitEvent, repoRoot, startWorld, type World } from '@haul/test';
+import { awaitEvent, repoRoot, startRunningWorld, type World } from '@haul/test';
 
 function haul(url: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
@@ -24,9 +24,7 @@ describe('the ops CLI against a running installation', () => {
   let w: World;
   let id = '';
   before(async () => {
-    w = await startWorld({ sharedDisks: 1, memoryMb: 16 });
-    await w.startCt();
-    await w.startAll();
+    w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
   });
   after(() => w?.stop());
 

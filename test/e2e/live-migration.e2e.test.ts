@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { followToEnd } from '@haul/cli';
-import { startWorld, type World } from '@haul/test';
+import { startRunningWorld, type World } from '@haul/test';
 
 async function migrate(w: World, from: string, to: string, extra: Record<string, unknown> = {}) {
   const base = await w.baseline(from);
@@ -22,9 +22,7 @@ async function migrate(w: World, from: string, to: string, extra: Record<string,
 describe('live migration with one shared disk, there and back', () => {
   let w: World;
   before(async () => {
-    w = await startWorld({ sharedDisks: 1, memoryMb: 16, dirtyRate: 800 });
-    await w.startCt();
-    await w.startAll();
+    w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16, dirtyRate: 800 });
   });
   after(() => w?.stop());
 
@@ -81,9 +79,7 @@ describe('live migration with one shared disk, there and back', () => {
 describe('live migration with no shared disk', () => {
   let w: World;
   before(async () => {
-    w = await startWorld({ sharedDisks: 0, memoryMb: 16 });
-    await w.startCt();
-    await w.startAll();
+    w = await startRunningWorld({ sharedDisks: 0, memoryMb: 16 });
   });
   after(() => w?.stop());
   it('copies the local disk and restores memory intact', async () => {
@@ -96,9 +92,7 @@ describe('live migration with no shared disk', () => {
 describe('two shared disks: live there, restart mode back', () => {
   let w: World;
   before(async () => {
-    w = await startWorld({ sharedDisks: 2, memoryMb: 16 });
-    await w.startCt();
-    await w.startAll();
+    w = await startRunningWorld({ sharedDisks: 2, memoryMb: 16 });
   });
   after(() => w?.stop());
   it('live-migrates with two shared disks', async () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import { encodeJson, subjects } from '@haul/bus';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, startWorld, type FaultRule, type World } from '@haul/test';
+import { awaitEvent, startRunningWorld, type FaultRule, type World } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 
 const outcomes = (events: MigrationEvent[]) =>
@@ -33,10 +33,8 @@ async function run(
 
 describe('node agent: every command delivered twice', () => {
   it('runs each effect once and records one outcome per command', async () => {
-    const w = await startWorld({ sharedDisks: 1, memoryMb: 16 });
+    const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
     try {
-      await w.startCt();
-      await w.startAll();
       const js = jetstream(w.nc);
       let dups = 0;
       const { id, end, base, events } = await run(w, {}, (e) => {
@@ -146,10 +144,8 @@ const midStep: [string, string, 'node-a' | 'node-b', FaultRule[], MigrationEvent
 describe('node agent: killed in the middle of a host-mutating step', () => {
   for (const [step, what, node, faults, expected] of midStep) {
     it(`${step} (${what} done, agent on ${node} killed before reporting): reconciled by inspection, done once`, async () => {
-      const w = await startWorld({ sharedDisks: 1, memoryMb: 16, faults });
+      const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16, faults });
       try {
-        await w.startCt();
-        await w.startAll();
         const agent = w.services.get(`agent-${node}`)!;
         void agent.exited.then(() => w.startAgent(node));
         const { id, end, base, events } = await run(w);
@@ -172,10 +168,8 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
 
 describe('node agent: the frozen lease (dead-man switch)', () => {
   it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
-    const w = await startWorld({ sharedDisks: 1, memoryMb: 16 });
+    const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
     try {
-      await w.startCt();
-      await w.startAll();
       const base = await w.baseline('node-a');
       const r = await w.api.migrate({
         requestId: 'lease-1',
@@ -212,14 +206,12 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
   });
 
   it('once the target restore has started, the source stays frozen past the lease', async () => {
-    const w = await startWorld({
+    const w = await startRunningWorld({
       sharedDisks: 1,
       memoryMb: 16,
       faults: [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'hang' }],
     });
     try {
-      await w.startCt();
-      await w.startAll();
       const r = await w.api.migrate({
         requestId: 'lease-2',
         ctid: w.ctid,
@@ -250,10 +242,8 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
 
 describe('node agent: the target rebooted during the migration', () => {
   it('refuses to restore from images received before the reboot; the migration rolls back', async () => {
-    const w = await startWorld({ sharedDisks: 1, memoryMb: 16 });
+    const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
     try {
-      await w.startCt();
-      await w.startAll();
       let rebooted: Promise<unknown> | undefined;
       const { id, end, base, events } = await run(w, {}, (e) => {
         if (rebooted || e.type !== 'StepSucceeded' || e.data.step !== 'preflightTarget') return;

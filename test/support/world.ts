@@ -273,4 +273,17 @@ export async function startWorld(o: WorldOptions = {}) {
 }
 
 export type World = Awaited<ReturnType<typeof startWorld>>;
+
+/** A world with the CT running on node-a and every service started, as most tests begin; stopped if that fails. */
+export async function startRunningWorld(o: WorldOptions = {}): Promise<World> {
+  const w = await startWorld(o);
+  try {
+    await w.startCt();
+    await w.startAll();
+  } catch (err) {
+    await w.stop();
+    throw err;
+  }
+  return w;
+}
 export type Baseline = { views: Record<string, string>[]; journals: Record<string, number>; pid: number };
