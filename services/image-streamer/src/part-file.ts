@@ -65,7 +65,7 @@ export function verifiedPrefix(path: string, size: number): number {
       const len = chunkLength(size, k);
       if (sums.readUInt32LE(at + 4) !== len) break;
       if (readSync(fd, buf, 0, len, k * CHUNK) !== len) break;
-      if (chunkDigest([buf.subarray(0, len)]) !== sums.readUInt32LE(at)) break;
+      if (chunkDigest(buf.subarray(0, len)) !== sums.readUInt32LE(at)) break;
       prefix += len;
     }
     return prefix;

@@ -139,7 +139,7 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
       release();
       return fail(`chunk outside the manifest: ${h.path}@${h.offset}`);
     }
-    const digest = chunkDigest([payload]);
+    const digest = chunkDigest(payload);
     if (digest !== h.crc32) {
       release();
       return reply(`bad ${h.id}`);

@@ -153,7 +153,7 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     const buf = free.pop()!;
     const data = buf.subarray(0, len);
     await (await fh(path)).read(data, 0, len, offset);
-    const crc32 = chunkDigest([data]);
+    const crc32 = chunkDigest(data);
     o.tamper?.(path, offset, data);
     const id = nextId++;
     pending.set(id, { path, offset, len });

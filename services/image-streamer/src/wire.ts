@@ -23,12 +23,10 @@ export function encodeHeader(h: FrameHeader): Buffer {
 
 /**
  * A chunk's digest: CRC-32 (zlib's, carry-less-multiply accelerated: ≈ 6.6 GB/s on one core here, against ≈ 2 GB/s
- * for SHA-256) over its parts in order. It guards against accidental corruption and truncation; the channel's
+ * for SHA-256). It guards against accidental corruption and truncation; the channel's
  * authenticity comes from the one-time token, and no unkeyed digest (SHA-256 included) would stop an attacker who
  * can rewrite the stream. See docs/decisions.md §8.
  */
-export function chunkDigest(parts: readonly Buffer[]): number {
-  let c = 0;
-  for (const p of parts) c = crc32(p, c);
-  return c;
+export function chunkDigest(data: Buffer): number {
+  return crc32(data);
 }

@@ -13,7 +13,7 @@ function frame(id: number, payload: Buffer): Buffer {
     path: `f${id}`,
     offset: 0,
     len: payload.length,
-    crc32: chunkDigest([payload]),
+    crc32: chunkDigest(payload),
   };
   return Buffer.concat([encodeHeader(h), payload]);
 }

@@ -26,7 +26,7 @@ const chunkAt = (k: number) => data.subarray(k * CHUNK, Math.min(SIZE, (k + 1) *
 /** Write chunks `ks` of `data` into a fresh part file at `path` and close it (a transfer broken off). */
 function partial(path: string, ks: number[]): void {
   const f = new PartFile(path, SIZE, 0o644, 0);
-  for (const k of ks) f.write(k * CHUNK, chunkAt(k), chunkDigest([chunkAt(k)]));
+  for (const k of ks) f.write(k * CHUNK, chunkAt(k), chunkDigest(chunkAt(k)));
   f.close();
 }
 
@@ -67,7 +67,7 @@ describe('part files: the resume point is re-verified from disk, not trusted', (
     const prefix = verifiedPrefix(p, SIZE);
     const f = new PartFile(p, SIZE, 0o644, prefix);
     for (let k = prefix / CHUNK; k * CHUNK < SIZE; k++)
-      f.write(k * CHUNK, chunkAt(k), chunkDigest([chunkAt(k)]));
+      f.write(k * CHUNK, chunkAt(k), chunkDigest(chunkAt(k)));
     assert.equal(f.complete, true);
     f.finish(true);
     assert.ok(readFileSync(p).equals(data));
