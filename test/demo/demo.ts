@@ -89,22 +89,10 @@ try {
   const reply = await w.api.migrate(req);
   if (!reply.ok) throw new Error(`rejected: ${reply.error.code} ${reply.error.message}`);
   say(`migrate request accepted: ${reply.migrationId}   — the event stream, as \`haul events -f\` shows it:`);
-  let releaseKilled = false;
+  const watch = inj?.watch?.(w);
   const end = await followToEnd(w.eventLog, reply.migrationId, (e, seq) => {
     console.log(formatEvent(e, seq));
-    if (
-      failAt === 'releaseSource' &&
-      !releaseKilled &&
-      e.type === 'StepIntended' &&
-      e.data.step === 'releaseSource'
-    ) {
-      releaseKilled = true;
-      const world = w!;
-      void world.services
-        .get('agent-node-a')!
-        .kill('SIGKILL')
-        .then(() => world.startAgent('node-a'));
-    }
+    watch?.(e);
   });
   unplant?.();
   say(

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { followToEnd } from '@haul/cli';
-import { injections, startRunningWorld, type FaultRule } from '@haul/test';
+import { injections, withRunningWorld, type FaultRule } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 
 /**
@@ -20,8 +20,7 @@ for (const [name, faults, expected] of [
 ] as [string, FaultRule[], MigrationEvent['type']][]) {
   describe(`coordinator crashes during ${name}`, () => {
     it(`survives kill -9 after every kind of event and ends ${expected} with the invariants intact`, async () => {
-      const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16, faults });
-      try {
+      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults }, async (w) => {
         await w.startCoordinator('coordinator-2');
         const base = await w.baseline('node-a');
         const r = await w.api.migrate({
@@ -52,9 +51,7 @@ for (const [name, faults, expected] of [
         assert.equal(end.type, expected);
         assert.ok(kills >= 10, `killed ${kills} times`);
         assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
-      } finally {
-        await w.stop();
-      }
+      });
     });
   });
 }

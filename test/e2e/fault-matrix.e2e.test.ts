@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { liveForwardSteps } from '@haul/domain';
 import { followToEnd } from '@haul/cli';
-import { injections, startWorld } from '@haul/test';
+import { injections, withRunningWorld } from '@haul/test';
 import type { StepName } from '@haul/schemas';
 
 describe('fault matrix: a failure at every host step of a live migration with a shared disk', () => {
@@ -16,57 +16,42 @@ describe('fault matrix: a failure at every host step of a live migration with a 
   for (const step of liveForwardSteps as StepName[]) {
     const inj = injections[step]!;
     it(`${step} fails → ${inj.expect}, every invariant holds`, async () => {
-      const w = await startWorld({
-        sharedDisks: 1,
-        memoryMb: 16,
-        faults: inj.rules ?? [],
-        env: { HAUL_STREAM_MAX_RETRIES: '1' },
-      });
-      try {
-        await w.startCt();
-        await w.startAll(inj.streamerEnv);
-        const unplant = inj.plant?.(w);
-        const base = await w.baseline('node-a');
-        const r = await w.api.migrate({
-          requestId: `fault-${step}`,
-          ctid: w.ctid,
-          source: 'node-a',
-          target: 'node-b',
-          sharedDisks: w.shared,
-          preDump: 'on',
-        });
-        assert.ok(r.ok, JSON.stringify(r));
-        if (!r.ok) return;
-        let killed = false;
-        const end = await followToEnd(w.eventLog, r.migrationId, (e) => {
-          if (
-            step === 'releaseSource' &&
-            !killed &&
-            e.type === 'StepIntended' &&
-            e.data.step === 'releaseSource'
-          ) {
-            killed = true;
-            void w.services
-              .get('agent-node-a')!
-              .kill('SIGKILL')
-              .then(() => w.startAgent('node-a'));
+      await withRunningWorld(
+        {
+          sharedDisks: 1,
+          memoryMb: 16,
+          faults: inj.rules ?? [],
+          env: { HAUL_STREAM_MAX_RETRIES: '1' },
+        },
+        async (w) => {
+          const unplant = inj.plant?.(w);
+          const base = await w.baseline('node-a');
+          const r = await w.api.migrate({
+            requestId: `fault-${step}`,
+            ctid: w.ctid,
+            source: 'node-a',
+            target: 'node-b',
+            sharedDisks: w.shared,
+            preDump: 'on',
+          });
+          assert.ok(r.ok, JSON.stringify(r));
+          if (!r.ok) return;
+          const end = await followToEnd(w.eventLog, r.migrationId, inj.watch?.(w) ?? (() => {}));
+          unplant?.();
+          const events = await w.events(r.migrationId);
+          if (inj.expect === 'MigrationRolledBack') {
+            const failed = events.find((e) => e.type === 'StepFailed');
+            assert.equal(
+              failed?.type === 'StepFailed' && failed.data.step,
+              step,
+              `the first failure is at ${step}`,
+            );
           }
-        });
-        unplant?.();
-        const events = await w.events(r.migrationId);
-        if (inj.expect === 'MigrationRolledBack') {
-          const failed = events.find((e) => e.type === 'StepFailed');
-          assert.equal(
-            failed?.type === 'StepFailed' && failed.data.step,
-            step,
-            `the first failure is at ${step}`,
-          );
-        }
-        assert.equal(end.type, inj.expect);
-        assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
-      } finally {
-        await w.stop();
-      }
+          assert.equal(end.type, inj.expect);
+          assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+        },
+        inj.streamerEnv,
+      );
     });
   }
 });

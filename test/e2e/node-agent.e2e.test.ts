@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import { encodeJson, subjects } from '@haul/bus';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, startRunningWorld, type FaultRule, type World } from '@haul/test';
+import { awaitEvent, withRunningWorld, type FaultRule, type World } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 
 const outcomes = (events: MigrationEvent[]) =>
@@ -33,8 +33,7 @@ async function run(
 
 describe('node agent: every command delivered twice', () => {
   it('runs each effect once and records one outcome per command', async () => {
-    const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
-    try {
+    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
       const js = jetstream(w.nc);
       let dups = 0;
       const { id, end, base, events } = await run(w, {}, (e) => {
@@ -70,9 +69,7 @@ describe('node agent: every command delivered twice', () => {
       );
       assert.ok(w.services.get('agent-node-a')!.lines.some((l) => l.includes('duplicate delivery')));
       assert.deepEqual(await w.brokenInvariants(id, base), []);
-    } finally {
-      await w.stop();
-    }
+    });
   });
 });
 const intents = new Map<string, Extract<MigrationEvent, { type: 'StepIntended' }>['data']>();
@@ -144,8 +141,7 @@ const midStep: [string, string, 'node-a' | 'node-b', FaultRule[], MigrationEvent
 describe('node agent: killed in the middle of a host-mutating step', () => {
   for (const [step, what, node, faults, expected] of midStep) {
     it(`${step} (${what} done, agent on ${node} killed before reporting): reconciled by inspection, done once`, async () => {
-      const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16, faults });
-      try {
+      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults }, async (w) => {
         const agent = w.services.get(`agent-${node}`)!;
         void agent.exited.then(() => w.startAgent(node));
         const { id, end, base, events } = await run(w);
@@ -159,17 +155,14 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
         );
         assert.equal(sameCommand.length, 1, 'one outcome for that command');
         assert.deepEqual(await w.brokenInvariants(id, base), []);
-      } finally {
-        await w.stop();
-      }
+      });
     });
   }
 });
 
 describe('node agent: the frozen lease (dead-man switch)', () => {
   it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
-    const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
-    try {
+    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
       const base = await w.baseline('node-a');
       const r = await w.api.migrate({
         requestId: 'lease-1',
@@ -200,50 +193,47 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
       const end = await followToEnd(w.eventLog, r.migrationId, () => {});
       assert.equal(end.type, 'MigrationRolledBack');
       assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
-    } finally {
-      await w.stop();
-    }
+    });
   });
 
   it('once the target restore has started, the source stays frozen past the lease', async () => {
-    const w = await startRunningWorld({
-      sharedDisks: 1,
-      memoryMb: 16,
-      faults: [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'hang' }],
-    });
-    try {
-      const r = await w.api.migrate({
-        requestId: 'lease-2',
-        ctid: w.ctid,
-        source: 'node-a',
-        target: 'node-b',
-        sharedDisks: w.shared,
-        preDump: 'off',
-        frozenLeaseMs: 1500,
-      });
-      assert.ok(r.ok);
-      if (!r.ok) return;
-      await awaitEvent(w.eventLog, r.migrationId, (e) => e.type === 'RestoreStarted');
-      await w.services
-        .get('agent-node-a')!
-        .waitForLine(/lease expired but the target restore has started: keeping the CT frozen/, 30_000);
-      const mem = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['checksum-mem', w.ctid])) as {
-        frozen: boolean;
-      };
-      assert.equal(mem.frozen, true, 'still frozen on the source');
-      assert.ok(!(await w.events(r.migrationId)).some((e) => e.type === 'ResumedOnSource'));
-      // Stop the target agent gracefully: it kills the hung restore's process tree on its way out.
-      await w.services.get('agent-node-b')!.kill('SIGTERM');
-    } finally {
-      await w.stop();
-    }
+    await withRunningWorld(
+      {
+        sharedDisks: 1,
+        memoryMb: 16,
+        faults: [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'hang' }],
+      },
+      async (w) => {
+        const r = await w.api.migrate({
+          requestId: 'lease-2',
+          ctid: w.ctid,
+          source: 'node-a',
+          target: 'node-b',
+          sharedDisks: w.shared,
+          preDump: 'off',
+          frozenLeaseMs: 1500,
+        });
+        assert.ok(r.ok);
+        if (!r.ok) return;
+        await awaitEvent(w.eventLog, r.migrationId, (e) => e.type === 'RestoreStarted');
+        await w.services
+          .get('agent-node-a')!
+          .waitForLine(/lease expired but the target restore has started: keeping the CT frozen/, 30_000);
+        const mem = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['checksum-mem', w.ctid])) as {
+          frozen: boolean;
+        };
+        assert.equal(mem.frozen, true, 'still frozen on the source');
+        assert.ok(!(await w.events(r.migrationId)).some((e) => e.type === 'ResumedOnSource'));
+        // Stop the target agent gracefully: it kills the hung restore's process tree on its way out.
+        await w.services.get('agent-node-b')!.kill('SIGTERM');
+      },
+    );
   });
 });
 
 describe('node agent: the target rebooted during the migration', () => {
   it('refuses to restore from images received before the reboot; the migration rolls back', async () => {
-    const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
-    try {
+    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
       let rebooted: Promise<unknown> | undefined;
       const { id, end, base, events } = await run(w, {}, (e) => {
         if (rebooted || e.type !== 'StepSucceeded' || e.data.step !== 'preflightTarget') return;
@@ -262,8 +252,6 @@ describe('node agent: the target rebooted during the migration', () => {
       assert.equal(restore?.type === 'StepFailed' && restore.data.error.code, 'HAUL_TARGET_REBOOTED');
       assert.ok(!events.some((e) => e.type === 'RestoreStarted'), 'the restore never started');
       assert.deepEqual(await w.brokenInvariants(id, base), []);
-    } finally {
-      await w.stop();
-    }
+    });
   });
 });

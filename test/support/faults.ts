@@ -1,5 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { MigrationEvent } from '@haul/schemas';
 import type { FaultRule, World } from './world.ts';
 
 /**
@@ -12,6 +13,8 @@ export type Injection = {
   /** Prepare the world before the migration; undo what was planted after it. */
   plant?: (w: World) => () => void;
   streamerEnv?: Record<string, Record<string, string>>;
+  /** For one run: an observer of the migration's events that injects the fault when its moment comes. */
+  watch?: (w: World) => (e: MigrationEvent) => void;
   /** Rolled back before the commit point; completed after it. */
   expect: 'MigrationRolledBack' | 'MigrationCompleted';
 };
@@ -137,5 +140,19 @@ export const injections: Record<string, Injection> = {
     expect: 'MigrationRolledBack',
   },
   // After the commit point nothing is undone: the source agent dies as it commits, and the step is reconciled.
-  releaseSource: { rules: [], expect: 'MigrationCompleted' },
+  releaseSource: {
+    rules: [],
+    watch: (w) => {
+      let killed = false;
+      return (e) => {
+        if (killed || e.type !== 'StepIntended' || e.data.step !== 'releaseSource') return;
+        killed = true;
+        void w.services
+          .get('agent-node-a')!
+          .kill('SIGKILL')
+          .then(() => w.startAgent('node-a'));
+      };
+    },
+    expect: 'MigrationCompleted',
+  },
 };

@@ -275,11 +275,14 @@ export async function startWorld(o: WorldOptions = {}) {
 export type World = Awaited<ReturnType<typeof startWorld>>;
 
 /** A world with the CT running on node-a and every service started, as most tests begin; stopped if that fails. */
-export async function startRunningWorld(o: WorldOptions = {}): Promise<World> {
+export async function startRunningWorld(
+  o: WorldOptions = {},
+  streamerEnv: Record<string, Record<string, string>> = {},
+): Promise<World> {
   const w = await startWorld(o);
   try {
     await w.startCt();
-    await w.startAll();
+    await w.startAll(streamerEnv);
   } catch (err) {
     await w.stop();
     throw err;
@@ -287,3 +290,17 @@ export async function startRunningWorld(o: WorldOptions = {}): Promise<World> {
   return w;
 }
 export type Baseline = { views: Record<string, string>[]; journals: Record<string, number>; pid: number };
+
+/** Run `body` in a running world (see startRunningWorld) and stop the world afterwards, whatever happens. */
+export async function withRunningWorld<T>(
+  o: WorldOptions,
+  body: (w: World) => Promise<T>,
+  streamerEnv: Record<string, Record<string, string>> = {},
+): Promise<T> {
+  const w = await startRunningWorld(o, streamerEnv);
+  try {
+    return await body(w);
+  } finally {
+    await w.stop();
+  }
+}
