@@ -23,12 +23,7 @@ for (const [name, faults, expected] of [
       await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults }, async (w) => {
         await w.startCoordinator('coordinator-2');
         const base = await w.baseline('node-a');
-        const r = await w.api.migrate({
-          requestId: `crash-${expected}`,
-          ctid: w.ctid,
-          source: 'node-a',
-          target: 'node-b',
-          sharedDisks: w.shared,
+        const r = await w.migrate(`crash-${expected}`, {
           preDump: 'on',
           maxIterations: 3,
         });

@@ -26,12 +26,7 @@ describe('fault matrix: a failure at every host step of a live migration with a 
         async (w) => {
           const unplant = inj.plant?.(w);
           const base = await w.baseline('node-a');
-          const r = await w.api.migrate({
-            requestId: `fault-${step}`,
-            ctid: w.ctid,
-            source: 'node-a',
-            target: 'node-b',
-            sharedDisks: w.shared,
+          const r = await w.migrate(`fault-${step}`, {
             preDump: 'on',
           });
           assert.ok(r.ok, JSON.stringify(r));

@@ -15,12 +15,7 @@ async function run(
   onEvent: (e: MigrationEvent) => void = () => {},
 ) {
   const base = await w.baseline('node-a');
-  const r = await w.api.migrate({
-    requestId: `agent-${Date.now()}`,
-    ctid: w.ctid,
-    source: 'node-a',
-    target: 'node-b',
-    sharedDisks: w.shared,
+  const r = await w.migrate(`agent-${Date.now()}`, {
     preDump: 'on',
     maxIterations: 2,
     ...extra,
@@ -164,12 +159,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
   it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
     await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
       const base = await w.baseline('node-a');
-      const r = await w.api.migrate({
-        requestId: 'lease-1',
-        ctid: w.ctid,
-        source: 'node-a',
-        target: 'node-b',
-        sharedDisks: w.shared,
+      const r = await w.migrate('lease-1', {
         preDump: 'off',
         frozenLeaseMs: 1500,
       });
@@ -204,12 +194,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
         faults: [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'hang' }],
       },
       async (w) => {
-        const r = await w.api.migrate({
-          requestId: 'lease-2',
-          ctid: w.ctid,
-          source: 'node-a',
-          target: 'node-b',
-          sharedDisks: w.shared,
+        const r = await w.migrate('lease-2', {
           preDump: 'off',
           frozenLeaseMs: 1500,
         });

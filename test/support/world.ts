@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { buckets, connectBus, createEventLog, ensureTopology, openBucket, type EventLog } from '@haul/bus';
-import { createValidators, type MigrationEvent } from '@haul/schemas';
+import { createValidators, type MigrateRequest, type MigrationEvent } from '@haul/schemas';
 import { createApiClient } from '@haul/cli';
 import { createEmulatedCluster, type EmulatedCluster } from './emulated-cluster.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
@@ -99,6 +99,9 @@ export async function startWorld(o: WorldOptions = {}) {
     faultsFile,
     imageRoot,
     setFaults: (rules: FaultRule[]) => writeFileSync(faultsFile, JSON.stringify(rules)),
+    /** Ask the coordinator to migrate this world's CT from node-a to node-b with its shared disks. */
+    migrate: (requestId: string, extra: Partial<MigrateRequest> = {}) =>
+      api.migrate({ requestId, ctid, source: 'node-a', target: 'node-b', sharedDisks: shared, ...extra }),
     startAgent: (n: string, extra: Record<string, string> = {}) => {
       mkdirSync(imageRoot(n), { recursive: true });
       return start(
