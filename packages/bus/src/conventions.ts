@@ -7,6 +7,8 @@ export const streams = {
   events: 'HAUL_EVENTS',
   /** Commands to node agents and image streamers: haul.cmd.<node>.<executor>, a work queue. */
   commands: 'HAUL_COMMANDS',
+  /** Messages a service could not handle (undecodable, invalid, or failing every time): parked, never redelivered. */
+  deadLetters: 'HAUL_DEAD_LETTERS',
 } as const;
 
 export const buckets = {
@@ -33,6 +35,9 @@ export const subjects = {
   streamOffer: (node: string): string => `haul.stream.${token(node)}.offer`,
   /** Lease decisions for a frozen CT: the coordinator nudges the source agent (the log stays the truth). */
   nudge: (node: string): string => `haul.nudge.${token(node)}`,
+  deadLettersAll: 'haul.dead.>',
+  /** Where a service parks a message it cannot handle: haul.dead.<service>.<node>. */
+  deadLetters: (service: string, node: string): string => `haul.dead.${token(service)}.${token(node)}`,
   /** Service discovery (ping/info/stats), one per service instance. */
   discovery: 'haul.discovery',
 } as const;
@@ -46,6 +51,9 @@ export const limits = {
   eventsMaxAgeMs: 30 * 24 * 3600 * 1000,
   eventsMaxBytes: 1024 * 1024 * 1024,
   maxEventBytes: 256 * 1024,
+  /** A parked message keeps at most this much of the original payload (the rest is cut, and the cut is said). */
+  deadLetterPayloadBytes: 32 * 1024,
+  deadLettersMaxAgeMs: 30 * 24 * 3600 * 1000,
   /** Heartbeat period and the age after which a node counts as gone. */
   heartbeatMs: 2_000,
   nodeStaleMs: 10_000,

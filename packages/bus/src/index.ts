@@ -15,4 +15,5 @@ export { openBucket, encodeJson, decodeJson } from './kv.ts';
 export { createLogger, migrationLogger, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
-export { exitOnUncaught, stopOnSignals } from './lifecycle.ts';
+export { exitOnUncaught, exitWhenLoopEnds, stopOnSignals } from './lifecycle.ts';
+export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';

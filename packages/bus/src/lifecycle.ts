@@ -21,3 +21,28 @@ export function stopOnSignals(log: Logger, service: { stop(): Promise<void> }, n
     });
   }
 }
+
+/**
+ * A service's consumer loop is its reason to live: if it ends or throws while the service is not stopping, the
+ * process exits (non-zero) so its supervisor restarts it, instead of staying up and heartbeating while deaf.
+ */
+export function exitWhenLoopEnds(
+  log: Logger,
+  what: string,
+  loop: Promise<void>,
+  stopping: AbortSignal,
+  exit: (code: number) => void = (code) => process.exit(code),
+): Promise<void> {
+  return loop.then(
+    () => {
+      if (stopping.aborted) return;
+      log.fatal(`${what} ended: exiting so that a supervisor restarts the service`);
+      exit(70);
+    },
+    (err: unknown) => {
+      if (stopping.aborted) return;
+      log.fatal({ err }, `${what} failed: exiting so that a supervisor restarts the service`);
+      exit(70);
+    },
+  );
+}

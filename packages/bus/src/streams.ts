@@ -38,6 +38,17 @@ export function streamConfigs(t: Topology): (Partial<StreamConfig> & { name: str
       duplicate_window: nanos(limits.duplicateWindowMs),
       num_replicas: t.replicas,
     },
+    {
+      name: streams.deadLetters,
+      subjects: [subjects.deadLettersAll],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      discard: DiscardPolicy.Old,
+      max_age: nanos(limits.deadLettersMaxAgeMs),
+      max_bytes: 256 * 1024 * 1024,
+      max_msg_size: limits.maxEventBytes,
+      num_replicas: t.replicas,
+    },
   ];
 }
 

@@ -21,7 +21,7 @@ import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/s
 import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
 import { createTools } from './adapters/tools.ts';
-import { capabilities } from './capabilities.ts';
+import { heartbeat as heartbeatOf, hostFacts, type HostFacts } from './capabilities.ts';
 import { StepError, type AgentConfig, type HandlerContext } from './context.ts';
 import { resumeOnSource } from './handlers/dumps.ts';
 import { handlers } from './handlers/index.ts';
@@ -225,11 +225,10 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     }
   }
 
-  async function beat(): Promise<void> {
+  async function beat(facts: HostFacts): Promise<void> {
     try {
       const kv = await openBucket(nc, buckets.nodes);
-      const tools = createTools(run, ac.signal);
-      const hb = await capabilities(cfg, tools, []);
+      const hb = heartbeatOf(cfg, facts);
       const v = validators.validate('nodeHeartbeat', hb);
       if (!v.ok) throw new Error(v.error.message);
       await kv.put(cfg.node, encodeJson(hb));
@@ -238,14 +237,25 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     }
   }
 
+  /** Beat, then wait a period after the beat ends: a slow beat delays the next one, beats never pile up. */
+  function beatForever(facts: HostFacts): void {
+    heartbeat = setTimeout(() => {
+      void beat(facts).then(() => {
+        if (!ac.signal.aborted) beatForever(facts);
+      });
+    }, cfg.heartbeatMs);
+  }
+
   return {
     async start(): Promise<void> {
       for (const meta of held.list()) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
         armLease(meta);
       }
-      await beat();
-      heartbeat = setInterval(() => void beat(), cfg.heartbeatMs);
+      // criu's version and features change only when criu is upgraded (which restarts the agent): asked once.
+      const facts = await hostFacts(createTools(run, ac.signal));
+      await beat(facts);
+      beatForever(facts);
       serveDiscovery(nc, 'node-agent', cfg.node, () => ({ heldDumps: held.list().length }));
       loop = consumeCommands(nc, validators, cfg.node, 'agent', handle, ac.signal).catch((err: unknown) => {
         if (!ac.signal.aborted) log.fatal({ err }, 'command consumer stopped');
@@ -254,7 +264,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     },
     async stop(): Promise<void> {
       ac.abort();
-      clearInterval(heartbeat);
+      clearTimeout(heartbeat);
       for (const t of leases.values()) clearTimeout(t);
       await loop;
     },

@@ -1,7 +1,7 @@
-import { readFileSync, statfsSync } from 'node:fs';
+import { readdirSync, readFileSync, statfsSync } from 'node:fs';
 import type { NodeHeartbeat } from '@haul/schemas';
 import type { Tools } from './adapters/tools.ts';
-import type { AgentConfig } from './context.ts';
+import { initPidFile, type AgentConfig } from './context.ts';
 
 /** CPU flags of this host, as the kernel reports them (the first processor's "flags" line). */
 export function cpuFlags(): string[] {
@@ -15,22 +15,65 @@ export function cpuFlags(): string[] {
   }
 }
 
-export async function capabilities(
-  cfg: AgentConfig,
-  tools: Tools,
-  runningCts: string[],
-): Promise<NodeHeartbeat> {
+/** What this host can do: facts that change only when criu or the kernel is upgraded, so read once at start. */
+export type HostFacts = Pick<NodeHeartbeat, 'criuVersion' | 'memTrack' | 'cpuFlags'>;
+
+export async function hostFacts(tools: Tools): Promise<HostFacts> {
+  return {
+    criuVersion: await tools.criuVersion(),
+    memTrack: await tools.criuMemTrack(),
+    cpuFlags: cpuFlags(),
+  };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * CTs running on this node: those whose init pid file (`/var/run/ve/<ctid>.init.pid`, written by vzctl) names a
+ * live process. A file read per CT, no tool call, so it is cheap enough for every heartbeat.
+ */
+export function runningCts(cfg: AgentConfig): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(`${cfg.hostRoot}/var/run/ve`);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    const m = /^([0-9]{1,10}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.init\.pid$/.exec(
+      n,
+    );
+    if (!m) continue;
+    let pid: number;
+    try {
+      pid = Number.parseInt(readFileSync(initPidFile(cfg, m[1]!), 'utf8').trim(), 10);
+    } catch {
+      continue; // stopped between the listing and the read
+    }
+    if (Number.isInteger(pid) && pid > 0 && alive(pid)) out.push(m[1]!);
+  }
+  return out.sort();
+}
+
+/** One heartbeat: the facts read at start plus what changes (time, free space, running CTs). */
+export function heartbeat(cfg: AgentConfig, facts: HostFacts): NodeHeartbeat {
   const fs = statfsSync(cfg.imageRoot);
   return {
     node: cfg.node,
     service: 'node-agent',
     pid: process.pid,
     time: new Date().toISOString(),
-    criuVersion: await tools.criuVersion(),
-    memTrack: await tools.criuMemTrack(),
-    cpuFlags: cpuFlags(),
+    ...facts,
     freeBytes: Number(fs.bavail) * Number(fs.bsize),
     imageRoot: cfg.imageRoot,
-    runningCts,
+    runningCts: runningCts(cfg),
   };
 }
