@@ -13,6 +13,8 @@ export default tseslint.config(
       'host-emulators/bin/**',
       'services/*/bin/**',
       'bench/lib/*.mjs',
+      'scripts/*.mjs',
+      '**/dist/**',
     ],
   },
   ...tseslint.configs.recommendedTypeChecked,

@@ -2,6 +2,7 @@
 # Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20:
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
 #   - nats-server and docker-compose from apt-get when they are not on PATH
+#   - the bundles of every program (scripts/build.mjs) when a source is newer than the last build
 # Used by `npm test` and `npm run demo`; safe to run again and again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,3 +35,6 @@ if ((${#missing[@]})); then
     say "missing: ${missing[*]}. Install with: sudo apt-get install -y ${missing[*]}"; exit 1
   fi
 fi
+
+# Programs run from their bundles: rebuild them when a source changed (a no-op otherwise).
+node scripts/build.mjs --if-stale

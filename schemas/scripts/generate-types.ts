@@ -1,7 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { relative } from 'node:path';
 import { renderTypes, generatedTypesPath } from './render-types.ts';
+import { generatedDocumentsPath, renderDocuments } from './render-documents.ts';
 
-const out = await renderTypes();
-writeFileSync(generatedTypesPath, out);
-console.log(`wrote ${join('schemas', 'generated', 'messages.ts')}`);
+// The list of schema files first: the types are rendered from the folder, the program loads the list.
+writeFileSync(generatedDocumentsPath, renderDocuments());
+writeFileSync(generatedTypesPath, await renderTypes());
+for (const p of [generatedDocumentsPath, generatedTypesPath])
+  console.log(`wrote ${relative(process.cwd(), p)}`);

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBuilt } from './build.ts';
 
 /** The emulators' bin folder: put first on PATH, exactly as production would have the real tools there. */
 export const emulatorBin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'host-emulators', 'bin');
@@ -25,6 +26,7 @@ export type EmulatedCluster = {
 };
 
 export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
+  ensureBuilt();
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const shared = join(dir, 'shared');
   const clusterDir = join(dir, 'cluster');

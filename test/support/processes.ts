@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { bundleOf, ensureBuilt } from './build.ts';
+import { repoRoot } from './paths.ts';
 import { forget, reapOnExit } from './reaper.ts';
 
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { repoRoot };
 
 export type ServiceProcess = {
   name: string;
@@ -16,22 +17,22 @@ export type ServiceProcess = {
   exited: Promise<number | null>;
 };
 
-/** Start one of haul's services (a TypeScript entry run through tsx) as its own process; stop it by PID. */
+/**
+ * Start one of haul's services as its own process, from the bundle of its entry (`services/x/src/main.ts` runs
+ * `services/x/dist/main.mjs`, built first when stale); stop it by PID.
+ */
 export function startService(
   name: string,
   entry: string,
   env: NodeJS.ProcessEnv,
   nodeArgs: string[] = [],
 ): ServiceProcess {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [...nodeArgs, '--import', 'tsx', join(repoRoot, entry)],
-    {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: repoRoot,
-    },
-  );
+  ensureBuilt();
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, join(repoRoot, bundleOf(entry))], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: repoRoot,
+  });
   reapOnExit(child.pid);
   child.once('exit', () => forget(child.pid));
   const lines: string[] = [];

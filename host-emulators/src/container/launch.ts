@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
+import { emulatorBinDir } from '../paths.ts';
 import type { CtConfig } from './protocol.ts';
 
-const initBin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'haul-ct-init');
+const initBin = join(emulatorBinDir, 'haul-ct-init');
 
 /**
  * Start the CT's init as a detached process (it outlives the tool that started it, as a real CT does) and wait

@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// The build: one esbuild bundle per program (services, CLI, emulators), so nothing compiles TypeScript at run
+// time. Workspace code and npm packages are bundled (one file to load, and a package is the version its workspace
+// pinned, whatever node_modules hoisting did), except pino: its transports run in worker threads that load it by
+// path, so it stays external (one version, at the top of node_modules).
+// `--if-stale` builds only when a source is newer than the last build. Type checking is tsc's job (npm test).
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Each program: its entry and where its bundle goes (dist/ beside src/, so paths from import.meta.url hold). */
+export const programs = [
+  ['services/coordinator/src/main.ts', 'services/coordinator/dist/main.mjs'],
+  ['services/node-agent/src/main.ts', 'services/node-agent/dist/main.mjs'],
+  ['services/image-streamer/src/main.ts', 'services/image-streamer/dist/main.mjs'],
+  ['packages/cli/src/bin.ts', 'packages/cli/dist/haul.mjs'],
+  ...['ploop', 'vzctl', 'criu', 'haul-emu', 'haul-ct-init'].map((t) => [
+    `host-emulators/src/bin/${t}.ts`,
+    `host-emulators/dist/${t}.mjs`,
+  ]),
+];
+
+const sourceDirs = ['schemas', 'packages', 'services', 'host-emulators'];
+const stampFile = join(root, 'node_modules', '.cache', 'haul-build.json');
+
+/** The newest modification time of any source the bundles are made from (and of this script). */
+function newestSource() {
+  let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs;
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.name === 'node_modules' || e.name === 'dist' || e.name === 'test') continue;
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(ts|json)$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of sourceDirs) walk(join(root, d));
+  return newest;
+}
+
+function fresh() {
+  if (!existsSync(stampFile)) return false;
+  const stamp = JSON.parse(readFileSync(stampFile, 'utf8'));
+  return stamp.newest >= newestSource() && programs.every(([, out]) => existsSync(join(root, out)));
+}
+
+const external = ['pino', 'pino-pretty'];
+
+export async function buildAll({ ifStale = false, quiet = false } = {}) {
+  if (ifStale && fresh()) return false;
+  const newest = newestSource();
+  const t0 = performance.now();
+  const result = await build({
+    write: false,
+    absWorkingDir: root,
+    entryPoints: programs.map(([i, o]) => ({ in: i, out: o.replace(/\.mjs$/, '') })),
+    outdir: '.',
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: 'linked',
+    logLevel: 'warning',
+    external,
+    // CommonJS packages inside an ESM bundle call require() for Node's own modules.
+    banner: {
+      js: "import { createRequire as __haulCreateRequire } from 'node:module'; const require = __haulCreateRequire(import.meta.url);",
+    },
+  });
+  // Each file written whole and renamed into place: a program started during a build runs the old or the new one.
+  for (const f of result.outputFiles) {
+    mkdirSync(dirname(f.path), { recursive: true });
+    writeFileSync(`${f.path}.tmp-${process.pid}`, f.contents);
+    renameSync(`${f.path}.tmp-${process.pid}`, f.path);
+  }
+  mkdirSync(dirname(stampFile), { recursive: true });
+  writeFileSync(stampFile, JSON.stringify({ newest, builtAt: new Date().toISOString() }));
+  if (!quiet)
+    process.stderr.write(
+      `[build] ${programs.length} bundles in ${Math.round(performance.now() - t0)} ms: ${programs
+        .map(([, o]) => relative(root, join(root, o)))
+        .join(', ')}\n`,
+    );
+  return true;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  if (args.includes('--help')) {
+    console.log('usage: node scripts/build.mjs [--if-stale]\n  bundles every program into its dist/ folder');
+    process.exit(0);
+  }
+  const unknown = args.filter((a) => a !== '--if-stale');
+  if (unknown.length) {
+    console.error(`build: unknown option ${unknown[0]} (known: --if-stale, --help)`);
+    process.exit(2);
+  }
+  await buildAll({ ifStale: args.includes('--if-stale') });
+}
