@@ -19,6 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connectBus, ensureTopology } from '@haul/bus';
 import { freePort, startNatsServer, startService } from '@haul/test';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -111,6 +112,12 @@ const bytes = makeImages(src);
 const node = process.execPath;
 const receiverRoot = join(work, 'dst');
 mkdirSync(receiverRoot, { recursive: true });
+{
+  // The coordinator creates the topology in a cluster; here nothing else would, so the benchmark does.
+  const nc = await connectBus({ servers: server.url, name: 'bench-topology' });
+  await ensureTopology(nc);
+  await nc.close();
+}
 const streamer = startService(
   'streamer-b',
   'services/image-streamer/src/main.ts',

@@ -72,7 +72,7 @@ export type NodeName = string;
  */
 export type Guid = string;
 /**
- * <migrationId>:<step>:<subject>:<attempt>, decided by the migration core.
+ * <migrationId>:<step>:<subject>:<attempt>, decided by the migration core. It becomes a NATS msg-id header and part of event ids: bounded, no whitespace or control characters.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "CommandId".
@@ -109,6 +109,13 @@ export type StepName =
   | 'cleanupSharedDisk'
   | 'mergeOrigin';
 /**
+ * An event's id, also its NATS msg-id (deduplication): a command id or migration id with a suffix such as ':result'; also an event's causationId (the command or event that caused it). Bounded, no whitespace or control characters.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "EventId".
+ */
+export type EventId = string;
+/**
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "Timestamp".
  */
@@ -141,6 +148,9 @@ export type EventType =
   | 'CancelRequested'
   | 'RollbackStarted'
   | 'StreamProgress'
+  | 'MigrationStuck'
+  | 'RetryRequested'
+  | 'ActionResolved'
   | 'MigrationCompleted'
   | 'MigrationRolledBack';
 export type Mode1 = 'live' | 'restart';
@@ -212,6 +222,13 @@ export type AbsolutePath2 = string;
  */
 export type AbsolutePath3 = string;
 /**
+ * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ActionKey".
+ */
+export type ActionKey = string;
+/**
  * One event of a migration's log (stream HAUL_EVENTS, subject haul.events.<migrationId>): the common envelope and a typed payload per type.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -230,6 +247,9 @@ export type MigrationEvent1 =
   | CancelRequestedEvent
   | RollbackStartedEvent
   | StreamProgressEvent
+  | MigrationStuckEvent
+  | RetryRequestedEvent
+  | ActionResolvedEvent
   | MigrationCompletedEvent
   | MigrationRolledBackEvent;
 /**
@@ -239,6 +259,10 @@ export type MigrationEvent1 =
  * via the `definition` "MigrateReply".
  */
 export type MigrateReply = MigrateAccepted | ApiRejected;
+/**
+ * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
+ */
+export type ActionKey1 = string;
 /**
  * Reply to status, cancel and list requests.
  *
@@ -292,6 +316,9 @@ export interface PreDumpCommand {
  */
 export interface DumpArgs {
   ctid: Ctid;
+  /**
+   * Pre-dump index (0-8), or the number of pre-dumps for the final dump (0-9).
+   */
   iteration: number;
   imageDir: AbsolutePath;
   /**
@@ -300,7 +327,7 @@ export interface DumpArgs {
   prevImageDir?: string;
   workDir: AbsolutePath;
   /**
-   * finalDump only: how long to hold the CT frozen without a decision.
+   * finalDump only: how long to hold the CT frozen without a decision (1 s to 15 min).
    */
   leaseMs?: number;
 }
@@ -317,6 +344,9 @@ export interface StreamArgs {
   sourceDir: AbsolutePath;
   targetDir: AbsolutePath;
   priority: 'final' | 'iteration';
+  /**
+   * Cap for this transfer, in MB/s (10^6 bytes): 1 to 100000.
+   */
   bandwidthLimitMBps?: number;
 }
 export interface FinalDumpCommand {
@@ -439,8 +469,14 @@ export interface StepCommand2 {
   migrationId: MigrationId;
   node: NodeName1;
   executor: 'agent' | 'streamer';
+  /**
+   * 1 for the first attempt; an operator's retry continues the count.
+   */
   attempt: number;
   step: StepName;
+  /**
+   * How long the coordinator waits for the outcome: 1 s to 1 h.
+   */
   timeoutMs: number;
   /**
    * Typed by the variant (see oneOf).
@@ -487,16 +523,18 @@ export interface ConvergenceNumbers {
   maxIterations?: number;
 }
 /**
+ * One dump's numbers; pagesSkipped and frozenUs are left out when criu did not report them (a final dump that was never released).
+ *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "IterationStats".
  */
 export interface IterationStats {
   iteration: number;
   pagesWritten: number;
-  pagesSkipped: number;
+  pagesSkipped?: number;
   bytes: number;
   durationMs: number;
-  frozenUs: number;
+  frozenUs?: number;
   streamMs?: number;
   final?: boolean;
 }
@@ -558,21 +596,21 @@ export interface MigrateRequest {
   sharedDisks?: AbsolutePath[];
   preDump?: PreDumpSetting1;
   /**
-   * Upper bound on pre-dump iterations (P.Haul: 9).
+   * Upper bound on pre-dump iterations: 1 to 9 (P.Haul: 9).
    */
   maxIterations?: number;
   /**
-   * Downtime budget: iterate until the predicted frozen time fits.
+   * Downtime budget: iterate until the predicted frozen time fits. At least 100 ms (the fixed cost of a freeze in the prediction), at most 15 min (the longest frozen lease).
    */
   maxDowntimeMs?: number;
   downtimePolicy?: DowntimePolicy;
   /**
-   * Cap for image streaming, in MB/s (10^6 bytes).
+   * Cap for image streaming, in MB/s (10^6 bytes): 1 to 100000.
    */
   bandwidthLimitMBps?: number;
   skipCpuCheck?: boolean;
   /**
-   * How long the source keeps the CT frozen without a decision before it may resume it.
+   * How long the source keeps the CT frozen without a decision before it may resume it: 1 s to 15 min.
    */
   frozenLeaseMs?: number;
 }
@@ -581,8 +619,14 @@ export interface StepIntendedData2 {
   migrationId: MigrationId;
   node: NodeName1;
   executor: 'agent' | 'streamer';
+  /**
+   * 1 for the first attempt; an operator's retry continues the count.
+   */
   attempt: number;
   step: StepName;
+  /**
+   * How long the coordinator waits for the outcome: 1 s to 1 h.
+   */
   timeoutMs: number;
   /**
    * Typed by the variant (see oneOf).
@@ -634,14 +678,16 @@ export interface PreDumpSucceeded {
   result: DumpResult;
 }
 /**
+ * A dump's numbers. pagesSkipped, frozenUs and memdumpUs are criu's stats-dump counters: a held final dump reports none of them (criu writes stats-dump only when it ends; releaseSource reports the final frozen time).
+ *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "DumpResult".
  */
 export interface DumpResult {
   pagesWritten: number;
-  pagesSkipped: number;
-  frozenUs: number;
-  memdumpUs: number;
+  pagesSkipped?: number;
+  frozenUs?: number;
+  memdumpUs?: number;
   bytes: number;
   durationMs: number;
 }
@@ -783,7 +829,7 @@ export interface StepFailedData {
  * via the `definition` "CommandRejectedData".
  */
 export interface CommandRejectedData {
-  commandId?: string;
+  commandId?: CommandId;
   error: ErrorInfo;
 }
 /**
@@ -821,7 +867,7 @@ export interface RestoreStartedData {
  */
 export interface ResumedOnSourceData {
   reason: 'lease-expired' | 'rollback';
-  commandId?: string;
+  commandId?: CommandId;
 }
 /**
  * An operator or scheduler asked to cancel.
@@ -854,6 +900,47 @@ export interface StreamProgressData {
   bytesTotal: number;
   mbPerSec: number;
   etaMs: number;
+}
+/**
+ * An action of the rollback, the release or the cleanup failed on every attempt: nothing more happens until an operator retries it or resolves it (appended once per stall).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationStuckData".
+ */
+export interface MigrationStuckData {
+  action: ActionKey;
+  step: StepName;
+  /**
+   * What the action belongs to: the rollback, the release of the source after the commit point, or the cleanup.
+   */
+  plan: 'rollback' | 'release' | 'cleanup';
+  /**
+   * Attempts made since the action was last started afresh.
+   */
+  attempts: number;
+  reason: string;
+  lastError?: ErrorInfo;
+}
+/**
+ * An operator fixed what made the stuck action fail: it gets a fresh set of attempts.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "RetryRequestedData".
+ */
+export interface RetryRequestedData {
+  action: ActionKey;
+  reason: string;
+}
+/**
+ * An operator asserts they did the stuck compensation or cleanup action by hand: it counts as done and the plan moves on.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ActionResolvedData".
+ */
+export interface ActionResolvedData {
+  action: ActionKey;
+  step: StepName;
+  reason: string;
 }
 /**
  * Terminal: the CT runs on the target and cleanup is done.
@@ -919,6 +1006,18 @@ export interface StreamProgressEvent {
   type: 'StreamProgress';
   data: StreamProgressData;
 }
+export interface MigrationStuckEvent {
+  type: 'MigrationStuck';
+  data: MigrationStuckData;
+}
+export interface RetryRequestedEvent {
+  type: 'RetryRequested';
+  data: RetryRequestedData;
+}
+export interface ActionResolvedEvent {
+  type: 'ActionResolved';
+  data: ActionResolvedData;
+}
 export interface MigrationCompletedEvent {
   type: 'MigrationCompleted';
   data: MigrationCompletedData;
@@ -928,15 +1027,12 @@ export interface MigrationRolledBackEvent {
   data: MigrationRolledBackData;
 }
 export interface MigrationEvent2 {
-  eventId: string;
+  eventId: EventId;
   migrationId: MigrationId;
   type: EventType;
   actor: Actor;
   time: Timestamp;
-  /**
-   * The command or event that caused this one.
-   */
-  causationId?: string;
+  causationId?: EventId;
   schemaVersion: 1;
   /**
    * Typed by the variant (see oneOf).
@@ -984,6 +1080,7 @@ export interface MigrationStatus {
     | 'committed'
     | 'cleanup'
     | 'rollback'
+    | 'stuck'
     | 'completed'
     | 'rolled-back'
     | 'failed';
@@ -991,6 +1088,21 @@ export interface MigrationStatus {
   runningSteps?: string[];
   lastEvent?: string;
   reason?: string;
+  /**
+   * Set while the phase is stuck: the action that failed on every attempt and what an operator can do.
+   */
+  stuck?: {
+    action: ActionKey;
+    step: StepName;
+    plan: 'rollback' | 'release' | 'cleanup';
+    attempts: number;
+    since: Timestamp;
+    lastError?: ErrorInfo;
+    /**
+     * Whether haul resolve may mark this action done (compensations and cleanup only); haul retry always may.
+     */
+    resolvable: boolean;
+  };
   updatedAt: Timestamp;
   lastSeq: number;
   stats?: MigrationStats;
@@ -1012,6 +1124,27 @@ export interface NodeHeartbeat {
   freeBytes: number;
   imageRoot: AbsolutePath;
   runningCts?: Ctid[];
+}
+/**
+ * An operator asserts they did a stuck migration's action by hand: it counts as done and the plan moves on (subject haul.api.resolve). Refused unless the migration is stuck on exactly this action and the action is a compensation or a cleanup action.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ResolveRequest".
+ */
+export interface ResolveRequest {
+  migrationId: MigrationId;
+  action: ActionKey1;
+  reason?: string;
+}
+/**
+ * An operator fixed what made a stuck migration's action fail: try it again with a fresh set of attempts (subject haul.api.retry). Refused unless the migration is stuck.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "RetryRequest".
+ */
+export interface RetryRequest {
+  migrationId: MigrationId;
+  reason?: string;
 }
 export interface StatusOk {
   ok: true;

@@ -3,6 +3,8 @@ export const schemaIds = {
   migrateRequest: 'https://haul.dev/schemas/migrate-request.schema.json',
   migrateReply: 'https://haul.dev/schemas/migrate-reply.schema.json',
   cancelRequest: 'https://haul.dev/schemas/cancel-request.schema.json',
+  retryRequest: 'https://haul.dev/schemas/retry-request.schema.json',
+  resolveRequest: 'https://haul.dev/schemas/resolve-request.schema.json',
   statusRequest: 'https://haul.dev/schemas/status-request.schema.json',
   listRequest: 'https://haul.dev/schemas/list-request.schema.json',
   statusReply: 'https://haul.dev/schemas/status-reply.schema.json',

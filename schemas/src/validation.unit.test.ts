@@ -52,3 +52,104 @@ describe('command schema', () => {
     assert.equal(!r.ok && r.error.field, 'step');
   });
 });
+
+describe('every number has a sane range', () => {
+  const huge = 2147483000; // a lease of 24.8 days
+  const tiny = 1e-300; // a stream that never ends
+  const refused = (name: 'migrateRequest' | 'command', input: unknown, field: string, rule: string) => {
+    const r = v.validate(name, input);
+    assert.equal(r.ok, false, `${field} accepted`);
+    if (r.ok) return;
+    assert.deepEqual([r.error.field, r.error.rule], [field, rule]);
+    assert.match(r.error.message, new RegExp(`'${field.replace('.', '\\.')}'`));
+  };
+  const request: [string, number, string][] = [
+    ['bandwidthLimitMBps', tiny, 'minimum'],
+    ['bandwidthLimitMBps', huge, 'maximum'],
+    ['frozenLeaseMs', huge, 'maximum'],
+    ['frozenLeaseMs', 100, 'minimum'],
+    ['maxDowntimeMs', huge, 'maximum'],
+    ['maxDowntimeMs', 1, 'minimum'],
+    ['maxIterations', huge, 'maximum'],
+  ];
+  for (const [field, value, rule] of request)
+    it(`a migrate request with ${field} ${value} is refused, naming the field`, () =>
+      refused('migrateRequest', { ...good, [field]: value }, field, rule));
+  it('a migrate request at the documented bounds is accepted', () => {
+    for (const [bandwidthLimitMBps, frozenLeaseMs, maxDowntimeMs] of [
+      [1, 1000, 100],
+      [100000, 900000, 900000],
+    ])
+      assert.equal(
+        v.validate('migrateRequest', { ...good, bandwidthLimitMBps, frozenLeaseMs, maxDowntimeMs }).ok,
+        true,
+      );
+  });
+
+  const finalDump = {
+    commandId: 'mig-1:finalDump:-:1',
+    migrationId: 'mig-000001',
+    node: 'node-a',
+    executor: 'agent',
+    attempt: 1,
+    step: 'finalDump',
+    timeoutMs: 180000,
+    args: { ctid: '101', iteration: 1, imageDir: '/img/2', workDir: '/work', leaseMs: 60000 },
+  };
+  const stream = {
+    ...finalDump,
+    commandId: 'mig-1:streamImages:final:1',
+    executor: 'streamer',
+    step: 'streamImages',
+    args: {
+      toNode: 'node-b',
+      sourceDir: '/img/2',
+      targetDir: '/img/2',
+      priority: 'final',
+      bandwidthLimitMBps: 100,
+    },
+  };
+  it('well-formed commands with bounded numbers are accepted', () => {
+    assert.equal(v.validate('command', finalDump).ok, true);
+    assert.equal(v.validate('command', stream).ok, true);
+  });
+  const commands: [string, unknown, string, string][] = [
+    [
+      'a lease of 24.8 days',
+      { ...finalDump, args: { ...finalDump.args, leaseMs: huge } },
+      'args.leaseMs',
+      'maximum',
+    ],
+    ['a timeout of 24.8 days', { ...finalDump, timeoutMs: huge }, 'timeoutMs', 'maximum'],
+    ['an absurd attempt', { ...finalDump, attempt: huge }, 'attempt', 'maximum'],
+    [
+      'an absurd iteration',
+      { ...finalDump, args: { ...finalDump.args, iteration: huge } },
+      'args.iteration',
+      'maximum',
+    ],
+    [
+      'a bandwidth of 1e-300 MB/s',
+      { ...stream, args: { ...stream.args, bandwidthLimitMBps: tiny } },
+      'args.bandwidthLimitMBps',
+      'minimum',
+    ],
+  ];
+  for (const [what, input, field, rule] of commands)
+    it(`a command with ${what} is refused, naming '${field}'`, () => refused('command', input, field, rule));
+});
+
+describe('operator requests', () => {
+  it('resolve names the stuck action as <step>:<subject>', () => {
+    assert.equal(
+      v.validate('resolveRequest', { migrationId: 'm-0123456789ab', action: 'mergeOrigin:1' }).ok,
+      true,
+    );
+    const r = v.validate('resolveRequest', { migrationId: 'm-0123456789ab', action: 'rm -rf /' });
+    assert.equal(!r.ok && r.error.field, 'action');
+    assert.equal(
+      v.validate('retryRequest', { migrationId: 'm-0123456789ab', reason: 'disk replaced' }).ok,
+      true,
+    );
+  });
+});

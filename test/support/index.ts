@@ -4,3 +4,4 @@ export * from './await-event.ts';
 export * from './processes.ts';
 export * from './world.ts';
 export * from './faults.ts';
+export * from './invariants.ts';

@@ -1,10 +1,17 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { buckets, connectBus, createEventLog, ensureTopology, openBucket, type EventLog } from '@haul/bus';
 import { createValidators, type MigrateRequest, type MigrationEvent } from '@haul/schemas';
 import { createApiClient } from '@haul/cli';
 import { createEmulatedCluster, type EmulatedCluster } from './emulated-cluster.ts';
+import {
+  brokenInvariants as checkInvariants,
+  imageRootOf,
+  takeBaseline,
+  type Baseline,
+  type CtPlace,
+} from './invariants.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startService, type ServiceProcess } from './processes.ts';
 
@@ -58,16 +65,8 @@ export async function startWorld(o: WorldOptions = {}) {
   const validators = createValidators();
   const eventLog: EventLog = createEventLog(nc, validators);
   const api = createApiClient(nc);
-  const imageRoot = (n: string) => join(cluster.nodeRoot(n), 'var', 'local', 'haul');
-  const rootDd = (n: string) =>
-    join(cluster.nodeRoot(n), 'vz', 'private', ctid, 'root.hdd', 'DiskDescriptor.xml');
-  const disksOn = (n: string) => [rootDd(n), ...shared.map((d) => join(d, 'DiskDescriptor.xml'))];
-  const view = async (node: string, dd: string) =>
-    JSON.parse(await cluster.ok(node, 'haul-emu', ['disk-view', dd])) as Record<string, string>;
-  const journalOf = (n: string) => {
-    const f = join(cluster.nodeRoot(n), 'var', 'log', `ct-${ctid}.writes`);
-    return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
-  };
+  const imageRoot = (n: string) => imageRootOf(cluster, n);
+  const place: CtPlace = { cluster, nodes, ctid, shared };
 
   const baseEnv = (node: string) => ({
     ...cluster.envFor(node),
@@ -139,126 +138,11 @@ export async function startWorld(o: WorldOptions = {}) {
     async events(migrationId: string): Promise<MigrationEvent[]> {
       return (await eventLog.read(migrationId)).events.map((e) => e.event);
     },
-    /**
-     * What the CT looks like before a migration from `source`: its disks' content, how far each node's write
-     * journal goes, and the CT's pid. Take it while the CT is paused, so nothing is written in between.
-     */
-    async baseline(source: string): Promise<Baseline> {
-      await cluster.ok(source, 'haul-emu', ['freeze', ctid]);
-      try {
-        const views = await Promise.all(disksOn(source).map((dd) => view(source, dd)));
-        const journals = Object.fromEntries(nodes.map((n) => [n, journalOf(n).length]));
-        const pid = Number(
-          readFileSync(join(cluster.nodeRoot(source), 'var', 'run', 've', `${ctid}.init.pid`), 'utf8'),
-        );
-        return { views, journals, pid };
-      } finally {
-        await cluster.ok(source, 'haul-emu', ['thaw', ctid]);
-      }
-    },
+    /** What the CT looks like before a migration from `source` (see takeBaseline). */
+    baseline: (source: string): Promise<Baseline> => takeBaseline(place, source),
     /** Every data-safety invariant of a finished migration; returns what is broken (empty = all hold). */
-    async brokenInvariants(migrationId: string, base: Baseline): Promise<string[]> {
-      const broken: string[] = [];
-      const events = await world.events(migrationId);
-      const req = events.find((e) => e.type === 'MigrationRequested');
-      if (req?.type !== 'MigrationRequested') return ['no MigrationRequested event'];
-      const { source, target } = req.data.request;
-      const terminals = events.filter(
-        (e) => e.type === 'MigrationCompleted' || e.type === 'MigrationRolledBack',
-      );
-      if (terminals.length !== 1) broken.push(`${terminals.length} terminal events`);
-      const completed = terminals[0]?.type === 'MigrationCompleted';
-      const running = [];
-      for (const n of nodes)
-        if (/ running/.test(await cluster.ok(n, 'vzctl', ['status', ctid]))) running.push(n);
-      if (running.length !== 1)
-        broken.push(`CT ${ctid} runs on ${running.length} nodes (${running.join(', ')})`);
-      const home = completed ? target : source;
-      if (running.length === 1 && running[0] !== home)
-        broken.push(`CT runs on ${running[0]}, expected ${home}`);
-      // Memory: restored = checksum at the freeze; or, after a rollback, the same process still running. (Restart
-      // mode restarts the CT on purpose: only its disks must survive.)
-      const live = (req.data.request.mode ?? 'live') === 'live';
-      if (completed && live) {
-        const dumps = readFileSync(join(cluster.nodeRoot(source), 'var', 'log', `ct-${ctid}.dumps`), 'utf8')
-          .trim()
-          .split('\n');
-        const atFreeze = (JSON.parse(dumps.at(-1)!) as { memSha256: string }).memSha256;
-        const mem = JSON.parse(await cluster.ok(target, 'haul-emu', ['checksum-mem', ctid])) as {
-          restoredSha256?: string;
-        };
-        if (mem.restoredSha256 !== atFreeze)
-          broken.push(`restored memory ${mem.restoredSha256} ≠ memory at freeze ${atFreeze}`);
-      } else if (!completed) {
-        const mem = JSON.parse(await cluster.ok(source, 'haul-emu', ['checksum-mem', ctid])) as {
-          frozen: boolean;
-        };
-        if (mem.frozen) broken.push('the CT is still frozen on the source');
-        const pid = Number(
-          readFileSync(join(cluster.nodeRoot(source), 'var', 'run', 've', `${ctid}.init.pid`), 'utf8'),
-        );
-        if (pid !== base.pid)
-          broken.push(`the source CT was restarted (pid ${base.pid} → ${pid}): memory lost`);
-      }
-      // Disks: initial content + every block the CT wrote (source, then target after a success) = final content,
-      // read at rest: the workload is paused meanwhile.
-      const paused = running.length === 1 ? running[0]! : undefined;
-      if (paused) await cluster.ok(paused, 'haul-emu', ['freeze', ctid]);
-      const since = (n: string) => journalOf(n).slice(base.journals[n] ?? 0);
-      const writes = [...since(source), ...(completed ? since(target) : [])];
-      const expected = base.views.map((v) => ({ ...v }));
-      for (const w of writes) {
-        const [disk, block, sha] = w.split(' ');
-        expected[Number(disk)]![block!] = sha!;
-      }
-      const finalDisks = disksOn(home);
-      for (let i = 0; i < finalDisks.length; i++) {
-        const got = await view(home, finalDisks[i]!);
-        const exp = expected[i]!;
-        const diff = new Set([...Object.keys(got), ...Object.keys(exp)].filter((k) => got[k] !== exp[k]));
-        if (diff.size)
-          broken.push(
-            `disk ${i} (${finalDisks[i]}): ${diff.size} blocks differ from initial content + journal: ${[
-              ...diff,
-            ]
-              .slice(0, 5)
-              .map((b) => `${b}: ${got[b]?.slice(0, 8) ?? '-'} vs ${exp[b]?.slice(0, 8) ?? '-'}`)
-              .join(', ')}`,
-          );
-      }
-      if (paused) await cluster.ok(paused, 'haul-emu', ['thaw', ctid]);
-      // Files: no copies, locks, links, orphan deltas or image folders anywhere.
-      for (const d of shared) {
-        const files = readdirSync(d).sort();
-        const extra = files.filter(
-          (f) => !['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds'].includes(f),
-        );
-        if (extra.length) broken.push(`${d}: left behind ${extra.join(', ')}`);
-        const list = await cluster.ok(home, 'ploop', [
-          'snapshot-list',
-          '-H',
-          '-o',
-          'uuid',
-          join(d, 'DiskDescriptor.xml'),
-        ]);
-        if (list.trim() !== '{5fbaabe3-6958-40ff-92a7-860e329aab41}')
-          broken.push(`${d}: chain is not a single base image: ${list.trim()}`);
-      }
-      const localGone = completed ? source : target;
-      if (existsSync(join(cluster.nodeRoot(localGone), 'vz', 'private', ctid, 'root.hdd')))
-        broken.push(`a stale local disk is left on ${localGone}`);
-      for (const n of nodes) {
-        const r = imageRoot(n);
-        const left = existsSync(r) ? readdirSync(r).filter((f) => f.includes(migrationId)) : [];
-        if (left.length) broken.push(`image folders left on ${n}: ${left.join(', ')}`);
-      }
-      const corruption = await cluster.ok('node-a', 'haul-emu', ['corruption-log']);
-      if (corruption.trim()) broken.push(`double read-write attach recorded: ${corruption.trim()}`);
-      const last = events.at(-1);
-      if (last?.type !== 'MigrationCompleted' && last?.type !== 'MigrationRolledBack')
-        broken.push(`the log does not end with the terminal event (last: ${last?.type})`);
-      return broken;
-    },
+    brokenInvariants: async (migrationId: string, base: Baseline): Promise<string[]> =>
+      checkInvariants(place, migrationId, await world.events(migrationId), base),
     async heartbeats(): Promise<string[]> {
       const kv = await openBucket(nc, buckets.nodes);
       const out: string[] = [];
@@ -292,7 +176,7 @@ export async function startRunningWorld(
   }
   return w;
 }
-export type Baseline = { views: Record<string, string>[]; journals: Record<string, number>; pid: number };
+export type { Baseline };
 
 /** Run `body` in a running world (see startRunningWorld) and stop the world afterwards, whatever happens. */
 export async function withRunningWorld<T>(

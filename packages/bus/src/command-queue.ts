@@ -1,8 +1,20 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { nanos } from '@nats-io/nats-core';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { StepCommand, Validators, ValidationError } from '@haul/schemas';
+import type {
+  Actor,
+  ErrorInfo,
+  MigrationEvent,
+  StepCommand,
+  ValidationError,
+  Validators,
+} from '@haul/schemas';
 import { limits, streams, subjects, type Executor } from './conventions.ts';
+import { createParking } from './dead-letters.ts';
+import { BusError, isTransient } from './errors.ts';
+import type { EventLog } from './event-log.ts';
+import { eventFactory } from './events.ts';
+import type { Logger } from './logger.ts';
 import { retryTransient } from './retry.ts';
 
 const enc = new TextEncoder();
@@ -24,48 +36,201 @@ export async function sendCommand(
   );
 }
 
-export type ReceivedCommand =
-  | { ok: true; command: StepCommand; msg: JsMsg }
-  | { ok: false; error: ValidationError; raw: unknown; msg: JsMsg };
+/** A command as handed to its executor: valid against its schema. */
+export type CommandDelivery = { command: StepCommand; msg: JsMsg };
+
+/** Codes of the commands the queue refuses itself (executors have their own, e.g. HAUL_WRONG_EXECUTOR). */
+export const commandRefusals = {
+  /** Not JSON, or not a valid command: `field` and `rule` say which part breaks the schema. */
+  invalid: 'HAUL_INVALID_MESSAGE' satisfies ValidationError['code'],
+  /** Handling it threw (a fault outside any step): parked, never run again. */
+  unhandled: 'HAUL_COMMAND_UNHANDLED',
+} as const;
+
+/** The durable consumer of one node's executor (haul.cmd.<node>.<executor>). */
+export const commandConsumerName = (node: string, executor: Executor): string => `${executor}-${node}`;
+
+/** How long a command whose handling failed on the bus waits before it is delivered again. */
+const busRetryMs = 1000;
+
+/** The bus failed (unreachable, no leader): retrying later can help, unlike anything about the message itself. */
+const isRetryable = (err: unknown): boolean => (err instanceof BusError ? err.retryable : isTransient(err));
+
+/** An error as a rejection records it: its texts bounded, whatever the message they came from held. */
+const clipped = (e: ErrorInfo): ErrorInfo => ({
+  ...e,
+  message: e.message.slice(0, 2000),
+  ...(e.field !== undefined ? { field: e.field.slice(0, 200) } : {}),
+});
+
+export type CommandQueueDeps = {
+  nc: NatsConnection;
+  validators: Validators;
+  eventLog: EventLog;
+  log: Logger;
+  /** Who consumes: the actor of its CommandRejected events, and its dead letters' haul.dead.<service>.<node>. */
+  actor: Actor;
+  executor: Executor;
+};
+
+type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInfo; raw: unknown };
 
 /**
- * A durable consumer of the commands addressed to one node's executor: commands sent while the service is down
- * wait in the stream. Commands are handed over one at a time, in order; the handler acks when the outcome is in
- * the log, so a crash mid-step redelivers the command to the restarted service (which then reconciles).
+ * The commands addressed to one node's executor, from a durable consumer: commands sent while the service is down
+ * wait in the stream. Commands are handed over one at a time, in order; the handler acks once the outcome is in the
+ * log, so a crash mid-step redelivers the command to the restarted service (which then reconciles). A message that
+ * cannot be handled — undecodable, invalid, or one whose handler throws — is parked in HAUL_DEAD_LETTERS, recorded
+ * as CommandRejected in its migration's log when it names a valid migration, and termed: it never stops the queue
+ * and is never re-run forever.
  */
-export async function consumeCommands(
-  nc: NatsConnection,
-  validators: Validators,
-  node: string,
-  executor: Executor,
-  handle: (c: ReceivedCommand) => Promise<void>,
-  signal: AbortSignal,
-): Promise<void> {
-  const jsm = await retryTransient(() => jetstreamManager(nc));
-  const durable = `${executor}-${node}`;
-  await retryTransient(() =>
-    jsm.consumers.add(streams.commands, {
-      durable_name: durable,
-      filter_subject: subjects.commands(node, executor),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      ack_wait: nanos(limits.commandAckWaitMs),
-      max_deliver: -1,
-    }),
-  );
-  const js = jetstream(nc);
-  const consumer = await js.consumers.get(streams.commands, durable);
-  const iter = await consumer.consume({ max_messages: 1 });
-  signal.addEventListener('abort', () => void iter.close(), { once: true });
-  for await (const msg of iter) {
+export function createCommandQueue(deps: CommandQueueDeps) {
+  const { nc, validators, eventLog, log, actor, executor } = deps;
+  const parking = createParking(nc, actor.service, actor.node);
+  const event = eventFactory(actor);
+
+  function decode(msg: JsMsg): Decoded {
     let raw: unknown;
     try {
       raw = JSON.parse(dec.decode(msg.data));
     } catch {
-      raw = undefined;
+      return {
+        ok: false,
+        error: { code: commandRefusals.invalid, message: 'the command is not JSON', field: '' },
+        raw: undefined,
+      };
     }
     const v = validators.validate<StepCommand>('command', raw);
-    await handle(v.ok ? { ok: true, command: v.value, msg } : { ok: false, error: v.error, raw, msg });
-    if (signal.aborted) break;
+    return v.ok ? { ok: true, command: v.value } : { ok: false, error: { ...v.error }, raw };
   }
+
+  /**
+   * The CommandRejected event of a refused message: with its command id when that is a valid one, and none at all
+   * when the message names no valid migration (the schema decides what is valid, as for every event).
+   */
+  function rejection(raw: unknown, error: ErrorInfo, seq: number): MigrationEvent | undefined {
+    const r = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    const mid = r['migrationId'];
+    if (typeof mid !== 'string') return undefined;
+    const cid = r['commandId'];
+    const candidates = typeof cid === 'string' ? [{ commandId: cid, error }, { error }] : [{ error }];
+    return candidates
+      .map((data) => event(mid, 'CommandRejected', data, `${mid}:rejected:${seq}`))
+      .find((e) => validators.validate('event', e).ok);
+  }
+
+  /**
+   * Refuse a message for good: park it, record CommandRejected when it names a valid migration, and term it. When
+   * the bus cannot take the dead letter or the record right now, the message is delivered again later instead.
+   */
+  async function refuse(msg: JsMsg, error: ErrorInfo, raw?: unknown): Promise<void> {
+    log.error({ subject: msg.subject, seq: msg.seq, err: error }, 'command refused and parked');
+    try {
+      await parking.park(
+        { subject: msg.subject, seq: msg.seq, data: msg.data },
+        `${error.code}: ${error.message}`,
+      );
+      await recordRejection(raw, clipped(error), msg.seq);
+      msg.term(); // no reason: nats-server 2.9 takes `+TERM` alone (a reason needs 2.10.4)
+    } catch (err) {
+      log.error({ err, seq: msg.seq }, 'could not park the refused command; it will be delivered again');
+      msg.nak(busRetryMs);
+    }
+  }
+
+  /** Append the rejection; one the log refuses for good (not the bus failing) stays recorded as a dead letter only. */
+  async function recordRejection(raw: unknown, error: ErrorInfo, seq: number): Promise<void> {
+    const rejected = rejection(raw, error, seq);
+    if (!rejected) return;
+    try {
+      await eventLog.append(rejected);
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+      log.error({ err, seq }, 'the rejection cannot be recorded in the log; it is in the dead letters');
+    }
+  }
+
+  /**
+   * A handler threw. The bus being unreachable says nothing about the command: it is delivered again. Anything else
+   * would happen again on every delivery: the command is refused (parked, recorded, termed).
+   */
+  async function handlerFailed(d: CommandDelivery, err: unknown): Promise<void> {
+    if (isRetryable(err)) {
+      log.warn(
+        { err, commandId: d.command.commandId },
+        'the bus failed while handling a command; delivering it again',
+      );
+      d.msg.nak(busRetryMs);
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    await refuse(
+      d.msg,
+      { code: commandRefusals.unhandled, message: `handling the command failed: ${message}` },
+      d.command,
+    );
+  }
+
+  async function deliver(msg: JsMsg, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
+    const decoded = decode(msg);
+    if (!decoded.ok) return refuse(msg, decoded.error, decoded.raw);
+    const d = { command: decoded.command, msg };
+    try {
+      await handle(d);
+    } catch (err) {
+      await handlerFailed(d, err);
+    }
+  }
+
+  /**
+   * Open the durable consumer, then hand the commands to `handle` until `signal` aborts. Resolves once the consumer
+   * exists and is being consumed (a service says it started only then); `ended` settles only when the consumer is
+   * gone — the connection closed, the consumer or its stream deleted (`abort_on_missing_resource`, instead of waiting
+   * forever for it to come back) — which the caller treats as fatal (exitWhenLoopEnds).
+   */
+  async function consume(
+    handle: (d: CommandDelivery) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<{ ended: Promise<void> }> {
+    const jsm = await retryTransient(() => jetstreamManager(nc));
+    const durable = commandConsumerName(actor.node, executor);
+    await retryTransient(() =>
+      jsm.consumers.add(streams.commands, {
+        durable_name: durable,
+        filter_subject: subjects.commands(actor.node, executor),
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(limits.commandAckWaitMs),
+        max_deliver: -1,
+      }),
+    );
+    const consumer = await retryTransient(() => jetstream(nc).consumers.get(streams.commands, durable));
+    const iter = await consumer.consume({ max_messages: 1, abort_on_missing_resource: true });
+    const close = () => void iter.close();
+    if (signal.aborted) close();
+    else signal.addEventListener('abort', close, { once: true });
+    return { ended: pump(iter, handle, signal) };
+  }
+
+  async function pump(
+    iter: AsyncIterable<JsMsg>,
+    handle: (d: CommandDelivery) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    for await (const msg of iter) {
+      await deliver(msg, handle);
+      if (signal.aborted) break;
+    }
+  }
+
+  return {
+    consume,
+    refuse,
+    handlerFailed,
+    /** Messages this process parked (for its discovery stats). */
+    get parked(): number {
+      return parking.count;
+    },
+  };
 }
+
+export type CommandQueue = ReturnType<typeof createCommandQueue>;

@@ -16,11 +16,15 @@ export const buckets = {
   nodes: 'haul-nodes',
   /** Current status of every migration, key = migration id. */
   status: 'haul-status',
-  /** One active migration per CT: key ct-<ctid> → migration id. */
-  ctLocks: 'haul-ct-locks',
-  /** Scheduler request ids → migration ids, so a request is idempotent. */
-  requests: 'haul-requests',
+  /**
+   * The admission ledger: one value (key `admissionLedgerKey`) listing every admitted, unfinished migration with its
+   * CT and nodes, changed only with compare-and-set, so "CT busy" and "node busy" are decided atomically.
+   */
+  admission: 'haul-admission',
 } as const;
+
+/** The one key of the admission ledger bucket. */
+export const admissionLedgerKey = 'ledger';
 
 export const subjects = {
   eventsAll: 'haul.events.>',
@@ -31,6 +35,9 @@ export const subjects = {
   apiCancel: 'haul.api.cancel',
   apiStatus: 'haul.api.status',
   apiList: 'haul.api.list',
+  /** Operator actions on a stuck migration (docs/protocol.md, "Stuck migrations"). */
+  apiRetry: 'haul.api.retry',
+  apiResolve: 'haul.api.resolve',
   /** Target streamer's negotiation endpoint. */
   streamOffer: (node: string): string => `haul.stream.${token(node)}.offer`,
   /** Lease decisions for a frozen CT: the coordinator nudges the source agent (the log stays the truth). */
@@ -64,6 +71,19 @@ export const limits = {
   /** A command unacked this long is redelivered (the executor extends it with working() while it runs). */
   commandAckWaitMs: 5_000,
   apiTimeoutMs: 5_000,
+  /** How long a node agent or image streamer waits at start for the coordinator to create the streams and buckets. */
+  topologyWaitMs: 120_000,
+  /**
+   * An admission with no MigrationRequested in the log this long is reaped (its CT and request id are free again).
+   * Longer than one append can take, leader elections included (leaderElectionRetryMs).
+   */
+  admissionGraceMs: 120_000,
+  /** How often the coordinator reconciles the admission ledger with the log. */
+  admissionReapEveryMs: 30_000,
+  /** Events the coordinator handles at once (of different migrations; one migration is always serial). */
+  coordinatorConcurrentEvents: 64,
+  /** Deliveries of one event the coordinator tries before it parks it (the log keeps it; the ticker goes on). */
+  eventRedeliveries: 8,
 } as const;
 
 /** Step timeouts, by the tool they wait on (criu 180 s as P.Haul). */
@@ -74,6 +94,9 @@ export const stepTimeoutsMs = {
   stream: 30 * 60_000,
   quick: 30_000,
 } as const;
+
+/** A transfer whose bytes have not moved for this long is given up (HAUL_STREAM_STALLED), long before its timeout. */
+export const streamStallMs = 30_000;
 
 export const defaultFrozenLeaseMs = 60_000;
 

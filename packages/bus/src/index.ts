@@ -2,7 +2,21 @@ export * from './conventions.ts';
 export * from './errors.ts';
 export { retryTransient } from './retry.ts';
 export { busConfigFromEnv, connectBus, type BusConfig } from './connection.ts';
-export { ensureTopology, streamConfigs, type Topology } from './streams.ts';
+export {
+  awaitTopology,
+  awaitTopologyOrExit,
+  bucketConfigs,
+  bucketStream,
+  configDiff,
+  ensureTopology,
+  missingTopology,
+  streamConfigs,
+  topologyNames,
+  TopologyMissingError,
+  type EnsureOptions,
+  type Topology,
+  type TopologyChange,
+} from './streams.ts';
 export {
   createEventLog,
   type EventLog,
@@ -10,10 +24,18 @@ export {
   type AppendOptions,
   type FollowOptions,
 } from './event-log.ts';
-export { sendCommand, consumeCommands, type ReceivedCommand } from './command-queue.ts';
-export { openBucket, encodeJson, decodeJson } from './kv.ts';
+export {
+  sendCommand,
+  createCommandQueue,
+  commandConsumerName,
+  commandRefusals,
+  type CommandDelivery,
+  type CommandQueue,
+} from './command-queue.ts';
+export { openBucket, encodeJson, decodeJson, decodeValid, validValues } from './kv.ts';
 export { createLogger, migrationLogger, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
 export { exitOnUncaught, exitWhenLoopEnds, stopOnSignals } from './lifecycle.ts';
 export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';
+export { createSlots } from './slots.ts';

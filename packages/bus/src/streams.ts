@@ -1,14 +1,21 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { nanos } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   RetentionPolicy,
   StorageType,
   jetstreamManager,
+  type JetStreamManager,
   type StreamConfig,
+  type StreamInfo,
 } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KvOptions } from '@nats-io/kv';
+import type { Logger } from 'pino';
 import { buckets, limits, streams, subjects } from './conventions.ts';
+import { BusError } from './errors.ts';
 import { retryTransient } from './retry.ts';
 
 export type Topology = { replicas: number };
@@ -52,29 +59,192 @@ export function streamConfigs(t: Topology): (Partial<StreamConfig> & { name: str
   ];
 }
 
-/** Create (or update) the streams and KV buckets haul needs. Idempotent; every service may call it at start. */
-export async function ensureTopology(nc: NatsConnection, t: Topology = { replicas: 1 }): Promise<void> {
+type BucketSpec = { bucket: string; opts: Partial<KvOptions> & { history: number; replicas: number } };
+
+/** The KV buckets and their options, defined once. */
+export function bucketConfigs(t: Topology): BucketSpec[] {
+  return [
+    { bucket: buckets.nodes, opts: { history: 1, ttl: limits.nodeStaleMs * 6, replicas: t.replicas } },
+    { bucket: buckets.status, opts: { history: 1, replicas: t.replicas } },
+    { bucket: buckets.admission, opts: { history: 1, replicas: t.replicas } },
+  ];
+}
+
+/** The JetStream stream behind a KV bucket. */
+export const bucketStream = (bucket: string): string => `KV_${bucket}`;
+
+/** One stream of the topology: what it must look like (the fields haul decides) and how to create it. */
+type TopologyItem = {
+  name: string;
+  expected: Partial<StreamConfig>;
+  create(jsm: JetStreamManager, kvm: Kvm): Promise<unknown>;
+};
+
+function topologyItems(t: Topology): TopologyItem[] {
+  return [
+    ...streamConfigs(t).map((cfg) => ({
+      name: cfg.name,
+      expected: cfg,
+      create: (jsm: JetStreamManager) => jsm.streams.add(cfg),
+    })),
+    // A bucket's other fields (subjects, rollups, direct get, discard) are the KV client's to decide.
+    ...bucketConfigs(t).map(({ bucket, opts }) => ({
+      name: bucketStream(bucket),
+      expected: {
+        num_replicas: opts.replicas,
+        max_msgs_per_subject: opts.history,
+        max_age: nanos(opts.ttl ?? 0),
+      },
+      create: (_jsm: JetStreamManager, kvm: Kvm) => kvm.create(bucket, opts),
+    })),
+  ];
+}
+
+/** Every stream (buckets included) haul needs, by name. */
+export const topologyNames = (): string[] => topologyItems({ replicas: 1 }).map((i) => i.name);
+
+/** What an existing stream has that differs from what haul expects, e.g. `num_replicas: 1 → 3`. */
+export function configDiff(expected: Partial<StreamConfig>, have: StreamConfig): string[] {
+  return Object.entries(expected)
+    .filter(([k, v]) => JSON.stringify(have[k as keyof StreamConfig]) !== JSON.stringify(v))
+    .map(([k, v]) => `${k}: ${JSON.stringify(have[k as keyof StreamConfig])} → ${JSON.stringify(v)}`);
+}
+
+async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
+  return retryTransient(async () => {
+    try {
+      return await jsm.streams.info(name);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return undefined;
+      throw err;
+    }
+  });
+}
+
+export type TopologyChange = {
+  name: string;
+  /** created: it was missing; updated: its config was changed; differs: it differs and was left alone. */
+  action: 'created' | 'updated' | 'differs';
+  diff: string[];
+};
+
+export type EnsureOptions = {
+  /**
+   * Set: every stream and bucket gets these replicas, and an existing one whose config differs from haul's is
+   * changed to it (logged). Unset: missing ones are created with the replicas the existing ones have (1 when there
+   * are none) and existing ones are never changed; a difference is only logged.
+   */
+  replicas?: number;
+};
+
+/**
+ * Create the streams and KV buckets haul needs; change existing ones only when asked (`replicas` set). Only the
+ * coordinator (and an admin) calls this; node agents and image streamers call awaitTopology, which changes nothing.
+ * (Kvm.create alone would not do: on an existing bucket it opens it as it is, whatever its replicas.)
+ */
+export async function ensureTopology(
+  nc: NatsConnection,
+  want: EnsureOptions = {},
+  log?: Logger,
+): Promise<TopologyChange[]> {
   const jsm = await retryTransient(() => jetstreamManager(nc));
-  for (const cfg of streamConfigs(t)) {
-    await retryTransient(async () => {
-      try {
-        await jsm.streams.info(cfg.name);
-        await jsm.streams.update(cfg.name, cfg);
-      } catch (err) {
-        if (
-          (err as { name?: string }).name !== 'StreamNotFoundError' &&
-          !/not found/i.test((err as Error).message)
-        )
-          throw err;
-        await jsm.streams.add(cfg);
-      }
-    });
-  }
   const kvm = new Kvm(nc);
-  await retryTransient(() =>
-    kvm.create(buckets.nodes, { history: 1, ttl: limits.nodeStaleMs * 6, replicas: t.replicas }),
-  );
-  await retryTransient(() => kvm.create(buckets.status, { history: 1, replicas: t.replicas }));
-  await retryTransient(() => kvm.create(buckets.ctLocks, { history: 1, replicas: t.replicas }));
-  await retryTransient(() => kvm.create(buckets.requests, { history: 1, replicas: t.replicas }));
+  const names = topologyNames();
+  const have = new Map<string, StreamConfig>();
+  for (const name of names) {
+    const info = await streamInfo(jsm, name);
+    if (info) have.set(name, info.config);
+  }
+  const inherited = names.map((n) => have.get(n)?.num_replicas).find((r) => r !== undefined) ?? 1;
+  const changes: TopologyChange[] = [];
+  for (const item of topologyItems({ replicas: want.replicas ?? inherited })) {
+    const current = have.get(item.name);
+    if (!current) {
+      await retryTransient(() => item.create(jsm, kvm));
+      log?.info({ stream: item.name, replicas: item.expected.num_replicas }, 'stream created');
+      changes.push({ name: item.name, action: 'created', diff: [] });
+      continue;
+    }
+    const diff = configDiff(item.expected, current);
+    if (diff.length === 0) continue;
+    if (want.replicas === undefined) {
+      log?.warn(
+        { stream: item.name, diff },
+        "stream differs from haul's config; left unchanged (set HAUL_REPLICAS to change it)",
+      );
+      changes.push({ name: item.name, action: 'differs', diff });
+      continue;
+    }
+    await retryTransient(() => jsm.streams.update(item.name, item.expected));
+    log?.warn({ stream: item.name, diff }, 'stream config changed');
+    changes.push({ name: item.name, action: 'updated', diff });
+  }
+  return changes;
+}
+
+/** Streams or buckets a service needs are still missing after its wait. */
+export class TopologyMissingError extends BusError {
+  readonly missing: string[];
+  constructor(missing: string[], waitedMs: number) {
+    super(
+      'HAUL_TOPOLOGY_MISSING',
+      `${missing.join(', ')} still missing after ${Math.round(waitedMs / 1000)} s: the coordinator creates the ` +
+        'streams and buckets (HAUL_REPLICAS sets their replicas); this service only uses them. Start the ' +
+        'coordinator against the same NATS servers.',
+      true,
+    );
+    this.name = 'TopologyMissingError';
+    this.missing = missing;
+  }
+}
+
+/** The streams and buckets haul needs that do not exist. Reads only. */
+export async function missingTopology(nc: NatsConnection): Promise<string[]> {
+  const jsm = await retryTransient(() => jetstreamManager(nc));
+  const present = await retryTransient(async () => {
+    const s = new Set<string>();
+    for await (const name of jsm.streams.names()) s.add(name);
+    return s;
+  });
+  return topologyNames().filter((n) => !present.has(n));
+}
+
+/**
+ * For services that use the topology but never create or change it (node agents, image streamers): wait, bounded,
+ * until every stream and bucket exists. Resolves to undefined once they do, or to a TopologyMissingError naming
+ * what is still missing after `waitMs` (it does not reject). Checks once a second: there is no event to await
+ * for a stream another process creates, and the check is one request.
+ */
+export async function awaitTopology(
+  nc: NatsConnection,
+  log: Logger,
+  waitMs: number = limits.topologyWaitMs,
+  checkEveryMs = 1000,
+): Promise<TopologyMissingError | undefined> {
+  const started = Date.now();
+  let logged = -Infinity;
+  for (;;) {
+    const missing = await missingTopology(nc);
+    if (missing.length === 0) return undefined;
+    const waited = Date.now() - started;
+    if (waited >= waitMs) return new TopologyMissingError(missing, waited);
+    if (waited - logged >= 10_000) {
+      log.warn({ missing, waitMs }, 'waiting for the coordinator to create the streams and buckets');
+      logged = waited;
+    }
+    await delay(Math.min(checkEveryMs, waitMs - waited));
+  }
+}
+
+/** awaitTopology for a service's main: a topology still missing is fatal (exit 78, EX_CONFIG), said clearly. */
+export async function awaitTopologyOrExit(
+  nc: NatsConnection,
+  log: Logger,
+  waitMs: number = limits.topologyWaitMs,
+  exit: (code: number) => void = (code) => process.exit(code),
+): Promise<void> {
+  const err = await awaitTopology(nc, log, waitMs);
+  if (!err) return;
+  log.fatal({ err, missing: err.missing }, err.message);
+  exit(78);
 }

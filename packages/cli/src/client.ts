@@ -20,5 +20,12 @@ export function createApiClient(nc: NatsConnection) {
       call<StatusReply>(subjects.apiCancel, reason ? { migrationId, reason } : { migrationId }),
     status: (migrationId: string) => call<StatusReply>(subjects.apiStatus, { migrationId }),
     list: (activeOnly = false) => call<StatusReply>(subjects.apiList, { activeOnly }),
+    retry: (migrationId: string, reason?: string) =>
+      call<StatusReply>(subjects.apiRetry, reason ? { migrationId, reason } : { migrationId }),
+    resolve: (migrationId: string, action: string, reason?: string) =>
+      call<StatusReply>(
+        subjects.apiResolve,
+        reason ? { migrationId, action, reason } : { migrationId, action },
+      ),
   };
 }

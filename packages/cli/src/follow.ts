@@ -56,6 +56,12 @@ export function progressLine(
     case 'RollbackStarted':
       state.phase = 'rollback';
       return `[rollback] ${e.data.reason}`;
+    case 'MigrationStuck':
+      return `[stuck] ${e.data.reason} (haul status ${e.migrationId})`;
+    case 'RetryRequested':
+      return `[${state.phase}] ${e.data.action} retried by an operator`;
+    case 'ActionResolved':
+      return `[${state.phase}] ${e.data.action} done by an operator`;
     default:
       return undefined;
   }

@@ -17,7 +17,7 @@ export function formatEvent(e: MigrationEvent, seq?: number): string {
       const r = e.data.result as unknown as Record<string, unknown>;
       const extra =
         e.data.step === 'preDump' || e.data.step === 'finalDump'
-          ? `${String(r['pagesWritten'])} pages written, ${String(r['pagesSkipped'])} skipped, ${mb(Number(r['bytes']))}`
+          ? `${String(r['pagesWritten'])} pages written, ${typeof r['pagesSkipped'] === 'number' ? `${r['pagesSkipped']} skipped, ` : ''}${mb(Number(r['bytes']))}`
           : e.data.step === 'streamImages' || e.data.step === 'copyLocalDisk'
             ? `${mb(Number(r['bytes']))} at ${Number(r['mbPerSec']).toFixed(0)} MB/s`
             : Array.isArray(r['actions'])
@@ -45,6 +45,12 @@ export function formatEvent(e: MigrationEvent, seq?: number): string {
       return `${head} ${e.data.error.code} ${e.data.error.message}`;
     case 'RestoreStarted':
       return `${head} fence won by the target`;
+    case 'MigrationStuck':
+      return `${head} ${e.data.reason}${e.data.lastError ? `; last error ${e.data.lastError.code} ${e.data.lastError.message}` : ''}`;
+    case 'RetryRequested':
+      return `${head} ${e.data.action} retried by an operator: ${e.data.reason}`;
+    case 'ActionResolved':
+      return `${head} ${e.data.action} done by an operator: ${e.data.reason}`;
   }
 }
 
@@ -52,7 +58,7 @@ export function formatEvent(e: MigrationEvent, seq?: number): string {
 export function formatStats(s: MigrationStats): string {
   const lines = [
     `   total time is ~${sec(s.totalMs)}`,
-    `  frozen time is ~${sec(s.frozenMs)} (${JSON.stringify(s.iterations.map((i) => (i.frozenUs / 1e6).toFixed(2)))})`,
+    `  frozen time is ~${sec(s.frozenMs)} (${JSON.stringify(s.iterations.map((i) => (i.frozenUs === undefined ? '-' : (i.frozenUs / 1e6).toFixed(2))))})`,
     `     downtime is ~${sec(s.downtimeMs)}`,
     ` restore time is ~${sec(s.restoreMs)}`,
     `img sync time is ~${sec(s.imageSyncMs)}`,
@@ -60,7 +66,7 @@ export function formatStats(s: MigrationStats): string {
     '  iteration  pages written  pages skipped        bytes   dump ms  stream ms',
     ...s.iterations.map(
       (i) =>
-        `  ${(i.final ? 'final' : String(i.iteration)).padStart(9)}  ${String(i.pagesWritten).padStart(13)}  ${String(i.pagesSkipped).padStart(13)}  ${mb(i.bytes).padStart(11)}  ${i.durationMs.toFixed(0).padStart(8)}  ${(i.streamMs ?? 0).toFixed(0).padStart(9)}`,
+        `  ${(i.final ? 'final' : String(i.iteration)).padStart(9)}  ${String(i.pagesWritten).padStart(13)}  ${String(i.pagesSkipped ?? '-').padStart(13)}  ${mb(i.bytes).padStart(11)}  ${i.durationMs.toFixed(0).padStart(8)}  ${(i.streamMs ?? 0).toFixed(0).padStart(9)}`,
     ),
   ];
   return lines.join('\n');

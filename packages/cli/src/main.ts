@@ -18,6 +18,7 @@ import {
 import { createApiClient } from './client.ts';
 import { followToEnd, progressLine } from './follow.ts';
 import { formatEvent, formatStats } from './format.ts';
+import { operatorAction, stuckLine } from './operator.ts';
 
 const help = `haul: operate live migrations of OpenVZ/Virtuozzo containers.
 
@@ -28,7 +29,10 @@ Usage: haul <command> [options]            (NATS: --nats URL or HAUL_NATS_URL, d
           [--max-downtime-ms N [--downtime-policy abort|proceed]] [--bandwidth MBPS] [--request-id ID]
           [--no-wait] [--json]             exit 0 completed, 1 rolled back, 2 rejected
   status ID [--json]                       one migration's current status and stats
-  ls [--active] [--json]                   all migrations
+  ls [--active | --stuck] [--json]         all migrations; --stuck: those waiting for an operator
+  retry ID [--reason TEXT]                 a stuck migration: try its stuck action again (after fixing its cause)
+  resolve ID --action KEY [--reason TEXT]  a stuck migration: you did its stuck action by hand; the plan moves on
+                                           (compensations and cleanup only; docs/protocol.md, "Stuck migrations")
   events [-f] [--migration ID] [--since TIME | --from-seq N] [--json]
                                            the event log (NDJSON with --json), from any point, -f to follow
   cancel ID [--reason TEXT]                roll back a migration (refused past the commit point)
@@ -45,6 +49,7 @@ function parse(argv: string[]): { cmd: string | undefined; pos: string[]; flags:
     '--follow',
     '--json',
     '--active',
+    '--stuck',
     '--no-wait',
     '--help',
     '-h',
@@ -159,18 +164,20 @@ export async function main(argv: string[]): Promise<number> {
             `${s.migrationId}  CT ${s.ctid}  ${s.source} → ${s.target}  ${s.mode}  ${s.phase}  iteration ${s.iteration}${s.reason ? `  (${s.reason})` : ''}`,
           );
           if (s.runningSteps?.length) console.log(`running: ${s.runningSteps.join(', ')}`);
+          if (s.stuck) console.log(stuckLine(s));
           if (s.stats) console.log(formatStats(s.stats));
         }
         return 0;
       }
       case 'ls': {
-        const r = await api.list(flags.has('--active'));
+        const stuck = flags.has('--stuck');
+        const r = await api.list(flags.has('--active') || stuck);
         if (!r.ok) throw new Error(r.error.message);
-        for (const s of r.migrations ?? [])
+        for (const s of (r.migrations ?? []).filter((m) => !stuck || m.phase === 'stuck'))
           console.log(
             json
               ? JSON.stringify(s)
-              : `${s.migrationId}  CT ${s.ctid.padEnd(6)} ${s.source} → ${s.target}  ${s.mode.padEnd(7)} ${s.phase.padEnd(11)} ${s.updatedAt}`,
+              : `${s.migrationId}  CT ${s.ctid.padEnd(6)} ${s.source} → ${s.target}  ${s.mode.padEnd(7)} ${s.phase.padEnd(11)} ${s.updatedAt}${s.stuck ? `\n  ${stuckLine(s)}` : ''}`,
           );
         return 0;
       }
@@ -214,6 +221,13 @@ export async function main(argv: string[]): Promise<number> {
         console.log(json ? JSON.stringify(r.status) : `${id}: ${r.status?.phase ?? 'cancelling'}`);
         return 0;
       }
+      case 'retry':
+      case 'resolve':
+        return await operatorAction(api, cmd, pos[0], {
+          action: one('--action'),
+          reason: one('--reason'),
+          json,
+        });
       case 'services': {
         const replies = await nc.requestMany(subjects.discovery, encodeJson({}), {
           strategy: 'timer',

@@ -9,9 +9,11 @@ import type {
   StreamResult,
 } from '@haul/schemas';
 import { decideConvergence, defaultMaxIterations } from './convergence.ts';
-import { CommandRejectedError } from './errors.ts';
+import { envelope } from './envelope.ts';
+import { CommandRejectedError, errorCodes } from './errors.ts';
 import { evolve } from './evolve.ts';
 import { commandIdFor, copyGuid, originGuid } from './ids.ts';
+import { exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
 import { disksOf, planCleanupOf, planRollbackOf, type PlannedAction } from './plans.ts';
 import { inFlight, stepKey, type MigrationState, type StepRecord } from './state.ts';
@@ -26,6 +28,8 @@ export type DecideMeta = {
   frozenLeaseMs: number;
   /** Attempts of a compensation or cleanup action before the migration waits for an operator. */
   maxAttempts: number;
+  /** A transfer whose bytes have not moved for this long is recorded as failed (HAUL_STREAM_STALLED). */
+  stallMs: number;
 };
 
 export type DecideInput =
@@ -38,7 +42,8 @@ export type DecideInput =
     }
   | { kind: 'Advance'; meta: DecideMeta }
   | { kind: 'Cancel'; reason: string; meta: DecideMeta }
-  | { kind: 'Tick'; meta: DecideMeta };
+  | { kind: 'Tick'; meta: DecideMeta }
+  | OperatorInput;
 
 /** decide(input, state) → events. Pure: the same input and state always give the same events. */
 export function decide(input: DecideInput, state: MigrationState): MigrationEvent[] {
@@ -48,9 +53,13 @@ export function decide(input: DecideInput, state: MigrationState): MigrationEven
     case 'Cancel':
       return cancel(input, state);
     case 'Tick':
-      return timeouts(input.meta, state);
+      return givenUp(input.meta, state);
     case 'Advance':
       return advance(input.meta, state);
+    case 'Retry':
+      return retry(input, state);
+    case 'Resolve':
+      return resolve(input, state);
   }
 }
 
@@ -70,37 +79,18 @@ export function decideUntilStable(
   return { events: all, state: s };
 }
 
-function envelope<T extends MigrationEvent['type']>(
-  s: MigrationState,
-  meta: DecideMeta,
-  type: T,
-  data: Extract<MigrationEvent, { type: T }>['data'],
-  eventId?: string,
-): MigrationEvent {
-  const migrationId = s.migrationId ?? '';
-  return {
-    eventId: eventId ?? `${migrationId}:${s.log.length}:${type}`,
-    migrationId,
-    type,
-    actor: meta.actor,
-    time: meta.now,
-    schemaVersion: 1,
-    data,
-  } as MigrationEvent;
-}
-
 function requestMigration(
   input: Extract<DecideInput, { kind: 'RequestMigration' }>,
   s: MigrationState,
 ): MigrationEvent[] {
   if (s.migrationId)
-    throw new CommandRejectedError('HAUL_MIGRATION_EXISTS', `migration ${s.migrationId} already exists`);
+    throw new CommandRejectedError(errorCodes.migrationExists, `migration ${s.migrationId} already exists`);
   const r = input.request;
   if (r.source === r.target)
-    throw new CommandRejectedError('HAUL_SAME_NODE', 'source and target are the same node', 'target');
+    throw new CommandRejectedError(errorCodes.sameNode, 'source and target are the same node', 'target');
   if ((r.mode ?? 'live') === 'restart' && r.maxDowntimeMs !== undefined) {
     throw new CommandRejectedError(
-      'HAUL_BAD_REQUEST',
+      errorCodes.badRequest,
       'a downtime budget applies to live migration only',
       'maxDowntimeMs',
     );
@@ -119,43 +109,59 @@ function requestMigration(
 
 function cancel(input: Extract<DecideInput, { kind: 'Cancel' }>, s: MigrationState): MigrationEvent[] {
   if (!s.migrationId)
-    throw new CommandRejectedError('HAUL_UNKNOWN_MIGRATION', 'no such migration', 'migrationId');
+    throw new CommandRejectedError(errorCodes.unknownMigration, 'no such migration', 'migrationId');
   if (s.terminal)
-    throw new CommandRejectedError('HAUL_MIGRATION_FINISHED', `migration already ${s.terminal}`);
+    throw new CommandRejectedError(errorCodes.migrationFinished, `migration already ${s.terminal}`);
   if (s.committed)
     throw new CommandRejectedError(
-      'HAUL_CANCEL_TOO_LATE',
+      errorCodes.cancelTooLate,
       'past the commit point: the CT runs on the target; rolling forward',
     );
   if (s.rollback || s.cancelRequested !== undefined) return [];
   return [envelope(s, input.meta, 'CancelRequested', { reason: input.reason })];
 }
 
-/** Steps that waited longer than their timeout are recorded as failed; rollback reconciles them by inspection. */
-function timeouts(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
+/**
+ * Steps the coordinator stops waiting for, recorded as failed: any step past its timeout, and a transfer whose bytes
+ * have not moved for `stallMs` (so a dead streamer costs seconds, not the 30-minute stream timeout). Rollback then
+ * treats the step as in doubt and reconciles it by inspection.
+ */
+function givenUp(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (s.terminal) return [];
   const now = Date.parse(meta.now);
-  return inFlight(s)
-    .filter((r) => now - Date.parse(r.intendedAt) > r.command.timeoutMs)
-    .map((r) =>
-      envelope(
-        s,
-        meta,
-        'StepFailed',
-        {
-          commandId: r.command.commandId,
-          step: r.step,
-          node: r.command.node,
-          attempt: r.command.attempt,
-          error: {
-            code: 'HAUL_STEP_TIMEOUT',
-            message: `${r.key} gave no result within ${r.command.timeoutMs} ms`,
-            retryable: true,
-          },
-        },
-        `${r.command.commandId}:timeout`,
-      ),
-    );
+  return inFlight(s).flatMap((r) => {
+    if (now - Date.parse(r.intendedAt) > r.command.timeoutMs)
+      return [failedBy(s, meta, r, 'timeout', `gave no result within ${r.command.timeoutMs} ms`)];
+    const movedAt = Date.parse(r.progress?.advancedAt ?? r.intendedAt);
+    if (stepTable[r.step].executor === 'streamer' && now - movedAt > meta.stallMs)
+      return [failedBy(s, meta, r, 'stalled', `moved no bytes for ${meta.stallMs} ms`)];
+    return [];
+  });
+}
+
+const givenUpBy = { timeout: errorCodes.stepTimeout, stalled: errorCodes.streamStalled } as const;
+
+/** The coordinator's StepFailed for a step it stopped waiting for (its event id says why, so it is written once). */
+function failedBy(
+  s: MigrationState,
+  meta: DecideMeta,
+  r: StepRecord,
+  why: keyof typeof givenUpBy,
+  what: string,
+): MigrationEvent {
+  return envelope(
+    s,
+    meta,
+    'StepFailed',
+    {
+      commandId: r.command.commandId,
+      step: r.step,
+      node: r.command.node,
+      attempt: r.command.attempt,
+      error: { code: givenUpBy[why], message: `${r.key} ${what}`, retryable: true },
+    },
+    `${r.command.commandId}:${why}`,
+  );
 }
 
 function intend(
@@ -221,7 +227,7 @@ function rollbackTrigger(s: MigrationState): { reason: string; cause?: ErrorInfo
   if (abort) {
     return {
       reason: `downtime budget of ${abort.numbers.maxDowntimeMs} ms never fits (predicted ${abort.numbers.predictedFrozenMs ?? '?'} ms)`,
-      cause: { code: 'HAUL_DOWNTIME_BUDGET', message: 'the predicted downtime never fit the budget' },
+      cause: { code: errorCodes.downtimeBudget, message: 'the predicted downtime never fit the budget' },
     };
   }
   return undefined;
@@ -244,8 +250,8 @@ function runPlan(
   }
   const rec = s.steps[next.key];
   if (rec?.status === 'intended') return [];
+  if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, what);
   const attempt = rec ? rec.command.attempt + 1 : 1;
-  if (rec && attempt > meta.maxAttempts) return [];
   return [intend(s, meta, next.step, next.subject, next.args, next.role, attempt)];
 }
 
@@ -267,8 +273,8 @@ function forwardAfterCommit(meta: DecideMeta, s: MigrationState): MigrationEvent
   const rec = s.steps[stepKey('releaseSource', '-')];
   if (rec?.status === 'succeeded') return undefined;
   if (rec?.status === 'intended') return [];
+  if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, 'release');
   const attempt = rec ? rec.command.attempt + 1 : 1;
-  if (attempt > meta.maxAttempts) return [];
   return [intend(s, meta, 'releaseSource', '-', { ctid: s.request!.ctid }, 'source', attempt)];
 }
 
@@ -379,6 +385,8 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const finalDir = `${src.imageDir}/${n + 1}`;
   const fd = s.steps['finalDump:-'];
   if (!fd) {
+    // Never freeze while an earlier stream is unfinished: the frozen window would wait for it (or for its stall).
+    if (!streamsDone) return out;
     const args: Record<string, unknown> = {
       ctid: req.ctid,
       iteration: n,

@@ -164,7 +164,7 @@ describe('given a finished pre-dump', () => {
 
 describe('given the CT frozen by the final dump', () => {
   const log = until(happy, succeeded('finalDump:-'));
-  it('the shared disk is backed up first', () => {
+  it('the shared disk is backed up while the final images stream (every earlier stream is done)', () => {
     given(log)
       .when(advance)
       .then([
@@ -172,6 +172,7 @@ describe('given the CT frozen by the final dump', () => {
           type: 'StepIntended',
           data: { step: 'backupDescriptor', args: { ddxml: '/shared/disk0/DiskDescriptor.xml' } },
         },
+        { type: 'StepIntended', data: { step: 'streamImages', args: { priority: 'final' } } },
       ]);
   });
   it('the final images stream as soon as the earlier streams are done, before the restore', () => {

@@ -1,8 +1,42 @@
+/**
+ * The error codes the migration core decides, defined once (docs/api.md lists them). They go on the wire: as the
+ * code of a refused API request or of a StepFailed the coordinator records.
+ */
+export const errorCodes = {
+  migrationExists: 'HAUL_MIGRATION_EXISTS',
+  sameNode: 'HAUL_SAME_NODE',
+  badRequest: 'HAUL_BAD_REQUEST',
+  unknownMigration: 'HAUL_UNKNOWN_MIGRATION',
+  migrationFinished: 'HAUL_MIGRATION_FINISHED',
+  cancelTooLate: 'HAUL_CANCEL_TOO_LATE',
+  downtimeBudget: 'HAUL_DOWNTIME_BUDGET',
+  /** A step gave no result within its timeout (recorded by the coordinator). */
+  stepTimeout: 'HAUL_STEP_TIMEOUT',
+  /** A transfer moved no bytes for `stallMs` (recorded by the coordinator). */
+  streamStalled: 'HAUL_STREAM_STALLED',
+  /** retry or resolve of a migration that is not waiting for an operator. */
+  notStuck: 'HAUL_NOT_STUCK',
+  /** resolve names another action than the one the migration is stuck on. */
+  resolveWrongAction: 'HAUL_RESOLVE_WRONG_ACTION',
+  /** resolve of a forward step: only compensations and cleanup actions can be done by hand. */
+  resolveForwardStep: 'HAUL_RESOLVE_FORWARD_STEP',
+  /** retry of an action that reached the highest attempt number a command may carry. */
+  attemptsExhausted: 'HAUL_ATTEMPTS_EXHAUSTED',
+  /** A fence refuses: the CT may run on the target (also the agents' fence verdicts). */
+  fenced: 'HAUL_FENCED',
+  targetRebooted: 'HAUL_TARGET_REBOOTED',
+} as const;
+
+export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];
+
+/** Failures the coordinator records when it gives up waiting: the step's effect is in doubt, not known absent. */
+export const givenUpCodes: readonly string[] = [errorCodes.stepTimeout, errorCodes.streamStalled];
+
 /** A command the migration core refuses in the current state; the code is stable and goes on the wire. */
 export class CommandRejectedError extends Error {
   readonly code: string;
   readonly field: string | undefined;
-  constructor(code: string, message: string, field?: string) {
+  constructor(code: ErrorCode, message: string, field?: string) {
     super(message);
     this.name = 'CommandRejectedError';
     this.code = code;

@@ -61,6 +61,8 @@ export function evolve(state: MigrationState, event: MigrationEvent): MigrationS
       }
       if (event.data.reconciled) next.reconciled = true;
       s.steps = { ...s.steps, [key]: next };
+      // A late success of the stuck action (an attempt the coordinator had given up on) lifts the stall.
+      if (next.status === 'succeeded' && s.stuck?.action === key) delete s.stuck;
       if (event.type === 'StepSucceeded') {
         if (rec.step === 'preflightSource')
           s.preflight = { ...s.preflight, source: event.data.result as PreflightResult };
@@ -93,10 +95,55 @@ export function evolve(state: MigrationState, event: MigrationEvent): MigrationS
     case 'MigrationRolledBack':
       s.terminal = 'rolled-back';
       return s;
-    case 'CommandRejected':
     case 'StreamProgress':
+      return progressed(s, event.data.commandId, event.data.bytesDone, event.time);
+    case 'MigrationStuck': {
+      const d = event.data;
+      s.stuck = {
+        action: d.action,
+        step: d.step,
+        plan: d.plan,
+        attempts: d.attempts,
+        reason: d.reason,
+        since: event.time,
+      };
+      if (d.lastError) s.stuck.lastError = d.lastError;
+      return s;
+    }
+    case 'RetryRequested': {
+      const rec = s.steps[event.data.action];
+      s.retriedFrom = { ...s.retriedFrom, [event.data.action]: rec?.command.attempt ?? 0 };
+      delete s.stuck;
+      return s;
+    }
+    case 'ActionResolved': {
+      const rec = s.steps[event.data.action];
+      delete s.stuck;
+      if (!rec) return s;
+      const done: StepRecord = {
+        ...rec,
+        status: 'succeeded',
+        result: { actions: [`done by an operator: ${event.data.reason}`] },
+        resolvedBy: event.data.reason,
+        finishedAt: event.time,
+      };
+      delete done.error;
+      s.steps = { ...s.steps, [rec.key]: done };
+      return s;
+    }
+    case 'CommandRejected':
       return s;
   }
+}
+
+/** A transfer reported its bytes: remember when they last moved (for the stall check), for the current attempt only. */
+function progressed(s: MigrationState, commandId: string, bytesDone: number, time: string): MigrationState {
+  const key = s.byCommand[commandId];
+  const rec = key ? s.steps[key] : undefined;
+  if (!rec || rec.command.commandId !== commandId || rec.status !== 'intended') return s;
+  if (rec.progress?.bytesDone === bytesDone) return s;
+  s.steps = { ...s.steps, [rec.key]: { ...rec, progress: { bytesDone, advancedAt: time } } };
+  return s;
 }
 
 /** Replay a whole log. */

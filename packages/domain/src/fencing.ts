@@ -1,4 +1,5 @@
 import type { MigrationEvent } from '@haul/schemas';
+import { errorCodes } from './errors.ts';
 
 /**
  * The fencing rules of the commit point (docs/protocol.md). Both are appended with an expected-sequence check on
@@ -25,33 +26,38 @@ export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNo
   if (before !== undefined && now.bootId !== undefined && before !== now.bootId)
     return {
       ok: false,
-      code: 'HAUL_TARGET_REBOOTED',
+      code: errorCodes.targetRebooted,
       reason: `the target rebooted since its preflight (boot ${before} → ${now.bootId}): streamed images may be incomplete`,
     };
   if (events.some((e) => e.type === 'ResumedOnSource'))
-    return { ok: false, code: 'HAUL_FENCED', reason: 'the CT was already resumed on the source' };
+    return { ok: false, code: errorCodes.fenced, reason: 'the CT was already resumed on the source' };
   if (events.some((e) => e.type === 'RollbackStarted'))
-    return { ok: false, code: 'HAUL_FENCED', reason: 'the migration is rolling back' };
+    return { ok: false, code: errorCodes.fenced, reason: 'the migration is rolling back' };
   if (events.some((e) => e.type === 'MigrationRolledBack' || e.type === 'MigrationCompleted')) {
-    return { ok: false, code: 'HAUL_FENCED', reason: 'the migration is over' };
+    return { ok: false, code: errorCodes.fenced, reason: 'the migration is over' };
   }
   return { ok: true };
 }
 
 /**
  * May the source resume the frozen CT (append ResumedOnSource, abort the dump)? Never once the target restore has
- * started, unless the target CT is known stopped afterwards (a successful stopTarget after RestoreStarted).
+ * started, unless the target CT is known stopped afterwards: a successful stopTarget after RestoreStarted, or an
+ * operator's assertion that they stopped it by hand (ActionResolved of stopTarget).
  */
 export function mayResumeSource(events: readonly MigrationEvent[]): FenceVerdict {
   const started = events.findIndex((e) => e.type === 'RestoreStarted');
   if (started < 0) return { ok: true };
   const stoppedAfter = events
     .slice(started)
-    .some((e) => e.type === 'StepSucceeded' && e.data.step === 'stopTarget');
+    .some(
+      (e) =>
+        (e.type === 'StepSucceeded' && e.data.step === 'stopTarget') ||
+        (e.type === 'ActionResolved' && e.data.step === 'stopTarget'),
+    );
   if (stoppedAfter) return { ok: true };
   return {
     ok: false,
-    code: 'HAUL_FENCED',
+    code: errorCodes.fenced,
     reason: 'the target restore has started and the target CT is not known stopped',
   };
 }

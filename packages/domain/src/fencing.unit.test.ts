@@ -47,4 +47,14 @@ describe('the commit-point fence', () => {
     assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), stopped]).ok, true);
     assert.equal(mayResumeSource([stopped, ev('RestoreStarted', { commandId: 'c' })]).ok, false);
   });
+  it('lets the source resume after an operator stopped the target CT by hand and resolved stopTarget', () => {
+    const byHand = ev('ActionResolved', { action: 'stopTarget:-', step: 'stopTarget', reason: 'vzctl stop' });
+    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), byHand]).ok, true);
+    const other = ev('ActionResolved', {
+      action: 'removeFiles:target-images',
+      step: 'removeFiles',
+      reason: 'x',
+    });
+    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), other]).ok, false);
+  });
 });

@@ -5,6 +5,7 @@ export {
   type MigrationState,
   type StepRecord,
   type StepStatus,
+  type StuckAction,
 } from './state.ts';
 export { evolve, fold, subjectOf } from './evolve.ts';
 export { decide, decideUntilStable, targetPathOf, type DecideInput, type DecideMeta } from './decide.ts';
@@ -39,4 +40,5 @@ export {
   type TimeoutClass,
 } from './steps.ts';
 export { guidFor, originGuid, copyGuid, commandIdFor, imageDirName } from './ids.ts';
-export { CommandRejectedError } from './errors.ts';
+export { CommandRejectedError, errorCodes, givenUpCodes, type ErrorCode } from './errors.ts';
+export { maxAttemptNumber, resolvable, type OperatorInput } from './operator.ts';

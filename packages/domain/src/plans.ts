@@ -1,4 +1,5 @@
 import type { DumpArgs, MigrationEvent, PreflightResult, StepName } from '@haul/schemas';
+import { givenUpCodes } from './errors.ts';
 import { copyGuid, originGuid } from './ids.ts';
 import { initialState, type MigrationState, type StepRecord } from './state.ts';
 import { fold } from './evolve.ts';
@@ -36,8 +37,8 @@ function effects(s: MigrationState): Effect[] {
     if (spec.kind !== 'forward') continue;
     if (rec.status === 'succeeded') out.push({ rec, inDoubt: false });
     else if (rec.status === 'intended') out.push({ rec, inDoubt: true });
-    else if (spec.failureMayLeaveEffect || rec.error?.code === 'HAUL_STEP_TIMEOUT') {
-      // A timed-out step is in doubt whatever it is: the agent may have died half-way.
+    else if (spec.failureMayLeaveEffect || givenUpCodes.includes(rec.error?.code ?? '')) {
+      // A step the coordinator gave up on (timed out, stalled) is in doubt whatever it is: it may still be running.
       // vzctl restore runs only after the target won the fence; without RestoreStarted nothing ran.
       if (rec.step === 'restore' && !s.restoreStarted) continue;
       out.push({ rec, inDoubt: true });

@@ -24,6 +24,21 @@ export type StepRecord = {
   finishedAt?: string;
   /** Position of the intent in the log, for ordering effects. */
   order: number;
+  /** Transfers: the bytes the streamer last reported for this attempt, and when they last moved. */
+  progress?: { bytesDone: number; advancedAt: string };
+  /** An operator asserted the action was done by hand (ActionResolved): it counts as succeeded. */
+  resolvedBy?: string;
+};
+
+/** An action that failed on every attempt: the migration waits for an operator (MigrationStuck). */
+export type StuckAction = {
+  action: string;
+  step: StepName;
+  plan: 'rollback' | 'release' | 'cleanup';
+  attempts: number;
+  reason: string;
+  since: string;
+  lastError?: ErrorInfo;
 };
 
 export type MigrationState = {
@@ -47,6 +62,10 @@ export type MigrationState = {
   committed: boolean;
   terminal?: 'completed' | 'rolled-back';
   lastTime?: string;
+  /** Set by MigrationStuck, cleared when an operator retries or resolves the action. */
+  stuck?: StuckAction;
+  /** Step key → the attempt an operator's retry started again from: attempts are counted after it. */
+  retriedFrom: Record<string, number>;
 };
 
 export const initialState = (): MigrationState => ({
@@ -58,6 +77,7 @@ export const initialState = (): MigrationState => ({
   restoreStarted: false,
   resumedOnSource: false,
   committed: false,
+  retriedFrom: {},
 });
 
 export const stepKey = (step: string, subject: string): string => `${step}:${subject}`;

@@ -30,11 +30,12 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
       const it: IterationStats = {
         iteration: final ? (r.command.args as { iteration: number }).iteration : Number(r.subject),
         pagesWritten: d.pagesWritten,
-        pagesSkipped: d.pagesSkipped,
         bytes: d.bytes,
         durationMs: d.durationMs,
-        frozenUs: d.frozenUs,
       };
+      // criu's counters, when it reported them (a held final dump has none until it is released).
+      if (d.pagesSkipped !== undefined) it.pagesSkipped = d.pagesSkipped;
+      if (d.frozenUs !== undefined) it.frozenUs = d.frozenUs;
       // The final dump's frozen_time is known only once criu ended, after the release (P.Haul reads it then too).
       const released = final ? done(s.steps['releaseSource:-']) : undefined;
       if (released && (released.result as HostResult).frozenUs !== undefined)
@@ -54,7 +55,7 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
     : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
   const downtime = ms(freeze?.intendedAt, landed?.finishedAt ?? back);
   if (downtime !== undefined) stats.downtimeMs = downtime;
-  const preFrozenUs = iterations.filter((i) => !i.final).reduce((a, i) => a + i.frozenUs, 0);
+  const preFrozenUs = iterations.filter((i) => !i.final).reduce((a, i) => a + (i.frozenUs ?? 0), 0);
   const finalFrozenUs = iterations.find((i) => i.final)?.frozenUs;
   // P.Haul's frozen time: the sum of criu's frozen_time over all dumps (the final one covers the held window);
   // before criu reported it, the downtime stands in for the final dump.

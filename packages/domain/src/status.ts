@@ -1,4 +1,5 @@
 import type { MigrationStatus } from '@haul/schemas';
+import { resolvable } from './operator.ts';
 import { deriveStatsOf } from './stats.ts';
 import { inFlight, type MigrationState } from './state.ts';
 
@@ -6,24 +7,7 @@ import { inFlight, type MigrationState } from './state.ts';
 export function projectStatus(s: MigrationState, lastSeq: number): MigrationStatus | undefined {
   if (!s.migrationId || !s.request) return undefined;
   const steps = s.steps;
-  const phase: MigrationStatus['phase'] =
-    s.terminal === 'completed'
-      ? 'completed'
-      : s.terminal === 'rolled-back'
-        ? 'rolled-back'
-        : s.rollback
-          ? 'rollback'
-          : s.committed
-            ? steps['releaseSource:-']?.status === 'succeeded' || (s.request.mode ?? 'live') === 'restart'
-              ? 'cleanup'
-              : 'committed'
-            : steps['restore:-'] || steps['startTarget:-']
-              ? 'restoring'
-              : steps['finalDump:-']?.status === 'succeeded' || steps['stopSource:-']?.status === 'succeeded'
-                ? 'frozen'
-                : Object.keys(steps).some((k) => k.startsWith('preDump:'))
-                  ? 'iterating'
-                  : 'preflight';
+  const phase = phaseOf(s);
   const st: MigrationStatus = {
     migrationId: s.migrationId,
     ctid: s.request.ctid,
@@ -39,6 +23,28 @@ export function projectStatus(s: MigrationState, lastSeq: number): MigrationStat
   const last = s.log.at(-1);
   if (last) st.lastEvent = last.type;
   if (s.rollback) st.reason = s.rollback.reason;
+  if (s.stuck && !s.terminal) {
+    const { reason, ...stuck } = s.stuck;
+    st.stuck = { ...stuck, resolvable: resolvable(stuck.step) };
+    st.reason = reason;
+  }
   if (s.terminal) st.stats = deriveStatsOf(s);
   return st;
+}
+
+/** Where the migration is: terminal, waiting for an operator, rolling back, or how far forward it got. */
+function phaseOf(s: MigrationState): MigrationStatus['phase'] {
+  const steps = s.steps;
+  if (s.terminal === 'completed') return 'completed';
+  if (s.terminal === 'rolled-back') return 'rolled-back';
+  if (s.stuck) return 'stuck';
+  if (s.rollback) return 'rollback';
+  if (s.committed)
+    return steps['releaseSource:-']?.status === 'succeeded' || (s.request?.mode ?? 'live') === 'restart'
+      ? 'cleanup'
+      : 'committed';
+  if (steps['restore:-'] || steps['startTarget:-']) return 'restoring';
+  if (steps['finalDump:-']?.status === 'succeeded' || steps['stopSource:-']?.status === 'succeeded')
+    return 'frozen';
+  return Object.keys(steps).some((k) => k.startsWith('preDump:')) ? 'iterating' : 'preflight';
 }

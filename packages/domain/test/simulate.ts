@@ -4,7 +4,7 @@
  * runs after every event. Everything is deterministic for a given scenario.
  */
 import type { MigrateRequest, MigrationEvent, StepCommand, StepName } from '@haul/schemas';
-import { decideUntilStable, type DecideMeta } from '../src/decide.ts';
+import { decideUntilStable, type DecideInput, type DecideMeta } from '../src/decide.ts';
 import { evolve } from '../src/evolve.ts';
 import { mayResumeSource, mayStartRestore } from '../src/fencing.ts';
 import { initialState, inFlight, type MigrationState } from '../src/state.ts';
@@ -31,6 +31,10 @@ export type SimScenario = Scenario & {
   /** Which in-flight command runs next (index modulo the number in flight), consumed in turn. */
   picks: number[];
   maxDowntimeMs?: number;
+  /** Besides `fault`: the first `times` invocations of `step` fail, whatever its kind (compensations, cleanup too). */
+  alsoFail?: { step: StepName; times: number };
+  /** The operator, asked when the migration waits for one (MigrationStuck): what to do, or nothing (stop there). */
+  onStuck?: (s: MigrationState, host: HostModel, m: DecideMeta) => DecideInput | undefined;
 };
 
 export type SimResult = {
@@ -49,6 +53,7 @@ export function meta(nowMs: number): DecideMeta {
     timeoutsMs: { criu: 180_000, ploop: 120_000, vzctl: 180_000, stream: 1_800_000, quick: 30_000 },
     frozenLeaseMs: 60_000,
     maxAttempts: 3,
+    stallMs: 30_000,
   };
 }
 
@@ -168,7 +173,11 @@ export function simulate(sc: SimScenario): SimResult {
         continue;
       }
       run({ kind: 'Advance', meta: meta(now) });
-      if (inFlight(state).length === 0 && !state.terminal) break; // stuck: reported by the caller
+      if (inFlight(state).length === 0 && !state.terminal) {
+        const act = state.stuck ? sc.onStuck?.(state, host, meta(now)) : undefined;
+        if (!act) break; // stuck: reported by the caller
+        run(act);
+      }
       continue;
     }
     const rec = pending[(sc.picks[pick++ % Math.max(1, sc.picks.length)] ?? 0) % pending.length]!;
@@ -176,6 +185,15 @@ export function simulate(sc: SimScenario): SimResult {
     const n = (seen[cmd.step] = (seen[cmd.step] ?? 0) + 1);
     const f = sc.fault;
     const hit = (f.kind === 'fail' || f.kind === 'crash') && f.step === cmd.step && f.nth === n;
+    if (sc.alsoFail?.step === cmd.step && n <= sc.alsoFail.times) {
+      push([
+        agentEvent(cmd, 'StepFailed', {
+          error: { code: 'HAUL_TOOL_FAILED', message: 'injected', exitCode: 1 },
+        }),
+      ]);
+      run({ kind: 'Advance', meta: meta(now) });
+      continue;
+    }
 
     // The fences: the target appends RestoreStarted before restoring; the source appends ResumedOnSource before resuming.
     if (cmd.step === 'restore') {

@@ -1,16 +1,25 @@
-import { randomBytes } from 'node:crypto';
-import type { NatsConnection, Msg } from '@nats-io/transport-node';
+import type { NatsConnection, Msg, Subscription } from '@nats-io/transport-node';
 import {
+  ConcurrencyConflictError,
   buckets,
   decodeJson,
   encodeJson,
+  limits,
   openBucket,
   serveDiscovery,
   subjects,
+  validValues,
   type EventLog,
   type Logger,
 } from '@haul/bus';
-import { CommandRejectedError, decide, deriveStatsOf, projectStatus } from '@haul/domain';
+import {
+  CommandRejectedError,
+  decide,
+  deriveStatsOf,
+  initialState,
+  projectStatus,
+  type MigrationState,
+} from '@haul/domain';
 import type {
   CancelRequest,
   ErrorInfo,
@@ -22,7 +31,8 @@ import type {
   StatusRequest,
   Validators,
 } from '@haul/schemas';
-import { admit } from './admission.ts';
+import { collision, createAdmission, migrationIdFor, type AdmissionEntry } from './admission.ts';
+import { operatorRoutes } from './operator-api.ts';
 import type { ProcessManager } from './process-manager.ts';
 
 const reject = (error: ErrorInfo): MigrateReply => ({ ok: false, error });
@@ -39,69 +49,92 @@ export function createApi(
   log: Logger,
   maxPerNode: number,
 ) {
+  const admission = createAdmission({ nc, validators, eventLog, log, maxPerNode });
+
+  const rejection = (err: CommandRejectedError): ErrorInfo =>
+    err.field
+      ? { code: err.code, message: err.message, field: err.field }
+      : { code: err.code, message: err.message };
+
+  /** The reply to a request whose migration the log already has (a duplicate); undefined when it has none. */
+  function duplicateOf(
+    req: MigrateRequest,
+    migrationId: string,
+    state: MigrationState,
+  ): MigrateReply | undefined {
+    if (!state.migrationId) return undefined;
+    if (state.request?.requestId !== req.requestId) return reject(collision(migrationId));
+    return { ok: true, migrationId, duplicate: true };
+  }
+
+  /** What the core refuses in the request itself (same node, a budget in restart mode), before admission. */
+  function refused(req: MigrateRequest, migrationId: string): ErrorInfo | undefined {
+    const probe = { source: '/', target: '/' };
+    try {
+      decide(
+        { kind: 'RequestMigration', migrationId, request: req, imageRoots: probe, meta: pm.meta() },
+        initialState(),
+      );
+      return undefined;
+    } catch (err) {
+      if (err instanceof CommandRejectedError) return rejection(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Append MigrationRequested as the first event of the migration's subject (compare-and-set on an empty subject,
+   * deduplicated by its event id, itself derived from the request id): of concurrent identical requests exactly
+   * one appends; the others find its migration in the log.
+   */
+  async function appendRequested(req: MigrateRequest, entry: AdmissionEntry): Promise<MigrateReply> {
+    const { migrationId, imageRoots } = entry;
+    const [requested] = decide(
+      { kind: 'RequestMigration', migrationId, request: req, imageRoots, meta: pm.meta() },
+      initialState(),
+    );
+    let duplicate: boolean;
+    try {
+      duplicate = (await eventLog.append(requested!, { expectedLastSeq: 0 })).duplicate;
+    } catch (err) {
+      if (!(err instanceof ConcurrencyConflictError)) throw err;
+      duplicate = true;
+    }
+    if (duplicate) {
+      // Another request with this id appended first. If its migration has even ended already, the admission
+      // taken here meanwhile is freed at once (else the reaper would, later).
+      const { state } = await pm.load(migrationId);
+      if (state.terminal) await admission.release(migrationId);
+      return (
+        duplicateOf(req, migrationId, state) ??
+        reject({
+          code: 'HAUL_INTERNAL',
+          message: `${migrationId}: refused by the log, not in it`,
+          retryable: true,
+        })
+      );
+    }
+    await admission.confirm(entry);
+    log.info({ migrationId, ctid: req.ctid, source: req.source, target: req.target }, 'migration accepted');
+    return { ok: true, migrationId, duplicate: false };
+  }
+
+  /**
+   * One request id is one migration (its id is derived from the request id). Precedence: the schema, a duplicate
+   * (answered with the migration in the log), the core's refusals, then admission (docs/api.md).
+   */
   async function migrate(raw: unknown): Promise<MigrateReply> {
     const v = validators.validate<MigrateRequest>('migrateRequest', raw);
     if (!v.ok) return reject(v.error);
     const req = v.value;
-    if (req.source === req.target)
-      return reject({
-        code: 'HAUL_SAME_NODE',
-        message: 'source and target are the same node',
-        field: 'target',
-      });
-    const requests = await openBucket(nc, buckets.requests);
-    const key = req.requestId.replace(/[^A-Za-z0-9_=-]/g, '_');
-    const migrationId = `m-${randomBytes(6).toString('hex')}`;
-    try {
-      await requests.create(key, encodeJson(migrationId));
-    } catch {
-      const e = await requests.get(key);
-      if (e?.operation === 'PUT')
-        return { ok: true, migrationId: decodeJson(e.value) as string, duplicate: true };
-      return reject({
-        code: 'HAUL_RETRY',
-        message: 'the same request is being handled; ask again',
-        retryable: true,
-      });
-    }
-    const undo = () => requests.delete(key);
-    const adm = await admit(nc, req, maxPerNode);
-    if (!adm.ok) {
-      await undo();
-      return reject(adm.error);
-    }
-    const locks = await openBucket(nc, buckets.ctLocks);
-    try {
-      await locks.create(`ct-${req.ctid}`, encodeJson(migrationId).subarray(1, -1));
-    } catch {
-      const holder = (await locks.get(`ct-${req.ctid}`))?.string();
-      await undo();
-      return reject({
-        code: 'HAUL_CT_BUSY',
-        message: `CT ${req.ctid} is already migrating (${holder ?? 'unknown'})`,
-        field: 'ctid',
-      });
-    }
-    let events;
-    try {
-      events = decide(
-        { kind: 'RequestMigration', migrationId, request: req, imageRoots: adm.imageRoots, meta: pm.meta() },
-        (await pm.load(migrationId)).state,
-      );
-    } catch (err) {
-      await locks.delete(`ct-${req.ctid}`);
-      await undo();
-      if (err instanceof CommandRejectedError)
-        return reject(
-          err.field
-            ? { code: err.code, message: err.message, field: err.field }
-            : { code: err.code, message: err.message },
-        );
-      throw err;
-    }
-    await pm.appendAll(events, 0);
-    log.info({ migrationId, ctid: req.ctid, source: req.source, target: req.target }, 'migration accepted');
-    return { ok: true, migrationId, duplicate: false };
+    const migrationId = migrationIdFor(req.requestId);
+    const known = duplicateOf(req, migrationId, (await pm.load(migrationId)).state);
+    if (known) return known;
+    const bad = refused(req, migrationId);
+    if (bad) return reject(bad);
+    const admitted = await admission.admit(req, migrationId);
+    if (!admitted.ok) return reject(admitted.error);
+    return appendRequested(req, admitted.entry);
   }
 
   async function status(mid: string): Promise<MigrationStatus | undefined> {
@@ -161,10 +194,10 @@ export function createApi(
     if (!v.ok) return { ok: false, error: v.error };
     const kv = await openBucket(nc, buckets.status);
     const out: MigrationStatus[] = [];
-    for await (const k of await kv.keys()) {
-      const e = await kv.get(k);
-      if (!e || e.operation !== 'PUT') continue;
-      const s = decodeJson(e.value) as MigrationStatus;
+    const junk = (key: string, reason: string) =>
+      log.warn({ bucket: buckets.status, key, reason }, 'unreadable status skipped');
+    const statuses = validValues<MigrationStatus>(kv, validators, 'migrationStatus', junk);
+    for await (const { value: s } of statuses) {
       if (v.value.activeOnly && (s.phase === 'completed' || s.phase === 'rolled-back')) continue;
       out.push(s);
     }
@@ -177,42 +210,70 @@ export function createApi(
     [subjects.apiCancel, cancel, 'statusReply'],
     [subjects.apiStatus, statusReq, 'statusReply'],
     [subjects.apiList, list, 'statusReply'],
+    ...operatorRoutes(validators, pm),
   ];
 
-  return {
-    start(): void {
-      for (const [subject, fn, replySchema] of routes) {
-        nc.subscribe(subject, {
-          queue: 'coordinator',
-          callback: (_err, msg: Msg) => {
-            void (async () => {
-              let reply: unknown;
-              try {
-                let raw: unknown;
-                try {
-                  raw = msg.data.length ? decodeJson(msg.data) : {};
-                } catch {
-                  raw = undefined;
-                }
-                reply =
-                  raw === undefined
-                    ? reject({ code: 'HAUL_INVALID_MESSAGE', message: 'the request is not JSON', field: '' })
-                    : await fn(raw);
-                const check = validators.validate(replySchema as 'statusReply', reply);
-                if (!check.ok) throw new Error(`reply breaks its schema: ${check.error.message}`);
-              } catch (err) {
-                log.error({ err, subject }, 'API request failed');
-                reply = reject({ code: 'HAUL_INTERNAL', message: (err as Error).message, retryable: true });
-              }
-              msg.respond(encodeJson(reply));
-            })();
-          },
-        });
+  /** Answer one request: decode it, run its route, check the reply against its schema (else HAUL_INTERNAL). */
+  async function answer(msg: Msg, [subject, fn, replySchema]: (typeof routes)[number]): Promise<void> {
+    let reply: unknown;
+    try {
+      let raw: unknown;
+      try {
+        raw = msg.data.length ? decodeJson(msg.data) : {};
+      } catch {
+        raw = undefined;
       }
-      serveDiscovery(nc, 'coordinator', pm.meta().actor.node, () => ({
-        active: pm.active.size,
-        endpoints: routes.map((r) => r[0]),
-      }));
+      reply =
+        raw === undefined
+          ? reject({ code: 'HAUL_INVALID_MESSAGE', message: 'the request is not JSON', field: '' })
+          : await fn(raw);
+      const check = validators.validate(replySchema as 'statusReply', reply);
+      if (!check.ok) throw new Error(`reply breaks its schema: ${check.error.message}`);
+    } catch (err) {
+      log.error({ err, subject }, 'API request failed');
+      reply = reject({ code: 'HAUL_INTERNAL', message: (err as Error).message, retryable: true });
+    }
+    msg.respond(encodeJson(reply));
+  }
+
+  let reaper: NodeJS.Timeout | undefined;
+  let reaping = false;
+  /** Reconcile the admission ledger with the log; never two at once, never fatal (the next round tries again). */
+  async function reap(): Promise<void> {
+    if (reaping) return;
+    reaping = true;
+    try {
+      await admission.reap();
+    } catch (err) {
+      log.warn({ err }, 'admission reconciliation failed; it runs again');
+    } finally {
+      reaping = false;
+    }
+  }
+
+  const subscriptions: Subscription[] = [];
+  return {
+    /** Reconcile admission with the log, then answer requests; reconcile again every admissionReapEveryMs. */
+    async start(): Promise<void> {
+      await reap();
+      reaper = setInterval(() => void reap(), limits.admissionReapEveryMs);
+      for (const route of routes)
+        subscriptions.push(
+          nc.subscribe(route[0], {
+            queue: 'coordinator',
+            callback: (_err, msg: Msg) => void answer(msg, route),
+          }),
+        );
+      subscriptions.push(
+        serveDiscovery(nc, 'coordinator', pm.meta().actor.node, () => ({
+          active: pm.active.size,
+          endpoints: routes.map((r) => r[0]),
+        })),
+      );
+    },
+    stop(): void {
+      clearInterval(reaper);
+      for (const s of subscriptions.splice(0)) s.unsubscribe();
     },
   };
 }

@@ -1,17 +1,22 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { nanos } from '@nats-io/nats-core';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import {
   buckets,
   createEventLog,
+  createParking,
+  createSlots,
   decodeJson,
+  exitWhenLoopEnds,
+  limits,
   openBucket,
   retryTransient,
   streams,
   subjects,
+  validValues,
   type Logger,
 } from '@haul/bus';
-import type { MigrationStatus, Validators } from '@haul/schemas';
+import type { MigrationEvent, MigrationStatus, Validators } from '@haul/schemas';
 import { createApi } from './api.ts';
 import { createProcessManager, type CoordinatorSettings } from './process-manager.ts';
 
@@ -37,7 +42,58 @@ export function createCoordinator(
   let ticker: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
 
-  async function consumeEvents(): Promise<void> {
+  const parking = createParking(nc, 'coordinator', cfg.node);
+  const inHand = createSlots(limits.coordinatorConcurrentEvents);
+
+  /** What an event message says, or why it cannot be handled (then it is parked, never redelivered). */
+  function decodeEvent(msg: JsMsg): { ok: true; migrationId: string } | { ok: false; reason: string } {
+    let raw: unknown;
+    try {
+      raw = decodeJson(msg.data);
+    } catch {
+      return { ok: false, reason: 'not JSON' };
+    }
+    const v = validators.validate<MigrationEvent>('event', raw);
+    if (!v.ok) return { ok: false, reason: `not a valid event: ${v.error.message}` };
+    if (msg.subject !== subjects.events(v.value.migrationId))
+      return { ok: false, reason: `event of ${v.value.migrationId} on the subject ${msg.subject}` };
+    return { ok: true, migrationId: v.value.migrationId };
+  }
+
+  async function park(msg: JsMsg, reason: string): Promise<void> {
+    log.error({ subject: msg.subject, seq: msg.seq, reason }, 'event parked in the dead-letter stream');
+    await parking.park({ subject: msg.subject, seq: msg.seq, data: msg.data }, reason);
+    msg.term(); // no reason: nats-server 2.9 takes `+TERM` alone (a reason needs 2.10.4)
+  }
+
+  /**
+   * One delivered event: advance its migration. A failure is retried with a growing delay; after
+   * limits.eventRedeliveries the message is parked. Parking loses nothing: the event stays in the log, and the
+   * ticker still advances every active migration from the log.
+   */
+  async function handleEvent(msg: JsMsg): Promise<void> {
+    const d = decodeEvent(msg);
+    if (!d.ok) return park(msg, d.reason);
+    try {
+      await pm.stepSoon(d.migrationId);
+      msg.ack();
+    } catch (err) {
+      const n = msg.info.deliveryCount;
+      if (n >= limits.eventRedeliveries)
+        return park(
+          msg,
+          `could not advance ${d.migrationId} after ${n} deliveries: ${(err as Error).message}`,
+        );
+      log.error(
+        { err, migrationId: d.migrationId, delivery: n },
+        'could not advance the migration; will retry',
+      );
+      msg.nak(Math.min(30_000, 500 * 2 ** n));
+    }
+  }
+
+  /** The coordinator's durable consumer of every migration's events, created on first start. */
+  async function openEvents() {
     const jsm = await retryTransient(() => jetstreamManager(nc));
     await retryTransient(() =>
       jsm.consumers.add(streams.events, {
@@ -50,36 +106,40 @@ export function createCoordinator(
       }),
     );
     const consumer = await jetstream(nc).consumers.get(streams.events, 'coordinator');
-    const iter = await consumer.consume({ max_messages: 64 });
+    const iter = await consumer.consume({
+      max_messages: limits.coordinatorConcurrentEvents,
+      abort_on_missing_resource: true,
+    });
     ac.signal.addEventListener('abort', () => void iter.close(), { once: true });
+    return iter;
+  }
+
+  /** Events of different migrations are handled concurrently (each migration stays serial in the process manager). */
+  async function consumeEvents(iter: AsyncIterable<JsMsg>): Promise<void> {
     for await (const msg of iter) {
-      const mid = msg.subject.slice('haul.events.'.length);
-      try {
-        await pm.step(mid);
-        msg.ack();
-      } catch (err) {
-        log.error({ err, migrationId: mid }, 'could not advance the migration; will retry');
-        msg.nak(1000);
-      }
+      const leave = await inHand.acquire();
+      void handleEvent(msg)
+        .catch((err: unknown) => log.error({ err, seq: msg.seq }, 'event left unacked; it will come again'))
+        .finally(leave);
     }
   }
 
   return {
     async start(): Promise<void> {
-      api.start();
-      // Resume every migration that was in flight: resend commands that may not have left before a crash.
+      await api.start();
+      // Resume every migration that was in flight: resend commands that may not have left before a crash. A value
+      // that is not a status (written by hand) is skipped, never fatal.
       const status = await openBucket(nc, buckets.status);
-      for await (const k of await status.keys()) {
-        const e = await status.get(k);
-        if (!e || e.operation !== 'PUT') continue;
-        const s = decodeJson(e.value) as MigrationStatus;
+      const junk = (key: string, reason: string) =>
+        log.warn({ bucket: buckets.status, key, reason }, 'unreadable status skipped');
+      const statuses = validValues<MigrationStatus>(status, validators, 'migrationStatus', junk);
+      for await (const { value: s } of statuses) {
         if (s.phase === 'completed' || s.phase === 'rolled-back') continue;
         await pm.resendInFlight(s.migrationId);
         await pm.step(s.migrationId);
       }
-      loop = consumeEvents().catch((err: unknown) => {
-        if (!ac.signal.aborted) log.fatal({ err }, 'event consumer stopped');
-      });
+      const events = await openEvents();
+      loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
       ticker = setInterval(() => {
         for (const mid of pm.active)
           void pm.tick(mid).catch((err: unknown) => log.warn({ err, migrationId: mid }, 'tick failed'));
@@ -87,6 +147,7 @@ export function createCoordinator(
       log.info({ active: pm.active.size }, 'coordinator started');
     },
     async stop(): Promise<void> {
+      api.stop();
       ac.abort();
       clearInterval(ticker);
       await loop;

@@ -17,7 +17,9 @@ Environment:
   HAUL_COORDINATOR_NAME      this instance's name in events (default coordinator)
   HAUL_MAX_PER_NODE          concurrent migrations a node may take part in (default 2)
   HAUL_FROZEN_LEASE_MS       default frozen lease of a final dump (default ${defaultFrozenLeaseMs})
-  HAUL_REPLICAS              stream and bucket replicas when creating them (1, or 3 on a cluster)`;
+  HAUL_REPLICAS              replicas of every stream and bucket (1, or 3 on a cluster). Set: missing ones are
+                             created with it and existing ones changed to haul's config (logged). Unset: missing
+                             ones get the replicas of the existing ones (else 1); existing ones are never changed`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(help);
@@ -28,7 +30,12 @@ const log = createLogger('coordinator', name);
 exitOnUncaught(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`coordinator@${name}`));
-await ensureTopology(nc, { replicas: Number(process.env['HAUL_REPLICAS'] ?? 1) });
+const replicas = process.env['HAUL_REPLICAS'];
+if (replicas !== undefined && !/^[1-5]$/.test(replicas)) {
+  log.fatal({ replicas }, 'HAUL_REPLICAS must be 1 to 5');
+  process.exit(2);
+}
+await ensureTopology(nc, replicas === undefined ? {} : { replicas: Number(replicas) }, log);
 const coordinator = createCoordinator(
   nc,
   validators,

@@ -6,6 +6,7 @@ import {
   openBucket,
   sendCommand,
   stepTimeoutsMs,
+  streamStallMs,
   type EventLog,
   type Logger,
 } from '@haul/bus';
@@ -20,6 +21,7 @@ import {
   type MigrationState,
 } from '@haul/domain';
 import type { MigrationEvent, StepCommand, Validators } from '@haul/schemas';
+import { releaseAdmission } from './admission.ts';
 
 export type CoordinatorSettings = { node: string; frozenLeaseMs: number; maxAttempts: number };
 
@@ -44,6 +46,7 @@ export function createProcessManager(
     timeoutsMs: { ...stepTimeoutsMs },
     frozenLeaseMs: settings.frozenLeaseMs,
     maxAttempts: settings.maxAttempts,
+    stallMs: streamStallMs,
   });
 
   /** Run one migration's work strictly one at a time in this process. */
@@ -68,18 +71,27 @@ export function createProcessManager(
     };
   }
 
-  /** Append decided events with compare-and-set; returns false when another writer got there first. */
-  async function appendAll(events: MigrationEvent[], lastSeq: number): Promise<boolean> {
+  /**
+   * Append decided events with compare-and-set, one after the other. Returns the events that made it into the log
+   * (a prefix of `events`) and whether all did: a writer that loses the race part-way has still appended a prefix,
+   * and whatever commands that prefix intended must be sent like any others.
+   */
+  async function appendAll(
+    events: MigrationEvent[],
+    lastSeq: number,
+  ): Promise<{ appended: MigrationEvent[]; complete: boolean; lastSeq: number }> {
     let seq = lastSeq;
+    const appended: MigrationEvent[] = [];
     for (const e of events) {
       try {
         seq = (await eventLog.append(e, { expectedLastSeq: seq, msgId: e.eventId })).seq;
+        appended.push(e);
       } catch (err) {
-        if (err instanceof ConcurrencyConflictError) return false;
+        if (err instanceof ConcurrencyConflictError) return { appended, complete: false, lastSeq: seq };
         throw err;
       }
     }
-    return true;
+    return { appended, complete: true, lastSeq: seq };
   }
 
   async function send(cmds: StepCommand[]): Promise<void> {
@@ -93,49 +105,69 @@ export function createProcessManager(
     await kv.put(status.migrationId, encodeJson(status));
     if (state.terminal) {
       active.delete(status.migrationId);
-      const locks = await openBucket(nc, buckets.ctLocks);
-      const held = await locks.get(`ct-${status.ctid}`);
-      if (held && held.string() === status.migrationId) await locks.delete(`ct-${status.ctid}`);
+      // Its CT and nodes are free for the next admission (if this crashes first, the admission reaper frees them).
+      await releaseAdmission(nc, log, status.migrationId);
     } else active.add(status.migrationId);
   }
 
-  /** Decide and append until the log and the decision agree; send what was intended. */
-  function step(
+  const advance = (): DecideInput => ({ kind: 'Advance', meta: meta() });
+
+  /** Decide and append until the log and the decision agree; send what was intended. Run inside serial(). */
+  async function decideAndAppend(
     mid: string,
-    input: (s: MigrationState) => DecideInput = () => ({ kind: 'Advance', meta: meta() }),
+    input: (s: MigrationState) => DecideInput,
   ): Promise<MigrationState> {
-    return serial(mid, async () => {
-      for (let attempt = 0; attempt < 20; attempt++) {
-        const { state, lastSeq } = await load(mid);
-        if (!state.migrationId) return state;
-        const { events, state: next } = decideUntilStable(input(state), state);
-        if (events.length === 0) {
-          await project(state, lastSeq);
-          return state;
-        }
-        if (!(await appendAll(events, lastSeq))) continue;
-        const cmds = events.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));
-        await send(cmds);
-        for (const e of events)
-          log.info(
-            {
-              migrationId: mid,
-              type: e.type,
-              ...(e.type === 'StepIntended' ? { step: e.data.step, node: e.data.node } : {}),
-            },
-            'decided',
-          );
-        await project(next, lastSeq + events.length);
-        return next;
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const { state, lastSeq } = await load(mid);
+      if (!state.migrationId) return state;
+      const { events, state: next } = decideUntilStable(input(state), state);
+      if (events.length === 0) {
+        await project(state, lastSeq);
+        return state;
       }
-      throw new Error(`${mid}: lost the compare-and-set 20 times in a row`);
+      const { appended, complete, lastSeq: seq } = await appendAll(events, lastSeq);
+      await send(intendedCommands(appended));
+      if (!complete) continue;
+      for (const e of events)
+        log.info(
+          {
+            migrationId: mid,
+            type: e.type,
+            ...(e.type === 'StepIntended' ? { step: e.data.step, node: e.data.node } : {}),
+          },
+          'decided',
+        );
+      await project(next, seq);
+      return next;
+    }
+    throw new Error(`${mid}: lost the compare-and-set 20 times in a row`);
+  }
+
+  function step(mid: string, input: (s: MigrationState) => DecideInput = advance): Promise<MigrationState> {
+    return serial(mid, () => decideAndAppend(mid, input));
+  }
+
+  /**
+   * Advance a migration because something happened. While an advance of it is queued and has not started, a new
+   * one joins it: it will read the log after both events, so one decision covers both.
+   */
+  const queued = new Map<string, Promise<MigrationState>>();
+  function stepSoon(mid: string): Promise<MigrationState> {
+    const waiting = queued.get(mid);
+    if (waiting) return waiting;
+    const p = serial(mid, () => {
+      queued.delete(mid);
+      return decideAndAppend(mid, advance);
     });
+    queued.set(mid, p);
+    return p;
   }
 
   return {
     active,
     meta,
     step,
+    stepSoon,
     load,
     appendAll,
     /** After a restart: commands intended just before a crash may never have been sent; send them again (deduplicated). */
@@ -151,5 +183,8 @@ export function createProcessManager(
     },
   };
 }
+
+const intendedCommands = (events: MigrationEvent[]): StepCommand[] =>
+  events.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));
 
 export type ProcessManager = ReturnType<typeof createProcessManager>;

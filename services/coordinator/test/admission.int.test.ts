@@ -1,74 +1,275 @@
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { buckets, connectBus, encodeJson, ensureTopology, openBucket } from '@haul/bus';
-import type { MigrateRequest, MigrationStatus, NodeHeartbeat } from '@haul/schemas';
+import { pino } from 'pino';
+import {
+  admissionLedgerKey,
+  buckets,
+  connectBus,
+  createEventLog,
+  decodeJson,
+  encodeJson,
+  ensureTopology,
+  openBucket,
+  type EventLog,
+} from '@haul/bus';
+import { createApiClient } from '@haul/cli';
+import { createValidators, type MigrateReply, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
 import { startNatsServer, type NatsServer } from '@haul/test';
-import { admit } from '../src/admission.ts';
+import type { AdmissionEntry } from '../src/admission-ledger.ts';
+import { migrationIdFor } from '../src/admission.ts';
+import { createCoordinator } from '../src/app.ts';
 
+const validators = createValidators();
 let server: NatsServer;
 let nc: NatsConnection;
+let eventLog: EventLog;
+let api: ReturnType<typeof createApiClient>;
+/** Every line the coordinators logged, parsed (pino's sink() habit). */
+const logged: Record<string, unknown>[] = [];
+
+/** A coordinator in this process on its own connection (so a restart is a new connection, as after a crash). */
+async function startCoordinator() {
+  const own = await connectBus({ servers: server.url, name: 'admission-test-coordinator' });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean))
+        logged.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  const coordinator = createCoordinator(
+    own,
+    validators,
+    // No agents run here: migrations stay at their preflight, and no step times out during the test.
+    {
+      node: 'coordinator',
+      frozenLeaseMs: 60_000,
+      maxAttempts: 3,
+      maxMigrationsPerNode: 2,
+      tickMs: 3_600_000,
+    },
+    pino({ level: 'info' }, sink),
+  );
+  await coordinator.start();
+  return {
+    async stop() {
+      await coordinator.stop();
+      await own.drain();
+    },
+  };
+}
+let coordinator: Awaited<ReturnType<typeof startCoordinator>>;
+
 before(async () => {
   server = await startNatsServer();
   nc = await connectBus({ servers: server.url, name: 'admission-test' });
   await ensureTopology(nc);
+  eventLog = createEventLog(nc, validators);
+  api = createApiClient(nc);
+  coordinator = await startCoordinator();
 });
 after(async () => {
+  await coordinator?.stop();
   await nc?.drain();
   await server?.stop();
 });
 
-const hb = (node: string, ageMs = 0): NodeHeartbeat => ({
-  node,
-  service: 'node-agent',
-  time: new Date(Date.now() - ageMs).toISOString(),
-  criuVersion: '3.17',
-  memTrack: true,
-  cpuFlags: [],
-  freeBytes: 1e9,
-  imageRoot: `/img/${node}`,
-});
-const status = (
-  id: string,
-  source: string,
-  target: string,
-  phase: MigrationStatus['phase'],
-): MigrationStatus => ({
-  migrationId: id,
-  ctid: id.slice(-3),
+/** Fresh heartbeats for these nodes (each test uses its own nodes, so the tests do not share capacity). */
+async function beat(...nodes: string[]): Promise<void> {
+  const kv = await openBucket(nc, buckets.nodes);
+  for (const node of nodes) {
+    const hb: NodeHeartbeat = {
+      node,
+      service: 'node-agent',
+      time: new Date().toISOString(),
+      criuVersion: '3.17',
+      memTrack: true,
+      cpuFlags: [],
+      freeBytes: 1e9,
+      imageRoot: `/img/${node}`,
+    };
+    await kv.put(node, encodeJson(hb));
+  }
+}
+
+const request = (requestId: string, ctid: string, source: string, target: string): MigrateRequest => ({
+  requestId,
+  ctid,
   source,
   target,
-  mode: 'live',
-  phase,
-  iteration: 0,
-  updatedAt: new Date().toISOString(),
-  lastSeq: 1,
 });
-const req: MigrateRequest = { requestId: 'r', ctid: '101', source: 'node-a', target: 'node-b' };
+const codeOf = (r: MigrateReply) => (r.ok ? 'accepted' : r.error.code);
+const inLog = async (migrationId: string) => (await eventLog.read(migrationId)).events.map((e) => e.event);
 
-it('admits live nodes under their limit, with their image roots; names the node that is unknown, stale or busy', async () => {
-  const nodes = await openBucket(nc, buckets.nodes);
-  const st = await openBucket(nc, buckets.status);
-  assert.deepEqual(await admit(nc, req, 2), {
-    ok: false,
-    error: { code: 'HAUL_NODE_UNKNOWN', message: 'no node agent has reported for node-a', field: 'source' },
+async function readLedger(): Promise<{ entries: AdmissionEntry[]; revision: number }> {
+  const e = await (await openBucket(nc, buckets.admission)).get(admissionLedgerKey);
+  assert.ok(e?.operation === 'PUT', 'the admission ledger exists');
+  return { ...(decodeJson(e.value) as { entries: AdmissionEntry[] }), revision: e.revision };
+}
+
+/** Resolve when the coordinator has projected this migration's status (a KV watch, no polling). */
+async function statusProjected(migrationId: string): Promise<void> {
+  const kv = await openBucket(nc, buckets.status);
+  const watch = await kv.watch({ key: migrationId });
+  try {
+    for await (const e of watch) if (e.operation === 'PUT') return;
+  } finally {
+    watch.stop();
+  }
+}
+
+describe('admission under concurrency', () => {
+  it('of 4 simultaneous requests for 4 CTs on two idle nodes with a limit of 2, exactly 2 are accepted', async () => {
+    await beat('n1a', 'n1b');
+    const replies = await Promise.all(
+      ['201', '202', '203', '204'].map((ct) => api.migrate(request(`four-${ct}`, ct, 'n1a', 'n1b'))),
+    );
+    assert.deepEqual(replies.map(codeOf).sort(), [
+      'HAUL_NODE_BUSY',
+      'HAUL_NODE_BUSY',
+      'accepted',
+      'accepted',
+    ]);
   });
-  await nodes.put('node-a', encodeJson(hb('node-a')));
-  await nodes.put('node-b', encodeJson(hb('node-b', 60_000)));
-  const stale = await admit(nc, req, 2);
-  assert.ok(!stale.ok && stale.error.code === 'HAUL_NODE_DOWN' && stale.error.field === 'target');
-  await nodes.put('node-b', encodeJson(hb('node-b')));
-  assert.deepEqual(await admit(nc, req, 2), {
-    ok: true,
-    imageRoots: { source: '/img/node-a', target: '/img/node-b' },
+
+  it('5 identical simultaneous requests all answer the one migration, which exists when they answer', async () => {
+    await beat('n2a', 'n2b');
+    const req = request('five-same', '301', 'n2a', 'n2b');
+    const answers = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const reply = await api.migrate(req);
+        // Read the log as soon as this reply arrives: a reply may only name a migration that exists.
+        return { reply, logged: reply.ok ? (await inLog(reply.migrationId)).length : 0 };
+      }),
+    );
+    const ids = new Set(answers.map((a) => (a.reply.ok ? a.reply.migrationId : codeOf(a.reply))));
+    assert.equal(ids.size, 1, JSON.stringify(answers));
+    const [mid] = [...ids] as [string];
+    assert.equal(answers.filter((a) => a.reply.ok && !a.reply.duplicate).length, 1, 'one duplicate: false');
+    assert.ok(
+      answers.every((a) => a.logged > 0),
+      `each answer came after the append: ${JSON.stringify(answers)}`,
+    );
+    const events = await inLog(mid);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['MigrationRequested', ...events.slice(1).map((e) => e.type)],
+    );
+    await statusProjected(mid);
+    const list = await api.list();
+    assert.ok(list.ok && list.migrations?.some((m) => m.migrationId === mid));
   });
-  await st.put('m-000001', encodeJson(status('m-000001', 'node-b', 'node-c', 'iterating')));
-  await st.put('m-000002', encodeJson(status('m-000002', 'node-c', 'node-b', 'frozen')));
-  await st.put('m-000003', encodeJson(status('m-000003', 'node-b', 'node-c', 'completed')));
-  const busy = await admit(nc, req, 2);
-  assert.ok(
-    !busy.ok && busy.error.code === 'HAUL_NODE_BUSY' && busy.error.field === 'target',
-    JSON.stringify(busy),
-  );
-  assert.equal((await admit(nc, req, 3)).ok, true, 'finished migrations do not count');
+
+  it('5 identical simultaneous requests for a busy CT are all refused; none names a migration', async () => {
+    await beat('n2a', 'n2b');
+    const req = request('five-busy', '301', 'n2b', 'n2a');
+    const replies = await Promise.all(Array.from({ length: 5 }, () => api.migrate(req)));
+    assert.deepEqual(replies.map(codeOf), Array(5).fill('HAUL_CT_BUSY'));
+    assert.deepEqual(await inLog(migrationIdFor('five-busy')), []);
+  });
+
+  it('request ids a sanitiser would merge (a.b:1, a_b_1) get two migrations, each with its own request', async () => {
+    await beat('n3a', 'n3b');
+    const a = await api.migrate(request('a.b:1', '401', 'n3a', 'n3b'));
+    const b = await api.migrate(request('a_b_1', '402', 'n3a', 'n3b'));
+    assert.ok(a.ok && b.ok && !a.duplicate && !b.duplicate, JSON.stringify([a, b]));
+    assert.notEqual(a.migrationId, b.migrationId);
+    for (const [reply, requestId] of [
+      [a, 'a.b:1'],
+      [b, 'a_b_1'],
+    ] as const) {
+      const [first] = await inLog(reply.migrationId);
+      assert.ok(first?.type === 'MigrationRequested' && first.data.request.requestId === requestId);
+    }
+  });
+
+  it('a busy CT is reported as such even when its node is also at its limit', async () => {
+    await beat('n4a', 'n4b');
+    assert.equal(codeOf(await api.migrate(request('prec-1', '501', 'n4a', 'n4b'))), 'accepted');
+    assert.equal(codeOf(await api.migrate(request('prec-2', '502', 'n4b', 'n4a'))), 'accepted');
+    const busy = await api.migrate(request('prec-3', '501', 'n4a', 'n4b'));
+    assert.ok(
+      !busy.ok && busy.error.code === 'HAUL_CT_BUSY' && busy.error.field === 'ctid',
+      JSON.stringify(busy),
+    );
+    const node = await api.migrate(request('prec-4', '503', 'n4a', 'n4b'));
+    assert.ok(!node.ok && node.error.code === 'HAUL_NODE_BUSY' && node.error.field === 'source');
+  });
+});
+
+describe('admission after crashes and junk', () => {
+  it('reaps an admission whose MigrationRequested never came, keeps a fresh one, and lets its retry complete it', async () => {
+    // Given a coordinator that died between admission and append, long ago (CT 701) and just now (CT 702)
+    await coordinator.stop();
+    await beat('n6a', 'n6b');
+    const crashed = (requestId: string, ctid: string, ageMs: number): AdmissionEntry => ({
+      migrationId: migrationIdFor(requestId),
+      requestId,
+      ctid,
+      source: 'n6a',
+      target: 'n6b',
+      imageRoots: { source: '/img/n6a', target: '/img/n6b' },
+      admittedAt: new Date(Date.now() - ageMs).toISOString(),
+    });
+    const old = crashed('crashed-long-ago', '701', 3_600_000);
+    const fresh = crashed('crashed-just-now', '702', 0);
+    const { entries, revision } = await readLedger();
+    const kv = await openBucket(nc, buckets.admission);
+    await kv.update(admissionLedgerKey, encodeJson({ entries: [...entries, old, fresh] }), revision);
+
+    // When a coordinator starts
+    coordinator = await startCoordinator();
+
+    // Then the old admission is gone (and said so), the fresh one stays
+    const ids = (await readLedger()).entries.map((e) => e.migrationId);
+    assert.ok(!ids.includes(old.migrationId) && ids.includes(fresh.migrationId), JSON.stringify(ids));
+    assert.ok(logged.some((l) => l['msg'] === 'admission released' && l['migrationId'] === old.migrationId));
+    // CT 701 is free again; CT 702 is held until its own request comes again, which then completes it
+    assert.equal(codeOf(await api.migrate(request('after-reap', '701', 'n6a', 'n6b'))), 'accepted');
+    assert.equal(codeOf(await api.migrate(request('steal-702', '702', 'n6a', 'n6b'))), 'HAUL_CT_BUSY');
+    const retried = await api.migrate(request('crashed-just-now', '702', 'n6a', 'n6b'));
+    assert.deepEqual(retried, { ok: true, migrationId: fresh.migrationId, duplicate: false });
+    assert.equal((await inLog(fresh.migrationId))[0]?.type, 'MigrationRequested');
+  });
+
+  it('junk in the status bucket breaks neither list nor a coordinator restart', async () => {
+    await beat('n7a', 'n7b');
+    const before = await api.migrate(request('before-junk', '801', 'n7a', 'n7b'));
+    assert.ok(before.ok, JSON.stringify(before));
+    await statusProjected(before.migrationId);
+    const kv = await openBucket(nc, buckets.status);
+    await kv.put('junk-text', new TextEncoder().encode('not json'));
+    await kv.put('junk-shape', encodeJson({ migrationId: 7, phase: 'nowhere' }));
+    const list = await api.list();
+    assert.ok(
+      list.ok && list.migrations?.some((m) => m.migrationId === before.migrationId),
+      JSON.stringify(list),
+    );
+    await coordinator.stop();
+    coordinator = await startCoordinator();
+    assert.ok(logged.some((l) => l['msg'] === 'unreadable status skipped' && l['key'] === 'junk-text'));
+    assert.equal(codeOf(await api.migrate(request('after-junk', '802', 'n7a', 'n7b'))), 'accepted');
+  });
+
+  it('a junk or deleted admission ledger is rebuilt from the log: busy CTs stay busy', async () => {
+    const kv = await openBucket(nc, buckets.admission);
+    const before = (await readLedger()).entries.map((e) => e.migrationId).sort();
+    await kv.put(admissionLedgerKey, new TextEncoder().encode('junk'));
+    await beat('n2a', 'n2b', 'n8a');
+    const busy = await api.migrate(request('rebuilt-1', '301', 'n2b', 'n8a'));
+    assert.equal(codeOf(busy), 'HAUL_CT_BUSY');
+    assert.deepEqual((await readLedger()).entries.map((e) => e.migrationId).sort(), before);
+    await kv.delete(admissionLedgerKey);
+    assert.equal(codeOf(await api.migrate(request('rebuilt-2', '301', 'n2b', 'n8a'))), 'HAUL_CT_BUSY');
+    assert.deepEqual((await readLedger()).entries.map((e) => e.migrationId).sort(), before);
+  });
+
+  it('an unreadable heartbeat makes its node unknown, not the request fail', async () => {
+    await beat('n9a');
+    await (await openBucket(nc, buckets.nodes)).put('n9b', new TextEncoder().encode('{"node":'));
+    const r = await api.migrate(request('bad-beat', '901', 'n9a', 'n9b'));
+    assert.ok(!r.ok && r.error.code === 'HAUL_NODE_UNKNOWN' && r.error.field === 'target', JSON.stringify(r));
+  });
 });

@@ -1,8 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
-  consumeCommands,
+  createCommandQueue,
   eventFactory,
+  exitWhenLoopEnds,
   hasOutcome,
   createEventLog,
   decodeJson,
@@ -10,8 +11,8 @@ import {
   migrationLogger,
   serveDiscovery,
   subjects,
+  type CommandDelivery,
   type Logger,
-  type ReceivedCommand,
 } from '@haul/bus';
 import type {
   ErrorInfo,
@@ -53,6 +54,8 @@ export type StreamerDeps = {
   cfg: StreamerConfig;
   log: Logger;
   tamper?: (path: string, offset: number, data: Buffer) => void;
+  /** How the process ends when its command consumer dies (default process.exit; tests pass their own). */
+  exit?: (code: number) => void;
 };
 
 /**
@@ -68,7 +71,9 @@ export function createImageStreamer(deps: StreamerDeps) {
   let sub: Subscription | undefined;
   let loop: Promise<void> | undefined;
 
-  const event = eventFactory({ service: 'image-streamer', node: cfg.node });
+  const actor = { service: 'image-streamer', node: cfg.node } as const;
+  const event = eventFactory(actor);
+  const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'streamer' });
   const gate = createPriorityGate();
   /** One bucket for every transfer this node sends: the node-wide cap holds however many run at once. */
   const nodeRate = createRateLimiter(cfg.nodeLimitMBps);
@@ -215,58 +220,43 @@ export function createImageStreamer(deps: StreamerDeps) {
    * Take a command off the queue: wait for a free transfer slot, then run it in the background, so a final-dump
    * transfer is not queued behind a long pre-dump transfer of another migration.
    */
-  async function dispatch(rc: ReceivedCommand): Promise<void> {
-    const id = rc.ok ? rc.command.commandId : undefined;
-    if (id && running.has(id)) {
+  async function dispatch(d: CommandDelivery): Promise<void> {
+    const id = d.command.commandId;
+    if (running.has(id)) {
       log.debug({ commandId: id }, 'redelivered while still running: the running transfer acks it');
       return;
     }
     const release = await slots.acquire();
-    const task = handle(rc)
-      .catch((err: unknown) => log.error({ err }, 'streaming command failed unexpectedly'))
+    // Runs in the background: a failure is handed back to the queue (redelivered, or parked), never lost.
+    const task = handle(d)
+      .catch((err: unknown) => queue.handlerFailed(d, err))
       .finally(() => {
         release();
-        if (id) running.delete(id);
+        running.delete(id);
       });
-    if (id) running.set(id, task);
+    running.set(id, task);
   }
 
-  async function handle(rc: ReceivedCommand): Promise<void> {
-    if (!rc.ok) {
-      log.error({ err: rc.error }, 'malformed command rejected');
-      rc.msg.term();
-      return;
-    }
-    const cmd = rc.command;
+  async function handle(d: CommandDelivery): Promise<void> {
+    const { command: cmd, msg } = d;
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     if (cmd.step !== 'streamImages' && cmd.step !== 'copyLocalDisk') {
-      await eventLog.append(
-        event(
-          cmd.migrationId,
-          'CommandRejected',
-          {
-            commandId: cmd.commandId,
-            error: {
-              code: 'HAUL_WRONG_EXECUTOR',
-              message: `${cmd.step} is not a streaming step`,
-              field: 'step',
-            },
-          },
-          `${cmd.commandId}:rejected`,
-        ),
-      );
-      rc.msg.term();
-      return;
+      const error = {
+        code: 'HAUL_WRONG_EXECUTOR',
+        message: `${cmd.step} is not a streaming step`,
+        field: 'step',
+      };
+      return queue.refuse(msg, error, cmd);
     }
     const prior = hasOutcome(
       (await eventLog.read(cmd.migrationId)).events.map((e) => e.event),
       cmd.commandId,
     );
     if (prior) {
-      rc.msg.ack();
+      msg.ack();
       return;
     }
-    const working = setInterval(() => rc.msg.working(), 2000);
+    const working = setInterval(() => msg.working(), 2000);
     const base = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt };
     let outcome: MigrationEvent;
     try {
@@ -287,25 +277,22 @@ export function createImageStreamer(deps: StreamerDeps) {
     }
     try {
       await eventLog.append(outcome);
-      rc.msg.ack();
+      msg.ack();
     } catch (err) {
       mlog.error({ err }, 'cannot record the outcome; the command will be redelivered and resume');
-      rc.msg.nak(1000);
+      msg.nak(1000);
     }
   }
 
   return {
     transfer,
-    start(): Promise<void> {
+    async start(): Promise<void> {
       serveOffers();
-      serveDiscovery(nc, 'image-streamer', cfg.node);
-      loop = consumeCommands(nc, validators, cfg.node, 'streamer', dispatch, ac.signal).catch(
-        (err: unknown) => {
-          if (!ac.signal.aborted) log.fatal({ err }, 'command consumer stopped');
-        },
-      );
+      serveDiscovery(nc, 'image-streamer', cfg.node, () => ({ parkedCommands: queue.parked }));
+      // A deaf streamer must not stay up: it exits so that its supervisor restarts it.
+      const consumer = await queue.consume(dispatch, ac.signal);
+      loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);
       log.info('image streamer started');
-      return Promise.resolve();
     },
     async stop(): Promise<void> {
       ac.abort();

@@ -1,9 +1,10 @@
 import {
+  awaitTopologyOrExit,
   busConfigFromEnv,
   connectBus,
   createLogger,
-  ensureTopology,
   exitOnUncaught,
+  limits,
   stopOnSignals,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
@@ -17,7 +18,9 @@ Environment:
   HAUL_STREAM_LISTEN_HOST  address this node's one-time data listeners bind to when it sends (default 127.0.0.1)
   HAUL_STREAM_ADVERTISE    address receiving streamers connect to (default: the listen address)
   HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
-  HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)`;
+  HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)
+  HAUL_TOPOLOGY_WAIT_MS    how long to wait at start for the coordinator to create the streams and buckets
+                           (default ${limits.topologyWaitMs}); this streamer never creates or changes them`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(help);
@@ -44,7 +47,7 @@ const log = createLogger('image-streamer', node);
 exitOnUncaught(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
-await ensureTopology(nc);
+await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
 const streamer = createImageStreamer({ nc, validators, cfg, log });
 await streamer.start();
 stopOnSignals(log, streamer, nc);

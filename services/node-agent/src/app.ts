@@ -1,12 +1,13 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   BusError,
   ConcurrencyConflictError,
   buckets,
-  consumeCommands,
+  createCommandQueue,
+  createSlots,
   eventFactory,
+  exitWhenLoopEnds,
   hasOutcome,
   createEventLog,
   encodeJson,
@@ -14,18 +15,20 @@ import {
   migrationLogger,
   openBucket,
   serveDiscovery,
+  type CommandDelivery,
   type Logger,
-  type ReceivedCommand,
 } from '@haul/bus';
 import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/schemas';
 import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
 import { createTools } from './adapters/tools.ts';
 import { heartbeat as heartbeatOf, hostFacts, type HostFacts } from './capabilities.ts';
-import { StepError, type AgentConfig, type HandlerContext } from './context.ts';
+import { StepError, type AgentConfig, type Handler, type HandlerContext } from './context.ts';
 import { resumeOnSource } from './handlers/dumps.ts';
 import { handlers } from './handlers/index.ts';
-import { createHeldDumps, type HeldMeta } from './held-dumps.ts';
+import { createHeldDumps } from './held-dumps.ts';
+import { createLeases } from './leases.ts';
+import { createCommandMarkers } from './markers.ts';
 
 export type NodeAgentDeps = {
   nc: NatsConnection;
@@ -33,13 +36,17 @@ export type NodeAgentDeps = {
   cfg: AgentConfig;
   log: Logger;
   env?: NodeJS.ProcessEnv;
+  /** How the process ends when its command consumer dies (default process.exit; tests pass their own). */
+  exit?: (code: number) => void;
 };
+
+type StepOutcome = Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed' }>;
 
 /**
  * The node agent: consumes the commands addressed to its node (a durable JetStream consumer), runs each step's
  * handler through the host tools, and appends the outcome to the migration's log. A command is acked only once its
  * outcome is in the log; a command marker on disk tells a redelivery after a crash (in doubt: reconcile by
- * inspection) from a first delivery.
+ * inspection) from a first delivery. One host action runs at a time: a command's step, or a frozen lease's resume.
  */
 export function createNodeAgent(deps: NodeAgentDeps) {
   const { nc, validators, cfg, log } = deps;
@@ -49,14 +56,31 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   );
   const run = createRunner(log, env);
   const held = createHeldDumps(cfg.stateDir, log, env);
-  const markers = join(cfg.stateDir, 'commands');
-  mkdirSync(markers, { recursive: true });
+  const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));
+  const actor = { service: 'node-agent', node: cfg.node } as const;
+  const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'agent' });
+  const event = eventFactory(actor);
   const ac = new AbortController();
-  const leases = new Map<string, NodeJS.Timeout>();
+  const hostSlot = createSlots(1);
   let heartbeat: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
 
-  const event = eventFactory({ service: 'node-agent', node: cfg.node });
+  async function exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const leave = await hostSlot.acquire();
+    try {
+      return await fn();
+    } finally {
+      leave();
+    }
+  }
+
+  const leases = createLeases({
+    held,
+    log,
+    exclusive,
+    resume: (meta, mlog) =>
+      resumeOnSource(contextFor(meta.migrationId, mlog, false), meta.migrationId, meta.ctid, 'lease-expired'),
+  });
 
   const contextFor = (migrationId: string, mlog: Logger, reconciled: boolean): HandlerContext => ({
     cfg,
@@ -87,66 +111,46 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     event: (type, data, id) => event(migrationId, type, data as never, id),
   });
 
-  const markerOf = (commandId: string) => join(markers, commandId.replace(/[^A-Za-z0-9_.-]/g, '_'));
-
-  async function handle(rc: ReceivedCommand): Promise<void> {
-    const msg = rc.msg;
-    if (!rc.ok) {
-      const raw = rc.raw as { migrationId?: unknown; commandId?: unknown } | undefined;
-      log.error({ err: rc.error }, 'malformed command rejected');
-      const mid =
-        typeof raw?.migrationId === 'string' && /^[A-Za-z0-9_-]{6,64}$/.test(raw.migrationId)
-          ? raw.migrationId
-          : undefined;
-      if (mid) {
-        const data: Extract<MigrationEvent, { type: 'CommandRejected' }>['data'] = { error: { ...rc.error } };
-        if (typeof raw?.commandId === 'string') data.commandId = raw.commandId;
-        await eventLog
-          .append(event(mid, 'CommandRejected', data, `${mid}:rejected:${msg.seq}`))
-          .catch((err: unknown) => log.error({ err }, 'could not record the rejection'));
-      }
-      msg.term();
-      return;
-    }
-    const cmd = rc.command;
-    const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
+  /**
+   * One command off the queue. A misaddressed one is refused; the others run as this node's next host action,
+   * the delivery kept alive meanwhile. A failure to read or write the log throws: the queue redelivers the command
+   * when the bus was unreachable, and parks it otherwise.
+   */
+  async function handle({ command: cmd, msg }: CommandDelivery): Promise<void> {
     const handler = handlers[cmd.step];
-    if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler) {
-      const error = {
-        code: 'HAUL_WRONG_EXECUTOR',
-        message: `${cmd.step} for ${cmd.node}/${cmd.executor} is not for the agent of ${cfg.node}`,
-        field: cmd.node !== cfg.node ? 'node' : 'step',
-      };
-      await eventLog.append(
-        event(
-          cmd.migrationId,
-          'CommandRejected',
-          { commandId: cmd.commandId, error },
-          `${cmd.commandId}:rejected`,
-        ),
-      );
-      msg.term();
-      return;
-    }
-    let logNow: MigrationEvent[];
+    if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler)
+      return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
+    const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
     try {
-      logNow = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
-    } catch (err) {
-      mlog.error({ err }, 'cannot read the log; the command will be redelivered');
-      msg.nak(1000);
-      return;
+      const outcome = await exclusive(() => runOnce(cmd, handler));
+      if (outcome) await eventLog.append(outcome);
+      markers.end(cmd.commandId);
+      msg.ack();
+    } finally {
+      clearInterval(working);
     }
+  }
+
+  /** Run the step unless its outcome is already in the log (a duplicate delivery: nothing to record). */
+  async function runOnce(cmd: StepCommand, handler: Handler): Promise<StepOutcome | undefined> {
+    const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
+    const logNow = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     if (hasOutcome(logNow, cmd.commandId)) {
       mlog.info('duplicate delivery: the outcome is already in the log');
-      msg.ack();
-      return;
+      return undefined;
     }
-    const marker = markerOf(cmd.commandId);
-    const reconciled = existsSync(marker);
-    writeFileSync(marker, JSON.stringify({ commandId: cmd.commandId, at: new Date().toISOString() }));
+    const reconciled = markers.begin(cmd.commandId);
     if (reconciled) mlog.warn('in doubt after a restart: reconciling by inspecting the host');
-    const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
-    let outcome: MigrationEvent;
+    return runStep(cmd, handler, mlog, reconciled);
+  }
+
+  /** The step's handler, its result or error as the outcome event. */
+  async function runStep(
+    cmd: StepCommand,
+    handler: Handler,
+    mlog: Logger,
+    reconciled: boolean,
+  ): Promise<StepOutcome> {
     const base = {
       commandId: cmd.commandId,
       step: cmd.step,
@@ -157,71 +161,19 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     const t0 = Date.now();
     try {
       const result = await handler(cmd, contextFor(cmd.migrationId, mlog, reconciled));
-      outcome = event(
-        cmd.migrationId,
-        'StepSucceeded',
-        { ...base, result } as Extract<MigrationEvent, { type: 'StepSucceeded' }>['data'],
-        `${cmd.commandId}:result`,
-      );
       mlog.info({ ms: Date.now() - t0 }, 'step succeeded');
-      if (cmd.step === 'finalDump') armLease(held.meta(cmd.migrationId));
+      if (cmd.step === 'finalDump') leases.arm(held.meta(cmd.migrationId));
+      const data = { ...base, result } as Extract<StepOutcome, { type: 'StepSucceeded' }>['data'];
+      return event(cmd.migrationId, 'StepSucceeded', data, `${cmd.commandId}:result`) as StepOutcome;
     } catch (err) {
       const error = errorInfo(err);
       mlog.error({ err: error, ms: Date.now() - t0 }, 'step failed');
-      outcome = event(cmd.migrationId, 'StepFailed', { ...base, error }, `${cmd.commandId}:result`);
-    } finally {
-      clearInterval(working);
-    }
-    try {
-      await eventLog.append(outcome);
-    } catch (err) {
-      mlog.error({ err }, 'cannot record the outcome; the command will be redelivered and reconciled');
-      msg.nak(1000);
-      return;
-    }
-    rmSync(marker, { force: true });
-    msg.ack();
-  }
-
-  /** The dead-man switch of a frozen CT: without a decision within the lease, resume on the source if the fence allows. */
-  function armLease(meta: HeldMeta | undefined, delayMs?: number): void {
-    if (!meta) return;
-    const due =
-      delayMs ??
-      Math.max(0, Date.parse(meta.frozenAt ?? new Date().toISOString()) + meta.leaseMs - Date.now());
-    clearTimeout(leases.get(meta.migrationId));
-    leases.set(
-      meta.migrationId,
-      setTimeout(() => void leaseExpired(meta), due),
-    );
-  }
-
-  async function leaseExpired(meta: HeldMeta): Promise<void> {
-    leases.delete(meta.migrationId);
-    if (!held.isHeld(meta.migrationId)) return;
-    const mlog = migrationLogger(log, meta.migrationId, { ctid: meta.ctid });
-    try {
-      const r = await resumeOnSource(
-        contextFor(meta.migrationId, mlog, false),
-        meta.migrationId,
-        meta.ctid,
-        'lease-expired',
-      );
-      mlog.warn({ actions: r.actions }, 'frozen lease expired without a decision: CT resumed on the source');
-    } catch (err) {
-      if (err instanceof StepError && err.code === 'HAUL_FENCED') {
-        mlog.error(
-          { reason: err.message },
-          'frozen lease expired but the target restore has started: keeping the CT frozen',
-        );
-        armLease(meta, meta.leaseMs);
-      } else {
-        mlog.fatal(
-          { err },
-          'frozen lease expired and NATS cannot be reached: keeping the CT frozen (safety over availability)',
-        );
-        armLease(meta, 1000);
-      }
+      return event(
+        cmd.migrationId,
+        'StepFailed',
+        { ...base, error },
+        `${cmd.commandId}:result`,
+      ) as StepOutcome;
     }
   }
 
@@ -250,24 +202,35 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     async start(): Promise<void> {
       for (const meta of held.list()) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
-        armLease(meta);
+        leases.arm(meta);
       }
       // criu's version and features change only when criu is upgraded (which restarts the agent): asked once.
       const facts = await hostFacts(createTools(run, ac.signal));
       await beat(facts);
       beatForever(facts);
-      serveDiscovery(nc, 'node-agent', cfg.node, () => ({ heldDumps: held.list().length }));
-      loop = consumeCommands(nc, validators, cfg.node, 'agent', handle, ac.signal).catch((err: unknown) => {
-        if (!ac.signal.aborted) log.fatal({ err }, 'command consumer stopped');
-      });
+      serveDiscovery(nc, 'node-agent', cfg.node, () => ({
+        heldDumps: held.list().length,
+        parkedCommands: queue.parked,
+      }));
+      // A deaf agent must not stay up heartbeating (admission would keep sending it work): it exits instead.
+      const consumer = await queue.consume(handle, ac.signal);
+      loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);
       log.info({ imageRoot: cfg.imageRoot }, 'node agent started');
     },
     async stop(): Promise<void> {
       ac.abort();
       clearTimeout(heartbeat);
-      for (const t of leases.values()) clearTimeout(t);
+      leases.stop();
       await loop;
     },
+  };
+}
+
+function misaddressed(cmd: StepCommand, node: string): ErrorInfo {
+  return {
+    code: 'HAUL_WRONG_EXECUTOR',
+    message: `${cmd.step} for ${cmd.node}/${cmd.executor} is not for the agent of ${node}`,
+    field: cmd.node !== node ? 'node' : 'step',
   };
 }
 

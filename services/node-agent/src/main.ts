@@ -2,8 +2,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import {
   busConfigFromEnv,
   connectBus,
+  awaitTopologyOrExit,
   createLogger,
-  ensureTopology,
   limits,
   exitOnUncaught,
   stopOnSignals,
@@ -22,7 +22,9 @@ Environment:
                        emulated node's root otherwise)
   HAUL_IMAGE_ROOT      folder for migration images (default /var/local/haul)
   HAUL_STATE_DIR       the agent's own state (default /var/lib/haul/agent)
-  HAUL_LOG_PRETTY=1    human-readable logs; HAUL_LOG_LEVEL (default info)`;
+  HAUL_LOG_PRETTY=1    human-readable logs; HAUL_LOG_LEVEL (default info)
+  HAUL_TOPOLOGY_WAIT_MS how long to wait at start for the coordinator to create the streams and buckets
+                       (default ${limits.topologyWaitMs}); this agent never creates or changes them`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(help);
@@ -59,7 +61,7 @@ const log = createLogger('node-agent', node);
 exitOnUncaught(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`node-agent@${node}`));
-await ensureTopology(nc);
+await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
 const agent = createNodeAgent({ nc, validators, cfg, log });
 await agent.start();
 stopOnSignals(log, agent, nc);

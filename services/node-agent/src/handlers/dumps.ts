@@ -6,6 +6,7 @@ import { readDumpStats } from '../adapters/criu-stats.ts';
 import { dirBytes } from '../adapters/files.ts';
 import { argsOf, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
 import { holdScript } from '../held-dumps.ts';
+import { restorePreparedDisks } from './shared-disk.ts';
 
 function rootPid(ctx: HandlerContext, ctid: string): number {
   const f = initPidFile(ctx.cfg, ctid);
@@ -46,7 +47,9 @@ const pagesIn = (dir: string) =>
 /**
  * The final dump, held open at post-dump: the result is reported as soon as the CT is frozen, while criu waits
  * for the decision (releaseSource commits, resumeSource aborts, the lease may abort). After a crash an existing
- * held dump is adopted rather than started again.
+ * held dump is adopted rather than started again. criu writes stats-dump only when it ends, so the frozen time,
+ * memdump time and skipped pages are not known yet: the result leaves them out (releaseSource reports the frozen
+ * time).
  */
 export const finalDump: Handler = async (cmd, ctx) => {
   const a = argsOf<DumpArgs>(cmd);
@@ -73,12 +76,8 @@ export const finalDump: Handler = async (cmd, ctx) => {
       ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, undefined),
     );
   }
-  const written = pagesIn(a.imageDir);
   const r: DumpResult = {
-    pagesWritten: written,
-    pagesSkipped: 0,
-    frozenUs: 0,
-    memdumpUs: 0,
+    pagesWritten: pagesIn(a.imageDir),
     bytes: dirBytes(a.imageDir),
     durationMs: performance.now() - t0,
   };
@@ -111,8 +110,13 @@ export const releaseSource: Handler = async (cmd, ctx) => {
 };
 
 /**
- * Resume the CT on the source (abort the held dump), but only after winning the fence: a ResumedOnSource event
- * appended with compare-and-set while the log shows no restore started (or the target CT known stopped).
+ * Resume the CT on the source, for a rollback or when its frozen lease expired; one function for both. In order:
+ * 1. win the fence: ResumedOnSource appended with compare-and-set while the log shows no restore started (or the
+ *    target CT known stopped) — the record of this action (appended once; a retry after a crash finds it);
+ * 2. restore every shared disk whose preparation started: the descriptor back, the copy's snapshot merged, so the
+ *    CT never runs writing a delta its descriptor does not name (a CT restart would lose those writes);
+ * 3. only then abort the held dump: the thaw. A disk that cannot be restored throws before it: the CT stays frozen.
+ * Every part is idempotent, so a repeated resume (a redelivery, the lease after an agent restart) finishes the job.
  */
 export async function resumeOnSource(
   ctx: HandlerContext,
@@ -121,7 +125,6 @@ export async function resumeOnSource(
   reason: 'rollback' | 'lease-expired',
   commandId?: string,
 ): Promise<HostResult> {
-  const r: HostResult = { actions: [] };
   const ev = ctx.event(
     'ResumedOnSource',
     commandId ? { reason, commandId } : { reason },
@@ -129,6 +132,7 @@ export async function resumeOnSource(
   );
   const v = await ctx.fencedAppend(ev, mayResumeSource);
   if (!v.ok) throw new StepError(v.code, v.reason);
+  const r: HostResult = { actions: await restorePreparedDisks(ctx, (await ctx.readLog()).events) };
   if (ctx.held.isHeld(migrationId)) {
     const rc = await ctx.held.decide(migrationId, 'abort');
     r.actions.push(`dump aborted (criu exit ${rc}): CT resumed`);

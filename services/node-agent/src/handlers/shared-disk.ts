@@ -9,9 +9,18 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { DescriptorArgs, HostResult, SharedDiskArgs, SnapshotArgs } from '@haul/schemas';
+import { planRollback } from '@haul/domain';
+import type {
+  DescriptorArgs,
+  HostResult,
+  MigrationEvent,
+  SharedDiskArgs,
+  SnapshotArgs,
+  StepCommand,
+} from '@haul/schemas';
+import type { Tools } from '../adapters/tools.ts';
 import { hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
-import { argsOf, StepError, type Handler } from '../context.ts';
+import { argsOf, StepError, type Handler, type HandlerContext } from '../context.ts';
 
 /**
  * The shared-ploop dance of P.Haul (fs_haul_ploop.py), each step idempotent by inspection. The CLI only takes
@@ -34,7 +43,21 @@ const rm = (p: string, actions: string[], what = basename(p)) => {
   }
 };
 
-export const backupDescriptor: Handler = (cmd) => {
+/**
+ * The preparation runs only in its migration's frozen window, while the final dump holds the CT. Once the CT resumed
+ * (its lease expired, or a rollback), a command still queued must not prepare the running CT's disk again: the
+ * resume restored the disks first, and a new copy snapshot would make the CT write a delta its descriptor does not name.
+ */
+function requireFrozen(cmd: StepCommand, ctx: HandlerContext): void {
+  if (!ctx.held.isHeld(cmd.migrationId))
+    throw new StepError(
+      'HAUL_NOT_HELD',
+      `${cmd.step}: no dump of this migration holds the CT frozen on ${ctx.cfg.node} (it was resumed or released)`,
+    );
+}
+
+export const backupDescriptor: Handler = (cmd, ctx) => {
+  requireFrozen(cmd, ctx);
   const { ddxml } = argsOf<DescriptorArgs>(cmd);
   const copy = copyOf(ddxml);
   const r: HostResult = { actions: [], path: copy };
@@ -48,6 +71,7 @@ export const backupDescriptor: Handler = (cmd) => {
 };
 
 export const snapshotOrigin: Handler = async (cmd, ctx) => {
+  requireFrozen(cmd, ctx);
   const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (hasGuid(readDescriptorView(ddxml), guid)) r.actions.push(`snapshot ${guid} already in the descriptor`);
@@ -63,6 +87,7 @@ export const snapshotOrigin: Handler = async (cmd, ctx) => {
 };
 
 export const snapshotCopy: Handler = async (cmd, ctx) => {
+  requireFrozen(cmd, ctx);
   const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
   const copy = copyOf(ddxml);
   const link = copyXmlOf(ddxml);
@@ -99,30 +124,52 @@ function sweepOrphanDeltas(ddxml: string, actions: string[]): void {
 /**
  * Rollback of a shared disk, whatever state the preparation reached: rename the copy back over the descriptor,
  * merge the copy's snapshot G2 (the source device's writes since then go into the base), and remove what P.Haul
- * leaks: the origin's new delta f1, `.copy.lck`, the `.xml` link.
+ * leaks: the origin's new delta f1, `.copy.lck`, the `.xml` link. Idempotent by inspection; the actions it took.
  */
-export const restoreSharedDisk: Handler = async (cmd, ctx) => {
-  const { ddxml, originGuid, copyGuid } = argsOf<SharedDiskArgs>(cmd);
-  const r: HostResult = { actions: [] };
+async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]> {
+  const { ddxml, originGuid, copyGuid } = args;
+  const actions: string[] = [];
   const orig = readDescriptorView(ddxml);
   const f1 = hasGuid(orig, originGuid) ? topFile(orig) : undefined;
   if (existsSync(copyOf(ddxml))) {
     renameSync(copyOf(ddxml), ddxml);
-    r.actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
+    actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
   }
   if (hasGuid(readDescriptorView(ddxml), copyGuid)) {
-    await ctx.tools.ploopSnapshotDelete(ddxml, copyGuid);
-    r.actions.push(`merged the copy's snapshot ${copyGuid}`);
+    await tools.ploopSnapshotDelete(ddxml, copyGuid);
+    actions.push(`merged the copy's snapshot ${copyGuid}`);
   }
   const now = readDescriptorView(ddxml);
-  if (f1 && !now.images.some((i) => i.file === f1)) rm(f1, r.actions, `origin delta ${basename(f1)}`);
-  sweepOrphanDeltas(ddxml, r.actions);
-  rm(`${copyOf(ddxml)}.lck`, r.actions);
-  rm(copyXmlOf(ddxml), r.actions);
+  if (f1 && !now.images.some((i) => i.file === f1)) rm(f1, actions, `origin delta ${basename(f1)}`);
+  sweepOrphanDeltas(ddxml, actions);
+  rm(`${copyOf(ddxml)}.lck`, actions);
+  rm(copyXmlOf(ddxml), actions);
   if (hasGuid(now, originGuid) || hasGuid(now, copyGuid))
     throw new StepError('HAUL_DISK_NOT_RESTORED', `${ddxml} still has a migration snapshot`);
-  return r;
-};
+  return actions;
+}
+
+export const restoreSharedDisk: Handler = async (cmd, ctx) =>
+  ({ actions: await restoreDisk(ctx.tools, argsOf<SharedDiskArgs>(cmd)) }) satisfies HostResult;
+
+/**
+ * Before a frozen CT may run again on the source: restore every shared disk whose preparation started in this
+ * migration and is not restored yet — the restoreSharedDisk actions the rollback plan holds for this log — one after
+ * the other. A disk that cannot be restored throws, and the caller must not thaw. The rollback's own
+ * restoreSharedDisk steps later find these disks restored (by inspection) and do nothing.
+ */
+export async function restorePreparedDisks(
+  ctx: HandlerContext,
+  events: readonly MigrationEvent[],
+): Promise<string[]> {
+  const actions: string[] = [];
+  for (const a of planRollback(events)) {
+    if (a.step !== 'restoreSharedDisk') continue;
+    const done = await restoreDisk(ctx.tools, a.args as unknown as SharedDiskArgs);
+    actions.push(...done.map((what) => `disk ${a.subject}: ${what}`));
+  }
+  return actions;
+}
 
 /** After the commit, on the source (after it unmounted): the copy, its lock and its delta f2 go. */
 export const cleanupSharedDisk: Handler = (cmd) => {

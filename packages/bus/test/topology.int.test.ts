@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { bucketStream, buckets, connectBus, ensureTopology, missingTopology, topologyNames } from '@haul/bus';
+import {
+  createEmulatedCluster,
+  startNatsCluster,
+  startNatsServer,
+  startService,
+  type EmulatedCluster,
+  type NatsCluster,
+  type NatsServer,
+  type ServiceProcess,
+} from '@haul/test';
+
+/** A node agent and an image streamer of one emulated node, started as processes through their main.ts. */
+function startNodeServices(emu: EmulatedCluster, natsUrl: string, extra: Record<string, string> = {}) {
+  const node = 'node-a';
+  const root = emu.nodeRoot(node);
+  const imageRoot = join(root, 'var', 'local', 'haul');
+  mkdirSync(imageRoot, { recursive: true });
+  const env = {
+    ...emu.envFor(node),
+    HAUL_NATS_URL: natsUrl,
+    HAUL_NODE: node,
+    HAUL_HOST_ROOT: root,
+    HAUL_IMAGE_ROOT: imageRoot,
+    HAUL_STATE_DIR: join(root, 'var', 'lib', 'haul'),
+    HAUL_STREAM_ROOTS: imageRoot,
+    HAUL_LOG_LEVEL: 'info',
+    ...extra,
+  };
+  return [
+    startService('agent-node-a', 'services/node-agent/src/main.ts', env),
+    startService('streamer-node-a', 'services/image-streamer/src/main.ts', env),
+  ] as const;
+}
+
+async function replicasOf(nc: NatsConnection): Promise<Record<string, number>> {
+  const jsm = await jetstreamManager(nc);
+  const out: Record<string, number> = {};
+  for (const name of topologyNames()) out[name] = (await jsm.streams.info(name)).config.num_replicas;
+  return out;
+}
+const all = (n: number) => Object.fromEntries(topologyNames().map((name) => [name, n]));
+
+describe('on a 3-server cluster', () => {
+  let cluster: NatsCluster;
+  let nc: NatsConnection;
+  let emu: EmulatedCluster;
+  const services: ServiceProcess[] = [];
+  before(async () => {
+    cluster = await startNatsCluster(3);
+    nc = await connectBus({ servers: cluster.urls, name: 'topology-test' });
+    emu = createEmulatedCluster('haul-topology-');
+    await emu.addNode('node-a');
+  });
+  after(async () => {
+    for (const s of services) await s.kill('SIGKILL');
+    await nc?.close();
+    await cluster?.stop();
+    emu?.destroy();
+  });
+
+  it('an R3 topology keeps 3 replicas everywhere when a node agent and an image streamer start', async () => {
+    const created = await ensureTopology(nc, { replicas: 3 });
+    assert.deepEqual(
+      created.map((c) => c.action),
+      topologyNames().map(() => 'created'),
+    );
+    const [agent, streamer] = startNodeServices(emu, cluster.urls);
+    services.push(agent, streamer);
+    await agent.waitForLine(/node agent started/, 60_000);
+    await streamer.waitForLine(/image streamer started/, 60_000);
+    assert.deepEqual(await replicasOf(nc), all(3));
+  });
+
+  it('a coordinator without HAUL_REPLICAS changes nothing; with it, it brings a bucket left at R1 to R3', async () => {
+    // Given a bucket at 1 replica (an older install); the KV client's create() would open it as it is
+    const jsm = await jetstreamManager(nc);
+    const status = bucketStream(buckets.status);
+    await jsm.streams.update(status, { num_replicas: 1 });
+
+    const untold = await ensureTopology(nc, {});
+    assert.deepEqual(untold, [{ name: status, action: 'differs', diff: ['num_replicas: 1 → 3'] }]);
+    assert.equal((await replicasOf(nc))[status], 1, 'left alone');
+
+    const told = await ensureTopology(nc, { replicas: 3 });
+    assert.deepEqual(told, [{ name: status, action: 'updated', diff: ['num_replicas: 1 → 3'] }]);
+    assert.deepEqual(await replicasOf(nc), all(3));
+    assert.deepEqual(await ensureTopology(nc, {}), [], 'nothing differs any more');
+  });
+});
+
+describe('on a server without the topology', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  let emu: EmulatedCluster;
+  const services: ServiceProcess[] = [];
+  before(async () => {
+    server = await startNatsServer();
+    nc = await connectBus({ servers: server.url, name: 'topology-wait-test' });
+    emu = createEmulatedCluster('haul-topology-wait-');
+    await emu.addNode('node-a');
+  });
+  after(async () => {
+    for (const s of services) await s.kill('SIGKILL');
+    await nc?.close();
+    await server?.stop();
+    emu?.destroy();
+  });
+
+  it('a node agent and an image streamer exit, saying what is missing, when it never comes; and create nothing', async () => {
+    const [agent, streamer] = startNodeServices(emu, server.url, { HAUL_TOPOLOGY_WAIT_MS: '1500' });
+    services.push(agent, streamer);
+    for (const s of [agent, streamer]) {
+      assert.equal(await s.exited, 78);
+      await s.waitForLine(/waiting for the coordinator to create the streams and buckets/);
+      await s.waitForLine(/"level":60.*HAUL_EVENTS.*still missing after/);
+    }
+    assert.deepEqual(await missingTopology(nc), topologyNames());
+  });
+
+  it('a node agent waits for the coordinator to create it, then starts', async () => {
+    const [agent, streamer] = startNodeServices(emu, server.url);
+    services.push(agent, streamer);
+    await agent.waitForLine(/waiting for the coordinator to create the streams and buckets/);
+    await ensureTopology(nc);
+    await agent.waitForLine(/node agent started/, 60_000);
+    await streamer.waitForLine(/image streamer started/, 60_000);
+  });
+});

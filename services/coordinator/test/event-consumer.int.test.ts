@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { pino } from 'pino';
+import { connectBus, createEventLog, ensureTopology, streams } from '@haul/bus';
+import { decide, initialState } from '@haul/domain';
+import { createValidators } from '@haul/schemas';
+import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { createCoordinator } from '../src/app.ts';
+import { createProcessManager } from '../src/process-manager.ts';
+
+let server: NatsServer;
+let nc: NatsConnection;
+let coordinator: ReturnType<typeof createCoordinator>;
+const validators = createValidators();
+const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3 };
+before(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: server.url, name: 'event-consumer-test' });
+  await ensureTopology(nc);
+  coordinator = createCoordinator(
+    nc,
+    validators,
+    { ...settings, maxMigrationsPerNode: 2, tickMs: 1000 },
+    pino({ level: process.env['HAUL_TEST_LOG'] ?? 'silent' }),
+  );
+  await coordinator.start();
+});
+after(async () => {
+  await coordinator?.stop();
+  await nc?.drain();
+  await server?.stop();
+});
+
+it('parks events it cannot decode and keeps advancing other migrations', async () => {
+  // Given 1,100 messages in the event stream that are no events: not JSON, not valid, on a subject of another id
+  const js = jetstream(nc);
+  const enc = new TextEncoder();
+  const junk = 1100;
+  for (let i = 0; i < junk; i++) {
+    const body = i % 3 === 0 ? 'not json' : i % 3 === 1 ? '{"type":"StepSucceeded"}' : '[]';
+    await js.publish(`haul.events.junk.${i}`, enc.encode(body));
+  }
+
+  // When a migration is requested after them
+  const log = createEventLog(nc, validators);
+  const mid = 'm-after-junk';
+  const [requested] = decide(
+    {
+      kind: 'RequestMigration',
+      migrationId: mid,
+      request: { requestId: 'r-after-junk', ctid: '101', source: 'node-a', target: 'node-b' },
+      imageRoots: { source: '/img/a', target: '/img/b' },
+      meta: createProcessManager(nc, validators, log, settings, pino({ level: 'silent' })).meta(),
+    },
+    initialState(),
+  );
+  await log.append(requested!);
+
+  // Then the coordinator advances it (its preflight is intended), and every junk message was parked, none pending
+  await awaitEvent(log, mid, (e) => e.type === 'StepIntended', 20_000);
+  const letters = await (await js.consumers.get(streams.deadLetters)).consume();
+  let parked = 0;
+  const reasons = new Set<string>();
+  for await (const m of letters) {
+    reasons.add(m.json<{ reason: string }>().reason.split(':')[0]!);
+    if (++parked === junk) break;
+  }
+  assert.deepEqual([...reasons].sort(), ['not JSON', 'not a valid event']);
+  const jsm = await jetstreamManager(nc);
+  const c = await jsm.consumers.info(streams.events, 'coordinator');
+  assert.equal(c.num_ack_pending, 0);
+});

@@ -1,0 +1,188 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MigrationEvent } from '@haul/schemas';
+import type { EmulatedCluster } from './emulated-cluster.ts';
+
+/** Where one emulated CT lives: the cluster, every node it may run on, and its shared disks' folders. */
+export type CtPlace = { cluster: EmulatedCluster; nodes: readonly string[]; ctid: string; shared: string[] };
+
+export type Baseline = { views: Record<string, string>[]; journals: Record<string, number>; pid: number };
+
+/** The folder a node's agent keeps migration images in (HAUL_IMAGE_ROOT of an emulated node). */
+export const imageRootOf = (cluster: EmulatedCluster, node: string): string =>
+  join(cluster.nodeRoot(node), 'var', 'local', 'haul');
+
+/** The base image of every emulated ploop disk: a shared disk's chain must come back to exactly this one. */
+const baseImageUuid = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
+
+const rootDd = (p: CtPlace, n: string) =>
+  join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, 'root.hdd', 'DiskDescriptor.xml');
+const disksOn = (p: CtPlace, n: string) => [
+  rootDd(p, n),
+  ...p.shared.map((d) => join(d, 'DiskDescriptor.xml')),
+];
+const view = async (p: CtPlace, node: string, dd: string) =>
+  JSON.parse(await p.cluster.ok(node, 'haul-emu', ['disk-view', dd])) as Record<string, string>;
+const journalOf = (p: CtPlace, n: string) => {
+  const f = join(p.cluster.nodeRoot(n), 'var', 'log', `ct-${p.ctid}.writes`);
+  return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
+};
+const initPid = (p: CtPlace, n: string) =>
+  Number(readFileSync(join(p.cluster.nodeRoot(n), 'var', 'run', 've', `${p.ctid}.init.pid`), 'utf8'));
+
+/**
+ * What the CT looks like before a migration from `source`: its disks' content, how far each node's write journal
+ * goes, and the CT's pid. Taken while the CT is paused, so nothing is written in between.
+ */
+export async function takeBaseline(p: CtPlace, source: string): Promise<Baseline> {
+  await p.cluster.ok(source, 'haul-emu', ['freeze', p.ctid]);
+  try {
+    const views = await Promise.all(disksOn(p, source).map((dd) => view(p, source, dd)));
+    const journals = Object.fromEntries(p.nodes.map((n) => [n, journalOf(p, n).length]));
+    return { views, journals, pid: initPid(p, source) };
+  } finally {
+    await p.cluster.ok(source, 'haul-emu', ['thaw', p.ctid]);
+  }
+}
+
+/**
+ * Every data-safety invariant of a finished migration, from its events and the hosts; returns what is broken
+ * (empty = all hold): the CT runs exactly once, where the outcome says, not frozen; its memory survived (live
+ * mode); its disks hold the initial content plus every block it wrote; nothing is left behind anywhere.
+ */
+export async function brokenInvariants(
+  p: CtPlace,
+  migrationId: string,
+  events: MigrationEvent[],
+  base: Baseline,
+): Promise<string[]> {
+  const req = events.find((e) => e.type === 'MigrationRequested');
+  if (req?.type !== 'MigrationRequested') return ['no MigrationRequested event'];
+  const { source, target } = req.data.request;
+  const terminals = events.filter((e) => e.type === 'MigrationCompleted' || e.type === 'MigrationRolledBack');
+  const broken: string[] = [];
+  if (terminals.length !== 1) broken.push(`${terminals.length} terminal events`);
+  const completed = terminals[0]?.type === 'MigrationCompleted';
+  const home = completed ? target : source;
+  const running = await runningOn(p);
+  if (running.length !== 1)
+    broken.push(`CT ${p.ctid} runs on ${running.length} nodes (${running.join(', ')})`);
+  if (running.length === 1 && running[0] !== home) broken.push(`CT runs on ${running[0]}, expected ${home}`);
+  const live = (req.data.request.mode ?? 'live') === 'live';
+  if (running.includes(home))
+    broken.push(...(await brokenMemory(p, { source, target, completed, live }, base)));
+  broken.push(...(await brokenDisks(p, { source, target, completed, home, running }, base)));
+  broken.push(...brokenLeftovers(p, migrationId, home));
+  const corruption = await p.cluster.ok(p.nodes[0]!, 'haul-emu', ['corruption-log']);
+  if (corruption.trim()) broken.push(`double read-write attach recorded: ${corruption.trim()}`);
+  const last = events.at(-1);
+  if (last?.type !== 'MigrationCompleted' && last?.type !== 'MigrationRolledBack')
+    broken.push(`the log does not end with the terminal event (last: ${last?.type})`);
+  return broken;
+}
+
+async function runningOn(p: CtPlace): Promise<string[]> {
+  const running: string[] = [];
+  for (const n of p.nodes)
+    if (/ running/.test(await p.cluster.ok(n, 'vzctl', ['status', p.ctid]))) running.push(n);
+  return running;
+}
+
+/**
+ * Memory: restored = checksum at the freeze; or, after a rollback, the same process still running and not frozen.
+ * Restart mode restarts the CT on purpose: only its disks must survive.
+ */
+async function brokenMemory(
+  p: CtPlace,
+  m: { source: string; target: string; completed: boolean; live: boolean },
+  base: Baseline,
+): Promise<string[]> {
+  const home = m.completed ? m.target : m.source;
+  const mem = JSON.parse(await p.cluster.ok(home, 'haul-emu', ['checksum-mem', p.ctid])) as {
+    frozen: boolean;
+    restoredSha256?: string;
+  };
+  const broken: string[] = [];
+  if (mem.frozen) broken.push(`the CT is still frozen on ${home}`);
+  if (!m.live) return broken;
+  if (m.completed) {
+    const dumps = readFileSync(join(p.cluster.nodeRoot(m.source), 'var', 'log', `ct-${p.ctid}.dumps`), 'utf8')
+      .trim()
+      .split('\n');
+    const atFreeze = (JSON.parse(dumps.at(-1)!) as { memSha256: string }).memSha256;
+    if (mem.restoredSha256 !== atFreeze)
+      broken.push(`restored memory ${mem.restoredSha256} ≠ memory at freeze ${atFreeze}`);
+  } else {
+    const pid = initPid(p, m.source);
+    if (pid !== base.pid) broken.push(`the source CT was restarted (pid ${base.pid} → ${pid}): memory lost`);
+  }
+  return broken;
+}
+
+/**
+ * Disks: initial content + every block the CT wrote (source, then target after a success) = final content, read at
+ * rest (the workload is paused meanwhile); each shared disk's chain is its single base image again.
+ */
+async function brokenDisks(
+  p: CtPlace,
+  m: { source: string; target: string; completed: boolean; home: string; running: string[] },
+  base: Baseline,
+): Promise<string[]> {
+  const broken: string[] = [];
+  const paused = m.running.length === 1 ? m.running[0]! : undefined;
+  if (paused) await p.cluster.ok(paused, 'haul-emu', ['freeze', p.ctid]);
+  try {
+    const since = (n: string) => journalOf(p, n).slice(base.journals[n] ?? 0);
+    const writes = [...since(m.source), ...(m.completed ? since(m.target) : [])];
+    const expected = base.views.map((v) => ({ ...v }));
+    for (const w of writes) {
+      const [disk, block, sha] = w.split(' ');
+      expected[Number(disk)]![block!] = sha!;
+    }
+    const finalDisks = disksOn(p, m.home);
+    for (let i = 0; i < finalDisks.length; i++) {
+      const got = await view(p, m.home, finalDisks[i]!);
+      const exp = expected[i]!;
+      const diff = [...new Set([...Object.keys(got), ...Object.keys(exp)])].filter((k) => got[k] !== exp[k]);
+      if (diff.length)
+        broken.push(
+          `disk ${i} (${finalDisks[i]}): ${diff.length} blocks differ from initial content + journal: ${diff
+            .slice(0, 5)
+            .map((b) => `${b}: ${got[b]?.slice(0, 8) ?? '-'} vs ${exp[b]?.slice(0, 8) ?? '-'}`)
+            .join(', ')}`,
+        );
+    }
+  } finally {
+    if (paused) await p.cluster.ok(paused, 'haul-emu', ['thaw', p.ctid]);
+  }
+  for (const d of p.shared) {
+    const list = await p.cluster.ok(m.home, 'ploop', [
+      'snapshot-list',
+      '-H',
+      '-o',
+      'uuid',
+      join(d, 'DiskDescriptor.xml'),
+    ]);
+    if (list.trim() !== baseImageUuid) broken.push(`${d}: chain is not a single base image: ${list.trim()}`);
+  }
+  return broken;
+}
+
+/** Files: no copies, locks, links, orphan deltas, stale local disks or image folders anywhere. */
+function brokenLeftovers(p: CtPlace, migrationId: string, home: string): string[] {
+  const broken: string[] = [];
+  for (const d of p.shared) {
+    const extra = readdirSync(d)
+      .sort()
+      .filter((f) => !['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds'].includes(f));
+    if (extra.length) broken.push(`${d}: left behind ${extra.join(', ')}`);
+  }
+  for (const n of p.nodes) {
+    if (n !== home && existsSync(join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, 'root.hdd')))
+      broken.push(`a stale local disk is left on ${n}`);
+    const r = imageRootOf(p.cluster, n);
+    const left = existsSync(r) ? readdirSync(r).filter((f) => f.includes(migrationId)) : [];
+    if (left.length) broken.push(`image folders left on ${n}: ${left.join(', ')}`);
+  }
+  return broken;
+}
