@@ -26,3 +26,10 @@ export type CommandOf<S extends StepName> = Extract<StepCommand1, { step: S }> &
   Omit<StepCommand, 'step' | 'args'>;
 export type SucceededOf<S extends StepName> = Extract<StepSucceededData1, { step: S }> &
   Omit<StepSucceededData, 'step' | 'result'>;
+
+/** The events that end a migration's log: nothing is appended after one of them. */
+export const terminalEventTypes: ReadonlySet<string> = new Set<MigrationEvent['type']>([
+  'MigrationCompleted',
+  'MigrationRolledBack',
+]);
+export const isTerminalEvent = (e: { type: string }): boolean => terminalEventTypes.has(e.type);

@@ -1,17 +1,18 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { nanos } from '@nats-io/nats-core';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import type {
-  Actor,
-  ErrorInfo,
-  MigrationEvent,
-  StepCommand,
-  ValidationError,
-  Validators,
+import {
+  isTerminalEvent,
+  type Actor,
+  type ErrorInfo,
+  type MigrationEvent,
+  type StepCommand,
+  type ValidationError,
+  type Validators,
 } from '@haul/schemas';
 import { limits, streams, subjects, type Executor } from './conventions.ts';
 import { createParking } from './dead-letters.ts';
-import { BusError, isTransient } from './errors.ts';
+import { isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
 import { eventFactory } from './events.ts';
 import type { Logger } from './logger.ts';
@@ -52,9 +53,6 @@ export const commandConsumerName = (node: string, executor: Executor): string =>
 
 /** How long a command whose handling failed on the bus waits before it is delivered again. */
 const busRetryMs = 1000;
-
-/** The bus failed (unreachable, no leader): retrying later can help, unlike anything about the message itself. */
-const isRetryable = (err: unknown): boolean => (err instanceof BusError ? err.retryable : isTransient(err));
 
 /** An error as a rejection records it: its texts bounded, whatever the message they came from held. */
 const clipped = (e: ErrorInfo): ErrorInfo => ({
@@ -141,10 +139,17 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   async function recordRejection(raw: unknown, error: ErrorInfo, seq: number): Promise<void> {
     const rejected = rejection(raw, error, seq);
     if (!rejected) return;
+    // A finished migration's log ends with its terminal event: a stray command (e.g. one delivered late or to the
+    // wrong node after a server failure) is only parked, never recorded after the end.
+    const { events } = await eventLog.read(rejected.migrationId);
+    if (events.some((e) => isTerminalEvent(e.event))) {
+      log.warn({ seq, migrationId: rejected.migrationId }, 'refused a command of a finished migration');
+      return;
+    }
     try {
       await eventLog.append(rejected);
     } catch (err) {
-      if (isRetryable(err)) throw err;
+      if (isTransient(err)) throw err;
       log.error({ err, seq }, 'the rejection cannot be recorded in the log; it is in the dead letters');
     }
   }
@@ -154,7 +159,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * would happen again on every delivery: the command is refused (parked, recorded, termed).
    */
   async function handlerFailed(d: CommandDelivery, err: unknown): Promise<void> {
-    if (isRetryable(err)) {
+    if (isTransient(err)) {
       log.warn(
         { err, commandId: d.command.commandId },
         'the bus failed while handling a command; delivering it again',
@@ -204,7 +209,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       }),
     );
     const consumer = await retryTransient(() => jetstream(nc).consumers.get(streams.commands, durable));
-    const iter = await consumer.consume({ max_messages: 1, abort_on_missing_resource: true });
+    const iter = await consumer.consume({
+      max_messages: 1,
+      expires: limits.pullExpiresMs,
+      abort_on_missing_resource: true,
+    });
     const close = () => void iter.close();
     if (signal.aborted) close();
     else signal.addEventListener('abort', close, { once: true });

@@ -80,6 +80,13 @@ export const limits = {
   admissionGraceMs: 120_000,
   /** How often the coordinator reconciles the admission ledger with the log. */
   admissionReapEveryMs: 30_000,
+  /**
+   * A consumer's pull request lasts this long before the client asks again. After a server of the cluster dies the
+   * client only notices at the next pull: with nats.js's default 30 s, consumers stayed deaf for 30–75 s in the soak.
+   */
+  pullExpiresMs: 5_000,
+  /** A read of one migration's log that receives nothing this long is given up and tried again. */
+  readIdleMs: 10_000,
   /** Events the coordinator handles at once (of different migrations; one migration is always serial). */
   coordinatorConcurrentEvents: 64,
   /** Deliveries of one event the coordinator tries before it parks it (the log keeps it; the ticker goes on). */

@@ -42,6 +42,7 @@ export function isWrongLastSequence(err: unknown): boolean {
 
 /** Errors a caller should retry: no responders / no leader during an election, timeouts, disconnects. */
 export function isTransient(err: unknown): boolean {
+  if (err instanceof BusError) return err.retryable;
   const e = err as { name?: unknown; code?: unknown; message?: unknown };
   const msg = typeof e?.message === 'string' ? e.message : '';
   return (

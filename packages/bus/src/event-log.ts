@@ -8,7 +8,7 @@ import {
 } from '@nats-io/jetstream';
 import type { MigrationEvent, Validators } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
-import { BusError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
+import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
 import { retryTransient } from './retry.ts';
 
 /** An event as stored in the log, with its stream sequence (the value compare-and-set appends expect). */
@@ -65,6 +65,32 @@ export function createEventLog(
     return { seq, event: v.value };
   };
 
+  async function readUpTo(subject: string, lastSeq: number): Promise<StoredEvent[]> {
+    const events: StoredEvent[] = [];
+    const consumer = await js.consumers.get(streams.events, {
+      filter_subjects: subject,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const iter = await consumer.consume({ expires: limits.pullExpiresMs });
+    let idle = false;
+    let watchdog = setTimeout(() => ((idle = true), void iter.close()), limits.readIdleMs);
+    try {
+      for await (const msg of iter) {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => ((idle = true), void iter.close()), limits.readIdleMs);
+        const e = decode(msg.seq, msg.data);
+        if (e) events.push(e);
+        if (msg.seq >= lastSeq) return events;
+      }
+    } finally {
+      clearTimeout(watchdog);
+      await iter.close();
+    }
+    throw new BusUnavailableError(
+      `${subject}: ${idle ? `no message for ${limits.readIdleMs} ms` : 'the read ended'} before sequence ${lastSeq}`,
+    );
+  }
+
   return {
     async append(event, opts = {}) {
       const v = validators.validate<MigrationEvent>('event', event);
@@ -99,20 +125,9 @@ export function createEventLog(
         }
       });
       if (!last) return { events: [], lastSeq: 0 };
-      const events: StoredEvent[] = [];
-      const consumer = await retryTransient(() =>
-        js.consumers.get(streams.events, { filter_subjects: subject, deliver_policy: DeliverPolicy.All }),
-      );
-      const iter = await consumer.consume();
-      try {
-        for await (const msg of iter) {
-          const e = decode(msg.seq, msg.data);
-          if (e) events.push(e);
-          if (msg.seq >= last.seq) break;
-        }
-      } finally {
-        await iter.close();
-      }
+      // An ordered consumer up to the last sequence. A read that stops receiving (a server of the cluster died
+      // under it) is given up after readIdleMs and tried again, never left hanging with its migration behind it.
+      const events = await retryTransient(() => readUpTo(subject, last.seq));
       return { events, lastSeq: last.seq };
     },
 
@@ -129,7 +144,7 @@ export function createEventLog(
         consumerOpts.deliver_policy = DeliverPolicy.All;
       }
       const consumer = await retryTransient(() => js.consumers.get(streams.events, consumerOpts));
-      const iter = await consumer.consume();
+      const iter = await consumer.consume({ expires: limits.pullExpiresMs });
       const stop = () => void iter.close();
       opts.signal?.addEventListener('abort', stop, { once: true });
       try {

@@ -1,5 +1,5 @@
 import type { EventLog } from '@haul/bus';
-import type { MigrationEvent } from '@haul/schemas';
+import { isTerminalEvent, type MigrationEvent } from '@haul/schemas';
 
 export type Terminal = Extract<MigrationEvent, { type: 'MigrationCompleted' | 'MigrationRolledBack' }>;
 
@@ -15,7 +15,7 @@ export async function followToEnd(
   try {
     for await (const s of log.follow({ migrationId, signal: ac.signal })) {
       onEvent(s.event, s.seq);
-      if (s.event.type === 'MigrationCompleted' || s.event.type === 'MigrationRolledBack') return s.event;
+      if (isTerminalEvent(s.event)) return s.event as Terminal;
     }
   } finally {
     ac.abort();

@@ -13,7 +13,14 @@ import {
   type Logger,
 } from '@haul/bus';
 import { fold, initialState } from '@haul/domain';
-import type { ErrorInfo, MigrateRequest, MigrationEvent, NodeHeartbeat, Validators } from '@haul/schemas';
+import {
+  isTerminalEvent,
+  type ErrorInfo,
+  type MigrateRequest,
+  type MigrationEvent,
+  type NodeHeartbeat,
+  type Validators,
+} from '@haul/schemas';
 import { createLedger, type AdmissionEntry } from './admission-ledger.ts';
 
 export type { AdmissionEntry } from './admission-ledger.ts';
@@ -152,8 +159,6 @@ function activeEntryOf(events: MigrationEvent[]): AdmissionEntry | undefined {
   };
 }
 
-const terminalTypes = new Set<string>(['MigrationCompleted', 'MigrationRolledBack']);
-
 /** The migration whose log a subject of the event stream is; undefined for a subject no migration has. */
 function migrationOfSubject(subject: string): string | undefined {
   const migrationId = subject.slice(subjects.eventsAll.length - 1);
@@ -204,7 +209,7 @@ export function createAdmission(deps: {
         jsm.streams.getMessage(streams.events, { last_by_subj: subject }),
       );
       const lastType = last ? decodeValid<MigrationEvent>(validators, 'event', last.data) : undefined;
-      if (lastType?.ok && terminalTypes.has(lastType.value.type)) continue;
+      if (lastType?.ok && isTerminalEvent(lastType.value)) continue;
       const { events } = await eventLog.read(migrationId);
       const entry = activeEntryOf(events.map((e) => e.event));
       if (entry) out.push(entry);

@@ -108,6 +108,7 @@ export function createCoordinator(
     const consumer = await jetstream(nc).consumers.get(streams.events, 'coordinator');
     const iter = await consumer.consume({
       max_messages: limits.coordinatorConcurrentEvents,
+      expires: limits.pullExpiresMs,
       abort_on_missing_resource: true,
     });
     ac.signal.addEventListener('abort', () => void iter.close(), { once: true });
