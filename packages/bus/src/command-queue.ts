@@ -12,7 +12,7 @@ import {
 } from '@haul/schemas';
 import { limits, streams, subjects, type Executor } from './conventions.ts';
 import { createParking } from './dead-letters.ts';
-import { isTransient } from './errors.ts';
+import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
 import { eventFactory } from './events.ts';
 import type { Logger } from './logger.ts';
@@ -30,11 +30,16 @@ export async function sendCommand(
   const v = validators.validate<StepCommand>('command', cmd);
   if (!v.ok) throw new Error(v.error.message);
   const js = jetstream(nc);
-  await retryTransient(() =>
-    js.publish(subjects.commands(cmd.node, cmd.executor), enc.encode(JSON.stringify(cmd)), {
+  await retryTransient(async () => {
+    const subject = subjects.commands(cmd.node, cmd.executor);
+    const ack = await js.publish(subject, enc.encode(JSON.stringify(cmd)), {
       msgID: cmd.commandId,
-    }),
-  );
+      timeout: limits.publishTimeoutMs,
+    });
+    // As for events: a duplicate with sequence 0 (clustered 2.9) is not stored yet.
+    if (ack.duplicate && ack.seq === 0)
+      throw new BusUnavailableError(`${subject}: ${cmd.commandId} is not stored yet`);
+  });
 }
 
 /** A command as handed to its executor: valid against its schema. */

@@ -5,7 +5,7 @@ import { retryTransient } from './retry.ts';
 
 const cache = new WeakMap<NatsConnection, Map<string, Promise<KV>>>();
 
-/** Open a KV bucket that ensureTopology created (cached per connection). */
+/** Open a KV bucket that ensureTopology created (cached per connection once open). */
 export function openBucket(nc: NatsConnection, name: string): Promise<KV> {
   let m = cache.get(nc);
   if (!m) cache.set(nc, (m = new Map<string, Promise<KV>>()));
@@ -13,6 +13,8 @@ export function openBucket(nc: NatsConnection, name: string): Promise<KV> {
   if (!kv) {
     kv = retryTransient(() => new Kvm(nc).open(name));
     m.set(name, kv);
+    // A failed open is not cached: the next call tries again (a service outlives an election at its start).
+    kv.catch(() => m.delete(name));
   }
   return kv;
 }

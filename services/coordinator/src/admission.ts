@@ -220,12 +220,16 @@ export function createAdmission(deps: {
 
   /** Is this entry's migration over, or never started within the grace period? Then its reason. */
   async function staleReason(e: AdmissionEntry, now: number): Promise<string | undefined> {
-    const { events } = await eventLog.read(e.migrationId);
-    if (events.length === 0)
+    const { events, lastSeq } = await eventLog.read(e.migrationId);
+    // lastSeq is the subject's last message as stored, readable or not: only a subject with no message at all is a
+    // request that never got its MigrationRequested appended.
+    if (lastSeq === 0)
       return now - Date.parse(e.admittedAt) > limits.admissionGraceMs
         ? 'no MigrationRequested within the grace period'
         : undefined;
-    return activeEntryOf(events.map((x) => x.event)) ? undefined : 'its migration has ended';
+    // Only an ending seen in the log frees the CT: a log whose first events are unreadable or gone (retention, an
+    // older schema) still holds its admission.
+    return events.some((x) => isTerminalEvent(x.event)) ? 'its migration has ended' : undefined;
   }
 
   return {

@@ -28,6 +28,20 @@ if (process.argv.includes('--help') || process.argv.includes('-h')) {
 const name = process.env['HAUL_COORDINATOR_NAME'] ?? 'coordinator';
 const log = createLogger('coordinator', name);
 exitOnUncaught(log);
+
+/** A whole number from the environment within [min, max] (the command schemas' range), or exit 2 naming it. */
+function envInt(key: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[key];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || n < min || n > max) {
+    log.fatal({ [key]: raw }, `${key} must be a whole number from ${min} to ${max}`);
+    process.exit(2);
+  }
+  return n;
+}
+const frozenLeaseMs = envInt('HAUL_FROZEN_LEASE_MS', defaultFrozenLeaseMs, 1_000, 15 * 60_000);
+const maxMigrationsPerNode = envInt('HAUL_MAX_PER_NODE', 2, 1, 10_000);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`coordinator@${name}`));
 const replicas = process.env['HAUL_REPLICAS'];
@@ -41,10 +55,9 @@ const coordinator = createCoordinator(
   validators,
   {
     node: name,
-    frozenLeaseMs: Number(process.env['HAUL_FROZEN_LEASE_MS'] ?? defaultFrozenLeaseMs),
+    frozenLeaseMs,
     maxAttempts: 5,
-    maxMigrationsPerNode: Number(process.env['HAUL_MAX_PER_NODE'] ?? 2),
-    tickMs: 1000,
+    maxMigrationsPerNode,
   },
   log,
 );

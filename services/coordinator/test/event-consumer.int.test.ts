@@ -22,7 +22,7 @@ before(async () => {
   coordinator = createCoordinator(
     nc,
     validators,
-    { ...settings, maxMigrationsPerNode: 2, tickMs: 1000 },
+    { ...settings, maxMigrationsPerNode: 2 },
     pino({ level: process.env['HAUL_TEST_LOG'] ?? 'silent' }),
   );
   await coordinator.start();
@@ -59,7 +59,7 @@ it('parks events it cannot decode and keeps advancing other migrations', async (
   await log.append(requested!);
 
   // Then the coordinator advances it (its preflight is intended), and every junk message was parked, none pending
-  await awaitEvent(log, mid, (e) => e.type === 'StepIntended', 20_000);
+  await awaitEvent(log, mid, (e) => e.type === 'StepIntended', 120_000);
   const letters = await (await js.consumers.get(streams.deadLetters)).consume();
   let parked = 0;
   const reasons = new Set<string>();
