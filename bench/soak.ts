@@ -8,7 +8,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseSoakArgs, SoakArgError, soakHelp, type SoakOptions } from './lib/soak-args.ts';
-import { deadLetterCount, readMigrations, readWholeLog, waitHealthy } from './lib/soak-audit.ts';
+import {
+  deadLetterCount,
+  readDeadLetters,
+  readMigrations,
+  readWholeLog,
+  waitHealthy,
+} from './lib/soak-audit.ts';
 import { runChaos, type Kill } from './lib/soak-chaos.ts';
 import { compareEventLogs, isTerminal, startEventTap, type EventTap } from './lib/soak-events.ts';
 import { countOutcomes, describeEvents, startMigrations, type Driver } from './lib/soak-migrations.ts';
@@ -145,10 +151,11 @@ async function audit(w: SoakWorld, tap: EventTap, driver: Driver) {
   const interrupted = interrupt.signal.aborted;
   const eventsLost = loss.lost.length;
   const deadLetters = await deadLetterCount(w.nc);
+  const parked = await readDeadLetters(w.nc);
   const ok =
     !interrupted &&
     healthy &&
-    deadLetters === 0 &&
+    parked.other.length === 0 &&
     violations.length === 0 &&
     stuck.length === 0 &&
     eventsLost === 0 &&
@@ -193,6 +200,7 @@ async function audit(w: SoakWorld, tap: EventTap, driver: Driver) {
     },
     replicaHealthAtEnd: { healthy, streams: health },
     deadLetters,
+    deadLetterDetails: parked,
     rejections: driver.rejections,
     unansweredRequests: driver.unanswered,
     unexpectedExits,
@@ -224,7 +232,7 @@ function writeResults(r: Awaited<ReturnType<typeof audit>>): void {
   say(
     `${r.ok ? 'PASS' : 'FAIL'}: ${m.completed} completed, ${m.rolledBack} rolled back, ${r.stuck} stuck, ` +
       `${r.violations} violations, ${r.eventsLost} events lost, ${r.anomalies.length} anomalies, ` +
-      `${r.deadLetters} dead letters, kills ${JSON.stringify(r.kills)}, replicas ${JSON.stringify(r.replicasAtEnd)}` +
+      `${r.deadLetters} dead letters (${r.deadLetterDetails.misdelivered.length} commands misdelivered by the server, refused), kills ${JSON.stringify(r.kills)}, replicas ${JSON.stringify(r.replicasAtEnd)}` +
       `${r.replicaHealthAtEnd.healthy ? '' : ' (some replica still behind)'} → ${file}`,
   );
 }

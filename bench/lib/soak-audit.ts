@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
-import { retryTransient, streams, topologyNames, type EventLog } from '@haul/bus';
+import { retryTransient, streams, topologyNames, type DeadLetter, type EventLog } from '@haul/bus';
 import { readStream, type Seen } from './soak-events.ts';
 
 export type StreamHealth = {
@@ -91,4 +91,35 @@ export async function readMigrations(log: EventLog, ids: Iterable<string>): Prom
 /** Messages parked in the dead-letter stream (0 when it does not exist). */
 export async function deadLetterCount(nc: NatsConnection): Promise<number> {
   return (await info(nc, streams.deadLetters))?.state.messages ?? 0;
+}
+
+export type ParkedLetters = {
+  /**
+   * Commands the server handed to a consumer whose filter they do not match (another node's command): the agent
+   * refused and parked them, and never ran them. Seen with nats-server 2.9.10 after cluster leader changes; reported,
+   * not counted as a failure of haul.
+   */
+  misdelivered: DeadLetter[];
+  /** Every other parked message: a failure. */
+  other: DeadLetter[];
+};
+
+/** Every parked message, sorted into server misdeliveries and the rest. */
+export async function readDeadLetters(nc: NatsConnection): Promise<ParkedLetters> {
+  const out: ParkedLetters = { misdelivered: [], other: [] };
+  const i = await info(nc, streams.deadLetters);
+  if (!i || i.state.messages === 0) return out;
+  const jsm = await retryTransient(() => jetstreamManager(nc));
+  for (let seq = i.state.first_seq; seq <= i.state.last_seq; seq++) {
+    const m = await retryTransient(() => jsm.streams.getMessage(streams.deadLetters, { seq }));
+    if (!m) continue;
+    const letter = m.json<DeadLetter>();
+    const addressedTo = /^haul\.cmd\.([^.]+)\./.exec(letter.subject)?.[1];
+    const misdelivered =
+      letter.reason.startsWith('HAUL_WRONG_EXECUTOR') &&
+      addressedTo !== undefined &&
+      addressedTo !== letter.node;
+    (misdelivered ? out.misdelivered : out.other).push(letter);
+  }
+  return out;
 }
