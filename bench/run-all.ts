@@ -1,2 +1,3 @@
 // npm run bench: every benchmark in turn (each writes its JSON under bench/results/).
 await import('./streamer.bench.ts');
+await import('./control.bench.ts');

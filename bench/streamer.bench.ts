@@ -1,32 +1,45 @@
 /**
  * npm run bench:streamer — move the same ~1 GiB set of CRIU-like image files from one folder to another over
- * loopback, side by side, several rounds: (a) a plain file copy over one TCP connection without integrity, (b)
- * P.Haul's way, tar over a socket, (c) haul's image streamer end to end (offer over NATS, TCP, per-chunk CRC-32,
- * resumable part files). Wall time until both ends are done, and CPU seconds of each end. Writes bench/results/streamer.json.
+ * loopback, every method in every round, side by side:
+ *   native   the physical limit: C, sendfile(2) on the sending end, read(2) + write(2) on the receiving end
+ *   raw_tcp  the same plain copy in Node, written as well as Node allows (no integrity check)
+ *   tar      P.Haul's way: tar writing into / reading from the TCP socket
+ *   haul     haul's image streamer: offer over NATS, TCP, per-chunk CRC-32, resumable part files
+ * Every method is timed the same way: its processes are started and ready first (not timed); the timed part runs
+ * from the "go" (the bench's clock) to the sender's "DONE" (its CLOCK_MONOTONIC reading once the receiver
+ * acknowledged that every file is written); the CPU of each end is that of its process tree in the same interval,
+ * read from /proc. Writes every round and the medians to bench/results/streamer.json.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { connectBus, ensureTopology } from '@haul/bus';
-import { freePort, startNatsServer, startService } from '@haul/test';
+import { startNatsServer, startService } from '@haul/test';
+import { WRITE_SLICE } from '../services/image-streamer/src/part-file.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const rounds = Number(process.env['HAUL_BENCH_ROUNDS'] ?? 5);
 const totalMiB = Number(process.env['HAUL_BENCH_MIB'] ?? 1024);
-const TICK = 100; // clock ticks per second (Linux USER_HZ)
+const only = process.env['HAUL_BENCH_METHODS']?.split(',');
+const TICK = 100; // clock ticks per second (Linux USER_HZ): the resolution of the CPU times below is 0.01 s
+const writeKiB = WRITE_SLICE / 1024;
+const cache = join(root, 'node_modules', '.cache', 'haul-bench');
 
 /** A realistic mix: three iterations of big pages-*.img plus the small images CRIU writes next to them. */
 function makeImages(dir: string): number {
@@ -60,58 +73,159 @@ function makeImages(dir: string): number {
   return total;
 }
 
-/** Run a shell pipeline; resolve with its wall time and the CPU seconds of everything it ran (bash's cutime/cstime). */
-function timed(cmd: string): {
-  done: Promise<{ cpu: number; transfer?: [number, number] }>;
-  started: Promise<void>;
-  go: () => void;
-} {
-  const child = spawn(
-    'bash',
-    [
-      '-c',
-      `${cmd}\nrc=$?; read -r -a s < /proc/$$/stat; echo "CPU $(( s[13] + s[14] + s[15] + s[16] ))" >&2; exit $rc`,
-    ],
-    { stdio: ['pipe', 'ignore', 'pipe'], cwd: root },
-  );
-  let err = '';
-  let startedResolve!: () => void;
-  const started = new Promise<void>((r) => (startedResolve = r));
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-    if (err.includes('listening')) startedResolve();
-  });
-  const done = new Promise<{ cpu: number; transfer?: [number, number] }>((resolve, reject) =>
-    child.once('exit', (code) => {
-      const m = /CPU (\d+)/.exec(err);
-      const t = /TRANSFER (\S+) (\S+)/.exec(err);
-      if (code !== 0 || !m) reject(new Error(`${cmd} failed (${code}): ${err}`));
-      else
-        resolve({
-          cpu: Number(m[1]) / TICK,
-          ...(t ? { transfer: [Number(t[1]), Number(t[2])] as [number, number] } : {}),
-        });
-    }),
-  );
-  return { done, started, go: () => child.stdin.end('go\n') };
+/** Every regular file below `dir` and its size, by relative path. */
+function sizesOf(dir: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) out[relative(dir, p)] = statSync(p).size;
+    }
+  };
+  walk(dir);
+  return out;
 }
 
-const procCpu = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICK;
+/**
+ * CPU seconds of a process and all its descendants so far: utime + stime of each live one, plus cutime + cstime
+ * (the children it has reaped, so a tar that already exited still counts). Nothing is counted twice: a child's
+ * time moves into its parent's cutime only once it is gone.
+ */
+function treeCpu(pid: number): number {
+  const procs = new Map<number, { ppid: number; ticks: number }>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    procs.set(Number(name), { ppid: Number(f[1]), ticks });
+  }
+  let total = 0;
+  const tree = new Set([pid]);
+  // /proc lists parents before their children only mostly; go over it until nothing joins.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, s] of procs)
+      if (!tree.has(p) && tree.has(s.ppid)) {
+        tree.add(p);
+        grew = true;
+      }
+  }
+  for (const p of tree) total += procs.get(p)?.ticks ?? 0;
+  return total / TICK;
+}
+
+/** A benchmark program: its stderr lines, a way to wait for one, "go" on stdin, and quit (stdin closed). */
+type Program = {
+  pid: number;
+  waitFor: (re: RegExp) => Promise<RegExpExecArray>;
+  go: () => void;
+  quit: () => Promise<void>;
 };
 
-type Run = { seconds: number; cpuSeconds: number; senderCpu: number; receiverCpu: number };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+function program(cmd: string, args: string[]): Program {
+  const child: ChildProcess = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'], cwd: root });
+  let err = '';
+  let ended: Error | undefined;
+  const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void; reject: (e: Error) => void }[] = [];
+  const settle = () => {
+    for (const w of [...waiters]) {
+      const m = w.re.exec(err);
+      if (!m && !ended) continue;
+      waiters.splice(waiters.indexOf(w), 1);
+      if (m) w.resolve(m);
+      else w.reject(ended!);
+    }
+  };
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+    settle();
+  });
+  const exited = new Promise<void>((resolve, reject) =>
+    child.once('exit', (code, signal) => {
+      ended = new Error(`${cmd} ${args.join(' ')} ended (${code ?? signal}): ${err}`);
+      settle();
+      if (code === 0) resolve();
+      else reject(ended);
+    }),
+  );
+  exited.catch(() => {}); // a failure surfaces through waitFor or quit
+  return {
+    pid: child.pid!,
+    waitFor: (re) =>
+      new Promise((resolve, reject) => {
+        waiters.push({ re, resolve, reject });
+        settle();
+      }),
+    go: () => child.stdin!.write('go\n'),
+    quit: () => {
+      child.stdin!.end();
+      return exited;
+    },
+  };
+}
+
+type Round = { seconds: number; mbPerSec: number; senderCpuSeconds: number; receiverCpuSeconds: number };
+
+/** One method's processes, started and ready: which tree is each end, who gets "go", who prints "DONE". */
+type Launched = { senderPid: number; receiverPid: number; starter: Program; finisher: Program; programs: Program[] };
 
 const work = mkdtempSync(join(tmpdir(), 'haul-bench-'));
 process.once('exit', () => rmSync(work, { recursive: true, force: true }));
-const server = await startNatsServer();
 const src = join(work, 'src');
 const bytes = makeImages(src);
+const srcSizes = sizesOf(src);
 const node = process.execPath;
 const receiverRoot = join(work, 'dst');
 mkdirSync(receiverRoot, { recursive: true });
+mkdirSync(cache, { recursive: true });
+
+/** The C baseline, compiled with the system's cc; undefined (and why) when there is none. */
+function buildNative(): { bin?: string; skipped?: string } {
+  const bin = join(cache, 'native-copy');
+  try {
+    execFileSync('cc', ['-O2', '-o', bin, join(here, 'lib', 'native-copy.c')], { stdio: 'pipe' });
+    return { bin };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+    return {
+      skipped:
+        e.code === 'ENOENT'
+          ? 'no C compiler: `cc` is not on PATH (Debian: apt-get install gcc)'
+          : `cc failed: ${e.stderr?.toString() ?? e.message}`,
+    };
+  }
+}
+
+/** haul's sending end from an esbuild bundle, as haul's programs run (docs/decisions.md §2): no tsx at run time. */
+async function buildHaulSender(): Promise<string> {
+  const out = join(cache, 'haul-send.mjs');
+  await build({
+    entryPoints: [join(here, 'lib', 'haul-send.ts')],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'warning',
+    external: ['pino', 'pino-pretty'],
+    banner: {
+      js: "import { createRequire as __haulCreateRequire } from 'node:module'; const require = __haulCreateRequire(import.meta.url);",
+    },
+  });
+  return out;
+}
+
+const native = buildNative();
+const haulSender = await buildHaulSender();
+const senderArgs = (process.env['HAUL_BENCH_SENDER_ARGS'] ?? '').split(' ').filter(Boolean);
+const server = await startNatsServer();
 {
   // The coordinator creates the topology in a cluster; here nothing else would, so the benchmark does.
   const nc = await connectBus({ servers: server.url, name: 'bench-topology' });
@@ -131,25 +245,55 @@ const streamer = startService(
   (process.env['HAUL_BENCH_RECEIVER_ARGS'] ?? '').split(' ').filter(Boolean),
 );
 await streamer.waitForLine(/image streamer started/, 30_000);
-/**
- * A baseline: start the receiving pipeline, clear the previous method's output (see below), then time the sender
- * until both ends are done ({port} filled in).
- */
-async function baseline(recvCmd: string, sendCmd: string, ready: () => void): Promise<Run> {
-  const port = String(await freePort());
-  const recv = timed(recvCmd.replaceAll('{port}', port));
-  await recv.started;
-  ready();
-  const t0 = performance.now();
-  const send = timed(sendCmd.replaceAll('{port}', port));
-  const [s, r] = await Promise.all([send.done, recv.done]);
+
+/** Sender listens, receiver connects on "go" (native, raw_tcp). */
+async function listenerSends(send: [string, string[]], recv: (port: string) => [string, string[]]) {
+  const sender = program(...send);
+  const port = (await sender.waitFor(/listening (\d+)/))[1]!;
+  const receiver = program(...recv(port));
+  await receiver.waitFor(/ready/);
   return {
-    seconds: (performance.now() - t0) / 1000,
-    cpuSeconds: s.cpu + r.cpu,
-    senderCpu: s.cpu,
-    receiverCpu: r.cpu,
+    senderPid: sender.pid,
+    receiverPid: receiver.pid,
+    starter: receiver,
+    finisher: sender,
+    programs: [sender, receiver],
   };
 }
+
+const methods: Record<string, ((dst: string) => Promise<Launched>) | { skipped: string }> = {
+  native: native.bin
+    ? (dst) =>
+        listenerSends([native.bin!, ['send', src]], (port) => [
+          native.bin!,
+          ['recv', '127.0.0.1', port, dst, String(writeKiB)],
+        ])
+    : { skipped: native.skipped! },
+  raw_tcp: (dst) =>
+    listenerSends([node, [join(here, 'lib', 'raw-send.mjs'), src]], (port) => [
+      node,
+      [join(here, 'lib', 'raw-recv.mjs'), '127.0.0.1', port, dst, String(writeKiB)],
+    ]),
+  async tar(dst) {
+    mkdirSync(dst, { recursive: true });
+    const receiver = program(node, [join(here, 'lib', 'pipe-recv.mjs'), dst]);
+    const port = (await receiver.waitFor(/listening (\d+)/))[1]!;
+    const sender = program(node, [join(here, 'lib', 'pipe-send.mjs'), '127.0.0.1', port, src]);
+    await sender.waitFor(/ready/);
+    return {
+      senderPid: sender.pid,
+      receiverPid: receiver.pid,
+      starter: sender,
+      finisher: sender,
+      programs: [sender, receiver],
+    };
+  },
+  async haul(dst) {
+    const sender = program(node, [...senderArgs, haulSender, server.url, src, dst]);
+    await sender.waitFor(/ready/);
+    return { senderPid: sender.pid, receiverPid: streamer.pid, starter: sender, finisher: sender, programs: [sender] };
+  },
+};
 
 /**
  * Hand every method the same memory to write into. On this VM the guest returns free memory to the host in
@@ -168,112 +312,143 @@ function warmPageCache(): void {
   rmSync(scratch);
 }
 
-/**
- * Each method gets `ready`, called once its processes are up and right before its timed part: it deletes the
- * previous method's output and warms the page cache (above), so every method writes into memory in the same state.
- */
-const methods: Record<string, (dst: string, ready: () => void) => Promise<Run>> = {
-  raw_tcp: (dst, ready) =>
-    baseline(
-      `${node} bench/lib/raw-recv.mjs {port} ${dst}`,
-      `${node} bench/lib/raw-send.mjs 127.0.0.1 {port} ${src}`,
-      ready,
-    ),
-  tar: (dst, ready) => {
-    mkdirSync(dst, { recursive: true });
-    return baseline(
-      `${node} bench/lib/pipe-recv.mjs {port} | tar -xf - -C ${dst}`,
-      `tar -cf - -C ${src} . | ${node} bench/lib/pipe-send.mjs 127.0.0.1 {port}`,
-      ready,
-    );
-  },
-  async haul(dst, ready) {
-    const before = procCpu(streamer.pid);
-    const send = timed(`${node} --import tsx bench/lib/haul-send.ts ${server.url} ${src} ${dst}`);
-    await send.started;
-    ready();
-    send.go();
-    const s = await send.done;
-    const r = procCpu(streamer.pid) - before;
-    // Measured inside the sender around transfer(): the offer over NATS, the TCP stream, the receiver's verification
-    // and the final "done". The sender process's own start (tsx, NATS connect) is left out; the baselines' node
-    // start-up is in theirs (about 0.05 s).
-    const [seconds, senderCpu] = s.transfer!;
-    return { seconds, cpuSeconds: senderCpu + r, senderCpu, receiverCpu: r };
-  },
-};
+/** One timed run: processes up, the previous output deleted and the page cache warmed, then go … DONE. */
+async function timedRun(launch: (dst: string) => Promise<Launched>, dst: string, previous?: string): Promise<Round> {
+  const l = await launch(dst);
+  try {
+    if (previous) rmSync(previous, { recursive: true, force: true });
+    warmPageCache();
+    const s0 = treeCpu(l.senderPid);
+    const r0 = treeCpu(l.receiverPid);
+    const t0 = process.hrtime.bigint();
+    l.starter.go();
+    const t1 = BigInt((await l.finisher.waitFor(/DONE (\d+)/))[1]!);
+    const senderCpuSeconds = treeCpu(l.senderPid) - s0;
+    const receiverCpuSeconds = treeCpu(l.receiverPid) - r0;
+    const seconds = Number(t1 - t0) / 1e9;
+    return { seconds, mbPerSec: bytes / 1e6 / seconds, senderCpuSeconds, receiverCpuSeconds };
+  } finally {
+    await Promise.all(l.programs.map((p) => p.quit()));
+  }
+}
 
-const results: Record<string, Run[]> = { raw_tcp: [], tar: [], haul: [] };
+/** The copy must be whole: every file there with its size (contents are haul's tests' job). */
+function checkCopy(name: string, dst: string): void {
+  const got = sizesOf(dst);
+  for (const [p, size] of Object.entries(srcSizes))
+    if (got[p] !== size) throw new Error(`${name}: ${p} has ${got[p]} bytes, expected ${size}`);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const GB = bytes / 1e9;
+
+function summarise(runs: Round[]) {
+  const m = {
+    seconds: median(runs.map((r) => r.seconds)),
+    senderCpuSeconds: median(runs.map((r) => r.senderCpuSeconds)),
+    receiverCpuSeconds: median(runs.map((r) => r.receiverCpuSeconds)),
+    cpuSeconds: median(runs.map((r) => r.senderCpuSeconds + r.receiverCpuSeconds)),
+  };
+  return {
+    median: {
+      ...m,
+      mbPerSec: bytes / 1e6 / m.seconds,
+      cpuSecondsPerGB: {
+        sender: m.senderCpuSeconds / GB,
+        receiver: m.receiverCpuSeconds / GB,
+        total: m.cpuSeconds / GB,
+      },
+    },
+    rounds: runs,
+  };
+}
+type Summary = ReturnType<typeof summarise>;
+
+/** a ÷ b for throughput and for CPU per byte (each end and both), from the medians. */
+const ratios = (a: Summary, b: Summary) => ({
+  throughput: a.median.mbPerSec / b.median.mbPerSec,
+  cpuPerByte: {
+    sender: a.median.senderCpuSeconds / b.median.senderCpuSeconds,
+    receiver: a.median.receiverCpuSeconds / b.median.receiverCpuSeconds,
+    total: a.median.cpuSeconds / b.median.cpuSeconds,
+  },
+});
+
+const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
+const loadBefore = load();
+const results: Record<string, Round[]> = {};
+const runnable = Object.entries(methods).filter(
+  (e): e is [string, (dst: string) => Promise<Launched>] =>
+    typeof e[1] === 'function' && (!only || only.includes(e[0])),
+);
 try {
   // Round 0 warms up (page cache of the source files, JIT, the streamer) and is not counted.
   let previous: string | undefined;
   for (let round = 0; round <= rounds; round++) {
     // Rotate the order every round, so no method always runs after another's writes and deletions.
-    const order = Object.entries(methods);
-    for (const [name, run] of [
-      ...order.slice(round % order.length),
-      ...order.slice(0, round % order.length),
-    ]) {
+    const order = [...runnable.slice(round % runnable.length), ...runnable.slice(0, round % runnable.length)];
+    for (const [name, launch] of order) {
       const dst = join(receiverRoot, `${name}-${round}`);
-      const prev = previous;
-      const r = await run(dst, () => {
-        if (prev) rmSync(prev, { recursive: true, force: true });
-        warmPageCache();
-      });
+      const r = await timedRun(launch, dst, previous);
+      checkCopy(name, dst);
       previous = dst;
       if (round === 0) continue;
-      results[name]!.push(r);
+      (results[name] ??= []).push(r);
       console.log(
-        `round ${round} ${name.padEnd(8)} ${(bytes / 1e6 / r.seconds).toFixed(0).padStart(6)} MB/s  ${r.seconds.toFixed(2)} s  CPU sender ${r.senderCpu.toFixed(2)} s, receiver ${r.receiverCpu.toFixed(2)} s`,
+        `round ${round} ${name.padEnd(8)} ${r.mbPerSec.toFixed(0).padStart(6)} MB/s  ${r.seconds.toFixed(2)} s  CPU sender ${r.senderCpuSeconds.toFixed(2)} s, receiver ${r.receiverCpuSeconds.toFixed(2)} s`,
       );
     }
   }
-  const summary = Object.fromEntries(
-    Object.entries(results).map(([k, runs]) => {
-      const seconds = median(runs.map((r) => r.seconds));
-      return [
-        k,
-        {
-          seconds,
-          cpuSeconds: median(runs.map((r) => r.cpuSeconds)),
-          senderCpuSeconds: median(runs.map((r) => r.senderCpu)),
-          receiverCpuSeconds: median(runs.map((r) => r.receiverCpu)),
-          mbPerSec: bytes / 1e6 / seconds,
-        },
-      ];
-    }),
-  ) as Record<
-    'raw_tcp' | 'tar' | 'haul',
-    {
-      seconds: number;
-      cpuSeconds: number;
-      senderCpuSeconds: number;
-      receiverCpuSeconds: number;
-      mbPerSec: number;
+  const summary: Record<string, Summary | { skipped: string }> = {};
+  for (const [name, m] of Object.entries(methods)) {
+    if (typeof m !== 'function') summary[name] = m;
+    else if (results[name]) summary[name] = summarise(results[name]);
+  }
+  const measured = (k: string) => {
+    const s = summary[k];
+    return s && 'median' in s ? s : undefined;
+  };
+  const versus: Record<string, Record<string, ReturnType<typeof ratios>>> = {};
+  for (const a of Object.keys(summary))
+    for (const b of ['native', 'raw_tcp', 'tar']) {
+      const sa = measured(a);
+      const sb = measured(b);
+      if (a !== b && sa && sb) (versus[a] ??= {})[`vs_${b}`] = ratios(sa, sb);
     }
-  >;
   const out = {
     bytes,
     rounds,
-    machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
-    methods: summary,
-    ratioVsRawTcp: summary.haul.mbPerSec / summary.raw_tcp.mbPerSec,
-    ratioVsTar: summary.haul.mbPerSec / summary.tar.mbPerSec,
-    haulCpuSecondsPerGB: {
-      sender: summary.haul.senderCpuSeconds / (bytes / 1e9),
-      receiver: summary.haul.receiverCpuSeconds / (bytes / 1e9),
+    writeKiB,
+    timing:
+      'processes started and ready before the timed part, for every method; wall time from "go" to the sender\'s ' +
+      'DONE (after the receiver acknowledged every file written); CPU of each end = its process tree (/proc, ' +
+      'including reaped children) over the same interval, 0.01 s resolution; medians of the rounds after a warm-up',
+    machine: {
+      cpus: cpus().length,
+      node: process.version,
+      kernel: release(),
+      loadavg: { before: loadBefore, after: load() },
     },
+    methods: summary,
+    ratios: versus,
+    haulCpuSecondsPerGB: measured('haul')?.median.cpuSecondsPerGB,
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'streamer.json'), JSON.stringify(out, null, 2) + '\n');
-  console.log(`\nmedians of ${rounds} rounds, ${(bytes / 1e6).toFixed(0)} MB:`);
-  for (const [k, v] of Object.entries(summary))
+  console.log(`\nmedians of ${rounds} rounds, ${(bytes / 1e6).toFixed(0)} MB, load ${loadBefore.join(' ')} → ${load().join(' ')}:`);
+  for (const [k, v] of Object.entries(summary)) {
+    if (!('median' in v)) {
+      console.log(`  ${k.padEnd(8)} skipped: ${v.skipped}`);
+      continue;
+    }
+    const m = v.median;
+    const cpg = m.cpuSecondsPerGB;
+    const vn = versus[k]?.['vs_native'];
     console.log(
-      `  ${k.padEnd(8)} ${v.mbPerSec.toFixed(0).padStart(6)} MB/s  CPU ${v.cpuSeconds.toFixed(2)} s (sender ${v.senderCpuSeconds.toFixed(2)}, receiver ${v.receiverCpuSeconds.toFixed(2)})`,
+      `  ${k.padEnd(8)} ${m.mbPerSec.toFixed(0).padStart(6)} MB/s  CPU-s/GB sender ${cpg.sender.toFixed(2)}, receiver ${cpg.receiver.toFixed(2)}, both ${cpg.total.toFixed(2)}` +
+        (vn ? `  ÷ native: CPU ${vn.cpuPerByte.total.toFixed(2)}×, throughput ${vn.throughput.toFixed(2)}×` : ''),
     );
-  console.log(
-    `  haul ÷ raw TCP = ${out.ratioVsRawTcp.toFixed(2)}   haul ÷ tar = ${out.ratioVsTar.toFixed(2)}   haul CPU-s/GB: sender ${out.haulCpuSecondsPerGB.sender.toFixed(2)}, receiver ${out.haulCpuSecondsPerGB.receiver.toFixed(2)}`,
-  );
+  }
   console.log('wrote bench/results/streamer.json');
 } finally {
   await streamer.kill();

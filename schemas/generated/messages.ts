@@ -222,6 +222,13 @@ export type AbsolutePath2 = string;
  */
 export type AbsolutePath3 = string;
 /**
+ * Wall time (ms) of the host tool processes the step ran, summed (vzctl, criu, ploop; a held final dump until the CT is frozen, a release or resume until criu ended). The rest of the step is the agent's own work: the downtime window's control overhead is derived from it.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ToolMs".
+ */
+export type ToolMs = number;
+/**
  * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -556,6 +563,70 @@ export interface MigrationStats {
   imageSyncMs?: number;
   bytesStreamed?: number;
   iterations: IterationStats[];
+  downtimeWindow?: DowntimeWindowStats;
+}
+/**
+ * Where the downtime went, step by step: from the freeze's intent (finalDump; stopSource in restart mode) to the CT running on the target (restore; startTarget) or back on the source. Derived from the event times and the host times the executors report.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DowntimeWindowStats".
+ */
+export interface DowntimeWindowStats {
+  /**
+   * From the freeze's intent to the last step's outcome (the downtime, once the CT runs again).
+   */
+  windowMs: number;
+  /**
+   * @maxItems 1000
+   */
+  steps: WindowStepStats[];
+  /**
+   * The median of the overheadMs of the steps that succeeded (a failure reports no host time: all of its span counts as overhead).
+   */
+  overheadMedianMs: number;
+  /**
+   * The steps that set the window's length, each the one its successor waited for last; windowMs = hostMs + overheadMs.
+   */
+  criticalPath: {
+    /**
+     * @maxItems 1000
+     */
+    steps: string[];
+    hostMs: number;
+    overheadMs: number;
+  };
+}
+/**
+ * One step of the downtime window. overheadMs = dispatchMs + intent→outcome − queuedMs − hostMs: the time haul's control plane spent around the host work.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "WindowStepStats".
+ */
+export interface WindowStepStats {
+  /**
+   * The step and its subject, e.g. snapshotOrigin:1.
+   */
+  key: string;
+  step: StepName;
+  node: NodeName;
+  ok: boolean;
+  /**
+   * From the outcome the coordinator decided on to this step's intent (0 when the step waited for its executor instead).
+   */
+  dispatchMs: number;
+  /**
+   * From the step's intent to its outcome.
+   */
+  spanMs: number;
+  /**
+   * Part of the span spent waiting for the agent to finish its previous step (an agent runs one host action at a time).
+   */
+  queuedMs: number;
+  /**
+   * The host tools' time (toolMs) or the transfer's (durationMs), as the executor reported it.
+   */
+  hostMs: number;
+  overheadMs: number;
 }
 /**
  * A scheduler request was accepted; the migration exists from here on.
@@ -658,6 +729,7 @@ export interface PreflightResult {
    */
   bootId?: string;
   memoryBytes?: number;
+  toolMs?: ToolMs;
 }
 /**
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -690,6 +762,7 @@ export interface DumpResult {
   memdumpUs?: number;
   bytes: number;
   durationMs: number;
+  toolMs?: ToolMs;
 }
 export interface StreamImagesSucceeded {
   step: 'streamImages';
@@ -733,6 +806,7 @@ export interface HostResult {
    * releaseSource: criu's frozen_time of the final dump (µs), read from stats-dump once the held dump ended.
    */
   frozenUs?: number;
+  toolMs?: ToolMs;
 }
 export interface SnapshotOriginSucceeded {
   step: 'snapshotOrigin';

@@ -24,6 +24,23 @@ describe('npm run demo', () => {
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /Migration succeeded/);
     assert.match(r.out, /restore time is ~/);
+    // Where the downtime went: each step of the window with its host time and control overhead, and the goals.
+    assert.match(
+      r.out,
+      /downtime window \d+ ms = \d+ ms in host tools and transfers \+ \d+ ms control overhead/,
+    );
+    for (const step of [
+      'finalDump:-',
+      'backupDescriptor:1',
+      'snapshotOrigin:1',
+      'snapshotCopy:1',
+      'restore:-',
+    ])
+      assert.match(r.out, new RegExp(`^  ${step}\\s+node-[ab](\\s+\\d+\\.\\d){5}$`, 'm'));
+    assert.match(
+      r.out,
+      /control overhead per step of the downtime window: median \d+\.\d ms \(goal ≤ 5 ms\)/,
+    );
     assert.match(r.out, /✓ the CT runs on exactly one node/);
     assert.match(r.out, /everything the demo started is stopped/);
   });

@@ -36,6 +36,19 @@ describe('live migration with one shared disk, there and back', () => {
       'pre-dumps ran',
     );
     assert.ok(end.data.stats.downtimeMs! > 0 && end.data.stats.restoreMs! > 0);
+    // The disk preparation went out in one decision, and the downtime is accounted for step by step: the tools the
+    // agents ran (criu, ploop, vzctl) report their time, the rest is control overhead.
+    const intents = events.flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+    const at = intents.indexOf('backupDescriptor');
+    assert.deepEqual(intents.slice(at, at + 3), ['backupDescriptor', 'snapshotOrigin', 'snapshotCopy']);
+    const window = end.data.stats.downtimeWindow!;
+    assert.equal(window.windowMs, end.data.stats.downtimeMs);
+    assert.equal(window.criticalPath.steps.at(0), 'finalDump:-');
+    assert.equal(window.criticalPath.steps.at(-1), 'restore:-');
+    for (const key of ['finalDump:-', 'snapshotOrigin:1', 'snapshotCopy:1', 'restore:-']) {
+      const row = window.steps.find((r) => r.key === key);
+      assert.ok(row && row.hostMs > 0 && row.hostMs <= row.spanMs, `${key}: ${JSON.stringify(row)}`);
+    }
   });
 
   it('a request for a CT that is already migrating is rejected; the same request id twice yields one migration', async () => {

@@ -89,6 +89,11 @@ export const limits = {
   readIdleMs: 10_000,
   /** Events the coordinator handles at once (of different migrations; one migration is always serial). */
   coordinatorConcurrentEvents: 64,
+  /**
+   * An active migration the coordinator heard nothing of for this long is checked against the log (a message get;
+   * a read of the events it has not folded only when there are some) and ticked: the safety net behind its timers.
+   */
+  coordinatorResyncMs: 10_000,
   /** Deliveries of one event the coordinator tries before it parks it (the log keeps it; the ticker goes on). */
   eventRedeliveries: 8,
 } as const;

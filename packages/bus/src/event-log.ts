@@ -23,15 +23,22 @@ export type AppendOptions = {
 
 export type EventLog = {
   append(event: MigrationEvent, opts?: AppendOptions): Promise<{ seq: number; duplicate: boolean }>;
-  /** All events of one migration, in order, and the stream sequence of the last one (0 if none). */
-  read(migrationId: string): Promise<{ events: StoredEvent[]; lastSeq: number }>;
+  /**
+   * All events of one migration, in order, and the stream sequence of the last one (0 if none). With `afterSeq`,
+   * only those after it: the tail a reader that has folded the log up to that sequence is missing (a message get
+   * alone when there is none).
+   */
+  read(migrationId: string, opts?: ReadOptions): Promise<{ events: StoredEvent[]; lastSeq: number }>;
   /** Follow the log: all migrations (or one), from a stream sequence or a time, live. */
   follow(opts: FollowOptions): AsyncIterable<StoredEvent>;
 };
 
+export type ReadOptions = { afterSeq?: number };
+
 export type FollowOptions = { migrationId?: string; fromSeq?: number; since?: Date; signal?: AbortSignal };
 
 const enc = new TextEncoder();
+const msgIdOf = (event: MigrationEvent, opts: AppendOptions): string => opts.msgId ?? event.eventId;
 const dec = new TextDecoder();
 
 export function createEventLog(
@@ -65,12 +72,18 @@ export function createEventLog(
     return { seq, event: v.value };
   };
 
-  async function readUpTo(subject: string, lastSeq: number): Promise<StoredEvent[]> {
+  async function readUpTo(subject: string, lastSeq: number, afterSeq: number): Promise<StoredEvent[]> {
     const events: StoredEvent[] = [];
-    const consumer = await js.consumers.get(streams.events, {
-      filter_subjects: subject,
-      deliver_policy: DeliverPolicy.All,
-    });
+    const consumer = await js.consumers.get(
+      streams.events,
+      afterSeq > 0
+        ? {
+            filter_subjects: subject,
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: afterSeq + 1,
+          }
+        : { filter_subjects: subject, deliver_policy: DeliverPolicy.All },
+    );
     const iter = await consumer.consume({ expires: limits.pullExpiresMs });
     let idle = false;
     let watchdog = setTimeout(() => ((idle = true), void iter.close()), limits.readIdleMs);
@@ -97,14 +110,19 @@ export function createEventLog(
       if (!v.ok) throw new BusError('HAUL_INVALID_EVENT', v.error.message, false);
       const subject = subjects.events(event.migrationId);
       const pubOpts: Parameters<JetStreamClient['publish']>[2] = {
-        msgID: opts.msgId ?? event.eventId,
+        msgID: msgIdOf(event, opts),
         timeout: limits.publishTimeoutMs,
       };
       if (opts.expectedLastSeq !== undefined) pubOpts.expect = { lastSubjectSequence: opts.expectedLastSeq };
       try {
-        const ack = await retryTransient(() =>
-          js.publish(subject, enc.encode(JSON.stringify(event)), pubOpts),
-        );
+        const ack = await retryTransient(async () => {
+          const a = await js.publish(subject, enc.encode(JSON.stringify(event)), pubOpts);
+          // A clustered 2.9 server answers a retry whose first publish is still being proposed (or was dropped at
+          // a leader change) as a duplicate with sequence 0: not stored yet, so not an append. Ask again.
+          if (a.duplicate && a.seq === 0)
+            throw new BusUnavailableError(`${subject}: ${msgIdOf(event, opts)} is not stored yet`);
+          return a;
+        });
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
         if (isWrongLastSequence(err))
@@ -113,21 +131,20 @@ export function createEventLog(
       }
     },
 
-    async read(migrationId) {
+    async read(migrationId, opts = {}) {
       const subject = subjects.events(migrationId);
       const m = await jsm();
-      const last = await retryTransient(async () => {
-        try {
-          return await m.streams.getMessage(streams.events, { last_by_subj: subject });
-        } catch (err) {
-          if (/no message found|not found/i.test((err as Error).message)) return null;
-          throw err;
-        }
-      });
+      // null when the subject has no message (the client maps the API's "no message found" to null); any other
+      // failure, a missing stream included, is an error and never an empty log.
+      const last = await retryTransient(() =>
+        m.streams.getMessage(streams.events, { last_by_subj: subject }),
+      );
       if (!last) return { events: [], lastSeq: 0 };
+      const afterSeq = opts.afterSeq ?? 0;
+      if (last.seq <= afterSeq) return { events: [], lastSeq: last.seq };
       // An ordered consumer up to the last sequence. A read that stops receiving (a server of the cluster died
       // under it) is given up after readIdleMs and tried again, never left hanging with its migration behind it.
-      const events = await retryTransient(() => readUpTo(subject, last.seq));
+      const events = await retryTransient(() => readUpTo(subject, last.seq, afterSeq));
       return { events, lastSeq: last.seq };
     },
 

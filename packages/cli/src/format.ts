@@ -1,4 +1,4 @@
-import type { MigrationEvent, MigrationStats } from '@haul/schemas';
+import type { DowntimeWindowStats, MigrationEvent, MigrationStats } from '@haul/schemas';
 
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 const sec = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
@@ -68,6 +68,23 @@ export function formatStats(s: MigrationStats): string {
       (i) =>
         `  ${(i.final ? 'final' : String(i.iteration)).padStart(9)}  ${String(i.pagesWritten).padStart(13)}  ${String(i.pagesSkipped ?? '-').padStart(13)}  ${mb(i.bytes).padStart(11)}  ${i.durationMs.toFixed(0).padStart(8)}  ${(i.streamMs ?? 0).toFixed(0).padStart(9)}`,
     ),
+    ...(s.downtimeWindow ? formatWindow(s.downtimeWindow) : []),
   ];
   return lines.join('\n');
+}
+
+/** Where the downtime went: each step's host time (tools, transfers) and the control overhead around it. */
+function formatWindow(w: DowntimeWindowStats): string[] {
+  const ms = (v: number) => v.toFixed(1).padStart(9);
+  const p = w.criticalPath;
+  return [
+    `  downtime window ${w.windowMs.toFixed(0)} ms = ${p.hostMs.toFixed(0)} ms in host tools and transfers + ${p.overheadMs.toFixed(0)} ms control overhead, on its critical path`,
+    `    (${p.steps.join(' → ')})`,
+    `  control overhead per step: median ${w.overheadMedianMs.toFixed(1)} ms`,
+    '  step                   node        dispatch     queued  intent→outcome  tool/transfer   overhead  (ms)',
+    ...w.steps.map(
+      (r) =>
+        `  ${(r.key + (r.ok ? '' : ' failed')).padEnd(22)} ${r.node.padEnd(10)} ${ms(r.dispatchMs)}  ${ms(r.queuedMs)}  ${ms(r.spanMs).padStart(14)}  ${ms(r.hostMs).padStart(13)}  ${ms(r.overheadMs)}`,
+    ),
+  ];
 }

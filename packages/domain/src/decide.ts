@@ -9,6 +9,7 @@ import type {
   StreamResult,
 } from '@haul/schemas';
 import { decideConvergence, defaultMaxIterations } from './convergence.ts';
+import { deadlinesOf } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
 import { evolve } from './evolve.ts';
@@ -71,6 +72,9 @@ export function decideUntilStable(
   let s = state;
   const all: MigrationEvent[] = [];
   let next = decide(input, s);
+  // A tick that finds no timeout still advances: a decision missed for any reason (an event parked, a coordinator
+  // gone between an outcome and its decision) is made at the next tick instead of never.
+  if (next.length === 0 && input.kind === 'Tick') next = decide({ kind: 'Advance', meta: input.meta }, s);
   for (let round = 0; next.length > 0 && round < 50; round++) {
     for (const e of next) s = evolve(s, e);
     all.push(...next);
@@ -130,10 +134,10 @@ function givenUp(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (s.terminal) return [];
   const now = Date.parse(meta.now);
   return inFlight(s).flatMap((r) => {
-    if (now - Date.parse(r.intendedAt) > r.command.timeoutMs)
+    const d = deadlinesOf(r, meta.stallMs);
+    if (now > d.timeoutAt)
       return [failedBy(s, meta, r, 'timeout', `gave no result within ${r.command.timeoutMs} ms`)];
-    const movedAt = Date.parse(r.progress?.advancedAt ?? r.intendedAt);
-    if (stepTable[r.step].executor === 'streamer' && now - movedAt > meta.stallMs)
+    if (d.stallAt !== undefined && now > d.stallAt)
       return [failedBy(s, meta, r, 'stalled', `moved no bytes for ${meta.stallMs} ms`)];
     return [];
   });
@@ -400,23 +404,12 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   }
   if (fd.status !== 'succeeded') return out;
 
-  // Frozen window: shared-disk preparation per disk (P.Haul order), final images, local disks; then restore.
+  // Frozen window: every step that can run now is sent now, in one decision — each shared disk's whole preparation,
+  // the final images and the local disks — and the restore once all succeeded. One round trip through the
+  // coordinator per window instead of one per step; every step still has its intent and its outcome.
   const { shared, local } = disksOf(src);
   let ready = true;
-  for (const d of shared) {
-    const chain: [StepName, Record<string, unknown>][] = [
-      ['backupDescriptor', { ddxml: d.ddxml }],
-      ['snapshotOrigin', { ddxml: d.ddxml, guid: originGuid(s.migrationId!, d.index) }],
-      ['snapshotCopy', { ddxml: d.ddxml, guid: copyGuid(s.migrationId!, d.index) }],
-    ];
-    const pending = chain.find(([step]) => !ok(s.steps[`${step}:${d.index}`]));
-    if (pending) {
-      ready = false;
-      if (!has(s, `${pending[0]}:${d.index}`))
-        out.push(intend(s, meta, pending[0], String(d.index), pending[1]));
-      break;
-    }
-  }
+  for (const d of shared) if (!prepareSharedDisk(meta, s, d, out)) ready = false;
   const fstream = s.steps['streamImages:final'];
   if (!fstream) {
     ready = false;
@@ -431,10 +424,8 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
         ),
       );
   } else if (fstream.status !== 'succeeded') ready = false;
-  if (fstream?.status === 'succeeded') {
-    const localReady = copyLocalDisks(meta, s, local, out);
-    ready = ready && localReady;
-  } else ready = false;
+  // Local disks beside the final images: the streamer runs several transfers at once.
+  if (!copyLocalDisks(meta, s, local, out)) ready = false;
   if (!ready) return out;
 
   if (!has(s, 'restore:-'))
@@ -448,7 +439,29 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   return out;
 }
 
-/** Copy local (non-shared) disks one after the other; true when all are copied. */
+/**
+ * A shared disk's preparation in P.Haul's order — back up the descriptor, snapshot the origin, snapshot the copy —
+ * intended all at once: the source agent runs its commands one at a time in the order they were sent, and a step
+ * whose predecessor failed finds its precondition missing on the host and refuses (the backup copy, the origin's
+ * snapshot), so the chain needs no round trip through the coordinator between its steps. True when all succeeded.
+ */
+function prepareSharedDisk(
+  meta: DecideMeta,
+  s: MigrationState,
+  d: ReturnType<typeof disksOf>['shared'][number],
+  out: MigrationEvent[],
+): boolean {
+  const chain: [StepName, Record<string, unknown>][] = [
+    ['backupDescriptor', { ddxml: d.ddxml }],
+    ['snapshotOrigin', { ddxml: d.ddxml, guid: originGuid(s.migrationId!, d.index) }],
+    ['snapshotCopy', { ddxml: d.ddxml, guid: copyGuid(s.migrationId!, d.index) }],
+  ];
+  for (const [step, args] of chain)
+    if (!has(s, `${step}:${d.index}`)) out.push(intend(s, meta, step, String(d.index), args));
+  return chain.every(([step]) => ok(s.steps[`${step}:${d.index}`]));
+}
+
+/** Copy every local (non-shared) disk at once (the streamer runs several transfers together); true when all are copied. */
 function copyLocalDisks(
   meta: DecideMeta,
   s: MigrationState,
@@ -456,18 +469,13 @@ function copyLocalDisks(
   out: MigrationEvent[],
 ): boolean {
   for (const d of local) {
-    const key = `copyLocalDisk:${d.index}`;
-    const rec = s.steps[key];
-    if (ok(rec)) continue;
-    if (!rec) {
-      const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
-      const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
-      const to = toXml.slice(0, toXml.lastIndexOf('/'));
-      out.push(intend(s, meta, 'copyLocalDisk', String(d.index), streamArgs(s.request!, from, to, 'final')));
-    }
-    return false;
+    if (has(s, `copyLocalDisk:${d.index}`)) continue;
+    const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
+    const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
+    const to = toXml.slice(0, toXml.lastIndexOf('/'));
+    out.push(intend(s, meta, 'copyLocalDisk', String(d.index), streamArgs(s.request!, from, to, 'final')));
   }
-  return true;
+  return local.every((d) => ok(s.steps[`copyLocalDisk:${d.index}`]));
 }
 
 /** Where a local disk lives on the target: the same place relative to the CT's private area. */

@@ -164,7 +164,7 @@ describe('given a finished pre-dump', () => {
 
 describe('given the CT frozen by the final dump', () => {
   const log = until(happy, succeeded('finalDump:-'));
-  it('the shared disk is backed up while the final images stream (every earlier stream is done)', () => {
+  it('everything the frozen window can run goes out at once: the disk preparation in P.Haul order, the final images, the local disk', () => {
     given(log)
       .when(advance)
       .then([
@@ -172,7 +172,10 @@ describe('given the CT frozen by the final dump', () => {
           type: 'StepIntended',
           data: { step: 'backupDescriptor', args: { ddxml: '/shared/disk0/DiskDescriptor.xml' } },
         },
+        { type: 'StepIntended', data: { step: 'snapshotOrigin', node: 'node-a' } },
+        { type: 'StepIntended', data: { step: 'snapshotCopy', node: 'node-a' } },
         { type: 'StepIntended', data: { step: 'streamImages', args: { priority: 'final' } } },
+        { type: 'StepIntended', data: { step: 'copyLocalDisk', args: { priority: 'final' } } },
       ]);
   });
   it('the final images stream as soon as the earlier streams are done, before the restore', () => {
@@ -183,16 +186,99 @@ describe('given the CT frozen by the final dump', () => {
     assert.ok(keys.indexOf('streamImages:final') < keys.indexOf('restore:-'));
     assert.ok(keys.indexOf('copyLocalDisk:0') < keys.indexOf('restore:-'));
   });
-  it('the origin snapshot uses the GUID the core chose, recorded before it runs', () => {
-    const [e] = given(until(happy, succeeded('backupDescriptor:1')))
+  it('the snapshots use the GUIDs the core chose, recorded before they run', () => {
+    const [, origin, copy] = given(log)
       .when(advance)
-      .then([{ type: 'StepIntended', data: { step: 'snapshotOrigin' } }]);
-    assert.match((e!.data as { args: { guid: string } }).args.guid, /^\{[0-9a-f-]{36}\}$/);
+      .then([
+        { type: 'StepIntended', data: { step: 'backupDescriptor' } },
+        { type: 'StepIntended', data: { step: 'snapshotOrigin' } },
+        { type: 'StepIntended', data: { step: 'snapshotCopy' } },
+        { type: 'StepIntended' },
+        { type: 'StepIntended' },
+      ]);
+    const guid = (e: MigrationEvent | undefined) => (e!.data as { args: { guid: string } }).args.guid;
+    assert.match(guid(origin), /^\{[0-9a-f-]{36}\}$/);
+    assert.match(guid(copy), /^\{[0-9a-f-]{36}\}$/);
+    assert.notEqual(guid(origin), guid(copy));
   });
-  it('restore waits until every disk is prepared and every image is there', () => {
-    given(until(happy, intended('snapshotCopy:1')))
+  it('the restore waits for every step of the window: each disk step, the final images, the local disk', () => {
+    const before = happy.slice(0, happy.findIndex(intended('restore:-')));
+    for (const key of [
+      'backupDescriptor:1',
+      'snapshotOrigin:1',
+      'snapshotCopy:1',
+      'streamImages:final',
+      'copyLocalDisk:0',
+    ]) {
+      const missing = before.filter((e) => !succeeded(key)(e));
+      assert.equal(missing.length, before.length - 1, key);
+      given(missing).when(advance).thenNothingHappened();
+    }
+    given(before)
       .when(advance)
-      .thenNothingHappened();
+      .then([{ type: 'StepIntended', data: { step: 'restore' } }]);
+  });
+  it('the disks are prepared side by side, each in P.Haul order', () => {
+    const two = simulate({
+      mode: 'live',
+      sharedDisks: 2,
+      localDisks: 0,
+      pagesPerIteration: [10],
+      memTrack: true,
+      preDump: 'auto',
+      fault: { kind: 'none' },
+      picks: [],
+    }).events;
+    given(until(two, succeeded('finalDump:-')))
+      .when(advance)
+      .then([
+        {
+          type: 'StepIntended',
+          data: { step: 'backupDescriptor', args: { ddxml: '/shared/disk0/DiskDescriptor.xml' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'snapshotOrigin', args: { ddxml: '/shared/disk0/DiskDescriptor.xml' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'snapshotCopy', args: { ddxml: '/shared/disk0/DiskDescriptor.xml' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'backupDescriptor', args: { ddxml: '/shared/disk1/DiskDescriptor.xml' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'snapshotOrigin', args: { ddxml: '/shared/disk1/DiskDescriptor.xml' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'snapshotCopy', args: { ddxml: '/shared/disk1/DiskDescriptor.xml' } },
+        },
+        { type: 'StepIntended', data: { step: 'streamImages', args: { priority: 'final' } } },
+      ]);
+  });
+  it('a failed backup stops the chain on the host: the queued snapshots refuse, and the migration rolls back', () => {
+    const r = simulate({
+      mode: 'live',
+      sharedDisks: 1,
+      localDisks: 1,
+      pagesPerIteration: [10],
+      memTrack: true,
+      preDump: 'auto',
+      fault: { kind: 'fail', step: 'backupDescriptor', nth: 1, partial: false },
+      picks: [],
+    });
+    const failed = r.events.flatMap((e) =>
+      e.type === 'StepFailed' ? [`${e.data.step} ${e.data.error.code}`] : [],
+    );
+    assert.deepEqual(failed, [
+      'backupDescriptor HAUL_TOOL_FAILED',
+      'snapshotOrigin HAUL_NO_BACKUP',
+      'snapshotCopy HAUL_NO_BACKUP',
+    ]);
+    assert.equal(r.terminal, 'MigrationRolledBack');
   });
   it('a cancel rolls back: the CT resumes on the source after the disks are restored', () => {
     const cancelled = given(log)
@@ -273,6 +359,24 @@ describe('given a rollback while a forward step is still running', () => {
 });
 
 describe('given a restart-mode migration', () => {
+  it('copies every local disk at once once the source stopped', () => {
+    const two = simulate({
+      mode: 'restart',
+      sharedDisks: 0,
+      localDisks: 2,
+      pagesPerIteration: [],
+      memTrack: true,
+      preDump: 'auto',
+      fault: { kind: 'none' },
+      picks: [],
+    }).events;
+    given(until(two, succeeded('stopSource:-')))
+      .when(advance)
+      .then([
+        { type: 'StepIntended', data: { step: 'copyLocalDisk' } },
+        { type: 'StepIntended', data: { step: 'copyLocalDisk' } },
+      ]);
+  });
   it('stops on the source, copies local disks, starts on the target, then cleans up', () => {
     const steps = restart
       .filter((e) => e.type === 'StepIntended')

@@ -9,6 +9,7 @@ export {
 } from './state.ts';
 export { evolve, fold, subjectOf } from './evolve.ts';
 export { decide, decideUntilStable, targetPathOf, type DecideInput, type DecideMeta } from './decide.ts';
+export { deadlinesOf, nextDeadline } from './deadlines.ts';
 export {
   planRollback,
   planRollbackOf,

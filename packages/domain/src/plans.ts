@@ -70,7 +70,9 @@ function compensationOf(
       };
     }
     case 'finalDump':
-      if (s.resumedOnSource) return undefined;
+      // Also after the lease resumed it: ResumedOnSource is recorded when the fence is won, before the shared disks
+      // are restored and the CT thawed. resumeSource (idempotent) confirms the CT runs again on the source, so the
+      // rollback never ends while the thaw is unfinished, and a CT that did not come back is reported.
       return { key: 'resumeSource:-', step: 'resumeSource', subject: '-', role: 'source', args: { ctid } };
     case 'backupDescriptor':
     case 'snapshotOrigin':

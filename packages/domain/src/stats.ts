@@ -6,6 +6,7 @@ import type {
   MigrationStats,
   StreamResult,
 } from '@haul/schemas';
+import { downtimeWindowOf } from './downtime-window.ts';
 import { fold } from './evolve.ts';
 import { initialState, type MigrationState, type StepRecord } from './state.ts';
 
@@ -69,5 +70,7 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
     .filter((r) => (r.step === 'streamImages' || r.step === 'copyLocalDisk') && r.status === 'succeeded')
     .reduce((a, r) => a + (r.result as StreamResult).bytes, 0);
   stats.bytesStreamed = streamed;
+  const window = downtimeWindowOf(s);
+  if (window) stats.downtimeWindow = window;
   return stats;
 }

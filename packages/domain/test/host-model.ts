@@ -11,6 +11,7 @@ import type {
   StepCommand,
   StreamResult,
 } from '@haul/schemas';
+import { originGuid } from '../src/ids.ts';
 
 const TOP = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
 export type Image = { guid: string; file: string };
@@ -238,6 +239,28 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
       return host(['removed']);
     }
   }
+}
+
+/**
+ * What the agent refuses after inspecting the host, before it changes anything (services/node-agent's shared-disk
+ * handlers): a disk preparation once the CT is no longer held frozen, an origin snapshot without the backup copy, a
+ * copy snapshot without the backup copy or before the origin's snapshot. The refusal's error code, if any.
+ */
+export function refusal(h: HostModel, cmd: StepCommand): string | undefined {
+  if (cmd.step !== 'backupDescriptor' && cmd.step !== 'snapshotOrigin' && cmd.step !== 'snapshotCopy')
+    return undefined;
+  if (h.ct.source !== 'frozen') return 'HAUL_NOT_HELD';
+  const disk = Number(cmd.commandId.split(':').at(-2));
+  const sd = h.shared[disk - h.local.length]!;
+  const guid = (cmd.args as unknown as { guid: string }).guid;
+  const has = (chain: Chain | undefined, g: string) => chain?.some((i) => i.guid === g) ?? false;
+  if (cmd.step === 'snapshotOrigin' && !has(sd.dd, guid) && !sd.copy) return 'HAUL_NO_BACKUP';
+  if (cmd.step === 'snapshotCopy') {
+    if (!sd.copy) return 'HAUL_NO_BACKUP';
+    if (!has(sd.copy, guid) && !has(sd.dd, originGuid(cmd.migrationId, disk)))
+      return 'HAUL_NO_ORIGIN_SNAPSHOT';
+  }
+  return undefined;
 }
 
 /** The invariants a finished migration must satisfy. Returns the broken ones. */

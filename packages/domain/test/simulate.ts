@@ -7,9 +7,9 @@ import type { MigrateRequest, MigrationEvent, StepCommand, StepName } from '@hau
 import { decideUntilStable, type DecideInput, type DecideMeta } from '../src/decide.ts';
 import { evolve } from '../src/evolve.ts';
 import { mayResumeSource, mayStartRestore } from '../src/fencing.ts';
-import { initialState, inFlight, type MigrationState } from '../src/state.ts';
+import { initialState, inFlight, type MigrationState, type StepRecord } from '../src/state.ts';
 import { stepTable } from '../src/steps.ts';
-import { apply, newHost, type HostModel, type Scenario } from './host-model.ts';
+import { apply, newHost, refusal, type HostModel, type Scenario } from './host-model.ts';
 
 export type Fault =
   | { kind: 'none' }
@@ -72,6 +72,24 @@ export const request = (
   if (sc.maxDowntimeMs !== undefined) r.maxDowntimeMs = sc.maxDowntimeMs;
   return r;
 };
+
+/**
+ * The in-flight commands that can run next: a node agent takes its commands one at a time in the order they were
+ * sent (its queue), a streamer runs its transfers side by side. A crashed command never reports; the agent goes on
+ * with the next one.
+ */
+function runnable(inflight: StepRecord[], crashed: Set<string>): StepRecord[] {
+  const busy = new Set<string>();
+  return [...inflight]
+    .sort((a, b) => a.order - b.order)
+    .filter((r) => {
+      if (crashed.has(r.command.commandId)) return false;
+      if (stepTable[r.step].executor !== 'agent') return true;
+      if (busy.has(r.command.node)) return false;
+      busy.add(r.command.node);
+      return true;
+    });
+}
 
 export function simulate(sc: SimScenario): SimResult {
   const host = newHost(sc.sharedDisks, sc.localDisks);
@@ -164,7 +182,7 @@ export function simulate(sc: SimScenario): SimResult {
         continue;
       }
     }
-    const pending = inFlight(state).filter((r) => !crashed.has(r.command.commandId));
+    const pending = runnable(inFlight(state), crashed);
     if (pending.length === 0) {
       if (crashed.size > 0) {
         now += 2_000_000; // the coordinator's step timeouts fire
@@ -214,6 +232,15 @@ export function simulate(sc: SimScenario): SimResult {
       }
       if (!state.resumedOnSource)
         push([plain('ResumedOnSource', { reason: 'rollback', commandId: cmd.commandId })]);
+    }
+
+    // The agent checks a step's preconditions on the host before it changes anything (a chain step whose
+    // predecessor failed, a preparation after the CT resumed): it refuses, and nothing happens.
+    const refused = refusal(host, cmd);
+    if (refused) {
+      push([agentEvent(cmd, 'StepFailed', { error: { code: refused, message: 'refused by inspection' } })]);
+      run({ kind: 'Advance', meta: meta(now) });
+      continue;
     }
 
     if (hit && (f.kind === 'fail' || f.kind === 'crash')) {

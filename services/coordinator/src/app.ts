@@ -14,39 +14,45 @@ import {
   streams,
   subjects,
   validValues,
+  type EventLog,
   type Logger,
 } from '@haul/bus';
 import type { MigrationEvent, MigrationStatus, Validators } from '@haul/schemas';
 import { createApi } from './api.ts';
 import { createProcessManager, type CoordinatorSettings } from './process-manager.ts';
 
-export type CoordinatorConfig = CoordinatorSettings & { maxMigrationsPerNode: number; tickMs: number };
+export type CoordinatorConfig = CoordinatorSettings & { maxMigrationsPerNode: number };
+
+export type CoordinatorDeps = {
+  /** The migration log (default: the JetStream event log; tests pass one that counts reads). */
+  eventLog?: EventLog;
+};
 
 /**
- * The coordinator: a durable consumer of every migration event drives the process manager; a ticker turns step
- * timeouts into failures; the API answers schedulers and ops. Killed at any moment and started again (or twice),
- * it continues from the log alone.
+ * The coordinator: a durable consumer of every migration event drives the process manager, which keeps each active
+ * migration folded and times its step deadlines; the API answers schedulers and ops. Killed at any moment and
+ * started again (or twice), it continues from the log alone.
  */
 export function createCoordinator(
   nc: NatsConnection,
   validators: Validators,
   cfg: CoordinatorConfig,
   log: Logger,
+  deps: CoordinatorDeps = {},
 ) {
-  const eventLog = createEventLog(nc, validators, (seq, m) =>
-    log.warn({ seq, err: m }, 'invalid event skipped'),
-  );
+  const eventLog =
+    deps.eventLog ??
+    createEventLog(nc, validators, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
   const pm = createProcessManager(nc, validators, eventLog, cfg, log);
   const api = createApi(nc, validators, eventLog, pm, log, cfg.maxMigrationsPerNode);
   const ac = new AbortController();
-  let ticker: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
 
   const parking = createParking(nc, 'coordinator', cfg.node);
   const inHand = createSlots(limits.coordinatorConcurrentEvents);
 
   /** What an event message says, or why it cannot be handled (then it is parked, never redelivered). */
-  function decodeEvent(msg: JsMsg): { ok: true; migrationId: string } | { ok: false; reason: string } {
+  function decodeEvent(msg: JsMsg): { ok: true; event: MigrationEvent } | { ok: false; reason: string } {
     let raw: unknown;
     try {
       raw = decodeJson(msg.data);
@@ -57,7 +63,7 @@ export function createCoordinator(
     if (!v.ok) return { ok: false, reason: `not a valid event: ${v.error.message}` };
     if (msg.subject !== subjects.events(v.value.migrationId))
       return { ok: false, reason: `event of ${v.value.migrationId} on the subject ${msg.subject}` };
-    return { ok: true, migrationId: v.value.migrationId };
+    return { ok: true, event: v.value };
   }
 
   async function park(msg: JsMsg, reason: string): Promise<void> {
@@ -67,27 +73,22 @@ export function createCoordinator(
   }
 
   /**
-   * One delivered event: advance its migration. A failure is retried with a growing delay; after
-   * limits.eventRedeliveries the message is parked. Parking loses nothing: the event stays in the log, and the
-   * ticker still advances every active migration from the log.
+   * One delivered event: fold it into its migration and advance it. A failure is retried with a growing delay;
+   * after limits.eventRedeliveries the message is parked. Parking loses nothing: the event stays in the log, and
+   * the failed migration is advanced again from the log by its own timer.
    */
   async function handleEvent(msg: JsMsg): Promise<void> {
     const d = decodeEvent(msg);
     if (!d.ok) return park(msg, d.reason);
+    const migrationId = d.event.migrationId;
     try {
-      await pm.stepSoon(d.migrationId);
+      await pm.deliver({ seq: msg.seq, event: d.event });
       msg.ack();
     } catch (err) {
       const n = msg.info.deliveryCount;
       if (n >= limits.eventRedeliveries)
-        return park(
-          msg,
-          `could not advance ${d.migrationId} after ${n} deliveries: ${(err as Error).message}`,
-        );
-      log.error(
-        { err, migrationId: d.migrationId, delivery: n },
-        'could not advance the migration; will retry',
-      );
+        return park(msg, `could not advance ${migrationId} after ${n} deliveries: ${(err as Error).message}`);
+      log.error({ err, migrationId, delivery: n }, 'could not advance the migration; will retry');
       msg.nak(Math.min(30_000, 500 * 2 ** n));
     }
   }
@@ -115,9 +116,14 @@ export function createCoordinator(
     return iter;
   }
 
-  /** Events of different migrations are handled concurrently (each migration stays serial in the process manager). */
+  /**
+   * Events of different migrations are handled concurrently (each migration stays serial in the process manager).
+   * Every message is told to the process manager as it arrives, in stream order: that is how it knows an event is
+   * the next one of its migration.
+   */
   async function consumeEvents(iter: AsyncIterable<JsMsg>): Promise<void> {
     for await (const msg of iter) {
+      pm.received(msg.seq);
       const leave = await inHand.acquire();
       void handleEvent(msg)
         .catch((err: unknown) => log.error({ err, seq: msg.seq }, 'event left unacked; it will come again'))
@@ -141,16 +147,12 @@ export function createCoordinator(
       }
       const events = await openEvents();
       loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
-      ticker = setInterval(() => {
-        for (const mid of pm.active)
-          void pm.tick(mid).catch((err: unknown) => log.warn({ err, migrationId: mid }, 'tick failed'));
-      }, cfg.tickMs);
       log.info({ active: pm.active.size }, 'coordinator started');
     },
     async stop(): Promise<void> {
       api.stop();
       ac.abort();
-      clearInterval(ticker);
+      pm.stop();
       await loop;
     },
   };

@@ -3,18 +3,23 @@ import {
   ConcurrencyConflictError,
   buckets,
   encodeJson,
+  limits,
   openBucket,
   sendCommand,
   stepTimeoutsMs,
   streamStallMs,
   type EventLog,
   type Logger,
+  type StoredEvent,
 } from '@haul/bus';
 import {
+  CommandRejectedError,
   decideUntilStable,
+  evolve,
   fold,
   initialState,
   inFlight,
+  nextDeadline,
   projectStatus,
   type DecideInput,
   type DecideMeta,
@@ -22,13 +27,36 @@ import {
 } from '@haul/domain';
 import type { MigrationEvent, StepCommand, Validators } from '@haul/schemas';
 import { releaseAdmission } from './admission.ts';
+import { createSeenSequences } from './seen-sequences.ts';
 
-export type CoordinatorSettings = { node: string; frozenLeaseMs: number; maxAttempts: number };
+export type CoordinatorSettings = {
+  node: string;
+  frozenLeaseMs: number;
+  maxAttempts: number;
+  /** Quiet time after which an active migration is checked against the log (default limits.coordinatorResyncMs). */
+  resyncMs?: number;
+};
 
 /**
- * The process manager: the only state it keeps is the log. For a migration it reads the log, folds it with the
- * core's evolve, asks decide what comes next, appends the new events with compare-and-set on the migration's
- * subject (so two coordinators never both decide from the same point), then sends the commands it intended.
+ * A migration as this process folded it: the state of its log up to the stream sequence `lastSeq`, nothing after;
+ * `settled` once decide (Advance) had nothing more to add to exactly this state.
+ */
+type Folded = { state: MigrationState; lastSeq: number; settled?: boolean };
+
+/** A migration's state brought up to date before a decision, and whether that changed it. */
+type Caught = { folded: Folded; changed: boolean };
+
+/** Migrations that ended here are remembered this many at most (with their last sequence), newest kept. */
+const maxEnded = 10_000;
+
+/**
+ * The process manager. The log is the only truth: per active migration it keeps the log folded with the core's
+ * evolve and the stream sequence it is folded up to, advanced by the events the coordinator's consumer delivers
+ * (an event that is not the next one of its migration — a gap — makes it read the part of the log it missed). Then
+ * it asks decide what comes next, appends the new events with compare-and-set on the migration's subject (a lost
+ * race reads what the other writer appended, and decides again), and sends the commands it intended. Each
+ * migration has one timer, for its earliest step deadline or a resync after a quiet time. Nothing it keeps is
+ * needed after a restart: everything is rebuilt from the log.
  */
 export function createProcessManager(
   nc: NatsConnection,
@@ -39,6 +67,14 @@ export function createProcessManager(
 ) {
   const chains = new Map<string, Promise<unknown>>();
   const active = new Set<string>();
+  const folded = new Map<string, Folded>();
+  const seen = createSeenSequences();
+  const timers = new Map<string, NodeJS.Timeout>();
+  const failures = new Map<string, number>();
+  /** Migration → the sequence of its terminal event, for those that ended here: their events coming back are old. */
+  const ended = new Map<string, number>();
+  const resyncMs = settings.resyncMs ?? limits.coordinatorResyncMs;
+  let stopped = false;
 
   const meta = (): DecideMeta => ({
     now: new Date().toISOString(),
@@ -53,14 +89,16 @@ export function createProcessManager(
   const serial = <T>(mid: string, fn: () => Promise<T>): Promise<T> => {
     const prev = chains.get(mid) ?? Promise.resolve();
     const next = prev.then(fn, fn);
-    chains.set(
-      mid,
-      next.catch(() => undefined),
-    );
+    const settled = next.catch(() => undefined);
+    chains.set(mid, settled);
+    void settled.then(() => {
+      if (chains.get(mid) === settled) chains.delete(mid);
+    });
     return next;
   };
 
-  async function load(mid: string): Promise<{ state: MigrationState; lastSeq: number }> {
+  /** The whole log of a migration, folded (what the API reads; the folded states are not touched). */
+  async function load(mid: string): Promise<Folded> {
     const { events, lastSeq } = await eventLog.read(mid);
     return {
       state: fold(
@@ -71,27 +109,72 @@ export function createProcessManager(
     };
   }
 
+  function keep(mid: string, f: Folded): Folded {
+    if (f.state.migrationId) folded.set(mid, f);
+    return f;
+  }
+
+  /** Bring a migration's state up to the log: read only what is not folded yet (the whole log when nothing is). */
+  async function catchUp(mid: string): Promise<Caught> {
+    const f = folded.get(mid);
+    if (!f) return { folded: keep(mid, await load(mid)), changed: true };
+    const { events, lastSeq } = await eventLog.read(mid, { afterSeq: f.lastSeq });
+    if (lastSeq < f.lastSeq) return { folded: keep(mid, await load(mid)), changed: true }; // the log was reset
+    if (lastSeq === f.lastSeq) return { folded: f, changed: false };
+    // Only what decoded is folded (a message that is no event is skipped, as a whole read skips it); the sequence
+    // moves past it all, so the next compare-and-set expects what is really last.
+    const next = fold(
+      events.map((e) => e.event),
+      f.state,
+    );
+    return { folded: keep(mid, { state: next, lastSeq }), changed: true };
+  }
+
+  /**
+   * Fold delivered events, in the order the consumer delivered them. An event is the next one of its migration when
+   * every stream sequence between the folded one and its own reached this process; otherwise the missing part of
+   * the log is read. A MigrationRequested is always a migration's first event (it is appended with
+   * expectedLastSeq 0), so a new migration costs no read.
+   */
+  async function absorb(mid: string, delivered: StoredEvent[]): Promise<Caught> {
+    let f = folded.get(mid);
+    let changed = false;
+    for (const d of delivered) {
+      if (f && d.seq <= f.lastSeq) continue; // folded already: an append of this process, or read after a gap
+      const isNext = f ? seen.covered(f.lastSeq + 1, d.seq - 1) : d.event.type === 'MigrationRequested';
+      if (isNext) f = keep(mid, { state: evolve(f?.state ?? initialState(), d.event), lastSeq: d.seq });
+      else f = (await catchUp(mid)).folded;
+      changed = true;
+    }
+    return { folded: f ?? (await catchUp(mid)).folded, changed };
+  }
+
   /**
    * Append decided events with compare-and-set, one after the other. Returns the events that made it into the log
    * (a prefix of `events`) and whether all did: a writer that loses the race part-way has still appended a prefix,
-   * and whatever commands that prefix intended must be sent like any others.
+   * and whatever commands that prefix intended must be sent like any others. `duplicate`: an event id was already
+   * in the log (another coordinator decided the same from the same point), so the log holds its copy, not ours.
    */
   async function appendAll(
     events: MigrationEvent[],
     lastSeq: number,
-  ): Promise<{ appended: MigrationEvent[]; complete: boolean; lastSeq: number }> {
+  ): Promise<{ appended: MigrationEvent[]; complete: boolean; duplicate: boolean; lastSeq: number }> {
     let seq = lastSeq;
+    let duplicate = false;
     const appended: MigrationEvent[] = [];
     for (const e of events) {
       try {
-        seq = (await eventLog.append(e, { expectedLastSeq: seq, msgId: e.eventId })).seq;
+        const ack = await eventLog.append(e, { expectedLastSeq: seq, msgId: e.eventId });
+        seq = ack.seq;
+        duplicate ||= ack.duplicate;
         appended.push(e);
       } catch (err) {
-        if (err instanceof ConcurrencyConflictError) return { appended, complete: false, lastSeq: seq };
+        if (err instanceof ConcurrencyConflictError)
+          return { appended, complete: false, duplicate, lastSeq: seq };
         throw err;
       }
     }
-    return { appended, complete: true, lastSeq: seq };
+    return { appended, complete: true, duplicate, lastSeq: seq };
   }
 
   async function send(cmds: StepCommand[]): Promise<void> {
@@ -105,6 +188,10 @@ export function createProcessManager(
     await kv.put(status.migrationId, encodeJson(status));
     if (state.terminal) {
       active.delete(status.migrationId);
+      forget(status.migrationId);
+      ended.delete(status.migrationId);
+      ended.set(status.migrationId, lastSeq);
+      if (ended.size > maxEnded) ended.delete(ended.keys().next().value!);
       // Its CT and nodes are free for the next admission (if this crashes first, the admission reaper frees them).
       await releaseAdmission(nc, log, status.migrationId);
     } else active.add(status.migrationId);
@@ -112,22 +199,34 @@ export function createProcessManager(
 
   const advance = (): DecideInput => ({ kind: 'Advance', meta: meta() });
 
-  /** Decide and append until the log and the decision agree; send what was intended. Run inside serial(). */
+  /**
+   * Decide and append until the log and the decision agree; send what was intended. When another writer got
+   * there first (a lost compare-and-set, or our events already in the log as its copies), read what it appended
+   * and decide again. Returns the state and whether the log changed.
+   */
   async function decideAndAppend(
     mid: string,
     input: (s: MigrationState) => DecideInput,
-  ): Promise<MigrationState> {
+    start: Folded,
+  ): Promise<{ folded: Folded; appended: boolean }> {
+    let f = start;
+    let changed = false;
     for (let attempt = 0; attempt < 20; attempt++) {
-      const { state, lastSeq } = await load(mid);
-      if (!state.migrationId) return state;
-      const { events, state: next } = decideUntilStable(input(state), state);
+      if (!f.state.migrationId) return { folded: f, appended: changed };
+      const given = input(f.state);
+      const { events, state: next } = decideUntilStable(given, f.state);
       if (events.length === 0) {
-        await project(state, lastSeq);
-        return state;
+        const settled = f.settled === true || given.kind === 'Advance' || given.kind === 'Tick';
+        return { folded: keep(mid, { ...f, settled }), appended: changed };
       }
-      const { appended, complete, lastSeq: seq } = await appendAll(events, lastSeq);
+      const { appended, complete, duplicate, lastSeq } = await appendAll(events, f.lastSeq);
       await send(intendedCommands(appended));
-      if (!complete) continue;
+      if (!complete || duplicate) {
+        const caught = await catchUp(mid);
+        changed ||= caught.changed;
+        f = caught.folded;
+        continue;
+      }
       for (const e of events)
         log.info(
           {
@@ -137,27 +236,121 @@ export function createProcessManager(
           },
           'decided',
         );
-      await project(next, seq);
-      return next;
+      // decideUntilStable ended on an Advance that added nothing: this state is settled.
+      return { folded: keep(mid, { state: next, lastSeq, settled: true }), appended: true };
     }
     throw new Error(`${mid}: lost the compare-and-set 20 times in a row`);
   }
 
+  /**
+   * One turn of a migration, inside serial(): bring its state up to date, decide (unless `whenChanged` and nothing
+   * changed a settled state: an event this process appended itself coming back), append, send, project what
+   * changed, and arm its timer. A failure forgets the folded state (the next turn reads the log) and tries again
+   * later; a refusal of the core (a cancel too late) changes nothing.
+   */
+  async function turn(
+    mid: string,
+    bringUp: () => Promise<Caught>,
+    input: (s: MigrationState) => DecideInput,
+    whenChanged = false,
+  ): Promise<MigrationState> {
+    try {
+      const { folded: f, changed } = await bringUp();
+      if (whenChanged && !changed && f.settled) return f.state;
+      const r = await decideAndAppend(mid, input, f);
+      if (changed || r.appended) await project(r.folded.state, r.folded.lastSeq);
+      failures.delete(mid);
+      arm(mid, r.folded.state);
+      return r.folded.state;
+    } catch (err) {
+      if (err instanceof CommandRejectedError) arm(mid, folded.get(mid)?.state ?? initialState());
+      else {
+        folded.delete(mid);
+        retryLater(mid);
+      }
+      throw err;
+    }
+  }
+
+  /** The migration's one timer: its earliest step deadline, or a resync once it has been quiet for resyncMs. */
+  function arm(mid: string, state: MigrationState): void {
+    if (!state.migrationId || state.terminal) return disarm(mid);
+    wakeAt(mid, Math.min(nextDeadline(state, streamStallMs) ?? Infinity, Date.now() + resyncMs));
+  }
+
+  function wakeAt(mid: string, at: number): void {
+    disarm(mid);
+    if (stopped) return;
+    const timer = setTimeout(
+      () => {
+        timers.delete(mid);
+        void tick(mid).catch((err: unknown) => log.warn({ err, migrationId: mid }, 'tick failed'));
+      },
+      Math.max(0, at - Date.now()),
+    );
+    timer.unref(); // the consumer keeps the coordinator alive, not its timers
+    timers.set(mid, timer);
+  }
+
+  function disarm(mid: string): void {
+    clearTimeout(timers.get(mid));
+    timers.delete(mid);
+  }
+
+  /** After a failure: try again from the log, sooner at first, at most every resyncMs. */
+  function retryLater(mid: string): void {
+    const n = (failures.get(mid) ?? 0) + 1;
+    failures.set(mid, n);
+    wakeAt(mid, Date.now() + Math.min(resyncMs, 250 * 2 ** n));
+  }
+
+  function forget(mid: string): void {
+    folded.delete(mid);
+    failures.delete(mid);
+    disarm(mid);
+  }
+
+  function cached(mid: string): () => Promise<Caught> {
+    return async () => {
+      const f = folded.get(mid);
+      return f ? { folded: f, changed: false } : catchUp(mid);
+    };
+  }
+
   function step(mid: string, input: (s: MigrationState) => DecideInput = advance): Promise<MigrationState> {
-    return serial(mid, () => decideAndAppend(mid, input));
+    return serial(mid, () => turn(mid, cached(mid), input));
+  }
+
+  /** Step timeouts and stalls become failures (which the core rolls back or retries); first read what was missed. */
+  function tick(mid: string): Promise<MigrationState> {
+    return serial(mid, () =>
+      turn(
+        mid,
+        () => catchUp(mid),
+        () => ({ kind: 'Tick', meta: meta() }),
+      ),
+    );
   }
 
   /**
-   * Advance a migration because something happened. While an advance of it is queued and has not started, a new
-   * one joins it: it will read the log after both events, so one decision covers both.
+   * Advance a migration because an event of it was delivered. While a turn of it is queued and has not started,
+   * later events join it: the turn folds them all, in order, and one decision covers them.
    */
-  const queued = new Map<string, Promise<MigrationState>>();
-  function stepSoon(mid: string): Promise<MigrationState> {
-    const waiting = queued.get(mid);
-    if (waiting) return waiting;
-    const p = serial(mid, () => {
+  const pending = new Map<string, StoredEvent[]>();
+  const queued = new Map<string, Promise<void>>();
+  function stepSoon(mid: string, delivered: StoredEvent): Promise<void> {
+    const waiting = pending.get(mid);
+    if (waiting) {
+      waiting.push(delivered);
+      return queued.get(mid)!;
+    }
+    pending.set(mid, [delivered]);
+    const p = serial(mid, async () => {
+      const end = ended.get(mid) ?? 0;
+      const events = (pending.get(mid) ?? []).filter((d) => d.seq > end);
+      pending.delete(mid);
       queued.delete(mid);
-      return decideAndAppend(mid, advance);
+      if (events.length > 0) await turn(mid, () => absorb(mid, events), advance, true);
     });
     queued.set(mid, p);
     return p;
@@ -167,19 +360,31 @@ export function createProcessManager(
     active,
     meta,
     step,
-    stepSoon,
     load,
     appendAll,
-    /** After a restart: commands intended just before a crash may never have been sent; send them again (deduplicated). */
-    async resendInFlight(mid: string): Promise<void> {
-      const { state } = await load(mid);
-      if (state.terminal) return;
-      active.add(mid);
-      await send(inFlight(state).map((r) => r.command));
+    tick,
+    /** A message of the event stream reached this coordinator (any message, in the order they came). */
+    received(seq: number): void {
+      seen.saw(seq);
     },
-    /** Step timeouts: recorded as failures, which the core then rolls back or retries. */
-    tick(mid: string): Promise<MigrationState> {
-      return step(mid, () => ({ kind: 'Tick', meta: meta() }));
+    /** An event the consumer delivered: fold it into its migration and advance it. */
+    deliver(stored: StoredEvent): Promise<void> {
+      return stepSoon(stored.event.migrationId, stored);
+    },
+    /** After a restart: commands intended just before a crash may never have been sent; send them again (deduplicated). */
+    resendInFlight(mid: string): Promise<void> {
+      return serial(mid, async () => {
+        const { folded: f } = await catchUp(mid);
+        if (f.state.terminal) return;
+        active.add(mid);
+        await send(inFlight(f.state).map((r) => r.command));
+      });
+    },
+    /** No more timers (the coordinator stops). */
+    stop(): void {
+      stopped = true;
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
     },
   };
 }

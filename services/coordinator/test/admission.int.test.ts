@@ -42,13 +42,14 @@ async function startCoordinator() {
   const coordinator = createCoordinator(
     own,
     validators,
-    // No agents run here: migrations stay at their preflight, and no step times out during the test.
+    // No agents run here: migrations stay at their preflight (its steps time out only after 30 s), and no resync
+    // reads the log behind the test's back.
     {
       node: 'coordinator',
       frozenLeaseMs: 60_000,
       maxAttempts: 3,
       maxMigrationsPerNode: 2,
-      tickMs: 3_600_000,
+      resyncMs: 3_600_000,
     },
     pino({ level: 'info' }, sink),
   );

@@ -65,6 +65,7 @@ it('sends the commands of the events it appended even when it loses the compare-
 
   // When it advances the migration: two preflight intents decided, the second append loses the race
   await pm.step(mid);
+  pm.stop();
 
   // Then the first intent is in the log and its command was sent to the target's agent
   const { events } = await real.read(mid);

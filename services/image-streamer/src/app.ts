@@ -56,7 +56,20 @@ export type StreamerDeps = {
   tamper?: (path: string, offset: number, data: Buffer) => void;
   /** How the process ends when its command consumer dies (default process.exit; tests pass their own). */
   exit?: (code: number) => void;
+  /** Moves a folder for a command (default: the TCP transfer; the control bench passes one that moves nothing). */
+  transfer?: Transfer;
+  /** Called as each command is taken off the queue (the control bench times dispatch with it). */
+  onCommand?: (delivery: CommandDelivery) => void;
 };
+
+/** Move one folder to the target node; resolves with the completion numbers. */
+export type Transfer = (
+  migrationId: string,
+  commandId: string,
+  args: StreamArgs,
+  mlog: Logger,
+  opts: { durable?: boolean },
+) => Promise<StreamResult>;
 
 /**
  * The image streamer: as a source it runs streamImages / copyLocalDisk commands: open a one-time TCP listener, offer
@@ -221,6 +234,7 @@ export function createImageStreamer(deps: StreamerDeps) {
    * transfer is not queued behind a long pre-dump transfer of another migration.
    */
   async function dispatch(d: CommandDelivery): Promise<void> {
+    deps.onCommand?.(d);
     const id = d.command.commandId;
     if (running.has(id)) {
       log.debug({ commandId: id }, 'redelivered while still running: the running transfer acks it');
@@ -262,7 +276,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     try {
       // A local disk copy is the CT's data: synced before it counts. Image folders are only read by a restore,
       // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync.
-      const result = await transfer(cmd.migrationId, cmd.commandId, cmd.args, mlog, {
+      const result = await (deps.transfer ?? transfer)(cmd.migrationId, cmd.commandId, cmd.args, mlog, {
         durable: cmd.step === 'copyLocalDisk',
       });
       mlog.info({ bytes: result.bytes, mbPerSec: Math.round(result.mbPerSec) }, 'images streamed');

@@ -80,7 +80,7 @@ export function verifiedPrefix(path: string, size: number): number {
  * unpacking a tar) that means compaction. Measured here: 1 GiB in 1 MiB writes ≈ 1.2–1.7 kernel CPU-s after such
  * a workload, in 64 KiB writes ≈ 0.2.
  */
-const WRITE_SLICE = 64 * 1024;
+export const WRITE_SLICE = 64 * 1024;
 
 /**
  * Writes are synchronous, on the event loop, on purpose: measured here, the same page-cache writes issued from

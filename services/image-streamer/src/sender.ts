@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
 import type { StreamOffer } from '@haul/schemas';
 import type { ManifestEntry } from './manifest.ts';
-import { CHUNK, chunkDigest, encodeHeader } from './wire.ts';
+import { ChunkSender } from './chunk-sender.ts';
+import { CHUNK, encodeHeader } from './wire.ts';
 
 export type SendStats = { bytesSent: number; resumedBytes: number; resent: number };
 export type SendOptions = {
@@ -16,7 +15,7 @@ export type SendOptions = {
   verified: Record<string, number | undefined>;
   throttle: (bytes: number) => Promise<void>;
   onBytes: (n: number) => void;
-  /** Test seam: change a chunk after its digest was taken (a corruption in flight). */
+  /** Test seam: change a piece of a chunk after it was added to the digest (a corruption in flight). */
   tamper?: (path: string, offset: number, data: Buffer) => void;
   window?: number;
 };
@@ -136,37 +135,18 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     if (!sock.write(buf)) await wait();
   };
 
-  const handles = new Map<string, FileHandle>();
-  const fh = async (path: string) => {
-    let h = handles.get(path);
-    if (!h) handles.set(path, (h = await open(join(o.sourceDir, path), 'r')));
-    return h;
-  };
-  // Read buffers are reused once the socket has handed their bytes to the kernel (fresh 1 MiB buffers cost page
-  // faults); a chunk the receiver rejects is read again from the file, so unacknowledged chunks keep no data.
-  const free: Buffer[] = Array.from({ length: 8 }, () => Buffer.allocUnsafe(CHUNK));
+  // A chunk the receiver rejects is read again from the file, so unacknowledged chunks keep no data.
+  const chunks = new ChunkSender(sock, o.sourceDir, { wait, check, signal }, o.tamper);
   const sendChunk = async (path: string, offset: number, len: number) => {
-    while (pending.size >= window || free.length === 0) {
+    while (pending.size >= window) {
       check();
       await wait();
     }
-    const buf = free.pop()!;
-    const data = buf.subarray(0, len);
-    await (await fh(path)).read(data, 0, len, offset);
-    const crc32 = chunkDigest(data);
-    o.tamper?.(path, offset, data);
     const id = nextId++;
     pending.set(id, { path, offset, len });
     await o.throttle(len);
-    sock.cork();
-    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, crc32 }));
-    const flushed = sock.write(data, () => {
-      free.push(buf);
-      signal();
-    });
-    sock.uncork();
     check();
-    if (!flushed) await wait();
+    await chunks.send(id, path, offset, len);
     stats.bytesSent += len;
     o.onBytes(len);
   };
@@ -201,7 +181,7 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     }
     return stats;
   } finally {
-    for (const h of handles.values()) await h.close();
+    chunks.close();
     sock.destroy();
   }
 }

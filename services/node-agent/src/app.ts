@@ -22,11 +22,11 @@ import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/s
 import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
 import { createTools } from './adapters/tools.ts';
-import { heartbeat as heartbeatOf, hostFacts, type HostFacts } from './capabilities.ts';
+import { heartbeat as heartbeatOf, type HostFacts } from './capabilities.ts';
 import { StepError, type AgentConfig, type Handler, type HandlerContext } from './context.ts';
 import { resumeOnSource } from './handlers/dumps.ts';
-import { handlers } from './handlers/index.ts';
 import { createHeldDumps } from './held-dumps.ts';
+import { toolHost, type AgentHost } from './host.ts';
 import { createLeases } from './leases.ts';
 import { createCommandMarkers } from './markers.ts';
 
@@ -38,6 +38,10 @@ export type NodeAgentDeps = {
   env?: NodeJS.ProcessEnv;
   /** How the process ends when its command consumer dies (default process.exit; tests pass their own). */
   exit?: (code: number) => void;
+  /** The host's step handlers and facts (default: the real tools; the control bench passes a null host). */
+  host?: AgentHost;
+  /** Called as each command is taken off the queue (the control bench times dispatch with it). */
+  onCommand?: (delivery: CommandDelivery) => void;
 };
 
 type StepOutcome = Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed' }>;
@@ -55,12 +59,13 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     log.warn({ seq, err: m }, 'invalid event in the log skipped'),
   );
   const run = createRunner(log, env);
+  const ac = new AbortController();
+  const host = deps.host ?? toolHost(run, ac.signal);
   const held = createHeldDumps(cfg.stateDir, log, env);
   const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));
   const actor = { service: 'node-agent', node: cfg.node } as const;
   const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'agent' });
   const event = eventFactory(actor);
-  const ac = new AbortController();
   const hostSlot = createSlots(1);
   let heartbeat: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
@@ -116,8 +121,10 @@ export function createNodeAgent(deps: NodeAgentDeps) {
    * the delivery kept alive meanwhile. A failure to read or write the log throws: the queue redelivers the command
    * when the bus was unreachable, and parks it otherwise.
    */
-  async function handle({ command: cmd, msg }: CommandDelivery): Promise<void> {
-    const handler = handlers[cmd.step];
+  async function handle(delivery: CommandDelivery): Promise<void> {
+    deps.onCommand?.(delivery);
+    const { command: cmd, msg } = delivery;
+    const handler = host.handlers[cmd.step];
     if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler)
       return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
     const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
@@ -205,7 +212,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         leases.arm(meta);
       }
       // criu's version and features change only when criu is upgraded (which restarts the agent): asked once.
-      const facts = await hostFacts(createTools(run, ac.signal));
+      const facts = await host.facts();
       await beat(facts);
       beatForever(facts);
       serveDiscovery(nc, 'node-agent', cfg.node, () => ({

@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import type { Logger } from '@haul/bus';
+import { asToolTime } from './tool-time.ts';
 
 /** A host tool exited non-zero, timed out or was cancelled: everything the failure event needs. */
 export class CommandFailedError extends Error {
@@ -35,7 +36,7 @@ export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise
  * the whole tree it started (not the containers it launched, which detach on their own, as real CTs do).
  */
 export function createRunner(log: Logger, env: NodeJS.ProcessEnv = process.env): Runner {
-  return async (tool, args, opts) => {
+  const run: Runner = async (tool, args, opts) => {
     const started = Date.now();
     const sub = execa(tool, args, { reject: false, detached: true, env, extendEnv: false, stdin: 'ignore' });
     const killTree = () => {
@@ -76,4 +77,6 @@ export function createRunner(log: Logger, env: NodeJS.ProcessEnv = process.env):
       opts.signal?.removeEventListener('abort', onAbort);
     }
   };
+  // A tool's whole life, from the spawn to its exit, is host-tool time of the step that ran it (its toolMs).
+  return (tool, args, opts) => asToolTime(() => run(tool, args, opts));
 }

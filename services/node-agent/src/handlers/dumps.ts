@@ -4,6 +4,7 @@ import { mayResumeSource } from '@haul/domain';
 import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
 import { readDumpStats } from '../adapters/criu-stats.ts';
 import { dirBytes } from '../adapters/files.ts';
+import { asToolTime } from '../adapters/tool-time.ts';
 import { argsOf, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
 import { holdScript } from '../held-dumps.ts';
 import { restorePreparedDisks } from './shared-disk.ts';
@@ -64,16 +65,19 @@ export const finalDump: Handler = async (cmd, ctx) => {
     const pid = rootPid(ctx, a.ctid);
     mkdirSync(a.imageDir, { recursive: true });
     mkdirSync(a.workDir, { recursive: true });
-    await ctx.held.start(
-      {
-        migrationId: cmd.migrationId,
-        ctid: a.ctid,
-        commandId: cmd.commandId,
-        leaseMs: a.leaseMs ?? 60_000,
-        frozenAt: new Date().toISOString(),
-        workDir: a.workDir,
-      },
-      ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, undefined),
+    // criu counts as a host tool until the CT is frozen and the dump held (the step's toolMs).
+    await asToolTime(() =>
+      ctx.held.start(
+        {
+          migrationId: cmd.migrationId,
+          ctid: a.ctid,
+          commandId: cmd.commandId,
+          leaseMs: a.leaseMs ?? 60_000,
+          frozenAt: new Date().toISOString(),
+          workDir: a.workDir,
+        },
+        ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, undefined),
+      ),
     );
   }
   const r: DumpResult = {
@@ -90,7 +94,7 @@ export const releaseSource: Handler = async (cmd, ctx) => {
   const r: HostResult = { actions: [] };
   if (ctx.held.isHeld(cmd.migrationId)) {
     const workDir = ctx.held.meta(cmd.migrationId)?.workDir;
-    const rc = await ctx.held.decide(cmd.migrationId, 'commit');
+    const rc = await asToolTime(() => ctx.held.decide(cmd.migrationId, 'commit'));
     if (rc !== 0)
       throw new StepError('HAUL_RELEASE_FAILED', `criu dump ended with ${rc} after the commit decision`);
     r.actions.push('dump committed: source tasks killed');
@@ -134,7 +138,7 @@ export async function resumeOnSource(
   if (!v.ok) throw new StepError(v.code, v.reason);
   const r: HostResult = { actions: await restorePreparedDisks(ctx, (await ctx.readLog()).events) };
   if (ctx.held.isHeld(migrationId)) {
-    const rc = await ctx.held.decide(migrationId, 'abort');
+    const rc = await asToolTime(() => ctx.held.decide(migrationId, 'abort'));
     r.actions.push(`dump aborted (criu exit ${rc}): CT resumed`);
     return r;
   }

@@ -1,4 +1,5 @@
-import type { HandlerTable } from '../context.ts';
+import { measureToolTime } from '../adapters/tool-time.ts';
+import type { Handler, HandlerTable } from '../context.ts';
 import { finalDump, preDump, releaseSource, resumeSource } from './dumps.ts';
 import { removeFiles, restore, start, stopAndUmount, umountSource } from './lifecycle.ts';
 import { preflight } from './preflight.ts';
@@ -11,8 +12,19 @@ import {
   snapshotOrigin,
 } from './shared-disk.ts';
 
+/** A handler whose result also says how long the step spent in host tools (toolMs; every agent result is an object). */
+export const withToolTime =
+  (h: Handler): Handler =>
+  async (cmd, ctx) => {
+    const { value, toolMs } = await measureToolTime(() => h(cmd, ctx));
+    return typeof value === 'object' && value !== null ? { ...value, toolMs } : value;
+  };
+
+const timed = (table: HandlerTable): HandlerTable =>
+  Object.fromEntries(Object.entries(table).map(([step, h]) => [step, withToolTime(h)]));
+
 /** Every step a node agent runs. Streaming steps belong to the image streamer. */
-export const handlers: HandlerTable = {
+export const handlers: HandlerTable = timed({
   preflightSource: preflight,
   preflightTarget: preflight,
   preDump,
@@ -32,4 +44,4 @@ export const handlers: HandlerTable = {
   startSource: start,
   umountSource,
   removeFiles,
-};
+});

@@ -9,7 +9,7 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { planRollback } from '@haul/domain';
+import { originGuid, planRollback, subjectOf } from '@haul/domain';
 import type {
   DescriptorArgs,
   HostResult,
@@ -86,15 +86,31 @@ export const snapshotOrigin: Handler = async (cmd, ctx) => {
   return r;
 };
 
+/**
+ * The copy is snapshotted only after the origin (P.Haul's order). A disk's three preparation commands are sent
+ * together and run one after the other in the agent's queue, so this one may come after a snapshotOrigin that
+ * failed: without the origin's snapshot G1 in the descriptor it refuses, and changes nothing.
+ */
+function requireOriginSnapshot(cmd: StepCommand, ddxml: string): void {
+  const g1 = originGuid(cmd.migrationId, Number(subjectOf(cmd.commandId)));
+  if (!hasGuid(readDescriptorView(ddxml), g1))
+    throw new StepError(
+      'HAUL_NO_ORIGIN_SNAPSHOT',
+      `refusing to snapshot the copy of ${ddxml} before the origin's snapshot ${g1}`,
+    );
+}
+
 export const snapshotCopy: Handler = async (cmd, ctx) => {
   requireFrozen(cmd, ctx);
   const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
   const copy = copyOf(ddxml);
   const link = copyXmlOf(ddxml);
   if (!existsSync(copy)) throw new StepError('HAUL_NO_BACKUP', `${copy} is missing`);
+  const done = hasGuid(readDescriptorView(copy), guid);
+  if (!done) requireOriginSnapshot(cmd, ddxml);
   if (!isLink(link)) symlinkSync(basename(copy), link);
   const r: HostResult = { actions: [] };
-  if (hasGuid(readDescriptorView(copy), guid)) r.actions.push(`snapshot ${guid} already in the copy`);
+  if (done) r.actions.push(`snapshot ${guid} already in the copy`);
   else {
     await ctx.tools.ploopSnapshot(link, guid, false);
     r.actions.push(`online snapshot ${guid} on the copy: the source device now writes its new top delta`);

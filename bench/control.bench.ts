@@ -1,0 +1,218 @@
+/**
+ * npm run bench:control — how many migrations one coordinator runs. N migrations over M emulated nodes, one
+ * coordinator (its own process, from its bundle) on one nats-server; the node agents and image streamers run their
+ * own code in this process over a null host that answers every host step after --delay-ms. Reports how many ended,
+ * the wall time, the dispatch latency (StepIntended → the executor takes the command off its queue), the event rate
+ * against the raw JetStream compare-and-set append rate of the same server, the coordinator's CPU and memory, and a
+ * replay: the status of --replay finished migrations rebuilt from the log against a raw read of the same stream.
+ * Writes bench/results/control.json (or --out).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import type { JsMsg } from '@nats-io/jetstream';
+import { connectBus, ensureTopology } from '@haul/bus';
+import { createValidators, type MigrationEvent } from '@haul/schemas';
+import { repoRoot, startNatsServer, startService } from '@haul/test';
+import { ControlArgError, controlHelp, parseControlArgs, type ControlOptions } from './lib/control-args.ts';
+import { startExecutors } from './lib/control-executors.ts';
+import { runLoad, type LoadResult } from './lib/control-load.ts';
+import { cpuSecondsOf, memoryOf, percentile, round } from './lib/control-proc.ts';
+import { cloneFinished, replayStatuses } from './lib/control-replay.ts';
+import { lastSeqOf, rawCasAppendsPerSec, readStream } from './lib/control-stream.ts';
+
+const dec = new TextDecoder();
+const replayRounds = 3;
+
+function options(): ControlOptions {
+  try {
+    const o = parseControlArgs(process.argv.slice(2));
+    if (o) return o;
+    console.log(controlHelp);
+    process.exit(0);
+  } catch (err) {
+    if (!(err instanceof ControlArgError)) throw err;
+    console.error(`${err.message}\n\n${controlHelp}`);
+    process.exit(2);
+  }
+}
+
+/** What the stream holds after the load: each command's intent time, and each finished migration's log. */
+function collect() {
+  const intents = new Map<string, number>();
+  const logs = new Map<string, Uint8Array[]>();
+  const finished = new Set<string>();
+  const all: Uint8Array[] = [];
+  const onMsg = (m: JsMsg) => {
+    const e = JSON.parse(dec.decode(m.data)) as MigrationEvent;
+    all.push(m.data);
+    if (e.type === 'StepIntended') intents.set(e.data.commandId, Date.parse(e.time));
+    if (e.type === 'MigrationCompleted' || e.type === 'MigrationRolledBack') finished.add(e.migrationId);
+    const log = logs.get(e.migrationId) ?? [];
+    log.push(m.data);
+    logs.set(e.migrationId, log);
+  };
+  const finishedLogs = () => new Map([...logs].filter(([mid]) => finished.has(mid)));
+  /** An event of the median size, as the payload of the raw appends. */
+  const typical = () => [...all].sort((a, b) => a.length - b.length)[Math.floor(all.length / 2)]!;
+  return { intents, onMsg, finishedLogs, typical };
+}
+
+const median = (xs: number[]) => percentile(xs, 50);
+const commit = () => {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+};
+
+const o = options();
+const dir = mkdtempSync(join(tmpdir(), 'haul-control-'));
+const server = await startNatsServer();
+const nc = await connectBus({ servers: server.url, name: 'bench-control' });
+try {
+  await ensureTopology(nc);
+  console.error(
+    `[control] ${o.migrations} migrations over ${o.nodes} nodes, host steps answered after ${o.delayMs} ms`,
+  );
+  const entry = o.coordinator
+    ? relative(repoRoot, resolve(o.coordinator))
+    : 'services/coordinator/src/main.ts';
+  const coordinator = startService('coordinator', entry, {
+    PATH: process.env['PATH'],
+    HAUL_NATS_URL: server.url,
+    HAUL_MAX_PER_NODE: String(o.migrations * 2),
+  });
+  await coordinator.waitForLine(/coordinator started/, 60_000);
+  const executors = await startExecutors(server.url, dir, o.nodes, o.delayMs);
+
+  const seq0 = await lastSeqOf(nc);
+  const cpu0 = cpuSecondsOf(coordinator.pid);
+  const ownCpu0 = process.cpuUsage();
+  const serverCpu0 = cpuSecondsOf(server.pid);
+  const load: LoadResult = await runLoad(nc, executors.nodes, o.migrations, {
+    stallMs: o.stallS * 1000,
+    timeoutMs: o.timeoutS * 1000,
+  });
+  const cpu = cpuSecondsOf(coordinator.pid) - cpu0;
+  const ownCpu = process.cpuUsage(ownCpu0);
+  const serverCpu = cpuSecondsOf(server.pid) - serverCpu0;
+  const memory = memoryOf(coordinator.pid);
+  const events = (await lastSeqOf(nc)) - seq0;
+  const terminal = load.completed + load.rolledBack;
+  console.error(
+    `[control] ${terminal}/${o.migrations} ended in ${round(load.wallSeconds)} s (${events} events); coordinator ${round(cpu)} CPU-s, peak RSS ${round(memory.peakRssMb)} MB`,
+  );
+  await coordinator.kill('SIGTERM');
+  await executors.stop();
+
+  const stream = collect();
+  await readStream(nc, stream.onMsg);
+  const timed = [...executors.received].flatMap(([cid, r]) => {
+    const intended = stream.intents.get(cid);
+    return intended === undefined ? [] : [{ ...r, intended }];
+  });
+  const dispatch = timed.map((t) => t.at - t.intended);
+  const spread = (xs: number[]) => ({ p50: median(xs), p99: percentile(xs, 99) });
+  const raw = await rawCasAppendsPerSec(nc, stream.typical());
+  const eventsPerSec = events / load.wallSeconds;
+  console.error(
+    `[control] ${round(eventsPerSec)} events/s; raw compare-and-set appends ${round(raw.appendsPerSec)}/s; dispatch p50 ${median(dispatch)} ms`,
+  );
+
+  let replay: Record<string, unknown> = { skipped: true };
+  let replayRatio = NaN;
+  if (o.replay > 0) {
+    const migrations = await cloneFinished(nc, stream.finishedLogs(), o.replay);
+    const rawReads: number[] = [];
+    const replays: number[] = [];
+    let rebuilt = 0;
+    let terminalStatuses = 0;
+    let streamEvents = 0;
+    for (let r = 0; r < replayRounds; r++) {
+      const read = await readStream(nc);
+      rawReads.push(read.seconds);
+      streamEvents = read.messages;
+      const rep = await replayStatuses(nc, createValidators());
+      replays.push(rep.seconds);
+      rebuilt = rep.statuses.length;
+      terminalStatuses = rep.statuses.filter(
+        (s) => s.phase === 'completed' || s.phase === 'rolled-back',
+      ).length;
+    }
+    replayRatio = median(replays) / median(rawReads);
+    replay = {
+      migrations,
+      events: streamEvents,
+      statusesRebuilt: rebuilt,
+      terminalStatuses,
+      rawReadSeconds: rawReads.map((s) => round(s, 3)),
+      replaySeconds: replays.map((s) => round(s, 3)),
+    };
+    console.error(`[control] replay of ${rebuilt} migrations: ${round(replayRatio)} × a raw read`);
+  }
+
+  const per1000 = 1000 / Math.max(1, terminal);
+  const eventsRatio = eventsPerSec / raw.appendsPerSec;
+  const results = {
+    date: new Date().toISOString(),
+    commit: commit(),
+    coordinatorBundle: o.coordinator ?? 'services/coordinator/dist/main.mjs',
+    machine: { cpus: availableParallelism(), node: process.version },
+    migrations: o.migrations,
+    nodes: o.nodes,
+    delayMs: o.delayMs,
+    accepted: load.accepted,
+    refused: load.refused,
+    terminal,
+    completed: load.completed,
+    rolledBack: load.rolledBack,
+    stalled: load.stalled,
+    wallSeconds: round(load.wallSeconds),
+    migrationsPerMinute: round((terminal / load.wallSeconds) * 60, 1),
+    dispatchMs: {
+      p50: median(dispatch),
+      p99: percentile(dispatch, 99),
+      max: Math.max(...dispatch),
+      commands: dispatch.length,
+      // The two parts: the coordinator's (intent → the command stored in its queue) and the executor's (stored →
+      // taken off the queue: an agent runs one command at a time, so this is mostly waiting behind earlier ones).
+      intentToQueuedMs: spread(timed.map((t) => t.storedAt - t.intended)),
+      queuedToReceivedMs: spread(timed.map((t) => t.at - t.storedAt)),
+    },
+    events,
+    eventsPerSec: round(eventsPerSec),
+    rawCasAppendsPerSec: round(raw.appendsPerSec),
+    eventsPerSecRatioVsRawAppend: round(eventsRatio, 3),
+    coordinator: {
+      cpuSeconds: round(cpu * per1000),
+      rssMb: round(memory.peakRssMb, 1),
+      cpuSecondsMeasured: round(cpu),
+      rssMbAtEnd: round(memory.rssMb, 1),
+      warnings: coordinator.lines.filter((l) => /"level":(40|50|60)/.test(l)).length,
+    },
+    executors: {
+      died: executors.died,
+      // This process during the load: the node agents and image streamers, and the requests and the counting.
+      cpuSeconds: round((ownCpu.user + ownCpu.system) / 1e6),
+    },
+    natsServerCpuSeconds: round(serverCpu),
+    replay,
+    replayRatioVsRawRead: round(replayRatio, 3),
+    goals: {
+      allTerminal: terminal === o.migrations,
+      eventsPerSecRatioVsRawAppendAtLeast0_5: eventsRatio >= 0.5,
+      replayRatioVsRawReadAtMost2: replayRatio <= 2,
+    },
+  };
+  const out = resolve(repoRoot, o.out);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  console.log(JSON.stringify(results, null, 2));
+} finally {
+  await nc.drain();
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,77 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { limits, streamConfigs, streams, subjects } from '@haul/bus';
+
+/** The last sequence of the event stream (0 when empty). */
+export async function lastSeqOf(nc: NatsConnection, stream: string = streams.events): Promise<number> {
+  const jsm = await jetstreamManager(nc);
+  return (await jsm.streams.info(stream)).state.last_seq;
+}
+
+/**
+ * Read the whole event stream once through one ordered consumer (as `EventLog.follow` does), handing every
+ * message to `onMsg`; resolves with the seconds it took and the messages and bytes read.
+ */
+export async function readStream(
+  nc: NatsConnection,
+  onMsg: (m: JsMsg) => void = () => {},
+): Promise<{ seconds: number; messages: number; bytes: number }> {
+  const last = await lastSeqOf(nc);
+  const t0 = performance.now();
+  let messages = 0;
+  let bytes = 0;
+  if (last > 0) {
+    const consumer = await jetstream(nc).consumers.get(streams.events, {
+      filter_subjects: subjects.eventsAll,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const iter = await consumer.consume();
+    for await (const m of iter) {
+      messages++;
+      bytes += m.data.length;
+      onMsg(m);
+      if (m.seq >= last) break;
+    }
+    await iter.close();
+  }
+  return { seconds: (performance.now() - t0) / 1000, messages, bytes };
+}
+
+const rawStream = 'HAUL_BENCH_RAW';
+
+/**
+ * The raw rate of JetStream compare-and-set appends on this server: `writers` subjects written at once (as many
+ * as the coordinator handles events at once), each append expecting the subject's last sequence and carrying a
+ * msg id, into a stream configured like the event stream. The payload is a real event of the run.
+ */
+export async function rawCasAppendsPerSec(
+  nc: NatsConnection,
+  payload: Uint8Array,
+  writers: number = limits.coordinatorConcurrentEvents,
+  perWriter = 200,
+): Promise<{ appendsPerSec: number; appends: number; seconds: number }> {
+  const jsm = await jetstreamManager(nc);
+  const events = streamConfigs({ replicas: 1 }).find((c) => c.name === streams.events)!;
+  await jsm.streams.add({ ...events, name: rawStream, subjects: ['haul-bench-raw.>'] });
+  const js = jetstream(nc);
+  try {
+    const writer = async (w: number) => {
+      let seq = 0;
+      for (let i = 0; i < perWriter; i++)
+        seq = (
+          await js.publish(`haul-bench-raw.w${w}`, payload, {
+            msgID: `w${w}:${i}`,
+            expect: { lastSubjectSequence: seq },
+            timeout: limits.publishTimeoutMs,
+          })
+        ).seq;
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: writers }, (_, w) => writer(w)));
+    const seconds = (performance.now() - t0) / 1000;
+    const appends = writers * perWriter;
+    return { appendsPerSec: appends / seconds, appends, seconds };
+  } finally {
+    await jsm.streams.delete(rawStream);
+  }
+}

@@ -1,0 +1,56 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MigrationStats } from '@haul/schemas';
+import { formatStats } from './format.ts';
+
+const stats: MigrationStats = {
+  totalMs: 9000,
+  downtimeMs: 2000,
+  iterations: [],
+  downtimeWindow: {
+    windowMs: 2000,
+    overheadMedianMs: 20,
+    criticalPath: { steps: ['finalDump:-', 'restore:-'], hostMs: 1880, overheadMs: 120 },
+    steps: [
+      {
+        key: 'finalDump:-',
+        step: 'finalDump',
+        node: 'node-a',
+        ok: true,
+        dispatchMs: 0,
+        spanMs: 1000,
+        queuedMs: 0,
+        hostMs: 950,
+        overheadMs: 50,
+      },
+      {
+        key: 'restore:-',
+        step: 'restore',
+        node: 'node-b',
+        ok: false,
+        dispatchMs: 10,
+        spanMs: 990,
+        queuedMs: 0,
+        hostMs: 930,
+        overheadMs: 70,
+      },
+    ],
+  },
+};
+
+describe('the stats as `haul status` and the demo print them', () => {
+  it('show where the downtime went: host time and control overhead per step, and on the critical path', () => {
+    const out = formatStats(stats);
+    assert.match(
+      out,
+      /downtime window 2000 ms = 1880 ms in host tools and transfers \+ 120 ms control overhead/,
+    );
+    assert.match(out, /finalDump:- → restore:-/);
+    assert.match(out, /control overhead per step: median 20\.0 ms/);
+    assert.match(out, /finalDump:-\s+node-a\s+0\.0\s+0\.0\s+1000\.0\s+950\.0\s+50\.0/);
+    assert.match(out, /restore:- failed\s+node-b\s+10\.0\s+0\.0\s+990\.0\s+930\.0\s+70\.0/);
+  });
+  it('leave the table out when there is no window (the CT was never frozen)', () => {
+    assert.doesNotMatch(formatStats({ totalMs: 10, iterations: [] }), /downtime window/);
+  });
+});

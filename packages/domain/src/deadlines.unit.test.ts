@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { meta, simulate } from '../test/simulate.ts';
+import { decide } from './decide.ts';
+import { nextDeadline } from './deadlines.ts';
+import { fold } from './evolve.ts';
+import { initialState } from './state.ts';
+import type { MigrationState } from './state.ts';
+
+const stallMs = meta(0).stallMs;
+
+/** The state right after the n-th StepIntended of a simulated migration whose steps are all in flight. */
+function inFlightAfter(step: string): MigrationState {
+  const log = simulate({
+    mode: 'live',
+    sharedDisks: 1,
+    localDisks: 1,
+    pagesPerIteration: [100, 10],
+    memTrack: true,
+    preDump: 'auto',
+    fault: { kind: 'none' },
+    picks: [],
+  }).events;
+  const at = log.findIndex((e) => e.type === 'StepIntended' && e.data.step === step);
+  return fold(log.slice(0, at + 1), initialState());
+}
+
+const tickAt = (s: MigrationState, now: number) => decide({ kind: 'Tick', meta: meta(now) }, s);
+
+describe('the next deadline of a migration', () => {
+  for (const step of ['preflightSource', 'preDump', 'streamImages', 'finalDump', 'restore'])
+    it(`is the first moment a tick gives up a step (${step} in flight)`, () => {
+      const s = inFlightAfter(step);
+      const due = nextDeadline(s, stallMs)!;
+      assert.ok(Number.isFinite(due));
+      assert.deepEqual(tickAt(s, due - 1), []);
+      assert.equal(tickAt(s, due)[0]?.type, 'StepFailed');
+    });
+
+  it('is none for a migration with nothing in flight, or one that ended', () => {
+    const requested = inFlightAfter('preflightTarget');
+    const before = fold(requested.log.slice(0, 1), initialState());
+    assert.equal(nextDeadline(before, stallMs), undefined);
+    assert.equal(nextDeadline({ ...requested, terminal: 'completed' }, stallMs), undefined);
+  });
+});

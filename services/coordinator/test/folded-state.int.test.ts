@@ -1,0 +1,254 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import {
+  connectBus,
+  createEventLog,
+  decodeJson,
+  ensureTopology,
+  eventFactory,
+  stepTimeoutsMs,
+  subjects,
+  type EventLog,
+  type StoredEvent,
+} from '@haul/bus';
+import { decide, decideUntilStable, fold, initialState, type DecideMeta } from '@haul/domain';
+import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
+import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { createCoordinator } from '../src/app.ts';
+import { createProcessManager } from '../src/process-manager.ts';
+
+const validators = createValidators();
+const silent = pino({ level: 'silent' });
+/** No resync during a test: whatever the process manager reads, it reads because of what happened. */
+const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3, resyncMs: 3_600_000 };
+const shared = '/shared/ct101/DiskDescriptor.xml';
+
+let server: NatsServer;
+let nc: NatsConnection;
+let real: EventLog;
+before(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: server.url, name: 'folded-state-test' });
+  await ensureTopology(nc);
+  real = createEventLog(nc, validators);
+});
+after(async () => {
+  await nc?.drain();
+  await server?.stop();
+});
+
+/** The event log, with every read recorded (which migration, and after which sequence). */
+function countingReads(): { eventLog: EventLog; reads: { migrationId: string; afterSeq?: number }[] } {
+  const reads: { migrationId: string; afterSeq?: number }[] = [];
+  const eventLog: EventLog = {
+    ...real,
+    read(migrationId, opts) {
+      reads.push(opts?.afterSeq === undefined ? { migrationId } : { migrationId, afterSeq: opts.afterSeq });
+      return real.read(migrationId, opts);
+    },
+  };
+  return { eventLog, reads };
+}
+
+const metaAt = (now: number): DecideMeta => ({
+  ...createProcessManager(nc, validators, real, settings, silent).meta(),
+  now: new Date(now).toISOString(),
+});
+
+/** MigrationRequested of a new migration, as the API appends it (compare-and-set on an empty subject). */
+async function request(mid: string, now = Date.now()): Promise<StoredEvent> {
+  const [requested] = decide(
+    {
+      kind: 'RequestMigration',
+      migrationId: mid,
+      request: {
+        requestId: `r-${mid}`,
+        ctid: '101',
+        source: 'node-a',
+        target: 'node-b',
+        sharedDisks: [shared],
+      },
+      imageRoots: { source: '/img/a', target: '/img/b' },
+      meta: metaAt(now),
+    },
+    initialState(),
+  );
+  const { seq } = await real.append(requested!, { expectedLastSeq: 0 });
+  return { seq, event: requested! };
+}
+
+/** What a healthy host answers to each step (a null host). */
+function resultOf(cmd: StepCommand): unknown {
+  switch (cmd.step) {
+    case 'preflightSource':
+    case 'preflightTarget':
+      return {
+        configPresent: true,
+        running: cmd.step === 'preflightSource',
+        criuVersion: '3.17',
+        memTrack: true,
+        cpuFlags: [],
+        imageDir: (cmd.args as { imageDir: string }).imageDir,
+        disks: [{ ddxml: shared, shared: true }],
+        freeBytes: 1e12,
+      };
+    case 'preDump':
+    case 'finalDump':
+      return { pagesWritten: 1, bytes: 4096, durationMs: 1 };
+    case 'streamImages':
+    case 'copyLocalDisk':
+      return { bytes: 0, files: 0, durationMs: 1, mbPerSec: 0 };
+    default:
+      return { actions: [] };
+  }
+}
+
+/** The outcome an executor appends for a command (no compare-and-set, as agents and streamers append). */
+const succeeded = (cmd: StepCommand): MigrationEvent =>
+  eventFactory({ service: cmd.executor === 'agent' ? 'node-agent' : 'image-streamer', node: cmd.node })(
+    cmd.migrationId,
+    'StepSucceeded',
+    {
+      commandId: cmd.commandId,
+      step: cmd.step,
+      node: cmd.node,
+      attempt: cmd.attempt,
+      result: resultOf(cmd),
+    } as never,
+    `${cmd.commandId}:result`,
+  );
+
+describe('the coordinator keeps each active migration folded', () => {
+  it('runs a whole migration from the events its consumer delivers, without reading the log once', async () => {
+    // Given a coordinator whose event log counts reads, and executors that answer every command it sends with success
+    const { eventLog, reads } = countingReads();
+    const own = await connectBus({ servers: server.url, name: 'folded-state-coordinator' });
+    const coordinator = createCoordinator(own, validators, { ...settings, maxMigrationsPerNode: 2 }, silent, {
+      eventLog,
+    });
+    await coordinator.start();
+    const mid = 'm-folded-whole';
+    let answering = Promise.resolve();
+    const answered = new Set<string>();
+    const commands = nc.subscribe(subjects.commandsAll, {
+      callback: (_err, msg) => {
+        const cmd = decodeJson(msg.data) as StepCommand;
+        if (answered.has(cmd.commandId)) return;
+        answered.add(cmd.commandId);
+        answering = answering.then(() => real.append(succeeded(cmd)).then(() => undefined));
+      },
+    });
+    try {
+      // When a migration is requested
+      await request(mid);
+
+      // Then it completes, and the coordinator never read its log: every event came from its consumer
+      const end = await awaitEvent(real, mid, (e) => e.type === 'MigrationCompleted', 60_000);
+      assert.equal(end.type, 'MigrationCompleted');
+      const { events } = await real.read(mid);
+      assert.ok(events.length >= 25, `${events.length} events`);
+      assert.deepEqual(reads, []);
+    } finally {
+      commands.unsubscribe();
+      await answering;
+      await coordinator.stop();
+      await own.drain();
+    }
+  });
+});
+
+describe('an event that is not the next one of its migration', () => {
+  /** A requested migration whose two preflight commands the process manager intended. */
+  async function preflighted(mid: string) {
+    const { eventLog, reads } = countingReads();
+    const pm = createProcessManager(nc, validators, eventLog, settings, silent);
+    const requested = await request(mid);
+    pm.received(requested.seq);
+    await pm.deliver(requested);
+    const { events, lastSeq } = await real.read(mid);
+    const intents = events.flatMap((e) => (e.event.type === 'StepIntended' ? [e.event.data] : []));
+    assert.deepEqual(
+      intents.map((c) => c.step),
+      ['preflightTarget', 'preflightSource'],
+    );
+    return { pm, reads, intents, lastSeq };
+  }
+
+  it('is folded without a read when every sequence before it reached the coordinator', async () => {
+    const { pm, reads, intents } = await preflighted('m-folded-next');
+    try {
+      // When both outcomes are delivered, each one the next of its migration
+      for (const cmd of intents) {
+        const event = succeeded(cmd);
+        const { seq } = await real.append(event);
+        pm.received(seq);
+        await pm.deliver({ seq, event });
+      }
+      // Then the next step is decided, and the log was not read
+      const { events } = await real.read('m-folded-next');
+      assert.equal(events.at(-1)?.event.type, 'StepIntended');
+      assert.deepEqual(reads, []);
+    } finally {
+      pm.stop();
+    }
+  });
+
+  it('makes the process manager read the part of the log it missed, and only that part', async () => {
+    const { pm, reads, intents, lastSeq } = await preflighted('m-folded-gap');
+    try {
+      // Given the target's outcome went to another coordinator (this one never received its sequence)
+      await real.append(succeeded(intents[0]!));
+      // When the source's outcome is delivered
+      const event = succeeded(intents[1]!);
+      const { seq } = await real.append(event);
+      pm.received(seq);
+      await pm.deliver({ seq, event });
+
+      // Then the process manager read the log after what it had folded, and decided from both outcomes
+      assert.deepEqual(reads, [{ migrationId: 'm-folded-gap', afterSeq: lastSeq }]);
+      const { events } = await real.read('m-folded-gap');
+      const last = events.at(-1)?.event;
+      assert.equal(last?.type === 'StepIntended' && last.data.step, 'preDump');
+    } finally {
+      pm.stop();
+    }
+  });
+});
+
+it('gives up a step at its deadline from the step’s own timer, with no tick of every migration', async () => {
+  // Given a migration whose preflight steps were intended just before their timeout
+  const mid = 'm-folded-deadline';
+  const intendedAt = Date.now() - stepTimeoutsMs.quick + 1500;
+  const requested = await request(mid, intendedAt);
+  const { events: intents } = decideUntilStable(
+    { kind: 'Advance', meta: metaAt(intendedAt) },
+    fold([requested.event], initialState()),
+  );
+  const delivered: StoredEvent[] = [requested];
+  let seq = requested.seq;
+  for (const e of intents) {
+    seq = (await real.append(e, { expectedLastSeq: seq })).seq;
+    delivered.push({ seq, event: e });
+  }
+  const pm = createProcessManager(nc, validators, real, settings, silent);
+  try {
+    // When the process manager has folded them (nothing to decide: both steps are in flight)
+    for (const d of delivered) {
+      pm.received(d.seq);
+      await pm.deliver(d);
+    }
+
+    // Then, with no more events and no resync, the timeout is recorded once the deadline has passed
+    const failed = await awaitEvent(
+      real,
+      mid,
+      (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT',
+      20_000,
+    );
+    assert.ok(Date.parse(failed.time) > intendedAt + stepTimeoutsMs.quick, failed.time);
+  } finally {
+    pm.stop();
+  }
+});
