@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { JsMsg } from '@nats-io/jetstream';
 import { connectBus, ensureTopology } from '@haul/bus';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
@@ -105,7 +106,9 @@ try {
   console.error(
     `[control] ${terminal}/${o.migrations} ended in ${round(load.wallSeconds)} s (${events} events); coordinator ${round(cpu)} CPU-s, peak RSS ${round(memory.peakRssMb)} MB`,
   );
-  await coordinator.kill('SIGTERM');
+  // A coordinator buried in work may not stop in time: it has been measured, so it is killed then.
+  await Promise.race([coordinator.kill('SIGTERM'), delay(10_000, undefined, { ref: false })]);
+  await coordinator.kill('SIGKILL');
   await executors.stop();
 
   const stream = collect();

@@ -109,7 +109,7 @@ function treeCpu(pid: number): number {
   let total = 0;
   const tree = new Set([pid]);
   // /proc lists parents before their children only mostly; go over it until nothing joins.
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [p, s] of procs)
       if (!tree.has(p) && tree.has(s.ppid)) {
@@ -174,7 +174,13 @@ function program(cmd: string, args: string[]): Program {
 type Round = { seconds: number; mbPerSec: number; senderCpuSeconds: number; receiverCpuSeconds: number };
 
 /** One method's processes, started and ready: which tree is each end, who gets "go", who prints "DONE". */
-type Launched = { senderPid: number; receiverPid: number; starter: Program; finisher: Program; programs: Program[] };
+type Launched = {
+  senderPid: number;
+  receiverPid: number;
+  starter: Program;
+  finisher: Program;
+  programs: Program[];
+};
 
 const work = mkdtempSync(join(tmpdir(), 'haul-bench-'));
 process.once('exit', () => rmSync(work, { recursive: true, force: true }));
@@ -291,7 +297,13 @@ const methods: Record<string, ((dst: string) => Promise<Launched>) | { skipped: 
   async haul(dst) {
     const sender = program(node, [...senderArgs, haulSender, server.url, src, dst]);
     await sender.waitFor(/ready/);
-    return { senderPid: sender.pid, receiverPid: streamer.pid, starter: sender, finisher: sender, programs: [sender] };
+    return {
+      senderPid: sender.pid,
+      receiverPid: streamer.pid,
+      starter: sender,
+      finisher: sender,
+      programs: [sender],
+    };
   },
 };
 
@@ -313,7 +325,11 @@ function warmPageCache(): void {
 }
 
 /** One timed run: processes up, the previous output deleted and the page cache warmed, then go … DONE. */
-async function timedRun(launch: (dst: string) => Promise<Launched>, dst: string, previous?: string): Promise<Round> {
+async function timedRun(
+  launch: (dst: string) => Promise<Launched>,
+  dst: string,
+  previous?: string,
+): Promise<Round> {
   const l = await launch(dst);
   try {
     if (previous) rmSync(previous, { recursive: true, force: true });
@@ -435,7 +451,9 @@ try {
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'streamer.json'), JSON.stringify(out, null, 2) + '\n');
-  console.log(`\nmedians of ${rounds} rounds, ${(bytes / 1e6).toFixed(0)} MB, load ${loadBefore.join(' ')} → ${load().join(' ')}:`);
+  console.log(
+    `\nmedians of ${rounds} rounds, ${(bytes / 1e6).toFixed(0)} MB, load ${loadBefore.join(' ')} → ${load().join(' ')}:`,
+  );
   for (const [k, v] of Object.entries(summary)) {
     if (!('median' in v)) {
       console.log(`  ${k.padEnd(8)} skipped: ${v.skipped}`);
@@ -446,7 +464,9 @@ try {
     const vn = versus[k]?.['vs_native'];
     console.log(
       `  ${k.padEnd(8)} ${m.mbPerSec.toFixed(0).padStart(6)} MB/s  CPU-s/GB sender ${cpg.sender.toFixed(2)}, receiver ${cpg.receiver.toFixed(2)}, both ${cpg.total.toFixed(2)}` +
-        (vn ? `  ÷ native: CPU ${vn.cpuPerByte.total.toFixed(2)}×, throughput ${vn.throughput.toFixed(2)}×` : ''),
+        (vn
+          ? `  ÷ native: CPU ${vn.cpuPerByte.total.toFixed(2)}×, throughput ${vn.throughput.toFixed(2)}×`
+          : ''),
     );
   }
   console.log('wrote bench/results/streamer.json');

@@ -21,7 +21,6 @@ process.stdin.once('data', () => {
       if (code !== 0) return fail(new Error(`tar -c exited ${code}`));
       sock.end();
       sock.resume(); // Node stops reading a socket it hands to a child as stdio: read the ack now
-
     });
   });
   sock.once('data', () => {

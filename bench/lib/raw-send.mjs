@@ -51,7 +51,7 @@ async function send(sock) {
   for (const [name, size] of files(dir)) {
     sock.write(header(name, size));
     const fd = openSync(join(dir, name), 'r');
-    for (let off = 0; off < size; ) {
+    for (let off = 0; off < size;) {
       while (pool.length === 0) await wait();
       const buf = pool.pop();
       const n = readSync(fd, buf, 0, Math.min(CHUNK, size - off), off);

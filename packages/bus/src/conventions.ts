@@ -94,7 +94,7 @@ export const limits = {
    * a read of the events it has not folded only when there are some) and ticked: the safety net behind its timers.
    */
   coordinatorResyncMs: 10_000,
-  /** Deliveries of one event the coordinator tries before it parks it (the log keeps it; the ticker goes on). */
+  /** Deliveries of one event the coordinator tries before it parks it (the log keeps it; its migration's timer goes on). */
   eventRedeliveries: 8,
 } as const;
 

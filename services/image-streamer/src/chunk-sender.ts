@@ -58,7 +58,7 @@ export class ChunkSender {
     const fd = this.fdOf(path);
     this.sock.write(encodeHeader({ t: 'chunk', id, path, offset, len }));
     let crc = 0;
-    for (let at = 0; at < len; ) {
+    for (let at = 0; at < len;) {
       while (this.free.length === 0 || this.sock.writableNeedDrain) {
         this.w.check();
         await this.w.wait();
@@ -100,9 +100,10 @@ export class ChunkSender {
   }
 
   private readFully(fd: number, path: string, buf: Buffer, n: number, position: number): void {
-    for (let got = 0; got < n; ) {
+    for (let got = 0; got < n;) {
       const r = readSync(fd, buf, got, n - got, position + got);
-      if (r === 0) throw new SourceChanged(`${path} ends at ${position + got}, before the size in the manifest`);
+      if (r === 0)
+        throw new SourceChanged(`${path} ends at ${position + got}, before the size in the manifest`);
       got += r;
     }
   }

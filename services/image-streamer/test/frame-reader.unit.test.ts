@@ -76,7 +76,11 @@ describe('FrameReader: frames read straight into pooled buffers', () => {
       r.got.forEach((f, i) => {
         assert.equal(f.header.id, i);
         assert.ok(f.payload.equals(payloads[i]!), `payload ${i} intact`);
-        assert.equal(f.crc32, chunkDigest(payloads[i]!), `the CRC-32 after payload ${i} is handed out with it`);
+        assert.equal(
+          f.crc32,
+          chunkDigest(payloads[i]!),
+          `the CRC-32 after payload ${i} is handed out with it`,
+        );
       });
     });
   }

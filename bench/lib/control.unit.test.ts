@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ControlArgError, parseControlArgs } from './control-args.ts';
+import { requestOf } from './control-load.ts';
+import { percentile } from './control-proc.ts';
+
+describe('the control bench', () => {
+  it('takes --migrations, --nodes and --delay-ms, and defaults the rest', () => {
+    const o = parseControlArgs(['--migrations', '100', '--nodes=4', '--delay-ms', '0']);
+    assert.deepEqual(
+      { migrations: o?.migrations, nodes: o?.nodes, delayMs: o?.delayMs, replay: o?.replay },
+      { migrations: 100, nodes: 4, delayMs: 0, replay: 10_000 },
+    );
+    assert.equal(parseControlArgs(['--help']), undefined);
+  });
+
+  it('refuses an unknown flag or a bad number, naming the flag', () => {
+    assert.throws(
+      () => parseControlArgs(['--migration', '5']),
+      (e: unknown) => (e as ControlArgError).flag === '--migration',
+    );
+    assert.throws(
+      () => parseControlArgs(['--nodes', '1']),
+      (e: unknown) => (e as ControlArgError).flag === '--nodes',
+    );
+    assert.throws(() => parseControlArgs(['--delay-ms']), ControlArgError);
+  });
+
+  it('gives every migration its own CT and two different nodes, spread over all nodes', () => {
+    const nodes = ['a', 'b', 'c', 'd'];
+    const reqs = Array.from({ length: 40 }, (_, i) => requestOf(i, nodes));
+    assert.equal(new Set(reqs.map((r) => r.ctid)).size, 40);
+    assert.ok(reqs.every((r) => r.source !== r.target));
+    assert.deepEqual([...new Set(reqs.map((r) => `${r.source}>${r.target}`))].length, 12);
+  });
+
+  it('reads percentiles by nearest rank', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => i + 1);
+    assert.equal(percentile(xs, 50), 50);
+    assert.equal(percentile(xs, 99), 99);
+    assert.ok(Number.isNaN(percentile([], 50)));
+  });
+});
