@@ -1,7 +1,8 @@
 /**
  * npm run bench:streamer — move the same ~1 GiB set of CRIU-like image files from one folder to another over
  * loopback, every method in every round, side by side:
- *   native   the physical limit: C, sendfile(2) on the sending end, read(2) + write(2) on the receiving end
+ *   native   the physical limit: C (bench/lib/native-copy.c, built here with the system's cc; without one it is
+ *            skipped and the JSON says why), sendfile(2) on the sending end, read(2) + write(2) on the receiving end
  *   raw_tcp  the same plain copy in Node, written as well as Node allows (no integrity check)
  *   tar      P.Haul's way: tar writing into / reading from the TCP socket
  *   haul     haul's image streamer: offer over NATS, TCP, per-chunk CRC-32, resumable part files
@@ -9,6 +10,8 @@
  * from the "go" (the bench's clock) to the sender's "DONE" (its CLOCK_MONOTONIC reading once the receiver
  * acknowledged that every file is written); the CPU of each end is that of its process tree in the same interval,
  * read from /proc. Writes every round and the medians to bench/results/streamer.json.
+ * HAUL_BENCH_ROUNDS (5), HAUL_BENCH_MIB (1024), HAUL_BENCH_METHODS (all, e.g. "native,haul"), and node options for
+ * haul's two ends (HAUL_BENCH_SENDER_ARGS, HAUL_BENCH_RECEIVER_ARGS, e.g. --cpu-prof) change the run.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -129,8 +132,13 @@ type Program = {
   quit: () => Promise<void>;
 };
 
+/** The programs running now: killed if the bench ends early (an error, Ctrl-C). */
+const running = new Set<ChildProcess>();
+
 function program(cmd: string, args: string[]): Program {
   const child: ChildProcess = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'], cwd: root });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let err = '';
   let ended: Error | undefined;
   const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void; reject: (e: Error) => void }[] = [];
@@ -183,7 +191,14 @@ type Launched = {
 };
 
 const work = mkdtempSync(join(tmpdir(), 'haul-bench-'));
-process.once('exit', () => rmSync(work, { recursive: true, force: true }));
+process.once('exit', () => {
+  for (const c of running) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+// A signal ends the bench through 'exit', so the handler above and the test harness's reaper (the streamer, the
+// nats-server) run.
+process.once('SIGINT', () => process.exit(130));
+process.once('SIGTERM', () => process.exit(143));
 const src = join(work, 'src');
 const bytes = makeImages(src);
 const srcSizes = sizesOf(src);
@@ -342,7 +357,12 @@ async function timedRun(
     const senderCpuSeconds = treeCpu(l.senderPid) - s0;
     const receiverCpuSeconds = treeCpu(l.receiverPid) - r0;
     const seconds = Number(t1 - t0) / 1e9;
-    return { seconds, mbPerSec: bytes / 1e6 / seconds, senderCpuSeconds, receiverCpuSeconds };
+    return {
+      seconds: round(seconds, 4),
+      mbPerSec: round(bytes / 1e6 / seconds, 1),
+      senderCpuSeconds: round(senderCpuSeconds, 2),
+      receiverCpuSeconds: round(receiverCpuSeconds, 2),
+    };
   } finally {
     await Promise.all(l.programs.map((p) => p.quit()));
   }
@@ -356,6 +376,7 @@ function checkCopy(name: string, dst: string): void {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 const GB = bytes / 1e9;
 
 function summarise(runs: Round[]) {
@@ -363,16 +384,16 @@ function summarise(runs: Round[]) {
     seconds: median(runs.map((r) => r.seconds)),
     senderCpuSeconds: median(runs.map((r) => r.senderCpuSeconds)),
     receiverCpuSeconds: median(runs.map((r) => r.receiverCpuSeconds)),
-    cpuSeconds: median(runs.map((r) => r.senderCpuSeconds + r.receiverCpuSeconds)),
+    cpuSeconds: round(median(runs.map((r) => r.senderCpuSeconds + r.receiverCpuSeconds)), 2),
   };
   return {
     median: {
       ...m,
-      mbPerSec: bytes / 1e6 / m.seconds,
+      mbPerSec: round(bytes / 1e6 / m.seconds, 1),
       cpuSecondsPerGB: {
-        sender: m.senderCpuSeconds / GB,
-        receiver: m.receiverCpuSeconds / GB,
-        total: m.cpuSeconds / GB,
+        sender: round(m.senderCpuSeconds / GB, 3),
+        receiver: round(m.receiverCpuSeconds / GB, 3),
+        total: round(m.cpuSeconds / GB, 3),
       },
     },
     rounds: runs,
@@ -382,12 +403,20 @@ type Summary = ReturnType<typeof summarise>;
 
 /** a ÷ b for throughput and for CPU per byte (each end and both), from the medians. */
 const ratios = (a: Summary, b: Summary) => ({
-  throughput: a.median.mbPerSec / b.median.mbPerSec,
+  throughput: round(a.median.mbPerSec / b.median.mbPerSec, 3),
   cpuPerByte: {
-    sender: a.median.senderCpuSeconds / b.median.senderCpuSeconds,
-    receiver: a.median.receiverCpuSeconds / b.median.receiverCpuSeconds,
-    total: a.median.cpuSeconds / b.median.cpuSeconds,
+    sender: round(a.median.senderCpuSeconds / b.median.senderCpuSeconds, 3),
+    receiver: round(a.median.receiverCpuSeconds / b.median.receiverCpuSeconds, 3),
+    total: round(a.median.cpuSeconds / b.median.cpuSeconds, 3),
   },
+  /** Both ends' CPU of a ÷ b's, round by round (the methods of a round ran back to back). */
+  cpuPerByteByRound: a.rounds.map((r, i) => {
+    const o = b.rounds[i]!;
+    return round(
+      (r.senderCpuSeconds + r.receiverCpuSeconds) / (o.senderCpuSeconds + o.receiverCpuSeconds),
+      3,
+    );
+  }),
 });
 
 const load = () => loadavg().map((x) => Math.round(x * 100) / 100);
@@ -448,6 +477,12 @@ try {
     methods: summary,
     ratios: versus,
     haulCpuSecondsPerGB: measured('haul')?.median.cpuSecondsPerGB,
+    // Issue 14: haul's CPU per byte, both ends, at most 1.2 × the native copy's.
+    goal: {
+      haulCpuVsNative: versus['haul']?.['vs_native']?.cpuPerByte.total ?? null,
+      atMost: 1.2,
+      met: (versus['haul']?.['vs_native']?.cpuPerByte.total ?? Infinity) <= 1.2,
+    },
   };
   mkdirSync(join(here, 'results'), { recursive: true });
   writeFileSync(join(here, 'results', 'streamer.json'), JSON.stringify(out, null, 2) + '\n');

@@ -1,13 +1,9 @@
-import { CHUNK, MAX_HEADER, TRAILER, type FrameHeader } from './wire.ts';
+import { CHUNK, MAX_HEADER, type FrameHeader } from './wire.ts';
 
-/**
- * A chunk frame as read: its header, payload and the CRC-32 the sender computed (the trailer). `release` hands the
- * payload's buffer back for reuse.
- */
+/** A chunk frame as read: its header and payload. `release` hands the payload's buffer back for reuse. */
 export type ChunkFrame = {
   header: Extract<FrameHeader, { t: 'chunk' }>;
   payload: Buffer;
-  crc32: number;
   release: () => void;
 };
 
@@ -18,12 +14,12 @@ export type FrameSink = {
   error: (why: string) => void;
 };
 
-const FRAME_MAX = 4 + MAX_HEADER + CHUNK + TRAILER;
+const FRAME_MAX = 4 + MAX_HEADER + CHUNK;
 /** Read size while a frame's header is not known yet. */
 const PROBE = 64 * 1024;
 
 /**
- * Frames ([u32 BE header length][header JSON][payload][u32 BE CRC-32]) read straight off the socket into pooled buffers that each
+ * Frames ([u32 BE header length][header JSON][payload]) read straight off the socket into pooled buffers that each
  * hold one whole frame (the socket's `onread` buffer). Reads stop at the end of the frame once its size is known,
  * so a full chunk is never copied; the few bytes read past a small frame move to the next buffer. The payload is
  * handed out in place and its buffer comes back with `release` (after the disk write).
@@ -89,7 +85,7 @@ export class FrameReader {
         if (h.t !== 'chunk' || !Number.isInteger(h.len) || h.len < 1 || h.len > CHUNK)
           return this.fail('bad frame header');
         this.header = h;
-        this.frameEnd = 4 + hl + h.len + TRAILER;
+        this.frameEnd = 4 + hl + h.len;
       }
       if (this.fill < this.frameEnd) break;
       this.handOut(this.header as Extract<FrameHeader, { t: 'chunk' }>);
@@ -107,8 +103,7 @@ export class FrameReader {
 
   private handOut(header: Extract<FrameHeader, { t: 'chunk' }>): void {
     const buf = this.cur;
-    const payload = buf.subarray(this.frameEnd - TRAILER - header.len, this.frameEnd - TRAILER);
-    const crc32 = buf.readUInt32BE(this.frameEnd - TRAILER);
+    const payload = buf.subarray(this.frameEnd - header.len, this.frameEnd);
     const next = this.take();
     buf.copy(next, 0, this.frameEnd, this.fill);
     this.fill -= this.frameEnd;
@@ -119,7 +114,6 @@ export class FrameReader {
     this.sink.chunk({
       header,
       payload,
-      crc32,
       release: () => {
         if (released) return;
         released = true;

@@ -127,7 +127,7 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
     reply('done');
     sock.end();
   };
-  const chunk = ({ header: h, payload, crc32, release }: ChunkFrame) => {
+  const chunk = ({ header: h, payload, release }: ChunkFrame) => {
     if (failed) return release();
     const entry = byPath.get(h.path);
     if (
@@ -140,7 +140,7 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
       return fail(`chunk outside the manifest: ${h.path}@${h.offset}`);
     }
     const digest = chunkDigest(payload);
-    if (digest !== crc32) {
+    if (digest !== h.crc32) {
       release();
       return reply(`bad ${h.id}`);
     }

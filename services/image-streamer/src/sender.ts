@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Socket } from 'node:net';
 import type { StreamOffer } from '@haul/schemas';
 import type { ManifestEntry } from './manifest.ts';
-import { ChunkSender } from './chunk-sender.ts';
-import { CHUNK, encodeHeader } from './wire.ts';
+import { SourceFiles } from './source-files.ts';
+import { CHUNK, chunkDigest, encodeHeader } from './wire.ts';
 
 export type SendStats = { bytesSent: number; resumedBytes: number; resent: number };
 export type SendOptions = {
@@ -15,7 +15,7 @@ export type SendOptions = {
   verified: Record<string, number | undefined>;
   throttle: (bytes: number) => Promise<void>;
   onBytes: (n: number) => void;
-  /** Test seam: change a piece of a chunk after it was added to the digest (a corruption in flight). */
+  /** Test seam: change a chunk after its digest was taken (a corruption in flight). */
   tamper?: (path: string, offset: number, data: Buffer) => void;
   window?: number;
 };
@@ -135,18 +135,32 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     if (!sock.write(buf)) await wait();
   };
 
-  // A chunk the receiver rejects is read again from the file, so unacknowledged chunks keep no data.
-  const chunks = new ChunkSender(sock, o.sourceDir, { wait, check, signal }, o.tamper);
+  const files = new SourceFiles(o.sourceDir);
+  // Read buffers are reused once the socket has handed their bytes to the kernel (fresh 1 MiB buffers cost page
+  // faults); a chunk the receiver rejects is read again from the file, so unacknowledged chunks keep no data.
+  const free: Buffer[] = Array.from({ length: 8 }, () => Buffer.allocUnsafe(CHUNK));
   const sendChunk = async (path: string, offset: number, len: number) => {
-    while (pending.size >= window) {
+    while (pending.size >= window || free.length === 0) {
       check();
       await wait();
     }
+    const buf = free.pop()!;
+    const data = buf.subarray(0, len);
+    files.read(path, data, offset);
+    const crc32 = chunkDigest(data);
+    o.tamper?.(path, offset, data);
     const id = nextId++;
     pending.set(id, { path, offset, len });
     await o.throttle(len);
+    sock.cork();
+    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, crc32 }));
+    const flushed = sock.write(data, () => {
+      free.push(buf);
+      signal();
+    });
+    sock.uncork();
     check();
-    await chunks.send(id, path, offset, len);
+    if (!flushed) await wait();
     stats.bytesSent += len;
     o.onBytes(len);
   };
@@ -181,7 +195,7 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     }
     return stats;
   } finally {
-    chunks.close();
+    files.close();
     sock.destroy();
   }
 }
