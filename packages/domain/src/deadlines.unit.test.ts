@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { meta, simulate } from '../test/simulate.ts';
+import { liveScenario, meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
 import { nextDeadline } from './deadlines.ts';
 import { fold } from './evolve.ts';
@@ -11,16 +11,7 @@ const stallMs = meta(0).stallMs;
 
 /** The state right after the n-th StepIntended of a simulated migration whose steps are all in flight. */
 function inFlightAfter(step: string): MigrationState {
-  const log = simulate({
-    mode: 'live',
-    sharedDisks: 1,
-    localDisks: 1,
-    pagesPerIteration: [100, 10],
-    memTrack: true,
-    preDump: 'auto',
-    fault: { kind: 'none' },
-    picks: [],
-  }).events;
+  const log = simulate(liveScenario()).events;
   const at = log.findIndex((e) => e.type === 'StepIntended' && e.data.step === step);
   return fold(log.slice(0, at + 1), initialState());
 }

@@ -2,20 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
-import { meta, simulate } from '../test/simulate.ts';
+import { liveScenario, meta, simulate } from '../test/simulate.ts';
 import { planRollback } from './plans.ts';
 
 /** A live migration with three pre-dumps; the final dump is decided while the stream of img/3 still runs. */
-const happy = simulate({
-  mode: 'live',
-  sharedDisks: 1,
-  localDisks: 1,
-  pagesPerIteration: [9000, 5000, 3000, 10],
-  memTrack: true,
-  preDump: 'auto',
-  fault: { kind: 'none' },
-  picks: [],
-}).events;
+const happy = simulate(liveScenario({ pagesPerIteration: [9000, 5000, 3000, 10] })).events;
 
 const keyOf = (e: MigrationEvent) =>
   e.type === 'StepIntended' || e.type === 'StepSucceeded'

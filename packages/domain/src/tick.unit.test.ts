@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { meta, simulate } from '../test/simulate.ts';
+import { liveScenario, meta, simulate } from '../test/simulate.ts';
 import { decideUntilStable } from './decide.ts';
 import { fold } from './evolve.ts';
 import { initialState } from './state.ts';
 
-const log = simulate({
-  mode: 'live',
-  sharedDisks: 0,
-  localDisks: 0,
-  pagesPerIteration: [100, 10],
-  memTrack: true,
-  preDump: 'auto',
-  fault: { kind: 'none' },
-  picks: [],
-}).events;
+const log = simulate(liveScenario({ sharedDisks: 0, localDisks: 0 })).events;
 
 it('a tick with no timeout due makes the decision an outcome should have led to', () => {
   // Given a requested migration whose first decision was never made (its event was parked, say)

@@ -91,6 +91,19 @@ function runnable(inflight: StepRecord[], crashed: Set<string>): StepRecord[] {
     });
 }
 
+/** A fault-free live migration with pre-dumps (the specs' usual scenario), with the given changes. */
+export const liveScenario = (changes: Partial<SimScenario> = {}): SimScenario => ({
+  mode: 'live',
+  sharedDisks: 1,
+  localDisks: 1,
+  pagesPerIteration: [100, 10],
+  memTrack: true,
+  preDump: 'auto',
+  fault: { kind: 'none' },
+  picks: [],
+  ...changes,
+});
+
 export function simulate(sc: SimScenario): SimResult {
   const host = newHost(sc.sharedDisks, sc.localDisks);
   let now = T0;
