@@ -41,7 +41,8 @@ after(async () => {
 it("the soak's follower sees every event through a kill -9 of the log's leader; the audit finds none lost, all R3", async () => {
   await ensureTopology(nc, { replicas: 3 });
   const log = createEventLog(nc, createValidators());
-  const tap = startEventTap(nc, () => {});
+  const tapErrors: string[] = [];
+  const tap = startEventTap(nc, (err) => tapErrors.push(err.message));
   try {
     let last = 0;
     for (const e of [cancel('mig-soak01', 1), cancel('mig-soak01', 2), rolledBack('mig-soak01', 3)])
@@ -56,7 +57,11 @@ it("the soak's follower sees every event through a kill -9 of the log's leader; 
     last = 0;
     for (const e of [cancel('mig-soak02', 1), rolledBack('mig-soak02', 2)])
       last = (await log.append(e, { expectedLastSeq: last })).seq;
-    assert.notEqual(await tap.terminal('mig-soak02', 60_000), 'timeout');
+    assert.notEqual(
+      await tap.terminal('mig-soak02', 60_000),
+      'timeout',
+      `follower errors: ${tapErrors.join('; ')}`,
+    );
     await victim.start();
     assert.equal((await waitHealthy(nc, 60_000)).ok, true);
   } finally {

@@ -32,6 +32,22 @@ export function identify(seq: number, subject: string, data: Uint8Array): Seen {
 const pullExpiresMs = 5_000;
 
 /**
+ * Heartbeats missed in a row after which the reader drops its consumer and throws, so the caller makes a new one;
+ * a reconnection of the client does the same at once. The client resets an ordered consumer only when the server
+ * says it is gone; when the server that held it (an ordered consumer is R1, in memory) was killed, its info request
+ * times out instead and the client asks again forever, with its heartbeat monitor off after a disconnection: the
+ * tap stayed deaf until that server came back (seen in CI, 60 s after a leader's kill -9).
+ */
+const missedHeartbeatsToGiveUp = 4;
+
+export class ConsumerLostError extends Error {
+  constructor(why: string) {
+    super(`the follower's consumer is lost (${why}); making a new one`);
+    this.name = 'ConsumerLostError';
+  }
+}
+
+/**
  * Every message of the stream (or of one migration's subject) from `fromSeq`, through an ordered consumer: in
  * stream order, recreated by the client at the right sequence after a server loss. Ends when `signal` aborts, or
  * after the message with sequence `untilSeq`.
@@ -51,12 +67,29 @@ export async function* readStream(
   const iter = await consumer.consume({ expires: pullExpiresMs });
   const stop = () => void iter.close();
   o.signal?.addEventListener('abort', stop, { once: true });
+  let lost: ConsumerLostError | undefined;
+  const drop = (why: string) => {
+    lost ??= new ConsumerLostError(why);
+    void iter.close();
+  };
+  void (async () => {
+    for await (const s of iter.status())
+      if (s.type === 'heartbeats_missed' && s.count >= missedHeartbeatsToGiveUp)
+        return drop(`${s.count} heartbeats missed`);
+  })();
+  // The client's status iterator is a QueuedIterator: stop() ends it (typed only as an AsyncIterable).
+  const connection = nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
+  void (async () => {
+    for await (const s of connection) if (s.type === 'reconnect') return drop('the client reconnected');
+  })();
   try {
     for await (const m of iter) {
       yield identify(m.seq, m.subject, m.data);
       if (o.untilSeq !== undefined && m.seq >= o.untilSeq) return;
     }
+    if (lost) throw lost;
   } finally {
+    connection.stop?.();
     o.signal?.removeEventListener('abort', stop);
     await iter.close();
   }
