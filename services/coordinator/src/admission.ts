@@ -12,7 +12,7 @@ import {
   type EventLog,
   type Logger,
 } from '@haul/bus';
-import { fold, initialState } from '@haul/domain';
+import { fold, initialState, type MigrationState } from '@haul/domain';
 import {
   isTerminalEvent,
   type ErrorInfo,
@@ -81,31 +81,12 @@ export function decideAdmission(entries: readonly AdmissionEntry[], a: Admission
     const entry = { ...own, admittedAt };
     return { ok: true, entry, entries: entries.map((e) => (e === own ? entry : e)) };
   }
-  const holder = entries.find((e) => e.ctid === req.ctid);
-  if (holder)
-    return {
-      ok: false,
-      error: {
-        code: admissionCodes.ctBusy,
-        message: `CT ${req.ctid} is already migrating (${holder.migrationId})`,
-        field: 'ctid',
-      },
-    };
+  const busy = ctBusy(entries, req.ctid);
+  if (busy) return { ok: false, error: busy };
   const live = liveImageRoots(a);
   if (!live.ok) return live;
-  for (const role of roles) {
-    const node = req[role];
-    const taking = entries.filter((e) => e.source === node || e.target === node).length;
-    if (taking >= a.maxPerNode)
-      return {
-        ok: false,
-        error: {
-          code: admissionCodes.nodeBusy,
-          message: `${node} already takes part in ${taking} migrations (limit ${a.maxPerNode})`,
-          field: role,
-        },
-      };
-  }
+  const full = nodeAtLimit(entries, req, a.maxPerNode);
+  if (full) return { ok: false, error: full };
   const entry: AdmissionEntry = {
     migrationId,
     requestId: req.requestId,
@@ -117,6 +98,71 @@ export function decideAdmission(entries: readonly AdmissionEntry[], a: Admission
   };
   return { ok: true, entry, entries: [...entries, entry] };
 }
+
+/** Another admitted migration has this CT: the refusal, else undefined. */
+function ctBusy(entries: readonly AdmissionEntry[], ctid: string): ErrorInfo | undefined {
+  const holder = entries.find((e) => e.ctid === ctid);
+  return holder
+    ? {
+        code: admissionCodes.ctBusy,
+        message: `CT ${ctid} is already migrating (${holder.migrationId})`,
+        field: 'ctid',
+      }
+    : undefined;
+}
+
+/** The source, else the target, already takes part in maxPerNode admitted migrations: the refusal. */
+function nodeAtLimit(
+  entries: readonly AdmissionEntry[],
+  nodes: { source: string; target: string },
+  maxPerNode: number,
+): ErrorInfo | undefined {
+  for (const role of roles) {
+    const node = nodes[role];
+    const taking = entries.filter((e) => e.source === node || e.target === node).length;
+    if (taking >= maxPerNode)
+      return {
+        code: admissionCodes.nodeBusy,
+        message: `${node} already takes part in ${taking} migrations (limit ${maxPerNode})`,
+        field: role,
+      };
+  }
+  return undefined;
+}
+
+/** Whether a migration may take its first step, and the ledger to write first (none: unchanged). */
+export type Confirmation = { ok: true; entries?: AdmissionEntry[] } | { ok: false; error: ErrorInfo };
+
+/**
+ * A migration is in the log and about to take its first step: may it? Pure. Its entry is in the ledger: yes; an
+ * entry old enough that a reaper may have judged it stale just before the MigrationRequested landed is refreshed
+ * (the reaper keeps an entry refreshed meanwhile). Its entry was reaped (the append took longer than the grace
+ * period): it is admitted again, against the CT and node limits as they are now, or refused — then the migration
+ * must be cancelled before any step, since its CT or a node went to another migration meanwhile.
+ */
+export function decideConfirmation(
+  entries: readonly AdmissionEntry[],
+  wanted: AdmissionEntry,
+  a: { maxPerNode: number; now: Date },
+): Confirmation {
+  const admittedAt = a.now.toISOString();
+  const own = entries.find((e) => e.migrationId === wanted.migrationId);
+  if (own) {
+    if (a.now.getTime() - Date.parse(own.admittedAt) < limits.admissionGraceMs / 2) return { ok: true };
+    return { ok: true, entries: entries.map((e) => (e === own ? { ...own, admittedAt } : e)) };
+  }
+  const refusal = ctBusy(entries, wanted.ctid) ?? nodeAtLimit(entries, wanted, a.maxPerNode);
+  if (refusal) return { ok: false, error: refusal };
+  return { ok: true, entries: [...entries, { ...wanted, admittedAt }] };
+}
+
+/** Nothing of the migration has happened on a host yet: no step intended, no cancel, no rollback, no end. */
+const beforeFirstStep = (s: MigrationState): boolean =>
+  !!s.migrationId &&
+  !s.terminal &&
+  !s.rollback &&
+  s.cancelRequested === undefined &&
+  Object.keys(s.steps).length === 0;
 
 /** Both nodes reported recently: their image roots; else the first (source, then target) that did not. */
 function liveImageRoots(
@@ -252,16 +298,38 @@ export function createAdmission(deps: {
     },
 
     /**
-     * After the append: put the entry back if the reaper took it meanwhile (only possible when this admission
-     * took longer than the grace period; the log now says the migration exists).
+     * Before a migration's first step (the process manager asks at every decision until then; later it is a no-op):
+     * undefined when it is admitted — its entry in the ledger, put back if the reaper took it, refreshed if the
+     * reaper may be about to — else why it must be cancelled. The ledger is the one place this is decided, under
+     * compare-and-set with admissions and the reaper, so a CT admitted again meanwhile never has two migrations
+     * taking steps.
      */
-    async confirm(entry: AdmissionEntry): Promise<void> {
-      if (Date.now() - Date.parse(entry.admittedAt) < limits.admissionGraceMs / 2) return;
-      await ledger.change((entries) => {
-        if (entries.some((e) => e.migrationId === entry.migrationId)) return { result: undefined };
-        log.warn({ migrationId: entry.migrationId }, 'admission was reaped before its append: restored');
-        return { entries: [...entries, entry], result: undefined };
+    async confirm(state: MigrationState): Promise<ErrorInfo | undefined> {
+      if (!beforeFirstStep(state)) return undefined;
+      const wanted = activeEntryOf(state.log);
+      if (!wanted) return undefined;
+      return ledger.change((entries) => {
+        const d = decideConfirmation(entries, wanted, { maxPerNode: deps.maxPerNode, now: new Date() });
+        const readmitted = !entries.some((e) => e.migrationId === wanted.migrationId);
+        if (!d.ok) {
+          log.error(
+            { migrationId: wanted.migrationId, err: d.error },
+            'admission was reaped before its append and cannot be taken again',
+          );
+          return { result: d.error };
+        }
+        if (readmitted)
+          log.warn(
+            { migrationId: wanted.migrationId },
+            'admission was reaped before its append: admitted again',
+          );
+        return d.entries ? { entries: d.entries, result: undefined } : { result: undefined };
       }, rebuild);
+    },
+
+    /** Every admitted, unfinished migration (a missing or unreadable ledger is rebuilt from the log first). */
+    entries(): Promise<AdmissionEntry[]> {
+      return ledger.change((entries) => ({ result: [...entries] }), rebuild);
     },
 
     release: (migrationId: string): Promise<boolean> => releaseAdmission(nc, log, migrationId),

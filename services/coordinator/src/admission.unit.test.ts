@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrateRequest, NodeHeartbeat } from '@haul/schemas';
-import { encodeJson } from '@haul/bus';
+import { encodeJson, limits } from '@haul/bus';
 import { parseLedger, type AdmissionEntry } from './admission-ledger.ts';
-import { decideAdmission, migrationIdFor, type AdmissionInput, type NodeReport } from './admission.ts';
+import {
+  decideAdmission,
+  decideConfirmation,
+  migrationIdFor,
+  type AdmissionInput,
+  type NodeReport,
+} from './admission.ts';
 
 const now = new Date('2030-01-01T12:00:00.000Z');
 const beat = (node: string, ageMs = 0): NodeReport => ({
@@ -108,6 +114,46 @@ describe('a request id whose migration id is taken by another request id', () =>
     const other = { ...entry('101', 'node-a', 'node-b'), requestId: 'someone-else' };
     const d = decideAdmission([other], { ...input(req('r-101', '101')), migrationId: other.migrationId });
     assert.equal(codeOf(d), 'HAUL_REQUEST_ID_COLLISION');
+  });
+});
+
+describe('a migration in the log, before its first step (limit 1 per node)', () => {
+  const at = (ageMs: number) => new Date(now.getTime() - ageMs).toISOString();
+  const confirm = (entries: AdmissionEntry[], wanted: AdmissionEntry) =>
+    decideConfirmation(entries, wanted, { maxPerNode: 1, now });
+  const mine = entry('101', 'node-a', 'node-b', 'r-mine');
+
+  it('goes on, with nothing written, while its entry is young enough that no reaper can have judged it stale', () => {
+    const young = { ...mine, admittedAt: at(limits.admissionGraceMs / 2 - 1) };
+    assert.deepEqual(confirm([young], mine), { ok: true });
+  });
+
+  it('goes on with its entry refreshed once a reaper may have judged it stale before the append landed', () => {
+    const old = { ...mine, admittedAt: at(limits.admissionGraceMs / 2) };
+    const other = entry('102', 'node-c', 'node-d');
+    assert.deepEqual(confirm([other, old], mine), {
+      ok: true,
+      entries: [other, { ...mine, admittedAt: now.toISOString() }],
+    });
+  });
+
+  it('whose entry was reaped, is admitted again when its CT and nodes are free', () => {
+    const other = entry('102', 'node-c', 'node-d');
+    assert.deepEqual(confirm([other], mine), {
+      ok: true,
+      entries: [other, { ...mine, admittedAt: now.toISOString() }],
+    });
+  });
+
+  it('whose entry was reaped, is refused when its CT was admitted again meanwhile, naming that migration', () => {
+    const again = entry('101', 'node-c', 'node-d', 'r-again');
+    const d = confirm([again], mine);
+    assert.ok(!d.ok && d.error.code === 'HAUL_CT_BUSY' && d.error.message.includes(again.migrationId));
+  });
+
+  it('whose entry was reaped, is refused when a node reached its limit meanwhile (source first)', () => {
+    const d = confirm([entry('102', 'node-b', 'node-a')], mine);
+    assert.ok(!d.ok && d.error.code === 'HAUL_NODE_BUSY' && d.error.field === 'source', JSON.stringify(d));
   });
 });
 

@@ -4,7 +4,6 @@ import {
   buckets,
   decodeJson,
   encodeJson,
-  limits,
   openBucket,
   serveDiscovery,
   subjects,
@@ -31,7 +30,7 @@ import type {
   StatusRequest,
   Validators,
 } from '@haul/schemas';
-import { collision, createAdmission, migrationIdFor, type AdmissionEntry } from './admission.ts';
+import { collision, migrationIdFor, type Admission, type AdmissionEntry } from './admission.ts';
 import { operatorRoutes } from './operator-api.ts';
 import type { ProcessManager } from './process-manager.ts';
 
@@ -47,10 +46,8 @@ export function createApi(
   eventLog: EventLog,
   pm: ProcessManager,
   log: Logger,
-  maxPerNode: number,
+  admission: Admission,
 ) {
-  const admission = createAdmission({ nc, validators, eventLog, log, maxPerNode });
-
   const rejection = (err: CommandRejectedError): ErrorInfo =>
     err.field
       ? { code: err.code, message: err.message, field: err.field }
@@ -114,7 +111,8 @@ export function createApi(
         })
       );
     }
-    await admission.confirm(entry);
+    // An admission the reaper took meanwhile (an append slower than its grace period) is settled by the process
+    // manager before the migration's first step: admitted again, or cancelled (admission.confirm).
     log.info({ migrationId, ctid: req.ctid, source: req.source, target: req.target }, 'migration accepted');
     return { ok: true, migrationId, duplicate: false };
   }
@@ -236,27 +234,10 @@ export function createApi(
     msg.respond(encodeJson(reply));
   }
 
-  let reaper: NodeJS.Timeout | undefined;
-  let reaping = false;
-  /** Reconcile the admission ledger with the log; never two at once, never fatal (the next round tries again). */
-  async function reap(): Promise<void> {
-    if (reaping) return;
-    reaping = true;
-    try {
-      await admission.reap();
-    } catch (err) {
-      log.warn({ err }, 'admission reconciliation failed; it runs again');
-    } finally {
-      reaping = false;
-    }
-  }
-
   const subscriptions: Subscription[] = [];
   return {
-    /** Reconcile admission with the log, then answer requests; reconcile again every admissionReapEveryMs. */
-    async start(): Promise<void> {
-      await reap();
-      reaper = setInterval(() => void reap(), limits.admissionReapEveryMs);
+    /** Answer requests. */
+    start(): void {
       for (const route of routes)
         subscriptions.push(
           nc.subscribe(route[0], {
@@ -272,7 +253,6 @@ export function createApi(
       );
     },
     stop(): void {
-      clearInterval(reaper);
       for (const s of subscriptions.splice(0)) s.unsubscribe();
     },
   };

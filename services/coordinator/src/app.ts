@@ -2,26 +2,28 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { nanos } from '@nats-io/nats-core';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import {
-  buckets,
   createEventLog,
   createParking,
   createSlots,
   decodeJson,
   exitWhenLoopEnds,
   limits,
-  openBucket,
   retryTransient,
   streams,
   subjects,
-  validValues,
   type EventLog,
   type Logger,
 } from '@haul/bus';
-import type { MigrationEvent, MigrationStatus, Validators } from '@haul/schemas';
+import type { MigrationEvent, Validators } from '@haul/schemas';
+import { createAdmission } from './admission.ts';
 import { createApi } from './api.ts';
 import { createProcessManager, type CoordinatorSettings } from './process-manager.ts';
 
-export type CoordinatorConfig = CoordinatorSettings & { maxMigrationsPerNode: number };
+export type CoordinatorConfig = CoordinatorSettings & {
+  maxMigrationsPerNode: number;
+  /** How often the ledger is reconciled with the log and its migrations driven (default limits.admissionReapEveryMs). */
+  reconcileMs?: number;
+};
 
 export type CoordinatorDeps = {
   /** The migration log (default: the JetStream event log; tests pass one that counts reads). */
@@ -43,10 +45,13 @@ export function createCoordinator(
   const eventLog =
     deps.eventLog ??
     createEventLog(nc, validators, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
-  const pm = createProcessManager(nc, validators, eventLog, cfg, log);
-  const api = createApi(nc, validators, eventLog, pm, log, cfg.maxMigrationsPerNode);
+  const admission = createAdmission({ nc, validators, eventLog, log, maxPerNode: cfg.maxMigrationsPerNode });
+  const pm = createProcessManager(nc, validators, eventLog, cfg, log, admission);
+  const api = createApi(nc, validators, eventLog, pm, log, admission);
   const ac = new AbortController();
   let loop: Promise<void> | undefined;
+  let reconciler: NodeJS.Timeout | undefined;
+  let reconciling = false;
 
   const parking = createParking(nc, 'coordinator', cfg.node);
   const inHand = createSlots(limits.coordinatorConcurrentEvents);
@@ -131,25 +136,48 @@ export function createCoordinator(
     }
   }
 
-  return {
-    async start(): Promise<void> {
-      await api.start();
-      // Resume every migration that was in flight: resend commands that may not have left before a crash. A value
-      // that is not a status (written by hand) is skipped, never fatal.
-      const status = await openBucket(nc, buckets.status);
-      const junk = (key: string, reason: string) =>
-        log.warn({ bucket: buckets.status, key, reason }, 'unreadable status skipped');
-      const statuses = validValues<MigrationStatus>(status, validators, 'migrationStatus', junk);
-      for await (const { value: s } of statuses) {
-        if (s.phase === 'completed' || s.phase === 'rolled-back') continue;
-        await pm.resendInFlight(s.migrationId);
-        await pm.step(s.migrationId);
+  /**
+   * The ledger follows the log, and the process manager the ledger: free the admissions whose migration ended or
+   * never started, then drive every admitted migration this process does not hold — its events went to a
+   * coordinator that died, or were never delivered, so no event will wake it here. Only those are read; never two
+   * rounds at once; never fatal (the next round tries again).
+   */
+  async function reconcile(): Promise<void> {
+    if (reconciling) return;
+    reconciling = true;
+    try {
+      await admission.reap();
+      for (const { migrationId } of await admission.entries()) {
+        if (ac.signal.aborted) return;
+        if (pm.holds(migrationId)) continue;
+        log.info({ migrationId }, 'driving a migration of the admission ledger');
+        await pm
+          .adopt(migrationId)
+          .catch((err: unknown) => log.warn({ err, migrationId }, 'could not drive it'));
       }
+    } catch (err) {
+      log.warn({ err }, 'admission reconciliation failed; it runs again');
+    } finally {
+      reconciling = false;
+    }
+  }
+
+  return {
+    /**
+     * Drive every admitted migration (after a restart: commands that may not have left before a crash are sent
+     * again), then consume events and answer requests, and reconcile again every reconcileMs. The consumer exists
+     * before a request is answered: one created later (first start) would never deliver that request's events.
+     */
+    async start(): Promise<void> {
+      await reconcile();
       const events = await openEvents();
       loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
+      api.start();
+      reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
       log.info({ active: pm.active.size }, 'coordinator started');
     },
     async stop(): Promise<void> {
+      clearInterval(reconciler);
       api.stop();
       ac.abort();
       pm.stop();

@@ -25,8 +25,8 @@ import {
   type DecideMeta,
   type MigrationState,
 } from '@haul/domain';
-import type { MigrationEvent, StepCommand, Validators } from '@haul/schemas';
-import { releaseAdmission } from './admission.ts';
+import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/schemas';
+import { releaseAdmission, type Admission } from './admission.ts';
 import { createSeenSequences } from './seen-sequences.ts';
 
 export type CoordinatorSettings = {
@@ -64,6 +64,8 @@ export function createProcessManager(
   eventLog: EventLog,
   settings: CoordinatorSettings,
   log: Logger,
+  /** Asked before a migration's first step whether it is admitted; without it (tests) every migration is. */
+  admission?: Pick<Admission, 'confirm'>,
 ) {
   const chains = new Map<string, Promise<unknown>>();
   const active = new Set<string>();
@@ -199,6 +201,13 @@ export function createProcessManager(
 
   const advance = (): DecideInput => ({ kind: 'Advance', meta: meta() });
 
+  /** The decision for a migration whose admission was lost before its first step: cancel it, saying why. */
+  const refusedBy = (error: ErrorInfo) => (): DecideInput => ({
+    kind: 'Cancel',
+    reason: `admission lost before the first step (${error.code}): ${error.message}`,
+    meta: meta(),
+  });
+
   /**
    * Decide and append until the log and the decision agree; send what was intended. When another writer got
    * there first (a lost compare-and-set, or our events already in the log as its copies), read what it appended
@@ -257,7 +266,8 @@ export function createProcessManager(
     try {
       const { folded: f, changed } = await bringUp();
       if (whenChanged && !changed && f.settled) return f.state;
-      const r = await decideAndAppend(mid, input, f);
+      const refused = await admission?.confirm(f.state);
+      const r = await decideAndAppend(mid, refused ? refusedBy(refused) : input, f);
       if (changed || r.appended) await project(r.folded.state, r.folded.lastSeq);
       failures.delete(mid);
       arm(mid, r.folded.state);
@@ -371,13 +381,22 @@ export function createProcessManager(
     deliver(stored: StoredEvent): Promise<void> {
       return stepSoon(stored.event.migrationId, stored);
     },
-    /** After a restart: commands intended just before a crash may never have been sent; send them again (deduplicated). */
-    resendInFlight(mid: string): Promise<void> {
+    /** Whether this process drives the migration already (it has its state, its timer, or a turn under way). */
+    holds(mid: string): boolean {
+      return active.has(mid) || timers.has(mid) || chains.has(mid);
+    },
+    /**
+     * Drive a migration this process does not hold (one of the admission ledger): its events went to a coordinator
+     * that died, or were never delivered. Fold it from the log, send again the commands in flight (the one that
+     * intended them may have died before sending; a duplicate is dropped or found done), decide and arm its timer.
+     */
+    adopt(mid: string): Promise<void> {
       return serial(mid, async () => {
         const { folded: f } = await catchUp(mid);
-        if (f.state.terminal) return;
-        active.add(mid);
+        // Not in the log yet (admitted, its append under way) or ended (the reaper frees its entry): nothing to drive.
+        if (!f.state.migrationId || f.state.terminal) return void folded.delete(mid);
         await send(inFlight(f.state).map((r) => r.command));
+        await turn(mid, () => Promise.resolve({ folded: f, changed: true }), advance);
       });
     },
     /** No more timers (the coordinator stops). */

@@ -15,11 +15,13 @@ import {
   type EventLog,
 } from '@haul/bus';
 import { createApiClient } from '@haul/cli';
+import { decide, initialState } from '@haul/domain';
 import { createValidators, type MigrateReply, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
-import { startNatsServer, type NatsServer } from '@haul/test';
+import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
 import type { AdmissionEntry } from '../src/admission-ledger.ts';
 import { migrationIdFor } from '../src/admission.ts';
 import { createCoordinator } from '../src/app.ts';
+import { createProcessManager } from '../src/process-manager.ts';
 
 const validators = createValidators();
 let server: NatsServer;
@@ -272,5 +274,62 @@ describe('admission after crashes and junk', () => {
     await (await openBucket(nc, buckets.nodes)).put('n9b', new TextEncoder().encode('{"node":'));
     const r = await api.migrate(request('bad-beat', '901', 'n9a', 'n9b'));
     assert.ok(!r.ok && r.error.code === 'HAUL_NODE_UNKNOWN' && r.error.field === 'target', JSON.stringify(r));
+  });
+});
+
+describe('a MigrationRequested that lands after its admission was reaped', () => {
+  /**
+   * What a coordinator whose append took longer than the grace period leaves: its admission reaped meanwhile (the
+   * log was still empty), then its MigrationRequested in the log after all.
+   */
+  async function landsLate(req: MigrateRequest): Promise<string> {
+    const migrationId = migrationIdFor(req.requestId);
+    const meta = createProcessManager(
+      nc,
+      validators,
+      eventLog,
+      { node: 'late', frozenLeaseMs: 60_000, maxAttempts: 3 },
+      pino({ level: 'silent' }),
+    ).meta();
+    const imageRoots = { source: `/img/${req.source}`, target: `/img/${req.target}` };
+    const [requested] = decide(
+      { kind: 'RequestMigration', migrationId, request: req, imageRoots, meta },
+      initialState(),
+    );
+    await eventLog.append(requested!, { expectedLastSeq: 0 });
+    return migrationId;
+  }
+
+  it('is cancelled before any step when its CT was admitted again meanwhile', async () => {
+    // Given CT 1001 admitted again and migrating, after the admission of a slow request for it was reaped
+    await beat('n10a', 'n10b');
+    const again = await api.migrate(request('readmitted', '1001', 'n10a', 'n10b'));
+    assert.ok(again.ok, JSON.stringify(again));
+
+    // When the slow request's MigrationRequested lands
+    const late = await landsLate(request('landed-late', '1001', 'n10b', 'n10a'));
+
+    // Then that migration is rolled back before any step, saying why; the CT stays with the other migration
+    await awaitEvent(eventLog, late, (e) => e.type === 'MigrationRolledBack', 20_000);
+    const events = await inLog(late);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['MigrationRequested', 'CancelRequested', 'RollbackStarted', 'MigrationRolledBack'],
+    );
+    const cancel = events[1];
+    assert.ok(
+      cancel?.type === 'CancelRequested' && cancel.data.reason.includes(again.migrationId),
+      JSON.stringify(cancel),
+    );
+    const ids = (await readLedger()).entries.map((e) => e.migrationId);
+    assert.ok(ids.includes(again.migrationId) && !ids.includes(late), JSON.stringify(ids));
+  });
+
+  it('is admitted again, and goes on, when its CT and nodes are free', async () => {
+    await beat('n11a', 'n11b');
+    const late = await landsLate(request('landed-late-free', '1101', 'n11a', 'n11b'));
+    await awaitEvent(eventLog, late, (e) => e.type === 'StepIntended', 20_000);
+    assert.ok((await readLedger()).entries.some((e) => e.migrationId === late));
+    assert.equal(codeOf(await api.migrate(request('after-late', '1101', 'n11b', 'n11a'))), 'HAUL_CT_BUSY');
   });
 });
