@@ -116,8 +116,8 @@ async function timedOut(mid: string, intendedAt: number): Promise<void> {
 }
 
 it('a starting coordinator drives every migration of the admission ledger, also one no event will come for', async () => {
-  // Given a migration whose steps time out soon, in the ledger, whose events were all consumed by a coordinator
-  // that died before it projected a status
+  // Given a migration in the ledger whose steps time out soon, whose events no consumer will deliver (they were
+  // appended before the coordinator consumer existed, as at a first start) and which has no status
   await nothingToRedeliver();
   const { entry, intendedAt } = await preflighting('m-drive-start', '101');
   await admit(entry);
