@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { maxFrozenLeaseMs } from '@haul/bus';
 import type { MigrationEvent, StepCommand } from '@haul/schemas';
 import { confineCommand, pathFields, resolveOnHost, type ConfineInput } from './confinement.ts';
 import { handlers } from './handlers/index.ts';
@@ -176,5 +177,10 @@ describe('the inventory of path fields', () => {
       const inventory = Object.keys(pathFields[step as StepCommand['step']] ?? {}).sort();
       assert.deepEqual(inventory, fromSchema, step);
     }
+  });
+
+  it("caps leases at the schema's bound by default (one fact: conventions.ts)", () => {
+    const lease = steps.$defs['DumpArgs']!.properties!['leaseMs']!;
+    assert.equal(lease['maximum'], maxFrozenLeaseMs);
   });
 });
