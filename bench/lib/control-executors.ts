@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectBus, createLogger, limits, type CommandDelivery } from '@haul/bus';
+import { connectBus, createLogger, limits, maxFrozenLeaseMs, type CommandDelivery } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer } from '../../services/image-streamer/src/app.ts';
 import { nullTransfer } from '../../services/image-streamer/src/null-transfer.ts';
@@ -60,7 +60,9 @@ export async function startExecutors(
         hostRoot: root,
         imageRoot,
         stateDir: join(root, 'state'),
-        removableRoots: [imageRoot],
+        // The null host's CTs: private areas at /vz/private/<ctid>, shared disks below /shared (never touched).
+        sharedRoots: ['/shared'],
+        maxLeaseMs: maxFrozenLeaseMs,
         heartbeatMs: limits.heartbeatMs,
         bootId: randomUUID(),
       },

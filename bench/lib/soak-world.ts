@@ -88,6 +88,7 @@ export async function startSoakWorld(
 
     const faultsFile = join(cluster.dir, 'faults.json');
     writeFileSync(faultsFile, '[]');
+    mkdirSync(cluster.shared, { recursive: true }); // the agents' HAUL_SHARED_ROOTS must exist
     const nodeEnv = (node: string) => ({
       ...cluster.envFor(node),
       HAUL_NATS_URL: nats.urls,
@@ -96,6 +97,7 @@ export async function startSoakWorld(
       HAUL_IMAGE_ROOT: imageRootOf(cluster, node),
       HAUL_STATE_DIR: join(cluster.nodeRoot(node), 'var', 'lib', 'haul'),
       HAUL_STREAM_ROOTS: `${imageRootOf(cluster, node)}:${join(cluster.nodeRoot(node), 'vz', 'private')}`,
+      HAUL_SHARED_ROOTS: cluster.shared,
       HAUL_EMU_FAULTS: faultsFile,
       HAUL_LOG_LEVEL: 'info',
     });

@@ -76,6 +76,7 @@ export async function startWorld(o: WorldOptions = {}) {
     HAUL_IMAGE_ROOT: imageRoot(node),
     HAUL_STATE_DIR: join(cluster.nodeRoot(node), 'var', 'lib', 'haul'),
     HAUL_STREAM_ROOTS: `${imageRoot(node)}:${join(cluster.nodeRoot(node), 'vz', 'private')}`,
+    HAUL_SHARED_ROOTS: cluster.shared,
     HAUL_EMU_FAULTS: faultsFile,
     HAUL_LOG_LEVEL: 'info',
     ...(o.env ?? {}),
@@ -103,6 +104,7 @@ export async function startWorld(o: WorldOptions = {}) {
       api.migrate({ requestId, ctid, source: 'node-a', target: 'node-b', sharedDisks: shared, ...extra }),
     startAgent: (n: string, extra: Record<string, string> = {}) => {
       mkdirSync(imageRoot(n), { recursive: true });
+      mkdirSync(cluster.shared, { recursive: true });
       return start(
         `agent-${n}`,
         'services/node-agent/src/main.ts',

@@ -111,6 +111,8 @@ export const stepTimeoutsMs = {
 export const streamStallMs = 30_000;
 
 export const defaultFrozenLeaseMs = 60_000;
+/** The longest frozen lease a command may carry (the schema's bound); a node agent may cap it lower (HAUL_MAX_LEASE_MS). */
+export const maxFrozenLeaseMs = 15 * 60_000;
 
 function token(s: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(s)) throw new Error(`not a valid subject token: ${JSON.stringify(s)}`);

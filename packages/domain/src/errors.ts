@@ -25,6 +25,13 @@ export const errorCodes = {
   /** A fence refuses: the CT may run on the target (also the agents' fence verdicts). */
   fenced: 'HAUL_FENCED',
   targetRebooted: 'HAUL_TARGET_REBOOTED',
+  /**
+   * A node agent refused a command (CommandRejected, with the field): a path that does not resolve, after symlinks,
+   * inside the node's roots (docs/protocol.md, "Paths on the host"). Nothing was touched.
+   */
+  pathOutsideRoots: 'HAUL_PATH_OUTSIDE_ROOTS',
+  /** A node agent refused a final dump whose lease is longer than the node's cap (HAUL_MAX_LEASE_MS). */
+  leaseTooLong: 'HAUL_LEASE_TOO_LONG',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

@@ -3,6 +3,7 @@ import {
   connectBus,
   createLogger,
   defaultFrozenLeaseMs,
+  maxFrozenLeaseMs,
   ensureTopology,
   exitOnUncaught,
   stopOnSignals,
@@ -40,7 +41,7 @@ function envInt(key: string, fallback: number, min: number, max: number): number
   }
   return n;
 }
-const frozenLeaseMs = envInt('HAUL_FROZEN_LEASE_MS', defaultFrozenLeaseMs, 1_000, 15 * 60_000);
+const frozenLeaseMs = envInt('HAUL_FROZEN_LEASE_MS', defaultFrozenLeaseMs, 1_000, maxFrozenLeaseMs);
 const maxMigrationsPerNode = envInt('HAUL_MAX_PER_NODE', 2, 1, 10_000);
 const validators = createValidators();
 // No async stack traces on requests: every JetStream publish is a request, and capturing a stack for each one cost

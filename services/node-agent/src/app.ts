@@ -23,7 +23,9 @@ import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
 import { createTools } from './adapters/tools.ts';
 import { heartbeat as heartbeatOf, type HostFacts } from './capabilities.ts';
-import { StepError, type AgentConfig, type Handler, type HandlerContext } from './context.ts';
+import { readCtDisks } from './adapters/vz-config.ts';
+import { confineCommand } from './confinement.ts';
+import { etcVz, StepError, type AgentConfig, type Handler, type HandlerContext } from './context.ts';
 import { resumeOnSource } from './handlers/dumps.ts';
 import { createHeldDumps } from './held-dumps.ts';
 import { toolHost, type AgentHost } from './host.ts';
@@ -67,6 +69,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'agent' });
   const event = eventFactory(actor);
   const hostSlot = createSlots(1);
+  /** A CT's VE_PRIVATE on this host, from its config (the host's own answer when it has one). */
+  const privateArea = (ctid: string): string | undefined =>
+    host.privateArea ? host.privateArea(ctid) : readCtDisks(etcVz(cfg), ctid)?.vePrivate || undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
 
@@ -129,8 +134,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
     const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
     try {
-      const outcome = await exclusive(() => runOnce(cmd, handler));
-      if (outcome) await eventLog.append(outcome);
+      const run = await exclusive(() => runOnce(cmd, handler));
+      if (run.refused) return await queue.refuse(msg, run.refused, cmd);
+      if (run.outcome) await eventLog.append(run.outcome);
       markers.end(cmd.commandId);
       msg.ack();
     } finally {
@@ -138,17 +144,26 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     }
   }
 
-  /** Run the step unless its outcome is already in the log (a duplicate delivery: nothing to record). */
-  async function runOnce(cmd: StepCommand, handler: Handler): Promise<StepOutcome | undefined> {
+  /**
+   * Run the step unless its outcome is already in the log (a duplicate delivery: nothing to record), or unless the
+   * command asks for a path outside this node's roots or more than its bounds: then it is refused with nothing
+   * touched (not even its marker). The one choke point of path confinement, right before the handler.
+   */
+  async function runOnce(
+    cmd: StepCommand,
+    handler: Handler,
+  ): Promise<{ outcome?: StepOutcome; refused?: ErrorInfo }> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     const logNow = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     if (hasOutcome(logNow, cmd.commandId)) {
       mlog.info('duplicate delivery: the outcome is already in the log');
-      return undefined;
+      return {};
     }
+    const confined = confineCommand(cmd, { bounds: cfg, events: logNow, privateArea });
+    if (!confined.ok) return { refused: confined.error };
     const reconciled = markers.begin(cmd.commandId);
     if (reconciled) mlog.warn('in doubt after a restart: reconciling by inspecting the host');
-    return runStep(cmd, handler, mlog, reconciled);
+    return { outcome: await runStep(confined.command, handler, mlog, reconciled) };
   }
 
   /** The step's handler, its result or error as the outcome event. */

@@ -4,17 +4,15 @@ import type { MigrationEvent, StepCommand, StepName } from '@haul/schemas';
 import type { Tools } from './adapters/tools.ts';
 import type { Runner } from './adapters/exec.ts';
 import type { HeldDumps } from './held-dumps.ts';
+import type { HostBounds } from './confinement.ts';
 
-export type AgentConfig = {
+/** imageRoot (where this node keeps migration image folders), sharedRoots and maxLeaseMs confine commands. */
+export type AgentConfig = HostBounds & {
   node: string;
   /** Prefix of the host's /etc/vz and /var/run/ve ('' on a real host; the emulated node root otherwise). */
   hostRoot: string;
-  /** Where this node keeps migration image folders. */
-  imageRoot: string;
   /** The agent's own durable state: command markers, held dumps. */
   stateDir: string;
-  /** removeFiles only deletes below these folders (the image root and the private areas). */
-  removableRoots: string[];
   heartbeatMs: number;
   /** This host's boot id (read once at start: a reboot restarts the agent). */
   bootId: string;

@@ -13,6 +13,8 @@ export type AgentHost = {
   handlers: HandlerTable;
   /** criu's version and features and the CPU flags, read once at start. */
   facts(): Promise<HostFacts>;
+  /** A CT's VE_PRIVATE (default: from its config under /etc/vz, as the handlers read it). */
+  privateArea?(ctid: string): string | undefined;
 };
 
 /** The real host: vzctl, criu and ploop through execa (the emulators when their folder is first on PATH). */

@@ -5,12 +5,14 @@ import {
   awaitTopologyOrExit,
   createLogger,
   limits,
+  maxFrozenLeaseMs,
   exitOnUncaught,
   stopOnSignals,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createNodeAgent } from './app.ts';
 import type { AgentConfig } from './context.ts';
+import { hostBoundsFromEnv, SettingError } from './settings.ts';
 
 const help = `haul node agent: runs the host steps of migrations on this node (vzctl, criu, ploop through execa).
 
@@ -21,6 +23,9 @@ Environment:
   HAUL_HOST_ROOT       prefix of /etc/vz, /var/run/ve and /proc/sys/kernel/random/boot_id ('' on a real host; an
                        emulated node's root otherwise)
   HAUL_IMAGE_ROOT      folder for migration images (default /var/local/haul)
+  HAUL_SHARED_ROOTS    colon-separated folders that hold shared ploop disks (default none: shared disks refused);
+                       every path in a command must resolve inside the image root, these, or the CT's VE_PRIVATE
+  HAUL_MAX_LEASE_MS    the longest a final dump may hold a CT frozen (default and most: ${maxFrozenLeaseMs})
   HAUL_STATE_DIR       the agent's own state (default /var/lib/haul/agent)
   HAUL_LOG_PRETTY=1    human-readable logs; HAUL_LOG_LEVEL (default info)
   HAUL_TOPOLOGY_WAIT_MS how long to wait at start for the coordinator to create the streams and buckets
@@ -46,17 +51,24 @@ function readBootId(root: string): string {
     process.exit(2);
   }
 }
-const imageRoot = process.env['HAUL_IMAGE_ROOT'] ?? '/var/local/haul';
+/** The roots commands are confined to, checked before anything starts: a wrong one exits 2, saying which. */
+function hostBounds(imageRoot: string) {
+  try {
+    mkdirSync(imageRoot, { recursive: true });
+    return hostBoundsFromEnv(process.env, imageRoot);
+  } catch (err) {
+    console.error(err instanceof SettingError ? err.message : `HAUL_IMAGE_ROOT: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
 const cfg: AgentConfig = {
   node,
   hostRoot,
-  imageRoot,
+  ...hostBounds(process.env['HAUL_IMAGE_ROOT'] ?? '/var/local/haul'),
   stateDir: process.env['HAUL_STATE_DIR'] ?? '/var/lib/haul/agent',
-  removableRoots: [imageRoot, `${hostRoot}/vz/private`],
   heartbeatMs: limits.heartbeatMs,
   bootId: readBootId(hostRoot),
 };
-mkdirSync(imageRoot, { recursive: true });
 const log = createLogger('node-agent', node);
 exitOnUncaught(log);
 const validators = createValidators();

@@ -72,12 +72,15 @@ export function createNullHost(delayMs: number): AgentHost {
     if (!v.ok) throw new StepError(v.code, v.reason);
     return { actions: ['resumed (null host)'] } satisfies HostResult;
   });
-  return { handlers, facts: () => Promise.resolve(facts) };
+  return { handlers, facts: () => Promise.resolve(facts), privateArea: nullPrivateArea };
 }
+
+/** Where the null host says a CT's private area is (it is never touched). */
+const nullPrivateArea = (ctid: string): string => `/vz/private/${ctid}`;
 
 const preflight: Handler = (cmd, ctx) => {
   const a = argsOf<PreflightArgs>(cmd);
-  const vePrivate = `/vz/private/${a.ctid}`;
+  const vePrivate = nullPrivateArea(a.ctid);
   const result: PreflightResult = {
     configPresent: true,
     running: cmd.step === 'preflightSource',

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { defaultFrozenLeaseMs } from '@haul/bus';
 import { mayResumeSource } from '@haul/domain';
 import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
 import { readDumpStats } from '../adapters/criu-stats.ts';
@@ -72,7 +73,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
           migrationId: cmd.migrationId,
           ctid: a.ctid,
           commandId: cmd.commandId,
-          leaseMs: a.leaseMs ?? 60_000,
+          leaseMs: a.leaseMs ?? Math.min(defaultFrozenLeaseMs, ctx.cfg.maxLeaseMs),
           frozenAt: new Date().toISOString(),
           workDir: a.workDir,
         },

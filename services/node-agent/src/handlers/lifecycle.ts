@@ -1,5 +1,5 @@
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { closeSync, constants, existsSync, lstatSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { mayStartRestore } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
@@ -24,7 +24,7 @@ export const restore: Handler = async (cmd, ctx) => {
     return r;
   }
   const extra = join(a.imageDir, 'restore-extra-args');
-  writeFileSync(
+  writeNew(
     extra,
     `VE_WORK_DIR=${a.workDir}\nVE_RESTORE_LOG_PATH=criu_restore.${cmd.attempt}.log\nVE_CRIU_LOGLEVEL=4\n`,
   );
@@ -40,6 +40,24 @@ export const restore: Handler = async (cmd, ctx) => {
   r.actions.push('restored');
   return r;
 };
+
+/**
+ * Write a file the agent makes itself, never through a symlink: what a lost run left is removed (rm unlinks a link),
+ * and O_CREAT|O_EXCL|O_NOFOLLOW fails on anything put in its place meanwhile instead of following it.
+ */
+function writeNew(path: string, body: string): void {
+  rmSync(path, { force: true });
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    writeSync(fd, body);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). */
 export const stopAndUmount: Handler = async (cmd, ctx) => {
@@ -68,25 +86,29 @@ export const umountSource: Handler = async (cmd, ctx) => {
   return { actions: [res.exitCode === 40 ? 'already unmounted' : 'unmounted'] } satisfies HostResult;
 };
 
-/** Remove image folders and stale disk copies, only below the folders this agent may clean. */
-export const removeFiles: Handler = (cmd, ctx) => {
+/**
+ * Remove the migration's image folder or a local disk folder. Which paths may be removed at all is decided before
+ * the handler runs (confinement.ts: `removable`); a symlink is removed itself, never followed (rmSync unlinks links,
+ * at the top and inside folders).
+ */
+export const removeFiles: Handler = (cmd) => {
   const { paths } = argsOf<RemoveFilesArgs>(cmd);
   const r: HostResult = { actions: [] };
   for (const p of paths) {
-    const abs = resolve(p);
-    if (!ctx.cfg.removableRoots.some((root) => abs.startsWith(`${resolve(root)}/`))) {
-      throw new StepError(
-        'HAUL_PATH_NOT_ALLOWED',
-        `${p} is outside ${ctx.cfg.removableRoots.join(', ')}`,
-        'args.paths',
-      );
-    }
-  }
-  for (const p of paths) {
-    if (existsSync(p)) {
+    if (present(p)) {
       rmSync(p, { recursive: true, force: true });
       r.actions.push(`removed ${p}`);
     }
   }
   return Promise.resolve(r);
 };
+
+/** There, as a link too (existsSync follows a link and misses a dangling one). */
+function present(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

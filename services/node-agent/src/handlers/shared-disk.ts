@@ -1,4 +1,5 @@
 import {
+  constants,
   copyFileSync,
   existsSync,
   lstatSync,
@@ -63,7 +64,9 @@ export const backupDescriptor: Handler = (cmd, ctx) => {
   const r: HostResult = { actions: [], path: copy };
   if (existsSync(copy)) r.actions.push('backup already present');
   else {
-    copyFileSync(ddxml, `${copy}.tmp`);
+    // Never written through a symlink: a left-over .tmp goes first, and COPYFILE_EXCL opens it O_CREAT|O_EXCL.
+    rmSync(`${copy}.tmp`, { force: true });
+    copyFileSync(ddxml, `${copy}.tmp`, constants.COPYFILE_EXCL);
     renameSync(`${copy}.tmp`, copy);
     r.actions.push('DiskDescriptor.xml copied to DiskDescriptor.xml.copy');
   }
