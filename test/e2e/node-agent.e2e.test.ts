@@ -257,16 +257,15 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
         faults: [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'hang' }],
       },
       async (w) => {
-        const r = await w.migrate('lease-2', {
-          preDump: 'off',
-          frozenLeaseMs: 1500,
-        });
+        // The lease must outlast the shared-disk preparation before the restore starts (a 1.5 s lease expired
+        // before it on a loaded machine), then expire while the restore hangs.
+        const r = await w.migrate('lease-2', { preDump: 'off', frozenLeaseMs: 10_000 });
         assert.ok(r.ok);
         if (!r.ok) return;
         await awaitEvent(w.eventLog, r.migrationId, (e) => e.type === 'RestoreStarted');
         await w.services
           .get('agent-node-a')!
-          .waitForLine(/lease expired but the target restore has started: keeping the CT frozen/, 30_000);
+          .waitForLine(/lease expired but the target restore has started: keeping the CT frozen/, 60_000);
         const mem = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['checksum-mem', w.ctid])) as {
           frozen: boolean;
         };
