@@ -87,7 +87,7 @@ function flagHead(name: string, f: FlagSpec): string {
 function flagText(f: FlagSpec): string {
   const notes = [
     f.required ? 'required' : '',
-    f.choices ? f.choices.join('|') : '',
+    f.choices ? `one of ${f.choices.join(', ')}` : '',
     f.multiple ? 'repeatable' : '',
     f.default !== undefined ? `default ${f.default}` : '',
   ].filter(Boolean);

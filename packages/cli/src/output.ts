@@ -18,7 +18,7 @@ export type Row = Record<string, string>;
 /** A column of a table; `shrink` columns give up width (longest first) when the table is wider than the terminal. */
 export type Column = { key: string; header: string; align?: 'right'; shrink?: boolean };
 
-type Stream = { write(s: string): unknown; isTTY?: boolean; columns?: number };
+type Stream = { write(s: string): unknown; isTTY?: boolean | undefined; columns?: number | undefined };
 
 export function createOutput(stream: Stream = process.stdout, env = process.env): Output {
   // COLUMNS as terminals and `ls` use it: a width for a pipe, or one smaller than the terminal's.

@@ -48,10 +48,11 @@ function ended(ctx: Context, end: MigrationEvent, events: readonly MigrationEven
       end.type === 'MigrationCompleted'
         ? 'Migration succeeded'
         : outcome === 'rejected'
-          ? `Migration refused by preflight: ${end.data.reason}${end.data.cause ? ` (${end.data.cause.code}: ${end.data.cause.message})` : ''}`
+          ? `Migration refused by preflight: ${end.data.reason}${end.data.cause ? ` (${end.data.cause.code})` : ''}`
           : `Migration rolled back: ${end.data.reason}`,
     );
-    for (const l of formatStats(end.data.stats).split('\n')) ctx.out.line(l);
+    // A refusal moved nothing: no numbers to show.
+    if (outcome !== 'rejected') ctx.out.line(formatStats(end.data.stats));
   }
   return outcome;
 }
