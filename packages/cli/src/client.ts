@@ -16,7 +16,9 @@ export function createApiClient(nc: NatsConnection) {
       if (err instanceof RequestError && err.isNoResponders())
         throw new NoCoordinatorError(subject, { cause: err });
       if (err instanceof TimeoutError)
-        throw new WaitTimeoutError(`no reply on ${subject} within ${limits.apiTimeoutMs} ms`, { cause: err });
+        throw new WaitTimeoutError(`no reply on ${subject}: timed out after ${limits.apiTimeoutMs} ms`, {
+          cause: err,
+        });
       throw err;
     }
   };
