@@ -36,7 +36,11 @@ const stampFile = join(root, 'node_modules', '.cache', 'haul-build.json');
 
 /** The newest modification time of any source the bundles are made from (and of this script). */
 function newestSource() {
-  let newest = statSync(fileURLToPath(import.meta.url)).mtimeMs;
+  // The root package.json too: the CLI bundles its version.
+  let newest = Math.max(
+    statSync(fileURLToPath(import.meta.url)).mtimeMs,
+    statSync(join(root, 'package.json')).mtimeMs,
+  );
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.name === 'node_modules' || e.name === 'dist' || e.name === 'test') continue;

@@ -1,24 +1,126 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstream } from '@nats-io/jetstream';
 import { encodeJson, subjects } from '@haul/bus';
-import { awaitEvent, repoRoot, startRunningWorld, type World } from '@haul/test';
+import { commands, exitCodes, type ExitName } from '@haul/cli';
+import {
+  awaitEvent,
+  ensureBuilt,
+  freePort,
+  repoRoot,
+  startNatsServer,
+  startRunningWorld,
+  type FaultRule,
+  type NatsServer,
+  type World,
+} from '@haul/test';
 
-function haul(url: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+type Run = { code: number | null; signal: NodeJS.Signals | null; out: string; err: string };
+type RunOptions = {
+  /** Called with the child once it runs (to close its stdout, send it a signal, …). */
+  with?: (child: ReturnType<typeof spawn>) => void;
+  env?: Record<string, string>;
+};
+
+const bin = join(repoRoot, 'bin', 'haul.mjs');
+
+/** Run the installed CLI (the bundle, through bin/haul.mjs) as a process; a hung one is killed after 5 minutes. */
+function haul(url: string, args: string[], o: RunOptions = {}): Promise<Run> {
+  ensureBuilt();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'haul.mjs'), ...args], {
-      env: { ...process.env, HAUL_NATS_URL: url },
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, HAUL_NATS_URL: url, ...(o.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => resolve({ code, out, err }));
+    const hung = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    child.once('exit', (code, signal) => {
+      clearTimeout(hung);
+      resolve({ code, signal, out, err });
+    });
+    o.with?.(child);
   });
 }
+
+const exits = (r: Run, name: ExitName) =>
+  assert.equal(r.code, exitCodes[name].code, `expected ${name}, got ${r.code}\n${r.err}\n${r.out}`);
+
+/** The origin-snapshot merge of a shared disk fails on `node`, every time (a broken disk). */
+const mergeFails = (node: string, sharedDir: string): FaultRule => ({
+  tool: 'ploop',
+  sub: 'snapshot-delete',
+  node,
+  match: `${basename(sharedDir)}/`,
+  action: 'fail',
+  exitCode: 1,
+  stderr: 'Error in ploop_merge_snapshot: injected',
+});
+
+describe('the ops CLI: help, usage errors, no NATS, no coordinator', () => {
+  let bare: NatsServer;
+  before(async () => {
+    bare = await startNatsServer();
+  });
+  after(() => bare?.stop());
+
+  it('haul --help, haul help CMD and every CMD --help exit 0; each command lists its flags', async () => {
+    const top = await haul(bare.url, ['--help']);
+    exits(top, 'completed');
+    for (const c of commands) assert.match(top.out, new RegExp(`^  ${c.name} `, 'm'));
+    exits(await haul(bare.url, ['help', 'migrate']), 'completed');
+    for (const c of commands) {
+      const r = await haul(bare.url, [c.name, '--help']);
+      exits(r, 'completed');
+      assert.match(r.out, new RegExp(`^haul ${c.name}: `));
+      for (const flag of Object.keys(c.flags)) assert.match(r.out, new RegExp(`--${flag}\\b`), `${c.name}`);
+      assert.match(r.out, /^Exit codes:$/m);
+    }
+  });
+
+  it('haul --version prints the version of the package', async () => {
+    const r = await haul(bare.url, ['--version']);
+    exits(r, 'completed');
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(r.out.trim(), pkg.version);
+  });
+
+  it('an unknown flag or command is a usage error naming the closest one; nothing is sent', async () => {
+    const flag = await haul(bare.url, ['migrate', '--ctid', '101', '--from', 'a', '--to', 'b']);
+    exits(flag, 'usage');
+    assert.match(flag.err, /unknown flag --ctid \(did you mean --ct\?\)/);
+    assert.match(flag.err, /Run 'haul migrate --help' for usage/);
+    const cmd = await haul(bare.url, ['stauts', 'm-1']);
+    exits(cmd, 'usage');
+    assert.match(cmd.err, /unknown command "stauts" \(did you mean status\?\)/);
+    const missing = await haul(bare.url, ['migrate', '--ct', '101', '--from', 'node-b']);
+    exits(missing, 'usage');
+    assert.match(missing.err, /missing --to NODE/);
+    exits(await haul(bare.url, []), 'usage');
+  });
+
+  it('NATS unreachable, NATS without a coordinator, and no stream yet each have their own exit code', async () => {
+    const down = await haul(`nats://127.0.0.1:${await freePort()}`, ['ls']);
+    exits(down, 'natsUnreachable');
+    assert.match(down.err, /cannot reach NATS/);
+    const noCoordinator = await haul(bare.url, ['migrate', '--ct', '101', '--from', 'a', '--to', 'b']);
+    exits(noCoordinator, 'noCoordinator');
+    assert.match(noCoordinator.err, /no coordinator is answering on haul\.api\.migrate/);
+    exits(await haul(bare.url, ['ls']), 'noCoordinator');
+    const noStream = await haul(bare.url, ['events']);
+    exits(noStream, 'error');
+    assert.match(noStream.err, /stream not found: a coordinator makes haul's streams/);
+    assert.doesNotMatch(noStream.err, /\n\s+at /, 'no stack trace');
+    const none = await haul(bare.url, ['services']);
+    exits(none, 'completed');
+    assert.equal(none.out.trim(), 'SERVICE  NODE  PID  UP  DETAILS');
+  });
+});
 
 describe('the ops CLI against a running installation', () => {
   let w: World;
@@ -42,30 +144,40 @@ describe('the ops CLI against a running installation', () => {
       '--request-id',
       'cli-1',
     ]);
-    assert.equal(r.code, 0, r.err + r.out);
+    exits(r, 'completed');
     id = /^migration (m-[0-9a-f]+)/m.exec(r.out)![1]!;
     assert.match(r.out, /\[pre-dump 0\]/);
     assert.match(r.out, /Migration succeeded/);
     assert.match(r.out, / restore time is ~/);
   });
 
-  it('haul status, ls, events and nodes read what happened', async () => {
+  it('haul status, ls, events and nodes read what happened; tables have headers and filters', async () => {
     const st = await haul(w.server.url, ['status', id, '--json']);
     assert.equal((JSON.parse(st.out) as { phase: string }).phase, 'completed');
-    assert.match((await haul(w.server.url, ['ls'])).out, new RegExp(`${id}\\s+CT 101`));
-    const ev = await haul(w.server.url, ['events', '--migration', id, '--json']);
-    const lines = ev.out
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as { seq: number; type: string });
-    assert.equal(lines[0]!.type, 'MigrationRequested');
-    assert.equal(lines.at(-1)!.type, 'MigrationCompleted');
-    assert.ok(lines.every((l, i) => i === 0 || l.seq > lines[i - 1]!.seq));
+    const ls = (await haul(w.server.url, ['ls'])).out.split('\n');
+    assert.match(
+      ls[0]!,
+      /^MIGRATION\s+CT\s+SOURCE\s+TARGET\s+MODE\s+PHASE\s+DURATION\s+DOWNTIME\s+UPDATED\s+REASON$/,
+    );
+    assert.match(ls[1]!, new RegExp(`^${id}\\s+101\\s+node-a\\s+node-b\\s+live\\s+completed\\s+\\d`));
+    assert.doesNotMatch((await haul(w.server.url, ['ls', '--phase', 'rolled-back'])).out, new RegExp(id));
+    assert.doesNotMatch((await haul(w.server.url, ['ls', '--ct', '102'])).out, new RegExp(id));
+    assert.match((await haul(w.server.url, ['ls', '--node', 'node-b'])).out, new RegExp(id));
+    const narrow = await haul(w.server.url, ['ls'], { env: { COLUMNS: '60' } });
+    assert.ok(
+      narrow.out
+        .trimEnd()
+        .split('\n')
+        .every((l) => l.length <= 60),
+      narrow.out,
+    );
     const human = await haul(w.server.url, ['events', '--migration', id, '--from-seq', '1']);
     assert.match(human.out, /StepSucceeded\s+restore/);
     const nodes = await haul(w.server.url, ['nodes']);
+    assert.match(nodes.out, /^NODE\s+STATE\s+HEARTBEAT/);
     assert.match(nodes.out, /node-a\s+alive/);
     assert.match(nodes.out, /node-b\s+alive/);
+    assert.doesNotMatch((await haul(w.server.url, ['nodes', '--node', 'node-b'])).out, /node-a/);
     const svc = (await haul(w.server.url, ['services', '--json'])).out
       .trim()
       .split('\n')
@@ -79,16 +191,126 @@ describe('the ops CLI against a running installation', () => {
     ]);
   });
 
-  it('errors are clear: a finished migration cannot be cancelled, a bad request names the field, no NATS', async () => {
+  it('haul events without -f exits at the end of the log: one migration, or all of it', async () => {
+    const ev = await haul(w.server.url, ['events', '--migration', id, '--json']);
+    exits(ev, 'completed');
+    const lines = ev.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; type: string });
+    assert.equal(lines[0]!.type, 'MigrationRequested');
+    assert.equal(lines.at(-1)!.type, 'MigrationCompleted');
+    assert.ok(lines.every((l, i) => i === 0 || l.seq > lines[i - 1]!.seq));
+    const all = await haul(w.server.url, ['events', '--json']);
+    exits(all, 'completed');
+    assert.equal(all.out.trim().split('\n').length, lines.length);
+    const none = await haul(w.server.url, ['events', '--since', '2100-01-01T00:00:00Z']);
+    exits(none, 'completed');
+    assert.equal(none.out, '');
+    // With -f and --migration: until the terminal event, which this one already has.
+    exits(await haul(w.server.url, ['events', '-f', '--migration', id]), 'completed');
+  });
+
+  it('a reader that closes the pipe early ends haul quietly with 0, no stack trace', async () => {
+    // Closed before haul writes anything: its first write meets a pipe nobody reads.
+    const closed = await haul(w.server.url, ['events', '--json'], { with: (c) => c.stdout!.destroy() });
+    assert.equal(closed.code, 0, closed.err);
+    assert.equal(closed.err, '');
+    // As a shell runs it, the pipeline's status counting haul's (pipefail).
+    const head = await new Promise<Run>((resolve) => {
+      const sh = spawn(
+        'bash',
+        ['-c', `set -o pipefail; "${process.execPath}" "${bin}" events --json | head -1`],
+        {
+          env: { ...process.env, HAUL_NATS_URL: w.server.url },
+        },
+      );
+      let out = '';
+      let err = '';
+      sh.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      sh.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      sh.once('exit', (code, signal) => resolve({ code, signal, out, err }));
+    });
+    assert.equal(head.code, 0, head.err);
+    assert.equal(head.err, '');
+    assert.equal((JSON.parse(head.out) as { type: string }).type, 'MigrationRequested');
+  });
+
+  it('refusals exit 4: a finished migration cannot be cancelled, an unknown node, a CT that does not exist', async () => {
     const c = await haul(w.server.url, ['cancel', id]);
-    assert.equal(c.code, 2);
+    exits(c, 'rejected');
     assert.match(c.err, /HAUL_MIGRATION_FINISHED/);
-    const bad = await haul(w.server.url, ['migrate', '--ct', w.ctid, '--from', 'node-b']);
-    assert.equal(bad.code, 2);
-    assert.match(bad.err, /field target/);
-    const down = await haul('nats://127.0.0.1:1', ['ls']);
-    assert.equal(down.code, 3);
-    assert.match(down.err, /cannot reach NATS/);
+    const node = await haul(w.server.url, ['migrate', '--ct', w.ctid, '--from', 'node-b', '--to', 'node-x']);
+    exits(node, 'rejected');
+    assert.match(node.err, /HAUL_NODE_UNKNOWN \(field target\)/);
+    const noCt = await haul(w.server.url, ['migrate', '--ct', '999', '--from', 'node-b', '--to', 'node-a']);
+    exits(noCt, 'rejected');
+    assert.match(noCt.out, /Migration refused by preflight: .*\(HAUL_PREFLIGHT_NO_CONFIG\)/);
+  });
+
+  it('a migration that rolls back exits 3', async () => {
+    w.setFaults([{ tool: 'criu', sub: 'dump', action: 'fail', exitCode: 1, stderr: 'injected' }]);
+    try {
+      const r = await haul(w.server.url, [
+        'migrate',
+        '--ct',
+        w.ctid,
+        '--from',
+        'node-b',
+        '--to',
+        'node-a',
+        '--shared-disk',
+        w.shared[0]!,
+        '--pre-dump',
+        'off',
+      ]);
+      exits(r, 'rolledBack');
+      assert.match(r.out, /Migration rolled back: finalDump:- failed/);
+    } finally {
+      w.setFaults([]);
+    }
+  });
+
+  it('waiting gives up with 124 at --timeout, and Ctrl-C stops a follow with 130', async () => {
+    const t = await haul(w.server.url, [
+      'events',
+      '-f',
+      '--migration',
+      'm-000000000000000000000000',
+      '--timeout',
+      '1s',
+    ]);
+    exits(t, 'timeout');
+    assert.match(t.err, /stopped following after 1s/);
+    let signalled = false;
+    const i = await haul(w.server.url, ['events', '-f'], {
+      with: (c) =>
+        c.stdout!.on('data', () => {
+          if (!signalled) signalled = c.kill('SIGINT');
+        }),
+    });
+    exits(i, 'interrupted');
+    assert.equal(i.err, '');
+  });
+
+  it('a migration that gets stuck exits 5 and says what to do', async () => {
+    w.setFaults([mergeFails('node-a', w.shared[0]!)]);
+    const r = await haul(w.server.url, [
+      'migrate',
+      '--ct',
+      w.ctid,
+      '--from',
+      'node-b',
+      '--to',
+      'node-a',
+      '--shared-disk',
+      w.shared[0]!,
+      '--pre-dump',
+      'off',
+    ]);
+    exits(r, 'stuck');
+    assert.match(r.out, /Migration stuck on mergeOrigin:1 \(cleanup, \d+ attempts/);
+    assert.match(r.out, /then: haul retry m-[0-9a-f]+ \| haul resolve m-[0-9a-f]+ --action mergeOrigin:1/);
   });
 
   it('a malformed command gets a CommandRejected event naming the field, and the agent stays up', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
-import { followToEnd } from '@haul/cli';
+import { exitCodes, followToEnd } from '@haul/cli';
 import type { MigrationEvent } from '@haul/schemas';
 import { awaitEvent, repoRoot, withRunningWorld, type FaultRule } from '@haul/test';
 
@@ -56,7 +56,7 @@ describe('an operator acts on a stuck migration', () => {
       assert.equal(st.phase, 'stuck');
 
       const wrong = await haul(url, ['resolve', id, '--action', 'umountSource:-']);
-      assert.equal(wrong.code, 2);
+      assert.equal(wrong.code, exitCodes.rejected.code);
       assert.match(wrong.err, /HAUL_RESOLVE_WRONG_ACTION \(field action\)/);
 
       // The operator repairs disk 0 and retries: its merge succeeds, and the cleanup stops again at disk 1.

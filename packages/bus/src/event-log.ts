@@ -35,7 +35,14 @@ export type EventLog = {
 
 export type ReadOptions = { afterSeq?: number };
 
-export type FollowOptions = { migrationId?: string; fromSeq?: number; since?: Date; signal?: AbortSignal };
+export type FollowOptions = {
+  migrationId?: string;
+  fromSeq?: number;
+  since?: Date;
+  signal?: AbortSignal;
+  /** Stop at the end of the log as it is when the read starts, instead of following it live. */
+  toEnd?: boolean;
+};
 
 const enc = new TextEncoder();
 const msgIdOf = (event: MigrationEvent, opts: AppendOptions): string => opts.msgId ?? event.eventId;
@@ -161,6 +168,9 @@ export function createEventLog(
         consumerOpts.deliver_policy = DeliverPolicy.All;
       }
       const consumer = await retryTransient(() => js.consumers.get(streams.events, consumerOpts));
+      // The server counts what the consumer has to deliver when it is made: the end of the log at that moment.
+      let remaining = opts.toEnd ? (await consumer.info(true)).num_pending : Infinity;
+      if (remaining === 0) return;
       const iter = await consumer.consume({ expires: limits.pullExpiresMs });
       const stop = () => void iter.close();
       opts.signal?.addEventListener('abort', stop, { once: true });
@@ -168,6 +178,8 @@ export function createEventLog(
         for await (const msg of iter) {
           const e = decode(msg.seq, msg.data);
           if (e) yield e;
+          // Counted on raw messages, so a message that is not an event still counts towards the end.
+          if (--remaining <= 0 || (opts.toEnd && msg.info.pending === 0)) return;
         }
       } finally {
         opts.signal?.removeEventListener('abort', stop);

@@ -79,4 +79,23 @@ describe('event log on a real JetStream stream', () => {
   it('reads an unknown migration as empty', async () => {
     assert.deepEqual(await log.read('mig-none'), { events: [], lastSeq: 0 });
   });
+
+  it('follows to the end of the log as it is when the read starts (toEnd), and stops there', async () => {
+    const ids = async (opts: Parameters<EventLog['follow']>[0]) => {
+      const out: string[] = [];
+      for await (const s of log.follow({ ...opts, toEnd: true })) out.push(s.event.eventId);
+      return out;
+    };
+    const f1 = await log.append(cancelEvent('mig-ffff', 1), { expectedLastSeq: 0 });
+    await log.append(cancelEvent('mig-gggg', 1), { expectedLastSeq: 0 });
+    await log.append(cancelEvent('mig-ffff', 2), { expectedLastSeq: f1.seq });
+    // One migration whose events are not the last of the stream; everything; past the end; a time after the end.
+    assert.deepEqual(await ids({ migrationId: 'mig-ffff' }), ['mig-ffff:cancel:1', 'mig-ffff:cancel:2']);
+    const all = await ids({});
+    assert.deepEqual(all.slice(-3), ['mig-ffff:cancel:1', 'mig-gggg:cancel:1', 'mig-ffff:cancel:2']);
+    assert.equal(new Set(all).size, all.length);
+    assert.deepEqual(await ids({ fromSeq: 10_000 }), []);
+    assert.deepEqual(await ids({ since: new Date(Date.now() + 60_000) }), []);
+    assert.deepEqual(await ids({ migrationId: 'mig-none' }), []);
+  });
 });

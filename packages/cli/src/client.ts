@@ -1,16 +1,24 @@
-import type { NatsConnection } from '@nats-io/transport-node';
+import { RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
 import { decodeJson, encodeJson, limits, subjects } from '@haul/bus';
 import type { MigrateReply, MigrateRequest, StatusReply } from '@haul/schemas';
+import { NoCoordinatorError, WaitTimeoutError } from './errors.ts';
 
-/** The scheduler API as a client calls it (request/reply on NATS). */
+/**
+ * The scheduler API as a client calls it (request/reply on NATS). Throws NoCoordinatorError when nobody serves
+ * the subject, WaitTimeoutError when the reply does not come in time.
+ */
 export function createApiClient(nc: NatsConnection) {
   const call = async <T>(subject: string, body: unknown): Promise<T> => {
     try {
       const m = await nc.request(subject, encodeJson(body), { timeout: limits.apiTimeoutMs });
       return decodeJson(m.data) as T;
     } catch (err) {
-      const msg = (err as Error).message;
-      if (/no responders/i.test(msg)) throw new Error('no coordinator is answering on NATS (is it running?)');
+      if (err instanceof RequestError && err.isNoResponders())
+        throw new NoCoordinatorError(subject, { cause: err });
+      if (err instanceof TimeoutError)
+        throw new WaitTimeoutError(`no reply on ${subject}: timed out after ${limits.apiTimeoutMs} ms`, {
+          cause: err,
+        });
       throw err;
     }
   };
@@ -29,3 +37,5 @@ export function createApiClient(nc: NatsConnection) {
       ),
   };
 }
+
+export type ApiClient = ReturnType<typeof createApiClient>;

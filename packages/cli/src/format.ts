@@ -51,6 +51,9 @@ export function formatEvent(e: MigrationEvent, seq?: number): string {
       return `${head} ${e.data.action} retried by an operator: ${e.data.reason}`;
     case 'ActionResolved':
       return `${head} ${e.data.action} done by an operator: ${e.data.reason}`;
+    default:
+      // A type this CLI does not know (written by a newer service): its envelope is all it can show.
+      return head;
   }
 }
 

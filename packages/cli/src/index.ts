@@ -1,4 +1,7 @@
-export { main } from './main.ts';
-export { createApiClient } from './client.ts';
+export { main, version } from './main.ts';
+export { createApiClient, type ApiClient } from './client.ts';
 export { followToEnd, progressLine, type Terminal } from './follow.ts';
 export { formatEvent, formatStats } from './format.ts';
+export { commands } from './commands/index.ts';
+export { exitCodes, exitCode, type ExitName } from './exit-codes.ts';
+export { NoCoordinatorError, WaitTimeoutError } from './errors.ts';

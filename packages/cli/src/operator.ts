@@ -1,7 +1,6 @@
 import type { MigrationStatus, StatusReply } from '@haul/schemas';
-import type { createApiClient } from './client.ts';
-
-type Api = ReturnType<typeof createApiClient>;
+import type { Context } from './command.ts';
+import type { ExitName } from './exit-codes.ts';
 
 /** What a stuck migration waits on, and what an operator may do about it. */
 export function stuckLine(s: MigrationStatus): string {
@@ -14,26 +13,14 @@ export function stuckLine(s: MigrationStatus): string {
   return `stuck on ${st.action} (${st.plan}, ${st.attempts} attempts since ${st.since})${err}\n  then: ${what}`;
 }
 
-/** `haul retry ID` / `haul resolve ID --action KEY`: exit 0 when accepted, 2 when refused (with the code). */
-export async function operatorAction(
-  api: Api,
-  cmd: 'retry' | 'resolve',
-  id: string | undefined,
-  opts: { action?: string | undefined; reason?: string | undefined; json: boolean },
-): Promise<number> {
-  if (!id) throw new Error(`${cmd} needs a migration id`);
-  let r: StatusReply;
-  if (cmd === 'retry') r = await api.retry(id, opts.reason);
-  else {
-    if (!opts.action)
-      throw new Error('resolve needs --action KEY (the stuck action, as haul status shows it)');
-    r = await api.resolve(id, opts.action, opts.reason);
-  }
+/** Report the answer to `haul retry` / `haul resolve`: completed when accepted, rejected (with the code) if not. */
+export function operatorReply(ctx: Context, cmd: 'retry' | 'resolve', id: string, r: StatusReply): ExitName {
   if (!r.ok) {
     const field = r.error.field ? ` (field ${r.error.field})` : '';
-    console.error(`haul: ${cmd} refused: ${r.error.code}${field}: ${r.error.message}`);
-    return 2;
+    ctx.say(`haul: ${cmd} refused: ${r.error.code}${field}: ${r.error.message}`);
+    return 'rejected';
   }
-  console.log(opts.json ? JSON.stringify(r.status) : `${id}: ${r.status?.phase ?? 'accepted'}`);
-  return 0;
+  if (ctx.json) ctx.out.json(r.status);
+  else ctx.out.line(`${id}: ${r.status?.phase ?? 'accepted'}`);
+  return 'completed';
 }

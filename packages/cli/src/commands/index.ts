@@ -1,0 +1,23 @@
+import type { Command } from '../command.ts';
+import { cancel } from './cancel.ts';
+import { events } from './events.ts';
+import { ls } from './ls.ts';
+import { migrate } from './migrate.ts';
+import { nodes } from './nodes.ts';
+import { resolve } from './resolve.ts';
+import { retry } from './retry.ts';
+import { services } from './services.ts';
+import { status } from './status.ts';
+
+/** Every command, in the order `haul --help` lists them: one entry per command. */
+export const commands: readonly Command[] = [
+  migrate,
+  status,
+  ls,
+  events,
+  cancel,
+  retry,
+  resolve,
+  nodes,
+  services,
+];

@@ -1,0 +1,126 @@
+import type { MigrateRequest } from '@haul/schemas';
+import type { Args } from '../args.ts';
+import { jsonFlag, type Command } from '../command.ts';
+import { watchMigration } from '../watch.ts';
+
+export const migrate: Command = {
+  name: 'migrate',
+  summary: 'start a migration and show its progress until it ends',
+  description: `Ask the coordinator to move a CT from one node to another (haul.api.migrate), then follow its event log
+and show its progress until it completes, rolls back or gets stuck. The exit code says which. The same
+--request-id always names the same migration: running the command again re-attaches to it.`,
+  positionals: [],
+  flags: {
+    ct: { kind: 'string', value: 'ID', help: 'the CT to move', required: true },
+    from: { kind: 'string', value: 'NODE', help: 'the node it runs on', required: true },
+    to: { kind: 'string', value: 'NODE', help: 'the node to move it to', required: true },
+    mode: {
+      kind: 'string',
+      value: 'MODE',
+      help: 'live (pre-dump, freeze, restore) or restart (stop, copy, start)',
+      choices: ['live', 'restart'],
+      default: 'live',
+    },
+    'shared-disk': {
+      kind: 'string',
+      value: 'PATH',
+      help: 'a disk of the CT on shared storage (DiskDescriptor.xml, its folder or a delta); repeat per disk',
+      multiple: true,
+    },
+    'pre-dump': {
+      kind: 'string',
+      value: 'WHEN',
+      help: 'pre-dump iterations before the freeze',
+      choices: ['on', 'off', 'auto'],
+      default: 'auto',
+    },
+    'max-iterations': { kind: 'int', value: 'N', help: 'at most N pre-dumps (1-9)', default: '9' },
+    'max-downtime-ms': {
+      kind: 'int',
+      value: 'MS',
+      help: 'downtime budget: iterate until the predicted freeze fits (100-900000)',
+      default: "none (P.Haul's rules)",
+    },
+    'downtime-policy': {
+      kind: 'string',
+      value: 'POLICY',
+      help: 'when the budget never fits: abort (roll back) or proceed',
+      choices: ['abort', 'proceed'],
+      default: 'abort',
+    },
+    bandwidth: {
+      kind: 'number',
+      value: 'MBPS',
+      help: 'cap image streaming at MBPS MB/s',
+      default: "none (the node's cap)",
+    },
+    'frozen-lease-ms': {
+      kind: 'int',
+      value: 'MS',
+      help: 'how long the source keeps the CT frozen without a decision',
+      default: "the coordinator's (60000)",
+    },
+    'skip-cpu-check': { kind: 'boolean', help: 'do not compare the CPU flags of the two nodes' },
+    'request-id': {
+      kind: 'string',
+      value: 'ID',
+      help: 'idempotency key: the same id is the same migration',
+      default: 'cli-<time>',
+    },
+    'no-wait': { kind: 'boolean', help: 'print the migration id once accepted and exit 0' },
+    timeout: {
+      kind: 'duration',
+      value: 'DURATION',
+      help: 'stop waiting after DURATION (500ms, 30s, 5m, 1h); the migration goes on',
+      default: 'wait until it ends',
+    },
+    ...jsonFlag,
+  },
+  examples: [
+    'haul migrate --ct 101 --from node-a --to node-b --shared-disk /shared/ct101',
+    'haul migrate --ct 101 --from node-a --to node-b --max-downtime-ms 500 --timeout 10m',
+    'id=$(haul migrate --ct 101 --from node-a --to node-b --no-wait --json | jq -r .migrationId)',
+  ],
+  exits: ['completed', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
+  async run(ctx) {
+    const reply = await (await ctx.api()).migrate(requestOf(ctx.args));
+    if (!reply.ok) {
+      const field = reply.error.field ? ` (field ${reply.error.field})` : '';
+      ctx.say(`haul: rejected: ${reply.error.code}${field}: ${reply.error.message}`);
+      return 'rejected';
+    }
+    if (ctx.json) ctx.out.json(reply);
+    else ctx.out.line(`migration ${reply.migrationId}${reply.duplicate ? ' (already requested)' : ''}`);
+    if (ctx.args.bool('no-wait')) return 'completed';
+    return watchMigration(ctx, reply.migrationId, ctx.args.ms('timeout'));
+  },
+};
+
+/** The request the flags describe; ranges are the coordinator's to check (it names the field). */
+function requestOf(a: Args): MigrateRequest {
+  const req: MigrateRequest = {
+    requestId: a.str('request-id') ?? `cli-${Date.now().toString(36)}`,
+    ctid: a.str('ct')!,
+    source: a.str('from')!,
+    target: a.str('to')!,
+  };
+  const mode = a.str('mode');
+  if (mode) req.mode = mode as NonNullable<MigrateRequest['mode']>;
+  const preDump = a.str('pre-dump');
+  if (preDump) req.preDump = preDump as NonNullable<MigrateRequest['preDump']>;
+  const policy = a.str('downtime-policy');
+  if (policy) req.downtimePolicy = policy as NonNullable<MigrateRequest['downtimePolicy']>;
+  const nums = [
+    ['max-iterations', 'maxIterations'],
+    ['max-downtime-ms', 'maxDowntimeMs'],
+    ['bandwidth', 'bandwidthLimitMBps'],
+    ['frozen-lease-ms', 'frozenLeaseMs'],
+  ] as const;
+  for (const [flag, field] of nums) {
+    const v = a.num(flag);
+    if (v !== undefined) req[field] = v;
+  }
+  if (a.has('shared-disk')) req.sharedDisks = a.list('shared-disk');
+  if (a.bool('skip-cpu-check')) req.skipCpuCheck = true;
+  return req;
+}

@@ -1,0 +1,40 @@
+/**
+ * The one registry of the CLI's exit codes: one per outcome a script may branch on. docs/cli.md lists them (a unit
+ * test checks that every code is distinct and documented there); `haul CMD --help` shows those a command can end
+ * with. 2 for a usage error as the services and scripts/build.mjs already do; sysexits.h and timeout(1) where
+ * their meaning fits; small numbers for the migration outcomes.
+ */
+export const exitCodes = {
+  completed: { code: 0, summary: 'done (migrate: the migration completed)' },
+  error: { code: 1, summary: 'failed for another reason (the message on stderr says which)' },
+  usage: {
+    code: 2,
+    summary: 'usage error: unknown command or flag, missing or bad value; nothing was sent',
+  },
+  rolledBack: {
+    code: 3,
+    summary: 'the migration rolled back after it had started: the CT runs on the source',
+  },
+  rejected: {
+    code: 4,
+    summary: 'refused before anything changed: by the API (its HAUL_… code on stderr) or by preflight',
+  },
+  stuck: {
+    code: 5,
+    summary: 'the migration is stuck: an action failed on every attempt; it waits for an operator',
+  },
+  natsUnreachable: { code: 69, summary: 'cannot reach NATS (sysexits EX_UNAVAILABLE)' },
+  noCoordinator: {
+    code: 75,
+    summary: 'NATS is up, no coordinator answers on haul.api.* (sysexits EX_TEMPFAIL: try later)',
+  },
+  timeout: {
+    code: 124,
+    summary: 'gave up waiting (--timeout, or no API reply in time); the migration goes on',
+  },
+  interrupted: { code: 130, summary: 'interrupted by Ctrl-C (SIGINT, 128 + 2); the migration goes on' },
+} as const satisfies Record<string, { code: number; summary: string }>;
+
+export type ExitName = keyof typeof exitCodes;
+
+export const exitCode = (name: ExitName): number => exitCodes[name].code;

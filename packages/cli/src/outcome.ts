@@ -1,0 +1,19 @@
+import { fold, initialState, stepTable } from '@haul/domain';
+import type { MigrationEvent, StepName } from '@haul/schemas';
+import type { ExitName } from './exit-codes.ts';
+
+const preflightSteps: ReadonlySet<StepName> = new Set(['preflightSource', 'preflightTarget']);
+
+/**
+ * How a finished migration ended, as an exit outcome: completed; rejected when it rolled back, not cancelled,
+ * before any forward step but the preflight checks (a check failed, or the coordinator refused their results:
+ * the CT was never touched, the request was refused later than admission); else rolled back.
+ */
+export function outcomeOf(events: readonly MigrationEvent[]): ExitName | undefined {
+  const s = fold(events, initialState());
+  if (s.terminal === 'completed') return 'completed';
+  if (s.terminal !== 'rolled-back') return undefined;
+  const forward = Object.values(s.steps).filter((r) => stepTable[r.step].kind === 'forward');
+  const onlyPreflight = forward.every((r) => preflightSteps.has(r.step));
+  return onlyPreflight && s.cancelRequested === undefined ? 'rejected' : 'rolledBack';
+}

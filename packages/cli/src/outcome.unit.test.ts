@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { liveScenario, simulate } from '../../domain/test/simulate.ts';
+import { outcomeOf } from './outcome.ts';
+
+describe('the exit outcome of a finished migration', () => {
+  it('is completed when it completed', () => {
+    assert.equal(outcomeOf(simulate(liveScenario()).events), 'completed');
+  });
+  it('is rejected when a preflight check failed: the CT was never touched', () => {
+    const r = simulate(
+      liveScenario({ fault: { kind: 'fail', step: 'preflightSource', nth: 1, partial: false } }),
+    );
+    assert.equal(r.terminal, 'MigrationRolledBack');
+    assert.equal(outcomeOf(r.events), 'rejected');
+  });
+  it('is rolled back when it rolled back after the preflight', () => {
+    const r = simulate(
+      liveScenario({ fault: { kind: 'fail', step: 'snapshotCopy', nth: 1, partial: true } }),
+    );
+    assert.equal(outcomeOf(r.events), 'rolledBack');
+  });
+  it('is rolled back, not rejected, when an operator cancelled it during the preflight', () => {
+    const r = simulate(liveScenario({ fault: { kind: 'cancel', after: 2 } }));
+    assert.equal(r.terminal, 'MigrationRolledBack');
+    assert.equal(outcomeOf(r.events), 'rolledBack');
+  });
+  it('is none while the migration has not ended', () => {
+    assert.equal(outcomeOf(simulate(liveScenario()).events.slice(0, 5)), undefined);
+  });
+});
