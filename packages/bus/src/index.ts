@@ -1,7 +1,28 @@
 export * from './conventions.ts';
 export * from './errors.ts';
 export { retryTransient } from './retry.ts';
-export { busConfigFromEnv, connectBus, type BusConfig } from './connection.ts';
+export {
+  busConfigFromEnv,
+  connectBus,
+  connectionOptions,
+  readNkeySeed,
+  BusConfigError,
+  type BusConfig,
+} from './connection.ts';
+export {
+  roles,
+  identityName,
+  clusterIdentities,
+  inboxPrefix,
+  permissionsFor,
+  serviceNames,
+  coordinatorConsumer,
+  type Role,
+  type Identity,
+  type Grant,
+  type Permissions,
+} from './permissions.ts';
+export { renderServerConfig, type ServerConfigInput } from './server-config.ts';
 export {
   awaitTopology,
   awaitTopologyOrExit,

@@ -18,6 +18,7 @@ import {
 import { createApiClient } from './client.ts';
 import { followToEnd, progressLine } from './follow.ts';
 import { formatEvent, formatStats } from './format.ts';
+import { initClusterMain } from './init-cluster.ts';
 import { operatorAction, stuckLine } from './operator.ts';
 
 const help = `haul: operate live migrations of OpenVZ/Virtuozzo containers.
@@ -37,7 +38,9 @@ Usage: haul <command> [options]            (NATS: --nats URL or HAUL_NATS_URL, d
                                            the event log (NDJSON with --json), from any point, -f to follow
   cancel ID [--reason TEXT]                roll back a migration (refused past the commit point)
   nodes [--json]                           node agents: heartbeat age and capabilities
-  services [--json]                        every running coordinator, node agent and image streamer`;
+  services [--json]                        every running coordinator, node agent and image streamer
+  init-cluster --nodes a,b --out DIR       a cluster's identities, permissions, CA and certificates (no NATS
+                                           needed; haul init-cluster --help)`;
 
 type Flags = Map<string, string[]>;
 
@@ -70,6 +73,8 @@ function parse(argv: string[]): { cmd: string | undefined; pos: string[]; flags:
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // Its own options and exit codes, and no connection: it makes what a connection needs.
+  if (argv[0] === 'init-cluster') return initClusterMain(argv.slice(1));
   let p: ReturnType<typeof parse>;
   try {
     p = parse(argv);
