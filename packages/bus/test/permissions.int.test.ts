@@ -98,17 +98,16 @@ async function assertSubscribeDenied(nc: NatsConnection, subject: string): Promi
 }
 
 const mid = 'm-perm-0001';
-const command = (node: string, executor: 'agent' | 'streamer', n: number): StepCommand =>
-  ({
-    commandId: `${mid}:removeFiles:${node}:${executor}:${n}`,
-    migrationId: mid,
-    node,
-    executor,
-    attempt: 1,
-    step: 'removeFiles',
-    timeoutMs: 30_000,
-    args: { paths: ['/var/local/haul/none'] },
-  }) as StepCommand;
+const command = (node: string, executor: 'agent' | 'streamer', n: number): StepCommand => ({
+  commandId: `${mid}:removeFiles:${node}:${executor}:${n}`,
+  migrationId: mid,
+  node,
+  executor,
+  attempt: 1,
+  step: 'removeFiles',
+  timeoutMs: 30_000,
+  args: { paths: ['/var/local/haul/none'] },
+});
 
 describe('every identity can do what haul needs of it', () => {
   it('coordinator: its durable of every event, appends, commands, statuses, the admission ledger, node reads', async () => {
@@ -187,7 +186,9 @@ describe('every identity can do what haul needs of it', () => {
 
   it('streamer@node-a offers a transfer to streamer@node-b, which answers', async () => {
     const b = await as('streamer@node-b');
-    b.subscribe(subjects.streamOffer('node-b'), { callback: (_e, m) => void m.respond(encodeJson({ ok: true })) });
+    b.subscribe(subjects.streamOffer('node-b'), {
+      callback: (_e, m) => void m.respond(encodeJson({ ok: true })),
+    });
     await b.flush();
     const reply = await (await as('streamer@node-a')).request(subjects.streamOffer('node-b'), encodeJson({}));
     assert.deepEqual(decodeJson(reply.data), { ok: true });
