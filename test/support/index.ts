@@ -6,3 +6,4 @@ export * from './world.ts';
 export * from './faults.ts';
 export * from './invariants.ts';
 export * from './secrets.ts';
+export { ensureBuilt } from './build.ts';

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { connect as connectTcp } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import { AuthorizationError, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import { createUser } from '@nats-io/nkeys';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { StepCommand } from '@haul/schemas';
@@ -9,6 +15,7 @@ import {
   admissionLedgerKey,
   awaitTopology,
   buckets,
+  BusUnavailableError,
   busConfigFromEnv,
   connectBus,
   coordinatorConsumer,
@@ -41,6 +48,7 @@ import {
  * identity can do what haul needs it to (each through the code that does it), and the server refuses everything in
  * the matrix below that its role may not do.
  */
+const run = promisify(execFile);
 const validators = createValidators();
 const log = createLogger('permissions-test', 'test');
 let secrets: TestSecrets;
@@ -346,5 +354,70 @@ describe('the matrix: everything else is refused by the server', () => {
       denied++;
     }
     assert.ok(denied > 250, `${denied} refusals checked`);
+  });
+});
+
+/** The server's first words to a plain TCP client, and whether it answers a PING without TLS. */
+function plainTcpSession(port: number): Promise<{ info: string; pong: boolean }> {
+  return new Promise((resolve, reject) => {
+    const sock = connectTcp(port, '127.0.0.1');
+    let text = '';
+    sock.on('data', (b: Buffer) => {
+      if (!text) sock.write('CONNECT {"verbose":false,"pedantic":false,"tls_required":false}\r\nPING\r\n');
+      text += b.toString('latin1');
+    });
+    sock.once('error', () => undefined);
+    sock.once('close', () => resolve({ info: text.split('\r\n')[0] ?? '', pong: text.includes('PONG') }));
+    sock.setTimeout(10_000, () => reject(new Error('the server neither answered nor closed')));
+  });
+}
+
+describe('TLS and authentication', () => {
+  it('a client that does not speak TLS is refused', async () => {
+    const s = await plainTcpSession(server.port);
+    assert.match(s.info, /"tls_required":true/);
+    assert.equal(s.pong, false);
+  });
+
+  it('a client that trusts another CA refuses the server', async () => {
+    const other = join(secrets.dir, '..', 'other-ca');
+    await mkdir(other);
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      '/CN=other',
+      '-keyout',
+      join(other, 'key.pem'),
+      '-out',
+      join(other, 'ca.pem'),
+      '-days',
+      '2',
+    ]);
+    const env = {
+      ...secretsEnv(secrets.dir, 'ops'),
+      HAUL_TLS_CA_FILE: join(other, 'ca.pem'),
+      HAUL_NATS_URL: server.url,
+    };
+    await assert.rejects(
+      connectBus(busConfigFromEnv('ops', env), { maxReconnectAttempts: 0 }),
+      /certificate/i,
+    );
+  });
+
+  it('a client without an nkey, or with one the cluster does not know, is refused', async () => {
+    const tlsOnly = { HAUL_TLS_CA_FILE: join(secrets.dir, 'ca.pem'), HAUL_NATS_URL: server.url };
+    const refused = (err: unknown) =>
+      err instanceof BusUnavailableError && err.cause instanceof AuthorizationError;
+    await assert.rejects(connectBus(busConfigFromEnv('anon', tlsOnly), { maxReconnectAttempts: 0 }), refused);
+    const stranger = join(secrets.dir, '..', 'stranger.nk');
+    await writeFile(stranger, new TextDecoder().decode(createUser().getSeed()), { mode: 0o600 });
+    const env = { ...tlsOnly, HAUL_NKEY_SEED_FILE: stranger };
+    await assert.rejects(connectBus(busConfigFromEnv('stranger', env), { maxReconnectAttempts: 0 }), refused);
   });
 });
