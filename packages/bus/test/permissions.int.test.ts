@@ -421,3 +421,38 @@ describe('TLS and authentication', () => {
     await assert.rejects(connectBus(busConfigFromEnv('stranger', env), { maxReconnectAttempts: 0 }), refused);
   });
 });
+
+describe('a consumer pushing stored messages onto a core subject (nats-server#8274)', () => {
+  it('an agent can have the server deliver what it appended onto haul.discovery; discovery does not answer it', async () => {
+    const agentB = await as('agent@node-b');
+    const forged = 'haul.events.m-push-0001';
+    await jetstream(agentB).publish(forged, encodeJson({ forged: true }));
+    let answered = 0;
+    const responder = await as('agent@node-a');
+    const sub = serveDiscovery(responder, 'node-agent', 'node-a', () => ({ n: ++answered }));
+    const observer = await as('coordinator');
+    const seen = new Promise<string>((resolve) => {
+      const o = observer.subscribe(subjects.discovery, {
+        callback: (_e, m) => {
+          o.unsubscribe();
+          resolve(m.subject);
+        },
+      });
+    });
+    await observer.flush();
+    // Allowed by its permissions: an ordered-consumer-like create, filter haul.events.<id>, but push.
+    await (
+      await jetstreamManager(agentB)
+    ).consumers.add(streams.events, {
+      name: 'push-spy',
+      filter_subject: forged,
+      deliver_subject: subjects.discovery,
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    });
+    assert.equal(await seen, forged, 'the server delivered it, under the subject it was stored as');
+    await responder.flush(); // the responder has handled everything the server sent it before the PONG
+    assert.equal(answered, 0);
+    sub.unsubscribe();
+  });
+});
