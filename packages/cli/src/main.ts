@@ -23,7 +23,9 @@ import { operatorAction, stuckLine } from './operator.ts';
 
 const help = `haul: operate live migrations of OpenVZ/Virtuozzo containers.
 
-Usage: haul <command> [options]            (NATS: --nats URL or HAUL_NATS_URL, default nats://127.0.0.1:4222)
+Usage: haul <command> [options]            (NATS: --nats URL or HAUL_NATS_URL, default nats://127.0.0.1:4222;
+                                           identity: HAUL_NKEY_SEED_FILE=DIR/ops.nk or scheduler.nk, and
+                                           HAUL_TLS_CA_FILE=DIR/ca.pem, from haul init-cluster)
 
   migrate --ct ID --from NODE --to NODE    start a migration and show its progress until it ends
           [--mode live|restart] [--shared-disk PATH]... [--pre-dump on|off|auto] [--max-iterations N]
