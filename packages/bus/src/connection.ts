@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { nkeyAuthenticator } from '@nats-io/nats-core';
+import { AuthorizationError, nkeyAuthenticator } from '@nats-io/nats-core';
 import { fromSeed } from '@nats-io/nkeys';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { BusError, BusUnavailableError } from './errors.ts';
@@ -107,9 +107,30 @@ export function connectionOptions(cfg: BusConfig): NodeConnectionOptions {
   return opts;
 }
 
+/** Node's codes for a peer certificate it does not accept (unknown issuer, expired, wrong name, …). */
+const isCertificateRefusal = (code: unknown): boolean =>
+  typeof code === 'string' && (code.startsWith('ERR_TLS_CERT') || /CERT|SIGNATURE|ISSUER/.test(code));
+
+/** A first connect the server or its certificate refused: the settings are wrong, retrying will not help. */
+function refusal(cfg: BusConfig, err: unknown): BusConfigError | undefined {
+  if (err instanceof AuthorizationError) {
+    const who = cfg.nkeySeedFile ? `the identity in ${cfg.nkeySeedFile}` : 'a client without an identity';
+    return new BusConfigError(`NATS at ${cfg.servers} refused ${who} (HAUL_NKEY_SEED_FILE)`, { cause: err });
+  }
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!isCertificateRefusal(code)) return undefined;
+  const hint = cfg.tlsCaFile
+    ? `is it signed by ${cfg.tlsCaFile}, and does it name the host of HAUL_NATS_URL?`
+    : 'set HAUL_TLS_CA_FILE to the cluster CA';
+  return new BusConfigError(`the certificate of NATS at ${cfg.servers} was not accepted (${code}): ${hint}`, {
+    cause: err,
+  });
+}
+
 /**
- * Connect, reconnecting forever once connected; fail with a clear error when no server answers at first. In the
- * insecure mode, warn (process warning HAUL_INSECURE on stderr) at every connect.
+ * Connect, reconnecting forever once connected; fail with a clear error when no server answers at first, or with a
+ * BusConfigError when the server refuses the identity or its certificate is not the cluster's. In the insecure
+ * mode, warn (process warning HAUL_INSECURE on stderr) at every connect.
  */
 export async function connectBus(
   cfg: BusConfig,
@@ -120,6 +141,8 @@ export async function connectBus(
   try {
     return await connect(opts);
   } catch (err) {
+    const refused = refusal(cfg, err);
+    if (refused) throw refused;
     throw new BusUnavailableError(`cannot reach NATS at ${cfg.servers}: ${(err as Error).message}`, {
       cause: err,
     });
