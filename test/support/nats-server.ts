@@ -160,9 +160,10 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 
 export type NatsCluster = { servers: NatsServer[]; urls: string; stop(): Promise<void> };
 
-/** Three clustered servers with JetStream (domain "haul"), for replicated-stream tests. */
-export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+/** Three clustered servers with JetStream (domain "haul"), for replicated-stream tests (`secrets`: as startNatsServer). */
+export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-natsc-'));
+  if (opts.secrets) await copyFile(join(opts.secrets, 'nats-server.conf'), join(dir, 'secrets.conf'));
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const specs = ports.map<ServerSpec>((port, i) => ({
@@ -172,6 +173,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     routes: clusterPorts,
     storeDir: join(dir, `store-${i + 1}`),
     confPath: join(dir, `n${i + 1}.conf`),
+    ...(opts.secrets ? { include: 'secrets.conf' } : {}),
   }));
   for (const s of specs) await writeFile(s.confPath, config(s));
   const children = await Promise.all(specs.map((s) => launch(s)));
