@@ -372,6 +372,32 @@ function plainTcpSession(port: number): Promise<{ info: string; pong: boolean }>
   });
 }
 
+const filterMismatch = 10131;
+const nameMismatch = 10017;
+
+describe('consumer names and filters in the API subject hold', () => {
+  it("an agent cannot widen its durable to every node's commands, nor create another durable under its subject", async () => {
+    const nc = await as('agent@node-a');
+    const subject = `$JS.API.CONSUMER.CREATE.${streams.commands}.agent-node-a.haul.cmd.node-a.agent`;
+    const config = { ack_policy: 'explicit' };
+    const codes: number[] = [];
+    for (const c of [
+      { durable_name: 'agent-node-a', name: 'agent-node-a', filter_subject: subjects.commandsAll },
+      { durable_name: 'agent-node-a', name: 'agent-node-a' },
+      { durable_name: 'spy', name: 'spy', filter_subject: subjects.commands('node-a', 'agent') },
+    ]) {
+      const reply = await nc.request(
+        subject,
+        encodeJson({ stream_name: streams.commands, config: { ...config, ...c } }),
+      );
+      const answer = decodeJson(reply.data) as { error?: { err_code: number } };
+      codes.push(answer.error?.err_code ?? 0);
+    }
+    // JetStream API codes: the filter, then the name, in the request differ from the create subject's.
+    assert.deepEqual(codes, [filterMismatch, filterMismatch, nameMismatch]);
+  });
+});
+
 describe('TLS and authentication', () => {
   it('a client that does not speak TLS is refused', async () => {
     const s = await plainTcpSession(server.port);
