@@ -3,8 +3,10 @@ import { permissionsFor, roles, type Grant, type Role } from './permissions.ts';
 const node = 'NODE';
 const key = 'KEY';
 /** A subject as the docs show it: the node and the inbox's public key as placeholders. */
-const shown = (s: string): string => `\`${s.replace(/\bNODE\b/g, '<node>').replace(/\bKEY\b/g, '<public key>')}\``;
-const row = (what: string, g: Grant): string => `| ${what} | ${shown(g.subject)} | ${g.why.replace(/\|/g, '\\|')} |`;
+const shown = (s: string): string =>
+  `\`${s.replace(/\bNODE\b/g, '<node>').replace(/\bKEY\b/g, '<public key>')}\``;
+const row = (what: string, g: Grant): string =>
+  `| ${what} | ${shown(g.subject)} | ${g.why.replace(/\|/g, '\\|')} |`;
 
 /** One role's permissions as a Markdown table (docs/security.md, "Identities and permissions"). */
 function roleTable(role: Role): string[] {

@@ -32,7 +32,11 @@ describe('the permission table', () => {
     const to = doc.indexOf(end);
     assert.ok(from >= 0 && to > from, `docs/security.md has the markers ${begin} … ${end}`);
     const shown = doc.slice(from + begin.length, to);
-    assert.equal(cells(shown), cells(renderPermissionTables()), 'docs/security.md is stale: paste renderPermissionTables()');
+    assert.equal(
+      cells(shown),
+      cells(renderPermissionTables()),
+      'docs/security.md is stale: paste renderPermissionTables()',
+    );
   });
 
   it('names one identity per role, and per node for agents and streamers', () => {
@@ -53,7 +57,10 @@ describe('the permission table', () => {
         ['_INBOX.UKEY.>'],
       );
       for (const d of ['STREAM.DELETE', 'STREAM.PURGE', 'STREAM.MSG.DELETE', 'CONSUMER.DELETE'])
-        assert.ok(p.publish.deny.some((g) => g.subject === `$JS.API.${d}.>`), `${id.name}: ${d}`);
+        assert.ok(
+          p.publish.deny.some((g) => g.subject === `$JS.API.${d}.>`),
+          `${id.name}: ${d}`,
+        );
     }
   });
 });
