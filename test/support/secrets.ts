@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initCluster, type IdentitiesFile } from '@haul/cli';
+import type { IdentitiesFile } from '@haul/bus';
+import { initCluster } from '@haul/cli';
 
 export type TestSecrets = { dir: string; registry: IdentitiesFile; remove(): Promise<void> };
 

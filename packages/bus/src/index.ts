@@ -19,6 +19,7 @@ export {
   coordinatorConsumer,
   type Role,
   type Identity,
+  type IdentitiesFile,
   type Grant,
   type Permissions,
 } from './permissions.ts';

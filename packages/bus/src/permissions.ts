@@ -26,6 +26,9 @@ export type Role = (typeof roles)[number];
 /** One identity of a cluster: `coordinator`, `agent@<node>`, `streamer@<node>`, `scheduler`, `ops`. */
 export type Identity = { name: string; role: Role; node?: string };
 
+/** The public registry of a cluster's identities, DIR/identities.json as `haul init-cluster` writes it. */
+export type IdentitiesFile = { cluster: string; identities: (Identity & { publicKey: string })[] };
+
 const perNode: Partial<Record<Role, Executor>> = { agent: 'agent', streamer: 'streamer' };
 
 /** The name of a role's identity (per node for agents and streamers). */

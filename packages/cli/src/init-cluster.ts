@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createUser } from '@nats-io/nkeys';
-import { clusterIdentities, renderServerConfig, subjectToken, type Identity } from '@haul/bus';
+import { clusterIdentities, renderServerConfig, subjectToken, type IdentitiesFile } from '@haul/bus';
 import { makeClusterTls, OpensslError, sanEntry, type ClusterTls } from './cluster-tls.ts';
 
 export const initClusterHelp = `haul init-cluster: the identities, permissions and certificates of a haul cluster.
@@ -39,9 +39,6 @@ export type InitClusterOptions = {
   serverDir?: string;
   force?: boolean;
 };
-
-/** The public registry of a cluster's identities (DIR/identities.json). */
-export type IdentitiesFile = { cluster: string; identities: (Identity & { publicKey: string })[] };
 
 /** DIR exists and holds files, and --force was not given. */
 export class OutputNotEmptyError extends Error {

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { fromSeed } from '@nats-io/nkeys';
 import { ensureBuilt, natsServerBinary, repoRoot } from '@haul/test';
-import { initClusterExit, type IdentitiesFile } from '@haul/cli';
+import type { IdentitiesFile } from '@haul/bus';
+import { initClusterExit } from '@haul/cli';
 
 const run = promisify(execFile);
 
