@@ -5,4 +5,5 @@ export * from './processes.ts';
 export * from './world.ts';
 export * from './faults.ts';
 export * from './invariants.ts';
+export * from './secrets.ts';
 export { ensureBuilt } from './build.ts';

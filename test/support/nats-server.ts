@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,10 +48,14 @@ type ServerSpec = {
   routes?: number[];
   storeDir: string;
   confPath: string;
+  /** A copy of a secrets folder's nats-server.conf (identities, permissions, TLS), included before the rest. */
+  include?: string;
 };
 
 function config(s: ServerSpec): string {
   const lines = [
+    // Included first: the lines below then override its listen address and store (later keys win).
+    ...(s.include ? [`include "${s.include}"`] : []),
     `server_name: ${s.name}`,
     `listen: 127.0.0.1:${s.port}`,
     `jetstream { store_dir: "${s.storeDir}", max_memory_store: 256MB, max_file_store: 8GB }`,
@@ -127,8 +131,17 @@ function wrap(spec: ServerSpec, dir: string, first: ChildProcess, ownsDir: boole
   return server;
 }
 
+export type NatsServerOptions = {
+  /**
+   * A secrets folder made by `haul init-cluster` (createTestSecrets): the server then runs its nats-server.conf —
+   * nkey users with their permissions, TLS required — on a free loopback port with a temporary store. Clients
+   * connect with secretsEnv(secrets, identity).
+   */
+  secrets?: string;
+};
+
 /** A real single nats-server with JetStream on a free loopback port and its own temporary store. */
-export async function startNatsServer(): Promise<NatsServer> {
+export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-nats-'));
   const spec: ServerSpec = {
     name: 'n1',
@@ -136,15 +149,21 @@ export async function startNatsServer(): Promise<NatsServer> {
     storeDir: join(dir, 'store'),
     confPath: join(dir, 'nats.conf'),
   };
+  if (opts.secrets) {
+    // Copied beside the config: nats-server resolves an include relative to the including file.
+    spec.include = 'secrets.conf';
+    await copyFile(join(opts.secrets, 'nats-server.conf'), join(dir, spec.include));
+  }
   await writeFile(spec.confPath, config(spec));
   return wrap(spec, dir, await launch(spec), true);
 }
 
 export type NatsCluster = { servers: NatsServer[]; urls: string; stop(): Promise<void> };
 
-/** Three clustered servers with JetStream (domain "haul"), for replicated-stream tests. */
-export async function startNatsCluster(size = 3): Promise<NatsCluster> {
+/** Three clustered servers with JetStream (domain "haul"), for replicated-stream tests (`secrets`: as startNatsServer). */
+export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-natsc-'));
+  if (opts.secrets) await copyFile(join(opts.secrets, 'nats-server.conf'), join(dir, 'secrets.conf'));
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const specs = ports.map<ServerSpec>((port, i) => ({
@@ -154,6 +173,7 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     routes: clusterPorts,
     storeDir: join(dir, `store-${i + 1}`),
     confPath: join(dir, `n${i + 1}.conf`),
+    ...(opts.secrets ? { include: 'secrets.conf' } : {}),
   }));
   for (const s of specs) await writeFile(s.confPath, config(s));
   const children = await Promise.all(specs.map((s) => launch(s)));

@@ -1,7 +1,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { buckets, connectBus, createEventLog, ensureTopology, openBucket, type EventLog } from '@haul/bus';
+import {
+  buckets,
+  busConfigFromEnv,
+  connectBus,
+  createEventLog,
+  ensureTopology,
+  openBucket,
+  type EventLog,
+} from '@haul/bus';
 import { createValidators, type MigrateRequest, type MigrationEvent } from '@haul/schemas';
 import { createApiClient } from '@haul/cli';
 import { createEmulatedCluster, type EmulatedCluster } from './emulated-cluster.ts';
@@ -14,6 +22,7 @@ import {
 } from './invariants.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startService, type ServiceProcess } from './processes.ts';
+import { createTestSecrets, secretsEnv, type TestSecrets } from './secrets.ts';
 
 import type { FaultRule } from '@haul/host-emulators';
 export type { FaultRule };
@@ -27,6 +36,11 @@ export type WorldOptions = {
   faults?: FaultRule[];
   /** Extra environment for every service (e.g. HAUL_STREAM_MAX_RETRIES). */
   env?: Record<string, string>;
+  /**
+   * Identities, permissions and TLS (`haul init-cluster`): each service connects as its own identity to a server
+   * that runs the generated configuration; the world's own connection is the scheduler's.
+   */
+  secure?: boolean;
   log?: (line: string) => void;
 };
 
@@ -36,10 +50,15 @@ export type WorldOptions = {
  */
 export async function startWorld(o: WorldOptions = {}) {
   const ctid = o.ctid ?? '101';
-  const server: NatsServer = await startNatsServer();
+  const nodes = ['node-a', 'node-b'];
+  const secrets: TestSecrets | undefined = o.secure ? await createTestSecrets(nodes) : undefined;
+  const server: NatsServer = await startNatsServer(secrets ? { secrets: secrets.dir } : {});
+  /** The environment that makes a process connect as `identity` (nothing in an insecure world). */
+  const as = (identity: string): Record<string, string> => (secrets ? secretsEnv(secrets.dir, identity) : {});
+  const connectAs = (identity: string) =>
+    connectBus(busConfigFromEnv(`haul-world-${identity}`, { HAUL_NATS_URL: server.url, ...as(identity) }));
   const cluster: EmulatedCluster = createEmulatedCluster('haul-world-');
   const services = new Map<string, ServiceProcess>();
-  const nodes = ['node-a', 'node-b'];
   const faultsFile = join(cluster.dir, 'faults.json');
   writeFileSync(faultsFile, JSON.stringify(o.faults ?? []));
   for (const n of nodes) await cluster.addNode(n);
@@ -60,8 +79,14 @@ export async function startWorld(o: WorldOptions = {}) {
   ];
   await cluster.ok('node-a', 'haul-emu', ctArgs);
   await cluster.ok('node-b', 'haul-emu', [...ctArgs, '--config-only']);
-  const nc: NatsConnection = await connectBus({ servers: server.url, name: 'haul-world' });
-  await ensureTopology(nc);
+  const nc: NatsConnection = secrets
+    ? await connectAs('scheduler')
+    : await connectBus({ servers: server.url, name: 'haul-world' });
+  if (secrets) {
+    const coordinator = await connectAs('coordinator');
+    await ensureTopology(coordinator);
+    await coordinator.close();
+  } else await ensureTopology(nc);
   const validators = createValidators();
   const eventLog: EventLog = createEventLog(nc, validators);
   const api = createApiClient(nc);
@@ -90,6 +115,8 @@ export async function startWorld(o: WorldOptions = {}) {
   const world = {
     ctid,
     server,
+    /** The secrets folder of a secure world (WorldOptions.secure), with secretsEnv(dir, identity) for a process. */
+    secrets,
     cluster,
     nc,
     eventLog,
@@ -108,7 +135,7 @@ export async function startWorld(o: WorldOptions = {}) {
       return start(
         `agent-${n}`,
         'services/node-agent/src/main.ts',
-        { ...baseEnv(n), ...extra },
+        { ...baseEnv(n), ...as(`agent@${n}`), ...extra },
         /node agent started/,
       );
     },
@@ -116,14 +143,14 @@ export async function startWorld(o: WorldOptions = {}) {
       start(
         `streamer-${n}`,
         'services/image-streamer/src/main.ts',
-        { ...baseEnv(n), ...extra },
+        { ...baseEnv(n), ...as(`streamer@${n}`), ...extra },
         /image streamer started/,
       ),
     startCoordinator: (name = 'coordinator') =>
       start(
         name,
         'services/coordinator/src/main.ts',
-        { ...baseEnv('node-a'), HAUL_COORDINATOR_NAME: name, HAUL_NODE: '' },
+        { ...baseEnv('node-a'), ...as('coordinator'), HAUL_COORDINATOR_NAME: name, HAUL_NODE: '' },
         /coordinator started/,
       ),
     async startAll(streamerEnv: Record<string, Record<string, string>> = {}) {
@@ -156,6 +183,7 @@ export async function startWorld(o: WorldOptions = {}) {
       await nc.drain();
       cluster.destroy();
       await server.stop();
+      await secrets?.remove();
     },
   };
   return world;

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
+import { AuthorizationError, nkeyAuthenticator } from '@nats-io/nats-core';
+import { fromSeed } from '@nats-io/nkeys';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
-import { BusUnavailableError } from './errors.ts';
+import { BusError, BusUnavailableError } from './errors.ts';
+import { inboxPrefix } from './permissions.ts';
 
 export type BusConfig = {
   /** Comma-separated URLs, e.g. nats://127.0.0.1:4222,nats://127.0.0.1:4223 */
@@ -11,11 +14,32 @@ export type BusConfig = {
   user?: string;
   pass?: string;
   token?: string;
+  /** The identity's nkey seed file (`haul init-cluster` writes DIR/<name>.nk): read only when connecting. */
+  nkeySeedFile?: string;
+  /** The cluster CA: the server's certificate must be signed by it (TLS is then required). */
+  tlsCaFile?: string;
+  /** HAUL_INSECURE=1: no nkey and no TLS, whatever else is set, with a warning at every connect. */
+  insecure?: boolean;
 };
 
+/** The settings of the bus connection are wrong (a file missing or unreadable, a value that means nothing). */
+export class BusConfigError extends BusError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('HAUL_BUS_CONFIG', message, false, options);
+    this.name = 'BusConfigError';
+  }
+}
+
+function insecureFlag(raw: string | undefined): boolean {
+  if (raw === undefined || raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  throw new BusConfigError(`HAUL_INSECURE must be 1 (or unset), not ${JSON.stringify(raw)}`);
+}
+
 /**
- * Read the bus configuration from the environment: HAUL_NATS_URL, and credentials from HAUL_NATS_CREDS_FILE
- * (a JSON file {"user","pass"} or {"token"}) or HAUL_NATS_USER/HAUL_NATS_PASS/HAUL_NATS_TOKEN.
+ * Read the bus configuration from the environment: HAUL_NATS_URL; the identity (HAUL_NKEY_SEED_FILE) and the cluster
+ * CA (HAUL_TLS_CA_FILE); HAUL_INSECURE=1 for an explicit debugging mode without either; or credentials from
+ * HAUL_NATS_CREDS_FILE (a JSON file {"user","pass"} or {"token"}) or HAUL_NATS_USER/HAUL_NATS_PASS/HAUL_NATS_TOKEN.
  */
 export function busConfigFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): BusConfig {
   const cfg: BusConfig = { servers: env['HAUL_NATS_URL'] ?? 'nats://127.0.0.1:4222', name };
@@ -27,27 +51,98 @@ export function busConfigFromEnv(name: string, env: NodeJS.ProcessEnv = process.
   if (user !== undefined) cfg.user = user;
   if (pass !== undefined) cfg.pass = pass;
   if (token !== undefined) cfg.token = token;
+  const seedFile = env['HAUL_NKEY_SEED_FILE'];
+  const caFile = env['HAUL_TLS_CA_FILE'];
+  if (seedFile) cfg.nkeySeedFile = seedFile;
+  if (caFile) cfg.tlsCaFile = caFile;
+  if (insecureFlag(env['HAUL_INSECURE'])) cfg.insecure = true;
   return cfg;
 }
 
-/** Connect, reconnecting forever once connected; fail with a clear error when no server answers at first. */
-export async function connectBus(
-  cfg: BusConfig,
-  extra: Partial<NodeConnectionOptions> = {},
-): Promise<NatsConnection> {
+/** An nkey seed file as `haul init-cluster` writes it: the seed (SU…) on one line. */
+export function readNkeySeed(path: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new BusConfigError(`cannot read the nkey seed file ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  // Never put the file's content in a message: it is a secret.
+  if (!text.startsWith('SU')) throw new BusConfigError(`${path} is not a user nkey seed (SU…)`);
+  return new TextEncoder().encode(text);
+}
+
+/** The nkey authentication and own inbox prefix of an identity (permissions.ts allows only that inbox). */
+function identityOptions(seedFile: string): Partial<NodeConnectionOptions> {
+  const seed = readNkeySeed(seedFile);
+  let publicKey: string;
+  try {
+    publicKey = fromSeed(seed).getPublicKey();
+  } catch (err) {
+    throw new BusConfigError(`${seedFile} does not hold a valid nkey seed`, { cause: err });
+  }
+  return { authenticator: nkeyAuthenticator(seed), inboxPrefix: inboxPrefix(publicKey) };
+}
+
+const insecureWarning =
+  'HAUL_INSECURE=1: connecting to NATS without an identity and without TLS. Anyone on the network can read and ' +
+  'forge every command and event. For debugging only.';
+
+/** The connection options cfg asks for, trust settings included. */
+export function connectionOptions(cfg: BusConfig): NodeConnectionOptions {
   const opts: NodeConnectionOptions = {
     servers: cfg.servers.split(',').map((s) => s.trim()),
     name: cfg.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
-    ...extra,
   };
   if (cfg.user !== undefined) opts.user = cfg.user;
   if (cfg.pass !== undefined) opts.pass = cfg.pass;
   if (cfg.token !== undefined) opts.token = cfg.token;
+  if (cfg.insecure) return opts;
+  if (cfg.nkeySeedFile !== undefined) Object.assign(opts, identityOptions(cfg.nkeySeedFile));
+  if (cfg.tlsCaFile !== undefined) opts.tls = { caFile: cfg.tlsCaFile };
+  return opts;
+}
+
+/** Node's codes for a peer certificate it does not accept (unknown issuer, expired, wrong name, …). */
+const isCertificateRefusal = (code: unknown): boolean =>
+  typeof code === 'string' && (code.startsWith('ERR_TLS_CERT') || /CERT|SIGNATURE|ISSUER/.test(code));
+
+/** A first connect the server or its certificate refused: the settings are wrong, retrying will not help. */
+function refusal(cfg: BusConfig, err: unknown): BusConfigError | undefined {
+  if (err instanceof AuthorizationError) {
+    const who = cfg.nkeySeedFile ? `the identity in ${cfg.nkeySeedFile}` : 'a client without an identity';
+    return new BusConfigError(`NATS at ${cfg.servers} refused ${who} (HAUL_NKEY_SEED_FILE)`, { cause: err });
+  }
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!isCertificateRefusal(code)) return undefined;
+  const hint = cfg.tlsCaFile
+    ? `is it signed by ${cfg.tlsCaFile}, and does it name the host of HAUL_NATS_URL?`
+    : 'set HAUL_TLS_CA_FILE to the cluster CA';
+  return new BusConfigError(`the certificate of NATS at ${cfg.servers} was not accepted (${code}): ${hint}`, {
+    cause: err,
+  });
+}
+
+/**
+ * Connect, reconnecting forever once connected; fail with a clear error when no server answers at first, or with a
+ * BusConfigError when the server refuses the identity or its certificate is not the cluster's. In the insecure
+ * mode, warn (process warning HAUL_INSECURE on stderr) at every connect.
+ */
+export async function connectBus(
+  cfg: BusConfig,
+  extra: Partial<NodeConnectionOptions> = {},
+): Promise<NatsConnection> {
+  const opts = { ...connectionOptions(cfg), ...extra };
+  if (cfg.insecure) process.emitWarning(insecureWarning, { code: 'HAUL_INSECURE' });
   try {
     return await connect(opts);
   } catch (err) {
+    const refused = refusal(cfg, err);
+    if (refused) throw refused;
     throw new BusUnavailableError(`cannot reach NATS at ${cfg.servers}: ${(err as Error).message}`, {
       cause: err,
     });

@@ -40,11 +40,15 @@ export const subjects = {
   apiResolve: 'haul.api.resolve',
   /** Target streamer's negotiation endpoint. */
   streamOffer: (node: string): string => `haul.stream.${token(node)}.offer`,
+  /** Every node's negotiation endpoint (a pattern, for permissions). */
+  streamOffersAll: 'haul.stream.*.offer',
   /** Lease decisions for a frozen CT: the coordinator nudges the source agent (the log stays the truth). */
   nudge: (node: string): string => `haul.nudge.${token(node)}`,
   deadLettersAll: 'haul.dead.>',
   /** Where a service parks a message it cannot handle: haul.dead.<service>.<node>. */
   deadLetters: (service: string, node: string): string => `haul.dead.${token(service)}.${token(node)}`,
+  /** Every instance's dead letters of one service (a pattern, for permissions). */
+  deadLettersOf: (service: string): string => `haul.dead.${token(service)}.*`,
   /** Service discovery (ping/info/stats), one per service instance. */
   discovery: 'haul.discovery',
 } as const;
@@ -113,6 +117,9 @@ export const streamStallMs = 30_000;
 export const defaultFrozenLeaseMs = 60_000;
 /** The longest frozen lease a command may carry (the schema's bound); a node agent may cap it lower (HAUL_MAX_LEASE_MS). */
 export const maxFrozenLeaseMs = 15 * 60_000;
+
+/** A name (node, migration) as one subject token, or an error saying why it is not one. */
+export const subjectToken = (s: string): string => token(s);
 
 function token(s: string): string {
   if (!/^[A-Za-z0-9_-]+$/.test(s)) throw new Error(`not a valid subject token: ${JSON.stringify(s)}`);

@@ -1,6 +1,7 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { subjects } from './conventions.ts';
 import { encodeJson } from './kv.ts';
+import { sentTo } from './sent-to.ts';
 
 /**
  * Answer on haul.discovery (every instance answers; ask with requestMany): who this is and how it is doing. This
@@ -15,6 +16,7 @@ export function serveDiscovery(
   const startedAt = new Date().toISOString();
   return nc.subscribe(subjects.discovery, {
     callback: (_err, msg) => {
+      if (!sentTo(msg, subjects.discovery)) return; // a stored message pushed here by a consumer (sent-to.ts)
       msg.respond(encodeJson({ service, node, pid: process.pid, startedAt, ...stats() }));
     },
   });

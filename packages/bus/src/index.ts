@@ -1,7 +1,29 @@
 export * from './conventions.ts';
 export * from './errors.ts';
 export { retryTransient } from './retry.ts';
-export { busConfigFromEnv, connectBus, type BusConfig } from './connection.ts';
+export {
+  busConfigFromEnv,
+  connectBus,
+  connectionOptions,
+  readNkeySeed,
+  BusConfigError,
+  type BusConfig,
+} from './connection.ts';
+export {
+  roles,
+  identityName,
+  clusterIdentities,
+  inboxPrefix,
+  permissionsFor,
+  serviceNames,
+  coordinatorConsumer,
+  type Role,
+  type Identity,
+  type IdentitiesFile,
+  type Grant,
+  type Permissions,
+} from './permissions.ts';
+export { renderServerConfig, type ServerConfigInput } from './server-config.ts';
 export {
   awaitTopology,
   awaitTopologyOrExit,
@@ -36,6 +58,7 @@ export { openBucket, encodeJson, decodeJson, decodeValid, validValues } from './
 export { createLogger, migrationLogger, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
+export { sentTo } from './sent-to.ts';
 export { exitOnUncaught, exitWhenLoopEnds, stopOnSignals } from './lifecycle.ts';
 export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';
 export { createSlots } from './slots.ts';

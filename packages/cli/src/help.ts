@@ -12,6 +12,7 @@ export function overview(commands: readonly Command[], version: string): string 
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    '  init-cluster  identities, permissions, CA and certificates of a cluster (no NATS; init-cluster --help)',
     '',
     'Flags of every command:',
     ...flagLines(commonFlags),

@@ -5,3 +5,4 @@ export { formatEvent, formatStats } from './format.ts';
 export { commands } from './commands/index.ts';
 export { exitCodes, exitCode, type ExitName } from './exit-codes.ts';
 export { NoCoordinatorError, WaitTimeoutError } from './errors.ts';
+export { initCluster, initClusterMain, initClusterExit, type InitClusterOptions } from './init-cluster.ts';

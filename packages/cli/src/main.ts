@@ -11,6 +11,7 @@ import { CliError, UsageError } from './errors.ts';
 import { exitCode, type ExitName } from './exit-codes.ts';
 import { commandHelp, overview } from './help.ts';
 import { createOutput, type Output } from './output.ts';
+import { initClusterMain } from './init-cluster.ts';
 
 /** The version of the installed package (bundled from package.json at build time). */
 export const version: string = pkg.version;
@@ -25,6 +26,8 @@ const defaultIo = (): Io => ({
 
 /** Run the CLI on argv (without node and the script); resolves to the exit code. */
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
+  // Its own flags, help and exit codes, and no connection: it makes what a connection needs.
+  if (argv[0] === 'init-cluster') return initClusterMain(argv.slice(1));
   try {
     return exitCode(await dispatch(argv, io));
   } catch (err) {

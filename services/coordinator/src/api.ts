@@ -5,6 +5,7 @@ import {
   decodeJson,
   encodeJson,
   openBucket,
+  sentTo,
   serveDiscovery,
   subjects,
   validValues,
@@ -213,6 +214,10 @@ export function createApi(
 
   /** Answer one request: decode it, run its route, check the reply against its schema (else HAUL_INTERNAL). */
   async function answer(msg: Msg, [subject, fn, replySchema]: (typeof routes)[number]): Promise<void> {
+    if (!sentTo(msg, subject)) {
+      log.warn({ subject, storedAs: msg.subject }, 'ignored a stored message a consumer pushed onto the API');
+      return;
+    }
     let reply: unknown;
     try {
       let raw: unknown;

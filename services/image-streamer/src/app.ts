@@ -9,6 +9,7 @@ import {
   decodeJson,
   encodeJson,
   migrationLogger,
+  sentTo,
   serveDiscovery,
   subjects,
   type CommandDelivery,
@@ -97,7 +98,8 @@ export function createImageStreamer(deps: StreamerDeps) {
     sub = nc.subscribe(subjects.streamOffer(cfg.node), {
       queue: 'image-streamer',
       callback: (err, msg) => {
-        if (err) return;
+        // A stored message pushed here by a consumer is no offer (sentTo, @haul/bus).
+        if (err || !sentTo(msg, subjects.streamOffer(cfg.node))) return;
         let reply: StreamOfferReply;
         try {
           const v = validators.validate<StreamOffer>('streamOffer', decodeJson(msg.data));

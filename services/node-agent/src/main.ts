@@ -19,6 +19,9 @@ const help = `haul node agent: runs the host steps of migrations on this node (v
 Environment:
   HAUL_NODE            this node's name (required), e.g. node-a
   HAUL_NATS_URL        NATS servers, comma-separated (default nats://127.0.0.1:4222)
+  HAUL_NKEY_SEED_FILE  this service's identity: the nkey seed file from haul init-cluster (agent@<node>.nk)
+  HAUL_TLS_CA_FILE     the cluster CA (ca.pem): TLS to nats-server, its certificate checked against it
+  HAUL_INSECURE=1      neither (debugging only; warns at every start)
   HAUL_NATS_CREDS_FILE JSON file with {"user","pass"} or {"token"} (or HAUL_NATS_USER/PASS/TOKEN)
   HAUL_HOST_ROOT       prefix of /etc/vz, /var/run/ve and /proc/sys/kernel/random/boot_id ('' on a real host; an
                        emulated node's root otherwise)

@@ -1,0 +1,211 @@
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createUser } from '@nats-io/nkeys';
+import { clusterIdentities, renderServerConfig, subjectToken, type IdentitiesFile } from '@haul/bus';
+import { makeClusterTls, OpensslError, sanEntry, type ClusterTls } from './cluster-tls.ts';
+
+export const initClusterHelp = `haul init-cluster: the identities, permissions and certificates of a haul cluster.
+
+Usage: haul init-cluster --nodes NODE[,NODE...] --out DIR [options]
+
+  --nodes a,b          the cluster's nodes (repeatable): each gets an agent@<node> and a streamer@<node> identity
+  --out DIR            where to write; an existing DIR must be empty unless --force
+  --cluster NAME       the cluster's name (default haul)
+  --host H             a host name or IP address clients use to reach nats-server (repeatable); localhost and
+                       127.0.0.1 are always in its certificate
+  --listen HOST:PORT   where nats-server listens (default 0.0.0.0:4222)
+  --store-dir PATH     nats-server's JetStream store (default /var/lib/haul/nats)
+  --server-dir PATH    where nats-server will read DIR's files from (default: DIR, as an absolute path)
+  --force              write into a non-empty DIR, replacing the files of the same names
+
+Writes: <name>.nk (the nkey seed of each identity: coordinator, agent@<node>, streamer@<node>, scheduler, ops;
+mode 0600), identities.json (the public keys), ca.pem + ca-key.pem (the cluster CA; keep its key offline),
+server-cert.pem + server-key.pem, streamer@<node>-cert.pem + -key.pem, nats-server.conf. Secrets are never printed.
+A service reads HAUL_NKEY_SEED_FILE=DIR/<name>.nk and HAUL_TLS_CA_FILE=DIR/ca.pem (docs/security.md).
+
+Exit: 0 written, 2 usage, 4 DIR exists and is not empty (use --force), 5 openssl missing or failing, 1 other errors.`;
+
+export const initClusterExit = { ok: 0, failed: 1, usage: 2, notEmpty: 4, openssl: 5 } as const;
+
+export type InitClusterOptions = {
+  nodes: string[];
+  out: string;
+  cluster?: string;
+  hosts?: string[];
+  listen?: string;
+  storeDir?: string;
+  serverDir?: string;
+  force?: boolean;
+};
+
+/** DIR exists and holds files, and --force was not given. */
+export class OutputNotEmptyError extends Error {
+  constructor(dir: string) {
+    super(`${dir} exists and is not empty: choose another folder, or --force to write into it`);
+    this.name = 'OutputNotEmptyError';
+  }
+}
+
+/** Options that cannot be used as given. */
+export class InitUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InitUsageError';
+  }
+}
+
+const secret = 0o600;
+const open = 0o644;
+
+/** Write a file with exactly this mode: a file replaced with --force keeps no older, wider mode, whatever the umask. */
+async function writeWithMode(path: string, data: string, mode: number): Promise<void> {
+  await rm(path, { force: true });
+  await writeFile(path, data, { mode, flag: 'wx' });
+  await chmod(path, mode);
+}
+
+async function prepareOut(dir: string, force: boolean): Promise<void> {
+  const st = await stat(dir).catch(() => undefined);
+  if (st && !st.isDirectory()) throw new OutputNotEmptyError(dir);
+  if (st && !force && (await readdir(dir)).length > 0) throw new OutputNotEmptyError(dir);
+  if (!st) await mkdir(dir, { recursive: true, mode: 0o700 });
+}
+
+function checkOptions(o: InitClusterOptions): void {
+  if (o.nodes.length === 0) throw new InitUsageError('--nodes needs at least one node');
+  for (const n of o.nodes) tokenOr(n, '--nodes');
+  if (new Set(o.nodes).size !== o.nodes.length) throw new InitUsageError('--nodes names a node twice');
+  tokenOr(o.cluster ?? 'haul', '--cluster');
+  for (const h of o.hosts ?? []) {
+    try {
+      sanEntry(h);
+    } catch (err) {
+      throw new InitUsageError(`--host: ${(err as Error).message}`);
+    }
+  }
+  if (o.listen !== undefined && !/^[^\s"]+:[0-9]{1,5}$/.test(o.listen))
+    throw new InitUsageError('--listen must be HOST:PORT');
+}
+
+function tokenOr(s: string, flag: string): void {
+  try {
+    subjectToken(s);
+  } catch {
+    throw new InitUsageError(`${flag}: ${JSON.stringify(s)} is not a name (letters, digits, - and _)`);
+  }
+}
+
+async function writeTls(dir: string, tls: ClusterTls): Promise<void> {
+  await writeWithMode(join(dir, 'ca.pem'), tls.ca.cert, open);
+  await writeWithMode(join(dir, 'ca-key.pem'), tls.ca.key, secret);
+  await writeWithMode(join(dir, 'server-cert.pem'), tls.server.cert, open);
+  await writeWithMode(join(dir, 'server-key.pem'), tls.server.key, secret);
+  for (const [name, pem] of tls.streamers) {
+    await writeWithMode(join(dir, `${name}-cert.pem`), pem.cert, open);
+    await writeWithMode(join(dir, `${name}-key.pem`), pem.key, secret);
+  }
+}
+
+/** One nkey per identity: its seed to DIR/<name>.nk (0600), its public key into the registry. */
+async function writeIdentities(dir: string, cluster: string, nodes: string[]): Promise<IdentitiesFile> {
+  const registry: IdentitiesFile = { cluster, identities: [] };
+  for (const id of clusterIdentities(nodes)) {
+    const kp = createUser();
+    await writeWithMode(join(dir, `${id.name}.nk`), `${new TextDecoder().decode(kp.getSeed())}\n`, secret);
+    registry.identities.push({ ...id, publicKey: kp.getPublicKey() });
+  }
+  await writeWithMode(join(dir, 'identities.json'), `${JSON.stringify(registry, null, 2)}\n`, open);
+  return registry;
+}
+
+/** Generate a cluster's secrets folder (see initClusterHelp). Returns the public registry. */
+export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile> {
+  checkOptions(o);
+  const cluster = o.cluster ?? 'haul';
+  const dir = resolve(o.out);
+  await prepareOut(dir, o.force ?? false);
+  const work = await mkdtemp(join(tmpdir(), 'haul-init-'));
+  try {
+    const streamers = clusterIdentities(o.nodes)
+      .filter((i) => i.role === 'streamer')
+      .map((i) => i.name);
+    await writeTls(dir, await makeClusterTls(work, cluster, o.hosts ?? [], streamers));
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  const registry = await writeIdentities(dir, cluster, o.nodes);
+  const serverDir = o.serverDir ?? dir;
+  const conf = renderServerConfig({
+    cluster,
+    listen: o.listen ?? '0.0.0.0:4222',
+    storeDir: o.storeDir ?? '/var/lib/haul/nats',
+    tls: { certFile: join(serverDir, 'server-cert.pem'), keyFile: join(serverDir, 'server-key.pem') },
+    users: registry.identities.map(({ publicKey, ...identity }) => ({ identity, publicKey })),
+  });
+  await writeWithMode(join(dir, 'nats-server.conf'), conf, open);
+  return registry;
+}
+
+function parseInitArgs(argv: string[]): InitClusterOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      nodes: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      cluster: { type: 'string' },
+      host: { type: 'string', multiple: true },
+      listen: { type: 'string' },
+      'store-dir': { type: 'string' },
+      'server-dir': { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  if (!values.out) throw new InitUsageError('--out DIR is required');
+  const o: InitClusterOptions = {
+    nodes: (values.nodes ?? []).flatMap((v) => v.split(',')).filter((n) => n !== ''),
+    out: values.out,
+    hosts: values.host ?? [],
+    force: values.force ?? false,
+  };
+  if (values.cluster !== undefined) o.cluster = values.cluster;
+  if (values.listen !== undefined) o.listen = values.listen;
+  if (values['store-dir'] !== undefined) o.storeDir = values['store-dir'];
+  if (values['server-dir'] !== undefined) o.serverDir = resolve(values['server-dir']);
+  return o;
+}
+
+/** `haul init-cluster …`: exit codes in initClusterExit. Prints only file names and public keys. */
+export async function initClusterMain(argv: string[]): Promise<number> {
+  let o: InitClusterOptions | 'help';
+  try {
+    o = parseInitArgs(argv);
+  } catch (err) {
+    console.error(`haul init-cluster: ${(err as Error).message}\n\n${initClusterHelp}`);
+    return initClusterExit.usage;
+  }
+  if (o === 'help') {
+    console.log(initClusterHelp);
+    return initClusterExit.ok;
+  }
+  try {
+    const registry = await initCluster(o);
+    const dir = resolve(o.out);
+    console.log(`cluster ${registry.cluster}: wrote ${dir}`);
+    for (const id of registry.identities)
+      console.log(`  ${id.name.padEnd(24)} ${id.publicKey}  ${id.name}.nk`);
+    console.log(`  nats-server: nats-server -c ${join(dir, 'nats-server.conf')}`);
+    return initClusterExit.ok;
+  } catch (err) {
+    console.error(`haul init-cluster: ${(err as Error).message}`);
+    if (err instanceof InitUsageError) return initClusterExit.usage;
+    if (err instanceof OutputNotEmptyError) return initClusterExit.notEmpty;
+    if (err instanceof OpensslError) return initClusterExit.openssl;
+    return initClusterExit.failed;
+  }
+}

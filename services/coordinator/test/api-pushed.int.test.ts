@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { pino } from 'pino';
+import {
+  buckets,
+  connectBus,
+  createEventLog,
+  encodeJson,
+  ensureTopology,
+  openBucket,
+  streams,
+  subjects,
+} from '@haul/bus';
+import { createValidators, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
+import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { migrationIdFor } from '../src/admission.ts';
+import { createCoordinator } from '../src/app.ts';
+
+/**
+ * nats-server 2.9 lets anyone who may create a consumer name its deliver subject (nats-io/nats-server#8274): an agent
+ * may append any JSON to haul.events.<id> and create consumers on HAUL_EVENTS, so it could have the server deliver a
+ * migrate request onto haul.api.migrate, which its permissions forbid it to publish. The API answers only messages
+ * sent to its subject; a pushed one keeps the subject it was stored under.
+ */
+let server: NatsServer;
+let nc: NatsConnection;
+let stop: () => Promise<void>;
+const warned: ((line: Record<string, unknown>) => void)[] = [];
+
+before(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: server.url, name: 'api-pushed-test' });
+  await ensureTopology(nc);
+  const own = await connectBus({ servers: server.url, name: 'api-pushed-coordinator' });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        const l = JSON.parse(line) as Record<string, unknown>;
+        for (const w of warned) w(l);
+      }
+      done();
+    },
+  });
+  const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3, maxMigrationsPerNode: 2 };
+  const coordinator = createCoordinator(own, createValidators(), settings, pino({ level: 'info' }, sink));
+  await coordinator.start();
+  stop = async () => {
+    await coordinator.stop();
+    await own.drain();
+  };
+});
+after(async () => {
+  await stop?.();
+  await nc?.drain();
+  await server?.stop();
+});
+
+describe('the scheduler API', () => {
+  it(
+    'ignores a migrate request a consumer pushed onto haul.api.migrate from the event stream',
+    { timeout: 30_000 },
+    async () => {
+      const kv = await openBucket(nc, buckets.nodes);
+      for (const node of ['pa', 'pb']) {
+        const hb: NodeHeartbeat = {
+          node,
+          service: 'node-agent',
+          time: new Date().toISOString(),
+          criuVersion: '3.17',
+          memTrack: true,
+          cpuFlags: [],
+          freeBytes: 1e9,
+          imageRoot: `/img/${node}`,
+        };
+        await kv.put(node, encodeJson(hb));
+      }
+      const req: MigrateRequest = { requestId: 'pushed-1', ctid: '777', source: 'pa', target: 'pb' };
+      const stored = subjects.events('m-pushed-0001');
+      await jetstream(nc).publish(stored, encodeJson(req));
+      const ignored = new Promise<Record<string, unknown>>((resolve) =>
+        warned.push((l) => l['storedAs'] === stored && resolve(l)),
+      );
+      await (
+        await jetstreamManager(nc)
+      ).consumers.add(streams.events, {
+        name: 'pushed',
+        filter_subject: stored,
+        deliver_subject: subjects.apiMigrate,
+        deliver_group: 'coordinator', // the API's queue group: without it the server sees no interest
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+      });
+      // Whichever comes first: the API saying it ignored it, or the migration it asks for in the log.
+      const log = createEventLog(nc, createValidators());
+      const admitted = awaitEvent(log, migrationIdFor(req.requestId), () => true, 15_000);
+      const first = await Promise.race([ignored.then(() => 'ignored'), admitted.then(() => 'admitted')]);
+      assert.equal(first, 'ignored');
+      assert.equal((await ignored)['subject'], subjects.apiMigrate);
+      await assert.rejects(admitted, /no matching event/, 'no migration was admitted');
+    },
+  );
+});

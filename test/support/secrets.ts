@@ -1,0 +1,20 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { IdentitiesFile } from '@haul/bus';
+import { initCluster } from '@haul/cli';
+
+export type TestSecrets = { dir: string; registry: IdentitiesFile; remove(): Promise<void> };
+
+/** A cluster's secrets folder as `haul init-cluster` makes it, in a temporary folder (remove() deletes it). */
+export async function createTestSecrets(nodes: string[] = ['node-a', 'node-b']): Promise<TestSecrets> {
+  const parent = await mkdtemp(join(tmpdir(), 'haul-secrets-'));
+  const dir = join(parent, 'secrets');
+  const registry = await initCluster({ nodes, out: dir, cluster: 'test' });
+  return { dir, registry, remove: () => rm(parent, { recursive: true, force: true }) };
+}
+
+/** The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server. */
+export function secretsEnv(dir: string, identity: string): Record<string, string> {
+  return { HAUL_NKEY_SEED_FILE: join(dir, `${identity}.nk`), HAUL_TLS_CA_FILE: join(dir, 'ca.pem') };
+}
