@@ -8,6 +8,7 @@ import {
   scrape,
   scrapeUntil,
   startRunningWorld,
+  startService,
   type Exposition,
   type World,
 } from '@haul/test';
@@ -126,5 +127,28 @@ describe('Prometheus metrics of every service during real migrations', () => {
     const b = await scrape(url('agent-node-b'));
     assert.equal(count(b, 'haul_step_duration_seconds', { step: 'restore', outcome: 'succeeded' }), 1);
     assert.ok(b.value('haul_step_tool_seconds_total', { step: 'restore' }) > 0);
+  });
+
+  it('a service given a bad metrics port exits 2 at start, naming the setting', async () => {
+    for (const [service, entry] of [
+      ['coordinator', 'services/coordinator/src/main.ts'],
+      ['agent', 'services/node-agent/src/main.ts'],
+      ['streamer', 'services/image-streamer/src/main.ts'],
+    ] as const) {
+      const p = startService(`bad-metrics-${service}`, entry, {
+        ...process.env,
+        HAUL_NATS_URL: w.server.url,
+        HAUL_NODE: 'node-x',
+        HAUL_STREAM_ROOTS: '/nonexistent',
+        HAUL_HOST_ROOT: w.cluster.nodeRoot('node-a'),
+        HAUL_IMAGE_ROOT: w.imageRoot('node-a'),
+        HAUL_METRICS_PORT: '70000',
+      });
+      assert.equal(await p.exited, 2, service);
+      assert.ok(
+        p.lines.some((l) => l.includes('HAUL_METRICS_PORT must be')),
+        p.lines.join('\n'),
+      );
+    }
   });
 });
