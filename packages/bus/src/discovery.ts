@@ -1,4 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { DiscoveryInfo } from '@haul/schemas';
 import { subjects } from './conventions.ts';
 import { encodeJson } from './kv.ts';
 
@@ -15,7 +16,8 @@ export function serveDiscovery(
   const startedAt = new Date().toISOString();
   return nc.subscribe(subjects.discovery, {
     callback: (_err, msg) => {
-      msg.respond(encodeJson({ service, node, pid: process.pid, startedAt, ...stats() }));
+      const info: DiscoveryInfo = { service, node, pid: process.pid, startedAt, ...stats() };
+      msg.respond(encodeJson(info));
     },
   });
 }
