@@ -2,6 +2,7 @@
 export type Sample = { name: string; labels: Record<string, string>; value: number };
 
 export type Exposition = {
+  text: string;
   samples: Sample[];
   /** Metric family → its TYPE line. */
   types: Map<string, string>;
@@ -43,6 +44,7 @@ export function parseExposition(text: string): Exposition {
   const find = (name: string, labels: Record<string, string> = {}) =>
     samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   return {
+    text,
     samples,
     types,
     find,
