@@ -10,6 +10,7 @@ import { repoRoot } from './support/paths.ts';
 const alertsFile = join(repoRoot, 'deploy', 'prometheus', 'alerts.yml');
 const alertTestsFile = join(repoRoot, 'deploy', 'prometheus', 'alerts.test.yml');
 const dashboardFile = join(repoRoot, 'deploy', 'grafana', 'haul-dashboard.json');
+const observabilityDoc = join(repoRoot, 'docs', 'observability.md');
 
 /** Every series name haul's services export (a histogram's _bucket, _sum and _count). */
 async function exportedSeries(): Promise<Set<string>> {
@@ -92,6 +93,15 @@ describe('deploy/: the alert rules and the Grafana dashboard', () => {
       for (const t of p.targets)
         for (const n of haulNames(t.expr)) assert.ok(known.has(n), `panel ${p.id}: ${n} is not exported`);
     }
+  });
+
+  it('docs/observability.md has a row for every metric haul exports', async () => {
+    const doc = readFileSync(observabilityDoc, 'utf8');
+    const families = [...(await exportedSeries())].filter((n) => !/_(bucket|sum|count)$/.test(n));
+    assert.deepEqual(
+      families.filter((n) => !doc.includes(`| \`${n}\``)),
+      [],
+    );
   });
 
   it('promtool accepts the rules and each alert fires on the series of deploy/prometheus/alerts.test.yml', (t) => {
