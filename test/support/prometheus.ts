@@ -37,8 +37,15 @@ export function parseExposition(text: string): Exposition {
     const family = [name, ...suffixes.filter((s) => name.endsWith(s)).map((s) => name.slice(0, -s.length))];
     if (!family.some((f) => types.has(f)))
       throw new Error(`line ${i + 1}: ${name} has no TYPE line before it`);
-    const value = raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : Number(raw);
-    if (Number.isNaN(value) && raw !== 'NaN') throw new Error(`line ${i + 1}: value ${raw} is not a number`);
+    // Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client writes "Nan" for an event
+    // loop lag that had no sample since the last scrape).
+    const value = /^nan$/i.test(raw)
+      ? NaN
+      : /^[+-]?inf$/i.test(raw)
+        ? (raw.startsWith('-') ? -1 : 1) * Infinity
+        : Number(raw);
+    if (Number.isNaN(value) && !/^nan$/i.test(raw))
+      throw new Error(`line ${i + 1}: value ${raw} is not a number`);
     samples.push({ name, labels: parseLabels(body ?? '', i + 1), value });
   }
   const find = (name: string, labels: Record<string, string> = {}) =>

@@ -82,10 +82,54 @@ const forwardPhases: readonly Phase[] = [
   'cleanup',
 ];
 
-/** The coordinator's metrics: migrations by phase and outcome, their numbers, and the nodes' heartbeats. */
-export function coordinatorMetrics(registry: Registry, heartbeats?: () => Promise<Map<string, number>>) {
-  /** Active migration → its phase now and the furthest forward phase it reached. */
-  const phases = new Map<string, { now: Phase; furthest: Phase }>();
+/** The numbers of ended migrations, from the stats their terminal event carries (packages/domain/src/stats.ts). */
+function endedMigrationMetrics(registry: Registry) {
+  return {
+    finished: new Counter({
+      name: 'haul_migrations_finished_total',
+      help: 'Migrations that ended (MigrationCompleted or MigrationRolledBack), by outcome, mode and the furthest forward phase they reached (unknown: this coordinator saw only their end).',
+      labelNames: ['outcome', 'mode', 'phase'],
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'haul_migration_duration_seconds',
+      help: 'From MigrationRequested to the terminal event (stats.totalMs).',
+      labelNames: ['outcome', 'mode'],
+      buckets: migrationSeconds,
+      registers: [registry],
+    }),
+    downtime: new Histogram({
+      name: 'haul_migration_downtime_seconds',
+      help: 'How long the CT ran nowhere: from the final dump (or stop) to its restore on the target or its resume on the source (stats.downtimeMs).',
+      labelNames: ['outcome', 'mode'],
+      buckets: downtimeSeconds,
+      registers: [registry],
+    }),
+    frozen: new Histogram({
+      name: 'haul_migration_frozen_seconds',
+      help: 'P.Haul’s frozen time of a live migration: criu’s frozen_time over every dump (stats.frozenMs).',
+      labelNames: ['outcome'],
+      buckets: downtimeSeconds,
+      registers: [registry],
+    }),
+    iterations: new Histogram({
+      name: 'haul_migration_iterations',
+      help: 'Dump iterations of a migration (pre-dumps and the final dump) that succeeded.',
+      labelNames: ['outcome'],
+      buckets: iterationCounts,
+      registers: [registry],
+    }),
+    streamed: new Counter({
+      name: 'haul_migration_streamed_bytes_total',
+      help: 'Bytes the ended migrations streamed between nodes (images and local disks; stats.bytesStreamed).',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+  };
+}
+
+/** Active migrations by phase, counted over the coordinator's map when scraped. */
+function activeGauge(registry: Registry, phases: Map<string, { now: Phase }>): void {
   new Gauge({
     name: 'haul_migrations_active',
     help: 'Migrations this coordinator drives that have not ended, by phase.',
@@ -97,46 +141,10 @@ export function coordinatorMetrics(registry: Registry, heartbeats?: () => Promis
       for (const { now } of phases.values()) this.inc({ phase: now });
     },
   });
-  const finished = new Counter({
-    name: 'haul_migrations_finished_total',
-    help: 'Migrations that ended (MigrationCompleted or MigrationRolledBack), by outcome, mode and the furthest forward phase they reached.',
-    labelNames: ['outcome', 'mode', 'phase'],
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'haul_migration_duration_seconds',
-    help: 'From MigrationRequested to the terminal event (stats.totalMs).',
-    labelNames: ['outcome', 'mode'],
-    buckets: migrationSeconds,
-    registers: [registry],
-  });
-  const downtime = new Histogram({
-    name: 'haul_migration_downtime_seconds',
-    help: 'How long the CT ran nowhere: from the final dump (or stop) to its restore on the target or its resume on the source (stats.downtimeMs).',
-    labelNames: ['outcome', 'mode'],
-    buckets: downtimeSeconds,
-    registers: [registry],
-  });
-  const frozen = new Histogram({
-    name: 'haul_migration_frozen_seconds',
-    help: 'P.Haul’s frozen time of a live migration: criu’s frozen_time over every dump (stats.frozenMs).',
-    labelNames: ['outcome'],
-    buckets: downtimeSeconds,
-    registers: [registry],
-  });
-  const iterations = new Histogram({
-    name: 'haul_migration_iterations',
-    help: 'Dump iterations of a migration (pre-dumps and the final dump) that succeeded.',
-    labelNames: ['outcome'],
-    buckets: iterationCounts,
-    registers: [registry],
-  });
-  const streamed = new Counter({
-    name: 'haul_migration_streamed_bytes_total',
-    help: 'Bytes the ended migrations streamed between nodes (images and local disks; stats.bytesStreamed).',
-    labelNames: ['outcome'],
-    registers: [registry],
-  });
+}
+
+/** Each node's heartbeat age, read when scraped. */
+function heartbeatGauge(registry: Registry, heartbeats?: () => Promise<Map<string, number>>): void {
   new Gauge({
     name: 'haul_node_heartbeat_age_seconds',
     help: 'Age of each node’s last heartbeat in the haul-nodes bucket, when scraped.',
@@ -149,6 +157,15 @@ export function coordinatorMetrics(registry: Registry, heartbeats?: () => Promis
       for (const [node, at] of beats) this.set({ node }, Math.max(0, now - at) / 1000);
     },
   });
+}
+
+/** The coordinator's metrics: migrations by phase and outcome, their numbers, and the nodes' heartbeats. */
+export function coordinatorMetrics(registry: Registry, heartbeats?: () => Promise<Map<string, number>>) {
+  /** Active migration → its phase now and the furthest forward phase it reached. */
+  const phases = new Map<string, { now: Phase; furthest: Phase }>();
+  activeGauge(registry, phases);
+  heartbeatGauge(registry, heartbeats);
+  const m = endedMigrationMetrics(registry);
 
   /** The phase the coordinator projected for a migration; a terminal one counts once, with its stats. */
   function projected(s: MigrationStatus): void {
@@ -163,14 +180,14 @@ export function coordinatorMetrics(registry: Registry, heartbeats?: () => Promis
     }
     phases.delete(s.migrationId);
     const outcome = s.phase;
-    finished.inc({ outcome, mode: s.mode, phase: seen?.furthest ?? 'unknown' });
+    m.finished.inc({ outcome, mode: s.mode, phase: seen?.furthest ?? 'unknown' });
     const st = s.stats;
     if (!st) return;
-    duration.observe({ outcome, mode: s.mode }, st.totalMs / 1000);
-    if (st.downtimeMs !== undefined) downtime.observe({ outcome, mode: s.mode }, st.downtimeMs / 1000);
-    if (st.frozenMs !== undefined) frozen.observe({ outcome }, st.frozenMs / 1000);
-    iterations.observe({ outcome }, st.iterations.length);
-    if (st.bytesStreamed) streamed.inc({ outcome }, st.bytesStreamed);
+    m.duration.observe({ outcome, mode: s.mode }, st.totalMs / 1000);
+    if (st.downtimeMs !== undefined) m.downtime.observe({ outcome, mode: s.mode }, st.downtimeMs / 1000);
+    if (st.frozenMs !== undefined) m.frozen.observe({ outcome }, st.frozenMs / 1000);
+    m.iterations.observe({ outcome }, st.iterations.length);
+    if (st.bytesStreamed) m.streamed.inc({ outcome }, st.bytesStreamed);
   }
 
   return { projected };
