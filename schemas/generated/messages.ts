@@ -507,6 +507,82 @@ export interface ErrorInfo {
   retryable?: boolean;
 }
 /**
+ * A message a service parked instead of handling it (stream HAUL_DEAD_LETTERS, subject haul.dead.<service>.<node>): what it was, where it came from and why it was refused. Parked messages are never redelivered.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DeadLetter".
+ */
+export interface DeadLetter {
+  /**
+   * The service that parked it: coordinator, node-agent or image-streamer.
+   */
+  service: string;
+  /**
+   * The node of the agent or streamer that parked it, or the coordinator's name.
+   */
+  node: string;
+  /**
+   * The subject the message arrived on.
+   */
+  subject: string;
+  /**
+   * Its stream sequence, when it came from a stream.
+   */
+  seq?: number;
+  /**
+   * Why it could not be handled.
+   */
+  reason: string;
+  /**
+   * The payload as text (UTF-8, invalid bytes replaced), cut at 32 KiB (limits.deadLetterPayloadBytes).
+   */
+  payload: string;
+  /**
+   * The payload's whole length in bytes.
+   */
+  payloadBytes: number;
+  /**
+   * Whether the payload was cut.
+   */
+  truncated: boolean;
+  parkedAt: Timestamp;
+}
+/**
+ * What each coordinator, node agent and image streamer answers to a request on haul.discovery (ask with a multi-reply request): who it is and how it is doing. Each service adds its own counters.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DiscoveryInfo".
+ */
+export interface DiscoveryInfo {
+  /**
+   * coordinator, node-agent or image-streamer.
+   */
+  service: string;
+  /**
+   * The node of an agent or streamer, or the coordinator's name.
+   */
+  node: string;
+  pid: number;
+  startedAt: Timestamp;
+  /**
+   * Coordinator: migrations it drives.
+   */
+  active?: number;
+  /**
+   * Coordinator: the API subjects it answers.
+   */
+  endpoints?: string[];
+  /**
+   * Node agent: final dumps it holds frozen.
+   */
+  heldDumps?: number;
+  /**
+   * Node agent, image streamer: commands this process parked.
+   */
+  parkedCommands?: number;
+  [k: string]: unknown | undefined;
+}
+/**
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "Actor".
  */

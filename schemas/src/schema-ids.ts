@@ -14,6 +14,8 @@ export const schemaIds = {
   nodeHeartbeat: 'https://haul.dev/schemas/node-heartbeat.schema.json',
   streamOffer: 'https://haul.dev/schemas/stream-offer.schema.json',
   streamOfferReply: 'https://haul.dev/schemas/stream-offer-reply.schema.json',
+  deadLetter: 'https://haul.dev/schemas/dead-letter.schema.json',
+  discoveryInfo: 'https://haul.dev/schemas/discovery-info.schema.json',
 } as const;
 
 export type SchemaName = keyof typeof schemaIds;

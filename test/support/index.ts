@@ -7,3 +7,4 @@ export * from './faults.ts';
 export * from './invariants.ts';
 export * from './secrets.ts';
 export { ensureBuilt } from './build.ts';
+export * from './prometheus.ts';

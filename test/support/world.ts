@@ -20,7 +20,7 @@ import {
   type Baseline,
   type CtPlace,
 } from './invariants.ts';
-import { startNatsServer, type NatsServer } from './nats-server.ts';
+import { freePort, startNatsServer, type NatsServer } from './nats-server.ts';
 import { startService, type ServiceProcess } from './processes.ts';
 import { createTestSecrets, secretsEnv, type TestSecrets } from './secrets.ts';
 
@@ -41,6 +41,8 @@ export type WorldOptions = {
    * that runs the generated configuration; the world's own connection is the scheduler's.
    */
   secure?: boolean;
+  /** Serve each service's Prometheus metrics on a free loopback port (world.metricsUrl(service name)). */
+  metrics?: boolean;
   log?: (line: string) => void;
 };
 
@@ -59,6 +61,7 @@ export async function startWorld(o: WorldOptions = {}) {
     connectBus(busConfigFromEnv(`haul-world-${identity}`, { HAUL_NATS_URL: server.url, ...as(identity) }));
   const cluster: EmulatedCluster = createEmulatedCluster('haul-world-');
   const services = new Map<string, ServiceProcess>();
+  const metricsPorts = new Map<string, number>();
   const faultsFile = join(cluster.dir, 'faults.json');
   writeFileSync(faultsFile, JSON.stringify(o.faults ?? []));
   for (const n of nodes) await cluster.addNode(n);
@@ -107,6 +110,11 @@ export async function startWorld(o: WorldOptions = {}) {
     ...(o.env ?? {}),
   });
   const start = async (name: string, entry: string, env: NodeJS.ProcessEnv, ready: RegExp) => {
+    if (o.metrics) {
+      const port = metricsPorts.get(name) ?? (await freePort()); // a restarted service keeps its port
+      metricsPorts.set(name, port);
+      env = { ...env, HAUL_METRICS_PORT: String(port), HAUL_METRICS_HOST: '127.0.0.1' };
+    }
     const s = startService(name, entry, env);
     services.set(name, s);
     await s.waitForLine(ready, 60_000);
@@ -126,6 +134,13 @@ export async function startWorld(o: WorldOptions = {}) {
     faultsFile,
     imageRoot,
     setFaults: (rules: FaultRule[]) => writeFileSync(faultsFile, JSON.stringify(rules)),
+    /** Where a service started with `metrics: true` serves /metrics (e.g. metricsUrl('streamer-node-a')). */
+    metricsUrl(name: string): string {
+      const port = metricsPorts.get(name);
+      if (port === undefined)
+        throw new Error(`${name} serves no metrics (start the world with metrics: true)`);
+      return `http://127.0.0.1:${port}/metrics`;
+    },
     /** Ask the coordinator to migrate this world's CT from node-a to node-b with its shared disks. */
     migrate: (requestId: string, extra: Partial<MigrateRequest> = {}) =>
       api.migrate({ requestId, ctid, source: 'node-a', target: 'node-b', sharedDisks: shared, ...extra }),

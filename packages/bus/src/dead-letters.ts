@@ -1,23 +1,12 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
+import type { DeadLetter } from '@haul/schemas';
 import { limits, subjects } from './conventions.ts';
 import { encodeJson } from './kv.ts';
 import { retryTransient } from './retry.ts';
 
-/** A message a service parked instead of handling it: what it was, where it came from and why it was refused. */
-export type DeadLetter = {
-  service: string;
-  node: string;
-  /** The subject the message arrived on, and its stream sequence when it came from a stream. */
-  subject: string;
-  seq?: number;
-  reason: string;
-  /** The payload as text (UTF-8, invalid bytes replaced), cut at limits.deadLetterPayloadBytes. */
-  payload: string;
-  payloadBytes: number;
-  truncated: boolean;
-  parkedAt: string;
-};
+/** A message a service parked instead of handling it (schemas/json/dead-letter.schema.json). */
+export type { DeadLetter };
 
 const dec = new TextDecoder();
 

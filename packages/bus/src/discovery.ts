@@ -1,4 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { DiscoveryInfo } from '@haul/schemas';
 import { subjects } from './conventions.ts';
 import { encodeJson } from './kv.ts';
 import { sentTo } from './sent-to.ts';
@@ -17,7 +18,8 @@ export function serveDiscovery(
   return nc.subscribe(subjects.discovery, {
     callback: (_err, msg) => {
       if (!sentTo(msg, subjects.discovery)) return; // a stored message pushed here by a consumer (sent-to.ts)
-      msg.respond(encodeJson({ service, node, pid: process.pid, startedAt, ...stats() }));
+      const info: DiscoveryInfo = { service, node, pid: process.pid, startedAt, ...stats() };
+      msg.respond(encodeJson(info));
     },
   });
 }

@@ -62,3 +62,27 @@ export { sentTo } from './sent-to.ts';
 export { exitOnUncaught, exitWhenLoopEnds, stopOnSignals } from './lifecycle.ts';
 export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';
 export { createSlots } from './slots.ts';
+export {
+  Registry,
+  agentMetrics,
+  cachedSource,
+  consumerMetrics,
+  coordinatorMetrics,
+  processMetrics,
+  streamerMetrics,
+  type AgentMetrics,
+  type ConsumerInfo,
+  type CoordinatorMetrics,
+  type StreamerMetrics,
+} from './metrics.ts';
+export {
+  MetricsConfigError,
+  consumerInfoOf,
+  exposeMetrics,
+  heartbeatTimesOf,
+  metricsConfigFromEnv,
+  metricsConfigOrExit,
+  metricsEnvHelp,
+  serveMetrics,
+  type MetricsConfig,
+} from './metrics-server.ts';

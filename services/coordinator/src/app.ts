@@ -2,17 +2,22 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { nanos } from '@nats-io/nats-core';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import {
+  Registry,
+  coordinatorMetrics,
   createEventLog,
   createParking,
   createSlots,
   decodeJson,
   exitWhenLoopEnds,
+  exposeMetrics,
+  heartbeatTimesOf,
   limits,
   retryTransient,
   streams,
   subjects,
   type EventLog,
   type Logger,
+  type MetricsConfig,
 } from '@haul/bus';
 import type { MigrationEvent, Validators } from '@haul/schemas';
 import { createAdmission } from './admission.ts';
@@ -28,7 +33,12 @@ export type CoordinatorConfig = CoordinatorSettings & {
 export type CoordinatorDeps = {
   /** The migration log (default: the JetStream event log; tests pass one that counts reads). */
   eventLog?: EventLog;
+  /** Where to serve Prometheus metrics (HAUL_METRICS_PORT); absent: not served. */
+  metrics?: MetricsConfig | undefined;
 };
+
+/** The coordinator's durable consumer of every migration's events. */
+const eventsConsumer = 'coordinator';
 
 /**
  * The coordinator: a durable consumer of every migration event drives the process manager, which keeps each active
@@ -46,12 +56,15 @@ export function createCoordinator(
     deps.eventLog ??
     createEventLog(nc, validators, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
   const admission = createAdmission({ nc, validators, eventLog, log, maxPerNode: cfg.maxMigrationsPerNode });
-  const pm = createProcessManager(nc, validators, eventLog, cfg, log, admission);
+  const registry = new Registry();
+  const metrics = coordinatorMetrics(registry, heartbeatTimesOf(nc));
+  const pm = createProcessManager(nc, validators, eventLog, cfg, log, admission, metrics);
   const api = createApi(nc, validators, eventLog, pm, log, admission);
   const ac = new AbortController();
   let loop: Promise<void> | undefined;
   let reconciler: NodeJS.Timeout | undefined;
   let reconciling = false;
+  let metricsServer: { close(): void } | undefined;
 
   const parking = createParking(nc, 'coordinator', cfg.node);
   const inHand = createSlots(limits.coordinatorConcurrentEvents);
@@ -103,7 +116,7 @@ export function createCoordinator(
     const jsm = await retryTransient(() => jetstreamManager(nc));
     await retryTransient(() =>
       jsm.consumers.add(streams.events, {
-        durable_name: 'coordinator',
+        durable_name: eventsConsumer,
         filter_subject: subjects.eventsAll,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.New,
@@ -111,7 +124,7 @@ export function createCoordinator(
         max_deliver: -1,
       }),
     );
-    const consumer = await jetstream(nc).consumers.get(streams.events, 'coordinator');
+    const consumer = await jetstream(nc).consumers.get(streams.events, eventsConsumer);
     const iter = await consumer.consume({
       max_messages: limits.coordinatorConcurrentEvents,
       expires: limits.pullExpiresMs,
@@ -174,10 +187,19 @@ export function createCoordinator(
       loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
       api.start();
       reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
+      metricsServer = await exposeMetrics({
+        registry,
+        cfg: deps.metrics,
+        log,
+        nc,
+        stream: streams.events,
+        consumer: eventsConsumer,
+      });
       log.info({ active: pm.active.size }, 'coordinator started');
     },
     async stop(): Promise<void> {
       clearInterval(reconciler);
+      metricsServer?.close();
       api.stop();
       ac.abort();
       pm.stop();

@@ -6,6 +6,8 @@ import {
   maxFrozenLeaseMs,
   ensureTopology,
   exitOnUncaught,
+  metricsConfigOrExit,
+  metricsEnvHelp,
   stopOnSignals,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
@@ -20,7 +22,8 @@ Environment:
   HAUL_FROZEN_LEASE_MS       default frozen lease of a final dump (default ${defaultFrozenLeaseMs})
   HAUL_REPLICAS              replicas of every stream and bucket (1, or 3 on a cluster). Set: missing ones are
                              created with it and existing ones changed to haul's config (logged). Unset: missing
-                             ones get the replicas of the existing ones (else 1); existing ones are never changed`;
+                             ones get the replicas of the existing ones (else 1); existing ones are never changed
+${metricsEnvHelp}`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(help);
@@ -43,6 +46,7 @@ function envInt(key: string, fallback: number, min: number, max: number): number
 }
 const frozenLeaseMs = envInt('HAUL_FROZEN_LEASE_MS', defaultFrozenLeaseMs, 1_000, maxFrozenLeaseMs);
 const maxMigrationsPerNode = envInt('HAUL_MAX_PER_NODE', 2, 1, 10_000);
+const metrics = metricsConfigOrExit(log);
 const validators = createValidators();
 // No async stack traces on requests: every JetStream publish is a request, and capturing a stack for each one cost
 // the coordinator about a tenth of its CPU (bench:control); a failed request still says what failed.
@@ -63,6 +67,7 @@ const coordinator = createCoordinator(
     maxMigrationsPerNode,
   },
   log,
+  { metrics },
 );
 await coordinator.start();
 stopOnSignals(log, coordinator, nc);

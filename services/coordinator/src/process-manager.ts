@@ -8,6 +8,7 @@ import {
   sendCommand,
   stepTimeoutsMs,
   streamStallMs,
+  type CoordinatorMetrics,
   type EventLog,
   type Logger,
   type StoredEvent,
@@ -66,6 +67,8 @@ export function createProcessManager(
   log: Logger,
   /** Asked before a migration's first step whether it is admitted; without it (tests) every migration is. */
   admission?: Pick<Admission, 'confirm'>,
+  /** Told each projected status (the migrations-by-phase and terminal metrics). */
+  metrics?: Pick<CoordinatorMetrics, 'projected'>,
 ) {
   const chains = new Map<string, Promise<unknown>>();
   const active = new Set<string>();
@@ -188,6 +191,8 @@ export function createProcessManager(
     if (!status) return;
     const kv = await openBucket(nc, buckets.status);
     await kv.put(status.migrationId, encodeJson(status));
+    // A migration's end counts once in this process (a terminal state projected again is not a second end).
+    if (!state.terminal || !ended.has(status.migrationId)) metrics?.projected(status);
     if (state.terminal) {
       active.delete(status.migrationId);
       forget(status.migrationId);

@@ -1,9 +1,12 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
+  Registry,
+  commandConsumerName,
   createCommandQueue,
   eventFactory,
   exitWhenLoopEnds,
+  exposeMetrics,
   hasOutcome,
   createEventLog,
   decodeJson,
@@ -11,9 +14,12 @@ import {
   migrationLogger,
   sentTo,
   serveDiscovery,
+  streamerMetrics,
+  streams,
   subjects,
   type CommandDelivery,
   type Logger,
+  type MetricsConfig,
 } from '@haul/bus';
 import type {
   ErrorInfo,
@@ -61,6 +67,8 @@ export type StreamerDeps = {
   transfer?: Transfer;
   /** Called as each command is taken off the queue (the control bench times dispatch with it). */
   onCommand?: (delivery: CommandDelivery) => void;
+  /** Where to serve Prometheus metrics (HAUL_METRICS_PORT); absent: not served. */
+  metrics?: MetricsConfig | undefined;
 };
 
 /** Move one folder to the target node; resolves with the completion numbers. */
@@ -93,6 +101,9 @@ export function createImageStreamer(deps: StreamerDeps) {
   const nodeRate = createRateLimiter(cfg.nodeLimitMBps);
   const slots = createSlots(MAX_TRANSFERS);
   const running = new Map<string, Promise<void>>();
+  const registry = new Registry();
+  const metrics = streamerMetrics(registry);
+  let metricsServer: { close(): void } | undefined;
 
   function serveOffers(): void {
     sub = nc.subscribe(subjects.streamOffer(cfg.node), {
@@ -152,6 +163,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     let lastReport = t0;
     const onBytes = (n: number) => {
       done += n;
+      metrics.sent(n);
       const now = performance.now();
       if (now - lastReport >= cfg.progressEveryMs && done < total) {
         lastReport = now;
@@ -275,6 +287,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     const working = setInterval(() => msg.working(), 2000);
     const base = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt };
     let outcome: MigrationEvent;
+    metrics.started();
     try {
       // A local disk copy is the CT's data: synced before it counts. Image folders are only read by a restore,
       // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync.
@@ -282,11 +295,13 @@ export function createImageStreamer(deps: StreamerDeps) {
         durable: cmd.step === 'copyLocalDisk',
       });
       mlog.info({ bytes: result.bytes, mbPerSec: Math.round(result.mbPerSec) }, 'images streamed');
+      metrics.ended(cmd.step, result);
       outcome = event(cmd.migrationId, 'StepSucceeded', { ...base, result }, `${cmd.commandId}:result`);
     } catch (err) {
       const info = (err as { info?: ErrorInfo }).info;
       const error: ErrorInfo = info ?? { code: 'HAUL_STREAM_FAILED', message: (err as Error).message };
       mlog.error({ err: error }, 'streaming failed');
+      metrics.ended(cmd.step, undefined);
       outcome = event(cmd.migrationId, 'StepFailed', { ...base, error }, `${cmd.commandId}:result`);
     } finally {
       clearInterval(working);
@@ -308,10 +323,19 @@ export function createImageStreamer(deps: StreamerDeps) {
       // A deaf streamer must not stay up: it exits so that its supervisor restarts it.
       const consumer = await queue.consume(dispatch, ac.signal);
       loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);
+      metricsServer = await exposeMetrics({
+        registry,
+        cfg: deps.metrics,
+        log,
+        nc,
+        stream: streams.commands,
+        consumer: commandConsumerName(cfg.node, 'streamer'),
+      });
       log.info('image streamer started');
     },
     async stop(): Promise<void> {
       ac.abort();
+      metricsServer?.close();
       sub?.unsubscribe();
       await loop;
       await Promise.all(running.values());

@@ -5,6 +5,8 @@ import {
   createLogger,
   exitOnUncaught,
   limits,
+  metricsConfigOrExit,
+  metricsEnvHelp,
   stopOnSignals,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
@@ -20,7 +22,8 @@ Environment:
   HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
   HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)
   HAUL_TOPOLOGY_WAIT_MS    how long to wait at start for the coordinator to create the streams and buckets
-                           (default ${limits.topologyWaitMs}); this streamer never creates or changes them`;
+                           (default ${limits.topologyWaitMs}); this streamer never creates or changes them
+${metricsEnvHelp}`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(help);
@@ -45,9 +48,10 @@ const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];
 if (limit) cfg.nodeLimitMBps = Number(limit);
 const log = createLogger('image-streamer', node);
 exitOnUncaught(log);
+const metrics = metricsConfigOrExit(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
 await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
-const streamer = createImageStreamer({ nc, validators, cfg, log });
+const streamer = createImageStreamer({ nc, validators, cfg, log, metrics });
 await streamer.start();
 stopOnSignals(log, streamer, nc);

@@ -3,11 +3,15 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   BusError,
   ConcurrencyConflictError,
+  Registry,
+  agentMetrics,
   buckets,
+  commandConsumerName,
   createCommandQueue,
   createSlots,
   eventFactory,
   exitWhenLoopEnds,
+  exposeMetrics,
   hasOutcome,
   createEventLog,
   encodeJson,
@@ -15,8 +19,10 @@ import {
   migrationLogger,
   openBucket,
   serveDiscovery,
+  streams,
   type CommandDelivery,
   type Logger,
+  type MetricsConfig,
 } from '@haul/bus';
 import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/schemas';
 import { createRunner } from './adapters/exec.ts';
@@ -44,6 +50,8 @@ export type NodeAgentDeps = {
   host?: AgentHost;
   /** Called as each command is taken off the queue (the control bench times dispatch with it). */
   onCommand?: (delivery: CommandDelivery) => void;
+  /** Where to serve Prometheus metrics (HAUL_METRICS_PORT); absent: not served. */
+  metrics?: MetricsConfig | undefined;
 };
 
 type StepOutcome = Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed' }>;
@@ -60,7 +68,10 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const eventLog = createEventLog(nc, validators, (seq, m) =>
     log.warn({ seq, err: m }, 'invalid event in the log skipped'),
   );
-  const run = createRunner(log, env);
+  const registry = new Registry();
+  const metrics = agentMetrics(registry);
+  let metricsServer: { close(): void } | undefined;
+  const run = createRunner(log, env, metrics);
   const ac = new AbortController();
   const host = deps.host ?? toolHost(run, ac.signal);
   const held = createHeldDumps(cfg.stateDir, log, env);
@@ -184,12 +195,14 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     try {
       const result = await handler(cmd, contextFor(cmd.migrationId, mlog, reconciled));
       mlog.info({ ms: Date.now() - t0 }, 'step succeeded');
+      metrics.step(cmd.step, 'succeeded', (Date.now() - t0) / 1000, (result as { toolMs?: number }).toolMs);
       if (cmd.step === 'finalDump') leases.arm(held.meta(cmd.migrationId));
       const data = { ...base, result } as Extract<StepOutcome, { type: 'StepSucceeded' }>['data'];
       return event(cmd.migrationId, 'StepSucceeded', data, `${cmd.commandId}:result`) as StepOutcome;
     } catch (err) {
       const error = errorInfo(err);
       mlog.error({ err: error, ms: Date.now() - t0 }, 'step failed');
+      metrics.step(cmd.step, 'failed', (Date.now() - t0) / 1000);
       return event(
         cmd.migrationId,
         'StepFailed',
@@ -237,10 +250,19 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       // A deaf agent must not stay up heartbeating (admission would keep sending it work): it exits instead.
       const consumer = await queue.consume(handle, ac.signal);
       loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);
+      metricsServer = await exposeMetrics({
+        registry,
+        cfg: deps.metrics,
+        log,
+        nc,
+        stream: streams.commands,
+        consumer: commandConsumerName(cfg.node, 'agent'),
+      });
       log.info({ imageRoot: cfg.imageRoot }, 'node agent started');
     },
     async stop(): Promise<void> {
       ac.abort();
+      metricsServer?.close();
       clearTimeout(heartbeat);
       leases.stop();
       await loop;

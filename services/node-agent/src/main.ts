@@ -7,6 +7,8 @@ import {
   limits,
   maxFrozenLeaseMs,
   exitOnUncaught,
+  metricsConfigOrExit,
+  metricsEnvHelp,
   stopOnSignals,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
@@ -32,7 +34,8 @@ Environment:
   HAUL_STATE_DIR       the agent's own state (default /var/lib/haul/agent)
   HAUL_LOG_PRETTY=1    human-readable logs; HAUL_LOG_LEVEL (default info)
   HAUL_TOPOLOGY_WAIT_MS how long to wait at start for the coordinator to create the streams and buckets
-                       (default ${limits.topologyWaitMs}); this agent never creates or changes them`;
+                       (default ${limits.topologyWaitMs}); this agent never creates or changes them
+${metricsEnvHelp}`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(help);
@@ -74,9 +77,10 @@ const cfg: AgentConfig = {
 };
 const log = createLogger('node-agent', node);
 exitOnUncaught(log);
+const metrics = metricsConfigOrExit(log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`node-agent@${node}`));
 await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
-const agent = createNodeAgent({ nc, validators, cfg, log });
+const agent = createNodeAgent({ nc, validators, cfg, log, metrics });
 await agent.start();
 stopOnSignals(log, agent, nc);

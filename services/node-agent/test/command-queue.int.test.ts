@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { commandConsumerName, encodeJson, streams, subjects } from '@haul/bus';
 import type { DeadLetter } from '@haul/bus';
-import type { MigrationEvent } from '@haul/schemas';
+import { createValidators, type MigrationEvent } from '@haul/schemas';
 import { awaitEvent, outcomeOf, startWorld, type ServiceProcess, type World } from '@haul/test';
 
 /**
@@ -50,7 +50,11 @@ async function lastDeadLetter(): Promise<DeadLetter> {
   const m = await jsm.streams.getMessage(streams.deadLetters, {
     last_by_subj: subjects.deadLetters('node-agent', 'node-a'),
   });
-  return m!.json<DeadLetter>();
+  const letter = m!.json<DeadLetter>();
+  // What the AsyncAPI document promises for haul.dead.<service>.<node>.
+  const v = createValidators().validate('deadLetter', letter);
+  assert.ok(v.ok, JSON.stringify(v));
+  return letter;
 }
 
 /** The good command after the bad ones gets its outcome: the consumer lives on. */

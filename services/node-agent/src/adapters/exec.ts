@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import type { Logger } from '@haul/bus';
+import type { AgentMetrics, Logger } from '@haul/bus';
 import { asToolTime } from './tool-time.ts';
 
 /** A host tool exited non-zero, timed out or was cancelled: everything the failure event needs. */
@@ -35,7 +35,11 @@ export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise
  * The one place haul runs host tools. Each tool runs in its own process group so a timeout or a cancellation kills
  * the whole tree it started (not the containers it launched, which detach on their own, as real CTs do).
  */
-export function createRunner(log: Logger, env: NodeJS.ProcessEnv = process.env): Runner {
+export function createRunner(
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+  metrics?: Pick<AgentMetrics, 'toolFailed'>,
+): Runner {
   const run: Runner = async (tool, args, opts) => {
     const started = Date.now();
     const sub = execa(tool, args, { reject: false, detached: true, env, extendEnv: false, stdin: 'ignore' });
@@ -62,8 +66,12 @@ export function createRunner(log: Logger, env: NodeJS.ProcessEnv = process.env):
       const r = await sub;
       const exitCode = r.exitCode ?? -1;
       log.debug({ tool, args, exitCode, ms: Date.now() - started }, 'tool ran');
-      if (why) throw new CommandFailedError([tool, ...args], r.exitCode, String(r.stderr ?? ''), why);
+      if (why) {
+        metrics?.toolFailed(tool, r.exitCode, why);
+        throw new CommandFailedError([tool, ...args], r.exitCode, String(r.stderr ?? ''), why);
+      }
       if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
+        metrics?.toolFailed(tool, r.exitCode, 'exit');
         throw new CommandFailedError(
           [tool, ...args],
           r.exitCode ?? undefined,

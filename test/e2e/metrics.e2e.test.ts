@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { followToEnd } from '@haul/cli';
+import { limits } from '@haul/bus';
+import {
+  awaitEvent,
+  injections,
+  scrape,
+  scrapeUntil,
+  startRunningWorld,
+  startService,
+  type Exposition,
+  type World,
+} from '@haul/test';
+
+const services = ['coordinator', 'agent-node-a', 'agent-node-b', 'streamer-node-a', 'streamer-node-b'];
+const consumers: Record<string, [string, string]> = {
+  coordinator: ['HAUL_EVENTS', 'coordinator'],
+  'agent-node-a': ['HAUL_COMMANDS', 'agent-node-a'],
+  'agent-node-b': ['HAUL_COMMANDS', 'agent-node-b'],
+  'streamer-node-a': ['HAUL_COMMANDS', 'streamer-node-a'],
+  'streamer-node-b': ['HAUL_COMMANDS', 'streamer-node-b'],
+};
+
+/** promtool's lint of haul's own metrics (prom-client's nodejs_* defaults break its _total rule), when installed. */
+function promtoolComplaints(e: Exposition): string | undefined {
+  const ours = e.text
+    .split('\n')
+    .filter((l) => /^(# (HELP|TYPE) )?haul_/.test(l))
+    .join('\n');
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: `${ours}\n`, encoding: 'utf8' });
+  if (r.error) return undefined; // not installed: the parser above is the check
+  return r.status === 0 ? '' : `${r.stdout}${r.stderr}`;
+}
+
+const count = (e: Exposition, name: string, labels: Record<string, string>) =>
+  e.value(`${name}_count`, labels);
+
+describe('Prometheus metrics of every service during real migrations', () => {
+  let w: World;
+  const url = (s: string) => w.metricsUrl(s);
+  before(async () => {
+    // The target's first `vzctl status` fails: the first migration rolls back at its preflight, the second completes.
+    w = await startRunningWorld({
+      metrics: true,
+      sharedDisks: 1,
+      memoryMb: 32,
+      dirtyRate: 200,
+      faults: injections['preflightTarget']?.rules ?? [],
+    });
+  });
+  after(() => w?.stop());
+
+  it('every service serves a parseable exposition with its consumer’s pending counts; both heartbeats are fresh', async () => {
+    for (const s of services) {
+      const e = await scrape(url(s));
+      const [stream, consumer] = consumers[s]!;
+      assert.equal(e.find('haul_consumer_pending_messages', { stream, consumer }).length, 1, s);
+      assert.equal(e.find('haul_consumer_ack_pending_messages', { stream, consumer }).length, 1, s);
+      assert.ok(e.find('process_resident_memory_bytes').length === 1, `${s}: process metrics`);
+      assert.ok(!promtoolComplaints(e), `${s}: ${promtoolComplaints(e)}`);
+    }
+    const c = await scrape(url('coordinator'));
+    assert.equal(c.value('haul_migrations_finished_total', { outcome: 'completed' }), 0);
+    for (const node of ['node-a', 'node-b']) {
+      const age = c.find('haul_node_heartbeat_age_seconds', { node });
+      assert.equal(age.length, 1, `heartbeat age of ${node}`);
+      assert.ok(age[0]!.value >= 0 && age[0]!.value < limits.nodeStaleMs / 1000, `${node}: ${age[0]!.value}`);
+    }
+  });
+
+  it('a rollback counts by outcome and phase, and the failed host tool by its exit code', async () => {
+    const r = await w.migrate('metrics-rollback');
+    assert.ok(r.ok, JSON.stringify(r));
+    if (!r.ok) return;
+    const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+    assert.equal(end.type, 'MigrationRolledBack');
+    const c = await scrape(url('coordinator'));
+    assert.equal(
+      c.value('haul_migrations_finished_total', { outcome: 'rolled-back', phase: 'preflight' }),
+      1,
+    );
+    assert.equal(count(c, 'haul_migration_duration_seconds', { outcome: 'rolled-back' }), 1);
+    const b = await scrape(url('agent-node-b'));
+    assert.equal(b.value('haul_tool_failures_total', { tool: 'vzctl', exit_code: '3', reason: 'exit' }), 1);
+    assert.equal(count(b, 'haul_step_duration_seconds', { step: 'preflightTarget', outcome: 'failed' }), 1);
+    const a = await scrape(url('agent-node-a'));
+    assert.equal(a.find('haul_tool_failures_total').length, 0, 'no tool failed on node-a');
+  });
+
+  it('a completed live migration moves every metric it touches', async () => {
+    const before = await scrape(url('coordinator'));
+    assert.equal(before.value('haul_migrations_finished_total', { outcome: 'completed' }), 0);
+    // Throttled so that its first transfer is still running when its first progress is logged.
+    const r = await w.migrate('metrics-live', { bandwidthLimitMBps: 8, maxIterations: 1 });
+    assert.ok(r.ok, JSON.stringify(r));
+    if (!r.ok) return;
+    await awaitEvent(w.eventLog, r.migrationId, (e) => e.type === 'StreamProgress');
+    const moving = await scrapeUntil(
+      url('streamer-node-a'),
+      (e) => e.value('haul_stream_sent_bytes_total') > 0,
+    );
+    assert.equal(moving.value('haul_stream_active_transfers'), 1);
+    await scrapeUntil(
+      url('coordinator'),
+      (e) => e.value('haul_migrations_active', { phase: 'iterating' }) === 1,
+    );
+
+    const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+    assert.equal(end.type, 'MigrationCompleted');
+    if (end.type !== 'MigrationCompleted') return;
+    const stats = end.data.stats;
+    const c = await scrape(url('coordinator'));
+    assert.equal(c.value('haul_migrations_finished_total', { outcome: 'completed', mode: 'live' }), 1);
+    assert.equal(count(c, 'haul_migration_duration_seconds', { outcome: 'completed' }), 1);
+    assert.equal(count(c, 'haul_migration_downtime_seconds', { outcome: 'completed' }), 1);
+    assert.equal(
+      c.value('haul_migration_downtime_seconds_sum', { outcome: 'completed' }),
+      stats.downtimeMs! / 1000,
+    );
+    assert.equal(count(c, 'haul_migration_frozen_seconds', { outcome: 'completed' }), 1);
+    assert.equal(c.value('haul_migration_iterations_sum', { outcome: 'completed' }), stats.iterations.length);
+    assert.equal(
+      c.value('haul_migration_streamed_bytes_total', { outcome: 'completed' }),
+      stats.bytesStreamed,
+    );
+    assert.equal(
+      c.find('haul_migrations_active').reduce((n, s) => n + s.value, 0),
+      0,
+      'no migration is active any more',
+    );
+
+    const s = await scrape(url('streamer-node-a'));
+    assert.ok(s.value('haul_stream_sent_bytes_total') >= stats.bytesStreamed!);
+    assert.equal(s.value('haul_stream_active_transfers'), 0);
+    assert.ok(s.value('haul_stream_transfers_total', { step: 'streamImages', outcome: 'succeeded' }) >= 2);
+    assert.ok(count(s, 'haul_stream_transfer_rate_bytes_per_second', { step: 'streamImages' }) >= 2);
+
+    const b = await scrape(url('agent-node-b'));
+    assert.equal(count(b, 'haul_step_duration_seconds', { step: 'restore', outcome: 'succeeded' }), 1);
+    assert.ok(b.value('haul_step_tool_seconds_total', { step: 'restore' }) > 0);
+    for (const e of [c, s, b]) assert.ok(!promtoolComplaints(e), promtoolComplaints(e));
+  });
+
+  it('a service given a bad metrics port exits 2 at start, naming the setting', async () => {
+    for (const [service, entry] of [
+      ['coordinator', 'services/coordinator/src/main.ts'],
+      ['agent', 'services/node-agent/src/main.ts'],
+      ['streamer', 'services/image-streamer/src/main.ts'],
+    ] as const) {
+      const p = startService(`bad-metrics-${service}`, entry, {
+        ...process.env,
+        HAUL_NATS_URL: w.server.url,
+        HAUL_NODE: 'node-x',
+        HAUL_STREAM_ROOTS: '/nonexistent',
+        HAUL_HOST_ROOT: w.cluster.nodeRoot('node-a'),
+        HAUL_IMAGE_ROOT: w.imageRoot('node-a'),
+        HAUL_METRICS_PORT: '70000',
+      });
+      assert.equal(await p.exited, 2, service);
+      assert.ok(
+        p.lines.some((l) => l.includes('HAUL_METRICS_PORT must be')),
+        p.lines.join('\n'),
+      );
+    }
+  });
+});
