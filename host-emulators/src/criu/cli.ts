@@ -72,7 +72,9 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
   if (cmd === undefined) throw refuse('Error (criu/crtools.c): command is required');
   if (!criuCommands.includes(cmd)) throw refuse(`Error (criu/crtools.c): unknown command: ${cmd}`);
   if (args.length > 1 && !opts.has('--exec-cmd') && cmd !== 'cpuinfo')
-    throw refuse(`Error (criu/crtools.c): excessive parameter${args.length > 2 ? 's' : ''} for command ${cmd}`);
+    throw refuse(
+      `Error (criu/crtools.c): excessive parameter${args.length > 2 ? 's' : ''} for command ${cmd}`,
+    );
   return parsed;
 }
 

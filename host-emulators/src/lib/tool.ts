@@ -140,7 +140,12 @@ function parseLong(table: OptTable, argv: string[], i: number, add: (s: OptSpec,
   return i + 1;
 }
 
-function parseShort(table: OptTable, argv: string[], i: number, add: (s: OptSpec, v: string) => void): number {
+function parseShort(
+  table: OptTable,
+  argv: string[],
+  i: number,
+  add: (s: OptSpec, v: string) => void,
+): number {
   const a = argv[i]!;
   for (let j = 1; j < a.length; j++) {
     const c = a[j]!;

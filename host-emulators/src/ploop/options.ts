@@ -21,20 +21,30 @@ const usages = {
     '             BASE_DELTA [ ... TOP_DELTA ]',
     '       ploop mount [-r] [-m MOUNT_POINT] [-u UUID] DiskDescriptor.xml',
   ],
-  umount: ['Usage: ploop umount -d DEVICE', '       ploop umount -m DIR', '       ploop umount DiskDescriptor.xml'],
+  umount: [
+    'Usage: ploop umount -d DEVICE',
+    '       ploop umount -m DIR',
+    '       ploop umount DiskDescriptor.xml',
+  ],
   snapshot: [
     'Usage: ploop snapshot [-u UUID] DiskDescriptor.xml',
     '       ploop snapshot [-F] [-o] -d DEVICE DELTA',
     '       -F     - synchronize file system before taking snapshot',
     '       -o     - create an offline snapshot',
   ],
-  'snapshot-delete': ['Usage: ploop snapshot-delete -u UUID DiskDescriptor.xml', '       UUID := snapshot id'],
+  'snapshot-delete': [
+    'Usage: ploop snapshot-delete -u UUID DiskDescriptor.xml',
+    '       UUID := snapshot id',
+  ],
   'snapshot-merge': [
     'Usage: ploop snapshot-merge [-u UUID | -A] [-n DELTA] DiskDescriptor.xml',
     '       -u UUID       snapshot to merge (top delta if not specified)',
     '       -n DELTA      new delta file to merge to',
   ],
-  'snapshot-switch': ['Usage: ploop snapshot-switch -u UUID DiskDescriptor.xml', '       UUID := snapshot UUID'],
+  'snapshot-switch': [
+    'Usage: ploop snapshot-switch -u UUID DiskDescriptor.xml',
+    '       UUID := snapshot UUID',
+  ],
   'snapshot-list': [
     'Usage: ploop snapshot-list [-H] [-o field[,field...]] [-s] [-u <UUID>] \\',
     '                           DiskDescriptor.xml',

@@ -75,7 +75,8 @@ function parseActionOptions(action: string, ctid: string, rest: string[]): Parse
   const how = vzctlParse[action];
   if (!how || how.kind === 'ignore') return { opts: new Map(), args: rest };
   if (how.kind === 'none') {
-    if (rest.length > 0) throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Invalid options: ${rest.join(' ')} `);
+    if (rest.length > 0)
+      throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Invalid options: ${rest.join(' ')} `);
     return { opts: new Map(), args: [] };
   }
   let parsed: ParsedOpts;
@@ -86,7 +87,9 @@ function parseActionOptions(action: string, ctid: string, rest: string[]): Parse
     throw e;
   }
   if (how.checkTail && parsed.args.length > 0) {
-    throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, '', [`non-option ARGV-elements: ${parsed.args.join(' ')} `]);
+    throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, '', [
+      `non-option ARGV-elements: ${parsed.args.join(' ')} `,
+    ]);
   }
   return parsed;
 }
