@@ -10,7 +10,8 @@ import {
 } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
-import { getopt, out, err } from '../lib/tool.ts';
+import { GetoptError, out, err, parseOpts, type ParsedOpts } from '../lib/tool.ts';
+import { criuCommands, criuOptions, criuUsage } from './options.ts';
 import { ctRequest, type CtCoreImage, type DumpReply } from '../container/protocol.ts';
 import { launchContainer } from '../container/launch.ts';
 import { imageChain } from '../container/images.ts';
@@ -19,45 +20,14 @@ import { diskBases } from '../vzctl/ct-state.ts';
 import { ctConfig } from '../vzctl/cli.ts';
 import { writeDumpStats, writeRestoreStats } from './stats.ts';
 
-const withValue = [
-  '-t',
-  '--tree',
-  '-D',
-  '--images-dir',
-  '-W',
-  '--work-dir',
-  '--prev-images-dir',
-  '-o',
-  '--log-file',
-  '--action-script',
-  '--address',
-  '--port',
-  '--ps-socket',
-  '--pidfile',
-  '--root',
-  '--freeze-cgroup',
-  '--timeout',
-  '--cgroup-dump-controller',
-  '--ghost-limit',
-  '--external',
-  '--ext-mount-map',
-  '--veth-pair',
-  '--cgroup-root',
-  '--feature',
-  '--status-fd',
-];
-
-/** `criu <command> [options]`: pre-dump, dump, restore, page-server, check, -V (host-tools.md §4, §6). */
+/** `criu <command> [options]`: pre-dump, dump, restore, check, -V (host-tools.md §4, §6). */
 export async function criuMain(argv: string[]): Promise<number> {
-  if (argv.includes('-V') || argv.includes('--version')) {
+  const { opts, args } = parseCriuArgv(argv);
+  if (opts.has('-V')) {
     out(`Version: ${emuEnv().criuVersion}`);
     return 0;
   }
-  const cmd = argv.find((a) => !a.startsWith('-'));
-  const { opts } = getopt(
-    argv.filter((a) => a !== cmd),
-    withValue,
-  );
+  const cmd = args[0];
   const one = (...k: string[]) => k.map((x) => opts.get(x)?.at(-1)).find((v) => v !== undefined);
   switch (cmd) {
     case 'check': {
@@ -73,17 +43,39 @@ export async function criuMain(argv: string[]): Promise<number> {
       return dump(cmd, opts, one);
     case 'restore':
       return restore(one);
-    case 'page-server':
-      throw new ToolExit(
-        1,
-        'page-server: not emulated (haul streams image dirs; see host-emulators/README.md)',
-      );
     default:
-      throw new ToolExit(
-        1,
-        `Unknown command ${cmd ?? '(none)'}\nUsage: criu dump|pre-dump|restore|check|page-server [options]`,
-      );
+      throw new ToolExit(1, `${cmd}: not emulated (haul streams image dirs; see host-emulators/README.md)`);
   }
+}
+
+/**
+ * criu's own refusals, before any command runs (criu/config.c parse_options, criu/crtools.c main): an option not in
+ * the table, a missing argument, no or an unknown command, a second word, -t not a positive number. The usage text
+ * goes to stdout (pr_msg) and the status is 1; -h prints it and ends with 0.
+ */
+function parseCriuArgv(argv: string[]): ParsedOpts {
+  const refuse = (why: string) => new ToolExit(1, why, [criuUsage]);
+  let parsed: ParsedOpts;
+  try {
+    parsed = parseOpts(criuOptions, argv);
+  } catch (e) {
+    if (e instanceof GetoptError) throw refuse(`criu: ${e.message}`);
+    throw e;
+  }
+  const { opts, args } = parsed;
+  if (opts.has('-V')) return parsed;
+  if (opts.has('-h')) throw new ToolExit(0, '', [criuUsage]);
+  const tree = opts.get('-t')?.at(-1);
+  if (tree !== undefined && !(parseInt(tree, 10) > 0))
+    throw new ToolExit(1, `Error (criu/config.c): invalid argument for -t: ${tree}`);
+  const cmd = args[0];
+  if (cmd === undefined) throw refuse('Error (criu/crtools.c): command is required');
+  if (!criuCommands.includes(cmd)) throw refuse(`Error (criu/crtools.c): unknown command: ${cmd}`);
+  if (args.length > 1 && !opts.has('--exec-cmd') && cmd !== 'cpuinfo')
+    throw refuse(
+      `Error (criu/crtools.c): excessive parameter${args.length > 2 ? 's' : ''} for command ${cmd}`,
+    );
+  return parsed;
 }
 
 /** Find which CT of this node has this init pid. */

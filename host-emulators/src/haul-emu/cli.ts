@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ToolExit, emuEnv, paths } from '../lib/emu-env.ts';
 import { acquireLock } from '../lib/lock.ts';
+import { imageValue } from '../vzctl/config.ts';
 import { getopt, out } from '../lib/tool.ts';
 import { appendBlock, BLOCK, chainChecksum, readChain } from '../ploop/delta.ts';
 import { createHash, randomUUID } from 'node:crypto';
@@ -103,7 +104,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       ];
       if (shared.length)
         lines.push(
-          `DISK="${shared.map((d, i) => `uuid={${String(i).padStart(8, '0')}-0000-4000-8000-000000000000},enabled=yes,image=${d},mnt=/data${i}`).join(';')}"`,
+          `DISK="${shared.map((d, i) => `uuid={${String(i).padStart(8, '0')}-0000-4000-8000-000000000000},enabled=yes,image=${imageValue(priv, d)},mnt=/data${i}`).join(';')}"`,
         );
       writeFileSync(paths.ctConf(env, ctid), lines.join('\n') + '\n');
       if (opts.has('--config-only')) {

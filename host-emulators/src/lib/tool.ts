@@ -51,3 +51,127 @@ export function getopt(argv: string[], withValue: string[]): { opts: Map<string,
   }
   return { opts, args };
 }
+
+/**
+ * One option of a real tool's getopt table: its short letter and/or long names, whether it takes an argument, and
+ * the key the emulator reads it by (the first of its spellings, e.g. '-u' or '--dumpfile').
+ */
+export interface OptSpec {
+  short?: string;
+  long?: string[];
+  arg: 'none' | 'required' | 'optional';
+}
+
+/** A tool's (or subcommand's) option table, with the upstream file and function whose getopt call it mirrors. */
+export interface OptTable {
+  source: string;
+  specs: OptSpec[];
+}
+
+/** Why getopt refused an argv: what glibc's getopt_long prints, without the program name. */
+export class GetoptError extends Error {
+  readonly kind: 'unknown' | 'missing' | 'ambiguous' | 'unexpected';
+  constructor(kind: GetoptError['kind'], message: string) {
+    super(message);
+    this.name = 'GetoptError';
+    this.kind = kind;
+  }
+}
+
+export interface ParsedOpts {
+  /** Values by key (flags get ''); a repeated option keeps every value, in order. */
+  opts: Map<string, string[]>;
+  /** The non-options, in order (GNU getopt permutes them after the options). */
+  args: string[];
+}
+
+const keyOf = (s: OptSpec): string => (s.short ? `-${s.short}` : `--${s.long![0]}`);
+
+/**
+ * glibc getopt_long as the real tools call it: permuting, short clusters (`-rF`, `-uG`), `--long[=v]`, unambiguous
+ * long prefixes, `--` ends the options. An option not in the table, a missing argument, or an argument given to a
+ * flag throws GetoptError (each tool turns it into its own usage text and exit status).
+ */
+export function parseOpts(table: OptTable, argv: string[]): ParsedOpts {
+  const opts = new Map<string, string[]>();
+  const args: string[] = [];
+  const add = (s: OptSpec, v: string) => opts.set(keyOf(s), [...(opts.get(keyOf(s)) ?? []), v]);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      args.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('--')) i = parseLong(table, argv, i, add);
+    else if (a.startsWith('-') && a.length > 1) i = parseShort(table, argv, i, add);
+    else args.push(a);
+  }
+  return { opts, args };
+}
+
+function findLong(table: OptTable, name: string): OptSpec {
+  const exact = table.specs.find((s) => s.long?.includes(name));
+  if (exact) return exact;
+  const hits = table.specs.filter((s) => s.long?.some((l) => l.startsWith(name)));
+  if (hits.length === 1) return hits[0]!;
+  if (hits.length === 0) throw new GetoptError('unknown', `unrecognized option '--${name}'`);
+  const names = hits.flatMap((s) => s.long!.filter((l) => l.startsWith(name)).map((l) => `'--${l}'`));
+  throw new GetoptError('ambiguous', `option '--${name}' is ambiguous; possibilities: ${names.join(' ')}`);
+}
+
+function parseLong(table: OptTable, argv: string[], i: number, add: (s: OptSpec, v: string) => void): number {
+  const body = argv[i]!.slice(2);
+  const eq = body.indexOf('=');
+  const name = eq >= 0 ? body.slice(0, eq) : body;
+  const spec = findLong(table, name);
+  const full = spec.long!.find((l) => l.startsWith(name))!;
+  if (spec.arg === 'none') {
+    if (eq >= 0) throw new GetoptError('unexpected', `option '--${full}' doesn't allow an argument`);
+    add(spec, '');
+    return i;
+  }
+  if (eq >= 0 || spec.arg === 'optional') {
+    add(spec, eq >= 0 ? body.slice(eq + 1) : '');
+    return i;
+  }
+  const v = argv[i + 1];
+  if (v === undefined) throw new GetoptError('missing', `option '--${full}' requires an argument`);
+  add(spec, v);
+  return i + 1;
+}
+
+function parseShort(
+  table: OptTable,
+  argv: string[],
+  i: number,
+  add: (s: OptSpec, v: string) => void,
+): number {
+  const a = argv[i]!;
+  for (let j = 1; j < a.length; j++) {
+    const c = a[j]!;
+    const spec = table.specs.find((s) => s.short === c);
+    if (!spec) throw new GetoptError('unknown', `invalid option -- '${c}'`);
+    if (spec.arg === 'none') {
+      add(spec, '');
+      continue;
+    }
+    const rest = a.slice(j + 1);
+    if (rest || spec.arg === 'optional') {
+      add(spec, rest);
+      return i;
+    }
+    const v = argv[i + 1];
+    if (v === undefined) throw new GetoptError('missing', `option requires an argument -- '${c}'`);
+    add(spec, v);
+    return i + 1;
+  }
+  return i;
+}
+
+/** Shorthands for writing option tables. */
+export const flag = (short: string | undefined, ...long: string[]): OptSpec =>
+  short ? { short, long, arg: 'none' } : { long, arg: 'none' };
+export const withArg = (short: string | undefined, ...long: string[]): OptSpec =>
+  short ? { short, long, arg: 'required' } : { long, arg: 'required' };
+export const optArg = (short: string | undefined, ...long: string[]): OptSpec =>
+  short ? { short, long, arg: 'optional' } : { long, arg: 'optional' };

@@ -1,5 +1,6 @@
 import { ToolExit, emuEnv } from '../lib/emu-env.ts';
-import { getopt, out } from '../lib/tool.ts';
+import { GetoptError, err, out, parseOpts } from '../lib/tool.ts';
+import { commandUsage, isPloopCommand, paramExit, ploopOptions, type PloopCommand } from './options.ts';
 import {
   EX,
   info,
@@ -15,33 +16,26 @@ import {
   usage,
 } from './ops.ts';
 
-/** Options that take a value, per command (the same letter is a flag in one command and takes a value in another). */
-const withValue: Record<string, string[]> = {
-  init: ['-s', '-f', '-t', '-b', '-v', '-B', '-L', '-k'],
-  mount: ['-m', '-u', '-t', '-o', '-c'],
-  umount: ['-m', '-d', '-c'],
-  snapshot: ['-u', '-b', '-d'],
-  'snapshot-delete': ['-u'],
-  'snapshot-merge': ['-u', '-n'],
-  'snapshot-switch': ['-u'],
-  'snapshot-list': ['-o', '-u'],
-  info: [],
-};
-
 /** `ploop [-v…] <command> [options] ARGS`: the commands of host-tools.md §2 and §6. */
 export function ploopMain(argv: string[]): number {
   let i = 0;
   while (argv[i]?.startsWith('-')) {
-    if (!/^-v+$|^-v\d$/.test(argv[i]!)) throw new ToolExit(EX.PARAM, `Bad option ${argv[i]}\n${usage()}`);
+    // Any -v… is a verbosity (-v, -vv…, -vN); every other leading option is refused (tools/ploop.c main).
+    if (!argv[i]!.startsWith('-v')) throw new ToolExit(EX.PARAM, `Bad option ${argv[i]}\n${usage()}`);
     i++;
   }
   const cmd = argv[i];
-  const { opts, args } = getopt(argv.slice(i + 1), withValue[cmd ?? ''] ?? []);
+  // An unknown command: real ploop tries to exec ploop-<cmd>, then prints the summary usage (tools/ploop.c main).
+  if (!isPloopCommand(cmd)) throw new ToolExit(EX.PARAM, usage());
+  const { opts, args } = parseCommandLine(cmd, argv.slice(i + 1));
+  // snapshot, snapshot-delete and snapshot-switch want exactly one descriptor ("argc != 1" in tools/ploop.c).
+  if (['snapshot', 'snapshot-delete', 'snapshot-switch'].includes(cmd) && args.length !== 1)
+    throw new ToolExit(EX.PARAM, commandUsage(cmd));
   const one = (k: string) => opts.get(k)?.at(-1);
   const flag = (k: string) => opts.has(k);
   const ddArg = () => {
     const a = args[0];
-    if (a === undefined) throw new ToolExit(EX.PARAM, usage());
+    if (a === undefined) throw new ToolExit(paramExit(cmd), commandUsage(cmd));
     return resolveDd(a);
   };
   const print = (lines: string[]) => {
@@ -52,7 +46,7 @@ export function ploopMain(argv: string[]): number {
     case 'init': {
       const size = one('-s');
       const delta = args[0];
-      if (!size || !delta) throw new ToolExit(EX.PARAM, usage());
+      if (!size || !delta) throw new ToolExit(EX.PARAM, commandUsage(cmd));
       return print(init(size, delta, one('-f') ?? 'expanded'));
     }
     case 'mount': {
@@ -76,19 +70,19 @@ export function ploopMain(argv: string[]): number {
       return print(snapshot(emuEnv(), ddArg(), one('-u'), flag('-o')));
     case 'snapshot-delete': {
       const g = one('-u');
-      if (!g) throw new ToolExit(EX.PARAM, usage());
+      if (!g) throw new ToolExit(EX.PARAM, commandUsage(cmd));
       return print(snapshotDelete(emuEnv(), ddArg(), g));
     }
     case 'snapshot-merge':
       return print(snapshotMerge(emuEnv(), ddArg(), one('-u'), flag('-A')));
     case 'snapshot-switch': {
       const g = one('-u');
-      if (!g) throw new ToolExit(EX.PARAM, usage());
+      if (!g) throw new ToolExit(EX.PARAM, commandUsage(cmd));
       return print(snapshotSwitch(emuEnv(), ddArg(), g));
     }
     case 'snapshot-list': {
       const a = args[0];
-      if (!a) throw new ToolExit(1, usage());
+      if (!a) throw new ToolExit(1, commandUsage(cmd));
       const o: Parameters<typeof snapshotList>[1] = { noHeader: flag('-H'), hideTop: flag('-s') };
       const f = one('-o');
       if (f) o.fields = f;
@@ -98,7 +92,16 @@ export function ploopMain(argv: string[]): number {
     }
     case 'info':
       return print(info(emuEnv(), ddArg(), { size: flag('-s'), device: flag('-d') }));
-    default:
-      throw new ToolExit(EX.PARAM, usage());
+  }
+}
+
+/** The command's getopt: a refused option prints glibc's message and the command's usage (tools/ploop.c). */
+function parseCommandLine(cmd: PloopCommand, argv: string[]) {
+  try {
+    return parseOpts(ploopOptions[cmd], argv);
+  } catch (e) {
+    if (!(e instanceof GetoptError)) throw e;
+    err(`ploop: ${e.message}`);
+    throw new ToolExit(paramExit(cmd), commandUsage(cmd));
   }
 }

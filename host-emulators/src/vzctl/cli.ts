@@ -1,7 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { ToolExit, emuEnv, type EmuEnv } from '../lib/emu-env.ts';
-import { getopt, out, err } from '../lib/tool.ts';
+import { GetoptError, out, err, parseOpts, type ParsedOpts } from '../lib/tool.ts';
+import {
+  VZ_INVALID_PARAMETER_SYNTAX,
+  VZ_INVALID_PARAMETER_VALUE,
+  vzctlGlobal,
+  vzctlParse,
+  vzctlUsage,
+} from './options.ts';
 import { mount as ploopMount, umount as ploopUmount } from '../ploop/ops.ts';
 import { ctRequest, type CtConfig } from '../container/protocol.ts';
 import { launchContainer } from '../container/launch.ts';
@@ -14,18 +21,13 @@ const actions = ['start', 'stop', 'mount', 'umount', 'status', 'suspend', 'resto
 
 /** `vzctl [--quiet|--verbose] [--skiplock] [--skipowner] <action> <ctid> [options]` (host-tools.md §3, §6). */
 export async function vzctlMain(argv: string[]): Promise<number> {
-  let i = 0;
-  while (
-    argv[i]?.startsWith('--') &&
-    ['--quiet', '--verbose', '--skiplock', '--skipowner', '--ignore-ha-cluster'].includes(argv[i]!)
-  )
-    i++;
+  const i = skipGlobalOptions(argv);
   const action = argv[i];
-  if (!action) throw new ToolExit(20, 'Bad command: (none)');
-  if (!actions.includes(action)) throw new ToolExit(20, `Bad command: ${action}`);
+  if (!action) throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, '', [vzctlUsage]);
+  if (!actions.includes(action)) throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Bad command: ${action}`);
   const ctid = argv[i + 1];
-  if (!ctid || ctid.startsWith('-')) throw new ToolExit(21, 'ctid is not given');
-  const { opts } = getopt(argv.slice(i + 2), ['--dumpfile']);
+  if (!ctid || ctid.startsWith('-')) throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, 'ctid is not given');
+  const { opts } = parseActionOptions(action, ctid, argv.slice(i + 2));
   const env = emuEnv();
   const conf = readCtConf(env, ctid);
   if (!conf && !['stop', 'status'].includes(action))
@@ -46,8 +48,50 @@ export async function vzctlMain(argv: string[]): Promise<number> {
     case 'restore':
       return restore(env, conf!, opts.get('--dumpfile')?.at(-1));
     default:
-      throw new ToolExit(20, `Bad command: ${action}`);
+      throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Bad command: ${action}`);
   }
+}
+
+/** Skip the global options before the action; return the action's index. */
+function skipGlobalOptions(argv: string[]): number {
+  let i = 0;
+  for (;;) {
+    const a = argv[i];
+    if (a === undefined) return i;
+    if (vzctlGlobal.prefix.some((p) => a.startsWith(p)) || vzctlGlobal.exact.includes(a)) i++;
+    else if (vzctlGlobal.withValue.includes(a)) {
+      if (argv[i + 1] === undefined || !/^\d+$/.test(argv[i + 1]!))
+        throw new ToolExit(1, `An incorrect value '${argv[i + 1] ?? '(null)'}' for ${a} is specified`);
+      i += 2;
+    } else return i;
+  }
+}
+
+/**
+ * What vzctl does with the words after the ctid, per action (options.ts). getopt names the program after its
+ * argv[0], which vzctl has shifted to the ctid, hence "<ctid>: unrecognized option".
+ */
+function parseActionOptions(action: string, ctid: string, rest: string[]): ParsedOpts {
+  const how = vzctlParse[action];
+  if (!how || how.kind === 'ignore') return { opts: new Map(), args: rest };
+  if (how.kind === 'none') {
+    if (rest.length > 0)
+      throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Invalid options: ${rest.join(' ')} `);
+    return { opts: new Map(), args: [] };
+  }
+  let parsed: ParsedOpts;
+  try {
+    parsed = parseOpts(how.table, rest);
+  } catch (e) {
+    if (e instanceof GetoptError) throw new ToolExit(how.onUnknown, `${ctid}: ${e.message}`);
+    throw e;
+  }
+  if (how.checkTail && parsed.args.length > 0) {
+    throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, '', [
+      `non-option ARGV-elements: ${parsed.args.join(' ')} `,
+    ]);
+  }
+  return parsed;
 }
 
 function status(env: EmuEnv, ctid: string, conf: CtConf | undefined): number {

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
 
 /** Parse a ve.conf/vz.conf body: shell-like NAME="value" lines, # comments, quotes optional. */
@@ -45,10 +45,22 @@ export function readCtConf(env: EmuEnv, ctid: string): CtConf | undefined {
   for (const entry of (raw['DISK'] ?? '').split(';')) {
     const image = /(?:^|,)image=([^,]+)/.exec(entry)?.[1];
     if (!image) continue;
-    const dd = image.endsWith('.xml')
-      ? expandVeid(image, ctid)
-      : join(expandVeid(image, ctid), 'DiskDescriptor.xml');
+    // Relative to VE_PRIVATE, as VZ7 writes it (libvzctl lib/disk.c get_abs_path).
+    const path =
+      isAbsolute(expandVeid(image, ctid)) || !vePrivate
+        ? expandVeid(image, ctid)
+        : join(vePrivate, expandVeid(image, ctid));
+    const dd = path.endsWith('.xml') ? path : join(path, 'DiskDescriptor.xml');
     if (!disks.includes(dd)) disks.push(dd);
   }
   return { ctid, vePrivate, veRoot, disks, raw };
+}
+
+/**
+ * The image= value VZ7 writes for a disk: relative to VE_PRIVATE when the disk lies inside it, else absolute
+ * (libvzctl lib/disk.c get_rel_path, OpenVZ/libvzctl@ebbfc38).
+ */
+export function imageValue(vePrivate: string, disk: string): string {
+  const base = vePrivate.endsWith('/') ? vePrivate.slice(0, -1) : vePrivate;
+  return disk.startsWith(`${base}/`) ? disk.slice(base.length + 1) : disk;
 }

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 
 /** What the agent needs from a CT's config: its private area and the descriptor of each disk. */
 export type CtDisks = { vePrivate: string; disks: string[] };
@@ -34,7 +34,10 @@ export function readCtDisks(etcVz: string, ctid: string): CtDisks | undefined {
   for (const entry of (conf['DISK'] ?? '').split(';')) {
     const image = /(?:^|,)image=([^,]+)/.exec(entry)?.[1];
     if (!image) continue;
-    const dd = image.endsWith('.xml') ? x(image) : join(x(image), 'DiskDescriptor.xml');
+    // VZ7 writes image= relative to VE_PRIVATE when the disk lies inside it (libvzctl lib/disk.c get_rel_path) and
+    // joins it back on reading (get_abs_path); P.Haul does the same (get_delta_abspath).
+    const path = isAbsolute(x(image)) || !vePrivate ? x(image) : join(vePrivate, x(image));
+    const dd = path.endsWith('.xml') ? path : join(path, 'DiskDescriptor.xml');
     if (!disks.includes(dd)) disks.push(dd);
   }
   return { vePrivate, disks };

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { flag, GetoptError, optArg, parseOpts, withArg, type OptTable } from './tool.ts';
+
+// A table in the shape of ploop's mount ("rFu:") plus long options like criu's.
+const table: OptTable = {
+  source: 'test',
+  specs: [
+    flag('r'),
+    flag('F'),
+    withArg('u', 'uuid'),
+    optArg('v', 'verbosity'),
+    flag(undefined, 'track-mem'),
+    flag(undefined, 'tcp-established'),
+    flag(undefined, 'tcp-close'),
+  ],
+};
+const parse = (argv: string[]) => {
+  const { opts, args } = parseOpts(table, argv);
+  return { opts: Object.fromEntries(opts), args };
+};
+const refused = (argv: string[], kind: GetoptError['kind'], message: string) =>
+  assert.throws(
+    () => parseOpts(table, argv),
+    (e) => e instanceof GetoptError && e.kind === kind && e.message === message,
+  );
+
+describe('parseOpts: glibc getopt_long as the real tools call it', () => {
+  it('permutes words and options, clusters flags, takes attached or next-word arguments', () => {
+    assert.deepEqual(parse(['a.xml', '-rF', '-uG1', '-u', 'G2']), {
+      opts: { '-r': [''], '-F': [''], '-u': ['G1', 'G2'] },
+      args: ['a.xml'],
+    });
+  });
+  it('reads long options by their short key, with =value, and an unambiguous prefix', () => {
+    assert.deepEqual(parse(['--uuid=G', '--track', '--tcp-e']), {
+      opts: { '-u': ['G'], '--track-mem': [''], '--tcp-established': [''] },
+      args: [],
+    });
+  });
+  it('an optional argument is only ever attached', () => {
+    assert.deepEqual(parse(['-v2', '-v', '3']), { opts: { '-v': ['2', ''] }, args: ['3'] });
+  });
+  it('-- ends the options', () => {
+    assert.deepEqual(parse(['--', '-r']), { opts: {}, args: ['-r'] });
+  });
+  it('refuses what glibc refuses, with its message', () => {
+    refused(['-x'], 'unknown', "invalid option -- 'x'");
+    refused(['--offline'], 'unknown', "unrecognized option '--offline'");
+    refused(['-u'], 'missing', "option requires an argument -- 'u'");
+    refused(['--uuid'], 'missing', "option '--uuid' requires an argument");
+    refused(['--track-mem=yes'], 'unexpected', "option '--track-mem' doesn't allow an argument");
+    refused(
+      ['--tcp'],
+      'ambiguous',
+      "option '--tcp' is ambiguous; possibilities: '--tcp-established' '--tcp-close'",
+    );
+  });
+});

@@ -1,0 +1,263 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+import { contractLine, hostContract, type ContractEntry } from '../src/adapters/host-contract.ts';
+import type { RunResult } from '../src/adapters/exec.ts';
+import { createTools } from '../src/adapters/tools.ts';
+import { holdScript } from '../src/held-dumps.ts';
+
+const docPath = join(import.meta.dirname, '..', '..', '..', 'docs', 'host-contract.md');
+const lines = hostContract.map(contractLine);
+
+/** Every argv tools.ts can build, with placeholders put back where the values were. */
+async function builtArgvs(): Promise<string[]> {
+  const seen: string[] = [];
+  const ok: RunResult = { exitCode: 0, stdout: '', stderr: '' };
+  const t = createTools((tool, args) => {
+    seen.push([tool, ...args].join(' '));
+    return Promise.resolve(ok);
+  });
+  await t.vzctlStatus('<ctid>');
+  await t.vzctlStart('<ctid>');
+  await t.vzctlStop('<ctid>');
+  await t.vzctlUmount('<ctid>');
+  await t.vzctlRestore('<ctid>', '<dir>');
+  await t.criuVersion();
+  await t.criuMemTrack();
+  await t.criuPreDump(4242, '<dir>', '<workdir>', undefined);
+  await t.criuPreDump(4242, '<dir>', '<workdir>', '<prev>');
+  for (const [prev, root] of [
+    ['<prev>', undefined],
+    [undefined, undefined],
+    ['<prev>', '<root>'],
+  ] as const)
+    seen.push(['criu', ...t.criuDumpArgs(4242, '<dir>', '<workdir>', prev, '<script>', root)].join(' '));
+  await t.ploopSnapshot('<dd.xml>', '<guid>', true);
+  await t.ploopSnapshot('<dd.xml>', '<guid>', false);
+  await t.ploopSnapshotDelete('<dd.xml>', '<guid>');
+  seen.push('haul-hold-frozen');
+  return seen.map((l) => l.replaceAll('4242', '<pid>'));
+}
+
+describe('the host contract', () => {
+  it('lists exactly the argv tools.ts builds', async () => {
+    assert.deepEqual([...(await builtArgvs())].sort(), [...lines].sort());
+  });
+
+  it('docs/host-contract.md lists exactly the contract', () => {
+    const doc = readFileSync(docPath, 'utf8');
+    const block = /```argv\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(block, 'docs/host-contract.md has an ```argv block');
+    assert.deepEqual(block.trim().split('\n'), lines);
+  });
+});
+
+const G1 = '{11111111-2222-4333-8444-555555555555}';
+const G2 = '{22222222-2222-4333-8444-555555555555}';
+
+describe('every argv of the contract runs on the strict emulators', () => {
+  let c: EmulatedCluster;
+  let dd: string;
+  let holdDir: string;
+  const ran = new Set<string>();
+  const pid = () =>
+    readFileSync(join(c.nodeRoot('node-a'), 'var', 'run', 've', '101.init.pid'), 'utf8').trim();
+  const img = (n: number) => {
+    const d = join(c.dir, 'img', String(n));
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
+
+  /** Run the contract's argv for `line` with these values; it must end with a code haul takes as success. */
+  async function run(line: string, values: Record<string, string> = {}): Promise<void> {
+    const e: ContractEntry | undefined = hostContract.find((x) => contractLine(x) === line);
+    assert.ok(e, `not in the contract: ${line}`);
+    const argv = e.argv.map((w) => w.replace(/<[a-z.]+>/g, (k) => values[k] ?? k));
+    for (const w of argv) assert.ok(!/^<[a-z.]+>$/.test(w), `no value for ${w} in ${line}`);
+    const r = await c.run('node-a', e.tool, argv, { HAUL_HOLD_DIR: holdDir });
+    assert.ok(
+      r.code === 0 || e.okCodes.includes(r.code),
+      `${e.tool} ${argv.join(' ')} exited ${r.code}: ${r.stderr}`,
+    );
+    ran.add(line);
+  }
+  const find = (prefix: string, has: string[] = [], hasNot: string[] = []) =>
+    lines.find(
+      (l) => l.startsWith(prefix) && has.every((h) => l.includes(h)) && hasNot.every((h) => !l.includes(h)),
+    )!;
+
+  before(async () => {
+    c = createEmulatedCluster();
+    await c.addNode('node-a');
+    const dir = join(c.shared, 'ct101-data');
+    dd = join(dir, 'DiskDescriptor.xml');
+    await c.ok('node-a', 'haul-emu', ['create-ct', '--ctid', '101', '--shared-disk', dir]);
+    // haul-hold-frozen answers post-dump from its decision file: "commit" lets criu finish the dump.
+    holdDir = join(c.dir, 'hold');
+    mkdirSync(holdDir);
+    writeFileSync(join(holdDir, 'decision'), 'commit\n');
+  });
+  after(() => c?.destroy());
+
+  it('runs the CT through every command line haul uses', async () => {
+    const ct = { '<ctid>': '101' };
+    const work = join(c.dir, 'work');
+    mkdirSync(work);
+    const mem = (n: number) => ({
+      '<pid>': pid(),
+      '<dir>': img(n),
+      '<workdir>': work,
+      '<prev>': `../${n - 1}`,
+    });
+    const script = { '<script>': holdScript };
+    await run('vzctl status <ctid>', ct);
+    await run('vzctl --skipowner --skiplock start <ctid>', ct);
+    await run('criu -V');
+    await run('criu check --feature mem_dirty_track');
+    await run(find('criu pre-dump', [], ['--prev-images-dir']), mem(1));
+    await run(find('criu pre-dump', ['--prev-images-dir']), mem(2));
+    await run(find('criu dump', ['--prev-images-dir'], ['--root']), { ...mem(3), ...script });
+    ran.add('haul-hold-frozen');
+    await run('vzctl --skipowner --skiplock restore <ctid> --skip_arpdetect --dumpfile <dir>', {
+      ...ct,
+      '<dir>': img(3),
+    });
+    await run('vzctl --skipowner --skiplock stop <ctid>', ct);
+    await run('vzctl --skipowner --skiplock start <ctid>', ct);
+    await run(find('criu dump', [], ['--prev-images-dir']), { ...mem(4), ...script });
+    await run('vzctl --skipowner --skiplock start <ctid>', ct);
+    await run(find('criu dump', ['--root']), {
+      ...mem(5),
+      ...script,
+      '<root>': join(c.nodeRoot('node-a'), 'vz', 'root', '101'),
+    });
+    await run('vzctl --skipowner --skiplock umount <ctid>', ct);
+    await run('ploop snapshot -u <guid> -o <dd.xml>', { '<guid>': G1, '<dd.xml>': dd });
+    await run('ploop snapshot -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });
+    await run('ploop snapshot-delete -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });
+    assert.deepEqual([...ran].sort(), [...lines].sort());
+  });
+});
+
+describe('each strict emulator refuses what its real tool refuses', () => {
+  let c: EmulatedCluster;
+  before(async () => {
+    c = createEmulatedCluster();
+    await c.addNode('node-a');
+  });
+  after(() => c?.destroy());
+
+  const refusals: { tool: string; argv: string[]; code: number; stderr: RegExp; stdout?: RegExp }[] = [
+    // ploop: glibc's message and the command's usage on stderr, SYSEXIT_PARAM (38) — tools/ploop.c
+    {
+      tool: 'ploop',
+      argv: ['snapshot', '-x', 'a.xml'],
+      code: 38,
+      stderr: /invalid option -- 'x'\nUsage: ploop snapshot/,
+    },
+    {
+      tool: 'ploop',
+      argv: ['snapshot', '--offline', 'a.xml'],
+      code: 38,
+      stderr: /unrecognized option '--offline'/,
+    },
+    {
+      tool: 'ploop',
+      argv: ['snapshot', 'a.xml', '-u'],
+      code: 38,
+      stderr: /option requires an argument -- 'u'\nUsage: ploop snapshot/,
+    },
+    {
+      tool: 'ploop',
+      argv: ['snapshot-delete', 'a.xml'],
+      code: 38,
+      stderr: /^Usage: ploop snapshot-delete -u UUID/m,
+    },
+    {
+      tool: 'ploop',
+      argv: ['snapshot-delete', '-o', '-u', G1, 'a.xml'],
+      code: 38,
+      stderr: /invalid option -- 'o'/,
+    },
+    {
+      tool: 'ploop',
+      argv: ['snapshot', '-u', G1, 'a.xml', 'b.xml'],
+      code: 38,
+      stderr: /Usage: ploop snapshot/,
+    },
+    { tool: 'ploop', argv: ['snapshot-list', '-x', 'a.xml'], code: 1, stderr: /Usage: ploop snapshot-list/ },
+    { tool: 'ploop', argv: ['--bogus', 'snapshot'], code: 38, stderr: /Bad option --bogus/ },
+    // vzctl: glibc's message named after the ctid (vzctl shifts argv), VZ_INVALID_PARAMETER_* — src/vzctl.c
+    {
+      tool: 'vzctl',
+      argv: ['stop', '101', '--bogus'],
+      code: 20,
+      stderr: /101: unrecognized option '--bogus'/,
+    },
+    {
+      tool: 'vzctl',
+      argv: ['start', '101', '--skip_arpdetect'],
+      code: 21,
+      stderr: /unrecognized option '--skip_arpdetect'/,
+    },
+    {
+      tool: 'vzctl',
+      argv: ['restore', '101', '--dumpfile'],
+      code: 21,
+      stderr: /option '--dumpfile' requires an argument/,
+    },
+    {
+      tool: 'vzctl',
+      argv: ['restore', '101', '--skip-umount'],
+      code: 21,
+      stderr: /unrecognized option '--skip-umount'/,
+    },
+    { tool: 'vzctl', argv: ['umount', '101', '--fast'], code: 20, stderr: /Invalid options: --fast/ },
+    {
+      tool: 'vzctl',
+      argv: ['--skiplock', '--bogus', 'start', '101'],
+      code: 20,
+      stderr: /Bad command: --bogus/,
+    },
+    { tool: 'vzctl', argv: ['start'], code: 21, stderr: /ctid is not given/ },
+    // criu: glibc's message on stderr, the usage on stdout (pr_msg), exit 1 — criu/config.c, criu/crtools.c
+    {
+      tool: 'criu',
+      argv: ['dump', '-t', '1', '--bogus'],
+      code: 1,
+      stderr: /unrecognized option '--bogus'/,
+      stdout: /Usage:\n {2}criu dump\|pre-dump -t PID/,
+    },
+    {
+      tool: 'criu',
+      argv: ['pre-dump', '-t', '1', '-D'],
+      code: 1,
+      stderr: /option requires an argument -- 'D'/,
+      stdout: /Usage:/,
+    },
+    {
+      tool: 'criu',
+      argv: ['dump', '-t', '1', '--action-script'],
+      code: 1,
+      stderr: /option '--action-script' requires an argument/,
+    },
+    { tool: 'criu', argv: ['dump', '-t', 'x'], code: 1, stderr: /invalid argument for -t: x/ },
+    {
+      tool: 'criu',
+      argv: ['dump', 'extra', '-t', '1'],
+      code: 1,
+      stderr: /excessive parameter for command dump/,
+    },
+    { tool: 'criu', argv: ['dmup', '-t', '1'], code: 1, stderr: /unknown command: dmup/ },
+  ];
+  for (const r of refusals) {
+    it(`${r.tool} ${r.argv.join(' ')} → ${r.code}`, async () => {
+      const got = await c.run('node-a', r.tool, r.argv);
+      assert.equal(got.code, r.code, got.stderr);
+      assert.match(got.stderr, r.stderr);
+      if (r.stdout) assert.match(got.stdout, r.stdout);
+    });
+  }
+});
