@@ -186,6 +186,8 @@ export function createCoordinator(
       const events = await openEvents();
       loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
       api.start();
+      // The server has the API's subscriptions once this returns: "started" means a request gets an answer.
+      await nc.flush();
       reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
       metricsServer = await exposeMetrics({
         registry,
