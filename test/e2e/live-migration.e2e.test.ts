@@ -164,6 +164,25 @@ describe('shared disks found, not declared', () => {
     await refusedInPreflight([other], other);
   });
 
+  it('a shared disk the target does not share (its agent has no shared roots) fails the preflight, naming it', async () => {
+    await w.services.get('agent-node-b')!.kill('SIGTERM');
+    await w.startAgent('node-b', { HAUL_SHARED_ROOTS: '' });
+    try {
+      const { id, end, base } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
+      assert.equal(end.type, 'MigrationRolledBack');
+      const cause = end.type === 'MigrationRolledBack' ? end.data.cause : undefined;
+      assert.equal(cause?.code, 'HAUL_PREFLIGHT_SHARED_DISK');
+      assert.match(cause?.message ?? '', /below none of the target's shared-storage roots/);
+      assert.ok(cause?.message.includes(join(w.shared[0]!, 'DiskDescriptor.xml')), cause?.message);
+      const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+      assert.ok(!steps.includes('finalDump'), `never frozen: ${steps.join(' ')}`);
+      assert.deepEqual(await w.brokenInvariants(id, base), []);
+    } finally {
+      await w.services.get('agent-node-b')!.kill('SIGTERM');
+      await w.startAgent('node-b');
+    }
+  });
+
   it('without sharedDisks the agents find the shared disk: the migration completes with the snapshot dance', async () => {
     const { id, end, base } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
     assert.equal(end.type, 'MigrationCompleted');
