@@ -218,9 +218,13 @@ export type StepSucceededData1 =
  */
 export type AbsolutePath2 = string;
 /**
- * Where a local disk lives on the target.
+ * The shared-storage root the descriptor lives below (location shared).
  */
 export type AbsolutePath3 = string;
+/**
+ * Where a local disk lives on the target.
+ */
+export type AbsolutePath4 = string;
 /**
  * Wall time (ms) of the host tool processes the step ran, summed (vzctl, criu, ploop; a held final dump until the CT is frozen, a release or resume until criu ended). The rest of the step is the agent's own work: the downtime window's control overhead is derived from it.
  *
@@ -306,7 +310,10 @@ export interface PreflightSourceCommand {
 export interface PreflightArgs {
   ctid: Ctid;
   mode: Mode;
-  sharedDisks: AbsolutePath[];
+  /**
+   * Only in commands of older coordinators (the request's declared shared disks). The agents now find the shared disks themselves; the core checks a declared list against what they found.
+   */
+  sharedDisks?: AbsolutePath[];
   imageDir: AbsolutePath1;
 }
 export interface PreflightTargetCommand {
@@ -813,8 +820,20 @@ export interface PreflightResult {
  */
 export interface DiskInfo {
   ddxml: AbsolutePath;
+  /**
+   * The disk lives below one of this node's shared-storage roots (location shared). Before agents found shared disks themselves: the request declared it shared.
+   */
   shared: boolean;
-  targetDdxml?: AbsolutePath3;
+  /**
+   * Where the descriptor lives on this node, by its real path: below a shared-storage root (HAUL_SHARED_ROOTS), below the CT's private area (VE_PRIVATE), or elsewhere (neither: haul can migrate such a disk in no way).
+   */
+  location?: 'shared' | 'private' | 'elsewhere';
+  sharedRoot?: AbsolutePath3;
+  /**
+   * SHA-256 of the descriptor's bytes as this node read them (location shared). A disk is shared with the target when the target's preflight finds the same path below its own shared roots with the same digest.
+   */
+  descriptorSha256?: string;
+  targetDdxml?: AbsolutePath4;
   images?: number;
 }
 export interface PreflightTargetSucceeded {

@@ -1,18 +1,23 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { MigrateRequest } from '@haul/schemas';
 import { followToEnd } from '@haul/cli';
 import { startRunningWorld, type World } from '@haul/test';
 
 async function migrate(w: World, from: string, to: string, extra: Record<string, unknown> = {}) {
   const base = await w.baseline(from);
-  const r = await w.api.migrate({
+  const req: MigrateRequest = {
     requestId: `req-${from}-${to}-${Date.now()}`,
     ctid: w.ctid,
     source: from,
     target: to,
     sharedDisks: w.shared,
-    ...extra,
-  });
+    ...(extra as Partial<MigrateRequest>),
+  };
+  // `sharedDisks: undefined` asks without the list: the agents find the shared disks.
+  if (req.sharedDisks === undefined) delete req.sharedDisks;
+  const r = await w.api.migrate(req);
   assert.ok(r.ok, JSON.stringify(r));
   if (!r.ok) throw new Error('rejected');
   const end = await followToEnd(w.eventLog, r.migrationId, () => {});
@@ -127,5 +132,81 @@ describe('two shared disks: live there, restart mode back', () => {
     ]);
     assert.match(await w.cluster.ok('node-a', 'vzctl', ['status', w.ctid]), /running/);
     assert.doesNotMatch(await w.cluster.ok('node-b', 'vzctl', ['status', w.ctid]), /running/);
+  });
+});
+
+describe('shared disks found, not declared', () => {
+  let w: World;
+  before(async () => {
+    w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
+  });
+  after(() => w?.stop());
+
+  async function refusedInPreflight(sharedDisks: string[], named: string) {
+    const { id, end, base } = await migrate(w, 'node-a', 'node-b', { sharedDisks });
+    assert.equal(end.type, 'MigrationRolledBack');
+    if (end.type !== 'MigrationRolledBack') return;
+    assert.equal(end.data.cause?.code, 'HAUL_PREFLIGHT_SHARED_DISK');
+    assert.equal(end.data.cause?.field, 'sharedDisks.0');
+    assert.ok(end.data.cause?.message.includes(named), end.data.cause?.message);
+    const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+    assert.ok(!steps.includes('finalDump') && !steps.includes('preDump'), `never frozen: ${steps.join(' ')}`);
+    assert.deepEqual(await w.brokenInvariants(id, base), []);
+  }
+
+  it('a local disk claimed shared fails the preflight, naming the disk, and the CT is never frozen', async () => {
+    const root = join(w.cluster.nodeRoot('node-a'), 'vz', 'private', w.ctid, 'root.hdd');
+    await refusedInPreflight([root], join(root, 'DiskDescriptor.xml'));
+  });
+
+  it('a path that is no disk of the CT fails the preflight, naming it, and the CT is never frozen', async () => {
+    const other = join(w.cluster.shared, 'not-a-disk-of-the-ct');
+    await refusedInPreflight([other], other);
+  });
+
+  it('a shared disk the target does not share (its agent has no shared roots) fails the preflight, naming it', async () => {
+    await w.services.get('agent-node-b')!.kill('SIGTERM');
+    await w.startAgent('node-b', { HAUL_SHARED_ROOTS: '' });
+    try {
+      const { id, end, base } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
+      assert.equal(end.type, 'MigrationRolledBack');
+      const cause = end.type === 'MigrationRolledBack' ? end.data.cause : undefined;
+      assert.equal(cause?.code, 'HAUL_PREFLIGHT_SHARED_DISK');
+      assert.match(cause?.message ?? '', /below none of the target's shared-storage roots/);
+      assert.ok(cause?.message.includes(join(w.shared[0]!, 'DiskDescriptor.xml')), cause?.message);
+      const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+      assert.ok(!steps.includes('finalDump'), `never frozen: ${steps.join(' ')}`);
+      assert.deepEqual(await w.brokenInvariants(id, base), []);
+    } finally {
+      await w.services.get('agent-node-b')!.kill('SIGTERM');
+      await w.startAgent('node-b');
+    }
+  });
+
+  it('without sharedDisks the agents find the shared disk: the migration completes with the snapshot dance', async () => {
+    const { id, end, base } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
+    assert.equal(end.type, 'MigrationCompleted');
+    assert.deepEqual(await w.brokenInvariants(id, base), []);
+    const events = await w.events(id);
+    const intents = events.flatMap((e) => (e.type === 'StepIntended' ? [`${e.data.step}`] : []));
+    for (const step of [
+      'backupDescriptor',
+      'snapshotOrigin',
+      'snapshotCopy',
+      'cleanupSharedDisk',
+      'mergeOrigin',
+    ])
+      assert.ok(intents.includes(step), `${step} ran: ${intents.join(' ')}`);
+    // The evidence is in both preflights' results: the same descriptor below each node's shared root.
+    const found = events.flatMap((e) =>
+      e.type === 'StepSucceeded' && (e.data.step === 'preflightSource' || e.data.step === 'preflightTarget')
+        ? [e.data.result.disks.filter((d) => d.location === 'shared')]
+        : [],
+    );
+    assert.equal(found.length, 2);
+    const [a, b] = found.map((disks) => disks.map((d) => `${d.ddxml} ${d.descriptorSha256}`));
+    assert.deepEqual(a, b);
+    assert.equal(a?.length, 1);
+    assert.ok(a?.[0]?.startsWith(join(w.shared[0]!, 'DiskDescriptor.xml')));
   });
 });

@@ -16,7 +16,8 @@ import { evolve } from './evolve.ts';
 import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
-import { disksOf, planCleanupOf, planRollbackOf, type PlannedAction } from './plans.ts';
+import { migrationDisks, type DiskRef } from './disks.ts';
+import { planCleanupOf, planRollbackOf, bringsSourceBack, type PlannedAction } from './plans.ts';
 import { inFlight, stepKey, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable, type TimeoutClass } from './steps.ts';
 import { deriveStatsOf } from './stats.ts';
@@ -121,8 +122,22 @@ function cancel(input: Extract<DecideInput, { kind: 'Cancel' }>, s: MigrationSta
       errorCodes.cancelTooLate,
       'past the commit point: the CT runs on the target; rolling forward',
     );
-  if (s.rollback || s.cancelRequested !== undefined) return [];
+  if (s.rollback) throw new CommandRejectedError(errorCodes.alreadyRollingBack, rollingBack(s));
+  if (s.cancelRequested !== undefined) return [];
   return [envelope(s, input.meta, 'CancelRequested', { reason: input.reason })];
+}
+
+/** What a cancel of a migration in rollback is told: why it rolls back, and what waits for an operator if stuck. */
+function rollingBack(s: MigrationState): string {
+  const why = `already rolling back: ${s.rollback?.reason ?? 'rollback started'}`;
+  const st = s.stuck;
+  if (!st) return `${why}; it ends rolled back by itself`;
+  const err = st.lastError ? ` (${st.lastError.code}: ${st.lastError.message})` : '';
+  const mid = s.migrationId ?? '';
+  return (
+    `${why}; stuck on ${st.action}${err}: fix the cause and run haul retry ${mid}, ` +
+    `or do it by hand and run haul resolve ${mid} --action ${st.action}`
+  );
 }
 
 /**
@@ -244,9 +259,8 @@ function runPlan(
   plan: PlannedAction[],
   what: 'rollback' | 'cleanup',
 ): MigrationEvent[] {
-  // Never compensate while a forward step may still be running: wait for its result (or its timeout).
-  if (inFlight(s).some((r) => stepTable[r.step].kind === 'forward' && what === 'rollback')) return [];
   const next = plan[0];
+  if (what === 'rollback' && !mayCompensateNow(s, next)) return [];
   if (!next) {
     return what === 'rollback'
       ? [envelope(s, meta, 'MigrationRolledBack', rolledBackData(s, meta))]
@@ -257,6 +271,23 @@ function runPlan(
   if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, what);
   const attempt = rec ? rec.command.attempt + 1 : 1;
   return [intend(s, meta, next.step, next.subject, next.args, next.role, attempt)];
+}
+
+/**
+ * Never compensate while a forward step may still be running: wait for its result (or its timeout) — a plan made
+ * before an effect is known would miss it. One exception keeps a frozen CT from waiting on a long copy: while only
+ * transfers run (they read the source and write image folders and disk copies on the target, which later actions
+ * remove), the source's own actions — restore its shared disks, resume or start its CT — go ahead. No restore can
+ * start meanwhile (the rollback fences it out), and the transfers' compensations wait for their outcomes.
+ */
+function mayCompensateNow(s: MigrationState, next: PlannedAction | undefined): boolean {
+  const running = inFlight(s).filter((r) => stepTable[r.step].kind === 'forward');
+  if (running.length === 0) return true;
+  return (
+    next !== undefined &&
+    bringsSourceBack(next.step) &&
+    running.every((r) => stepTable[r.step].executor === 'streamer')
+  );
 }
 
 function rolledBackData(
@@ -287,7 +318,9 @@ const has = (s: MigrationState, key: string) => s.steps[key] !== undefined;
 
 function preflightSteps(meta: DecideMeta, s: MigrationState): MigrationEvent[] | undefined {
   const req = s.request!;
-  const args = { ctid: req.ctid, mode: req.mode ?? 'live', sharedDisks: req.sharedDisks ?? [] };
+  // No shared disks in the arguments: each agent finds the CT's disks itself, and the core checks the request's
+  // declared list against what both found (checkDisks).
+  const args = { ctid: req.ctid, mode: req.mode ?? 'live' };
   const out: MigrationEvent[] = [];
   if (!has(s, 'preflightTarget:-'))
     out.push(intend(s, meta, 'preflightTarget', '-', { ...args, imageDir: s.imageDirs!.target }));
@@ -407,7 +440,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   // Frozen window: every step that can run now is sent now, in one decision — each shared disk's whole preparation,
   // the final images and the local disks — and the restore once all succeeded. One round trip through the
   // coordinator per window instead of one per step; every step still has its intent and its outcome.
-  const { shared, local } = disksOf(src);
+  const { shared, local } = migrationDisks(s);
   let ready = true;
   for (const d of shared) if (!prepareSharedDisk(meta, s, d, out)) ready = false;
   const fstream = s.steps['streamImages:final'];
@@ -445,12 +478,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
  * whose predecessor failed finds its precondition missing on the host and refuses (the backup copy, the origin's
  * snapshot), so the chain needs no round trip through the coordinator between its steps. True when all succeeded.
  */
-function prepareSharedDisk(
-  meta: DecideMeta,
-  s: MigrationState,
-  d: ReturnType<typeof disksOf>['shared'][number],
-  out: MigrationEvent[],
-): boolean {
+function prepareSharedDisk(meta: DecideMeta, s: MigrationState, d: DiskRef, out: MigrationEvent[]): boolean {
   const chain: [StepName, Record<string, unknown>][] = [
     ['backupDescriptor', { ddxml: d.ddxml }],
     ['snapshotOrigin', { ddxml: d.ddxml, guid: originGuid(s.migrationId!, d.index) }],
@@ -465,7 +493,7 @@ function prepareSharedDisk(
 function copyLocalDisks(
   meta: DecideMeta,
   s: MigrationState,
-  local: ReturnType<typeof disksOf>['local'],
+  local: DiskRef[],
   out: MigrationEvent[],
 ): boolean {
   for (const d of local) {
@@ -505,7 +533,7 @@ function forwardRestart(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (!stop) return [intend(s, meta, 'stopSource', '-', { ctid: req.ctid })];
   if (!ok(stop)) return [];
   const out: MigrationEvent[] = [];
-  if (!copyLocalDisks(meta, s, disksOf(s.preflight.source).local, out)) return out;
+  if (!copyLocalDisks(meta, s, migrationDisks(s).local, out)) return out;
   if (!has(s, 'startTarget:-')) out.push(intend(s, meta, 'startTarget', '-', { ctid: req.ctid }));
   return out;
 }

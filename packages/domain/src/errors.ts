@@ -32,6 +32,17 @@ export const errorCodes = {
   pathOutsideRoots: 'HAUL_PATH_OUTSIDE_ROOTS',
   /** A node agent refused a final dump whose lease is longer than the node's cap (HAUL_MAX_LEASE_MS). */
   leaseTooLong: 'HAUL_LEASE_TOO_LONG',
+  /**
+   * An executor refused a command delivered to it that names another node or executor: it says nothing about the
+   * command itself, which its addressee may run (packages/bus's command queue, the agents' and streamers' apps).
+   */
+  wrongExecutor: 'HAUL_WRONG_EXECUTOR',
+  /** An executor's handler threw something that is not a bus failure: parked; what it did before is in doubt. */
+  commandUnhandled: 'HAUL_COMMAND_UNHANDLED',
+  /** A cancel of a migration that is already rolling back (also one stuck in its rollback): nothing to cancel. */
+  alreadyRollingBack: 'HAUL_ALREADY_ROLLING_BACK',
+  /** The preflight found the CT's disks unmigratable, or not the shared disks the request declared. */
+  preflightSharedDisk: 'HAUL_PREFLIGHT_SHARED_DISK',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

@@ -1,4 +1,5 @@
 import type { MigrationEvent, PreflightResult } from '@haul/schemas';
+import { errorCodes } from './errors.ts';
 import { commitSteps } from './steps.ts';
 import { imageDirName } from './ids.ts';
 import { stepKey, type MigrationState, type StepRecord } from './state.ts';
@@ -132,8 +133,31 @@ export function evolve(state: MigrationState, event: MigrationEvent): MigrationS
       return s;
     }
     case 'CommandRejected':
-      return s;
+      return rejected(s, event);
   }
+}
+
+/**
+ * An executor refused a command (not a valid command, a path outside its roots, a lease above its cap, a handler
+ * that threw): parked, never run again, and the same arguments would be refused again. For the current attempt of
+ * a step that is its outcome — failed, not retryable unless the rejection says so — instead of a wait for the
+ * step's timeout. A rejection by another node's or executor's consumer (HAUL_WRONG_EXECUTOR: a misdelivered
+ * command) says nothing about the command, whose addressee may still run it, and is ignored.
+ */
+function rejected(
+  s: MigrationState,
+  e: Extract<MigrationEvent, { type: 'CommandRejected' }>,
+): MigrationState {
+  const cid = e.data.commandId;
+  const key = cid === undefined ? undefined : s.byCommand[cid];
+  const rec = key ? s.steps[key] : undefined;
+  if (!rec || rec.command.commandId !== cid || rec.status !== 'intended') return s;
+  if (e.actor.node !== rec.command.node || e.data.error.code === errorCodes.wrongExecutor) return s;
+  const error = { ...e.data.error, retryable: e.data.error.retryable ?? false };
+  const next: StepRecord = { ...rec, status: 'failed', error, rejected: true, finishedAt: e.time };
+  delete next.progress;
+  s.steps = { ...s.steps, [rec.key]: next };
+  return s;
 }
 
 /** A transfer reported its bytes: remember when they last moved (for the stall check), for the current attempt only. */

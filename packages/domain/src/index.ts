@@ -10,15 +10,15 @@ export {
 export { evolve, fold, subjectOf } from './evolve.ts';
 export { decide, decideUntilStable, targetPathOf, type DecideInput, type DecideMeta } from './decide.ts';
 export { deadlinesOf, nextDeadline } from './deadlines.ts';
+export { planRollback, planRollbackOf, planCleanup, planCleanupOf, type PlannedAction } from './plans.ts';
 export {
-  planRollback,
-  planRollbackOf,
-  planCleanup,
-  planCleanupOf,
-  disksOf,
-  type PlannedAction,
+  migrationDisks,
+  sharedDisksOf,
+  checkDisks,
+  declaredDisk,
+  notSharedBecause,
   type DiskRef,
-} from './plans.ts';
+} from './disks.ts';
 export {
   decideConvergence,
   predictFrozenMs,

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import type { StepName } from '@haul/schemas';
 import { brokenInvariants } from '../test/host-model.ts';
 import { simulate, type Fault, type SimScenario } from '../test/simulate.ts';
-import { planCleanup, planRollback } from './plans.ts';
+import { planCleanup, planRollback, rankOf } from './plans.ts';
 import { liveForwardSteps, restartForwardSteps, stepTable } from './steps.ts';
 
 const faultArb = (mode: 'live' | 'restart'): fc.Arbitrary<Fault> => {
@@ -71,7 +71,7 @@ describe('any migration history, with a fault injected anywhere', () => {
     );
   });
 
-  it('plans, for every prefix of a successful history, the undo of exactly the effects so far, latest first', () => {
+  it('plans, for every prefix of a successful history, the undo of exactly the effects so far, the source first', () => {
     fc.assert(
       fc.property(
         scenarioArb.filter((s) => s.fault.kind === 'none'),
@@ -94,16 +94,17 @@ describe('any migration history, with a fault injected anywhere', () => {
               if (k.startsWith('restore:') && !prefix.some((e) => e.type === 'RestoreStarted')) continue;
               assert.ok(covered.has(k), `prefix ${n}: effect ${k} has no compensation`);
             }
-            // Latest effect first: each action's latest covered effect comes later in the log than the next action's.
+            // The source's CT first (stop the target, restore the shared disks, resume or start the source), the
+            // target's leftovers after; within a rank, latest effect first.
             const pos = (k: string) =>
               prefix.findIndex(
                 (e) =>
                   e.type === 'StepIntended' && `${e.data.step}:${e.data.commandId.split(':').at(-2)}` === k,
               );
-            const at = plan.map((a) => Math.max(...a.covers.map(pos)));
+            const at = plan.map((a) => [rankOf(a.step), -Math.max(...a.covers.map(pos))] as const);
             assert.deepEqual(
               at,
-              [...at].sort((a, b) => b - a),
+              [...at].sort((a, b) => a[0] - b[0] || a[1] - b[1]),
             );
           }
         },

@@ -23,10 +23,15 @@ export type OperatorInput =
 export const attemptsSinceRetry = (s: MigrationState, rec: StepRecord): number =>
   rec.command.attempt - (s.retriedFrom[rec.key] ?? 0);
 
-/** The action failed on its last allowed attempt: no more attempts without an operator. */
+/**
+ * The action failed on its last allowed attempt, or was refused by its executor (the same arguments would be
+ * refused again, so only an operator can help): no more attempts without an operator.
+ */
 export const exhausted = (s: MigrationState, rec: StepRecord, maxAttempts: number): boolean =>
   rec.status === 'failed' &&
-  (attemptsSinceRetry(s, rec) >= maxAttempts || rec.command.attempt >= maxAttemptNumber);
+  ((rec.rejected === true && rec.error?.retryable !== true) ||
+    attemptsSinceRetry(s, rec) >= maxAttempts ||
+    rec.command.attempt >= maxAttemptNumber);
 
 /** Only an action that undoes or cleans up may be declared done by hand; a forward step can only be retried. */
 export const resolvable = (step: StepName): boolean => stepTable[step].kind !== 'forward';

@@ -1,5 +1,6 @@
-import type { DumpArgs, MigrationEvent, PreflightResult, StepName } from '@haul/schemas';
-import { givenUpCodes } from './errors.ts';
+import type { DumpArgs, MigrationEvent, StepName } from '@haul/schemas';
+import { migrationDisks } from './disks.ts';
+import { errorCodes, givenUpCodes } from './errors.ts';
 import { copyGuid, originGuid } from './ids.ts';
 import { initialState, type MigrationState, type StepRecord } from './state.ts';
 import { fold } from './evolve.ts';
@@ -18,13 +19,6 @@ export type PlannedAction = {
   covers: string[];
 };
 
-/** Shared and local disks as the source's preflight found them, with their index (the disk subject). */
-export function disksOf(pre: PreflightResult | undefined): { shared: DiskRef[]; local: DiskRef[] } {
-  const all = (pre?.disks ?? []).map((d, index) => ({ ...d, index }));
-  return { shared: all.filter((d) => d.shared), local: all.filter((d) => !d.shared) };
-}
-export type DiskRef = PreflightResult['disks'][number] & { index: number };
-
 const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
 
 type Effect = { rec: StepRecord; inDoubt: boolean };
@@ -37,7 +31,10 @@ function effects(s: MigrationState): Effect[] {
     if (spec.kind !== 'forward') continue;
     if (rec.status === 'succeeded') out.push({ rec, inDoubt: false });
     else if (rec.status === 'intended') out.push({ rec, inDoubt: true });
-    else if (spec.failureMayLeaveEffect || givenUpCodes.includes(rec.error?.code ?? '')) {
+    else if (rec.rejected) {
+      // Refused before it ran (invalid, confined, bounded): no effect. A handler that threw may have done anything.
+      if (rec.error?.code === errorCodes.commandUnhandled) out.push({ rec, inDoubt: true });
+    } else if (spec.failureMayLeaveEffect || givenUpCodes.includes(rec.error?.code ?? '')) {
       // A step the coordinator gave up on (timed out, stalled) is in doubt whatever it is: it may still be running.
       // vzctl restore runs only after the target won the fence; without RestoreStarted nothing ran.
       if (rec.step === 'restore' && !s.restoreStarted) continue;
@@ -122,10 +119,27 @@ function compensationOf(
 const done = (s: MigrationState, key: string) => s.steps[key]?.status === 'succeeded';
 
 /**
- * Rollback plan: the compensation of every effect that happened and is not compensated yet, latest effect first,
- * plus a reconcile action for every effect in doubt. Several effects with one compensation (the three shared-disk
- * steps of one disk) are undone by one action, placed at the latest of them; it restores the disk in P.Haul's order
- * (rename the copy back, merge the copy's snapshot) and also removes what P.Haul leaks (f1, copy.lck).
+ * The order of a rollback: the source's CT first, the target's leftovers after. The target CT stops first (the
+ * fence lets the source resume only once a restored target is known stopped), then the shared disks are restored
+ * (a thawed CT must never write a delta its descriptor does not name), then the source resumes or starts — as
+ * soon as it is safe, not after the copies on the target are removed —, then everything else.
+ */
+const rollbackRank: Partial<Record<StepName, number>> = {
+  stopTarget: 0,
+  restoreSharedDisk: 1,
+  resumeSource: 2,
+  startSource: 2,
+};
+export const rankOf = (step: StepName): number => rollbackRank[step] ?? 3;
+/** The rollback actions that bring the source's CT back: its shared disks restored, then the CT resumed or started. */
+export const bringsSourceBack = (step: StepName): boolean => rankOf(step) === 1 || rankOf(step) === 2;
+
+/**
+ * Rollback plan: the compensation of every effect that happened and is not compensated yet, plus a reconcile action
+ * for every effect in doubt, in the order of `rollbackRank` and, within a rank, latest effect first. Several effects
+ * with one compensation (the three shared-disk steps of one disk) are undone by one action, placed at the latest of
+ * them; it restores the disk in P.Haul's order (rename the copy back, merge the copy's snapshot) and also removes
+ * what P.Haul leaks (f1, copy.lck).
  */
 export function planRollback(events: readonly MigrationEvent[]): PlannedAction[] {
   return planRollbackOf(fold(events, initialState()));
@@ -144,7 +158,9 @@ export function planRollbackOf(s: MigrationState): PlannedAction[] {
       at: e.rec.order,
     });
   }
-  return [...byKey.values()].sort((a, b) => b.at - a.at).map(({ at: _at, ...a }) => a);
+  return [...byKey.values()]
+    .sort((a, b) => rankOf(a.step) - rankOf(b.step) || b.at - a.at)
+    .map(({ at: _at, ...a }) => a);
 }
 
 /**
@@ -162,7 +178,7 @@ export function planCleanupOf(s: MigrationState): PlannedAction[] {
   const mid = s.migrationId ?? '';
   const ctid = s.request.ctid;
   const live = (s.request.mode ?? 'live') === 'live';
-  const { shared, local } = disksOf(s.preflight.source);
+  const { shared, local } = migrationDisks(s);
   const actions: PlannedAction[] = [];
   const add = (a: Omit<PlannedAction, 'key' | 'reconcile' | 'covers'>) =>
     actions.push({ ...a, key: `${a.step}:${a.subject}`, reconcile: false, covers: [] });

@@ -1,4 +1,5 @@
 import type { ErrorInfo, MigrateRequest, PreflightResult } from '@haul/schemas';
+import { checkDisks } from './disks.ts';
 
 /** Compare dotted versions numerically ("3.17" > "3.9.2"). */
 export function compareVersions(a: string, b: string): number {
@@ -58,13 +59,5 @@ export function checkPreflight(
         field: 'target',
       };
   }
-  const shared = src.disks.filter((d) => d.shared).length;
-  if (shared !== (req.sharedDisks ?? []).length) {
-    return {
-      code: 'HAUL_PREFLIGHT_SHARED_DISK',
-      message: `only ${shared} of the ${(req.sharedDisks ?? []).length} shared disks are disks of CT ${req.ctid}`,
-      field: 'sharedDisks',
-    };
-  }
-  return undefined;
+  return checkDisks(req, src, tgt);
 }

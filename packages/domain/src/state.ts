@@ -28,6 +28,8 @@ export type StepRecord = {
   progress?: { bytesDone: number; advancedAt: string };
   /** An operator asserted the action was done by hand (ActionResolved): it counts as succeeded. */
   resolvedBy?: string;
+  /** Its executor refused the command (CommandRejected): the failure is final for these arguments. */
+  rejected?: true;
 };
 
 /** An action that failed on every attempt: the migration waits for an operator (MigrationStuck). */

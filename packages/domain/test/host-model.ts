@@ -98,12 +98,21 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
         imageDir: (cmd.args as { imageDir: string }).imageDir,
         ...(src ? {} : { bootId: `boot-${h.targetBoot}` }),
         vePrivate: src ? '/src/private/101' : '/tgt/private/101',
+        // As the agents find them: local disks in the source's private area (not there yet on the target), shared
+        // ones below /shared on both, read alike.
         disks: [
-          ...h.local.map((_, i) => ({
+          ...(src ? h.local : []).map((_, i) => ({
             ddxml: `/src/private/101/disk${i}/DiskDescriptor.xml`,
             shared: false,
+            location: 'private' as const,
           })),
-          ...h.shared.map((_, i) => ({ ddxml: `/shared/disk${i}/DiskDescriptor.xml`, shared: true })),
+          ...h.shared.map((_, i) => ({
+            ddxml: `/shared/disk${i}/DiskDescriptor.xml`,
+            shared: true,
+            location: 'shared' as const,
+            sharedRoot: '/shared',
+            descriptorSha256: String(i).padStart(64, 'a'),
+          })),
         ],
         freeBytes: 1e12,
       };

@@ -247,6 +247,8 @@ export function createProcessManager(
             migrationId: mid,
             type: e.type,
             ...(e.type === 'StepIntended' ? { step: e.data.step, node: e.data.node } : {}),
+            // Why a migration rolls back or waits for an operator belongs in the log, not only in the events.
+            ...(e.type === 'RollbackStarted' || e.type === 'MigrationStuck' ? { reason: e.data.reason } : {}),
           },
           'decided',
         );

@@ -90,14 +90,31 @@ const preflight: Handler = (cmd, ctx) => {
     imageDir: a.imageDir,
     vePrivate,
     disks: [
-      { ddxml: join(vePrivate, 'root.hdd', 'DiskDescriptor.xml'), shared: false },
-      ...a.sharedDisks.map((ddxml) => ({ ddxml, shared: true })),
+      { ddxml: join(vePrivate, 'root.hdd', 'DiskDescriptor.xml'), shared: false, location: 'private' },
+      ...nullSharedDisks(a.ctid),
     ],
     freeBytes: 1e12,
     bootId: ctx.cfg.bootId,
   };
   return Promise.resolve(result);
 };
+
+/**
+ * The null host's shared disks, found as an agent finds them: a CT with an even id has one below /shared, the same
+ * on every node (bench/lib/control-load.ts declares exactly these).
+ */
+const nullSharedDisks = (ctid: string): PreflightResult['disks'] =>
+  Number(ctid) % 2 === 0
+    ? [
+        {
+          ddxml: `/shared/ct${ctid}/DiskDescriptor.xml`,
+          shared: true,
+          location: 'shared',
+          sharedRoot: '/shared',
+          descriptorSha256: '0'.repeat(64),
+        },
+      ]
+    : [];
 
 const dumped: Handler = () =>
   Promise.resolve({ pagesWritten: 16, bytes: 16 * 4096, durationMs: 1 } satisfies DumpResult);

@@ -42,10 +42,3 @@ export function readCtDisks(etcVz: string, ctid: string): CtDisks | undefined {
   }
   return { vePrivate, disks };
 }
-
-/** P.Haul's get_ddxml_path: a descriptor, its directory, or a delta in it → the descriptor's path. */
-export function descriptorPathOf(p: string): string {
-  if (p.endsWith('.xml')) return p;
-  if (existsSync(join(p, 'DiskDescriptor.xml'))) return join(p, 'DiskDescriptor.xml');
-  return join(p.slice(0, p.lastIndexOf('/')), 'DiskDescriptor.xml');
-}

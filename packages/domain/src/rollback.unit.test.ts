@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MigrationEvent, StepCommand } from '@haul/schemas';
+import { given } from '../test/decider-spec.ts';
+import { meta, simulate } from '../test/simulate.ts';
+import { decide } from './decide.ts';
+import { fold } from './evolve.ts';
+import { planRollback } from './plans.ts';
+import { initialState } from './state.ts';
+
+const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
+const advance = { kind: 'Advance', meta: m } as const;
+const scenario = {
+  mode: 'live' as const,
+  sharedDisks: 1,
+  localDisks: 1,
+  pagesPerIteration: [10],
+  memTrack: true,
+  preDump: 'auto' as const,
+  picks: [],
+};
+const happy = simulate({ ...scenario, fault: { kind: 'none' } }).events;
+/** The copy's snapshot fails in the frozen window: the rollback restores the disk, resumes, removes the copies. */
+const failedAtCopy = simulate({
+  ...scenario,
+  fault: { kind: 'fail', step: 'snapshotCopy', nth: 1, partial: true },
+}).events;
+
+const keyOf = (e: MigrationEvent) =>
+  e.type === 'StepIntended' ? `${e.data.step}:${e.data.commandId.split(':').at(-2)}` : '';
+const upTo = (log: MigrationEvent[], pred: (e: MigrationEvent) => boolean) =>
+  log.slice(0, log.findIndex(pred) + 1);
+const intended = (key: string) => (e: MigrationEvent) => keyOf(e) === key;
+const succeeded = (key: string) => (e: MigrationEvent) =>
+  e.type === 'StepSucceeded' && `${e.data.step}:${e.data.commandId.split(':').at(-2)}` === key;
+
+/** The executor on `node` refused the command `of` intended (CommandRejected). */
+function rejection(of: MigrationEvent, node: string, code: string, field?: string): MigrationEvent {
+  const cmd = of.data as StepCommand;
+  return {
+    eventId: `${of.migrationId}:rejected:${cmd.commandId}`,
+    migrationId: of.migrationId,
+    type: 'CommandRejected',
+    actor: { service: cmd.executor === 'agent' ? 'node-agent' : 'image-streamer', node },
+    time: m.now,
+    schemaVersion: 1,
+    data: {
+      commandId: cmd.commandId,
+      error: { code, message: `refused ${cmd.step}`, ...(field ? { field } : {}) },
+    },
+  };
+}
+
+describe('given a rollback in the frozen window with a local disk copied to the target', () => {
+  it('the source comes back first — disk restored, CT resumed — and the target copies are removed after', () => {
+    const log = upTo(failedAtCopy, (e) => e.type === 'RollbackStarted');
+    const done = [
+      ...log,
+      ...happy.filter(succeeded('copyLocalDisk:0')),
+      ...happy.filter(succeeded('streamImages:final')),
+    ];
+    assert.deepEqual(
+      planRollback(done).map((a) => a.key),
+      [
+        'restoreSharedDisk:1',
+        'resumeSource:-',
+        'removeFiles:target-disk0',
+        'removeFiles:source-images',
+        'removeFiles:target-images',
+      ],
+    );
+    const intents = failedAtCopy.map(keyOf).filter((k) => k !== '');
+    assert.ok(
+      intents.indexOf('resumeSource:-') < intents.indexOf('removeFiles:target-disk0'),
+      intents.join(' '),
+    );
+  });
+  it('while only transfers still run, the source is brought back without waiting for them', () => {
+    const rolling = upTo(failedAtCopy, (e) => e.type === 'RollbackStarted');
+    const s = fold(rolling, initialState());
+    assert.ok(['copyLocalDisk:0', 'streamImages:final'].every((k) => s.steps[k]?.status === 'intended'));
+    given(rolling)
+      .when(advance)
+      .then([{ type: 'StepIntended', data: { step: 'restoreSharedDisk' } }]);
+    const restored = upTo(failedAtCopy, succeeded('restoreSharedDisk:1')).filter(
+      (e) => !succeeded('copyLocalDisk:0')(e) && !succeeded('streamImages:final')(e),
+    );
+    given(restored)
+      .when(advance)
+      .then([{ type: 'StepIntended', data: { step: 'resumeSource' } }]);
+  });
+  it('the target copies wait for the transfers: nothing is removed while a copy may still be written', () => {
+    const resumed = upTo(failedAtCopy, succeeded('resumeSource:-')).filter(
+      (e) => !succeeded('copyLocalDisk:0')(e) && !succeeded('streamImages:final')(e),
+    );
+    given(resumed).when(advance).thenNothingHappened();
+  });
+});
+
+describe('given a command its executor refused (CommandRejected)', () => {
+  const copying = upTo(happy, intended('copyLocalDisk:0'));
+  const copyIntent = copying.at(-1)!;
+  it('a refused forward step fails at once with the rejection: the migration rolls back without a timeout', () => {
+    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS', 'args.sourceDir')])
+      .when(advance)
+      .then([
+        {
+          type: 'RollbackStarted',
+          data: {
+            reason: 'copyLocalDisk:0 failed',
+            cause: { code: 'HAUL_PATH_OUTSIDE_ROOTS', retryable: false },
+          },
+        },
+      ]);
+  });
+  it('a refused copy left nothing on the target: the rollback removes no copy of it', () => {
+    const log = [...copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS')];
+    assert.ok(!planRollback(log).some((a) => a.key === 'removeFiles:target-disk0'));
+  });
+  it('a refusal by another node (a misdelivered command) says nothing about the command', () => {
+    given([...copying, rejection(copyIntent, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS')])
+      .when(advance)
+      .thenNothingHappened();
+    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR')])
+      .when(advance)
+      .thenNothingHappened();
+  });
+  it('a refused compensation waits for an operator at once, with the rejection as the reason', () => {
+    const removing = upTo(failedAtCopy, intended('removeFiles:target-disk0'));
+    given([...removing, rejection(removing.at(-1)!, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS', 'args.paths.0')])
+      .when(advance)
+      .then([
+        {
+          type: 'MigrationStuck',
+          data: {
+            action: 'removeFiles:target-disk0',
+            plan: 'rollback',
+            attempts: 1,
+            lastError: { code: 'HAUL_PATH_OUTSIDE_ROOTS', field: 'args.paths.0' },
+          },
+        },
+      ]);
+  });
+});
+
+describe('given a migration rolling back', () => {
+  const rolling = upTo(failedAtCopy, (e) => e.type === 'RollbackStarted');
+  it('a cancel answers that it is already rolling back, and why', () => {
+    given(rolling).when({ kind: 'Cancel', reason: 'ops', meta: m }).thenThrows('HAUL_ALREADY_ROLLING_BACK');
+    assert.throws(
+      () => decide({ kind: 'Cancel', reason: 'ops', meta: m }, fold(rolling, initialState())),
+      /already rolling back: snapshotCopy:1 failed; it ends rolled back by itself/,
+    );
+  });
+  it('a cancel of a stuck rollback names the stuck action and the operator commands', () => {
+    const removing = upTo(failedAtCopy, intended('removeFiles:target-disk0'));
+    const refused = [...removing, rejection(removing.at(-1)!, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS')];
+    const stuck = [
+      ...refused,
+      ...given(refused)
+        .when(advance)
+        .then([{ type: 'MigrationStuck' }]),
+    ];
+    assert.throws(
+      () => decide({ kind: 'Cancel', reason: 'ops', meta: m }, fold(stuck, initialState())),
+      (err: Error & { code?: string }) =>
+        err.code === 'HAUL_ALREADY_ROLLING_BACK' &&
+        /stuck on removeFiles:target-disk0 \(HAUL_PATH_OUTSIDE_ROOTS: .*\): fix the cause and run haul retry m.*haul resolve .* --action removeFiles:target-disk0/.test(
+          err.message,
+        ),
+    );
+  });
+});
