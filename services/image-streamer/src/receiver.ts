@@ -1,21 +1,12 @@
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  statSync,
-  symlinkSync,
-  unlinkSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { Logger } from '@haul/bus';
 import type { StreamOffer, StreamOfferReply } from '@haul/schemas';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
-import { PartFile, partPathOf, verifiedPrefix } from './part-file.ts';
+import { createEmptyFile, mkdirsNoFollow, noFollow } from './confine.ts';
+import { isFinished, PartFile, verifiedPrefix } from './part-file.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
 /** Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries. */
@@ -35,25 +26,41 @@ export type ReceiverOptions = {
  * Validate an offer and answer with how much of each file is already verified; then connect to the sender's
  * one-time listener and receive. Nothing is created before the manifest passed its checks.
  */
-export function acceptOffer(offer: StreamOffer, opts: ReceiverOptions): StreamOfferReply {
+export function acceptOffer(received: StreamOffer, opts: ReceiverOptions): StreamOfferReply {
+  let confined: { root: string; dir: string };
   try {
-    checkManifest(offer.manifest, offer.targetDir, opts.allowedRoots);
+    confined = checkManifest(received.manifest, received.targetDir, opts.allowedRoots);
   } catch (err) {
     if (err instanceof UnsafeManifestError)
       return { ok: false, error: { code: 'HAUL_UNSAFE_MANIFEST', message: err.message, field: err.field } };
     throw err;
   }
-  mkdirSync(offer.targetDir, { recursive: true });
-  for (const e of offer.manifest)
-    if (e.kind === 'dir') mkdirSync(join(offer.targetDir, e.path), { recursive: true });
+  // From here on every path is built on the physical folder the checks walked (the root's real path).
+  const offer = { ...received, targetDir: confined.dir };
+  mkdirsNoFollow(confined.root, relative(confined.root, confined.dir));
+  for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
   const verified = verifiedBytes(offer);
   setImmediate(() => receive(offer, verified, opts.log));
   return { ok: true, verified };
 }
 
+/** Create a manifest's link, replacing a link (never anything else) already at its path. */
+function placeLink(dir: string, e: ManifestEntry): void {
+  mkdirsNoFollow(dir, dirname(e.path));
+  const p = join(dir, e.path);
+  let isLink = false;
+  try {
+    isLink = lstatSync(p).isSymbolicLink();
+  } catch {
+    isLink = false;
+  }
+  if (isLink) unlinkSync(p);
+  symlinkSync(e.linkTarget!, p);
+}
+
 /** fsync a folder, so the renames in it survive a crash of the machine. */
 function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+  const fd = openSync(dir, noFollow.read);
   try {
     fsyncSync(fd);
   } finally {
@@ -85,7 +92,7 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
     let f = files.get(entry.path);
     if (f) return f;
     const p = join(offer.targetDir, entry.path);
-    mkdirSync(dirname(p), { recursive: true });
+    mkdirsNoFollow(offer.targetDir, dirname(entry.path));
     f = new PartFile(p, entry.size, entry.mode ?? 0o644, verified[entry.path] ?? 0);
     files.set(entry.path, f);
     return f;
@@ -107,22 +114,16 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
             return fail(`${e.path}: only ${f.prefix} of ${size} bytes verified`);
           }
           f.finish(durable);
-        } else if (existsSync(p) && !existsSync(partPathOf(p)) && statSync(p).size === size) {
+        } else if (isFinished(p, size)) {
           continue;
         } else if (size === 0) {
-          closeSync(openSync(p, 'w', e.mode ?? 0o644));
+          mkdirsNoFollow(offer.targetDir, dirname(e.path));
+          createEmptyFile(p, e.mode ?? 0o644);
         } else return fail(`${e.path}: never received`);
-      } else if (e.kind === 'symlink') {
-        let isLink = false;
-        try {
-          isLink = lstatSync(p).isSymbolicLink();
-        } catch {
-          isLink = false;
-        }
-        if (isLink) unlinkSync(p);
-        symlinkSync(e.linkTarget!, p);
       }
     }
+    // Links last, once nothing more is written below the target folder: no write ever goes through one.
+    for (const e of offer.manifest) if (e.kind === 'symlink') placeLink(offer.targetDir, e);
     if (durable) for (const d of dirs) syncDir(d);
     reply('done');
     sock.end();
