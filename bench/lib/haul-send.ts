@@ -18,6 +18,8 @@ const s = createImageStreamer({
   log,
   cfg: { node: 'node-a', listenHost: '127.0.0.1', allowedRoots: [], maxRetries: 3, progressEveryMs: 1000 },
 });
+// Its data listener and its registration in haul-streamers: the receiver connects only to a registered address.
+await s.start();
 process.stderr.write('ready\n');
 await go;
 await s.transfer(
@@ -28,4 +30,5 @@ await s.transfer(
 );
 process.stderr.write(`DONE ${process.hrtime.bigint()}\n`);
 await quit;
+await s.stop();
 await nc.close();

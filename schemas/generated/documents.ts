@@ -15,6 +15,7 @@ import s12 from '../json/status-request.schema.json' with { type: 'json' };
 import s13 from '../json/steps.schema.json' with { type: 'json' };
 import s14 from '../json/stream-offer-reply.schema.json' with { type: 'json' };
 import s15 from '../json/stream-offer.schema.json' with { type: 'json' };
+import s16 from '../json/streamer-registration.schema.json' with { type: 'json' };
 
 /** Every schema file with its name, imported (so bundles carry them). */
 export const schemaDocuments: readonly (readonly [string, unknown])[] = [
@@ -34,4 +35,5 @@ export const schemaDocuments: readonly (readonly [string, unknown])[] = [
   ['steps.schema.json', s13],
   ['stream-offer-reply.schema.json', s14],
   ['stream-offer.schema.json', s15],
+  ['streamer-registration.schema.json', s16],
 ];

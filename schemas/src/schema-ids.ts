@@ -14,6 +14,7 @@ export const schemaIds = {
   nodeHeartbeat: 'https://haul.dev/schemas/node-heartbeat.schema.json',
   streamOffer: 'https://haul.dev/schemas/stream-offer.schema.json',
   streamOfferReply: 'https://haul.dev/schemas/stream-offer-reply.schema.json',
+  streamerRegistration: 'https://haul.dev/schemas/streamer-registration.schema.json',
 } as const;
 
 export type SchemaName = keyof typeof schemaIds;

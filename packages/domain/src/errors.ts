@@ -25,6 +25,12 @@ export const errorCodes = {
   /** A fence refuses: the CT may run on the target (also the agents' fence verdicts). */
   fenced: 'HAUL_FENCED',
   targetRebooted: 'HAUL_TARGET_REBOOTED',
+  /** A stream offer whose manifest or target folder would write outside the receiver's roots (the field is named). */
+  unsafeManifest: 'HAUL_UNSAFE_MANIFEST',
+  /** A stream offer from a node with no streamer registration, or naming another data address than it registered. */
+  unregisteredPeer: 'HAUL_UNREGISTERED_PEER',
+  /** A stream offer from a node that already has as many transfers running into this streamer as one peer may. */
+  streamerBusy: 'HAUL_STREAMER_BUSY',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

@@ -14,7 +14,7 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '@haul/bus';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from '../src/manifest.ts';
 import { PartFile, partPathOf } from '../src/part-file.ts';
-import { acceptOffer } from '../src/receiver.ts';
+import { createReceiver } from '../src/receiver.ts';
 
 const log = createLogger('confine-test', undefined, { HAUL_LOG_LEVEL: 'silent' });
 const base = realpathSync(mkdtempSync(join(tmpdir(), 'haul-confine-')));
@@ -108,16 +108,27 @@ describe('the receiver confines every path to its root', () => {
     assert.equal(refusedField([{ path: '1/pages.img', kind: 'file', size: 1 }], target), 'manifest.0.path');
   });
 
-  it('refuses a target folder reached through a link, and creates nothing', () => {
+  it('refuses a target folder reached through a link, and creates nothing', async () => {
     symlinkSync(outside, join(root, 'img', 'away'));
+    const connect = { host: '127.0.0.1', port: 9, token: 'ab'.repeat(16) };
+    const registry = () =>
+      Promise.resolve({
+        node: 'node-a',
+        service: 'image-streamer' as const,
+        time: new Date().toISOString(),
+        dataHost: connect.host,
+        dataPort: connect.port,
+        tls: false,
+      });
     const offer = {
       transferId: 't1',
       migrationId: 'mig-conf01',
+      fromNode: 'node-a',
       targetDir: join(root, 'img', 'away', 'x'),
-      connect: { host: '127.0.0.1', port: 9, token: 'ab'.repeat(16) },
+      connect,
       manifest: [{ path: 'd', kind: 'dir' as const }],
     };
-    const reply = acceptOffer(offer, { allowedRoots: [root], log });
+    const reply = await createReceiver({ allowedRoots: [root], log, registry }).accept(offer);
     assert.equal(reply.ok, false);
     assert.equal(!reply.ok && reply.error.code, 'HAUL_UNSAFE_MANIFEST');
     assert.equal(!reply.ok && reply.error.field, 'targetDir');
