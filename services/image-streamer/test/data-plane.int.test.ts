@@ -30,44 +30,52 @@ const listen = (s: Server) =>
   new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
 
 describe('the sending side: its data listener', () => {
-  it('closes clients that send nothing, garbage, a wrong or a reused token, and frees their descriptors', async () => {
-    const server = await createDataServer({ host: '127.0.0.1', handshakeMs: 300 });
-    const fds = openFds();
-    const listener = server.expect('node-b');
-    const silent = await Promise.all(Array.from({ length: 5 }, () => tcpClient(server.port)));
-    const garbage = await tcpClient(server.port);
-    garbage.write(randomBytes(4096));
-    const wrong = await tcpClient(server.port);
-    wrong.write(`${'ff'.repeat(16)}\n`);
-    const good = await tcpClient(server.port);
-    good.write(`${listener.token}\n`);
-    const accepted = await listener.accept(5_000);
-    const reused = await tcpClient(server.port);
-    reused.write(`${listener.token}\n`);
-    await Promise.all([...silent, garbage, wrong, reused].map(closed));
-    assert.equal(good.closed, false, 'the connection with the token stays');
-    accepted.destroy();
-    good.destroy();
-    await until(() => server.openSockets() === 0, 'every socket closed on the server');
-    assert.equal(openFds(), fds, 'no descriptor leaked');
-    await server.close();
-  });
+  it(
+    'closes clients that send nothing, garbage, a wrong or a reused token, and frees their descriptors',
+    { timeout: 30_000 },
+    async () => {
+      const server = await createDataServer({ host: '127.0.0.1', handshakeMs: 300 });
+      const fds = openFds();
+      const listener = server.expect('node-b');
+      const silent = await Promise.all(Array.from({ length: 5 }, () => tcpClient(server.port)));
+      const garbage = await tcpClient(server.port);
+      garbage.write(randomBytes(4096));
+      const wrong = await tcpClient(server.port);
+      wrong.write(`${'ff'.repeat(16)}\n`);
+      const good = await tcpClient(server.port);
+      good.write(`${listener.token}\n`);
+      const accepted = await listener.accept(5_000);
+      const reused = await tcpClient(server.port);
+      reused.write(`${listener.token}\n`);
+      await Promise.all([...silent, garbage, wrong, reused].map(closed));
+      assert.equal(good.closed, false, 'the connection with the token stays');
+      accepted.destroy();
+      good.destroy();
+      await until(() => server.openSockets() === 0, 'every socket closed on the server');
+      assert.equal(openFds(), fds, 'no descriptor leaked');
+      await server.close();
+    },
+  );
 
-  it('lets a new connection in when a peer already holds its quota of silent ones (the oldest goes)', async () => {
-    const server = await createDataServer({ host: '127.0.0.1', handshakeMs: 60_000, perPeer: 3 });
-    const held = await Promise.all(Array.from({ length: 3 }, () => tcpClient(server.port)));
-    const listener = server.expect('node-b');
-    const good = await tcpClient(server.port);
-    good.write(`${listener.token}\n`);
-    const sock = await listener.accept(5_000);
-    await closed(held[0]!);
-    assert.equal(held[2]!.closed, false);
-    sock.destroy();
-    for (const h of held) h.destroy();
-    await server.close();
-  });
+  it(
+    'lets a new connection in when a peer already holds its quota of silent ones (the oldest goes)',
+    { timeout: 30_000 },
+    async () => {
+      const server = await createDataServer({ host: '127.0.0.1', handshakeMs: 600_000, perPeer: 3 });
+      const held = await Promise.all(Array.from({ length: 3 }, () => tcpClient(server.port)));
+      const listener = server.expect('node-b');
+      const good = await tcpClient(server.port);
+      good.write(`${listener.token}\n`);
+      const sock = await listener.accept(5_000);
+      await closed(held[0]!);
+      assert.equal(held[2]!.closed, false);
+      sock.destroy();
+      for (const h of held) h.destroy();
+      await server.close();
+    },
+  );
 
-  it('with TLS, takes the token only from the node it was made for', async () => {
+  it('with TLS, takes the token only from the node it was made for', { timeout: 30_000 }, async () => {
     const server = await createDataServer({ host: '127.0.0.1', tls: pki.material('streamer@node-a'), log });
     const listener = server.expect('node-b');
     const ca = pki.material('streamer@node-a').ca;
@@ -90,32 +98,36 @@ describe('the sending side: its data listener', () => {
     await server.close();
   });
 
-  it('gives up a transfer whose receiver stops reading and answering, closing its files and socket', async () => {
-    const src = join(work, 'idle-src');
-    mkdirSync(src, { recursive: true });
-    writeFileSync(join(src, 'pages.img'), randomBytes(64 * 1024 * 1024));
-    const server = await createDataServer({ host: '127.0.0.1' });
-    const listener = server.expect('node-b');
-    const receiver = await tcpClient(server.port);
-    receiver.write(`${listener.token}\n`);
-    const sock = await listener.accept(5_000);
-    receiver.pause();
-    const fds = openFds();
-    const sending = sendFiles({
-      sourceDir: src,
-      manifest: [{ path: 'pages.img', kind: 'file', size: 64 * 1024 * 1024 }],
-      sock,
-      verified: {},
-      throttle: () => Promise.resolve(),
-      onBytes: () => {},
-      idleMs: 300,
-    });
-    await assert.rejects(sending, ConnectionLost);
-    await until(() => server.openSockets() === 0, 'the sending side closed its socket');
-    assert.equal(openFds(), fds - 1, 'the source file and the socket are closed');
-    receiver.destroy();
-    await server.close();
-  });
+  it(
+    'gives up a transfer whose receiver stops reading and answering, closing its files and socket',
+    { timeout: 30_000 },
+    async () => {
+      const src = join(work, 'idle-src');
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, 'pages.img'), randomBytes(64 * 1024 * 1024));
+      const server = await createDataServer({ host: '127.0.0.1' });
+      const listener = server.expect('node-b');
+      const receiver = await tcpClient(server.port);
+      receiver.write(`${listener.token}\n`);
+      const sock = await listener.accept(5_000);
+      receiver.pause();
+      const fds = openFds();
+      const sending = sendFiles({
+        sourceDir: src,
+        manifest: [{ path: 'pages.img', kind: 'file', size: 64 * 1024 * 1024 }],
+        sock,
+        verified: {},
+        throttle: () => Promise.resolve(),
+        onBytes: () => {},
+        idleMs: 300,
+      });
+      await assert.rejects(sending, ConnectionLost);
+      await until(() => server.openSockets() === 0, 'the sending side closed its socket');
+      assert.equal(openFds(), fds - 1, 'the source file and the socket are closed');
+      receiver.destroy();
+      await server.close();
+    },
+  );
 });
 
 describe('the receiving side', () => {
@@ -160,53 +172,61 @@ describe('the receiving side', () => {
     return { port, seen, close: () => new Promise<void>((r) => server.close(() => r())) };
   }
 
-  it('refuses an offer from an unregistered node or naming another address than the node registered', async () => {
-    reg = {};
-    const trap = await fakeSender(() => {});
-    const receiver = createReceiver({ allowedRoots: [root], log, registry });
-    const field = async (o: StreamOffer) => {
-      const r = await receiver.accept(o);
-      assert.equal(r.ok, false);
-      return !r.ok && [r.error.code, r.error.field];
-    };
-    assert.deepEqual(await field(offer('node-x', trap.port, 'u1')), ['HAUL_UNREGISTERED_PEER', 'fromNode']);
-    register('node-a', trap.port + 1);
-    assert.deepEqual(await field(offer('node-a', trap.port, 'u2')), [
-      'HAUL_UNREGISTERED_PEER',
-      'connect.port',
-    ]);
-    const other = { ...offer('node-a', trap.port + 1, 'u3') };
-    other.connect = { ...other.connect, host: '127.0.0.2' };
-    assert.deepEqual(await field(other), ['HAUL_UNREGISTERED_PEER', 'connect.host']);
-    register('node-a', trap.port, true);
-    assert.deepEqual(await field(offer('node-a', trap.port, 'u4')), ['HAUL_UNREGISTERED_PEER', 'fromNode']);
-    await trap.close();
-    assert.equal(trap.seen.length, 0, 'no connection was opened');
-    assert.ok(!existsSync(join(root, 'u1')) && !existsSync(join(root, 'u2')));
-  });
+  it(
+    'refuses an offer from an unregistered node or naming another address than the node registered',
+    { timeout: 30_000 },
+    async () => {
+      reg = {};
+      const trap = await fakeSender(() => {});
+      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const field = async (o: StreamOffer) => {
+        const r = await receiver.accept(o);
+        assert.equal(r.ok, false);
+        return !r.ok && [r.error.code, r.error.field];
+      };
+      assert.deepEqual(await field(offer('node-x', trap.port, 'u1')), ['HAUL_UNREGISTERED_PEER', 'fromNode']);
+      register('node-a', trap.port + 1);
+      assert.deepEqual(await field(offer('node-a', trap.port, 'u2')), [
+        'HAUL_UNREGISTERED_PEER',
+        'connect.port',
+      ]);
+      const other = { ...offer('node-a', trap.port + 1, 'u3') };
+      other.connect = { ...other.connect, host: '127.0.0.2' };
+      assert.deepEqual(await field(other), ['HAUL_UNREGISTERED_PEER', 'connect.host']);
+      register('node-a', trap.port, true);
+      assert.deepEqual(await field(offer('node-a', trap.port, 'u4')), ['HAUL_UNREGISTERED_PEER', 'fromNode']);
+      await trap.close();
+      assert.equal(trap.seen.length, 0, 'no connection was opened');
+      assert.ok(!existsSync(join(root, 'u1')) && !existsSync(join(root, 'u2')));
+    },
+  );
 
-  it('closes a data connection on which the sender sends nothing, or garbage, and frees it', async () => {
-    const silent = await fakeSender(() => {});
-    const garbage = await fakeSender((s) => {
-      s.write(randomBytes(64));
-      s.write(encodeHeader({ t: 'end' }));
-    });
-    const receiver = createReceiver({ allowedRoots: [root], log, registry, idleMs: 300 });
-    const fds = openFds();
-    register('node-a', silent.port);
-    register('node-c', garbage.port);
-    assert.equal((await receiver.accept(offer('node-a', silent.port, 'idle'))).ok, true);
-    assert.equal((await receiver.accept(offer('node-c', garbage.port, 'garbage'))).ok, true);
-    await until(() => silent.seen.length === 1 && garbage.seen.length === 1, 'both connected');
-    await Promise.all([...silent.seen, ...garbage.seen].map(closed));
-    await until(() => receiver.active() === 0, 'the receiver let both go');
-    assert.equal(openFds(), fds, 'no descriptor leaked');
-    assert.deepEqual(readdirSync(join(root, 'garbage')), [], 'nothing written');
-    await silent.close();
-    await garbage.close();
-  });
+  it(
+    'closes a data connection on which the sender sends nothing, or garbage, and frees it',
+    { timeout: 30_000 },
+    async () => {
+      const silent = await fakeSender(() => {});
+      const garbage = await fakeSender((s) => {
+        s.write(randomBytes(64));
+        s.write(encodeHeader({ t: 'end' }));
+      });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, idleMs: 300 });
+      const fds = openFds();
+      register('node-a', silent.port);
+      register('node-c', garbage.port);
+      assert.equal((await receiver.accept(offer('node-a', silent.port, 'idle'))).ok, true);
+      assert.equal((await receiver.accept(offer('node-c', garbage.port, 'garbage'))).ok, true);
+      await until(() => silent.seen.length === 1 && garbage.seen.length === 1, 'both connected');
+      await Promise.all([...silent.seen, ...garbage.seen].map(closed));
+      await until(() => receiver.active() === 0, 'the receiver let both go');
+      assert.equal(openFds(), fds, 'no descriptor leaked');
+      assert.deepEqual(readdirSync(join(root, 'garbage')), [], 'nothing written');
+      await silent.close();
+      await garbage.close();
+    },
+  );
 
-  it('refuses more transfers at once from one node than its quota', async () => {
+  it('refuses more transfers at once from one node than its quota', { timeout: 30_000 }, async () => {
     const held = await fakeSender(() => {});
     register('node-a', held.port);
     const receiver = createReceiver({ allowedRoots: [root], log, registry, perPeer: 2 });
@@ -223,21 +243,25 @@ describe('the receiving side', () => {
     await held.close();
   });
 
-  it('with TLS, does not talk to a peer whose certificate names another node', async () => {
-    let wrote = false;
-    const impostor = await fakeSender((s) => s.on('data', () => (wrote = true)), 'streamer@node-c');
-    register('node-a', impostor.port, true);
-    const receiver = createReceiver({
-      allowedRoots: [root],
-      log,
-      registry,
-      tls: pki.material('streamer@node-b'),
-    });
-    assert.equal((await receiver.accept(offer('node-a', impostor.port, 'tls-imp'))).ok, true);
-    await until(() => impostor.seen.length === 1, 'connected');
-    await closed(impostor.seen[0]!);
-    await until(() => receiver.active() === 0, 'released');
-    assert.equal(wrote, false, 'the token never reached the impostor');
-    await impostor.close();
-  });
+  it(
+    'with TLS, does not talk to a peer whose certificate names another node',
+    { timeout: 30_000 },
+    async () => {
+      let wrote = false;
+      const impostor = await fakeSender((s) => s.on('data', () => (wrote = true)), 'streamer@node-c');
+      register('node-a', impostor.port, true);
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        tls: pki.material('streamer@node-b'),
+      });
+      assert.equal((await receiver.accept(offer('node-a', impostor.port, 'tls-imp'))).ok, true);
+      await until(() => impostor.seen.length === 1, 'connected');
+      await closed(impostor.seen[0]!);
+      await until(() => receiver.active() === 0, 'released');
+      assert.equal(wrote, false, 'the token never reached the impostor');
+      await impostor.close();
+    },
+  );
 });
