@@ -78,7 +78,16 @@ export function createReceiver(opts: ReceiverOptions) {
       for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
       const verified = verifiedBytes(offer);
       active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
-      setImmediate(() => receive(offer, verified, ctx(offer.fromNode)));
+      const c = ctx(offer.fromNode);
+      setImmediate(() => {
+        try {
+          receive(offer, verified, c);
+        } catch (err) {
+          // No socket came to be, so no close will release the slot: release it here.
+          opts.log.warn({ transferId: offer.transferId, err }, 'cannot open the data connection');
+          c.onClosed();
+        }
+      });
       return { ok: true, verified };
     },
     /** Data connections open or about to open (for tests and status). */

@@ -166,6 +166,25 @@ describe('plaintext (HAUL_INSECURE=1): a stolen token can only delay a transfer'
       await until(() => w.a.dataSockets() === 0 && w.b.receiving() === 0, 'every data connection closed');
     },
   );
+
+  it(
+    'keeps a bandwidth-limited transfer alive past the idle timeout: the sender says it waits',
+    { timeout: 90_000 },
+    async () => {
+      const src = join(w.dir, 'node-a', 'img', 'slow');
+      makeTree(src, 2);
+      const target = join(w.dir, 'node-b', 'img', 'slow');
+      // 1 MB/s: each 1 MiB chunk waits about a second for its turn, twice the idle timeout of both ends.
+      const r = await w.a.transfer(
+        'mig-sec004',
+        'mig-sec004:streamImages:0:1',
+        { toNode: 'node-b', sourceDir: src, targetDir: target, priority: 'iteration', bandwidthLimitMBps: 1 },
+        log,
+      );
+      assert.equal(r.retries, 0, 'no connection was dropped as idle');
+      assert.equal(digest(target), digest(src));
+    },
+  );
 });
 
 describe('mutual TLS: a token is useless without the target node certificate', () => {
