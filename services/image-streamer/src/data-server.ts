@@ -49,12 +49,15 @@ type Pending = { raw: Socket; timer: NodeJS.Timeout; peer: string };
  * that are not past their token: a new one closes the oldest, so held sockets cannot keep a real receiver out.
  */
 export async function createDataServer(o: DataServerOptions): Promise<DataServer> {
-  const handshakeMs = o.handshakeMs ?? limits.streamHandshakeMs;
-  const perPeer = o.perPeer ?? limits.streamConnectionsPerPeer;
-  const waiting = new Map<string, Waiting>();
-  const pending = new Map<string, Pending>();
-  const all = new Set<Socket>();
-  const keyOf = (s: Socket) => `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`;
+  const st: State = {
+    handshakeMs: o.handshakeMs ?? limits.streamHandshakeMs,
+    perPeer: o.perPeer ?? limits.streamConnectionsPerPeer,
+    tls: o.tls !== undefined,
+    waiting: new Map(),
+    pending: new Map(),
+    all: new Set(),
+    ...(o.log ? { log: o.log } : {}),
+  };
   const server: Server = o.tls
     ? createTlsServer({
         cert: o.tls.cert,
@@ -62,64 +65,14 @@ export async function createDataServer(o: DataServerOptions): Promise<DataServer
         ca: o.tls.ca,
         requestCert: true,
         rejectUnauthorized: true,
-        handshakeTimeout: handshakeMs,
+        handshakeTimeout: st.handshakeMs,
       })
     : createTcpServer({ noDelay: true });
-
-  const admit = (raw: Socket) => {
-    const key = keyOf(raw);
-    const peer = raw.remoteAddress ?? '?';
-    all.add(raw);
-    const mine = [...pending.values()].filter((p) => p.peer === peer);
-    if (mine.length >= perPeer) mine[0]!.raw.destroy();
-    pending.set(key, { raw, peer, timer: setTimeout(() => raw.destroy(), handshakeMs) });
-    raw.on('error', () => raw.destroy());
-    raw.once('close', () => {
-      all.delete(raw);
-      const p = pending.get(key);
-      if (p?.raw === raw) {
-        clearTimeout(p.timer);
-        pending.delete(key);
-      }
-    });
-  };
-
-  const readToken = (sock: Socket) => {
-    let line = '';
-    const onData = (d: Buffer) => {
-      line += d.toString('latin1');
-      const nl = line.indexOf('\n');
-      if (nl < 0) {
-        if (line.length > MAX_TOKEN_LINE) sock.destroy();
-        return;
-      }
-      sock.off('data', onData);
-      const token = line.slice(0, nl);
-      const w = nl === line.length - 1 ? waiting.get(token) : undefined;
-      if (!w) return void sock.destroy();
-      if (o.tls && !namesStreamer((sock as TLSSocket).getPeerCertificate(), w.peer)) {
-        // The token stays good for the node it was made for: another identity cannot spend it.
-        o.log?.warn({ peer: keyOf(sock), expected: w.peer }, 'data connection from another identity refused');
-        return void sock.destroy();
-      }
-      waiting.delete(token);
-      const p = pending.get(keyOf(sock));
-      if (p) {
-        clearTimeout(p.timer);
-        pending.delete(keyOf(sock));
-      }
-      sock.pause();
-      w.resolve(sock);
-    };
-    sock.on('data', onData);
-    sock.on('error', () => sock.destroy());
-  };
-
-  server.on('connection', admit);
+  server.on('connection', (raw: Socket) => admit(st, raw));
   if (o.tls) {
-    server.on('secureConnection', readToken);
+    server.on('secureConnection', (sock: TLSSocket) => readToken(st, sock));
     server.on('tlsClientError', (_err: Error, s: TLSSocket) => s.destroy());
-  } else server.on('connection', readToken);
+  } else server.on('connection', (sock: Socket) => readToken(st, sock));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 0, o.host, () => {
@@ -130,14 +83,78 @@ export async function createDataServer(o: DataServerOptions): Promise<DataServer
 
   return {
     port: (server.address() as { port: number }).port,
-    expect: (peerNode) => expectOne(waiting, peerNode),
-    openSockets: () => all.size,
+    expect: (peerNode) => expectOne(st.waiting, peerNode),
+    openSockets: () => st.all.size,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of all) s.destroy();
+        for (const s of st.all) s.destroy();
         server.close(() => resolve());
       }),
   };
+}
+
+/** A data server's connections: expected tokens, connections not past their token yet, every open socket. */
+type State = {
+  handshakeMs: number;
+  perPeer: number;
+  tls: boolean;
+  log?: Logger;
+  waiting: Map<string, Waiting>;
+  pending: Map<string, Pending>;
+  all: Set<Socket>;
+};
+
+const keyOf = (s: Socket) => `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`;
+
+/** A new TCP connection: counted, given `handshakeMs` to present its token, and the oldest of its peer's goes. */
+function admit(st: State, raw: Socket): void {
+  const key = keyOf(raw);
+  const peer = raw.remoteAddress ?? '?';
+  st.all.add(raw);
+  const mine = [...st.pending.values()].filter((p) => p.peer === peer);
+  if (mine.length >= st.perPeer) mine[0]!.raw.destroy();
+  st.pending.set(key, { raw, peer, timer: setTimeout(() => raw.destroy(), st.handshakeMs) });
+  raw.on('error', () => raw.destroy());
+  raw.once('close', () => {
+    st.all.delete(raw);
+    const p = st.pending.get(key);
+    if (p?.raw === raw) {
+      clearTimeout(p.timer);
+      st.pending.delete(key);
+    }
+  });
+}
+
+/** Read the token line; hand the socket to the transfer that expects it, or close it. */
+function readToken(st: State, sock: Socket): void {
+  let line = '';
+  const onData = (d: Buffer) => {
+    line += d.toString('latin1');
+    const nl = line.indexOf('\n');
+    if (nl < 0) {
+      if (line.length > MAX_TOKEN_LINE) sock.destroy();
+      return;
+    }
+    sock.off('data', onData);
+    const token = line.slice(0, nl);
+    const w = nl === line.length - 1 ? st.waiting.get(token) : undefined;
+    if (!w) return void sock.destroy();
+    if (st.tls && !namesStreamer((sock as TLSSocket).getPeerCertificate(), w.peer)) {
+      // The token stays good for the node it was made for: another identity cannot spend it.
+      st.log?.warn({ peer: keyOf(sock), expected: w.peer }, 'data connection from another identity refused');
+      return void sock.destroy();
+    }
+    st.waiting.delete(token);
+    const p = st.pending.get(keyOf(sock));
+    if (p) {
+      clearTimeout(p.timer);
+      st.pending.delete(keyOf(sock));
+    }
+    sock.pause();
+    w.resolve(sock);
+  };
+  sock.on('data', onData);
+  sock.on('error', () => sock.destroy());
 }
 
 function expectOne(waiting: Map<string, Waiting>, peer: string): DataListener {
