@@ -1,6 +1,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -61,8 +62,8 @@ export function confineTarget(targetDir: string, allowedRoots: string[]): { root
   const root = allowedRoots.find((r) => inside(r, targetDir) && resolve(r) !== resolve(targetDir));
   if (!root)
     throw new UnsafeManifestError('targetDir', `${targetDir} is not inside ${allowedRoots.join(' or ')}`);
-  mkdirSync(root, { recursive: true });
-  const real = realpathSync(root);
+  // The root is configuration (trusted, and may itself be a link); a root not created yet has nothing below it.
+  const real = existsSync(root) ? realpathSync(root) : resolve(root);
   const rel = relative(resolve(root), resolve(targetDir));
   for (const p of prefixes(real, rel)) {
     const st = lstatOrUndefined(p);

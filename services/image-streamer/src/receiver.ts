@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, lstatSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { errorCodes } from '@haul/domain';
@@ -74,6 +74,7 @@ export function createReceiver(opts: ReceiverOptions) {
       }
       // From here on every path is built on the physical folder the checks walked (the root's real path).
       const offer = { ...received, targetDir: confined.dir };
+      mkdirSync(confined.root, { recursive: true });
       mkdirsNoFollow(confined.root, relative(confined.root, confined.dir));
       for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
       const verified = verifiedBytes(offer);
