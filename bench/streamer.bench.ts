@@ -5,7 +5,10 @@
  *            skipped and the JSON says why), sendfile(2) on the sending end, read(2) + write(2) on the receiving end
  *   raw_tcp  the same plain copy in Node, written as well as Node allows (no integrity check)
  *   tar      P.Haul's way: tar writing into / reading from the TCP socket
- *   haul     haul's image streamer: offer over NATS, TCP, per-chunk CRC-32, resumable part files
+ *   haul     haul's image streamer: offer over NATS, TCP, per-chunk CRC-32, resumable part files (plaintext:
+ *            HAUL_INSECURE=1)
+ *   haul_tls the same over mutual TLS with per-node certificates (made here with the openssl CLI), as a secure
+ *            cluster runs it; `tlsCost` in the JSON is haul_tls ÷ haul
  * Every method is timed the same way: its processes are started and ready first (not timed); the timed part runs
  * from the "go" (the bench's clock) to the sender's "DONE" (its CLOCK_MONOTONIC reading once the receiver
  * acknowledged that every file is written); the CPU of each end is that of its process tree in the same interval,
@@ -34,6 +37,7 @@ import { build } from 'esbuild';
 import { connectBus, ensureTopology } from '@haul/bus';
 import { startNatsServer, startService } from '@haul/test';
 import { WRITE_SLICE } from '../services/image-streamer/src/part-file.ts';
+import { makeTestPki } from '../services/image-streamer/test/certs.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -135,8 +139,12 @@ type Program = {
 /** The programs running now: killed if the bench ends early (an error, Ctrl-C). */
 const running = new Set<ChildProcess>();
 
-function program(cmd: string, args: string[]): Program {
-  const child: ChildProcess = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'], cwd: root });
+function program(cmd: string, args: string[], env: Record<string, string> = {}): Program {
+  const child: ChildProcess = spawn(cmd, args, {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    cwd: root,
+    env: { ...process.env, ...env },
+  });
   running.add(child);
   child.once('exit', () => running.delete(child));
   let err = '';
@@ -253,19 +261,26 @@ const server = await startNatsServer();
   await ensureTopology(nc);
   await nc.close();
 }
-const streamer = startService(
-  'streamer-b',
-  'services/image-streamer/src/main.ts',
-  {
-    ...process.env,
-    HAUL_NODE: 'node-b',
-    HAUL_NATS_URL: server.url,
-    HAUL_STREAM_ROOTS: receiverRoot,
-    HAUL_LOG_LEVEL: 'info',
-  },
-  (process.env['HAUL_BENCH_RECEIVER_ARGS'] ?? '').split(' ').filter(Boolean),
-);
+const pki = makeTestPki(['streamer@node-s', 'streamer@node-t']);
+/** A receiving streamer: node-b plaintext (haul), node-t mutual TLS (haul_tls). */
+const receivingStreamer = (nodeName: string, env: Record<string, string>) =>
+  startService(
+    `streamer-${nodeName}`,
+    'services/image-streamer/src/main.ts',
+    {
+      ...process.env,
+      HAUL_NODE: nodeName,
+      HAUL_NATS_URL: server.url,
+      HAUL_STREAM_ROOTS: receiverRoot,
+      HAUL_LOG_LEVEL: 'info',
+      ...env,
+    },
+    (process.env['HAUL_BENCH_RECEIVER_ARGS'] ?? '').split(' ').filter(Boolean),
+  );
+const streamer = receivingStreamer('node-b', { HAUL_INSECURE: '1' });
+const tlsStreamer = receivingStreamer('node-t', pki.env('streamer@node-t'));
 await streamer.waitForLine(/image streamer started/, 30_000);
+await tlsStreamer.waitForLine(/image streamer started/, 30_000);
 
 /** Sender listens, receiver connects on "go" (native, raw_tcp). */
 async function listenerSends(send: [string, string[]], recv: (port: string) => [string, string[]]) {
@@ -309,18 +324,24 @@ const methods: Record<string, ((dst: string) => Promise<Launched>) | { skipped: 
       programs: [sender, receiver],
     };
   },
-  async haul(dst) {
-    const sender = program(node, [...senderArgs, haulSender, server.url, src, dst]);
-    await sender.waitFor(/ready/);
-    return {
-      senderPid: sender.pid,
-      receiverPid: streamer.pid,
-      starter: sender,
-      finisher: sender,
-      programs: [sender],
-    };
-  },
+  haul: (dst) => haulSends(dst),
+  haul_tls: (dst) => haulSends(dst, true),
 };
+
+/** haul's sending end on "go", to the long-lived receiving streamer (node-b plaintext, node-t mutual TLS). */
+async function haulSends(dst: string, tls = false): Promise<Launched> {
+  const nodes = tls ? ['node-s', 'node-t'] : ['node-a', 'node-b'];
+  const env = tls ? pki.env('streamer@node-s') : {};
+  const sender = program(node, [...senderArgs, haulSender, server.url, src, dst, ...nodes], env);
+  await sender.waitFor(/ready/);
+  return {
+    senderPid: sender.pid,
+    receiverPid: (tls ? tlsStreamer : streamer).pid,
+    starter: sender,
+    finisher: sender,
+    programs: [sender],
+  };
+}
 
 /**
  * Hand every method the same memory to write into. On this VM the guest returns free memory to the host in
@@ -477,6 +498,9 @@ try {
     methods: summary,
     ratios: versus,
     haulCpuSecondsPerGB: measured('haul')?.median.cpuSecondsPerGB,
+    // Issue 12: what mutual TLS on the data connection costs, haul with TLS ÷ haul without.
+    tlsCost:
+      measured('haul_tls') && measured('haul') ? ratios(measured('haul_tls')!, measured('haul')!) : null,
     // Issue 14: haul's CPU per byte, both ends, at most 1.2 × the native copy's.
     goal: {
       haulCpuVsNative: versus['haul']?.['vs_native']?.cpuPerByte.total ?? null,
@@ -504,9 +528,15 @@ try {
           : ''),
     );
   }
+  if (out.tlsCost)
+    console.log(
+      `  TLS ÷ plaintext: throughput ${out.tlsCost.throughput.toFixed(2)}×, CPU per byte ${out.tlsCost.cpuPerByte.total.toFixed(2)}× (sender ${out.tlsCost.cpuPerByte.sender.toFixed(2)}×, receiver ${out.tlsCost.cpuPerByte.receiver.toFixed(2)}×)`,
+    );
   console.log('wrote bench/results/streamer.json');
 } finally {
   await streamer.kill();
+  await tlsStreamer.kill();
+  rmSync(pki.dir, { recursive: true, force: true });
   await server.stop();
   rmSync(work, { recursive: true, force: true });
 }

@@ -2,30 +2,44 @@
 // streamer (a long-lived process, as on a node). The bench runs this from an esbuild bundle, as haul's programs run.
 // Prints "ready" once connected to NATS; on a line on stdin runs the transfer (manifest, offer, TCP stream,
 // per-chunk CRC-32, the receiver's "done"), prints "DONE <ns>" (process.hrtime, CLOCK_MONOTONIC); exits when stdin
-// closes.
+// closes. Optional 4th and 5th arguments name the sending and receiving nodes (node-a, node-b); with HAUL_TLS_CERT_FILE,
+// HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE set the data connection is mutual TLS, as a streamer's would be.
 import { connectBus, createLogger } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
-import { createImageStreamer } from '../../services/image-streamer/src/app.ts';
+import { createImageStreamer, type StreamerConfig } from '../../services/image-streamer/src/app.ts';
+import { tlsFromEnv } from '../../services/image-streamer/src/tls.ts';
 
-const [url, src, dst] = process.argv.slice(2) as [string, string, string];
+const [url, src, dst, from = 'node-a', to = 'node-b'] = process.argv.slice(2) as [string, string, string];
+const tls = tlsFromEnv({ HAUL_INSECURE: '1', ...process.env });
 const go = new Promise((resolve) => process.stdin.once('data', resolve));
 const quit = new Promise((resolve) => process.stdin.once('end', resolve));
 const nc = await connectBus({ servers: url, name: 'bench-sender' });
-const log = createLogger('bench', 'node-a', { HAUL_LOG_LEVEL: 'warn' });
+const log = createLogger('bench', from, { HAUL_LOG_LEVEL: 'warn' });
+const cfg: StreamerConfig = {
+  node: from,
+  listenHost: '127.0.0.1',
+  allowedRoots: [],
+  maxRetries: 3,
+  progressEveryMs: 1000,
+  ...(tls ? { tls } : {}),
+};
 const s = createImageStreamer({
   nc,
   validators: createValidators(),
   log,
-  cfg: { node: 'node-a', listenHost: '127.0.0.1', allowedRoots: [], maxRetries: 3, progressEveryMs: 1000 },
+  cfg,
 });
+// Its data listener and its registration in haul-streamers: the receiver connects only to a registered address.
+await s.start();
 process.stderr.write('ready\n');
 await go;
 await s.transfer(
   'bench-0001',
   `bench-0001:streamImages:${Date.now()}:1`,
-  { toNode: 'node-b', sourceDir: src, targetDir: dst, priority: 'final' },
+  { toNode: to, sourceDir: src, targetDir: dst, priority: 'final' },
   log,
 );
 process.stderr.write(`DONE ${process.hrtime.bigint()}\n`);
 await quit;
+await s.stop();
 await nc.close();

@@ -17,6 +17,7 @@ import s14 from '../json/status-request.schema.json' with { type: 'json' };
 import s15 from '../json/steps.schema.json' with { type: 'json' };
 import s16 from '../json/stream-offer-reply.schema.json' with { type: 'json' };
 import s17 from '../json/stream-offer.schema.json' with { type: 'json' };
+import s18 from '../json/streamer-registration.schema.json' with { type: 'json' };
 
 /** Every schema file with its name, imported (so bundles carry them). */
 export const schemaDocuments: readonly (readonly [string, unknown])[] = [
@@ -38,4 +39,5 @@ export const schemaDocuments: readonly (readonly [string, unknown])[] = [
   ['steps.schema.json', s15],
   ['stream-offer-reply.schema.json', s16],
   ['stream-offer.schema.json', s17],
+  ['streamer-registration.schema.json', s18],
 ];

@@ -288,6 +288,10 @@ export type StatusReply = StatusOk | ApiRejected;
  * via the `definition` "StreamOfferReply".
  */
 export type StreamOfferReply = StreamOfferAccepted | ApiRejected;
+/**
+ * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
+ */
+export type NodeName2 = string;
 
 /**
  * Ask to cancel a migration (subject haul.api.cancel). Before the commit point it rolls back; after it, it is refused.
@@ -1346,10 +1350,11 @@ export interface StreamOfferAccepted {
  */
 export interface StreamOffer {
   transferId: string;
+  fromNode: NodeName2;
   migrationId: MigrationId;
   targetDir: AbsolutePath;
   /**
-   * The sender's one-time listener: the receiving streamer connects there and writes the token as its first line.
+   * The sender's data address (its registered one) and this attempt's one-time token: the receiving streamer connects there and writes the token as its first line.
    */
   connect: {
     host: string;
@@ -1374,4 +1379,22 @@ export interface ManifestEntry {
   size?: number;
   linkTarget?: string;
   mode?: number;
+}
+/**
+ * Where one node's image streamer takes data connections (KV bucket haul-streamers, key = node name), refreshed every heartbeat. A receiving streamer connects only to the address its sender registered.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "StreamerRegistration".
+ */
+export interface StreamerRegistration {
+  node: NodeName;
+  service: 'image-streamer';
+  pid?: number;
+  time: Timestamp;
+  dataHost: string;
+  dataPort: number;
+  /**
+   * The data connection is mutual TLS (false only with HAUL_INSECURE=1).
+   */
+  tls: boolean;
 }

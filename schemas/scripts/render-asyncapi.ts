@@ -236,6 +236,21 @@ const bucketChannels: Record<keyof typeof buckets, Channel> = {
       { id: 'readStatus', action: 'receive', summary: '`haul.api.list` and ops.' },
     ],
   },
+  streamers: {
+    id: 'streamerRegistrations',
+    address: kvSubject(buckets.streamers, '{node}'),
+    title: `KV ${buckets.streamers}`,
+    description: `Each image streamer puts its data listener's address (host, port, TLS) under its node's key at start and every ${limits.heartbeatMs} ms; a receiving streamer connects only to the address the offering node registered recently.`,
+    messages: ['streamerRegistration'],
+    operations: [
+      { id: 'putStreamerRegistration', action: 'send', summary: 'The image streamer of the node.' },
+      {
+        id: 'readStreamerRegistration',
+        action: 'receive',
+        summary: 'Receiving image streamers (before connecting).',
+      },
+    ],
+  },
   admission: {
     id: 'admissionLedger',
     address: kvSubject(buckets.admission, admissionLedgerKey),

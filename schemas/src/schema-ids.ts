@@ -16,6 +16,7 @@ export const schemaIds = {
   streamOfferReply: 'https://haul.dev/schemas/stream-offer-reply.schema.json',
   deadLetter: 'https://haul.dev/schemas/dead-letter.schema.json',
   discoveryInfo: 'https://haul.dev/schemas/discovery-info.schema.json',
+  streamerRegistration: 'https://haul.dev/schemas/streamer-registration.schema.json',
 } as const;
 
 export type SchemaName = keyof typeof schemaIds;

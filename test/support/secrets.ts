@@ -18,3 +18,12 @@ export async function createTestSecrets(nodes: string[] = ['node-a', 'node-b']):
 export function secretsEnv(dir: string, identity: string): Record<string, string> {
   return { HAUL_NKEY_SEED_FILE: join(dir, `${identity}.nk`), HAUL_TLS_CA_FILE: join(dir, 'ca.pem') };
 }
+
+/** The environment of a node's image streamer for mutual TLS on its data connections (its node certificate). */
+export function streamerTlsEnv(dir: string, node: string): Record<string, string> {
+  return {
+    HAUL_TLS_CERT_FILE: join(dir, `streamer@${node}-cert.pem`),
+    HAUL_TLS_KEY_FILE: join(dir, `streamer@${node}-key.pem`),
+    HAUL_TLS_CA_FILE: join(dir, 'ca.pem'),
+  };
+}

@@ -22,7 +22,7 @@ import {
 } from './invariants.ts';
 import { freePort, startNatsServer, type NatsServer } from './nats-server.ts';
 import { startService, type ServiceProcess } from './processes.ts';
-import { createTestSecrets, secretsEnv, type TestSecrets } from './secrets.ts';
+import { createTestSecrets, secretsEnv, streamerTlsEnv, type TestSecrets } from './secrets.ts';
 
 import type { FaultRule } from '@haul/host-emulators';
 export type { FaultRule };
@@ -57,6 +57,9 @@ export async function startWorld(o: WorldOptions = {}) {
   const server: NatsServer = await startNatsServer(secrets ? { secrets: secrets.dir } : {});
   /** The environment that makes a process connect as `identity` (nothing in an insecure world). */
   const as = (identity: string): Record<string, string> => (secrets ? secretsEnv(secrets.dir, identity) : {});
+  /** A streamer's data connections: mutual TLS with its node certificate, or plaintext in an insecure world. */
+  const streamerTls = (node: string): Record<string, string> =>
+    secrets ? streamerTlsEnv(secrets.dir, node) : { HAUL_INSECURE: '1' };
   const connectAs = (identity: string) =>
     connectBus(busConfigFromEnv(`haul-world-${identity}`, { HAUL_NATS_URL: server.url, ...as(identity) }));
   const cluster: EmulatedCluster = createEmulatedCluster('haul-world-');
@@ -158,7 +161,7 @@ export async function startWorld(o: WorldOptions = {}) {
       start(
         `streamer-${n}`,
         'services/image-streamer/src/main.ts',
-        { ...baseEnv(n), ...as(`streamer@${n}`), ...extra },
+        { ...baseEnv(n), ...as(`streamer@${n}`), ...streamerTls(n), ...extra },
         /image streamer started/,
       ),
     startCoordinator: (name = 'coordinator') =>

@@ -21,6 +21,8 @@ export const buckets = {
    * CT and nodes, changed only with compare-and-set, so "CT busy" and "node busy" are decided atomically.
    */
   admission: 'haul-admission',
+  /** Where each node's image streamer takes data connections (StreamerRegistration), key = node name. */
+  streamers: 'haul-streamers',
 } as const;
 
 /** The one key of the admission ledger bucket. */
@@ -100,6 +102,22 @@ export const limits = {
   coordinatorResyncMs: 10_000,
   /** Deliveries of one event the coordinator tries before it parks it (the log keeps it; its migration's timer goes on). */
   eventRedeliveries: 8,
+  /**
+   * A data connection to a streamer must complete its TLS handshake and present its token within this long, or it
+   * is closed (a connection that sends nothing holds a socket, a file descriptor and a slot of its peer).
+   */
+  streamHandshakeMs: 5_000,
+  /**
+   * An established data connection on which nothing moves this long is closed, on either end (a receiver that stops
+   * reading, a sender that stops sending). Longer than the sync of a large local disk copy before "done".
+   */
+  streamIdleMs: 60_000,
+  /**
+   * Data connections one peer may hold at once at a streamer, on each end: connections not yet past their token on
+   * the sending side (a new one evicts the oldest, so held sockets cannot keep a real one out), transfers being
+   * received from one node on the receiving side (more offers are refused). Above the transfers a sender runs at once.
+   */
+  streamConnectionsPerPeer: 8,
 } as const;
 
 /** Step timeouts, by the tool they wait on (criu 180 s as P.Haul). */

@@ -285,6 +285,8 @@ function nodePermissions(id: Identity, inbox: Grant, deny: Grant[]): Permissions
       : [
           ...nodeService(node, 'streamer', serviceNames.streamer),
           g(subjects.streamOffersAll, 'offer a transfer to the target streamer'),
+          ...readBucket(buckets.streamers, false),
+          g(kvSubject(buckets.streamers, node), 'register its own data address'),
         ];
   const subscribe =
     executor === 'agent'

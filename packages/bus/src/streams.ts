@@ -67,6 +67,7 @@ export function bucketConfigs(t: Topology): BucketSpec[] {
     { bucket: buckets.nodes, opts: { history: 1, ttl: limits.nodeStaleMs * 6, replicas: t.replicas } },
     { bucket: buckets.status, opts: { history: 1, replicas: t.replicas } },
     { bucket: buckets.admission, opts: { history: 1, replicas: t.replicas } },
+    { bucket: buckets.streamers, opts: { history: 1, ttl: limits.nodeStaleMs * 6, replicas: t.replicas } },
   ];
 }
 

@@ -35,7 +35,7 @@ function startNodeServices(emu: EmulatedCluster, natsUrl: string, extra: Record<
   };
   return [
     startService('agent-node-a', 'services/node-agent/src/main.ts', env),
-    startService('streamer-node-a', 'services/image-streamer/src/main.ts', env),
+    startService('streamer-node-a', 'services/image-streamer/src/main.ts', { ...env, HAUL_INSECURE: '1' }),
   ] as const;
 }
 

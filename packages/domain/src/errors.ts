@@ -43,6 +43,12 @@ export const errorCodes = {
   alreadyRollingBack: 'HAUL_ALREADY_ROLLING_BACK',
   /** The preflight found the CT's disks unmigratable, or not the shared disks the request declared. */
   preflightSharedDisk: 'HAUL_PREFLIGHT_SHARED_DISK',
+  /** A stream offer whose manifest or target folder would write outside the receiver's roots (the field is named). */
+  unsafeManifest: 'HAUL_UNSAFE_MANIFEST',
+  /** A stream offer from a node with no streamer registration, or naming another data address than it registered. */
+  unregisteredPeer: 'HAUL_UNREGISTERED_PEER',
+  /** A stream offer from a node that already has as many transfers running into this streamer as one peer may. */
+  streamerBusy: 'HAUL_STREAMER_BUSY',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

@@ -33,8 +33,11 @@ import type {
 import { buildManifest } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
 import { createRateLimiter } from './rate-limit.ts';
-import { acceptOffer } from './receiver.ts';
-import { ConnectionLost, openDataListener, sendFiles } from './sender.ts';
+import { createDataServer, type DataServer } from './data-server.ts';
+import { createReceiver } from './receiver.ts';
+import { registerStreamer, type Registration } from './registration.ts';
+import { ConnectionLost, sendFiles } from './sender.ts';
+import type { TlsMaterial } from './tls.ts';
 
 /** How long a sender waits for the receiving streamer to connect after it accepted the offer. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -45,14 +48,20 @@ export type StreamerConfig = {
   node: string;
   /** Address the sending side listens on for the receiver's data connection. */
   listenHost: string;
+  /** Port of that listener (default 0: one the system picks at start; registered in haul-streamers either way). */
+  dataPort?: number;
   /** Address receivers should connect to (defaults to listenHost; set it when listening on 0.0.0.0). */
   advertiseHost?: string;
+  /** Mutual TLS on data connections (both ends); absent: plaintext, which main.ts allows only with HAUL_INSECURE=1. */
+  tls?: TlsMaterial;
   /** The receiving side only writes below these folders. */
   allowedRoots: string[];
   /** Node-wide bandwidth cap (MB/s), applied with the request's own cap (the lower wins). */
   nodeLimitMBps?: number;
   maxRetries: number;
   progressEveryMs: number;
+  /** A data connection on which nothing moves this long is closed, on either end (default limits.streamIdleMs). */
+  idleMs?: number;
 };
 
 export type StreamerDeps = {
@@ -104,6 +113,15 @@ export function createImageStreamer(deps: StreamerDeps) {
   const registry = new Registry();
   const metrics = streamerMetrics(registry);
   let metricsServer: { close(): void } | undefined;
+  let dataServer: DataServer | undefined;
+  let registration: Registration | undefined;
+  const receiver = createReceiver({
+    allowedRoots: cfg.allowedRoots,
+    log,
+    ...(cfg.tls ? { tls: cfg.tls } : {}),
+    registry: (node) => registration?.lookup(node) ?? Promise.resolve(undefined),
+    ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
+  });
 
   function serveOffers(): void {
     sub = nc.subscribe(subjects.streamOffer(cfg.node), {
@@ -111,19 +129,23 @@ export function createImageStreamer(deps: StreamerDeps) {
       callback: (err, msg) => {
         // A stored message pushed here by a consumer is no offer (sentTo, @haul/bus).
         if (err || !sentTo(msg, subjects.streamOffer(cfg.node))) return;
-        let reply: StreamOfferReply;
-        try {
-          const v = validators.validate<StreamOffer>('streamOffer', decodeJson(msg.data));
-          reply = v.ok
-            ? acceptOffer(v.value, { allowedRoots: cfg.allowedRoots, log })
-            : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
-        } catch (e) {
-          reply = { ok: false, error: { code: 'HAUL_STREAMER_ERROR', message: (e as Error).message } };
-        }
-        if (!reply.ok) log.warn({ err: reply.error }, 'offer refused');
-        msg.respond(encodeJson(reply));
+        void answerOffer(msg.data).then((reply) => {
+          if (!reply.ok) log.warn({ err: reply.error }, 'offer refused');
+          msg.respond(encodeJson(reply));
+        });
       },
     });
+  }
+
+  async function answerOffer(data: Uint8Array): Promise<StreamOfferReply> {
+    try {
+      const v = validators.validate<StreamOffer>('streamOffer', decodeJson(data));
+      return v.ok
+        ? await receiver.accept(v.value)
+        : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
+    } catch (e) {
+      return { ok: false, error: { code: 'HAUL_STREAMER_ERROR', message: (e as Error).message } };
+    }
   }
 
   /** Move one folder to the target node; returns the completion numbers. */
@@ -183,12 +205,14 @@ export function createImageStreamer(deps: StreamerDeps) {
     let retries = 0;
     let resumed = 0;
     for (;;) {
-      const listener = await openDataListener(cfg.listenHost, cfg.advertiseHost ?? cfg.listenHost);
+      if (!dataServer) throw new Error('the image streamer is not started');
+      const listener = dataServer.expect(a.toNode);
       const offer: StreamOffer = {
         transferId: commandId.replace(/[^A-Za-z0-9_:.-]/g, '_'),
         migrationId,
+        fromNode: cfg.node,
         targetDir: a.targetDir,
-        connect: listener.connect,
+        connect: { host: cfg.advertiseHost ?? cfg.listenHost, port: dataServer.port, token: listener.token },
         manifest,
         ...(opts.durable ? { durable: true } : {}),
       };
@@ -220,6 +244,7 @@ export function createImageStreamer(deps: StreamerDeps) {
           throttle,
           onBytes,
           ...(tamper ? { tamper } : {}),
+          ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
         });
         resumed += s.resumedBytes;
         retries += s.resent;
@@ -318,6 +343,18 @@ export function createImageStreamer(deps: StreamerDeps) {
   return {
     transfer,
     async start(): Promise<void> {
+      dataServer = await createDataServer({
+        host: cfg.listenHost,
+        port: cfg.dataPort ?? 0,
+        log,
+        ...(cfg.tls ? { tls: cfg.tls } : {}),
+      });
+      registration = await registerStreamer(nc, validators, log, {
+        node: cfg.node,
+        dataHost: cfg.advertiseHost ?? cfg.listenHost,
+        dataPort: dataServer.port,
+        tls: cfg.tls !== undefined,
+      });
       serveOffers();
       serveDiscovery(nc, 'image-streamer', cfg.node, () => ({ parkedCommands: queue.parked }));
       // A deaf streamer must not stay up: it exits so that its supervisor restarts it.
@@ -339,7 +376,13 @@ export function createImageStreamer(deps: StreamerDeps) {
       sub?.unsubscribe();
       await loop;
       await Promise.all(running.values());
+      registration?.stop();
+      await dataServer?.close();
     },
+    /** Sockets open on the data listener (tests count them). */
+    dataSockets: () => dataServer?.openSockets() ?? 0,
+    /** Transfers being received (tests count them). */
+    receiving: () => receiver.active(),
   };
 }
 

@@ -82,6 +82,11 @@ export class FrameReader {
           this.sink.end();
           return true;
         }
+        if (h.t === 'wait') {
+          this.cur.copy(this.cur, 0, 4 + hl, this.fill);
+          this.fill -= 4 + hl;
+          continue;
+        }
         if (h.t !== 'chunk' || !Number.isInteger(h.len) || h.len < 1 || h.len > CHUNK)
           return this.fail('bad frame header');
         this.header = h;

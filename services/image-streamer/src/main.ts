@@ -11,14 +11,20 @@ import {
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from './app.ts';
+import { TlsConfigError, tlsFromEnv, type TlsMaterial } from './tls.ts';
 
 const help = `haul image streamer: moves dump images and local disks between nodes (negotiated over NATS, bytes over TCP).
 
 Environment:
   HAUL_NODE                this node's name (required)
   HAUL_NATS_URL            NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
-  HAUL_STREAM_LISTEN_HOST  address this node's one-time data listeners bind to when it sends (default 127.0.0.1)
+  HAUL_STREAM_LISTEN_HOST  address this node's data listener binds to (receivers connect to it; default 127.0.0.1)
+  HAUL_STREAM_PORT         port of that listener (default 0: picked at start); registered in haul-streamers
   HAUL_STREAM_ADVERTISE    address receiving streamers connect to (default: the listen address)
+  HAUL_TLS_CERT_FILE       this streamer's certificate (CN or subjectAltName streamer@<node>), PEM
+  HAUL_TLS_KEY_FILE        its private key, PEM
+  HAUL_TLS_CA_FILE         the cluster's CA, PEM: data connections are mutual TLS with these three files
+  HAUL_INSECURE=1          plaintext data connections (debugging only; a warning at every start)
   HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
   HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)
   HAUL_TOPOLOGY_WAIT_MS    how long to wait at start for the coordinator to create the streams and buckets
@@ -35,6 +41,14 @@ if (!node || !roots) {
   console.error('HAUL_NODE and HAUL_STREAM_ROOTS are required (see --help)');
   process.exit(2);
 }
+let tls: TlsMaterial | undefined;
+try {
+  tls = tlsFromEnv(process.env);
+} catch (err) {
+  if (!(err instanceof TlsConfigError)) throw err;
+  console.error(`${err.message} (see --help)`);
+  process.exit(2);
+}
 const cfg: StreamerConfig = {
   node,
   listenHost: process.env['HAUL_STREAM_LISTEN_HOST'] ?? '127.0.0.1',
@@ -42,6 +56,9 @@ const cfg: StreamerConfig = {
   maxRetries: Number(process.env['HAUL_STREAM_MAX_RETRIES'] ?? 10),
   progressEveryMs: 1000,
 };
+if (tls) cfg.tls = tls;
+const port = process.env['HAUL_STREAM_PORT'];
+if (port) cfg.dataPort = Number(port);
 const advertise = process.env['HAUL_STREAM_ADVERTISE'];
 if (advertise) cfg.advertiseHost = advertise;
 const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];
@@ -49,6 +66,8 @@ if (limit) cfg.nodeLimitMBps = Number(limit);
 const log = createLogger('image-streamer', node);
 exitOnUncaught(log);
 const metrics = metricsConfigOrExit(log);
+if (!tls)
+  log.warn('HAUL_INSECURE=1: data connections are plaintext, any holder of a token can take a transfer');
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
 await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));

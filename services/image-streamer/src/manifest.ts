@@ -1,6 +1,9 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import type { StreamOffer } from '@haul/schemas';
+import { checkTreeOnDisk, confineTarget, inside, resolveLink, UnsafeManifestError } from './confine.ts';
+
+export { UnsafeManifestError };
 
 export type ManifestEntry = StreamOffer['manifest'][number];
 
@@ -23,53 +26,69 @@ export function buildManifest(root: string): ManifestEntry[] {
   return out;
 }
 
-export class UnsafeManifestError extends Error {
-  readonly field: string;
-  constructor(field: string, message: string) {
-    super(message);
-    this.name = 'UnsafeManifestError';
-    this.field = field;
-  }
-}
-
-const inside = (root: string, p: string) => {
-  const r = relative(resolve(root), resolve(p));
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-};
-
 /**
- * Refuse anything that could write outside the transfer: absolute paths, `..`, NUL bytes, a target folder outside
- * the allowed roots, and symlinks whose target leaves the allowed root that holds the target folder.
+ * Refuse anything that could write outside the transfer, and say where it goes: absolute paths, `..`, NUL bytes, a
+ * target folder outside the allowed roots or reached through a link, a path that goes through a link (one of the
+ * manifest's own, or one already on the disk), and links that resolve out of the allowed root that holds the target
+ * folder (chains of links and links on the disk followed). Returns the physical root and target folder.
  */
-export function checkManifest(manifest: ManifestEntry[], targetDir: string, allowedRoots: string[]): void {
-  const root = allowedRoots.find((r) => inside(r, targetDir) && resolve(r) !== resolve(targetDir));
-  if (!root)
-    throw new UnsafeManifestError('targetDir', `${targetDir} is not inside ${allowedRoots.join(' or ')}`);
+export function checkManifest(
+  manifest: ManifestEntry[],
+  targetDir: string,
+  allowedRoots: string[],
+): { root: string; dir: string } {
+  const { root, dir } = confineTarget(targetDir, allowedRoots);
+  const links = new Map<string, string>();
   const seen = new Set<string>();
   manifest.forEach((e, i) => {
-    const field = `manifest.${i}.path`;
-    if (
-      e.path.includes('\0') ||
-      isAbsolute(e.path) ||
-      e.path.split(/[\\/]/).includes('..') ||
-      normalize(e.path).startsWith(`..${sep}`)
-    ) {
-      throw new UnsafeManifestError(field, `unsafe path ${JSON.stringify(e.path)}: absolute or with '..'`);
-    }
-    if (seen.has(e.path)) throw new UnsafeManifestError(field, `duplicate path ${e.path}`);
+    checkEntry(e, i, dir);
+    if (seen.has(e.path)) throw new UnsafeManifestError(`manifest.${i}.path`, `duplicate path ${e.path}`);
     seen.add(e.path);
-    if (!inside(targetDir, join(targetDir, e.path)))
-      throw new UnsafeManifestError(field, `${e.path} leaves the target folder`);
-    if (e.kind === 'symlink') {
-      const t = e.linkTarget ?? '';
-      if (isAbsolute(t) || !inside(root, resolve(dirname(join(targetDir, e.path)), t))) {
-        throw new UnsafeManifestError(
-          `manifest.${i}.linkTarget`,
-          `link ${e.path} → ${t} points outside ${root}`,
-        );
-      }
-    }
-    if (e.kind === 'file' && (e.size === undefined || e.size < 0))
-      throw new UnsafeManifestError(`manifest.${i}.size`, `file ${e.path} has no size`);
+    if (e.kind === 'symlink') links.set(join(dir, e.path), e.linkTarget ?? '');
   });
+  manifest.forEach((e, i) => {
+    const through = parentsOf(e.path).find((p) => links.has(join(dir, p)));
+    if (through !== undefined)
+      throw new UnsafeManifestError(`manifest.${i}.path`, `${e.path} goes through the link ${through}`);
+  });
+  checkTreeOnDisk(manifest, dir);
+  manifest.forEach((e, i) => {
+    if (e.kind !== 'symlink') return;
+    const t = e.linkTarget ?? '';
+    try {
+      resolveLink(join(dir, e.path), t, links, root);
+    } catch (err) {
+      throw new UnsafeManifestError(
+        `manifest.${i}.linkTarget`,
+        `link ${e.path} → ${t} points outside ${root}: ${(err as Error).message}`,
+      );
+    }
+  });
+  return { root, dir };
+}
+
+/** `a/b/c` → [`a`, `a/b`]. */
+function parentsOf(path: string): string[] {
+  const parts = path.split('/');
+  return parts.slice(1).map((_, k) => parts.slice(0, k + 1).join('/'));
+}
+
+function checkEntry(e: ManifestEntry, i: number, dir: string): void {
+  const field = `manifest.${i}.path`;
+  if (
+    e.path.includes('\0') ||
+    isAbsolute(e.path) ||
+    e.path.split(/[\\/]/).includes('..') ||
+    normalize(e.path).startsWith(`..${sep}`)
+  ) {
+    throw new UnsafeManifestError(field, `unsafe path ${JSON.stringify(e.path)}: absolute or with '..'`);
+  }
+  if (normalize(e.path) !== e.path.replace(/\/+$/, ''))
+    throw new UnsafeManifestError(field, `path ${JSON.stringify(e.path)} is not in normal form`);
+  if (!inside(dir, join(dir, e.path)) || resolve(dir) === resolve(join(dir, e.path)))
+    throw new UnsafeManifestError(field, `${e.path} leaves the target folder`);
+  if (e.kind === 'symlink' && isAbsolute(e.linkTarget ?? ''))
+    throw new UnsafeManifestError(`manifest.${i}.linkTarget`, `link ${e.path} has an absolute target`);
+  if (e.kind === 'file' && (e.size === undefined || e.size < 0))
+    throw new UnsafeManifestError(`manifest.${i}.size`, `file ${e.path} has no size`);
 }

@@ -1,6 +1,5 @@
 import {
   closeSync,
-  existsSync,
   fdatasyncSync,
   fstatSync,
   ftruncateSync,
@@ -8,10 +7,10 @@ import {
   readSync,
   renameSync,
   rmSync,
-  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { noFollow, regularFileSize } from './confine.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
 /**
@@ -33,8 +32,9 @@ export const sumsPathOf = (p: string) => `${p}.haul-sums`;
 const chunkLength = (size: number, k: number) => Math.min(CHUNK, size - k * CHUNK);
 
 function readSums(path: string, size: number): Buffer | undefined {
-  if (!existsSync(sumsPathOf(path)) || !existsSync(partPathOf(path))) return undefined;
-  const fd = openSync(sumsPathOf(path), 'r');
+  if (regularFileSize(sumsPathOf(path)) === undefined || regularFileSize(partPathOf(path)) === undefined)
+    return undefined;
+  const fd = openSync(sumsPathOf(path), noFollow.read);
   try {
     const n = fstatSync(fd).size;
     const buf = Buffer.alloc(n);
@@ -47,15 +47,20 @@ function readSums(path: string, size: number): Buffer | undefined {
   }
 }
 
+/** The finished file is here: a regular file (a link does not count) of the right size, with no part file beside it. */
+export function isFinished(path: string, size: number): boolean {
+  return regularFileSize(path) === size && regularFileSize(partPathOf(path)) === undefined;
+}
+
 /**
  * How many bytes from the start of `path` (a file of `size` bytes) are already here and verified: the whole size
  * when the finished file exists, else the longest prefix of chunks whose data still matches its recorded sum.
  */
 export function verifiedPrefix(path: string, size: number): number {
-  if (existsSync(path) && !existsSync(partPathOf(path)) && statSync(path).size === size) return size;
+  if (isFinished(path, size)) return size;
   const sums = readSums(path, size);
   if (!sums) return 0;
-  const fd = openSync(partPathOf(path), 'r');
+  const fd = openSync(partPathOf(path), noFollow.read);
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
     let prefix = 0;
@@ -107,8 +112,15 @@ export class PartFile {
       rmSync(partPathOf(path), { force: true });
       rmSync(sumsPathOf(path), { force: true });
     }
-    this.fd = openSync(partPathOf(path), prefix > 0 ? 'r+' : 'w+', mode);
-    this.sumsFd = openSync(sumsPathOf(path), prefix > 0 ? 'r+' : 'w+');
+    // Never through a link: one planted at the part file's name would have the chunks written wherever it points.
+    const flags = prefix > 0 ? noFollow.update : noFollow.create;
+    this.fd = openSync(partPathOf(path), flags, mode);
+    try {
+      this.sumsFd = openSync(sumsPathOf(path), flags, 0o600);
+    } catch (err) {
+      closeSync(this.fd);
+      throw err;
+    }
     if (prefix === 0) {
       const h = Buffer.alloc(HEADER);
       MAGIC.copy(h);

@@ -1,21 +1,15 @@
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  statSync,
-  symlinkSync,
-  unlinkSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import type { Logger } from '@haul/bus';
-import type { StreamOffer, StreamOfferReply } from '@haul/schemas';
+import { connect as tlsConnect } from 'node:tls';
+import { errorCodes } from '@haul/domain';
+import { dirname, join, relative } from 'node:path';
+import { limits, type Logger } from '@haul/bus';
+import type { ErrorInfo, StreamerRegistration, StreamOffer, StreamOfferReply } from '@haul/schemas';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
-import { PartFile, partPathOf, verifiedPrefix } from './part-file.ts';
+import { createEmptyFile, mkdirsNoFollow, noFollow } from './confine.ts';
+import { isFinished, PartFile, verifiedPrefix } from './part-file.ts';
+import { namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
 /** Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries. */
@@ -26,34 +20,133 @@ export function verifiedBytes(offer: StreamOffer): Record<string, number> {
   return out;
 }
 
+/** The data address a node's streamer registered (bucket haul-streamers), or undefined when it has none. */
+export type PeerRegistry = (node: string) => Promise<StreamerRegistration | undefined>;
+
 export type ReceiverOptions = {
   allowedRoots: string[];
   log: Logger;
+  registry: PeerRegistry;
+  /** Mutual TLS on the data connection; absent: plaintext (HAUL_INSECURE=1). */
+  tls?: TlsMaterial;
+  idleMs?: number;
+  perPeer?: number;
 };
 
+type Refusal = { ok: false; error: ErrorInfo };
+const refuse = (code: string, field: string, message: string): Refusal => ({
+  ok: false,
+  error: { code, message, field },
+});
+
 /**
- * Validate an offer and answer with how much of each file is already verified; then connect to the sender's
- * one-time listener and receive. Nothing is created before the manifest passed its checks.
+ * The receiving side. An offer is answered with how much of each file is already verified, after its sender, its
+ * data address and its manifest passed their checks; then the receiver connects to the sender's registered data
+ * address and receives. Nothing is created, and no connection opened, for a refused offer.
  */
-export function acceptOffer(offer: StreamOffer, opts: ReceiverOptions): StreamOfferReply {
+export function createReceiver(opts: ReceiverOptions) {
+  const perPeer = opts.perPeer ?? limits.streamConnectionsPerPeer;
+  const active = new Map<string, number>();
+  const ctx = (from: string): ReceiveContext => ({
+    log: opts.log,
+    idleMs: opts.idleMs ?? limits.streamIdleMs,
+    ...(opts.tls ? { tls: opts.tls } : {}),
+    onClosed: () => active.set(from, (active.get(from) ?? 1) - 1),
+  });
+  return {
+    async accept(received: StreamOffer): Promise<StreamOfferReply> {
+      const peer = await checkPeer(received, opts);
+      if (peer) return peer;
+      // Counted from the answer to the data connection's close: held connections cannot pile up.
+      if ((active.get(received.fromNode) ?? 0) >= perPeer)
+        return refuse(
+          errorCodes.streamerBusy,
+          'fromNode',
+          `${received.fromNode} already has ${perPeer} transfers running into this streamer`,
+        );
+      let confined: { root: string; dir: string };
+      try {
+        confined = checkManifest(received.manifest, received.targetDir, opts.allowedRoots);
+      } catch (err) {
+        if (err instanceof UnsafeManifestError)
+          return refuse(errorCodes.unsafeManifest, err.field, err.message);
+        throw err;
+      }
+      // From here on every path is built on the physical folder the checks walked (the root's real path).
+      const offer = { ...received, targetDir: confined.dir };
+      mkdirSync(confined.root, { recursive: true });
+      mkdirsNoFollow(confined.root, relative(confined.root, confined.dir));
+      for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
+      const verified = verifiedBytes(offer);
+      active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
+      const c = ctx(offer.fromNode);
+      setImmediate(() => {
+        try {
+          receive(offer, verified, c);
+        } catch (err) {
+          // No socket came to be, so no close will release the slot: release it here.
+          opts.log.warn({ transferId: offer.transferId, err }, 'cannot open the data connection');
+          c.onClosed();
+        }
+      });
+      return { ok: true, verified };
+    },
+    /** Data connections open or about to open (for tests and status). */
+    active: () => [...active.values()].reduce((a, b) => a + b, 0),
+  };
+}
+
+export type Receiver = ReturnType<typeof createReceiver>;
+
+/**
+ * The offer's sender must be a node whose streamer registered (recently) the very data address the offer names,
+ * with the same kind of connection (TLS or not) as this streamer: an offer cannot send the receiver anywhere else.
+ */
+async function checkPeer(offer: StreamOffer, opts: ReceiverOptions): Promise<Refusal | undefined> {
+  const code = errorCodes.unregisteredPeer;
+  const reg = await opts.registry(offer.fromNode);
+  if (!reg) return refuse(code, 'fromNode', `${offer.fromNode} has no image streamer registered`);
+  const age = Date.now() - Date.parse(reg.time);
+  if (!(age <= limits.nodeStaleMs))
+    return refuse(code, 'fromNode', `the streamer registration of ${offer.fromNode} is ${age} ms old`);
+  if (reg.dataHost !== offer.connect.host)
+    return refuse(
+      code,
+      'connect.host',
+      `${offer.fromNode} registered ${reg.dataHost}, not ${offer.connect.host}`,
+    );
+  if (reg.dataPort !== offer.connect.port)
+    return refuse(
+      code,
+      'connect.port',
+      `${offer.fromNode} registered port ${reg.dataPort}, not ${offer.connect.port}`,
+    );
+  if (reg.tls !== Boolean(opts.tls))
+    return refuse(
+      code,
+      'fromNode',
+      `${offer.fromNode} ${reg.tls ? 'uses' : 'does not use'} TLS; this streamer ${opts.tls ? 'does' : 'does not'}`,
+    );
+  return undefined;
+}
+
+/** Create a manifest's link, replacing a link (never anything else) already at its path. */
+function placeLink(dir: string, e: ManifestEntry): void {
+  mkdirsNoFollow(dir, dirname(e.path));
+  const p = join(dir, e.path);
+  let isLink = false;
   try {
-    checkManifest(offer.manifest, offer.targetDir, opts.allowedRoots);
-  } catch (err) {
-    if (err instanceof UnsafeManifestError)
-      return { ok: false, error: { code: 'HAUL_UNSAFE_MANIFEST', message: err.message, field: err.field } };
-    throw err;
+    isLink = lstatSync(p).isSymbolicLink();
+  } catch {
+    isLink = false;
   }
-  mkdirSync(offer.targetDir, { recursive: true });
-  for (const e of offer.manifest)
-    if (e.kind === 'dir') mkdirSync(join(offer.targetDir, e.path), { recursive: true });
-  const verified = verifiedBytes(offer);
-  setImmediate(() => receive(offer, verified, opts.log));
-  return { ok: true, verified };
+  if (isLink) unlinkSync(p);
+  symlinkSync(e.linkTarget!, p);
 }
 
 /** fsync a folder, so the renames in it survive a crash of the machine. */
 function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
+  const fd = openSync(dir, noFollow.read);
   try {
     fsyncSync(fd);
   } finally {
@@ -64,7 +157,10 @@ function syncDir(dir: string): void {
 /** Chunk payloads handed out and not yet written (writes are synchronous, so this is only a guard). */
 const MAX_IN_FLIGHT = 4;
 
-function receive(offer: StreamOffer, verified: Record<string, number>, log: Logger): void {
+type ReceiveContext = { log: Logger; idleMs: number; tls?: TlsMaterial; onClosed: () => void };
+
+function receive(offer: StreamOffer, verified: Record<string, number>, ctx: ReceiveContext): void {
+  const log = ctx.log;
   const files = new Map<string, PartFile>();
   const byPath = new Map(
     offer.manifest
@@ -85,7 +181,7 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
     let f = files.get(entry.path);
     if (f) return f;
     const p = join(offer.targetDir, entry.path);
-    mkdirSync(dirname(p), { recursive: true });
+    mkdirsNoFollow(offer.targetDir, dirname(entry.path));
     f = new PartFile(p, entry.size, entry.mode ?? 0o644, verified[entry.path] ?? 0);
     files.set(entry.path, f);
     return f;
@@ -107,22 +203,16 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
             return fail(`${e.path}: only ${f.prefix} of ${size} bytes verified`);
           }
           f.finish(durable);
-        } else if (existsSync(p) && !existsSync(partPathOf(p)) && statSync(p).size === size) {
+        } else if (isFinished(p, size)) {
           continue;
         } else if (size === 0) {
-          closeSync(openSync(p, 'w', e.mode ?? 0o644));
+          mkdirsNoFollow(offer.targetDir, dirname(e.path));
+          createEmptyFile(p, e.mode ?? 0o644);
         } else return fail(`${e.path}: never received`);
-      } else if (e.kind === 'symlink') {
-        let isLink = false;
-        try {
-          isLink = lstatSync(p).isSymbolicLink();
-        } catch {
-          isLink = false;
-        }
-        if (isLink) unlinkSync(p);
-        symlinkSync(e.linkTarget!, p);
       }
     }
+    // Links last, once nothing more is written below the target folder: no write ever goes through one.
+    for (const e of offer.manifest) if (e.kind === 'symlink') placeLink(offer.targetDir, e);
     if (durable) for (const d of dirs) syncDir(d);
     reply('done');
     sock.end();
@@ -168,22 +258,61 @@ function receive(offer: StreamOffer, verified: Record<string, number>, log: Logg
     },
     () => sock.resume(),
   );
-  const sock: Socket = connect({
-    host: offer.connect.host,
-    port: offer.connect.port,
-    onread: {
-      buffer: () => reader.nextBuffer(),
-      callback: (n: number) => reader.received(n),
-    },
-  });
+  const sock = dial(offer, reader, ctx.tls);
   sock.setNoDelay(true);
-  sock.once('connect', () => reply(offer.connect.token));
+  sock.once(ctx.tls ? 'secureConnect' : 'connect', () => reply(offer.connect.token));
+  // A peer that stops sending (or never starts) is dropped: its socket and frame buffers are not held forever.
+  sock.setTimeout(ctx.idleMs, () => {
+    log.warn({ transferId: offer.transferId, idleMs: ctx.idleMs }, 'data connection idle; closing it');
+    sock.destroy();
+  });
   sock.on('error', (err) =>
     log.warn({ transferId: offer.transferId, err: err.message }, 'data connection lost'),
   );
-  sock.on('close', () => {
+  sock.once('close', () => {
     reader.stop();
     for (const f of files.values()) f.close();
     files.clear();
+    ctx.onClosed();
   });
+}
+
+/**
+ * Open the data connection. Plain TCP reads straight into the frame reader's buffers (`onread`); TLS decrypts into
+ * its own, so its bytes are copied in (one copy per byte: part of what TLS costs, see bench:streamer).
+ */
+function dial(offer: StreamOffer, reader: FrameReader, tls: TlsMaterial | undefined): Socket {
+  const { host, port } = offer.connect;
+  if (!tls)
+    return connect({
+      host,
+      port,
+      onread: { buffer: () => reader.nextBuffer(), callback: (n: number) => reader.received(n) },
+    });
+  const name = streamerIdentity(offer.fromNode);
+  const sock = tlsConnect({
+    host,
+    port,
+    cert: tls.cert,
+    key: tls.key,
+    ca: tls.ca,
+    // The peer proves it is the sending node's streamer: the address alone (or a stolen token) proves nothing.
+    checkServerIdentity: (_host, cert) =>
+      namesStreamer(cert, offer.fromNode)
+        ? undefined
+        : new Error(`the peer's certificate does not name ${name}`),
+  });
+  sock.on('data', (d: Buffer) => {
+    let go = true;
+    for (let at = 0; at < d.length;) {
+      const into = reader.nextBuffer();
+      if (into.length === 0) break;
+      const n = Math.min(into.length, d.length - at);
+      d.copy(into, 0, at, at + n);
+      at += n;
+      if (!reader.received(n)) go = false;
+    }
+    if (!go) sock.pause();
+  });
+  return sock;
 }

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
-import type { StreamOffer } from '@haul/schemas';
+import type { Socket } from 'node:net';
+import { limits } from '@haul/bus';
+import { ConnectionLost } from './data-server.ts';
 import type { ManifestEntry } from './manifest.ts';
 import { SourceFiles } from './source-files.ts';
 import { CHUNK, chunkDigest, encodeHeader } from './wire.ts';
@@ -9,7 +9,7 @@ export type SendStats = { bytesSent: number; resumedBytes: number; resent: numbe
 export type SendOptions = {
   sourceDir: string;
   manifest: ManifestEntry[];
-  /** The receiver's connection, its token line already checked (see DataListener). */
+  /** The receiver's connection, its token line (and certificate) already checked (see DataServer). */
   sock: Socket;
   /** Bytes already verified per path (the offer reply): sending resumes there. */
   verified: Record<string, number | undefined>;
@@ -18,66 +18,11 @@ export type SendOptions = {
   /** Test seam: change a chunk after its digest was taken (a corruption in flight). */
   tamper?: (path: string, offset: number, data: Buffer) => void;
   window?: number;
+  /** Nothing moved on the connection this long (the receiver stopped reading or answering): ConnectionLost. */
+  idleMs?: number;
 };
 
-export type DataListener = {
-  /** Goes into the offer: where the receiver connects and the token it must present. */
-  connect: StreamOffer['connect'];
-  /** The first connection that presents the token (others are dropped); rejects with ConnectionLost on timeout. */
-  accept: (timeoutMs: number) => Promise<Socket>;
-  close: () => void;
-};
-
-/**
- * A one-time listener for one transfer attempt. The receiving side connects and reads, which lets it read
- * straight into its own frame buffers (Node only offers that on sockets it opens).
- */
-export async function openDataListener(host: string, advertise: string): Promise<DataListener> {
-  const token = randomBytes(16).toString('hex');
-  const server = createServer({ noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, resolve);
-  });
-  const port = (server.address() as { port: number }).port;
-  let accepted: Socket | undefined;
-  const waiting = new Promise<Socket>((resolve) => {
-    server.on('connection', (sock) => {
-      let line = '';
-      const onData = (d: Buffer) => {
-        line += d.toString('latin1');
-        const nl = line.indexOf('\n');
-        if (nl < 0 && line.length <= token.length) return;
-        sock.off('data', onData);
-        if (accepted || line.slice(0, nl) !== token || nl !== line.length - 1) return void sock.destroy();
-        accepted = sock;
-        sock.pause();
-        server.close();
-        resolve(sock);
-      };
-      sock.on('data', onData);
-      sock.on('error', () => sock.destroy());
-    });
-  });
-  return {
-    connect: { host: advertise, port, token },
-    accept: (timeoutMs) =>
-      new Promise<Socket>((resolve, reject) => {
-        const t = setTimeout(() => {
-          server.close();
-          reject(new ConnectionLost(`the receiver did not connect within ${timeoutMs} ms`));
-        }, timeoutMs);
-        void waiting.then((sock) => {
-          clearTimeout(t);
-          resolve(sock);
-        });
-      }),
-    close: () => server.close(),
-  };
-}
-
-/** Thrown when the connection breaks: the caller offers again and resumes from what was verified. */
-export class ConnectionLost extends Error {}
+export { ConnectionLost };
 
 /**
  * Send every file from the receiver's verified offset, in 1 MiB chunks each with its CRC-32, pipelined up to a
@@ -125,6 +70,12 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     signal();
   });
   sock.on('drain', signal);
+  const idleMs = o.idleMs ?? limits.streamIdleMs;
+  sock.setTimeout(idleMs, () => {
+    broken ??= new ConnectionLost(`nothing moved on the data connection for ${idleMs} ms`);
+    sock.destroy();
+    signal();
+  });
   sock.resume();
   const wait = () => new Promise<void>((r) => (wake = r));
   const check = () => {
@@ -133,6 +84,16 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
   const write = async (buf: Buffer) => {
     check();
     if (!sock.write(buf)) await wait();
+  };
+
+  // Held back by our own limits, not by the peer: say so now and then, so its idle timeout does not close us.
+  const throttled = async (len: number) => {
+    const beat = setInterval(() => sock.write(encodeHeader({ t: 'wait' })), idleMs / 3);
+    try {
+      await o.throttle(len);
+    } finally {
+      clearInterval(beat);
+    }
   };
 
   const files = new SourceFiles(o.sourceDir);
@@ -151,7 +112,7 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     o.tamper?.(path, offset, data);
     const id = nextId++;
     pending.set(id, { path, offset, len });
-    await o.throttle(len);
+    await throttled(len);
     sock.cork();
     sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, crc32 }));
     const flushed = sock.write(data, () => {

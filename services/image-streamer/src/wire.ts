@@ -4,14 +4,18 @@ import { crc32 } from 'node:zlib';
  * The data connection between two streamers. The receiving side connects to the one-time listener named in the
  * offer and writes the offer's token as its first line; then the sender writes frames:
  *   [u32 BE header length][header JSON][payload]
- * header: {t:'chunk', id, path, offset, len, crc32} | {t:'end'}. The receiver answers lines:
+ * header: {t:'chunk', id, path, offset, len, crc32} | {t:'wait'} | {t:'end'}. 'wait' carries nothing: the sender
+ * writes it while its own bandwidth limit or a higher-priority transfer holds it back, so that the receiver's idle
+ * timeout (limits.streamIdleMs) only closes connections whose peer stopped. The receiver answers lines:
  *   "ok <id>" (chunk verified and written), "bad <id>" (digest mismatch: send again), "done" / "error <text>".
  */
 export const CHUNK = 1024 * 1024;
 export const MAX_HEADER = 64 * 1024;
 
 export type FrameHeader =
-  { t: 'chunk'; id: number; path: string; offset: number; len: number; crc32: number } | { t: 'end' };
+  | { t: 'chunk'; id: number; path: string; offset: number; len: number; crc32: number }
+  | { t: 'wait' }
+  | { t: 'end' };
 
 export function encodeHeader(h: FrameHeader): Buffer {
   const json = Buffer.from(JSON.stringify(h));

@@ -22,6 +22,7 @@ before(async () => {
     HAUL_NATS_URL: server.url,
     HAUL_NODE: 'node-a',
     HAUL_STREAM_ROOTS: root,
+    HAUL_INSECURE: '1',
     HAUL_LOG_LEVEL: 'info',
   });
   await streamer.waitForLine(/image streamer started/, 60_000);

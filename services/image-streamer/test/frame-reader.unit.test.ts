@@ -126,6 +126,29 @@ describe('FrameReader: frames read straight into pooled buffers', () => {
     assert.ok(held[0]!.payload.equals(a) && held[1]!.payload.equals(b));
   });
 
+  for (const readSize of [1, 9, 65_536]) {
+    it(`skips the sender's wait frames between chunks, with reads of up to ${readSize} bytes`, () => {
+      const wait = encodeHeader({ t: 'wait' });
+      const w = Buffer.concat([
+        wait,
+        frame(0, payloads[1]!),
+        wait,
+        wait,
+        frame(1, payloads[0]!),
+        wait,
+        encodeHeader({ t: 'end' }),
+      ]);
+      const r = feed(w, readSize);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.ended(), true);
+      assert.deepEqual(
+        r.got.map((f) => f.header.id),
+        [0, 1],
+      );
+      assert.ok(r.got[0]!.payload.equals(payloads[1]!) && r.got[1]!.payload.equals(payloads[0]!));
+    });
+  }
+
   it('refuses a frame header that is too large or not JSON', () => {
     const big = Buffer.alloc(4);
     big.writeUInt32BE(10_000_000);

@@ -57,6 +57,7 @@ describe('transfer offers', () => {
     const offer: StreamOffer = {
       transferId: 'forged-1',
       migrationId: 'm-forged-0001',
+      fromNode: 'node-a',
       targetDir: join(dir, 'haul-m-forged-0001'),
       connect: { host: '127.0.0.1', port: 9, token: 'ab'.repeat(16) },
       manifest: [],

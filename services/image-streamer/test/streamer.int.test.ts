@@ -11,14 +11,15 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
+  buckets,
   connectBus,
   createEventLog,
+  openBucket,
   createLogger,
   ensureTopology,
   sendCommand,
@@ -183,15 +184,16 @@ describe('image streamer between two nodes, over a real nats-server', () => {
 
   it("rejects a manifest with '../' or an absolute path, writing nothing outside the image dir", async () => {
     const target = join(dir, 'node-b', 'img', 'evil');
-    // A refused offer never connects anywhere: this listener must see no connection.
-    let connected = false;
-    const trap = createServer(() => (connected = true));
-    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
-    const connect = { host: '127.0.0.1', port: (trap.address() as AddressInfo).port, token: 'ab'.repeat(16) };
+    // The offers name node-a's registered data address, so only their manifests are wrong; a refused offer never
+    // connects: node-a's data listener must see no connection.
+    const reg = await (await openBucket(nc, buckets.streamers)).get('node-a');
+    const { dataHost, dataPort } = decodeJson(reg!.value) as { dataHost: string; dataPort: number };
+    const connect = { host: dataHost, port: dataPort, token: 'ab'.repeat(16) };
     for (const path of ['../../escape.img', '/etc/passwd-haul']) {
       const offer = {
         transferId: 'evil',
         migrationId: 'mig-evil01',
+        fromNode: 'node-a',
         targetDir: target,
         connect,
         manifest: [{ path, kind: 'file', size: 4 }],
@@ -207,6 +209,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     const link = {
       transferId: 'evil2',
       migrationId: 'mig-evil01',
+      fromNode: 'node-a',
       targetDir: target,
       connect,
       manifest: [{ path: 'parent', kind: 'symlink', linkTarget: '../../../../etc' }],
@@ -216,8 +219,8 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     ) as StreamOfferReply;
     assert.equal(r2.ok, false);
     assert.ok(!existsSync(join(dir, 'escape.img')) && !existsSync(target));
-    await new Promise<void>((r) => trap.close(() => r()));
-    assert.equal(connected, false, 'a refused offer opens no data connection');
+    assert.equal(a.dataSockets(), 0, 'a refused offer opens no data connection');
+    assert.equal(b.receiving(), 0);
   });
 
   it('runs a final-dump transfer at once, ahead of a running pre-dump transfer, which waits for it', async () => {
@@ -258,6 +261,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       HAUL_NODE: 'node-b',
       HAUL_NATS_URL: server.url,
       HAUL_STREAM_ROOTS: join(dir, 'node-b'),
+      HAUL_INSECURE: '1',
       HAUL_LOG_LEVEL: 'info',
     };
     let receiver = startService('streamer-b', 'services/image-streamer/src/main.ts', env);

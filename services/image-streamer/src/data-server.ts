@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { limits, type Logger } from '@haul/bus';
+import { namesStreamer, type TlsMaterial } from './tls.ts';
+
+/** Thrown when the connection breaks or never comes: the caller offers again and resumes from what was verified. */
+export class ConnectionLost extends Error {}
+
+export type DataServerOptions = {
+  host: string;
+  /** 0 (the default): a port the system picks, registered for the process's lifetime. */
+  port?: number;
+  /** Mutual TLS; absent: plaintext (HAUL_INSECURE=1). */
+  tls?: TlsMaterial;
+  log?: Logger;
+  handshakeMs?: number;
+  perPeer?: number;
+};
+
+/** One expected connection: the receiver of one transfer attempt, presenting a one-time token. */
+export type DataListener = {
+  token: string;
+  /** The connection that presented the token (and, with TLS, the peer's certificate); ConnectionLost on timeout. */
+  accept: (timeoutMs: number) => Promise<Socket>;
+  /** Forget the token (a connection presenting it later is closed). */
+  close: () => void;
+};
+
+export type DataServer = {
+  port: number;
+  /** Expect one connection from `peerNode`'s streamer presenting a fresh token. */
+  expect: (peerNode: string) => DataListener;
+  /** Sockets open on this server, accepted ones included (for tests and status). */
+  openSockets: () => number;
+  close: () => Promise<void>;
+};
+
+/** A token line is 32 hex digits; anything longer without a newline is not one. */
+const MAX_TOKEN_LINE = 130;
+
+type Waiting = { peer: string; resolve: (s: Socket) => void };
+type Pending = { raw: Socket; timer: NodeJS.Timeout; peer: string };
+
+/**
+ * The streamer's one data listener, registered in haul-streamers. A connection must finish its TLS handshake and
+ * present a token the server expects within `handshakeMs`, or it is closed; a token is good once and only from the
+ * node it was made for (its certificate names streamer@<node>). A peer (address) holds at most `perPeer` connections
+ * that are not past their token: a new one closes the oldest, so held sockets cannot keep a real receiver out.
+ */
+export async function createDataServer(o: DataServerOptions): Promise<DataServer> {
+  const st: State = {
+    handshakeMs: o.handshakeMs ?? limits.streamHandshakeMs,
+    perPeer: o.perPeer ?? limits.streamConnectionsPerPeer,
+    tls: o.tls !== undefined,
+    waiting: new Map(),
+    pending: new Map(),
+    all: new Set(),
+    ...(o.log ? { log: o.log } : {}),
+  };
+  const server: Server = o.tls
+    ? createTlsServer({
+        cert: o.tls.cert,
+        key: o.tls.key,
+        ca: o.tls.ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+        handshakeTimeout: st.handshakeMs,
+      })
+    : createTcpServer({ noDelay: true });
+  server.on('connection', (raw: Socket) => admit(st, raw));
+  if (o.tls) {
+    server.on('secureConnection', (sock: TLSSocket) => readToken(st, sock));
+    server.on('tlsClientError', (_err: Error, s: TLSSocket) => s.destroy());
+  } else server.on('connection', (sock: Socket) => readToken(st, sock));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  return {
+    port: (server.address() as { port: number }).port,
+    expect: (peerNode) => expectOne(st.waiting, peerNode),
+    openSockets: () => st.all.size,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of st.all) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A data server's connections: expected tokens, connections not past their token yet, every open socket. */
+type State = {
+  handshakeMs: number;
+  perPeer: number;
+  tls: boolean;
+  log?: Logger;
+  waiting: Map<string, Waiting>;
+  pending: Map<string, Pending>;
+  all: Set<Socket>;
+};
+
+const keyOf = (s: Socket) => `${s.remoteAddress ?? '?'}:${s.remotePort ?? 0}`;
+
+/** A new TCP connection: counted, given `handshakeMs` to present its token, and the oldest of its peer's goes. */
+function admit(st: State, raw: Socket): void {
+  const key = keyOf(raw);
+  const peer = raw.remoteAddress ?? '?';
+  st.all.add(raw);
+  const mine = [...st.pending.values()].filter((p) => p.peer === peer);
+  if (mine.length >= st.perPeer) mine[0]!.raw.destroy();
+  st.pending.set(key, { raw, peer, timer: setTimeout(() => raw.destroy(), st.handshakeMs) });
+  raw.on('error', () => raw.destroy());
+  raw.once('close', () => {
+    st.all.delete(raw);
+    const p = st.pending.get(key);
+    if (p?.raw === raw) {
+      clearTimeout(p.timer);
+      st.pending.delete(key);
+    }
+  });
+}
+
+/** Read the token line; hand the socket to the transfer that expects it, or close it. */
+function readToken(st: State, sock: Socket): void {
+  let line = '';
+  const onData = (d: Buffer) => {
+    line += d.toString('latin1');
+    const nl = line.indexOf('\n');
+    if (nl < 0) {
+      if (line.length > MAX_TOKEN_LINE) sock.destroy();
+      return;
+    }
+    sock.off('data', onData);
+    const token = line.slice(0, nl);
+    const w = nl === line.length - 1 ? st.waiting.get(token) : undefined;
+    if (!w) return void sock.destroy();
+    if (st.tls && !namesStreamer((sock as TLSSocket).getPeerCertificate(), w.peer)) {
+      // The token stays good for the node it was made for: another identity cannot spend it.
+      st.log?.warn({ peer: keyOf(sock), expected: w.peer }, 'data connection from another identity refused');
+      return void sock.destroy();
+    }
+    st.waiting.delete(token);
+    const p = st.pending.get(keyOf(sock));
+    if (p) {
+      clearTimeout(p.timer);
+      st.pending.delete(keyOf(sock));
+    }
+    sock.pause();
+    w.resolve(sock);
+  };
+  sock.on('data', onData);
+  sock.on('error', () => sock.destroy());
+}
+
+function expectOne(waiting: Map<string, Waiting>, peer: string): DataListener {
+  const token = randomBytes(16).toString('hex');
+  let resolveSock: (s: Socket) => void = () => {};
+  const arrived = new Promise<Socket>((r) => (resolveSock = r));
+  waiting.set(token, { peer, resolve: resolveSock });
+  return {
+    token,
+    accept: (timeoutMs) =>
+      new Promise<Socket>((resolve, reject) => {
+        const t = setTimeout(() => {
+          waiting.delete(token);
+          reject(new ConnectionLost(`the receiver did not connect within ${timeoutMs} ms`));
+        }, timeoutMs);
+        void arrived.then((sock) => {
+          clearTimeout(t);
+          resolve(sock);
+        });
+      }),
+    close: () => waiting.delete(token),
+  };
+}

@@ -1,0 +1,267 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createServer as createTlsServer } from 'node:tls';
+import { createLogger } from '@haul/bus';
+import type { StreamerRegistration, StreamOffer } from '@haul/schemas';
+import { ConnectionLost, createDataServer } from '../src/data-server.ts';
+import { createReceiver, type PeerRegistry } from '../src/receiver.ts';
+import { sendFiles } from '../src/sender.ts';
+import { encodeHeader } from '../src/wire.ts';
+import { makeTestPki, type TestPki } from './certs.ts';
+import { closed, openFds, tcpClient, tlsClient, until } from './support.ts';
+
+const log = createLogger('data-plane-test', undefined, { HAUL_LOG_LEVEL: 'silent' });
+const work = mkdtempSync(join(tmpdir(), 'haul-data-plane-'));
+let pki: TestPki;
+before(() => {
+  pki = makeTestPki(['streamer@node-a', 'streamer@node-b', 'streamer@node-c'], ['streamer@node-b-forged']);
+});
+after(() => {
+  rmSync(work, { recursive: true, force: true });
+  rmSync(pki.dir, { recursive: true, force: true });
+});
+
+const listen = (s: Server) =>
+  new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
+
+describe('the sending side: its data listener', () => {
+  it(
+    'closes clients that send nothing, garbage, a wrong or a reused token, and frees their descriptors',
+    { timeout: 30_000 },
+    async () => {
+      const server = await createDataServer({ host: '127.0.0.1', handshakeMs: 300 });
+      const fds = openFds();
+      const listener = server.expect('node-b');
+      const silent = await Promise.all(Array.from({ length: 5 }, () => tcpClient(server.port)));
+      const garbage = await tcpClient(server.port);
+      garbage.write(randomBytes(4096));
+      const wrong = await tcpClient(server.port);
+      wrong.write(`${'ff'.repeat(16)}\n`);
+      const good = await tcpClient(server.port);
+      good.write(`${listener.token}\n`);
+      const accepted = await listener.accept(5_000);
+      const reused = await tcpClient(server.port);
+      reused.write(`${listener.token}\n`);
+      await Promise.all([...silent, garbage, wrong, reused].map(closed));
+      assert.equal(good.closed, false, 'the connection with the token stays');
+      accepted.destroy();
+      good.destroy();
+      await until(() => server.openSockets() === 0, 'every socket closed on the server');
+      assert.equal(openFds(), fds, 'no descriptor leaked');
+      await server.close();
+    },
+  );
+
+  it(
+    'lets a new connection in when a peer already holds its quota of silent ones (the oldest goes)',
+    { timeout: 30_000 },
+    async () => {
+      const server = await createDataServer({ host: '127.0.0.1', handshakeMs: 600_000, perPeer: 3 });
+      const held = await Promise.all(Array.from({ length: 3 }, () => tcpClient(server.port)));
+      const listener = server.expect('node-b');
+      const good = await tcpClient(server.port);
+      good.write(`${listener.token}\n`);
+      const sock = await listener.accept(5_000);
+      await closed(held[0]!);
+      assert.equal(held[2]!.closed, false);
+      sock.destroy();
+      for (const h of held) h.destroy();
+      await server.close();
+    },
+  );
+
+  it('with TLS, takes the token only from the node it was made for', { timeout: 30_000 }, async () => {
+    const server = await createDataServer({ host: '127.0.0.1', tls: pki.material('streamer@node-a'), log });
+    const listener = server.expect('node-b');
+    const ca = pki.material('streamer@node-a').ca;
+    // No certificate, a certificate of another node of the cluster, one from a CA the cluster does not trust.
+    const anonymous = await tlsClient(server.port, { ca });
+    anonymous.on('error', () => {});
+    anonymous.write(`${listener.token}\n`);
+    const thief = await tlsClient(server.port, pki.material('streamer@node-c'));
+    thief.write(`${listener.token}\n`);
+    const forger = tlsClient(server.port, { ...pki.material('streamer@node-b-forged'), ca });
+    await Promise.all([closed(anonymous), closed(thief), forger.then(closed, () => {})]);
+    const plain = await tcpClient(server.port);
+    plain.write(`${listener.token}\n`);
+    await closed(plain);
+    const good = await tlsClient(server.port, pki.material('streamer@node-b'));
+    good.write(`${listener.token}\n`);
+    const sock = await listener.accept(5_000);
+    sock.destroy();
+    await closed(good);
+    await server.close();
+  });
+
+  it(
+    'gives up a transfer whose receiver stops reading and answering, closing its files and socket',
+    { timeout: 30_000 },
+    async () => {
+      const src = join(work, 'idle-src');
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, 'pages.img'), randomBytes(64 * 1024 * 1024));
+      const server = await createDataServer({ host: '127.0.0.1' });
+      const listener = server.expect('node-b');
+      const receiver = await tcpClient(server.port);
+      receiver.write(`${listener.token}\n`);
+      const sock = await listener.accept(5_000);
+      receiver.pause();
+      const fds = openFds();
+      const sending = sendFiles({
+        sourceDir: src,
+        manifest: [{ path: 'pages.img', kind: 'file', size: 64 * 1024 * 1024 }],
+        sock,
+        verified: {},
+        throttle: () => Promise.resolve(),
+        onBytes: () => {},
+        idleMs: 300,
+      });
+      await assert.rejects(sending, ConnectionLost);
+      await until(() => server.openSockets() === 0, 'the sending side closed its socket');
+      assert.equal(openFds(), fds - 1, 'the source file and the socket are closed');
+      receiver.destroy();
+      await server.close();
+    },
+  );
+});
+
+describe('the receiving side', () => {
+  const root = join(work, 'recv');
+  mkdirSync(root, { recursive: true });
+  let reg: Record<string, StreamerRegistration> = {};
+  const registry: PeerRegistry = (node) => Promise.resolve(reg[node]);
+  const register = (node: string, dataPort: number, tls = false) =>
+    (reg[node] = {
+      node,
+      service: 'image-streamer',
+      time: new Date().toISOString(),
+      dataHost: '127.0.0.1',
+      dataPort,
+      tls,
+    });
+  const offer = (fromNode: string, port: number, target: string, size = 4): StreamOffer => ({
+    transferId: `t-${target}`,
+    migrationId: 'mig-data01',
+    fromNode,
+    targetDir: join(root, target),
+    connect: { host: '127.0.0.1', port, token: 'ab'.repeat(16) },
+    manifest: [{ path: 'pages.img', kind: 'file', size }],
+  });
+  /** A fake sender that records the connections it gets (TCP) and does what `onSock` says with them. */
+  async function fakeSender(onSock: (s: Socket) => void, tls?: string) {
+    const seen: Socket[] = [];
+    const handler = (s: Socket) => {
+      s.on('error', () => {});
+      // Reads (and drops) what comes, so that it sees the receiver close.
+      s.resume();
+      onSock(s);
+    };
+    const server = tls
+      ? createTlsServer({ ...pki.material(tls), requestCert: true }, handler)
+      : createServer(handler);
+    server.on('connection', (raw: Socket) => {
+      seen.push(raw);
+      raw.on('error', () => {});
+    });
+    const port = await listen(server);
+    return { port, seen, close: () => new Promise<void>((r) => server.close(() => r())) };
+  }
+
+  it(
+    'refuses an offer from an unregistered node or naming another address than the node registered',
+    { timeout: 30_000 },
+    async () => {
+      reg = {};
+      const trap = await fakeSender(() => {});
+      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const field = async (o: StreamOffer) => {
+        const r = await receiver.accept(o);
+        assert.equal(r.ok, false);
+        return !r.ok && [r.error.code, r.error.field];
+      };
+      assert.deepEqual(await field(offer('node-x', trap.port, 'u1')), ['HAUL_UNREGISTERED_PEER', 'fromNode']);
+      register('node-a', trap.port + 1);
+      assert.deepEqual(await field(offer('node-a', trap.port, 'u2')), [
+        'HAUL_UNREGISTERED_PEER',
+        'connect.port',
+      ]);
+      const other = { ...offer('node-a', trap.port + 1, 'u3') };
+      other.connect = { ...other.connect, host: '127.0.0.2' };
+      assert.deepEqual(await field(other), ['HAUL_UNREGISTERED_PEER', 'connect.host']);
+      register('node-a', trap.port, true);
+      assert.deepEqual(await field(offer('node-a', trap.port, 'u4')), ['HAUL_UNREGISTERED_PEER', 'fromNode']);
+      await trap.close();
+      assert.equal(trap.seen.length, 0, 'no connection was opened');
+      assert.ok(!existsSync(join(root, 'u1')) && !existsSync(join(root, 'u2')));
+    },
+  );
+
+  it(
+    'closes a data connection on which the sender sends nothing, or garbage, and frees it',
+    { timeout: 30_000 },
+    async () => {
+      const silent = await fakeSender(() => {});
+      const garbage = await fakeSender((s) => {
+        s.write(randomBytes(64));
+        s.write(encodeHeader({ t: 'end' }));
+      });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, idleMs: 300 });
+      const fds = openFds();
+      register('node-a', silent.port);
+      register('node-c', garbage.port);
+      assert.equal((await receiver.accept(offer('node-a', silent.port, 'idle'))).ok, true);
+      assert.equal((await receiver.accept(offer('node-c', garbage.port, 'garbage'))).ok, true);
+      await until(() => silent.seen.length === 1 && garbage.seen.length === 1, 'both connected');
+      await Promise.all([...silent.seen, ...garbage.seen].map(closed));
+      await until(() => receiver.active() === 0, 'the receiver let both go');
+      assert.equal(openFds(), fds, 'no descriptor leaked');
+      assert.deepEqual(readdirSync(join(root, 'garbage')), [], 'nothing written');
+      await silent.close();
+      await garbage.close();
+    },
+  );
+
+  it('refuses more transfers at once from one node than its quota', { timeout: 30_000 }, async () => {
+    const held = await fakeSender(() => {});
+    register('node-a', held.port);
+    const receiver = createReceiver({ allowedRoots: [root], log, registry, perPeer: 2 });
+    assert.equal((await receiver.accept(offer('node-a', held.port, 'q1'))).ok, true);
+    assert.equal((await receiver.accept(offer('node-a', held.port, 'q2'))).ok, true);
+    const third = await receiver.accept(offer('node-a', held.port, 'q3'));
+    assert.equal(!third.ok && third.error.code, 'HAUL_STREAMER_BUSY');
+    await until(() => held.seen.length === 2, 'two connected');
+    for (const s of held.seen) s.destroy();
+    await until(() => receiver.active() === 0, 'released');
+    assert.equal((await receiver.accept(offer('node-a', held.port, 'q4'))).ok, true);
+    await until(() => held.seen.length === 3, 'connected again');
+    held.seen[2]!.destroy();
+    await held.close();
+  });
+
+  it(
+    'with TLS, does not talk to a peer whose certificate names another node',
+    { timeout: 30_000 },
+    async () => {
+      let wrote = false;
+      const impostor = await fakeSender((s) => s.on('data', () => (wrote = true)), 'streamer@node-c');
+      register('node-a', impostor.port, true);
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        tls: pki.material('streamer@node-b'),
+      });
+      assert.equal((await receiver.accept(offer('node-a', impostor.port, 'tls-imp'))).ok, true);
+      await until(() => impostor.seen.length === 1, 'connected');
+      await closed(impostor.seen[0]!);
+      await until(() => receiver.active() === 0, 'released');
+      assert.equal(wrote, false, 'the token never reached the impostor');
+      await impostor.close();
+    },
+  );
+});

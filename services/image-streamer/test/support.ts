@@ -1,0 +1,42 @@
+import { readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TlsMaterial } from '../src/tls.ts';
+
+/** File descriptors this process has open (sockets included). */
+export const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+/** Resolves when the socket is closed (at once if it already is). */
+export const closed = (s: Socket): Promise<void> =>
+  s.closed ? Promise.resolve() : new Promise((r) => s.once('close', () => r()));
+
+/** A plain TCP client, connected. */
+export function tcpClient(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** A TLS client presenting `m` (or no certificate), connected; it does not check the server's name. */
+export function tlsClient(port: number, m: Partial<TlsMaterial> & { ca: Buffer }): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ...m, checkServerIdentity: () => undefined }, () =>
+      resolve(s),
+    );
+    s.once('error', reject);
+  });
+}
+
+/**
+ * Wait until `cond` holds, checking every few milliseconds: for state another party's close handler updates (the
+ * server side of a socket whose client side already saw its close).
+ */
+export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await delay(5);
+  }
+}
