@@ -3,7 +3,7 @@
 // Prints "ready" once connected to NATS; on a line on stdin runs the transfer (manifest, offer, TCP stream,
 // per-chunk CRC-32, the receiver's "done"), prints "DONE <ns>" (process.hrtime, CLOCK_MONOTONIC); exits when stdin
 // closes.
-import { connectBus, createLogger } from '@haul/bus';
+import { connectBus, createLogger, insecureTrust } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer } from '../../services/image-streamer/src/app.ts';
 
@@ -17,6 +17,8 @@ const s = createImageStreamer({
   validators: createValidators(),
   log,
   cfg: { node: 'node-a', listenHost: '127.0.0.1', allowedRoots: [], maxRetries: 3, progressEveryMs: 1000 },
+  // The bench times the data path; its transfer runs without a command, and nothing reads its progress events.
+  trust: insecureTrust(),
 });
 process.stderr.write('ready\n');
 await go;

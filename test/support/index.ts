@@ -5,3 +5,4 @@ export * from './processes.ts';
 export * from './world.ts';
 export * from './faults.ts';
 export * from './invariants.ts';
+export * from './identities.ts';

@@ -1,7 +1,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { buckets, connectBus, createEventLog, ensureTopology, openBucket, type EventLog } from '@haul/bus';
+import {
+  buckets,
+  connectBus,
+  createEventLog,
+  ensureTopology,
+  insecureTrust,
+  openBucket,
+  type EventLog,
+} from '@haul/bus';
 import { createValidators, type MigrateRequest, type MigrationEvent } from '@haul/schemas';
 import { createApiClient } from '@haul/cli';
 import { createEmulatedCluster, type EmulatedCluster } from './emulated-cluster.ts';
@@ -12,6 +20,7 @@ import {
   type Baseline,
   type CtPlace,
 } from './invariants.ts';
+import { createTestIdentities, type TestIdentities } from './identities.ts';
 import { startNatsServer, type NatsServer } from './nats-server.ts';
 import { startService, type ServiceProcess } from './processes.ts';
 
@@ -27,6 +36,11 @@ export type WorldOptions = {
   faults?: FaultRule[];
   /** Extra environment for every service (e.g. HAUL_STREAM_MAX_RETRIES). */
   env?: Record<string, string>;
+  /**
+   * Run without signatures (HAUL_INSECURE=1 for every service, and an insecure reader). Signing is on by default;
+   * a test that turns it off says why.
+   */
+  insecure?: boolean;
   log?: (line: string) => void;
 };
 
@@ -63,7 +77,13 @@ export async function startWorld(o: WorldOptions = {}) {
   const nc: NatsConnection = await connectBus({ servers: server.url, name: 'haul-world' });
   await ensureTopology(nc);
   const validators = createValidators();
-  const eventLog: EventLog = createEventLog(nc, validators);
+  // Every service signs with its own key and verifies against the registry, as in a real cluster. The world reads
+  // the log as ops does: only what the services believe.
+  const identities: TestIdentities = createTestIdentities(join(cluster.dir, 'secrets'), nodes);
+  const readerTrust = o.insecure ? insecureTrust() : identities.trust('ops');
+  const eventLog: EventLog = createEventLog(nc, validators, readerTrust);
+  const trustEnv = (name: string): Record<string, string> =>
+    o.insecure ? { HAUL_INSECURE: '1' } : identities.env(name);
   const api = createApiClient(nc);
   const imageRoot = (n: string) => imageRootOf(cluster, n);
   const place: CtPlace = { cluster, nodes, ctid, shared };
@@ -92,6 +112,10 @@ export async function startWorld(o: WorldOptions = {}) {
     cluster,
     nc,
     eventLog,
+    /** The cluster's keys: tests that forge messages sign with them (test/support/identities.ts). */
+    identities,
+    /** The world's own reader trust: counts what it refused to believe. */
+    readerTrust,
     api,
     services,
     shared,
@@ -106,7 +130,7 @@ export async function startWorld(o: WorldOptions = {}) {
       return start(
         `agent-${n}`,
         'services/node-agent/src/main.ts',
-        { ...baseEnv(n), ...extra },
+        { ...baseEnv(n), ...trustEnv(`agent@${n}`), ...extra },
         /node agent started/,
       );
     },
@@ -114,14 +138,14 @@ export async function startWorld(o: WorldOptions = {}) {
       start(
         `streamer-${n}`,
         'services/image-streamer/src/main.ts',
-        { ...baseEnv(n), ...extra },
+        { ...baseEnv(n), ...trustEnv(`streamer@${n}`), ...extra },
         /image streamer started/,
       ),
     startCoordinator: (name = 'coordinator') =>
       start(
         name,
         'services/coordinator/src/main.ts',
-        { ...baseEnv('node-a'), HAUL_COORDINATOR_NAME: name, HAUL_NODE: '' },
+        { ...baseEnv('node-a'), ...trustEnv('coordinator'), HAUL_COORDINATOR_NAME: name, HAUL_NODE: '' },
         /coordinator started/,
       ),
     async startAll(streamerEnv: Record<string, Record<string, string>> = {}) {

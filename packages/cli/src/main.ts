@@ -8,6 +8,9 @@ import {
   limits,
   openBucket,
   subjects,
+  TrustConfigError,
+  trustFromEnv,
+  type EventLog,
 } from '@haul/bus';
 import {
   createValidators,
@@ -37,7 +40,10 @@ Usage: haul <command> [options]            (NATS: --nats URL or HAUL_NATS_URL, d
                                            the event log (NDJSON with --json), from any point, -f to follow
   cancel ID [--reason TEXT]                roll back a migration (refused past the commit point)
   nodes [--json]                           node agents: heartbeat age and capabilities
-  services [--json]                        every running coordinator, node agent and image streamer`;
+  services [--json]                        every running coordinator, node agent and image streamer, with the
+                                           messages each refused to believe (forged or unsigned)
+
+Reading events needs the cluster's registry: HAUL_IDENTITIES_FILE (identities.json), or HAUL_INSECURE=1.`;
 
 type Flags = Map<string, string[]>;
 
@@ -97,7 +103,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const validators = createValidators();
   const api = createApiClient(nc);
-  const log = createEventLog(nc, validators);
+  // Events are shown only when believed: the registry (HAUL_IDENTITIES_FILE) is read when a command reads the log.
+  let eventLog: EventLog | undefined;
+  const log = (): EventLog => (eventLog ??= createEventLog(nc, validators, trustFromEnv('reader')));
   try {
     switch (cmd) {
       case 'migrate': {
@@ -134,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
         );
         if (flags.has('--no-wait')) return 0;
         const view = { iteration: 0, phase: 'preflight' };
-        const end = await followToEnd(log, reply.migrationId, (e) => {
+        const end = await followToEnd(log(), reply.migrationId, (e) => {
           if (json) return console.log(JSON.stringify(e));
           const line = progressLine(e, view);
           if (line) console.log(line);
@@ -183,7 +191,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'events': {
         const follow = flags.has('-f') || flags.has('--follow');
-        const opts: Parameters<typeof log.follow>[0] = {};
+        const opts: Parameters<EventLog['follow']>[0] = {};
         const mid = one('--migration');
         if (mid) opts.migrationId = mid;
         const since = one('--since');
@@ -204,7 +212,7 @@ export async function main(argv: string[]): Promise<number> {
           lastSeq = (await jsm.streams.info('HAUL_EVENTS')).state.last_seq;
           if (lastSeq === 0) return 0;
         }
-        for await (const s of log.follow(opts)) {
+        for await (const s of log().follow(opts)) {
           console.log(json ? JSON.stringify({ seq: s.seq, ...s.event }) : formatEvent(s.event, s.seq));
           if (s.seq >= lastSeq) break;
         }
@@ -234,11 +242,20 @@ export async function main(argv: string[]): Promise<number> {
           maxWait: 1000,
         });
         for await (const m of replies) {
-          const d = decodeJson(m.data) as { service: string; node: string; pid: number; startedAt: string };
+          const d = decodeJson(m.data) as {
+            service: string;
+            node: string;
+            pid: number;
+            startedAt: string;
+            signed?: boolean;
+            rejectedMessages?: number;
+          };
+          const security =
+            d.signed === undefined ? '' : d.signed ? `  rejected ${d.rejectedMessages ?? 0}` : '  INSECURE';
           console.log(
             json
               ? JSON.stringify(d)
-              : `${d.service.padEnd(15)} ${String(d.node).padEnd(12)} pid ${d.pid}  up since ${d.startedAt}`,
+              : `${d.service.padEnd(15)} ${String(d.node).padEnd(12)} pid ${d.pid}  up since ${d.startedAt}${security}`,
           );
         }
         return 0;
@@ -264,7 +281,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     console.error(`haul: ${(e as Error).message}`);
-    return 1;
+    return e instanceof TrustConfigError ? 2 : 1;
   } finally {
     await nc.close();
   }

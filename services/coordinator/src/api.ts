@@ -11,6 +11,7 @@ import {
   validValues,
   type EventLog,
   type Logger,
+  type Trust,
 } from '@haul/bus';
 import {
   CommandRejectedError,
@@ -48,6 +49,7 @@ export function createApi(
   pm: ProcessManager,
   log: Logger,
   maxPerNode: number,
+  trust: Trust,
 ) {
   const admission = createAdmission({ nc, validators, eventLog, log, maxPerNode });
 
@@ -265,10 +267,13 @@ export function createApi(
           }),
         );
       subscriptions.push(
-        serveDiscovery(nc, 'coordinator', pm.meta().actor.node, () => ({
-          active: pm.active.size,
-          endpoints: routes.map((r) => r[0]),
-        })),
+        serveDiscovery(
+          nc,
+          'coordinator',
+          pm.meta().actor.node,
+          () => ({ active: pm.active.size, endpoints: routes.map((r) => r[0]) }),
+          trust,
+        ),
       );
     },
     stop(): void {

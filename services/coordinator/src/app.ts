@@ -16,6 +16,7 @@ import {
   validValues,
   type EventLog,
   type Logger,
+  type Trust,
 } from '@haul/bus';
 import type { MigrationEvent, MigrationStatus, Validators } from '@haul/schemas';
 import { createApi } from './api.ts';
@@ -24,6 +25,8 @@ import { createProcessManager, type CoordinatorSettings } from './process-manage
 export type CoordinatorConfig = CoordinatorSettings & { maxMigrationsPerNode: number };
 
 export type CoordinatorDeps = {
+  /** Signs the coordinator's events and commands and judges every event it reads (docs/security.md). */
+  trust: Trust;
   /** The migration log (default: the JetStream event log; tests pass one that counts reads). */
   eventLog?: EventLog;
 };
@@ -38,13 +41,14 @@ export function createCoordinator(
   validators: Validators,
   cfg: CoordinatorConfig,
   log: Logger,
-  deps: CoordinatorDeps = {},
+  deps: CoordinatorDeps,
 ) {
+  const { trust } = deps;
   const eventLog =
     deps.eventLog ??
-    createEventLog(nc, validators, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
-  const pm = createProcessManager(nc, validators, eventLog, cfg, log);
-  const api = createApi(nc, validators, eventLog, pm, log, cfg.maxMigrationsPerNode);
+    createEventLog(nc, validators, trust, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
+  const pm = createProcessManager(nc, validators, eventLog, cfg, log, trust);
+  const api = createApi(nc, validators, eventLog, pm, log, cfg.maxMigrationsPerNode, trust);
   const ac = new AbortController();
   let loop: Promise<void> | undefined;
 
@@ -75,14 +79,23 @@ export function createCoordinator(
   /**
    * One delivered event: fold it into its migration and advance it. A failure is retried with a growing delay;
    * after limits.eventRedeliveries the message is parked. Parking loses nothing: the event stays in the log, and
-   * the failed migration is advanced again from the log by its own timer.
+   * the failed migration is advanced again from the log by its own timer. An event the log's judge does not believe
+   * (unsigned, or signed by someone who may not have written it) was reported by it and is only acked: it changes
+   * nothing, as it changes nothing for any other reader of the log.
    */
   async function handleEvent(msg: JsMsg): Promise<void> {
     const d = decodeEvent(msg);
     if (!d.ok) return park(msg, d.reason);
     const migrationId = d.event.migrationId;
     try {
-      await pm.deliver({ seq: msg.seq, event: d.event });
+      const believed = await eventLog.admit({
+        subject: msg.subject,
+        seq: msg.seq,
+        data: msg.data,
+        headers: msg.headers,
+      });
+      if (!believed) return msg.ack();
+      await pm.deliver(believed);
       msg.ack();
     } catch (err) {
       const n = msg.info.deliveryCount;

@@ -6,6 +6,7 @@ import {
   ensureTopology,
   exitOnUncaught,
   stopOnSignals,
+  trustFromEnvOrExit,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createCoordinator } from './app.ts';
@@ -14,6 +15,9 @@ const help = `haul coordinator: turns migrate requests into steps, drives node a
 
 Environment:
   HAUL_NATS_URL              NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
+  HAUL_NKEY_SEED_FILE        the coordinator's nkey seed (coordinator.nk): signs its events and commands
+  HAUL_IDENTITIES_FILE       the cluster's identities.json: who may sign what (events are verified against it)
+  HAUL_INSECURE=1            debugging only: sign and verify nothing (warns at every start)
   HAUL_COORDINATOR_NAME      this instance's name in events (default coordinator)
   HAUL_MAX_PER_NODE          concurrent migrations a node may take part in (default 2)
   HAUL_FROZEN_LEASE_MS       default frozen lease of a final dump (default ${defaultFrozenLeaseMs})
@@ -40,6 +44,7 @@ function envInt(key: string, fallback: number, min: number, max: number): number
   }
   return n;
 }
+const trust = trustFromEnvOrExit({ role: 'coordinator' }, log);
 const frozenLeaseMs = envInt('HAUL_FROZEN_LEASE_MS', defaultFrozenLeaseMs, 1_000, 15 * 60_000);
 const maxMigrationsPerNode = envInt('HAUL_MAX_PER_NODE', 2, 1, 10_000);
 const validators = createValidators();
@@ -62,6 +67,7 @@ const coordinator = createCoordinator(
     maxMigrationsPerNode,
   },
   log,
+  { trust },
 );
 await coordinator.start();
 stopOnSignals(log, coordinator, nc);

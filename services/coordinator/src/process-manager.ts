@@ -11,6 +11,7 @@ import {
   type EventLog,
   type Logger,
   type StoredEvent,
+  type Trust,
 } from '@haul/bus';
 import {
   CommandRejectedError,
@@ -64,6 +65,7 @@ export function createProcessManager(
   eventLog: EventLog,
   settings: CoordinatorSettings,
   log: Logger,
+  trust: Trust,
 ) {
   const chains = new Map<string, Promise<unknown>>();
   const active = new Set<string>();
@@ -178,7 +180,7 @@ export function createProcessManager(
   }
 
   async function send(cmds: StepCommand[]): Promise<void> {
-    for (const c of cmds) await sendCommand(nc, validators, c);
+    for (const c of cmds) await sendCommand(nc, validators, trust, c);
   }
 
   async function project(state: MigrationState, lastSeq: number): Promise<void> {

@@ -16,12 +16,13 @@ import {
 } from '@haul/bus';
 import { createApiClient } from '@haul/cli';
 import { createValidators, type MigrateReply, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
-import { startNatsServer, type NatsServer } from '@haul/test';
+import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import type { AdmissionEntry } from '../src/admission-ledger.ts';
 import { migrationIdFor } from '../src/admission.ts';
 import { createCoordinator } from '../src/app.ts';
 
 const validators = createValidators();
+const trust = tempIdentities().trust('coordinator');
 let server: NatsServer;
 let nc: NatsConnection;
 let eventLog: EventLog;
@@ -52,6 +53,7 @@ async function startCoordinator() {
       resyncMs: 3_600_000,
     },
     pino({ level: 'info' }, sink),
+    { trust },
   );
   await coordinator.start();
   return {
@@ -67,7 +69,7 @@ before(async () => {
   server = await startNatsServer();
   nc = await connectBus({ servers: server.url, name: 'admission-test' });
   await ensureTopology(nc);
-  eventLog = createEventLog(nc, validators);
+  eventLog = createEventLog(nc, validators, trust);
   api = createApiClient(nc);
   coordinator = await startCoordinator();
 });

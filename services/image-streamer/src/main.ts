@@ -6,6 +6,7 @@ import {
   exitOnUncaught,
   limits,
   stopOnSignals,
+  trustFromEnvOrExit,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from './app.ts';
@@ -18,6 +19,9 @@ Environment:
   HAUL_STREAM_LISTEN_HOST  address this node's one-time data listeners bind to when it sends (default 127.0.0.1)
   HAUL_STREAM_ADVERTISE    address receiving streamers connect to (default: the listen address)
   HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
+  HAUL_NKEY_SEED_FILE      this streamer's nkey seed (streamer@<node>.nk): signs the events it appends
+  HAUL_IDENTITIES_FILE     the cluster's identities.json: commands run only when a coordinator signed them
+  HAUL_INSECURE=1          debugging only: sign and verify nothing (warns at every start)
   HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)
   HAUL_TOPOLOGY_WAIT_MS    how long to wait at start for the coordinator to create the streams and buckets
                            (default ${limits.topologyWaitMs}); this streamer never creates or changes them`;
@@ -45,9 +49,10 @@ const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];
 if (limit) cfg.nodeLimitMBps = Number(limit);
 const log = createLogger('image-streamer', node);
 exitOnUncaught(log);
+const trust = trustFromEnvOrExit({ role: 'streamer', node }, log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
 await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
-const streamer = createImageStreamer({ nc, validators, cfg, log });
+const streamer = createImageStreamer({ nc, validators, cfg, log, trust });
 await streamer.start();
 stopOnSignals(log, streamer, nc);

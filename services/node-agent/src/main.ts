@@ -7,6 +7,7 @@ import {
   limits,
   exitOnUncaught,
   stopOnSignals,
+  trustFromEnvOrExit,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createNodeAgent } from './app.ts';
@@ -18,6 +19,9 @@ Environment:
   HAUL_NODE            this node's name (required), e.g. node-a
   HAUL_NATS_URL        NATS servers, comma-separated (default nats://127.0.0.1:4222)
   HAUL_NATS_CREDS_FILE JSON file with {"user","pass"} or {"token"} (or HAUL_NATS_USER/PASS/TOKEN)
+  HAUL_NKEY_SEED_FILE  this agent's nkey seed (agent@<node>.nk): signs the events it appends
+  HAUL_IDENTITIES_FILE the cluster's identities.json: commands run only when a coordinator signed them
+  HAUL_INSECURE=1      debugging only: sign and verify nothing (warns at every start)
   HAUL_HOST_ROOT       prefix of /etc/vz, /var/run/ve and /proc/sys/kernel/random/boot_id ('' on a real host; an
                        emulated node's root otherwise)
   HAUL_IMAGE_ROOT      folder for migration images (default /var/local/haul)
@@ -59,9 +63,10 @@ const cfg: AgentConfig = {
 mkdirSync(imageRoot, { recursive: true });
 const log = createLogger('node-agent', node);
 exitOnUncaught(log);
+const trust = trustFromEnvOrExit({ role: 'agent', node }, log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`node-agent@${node}`));
 await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
-const agent = createNodeAgent({ nc, validators, cfg, log });
+const agent = createNodeAgent({ nc, validators, cfg, log, trust });
 await agent.start();
 stopOnSignals(log, agent, nc);
