@@ -56,7 +56,9 @@ async function deliveries(
       args: { ctid: '101' },
       timeoutMs: 30_000,
     };
-    await timed('command: send → agent queue hands it over', () => sendCommand(nc, validators, insecureTrust(), cmd));
+    await timed('command: send → agent queue hands it over', () =>
+      sendCommand(nc, validators, insecureTrust(), cmd),
+    );
     const e = {
       eventId: `${mid}:probe`,
       migrationId: mid,

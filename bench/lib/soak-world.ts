@@ -162,7 +162,9 @@ export async function startSoakWorld(
     const nc = await connectBus({ servers: nats.urls, name: 'haul-soak' });
     undo.push(() => nc.close());
     const invalidEvents: { seq: number; why: string }[] = [];
-    const eventLog = createEventLog(nc, createValidators(), ids.trust('ops'), (seq, why) => invalidEvents.push({ seq, why }));
+    const eventLog = createEventLog(nc, createValidators(), ids.trust('ops'), (seq, why) =>
+      invalidEvents.push({ seq, why }),
+    );
     const home = new Map(cts.map((c, i) => [c.ctid, nodes[i % nodes.length]!]));
     return {
       dir: cluster.dir,

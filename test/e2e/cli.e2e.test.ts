@@ -2,14 +2,15 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { jetstream } from '@nats-io/jetstream';
 import { encodeJson, subjects } from '@haul/bus';
-import { awaitEvent, repoRoot, startRunningWorld, type World } from '@haul/test';
+import { awaitEvent, publishAs, repoRoot, startRunningWorld, type World } from '@haul/test';
 
+/** Run the CLI as ops does: it reads events only as the cluster's registry (HAUL_IDENTITIES_FILE) says to believe them. */
+let opsEnv: Record<string, string> = {};
 function haul(url: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin', 'haul.mjs'), ...args], {
-      env: { ...process.env, HAUL_NATS_URL: url },
+      env: { ...process.env, HAUL_NATS_URL: url, ...opsEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -25,6 +26,7 @@ describe('the ops CLI against a running installation', () => {
   let id = '';
   before(async () => {
     w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
+    opsEnv = w.identities.env('ops');
   });
   after(() => w?.stop());
 
@@ -102,7 +104,8 @@ describe('the ops CLI against a running installation', () => {
       timeoutMs: 1000,
       args: { ctid: '101', iteration: 0, workDir: '/tmp' },
     };
-    await jetstream(w.nc).publish(subjects.commands('node-b', 'agent'), encodeJson(cmd), { msgID: 'bad-1' });
+    const coordinator = w.identities.trust('coordinator');
+    await publishAs(w.nc, coordinator, subjects.commands('node-b', 'agent'), encodeJson(cmd), 'bad-1');
     const e = await awaitEvent(w.eventLog, 'm-bad0001', (x) => x.type === 'CommandRejected');
     assert.equal(e.type === 'CommandRejected' && e.data.error.field, 'args.imageDir');
     assert.match((await haul(w.server.url, ['nodes'])).out, /node-b\s+alive/);

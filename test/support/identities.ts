@@ -24,7 +24,11 @@ export type TestIdentities = {
   env(name: string): Record<string, string>;
 };
 
-export function createTestIdentities(dir: string, nodes: readonly string[], cluster = 'haul-test'): TestIdentities {
+export function createTestIdentities(
+  dir: string,
+  nodes: readonly string[],
+  cluster = 'haul-test',
+): TestIdentities {
   mkdirSync(dir, { recursive: true });
   const wanted: { role: Role; node?: string }[] = [
     { role: 'coordinator' },
@@ -82,7 +86,7 @@ export function stepIntended(cmd: StepCommand): MigrationEvent {
     time: new Date().toISOString(),
     schemaVersion: 1,
     data: cmd,
-  } as MigrationEvent;
+  };
 }
 
 /**

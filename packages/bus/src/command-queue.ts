@@ -202,7 +202,13 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * termed, and nothing else — a message that proves nothing must not make this service write into any log.
    */
   async function quarantine(msg: JsMsg, code: string, reason: string, claimed?: string): Promise<void> {
-    trust.reject({ kind: 'command', subject: msg.subject, seq: msg.seq, ...(claimed ? { claimed } : {}), reason });
+    trust.reject({
+      kind: 'command',
+      subject: msg.subject,
+      seq: msg.seq,
+      ...(claimed ? { claimed } : {}),
+      reason,
+    });
     try {
       await parking.park({ subject: msg.subject, seq: msg.seq, data: msg.data }, `${code}: ${reason}`);
       msg.term();
@@ -215,9 +221,16 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   /** Who signed the command, if a coordinator did (over exactly this subject, so for exactly this node). */
   function signedByCoordinator(msg: JsMsg): { ok: true } | { ok: false; reason: string; claimed?: string } {
     const v = trust.verify(msg.subject, msg.data, msg.headers);
-    if (!v.ok) return v.claimed ? { ok: false, reason: v.reason, claimed: v.claimed } : { ok: false, reason: v.reason };
+    if (!v.ok)
+      return v.claimed
+        ? { ok: false, reason: v.reason, claimed: v.claimed }
+        : { ok: false, reason: v.reason };
     if (v.identity && v.identity.role !== 'coordinator')
-      return { ok: false, reason: `signed by ${v.identity.name}, not a coordinator`, claimed: v.identity.name };
+      return {
+        ok: false,
+        reason: `signed by ${v.identity.name}, not a coordinator`,
+        claimed: v.identity.name,
+      };
     return { ok: true };
   }
 
@@ -233,7 +246,10 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     if (events.some((e) => isTerminalEvent(e.event))) return `${cmd.migrationId} has ended`;
     const want = canonicalJson(cmd);
     const intended = events.some(
-      (e) => e.event.type === 'StepIntended' && e.event.data.commandId === cmd.commandId && canonicalJson(e.event.data) === want,
+      (e) =>
+        e.event.type === 'StepIntended' &&
+        e.event.data.commandId === cmd.commandId &&
+        canonicalJson(e.event.data) === want,
     );
     return intended ? undefined : `${cmd.commandId} is not intended in the log of ${cmd.migrationId}`;
   }

@@ -135,11 +135,14 @@ export function createEventLog(
     const v = trust.verify(stored.subject, stored.data, stored.header);
     let sameId = false;
     try {
-      sameId = (JSON.parse(new TextDecoder().decode(stored.data)) as { eventId?: unknown }).eventId === event.eventId;
+      sameId =
+        (JSON.parse(new TextDecoder().decode(stored.data)) as { eventId?: unknown }).eventId ===
+        event.eventId;
     } catch {
       sameId = false;
     }
-    if (stored.subject === subject && v.ok && v.identity?.name === trust.identity?.name && sameId) return false;
+    if (stored.subject === subject && v.ok && v.identity?.name === trust.identity?.name && sameId)
+      return false;
     trust.reject({
       kind: 'event',
       subject: stored.subject,
@@ -150,7 +153,12 @@ export function createEventLog(
     return true;
   }
 
-  async function publish(subject: string, body: Uint8Array, msgID: string, expectedLastSeq: number | undefined) {
+  async function publish(
+    subject: string,
+    body: Uint8Array,
+    msgID: string,
+    expectedLastSeq: number | undefined,
+  ) {
     const signature = trust.sign(subject, body);
     const pubOpts: Parameters<JetStreamClient['publish']>[2] = { msgID, timeout: limits.publishTimeoutMs };
     if (signature) {
@@ -174,7 +182,8 @@ export function createEventLog(
       if (!v.ok) throw new BusError('HAUL_INVALID_EVENT', v.error.message, false);
       const subject = subjects.events(event.migrationId);
       const body = enc.encode(JSON.stringify(event));
-      const contiguous = opts.expectedLastSeq !== undefined && opts.expectedLastSeq === judge.covered(event.migrationId);
+      const contiguous =
+        opts.expectedLastSeq !== undefined && opts.expectedLastSeq === judge.covered(event.migrationId);
       try {
         let { ack, signature } = await publish(subject, body, msgIdOf(event, opts), opts.expectedLastSeq);
         if (ack.duplicate && (await squatted(subject, ack.seq, event))) {

@@ -149,7 +149,11 @@ describe('the coordinator keeps each active migration folded', () => {
         const cmd = decodeJson(msg.data) as StepCommand;
         if (answered.has(cmd.commandId)) return;
         answered.add(cmd.commandId);
-        answering = answering.then(() => executorLog(cmd).append(succeeded(cmd)).then(() => undefined));
+        answering = answering.then(() =>
+          executorLog(cmd)
+            .append(succeeded(cmd))
+            .then(() => undefined),
+        );
       },
     });
     try {

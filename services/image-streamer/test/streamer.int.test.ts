@@ -62,7 +62,7 @@ async function intendTransfer(migrationId: string, commandId: string, args: Stre
       step: 'streamImages',
       args,
       timeoutMs: 60_000,
-    } as StepCommand),
+    }),
   );
 }
 

@@ -78,14 +78,23 @@ const commandIdOf = (e: MigrationEvent): string | undefined => {
 };
 
 /** An executor's event about one command: only that command's executor on that command's node may write it. */
-function byAddressee(id: Identity, e: MigrationEvent, seq: number, facts: MigrationFacts, cid: string): Authorization {
+function byAddressee(
+  id: Identity,
+  e: MigrationEvent,
+  seq: number,
+  facts: MigrationFacts,
+  cid: string,
+): Authorization {
   const cmd = facts.commands.get(cid);
   if (!cmd || cmd.seq >= seq) return no(`no command ${cid} was intended before it`);
   if (id.role !== cmd.executor || id.node !== cmd.node)
     return no(`${cid} was addressed to ${cmd.executor}@${cmd.node}, signed by ${id.name}`);
   const step = stepOf[e.type];
   if (step !== undefined && cmd.step !== step) return no(`${e.type} for the ${cmd.step} command ${cid}`);
-  if ((e.type === 'StepSucceeded' || e.type === 'StepFailed') && (e.data.node !== cmd.node || e.data.step !== cmd.step))
+  if (
+    (e.type === 'StepSucceeded' || e.type === 'StepFailed') &&
+    (e.data.node !== cmd.node || e.data.step !== cmd.step)
+  )
     return no(`its step and node (${e.data.step}@${e.data.node}) are not those of ${cid}`);
   return yes;
 }
@@ -110,12 +119,18 @@ function byExecutor(id: Identity, e: MigrationEvent, facts: MigrationFacts): Aut
  * Coordinator decisions: the coordinator. A step's outcome and every event an executor writes about a command: the
  * executor the command was addressed to (a StepFailed also the coordinator: it records the steps it gave up on).
  */
-export function authorizeEvent(id: Identity, e: MigrationEvent, seq: number, facts: MigrationFacts): Authorization {
+export function authorizeEvent(
+  id: Identity,
+  e: MigrationEvent,
+  seq: number,
+  facts: MigrationFacts,
+): Authorization {
   const actor = actorOf(id, e);
   if (!actor.ok) return actor;
   if (coordinatorEvents.has(e.type))
     return id.role === 'coordinator' ? yes : no(`${e.type} is the coordinator's, signed by ${id.name}`);
-  if (id.role === 'coordinator') return e.type === 'StepFailed' ? yes : no(`${e.type} is an executor's event`);
+  if (id.role === 'coordinator')
+    return e.type === 'StepFailed' ? yes : no(`${e.type} is an executor's event`);
   const cid = commandIdOf(e);
   if (cid === undefined || (e.type === 'CommandRejected' && !intendedBefore(facts, cid, seq)))
     return byExecutor(id, e, facts);

@@ -81,7 +81,11 @@ export function createEventJudge(
      * Judge the messages of one migration read in order from `fromSeq` (exclusive). `fromSeq` must be 0 (the whole
      * log: facts start afresh) or at most what `coveredFrom` returned: nothing in between is missed.
      */
-    inOrder(mid: string, fromSeq: number, raws: readonly RawEvent[]): { seq: number; event: MigrationEvent }[] {
+    inOrder(
+      mid: string,
+      fromSeq: number,
+      raws: readonly RawEvent[],
+    ): { seq: number; event: MigrationEvent }[] {
       const k = entry(mid, fromSeq === 0);
       const out: { seq: number; event: MigrationEvent }[] = [];
       for (const raw of raws) {
@@ -108,7 +112,12 @@ export function createEventJudge(
       const e = decode(raw);
       if (!e) return undefined;
       const k = entry(e.migrationId);
-      if (trust.secure && needsFacts(e, k.facts) && k.coveredSeq < raw.seq && raw.subject === subjects.events(e.migrationId))
+      if (
+        trust.secure &&
+        needsFacts(e, k.facts) &&
+        k.coveredSeq < raw.seq &&
+        raw.subject === subjects.events(e.migrationId)
+      )
         await readBack(e.migrationId, k.coveredSeq);
       return judge(raw, e, entry(e.migrationId)) ? { seq: raw.seq, event: e } : undefined;
     },

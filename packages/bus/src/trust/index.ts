@@ -18,7 +18,14 @@ export {
   type SignatureHeaders,
   type Verdict,
 } from './signature.ts';
-export { authorizeEvent, learn, needsFacts, newFacts, type Authorization, type MigrationFacts } from './authority.ts';
+export {
+  authorizeEvent,
+  learn,
+  needsFacts,
+  newFacts,
+  type Authorization,
+  type MigrationFacts,
+} from './authority.ts';
 export {
   createTrust,
   insecureTrust,

@@ -9,7 +9,11 @@ export type Role = (typeof roles)[number];
 export type Identity = { name: string; role: Role; node?: string; publicKey: string };
 
 /** The public registry (identities.json): who may sign, by public key. */
-export type Registry = { cluster: string; identities: readonly Identity[]; byKey: ReadonlyMap<string, Identity> };
+export type Registry = {
+  cluster: string;
+  identities: readonly Identity[];
+  byKey: ReadonlyMap<string, Identity>;
+};
 
 /** A secrets file or setting that is missing or wrong; `field` names the part (a JSON path or an env variable). */
 export class TrustConfigError extends Error {

@@ -30,7 +30,7 @@ export function signWith(kp: KeyPair, subject: string, body: Uint8Array): Signat
   return {
     [signatureHeaders.signer]: kp.getPublicKey(),
     [signatureHeaders.signature]: Buffer.from(sig).toString('base64url'),
-  } as SignatureHeaders;
+  };
 }
 
 const publicKeys = new Map<string, KeyPair>();

@@ -1,7 +1,21 @@
 import type { KeyPair } from '@nats-io/nkeys';
 import type { Logger } from '../logger.ts';
-import { TrustConfigError, identityName, loadRegistry, type Identity, type Registry, type Role } from './registry.ts';
-import { loadSeed, signWith, verifyWith, type HeaderReader, type SignatureHeaders, type Verdict } from './signature.ts';
+import {
+  TrustConfigError,
+  identityName,
+  loadRegistry,
+  type Identity,
+  type Registry,
+  type Role,
+} from './registry.ts';
+import {
+  loadSeed,
+  signWith,
+  verifyWith,
+  type HeaderReader,
+  type SignatureHeaders,
+  type Verdict,
+} from './signature.ts';
 
 /** A message a service refused to believe: logged (warn), counted, and otherwise ignored. */
 export type Rejection = {
@@ -25,7 +39,11 @@ export type Trust = {
   /** Headers for a message on `subject` with this body; none when insecure. Throws when this process has no key. */
   sign(subject: string, body: Uint8Array): SignatureHeaders | undefined;
   /** Who signed it, or why it is not believed. Always ok (with no identity) when insecure. */
-  verify(subject: string, body: Uint8Array, headers: HeaderReader | undefined): Verdict | { ok: true; identity?: undefined };
+  verify(
+    subject: string,
+    body: Uint8Array,
+    headers: HeaderReader | undefined,
+  ): Verdict | { ok: true; identity?: undefined };
   /** Record a refused message: one warning and one count per message (a message read again is not counted again). */
   reject(r: Rejection): void;
   /** Refused messages so far (discovery stats: rejectedMessages). */
@@ -56,7 +74,8 @@ function rejectionLog(log: Logger | undefined) {
 /** Trust from a registry and, for a process that signs, its key pair. */
 export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: Logger): Trust {
   const identity = kp ? registry.byKey.get(kp.getPublicKey()) : undefined;
-  if (kp && !identity) throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'its public key is not in the registry');
+  if (kp && !identity)
+    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'its public key is not in the registry');
   const rejections = rejectionLog(log);
   return {
     secure: true,
@@ -107,7 +126,10 @@ export function trustFromEnv(expected: Expected, log?: Logger, env: NodeJS.Proce
   }
   const registryFile = env['HAUL_IDENTITIES_FILE'];
   if (!registryFile)
-    throw new TrustConfigError('HAUL_IDENTITIES_FILE', 'not set (the cluster registry; HAUL_INSECURE=1 to debug without)');
+    throw new TrustConfigError(
+      'HAUL_IDENTITIES_FILE',
+      'not set (the cluster registry; HAUL_INSECURE=1 to debug without)',
+    );
   const registry = loadRegistry(registryFile);
   const seedFile = env['HAUL_NKEY_SEED_FILE'];
   if (expected === 'reader') return createTrust(registry, seedFile ? loadSeed(seedFile) : undefined, log);
@@ -117,12 +139,19 @@ export function trustFromEnv(expected: Expected, log?: Logger, env: NodeJS.Proce
   const trust = createTrust(registry, kp, log);
   const want = identityName(expected.role, expected.node);
   if (trust.identity?.name !== want)
-    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', `its key is registered as ${trust.identity?.name}, not ${want}`);
+    throw new TrustConfigError(
+      'HAUL_NKEY_SEED_FILE',
+      `its key is registered as ${trust.identity?.name}, not ${want}`,
+    );
   return trust;
 }
 
 /** trustFromEnv at a service's start: a missing or invalid setting ends the process with exit code 2. */
-export function trustFromEnvOrExit(expected: Expected, log: Logger, env: NodeJS.ProcessEnv = process.env): Trust {
+export function trustFromEnvOrExit(
+  expected: Expected,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Trust {
   try {
     return trustFromEnv(expected, log, env);
   } catch (err) {
