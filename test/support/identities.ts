@@ -95,7 +95,7 @@ export function stepIntended(cmd: StepCommand): MigrationEvent {
  */
 export async function publishAs(
   nc: NatsConnection,
-  trust: Trust | undefined,
+  trust: Pick<Trust, 'sign'> | undefined,
   subject: string,
   body: Uint8Array,
   msgID?: string,
