@@ -214,6 +214,9 @@ describe('forged and replayed commands', () => {
       const end = await followToEnd(w.eventLog, r.migrationId, () => {});
       assert.equal(end.type, 'MigrationCompleted');
       tap.unsubscribe();
+      // A clean migration: nothing was refused anywhere (no authentic event or command is ever taken for a forgery).
+      assert.equal(w.readerTrust.rejections, 0);
+      assert.ok(Object.values(await rejectedBy(w)).every((n) => n === 0));
       const eventsBefore = (await w.events(r.migrationId)).length;
 
       // A folder a preDump would delete (rm -rf), on the node the CT now runs on.

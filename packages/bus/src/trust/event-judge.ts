@@ -112,13 +112,14 @@ export function createEventJudge(
       const e = decode(raw);
       if (!e) return undefined;
       const k = entry(e.migrationId);
-      if (
+      // Only a message whose signature holds is worth reading the log back for (a forger cannot make readers read).
+      const worthFacts =
         trust.secure &&
         needsFacts(e, k.facts) &&
         k.coveredSeq < raw.seq &&
-        raw.subject === subjects.events(e.migrationId)
-      )
-        await readBack(e.migrationId, k.coveredSeq);
+        raw.subject === subjects.events(e.migrationId) &&
+        trust.verify(raw.subject, raw.data, raw.headers).ok;
+      if (worthFacts) await readBack(e.migrationId, k.coveredSeq);
       return judge(raw, e, entry(e.migrationId)) ? { seq: raw.seq, event: e } : undefined;
     },
     /** An event this process appended itself: learn from it; `contiguous` when it followed the covered sequence. */

@@ -247,6 +247,40 @@ describe('the judge of a log', () => {
   });
 });
 
+describe('a judge that meets a message alone', () => {
+  const validators = createValidators();
+  const subject = `haul.events.${mid}`;
+  const raw = (name: string | undefined, e: MigrationEvent, seq: number): RawEvent => {
+    const data = enc.encode(JSON.stringify(e));
+    return {
+      subject,
+      seq,
+      data,
+      headers: asHeaders(name ? signWith(keys.get(name)!, subject, data) : undefined),
+    };
+  };
+  const log = [raw('coordinator', requested, 1), raw('coordinator', ev('StepIntended', coord, restore), 2)];
+  it('reads the log back for the facts of a signed outcome it cannot place, never for an unsigned one', async () => {
+    const judge = createEventJudge(trustOf('coordinator'), validators, () => {});
+    const readBacks: number[] = [];
+    const readBack = (m: string, after: number) => {
+      readBacks.push(after);
+      judge.inOrder(
+        m,
+        after,
+        log.filter((r) => r.seq > after),
+      );
+      return Promise.resolve();
+    };
+    const unsigned = await judge.single(raw(undefined, succeeded(restore, agentOn('node-b')), 3), readBack);
+    assert.equal(unsigned, undefined);
+    assert.deepEqual(readBacks, [], 'an unsigned message costs no read');
+    const real = await judge.single(raw('agent@node-b', succeeded(restore, agentOn('node-b')), 4), readBack);
+    assert.equal(real?.seq, 4);
+    assert.deepEqual(readBacks, [0]);
+  });
+});
+
 describe('trust from the environment', () => {
   const dir = mkdtempSync(join(tmpdir(), 'haul-trust-'));
   const file = join(dir, 'identities.json');
