@@ -14,7 +14,7 @@ import { limits, streams, subjects, type Executor } from './conventions.ts';
 import { createParking } from './dead-letters.ts';
 import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
-import { eventFactory } from './events.ts';
+import { eventFactory, hasOutcome } from './events.ts';
 import type { Logger } from './logger.ts';
 import { retryTransient } from './retry.ts';
 import type { Trust } from './trust/trust.ts';
@@ -235,15 +235,14 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   }
 
   /**
-   * A command runs only as the live intent of its migration: the authentic log holds a StepIntended with this very
-   * command, and has not ended. A signed command replayed later (its migration finished, or its log gone) or a
-   * body that differs from the intent is refused; the signature binds the subject to the body, this binds the
-   * body to the log.
+   * A command runs only as an intent of its migration: the authentic log holds a StepIntended with this very command
+   * (the signature binds the subject to the body, this binds the body to the log). Once the migration has ended, only
+   * a command whose outcome is in the log gets through, for the handler to skip it as the duplicate it is (a late
+   * redelivery); a replayed one that never ran, or one no log intends, is refused.
    */
   async function unintended(cmd: StepCommand): Promise<string | undefined> {
     if (!trust.secure) return undefined;
     const { events } = await eventLog.read(cmd.migrationId);
-    if (events.some((e) => isTerminalEvent(e.event))) return `${cmd.migrationId} has ended`;
     const want = canonicalJson(cmd);
     const intended = events.some(
       (e) =>
@@ -251,7 +250,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         e.event.data.commandId === cmd.commandId &&
         canonicalJson(e.event.data) === want,
     );
-    return intended ? undefined : `${cmd.commandId} is not intended in the log of ${cmd.migrationId}`;
+    if (!intended) return `${cmd.commandId} is not intended in the log of ${cmd.migrationId}`;
+    const log = events.map((e) => e.event);
+    if (log.some(isTerminalEvent) && !hasOutcome(log, cmd.commandId))
+      return `${cmd.migrationId} has ended without running ${cmd.commandId}`;
+    return undefined;
   }
 
   async function deliver(msg: JsMsg, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -279,6 +279,39 @@ describe('a judge that meets a message alone', () => {
     assert.equal(real?.seq, 4);
     assert.deepEqual(readBacks, [0]);
   });
+});
+
+describe('the golden logs, each event signed by its actor', () => {
+  const validators = createValidators();
+  const golden = join(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'logs');
+  const signerOf = (a: MigrationEvent['actor']) =>
+    a.service === 'coordinator'
+      ? 'coordinator'
+      : `${a.service === 'node-agent' ? 'agent' : 'streamer'}@${a.node}`;
+  for (const file of readdirSync(golden).filter((f) => f.endsWith('.jsonl')))
+    it(`believes every event of ${file}`, () => {
+      const events = readFileSync(join(golden, file), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as MigrationEvent);
+      const reader = trustOf('ops');
+      const refused: string[] = [];
+      const judge = createEventJudge(reader, validators, (seq, m) => refused.push(`${seq}: ${m}`));
+      const raws = events.map((e, i): RawEvent => {
+        const subject = `haul.events.${e.migrationId}`;
+        const data = enc.encode(JSON.stringify(e));
+        return {
+          subject,
+          seq: i + 1,
+          data,
+          headers: asHeaders(signWith(keys.get(signerOf(e.actor))!, subject, data)),
+        };
+      });
+      const believed = judge.inOrder(events[0]!.migrationId, 0, raws);
+      assert.deepEqual(refused, []);
+      assert.equal(reader.rejections, 0);
+      assert.equal(believed.length, events.length);
+    });
 });
 
 describe('trust from the environment', () => {
