@@ -7,10 +7,14 @@ import { awaitEvent, publishAs, repoRoot, startRunningWorld, type World } from '
 
 /** Run the CLI as ops does: it reads events only as the cluster's registry (HAUL_IDENTITIES_FILE) says to believe them. */
 let opsEnv: Record<string, string> = {};
-function haul(url: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+function haul(
+  url: string,
+  args: string[],
+  env: Record<string, string> = opsEnv,
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin', 'haul.mjs'), ...args], {
-      env: { ...process.env, HAUL_NATS_URL: url, ...opsEnv },
+      env: { ...process.env, HAUL_NATS_URL: url, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -63,6 +67,9 @@ describe('the ops CLI against a running installation', () => {
     assert.equal(lines[0]!.type, 'MigrationRequested');
     assert.equal(lines.at(-1)!.type, 'MigrationCompleted');
     assert.ok(lines.every((l, i) => i === 0 || l.seq > lines[i - 1]!.seq));
+    const noRegistry = await haul(w.server.url, ['events', '--migration', id], {});
+    assert.equal(noRegistry.code, 2, 'events are not shown unverified');
+    assert.match(noRegistry.err, /HAUL_IDENTITIES_FILE/);
     const human = await haul(w.server.url, ['events', '--migration', id, '--from-seq', '1']);
     assert.match(human.out, /StepSucceeded\s+restore/);
     const nodes = await haul(w.server.url, ['nodes']);
