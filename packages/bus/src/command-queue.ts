@@ -54,7 +54,12 @@ export async function sendCommand(
 }
 
 /** A command as handed to its executor: valid against its schema. */
-export type CommandDelivery = { command: StepCommand; msg: JsMsg };
+export type CommandDelivery = {
+  command: StepCommand;
+  msg: JsMsg;
+  /** The migration's authentic log as read to check the command's intent (none when signatures are off). */
+  log?: readonly MigrationEvent[];
+};
 
 /** Codes of the commands the queue refuses itself (executors have their own, e.g. HAUL_WRONG_EXECUTOR). */
 export const commandRefusals = {
@@ -240,8 +245,8 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * a command whose outcome is in the log gets through, for the handler to skip it as the duplicate it is (a late
    * redelivery); a replayed one that never ran, or one no log intends, is refused.
    */
-  async function unintended(cmd: StepCommand): Promise<string | undefined> {
-    if (!trust.secure) return undefined;
+  async function unintended(cmd: StepCommand): Promise<{ why?: string; log?: readonly MigrationEvent[] }> {
+    if (!trust.secure) return {};
     const { events } = await eventLog.read(cmd.migrationId);
     const want = canonicalJson(cmd);
     const intended = events.some(
@@ -250,11 +255,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         e.event.data.commandId === cmd.commandId &&
         canonicalJson(e.event.data) === want,
     );
-    if (!intended) return `${cmd.commandId} is not intended in the log of ${cmd.migrationId}`;
+    if (!intended) return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
     const log = events.map((e) => e.event);
     if (log.some(isTerminalEvent) && !hasOutcome(log, cmd.commandId))
-      return `${cmd.migrationId} has ended without running ${cmd.commandId}`;
-    return undefined;
+      return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
+    return { log };
   }
 
   async function deliver(msg: JsMsg, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
@@ -262,14 +267,14 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     if (!signed.ok) return quarantine(msg, commandRefusals.unauthenticated, signed.reason, signed.claimed);
     const decoded = decode(msg);
     if (!decoded.ok) return refuse(msg, decoded.error, decoded.raw);
-    const d = { command: decoded.command, msg };
-    let why: string | undefined;
+    const d: CommandDelivery = { command: decoded.command, msg };
     try {
-      why = await unintended(d.command);
+      const { why, log } = await unintended(d.command);
+      if (why !== undefined) return quarantine(msg, commandRefusals.notIntended, why);
+      if (log) d.log = log;
     } catch (err) {
       return handlerFailed(d, err);
     }
-    if (why !== undefined) return quarantine(msg, commandRefusals.notIntended, why);
     try {
       await handle(d);
     } catch (err) {

@@ -265,10 +265,9 @@ export function createImageStreamer(deps: StreamerDeps) {
       };
       return queue.refuse(msg, error, cmd);
     }
-    const prior = hasOutcome(
-      (await eventLog.read(cmd.migrationId)).events.map((e) => e.event),
-      cmd.commandId,
-    );
+    // The log the queue read to check the command's intent, just now (read again only when signatures are off).
+    const logNow = d.log ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
+    const prior = hasOutcome(logNow, cmd.commandId);
     if (prior) {
       msg.ack();
       return;
