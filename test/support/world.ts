@@ -80,10 +80,12 @@ export async function startWorld(o: WorldOptions = {}) {
   // Every service signs with its own key and verifies against the registry, as in a real cluster. The world reads
   // the log as ops does: only what the services believe.
   const identities: TestIdentities = createTestIdentities(join(cluster.dir, 'secrets'), nodes);
-  const readerTrust = o.insecure ? insecureTrust() : identities.trust('ops');
+  // HAUL_TEST_INSECURE=1 runs a test as haul ran before it signed anything: to see a forgery test fail without it.
+  const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
+  const readerTrust = insecure ? insecureTrust() : identities.trust('ops');
   const eventLog: EventLog = createEventLog(nc, validators, readerTrust);
   const trustEnv = (name: string): Record<string, string> =>
-    o.insecure ? { HAUL_INSECURE: '1' } : identities.env(name);
+    insecure ? { HAUL_INSECURE: '1' } : identities.env(name);
   const api = createApiClient(nc);
   const imageRoot = (n: string) => imageRootOf(cluster, n);
   const place: CtPlace = { cluster, nodes, ctid, shared };
