@@ -105,7 +105,13 @@ export async function main(argv: string[]): Promise<number> {
   const api = createApiClient(nc);
   // Events are shown only when believed: the registry (HAUL_IDENTITIES_FILE) is read when a command reads the log.
   let eventLog: EventLog | undefined;
-  const log = (): EventLog => (eventLog ??= createEventLog(nc, validators, trustFromEnv('reader')));
+  const log = (): EventLog => {
+    if (eventLog) return eventLog;
+    const trust = trustFromEnv('reader');
+    if (!trust.secure)
+      console.error('haul: HAUL_INSECURE=1: events are shown without checking who wrote them');
+    return (eventLog = createEventLog(nc, validators, trust));
+  };
   try {
     switch (cmd) {
       case 'migrate': {
