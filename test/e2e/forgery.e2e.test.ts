@@ -76,7 +76,7 @@ async function watchLetters(
   timeoutMs = 120_000,
 ): Promise<{ letters: Promise<DeadLetter[]> }> {
   const consumer = await jetstream(w.nc).consumers.get(streams.deadLetters, {
-    filter_subjects: subjects.deadLetters('node-agent', '*'),
+    filter_subjects: subjects.deadLettersAll, // one filter: nats-server 2.9 takes no list
     deliver_policy: DeliverPolicy.New,
   });
   const iter = await consumer.consume();
@@ -85,7 +85,8 @@ async function watchLetters(
     const out: DeadLetter[] = [];
     try {
       for await (const m of iter) {
-        out.push(m.json<DeadLetter>());
+        const letter = m.json<DeadLetter>();
+        if (letter.service === 'node-agent') out.push(letter);
         if (out.length >= n) return out;
       }
     } finally {
