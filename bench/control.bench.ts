@@ -15,9 +15,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { JsMsg } from '@nats-io/jetstream';
 import { connectBus, ensureTopology } from '@haul/bus';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
-import { repoRoot, startNatsServer, startService } from '@haul/test';
+import { createTestIdentities, repoRoot, startNatsServer, startService } from '@haul/test';
 import { ControlArgError, controlHelp, parseControlArgs, type ControlOptions } from './lib/control-args.ts';
-import { startExecutors } from './lib/control-executors.ts';
+import { nodeName, startExecutors } from './lib/control-executors.ts';
 import { runLoad, type LoadResult } from './lib/control-load.ts';
 import { cpuSecondsOf, memoryOf, percentile, round } from './lib/control-proc.ts';
 import { cloneFinished, replayStatuses } from './lib/control-replay.ts';
@@ -81,13 +81,19 @@ try {
   const entry = o.coordinator
     ? relative(repoRoot, resolve(o.coordinator))
     : 'services/coordinator/src/main.ts';
+  // Signing on, as in a cluster: what is measured includes signing every command and event and checking them.
+  const ids = createTestIdentities(
+    join(dir, 'secrets'),
+    Array.from({ length: o.nodes }, (_, i) => nodeName(i)),
+  );
   const coordinator = startService('coordinator', entry, {
     PATH: process.env['PATH'],
+    ...ids.env('coordinator'),
     HAUL_NATS_URL: server.url,
     HAUL_MAX_PER_NODE: String(o.migrations * 2),
   });
   await coordinator.waitForLine(/coordinator started/, 60_000);
-  const executors = await startExecutors(server.url, dir, o.nodes, o.delayMs);
+  const executors = await startExecutors(server.url, dir, o.nodes, o.delayMs, ids);
 
   const seq0 = await lastSeqOf(nc);
   const cpu0 = cpuSecondsOf(coordinator.pid);
@@ -138,7 +144,7 @@ try {
       const read = await readStream(nc);
       rawReads.push(read.seconds);
       streamEvents = read.messages;
-      const rep = await replayStatuses(nc, createValidators());
+      const rep = await replayStatuses(nc, createValidators(), ids.trust('ops'));
       replays.push(rep.seconds);
       rebuilt = rep.statuses.length;
       terminalStatuses = rep.statuses.filter(

@@ -14,6 +14,7 @@ async function deliveries(
     log: createLogger('probe', 'probe', { HAUL_LOG_LEVEL: 'silent' }),
     actor: { service: 'node-agent', node: 'probe' },
     executor: 'agent',
+    trust: insecureTrust(),
   });
   await queue.consume(({ msg }) => {
     msg.ack();
@@ -55,7 +56,9 @@ async function deliveries(
       args: { ctid: '101' },
       timeoutMs: 30_000,
     };
-    await timed('command: send → agent queue hands it over', () => sendCommand(nc, validators, cmd));
+    await timed('command: send → agent queue hands it over', () =>
+      sendCommand(nc, validators, insecureTrust(), cmd),
+    );
     const e = {
       eventId: `${mid}:probe`,
       migrationId: mid,
@@ -91,6 +94,7 @@ import {
   subjects,
   type EventLog,
   createEventLog,
+  insecureTrust,
   encodeJson,
   ensureTopology,
   openBucket,
@@ -110,7 +114,10 @@ const nc = await connectBus({ servers: server.url, name: 'round-trip-probe' });
 try {
   await ensureTopology(nc);
   const validators = createValidators();
-  const log = createEventLog(nc, validators);
+  // The probe replays a golden log as one writer (coordinator and agent alike), so it does not sign; the control
+  // bench (bench:control) measures haul with signing on.
+  const trust = insecureTrust();
+  const log = createEventLog(nc, validators, trust);
   const kv = await openBucket(nc, buckets.status);
   const parts: Record<string, number[]> = {};
   const time = async <T>(part: string, fn: () => Promise<T> | T): Promise<T> => {
@@ -153,7 +160,7 @@ try {
             log.append(e, { expectedLastSeq: seq, msgId: e.eventId }),
           )
         ).seq;
-        await time('coordinator: send command', () => sendCommand(nc, validators, e.data));
+        await time('coordinator: send command', () => sendCommand(nc, validators, trust, e.data));
         continue;
       }
       if (e.type === 'StepSucceeded' || e.type === 'StepFailed') {

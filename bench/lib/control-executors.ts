@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus, createLogger, limits, maxFrozenLeaseMs, type CommandDelivery } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
+import type { TestIdentities } from '@haul/test';
 import { createImageStreamer } from '../../services/image-streamer/src/app.ts';
 import { nullTransfer } from '../../services/image-streamer/src/null-transfer.ts';
 import { createNodeAgent } from '../../services/node-agent/src/app.ts';
@@ -32,6 +33,7 @@ export async function startExecutors(
   dir: string,
   count: number,
   delayMs: number,
+  ids: TestIdentities,
 ): Promise<Executors> {
   const validators = createValidators();
   const log = createLogger('bench-executor', undefined, { HAUL_LOG_LEVEL: 'warn' });
@@ -66,6 +68,7 @@ export async function startExecutors(
         heartbeatMs: limits.heartbeatMs,
         bootId: randomUUID(),
       },
+      trust: ids.trust(`agent@${node}`),
       host: createNullHost(delayMs),
       onCommand,
       exit: exit('node-agent'),
@@ -75,6 +78,7 @@ export async function startExecutors(
       validators,
       log: log.child({ node, service: 'image-streamer' }),
       cfg: { node, listenHost: '127.0.0.1', allowedRoots: [imageRoot], maxRetries: 3, progressEveryMs: 1000 },
+      trust: ids.trust(`streamer@${node}`),
       transfer: nullTransfer(delayMs),
       onCommand,
       exit: exit('image-streamer'),

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
-import { createEventLog, subjects } from '@haul/bus';
+import { createEventLog, subjects, type Trust } from '@haul/bus';
 import { evolve, initialState, projectStatus, type MigrationState } from '@haul/domain';
 import type { MigrationStatus, Validators } from '@haul/schemas';
 import { lastSeqOf } from './control-stream.ts';
@@ -48,8 +48,9 @@ export async function cloneFinished(
 export async function replayStatuses(
   nc: NatsConnection,
   validators: Validators,
+  trust: Trust,
 ): Promise<{ seconds: number; statuses: MigrationStatus[] }> {
-  const eventLog = createEventLog(nc, validators);
+  const eventLog = createEventLog(nc, validators, trust);
   const last = await lastSeqOf(nc);
   const t0 = performance.now();
   const folded = new Map<string, { state: MigrationState; lastSeq: number }>();

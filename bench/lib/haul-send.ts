@@ -4,7 +4,7 @@
 // per-chunk CRC-32, the receiver's "done"), prints "DONE <ns>" (process.hrtime, CLOCK_MONOTONIC); exits when stdin
 // closes. Optional 4th and 5th arguments name the sending and receiving nodes (node-a, node-b); with HAUL_TLS_CERT_FILE,
 // HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE set the data connection is mutual TLS, as a streamer's would be.
-import { connectBus, createLogger } from '@haul/bus';
+import { connectBus, createLogger, insecureTrust } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from '../../services/image-streamer/src/app.ts';
 import { tlsFromEnv } from '../../services/image-streamer/src/tls.ts';
@@ -28,6 +28,8 @@ const s = createImageStreamer({
   validators: createValidators(),
   log,
   cfg,
+  // The bench times the data path; its transfer runs without a command, and nothing reads its progress events.
+  trust: insecureTrust(),
 });
 // Its data listener and its registration in haul-streamers: the receiver connects only to a registered address.
 await s.start();

@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectBus, createEventLog, ensureTopology, streams, topologyNames } from '@haul/bus';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
-import { startNatsCluster, type NatsCluster } from '@haul/test';
+import { tempIdentities, startNatsCluster, type NatsCluster } from '@haul/test';
 import { readMigrations, readWholeLog, streamHealth, waitHealthy } from './soak-audit.ts';
 import { compareEventLogs, startEventTap } from './soak-events.ts';
 import { natsMember } from './soak-services.ts';
@@ -12,7 +12,7 @@ import { natsMember } from './soak-services.ts';
 const envelope = (migrationId: string, n: number) => ({
   eventId: `${migrationId}:${n}`,
   migrationId,
-  actor: { service: 'cli' as const, node: 'ops' },
+  actor: { service: 'coordinator' as const, node: 'coordinator' },
   time: new Date().toISOString(),
   schemaVersion: 1 as const,
 });
@@ -40,7 +40,7 @@ after(async () => {
 
 it("the soak's follower sees every event through a kill -9 of the log's leader; the audit finds none lost, all R3", async () => {
   await ensureTopology(nc, { replicas: 3 });
-  const log = createEventLog(nc, createValidators());
+  const log = createEventLog(nc, createValidators(), tempIdentities().trust('coordinator'));
   const tapErrors: string[] = [];
   const tap = startEventTap(nc, (err) => tapErrors.push(err.message));
   try {

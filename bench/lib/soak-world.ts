@@ -7,6 +7,7 @@ import { createApiClient } from '@haul/cli';
 import { createValidators } from '@haul/schemas';
 import {
   createEmulatedCluster,
+  createTestIdentities,
   imageRootOf,
   startNatsCluster,
   type CtPlace,
@@ -89,6 +90,8 @@ export async function startSoakWorld(
     const faultsFile = join(cluster.dir, 'faults.json');
     writeFileSync(faultsFile, '[]');
     mkdirSync(cluster.shared, { recursive: true }); // the agents' HAUL_SHARED_ROOTS must exist
+    // Signing on, as in a cluster: every service its own key, the soak reads as ops.
+    const ids = createTestIdentities(join(cluster.dir, 'secrets'), nodes);
     const nodeEnv = (node: string) => ({
       ...cluster.envFor(node),
       HAUL_NATS_URL: nats.urls,
@@ -111,6 +114,7 @@ export async function startSoakWorld(
           entry: 'services/coordinator/src/main.ts',
           env: {
             ...nodeEnv(nodes[0]!),
+            ...ids.env('coordinator'),
             HAUL_NODE: '',
             HAUL_COORDINATOR_NAME: `coordinator-${i + 1}`,
             HAUL_REPLICAS: '3',
@@ -133,7 +137,7 @@ export async function startSoakWorld(
             name: `agent-${n}`,
             kind: 'agent',
             entry: 'services/node-agent/src/main.ts',
-            env: nodeEnv(n),
+            env: { ...nodeEnv(n), ...ids.env(`agent@${n}`) },
             ready: /node agent started/,
           },
           logDir,
@@ -144,8 +148,7 @@ export async function startSoakWorld(
             name: `streamer-${n}`,
             kind: 'streamer',
             entry: 'services/image-streamer/src/main.ts',
-            // Plaintext data connections until the soak hands out the cluster's certificates (issue 12).
-            env: { ...nodeEnv(n), HAUL_INSECURE: '1' },
+            env: { ...nodeEnv(n), ...ids.env(`streamer@${n}`), HAUL_STREAM_PLAINTEXT: '1' },
             ready: /image streamer started/,
           },
           logDir,
@@ -161,7 +164,9 @@ export async function startSoakWorld(
     const nc = await connectBus({ servers: nats.urls, name: 'haul-soak' });
     undo.push(() => nc.close());
     const invalidEvents: { seq: number; why: string }[] = [];
-    const eventLog = createEventLog(nc, createValidators(), (seq, why) => invalidEvents.push({ seq, why }));
+    const eventLog = createEventLog(nc, createValidators(), ids.trust('ops'), (seq, why) =>
+      invalidEvents.push({ seq, why }),
+    );
     const home = new Map(cts.map((c, i) => [c.ctid, nodes[i % nodes.length]!]));
     return {
       dir: cluster.dir,

@@ -591,6 +591,14 @@ export interface DiscoveryInfo {
    * Node agent, image streamer: commands this process parked.
    */
   parkedCommands?: number;
+  /**
+   * Whether this process signs what it publishes and checks signatures (false only under HAUL_INSECURE=1).
+   */
+  signed?: boolean;
+  /**
+   * Commands and events this process refused to believe (unsigned, wrongly signed, or signed by an identity that may not say them).
+   */
+  rejectedMessages?: number;
   [k: string]: unknown | undefined;
 }
 /**

@@ -13,6 +13,7 @@ import {
   repoRoot,
   startNatsServer,
   startRunningWorld,
+  tempIdentities,
   type FaultRule,
   type NatsServer,
   type World,
@@ -27,12 +28,18 @@ type RunOptions = {
 
 const bin = join(repoRoot, 'bin', 'haul.mjs');
 
+/**
+ * The CLI runs as ops: it shows events only as the cluster's registry (HAUL_IDENTITIES_FILE) says to believe them.
+ * Outside a world, keys of their own; in a world, the world's.
+ */
+let opsEnv: Record<string, string> = tempIdentities().env('ops');
+
 /** Run the installed CLI (the bundle, through bin/haul.mjs) as a process; a hung one is killed after 5 minutes. */
 function haul(url: string, args: string[], o: RunOptions = {}): Promise<Run> {
   ensureBuilt();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, HAUL_NATS_URL: url, ...(o.env ?? {}) },
+      env: { ...process.env, HAUL_NATS_URL: url, ...opsEnv, ...(o.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -127,6 +134,7 @@ describe('the ops CLI against a running installation', () => {
   let id = '';
   before(async () => {
     w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
+    opsEnv = w.identities.env('ops');
   });
   after(() => w?.stop());
 

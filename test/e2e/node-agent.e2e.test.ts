@@ -3,10 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { jetstream } from '@nats-io/jetstream';
 import { encodeJson, subjects } from '@haul/bus';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, withRunningWorld, type FaultRule, type World } from '@haul/test';
+import { awaitEvent, publishAs, withRunningWorld, type FaultRule, type World } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 
 const outcomes = (events: MigrationEvent[]) =>
@@ -32,15 +31,15 @@ async function run(
 describe('node agent: every command delivered twice', () => {
   it('runs each effect once and records one outcome per command', async () => {
     await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
-      const js = jetstream(w.nc);
+      // Replays of the coordinator's own signed commands: the same bytes and signature, to the same node.
+      const coordinator = w.identities.trust('coordinator');
       let dups = 0;
       const { id, end, base, events } = await run(w, {}, (e) => {
         // A second copy of every command, once right away and once after its outcome, past the stream's own dedupe.
         const again = (cmd: Extract<MigrationEvent, { type: 'StepIntended' }>['data'], tag: string) => {
           dups++;
-          void js.publish(subjects.commands(cmd.node, cmd.executor), encodeJson(cmd), {
-            msgID: `${cmd.commandId}:${tag}`,
-          });
+          const subject = subjects.commands(cmd.node, cmd.executor);
+          void publishAs(w.nc, coordinator, subject, encodeJson(cmd), `${cmd.commandId}:${tag}`);
         };
         if (e.type === 'StepIntended') again(e.data, 'dup-early');
         if (e.type === 'StepSucceeded') {

@@ -8,3 +8,4 @@ export * from './invariants.ts';
 export * from './secrets.ts';
 export { ensureBuilt } from './build.ts';
 export * from './prometheus.ts';
+export * from './identities.ts';

@@ -7,6 +7,7 @@ import {
   connectBus,
   createEventLog,
   ensureTopology,
+  insecureTrust,
   openBucket,
   type EventLog,
 } from '@haul/bus';
@@ -21,6 +22,7 @@ import {
   type CtPlace,
 } from './invariants.ts';
 import { freePort, startNatsServer, type NatsServer } from './nats-server.ts';
+import { createTestIdentities, loadTestIdentities, type TestIdentities } from './identities.ts';
 import { startService, type ServiceProcess } from './processes.ts';
 import { createTestSecrets, secretsEnv, streamerTlsEnv, type TestSecrets } from './secrets.ts';
 
@@ -43,6 +45,11 @@ export type WorldOptions = {
   secure?: boolean;
   /** Serve each service's Prometheus metrics on a free loopback port (world.metricsUrl(service name)). */
   metrics?: boolean;
+  /**
+   * Run without signatures (HAUL_INSECURE=1 for every service, and an insecure reader). Signing is on by default;
+   * a test that turns it off says why.
+   */
+  insecure?: boolean;
   log?: (line: string) => void;
 };
 
@@ -59,7 +66,7 @@ export async function startWorld(o: WorldOptions = {}) {
   const as = (identity: string): Record<string, string> => (secrets ? secretsEnv(secrets.dir, identity) : {});
   /** A streamer's data connections: mutual TLS with its node certificate, or plaintext in an insecure world. */
   const streamerTls = (node: string): Record<string, string> =>
-    secrets ? streamerTlsEnv(secrets.dir, node) : { HAUL_INSECURE: '1' };
+    secrets ? streamerTlsEnv(secrets.dir, node) : { HAUL_STREAM_PLAINTEXT: '1' };
   const connectAs = (identity: string) =>
     connectBus(busConfigFromEnv(`haul-world-${identity}`, { HAUL_NATS_URL: server.url, ...as(identity) }));
   const cluster: EmulatedCluster = createEmulatedCluster('haul-world-');
@@ -94,7 +101,19 @@ export async function startWorld(o: WorldOptions = {}) {
     await coordinator.close();
   } else await ensureTopology(nc);
   const validators = createValidators();
-  const eventLog: EventLog = createEventLog(nc, validators);
+  // Every service signs with its own key and verifies against the registry, as in a real cluster. The world reads
+  // the log as ops does: only what the services believe.
+  // In a secure world the keys are those `haul init-cluster` made (they log in to NATS as well).
+  const identities: TestIdentities = secrets
+    ? loadTestIdentities(secrets.dir)
+    : createTestIdentities(join(cluster.dir, 'secrets'), nodes);
+  // HAUL_TEST_INSECURE=1 runs a test as haul ran before it signed anything: to see a forgery test fail without it.
+  const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
+  const readerTrust = insecure ? insecureTrust() : identities.trust('ops');
+  const eventLog: EventLog = createEventLog(nc, validators, readerTrust);
+  /** A service's identity: its key signs (and, in a secure world, logs in to NATS with TLS). */
+  const trustEnv = (name: string): Record<string, string> =>
+    insecure ? { HAUL_INSECURE: '1' } : { ...as(name), ...identities.env(name) };
   const api = createApiClient(nc);
   const imageRoot = (n: string) => imageRootOf(cluster, n);
   const place: CtPlace = { cluster, nodes, ctid, shared };
@@ -131,6 +150,10 @@ export async function startWorld(o: WorldOptions = {}) {
     cluster,
     nc,
     eventLog,
+    /** The cluster's keys: tests that forge messages sign with them (test/support/identities.ts). */
+    identities,
+    /** The world's own reader trust: counts what it refused to believe. */
+    readerTrust,
     api,
     services,
     shared,
@@ -153,7 +176,7 @@ export async function startWorld(o: WorldOptions = {}) {
       return start(
         `agent-${n}`,
         'services/node-agent/src/main.ts',
-        { ...baseEnv(n), ...as(`agent@${n}`), ...extra },
+        { ...baseEnv(n), ...trustEnv(`agent@${n}`), ...extra },
         /node agent started/,
       );
     },
@@ -161,14 +184,14 @@ export async function startWorld(o: WorldOptions = {}) {
       start(
         `streamer-${n}`,
         'services/image-streamer/src/main.ts',
-        { ...baseEnv(n), ...as(`streamer@${n}`), ...streamerTls(n), ...extra },
+        { ...baseEnv(n), ...trustEnv(`streamer@${n}`), ...streamerTls(n), ...extra },
         /image streamer started/,
       ),
     startCoordinator: (name = 'coordinator') =>
       start(
         name,
         'services/coordinator/src/main.ts',
-        { ...baseEnv('node-a'), ...as('coordinator'), HAUL_COORDINATOR_NAME: name, HAUL_NODE: '' },
+        { ...baseEnv('node-a'), ...trustEnv('coordinator'), HAUL_COORDINATOR_NAME: name, HAUL_NODE: '' },
         /coordinator started/,
       ),
     async startAll(streamerEnv: Record<string, Record<string, string>> = {}) {

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { nanos } from '@nats-io/nats-core';
+import { headers, nanos } from '@nats-io/nats-core';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import {
   isTerminalEvent,
@@ -14,27 +14,38 @@ import { limits, streams, subjects, type Executor } from './conventions.ts';
 import { createParking } from './dead-letters.ts';
 import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
-import { eventFactory } from './events.ts';
+import { eventFactory, hasOutcome } from './events.ts';
 import type { Logger } from './logger.ts';
 import { retryTransient } from './retry.ts';
+import type { Trust } from './trust/trust.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Send a step command to its node's executor. Deduplicated by command id within the duplicate window. */
+/**
+ * Send a step command to its node's executor, signed by this process (the coordinator): the signature covers the
+ * subject (the node and executor) and the body (the migration and command ids). Deduplicated by command id within
+ * the duplicate window.
+ */
 export async function sendCommand(
   nc: NatsConnection,
   validators: Validators,
+  trust: Trust,
   cmd: StepCommand,
 ): Promise<void> {
   const v = validators.validate<StepCommand>('command', cmd);
   if (!v.ok) throw new Error(v.error.message);
   const js = jetstream(nc);
+  const subject = subjects.commands(cmd.node, cmd.executor);
+  const body = enc.encode(JSON.stringify(cmd));
+  const signature = trust.sign(subject, body);
+  const h = signature ? headers() : undefined;
+  for (const [k, val] of Object.entries(signature ?? {})) h?.set(k, val);
   await retryTransient(async () => {
-    const subject = subjects.commands(cmd.node, cmd.executor);
-    const ack = await js.publish(subject, enc.encode(JSON.stringify(cmd)), {
+    const ack = await js.publish(subject, body, {
       msgID: cmd.commandId,
       timeout: limits.publishTimeoutMs,
+      ...(h ? { headers: h } : {}),
     });
     // As for events: a duplicate with sequence 0 (clustered 2.9) is not stored yet.
     if (ack.duplicate && ack.seq === 0)
@@ -43,7 +54,12 @@ export async function sendCommand(
 }
 
 /** A command as handed to its executor: valid against its schema. */
-export type CommandDelivery = { command: StepCommand; msg: JsMsg };
+export type CommandDelivery = {
+  command: StepCommand;
+  msg: JsMsg;
+  /** The migration's authentic log as read to check the command's intent (none when signatures are off). */
+  log?: readonly MigrationEvent[];
+};
 
 /** Codes of the commands the queue refuses itself (executors have their own, e.g. HAUL_WRONG_EXECUTOR). */
 export const commandRefusals = {
@@ -51,6 +67,10 @@ export const commandRefusals = {
   invalid: 'HAUL_INVALID_MESSAGE' satisfies ValidationError['code'],
   /** Handling it threw (a fault outside any step): parked, never run again. */
   unhandled: 'HAUL_COMMAND_UNHANDLED',
+  /** Not signed by a coordinator: parked and counted, and no event is written for it (docs/security.md). */
+  unauthenticated: 'HAUL_COMMAND_UNAUTHENTICATED',
+  /** Signed, but its migration's log holds no such live intent (a replay, or a command of a finished migration). */
+  notIntended: 'HAUL_COMMAND_NOT_INTENDED',
 } as const;
 
 /** The durable consumer of one node's executor (haul.cmd.<node>.<executor>). */
@@ -74,6 +94,8 @@ export type CommandQueueDeps = {
   /** Who consumes: the actor of its CommandRejected events, and its dead letters' haul.dead.<service>.<node>. */
   actor: Actor;
   executor: Executor;
+  /** Verifies that each command is signed by a coordinator; refusals are counted in it. */
+  trust: Trust;
 };
 
 type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInfo; raw: unknown };
@@ -87,7 +109,7 @@ type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInf
  * and is never re-run forever.
  */
 export function createCommandQueue(deps: CommandQueueDeps) {
-  const { nc, validators, eventLog, log, actor, executor } = deps;
+  const { nc, validators, eventLog, log, actor, executor, trust } = deps;
   const parking = createParking(nc, actor.service, actor.node);
   const event = eventFactory(actor);
 
@@ -180,10 +202,79 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     );
   }
 
+  /**
+   * Refuse a message nobody may have sent or nobody intended: reported (warn, counted), parked as a dead letter and
+   * termed, and nothing else — a message that proves nothing must not make this service write into any log.
+   */
+  async function quarantine(msg: JsMsg, code: string, reason: string, claimed?: string): Promise<void> {
+    trust.reject({
+      kind: 'command',
+      subject: msg.subject,
+      seq: msg.seq,
+      ...(claimed ? { claimed } : {}),
+      reason,
+    });
+    try {
+      await parking.park({ subject: msg.subject, seq: msg.seq, data: msg.data }, `${code}: ${reason}`);
+      msg.term();
+    } catch (err) {
+      log.error({ err, seq: msg.seq }, 'could not park the refused command; it will be delivered again');
+      msg.nak(busRetryMs);
+    }
+  }
+
+  /** Who signed the command, if a coordinator did (over exactly this subject, so for exactly this node). */
+  function signedByCoordinator(msg: JsMsg): { ok: true } | { ok: false; reason: string; claimed?: string } {
+    const v = trust.verify(msg.subject, msg.data, msg.headers);
+    if (!v.ok)
+      return v.claimed
+        ? { ok: false, reason: v.reason, claimed: v.claimed }
+        : { ok: false, reason: v.reason };
+    if (v.identity && v.identity.role !== 'coordinator')
+      return {
+        ok: false,
+        reason: `signed by ${v.identity.name}, not a coordinator`,
+        claimed: v.identity.name,
+      };
+    return { ok: true };
+  }
+
+  /**
+   * A command runs only as an intent of its migration: the authentic log holds a StepIntended with this very command
+   * (the signature binds the subject to the body, this binds the body to the log). Once the migration has ended, only
+   * a command whose outcome is in the log gets through, for the handler to skip it as the duplicate it is (a late
+   * redelivery); a replayed one that never ran, or one no log intends, is refused.
+   */
+  async function unintended(cmd: StepCommand): Promise<{ why?: string; log?: readonly MigrationEvent[] }> {
+    if (!trust.secure) return {};
+    const { events } = await eventLog.read(cmd.migrationId);
+    const want = canonicalJson(cmd);
+    const intended = events.some(
+      (e) =>
+        e.event.type === 'StepIntended' &&
+        e.event.data.commandId === cmd.commandId &&
+        canonicalJson(e.event.data) === want,
+    );
+    if (!intended) return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
+    const log = events.map((e) => e.event);
+    if (log.some(isTerminalEvent) && !hasOutcome(log, cmd.commandId))
+      return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
+    return { log };
+  }
+
   async function deliver(msg: JsMsg, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
+    const signed = signedByCoordinator(msg);
+    if (!signed.ok) return quarantine(msg, commandRefusals.unauthenticated, signed.reason, signed.claimed);
     const decoded = decode(msg);
     if (!decoded.ok) return refuse(msg, decoded.error, decoded.raw);
-    const d = { command: decoded.command, msg };
+    const d: CommandDelivery = { command: decoded.command, msg };
+    try {
+      const { why, log } = await unintended(d.command);
+      if (why !== undefined) return quarantine(msg, commandRefusals.notIntended, why);
+      if (log) d.log = log;
+    } catch (err) {
+      return handlerFailed(d, err);
+    }
     try {
       await handle(d);
     } catch (err) {
@@ -248,3 +339,12 @@ export function createCommandQueue(deps: CommandQueueDeps) {
 }
 
 export type CommandQueue = ReturnType<typeof createCommandQueue>;
+
+/** JSON with object keys sorted: the same command compares equal however its keys were ordered. */
+function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : x,
+  );
+}

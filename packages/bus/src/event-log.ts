@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
+import { headers } from '@nats-io/nats-core';
 import {
   DeliverPolicy,
   jetstream,
@@ -10,6 +11,8 @@ import type { MigrationEvent, Validators } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
 import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
 import { retryTransient } from './retry.ts';
+import { createEventJudge, type RawEvent } from './trust/event-judge.ts';
+import type { Trust } from './trust/trust.ts';
 
 /** An event as stored in the log, with its stream sequence (the value compare-and-set appends expect). */
 export type StoredEvent = { seq: number; event: MigrationEvent };
@@ -29,6 +32,11 @@ export type EventLog = {
    * alone when there is none).
    */
   read(migrationId: string, opts?: ReadOptions): Promise<{ events: StoredEvent[]; lastSeq: number }>;
+  /**
+   * Judge one message of the event stream that reached this process another way (the coordinator's consumer): the
+   * event if it is believed, undefined if it is skipped (invalid, or refused and reported).
+   */
+  admit(raw: RawEvent): Promise<StoredEvent | undefined>;
   /** Follow the log: all migrations (or one), from a stream sequence or a time, live. */
   follow(opts: FollowOptions): AsyncIterable<StoredEvent>;
 };
@@ -46,11 +54,16 @@ export type FollowOptions = {
 
 const enc = new TextEncoder();
 const msgIdOf = (event: MigrationEvent, opts: AppendOptions): string => opts.msgId ?? event.eventId;
-const dec = new TextDecoder();
 
+/**
+ * The migration log. Every append is signed with this process's key (trust.sign); every reader — read, follow, and
+ * the coordinator's consumer through `admit` — gets only the events the judge believes (trust/event-judge.ts), so no
+ * reader can forget the check. `onInvalid` hears of messages that are no valid event at all.
+ */
 export function createEventLog(
   nc: NatsConnection,
   validators: Validators,
+  trust: Trust,
   onInvalid: (seq: number, message: string) => void = () => {},
 ): EventLog {
   const js: JetStreamClient = jetstream(nc);
@@ -62,25 +75,10 @@ export function createEventLog(
       jsmP = undefined;
       throw err;
     }));
+  const judge = createEventJudge(trust, validators, onInvalid);
 
-  const decode = (seq: number, data: Uint8Array): StoredEvent | undefined => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(dec.decode(data));
-    } catch {
-      onInvalid(seq, 'not JSON');
-      return undefined;
-    }
-    const v = validators.validate<MigrationEvent>('event', parsed);
-    if (!v.ok) {
-      onInvalid(seq, v.error.message);
-      return undefined;
-    }
-    return { seq, event: v.value };
-  };
-
-  async function readUpTo(subject: string, lastSeq: number, afterSeq: number): Promise<StoredEvent[]> {
-    const events: StoredEvent[] = [];
+  async function readUpTo(subject: string, lastSeq: number, afterSeq: number): Promise<RawEvent[]> {
+    const raws: RawEvent[] = [];
     const consumer = await js.consumers.get(
       streams.events,
       afterSeq > 0
@@ -98,9 +96,8 @@ export function createEventLog(
       for await (const msg of iter) {
         clearTimeout(watchdog);
         watchdog = setTimeout(() => ((idle = true), void iter.close()), limits.readIdleMs);
-        const e = decode(msg.seq, msg.data);
-        if (e) events.push(e);
-        if (msg.seq >= lastSeq) return events;
+        raws.push({ subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers });
+        if (msg.seq >= lastSeq) return raws;
       }
     } finally {
       clearTimeout(watchdog);
@@ -111,25 +108,96 @@ export function createEventLog(
     );
   }
 
+  /** Read and judge a migration's messages after `afterSeq`, starting where the judge's facts need it. */
+  async function readJudged(migrationId: string, afterSeq: number, lastSeq: number): Promise<StoredEvent[]> {
+    const subject = subjects.events(migrationId);
+    const from = judge.coveredFrom(migrationId, afterSeq);
+    const raws = await retryTransient(() => readUpTo(subject, lastSeq, from));
+    return judge.inOrder(migrationId, from, raws).filter((e) => e.seq > afterSeq);
+  }
+
+  async function lastOf(subject: string) {
+    const m = await jsm();
+    // null when the subject has no message (the client maps the API's "no message found" to null); any other
+    // failure, a missing stream included, is an error and never an empty log.
+    return retryTransient(() => m.streams.getMessage(streams.events, { last_by_subj: subject }));
+  }
+
+  async function readBack(migrationId: string, afterSeq: number): Promise<void> {
+    const last = await lastOf(subjects.events(migrationId));
+    if (last && last.seq > afterSeq) await readJudged(migrationId, afterSeq, last.seq);
+  }
+
+  /**
+   * JetStream answers an append whose message id is already in its duplicate window as a duplicate. Anyone on the
+   * bus can publish first with the id an event will have (ids are predictable): a duplicate counts only when the
+   * stored copy is this identity's own signed event (or, for coordinators, another coordinator's). Otherwise the
+   * squatter is reported and the event is appended under an id made of its signature, which nobody can guess.
+   */
+  async function squatted(subject: string, seq: number, event: MigrationEvent): Promise<boolean> {
+    if (!trust.secure) return false;
+    const m = await jsm();
+    const stored = await retryTransient(() => m.streams.getMessage(streams.events, { seq }));
+    if (!stored) return true;
+    const v = trust.verify(stored.subject, stored.data, stored.header);
+    let sameId = false;
+    try {
+      sameId =
+        (JSON.parse(new TextDecoder().decode(stored.data)) as { eventId?: unknown }).eventId ===
+        event.eventId;
+    } catch {
+      sameId = false;
+    }
+    if (stored.subject === subject && v.ok && v.identity?.name === trust.identity?.name && sameId)
+      return false;
+    trust.reject({
+      kind: 'event',
+      subject: stored.subject,
+      seq,
+      ...(v.ok ? { claimed: v.identity?.name ?? '' } : v.claimed ? { claimed: v.claimed } : {}),
+      reason: `took the message id of ${event.eventId} before its real append`,
+    });
+    return true;
+  }
+
+  async function publish(
+    subject: string,
+    body: Uint8Array,
+    msgID: string,
+    expectedLastSeq: number | undefined,
+  ) {
+    const signature = trust.sign(subject, body);
+    const pubOpts: Parameters<JetStreamClient['publish']>[2] = { msgID, timeout: limits.publishTimeoutMs };
+    if (signature) {
+      const h = headers();
+      for (const [k, v] of Object.entries(signature)) h.set(k, v);
+      pubOpts.headers = h;
+    }
+    if (expectedLastSeq !== undefined) pubOpts.expect = { lastSubjectSequence: expectedLastSeq };
+    return retryTransient(async () => {
+      const a = await js.publish(subject, body, pubOpts);
+      // A clustered 2.9 server answers a retry whose first publish is still being proposed (or was dropped at
+      // a leader change) as a duplicate with sequence 0: not stored yet, so not an append. Ask again.
+      if (a.duplicate && a.seq === 0) throw new BusUnavailableError(`${subject}: ${msgID} is not stored yet`);
+      return { ack: a, signature };
+    });
+  }
+
   return {
     async append(event, opts = {}) {
       const v = validators.validate<MigrationEvent>('event', event);
       if (!v.ok) throw new BusError('HAUL_INVALID_EVENT', v.error.message, false);
       const subject = subjects.events(event.migrationId);
-      const pubOpts: Parameters<JetStreamClient['publish']>[2] = {
-        msgID: msgIdOf(event, opts),
-        timeout: limits.publishTimeoutMs,
-      };
-      if (opts.expectedLastSeq !== undefined) pubOpts.expect = { lastSubjectSequence: opts.expectedLastSeq };
+      const body = enc.encode(JSON.stringify(event));
+      const contiguous =
+        opts.expectedLastSeq !== undefined && opts.expectedLastSeq === judge.covered(event.migrationId);
       try {
-        const ack = await retryTransient(async () => {
-          const a = await js.publish(subject, enc.encode(JSON.stringify(event)), pubOpts);
-          // A clustered 2.9 server answers a retry whose first publish is still being proposed (or was dropped at
-          // a leader change) as a duplicate with sequence 0: not stored yet, so not an append. Ask again.
-          if (a.duplicate && a.seq === 0)
-            throw new BusUnavailableError(`${subject}: ${msgIdOf(event, opts)} is not stored yet`);
-          return a;
-        });
+        let { ack, signature } = await publish(subject, body, msgIdOf(event, opts), opts.expectedLastSeq);
+        if (ack.duplicate && (await squatted(subject, ack.seq, event))) {
+          const unguessable = `${event.eventId}:${signature?.['Haul-Signature'].slice(0, 22) ?? ''}`;
+          ({ ack, signature } = await publish(subject, body, unguessable, opts.expectedLastSeq));
+        }
+        if (!ack.duplicate) judge.appended(ack.seq, event, contiguous);
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
         if (isWrongLastSequence(err))
@@ -139,21 +207,16 @@ export function createEventLog(
     },
 
     async read(migrationId, opts = {}) {
-      const subject = subjects.events(migrationId);
-      const m = await jsm();
-      // null when the subject has no message (the client maps the API's "no message found" to null); any other
-      // failure, a missing stream included, is an error and never an empty log.
-      const last = await retryTransient(() =>
-        m.streams.getMessage(streams.events, { last_by_subj: subject }),
-      );
+      const last = await lastOf(subjects.events(migrationId));
       if (!last) return { events: [], lastSeq: 0 };
       const afterSeq = opts.afterSeq ?? 0;
       if (last.seq <= afterSeq) return { events: [], lastSeq: last.seq };
       // An ordered consumer up to the last sequence. A read that stops receiving (a server of the cluster died
       // under it) is given up after readIdleMs and tried again, never left hanging with its migration behind it.
-      const events = await retryTransient(() => readUpTo(subject, last.seq, afterSeq));
-      return { events, lastSeq: last.seq };
+      return { events: await readJudged(migrationId, afterSeq, last.seq), lastSeq: last.seq };
     },
+
+    admit: (raw) => judge.single(raw, readBack),
 
     async *follow(opts) {
       const filter = opts.migrationId ? subjects.events(opts.migrationId) : subjects.eventsAll;
@@ -176,7 +239,8 @@ export function createEventLog(
       opts.signal?.addEventListener('abort', stop, { once: true });
       try {
         for await (const msg of iter) {
-          const e = decode(msg.seq, msg.data);
+          const raw = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers };
+          const e = await judge.single(raw, readBack);
           if (e) yield e;
           // Counted on raw messages, so a message that is not an event still counts towards the end.
           if (--remaining <= 0 || (opts.toEnd && msg.info.pending === 0)) return;

@@ -46,6 +46,8 @@ export {
   type AppendOptions,
   type FollowOptions,
 } from './event-log.ts';
+export type { RawEvent } from './trust/event-judge.ts';
+export * from './trust/index.ts';
 export {
   sendCommand,
   createCommandQueue,

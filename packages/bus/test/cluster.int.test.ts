@@ -3,14 +3,14 @@ import { after, before, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
-import { startNatsCluster, type NatsCluster } from '@haul/test';
+import { tempIdentities, startNatsCluster, type NatsCluster } from '@haul/test';
 import { connectBus, createEventLog, ensureTopology, streams } from '@haul/bus';
 
 const ev = (n: number): MigrationEvent => ({
   eventId: `mig-clus01:${n}`,
   migrationId: 'mig-clus01',
   type: 'CancelRequested',
-  actor: { service: 'cli', node: 'ops' },
+  actor: { service: 'coordinator', node: 'coordinator' },
   time: new Date().toISOString(),
   schemaVersion: 1,
   data: { reason: `n${n}` },
@@ -29,7 +29,7 @@ after(async () => {
 
 it('a 3-server cluster keeps the R3 event log through the loss of the stream leader (appends retried, none lost)', async () => {
   await ensureTopology(nc, { replicas: 3 });
-  const log = createEventLog(nc, createValidators());
+  const log = createEventLog(nc, createValidators(), tempIdentities().trust('coordinator'));
   let last = 0;
   for (let i = 1; i <= 5; i++) last = (await log.append(ev(i), { expectedLastSeq: last })).seq;
   const jsm = await jetstreamManager(nc);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
-import { startNatsServer, type NatsServer } from '@haul/test';
+import { tempIdentities, startNatsServer, type NatsServer } from '@haul/test';
 import {
   ConcurrencyConflictError,
   connectBus,
@@ -18,7 +18,7 @@ function cancelEvent(migrationId: string, n: number): MigrationEvent {
     eventId: `${migrationId}:cancel:${n}`,
     migrationId,
     type: 'CancelRequested',
-    actor: { service: 'cli', node: 'ops' },
+    actor: { service: 'coordinator', node: 'coordinator' },
     time: new Date(0).toISOString(),
     schemaVersion: 1,
     data: { reason: `test ${n}` },
@@ -33,7 +33,7 @@ describe('event log on a real JetStream stream', () => {
     server = await startNatsServer();
     nc = await connectBus({ servers: server.url, name: 'event-log-test' });
     await ensureTopology(nc);
-    log = createEventLog(nc, validators);
+    log = createEventLog(nc, validators, tempIdentities().trust('coordinator'));
   });
   after(async () => {
     await nc?.drain();

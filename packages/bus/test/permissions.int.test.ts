@@ -37,7 +37,9 @@ import {
 } from '@haul/bus';
 import {
   createTestSecrets,
+  loadTestIdentities,
   secretsEnv,
+  stepIntended,
   startNatsServer,
   type NatsServer,
   type TestSecrets,
@@ -52,6 +54,8 @@ const run = promisify(execFile);
 const validators = createValidators();
 const log = createLogger('permissions-test', 'test');
 let secrets: TestSecrets;
+/** The signing side of an identity: the same nkey it logs in with. */
+const trustOf = (name: string) => loadTestIdentities(secrets.dir).trust(name);
 let server: NatsServer;
 const conns = new Map<string, NatsConnection>();
 
@@ -120,7 +124,7 @@ const command = (node: string, executor: 'agent' | 'streamer', n: number): StepC
 describe('every identity can do what haul needs of it', () => {
   it('coordinator: its durable of every event, appends, commands, statuses, the admission ledger, node reads', async () => {
     const nc = await as('coordinator');
-    const eventLog = createEventLog(nc, validators);
+    const eventLog = createEventLog(nc, validators, trustOf('coordinator'));
     const ev = eventFactory({ service: 'coordinator', node: 'coordinator' });
     await eventLog.append(ev(mid, 'CancelRequested', { reason: 'matrix' }, `${mid}:1`));
     const jsm = await jetstreamManager(nc);
@@ -136,8 +140,11 @@ describe('every identity can do what haul needs of it', () => {
     assert.equal(msg?.subject, subjects.events(mid));
     assert.ok(await msg.ackAck(), 'its ack is taken');
     for (const node of ['node-a', 'node-b'])
-      for (const executor of ['agent', 'streamer'] as const)
-        await sendCommand(nc, validators, command(node, executor, 1));
+      for (const executor of ['agent', 'streamer'] as const) {
+        // An executor runs only a command the coordinator signed and its migration's log intends.
+        await eventLog.append(stepIntended(command(node, executor, 1)));
+        await sendCommand(nc, validators, trustOf('coordinator'), command(node, executor, 1));
+      }
     const status = await openBucket(nc, buckets.status);
     await status.put(mid, encodeJson({ migrationId: mid }));
     const keys: string[] = [];
@@ -154,12 +161,14 @@ describe('every identity can do what haul needs of it', () => {
     it(`${executor}@node-a: waits for the topology, consumes its own commands, parks and records a refusal`, async () => {
       const nc = await as(`${executor}@node-a`);
       assert.equal(await awaitTopology(nc, log, 5000), undefined);
-      const eventLog = createEventLog(nc, validators);
+      const trust = trustOf(`${executor}@node-a`);
+      const eventLog = createEventLog(nc, validators, trust);
       const service = executor === 'agent' ? 'node-agent' : 'image-streamer';
       const queue = createCommandQueue({
         nc,
         validators,
         eventLog,
+        trust,
         log,
         actor: { service, node: 'node-a' },
         executor,
@@ -217,7 +226,7 @@ describe('every identity can do what haul needs of it', () => {
     const ops = await as('ops');
     assert.deepEqual(decodeJson((await ops.request(subjects.apiStatus, encodeJson({}))).data), { ok: true });
     for (const nc of [scheduler, ops]) {
-      const eventLog = createEventLog(nc, validators);
+      const eventLog = createEventLog(nc, validators, trustOf('ops'));
       assert.ok((await eventLog.read(mid)).events.length >= 1);
       for await (const e of eventLog.follow({ fromSeq: 1 })) {
         assert.equal(e.event.migrationId, mid);

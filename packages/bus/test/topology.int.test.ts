@@ -10,6 +10,7 @@ import {
   startNatsCluster,
   startNatsServer,
   startService,
+  tempIdentities,
   type EmulatedCluster,
   type NatsCluster,
   type NatsServer,
@@ -33,9 +34,14 @@ function startNodeServices(emu: EmulatedCluster, natsUrl: string, extra: Record<
     HAUL_LOG_LEVEL: 'info',
     ...extra,
   };
+  const ids = tempIdentities();
   return [
-    startService('agent-node-a', 'services/node-agent/src/main.ts', env),
-    startService('streamer-node-a', 'services/image-streamer/src/main.ts', { ...env, HAUL_INSECURE: '1' }),
+    startService('agent-node-a', 'services/node-agent/src/main.ts', { ...env, ...ids.env('agent@node-a') }),
+    startService('streamer-node-a', 'services/image-streamer/src/main.ts', {
+      ...env,
+      ...ids.env('streamer@node-a'),
+      HAUL_STREAM_PLAINTEXT: '1',
+    }),
   ] as const;
 }
 

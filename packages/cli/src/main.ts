@@ -1,6 +1,13 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { busConfigFromEnv, connectBus, createEventLog, type EventLog } from '@haul/bus';
+import {
+  busConfigFromEnv,
+  connectBus,
+  createEventLog,
+  TrustConfigError,
+  trustFromEnv,
+  type EventLog,
+} from '@haul/bus';
 import pkg from '../../../package.json' with { type: 'json' };
 import { closest, parseCommandLine } from './args.ts';
 import { createApiClient, type ApiClient } from './client.ts';
@@ -129,7 +136,14 @@ function lazyConnection(servers: string | undefined, env: NodeJS.ProcessEnv) {
   return {
     nc,
     api: async () => (api ??= createApiClient(await nc())),
-    log: () => (logP ??= nc().then((c) => createEventLog(c, envelopeValidators))),
+    // Events are shown only when believed: the registry (HAUL_IDENTITIES_FILE) is read when a command reads the log.
+    log: () =>
+      (logP ??= nc().then((c) => {
+        const trust = trustFromEnv('reader', undefined, env);
+        if (!trust.secure)
+          process.stderr.write('haul: HAUL_INSECURE=1: events are shown without checking who wrote them\n');
+        return createEventLog(c, envelopeValidators, trust);
+      })),
     close: async () => {
       if (ncP) await ncP.then((c) => c.close()).catch(() => {});
     },
@@ -138,6 +152,10 @@ function lazyConnection(servers: string | undefined, env: NodeJS.ProcessEnv) {
 
 /** One line on stderr for any failure (the stack only with HAUL_DEBUG=1), and the outcome to exit with. */
 function report(err: unknown, io: Io): ExitName {
+  if (err instanceof TrustConfigError) {
+    io.err(`haul: ${err.message}`);
+    return 'usage';
+  }
   if (err instanceof UsageError) {
     io.err(`haul: ${err.message}`);
     io.err(`Run 'haul ${err.command ? `${err.command} ` : ''}--help' for usage.`);

@@ -11,6 +11,7 @@ import {
   validValues,
   type EventLog,
   type Logger,
+  type Trust,
 } from '@haul/bus';
 import {
   CommandRejectedError,
@@ -48,6 +49,7 @@ export function createApi(
   pm: ProcessManager,
   log: Logger,
   admission: Admission,
+  trust: Trust,
 ) {
   const rejection = (err: CommandRejectedError): ErrorInfo =>
     err.field
@@ -251,10 +253,13 @@ export function createApi(
           }),
         );
       subscriptions.push(
-        serveDiscovery(nc, 'coordinator', pm.meta().actor.node, () => ({
-          active: pm.active.size,
-          endpoints: routes.map((r) => r[0]),
-        })),
+        serveDiscovery(
+          nc,
+          'coordinator',
+          pm.meta().actor.node,
+          () => ({ active: pm.active.size, endpoints: routes.map((r) => r[0]) }),
+          trust,
+        ),
       );
     },
     stop(): void {

@@ -18,6 +18,7 @@ import {
   type EventLog,
   type Logger,
   type MetricsConfig,
+  type Trust,
 } from '@haul/bus';
 import type { MigrationEvent, Validators } from '@haul/schemas';
 import { createAdmission } from './admission.ts';
@@ -31,6 +32,8 @@ export type CoordinatorConfig = CoordinatorSettings & {
 };
 
 export type CoordinatorDeps = {
+  /** Signs the coordinator's events and commands and judges every event it reads (docs/security.md). */
+  trust: Trust;
   /** The migration log (default: the JetStream event log; tests pass one that counts reads). */
   eventLog?: EventLog;
   /** Where to serve Prometheus metrics (HAUL_METRICS_PORT); absent: not served. */
@@ -50,16 +53,17 @@ export function createCoordinator(
   validators: Validators,
   cfg: CoordinatorConfig,
   log: Logger,
-  deps: CoordinatorDeps = {},
+  deps: CoordinatorDeps,
 ) {
+  const { trust } = deps;
   const eventLog =
     deps.eventLog ??
-    createEventLog(nc, validators, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
+    createEventLog(nc, validators, trust, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
   const admission = createAdmission({ nc, validators, eventLog, log, maxPerNode: cfg.maxMigrationsPerNode });
   const registry = new Registry();
   const metrics = coordinatorMetrics(registry, heartbeatTimesOf(nc));
-  const pm = createProcessManager(nc, validators, eventLog, cfg, log, admission, metrics);
-  const api = createApi(nc, validators, eventLog, pm, log, admission);
+  const pm = createProcessManager(nc, validators, eventLog, cfg, log, trust, admission, metrics);
+  const api = createApi(nc, validators, eventLog, pm, log, admission, trust);
   const ac = new AbortController();
   let loop: Promise<void> | undefined;
   let reconciler: NodeJS.Timeout | undefined;
@@ -93,14 +97,23 @@ export function createCoordinator(
   /**
    * One delivered event: fold it into its migration and advance it. A failure is retried with a growing delay;
    * after limits.eventRedeliveries the message is parked. Parking loses nothing: the event stays in the log, and
-   * the failed migration is advanced again from the log by its own timer.
+   * the failed migration is advanced again from the log by its own timer. An event the log's judge does not believe
+   * (unsigned, or signed by someone who may not have written it) was reported by it and is only acked: it changes
+   * nothing, as it changes nothing for any other reader of the log.
    */
   async function handleEvent(msg: JsMsg): Promise<void> {
     const d = decodeEvent(msg);
     if (!d.ok) return park(msg, d.reason);
     const migrationId = d.event.migrationId;
     try {
-      await pm.deliver({ seq: msg.seq, event: d.event });
+      const believed = await eventLog.admit({
+        subject: msg.subject,
+        seq: msg.seq,
+        data: msg.data,
+        headers: msg.headers,
+      });
+      if (!believed) return msg.ack();
+      await pm.deliver(believed);
       msg.ack();
     } catch (err) {
       const n = msg.info.deliveryCount;

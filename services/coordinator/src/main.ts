@@ -9,6 +9,7 @@ import {
   metricsConfigOrExit,
   metricsEnvHelp,
   stopOnSignals,
+  trustFromEnvOrExit,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createCoordinator } from './app.ts';
@@ -17,6 +18,9 @@ const help = `haul coordinator: turns migrate requests into steps, drives node a
 
 Environment:
   HAUL_NATS_URL              NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
+  HAUL_NKEY_SEED_FILE        the coordinator's nkey seed (coordinator.nk): signs its events and commands
+  HAUL_IDENTITIES_FILE       the cluster's identities.json: who may sign what (events are verified against it)
+  HAUL_INSECURE=1            debugging only: sign and verify nothing (warns at every start)
   HAUL_COORDINATOR_NAME      this instance's name in events (default coordinator)
   HAUL_MAX_PER_NODE          concurrent migrations a node may take part in (default 2)
   HAUL_FROZEN_LEASE_MS       default frozen lease of a final dump (default ${defaultFrozenLeaseMs})
@@ -44,6 +48,7 @@ function envInt(key: string, fallback: number, min: number, max: number): number
   }
   return n;
 }
+const trust = trustFromEnvOrExit({ role: 'coordinator' }, log);
 const frozenLeaseMs = envInt('HAUL_FROZEN_LEASE_MS', defaultFrozenLeaseMs, 1_000, maxFrozenLeaseMs);
 const maxMigrationsPerNode = envInt('HAUL_MAX_PER_NODE', 2, 1, 10_000);
 const metrics = metricsConfigOrExit(log);
@@ -67,7 +72,7 @@ const coordinator = createCoordinator(
     maxMigrationsPerNode,
   },
   log,
-  { metrics },
+  { metrics, trust },
 );
 await coordinator.start();
 stopOnSignals(log, coordinator, nc);

@@ -12,6 +12,7 @@ import {
   type EventLog,
   type Logger,
   type StoredEvent,
+  type Trust,
 } from '@haul/bus';
 import {
   CommandRejectedError,
@@ -65,6 +66,7 @@ export function createProcessManager(
   eventLog: EventLog,
   settings: CoordinatorSettings,
   log: Logger,
+  trust: Trust,
   /** Asked before a migration's first step whether it is admitted; without it (tests) every migration is. */
   admission?: Pick<Admission, 'confirm'>,
   /** Told each projected status (the migrations-by-phase and terminal metrics). */
@@ -183,7 +185,7 @@ export function createProcessManager(
   }
 
   async function send(cmds: StepCommand[]): Promise<void> {
-    for (const c of cmds) await sendCommand(nc, validators, c);
+    for (const c of cmds) await sendCommand(nc, validators, trust, c);
   }
 
   async function project(state: MigrationState, lastSeq: number): Promise<void> {

@@ -17,13 +17,14 @@ import {
 import { createApiClient } from '@haul/cli';
 import { decide, initialState } from '@haul/domain';
 import { createValidators, type MigrateReply, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
-import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import type { AdmissionEntry } from '../src/admission-ledger.ts';
 import { migrationIdFor } from '../src/admission.ts';
 import { createCoordinator } from '../src/app.ts';
 import { createProcessManager } from '../src/process-manager.ts';
 
 const validators = createValidators();
+const trust = tempIdentities().trust('coordinator');
 let server: NatsServer;
 let nc: NatsConnection;
 let eventLog: EventLog;
@@ -54,6 +55,7 @@ async function startCoordinator() {
       resyncMs: 3_600_000,
     },
     pino({ level: 'info' }, sink),
+    { trust },
   );
   await coordinator.start();
   return {
@@ -69,7 +71,7 @@ before(async () => {
   server = await startNatsServer();
   nc = await connectBus({ servers: server.url, name: 'admission-test' });
   await ensureTopology(nc);
-  eventLog = createEventLog(nc, validators);
+  eventLog = createEventLog(nc, validators, trust);
   api = createApiClient(nc);
   coordinator = await startCoordinator();
 });
@@ -290,6 +292,7 @@ describe('a MigrationRequested that lands after its admission was reaped', () =>
       eventLog,
       { node: 'late', frozenLeaseMs: 60_000, maxAttempts: 3 },
       pino({ level: 'silent' }),
+      trust,
     ).meta();
     const imageRoots = { source: `/img/${req.source}`, target: `/img/${req.target}` };
     const [requested] = decide(

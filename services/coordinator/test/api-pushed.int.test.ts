@@ -15,7 +15,10 @@ import {
   subjects,
 } from '@haul/bus';
 import { createValidators, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
-import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
+
+/** Signing on: the coordinator and this test's appends sign as the coordinator. */
+const ids = tempIdentities();
 import { migrationIdFor } from '../src/admission.ts';
 import { createCoordinator } from '../src/app.ts';
 
@@ -45,7 +48,9 @@ before(async () => {
     },
   });
   const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3, maxMigrationsPerNode: 2 };
-  const coordinator = createCoordinator(own, createValidators(), settings, pino({ level: 'info' }, sink));
+  const coordinator = createCoordinator(own, createValidators(), settings, pino({ level: 'info' }, sink), {
+    trust: ids.trust('coordinator'),
+  });
   await coordinator.start();
   stop = async () => {
     await coordinator.stop();
@@ -94,7 +99,7 @@ describe('the scheduler API', () => {
         deliver_policy: DeliverPolicy.All,
       });
       // Whichever comes first: the API saying it ignored it, or the migration it asks for in the log.
-      const log = createEventLog(nc, createValidators());
+      const log = createEventLog(nc, createValidators(), ids.trust('coordinator'));
       const admitted = awaitEvent(log, migrationIdFor(req.requestId), () => true, 15_000);
       const first = await Promise.race([ignored.then(() => 'ignored'), admitted.then(() => 'admitted')]);
       assert.equal(first, 'ignored');

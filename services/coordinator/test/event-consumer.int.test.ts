@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { connectBus, createEventLog, ensureTopology, streams } from '@haul/bus';
 import { decide, initialState } from '@haul/domain';
 import { createValidators } from '@haul/schemas';
-import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createCoordinator } from '../src/app.ts';
 import { createProcessManager } from '../src/process-manager.ts';
 
@@ -15,6 +15,7 @@ let nc: NatsConnection;
 let coordinator: ReturnType<typeof createCoordinator>;
 const validators = createValidators();
 const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3 };
+const trust = tempIdentities().trust('coordinator');
 before(async () => {
   server = await startNatsServer();
   nc = await connectBus({ servers: server.url, name: 'event-consumer-test' });
@@ -24,6 +25,7 @@ before(async () => {
     validators,
     { ...settings, maxMigrationsPerNode: 2 },
     pino({ level: process.env['HAUL_TEST_LOG'] ?? 'silent' }),
+    { trust },
   );
   await coordinator.start();
 });
@@ -44,7 +46,7 @@ it('parks events it cannot decode and keeps advancing other migrations', async (
   }
 
   // When a migration is requested after them
-  const log = createEventLog(nc, validators);
+  const log = createEventLog(nc, validators, trust);
   const mid = 'm-after-junk';
   const [requested] = decide(
     {
@@ -52,7 +54,7 @@ it('parks events it cannot decode and keeps advancing other migrations', async (
       migrationId: mid,
       request: { requestId: 'r-after-junk', ctid: '101', source: 'node-a', target: 'node-b' },
       imageRoots: { source: '/img/a', target: '/img/b' },
-      meta: createProcessManager(nc, validators, log, settings, pino({ level: 'silent' })).meta(),
+      meta: createProcessManager(nc, validators, log, settings, pino({ level: 'silent' }), trust).meta(),
     },
     initialState(),
   );

@@ -15,7 +15,7 @@ import {
 } from '@haul/bus';
 import { decide, decideUntilStable, fold, initialState, type DecideMeta } from '@haul/domain';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
-import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createCoordinator } from '../src/app.ts';
 import { createProcessManager } from '../src/process-manager.ts';
 
@@ -28,11 +28,22 @@ const shared = '/shared/ct101/DiskDescriptor.xml';
 let server: NatsServer;
 let nc: NatsConnection;
 let real: EventLog;
+/** Signing on, as in a cluster: the coordinator's log signs as the coordinator, each executor's as itself. */
+const ids = tempIdentities();
+const trust = ids.trust('coordinator');
+const executorLogs = new Map<string, EventLog>();
+/** The log as the executor of `cmd` appends to it (signed with its key). */
+const executorLog = (cmd: StepCommand): EventLog => {
+  const name = `${cmd.executor}@${cmd.node}`;
+  let l = executorLogs.get(name);
+  if (!l) executorLogs.set(name, (l = createEventLog(nc, validators, ids.trust(name))));
+  return l;
+};
 before(async () => {
   server = await startNatsServer();
   nc = await connectBus({ servers: server.url, name: 'folded-state-test' });
   await ensureTopology(nc);
-  real = createEventLog(nc, validators);
+  real = createEventLog(nc, validators, trust);
 });
 after(async () => {
   await nc?.drain();
@@ -53,7 +64,7 @@ function countingReads(): { eventLog: EventLog; reads: { migrationId: string; af
 }
 
 const metaAt = (now: number): DecideMeta => ({
-  ...createProcessManager(nc, validators, real, settings, silent).meta(),
+  ...createProcessManager(nc, validators, real, settings, silent, trust).meta(),
   now: new Date(now).toISOString(),
 });
 
@@ -127,6 +138,7 @@ describe('the coordinator keeps each active migration folded', () => {
     const own = await connectBus({ servers: server.url, name: 'folded-state-coordinator' });
     const coordinator = createCoordinator(own, validators, { ...settings, maxMigrationsPerNode: 2 }, silent, {
       eventLog,
+      trust,
     });
     await coordinator.start();
     const mid = 'm-folded-whole';
@@ -137,7 +149,11 @@ describe('the coordinator keeps each active migration folded', () => {
         const cmd = decodeJson(msg.data) as StepCommand;
         if (answered.has(cmd.commandId)) return;
         answered.add(cmd.commandId);
-        answering = answering.then(() => real.append(succeeded(cmd)).then(() => undefined));
+        answering = answering.then(() =>
+          executorLog(cmd)
+            .append(succeeded(cmd))
+            .then(() => undefined),
+        );
       },
     });
     try {
@@ -163,7 +179,7 @@ describe('an event that is not the next one of its migration', () => {
   /** A requested migration whose two preflight commands the process manager intended. */
   async function preflighted(mid: string) {
     const { eventLog, reads } = countingReads();
-    const pm = createProcessManager(nc, validators, eventLog, settings, silent);
+    const pm = createProcessManager(nc, validators, eventLog, settings, silent, trust);
     const requested = await request(mid);
     pm.received(requested.seq);
     await pm.deliver(requested);
@@ -182,7 +198,7 @@ describe('an event that is not the next one of its migration', () => {
       // When both outcomes are delivered, each one the next of its migration
       for (const cmd of intents) {
         const event = succeeded(cmd);
-        const { seq } = await real.append(event);
+        const { seq } = await executorLog(cmd).append(event);
         pm.received(seq);
         await pm.deliver({ seq, event });
       }
@@ -199,10 +215,10 @@ describe('an event that is not the next one of its migration', () => {
     const { pm, reads, intents, lastSeq } = await preflighted('m-folded-gap');
     try {
       // Given the target's outcome went to another coordinator (this one never received its sequence)
-      await real.append(succeeded(intents[0]!));
+      await executorLog(intents[0]!).append(succeeded(intents[0]!));
       // When the source's outcome is delivered
       const event = succeeded(intents[1]!);
-      const { seq } = await real.append(event);
+      const { seq } = await executorLog(intents[1]!).append(event);
       pm.received(seq);
       await pm.deliver({ seq, event });
 
@@ -232,7 +248,7 @@ it('gives up a step at its deadline from the step’s own timer, with no tick of
     seq = (await real.append(e, { expectedLastSeq: seq })).seq;
     delivered.push({ seq, event: e });
   }
-  const pm = createProcessManager(nc, validators, real, settings, silent);
+  const pm = createProcessManager(nc, validators, real, settings, silent, trust);
   try {
     // When the process manager has folded them (nothing to decide: both steps are in flight)
     for (const d of delivered) {

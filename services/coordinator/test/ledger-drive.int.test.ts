@@ -18,7 +18,11 @@ import {
 } from '@haul/bus';
 import { decide, decideUntilStable, fold, initialState, type DecideMeta } from '@haul/domain';
 import { createValidators } from '@haul/schemas';
-import { awaitEvent, startNatsServer, type NatsServer } from '@haul/test';
+import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
+
+/** Signing on: the coordinator and this test's appends sign as the coordinator. */
+const ids = tempIdentities();
+const trust = ids.trust('coordinator');
 import type { AdmissionEntry } from '../src/admission-ledger.ts';
 import { createCoordinator } from '../src/app.ts';
 import { createProcessManager } from '../src/process-manager.ts';
@@ -35,7 +39,7 @@ before(async () => {
   server = await startNatsServer();
   nc = await connectBus({ servers: server.url, name: 'ledger-drive-test' });
   await ensureTopology(nc);
-  eventLog = createEventLog(nc, validators);
+  eventLog = createEventLog(nc, validators, trust);
 });
 after(async () => {
   await nc?.drain();
@@ -46,7 +50,7 @@ after(async () => {
 async function startCoordinator(reconcileMs?: number) {
   const own = await connectBus({ servers: server.url, name: 'ledger-drive-coordinator' });
   const cfg = { ...settings, maxMigrationsPerNode: 2, ...(reconcileMs ? { reconcileMs } : {}) };
-  const coordinator = createCoordinator(own, validators, cfg, silent);
+  const coordinator = createCoordinator(own, validators, cfg, silent, { trust });
   await coordinator.start();
   return {
     async stop() {
@@ -57,7 +61,7 @@ async function startCoordinator(reconcileMs?: number) {
 }
 
 const metaAt = (now: number): DecideMeta => ({
-  ...createProcessManager(nc, validators, eventLog, settings, silent).meta(),
+  ...createProcessManager(nc, validators, eventLog, settings, silent, trust).meta(),
   now: new Date(now).toISOString(),
 });
 

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { connectBus, createEventLog, ensureTopology, streams, subjects, type EventLog } from '@haul/bus';
 import { decide, initialState } from '@haul/domain';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
-import { startNatsServer, type NatsServer } from '@haul/test';
+import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createProcessManager } from '../src/process-manager.ts';
 
 let server: NatsServer;
@@ -23,11 +23,12 @@ after(async () => {
 
 const validators = createValidators();
 const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3 };
+const trust = tempIdentities().trust('coordinator');
 
 it('sends the commands of the events it appended even when it loses the compare-and-set part-way', async () => {
   // Given a requested migration, and a second writer that appends right after this coordinator's first intent
-  const real = createEventLog(nc, validators);
-  const meta = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' })).meta;
+  const real = createEventLog(nc, validators, trust);
+  const meta = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust).meta;
   const mid = 'm-race-0001';
   const requested = decide(
     {
@@ -61,7 +62,7 @@ it('sends the commands of the events it appended even when it loses the compare-
       return r;
     },
   };
-  const pm = createProcessManager(nc, validators, racing, settings, pino({ level: 'silent' }));
+  const pm = createProcessManager(nc, validators, racing, settings, pino({ level: 'silent' }), trust);
 
   // When it advances the migration: two preflight intents decided, the second append loses the race
   await pm.step(mid);

@@ -20,6 +20,7 @@ import {
   type CommandDelivery,
   type Logger,
   type MetricsConfig,
+  type Trust,
 } from '@haul/bus';
 import type {
   ErrorInfo,
@@ -69,6 +70,8 @@ export type StreamerDeps = {
   validators: Validators;
   cfg: StreamerConfig;
   log: Logger;
+  /** Signs this streamer's events; only commands signed by a coordinator run, only believed events are read. */
+  trust: Trust;
   tamper?: (path: string, offset: number, data: Buffer) => void;
   /** How the process ends when its command consumer dies (default process.exit; tests pass their own). */
   exit?: (code: number) => void;
@@ -96,15 +99,15 @@ export type Transfer = (
  * answers offers: check the manifest, say what is already verified, connect and receive.
  */
 export function createImageStreamer(deps: StreamerDeps) {
-  const { nc, validators, cfg, log } = deps;
-  const eventLog = createEventLog(nc, validators);
+  const { nc, validators, cfg, log, trust } = deps;
+  const eventLog = createEventLog(nc, validators, trust);
   const ac = new AbortController();
   let sub: Subscription | undefined;
   let loop: Promise<void> | undefined;
 
   const actor = { service: 'image-streamer', node: cfg.node } as const;
   const event = eventFactory(actor);
-  const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'streamer' });
+  const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'streamer', trust });
   const gate = createPriorityGate();
   /** One bucket for every transfer this node sends: the node-wide cap holds however many run at once. */
   const nodeRate = createRateLimiter(cfg.nodeLimitMBps);
@@ -301,10 +304,9 @@ export function createImageStreamer(deps: StreamerDeps) {
       };
       return queue.refuse(msg, error, cmd);
     }
-    const prior = hasOutcome(
-      (await eventLog.read(cmd.migrationId)).events.map((e) => e.event),
-      cmd.commandId,
-    );
+    // The log the queue read to check the command's intent, just now (read again only when signatures are off).
+    const logNow = d.log ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
+    const prior = hasOutcome(logNow, cmd.commandId);
     if (prior) {
       msg.ack();
       return;
@@ -356,7 +358,7 @@ export function createImageStreamer(deps: StreamerDeps) {
         tls: cfg.tls !== undefined,
       });
       serveOffers();
-      serveDiscovery(nc, 'image-streamer', cfg.node, () => ({ parkedCommands: queue.parked }));
+      serveDiscovery(nc, 'image-streamer', cfg.node, () => ({ parkedCommands: queue.parked }), trust);
       // A deaf streamer must not stay up: it exits so that its supervisor restarts it.
       const consumer = await queue.consume(dispatch, ac.signal);
       loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);

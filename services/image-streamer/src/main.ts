@@ -8,6 +8,7 @@ import {
   metricsConfigOrExit,
   metricsEnvHelp,
   stopOnSignals,
+  trustFromEnvOrExit,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from './app.ts';
@@ -25,7 +26,11 @@ Environment:
   HAUL_TLS_KEY_FILE        its private key, PEM
   HAUL_TLS_CA_FILE         the cluster's CA, PEM: data connections are mutual TLS with these three files
   HAUL_INSECURE=1          plaintext data connections (debugging only; a warning at every start)
+  HAUL_STREAM_PLAINTEXT=1  plaintext data connections only, signatures kept (test worlds without certificates)
   HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
+  HAUL_NKEY_SEED_FILE      this streamer's nkey seed (streamer@<node>.nk): signs the events it appends
+  HAUL_IDENTITIES_FILE     the cluster's identities.json: commands run only when a coordinator signed them
+  HAUL_INSECURE=1          debugging only: sign and verify nothing (warns at every start)
   HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)
   HAUL_TOPOLOGY_WAIT_MS    how long to wait at start for the coordinator to create the streams and buckets
                            (default ${limits.topologyWaitMs}); this streamer never creates or changes them
@@ -67,10 +72,13 @@ const log = createLogger('image-streamer', node);
 exitOnUncaught(log);
 const metrics = metricsConfigOrExit(log);
 if (!tls)
-  log.warn('HAUL_INSECURE=1: data connections are plaintext, any holder of a token can take a transfer');
+  log.warn(
+    'data connections are plaintext (HAUL_INSECURE=1 or HAUL_STREAM_PLAINTEXT=1): any holder of a token can take a transfer',
+  );
+const trust = trustFromEnvOrExit({ role: 'streamer', node }, log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
 await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
-const streamer = createImageStreamer({ nc, validators, cfg, log, metrics });
+const streamer = createImageStreamer({ nc, validators, cfg, log, metrics, trust });
 await streamer.start();
 stopOnSignals(log, streamer, nc);

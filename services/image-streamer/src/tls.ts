@@ -34,7 +34,8 @@ export class TlsConfigError extends Error {
 /**
  * The data connection's TLS from the environment: HAUL_TLS_CERT_FILE, HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE
  * (made by `haul init-cluster` as DIR/streamer@<node>-cert.pem, -key.pem and DIR/ca.pem). Without them the streamer
- * refuses to start unless HAUL_INSECURE=1 asks for plaintext (undefined is returned then).
+ * refuses to start unless HAUL_INSECURE=1 (nothing secured) or HAUL_STREAM_PLAINTEXT=1 (only the data connections in
+ * plaintext; commands and events still signed) asks for plaintext (undefined is returned then).
  */
 export function tlsFromEnv(env: NodeJS.ProcessEnv): TlsMaterial | undefined {
   const files = {
@@ -43,10 +44,10 @@ export function tlsFromEnv(env: NodeJS.ProcessEnv): TlsMaterial | undefined {
     ca: env['HAUL_TLS_CA_FILE'],
   };
   const given = Object.values(files).filter(Boolean).length;
-  if (given === 0 && env['HAUL_INSECURE'] === '1') return undefined;
+  if (given === 0 && (env['HAUL_INSECURE'] === '1' || env['HAUL_STREAM_PLAINTEXT'] === '1')) return undefined;
   if (given < 3 || !files.cert || !files.key || !files.ca)
     throw new TlsConfigError(
-      'the data connection needs HAUL_TLS_CERT_FILE, HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE (or HAUL_INSECURE=1)',
+      'the data connection needs HAUL_TLS_CERT_FILE, HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE (or HAUL_INSECURE=1 / HAUL_STREAM_PLAINTEXT=1)',
     );
   return { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca) };
 }

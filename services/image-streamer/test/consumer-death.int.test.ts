@@ -7,7 +7,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { commandConsumerName, connectBus, ensureTopology, streams } from '@haul/bus';
-import { startNatsServer, startService, type NatsServer, type ServiceProcess } from '@haul/test';
+import {
+  startNatsServer,
+  startService,
+  tempIdentities,
+  type NatsServer,
+  type ServiceProcess,
+} from '@haul/test';
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -24,6 +30,7 @@ before(async () => {
     HAUL_STREAM_ROOTS: root,
     HAUL_INSECURE: '1',
     HAUL_LOG_LEVEL: 'info',
+    ...tempIdentities().env('streamer@node-a'),
   });
   await streamer.waitForLine(/image streamer started/, 60_000);
 });

@@ -7,7 +7,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectBus, createLogger, encodeJson, ensureTopology, streams, subjects } from '@haul/bus';
 import { createValidators, type StreamOffer } from '@haul/schemas';
-import { startNatsServer, type NatsServer } from '@haul/test';
+import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createImageStreamer, type ImageStreamer } from '../src/app.ts';
 
 /**
@@ -40,6 +40,7 @@ before(async () => {
     validators: createValidators(),
     cfg,
     log,
+    trust: tempIdentities().trust('streamer@node-b'),
     exit: () => undefined,
   });
   await streamer.start();

@@ -18,13 +18,15 @@ import {
   subjects,
 } from '@haul/bus';
 import { createValidators, type StreamOffer } from '@haul/schemas';
-import { awaitEvent, outcomeOf, startNatsServer } from '@haul/test';
+import { awaitEvent, outcomeOf, startNatsServer, stepIntended, tempIdentities } from '@haul/test';
 import { createImageStreamer, type StreamerConfig } from '../src/app.ts';
 import type { TlsMaterial } from '../src/tls.ts';
 import { makeTestPki, type TestPki } from './certs.ts';
 import { closed, openFds, tcpClient, tlsClient, until } from './support.ts';
 
 const validators = createValidators();
+/** Signing on: the streamers sign as themselves; commands come signed from "the coordinator" with an intent. */
+const ids = tempIdentities();
 const log = createLogger('streamer-security-test', undefined, { HAUL_LOG_LEVEL: 'silent' });
 
 function makeTree(dir: string, mb: number): void {
@@ -59,6 +61,7 @@ async function twoNodes(extra: (node: string) => Partial<StreamerConfig>) {
       nc,
       validators,
       log,
+      trust: ids.trust(`streamer@${node}`),
       cfg: {
         node,
         listenHost: '127.0.0.1',
@@ -133,7 +136,7 @@ describe('plaintext (HAUL_INSECURE=1): a stolen token can only delay a transfer'
         (o) =>
           o.transferId.includes('held') && !stolen.has(o.transferId) && Boolean(stolen.add(o.transferId)),
       );
-      const events = createEventLog(w.nc, validators);
+      const events = createEventLog(w.nc, validators, ids.trust('coordinator'));
       const names = ['held1', 'held2', 'held3', 'held4', 'after'];
       const cmds = names.map((name) => {
         const src = join(w.dir, 'node-a', 'img', name);
@@ -154,7 +157,10 @@ describe('plaintext (HAUL_INSECURE=1): a stolen token can only delay a transfer'
           },
         };
       });
-      for (const c of cmds) await sendCommand(w.nc, validators, c);
+      for (const c of cmds) {
+        await events.append(stepIntended(c));
+        await sendCommand(w.nc, validators, ids.trust('coordinator'), c);
+      }
       for (const c of cmds) {
         const done = await awaitEvent(events, 'mig-sec001', outcomeOf(c.commandId), 60_000);
         assert.equal(done.type, 'StepSucceeded', c.commandId);

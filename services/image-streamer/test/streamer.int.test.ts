@@ -28,12 +28,44 @@ import {
   subjects,
   type EventLog,
 } from '@haul/bus';
-import { createValidators, type StreamOfferReply } from '@haul/schemas';
-import { awaitEvent, outcomeOf, startNatsServer, startService, type NatsServer } from '@haul/test';
+import { createValidators, type StepCommand, type StreamArgs, type StreamOfferReply } from '@haul/schemas';
+import {
+  awaitEvent,
+  outcomeOf,
+  startNatsServer,
+  startService,
+  stepIntended,
+  tempIdentities,
+  type NatsServer,
+} from '@haul/test';
 import { createImageStreamer, type ImageStreamer, type StreamerConfig } from '../src/app.ts';
 
 const validators = createValidators();
 const log = createLogger('image-streamer-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
+/** Signing on: the streamers sign as themselves, commands come signed from "the coordinator" with an intent. */
+const ids = tempIdentities();
+const coordinator = ids.trust('coordinator');
+let intents: EventLog;
+/** What the coordinator does for a command: intend it in the log, then send it signed. */
+async function send(nc: NatsConnection, cmd: StepCommand): Promise<void> {
+  await intents.append(stepIntended(cmd));
+  await sendCommand(nc, validators, coordinator, cmd);
+}
+/** A transfer started directly (no command) still reports into a log that intends its command. */
+async function intendTransfer(migrationId: string, commandId: string, args: StreamArgs): Promise<void> {
+  await intents.append(
+    stepIntended({
+      commandId,
+      migrationId,
+      node: 'node-a',
+      executor: 'streamer',
+      attempt: 1,
+      step: 'streamImages',
+      args,
+      timeoutMs: 60_000,
+    }),
+  );
+}
 
 function makeTree(dir: string, bigMb: number): void {
   mkdirSync(join(dir, '1'), { recursive: true });
@@ -107,13 +139,15 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     server = await startNatsServer();
     nc = await connectBus({ servers: server.url, name: 'streamer-test' });
     await ensureTopology(nc);
-    events = createEventLog(nc, validators);
+    events = createEventLog(nc, validators, ids.trust('ops'));
+    intents = createEventLog(nc, validators, coordinator);
     dir = mkdtempSync(join(tmpdir(), 'haul-stream-'));
     a = createImageStreamer({
       nc,
       validators,
       cfg: cfg('node-a'),
       log,
+      trust: ids.trust('streamer@node-a'),
       tamper: (_p, offset, data) => {
         if (corruptOnce && offset === 0 && data.length > 0) {
           corruptOnce = false;
@@ -132,7 +166,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
   });
 
   it('moves a tree of images byte for byte, through the command path, with progress and a completion event', async () => {
-    b = createImageStreamer({ nc, validators, cfg: cfg('node-b'), log });
+    b = createImageStreamer({ nc, validators, cfg: cfg('node-b'), log, trust: ids.trust('streamer@node-b') });
     await b.start();
     const src = join(dir, 'node-a', 'img', 'haul-mig-str001');
     makeTree(src, 12);
@@ -144,7 +178,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       'iteration',
       40,
     );
-    await sendCommand(nc, validators, cmd);
+    await send(nc, cmd);
     const done = await awaitEvent(events, 'mig-str001', outcomeOf(cmd.commandId), 60_000);
     assert.equal(done.type, 'StepSucceeded');
     assert.deepEqual(digestTree(cmd.args.targetDir), digestTree(src));
@@ -233,9 +267,9 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       streamCommand('mig-prio01', id, src, join(dir, 'node-b', 'img', `prio-${id}`), priority, limit);
     const slow = cmd('0', mk('prio-iter', 24), 'iteration', 12);
     const fast = cmd('final', mk('prio-final', 4), 'final');
-    await sendCommand(nc, validators, slow);
+    await send(nc, slow);
     await awaitEvent(events, 'mig-prio01', (e) => e.type === 'StreamProgress', 30_000);
-    await sendCommand(nc, validators, fast);
+    await send(nc, fast);
     const first = await awaitEvent(
       events,
       'mig-prio01',
@@ -263,18 +297,22 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       HAUL_STREAM_ROOTS: join(dir, 'node-b'),
       HAUL_INSECURE: '1',
       HAUL_LOG_LEVEL: 'info',
+      ...ids.env('streamer@node-b'),
     };
     let receiver = startService('streamer-b', 'services/image-streamer/src/main.ts', env);
     await receiver.waitForLine(/image streamer started/);
     const src = join(dir, 'node-a', 'img', 'resume');
     makeTree(src, 40);
     const target = join(dir, 'node-b', 'img', 'resume');
-    const transfer = a.transfer(
-      'mig-str003',
-      'mig-str003:streamImages:0:1',
-      { toNode: 'node-b', sourceDir: src, targetDir: target, priority: 'final', bandwidthLimitMBps: 25 },
-      log,
-    );
+    const args: StreamArgs = {
+      toNode: 'node-b',
+      sourceDir: src,
+      targetDir: target,
+      priority: 'final',
+      bandwidthLimitMBps: 25,
+    };
+    await intendTransfer('mig-str003', 'mig-str003:streamImages:0:1', args);
+    const transfer = a.transfer('mig-str003', 'mig-str003:streamImages:0:1', args, log);
     await awaitEvent(
       events,
       'mig-str003',

@@ -23,6 +23,7 @@ import {
   type CommandDelivery,
   type Logger,
   type MetricsConfig,
+  type Trust,
 } from '@haul/bus';
 import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/schemas';
 import { createRunner } from './adapters/exec.ts';
@@ -43,6 +44,8 @@ export type NodeAgentDeps = {
   validators: Validators;
   cfg: AgentConfig;
   log: Logger;
+  /** Signs this agent's events; only commands signed by a coordinator run, only believed events are read. */
+  trust: Trust;
   env?: NodeJS.ProcessEnv;
   /** How the process ends when its command consumer dies (default process.exit; tests pass their own). */
   exit?: (code: number) => void;
@@ -63,9 +66,9 @@ type StepOutcome = Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed
  * inspection) from a first delivery. One host action runs at a time: a command's step, or a frozen lease's resume.
  */
 export function createNodeAgent(deps: NodeAgentDeps) {
-  const { nc, validators, cfg, log } = deps;
+  const { nc, validators, cfg, log, trust } = deps;
   const env = deps.env ?? process.env;
-  const eventLog = createEventLog(nc, validators, (seq, m) =>
+  const eventLog = createEventLog(nc, validators, trust, (seq, m) =>
     log.warn({ seq, err: m }, 'invalid event in the log skipped'),
   );
   const registry = new Registry();
@@ -77,7 +80,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const held = createHeldDumps(cfg.stateDir, log, env);
   const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));
   const actor = { service: 'node-agent', node: cfg.node } as const;
-  const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'agent' });
+  const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'agent', trust });
   const event = eventFactory(actor);
   const hostSlot = createSlots(1);
   /** A CT's VE_PRIVATE on this host, from its config (the host's own answer when it has one). */
@@ -243,10 +246,13 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       const facts = await host.facts();
       await beat(facts);
       beatForever(facts);
-      serveDiscovery(nc, 'node-agent', cfg.node, () => ({
-        heldDumps: held.list().length,
-        parkedCommands: queue.parked,
-      }));
+      serveDiscovery(
+        nc,
+        'node-agent',
+        cfg.node,
+        () => ({ heldDumps: held.list().length, parkedCommands: queue.parked }),
+        trust,
+      );
       // A deaf agent must not stay up heartbeating (admission would keep sending it work): it exits instead.
       const consumer = await queue.consume(handle, ac.signal);
       loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);

@@ -10,6 +10,7 @@ import {
   metricsConfigOrExit,
   metricsEnvHelp,
   stopOnSignals,
+  trustFromEnvOrExit,
 } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createNodeAgent } from './app.ts';
@@ -25,6 +26,9 @@ Environment:
   HAUL_TLS_CA_FILE     the cluster CA (ca.pem): TLS to nats-server, its certificate checked against it
   HAUL_INSECURE=1      neither (debugging only; warns at every start)
   HAUL_NATS_CREDS_FILE JSON file with {"user","pass"} or {"token"} (or HAUL_NATS_USER/PASS/TOKEN)
+  HAUL_NKEY_SEED_FILE  this agent's nkey seed (agent@<node>.nk): signs the events it appends
+  HAUL_IDENTITIES_FILE the cluster's identities.json: commands run only when a coordinator signed them
+  HAUL_INSECURE=1      debugging only: sign and verify nothing (warns at every start)
   HAUL_HOST_ROOT       prefix of /etc/vz, /var/run/ve and /proc/sys/kernel/random/boot_id ('' on a real host; an
                        emulated node's root otherwise)
   HAUL_IMAGE_ROOT      folder for migration images (default /var/local/haul)
@@ -78,9 +82,10 @@ const cfg: AgentConfig = {
 const log = createLogger('node-agent', node);
 exitOnUncaught(log);
 const metrics = metricsConfigOrExit(log);
+const trust = trustFromEnvOrExit({ role: 'agent', node }, log);
 const validators = createValidators();
 const nc = await connectBus(busConfigFromEnv(`node-agent@${node}`));
 await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
-const agent = createNodeAgent({ nc, validators, cfg, log, metrics });
+const agent = createNodeAgent({ nc, validators, cfg, log, metrics, trust });
 await agent.start();
 stopOnSignals(log, agent, nc);

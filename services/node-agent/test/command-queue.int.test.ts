@@ -3,11 +3,19 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { commandConsumerName, encodeJson, streams, subjects } from '@haul/bus';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { commandConsumerName, createEventLog, encodeJson, streams, subjects } from '@haul/bus';
 import type { DeadLetter } from '@haul/bus';
-import { createValidators, type MigrationEvent } from '@haul/schemas';
-import { awaitEvent, outcomeOf, startWorld, type ServiceProcess, type World } from '@haul/test';
+import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
+import {
+  awaitEvent,
+  outcomeOf,
+  publishAs,
+  startWorld,
+  stepIntended,
+  type ServiceProcess,
+  type World,
+} from '@haul/test';
 
 /**
  * The agent's command queue against single bad messages, published straight to haul.cmd.node-a.agent: each is
@@ -24,10 +32,16 @@ after(async () => {
 });
 
 let sent = 0;
+const validators = createValidators();
+/**
+ * Send as the coordinator does: signed with its key, after intending the command in its log when it is a valid one
+ * (the bad ones here are signed, so they are refused for what they say, not for who sent them).
+ */
 async function send(cmd: Record<string, unknown>): Promise<void> {
-  await jetstream(w.nc).publish(subjects.commands('node-a', 'agent'), encodeJson(cmd), {
-    msgID: `test-${++sent}`,
-  });
+  const coordinator = w.identities.trust('coordinator');
+  const valid = validators.validate<StepCommand>('command', cmd);
+  if (valid.ok) await createEventLog(w.nc, validators, coordinator).append(stepIntended(valid.value));
+  await publishAs(w.nc, coordinator, subjects.commands('node-a', 'agent'), encodeJson(cmd), `test-${++sent}`);
 }
 
 /** A command the agent runs at once and that succeeds: remove a folder that is not there. */

@@ -1,0 +1,37 @@
+export {
+  TrustConfigError,
+  identityName,
+  loadRegistry,
+  parseRegistry,
+  roles,
+  type Identity,
+  type Registry,
+  type Role,
+} from './registry.ts';
+export {
+  loadSeed,
+  signWith,
+  signatureHeaders,
+  signedBytes,
+  verifyWith,
+  type HeaderReader,
+  type SignatureHeaders,
+  type Verdict,
+} from './signature.ts';
+export {
+  authorizeEvent,
+  learn,
+  needsFacts,
+  newFacts,
+  type Authorization,
+  type MigrationFacts,
+} from './authority.ts';
+export {
+  createTrust,
+  insecureTrust,
+  trustFromEnv,
+  trustFromEnvOrExit,
+  type Expected,
+  type Rejection,
+  type Trust,
+} from './trust.ts';

@@ -1,0 +1,162 @@
+import type { KeyPair } from '@nats-io/nkeys';
+import type { Logger } from '../logger.ts';
+import {
+  TrustConfigError,
+  identityName,
+  loadRegistry,
+  type Identity,
+  type Registry,
+  type Role,
+} from './registry.ts';
+import {
+  loadSeed,
+  signWith,
+  verifyWith,
+  type HeaderReader,
+  type SignatureHeaders,
+  type Verdict,
+} from './signature.ts';
+
+/** A message a service refused to believe: logged (warn), counted, and otherwise ignored. */
+export type Rejection = {
+  kind: 'event' | 'command';
+  subject: string;
+  seq?: number;
+  /** Who the message says it comes from: the registered signer, its key, or the actor its body names. */
+  claimed?: string;
+  reason: string;
+};
+
+/**
+ * A process's trust: its signer (if it signs), the cluster's registry, and its record of refused messages.
+ * `secure: false` only under HAUL_INSECURE=1: nothing is signed and every message is believed.
+ */
+export type Trust = {
+  readonly secure: boolean;
+  /** The identity this process signs as (none for a reader such as the CLI, or when insecure). */
+  readonly identity: Identity | undefined;
+  readonly registry: Registry | undefined;
+  /** Headers for a message on `subject` with this body; none when insecure. Throws when this process has no key. */
+  sign(subject: string, body: Uint8Array): SignatureHeaders | undefined;
+  /** Who signed it, or why it is not believed. Always ok (with no identity) when insecure. */
+  verify(
+    subject: string,
+    body: Uint8Array,
+    headers: HeaderReader | undefined,
+  ): Verdict | { ok: true; identity?: undefined };
+  /** Record a refused message: one warning and one count per message (a message read again is not counted again). */
+  reject(r: Rejection): void;
+  /** Refused messages so far (discovery stats: rejectedMessages). */
+  readonly rejections: number;
+};
+
+/** Messages remembered as already reported, so re-reading a log does not count a forgery again; oldest forgotten. */
+const rememberedRejections = 10_000;
+
+function rejectionLog(log: Logger | undefined) {
+  const seen = new Set<string>();
+  let count = 0;
+  return {
+    get count(): number {
+      return count;
+    },
+    reject(r: Rejection): void {
+      const key = `${r.kind}:${r.subject}:${r.seq ?? ''}:${r.reason}`;
+      if (seen.has(key)) return;
+      seen.add(key);
+      if (seen.size > rememberedRejections) seen.delete(seen.values().next().value!);
+      count++;
+      log?.warn({ security: true, ...r }, `rejected ${r.kind}: ${r.reason}`);
+    },
+  };
+}
+
+/** Trust from a registry and, for a process that signs, its key pair. */
+export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: Logger): Trust {
+  const identity = kp ? registry.byKey.get(kp.getPublicKey()) : undefined;
+  if (kp && !identity)
+    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'its public key is not in the registry');
+  const rejections = rejectionLog(log);
+  return {
+    secure: true,
+    identity,
+    registry,
+    sign(subject, body) {
+      if (!kp) throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'this process has no key to sign with');
+      return signWith(kp, subject, body);
+    },
+    verify: (subject, body, headers) => verifyWith(registry, subject, body, headers),
+    reject: (r) => rejections.reject(r),
+    get rejections() {
+      return rejections.count;
+    },
+  };
+}
+
+/** HAUL_INSECURE=1: no signatures made or checked. For debugging only; every start says so. */
+export function insecureTrust(log?: Logger): Trust {
+  const rejections = rejectionLog(log);
+  return {
+    secure: false,
+    identity: undefined,
+    registry: undefined,
+    sign: () => undefined,
+    verify: () => ({ ok: true }),
+    reject: (r) => rejections.reject(r),
+    get rejections() {
+      return rejections.count;
+    },
+  };
+}
+
+/** Who this process must be: a role (and node), or a reader that only verifies (the CLI). */
+export type Expected = { role: Role; node?: string } | 'reader';
+
+const insecureWarning =
+  'HAUL_INSECURE=1: commands and events are neither signed nor verified; anyone on the bus can forge them';
+
+/**
+ * The trust of a service from its environment: HAUL_IDENTITIES_FILE (the registry) and HAUL_NKEY_SEED_FILE (its key,
+ * which must be registered as the expected identity). Throws TrustConfigError naming what is wrong.
+ */
+export function trustFromEnv(expected: Expected, log?: Logger, env: NodeJS.ProcessEnv = process.env): Trust {
+  if (env['HAUL_INSECURE'] === '1') {
+    log?.warn({ security: true }, insecureWarning);
+    return insecureTrust(log);
+  }
+  const registryFile = env['HAUL_IDENTITIES_FILE'];
+  if (!registryFile)
+    throw new TrustConfigError(
+      'HAUL_IDENTITIES_FILE',
+      'not set (the cluster registry; HAUL_INSECURE=1 to debug without)',
+    );
+  const registry = loadRegistry(registryFile);
+  const seedFile = env['HAUL_NKEY_SEED_FILE'];
+  if (expected === 'reader') return createTrust(registry, seedFile ? loadSeed(seedFile) : undefined, log);
+  if (!seedFile)
+    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'not set (this service signs what it publishes)');
+  const kp = loadSeed(seedFile);
+  const trust = createTrust(registry, kp, log);
+  const want = identityName(expected.role, expected.node);
+  if (trust.identity?.name !== want)
+    throw new TrustConfigError(
+      'HAUL_NKEY_SEED_FILE',
+      `its key is registered as ${trust.identity?.name}, not ${want}`,
+    );
+  return trust;
+}
+
+/** trustFromEnv at a service's start: a missing or invalid setting ends the process with exit code 2. */
+export function trustFromEnvOrExit(
+  expected: Expected,
+  log: Logger,
+  env: NodeJS.ProcessEnv = process.env,
+): Trust {
+  try {
+    return trustFromEnv(expected, log, env);
+  } catch (err) {
+    if (!(err instanceof TrustConfigError)) throw err;
+    log.fatal({ field: err.field }, `cannot start without trust: ${err.message}`);
+    process.exit(2);
+  }
+}

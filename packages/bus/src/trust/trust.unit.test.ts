@@ -1,0 +1,365 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createUser, type KeyPair } from '@nats-io/nkeys';
+import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
+import { authorizeEvent, learn, newFacts } from './authority.ts';
+import { createEventJudge, type RawEvent } from './event-judge.ts';
+import { TrustConfigError, identityName, parseRegistry, type Registry, type Role } from './registry.ts';
+import { signWith, verifyWith, type HeaderReader } from './signature.ts';
+import { createTrust, trustFromEnv } from './trust.ts';
+
+const enc = new TextEncoder();
+const who: { role: Role; node?: string }[] = [
+  { role: 'coordinator' },
+  { role: 'scheduler' },
+  { role: 'ops' },
+  { role: 'agent', node: 'node-a' },
+  { role: 'agent', node: 'node-b' },
+  { role: 'agent', node: 'node-c' },
+  { role: 'streamer', node: 'node-a' },
+  { role: 'streamer', node: 'node-b' },
+];
+const keys = new Map<string, KeyPair>(who.map((w) => [identityName(w.role, w.node), createUser()]));
+const rawRegistry = {
+  cluster: 'test',
+  identities: who.map((w) => ({
+    name: identityName(w.role, w.node),
+    role: w.role,
+    ...(w.node ? { node: w.node } : {}),
+    publicKey: keys.get(identityName(w.role, w.node))!.getPublicKey(),
+  })),
+};
+const registry: Registry = parseRegistry(rawRegistry);
+const trustOf = (name: string) => createTrust(registry, keys.get(name));
+const identity = (name: string) => registry.identities.find((i) => i.name === name)!;
+const asHeaders = (h: Record<string, string> | undefined): HeaderReader => ({ get: (k) => h?.[k] ?? '' });
+
+describe('the registry (identities.json)', () => {
+  const broken = (mutate: (r: { cluster?: unknown; identities: Record<string, unknown>[] }) => void) => {
+    const r = JSON.parse(JSON.stringify(rawRegistry)) as {
+      cluster?: unknown;
+      identities: Record<string, unknown>[];
+    };
+    mutate(r);
+    try {
+      parseRegistry(r);
+    } catch (err) {
+      assert.ok(err instanceof TrustConfigError);
+      return err.field;
+    }
+    assert.fail('accepted');
+  };
+  it('names the field that is wrong', () => {
+    assert.equal(
+      broken((r) => delete r.cluster),
+      'cluster',
+    );
+    assert.equal(
+      broken((r) => (r.identities[3]!['role'] = 'root')),
+      'identities[3].role',
+    );
+    assert.equal(
+      broken((r) => delete r.identities[3]!['node']),
+      'identities[3].node',
+    );
+    assert.equal(
+      broken((r) => (r.identities[0]!['node'] = 'node-a')),
+      'identities[0].node',
+    );
+    assert.equal(
+      broken((r) => (r.identities[3]!['name'] = 'agent@node-z')),
+      'identities[3].name',
+    );
+    assert.equal(
+      broken((r) => (r.identities[1]!['publicKey'] = 'SUAAAA')),
+      'identities[1].publicKey',
+    );
+    assert.equal(
+      broken((r) => (r.identities[2]!['publicKey'] = r.identities[1]!['publicKey'])),
+      'identities[2].publicKey',
+    );
+    assert.equal(
+      broken((r) => r.identities.push({ ...r.identities[0]! })),
+      'identities[8].name',
+    );
+  });
+});
+
+describe('signatures over subject and body', () => {
+  const body = enc.encode('{"a":1}');
+  const h = asHeaders(signWith(keys.get('coordinator')!, 'haul.cmd.node-a.agent', body));
+  it('verify says who signed', () => {
+    const v = verifyWith(registry, 'haul.cmd.node-a.agent', body, h);
+    assert.deepEqual(v, { ok: true, identity: identity('coordinator') });
+  });
+  it('another subject, another body, no headers, an unknown key: not believed', () => {
+    assert.equal(verifyWith(registry, 'haul.cmd.node-b.agent', body, h).ok, false);
+    assert.equal(verifyWith(registry, 'haul.cmd.node-a.agent', enc.encode('{"a":2}'), h).ok, false);
+    assert.deepEqual(verifyWith(registry, 'haul.cmd.node-a.agent', body, undefined), {
+      ok: false,
+      reason: 'unsigned',
+    });
+    const stranger = asHeaders(signWith(createUser(), 'haul.cmd.node-a.agent', body));
+    assert.match(String(verifyWith(registry, 'haul.cmd.node-a.agent', body, stranger).ok), /false/);
+  });
+  it('a registered key with a signature made by another key: not believed, the claimed signer named', () => {
+    const forged = signWith(keys.get('scheduler')!, 'haul.cmd.node-a.agent', body);
+    forged['Haul-Signer'] = keys.get('coordinator')!.getPublicKey();
+    const v = verifyWith(registry, 'haul.cmd.node-a.agent', body, asHeaders(forged));
+    assert.deepEqual(v, {
+      ok: false,
+      reason: 'the signature does not match the subject and body',
+      claimed: 'coordinator',
+    });
+  });
+});
+
+const mid = 'm-trust-0001';
+const cmd = (
+  step: StepCommand['step'],
+  node: string,
+  executor: 'agent' | 'streamer' = 'agent',
+): StepCommand =>
+  ({
+    commandId: `${mid}:${step}:-:1`,
+    migrationId: mid,
+    node,
+    executor,
+    attempt: 1,
+    step,
+    args: step === 'restore' ? { ctid: '101', imageDir: '/img/x', workDir: '/img/w' } : { ctid: '101' },
+    timeoutMs: 30_000,
+  }) as unknown as StepCommand;
+const ev = (
+  type: MigrationEvent['type'],
+  actor: MigrationEvent['actor'],
+  data: unknown,
+  id = type,
+): MigrationEvent =>
+  ({
+    eventId: `${mid}:${id}`,
+    migrationId: mid,
+    type,
+    actor,
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data,
+  }) as MigrationEvent;
+const coord = { service: 'coordinator', node: 'c1' } as const;
+const agentOn = (node: string) => ({ service: 'node-agent', node }) as const;
+const requested = ev('MigrationRequested', coord, {
+  request: { requestId: 'r1', ctid: '101', source: 'node-a', target: 'node-b' },
+  imageRoots: { source: '/a', target: '/b' },
+});
+const restore = cmd('restore', 'node-b');
+const succeeded = (c: StepCommand, actor: MigrationEvent['actor']) =>
+  ev('StepSucceeded', actor, {
+    commandId: c.commandId,
+    step: c.step,
+    node: actor.node,
+    attempt: 1,
+    result: { actions: [] },
+  });
+
+describe('who may have written an event', () => {
+  const facts = newFacts();
+  learn(facts, 1, requested);
+  learn(facts, 2, ev('StepIntended', coord, restore));
+  const may = (name: string, e: MigrationEvent, seq = 10) => authorizeEvent(identity(name), e, seq, facts).ok;
+
+  it("a step's outcome: only the executor its command was addressed to", () => {
+    assert.equal(may('agent@node-b', succeeded(restore, agentOn('node-b'))), true);
+    assert.equal(may('agent@node-c', succeeded(restore, agentOn('node-c'))), false, 'another node');
+    assert.equal(may('agent@node-c', succeeded(restore, agentOn('node-b'))), false, 'claims another actor');
+    assert.equal(
+      may('streamer@node-b', succeeded(restore, { service: 'image-streamer', node: 'node-b' })),
+      false,
+    );
+    assert.equal(may('scheduler', succeeded(restore, agentOn('node-b'))), false);
+    assert.equal(may('agent@node-b', succeeded(restore, agentOn('node-b')), 2), false, 'before its intent');
+    assert.equal(
+      may('agent@node-b', succeeded(cmd('preDump', 'node-b'), agentOn('node-b'))),
+      false,
+      'no such intent',
+    );
+  });
+  it('RestoreStarted: only for a restore command, by its addressee', () => {
+    const started = ev('RestoreStarted', agentOn('node-b'), { commandId: restore.commandId });
+    assert.equal(may('agent@node-b', started), true);
+    assert.equal(may('agent@node-a', { ...started, actor: agentOn('node-a') }), false);
+  });
+  it("the coordinator's decisions: the coordinator only; its StepFailed (a step given up) too", () => {
+    const done = ev('MigrationCompleted', coord, { stats: {} });
+    assert.equal(may('coordinator', done), true);
+    assert.equal(may('scheduler', done), false);
+    assert.equal(may('agent@node-b', { ...done, actor: agentOn('node-b') }), false);
+    const gaveUp = ev('StepFailed', coord, {
+      commandId: restore.commandId,
+      step: 'restore',
+      node: 'node-b',
+      attempt: 1,
+      error: { code: 'HAUL_STEP_TIMEOUT', message: 'x' },
+    });
+    assert.equal(may('coordinator', gaveUp), true);
+    assert.equal(
+      may('coordinator', succeeded(restore, coord)),
+      false,
+      'no outcome of success by the coordinator',
+    );
+  });
+  it("ResumedOnSource without a command: the source's agent only", () => {
+    const resumed = (node: string) => ev('ResumedOnSource', agentOn(node), { reason: 'lease-expired' });
+    assert.equal(may('agent@node-a', resumed('node-a')), true);
+    assert.equal(may('agent@node-b', resumed('node-b')), false);
+  });
+});
+
+describe('the judge of a log', () => {
+  const validators = createValidators();
+  const subject = `haul.events.${mid}`;
+  let seq = 0;
+  const signed = (name: string | undefined, e: MigrationEvent): RawEvent => {
+    const data = enc.encode(JSON.stringify(e));
+    const h = name ? signWith(keys.get(name)!, subject, data) : undefined;
+    return { subject, seq: ++seq, data, headers: asHeaders(h) };
+  };
+  it('skips forged and unsigned events, reports each once, and believes the rest in order', () => {
+    const reader = trustOf('ops');
+    const invalid: string[] = [];
+    const judge = createEventJudge(reader, validators, (_seq, m) => invalid.push(m));
+    const log = [
+      signed('coordinator', requested),
+      signed('scheduler', succeeded(restore, agentOn('node-b'))), // before the intent, and by a scheduler
+      signed('coordinator', ev('StepIntended', coord, restore)),
+      signed(undefined, ev('CancelRequested', coord, { reason: 'unsigned' })),
+      signed('agent@node-c', succeeded(restore, agentOn('node-c'))),
+      signed('agent@node-b', succeeded(restore, agentOn('node-b'))),
+    ];
+    const believed = judge.inOrder(mid, 0, log).map((e) => e.seq);
+    assert.deepEqual(invalid, []);
+    assert.deepEqual(believed, [log[0]!.seq, log[2]!.seq, log[5]!.seq]);
+    assert.equal(reader.rejections, 3);
+    judge.inOrder(mid, 0, log);
+    assert.equal(reader.rejections, 3, 'a second read reports nothing new');
+  });
+});
+
+describe('a judge that meets a message alone', () => {
+  const validators = createValidators();
+  const subject = `haul.events.${mid}`;
+  const raw = (name: string | undefined, e: MigrationEvent, seq: number): RawEvent => {
+    const data = enc.encode(JSON.stringify(e));
+    return {
+      subject,
+      seq,
+      data,
+      headers: asHeaders(name ? signWith(keys.get(name)!, subject, data) : undefined),
+    };
+  };
+  const log = [raw('coordinator', requested, 1), raw('coordinator', ev('StepIntended', coord, restore), 2)];
+  it('reads the log back for the facts of a signed outcome it cannot place, never for an unsigned one', async () => {
+    const judge = createEventJudge(trustOf('coordinator'), validators, () => {});
+    const readBacks: number[] = [];
+    const readBack = (m: string, after: number) => {
+      readBacks.push(after);
+      judge.inOrder(
+        m,
+        after,
+        log.filter((r) => r.seq > after),
+      );
+      return Promise.resolve();
+    };
+    const unsigned = await judge.single(raw(undefined, succeeded(restore, agentOn('node-b')), 3), readBack);
+    assert.equal(unsigned, undefined);
+    assert.deepEqual(readBacks, [], 'an unsigned message costs no read');
+    const real = await judge.single(raw('agent@node-b', succeeded(restore, agentOn('node-b')), 4), readBack);
+    assert.equal(real?.seq, 4);
+    assert.deepEqual(readBacks, [0]);
+  });
+});
+
+describe('the golden logs, each event signed by its actor', () => {
+  const validators = createValidators();
+  const golden = join(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'logs');
+  const signerOf = (a: MigrationEvent['actor']) =>
+    a.service === 'coordinator'
+      ? 'coordinator'
+      : `${a.service === 'node-agent' ? 'agent' : 'streamer'}@${a.node}`;
+  for (const file of readdirSync(golden).filter((f) => f.endsWith('.jsonl')))
+    it(`believes every event of ${file}`, () => {
+      const events = readFileSync(join(golden, file), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as MigrationEvent);
+      const reader = trustOf('ops');
+      const refused: string[] = [];
+      const judge = createEventJudge(reader, validators, (seq, m) => refused.push(`${seq}: ${m}`));
+      const raws = events.map((e, i): RawEvent => {
+        const subject = `haul.events.${e.migrationId}`;
+        const data = enc.encode(JSON.stringify(e));
+        return {
+          subject,
+          seq: i + 1,
+          data,
+          headers: asHeaders(signWith(keys.get(signerOf(e.actor))!, subject, data)),
+        };
+      });
+      const believed = judge.inOrder(events[0]!.migrationId, 0, raws);
+      assert.deepEqual(refused, []);
+      assert.equal(reader.rejections, 0);
+      assert.equal(believed.length, events.length);
+    });
+});
+
+describe('trust from the environment', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'haul-trust-'));
+  const file = join(dir, 'identities.json');
+  writeFileSync(file, JSON.stringify(rawRegistry));
+  const seed = (name: string) => {
+    const f = join(dir, `${name}.nk`);
+    writeFileSync(f, new TextDecoder().decode(keys.get(name)!.getSeed()));
+    return f;
+  };
+  const fieldOf = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(err instanceof TrustConfigError);
+      return err.field;
+    }
+    assert.fail('no error');
+  };
+  it('a service gets its identity; a missing or foreign setting is a TrustConfigError naming it', () => {
+    const env = { HAUL_IDENTITIES_FILE: file, HAUL_NKEY_SEED_FILE: seed('agent@node-a') };
+    assert.equal(
+      trustFromEnv({ role: 'agent', node: 'node-a' }, undefined, env).identity?.name,
+      'agent@node-a',
+    );
+    assert.equal(
+      fieldOf(() => trustFromEnv({ role: 'agent', node: 'node-b' }, undefined, env)),
+      'HAUL_NKEY_SEED_FILE',
+    );
+    assert.equal(
+      fieldOf(() => trustFromEnv({ role: 'coordinator' }, undefined, {})),
+      'HAUL_IDENTITIES_FILE',
+    );
+    assert.equal(
+      fieldOf(() => trustFromEnv({ role: 'coordinator' }, undefined, { HAUL_IDENTITIES_FILE: file })),
+      'HAUL_NKEY_SEED_FILE',
+    );
+    writeFileSync(join(dir, 'bad.json'), '{"cluster":"x","identities":[{"name":"ops","role":"ops"}]}');
+    assert.equal(
+      fieldOf(() => trustFromEnv('reader', undefined, { HAUL_IDENTITIES_FILE: join(dir, 'bad.json') })),
+      'identities[0].publicKey',
+    );
+  });
+  it('HAUL_INSECURE=1 signs and checks nothing', () => {
+    const t = trustFromEnv({ role: 'coordinator' }, undefined, { HAUL_INSECURE: '1' });
+    assert.equal(t.secure, false);
+    assert.equal(t.sign('s', enc.encode('x')), undefined);
+    assert.equal(t.verify('s', enc.encode('x'), undefined).ok, true);
+  });
+});

@@ -1,0 +1,118 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
+import { headers } from '@nats-io/nats-core';
+import { createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { MigrationEvent, StepCommand } from '@haul/schemas';
+import { createTrust, identityName, parseRegistry, type Logger, type Role, type Trust } from '@haul/bus';
+
+/**
+ * A cluster's keys for a test, made in its temp folder the way `haul init-cluster` lays them out (common to issue
+ * 12): DIR/<name>.nk (the nkey seed, 0600) and DIR/identities.json (the public registry). Built here with nkeys
+ * directly so that the harness depends on no other part of haul.
+ */
+export type TestIdentities = {
+  dir: string;
+  registryFile: string;
+  names: string[];
+  seedFile(name: string): string;
+  /** This identity's trust, in this process (signs as it; verifies against the registry). */
+  trust(name: string, log?: Logger): Trust;
+  /** What a service started as this identity gets in its environment. */
+  env(name: string): Record<string, string>;
+};
+
+export function createTestIdentities(
+  dir: string,
+  nodes: readonly string[],
+  cluster = 'haul-test',
+): TestIdentities {
+  mkdirSync(dir, { recursive: true });
+  const wanted: { role: Role; node?: string }[] = [
+    { role: 'coordinator' },
+    { role: 'scheduler' },
+    { role: 'ops' },
+    ...nodes.flatMap((node) => [
+      { role: 'agent' as const, node },
+      { role: 'streamer' as const, node },
+    ]),
+  ];
+  const identities = wanted.map(({ role, node }) => {
+    const name = identityName(role, node);
+    const kp = createUser();
+    writeFileSync(join(dir, `${name}.nk`), new TextDecoder().decode(kp.getSeed()), { mode: 0o600 });
+    return { name, role, ...(node ? { node } : {}), publicKey: kp.getPublicKey() };
+  });
+  writeFileSync(join(dir, 'identities.json'), JSON.stringify({ cluster, identities }, null, 2), {
+    mode: 0o644,
+  });
+  return loadTestIdentities(dir);
+}
+
+/** The keys of a folder laid out as `haul init-cluster` makes it (identities.json and one <name>.nk per identity). */
+export function loadTestIdentities(dir: string): TestIdentities {
+  const registryFile = join(dir, 'identities.json');
+  const registry = parseRegistry(JSON.parse(readFileSync(registryFile, 'utf8')) as unknown);
+  const pairs = new Map<string, KeyPair>(
+    registry.identities.map((i) => [
+      i.name,
+      fromSeed(new TextEncoder().encode(readFileSync(join(dir, `${i.name}.nk`), 'utf8').trim())),
+    ]),
+  );
+  const seedFile = (name: string) => {
+    if (!pairs.has(name)) throw new Error(`no identity ${name} in this test cluster`);
+    return join(dir, `${name}.nk`);
+  };
+  return {
+    dir,
+    registryFile,
+    names: [...pairs.keys()],
+    seedFile,
+    trust: (name, log) => createTrust(registry, pairs.get(name) ?? assertKnown(name), log),
+    env: (name) => ({ HAUL_NKEY_SEED_FILE: seedFile(name), HAUL_IDENTITIES_FILE: registryFile }),
+  };
+}
+
+function assertKnown(name: string): never {
+  throw new Error(`no identity ${name} in this test cluster`);
+}
+
+/** Keys for a test that needs no world: in a fresh temp folder, for node-a and node-b unless told. */
+export function tempIdentities(nodes: readonly string[] = ['node-a', 'node-b']): TestIdentities {
+  return createTestIdentities(mkdtempSync(join(tmpdir(), 'haul-keys-')), nodes);
+}
+
+/**
+ * The StepIntended the coordinator appends before it sends `cmd`: a test that sends a command without a coordinator
+ * appends it first (signed as the coordinator), since an executor runs only commands its log intends.
+ */
+export function stepIntended(cmd: StepCommand): MigrationEvent {
+  return {
+    eventId: `${cmd.commandId}:intent`,
+    migrationId: cmd.migrationId,
+    type: 'StepIntended',
+    actor: { service: 'coordinator', node: 'coordinator' },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: cmd,
+  };
+}
+
+/**
+ * Publish raw bytes into a stream as `trust` signs them (or unsigned, with no trust): what a service with that
+ * identity — or anyone on the bus — can put there, whatever the body says.
+ */
+export async function publishAs(
+  nc: NatsConnection,
+  trust: Pick<Trust, 'sign'> | undefined,
+  subject: string,
+  body: Uint8Array,
+  msgID?: string,
+): Promise<{ seq: number; duplicate: boolean }> {
+  const signature = trust?.sign(subject, body);
+  const h = signature ? headers() : undefined;
+  for (const [k, v] of Object.entries(signature ?? {})) h?.set(k, v);
+  return jetstream(nc).publish(subject, body, { ...(msgID ? { msgID } : {}), ...(h ? { headers: h } : {}) });
+}
