@@ -260,6 +260,21 @@ const bucketChannels: Record<keyof typeof buckets, Channel> = {
     messages: [],
     operations: [],
   },
+  progress: {
+    id: 'transferProgress',
+    address: kvSubject(buckets.progress, '{migrationId}.{node}.{commandIdBase64url}'),
+    title: `KV ${buckets.progress}`,
+    description: `The latest report of each running transfer, beside the migration's log (docs/protocol.md, "Image streaming"): rewritten at most every ${limits.progressEveryMs} ms while its bytes move and every ${limits.progressEveryMs} ms while it waits on purpose, removed once its outcome is in the log; the coordinator's stall rule reads it.`,
+    messages: ['transferProgress'],
+    operations: [
+      { id: 'putProgress', action: 'send', summary: 'The image streamer that sends the transfer.' },
+      {
+        id: 'readProgress',
+        action: 'receive',
+        summary: 'Coordinators (the stall rule, at a deadline) and `npx haul migrate` (watch).',
+      },
+    ],
+  },
 };
 
 const isChannel = (c: Channel | Wildcard): c is Channel => 'id' in c;
