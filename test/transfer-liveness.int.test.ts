@@ -28,9 +28,7 @@ import { createCoordinator } from '../services/coordinator/src/app.ts';
 import { createImageStreamer, type ImageStreamer } from '../services/image-streamer/src/app.ts';
 
 const validators = createValidators();
-const log = createLogger('transfer-liveness-test', undefined, {
-  HAUL_LOG_LEVEL: process.env['DBG'] ?? 'warn',
-});
+const log = createLogger('transfer-liveness-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
 /** Far below the real 30 s: every wait in these tests lasts twice this or more. */
 const stallMs = 4000;
 
