@@ -76,15 +76,17 @@ export function createProgressReporter(o: ReporterOptions) {
   };
 
   return {
-    /** The transfer's size, once its manifest is known. */
+    /**
+     * The transfer's size, once its manifest is known. Like restart(), it writes nothing by itself: a report with no
+     * sign of life would replace the last one of a streamer that ran this transfer before a restart, and with it
+     * the coordinator's evidence of when its bytes last moved.
+     */
     sized(bytes: number): void {
       total = bytes;
-      changed = true;
     },
     /** A new connection: the bytes are counted again from what the receiver confirms. */
     restart(): void {
       done = 0;
-      changed = true;
     },
     moved(bytes: number): void {
       if (bytes <= 0) return;

@@ -62,6 +62,18 @@ describe("a transfer's progress report", () => {
     assert.equal(written.at(-1)!.waitedUntil, '2026-01-01T00:00:02.000Z');
   });
 
+  it('is not written before it has a sign of life: the report of a streamer that ran it before a restart stays', async (t) => {
+    t.after(() => mock.timers.reset());
+    const { report, written, tick } = setup();
+    report.sized(100);
+    report.restart();
+    await tick();
+    assert.equal(written.length, 0);
+    report.moved(1);
+    await tick();
+    assert.equal(written.length, 1);
+  });
+
   it('is removed once the outcome is recorded, and only if it was ever written', async (t) => {
     t.after(() => mock.timers.reset());
     const quiet = setup();
