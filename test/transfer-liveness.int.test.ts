@@ -30,7 +30,7 @@ import { createImageStreamer, type ImageStreamer } from '../services/image-strea
 const validators = createValidators();
 const log = createLogger('transfer-liveness-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
 /** Far below the real 30 s: every wait in these tests lasts twice this or more. */
-const stallMs = 4000;
+const stallMs = 6000;
 
 let server: NatsServer;
 let nc: NatsConnection;
@@ -94,7 +94,7 @@ function images(node: string, name: string, mb: number): string {
 
 /** The transfers of these tests: source node, migration id, size. */
 const transfers = {
-  final: { node: 'node-a', mid: 'm-live-final', mb: 30 },
+  final: { node: 'node-a', mid: 'm-live-final', mb: 36 },
   held: { node: 'node-a', mid: 'm-live-iter', mb: 2 },
   slow: { node: 'node-c', mid: 'm-gone-slow', mb: 24 },
   next: { node: 'node-c', mid: 'm-gone-next', mb: 1 },
