@@ -29,7 +29,7 @@ import { createImageStreamer, type ImageStreamer } from '../services/image-strea
 
 const validators = createValidators();
 const log = createLogger('transfer-liveness-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
-/** Far below the real 30 s: every wait in these tests lasts twice this or more. */
+/** Far below the real 30 s, and above the start of a transfer on a loaded machine; the held transfer waits ~2x this. */
 const stallMs = 6000;
 
 let server: NatsServer;
