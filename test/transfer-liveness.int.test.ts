@@ -218,7 +218,7 @@ describe('a transfer the coordinator gives up', () => {
       'the streamer recorded nothing after the coordinator',
     );
     assert.equal(
-      await readProgress(await openProgress(nc), validators, 'm-gone-slow', slow.commandId),
+      await readProgress(await openProgress(nc), validators, 'm-gone-slow', 'node-c', slow.commandId),
       undefined,
       'its progress report is gone',
     );

@@ -35,11 +35,12 @@ export const buckets = {
 export const admissionLedgerKey = 'ledger';
 
 /**
- * A transfer's key in the progress bucket: `<migrationId>.<the command id in base64url>`. Injective (a command id may
- * hold `.` and `:`, which a key token cannot), and one migration's transfers share the prefix progressKeys() watches.
+ * A transfer's key in the progress bucket: `<migrationId>.<source node>.<the command id in base64url>`. Injective (a
+ * command id may hold `.` and `:`, which a key token cannot); one migration's transfers share the prefix
+ * progressKeys() watches, and a node's streamer may write only keys with its node (permissions.ts).
  */
-export const progressKey = (migrationId: string, commandId: string): string =>
-  `${token(migrationId)}.${Buffer.from(commandId, 'utf8').toString('base64url')}`;
+export const progressKey = (migrationId: string, node: string, commandId: string): string =>
+  `${token(migrationId)}.${token(node)}.${Buffer.from(commandId, 'utf8').toString('base64url')}`;
 
 /** Every transfer key of one migration (a KV watch filter). */
 export const progressKeys = (migrationId: string): string => `${token(migrationId)}.>`;

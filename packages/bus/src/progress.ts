@@ -14,25 +14,31 @@ export const openProgress = (nc: NatsConnection): Promise<KV> => openBucket(nc, 
 
 /** Write a transfer's latest report (it replaces the previous one: the bucket keeps one per transfer). */
 export async function putProgress(kv: KV, report: TransferProgress): Promise<void> {
-  await kv.put(progressKey(report.migrationId, report.commandId), encodeJson(report));
+  await kv.put(progressKey(report.migrationId, report.node, report.commandId), encodeJson(report));
 }
 
 /** The transfer ended and its outcome is in the log: its report goes. */
-export async function clearProgress(kv: KV, migrationId: string, commandId: string): Promise<void> {
-  await kv.delete(progressKey(migrationId, commandId));
+export async function clearProgress(
+  kv: KV,
+  migrationId: string,
+  node: string,
+  commandId: string,
+): Promise<void> {
+  await kv.delete(progressKey(migrationId, node, commandId));
 }
 
 /**
- * The latest report of one transfer, or undefined when there is none (never reported, ended, expired) or what is
- * there is not a report of that transfer: a stray value never counts as a sign of life.
+ * The latest report of one transfer (sent by `node`), or undefined when there is none (never reported, ended,
+ * expired) or what is there is not a report of that transfer: a stray value never counts as a sign of life.
  */
 export async function readProgress(
   kv: KV,
   validators: Validators,
   migrationId: string,
+  node: string,
   commandId: string,
 ): Promise<TransferProgress | undefined> {
-  const e = await retryTransient(() => kv.get(progressKey(migrationId, commandId)));
+  const e = await retryTransient(() => kv.get(progressKey(migrationId, node, commandId)));
   if (!e || e.operation !== 'PUT') return undefined;
   const d = decodeValid<TransferProgress>(validators, 'transferProgress', e.value);
   if (!d.ok || d.value.migrationId !== migrationId || d.value.commandId !== commandId) return undefined;

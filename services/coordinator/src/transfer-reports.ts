@@ -23,7 +23,7 @@ export function createTransferReports(nc: NatsConnection, validators: Validators
       const kv = await openProgress(nc);
       const out: Record<string, TransferProgress> = {};
       for (const r of transfers) {
-        const report = await readProgress(kv, validators, mid, r.command.commandId);
+        const report = await readProgress(kv, validators, mid, r.command.node, r.command.commandId);
         if (report) out[r.command.commandId] = report;
       }
       known.set(mid, out);

@@ -148,7 +148,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       node: cfg.node,
       everyMs: cfg.progressEveryMs,
       publish: async (r) => putProgress(await openProgress(nc), r),
-      remove: async () => clearProgress(await openProgress(nc), migrationId, commandId),
+      remove: async () => clearProgress(await openProgress(nc), migrationId, cfg.node, commandId),
       log: mlog,
     });
   }
