@@ -18,6 +18,7 @@ import s15 from '../json/steps.schema.json' with { type: 'json' };
 import s16 from '../json/stream-offer-reply.schema.json' with { type: 'json' };
 import s17 from '../json/stream-offer.schema.json' with { type: 'json' };
 import s18 from '../json/streamer-registration.schema.json' with { type: 'json' };
+import s19 from '../json/transfer-progress.schema.json' with { type: 'json' };
 
 /** Every schema file with its name, imported (so bundles carry them). */
 export const schemaDocuments: readonly (readonly [string, unknown])[] = [
@@ -40,4 +41,5 @@ export const schemaDocuments: readonly (readonly [string, unknown])[] = [
   ['stream-offer-reply.schema.json', s16],
   ['stream-offer.schema.json', s17],
   ['streamer-registration.schema.json', s18],
+  ['transfer-progress.schema.json', s19],
 ];

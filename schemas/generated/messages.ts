@@ -292,6 +292,18 @@ export type StreamOfferReply = StreamOfferAccepted | ApiRejected;
  * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
  */
 export type NodeName2 = string;
+/**
+ * When the streamer made this report (its clock).
+ */
+export type Timestamp1 = string;
+/**
+ * When bytes last moved; absent before the first byte.
+ */
+export type Timestamp2 = string;
+/**
+ * When its last wait on purpose ended.
+ */
+export type Timestamp3 = string;
 
 /**
  * Ask to cancel a migration (subject haul.api.cancel). Before the commit point it rolls back; after it, it is refused.
@@ -1405,4 +1417,30 @@ export interface StreamerRegistration {
    * The data connection is mutual TLS (false only with HAUL_INSECURE=1).
    */
   tls: boolean;
+}
+/**
+ * The latest report of one running transfer (KV bucket haul-progress, key = progressKey(migrationId, node, commandId)): its bytes, and whether it waits on purpose. Telemetry and liveness, kept out of the migration's log; the coordinator's stall rule reads it (docs/protocol.md, "Stalled transfers").
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "TransferProgress".
+ */
+export interface TransferProgress {
+  migrationId: MigrationId;
+  commandId: CommandId;
+  node: NodeName;
+  time: Timestamp1;
+  bytesDone: number;
+  bytesTotal: number;
+  mbPerSec: number;
+  etaMs: number;
+  movedAt?: Timestamp2;
+  waiting?: TransferWait;
+  waitedUntil?: Timestamp3;
+}
+/**
+ * Present while the transfer waits on purpose: behind a final-dump transfer (priority), for a free transfer slot (slot), or, every byte sent, for the receiver to verify and sync them (sync).
+ */
+export interface TransferWait {
+  reason: 'priority' | 'slot' | 'sync';
+  since: Timestamp;
 }

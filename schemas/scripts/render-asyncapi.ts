@@ -63,6 +63,10 @@ const parameters: Record<string, { description: string; enum?: string[] }> = {
   },
   migrationId: { description: 'The migration id (MigrationId in common.schema.json).' },
   service: { description: 'The service that parked the message: coordinator, node-agent or image-streamer.' },
+  commandId: {
+    description:
+      'A command id in base64url (a key token cannot hold its `:` and `.`): progressKey() in packages/bus/src/conventions.ts.',
+  },
 };
 
 const api = (id: string, subject: string, request: SchemaName, reply: SchemaName, what: string): Channel => ({
@@ -259,6 +263,21 @@ const bucketChannels: Record<keyof typeof buckets, Channel> = {
       'The admission ledger: one value changed only with compare-and-set by coordinators. Internal to coordinators (services/coordinator/src/admission-ledger.ts), not part of the contract, so no message is listed.',
     messages: [],
     operations: [],
+  },
+  progress: {
+    id: 'transferProgress',
+    address: kvSubject(buckets.progress, '{migrationId}.{node}.{commandId}'),
+    title: `KV ${buckets.progress}`,
+    description: `The latest report of each running transfer, beside the migration's log (docs/protocol.md, "Image streaming"): rewritten at most every ${limits.progressEveryMs} ms while its bytes move and every ${limits.progressEveryMs} ms while it waits on purpose, removed once its outcome is in the log; the coordinator's stall rule reads it.`,
+    messages: ['transferProgress'],
+    operations: [
+      { id: 'putProgress', action: 'send', summary: 'The image streamer that sends the transfer.' },
+      {
+        id: 'readProgress',
+        action: 'receive',
+        summary: 'Coordinators (the stall rule, at a deadline) and `npx haul migrate` (watch).',
+      },
+    ],
   },
 };
 

@@ -17,6 +17,7 @@ export const schemaIds = {
   deadLetter: 'https://haul.dev/schemas/dead-letter.schema.json',
   discoveryInfo: 'https://haul.dev/schemas/discovery-info.schema.json',
   streamerRegistration: 'https://haul.dev/schemas/streamer-registration.schema.json',
+  transferProgress: 'https://haul.dev/schemas/transfer-progress.schema.json',
 } as const;
 
 export type SchemaName = keyof typeof schemaIds;

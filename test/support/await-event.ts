@@ -1,5 +1,6 @@
-import type { MigrationEvent } from '@haul/schemas';
-import type { EventLog, StoredEvent } from '@haul/bus';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createValidators, type MigrationEvent, type TransferProgress, type Validators } from '@haul/schemas';
+import { watchProgress, type EventLog, type StoredEvent } from '@haul/bus';
 
 /**
  * Wait until the migration's log holds an event matching `pred` (from the start of the log, then live), or fail
@@ -30,3 +31,33 @@ export async function awaitEvent(
 
 export const outcomeOf = (commandId: string) => (e: MigrationEvent) =>
   (e.type === 'StepSucceeded' || e.type === 'StepFailed') && e.data.commandId === commandId;
+
+let validators: Validators | undefined;
+
+/**
+ * Wait until one of the migration's transfers reports (progress bucket) what `pred` accepts, or fail after
+ * `timeoutMs` with the reports seen.
+ */
+export async function awaitProgress(
+  nc: NatsConnection,
+  migrationId: string,
+  pred: (p: TransferProgress) => boolean,
+  timeoutMs = 60_000,
+): Promise<TransferProgress> {
+  validators ??= createValidators();
+  const ac = new AbortController();
+  const seen: TransferProgress[] = [];
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  try {
+    for await (const p of watchProgress(nc, validators, migrationId, ac.signal)) {
+      seen.push(p);
+      if (pred(p)) return p;
+    }
+  } finally {
+    clearTimeout(timer);
+    ac.abort();
+  }
+  throw new Error(
+    `no matching progress report within ${timeoutMs} ms; saw:\n${seen.map((p) => JSON.stringify(p)).join('\n')}`,
+  );
+}

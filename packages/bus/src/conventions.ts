@@ -23,10 +23,27 @@ export const buckets = {
   admission: 'haul-admission',
   /** Where each node's image streamer takes data connections (StreamerRegistration), key = node name. */
   streamers: 'haul-streamers',
+  /**
+   * The latest report of each running transfer (bytes, rate, whether it waits on purpose), key =
+   * progressKey(migrationId, commandId): telemetry and the stall rule's liveness, kept off the migration's log subject
+   * so that reports never move the sequence its compare-and-set writers expect.
+   */
+  progress: 'haul-progress',
 } as const;
 
 /** The one key of the admission ledger bucket. */
 export const admissionLedgerKey = 'ledger';
+
+/**
+ * A transfer's key in the progress bucket: `<migrationId>.<source node>.<the command id in base64url>`. Injective (a
+ * command id may hold `.` and `:`, which a key token cannot); one migration's transfers share the prefix
+ * progressKeys() watches, and a node's streamer may write only keys with its node (permissions.ts).
+ */
+export const progressKey = (migrationId: string, node: string, commandId: string): string =>
+  `${token(migrationId)}.${token(node)}.${Buffer.from(commandId, 'utf8').toString('base64url')}`;
+
+/** Every transfer key of one migration (a KV watch filter). */
+export const progressKeys = (migrationId: string): string => `${token(migrationId)}.>`;
 
 export const subjects = {
   eventsAll: 'haul.events.>',
@@ -118,6 +135,13 @@ export const limits = {
    * received from one node on the receiving side (more offers are refused). Above the transfers a sender runs at once.
    */
   streamConnectionsPerPeer: 8,
+  /** A streamer reports a running transfer at most this often (and this often while it waits on purpose). */
+  progressEveryMs: 1_000,
+  /**
+   * A report nobody rewrote for this long is dropped from the progress bucket (a streamer that died mid-transfer).
+   * Far above the stall time: a transfer silent for so long was given up long before.
+   */
+  progressTtlMs: 10 * 60_000,
 } as const;
 
 /** Step timeouts, by the tool they wait on (criu 180 s as P.Haul). */

@@ -57,6 +57,7 @@ export {
   type CommandQueue,
 } from './command-queue.ts';
 export { openBucket, encodeJson, decodeJson, decodeValid, validValues } from './kv.ts';
+export { clearProgress, openProgress, putProgress, readProgress, watchProgress } from './progress.ts';
 export { createLogger, migrationLogger, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';

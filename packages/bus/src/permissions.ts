@@ -174,6 +174,7 @@ function reader(): Grant[] {
     g(subjects.discovery, '`haul services`'),
     ...readEvents(),
     ...readBucket(buckets.nodes, true),
+    ...readBucket(buckets.progress, true),
   ];
 }
 
@@ -200,6 +201,7 @@ function coordinatorPublish(): Grant[] {
     ...readBucket(buckets.admission, false),
     g(kvSubject(buckets.admission, admissionLedgerKey), 'admission ledger (compare-and-set)'),
     ...readBucket(buckets.nodes, false),
+    ...readBucket(buckets.progress, false),
   ];
 }
 
@@ -287,6 +289,8 @@ function nodePermissions(id: Identity, inbox: Grant, deny: Grant[]): Permissions
           g(subjects.streamOffersAll, 'offer a transfer to the target streamer'),
           ...readBucket(buckets.streamers, false),
           g(kvSubject(buckets.streamers, node), 'register its own data address'),
+          g(jsApi.streamInfo(bucketStream(buckets.progress)), `${buckets.progress}: open the bucket`),
+          g(kvSubject(buckets.progress, `*.${node}.*`), 'the progress reports of the transfers it sends'),
         ];
   const subscribe =
     executor === 'agent'

@@ -68,6 +68,8 @@ export function bucketConfigs(t: Topology): BucketSpec[] {
     { bucket: buckets.status, opts: { history: 1, replicas: t.replicas } },
     { bucket: buckets.admission, opts: { history: 1, replicas: t.replicas } },
     { bucket: buckets.streamers, opts: { history: 1, ttl: limits.nodeStaleMs * 6, replicas: t.replicas } },
+    // File storage like the rest: the stall rule reads these reports, so they outlive a restart of the server.
+    { bucket: buckets.progress, opts: { history: 1, ttl: limits.progressTtlMs, replicas: t.replicas } },
   ];
 }
 

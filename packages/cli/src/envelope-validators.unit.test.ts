@@ -30,4 +30,20 @@ describe('what the CLI checks of the events it reads', () => {
     ])
       assert.equal(envelopeValidators.validate('event', bad).ok, false);
   });
+  it('takes a transfer report with the fields the live view prints, and refuses one without them', () => {
+    const report = {
+      migrationId: 'm-1',
+      commandId: 'm-1:streamImages:0:1',
+      node: 'node-a',
+      time: '2026-01-01T00:00:00.000Z',
+      bytesDone: 1,
+      bytesTotal: 2,
+      mbPerSec: 0.5,
+      etaMs: 2000,
+      waiting: { reason: 'priority', since: '2026-01-01T00:00:00.000Z' },
+    };
+    assert.ok(envelopeValidators.validate('transferProgress', report).ok);
+    for (const bad of [{ ...report, bytesDone: '1' }, { ...report, waiting: { reason: 'nap' } }, event])
+      assert.equal(envelopeValidators.validate('transferProgress', bad).ok, false);
+  });
 });

@@ -1,5 +1,6 @@
-import type { EventLog } from '@haul/bus';
-import { isTerminalEvent, type MigrationEvent } from '@haul/schemas';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { watchProgress, type EventLog } from '@haul/bus';
+import { isTerminalEvent, type MigrationEvent, type TransferProgress, type Validators } from '@haul/schemas';
 
 export type Terminal = Extract<MigrationEvent, { type: 'MigrationCompleted' | 'MigrationRolledBack' }>;
 
@@ -21,6 +22,42 @@ export async function followToEnd(
     ac.abort();
   }
   throw new Error('stopped following before the migration ended');
+}
+
+/**
+ * Follow the reports of one migration's transfers (the progress bucket: they are not in the log) until `signal`
+ * aborts, calling `onReport` for each. A report that only repeats the previous one of its transfer (a wait goes on)
+ * is not passed on.
+ */
+export async function followTransfers(
+  nc: NatsConnection,
+  validators: Validators,
+  migrationId: string,
+  onReport: (p: TransferProgress) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const last = new Map<string, string>();
+  for await (const p of watchProgress(nc, validators, migrationId, signal)) {
+    const { time: _time, mbPerSec: _rate, etaMs: _eta, ...what } = p;
+    const key = JSON.stringify(what);
+    if (last.get(p.commandId) === key) continue;
+    last.set(p.commandId, key);
+    onReport(p);
+  }
+}
+
+const waitsFor = {
+  priority: 'waits for the final-dump transfer',
+  slot: 'waits for a transfer slot',
+  sync: 'all sent; the receiver verifies and syncs',
+} as const;
+
+/** A transfer's report as a line of the live view: bytes, rate, ETA, or what it waits for. */
+export function transferLine(p: TransferProgress, state: { phase: string }): string {
+  const mb = (b: number) => (b / 1e6).toFixed(1);
+  const bytes = `${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB`;
+  if (p.waiting) return `[${state.phase}] ${bytes}, ${waitsFor[p.waiting.reason]}`;
+  return `[${state.phase}] ${bytes} at ${p.mbPerSec.toFixed(0)} MB/s, ETA ${(p.etaMs / 1000).toFixed(1)} s`;
 }
 
 /** A one-line live view: phase, iteration, pages, bytes, rate, ETA. */
@@ -47,8 +84,6 @@ export function progressLine(
         return `[${state.phase}] streamed ${(r.bytes / 1e6).toFixed(1)} MB at ${r.mbPerSec.toFixed(0)} MB/s`;
       }
       return undefined;
-    case 'StreamProgress':
-      return `[${state.phase}] ${(e.data.bytesDone / 1e6).toFixed(1)}/${(e.data.bytesTotal / 1e6).toFixed(1)} MB at ${e.data.mbPerSec.toFixed(0)} MB/s, ETA ${(e.data.etaMs / 1000).toFixed(1)} s`;
     case 'IterationDecided':
       return `[${state.phase}] ${e.data.decision}: ${e.data.reason}`;
     case 'StepFailed':

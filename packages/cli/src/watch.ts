@@ -1,7 +1,8 @@
 import { isTerminalEvent, type MigrationEvent } from '@haul/schemas';
 import type { Context } from './command.ts';
 import type { ExitName } from './exit-codes.ts';
-import { progressLine } from './follow.ts';
+import { envelopeValidators } from './envelope-validators.ts';
+import { followTransfers, progressLine, transferLine } from './follow.ts';
 import { formatStats } from './format.ts';
 import { stuckLine } from './operator.ts';
 import { outcomeOf } from './outcome.ts';
@@ -20,15 +21,30 @@ export async function watchMigration(
   const signal = timeout ? AbortSignal.any([ctx.signal, timeout]) : ctx.signal;
   const events: MigrationEvent[] = [];
   const view = { iteration: 0, phase: 'preflight' };
-  for await (const { event } of log.follow({ migrationId, signal })) {
-    events.push(event);
-    if (ctx.json) ctx.out.json(event);
-    else {
-      const line = progressLine(event, view);
-      if (line) ctx.out.line(line);
+  // The transfers' progress is beside the log (the progress bucket): followed with it, until the wait ends.
+  const transfersEnd = new AbortController();
+  const transfers = followTransfers(
+    await ctx.nc(),
+    envelopeValidators,
+    migrationId,
+    (p) =>
+      ctx.json ? ctx.out.json({ type: 'TransferProgress', data: p }) : ctx.out.line(transferLine(p, view)),
+    AbortSignal.any([signal, transfersEnd.signal]),
+  ).catch((err: unknown) => ctx.say(`haul: no transfer progress: ${(err as Error).message}`));
+  try {
+    for await (const { event } of log.follow({ migrationId, signal })) {
+      events.push(event);
+      if (ctx.json) ctx.out.json(event);
+      else {
+        const line = progressLine(event, view);
+        if (line) ctx.out.line(line);
+      }
+      if (isTerminalEvent(event)) return ended(ctx, event, events);
+      if (event.type === 'MigrationStuck' && (await stillStuck(ctx, migrationId))) return 'stuck';
     }
-    if (isTerminalEvent(event)) return ended(ctx, event, events);
-    if (event.type === 'MigrationStuck' && (await stillStuck(ctx, migrationId))) return 'stuck';
+  } finally {
+    transfersEnd.abort();
+    await transfers;
   }
   if (ctx.signal.aborted) return 'interrupted';
   if (timeout?.aborted) {

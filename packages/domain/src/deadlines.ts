@@ -1,26 +1,56 @@
+import type { TransferProgress } from '@haul/schemas';
 import { inFlight, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable } from './steps.ts';
 
 /**
- * When the coordinator stops waiting for an in-flight step (ms since the epoch): past `timeoutAt` the step timed
- * out; a transfer is also given up past `stallAt`, when its bytes have not moved for `stallMs` since its intent or
- * its last progress. A Tick given up a step only strictly after these moments.
+ * The latest report of each transfer in flight, by command id (the progress bucket, outside the log): the stall
+ * rule's evidence that a transfer is alive. A report is the current attempt's only when its command id is.
  */
-export function deadlinesOf(r: StepRecord, stallMs: number): { timeoutAt: number; stallAt?: number } {
+export type TransferReports = Readonly<Record<string, TransferProgress>>;
+
+/**
+ * The last moment a transfer showed life in its report (ms since the epoch): its bytes moved, or it waited on
+ * purpose (behind a final-dump transfer, for a transfer slot, for the receiver's sync). A wait counts up to the
+ * report that still says it waits, or up to its end: a streamer that dies while it waits stops reporting, and its
+ * last report ages like any other. -Infinity without a report.
+ */
+export function lastSignOfLife(report: TransferProgress | undefined): number {
+  if (!report) return -Infinity;
+  const moments = [report.movedAt, report.waitedUntil, report.waiting ? report.time : undefined];
+  return Math.max(...moments.map((t) => (t === undefined ? -Infinity : Date.parse(t))));
+}
+
+/**
+ * When the coordinator stops waiting for an in-flight step (ms since the epoch): past `timeoutAt` the step timed
+ * out; a transfer is also given up past `stallAt`, `stallMs` after its intent or its last sign of life, whichever
+ * is later. Only time in which it neither moved bytes nor waited on purpose counts. A Tick gives up a step only
+ * strictly after these moments.
+ */
+export function deadlinesOf(
+  r: StepRecord,
+  stallMs: number,
+  transfers: TransferReports = {},
+): { timeoutAt: number; stallAt?: number } {
   const timeoutAt = Date.parse(r.intendedAt) + r.command.timeoutMs;
   if (stepTable[r.step].executor !== 'streamer') return { timeoutAt };
-  return { timeoutAt, stallAt: Date.parse(r.progress?.advancedAt ?? r.intendedAt) + stallMs };
+  const alive = Math.max(Date.parse(r.intendedAt), lastSignOfLife(transfers[r.command.commandId]));
+  return { timeoutAt, stallAt: alive + stallMs };
 }
 
 /**
  * The first moment a Tick can give up a step of this migration (ms since the epoch), or undefined when none is in
- * flight: the coordinator arms a timer for it instead of ticking every migration all the time.
+ * flight: the coordinator arms a timer for it instead of ticking every migration all the time. With older reports
+ * than the Tick will read it is early, never late: a report only ever moves a stall later.
  */
-export function nextDeadline(s: MigrationState, stallMs: number): number | undefined {
+export function nextDeadline(
+  s: MigrationState,
+  stallMs: number,
+  transfers: TransferReports = {},
+): number | undefined {
   if (s.terminal) return undefined;
   let next: number | undefined;
   for (const r of inFlight(s)) {
-    const d = deadlinesOf(r, stallMs);
+    const d = deadlinesOf(r, stallMs, transfers);
     const at = Math.min(d.timeoutAt, d.stallAt ?? Infinity) + 1;
     if (next === undefined || at < next) next = at;
   }

@@ -28,6 +28,31 @@ describe('the next deadline of a migration', () => {
       assert.equal(tickAt(s, due)[0]?.type, 'StepFailed');
     });
 
+  it("with a transfer's report that it waits, is the first moment a tick with that report gives it up", () => {
+    const s = inFlightAfter('streamImages');
+    const r = Object.values(s.steps).find((x) => x.step === 'streamImages')!;
+    const time = new Date(Date.parse(r.intendedAt) + 45_000).toISOString();
+    const transfers = {
+      [r.command.commandId]: {
+        migrationId: s.migrationId!,
+        commandId: r.command.commandId,
+        node: r.command.node,
+        time,
+        bytesDone: 0,
+        bytesTotal: 100,
+        mbPerSec: 0,
+        etaMs: 0,
+        waiting: { reason: 'priority' as const, since: r.intendedAt },
+      },
+    };
+    const due = nextDeadline(s, stallMs, transfers)!;
+    assert.equal(due, Date.parse(time) + stallMs + 1);
+    const tick = (now: number) => decide({ kind: 'Tick', meta: { ...meta(now), transfers } }, s);
+    assert.deepEqual(tick(due - 1), []);
+    assert.equal(tick(due)[0]?.type, 'StepFailed');
+    assert.ok(due > nextDeadline(s, stallMs)!, 'without the report it is earlier: the intent only');
+  });
+
   it('is none for a migration with nothing in flight, or one that ended', () => {
     const requested = inFlightAfter('preflightTarget');
     const before = fold(requested.log.slice(0, 1), initialState());

@@ -9,7 +9,7 @@ import type {
   StreamResult,
 } from '@haul/schemas';
 import { decideConvergence, defaultMaxIterations } from './convergence.ts';
-import { deadlinesOf } from './deadlines.ts';
+import { deadlinesOf, type TransferReports } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
 import { evolve } from './evolve.ts';
@@ -30,8 +30,13 @@ export type DecideMeta = {
   frozenLeaseMs: number;
   /** Attempts of a compensation or cleanup action before the migration waits for an operator. */
   maxAttempts: number;
-  /** A transfer whose bytes have not moved for this long is recorded as failed (HAUL_STREAM_STALLED). */
+  /**
+   * A transfer that neither moved bytes nor reported a wait on purpose for this long is recorded as failed
+   * (HAUL_STREAM_STALLED).
+   */
   stallMs: number;
+  /** The transfers' latest reports, read by the coordinator before a Tick (none: only the intents count). */
+  transfers?: TransferReports;
 };
 
 export type DecideInput =
@@ -141,19 +146,20 @@ function rollingBack(s: MigrationState): string {
 }
 
 /**
- * Steps the coordinator stops waiting for, recorded as failed: any step past its timeout, and a transfer whose bytes
- * have not moved for `stallMs` (so a dead streamer costs seconds, not the 30-minute stream timeout). Rollback then
- * treats the step as in doubt and reconciles it by inspection.
+ * Steps the coordinator stops waiting for, recorded as failed: any step past its timeout, and a transfer that for
+ * `stallMs` neither moved bytes nor reported that it waits on purpose (so a dead or wedged streamer costs seconds,
+ * not the 30-minute stream timeout, while a transfer held behind a final-dump transfer is left alone). Rollback
+ * then treats the step as in doubt and reconciles it by inspection.
  */
 function givenUp(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (s.terminal) return [];
   const now = Date.parse(meta.now);
   return inFlight(s).flatMap((r) => {
-    const d = deadlinesOf(r, meta.stallMs);
+    const d = deadlinesOf(r, meta.stallMs, meta.transfers);
     if (now > d.timeoutAt)
       return [failedBy(s, meta, r, 'timeout', `gave no result within ${r.command.timeoutMs} ms`)];
     if (d.stallAt !== undefined && now > d.stallAt)
-      return [failedBy(s, meta, r, 'stalled', `moved no bytes for ${meta.stallMs} ms`)];
+      return [failedBy(s, meta, r, 'stalled', `moved no bytes and reported no wait for ${meta.stallMs} ms`)];
     return [];
   });
 }

@@ -97,7 +97,8 @@ export function evolve(state: MigrationState, event: MigrationEvent): MigrationS
       s.terminal = 'rolled-back';
       return s;
     case 'StreamProgress':
-      return progressed(s, event.data.commandId, event.data.bytesDone, event.time);
+      // Older logs only: progress is reported in the progress bucket now, never in the log.
+      return s;
     case 'MigrationStuck': {
       const d = event.data;
       s.stuck = {
@@ -155,18 +156,7 @@ function rejected(
   if (e.actor.node !== rec.command.node || e.data.error.code === errorCodes.wrongExecutor) return s;
   const error = { ...e.data.error, retryable: e.data.error.retryable ?? false };
   const next: StepRecord = { ...rec, status: 'failed', error, rejected: true, finishedAt: e.time };
-  delete next.progress;
   s.steps = { ...s.steps, [rec.key]: next };
-  return s;
-}
-
-/** A transfer reported its bytes: remember when they last moved (for the stall check), for the current attempt only. */
-function progressed(s: MigrationState, commandId: string, bytesDone: number, time: string): MigrationState {
-  const key = s.byCommand[commandId];
-  const rec = key ? s.steps[key] : undefined;
-  if (!rec || rec.command.commandId !== commandId || rec.status !== 'intended') return s;
-  if (rec.progress?.bytesDone === bytesDone) return s;
-  s.steps = { ...s.steps, [rec.key]: { ...rec, progress: { bytesDone, advancedAt: time } } };
   return s;
 }
 

@@ -9,7 +9,7 @@ export {
 } from './state.ts';
 export { evolve, fold, subjectOf } from './evolve.ts';
 export { decide, decideUntilStable, targetPathOf, type DecideInput, type DecideMeta } from './decide.ts';
-export { deadlinesOf, nextDeadline } from './deadlines.ts';
+export { deadlinesOf, lastSignOfLife, nextDeadline, type TransferReports } from './deadlines.ts';
 export { planRollback, planRollbackOf, planCleanup, planCleanupOf, type PlannedAction } from './plans.ts';
 export {
   migrationDisks,

@@ -24,8 +24,6 @@ export type StepRecord = {
   finishedAt?: string;
   /** Position of the intent in the log, for ordering effects. */
   order: number;
-  /** Transfers: the bytes the streamer last reported for this attempt, and when they last moved. */
-  progress?: { bytesDone: number; advancedAt: string };
   /** An operator asserted the action was done by hand (ActionResolved): it counts as succeeded. */
   resolvedBy?: string;
   /** Its executor refused the command (CommandRejected): the failure is final for these arguments. */

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { MigrationEvent } from '@haul/schemas';
+import type { MigrationEvent, TransferProgress } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
 import { liveScenario, meta, simulate } from '../test/simulate.ts';
+import { decide } from './decide.ts';
 import { planRollback } from './plans.ts';
 
 /** A live migration with three pre-dumps; the final dump is decided while the stream of img/3 still runs. */
@@ -25,18 +26,33 @@ const intendedEvent = (key: string) =>
 const succeeded = (key: string) => (e: MigrationEvent) => e.type === 'StepSucceeded' && keyOf(e) === key;
 const at = (e: MigrationEvent, plusMs: number) => Date.parse(e.time) + plusMs;
 
-function progress(commandId: string, bytesDone: number, timeMs: number): MigrationEvent {
+/** A transfer's latest report (the progress bucket), as the coordinator reads it before a Tick. */
+function report(
+  commandId: string,
+  timeMs: number,
+  o: { bytesDone?: number; movedAtMs?: number; waiting?: Wait; waitSinceMs?: number; waitedUntilMs?: number },
+): TransferProgress {
+  const iso = (ms: number) => new Date(ms).toISOString();
   return {
-    eventId: `${commandId}:progress:${bytesDone}:${timeMs}`,
     migrationId: 'mig-sim01',
-    type: 'StreamProgress',
-    actor: { service: 'image-streamer', node: 'node-a' },
-    time: new Date(timeMs).toISOString(),
-    schemaVersion: 1,
-    data: { commandId, bytesDone, bytesTotal: 1e9, mbPerSec: 1, etaMs: 1000 },
+    commandId,
+    node: 'node-a',
+    time: iso(timeMs),
+    bytesDone: o.bytesDone ?? 0,
+    bytesTotal: 1e9,
+    mbPerSec: 1,
+    etaMs: 1000,
+    ...(o.movedAtMs !== undefined ? { movedAt: iso(o.movedAtMs) } : {}),
+    ...(o.waiting ? { waiting: { reason: o.waiting, since: iso(o.waitSinceMs ?? timeMs) } } : {}),
+    ...(o.waitedUntilMs !== undefined ? { waitedUntil: iso(o.waitedUntilMs) } : {}),
   };
 }
-const tick = (ms: number) => ({ kind: 'Tick', meta: meta(ms) }) as const;
+type Wait = NonNullable<TransferProgress['waiting']>['reason'];
+const tick = (ms: number, ...reports: TransferProgress[]) =>
+  ({
+    kind: 'Tick',
+    meta: { ...meta(ms), transfers: Object.fromEntries(reports.map((r) => [r.commandId, r])) },
+  }) as const;
 const stallMs = meta(0).stallMs;
 
 describe('given the final dump decided while an earlier stream still runs', () => {
@@ -80,25 +96,28 @@ describe('given an image stream in flight', () => {
       ]);
     assert.equal(failed!.eventId, `${cmd}:stalled`);
   });
-  it('whose bytes advance is not stalled; the stall clock runs from the last advance', () => {
-    const moving = [...log, progress(cmd, 1000, at(intent, 20_000))];
-    given(moving)
-      .when(tick(at(intent, 20_000 + stallMs - 1)))
+  it('whose bytes advance is not stalled; the stall clock runs from when they last moved', () => {
+    const moving = report(cmd, at(intent, 20_500), { bytesDone: 1000, movedAtMs: at(intent, 20_000) });
+    given(log)
+      .when(tick(at(intent, 20_000 + stallMs - 1), moving))
       .thenNothingHappened();
-    given(moving)
-      .when(tick(at(intent, 20_000 + stallMs + 1)))
+    given(log)
+      .when(tick(at(intent, 20_000 + stallMs + 1), moving))
       .then([{ type: 'StepFailed', data: { error: { code: 'HAUL_STREAM_STALLED' } } }]);
   });
-  it('that reports the same byte count again is not moving', () => {
-    const stuck = [...log, progress(cmd, 1000, at(intent, 1000)), progress(cmd, 1000, at(intent, 25_000))];
-    given(stuck)
-      .when(tick(at(intent, 1000 + stallMs + 1)))
+  it('that keeps reporting without moving bytes or waiting is not alive: reports alone are no progress', () => {
+    const stuck = report(cmd, at(intent, 25_000), { bytesDone: 1000, movedAtMs: at(intent, 1000) });
+    given(log)
+      .when(tick(at(intent, 1000 + stallMs + 1), stuck))
       .then([{ type: 'StepFailed', data: { error: { code: 'HAUL_STREAM_STALLED' } } }]);
   });
-  it('progress of another command does not count for it', () => {
-    const other = [...log, progress('mig-sim01:streamImages:1:1', 5000, at(intent, 20_000))];
-    given(other)
-      .when(tick(at(intent, stallMs + 1)))
+  it('a report of another command does not count for it', () => {
+    const other = report('mig-sim01:streamImages:1:1', at(intent, 20_000), {
+      bytesDone: 5000,
+      movedAtMs: at(intent, 20_000),
+    });
+    given(log)
+      .when(tick(at(intent, stallMs + 1), other))
       .then([{ type: 'StepFailed', data: { commandId: cmd } }]);
   });
   it('a host step beside it (the running pre-dump) is only given up after its own timeout', () => {
@@ -129,5 +148,58 @@ describe('given a local disk copy in flight', () => {
       ]);
     const plan = planRollback([...log, failed!]).map((a) => a.key);
     assert.ok(plan.includes('removeFiles:target-disk0'), plan.join(', '));
+  });
+});
+
+describe('given a pre-dump transfer held behind a final-dump transfer (it waits on purpose)', () => {
+  const intent = intendedEvent('streamImages:2');
+  const log = until((e) => e === intent);
+  const cmd = intent.data.commandId;
+  const since = at(intent, 2000);
+  it('is not given up while its reports say it waits, however long it has moved no bytes', () => {
+    const waiting = report(cmd, at(intent, 3 * stallMs), { waiting: 'priority', waitSinceMs: since });
+    given(log)
+      .when(tick(at(intent, 3 * stallMs + stallMs - 1), waiting))
+      .thenNothingHappened();
+  });
+  for (const reason of ['slot', 'sync'] as const)
+    it(`waiting for ${reason === 'slot' ? 'a transfer slot' : 'the receiver to sync'} counts the same`, () => {
+      const waiting = report(cmd, at(intent, 2 * stallMs), { waiting: reason, waitSinceMs: since });
+      given(log)
+        .when(tick(at(intent, 3 * stallMs - 1), waiting))
+        .thenNothingHappened();
+    });
+  it(`is given up ${stallMs} ms after the last report that it waits: a streamer that died while it waited`, () => {
+    const last = report(cmd, at(intent, 50_000), { waiting: 'priority', waitSinceMs: since });
+    given(log)
+      .when(tick(at(intent, 50_000 + stallMs + 1), last))
+      .then([
+        {
+          type: 'StepFailed',
+          data: { commandId: cmd, step: 'streamImages', error: { code: 'HAUL_STREAM_STALLED' } },
+        },
+      ]);
+  });
+  it('once the wait ended, the stall clock runs from its end: no bytes for the stall time after it is a stall', () => {
+    const ended = report(cmd, at(intent, 61_000), {
+      bytesDone: 10,
+      movedAtMs: at(intent, 1000),
+      waitedUntilMs: at(intent, 60_000),
+    });
+    given(log)
+      .when(tick(at(intent, 60_000 + stallMs - 1), ended))
+      .thenNothingHappened();
+    given(log)
+      .when(tick(at(intent, 60_000 + stallMs + 1), ended))
+      .then([{ type: 'StepFailed', data: { error: { code: 'HAUL_STREAM_STALLED' } } }]);
+  });
+  it('the step timeout still ends it, wait or not', () => {
+    const timeoutMs = intent.data.timeoutMs;
+    const waiting = report(cmd, at(intent, timeoutMs), { waiting: 'priority', waitSinceMs: since });
+    // (the pre-dump beside it times out too by then)
+    const failed = decide(tick(at(intent, timeoutMs + 1), waiting), given(log).state).find(
+      (e) => e.type === 'StepFailed' && e.data.commandId === cmd,
+    );
+    assert.equal(failed?.type === 'StepFailed' && failed.data.error.code, 'HAUL_STEP_TIMEOUT');
   });
 });

@@ -30,6 +30,7 @@ import {
 import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/schemas';
 import { releaseAdmission, type Admission } from './admission.ts';
 import { createSeenSequences } from './seen-sequences.ts';
+import { createTransferReports } from './transfer-reports.ts';
 
 export type CoordinatorSettings = {
   node: string;
@@ -37,6 +38,8 @@ export type CoordinatorSettings = {
   maxAttempts: number;
   /** Quiet time after which an active migration is checked against the log (default limits.coordinatorResyncMs). */
   resyncMs?: number;
+  /** A transfer that neither moves bytes nor reports a wait for this long is given up (default streamStallMs). */
+  stallMs?: number;
 };
 
 /**
@@ -81,6 +84,8 @@ export function createProcessManager(
   /** Migration → the sequence of its terminal event, for those that ended here: their events coming back are old. */
   const ended = new Map<string, number>();
   const resyncMs = settings.resyncMs ?? limits.coordinatorResyncMs;
+  const stallMs = settings.stallMs ?? streamStallMs;
+  const reports = createTransferReports(nc, validators);
   let stopped = false;
 
   const meta = (): DecideMeta => ({
@@ -89,7 +94,7 @@ export function createProcessManager(
     timeoutsMs: { ...stepTimeoutsMs },
     frozenLeaseMs: settings.frozenLeaseMs,
     maxAttempts: settings.maxAttempts,
-    stallMs: streamStallMs,
+    stallMs,
   });
 
   /** Run one migration's work strictly one at a time in this process. */
@@ -294,7 +299,7 @@ export function createProcessManager(
   /** The migration's one timer: its earliest step deadline, or a resync once it has been quiet for resyncMs. */
   function arm(mid: string, state: MigrationState): void {
     if (!state.migrationId || state.terminal) return disarm(mid);
-    wakeAt(mid, Math.min(nextDeadline(state, streamStallMs) ?? Infinity, Date.now() + resyncMs));
+    wakeAt(mid, Math.min(nextDeadline(state, stallMs, reports.of(mid)) ?? Infinity, Date.now() + resyncMs));
   }
 
   function wakeAt(mid: string, at: number): void {
@@ -326,6 +331,7 @@ export function createProcessManager(
   function forget(mid: string): void {
     folded.delete(mid);
     failures.delete(mid);
+    reports.forget(mid);
     disarm(mid);
   }
 
@@ -340,13 +346,20 @@ export function createProcessManager(
     return serial(mid, () => turn(mid, cached(mid), input));
   }
 
-  /** Step timeouts and stalls become failures (which the core rolls back or retries); first read what was missed. */
+  /**
+   * Step timeouts and stalls become failures (which the core rolls back or retries); first read what was missed, and
+   * the latest reports of the transfers in flight (the stall rule's evidence, outside the log).
+   */
   function tick(mid: string): Promise<MigrationState> {
     return serial(mid, () =>
       turn(
         mid,
-        () => catchUp(mid),
-        () => ({ kind: 'Tick', meta: meta() }),
+        async () => {
+          const caught = await catchUp(mid);
+          await reports.refresh(mid, caught.folded.state);
+          return caught;
+        },
+        () => ({ kind: 'Tick', meta: { ...meta(), transfers: reports.of(mid) } }),
       ),
     );
   }

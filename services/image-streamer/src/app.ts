@@ -3,6 +3,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   Registry,
   commandConsumerName,
+  clearProgress,
   createCommandQueue,
   eventFactory,
   exitWhenLoopEnds,
@@ -12,6 +13,8 @@ import {
   decodeJson,
   encodeJson,
   migrationLogger,
+  openProgress,
+  putProgress,
   sentTo,
   serveDiscovery,
   streamerMetrics,
@@ -25,14 +28,17 @@ import {
 import type {
   ErrorInfo,
   MigrationEvent,
+  StepCommand,
   StreamArgs,
   StreamOffer,
   StreamOfferReply,
   StreamResult,
   Validators,
 } from '@haul/schemas';
+import { abortable, watchGivenUp } from './given-up.ts';
 import { buildManifest } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
+import { createProgressReporter, type ProgressReporter } from './progress-report.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { createDataServer, type DataServer } from './data-server.ts';
 import { createReceiver } from './receiver.ts';
@@ -42,7 +48,7 @@ import type { TlsMaterial } from './tls.ts';
 
 /** How long a sender waits for the receiving streamer to connect after it accepted the offer. */
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Transfers a streamer runs at once as a sender (more commands wait in the queue). */
+/** Transfers a streamer runs at once as a sender (more commands wait for a slot, reporting that they wait). */
 const MAX_TRANSFERS = 4;
 
 export type StreamerConfig = {
@@ -60,9 +66,12 @@ export type StreamerConfig = {
   /** Node-wide bandwidth cap (MB/s), applied with the request's own cap (the lower wins). */
   nodeLimitMBps?: number;
   maxRetries: number;
+  /** How often a running transfer's report is rewritten (limits.progressEveryMs; tests report faster). */
   progressEveryMs: number;
   /** A data connection on which nothing moves this long is closed, on either end (default limits.streamIdleMs). */
   idleMs?: number;
+  /** Transfers sent at once (default MAX_TRANSFERS). */
+  maxTransfers?: number;
 };
 
 export type StreamerDeps = {
@@ -83,19 +92,28 @@ export type StreamerDeps = {
   metrics?: MetricsConfig | undefined;
 };
 
-/** Move one folder to the target node; resolves with the completion numbers. */
+/**
+ * Move one folder to the target node; resolves with the completion numbers. `signal` aborts it (the coordinator gave
+ * it up); `report` is its progress report (the transfer makes its own without one).
+ */
 export type Transfer = (
   migrationId: string,
   commandId: string,
   args: StreamArgs,
   mlog: Logger,
-  opts: { durable?: boolean },
+  opts: TransferOptions,
 ) => Promise<StreamResult>;
+
+export type TransferOptions = { durable?: boolean; signal?: AbortSignal; report?: ProgressReporter };
+
+/** The commands a streamer runs. */
+type StreamCommand = Extract<StepCommand, { step: 'streamImages' | 'copyLocalDisk' }>;
 
 /**
  * The image streamer: as a source it runs streamImages / copyLocalDisk commands: open a one-time TCP listener, offer
  * the manifest on haul.stream.<target>.offer, push the bytes down the connection the target opens, verify per chunk,
- * resume after a broken connection, report progress and the outcome into the migration's log. As a target it
+ * resume after a broken connection, report progress into the progress bucket (and that it is alive while it waits
+ * on purpose) and the outcome into the migration's log; stop a transfer the coordinator gave up. As a target it
  * answers offers: check the manifest, say what is already verified, connect and receive.
  */
 export function createImageStreamer(deps: StreamerDeps) {
@@ -111,7 +129,7 @@ export function createImageStreamer(deps: StreamerDeps) {
   const gate = createPriorityGate();
   /** One bucket for every transfer this node sends: the node-wide cap holds however many run at once. */
   const nodeRate = createRateLimiter(cfg.nodeLimitMBps);
-  const slots = createSlots(MAX_TRANSFERS);
+  const slots = createSlots(cfg.maxTransfers ?? MAX_TRANSFERS);
   const running = new Map<string, Promise<void>>();
   const registry = new Registry();
   const metrics = streamerMetrics(registry);
@@ -125,6 +143,18 @@ export function createImageStreamer(deps: StreamerDeps) {
     registry: (node) => registration?.lookup(node) ?? Promise.resolve(undefined),
     ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
   });
+
+  function reporter(migrationId: string, commandId: string, mlog: Logger): ProgressReporter {
+    return createProgressReporter({
+      migrationId,
+      commandId,
+      node: cfg.node,
+      everyMs: cfg.progressEveryMs,
+      publish: async (r) => putProgress(await openProgress(nc), r),
+      remove: async () => clearProgress(await openProgress(nc), migrationId, cfg.node, commandId),
+      log: mlog,
+    });
+  }
 
   function serveOffers(): void {
     sub = nc.subscribe(subjects.streamOffer(cfg.node), {
@@ -157,13 +187,31 @@ export function createImageStreamer(deps: StreamerDeps) {
     commandId: string,
     a: StreamArgs,
     mlog: Logger,
-    opts: { durable?: boolean } = {},
+    opts: TransferOptions = {},
   ): Promise<StreamResult> {
+    const report = opts.report ?? reporter(migrationId, commandId, mlog);
+    const own = opts.report ? undefined : report;
     const leave = gate.enter(a.priority);
     try {
-      return await move(migrationId, commandId, a, mlog, opts);
+      return await move(migrationId, commandId, a, mlog, { ...opts, report });
     } finally {
       leave();
+      void own?.clear();
+    }
+  }
+
+  /** Before a chunk: an iteration transfer waits while a final one runs, and reports that it waits on purpose. */
+  async function priorityTurn(
+    priority: StreamArgs['priority'],
+    report: ProgressReporter,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    if (!gate.blocks(priority)) return;
+    const resumed = report.waiting('priority');
+    try {
+      await gate.turn(priority, signal);
+    } finally {
+      resumed();
     }
   }
 
@@ -172,38 +220,27 @@ export function createImageStreamer(deps: StreamerDeps) {
     commandId: string,
     a: StreamArgs,
     mlog: Logger,
-    opts: { durable?: boolean },
+    opts: TransferOptions & { report: ProgressReporter },
   ): Promise<StreamResult> {
+    const { report, signal } = opts;
     const manifest = buildManifest(a.sourceDir);
     const total = manifest.reduce((n, e) => n + (e.kind === 'file' ? (e.size ?? 0) : 0), 0);
     const rate = createRateLimiter(a.bandwidthLimitMBps);
     const throttle = async (bytes: number) => {
-      await gate.turn(a.priority);
+      await priorityTurn(a.priority, report, signal);
       await rate(bytes);
       await nodeRate(bytes);
+      signal?.throwIfAborted();
     };
 
     const t0 = performance.now();
-    let done = 0;
-    let lastReport = t0;
+    report.sized(total);
+    let endSync: (() => void) | undefined;
     const onBytes = (n: number) => {
-      done += n;
       metrics.sent(n);
-      const now = performance.now();
-      if (now - lastReport >= cfg.progressEveryMs && done < total) {
-        lastReport = now;
-        const rate = done / ((now - t0) / 1000);
-        const data = {
-          commandId,
-          bytesDone: done,
-          bytesTotal: total,
-          mbPerSec: rate / 1e6,
-          etaMs: rate > 0 ? ((total - done) / rate) * 1000 : 0,
-        };
-        void eventLog
-          .append(event(migrationId, 'StreamProgress', data, `${commandId}:progress:${done}`))
-          .catch(() => {});
-      }
+      report.moved(n);
+      // Every byte is with the receiver: it verifies (and for a disk copy syncs) them before its `done`, moving none.
+      if (report.bytesDone >= total) endSync ??= report.waiting('sync');
     };
     let retries = 0;
     let resumed = 0;
@@ -221,24 +258,31 @@ export function createImageStreamer(deps: StreamerDeps) {
       };
       let reply: StreamOfferReply;
       try {
-        const m = await nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout: 10_000 });
+        const m = await abortable(
+          nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout: 10_000 }),
+          signal,
+        );
         reply = decodeJson(m.data) as StreamOfferReply;
       } catch (err) {
         listener.close();
+        signal?.throwIfAborted();
         if (++retries > cfg.maxRetries)
           throw new Error(`no streamer answers for ${a.toNode}: ${(err as Error).message}`);
         mlog.warn({ err, retries }, 'offer not answered; trying again');
-        await delay(Math.min(2000, 200 * retries));
+        await delay(Math.min(2000, 200 * retries), undefined, { signal });
         continue;
       }
       if (!reply.ok) {
         listener.close();
         throw Object.assign(new Error(reply.error.message), { info: reply.error });
       }
-      done = 0;
+      report.restart();
       try {
-        const sock = await listener.accept(CONNECT_TIMEOUT_MS);
+        const sock = await abortable(listener.accept(CONNECT_TIMEOUT_MS), signal);
         const tamper = deps.tamper;
+        // Given up: the connection is cut, so the transfer stops within a chunk.
+        const cut = () => sock.destroy();
+        signal?.addEventListener('abort', cut, { once: true });
         const s = await sendFiles({
           sourceDir: a.sourceDir,
           manifest,
@@ -248,16 +292,19 @@ export function createImageStreamer(deps: StreamerDeps) {
           onBytes,
           ...(tamper ? { tamper } : {}),
           ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
-        });
+        }).finally(() => signal?.removeEventListener('abort', cut));
         resumed += s.resumedBytes;
         retries += s.resent;
         break;
       } catch (err) {
+        signal?.throwIfAborted();
         if (!(err instanceof ConnectionLost) || ++retries > cfg.maxRetries) throw err;
         mlog.warn({ err: err.message, retries }, 'connection lost; resuming from what the target verified');
-        await delay(Math.min(2000, 200 * retries));
+        await delay(Math.min(2000, 200 * retries), undefined, { signal });
       } finally {
         listener.close();
+        endSync?.();
+        endSync = undefined;
       }
     }
     const ms = performance.now() - t0;
@@ -272,25 +319,23 @@ export function createImageStreamer(deps: StreamerDeps) {
   }
 
   /**
-   * Take a command off the queue: wait for a free transfer slot, then run it in the background, so a final-dump
-   * transfer is not queued behind a long pre-dump transfer of another migration.
+   * Take a command off the queue and run it in the background, also while it waits for a transfer slot: it reports
+   * that it waits (a wait for a slot is no stall), and the queue goes on, so a final-dump transfer is not queued
+   * behind a long pre-dump transfer of another migration.
    */
-  async function dispatch(d: CommandDelivery): Promise<void> {
+  function dispatch(d: CommandDelivery): Promise<void> {
     deps.onCommand?.(d);
     const id = d.command.commandId;
     if (running.has(id)) {
       log.debug({ commandId: id }, 'redelivered while still running: the running transfer acks it');
-      return;
+      return Promise.resolve();
     }
-    const release = await slots.acquire();
     // Runs in the background: a failure is handed back to the queue (redelivered, or parked), never lost.
     const task = handle(d)
       .catch((err: unknown) => queue.handlerFailed(d, err))
-      .finally(() => {
-        release();
-        running.delete(id);
-      });
+      .finally(() => running.delete(id));
     running.set(id, task);
+    return Promise.resolve();
   }
 
   async function handle(d: CommandDelivery): Promise<void> {
@@ -304,46 +349,118 @@ export function createImageStreamer(deps: StreamerDeps) {
       };
       return queue.refuse(msg, error, cmd);
     }
-    // The log the queue read to check the command's intent, just now (read again only when signatures are off).
-    const logNow = d.log ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
-    const prior = hasOutcome(logNow, cmd.commandId);
+    // In hand, the command must not be redelivered: also while it waits for a slot.
+    const working = setInterval(() => msg.working(), 2000);
+    const report = reporter(cmd.migrationId, cmd.commandId, mlog);
+    try {
+      const release = await inSlot(report);
+      if (!release) return msg.nak(); // the streamer stops: the next one takes it
+      try {
+        await run(cmd, msg, mlog, report);
+      } finally {
+        release();
+      }
+    } finally {
+      clearInterval(working);
+      report.stop();
+    }
+  }
+
+  /**
+   * A transfer slot; while none is free the command reports that it waits for one. Undefined when the streamer
+   * stops first (the commands in hand that have no slot yet are given back to the queue).
+   */
+  async function inSlot(report: ProgressReporter): Promise<(() => void) | undefined> {
+    if (!slots.full) return slots.acquire();
+    const got = report.waiting('slot');
+    try {
+      return await slots.acquire(ac.signal);
+    } catch (err) {
+      if (ac.signal.aborted) return undefined;
+      throw err;
+    } finally {
+      got();
+    }
+  }
+
+  /**
+   * Run the transfer unless its outcome is in the log already, and record its outcome — or stop it as soon as the
+   * coordinator gives it up (timed out, stalled): the log then has the coordinator's outcome, and nothing more is
+   * recorded. The progress report goes once the log says how the transfer ended.
+   */
+  async function run(
+    cmd: StreamCommand,
+    msg: CommandDelivery['msg'],
+    mlog: Logger,
+    report: ProgressReporter,
+  ): Promise<void> {
+    const { events, lastSeq } = await eventLog.read(cmd.migrationId);
+    const prior = hasOutcome(
+      events.map((e) => e.event),
+      cmd.commandId,
+    );
     if (prior) {
       msg.ack();
-      return;
+      return report.clear();
     }
-    const working = setInterval(() => msg.working(), 2000);
+    const givenUp = watchGivenUp(eventLog, cmd.migrationId, cmd.commandId, lastSeq, mlog);
+    let outcome: MigrationEvent | undefined;
+    try {
+      outcome = await attempt(cmd, mlog, report, givenUp.signal);
+    } finally {
+      givenUp.stop();
+    }
+    report.stop();
+    if (!outcome) mlog.warn({ reason: String(givenUp.signal.reason) }, 'transfer stopped: it was given up');
+    else {
+      try {
+        await eventLog.append(outcome);
+      } catch (err) {
+        mlog.error({ err }, 'cannot record the outcome; the command will be redelivered and resume');
+        msg.nak(1000);
+        return;
+      }
+    }
+    msg.ack();
+    await report.clear();
+  }
+
+  /** The transfer's outcome event, or undefined when it was given up (`signal`) before it ended. */
+  async function attempt(
+    cmd: StreamCommand,
+    mlog: Logger,
+    report: ProgressReporter,
+    signal: AbortSignal,
+  ): Promise<MigrationEvent | undefined> {
     const base = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt };
-    let outcome: MigrationEvent;
     metrics.started();
     try {
       // A local disk copy is the CT's data: synced before it counts. Image folders are only read by a restore,
       // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync.
       const result = await (deps.transfer ?? transfer)(cmd.migrationId, cmd.commandId, cmd.args, mlog, {
         durable: cmd.step === 'copyLocalDisk',
+        signal,
+        report,
       });
       mlog.info({ bytes: result.bytes, mbPerSec: Math.round(result.mbPerSec) }, 'images streamed');
       metrics.ended(cmd.step, result);
-      outcome = event(cmd.migrationId, 'StepSucceeded', { ...base, result }, `${cmd.commandId}:result`);
+      return event(cmd.migrationId, 'StepSucceeded', { ...base, result }, `${cmd.commandId}:result`);
     } catch (err) {
+      metrics.ended(cmd.step, undefined);
+      if (signal.aborted) return undefined;
       const info = (err as { info?: ErrorInfo }).info;
       const error: ErrorInfo = info ?? { code: 'HAUL_STREAM_FAILED', message: (err as Error).message };
       mlog.error({ err: error }, 'streaming failed');
-      metrics.ended(cmd.step, undefined);
-      outcome = event(cmd.migrationId, 'StepFailed', { ...base, error }, `${cmd.commandId}:result`);
-    } finally {
-      clearInterval(working);
-    }
-    try {
-      await eventLog.append(outcome);
-      msg.ack();
-    } catch (err) {
-      mlog.error({ err }, 'cannot record the outcome; the command will be redelivered and resume');
-      msg.nak(1000);
+      return event(cmd.migrationId, 'StepFailed', { ...base, error }, `${cmd.commandId}:result`);
     }
   }
 
   return {
     transfer,
+    /** The commands in hand: transferring, or waiting for a slot. */
+    get commandsInHand(): string[] {
+      return [...running.keys()];
+    },
     async start(): Promise<void> {
       dataServer = await createDataServer({
         host: cfg.listenHost,
@@ -358,7 +475,13 @@ export function createImageStreamer(deps: StreamerDeps) {
         tls: cfg.tls !== undefined,
       });
       serveOffers();
-      serveDiscovery(nc, 'image-streamer', cfg.node, () => ({ parkedCommands: queue.parked }), trust);
+      serveDiscovery(
+        nc,
+        'image-streamer',
+        cfg.node,
+        () => ({ parkedCommands: queue.parked, commandsInHand: running.size }),
+        trust,
+      );
       // A deaf streamer must not stay up: it exits so that its supervisor restarts it.
       const consumer = await queue.consume(dispatch, ac.signal);
       loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);

@@ -59,7 +59,7 @@ const cfg: StreamerConfig = {
   listenHost: process.env['HAUL_STREAM_LISTEN_HOST'] ?? '127.0.0.1',
   allowedRoots: roots.split(':').filter(Boolean),
   maxRetries: Number(process.env['HAUL_STREAM_MAX_RETRIES'] ?? 10),
-  progressEveryMs: 1000,
+  progressEveryMs: limits.progressEveryMs,
 };
 if (tls) cfg.tls = tls;
 const port = process.env['HAUL_STREAM_PORT'];

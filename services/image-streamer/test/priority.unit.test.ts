@@ -32,6 +32,38 @@ describe('transfer priority and slots', () => {
     assert.equal(ran, true);
   });
 
+  it('an iteration transfer given up while it waits leaves the gate at once', async () => {
+    const gate = createPriorityGate();
+    const leave = gate.enter('final');
+    assert.equal(gate.blocks('iteration'), true);
+    assert.equal(gate.blocks('final'), false);
+    const ac = new AbortController();
+    const waiting = gate.turn('iteration', ac.signal);
+    ac.abort(new Error('given up'));
+    await assert.rejects(waiting, /given up/);
+    leave();
+    assert.equal(gate.blocks('iteration'), false);
+  });
+
+  it('slots: a waiter given up leaves the queue and takes no slot', async () => {
+    const slots = createSlots(1);
+    const a = await slots.acquire();
+    assert.equal(slots.full, true);
+    const ac = new AbortController();
+    const gone = slots.acquire(ac.signal);
+    let third = false;
+    const c = slots.acquire().then((r) => {
+      third = true;
+      return r;
+    });
+    ac.abort(new Error('given up'));
+    await assert.rejects(gone, /given up/);
+    a();
+    (await c)();
+    assert.equal(third, true);
+    assert.equal(slots.full, false, 'the given-up waiter holds nothing');
+  });
+
   it('slots: at most n hold one at a time, the next waiter gets a released slot', async () => {
     const slots = createSlots(2);
     const a = await slots.acquire();

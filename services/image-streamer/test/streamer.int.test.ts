@@ -31,6 +31,7 @@ import {
 import { createValidators, type StepCommand, type StreamArgs, type StreamOfferReply } from '@haul/schemas';
 import {
   awaitEvent,
+  awaitProgress,
   outcomeOf,
   startNatsServer,
   startService,
@@ -178,14 +179,24 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       'iteration',
       40,
     );
+    // A writer of the migration's log that appends with compare-and-set, as the agent and the coordinator do
+    const before = await events.read('mig-str001');
     await send(nc, cmd);
+    const moving = await awaitProgress(nc, 'mig-str001', (p) => p.bytesDone > 0 && p.movedAt !== undefined);
+    assert.equal(moving.commandId, cmd.commandId);
+    assert.equal(
+      (await events.read('mig-str001')).lastSeq,
+      before.lastSeq,
+      "progress reports do not move the migration's last sequence",
+    );
     const done = await awaitEvent(events, 'mig-str001', outcomeOf(cmd.commandId), 60_000);
     assert.equal(done.type, 'StepSucceeded');
     assert.deepEqual(digestTree(cmd.args.targetDir), digestTree(src));
     const all = (await events.read('mig-str001')).events.map((e) => e.event);
-    assert.ok(
-      all.some((e) => e.type === 'StreamProgress'),
-      'progress reported while streaming',
+    assert.deepEqual(
+      all.map((e) => e.type),
+      ['StepSucceeded'],
+      'the log holds the outcome only: progress is reported beside it',
     );
     if (done.type === 'StepSucceeded' && done.data.step === 'streamImages') {
       assert.equal(done.data.result.bytes, 12 * 1024 * 1024 + 4100 + 3 * 1024 * 1024 + 17);
@@ -268,8 +279,17 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     const slow = cmd('0', mk('prio-iter', 24), 'iteration', 12);
     const fast = cmd('final', mk('prio-final', 4), 'final');
     await send(nc, slow);
-    await awaitEvent(events, 'mig-prio01', (e) => e.type === 'StreamProgress', 30_000);
+    await awaitProgress(nc, 'mig-prio01', (p) => p.commandId === slow.commandId && p.bytesDone > 0, 30_000);
     await send(nc, fast);
+    const held = await awaitProgress(
+      nc,
+      'mig-prio01',
+      // (the final one may be done by the time the watch starts: then the report says when the wait ended)
+      (p) =>
+        p.commandId === slow.commandId && (p.waiting?.reason === 'priority' || p.waitedUntil !== undefined),
+      30_000,
+    );
+    assert.ok(held, 'the pre-dump transfer reported that it waited behind the final one');
     const first = await awaitEvent(
       events,
       'mig-prio01',
@@ -313,12 +333,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     };
     await intendTransfer('mig-str003', 'mig-str003:streamImages:0:1', args);
     const transfer = a.transfer('mig-str003', 'mig-str003:streamImages:0:1', args, log);
-    await awaitEvent(
-      events,
-      'mig-str003',
-      (e) => e.type === 'StreamProgress' && e.data.bytesDone > 24 * 1024 * 1024,
-      30_000,
-    );
+    await awaitProgress(nc, 'mig-str003', (p) => p.bytesDone > 24 * 1024 * 1024, 30_000);
     await receiver.kill('SIGKILL');
     receiver = startService('streamer-b', 'services/image-streamer/src/main.ts', env);
     try {
