@@ -39,7 +39,7 @@ const log = createLogger('transfer-liveness-test', undefined, { HAUL_LOG_LEVEL: 
 /** Far below the real 30 s, and above the start of a transfer on a loaded machine; the held transfer waits ~2x this. */
 const stallMs = 6000;
 /** Signing on: streamers sign as themselves, the coordinator (and this test's appends for it) as the coordinator. */
-const ids = tempIdentities();
+const ids = tempIdentities(['node-a', 'node-b', 'node-c']);
 const coordinatorTrust = ids.trust('coordinator');
 
 let server: NatsServer;

@@ -179,9 +179,10 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       'iteration',
       40,
     );
-    // A writer of the migration's log that appends with compare-and-set, as the agent and the coordinator do
-    const before = await events.read('mig-str001');
     await send(nc, cmd);
+    // A writer of the migration's log that appends with compare-and-set, as the agent and the coordinator do
+    // (read after the command's intent is in the log)
+    const before = await events.read('mig-str001');
     const moving = await awaitProgress(nc, 'mig-str001', (p) => p.bytesDone > 0 && p.movedAt !== undefined);
     assert.equal(moving.commandId, cmd.commandId);
     assert.equal(
@@ -195,8 +196,8 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     const all = (await events.read('mig-str001')).events.map((e) => e.event);
     assert.deepEqual(
       all.map((e) => e.type),
-      ['StepSucceeded'],
-      'the log holds the outcome only: progress is reported beside it',
+      ['StepIntended', 'StepSucceeded'],
+      'the log holds the intent and the outcome only: progress is reported beside it',
     );
     if (done.type === 'StepSucceeded' && done.data.step === 'streamImages') {
       assert.equal(done.data.result.bytes, 12 * 1024 * 1024 + 4100 + 3 * 1024 * 1024 + 17);

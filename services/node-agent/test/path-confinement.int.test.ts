@@ -12,11 +12,20 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { jetstream } from '@nats-io/jetstream';
-import { encodeJson, subjects } from '@haul/bus';
+import { createEventLog, encodeJson, subjects } from '@haul/bus';
 import { copyGuid, originGuid } from '@haul/domain';
-import type { MigrationEvent, StepName } from '@haul/schemas';
-import { awaitEvent, outcomeOf, startService, startWorld, type World } from '@haul/test';
+import { createValidators, type MigrationEvent, type StepCommand, type StepName } from '@haul/schemas';
+
+const validators = createValidators();
+import {
+  awaitEvent,
+  outcomeOf,
+  publishAs,
+  startService,
+  startWorld,
+  stepIntended,
+  type World,
+} from '@haul/test';
 import { pathFields, type Place } from '../src/confinement.ts';
 
 /**
@@ -141,10 +150,23 @@ const command = (mid: string, step: StepName, args: Record<string, unknown>) => 
 });
 
 let sent = 0;
-async function send(cmd: Record<string, unknown>): Promise<void> {
-  await jetstream(w.nc).publish(subjects.commands('node-a', 'agent'), encodeJson(cmd), {
-    msgID: `confine-${++sent}`,
-  });
+/**
+ * A command as a coordinator gone wrong would send it: signed by the coordinator and, when it is well-formed, intended
+ * in its migration's log first (so it passes the command queue's checks and meets the agent's path check). With
+ * `intend: false` it is signed but intended nowhere.
+ */
+async function send(cmd: Record<string, unknown>, o: { intend?: boolean } = {}): Promise<void> {
+  const coordinator = w.identities.trust('coordinator');
+  const valid = validators.validate<StepCommand>('command', cmd);
+  if (o.intend !== false && valid.ok)
+    await createEventLog(w.nc, validators, coordinator).append(stepIntended(valid.value));
+  await publishAs(
+    w.nc,
+    coordinator,
+    subjects.commands('node-a', 'agent'),
+    encodeJson(cmd),
+    `confine-${++sent}`,
+  );
 }
 
 /** Every entry below `dir`: its type, mode, bytes (sha256) or link target; a change anywhere changes the digest. */
@@ -183,7 +205,7 @@ describe("node agent: every path field of every command is confined to the node'
       assert.equal(error.code, bySchema ? 'HAUL_INVALID_MESSAGE' : 'HAUL_PATH_OUTSIDE_ROOTS', c.mid);
       const events: MigrationEvent[] = await w.events(c.mid);
       assert.deepEqual(
-        events.map((e) => e.type),
+        events.map((e) => e.type).filter((t) => t !== 'StepIntended'),
         ['CommandRejected'],
         `${c.mid}: refused, nothing ran`,
       );
@@ -191,12 +213,16 @@ describe("node agent: every path field of every command is confined to the node'
     assert.equal(treeDigest(w.cluster.dir), before, 'the host tree is byte-for-byte unchanged');
   });
 
-  it("refuses to remove a folder in the CT's private area that no migration intends to remove", async () => {
+  it("never removes a folder in the CT's private area that no migration intends to remove", async () => {
     const mid = 'm-remove-private';
     const area = join(w.cluster.nodeRoot('node-a'), 'vz', 'private', '101');
     const before = treeDigest(w.cluster.dir);
-    await send(command(mid, 'removeFiles', { paths: [join(area, 'root.hdd')] }));
-    assert.equal((await rejection(mid)).field, 'args.paths.0');
+    await send(command(mid, 'removeFiles', { paths: [join(area, 'root.hdd')] }), { intend: false });
+    // The agent takes its commands one at a time: once a later one has its outcome, the first was handled.
+    const next = command('m-remove-after', 'removeFiles', { paths: [folderOf('m-remove-after')] });
+    await send(next);
+    await awaitEvent(w.eventLog, 'm-remove-after', outcomeOf(next.commandId), 30_000);
+    assert.deepEqual(await w.events(mid), [], 'parked by the command queue (intended nowhere): no event');
     assert.equal(treeDigest(w.cluster.dir), before);
   });
 
