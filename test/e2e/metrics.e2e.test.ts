@@ -157,6 +157,8 @@ describe('Prometheus metrics of every service during real migrations', () => {
         HAUL_HOST_ROOT: w.cluster.nodeRoot('node-a'),
         HAUL_IMAGE_ROOT: w.imageRoot('node-a'),
         HAUL_METRICS_PORT: '70000',
+        // Every other setting is fine: plaintext and unsigned on purpose, so that only the metrics port is wrong.
+        HAUL_INSECURE: '1',
       });
       assert.equal(await p.exited, 2, service);
       assert.ok(
