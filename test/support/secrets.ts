@@ -14,9 +14,16 @@ export async function createTestSecrets(nodes: string[] = ['node-a', 'node-b']):
   return { dir, registry, remove: () => rm(parent, { recursive: true, force: true }) };
 }
 
-/** The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server. */
+/**
+ * The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server, and to
+ * sign and verify with the cluster's registry.
+ */
 export function secretsEnv(dir: string, identity: string): Record<string, string> {
-  return { HAUL_NKEY_SEED_FILE: join(dir, `${identity}.nk`), HAUL_TLS_CA_FILE: join(dir, 'ca.pem') };
+  return {
+    HAUL_NKEY_SEED_FILE: join(dir, `${identity}.nk`),
+    HAUL_IDENTITIES_FILE: join(dir, 'identities.json'),
+    HAUL_TLS_CA_FILE: join(dir, 'ca.pem'),
+  };
 }
 
 /** The environment of a node's image streamer for mutual TLS on its data connections (its node certificate). */
