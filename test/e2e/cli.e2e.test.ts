@@ -3,7 +3,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { jetstream } from '@nats-io/jetstream';
 import { encodeJson, subjects } from '@haul/bus';
 import { commands, exitCodes, type ExitName } from '@haul/cli';
 import {
@@ -12,6 +11,7 @@ import {
   freePort,
   repoRoot,
   startNatsServer,
+  publishAs,
   startRunningWorld,
   tempIdentities,
   type FaultRule,
@@ -230,7 +230,7 @@ describe('the ops CLI against a running installation', () => {
         'bash',
         ['-c', `set -o pipefail; "${process.execPath}" "${bin}" events --json | head -1`],
         {
-          env: { ...process.env, HAUL_NATS_URL: w.server.url },
+          env: { ...process.env, HAUL_NATS_URL: w.server.url, ...opsEnv },
         },
       );
       let out = '';
@@ -332,7 +332,9 @@ describe('the ops CLI against a running installation', () => {
       timeoutMs: 1000,
       args: { ctid: '101', iteration: 0, workDir: '/tmp' },
     };
-    await jetstream(w.nc).publish(subjects.commands('node-b', 'agent'), encodeJson(cmd), { msgID: 'bad-1' });
+    // Signed by the coordinator: an unsigned command is parked without a word in any log (docs/security.md).
+    const coordinator = w.identities.trust('coordinator');
+    await publishAs(w.nc, coordinator, subjects.commands('node-b', 'agent'), encodeJson(cmd), 'bad-1');
     const e = await awaitEvent(w.eventLog, 'm-bad0001', (x) => x.type === 'CommandRejected');
     assert.equal(e.type === 'CommandRejected' && e.data.error.field, 'args.imageDir');
     assert.match((await haul(w.server.url, ['nodes'])).out, /node-b\s+alive/);
