@@ -221,8 +221,17 @@ describe('forged events with a valid NATS connection', () => {
           'MigrationRolledBack',
           'the migration ended as the restore failure makes it end',
         );
-        const status = await (await openBucket(w.nc, buckets.status)).get(mid);
-        assert.equal(status?.json<{ phase: string }>().phase, 'rolled-back', 'the status says so too');
+        // The status is projected after the event is appended: watch its key until it is terminal.
+        const kv = await openBucket(w.nc, buckets.status);
+        const watch = await kv.watch({ key: mid });
+        let phase: string | undefined;
+        for await (const entry of watch) {
+          if (entry.operation !== 'PUT') continue;
+          phase = entry.json<{ phase: string }>().phase;
+          if (phase === 'rolled-back' || phase === 'completed') break;
+        }
+        watch.stop();
+        assert.equal(phase, 'rolled-back', 'the status says so too');
         assert.deepEqual(await w.brokenInvariants(mid, base), [], 'the CT runs on node-a, the disk is whole');
         const rejected = await rejectedBy(w);
         assert.ok((rejected['coordinator@coordinator'] ?? 0) >= 3, JSON.stringify(rejected));
