@@ -125,7 +125,13 @@ export const limits = {
    * A data connection to a streamer must complete its TLS handshake and present its token within this long, or it
    * is closed (a connection that sends nothing holds a socket, a file descriptor and a slot of its peer).
    */
-  streamHandshakeMs: 5_000,
+  streamHandshakeMs: 15_000,
+  /**
+   * A sender waits this long for its receiver to connect and pass the handshake after an offer was accepted; then it
+   * offers again. Longer than the handshake: on a loaded host a TLS handshake alone took more than 5 s (measured at a
+   * load average of 35 on 2 cores), and a connection that fails it must not fail the transfer with it.
+   */
+  streamConnectMs: 20_000,
   /**
    * An established data connection on which nothing moves this long is closed, on either end (a receiver that stops
    * reading, a sender that stops sending). Longer than the sync of a large local disk copy before "done".
