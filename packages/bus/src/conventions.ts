@@ -87,6 +87,13 @@ export const limits = {
   /** Heartbeat period and the age after which a node counts as gone. */
   heartbeatMs: 2_000,
   nodeStaleMs: 10_000,
+  /**
+   * A receiving streamer accepts an offer only from a node whose streamer registered the offer's data address at most
+   * this long ago. The offer itself shows its sender is alive; the age only bounds how long a dead streamer's old
+   * address is trusted. Longer than nodeStaleMs: on a loaded host (load average 27–42 on 2 cores) registrations
+   * 10–13 s old refused good transfers and rolled migrations back.
+   */
+  streamerRegistrationMaxAgeMs: 60_000,
   /** Retry a JetStream call this long when the stream has no leader (503; elections measured 4–7.5 s, more under load). */
   leaderElectionRetryMs: 30_000,
   /** One JetStream publish waits this long for its ack before it is retried (within the budget above). */
