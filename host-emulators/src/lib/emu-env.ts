@@ -50,6 +50,12 @@ export const paths = {
   initPid: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'run', 've', `${ctid}.init.pid`),
   ctState: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'lib', 'haul-emu', 'cts', `${ctid}.json`),
   ctSocket: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'run', 'haul-emu', `ct-${ctid}.sock`),
+  /**
+   * The CT's freezer cgroup (cgroup v1, as on VZ7): `<mount>/machine.slice/<ctid>/` (libvzctl lib/cgroup.c
+   * get_cgroup_name, ebbfc38 lines 419–428), with `freezer.state` and `tasks` kept by the emulated CT.
+   */
+  freezerCg: (e: EmuEnv, ctid: string) =>
+    join(e.root, 'sys', 'fs', 'cgroup', 'freezer', 'machine.slice', ctid),
   devices: (clusterDir: string) => join(clusterDir, 'devices.json'),
   corruption: (clusterDir: string) => join(clusterDir, 'corruption.jsonl'),
   locks: (clusterDir: string) => join(clusterDir, 'locks'),

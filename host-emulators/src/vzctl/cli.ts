@@ -94,11 +94,22 @@ function parseActionOptions(action: string, ctid: string, rest: string[]): Parse
   return parsed;
 }
 
+/**
+ * `VEID <ctid> exist|deleted mounted|unmounted running|paused|down` (src/vzctl.c Show, OpenVZ/vzctl@42ab7b3 lines
+ * 1461–1470). A running CT whose freezer cgroup is FROZEN is `paused` (libvzctl lib/env_nsops.c
+ * ns_env_get_cpt_state, ebbfc38 lines 1830–1845): after `vzctl pause`, or while criu holds it frozen.
+ */
 function status(env: EmuEnv, ctid: string, conf: CtConf | undefined): number {
   const exist = conf ? 'exist' : 'deleted';
   const mounted = conf && mountedDisks(env, conf).length > 0 ? 'mounted' : 'unmounted';
-  out(`VEID ${ctid} ${exist} ${mounted} ${isRunning(env, ctid) ? 'running' : 'down'}`);
+  const state = !isRunning(env, ctid) ? 'down' : freezerState(env, ctid) === 'FROZEN' ? 'paused' : 'running';
+  out(`VEID ${ctid} ${exist} ${mounted} ${state}`);
   return 0;
+}
+
+function freezerState(env: EmuEnv, ctid: string): string | undefined {
+  const f = `${paths.freezerCg(env, ctid)}/freezer.state`;
+  return existsSync(f) ? readFileSync(f, 'utf8').trim() : undefined;
 }
 
 function mountAll(env: EmuEnv, conf: CtConf): void {

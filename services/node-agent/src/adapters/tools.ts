@@ -21,18 +21,33 @@ const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | un
   ...(prev ? ['--prev-images-dir', prev] : []),
 ];
 
+/** A CT as `vzctl status` reports it. `running` includes a paused CT: its tasks exist, frozen. */
+export type CtStatus = { exist: boolean; mounted: boolean; running: boolean; paused: boolean };
+
+/**
+ * `VEID <ctid> exist|deleted mounted|unmounted running|paused|down|suspended` (vzctl src/vzctl.c Show, 42ab7b3
+ * lines 1461–1470; VZ7's v7.0.146 prints `down` and then ` suspended`). `paused` is a running CT whose freezer
+ * cgroup is FROZEN (libvzctl lib/env_nsops.c ns_env_get_cpt_state, ebbfc38 lines 1830–1845): `vzctl pause`, or
+ * criu holding it frozen at post-dump. Its tasks exist, so it is running, not down.
+ */
+export function parseVzctlStatus(stdout: string): CtStatus {
+  const words = stdout.trim().split(/\s+/);
+  const paused = words.includes('paused');
+  return {
+    exist: words.includes('exist'),
+    mounted: words.includes('mounted'),
+    running: paused || words.includes('running'),
+    paused,
+  };
+}
+
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
   return {
-    async vzctlStatus(ctid: string): Promise<{ exist: boolean; mounted: boolean; running: boolean }> {
+    async vzctlStatus(ctid: string): Promise<CtStatus> {
       const r = await run('vzctl', ['status', ctid], o(stepTimeoutsMs.quick));
-      const words = r.stdout.trim().split(/\s+/);
-      return {
-        exist: words.includes('exist'),
-        mounted: words.includes('mounted'),
-        running: words.includes('running'),
-      };
+      return parseVzctlStatus(r.stdout);
     },
     vzctlStart: (ctid: string) => run('vzctl', [...vz, 'start', ctid], o(stepTimeoutsMs.vzctl, [32])),
     vzctlStop: (ctid: string) => run('vzctl', [...vz, 'stop', ctid], o(stepTimeoutsMs.vzctl)),

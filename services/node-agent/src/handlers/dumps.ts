@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultFrozenLeaseMs } from '@haul/bus';
 import { mayResumeSource } from '@haul/domain';
@@ -43,8 +43,16 @@ export const preDump: Handler = async (cmd, ctx) => {
   return r;
 };
 
-const pagesIn = (dir: string) =>
-  existsSync(join(dir, 'pages-1.img')) ? statSync(join(dir, 'pages-1.img')).size / 4096 : 0;
+/**
+ * Pages the dump wrote: every `pages-<n>.img` of the folder (criu/image-desc.c names them by the pagemap's pages_id;
+ * one per page-pipe of a process tree, and shared memory has its own), 4096 bytes a page.
+ */
+export const pagesIn = (dir: string): number =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /^pages-\d+\.img$/.test(f))
+        .reduce((n, f) => n + statSync(join(dir, f)).size / 4096, 0)
+    : 0;
 
 /**
  * The final dump, held open at post-dump: the result is reported as soon as the CT is frozen, while criu waits
@@ -148,6 +156,12 @@ export async function resumeOnSource(
     throw new StepError(
       'HAUL_CT_NOT_RUNNING',
       `CT ${ctid} is neither held frozen nor running on ${ctx.cfg.node}`,
+    );
+  // Paused but not held: frozen by someone else (vzctl pause, or a criu that died holding it). Not resumed by haul.
+  if (st.paused)
+    throw new StepError(
+      'HAUL_CT_PAUSED',
+      `CT ${ctid} runs on ${ctx.cfg.node} but is paused (its freezer cgroup is frozen) and no dump of haul holds it`,
     );
   r.actions.push('CT already running on the source');
   return r;
