@@ -84,6 +84,23 @@ function setFrozen(f: boolean): void {
   writeFileSync(`${cgroup}/freezer.state`, f ? 'FROZEN\n' : 'THAWED\n');
 }
 setFrozen(false);
+
+/**
+ * The CT's ve cgroup (private: `<mount>/<ctid>`, libvzctl lib/cgroup.c get_cgroup_name) with the values vz-cpt saves
+ * as vz_*.img beside a dump (`cgget -n -v -r ve.<name>`, scripts/vz-cpt.in v7.0.360 lines 73–90).
+ */
+const veCgroup = join(env.root, 'sys', 'fs', 'cgroup', 've', config.ctid);
+mkdirSync(veCgroup, { recursive: true });
+for (const [name, value] of Object.entries({
+  've.clock_bootbased': `${Math.round(process.uptime())} 0`,
+  've.clock_monotonic': `${Math.round(process.uptime())} 0`,
+  've.iptables_mask': '18446744073709551615',
+  've.os_release': '3.10.0',
+  've.features': '0',
+  've.aio_max_nr': '65536',
+  've.pid_max': '4194304',
+}))
+  writeFileSync(join(veCgroup, name), `${value}\n`);
 let last = Date.now();
 let owedPages = 0;
 let owedWrites = 0;
@@ -212,8 +229,10 @@ function shutdown(): void {
   clearInterval(timer);
   // The tasks are gone, and with them the CT's cgroup (unless a newer init of this CT already owns it).
   try {
-    if (Number(readFileSync(`${cgroup}/tasks`, 'utf8')) === process.pid)
+    if (Number(readFileSync(`${cgroup}/tasks`, 'utf8')) === process.pid) {
       rmSync(cgroup, { recursive: true, force: true });
+      rmSync(veCgroup, { recursive: true, force: true });
+    }
   } catch {
     /* already gone */
   }

@@ -9,6 +9,8 @@ export type NodeConfig = {
   criuVersion: string;
   memTrack: boolean;
   cpuFlags: string[];
+  /** criu dumps CTs as on a Virtuozzo host, requiring VZ's pieces (criu/vz.ts); false: `create-node --plain-criu`. */
+  vzCheckpoint?: boolean;
 };
 
 export type EmuEnv = NodeConfig & { root: string };
