@@ -200,6 +200,11 @@ describe('every argv of the contract runs on the strict emulators', () => {
     };
     await run('vzctl status <ctid>', ct);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
+    // A CT whose freezer cgroup is frozen is `paused`, as vzctl's Show prints it (src/vzctl.c 1465–1467).
+    await c.ok('node-a', 'haul-emu', ['freeze', '101']);
+    assert.match((await run('vzctl status <ctid>', ct)).stdout, /^VEID 101 exist mounted paused$/m);
+    await c.ok('node-a', 'haul-emu', ['thaw', '101']);
+    assert.match((await run('vzctl status <ctid>', ct)).stdout, /^VEID 101 exist mounted running$/m);
     await run('criu -V');
     await run('criu check --feature mem_dirty_track');
     await run(find('criu pre-dump', [], ['--prev-images-dir']), mem(1));
