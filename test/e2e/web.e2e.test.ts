@@ -140,6 +140,11 @@ describe('haul web: the live view in a real browser (Chromium), read as ops', ()
     const during = join(artifacts, 'during-transfer.png');
     await page.screenshot({ path: during });
     console.log(`screenshot of the web view during the migration: ${during}`);
+    // The CT runs nowhere from the final dump's intent until the restore: at least the throttled final transfer.
+    await page.waitForSelector(`${row} [data-frozen]`, { timeout: 120_000 });
+    const frozen = join(artifacts, 'while-frozen.png');
+    await page.screenshot({ path: frozen });
+    console.log(`screenshot of the web view while the CT is frozen: ${frozen}`);
 
     const end = await followToEnd(w.eventLog, id, () => {});
     const log = await w.eventLog.read(id);
