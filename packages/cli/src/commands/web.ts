@@ -13,9 +13,10 @@ export const web: Command = {
   summary: 'serve a live web view of migrations, nodes and event timelines (read-only)',
   description: `Serve a web page, like kubectl proxy, that shows the migrations live (phase, transfer progress, rate, ETA, the
 frozen timer while the CT runs nowhere), the nodes with the age of their heartbeats, and one migration's event
-timeline. It reads what the ops role may read, with the caller's identity: the event log, the progress and node
-buckets, and the scheduler API's list of active migrations. The page updates itself over Server-Sent Events
-(GET /events); GET /api/state is the same as JSON. Nothing it serves can change anything. Runs until Ctrl-C.`,
+timeline. It reads what the ops role may read, with the caller's identity: the event log, the progress and
+node buckets, and the scheduler API's list of active migrations. The page updates itself over Server-Sent
+Events (GET /events); GET /api/state is the same as JSON. Nothing it serves can change anything. Runs until
+Ctrl-C.`,
   positionals: [],
   flags: {
     listen: {
@@ -75,7 +76,7 @@ async function serveWeb(ctx: Context): Promise<'completed'> {
     for await (const s of nc.status())
       if (s.type === 'disconnect' || s.type === 'reconnect')
         server.natsStatus(s.type === 'reconnect' ? 'connected' : 'disconnected');
-  })();
+  })().catch(() => {}); // only a display: the readers report their own failures
   try {
     await feedModel(
       { nc, log, activeMigrations: () => activeMigrations(ctx) },
