@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'puppeteer-core';
 import { limits } from '@haul/bus';
-import { followToEnd } from '@haul/cli';
+import type { Terminal } from '@haul/cli';
 import { evolve, initialState, projectStatus } from '@haul/domain';
 import {
   launchBrowser,
@@ -81,6 +81,18 @@ function phasesOf(events: Parameters<typeof evolve>[1][]): string[] {
   return out;
 }
 
+/**
+ * The migration's terminal event. A migration that gets stuck instead (a cleanup step past its timeout on a machine
+ * far too busy for it) waits for an operator: that fails the test at once instead of waiting for ever.
+ */
+async function endOf(w: World, id: string): Promise<Terminal> {
+  for await (const { event } of w.eventLog.follow({ migrationId: id })) {
+    if (event.type === 'MigrationCompleted' || event.type === 'MigrationRolledBack') return event;
+    if (event.type === 'MigrationStuck') assert.fail(`the migration got stuck: ${event.data.reason}`);
+  }
+  throw new Error('the log ended before the migration did');
+}
+
 describe('haul web: the live view in a real browser (Chromium), read as ops', () => {
   let w: World;
   let web: ServiceProcess;
@@ -129,53 +141,59 @@ describe('haul web: the live view in a real browser (Chromium), read as ops', ()
     assert.equal(await rawRequest(url, 'GET', 'localhost'), 200);
   });
 
-  it('shows a live migration: its phases advance as its log says, the progress, the frozen timer, and its end', async () => {
-    // Throttled so that its transfers run for seconds: the page shows their progress.
-    const r = await w.migrate('web-live', { bandwidthLimitMBps: 8, maxIterations: 1 });
-    assert.ok(r.ok, JSON.stringify(r));
-    if (!r.ok) return;
-    const id = r.migrationId;
-    const row = `#migrations tr[data-migration="${id}"]`;
-    await page.waitForSelector(`${row} .progress[data-percent]`, { timeout: 60_000 });
-    const during = join(artifacts, 'during-transfer.png');
-    await page.screenshot({ path: during });
-    console.log(`screenshot of the web view during the migration: ${during}`);
-    // The CT runs nowhere from the final dump's intent until the restore: at least the throttled final transfer.
-    await page.waitForSelector(`${row} [data-frozen]`, { timeout: 120_000 });
-    const frozen = join(artifacts, 'while-frozen.png');
-    await page.screenshot({ path: frozen });
-    console.log(`screenshot of the web view while the CT is frozen: ${frozen}`);
+  it(
+    'shows a live migration: its phases advance as its log says, the progress, the frozen timer, and its end',
+    {
+      timeout: 600_000,
+    },
+    async () => {
+      // Throttled so that its transfers run for seconds: the page shows their progress.
+      const r = await w.migrate('web-live', { bandwidthLimitMBps: 8, maxIterations: 1 });
+      assert.ok(r.ok, JSON.stringify(r));
+      if (!r.ok) return;
+      const id = r.migrationId;
+      const row = `#migrations tr[data-migration="${id}"]`;
+      await page.waitForSelector(`${row} .progress[data-percent]`, { timeout: 60_000 });
+      const during = join(artifacts, 'during-transfer.png');
+      await page.screenshot({ path: during });
+      console.log(`screenshot of the web view during the migration: ${during}`);
+      // The CT runs nowhere from the final dump's intent until the restore: at least the throttled final transfer.
+      await page.waitForSelector(`${row} [data-frozen]`, { timeout: 120_000 });
+      const frozen = join(artifacts, 'while-frozen.png');
+      await page.screenshot({ path: frozen });
+      console.log(`screenshot of the web view while the CT is frozen: ${frozen}`);
 
-    const end = await followToEnd(w.eventLog, id, () => {});
-    const log = await w.eventLog.read(id);
-    const finalPhase = end.type === 'MigrationCompleted' ? 'completed' : 'rolled-back';
-    assert.equal(finalPhase, 'completed', JSON.stringify(end.data));
-    // The page follows the log: wait for its last event in the timeline, then compare.
-    await page.waitForSelector(`#timeline tr[data-seq="${log.lastSeq}"]`, { timeout: 30_000 });
-    await page.waitForSelector(`${row}[data-phase="${finalPhase}"]`);
-    const final = join(artifacts, 'after-completion.png');
-    await page.screenshot({ path: final, fullPage: true });
-    console.log(`screenshot of the web view after the migration: ${final}`);
+      const end = await endOf(w, id);
+      const log = await w.eventLog.read(id);
+      const finalPhase = end.type === 'MigrationCompleted' ? 'completed' : 'rolled-back';
+      assert.equal(finalPhase, 'completed', JSON.stringify(end.data));
+      // The page follows the log: wait for its last event in the timeline, then compare.
+      await page.waitForSelector(`#timeline tr[data-seq="${log.lastSeq}"]`, { timeout: 30_000 });
+      await page.waitForSelector(`${row}[data-phase="${finalPhase}"]`);
+      const final = join(artifacts, 'after-completion.png');
+      await page.screenshot({ path: final, fullPage: true });
+      console.log(`screenshot of the web view after the migration: ${final}`);
 
-    const seen = await read<Seen>(page, 'seen');
-    assert.deepEqual(seen.phases[id], phasesOf(log.events.map((e) => e.event)), 'every phase, in order');
-    assert.ok((seen.phases[id] ?? []).length >= 5, JSON.stringify(seen.phases[id]));
-    assert.ok(seen.frozen.includes(id), 'the frozen timer ran while the CT ran nowhere');
-    assert.ok((seen.maxPercent[id] ?? 0) > 0, `progress shown: ${JSON.stringify(seen.maxPercent)}`);
+      const seen = await read<Seen>(page, 'seen');
+      assert.deepEqual(seen.phases[id], phasesOf(log.events.map((e) => e.event)), 'every phase, in order');
+      assert.ok((seen.phases[id] ?? []).length >= 5, JSON.stringify(seen.phases[id]));
+      assert.ok(seen.frozen.includes(id), 'the frozen timer ran while the CT ran nowhere');
+      assert.ok((seen.maxPercent[id] ?? 0) > 0, `progress shown: ${JSON.stringify(seen.maxPercent)}`);
 
-    const timeline = await read<[number, string][]>(page, 'timeline()');
-    assert.deepEqual(
-      timeline,
-      log.events.map((e) => [e.seq, e.event.type]),
-      'the timeline is the log',
-    );
-    assert.equal(timeline.at(-1)?.[1], end.type);
-    const stats = await read<Record<string, number>>(page, 'stats()');
-    assert.equal(stats['downtimeMs'], end.data.stats.downtimeMs);
-    assert.equal(stats['totalMs'], end.data.stats.totalMs);
-    assert.equal(stats['bytesStreamed'], end.data.stats.bytesStreamed);
-    assert.equal(await read<string>(page, 'detailPhase()'), finalPhase);
-  });
+      const timeline = await read<[number, string][]>(page, 'timeline()');
+      assert.deepEqual(
+        timeline,
+        log.events.map((e) => [e.seq, e.event.type]),
+        'the timeline is the log',
+      );
+      assert.equal(timeline.at(-1)?.[1], end.type);
+      const stats = await read<Record<string, number>>(page, 'stats()');
+      assert.equal(stats['downtimeMs'], end.data.stats.downtimeMs);
+      assert.equal(stats['totalMs'], end.data.stats.totalMs);
+      assert.equal(stats['bytesStreamed'], end.data.stats.bytesStreamed);
+      assert.equal(await read<string>(page, 'detailPhase()'), finalPhase);
+    },
+  );
 
   it('stops on SIGTERM with exit code 0', async () => {
     await web.kill('SIGTERM');

@@ -102,7 +102,8 @@ function progressCell(v) {
       ),
     );
   }
-  const running = (v.runningSteps || []).join(', ');
+  // Step keys are `<step>:<subject>`; `-` is the subject of a step done once.
+  const running = (v.runningSteps || []).map((k) => k.replace(/:-$/, '').replace(':', ' ')).join(', ');
   return h('span', { class: 'sub' }, running ? `running ${running}` : '');
 }
 
@@ -255,6 +256,9 @@ function renderDetail() {
 
 // --- nodes ------------------------------------------------------------------------------------------------
 
+const ctsRunning = (cts) =>
+  cts.length === 0 ? 'no CT running' : `${cts.length === 1 ? 'CT' : 'CTs'} ${cts.join(', ')} running`;
+
 function renderNodes() {
   const items = [...state.nodes.values()]
     .sort((a, b) => a.node.localeCompare(b.node))
@@ -268,9 +272,7 @@ function renderNodes() {
         h(
           'div',
           { class: 'facts' },
-          `criu ${n.criuVersion} · ${(n.freeBytes / 1e9).toFixed(1)} GB free · ` +
-            `${n.runningCts ? n.runningCts.length : 0} CTs running` +
-            (n.runningCts && n.runningCts.length ? ` (${n.runningCts.join(', ')})` : ''),
+          `criu ${n.criuVersion} · ${(n.freeBytes / 1e9).toFixed(1)} GB free · ${ctsRunning(n.runningCts || [])}`,
         ),
       ),
     );
