@@ -10,7 +10,6 @@ import { evolve, initialState, projectStatus } from '@haul/domain';
 import {
   launchBrowser,
   repoRoot,
-  secretsEnv,
   startRunningWorld,
   startService,
   type ServiceProcess,
@@ -108,7 +107,7 @@ describe('haul web: the live view in a real browser (Chromium), read as ops', ()
     web = startService(
       'haul-web',
       'bin/haul.mjs',
-      { ...process.env, HAUL_NATS_URL: w.server.url, ...secretsEnv(w.secrets!.dir, 'ops') },
+      { ...process.env, ...w.envAs('ops') },
       [],
       ['web', '--listen', '127.0.0.1:0'],
     );

@@ -9,4 +9,5 @@ export * from './secrets.ts';
 export { ensureBuilt } from './build.ts';
 export * from './prometheus.ts';
 export * from './identities.ts';
+export * from './cli.ts';
 export * from './browser.ts';

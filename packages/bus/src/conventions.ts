@@ -93,7 +93,9 @@ export const limits = {
   publishTimeoutMs: 2_000,
   /** A command unacked this long is redelivered (the executor extends it with working() while it runs). */
   commandAckWaitMs: 5_000,
+  /** One scheduler API request waits this long for its reply; an idempotent one is asked again until the deadline. */
   apiTimeoutMs: 5_000,
+  apiDeadlineMs: 30_000,
   /** How long a node agent or image streamer waits at start for the coordinator to create the streams and buckets. */
   topologyWaitMs: 120_000,
   /**
