@@ -50,7 +50,7 @@ export async function feedModel(
  * Events and backfills, one at a time: a migration first met in the middle of its log (it began before `since`, or
  * a coordinator listed it) is read whole before anything later of it is folded, so the fold is always in log order.
  */
-function serialIngest(log: EventLog, model: WebModel) {
+export function serialIngest(log: EventLog, model: WebModel) {
   let chain: Promise<void> = Promise.resolve();
   // A failed step fails its caller, not every later one.
   const serial = (f: () => Promise<void> | void): Promise<void> => {
