@@ -86,5 +86,10 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The web view's page: plain browser JavaScript, no TypeScript project (see packages/cli/src/web-page.ts).
+    files: ['packages/cli/web/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+  },
   prettier,
 );

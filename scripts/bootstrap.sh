@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20:
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
-#   - nats-server and docker-compose from apt-get when they are not on PATH
+#   - nats-server, docker-compose and chromium from apt-get when they are missing
 #   - the bundles of every program (scripts/build.mjs) when a source is newer than the last build
 # Used by `npm test` and `npm run demo`; safe to run again and again.
 set -euo pipefail
@@ -21,10 +21,12 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
   touch "$stamp"
 fi
 
-# Debian packages the tests need: nats-server (the real bus) and docker-compose (to check compose.yaml).
+# Debian packages the tests need: nats-server (the real bus), docker-compose (to check compose.yaml) and chromium
+# (the web view's browser test drives it with puppeteer-core, which never downloads a browser of its own).
 missing=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ -x "${HAUL_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     say "installing ${missing[*]} with apt-get"

@@ -32,6 +32,14 @@ export const programs = [
 ];
 
 const sourceDirs = ['schemas', 'packages', 'services', 'host-emulators'];
+/** The web view's page (`haul web`), put into the CLI's bundle: the files as packages/cli/src/web-page.ts names them. */
+const webPageDir = join(root, 'packages', 'cli', 'web');
+const webPage = () =>
+  Object.fromEntries(
+    readdirSync(webPageDir)
+      .filter((f) => /\.(html|js|css)$/.test(f))
+      .map((f) => [f, readFileSync(join(webPageDir, f), 'utf8')]),
+  );
 const stampFile = join(root, 'node_modules', '.cache', 'haul-build.json');
 
 /** The newest modification time of any source the bundles are made from (and of this script). */
@@ -46,7 +54,8 @@ function newestSource() {
       if (e.name === 'node_modules' || e.name === 'dist' || e.name === 'test') continue;
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (/\.(ts|json)$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
+      else if (/\.(ts|json)$/.test(e.name) || dir === webPageDir)
+        newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
   for (const d of sourceDirs) walk(join(root, d));
@@ -78,6 +87,8 @@ export async function buildAll({ ifStale = false, quiet = false } = {}) {
     sourcemap: 'linked',
     logLevel: 'warning',
     external,
+    // The CLI stays one file: `haul web` serves the page from this constant (packages/cli/src/web-page.ts).
+    define: { HAUL_WEB_PAGE: JSON.stringify(webPage()) },
     // CommonJS packages inside an ESM bundle call require() for Node's own modules.
     banner: {
       js: "import { createRequire as __haulCreateRequire } from 'node:module'; const require = __haulCreateRequire(import.meta.url);",

@@ -10,3 +10,4 @@ export { ensureBuilt } from './build.ts';
 export * from './prometheus.ts';
 export * from './identities.ts';
 export * from './cli.ts';
+export * from './browser.ts';

@@ -19,20 +19,26 @@ export type ServiceProcess = {
 
 /**
  * Start one of haul's services as its own process, from the bundle of its entry (`services/x/src/main.ts` runs
- * `services/x/dist/main.mjs`, built first when stale); stop it by PID.
+ * `services/x/dist/main.mjs`, built first when stale; `bin/haul.mjs` with `args` runs a CLI command that runs until
+ * stopped, such as `haul web`); stop it by PID.
  */
 export function startService(
   name: string,
   entry: string,
   env: NodeJS.ProcessEnv,
   nodeArgs: string[] = [],
+  args: string[] = [],
 ): ServiceProcess {
   ensureBuilt();
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, join(repoRoot, bundleOf(entry))], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: repoRoot,
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...nodeArgs, join(repoRoot, bundleOf(entry)), ...args],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    },
+  );
   reapOnExit(child.pid);
   child.once('exit', () => forget(child.pid));
   const lines: string[] = [];

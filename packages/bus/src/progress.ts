@@ -45,15 +45,19 @@ export async function readProgress(
   return d.value;
 }
 
-/** Every report of one migration's transfers as it is written (the current ones first), until `signal` aborts. */
+/**
+ * Every report of one migration's transfers (of every migration's when `migrationId` is undefined: the web view) as
+ * it is written, the current ones first, until `signal` aborts.
+ */
 export async function* watchProgress(
   nc: NatsConnection,
   validators: Validators,
-  migrationId: string,
+  migrationId: string | undefined,
   signal: AbortSignal,
 ): AsyncGenerator<TransferProgress> {
   const kv = await openProgress(nc);
-  const iter = await kv.watch({ key: progressKeys(migrationId), ignoreDeletes: true });
+  const key = migrationId === undefined ? '>' : progressKeys(migrationId);
+  const iter = await kv.watch({ key, ignoreDeletes: true });
   const stop = () => iter.stop();
   if (signal.aborted) stop();
   else signal.addEventListener('abort', stop, { once: true });
@@ -61,7 +65,7 @@ export async function* watchProgress(
     for await (const e of iter) {
       if (e.operation !== 'PUT') continue;
       const d = decodeValid<TransferProgress>(validators, 'transferProgress', e.value);
-      if (d.ok && d.value.migrationId === migrationId) yield d.value;
+      if (d.ok && (migrationId === undefined || d.value.migrationId === migrationId)) yield d.value;
     }
   } finally {
     signal.removeEventListener('abort', stop);

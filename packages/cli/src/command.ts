@@ -36,6 +36,8 @@ export type Command = {
   examples: readonly string[];
   /** The outcomes it can end with (beyond usage, NATS unreachable, error and interrupted, which all can). */
   exits: readonly ExitName[];
+  /** It runs until stopped (`web`): its NATS connection reconnects when lost, where a one-shot command fails. */
+  runsUntilStopped?: boolean;
   run(ctx: Context): Promise<ExitName>;
 };
 

@@ -8,11 +8,17 @@ export function formatEvent(e: MigrationEvent, seq?: number): string {
   const t = e.time.slice(11, 23);
   const who = `${e.actor.node}/${e.actor.service}`;
   const head = `${t} ${seq !== undefined ? String(seq).padStart(5) + ' ' : ''}${e.migrationId} ${who.padEnd(28)} ${e.type.padEnd(18)}`;
+  const detail = eventDetail(e);
+  return detail ? `${head} ${detail}` : head;
+}
+
+/** What an event says beyond its time, actor and type (the log line's tail, the web view's timeline text). */
+export function eventDetail(e: MigrationEvent): string {
   switch (e.type) {
     case 'MigrationRequested':
-      return `${head} CT ${e.data.request.ctid} ${e.data.request.source} → ${e.data.request.target} (${e.data.request.mode ?? 'live'})`;
+      return `CT ${e.data.request.ctid} ${e.data.request.source} → ${e.data.request.target} (${e.data.request.mode ?? 'live'})`;
     case 'StepIntended':
-      return `${head} ${e.data.step} → ${e.data.node} [${e.data.commandId.split(':').slice(1).join(':')}]`;
+      return `${e.data.step} → ${e.data.node} [${e.data.commandId.split(':').slice(1).join(':')}]`;
     case 'StepSucceeded': {
       const r = e.data.result as unknown as Record<string, unknown>;
       const extra =
@@ -23,37 +29,37 @@ export function formatEvent(e: MigrationEvent, seq?: number): string {
             : Array.isArray(r['actions'])
               ? (r['actions'] as string[]).join('; ')
               : '';
-      return `${head} ${e.data.step}${e.data.reconciled ? ' (reconciled)' : ''}: ${extra}`;
+      return `${e.data.step}${e.data.reconciled ? ' (reconciled)' : ''}${extra ? `: ${extra}` : ''}`;
     }
     case 'StepFailed':
-      return `${head} ${e.data.step}: ${e.data.error.code} ${e.data.error.message}`;
+      return `${e.data.step}: ${e.data.error.code} ${e.data.error.message}`;
     case 'IterationDecided':
-      return `${head} after pre-dump ${e.data.iteration}: ${e.data.decision} (${e.data.reason}; ${e.data.numbers.pagesWritten} pages${e.data.numbers.growthPercent !== undefined ? `, ${e.data.numbers.growthPercent}%` : ''})`;
+      return `after pre-dump ${e.data.iteration}: ${e.data.decision} (${e.data.reason}; ${e.data.numbers.pagesWritten} pages${e.data.numbers.growthPercent !== undefined ? `, ${e.data.numbers.growthPercent}%` : ''})`;
     case 'StreamProgress':
-      return `${head} ${mb(e.data.bytesDone)} / ${mb(e.data.bytesTotal)} at ${e.data.mbPerSec.toFixed(0)} MB/s, ETA ${sec(e.data.etaMs)}`;
+      return `${mb(e.data.bytesDone)} / ${mb(e.data.bytesTotal)} at ${e.data.mbPerSec.toFixed(0)} MB/s, ETA ${sec(e.data.etaMs)}`;
     case 'RollbackStarted':
-      return `${head} ${e.data.reason}`;
+      return e.data.reason;
     case 'MigrationRolledBack':
-      return `${head} ${e.data.reason}`;
+      return e.data.reason;
     case 'MigrationCompleted':
-      return `${head} total ${sec(e.data.stats.totalMs)}, downtime ${sec(e.data.stats.downtimeMs)}`;
+      return `total ${sec(e.data.stats.totalMs)}, downtime ${sec(e.data.stats.downtimeMs)}`;
     case 'ResumedOnSource':
-      return `${head} ${e.data.reason}`;
+      return e.data.reason;
     case 'CancelRequested':
-      return `${head} ${e.data.reason}`;
+      return e.data.reason;
     case 'CommandRejected':
-      return `${head} ${e.data.error.code} ${e.data.error.message}`;
+      return `${e.data.error.code} ${e.data.error.message}`;
     case 'RestoreStarted':
-      return `${head} fence won by the target`;
+      return 'fence won by the target';
     case 'MigrationStuck':
-      return `${head} ${e.data.reason}${e.data.lastError ? `; last error ${e.data.lastError.code} ${e.data.lastError.message}` : ''}`;
+      return `${e.data.reason}${e.data.lastError ? `; last error ${e.data.lastError.code} ${e.data.lastError.message}` : ''}`;
     case 'RetryRequested':
-      return `${head} ${e.data.action} retried by an operator: ${e.data.reason}`;
+      return `${e.data.action} retried by an operator: ${e.data.reason}`;
     case 'ActionResolved':
-      return `${head} ${e.data.action} done by an operator: ${e.data.reason}`;
+      return `${e.data.action} done by an operator: ${e.data.reason}`;
     default:
       // A type this CLI does not know (written by a newer service): its envelope is all it can show.
-      return head;
+      return '';
   }
 }
 

@@ -1,7 +1,7 @@
 export { main, version } from './main.ts';
 export { createApiClient, type ApiClient } from './client.ts';
 export { followToEnd, followTransfers, progressLine, transferLine, type Terminal } from './follow.ts';
-export { formatEvent, formatStats } from './format.ts';
+export { eventDetail, formatEvent, formatStats } from './format.ts';
 export { commands } from './commands/index.ts';
 export { exitCodes, exitCode, type ExitName } from './exit-codes.ts';
 export { NoCoordinatorError, WaitTimeoutError } from './errors.ts';

@@ -103,7 +103,7 @@ async function runCommand(cmd: Command, args: Context['args'], io: Io): Promise<
   // Ctrl-C stops a command that waits (it says so); a second one ends the process at once.
   const onSigint = () => (ac.signal.aborted ? process.exit(exitCode('interrupted')) : ac.abort());
   process.on('SIGINT', onSigint);
-  const conn = lazyConnection(args.str('nats') ?? io.env['HAUL_NATS_URL'], io.env);
+  const conn = lazyConnection(args.str('nats') ?? io.env['HAUL_NATS_URL'], io.env, cmd.runsUntilStopped);
   try {
     const ctx: Context = {
       args,
@@ -122,14 +122,14 @@ async function runCommand(cmd: Command, args: Context['args'], io: Io): Promise<
 }
 
 /** NATS, the API client and the event log, each made on first use: help and usage errors never connect. */
-function lazyConnection(servers: string | undefined, env: NodeJS.ProcessEnv) {
+function lazyConnection(servers: string | undefined, env: NodeJS.ProcessEnv, reconnect = false) {
   let ncP: Promise<NatsConnection> | undefined;
   let logP: Promise<EventLog> | undefined;
   let api: ApiClient | undefined;
   const nc = () =>
     (ncP ??= connectBus(
       { ...busConfigFromEnv('haul-cli', env), ...(servers ? { servers } : {}) },
-      { maxReconnectAttempts: 0, timeout: 3000 },
+      reconnect ? { timeout: 3000 } : { maxReconnectAttempts: 0, timeout: 3000 },
     ).catch((err: unknown) => {
       throw new CliError('natsUnreachable', (err as Error).message, { cause: err });
     }));

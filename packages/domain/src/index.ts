@@ -34,7 +34,7 @@ export {
   frozenLeaseSafetyFactor,
   type FrozenLeaseInput,
 } from './frozen-lease.ts';
-export { deriveStats, deriveStatsOf } from './stats.ts';
+export { deriveStats, deriveStatsOf, downtimeOf } from './stats.ts';
 export { projectStatus } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, compareVersions } from './preflight-check.ts';

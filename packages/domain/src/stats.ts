@@ -18,6 +18,24 @@ export function deriveStats(events: readonly MigrationEvent[], now?: string): Mi
   return deriveStatsOf(fold(events, initialState()), now);
 }
 
+/**
+ * When the CT stopped running anywhere — the intent of the final dump that freezes it (live) or of its stop
+ * (restart) — and, once it runs again, when: restored or started on the target, or back on the source. No `until`
+ * while it runs nowhere (the live view's frozen timer); undefined before the freeze.
+ */
+export function downtimeOf(s: MigrationState): { since: string; until?: string } | undefined {
+  const live = (s.request?.mode ?? 'live') === 'live';
+  const freeze = live ? s.steps['finalDump:-'] : s.steps['stopSource:-'];
+  if (!freeze) return undefined;
+  const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
+  const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
+  const back = s.resumedOnSource
+    ? s.log.find((e) => e.type === 'ResumedOnSource')?.time
+    : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
+  const until = landed?.finishedAt ?? back;
+  return until === undefined ? { since: freeze.intendedAt } : { since: freeze.intendedAt, until };
+}
+
 export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
   const steps = Object.values(s.steps);
   const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
@@ -49,12 +67,9 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
   const end = now ?? s.lastTime;
   const stats: MigrationStats = { totalMs: ms(s.requestedAt, end) ?? 0, iterations };
   const live = (s.request?.mode ?? 'live') === 'live';
-  const freeze = live ? s.steps['finalDump:-'] : s.steps['stopSource:-'];
   const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
-  const back = s.resumedOnSource
-    ? s.log.find((e) => e.type === 'ResumedOnSource')?.time
-    : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
-  const downtime = ms(freeze?.intendedAt, landed?.finishedAt ?? back);
+  const span = downtimeOf(s);
+  const downtime = ms(span?.since, span?.until);
   if (downtime !== undefined) stats.downtimeMs = downtime;
   const preFrozenUs = iterations.filter((i) => !i.final).reduce((a, i) => a + (i.frozenUs ?? 0), 0);
   const finalFrozenUs = iterations.find((i) => i.final)?.frozenUs;

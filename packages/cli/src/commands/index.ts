@@ -8,6 +8,7 @@ import { resolve } from './resolve.ts';
 import { retry } from './retry.ts';
 import { services } from './services.ts';
 import { status } from './status.ts';
+import { web } from './web.ts';
 
 /** Every command, in the order `haul --help` lists them: one entry per command. */
 export const commands: readonly Command[] = [
@@ -20,4 +21,5 @@ export const commands: readonly Command[] = [
   resolve,
   nodes,
   services,
+  web,
 ];
