@@ -26,13 +26,18 @@ export function startService(
   entry: string,
   env: NodeJS.ProcessEnv,
   nodeArgs: string[] = [],
+  args: string[] = [],
 ): ServiceProcess {
   ensureBuilt();
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, join(repoRoot, bundleOf(entry))], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    cwd: repoRoot,
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [...nodeArgs, join(repoRoot, bundleOf(entry)), ...args],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    },
+  );
   reapOnExit(child.pid);
   child.once('exit', () => forget(child.pid));
   const lines: string[] = [];
