@@ -133,6 +133,27 @@ export type PreDumpSetting = 'on' | 'off' | 'auto';
  */
 export type DowntimePolicy = 'abort' | 'proceed';
 /**
+ * This service's identity: the nkey seed file haul init-cluster wrote (<identity>.nk). Logs in to NATS and signs what the service publishes.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "NkeySeedFile".
+ */
+export type NkeySeedFile = string;
+/**
+ * The cluster's public registry (identities.json): whom to believe for what.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "IdentitiesFile".
+ */
+export type IdentitiesFile = string;
+/**
+ * Debugging only: no NATS identity, no TLS, nothing signed or verified, plaintext data connections (a warning at every start).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Insecure".
+ */
+export type Insecure = boolean;
+/**
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "EventType".
  */
@@ -263,6 +284,13 @@ export type MigrationEvent1 =
   | ActionResolvedEvent
   | MigrationCompletedEvent
   | MigrationRolledBackEvent;
+/**
+ * How long to wait at start for a coordinator to create the streams and buckets (ms); this service never creates them.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "TopologyWaitMs".
+ */
+export type TopologyWaitMs = number;
 /**
  * The reply to a migrate request: accepted with the migration id, or rejected with a code and the failing field.
  *
@@ -528,6 +556,119 @@ export interface ErrorInfo {
   exitCode?: number;
   stderrTail?: string;
   retryable?: boolean;
+}
+/**
+ * The coordinator's effective settings (/etc/haul/coordinator.json, environment, defaults).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CoordinatorConfig".
+ */
+export interface CoordinatorConfig {
+  nats: NatsSettings;
+  nkeySeedFile?: NkeySeedFile;
+  identitiesFile?: IdentitiesFile;
+  insecure: Insecure;
+  log: LogSettings;
+  metrics: MetricsSettings;
+  /**
+   * This instance's name in its events and logs (each of the N coordinators its own).
+   */
+  name: string;
+  /**
+   * Migrations a node may take part in at once.
+   */
+  maxPerNode: number;
+  /**
+   * The frozen lease of a final dump unless a request asks for another (ms).
+   */
+  frozenLeaseMs: number;
+  /**
+   * Replicas of every stream and bucket (3 on a 3-server NATS cluster). Set: missing ones are created with it and existing ones changed to it. Unset: missing ones get the replicas of the existing ones (else 1); existing ones are never changed.
+   */
+  replicas?: number;
+}
+/**
+ * How to reach NATS.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "NatsSettings".
+ */
+export interface NatsSettings {
+  /**
+   * NATS server URLs (every server of the cluster: the client fails over), e.g. tls://nats-1.example:4222. In the environment: comma-separated.
+   *
+   * @minItems 1
+   */
+  servers: [string, ...string[]];
+  tls?: NatsTlsSettings;
+  /**
+   * A NATS user name (only for a server set up with users and passwords, not haul init-cluster's nkeys).
+   */
+  user?: string;
+  /**
+   * That user's password.
+   */
+  password?: string;
+  /**
+   * A NATS token (a server set up with a token).
+   */
+  token?: string;
+  /**
+   * A JSON file holding {"user", "pass"} or {"token"} (older than nkeys; prefer nkeySeedFile).
+   */
+  credentialsFile?: string;
+}
+/**
+ * TLS to nats-server.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "NatsTlsSettings".
+ */
+export interface NatsTlsSettings {
+  /**
+   * The cluster CA (ca.pem): nats-server's certificate must be signed by it; TLS is then required. The image streamer checks its peers with it too, unless data.tls.caFile is set.
+   */
+  caFile?: string;
+  /**
+   * A client certificate (PEM) for a nats-server that verifies its clients (tls { verify: true }); with keyFile.
+   */
+  certFile?: string;
+  /**
+   * The key of that client certificate (PEM).
+   */
+  keyFile?: string;
+}
+/**
+ * Logs: JSON lines (pino) on stderr.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "LogSettings".
+ */
+export interface LogSettings {
+  /**
+   * The lowest level logged.
+   */
+  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /**
+   * Human-readable lines instead of JSON.
+   */
+  pretty: boolean;
+}
+/**
+ * Prometheus metrics on http://HOST:PORT/metrics (docs/observability.md).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MetricsSettings".
+ */
+export interface MetricsSettings {
+  /**
+   * The port; 0: no metrics (off by default: one more port to firewall).
+   */
+  port: number;
+  /**
+   * The address the metrics listener binds to (0.0.0.0: every address).
+   */
+  host: string;
 }
 /**
  * A message a service parked instead of handling it (stream HAUL_DEAD_LETTERS, subject haul.dead.<service>.<node>): what it was, where it came from and why it was refused. Parked messages are never redelivered.
@@ -1233,6 +1374,85 @@ export interface MigrationEvent2 {
   data: unknown;
 }
 /**
+ * The data connections: the sending streamer listens, the receiving one connects (mutual TLS).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DataSettings".
+ */
+export interface DataSettings {
+  /**
+   * The address the data listener binds to (0.0.0.0: every address).
+   */
+  listenHost: string;
+  /**
+   * The ports the data listener may bind, FROM-TO or one port: the first free one is taken and registered in haul-streamers; open this range between the nodes. Unset: a port the system picks.
+   */
+  ports?: string;
+  /**
+   * The address other streamers connect to (default: listenHost; set it when listening on 0.0.0.0).
+   */
+  advertise?: string;
+  tls?: DataTlsSettings;
+  /**
+   * Plaintext data connections with signatures kept (test worlds without certificates).
+   */
+  plaintext: boolean;
+  /**
+   * Node-wide bandwidth cap in MB/s (unset: none).
+   */
+  limitMBps?: number;
+  /**
+   * Connection attempts a transfer makes before it fails (it resumes from what was verified).
+   */
+  maxRetries: number;
+}
+/**
+ * Mutual TLS of the data connections with this node's streamer certificate (haul init-cluster: streamer@<node>-cert.pem, -key.pem).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DataTlsSettings".
+ */
+export interface DataTlsSettings {
+  /**
+   * This streamer's certificate (CN or subjectAltName streamer@<node>), PEM.
+   */
+  certFile?: string;
+  /**
+   * Its private key, PEM.
+   */
+  keyFile?: string;
+  /**
+   * The CA the peers' certificates must be signed by (default: nats.tls.caFile, the cluster CA).
+   */
+  caFile?: string;
+}
+/**
+ * The image streamer's effective settings (/etc/haul/image-streamer.json, environment, defaults).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ImageStreamerConfig".
+ */
+export interface ImageStreamerConfig {
+  nats: NatsSettings;
+  nkeySeedFile?: NkeySeedFile;
+  identitiesFile?: IdentitiesFile;
+  insecure: Insecure;
+  log: LogSettings;
+  metrics: MetricsSettings;
+  topologyWaitMs: TopologyWaitMs;
+  /**
+   * This node's name, as in haul init-cluster --nodes (required).
+   */
+  node: string;
+  /**
+   * Folders the receiving side may write below: the agent's image root and the CTs' private areas, e.g. /var/local/haul and /vz/private (required). In the environment: colon-separated.
+   *
+   * @minItems 1
+   */
+  roots: [string, ...string[]];
+  data: DataSettings;
+}
+/**
  * List migrations (subject haul.api.list).
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -1299,6 +1519,45 @@ export interface MigrationStatus {
   updatedAt: Timestamp;
   lastSeq: number;
   stats?: MigrationStats;
+}
+/**
+ * The node agent's effective settings (/etc/haul/node-agent.json, environment, defaults).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "NodeAgentConfig".
+ */
+export interface NodeAgentConfig {
+  nats: NatsSettings;
+  nkeySeedFile?: NkeySeedFile;
+  identitiesFile?: IdentitiesFile;
+  insecure: Insecure;
+  log: LogSettings;
+  metrics: MetricsSettings;
+  topologyWaitMs: TopologyWaitMs;
+  /**
+   * This node's name, as in haul init-cluster --nodes (required).
+   */
+  node: string;
+  /**
+   * Prefix of /etc/vz, /var/run/ve and /proc/sys/kernel/random/boot_id: empty on a real host (an emulated node's folder in tests).
+   */
+  hostRoot: string;
+  /**
+   * The folder for migration images (made at start).
+   */
+  imageRoot: string;
+  /**
+   * Folders that hold shared ploop disks (none: shared disks are refused). Every path in a command must resolve inside the image root, these, or the CT's VE_PRIVATE. In the environment: colon-separated.
+   */
+  sharedRoots: string[];
+  /**
+   * The longest a final dump may hold a CT frozen (ms).
+   */
+  maxLeaseMs: number;
+  /**
+   * The agent's own state (command markers, held dumps).
+   */
+  stateDir: string;
 }
 /**
  * Liveness and capabilities of one node's agent (KV bucket haul-nodes, key = node name).

@@ -11,7 +11,7 @@ import {
   type Executor,
 } from '@haul/bus';
 import { readSchemaDocuments, schemaDir, type SchemaDocument } from '../src/schema-files.ts';
-import { schemaIds, type SchemaName } from '../src/schema-ids.ts';
+import { isSettingsSchema, schemaIds, type SchemaName } from '../src/schema-ids.ts';
 import { bundleForTypes } from './bundle.ts';
 
 /**
@@ -329,8 +329,10 @@ export function buildAsyncApi(docs: SchemaDocument[] = readSchemaDocuments()): R
     if (!d) throw new Error(`no schema file has the $id of ${name}`);
     return d;
   };
-  // Every schema once, refs made local to components.schemas (the bundle the TypeScript types come from).
-  const bundled = JSON.stringify((bundleForTypes(docs) as { $defs: unknown }).$defs).replaceAll(
+  // Every message schema once, refs made local to components.schemas (the bundle the TypeScript types come from);
+  // the services' settings schemas are not messages.
+  const messageDocs = docs.filter((d) => !isSettingsSchema(d.$id));
+  const bundled = JSON.stringify((bundleForTypes(messageDocs) as { $defs: unknown }).$defs).replaceAll(
     '"#/$defs/',
     '"#/components/schemas/',
   );

@@ -1,5 +1,12 @@
 export * from './types.ts';
-export { schemaIds, type SchemaName } from './schema-ids.ts';
+export {
+  configSchemaIds,
+  isSettingsSchema,
+  schemaIds,
+  serviceConfigSchemaId,
+  type ConfigSchemaName,
+  type SchemaName,
+} from './schema-ids.ts';
 export {
   createValidators,
   describeError,

@@ -21,3 +21,19 @@ export const schemaIds = {
 } as const;
 
 export type SchemaName = keyof typeof schemaIds;
+
+/** The $id of each service's settings schema (config file + environment + defaults; not a message on the bus). */
+export const configSchemaIds = {
+  coordinatorConfig: 'https://haul.dev/schemas/coordinator-config.schema.json',
+  nodeAgentConfig: 'https://haul.dev/schemas/node-agent-config.schema.json',
+  imageStreamerConfig: 'https://haul.dev/schemas/image-streamer-config.schema.json',
+} as const;
+
+export type ConfigSchemaName = keyof typeof configSchemaIds;
+
+/** The settings shared by every service (the others refer to its $defs). */
+export const serviceConfigSchemaId = 'https://haul.dev/schemas/service-config.schema.json';
+
+/** Is this schema about a service's settings rather than a message (the AsyncAPI document leaves these out)? */
+export const isSettingsSchema = (id: string): boolean =>
+  id === serviceConfigSchemaId || (Object.values(configSchemaIds) as string[]).includes(id);

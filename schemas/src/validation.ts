@@ -1,7 +1,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { loadSchemaDocuments } from './schema-files.ts';
-import { schemaIds, type SchemaName } from './schema-ids.ts';
+import { configSchemaIds, schemaIds, type ConfigSchemaName, type SchemaName } from './schema-ids.ts';
 
 // ajv-formats ships CommonJS with a default export object.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
@@ -12,12 +12,14 @@ export type ValidationError = {
   message: string;
   field: string;
   rule: string;
+  /** What is wrong with the field, without its name (e.g. `must be integer`). */
+  detail?: string;
 };
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; error: ValidationError };
 
 export type Validators = {
-  validate<T>(name: SchemaName, value: unknown): ValidationResult<T>;
+  validate<T>(name: SchemaName | ConfigSchemaName, value: unknown): ValidationResult<T>;
 };
 
 /**
@@ -26,16 +28,19 @@ export type Validators = {
 export function createValidators(): Validators {
   const ajv = new Ajv2020({ strict: true, allErrors: false, discriminator: true, useDefaults: false });
   addFormats(ajv);
-  ajv.addVocabulary(['tsType']); // a type-generation hint in the schemas, no validation meaning
+  // Annotations without validation meaning: a type-generation hint, and where a service setting comes from in the
+  // environment (packages/bus/src/settings).
+  ajv.addVocabulary(['tsType', 'haulEnv', 'haulEnvSeparator', 'haulDefaultFrom']);
   for (const doc of loadSchemaDocuments()) ajv.addSchema(doc);
-  const compiled = new Map<SchemaName, ValidateFunction>();
-  for (const [name, id] of Object.entries(schemaIds) as [SchemaName, string][]) {
+  const compiled = new Map<SchemaName | ConfigSchemaName, ValidateFunction>();
+  const ids = { ...schemaIds, ...configSchemaIds };
+  for (const [name, id] of Object.entries(ids) as [SchemaName | ConfigSchemaName, string][]) {
     const fn = ajv.getSchema(id);
     if (!fn) throw new Error(`schema ${id} did not compile`);
     compiled.set(name, fn);
   }
   return {
-    validate<T>(name: SchemaName, value: unknown): ValidationResult<T> {
+    validate<T>(name: SchemaName | ConfigSchemaName, value: unknown): ValidationResult<T> {
       const fn = compiled.get(name);
       if (!fn) throw new Error(`no schema named ${name}`);
       if (fn(value)) return { ok: true, value: value as T };
@@ -46,7 +51,14 @@ export function createValidators(): Validators {
 
 /** Turn Ajv's first error into a field path (dotted, e.g. `args.imageDir`) and a sentence a person can act on. */
 export function describeError(name: string, err: ErrorObject | undefined): ValidationError {
-  if (!err) return { code: 'HAUL_INVALID_MESSAGE', message: `${name}: invalid`, field: '', rule: 'unknown' };
+  if (!err)
+    return {
+      code: 'HAUL_INVALID_MESSAGE',
+      message: `${name}: invalid`,
+      field: '',
+      rule: 'unknown',
+      detail: 'is invalid',
+    };
   const path = err.instancePath
     .split('/')
     .slice(1)
@@ -73,5 +85,6 @@ export function describeError(name: string, err: ErrorObject | undefined): Valid
     message: `${name}: ${field === '' ? 'message' : `'${field}'`} ${detail}`,
     field,
     rule,
+    detail,
   };
 }

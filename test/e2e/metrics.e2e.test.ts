@@ -160,7 +160,7 @@ describe('Prometheus metrics of every service during real migrations', () => {
       });
       assert.equal(await p.exited, 2, service);
       assert.ok(
-        p.lines.some((l) => l.includes('HAUL_METRICS_PORT must be')),
+        p.lines.some((l) => l.includes('metrics.port (HAUL_METRICS_PORT="70000") must be <= 65535')),
         p.lines.join('\n'),
       );
     }

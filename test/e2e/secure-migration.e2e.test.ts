@@ -1,21 +1,57 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { followToEnd } from '@haul/cli';
 import { runHaul, startRunningWorld, type World } from '@haul/test';
+
+/** A range for the streamers' data ports below the ephemeral ports; a port another test holds is skipped. */
+const base = 21000 + Math.floor(Math.random() * 400) * 20;
+const streamPorts = `${base}-${base + 19}`;
 
 /** The ops CLI as one identity of the secure world. */
 const haulAs = (w: World, identity: string, args: string[]) => runHaul(args, { env: w.envAs(identity) });
 
 /**
  * A live migration where every service runs as its own identity, with the least-privilege permissions and TLS of
- * `haul init-cluster`: what haul does needs nothing more than the permission table grants.
+ * `haul init-cluster`: what haul does needs nothing more than the permission table grants. Every service starts
+ * from its config file (`--config`, as the systemd units do), with no setting in its environment.
  */
-describe('a live migration in a secure cluster', () => {
+describe('a live migration in a secure cluster, every service started from its config file', () => {
   let w: World;
   before(async () => {
-    w = await startRunningWorld({ secure: true, sharedDisks: 1, memoryMb: 16 });
+    w = await startRunningWorld({
+      secure: true,
+      configFiles: true,
+      streamPorts,
+      sharedDisks: 1,
+      memoryMb: 16,
+    });
   });
   after(() => w?.stop());
+
+  it('each service read its settings from its file: its identity, the CA and the data port range', () => {
+    const agent = JSON.parse(readFileSync(w.configFile('agent-node-a'), 'utf8')) as Record<string, unknown>;
+    assert.equal(agent['node'], 'node-a');
+    assert.equal(agent['nkeySeedFile'], join(w.secrets!.dir, 'agent@node-a.nk'));
+    assert.deepEqual(agent['nats'], {
+      servers: [w.server.url],
+      tls: { caFile: join(w.secrets!.dir, 'ca.pem') },
+    });
+    const streamer = JSON.parse(readFileSync(w.configFile('streamer-node-b'), 'utf8')) as {
+      data: { ports: string; tls: Record<string, string> };
+    };
+    assert.equal(streamer.data.ports, streamPorts);
+    assert.equal(streamer.data.tls['certFile'], join(w.secrets!.dir, 'streamer@node-b-cert.pem'));
+  });
+
+  it('each streamer listens on a port of the configured range', async () => {
+    for (const node of ['node-a', 'node-b']) {
+      const line = await w.services.get(`streamer-${node}`)!.waitForLine(/image streamer started/);
+      const port = (JSON.parse(line) as { dataPort: number }).dataPort;
+      assert.ok(port >= base && port <= base + 19, `${node}: ${port} not in ${streamPorts}`);
+    }
+  });
 
   it('completes, with every invariant holding', async () => {
     const base = await w.baseline('node-a');

@@ -4,6 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   buckets,
   busConfigFromEnv,
+  configFromEnv,
   connectBus,
   createEventLog,
   ensureTopology,
@@ -26,6 +27,7 @@ import { createTestIdentities, loadTestIdentities, type TestIdentities } from '.
 import { startService, type ServiceProcess } from './processes.ts';
 import { createTestSecrets, secretsEnv, streamerTlsEnv, type TestSecrets } from './secrets.ts';
 
+import type { ConfigSchemaName } from '@haul/schemas';
 import type { FaultRule } from '@haul/host-emulators';
 export type { FaultRule };
 
@@ -48,12 +50,28 @@ export type WorldOptions = {
   /** Serve each service's Prometheus metrics on a free loopback port (world.metricsUrl(service name)). */
   metrics?: boolean;
   /**
+   * Start each service from a config file (`--config`, as systemd does: docs/install.md) instead of environment
+   * variables: every setting the world would put in a service's environment goes into its file, and the process gets
+   * only what is not a setting (PATH and the emulators' variables). world.configFile(name) is where it is.
+   */
+  configFiles?: boolean;
+  /** The streamers' data ports (data.ports, e.g. '7400-7401'); default: a port each system picks. */
+  streamPorts?: string;
+  /**
    * Run without signatures (HAUL_INSECURE=1 for every service, and an insecure reader). Signing is on by default;
    * a test that turns it off says why.
    */
   insecure?: boolean;
   log?: (line: string) => void;
 };
+
+/** The settings schema of a service by its entry (services/<name>/src/main.ts). */
+function schemaOf(entry: string): ConfigSchemaName {
+  if (entry.includes('coordinator')) return 'coordinatorConfig';
+  if (entry.includes('node-agent')) return 'nodeAgentConfig';
+  if (entry.includes('image-streamer')) return 'imageStreamerConfig';
+  throw new Error(`no settings schema for ${entry}`);
+}
 
 /**
  * A whole haul installation on this machine: a real nats-server, two emulated nodes sharing a storage folder, a CT
@@ -139,13 +157,22 @@ export async function startWorld(o: WorldOptions = {}) {
     HAUL_LOG_LEVEL: 'info',
     ...(o.env ?? {}),
   });
+  const configDir = join(cluster.dir, 'etc-haul');
   const start = async (name: string, entry: string, env: NodeJS.ProcessEnv, ready: RegExp) => {
     if (o.metrics) {
       const port = metricsPorts.get(name) ?? (await freePort()); // a restarted service keeps its port
       metricsPorts.set(name, port);
       env = { ...env, HAUL_METRICS_PORT: String(port), HAUL_METRICS_HOST: '127.0.0.1' };
     }
-    const s = startService(name, entry, env);
+    const args: string[] = [];
+    if (o.configFiles) {
+      const { config, rest } = configFromEnv(schemaOf(entry), env);
+      mkdirSync(configDir, { recursive: true });
+      writeFileSync(join(configDir, `${name}.json`), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+      args.push('--config', join(configDir, `${name}.json`));
+      env = rest;
+    }
+    const s = startService(name, entry, env, [], args);
     services.set(name, s);
     await s.waitForLine(ready, 60_000);
     return s;
@@ -178,6 +205,8 @@ export async function startWorld(o: WorldOptions = {}) {
     faultsFile,
     imageRoot,
     setFaults: (rules: FaultRule[]) => writeFileSync(faultsFile, JSON.stringify(rules)),
+    /** The config file a service was started from (WorldOptions.configFiles). */
+    configFile: (name: string): string => join(configDir, `${name}.json`),
     /** Where a service started with `metrics: true` serves /metrics (e.g. metricsUrl('streamer-node-a')). */
     metricsUrl(name: string): string {
       const port = metricsPorts.get(name);
@@ -202,7 +231,13 @@ export async function startWorld(o: WorldOptions = {}) {
       start(
         `streamer-${n}`,
         'services/image-streamer/src/main.ts',
-        { ...baseEnv(n), ...trustEnv(`streamer@${n}`), ...streamerTls(n), ...extra },
+        {
+          ...baseEnv(n),
+          ...trustEnv(`streamer@${n}`),
+          ...streamerTls(n),
+          ...(o.streamPorts ? { HAUL_STREAM_PORTS: o.streamPorts } : {}),
+          ...extra,
+        },
         /image streamer started/,
       ),
     startCoordinator: (name = 'coordinator') =>

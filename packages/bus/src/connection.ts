@@ -3,7 +3,10 @@ import { AuthorizationError, nkeyAuthenticator } from '@nats-io/nats-core';
 import { fromSeed } from '@nats-io/nkeys';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { BusError, BusUnavailableError } from './errors.ts';
+import type { NatsSettings } from '@haul/schemas';
 import { inboxPrefix } from './permissions.ts';
+import { ConfigError, loadSettings } from './settings/load.ts';
+import { settingsOf } from './settings/spec.ts';
 
 export type BusConfig = {
   /** Comma-separated URLs, e.g. nats://127.0.0.1:4222,nats://127.0.0.1:4223 */
@@ -18,6 +21,8 @@ export type BusConfig = {
   nkeySeedFile?: string;
   /** The cluster CA: the server's certificate must be signed by it (TLS is then required). */
   tlsCaFile?: string;
+  /** A client certificate for a server that verifies its clients (nats-server `tls { verify: true }`). */
+  tlsClient?: { certFile: string; keyFile: string };
   /** HAUL_INSECURE=1: no nkey and no TLS, whatever else is set, with a warning at every connect. */
   insecure?: boolean;
 };
@@ -30,33 +35,58 @@ export class BusConfigError extends BusError {
   }
 }
 
-function insecureFlag(raw: string | undefined): boolean {
-  if (raw === undefined || raw === '' || raw === '0') return false;
-  if (raw === '1') return true;
-  throw new BusConfigError(`HAUL_INSECURE must be 1 (or unset), not ${JSON.stringify(raw)}`);
-}
+/** The settings a connection needs (service-config.schema.json; a service's config file or the environment). */
+export type ConnectionSettings = { nats: NatsSettings; nkeySeedFile?: string; insecure: boolean };
 
-/**
- * Read the bus configuration from the environment: HAUL_NATS_URL; the identity (HAUL_NKEY_SEED_FILE) and the cluster
- * CA (HAUL_TLS_CA_FILE); HAUL_INSECURE=1 for an explicit debugging mode without either; or credentials from
- * HAUL_NATS_CREDS_FILE (a JSON file {"user","pass"} or {"token"}) or HAUL_NATS_USER/HAUL_NATS_PASS/HAUL_NATS_TOKEN.
- */
-export function busConfigFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): BusConfig {
-  const cfg: BusConfig = { servers: env['HAUL_NATS_URL'] ?? 'nats://127.0.0.1:4222', name };
-  const file = env['HAUL_NATS_CREDS_FILE'];
-  const creds = file ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>) : {};
-  const user = creds['user'] ?? env['HAUL_NATS_USER'];
-  const pass = creds['pass'] ?? env['HAUL_NATS_PASS'];
-  const token = creds['token'] ?? env['HAUL_NATS_TOKEN'];
+/** The bus configuration of a service's settings: servers, identity, TLS, or the older user/password/token. */
+export function busConfigOf(name: string, s: ConnectionSettings): BusConfig {
+  const cfg: BusConfig = { servers: s.nats.servers.join(','), name };
+  const file = s.nats.credentialsFile;
+  let creds: Record<string, string> = {};
+  if (file) {
+    try {
+      creds = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+    } catch (err) {
+      throw new BusConfigError(`nats.credentialsFile ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  const user = creds['user'] ?? s.nats.user;
+  const pass = creds['pass'] ?? s.nats.password;
+  const token = creds['token'] ?? s.nats.token;
   if (user !== undefined) cfg.user = user;
   if (pass !== undefined) cfg.pass = pass;
   if (token !== undefined) cfg.token = token;
-  const seedFile = env['HAUL_NKEY_SEED_FILE'];
-  const caFile = env['HAUL_TLS_CA_FILE'];
-  if (seedFile) cfg.nkeySeedFile = seedFile;
-  if (caFile) cfg.tlsCaFile = caFile;
-  if (insecureFlag(env['HAUL_INSECURE'])) cfg.insecure = true;
+  if (s.nkeySeedFile) cfg.nkeySeedFile = s.nkeySeedFile;
+  if (s.nats.tls?.caFile) cfg.tlsCaFile = s.nats.tls.caFile;
+  if (s.nats.tls?.certFile && s.nats.tls.keyFile)
+    cfg.tlsClient = { certFile: s.nats.tls.certFile, keyFile: s.nats.tls.keyFile };
+  if (s.insecure) cfg.insecure = true;
   return cfg;
+}
+
+/**
+ * The bus configuration from the environment alone (the CLI, tests): the services' own settings and their variables
+ * (HAUL_NATS_URL, HAUL_NKEY_SEED_FILE, HAUL_TLS_CA_FILE, HAUL_INSECURE=1, …; `--help` of a service lists them).
+ */
+export function busConfigFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): BusConfig {
+  const only = connectionEnv(env);
+  try {
+    return busConfigOf(
+      name,
+      loadSettings<ConnectionSettings>({ schema: 'coordinatorConfig', env: only }).values,
+    );
+  } catch (err) {
+    if (err instanceof ConfigError) throw new BusConfigError(err.message, { cause: err });
+    throw err;
+  }
+}
+
+/** Only the variables of the connection's settings (a stray service setting in the CLI's environment is not its business). */
+function connectionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const names = settingsOf('coordinatorConfig')
+    .filter((s) => s.path[0] === 'nats' || s.key === 'nkeySeedFile' || s.key === 'insecure')
+    .flatMap((s) => (s.env ? [s.env] : []));
+  return Object.fromEntries(names.filter((n) => env[n] !== undefined).map((n) => [n, env[n]]));
 }
 
 /** An nkey seed file as `haul init-cluster` writes it: the seed (SU…) on one line. */
@@ -103,7 +133,11 @@ export function connectionOptions(cfg: BusConfig): NodeConnectionOptions {
   if (cfg.token !== undefined) opts.token = cfg.token;
   if (cfg.insecure) return opts;
   if (cfg.nkeySeedFile !== undefined) Object.assign(opts, identityOptions(cfg.nkeySeedFile));
-  if (cfg.tlsCaFile !== undefined) opts.tls = { caFile: cfg.tlsCaFile };
+  if (cfg.tlsCaFile !== undefined || cfg.tlsClient !== undefined)
+    opts.tls = {
+      ...(cfg.tlsCaFile !== undefined ? { caFile: cfg.tlsCaFile } : {}),
+      ...(cfg.tlsClient ?? {}),
+    };
   return opts;
 }
 

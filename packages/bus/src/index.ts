@@ -3,12 +3,33 @@ export * from './errors.ts';
 export { retryTransient } from './retry.ts';
 export {
   busConfigFromEnv,
+  busConfigOf,
   connectBus,
   connectionOptions,
   readNkeySeed,
   BusConfigError,
   type BusConfig,
+  type ConnectionSettings,
 } from './connection.ts';
+export { settingsOf, type Setting } from './settings/spec.ts';
+export {
+  ConfigError,
+  configFromEnv,
+  loadSettings,
+  readConfigFile,
+  whereIs,
+  type LoadedSettings,
+  type SettingSource,
+} from './settings/load.ts';
+export { renderEffective, renderServiceHelp, renderSettingsHelp } from './settings/render.ts';
+export {
+  badSettingsExit,
+  readableOrFail,
+  serviceConnection,
+  serviceSettings,
+  serviceTrust,
+  type ServiceSettings,
+} from './settings/service.ts';
 export {
   roles,
   identityName,
@@ -58,7 +79,7 @@ export {
 } from './command-queue.ts';
 export { openBucket, encodeJson, decodeJson, decodeValid, validValues } from './kv.ts';
 export { clearProgress, openProgress, putProgress, readProgress, watchProgress } from './progress.ts';
-export { createLogger, migrationLogger, type Logger } from './logger.ts';
+export { createLogger, createLoggerWith, migrationLogger, type LogOptions, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
 export { sentTo } from './sent-to.ts';
@@ -84,6 +105,7 @@ export {
   exposeMetrics,
   heartbeatTimesOf,
   metricsConfigFromEnv,
+  metricsConfigOf,
   metricsConfigOrExit,
   metricsEnvHelp,
   serveMetrics,

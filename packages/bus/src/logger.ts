@@ -2,21 +2,38 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger } from 'pino';
 
+/** How a process logs (a service's `log` settings). */
+export type LogOptions = { level: string; pretty: boolean };
+
 /**
  * The root logger of a process: JSON lines by default; human-readable only when HAUL_LOG_PRETTY=1 asks for it.
  * Everything else receives `logger.child({ migrationId, step, ... })` through its dependencies.
  */
 export function createLogger(service: string, node?: string, env: NodeJS.ProcessEnv = process.env): Logger {
+  return createLoggerWith(
+    service,
+    node,
+    { level: env['HAUL_LOG_LEVEL'] ?? 'info', pretty: env['HAUL_LOG_PRETTY'] === '1' },
+    env,
+  );
+}
+
+/** A service's root logger from its settings (HAUL_LOG_FD=1, a test hook, moves it to stdout). */
+export function createLoggerWith(
+  service: string,
+  node: string | undefined,
+  o: LogOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Logger {
   const base = node ? { service, node } : { service };
-  const level = env['HAUL_LOG_LEVEL'] ?? 'info';
-  if (env['HAUL_LOG_PRETTY'] === '1') {
+  if (o.pretty) {
     return pino({
-      level,
+      level: o.level,
       base,
       transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } },
     });
   }
-  return pino({ level, base }, pino.destination(env['HAUL_LOG_FD'] === '1' ? 1 : 2));
+  return pino({ level: o.level, base }, pino.destination(env['HAUL_LOG_FD'] === '1' ? 1 : 2));
 }
 
 /** One child logger per migration, carrying its id. */

@@ -47,6 +47,11 @@ export function metricsConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Metr
   return { host, port };
 }
 
+/** The metrics listener of a service's `metrics` settings: off (undefined) when the port is 0. */
+export function metricsConfigOf(m: { port: number; host: string }): MetricsConfig | undefined {
+  return m.port === 0 ? undefined : { host: m.host, port: m.port };
+}
+
 /**
  * Serve the registry on GET /metrics (node's http: one route needs no framework). The text is built only when
  * scraped. Resolves once listening; a port that cannot be bound rejects (the service exits).

@@ -145,7 +145,8 @@ export async function makeClusterTls(
 ): Promise<ClusterTls> {
   const ca = await makeCa(workDir, cluster);
   const names = [...new Set(['localhost', '127.0.0.1', ...hosts])].map(sanEntry);
-  const server = await makeLeaf(workDir, 'server', 'nats-server', names, 'serverAuth');
+  // clientAuth too: the servers of a cluster present it to each other on their routes (cluster { tls { verify: true } }).
+  const server = await makeLeaf(workDir, 'server', 'nats-server', names, 'serverAuth,clientAuth');
   const out = new Map<string, Pem>();
   for (const name of streamers)
     out.set(name, await makeLeaf(workDir, name, name, [`DNS:${name}`], 'serverAuth,clientAuth'));

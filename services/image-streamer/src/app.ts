@@ -41,7 +41,7 @@ import { buildManifest } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
 import { createProgressReporter, type ProgressReporter } from './progress-report.ts';
 import { createRateLimiter } from './rate-limit.ts';
-import { createDataServer, type DataServer } from './data-server.ts';
+import { createDataServer, type DataServer, type PortRange } from './data-server.ts';
 import { createReceiver } from './receiver.ts';
 import { registerStreamer, type Registration } from './registration.ts';
 import { ConnectionLost, sendFiles } from './sender.ts';
@@ -55,8 +55,8 @@ export type StreamerConfig = {
   node: string;
   /** Address the sending side listens on for the receiver's data connection. */
   listenHost: string;
-  /** Port of that listener (default 0: one the system picks at start; registered in haul-streamers either way). */
-  dataPort?: number;
+  /** Ports that listener may bind, the first free one taken (absent: one the system picks); registered in haul-streamers. */
+  dataPorts?: PortRange;
   /** Address receivers should connect to (defaults to listenHost; set it when listening on 0.0.0.0). */
   advertiseHost?: string;
   /** Mutual TLS on data connections (both ends); absent: plaintext, which main.ts allows only with HAUL_INSECURE=1. */
@@ -464,7 +464,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     async start(): Promise<void> {
       dataServer = await createDataServer({
         host: cfg.listenHost,
-        port: cfg.dataPort ?? 0,
+        ...(cfg.dataPorts ? { ports: cfg.dataPorts } : {}),
         log,
         ...(cfg.tls ? { tls: cfg.tls } : {}),
       });
@@ -493,7 +493,7 @@ export function createImageStreamer(deps: StreamerDeps) {
         stream: streams.commands,
         consumer: commandConsumerName(cfg.node, 'streamer'),
       });
-      log.info('image streamer started');
+      log.info({ dataPort: dataServer.port }, 'image streamer started');
     },
     async stop(): Promise<void> {
       ac.abort();

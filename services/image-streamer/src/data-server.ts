@@ -7,10 +7,37 @@ import { namesStreamer, type TlsMaterial } from './tls.ts';
 /** Thrown when the connection breaks or never comes: the caller offers again and resumes from what was verified. */
 export class ConnectionLost extends Error {}
 
+/** The ports the data listener may bind (both included). */
+export type PortRange = { from: number; to: number };
+
+/** Every port of the configured range is taken: the streamer cannot listen, and says which range to widen or free. */
+export class PortRangeExhaustedError extends Error {
+  readonly code = 'HAUL_STREAM_PORTS_EXHAUSTED';
+  readonly range: PortRange;
+  constructor(range: PortRange, host: string) {
+    super(
+      `no free port in ${range.from}-${range.to} on ${host}: each is in use (data.ports / HAUL_STREAM_PORTS; ` +
+        'widen the range or stop what holds it)',
+    );
+    this.name = 'PortRangeExhaustedError';
+    this.range = range;
+  }
+}
+
+/** `7400-7409` or `7400` as a range of valid ports, or an error saying why not (the setting's format is the schema's). */
+export function parsePortRange(text: string): PortRange {
+  const [a, b = a] = text.split('-');
+  const from = Number(a);
+  const to = Number(b);
+  if (!(from >= 1 && to <= 65535)) throw new RangeError(`${text}: ports are 1 to 65535`);
+  if (from > to) throw new RangeError(`${text}: the first port is above the last`);
+  return { from, to };
+}
+
 export type DataServerOptions = {
   host: string;
-  /** 0 (the default): a port the system picks, registered for the process's lifetime. */
-  port?: number;
+  /** The ports it may listen on: the first free one is taken. Absent: a port the system picks. */
+  ports?: PortRange;
   /** Mutual TLS; absent: plaintext (HAUL_INSECURE=1). */
   tls?: TlsMaterial;
   log?: Logger;
@@ -73,13 +100,7 @@ export async function createDataServer(o: DataServerOptions): Promise<DataServer
     server.on('secureConnection', (sock: TLSSocket) => readToken(st, sock));
     server.on('tlsClientError', (_err: Error, s: TLSSocket) => s.destroy());
   } else server.on('connection', (sock: Socket) => readToken(st, sock));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(o.port ?? 0, o.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenInRange(server, o.host, o.ports);
 
   return {
     port: (server.address() as { port: number }).port,
@@ -91,6 +112,33 @@ export async function createDataServer(o: DataServerOptions): Promise<DataServer
         server.close(() => resolve());
       }),
   };
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Listen on the first free port of the range, in order (so a firewall opens a fixed range and a restarted streamer
+ * usually gets its old port back), or on a port the system picks when there is no range. A range with every port
+ * in use is a PortRangeExhaustedError; any other failure (an address not on this host, no permission) is thrown as is.
+ */
+async function listenInRange(server: Server, host: string, range: PortRange | undefined): Promise<void> {
+  if (!range) return listenOn(server, host, 0);
+  for (let port = range.from; port <= range.to; port++) {
+    try {
+      return await listenOn(server, host, port);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
+  throw new PortRangeExhaustedError(range, host);
 }
 
 /** A data server's connections: expected tokens, connections not past their token yet, every open socket. */

@@ -1,84 +1,85 @@
 import {
   awaitTopologyOrExit,
-  busConfigFromEnv,
   connectBus,
-  createLogger,
+  createLoggerWith,
   exitOnUncaught,
   limits,
-  metricsConfigOrExit,
-  metricsEnvHelp,
+  metricsConfigOf,
+  serviceConnection,
+  serviceSettings,
+  serviceTrust,
   stopOnSignals,
-  trustFromEnvOrExit,
+  type ServiceSettings,
 } from '@haul/bus';
-import { createValidators } from '@haul/schemas';
+import { createValidators, type ImageStreamerConfig } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from './app.ts';
-import { TlsConfigError, tlsFromEnv, type TlsMaterial } from './tls.ts';
+import { parsePortRange, PortRangeExhaustedError, type PortRange } from './data-server.ts';
+import { TlsConfigError, tlsOf, type TlsMaterial } from './tls.ts';
 
-const help = `haul image streamer: moves dump images and local disks between nodes (negotiated over NATS, bytes over TCP).
+const start: ServiceSettings<ImageStreamerConfig> = serviceSettings({
+  schema: 'imageStreamerConfig',
+  binary: 'haul-image-streamer',
+  summary:
+    'haul image streamer: moves dump images and local disks between nodes (negotiated over NATS, bytes over TCP).',
+});
+const s = start.settings;
 
-Environment:
-  HAUL_NODE                this node's name (required)
-  HAUL_NATS_URL            NATS servers (default nats://127.0.0.1:4222); credentials as for the node agent
-  HAUL_STREAM_LISTEN_HOST  address this node's data listener binds to (receivers connect to it; default 127.0.0.1)
-  HAUL_STREAM_PORT         port of that listener (default 0: picked at start); registered in haul-streamers
-  HAUL_STREAM_ADVERTISE    address receiving streamers connect to (default: the listen address)
-  HAUL_TLS_CERT_FILE       this streamer's certificate (CN or subjectAltName streamer@<node>), PEM
-  HAUL_TLS_KEY_FILE        its private key, PEM
-  HAUL_TLS_CA_FILE         the cluster's CA, PEM: data connections are mutual TLS with these three files
-  HAUL_INSECURE=1          plaintext data connections (debugging only; a warning at every start)
-  HAUL_STREAM_PLAINTEXT=1  plaintext data connections only, signatures kept (test worlds without certificates)
-  HAUL_STREAM_ROOTS        colon-separated folders the receiving side may write below (required)
-  HAUL_NKEY_SEED_FILE      this streamer's nkey seed (streamer@<node>.nk): signs the events it appends
-  HAUL_IDENTITIES_FILE     the cluster's identities.json: commands run only when a coordinator signed them
-  HAUL_INSECURE=1          debugging only: sign and verify nothing (warns at every start)
-  HAUL_STREAM_LIMIT_MBPS   node-wide bandwidth cap in MB/s (optional)
-  HAUL_TOPOLOGY_WAIT_MS    how long to wait at start for the coordinator to create the streams and buckets
-                           (default ${limits.topologyWaitMs}); this streamer never creates or changes them
-${metricsEnvHelp}`;
-
-if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log(help);
-  process.exit(0);
+function dataTls(): TlsMaterial | undefined {
+  try {
+    return tlsOf(s);
+  } catch (err) {
+    if (!(err instanceof TlsConfigError)) throw err;
+    start.fail(err.field, err.message);
+  }
 }
-const node = process.env['HAUL_NODE'];
-const roots = process.env['HAUL_STREAM_ROOTS'];
-if (!node || !roots) {
-  console.error('HAUL_NODE and HAUL_STREAM_ROOTS are required (see --help)');
-  process.exit(2);
+function dataPorts(): PortRange | undefined {
+  if (s.data.ports === undefined) return undefined;
+  try {
+    return parsePortRange(s.data.ports);
+  } catch (err) {
+    start.fail('data.ports', (err as Error).message);
+  }
 }
-let tls: TlsMaterial | undefined;
-try {
-  tls = tlsFromEnv(process.env);
-} catch (err) {
-  if (!(err instanceof TlsConfigError)) throw err;
-  console.error(`${err.message} (see --help)`);
-  process.exit(2);
-}
+const tls = dataTls();
+const ports = dataPorts();
 const cfg: StreamerConfig = {
-  node,
-  listenHost: process.env['HAUL_STREAM_LISTEN_HOST'] ?? '127.0.0.1',
-  allowedRoots: roots.split(':').filter(Boolean),
-  maxRetries: Number(process.env['HAUL_STREAM_MAX_RETRIES'] ?? 10),
+  node: s.node,
+  listenHost: s.data.listenHost,
+  allowedRoots: s.roots,
+  maxRetries: s.data.maxRetries,
   progressEveryMs: limits.progressEveryMs,
+  ...(tls ? { tls } : {}),
+  ...(ports ? { dataPorts: ports } : {}),
+  ...(s.data.advertise ? { advertiseHost: s.data.advertise } : {}),
+  ...(s.data.limitMBps ? { nodeLimitMBps: s.data.limitMBps } : {}),
 };
-if (tls) cfg.tls = tls;
-const port = process.env['HAUL_STREAM_PORT'];
-if (port) cfg.dataPort = Number(port);
-const advertise = process.env['HAUL_STREAM_ADVERTISE'];
-if (advertise) cfg.advertiseHost = advertise;
-const limit = process.env['HAUL_STREAM_LIMIT_MBPS'];
-if (limit) cfg.nodeLimitMBps = Number(limit);
-const log = createLogger('image-streamer', node);
+const log = createLoggerWith('image-streamer', s.node, s.log);
 exitOnUncaught(log);
-const metrics = metricsConfigOrExit(log);
+const trust = serviceTrust(start, { role: 'streamer', node: s.node }, log);
+const bus = serviceConnection(start, `image-streamer@${s.node}`);
+start.checked();
+
 if (!tls)
   log.warn(
-    'data connections are plaintext (HAUL_INSECURE=1 or HAUL_STREAM_PLAINTEXT=1): any holder of a token can take a transfer',
+    'data connections are plaintext (insecure or data.plaintext): any holder of a token can take a transfer',
   );
-const trust = trustFromEnvOrExit({ role: 'streamer', node }, log);
 const validators = createValidators();
-const nc = await connectBus(busConfigFromEnv(`image-streamer@${node}`));
-await awaitTopologyOrExit(nc, log, Number(process.env['HAUL_TOPOLOGY_WAIT_MS'] ?? limits.topologyWaitMs));
-const streamer = createImageStreamer({ nc, validators, cfg, log, metrics, trust });
-await streamer.start();
+const nc = await connectBus(bus);
+await awaitTopologyOrExit(nc, log, s.topologyWaitMs);
+const streamer = createImageStreamer({
+  nc,
+  validators,
+  cfg,
+  log,
+  metrics: metricsConfigOf(s.metrics),
+  trust,
+});
+try {
+  await streamer.start();
+} catch (err) {
+  if (!(err instanceof PortRangeExhaustedError)) throw err;
+  // Not a bad setting for ever: whatever holds the ports may let go, so the supervisor tries again (exit 1).
+  log.fatal({ code: err.code, ports: `${err.range.from}-${err.range.to}` }, err.message);
+  process.exit(1);
+}
 stopOnSignals(log, streamer, nc);

@@ -25,29 +25,61 @@ export const namesStreamer = (cert: PeerCertificate | undefined, node: string): 
 
 /** The process is configured wrongly: neither TLS files nor HAUL_INSECURE=1. */
 export class TlsConfigError extends Error {
-  constructor(message: string) {
+  /** The setting to fix. */
+  readonly field: string;
+  constructor(message: string, field = 'data.tls') {
     super(message);
     this.name = 'TlsConfigError';
+    this.field = field;
   }
 }
 
+/** The settings the data connection's TLS comes from (image-streamer-config.schema.json). */
+export type DataTlsSettings = {
+  insecure: boolean;
+  data: { plaintext: boolean; tls?: { certFile?: string; keyFile?: string; caFile?: string } };
+};
+
 /**
- * The data connection's TLS from the environment: HAUL_TLS_CERT_FILE, HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE
- * (made by `haul init-cluster` as DIR/streamer@<node>-cert.pem, -key.pem and DIR/ca.pem). Without them the streamer
- * refuses to start unless HAUL_INSECURE=1 (nothing secured) or HAUL_STREAM_PLAINTEXT=1 (only the data connections in
- * plaintext; commands and events still signed) asks for plaintext (undefined is returned then).
+ * The data connection's TLS from the settings data.tls.certFile, keyFile and caFile (made by `haul init-cluster` as
+ * DIR/streamer@<node>-cert.pem, -key.pem and DIR/ca.pem). Without them the streamer refuses to start unless insecure
+ * (nothing secured) or data.plaintext (only the data connections in plaintext; commands and events still signed)
+ * asks for plaintext (undefined is returned then).
  */
-export function tlsFromEnv(env: NodeJS.ProcessEnv): TlsMaterial | undefined {
-  const files = {
-    cert: env['HAUL_TLS_CERT_FILE'],
-    key: env['HAUL_TLS_KEY_FILE'],
-    ca: env['HAUL_TLS_CA_FILE'],
-  };
-  const given = Object.values(files).filter(Boolean).length;
-  if (given === 0 && (env['HAUL_INSECURE'] === '1' || env['HAUL_STREAM_PLAINTEXT'] === '1')) return undefined;
-  if (given < 3 || !files.cert || !files.key || !files.ca)
+export function tlsOf(s: DataTlsSettings): TlsMaterial | undefined {
+  const files = s.data.tls ?? {};
+  const given = [files.certFile, files.keyFile, files.caFile].filter(Boolean).length;
+  if (given === 0 && (s.insecure || s.data.plaintext)) return undefined;
+  if (!files.certFile || !files.keyFile || !files.caFile)
     throw new TlsConfigError(
-      'the data connection needs HAUL_TLS_CERT_FILE, HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE (or HAUL_INSECURE=1 / HAUL_STREAM_PLAINTEXT=1)',
+      'the data connection needs data.tls.certFile, keyFile and caFile (HAUL_TLS_CERT_FILE, HAUL_TLS_KEY_FILE, ' +
+        'HAUL_TLS_CA_FILE), or insecure / data.plaintext',
     );
-  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ca: readFileSync(files.ca) };
+  const read = (key: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new TlsConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`, key);
+    }
+  };
+  return {
+    cert: read('data.tls.certFile', files.certFile),
+    key: read('data.tls.keyFile', files.keyFile),
+    ca: read('data.tls.caFile', files.caFile),
+  };
+}
+
+/** tlsOf from the environment alone (the benchmarks' senders; a service reads its settings). */
+export function tlsFromEnv(env: NodeJS.ProcessEnv): TlsMaterial | undefined {
+  return tlsOf({
+    insecure: env['HAUL_INSECURE'] === '1',
+    data: {
+      plaintext: env['HAUL_STREAM_PLAINTEXT'] === '1',
+      tls: {
+        ...(env['HAUL_TLS_CERT_FILE'] ? { certFile: env['HAUL_TLS_CERT_FILE'] } : {}),
+        ...(env['HAUL_TLS_KEY_FILE'] ? { keyFile: env['HAUL_TLS_KEY_FILE'] } : {}),
+        ...(env['HAUL_TLS_CA_FILE'] ? { caFile: env['HAUL_TLS_CA_FILE'] } : {}),
+      },
+    },
+  });
 }

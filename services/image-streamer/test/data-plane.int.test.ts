@@ -8,7 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { createLogger } from '@haul/bus';
 import type { StreamerRegistration, StreamOffer } from '@haul/schemas';
-import { ConnectionLost, createDataServer } from '../src/data-server.ts';
+import {
+  ConnectionLost,
+  createDataServer,
+  parsePortRange,
+  PortRangeExhaustedError,
+} from '../src/data-server.ts';
 import { createReceiver, type PeerRegistry } from '../src/receiver.ts';
 import { sendFiles } from '../src/sender.ts';
 import { encodeHeader } from '../src/wire.ts';
@@ -28,6 +33,62 @@ after(() => {
 
 const listen = (s: Server) =>
   new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
+
+/** Listen on exactly this port, or undefined when it is taken. */
+const holdPort = (port: number) =>
+  new Promise<Server | undefined>((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => resolve(s));
+  });
+const release = (s: Server) => new Promise<void>((r) => s.close(() => r()));
+
+/** Three consecutive ports below the ephemeral range: the first two held by other listeners, the third free. */
+async function twoHeldOneFree(): Promise<{ base: number; held: Server[] }> {
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 12000);
+    const held = (await Promise.all([holdPort(base), holdPort(base + 1), holdPort(base + 2)])).filter(
+      (x): x is Server => x !== undefined,
+    );
+    if (held.length === 3) {
+      await release(held.pop()!);
+      return { base, held };
+    }
+    await Promise.all(held.map(release));
+  }
+}
+
+describe('the data listener’s port range (data.ports)', () => {
+  it('takes the first free port of the range, with TLS too, and says so when every port is taken', async () => {
+    const { base, held } = await twoHeldOneFree();
+    try {
+      const server = await createDataServer({
+        host: '127.0.0.1',
+        ports: { from: base, to: base + 2 },
+        tls: pki.material('streamer@node-a'),
+      });
+      assert.equal(server.port, base + 2);
+      await assert.rejects(
+        createDataServer({ host: '127.0.0.1', ports: { from: base, to: base + 2 } }),
+        (err: unknown) =>
+          err instanceof PortRangeExhaustedError &&
+          err.code === 'HAUL_STREAM_PORTS_EXHAUSTED' &&
+          err.message.includes(`${base}-${base + 2}`),
+      );
+      await server.close();
+    } finally {
+      await Promise.all(held.map(release));
+    }
+  });
+
+  it('reads FROM-TO or one port, and refuses ports out of 1-65535 or backwards', () => {
+    assert.deepEqual(parsePortRange('7400-7409'), { from: 7400, to: 7409 });
+    assert.deepEqual(parsePortRange('7400'), { from: 7400, to: 7400 });
+    assert.throws(() => parsePortRange('0-10'), RangeError);
+    assert.throws(() => parsePortRange('65535-65536'), RangeError);
+    assert.throws(() => parsePortRange('7409-7400'), RangeError);
+  });
+});
 
 describe('the sending side: its data listener', () => {
   it(

@@ -1,45 +1,44 @@
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { maxFrozenLeaseMs } from '@haul/bus';
+import type { NodeAgentConfig } from '@haul/schemas';
 import type { HostBounds } from './confinement.ts';
 
-/** A setting the agent cannot start with; main.ts prints it and exits 2. */
+/** A setting the agent cannot start with: `field` is its key in the settings (main.ts prints it and exits 2). */
 export class SettingError extends Error {
-  constructor(message: string) {
+  readonly field: string;
+  constructor(field: string, message: string) {
     super(message);
     this.name = 'SettingError';
+    this.field = field;
   }
 }
 
 /** An existing folder other than `/`, by its real path (the roots are compared with resolved paths). */
-function rootFolder(name: string, path: string): string {
-  if (!isAbsolute(path)) throw new SettingError(`${name}: ${JSON.stringify(path)} is not an absolute path`);
+function rootFolder(field: string, path: string): string {
+  if (!isAbsolute(path)) throw new SettingError(field, `${JSON.stringify(path)} is not an absolute path`);
   let real: string;
   try {
     real = realpathSync.native(path);
   } catch {
-    throw new SettingError(`${name}: ${path} does not exist`);
+    throw new SettingError(field, `${path} does not exist`);
   }
-  if (!statSync(real).isDirectory()) throw new SettingError(`${name}: ${path} is not a folder`);
+  if (!statSync(real).isDirectory()) throw new SettingError(field, `${path} is not a folder`);
   // A root of / would confine nothing.
-  if (real === '/') throw new SettingError(`${name}: ${path} is the whole file system`);
+  if (real === '/') throw new SettingError(field, `${path} is the whole file system`);
   return real;
 }
 
 /**
- * The roots and bounds commands are confined to, from the environment: HAUL_IMAGE_ROOT (must exist: main.ts makes
- * it), HAUL_SHARED_ROOTS (colon-separated folders holding shared ploop disks; none by default, which refuses
- * every shared disk) and HAUL_MAX_LEASE_MS (1000 to the schema's bound, which is the default).
+ * The roots and bounds commands are confined to, from the agent's settings: imageRoot (must exist: main.ts makes it),
+ * sharedRoots (folders holding shared ploop disks; none refuses every shared disk) and maxLeaseMs (its range is the
+ * schema's).
  */
-export function hostBoundsFromEnv(env: NodeJS.ProcessEnv, imageRoot: string): HostBounds {
-  const shared = (env['HAUL_SHARED_ROOTS'] ?? '').split(':').filter((s) => s !== '');
-  const rawLease = env['HAUL_MAX_LEASE_MS'];
-  const lease = rawLease === undefined ? maxFrozenLeaseMs : Number(rawLease);
-  if (rawLease !== undefined && (!/^[0-9]+$/.test(rawLease) || lease < 1000 || lease > maxFrozenLeaseMs))
-    throw new SettingError(`HAUL_MAX_LEASE_MS must be a whole number from 1000 to ${maxFrozenLeaseMs}`);
+export function hostBoundsOf(
+  s: Pick<NodeAgentConfig, 'imageRoot' | 'sharedRoots' | 'maxLeaseMs'>,
+): HostBounds {
   return {
-    imageRoot: rootFolder('HAUL_IMAGE_ROOT', imageRoot),
-    sharedRoots: shared.map((s) => rootFolder('HAUL_SHARED_ROOTS', s)),
-    maxLeaseMs: lease,
+    imageRoot: rootFolder('imageRoot', s.imageRoot),
+    sharedRoots: s.sharedRoots.map((r) => rootFolder('sharedRoots', r)),
+    maxLeaseMs: s.maxLeaseMs,
   };
 }

@@ -267,14 +267,18 @@ function lstatExists(p: string): boolean {
 
 describe('node agent: its roots are checked at start', () => {
   for (const [what, env, message] of [
-    ['a relative shared root', { HAUL_SHARED_ROOTS: 'shared' }, /HAUL_SHARED_ROOTS.*not an absolute path/],
+    [
+      'a relative shared root',
+      { HAUL_SHARED_ROOTS: 'shared' },
+      /sharedRoots\.0 \(HAUL_SHARED_ROOTS="shared"\) must match pattern "\^\/"/,
+    ],
     [
       'a missing shared root',
       { HAUL_SHARED_ROOTS: '/nonexistent-haul' },
       /HAUL_SHARED_ROOTS.*does not exist/,
     ],
     ['/ as a shared root', { HAUL_SHARED_ROOTS: '/' }, /HAUL_SHARED_ROOTS.*whole file system/],
-    ['a lease cap out of range', { HAUL_MAX_LEASE_MS: '10' }, /HAUL_MAX_LEASE_MS must be/],
+    ['a lease cap out of range', { HAUL_MAX_LEASE_MS: '10' }, /HAUL_MAX_LEASE_MS="10"\) must be >= 1000/],
   ] as const)
     it(`exits 2 on ${what}, saying which setting`, async () => {
       const agent = startService('agent-bad-roots', 'services/node-agent/src/main.ts', {

@@ -29,9 +29,11 @@ export {
 export {
   createTrust,
   insecureTrust,
+  trustFrom,
   trustFromEnv,
   trustFromEnvOrExit,
   type Expected,
   type Rejection,
   type Trust,
+  type TrustSettings,
 } from './trust.ts';

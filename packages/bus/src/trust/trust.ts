@@ -115,23 +115,30 @@ export type Expected = { role: Role; node?: string } | 'reader';
 const insecureWarning =
   'HAUL_INSECURE=1: commands and events are neither signed nor verified; anyone on the bus can forge them';
 
+/** What a process's trust is made of (a service's settings; service-config.schema.json). */
+export type TrustSettings = {
+  insecure: boolean;
+  identitiesFile?: string | undefined;
+  nkeySeedFile?: string | undefined;
+};
+
 /**
- * The trust of a service from its environment: HAUL_IDENTITIES_FILE (the registry) and HAUL_NKEY_SEED_FILE (its key,
- * which must be registered as the expected identity). Throws TrustConfigError naming what is wrong.
+ * The trust of a process: the registry (identitiesFile) and its key (nkeySeedFile), which must be registered as the
+ * expected identity. Throws TrustConfigError naming what is wrong (by its environment variable).
  */
-export function trustFromEnv(expected: Expected, log?: Logger, env: NodeJS.ProcessEnv = process.env): Trust {
-  if (env['HAUL_INSECURE'] === '1') {
+export function trustFrom(s: TrustSettings, expected: Expected, log?: Logger): Trust {
+  if (s.insecure) {
     log?.warn({ security: true }, insecureWarning);
     return insecureTrust(log);
   }
-  const registryFile = env['HAUL_IDENTITIES_FILE'];
+  const registryFile = s.identitiesFile;
   if (!registryFile)
     throw new TrustConfigError(
       'HAUL_IDENTITIES_FILE',
       'not set (the cluster registry; HAUL_INSECURE=1 to debug without)',
     );
   const registry = loadRegistry(registryFile);
-  const seedFile = env['HAUL_NKEY_SEED_FILE'];
+  const seedFile = s.nkeySeedFile;
   if (expected === 'reader') return createTrust(registry, seedFile ? loadSeed(seedFile) : undefined, log);
   if (!seedFile)
     throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'not set (this service signs what it publishes)');
@@ -144,6 +151,22 @@ export function trustFromEnv(expected: Expected, log?: Logger, env: NodeJS.Proce
       `its key is registered as ${trust.identity?.name}, not ${want}`,
     );
   return trust;
+}
+
+/**
+ * The trust of a process from its environment: HAUL_INSECURE=1, HAUL_IDENTITIES_FILE and HAUL_NKEY_SEED_FILE (the CLI;
+ * a service reads its settings: trustFrom).
+ */
+export function trustFromEnv(expected: Expected, log?: Logger, env: NodeJS.ProcessEnv = process.env): Trust {
+  return trustFrom(
+    {
+      insecure: env['HAUL_INSECURE'] === '1',
+      identitiesFile: env['HAUL_IDENTITIES_FILE'] || undefined,
+      nkeySeedFile: env['HAUL_NKEY_SEED_FILE'] || undefined,
+    },
+    expected,
+    log,
+  );
 }
 
 /** trustFromEnv at a service's start: a missing or invalid setting ends the process with exit code 2. */
