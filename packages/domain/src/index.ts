@@ -28,7 +28,7 @@ export {
   pageSize,
   type ConvergenceInput,
 } from './convergence.ts';
-export { deriveStats, deriveStatsOf } from './stats.ts';
+export { deriveStats, deriveStatsOf, downtimeSpan } from './stats.ts';
 export { projectStatus } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, compareVersions } from './preflight-check.ts';

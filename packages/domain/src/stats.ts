@@ -13,6 +13,24 @@ import { initialState, type MigrationState, type StepRecord } from './state.ts';
 const ms = (a: string | undefined, b: string | undefined) =>
   a && b ? Math.max(0, Date.parse(b) - Date.parse(a)) : undefined;
 
+/**
+ * The downtime as it runs: from the freeze's intent (finalDump; stopSource in restart mode) to the CT running again,
+ * on the target (restore; startTarget) or back on the source; `to` is absent while the CT is still down. Undefined
+ * before the freeze. The live view's frozen timer and the stats' downtime both come from here.
+ */
+export function downtimeSpan(s: MigrationState): { from: string; to?: string } | undefined {
+  const live = (s.request?.mode ?? 'live') === 'live';
+  const freeze = live ? s.steps['finalDump:-'] : s.steps['stopSource:-'];
+  if (!freeze) return undefined;
+  const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
+  const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
+  const back = s.resumedOnSource
+    ? s.log.find((e) => e.type === 'ResumedOnSource')?.time
+    : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
+  const to = landed?.finishedAt ?? back;
+  return to ? { from: freeze.intendedAt, to } : { from: freeze.intendedAt };
+}
+
 /** The numbers P.Haul prints (total, frozen, restore, image sync time, per-iteration pages) and the downtime. */
 export function deriveStats(events: readonly MigrationEvent[], now?: string): MigrationStats {
   return deriveStatsOf(fold(events, initialState()), now);
@@ -49,12 +67,9 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
   const end = now ?? s.lastTime;
   const stats: MigrationStats = { totalMs: ms(s.requestedAt, end) ?? 0, iterations };
   const live = (s.request?.mode ?? 'live') === 'live';
-  const freeze = live ? s.steps['finalDump:-'] : s.steps['stopSource:-'];
+  const span = downtimeSpan(s);
   const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
-  const back = s.resumedOnSource
-    ? s.log.find((e) => e.type === 'ResumedOnSource')?.time
-    : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
-  const downtime = ms(freeze?.intendedAt, landed?.finishedAt ?? back);
+  const downtime = ms(span?.from, span?.to);
   if (downtime !== undefined) stats.downtimeMs = downtime;
   const preFrozenUs = iterations.filter((i) => !i.final).reduce((a, i) => a + (i.frozenUs ?? 0), 0);
   const finalFrozenUs = iterations.find((i) => i.final)?.frozenUs;
