@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20:
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
-#   - nats-server and docker-compose from apt-get when they are not on PATH
+#   - nats-server, docker-compose and tmux from apt-get when they are not on PATH
 #   - the bundles of every program (scripts/build.mjs) when a source is newer than the last build
 # Used by `npm test` and `npm run demo`; safe to run again and again.
 set -euo pipefail
@@ -21,10 +21,12 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
   touch "$stamp"
 fi
 
-# Debian packages the tests need: nats-server (the real bus) and docker-compose (to check compose.yaml).
+# Debian packages the tests need: nats-server (the real bus), docker-compose (to check compose.yaml) and tmux (the
+# terminal the live view of `haul migrate` is tested in, test/e2e/live-view.e2e.test.ts).
 missing=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     say "installing ${missing[*]} with apt-get"

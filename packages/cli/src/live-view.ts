@@ -48,9 +48,9 @@ const mb = (b: number) => (b / 1e6).toFixed(1);
 const since = (iso: string, now: number) => now - Date.parse(iso);
 
 /**
- * `CT 101 node-a→node-b | pre-dump 2 | images 2 45.3/120.0 MB 38% 85 MB/s ETA 0.9s | 12.3s`: where the migration
- * is, a frozen (or stopped) timer from the freeze's intent while the CT is down, the step in flight with its
- * transfer's bytes, rate and ETA or its own running time, and the time since the request.
+ * `CT 101 node-a→node-b 12.3s | pre-dump 2 | images 2 45.3/120.0 MB 37% 85 MB/s ETA 0.9s`: the CT and the time since
+ * the request, a frozen (or stopped) timer from the freeze's intent while the CT is down, where the migration is,
+ * and the step in flight with its transfer's bytes, rate and ETA or its own running time.
  */
 export function statusLine(v: LiveView, now: number): StatusLine {
   const s = v.state;
@@ -64,8 +64,9 @@ export function statusLine(v: LiveView, now: number): StatusLine {
       ? `${(r.mode ?? 'live') === 'live' ? 'FROZEN' : 'STOPPED'} ${sec(since(down.from, now))}`
       : undefined;
   const act = activity(v, now);
-  const total = s.requestedAt ? sec(since(s.requestedAt, now)) : '';
-  const parts = [head, ...(timer ? [timer] : []), phase, ...(act ? [act.text] : []), total];
+  // The time so far beside the CT: a terminal cuts the line's end, where the details are.
+  const total = s.requestedAt ? ` ${sec(since(s.requestedAt, now))}` : '';
+  const parts = [head + total, ...(timer ? [timer] : []), phase, ...(act ? [act.text] : [])];
   return { text: parts.join(' | '), key: [phase, timer ? 'down' : '', act?.key ?? ''].join('|') };
 }
 
@@ -86,12 +87,16 @@ function phaseWord(s: MigrationState): string {
   return 'preflight';
 }
 
-/** The step in flight to show: a transfer that reports first, else the one intended last; "+N" for the others. */
+/**
+ * The step in flight to show: a transfer whose bytes move, else one that waits on purpose, else the step intended
+ * last; "+N" for the others.
+ */
 function activity(v: LiveView, now: number): { text: string; key: string } | undefined {
   const running = inFlight(v.state).sort((a, b) => b.order - a.order);
   if (!running.length) return undefined;
-  const reporting = running.find((x) => v.transfers.has(x.command.commandId));
-  const shown = reporting ?? running[0]!;
+  const report = (x: StepRecord) => v.transfers.get(x.command.commandId);
+  const shown =
+    running.find((x) => report(x) && !report(x)!.waiting) ?? running.find((x) => report(x)) ?? running[0]!;
   const more = running.length > 1 ? ` (+${running.length - 1})` : '';
   const p = v.transfers.get(shown.command.commandId);
   const name = nameOf(shown);
@@ -103,9 +108,9 @@ function activity(v: LiveView, now: number): { text: string; key: string } | und
 }
 
 const waitsFor = {
-  priority: 'waits for the final-dump transfer',
+  priority: 'waits for the final images',
   slot: 'waits for a transfer slot',
-  sync: 'all sent; the receiver verifies and syncs',
+  sync: 'all sent, the target syncs',
 } as const;
 
 /** A transfer's bytes, %, rate and ETA, or what it waits for. */

@@ -42,14 +42,14 @@ const report = (commandId: string, changes: Partial<TransferProgress> = {}): Tra
 });
 
 describe('the status line of the live view', () => {
-  it('shows the CT, the pre-dump iteration, the transfer in flight with %, rate and ETA, and the time so far', () => {
+  it('shows the CT, the time so far, the pre-dump iteration, the transfer in flight with %, rate and ETA', () => {
     const { v, e } = upTo(intended('streamImages', '0'));
     assert.equal(e.type, 'StepIntended');
     applyReport(v, report(e.type === 'StepIntended' ? e.data.commandId : ''));
     const s = statusLine(v, at(e.time, 0));
     assert.match(
       s.text,
-      /^CT 101 node-a→node-b \| pre-dump 1 \| images 0 12\.0\/48\.0 MB 25% 40 MB\/s ETA 0\.9s \(\+1\) \| 0\.0s$/,
+      /^CT 101 node-a→node-b 0\.0s \| pre-dump 1 \| images 0 12\.0\/48\.0 MB 25% 40 MB\/s ETA 0\.9s \(\+1\)$/,
     );
   });
   it('ticks a FROZEN timer from the freeze’s intent until the CT runs again', () => {
@@ -119,8 +119,8 @@ describe("a transfer's report", () => {
     const since = '2026-01-01T00:00:05.000Z';
     const text = (reason: 'priority' | 'slot' | 'sync') =>
       transferText(report('c', { waiting: { reason, since } }));
-    assert.equal(text('priority'), '12.0/48.0 MB 25%, waits for the final-dump transfer');
+    assert.equal(text('priority'), '12.0/48.0 MB 25%, waits for the final images');
     assert.equal(text('slot'), '12.0/48.0 MB 25%, waits for a transfer slot');
-    assert.equal(text('sync'), '12.0/48.0 MB 25%, all sent; the receiver verifies and syncs');
+    assert.equal(text('sync'), '12.0/48.0 MB 25%, all sent, the target syncs');
   });
 });
