@@ -11,3 +11,4 @@ export * from './prometheus.ts';
 export * from './identities.ts';
 export * from './cli.ts';
 export * from './browser.ts';
+export * from './tmux.ts';

@@ -23,6 +23,10 @@ export const exitCodes = {
     code: 5,
     summary: 'the migration is stuck: an action failed on every attempt; it waits for an operator',
   },
+  overBudget: {
+    code: 6,
+    summary: 'the migration completed, but its downtime exceeded the budget (--max-downtime-ms)',
+  },
   natsUnreachable: { code: 69, summary: 'cannot reach NATS (sysexits EX_UNAVAILABLE)' },
   noCoordinator: {
     code: 75,

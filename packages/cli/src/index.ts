@@ -1,6 +1,6 @@
 export { main, version } from './main.ts';
 export { createApiClient, type ApiClient } from './client.ts';
-export { followToEnd, followTransfers, progressLine, transferLine, type Terminal } from './follow.ts';
+export { followToEnd, followTransfers, type Terminal } from './follow.ts';
 export { eventDetail, formatEvent, formatStats } from './format.ts';
 export { commands } from './commands/index.ts';
 export { exitCodes, exitCode, type ExitName } from './exit-codes.ts';

@@ -5,15 +5,32 @@ import type { ExitName } from './exit-codes.ts';
 const preflightSteps: ReadonlySet<StepName> = new Set(['preflightSource', 'preflightTarget']);
 
 /**
- * How a finished migration ended, as an exit outcome: completed; rejected when it rolled back, not cancelled,
- * before any forward step but the preflight checks (a check failed, or the coordinator refused their results:
- * the CT was never touched, the request was refused later than admission); else rolled back.
+ * How a finished migration ended, as an exit outcome: completed; completed with a downtime over the request's
+ * budget (overBudget: the CT moved, but not as asked); rejected when it rolled back, not cancelled, before any
+ * forward step but the preflight checks (a check failed, or the coordinator refused their results: the CT was
+ * never touched, the request was refused later than admission); else rolled back.
  */
 export function outcomeOf(events: readonly MigrationEvent[]): ExitName | undefined {
   const s = fold(events, initialState());
-  if (s.terminal === 'completed') return 'completed';
+  if (s.terminal === 'completed') return overBudget(events) ? 'overBudget' : 'completed';
   if (s.terminal !== 'rolled-back') return undefined;
   const forward = Object.values(s.steps).filter((r) => stepTable[r.step].kind === 'forward');
   const onlyPreflight = forward.every((r) => preflightSteps.has(r.step));
   return onlyPreflight && s.cancelRequested === undefined ? 'rejected' : 'rolledBack';
+}
+
+/**
+ * The downtime of a completed migration and the budget it exceeded (the request's maxDowntimeMs); undefined when
+ * it had no budget, kept it, or has not completed. The budget is in the log's first event, the downtime in its last.
+ */
+export function overBudget(
+  events: readonly MigrationEvent[],
+): { downtimeMs: number; budgetMs: number } | undefined {
+  const requested = events.find((e) => e.type === 'MigrationRequested');
+  const end = events.findLast((e) => e.type === 'MigrationCompleted');
+  const budgetMs =
+    requested?.type === 'MigrationRequested' ? requested.data.request.maxDowntimeMs : undefined;
+  const downtimeMs = end?.type === 'MigrationCompleted' ? end.data.stats.downtimeMs : undefined;
+  if (budgetMs === undefined || downtimeMs === undefined || downtimeMs <= budgetMs) return undefined;
+  return { downtimeMs, budgetMs };
 }

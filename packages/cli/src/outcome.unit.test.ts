@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { liveScenario, simulate } from '../../domain/test/simulate.ts';
-import { outcomeOf } from './outcome.ts';
+import type { MigrationEvent } from '@haul/schemas';
+import { outcomeOf, overBudget } from './outcome.ts';
 
 describe('the exit outcome of a finished migration', () => {
   it('is completed when it completed', () => {
@@ -27,5 +28,25 @@ describe('the exit outcome of a finished migration', () => {
   });
   it('is none while the migration has not ended', () => {
     assert.equal(outcomeOf(simulate(liveScenario()).events.slice(0, 5)), undefined);
+  });
+});
+
+describe('a migration that completed over its downtime budget', () => {
+  const events = simulate(liveScenario()).events;
+  const withBudget = (budgetMs: number, downtimeMs: number): MigrationEvent[] =>
+    events.map((e) =>
+      e.type === 'MigrationRequested'
+        ? { ...e, data: { ...e.data, request: { ...e.data.request, maxDowntimeMs: budgetMs } } }
+        : e.type === 'MigrationCompleted'
+          ? { ...e, data: { stats: { ...e.data.stats, downtimeMs } } }
+          : e,
+    );
+  it('has its own outcome, with the downtime and the budget', () => {
+    assert.equal(outcomeOf(withBudget(500, 24_500)), 'overBudget');
+    assert.deepEqual(overBudget(withBudget(500, 24_500)), { downtimeMs: 24_500, budgetMs: 500 });
+  });
+  it('is completed when the downtime kept the budget, or there was none', () => {
+    assert.equal(outcomeOf(withBudget(500, 500)), 'completed');
+    assert.equal(overBudget(events), undefined);
   });
 });

@@ -12,6 +12,10 @@ export type Output = {
   table(rows: readonly Row[], columns: readonly Column[]): void;
   /** The terminal's width in columns; Infinity when the output is not a terminal (a pipe or a file). */
   width: number;
+  /** A terminal that can rewrite a line in place (not TERM=dumb): the live view's status line. */
+  live: boolean;
+  /** Text as it is: no newline added, never cut (the live view's control sequences). */
+  write(s: string): void;
 };
 
 export type Row = Record<string, string>;
@@ -32,6 +36,8 @@ export function createOutput(stream: Stream = process.stdout, env = process.env)
   const write = (s: string) => void stream.write(`${s}\n`);
   return {
     width,
+    live: stream.isTTY === true && env['TERM'] !== 'dumb',
+    write: (s) => void stream.write(s),
     line: (s) => {
       for (const l of s.split('\n')) write(fit(l, width));
     },

@@ -8,12 +8,14 @@ import { resolve } from './resolve.ts';
 import { retry } from './retry.ts';
 import { services } from './services.ts';
 import { status } from './status.ts';
+import { wait } from './wait.ts';
 import { web } from './web.ts';
 
 /** Every command, in the order `haul --help` lists them: one entry per command. */
 export const commands: readonly Command[] = [
   migrate,
   status,
+  wait,
   ls,
   events,
   cancel,

@@ -7,8 +7,11 @@ export const migrate: Command = {
   name: 'migrate',
   summary: 'start a migration and show its progress until it ends',
   description: `Ask the coordinator to move a CT from one node to another (haul.api.migrate), then follow its event log
-and show its progress until it completes, rolls back or gets stuck. The exit code says which. The same
---request-id always names the same migration: running the command again re-attaches to it.`,
+and show its progress until it completes, rolls back or gets stuck. The exit code says which (6: it completed
+but its downtime exceeded --max-downtime-ms). On a terminal one status line rewrites itself: phase, iteration,
+transfer %, rate and ETA, a frozen timer while the CT is frozen, the running step; piped, plain lines.
+Ctrl-C stops following, not the migration: haul wait ID re-attaches. The same --request-id always names the
+same migration: running the command again re-attaches to it.`,
   positionals: [],
   flags: {
     ct: { kind: 'string', value: 'ID', help: 'the CT to move', required: true },
@@ -67,7 +70,11 @@ and show its progress until it completes, rolls back or gets stuck. The exit cod
       help: 'idempotency key: the same id is the same migration',
       default: 'cli-<time>',
     },
-    'no-wait': { kind: 'boolean', help: 'print the migration id once accepted and exit 0' },
+    detach: {
+      kind: 'boolean',
+      short: 'd',
+      help: 'print the migration id once accepted and exit 0 (follow it later with haul wait ID)',
+    },
     timeout: {
       kind: 'duration',
       value: 'DURATION',
@@ -79,9 +86,9 @@ and show its progress until it completes, rolls back or gets stuck. The exit cod
   examples: [
     'haul migrate --ct 101 --from node-a --to node-b --shared-disk /shared/ct101',
     'haul migrate --ct 101 --from node-a --to node-b --max-downtime-ms 500 --timeout 10m',
-    'id=$(haul migrate --ct 101 --from node-a --to node-b --no-wait --json | jq -r .migrationId)',
+    'id=$(haul migrate --ct 101 --from node-a --to node-b --detach) && haul wait "$id" --timeout 10m',
   ],
-  exits: ['completed', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
+  exits: ['completed', 'overBudget', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
   async run(ctx) {
     const reply = await (await ctx.api()).migrate(requestOf(ctx.args));
     if (!reply.ok) {
@@ -90,8 +97,12 @@ and show its progress until it completes, rolls back or gets stuck. The exit cod
       return 'rejected';
     }
     if (ctx.json) ctx.out.json(reply);
-    else ctx.out.line(`migration ${reply.migrationId}${reply.duplicate ? ' (already requested)' : ''}`);
-    if (ctx.args.bool('no-wait')) return 'completed';
+    else if (ctx.args.bool('detach')) {
+      // The id alone on stdout, for id=$(haul migrate … --detach).
+      ctx.out.line(reply.migrationId);
+      ctx.say(`haul: follow it with: haul wait ${reply.migrationId}`);
+    } else ctx.out.line(`migration ${reply.migrationId}${reply.duplicate ? ' (already requested)' : ''}`);
+    if (ctx.args.bool('detach')) return 'completed';
     return watchMigration(ctx, reply.migrationId, ctx.args.ms('timeout'));
   },
 };

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MigrationEvent, TransferProgress } from '@haul/schemas';
+import { liveScenario, simulate } from '../../domain/test/simulate.ts';
+import {
+  applyEvent,
+  applyReport,
+  newLiveView,
+  statusLine,
+  transferText,
+  type LiveView,
+} from './live-view.ts';
+
+const log = simulate(liveScenario()).events;
+const at = (iso: string, plusMs: number) => Date.parse(iso) + plusMs;
+
+/** The view after the events up to and including the first that matches, with that event and every log line. */
+function upTo(match: (e: MigrationEvent) => boolean): { v: LiveView; e: MigrationEvent; lines: string[] } {
+  const v = newLiveView();
+  const lines: string[] = [];
+  for (const e of log) {
+    lines.push(...applyEvent(v, e));
+    if (match(e)) return { v, e, lines };
+  }
+  throw new Error('no such event in the log');
+}
+const intended = (step: string, subject?: string) => (e: MigrationEvent) =>
+  e.type === 'StepIntended' &&
+  e.data.step === step &&
+  (subject === undefined || e.data.commandId.includes(`:${subject}:`));
+
+const report = (commandId: string, changes: Partial<TransferProgress> = {}): TransferProgress => ({
+  migrationId: 'mig-sim01',
+  commandId,
+  node: 'node-a',
+  time: '2026-01-01T00:00:00.040Z',
+  bytesDone: 12_000_000,
+  bytesTotal: 48_000_000,
+  mbPerSec: 40,
+  etaMs: 900,
+  ...changes,
+});
+
+describe('the status line of the live view', () => {
+  it('shows the CT, the time so far, the pre-dump iteration, the transfer in flight with %, rate and ETA', () => {
+    const { v, e } = upTo(intended('streamImages', '0'));
+    assert.equal(e.type, 'StepIntended');
+    applyReport(v, report(e.type === 'StepIntended' ? e.data.commandId : ''));
+    const s = statusLine(v, at(e.time, 0));
+    assert.match(
+      s.text,
+      /^CT 101 node-a→node-b 0\.0s \| pre-dump 1 \| images 0 12\.0\/48\.0 MB 25% 40 MB\/s ETA 0\.9s \(\+1\)$/,
+    );
+  });
+  it('ticks a FROZEN timer from the freeze’s intent until the CT runs again', () => {
+    const { v, e } = upTo(intended('finalDump'));
+    assert.match(statusLine(v, at(e.time, 1_340)).text, /\| FROZEN 1\.3s \| final dump \|/);
+    const restoring = upTo(intended('restore'));
+    const t = at(restoring.e.time, 2_000);
+    assert.match(statusLine(restoring.v, t).text, /FROZEN 2\.\ds \| restore \| restore on node-b 2\.0s/);
+    const landed = upTo((x) => x.type === 'StepSucceeded' && x.data.step === 'restore');
+    assert.doesNotMatch(statusLine(landed.v, t).text, /FROZEN/);
+  });
+  it('says STOPPED instead in restart mode', () => {
+    const v = newLiveView();
+    for (const e of simulate(liveScenario({ mode: 'restart' })).events) {
+      applyEvent(v, e);
+      if (e.type === 'StepIntended' && e.data.step === 'stopSource') {
+        assert.match(statusLine(v, at(e.time, 500)).text, /\| STOPPED 0\.5s \|/);
+        return;
+      }
+    }
+    assert.fail('no stopSource in a restart migration');
+  });
+  it('a report of a transfer that already ended is not shown', () => {
+    const { v, e } = upTo((x) => x.type === 'StepSucceeded' && x.data.step === 'streamImages');
+    applyReport(v, report(e.type === 'StepSucceeded' ? e.data.commandId : ''));
+    assert.equal(v.transfers.size, 0);
+  });
+  it('its key changes with what it says, not with its numbers (a pipe prints it on change)', () => {
+    const { v, e } = upTo(intended('finalDump'));
+    assert.equal(statusLine(v, at(e.time, 100)).key, statusLine(v, at(e.time, 900)).key);
+    assert.notEqual(statusLine(v, at(e.time, 100)).text, statusLine(v, at(e.time, 900)).text);
+  });
+});
+
+describe('the lines the live view logs', () => {
+  const { lines } = upTo((e) => e.type === 'MigrationCompleted');
+  it('a transfer’s result is shown under the iteration it belongs to, not the phase it ended in', () => {
+    // In this log images 0 ends after pre-dump 1 started.
+    assert.ok(lines.includes(lines.find((l) => l.startsWith('[pre-dump 0] images 0: '))!), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.startsWith('[final dump] final images: ')),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) => l.startsWith('[frozen] disk 0: ')),
+      lines.join('\n'),
+    );
+  });
+  it('says each convergence decision in words: no "continue: continue"', () => {
+    assert.ok(
+      lines.includes('[pre-dump 0] another pre-dump: not converged yet (100 pages)'),
+      lines.join('\n'),
+    );
+    assert.ok(lines.includes('[pre-dump 1] final dump: few pages left (10 pages, -90%)'), lines.join('\n'));
+    assert.ok(!lines.some((l) => /continue/.test(l)));
+  });
+  it('says where the CT runs after the restore, and how long it was down', () => {
+    assert.ok(
+      lines.some((l) => /^\[restore\] the CT runs on node-b.*, down \d+ms$/.test(l)),
+      lines.join('\n'),
+    );
+  });
+});
+
+describe("a transfer's report", () => {
+  it('says what it waits for while it waits on purpose', () => {
+    const since = '2026-01-01T00:00:05.000Z';
+    const text = (reason: 'priority' | 'slot' | 'sync') =>
+      transferText(report('c', { waiting: { reason, since } }));
+    assert.equal(text('priority'), '12.0/48.0 MB 25%, waits for the final images');
+    assert.equal(text('slot'), '12.0/48.0 MB 25%, waits for a transfer slot');
+    assert.equal(text('sync'), '12.0/48.0 MB 25%, all sent, the target syncs');
+  });
+});
