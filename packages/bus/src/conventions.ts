@@ -57,6 +57,12 @@ export const subjects = {
   /** Operator actions on a stuck migration (docs/protocol.md, "Stuck migrations"). */
   apiRetry: 'haul.api.retry',
   apiResolve: 'haul.api.resolve',
+  /** Would this migration work (haul migrate --check)? Read only: nothing is admitted, locked, appended or sent. */
+  apiCheck: 'haul.api.check',
+  /** A node agent's read-only look at a CT, asked by a coordinator outside any migration (the check's preflight). */
+  inspect: (node: string): string => `haul.inspect.${token(node)}`,
+  /** Every node agent's inspection endpoint (a pattern, for permissions). */
+  inspectAll: 'haul.inspect.*',
   /** Target streamer's negotiation endpoint. */
   streamOffer: (node: string): string => `haul.stream.${token(node)}.offer`,
   /** Every node's negotiation endpoint (a pattern, for permissions). */
