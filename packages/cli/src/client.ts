@@ -1,16 +1,40 @@
 import { RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
-import { decodeJson, encodeJson, limits, subjects } from '@haul/bus';
-import type { MigrateReply, MigrateRequest, StatusReply } from '@haul/schemas';
+import {
+  decodeJson,
+  encodeJson,
+  limits,
+  loadSeed,
+  signWith,
+  signedRequest,
+  subjects,
+  type SignatureHeaders,
+} from '@haul/bus';
+import type { CheckReply, MigrateReply, MigrateRequest, StatusReply } from '@haul/schemas';
 import { NoCoordinatorError, WaitTimeoutError } from './errors.ts';
+
+/** Signs a request as this process's identity, so the coordinator records who asked (none: sent unsigned). */
+export type RequestSigner = (subject: string, body: Uint8Array) => SignatureHeaders | undefined;
+
+/**
+ * The key the CLI logs in with (HAUL_NKEY_SEED_FILE) also signs its API requests; HAUL_INSECURE=1 signs nothing. A
+ * seed file that cannot be read or is not a seed throws TrustConfigError (a usage error).
+ */
+export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined {
+  const file = env['HAUL_NKEY_SEED_FILE'];
+  if (env['HAUL_INSECURE'] === '1' || !file) return undefined;
+  const kp = loadSeed(file);
+  return (subject, body) => signWith(kp, subject, body);
+}
 
 /**
  * The scheduler API as a client calls it (request/reply on NATS). Throws NoCoordinatorError when nobody serves
  * the subject, WaitTimeoutError when the reply does not come in time.
  */
-export function createApiClient(nc: NatsConnection) {
-  const call = async <T>(subject: string, body: unknown): Promise<T> => {
+export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
+  const call = async <T>(subject: string, req: unknown): Promise<T> => {
+    const body = encodeJson(req);
     try {
-      const m = await nc.request(subject, encodeJson(body), { timeout: limits.apiTimeoutMs });
+      const m = await signedRequest(nc, subject, body, sign?.(subject, body), limits.apiTimeoutMs);
       return decodeJson(m.data) as T;
     } catch (err) {
       if (err instanceof RequestError && err.isNoResponders())
@@ -24,6 +48,8 @@ export function createApiClient(nc: NatsConnection) {
   };
   return {
     migrate: (req: MigrateRequest) => call<MigrateReply>(subjects.apiMigrate, req),
+    /** Would this migration work (haul.api.check)? Changes nothing. */
+    check: (req: MigrateRequest) => call<CheckReply>(subjects.apiCheck, req),
     cancel: (migrationId: string, reason?: string) =>
       call<StatusReply>(subjects.apiCancel, reason ? { migrationId, reason } : { migrationId }),
     status: (migrationId: string) => call<StatusReply>(subjects.apiStatus, { migrationId }),

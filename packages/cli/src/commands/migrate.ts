@@ -2,6 +2,7 @@ import type { MigrateRequest } from '@haul/schemas';
 import type { Args } from '../args.ts';
 import { jsonFlag, type Command } from '../command.ts';
 import { watchMigration } from '../watch.ts';
+import { showCheck } from '../check-view.ts';
 
 export const migrate: Command = {
   name: 'migrate',
@@ -68,6 +69,11 @@ and show its progress until it completes, rolls back or gets stuck. The exit cod
       default: 'cli-<time>',
     },
     'no-wait': { kind: 'boolean', help: 'print the migration id once accepted and exit 0' },
+    check: {
+      kind: 'boolean',
+      help: 'only say whether it would work, what it would copy and the downtime to expect; change nothing',
+    },
+    reason: { kind: 'string', value: 'TEXT', help: 'why (kept with the migration, shown by haul status)' },
     timeout: {
       kind: 'duration',
       value: 'DURATION',
@@ -80,9 +86,11 @@ and show its progress until it completes, rolls back or gets stuck. The exit cod
     'haul migrate --ct 101 --from node-a --to node-b --shared-disk /shared/ct101',
     'haul migrate --ct 101 --from node-a --to node-b --max-downtime-ms 500 --timeout 10m',
     'id=$(haul migrate --ct 101 --from node-a --to node-b --no-wait --json | jq -r .migrationId)',
+    'haul migrate --ct 101 --from node-a --to node-b --check   # exit 0: it would work; 4: it would not',
   ],
   exits: ['completed', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
   async run(ctx) {
+    if (ctx.args.bool('check')) return showCheck(ctx, await (await ctx.api()).check(requestOf(ctx.args)));
     const reply = await (await ctx.api()).migrate(requestOf(ctx.args));
     if (!reply.ok) {
       const field = reply.error.field ? ` (field ${reply.error.field})` : '';
@@ -97,7 +105,7 @@ and show its progress until it completes, rolls back or gets stuck. The exit cod
 };
 
 /** The request the flags describe; ranges are the coordinator's to check (it names the field). */
-function requestOf(a: Args): MigrateRequest {
+export function requestOf(a: Args): MigrateRequest {
   const req: MigrateRequest = {
     requestId: a.str('request-id') ?? `cli-${Date.now().toString(36)}`,
     ctid: a.str('ct')!,
@@ -122,5 +130,7 @@ function requestOf(a: Args): MigrateRequest {
   }
   if (a.has('shared-disk')) req.sharedDisks = a.list('shared-disk');
   if (a.bool('skip-cpu-check')) req.skipCpuCheck = true;
+  const reason = a.str('reason');
+  if (reason !== undefined) req.reason = reason;
   return req;
 }
