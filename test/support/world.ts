@@ -31,6 +31,8 @@ export type { FaultRule };
 
 export type WorldOptions = {
   ctid?: string;
+  /** The emulated nodes (default node-a and node-b); the CT runs on the first, the others have its config. */
+  nodes?: string[];
   memoryMb?: number;
   dirtyRate?: number;
   diskWrites?: number;
@@ -59,7 +61,7 @@ export type WorldOptions = {
  */
 export async function startWorld(o: WorldOptions = {}) {
   const ctid = o.ctid ?? '101';
-  const nodes = ['node-a', 'node-b'];
+  const nodes = o.nodes ?? ['node-a', 'node-b'];
   const secrets: TestSecrets | undefined = o.secure ? await createTestSecrets(nodes) : undefined;
   const server: NatsServer = await startNatsServer(secrets ? { secrets: secrets.dir } : {});
   /** The environment that makes a process connect as `identity` (nothing in an insecure world). */
@@ -91,7 +93,7 @@ export async function startWorld(o: WorldOptions = {}) {
     ...shared.flatMap((d) => ['--shared-disk', d]),
   ];
   await cluster.ok('node-a', 'haul-emu', ctArgs);
-  await cluster.ok('node-b', 'haul-emu', [...ctArgs, '--config-only']);
+  for (const n of nodes.slice(1)) await cluster.ok(n, 'haul-emu', [...ctArgs, '--config-only']);
   const nc: NatsConnection = secrets
     ? await connectAs('scheduler')
     : await connectBus({ servers: server.url, name: 'haul-world' });

@@ -100,6 +100,13 @@ export const limits = {
   /** A command unacked this long is redelivered (the executor extends it with working() while it runs). */
   commandAckWaitMs: 5_000,
   apiTimeoutMs: 5_000,
+  /**
+   * A node agent's inspection of a CT (haul.inspect.<node>) runs `vzctl status` and criu's version and feature
+   * checks: seconds on a loaded host, so longer than a plain API answer.
+   */
+  inspectTimeoutMs: 10_000,
+  /** A check (haul.api.check) waits for both nodes' inspections and reads the CT's history: the client waits this long. */
+  checkTimeoutMs: 20_000,
   /** How long a node agent or image streamer waits at start for the coordinator to create the streams and buckets. */
   topologyWaitMs: 120_000,
   /**

@@ -31,16 +31,20 @@ export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined
  * the subject, WaitTimeoutError when the reply does not come in time.
  */
 export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
-  const call = async <T>(subject: string, req: unknown): Promise<T> => {
+  const call = async <T>(
+    subject: string,
+    req: unknown,
+    timeoutMs: number = limits.apiTimeoutMs,
+  ): Promise<T> => {
     const body = encodeJson(req);
     try {
-      const m = await signedRequest(nc, subject, body, sign?.(subject, body), limits.apiTimeoutMs);
+      const m = await signedRequest(nc, subject, body, sign?.(subject, body), timeoutMs);
       return decodeJson(m.data) as T;
     } catch (err) {
       if (err instanceof RequestError && err.isNoResponders())
         throw new NoCoordinatorError(subject, { cause: err });
       if (err instanceof TimeoutError)
-        throw new WaitTimeoutError(`no reply on ${subject}: timed out after ${limits.apiTimeoutMs} ms`, {
+        throw new WaitTimeoutError(`no reply on ${subject}: timed out after ${timeoutMs} ms`, {
           cause: err,
         });
       throw err;
@@ -49,7 +53,7 @@ export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
   return {
     migrate: (req: MigrateRequest) => call<MigrateReply>(subjects.apiMigrate, req),
     /** Would this migration work (haul.api.check)? Changes nothing. */
-    check: (req: MigrateRequest) => call<CheckReply>(subjects.apiCheck, req),
+    check: (req: MigrateRequest) => call<CheckReply>(subjects.apiCheck, req, limits.checkTimeoutMs),
     cancel: (migrationId: string, reason?: string) =>
       call<StatusReply>(subjects.apiCancel, reason ? { migrationId, reason } : { migrationId }),
     status: (migrationId: string) => call<StatusReply>(subjects.apiStatus, { migrationId }),

@@ -62,7 +62,7 @@ export function createCheck(deps: CheckDeps) {
     const subject = subjects.inspect(node);
     const body = encodeJson({ ctid });
     try {
-      const m = await signedRequest(nc, subject, body, trust.sign(subject, body), limits.apiTimeoutMs);
+      const m = await signedRequest(nc, subject, body, trust.sign(subject, body), limits.inspectTimeoutMs);
       const v = validators.validate<InspectReply>('inspectReply', decodeJson(m.data));
       if (!v.ok) throw new Error(`the agent's reply breaks its schema: ${v.error.message}`);
       return v.value.ok ? { ok: true, found: v.value.inspection } : { ok: false, error: v.value.error };

@@ -32,14 +32,19 @@ export const preflight: Handler = async (cmd, ctx) => {
  */
 export async function inspectCt(cfg: AgentConfig, tools: Tools, ctid: string): Promise<CtInspection> {
   const disks = readCtDisks(etcVz(cfg), ctid);
-  const status = await tools.vzctlStatus(ctid);
+  // Three read-only tools at once: a check waits for both nodes' inspections.
+  const [status, criuVersion, memTrack] = await Promise.all([
+    tools.vzctlStatus(ctid),
+    tools.criuVersion(),
+    tools.criuMemTrack(),
+  ]);
   const located = (disks?.disks ?? []).map((dd) => locateDisk(dd, disks?.vePrivate ?? '', cfg.sharedRoots));
   const result: CtInspection = {
     configPresent: disks !== undefined,
     running: status.running,
     mounted: status.mounted,
-    criuVersion: await tools.criuVersion(),
-    memTrack: await tools.criuMemTrack(),
+    criuVersion,
+    memTrack,
     cpuFlags: cpuFlags(),
     disks: located.map((d) => (d.location === 'private' ? { ...d, bytes: folderBytes(d.ddxml) } : d)),
     freeBytes: freeBytesAt(cfg.imageRoot),
