@@ -41,10 +41,10 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
   });
 
   before(async () => {
-    w = await startRunningWorld({ nodes, memoryMb: 16, dirtyRate: 300, diskWrites: 10 });
+    w = await startRunningWorld({ nodes, memoryMb: 16, dirtyRate: 100, diskWrites: 5 });
     const env = { HAUL_NATS_URL: w.server.url, ...w.identities.env('scheduler') };
     haul = (args) => run(args, env);
-    const create = ['create-ct', '--memory-mb', '16', '--dirty-rate', '300', '--disk-writes', '10'];
+    const create = ['create-ct', '--memory-mb', '16', '--dirty-rate', '100', '--disk-writes', '5'];
     for (const ct of extraCts) {
       await w.cluster.ok('node-a', 'haul-emu', [...create, '--ctid', ct, '--seed', ct]);
       for (const n of nodes.slice(1))
