@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=${HAUL_TEST_TIERS:-"static unit int e2e"}
+# Test files run two at a time (HAUL_TEST_JOBS): one per core of the CI machine. Each starts its own nats-server,
+# services and folders, so two never share anything; and every test must pass on a busy machine anyway.
+jobs=${HAUL_TEST_JOBS:-2}
 
 list() { find . -path ./node_modules -prune -o -path '*/node_modules' -prune -o -name "$1" -print | sort; }
 run_tier() {
@@ -21,9 +24,9 @@ for t in $tiers; do
       echo "[test] eslint" >&2; npx eslint --cache .
       echo "[test] prettier" >&2; npx prettier --check --log-level warn .
       ;;
-    unit) run_tier unit '*.unit.test.ts' 2 ;;
-    int) run_tier integration '*.int.test.ts' 1 ;;
-    e2e) run_tier e2e '*.e2e.test.ts' 1 ;;
+    unit) run_tier unit '*.unit.test.ts' "$jobs" ;;
+    int) run_tier integration '*.int.test.ts' "$jobs" ;;
+    e2e) run_tier e2e '*.e2e.test.ts' "$jobs" ;;
     *) echo "unknown tier $t" >&2; exit 2 ;;
   esac
 done

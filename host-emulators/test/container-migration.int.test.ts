@@ -35,8 +35,8 @@ describe('an emulated CT: three pre-dumps, a dump, a restore on another node', (
   const pages = (64 * 1024 * 1024) / 4096;
   before(async () => {
     c = createEmulatedCluster();
-    await c.addNode('node-a');
-    await c.addNode('node-b');
+    await c.addNode('node-a', { plainCriu: true });
+    await c.addNode('node-b', { plainCriu: true });
     await c.ok('node-a', 'haul-emu', [
       'create-ct',
       '--ctid',
@@ -154,7 +154,7 @@ describe('vzctl and criu messages and exit codes', () => {
   let c: EmulatedCluster;
   before(async () => {
     c = createEmulatedCluster();
-    await c.addNode('node-a', { criuVersion: '3.15' });
+    await c.addNode('node-a', { criuVersion: '3.15', plainCriu: true });
     await c.ok('node-a', 'haul-emu', ['create-ct', '--ctid', '300', '--disk-writes', '0']);
   });
   after(() => c.destroy());

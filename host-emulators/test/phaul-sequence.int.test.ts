@@ -36,8 +36,8 @@ describe("P.Haul's shared-ploop sequence on the emulators", () => {
 
   beforeEach(async () => {
     c = createEmulatedCluster();
-    await c.addNode('node-a');
-    await c.addNode('node-b');
+    await c.addNode('node-a', { plainCriu: true });
+    await c.addNode('node-b', { plainCriu: true });
     dir = join(c.shared, 'ct101-data');
     dd = join(dir, 'DiskDescriptor.xml');
     copyXml = join(dir, 'DiskDescriptor.copy.xml');

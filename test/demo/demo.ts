@@ -19,7 +19,12 @@ const help = `npm run demo -- [options]
   --max-downtime-ms N  iterate until the predicted downtime fits (policy: proceed)
   --fail-at STEP       make one host step fail on purpose to show a rollback; one of:
                        ${liveForwardSteps.join(', ')}
-  --keep               keep the temporary folders (printed at the end)`;
+  --keep               keep the temporary folders (printed at the end)
+  --insecure           no identities, permissions, signatures or TLS (debugging only; every service warns)
+
+By default the cluster is secured as in production: \`haul init-cluster\` makes the identities, the nats-server
+configuration with their permissions, and the certificates; every service logs in as its own identity over TLS,
+signs what it sends and believes only what its registry's keys signed.`;
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
@@ -67,7 +72,13 @@ try {
     diskWrites: Number(opt('--disk-writes', '40')),
     sharedDisks: Number(opt('--shared-disks', '1')),
     faults: inj?.rules ?? [],
+    insecure: argv.includes('--insecure'),
   });
+  say(
+    w.secrets
+      ? `secured: identities, permissions and TLS from \`haul init-cluster\` (${w.secrets.dir}); every message signed`
+      : 'INSECURE (--insecure): no identities, permissions, signatures or TLS',
+  );
   say(
     `nats-server with JetStream on ${w.server.url} (pid ${w.server.pid}); emulated nodes under ${w.cluster.dir}`,
   );

@@ -7,52 +7,37 @@ import { encodeJson, subjects } from '@haul/bus';
 import { commands, exitCodes, type ExitName } from '@haul/cli';
 import {
   awaitEvent,
-  ensureBuilt,
   freePort,
+  haulBin,
+  runHaul,
   repoRoot,
   startNatsServer,
   publishAs,
   startRunningWorld,
   tempIdentities,
+  type CliRun,
+  type CliRunOptions,
   type FaultRule,
   type NatsServer,
   type World,
 } from '@haul/test';
 
-type Run = { code: number | null; signal: NodeJS.Signals | null; out: string; err: string };
-type RunOptions = {
-  /** Called with the child once it runs (to close its stdout, send it a signal, …). */
-  with?: (child: ReturnType<typeof spawn>) => void;
-  env?: Record<string, string>;
-};
-
-const bin = join(repoRoot, 'bin', 'haul.mjs');
+type Run = CliRun;
 
 /**
  * The CLI runs as ops: it shows events only as the cluster's registry (HAUL_IDENTITIES_FILE) says to believe them.
  * Outside a world, keys of their own; in a world, the world's.
  */
 let opsEnv: Record<string, string> = tempIdentities().env('ops');
+/** What a scheduler may do and ops may not: these calls run as the scheduler. */
+const changes = new Set(['migrate', 'cancel', 'retry', 'resolve']);
+let schedulerEnv: Record<string, string> = tempIdentities().env('scheduler');
+const bin = haulBin;
 
-/** Run the installed CLI (the bundle, through bin/haul.mjs) as a process; a hung one is killed after 5 minutes. */
-function haul(url: string, args: string[], o: RunOptions = {}): Promise<Run> {
-  ensureBuilt();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, HAUL_NATS_URL: url, ...opsEnv, ...(o.env ?? {}) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const hung = setTimeout(() => child.kill('SIGKILL'), 300_000);
-    child.once('exit', (code, signal) => {
-      clearTimeout(hung);
-      resolve({ code, signal, out, err });
-    });
-    o.with?.(child);
-  });
+/** Run the installed CLI against the server at `url`, as the scheduler or ops (see `changes`). */
+function haul(url: string, args: string[], o: CliRunOptions = {}): Promise<Run> {
+  const as = changes.has(args[0] ?? '') ? schedulerEnv : opsEnv;
+  return runHaul(args, { ...o, env: { ...as, HAUL_NATS_URL: url, ...(o.env ?? {}) } });
 }
 
 const exits = (r: Run, name: ExitName) =>
@@ -134,7 +119,8 @@ describe('the ops CLI against a running installation', () => {
   let id = '';
   before(async () => {
     w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
-    opsEnv = w.identities.env('ops');
+    opsEnv = w.envAs('ops');
+    schedulerEnv = w.envAs('scheduler');
   });
   after(() => w?.stop());
 
@@ -334,7 +320,8 @@ describe('the ops CLI against a running installation', () => {
     };
     // Signed by the coordinator: an unsigned command is parked without a word in any log (docs/security.md).
     const coordinator = w.identities.trust('coordinator');
-    await publishAs(w.nc, coordinator, subjects.commands('node-b', 'agent'), encodeJson(cmd), 'bad-1');
+    const bus = await w.connectAs('coordinator');
+    await publishAs(bus, coordinator, subjects.commands('node-b', 'agent'), encodeJson(cmd), 'bad-1');
     const e = await awaitEvent(w.eventLog, 'm-bad0001', (x) => x.type === 'CommandRejected');
     assert.equal(e.type === 'CommandRejected' && e.data.error.field, 'args.imageDir');
     assert.match((await haul(w.server.url, ['nodes'])).out, /node-b\s+alive/);

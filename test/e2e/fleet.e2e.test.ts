@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -10,11 +9,11 @@ import { exitCodes, type ExitName } from '@haul/cli';
 import type { CheckAnswered, MigrationEvent, NodeHeartbeat } from '@haul/schemas';
 import {
   brokenInvariants,
-  ensureBuilt,
-  repoRoot,
+  runHaul,
   startRunningWorld,
   takeBaseline,
   type Baseline,
+  type CliRun,
   type CtPlace,
   type World,
 } from '@haul/test';
@@ -27,12 +26,11 @@ import {
  */
 const nodes = ['node-a', 'node-b', 'node-c'];
 const extraCts = ['102', '103', '104'];
-type Run = { code: number | null; out: string; err: string };
 
 describe('fleet operations: migrate --check, evacuate, who and why', () => {
   let w: World;
   /** The CLI as the scheduler: it logs in (in a secure world) and signs its requests with the scheduler's key. */
-  let haul: (args: string[]) => Promise<Run>;
+  let haul: (args: string[]) => Promise<CliRun>;
   const place = (ctid: string, shared: string[] = []): CtPlace => ({
     cluster: w.cluster,
     nodes,
@@ -42,8 +40,7 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
 
   before(async () => {
     w = await startRunningWorld({ nodes, memoryMb: 16, dirtyRate: 100, diskWrites: 5 });
-    const env = { HAUL_NATS_URL: w.server.url, ...w.identities.env('scheduler') };
-    haul = (args) => run(args, env);
+    haul = (args) => runHaul(args, { env: w.envAs('scheduler') });
     const create = ['create-ct', '--memory-mb', '16', '--dirty-rate', '100', '--disk-writes', '5'];
     for (const ct of extraCts) {
       await w.cluster.ok('node-a', 'haul-emu', [...create, '--ctid', ct, '--seed', ct]);
@@ -206,23 +203,7 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
   );
 });
 
-/** Run the installed CLI (bin/haul.mjs, the bundle) as a process. */
-function run(args: string[], env: Record<string, string>): Promise<Run> {
-  ensureBuilt();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'haul.mjs'), ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => resolve({ code, out, err }));
-  });
-}
-
-const exits = (r: Run, name: ExitName) =>
+const exits = (r: CliRun, name: ExitName) =>
   assert.equal(r.code, exitCodes[name].code, `expected ${name}, got ${r.code}\n${r.err}\n${r.out}`);
 
 /**
@@ -245,7 +226,9 @@ async function hostState(w: World, ctid: string): Promise<unknown> {
   const mem = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['checksum-mem', ctid])) as {
     frozen: boolean;
   };
-  const ledger = await (await openBucket(w.nc, buckets.admission)).get(admissionLedgerKey);
+  const ledger = await (
+    await openBucket(await w.connectAs('coordinator'), buckets.admission)
+  ).get(admissionLedgerKey);
   const info = await (await jetstreamManager(w.nc)).streams.info(streams.events);
   return {
     files: files(w.cluster.dir),

@@ -24,7 +24,12 @@ import { injections, publishAs, repoRoot, withRunningWorld, type World } from '@
  * Forgery with a valid NATS connection (issue 12, item 3): whoever can publish into haul.events.<id> or haul.cmd.> —
  * a scheduler, another node's agent, anyone unsigned — cannot make haul believe a step's outcome, a decision of the
  * coordinator, or a command. Each forgery is ignored, reported, and the migration ends exactly as it would have.
+ *
+ * The worlds here keep the signatures but open the bus to every client (`secure: false`): with the permissions of
+ * `haul init-cluster` the server itself refuses most of these publishes (the permission matrix test shows it), and
+ * what is tested here is the layer behind that one, for the identities the permissions cannot tell apart.
  */
+const world = { secure: false, sharedDisks: 1, memoryMb: 16 } as const;
 
 type Intent = Extract<MigrationEvent, { type: 'StepIntended' }>['data'];
 const enc = new TextEncoder();
@@ -112,7 +117,7 @@ const someStats = (): unknown => {
 
 describe('forged events with a valid NATS connection', () => {
   it("a forged StepSucceeded and RestoreStarted for the restore, published before the target's agent runs it: ignored, reported, the migration completes", async () => {
-    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
+    await withRunningWorld(world, async (w) => {
       const scheduler = w.identities.trust('scheduler');
       const sourceAgent = w.identities.trust('agent@node-a'); // a valid identity, but of another node
       const sent: Promise<unknown>[] = [];
@@ -191,58 +196,55 @@ describe('forged events with a valid NATS connection', () => {
   });
 
   it('a forged MigrationCompleted after snapshotOrigin, with the restore failing: ignored, the migration rolls back', async () => {
-    await withRunningWorld(
-      { sharedDisks: 1, memoryMb: 16, faults: injections['restore']!.rules ?? [] },
-      async (w) => {
-        const scheduler = w.identities.trust('scheduler');
-        const targetAgent = w.identities.trust('agent@node-b');
-        const sent: Promise<unknown>[] = [];
-        const base = await w.baseline('node-a');
-        const r = await w.migrate('forge-completed', { preDump: 'on' });
-        assert.ok(r.ok, JSON.stringify(r));
-        if (!r.ok) return;
-        const mid = r.migrationId;
-        const subject = subjects.events(mid);
-        const coordinator = { service: 'coordinator', node: 'coordinator' } as const;
-        const end = await followToEnd(w.eventLog, mid, (e) => {
-          if (e.type !== 'StepSucceeded' || e.data.step !== 'snapshotOrigin') return;
-          const done = (id: string) =>
-            forged(mid, 'MigrationCompleted', coordinator, someStats(), `${mid}:forged:${id}`);
-          sent.push(
-            publishAs(w.nc, scheduler, subject, done('s')),
-            publishAs(w.nc, undefined, subject, done('u')),
-            publishAs(w.nc, targetAgent, subject, done('b')),
-          );
-        });
-        await Promise.all(sent);
-        assert.equal(sent.length, 3, 'the forgeries were published');
-        assert.equal(
-          end.type,
-          'MigrationRolledBack',
-          'the migration ended as the restore failure makes it end',
+    await withRunningWorld({ ...world, faults: injections['restore']!.rules ?? [] }, async (w) => {
+      const scheduler = w.identities.trust('scheduler');
+      const targetAgent = w.identities.trust('agent@node-b');
+      const sent: Promise<unknown>[] = [];
+      const base = await w.baseline('node-a');
+      const r = await w.migrate('forge-completed', { preDump: 'on' });
+      assert.ok(r.ok, JSON.stringify(r));
+      if (!r.ok) return;
+      const mid = r.migrationId;
+      const subject = subjects.events(mid);
+      const coordinator = { service: 'coordinator', node: 'coordinator' } as const;
+      const end = await followToEnd(w.eventLog, mid, (e) => {
+        if (e.type !== 'StepSucceeded' || e.data.step !== 'snapshotOrigin') return;
+        const done = (id: string) =>
+          forged(mid, 'MigrationCompleted', coordinator, someStats(), `${mid}:forged:${id}`);
+        sent.push(
+          publishAs(w.nc, scheduler, subject, done('s')),
+          publishAs(w.nc, undefined, subject, done('u')),
+          publishAs(w.nc, targetAgent, subject, done('b')),
         );
-        // The status is projected after the event is appended: watch its key until it is terminal.
-        const kv = await openBucket(w.nc, buckets.status);
-        const watch = await kv.watch({ key: mid });
-        let phase: string | undefined;
-        for await (const entry of watch) {
-          if (entry.operation !== 'PUT') continue;
-          phase = entry.json<{ phase: string }>().phase;
-          if (phase === 'rolled-back' || phase === 'completed') break;
-        }
-        watch.stop();
-        assert.equal(phase, 'rolled-back', 'the status says so too');
-        assert.deepEqual(await w.brokenInvariants(mid, base), [], 'the CT runs on node-a, the disk is whole');
-        const rejected = await rejectedBy(w);
-        assert.ok((rejected['coordinator@coordinator'] ?? 0) >= 3, JSON.stringify(rejected));
-      },
-    );
+      });
+      await Promise.all(sent);
+      assert.equal(sent.length, 3, 'the forgeries were published');
+      assert.equal(
+        end.type,
+        'MigrationRolledBack',
+        'the migration ended as the restore failure makes it end',
+      );
+      // The status is projected after the event is appended: watch its key until it is terminal.
+      const kv = await openBucket(w.nc, buckets.status);
+      const watch = await kv.watch({ key: mid });
+      let phase: string | undefined;
+      for await (const entry of watch) {
+        if (entry.operation !== 'PUT') continue;
+        phase = entry.json<{ phase: string }>().phase;
+        if (phase === 'rolled-back' || phase === 'completed') break;
+      }
+      watch.stop();
+      assert.equal(phase, 'rolled-back', 'the status says so too');
+      assert.deepEqual(await w.brokenInvariants(mid, base), [], 'the CT runs on node-a, the disk is whole');
+      const rejected = await rejectedBy(w);
+      assert.ok((rejected['coordinator@coordinator'] ?? 0) >= 3, JSON.stringify(rejected));
+    });
   });
 });
 
 describe('forged and replayed commands', () => {
   it('a command signed with a wrong key is not run and writes nothing; a replayed signed command is refused', async () => {
-    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
+    await withRunningWorld(world, async (w) => {
       // Record the commands the coordinator sends (with their signatures) during a first migration.
       const captured: Msg[] = [];
       const tap = w.nc.subscribe(subjects.commandsAll, { callback: (_e, m) => void captured.push(m) });

@@ -33,13 +33,14 @@ describe('node agent: every command delivered twice', () => {
     await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
       // Replays of the coordinator's own signed commands: the same bytes and signature, to the same node.
       const coordinator = w.identities.trust('coordinator');
+      const bus = await w.connectAs('coordinator');
       let dups = 0;
       const { id, end, base, events } = await run(w, {}, (e) => {
         // A second copy of every command, once right away and once after its outcome, past the stream's own dedupe.
         const again = (cmd: Extract<MigrationEvent, { type: 'StepIntended' }>['data'], tag: string) => {
           dups++;
           const subject = subjects.commands(cmd.node, cmd.executor);
-          void publishAs(w.nc, coordinator, subject, encodeJson(cmd), `${cmd.commandId}:${tag}`);
+          void publishAs(bus, coordinator, subject, encodeJson(cmd), `${cmd.commandId}:${tag}`);
         };
         if (e.type === 'StepIntended') again(e.data, 'dup-early');
         if (e.type === 'StepSucceeded') {

@@ -1,24 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { describe, it } from 'node:test';
 import { exitCodes, followToEnd } from '@haul/cli';
 import type { MigrationEvent } from '@haul/schemas';
-import { awaitEvent, repoRoot, withRunningWorld, type FaultRule } from '@haul/test';
+import { awaitEvent, runHaul, withRunningWorld, type FaultRule } from '@haul/test';
 
-function haul(url: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'haul.mjs'), ...args], {
-      env: { ...process.env, HAUL_NATS_URL: url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => resolve({ code, out, err }));
-  });
-}
+/** Run the CLI as the identity of `env` (World.envAs). */
+const haul = (env: Record<string, string>, args: string[]) => runHaul(args, { env });
 
 /** The origin-snapshot merge on the target fails, every time, for one shared disk (a broken disk, say). */
 const mergeFails = (sharedDir: string): FaultRule => ({
@@ -44,24 +32,26 @@ describe('an operator acts on a stuck migration', () => {
       assert.ok(r.ok, JSON.stringify(r));
       if (!r.ok) return;
       const id = r.migrationId;
-      const url = w.server.url;
+      const env = w.envAs('scheduler');
 
       // Disk indices: the local root disk is 0, the shared disks 1 and 2.
       const first = await awaitEvent(w.eventLog, id, stuckOn('mergeOrigin:1'), 180_000);
       assert.equal(first.type === 'MigrationStuck' && first.data.lastError?.code, 'HAUL_TOOL_FAILED');
-      const ls = await haul(url, ['ls', '--stuck']);
+      const ls = await haul(env, ['ls', '--stuck']);
       assert.match(ls.out, new RegExp(`${id} .* stuck`));
       assert.match(ls.out, /stuck on mergeOrigin:1 \(cleanup, 5 attempts/);
-      const st = JSON.parse((await haul(url, ['status', id, '--json'])).out) as { phase: string };
+      const status = await haul(env, ['status', id, '--json']);
+      assert.equal(status.code, exitCodes.completed.code, status.err);
+      const st = JSON.parse(status.out) as { phase: string };
       assert.equal(st.phase, 'stuck');
 
-      const wrong = await haul(url, ['resolve', id, '--action', 'umountSource:-']);
+      const wrong = await haul(env, ['resolve', id, '--action', 'umountSource:-']);
       assert.equal(wrong.code, exitCodes.rejected.code);
       assert.match(wrong.err, /HAUL_RESOLVE_WRONG_ACTION \(field action\)/);
 
       // The operator repairs disk 0 and retries: its merge succeeds, and the cleanup stops again at disk 1.
       w.setFaults([mergeFails(disk1)]);
-      const retried = await haul(url, ['retry', id, '--reason', 'disk 0 repaired']);
+      const retried = await haul(env, ['retry', id, '--reason', 'disk 0 repaired']);
       assert.equal(retried.code, 0, retried.err);
       await awaitEvent(w.eventLog, id, stuckOn('mergeOrigin:2'), 180_000);
 
@@ -73,7 +63,7 @@ describe('an operator acts on a stuck migration', () => {
       assert.ok(intent?.type === 'StepIntended');
       const { ddxml, originGuid } = intent.data.args as { ddxml: string; originGuid: string };
       await w.cluster.ok('node-b', 'ploop', ['snapshot-delete', '-u', originGuid, ddxml]);
-      const resolved = await haul(url, [
+      const resolved = await haul(env, [
         'resolve',
         id,
         '--action',
@@ -95,7 +85,7 @@ describe('an operator acts on a stuck migration', () => {
         ['MigrationStuck', 'RetryRequested', 'MigrationStuck', 'ActionResolved'],
       );
       assert.deepEqual(await w.brokenInvariants(id, base), []);
-      assert.doesNotMatch((await haul(url, ['ls', '--stuck'])).out, new RegExp(id));
+      assert.doesNotMatch((await haul(env, ['ls', '--stuck'])).out, new RegExp(id));
     });
   });
 });

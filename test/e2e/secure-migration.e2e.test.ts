@@ -1,24 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { followToEnd } from '@haul/cli';
-import { repoRoot, secretsEnv, startRunningWorld, type World } from '@haul/test';
+import { runHaul, startRunningWorld, type World } from '@haul/test';
 
 /** The ops CLI as one identity of the secure world. */
-function haulAs(w: World, identity: string, args: string[]) {
-  return new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'haul.mjs'), ...args], {
-      env: { ...process.env, HAUL_NATS_URL: w.server.url, ...secretsEnv(w.secrets!.dir, identity) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => resolve({ code, out, err }));
-  });
-}
+const haulAs = (w: World, identity: string, args: string[]) => runHaul(args, { env: w.envAs(identity) });
 
 /**
  * A live migration where every service runs as its own identity, with the least-privilege permissions and TLS of

@@ -20,7 +20,11 @@ export type EmulatedCluster = {
   run(node: string, tool: string, args: string[], extra?: Record<string, string>): Promise<RunResult>;
   /** Fails the test with the tool's stderr when the exit code is not 0. */
   ok(node: string, tool: string, args: string[], extra?: Record<string, string>): Promise<string>;
-  addNode(node: string, opts?: { criuVersion?: string; memTrack?: boolean }): Promise<void>;
+  /** plainCriu: criu dumps plain process trees, without VZ's pieces (haul-emu create-node --plain-criu). */
+  addNode(
+    node: string,
+    opts?: { criuVersion?: string; memTrack?: boolean; plainCriu?: boolean },
+  ): Promise<void>;
   /** Kill every emulated CT process (by PID from the node state) and remove the folder. */
   destroy(): void;
 };
@@ -62,6 +66,7 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
       const args = ['create-node', '--root', join(dir, node), '--node', node, '--cluster', clusterDir];
       if (opts.criuVersion) args.push('--criu-version', opts.criuVersion);
       if (opts.memTrack === false) args.push('--no-mem-track');
+      if (opts.plainCriu) args.push('--plain-criu');
       await c.ok(node, 'haul-emu', args);
       nodes.push(node);
     },

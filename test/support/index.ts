@@ -9,3 +9,4 @@ export * from './secrets.ts';
 export { ensureBuilt } from './build.ts';
 export * from './prometheus.ts';
 export * from './identities.ts';
+export * from './cli.ts';

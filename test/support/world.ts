@@ -42,7 +42,9 @@ export type WorldOptions = {
   env?: Record<string, string>;
   /**
    * Identities, permissions and TLS (`haul init-cluster`): each service connects as its own identity to a server
-   * that runs the generated configuration; the world's own connection is the scheduler's.
+   * that runs the generated configuration; the world's own connection is the scheduler's. The default, as in a real
+   * cluster; `secure: false` keeps the signatures but lets every client on the bus (a test that forges messages
+   * below the permission layer says why).
    */
   secure?: boolean;
   /** Serve each service's Prometheus metrics on a free loopback port (world.metricsUrl(service name)). */
@@ -62,15 +64,24 @@ export type WorldOptions = {
 export async function startWorld(o: WorldOptions = {}) {
   const ctid = o.ctid ?? '101';
   const nodes = o.nodes ?? ['node-a', 'node-b'];
-  const secrets: TestSecrets | undefined = o.secure ? await createTestSecrets(nodes) : undefined;
+  // HAUL_TEST_INSECURE=1 runs a test as haul ran before it signed anything: to see a forgery test fail without it.
+  const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
+  const secure = o.secure ?? !insecure;
+  const secrets: TestSecrets | undefined = secure ? await createTestSecrets(nodes) : undefined;
   const server: NatsServer = await startNatsServer(secrets ? { secrets: secrets.dir } : {});
   /** The environment that makes a process connect as `identity` (nothing in an insecure world). */
   const as = (identity: string): Record<string, string> => (secrets ? secretsEnv(secrets.dir, identity) : {});
-  /** A streamer's data connections: mutual TLS with its node certificate, or plaintext in an insecure world. */
+  /** A streamer's data connections: mutual TLS with its node certificate, or plaintext in a world without secrets. */
   const streamerTls = (node: string): Record<string, string> =>
     secrets ? streamerTlsEnv(secrets.dir, node) : { HAUL_STREAM_PLAINTEXT: '1' };
-  const connectAs = (identity: string) =>
-    connectBus(busConfigFromEnv(`haul-world-${identity}`, { HAUL_NATS_URL: server.url, ...as(identity) }));
+  const extraConnections: NatsConnection[] = [];
+  const connectAs = async (identity: string) => {
+    const c = await connectBus(
+      busConfigFromEnv(`haul-world-${identity}`, { HAUL_NATS_URL: server.url, ...as(identity) }),
+    );
+    extraConnections.push(c);
+    return c;
+  };
   const cluster: EmulatedCluster = createEmulatedCluster('haul-world-');
   const services = new Map<string, ServiceProcess>();
   const metricsPorts = new Map<string, number>();
@@ -100,7 +111,6 @@ export async function startWorld(o: WorldOptions = {}) {
   if (secrets) {
     const coordinator = await connectAs('coordinator');
     await ensureTopology(coordinator);
-    await coordinator.close();
   } else await ensureTopology(nc);
   const validators = createValidators();
   // Every service signs with its own key and verifies against the registry, as in a real cluster. The world reads
@@ -109,8 +119,6 @@ export async function startWorld(o: WorldOptions = {}) {
   const identities: TestIdentities = secrets
     ? loadTestIdentities(secrets.dir)
     : createTestIdentities(join(cluster.dir, 'secrets'), nodes);
-  // HAUL_TEST_INSECURE=1 runs a test as haul ran before it signed anything: to see a forgery test fail without it.
-  const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
   const readerTrust = insecure ? insecureTrust() : identities.trust('ops');
   const eventLog: EventLog = createEventLog(nc, validators, readerTrust);
   /** A service's identity: its key signs (and, in a secure world, logs in to NATS with TLS). */
@@ -157,6 +165,16 @@ export async function startWorld(o: WorldOptions = {}) {
     /** The world's own reader trust: counts what it refused to believe. */
     readerTrust,
     api,
+    /**
+     * A connection as one of the cluster's identities (`agent@node-b`, `coordinator`, …): what that identity may do
+     * on the bus, no more (closed by stop()). In a world without secrets, any client.
+     */
+    connectAs,
+    /** The environment that makes a process (a CLI call) act as `identity` on this world's bus. */
+    envAs: (identity: string): Record<string, string> => ({
+      HAUL_NATS_URL: server.url,
+      ...trustEnv(identity),
+    }),
     services,
     shared,
     faultsFile,
@@ -224,6 +242,7 @@ export async function startWorld(o: WorldOptions = {}) {
     async stop() {
       for (const s of services.values()) await s.kill('SIGKILL');
       await nc.drain();
+      for (const c of extraConnections) if (!c.isClosed()) await c.close();
       cluster.destroy();
       await server.stop();
       await secrets?.remove();

@@ -4,10 +4,20 @@
  * over a local socket. Started by `vzctl start` (fresh) or by `criu restore` (memory rebuilt from the images).
  */
 import { createServer, type Socket } from 'node:net';
-import { appendFileSync, existsSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { emuEnv } from '../lib/emu-env.ts';
+import { emuEnv, paths } from '../lib/emu-env.ts';
 import { appendBlock, BLOCK } from '../ploop/delta.ts';
 import { readRegistry } from '../ploop/devices.ts';
 import { withDeviceIo } from '../ploop/ops.ts';
@@ -61,6 +71,36 @@ const pages = mem.length / PAGE;
 let dirty = new Uint8Array(pages);
 let tracking = false;
 let frozen = false;
+
+/**
+ * The CT's freezer cgroup as the kernel shows it: `freezer.state` THAWED or FROZEN (what `vzctl status` reads to say
+ * `paused`, and what criu --freeze-cgroup writes), `tasks` the CT's pids.
+ */
+const cgroup = paths.freezerCg(env, config.ctid);
+mkdirSync(cgroup, { recursive: true });
+writeFileSync(`${cgroup}/tasks`, `${process.pid}\n`);
+function setFrozen(f: boolean): void {
+  frozen = f;
+  writeFileSync(`${cgroup}/freezer.state`, f ? 'FROZEN\n' : 'THAWED\n');
+}
+setFrozen(false);
+
+/**
+ * The CT's ve cgroup (private: `<mount>/<ctid>`, libvzctl lib/cgroup.c get_cgroup_name) with the values vz-cpt saves
+ * as vz_*.img beside a dump (`cgget -n -v -r ve.<name>`, scripts/vz-cpt.in v7.0.360 lines 73–90).
+ */
+const veCgroup = join(env.root, 'sys', 'fs', 'cgroup', 've', config.ctid);
+mkdirSync(veCgroup, { recursive: true });
+for (const [name, value] of Object.entries({
+  've.clock_bootbased': `${Math.round(process.uptime())} 0`,
+  've.clock_monotonic': `${Math.round(process.uptime())} 0`,
+  've.iptables_mask': '18446744073709551615',
+  've.os_release': '3.10.0',
+  've.features': '0',
+  've.aio_max_nr': '65536',
+  've.pid_max': '4194304',
+}))
+  writeFileSync(join(veCgroup, name), `${value}\n`);
 let last = Date.now();
 let owedPages = 0;
 let owedWrites = 0;
@@ -111,7 +151,7 @@ const timer = setInterval(work, 10);
 function dump(req: Extract<CtRequest, { op: 'dump' }>): DumpReply {
   const t0 = process.hrtime.bigint();
   work();
-  frozen = true;
+  setFrozen(true);
   const t1 = process.hrtime.bigint();
   let idx: Uint32Array;
   if (req.incremental && tracking) {
@@ -134,7 +174,7 @@ function dump(req: Extract<CtRequest, { op: 'dump' }>): DumpReply {
         '\n',
     );
   if (!req.leaveFrozen) {
-    frozen = false;
+    setFrozen(false);
     last = Date.now();
   }
   const us = (a: bigint, b: bigint) => Number((b - a) / 1000n);
@@ -154,10 +194,10 @@ function handle(req: CtRequest): unknown {
       return { pid: process.pid, frozen, tracking, pages, dirtied, diskWrites } satisfies CtStatus;
     case 'freeze':
       work();
-      frozen = true;
+      setFrozen(true);
       return {};
     case 'thaw':
-      frozen = false;
+      setFrozen(false);
       last = Date.now();
       return {};
     case 'checksum':
@@ -187,6 +227,15 @@ function handle(req: CtRequest): unknown {
 
 function shutdown(): void {
   clearInterval(timer);
+  // The tasks are gone, and with them the CT's cgroup (unless a newer init of this CT already owns it).
+  try {
+    if (Number(readFileSync(`${cgroup}/tasks`, 'utf8')) === process.pid) {
+      rmSync(cgroup, { recursive: true, force: true });
+      rmSync(veCgroup, { recursive: true, force: true });
+    }
+  } catch {
+    /* already gone */
+  }
   // The tasks are gone: this node no longer runs the CT (vzctl status reads this state).
   try {
     const st = readCtState(env, config.ctid);

@@ -19,6 +19,7 @@ import { readCtConf } from '../vzctl/config.ts';
 import { diskBases } from '../vzctl/ct-state.ts';
 import { ctConfig } from '../vzctl/cli.ts';
 import { writeDumpStats, writeRestoreStats } from './stats.ts';
+import { checkFreezeCgroup, checkVzDump, vzMode } from './vz.ts';
 
 /** `criu <command> [options]`: pre-dump, dump, restore, check, -V (host-tools.md §4, §6). */
 export async function criuMain(argv: string[]): Promise<number> {
@@ -100,6 +101,11 @@ async function dump(
   if (!existsSync(dir)) throw new ToolExit(1, `Can't open images dir ${dir}: No such file or directory`);
   const work = one('-W', '--work-dir') ?? dir;
   const ctid = ctByPid(env, pid);
+  if (vzMode(env)) {
+    checkFreezeCgroup(opts, pid);
+    const conf = readCtConf(env, ctid);
+    if (cmd === 'dump' && conf) checkVzDump(env, conf, opts);
+  }
   const socket = paths.ctSocket(env, ctid);
   const prev = one('--prev-images-dir');
   if (prev !== undefined) {

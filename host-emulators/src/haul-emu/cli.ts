@@ -14,6 +14,7 @@ import { Rng } from '../container/memory.ts';
 const help = `haul-emu: set up emulated nodes and containers, and read the emulator-only proof seams.
 
   haul-emu create-node --root DIR --node NAME --cluster DIR [--criu-version V] [--no-mem-track] [--cpu-flags a,b]
+                     [--plain-criu]     (criu dumps without VZ's pieces: --freeze-cgroup, --root, externals)
   haul-emu create-ct --ctid ID [--memory-mb 64] [--dirty-rate PAGES/S] [--disk-writes BLOCKS/S] [--seed N]
                      [--disk-size 64M] [--shared-disk DIR]... [--config-only]      (HAUL_EMU_ROOT names the node)
   haul-emu checksum-mem CTID        memory checksum of a running CT (JSON)
@@ -24,6 +25,32 @@ const help = `haul-emu: set up emulated nodes and containers, and read the emula
   haul-emu hold-lock DD.xml [--ms N] hold the descriptor's lock (to make ploop time out with exit 23)
   haul-emu new-boot-id              give the node a new proc/sys/kernel/random/boot_id, as a reboot would (nothing
                                     else of a reboot is emulated)`;
+
+/**
+ * The node's cgroup v1 mounts as a VZ7 host has them (RHEL7 systemd, plus VZ's private ve and beancounter), in
+ * /proc/self/mountinfo's format; no /proc/self/ns/cgroup (VZ7's 3.10 kernel has no cgroup namespace), so a dump
+ * must map each CT-visible one (vz-cpt.in 45–49).
+ */
+function writeCgroupMounts(root: string): void {
+  const ctls = [
+    'systemd',
+    'cpuset',
+    'cpu,cpuacct',
+    'memory',
+    'devices',
+    'freezer',
+    'net_cls,net_prio',
+    'blkio',
+  ];
+  const all = [...ctls, 'perf_event', 'hugetlb', 'pids', 've', 'beancounter'];
+  const lines = all.map((c, i) => {
+    const opt =
+      c === 'systemd' ? 'xattr,release_agent=/usr/lib/systemd/systemd-cgroups-agent,name=systemd' : c;
+    return `${30 + i} 25 0:${27 + i} / /sys/fs/cgroup/${c} rw,nosuid,nodev,noexec,relatime shared:${10 + i} - cgroup cgroup rw,${opt}`;
+  });
+  mkdirSync(join(root, 'proc', 'self'), { recursive: true });
+  writeFileSync(join(root, 'proc', 'self', 'mountinfo'), lines.join('\n') + '\n');
+}
 
 /** The node's boot id, where a host's agent reads it (below the node root, as /proc/sys/kernel/random/boot_id). */
 function writeBootId(root: string): void {
@@ -71,9 +98,11 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
         criuVersion: one('--criu-version') ?? '3.17',
         memTrack: !opts.has('--no-mem-track'),
         cpuFlags: (one('--cpu-flags') ?? 'fpu,sse,sse2,ssse3,sse4_1,sse4_2,avx').split(','),
+        vzCheckpoint: !opts.has('--plain-criu'),
       };
       writeFileSync(join(root, 'etc', 'haul-emu.json'), JSON.stringify(cfg, null, 2) + '\n');
       writeBootId(root);
+      writeCgroupMounts(root);
       writeFileSync(
         join(root, 'etc', 'vz', 'vz.conf'),
         [

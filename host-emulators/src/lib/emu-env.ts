@@ -9,6 +9,8 @@ export type NodeConfig = {
   criuVersion: string;
   memTrack: boolean;
   cpuFlags: string[];
+  /** criu dumps CTs as on a Virtuozzo host, requiring VZ's pieces (criu/vz.ts); false: `create-node --plain-criu`. */
+  vzCheckpoint?: boolean;
 };
 
 export type EmuEnv = NodeConfig & { root: string };
@@ -50,6 +52,12 @@ export const paths = {
   initPid: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'run', 've', `${ctid}.init.pid`),
   ctState: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'lib', 'haul-emu', 'cts', `${ctid}.json`),
   ctSocket: (e: EmuEnv, ctid: string) => join(e.root, 'var', 'run', 'haul-emu', `ct-${ctid}.sock`),
+  /**
+   * The CT's freezer cgroup (cgroup v1, as on VZ7): `<mount>/machine.slice/<ctid>/` (libvzctl lib/cgroup.c
+   * get_cgroup_name, ebbfc38 lines 419–428), with `freezer.state` and `tasks` kept by the emulated CT.
+   */
+  freezerCg: (e: EmuEnv, ctid: string) =>
+    join(e.root, 'sys', 'fs', 'cgroup', 'freezer', 'machine.slice', ctid),
   devices: (clusterDir: string) => join(clusterDir, 'devices.json'),
   corruption: (clusterDir: string) => join(clusterDir, 'corruption.jsonl'),
   locks: (clusterDir: string) => join(clusterDir, 'locks'),

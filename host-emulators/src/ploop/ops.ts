@@ -2,6 +2,7 @@ import { existsSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'n
 import { basename, dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { exposeDevice, hideDevice } from './sysfs.ts';
 import { acquireLock } from '../lib/lock.ts';
 import {
   InvalidDescriptor,
@@ -149,6 +150,7 @@ export function mount(
       }
       reg.next += 1;
       reg.devices.push(dev);
+      exposeDevice(env, dev.dev);
       const lines = deltas.map(
         (f, i) =>
           `Adding delta dev=${dev.dev} img=${f} (${i === deltas.length - 1 && !dev.readonly ? 'rw' : 'ro'})`,
@@ -175,6 +177,7 @@ export function umount(env: EmuEnv, by: { dd?: string; mountpoint?: string; dev?
       if (idx < 0) throw new ToolExit(EX.PARAM, `Unable to find ploop device ${by.dev}`);
     }
     const [d] = reg.devices.splice(idx, 1);
+    hideDevice(env, d!.dev);
     const lines = d!.mountpoint ? [`Unmounting file system at ${d!.mountpoint}`] : [];
     lines.push(`Unmounting device ${d!.dev}`);
     return lines;

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ToolExit, emuEnv, type EmuEnv } from '../lib/emu-env.ts';
 import { GetoptError, out, err, parseOpts, type ParsedOpts } from '../lib/tool.ts';
@@ -13,7 +14,11 @@ import { mount as ploopMount, umount as ploopUmount } from '../ploop/ops.ts';
 import { ctRequest, type CtConfig } from '../container/protocol.ts';
 import { launchContainer } from '../container/launch.ts';
 import { paths } from '../lib/emu-env.ts';
-import { readCtConf, type CtConf } from './config.ts';
+import { bindMounts, diskEntries, readCtConf, type CtConf } from './config.ts';
+import { readRegistry } from '../ploop/devices.ts';
+import { chainTo, imagePath } from '../ploop/descriptor.ts';
+import { cgroupMounts, vzMode } from '../criu/vz.ts';
+import { partitionDevNumber } from '../ploop/sysfs.ts';
 import { diskBases, isRunning, mountedDisks, pidAlive, readCtState, writeCtState } from './ct-state.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
 
@@ -44,6 +49,7 @@ export async function vzctlMain(argv: string[]): Promise<number> {
     case 'umount':
       return umountCt(env, conf!);
     case 'suspend':
+      if (opts.has('--create-devmap')) return createDevmap(env, conf!);
       return suspend(env, conf!, opts.get('--dumpfile')?.at(-1));
     case 'restore':
       return restore(env, conf!, opts.get('--dumpfile')?.at(-1));
@@ -94,11 +100,22 @@ function parseActionOptions(action: string, ctid: string, rest: string[]): Parse
   return parsed;
 }
 
+/**
+ * `VEID <ctid> exist|deleted mounted|unmounted running|paused|down` (src/vzctl.c Show, OpenVZ/vzctl@42ab7b3 lines
+ * 1461–1470). A running CT whose freezer cgroup is FROZEN is `paused` (libvzctl lib/env_nsops.c
+ * ns_env_get_cpt_state, ebbfc38 lines 1830–1845): after `vzctl pause`, or while criu holds it frozen.
+ */
 function status(env: EmuEnv, ctid: string, conf: CtConf | undefined): number {
   const exist = conf ? 'exist' : 'deleted';
   const mounted = conf && mountedDisks(env, conf).length > 0 ? 'mounted' : 'unmounted';
-  out(`VEID ${ctid} ${exist} ${mounted} ${isRunning(env, ctid) ? 'running' : 'down'}`);
+  const state = !isRunning(env, ctid) ? 'down' : freezerState(env, ctid) === 'FROZEN' ? 'paused' : 'running';
+  out(`VEID ${ctid} ${exist} ${mounted} ${state}`);
   return 0;
+}
+
+function freezerState(env: EmuEnv, ctid: string): string | undefined {
+  const f = `${paths.freezerCg(env, ctid)}/freezer.state`;
+  return existsSync(f) ? readFileSync(f, 'utf8').trim() : undefined;
 }
 
 function mountAll(env: EmuEnv, conf: CtConf): void {
@@ -201,7 +218,8 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   if (!pidAlive(st.pid)) throw new ToolExit(31, 'Container is not running');
   const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
   out('Setting up checkpoint...');
-  const r = spawnSync('criu', ['dump', '-t', String(st.pid), '-D', dir, '--root', conf.veRoot], {
+  createDevmap(env, conf);
+  const r = spawnSync('criu', ['dump', '-t', String(st.pid), '-D', dir, ...vzCptArgs(env, conf)], {
     encoding: 'utf8',
     env: process.env,
   });
@@ -213,10 +231,61 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   return 0;
 }
 
+/**
+ * `vzctl suspend <ctid> --create-devmap`: only the `/dev/<uuid>` link to each enabled disk's partition inside the
+ * running CT, which a dump by another tool needs (src/vzctl.c chkpnt_options line 330; libvzctl lib/cr_criu.c
+ * criu_cmd lines 462–472 → create_ploop_dev_map lines 49–81; lib/env.c vzctl_env_chkpnt line 1176).
+ */
+function createDevmap(env: EmuEnv, conf: CtConf): number {
+  if (!isRunning(env, conf.ctid)) throw new ToolExit(31, 'Container is not running');
+  const reg = readRegistry(env.clusterDir);
+  for (const d of diskEntries(conf)) {
+    if (!d.enabled) continue;
+    const base = imagePath(d.dd, chainTo(readDescriptor(d.dd))[0]!.file);
+    const dev = reg.devices.find((x) => x.node === env.node && x.deltas[0] === base);
+    if (!dev) continue;
+    const link = join(conf.veRoot, 'dev', d.uuid);
+    mkdirSync(dirname(link), { recursive: true });
+    rmSync(link, { force: true });
+    symlinkSync(`${dev.dev}p1`, link);
+  }
+  return 0;
+}
+
+/** What vz-cpt passes besides the task and folder (scripts/vz-cpt.in, OpenVZ/libvzctl@ebbfc38 lines 41–68, 116–137). */
+function vzCptArgs(env: EmuEnv, conf: CtConf): string[] {
+  const reg = readRegistry(env.clusterDir);
+  const externals = diskEntries(conf).flatMap((d) => {
+    const base = imagePath(d.dd, chainTo(readDescriptor(d.dd))[0]!.file);
+    const dev = reg.devices.find((x) => x.node === env.node && x.deltas[0] === base);
+    if (!d.enabled || !dev) return [];
+    const { major, minor } = partitionDevNumber(dev.dev);
+    return ['--external', `dev[${major}/${minor}]:${d.uuid}`];
+  });
+  return [
+    '--root',
+    conf.veRoot,
+    '--freeze-cgroup',
+    paths.freezerCg(env, conf.ctid),
+    ...cgroupMounts(env).flatMap((mp) => ['--ext-mount-map', `${mp}:${mp.slice(mp.lastIndexOf('/') + 1)}`]),
+    ...bindMounts(conf).flatMap((b) => ['--ext-mount-map', `${b.dst}:${b.src}`]),
+    ...externals,
+  ];
+}
+
+/** vz-rst exports the saved clocks to the restored CT; without them its monotonic clock jumps (libvzctl 092dd35). */
+const vzClockImages = ['vz_clock_bootbased.img', 'vz_clock_monotonic.img'];
+
 function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): number {
   if (isRunning(env, conf.ctid)) throw new ToolExit(32, 'Container is already running');
   const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
   if (!existsSync(dir)) throw new ToolExit(17, 'Container is not suspended');
+  const missing = vzMode(env) ? vzClockImages.filter((f) => !existsSync(join(dir, f))) : [];
+  if (missing.length > 0)
+    throw new ToolExit(
+      17,
+      `Error (emulator, VZ mode): ${missing.join(', ')} missing from ${dir}: the CT's clocks would go back on restore (vz-rst.in reads them, lines 93–103)\nFailed to restore the Container`,
+    );
   out('Restoring the Container ...');
   const extra = existsSync(`${dir}/restore-extra-args`)
     ? readFileSync(`${dir}/restore-extra-args`, 'utf8')

@@ -64,3 +64,42 @@ export function imageValue(vePrivate: string, disk: string): string {
   const base = vePrivate.endsWith('/') ? vePrivate.slice(0, -1) : vePrivate;
   return disk.startsWith(`${base}/`) ? disk.slice(base.length + 1) : disk;
 }
+
+/** One `DISK=` entry: `uuid=…,enabled=…,image=…,mnt=…` (libvzctl lib/disk.c parse_disk_str). */
+export type DiskEntry = { dd: string; uuid: string; enabled: boolean; mnt?: string };
+
+/** The DISK= entries of a CT, with their descriptors resolved as readCtConf resolves them. */
+export function diskEntries(conf: CtConf): DiskEntry[] {
+  const out: DiskEntry[] = [];
+  for (const entry of (conf.raw['DISK'] ?? '').split(';')) {
+    const kv = Object.fromEntries(
+      entry
+        .split(',')
+        .map((p) => p.split('='))
+        .filter((p) => p.length >= 2)
+        .map(([k, ...v]) => [k!.trim(), v.join('=')]),
+    );
+    const image = kv['image'];
+    if (!image || !kv['uuid']) continue;
+    const path = isAbsolute(expandVeid(image, conf.ctid))
+      ? expandVeid(image, conf.ctid)
+      : join(conf.vePrivate, expandVeid(image, conf.ctid));
+    const dd = path.endsWith('.xml') ? path : join(path, 'DiskDescriptor.xml');
+    const d: DiskEntry = { dd, uuid: kv['uuid'], enabled: kv['enabled'] !== 'no' };
+    if (kv['mnt']) d.mnt = kv['mnt'];
+    out.push(d);
+  }
+  return out;
+}
+
+/**
+ * `BINDMOUNT="[src:]dst[,opts] …"` (libvzctl lib/bindmount.c parse_bindmount_str): the bind mounts with a source on
+ * the host, which criu must be told are external (lib/cr_criu.c make_ext_mount_args).
+ */
+export function bindMounts(conf: CtConf): { src: string; dst: string }[] {
+  return (conf.raw['BINDMOUNT'] ?? '')
+    .split(/[\t ]+/)
+    .map((s) => /^(\/[^:]*):(\/[^,]*)/.exec(s))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ src: m[1]!, dst: m[2]! }));
+}

@@ -93,13 +93,22 @@ export const limits = {
   /** Heartbeat period and the age after which a node counts as gone. */
   heartbeatMs: 2_000,
   nodeStaleMs: 10_000,
+  /**
+   * A receiving streamer accepts an offer only from a node whose streamer registered the offer's data address at most
+   * this long ago. The offer itself shows its sender is alive; the age only bounds how long a dead streamer's old
+   * address is trusted. Longer than nodeStaleMs: on a loaded host (load average 27–42 on 2 cores) registrations
+   * 10–13 s old refused good transfers and rolled migrations back.
+   */
+  streamerRegistrationMaxAgeMs: 60_000,
   /** Retry a JetStream call this long when the stream has no leader (503; elections measured 4–7.5 s, more under load). */
   leaderElectionRetryMs: 30_000,
   /** One JetStream publish waits this long for its ack before it is retried (within the budget above). */
   publishTimeoutMs: 2_000,
   /** A command unacked this long is redelivered (the executor extends it with working() while it runs). */
   commandAckWaitMs: 5_000,
+  /** One scheduler API request waits this long for its reply; an idempotent one is asked again until the deadline. */
   apiTimeoutMs: 5_000,
+  apiDeadlineMs: 30_000,
   /**
    * A node agent's inspection of a CT (haul.inspect.<node>) runs `vzctl status` and criu's version and feature
    * checks: seconds on a loaded host, so longer than a plain API answer.
@@ -136,7 +145,13 @@ export const limits = {
    * A data connection to a streamer must complete its TLS handshake and present its token within this long, or it
    * is closed (a connection that sends nothing holds a socket, a file descriptor and a slot of its peer).
    */
-  streamHandshakeMs: 5_000,
+  streamHandshakeMs: 15_000,
+  /**
+   * A sender waits this long for its receiver to connect and pass the handshake after an offer was accepted; then it
+   * offers again. Longer than the handshake: on a loaded host a TLS handshake alone took more than 5 s (measured at a
+   * load average of 35 on 2 cores), and a connection that fails it must not fail the transfer with it.
+   */
+  streamConnectMs: 20_000,
   /**
    * An established data connection on which nothing moves this long is closed, on either end (a receiver that stops
    * reading, a sender that stops sending). Longer than the sync of a large local disk copy before "done".

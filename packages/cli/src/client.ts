@@ -29,9 +29,13 @@ export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined
 /**
  * The scheduler API as a client calls it (request/reply on NATS). Throws NoCoordinatorError when nobody serves
  * the subject, WaitTimeoutError when the reply does not come in time.
+ *
+ * A busy coordinator can take longer than one request's timeout to answer. Requests whose repetition changes
+ * nothing (migrate is deduplicated by its requestId; status, list and check only read) are asked again, with the
+ * same body, until limits.apiDeadlineMs has passed; the others (cancel, retry, resolve) are asked once.
  */
 export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
-  const call = async <T>(
+  const once = async <T>(
     subject: string,
     req: unknown,
     timeoutMs: number = limits.apiTimeoutMs,
@@ -50,18 +54,32 @@ export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
       throw err;
     }
   };
+  const idempotent = async <T>(
+    subject: string,
+    body: unknown,
+    timeoutMs: number = limits.apiTimeoutMs,
+  ): Promise<T> => {
+    const deadline = Date.now() + Math.max(limits.apiDeadlineMs, timeoutMs);
+    for (;;) {
+      try {
+        return await once<T>(subject, body, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError) || Date.now() + timeoutMs > deadline) throw err;
+      }
+    }
+  };
   return {
-    migrate: (req: MigrateRequest) => call<MigrateReply>(subjects.apiMigrate, req),
-    /** Would this migration work (haul.api.check)? Changes nothing. */
-    check: (req: MigrateRequest) => call<CheckReply>(subjects.apiCheck, req, limits.checkTimeoutMs),
+    migrate: (req: MigrateRequest) => idempotent<MigrateReply>(subjects.apiMigrate, req),
+    /** Would this migration work (haul.api.check)? Changes nothing; each ask waits limits.checkTimeoutMs. */
+    check: (req: MigrateRequest) => idempotent<CheckReply>(subjects.apiCheck, req, limits.checkTimeoutMs),
     cancel: (migrationId: string, reason?: string) =>
-      call<StatusReply>(subjects.apiCancel, reason ? { migrationId, reason } : { migrationId }),
-    status: (migrationId: string) => call<StatusReply>(subjects.apiStatus, { migrationId }),
-    list: (activeOnly = false) => call<StatusReply>(subjects.apiList, { activeOnly }),
+      once<StatusReply>(subjects.apiCancel, reason ? { migrationId, reason } : { migrationId }),
+    status: (migrationId: string) => idempotent<StatusReply>(subjects.apiStatus, { migrationId }),
+    list: (activeOnly = false) => idempotent<StatusReply>(subjects.apiList, { activeOnly }),
     retry: (migrationId: string, reason?: string) =>
-      call<StatusReply>(subjects.apiRetry, reason ? { migrationId, reason } : { migrationId }),
+      once<StatusReply>(subjects.apiRetry, reason ? { migrationId, reason } : { migrationId }),
     resolve: (migrationId: string, action: string, reason?: string) =>
-      call<StatusReply>(
+      once<StatusReply>(
         subjects.apiResolve,
         reason ? { migrationId, action, reason } : { migrationId, action },
       ),

@@ -13,6 +13,7 @@ import { deadlinesOf, type TransferReports } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
 import { evolve } from './evolve.ts';
+import { frozenLeaseMs, type FrozenLeaseInput } from './frozen-lease.ts';
 import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
@@ -441,7 +442,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
       iteration: n,
       imageDir: finalDir,
       workDir,
-      leaseMs: req.frozenLeaseMs ?? meta.frozenLeaseMs,
+      leaseMs: req.frozenLeaseMs ?? frozenLeaseMs(leaseInput(s, meta.frozenLeaseMs)),
     };
     if (n > 0) args['prevImageDir'] = `../${n}`;
     out.push(intend(s, meta, 'finalDump', '-', args));
@@ -548,6 +549,26 @@ function forwardRestart(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (!copyLocalDisks(meta, s, migrationDisks(s).local, out)) return out;
   if (!has(s, 'startTarget:-')) out.push(intend(s, meta, 'startTarget', '-', { ctid: req.ctid }));
   return out;
+}
+
+/**
+ * What the frozen lease is derived from: the last pre-dump's image bytes (convergence stopped because the next dump
+ * would be about as large or smaller) and the rate of the last transfer, or the request's bandwidth limit before any.
+ */
+function leaseInput(s: MigrationState, floorMs: number): FrozenLeaseInput {
+  const done = (step: string) =>
+    Object.values(s.steps)
+      .filter((r) => r.step === step && r.status === 'succeeded')
+      .sort((a, b) => b.order - a.order)[0];
+  const input: FrozenLeaseInput = { floorMs };
+  const dump = done('preDump');
+  if (dump) input.predictedBytes = (dump.result as DumpResult).bytes;
+  const stream = done('streamImages');
+  const sr = stream?.result as StreamResult | undefined;
+  if (sr && sr.durationMs > 0) input.bytesPerSec = sr.bytes / (sr.durationMs / 1000);
+  else if (s.request?.bandwidthLimitMBps !== undefined)
+    input.bytesPerSec = s.request.bandwidthLimitMBps * 1e6;
+  return input;
 }
 
 /** The numbers the convergence policy needs, measured from the log (times come from the events). */

@@ -38,6 +38,12 @@ export {
   pageSize,
   type ConvergenceInput,
 } from './convergence.ts';
+export {
+  frozenLeaseMs,
+  frozenLeaseCapMs,
+  frozenLeaseSafetyFactor,
+  type FrozenLeaseInput,
+} from './frozen-lease.ts';
 export { deriveStats, deriveStatsOf } from './stats.ts';
 export { projectStatus } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';

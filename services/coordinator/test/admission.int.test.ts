@@ -11,6 +11,7 @@ import {
   decodeJson,
   encodeJson,
   ensureTopology,
+  limits,
   openBucket,
   type EventLog,
 } from '@haul/bus';
@@ -76,13 +77,27 @@ before(async () => {
   coordinator = await startCoordinator();
 });
 after(async () => {
+  clearInterval(beating);
   await coordinator?.stop();
   await nc?.drain();
   await server?.stop();
 });
 
-/** Fresh heartbeats for these nodes (each test uses its own nodes, so the tests do not share capacity). */
+/** The nodes this file has made alive: they beat on every heartbeat period, as their agents would. */
+const alive = new Set<string>();
+let beating: NodeJS.Timeout | undefined;
+
+/**
+ * These nodes are alive from now on: a fresh heartbeat now and every period after (each test uses its own nodes,
+ * so the tests do not share capacity). A slow step of a test on a busy machine does not make them stale.
+ */
 async function beat(...nodes: string[]): Promise<void> {
+  for (const node of nodes) alive.add(node);
+  beating ??= setInterval(() => void heartbeats([...alive]).catch(() => {}), limits.heartbeatMs);
+  await heartbeats(nodes);
+}
+
+async function heartbeats(nodes: string[]): Promise<void> {
   const kv = await openBucket(nc, buckets.nodes);
   for (const node of nodes) {
     const hb: NodeHeartbeat = {

@@ -9,6 +9,7 @@ import {
   exitWhenLoopEnds,
   exposeMetrics,
   hasOutcome,
+  limits,
   createEventLog,
   decodeJson,
   encodeJson,
@@ -47,7 +48,6 @@ import { ConnectionLost, sendFiles } from './sender.ts';
 import type { TlsMaterial } from './tls.ts';
 
 /** How long a sender waits for the receiving streamer to connect after it accepted the offer. */
-const CONNECT_TIMEOUT_MS = 10_000;
 /** Transfers a streamer runs at once as a sender (more commands wait for a slot, reporting that they wait). */
 const MAX_TRANSFERS = 4;
 
@@ -278,7 +278,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       }
       report.restart();
       try {
-        const sock = await abortable(listener.accept(CONNECT_TIMEOUT_MS), signal);
+        const sock = await abortable(listener.accept(limits.streamConnectMs), signal);
         const tamper = deps.tamper;
         // Given up: the connection is cut, so the transfer stops within a chunk.
         const cut = () => sock.destroy();

@@ -107,7 +107,7 @@ async function checkPeer(offer: StreamOffer, opts: ReceiverOptions): Promise<Ref
   const reg = await opts.registry(offer.fromNode);
   if (!reg) return refuse(code, 'fromNode', `${offer.fromNode} has no image streamer registered`);
   const age = Date.now() - Date.parse(reg.time);
-  if (!(age <= limits.nodeStaleMs))
+  if (!(age <= limits.streamerRegistrationMaxAgeMs))
     return refuse(code, 'fromNode', `the streamer registration of ${offer.fromNode} is ${age} ms old`);
   if (reg.dataHost !== offer.connect.host)
     return refuse(

@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
 import {
+  constants,
   existsSync,
+  fstatSync,
   mkdirSync,
   openSync,
   closeSync,
+  writeSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -16,6 +19,29 @@ import type { Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
 
 export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
+
+/**
+ * Record the decision for the script holding a dump (once: a decision already written stands), then wake the script
+ * through its `wake` FIFO. No reader (ENXIO: the script has not opened it yet, or is gone) is fine: the script opens
+ * the FIFO before it looks for the decision file.
+ */
+export function writeDecision(dir: string, decision: 'commit' | 'abort'): void {
+  if (!existsSync(join(dir, 'decision'))) {
+    writeFileSync(join(dir, 'decision.tmp'), decision);
+    renameSync(join(dir, 'decision.tmp'), join(dir, 'decision'));
+  }
+  let fd: number;
+  try {
+    fd = openSync(join(dir, 'wake'), constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch {
+    return;
+  }
+  try {
+    if (fstatSync(fd).isFIFO()) writeSync(fd, '\n');
+  } finally {
+    closeSync(fd);
+  }
+}
 
 export type HeldMeta = {
   migrationId: string;
@@ -116,10 +142,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     /** Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed). */
     async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number> {
       const dir = dirOf(migrationId);
-      if (!existsSync(join(dir, 'decision'))) {
-        writeFileSync(join(dir, 'decision.tmp'), decision);
-        renameSync(join(dir, 'decision.tmp'), join(dir, 'decision'));
-      }
+      writeDecision(dir, decision);
       await waitForFile(dir, 'criu.rc');
       return rcOf(dir) ?? -1;
     },

@@ -7,6 +7,18 @@ import { contractLine, hostContract, type ContractEntry } from '../src/adapters/
 import type { RunResult } from '../src/adapters/exec.ts';
 import { createTools } from '../src/adapters/tools.ts';
 import { holdScript } from '../src/held-dumps.ts';
+import {
+  bindMountMaps,
+  blockDevNumber,
+  cgroupMountMaps,
+  secondaryDisks,
+  vzCgroupRoots,
+  vzControllers,
+  vzFreeze,
+  writeVzSideFiles,
+  type VzDump,
+} from '../src/adapters/vz-checkpoint.ts';
+import { readCtVars } from '../src/adapters/vz-config.ts';
 
 const docPath = join(import.meta.dirname, '..', '..', '..', 'docs', 'host-contract.md');
 const lines = hostContract.map(contractLine);
@@ -26,14 +38,20 @@ async function builtArgvs(): Promise<string[]> {
   await t.vzctlRestore('<ctid>', '<dir>');
   await t.criuVersion();
   await t.criuMemTrack();
-  await t.criuPreDump(4242, '<dir>', '<workdir>', undefined);
-  await t.criuPreDump(4242, '<dir>', '<workdir>', '<prev>');
-  for (const [prev, root] of [
-    ['<prev>', undefined],
-    [undefined, undefined],
-    ['<prev>', '<root>'],
-  ] as const)
-    seen.push(['criu', ...t.criuDumpArgs(4242, '<dir>', '<workdir>', prev, '<script>', root)].join(' '));
+  const freeze = { freezeCgroup: '<freezer-cgroup>', controllers: vzControllers };
+  await t.criuPreDump(4242, '<dir>', '<workdir>', undefined, freeze);
+  await t.criuPreDump(4242, '<dir>', '<workdir>', '<prev>', freeze);
+  const vz: VzDump = {
+    ...freeze,
+    root: '<root>',
+    extMountMaps: ['<mount>:<key>'],
+    externals: ['dev[<major>/<minor>]:<uuid>'],
+    cgroupRoots: vzCgroupRoots('<ctid>'),
+  };
+  for (const prev of ['<prev>', undefined])
+    seen.push(['criu', ...t.criuDumpArgs(4242, '<dir>', '<workdir>', prev, '<script>', vz)].join(' '));
+  await t.vzctlCreateDevmap('<ctid>');
+  await t.ploopDevice('<dd.xml>');
   await t.ploopSnapshot('<dd.xml>', '<guid>', true);
   await t.ploopSnapshot('<dd.xml>', '<guid>', false);
   await t.ploopSnapshotDelete('<dd.xml>', '<guid>');
@@ -71,17 +89,53 @@ describe('every argv of the contract runs on the strict emulators', () => {
   };
 
   /** Run the contract's argv for `line` with these values; it must end with a code haul takes as success. */
-  async function run(line: string, values: Record<string, string> = {}): Promise<void> {
+  function argvOf(line: string, values: Record<string, string | string[]>) {
     const e: ContractEntry | undefined = hostContract.find((x) => contractLine(x) === line);
     assert.ok(e, `not in the contract: ${line}`);
-    const argv = e.argv.map((w) => w.replace(/<[a-z.]+>/g, (k) => values[k] ?? k));
-    for (const w of argv) assert.ok(!/^<[a-z.]+>$/.test(w), `no value for ${w} in ${line}`);
+    // A word with a list value is a repeated option: `--opt <word>` becomes `--opt v1 --opt v2 …`.
+    const argv: string[] = [];
+    for (const w of e.argv) {
+      const v = values[w];
+      if (Array.isArray(v)) {
+        const opt = argv.pop()!;
+        for (const x of v) argv.push(opt, x);
+      } else argv.push(w.replace(/<[a-z.-]+>/g, (k) => (values[k] as string | undefined) ?? k));
+    }
+    for (const w of argv) assert.ok(!/<[a-z.-]+>/.test(w), `no value for ${w} in ${line}`);
+    return { e, argv };
+  }
+
+  /** The final dump without one of VZ's pieces fails as criu (or VZ's tools) would, and leaves the CT running. */
+  async function refusedWithout(
+    line: string,
+    values: Record<string, string | string[]>,
+    drop: (a: string[]) => string[],
+    why: RegExp,
+  ) {
+    const { argv } = argvOf(line, values);
+    const r = await c.run('node-a', 'criu', drop(argv), { HAUL_HOLD_DIR: holdDir });
+    assert.equal(r.code, 1, `criu ${drop(argv).join(' ')} should fail: ${r.stdout}`);
+    assert.match(r.stderr, why);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '101']), / running$/m);
+  }
+  /** argv without every `opt value` pair whose value passes `which`. */
+  const without =
+    (opt: string, which: (v: string) => boolean = () => true) =>
+    (a: string[]) =>
+      a.filter((w, i) => !((w === opt && which(a[i + 1]!)) || (a[i - 1] === opt && which(w))));
+
+  async function run(
+    line: string,
+    values: Record<string, string | string[]> = {},
+  ): Promise<Awaited<ReturnType<EmulatedCluster['run']>>> {
+    const { e, argv } = argvOf(line, values);
     const r = await c.run('node-a', e.tool, argv, { HAUL_HOLD_DIR: holdDir });
     assert.ok(
       r.code === 0 || e.okCodes.includes(r.code),
       `${e.tool} ${argv.join(' ')} exited ${r.code}: ${r.stderr}`,
     );
     ran.add(line);
+    return r;
   }
   const find = (prefix: string, has: string[] = [], hasNot: string[] = []) =>
     lines.find(
@@ -101,24 +155,85 @@ describe('every argv of the contract runs on the strict emulators', () => {
   });
   after(() => c?.destroy());
 
+  /** The VZ pieces of a dump of CT 101 on node-a, found the way dumps.ts finds them. */
+  async function vzValues(): Promise<Record<string, string | string[]>> {
+    const host = c.nodeRoot('node-a');
+    const etc = join(host, 'etc', 'vz');
+    const vars = readCtVars(etc, '101')!;
+    const externals: string[] = [];
+    for (const d of secondaryDisks(vars)) {
+      const info = await run('ploop info -d <dd.xml>', { '<dd.xml>': d.dd });
+      const part = /^partition:\s*(\S+)/m.exec(info.stdout)![1]!;
+      const { major, minor } = blockDevNumber(host, part);
+      externals.push(`dev[${major}/${minor}]:${d.uuid}`);
+    }
+    assert.equal(externals.length, 1, 'the shared disk is a secondary disk of the CT');
+    return {
+      '<freezer-cgroup>': vzFreeze(host, etc, '101').freezeCgroup,
+      '<root>': vars['VE_ROOT']!,
+      '<mount>:<key>': [...cgroupMountMaps(host), ...bindMountMaps(vars)],
+      'dev[<major>/<minor>]:<uuid>': externals,
+    };
+  }
+
   it('runs the CT through every command line haul uses', async () => {
     const ct = { '<ctid>': '101' };
     const work = join(c.dir, 'work');
     mkdirSync(work);
+    const host = c.nodeRoot('node-a');
+    const freeze = () => ({
+      '<freezer-cgroup>': vzFreeze(host, join(host, 'etc', 'vz'), '101').freezeCgroup,
+    });
     const mem = (n: number) => ({
       '<pid>': pid(),
       '<dir>': img(n),
       '<workdir>': work,
       '<prev>': `../${n - 1}`,
+      ...freeze(),
     });
     const script = { '<script>': holdScript };
+    /** The final dump as dumps.ts makes it: the devmap, the side files, then criu. */
+    const final = async (line: string, n: number) => {
+      await run('vzctl --skipowner --skiplock suspend <ctid> --create-devmap', ct);
+      writeVzSideFiles(host, '101', img(n));
+      await run(line, { ...mem(n), ...script, ...(await vzValues()), ...ct });
+    };
     await run('vzctl status <ctid>', ct);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
+    // A CT whose freezer cgroup is frozen is `paused`, as vzctl's Show prints it (src/vzctl.c 1465–1467).
+    await c.ok('node-a', 'haul-emu', ['freeze', '101']);
+    assert.match((await run('vzctl status <ctid>', ct)).stdout, /^VEID 101 exist mounted paused$/m);
+    await c.ok('node-a', 'haul-emu', ['thaw', '101']);
+    assert.match((await run('vzctl status <ctid>', ct)).stdout, /^VEID 101 exist mounted running$/m);
     await run('criu -V');
     await run('criu check --feature mem_dirty_track');
     await run(find('criu pre-dump', [], ['--prev-images-dir']), mem(1));
     await run(find('criu pre-dump', ['--prev-images-dir']), mem(2));
-    await run(find('criu dump', ['--prev-images-dir'], ['--root']), { ...mem(3), ...script });
+    const dumpLine = find('criu dump', ['--prev-images-dir']);
+    const full = { ...mem(3), ...script, ...(await vzValues()), ...ct };
+    // Without the devmap (only vzctl suspend --create-devmap makes it) the dump is refused too.
+    await refusedWithout(dumpLine, full, (a) => a, /has no \/dev\/\{00000000-0000-4000-8000-000000000000\}/);
+    await run('vzctl --skipowner --skiplock suspend <ctid> --create-devmap', ct);
+    await refusedWithout(
+      dumpLine,
+      full,
+      without('--freeze-cgroup'),
+      /must be frozen through the CT's freezer cgroup/,
+    );
+    await refusedWithout(dumpLine, full, without('--root'), /--root is missing/);
+    await refusedWithout(
+      dumpLine,
+      full,
+      without('--external'),
+      /FS mnt \.\/data0 dev 0x[0-9a-f]+ root \/ unsupported/,
+    );
+    await refusedWithout(
+      dumpLine,
+      full,
+      without('--ext-mount-map', (v) => v.startsWith('/sys/fs/cgroup/memory')),
+      /\.\/sys\/fs\/cgroup\/memory doesn't have a proper root mount/,
+    );
+    await final(dumpLine, 3);
     ran.add('haul-hold-frozen');
     await run('vzctl --skipowner --skiplock restore <ctid> --skip_arpdetect --dumpfile <dir>', {
       ...ct,
@@ -126,13 +241,9 @@ describe('every argv of the contract runs on the strict emulators', () => {
     });
     await run('vzctl --skipowner --skiplock stop <ctid>', ct);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
-    await run(find('criu dump', [], ['--prev-images-dir']), { ...mem(4), ...script });
+    await final(find('criu dump', [], ['--prev-images-dir']), 4);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
-    await run(find('criu dump', ['--root']), {
-      ...mem(5),
-      ...script,
-      '<root>': join(c.nodeRoot('node-a'), 'vz', 'root', '101'),
-    });
+    await run('vzctl --skipowner --skiplock stop <ctid>', ct);
     await run('vzctl --skipowner --skiplock umount <ctid>', ct);
     await run('ploop snapshot -u <guid> -o <dd.xml>', { '<guid>': G1, '<dd.xml>': dd });
     await run('ploop snapshot -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });

@@ -1,3 +1,5 @@
+import { vzControllers } from './vz-checkpoint.ts';
+
 /**
  * The host contract: every command line haul runs on a host, with placeholders for the values, the exit codes haul
  * takes as success, the function that builds it, and the upstream source that accepts each of its options.
@@ -29,6 +31,72 @@ const memory = [
   { words: '-t <pid>, -D <dir>, -W <workdir>, -v2', source: criuShort },
   { words: '--track-mem, --prev-images-dir <prev>, --timeout 180, -o <log>', source: criuTable },
 ];
+const libvzctl = 'OpenVZ/libvzctl@ebbfc38';
+const phaul = 'checkpoint-restore/p.haul@02199d8:phaul/p_haul_vz.py';
+/** The words VZ's checkpoint adds to pre-dumps and dumps alike (tools.ts freezeArgs). */
+const freezeWords = [
+  '--freeze-cgroup',
+  '<freezer-cgroup>',
+  ...vzControllers.flatMap((c) => ['--cgroup-dump-controller', c]),
+];
+const freezeSources = [
+  {
+    words: '--freeze-cgroup <freezer-cgroup>, --cgroup-dump-controller <controller> (repeated)',
+    source: `${criuTable} 667, 680`,
+  },
+  {
+    words:
+      'why: the CT is frozen through its freezer cgroup (<mount>/machine.slice/<ctid>/), these controllers dumped',
+    source: `${phaul} adjust_criu_req 176–187, cgroup_controllers 40–55; ${libvzctl}:scripts/vz-cpt.in 99–113, 126; lib/cr_criu.c dump 193–196 (VE_FREEZE_CG)`,
+  },
+];
+/** The words only the final dump has (tools.ts vzDumpArgs); the two lists are repeated per mount and per disk. */
+const vzDumpWords = [
+  '--root',
+  '<root>',
+  ...freezeWords,
+  '--ext-mount-map',
+  '<mount>:<key>',
+  '--external',
+  'dev[<major>/<minor>]:<uuid>',
+  '--cgroup-root',
+  '/machine.slice/<ctid>',
+  '--cgroup-root',
+  've:/<ctid>',
+  '--cgroup-root',
+  'beancounter:/<ctid>',
+  '--cgroup-root',
+  'name=systemd:/<ctid>',
+];
+const vzDumpSources = [
+  ...freezeSources,
+  { words: '--root <root>', source: `${criuShort}; ${criuTable} 633` },
+  {
+    words: '--root is VE_ROOT',
+    source: `${libvzctl}:scripts/vz-cpt.in 125; ${phaul} 158`,
+  },
+  {
+    words:
+      '--ext-mount-map <mount>:<key> (-M; one per CT-visible cgroup mount, then one <dst>:<src> per bind mount)',
+    source: `${criuShort} ('M:'), ${criuTable} 657, case 'M' 945–963`,
+  },
+  {
+    words: 'which mounts: cgroup mounts without a cgroup namespace; BINDMOUNT entries with a source',
+    source: `${libvzctl}:scripts/vz-cpt.in 45–53, lib/cgroup.c cg_get_cgroup_env_param 722–751, lib/cr_criu.c make_ext_mount_args 83–108; ${phaul} vz_cgroup_mount_map 25–38, __fill_vz_cgroup_ext_mount_map 189–208`,
+  },
+  {
+    words: '--external dev[<major>/<minor>]:<uuid> (one per secondary ploop disk, its partition)',
+    source: `${criuTable} 672, case 1073 964–969; use: criu/mount.c try_resolve_ext_mount 500–523`,
+  },
+  {
+    words: 'which devices: the ploop partitions, after the /dev/<uuid> map',
+    source: `${libvzctl}:scripts/vz-cpt.in 55–68, lib/cr_criu.c make_ploop_dev_args_no_envvar 121–159, create_ploop_dev_map 49–81; ${phaul} 166–170 (--vz-secondary-disks)`,
+  },
+  {
+    words: '--cgroup-root <root> (four)',
+    source: `${criuTable} 660, case 1061 884–899; ${libvzctl}:scripts/vz-cpt.in 41–42, 136`,
+  },
+];
 const dumpExtras = [
   {
     words:
@@ -51,6 +119,7 @@ const preDump = (prev: string[]) => [
   '<workdir>',
   '--track-mem',
   ...prev,
+  ...freezeWords,
   '--skip-in-flight',
   '--timeout',
   '180',
@@ -58,7 +127,7 @@ const preDump = (prev: string[]) => [
   'pre-dump.log',
   '-v2',
 ];
-const dump = (prev: string[], root: string[]) => [
+const dump = (prev: string[]) => [
   'dump',
   '-t',
   '<pid>',
@@ -75,7 +144,7 @@ const dump = (prev: string[], root: string[]) => [
   '--manage-cgroups',
   '--ghost-limit',
   '50M',
-  ...root,
+  ...vzDumpWords,
   '--action-script',
   '<script>',
   '--timeout',
@@ -168,35 +237,58 @@ export const hostContract: ContractEntry[] = [
     argv: preDump([]),
     okCodes: [],
     builtBy: 'tools.ts criuPreDump (first iteration)',
-    upstream: [...memory, { words: '--skip-in-flight', source: criuTable }],
+    upstream: [...memory, ...freezeSources, { words: '--skip-in-flight', source: criuTable }],
   },
   {
     tool: 'criu',
     argv: preDump(prevArgs),
     okCodes: [],
     builtBy: 'tools.ts criuPreDump (later iterations)',
-    upstream: [...memory, { words: '--skip-in-flight', source: criuTable }],
+    upstream: [...memory, ...freezeSources, { words: '--skip-in-flight', source: criuTable }],
   },
   {
     tool: 'criu',
-    argv: dump(prevArgs, []),
+    argv: dump(prevArgs),
     okCodes: [],
     builtBy: 'tools.ts criuDumpArgs (run by held-dumps.ts through sh -c)',
-    upstream: [...memory, ...dumpExtras],
+    upstream: [...memory, ...dumpExtras, ...vzDumpSources],
   },
   {
     tool: 'criu',
-    argv: dump([], []),
+    argv: dump([]),
     okCodes: [],
     builtBy: 'tools.ts criuDumpArgs (no pre-dump before it)',
-    upstream: [...memory, ...dumpExtras],
+    upstream: [...memory, ...dumpExtras, ...vzDumpSources],
   },
   {
-    tool: 'criu',
-    argv: dump(prevArgs, ['--root', '<root>']),
+    tool: 'vzctl',
+    argv: ['--skipowner', '--skiplock', 'suspend', '<ctid>', '--create-devmap'],
     okCodes: [],
-    builtBy: 'tools.ts criuDumpArgs (with a root; no caller passes one yet: issue 13 item 1)',
-    upstream: [...memory, ...dumpExtras, { words: '--root <root>', source: criuShort }],
+    builtBy: 'tools.ts vzctlCreateDevmap (dumps.ts vzDumpOf, before the final dump)',
+    upstream: [
+      { words: '--skipowner, --skiplock', source: vzctlMain },
+      {
+        words: 'suspend <ctid> --create-devmap',
+        source:
+          'OpenVZ/vzctl@42ab7b3:src/vzctl.c chkpnt_options 330, ParseMigrationOptions 675–677, main 1893–1899',
+      },
+      {
+        words: 'makes only the /dev/<uuid> links of the running CT',
+        source: `${libvzctl}:lib/env.c vzctl_env_chkpnt 1176–1177, lib/cr_criu.c criu_cmd 462–472, create_ploop_dev_map 49–81`,
+      },
+    ],
+  },
+  {
+    tool: 'ploop',
+    argv: ['info', '-d', '<dd.xml>'],
+    okCodes: [],
+    builtBy: 'tools.ts ploopDevice (dumps.ts vzDumpOf: the partition of each secondary disk)',
+    upstream: [
+      {
+        words: '-d: prints device:\t\t<dev> and partition:\t<part>',
+        source: 'OpenVZ/ploop@d5c202b:tools/ploop.c plooptool_info (getopt "sdb") 1139–1222',
+      },
+    ],
   },
   {
     tool: 'haul-hold-frozen',

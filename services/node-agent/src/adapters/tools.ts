@@ -1,5 +1,6 @@
 import { stepTimeoutsMs } from '@haul/bus';
 import type { Runner } from './exec.ts';
+import type { VzDump, VzFreeze } from './vz-checkpoint.ts';
 
 /**
  * The exact command lines haul runs (host-tools.md §2–§5), one function each. The real tools in production; the
@@ -8,6 +9,23 @@ import type { Runner } from './exec.ts';
 export type Tools = ReturnType<typeof createTools>;
 
 const vz = ['--skipowner', '--skiplock'];
+
+/** Freezing through the CT's freezer cgroup and the controllers to dump: pre-dumps and the final dump alike. */
+const freezeArgs = (f: VzFreeze) => [
+  '--freeze-cgroup',
+  f.freezeCgroup,
+  ...f.controllers.flatMap((c) => ['--cgroup-dump-controller', c]),
+];
+
+/** The rest of VZ's final dump: root, external mounts and devices, cgroup roots (vz-checkpoint.ts). */
+const vzDumpArgs = (d: VzDump) => [
+  '--root',
+  d.root,
+  ...freezeArgs(d),
+  ...d.extMountMaps.flatMap((m) => ['--ext-mount-map', m]),
+  ...d.externals.flatMap((e) => ['--external', e]),
+  ...d.cgroupRoots.flatMap((r) => ['--cgroup-root', r]),
+];
 
 /** What every dump of an iteration chain passes: the task, the images dir, the work dir, tracking and the parent. */
 const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | undefined) => [
@@ -21,18 +39,33 @@ const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | un
   ...(prev ? ['--prev-images-dir', prev] : []),
 ];
 
+/** A CT as `vzctl status` reports it. `running` includes a paused CT: its tasks exist, frozen. */
+export type CtStatus = { exist: boolean; mounted: boolean; running: boolean; paused: boolean };
+
+/**
+ * `VEID <ctid> exist|deleted mounted|unmounted running|paused|down|suspended` (vzctl src/vzctl.c Show, 42ab7b3
+ * lines 1461–1470; VZ7's v7.0.146 prints `down` and then ` suspended`). `paused` is a running CT whose freezer
+ * cgroup is FROZEN (libvzctl lib/env_nsops.c ns_env_get_cpt_state, ebbfc38 lines 1830–1845): `vzctl pause`, or
+ * criu holding it frozen at post-dump. Its tasks exist, so it is running, not down.
+ */
+export function parseVzctlStatus(stdout: string): CtStatus {
+  const words = stdout.trim().split(/\s+/);
+  const paused = words.includes('paused');
+  return {
+    exist: words.includes('exist'),
+    mounted: words.includes('mounted'),
+    running: paused || words.includes('running'),
+    paused,
+  };
+}
+
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
   return {
-    async vzctlStatus(ctid: string): Promise<{ exist: boolean; mounted: boolean; running: boolean }> {
+    async vzctlStatus(ctid: string): Promise<CtStatus> {
       const r = await run('vzctl', ['status', ctid], o(stepTimeoutsMs.quick));
-      const words = r.stdout.trim().split(/\s+/);
-      return {
-        exist: words.includes('exist'),
-        mounted: words.includes('mounted'),
-        running: words.includes('running'),
-      };
+      return parseVzctlStatus(r.stdout);
     },
     vzctlStart: (ctid: string) => run('vzctl', [...vz, 'start', ctid], o(stepTimeoutsMs.vzctl, [32])),
     vzctlStop: (ctid: string) => run('vzctl', [...vz, 'stop', ctid], o(stepTimeoutsMs.vzctl)),
@@ -48,12 +81,22 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       const r = await run('criu', ['check', '--feature', 'mem_dirty_track'], o(stepTimeoutsMs.quick, [1]));
       return r.exitCode === 0;
     },
-    criuPreDump: (pid: number, dir: string, workDir: string, prev: string | undefined) =>
+    /** Only the `/dev/<uuid>` map of the CT's disks, which its dump needs (libvzctl lib/cr_criu.c criu_cmd). */
+    vzctlCreateDevmap: (ctid: string) =>
+      run('vzctl', [...vz, 'suspend', ctid, '--create-devmap'], o(stepTimeoutsMs.vzctl)),
+    /** The device and partition a disk is attached as on this node ('' when not attached). */
+    async ploopDevice(ddXml: string): Promise<{ device: string; partition: string }> {
+      const r = await run('ploop', ['info', '-d', ddXml], o(stepTimeoutsMs.quick));
+      const field = (k: string) => new RegExp(`^${k}:\\s*(\\S*)`, 'm').exec(r.stdout)?.[1] ?? '';
+      return { device: field('device'), partition: field('partition') };
+    },
+    criuPreDump: (pid: number, dir: string, workDir: string, prev: string | undefined, f: VzFreeze) =>
       run(
         'criu',
         [
           'pre-dump',
           ...memoryArgs(pid, dir, workDir, prev),
+          ...freezeArgs(f),
           '--skip-in-flight',
           '--timeout',
           '180',
@@ -70,7 +113,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       workDir: string,
       prev: string | undefined,
       script: string,
-      root: string | undefined,
+      d: VzDump,
     ) => [
       'dump',
       ...memoryArgs(pid, dir, workDir, prev),
@@ -81,7 +124,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       '--manage-cgroups',
       '--ghost-limit',
       '50M',
-      ...(root ? ['--root', root] : []),
+      ...vzDumpArgs(d),
       '--action-script',
       script,
       '--timeout',

@@ -42,3 +42,15 @@ export function readCtDisks(etcVz: string, ctid: string): CtDisks | undefined {
   }
   return { vePrivate, disks };
 }
+
+/** A CT's config over the global one, with `$VEID` expanded; undefined when the CT has no config. */
+export function readCtVars(etcVz: string, ctid: string): Record<string, string> | undefined {
+  const own = join(etcVz, 'conf', `${ctid}.conf`);
+  if (!existsSync(own)) return undefined;
+  const global = join(etcVz, 'vz.conf');
+  const conf = {
+    ...(existsSync(global) ? parse(readFileSync(global, 'utf8')) : {}),
+    ...parse(readFileSync(own, 'utf8')),
+  };
+  return Object.fromEntries(Object.entries(conf).map(([k, v]) => [k, v.replace(/\$\{VEID\}|\$VEID/g, ctid)]));
+}

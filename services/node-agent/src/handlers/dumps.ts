@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultFrozenLeaseMs } from '@haul/bus';
 import { mayResumeSource } from '@haul/domain';
@@ -6,7 +6,18 @@ import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
 import { readDumpStats } from '../adapters/criu-stats.ts';
 import { dirBytes } from '../adapters/files.ts';
 import { asToolTime } from '../adapters/tool-time.ts';
-import { argsOf, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
+import { argsOf, etcVz, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
+import { readCtVars } from '../adapters/vz-config.ts';
+import {
+  bindMountMaps,
+  blockDevNumber,
+  cgroupMountMaps,
+  secondaryDisks,
+  vzCgroupRoots,
+  vzFreeze,
+  writeVzSideFiles,
+  type VzDump,
+} from '../adapters/vz-checkpoint.ts';
 import { holdScript } from '../held-dumps.ts';
 import { restorePreparedDisks } from './shared-disk.ts';
 
@@ -30,7 +41,13 @@ export const preDump: Handler = async (cmd, ctx) => {
   mkdirSync(a.workDir, { recursive: true });
   const prev = ctx.reconciled ? undefined : a.prevImageDir;
   const t0 = performance.now();
-  await ctx.tools.criuPreDump(pid, a.imageDir, a.workDir, prev);
+  await ctx.tools.criuPreDump(
+    pid,
+    a.imageDir,
+    a.workDir,
+    prev,
+    vzFreeze(ctx.cfg.hostRoot, etcVz(ctx.cfg), a.ctid),
+  );
   const s = readDumpStats(join(a.workDir, 'stats-dump'));
   const r: DumpResult = {
     pagesWritten: s.pagesWritten,
@@ -43,8 +60,16 @@ export const preDump: Handler = async (cmd, ctx) => {
   return r;
 };
 
-const pagesIn = (dir: string) =>
-  existsSync(join(dir, 'pages-1.img')) ? statSync(join(dir, 'pages-1.img')).size / 4096 : 0;
+/**
+ * Pages the dump wrote: every `pages-<n>.img` of the folder (criu/image-desc.c names them by the pagemap's pages_id;
+ * one per page-pipe of a process tree, and shared memory has its own), 4096 bytes a page.
+ */
+export const pagesIn = (dir: string): number =>
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /^pages-\d+\.img$/.test(f))
+        .reduce((n, f) => n + statSync(join(dir, f)).size / 4096, 0)
+    : 0;
 
 /**
  * The final dump, held open at post-dump: the result is reported as soon as the CT is frozen, while criu waits
@@ -66,6 +91,9 @@ export const finalDump: Handler = async (cmd, ctx) => {
     const pid = rootPid(ctx, a.ctid);
     mkdirSync(a.imageDir, { recursive: true });
     mkdirSync(a.workDir, { recursive: true });
+    const vzArgs = await vzDumpOf(ctx, a.ctid);
+    // The values vz-rst gives back to the restored CT (its clocks above all), read while it still runs.
+    writeVzSideFiles(ctx.cfg.hostRoot, a.ctid, a.imageDir);
     // criu counts as a host tool until the CT is frozen and the dump held (the step's toolMs).
     await asToolTime(() =>
       ctx.held.start(
@@ -77,7 +105,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
           frozenAt: new Date().toISOString(),
           workDir: a.workDir,
         },
-        ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, undefined),
+        ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, vzArgs),
       ),
     );
   }
@@ -89,6 +117,32 @@ export const finalDump: Handler = async (cmd, ctx) => {
   return r;
 };
 
+/**
+ * What VZ's own checkpoint gives criu for this CT (adapters/vz-checkpoint.ts), after the CT got its `/dev/<uuid>`
+ * links, which libvzctl makes before every dump (lib/cr_criu.c dump → create_ploop_dev_map).
+ */
+async function vzDumpOf(ctx: HandlerContext, ctid: string): Promise<VzDump> {
+  const vars = readCtVars(etcVz(ctx.cfg), ctid);
+  const root = vars?.['VE_ROOT'];
+  if (!vars || !root)
+    throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no VE_ROOT on ${ctx.cfg.node}`);
+  await ctx.tools.vzctlCreateDevmap(ctid);
+  const externals: string[] = [];
+  for (const d of secondaryDisks(vars)) {
+    const { partition } = await ctx.tools.ploopDevice(d.dd);
+    if (!partition) continue;
+    const { major, minor } = blockDevNumber(ctx.cfg.hostRoot, partition);
+    externals.push(`dev[${major}/${minor}]:${d.uuid}`);
+  }
+  return {
+    ...vzFreeze(ctx.cfg.hostRoot, etcVz(ctx.cfg), ctid),
+    root,
+    extMountMaps: [...cgroupMountMaps(ctx.cfg.hostRoot), ...bindMountMaps(vars)],
+    externals,
+    cgroupRoots: vzCgroupRoots(ctid),
+  };
+}
+
 /** The commit: criu finishes the dump and kills the frozen source tasks. Idempotent. */
 export const releaseSource: Handler = async (cmd, ctx) => {
   const a = argsOf<CtArgs>(cmd);
@@ -99,6 +153,8 @@ export const releaseSource: Handler = async (cmd, ctx) => {
     if (rc !== 0)
       throw new StepError('HAUL_RELEASE_FAILED', `criu dump ended with ${rc} after the commit decision`);
     r.actions.push('dump committed: source tasks killed');
+    // libvzctl's post-dump step (lib/cr_criu.c chkpnt, clear_init_pid): the CT's init pid is no longer valid.
+    rmSync(initPidFile(ctx.cfg, a.ctid), { force: true });
     // criu writes stats-dump last, after post-dump: its frozen_time covers the whole held window.
     const stats = workDir ? join(workDir, 'stats-dump') : undefined;
     if (stats && existsSync(stats)) r.frozenUs = readDumpStats(stats).frozenUs;
@@ -148,6 +204,12 @@ export async function resumeOnSource(
     throw new StepError(
       'HAUL_CT_NOT_RUNNING',
       `CT ${ctid} is neither held frozen nor running on ${ctx.cfg.node}`,
+    );
+  // Paused but not held: frozen by someone else (vzctl pause, or a criu that died holding it). Not resumed by haul.
+  if (st.paused)
+    throw new StepError(
+      'HAUL_CT_PAUSED',
+      `CT ${ctid} runs on ${ctx.cfg.node} but is paused (its freezer cgroup is frozen) and no dump of haul holds it`,
     );
   r.actions.push('CT already running on the source');
   return r;
