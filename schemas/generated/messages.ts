@@ -8,6 +8,42 @@
  */
 export type MigrationId = string;
 /**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "AbsolutePath".
+ */
+export type AbsolutePath = string;
+/**
+ * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "NodeName".
+ */
+export type NodeName = string;
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Timestamp".
+ */
+export type Timestamp = string;
+/**
+ * The reply to haul.api.check (a MigrateRequest, checked and never started): whether the migration would be admitted and pass its preflight now, what it would copy, and the downtime predicted from the CT's measured dirty rate and the link; or the request's own refusal.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CheckReply".
+ */
+export type CheckReply = CheckAnswered | ApiRejected;
+/**
+ * Container id: a numeric veid or a VZ7 UUID-like id.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Ctid".
+ */
+export type Ctid = string;
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Mode".
+ */
+export type Mode = 'live' | 'restart';
+/**
  * A command to a node agent or image streamer (subject haul.cmd.<node>.<executor>). The same object is recorded in the StepIntended event before it is sent.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -37,33 +73,9 @@ export type StepCommand1 =
   | CleanupSharedDiskCommand
   | MergeOriginCommand;
 /**
- * Container id: a numeric veid or a VZ7 UUID-like id.
- *
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "Ctid".
- */
-export type Ctid = string;
-/**
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "Mode".
- */
-export type Mode = 'live' | 'restart';
-/**
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "AbsolutePath".
- */
-export type AbsolutePath = string;
-/**
  * This migration's image folder on the node, decided by the core.
  */
 export type AbsolutePath1 = string;
-/**
- * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
- *
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "NodeName".
- */
-export type NodeName = string;
 /**
  * A ploop snapshot GUID with braces.
  *
@@ -79,7 +91,7 @@ export type Guid = string;
  */
 export type CommandId = string;
 /**
- * The node that executes the step.
+ * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
  */
 export type NodeName1 = string;
 /**
@@ -109,17 +121,19 @@ export type StepName =
   | 'cleanupSharedDisk'
   | 'mergeOrigin';
 /**
+ * A registered identity of the cluster (identities.json): a role, or <role>@<node> for agents and streamers.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "IdentityName".
+ */
+export type IdentityName = string;
+/**
  * An event's id, also its NATS msg-id (deduplication): a command id or migration id with a suffix such as ':result'; also an event's causationId (the command or event that caused it). Bounded, no whitespace or control characters.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "EventId".
  */
 export type EventId = string;
-/**
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "Timestamp".
- */
-export type Timestamp = string;
 /**
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "PreDumpSetting".
@@ -176,6 +190,10 @@ export type EventType =
   | 'MigrationRolledBack';
 export type Mode1 = 'live' | 'restart';
 export type PreDumpSetting1 = 'on' | 'off' | 'auto';
+/**
+ * Who asked: the registered identity whose signature over the request the coordinator verified (absent when the request was unsigned or the cluster runs with HAUL_INSECURE=1). Why is the request's reason.
+ */
+export type IdentityName1 = string;
 /**
  * The core decided a host step and recorded its command before sending it.
  *
@@ -292,12 +310,27 @@ export type MigrationEvent1 =
  */
 export type TopologyWaitMs = number;
 /**
+ * The node's image root (HAUL_IMAGE_ROOT): where a migration's image folder would be made; freeBytes is its file system's.
+ */
+export type AbsolutePath5 = string;
+/**
+ * What a node agent sees of a CT: the same findings as its preflight (without an image folder: an inspection creates nothing), or why it did not look.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "InspectReply".
+ */
+export type InspectReply = InspectAnswered | InspectRefused;
+/**
  * The reply to a migrate request: accepted with the migration id, or rejected with a code and the failing field.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "MigrateReply".
  */
-export type MigrateReply = MigrateAccepted | ApiRejected;
+export type MigrateReply = MigrateAccepted | ApiRejected1;
+/**
+ * Who asked for it (MigrationRequested.requestedBy).
+ */
+export type IdentityName2 = string;
 /**
  * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
  */
@@ -308,14 +341,14 @@ export type ActionKey1 = string;
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "StatusReply".
  */
-export type StatusReply = StatusOk | ApiRejected;
+export type StatusReply = StatusOk | ApiRejected1;
 /**
  * Target streamer's answer: how much of each file is already verified (the sender resumes from there); on acceptance the target connects to the offer's listener.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "StreamOfferReply".
  */
-export type StreamOfferReply = StreamOfferAccepted | ApiRejected;
+export type StreamOfferReply = StreamOfferAccepted | ApiRejected1;
 /**
  * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
  */
@@ -342,6 +375,108 @@ export type Timestamp3 = string;
 export interface CancelRequest {
   migrationId: MigrationId;
   reason?: string;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CheckedDisk".
+ */
+export interface CheckedDisk {
+  ddxml: AbsolutePath;
+  location?: 'shared' | 'private' | 'elsewhere';
+  sharedRoot?: AbsolutePath;
+  /**
+   * shared: the shared-disk steps (nothing copied); copied: streamed to the target's private area; refused: the preflight would fail on it.
+   */
+  action: 'shared' | 'copied' | 'refused';
+  /**
+   * Why it is not shared with the target (when it is not).
+   */
+  why?: string;
+  bytes?: number;
+}
+/**
+ * The frozen time the convergence model (packages/domain convergence.ts, predictFrozenMs) predicts for one more pre-dump window, from numbers measured by the CT's latest completed live migration; none when no such migration measured them.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "DowntimePrediction".
+ */
+export interface DowntimePrediction {
+  predictedMs?: number;
+  basis?: {
+    migrationId: MigrationId;
+    source: NodeName;
+    target: NodeName;
+    endedAt?: Timestamp;
+    dirtyPagesPerSec: number;
+    iterationMs: number;
+    dumpBytesPerSec: number;
+    bandwidthBytesPerSec?: number;
+    bandwidthCappedByRequest?: boolean;
+  };
+  /**
+   * How the prediction was made, or why there is none.
+   */
+  note: string;
+}
+export interface CheckAnswered {
+  ok: true;
+  wouldWork: boolean;
+  problem?: ErrorInfo;
+  ctid: Ctid;
+  source: NodeName;
+  target: NodeName;
+  mode: Mode;
+  /**
+   * Every disk of the CT as the source found it, and what the migration would do with it.
+   *
+   * @maxItems 64
+   */
+  disks: CheckedDisk[];
+  /**
+   * What would cross the link: the CT's memory (live mode: at most once in full, then what it dirties) and its local disks.
+   */
+  copy: {
+    memoryBytes?: number;
+    localDiskBytes: number;
+    /**
+     * Free space of the target's image root file system.
+     */
+    targetFreeBytes?: number;
+  };
+  downtime: DowntimePrediction;
+}
+/**
+ * Why it would not work: the code admission or the preflight would answer (HAUL_CT_BUSY, HAUL_NODE_DOWN, HAUL_PREFLIGHT_…), with the field.
+ */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  field?: string;
+  rule?: string;
+  command?: string[];
+  exitCode?: number;
+  stderrTail?: string;
+  retryable?: boolean;
+}
+export interface ApiRejected {
+  ok: false;
+  error: ErrorInfo1;
+}
+/**
+ * An error as data: a stable code, a human message and, for validation, the failing field.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ErrorInfo".
+ */
+export interface ErrorInfo1 {
+  code: string;
+  message: string;
+  field?: string;
+  rule?: string;
+  command?: string[];
+  exitCode?: number;
+  stderrTail?: string;
+  retryable?: boolean;
 }
 export interface PreflightSourceCommand {
   step: 'preflightSource';
@@ -540,22 +675,6 @@ export interface StepCommand2 {
    * Typed by the variant (see oneOf).
    */
   args: unknown;
-}
-/**
- * An error as data: a stable code, a human message and, for validation, the failing field.
- *
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "ErrorInfo".
- */
-export interface ErrorInfo {
-  code: string;
-  message: string;
-  field?: string;
-  rule?: string;
-  command?: string[];
-  exitCode?: number;
-  stderrTail?: string;
-  retryable?: boolean;
 }
 /**
  * The coordinator's effective settings (/etc/haul/coordinator.json, environment, defaults).
@@ -884,6 +1003,7 @@ export interface WindowStepStats {
  */
 export interface MigrationRequestedData {
   request: MigrateRequest;
+  requestedBy?: IdentityName1;
   /**
    * Each node's image root (from its heartbeat): the migration's image folders are decided from it.
    */
@@ -932,6 +1052,10 @@ export interface MigrateRequest {
    * How long the source keeps the CT frozen without a decision before it may resume it: 1 s to 15 min.
    */
   frozenLeaseMs?: number;
+  /**
+   * Why it was asked (haul migrate --reason, haul evacuate --reason): kept in MigrationRequested and shown by haul status. At most 500 characters: a line for people, not a document.
+   */
+  reason?: string;
 }
 export interface StepIntendedData2 {
   commandId: CommandId;
@@ -976,6 +1100,13 @@ export interface PreflightResult {
    * The node's boot id (/proc/sys/kernel/random/boot_id) at the check. The target refuses to restore after it changed: files received before a reboot may have been lost with the page cache.
    */
   bootId?: string;
+  /**
+   * Free space of the file system that holds (or would hold) the CT's private area: where copied local disks land.
+   */
+  privateFreeBytes?: number;
+  /**
+   * Resident memory of the CT's processes (VmRSS of its init and every descendant, from /proc): what a full dump writes at most.
+   */
   memoryBytes?: number;
   toolMs?: ToolMs;
 }
@@ -1000,6 +1131,10 @@ export interface DiskInfo {
   descriptorSha256?: string;
   targetDdxml?: AbsolutePath4;
   images?: number;
+  /**
+   * The bytes of the disk's files in its descriptor's folder as this node found them (what a copy of a local disk moves).
+   */
+  bytes?: number;
 }
 export interface PreflightTargetSucceeded {
   step: 'preflightTarget';
@@ -1153,7 +1288,7 @@ export interface StepFailedData {
   step: StepName;
   node: NodeName;
   attempt: number;
-  error: ErrorInfo;
+  error: ErrorInfo1;
   reconciled?: boolean;
 }
 /**
@@ -1164,7 +1299,7 @@ export interface StepFailedData {
  */
 export interface CommandRejectedData {
   commandId?: CommandId;
-  error: ErrorInfo;
+  error: ErrorInfo1;
 }
 /**
  * The convergence policy decided after a pre-dump, with its reason and numbers.
@@ -1220,7 +1355,7 @@ export interface CancelRequestedData {
  */
 export interface RollbackStartedData {
   reason: string;
-  cause?: ErrorInfo;
+  cause?: ErrorInfo1;
 }
 /**
  * Bytes moved so far by a streaming step (rate-limited).
@@ -1253,7 +1388,7 @@ export interface MigrationStuckData {
    */
   attempts: number;
   reason: string;
-  lastError?: ErrorInfo;
+  lastError?: ErrorInfo1;
 }
 /**
  * An operator fixed what made the stuck action fail: it gets a fresh set of attempts.
@@ -1293,7 +1428,7 @@ export interface MigrationCompletedData {
  */
 export interface MigrationRolledBackData {
   reason: string;
-  cause?: ErrorInfo;
+  cause?: ErrorInfo1;
   stats: MigrationStats;
 }
 export interface MigrationRequestedEvent {
@@ -1453,6 +1588,48 @@ export interface ImageStreamerConfig {
   data: DataSettings;
 }
 /**
+ * A preflight's findings (PreflightResult in steps.schema.json) without imageDir, plus the node's image root.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CtInspection".
+ */
+export interface CtInspection {
+  configPresent: boolean;
+  running: boolean;
+  mounted?: boolean;
+  rootPid?: number;
+  criuVersion: string;
+  memTrack: boolean;
+  cpuFlags: string[];
+  vePrivate?: AbsolutePath;
+  /**
+   * @maxItems 64
+   */
+  disks: DiskInfo[];
+  freeBytes: number;
+  privateFreeBytes?: number;
+  memoryBytes?: number;
+  bootId?: string;
+  imageRoot: AbsolutePath5;
+}
+export interface InspectAnswered {
+  ok: true;
+  inspection: CtInspection;
+}
+export interface InspectRefused {
+  ok: false;
+  error: ErrorInfo1;
+}
+/**
+ * A coordinator asks a node agent what it sees of a CT, outside any migration (subject haul.inspect.<node>, for haul migrate --check): the preflight's findings, read only. Signed by a coordinator.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "InspectRequest".
+ */
+export interface InspectRequest {
+  ctid: Ctid;
+}
+/**
  * List migrations (subject haul.api.list).
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -1469,9 +1646,9 @@ export interface MigrateAccepted {
    */
   duplicate: boolean;
 }
-export interface ApiRejected {
+export interface ApiRejected1 {
   ok: false;
-  error: ErrorInfo;
+  error: ErrorInfo1;
 }
 /**
  * The current-status projection of one migration (KV bucket and status replies).
@@ -1500,7 +1677,15 @@ export interface MigrationStatus {
   iteration: number;
   runningSteps?: string[];
   lastEvent?: string;
+  /**
+   * Why it rolled back or is stuck.
+   */
   reason?: string;
+  requestedBy?: IdentityName2;
+  /**
+   * Why it was asked (the request's reason).
+   */
+  requestReason?: string;
   /**
    * Set while the phase is stuck: the action that failed on every attempt and what an operator can do.
    */
@@ -1510,7 +1695,7 @@ export interface MigrationStatus {
     plan: 'rollback' | 'release' | 'cleanup';
     attempts: number;
     since: Timestamp;
-    lastError?: ErrorInfo;
+    lastError?: ErrorInfo1;
     /**
      * Whether haul resolve may mark this action done (compensations and cleanup only); haul retry always may.
      */

@@ -117,6 +117,31 @@ const subjectChannels: Record<keyof typeof subjects, Channel | Wildcard> = {
     'statusReply',
     'Say that a stuck action was done by hand.',
   ),
+  apiCheck: api(
+    'apiCheck',
+    subjects.apiCheck,
+    'migrateRequest',
+    'checkReply',
+    'Would this migration work, what would it copy, how long would the CT be frozen (`haul migrate --check`)? Nothing is admitted, locked, appended or sent to a host but read-only inspections.',
+  ),
+  inspectAll: { wildcardOf: 'inspect' },
+  inspect: {
+    id: 'inspect',
+    address: address(subjects.inspect(param('node'))),
+    title: 'CT inspections',
+    description:
+      'A coordinator asks a node agent what it sees of a CT outside any migration (the checks of a preflight, read only: no image folder, no tool that changes anything), for `haul.api.check`. Only a request signed by a coordinator is answered.',
+    messages: ['inspectRequest'],
+    traits: ['signed'],
+    reply: 'inspectReply',
+    operations: [
+      {
+        id: 'answerInspect',
+        action: 'receive',
+        summary: 'The node agent of that node answers (queue group node-agent).',
+      },
+    ],
+  },
   commandsAll: { wildcardOf: 'commands' },
   streamOffersAll: { wildcardOf: 'streamOffer' },
   deadLettersOf: { wildcardOf: 'deadLetters' },

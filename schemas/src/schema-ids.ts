@@ -18,6 +18,9 @@ export const schemaIds = {
   discoveryInfo: 'https://haul.dev/schemas/discovery-info.schema.json',
   streamerRegistration: 'https://haul.dev/schemas/streamer-registration.schema.json',
   transferProgress: 'https://haul.dev/schemas/transfer-progress.schema.json',
+  inspectRequest: 'https://haul.dev/schemas/inspect-request.schema.json',
+  inspectReply: 'https://haul.dev/schemas/inspect-reply.schema.json',
+  checkReply: 'https://haul.dev/schemas/check-reply.schema.json',
 } as const;
 
 export type SchemaName = keyof typeof schemaIds;

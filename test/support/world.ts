@@ -33,6 +33,8 @@ export type { FaultRule };
 
 export type WorldOptions = {
   ctid?: string;
+  /** The emulated nodes (default node-a and node-b); the CT runs on the first, the others have its config. */
+  nodes?: string[];
   memoryMb?: number;
   dirtyRate?: number;
   diskWrites?: number;
@@ -79,7 +81,7 @@ function schemaOf(entry: string): ConfigSchemaName {
  */
 export async function startWorld(o: WorldOptions = {}) {
   const ctid = o.ctid ?? '101';
-  const nodes = ['node-a', 'node-b'];
+  const nodes = o.nodes ?? ['node-a', 'node-b'];
   // HAUL_TEST_INSECURE=1 runs a test as haul ran before it signed anything: to see a forgery test fail without it.
   const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
   const secure = o.secure ?? !insecure;
@@ -120,7 +122,7 @@ export async function startWorld(o: WorldOptions = {}) {
     ...shared.flatMap((d) => ['--shared-disk', d]),
   ];
   await cluster.ok('node-a', 'haul-emu', ctArgs);
-  await cluster.ok('node-b', 'haul-emu', [...ctArgs, '--config-only']);
+  for (const n of nodes.slice(1)) await cluster.ok(n, 'haul-emu', [...ctArgs, '--config-only']);
   const nc: NatsConnection = secrets
     ? await connectAs('scheduler')
     : await connectBus({ servers: server.url, name: 'haul-world' });

@@ -57,6 +57,12 @@ export const subjects = {
   /** Operator actions on a stuck migration (docs/protocol.md, "Stuck migrations"). */
   apiRetry: 'haul.api.retry',
   apiResolve: 'haul.api.resolve',
+  /** Would this migration work (haul migrate --check)? Read only: nothing is admitted, locked, appended or sent. */
+  apiCheck: 'haul.api.check',
+  /** A node agent's read-only look at a CT, asked by a coordinator outside any migration (the check's preflight). */
+  inspect: (node: string): string => `haul.inspect.${token(node)}`,
+  /** Every node agent's inspection endpoint (a pattern, for permissions). */
+  inspectAll: 'haul.inspect.*',
   /** Target streamer's negotiation endpoint. */
   streamOffer: (node: string): string => `haul.stream.${token(node)}.offer`,
   /** Every node's negotiation endpoint (a pattern, for permissions). */
@@ -103,6 +109,13 @@ export const limits = {
   /** One scheduler API request waits this long for its reply; an idempotent one is asked again until the deadline. */
   apiTimeoutMs: 5_000,
   apiDeadlineMs: 30_000,
+  /**
+   * A node agent's inspection of a CT (haul.inspect.<node>) runs `vzctl status` and criu's version and feature
+   * checks: seconds on a loaded host, so longer than a plain API answer.
+   */
+  inspectTimeoutMs: 10_000,
+  /** A check (haul.api.check) waits for both nodes' inspections and reads the CT's history: the client waits this long. */
+  checkTimeoutMs: 20_000,
   /** How long a node agent or image streamer waits at start for the coordinator to create the streams and buckets. */
   topologyWaitMs: 120_000,
   /**

@@ -162,8 +162,10 @@ const apiSubjects = {
   resolve: subjects.apiResolve,
   status: subjects.apiStatus,
   list: subjects.apiList,
+  check: subjects.apiCheck,
 };
-const readApi = [apiSubjects.status, apiSubjects.list];
+/** Requests that change nothing: a status, the list, and a check (haul migrate --check), which only reads. */
+const readApi = [apiSubjects.status, apiSubjects.list, apiSubjects.check];
 const changeApi = [apiSubjects.migrate, apiSubjects.cancel, apiSubjects.retry, apiSubjects.resolve];
 
 /** Read-only tools: the CLI's status, ls, events, nodes and services. */
@@ -195,6 +197,7 @@ function coordinatorPublish(): Grant[] {
     ...readEvents(),
     g(subjects.eventsAll, 'append migration events'),
     g(subjects.commandsAll, 'send step commands'),
+    g(subjects.inspectAll, 'ask node agents to inspect a CT (haul.api.check)'),
     g(subjects.deadLettersOf(serviceNames.coordinator), 'park an event it cannot handle'),
     ...readBucket(buckets.status, true),
     g(kvSubject(buckets.status, '*'), 'write migration statuses'),
@@ -294,7 +297,11 @@ function nodePermissions(id: Identity, inbox: Grant, deny: Grant[]): Permissions
         ];
   const subscribe =
     executor === 'agent'
-      ? [g(subjects.discovery, 'answer discovery'), inbox]
+      ? [
+          g(subjects.inspect(node), 'answer inspections of its CTs (haul.api.check)'),
+          g(subjects.discovery, 'answer discovery'),
+          inbox,
+        ]
       : [
           g(subjects.streamOffer(node), 'receive transfer offers'),
           g(subjects.discovery, 'answer discovery'),

@@ -1,43 +1,77 @@
 import { RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
-import { decodeJson, encodeJson, limits, subjects } from '@haul/bus';
-import type { MigrateReply, MigrateRequest, StatusReply } from '@haul/schemas';
+import {
+  decodeJson,
+  encodeJson,
+  limits,
+  loadSeed,
+  signWith,
+  signedRequest,
+  subjects,
+  type SignatureHeaders,
+} from '@haul/bus';
+import type { CheckReply, MigrateReply, MigrateRequest, StatusReply } from '@haul/schemas';
 import { NoCoordinatorError, WaitTimeoutError } from './errors.ts';
+
+/** Signs a request as this process's identity, so the coordinator records who asked (none: sent unsigned). */
+export type RequestSigner = (subject: string, body: Uint8Array) => SignatureHeaders | undefined;
+
+/**
+ * The key the CLI logs in with (HAUL_NKEY_SEED_FILE) also signs its API requests; HAUL_INSECURE=1 signs nothing. A
+ * seed file that cannot be read or is not a seed throws TrustConfigError (a usage error).
+ */
+export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined {
+  const file = env['HAUL_NKEY_SEED_FILE'];
+  if (env['HAUL_INSECURE'] === '1' || !file) return undefined;
+  const kp = loadSeed(file);
+  return (subject, body) => signWith(kp, subject, body);
+}
 
 /**
  * The scheduler API as a client calls it (request/reply on NATS). Throws NoCoordinatorError when nobody serves
  * the subject, WaitTimeoutError when the reply does not come in time.
  *
  * A busy coordinator can take longer than one request's timeout to answer. Requests whose repetition changes
- * nothing (migrate is deduplicated by its requestId; status and list only read) are asked again, with the same body,
- * until limits.apiDeadlineMs has passed; the others (cancel, retry, resolve) are asked once.
+ * nothing (migrate is deduplicated by its requestId; status, list and check only read) are asked again, with the
+ * same body, until limits.apiDeadlineMs has passed; the others (cancel, retry, resolve) are asked once.
  */
-export function createApiClient(nc: NatsConnection) {
-  const once = async <T>(subject: string, body: unknown): Promise<T> => {
+export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
+  const once = async <T>(
+    subject: string,
+    req: unknown,
+    timeoutMs: number = limits.apiTimeoutMs,
+  ): Promise<T> => {
+    const body = encodeJson(req);
     try {
-      const m = await nc.request(subject, encodeJson(body), { timeout: limits.apiTimeoutMs });
+      const m = await signedRequest(nc, subject, body, sign?.(subject, body), timeoutMs);
       return decodeJson(m.data) as T;
     } catch (err) {
       if (err instanceof RequestError && err.isNoResponders())
         throw new NoCoordinatorError(subject, { cause: err });
       if (err instanceof TimeoutError)
-        throw new WaitTimeoutError(`no reply on ${subject}: timed out after ${limits.apiTimeoutMs} ms`, {
+        throw new WaitTimeoutError(`no reply on ${subject}: timed out after ${timeoutMs} ms`, {
           cause: err,
         });
       throw err;
     }
   };
-  const idempotent = async <T>(subject: string, body: unknown): Promise<T> => {
-    const deadline = Date.now() + limits.apiDeadlineMs;
+  const idempotent = async <T>(
+    subject: string,
+    body: unknown,
+    timeoutMs: number = limits.apiTimeoutMs,
+  ): Promise<T> => {
+    const deadline = Date.now() + Math.max(limits.apiDeadlineMs, timeoutMs);
     for (;;) {
       try {
-        return await once<T>(subject, body);
+        return await once<T>(subject, body, timeoutMs);
       } catch (err) {
-        if (!(err instanceof WaitTimeoutError) || Date.now() + limits.apiTimeoutMs > deadline) throw err;
+        if (!(err instanceof WaitTimeoutError) || Date.now() + timeoutMs > deadline) throw err;
       }
     }
   };
   return {
     migrate: (req: MigrateRequest) => idempotent<MigrateReply>(subjects.apiMigrate, req),
+    /** Would this migration work (haul.api.check)? Changes nothing; each ask waits limits.checkTimeoutMs. */
+    check: (req: MigrateRequest) => idempotent<CheckReply>(subjects.apiCheck, req, limits.checkTimeoutMs),
     cancel: (migrationId: string, reason?: string) =>
       once<StatusReply>(subjects.apiCancel, reason ? { migrationId, reason } : { migrationId }),
     status: (migrationId: string) => idempotent<StatusReply>(subjects.apiStatus, { migrationId }),

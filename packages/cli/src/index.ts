@@ -1,5 +1,5 @@
 export { main, version } from './main.ts';
-export { createApiClient, type ApiClient } from './client.ts';
+export { createApiClient, signerFromEnv, type ApiClient, type RequestSigner } from './client.ts';
 export { followToEnd, followTransfers, type Terminal } from './follow.ts';
 export { eventDetail, formatEvent, formatStats } from './format.ts';
 export { commands } from './commands/index.ts';

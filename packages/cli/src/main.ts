@@ -10,7 +10,7 @@ import {
 } from '@haul/bus';
 import pkg from '../../../package.json' with { type: 'json' };
 import { closest, parseCommandLine } from './args.ts';
-import { createApiClient, type ApiClient } from './client.ts';
+import { createApiClient, signerFromEnv, type ApiClient } from './client.ts';
 import { commonFlags, type Command, type Context } from './command.ts';
 import { commands } from './commands/index.ts';
 import { envelopeValidators } from './envelope-validators.ts';
@@ -135,7 +135,7 @@ function lazyConnection(servers: string | undefined, env: NodeJS.ProcessEnv, rec
     }));
   return {
     nc,
-    api: async () => (api ??= createApiClient(await nc())),
+    api: async () => (api ??= createApiClient(await nc(), signerFromEnv(env))),
     // Events are shown only when believed: the registry (HAUL_IDENTITIES_FILE) is read when a command reads the log.
     log: () =>
       (logP ??= nc().then((c) => {

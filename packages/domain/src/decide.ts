@@ -8,7 +8,7 @@ import type {
   StepName,
   StreamResult,
 } from '@haul/schemas';
-import { decideConvergence, defaultMaxIterations } from './convergence.ts';
+import { decideConvergence, defaultMaxIterations, type ConvergenceInput } from './convergence.ts';
 import { deadlinesOf, type TransferReports } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
@@ -46,6 +46,8 @@ export type DecideInput =
       migrationId: string;
       request: MigrateRequest;
       imageRoots: { source: string; target: string };
+      /** The verified signer of the request (none when unsigned or insecure). */
+      requestedBy?: string;
       meta: DecideMeta;
     }
   | { kind: 'Advance'; meta: DecideMeta }
@@ -112,7 +114,11 @@ function requestMigration(
       seeded,
       input.meta,
       'MigrationRequested',
-      { request: r, imageRoots: input.imageRoots },
+      {
+        request: r,
+        imageRoots: input.imageRoots,
+        ...(input.requestedBy !== undefined ? { requestedBy: input.requestedBy } : {}),
+      },
       `${input.migrationId}:requested`,
     ),
   ];
@@ -592,4 +598,23 @@ function convergenceInput(s: MigrationState, dumps: StepRecord[], i: number, max
     if (sr.durationMs > 0) input.bandwidthBytesPerSec = sr.bytes / (sr.durationMs / 1000);
   }
   return input;
+}
+
+/**
+ * The convergence numbers of a migration's last pre-dump that had a predecessor (the dirty rate needs two dumps),
+ * as the decider measured them: what a later check predicts the CT's downtime from. Undefined without such a pair.
+ */
+export function lastMeasuredConvergence(s: MigrationState): ConvergenceInput | undefined {
+  const dumps = Object.values(s.steps)
+    .filter((r) => r.step === 'preDump' && r.status === 'succeeded')
+    .sort((a, b) => Number(a.subject) - Number(b.subject));
+  const last = dumps.at(-1);
+  if (!last || Number(last.subject) < 1 || !s.request) return undefined;
+  const input = convergenceInput(
+    s,
+    dumps,
+    Number(last.subject),
+    s.request.maxIterations ?? defaultMaxIterations,
+  );
+  return input.dirtyPagesPerSec === undefined ? undefined : input;
 }

@@ -3,6 +3,8 @@ import { errorCodes } from './errors.ts';
 import type { MigrationState } from './state.ts';
 
 type DiskInfo = PreflightResult['disks'][number];
+/** What a preflight (or an inspection outside a migration, which makes no image folder) found on one node. */
+export type Findings = Omit<PreflightResult, 'imageDir' | 'toolMs'>;
 /** A disk of the CT as the source's preflight found it, with its index there (the disk's step subject). */
 export type DiskRef = DiskInfo & { index: number };
 
@@ -14,7 +16,7 @@ const code = errorCodes.preflightSharedDisk;
  * descriptor path, below one of the target's shared-storage roots, and the target read the same bytes there. A
  * log written before agents located disks (no `location`) keeps the request's word (`shared`).
  */
-export function notSharedBecause(d: DiskInfo, tgt: PreflightResult | undefined): string | undefined {
+export function notSharedBecause(d: DiskInfo, tgt: Findings | undefined): string | undefined {
   if (d.location === undefined) return d.shared ? undefined : 'the request did not declare it shared';
   if (d.location !== 'shared')
     return `it lives ${d.location === 'private' ? 'in the CT private area' : 'elsewhere'}`;
@@ -33,8 +35,16 @@ export function notSharedBecause(d: DiskInfo, tgt: PreflightResult | undefined):
  * is only checked against these findings (checkDisks).
  */
 export function migrationDisks(s: MigrationState): { shared: DiskRef[]; local: DiskRef[] } {
-  const all = (s.preflight.source?.disks ?? []).map((d, index) => ({ ...d, index }));
-  const isShared = (d: DiskRef) => notSharedBecause(d, s.preflight.target) === undefined;
+  return migrationDisksOf(s.preflight.source, s.preflight.target);
+}
+
+/** migrationDisks from the two nodes' findings (a preflight's, or an inspection's for a check). */
+export function migrationDisksOf(
+  src: Findings | undefined,
+  tgt: Findings | undefined,
+): { shared: DiskRef[]; local: DiskRef[] } {
+  const all = (src?.disks ?? []).map((d, index) => ({ ...d, index }));
+  const isShared = (d: DiskRef) => notSharedBecause(d, tgt) === undefined;
   return { shared: all.filter(isShared), local: all.filter((d) => !isShared(d)) };
 }
 
@@ -55,11 +65,7 @@ export function declaredDisk<D extends DiskInfo>(path: string, disks: readonly D
  * its private area, or shared with the target), and a declared `sharedDisks` must name exactly the shared ones.
  * Each failure names the disk's path and, when the request named it, the request's field (`sharedDisks.<i>`).
  */
-export function checkDisks(
-  req: MigrateRequest,
-  src: PreflightResult,
-  tgt: PreflightResult,
-): ErrorInfo | undefined {
+export function checkDisks(req: MigrateRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
   const ct = `CT ${req.ctid}`;
   const disks = src.disks.map((d, index) => ({ ...d, index }));
   if (disks.every((d) => d.location === undefined)) return legacyCount(req, src);
@@ -97,7 +103,7 @@ export function checkDisks(
 }
 
 /** A log from before agents located disks: as then, every declared disk must have been found. */
-function legacyCount(req: MigrateRequest, src: PreflightResult): ErrorInfo | undefined {
+function legacyCount(req: MigrateRequest, src: Findings): ErrorInfo | undefined {
   const shared = src.disks.filter((d) => d.shared).length;
   const want = (req.sharedDisks ?? []).length;
   if (shared === want) return undefined;

@@ -43,6 +43,12 @@ export const errorCodes = {
   alreadyRollingBack: 'HAUL_ALREADY_ROLLING_BACK',
   /** The preflight found the CT's disks unmigratable, or not the shared disks the request declared. */
   preflightSharedDisk: 'HAUL_PREFLIGHT_SHARED_DISK',
+  /** The target has less free space than the CT's memory images or its local disks' copies need. */
+  preflightNoRoom: 'HAUL_PREFLIGHT_NO_ROOM',
+  /** A request signed with a key the registry does not know, or a signature that does not match it. */
+  badSignature: 'HAUL_BAD_SIGNATURE',
+  /** A check could not ask a node agent what it sees of the CT (no agent answered on haul.inspect.<node>). */
+  nodeNoAnswer: 'HAUL_NODE_NO_ANSWER',
   /** A stream offer whose manifest or target folder would write outside the receiver's roots (the field is named). */
   unsafeManifest: 'HAUL_UNSAFE_MANIFEST',
   /** A stream offer from a node with no streamer registration, or naming another data address than it registered. */

@@ -25,6 +25,7 @@ export function evolve(state: MigrationState, event: MigrationEvent): MigrationS
         target: `${event.data.imageRoots.target}/${imageDirName(event.migrationId)}`,
       };
       s.requestedAt = event.time;
+      if (event.data.requestedBy !== undefined) s.requestedBy = event.data.requestedBy;
       return s;
     case 'StepIntended': {
       const cmd = event.data;

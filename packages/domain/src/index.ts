@@ -8,16 +8,26 @@ export {
   type StuckAction,
 } from './state.ts';
 export { evolve, fold, subjectOf } from './evolve.ts';
-export { decide, decideUntilStable, targetPathOf, type DecideInput, type DecideMeta } from './decide.ts';
+export {
+  decide,
+  decideUntilStable,
+  lastMeasuredConvergence,
+  targetPathOf,
+  type DecideInput,
+  type DecideMeta,
+} from './decide.ts';
+export { checkMigration, checkedDisks, predictDowntime, type CheckInput } from './check.ts';
 export { deadlinesOf, lastSignOfLife, nextDeadline, type TransferReports } from './deadlines.ts';
 export { planRollback, planRollbackOf, planCleanup, planCleanupOf, type PlannedAction } from './plans.ts';
 export {
   migrationDisks,
+  migrationDisksOf,
   sharedDisksOf,
   checkDisks,
   declaredDisk,
   notSharedBecause,
   type DiskRef,
+  type Findings,
 } from './disks.ts';
 export {
   decideConvergence,
@@ -37,7 +47,7 @@ export {
 export { deriveStats, deriveStatsOf, downtimeOf } from './stats.ts';
 export { projectStatus } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
-export { checkPreflight, compareVersions } from './preflight-check.ts';
+export { checkPreflight, checkRoom, compareVersions } from './preflight-check.ts';
 export {
   stepTable,
   liveForwardSteps,

@@ -1,5 +1,6 @@
-import type { ErrorInfo, MigrateRequest, PreflightResult } from '@haul/schemas';
-import { checkDisks } from './disks.ts';
+import type { ErrorInfo, MigrateRequest } from '@haul/schemas';
+import { checkDisks, migrationDisksOf, type Findings } from './disks.ts';
+import { errorCodes } from './errors.ts';
 
 /** Compare dotted versions numerically ("3.17" > "3.9.2"). */
 export function compareVersions(a: string, b: string): number {
@@ -13,11 +14,7 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** P.Haul's checks before anything changes: config on both sides, CT state, CRIU versions, CPU flags, disks. */
-export function checkPreflight(
-  req: MigrateRequest,
-  src: PreflightResult,
-  tgt: PreflightResult,
-): ErrorInfo | undefined {
+export function checkPreflight(req: MigrateRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
   const live = (req.mode ?? 'live') === 'live';
   if (!src.configPresent)
     return {
@@ -59,5 +56,33 @@ export function checkPreflight(
         field: 'target',
       };
   }
-  return checkDisks(req, src, tgt);
+  return checkDisks(req, src, tgt) ?? checkRoom(req, src, tgt);
+}
+
+const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+
+/**
+ * Room on the target for what will certainly land there: the CT's memory images (live mode; a full dump is at most
+ * its resident memory, pre-dumps add what it dirties, so this is a lower bound) in the image root, and the copies of
+ * its local disks in its private area. Checked only when both nodes reported the numbers (older agents did not).
+ */
+export function checkRoom(req: MigrateRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
+  const live = (req.mode ?? 'live') === 'live';
+  const images = live ? src.memoryBytes : 0;
+  if (images !== undefined && images > tgt.freeBytes)
+    return {
+      code: errorCodes.preflightNoRoom,
+      message: `${req.target} has ${gib(tgt.freeBytes)} free in its image root, CT ${req.ctid}'s memory takes ${gib(images)}`,
+      field: 'target',
+    };
+  const local = migrationDisksOf(src, tgt).local;
+  if (local.some((d) => d.bytes === undefined) || tgt.privateFreeBytes === undefined) return undefined;
+  const disks = local.reduce((a, d) => a + d.bytes!, 0);
+  if (disks > tgt.privateFreeBytes)
+    return {
+      code: errorCodes.preflightNoRoom,
+      message: `${req.target} has ${gib(tgt.privateFreeBytes)} free for CT ${req.ctid}'s private area, its local disks take ${gib(disks)}`,
+      field: 'target',
+    };
+  return undefined;
 }

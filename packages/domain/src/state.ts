@@ -47,6 +47,8 @@ export type MigrationState = {
   /** This migration's image folder on each node, decided when it was requested. */
   imageDirs?: { source: string; target: string };
   requestedAt?: string;
+  /** Who asked: the identity whose signature over the request the coordinator verified. */
+  requestedBy?: string;
   /** Every event so far: rollback and cleanup plans are pure functions of this list. */
   log: MigrationEvent[];
   steps: Record<string, StepRecord>;

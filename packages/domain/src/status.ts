@@ -20,6 +20,8 @@ export function projectStatus(s: MigrationState, lastSeq: number): MigrationStat
     updatedAt: s.lastTime ?? s.requestedAt ?? '1970-01-01T00:00:00.000Z',
     lastSeq,
   };
+  if (s.requestedBy !== undefined) st.requestedBy = s.requestedBy;
+  if (s.request.reason !== undefined) st.requestReason = s.request.reason;
   const last = s.log.at(-1);
   if (last) st.lastEvent = last.type;
   if (s.rollback) st.reason = s.rollback.reason;

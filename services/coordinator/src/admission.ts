@@ -279,6 +279,25 @@ export function createAdmission(deps: {
   }
 
   return {
+    /**
+     * What admission would answer now, changing nothing (haul.api.check): the ledger as it is read (a missing one
+     * reads as empty, not rebuilt) and the nodes' heartbeats.
+     */
+    async judge(request: MigrateRequest, migrationId: string): Promise<AdmissionDecision> {
+      const nodes = {
+        source: await nodeReport(request.source),
+        target: await nodeReport(request.target),
+      };
+      const entries = await ledger.read();
+      return decideAdmission(entries, {
+        request,
+        migrationId,
+        nodes,
+        maxPerNode: deps.maxPerNode,
+        now: new Date(),
+      });
+    },
+
     /** Admit `request` as `migrationId` (or find its own earlier admission), under compare-and-set. */
     async admit(request: MigrateRequest, migrationId: string): Promise<AdmissionDecision> {
       const nodes = {

@@ -5,6 +5,7 @@ import {
   decodeJson,
   encodeJson,
   openBucket,
+  signatureHeaders,
   sentTo,
   serveDiscovery,
   subjects,
@@ -17,6 +18,7 @@ import {
   CommandRejectedError,
   decide,
   deriveStatsOf,
+  errorCodes,
   initialState,
   projectStatus,
   type MigrationState,
@@ -33,6 +35,7 @@ import type {
   Validators,
 } from '@haul/schemas';
 import { collision, migrationIdFor, type Admission, type AdmissionEntry } from './admission.ts';
+import { createCheck } from './check.ts';
 import { operatorRoutes } from './operator-api.ts';
 import type { ProcessManager } from './process-manager.ts';
 
@@ -87,10 +90,15 @@ export function createApi(
    * deduplicated by its event id, itself derived from the request id): of concurrent identical requests exactly
    * one appends; the others find its migration in the log.
    */
-  async function appendRequested(req: MigrateRequest, entry: AdmissionEntry): Promise<MigrateReply> {
+  async function appendRequested(
+    req: MigrateRequest,
+    entry: AdmissionEntry,
+    requestedBy: string | undefined,
+  ): Promise<MigrateReply> {
     const { migrationId, imageRoots } = entry;
+    const by = requestedBy === undefined ? {} : { requestedBy };
     const [requested] = decide(
-      { kind: 'RequestMigration', migrationId, request: req, imageRoots, meta: pm.meta() },
+      { kind: 'RequestMigration', migrationId, request: req, imageRoots, ...by, meta: pm.meta() },
       initialState(),
     );
     let duplicate: boolean;
@@ -116,7 +124,10 @@ export function createApi(
     }
     // An admission the reaper took meanwhile (an append slower than its grace period) is settled by the process
     // manager before the migration's first step: admitted again, or cancelled (admission.confirm).
-    log.info({ migrationId, ctid: req.ctid, source: req.source, target: req.target }, 'migration accepted');
+    log.info(
+      { migrationId, ctid: req.ctid, source: req.source, target: req.target, ...by },
+      'migration accepted',
+    );
     return { ok: true, migrationId, duplicate: false };
   }
 
@@ -124,9 +135,11 @@ export function createApi(
    * One request id is one migration (its id is derived from the request id). Precedence: the schema, a duplicate
    * (answered with the migration in the log), the core's refusals, then admission (docs/api.md).
    */
-  async function migrate(raw: unknown): Promise<MigrateReply> {
+  async function migrate(raw: unknown, msg: Msg): Promise<MigrateReply> {
     const v = validators.validate<MigrateRequest>('migrateRequest', raw);
     if (!v.ok) return reject(v.error);
+    const who = signerOf(msg);
+    if (!who.ok) return reject(who.error);
     const req = v.value;
     const migrationId = migrationIdFor(req.requestId);
     const known = duplicateOf(req, migrationId, (await pm.load(migrationId)).state);
@@ -135,7 +148,29 @@ export function createApi(
     if (bad) return reject(bad);
     const admitted = await admission.admit(req, migrationId);
     if (!admitted.ok) return reject(admitted.error);
-    return appendRequested(req, admitted.entry);
+    return appendRequested(req, admitted.entry, who.name);
+  }
+
+  /**
+   * Who sent a request: the registered identity whose signature (Haul-Signer, Haul-Signature over the subject and
+   * body, as for commands and events) verifies. An unsigned request is answered as before, with no name to record
+   * (NATS permissions still decided who may publish it); a signature that does not verify — a key the registry does
+   * not know, or bytes it was not made for — claims an identity falsely and is refused.
+   */
+  function signerOf(msg: Msg): { ok: true; name?: string } | { ok: false; error: ErrorInfo } {
+    if (!trust.secure || !msg.headers?.get(signatureHeaders.signer)) return { ok: true };
+    const v = trust.verify(msg.subject, msg.data, msg.headers);
+    if (v.ok) return v.identity ? { ok: true, name: v.identity.name } : { ok: true };
+    trust.reject({
+      kind: 'command',
+      subject: msg.subject,
+      reason: v.reason,
+      ...(v.claimed ? { claimed: v.claimed } : {}),
+    });
+    return {
+      ok: false,
+      error: { code: errorCodes.badSignature, message: `the request's signature: ${v.reason}` },
+    };
   }
 
   async function status(mid: string): Promise<MigrationStatus | undefined> {
@@ -206,8 +241,10 @@ export function createApi(
     return { ok: true, migrations: out };
   }
 
-  const routes: [string, (raw: unknown) => Promise<unknown>, string][] = [
+  const check = createCheck({ nc, validators, pm, admission, trust, log, refused });
+  const routes: [string, (raw: unknown, msg: Msg) => Promise<unknown>, string][] = [
     [subjects.apiMigrate, migrate, 'migrateReply'],
+    [subjects.apiCheck, check, 'checkReply'],
     [subjects.apiCancel, cancel, 'statusReply'],
     [subjects.apiStatus, statusReq, 'statusReply'],
     [subjects.apiList, list, 'statusReply'],
@@ -231,7 +268,7 @@ export function createApi(
       reply =
         raw === undefined
           ? reject({ code: 'HAUL_INVALID_MESSAGE', message: 'the request is not JSON', field: '' })
-          : await fn(raw);
+          : await fn(raw, msg);
       const check = validators.validate(replySchema as 'statusReply', reply);
       if (!check.ok) throw new Error(`reply breaks its schema: ${check.error.message}`);
     } catch (err) {

@@ -37,6 +37,7 @@ import { resumeOnSource } from './handlers/dumps.ts';
 import { createHeldDumps } from './held-dumps.ts';
 import { toolHost, type AgentHost } from './host.ts';
 import { createLeases } from './leases.ts';
+import { serveInspections } from './inspections.ts';
 import { createCommandMarkers } from './markers.ts';
 
 export type NodeAgentDeps = {
@@ -253,6 +254,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         () => ({ heldDumps: held.list().length, parkedCommands: queue.parked }),
         trust,
       );
+      serveInspections({ nc, validators, cfg, tools: createTools(run, ac.signal), trust, log });
       // A deaf agent must not stay up heartbeating (admission would keep sending it work): it exits instead.
       const consumer = await queue.consume(handle, ac.signal);
       loop = exitWhenLoopEnds(log, 'command consumer', consumer.ended, ac.signal, deps.exit);

@@ -1,5 +1,6 @@
 import type { Command } from '../command.ts';
 import { cancel } from './cancel.ts';
+import { evacuate } from './evacuate.ts';
 import { events } from './events.ts';
 import { ls } from './ls.ts';
 import { migrate } from './migrate.ts';
@@ -14,6 +15,7 @@ import { web } from './web.ts';
 /** Every command, in the order `haul --help` lists them: one entry per command. */
 export const commands: readonly Command[] = [
   migrate,
+  evacuate,
   status,
   wait,
   ls,

@@ -2,6 +2,7 @@ import type { MigrateRequest } from '@haul/schemas';
 import type { Args } from '../args.ts';
 import { jsonFlag, type Command } from '../command.ts';
 import { watchMigration } from '../watch.ts';
+import { showCheck } from '../check-view.ts';
 
 export const migrate: Command = {
   name: 'migrate',
@@ -75,6 +76,11 @@ same migration: running the command again re-attaches to it.`,
       short: 'd',
       help: 'print the migration id once accepted and exit 0 (follow it later with haul wait ID)',
     },
+    check: {
+      kind: 'boolean',
+      help: 'only say whether it would work, what it would copy and the downtime to expect; change nothing',
+    },
+    reason: { kind: 'string', value: 'TEXT', help: 'why (kept with the migration, shown by haul status)' },
     timeout: {
       kind: 'duration',
       value: 'DURATION',
@@ -87,9 +93,11 @@ same migration: running the command again re-attaches to it.`,
     'haul migrate --ct 101 --from node-a --to node-b --shared-disk /shared/ct101',
     'haul migrate --ct 101 --from node-a --to node-b --max-downtime-ms 500 --timeout 10m',
     'id=$(haul migrate --ct 101 --from node-a --to node-b --detach) && haul wait "$id" --timeout 10m',
+    'haul migrate --ct 101 --from node-a --to node-b --check   # exit 0: it would work; 4: it would not',
   ],
   exits: ['completed', 'overBudget', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
   async run(ctx) {
+    if (ctx.args.bool('check')) return showCheck(ctx, await (await ctx.api()).check(requestOf(ctx.args)));
     const reply = await (await ctx.api()).migrate(requestOf(ctx.args));
     if (!reply.ok) {
       const field = reply.error.field ? ` (field ${reply.error.field})` : '';
@@ -108,7 +116,7 @@ same migration: running the command again re-attaches to it.`,
 };
 
 /** The request the flags describe; ranges are the coordinator's to check (it names the field). */
-function requestOf(a: Args): MigrateRequest {
+export function requestOf(a: Args): MigrateRequest {
   const req: MigrateRequest = {
     requestId: a.str('request-id') ?? `cli-${Date.now().toString(36)}`,
     ctid: a.str('ct')!,
@@ -133,5 +141,7 @@ function requestOf(a: Args): MigrateRequest {
   }
   if (a.has('shared-disk')) req.sharedDisks = a.list('shared-disk');
   if (a.bool('skip-cpu-check')) req.skipCpuCheck = true;
+  const reason = a.str('reason');
+  if (reason !== undefined) req.reason = reason;
   return req;
 }

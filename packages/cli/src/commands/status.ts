@@ -5,8 +5,9 @@ import { stuckLine } from '../operator.ts';
 export const status: Command = {
   name: 'status',
   summary: "one migration's current phase, steps and stats",
-  description: `Ask the coordinator for one migration's status (haul.api.status): phase, iteration, running steps, why it
-rolled back or what it is stuck on and what to do about it, and the stats once it has ended.`,
+  description: `Ask the coordinator for one migration's status (haul.api.status): phase, iteration, who asked for it
+and why, running steps, why it rolled back or what it is stuck on and what to do about it, and the
+stats once it has ended.`,
   positionals: [{ name: 'ID', help: 'the migration id (m-…)', required: true }],
   flags: { ...jsonFlag },
   examples: [
@@ -29,6 +30,10 @@ rolled back or what it is stuck on and what to do about it, and the stats once i
     ctx.out.line(
       `${s.migrationId}  CT ${s.ctid}  ${s.source} → ${s.target}  ${s.mode}  ${s.phase}  iteration ${s.iteration}${s.reason ? `  (${s.reason})` : ''}`,
     );
+    if (s.requestedBy !== undefined || s.requestReason !== undefined)
+      ctx.out.line(
+        `requested by ${s.requestedBy ?? 'an unknown identity (unsigned request)'}${s.requestReason ? `: ${s.requestReason}` : ''}`,
+      );
     if (s.runningSteps?.length) ctx.out.line(`running: ${s.runningSteps.join(', ')}`);
     for (const l of s.stuck ? stuckLine(s).split('\n') : []) ctx.out.line(l);
     for (const l of s.stats ? formatStats(s.stats).split('\n') : []) ctx.out.line(l);

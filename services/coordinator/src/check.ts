@@ -1,0 +1,121 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  buckets,
+  decodeJson,
+  encodeJson,
+  limits,
+  openBucket,
+  signedRequest,
+  subjects,
+  validValues,
+  type Logger,
+  type Trust,
+} from '@haul/bus';
+import {
+  checkMigration,
+  errorCodes,
+  lastMeasuredConvergence,
+  type Findings,
+  type MigrationState,
+} from '@haul/domain';
+import type {
+  CheckReply,
+  ErrorInfo,
+  InspectReply,
+  MigrateRequest,
+  MigrationStatus,
+  Validators,
+} from '@haul/schemas';
+import { migrationIdFor, type Admission } from './admission.ts';
+import type { ProcessManager } from './process-manager.ts';
+
+export type CheckDeps = {
+  nc: NatsConnection;
+  validators: Validators;
+  pm: ProcessManager;
+  admission: Admission;
+  trust: Trust;
+  log: Logger;
+  /** The core's refusals of the request itself (same node, a budget in restart mode), as migrate answers them. */
+  refused: (req: MigrateRequest, migrationId: string) => ErrorInfo | undefined;
+};
+
+/** Completed migrations of the CT looked at for a measured dirty rate, newest first. */
+const historyDepth = 5;
+
+/**
+ * haul.api.check (haul migrate --check): would this migration work now, what would it copy, how long would the CT
+ * be frozen? A request outside any migration, never a migration that stops after its preflight: nothing is admitted
+ * (no CT or node slot is taken), nothing is appended to the log, no command is sent. What admission would answer is
+ * judged on the ledger as read; each node agent is asked what it sees of the CT (haul.inspect.<node>, signed by this
+ * coordinator), which reads the host and changes nothing; the verdict is the core's (checkMigration).
+ */
+export function createCheck(deps: CheckDeps) {
+  const { nc, validators, pm, admission, trust, log } = deps;
+
+  /** What a node's agent sees of the CT, or why it could not be asked. */
+  async function inspect(
+    role: 'source' | 'target',
+    node: string,
+    ctid: string,
+  ): Promise<{ ok: true; found: Findings } | { ok: false; error: ErrorInfo }> {
+    const subject = subjects.inspect(node);
+    const body = encodeJson({ ctid });
+    try {
+      const m = await signedRequest(nc, subject, body, trust.sign(subject, body), limits.inspectTimeoutMs);
+      const v = validators.validate<InspectReply>('inspectReply', decodeJson(m.data));
+      if (!v.ok) throw new Error(`the agent's reply breaks its schema: ${v.error.message}`);
+      return v.value.ok ? { ok: true, found: v.value.inspection } : { ok: false, error: v.value.error };
+    } catch (err) {
+      log.warn({ nodeId: node, err }, 'inspection unanswered');
+      return {
+        ok: false,
+        error: {
+          code: errorCodes.nodeNoAnswer,
+          message: `the agent of ${node} did not answer the inspection of CT ${ctid}: ${(err as Error).message}`,
+          field: role,
+        },
+      };
+    }
+  }
+
+  /** The CT's latest completed live migration whose log measured a dirty rate (two pre-dumps), if any. */
+  async function history(ctid: string): Promise<MigrationState | undefined> {
+    const kv = await openBucket(nc, buckets.status);
+    const done: MigrationStatus[] = [];
+    const junk = (key: string, reason: string) =>
+      log.warn({ bucket: buckets.status, key, reason }, 'unreadable status skipped');
+    for await (const { value: s } of validValues<MigrationStatus>(kv, validators, 'migrationStatus', junk))
+      if (s.ctid === ctid && s.phase === 'completed' && s.mode === 'live') done.push(s);
+    done.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+    for (const s of done.slice(0, historyDepth)) {
+      const { state } = await pm.load(s.migrationId);
+      if (lastMeasuredConvergence(state)) return state;
+    }
+    return undefined;
+  }
+
+  return async function check(raw: unknown): Promise<CheckReply> {
+    const v = validators.validate<MigrateRequest>('migrateRequest', raw);
+    if (!v.ok) return { ok: false, error: v.error };
+    const req = v.value;
+    const migrationId = migrationIdFor(req.requestId);
+    const bad = deps.refused(req, migrationId);
+    if (bad) return { ok: false, error: bad };
+    const [judged, src, tgt, past] = await Promise.all([
+      admission.judge(req, migrationId),
+      inspect('source', req.source, req.ctid),
+      inspect('target', req.target, req.ctid),
+      history(req.ctid),
+    ]);
+    const unanswered = !src.ok ? src.error : !tgt.ok ? tgt.error : undefined;
+    return checkMigration({
+      request: req,
+      admission: judged.ok ? undefined : judged.error,
+      source: src.ok ? src.found : undefined,
+      target: tgt.ok ? tgt.found : undefined,
+      inspection: unanswered,
+      history: past,
+    });
+  };
+}

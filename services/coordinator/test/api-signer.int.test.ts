@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createUser } from '@nats-io/nkeys';
+import { pino } from 'pino';
+import {
+  buckets,
+  connectBus,
+  createEventLog,
+  encodeJson,
+  ensureTopology,
+  loadSeed,
+  openBucket,
+  signWith,
+  type EventLog,
+} from '@haul/bus';
+import { createApiClient, type RequestSigner } from '@haul/cli';
+import { createValidators, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
+import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
+import { createCoordinator } from '../src/app.ts';
+
+/**
+ * Who asked for a migration: the coordinator records the registered identity whose signature over the request
+ * verifies (MigrationRequested.requestedBy), refuses a signature that does not verify, and records nobody for an
+ * unsigned request. One server, one coordinator in this process, no agents (the migrations wait in preflight).
+ */
+const ids = tempIdentities(['pa', 'pb']);
+let server: NatsServer;
+let nc: NatsConnection;
+let log: EventLog;
+let stop: () => Promise<void>;
+
+before(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: server.url, name: 'api-signer-test' });
+  await ensureTopology(nc);
+  const own = await connectBus({ servers: server.url, name: 'api-signer-coordinator' });
+  const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3, maxMigrationsPerNode: 8 };
+  const coordinator = createCoordinator(own, createValidators(), settings, pino({ level: 'warn' }), {
+    trust: ids.trust('coordinator'),
+  });
+  await coordinator.start();
+  log = createEventLog(nc, createValidators(), ids.trust('ops'));
+  stop = async () => {
+    await coordinator.stop();
+    await own.drain();
+  };
+});
+after(async () => {
+  await stop?.();
+  await nc?.drain();
+  await server?.stop();
+});
+
+/** Fresh heartbeats of both nodes, so admission takes the requests. */
+async function nodesUp(): Promise<void> {
+  const kv = await openBucket(nc, buckets.nodes);
+  for (const node of ['pa', 'pb']) {
+    const hb: NodeHeartbeat = {
+      node,
+      service: 'node-agent',
+      time: new Date().toISOString(),
+      criuVersion: '3.17',
+      memTrack: true,
+      cpuFlags: [],
+      freeBytes: 1e9,
+      imageRoot: `/img/${node}`,
+    };
+    await kv.put(node, encodeJson(hb));
+  }
+}
+
+const request = (n: number): MigrateRequest => ({
+  requestId: `signer-${n}`,
+  ctid: String(700 + n),
+  source: 'pa',
+  target: 'pb',
+  reason: `test ${n}`,
+});
+
+async function requested(migrationId: string) {
+  const first = (await log.read(migrationId)).events[0]?.event;
+  assert.equal(first?.type, 'MigrationRequested');
+  return first.data;
+}
+
+describe('who asked for a migration', () => {
+  it('records the identity whose signature verifies, with the reason; status shows both', async () => {
+    await nodesUp();
+    const kp = loadSeed(ids.seedFile('scheduler'));
+    const r = await createApiClient(nc, (s, b) => signWith(kp, s, b)).migrate(request(1));
+    assert.ok(r.ok, JSON.stringify(r));
+    const data = await requested(r.migrationId);
+    assert.equal(data.requestedBy, 'scheduler');
+    assert.equal(data.request.reason, 'test 1');
+    const st = await createApiClient(nc).status(r.migrationId);
+    assert.ok(st.ok, JSON.stringify(st));
+    assert.equal(st.status?.requestedBy, 'scheduler');
+    assert.equal(st.status?.requestReason, 'test 1');
+  });
+
+  it('refuses a request signed by a key the registry does not know, or over other bytes', async () => {
+    await nodesUp();
+    const stranger = createUser();
+    const unknown = await createApiClient(nc, (s, b) => signWith(stranger, s, b)).migrate(request(2));
+    assert.ok(!unknown.ok);
+    assert.equal(unknown.error.code, 'HAUL_BAD_SIGNATURE');
+    const kp = loadSeed(ids.seedFile('scheduler'));
+    const otherBytes: RequestSigner = (s) => signWith(kp, s, encodeJson(request(99)));
+    const tampered = await createApiClient(nc, otherBytes).migrate(request(3));
+    assert.ok(!tampered.ok);
+    assert.equal(tampered.error.code, 'HAUL_BAD_SIGNATURE');
+  });
+
+  it('records nobody for an unsigned request', async () => {
+    await nodesUp();
+    const r = await createApiClient(nc).migrate(request(4));
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal((await requested(r.migrationId)).requestedBy, undefined);
+  });
+});

@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { admissionLedgerKey, buckets, decodeJson, openBucket, streams } from '@haul/bus';
+import { exitCodes, type ExitName } from '@haul/cli';
+import type { CheckAnswered, MigrationEvent, NodeHeartbeat } from '@haul/schemas';
+import {
+  brokenInvariants,
+  runHaul,
+  startRunningWorld,
+  takeBaseline,
+  type Baseline,
+  type CliRun,
+  type CtPlace,
+  type World,
+} from '@haul/test';
+
+/**
+ * Fleet operations (issue 15, item 4) in one world of three nodes: `haul migrate --check` changes nothing on either
+ * host and answers 0 or 4; `haul evacuate` moves four CTs off node-a, two at a time, with every invariant holding;
+ * each migration records who asked (the CLI's signing identity) and why, and `haul status` shows both; a check after
+ * the evacuation predicts the downtime from what it measured.
+ */
+const nodes = ['node-a', 'node-b', 'node-c'];
+const extraCts = ['102', '103', '104'];
+
+describe('fleet operations: migrate --check, evacuate, who and why', () => {
+  let w: World;
+  /** The CLI as the scheduler: it logs in (in a secure world) and signs its requests with the scheduler's key. */
+  let haul: (args: string[]) => Promise<CliRun>;
+  const place = (ctid: string, shared: string[] = []): CtPlace => ({
+    cluster: w.cluster,
+    nodes,
+    ctid,
+    shared,
+  });
+
+  before(async () => {
+    w = await startRunningWorld({ nodes, memoryMb: 16, dirtyRate: 100, diskWrites: 5 });
+    haul = (args) => runHaul(args, { env: w.envAs('scheduler') });
+    const create = ['create-ct', '--memory-mb', '16', '--dirty-rate', '100', '--disk-writes', '5'];
+    for (const ct of extraCts) {
+      await w.cluster.ok('node-a', 'haul-emu', [...create, '--ctid', ct, '--seed', ct]);
+      for (const n of nodes.slice(1))
+        await w.cluster.ok(n, 'haul-emu', [...create, '--ctid', ct, '--config-only']);
+      await w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', ct]);
+    }
+  });
+  /** Run a test's body; when it fails, keep every service's log (a folder, named in the error). */
+  const logsOnFailure = (body: () => Promise<void>) => async () => {
+    try {
+      await body();
+    } catch (err) {
+      const dir = mkdtempSync(join(tmpdir(), 'haul-fleet-logs-'));
+      for (const s of w.services.values()) writeFileSync(join(dir, `${s.name}.log`), s.lines.join('\n'));
+      throw new Error(`${(err as Error).message}\n(service logs kept in ${dir})`, { cause: err });
+    }
+  };
+  after(() => w?.stop());
+
+  it(
+    'migrate --check of a CT that would work: exit 0, its disks and sizes, nothing changed or frozen',
+    logsOnFailure(async () => {
+      const before = await hostState(w, '101');
+      const r = await haul([
+        'migrate',
+        '--ct',
+        '101',
+        '--from',
+        'node-a',
+        '--to',
+        'node-b',
+        '--check',
+        '--json',
+      ]);
+      exits(r, 'completed');
+      const c = JSON.parse(r.out) as CheckAnswered;
+      assert.equal(c.wouldWork, true);
+      assert.deepEqual(
+        c.disks.map((d) => [d.location, d.action]),
+        [
+          ['private', 'copied'],
+          ['shared', 'shared'],
+        ],
+      );
+      assert.ok(c.disks[0]!.bytes! > 0 && c.copy.localDiskBytes === c.disks[0]!.bytes);
+      assert.ok(c.copy.memoryBytes! > 16 * 2 ** 20, `resident memory ${c.copy.memoryBytes}`);
+      assert.equal(
+        c.downtime.predictedMs,
+        undefined,
+        'no migration of CT 101 has measured its dirty rate yet',
+      );
+      assert.deepEqual(await hostState(w, '101'), before);
+    }),
+  );
+
+  it(
+    'migrate --check of a CT that would not work (a wrong --shared-disk): exit 4 naming it, nothing changed',
+    logsOnFailure(async () => {
+      const before = await hostState(w, '101');
+      const wrong = join(w.cluster.shared, 'not-a-disk-of-101');
+      const r = await haul([
+        'migrate',
+        '--ct',
+        '101',
+        '--from',
+        'node-a',
+        '--to',
+        'node-b',
+        '--check',
+        '--shared-disk',
+        wrong,
+      ]);
+      exits(r, 'rejected');
+      assert.match(r.err, /HAUL_PREFLIGHT_SHARED_DISK \(field sharedDisks\.0\).*not-a-disk-of-101/);
+      assert.match(r.out, /would NOT work/);
+      assert.deepEqual(await hostState(w, '101'), before);
+    }),
+  );
+
+  it(
+    'evacuate node-a --to node-b,node-c --parallel 2: all four CTs on the targets, invariants green, who and why recorded',
+    logsOnFailure(async () => {
+      const cts = ['101', ...extraCts];
+      await heartbeatLists(w, 'node-a', cts);
+      const bases = new Map<string, Baseline>();
+      for (const ct of cts)
+        bases.set(ct, await takeBaseline(place(ct, ct === '101' ? w.shared : []), 'node-a'));
+      const r = await haul([
+        'evacuate',
+        'node-a',
+        '--to',
+        'node-b,node-c',
+        '--parallel',
+        '2',
+        '--reason',
+        'kernel upgrade',
+        '--json',
+      ]);
+      exits(r, 'completed');
+      const lines = r.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const summary = lines.at(-1) as {
+        type: string;
+        results: { ct: string; target: string; migrationId: string; outcome: string }[];
+      };
+      assert.equal(summary.type, 'EvacuationSummary');
+      assert.deepEqual(
+        summary.results.map((x) => [x.ct, x.target, x.outcome]),
+        [
+          ['101', 'node-b', 'completed'],
+          ['102', 'node-c', 'completed'],
+          ['103', 'node-b', 'completed'],
+          ['104', 'node-c', 'completed'],
+        ],
+      );
+      const logs = new Map<string, MigrationEvent[]>();
+      for (const x of summary.results) {
+        const events = await w.events(x.migrationId);
+        logs.set(x.ct, events);
+        const shared = x.ct === '101' ? w.shared : [];
+        assert.deepEqual(
+          await brokenInvariants(place(x.ct, shared), x.migrationId, events, bases.get(x.ct)!),
+          [],
+          `CT ${x.ct}`,
+        );
+        const requested = events[0]!;
+        assert.ok(requested.type === 'MigrationRequested');
+        assert.equal(requested.data.requestedBy, 'scheduler');
+        assert.equal(requested.data.request.reason, 'kernel upgrade');
+      }
+      assert.ok(mostAtOnce([...logs.values()]) <= 2, 'at most two migrations at once');
+      const st = await haul(['status', summary.results[0]!.migrationId]);
+      exits(st, 'completed');
+      assert.match(st.out, /^requested by scheduler: kernel upgrade$/m);
+    }),
+  );
+
+  it(
+    'a check after the evacuation predicts the downtime from what CT 101’s migration measured',
+    logsOnFailure(async () => {
+      const r = await haul([
+        'migrate',
+        '--ct',
+        '101',
+        '--from',
+        'node-b',
+        '--to',
+        'node-a',
+        '--check',
+        '--json',
+      ]);
+      const c = JSON.parse(r.out) as CheckAnswered;
+      assert.ok(c.downtime.predictedMs! > 0, JSON.stringify(c.downtime));
+      assert.equal(c.downtime.basis?.source, 'node-a');
+      assert.equal(c.downtime.basis?.target, 'node-b');
+    }),
+  );
+});
+
+const exits = (r: CliRun, name: ExitName) =>
+  assert.equal(r.code, exitCodes[name].code, `expected ${name}, got ${r.code}\n${r.err}\n${r.out}`);
+
+/**
+ * Everything a check could have changed, on both hosts and on the bus: every path below each node's root (the CT's
+ * log files and block journal aside: the running CT writes them), every disk descriptor's bytes, the criu dump
+ * journal (a freeze is a dump), the CT's pid and whether it is frozen, the admission ledger and the event log.
+ */
+async function hostState(w: World, ctid: string): Promise<unknown> {
+  const busy = /\/var\/log\/ct-|\.hds$|\/ct-[0-9]+\.sock$/;
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { recursive: true, encoding: 'utf8' })
+      .map((f) => join(dir, f))
+      .filter((f) => !busy.test(f))
+      .map((f) => relative(w.cluster.dir, f))
+      .sort();
+  const descriptors = files(w.cluster.dir)
+    .filter((f) => f.endsWith('DiskDescriptor.xml'))
+    .map((f) => [f, readFileSync(join(w.cluster.dir, f), 'utf8')]);
+  const dumps = join(w.cluster.nodeRoot('node-a'), 'var', 'log', `ct-${ctid}.dumps`);
+  const mem = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['checksum-mem', ctid])) as {
+    frozen: boolean;
+  };
+  const ledger = await (
+    await openBucket(await w.connectAs('coordinator'), buckets.admission)
+  ).get(admissionLedgerKey);
+  const info = await (await jetstreamManager(w.nc)).streams.info(streams.events);
+  return {
+    files: files(w.cluster.dir),
+    descriptors,
+    dumps: existsSync(dumps) ? readFileSync(dumps, 'utf8') : '',
+    frozen: mem.frozen,
+    pid: readFileSync(join(w.cluster.nodeRoot('node-a'), 'var', 'run', 've', `${ctid}.init.pid`), 'utf8'),
+    admitted: ledger?.operation === 'PUT' ? (decodeJson(ledger.value) as { entries: unknown[] }).entries : [],
+    events: info.state.messages,
+  };
+}
+
+/** Wait until the node's heartbeat lists these CTs as running (the agent reports every 2 s). */
+async function heartbeatLists(w: World, node: string, cts: string[]): Promise<void> {
+  const kv = await openBucket(w.nc, buckets.nodes);
+  const watch = await kv.watch({ key: node });
+  try {
+    for await (const e of watch) {
+      const hb = e.operation === 'PUT' ? (decodeJson(e.value) as NodeHeartbeat) : undefined;
+      if (cts.every((c) => hb?.runningCts?.includes(c))) return;
+    }
+  } finally {
+    watch.stop();
+  }
+}
+
+/** The most migrations whose logs overlap in time (from MigrationRequested to the terminal event). */
+function mostAtOnce(logs: MigrationEvent[][]): number {
+  const edges = logs.flatMap((l) => [
+    { t: Date.parse(l[0]!.time), d: 1 },
+    { t: Date.parse(l.at(-1)!.time), d: -1 },
+  ]);
+  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  let now = 0;
+  let most = 0;
+  for (const e of edges) most = Math.max(most, (now += e.d));
+  return most;
+}
