@@ -216,7 +216,9 @@ function succeeded(r: StepRecord, s: MigrationState): string[] {
     case 'startTarget': {
       const down = downtimeOf(s);
       const took = (r.result as HostResult).restoreUs;
-      const downFor = down?.until ? `, down ${formatDuration(Date.parse(down.until) - Date.parse(down.since))}` : '';
+      const downFor = down?.until
+        ? `, down ${formatDuration(Date.parse(down.until) - Date.parse(down.since))}`
+        : '';
       const restore = took === undefined ? '' : ` (restore ${formatDuration(took / 1000)})`;
       return [`${label} the CT runs on ${r.command.node}${restore}${downFor}`];
     }
