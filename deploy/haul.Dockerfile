@@ -22,6 +22,8 @@ ENV PATH=/opt/haul/bin:$PATH
 ENTRYPOINT []
 
 FROM node:20-bookworm-slim AS emulated
+# openssl: `haul init-cluster` makes the emulated cluster's CA and certificates with it (compose.yaml's setup).
+RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/haul
 COPY --from=build /opt/haul /opt/haul
 ENV PATH=/opt/haul/host-emulators/bin:/opt/haul/bin:$PATH
