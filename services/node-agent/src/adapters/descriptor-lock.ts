@@ -14,6 +14,17 @@ export class DescriptorLockedError extends Error {
   }
 }
 
+/** flock(1)'s argv: hold `file` exclusively (waiting as long as ploop would) while `holder` runs. */
+export const descriptorLockArgv = (file: string, holder: string): string[] => [
+  '--exclusive',
+  '--timeout',
+  String(descriptorLockTimeoutS),
+  file,
+  'sh',
+  '-c',
+  holder,
+];
+
 /**
  * Run `fn` holding a ploop descriptor's lock: flock(2) of `<realpath of DiskDescriptor.xml>.lck`, the file every
  * ploop operation that changes the image set locks (ploop lib/lock.c ploop_lock_dd). Node has no flock, so
@@ -22,19 +33,9 @@ export class DescriptorLockedError extends Error {
  */
 export async function withDescriptorLock<T>(ddxml: string, fn: () => T): Promise<T> {
   const file = `${realpathSync(ddxml)}.lck`;
-  const child = spawn(
-    'flock',
-    [
-      '--exclusive',
-      '--timeout',
-      String(descriptorLockTimeoutS),
-      file,
-      'sh',
-      '-c',
-      'echo locked; exec cat >/dev/null',
-    ],
-    { stdio: ['pipe', 'pipe', 'ignore'] },
-  );
+  const child = spawn('flock', descriptorLockArgv(file, 'echo locked; exec cat >/dev/null'), {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
   const exited = new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code) => resolve(code ?? -1));
