@@ -35,7 +35,11 @@ export type StepCommand1 =
   | StartSourceCommand
   | UmountSourceCommand
   | CleanupSharedDiskCommand
-  | MergeOriginCommand;
+  | MergeOriginCommand
+  | LockSourceCommand
+  | TakeOwnershipCommand
+  | UnlockSourceCommand
+  | ReleaseOwnershipCommand;
 /**
  * Container id: a numeric veid or a VZ7 UUID-like id.
  *
@@ -107,7 +111,11 @@ export type StepName =
   | 'startSource'
   | 'umountSource'
   | 'cleanupSharedDisk'
-  | 'mergeOrigin';
+  | 'mergeOrigin'
+  | 'lockSource'
+  | 'takeOwnership'
+  | 'unlockSource'
+  | 'releaseOwnership';
 /**
  * An event's id, also its NATS msg-id (deduplication): a command id or migration id with a suffix such as ':result'; also an event's causationId (the command or event that caused it). Bounded, no whitespace or control characters.
  *
@@ -183,7 +191,11 @@ export type StepIntendedData1 =
   | StartSourceCommand
   | UmountSourceCommand
   | CleanupSharedDiskCommand
-  | MergeOriginCommand;
+  | MergeOriginCommand
+  | LockSourceCommand
+  | TakeOwnershipCommand
+  | UnlockSourceCommand
+  | ReleaseOwnershipCommand;
 /**
  * A node agent or streamer finished a step.
  *
@@ -212,7 +224,11 @@ export type StepSucceededData1 =
   | StartSourceSucceeded
   | UmountSourceSucceeded
   | CleanupSharedDiskSucceeded
-  | MergeOriginSucceeded;
+  | MergeOriginSucceeded
+  | LockSourceSucceeded
+  | TakeOwnershipSucceeded
+  | UnlockSourceSucceeded
+  | ReleaseOwnershipSucceeded;
 /**
  * This migration's image folder on this node.
  */
@@ -493,6 +509,22 @@ export interface CleanupSharedDiskCommand {
 export interface MergeOriginCommand {
   step: 'mergeOrigin';
   args: SharedDiskArgs;
+}
+export interface LockSourceCommand {
+  step: 'lockSource';
+  args: CtArgs;
+}
+export interface TakeOwnershipCommand {
+  step: 'takeOwnership';
+  args: CtArgs;
+}
+export interface UnlockSourceCommand {
+  step: 'unlockSource';
+  args: CtArgs;
+}
+export interface ReleaseOwnershipCommand {
+  step: 'releaseOwnership';
+  args: CtArgs;
 }
 export interface StepCommand2 {
   commandId: CommandId;
@@ -985,6 +1017,22 @@ export interface CleanupSharedDiskSucceeded {
 }
 export interface MergeOriginSucceeded {
   step: 'mergeOrigin';
+  result: HostResult;
+}
+export interface LockSourceSucceeded {
+  step: 'lockSource';
+  result: HostResult;
+}
+export interface TakeOwnershipSucceeded {
+  step: 'takeOwnership';
+  result: HostResult;
+}
+export interface UnlockSourceSucceeded {
+  step: 'unlockSource';
+  result: HostResult;
+}
+export interface ReleaseOwnershipSucceeded {
+  step: 'releaseOwnership';
   result: HostResult;
 }
 export interface StepSucceededData2 {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationEvent } from '@haul/schemas';
 import type { EmulatedCluster } from './emulated-cluster.ts';
@@ -48,7 +48,8 @@ export async function takeBaseline(p: CtPlace, source: string): Promise<Baseline
 /**
  * Every data-safety invariant of a finished migration, from its events and the hosts; returns what is broken
  * (empty = all hold): the CT runs exactly once, where the outcome says, not frozen; its memory survived (live
- * mode); its disks hold the initial content plus every block it wrote; nothing is left behind anywhere.
+ * mode); its disks hold the initial content plus every block it wrote; nothing is left behind anywhere; it is
+ * registered and owned there only, its HA resource runs there, and its lock is free.
  */
 export async function brokenInvariants(
   p: CtPlace,
@@ -73,6 +74,7 @@ export async function brokenInvariants(
     broken.push(...(await brokenMemory(p, { source, target, completed, live }, base)));
   broken.push(...(await brokenDisks(p, { source, target, completed, home, running }, base)));
   broken.push(...brokenLeftovers(p, migrationId, home));
+  broken.push(...(await brokenOwnership(p, home)));
   const corruption = await p.cluster.ok(p.nodes[0]!, 'haul-emu', ['corruption-log']);
   if (corruption.trim()) broken.push(`double read-write attach recorded: ${corruption.trim()}`);
   const last = events.at(-1);
@@ -165,6 +167,40 @@ async function brokenDisks(
     ]);
     if (list.trim() !== baseImageUuid) broken.push(`${d}: chain is not a single base image: ${list.trim()}`);
   }
+  return broken;
+}
+
+const privateOf = (p: CtPlace, n: string) => join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid);
+
+/**
+ * Ownership: the CT is registered (its /etc/vz/conf link to $VE_PRIVATE/ve.conf) and owned ($VE_PRIVATE/.owner names
+ * the node) on exactly its home node, its HA resource runs there, and no node's CT lock is held any more.
+ */
+async function brokenOwnership(p: CtPlace, home: string): Promise<string[]> {
+  const broken: string[] = [];
+  for (const n of p.nodes) {
+    const conf = join(p.cluster.nodeRoot(n), 'etc', 'vz', 'conf', `${p.ctid}.conf`);
+    let link: string | undefined;
+    try {
+      link = readlinkSync(conf);
+    } catch {
+      link = undefined;
+    }
+    const registered = link === join(privateOf(p, n), 've.conf');
+    const ownerFile = join(privateOf(p, n), '.owner');
+    const owner = existsSync(ownerFile) ? readFileSync(ownerFile, 'utf8').trim() : undefined;
+    if ((n === home) !== registered)
+      broken.push(`CT ${n === home ? 'not ' : ''}registered on ${n} (runs on ${home})`);
+    if (n === home && owner !== n) broken.push(`$VE_PRIVATE/.owner on ${n} names ${owner ?? 'nobody'}`);
+    if (n !== home && owner !== undefined) broken.push(`$VE_PRIVATE/.owner left on ${n} (names ${owner})`);
+    const lock = join(p.cluster.nodeRoot(n), 'vz', 'lock', `${p.ctid}.lck`);
+    if (existsSync(lock))
+      broken.push(`the CT lock is still held on ${n}: ${readFileSync(lock, 'utf8').trim()}`);
+  }
+  const ha = await p.cluster.run(home, 'haul-emu', ['ha-resource', `ct-${p.ctid}`]);
+  const at = ha.code === 0 ? (JSON.parse(ha.stdout) as { node: string }).node : undefined;
+  if (at !== home)
+    broken.push(`the HA resource ct-${p.ctid} is on ${at ?? 'no node'}, the CT runs on ${home}`);
   return broken;
 }
 

@@ -1,6 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ToolExit, emuEnv, paths } from '../lib/emu-env.ts';
+import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { readResource, type HaResource } from '../shaman/cli.ts';
+import { ownerFile, serverId, veConf } from '../vzctl/registration.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { imageValue } from '../vzctl/config.ts';
 import { getopt, out } from '../lib/tool.ts';
@@ -23,6 +25,7 @@ const help = `haul-emu: set up emulated nodes and containers, and read the emula
   haul-emu freeze|thaw CTID         pause or resume a CT's workload (to read its disks at rest)
   haul-emu corruption-log           refused double read-write attaches recorded in this cluster (JSON lines)
   haul-emu hold-lock DD.xml [--ms N] hold the descriptor's lock (to make ploop time out with exit 23)
+  haul-emu ha-resource ct-CTID       where the HA cluster runs the CT (JSON: node, path, prio)
   haul-emu new-boot-id              give the node a new proc/sys/kernel/random/boot_id, as a reboot would (nothing
                                     else of a reboot is emulated)`;
 
@@ -135,11 +138,13 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
         lines.push(
           `DISK="${shared.map((d, i) => `uuid={${String(i).padStart(8, '0')}-0000-4000-8000-000000000000},enabled=yes,image=${imageValue(priv, d)},mnt=/data${i}`).join(';')}"`,
         );
-      writeFileSync(paths.ctConf(env, ctid), lines.join('\n') + '\n');
       if (opts.has('--config-only')) {
+        // An unregistered config, as vzmigrate leaves one on a destination before it registers the CT there.
+        writeFileSync(paths.ctConf(env, ctid), lines.join('\n') + '\n');
         out(`config of CT ${ctid} on ${env.node}`);
         return 0;
       }
+      registerNew(env, ctid, priv, lines.join('\n') + '\n');
       mkdirSync(join(priv, 'root.hdd'), { recursive: true });
       init(size, join(priv, 'root.hdd', 'root.hds'), 'expanded');
       fillDisk(join(priv, 'root.hdd', 'DiskDescriptor.xml'), seed);
@@ -191,6 +196,12 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       if (existsSync(f)) process.stdout.write(readFileSync(f, 'utf8'));
       return 0;
     }
+    case 'ha-resource': {
+      const r = readResource(emuEnv().clusterDir, need(args[0], 'RESOURCE'));
+      if (!r) throw new ToolExit(1, `no HA resource ${args[0]}`);
+      out(JSON.stringify(r));
+      return 0;
+    }
     case 'new-boot-id': {
       writeBootId(emuEnv().root);
       return 0;
@@ -217,6 +228,22 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
     default:
       throw new ToolExit(2, `unknown command ${cmd}\n${help}`);
   }
+}
+
+/**
+ * A new CT is registered on its node as VZ7 registers one (libvzctl lib/vz.c vzctl2_env_register): its config is
+ * $VE_PRIVATE/ve.conf, /etc/vz/conf/<ctid>.conf links to it, $VE_PRIVATE/.owner names the node; and the HA cluster
+ * runs it there (its resource ct-<ctid>, as `shaman -i add` makes it).
+ */
+function registerNew(env: EmuEnv, ctid: string, priv: string, conf: string): void {
+  mkdirSync(priv, { recursive: true });
+  writeFileSync(veConf(priv), conf);
+  rmSync(paths.ctConf(env, ctid), { force: true });
+  symlinkSync(veConf(priv), paths.ctConf(env, ctid));
+  writeFileSync(ownerFile(priv), serverId(env));
+  mkdirSync(join(env.clusterDir, 'shaman'), { recursive: true });
+  const resource: HaResource = { node: env.node, path: priv, prio: 0 };
+  writeFileSync(join(env.clusterDir, 'shaman', `ct-${ctid}.json`), JSON.stringify(resource));
 }
 
 const need = (v: string | undefined, what: string): string => {

@@ -309,15 +309,28 @@ function rolledBackData(
   return d;
 }
 
-/** After the commit point: confirm the dump so CRIU kills the frozen source tasks (retried, never undone). */
+/**
+ * After the commit point, the steps that only roll forward (retried, never undone): the target takes the CT's
+ * ownership — its HA resource, its registration and `.owner` — and, in live mode, the source confirms the dump so
+ * CRIU kills the frozen tasks. Both at once (different nodes). The source lets go of the CT (unregisters it and
+ * releases its lock) only in the cleanup, which starts once both succeeded: at every moment the CT is registered
+ * where it runs, or on both nodes while the handover is under way, never on none.
+ */
 function forwardAfterCommit(meta: DecideMeta, s: MigrationState): MigrationEvent[] | undefined {
-  if ((s.request!.mode ?? 'live') !== 'live') return undefined;
-  const rec = s.steps[stepKey('releaseSource', '-')];
-  if (rec?.status === 'succeeded') return undefined;
-  if (rec?.status === 'intended') return [];
-  if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, 'release');
-  const attempt = rec ? rec.command.attempt + 1 : 1;
-  return [intend(s, meta, 'releaseSource', '-', { ctid: s.request!.ctid }, 'source', attempt)];
+  const steps: StepName[] =
+    (s.request!.mode ?? 'live') === 'live' ? ['takeOwnership', 'releaseSource'] : ['takeOwnership'];
+  const out: MigrationEvent[] = [];
+  let pending = false;
+  for (const step of steps) {
+    const rec = s.steps[stepKey(step, '-')];
+    if (rec?.status === 'succeeded') continue;
+    pending = true;
+    if (rec?.status === 'intended') continue;
+    if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, 'release');
+    const attempt = rec ? rec.command.attempt + 1 : 1;
+    out.push(intend(s, meta, step, '-', { ctid: s.request!.ctid }, stepTable[step].role, attempt));
+  }
+  return pending ? out : undefined;
 }
 
 const ok = (r: StepRecord | undefined) => r?.status === 'succeeded';
@@ -333,8 +346,12 @@ function preflightSteps(meta: DecideMeta, s: MigrationState): MigrationEvent[] |
     out.push(intend(s, meta, 'preflightTarget', '-', { ...args, imageDir: s.imageDirs!.target }));
   if (!has(s, 'preflightSource:-'))
     out.push(intend(s, meta, 'preflightSource', '-', { ...args, imageDir: s.imageDirs!.source }));
+  // The CT lock for the migration's life, as vzmigrate takes it before anything else (after the source's preflight
+  // in the source agent's queue): a concurrent vzctl without --skiplock is refused until the migration ends.
+  if (!has(s, 'lockSource:-')) out.push(intend(s, meta, 'lockSource', '-', { ctid: req.ctid }));
   if (out.length > 0) return out;
-  if (!ok(s.steps['preflightTarget:-']) || !ok(s.steps['preflightSource:-'])) return [];
+  const all = ['preflightTarget:-', 'preflightSource:-', 'lockSource:-'];
+  if (!all.every((k) => ok(s.steps[k]))) return [];
   return undefined;
 }
 

@@ -49,6 +49,12 @@ export const errorCodes = {
   unregisteredPeer: 'HAUL_UNREGISTERED_PEER',
   /** A stream offer from a node that already has as many transfers running into this streamer as one peer may. */
   streamerBusy: 'HAUL_STREAMER_BUSY',
+  /** lockSource: another process (a vzctl, another migration tool) holds the CT's lock; nothing was changed. */
+  ctLocked: 'HAUL_CT_LOCKED',
+  /** A shared disk's descriptor lock (ploop's DiskDescriptor.xml.lck) was not had within ploop's own timeout. */
+  descriptorLocked: 'HAUL_DESCRIPTOR_LOCKED',
+  /** takeOwnership: the target has no config of the CT to register. */
+  noConfig: 'HAUL_NO_CONFIG',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

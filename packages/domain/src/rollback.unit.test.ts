@@ -67,6 +67,7 @@ describe('given a rollback in the frozen window with a local disk copied to the 
         'removeFiles:target-disk0',
         'removeFiles:source-images',
         'removeFiles:target-images',
+        'unlockSource:-',
       ],
     );
     const intents = failedAtCopy.map(keyOf).filter((k) => k !== '');
