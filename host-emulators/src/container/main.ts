@@ -8,9 +8,10 @@ import { appendFileSync, existsSync, readFileSync, readdirSync, unlinkSync, writ
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { emuEnv } from '../lib/emu-env.ts';
-import { appendBlock, BLOCK } from '../ploop/delta.ts';
+import { BLOCK } from '../ploop/delta.ts';
 import { readRegistry } from '../ploop/devices.ts';
-import { withDeviceIo } from '../ploop/ops.ts';
+import { syncDevice, withDeviceIo } from '../ploop/ops.ts';
+import { cacheWrite } from '../ploop/page-cache.ts';
 import { restoreMemory, writePageImages } from './images.ts';
 import { readCtState, writeCtState } from '../vzctl/ct-state.ts';
 import { initialMemory, memoryChecksum, PAGE, Rng } from './memory.ts';
@@ -35,7 +36,7 @@ const journal = join(env.root, 'var', 'log', `ct-${args.config.ctid}.writes`);
 
 if (args.restoreDir) {
   const core = JSON.parse(readFileSync(findCore(args.restoreDir), 'utf8')) as CtCoreImage;
-  config = { ...core.config, diskBases: args.config.diskBases };
+  config = { ...args.config, ...core.config, diskBases: args.config.diskBases };
   mem = restoreMemory(args.restoreDir, config.memoryMb * 1024 * 1024).mem;
   const sum = memoryChecksum(mem);
   if (sum !== core.memSha256) {
@@ -96,17 +97,31 @@ function writeBlock(): void {
   const base = config.diskBases[disk]!;
   const dev = readRegistry(env.clusterDir).devices.find((d) => d.node === env.node && d.deltas[0] === base);
   if (!dev || dev.readonly) return;
+  // Into the page cache, as a write to a file system does: the top delta gets it at writeback or a sync.
   withDeviceIo(env, dev.dev, () => {
-    const fresh = readRegistry(env.clusterDir).devices.find((d) => d.dev === dev.dev);
-    if (fresh) {
-      appendBlock(fresh.deltas.at(-1)!, block, data);
-      appendFileSync(journal, `${disk} ${block} ${createHash('sha256').update(data).digest('hex')}\n`);
-    }
+    cacheWrite(env, dev.dev, block, data);
+    journalLines++;
+    appendFileSync(journal, `${disk} ${block} ${createHash('sha256').update(data).digest('hex')}\n`);
   });
   diskWrites++;
 }
 
+/** Lines in the write journal: the position of the disks' content at a freeze, for tests to compare a copy with. */
+let journalLines = existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').length - 1 : 0;
+
+/**
+ * The kernel's flusher: dirty pages older than the writeback interval go to the disks. Not stopped by a freeze of
+ * the CT's tasks (it is not one of them); stopped by nothing but the device going away.
+ */
+function writeback(): void {
+  for (const base of config.diskBases) {
+    const dev = readRegistry(env.clusterDir).devices.find((d) => d.node === env.node && d.deltas[0] === base);
+    if (dev && !dev.readonly) syncDevice(env, dev.dev);
+  }
+}
+
 const timer = setInterval(work, 10);
+const flusher = config.writebackMs > 0 ? setInterval(writeback, config.writebackMs) : undefined;
 
 function dump(req: Extract<CtRequest, { op: 'dump' }>): DumpReply {
   const t0 = process.hrtime.bigint();
@@ -130,8 +145,12 @@ function dump(req: Extract<CtRequest, { op: 'dump' }>): DumpReply {
   if (req.leaveFrozen)
     appendFileSync(
       join(env.root, 'var', 'log', `ct-${config.ctid}.dumps`),
-      JSON.stringify({ pid: process.pid, memSha256: memoryChecksum(mem), at: new Date().toISOString() }) +
-        '\n',
+      JSON.stringify({
+        pid: process.pid,
+        memSha256: memoryChecksum(mem),
+        journalLines,
+        at: new Date().toISOString(),
+      }) + '\n',
     );
   if (!req.leaveFrozen) {
     frozen = false;
@@ -187,6 +206,7 @@ function handle(req: CtRequest): unknown {
 
 function shutdown(): void {
   clearInterval(timer);
+  if (flusher) clearInterval(flusher);
   // The tasks are gone: this node no longer runs the CT (vzctl status reads this state).
   try {
     const st = readCtState(env, config.ctid);
