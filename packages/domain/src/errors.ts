@@ -49,6 +49,12 @@ export const errorCodes = {
   unregisteredPeer: 'HAUL_UNREGISTERED_PEER',
   /** A stream offer from a node that already has as many transfers running into this streamer as one peer may. */
   streamerBusy: 'HAUL_STREAMER_BUSY',
+  /**
+   * A live local-disk copy cannot go on: the host's write tracker on the mounted disk is gone (the disk was unmounted,
+   * or tracking stopped) or its helper failed. The extents written since the last pass are unknown: the copy is
+   * given up (the migration rolls back; the CT keeps running on the source).
+   */
+  diskTracking: 'HAUL_DISK_TRACKING',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

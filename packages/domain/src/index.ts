@@ -29,6 +29,14 @@ export {
   type ConvergenceInput,
 } from './convergence.ts';
 export { deriveStats, deriveStatsOf } from './stats.ts';
+export {
+  diskOfSubject,
+  livePassSubject,
+  livePassesOf,
+  maxLivePasses,
+  nextLivePass,
+  smallPassBytes,
+} from './disk-passes.ts';
 export { projectStatus } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, compareVersions } from './preflight-check.ts';
