@@ -17,7 +17,7 @@ import { appendBlock, BLOCK, readChain } from '../ploop/delta.ts';
 import { cachedBlocks, deviceOnNode } from '../ploop/page-cache.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
-import { init, resolveDd } from '../ploop/ops.ts';
+import { init, resolveDd, withDeviceIo } from '../ploop/ops.ts';
 import { ctRequest } from '../container/protocol.ts';
 import { Rng } from '../container/memory.ts';
 
@@ -220,11 +220,15 @@ const need = (v: string | undefined, what: string): string => {
 /** A disk as its CT sees it: the chain's merged view, and the page cache of its device on this node on top. */
 function ctView(dd: string): Map<number, Buffer> {
   const files = chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file));
-  const view = readChain(files);
   const env = process.env['HAUL_EMU_ROOT'] ? emuEnv() : undefined;
   const dev = env ? deviceOnNode(env, files[0]!) : undefined;
-  if (env && dev) for (const [i, b] of cachedBlocks(env, dev.dev)) view.set(i, b);
-  return view;
+  if (!env || !dev) return readChain(files);
+  // Under the device's I/O lock: a writeback between reading the chain and the cache would hide its blocks.
+  return withDeviceIo(env, dev.dev, () => {
+    const view = readChain(files);
+    for (const [i, b] of cachedBlocks(env, dev.dev)) view.set(i, b);
+    return view;
+  });
 }
 
 /**

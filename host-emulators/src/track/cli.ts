@@ -6,7 +6,7 @@ import { deviceOnNode, flushCache } from '../ploop/page-cache.ts';
 import { dropTracker, mergeExtents, readTracker, writeTracker } from '../ploop/tracking.ts';
 
 const usage = `Usage: haul-ploop-track start|take|ack|sync|stop DiskDescriptor.xml
-  start  start tracking writes to the mounted disk's top delta (a running tracker starts over)
+  start  start tracking writes to the mounted disk's top delta (a tracker already running on it goes on)
   take   print the extents written since the last take (and those taken but never acknowledged), as JSON
   ack    the extents taken last are copied: forget them
   sync   write the file system's dirty pages back to the disk (syncfs)
@@ -38,9 +38,13 @@ export function trackMain(argv: string[]): number {
 
 function run(env: EmuEnv, cmd: string, dev: string, top: string): unknown {
   switch (cmd) {
-    case 'start':
+    case 'start': {
+      // A copy started again after a crash keeps what was tracked since its first start: its earlier reads may be
+      // stale, and only the tracker knows where.
+      if (readTracker(env, dev)?.file === top) return { device: dev, file: top, started: false };
       writeTracker(env, dev, { file: top, dirty: [], inflight: [] });
-      return { device: dev, file: top };
+      return { device: dev, file: top, started: true };
+    }
     case 'sync':
       return { device: dev, bytes: flushCache(env, dev) };
     case 'stop':
