@@ -10,7 +10,7 @@ import { startRunningWorld, type World } from '@haul/test';
  * the last pass — the blocks written since the pass before, after a sync — is in the frozen window. The 1 GiB figure
  * is the demo's (`npm run demo -- --local-disk-mb 1024`, docs/decisions.md); this test keeps the suite's budget.
  */
-const LOCAL_DISK_MB = 128;
+const LOCAL_DISK_MB = 64;
 
 type Pass = { key: string; frozen: boolean; bytes: number; durationMs: number };
 

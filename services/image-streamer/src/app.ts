@@ -461,9 +461,11 @@ export function createImageStreamer(deps: StreamerDeps) {
     metrics.started();
     try {
       // A local disk copy is the CT's data: synced before it counts. Image folders are only read by a restore,
-      // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync.
+      // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync. The
+      // live passes of a disk skip it too: the sync blocks the receiver's loop (and the offers of the transfers
+      // beside it) for as long as the disk takes; the frozen pass syncs every file of the copy.
       const result = await (deps.transfer ?? transfer)(cmd.migrationId, cmd.commandId, cmd.args, mlog, {
-        durable: cmd.step === 'copyLocalDisk',
+        durable: cmd.step === 'copyLocalDisk' && (cmd.args.pass?.final ?? true),
         signal,
         report,
       });

@@ -1,4 +1,13 @@
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { errorCodes } from '@haul/domain';
@@ -146,6 +155,16 @@ function placeLink(dir: string, e: ManifestEntry): void {
   symlinkSync(e.linkTarget!, p);
 }
 
+/** fdatasync a file written by an earlier pass, so its data survives a crash of the machine. */
+function syncFile(path: string): void {
+  const fd = openSync(path, noFollow.read);
+  try {
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** fsync a folder, so the renames in it survive a crash of the machine. */
 function syncDir(dir: string): void {
   const fd = openSync(dir, noFollow.read);
@@ -207,6 +226,8 @@ function receive(offer: StreamOffer, verified: Record<string, number>, ctx: Rece
       if (f) f.finish(size, durable);
       else if (regularFileSize(join(offer.targetDir, e.path)) !== size)
         return `${e.path}: not here with ${size} bytes from an earlier pass`;
+      // The earlier passes were not synced: a durable update pass syncs every file of the copy.
+      else if (durable) syncFile(join(offer.targetDir, e.path));
     }
     updates.clear();
     return undefined;
