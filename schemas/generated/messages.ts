@@ -394,6 +394,13 @@ export interface StreamArgs {
    * Cap for this transfer, in MB/s (10^6 bytes): 1 to 100000.
    */
   bandwidthLimitMBps?: number;
+  /**
+   * A pass of a live local-disk copy (copyLocalDisk in live mode; absent: one plain copy of a disk that is not in use). Pass 0 starts the host's write tracker on the mounted disk and sends the whole image folder while the CT runs; each later pass syncs the file system and sends the extents of the top delta written since the pass before; the final one runs in the frozen window. docs/protocol.md, "Local disks".
+   */
+  pass?: {
+    index: number;
+    final: boolean;
+  };
 }
 export interface FinalDumpCommand {
   step: 'finalDump';
@@ -1434,6 +1441,10 @@ export interface StreamOffer {
    */
   durable?: boolean;
   /**
+   * A later pass of a local-disk copy: the target folder holds the earlier passes. Each file is updated in place: only the extents listed in its entry are sent (none: the file must already be there with that size), at any offset, then it is cut or extended to its size. Nothing is resumed: a broken update pass is sent again whole.
+   */
+  update?: boolean;
+  /**
    * @maxItems 100000
    */
   manifest: ManifestEntry[];
@@ -1447,6 +1458,12 @@ export interface ManifestEntry {
   size?: number;
   linkTarget?: string;
   mode?: number;
+  /**
+   * Update offers only: the byte ranges [start, end) of the file that are sent.
+   *
+   * @maxItems 1000000
+   */
+  extents?: [number, number, ...number[]][];
 }
 /**
  * Where one node's image streamer takes data connections (KV bucket haul-streamers, key = node name), refreshed every heartbeat. A receiving streamer connects only to the address its sender registered.

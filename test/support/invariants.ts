@@ -27,6 +27,13 @@ const journalOf = (p: CtPlace, n: string) => {
   const f = join(p.cluster.nodeRoot(n), 'var', 'log', `ct-${p.ctid}.writes`);
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
 };
+/** What the source's last final dump recorded at the freeze: the memory checksum, the write journal's length. */
+const lastFreeze = (p: CtPlace, source: string) => {
+  const dumps = readFileSync(join(p.cluster.nodeRoot(source), 'var', 'log', `ct-${p.ctid}.dumps`), 'utf8')
+    .trim()
+    .split('\n');
+  return JSON.parse(dumps.at(-1)!) as { memSha256: string; journalLines?: number };
+};
 const initPid = (p: CtPlace, n: string) =>
   Number(readFileSync(join(p.cluster.nodeRoot(n), 'var', 'run', 've', `${p.ctid}.init.pid`), 'utf8'));
 
@@ -72,7 +79,7 @@ export async function brokenInvariants(
   const live = (req.data.request.mode ?? 'live') === 'live';
   if (running.includes(home))
     broken.push(...(await brokenMemory(p, { source, target, completed, live }, base)));
-  broken.push(...(await brokenDisks(p, { source, target, completed, home, running }, base)));
+  broken.push(...(await brokenDisks(p, { source, target, completed, live, home, running }, base)));
   broken.push(...brokenLeftovers(p, migrationId, home));
   broken.push(...(await brokenOwnership(p, home)));
   const corruption = await p.cluster.ok(p.nodes[0]!, 'haul-emu', ['corruption-log']);
@@ -123,11 +130,13 @@ async function brokenMemory(
 
 /**
  * Disks: initial content + every block the CT wrote (source, then target after a success) = final content, read at
- * rest (the workload is paused meanwhile); each shared disk's chain is its single base image again.
+ * rest (the workload is paused meanwhile); each shared disk's chain is its single base image again. After a live
+ * migration the source's writes count up to the freeze (the journal's length its final dump recorded), and none may
+ * follow it: each disk on the target holds the source's content at the freeze, plus what the CT wrote there since.
  */
 async function brokenDisks(
   p: CtPlace,
-  m: { source: string; target: string; completed: boolean; home: string; running: string[] },
+  m: { source: string; target: string; completed: boolean; live: boolean; home: string; running: string[] },
   base: Baseline,
 ): Promise<string[]> {
   const broken: string[] = [];
@@ -135,7 +144,15 @@ async function brokenDisks(
   if (paused) await p.cluster.ok(paused, 'haul-emu', ['freeze', p.ctid]);
   try {
     const since = (n: string) => journalOf(p, n).slice(base.journals[n] ?? 0);
-    const writes = [...since(m.source), ...(m.completed ? since(m.target) : [])];
+    const freeze = m.completed && m.live ? lastFreeze(p, m.source).journalLines : undefined;
+    const fromSource = since(m.source);
+    const atFreeze =
+      freeze === undefined ? fromSource : journalOf(p, m.source).slice(base.journals[m.source] ?? 0, freeze);
+    if (atFreeze.length < fromSource.length)
+      broken.push(
+        `the source wrote ${fromSource.length - atFreeze.length} blocks after the freeze: lost on the target`,
+      );
+    const writes = [...atFreeze, ...(m.completed ? since(m.target) : [])];
     const expected = base.views.map((v) => ({ ...v }));
     for (const w of writes) {
       const [disk, block, sha] = w.split(' ');

@@ -188,6 +188,8 @@ export function ctConfig(conf: CtConf): CtConfig {
     seed: n('HAUL_EMU_SEED', 1),
     diskBases: diskBases(conf),
     diskBlocks: Math.max(1, Math.floor((size * 512) / 4096 / 8)),
+    // Linux writes dirty pages back once they are older than dirty_expire_centisecs (30 s by default).
+    writebackMs: n('HAUL_EMU_WRITEBACK_MS', 30_000),
   };
 }
 

@@ -18,6 +18,7 @@ import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
 import { migrationDisks, type DiskRef } from './disks.ts';
+import { livePassSubject, nextLivePass } from './disk-passes.ts';
 import { planCleanupOf, planRollbackOf, bringsSourceBack, type PlannedAction } from './plans.ts';
 import { inFlight, stepKey, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable, type TimeoutClass } from './steps.ts';
@@ -440,6 +441,8 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
       break;
     }
   }
+  // Local disks are copied while the CT runs, beside the pre-dumps; only their last pass waits for the freeze.
+  const disksReady = liveDiskPasses(meta, s, out);
   if (!final) return out;
 
   const n = iterDone.length;
@@ -447,7 +450,8 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const fd = s.steps['finalDump:-'];
   if (!fd) {
     // Never freeze while an earlier stream is unfinished: the frozen window would wait for it (or for its stall).
-    if (!streamsDone) return out;
+    // Nor before every local disk's live passes converged: the frozen window holds only their last pass.
+    if (!streamsDone || !disksReady) return out;
     const args: Record<string, unknown> = {
       ctid: req.ctid,
       iteration: n,
@@ -513,21 +517,54 @@ function prepareSharedDisk(meta: DecideMeta, s: MigrationState, d: DiskRef, out:
   return chain.every(([step]) => ok(s.steps[`${step}:${d.index}`]));
 }
 
-/** Copy every local (non-shared) disk at once (the streamer runs several transfers together); true when all are copied. */
+/**
+ * Copy every local (non-shared) disk at once (the streamer runs several transfers together); true when all are
+ * copied. In live mode this is each disk's frozen pass, after its live passes (liveDiskPasses); in restart mode the
+ * one copy of a disk nobody uses any more.
+ */
 function copyLocalDisks(
   meta: DecideMeta,
   s: MigrationState,
   local: DiskRef[],
   out: MigrationEvent[],
 ): boolean {
+  const live = (s.request!.mode ?? 'live') === 'live';
   for (const d of local) {
     if (has(s, `copyLocalDisk:${d.index}`)) continue;
-    const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
-    const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
-    const to = toXml.slice(0, toXml.lastIndexOf('/'));
-    out.push(intend(s, meta, 'copyLocalDisk', String(d.index), streamArgs(s.request!, from, to, 'final')));
+    const args = streamArgs(s.request!, ...diskDirs(s, d), 'final');
+    if (live) {
+      const next = nextLivePass(s, d.index);
+      if (!('ready' in next)) continue; // an older log, or a pass still running: never frozen without it
+      args['pass'] = { index: next.ready, final: true };
+    }
+    out.push(intend(s, meta, 'copyLocalDisk', String(d.index), args));
   }
   return local.every((d) => ok(s.steps[`copyLocalDisk:${d.index}`]));
+}
+
+/**
+ * The live passes of every local disk, each intended when the one before it succeeded (a failed one starts the
+ * rollback); true when every disk is ready for its frozen pass.
+ */
+function liveDiskPasses(meta: DecideMeta, s: MigrationState, out: MigrationEvent[]): boolean {
+  let ready = true;
+  for (const d of migrationDisks(s).local) {
+    const next = nextLivePass(s, d.index);
+    if ('ready' in next) continue;
+    ready = false;
+    if (!('send' in next)) continue;
+    const args = streamArgs(s.request!, ...diskDirs(s, d), 'iteration');
+    args['pass'] = { index: next.send, final: false };
+    out.push(intend(s, meta, 'copyLocalDisk', livePassSubject(d.index, next.send), args));
+  }
+  return ready;
+}
+
+/** A local disk's folder on the source and where its copy goes on the target. */
+function diskDirs(s: MigrationState, d: DiskRef): [string, string] {
+  const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
+  const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
+  return [from, toXml.slice(0, toXml.lastIndexOf('/'))];
 }
 
 /** Where a local disk lives on the target: the same place relative to the CT's private area. */

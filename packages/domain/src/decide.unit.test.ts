@@ -103,13 +103,17 @@ describe('given a requested migration', () => {
 
 describe('given both preflights passed and the CT lock held', () => {
   const log = until(happy, succeeded('lockSource:-'));
-  it('the first pre-dump writes img/1 with no parent', () => {
+  it('the first pre-dump writes img/1 with no parent; the local disk starts its live copy beside it', () => {
     const [e] = given(log)
       .when(advance)
       .then([
         {
           type: 'StepIntended',
           data: { step: 'preDump', args: { iteration: 0, imageDir: '/src/img/haul-mig-sim01/1' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'copyLocalDisk', args: { priority: 'iteration', pass: { index: 0, final: false } } },
         },
       ]);
     assert.equal((e!.data as { args: { prevImageDir?: string } }).args.prevImageDir, undefined);

@@ -55,6 +55,12 @@ export const errorCodes = {
   descriptorLocked: 'HAUL_DESCRIPTOR_LOCKED',
   /** takeOwnership: the target has no config of the CT to register. */
   noConfig: 'HAUL_NO_CONFIG',
+  /**
+   * A live local-disk copy cannot go on: the host's write tracker on the mounted disk is gone (the disk was unmounted,
+   * or tracking stopped) or its helper failed. The extents written since the last pass are unknown: the copy is
+   * given up (the migration rolls back; the CT keeps running on the source).
+   */
+  diskTracking: 'HAUL_DISK_TRACKING',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

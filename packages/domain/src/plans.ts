@@ -1,5 +1,6 @@
 import type { DumpArgs, MigrationEvent, StepName } from '@haul/schemas';
 import { migrationDisks } from './disks.ts';
+import { diskOfSubject } from './disk-passes.ts';
 import { errorCodes, givenUpCodes } from './errors.ts';
 import { copyGuid, originGuid } from './ids.ts';
 import { initialState, type MigrationState, type StepRecord } from './state.ts';
@@ -85,11 +86,13 @@ function compensationOf(
       };
     }
     case 'copyLocalDisk': {
+      // Every pass of a disk wrote into the same folder: one removal undoes them all.
       const target = (r.command.args as { targetDir: string }).targetDir;
+      const disk = diskOfSubject(r.subject);
       return {
-        key: `removeFiles:target-disk${r.subject}`,
+        key: `removeFiles:target-disk${disk}`,
         step: 'removeFiles',
-        subject: `target-disk${r.subject}`,
+        subject: `target-disk${disk}`,
         role: 'target',
         args: { paths: [target] },
       };

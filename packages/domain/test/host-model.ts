@@ -88,7 +88,7 @@ const f2 = (g: string) => `root.hds.${g}.f2`;
 /** Apply a command to the host model, returning its result (success) — the "real" effect of every step. */
 export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly = false): unknown {
   const a = cmd.args as unknown as Record<string, unknown>;
-  const disk = Number(cmd.commandId.split(':').at(-2));
+  const disk = Number(cmd.commandId.split(':').at(-2)!.split('.')[0]);
   const sd = h.shared[disk - h.local.length];
   const host = (actions: string[]): HostResult => ({ actions });
   switch (cmd.step) {
@@ -284,7 +284,7 @@ export function refusal(h: HostModel, cmd: StepCommand): string | undefined {
   if (cmd.step !== 'backupDescriptor' && cmd.step !== 'snapshotOrigin' && cmd.step !== 'snapshotCopy')
     return undefined;
   if (h.ct.source !== 'frozen') return 'HAUL_NOT_HELD';
-  const disk = Number(cmd.commandId.split(':').at(-2));
+  const disk = Number(cmd.commandId.split(':').at(-2)!.split('.')[0]);
   const sd = h.shared[disk - h.local.length]!;
   const guid = (cmd.args as unknown as { guid: string }).guid;
   const has = (chain: Chain | undefined, g: string) => chain?.some((i) => i.guid === g) ?? false;
