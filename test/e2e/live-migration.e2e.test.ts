@@ -141,9 +141,10 @@ describe('two shared disks: live there, restart mode back', () => {
     assert.equal(end.type, 'MigrationCompleted');
     assert.deepEqual(await w.brokenInvariants(id, base), []);
     const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
-    assert.deepEqual(steps.slice(0, 5), [
+    assert.deepEqual(steps.slice(0, 6), [
       'preflightTarget',
       'preflightSource',
+      'lockSource',
       'stopSource',
       'copyLocalDisk',
       'startTarget',
