@@ -71,7 +71,11 @@ export type StepCommand1 =
   | StartSourceCommand
   | UmountSourceCommand
   | CleanupSharedDiskCommand
-  | MergeOriginCommand;
+  | MergeOriginCommand
+  | LockSourceCommand
+  | TakeOwnershipCommand
+  | UnlockSourceCommand
+  | ReleaseOwnershipCommand;
 /**
  * This migration's image folder on the node, decided by the core.
  */
@@ -119,7 +123,11 @@ export type StepName =
   | 'startSource'
   | 'umountSource'
   | 'cleanupSharedDisk'
-  | 'mergeOrigin';
+  | 'mergeOrigin'
+  | 'lockSource'
+  | 'takeOwnership'
+  | 'unlockSource'
+  | 'releaseOwnership';
 /**
  * A registered identity of the cluster (identities.json): a role, or <role>@<node> for agents and streamers.
  *
@@ -222,7 +230,11 @@ export type StepIntendedData1 =
   | StartSourceCommand
   | UmountSourceCommand
   | CleanupSharedDiskCommand
-  | MergeOriginCommand;
+  | MergeOriginCommand
+  | LockSourceCommand
+  | TakeOwnershipCommand
+  | UnlockSourceCommand
+  | ReleaseOwnershipCommand;
 /**
  * A node agent or streamer finished a step.
  *
@@ -251,7 +263,11 @@ export type StepSucceededData1 =
   | StartSourceSucceeded
   | UmountSourceSucceeded
   | CleanupSharedDiskSucceeded
-  | MergeOriginSucceeded;
+  | MergeOriginSucceeded
+  | LockSourceSucceeded
+  | TakeOwnershipSucceeded
+  | UnlockSourceSucceeded
+  | ReleaseOwnershipSucceeded;
 /**
  * This migration's image folder on this node.
  */
@@ -541,6 +557,13 @@ export interface StreamArgs {
    * Cap for this transfer, in MB/s (10^6 bytes): 1 to 100000.
    */
   bandwidthLimitMBps?: number;
+  /**
+   * A pass of a live local-disk copy (copyLocalDisk in live mode; absent: one plain copy of a disk that is not in use). Pass 0 starts the host's write tracker on the mounted disk and sends the whole image folder while the CT runs; each later pass syncs the file system and sends the extents of the top delta written since the pass before; the final one runs in the frozen window. docs/protocol.md, "Local disks".
+   */
+  pass?: {
+    index: number;
+    final: boolean;
+  };
 }
 export interface FinalDumpCommand {
   step: 'finalDump';
@@ -656,6 +679,22 @@ export interface CleanupSharedDiskCommand {
 export interface MergeOriginCommand {
   step: 'mergeOrigin';
   args: SharedDiskArgs;
+}
+export interface LockSourceCommand {
+  step: 'lockSource';
+  args: CtArgs;
+}
+export interface TakeOwnershipCommand {
+  step: 'takeOwnership';
+  args: CtArgs;
+}
+export interface UnlockSourceCommand {
+  step: 'unlockSource';
+  args: CtArgs;
+}
+export interface ReleaseOwnershipCommand {
+  step: 'releaseOwnership';
+  args: CtArgs;
 }
 export interface StepCommand2 {
   commandId: CommandId;
@@ -1263,6 +1302,22 @@ export interface MergeOriginSucceeded {
   step: 'mergeOrigin';
   result: HostResult;
 }
+export interface LockSourceSucceeded {
+  step: 'lockSource';
+  result: HostResult;
+}
+export interface TakeOwnershipSucceeded {
+  step: 'takeOwnership';
+  result: HostResult;
+}
+export interface UnlockSourceSucceeded {
+  step: 'unlockSource';
+  result: HostResult;
+}
+export interface ReleaseOwnershipSucceeded {
+  step: 'releaseOwnership';
+  result: HostResult;
+}
 export interface StepSucceededData2 {
   commandId: CommandId;
   step: StepName;
@@ -1830,6 +1885,10 @@ export interface StreamOffer {
    */
   durable?: boolean;
   /**
+   * A later pass of a local-disk copy: the target folder holds the earlier passes. Each file is updated in place: only the extents listed in its entry are sent (none: the file must already be there with that size), at any offset, then it is cut or extended to its size. Nothing is resumed: a broken update pass is sent again whole.
+   */
+  update?: boolean;
+  /**
    * @maxItems 100000
    */
   manifest: ManifestEntry[];
@@ -1843,6 +1902,12 @@ export interface ManifestEntry {
   size?: number;
   linkTarget?: string;
   mode?: number;
+  /**
+   * Update offers only: the byte ranges [start, end) of the file that are sent.
+   *
+   * @maxItems 1000000
+   */
+  extents?: [number, number, ...number[]][];
 }
 /**
  * Where one node's image streamer takes data connections (KV bucket haul-streamers, key = node name), refreshed every heartbeat. A receiving streamer connects only to the address its sender registered.

@@ -6,7 +6,7 @@
  */
 import { liveForwardSteps } from '@haul/domain';
 import { followToEnd, formatEvent, formatStats } from '@haul/cli';
-import type { MigrationStats } from '@haul/schemas';
+import type { MigrationEvent, MigrationStats } from '@haul/schemas';
 import { injections, startWorld, type World } from '@haul/test';
 
 const help = `npm run demo -- [options]
@@ -15,6 +15,7 @@ const help = `npm run demo -- [options]
   --dirty-rate N       pages the CT dirties per second (default 3000)
   --disk-writes N      blocks the CT writes per second (default 40)
   --shared-disks N     shared ploop disks besides the local root disk (default 1)
+  --local-disk-mb N    MiB of data in the CT's local root disk (default 0: a few blocks)
   --mode live|restart  migration mode (default live)
   --max-downtime-ms N  iterate until the predicted downtime fits (policy: proceed)
   --fail-at STEP       make one host step fail on purpose to show a rollback; one of:
@@ -59,6 +60,32 @@ function goals(s: MigrationStats): string {
   ].join(', ');
 }
 
+/**
+ * The local disks' copy, pass by pass: the live passes while the CT ran, and how much of the disk (bytes and time)
+ * the frozen window held.
+ */
+function diskPasses(events: MigrationEvent[]): string[] {
+  const passes = events.flatMap((e) => {
+    if (e.type !== 'StepSucceeded' || e.data.step !== 'copyLocalDisk') return [];
+    const subject = e.data.commandId.split(':').at(-2)!;
+    return [{ subject, frozen: !subject.includes('.'), r: e.data.result }];
+  });
+  if (passes.length === 0) return [];
+  const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  const lines = passes.map(
+    (p) =>
+      `  copyLocalDisk:${p.subject.padEnd(5)} ${p.frozen ? 'frozen' : 'live  '} ${mib(p.r.bytes).padStart(11)} in ${(p.r.durationMs / 1000).toFixed(2)} s`,
+  );
+  const total = passes.reduce((a, p) => a + p.r.bytes, 0);
+  const frozen = passes.filter((p) => p.frozen);
+  const inWindow = frozen.reduce((a, p) => a + p.r.bytes, 0);
+  const ms = frozen.reduce((a, p) => a + p.r.durationMs, 0);
+  lines.push(
+    `  inside the frozen window: ${mib(inWindow)} of ${mib(total)} copied (${((100 * inWindow) / Math.max(1, total)).toFixed(1)} %), ${(ms / 1000).toFixed(2)} s of transfer`,
+  );
+  return lines;
+}
+
 say(
   `haul demo: ${mode} migration of CT 101 (${memoryMb} MiB, dirtying ${dirtyRate} pages/s) from node-a to node-b`,
 );
@@ -71,6 +98,7 @@ try {
     dirtyRate,
     diskWrites: Number(opt('--disk-writes', '40')),
     sharedDisks: Number(opt('--shared-disks', '1')),
+    localDiskMb: Number(opt('--local-disk-mb', '0')),
     faults: inj?.rules ?? [],
     insecure: argv.includes('--insecure'),
   });
@@ -122,6 +150,11 @@ try {
     end.type === 'MigrationCompleted' ? 'Migration succeeded' : `Migration rolled back: ${end.data.reason}`,
   );
   console.log(formatStats(end.data.stats));
+  const passes = diskPasses(await w.events(reply.migrationId));
+  if (passes.length > 0) {
+    say('local disk copy, pass by pass:');
+    for (const l of passes) console.log(l);
+  }
   say(goals(end.data.stats));
   const home = end.type === 'MigrationCompleted' ? 'node-b' : 'node-a';
   const after = JSON.parse(await w.cluster.ok(home, 'haul-emu', ['checksum-mem', '101'])) as {

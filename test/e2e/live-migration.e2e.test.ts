@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { MigrateRequest } from '@haul/schemas';
+import type { MigrateRequest, MigrationEvent } from '@haul/schemas';
 import { followToEnd } from '@haul/cli';
 import { startRunningWorld, type World } from '@haul/test';
 
-async function migrate(w: World, from: string, to: string, extra: Record<string, unknown> = {}) {
+async function migrate(
+  w: World,
+  from: string,
+  to: string,
+  extra: Record<string, unknown> = {},
+  watch: (e: MigrationEvent) => void = () => {},
+) {
   const base = await w.baseline(from);
   const req: MigrateRequest = {
     requestId: `req-${from}-${to}-${Date.now()}`,
@@ -20,7 +26,7 @@ async function migrate(w: World, from: string, to: string, extra: Record<string,
   const r = await w.api.migrate(req);
   assert.ok(r.ok, JSON.stringify(r));
   if (!r.ok) throw new Error('rejected');
-  const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+  const end = await followToEnd(w.eventLog, r.migrationId, watch);
   return { id: r.migrationId, end, base };
 }
 
@@ -31,9 +37,21 @@ describe('live migration with one shared disk, there and back', () => {
   });
   after(() => w?.stop());
 
-  it('moves the CT to node-b with pre-dump iterations, losing nothing', async () => {
-    const { id, end, base } = await migrate(w, 'node-a', 'node-b');
+  it('moves the CT to node-b with pre-dump iterations, losing nothing; a concurrent vzctl is refused by its lock', async () => {
+    // An operator's vzctl stop once the migration holds the CT's lock: refused as vzctl refuses a locked CT.
+    let stop: Promise<{ code: number; stderr: string }> | undefined;
+    const { id, end, base } = await migrate(w, 'node-a', 'node-b', {}, (e) => {
+      if (!stop && e.type === 'StepSucceeded' && e.data.step === 'lockSource')
+        stop = w.cluster.run('node-a', 'vzctl', ['stop', w.ctid]);
+    });
+    const refused = await stop;
+    assert.equal(refused?.code, 9, refused?.stderr);
+    assert.match(
+      refused?.stderr ?? '',
+      /Locked info: pid=\d+ cmdline=sh \S+haul-hold-ct-lock .*\nCannot lock the Container/,
+    );
     assert.equal(end.type, 'MigrationCompleted');
+    // The invariants include the handover: registered and owned on node-b only, the HA resource there, no lock left.
     assert.deepEqual(await w.brokenInvariants(id, base), []);
     const events = await w.events(id);
     assert.ok(
@@ -123,9 +141,10 @@ describe('two shared disks: live there, restart mode back', () => {
     assert.equal(end.type, 'MigrationCompleted');
     assert.deepEqual(await w.brokenInvariants(id, base), []);
     const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
-    assert.deepEqual(steps.slice(0, 5), [
+    assert.deepEqual(steps.slice(0, 6), [
       'preflightTarget',
       'preflightSource',
+      'lockSource',
       'stopSource',
       'copyLocalDisk',
       'startTarget',

@@ -48,6 +48,15 @@ export const injections: Record<string, Injection> = {
     ],
     expect: 'MigrationRolledBack',
   },
+  // Someone else holds the CT's vzctl lock (a live process: this test): the migration must not touch the CT.
+  lockSource: {
+    plant: (w) => {
+      const lock = join(w.cluster.nodeRoot('node-a'), 'vz', 'lock', `${w.ctid}.lck`);
+      writeFileSync(lock, `${process.pid}\nstopping\n`);
+      return () => rmSync(lock, { force: true });
+    },
+    expect: 'MigrationRolledBack',
+  },
   preDump: {
     rules: [
       {
@@ -138,6 +147,21 @@ export const injections: Record<string, Injection> = {
       },
     ],
     expect: 'MigrationRolledBack',
+  },
+  // After the commit point the target's registration fails once: retried, never undone; the CT ends owned there.
+  takeOwnership: {
+    rules: [
+      {
+        tool: 'vzctl',
+        sub: 'register',
+        node: 'node-b',
+        call: 1,
+        action: 'fail',
+        exitCode: 255,
+        stderr: 'injected',
+      },
+    ],
+    expect: 'MigrationCompleted',
   },
   // After the commit point nothing is undone: the source agent dies as it commits, and the step is reconciled.
   releaseSource: {

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationEvent } from '@haul/schemas';
 import type { EmulatedCluster } from './emulated-cluster.ts';
@@ -27,6 +27,13 @@ const journalOf = (p: CtPlace, n: string) => {
   const f = join(p.cluster.nodeRoot(n), 'var', 'log', `ct-${p.ctid}.writes`);
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
 };
+/** What the source's last final dump recorded at the freeze: the memory checksum, the write journal's length. */
+const lastFreeze = (p: CtPlace, source: string) => {
+  const dumps = readFileSync(join(p.cluster.nodeRoot(source), 'var', 'log', `ct-${p.ctid}.dumps`), 'utf8')
+    .trim()
+    .split('\n');
+  return JSON.parse(dumps.at(-1)!) as { memSha256: string; journalLines?: number };
+};
 const initPid = (p: CtPlace, n: string) =>
   Number(readFileSync(join(p.cluster.nodeRoot(n), 'var', 'run', 've', `${p.ctid}.init.pid`), 'utf8'));
 
@@ -48,7 +55,8 @@ export async function takeBaseline(p: CtPlace, source: string): Promise<Baseline
 /**
  * Every data-safety invariant of a finished migration, from its events and the hosts; returns what is broken
  * (empty = all hold): the CT runs exactly once, where the outcome says, not frozen; its memory survived (live
- * mode); its disks hold the initial content plus every block it wrote; nothing is left behind anywhere.
+ * mode); its disks hold the initial content plus every block it wrote; nothing is left behind anywhere; it is
+ * registered and owned there only, its HA resource runs there, and its lock is free.
  */
 export async function brokenInvariants(
   p: CtPlace,
@@ -71,8 +79,9 @@ export async function brokenInvariants(
   const live = (req.data.request.mode ?? 'live') === 'live';
   if (running.includes(home))
     broken.push(...(await brokenMemory(p, { source, target, completed, live }, base)));
-  broken.push(...(await brokenDisks(p, { source, target, completed, home, running }, base)));
+  broken.push(...(await brokenDisks(p, { source, target, completed, live, home, running }, base)));
   broken.push(...brokenLeftovers(p, migrationId, home));
+  broken.push(...(await brokenOwnership(p, home)));
   const corruption = await p.cluster.ok(p.nodes[0]!, 'haul-emu', ['corruption-log']);
   if (corruption.trim()) broken.push(`double read-write attach recorded: ${corruption.trim()}`);
   const last = events.at(-1);
@@ -121,11 +130,13 @@ async function brokenMemory(
 
 /**
  * Disks: initial content + every block the CT wrote (source, then target after a success) = final content, read at
- * rest (the workload is paused meanwhile); each shared disk's chain is its single base image again.
+ * rest (the workload is paused meanwhile); each shared disk's chain is its single base image again. After a live
+ * migration the source's writes count up to the freeze (the journal's length its final dump recorded), and none may
+ * follow it: each disk on the target holds the source's content at the freeze, plus what the CT wrote there since.
  */
 async function brokenDisks(
   p: CtPlace,
-  m: { source: string; target: string; completed: boolean; home: string; running: string[] },
+  m: { source: string; target: string; completed: boolean; live: boolean; home: string; running: string[] },
   base: Baseline,
 ): Promise<string[]> {
   const broken: string[] = [];
@@ -133,7 +144,15 @@ async function brokenDisks(
   if (paused) await p.cluster.ok(paused, 'haul-emu', ['freeze', p.ctid]);
   try {
     const since = (n: string) => journalOf(p, n).slice(base.journals[n] ?? 0);
-    const writes = [...since(m.source), ...(m.completed ? since(m.target) : [])];
+    const freeze = m.completed && m.live ? lastFreeze(p, m.source).journalLines : undefined;
+    const fromSource = since(m.source);
+    const atFreeze =
+      freeze === undefined ? fromSource : journalOf(p, m.source).slice(base.journals[m.source] ?? 0, freeze);
+    if (atFreeze.length < fromSource.length)
+      broken.push(
+        `the source wrote ${fromSource.length - atFreeze.length} blocks after the freeze: lost on the target`,
+      );
+    const writes = [...atFreeze, ...(m.completed ? since(m.target) : [])];
     const expected = base.views.map((v) => ({ ...v }));
     for (const w of writes) {
       const [disk, block, sha] = w.split(' ');
@@ -165,6 +184,40 @@ async function brokenDisks(
     ]);
     if (list.trim() !== baseImageUuid) broken.push(`${d}: chain is not a single base image: ${list.trim()}`);
   }
+  return broken;
+}
+
+const privateOf = (p: CtPlace, n: string) => join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid);
+
+/**
+ * Ownership: the CT is registered (its /etc/vz/conf link to $VE_PRIVATE/ve.conf) and owned ($VE_PRIVATE/.owner names
+ * the node) on exactly its home node, its HA resource runs there, and no node's CT lock is held any more.
+ */
+async function brokenOwnership(p: CtPlace, home: string): Promise<string[]> {
+  const broken: string[] = [];
+  for (const n of p.nodes) {
+    const conf = join(p.cluster.nodeRoot(n), 'etc', 'vz', 'conf', `${p.ctid}.conf`);
+    let link: string | undefined;
+    try {
+      link = readlinkSync(conf);
+    } catch {
+      link = undefined;
+    }
+    const registered = link === join(privateOf(p, n), 've.conf');
+    const ownerFile = join(privateOf(p, n), '.owner');
+    const owner = existsSync(ownerFile) ? readFileSync(ownerFile, 'utf8').trim() : undefined;
+    if ((n === home) !== registered)
+      broken.push(`CT ${n === home ? 'not ' : ''}registered on ${n} (runs on ${home})`);
+    if (n === home && owner !== n) broken.push(`$VE_PRIVATE/.owner on ${n} names ${owner ?? 'nobody'}`);
+    if (n !== home && owner !== undefined) broken.push(`$VE_PRIVATE/.owner left on ${n} (names ${owner})`);
+    const lock = join(p.cluster.nodeRoot(n), 'vz', 'lock', `${p.ctid}.lck`);
+    if (existsSync(lock))
+      broken.push(`the CT lock is still held on ${n}: ${readFileSync(lock, 'utf8').trim()}`);
+  }
+  const ha = await p.cluster.run(home, 'haul-emu', ['ha-resource', `ct-${p.ctid}`]);
+  const at = ha.code === 0 ? (JSON.parse(ha.stdout) as { node: string }).node : undefined;
+  if (at !== home)
+    broken.push(`the HA resource ct-${p.ctid} is on ${at ?? 'no node'}, the CT runs on ${home}`);
   return broken;
 }
 

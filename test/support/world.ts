@@ -39,6 +39,10 @@ export type WorldOptions = {
   dirtyRate?: number;
   diskWrites?: number;
   sharedDisks?: number;
+  /** MiB of data in the CT's local root disk (default: a few blocks); the disk is sized to twice that. */
+  localDiskMb?: number;
+  /** The CT's page-cache writeback interval (HAUL_EMU_WRITEBACK_MS; default Linux's 30 s, 0: never). */
+  writebackMs?: number;
   faults?: FaultRule[];
   /** Extra environment for every service (e.g. HAUL_STREAM_MAX_RETRIES). */
   env?: Record<string, string>;
@@ -120,6 +124,8 @@ export async function startWorld(o: WorldOptions = {}) {
     '--disk-writes',
     String(o.diskWrites ?? 20),
     ...shared.flatMap((d) => ['--shared-disk', d]),
+    ...(o.localDiskMb ? ['--disk-fill', String(o.localDiskMb), '--disk-size', `${2 * o.localDiskMb}M`] : []),
+    ...(o.writebackMs !== undefined ? ['--writeback-ms', String(o.writebackMs)] : []),
   ];
   await cluster.ok('node-a', 'haul-emu', ctArgs);
   for (const n of nodes.slice(1)) await cluster.ok(n, 'haul-emu', [...ctArgs, '--config-only']);

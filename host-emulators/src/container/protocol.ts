@@ -35,6 +35,8 @@ export type CtConfig = {
   /** Base image of each disk: the CT writes into the top delta of the device built on it. */
   diskBases: string[];
   diskBlocks: number;
+  /** How long written blocks stay in the page cache before writeback (0: only a sync or umount writes them). */
+  writebackMs: number;
 };
 export type CtCoreImage = {
   config: CtConfig;

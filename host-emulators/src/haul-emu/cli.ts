@@ -1,13 +1,27 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ToolExit, emuEnv, paths } from '../lib/emu-env.ts';
+import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { readResource, type HaResource } from '../shaman/cli.ts';
+import { ownerFile, serverId, veConf } from '../vzctl/registration.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { imageValue } from '../vzctl/config.ts';
 import { getopt, out } from '../lib/tool.ts';
-import { appendBlock, BLOCK, chainChecksum, readChain } from '../ploop/delta.ts';
+import { appendBlock, BLOCK, readChain } from '../ploop/delta.ts';
+import { cachedBlocks, deviceOnNode } from '../ploop/page-cache.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
-import { init, resolveDd } from '../ploop/ops.ts';
+import { init, resolveDd, withDeviceIo } from '../ploop/ops.ts';
 import { ctRequest } from '../container/protocol.ts';
 import { Rng } from '../container/memory.ts';
 
@@ -16,13 +30,16 @@ const help = `haul-emu: set up emulated nodes and containers, and read the emula
   haul-emu create-node --root DIR --node NAME --cluster DIR [--criu-version V] [--no-mem-track] [--cpu-flags a,b]
                      [--plain-criu]     (criu dumps without VZ's pieces: --freeze-cgroup, --root, externals)
   haul-emu create-ct --ctid ID [--memory-mb 64] [--dirty-rate PAGES/S] [--disk-writes BLOCKS/S] [--seed N]
-                     [--disk-size 64M] [--shared-disk DIR]... [--config-only]      (HAUL_EMU_ROOT names the node)
+                     [--disk-size 64M] [--disk-fill MB] [--writeback-ms MS] [--shared-disk DIR]...
+                     [--config-only]                                              (HAUL_EMU_ROOT names the node)
   haul-emu checksum-mem CTID        memory checksum of a running CT (JSON)
-  haul-emu checksum-disk DD.xml     content checksum over the merged view of the chain (JSON)
-  haul-emu disk-view DD.xml         block → sha256 of the merged view (JSON), to replay a CT's write journal against
+  haul-emu checksum-disk DD.xml     content checksum of the disk as its CT sees it: the merged view of the chain and,
+                                    when mounted on this node, the page cache on top (JSON)
+  haul-emu disk-view DD.xml         block → sha256 of that view (JSON), to replay a CT's write journal against
   haul-emu freeze|thaw CTID         pause or resume a CT's workload (to read its disks at rest)
   haul-emu corruption-log           refused double read-write attaches recorded in this cluster (JSON lines)
   haul-emu hold-lock DD.xml [--ms N] hold the descriptor's lock (to make ploop time out with exit 23)
+  haul-emu ha-resource ct-CTID       where the HA cluster runs the CT (JSON: node, path, prio)
   haul-emu new-boot-id              give the node a new proc/sys/kernel/random/boot_id, as a reboot would (nothing
                                     else of a reboot is emulated)`;
 
@@ -72,6 +89,8 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
     '--disk-writes',
     '--seed',
     '--disk-size',
+    '--disk-fill',
+    '--writeback-ms',
     '--shared-disk',
     '--ms',
   ]);
@@ -130,19 +149,24 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
         `HAUL_EMU_DIRTY_PAGES_PER_SEC=${one('--dirty-rate') ?? 500}`,
         `HAUL_EMU_DISK_WRITES_PER_SEC=${one('--disk-writes') ?? 20}`,
         `HAUL_EMU_SEED=${seed}`,
+        `HAUL_EMU_WRITEBACK_MS=${one('--writeback-ms') ?? 30_000}`,
       ];
       if (shared.length)
         lines.push(
           `DISK="${shared.map((d, i) => `uuid={${String(i).padStart(8, '0')}-0000-4000-8000-000000000000},enabled=yes,image=${imageValue(priv, d)},mnt=/data${i}`).join(';')}"`,
         );
-      writeFileSync(paths.ctConf(env, ctid), lines.join('\n') + '\n');
       if (opts.has('--config-only')) {
+        // An unregistered config, as vzmigrate leaves one on a destination before it registers the CT there.
+        writeFileSync(paths.ctConf(env, ctid), lines.join('\n') + '\n');
         out(`config of CT ${ctid} on ${env.node}`);
         return 0;
       }
+      registerNew(env, ctid, priv, lines.join('\n') + '\n');
       mkdirSync(join(priv, 'root.hdd'), { recursive: true });
       init(size, join(priv, 'root.hdd', 'root.hds'), 'expanded');
       fillDisk(join(priv, 'root.hdd', 'DiskDescriptor.xml'), seed);
+      const fill = Number(one('--disk-fill') ?? 0);
+      if (fill > 0) fillData(join(priv, 'root.hdd', 'DiskDescriptor.xml'), fill, seed);
       shared.forEach((d, i) => {
         if (existsSync(join(d, 'DiskDescriptor.xml'))) return;
         mkdirSync(d, { recursive: true });
@@ -173,13 +197,18 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       return 0;
     }
     case 'checksum-disk': {
-      const dd = resolveDd(need(args[0], 'DD.xml'));
-      out(JSON.stringify(chainChecksum(chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file)))));
+      const view = ctView(resolveDd(need(args[0], 'DD.xml')));
+      const h = createHash('sha256');
+      for (const i of [...view.keys()].sort((a, b) => a - b)) {
+        const idx = Buffer.alloc(4);
+        idx.writeUInt32LE(i, 0);
+        h.update(idx).update(view.get(i)!);
+      }
+      out(JSON.stringify({ sha256: h.digest('hex'), blocks: view.size }));
       return 0;
     }
     case 'disk-view': {
-      const dd = resolveDd(need(args[0], 'DD.xml'));
-      const view = readChain(chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file)));
+      const view = ctView(resolveDd(need(args[0], 'DD.xml')));
       const obj: Record<string, string> = {};
       for (const i of [...view.keys()].sort((a, b) => a - b))
         obj[i] = createHash('sha256').update(view.get(i)!).digest('hex');
@@ -189,6 +218,12 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
     case 'corruption-log': {
       const f = paths.corruption(emuEnv().clusterDir);
       if (existsSync(f)) process.stdout.write(readFileSync(f, 'utf8'));
+      return 0;
+    }
+    case 'ha-resource': {
+      const r = readResource(emuEnv().clusterDir, need(args[0], 'RESOURCE'));
+      if (!r) throw new ToolExit(1, `no HA resource ${args[0]}`);
+      out(JSON.stringify(r));
       return 0;
     }
     case 'new-boot-id': {
@@ -219,10 +254,69 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * A new CT is registered on its node as VZ7 registers one (libvzctl lib/vz.c vzctl2_env_register): its config is
+ * $VE_PRIVATE/ve.conf, /etc/vz/conf/<ctid>.conf links to it, $VE_PRIVATE/.owner names the node; and the HA cluster
+ * runs it there (its resource ct-<ctid>, as `shaman -i add` makes it).
+ */
+function registerNew(env: EmuEnv, ctid: string, priv: string, conf: string): void {
+  mkdirSync(priv, { recursive: true });
+  writeFileSync(veConf(priv), conf);
+  rmSync(paths.ctConf(env, ctid), { force: true });
+  symlinkSync(veConf(priv), paths.ctConf(env, ctid));
+  writeFileSync(ownerFile(priv), serverId(env));
+  mkdirSync(join(env.clusterDir, 'shaman'), { recursive: true });
+  const resource: HaResource = { node: env.node, path: priv, prio: 0 };
+  writeFileSync(join(env.clusterDir, 'shaman', `ct-${ctid}.json`), JSON.stringify(resource));
+}
+
 const need = (v: string | undefined, what: string): string => {
   if (v === undefined) throw new ToolExit(2, `${what} is required (see haul-emu --help)`);
   return v;
 };
+
+/** A disk as its CT sees it: the chain's merged view, and the page cache of its device on this node on top. */
+function ctView(dd: string): Map<number, Buffer> {
+  const files = chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file));
+  const env = process.env['HAUL_EMU_ROOT'] ? emuEnv() : undefined;
+  const dev = env ? deviceOnNode(env, files[0]!) : undefined;
+  if (!env || !dev) return readChain(files);
+  // Under the device's I/O lock: a writeback between reading the chain and the cache would hide its blocks.
+  return withDeviceIo(env, dev.dev, () => {
+    const view = readChain(files);
+    for (const [i, b] of cachedBlocks(env, dev.dev)) view.set(i, b);
+    return view;
+  });
+}
+
+/**
+ * Fill a disk's base image with `mb` MiB of seeded data, block after block (a delta as large as a disk that much in
+ * use, so a copy of it takes the time such a copy takes). Written in large appends, not block by block.
+ */
+function fillData(dd: string, mb: number, seed: number): void {
+  const desc = readDescriptor(dd);
+  const file = imagePath(dd, desc.images[0]!.file);
+  const blocks = Math.floor((mb * 1024 * 1024) / BLOCK);
+  const per = 256;
+  const rec = 4 + BLOCK;
+  const rng = new Rng(seed * 104729);
+  const fd = openSync(file, 'a');
+  try {
+    const buf = Buffer.alloc(per * rec);
+    for (let b = 0; b < blocks; b += per) {
+      const n = Math.min(per, blocks - b);
+      for (let k = 0; k < n; k++) {
+        buf.writeUInt32LE(b + k, k * rec);
+        buf.fill(rng.next() & 0xff, k * rec + 4, (k + 1) * rec);
+        buf.writeUInt32LE(rng.next(), k * rec + 4);
+      }
+      writeSync(fd, buf, 0, n * rec);
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Give a fresh disk some seeded content so its checksum means something. */
 function fillDisk(dd: string, seed: number): void {

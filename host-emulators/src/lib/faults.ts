@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
  * tests can fail every step of a migration on purpose. Counts are kept next to the plan.
  */
 export type FaultRule = {
-  tool: 'ploop' | 'vzctl' | 'criu';
+  tool: 'ploop' | 'vzctl' | 'criu' | 'shaman' | 'flock';
   /** The subcommand (first non-option argument), e.g. "snapshot", "restore", "dump". */
   sub?: string;
   /** Only on this emulated node. */

@@ -19,6 +19,8 @@ import {
 } from './descriptor.ts';
 import { createDelta, mergeInto } from './delta.ts';
 import { conflictOf, readRegistry, recordCorruption, withRegistry, type Device } from './devices.ts';
+import { flushCache } from './page-cache.ts';
+import { dropTracker } from './tracking.ts';
 
 /** ploop's SYSEXIT codes used here. */
 export const EX = {
@@ -161,7 +163,21 @@ export function mount(
   });
 }
 
+/** syncfs: write the page cache of a device on this node back to its top delta. */
+export function syncDevice(env: EmuEnv, dev: string): number {
+  return withDeviceIo(env, dev, () => flushCache(env, dev));
+}
+
 export function umount(env: EmuEnv, by: { dd?: string; mountpoint?: string; dev?: string }): string[] {
+  // Unmounting writes the file system's dirty pages back first, and the device's write tracker goes with it.
+  for (const d of readRegistry(env.clusterDir).devices.filter((x) => x.node === env.node)) {
+    if (by.dev !== undefined && d.dev !== by.dev) continue;
+    if (by.mountpoint !== undefined && d.mountpoint !== by.mountpoint) continue;
+    if (by.dd !== undefined && d.deltas[0] !== imagePath(by.dd, chainTo(readDescriptor(by.dd))[0]!.file))
+      continue;
+    syncDevice(env, d.dev);
+    dropTracker(env, d.dev);
+  }
   return withRegistry(env.clusterDir, (reg) => {
     let idx = -1;
     if (by.dd) {
@@ -216,6 +232,9 @@ export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, o
     };
     const push = () => {
       if (device && !offline) {
+        // ploop syncs the file system before it switches the device to the new delta: the cached writes land in
+        // the delta that becomes the snapshot, not in the new top.
+        flushCache(env, device.dev);
         withRegistry(env.clusterDir, (reg) => {
           const d = reg.devices.find((x) => x.dev === device.dev)!;
           d.deltas = [...d.deltas, newFile];

@@ -14,29 +14,68 @@ import { mount as ploopMount, umount as ploopUmount } from '../ploop/ops.ts';
 import { ctRequest, type CtConfig } from '../container/protocol.ts';
 import { launchContainer } from '../container/launch.ts';
 import { paths } from '../lib/emu-env.ts';
-import { bindMounts, diskEntries, readCtConf, type CtConf } from './config.ts';
 import { readRegistry } from '../ploop/devices.ts';
 import { chainTo, imagePath } from '../ploop/descriptor.ts';
 import { cgroupMounts, vzMode } from '../criu/vz.ts';
 import { partitionDevNumber } from '../ploop/sysfs.ts';
+import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from './config.ts';
+import { lockCt, lockStatus } from './ct-lock.ts';
+import { register, unregister } from './registration.ts';
 import { diskBases, isRunning, mountedDisks, pidAlive, readCtState, writeCtState } from './ct-state.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
 
-const actions = ['start', 'stop', 'mount', 'umount', 'status', 'suspend', 'restore'];
+const actions = [
+  'start',
+  'stop',
+  'mount',
+  'umount',
+  'status',
+  'suspend',
+  'restore',
+  'register',
+  'unregister',
+];
 
-/** `vzctl [--quiet|--verbose] [--skiplock] [--skipowner] <action> <ctid> [options]` (host-tools.md §3, §6). */
+/**
+ * `vzctl [--quiet|--verbose] [--skiplock] [--skipowner] [--ignore-ha-cluster] <action> <ctid> [options]`, and
+ * `vzctl register <path> <ctid> [options]` (host-tools.md §3, §6; vzctl.c main).
+ */
 export async function vzctlMain(argv: string[]): Promise<number> {
-  const i = skipGlobalOptions(argv);
+  const { index: i, skiplock } = skipGlobalOptions(argv);
   const action = argv[i];
   if (!action) throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, '', [vzctlUsage]);
   if (!actions.includes(action)) throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Bad command: ${action}`);
-  const ctid = argv[i + 1];
+  // register names the private area first, then the ctid (main shifts argv past the path).
+  const path = action === 'register' ? argv[i + 1] : undefined;
+  if (action === 'register' && path === undefined)
+    throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, 'Usage: vzctl register <path>');
+  const at = action === 'register' ? i + 2 : i + 1;
+  const ctid = argv[at];
   if (!ctid || ctid.startsWith('-')) throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, 'ctid is not given');
-  const { opts } = parseActionOptions(action, ctid, argv.slice(i + 2));
+  const { opts } = parseActionOptions(action, ctid, argv.slice(at + 1));
   const env = emuEnv();
+  if (action === 'register') return register(env, path!, ctid, opts.has('--force'));
   const conf = readCtConf(env, ctid);
   if (!conf && !['stop', 'status'].includes(action))
     throw new ToolExit(14, 'Container configuration file does not exist');
+  // The CT lock for the actions vzctl locks (main: "Cannot lock the Container"), unless --skiplock.
+  const status = lockStatus[action];
+  const unlock =
+    status && !skiplock ? lockCt(readGlobalConf(env)['LOCKDIR'] ?? '/vz/lock', ctid, status) : undefined;
+  try {
+    return await runAction(env, action, ctid, conf, opts);
+  } finally {
+    unlock?.();
+  }
+}
+
+async function runAction(
+  env: EmuEnv,
+  action: string,
+  ctid: string,
+  conf: CtConf | undefined,
+  opts: Map<string, string[]>,
+): Promise<number> {
   switch (action) {
     case 'status':
       return status(env, ctid, conf);
@@ -53,23 +92,27 @@ export async function vzctlMain(argv: string[]): Promise<number> {
       return suspend(env, conf!, opts.get('--dumpfile')?.at(-1));
     case 'restore':
       return restore(env, conf!, opts.get('--dumpfile')?.at(-1));
+    case 'unregister':
+      return unregisterCt(env, conf!);
     default:
       throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Bad command: ${action}`);
   }
 }
 
-/** Skip the global options before the action; return the action's index. */
-function skipGlobalOptions(argv: string[]): number {
+/** Skip the global options before the action; return the action's index and whether --skiplock was given. */
+function skipGlobalOptions(argv: string[]): { index: number; skiplock: boolean } {
   let i = 0;
+  let skiplock = false;
   for (;;) {
     const a = argv[i];
-    if (a === undefined) return i;
+    if (a === undefined) return { index: i, skiplock };
+    if (a === '--skiplock') skiplock = true;
     if (vzctlGlobal.prefix.some((p) => a.startsWith(p)) || vzctlGlobal.exact.includes(a)) i++;
     else if (vzctlGlobal.withValue.includes(a)) {
       if (argv[i + 1] === undefined || !/^\d+$/.test(argv[i + 1]!))
         throw new ToolExit(1, `An incorrect value '${argv[i + 1] ?? '(null)'}' for ${a} is specified`);
       i += 2;
-    } else return i;
+    } else return { index: i, skiplock };
   }
 }
 
@@ -145,6 +188,8 @@ export function ctConfig(conf: CtConf): CtConfig {
     seed: n('HAUL_EMU_SEED', 1),
     diskBases: diskBases(conf),
     diskBlocks: Math.max(1, Math.floor((size * 512) / 4096 / 8)),
+    // Linux writes dirty pages back once they are older than dirty_expire_centisecs (30 s by default).
+    writebackMs: n('HAUL_EMU_WRITEBACK_MS', 30_000),
   };
 }
 
@@ -211,6 +256,14 @@ function umountCt(env: EmuEnv, conf: CtConf): number {
   umountAll(env, conf);
   out('Container is unmounted');
   return 0;
+}
+
+/** vzctl2_env_unreg: a running CT is refused (VZCTL_E_ENV_RUN), a mounted one unmounted first. */
+function unregisterCt(env: EmuEnv, conf: CtConf): number {
+  if (isRunning(env, conf.ctid))
+    throw new ToolExit(32, 'Container is running, Stop Container before proceeding.');
+  if (mountedDisks(env, conf).length > 0) umountAll(env, conf);
+  return unregister(env, conf.ctid, conf.vePrivate);
 }
 
 async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): Promise<number> {

@@ -30,11 +30,15 @@ export type CtConf = {
   raw: Record<string, string>;
 };
 
+/** The node's global config, /etc/vz/vz.conf (LOCKDIR, the VE_PRIVATE template). */
+export const readGlobalConf = (env: EmuEnv): Record<string, string> =>
+  existsSync(paths.vzConf(env)) ? parseConf(readFileSync(paths.vzConf(env), 'utf8')) : {};
+
 /** Read `/etc/vz/conf/<CTID>.conf`, falling back to `/etc/vz/vz.conf` for VE_PRIVATE/VE_ROOT. Undefined if absent. */
 export function readCtConf(env: EmuEnv, ctid: string): CtConf | undefined {
   const file = paths.ctConf(env, ctid);
   if (!existsSync(file)) return undefined;
-  const global = existsSync(paths.vzConf(env)) ? parseConf(readFileSync(paths.vzConf(env), 'utf8')) : {};
+  const global = readGlobalConf(env);
   const own = parseConf(readFileSync(file, 'utf8'));
   const raw = { ...global, ...own };
   const vePrivate = expandVeid(raw['VE_PRIVATE'] ?? '', ctid);

@@ -85,13 +85,29 @@ const mount: OptTable = {
   specs: [flag(undefined, 'skip_ve_setup'), flag(undefined, 'skipquotacheck'), flag(undefined, 'skip-fsck')],
 };
 
+// register_options, ParseRegisterOptions ('?' returns 21; check_argv_tail)
+const register: OptTable = {
+  source: `${base} register_options / ParseRegisterOptions`,
+  specs: [
+    flag(undefined, 'skip_cluster'),
+    flag(undefined, 'force'),
+    flag(undefined, 'renew'),
+    flag(undefined, 'start'),
+    withArg(undefined, 'id'),
+    withArg(undefined, 'uuid'),
+    withArg(undefined, 'name'),
+  ],
+};
+
 export const vzctlParse: Record<string, VzctlParse> = {
   start: { kind: 'table', table: start, onUnknown: VZ_INVALID_PARAMETER_VALUE, checkTail: true },
   stop: { kind: 'table', table: stop, onUnknown: VZ_INVALID_PARAMETER_SYNTAX, checkTail: false },
   mount: { kind: 'table', table: mount, onUnknown: VZ_INVALID_PARAMETER_SYNTAX, checkTail: false },
   suspend: { kind: 'table', table: chkpnt, onUnknown: VZ_INVALID_PARAMETER_VALUE, checkTail: true },
   restore: { kind: 'table', table: restore, onUnknown: VZ_INVALID_PARAMETER_VALUE, checkTail: true },
+  register: { kind: 'table', table: register, onUnknown: VZ_INVALID_PARAMETER_VALUE, checkTail: true },
   umount: { kind: 'none', source: `${base} main (switch default: "Invalid options")` },
+  unregister: { kind: 'none', source: `${base} main (switch default: "Invalid options")` },
   status: { kind: 'ignore', source: `${base} main (case ACTION_STATUS)` },
 };
 

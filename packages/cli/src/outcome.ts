@@ -2,7 +2,8 @@ import { fold, initialState, stepTable } from '@haul/domain';
 import type { MigrationEvent, StepName } from '@haul/schemas';
 import type { ExitName } from './exit-codes.ts';
 
-const preflightSteps: ReadonlySet<StepName> = new Set(['preflightSource', 'preflightTarget']);
+/** The checks before anything changes, and the CT's lock taken with them (released by the rollback). */
+const preflightSteps: ReadonlySet<StepName> = new Set(['preflightSource', 'preflightTarget', 'lockSource']);
 
 /**
  * How a finished migration ended, as an exit outcome: completed; completed with a downtime over the request's

@@ -15,6 +15,10 @@ describe('the exit outcome of a finished migration', () => {
     assert.equal(r.terminal, 'MigrationRolledBack');
     assert.equal(outcomeOf(r.events), 'rejected');
   });
+  it('is rejected when someone else holds the CT lock: the CT was never touched', () => {
+    const r = simulate(liveScenario({ fault: { kind: 'fail', step: 'lockSource', nth: 1, partial: false } }));
+    assert.equal(outcomeOf(r.events), 'rejected');
+  });
   it('is rolled back when it rolled back after the preflight', () => {
     const r = simulate(
       liveScenario({ fault: { kind: 'fail', step: 'snapshotCopy', nth: 1, partial: true } }),

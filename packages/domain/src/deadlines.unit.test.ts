@@ -10,8 +10,8 @@ import type { MigrationState } from './state.ts';
 const stallMs = meta(0).stallMs;
 
 /** The state right after the n-th StepIntended of a simulated migration whose steps are all in flight. */
-function inFlightAfter(step: string): MigrationState {
-  const log = simulate(liveScenario()).events;
+function inFlightAfter(step: string, localDisks = 1): MigrationState {
+  const log = simulate(liveScenario({ localDisks })).events;
   const at = log.findIndex((e) => e.type === 'StepIntended' && e.data.step === step);
   return fold(log.slice(0, at + 1), initialState());
 }
@@ -19,7 +19,7 @@ function inFlightAfter(step: string): MigrationState {
 const tickAt = (s: MigrationState, now: number) => decide({ kind: 'Tick', meta: meta(now) }, s);
 
 describe('the next deadline of a migration', () => {
-  for (const step of ['preflightSource', 'preDump', 'streamImages', 'finalDump', 'restore'])
+  for (const step of ['preflightSource', 'preDump', 'streamImages', 'copyLocalDisk', 'finalDump', 'restore'])
     it(`is the first moment a tick gives up a step (${step} in flight)`, () => {
       const s = inFlightAfter(step);
       const due = nextDeadline(s, stallMs)!;
@@ -29,7 +29,8 @@ describe('the next deadline of a migration', () => {
     });
 
   it("with a transfer's report that it waits, is the first moment a tick with that report gives it up", () => {
-    const s = inFlightAfter('streamImages');
+    // No local disk: its copy's first pass would be in flight beside the stream, with a deadline of its own.
+    const s = inFlightAfter('streamImages', 0);
     const r = Object.values(s.steps).find((x) => x.step === 'streamImages')!;
     const time = new Date(Date.parse(r.intendedAt) + 45_000).toISOString();
     const transfers = {

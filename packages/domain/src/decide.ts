@@ -18,6 +18,7 @@ import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
 import { migrationDisks, type DiskRef } from './disks.ts';
+import { livePassSubject, nextLivePass } from './disk-passes.ts';
 import { planCleanupOf, planRollbackOf, bringsSourceBack, type PlannedAction } from './plans.ts';
 import { inFlight, stepKey, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable, type TimeoutClass } from './steps.ts';
@@ -315,15 +316,28 @@ function rolledBackData(
   return d;
 }
 
-/** After the commit point: confirm the dump so CRIU kills the frozen source tasks (retried, never undone). */
+/**
+ * After the commit point, the steps that only roll forward (retried, never undone): the target takes the CT's
+ * ownership — its HA resource, its registration and `.owner` — and, in live mode, the source confirms the dump so
+ * CRIU kills the frozen tasks. Both at once (different nodes). The source lets go of the CT (unregisters it and
+ * releases its lock) only in the cleanup, which starts once both succeeded: at every moment the CT is registered
+ * where it runs, or on both nodes while the handover is under way, never on none.
+ */
 function forwardAfterCommit(meta: DecideMeta, s: MigrationState): MigrationEvent[] | undefined {
-  if ((s.request!.mode ?? 'live') !== 'live') return undefined;
-  const rec = s.steps[stepKey('releaseSource', '-')];
-  if (rec?.status === 'succeeded') return undefined;
-  if (rec?.status === 'intended') return [];
-  if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, 'release');
-  const attempt = rec ? rec.command.attempt + 1 : 1;
-  return [intend(s, meta, 'releaseSource', '-', { ctid: s.request!.ctid }, 'source', attempt)];
+  const steps: StepName[] =
+    (s.request!.mode ?? 'live') === 'live' ? ['takeOwnership', 'releaseSource'] : ['takeOwnership'];
+  const out: MigrationEvent[] = [];
+  let pending = false;
+  for (const step of steps) {
+    const rec = s.steps[stepKey(step, '-')];
+    if (rec?.status === 'succeeded') continue;
+    pending = true;
+    if (rec?.status === 'intended') continue;
+    if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, 'release');
+    const attempt = rec ? rec.command.attempt + 1 : 1;
+    out.push(intend(s, meta, step, '-', { ctid: s.request!.ctid }, stepTable[step].role, attempt));
+  }
+  return pending ? out : undefined;
 }
 
 const ok = (r: StepRecord | undefined) => r?.status === 'succeeded';
@@ -339,8 +353,12 @@ function preflightSteps(meta: DecideMeta, s: MigrationState): MigrationEvent[] |
     out.push(intend(s, meta, 'preflightTarget', '-', { ...args, imageDir: s.imageDirs!.target }));
   if (!has(s, 'preflightSource:-'))
     out.push(intend(s, meta, 'preflightSource', '-', { ...args, imageDir: s.imageDirs!.source }));
+  // The CT lock for the migration's life, as vzmigrate takes it before anything else (after the source's preflight
+  // in the source agent's queue): a concurrent vzctl without --skiplock is refused until the migration ends.
+  if (!has(s, 'lockSource:-')) out.push(intend(s, meta, 'lockSource', '-', { ctid: req.ctid }));
   if (out.length > 0) return out;
-  if (!ok(s.steps['preflightTarget:-']) || !ok(s.steps['preflightSource:-'])) return [];
+  const all = ['preflightTarget:-', 'preflightSource:-', 'lockSource:-'];
+  if (!all.every((k) => ok(s.steps[k]))) return [];
   return undefined;
 }
 
@@ -429,6 +447,8 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
       break;
     }
   }
+  // Local disks are copied while the CT runs, beside the pre-dumps; only their last pass waits for the freeze.
+  const disksReady = liveDiskPasses(meta, s, out);
   if (!final) return out;
 
   const n = iterDone.length;
@@ -436,7 +456,8 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const fd = s.steps['finalDump:-'];
   if (!fd) {
     // Never freeze while an earlier stream is unfinished: the frozen window would wait for it (or for its stall).
-    if (!streamsDone) return out;
+    // Nor before every local disk's live passes converged: the frozen window holds only their last pass.
+    if (!streamsDone || !disksReady) return out;
     const args: Record<string, unknown> = {
       ctid: req.ctid,
       iteration: n,
@@ -502,21 +523,54 @@ function prepareSharedDisk(meta: DecideMeta, s: MigrationState, d: DiskRef, out:
   return chain.every(([step]) => ok(s.steps[`${step}:${d.index}`]));
 }
 
-/** Copy every local (non-shared) disk at once (the streamer runs several transfers together); true when all are copied. */
+/**
+ * Copy every local (non-shared) disk at once (the streamer runs several transfers together); true when all are
+ * copied. In live mode this is each disk's frozen pass, after its live passes (liveDiskPasses); in restart mode the
+ * one copy of a disk nobody uses any more.
+ */
 function copyLocalDisks(
   meta: DecideMeta,
   s: MigrationState,
   local: DiskRef[],
   out: MigrationEvent[],
 ): boolean {
+  const live = (s.request!.mode ?? 'live') === 'live';
   for (const d of local) {
     if (has(s, `copyLocalDisk:${d.index}`)) continue;
-    const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
-    const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
-    const to = toXml.slice(0, toXml.lastIndexOf('/'));
-    out.push(intend(s, meta, 'copyLocalDisk', String(d.index), streamArgs(s.request!, from, to, 'final')));
+    const args = streamArgs(s.request!, ...diskDirs(s, d), 'final');
+    if (live) {
+      const next = nextLivePass(s, d.index);
+      if (!('ready' in next)) continue; // an older log, or a pass still running: never frozen without it
+      args['pass'] = { index: next.ready, final: true };
+    }
+    out.push(intend(s, meta, 'copyLocalDisk', String(d.index), args));
   }
   return local.every((d) => ok(s.steps[`copyLocalDisk:${d.index}`]));
+}
+
+/**
+ * The live passes of every local disk, each intended when the one before it succeeded (a failed one starts the
+ * rollback); true when every disk is ready for its frozen pass.
+ */
+function liveDiskPasses(meta: DecideMeta, s: MigrationState, out: MigrationEvent[]): boolean {
+  let ready = true;
+  for (const d of migrationDisks(s).local) {
+    const next = nextLivePass(s, d.index);
+    if ('ready' in next) continue;
+    ready = false;
+    if (!('send' in next)) continue;
+    const args = streamArgs(s.request!, ...diskDirs(s, d), 'iteration');
+    args['pass'] = { index: next.send, final: false };
+    out.push(intend(s, meta, 'copyLocalDisk', livePassSubject(d.index, next.send), args));
+  }
+  return ready;
+}
+
+/** A local disk's folder on the source and where its copy goes on the target. */
+function diskDirs(s: MigrationState, d: DiskRef): [string, string] {
+  const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
+  const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
+  return [from, toXml.slice(0, toXml.lastIndexOf('/'))];
 }
 
 /** Where a local disk lives on the target: the same place relative to the CT's private area. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
-import { meta, request, simulate } from '../test/simulate.ts';
+import { liveScenario, meta, request, simulate } from '../test/simulate.ts';
 
 const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
 const advance = { kind: 'Advance', meta: m } as const;
@@ -70,7 +70,7 @@ describe('given no migration', () => {
 });
 
 describe('given a requested migration', () => {
-  it('both preflights are intended, each with its own image folder', () => {
+  it("both preflights are intended, each with its own image folder, and the source's CT lock", () => {
     given(happy.slice(0, 1))
       .when(advance)
       .then([
@@ -82,19 +82,38 @@ describe('given a requested migration', () => {
           type: 'StepIntended',
           data: { step: 'preflightSource', node: 'node-a', args: { imageDir: '/src/img/haul-mig-sim01' } },
         },
+        { type: 'StepIntended', data: { step: 'lockSource', node: 'node-a', args: { ctid: '101' } } },
       ]);
+  });
+  it('nothing is dumped while the CT lock is not held', () => {
+    given(until(happy, succeeded('preflightSource:-')))
+      .when(advance)
+      .thenNothingHappened();
+  });
+  it('a CT locked by someone else rolls back before anything is frozen; no lock of ours to release', () => {
+    const r = simulate(liveScenario({ fault: { kind: 'fail', step: 'lockSource', nth: 1, partial: false } }));
+    const rb = r.events.find((e) => e.type === 'RollbackStarted');
+    assert.equal(rb?.type === 'RollbackStarted' && rb.data.reason, 'lockSource:- failed');
+    const steps = r.events.flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+    assert.ok(!steps.includes('preDump') && !steps.includes('finalDump'), steps.join(' '));
+    assert.ok(!steps.includes('unlockSource'), 'a lock that was not taken is not released');
+    assert.equal(r.terminal, 'MigrationRolledBack');
   });
 });
 
-describe('given both preflights passed', () => {
-  const log = until(happy, succeeded('preflightSource:-'));
-  it('the first pre-dump writes img/1 with no parent', () => {
+describe('given both preflights passed and the CT lock held', () => {
+  const log = until(happy, succeeded('lockSource:-'));
+  it('the first pre-dump writes img/1 with no parent; the local disk starts its live copy beside it', () => {
     const [e] = given(log)
       .when(advance)
       .then([
         {
           type: 'StepIntended',
           data: { step: 'preDump', args: { iteration: 0, imageDir: '/src/img/haul-mig-sim01/1' } },
+        },
+        {
+          type: 'StepIntended',
+          data: { step: 'copyLocalDisk', args: { priority: 'iteration', pass: { index: 0, final: false } } },
         },
       ]);
     assert.equal((e!.data as { args: { prevImageDir?: string } }).args.prevImageDir, undefined);
@@ -310,18 +329,31 @@ describe('given the target restore in flight', () => {
 
 describe('given the restore succeeded (the commit point)', () => {
   const log = until(happy, succeeded('restore:-'));
-  it('the source is released: the frozen tasks are killed', () => {
+  it('the target takes the CT over (HA resource, registration) while the source is released', () => {
     given(log)
       .when(advance)
-      .then([{ type: 'StepIntended', data: { step: 'releaseSource', node: 'node-a' } }]);
+      .then([
+        { type: 'StepIntended', data: { step: 'takeOwnership', node: 'node-b', args: { ctid: '101' } } },
+        { type: 'StepIntended', data: { step: 'releaseSource', node: 'node-a' } },
+      ]);
+  });
+  it('the source lets go of the CT only after the target owns it: no cleanup before takeOwnership succeeded', () => {
+    const released = until(happy, succeeded('releaseSource:-')).filter(
+      (e) => !succeeded('takeOwnership:-')(e),
+    );
+    given(released).when(advance).thenNothingHappened();
   });
   it('a cancel is refused: the migration rolls forward', () => {
     given(log).when({ kind: 'Cancel', reason: 'too late', meta: m }).thenThrows('HAUL_CANCEL_TOO_LATE');
   });
 });
 
-describe('given the source released', () => {
-  it('cleanup unmounts the source first', () => {
+describe('given the source released and the CT owned by the target', () => {
+  it('cleanup unmounts the source first, then the source unregisters it, and the CT lock is released last', () => {
+    const order = happy.flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+    assert.ok(order.indexOf('takeOwnership') < order.indexOf('releaseOwnership'));
+    assert.ok(order.indexOf('umountSource') < order.indexOf('releaseOwnership'));
+    assert.equal(order.at(-1), 'unlockSource');
     given(until(happy, succeeded('releaseSource:-')))
       .when(advance)
       .then([{ type: 'StepIntended', data: { step: 'umountSource', node: 'node-a' } }]);
@@ -384,12 +416,16 @@ describe('given a restart-mode migration', () => {
     assert.deepEqual(steps, [
       'preflightTarget',
       'preflightSource',
+      'lockSource',
       'stopSource',
       'copyLocalDisk',
       'startTarget',
+      'takeOwnership',
+      'releaseOwnership',
       'removeFiles',
       'removeFiles',
       'removeFiles',
+      'unlockSource',
     ]);
     assert.equal(restart.at(-1)!.type, 'MigrationCompleted');
   });

@@ -55,6 +55,18 @@ export const errorCodes = {
   unregisteredPeer: 'HAUL_UNREGISTERED_PEER',
   /** A stream offer from a node that already has as many transfers running into this streamer as one peer may. */
   streamerBusy: 'HAUL_STREAMER_BUSY',
+  /** lockSource: another process (a vzctl, another migration tool) holds the CT's lock; nothing was changed. */
+  ctLocked: 'HAUL_CT_LOCKED',
+  /** A shared disk's descriptor lock (ploop's DiskDescriptor.xml.lck) was not had within ploop's own timeout. */
+  descriptorLocked: 'HAUL_DESCRIPTOR_LOCKED',
+  /** takeOwnership: the target has no config of the CT to register. */
+  noConfig: 'HAUL_NO_CONFIG',
+  /**
+   * A live local-disk copy cannot go on: the host's write tracker on the mounted disk is gone (the disk was unmounted,
+   * or tracking stopped) or its helper failed. The extents written since the last pass are unknown: the copy is
+   * given up (the migration rolls back; the CT keeps running on the source).
+   */
+  diskTracking: 'HAUL_DISK_TRACKING',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

@@ -45,6 +45,14 @@ export {
   type FrozenLeaseInput,
 } from './frozen-lease.ts';
 export { deriveStats, deriveStatsOf, downtimeOf } from './stats.ts';
+export {
+  diskOfSubject,
+  livePassSubject,
+  livePassesOf,
+  maxLivePasses,
+  nextLivePass,
+  smallPassBytes,
+} from './disk-passes.ts';
 export { projectStatus } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, checkRoom, compareVersions } from './preflight-check.ts';

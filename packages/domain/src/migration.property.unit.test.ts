@@ -88,7 +88,7 @@ describe('any migration history, with a fault injected anywhere', () => {
               .map((e) =>
                 e.type === 'StepIntended' ? `${e.data.step}:${e.data.commandId.split(':').at(-2)}` : '',
               )
-              .filter((k) => !/^(preDump|streamImages|releaseSource):/.test(k));
+              .filter((k) => !/^(preDump|streamImages|releaseSource|takeOwnership):/.test(k));
             const covered = new Set(plan.flatMap((a) => a.covers));
             for (const k of effectKeys) {
               if (k.startsWith('restore:') && !prefix.some((e) => e.type === 'RestoreStarted')) continue;
@@ -118,7 +118,8 @@ describe('a failure at every forward step of a live migration with a shared and 
   for (const step of liveForwardSteps) {
     for (const kind of ['fail', 'crash'] as const) {
       for (const partial of [false, true]) {
-        it(`${kind}${partial ? ' after a partial effect' : ''} at ${step}: ${step === 'releaseSource' ? 'rolls forward' : 'rolls back'}, invariants hold`, () => {
+        const after = step === 'releaseSource' || step === 'takeOwnership';
+        it(`${kind}${partial ? ' after a partial effect' : ''} at ${step}: ${after ? 'rolls forward' : 'rolls back'}, invariants hold`, () => {
           const r = simulate({
             mode: 'live',
             sharedDisks: 1,
@@ -130,9 +131,9 @@ describe('a failure at every forward step of a live migration with a shared and 
             picks: [],
           });
           assert.deepEqual(brokenInvariants(r.host, r.terminal), []);
-          // Past the commit point (releaseSource) a failure is retried and the migration rolls forward; a restore in
+          // Past the commit point (takeOwnership, releaseSource) a failure is retried and the migration rolls forward; a restore in
           // doubt (the target agent died) is stopped by inspection before the source resumes.
-          assert.equal(r.terminal, step === 'releaseSource' ? 'MigrationCompleted' : 'MigrationRolledBack');
+          assert.equal(r.terminal, after ? 'MigrationCompleted' : 'MigrationRolledBack');
         });
       }
     }

@@ -1,5 +1,6 @@
 import type { DumpArgs, MigrationEvent, StepName } from '@haul/schemas';
 import { migrationDisks } from './disks.ts';
+import { diskOfSubject } from './disk-passes.ts';
 import { errorCodes, givenUpCodes } from './errors.ts';
 import { copyGuid, originGuid } from './ids.ts';
 import { initialState, type MigrationState, type StepRecord } from './state.ts';
@@ -85,11 +86,13 @@ function compensationOf(
       };
     }
     case 'copyLocalDisk': {
+      // Every pass of a disk wrote into the same folder: one removal undoes them all.
       const target = (r.command.args as { targetDir: string }).targetDir;
+      const disk = diskOfSubject(r.subject);
       return {
-        key: `removeFiles:target-disk${r.subject}`,
+        key: `removeFiles:target-disk${disk}`,
         step: 'removeFiles',
-        subject: `target-disk${r.subject}`,
+        subject: `target-disk${disk}`,
         role: 'target',
         args: { paths: [target] },
       };
@@ -99,10 +102,15 @@ function compensationOf(
       return { key: 'stopTarget:-', step: 'stopTarget', subject: '-', role: 'target', args: { ctid } };
     case 'stopSource':
       return { key: 'startSource:-', step: 'startSource', subject: '-', role: 'source', args: { ctid } };
+    case 'lockSource':
+      // Released by inspection: only a lock this migration's holder took (a lock in doubt may be someone else's).
+      return { key: 'unlockSource:-', step: 'unlockSource', subject: '-', role: 'source', args: { ctid } };
     case 'preDump':
     case 'streamImages':
     case 'releaseSource':
-      // image dirs go with the image folder; releaseSource comes after the commit point and has no undo.
+    case 'takeOwnership':
+      // image dirs go with the image folder; releaseSource and takeOwnership come after the commit point and have no
+      // undo: a rollback never finds the target owning the CT, since ownership moves only once the CT runs there.
       return undefined;
     case 'resumeSource':
     case 'restoreSharedDisk':
@@ -112,6 +120,8 @@ function compensationOf(
     case 'umountSource':
     case 'cleanupSharedDisk':
     case 'mergeOrigin':
+    case 'unlockSource':
+    case 'releaseOwnership':
       return undefined;
   }
 }
@@ -129,6 +139,8 @@ const rollbackRank: Partial<Record<StepName, number>> = {
   restoreSharedDisk: 1,
   resumeSource: 2,
   startSource: 2,
+  // The CT lock goes last, once nothing of the migration is left to undo (vzmigrate unlocks at its very end).
+  unlockSource: 4,
 };
 export const rankOf = (step: StepName): number => rollbackRank[step] ?? 3;
 /** The rollback actions that bring the source's CT back: its shared disks restored, then the CT resumed or started. */
@@ -164,10 +176,11 @@ export function planRollbackOf(s: MigrationState): PlannedAction[] {
 }
 
 /**
- * Cleanup plan after the commit point, in order: unmount on the source, then per shared disk remove the copy, its
- * lock and the copy's top delta f2 (which P.Haul leaks) on the source, then merge the origin snapshot G1 on the
- * target (only after the source unmounted, so the base is never written while the source has it open), then the
- * source's stale local disks and both image folders. Actions already done are left out.
+ * Cleanup plan after the commit point, in order: unmount on the source, unregister the CT there, then per shared disk
+ * remove the copy, its lock and the copy's top delta f2 (which P.Haul leaks) on the source, then merge the origin
+ * snapshot G1 on the target (only after the source unmounted, so the base is never written while the source has it
+ * open), then the source's stale local disks and both image folders, and last the source's CT lock. Actions already
+ * done are left out.
  */
 export function planCleanup(events: readonly MigrationEvent[]): PlannedAction[] {
   return planCleanupOf(fold(events, initialState()));
@@ -182,8 +195,10 @@ export function planCleanupOf(s: MigrationState): PlannedAction[] {
   const actions: PlannedAction[] = [];
   const add = (a: Omit<PlannedAction, 'key' | 'reconcile' | 'covers'>) =>
     actions.push({ ...a, key: `${a.step}:${a.subject}`, reconcile: false, covers: [] });
+  if (live) add({ step: 'umountSource', subject: '-', role: 'source', args: { ctid } });
+  // The source lets go of the CT only now, after the target took it over (forwardAfterCommit): it unregisters it.
+  add({ step: 'releaseOwnership', subject: '-', role: 'source', args: { ctid } });
   if (live) {
-    add({ step: 'umountSource', subject: '-', role: 'source', args: { ctid } });
     for (const d of shared) {
       const args = { ddxml: d.ddxml, originGuid: originGuid(mid, d.index), copyGuid: copyGuid(mid, d.index) };
       add({ step: 'cleanupSharedDisk', subject: String(d.index), role: 'source', args });
@@ -206,6 +221,7 @@ export function planCleanupOf(s: MigrationState): PlannedAction[] {
     add({ step: 'removeFiles', subject: 'source-images', role: 'source', args: { paths: [srcImg] } });
   if (tgtImg)
     add({ step: 'removeFiles', subject: 'target-images', role: 'target', args: { paths: [tgtImg] } });
+  add({ step: 'unlockSource', subject: '-', role: 'source', args: { ctid } });
   return actions.filter((a) => !done(s, a.key));
 }
 

@@ -67,6 +67,7 @@ describe('given a rollback in the frozen window with a local disk copied to the 
         'removeFiles:target-disk0',
         'removeFiles:source-images',
         'removeFiles:target-images',
+        'unlockSource:-',
       ],
     );
     const intents = failedAtCopy.map(keyOf).filter((k) => k !== '');
@@ -98,7 +99,8 @@ describe('given a rollback in the frozen window with a local disk copied to the 
 });
 
 describe('given a command its executor refused (CommandRejected)', () => {
-  const copying = upTo(happy, intended('copyLocalDisk:0'));
+  // The first pass of the local disk's copy, while the CT runs: nothing was copied before it.
+  const copying = upTo(happy, intended('copyLocalDisk:0.0'));
   const copyIntent = copying.at(-1)!;
   it('a refused forward step fails at once with the rejection: the migration rolls back without a timeout', () => {
     given([...copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS', 'args.sourceDir')])
@@ -107,7 +109,7 @@ describe('given a command its executor refused (CommandRejected)', () => {
         {
           type: 'RollbackStarted',
           data: {
-            reason: 'copyLocalDisk:0 failed',
+            reason: 'copyLocalDisk:0.0 failed',
             cause: { code: 'HAUL_PATH_OUTSIDE_ROOTS', retryable: false },
           },
         },

@@ -187,12 +187,46 @@ export const stepTable: Record<StepName, StepSpec> = {
     effect: 'f1 merged into the base on the target',
     failureMayLeaveEffect: true,
   },
+  // Ownership and the CT lock (docs/protocol.md, "Ownership and the CT lock").
+  lockSource: {
+    executor: 'agent',
+    role: 'source',
+    kind: 'forward',
+    timeout: 'quick',
+    effect: "the CT lock LOCKDIR/<ctid>.lck held for the migration (status 'migrating')",
+    failureMayLeaveEffect: false,
+  },
+  takeOwnership: {
+    executor: 'agent',
+    role: 'target',
+    kind: 'forward',
+    timeout: 'vzctl',
+    effect: 'HA resource moved to the target; CT registered and owned ($VE_PRIVATE/.owner) on the target',
+    failureMayLeaveEffect: true,
+  },
+  unlockSource: {
+    executor: 'agent',
+    role: 'source',
+    kind: 'compensation',
+    timeout: 'quick',
+    effect: "the migration's CT lock released",
+    failureMayLeaveEffect: true,
+  },
+  releaseOwnership: {
+    executor: 'agent',
+    role: 'source',
+    kind: 'cleanup',
+    timeout: 'vzctl',
+    effect: 'CT unregistered on the source (.owner and the registration gone, an unregistered config kept)',
+    failureMayLeaveEffect: true,
+  },
 };
 
 /** Forward steps whose failure a test can inject, in the order a live migration runs them. */
 export const liveForwardSteps: readonly StepName[] = [
   'preflightTarget',
   'preflightSource',
+  'lockSource',
   'preDump',
   'streamImages',
   'finalDump',
@@ -201,15 +235,18 @@ export const liveForwardSteps: readonly StepName[] = [
   'snapshotCopy',
   'copyLocalDisk',
   'restore',
+  'takeOwnership',
   'releaseSource',
 ];
 
 export const restartForwardSteps: readonly StepName[] = [
   'preflightTarget',
   'preflightSource',
+  'lockSource',
   'stopSource',
   'copyLocalDisk',
   'startTarget',
+  'takeOwnership',
 ];
 
 /** The steps that mark the commit point: once one succeeded, the migration only rolls forward. */

@@ -18,7 +18,7 @@ it('a tick with no timeout due makes the decision an outcome should have led to'
   // Then the preflight steps are intended, as an Advance would have
   assert.deepEqual(
     events.map((e) => (e.type === 'StepIntended' ? e.data.step : e.type)),
-    ['preflightTarget', 'preflightSource'],
+    ['preflightTarget', 'preflightSource', 'lockSource'],
   );
 });
 

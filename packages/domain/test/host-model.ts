@@ -30,6 +30,11 @@ export type HostModel = {
   imageBoots: number[];
   /** Violations seen while applying steps (e.g. a base written while another node has it open). */
   violations: string[];
+  /** The source's CT lock (LOCKDIR/<ctid>.lck) held by the migration. */
+  locked: boolean;
+  /** Where the CT is registered and owned (its `.owner`), and where its HA resource points. */
+  registered: { source: boolean; target: boolean };
+  ha: 'source' | 'target';
 };
 
 export function newHost(sharedDisks: number, localDisks: number): HostModel {
@@ -45,6 +50,9 @@ export function newHost(sharedDisks: number, localDisks: number): HostModel {
     targetBoot: 0,
     imageBoots: [],
     violations: [],
+    locked: false,
+    registered: { source: true, target: false },
+    ha: 'source',
   };
 }
 
@@ -80,7 +88,7 @@ const f2 = (g: string) => `root.hds.${g}.f2`;
 /** Apply a command to the host model, returning its result (success) — the "real" effect of every step. */
 export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly = false): unknown {
   const a = cmd.args as unknown as Record<string, unknown>;
-  const disk = Number(cmd.commandId.split(':').at(-2));
+  const disk = Number(cmd.commandId.split(':').at(-2)!.split('.')[0]);
   const sd = h.shared[disk - h.local.length];
   const host = (actions: string[]): HostResult => ({ actions });
   switch (cmd.step) {
@@ -235,6 +243,23 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
       if (sd!.targetDevice) sd!.targetDevice = [...chain];
       return host(['merged']);
     }
+    case 'lockSource':
+      h.locked = true;
+      return host(['locked']);
+    case 'unlockSource':
+      h.locked = false;
+      return host(['unlocked']);
+    case 'takeOwnership':
+      if (h.ct.target !== 'running') h.violations.push('ownership taken by a target the CT does not run on');
+      h.ha = 'target';
+      h.registered.target = true;
+      return host(['owned']);
+    case 'releaseOwnership':
+      if (h.ct.source !== 'stopped') h.violations.push('unregistered on the source while it runs there');
+      if (!h.registered.target)
+        h.violations.push('unregistered on the source before the target registered it');
+      h.registered.source = false;
+      return host(['unregistered']);
     case 'removeFiles': {
       for (const p of a['paths'] as string[]) {
         if (p === '/src/img/haul-mig-sim01') h.images.source = false;
@@ -259,7 +284,7 @@ export function refusal(h: HostModel, cmd: StepCommand): string | undefined {
   if (cmd.step !== 'backupDescriptor' && cmd.step !== 'snapshotOrigin' && cmd.step !== 'snapshotCopy')
     return undefined;
   if (h.ct.source !== 'frozen') return 'HAUL_NOT_HELD';
-  const disk = Number(cmd.commandId.split(':').at(-2));
+  const disk = Number(cmd.commandId.split(':').at(-2)!.split('.')[0]);
   const sd = h.shared[disk - h.local.length]!;
   const guid = (cmd.args as unknown as { guid: string }).guid;
   const has = (chain: Chain | undefined, g: string) => chain?.some((i) => i.guid === g) ?? false;
@@ -289,6 +314,11 @@ export function brokenInvariants(h: HostModel, terminal: MigrationEvent['type'] 
     if (s.copy) out.push(`disk ${i}: copy left`);
   });
   if (h.images.source || h.images.target) out.push(`image folders left ${JSON.stringify(h.images)}`);
+  if (h.locked) out.push('the CT lock is still held');
+  const home = running.length === 1 ? running[0]! : undefined;
+  if (home && (!h.registered[home] || h.registered[home === 'source' ? 'target' : 'source']))
+    out.push(`registered ${JSON.stringify(h.registered)}, runs on the ${home}`);
+  if (home && h.ha !== home) out.push(`HA resource on the ${h.ha}, CT runs on the ${home}`);
   h.local.forEach((l, i) => {
     if (terminal === 'MigrationCompleted' && (l.source || !l.target))
       out.push(`local disk ${i} ${JSON.stringify(l)} after success`);

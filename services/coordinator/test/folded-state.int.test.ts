@@ -187,7 +187,7 @@ describe('an event that is not the next one of its migration', () => {
     const intents = events.flatMap((e) => (e.event.type === 'StepIntended' ? [e.event.data] : []));
     assert.deepEqual(
       intents.map((c) => c.step),
-      ['preflightTarget', 'preflightSource'],
+      ['preflightTarget', 'preflightSource', 'lockSource'],
     );
     return { pm, reads, intents, lastSeq };
   }
@@ -214,15 +214,16 @@ describe('an event that is not the next one of its migration', () => {
   it('makes the process manager read the part of the log it missed, and only that part', async () => {
     const { pm, reads, intents, lastSeq } = await preflighted('m-folded-gap');
     try {
-      // Given the target's outcome went to another coordinator (this one never received its sequence)
+      // Given the target's outcome and the lock's went to another coordinator (this one never received them)
       await executorLog(intents[0]!).append(succeeded(intents[0]!));
+      await executorLog(intents[2]!).append(succeeded(intents[2]!));
       // When the source's outcome is delivered
       const event = succeeded(intents[1]!);
       const { seq } = await executorLog(intents[1]!).append(event);
       pm.received(seq);
       await pm.deliver({ seq, event });
 
-      // Then the process manager read the log after what it had folded, and decided from both outcomes
+      // Then the process manager read the log after what it had folded, and decided from all three outcomes
       assert.deepEqual(reads, [{ migrationId: 'm-folded-gap', afterSeq: lastSeq }]);
       const { events } = await real.read('m-folded-gap');
       const last = events.at(-1)?.event;

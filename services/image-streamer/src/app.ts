@@ -37,7 +37,8 @@ import type {
   Validators,
 } from '@haul/schemas';
 import { abortable, watchGivenUp } from './given-up.ts';
-import { buildManifest } from './manifest.ts';
+import { planPass, type PassPlan } from './disk-pass.ts';
+import { buildManifest, type ManifestEntry } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
 import { createProgressReporter, type ProgressReporter } from './progress-report.ts';
 import { createRateLimiter } from './rate-limit.ts';
@@ -223,8 +224,25 @@ export function createImageStreamer(deps: StreamerDeps) {
     opts: TransferOptions & { report: ProgressReporter },
   ): Promise<StreamResult> {
     const { report, signal } = opts;
-    const manifest = buildManifest(a.sourceDir);
-    const total = manifest.reduce((n, e) => n + (e.kind === 'file' ? (e.size ?? 0) : 0), 0);
+    // A pass of a live disk copy asks the host's write tracker first: every extent it hands out lies within the
+    // sizes the manifest then reads.
+    // The host's tracker and sync may take a while on a busy host: the transfer says it waits on purpose meanwhile.
+    const hostWork = async <T>(fn: () => Promise<T>): Promise<T> => {
+      const resumed = report.waiting('sync');
+      try {
+        return await fn();
+      } finally {
+        resumed();
+      }
+    };
+    const pass = a.pass;
+    const plan: PassPlan | undefined = pass ? await hostWork(() => planPass({ ...a, pass })) : undefined;
+    const update = plan?.kind === 'update' ? plan : undefined;
+    const manifest = withExtents(buildManifest(a.sourceDir), update?.pieces);
+    const total = manifest.reduce(
+      (n, e) => n + (e.kind !== 'file' ? 0 : e.extents ? spanOf(e.extents) : (e.size ?? 0)),
+      0,
+    );
     const rate = createRateLimiter(a.bandwidthLimitMBps);
     const throttle = async (bytes: number) => {
       await priorityTurn(a.priority, report, signal);
@@ -255,6 +273,7 @@ export function createImageStreamer(deps: StreamerDeps) {
         connect: { host: cfg.advertiseHost ?? cfg.listenHost, port: dataServer.port, token: listener.token },
         manifest,
         ...(opts.durable ? { durable: true } : {}),
+        ...(update ? { update: true } : {}),
       };
       let reply: StreamOfferReply;
       try {
@@ -283,11 +302,15 @@ export function createImageStreamer(deps: StreamerDeps) {
         // Given up: the connection is cut, so the transfer stops within a chunk.
         const cut = () => sock.destroy();
         signal?.addEventListener('abort', cut, { once: true });
+        // A first pass started over with a fresh tracker trusts nothing the target holds: it may be older than
+        // the tracker. An update pass has nothing to resume: it is sent again whole.
+        const trusted = plan?.kind === 'full' && !plan.trustVerified ? {} : reply.verified;
         const s = await sendFiles({
           sourceDir: a.sourceDir,
           manifest,
           sock,
-          verified: reply.verified,
+          verified: update ? {} : trusted,
+          ...(update ? { pieces: piecesOf } : {}),
           throttle,
           onBytes,
           ...(tamper ? { tamper } : {}),
@@ -307,6 +330,8 @@ export function createImageStreamer(deps: StreamerDeps) {
         endSync = undefined;
       }
     }
+    // The extents are on the target (and synced): the tracker may forget them.
+    if (update) await hostWork(update.done);
     const ms = performance.now() - t0;
     return {
       bytes: total,
@@ -436,9 +461,11 @@ export function createImageStreamer(deps: StreamerDeps) {
     metrics.started();
     try {
       // A local disk copy is the CT's data: synced before it counts. Image folders are only read by a restore,
-      // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync.
+      // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync. The
+      // live passes of a disk skip it too: the sync blocks the receiver's loop (and the offers of the transfers
+      // beside it) for as long as the disk takes; the frozen pass syncs every file of the copy.
       const result = await (deps.transfer ?? transfer)(cmd.migrationId, cmd.commandId, cmd.args, mlog, {
-        durable: cmd.step === 'copyLocalDisk',
+        durable: cmd.step === 'copyLocalDisk' && (cmd.args.pass?.final ?? true),
         signal,
         report,
       });
@@ -512,3 +539,17 @@ export function createImageStreamer(deps: StreamerDeps) {
 }
 
 export type ImageStreamer = ReturnType<typeof createImageStreamer>;
+
+/** An update pass's manifest: each file with the extents it sends (none: the target must already have it). */
+function withExtents(
+  manifest: ManifestEntry[],
+  pieces: ((e: ManifestEntry) => [number, number][]) | undefined,
+): ManifestEntry[] {
+  if (!pieces) return manifest;
+  return manifest.map((e) => (e.kind === 'file' ? { ...e, extents: pieces(e) } : e));
+}
+
+type Extents = NonNullable<ManifestEntry['extents']>;
+const spanOf = (extents: Extents): number => extents.reduce((n, [s, e]) => n + e - s, 0);
+const piecesOf = (e: ManifestEntry): [number, number][] =>
+  (e.extents ?? []).map(([s, end]): [number, number] => [s, end]);

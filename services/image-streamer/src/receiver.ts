@@ -1,4 +1,13 @@
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { errorCodes } from '@haul/domain';
@@ -7,8 +16,9 @@ import { limits, type Logger } from '@haul/bus';
 import type { ErrorInfo, StreamerRegistration, StreamOffer, StreamOfferReply } from '@haul/schemas';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
-import { createEmptyFile, mkdirsNoFollow, noFollow } from './confine.ts';
+import { createEmptyFile, mkdirsNoFollow, noFollow, regularFileSize } from './confine.ts';
 import { isFinished, PartFile, verifiedPrefix } from './part-file.ts';
+import { UpdateFile } from './update-file.ts';
 import { namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
@@ -77,7 +87,8 @@ export function createReceiver(opts: ReceiverOptions) {
       mkdirSync(confined.root, { recursive: true });
       mkdirsNoFollow(confined.root, relative(confined.root, confined.dir));
       for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
-      const verified = verifiedBytes(offer);
+      // An update pass resumes nothing: it is sent whole again.
+      const verified = offer.update ? {} : verifiedBytes(offer);
       active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
       const c = ctx(offer.fromNode);
       setImmediate(() => {
@@ -144,6 +155,16 @@ function placeLink(dir: string, e: ManifestEntry): void {
   symlinkSync(e.linkTarget!, p);
 }
 
+/** fdatasync a file written by an earlier pass, so its data survives a crash of the machine. */
+function syncFile(path: string): void {
+  const fd = openSync(path, noFollow.read);
+  try {
+    fdatasyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** fsync a folder, so the renames in it survive a crash of the machine. */
 function syncDir(dir: string): void {
   const fd = openSync(dir, noFollow.read);
@@ -162,6 +183,7 @@ type ReceiveContext = { log: Logger; idleMs: number; tls?: TlsMaterial; onClosed
 function receive(offer: StreamOffer, verified: Record<string, number>, ctx: ReceiveContext): void {
   const log = ctx.log;
   const files = new Map<string, PartFile>();
+  const updates = new Map<string, UpdateFile>();
   const byPath = new Map(
     offer.manifest
       .filter((e) => e.kind === 'file')
@@ -186,11 +208,40 @@ function receive(offer: StreamOffer, verified: Record<string, number>, ctx: Rece
     files.set(entry.path, f);
     return f;
   };
+  const updated = (entry: ManifestEntry): UpdateFile => {
+    let f = updates.get(entry.path);
+    if (f) return f;
+    mkdirsNoFollow(offer.targetDir, dirname(entry.path));
+    f = new UpdateFile(join(offer.targetDir, entry.path), entry.mode ?? 0o644);
+    updates.set(entry.path, f);
+    return f;
+  };
+  /** An update pass: each file sent to is given its size; each other one must be there with its size already. */
+  const finishUpdate = (durable: boolean): string | undefined => {
+    for (const e of offer.manifest) {
+      if (e.kind !== 'file') continue;
+      const size = e.size ?? 0;
+      const f = updates.get(e.path) ?? (e.extents?.length ? undefined : null);
+      if (f === undefined) return `${e.path}: its extents never arrived`;
+      if (f) f.finish(size, durable);
+      else if (regularFileSize(join(offer.targetDir, e.path)) !== size)
+        return `${e.path}: not here with ${size} bytes from an earlier pass`;
+      // The earlier passes were not synced: a durable update pass syncs every file of the copy.
+      else if (durable) syncFile(join(offer.targetDir, e.path));
+    }
+    updates.clear();
+    return undefined;
+  };
   const finish = () => {
     if (failed) return;
     const durable = offer.durable === true;
     const dirs = new Set<string>([dirname(offer.targetDir), offer.targetDir]);
+    if (offer.update) {
+      const why = finishUpdate(durable);
+      if (why) return fail(why);
+    }
     for (const e of offer.manifest) {
+      if (offer.update) break;
       const p = join(offer.targetDir, e.path);
       dirs.add(dirname(p));
       if (e.kind === 'file') {
@@ -220,12 +271,13 @@ function receive(offer: StreamOffer, verified: Record<string, number>, ctx: Rece
   const chunk = ({ header: h, payload, release }: ChunkFrame) => {
     if (failed) return release();
     const entry = byPath.get(h.path);
-    if (
-      !entry ||
-      h.offset % CHUNK !== 0 ||
-      h.offset >= entry.size ||
-      h.len !== Math.min(CHUNK, entry.size - h.offset)
-    ) {
+    const misplaced = offer.update
+      ? !entry || h.len > CHUNK || h.len <= 0 || h.offset + h.len > entry.size
+      : !entry ||
+        h.offset % CHUNK !== 0 ||
+        h.offset >= entry.size ||
+        h.len !== Math.min(CHUNK, entry.size - h.offset);
+    if (!entry || misplaced) {
       release();
       return fail(`chunk outside the manifest: ${h.path}@${h.offset}`);
     }
@@ -235,7 +287,8 @@ function receive(offer: StreamOffer, verified: Record<string, number>, ctx: Rece
       return reply(`bad ${h.id}`);
     }
     try {
-      open(entry).write(h.offset, payload, digest);
+      if (offer.update) updated(entry).write(h.offset, payload);
+      else open(entry).write(h.offset, payload, digest);
     } catch (err) {
       return fail(`cannot write ${h.path}: ${(err as Error).message}`);
     } finally {
@@ -273,6 +326,8 @@ function receive(offer: StreamOffer, verified: Record<string, number>, ctx: Rece
     reader.stop();
     for (const f of files.values()) f.close();
     files.clear();
+    for (const f of updates.values()) f.close();
+    updates.clear();
     ctx.onClosed();
   });
 }

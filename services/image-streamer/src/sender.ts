@@ -20,6 +20,11 @@ export type SendOptions = {
   window?: number;
   /** Nothing moved on the connection this long (the receiver stopped reading or answering): ConnectionLost. */
   idleMs?: number;
+  /**
+   * An update pass of a disk copy: send only these byte ranges [start, end) of each file (in pieces of at most a
+   * chunk, at any offset), and nothing of a file it gives none for. Absent: every file from its verified offset.
+   */
+  pieces?: (e: ManifestEntry) => [number, number][];
 };
 
 export { ConnectionLost };
@@ -125,20 +130,31 @@ export async function sendFiles(o: SendOptions): Promise<SendStats> {
     stats.bytesSent += len;
     o.onBytes(len);
   };
+  const resendBad = async () => {
+    while (badQueue.length) {
+      const c = badQueue.shift()!;
+      stats.resent++;
+      await sendChunk(c.path, c.offset, c.len);
+    }
+  };
   try {
     for (const e of o.manifest) {
       if (e.kind !== 'file' || !e.size) continue;
+      if (o.pieces) {
+        for (const [start, end] of o.pieces(e))
+          for (let off = start; off < end; off += CHUNK) {
+            await sendChunk(e.path, off, Math.min(CHUNK, end - off));
+            await resendBad();
+          }
+        continue;
+      }
       const from = o.verified[e.path] ?? 0;
       stats.resumedBytes += from;
       if (from > 0) o.onBytes(from);
       for (let off = from - (from % CHUNK); off < e.size; off += CHUNK) {
         if (off + CHUNK <= from) continue;
         await sendChunk(e.path, off, Math.min(CHUNK, e.size - off));
-        while (badQueue.length) {
-          const c = badQueue.shift()!;
-          stats.resent++;
-          await sendChunk(c.path, c.offset, c.len);
-        }
+        await resendBad();
       }
     }
     while (pending.size > 0 || badQueue.length > 0) {

@@ -27,6 +27,10 @@ const agentSteps: StepName[] = [
   'startSource',
   'umountSource',
   'removeFiles',
+  'lockSource',
+  'unlockSource',
+  'takeOwnership',
+  'releaseOwnership',
 ];
 
 const facts: HostFacts = { criuVersion: '3.17', memTrack: true, cpuFlags: [] };

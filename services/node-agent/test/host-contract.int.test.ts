@@ -19,6 +19,8 @@ import {
   type VzDump,
 } from '../src/adapters/vz-checkpoint.ts';
 import { readCtVars } from '../src/adapters/vz-config.ts';
+import { descriptorLockArgv } from '../src/adapters/descriptor-lock.ts';
+import { ctLockFile, releaseCtLock, takeCtLock } from '../src/ct-lock.ts';
 
 const docPath = join(import.meta.dirname, '..', '..', '..', 'docs', 'host-contract.md');
 const lines = hostContract.map(contractLine);
@@ -55,7 +57,12 @@ async function builtArgvs(): Promise<string[]> {
   await t.ploopSnapshot('<dd.xml>', '<guid>', true);
   await t.ploopSnapshot('<dd.xml>', '<guid>', false);
   await t.ploopSnapshotDelete('<dd.xml>', '<guid>');
+  await t.vzctlRegister('<private>', '<ctid>');
+  await t.vzctlUnregister('<ctid>');
+  await t.shamanAdd('<ctid>', '<prio>', '<private>');
+  seen.push(['flock', ...descriptorLockArgv('<dd.xml>.lck', '<holder>')].join(' '));
   seen.push('haul-hold-frozen');
+  seen.push('haul-hold-ct-lock <lockfile> <migration>');
   return seen.map((l) => l.replaceAll('4242', '<pid>'));
 }
 
@@ -248,6 +255,28 @@ describe('every argv of the contract runs on the strict emulators', () => {
     await run('ploop snapshot -u <guid> -o <dd.xml>', { '<guid>': G1, '<dd.xml>': dd });
     await run('ploop snapshot -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });
     await run('ploop snapshot-delete -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });
+    await run('flock --exclusive --timeout 60 <dd.xml>.lck sh -c <holder>', {
+      '<dd.xml>': dd,
+      '<holder>': 'echo locked',
+    });
+    // The migration's CT lock: a plain vzctl is refused while the holder has it, as the real one would be.
+    const lock = ctLockFile(join(c.nodeRoot('node-a'), 'vz', 'lock'), '101');
+    assert.deepEqual(await takeCtLock(lock, 'm-contract'), { held: true });
+    const refused = await c.run('node-a', 'vzctl', ['start', '101']);
+    assert.equal(refused.code, 9, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /Locked info: pid=\d+ cmdline=sh \S*haul-hold-ct-lock[^\n]*\nCannot lock the Container/,
+    );
+    releaseCtLock(lock, 'm-contract');
+    ran.add('haul-hold-ct-lock <lockfile> <migration>');
+    const priv = { '<private>': join(c.nodeRoot('node-a'), 'vz', 'private', '101'), ...ct };
+    await run('shaman -i add ct-<ctid> --prio <prio> --path <private> --force', {
+      ...priv,
+      '<prio>': '0',
+    });
+    await run('vzctl --ignore-ha-cluster register <private> <ctid> --force', priv);
+    await run('vzctl --skipowner --ignore-ha-cluster unregister <ctid>', ct);
     assert.deepEqual([...ran].sort(), [...lines].sort());
   });
 });
@@ -333,6 +362,25 @@ describe('each strict emulator refuses what its real tool refuses', () => {
       stderr: /Bad command: --bogus/,
     },
     { tool: 'vzctl', argv: ['start'], code: 21, stderr: /ctid is not given/ },
+    { tool: 'vzctl', argv: ['unregister', '101', '--force'], code: 20, stderr: /Invalid options: --force/ },
+    {
+      tool: 'vzctl',
+      argv: ['register', '/x', '101', '--bogus'],
+      code: 21,
+      stderr: /101: unrecognized option '--bogus'/,
+    },
+    { tool: 'vzctl', argv: ['register'], code: 20, stderr: /Usage: vzctl register <path>/ },
+    // shaman: its callers' argv only (its parser was not read); add of an existing resource is 2 (lib/ha.c)
+    {
+      tool: 'shaman',
+      argv: ['-i', 'add', 'ct-101', '--bogus'],
+      code: 1,
+      stderr: /unrecognized option '--bogus'/,
+    },
+    { tool: 'shaman', argv: ['-i', 'frobnicate', 'ct-101'], code: 1, stderr: /unknown command frobnicate/ },
+    // flock(1): EX_USAGE (64) — sys-utils/flock.c
+    { tool: 'flock', argv: ['--bogus', 'f', 'true'], code: 64, stderr: /unrecognized option '--bogus'/ },
+    { tool: 'flock', argv: ['-x', 'f'], code: 64, stderr: /missing command/ },
     // criu: glibc's message on stderr, the usage on stdout (pr_msg), exit 1 — criu/config.c, criu/crtools.c
     {
       tool: 'criu',

@@ -7,10 +7,11 @@ import { vzControllers } from './vz-checkpoint.ts';
  * builds exactly these argv, that the doc lists exactly these, and runs each against the strict emulators.
  *
  * Upstream revisions read: OpenVZ/ploop d5c202b (v9.0.30), OpenVZ/vzctl 42ab7b3 (v9.0.1), OpenVZ/libvzctl
- * ebbfc38 (v8.0.90), checkpoint-restore/criu 2cf8f13 (v4.2-22).
+ * ebbfc38 (v8.0.90), checkpoint-restore/criu 2cf8f13 (v4.2-22), OpenVZ/vzmigrate 67a5a95 (v7.0.152),
+ * util-linux/util-linux 39465c7. shaman's own sources were not available: its argv is libvzctl's.
  */
 export interface ContractEntry {
-  tool: 'vzctl' | 'criu' | 'ploop' | 'haul-hold-frozen';
+  tool: 'vzctl' | 'criu' | 'ploop' | 'haul-hold-frozen' | 'shaman' | 'flock' | 'haul-hold-ct-lock';
   /** The argv after the program name; `<name>` marks a value. */
   argv: string[];
   /** Exit codes haul treats as success (0 always). */
@@ -332,6 +333,100 @@ export const hostContract: ContractEntry[] = [
     ],
   },
 ];
+
+const libvzctlVz = 'OpenVZ/libvzctl@ebbfc38:lib/vz.c';
+
+/** Ownership and the CT lock (docs/protocol.md, "Ownership and the CT lock"). */
+hostContract.push(
+  {
+    tool: 'vzctl',
+    argv: ['--ignore-ha-cluster', 'register', '<private>', '<ctid>', '--force'],
+    okCodes: [],
+    builtBy: 'tools.ts vzctlRegister (ownership.ts takeOwnership)',
+    upstream: [
+      { words: '--ignore-ha-cluster (VZ_REG_SKIP_HA_CLUSTER)', source: vzctlMain },
+      {
+        words: 'register <path> <ctid> (the path before the ctid)',
+        source: 'OpenVZ/vzctl@42ab7b3:src/vzctl.c main (action "register")',
+      },
+      {
+        words: '--force (VZ_REG_FORCE)',
+        source: 'OpenVZ/vzctl@42ab7b3:src/vzctl.c register_options / ParseRegisterOptions',
+      },
+      { words: '.owner, the /etc/vz/conf link', source: `${libvzctlVz} vzctl2_env_register` },
+      {
+        words: 'forced, HA left to the caller, as vzmigrate registers a CT it moved',
+        source: 'OpenVZ/vzmigrate@67a5a95:bin/veentry.cpp VEObj::registration',
+      },
+    ],
+  },
+  {
+    tool: 'vzctl',
+    argv: ['--skipowner', '--ignore-ha-cluster', 'unregister', '<ctid>'],
+    okCodes: [],
+    builtBy: 'tools.ts vzctlUnregister (ownership.ts releaseOwnership)',
+    upstream: [
+      { words: '--skipowner, --ignore-ha-cluster', source: vzctlMain },
+      {
+        words: 'unregister (no options: switch default; not locked)',
+        source: 'OpenVZ/vzctl@42ab7b3:src/vzctl.c main (case ACTION_UNREGISTER)',
+      },
+      {
+        words: 'refuses a running CT (32); removes .owner and the link',
+        source: `${libvzctlVz} vzctl2_env_unreg`,
+      },
+    ],
+  },
+  {
+    tool: 'shaman',
+    argv: ['-i', 'add', 'ct-<ctid>', '--prio', '<prio>', '--path', '<private>', '--force'],
+    okCodes: [],
+    builtBy: 'tools.ts shamanAdd (ownership.ts takeOwnership)',
+    upstream: [
+      {
+        words: '-i add ct-<ctid> --prio --path --force (the same argv)',
+        source: 'OpenVZ/libvzctl@ebbfc38:lib/ha.c shaman_add_resource',
+      },
+      {
+        words: 'the HA resource moved to the target before it registers the CT',
+        source: 'OpenVZ/vzmigrate@67a5a95:bin/migratedst.cpp registerOnHaCluster (runHaman "add")',
+      },
+    ],
+  },
+  {
+    tool: 'flock',
+    argv: ['--exclusive', '--timeout', '60', '<dd.xml>.lck', 'sh', '-c', '<holder>'],
+    okCodes: [],
+    builtBy: 'descriptor-lock.ts descriptorLockArgv (shared-disk.ts sweepOrphanDeltas)',
+    upstream: [
+      {
+        words: '--exclusive, --timeout <secs>, FILE COMMAND ARGS',
+        source:
+          'util-linux/util-linux@39465c7:sys-utils/flock.c main (long_options, getopt "+:sexnoFuw:E:hV?")',
+      },
+      {
+        words: '<dd.xml>.lck, 60 s: the lock and timeout ploop uses',
+        source: 'OpenVZ/ploop@d5c202b:lib/lock.c ploop_lock_di / do_lock (LOCK_TIMEOUT)',
+      },
+    ],
+  },
+  {
+    tool: 'haul-hold-ct-lock',
+    argv: ['<lockfile>', '<migration>'],
+    okCodes: [],
+    builtBy: 'ct-lock.ts takeCtLock (run through sh, detached)',
+    upstream: [
+      {
+        words: 'LOCKDIR/<ctid>.lck: "<pid>\\n<status>\\n" made by link(2), stale when its pid is gone',
+        source: 'OpenVZ/libvzctl@ebbfc38:lib/lock.c _lock_file',
+      },
+      {
+        words: 'status "migrating", held for the whole migration',
+        source: 'OpenVZ/vzmigrate@67a5a95:bin/veentry.cpp VEObj::lock (vzctl2_env_lock_prvt)',
+      },
+    ],
+  },
+);
 
 /** One line per argv, as docs/host-contract.md lists them. */
 export const contractLine = (e: ContractEntry): string => [e.tool, ...e.argv].join(' ');

@@ -1,3 +1,5 @@
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
 import { stepTimeoutsMs } from '@haul/bus';
 import type { Runner } from './exec.ts';
 import type { VzDump, VzFreeze } from './vz-checkpoint.ts';
@@ -8,6 +10,10 @@ import type { VzDump, VzFreeze } from './vz-checkpoint.ts';
  */
 export type Tools = ReturnType<typeof createTools>;
 
+/**
+ * haul holds the CT lock itself for the migration's life (lockSource), so its own vzctl calls skip it, as vzmigrate's
+ * do (VEObj::operateVE: --skiplock --skipowner --ignore-ha-cluster).
+ */
 const vz = ['--skipowner', '--skiplock'];
 
 /** Freezing through the CT's freezer cgroup and the controllers to dump: pre-dumps and the final dump alike. */
@@ -26,6 +32,20 @@ const vzDumpArgs = (d: VzDump) => [
   ...d.externals.flatMap((e) => ['--external', e]),
   ...d.cgroupRoots.flatMap((r) => ['--cgroup-root', r]),
 ];
+/** Is `tool` on PATH? libvzctl calls shaman only where it is installed (lib/ha.c is_bin_present). */
+export function toolOnPath(tool: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env['PATH'] ?? '')
+    .split(':')
+    .filter((d) => d !== '')
+    .some((d) => {
+      try {
+        accessSync(join(d, tool), constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+}
 
 /** What every dump of an iteration chain passes: the task, the images dir, the work dir, tracking and the parent. */
 const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | undefined) => [
@@ -71,6 +91,18 @@ export function createTools(run: Runner, signal?: AbortSignal) {
     vzctlStop: (ctid: string) => run('vzctl', [...vz, 'stop', ctid], o(stepTimeoutsMs.vzctl)),
     /** exit 40 = not mounted: already the wanted state. */
     vzctlUmount: (ctid: string) => run('vzctl', [...vz, 'umount', ctid], o(stepTimeoutsMs.vzctl, [40])),
+    /** Register the CT here, forced (its owner rewritten), the HA resource left to haul (vzmigrate's flags). */
+    vzctlRegister: (vePrivate: string, ctid: string) =>
+      run('vzctl', ['--ignore-ha-cluster', 'register', vePrivate, ctid, '--force'], o(stepTimeoutsMs.vzctl)),
+    vzctlUnregister: (ctid: string) =>
+      run('vzctl', ['--skipowner', '--ignore-ha-cluster', 'unregister', ctid], o(stepTimeoutsMs.vzctl)),
+    /** The HA resource to this node, as libvzctl registers a CT there (lib/ha.c shaman_add_resource). */
+    shamanAdd: (ctid: string, prio: string, vePrivate: string) =>
+      run(
+        'shaman',
+        ['-i', 'add', `ct-${ctid}`, '--prio', prio, '--path', vePrivate, '--force'],
+        o(stepTimeoutsMs.quick),
+      ),
     vzctlRestore: (ctid: string, dir: string) =>
       run('vzctl', [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir], o(stepTimeoutsMs.vzctl)),
     async criuVersion(): Promise<string> {

@@ -17,6 +17,23 @@ function parse(body: string): Record<string, string> {
   return out;
 }
 
+/** LOCKDIR of `<etc>/vz/vz.conf`, where vzctl keeps the CT locks (libvzctl's default /vz/lock). */
+export function readLockDir(etcVz: string): string {
+  const global = join(etcVz, 'vz.conf');
+  return (existsSync(global) ? parse(readFileSync(global, 'utf8'))['LOCKDIR'] : undefined) || '/vz/lock';
+}
+
+/** The CT's config, `<etc>/vz/conf/<CTID>.conf` over `<etc>/vz/vz.conf` (HA_ENABLE, HA_PRIO, VE_PRIVATE, …). */
+export function readCtConfig(etcVz: string, ctid: string): Record<string, string> | undefined {
+  const own = join(etcVz, 'conf', `${ctid}.conf`);
+  if (!existsSync(own)) return undefined;
+  const global = join(etcVz, 'vz.conf');
+  return {
+    ...(existsSync(global) ? parse(readFileSync(global, 'utf8')) : {}),
+    ...parse(readFileSync(own, 'utf8')),
+  };
+}
+
 /** `<etc>/vz/conf/<CTID>.conf` over `<etc>/vz/vz.conf`, `$VEID` expanded; undefined when the CT has no config. */
 export function readCtDisks(etcVz: string, ctid: string): CtDisks | undefined {
   const own = join(etcVz, 'conf', `${ctid}.conf`);

@@ -2,6 +2,7 @@ import { measureToolTime } from '../adapters/tool-time.ts';
 import type { Handler, HandlerTable } from '../context.ts';
 import { finalDump, preDump, releaseSource, resumeSource } from './dumps.ts';
 import { removeFiles, restore, start, stopAndUmount, umountSource } from './lifecycle.ts';
+import { lockSource, releaseOwnership, takeOwnership, unlockSource } from './ownership.ts';
 import { preflight } from './preflight.ts';
 import {
   backupDescriptor,
@@ -44,4 +45,8 @@ export const handlers: HandlerTable = timed({
   startSource: start,
   umountSource,
   removeFiles,
+  lockSource,
+  unlockSource,
+  takeOwnership,
+  releaseOwnership,
 });

@@ -10,7 +10,7 @@ import {
   unlinkSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { originGuid, planRollback, subjectOf } from '@haul/domain';
+import { errorCodes, originGuid, planRollback, subjectOf } from '@haul/domain';
 import type {
   DescriptorArgs,
   HostResult,
@@ -21,6 +21,7 @@ import type {
 } from '@haul/schemas';
 import type { Tools } from '../adapters/tools.ts';
 import { hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
+import { DescriptorLockedError, withDescriptorLock } from '../adapters/descriptor-lock.ts';
 import { argsOf, StepError, type Handler, type HandlerContext } from '../context.ts';
 
 /**
@@ -123,8 +124,22 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
   return r;
 };
 
-/** Delta files named like this disk's snapshot deltas that no descriptor references: left by a crash. */
-function sweepOrphanDeltas(ddxml: string, actions: string[]): void {
+/**
+ * Delta files named like this disk's snapshot deltas that no descriptor references: left by a crash. Only under the
+ * descriptor's lock, which every ploop operation that adds a delta holds from creating the file to storing the
+ * descriptor that names it (ploop lib/snapshot.c): without it, a snapshot under way (an operator's, a backup's)
+ * would look like an orphan and lose its delta.
+ */
+async function sweepOrphanDeltas(ddxml: string, actions: string[]): Promise<void> {
+  try {
+    await withDescriptorLock(ddxml, () => sweepLocked(ddxml, actions));
+  } catch (err) {
+    if (err instanceof DescriptorLockedError) throw new StepError(errorCodes.descriptorLocked, err.message);
+    throw err;
+  }
+}
+
+function sweepLocked(ddxml: string, actions: string[]): void {
   const view = readDescriptorView(ddxml);
   const referenced = new Set(view.images.map((i) => i.file));
   if (existsSync(copyOf(ddxml)))
@@ -160,7 +175,7 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
   }
   const now = readDescriptorView(ddxml);
   if (f1 && !now.images.some((i) => i.file === f1)) rm(f1, actions, `origin delta ${basename(f1)}`);
-  sweepOrphanDeltas(ddxml, actions);
+  await sweepOrphanDeltas(ddxml, actions);
   rm(`${copyOf(ddxml)}.lck`, actions);
   rm(copyXmlOf(ddxml), actions);
   if (hasGuid(now, originGuid) || hasGuid(now, copyGuid))
@@ -191,7 +206,7 @@ export async function restorePreparedDisks(
 }
 
 /** After the commit, on the source (after it unmounted): the copy, its lock and its delta f2 go. */
-export const cleanupSharedDisk: Handler = (cmd) => {
+export const cleanupSharedDisk: Handler = async (cmd) => {
   const { ddxml, copyGuid } = argsOf<SharedDiskArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (existsSync(copyOf(ddxml))) {
@@ -201,10 +216,10 @@ export const cleanupSharedDisk: Handler = (cmd) => {
     if (f2 && hasGuid(cv, copyGuid) && !readDescriptorView(ddxml).images.some((i) => i.file === f2))
       rm(f2, r.actions, `copy delta ${basename(f2)}`);
   }
-  sweepOrphanDeltas(ddxml, r.actions);
+  await sweepOrphanDeltas(ddxml, r.actions);
   rm(`${copyOf(ddxml)}.lck`, r.actions);
   rm(copyXmlOf(ddxml), r.actions);
-  return Promise.resolve(r);
+  return r;
 };
 
 /** On the target, once the source no longer has the base open: merge G1 (f1 into the base) online. */

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +9,7 @@ import { copyGuid, originGuid } from '@haul/domain';
 import type { StepCommand } from '@haul/schemas';
 import { TOPDELTA } from '../adapters/descriptor.ts';
 import { StepError, type HandlerContext } from '../context.ts';
-import { snapshotCopy } from './shared-disk.ts';
+import { cleanupSharedDisk, snapshotCopy } from './shared-disk.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-shared-disk-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -77,5 +79,50 @@ describe('snapshotCopy, queued behind the rest of its disk preparation', () => {
     const d = prepared('origin-done', true);
     await snapshotCopy(d.cmd, d.ctx);
     assert.deepEqual(d.ploop, [[join(d.dir, 'DiskDescriptor.copy.xml'), copyGuid(mid, 1)]]);
+  });
+});
+
+describe('the orphan-delta sweep', () => {
+  it("deletes nothing while the descriptor's lock is held: a snapshot under way keeps its new delta", async () => {
+    // Given a disk on which a ploop snapshot is under way: it holds the descriptor's lock (flock of
+    // DiskDescriptor.xml.lck, as ploop does), its new delta exists, the descriptor naming it is not stored yet
+    const d = prepared('snapshot-under-way', false);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    rmSync(`${ddxml}.copy`);
+    const delta = 'root.hds.{0f4c9a7e-1b2d-4c3e-8f5a-6d7e8f9a0b1c}';
+    writeFileSync(join(d.dir, delta), 'a new top delta');
+    const ploop = spawn(
+      'flock',
+      ['--exclusive', `${ddxml}.lck`, 'sh', '-c', 'echo held; exec cat >/dev/null'],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
+    await once(ploop.stdout, 'data');
+
+    try {
+      // When the cleanup sweeps the disk meanwhile ...
+      const cmd = {
+        ...d.cmd,
+        step: 'cleanupSharedDisk',
+        args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
+      };
+      const swept = cleanupSharedDisk(cmd as unknown as StepCommand, d.ctx);
+      // ... and the snapshot then stores its descriptor and lets go of the lock
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(existsSync(join(d.dir, delta)), 'not swept while the lock is held');
+      writeFileSync(
+        ddxml,
+        descriptor([
+          [copyGuid(mid, 9), 'root.hds'],
+          [TOPDELTA, delta],
+        ]),
+      );
+      ploop.stdin.end();
+      const r = (await swept) as { actions: string[] };
+      assert.ok(existsSync(join(d.dir, delta)), `the snapshot's delta survived: ${r.actions.join('; ')}`);
+    } finally {
+      ploop.kill();
+    }
   });
 });

@@ -1,0 +1,77 @@
+import { execFile } from 'node:child_process';
+import { relative } from 'node:path';
+import { errorCodes } from '@haul/domain';
+import type { ErrorInfo, StreamArgs } from '@haul/schemas';
+import type { ManifestEntry } from './manifest.ts';
+
+/**
+ * The host helper a live local-disk copy drives (docs/host-contract.md): `start` tracking the writes to the mounted
+ * disk's top delta, `take` the extents written since (with those taken and never acknowledged), `ack` them once
+ * they are on the target, `sync` the file system (syncfs) before the frozen pass. What `ploop copy` does inside
+ * libploop (lib/ploop-copy.c): on a real host it wraps the kernel's tracker; the emulators provide one.
+ */
+export const trackHelper = 'haul-ploop-track';
+
+export type Extent = [start: number, end: number];
+
+/** The helper failed or no tracker runs any more: the copy cannot know what was written since its last pass. */
+export class DiskTrackingError extends Error {
+  readonly info: ErrorInfo;
+  constructor(message: string) {
+    super(message);
+    this.name = 'DiskTrackingError';
+    this.info = { code: errorCodes.diskTracking, message };
+  }
+}
+
+type TrackOutput = { file: string; started?: boolean; extents?: Extent[] };
+
+function track(cmd: 'start' | 'take' | 'ack' | 'sync', ddxml: string): Promise<TrackOutput> {
+  return new Promise((resolve, reject) => {
+    execFile(trackHelper, [cmd, ddxml], { timeout: 60_000 }, (err, stdout, stderr) => {
+      if (err) {
+        const why = stderr.trim() || err.message;
+        return reject(new DiskTrackingError(`${trackHelper} ${cmd} ${ddxml}: ${why}`));
+      }
+      resolve(JSON.parse(stdout) as TrackOutput);
+    });
+  });
+}
+
+/**
+ * How one pass of a live disk copy runs: the first sends the whole folder (trusting what the target already
+ * verified only when the tracker ran since before that was read); a later one sends, of each file, only `pieces`.
+ */
+export type PassPlan =
+  | { kind: 'full'; trustVerified: boolean }
+  | { kind: 'update'; pieces: (e: ManifestEntry) => Extent[]; done: () => Promise<unknown> };
+
+/**
+ * Prepare a pass (before the manifest is read, so every extent taken lies within the sizes it lists). A later pass
+ * syncs the file system first: what the CT wrote and the kernel had not written back is in the delta then.
+ * The descriptor is sent whole in every later pass (it names the chain; a few KiB); the other files of the folder
+ * are the read-only lower deltas, which no pass after the first changes.
+ */
+export async function planPass(a: StreamArgs & { pass: NonNullable<StreamArgs['pass']> }): Promise<PassPlan> {
+  const ddxml = `${a.sourceDir}/DiskDescriptor.xml`;
+  if (a.pass.index === 0) {
+    const r = await track('start', ddxml);
+    return { kind: 'full', trustVerified: r.started === false };
+  }
+  // Every later pass syncs first, the frozen one too (ploop copy syncs only before its last): the file system's dirty
+  // pages reach the delta while the CT runs, so the frozen pass holds only what was written since the pass before,
+  // not everything the kernel had not yet written back (up to dirty_expire_centisecs, 30 s, of writes).
+  await track('sync', ddxml);
+  const taken = await track('take', ddxml);
+  const top = relative(a.sourceDir, taken.file);
+  const extents = taken.extents ?? [];
+  const pieces = (e: ManifestEntry): Extent[] => {
+    const size = e.size ?? 0;
+    if (e.path === 'DiskDescriptor.xml') return size > 0 ? [[0, size]] : [];
+    if (e.path !== top) return [];
+    return extents.flatMap(([s, end]): Extent[] =>
+      s < Math.min(end, size) ? [[s, Math.min(end, size)]] : [],
+    );
+  };
+  return { kind: 'update', pieces, done: () => track('ack', ddxml) };
+}

@@ -1,0 +1,38 @@
+import { closeSync, constants, fdatasyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { noFollow, regularFileSize } from './confine.ts';
+import { WRITE_SLICE } from './part-file.ts';
+
+/**
+ * A file of a disk copy updated in place by a later pass (an update offer): the extents a pass sends are written
+ * where they belong in the copy an earlier pass left, and the file is then cut or extended to its new size. No part
+ * file and no sums: an interrupted update pass is sent again whole, and each write carries the newest bytes of its
+ * extent, so writing them twice is harmless. A missing file is created (never through a link).
+ */
+export class UpdateFile {
+  private readonly fd: number;
+  private closed = false;
+
+  constructor(path: string, mode: number) {
+    const flags =
+      regularFileSize(path) === undefined ? noFollow.create & ~constants.O_TRUNC : noFollow.update;
+    this.fd = openSync(path, flags | constants.O_CREAT, mode);
+  }
+
+  write(offset: number, data: Buffer): void {
+    for (let at = 0; at < data.length; at += WRITE_SLICE)
+      writeSync(this.fd, data, at, Math.min(WRITE_SLICE, data.length - at), offset + at);
+  }
+
+  /** Give the file its size; `durable`: its data reaches the disk before this returns. */
+  finish(size: number, durable: boolean): void {
+    ftruncateSync(this.fd, size);
+    if (durable) fdatasyncSync(this.fd);
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
