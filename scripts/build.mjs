@@ -25,10 +25,9 @@ export const programs = [
   ['services/node-agent/src/main.ts', 'services/node-agent/dist/main.mjs'],
   ['services/image-streamer/src/main.ts', 'services/image-streamer/dist/main.mjs'],
   ['packages/cli/src/bin.ts', 'packages/cli/dist/haul.mjs'],
-  ...['ploop', 'vzctl', 'criu', 'shaman', 'flock', 'haul-emu', 'haul-ct-init', 'haul-ploop-track'].map((t) => [
-    `host-emulators/src/bin/${t}.ts`,
-    `host-emulators/dist/${t}.mjs`,
-  ]),
+  ...['ploop', 'vzctl', 'criu', 'shaman', 'flock', 'haul-emu', 'haul-ct-init', 'haul-ploop-track'].map(
+    (t) => [`host-emulators/src/bin/${t}.ts`, `host-emulators/dist/${t}.mjs`],
+  ),
 ];
 
 const sourceDirs = ['schemas', 'packages', 'services', 'host-emulators'];
