@@ -49,7 +49,8 @@ describe('the status line of the live view', () => {
     const s = statusLine(v, at(e.time, 0));
     assert.match(
       s.text,
-      /^CT 101 node-a→node-b 0\.0s \| pre-dump 1 \| images 0 12\.0\/48\.0 MB 25% 40 MB\/s ETA 0\.9s \(\+1\)$/,
+      // (+2): the next pre-dump and the local disk's live pass run beside the transfer
+      /^CT 101 node-a→node-b 0\.0s \| pre-dump 1 \| images 0 12\.0\/48\.0 MB 25% 40 MB\/s ETA 0\.9s \(\+2\)$/,
     );
   });
   it('ticks a FROZEN timer from the freeze’s intent until the CT runs again', () => {
