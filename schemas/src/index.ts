@@ -13,5 +13,6 @@ export {
   type ValidationError,
   type ValidationResult,
   type Validators,
+  wireError,
 } from './validation.ts';
 export { loadSchemaDocuments, schemaDir } from './schema-files.ts';

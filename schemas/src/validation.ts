@@ -16,6 +16,14 @@ export type ValidationError = {
   detail?: string;
 };
 
+/**
+ * A validation error as it goes on the wire (an event's or a reply's `error`): without `detail`, which the schemas of
+ * those messages do not allow (it is for messages about settings, where the field is named another way).
+ */
+export function wireError(e: ValidationError): Omit<ValidationError, 'detail'> {
+  return { code: e.code, message: e.message, field: e.field, rule: e.rule };
+}
+
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; error: ValidationError };
 
 export type Validators = {

@@ -2,6 +2,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { headers, nanos } from '@nats-io/nats-core';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import {
+  wireError,
   isTerminalEvent,
   type Actor,
   type ErrorInfo,
@@ -125,7 +126,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       };
     }
     const v = validators.validate<StepCommand>('command', raw);
-    return v.ok ? { ok: true, command: v.value } : { ok: false, error: { ...v.error }, raw };
+    return v.ok ? { ok: true, command: v.value } : { ok: false, error: wireError(v.error), raw };
   }
 
   /**

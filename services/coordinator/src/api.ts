@@ -23,16 +23,17 @@ import {
   projectStatus,
   type MigrationState,
 } from '@haul/domain';
-import type {
-  CancelRequest,
-  ErrorInfo,
-  ListRequest,
-  MigrateReply,
-  MigrateRequest,
-  MigrationStatus,
-  StatusReply,
-  StatusRequest,
-  Validators,
+import {
+  wireError,
+  type CancelRequest,
+  type ErrorInfo,
+  type ListRequest,
+  type MigrateReply,
+  type MigrateRequest,
+  type MigrationStatus,
+  type StatusReply,
+  type StatusRequest,
+  type Validators,
 } from '@haul/schemas';
 import { collision, migrationIdFor, type Admission, type AdmissionEntry } from './admission.ts';
 import { createCheck } from './check.ts';
@@ -211,7 +212,7 @@ export function createApi(
 
   async function statusReq(raw: unknown): Promise<StatusReply> {
     const v = validators.validate<StatusRequest>('statusRequest', raw);
-    if (!v.ok) return { ok: false, error: v.error };
+    if (!v.ok) return { ok: false, error: wireError(v.error) };
     const st = await status(v.value.migrationId);
     return st
       ? { ok: true, status: st }
@@ -227,7 +228,7 @@ export function createApi(
 
   async function list(raw: unknown): Promise<StatusReply> {
     const v = validators.validate<ListRequest>('listRequest', raw ?? {});
-    if (!v.ok) return { ok: false, error: v.error };
+    if (!v.ok) return { ok: false, error: wireError(v.error) };
     const kv = await openBucket(nc, buckets.status);
     const out: MigrationStatus[] = [];
     const junk = (key: string, reason: string) =>

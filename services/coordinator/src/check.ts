@@ -18,13 +18,14 @@ import {
   type Findings,
   type MigrationState,
 } from '@haul/domain';
-import type {
-  CheckReply,
-  ErrorInfo,
-  InspectReply,
-  MigrateRequest,
-  MigrationStatus,
-  Validators,
+import {
+  wireError,
+  type CheckReply,
+  type ErrorInfo,
+  type InspectReply,
+  type MigrateRequest,
+  type MigrationStatus,
+  type Validators,
 } from '@haul/schemas';
 import { migrationIdFor, type Admission } from './admission.ts';
 import type { ProcessManager } from './process-manager.ts';
@@ -97,7 +98,7 @@ export function createCheck(deps: CheckDeps) {
 
   return async function check(raw: unknown): Promise<CheckReply> {
     const v = validators.validate<MigrateRequest>('migrateRequest', raw);
-    if (!v.ok) return { ok: false, error: v.error };
+    if (!v.ok) return { ok: false, error: wireError(v.error) };
     const req = v.value;
     const migrationId = migrationIdFor(req.requestId);
     const bad = deps.refused(req, migrationId);

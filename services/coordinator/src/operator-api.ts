@@ -1,6 +1,13 @@
 import { subjects } from '@haul/bus';
 import { CommandRejectedError, errorCodes, projectStatus, type DecideInput } from '@haul/domain';
-import type { ErrorInfo, ResolveRequest, RetryRequest, StatusReply, Validators } from '@haul/schemas';
+import {
+  wireError,
+  type ErrorInfo,
+  type ResolveRequest,
+  type RetryRequest,
+  type StatusReply,
+  type Validators,
+} from '@haul/schemas';
 import type { ProcessManager } from './process-manager.ts';
 
 /** One API endpoint: its subject, its handler and the schema its reply must satisfy. */
@@ -31,14 +38,14 @@ export function operatorRoutes(validators: Validators, pm: ProcessManager): ApiR
 
   async function retry(raw: unknown): Promise<StatusReply> {
     const v = validators.validate<RetryRequest>('retryRequest', raw);
-    if (!v.ok) return { ok: false, error: v.error };
+    if (!v.ok) return { ok: false, error: wireError(v.error) };
     const reason = v.value.reason ?? 'retried by an operator';
     return act(v.value.migrationId, () => ({ kind: 'Retry', reason, meta: pm.meta() }));
   }
 
   async function resolve(raw: unknown): Promise<StatusReply> {
     const v = validators.validate<ResolveRequest>('resolveRequest', raw);
-    if (!v.ok) return { ok: false, error: v.error };
+    if (!v.ok) return { ok: false, error: wireError(v.error) };
     const { migrationId, action } = v.value;
     const reason = v.value.reason ?? 'done by hand by an operator';
     return act(migrationId, () => ({ kind: 'Resolve', action, reason, meta: pm.meta() }));

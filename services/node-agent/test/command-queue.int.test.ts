@@ -24,7 +24,9 @@ import {
 let w: World;
 let agent: ServiceProcess;
 before(async () => {
-  w = await startWorld({ sharedDisks: 0 });
+  // Signatures on, the bus open to any client (secure: false): bad messages must reach the agent to be refused by
+  // it, and deleting its consumer (below) is denied to every identity of a secure cluster.
+  w = await startWorld({ sharedDisks: 0, secure: false });
   agent = await w.startAgent('node-a');
 });
 after(async () => {

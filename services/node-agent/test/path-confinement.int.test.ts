@@ -37,7 +37,9 @@ let w: World;
 let outside: string;
 const cap = 120_000;
 before(async () => {
-  w = await startWorld({ sharedDisks: 1 });
+  // Signatures on, the bus open to any client (secure: false): the commands here come signed by the coordinator's
+  // key over the test's own connection, and it is the agent's confinement that must refuse them.
+  w = await startWorld({ sharedDisks: 1, secure: false });
   await w.startAgent('node-a', { HAUL_MAX_LEASE_MS: String(cap) });
   outside = join(w.cluster.dir, 'outside');
   mkdirSync(join(outside, 'precious'), { recursive: true });
