@@ -236,7 +236,10 @@ export function createEventLog(
       if (remaining === 0) return;
       const iter = await consumer.consume({ expires: limits.pullExpiresMs });
       const stop = () => void iter.close();
-      opts.signal?.addEventListener('abort', stop, { once: true });
+      // A signal that fired while the consumer was being made fires no listener added now (a 1 s --timeout of the
+      // CLI on a busy machine was over before its consumer existed, and the follow never ended).
+      if (opts.signal?.aborted) stop();
+      else opts.signal?.addEventListener('abort', stop, { once: true });
       try {
         for await (const msg of iter) {
           const raw = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers };

@@ -12,7 +12,8 @@ export async function followToEnd(
   signal?: AbortSignal,
 ): Promise<Terminal> {
   const ac = new AbortController();
-  signal?.addEventListener('abort', () => ac.abort(), { once: true });
+  if (signal?.aborted) ac.abort();
+  else signal?.addEventListener('abort', () => ac.abort(), { once: true });
   try {
     for await (const s of log.follow({ migrationId, signal: ac.signal })) {
       onEvent(s.event, s.seq);
