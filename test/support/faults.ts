@@ -1,6 +1,6 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MigrationEvent } from '@haul/schemas';
+import type { MigrationEvent, StepName } from '@haul/schemas';
 import type { FaultRule, World } from './world.ts';
 
 /**
@@ -17,6 +17,8 @@ export type Injection = {
   watch?: (w: World) => (e: MigrationEvent) => void;
   /** Rolled back before the commit point; completed after it. */
   expect: 'MigrationRolledBack' | 'MigrationCompleted';
+  /** Other steps the same fault fails as well, one of which may fail first (they run at the same time). */
+  alsoFails?: StepName[];
 };
 
 export const injections: Record<string, Injection> = {
@@ -74,6 +76,8 @@ export const injections: Record<string, Injection> = {
   streamImages: {
     streamerEnv: { 'node-b': { HAUL_STREAM_ROOTS: '/nonexistent-haul-root' } },
     expect: 'MigrationRolledBack',
+    // The local disk's first live pass goes through the same streamer, beside the first image transfer.
+    alsoFails: ['copyLocalDisk'],
   },
   finalDump: {
     rules: [
