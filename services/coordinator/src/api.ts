@@ -138,7 +138,7 @@ export function createApi(
    */
   async function migrate(raw: unknown, msg: Msg): Promise<MigrateReply> {
     const v = validators.validate<MigrateRequest>('migrateRequest', raw);
-    if (!v.ok) return reject(v.error);
+    if (!v.ok) return reject(wireError(v.error));
     const who = signerOf(msg);
     if (!who.ok) return reject(who.error);
     const req = v.value;
@@ -183,7 +183,7 @@ export function createApi(
 
   async function cancel(raw: unknown): Promise<StatusReply> {
     const v = validators.validate<CancelRequest>('cancelRequest', raw);
-    if (!v.ok) return reject(v.error);
+    if (!v.ok) return reject(wireError(v.error));
     const mid = v.value.migrationId;
     try {
       // decide itself refuses a cancel that comes too late (or for an unknown or finished migration), with a code.
