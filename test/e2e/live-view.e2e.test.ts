@@ -42,7 +42,7 @@ describe('the live view of haul migrate and haul wait, in a terminal (tmux) and 
   before(async () => {
     ensureBuilt();
     w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
-    env = { HAUL_NATS_URL: w.server.url, ...w.identities.env('ops') };
+    env = w.envAs('ops');
     term = startTerminal();
   });
   after(async () => {

@@ -191,14 +191,20 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
 
   it('restores the shared disks before the thaw: writes after it survive a CT restart before any rollback', async () => {
     await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
-      // The final images cannot move (the source streamer is down): the migration cannot pass the shared-disk
-      // preparation. The coordinator dies once the copy snapshot is made: nobody decides, the lease expires.
-      await w.services.get('streamer-node-a')!.kill('SIGKILL');
+      // The final images cannot move (the source streamer dies once the local disk's live passes are done and the
+      // final dump is decided): the migration cannot pass the shared-disk preparation. The coordinator dies once
+      // the copy snapshot is made: nobody decides, the lease expires.
       const base = await w.baseline('node-a');
       // A lease long enough for the shared-disk preparation, even on a busy machine.
       const r = await w.migrate('lease-3', { preDump: 'off', frozenLeaseMs: 15_000 });
       assert.ok(r.ok, JSON.stringify(r));
       if (!r.ok) return;
+      await awaitEvent(
+        w.eventLog,
+        r.migrationId,
+        (e) => e.type === 'StepIntended' && e.data.step === 'finalDump',
+      );
+      await w.services.get('streamer-node-a')!.kill('SIGKILL');
       await awaitEvent(
         w.eventLog,
         r.migrationId,

@@ -203,7 +203,8 @@ function coordinatorPublish(): Grant[] {
     g(kvSubject(buckets.status, '*'), 'write migration statuses'),
     ...readBucket(buckets.admission, false),
     g(kvSubject(buckets.admission, admissionLedgerKey), 'admission ledger (compare-and-set)'),
-    ...readBucket(buckets.nodes, false),
+    // Listing the nodes' keys: its metrics show each node's heartbeat age (haul_node_heartbeat_age_seconds).
+    ...readBucket(buckets.nodes, true),
     ...readBucket(buckets.progress, false),
   ];
 }
