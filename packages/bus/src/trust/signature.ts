@@ -1,5 +1,8 @@
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { fromPublic, fromSeed, type KeyPair } from '@nats-io/nkeys';
+import { fromSeed, Prefix, type KeyPair } from '@nats-io/nkeys';
+// The nkey text codec (base32, prefix byte, CRC-16): nkeys exports no other way to reach a key's raw bytes.
+import { Codec } from '@nats-io/nkeys/lib/codec.js';
 import { TrustConfigError, type Identity, type Registry } from './registry.ts';
 
 /** The NATS headers a signed message carries (never the JSON body: the body stays what the schema says). */
@@ -24,21 +27,53 @@ export function signedBytes(subject: string, body: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Sign a message with a key pair. */
-export function signWith(kp: KeyPair, subject: string, body: Uint8Array): SignatureHeaders {
-  const sig = kp.sign(signedBytes(subject, body));
-  return {
-    [signatureHeaders.signer]: kp.getPublicKey(),
-    [signatureHeaders.signature]: Buffer.from(sig).toString('base64url'),
-  };
+/*
+ * Ed25519 itself runs in OpenSSL (node:crypto), not in nkeys' pure-JavaScript tweetnacl: the signatures are the same
+ * (RFC 8032, as `nats-server` and every nkeys library make them), but tweetnacl took 8-35 ms per signature or check
+ * on this project's 2-core CI machine, and each log read checks every event's signature: a node agent spent seconds
+ * per command with its event loop blocked. OpenSSL takes about 0.1 ms. nkeys still parses and checks the keys' text.
+ */
+
+/** A key pair's private key for OpenSSL and its public nkey, made once per key pair. */
+const signers = new WeakMap<KeyPair, { key: KeyObject; publicKey: string }>();
+function signerOf(kp: KeyPair): { key: KeyObject; publicKey: string } {
+  let s = signers.get(kp);
+  if (!s) {
+    const publicKey = kp.getPublicKey();
+    const d = b64url(Codec.decodeSeed(kp.getSeed()).buf);
+    const x = b64url(Codec.decode(Prefix.User, enc.encode(publicKey)));
+    s = { key: createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x }, format: 'jwk' }), publicKey };
+    signers.set(kp, s);
+  }
+  return s;
 }
 
-const publicKeys = new Map<string, KeyPair>();
-const publicPair = (key: string): KeyPair => {
-  let kp = publicKeys.get(key);
-  if (!kp) publicKeys.set(key, (kp = fromPublic(key)));
-  return kp;
-};
+/** A user's public key for OpenSSL, from its nkey text (U...), made once per key; undefined if it is none. */
+const publicKeys = new Map<string, KeyObject | undefined>();
+function publicKeyOf(nkey: string): KeyObject | undefined {
+  if (publicKeys.has(nkey)) return publicKeys.get(nkey);
+  let key: KeyObject | undefined;
+  try {
+    const x = b64url(Codec.decode(Prefix.User, enc.encode(nkey)));
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+  } catch {
+    key = undefined;
+  }
+  publicKeys.set(nkey, key);
+  return key;
+}
+
+const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
+
+/** Sign a message with a key pair (Ed25519 over signedBytes). */
+export function signWith(kp: KeyPair, subject: string, body: Uint8Array): SignatureHeaders {
+  const { key, publicKey } = signerOf(kp);
+  const sig = sign(null, signedBytes(subject, body), key);
+  return {
+    [signatureHeaders.signer]: publicKey,
+    [signatureHeaders.signature]: sig.toString('base64url'),
+  };
+}
 
 /** Who signed this message, if it is signed by a registered identity with a signature over exactly these bytes. */
 export function verifyWith(
@@ -54,7 +89,8 @@ export function verifyWith(
   if (!identity) return { ok: false, reason: 'signed by a key the registry does not know', claimed: signer };
   const sig = Buffer.from(signature, 'base64url');
   // Ed25519 signatures are 64 bytes; anything else is not worth asking the library about.
-  if (sig.length !== 64 || !publicPair(signer).verify(signedBytes(subject, body), sig))
+  const key = publicKeyOf(signer);
+  if (sig.length !== 64 || !key || !verify(null, signedBytes(subject, body), key, sig))
     return { ok: false, reason: 'the signature does not match the subject and body', claimed: identity.name };
   return { ok: true, identity };
 }

@@ -8,7 +8,7 @@ import { createValidators, type MigrationEvent, type StepCommand } from '@haul/s
 import { authorizeEvent, learn, newFacts } from './authority.ts';
 import { createEventJudge, type RawEvent } from './event-judge.ts';
 import { TrustConfigError, identityName, parseRegistry, type Registry, type Role } from './registry.ts';
-import { signWith, verifyWith, type HeaderReader } from './signature.ts';
+import { signedBytes, signWith, verifyWith, type HeaderReader } from './signature.ts';
 import { createTrust, trustFromEnv } from './trust.ts';
 
 const enc = new TextEncoder();
@@ -94,6 +94,21 @@ describe('signatures over subject and body', () => {
   it('verify says who signed', () => {
     const v = verifyWith(registry, 'haul.cmd.node-a.agent', body, h);
     assert.deepEqual(v, { ok: true, identity: identity('coordinator') });
+  });
+  it('are the signatures of nkeys itself (Ed25519, RFC 8032), both ways', () => {
+    const kp = keys.get('coordinator')!;
+    const ours = signWith(kp, 'haul.cmd.node-a.agent', body);
+    const bytes = signedBytes('haul.cmd.node-a.agent', body);
+    assert.ok(kp.verify(bytes, Buffer.from(ours['Haul-Signature'], 'base64url')), 'nkeys checks ours');
+    const theirs = Buffer.from(kp.sign(bytes)).toString('base64url');
+    assert.equal(theirs, ours['Haul-Signature'], 'Ed25519 signatures are deterministic');
+    const v = verifyWith(
+      registry,
+      'haul.cmd.node-a.agent',
+      body,
+      asHeaders({ ...ours, 'Haul-Signature': theirs }),
+    );
+    assert.equal(v.ok, true, 'we check theirs');
   });
   it('another subject, another body, no headers, an unknown key: not believed', () => {
     assert.equal(verifyWith(registry, 'haul.cmd.node-b.agent', body, h).ok, false);
