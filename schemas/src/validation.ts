@@ -1,10 +1,6 @@
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormatsModule from 'ajv-formats';
-import { loadSchemaDocuments } from './schema-files.ts';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import compiled from '../generated/validators.cjs';
 import { configSchemaIds, schemaIds, type ConfigSchemaName, type SchemaName } from './schema-ids.ts';
-
-// ajv-formats ships CommonJS with a default export object.
-const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 
 /** A validation failure as data: which field broke which rule. Never a stack trace on the wire. */
 export type ValidationError = {
@@ -31,25 +27,19 @@ export type Validators = {
 };
 
 /**
- * One Ajv instance per process, strict, every schema compiled up front, so a broken schema fails at start.
+ * Every schema's validation function, compiled at build time by Ajv (schemas/scripts/render-validators.ts; a unit
+ * test checks the generated module matches the schemas). Nothing is compiled when a process starts.
  */
 export function createValidators(): Validators {
-  const ajv = new Ajv2020({ strict: true, allErrors: false, discriminator: true, useDefaults: false });
-  addFormats(ajv);
-  // Annotations without validation meaning: a type-generation hint, and where a service setting comes from in the
-  // environment (packages/bus/src/settings).
-  ajv.addVocabulary(['tsType', 'haulEnv', 'haulEnvSeparator', 'haulDefaultFrom']);
-  for (const doc of loadSchemaDocuments()) ajv.addSchema(doc);
-  const compiled = new Map<SchemaName | ConfigSchemaName, ValidateFunction>();
-  const ids = { ...schemaIds, ...configSchemaIds };
-  for (const [name, id] of Object.entries(ids) as [SchemaName | ConfigSchemaName, string][]) {
-    const fn = ajv.getSchema(id);
-    if (!fn) throw new Error(`schema ${id} did not compile`);
-    compiled.set(name, fn);
+  const fns = new Map<SchemaName | ConfigSchemaName, ValidateFunction>();
+  for (const name of Object.keys({ ...schemaIds, ...configSchemaIds }) as (SchemaName | ConfigSchemaName)[]) {
+    const fn = (compiled as Record<string, ValidateFunction | undefined>)[name];
+    if (!fn) throw new Error(`schema ${name} has no generated validator: run \`npm run gen:types\``);
+    fns.set(name, fn);
   }
   return {
     validate<T>(name: SchemaName | ConfigSchemaName, value: unknown): ValidationResult<T> {
-      const fn = compiled.get(name);
+      const fn = fns.get(name);
       if (!fn) throw new Error(`no schema named ${name}`);
       if (fn(value)) return { ok: true, value: value as T };
       return { ok: false, error: describeError(name, fn.errors?.[0]) };
