@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: [
       '**/node_modules/**',
       'schemas/generated/**',
+      'tmp/**',
       'bench/results/**',
       'eslint.config.js',
       'bin/**',

@@ -240,6 +240,15 @@ describe('the ops CLI against a running installation', () => {
     const noCt = await haul(w.server.url, ['migrate', '--ct', '999', '--from', 'node-b', '--to', 'node-a']);
     exits(noCt, 'rejected');
     assert.match(noCt.out, /Migration refused by preflight: .*\(HAUL_PREFLIGHT_NO_CONFIG\)/);
+    // ops may read, not migrate: NATS refuses the request, and haul says which identity it needs.
+    const asOps = await runHaul(['migrate', '--ct', w.ctid, '--from', 'node-b', '--to', 'node-a'], {
+      env: { ...opsEnv, HAUL_NATS_URL: w.server.url },
+    });
+    exits(asOps, 'rejected');
+    assert.match(
+      asOps.err,
+      /NATS does not let this identity publish to haul\.api\.migrate: migrate, cancel, retry and resolve need the scheduler identity/,
+    );
   });
 
   it('a migration that rolls back exits 3', async () => {

@@ -25,7 +25,7 @@ for (const [name, faults, expected] of [
         const base = await w.baseline('node-a');
         const r = await w.migrate(`crash-${expected}`, {
           preDump: 'on',
-          maxIterations: 3,
+          maxIterations: 2,
         });
         assert.ok(r.ok, JSON.stringify(r));
         if (!r.ok) return;

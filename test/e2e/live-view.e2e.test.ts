@@ -42,7 +42,7 @@ describe('the live view of haul migrate and haul wait, in a terminal (tmux) and 
   before(async () => {
     ensureBuilt();
     w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
-    env = w.envAs('ops');
+    env = w.envAs('scheduler'); // it migrates (ops may only read)
     term = startTerminal();
   });
   after(async () => {

@@ -1,4 +1,9 @@
-import { RequestError, TimeoutError, type NatsConnection } from '@nats-io/transport-node';
+import {
+  PermissionViolationError,
+  RequestError,
+  TimeoutError,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import {
   decodeJson,
   encodeJson,
@@ -10,7 +15,7 @@ import {
   type SignatureHeaders,
 } from '@haul/bus';
 import type { CheckReply, MigrateReply, MigrateRequest, StatusReply } from '@haul/schemas';
-import { NoCoordinatorError, WaitTimeoutError } from './errors.ts';
+import { CliError, NoCoordinatorError, WaitTimeoutError } from './errors.ts';
 
 /** Signs a request as this process's identity, so the coordinator records who asked (none: sent unsigned). */
 export type RequestSigner = (subject: string, body: Uint8Array) => SignatureHeaders | undefined;
@@ -24,6 +29,21 @@ export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined
   if (env['HAUL_INSECURE'] === '1' || !file) return undefined;
   const kp = loadSeed(file);
   return (subject, body) => signWith(kp, subject, body);
+}
+
+/** The API requests that change something: NATS lets only the scheduler identity make them (docs/security.md). */
+const changeSubjects = new Set<string>([
+  subjects.apiMigrate,
+  subjects.apiCancel,
+  subjects.apiRetry,
+  subjects.apiResolve,
+]);
+
+/** The permission NATS refused, when that is why a request failed (as such, or as a request error's cause). */
+function permissionDenied(err: unknown): PermissionViolationError | undefined {
+  if (err instanceof PermissionViolationError) return err;
+  const cause = err instanceof Error ? err.cause : undefined;
+  return cause instanceof PermissionViolationError ? cause : undefined;
 }
 
 /**
@@ -47,6 +67,13 @@ export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
     } catch (err) {
       if (err instanceof RequestError && err.isNoResponders())
         throw new NoCoordinatorError(subject, { cause: err });
+      const denied = permissionDenied(err);
+      if (denied)
+        throw new CliError(
+          'rejected',
+          `NATS does not let this identity ${denied.operation === 'publish' ? 'publish to' : 'subscribe to'} ${denied.subject}: ${changeSubjects.has(subject) ? 'migrate, cancel, retry and resolve need the scheduler identity' : 'the request needs another identity'} (HAUL_NKEY_SEED_FILE)`,
+          { cause: err },
+        );
       if (err instanceof TimeoutError)
         throw new WaitTimeoutError(`no reply on ${subject}: timed out after ${timeoutMs} ms`, {
           cause: err,

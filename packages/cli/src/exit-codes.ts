@@ -17,7 +17,8 @@ export const exitCodes = {
   },
   rejected: {
     code: 4,
-    summary: 'refused before anything changed: by the API (its HAUL_… code on stderr) or by preflight',
+    summary:
+      'refused before anything changed: by the API (its HAUL_… code on stderr), by preflight, or by NATS (an identity without the permission)',
   },
   stuck: {
     code: 5,

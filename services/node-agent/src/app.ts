@@ -149,7 +149,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
     const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
     try {
-      const run = await exclusive(() => runOnce(cmd, handler));
+      const run = await exclusive(() => runOnce(cmd, handler, delivery.log));
       if (run.refused) return await queue.refuse(msg, run.refused, cmd);
       if (run.outcome) await eventLog.append(run.outcome);
       markers.end(cmd.commandId);
@@ -167,9 +167,11 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   async function runOnce(
     cmd: StepCommand,
     handler: Handler,
+    /** The log as the queue read it to check the command is intended (a secure cluster), just before. */
+    read?: readonly MigrationEvent[],
   ): Promise<{ outcome?: StepOutcome; refused?: ErrorInfo }> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
-    const logNow = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
+    const logNow = read ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     if (hasOutcome(logNow, cmd.commandId)) {
       mlog.info('duplicate delivery: the outcome is already in the log');
       return {};
