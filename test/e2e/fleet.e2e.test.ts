@@ -31,6 +31,9 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
   let w: World;
   /** The CLI as the scheduler: it logs in (in a secure world) and signs its requests with the scheduler's key. */
   let haul: (args: string[]) => Promise<CliRun>;
+  /** `haul migrate --check` of a CT from one node to another, with any further words. */
+  const check = (ctid: string, from: string, to: string, ...more: string[]) =>
+    haul(['migrate', '--ct', ctid, '--from', from, '--to', to, '--check', ...more]);
   const place = (ctid: string, shared: string[] = []): CtPlace => ({
     cluster: w.cluster,
     nodes,
@@ -65,17 +68,7 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
     'migrate --check of a CT that would work: exit 0, its disks and sizes, nothing changed or frozen',
     logsOnFailure(async () => {
       const before = await hostState(w, '101');
-      const r = await haul([
-        'migrate',
-        '--ct',
-        '101',
-        '--from',
-        'node-a',
-        '--to',
-        'node-b',
-        '--check',
-        '--json',
-      ]);
+      const r = await check('101', 'node-a', 'node-b', '--json');
       exits(r, 'completed');
       const c = JSON.parse(r.out) as CheckAnswered;
       assert.equal(c.wouldWork, true);
@@ -102,18 +95,7 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
     logsOnFailure(async () => {
       const before = await hostState(w, '101');
       const wrong = join(w.cluster.shared, 'not-a-disk-of-101');
-      const r = await haul([
-        'migrate',
-        '--ct',
-        '101',
-        '--from',
-        'node-a',
-        '--to',
-        'node-b',
-        '--check',
-        '--shared-disk',
-        wrong,
-      ]);
+      const r = await check('101', 'node-a', 'node-b', '--shared-disk', wrong);
       exits(r, 'rejected');
       assert.match(r.err, /HAUL_PREFLIGHT_SHARED_DISK \(field sharedDisks\.0\).*not-a-disk-of-101/);
       assert.match(r.out, /would NOT work/);
@@ -184,17 +166,7 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
   it(
     'a check after the evacuation predicts the downtime from what CT 101’s migration measured',
     logsOnFailure(async () => {
-      const r = await haul([
-        'migrate',
-        '--ct',
-        '101',
-        '--from',
-        'node-b',
-        '--to',
-        'node-a',
-        '--check',
-        '--json',
-      ]);
+      const r = await check('101', 'node-b', 'node-a', '--json');
       const c = JSON.parse(r.out) as CheckAnswered;
       assert.ok(c.downtime.predictedMs! > 0, JSON.stringify(c.downtime));
       assert.equal(c.downtime.basis?.source, 'node-a');

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { pidAlive } from '@haul/bus';
 import { freePort, repoRoot } from '@haul/test';
 
 /** The first fenced block after a heading of README.md. */
@@ -30,15 +31,6 @@ function ctPids(dir: string): number[] {
   }
   return pids;
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 const kill = (pid: number) => {
   try {
@@ -78,8 +70,8 @@ describe('the README', () => {
     const hung = setTimeout(() => process.kill(-sh.pid!, 'SIGKILL'), 300_000);
     const code = await new Promise<number | null>((resolve) => sh.once('exit', resolve));
     clearTimeout(hung);
-    const leftInGroup = alive(-sh.pid!);
-    const cts = ctPids(tmp).filter(alive);
+    const leftInGroup = pidAlive(-sh.pid!);
+    const cts = ctPids(tmp).filter(pidAlive);
     try {
       process.kill(-sh.pid!, 'SIGKILL');
     } catch {

@@ -84,7 +84,7 @@ export { eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
 export { sentTo } from './sent-to.ts';
 export { signedRequest } from './signed-request.ts';
-export { exitOnUncaught, exitWhenLoopEnds, stopOnSignals } from './lifecycle.ts';
+export { exitOnUncaught, exitWhenLoopEnds, pidAlive, stopOnSignals } from './lifecycle.ts';
 export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';
 export { createSlots } from './slots.ts';
 export {

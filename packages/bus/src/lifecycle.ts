@@ -1,6 +1,19 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
+/**
+ * Is there a process with this pid (a negative pid: a process in that process group)? Signal 0 checks without
+ * sending anything; a process this one may not signal (EPERM) counts as gone, as the processes asked about are its own.
+ */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A fatal crash is logged and ends the process (the supervisor restarts it); the log is the state. */
 export function exitOnUncaught(log: Logger): void {
   process.on('uncaughtException', (err) => {

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { it } from 'node:test';
 import { pino } from 'pino';
-import { exitWhenLoopEnds } from './lifecycle.ts';
+import { exitWhenLoopEnds, pidAlive } from './lifecycle.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -24,4 +26,11 @@ it('stays quiet when the loop ends because the service is stopping', async () =>
     codes.push(c),
   );
   assert.deepEqual(codes, []);
+});
+
+it('tells a live process from one that has exited', async () => {
+  assert.equal(pidAlive(process.pid), true);
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await once(child, 'exit');
+  assert.equal(pidAlive(child.pid!), false, 'an exited (and reaped) child is gone');
 });

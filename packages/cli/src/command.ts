@@ -57,5 +57,18 @@ export const jsonFlag: FlagSpecs = {
   json: { kind: 'boolean', help: 'machine-readable output: JSON (one object per line for lists and logs)' },
 };
 
+/** The --timeout flag of a command that follows a migration until it ends (haul migrate, haul wait). */
+export const timeoutFlag: FlagSpecs = {
+  timeout: {
+    kind: 'duration',
+    value: 'DURATION',
+    help: 'stop waiting after DURATION (500ms, 30s, 5m, 1h); the migration goes on',
+    default: 'wait until it ends',
+  },
+};
+
+/** The one positional of a command about one migration. */
+export const migrationIdArg: PositionalSpec = { name: 'ID', help: 'the migration id (m-…)', required: true };
+
 /** Outcomes every command can end with. */
 export const commonExits: readonly ExitName[] = ['usage', 'natsUnreachable', 'error', 'interrupted'];

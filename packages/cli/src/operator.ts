@@ -1,4 +1,4 @@
-import type { MigrationStatus, StatusReply } from '@haul/schemas';
+import type { MigrationStatus, StatusOk, StatusReply } from '@haul/schemas';
 import type { Context } from './command.ts';
 import type { ExitName } from './exit-codes.ts';
 
@@ -11,6 +11,14 @@ export function stuckLine(s: MigrationStatus): string {
     ? `haul retry ${s.migrationId} | haul resolve ${s.migrationId} --action ${st.action}`
     : `haul retry ${s.migrationId}`;
   return `stuck on ${st.action} (${st.plan}, ${st.attempts} attempts since ${st.since})${err}\n  then: ${what}`;
+}
+
+/** The coordinator's status of migration `id`; undefined, the reason said, when it does not know it. */
+export async function knownStatus(ctx: Context, id: string): Promise<StatusOk | undefined> {
+  const r = await (await ctx.api()).status(id);
+  if (r.ok) return r;
+  ctx.say(`haul: ${r.error.code}: ${r.error.message}`);
+  return undefined;
 }
 
 /** Report the answer to `haul retry` / `haul resolve`: completed when accepted, rejected (with the code) if not. */

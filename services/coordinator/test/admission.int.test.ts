@@ -1,28 +1,25 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import {
   admissionLedgerKey,
   buckets,
-  connectBus,
   createEventLog,
   decodeJson,
   encodeJson,
-  ensureTopology,
   limits,
   openBucket,
   type EventLog,
 } from '@haul/bus';
 import { createApiClient } from '@haul/cli';
 import { decide, initialState } from '@haul/domain';
-import { createValidators, type MigrateReply, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
-import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
+import { createValidators, type MigrateReply, type MigrateRequest } from '@haul/schemas';
+import { awaitEvent, tempIdentities, type NatsServer } from '@haul/test';
 import type { AdmissionEntry } from '../src/admission-ledger.ts';
 import { migrationIdFor } from '../src/admission.ts';
-import { createCoordinator } from '../src/app.ts';
 import { createProcessManager } from '../src/process-manager.ts';
+import { jsonLines, putHeartbeats, startBus, startCoordinator as startOne } from './support.ts';
 
 const validators = createValidators();
 const trust = tempIdentities().trust('coordinator');
@@ -34,44 +31,24 @@ let api: ReturnType<typeof createApiClient>;
 const logged: Record<string, unknown>[] = [];
 
 /** A coordinator in this process on its own connection (so a restart is a new connection, as after a crash). */
-async function startCoordinator() {
-  const own = await connectBus({ servers: server.url, name: 'admission-test-coordinator' });
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean))
-        logged.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  const coordinator = createCoordinator(
-    own,
-    validators,
+const startCoordinator = () =>
+  startOne({
+    server,
+    name: 'admission-test-coordinator',
     // No agents run here: migrations stay at their preflight (its steps time out only after 30 s), and no resync
     // reads the log behind the test's back.
-    {
-      node: 'coordinator',
-      frozenLeaseMs: 60_000,
-      maxAttempts: 3,
-      maxMigrationsPerNode: 2,
-      resyncMs: 3_600_000,
-    },
-    pino({ level: 'info' }, sink),
-    { trust },
-  );
-  await coordinator.start();
-  return {
-    async stop() {
-      await coordinator.stop();
-      await own.drain();
-    },
-  };
-}
+    settings: { maxMigrationsPerNode: 2, resyncMs: 3_600_000 },
+    log: pino(
+      { level: 'info' },
+      jsonLines((l) => logged.push(l)),
+    ),
+    trust,
+    validators,
+  });
 let coordinator: Awaited<ReturnType<typeof startCoordinator>>;
 
 before(async () => {
-  server = await startNatsServer();
-  nc = await connectBus({ servers: server.url, name: 'admission-test' });
-  await ensureTopology(nc);
+  ({ server, nc } = await startBus('admission-test'));
   eventLog = createEventLog(nc, validators, trust);
   api = createApiClient(nc);
   coordinator = await startCoordinator();
@@ -97,22 +74,7 @@ async function beat(...nodes: string[]): Promise<void> {
   await heartbeats(nodes);
 }
 
-async function heartbeats(nodes: string[]): Promise<void> {
-  const kv = await openBucket(nc, buckets.nodes);
-  for (const node of nodes) {
-    const hb: NodeHeartbeat = {
-      node,
-      service: 'node-agent',
-      time: new Date().toISOString(),
-      criuVersion: '3.17',
-      memTrack: true,
-      cpuFlags: [],
-      freeBytes: 1e9,
-      imageRoot: `/img/${node}`,
-    };
-    await kv.put(node, encodeJson(hb));
-  }
-}
+const heartbeats = (nodes: string[]): Promise<void> => putHeartbeats(nc, nodes);
 
 const request = (requestId: string, ctid: string, source: string, target: string): MigrateRequest => ({
   requestId,

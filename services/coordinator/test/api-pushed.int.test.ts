@@ -1,26 +1,16 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import {
-  buckets,
-  connectBus,
-  createEventLog,
-  encodeJson,
-  ensureTopology,
-  openBucket,
-  streams,
-  subjects,
-} from '@haul/bus';
-import { createValidators, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
-import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
+import { createEventLog, encodeJson, streams, subjects } from '@haul/bus';
+import { createValidators, type MigrateRequest } from '@haul/schemas';
+import { awaitEvent, tempIdentities, type NatsServer } from '@haul/test';
 
 /** Signing on: the coordinator and this test's appends sign as the coordinator. */
 const ids = tempIdentities();
 import { migrationIdFor } from '../src/admission.ts';
-import { createCoordinator } from '../src/app.ts';
+import { jsonLines, putHeartbeats, startBus, startCoordinator } from './support.ts';
 
 /**
  * nats-server 2.9 lets anyone who may create a consumer name its deliver subject (nats-io/nats-server#8274): an agent
@@ -30,35 +20,24 @@ import { createCoordinator } from '../src/app.ts';
  */
 let server: NatsServer;
 let nc: NatsConnection;
-let stop: () => Promise<void>;
+let coordinator: { stop(): Promise<void> } | undefined;
 const warned: ((line: Record<string, unknown>) => void)[] = [];
 
 before(async () => {
-  server = await startNatsServer();
-  nc = await connectBus({ servers: server.url, name: 'api-pushed-test' });
-  await ensureTopology(nc);
-  const own = await connectBus({ servers: server.url, name: 'api-pushed-coordinator' });
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
-        const l = JSON.parse(line) as Record<string, unknown>;
-        for (const w of warned) w(l);
-      }
-      done();
-    },
+  ({ server, nc } = await startBus('api-pushed-test'));
+  const sink = jsonLines((l) => {
+    for (const w of warned) w(l);
   });
-  const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3, maxMigrationsPerNode: 2 };
-  const coordinator = createCoordinator(own, createValidators(), settings, pino({ level: 'info' }, sink), {
+  coordinator = await startCoordinator({
+    server,
+    name: 'api-pushed-coordinator',
+    settings: { maxMigrationsPerNode: 2 },
+    log: pino({ level: 'info' }, sink),
     trust: ids.trust('coordinator'),
   });
-  await coordinator.start();
-  stop = async () => {
-    await coordinator.stop();
-    await own.drain();
-  };
 });
 after(async () => {
-  await stop?.();
+  await coordinator?.stop();
   await nc?.drain();
   await server?.stop();
 });
@@ -68,20 +47,7 @@ describe('the scheduler API', () => {
     'ignores a migrate request a consumer pushed onto haul.api.migrate from the event stream',
     { timeout: 30_000 },
     async () => {
-      const kv = await openBucket(nc, buckets.nodes);
-      for (const node of ['pa', 'pb']) {
-        const hb: NodeHeartbeat = {
-          node,
-          service: 'node-agent',
-          time: new Date().toISOString(),
-          criuVersion: '3.17',
-          memTrack: true,
-          cpuFlags: [],
-          freeBytes: 1e9,
-          imageRoot: `/img/${node}`,
-        };
-        await kv.put(node, encodeJson(hb));
-      }
+      await putHeartbeats(nc, ['pa', 'pb']);
       const req: MigrateRequest = { requestId: 'pushed-1', ctid: '777', source: 'pa', target: 'pb' };
       const stored = subjects.events('m-pushed-0001');
       await jetstream(nc).publish(stored, encodeJson(req));

@@ -3,21 +3,11 @@ import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createUser } from '@nats-io/nkeys';
 import { pino } from 'pino';
-import {
-  buckets,
-  connectBus,
-  createEventLog,
-  encodeJson,
-  ensureTopology,
-  loadSeed,
-  openBucket,
-  signWith,
-  type EventLog,
-} from '@haul/bus';
+import { createEventLog, encodeJson, loadSeed, signWith, type EventLog } from '@haul/bus';
 import { createApiClient, type RequestSigner } from '@haul/cli';
-import { createValidators, type MigrateRequest, type NodeHeartbeat } from '@haul/schemas';
-import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
-import { createCoordinator } from '../src/app.ts';
+import { createValidators, type MigrateRequest } from '@haul/schemas';
+import { tempIdentities, type NatsServer } from '@haul/test';
+import { putHeartbeats, startBus, startCoordinator } from './support.ts';
 
 /**
  * Who asked for a migration: the coordinator records the registered identity whose signature over the request
@@ -28,47 +18,27 @@ const ids = tempIdentities(['pa', 'pb']);
 let server: NatsServer;
 let nc: NatsConnection;
 let log: EventLog;
-let stop: () => Promise<void>;
+let coordinator: { stop(): Promise<void> } | undefined;
 
 before(async () => {
-  server = await startNatsServer();
-  nc = await connectBus({ servers: server.url, name: 'api-signer-test' });
-  await ensureTopology(nc);
-  const own = await connectBus({ servers: server.url, name: 'api-signer-coordinator' });
-  const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3, maxMigrationsPerNode: 8 };
-  const coordinator = createCoordinator(own, createValidators(), settings, pino({ level: 'warn' }), {
+  ({ server, nc } = await startBus('api-signer-test'));
+  coordinator = await startCoordinator({
+    server,
+    name: 'api-signer-coordinator',
+    settings: { maxMigrationsPerNode: 8 },
+    log: pino({ level: 'warn' }),
     trust: ids.trust('coordinator'),
   });
-  await coordinator.start();
   log = createEventLog(nc, createValidators(), ids.trust('ops'));
-  stop = async () => {
-    await coordinator.stop();
-    await own.drain();
-  };
 });
 after(async () => {
-  await stop?.();
+  await coordinator?.stop();
   await nc?.drain();
   await server?.stop();
 });
 
 /** Fresh heartbeats of both nodes, so admission takes the requests. */
-async function nodesUp(): Promise<void> {
-  const kv = await openBucket(nc, buckets.nodes);
-  for (const node of ['pa', 'pb']) {
-    const hb: NodeHeartbeat = {
-      node,
-      service: 'node-agent',
-      time: new Date().toISOString(),
-      criuVersion: '3.17',
-      memTrack: true,
-      cpuFlags: [],
-      freeBytes: 1e9,
-      imageRoot: `/img/${node}`,
-    };
-    await kv.put(node, encodeJson(hb));
-  }
-}
+const nodesUp = (): Promise<void> => putHeartbeats(nc, ['pa', 'pb']);
 
 const request = (n: number): MigrateRequest => ({
   requestId: `signer-${n}`,

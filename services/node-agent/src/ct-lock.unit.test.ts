@@ -3,26 +3,21 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { pidAlive } from '@haul/bus';
 import { ctLockFile, heldBy, lockPid, releaseCtLock, takeCtLock } from './ct-lock.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haul-ct-lock-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("a migration's CT lock (vzctl's LOCKDIR/<ctid>.lck)", () => {
   it('is held by a holder that names the migration, refuses a second taker, and is released only by its own', async () => {
     const file = ctLockFile(dir, '101');
     assert.deepEqual(await takeCtLock(file, 'm-one'), { held: true });
     const holder = lockPid(file)!;
-    assert.ok(alive(holder) && holder !== process.pid, 'a process of its own names the lock, not the agent');
+    assert.ok(
+      pidAlive(holder) && holder !== process.pid,
+      'a process of its own names the lock, not the agent',
+    );
     assert.ok(heldBy(file, 'm-one') && !heldBy(file, 'm-two'));
 
     assert.deepEqual(await takeCtLock(file, 'm-two'), { held: false, by: holder });
@@ -31,8 +26,8 @@ describe("a migration's CT lock (vzctl's LOCKDIR/<ctid>.lck)", () => {
 
     assert.match(releaseCtLock(file, 'm-one'), /released/);
     assert.equal(existsSync(file), false);
-    for (let i = 0; i < 100 && alive(holder); i++) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(alive(holder), false, 'the holder went with its lock');
+    for (let i = 0; i < 100 && pidAlive(holder); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pidAlive(holder), false, 'the holder went with its lock');
     assert.equal(releaseCtLock(file, 'm-one'), 'no CT lock held');
   });
 

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Logger } from '@haul/bus';
+import { pidAlive, type Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
 
 export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
@@ -66,14 +66,6 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   const dirOf = (migrationId: string) => join(root, migrationId);
   const rcOf = (dir: string): number | undefined =>
     existsSync(join(dir, 'criu.rc')) ? Number(readFileSync(join(dir, 'criu.rc'), 'utf8').trim()) : undefined;
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  };
 
   return {
     dirOf,
@@ -126,7 +118,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       const dir = dirOf(migrationId);
       if (!existsSync(join(dir, 'frozen')) || rcOf(dir) !== undefined) return false;
       const pid = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
-      return alive(pid);
+      return pidAlive(pid);
     },
     meta(migrationId: string): HeldMeta | undefined {
       const f = join(dirOf(migrationId), 'meta.json');

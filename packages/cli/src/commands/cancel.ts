@@ -1,4 +1,4 @@
-import { jsonFlag, type Command } from '../command.ts';
+import { jsonFlag, migrationIdArg, type Command } from '../command.ts';
 
 export const cancel: Command = {
   name: 'cancel',
@@ -6,7 +6,7 @@ export const cancel: Command = {
   description: `Ask the coordinator to cancel a migration (haul.api.cancel): before the commit point it rolls back and the CT
 keeps running on the source; after it the request is refused (HAUL_CANCEL_TOO_LATE) and the migration rolls
 forward. Prints the phase once the cancel is recorded; follow it with haul events -f --migration ID.`,
-  positionals: [{ name: 'ID', help: 'the migration id (m-…)', required: true }],
+  positionals: [migrationIdArg],
   flags: {
     reason: { kind: 'string', value: 'TEXT', help: 'why (recorded in the log)' },
     ...jsonFlag,

@@ -1,6 +1,6 @@
 import type { MigrateRequest } from '@haul/schemas';
 import type { Args } from '../args.ts';
-import { jsonFlag, type Command } from '../command.ts';
+import { jsonFlag, timeoutFlag, type Command } from '../command.ts';
 import { watchMigration } from '../watch.ts';
 import { showCheck } from '../check-view.ts';
 
@@ -81,12 +81,7 @@ same migration: running the command again re-attaches to it.`,
       help: 'only say whether it would work, what it would copy and the downtime to expect; change nothing',
     },
     reason: { kind: 'string', value: 'TEXT', help: 'why (kept with the migration, shown by haul status)' },
-    timeout: {
-      kind: 'duration',
-      value: 'DURATION',
-      help: 'stop waiting after DURATION (500ms, 30s, 5m, 1h); the migration goes on',
-      default: 'wait until it ends',
-    },
+    ...timeoutFlag,
     ...jsonFlag,
   },
   examples: [

@@ -1,4 +1,4 @@
-import { jsonFlag, type Command } from '../command.ts';
+import { jsonFlag, migrationIdArg, type Command } from '../command.ts';
 import { operatorReply } from '../operator.ts';
 
 export const resolve: Command = {
@@ -7,7 +7,7 @@ export const resolve: Command = {
   description: `For a migration in phase stuck: you did the stuck action by hand (its key as haul status shows it), it counts
 as done and the plan moves on (haul.api.resolve). Compensations and cleanup only; haul does nothing to a
 host. What each action means done by hand: docs/protocol.md, "Stuck migrations".`,
-  positionals: [{ name: 'ID', help: 'the migration id (m-…)', required: true }],
+  positionals: [migrationIdArg],
   flags: {
     action: {
       kind: 'string',

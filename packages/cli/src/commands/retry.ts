@@ -1,4 +1,4 @@
-import { jsonFlag, type Command } from '../command.ts';
+import { jsonFlag, migrationIdArg, type Command } from '../command.ts';
 import { operatorReply } from '../operator.ts';
 
 export const retry: Command = {
@@ -7,7 +7,7 @@ export const retry: Command = {
   description: `For a migration in phase stuck (an action of its rollback, release or cleanup failed on every attempt): you
 fixed the cause, and the stuck action gets a fresh set of attempts (haul.api.retry; docs/protocol.md,
 "Stuck migrations").`,
-  positionals: [{ name: 'ID', help: 'the migration id (m-…)', required: true }],
+  positionals: [migrationIdArg],
   flags: {
     reason: { kind: 'string', value: 'TEXT', help: 'what you fixed (recorded in the log)' },
     ...jsonFlag,

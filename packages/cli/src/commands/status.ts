@@ -1,6 +1,6 @@
-import { jsonFlag, type Command } from '../command.ts';
+import { jsonFlag, migrationIdArg, type Command } from '../command.ts';
 import { formatStats } from '../format.ts';
-import { stuckLine } from '../operator.ts';
+import { knownStatus, stuckLine } from '../operator.ts';
 
 export const status: Command = {
   name: 'status',
@@ -8,7 +8,7 @@ export const status: Command = {
   description: `Ask the coordinator for one migration's status (haul.api.status): phase, iteration, who asked for it
 and why, running steps, why it rolled back or what it is stuck on and what to do about it, and the
 stats once it has ended.`,
-  positionals: [{ name: 'ID', help: 'the migration id (m-…)', required: true }],
+  positionals: [migrationIdArg],
   flags: { ...jsonFlag },
   examples: [
     'haul status m-3f9a04c1d2b7e8a90c1d2e3f',
@@ -17,11 +17,8 @@ stats once it has ended.`,
   exits: ['completed', 'rejected', 'noCoordinator', 'timeout'],
   async run(ctx) {
     const id = ctx.args.positionals[0]!;
-    const r = await (await ctx.api()).status(id);
-    if (!r.ok) {
-      ctx.say(`haul: ${r.error.code}: ${r.error.message}`);
-      return 'rejected';
-    }
+    const r = await knownStatus(ctx, id);
+    if (!r) return 'rejected';
     const s = r.status!;
     if (ctx.json) {
       ctx.out.json(s);

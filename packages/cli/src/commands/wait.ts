@@ -1,4 +1,5 @@
-import { jsonFlag, type Command } from '../command.ts';
+import { jsonFlag, migrationIdArg, timeoutFlag, type Command } from '../command.ts';
+import { knownStatus } from '../operator.ts';
 import { watchMigration } from '../watch.ts';
 
 export const wait: Command = {
@@ -7,16 +8,8 @@ export const wait: Command = {
   description: `Follow one migration until it completes, rolls back or gets stuck, with the live view of haul migrate
 (its log from the start, then a status line), and exit with the code of its outcome. It ends at once for a
 migration that already ended. This is how to re-attach after Ctrl-C or haul migrate --detach.`,
-  positionals: [{ name: 'ID', help: 'the migration id (m-…)', required: true }],
-  flags: {
-    timeout: {
-      kind: 'duration',
-      value: 'DURATION',
-      help: 'stop waiting after DURATION (500ms, 30s, 5m, 1h); the migration goes on',
-      default: 'wait until it ends',
-    },
-    ...jsonFlag,
-  },
+  positionals: [migrationIdArg],
+  flags: { ...timeoutFlag, ...jsonFlag },
   examples: [
     'haul wait m-3f9a04c1d2b7e8a90c1d2e3f',
     'id=$(haul migrate --ct 101 --from node-a --to node-b --detach) && haul wait "$id" --timeout 10m',
@@ -26,11 +19,7 @@ migration that already ended. This is how to re-attach after Ctrl-C or haul migr
   async run(ctx) {
     const id = ctx.args.positionals[0]!;
     // An id the coordinator does not know has no log to wait for: 4, as haul status says.
-    const r = await (await ctx.api()).status(id);
-    if (!r.ok) {
-      ctx.say(`haul: ${r.error.code}: ${r.error.message}`);
-      return 'rejected';
-    }
+    if (!(await knownStatus(ctx, id))) return 'rejected';
     return watchMigration(ctx, id, ctx.args.ms('timeout'));
   },
 };

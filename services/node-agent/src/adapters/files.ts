@@ -1,4 +1,14 @@
-import { existsSync, readdirSync, statSync, watch } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  watch,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 /** Resolve when `dir/name` exists, by watching the folder (no polling); reject on abort. */
@@ -18,6 +28,24 @@ export function waitForFile(dir: string, name: string, signal?: AbortSignal): Pr
     // The file may have appeared between the check and the watch.
     if (existsSync(join(dir, name))) done(resolve);
   });
+}
+
+/**
+ * Write a file the agent makes itself, never through a symlink: what a lost run left is removed (rm unlinks a link),
+ * and O_CREAT|O_EXCL|O_NOFOLLOW fails on anything put in its place meanwhile instead of following it.
+ */
+export function writeNew(path: string, body: string, mode: number): void {
+  rmSync(path, { force: true });
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
+  try {
+    writeSync(fd, body);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Total bytes of the regular files in a folder (not following links). */

@@ -36,14 +36,9 @@ export function readCtConfig(etcVz: string, ctid: string): Record<string, string
 
 /** `<etc>/vz/conf/<CTID>.conf` over `<etc>/vz/vz.conf`, `$VEID` expanded; undefined when the CT has no config. */
 export function readCtDisks(etcVz: string, ctid: string): CtDisks | undefined {
-  const own = join(etcVz, 'conf', `${ctid}.conf`);
-  if (!existsSync(own)) return undefined;
-  const global = join(etcVz, 'vz.conf');
-  const conf = {
-    ...(existsSync(global) ? parse(readFileSync(global, 'utf8')) : {}),
-    ...parse(readFileSync(own, 'utf8')),
-  };
-  const x = (v: string) => v.replace(/\$\{VEID\}|\$VEID/g, ctid);
+  const conf = readCtConfig(etcVz, ctid);
+  if (!conf) return undefined;
+  const x = (v: string) => expandVeid(v, ctid);
   const vePrivate = x(conf['VE_PRIVATE'] ?? '');
   const disks: string[] = [];
   const root = join(vePrivate, 'root.hdd', 'DiskDescriptor.xml');
@@ -62,12 +57,11 @@ export function readCtDisks(etcVz: string, ctid: string): CtDisks | undefined {
 
 /** A CT's config over the global one, with `$VEID` expanded; undefined when the CT has no config. */
 export function readCtVars(etcVz: string, ctid: string): Record<string, string> | undefined {
-  const own = join(etcVz, 'conf', `${ctid}.conf`);
-  if (!existsSync(own)) return undefined;
-  const global = join(etcVz, 'vz.conf');
-  const conf = {
-    ...(existsSync(global) ? parse(readFileSync(global, 'utf8')) : {}),
-    ...parse(readFileSync(own, 'utf8')),
-  };
-  return Object.fromEntries(Object.entries(conf).map(([k, v]) => [k, v.replace(/\$\{VEID\}|\$VEID/g, ctid)]));
+  const conf = readCtConfig(etcVz, ctid);
+  return conf && Object.fromEntries(Object.entries(conf).map(([k, v]) => [k, expandVeid(v, ctid)]));
+}
+
+/** `$VEID` and `${VEID}` in a config value stand for the CT's id. */
+function expandVeid(v: string, ctid: string): string {
+  return v.replace(/\$\{VEID\}|\$VEID/g, ctid);
 }

@@ -1,8 +1,9 @@
-import { closeSync, constants, existsSync, lstatSync, openSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { mayStartRestore } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
+import { writeNew } from '../adapters/files.ts';
 import { argsOf, StepError, type Handler } from '../context.ts';
 
 /**
@@ -27,6 +28,7 @@ export const restore: Handler = async (cmd, ctx) => {
   writeNew(
     extra,
     `VE_WORK_DIR=${a.workDir}\nVE_RESTORE_LOG_PATH=criu_restore.${cmd.attempt}.log\nVE_CRIU_LOGLEVEL=4\n`,
+    0o600,
   );
   const t0 = performance.now();
   try {
@@ -40,24 +42,6 @@ export const restore: Handler = async (cmd, ctx) => {
   r.actions.push('restored');
   return r;
 };
-
-/**
- * Write a file the agent makes itself, never through a symlink: what a lost run left is removed (rm unlinks a link),
- * and O_CREAT|O_EXCL|O_NOFOLLOW fails on anything put in its place meanwhile instead of following it.
- */
-function writeNew(path: string, body: string): void {
-  rmSync(path, { force: true });
-  const fd = openSync(
-    path,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
-  );
-  try {
-    writeSync(fd, body);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). */
 export const stopAndUmount: Handler = async (cmd, ctx) => {

@@ -1,16 +1,8 @@
-import {
-  closeSync,
-  constants,
-  lstatSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { lstatSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorCodes } from '@haul/domain';
 import type { CtArgs, HostResult } from '@haul/schemas';
+import { writeNew } from '../adapters/files.ts';
 import { toolOnPath } from '../adapters/tools.ts';
 import { readCtConfig, readLockDir } from '../adapters/vz-config.ts';
 import { ctLockFile, heldBy, releaseCtLock, takeCtLock } from '../ct-lock.ts';
@@ -99,16 +91,6 @@ export const releaseOwnership: Handler = async (cmd, ctx) => {
 /** Write a file whole: a fresh temporary (O_EXCL, never through a symlink), renamed over the old one. */
 function replaceFile(path: string, body: string): void {
   const tmp = `${path}.haul-tmp`;
-  rmSync(tmp, { force: true });
-  const fd = openSync(
-    tmp,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o644,
-  );
-  try {
-    writeSync(fd, body);
-  } finally {
-    closeSync(fd);
-  }
+  writeNew(tmp, body, 0o644);
   renameSync(tmp, path);
 }
