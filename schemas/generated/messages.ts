@@ -288,12 +288,24 @@ export type AbsolutePath4 = string;
  */
 export type ToolMs = number;
 /**
+ * Who asked for the cancel: the registered identity whose signature over the request the coordinator verified (absent when the request was unsigned or the cluster runs with HAUL_INSECURE=1). Why is the reason.
+ */
+export type IdentityName2 = string;
+/**
  * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "ActionKey".
  */
 export type ActionKey = string;
+/**
+ * Who asked for the retry: the registered identity whose signature over the request the coordinator verified (absent when the request was unsigned or the cluster runs with HAUL_INSECURE=1). Why is the reason.
+ */
+export type IdentityName3 = string;
+/**
+ * Who asked for the resolution: the registered identity whose signature over the request the coordinator verified (absent when the request was unsigned or the cluster runs with HAUL_INSECURE=1). Why is the reason.
+ */
+export type IdentityName4 = string;
 /**
  * One event of a migration's log (stream HAUL_EVENTS, subject haul.events.<migrationId>): the common envelope and a typed payload per type.
  *
@@ -346,11 +358,19 @@ export type MigrateReply = MigrateAccepted | ApiRejected1;
 /**
  * Who asked for it (MigrationRequested.requestedBy).
  */
-export type IdentityName2 = string;
+export type IdentityName5 = string;
 /**
  * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
  */
 export type ActionKey1 = string;
+/**
+ * Who asked (the event's requestedBy; absent when the request was unsigned).
+ */
+export type IdentityName6 = string;
+/**
+ * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
+ */
+export type ActionKey2 = string;
 /**
  * Reply to status, cancel and list requests.
  *
@@ -1401,6 +1421,7 @@ export interface ResumedOnSourceData {
  */
 export interface CancelRequestedData {
   reason: string;
+  requestedBy?: IdentityName2;
 }
 /**
  * The migration will be undone; the plan is derived from the log.
@@ -1454,6 +1475,7 @@ export interface MigrationStuckData {
 export interface RetryRequestedData {
   action: ActionKey;
   reason: string;
+  requestedBy?: IdentityName3;
 }
 /**
  * An operator asserts they did the stuck compensation or cleanup action by hand: it counts as done and the plan moves on.
@@ -1465,6 +1487,7 @@ export interface ActionResolvedData {
   action: ActionKey;
   step: StepName;
   reason: string;
+  requestedBy?: IdentityName4;
 }
 /**
  * Terminal: the CT runs on the target and cleanup is done.
@@ -1736,11 +1759,21 @@ export interface MigrationStatus {
    * Why it rolled back or is stuck.
    */
   reason?: string;
-  requestedBy?: IdentityName2;
+  requestedBy?: IdentityName5;
   /**
    * Why it was asked (the request's reason).
    */
   requestReason?: string;
+  /**
+   * What was asked of the migration after its request, in log order: each cancel (CancelRequested), retry (RetryRequested) and resolve (ActionResolved), with who asked and why.
+   */
+  operatorActions?: {
+    kind: 'cancel' | 'retry' | 'resolve';
+    action?: ActionKey1;
+    requestedBy?: IdentityName6;
+    reason: string;
+    at: Timestamp;
+  }[];
   /**
    * Set while the phase is stuck: the action that failed on every attempt and what an operator can do.
    */
@@ -1825,7 +1858,7 @@ export interface NodeHeartbeat {
  */
 export interface ResolveRequest {
   migrationId: MigrationId;
-  action: ActionKey1;
+  action: ActionKey2;
   reason?: string;
 }
 /**

@@ -151,9 +151,9 @@ describe('the ops CLI against a running installation', () => {
     const ls = (await haul(w.server.url, ['ls'])).out.split('\n');
     assert.match(
       ls[0]!,
-      /^MIGRATION\s+CT\s+SOURCE\s+TARGET\s+MODE\s+PHASE\s+DURATION\s+DOWNTIME\s+UPDATED\s+REASON$/,
+      /^MIGRATION\s+CT\s+SOURCE\s+TARGET\s+MODE\s+PHASE\s+BY\s+DURATION\s+DOWNTIME\s+UPDATED\s+REASON$/,
     );
-    assert.match(ls[1]!, new RegExp(`^${id}\\s+101\\s+node-a\\s+node-b\\s+live\\s+completed\\s+\\d`));
+    assert.match(ls[1]!, new RegExp(`^${id}\\s+101\\s+node-a\\s+node-b\\s+live\\s+completed\\s+\\S+\\s+\\d`));
     assert.doesNotMatch((await haul(w.server.url, ['ls', '--phase', 'rolled-back'])).out, new RegExp(id));
     assert.doesNotMatch((await haul(w.server.url, ['ls', '--ct', '102'])).out, new RegExp(id));
     assert.match((await haul(w.server.url, ['ls', '--node', 'node-b'])).out, new RegExp(id));

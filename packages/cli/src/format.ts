@@ -46,7 +46,7 @@ export function eventDetail(e: MigrationEvent): string {
     case 'ResumedOnSource':
       return e.data.reason;
     case 'CancelRequested':
-      return e.data.reason;
+      return `${e.data.reason}${e.data.requestedBy ? ` (asked by ${e.data.requestedBy})` : ''}`;
     case 'CommandRejected':
       return `${e.data.error.code} ${e.data.error.message}`;
     case 'RestoreStarted':
@@ -54,9 +54,9 @@ export function eventDetail(e: MigrationEvent): string {
     case 'MigrationStuck':
       return `${e.data.reason}${e.data.lastError ? `; last error ${e.data.lastError.code} ${e.data.lastError.message}` : ''}`;
     case 'RetryRequested':
-      return `${e.data.action} retried by an operator: ${e.data.reason}`;
+      return `${e.data.action} retried by ${e.data.requestedBy ?? 'an operator'}: ${e.data.reason}`;
     case 'ActionResolved':
-      return `${e.data.action} done by an operator: ${e.data.reason}`;
+      return `${e.data.action} done by ${e.data.requestedBy ?? 'an operator'}: ${e.data.reason}`;
     default:
       // A type this CLI does not know (written by a newer service): its envelope is all it can show.
       return '';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { MigrationStats } from '@haul/schemas';
-import { formatStats } from './format.ts';
+import type { MigrationEvent, MigrationStats } from '@haul/schemas';
+import { eventDetail, formatStats } from './format.ts';
 
 const stats: MigrationStats = {
   totalMs: 9000,
@@ -52,5 +52,47 @@ describe('the stats as `haul status` and the demo print them', () => {
   });
   it('leave the table out when there is no window (the CT was never frozen)', () => {
     assert.doesNotMatch(formatStats({ totalMs: 10, iterations: [] }), /downtime window/);
+  });
+});
+
+describe('eventDetail of an operator request', () => {
+  const event = (type: string, data: Record<string, unknown>) =>
+    ({
+      eventId: 'e',
+      migrationId: 'm-1',
+      type,
+      time: '2026-01-01T01:00:00.000Z',
+      actor: { service: 'coordinator', node: 'c' },
+      data,
+    }) as unknown as MigrationEvent;
+  it('names who asked when the request was signed', () => {
+    assert.equal(
+      eventDetail(event('CancelRequested', { reason: 'window over', requestedBy: 'scheduler' })),
+      'window over (asked by scheduler)',
+    );
+    assert.equal(
+      eventDetail(
+        event('RetryRequested', { action: 'mergeOrigin:1', reason: 'fixed', requestedBy: 'scheduler' }),
+      ),
+      'mergeOrigin:1 retried by scheduler: fixed',
+    );
+    assert.equal(
+      eventDetail(
+        event('ActionResolved', {
+          action: 'mergeOrigin:1',
+          step: 'mergeOrigin',
+          reason: 'merged',
+          requestedBy: 'scheduler',
+        }),
+      ),
+      'mergeOrigin:1 done by scheduler: merged',
+    );
+  });
+  it('says an operator, or nothing, when it was not', () => {
+    assert.equal(eventDetail(event('CancelRequested', { reason: 'x' })), 'x');
+    assert.equal(
+      eventDetail(event('RetryRequested', { action: 'mergeOrigin:1', reason: 'fixed' })),
+      'mergeOrigin:1 retried by an operator: fixed',
+    );
   });
 });

@@ -13,6 +13,24 @@ export function stuckLine(s: MigrationStatus): string {
   return `stuck on ${st.action} (${st.plan}, ${st.attempts} attempts since ${st.since})${err}\n  then: ${what}`;
 }
 
+/** Who a request names as its sender: its verified identity, or that it was not signed. */
+const sender = (by: string | undefined): string => by ?? 'an unknown identity (unsigned request)';
+
+const asked = { cancel: 'cancelled', retry: 'retried', resolve: 'resolved' } as const;
+
+/**
+ * Who asked for the migration and why, then each cancel, retry and resolve after it, in log order:
+ * "requested by scheduler: rebalance", "cancelled by ops: window over", "retried mergeOrigin:1 by ops: disk fixed".
+ */
+export function whoAskedLines(s: MigrationStatus): string[] {
+  const lines: string[] = [];
+  if (s.requestedBy !== undefined || s.requestReason !== undefined)
+    lines.push(`requested by ${sender(s.requestedBy)}${s.requestReason ? `: ${s.requestReason}` : ''}`);
+  for (const a of s.operatorActions ?? [])
+    lines.push(`${asked[a.kind]}${a.action ? ` ${a.action}` : ''} by ${sender(a.requestedBy)}: ${a.reason}`);
+  return lines;
+}
+
 /** The coordinator's status of migration `id`; undefined, the reason said, when it does not know it. */
 export async function knownStatus(ctx: Context, id: string): Promise<StatusOk | undefined> {
   const r = await (await ctx.api()).status(id);

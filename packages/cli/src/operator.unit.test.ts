@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import type { StatusReply } from '@haul/schemas';
+import type { MigrationStatus, StatusReply } from '@haul/schemas';
 import type { Context } from './command.ts';
-import { knownStatus } from './operator.ts';
+import { knownStatus, whoAskedLines } from './operator.ts';
 
 /** A context whose coordinator answers every status request with `reply`; what the command says is kept. */
 function contextAnswering(reply: StatusReply) {
@@ -28,4 +28,40 @@ it('knownStatus: undefined for a migration the coordinator does not know, with i
   });
   assert.equal(await knownStatus(ctx, 'm-2'), undefined);
   assert.deepEqual(said, ['haul: HAUL_NOT_FOUND: no such migration']);
+});
+
+const status = (more: Partial<MigrationStatus>): MigrationStatus => ({
+  migrationId: 'm-1',
+  ctid: '101',
+  source: 'a',
+  target: 'b',
+  mode: 'live',
+  phase: 'rollback',
+  iteration: 1,
+  updatedAt: '2026-01-01T01:00:00.000Z',
+  lastSeq: 9,
+  ...more,
+});
+
+it('whoAskedLines: who requested the migration, then who cancelled, retried or resolved it, each with why', () => {
+  const at = '2026-01-01T01:00:00.000Z';
+  const s = status({
+    requestedBy: 'scheduler',
+    requestReason: 'rebalance',
+    operatorActions: [
+      { kind: 'cancel', requestedBy: 'ops', reason: 'window over', at },
+      { kind: 'retry', action: 'mergeOrigin:1', requestedBy: 'ops', reason: 'disk fixed', at },
+      { kind: 'resolve', action: 'mergeOrigin:1', reason: 'merged by hand', at },
+    ],
+  });
+  assert.deepEqual(whoAskedLines(s), [
+    'requested by scheduler: rebalance',
+    'cancelled by ops: window over',
+    'retried mergeOrigin:1 by ops: disk fixed',
+    'resolved mergeOrigin:1 by an unknown identity (unsigned request): merged by hand',
+  ]);
+});
+
+it('whoAskedLines: nothing for a status that names no requester, reason or action', () => {
+  assert.deepEqual(whoAskedLines(status({})), []);
 });

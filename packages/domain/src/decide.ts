@@ -15,7 +15,7 @@ import { CommandRejectedError, errorCodes } from './errors.ts';
 import { evolve } from './evolve.ts';
 import { frozenLeaseMs, type FrozenLeaseInput } from './frozen-lease.ts';
 import { commandIdFor, copyGuid, originGuid } from './ids.ts';
-import { exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
+import { askedBy, exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
 import { migrationDisks, type DiskRef } from './disks.ts';
 import { livePassSubject, nextLivePass } from './disk-passes.ts';
@@ -52,7 +52,8 @@ export type DecideInput =
       meta: DecideMeta;
     }
   | { kind: 'Advance'; meta: DecideMeta }
-  | { kind: 'Cancel'; reason: string; meta: DecideMeta }
+  /** `requestedBy`: the verified signer of the cancel request (none when unsigned or insecure). */
+  | { kind: 'Cancel'; reason: string; requestedBy?: string; meta: DecideMeta }
   | { kind: 'Tick'; meta: DecideMeta }
   | OperatorInput;
 
@@ -118,7 +119,7 @@ function requestMigration(
       {
         request: r,
         imageRoots: input.imageRoots,
-        ...(input.requestedBy !== undefined ? { requestedBy: input.requestedBy } : {}),
+        ...askedBy(input.requestedBy),
       },
       `${input.migrationId}:requested`,
     ),
@@ -137,7 +138,9 @@ function cancel(input: Extract<DecideInput, { kind: 'Cancel' }>, s: MigrationSta
     );
   if (s.rollback) throw new CommandRejectedError(errorCodes.alreadyRollingBack, rollingBack(s));
   if (s.cancelRequested !== undefined) return [];
-  return [envelope(s, input.meta, 'CancelRequested', { reason: input.reason })];
+  return [
+    envelope(s, input.meta, 'CancelRequested', { reason: input.reason, ...askedBy(input.requestedBy) }),
+  ];
 }
 
 /** What a cancel of a migration in rollback is told: why it rolls back, and what waits for an operator if stuck. */

@@ -66,4 +66,4 @@ export {
 } from './steps.ts';
 export { guidFor, originGuid, copyGuid, commandIdFor, imageDirName } from './ids.ts';
 export { CommandRejectedError, errorCodes, givenUpCodes, type ErrorCode } from './errors.ts';
-export { maxAttemptNumber, resolvable, type OperatorInput } from './operator.ts';
+export { askedBy, maxAttemptNumber, resolvable, type OperatorInput } from './operator.ts';

@@ -15,9 +15,14 @@ import { stepTable } from './steps.ts';
 /** The highest attempt number a command may carry (the schema's bound): retries stop there. */
 export const maxAttemptNumber = 1000;
 
+/** `requestedBy`: the verified signer of the operator's request (none when unsigned or insecure). */
 export type OperatorInput =
-  | { kind: 'Retry'; reason: string; meta: DecideMeta }
-  | { kind: 'Resolve'; action: string; reason: string; meta: DecideMeta };
+  | { kind: 'Retry'; reason: string; requestedBy?: string; meta: DecideMeta }
+  | { kind: 'Resolve'; action: string; reason: string; requestedBy?: string; meta: DecideMeta };
+
+/** The `requestedBy` field of a request's event: present only when the request was signed by a known identity. */
+export const askedBy = (requestedBy: string | undefined): { requestedBy?: string } =>
+  requestedBy === undefined ? {} : { requestedBy };
 
 /** Attempts of this action since it was last started afresh (by the core, or by an operator's retry). */
 export const attemptsSinceRetry = (s: MigrationState, rec: StepRecord): number =>
@@ -80,7 +85,13 @@ export function retry(input: Extract<OperatorInput, { kind: 'Retry' }>, s: Migra
       errorCodes.attemptsExhausted,
       `${st.action} was attempted ${rec.command.attempt} times: do it by hand and resolve it`,
     );
-  return [envelope(s, input.meta, 'RetryRequested', { action: st.action, reason: input.reason })];
+  return [
+    envelope(s, input.meta, 'RetryRequested', {
+      action: st.action,
+      reason: input.reason,
+      ...askedBy(input.requestedBy),
+    }),
+  ];
 }
 
 /**
@@ -111,6 +122,11 @@ export function resolve(
     if (!v.ok) throw new CommandRejectedError(errorCodes.fenced, v.reason, 'action');
   }
   return [
-    envelope(s, input.meta, 'ActionResolved', { action: st.action, step: st.step, reason: input.reason }),
+    envelope(s, input.meta, 'ActionResolved', {
+      action: st.action,
+      step: st.step,
+      reason: input.reason,
+      ...askedBy(input.requestedBy),
+    }),
   ];
 }

@@ -5,7 +5,6 @@ import {
   decodeJson,
   encodeJson,
   openBucket,
-  signatureHeaders,
   sentTo,
   serveDiscovery,
   subjects,
@@ -16,9 +15,9 @@ import {
 } from '@haul/bus';
 import {
   CommandRejectedError,
+  askedBy,
   decide,
   deriveStatsOf,
-  errorCodes,
   initialState,
   projectStatus,
   type MigrationState,
@@ -38,6 +37,7 @@ import {
 import { collision, migrationIdFor, type Admission, type AdmissionEntry } from './admission.ts';
 import { createCheck } from './check.ts';
 import { operatorRoutes } from './operator-api.ts';
+import { createSignerOf } from './signer.ts';
 import type { ProcessManager } from './process-manager.ts';
 
 const reject = (error: ErrorInfo): MigrateReply => ({ ok: false, error });
@@ -55,6 +55,7 @@ export function createApi(
   admission: Admission,
   trust: Trust,
 ) {
+  const signerOf = createSignerOf(trust);
   const rejection = (err: CommandRejectedError): ErrorInfo =>
     err.field
       ? { code: err.code, message: err.message, field: err.field }
@@ -97,7 +98,7 @@ export function createApi(
     requestedBy: string | undefined,
   ): Promise<MigrateReply> {
     const { migrationId, imageRoots } = entry;
-    const by = requestedBy === undefined ? {} : { requestedBy };
+    const by = askedBy(requestedBy);
     const [requested] = decide(
       { kind: 'RequestMigration', migrationId, request: req, imageRoots, ...by, meta: pm.meta() },
       initialState(),
@@ -152,28 +153,6 @@ export function createApi(
     return appendRequested(req, admitted.entry, who.name);
   }
 
-  /**
-   * Who sent a request: the registered identity whose signature (Haul-Signer, Haul-Signature over the subject and
-   * body, as for commands and events) verifies. An unsigned request is answered as before, with no name to record
-   * (NATS permissions still decided who may publish it); a signature that does not verify — a key the registry does
-   * not know, or bytes it was not made for — claims an identity falsely and is refused.
-   */
-  function signerOf(msg: Msg): { ok: true; name?: string } | { ok: false; error: ErrorInfo } {
-    if (!trust.secure || !msg.headers?.get(signatureHeaders.signer)) return { ok: true };
-    const v = trust.verify(msg.subject, msg.data, msg.headers);
-    if (v.ok) return v.identity ? { ok: true, name: v.identity.name } : { ok: true };
-    trust.reject({
-      kind: 'command',
-      subject: msg.subject,
-      reason: v.reason,
-      ...(v.claimed ? { claimed: v.claimed } : {}),
-    });
-    return {
-      ok: false,
-      error: { code: errorCodes.badSignature, message: `the request's signature: ${v.reason}` },
-    };
-  }
-
   async function status(mid: string): Promise<MigrationStatus | undefined> {
     const { state, lastSeq } = await pm.load(mid);
     const st = projectStatus(state, lastSeq);
@@ -181,15 +160,18 @@ export function createApi(
     return st;
   }
 
-  async function cancel(raw: unknown): Promise<StatusReply> {
+  async function cancel(raw: unknown, msg: Msg): Promise<StatusReply> {
     const v = validators.validate<CancelRequest>('cancelRequest', raw);
     if (!v.ok) return reject(wireError(v.error));
+    const who = signerOf(msg);
+    if (!who.ok) return reject(who.error);
     const mid = v.value.migrationId;
     try {
       // decide itself refuses a cancel that comes too late (or for an unknown or finished migration), with a code.
       await pm.step(mid, () => ({
         kind: 'Cancel',
         reason: v.value.reason ?? 'cancelled by an operator',
+        ...askedBy(who.name),
         meta: pm.meta(),
       }));
     } catch (err) {
@@ -249,7 +231,7 @@ export function createApi(
     [subjects.apiCancel, cancel, 'statusReply'],
     [subjects.apiStatus, statusReq, 'statusReply'],
     [subjects.apiList, list, 'statusReply'],
-    ...operatorRoutes(validators, pm),
+    ...operatorRoutes(validators, pm, signerOf),
   ];
 
   /** Answer one request: decode it, run its route, check the reply against its schema (else HAUL_INTERNAL). */

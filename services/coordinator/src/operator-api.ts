@@ -1,5 +1,5 @@
 import { subjects } from '@haul/bus';
-import { CommandRejectedError, errorCodes, projectStatus, type DecideInput } from '@haul/domain';
+import { CommandRejectedError, askedBy, errorCodes, projectStatus, type DecideInput } from '@haul/domain';
 import {
   wireError,
   type ErrorInfo,
@@ -8,17 +8,20 @@ import {
   type StatusReply,
   type Validators,
 } from '@haul/schemas';
+import type { Msg } from '@nats-io/transport-node';
 import type { ProcessManager } from './process-manager.ts';
+import type { SignerOf } from './signer.ts';
 
 /** One API endpoint: its subject, its handler and the schema its reply must satisfy. */
-export type ApiRoute = [string, (raw: unknown) => Promise<unknown>, string];
+export type ApiRoute = [string, (raw: unknown, msg: Msg) => Promise<unknown>, string];
 
 /**
  * The operator's actions on a stuck migration (docs/protocol.md, "Stuck migrations"): retry the stuck action, or
  * resolve it (done by hand). Each goes through the process manager like a cancel: the core decides from the log
- * whether it is allowed, and a refusal comes back with its code and field.
+ * whether it is allowed, and a refusal comes back with its code and field. Each records who asked (the request's
+ * verified signer, as for migrate); a signature that does not verify is refused.
  */
-export function operatorRoutes(validators: Validators, pm: ProcessManager): ApiRoute[] {
+export function operatorRoutes(validators: Validators, pm: ProcessManager, signerOf: SignerOf): ApiRoute[] {
   async function act(migrationId: string, input: () => DecideInput): Promise<StatusReply> {
     try {
       await pm.step(migrationId, input);
@@ -36,19 +39,29 @@ export function operatorRoutes(validators: Validators, pm: ProcessManager): ApiR
         };
   }
 
-  async function retry(raw: unknown): Promise<StatusReply> {
+  async function retry(raw: unknown, msg: Msg): Promise<StatusReply> {
     const v = validators.validate<RetryRequest>('retryRequest', raw);
     if (!v.ok) return { ok: false, error: wireError(v.error) };
+    const who = signerOf(msg);
+    if (!who.ok) return { ok: false, error: who.error };
     const reason = v.value.reason ?? 'retried by an operator';
-    return act(v.value.migrationId, () => ({ kind: 'Retry', reason, meta: pm.meta() }));
+    return act(v.value.migrationId, () => ({ kind: 'Retry', reason, ...askedBy(who.name), meta: pm.meta() }));
   }
 
-  async function resolve(raw: unknown): Promise<StatusReply> {
+  async function resolve(raw: unknown, msg: Msg): Promise<StatusReply> {
     const v = validators.validate<ResolveRequest>('resolveRequest', raw);
     if (!v.ok) return { ok: false, error: wireError(v.error) };
+    const who = signerOf(msg);
+    if (!who.ok) return { ok: false, error: who.error };
     const { migrationId, action } = v.value;
     const reason = v.value.reason ?? 'done by hand by an operator';
-    return act(migrationId, () => ({ kind: 'Resolve', action, reason, meta: pm.meta() }));
+    return act(migrationId, () => ({
+      kind: 'Resolve',
+      action,
+      reason,
+      ...askedBy(who.name),
+      meta: pm.meta(),
+    }));
   }
 
   return [

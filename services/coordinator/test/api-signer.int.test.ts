@@ -10,9 +10,10 @@ import { tempIdentities, type NatsServer } from '@haul/test';
 import { putHeartbeats, startBus, startCoordinator } from './support.ts';
 
 /**
- * Who asked for a migration: the coordinator records the registered identity whose signature over the request
- * verifies (MigrationRequested.requestedBy), refuses a signature that does not verify, and records nobody for an
- * unsigned request. One server, one coordinator in this process, no agents (the migrations wait in preflight).
+ * Who asked for a migration, or for its cancel: the coordinator records the registered identity whose signature over
+ * the request verifies (MigrationRequested.requestedBy, CancelRequested.requestedBy), refuses a signature that does
+ * not verify, and records nobody for an unsigned request. One server, one coordinator in this process, no agents
+ * (the migrations wait in preflight, where a cancel is allowed).
  */
 const ids = tempIdentities(['pa', 'pb']);
 let server: NatsServer;
@@ -87,5 +88,55 @@ describe('who asked for a migration', () => {
     const r = await createApiClient(nc).migrate(request(4));
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal((await requested(r.migrationId)).requestedBy, undefined);
+  });
+});
+
+/** The CancelRequested events of a migration's log. */
+async function cancels(migrationId: string) {
+  return (await log.read(migrationId)).events.flatMap(({ event: e }) =>
+    e.type === 'CancelRequested' ? [e.data] : [],
+  );
+}
+
+/** A migration accepted (unsigned) and waiting in preflight. */
+async function accepted(n: number): Promise<string> {
+  await nodesUp();
+  const r = await createApiClient(nc).migrate(request(n));
+  assert.ok(r.ok, JSON.stringify(r));
+  return r.migrationId;
+}
+
+describe('who asked to cancel a migration', () => {
+  it('records the identity whose signature verifies, with the reason; status lists both', async () => {
+    const mid = await accepted(10);
+    const kp = loadSeed(ids.seedFile('ops'));
+    const r = await createApiClient(nc, (s, b) => signWith(kp, s, b)).cancel(mid, 'window over');
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(await cancels(mid), [{ reason: 'window over', requestedBy: 'ops' }]);
+    assert.deepEqual(
+      r.status?.operatorActions?.map((a) => [a.kind, a.requestedBy, a.reason]),
+      [['cancel', 'ops', 'window over']],
+    );
+  });
+
+  it('records nobody for an unsigned cancel', async () => {
+    const mid = await accepted(11);
+    const r = await createApiClient(nc).cancel(mid, 'unsigned');
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(await cancels(mid), [{ reason: 'unsigned' }]);
+  });
+
+  it('refuses a cancel, retry or resolve signed by a key the registry does not know, and records nothing', async () => {
+    const mid = await accepted(12);
+    const stranger = createApiClient(nc, (s, b) => signWith(createUser(), s, b));
+    for (const r of [
+      await stranger.cancel(mid, 'x'),
+      await stranger.retry(mid, 'x'),
+      await stranger.resolve(mid, 'removeFiles:-', 'x'),
+    ]) {
+      assert.ok(!r.ok);
+      assert.equal(r.error.code, 'HAUL_BAD_SIGNATURE');
+    }
+    assert.deepEqual(await cancels(mid), []);
   });
 });

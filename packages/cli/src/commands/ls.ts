@@ -17,13 +17,14 @@ const phases: readonly MigrationStatus['phase'][] = [
   'failed',
 ];
 
-const columns: readonly Column[] = [
+export const columns: readonly Column[] = [
   { key: 'id', header: 'MIGRATION' },
   { key: 'ct', header: 'CT' },
   { key: 'source', header: 'SOURCE' },
   { key: 'target', header: 'TARGET' },
   { key: 'mode', header: 'MODE' },
   { key: 'phase', header: 'PHASE' },
+  { key: 'by', header: 'BY', shrink: true },
   { key: 'duration', header: 'DURATION', align: 'right' },
   { key: 'downtime', header: 'DOWNTIME', align: 'right' },
   { key: 'updated', header: 'UPDATED', align: 'right' },
@@ -33,9 +34,9 @@ const columns: readonly Column[] = [
 export const ls: Command = {
   name: 'ls',
   summary: 'list migrations, with filters',
-  description: `List migrations (haul.api.list, from the status bucket) as a table: id, CT, nodes, mode, phase, total time and
-downtime once ended, time since the last event, and why it rolled back or is stuck. With --stuck, also what
-an operator can do about each.`,
+  description: `List migrations (haul.api.list, from the status bucket) as a table: id, CT, nodes, mode, phase, who
+requested it (- when unsigned), total time and downtime once ended, time since the last event, and why it
+rolled back or is stuck. With --stuck, also what an operator can do about each.`,
   positionals: [],
   flags: {
     active: { kind: 'boolean', help: 'only migrations that have not ended' },
@@ -71,7 +72,8 @@ an operator can do about each.`,
   },
 };
 
-function rowOf(s: MigrationStatus): Row {
+/** One migration's row; `by` is who requested it (- when the request was unsigned). */
+export function rowOf(s: MigrationStatus): Row {
   return {
     id: s.migrationId,
     ct: s.ctid,
@@ -79,6 +81,7 @@ function rowOf(s: MigrationStatus): Row {
     target: s.target,
     mode: s.mode,
     phase: s.phase,
+    by: s.requestedBy ?? '-',
     duration: formatDuration(s.stats?.totalMs),
     downtime: formatDuration(s.stats?.downtimeMs),
     updated: `${formatDuration(Date.now() - Date.parse(s.updatedAt))} ago`,

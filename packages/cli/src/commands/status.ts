@@ -1,13 +1,13 @@
 import { jsonFlag, migrationIdArg, type Command } from '../command.ts';
 import { formatStats } from '../format.ts';
-import { knownStatus, stuckLine } from '../operator.ts';
+import { knownStatus, stuckLine, whoAskedLines } from '../operator.ts';
 
 export const status: Command = {
   name: 'status',
   summary: "one migration's current phase, steps and stats",
   description: `Ask the coordinator for one migration's status (haul.api.status): phase, iteration, who asked for it
-and why, running steps, why it rolled back or what it is stuck on and what to do about it, and the
-stats once it has ended.`,
+and why, who cancelled, retried or resolved it and why, running steps, why it rolled back or what it is
+stuck on and what to do about it, and the stats once it has ended.`,
   positionals: [migrationIdArg],
   flags: { ...jsonFlag },
   examples: [
@@ -27,10 +27,7 @@ stats once it has ended.`,
     ctx.out.line(
       `${s.migrationId}  CT ${s.ctid}  ${s.source} → ${s.target}  ${s.mode}  ${s.phase}  iteration ${s.iteration}${s.reason ? `  (${s.reason})` : ''}`,
     );
-    if (s.requestedBy !== undefined || s.requestReason !== undefined)
-      ctx.out.line(
-        `requested by ${s.requestedBy ?? 'an unknown identity (unsigned request)'}${s.requestReason ? `: ${s.requestReason}` : ''}`,
-      );
+    for (const l of whoAskedLines(s)) ctx.out.line(l);
     if (s.runningSteps?.length) ctx.out.line(`running: ${s.runningSteps.join(', ')}`);
     for (const l of s.stuck ? stuckLine(s).split('\n') : []) ctx.out.line(l);
     for (const l of s.stats ? formatStats(s.stats).split('\n') : []) ctx.out.line(l);
