@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ensureBuilt } from './build.ts';
+import { inheritedEnv } from './emulated-cluster.ts';
 import { repoRoot } from './paths.ts';
 
 /** How a CLI call ended, with everything it printed. */
@@ -23,7 +24,7 @@ export function runHaul(args: string[], o: CliRunOptions = {}): Promise<CliRun> 
   ensureBuilt();
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [haulBin, ...args], {
-      env: { ...process.env, ...(o.env ?? {}) },
+      env: { ...inheritedEnv(), ...(o.env ?? {}) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
