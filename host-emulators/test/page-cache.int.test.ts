@@ -24,7 +24,7 @@ describe('the page cache of a mounted emulated disk, and its write tracker', () 
   const view = async (ddxml: string) =>
     JSON.parse(await c.ok('node-a', 'haul-emu', ['disk-view', ddxml])) as Record<string, string>;
   const track = async (cmd: string) =>
-    JSON.parse(await c.ok('node-a', 'haul-ploop-track', [cmd, dd])) as {
+    JSON.parse(await c.ok('node-a', 'haul-ploop-track', [...cmd.split(' '), dd])) as {
       file?: string;
       extents?: [number, number][];
     };
@@ -91,8 +91,8 @@ describe('the page cache of a mounted emulated disk, and its write tracker', () 
     const first = await track('take');
     assert.ok((first.extents ?? []).length > 0, 'the writeback is tracked');
     await frozen(async () => {
-      await c.ok('node-a', 'haul-ploop-track', ['sync', dd]);
-      const last = await track('take');
+      // One call: sync, then take (what a pass of the streamer's copy runs).
+      const last = await track('take --sync');
       // Patch the copy's top delta with every extent taken, read from the source's top delta.
       const src = openSync(top, 'r');
       const dst = openSync(join(c.dir, 'tracked', top.slice(disk.length + 1)), 'r+');
@@ -109,6 +109,8 @@ describe('the page cache of a mounted emulated disk, and its write tracker', () 
       await track('ack');
       assert.deepEqual(await view(target), await view(dd));
     });
+    const misplaced = await c.run('node-a', 'haul-ploop-track', ['ack', '--sync', dd]);
+    assert.equal(misplaced.code, 1, '--sync belongs to take alone');
     await c.ok('node-a', 'haul-ploop-track', ['stop', dd]);
     const r = await c.run('node-a', 'haul-ploop-track', ['take', dd]);
     assert.equal(r.code, 3, 'no tracker runs after stop');

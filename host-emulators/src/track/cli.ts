@@ -5,9 +5,10 @@ import { EX, resolveDd, withDeviceIo } from '../ploop/ops.ts';
 import { deviceOnNode, flushCache } from '../ploop/page-cache.ts';
 import { dropTracker, mergeExtents, readTracker, writeTracker } from '../ploop/tracking.ts';
 
-const usage = `Usage: haul-ploop-track start|take|ack|sync|stop DiskDescriptor.xml
+const usage = `Usage: haul-ploop-track start|take [--sync]|ack|sync|stop DiskDescriptor.xml
   start  start tracking writes to the mounted disk's top delta (a tracker already running on it goes on)
-  take   print the extents written since the last take (and those taken but never acknowledged), as JSON
+  take   print the extents written since the last take (and those taken but never acknowledged), as JSON;
+         --sync: sync first (one call where a pass would make two)
   ack    the extents taken last are copied: forget them
   sync   write the file system's dirty pages back to the disk (syncfs)
   stop   stop tracking`;
@@ -21,9 +22,11 @@ export const NOT_TRACKING = 3;
  * disk's top delta, hand out the extents written since, and sync the file system before the last pass.
  */
 export function trackMain(argv: string[]): number {
-  const [cmd, ddArg, ...rest] = argv;
-  if (!cmd || !ddArg || rest.length > 0 || !['start', 'take', 'ack', 'sync', 'stop'].includes(cmd))
-    throw new ToolExit(1, usage);
+  const [cmd, ...operands] = argv;
+  const syncFirst = cmd === 'take' && operands[0] === '--sync';
+  const [ddArg, ...rest] = syncFirst ? operands.slice(1) : operands;
+  if (!cmd || !ddArg || ddArg.startsWith('-') || rest.length > 0) throw new ToolExit(1, usage);
+  if (!['start', 'take', 'ack', 'sync', 'stop'].includes(cmd)) throw new ToolExit(1, usage);
   const env = emuEnv();
   const dd = resolveDd(ddArg);
   const base = imagePath(dd, chainTo(readDescriptor(dd))[0]!.file);
@@ -31,7 +34,8 @@ export function trackMain(argv: string[]): number {
   if (!device) throw new ToolExit(EX.DEV_NOT_MOUNTED, `Image ${base} is not mounted`);
   const dev = device.dev;
   return withDeviceIo(env, dev, () => {
-    out(JSON.stringify(run(env, cmd, dev, device.deltas.at(-1)!)));
+    const synced = syncFirst ? { syncedBytes: flushCache(env, dev) } : {};
+    out(JSON.stringify({ ...(run(env, cmd, dev, device.deltas.at(-1)!) as object), ...synced }));
     return 0;
   });
 }

@@ -6,8 +6,8 @@ import type { ManifestEntry } from './manifest.ts';
 
 /**
  * The host helper a live local-disk copy drives (docs/host-contract.md): `start` tracking the writes to the mounted
- * disk's top delta, `take` the extents written since (with those taken and never acknowledged), `ack` them once
- * they are on the target, `sync` the file system (syncfs) before the frozen pass. What `ploop copy` does inside
+ * disk's top delta, `take --sync` the extents written since (with those taken and never acknowledged) after syncing
+ * the file system (syncfs), `ack` them once they are on the target. What `ploop copy` does inside
  * libploop (lib/ploop-copy.c): on a real host it wraps the kernel's tracker; the emulators provide one.
  */
 export const trackHelper = 'haul-ploop-track';
@@ -26,12 +26,13 @@ export class DiskTrackingError extends Error {
 
 type TrackOutput = { file: string; started?: boolean; extents?: Extent[] };
 
-function track(cmd: 'start' | 'take' | 'ack' | 'sync', ddxml: string): Promise<TrackOutput> {
+function track(cmd: 'start' | 'take --sync' | 'ack', ddxml: string): Promise<TrackOutput> {
+  const argv = [...cmd.split(' '), ddxml];
   return new Promise((resolve, reject) => {
-    execFile(trackHelper, [cmd, ddxml], { timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(trackHelper, argv, { timeout: 60_000 }, (err, stdout, stderr) => {
       if (err) {
         const why = stderr.trim() || err.message;
-        return reject(new DiskTrackingError(`${trackHelper} ${cmd} ${ddxml}: ${why}`));
+        return reject(new DiskTrackingError(`${trackHelper} ${argv.join(' ')}: ${why}`));
       }
       resolve(JSON.parse(stdout) as TrackOutput);
     });
@@ -61,8 +62,7 @@ export async function planPass(a: StreamArgs & { pass: NonNullable<StreamArgs['p
   // Every later pass syncs first, the frozen one too (ploop copy syncs only before its last): the file system's dirty
   // pages reach the delta while the CT runs, so the frozen pass holds only what was written since the pass before,
   // not everything the kernel had not yet written back (up to dirty_expire_centisecs, 30 s, of writes).
-  await track('sync', ddxml);
-  const taken = await track('take', ddxml);
+  const taken = await track('take --sync', ddxml);
   const top = relative(a.sourceDir, taken.file);
   const extents = taken.extents ?? [];
   const pieces = (e: ManifestEntry): Extent[] => {
@@ -73,5 +73,7 @@ export async function planPass(a: StreamArgs & { pass: NonNullable<StreamArgs['p
       s < Math.min(end, size) ? [[s, Math.min(end, size)]] : [],
     );
   };
-  return { kind: 'update', pieces, done: () => track('ack', ddxml) };
+  // The final pass acknowledges nothing: no pass follows it, and should it be run again (a retry, a redelivery) it
+  // sends what it took again, which is what an unacknowledged take is for. One host call less in the frozen window.
+  return { kind: 'update', pieces, done: a.pass.final ? async () => {} : () => track('ack', ddxml) };
 }
