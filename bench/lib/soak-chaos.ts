@@ -22,8 +22,11 @@ export type ChaosOptions = {
   downS: Range;
   signal: AbortSignal;
   now(): number;
-  /** Awaited before a victim is killed (e.g. a nats-server only while every replica is current). */
-  beforeKill?(victim: Managed): Promise<void>;
+  /**
+   * Awaited before a victim is killed: false skips this kill (e.g. a nats-server while a replica is still behind:
+   * a second failure in an R3 group is more than it is built to survive). The round then passes without a kill.
+   */
+  beforeKill?(victim: Managed): Promise<boolean>;
   onKill(k: Kill): void;
   onBack(k: Kill): void;
 };
@@ -53,8 +56,9 @@ export async function runChaos(o: ChaosOptions): Promise<Kill[]> {
     const gapMs = o.rng.between(o.gapS.min, o.gapS.max) * 1000;
     const downMs = o.rng.between(o.downS.min, o.downS.max) * 1000;
     if (!(await sleep(gapMs, o.signal))) break;
-    await o.beforeKill?.(victim);
+    const go = (await o.beforeKill?.(victim)) ?? true;
     if (o.signal.aborted) break;
+    if (!go) continue;
     const at = o.now();
     const k: Kill = { at, name: victim.name, kind, pid: await victim.kill9(), downMs: Math.round(downMs) };
     kills.push(k);

@@ -119,6 +119,30 @@ async function chaosRun(seed: number, killsWanted: number): Promise<{ journal: s
 }
 
 describe('the chaos loop', () => {
+  it('skips a kill its beforeKill refuses (a nats-server while a replica is behind): that round kills nobody', async () => {
+    const journal: string[] = [];
+    const victims = [fakeService('agent-node-a', 'agent', journal), fakeService('nats-n1', 'nats', journal)];
+    const ac = new AbortController();
+    let rounds = 0;
+    const kills = await runChaos({
+      rng: createRng(7, 'chaos'),
+      victims,
+      gapS: { min: 0, max: 0.002 },
+      downS: { min: 0, max: 0.002 },
+      signal: ac.signal,
+      now: () => 0,
+      beforeKill: (v) => {
+        if (++rounds === 20) ac.abort();
+        return Promise.resolve(v.kind !== 'nats');
+      },
+      onKill: () => {},
+      onBack: () => {},
+    });
+    assert.ok(kills.length > 0 && kills.length < 20, `${kills.length} kills in 20 rounds`);
+    assert.ok(kills.every((k) => k.kind === 'agent'));
+    assert.ok(!journal.some((l) => l.includes('nats-n1')), journal.join('\n'));
+  });
+
   it('kills one service at a time, starts each again (also the one down when it stops), in a seeded order', async () => {
     const a = await chaosRun(5, 12);
     assert.equal(a.kills.length, 12);
