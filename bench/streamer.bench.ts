@@ -278,7 +278,9 @@ const receivingStreamer = (nodeName: string, env: Record<string, string>) =>
     (process.env['HAUL_BENCH_RECEIVER_ARGS'] ?? '').split(' ').filter(Boolean),
   );
 const streamer = receivingStreamer('node-b', { HAUL_INSECURE: '1' });
-const tlsStreamer = receivingStreamer('node-t', pki.env('streamer@node-t'));
+// Its bus as the plaintext pair's (insecure: this nats-server has no users; the bench times the data path), its data
+// connections mutual TLS: a streamer given certificate files uses them, insecure or not (tlsOf).
+const tlsStreamer = receivingStreamer('node-t', { HAUL_INSECURE: '1', ...pki.env('streamer@node-t') });
 await streamer.waitForLine(/image streamer started/, 30_000);
 await tlsStreamer.waitForLine(/image streamer started/, 30_000);
 
