@@ -125,6 +125,8 @@ export const limits = {
   admissionGraceMs: 120_000,
   /** How often the coordinator reconciles the admission ledger with the log. */
   admissionReapEveryMs: 30_000,
+  /** How often the coordinator looks for a command durable led from a stream replica that is behind (consumer-leaders.ts). */
+  consumerLeaderCheckMs: 10_000,
   /**
    * A consumer's pull request lasts this long before the client asks again. After a server of the cluster dies the
    * client only notices at the next pull: with nats.js's default 30 s, consumers stayed deaf for 30–75 s in the soak.

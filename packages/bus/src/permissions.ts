@@ -198,6 +198,11 @@ function coordinatorPublish(): Grant[] {
     g(subjects.eventsAll, 'append migration events'),
     g(subjects.commandsAll, 'send step commands'),
     g(subjects.inspectAll, 'ask node agents to inspect a CT (haul.api.check)'),
+    g(`${api}.CONSUMER.LIST.${streams.commands}`, 'command durables led from a replica that is behind'),
+    g(
+      `${api}.CONSUMER.LEADER.STEPDOWN.${streams.commands}.*`,
+      'move such a durable to a current server (consumer-leaders.ts)',
+    ),
     g(subjects.deadLettersOf(serviceNames.coordinator), 'park an event it cannot handle'),
     ...readBucket(buckets.status, true),
     g(kvSubject(buckets.status, '*'), 'write migration statuses'),

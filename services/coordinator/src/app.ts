@@ -23,6 +23,7 @@ import {
 import type { MigrationEvent, Validators } from '@haul/schemas';
 import { createAdmission } from './admission.ts';
 import { createApi } from './api.ts';
+import { watchCommandConsumerLeaders } from './consumer-leaders.ts';
 import { createProcessManager, type CoordinatorSettings } from './process-manager.ts';
 
 export type CoordinatorConfig = CoordinatorSettings & {
@@ -67,6 +68,7 @@ export function createCoordinator(
   const ac = new AbortController();
   let loop: Promise<void> | undefined;
   let reconciler: NodeJS.Timeout | undefined;
+  let leaders: { stop(): void } | undefined;
   let reconciling = false;
   let metricsServer: { close(): void } | undefined;
 
@@ -202,6 +204,7 @@ export function createCoordinator(
       // The server has the API's subscriptions once this returns: "started" means a request gets an answer.
       await nc.flush();
       reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
+      leaders = watchCommandConsumerLeaders({ nc, log, everyMs: limits.consumerLeaderCheckMs });
       metricsServer = await exposeMetrics({
         registry,
         cfg: deps.metrics,
@@ -214,6 +217,7 @@ export function createCoordinator(
     },
     async stop(): Promise<void> {
       clearInterval(reconciler);
+      leaders?.stop();
       metricsServer?.close();
       api.stop();
       ac.abort();
