@@ -155,6 +155,14 @@ describe('every identity can do what haul needs of it', () => {
     await ledger.update(admissionLedgerKey, encodeJson([mid]), rev);
     assert.deepEqual(decodeJson((await ledger.get(admissionLedgerKey))!.value), [mid]);
     assert.equal(await (await openBucket(nc, buckets.nodes)).get('node-a'), null);
+    // Its watch on the command durables' leaders (consumer-leaders.ts): list them, ask one to step down. One server
+    // is no cluster: the API answers with an error, and answers at all only when the server let the request through.
+    const durables: string[] = [];
+    for await (const c of jsm.consumers.list(streams.commands)) durables.push(c.name);
+    const down = await nc.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.${streams.commands}.agent-node-a`, '', {
+      timeout: 5000,
+    });
+    assert.match(new TextDecoder().decode(down.data), /consumer_leader_stepdown_response/);
   });
 
   for (const executor of ['agent', 'streamer'] as const)
