@@ -38,6 +38,8 @@ export {
   permissionsFor,
   serviceNames,
   coordinatorConsumer,
+  changeApi,
+  consumerLeaderStepDown,
   type Role,
   type Identity,
   type IdentitiesFile,

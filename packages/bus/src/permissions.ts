@@ -76,6 +76,10 @@ export type Permissions = {
 };
 
 const api = '$JS.API';
+
+/** The JetStream API request that moves a consumer's leadership to another server of its group. */
+export const consumerLeaderStepDown = (stream: string, consumer: string): string =>
+  `${api}.CONSUMER.LEADER.STEPDOWN.${stream}.${consumer}`;
 const jsApi = {
   info: `${api}.INFO`,
   streamNames: `${api}.STREAM.NAMES`,
@@ -88,6 +92,7 @@ const jsApi = {
   consumerInfo: (s: string, name: string) => `${api}.CONSUMER.INFO.${s}.${name}`,
   next: (s: string, name: string) => `${api}.CONSUMER.MSG.NEXT.${s}.${name}`,
   ack: (s: string, name: string) => `$JS.ACK.${s}.${name}.>`,
+  consumerStepDown: (s: string, name: string) => consumerLeaderStepDown(s, name),
 };
 const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}`;
 const g = (subject: string, why: string): Grant => ({ subject, why });
@@ -166,7 +171,13 @@ const apiSubjects = {
 };
 /** Requests that change nothing: a status, the list, and a check (haul migrate --check), which only reads. */
 const readApi = [apiSubjects.status, apiSubjects.list, apiSubjects.check];
-const changeApi = [apiSubjects.migrate, apiSubjects.cancel, apiSubjects.retry, apiSubjects.resolve];
+/** Requests that change something: only the scheduler identity may make them. */
+export const changeApi: readonly string[] = [
+  apiSubjects.migrate,
+  apiSubjects.cancel,
+  apiSubjects.retry,
+  apiSubjects.resolve,
+];
 
 /** Read-only tools: the CLI's status, ls, events, nodes and services. */
 function reader(): Grant[] {
@@ -200,7 +211,7 @@ function coordinatorPublish(): Grant[] {
     g(subjects.inspectAll, 'ask node agents to inspect a CT (haul.api.check)'),
     g(`${api}.CONSUMER.LIST.${streams.commands}`, 'command durables led from a replica that is behind'),
     g(
-      `${api}.CONSUMER.LEADER.STEPDOWN.${streams.commands}.*`,
+      jsApi.consumerStepDown(streams.commands, '*'),
       'move such a durable to a current server (consumer-leaders.ts)',
     ),
     g(subjects.deadLettersOf(serviceNames.coordinator), 'park an event it cannot handle'),

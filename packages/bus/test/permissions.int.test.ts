@@ -18,6 +18,7 @@ import {
   BusConfigError,
   busConfigFromEnv,
   connectBus,
+  consumerLeaderStepDown,
   coordinatorConsumer,
   createCommandQueue,
   createEventLog,
@@ -159,7 +160,7 @@ describe('every identity can do what haul needs of it', () => {
     // is no cluster: the API answers with an error, and answers at all only when the server let the request through.
     const durables: string[] = [];
     for await (const c of jsm.consumers.list(streams.commands)) durables.push(c.name);
-    const down = await nc.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.${streams.commands}.agent-node-a`, '', {
+    const down = await nc.request(consumerLeaderStepDown(streams.commands, 'agent-node-a'), '', {
       timeout: 5000,
     });
     assert.match(new TextDecoder().decode(down.data), /consumer_leader_stepdown_response/);

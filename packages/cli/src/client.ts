@@ -5,6 +5,7 @@ import {
   type NatsConnection,
 } from '@nats-io/transport-node';
 import {
+  changeApi,
   decodeJson,
   encodeJson,
   limits,
@@ -31,13 +32,7 @@ export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined
   return (subject, body) => signWith(kp, subject, body);
 }
 
-/** The API requests that change something: NATS lets only the scheduler identity make them (docs/security.md). */
-const changeSubjects = new Set<string>([
-  subjects.apiMigrate,
-  subjects.apiCancel,
-  subjects.apiRetry,
-  subjects.apiResolve,
-]);
+const changeSubjects = new Set(changeApi);
 
 /** The permission NATS refused, when that is why a request failed (as such, or as a request error's cause). */
 function permissionDenied(err: unknown): PermissionViolationError | undefined {

@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { streams, type Logger } from '@haul/bus';
+import { consumerLeaderStepDown, streams, type Logger } from '@haul/bus';
 
 /** The replication of a stream or a consumer as JetStream's info reports it (only what is judged here). */
 export type ClusterInfo = {
@@ -54,7 +54,7 @@ export function watchCommandConsumerLeaders(o: {
           { consumer: c.name, leader: cluster?.leader, stream },
           'command consumer led from a stream replica that is behind: asking it to step down',
         );
-        await o.nc.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.${streams.commands}.${c.name}`, '', {
+        await o.nc.request(consumerLeaderStepDown(streams.commands, c.name), '', {
           timeout: 5_000,
         });
         o.onStepDown?.(c.name, cluster?.leader ?? '');
