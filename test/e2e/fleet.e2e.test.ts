@@ -184,7 +184,10 @@ const exits = (r: CliRun, name: ExitName) =>
  * journal (a freeze is a dump), the CT's pid and whether it is frozen, the admission ledger and the event log.
  */
 async function hostState(w: World, ctid: string): Promise<unknown> {
-  const busy = /\/var\/log\/ct-|\.hds$|\/ct-[0-9]+\.sock$/;
+  // What a running CT changes by itself: its log, the emulated kernel's page cache of its
+  // mounted disk (var/lib/haul-emu/pagecache), lock files and sockets. Dirty tracking
+  // (var/lib/haul-emu/tracking) stays in: a check must not start it.
+  const busy = /\/var\/log\/ct-|\/var\/lib\/haul-emu\/pagecache\/|\.hds$|\/ct-[0-9]+\.sock$/;
   const files = (dir: string): string[] =>
     readdirSync(dir, { recursive: true, encoding: 'utf8' })
       .map((f) => join(dir, f))
