@@ -1,4 +1,4 @@
-import { lstatSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorCodes } from '@haul/domain';
 import type { CtArgs, HostResult } from '@haul/schemas';
@@ -76,16 +76,29 @@ export const takeOwnership: Handler = async (cmd, ctx) => {
  * On the source, in the cleanup (the CT runs on the target, which owns it): `vzctl unregister` removes `.owner` and
  * the registration link (libvzctl vzctl2_env_unreg; the HA resource already moved). An unregistered copy of the config
  * is left in /etc/vz/conf, as haul found it on the target: this node may take the CT back one day (a target's
- * preflight needs the CT's config), and an unregistered config is not an owner.
+ * preflight needs the CT's config), and an unregistered config is not an owner. The rest of the cleanup needs it
+ * too: the agent finds the CT's private area there, which bounds the source disks it may remove.
+ *
+ * Crash-safe in three moves: the config's body is kept beside the link (`<ctid>.conf.haul-unregistered`) before
+ * `vzctl unregister`, and renamed over the link's place after it. A repeat after a crash between the two finds no
+ * link and the kept body, and finishes the rename; without the kept body the config would be gone for good.
  */
 export const releaseOwnership: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
   const etc = join(etcVz(ctx.cfg), 'conf', `${ctid}.conf`);
-  if (!isLink(etc)) return { actions: ['not registered here'] } satisfies HostResult;
-  const body = readFileSync(etc, 'utf8');
-  await ctx.tools.vzctlUnregister(ctid);
-  replaceFile(etc, body);
-  return { actions: ['unregistered; an unregistered config kept'] } satisfies HostResult;
+  const kept = `${etc}.haul-unregistered`;
+  const actions: string[] = [];
+  if (isLink(etc)) {
+    replaceFile(kept, readFileSync(etc, 'utf8'));
+    await ctx.tools.vzctlUnregister(ctid);
+    actions.push('unregistered');
+  }
+  if (existsSync(kept) && !existsSync(etc)) {
+    renameSync(kept, etc);
+    actions.push('an unregistered config kept');
+  }
+  rmSync(kept, { force: true });
+  return { actions: actions.length > 0 ? actions : ['not registered here'] } satisfies HostResult;
 };
 
 /** Write a file whole: a fresh temporary (O_EXCL, never through a symlink), renamed over the old one. */
