@@ -132,6 +132,8 @@ export const limits = {
    * client only notices at the next pull: with nats.js's default 30 s, consumers stayed deaf for 30–75 s in the soak.
    */
   pullExpiresMs: 5_000,
+  /** Migrations whose log an executor keeps in memory, so a read fetches only the new events (withReadCache). */
+  readCacheMigrations: 2_000,
   /** A read of one migration's log that receives nothing this long is given up and tried again. */
   readIdleMs: 10_000,
   /** Events the coordinator handles at once (of different migrations; one migration is always serial). */

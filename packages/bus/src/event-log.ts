@@ -255,3 +255,31 @@ export function createEventLog(
     },
   };
 }
+
+/**
+ * An event log whose whole-log reads are served from what this process already read: per migration the judged
+ * events and the sequence they reach, and a read asks the stream only for what came after it (a message get and,
+ * when there is more, a consumer from that sequence). An executor reads a migration's log before each of its
+ * commands; without this, each read fetched and checked the signature of every event again, O(n²) per migration
+ * (bench:control stalled at a thousand migrations). The stream is append-only, so what was read stays true.
+ * At most `max` migrations are kept, the least recently read forgotten first.
+ */
+export function withReadCache(log: EventLog, max: number = limits.readCacheMigrations): EventLog {
+  const cache = new Map<string, { events: StoredEvent[]; lastSeq: number }>();
+  return {
+    ...log,
+    async read(migrationId, opts = {}) {
+      const known = cache.get(migrationId) ?? { events: [], lastSeq: 0 };
+      const tail = await log.read(migrationId, { afterSeq: known.lastSeq });
+      // Two reads of one migration may overlap: the later one to finish keeps what both saw, in order.
+      const now = cache.get(migrationId) ?? known;
+      const events = [...now.events, ...tail.events.filter((e) => e.seq > now.lastSeq)];
+      const entry = { events, lastSeq: Math.max(now.lastSeq, tail.lastSeq) };
+      cache.delete(migrationId);
+      cache.set(migrationId, entry);
+      if (cache.size > max) cache.delete(cache.keys().next().value as string);
+      const afterSeq = opts.afterSeq ?? 0;
+      return { events: entry.events.filter((e) => e.seq > afterSeq), lastSeq: entry.lastSeq };
+    },
+  };
+}

@@ -64,6 +64,7 @@ export {
 } from './streams.ts';
 export {
   createEventLog,
+  withReadCache,
   type EventLog,
   type StoredEvent,
   type AppendOptions,

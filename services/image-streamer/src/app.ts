@@ -11,6 +11,7 @@ import {
   hasOutcome,
   limits,
   createEventLog,
+  withReadCache,
   decodeJson,
   encodeJson,
   migrationLogger,
@@ -119,7 +120,7 @@ type StreamCommand = Extract<StepCommand, { step: 'streamImages' | 'copyLocalDis
  */
 export function createImageStreamer(deps: StreamerDeps) {
   const { nc, validators, cfg, log, trust } = deps;
-  const eventLog = createEventLog(nc, validators, trust);
+  const eventLog = withReadCache(createEventLog(nc, validators, trust));
   const ac = new AbortController();
   let sub: Subscription | undefined;
   let loop: Promise<void> | undefined;

@@ -14,6 +14,7 @@ import {
   exposeMetrics,
   hasOutcome,
   createEventLog,
+  withReadCache,
   encodeJson,
   limits,
   migrationLogger,
@@ -69,8 +70,11 @@ type StepOutcome = Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed
 export function createNodeAgent(deps: NodeAgentDeps) {
   const { nc, validators, cfg, log, trust } = deps;
   const env = deps.env ?? process.env;
-  const eventLog = createEventLog(nc, validators, trust, (seq, m) =>
-    log.warn({ seq, err: m }, 'invalid event in the log skipped'),
+  // Reads before each command fetch only the events this agent has not read yet.
+  const eventLog = withReadCache(
+    createEventLog(nc, validators, trust, (seq, m) =>
+      log.warn({ seq, err: m }, 'invalid event in the log skipped'),
+    ),
   );
   const registry = new Registry();
   const metrics = agentMetrics(registry);
