@@ -3,6 +3,7 @@ import {
   evolve,
   inFlight,
   initialState,
+  operatorActionOf,
   stepTable,
   type MigrationState,
   type StepRecord,
@@ -15,6 +16,7 @@ import type {
   StreamResult,
   TransferProgress,
 } from '@haul/schemas';
+import { operatorActionLine } from './operator.ts';
 import { formatDuration } from './output.ts';
 
 /**
@@ -180,15 +182,14 @@ function logLines(e: MigrationEvent, s: MigrationState): string[] {
     case 'ResumedOnSource':
       return [`[rollback] the CT runs again on the source (${e.data.reason})`];
     case 'CancelRequested':
-      return [`[cancel] ${e.data.reason}`];
+      return operatorActionOf(e).map((a) => `[cancel] ${operatorActionLine(a)}`);
     case 'CommandRejected':
       return [`[rejected] ${e.data.error.code} ${e.data.error.message}`];
     case 'MigrationStuck':
       return [`[stuck] ${e.data.reason} (haul status ${e.migrationId})`];
     case 'RetryRequested':
-      return [`[operator] ${e.data.action} retried: ${e.data.reason}`];
     case 'ActionResolved':
-      return [`[operator] ${e.data.action} done by hand: ${e.data.reason}`];
+      return operatorActionOf(e).map((a) => `[operator] ${operatorActionLine(a)}`);
     default:
       return [];
   }

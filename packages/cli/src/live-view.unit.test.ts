@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { decide, fold, initialState, type DecideInput } from '@haul/domain';
 import type { MigrationEvent, TransferProgress } from '@haul/schemas';
-import { liveScenario, simulate } from '../../domain/test/simulate.ts';
+import { liveScenario, meta, simulate } from '../../domain/test/simulate.ts';
 import {
   applyEvent,
   applyReport,
@@ -111,6 +112,55 @@ describe('the lines the live view logs', () => {
     assert.ok(
       lines.some((l) => /^\[restore\] the CT runs on node-b.*, down \d+ms$/.test(l)),
       lines.join('\n'),
+    );
+  });
+});
+
+describe('given an operator asks to cancel, retry or resolve while the live view follows the migration', () => {
+  /** The lines the view logs for `history` and then what the core decides on `input` (a cancel, retry, resolve). */
+  function linesAfter(history: MigrationEvent[], ...inputs: DecideInput[]): string[] {
+    const v = newLiveView();
+    for (const e of history) applyEvent(v, e);
+    const state = fold(history, initialState());
+    return inputs.flatMap((input) => decide(input, state)).flatMap((e) => applyEvent(v, e));
+  }
+  const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
+  const beforeTheFreeze = log.slice(0, log.findIndex(intended('finalDump')));
+  const stuck = simulate(liveScenario({ alsoFail: { step: 'mergeOrigin', times: Infinity } })).events;
+
+  it('when ops signs a cancel, then its line names ops and the reason, as haul status does', () => {
+    const lines = linesAfter(beforeTheFreeze, {
+      kind: 'Cancel',
+      reason: 'window over',
+      requestedBy: 'ops',
+      meta: m,
+    });
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith('[cancel]')),
+      ['[cancel] cancelled by ops: window over'],
+    );
+  });
+  it('when the cancel is unsigned, then its line says the sender is unknown, in haul status’s words', () => {
+    const lines = linesAfter(beforeTheFreeze, { kind: 'Cancel', reason: 'window over', meta: m });
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith('[cancel]')),
+      ['[cancel] cancelled by an unknown identity (unsigned request): window over'],
+    );
+  });
+  it('when a stuck action is retried by ops and resolved unsigned, then each line names who asked and why', () => {
+    const retried = linesAfter(stuck, { kind: 'Retry', reason: 'disk fixed', requestedBy: 'ops', meta: m });
+    const resolved = linesAfter(stuck, {
+      kind: 'Resolve',
+      action: 'mergeOrigin:1',
+      reason: 'merged by hand',
+      meta: m,
+    });
+    assert.deepEqual(
+      [...retried, ...resolved].filter((l) => l.startsWith('[operator]')),
+      [
+        '[operator] retried mergeOrigin:1 by ops: disk fixed',
+        '[operator] resolved mergeOrigin:1 by an unknown identity (unsigned request): merged by hand',
+      ],
     );
   });
 });

@@ -1,3 +1,4 @@
+import type { OperatorAction } from '@haul/domain';
 import type { MigrationStatus, StatusOk, StatusReply } from '@haul/schemas';
 import type { Context } from './command.ts';
 import type { ExitName } from './exit-codes.ts';
@@ -19,6 +20,13 @@ const sender = (by: string | undefined): string => by ?? 'an unknown identity (u
 const asked = { cancel: 'cancelled', retry: 'retried', resolve: 'resolved' } as const;
 
 /**
+ * One cancel, retry or resolve, who asked for it and why: "cancelled by ops: window over", "retried mergeOrigin:1 by
+ * ops: disk fixed" (`haul status` and the live view of `haul migrate` / `haul wait`).
+ */
+export const operatorActionLine = (a: OperatorAction): string =>
+  `${asked[a.kind]}${a.action ? ` ${a.action}` : ''} by ${sender(a.requestedBy)}: ${a.reason}`;
+
+/**
  * Who asked for the migration and why, then each cancel, retry and resolve after it, in log order:
  * "requested by scheduler: rebalance", "cancelled by ops: window over", "retried mergeOrigin:1 by ops: disk fixed".
  */
@@ -26,8 +34,7 @@ export function whoAskedLines(s: MigrationStatus): string[] {
   const lines: string[] = [];
   if (s.requestedBy !== undefined || s.requestReason !== undefined)
     lines.push(`requested by ${sender(s.requestedBy)}${s.requestReason ? `: ${s.requestReason}` : ''}`);
-  for (const a of s.operatorActions ?? [])
-    lines.push(`${asked[a.kind]}${a.action ? ` ${a.action}` : ''} by ${sender(a.requestedBy)}: ${a.reason}`);
+  for (const a of s.operatorActions ?? []) lines.push(operatorActionLine(a));
   return lines;
 }
 

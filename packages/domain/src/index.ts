@@ -53,7 +53,7 @@ export {
   nextLivePass,
   smallPassBytes,
 } from './disk-passes.ts';
-export { projectStatus } from './status.ts';
+export { operatorActionOf, projectStatus, type OperatorAction } from './status.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, checkRoom, compareVersions } from './preflight-check.ts';
 export {

@@ -36,10 +36,13 @@ export function projectStatus(s: MigrationState, lastSeq: number): MigrationStat
   return st;
 }
 
-type OperatorAction = NonNullable<MigrationStatus['operatorActions']>[number];
+export type OperatorAction = NonNullable<MigrationStatus['operatorActions']>[number];
 
-/** What an operator asked after the request (cancel, retry, resolve), with who asked and why; [] for other events. */
-function operatorActionOf(e: MigrationEvent): OperatorAction[] {
+/**
+ * What an operator asked after the request (cancel, retry, resolve), with who asked and why; [] for other events
+ * (the status's `operatorActions`, and the lines the CLI's live view prints for them).
+ */
+export function operatorActionOf(e: MigrationEvent): OperatorAction[] {
   const entry = (
     kind: OperatorAction['kind'],
     d: { action?: string; requestedBy?: string; reason: string },
