@@ -264,9 +264,16 @@ export function createAdmission(deps: {
   }
   const rebuild = { rebuild: activeInLog };
 
+  /**
+   * Per admitted migration, the stream sequence up to which its log was seen to hold no ending: the next reap reads
+   * only what came after (a message get when nothing did), not every admitted migration's whole log every time.
+   */
+  const notEndedUpTo = new Map<string, number>();
+
   /** Is this entry's migration over, or never started within the grace period? Then its reason. */
   async function staleReason(e: AdmissionEntry, now: number): Promise<string | undefined> {
-    const { events, lastSeq } = await eventLog.read(e.migrationId);
+    const afterSeq = notEndedUpTo.get(e.migrationId) ?? 0;
+    const { events, lastSeq } = await eventLog.read(e.migrationId, { afterSeq });
     // lastSeq is the subject's last message as stored, readable or not: only a subject with no message at all is a
     // request that never got its MigrationRequested appended.
     if (lastSeq === 0)
@@ -275,7 +282,9 @@ export function createAdmission(deps: {
         : undefined;
     // Only an ending seen in the log frees the CT: a log whose first events are unreadable or gone (retention, an
     // older schema) still holds its admission.
-    return events.some((x) => isTerminalEvent(x.event)) ? 'its migration has ended' : undefined;
+    if (events.some((x) => isTerminalEvent(x.event))) return 'its migration has ended';
+    notEndedUpTo.set(e.migrationId, lastSeq);
+    return undefined;
   }
 
   return {
@@ -357,10 +366,13 @@ export function createAdmission(deps: {
     async reap(): Promise<string[]> {
       const now = Date.now();
       const stale = new Map<string, { admittedAt: string; reason: string }>();
-      for (const e of await ledger.read()) {
+      const admitted = await ledger.read();
+      for (const e of admitted) {
         const reason = await staleReason(e, now);
         if (reason) stale.set(e.migrationId, { admittedAt: e.admittedAt, reason });
       }
+      const still = new Set(admitted.filter((e) => !stale.has(e.migrationId)).map((e) => e.migrationId));
+      for (const mid of notEndedUpTo.keys()) if (!still.has(mid)) notEndedUpTo.delete(mid);
       if (stale.size === 0) return [];
       // An entry refreshed meanwhile (a retry of its request completing it) is kept.
       const gone = (e: AdmissionEntry) => stale.get(e.migrationId)?.admittedAt === e.admittedAt;
