@@ -13,14 +13,14 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JsMsg } from '@nats-io/jetstream';
-import { connectBus, ensureTopology } from '@haul/bus';
+import { connectBus, ensureTopology, insecureTrust, signatureHeaders } from '@haul/bus';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
 import { createTestIdentities, repoRoot, startNatsServer, startService } from '@haul/test';
 import { ControlArgError, controlHelp, parseControlArgs, type ControlOptions } from './lib/control-args.ts';
 import { nodeName, startExecutors } from './lib/control-executors.ts';
 import { runLoad, type LoadResult } from './lib/control-load.ts';
 import { cpuSecondsOf, memoryOf, percentile, round } from './lib/control-proc.ts';
-import { cloneFinished, replayStatuses } from './lib/control-replay.ts';
+import { cloneFinished, replayStatuses, resigner, type StoredMessage } from './lib/control-replay.ts';
 import { lastSeqOf, rawCasAppendsPerSec, readStream } from './lib/control-stream.ts';
 
 const dec = new TextDecoder();
@@ -42,7 +42,7 @@ function options(): ControlOptions {
 /** What the stream holds after the load: each command's intent time, and each finished migration's log. */
 function collect() {
   const intents = new Map<string, number>();
-  const logs = new Map<string, Uint8Array[]>();
+  const logs = new Map<string, StoredMessage[]>();
   const finished = new Set<string>();
   const all: Uint8Array[] = [];
   const onMsg = (m: JsMsg) => {
@@ -51,7 +51,7 @@ function collect() {
     if (e.type === 'StepIntended') intents.set(e.data.commandId, Date.parse(e.time));
     if (e.type === 'MigrationCompleted' || e.type === 'MigrationRolledBack') finished.add(e.migrationId);
     const log = logs.get(e.migrationId) ?? [];
-    log.push(m.data);
+    log.push({ data: m.data, signer: m.headers?.get(signatureHeaders.signer) ?? '' });
     logs.set(e.migrationId, log);
   };
   const finishedLogs = () => new Map([...logs].filter(([mid]) => finished.has(mid)));
@@ -134,9 +134,10 @@ try {
   let replay: Record<string, unknown> = { skipped: true };
   let replayRatio = NaN;
   if (o.replay > 0) {
-    const migrations = await cloneFinished(nc, stream.finishedLogs(), o.replay);
+    const migrations = await cloneFinished(nc, stream.finishedLogs(), o.replay, resigner(ids));
     const rawReads: number[] = [];
     const replays: number[] = [];
+    const unverified: number[] = [];
     let rebuilt = 0;
     let terminalStatuses = 0;
     let streamEvents = 0;
@@ -146,6 +147,8 @@ try {
       streamEvents = read.messages;
       const rep = await replayStatuses(nc, createValidators(), ids.trust('ops'));
       replays.push(rep.seconds);
+      // The same replay by a reader that checks no signature: what the Ed25519 checks cost, side by side.
+      unverified.push((await replayStatuses(nc, createValidators(), insecureTrust())).seconds);
       rebuilt = rep.statuses.length;
       terminalStatuses = rep.statuses.filter(
         (s) => s.phase === 'completed' || s.phase === 'rolled-back',
@@ -159,6 +162,8 @@ try {
       terminalStatuses,
       rawReadSeconds: rawReads.map((s) => round(s, 3)),
       replaySeconds: replays.map((s) => round(s, 3)),
+      replayWithoutSignatureChecksSeconds: unverified.map((s) => round(s, 3)),
+      replayWithoutSignatureChecksRatioVsRawRead: round(median(unverified) / median(rawReads), 3),
     };
     console.error(`[control] replay of ${rebuilt} migrations: ${round(replayRatio)} × a raw read`);
   }
