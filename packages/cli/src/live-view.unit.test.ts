@@ -128,24 +128,22 @@ describe('given an operator asks to cancel, retry or resolve while the live view
   const beforeTheFreeze = log.slice(0, log.findIndex(intended('finalDump')));
   const stuck = simulate(liveScenario({ alsoFail: { step: 'mergeOrigin', times: Infinity } })).events;
 
-  it('when ops signs a cancel, then its line names ops and the reason, as haul status does', () => {
-    const lines = linesAfter(beforeTheFreeze, {
+  /** The [cancel] lines of a cancel "window over", signed by `requestedBy` or unsigned. */
+  const cancelLines = (requestedBy?: string) =>
+    linesAfter(beforeTheFreeze, {
       kind: 'Cancel',
       reason: 'window over',
-      requestedBy: 'ops',
+      ...(requestedBy === undefined ? {} : { requestedBy }),
       meta: m,
-    });
-    assert.deepEqual(
-      lines.filter((l) => l.startsWith('[cancel]')),
-      ['[cancel] cancelled by ops: window over'],
-    );
+    }).filter((l) => l.startsWith('[cancel]'));
+
+  it('when ops signs a cancel, then its line names ops and the reason, as haul status does', () => {
+    assert.deepEqual(cancelLines('ops'), ['[cancel] cancelled by ops: window over']);
   });
   it('when the cancel is unsigned, then its line says the sender is unknown, in haul status’s words', () => {
-    const lines = linesAfter(beforeTheFreeze, { kind: 'Cancel', reason: 'window over', meta: m });
-    assert.deepEqual(
-      lines.filter((l) => l.startsWith('[cancel]')),
-      ['[cancel] cancelled by an unknown identity (unsigned request): window over'],
-    );
+    assert.deepEqual(cancelLines(), [
+      '[cancel] cancelled by an unknown identity (unsigned request): window over',
+    ]);
   });
   it('when a stuck action is retried by ops and resolved unsigned, then each line names who asked and why', () => {
     const retried = linesAfter(stuck, { kind: 'Retry', reason: 'disk fixed', requestedBy: 'ops', meta: m });
