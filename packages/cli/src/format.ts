@@ -1,4 +1,6 @@
+import { operatorActionOf } from '@haul/domain';
 import type { DowntimeWindowStats, MigrationEvent, MigrationStats } from '@haul/schemas';
+import { operatorActionLine } from './operator.ts';
 
 const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 const sec = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
@@ -46,17 +48,16 @@ export function eventDetail(e: MigrationEvent): string {
     case 'ResumedOnSource':
       return e.data.reason;
     case 'CancelRequested':
-      return `${e.data.reason}${e.data.requestedBy ? ` (asked by ${e.data.requestedBy})` : ''}`;
+    case 'RetryRequested':
+    case 'ActionResolved':
+      // Who asked and why, in the words of haul status and the live view.
+      return operatorActionOf(e).map(operatorActionLine).join('; ');
     case 'CommandRejected':
       return `${e.data.error.code} ${e.data.error.message}`;
     case 'RestoreStarted':
       return 'fence won by the target';
     case 'MigrationStuck':
       return `${e.data.reason}${e.data.lastError ? `; last error ${e.data.lastError.code} ${e.data.lastError.message}` : ''}`;
-    case 'RetryRequested':
-      return `${e.data.action} retried by ${e.data.requestedBy ?? 'an operator'}: ${e.data.reason}`;
-    case 'ActionResolved':
-      return `${e.data.action} done by ${e.data.requestedBy ?? 'an operator'}: ${e.data.reason}`;
     default:
       // A type this CLI does not know (written by a newer service): its envelope is all it can show.
       return '';

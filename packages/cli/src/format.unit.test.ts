@@ -68,13 +68,13 @@ describe('eventDetail of an operator request', () => {
   it('names who asked when the request was signed', () => {
     assert.equal(
       eventDetail(event('CancelRequested', { reason: 'window over', requestedBy: 'scheduler' })),
-      'window over (asked by scheduler)',
+      'cancelled by scheduler: window over',
     );
     assert.equal(
       eventDetail(
         event('RetryRequested', { action: 'mergeOrigin:1', reason: 'fixed', requestedBy: 'scheduler' }),
       ),
-      'mergeOrigin:1 retried by scheduler: fixed',
+      'retried mergeOrigin:1 by scheduler: fixed',
     );
     assert.equal(
       eventDetail(
@@ -85,14 +85,17 @@ describe('eventDetail of an operator request', () => {
           requestedBy: 'scheduler',
         }),
       ),
-      'mergeOrigin:1 done by scheduler: merged',
+      'resolved mergeOrigin:1 by scheduler: merged',
     );
   });
-  it('says an operator, or nothing, when it was not', () => {
-    assert.equal(eventDetail(event('CancelRequested', { reason: 'x' })), 'x');
+  it('says the sender is unknown when it was not, in the words of haul status', () => {
+    assert.equal(
+      eventDetail(event('CancelRequested', { reason: 'x' })),
+      'cancelled by an unknown identity (unsigned request): x',
+    );
     assert.equal(
       eventDetail(event('RetryRequested', { action: 'mergeOrigin:1', reason: 'fixed' })),
-      'mergeOrigin:1 retried by an operator: fixed',
+      'retried mergeOrigin:1 by an unknown identity (unsigned request): fixed',
     );
   });
 });
