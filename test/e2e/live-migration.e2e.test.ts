@@ -50,7 +50,7 @@ describe('live migration with one shared disk, there and back', () => {
       refused?.stderr ?? '',
       /Locked info: pid=\d+ cmdline=sh \S+haul-hold-ct-lock .*\nCannot lock the Container/,
     );
-    assert.equal(end.type, 'MigrationCompleted');
+    assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
     // The invariants include the handover: registered and owned on node-b only, the HA resource there, no lock left.
     assert.deepEqual(await w.brokenInvariants(id, base), []);
     const events = await w.events(id);
@@ -95,7 +95,7 @@ describe('live migration with one shared disk, there and back', () => {
       assert.equal(busy.error.field, 'ctid');
     }
     const end = await followToEnd(w.eventLog, a.migrationId, () => {});
-    assert.equal(end.type, 'MigrationCompleted', 'and back to node-a');
+    assert.equal(end.type, 'MigrationCompleted', `and back to node-a: ${JSON.stringify(end.data)}`);
     assert.deepEqual(await w.brokenInvariants(a.migrationId, base), []);
   });
 
@@ -120,7 +120,7 @@ describe('live migration with no shared disk', () => {
   after(() => w?.stop());
   it('copies the local disk and restores memory intact', async () => {
     const { id, end, base } = await migrate(w, 'node-a', 'node-b');
-    assert.equal(end.type, 'MigrationCompleted');
+    assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
     assert.deepEqual(await w.brokenInvariants(id, base), []);
   });
 });
@@ -133,12 +133,12 @@ describe('two shared disks: live there, restart mode back', () => {
   after(() => w?.stop());
   it('live-migrates with two shared disks', async () => {
     const { id, end, base } = await migrate(w, 'node-a', 'node-b');
-    assert.equal(end.type, 'MigrationCompleted');
+    assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
     assert.deepEqual(await w.brokenInvariants(id, base), []);
   });
   it('restart mode: stop on the source, copy local disks, start on the target', async () => {
     const { id, end, base } = await migrate(w, 'node-b', 'node-a', { mode: 'restart' });
-    assert.equal(end.type, 'MigrationCompleted');
+    assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
     assert.deepEqual(await w.brokenInvariants(id, base), []);
     const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
     assert.deepEqual(steps.slice(0, 6), [
@@ -204,7 +204,7 @@ describe('shared disks found, not declared', () => {
 
   it('without sharedDisks the agents find the shared disk: the migration completes with the snapshot dance', async () => {
     const { id, end, base } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
-    assert.equal(end.type, 'MigrationCompleted');
+    assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
     assert.deepEqual(await w.brokenInvariants(id, base), []);
     const events = await w.events(id);
     const intents = events.flatMap((e) => (e.type === 'StepIntended' ? [`${e.data.step}`] : []));
