@@ -92,7 +92,8 @@ const jsApi = {
   consumerInfo: (s: string, name: string) => `${api}.CONSUMER.INFO.${s}.${name}`,
   next: (s: string, name: string) => `${api}.CONSUMER.MSG.NEXT.${s}.${name}`,
   ack: (s: string, name: string) => `$JS.ACK.${s}.${name}.>`,
-  consumerStepDown: (s: string, name: string) => consumerLeaderStepDown(s, name),
+  consumerList: (s: string) => `${api}.CONSUMER.LIST.${s}`,
+  consumerStepDown: consumerLeaderStepDown,
 };
 const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}`;
 const g = (subject: string, why: string): Grant => ({ subject, why });
@@ -209,7 +210,7 @@ function coordinatorPublish(): Grant[] {
     g(subjects.eventsAll, 'append migration events'),
     g(subjects.commandsAll, 'send step commands'),
     g(subjects.inspectAll, 'ask node agents to inspect a CT (haul.api.check)'),
-    g(`${api}.CONSUMER.LIST.${streams.commands}`, 'command durables led from a replica that is behind'),
+    g(jsApi.consumerList(streams.commands), 'command durables led from a replica that is behind'),
     g(
       jsApi.consumerStepDown(streams.commands, '*'),
       'move such a durable to a current server (consumer-leaders.ts)',
