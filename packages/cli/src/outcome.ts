@@ -35,3 +35,10 @@ export function overBudget(
   if (budgetMs === undefined || downtimeMs === undefined || downtimeMs <= budgetMs) return undefined;
   return { downtimeMs, budgetMs };
 }
+
+/** "downtime 24.50 s exceeded the budget of 0.50 s (--max-downtime-ms 500) by 24.00 s": the words of every command. */
+export function overBudgetWords(over: { downtimeMs: number; budgetMs: number }): string {
+  return `downtime ${seconds(over.downtimeMs)} exceeded the budget of ${seconds(over.budgetMs)} (--max-downtime-ms ${over.budgetMs}) by ${seconds(over.downtimeMs - over.budgetMs)}`;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;

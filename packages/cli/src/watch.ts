@@ -6,7 +6,7 @@ import { followTransfers } from './follow.ts';
 import { formatStats } from './format.ts';
 import { applyEvent, applyReport, newLiveView, statusLine } from './live-view.ts';
 import { stuckLine } from './operator.ts';
-import { outcomeOf, overBudget } from './outcome.ts';
+import { outcomeOf, overBudget, overBudgetWords } from './outcome.ts';
 import { createStatusBoard, type StatusBoard } from './status-board.ts';
 
 /**
@@ -82,9 +82,7 @@ function gaveUp(
 function ended(ctx: Context, end: MigrationEvent, events: readonly MigrationEvent[]): ExitName {
   const outcome = outcomeOf(events) ?? 'error';
   const over = overBudget(events);
-  const warning = over
-    ? `WARNING: downtime ${seconds(over.downtimeMs)} exceeded the budget of ${seconds(over.budgetMs)} (--max-downtime-ms ${over.budgetMs}) by ${seconds(over.downtimeMs - over.budgetMs)}`
-    : undefined;
+  const warning = over ? `WARNING: ${overBudgetWords(over)}` : undefined;
   if (ctx.json) {
     if (warning) ctx.say(`haul: ${warning}`);
     return outcome;
@@ -104,8 +102,6 @@ function ended(ctx: Context, end: MigrationEvent, events: readonly MigrationEven
   if (warning) ctx.out.write(ctx.out.live ? `\x1b[1;31m${warning}\x1b[0m\n` : `${warning}\n`);
   return outcome;
 }
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** A MigrationStuck read from the log may be history (retried since): ask the coordinator for the phase now. */
 async function stillStuck(

@@ -5,17 +5,35 @@ import { isTerminalEvent } from '@haul/schemas';
 import { jsonFlag, type Command, type Context } from '../command.ts';
 import { CliError, UsageError } from '../errors.ts';
 import type { ExitName } from '../exit-codes.ts';
-import { outcomeOf } from '../outcome.ts';
+import { outcomeOf, overBudget, overBudgetWords } from '../outcome.ts';
 import { formatDuration, type Column } from '../output.ts';
 
-/** The outcomes of one CT's migration, mildest first: the evacuation exits with the worst. */
-const severity: readonly ExitName[] = ['completed', 'rejected', 'rolledBack', 'timeout', 'error', 'stuck'];
+/**
+ * The outcomes of one CT's migration, mildest first: the evacuation exits with the worst. Over budget is next to
+ * completed: the CT left the node, which is what an evacuation is for, only with a longer downtime than asked.
+ */
+const severity: readonly ExitName[] = [
+  'completed',
+  'overBudget',
+  'rejected',
+  'rolledBack',
+  'timeout',
+  'error',
+  'stuck',
+];
+
+/** The outcome of the evacuation: the worst of its CTs' (completed when it had none). */
+export const worst = (outcomes: readonly ExitName[]): ExitName =>
+  outcomes.reduce((a, b) => (severity.indexOf(b) > severity.indexOf(a) ? b : a), 'completed');
+
+/** The outcomes in which the CT left the node. */
+const moved: ReadonlySet<ExitName> = new Set(['completed', 'overBudget']);
 
 /** API answers that mean "not now": the CT or a node is taken by another migration. Wait and ask again. */
 const busyCodes: ReadonlySet<string> = new Set(['HAUL_CT_BUSY', 'HAUL_NODE_BUSY']);
 const retryMs = { first: 500, max: 5_000 };
 
-type Result = {
+export type Result = {
   ct: string;
   target: string;
   migrationId?: string;
@@ -43,7 +61,7 @@ CT to the target with the fewest CTs of this evacuation so far), at most --paral
 ordinary migration request (haul.api.migrate) under the same admission limits: a CT or node busy with
 another migration (HAUL_CT_BUSY, HAUL_NODE_BUSY) is asked again after a pause, not given up. Prints a
 line as each CT's migration is accepted, changes phase and ends, then a table of every CT. Exits with the
-worst outcome (mildest first: completed, rejected, rolled back, timeout, error, stuck).`,
+worst outcome (mildest first: completed, over budget, rejected, rolled back, timeout, error, stuck).`,
   positionals: [{ name: 'NODE', help: 'the node to empty', required: true }],
   flags: {
     to: {
@@ -75,7 +93,7 @@ worst outcome (mildest first: completed, rejected, rolled back, timeout, error, 
     'haul evacuate node-a --to node-b,node-c --parallel 2 --reason "kernel upgrade"',
     'haul evacuate node-a --to node-b --json | jq -c "select(.type == \\"EvacuationSummary\\")"',
   ],
-  exits: ['completed', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
+  exits: ['completed', 'overBudget', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
   async run(ctx) {
     const node = ctx.args.positionals[0]!;
     const targets = targetsOf(ctx, node);
@@ -101,9 +119,7 @@ worst outcome (mildest first: completed, rejected, rolled back, timeout, error, 
     );
     summarize(ctx, node, results);
     if (ctx.signal.aborted) return 'interrupted';
-    return results
-      .map((r) => r.outcome)
-      .reduce((a, b) => (severity.indexOf(b) > severity.indexOf(a) ? b : a));
+    return worst(results.map((r) => r.outcome));
   },
 };
 
@@ -240,13 +256,15 @@ function pause(ms: number, signal: AbortSignal): Promise<boolean> {
   });
 }
 
+type Ended = { outcome: ExitName; downtimeMs?: number; detail?: string };
+
 /** Follow a migration's log until it ends or is stuck, calling `onPhase` as its phase changes. */
 async function followOne(
   ctx: Context,
   migrationId: string,
   signal: AbortSignal,
   onPhase: (phase: string) => void,
-): Promise<{ outcome: ExitName; downtimeMs?: number; detail?: string }> {
+): Promise<Ended> {
   const log = await ctx.log();
   const events: MigrationEvent[] = [];
   let s: MigrationState = initialState();
@@ -256,19 +274,30 @@ async function followOne(
     s = evolve(s, event);
     const now = projectStatus(s, 0)?.phase;
     if (now && now !== phase && !isTerminalEvent(event)) onPhase((phase = now));
-    if (event.type === 'MigrationCompleted')
-      return {
-        outcome: 'completed',
-        ...(event.data.stats.downtimeMs !== undefined ? { downtimeMs: event.data.stats.downtimeMs } : {}),
-      };
-    if (event.type === 'MigrationRolledBack')
-      return { outcome: outcomeOf(events) ?? 'rolledBack', detail: event.data.reason };
+    if (isTerminalEvent(event)) return endOf(events);
     if (event.type === 'MigrationStuck' && (await stillStuck(ctx, migrationId)))
       return { outcome: 'stuck', detail: event.data.reason };
   }
   return ctx.signal.aborted
     ? { outcome: 'error', detail: 'interrupted; the migration goes on' }
     : { outcome: 'timeout', detail: 'gave up waiting; the migration goes on' };
+}
+
+/**
+ * How a migration ended, from its log up to its terminal event: the outcome as haul migrate and haul wait classify
+ * it (outcomeOf: over budget, rejected by preflight, …), the downtime once completed, and why when not plainly so.
+ */
+export function endOf(events: readonly MigrationEvent[]): Ended {
+  const end = events.at(-1);
+  const outcome = outcomeOf(events) ?? 'error';
+  if (end?.type === 'MigrationRolledBack') return { outcome, detail: end.data.reason };
+  if (end?.type !== 'MigrationCompleted') return { outcome, detail: 'the log has not ended' };
+  const over = overBudget(events);
+  return {
+    outcome,
+    ...(end.data.stats.downtimeMs !== undefined ? { downtimeMs: end.data.stats.downtimeMs } : {}),
+    ...(over ? { detail: overBudgetWords(over) } : {}),
+  };
 }
 
 async function stillStuck(ctx: Context, migrationId: string): Promise<boolean> {
@@ -278,7 +307,8 @@ async function stillStuck(ctx: Context, migrationId: string): Promise<boolean> {
 
 type Progress = { ct: string; target: string; migrationId?: string; phase: string; detail?: string };
 
-function progress(ctx: Context, tag: string, p: Progress): void {
+/** One line as a CT's migration is accepted, changes phase and ends (--json: an EvacuationProgress object). */
+export function progress(ctx: Context, tag: string, p: Progress): void {
   if (ctx.json) ctx.out.json({ type: 'EvacuationProgress', ...p });
   else
     ctx.out.line(
@@ -286,7 +316,8 @@ function progress(ctx: Context, tag: string, p: Progress): void {
     );
 }
 
-function summarize(ctx: Context, node: string, results: readonly Result[]): void {
+/** The table of every CT and a last line: how many left the node, how many of them over their downtime budget. */
+export function summarize(ctx: Context, node: string, results: readonly Result[]): void {
   if (ctx.json) {
     ctx.out.json({ type: 'EvacuationSummary', node, results });
     return;
@@ -304,6 +335,9 @@ function summarize(ctx: Context, node: string, results: readonly Result[]): void
     })),
     columns,
   );
-  const moved = results.filter((r) => r.outcome === 'completed').length;
-  ctx.out.line(`${moved} of ${results.length} CTs moved off ${node}`);
+  const left = results.filter((r) => moved.has(r.outcome)).length;
+  const over = results.filter((r) => r.outcome === 'overBudget').length;
+  ctx.out.line(
+    `${left} of ${results.length} CTs moved off ${node}${over ? ` (${over} over the downtime budget)` : ''}`,
+  );
 }
