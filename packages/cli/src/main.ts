@@ -16,7 +16,7 @@ import { commands } from './commands/index.ts';
 import { envelopeValidators } from './envelope-validators.ts';
 import { CliError, UsageError } from './errors.ts';
 import { exitCode, type ExitName } from './exit-codes.ts';
-import { commandHelp, overview } from './help.ts';
+import { commandHelp, helpWidth, overview } from './help.ts';
 import { createOutput, type Output } from './output.ts';
 import { initClusterMain } from './init-cluster.ts';
 
@@ -50,7 +50,7 @@ async function dispatch(argv: string[], io: Io): Promise<ExitName> {
   if (name === 'help') return help(rest, io);
   const cmd = findCommand(name);
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.out.text(commandHelp(cmd));
+    io.out.text(commandHelp(cmd, helpWidth(io.out.width)));
     return 'completed';
   }
   const args = parseCommandLine(cmd.name, rest, { ...cmd.flags, ...commonFlags }, cmd.positionals);
@@ -73,18 +73,19 @@ function noCommand(argv: string[], io: Io): ExitName {
     return 'completed';
   }
   if (argv.includes('--help') || argv.includes('-h')) {
-    io.out.text(overview(commands, version));
+    io.out.text(overview(commands, version, helpWidth(io.out.width)));
     return 'completed';
   }
   const unknown = argv.find((a) => a.startsWith('-') && a !== '--nats');
   if (unknown) throw new UsageError(`unknown flag ${unknown} (haul takes --help, --version, or a command)`);
-  io.err(overview(commands, version));
+  io.err(overview(commands, version, helpWidth(io.out.width)));
   throw new UsageError('missing command');
 }
 
 function help(rest: string[], io: Io): ExitName {
   const name = rest.find((a) => !a.startsWith('-'));
-  io.out.text(name ? commandHelp(findCommand(name)) : overview(commands, version));
+  const width = helpWidth(io.out.width);
+  io.out.text(name ? commandHelp(findCommand(name), width) : overview(commands, version, width));
   return 'completed';
 }
 
