@@ -36,7 +36,17 @@ export type EventLog = {
    * Judge one message of the event stream that reached this process another way (the coordinator's consumer): the
    * event if it is believed, undefined if it is skipped (invalid, or refused and reported).
    */
-  admit(raw: RawEvent): Promise<StoredEvent | undefined>;
+  admit(raw: RawEvent, decoded?: MigrationEvent): Promise<StoredEvent | undefined>;
+  /**
+   * The coordinator's events of these types of one migration after `afterSeq` (each believed on its signature alone,
+   * without reading the log before it; other messages are decoded, never checked), and the stream sequence of the
+   * migration's last message: whether it ended, say, at the cost of the tail alone.
+   */
+  readCoordinatorEvents(
+    migrationId: string,
+    afterSeq: number,
+    types: ReadonlySet<string>,
+  ): Promise<{ events: StoredEvent[]; lastSeq: number }>;
   /** Follow the log: all migrations (or one), from a stream sequence or a time, live. */
   follow(opts: FollowOptions): AsyncIterable<StoredEvent>;
 };
@@ -191,6 +201,7 @@ export function createEventLog(
       const body = enc.encode(JSON.stringify(event));
       const contiguous =
         opts.expectedLastSeq !== undefined && opts.expectedLastSeq === judge.covered(event.migrationId);
+      judge.signing(event, body);
       try {
         let { ack, signature } = await publish(subject, body, msgIdOf(event, opts), opts.expectedLastSeq);
         if (ack.duplicate && (await squatted(subject, ack.seq, event))) {
@@ -216,7 +227,17 @@ export function createEventLog(
       return { events: await readJudged(migrationId, afterSeq, last.seq), lastSeq: last.seq };
     },
 
-    admit: (raw) => judge.single(raw, readBack),
+    admit: (raw, decoded) => judge.single(raw, readBack, decoded),
+
+    async readCoordinatorEvents(migrationId, afterSeq, types) {
+      const subject = subjects.events(migrationId);
+      const last = await lastOf(subject);
+      if (!last) return { events: [], lastSeq: 0 };
+      if (last.seq <= afterSeq) return { events: [], lastSeq: last.seq };
+      const raws = await retryTransient(() => readUpTo(subject, last.seq, afterSeq));
+      const events = raws.flatMap((raw) => judge.factFree(raw, types) ?? []);
+      return { events, lastSeq: last.seq };
+    },
 
     async *follow(opts) {
       const filter = opts.migrationId ? subjects.events(opts.migrationId) : subjects.eventsAll;

@@ -15,6 +15,7 @@ import {
 import { fold, initialState, type MigrationState } from '@haul/domain';
 import {
   isTerminalEvent,
+  terminalEventTypes,
   type ErrorInfo,
   type MigrateRequest,
   type MigrationEvent,
@@ -273,7 +274,12 @@ export function createAdmission(deps: {
   /** Is this entry's migration over, or never started within the grace period? Then its reason. */
   async function staleReason(e: AdmissionEntry, now: number): Promise<string | undefined> {
     const afterSeq = notEndedUpTo.get(e.migrationId) ?? 0;
-    const { events, lastSeq } = await eventLog.read(e.migrationId, { afterSeq });
+    // Only the coordinator writes an ending, so only its events after the last look are read and checked.
+    const { events, lastSeq } = await eventLog.readCoordinatorEvents(
+      e.migrationId,
+      afterSeq,
+      terminalEventTypes,
+    );
     // lastSeq is the subject's last message as stored, readable or not: only a subject with no message at all is a
     // request that never got its MigrationRequested appended.
     if (lastSeq === 0)

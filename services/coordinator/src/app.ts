@@ -108,12 +108,10 @@ export function createCoordinator(
     if (!d.ok) return park(msg, d.reason);
     const migrationId = d.event.migrationId;
     try {
-      const believed = await eventLog.admit({
-        subject: msg.subject,
-        seq: msg.seq,
-        data: msg.data,
-        headers: msg.headers,
-      });
+      const believed = await eventLog.admit(
+        { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers },
+        d.event,
+      );
       if (!believed) return msg.ack();
       await pm.deliver(believed);
       msg.ack();

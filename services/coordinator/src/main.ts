@@ -26,9 +26,7 @@ const bus = serviceConnection(start, `coordinator@${s.name}`);
 start.checked();
 
 const validators = createValidators();
-// No async stack traces on requests: every JetStream publish is a request, and capturing a stack for each one cost
-// the coordinator about a tenth of its CPU (bench:control); a failed request still says what failed.
-const nc = await connectBus(bus, { noAsyncTraces: true });
+const nc = await connectBus(bus);
 await ensureTopology(nc, s.replicas === undefined ? {} : { replicas: s.replicas }, log);
 const coordinator = createCoordinator(
   nc,

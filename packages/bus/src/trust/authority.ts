@@ -140,6 +140,9 @@ export function authorizeEvent(
 const intendedBefore = (facts: MigrationFacts, cid: string, seq: number): boolean =>
   (facts.commands.get(cid)?.seq ?? Infinity) < seq;
 
+/** An event only a coordinator writes (believed on its signature alone, with no facts of the events before it). */
+export const isCoordinatorEvent = (e: MigrationEvent): boolean => coordinatorEvents.has(e.type);
+
 /** Does deciding on `e` need facts that `facts` may not have yet (so a reader that joined late must read back)? */
 export function needsFacts(e: MigrationEvent, facts: MigrationFacts): boolean {
   if (coordinatorEvents.has(e.type)) return false;

@@ -296,6 +296,74 @@ describe('a judge that meets a message alone', () => {
   });
 });
 
+describe('a judge and the events its own process appended', () => {
+  const validators = createValidators();
+  const subject = `haul.events.${mid}`;
+  const counted = () => {
+    const t = trustOf('coordinator');
+    const c = { checks: 0, trust: Object.create(t) as typeof t };
+    Object.defineProperty(c.trust, 'verify', {
+      value: (...a: Parameters<typeof t.verify>) => (c.checks++, t.verify(...a)),
+    });
+    return c;
+  };
+  // Delivered copies carry no signature at all: only their bytes can vouch for them.
+  const unsigned = (data: Uint8Array, seq: number): RawEvent => ({
+    subject,
+    seq,
+    data,
+    headers: asHeaders(undefined),
+  });
+  const noReadBack = () => Promise.reject(new Error('no read back expected'));
+  it('given an event being appended, when the consumer delivers its very bytes, then it is believed without a second signature check, once', async () => {
+    const c = counted();
+    const judge = createEventJudge(c.trust, validators, () => {});
+    const body = enc.encode(JSON.stringify(requested));
+    judge.signing(requested, body);
+    assert.equal((await judge.single(unsigned(body, 7), noReadBack, requested))?.seq, 7);
+    assert.equal(c.checks, 0);
+    assert.equal(await judge.single(unsigned(body, 7), noReadBack), undefined, 'a redelivery is judged');
+    assert.equal(c.checks, 1);
+  });
+  it('given an event being appended, when other bytes come with its id, then they are judged as any other', async () => {
+    const c = counted();
+    const judge = createEventJudge(c.trust, validators, () => {});
+    judge.signing(requested, enc.encode(JSON.stringify(requested)));
+    const changed = { ...requested, time: '2026-01-01T00:00:00.000Z' } as MigrationEvent;
+    assert.equal(await judge.single(unsigned(enc.encode(JSON.stringify(changed)), 8), noReadBack), undefined);
+    assert.equal(c.checks, 1);
+    assert.equal(c.trust.rejections, 1);
+  });
+  it('given an executor event being appended, then its own bytes are still authorized like any event', async () => {
+    const c = counted();
+    const judge = createEventJudge(c.trust, validators, () => {});
+    const outcome = succeeded(restore, agentOn('node-b'));
+    const body = enc.encode(JSON.stringify(outcome));
+    judge.signing(outcome, body);
+    assert.equal(
+      await judge.single(unsigned(body, 9), () => Promise.resolve()),
+      undefined,
+      'a coordinator may not write it',
+    );
+    assert.equal(c.checks, 1, 'checked once to decide whether the facts are worth reading, never as its own');
+  });
+  it('factFree believes a coordinator event on its signature alone and nothing an executor wrote', () => {
+    const judge = createEventJudge(trustOf('ops'), validators, () => {});
+    const at = (name: string, e: MigrationEvent, seq: number): RawEvent => {
+      const data = enc.encode(JSON.stringify(e));
+      return { subject, seq, data, headers: asHeaders(signWith(keys.get(name)!, subject, data)) };
+    };
+    const completed = ev('CancelRequested', coord, { reason: 'window over' });
+    assert.equal(judge.factFree(at('coordinator', completed, 30))?.seq, 30);
+    assert.equal(
+      judge.factFree(at('agent@node-b', completed, 31)),
+      undefined,
+      'a coordinator event an agent signed',
+    );
+    assert.equal(judge.factFree(at('agent@node-b', succeeded(restore, agentOn('node-b')), 32)), undefined);
+  });
+});
+
 describe('the golden logs, each event signed by its actor', () => {
   const validators = createValidators();
   const golden = join(import.meta.dirname, '..', '..', '..', '..', 'test', 'fixtures', 'logs');
