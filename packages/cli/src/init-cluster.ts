@@ -1,31 +1,80 @@
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createUser } from '@nats-io/nkeys';
 import { clusterIdentities, renderServerConfig, subjectToken, type IdentitiesFile } from '@haul/bus';
+import { parseCommandLine, type FlagSpecs } from './args.ts';
 import { makeClusterTls, OpensslError, sanEntry, type ClusterTls } from './cluster-tls.ts';
+import { UsageError } from './errors.ts';
+import { flagLines, helpWidth, paragraph, usageOf } from './help.ts';
 
-export const initClusterHelp = `haul init-cluster: the identities, permissions and certificates of a haul cluster.
+/** The flags of `haul init-cluster`: what its parser accepts and its help shows. */
+const initFlags: FlagSpecs = {
+  nodes: {
+    kind: 'string',
+    value: 'NODE[,NODE...]',
+    help: "the cluster's nodes: each gets an agent@<node> and a streamer@<node> identity",
+    multiple: true,
+    required: true,
+  },
+  out: {
+    kind: 'string',
+    value: 'DIR',
+    help: 'where to write; an existing DIR must be empty unless --force',
+    required: true,
+  },
+  cluster: { kind: 'string', value: 'NAME', help: "the cluster's name", default: 'haul' },
+  host: {
+    kind: 'string',
+    value: 'HOST',
+    help: 'a host name or IP address clients use to reach nats-server; localhost and 127.0.0.1 are always in its certificate',
+    multiple: true,
+  },
+  listen: { kind: 'string', value: 'HOST:PORT', help: 'where nats-server listens', default: '0.0.0.0:4222' },
+  'store-dir': {
+    kind: 'string',
+    value: 'PATH',
+    help: "nats-server's JetStream store",
+    default: '/var/lib/haul/nats',
+  },
+  'server-dir': {
+    kind: 'string',
+    value: 'PATH',
+    help: "where nats-server will read DIR's files from",
+    default: 'DIR, as an absolute path',
+  },
+  force: { kind: 'boolean', help: 'write into a non-empty DIR, replacing the files of the same names' },
+  help: { kind: 'boolean', short: 'h', help: 'show this help' },
+};
 
-Usage: haul init-cluster --nodes NODE[,NODE...] --out DIR [options]
-
-  --nodes a,b          the cluster's nodes (repeatable): each gets an agent@<node> and a streamer@<node> identity
-  --out DIR            where to write; an existing DIR must be empty unless --force
-  --cluster NAME       the cluster's name (default haul)
-  --host H             a host name or IP address clients use to reach nats-server (repeatable); localhost and
-                       127.0.0.1 are always in its certificate
-  --listen HOST:PORT   where nats-server listens (default 0.0.0.0:4222)
-  --store-dir PATH     nats-server's JetStream store (default /var/lib/haul/nats)
-  --server-dir PATH    where nats-server will read DIR's files from (default: DIR, as an absolute path)
-  --force              write into a non-empty DIR, replacing the files of the same names
-
-Writes: <name>.nk (the nkey seed of each identity: coordinator, agent@<node>, streamer@<node>, scheduler, ops;
+/** `haul init-cluster --help`, in lines of at most `width`. */
+export function initClusterHelp(width = helpWidth(Infinity)): string {
+  return [
+    ...paragraph('haul init-cluster: the identities, permissions and certificates of a haul cluster.', width),
+    '',
+    ...paragraph(`Usage: ${usageOf({ name: 'init-cluster', flags: initFlags, positionals: [] })}`, width),
+    '',
+    'Flags:',
+    ...flagLines(initFlags, width),
+    '',
+    ...paragraph(
+      `Writes: <name>.nk (the nkey seed of each identity: coordinator, agent@<node>, streamer@<node>, scheduler, ops;
 mode 0600), identities.json (the public keys), ca.pem + ca-key.pem (the cluster CA; keep its key offline),
-server-cert.pem + server-key.pem, streamer@<node>-cert.pem + -key.pem, nats-server.conf. Secrets are never printed.
-A service reads HAUL_NKEY_SEED_FILE=DIR/<name>.nk and HAUL_TLS_CA_FILE=DIR/ca.pem (docs/security.md).
-
-Exit: 0 written, 2 usage, 4 DIR exists and is not empty (use --force), 5 openssl missing or failing, 1 other errors.`;
+server-cert.pem + server-key.pem, streamer@<node>-cert.pem + -key.pem, nats-server.conf. Secrets are never printed.`,
+      width,
+    ),
+    '',
+    ...paragraph(
+      'A service reads HAUL_NKEY_SEED_FILE=DIR/<name>.nk and HAUL_TLS_CA_FILE=DIR/ca.pem (docs/security.md).',
+      width,
+    ),
+    '',
+    ...paragraph(
+      'Exit: 0 written, 2 usage, 4 DIR exists and is not empty (use --force), 5 openssl missing or failing, 1 other errors.',
+      width,
+    ),
+  ].join('\n');
+}
 
 export const initClusterExit = { ok: 0, failed: 1, usage: 2, notEmpty: 4, openssl: 5 } as const;
 
@@ -148,49 +197,48 @@ export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile
   return registry;
 }
 
+/**
+ * The options of a command line, parsed as every other command's (args.ts): an unknown flag is refused with the
+ * closest known one suggested, a flag with no value is refused rather than taking the next flag as its value.
+ */
 function parseInitArgs(argv: string[]): InitClusterOptions | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      nodes: { type: 'string', multiple: true },
-      out: { type: 'string' },
-      cluster: { type: 'string' },
-      host: { type: 'string', multiple: true },
-      listen: { type: 'string' },
-      'store-dir': { type: 'string' },
-      'server-dir': { type: 'string' },
-      force: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return 'help';
-  if (!values.out) throw new InitUsageError('--out DIR is required');
+  if (argv.includes('--help') || argv.includes('-h')) return 'help';
+  const a = parseCommandLine('init-cluster', argv, initFlags, []);
   const o: InitClusterOptions = {
-    nodes: (values.nodes ?? []).flatMap((v) => v.split(',')).filter((n) => n !== ''),
-    out: values.out,
-    hosts: values.host ?? [],
-    force: values.force ?? false,
+    nodes: a
+      .list('nodes')
+      .flatMap((v) => v.split(','))
+      .filter((n) => n !== ''),
+    out: a.str('out')!,
+    hosts: a.list('host'),
+    force: a.bool('force'),
   };
-  if (values.cluster !== undefined) o.cluster = values.cluster;
-  if (values.listen !== undefined) o.listen = values.listen;
-  if (values['store-dir'] !== undefined) o.storeDir = values['store-dir'];
-  if (values['server-dir'] !== undefined) o.serverDir = resolve(values['server-dir']);
+  const cluster = a.str('cluster');
+  if (cluster !== undefined) o.cluster = cluster;
+  const listen = a.str('listen');
+  if (listen !== undefined) o.listen = listen;
+  const storeDir = a.str('store-dir');
+  if (storeDir !== undefined) o.storeDir = storeDir;
+  const serverDir = a.str('server-dir');
+  if (serverDir !== undefined) o.serverDir = resolve(serverDir);
   return o;
 }
 
-/** `haul init-cluster …`: exit codes in initClusterExit. Prints only file names and public keys. */
-export async function initClusterMain(argv: string[]): Promise<number> {
+/**
+ * `haul init-cluster …`: exit codes in initClusterExit; help at `width` (helpWidth). Prints only file names and
+ * public keys.
+ */
+export async function initClusterMain(argv: string[], width = helpWidth(Infinity)): Promise<number> {
   let o: InitClusterOptions | 'help';
   try {
     o = parseInitArgs(argv);
   } catch (err) {
-    console.error(`haul init-cluster: ${(err as Error).message}\n\n${initClusterHelp}`);
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`haul init-cluster: ${err.message}\nRun 'haul init-cluster --help' for usage.`);
     return initClusterExit.usage;
   }
   if (o === 'help') {
-    console.log(initClusterHelp);
+    console.log(initClusterHelp(width));
     return initClusterExit.ok;
   }
   try {

@@ -34,7 +34,7 @@ const defaultIo = (): Io => ({
 /** Run the CLI on argv (without node and the script); resolves to the exit code. */
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
   // Its own flags, help and exit codes, and no connection: it makes what a connection needs.
-  if (argv[0] === 'init-cluster') return initClusterMain(argv.slice(1));
+  if (argv[0] === 'init-cluster') return initClusterMain(argv.slice(1), helpWidth(io.out.width));
   try {
     return exitCode(await dispatch(argv, io));
   } catch (err) {

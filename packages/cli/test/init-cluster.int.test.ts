@@ -155,6 +155,13 @@ describe('haul init-cluster', () => {
     assert.equal((await haul(['init-cluster', '--help'])).code, 0);
   });
 
+  it('an unknown flag names the closest known one, as for every other command', async () => {
+    const r = await haul(['init-cluster', '--node', 'node-a', '--out', join(parent, 'x')]);
+    assert.equal(r.code, initClusterExit.usage);
+    assert.match(r.err, /unknown flag --node \(did you mean --nodes\?\)/);
+    assert.match(r.err, /Run 'haul init-cluster --help' for usage/);
+  });
+
   it('exits 5 when openssl cannot be run', async () => {
     const r = await haul(['init-cluster', '--nodes', 'node-a', '--out', join(parent, 'no-openssl')], {
       ...process.env,
