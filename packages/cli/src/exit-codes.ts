@@ -2,7 +2,8 @@
  * The one registry of the CLI's exit codes: one per outcome a script may branch on. docs/cli.md lists them (a unit
  * test checks that every code is distinct and documented there); `haul CMD --help` shows those a command can end
  * with. 2 for a usage error as the services and scripts/build.mjs already do; sysexits.h and timeout(1) where
- * their meaning fits; small numbers for the migration outcomes.
+ * their meaning fits; small numbers for the migration outcomes. bin/haul.mjs exits with `usage` when the bundle is
+ * missing (it cannot import this file then: the number is written there, and test/cli-install.int.test.ts checks it).
  */
 export const exitCodes = {
   completed: { code: 0, summary: 'done (migrate: the migration completed)' },
