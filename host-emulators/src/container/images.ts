@@ -62,9 +62,14 @@ export function imageChain(dir: string): string[] {
   return chain;
 }
 
-/** Rebuild memory from a dump: each page from the newest image that has it. Throws when a page is missing. */
+/**
+ * Rebuild memory from a dump: each page from the newest image that has it. Throws when a page is missing. Pages
+ * that follow each other both in memory and in an image are read in one call, as CRIU's page reader does with its
+ * pagemap entries (one iovec per run of pages, criu/pagemap.c); a page at a time cost 65,536 reads for 256 MiB.
+ */
 export function restoreMemory(dir: string, bytes: number): { mem: Buffer; pagesRestored: number } {
-  const mem = Buffer.alloc(bytes);
+  // Not zeroed: a page no image filled is an error below, never read.
+  const mem = Buffer.allocUnsafe(bytes);
   const pages = bytes / PAGE;
   const filled = new Uint8Array(pages);
   let count = 0;
@@ -73,14 +78,7 @@ export function restoreMemory(dir: string, bytes: number): { mem: Buffer; pagesR
     if (!pm) continue;
     const fd = openSync(join(d, 'pages-1.img'), 'r');
     try {
-      for (let i = 0; i < pm.indices.length; i++) {
-        const p = pm.indices[i]!;
-        if (p >= pages) throw new Error(`${d}: page ${p} beyond the CT's memory`);
-        if (filled[p]) continue;
-        readSync(fd, mem, p * PAGE, PAGE, i * PAGE);
-        filled[p] = 1;
-        count++;
-      }
+      count += readRuns(d, fd, pm.indices, mem, filled);
     } finally {
       closeSync(fd);
     }
@@ -88,4 +86,25 @@ export function restoreMemory(dir: string, bytes: number): { mem: Buffer; pagesR
   if (count !== pages)
     throw new Error(`restore: ${pages - count} of ${pages} pages are in no image of the chain`);
   return { mem, pagesRestored: count };
+}
+
+/** Read the pages of one image that no newer image had, a run of consecutive pages per read; returns how many. */
+function readRuns(dir: string, fd: number, indices: Uint32Array, mem: Buffer, filled: Uint8Array): number {
+  let count = 0;
+  let i = 0;
+  while (i < indices.length) {
+    const p = indices[i]!;
+    if (p >= filled.length) throw new Error(`${dir}: page ${p} beyond the CT's memory`);
+    if (filled[p]) {
+      i++;
+      continue;
+    }
+    let n = 1;
+    while (i + n < indices.length && indices[i + n] === p + n && p + n < filled.length && !filled[p + n]) n++;
+    readSync(fd, mem, p * PAGE, n * PAGE, i * PAGE);
+    filled.fill(1, p, p + n);
+    count += n;
+    i += n;
+  }
+  return count;
 }
