@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20:
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
-#   - nats-server, docker-compose, chromium and tmux from apt-get when they are missing
+#   - nats-server, docker-compose, chromium, tmux and promtool from apt-get when they are missing
 #   - the bundles of every program (scripts/build.mjs) when a source is newer than the last build
 # Used by `npm test` and `npm run demo`; safe to run again and again.
 set -euo pipefail
@@ -22,13 +22,16 @@ if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt
 fi
 
 # Debian packages the tests need: nats-server (the real bus), docker-compose (to check compose.yaml), chromium
-# (the web view's browser test drives it with puppeteer-core, which never downloads a browser of its own) and tmux
-# (the terminal the live view of `haul migrate` is tested in, test/e2e/live-view.e2e.test.ts).
+# (the web view's browser test drives it with puppeteer-core, which never downloads a browser of its own), tmux
+# (the terminal the live view of `haul migrate` is tested in, test/e2e/live-view.e2e.test.ts) and promtool (it
+# checks and unit-tests deploy/prometheus/alerts.yml, test/deploy.unit.test.ts). Debian ships promtool only in the
+# `prometheus` package, with the Prometheus server: bootstrap neither starts nor stops that server's unit.
 missing=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x "${HAUL_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     say "installing ${missing[*]} with apt-get"

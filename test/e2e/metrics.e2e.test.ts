@@ -5,6 +5,7 @@ import { followToEnd } from '@haul/cli';
 import { limits } from '@haul/bus';
 import {
   injections,
+  promtoolBinary,
   scrape,
   scrapeUntil,
   startRunningWorld,
@@ -22,14 +23,14 @@ const consumers: Record<string, [string, string]> = {
   'streamer-node-b': ['HAUL_COMMANDS', 'streamer-node-b'],
 };
 
-/** promtool's lint of haul's own metrics (prom-client's nodejs_* defaults break its _total rule), when installed. */
-function promtoolComplaints(e: Exposition): string | undefined {
+/** promtool's lint of haul's own metrics (prom-client's nodejs_* defaults break its _total rule). */
+function promtoolComplaints(e: Exposition): string {
   const ours = e.text
     .split('\n')
     .filter((l) => /^(# (HELP|TYPE) )?haul_/.test(l))
     .join('\n');
-  const r = spawnSync('promtool', ['check', 'metrics'], { input: `${ours}\n`, encoding: 'utf8' });
-  if (r.error) return undefined; // not installed: the parser above is the check
+  const r = spawnSync(promtoolBinary(), ['check', 'metrics'], { input: `${ours}\n`, encoding: 'utf8' });
+  if (r.error) throw r.error;
   return r.status === 0 ? '' : `${r.stdout}${r.stderr}`;
 }
 

@@ -1,3 +1,16 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Where promtool is on PATH, or an error saying how to install it: a test that needs it fails rather than skips. */
+export function promtoolBinary(): string {
+  for (const dir of (process.env['PATH'] ?? '').split(':')) {
+    if (dir && existsSync(join(dir, 'promtool'))) return join(dir, 'promtool');
+  }
+  throw new Error(
+    'promtool not found: run `npm run bootstrap` (it installs the Debian package prometheus, which has promtool)',
+  );
+}
+
 /** One sample of a Prometheus text exposition: `name{label="value",…} value`. */
 export type Sample = { name: string; labels: Record<string, string>; value: number };
 
