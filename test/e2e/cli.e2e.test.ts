@@ -104,10 +104,14 @@ describe('the ops CLI: help, usage errors, no NATS, no coordinator', () => {
     exits(noCoordinator, 'noCoordinator');
     assert.match(noCoordinator.err, /no coordinator is answering on haul\.api\.migrate/);
     exits(await haul(bare.url, ['ls']), 'noCoordinator');
-    const noStream = await haul(bare.url, ['events']);
-    exits(noStream, 'error');
-    assert.match(noStream.err, /stream not found: a coordinator makes haul's streams/);
-    assert.doesNotMatch(noStream.err, /\n\s+at /, 'no stack trace');
+    // No coordinator ever ran on this NATS: no log, no node bucket, the same code and words for both.
+    for (const args of [['events'], ['events', '--migration', 'm-1'], ['nodes'], ['nodes', '--json']]) {
+      const noStream = await haul(bare.url, args);
+      exits(noStream, 'noCoordinator');
+      assert.match(noStream.err, /no coordinator has run on this NATS yet \(the first one to start makes haul's/);
+      assert.doesNotMatch(noStream.err, /\n\s+at /, 'no stack trace');
+      assert.equal(noStream.out, '', args.join(' '));
+    }
     const none = await haul(bare.url, ['services']);
     exits(none, 'completed');
     assert.equal(none.out.trim(), 'SERVICE  NODE  PID  UP  DETAILS');

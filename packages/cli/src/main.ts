@@ -168,8 +168,11 @@ function report(err: unknown, io: Io): ExitName {
     return err.exit;
   }
   if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
-    io.err(`haul: ${err.message}: a coordinator makes haul's streams and buckets when it first starts`);
-    return 'error';
+    // The log, the node bucket and the others are made by the first coordinator to start: none ever ran here.
+    io.err(
+      `haul: ${err.message}: no coordinator has run on this NATS yet (the first one to start makes haul's streams and buckets)`,
+    );
+    return 'noCoordinator';
   }
   io.err(`haul: ${(err as Error).message ?? String(err)}`);
   return 'error';

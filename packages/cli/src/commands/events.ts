@@ -33,7 +33,7 @@ migration's terminal event (MigrationCompleted or MigrationRolledBack), else unt
     'haul events -f --migration m-3f9a04c1d2b7e8a90c1d2e3f --timeout 10m',
     'haul events --since 2026-11-25T19:00:00Z --json | jq -r .type',
   ],
-  exits: ['completed', 'timeout'],
+  exits: ['completed', 'noCoordinator', 'timeout'],
   async run(ctx) {
     const a = ctx.args;
     const follow = a.bool('follow');

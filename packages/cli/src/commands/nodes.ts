@@ -19,14 +19,15 @@ export const nodes: Command = {
   summary: 'node agents: liveness and capabilities',
   description: `List the nodes whose agent has sent a heartbeat (KV bucket haul-nodes): alive or STALE (no heartbeat for
 ${limits.nodeStaleMs / 1000} s: admission refuses it), time since the last one, criu version, memory tracking, free
-space and running CTs. Reads NATS directly: works without a coordinator.`,
+space and running CTs. Reads NATS directly: works while no coordinator runs (one must have run once: it makes
+the bucket).`,
   positionals: [],
   flags: {
     node: { kind: 'string', value: 'NODE', help: 'only this node' },
     ...jsonFlag,
   },
   examples: ['haul nodes', 'haul nodes --node node-a --json | jq .criuVersion'],
-  exits: ['completed'],
+  exits: ['completed', 'noCoordinator'],
   async run(ctx) {
     const kv = await openBucket(await ctx.nc(), buckets.nodes);
     const rows: Row[] = [];
