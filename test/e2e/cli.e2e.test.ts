@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { encodeJson, subjects } from '@haul/bus';
 import { commands, exitCodes, type ExitName } from '@haul/cli';
+import type { MigrationStatus, NodeHeartbeat } from '@haul/schemas';
 import {
   awaitEvent,
   freePort,
@@ -39,6 +40,14 @@ function haul(url: string, args: string[], o: CliRunOptions = {}): Promise<Run> 
   const as = changes.has(args[0] ?? '') ? schedulerEnv : opsEnv;
   return runHaul(args, { ...o, env: { ...as, HAUL_NATS_URL: url, ...(o.env ?? {}) } });
 }
+
+/** Each line of a --json list as one object. */
+const jsonLines = <T>(r: Run): T[] =>
+  r.out
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
 
 const exits = (r: Run, name: ExitName) =>
   assert.equal(r.code, exitCodes[name].code, `expected ${name}, got ${r.code}\n${r.err}\n${r.out}`);
@@ -108,7 +117,10 @@ describe('the ops CLI: help, usage errors, no NATS, no coordinator', () => {
     for (const args of [['events'], ['events', '--migration', 'm-1'], ['nodes'], ['nodes', '--json']]) {
       const noStream = await haul(bare.url, args);
       exits(noStream, 'noCoordinator');
-      assert.match(noStream.err, /no coordinator has run on this NATS yet \(the first one to start makes haul's/);
+      assert.match(
+        noStream.err,
+        /no coordinator has run on this NATS yet \(the first one to start makes haul's/,
+      );
       assert.doesNotMatch(noStream.err, /\n\s+at /, 'no stack trace');
       assert.equal(noStream.out, '', args.join(' '));
     }
@@ -176,6 +188,27 @@ describe('the ops CLI against a running installation', () => {
     assert.match(nodes.out, /node-a\s+alive/);
     assert.match(nodes.out, /node-b\s+alive/);
     assert.doesNotMatch((await haul(w.server.url, ['nodes', '--node', 'node-b'])).out, /node-a/);
+    const listed = jsonLines<MigrationStatus>(await haul(w.server.url, ['ls', '--json']));
+    const mine = listed.find((s) => s.migrationId === id);
+    assert.deepEqual(
+      mine && [mine.ctid, mine.source, mine.target, mine.mode, mine.phase],
+      [w.ctid, 'node-a', 'node-b', 'live', 'completed'],
+      JSON.stringify(listed),
+    );
+    assert.ok(mine?.stats?.downtimeMs !== undefined, 'the stats of an ended migration');
+    assert.equal((await haul(w.server.url, ['ls', '--json', '--phase', 'rolled-back'])).out, '');
+    const beats = jsonLines<NodeHeartbeat & { ageMs: number }>(await haul(w.server.url, ['nodes', '--json']));
+    assert.deepEqual(beats.map((b) => b.node).sort(), ['node-a', 'node-b']);
+    for (const b of beats) {
+      assert.ok(b.ageMs >= 0 && b.ageMs < 60_000, `${b.node}: heartbeat ${b.ageMs} ms old`);
+      assert.equal(typeof b.criuVersion, 'string');
+      assert.equal(typeof b.freeBytes, 'number');
+    }
+    const one = jsonLines<NodeHeartbeat>(await haul(w.server.url, ['nodes', '--node', 'node-b', '--json']));
+    assert.deepEqual(
+      one.map((b) => b.node),
+      ['node-b'],
+    );
     const svc = (await haul(w.server.url, ['services', '--json'])).out
       .trim()
       .split('\n')
@@ -187,6 +220,22 @@ describe('the ops CLI against a running installation', () => {
       'node-agent@node-a',
       'node-agent@node-b',
     ]);
+    const onB = jsonLines<{ service: string; node: string }>(
+      await haul(w.server.url, ['services', '--node', 'node-b', '--json']),
+    );
+    assert.deepEqual(onB.map((x) => `${x.service}@${x.node}`).sort(), [
+      'image-streamer@node-b',
+      'node-agent@node-b',
+    ]);
+    const table = (await haul(w.server.url, ['services', '--node', 'node-a'])).out.trim().split('\n');
+    assert.match(table[0]!, /^SERVICE\s+NODE\s+PID\s+UP\s+DETAILS$/);
+    assert.deepEqual(
+      table
+        .slice(1)
+        .map((l) => l.split(/\s+/).slice(0, 2).join('@'))
+        .sort(),
+      ['image-streamer@node-a', 'node-agent@node-a'],
+    );
   });
 
   it('haul events without -f exits at the end of the log: one migration, or all of it', async () => {

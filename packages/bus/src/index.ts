@@ -80,7 +80,7 @@ export {
   type CommandDelivery,
   type CommandQueue,
 } from './command-queue.ts';
-export { openBucket, encodeJson, decodeJson, decodeValid, validValues } from './kv.ts';
+export { openBucket, encodeJson, decodeJson, decodeValid, keysOf, validValues } from './kv.ts';
 export { clearProgress, openProgress, putProgress, readProgress, watchProgress } from './progress.ts';
 export { createLogger, createLoggerWith, migrationLogger, type LogOptions, type Logger } from './logger.ts';
 export { eventFactory, hasOutcome, type EventData } from './events.ts';

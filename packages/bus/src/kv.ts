@@ -41,6 +41,16 @@ export function decodeValid<T>(
 }
 
 /**
+ * The keys a bucket holds, each once. KV.keys() reads the last value of each key with a consumer that also delivers
+ * what is written while it reads, so a key written meanwhile (a node's heartbeat, every 2 s) would come twice.
+ */
+export async function keysOf(kv: Pick<KV, 'keys'>): Promise<string[]> {
+  const keys = new Set<string>();
+  for await (const k of await kv.keys()) keys.add(k);
+  return [...keys];
+}
+
+/**
  * Every current value of a bucket that is valid under `schema`, with its key. Anything else (not JSON, breaking the
  * schema) is reported to `onJunk` and skipped: a stray value written by hand never stops a reader.
  */
@@ -50,7 +60,7 @@ export async function* validValues<T>(
   schema: SchemaName,
   onJunk: (key: string, reason: string) => void,
 ): AsyncGenerator<{ key: string; value: T }> {
-  for await (const key of await kv.keys()) {
+  for (const key of await keysOf(kv)) {
     const e = await kv.get(key);
     if (!e || e.operation !== 'PUT') continue;
     const d = decodeValid<T>(validators, schema, e.value);

@@ -1,4 +1,4 @@
-import { buckets, decodeJson, limits, openBucket } from '@haul/bus';
+import { buckets, decodeJson, keysOf, limits, openBucket } from '@haul/bus';
 import type { NodeHeartbeat } from '@haul/schemas';
 import { jsonFlag, type Command } from '../command.ts';
 import { formatDuration, type Column, type Row } from '../output.ts';
@@ -31,7 +31,7 @@ the bucket).`,
   async run(ctx) {
     const kv = await openBucket(await ctx.nc(), buckets.nodes);
     const rows: Row[] = [];
-    for await (const k of await kv.keys()) {
+    for (const k of await keysOf(kv)) {
       if (ctx.args.str('node') && k !== ctx.args.str('node')) continue;
       const e = await kv.get(k);
       if (!e || e.operation !== 'PUT') continue;
