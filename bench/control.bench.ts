@@ -99,10 +99,14 @@ try {
   const cpu0 = cpuSecondsOf(coordinator.pid);
   const ownCpu0 = process.cpuUsage();
   const serverCpu0 = cpuSecondsOf(server.pid);
-  const load: LoadResult = await runLoad(nc, executors.nodes, o.migrations, {
-    stallMs: o.stallS * 1000,
-    timeoutMs: o.timeoutS * 1000,
-  });
+  const scheduler = ids.trust('scheduler');
+  const load: LoadResult = await runLoad(
+    nc,
+    executors.nodes,
+    o.migrations,
+    { stallMs: o.stallS * 1000, timeoutMs: o.timeoutS * 1000 },
+    (s, b) => scheduler.sign(s, b),
+  );
   const cpu = cpuSecondsOf(coordinator.pid) - cpu0;
   const ownCpu = process.cpuUsage(ownCpu0);
   const serverCpu = cpuSecondsOf(server.pid) - serverCpu0;

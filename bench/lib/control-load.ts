@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { decodeJson, subjects } from '@haul/bus';
-import { createApiClient } from '@haul/cli';
+import { createApiClient, type RequestSigner } from '@haul/cli';
 import type { MigrateReply, MigrateRequest, MigrationEvent } from '@haul/schemas';
 
 export type LoadResult = {
@@ -58,8 +58,10 @@ export async function runLoad(
   nodes: readonly string[],
   count: number,
   limit: { stallMs: number; timeoutMs: number },
+  /** Signs each request as the scheduler (a secure coordinator refuses unsigned ones). */
+  sign: RequestSigner,
 ): Promise<LoadResult> {
-  const api = createApiClient(nc);
+  const api = createApiClient(nc, sign);
   const ended = new Map<string, MigrationEvent['type']>();
   let lastEnd = Date.now();
   let wake: () => void = () => {};

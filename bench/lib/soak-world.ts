@@ -179,7 +179,7 @@ export async function startSoakWorld(
       services,
       nc,
       eventLog,
-      api: createApiClient(nc),
+      api: createApiClient(nc, (s, b) => ids.trust('scheduler').sign(s, b)),
       invalidEvents,
       stop,
     };

@@ -148,7 +148,9 @@ export async function startWorld(o: WorldOptions = {}) {
   /** A service's identity: its key signs (and, in a secure world, logs in to NATS with TLS). */
   const trustEnv = (name: string): Record<string, string> =>
     insecure ? { HAUL_INSECURE: '1' } : { ...as(name), ...identities.env(name) };
-  const api = createApiClient(nc);
+  // Change requests are signed by the scheduler, as a secure coordinator requires (the log says who asked).
+  const schedulerTrust = insecure ? undefined : identities.trust('scheduler');
+  const api = createApiClient(nc, schedulerTrust && ((s, b) => schedulerTrust.sign(s, b)));
   const imageRoot = (n: string) => imageRootOf(cluster, n);
   const place: CtPlace = { cluster, nodes, ctid, shared };
 

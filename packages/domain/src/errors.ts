@@ -47,6 +47,10 @@ export const errorCodes = {
   preflightNoRoom: 'HAUL_PREFLIGHT_NO_ROOM',
   /** A request signed with a key the registry does not know, or a signature that does not match it. */
   badSignature: 'HAUL_BAD_SIGNATURE',
+  /** In a secure cluster, an unsigned request that changes a migration (migrate, cancel, retry, resolve). */
+  unsignedRequest: 'HAUL_UNSIGNED_REQUEST',
+  /** A request that changes a migration, signed by a registered identity that may not ask it (only the scheduler). */
+  signerNotAllowed: 'HAUL_SIGNER_NOT_ALLOWED',
   /** A check could not ask a node agent what it sees of the CT (no agent answered on haul.inspect.<node>). */
   nodeNoAnswer: 'HAUL_NODE_NO_ANSWER',
   /** A stream offer whose manifest or target folder would write outside the receiver's roots (the field is named). */

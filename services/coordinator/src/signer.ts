@@ -1,32 +1,47 @@
 import type { Msg } from '@nats-io/transport-node';
-import { signatureHeaders, type Trust } from '@haul/bus';
+import { signatureHeaders, type Role, type Trust } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
 import type { ErrorInfo } from '@haul/schemas';
 
-/** Who sent an API request: the verified identity's name (none: unsigned), or why the request is refused. */
+/** Who sent an API request: the verified identity's name (none: an insecure cluster), or why it is refused. */
 export type SignerOf = (msg: Msg) => { ok: true; name?: string } | { ok: false; error: ErrorInfo };
 
+/** The only role NATS lets publish a change request (permissions.ts grants `changeApi` to it alone). */
+const changer: Role = 'scheduler';
+
 /**
- * Who sent a request: the registered identity whose signature (Haul-Signer, Haul-Signature over the subject and
- * body, as for commands and events) verifies. An unsigned request is answered as before, with no name to record
- * (NATS permissions still decided who may publish it); a signature that does not verify — a key the registry does
- * not know, or bytes it was not made for — claims an identity falsely and is refused. Used by every request that
- * changes a migration (migrate, cancel, retry, resolve), so each records who asked.
+ * Who sent a request that changes a migration (migrate, cancel, retry, resolve): the registered identity whose
+ * signature (Haul-Signer, Haul-Signature over the subject and body, as for commands and events) verifies, so the
+ * log records who asked. NATS permissions decide who may publish, but a responder is not told who did: in a secure
+ * cluster an unsigned request is refused (HAUL_UNSIGNED_REQUEST), so is one signed by a registered identity that is
+ * not the scheduler (HAUL_SIGNER_NOT_ALLOWED: the same rule as the permissions, checked again here), and a signature
+ * that does not verify — a key the registry does not know, or bytes it was not made for — claims an identity falsely
+ * (HAUL_BAD_SIGNATURE). An insecure cluster records nobody.
  */
 export function createSignerOf(trust: Trust): SignerOf {
+  const refuse = (code: string, message: string) => ({ ok: false as const, error: { code, message } });
   return (msg) => {
-    if (!trust.secure || !msg.headers?.get(signatureHeaders.signer)) return { ok: true };
+    if (!trust.secure) return { ok: true };
+    if (!msg.headers?.get(signatureHeaders.signer))
+      return refuse(
+        errorCodes.unsignedRequest,
+        `${msg.subject}: a request that changes a migration must be signed by the ${changer} identity (the CLI signs with HAUL_NKEY_SEED_FILE)`,
+      );
     const v = trust.verify(msg.subject, msg.data, msg.headers);
-    if (v.ok) return v.identity ? { ok: true, name: v.identity.name } : { ok: true };
-    trust.reject({
-      kind: 'command',
-      subject: msg.subject,
-      reason: v.reason,
-      ...(v.claimed ? { claimed: v.claimed } : {}),
-    });
-    return {
-      ok: false,
-      error: { code: errorCodes.badSignature, message: `the request's signature: ${v.reason}` },
-    };
+    if (!v.ok) {
+      trust.reject({
+        kind: 'command',
+        subject: msg.subject,
+        reason: v.reason,
+        ...(v.claimed ? { claimed: v.claimed } : {}),
+      });
+      return refuse(errorCodes.badSignature, `the request's signature: ${v.reason}`);
+    }
+    if (v.identity?.role !== changer)
+      return refuse(
+        errorCodes.signerNotAllowed,
+        `${msg.subject}: signed by ${v.identity?.name ?? 'nobody'}, but only the ${changer} identity may change a migration`,
+      );
+    return { ok: true, name: v.identity.name };
   };
 }

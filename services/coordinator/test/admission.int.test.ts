@@ -22,7 +22,8 @@ import { createProcessManager } from '../src/process-manager.ts';
 import { jsonLines, putHeartbeats, startBus, startCoordinator as startOne } from './support.ts';
 
 const validators = createValidators();
-const trust = tempIdentities().trust('coordinator');
+const ids = tempIdentities();
+const trust = ids.trust('coordinator');
 let server: NatsServer;
 let nc: NatsConnection;
 let eventLog: EventLog;
@@ -50,7 +51,8 @@ let coordinator: Awaited<ReturnType<typeof startCoordinator>>;
 before(async () => {
   ({ server, nc } = await startBus('admission-test'));
   eventLog = createEventLog(nc, validators, trust);
-  api = createApiClient(nc);
+  const scheduler = ids.trust('scheduler');
+  api = createApiClient(nc, (s, b) => scheduler.sign(s, b));
   coordinator = await startCoordinator();
 });
 after(async () => {

@@ -11,9 +11,10 @@ import { putHeartbeats, startBus, startCoordinator } from './support.ts';
 
 /**
  * Who asked for a migration, or for its cancel: the coordinator records the registered identity whose signature over
- * the request verifies (MigrationRequested.requestedBy, CancelRequested.requestedBy), refuses a signature that does
- * not verify, and records nobody for an unsigned request. One server, one coordinator in this process, no agents
- * (the migrations wait in preflight, where a cancel is allowed).
+ * the request verifies (MigrationRequested.requestedBy, CancelRequested.requestedBy); it refuses a signature that
+ * does not verify, an unsigned request, and one signed by an identity other than the scheduler, recording nothing.
+ * One server, one coordinator in this process, no agents (the migrations wait in preflight, where a cancel is
+ * allowed).
  */
 const ids = tempIdentities(['pa', 'pb']);
 let server: NatsServer;
@@ -83,11 +84,24 @@ describe('who asked for a migration', () => {
     assert.equal(tampered.error.code, 'HAUL_BAD_SIGNATURE');
   });
 
-  it('records nobody for an unsigned request', async () => {
+  it('refuses an unsigned request, and one signed by ops, and appends nothing', async () => {
     await nodesUp();
-    const r = await createApiClient(nc).migrate(request(4));
-    assert.ok(r.ok, JSON.stringify(r));
-    assert.equal((await requested(r.migrationId)).requestedBy, undefined);
+    const unsigned = await createApiClient(nc).migrate(request(4));
+    assert.ok(!unsigned.ok);
+    assert.equal(unsigned.error.code, 'HAUL_UNSIGNED_REQUEST');
+    assert.match(unsigned.error.message, /signed by the scheduler identity/);
+    const ops = loadSeed(ids.seedFile('ops'));
+    const asOps = await createApiClient(nc, (s, b) => signWith(ops, s, b)).migrate(request(5));
+    assert.ok(!asOps.ok);
+    assert.equal(asOps.error.code, 'HAUL_SIGNER_NOT_ALLOWED');
+    assert.match(asOps.error.message, /signed by ops/);
+    const list = await createApiClient(nc).list();
+    assert.ok(list.ok, JSON.stringify(list));
+    assert.deepEqual(
+      (list.migrations ?? []).filter((m) => m.ctid === '704' || m.ctid === '705'),
+      [],
+      'no migration of either CT',
+    );
   });
 });
 
@@ -98,10 +112,15 @@ async function cancels(migrationId: string) {
   );
 }
 
-/** A migration accepted (unsigned) and waiting in preflight. */
+const asScheduler = (): RequestSigner => {
+  const kp = loadSeed(ids.seedFile('scheduler'));
+  return (s, b) => signWith(kp, s, b);
+};
+
+/** A migration accepted and waiting in preflight. */
 async function accepted(n: number): Promise<string> {
   await nodesUp();
-  const r = await createApiClient(nc).migrate(request(n));
+  const r = await createApiClient(nc, asScheduler()).migrate(request(n));
   assert.ok(r.ok, JSON.stringify(r));
   return r.migrationId;
 }
@@ -109,21 +128,27 @@ async function accepted(n: number): Promise<string> {
 describe('who asked to cancel a migration', () => {
   it('records the identity whose signature verifies, with the reason; status lists both', async () => {
     const mid = await accepted(10);
-    const kp = loadSeed(ids.seedFile('ops'));
-    const r = await createApiClient(nc, (s, b) => signWith(kp, s, b)).cancel(mid, 'window over');
+    const r = await createApiClient(nc, asScheduler()).cancel(mid, 'window over');
     assert.ok(r.ok, JSON.stringify(r));
-    assert.deepEqual(await cancels(mid), [{ reason: 'window over', requestedBy: 'ops' }]);
+    assert.deepEqual(await cancels(mid), [{ reason: 'window over', requestedBy: 'scheduler' }]);
     assert.deepEqual(
       r.status?.operatorActions?.map((a) => [a.kind, a.requestedBy, a.reason]),
-      [['cancel', 'ops', 'window over']],
+      [['cancel', 'scheduler', 'window over']],
     );
   });
 
-  it('records nobody for an unsigned cancel', async () => {
+  it('refuses an unsigned cancel, retry or resolve, and records nothing', async () => {
     const mid = await accepted(11);
-    const r = await createApiClient(nc).cancel(mid, 'unsigned');
-    assert.ok(r.ok, JSON.stringify(r));
-    assert.deepEqual(await cancels(mid), [{ reason: 'unsigned' }]);
+    const unsigned = createApiClient(nc);
+    for (const r of [
+      await unsigned.cancel(mid, 'x'),
+      await unsigned.retry(mid, 'x'),
+      await unsigned.resolve(mid, 'removeFiles:-', 'x'),
+    ]) {
+      assert.ok(!r.ok);
+      assert.equal(r.error.code, 'HAUL_UNSIGNED_REQUEST');
+    }
+    assert.deepEqual(await cancels(mid), []);
   });
 
   it('refuses a cancel, retry or resolve signed by a key the registry does not know, and records nothing', async () => {
