@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { admissionLedgerKey, buckets, decodeJson, openBucket, streams } from '@haul/bus';
+import { admissionLedgerKey, buckets, decodeJson, openBucket, streams, type StoredEvent } from '@haul/bus';
 import { exitCodes, type ExitName } from '@haul/cli';
-import type { CheckAnswered, MigrationEvent, NodeHeartbeat } from '@haul/schemas';
+import type { CheckAnswered, NodeHeartbeat } from '@haul/schemas';
 import {
   brokenInvariants,
   runHaul,
@@ -141,10 +141,19 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
           ['104', 'node-c', 'completed'],
         ],
       );
-      const logs = new Map<string, MigrationEvent[]>();
+      // Each CT's migration: accepted, then phases, then its outcome, one line each, in that order.
       for (const x of summary.results) {
-        const events = await w.events(x.migrationId);
-        logs.set(x.ct, events);
+        const phases = lines
+          .filter((l) => l['type'] === 'EvacuationProgress' && l['ct'] === x.ct)
+          .map((l) => l['phase']);
+        assert.equal(phases[0], 'accepted', `CT ${x.ct}: ${phases.join(', ')}`);
+        assert.equal(phases.at(-1), 'completed', `CT ${x.ct}: ${phases.join(', ')}`);
+      }
+      const logs = new Map<string, StoredEvent[]>();
+      for (const x of summary.results) {
+        const stored = (await w.eventLog.read(x.migrationId)).events;
+        logs.set(x.ct, stored);
+        const events = stored.map((e) => e.event);
         const shared = x.ct === '101' ? w.shared : [];
         assert.deepEqual(
           await brokenInvariants(place(x.ct, shared), x.migrationId, events, bases.get(x.ct)!),
@@ -156,7 +165,13 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
         assert.equal(requested.data.requestedBy, 'scheduler');
         assert.equal(requested.data.request.reason, 'kernel upgrade');
       }
-      assert.ok(mostAtOnce([...logs.values()]) <= 2, 'at most two migrations at once');
+      // Two at once, not one after the other: the first two requests go out together and neither is refused (the
+      // coordinator's maxPerNode is 2: node-a takes part in 0, then 1), so the second MigrationRequested is appended
+      // while the first migration is in its preflight. Timing enters only as this: answering one request must take
+      // the coordinator less than a whole migration (preflight, dumps, transfer and restore, each a round trip to an
+      // agent running a tool), on a busy machine too. Counted in stream sequences, which JetStream orders, not in the
+      // events' clock times (a millisecond apart at best).
+      assert.equal(mostAtOnce([...logs.values()]), 2, 'two migrations at once, never three');
       const st = await haul(['status', summary.results[0]!.migrationId]);
       exits(st, 'completed');
       assert.match(st.out, /^requested by scheduler: kernel upgrade$/m);
@@ -230,13 +245,13 @@ async function heartbeatLists(w: World, node: string, cts: string[]): Promise<vo
   }
 }
 
-/** The most migrations whose logs overlap in time (from MigrationRequested to the terminal event). */
-function mostAtOnce(logs: MigrationEvent[][]): number {
+/** The most migrations under way at once: logs that overlap in the stream, from MigrationRequested to its end. */
+function mostAtOnce(logs: StoredEvent[][]): number {
   const edges = logs.flatMap((l) => [
-    { t: Date.parse(l[0]!.time), d: 1 },
-    { t: Date.parse(l.at(-1)!.time), d: -1 },
+    { seq: l[0]!.seq, d: 1 },
+    { seq: l.at(-1)!.seq, d: -1 },
   ]);
-  edges.sort((a, b) => a.t - b.t || a.d - b.d);
+  edges.sort((a, b) => a.seq - b.seq);
   let now = 0;
   let most = 0;
   for (const e of edges) most = Math.max(most, (now += e.d));
