@@ -13,6 +13,13 @@ export type MigrationId = string;
  */
 export type AbsolutePath = string;
 /**
+ * Container id: a numeric veid or a VZ7 UUID-like id.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "Ctid".
+ */
+export type Ctid = string;
+/**
  * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -25,19 +32,12 @@ export type NodeName = string;
  */
 export type Timestamp = string;
 /**
- * The reply to haul.api.check (a MigrateRequest, checked and never started): whether the migration would be admitted and pass its preflight now, what it would copy, and the downtime predicted from the CT's measured dirty rate and the link; or the request's own refusal.
+ * The reply to haul.api.check (a MigrateRequest, checked and never started): whether the migration would be admitted and pass its preflight now, what it would copy, and the downtime predicted from what the source inspected now and what earlier migrations measured (the CT's dirty rate, the dump, link and restore speeds), or assumed where none did; or the request's own refusal.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "CheckReply".
  */
 export type CheckReply = CheckAnswered | ApiRejected;
-/**
- * Container id: a numeric veid or a VZ7 UUID-like id.
- *
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "Ctid".
- */
-export type Ctid = string;
 /**
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "Mode".
@@ -431,28 +431,57 @@ export interface CheckedDisk {
   bytes?: number;
 }
 /**
- * The frozen time the convergence model (packages/domain convergence.ts, predictFrozenMs) predicts for one more pre-dump window, from numbers measured by the CT's latest completed live migration; none when no such migration measured them.
+ * How long the CT would be frozen (live mode; packages/domain downtime-prediction.ts, predictDowntime): the final dump written at the dump speed and streamed at the link's rate (the decider's model, finalDumpMs), the local disks' frozen pass streamed too, the memory loaded by the restore, plus a fixed overhead. Every input named with where it came from; none in restart mode, or without the CT's resident memory.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "DowntimePrediction".
  */
 export interface DowntimePrediction {
   predictedMs?: number;
-  basis?: {
-    migrationId: MigrationId;
-    source: NodeName;
-    target: NodeName;
-    endedAt?: Timestamp;
-    dirtyPagesPerSec: number;
-    iterationMs: number;
-    dumpBytesPerSec: number;
-    bandwidthBytesPerSec?: number;
-    bandwidthCappedByRequest?: boolean;
-  };
+  /**
+   * history: every input was measured by earlier migrations or inspected now; estimate: at least one was assumed (its `from` says so).
+   */
+  basis?: 'history' | 'estimate';
+  inputs?: PredictionInputs;
   /**
    * How the prediction was made, or why there is none.
    */
   note: string;
+}
+/**
+ * The numbers a downtime prediction used. memoryBytes: the CT's resident memory (inspected), what the restore loads. dumpedBytes: what the final dump writes — what the CT dirties in one pre-dump window at its measured dirty rate (measured), the whole resident memory without pre-dumps (inspected), or the whole resident memory as a ceiling when no migration of the CT measured its dirty rate (assumed). dirtyPagesPerSec, iterationMs: the CT's dirty rate between the last two pre-dumps of its latest migration that had two, and that last pre-dump's duration. dumpBytesPerSec: the dump speed (the dump of a migration closest in size to dumpedBytes). linkBytesPerSec: the rate between the two nodes (the largest transfer of a migration between them, either way), capped by the request's bandwidth limit. restoreBytesPerSec: the memory a migration's first dump wrote ÷ its restore's duration. frozenDiskBytes: what the local disks' frozen pass streams — measured by the CT's last migration, assumed as one converged live pass (4 MiB) per local disk, or 0 (inspected) without local disks.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "PredictionInputs".
+ */
+export interface PredictionInputs {
+  memoryBytes: PredictionInput;
+  dumpedBytes: PredictionInput;
+  dirtyPagesPerSec?: PredictionInput;
+  iterationMs?: PredictionInput;
+  dumpBytesPerSec: PredictionInput;
+  linkBytesPerSec: PredictionInput;
+  restoreBytesPerSec: PredictionInput;
+  frozenDiskBytes: PredictionInput;
+}
+/**
+ * One number of a downtime prediction and where it came from: inspected now (the source agent's inspection), measured by an earlier migration (named), or assumed (a documented default, or a ceiling).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "PredictionInput".
+ */
+export interface PredictionInput {
+  value: number;
+  from: 'inspected' | 'measured' | 'assumed';
+  migrationId?: MigrationId;
+  ctid?: Ctid;
+  source?: NodeName;
+  target?: NodeName;
+  endedAt?: Timestamp;
+  /**
+   * linkBytesPerSec: the request's bandwidth limit, below the rate measured or assumed (value is the limit).
+   */
+  cappedByRequest?: boolean;
 }
 export interface CheckAnswered {
   ok: true;

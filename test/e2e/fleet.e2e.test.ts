@@ -21,8 +21,9 @@ import {
 /**
  * Fleet operations (issue 15, item 4) in one world of three nodes: `haul migrate --check` changes nothing on either
  * host and answers 0 or 4; `haul evacuate` moves four CTs off node-a, two at a time, with every invariant holding;
- * each migration records who asked (the CLI's signing identity) and why, and `haul status` shows both; a check after
- * the evacuation predicts the downtime from what it measured.
+ * each migration records who asked (the CLI's signing identity) and why, and `haul status` shows both; a check
+ * before any migration estimates the downtime from the CT's resident memory (the speeds assumed, and said so), one
+ * after the evacuation predicts it from what the evacuation measured.
  */
 const nodes = ['node-a', 'node-b', 'node-c'];
 const extraCts = ['102', '103', '104'];
@@ -65,7 +66,7 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
   after(() => w?.stop());
 
   it(
-    'migrate --check of a CT that would work: exit 0, its disks and sizes, nothing changed or frozen',
+    'migrate --check of a CT that would work: exit 0, its disks and sizes, a downtime estimate, nothing changed or frozen',
     logsOnFailure(async () => {
       const before = await hostState(w, '101');
       const r = await check('101', 'node-a', 'node-b', '--json');
@@ -81,10 +82,27 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
       );
       assert.ok(c.disks[0]!.bytes! > 0 && c.copy.localDiskBytes === c.disks[0]!.bytes);
       assert.ok(c.copy.memoryBytes! > 16 * 2 ** 20, `resident memory ${c.copy.memoryBytes}`);
-      assert.equal(
-        c.downtime.predictedMs,
-        undefined,
-        'no migration of CT 101 has measured its dirty rate yet',
+      // No migration has measured CT 101's dirty rate, nor anything of these nodes: an estimate from its resident
+      // memory as inspected now, the whole of it counted as the final dump, the speeds assumed.
+      const d = c.downtime;
+      assert.ok(d.predictedMs! > 0, JSON.stringify(d));
+      assert.equal(d.basis, 'estimate');
+      assert.deepEqual(d.inputs?.memoryBytes, { value: c.copy.memoryBytes, from: 'inspected' });
+      assert.deepEqual(d.inputs?.dumpedBytes, { value: c.copy.memoryBytes, from: 'assumed' });
+      assert.equal(d.inputs?.linkBytesPerSec.from, 'assumed');
+      assert.match(
+        d.note,
+        /^the final dump is counted as the CT's whole resident memory.*CT 101.*; assumed: .*link \d+ MB\/s/,
+      );
+      // Without pre-dumps the whole memory is what the final dump writes, as inspected.
+      const off = JSON.parse(
+        (await check('101', 'node-a', 'node-b', '--pre-dump', 'off', '--json')).out,
+      ) as CheckAnswered;
+      assert.equal(off.downtime.basis, 'estimate');
+      assert.deepEqual(off.downtime.inputs?.dumpedBytes, { value: off.copy.memoryBytes, from: 'inspected' });
+      assert.match(
+        off.downtime.note,
+        /^no pre-dump: the whole resident memory is dumped, streamed and restored/,
       );
       assert.deepEqual(await hostState(w, '101'), before);
     }),
@@ -179,13 +197,19 @@ describe('fleet operations: migrate --check, evacuate, who and why', () => {
   );
 
   it(
-    'a check after the evacuation predicts the downtime from what CT 101’s migration measured',
+    'a check after the evacuation predicts the downtime from what CT 101’s migration measured: its basis is history',
     logsOnFailure(async () => {
       const r = await check('101', 'node-b', 'node-a', '--json');
       const c = JSON.parse(r.out) as CheckAnswered;
-      assert.ok(c.downtime.predictedMs! > 0, JSON.stringify(c.downtime));
-      assert.equal(c.downtime.basis?.source, 'node-a');
-      assert.equal(c.downtime.basis?.target, 'node-b');
+      const d = c.downtime;
+      assert.ok(d.predictedMs! > 0, JSON.stringify(d));
+      // Its evacuation node-a → node-b measured every speed, and the link is the same pair the other way.
+      assert.equal(d.basis, 'history', JSON.stringify(d));
+      const dirty = d.inputs?.dirtyPagesPerSec;
+      assert.equal(dirty?.from, 'measured');
+      assert.deepEqual([dirty?.ctid, dirty?.source, dirty?.target], ['101', 'node-a', 'node-b']);
+      assert.equal(d.inputs?.linkBytesPerSec.migrationId, dirty?.migrationId);
+      assert.equal(d.inputs?.frozenDiskBytes.from, 'measured', 'the frozen pass of its root disk');
     }),
   );
 });

@@ -1,10 +1,18 @@
-import type { CheckAnswered, CheckReply } from '@haul/schemas';
+import type {
+  CheckAnswered,
+  CheckReply,
+  DowntimePrediction,
+  PredictionInput,
+  PredictionInputs,
+} from '@haul/schemas';
+import { isCeiling } from '@haul/domain';
 import type { Context } from './command.ts';
 import type { ExitName } from './exit-codes.ts';
 import { formatDuration, type Column } from './output.ts';
 
 const gb = (b: number | undefined) => (b === undefined ? '-' : `${(b / 1e9).toFixed(2)} GB`);
-const mbps = (b: number | undefined) => (b === undefined ? '-' : `${(b / 1e6).toFixed(0)} MB/s`);
+const mbps = (b: number) => `${(b / 1e6).toFixed(0)} MB/s`;
+const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
 
 const diskColumns: readonly Column[] = [
   { key: 'disk', header: 'DISK', shrink: true },
@@ -48,14 +56,66 @@ function printCheck(ctx: Context, r: CheckAnswered): void {
   ctx.out.line(
     `copied: memory ${gb(copy.memoryBytes)} (at most, once; then what the CT dirties), local disks ${gb(copy.localDiskBytes)}; target free ${gb(copy.targetFreeBytes)}`,
   );
-  const d = r.downtime;
-  ctx.out.line(
-    d.predictedMs === undefined
-      ? `downtime: no prediction (${d.note})`
-      : `downtime: ~${formatDuration(d.predictedMs)} predicted (${d.note})`,
-  );
-  if (d.basis)
-    ctx.out.line(
-      `  measured: ${d.basis.dirtyPagesPerSec} pages/s dirtied, pre-dump window ${formatDuration(d.basis.iterationMs)}, dump ${mbps(d.basis.dumpBytesPerSec)}, link ${mbps(d.basis.bandwidthBytesPerSec)}${d.basis.bandwidthCappedByRequest ? ' (--bandwidth)' : ''}`,
-    );
+  printDowntime(ctx, r.downtime);
 }
+
+const inputColumns: readonly Column[] = [
+  { key: 'input', header: 'INPUT' },
+  { key: 'value', header: 'VALUE', align: 'right' },
+  { key: 'from', header: 'FROM', shrink: true },
+];
+
+/** What each input of the prediction is, for people, in the order the model uses them. */
+const inputNames: readonly [keyof PredictionInputs, string, (v: number) => string][] = [
+  ['memoryBytes', 'resident memory', mb],
+  ['dirtyPagesPerSec', 'dirty rate', (v) => `${v} pages/s`],
+  ['iterationMs', 'pre-dump window', formatDuration],
+  ['dumpedBytes', 'final dump', mb],
+  ['dumpBytesPerSec', 'dump speed', mbps],
+  ['linkBytesPerSec', 'link', mbps],
+  ['frozenDiskBytes', 'frozen disk pass', mb],
+  ['restoreBytesPerSec', 'restore speed', mbps],
+];
+
+/**
+ * The predicted downtime and how it was derived: its basis (`history`: all measured or inspected; `estimate`: some
+ * input assumed, named), the note, then each input with where it came from; `at most` when a ceiling (isCeiling).
+ */
+export function printDowntime(ctx: Context, d: DowntimePrediction): void {
+  if (d.predictedMs === undefined || !d.inputs || !d.basis) {
+    ctx.out.line(`downtime: no prediction (${d.note})`);
+    return;
+  }
+  const inputs = d.inputs;
+  const at = isCeiling(inputs) ? 'at most ' : '';
+  const assumed = inputNames.filter(([key]) => inputs[key]?.from === 'assumed').map(([, name]) => name);
+  const what = assumed.length ? `${d.basis}, assumed: ${assumed.join(', ')}` : d.basis;
+  ctx.out.line(`downtime: ${at}~${formatDuration(d.predictedMs)} (${what})`);
+  ctx.out.line(`  ${d.note}`);
+  const rows = inputNames.flatMap(([key, name, show]) => {
+    const i = inputs[key];
+    return i ? [{ input: name, value: show(i.value), from: fromText(key, i) }] : [];
+  });
+  ctx.out.table(rows, inputColumns);
+}
+
+/** Where one input came from: inspected now, measured by which migration, or assumed (and why). */
+function fromText(key: keyof PredictionInputs, i: PredictionInput): string {
+  const capped = i.cappedByRequest ? '--bandwidth limit; ' : '';
+  switch (i.from) {
+    case 'inspected':
+      return key === 'dumpedBytes' ? 'inspected now (the whole resident memory)' : 'inspected now';
+    case 'measured':
+      return `${capped}measured by ${i.migrationId ?? '?'} (CT ${i.ctid ?? '?'}, ${i.source ?? '?'} → ${i.target ?? '?'})`;
+    case 'assumed':
+      return `${capped}assumed${assumedWhy[key] ? `: ${assumedWhy[key]}` : ''}`;
+  }
+}
+
+const assumedWhy: Partial<Record<keyof PredictionInputs, string>> = {
+  dumpedBytes: 'every resident page dirtied (no dirty rate measured: a ceiling)',
+  frozenDiskBytes: 'one converged live pass per local disk',
+  linkBytesPerSec: 'no migration between these nodes measured it',
+  dumpBytesPerSec: 'no migration from this source measured it',
+  restoreBytesPerSec: 'no migration to this target measured it',
+};

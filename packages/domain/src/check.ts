@@ -1,17 +1,10 @@
-import type {
-  CheckAnswered,
-  CheckedDisk,
-  DowntimePrediction,
-  ErrorInfo,
-  MigrateRequest,
-} from '@haul/schemas';
-import { predictFrozenMs } from './convergence.ts';
-import { lastMeasuredConvergence } from './decide.ts';
+import type { CheckAnswered, CheckedDisk, ErrorInfo, MigrateRequest } from '@haul/schemas';
 import { migrationDisksOf, notSharedBecause, type Findings } from './disks.ts';
+import { predictDowntime } from './downtime-prediction.ts';
 import { checkPreflight } from './preflight-check.ts';
 import type { MigrationState } from './state.ts';
 
-/** What a check knows: the request, what admission would answer now, both nodes' findings, the CT's history. */
+/** What a check knows: the request, what admission would answer now, both nodes' findings, earlier migrations. */
 export type CheckInput = {
   request: MigrateRequest;
   /** Admission's refusal as it would be now (CT busy, a node unknown, down or at its limit); none: it would admit. */
@@ -20,8 +13,10 @@ export type CheckInput = {
   target?: Findings | undefined;
   /** Why a node's findings are missing (its agent did not answer the inspection). */
   inspection?: ErrorInfo | undefined;
-  /** The CT's latest completed live migration: its measured numbers predict the downtime. */
+  /** The CT's latest completed live migration that measured its dirty rate. */
   history?: MigrationState | undefined;
+  /** Other completed live migrations from the source, to the target or between the two, newest first: speeds. */
+  recent?: readonly MigrationState[] | undefined;
 };
 
 /**
@@ -50,7 +45,13 @@ export function checkMigration(i: CheckInput): CheckAnswered {
     mode: req.mode ?? 'live',
     disks: checkedDisks(i.source, i.target),
     copy,
-    downtime: predictDowntime(req, i.history, localDiskBytes),
+    downtime: predictDowntime({
+      request: req,
+      source: i.source,
+      localDisks: local,
+      history: i.history,
+      recent: i.recent,
+    }),
   };
   if (problem) out.problem = problem;
   return out;
@@ -70,48 +71,3 @@ export function checkedDisks(src: Findings | undefined, tgt: Findings | undefine
     return c;
   });
 }
-
-/**
- * The frozen time the decider's model (predictFrozenMs) gives for one more pre-dump window with the numbers the CT's
- * last live migration measured — its dirty rate, dump speed and link bandwidth (capped by the request's limit) —
- * plus the local disks, which are copied while the CT is frozen. A CT's dirty rate can only be measured by dumping
- * it (criu's soft-dirty tracking), which a check must not do: without such a migration there is no prediction.
- */
-export function predictDowntime(
-  req: MigrateRequest,
-  history: MigrationState | undefined,
-  localDiskBytes: number,
-): DowntimePrediction {
-  if ((req.mode ?? 'live') === 'restart')
-    return { note: 'restart mode: the CT is stopped, its local disks copied, and started on the target' };
-  if (req.preDump === 'off')
-    return { note: 'no pre-dump: the whole memory is dumped and streamed while the CT is frozen' };
-  const m = history ? lastMeasuredConvergence(history) : undefined;
-  if (!history?.request || !m?.dirtyPagesPerSec || !m.iterationMs || !m.dumpBytesPerSec)
-    return {
-      note: `no earlier live migration of CT ${req.ctid} with two or more pre-dumps measured its dirty rate; only a dump can`,
-    };
-  const limit = req.bandwidthLimitMBps === undefined ? undefined : req.bandwidthLimitMBps * 1e6;
-  const measured = m.bandwidthBytesPerSec ?? m.dumpBytesPerSec;
-  const bandwidth = limit !== undefined && limit < measured ? limit : measured;
-  const frozen = predictFrozenMs({ ...m, bandwidthBytesPerSec: bandwidth })!;
-  const disksMs = (localDiskBytes / bandwidth) * 1000;
-  const basis: NonNullable<DowntimePrediction['basis']> = {
-    migrationId: history.migrationId!,
-    source: history.request.source,
-    target: history.request.target,
-    dirtyPagesPerSec: round(m.dirtyPagesPerSec),
-    iterationMs: round(m.iterationMs),
-    dumpBytesPerSec: round(m.dumpBytesPerSec),
-    bandwidthBytesPerSec: round(bandwidth),
-  };
-  if (history.lastTime !== undefined) basis.endedAt = history.lastTime;
-  if (bandwidth === limit) basis.bandwidthCappedByRequest = true;
-  return {
-    predictedMs: round(frozen + disksMs),
-    basis,
-    note: `one more pre-dump window at the dirty rate, dump speed and bandwidth ${history.migrationId} measured (${history.request.source} → ${history.request.target}), plus the local disks copied while frozen`,
-  };
-}
-
-const round = (n: number) => Math.round(n * 10) / 10;

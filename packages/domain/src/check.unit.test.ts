@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
-import type { MigrateRequest, MigrationEvent } from '@haul/schemas';
-import { checkMigration, predictDowntime } from './check.ts';
-import { predictFrozenMs } from './convergence.ts';
-import { lastMeasuredConvergence } from './decide.ts';
+import type { MigrateRequest } from '@haul/schemas';
+import { checkMigration } from './check.ts';
 import type { Findings } from './disks.ts';
-import { fold } from './evolve.ts';
-import { initialState } from './state.ts';
 
 const req: MigrateRequest = { requestId: 'r', ctid: '101', source: 'node-a', target: 'node-b' };
 const digest = 'a'.repeat(64);
@@ -53,6 +46,18 @@ describe('checkMigration', () => {
     assert.deepEqual(r.copy, { localDiskBytes: 3e6, memoryBytes: 64e6, targetFreeBytes: 1e10 });
   });
 
+  it('predicts the downtime of a CT never migrated from what the source inspected: an estimate, its copied disk included', () => {
+    const r = checkMigration({ request: req, source: findings('node-a'), target: findings('node-b') });
+    assert.equal(r.downtime.basis, 'estimate');
+    assert.deepEqual(r.downtime.inputs?.memoryBytes, { value: 64e6, from: 'inspected' });
+    assert.deepEqual(
+      r.downtime.inputs?.frozenDiskBytes,
+      { value: 3e6, from: 'assumed' },
+      'the root disk only',
+    );
+    assert.ok(r.downtime.predictedMs! > 0);
+  });
+
   it('would not work with a wrong sharedDisks: the preflight’s refusal, naming the entry', () => {
     const r = checkMigration({
       request: { ...req, sharedDisks: ['/shared/elsewhere'] },
@@ -90,57 +95,5 @@ describe('checkMigration', () => {
       target: findings('node-b'),
     });
     assert.deepEqual(r.problem, busy);
-  });
-});
-
-describe('predictDowntime', () => {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const log = readFileSync(
-    join(here, '..', '..', '..', 'test', 'fixtures', 'logs', 'live-shared-and-local.jsonl'),
-    'utf8',
-  )
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as MigrationEvent);
-  const history = fold(log, initialState());
-
-  it('is the decider’s prediction from the last measured pre-dumps, plus the local disks at the link', () => {
-    const m = lastMeasuredConvergence(history)!;
-    assert.ok(m.dirtyPagesPerSec! > 0);
-    const p = predictDowntime(req, history, 4e6);
-    const bw = m.bandwidthBytesPerSec ?? m.dumpBytesPerSec!;
-    const want = predictFrozenMs({ ...m, bandwidthBytesPerSec: bw })! + (4e6 / bw) * 1000;
-    assert.ok(Math.abs(p.predictedMs! - want) < 0.1, `${p.predictedMs} vs ${want}`);
-    assert.equal(p.basis?.migrationId, history.migrationId);
-  });
-
-  it('takes the request’s bandwidth limit when it is below the measured link', () => {
-    // The simulated link is slow (0.4 MB/s): make it 40 MB/s, so that a 1 MB/s limit is below it.
-    const fast = fold(
-      log.map((e) =>
-        e.type === 'StepSucceeded' && e.data.step === 'streamImages'
-          ? {
-              ...e,
-              data: {
-                ...e.data,
-                result: { ...e.data.result, bytes: Number((e.data.result as { bytes: number }).bytes) * 100 },
-              },
-            }
-          : e,
-      ),
-      initialState(),
-    );
-    const free = predictDowntime(req, fast, 0);
-    const capped = predictDowntime({ ...req, bandwidthLimitMBps: 1 }, fast, 0);
-    assert.equal(free.basis?.bandwidthCappedByRequest, undefined);
-    assert.equal(capped.basis?.bandwidthCappedByRequest, true);
-    assert.equal(capped.basis?.bandwidthBytesPerSec, 1e6);
-    assert.ok(capped.predictedMs! > free.predictedMs!);
-  });
-
-  it('has none without a migration that measured the CT’s dirty rate', () => {
-    const p = predictDowntime(req, undefined, 0);
-    assert.equal(p.predictedMs, undefined);
-    assert.match(p.note, /dirty rate/);
   });
 });

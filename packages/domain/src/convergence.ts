@@ -1,4 +1,4 @@
-import type { ConvergenceNumbers, DowntimePolicy, IterationDecidedData } from '@haul/schemas';
+import type { ConvergenceNumbers, DowntimePolicy, IterationDecidedData, MigrateRequest } from '@haul/schemas';
 
 /** P.Haul's constants (iters.py). */
 export const minIterPagesCount = 64;
@@ -79,9 +79,22 @@ export function decideConvergence(i: ConvergenceInput): ConvergenceDecision {
 export function predictFrozenMs(i: ConvergenceInput): number | undefined {
   if (i.dirtyPagesPerSec === undefined || i.iterationMs === undefined || !i.dumpBytesPerSec) return undefined;
   const pages = i.dirtyPagesPerSec * (i.iterationMs / 1000);
-  const bytes = pages * pageSize;
-  const bw = i.bandwidthBytesPerSec ?? i.dumpBytesPerSec;
-  return fixedFrozenOverheadMs + (bytes / i.dumpBytesPerSec) * 1000 + (bytes / bw) * 1000;
+  return finalDumpMs(pages * pageSize, i.dumpBytesPerSec, i.bandwidthBytesPerSec ?? i.dumpBytesPerSec);
 }
+
+/**
+ * The frozen time of a final dump of `bytes`: written at the dump speed, streamed at the link's rate, plus the fixed
+ * overhead. The one model of the final dump, for the decider (predictFrozenMs) and a check (predictDowntime).
+ */
+export function finalDumpMs(bytes: number, dumpBytesPerSec: number, linkBytesPerSec: number): number {
+  return fixedFrozenOverheadMs + (bytes / dumpBytesPerSec) * 1000 + (bytes / linkBytesPerSec) * 1000;
+}
+
+/**
+ * Whether a live migration pre-dumps: asked for (`on`), or `auto` (the default) and the source's criu can track
+ * memory changes. Otherwise the final dump writes the whole memory while the CT is frozen.
+ */
+export const usesPreDump = (req: MigrateRequest, src: { memTrack: boolean }): boolean =>
+  req.preDump === 'on' || ((req.preDump ?? 'auto') === 'auto' && src.memTrack);
 
 const round = (n: number) => Math.round(n * 100) / 100;

@@ -8,7 +8,12 @@ import type {
   StepName,
   StreamResult,
 } from '@haul/schemas';
-import { decideConvergence, defaultMaxIterations, type ConvergenceInput } from './convergence.ts';
+import {
+  decideConvergence,
+  defaultMaxIterations,
+  usesPreDump,
+  type ConvergenceInput,
+} from './convergence.ts';
 import { deadlinesOf, type TransferReports } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
@@ -372,7 +377,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const src = s.preflight.source!;
   const tgt = s.preflight.target!;
   const out: MigrationEvent[] = [];
-  const usePreDump = req.preDump === 'on' || ((req.preDump ?? 'auto') === 'auto' && src.memTrack);
+  const usePreDump = usesPreDump(req, src);
   const dumps = Object.values(s.steps)
     .filter((r) => r.step === 'preDump')
     .sort((a, b) => Number(a.subject) - Number(b.subject));

@@ -16,7 +16,16 @@ export {
   type DecideInput,
   type DecideMeta,
 } from './decide.ts';
-export { checkMigration, checkedDisks, predictDowntime, type CheckInput } from './check.ts';
+export { checkMigration, checkedDisks, type CheckInput } from './check.ts';
+export {
+  assumedSpeeds,
+  dumpSpeedOf,
+  isCeiling,
+  linkRateOf,
+  predictDowntime,
+  restoreSpeedOf,
+  type DowntimeInput,
+} from './downtime-prediction.ts';
 export { deadlinesOf, lastSignOfLife, nextDeadline, type TransferReports } from './deadlines.ts';
 export { planRollback, planRollbackOf, planCleanup, planCleanupOf, type PlannedAction } from './plans.ts';
 export {
@@ -32,6 +41,8 @@ export {
 export {
   decideConvergence,
   predictFrozenMs,
+  finalDumpMs,
+  usesPreDump,
   minIterPagesCount,
   maxIterGrowRatePercent,
   defaultMaxIterations,

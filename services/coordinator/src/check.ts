@@ -41,15 +41,22 @@ export type CheckDeps = {
   refused: (req: MigrateRequest, migrationId: string) => ErrorInfo | undefined;
 };
 
-/** Completed migrations of the CT looked at for a measured dirty rate, newest first. */
+/** Completed live migrations read for what they measured, newest first: the CT's and the two nodes'. */
 const historyDepth = 5;
+const recentDepth = 5;
+
+/** A migration that measured something of these nodes: from the source, to the target, or between the two. */
+const touches = (s: MigrationStatus, req: MigrateRequest) =>
+  s.source === req.source || s.target === req.target || (s.source === req.target && s.target === req.source);
 
 /**
  * haul.api.check (haul migrate --check): would this migration work now, what would it copy, how long would the CT
  * be frozen? A request outside any migration, never a migration that stops after its preflight: nothing is admitted
  * (no CT or node slot is taken), nothing is appended to the log, no command is sent. What admission would answer is
  * judged on the ledger as read; each node agent is asked what it sees of the CT (haul.inspect.<node>, signed by this
- * coordinator), which reads the host and changes nothing; the verdict is the core's (checkMigration).
+ * coordinator), which reads the host and changes nothing; earlier migrations' logs are read for what they measured
+ * (the CT's dirty rate; the dump, link and restore speeds of these nodes); the verdict and the predicted downtime are
+ * the core's (checkMigration).
  */
 export function createCheck(deps: CheckDeps) {
   const { nc, validators, pm, admission, trust, log } = deps;
@@ -80,20 +87,38 @@ export function createCheck(deps: CheckDeps) {
     }
   }
 
-  /** The CT's latest completed live migration whose log measured a dirty rate (two pre-dumps), if any. */
-  async function history(ctid: string): Promise<MigrationState | undefined> {
+  /**
+   * What earlier migrations measured: the CT's latest completed live migration whose log measured a dirty rate (two
+   * pre-dumps), if any, and the latest completed live migrations of any CT that touched these nodes (speeds).
+   */
+  async function earlier(
+    req: MigrateRequest,
+  ): Promise<{ history?: MigrationState; recent: MigrationState[] }> {
     const kv = await openBucket(nc, buckets.status);
-    const done: MigrationStatus[] = [];
+    const ct: MigrationStatus[] = [];
+    const nodes: MigrationStatus[] = [];
     const junk = (key: string, reason: string) =>
       log.warn({ bucket: buckets.status, key, reason }, 'unreadable status skipped');
-    for await (const { value: s } of validValues<MigrationStatus>(kv, validators, 'migrationStatus', junk))
-      if (s.ctid === ctid && s.phase === 'completed' && s.mode === 'live') done.push(s);
-    done.sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
-    for (const s of done.slice(0, historyDepth)) {
-      const { state } = await pm.load(s.migrationId);
-      if (lastMeasuredConvergence(state)) return state;
+    for await (const { value: s } of validValues<MigrationStatus>(kv, validators, 'migrationStatus', junk)) {
+      if (s.phase !== 'completed' || s.mode !== 'live') continue;
+      if (s.ctid === req.ctid) ct.push(s);
+      if (touches(s, req)) nodes.push(s);
     }
-    return undefined;
+    const newestFirst = (a: MigrationStatus, b: MigrationStatus) => b.updatedAt.localeCompare(a.updatedAt);
+    const load = async (s: MigrationStatus) => (await pm.load(s.migrationId)).state;
+    /** The newest of the CT's migrations that measured its dirty rate. */
+    const measuredCt = async () => {
+      for (const s of ct.sort(newestFirst).slice(0, historyDepth)) {
+        const state = await load(s);
+        if (lastMeasuredConvergence(state)) return state;
+      }
+      return undefined;
+    };
+    const [history, recent] = await Promise.all([
+      measuredCt(),
+      Promise.all(nodes.sort(newestFirst).slice(0, recentDepth).map(load)),
+    ]);
+    return history ? { history, recent } : { recent };
   }
 
   return async function check(raw: unknown): Promise<CheckReply> {
@@ -107,7 +132,7 @@ export function createCheck(deps: CheckDeps) {
       admission.judge(req, migrationId),
       inspect('source', req.source, req.ctid),
       inspect('target', req.target, req.ctid),
-      history(req.ctid),
+      earlier(req),
     ]);
     const unanswered = !src.ok ? src.error : !tgt.ok ? tgt.error : undefined;
     return checkMigration({
@@ -116,7 +141,8 @@ export function createCheck(deps: CheckDeps) {
       source: src.ok ? src.found : undefined,
       target: tgt.ok ? tgt.found : undefined,
       inspection: unanswered,
-      history: past,
+      history: past.history,
+      recent: past.recent,
     });
   };
 }
