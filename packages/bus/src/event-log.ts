@@ -149,7 +149,7 @@ export function createEventLog(
     const m = await jsm();
     const stored = await retryTransient(() => m.streams.getMessage(streams.events, { seq }));
     if (!stored) return true;
-    const v = trust.verify(stored.subject, stored.data, stored.header);
+    const v = trust.verify(stored.subject, stored.data, stored.header, stored.seq);
     let sameId = false;
     try {
       sameId =

@@ -11,7 +11,10 @@ import {
 import type { HeaderReader } from './signature.ts';
 import type { Trust } from './trust.ts';
 
-/** A message of the event stream as any reader gets it. */
+/**
+ * A message of the event stream as any reader gets it. `seq` is its stream sequence, which the server assigned: the
+ * judge passes it to the signature check, so a retired key vouches only for the events stored up to its `eventsUpTo`.
+ */
 export type RawEvent = { subject: string; seq: number; data: Uint8Array; headers?: HeaderReader | undefined };
 
 /** What a reader knows of one migration: its facts, learnt from every message of its subject up to `coveredSeq`. */
@@ -28,9 +31,10 @@ const dec = new TextDecoder();
 /**
  * The one judge of the event log: every reader of packages/bus (read, follow, the coordinator's consumer) passes each
  * message through it, so a message that is not JSON, not a valid event, not on its migration's subject, not signed
- * by a registered identity, or signed by one that may not have written it, is skipped everywhere: the log as the
- * services read it is the authentic log. The forgery stays in the stream (deleting needs the admin), is reported once
- * and changes nothing. Facts (who a command was addressed to) come from the authentic events judged before it.
+ * by a registered identity (its current key, or a retired key for an event stored up to the sequence it was retired
+ * at), or signed by one that may not have written it, is skipped everywhere: the log as the services read it is the
+ * authentic log. The forgery stays in the stream (deleting needs the admin), is reported once and changes nothing.
+ * Facts (who a command was addressed to) come from the authentic events judged before it.
  */
 export function createEventJudge(
   trust: Trust,
@@ -96,7 +100,7 @@ export function createEventJudge(
     const v =
       trust.identity && signedHere(raw, e)
         ? { ok: true as const, identity: trust.identity }
-        : trust.verify(raw.subject, raw.data, raw.headers);
+        : trust.verify(raw.subject, raw.data, raw.headers, raw.seq);
     if (!v.ok) return refuse(v.reason, v.claimed ?? claimed);
     const a = authorizeEvent(v.identity!, e, raw.seq, k.facts);
     if (!a.ok) return refuse(`${e.type}: ${a.reason}`, v.identity!.name);
@@ -148,7 +152,7 @@ export function createEventJudge(
         needsFacts(e, k.facts) &&
         k.coveredSeq < raw.seq &&
         raw.subject === subjects.events(e.migrationId) &&
-        trust.verify(raw.subject, raw.data, raw.headers).ok;
+        trust.verify(raw.subject, raw.data, raw.headers, raw.seq).ok;
       if (worthFacts) await readBack(e.migrationId, k.coveredSeq);
       return judge(raw, e, entry(e.migrationId)) ? { seq: raw.seq, event: e } : undefined;
     },

@@ -3,9 +3,14 @@ export {
   identityName,
   loadRegistry,
   parseRegistry,
+  registryFile,
+  retiredKeyBelieved,
+  retireKey,
+  retirementProblem,
   roles,
   type Identity,
   type Registry,
+  type RetiredKey,
   type Role,
 } from './registry.ts';
 export {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { fromSeed, Prefix, type KeyPair } from '@nats-io/nkeys';
 // The nkey text codec (base32, prefix byte, CRC-16): nkeys exports no other way to reach a key's raw bytes.
 import { Codec } from '@nats-io/nkeys/lib/codec.js';
-import { TrustConfigError, type Identity, type Registry } from './registry.ts';
+import { retiredKeyBelieved, TrustConfigError, type Identity, type Registry } from './registry.ts';
 
 /** The NATS headers a signed message carries (never the JSON body: the body stays what the schema says). */
 export const signatureHeaders = { signer: 'Haul-Signer', signature: 'Haul-Signature' } as const;
@@ -75,17 +75,35 @@ export function signWith(kp: KeyPair, subject: string, body: Uint8Array): Signat
   };
 }
 
-/** Who signed this message, if it is signed by a registered identity with a signature over exactly these bytes. */
+/** Why a retired key does not vouch for a message: where it stops being believed, and where this message is. */
+function retiredReason(name: string, eventsUpTo: number, eventSeq: number | undefined): string {
+  const where = eventSeq === undefined ? 'and for no command or request' : `not at ${eventSeq}`;
+  return `signed by ${name}'s retired key, believed only up to event sequence ${eventsUpTo}, ${where}`;
+}
+
+/**
+ * Who signed this message, if it is signed by a registered identity with a signature over exactly these bytes.
+ * `eventSeq`: the message's sequence in the event stream, for a message read from it (and nothing else): a retired
+ * key is believed only for events stored up to the sequence it was retired at (retiredKeyBelieved).
+ */
 export function verifyWith(
   registry: Registry,
   subject: string,
   body: Uint8Array,
   headers: HeaderReader | undefined,
+  eventSeq?: number,
 ): Verdict {
   const signer = headers?.get(signatureHeaders.signer) ?? '';
   const signature = headers?.get(signatureHeaders.signature) ?? '';
   if (!signer || !signature) return { ok: false, reason: 'unsigned' };
-  const identity = registry.byKey.get(signer);
+  const retired = registry.retired.get(signer);
+  if (retired && !retiredKeyBelieved(retired.eventsUpTo, eventSeq))
+    return {
+      ok: false,
+      reason: retiredReason(retired.identity.name, retired.eventsUpTo, eventSeq),
+      claimed: retired.identity.name,
+    };
+  const identity = registry.byKey.get(signer) ?? retired?.identity;
   if (!identity) return { ok: false, reason: 'signed by a key the registry does not know', claimed: signer };
   const sig = Buffer.from(signature, 'base64url');
   // Ed25519 signatures are 64 bytes; anything else is not worth asking the library about.

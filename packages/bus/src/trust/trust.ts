@@ -38,11 +38,15 @@ export type Trust = {
   readonly registry: Registry | undefined;
   /** Headers for a message on `subject` with this body; none when insecure. Throws when this process has no key. */
   sign(subject: string, body: Uint8Array): SignatureHeaders | undefined;
-  /** Who signed it, or why it is not believed. Always ok (with no identity) when insecure. */
+  /**
+   * Who signed it, or why it is not believed. Always ok (with no identity) when insecure. `eventSeq`: its sequence in
+   * the event stream, for a message read from there and only then (a retired key vouches for nothing else).
+   */
   verify(
     subject: string,
     body: Uint8Array,
     headers: HeaderReader | undefined,
+    eventSeq?: number,
   ): Verdict | { ok: true; identity?: undefined };
   /** Record a refused message: one warning and one count per message (a message read again is not counted again). */
   reject(r: Rejection): void;
@@ -74,6 +78,12 @@ function rejectionLog(log: Logger | undefined) {
 /** Trust from a registry and, for a process that signs, its key pair. */
 export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: Logger): Trust {
   const identity = kp ? registry.byKey.get(kp.getPublicKey()) : undefined;
+  const retired = kp ? registry.retired.get(kp.getPublicKey()) : undefined;
+  if (retired)
+    throw new TrustConfigError(
+      'HAUL_NKEY_SEED_FILE',
+      `its public key is ${retired.identity.name}'s retired key (haul rotate-key): use its new seed`,
+    );
   if (kp && !identity)
     throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'its public key is not in the registry');
   const rejections = rejectionLog(log);
@@ -85,7 +95,7 @@ export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: L
       if (!kp) throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'this process has no key to sign with');
       return signWith(kp, subject, body);
     },
-    verify: (subject, body, headers) => verifyWith(registry, subject, body, headers),
+    verify: (subject, body, headers, eventSeq) => verifyWith(registry, subject, body, headers, eventSeq),
     reject: (r) => rejections.reject(r),
     get rejections() {
       return rejections.count;

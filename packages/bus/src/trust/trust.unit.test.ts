@@ -7,7 +7,15 @@ import { createUser, type KeyPair } from '@nats-io/nkeys';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { authorizeEvent, learn, newFacts } from './authority.ts';
 import { createEventJudge, type RawEvent } from './event-judge.ts';
-import { TrustConfigError, identityName, parseRegistry, type Registry, type Role } from './registry.ts';
+import {
+  TrustConfigError,
+  identityName,
+  parseRegistry,
+  registryFile,
+  retireKey,
+  type Registry,
+  type Role,
+} from './registry.ts';
 import { signedBytes, signWith, verifyWith, type HeaderReader } from './signature.ts';
 import { createTrust, trustFromEnv } from './trust.ts';
 
@@ -395,6 +403,226 @@ describe('the golden logs, each event signed by its actor', () => {
       assert.equal(reader.rejections, 0);
       assert.equal(believed.length, events.length);
     });
+});
+
+describe('retired keys (haul rotate-key)', () => {
+  const validators = createValidators();
+  const subject = `haul.events.${mid}`;
+  // agent@node-b signed with `old` up to event sequence 10, then was rotated to `fresh`; so was the coordinator.
+  const old = keys.get('agent@node-b')!;
+  const fresh = createUser();
+  const oldCoordinator = keys.get('coordinator')!;
+  const newCoordinator = createUser();
+  const rotated = retireKey(
+    retireKey(registry, 'agent@node-b', fresh.getPublicKey(), 10),
+    'coordinator',
+    newCoordinator.getPublicKey(),
+    10,
+  );
+  const raw = (kp: KeyPair, e: MigrationEvent, seq: number): RawEvent => {
+    const data = enc.encode(JSON.stringify(e));
+    return { subject, seq, data, headers: asHeaders(signWith(kp, subject, data)) };
+  };
+  const fieldOf = (r: unknown) => {
+    try {
+      parseRegistry(r);
+    } catch (err) {
+      assert.ok(err instanceof TrustConfigError);
+      return err.field;
+    }
+    assert.fail('accepted');
+  };
+  const withRetired = (i: number, retiredKeys: unknown) => {
+    const r = registryFile(registry) as { identities: Record<string, unknown>[] };
+    r.identities[i]!['retiredKeys'] = retiredKeys;
+    return r;
+  };
+
+  it('given a registry with retired keys, when one is malformed, then the error names its field', () => {
+    const key = createUser().getPublicKey();
+    assert.equal(fieldOf(withRetired(3, { publicKey: key })), 'identities[3].retiredKeys');
+    assert.equal(fieldOf(withRetired(3, [{ publicKey: key }])), 'identities[3].retiredKeys[0].eventsUpTo');
+    assert.equal(
+      fieldOf(
+        withRetired(3, [
+          { publicKey: key, eventsUpTo: 1 },
+          { publicKey: key, eventsUpTo: -1 },
+        ]),
+      ),
+      'identities[3].retiredKeys[1].eventsUpTo',
+    );
+    assert.equal(
+      fieldOf(withRetired(3, [{ publicKey: key, eventsUpTo: 1.5 }])),
+      'identities[3].retiredKeys[0].eventsUpTo',
+    );
+    assert.equal(
+      fieldOf(withRetired(3, [{ publicKey: key, eventsUpTo: '7' }])),
+      'identities[3].retiredKeys[0].eventsUpTo',
+    );
+    assert.equal(
+      fieldOf(withRetired(3, [{ publicKey: 'SUAAAA', eventsUpTo: 1 }])),
+      'identities[3].retiredKeys[0].publicKey',
+    );
+  });
+
+  it('given a registry, when a key is both current and retired, or retired twice, then it is refused there', () => {
+    const own = registry.identities[3]!.publicKey;
+    const other = registry.identities[0]!.publicKey;
+    const key = createUser().getPublicKey();
+    assert.equal(
+      fieldOf(withRetired(3, [{ publicKey: own, eventsUpTo: 1 }])),
+      'identities[3].retiredKeys[0].publicKey',
+    );
+    assert.equal(
+      fieldOf(withRetired(3, [{ publicKey: other, eventsUpTo: 1 }])),
+      'identities[3].retiredKeys[0].publicKey',
+    );
+    assert.equal(
+      fieldOf(
+        withRetired(3, [
+          { publicKey: key, eventsUpTo: 1 },
+          { publicKey: key, eventsUpTo: 2 },
+        ]),
+      ),
+      'identities[3].retiredKeys[1].publicKey',
+    );
+    const r = withRetired(1, [{ publicKey: key, eventsUpTo: 1 }]);
+    r.identities[2]!['publicKey'] = key;
+    assert.equal(fieldOf(r), 'identities[2].publicKey', "another identity's retired key as a current key");
+  });
+
+  it('given a rotation, then the old key is retired in the registry file and read back the same', () => {
+    const b = rotated.identities.find((i) => i.name === 'agent@node-b')!;
+    assert.equal(b.publicKey, fresh.getPublicKey());
+    assert.deepEqual(b.retiredKeys, [{ publicKey: old.getPublicKey(), eventsUpTo: 10 }]);
+    assert.deepEqual(parseRegistry(JSON.parse(JSON.stringify(registryFile(rotated)))), rotated);
+    const again = retireKey(rotated, 'agent@node-b', createUser().getPublicKey(), 25);
+    assert.deepEqual(
+      again.identities.find((i) => i.name === 'agent@node-b')!.retiredKeys?.map((k) => k.eventsUpTo),
+      [10, 25],
+    );
+  });
+
+  it('given a key retired at 10, when it would be rotated again below 10 or an unknown identity is named, then it is refused', () => {
+    assert.throws(
+      () => retireKey(rotated, 'agent@node-b', createUser().getPublicKey(), 9),
+      /retired at event sequence 10/,
+    );
+    assert.throws(
+      () => retireKey(rotated, 'agent@node-z', createUser().getPublicKey(), 9),
+      /no identity agent@node-z/,
+    );
+  });
+
+  it('given a key retired at 10, when it signed an event stored at 10 or before, then it is believed as its identity', () => {
+    const h = asHeaders(signWith(old, subject, enc.encode('{}')));
+    assert.deepEqual(verifyWith(rotated, subject, enc.encode('{}'), h, 10), {
+      ok: true,
+      identity: rotated.identities.find((i) => i.name === 'agent@node-b'),
+    });
+    assert.equal(verifyWith(rotated, subject, enc.encode('{}'), h, 1).ok, true);
+  });
+
+  it('given a key retired at 10, when it signed an event stored after 10, then it is refused, saying up to where it is believed', () => {
+    const h = asHeaders(signWith(old, subject, enc.encode('{}')));
+    assert.deepEqual(verifyWith(rotated, subject, enc.encode('{}'), h, 11), {
+      ok: false,
+      reason: "signed by agent@node-b's retired key, believed only up to event sequence 10, not at 11",
+      claimed: 'agent@node-b',
+    });
+  });
+
+  it('given a retired key, when it signed a command, a request or an inspection (no event sequence), then it is refused', () => {
+    const body = enc.encode('{"a":1}');
+    const v = verifyWith(
+      rotated,
+      'haul.cmd.node-b.agent',
+      body,
+      asHeaders(signWith(oldCoordinator, 'haul.cmd.node-b.agent', body)),
+    );
+    assert.equal(v.ok, false);
+    assert.match(
+      !v.ok ? v.reason : '',
+      /coordinator's retired key, believed only up to event sequence 10, and for no command/,
+    );
+    const current = signWith(newCoordinator, 'haul.cmd.node-b.agent', body);
+    assert.equal(
+      verifyWith(rotated, 'haul.cmd.node-b.agent', body, asHeaders(current)).ok,
+      true,
+      'its new key',
+    );
+    assert.equal(
+      verifyWith(rotated, subject, body, asHeaders(signWith(newCoordinator, subject, body)), 3).ok,
+      true,
+      'its new key, any event',
+    );
+  });
+
+  it('given a retired key, when it signs with a forged signature within its range, then it is still refused', () => {
+    const forged = signWith(keys.get('scheduler')!, subject, enc.encode('{}'));
+    forged['Haul-Signer'] = old.getPublicKey();
+    assert.equal(verifyWith(rotated, subject, enc.encode('{}'), asHeaders(forged), 5).ok, false);
+  });
+
+  it('given a rotated log, when a reader reads it in order, then it believes the old key up to 10, the new key after, and nothing the old key signed later', () => {
+    const reader = createTrust(rotated, keys.get('ops'));
+    const judge = createEventJudge(reader, validators, () => {});
+    const log = [
+      raw(oldCoordinator, requested, 1),
+      raw(oldCoordinator, ev('StepIntended', coord, restore), 2),
+      raw(old, succeeded(restore, agentOn('node-b')), 10),
+      raw(old, succeeded(restore, agentOn('node-b')), 11),
+      raw(fresh, succeeded(restore, agentOn('node-b')), 12),
+      raw(oldCoordinator, ev('CancelRequested', coord, { reason: 'after the rotation' }), 13),
+    ];
+    assert.deepEqual(
+      judge.inOrder(mid, 0, log).map((e) => e.seq),
+      [1, 2, 10, 12],
+    );
+    assert.equal(reader.rejections, 2);
+  });
+
+  it('given a rotated log, when a reader meets its messages alone, then the same holds (single and factFree)', async () => {
+    const reader = createTrust(rotated, keys.get('ops'));
+    const judge = createEventJudge(reader, validators, () => {});
+    const history = [
+      raw(oldCoordinator, requested, 1),
+      raw(oldCoordinator, ev('StepIntended', coord, restore), 2),
+    ];
+    const readBack = (m: string, after: number) => {
+      judge.inOrder(
+        m,
+        after,
+        history.filter((r) => r.seq > after),
+      );
+      return Promise.resolve();
+    };
+    assert.equal((await judge.single(raw(old, succeeded(restore, agentOn('node-b')), 9), readBack))?.seq, 9);
+    assert.equal(
+      await judge.single(raw(old, succeeded(restore, agentOn('node-b')), 11), readBack),
+      undefined,
+    );
+    assert.equal(
+      (await judge.single(raw(fresh, succeeded(restore, agentOn('node-b')), 12), readBack))?.seq,
+      12,
+    );
+    const cancel = ev('CancelRequested', coord, { reason: 'window over' });
+    assert.equal(judge.factFree(raw(oldCoordinator, cancel, 10))?.seq, 10);
+    assert.equal(judge.factFree(raw(oldCoordinator, cancel, 14)), undefined);
+    assert.equal(judge.factFree(raw(newCoordinator, cancel, 15))?.seq, 15);
+    assert.equal(reader.rejections, 2);
+  });
+
+  it('given a retired seed, when a service starts with it, then it is told to use its new seed', () => {
+    assert.throws(
+      () => createTrust(rotated, old),
+      (err: unknown) =>
+        err instanceof TrustConfigError &&
+        err.field === 'HAUL_NKEY_SEED_FILE' &&
+        /agent@node-b's retired key/.test(err.message),
+    );
+    assert.equal(createTrust(rotated, fresh).identity?.name, 'agent@node-b');
+  });
 });
 
 describe('trust from the environment', () => {
