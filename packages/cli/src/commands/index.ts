@@ -7,6 +7,7 @@ import { migrate } from './migrate.ts';
 import { nodes } from './nodes.ts';
 import { resolve } from './resolve.ts';
 import { retry } from './retry.ts';
+import { rotateKeyCommand } from './rotate-key.ts';
 import { services } from './services.ts';
 import { status } from './status.ts';
 import { wait } from './wait.ts';
@@ -26,4 +27,5 @@ export const commands: readonly Command[] = [
   nodes,
   services,
   web,
+  rotateKeyCommand,
 ];

@@ -1,0 +1,178 @@
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createUser } from '@nats-io/nkeys';
+import {
+  parseRegistry,
+  registryFile,
+  renderServerConfig,
+  retireKey,
+  TrustConfigError,
+  type ServerConfigInput,
+} from '@haul/bus';
+import { CliError } from './errors.ts';
+
+/*
+ * `haul rotate-key`: one identity gets a new nkey; its old key is retired in identities.json, believed only for the
+ * events stored up to a sequence, and nats-server.conf is rendered again so that only the new key logs in
+ * (docs/security.md, "Rotating keys"). The command line is commands/rotate-key.ts.
+ */
+
+/** The cluster's registry (identities.json); @haul/bus's `Registry` is the metrics' one. */
+type Registry = ReturnType<typeof parseRegistry>;
+
+/** The files of a secrets folder (`haul init-cluster --out DIR`) that a rotation reads and rewrites. */
+export const secretsFiles = {
+  registry: 'identities.json',
+  serverConfig: 'nats-server.conf',
+  seed: (name: string): string => `${name}.nk`,
+} as const;
+
+/** What a rotation did: the identity's new key, and the key it retired with the last event sequence it vouches for. */
+export type Rotation = {
+  identity: string;
+  publicKey: string;
+  retired: { publicKey: string; eventsUpTo: number };
+  /** The files written, in DIR. */
+  wrote: string[];
+};
+
+/** What nats-server.conf says besides its users: the renderer's input without them. */
+export type ServerSettings = Omit<ServerConfigInput, 'users' | 'cluster'>;
+
+/** A quoted value of the server's config as the renderer writes it (JSON string syntax). */
+const quoted = '("(?:[^"\\\\]|\\\\.)*")';
+
+function setting(text: string, pattern: string, name: string, file: string): string {
+  const m = new RegExp(pattern, 'm').exec(text);
+  if (!m) throw new CliError('error', `${file}: no ${name} (is it the file haul init-cluster wrote?)`);
+  return JSON.parse(m[1]!) as string;
+}
+
+/**
+ * The settings of a nats-server.conf as renderServerConfig wrote it: its listen address, its JetStream store and its
+ * TLS files (every `<what>_file` of its tls block, as the renderer's input names them: cert_file → certFile).
+ */
+export function serverSettingsOf(text: string, file: string = secretsFiles.serverConfig): ServerSettings {
+  const listen = setting(text, `^listen: ${quoted}$`, 'listen', file);
+  const storeDir = setting(text, `^jetstream \\{ store_dir: ${quoted} \\}$`, 'jetstream store_dir', file);
+  const block = /^tls \{([^}]*)\}/m.exec(text)?.[1] ?? '';
+  const tls: Record<string, string> = {};
+  for (const m of block.matchAll(/\b([a-z]+)_file: (\S+?),?(?=\s|$)/g)) {
+    if (!new RegExp(`^${quoted}$`).test(m[2]!))
+      throw new CliError('error', `${file}: tls ${m[1]!}_file is ${m[2]!}, not a quoted path`);
+    tls[`${m[1]!}File`] = JSON.parse(m[2]!) as string;
+  }
+  for (const need of ['cert', 'key'])
+    if (tls[`${need}File`] === undefined)
+      throw new CliError('error', `${file}: no tls ${need}_file (is it the file haul init-cluster wrote?)`);
+  return { listen, storeDir, tls: tls as ServerConfigInput['tls'] };
+}
+
+/** The server configuration of a registry: one nkey user per identity, by its current key only. */
+export function serverConfigOf(registry: Registry, settings: ServerSettings): string {
+  return renderServerConfig({
+    ...settings,
+    cluster: registry.cluster,
+    users: registry.identities.map(({ name, role, node, publicKey }) => ({
+      identity: node === undefined ? { name, role } : { name, role, node },
+      publicKey,
+    })),
+  });
+}
+
+/** The registry of DIR; a file that is not one is an error naming the file and the field. */
+export function registryOf(text: string, file: string): Registry {
+  try {
+    return parseRegistry(JSON.parse(text) as unknown);
+  } catch (err) {
+    const what = err instanceof TrustConfigError ? err.message : 'not JSON';
+    throw new CliError('error', `${file}: ${what}`, { cause: err });
+  }
+}
+
+/**
+ * nats-server.conf for the rotated registry, with the settings of the old one. Read back, it must say the same: a
+ * setting this haul's renderer writes and the old file lacks (one written by an older haul) is refused, never
+ * written as a hole.
+ */
+function renderedAgain(registry: Registry, s: SecretsFolder): string {
+  const conf = serverConfigOf(registry, s.settings);
+  const file = join(s.dir, secretsFiles.serverConfig);
+  let again: ServerSettings;
+  try {
+    again = serverSettingsOf(conf, file);
+  } catch (err) {
+    throw new CliError(
+      'error',
+      `${(err as Error).message} once rendered again: the old file lacks a setting`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (JSON.stringify(again) !== JSON.stringify(s.settings))
+    throw new CliError('error', `${file}: rendered again, its settings would change; nothing was written`);
+  return conf;
+}
+
+/** Replace a file whole (a reader sees the old file or the new one, never part of it), with exactly this mode. */
+async function replaceFile(path: string, data: string, mode: number): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await rm(tmp, { force: true });
+  try {
+    await writeFile(tmp, data, { mode, flag: 'wx' });
+    await chmod(tmp, mode);
+    await rename(tmp, path);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** A secrets folder as read before a rotation: its registry and the settings of its server configuration. */
+export type SecretsFolder = { dir: string; registry: Registry; settings: ServerSettings };
+
+/** Read DIR's registry and server settings (both needed before anything is written). */
+export async function readSecrets(dir: string): Promise<SecretsFolder> {
+  const read = async (name: string) => {
+    const path = join(dir, name);
+    try {
+      return { path, text: await readFile(path, 'utf8') };
+    } catch (err) {
+      throw new CliError('error', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const registry = await read(secretsFiles.registry);
+  const conf = await read(secretsFiles.serverConfig);
+  return {
+    dir,
+    registry: registryOf(registry.text, registry.path),
+    settings: serverSettingsOf(conf.text, conf.path),
+  };
+}
+
+/**
+ * Rotate `identity`'s key in DIR: a new seed (0600, never printed), the old key retired in identities.json for the
+ * events up to `eventsUpTo`, nats-server.conf rendered again with the new key alone. The seed is written first, so a
+ * rotation cut short is finished by running it again (the key the registry names then is the one retired).
+ */
+export async function rotateKey(s: SecretsFolder, identity: string, eventsUpTo: number): Promise<Rotation> {
+  const old = s.registry.identities.find((i) => i.name === identity);
+  if (!old) throw new CliError('usage', `no identity ${identity} in ${join(s.dir, secretsFiles.registry)}`);
+  const kp = createUser();
+  const registry = retireKey(s.registry, identity, kp.getPublicKey(), eventsUpTo);
+  const conf = renderedAgain(registry, s);
+  const seed = secretsFiles.seed(identity);
+  await replaceFile(join(s.dir, seed), `${new TextDecoder().decode(kp.getSeed())}\n`, 0o600);
+  await replaceFile(
+    join(s.dir, secretsFiles.registry),
+    `${JSON.stringify(registryFile(registry), null, 2)}\n`,
+    0o644,
+  );
+  await replaceFile(join(s.dir, secretsFiles.serverConfig), conf, 0o644);
+  return {
+    identity,
+    publicKey: kp.getPublicKey(),
+    retired: { publicKey: old.publicKey, eventsUpTo },
+    wrote: [seed, secretsFiles.registry, secretsFiles.serverConfig],
+  };
+}

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { fromSeed } from '@nats-io/nkeys';
+import { parseRegistry } from '@haul/bus';
+import { createTestSecrets, natsServerBinary, type TestSecrets } from '@haul/test';
+import { commands, exitCode, main } from '@haul/cli';
+import { commandHelp } from '../src/help.ts';
+import { createOutput } from '../src/output.ts';
+
+/**
+ * `haul rotate-key` on a secrets folder `haul init-cluster` made: the files it changes and those it leaves alone.
+ * With --events-up-to it needs no NATS (tests/key-rotation.int.test.ts reads the sequence from a real server).
+ */
+const run = promisify(execFile);
+let secrets: TestSecrets;
+const file = (name: string) => join(secrets.dir, name);
+const text = (name: string) => readFileSync(file(name), 'utf8');
+const modeOf = (name: string) => statSync(file(name)).mode & 0o777;
+const registry = () => parseRegistry(JSON.parse(text('identities.json')) as unknown);
+const keyOf = (name: string) => registry().identities.find((i) => i.name === name)!;
+
+/** `haul ARGS` in this process, with no NATS anywhere: its exit code, stdout and stderr. */
+async function haul(args: string[]) {
+  let out = '';
+  let err = '';
+  const o = createOutput({ write: (s: string) => (out += s) }, {});
+  const code = await main(args, {
+    out: o,
+    err: (s) => (err += `${s}\n`),
+    env: { HAUL_NATS_URL: 'nats://127.0.0.1:1' },
+  });
+  return { code, out, err };
+}
+
+before(async () => {
+  secrets = await createTestSecrets(['node-a', 'node-b']);
+});
+after(async () => secrets?.remove());
+
+describe('haul rotate-key', () => {
+  it('given a secrets folder, when agent@node-a is rotated, then only its seed, the registry and the server config change', async () => {
+    const before = new Map(
+      ['identities.json', 'nats-server.conf', 'coordinator.nk', 'agent@node-b.nk', 'ca.pem'].map((f) => [
+        f,
+        text(f),
+      ]),
+    );
+    const oldSeed = text('agent@node-a.nk');
+    const old = keyOf('agent@node-a').publicKey;
+    const r = await haul([
+      'rotate-key',
+      '--dir',
+      secrets.dir,
+      '--identity',
+      'agent@node-a',
+      '--events-up-to',
+      '42',
+    ]);
+    assert.equal(r.code, exitCode('completed'), r.err);
+
+    const seed = text('agent@node-a.nk').trim();
+    assert.notEqual(seed, oldSeed.trim());
+    assert.equal(modeOf('agent@node-a.nk'), 0o600);
+    assert.ok(!r.out.includes(seed) && !r.err.includes(seed), 'the seed is never printed');
+    const now = keyOf('agent@node-a');
+    assert.equal(fromSeed(new TextEncoder().encode(seed)).getPublicKey(), now.publicKey);
+    assert.deepEqual(now.retiredKeys, [{ publicKey: old, eventsUpTo: 42 }]);
+    assert.match(r.out, new RegExp(`new key ${now.publicKey}`));
+    assert.match(r.out, new RegExp(`retired ${old}: believed for events up to sequence 42`));
+
+    const conf = text('nats-server.conf');
+    assert.ok(!conf.includes(old), 'the server config no longer names the old key, as a user or an inbox');
+    assert.ok(conf.includes(`nkey: "${now.publicKey}"`));
+    assert.ok(conf.includes(`_INBOX.${now.publicKey}.>`));
+    assert.equal(modeOf('nats-server.conf'), 0o644);
+    assert.equal(modeOf('identities.json'), 0o644);
+    const changed = (a: string, b: string) => a.split('\n').filter((l, i) => l !== b.split('\n')[i]);
+    assert.equal(
+      changed(conf, before.get('nats-server.conf')!).length,
+      2,
+      'its nkey line and its inbox line',
+    );
+    const { stdout, stderr } = await run(natsServerBinary(), ['-t', '-c', file('nats-server.conf')]);
+    assert.match(stdout + stderr, /is valid/);
+
+    for (const f of ['coordinator.nk', 'agent@node-b.nk', 'ca.pem']) assert.equal(text(f), before.get(f), f);
+    const others = (r: ReturnType<typeof registry>) => r.identities.filter((i) => i.name !== 'agent@node-a');
+    assert.deepEqual(
+      others(registry()),
+      others(parseRegistry(JSON.parse(before.get('identities.json')!) as unknown)),
+    );
+  });
+
+  it('given a rotated identity, when it is rotated again, then both old keys are retired, oldest first; --json says so', async () => {
+    const second = keyOf('agent@node-a').publicKey;
+    const r = await haul([
+      'rotate-key',
+      '--dir',
+      secrets.dir,
+      '--identity',
+      'agent@node-a',
+      '--events-up-to',
+      '50',
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.err);
+    const printed = JSON.parse(r.out) as {
+      identity: string;
+      publicKey: string;
+      retired: unknown;
+      wrote: string[];
+    };
+    assert.equal(printed.identity, 'agent@node-a');
+    assert.equal(printed.publicKey, keyOf('agent@node-a').publicKey);
+    assert.deepEqual(printed.retired, { publicKey: second, eventsUpTo: 50 });
+    assert.deepEqual(printed.wrote, ['agent@node-a.nk', 'identities.json', 'nats-server.conf']);
+    assert.deepEqual(
+      keyOf('agent@node-a').retiredKeys?.map((k) => k.eventsUpTo),
+      [42, 50],
+    );
+  });
+
+  it('--help says what it writes and that without --events-up-to it reads the sequence from NATS', async () => {
+    const r = await haul(['rotate-key', '--help']);
+    assert.equal(r.code, 0);
+    assert.equal(r.out, `${commandHelp(commands.find((c) => c.name === 'rotate-key')!)}\n`);
+    const flat = r.out.replace(/\s+/g, ' ');
+    assert.match(flat, /Usage: haul rotate-key --dir DIR --identity NAME \[flags\]/);
+    assert.match(flat, /--events-up-to N/);
+    assert.match(flat, /Without --events-up-to, N is the event stream's last sequence, read from NATS/);
+    assert.match(flat, /mode 0600, never printed/);
+  });
+
+  it('given a usage error, then it exits 2 naming the flag, and changes nothing', async () => {
+    const registryBefore = text('identities.json');
+    const seedBefore = text('agent@node-a.nk');
+    const cases: [string[], RegExp][] = [
+      [['--dir', secrets.dir], /missing --identity NAME/],
+      [['--identity', 'agent@node-a'], /missing --dir DIR/],
+      [
+        ['--dir', secrets.dir, '--identity', 'agent@node-z', '--events-up-to', '60'],
+        /--identity: no identity "agent@node-z" .*\(did you mean agent@node-a\?\)/,
+      ],
+      [
+        ['--dir', secrets.dir, '--identity', 'agent@node-a', '--events-up-to', 'last'],
+        /--events-up-to: "last" is not a whole number/,
+      ],
+      [
+        ['--dir', secrets.dir, '--identity', 'agent@node-a', '--events-up-to', '49'],
+        /--events-up-to: agent@node-a already has a key retired at event sequence 50/,
+      ],
+      [
+        ['--dir', join(secrets.dir, 'nope'), '--identity', 'agent@node-a', '--events-up-to', '60'],
+        /--dir: .* is not a folder/,
+      ],
+      [
+        ['--dir', secrets.dir, '--identiy', 'agent@node-a'],
+        /unknown flag --identiy \(did you mean --identity\?\)/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await haul(['rotate-key', ...args]);
+      assert.equal(r.code, exitCode('usage'), args.join(' '));
+      assert.match(r.err, message, args.join(' '));
+      assert.match(r.err, /Run 'haul rotate-key --help' for usage/);
+    }
+    assert.equal(text('identities.json'), registryBefore);
+    assert.equal(text('agent@node-a.nk'), seedBefore);
+  });
+});
