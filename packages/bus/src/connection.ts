@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { AuthorizationError, nkeyAuthenticator } from '@nats-io/nats-core';
+import { NatsConnectionImpl } from '@nats-io/nats-core/internal';
 import { fromSeed } from '@nats-io/nkeys';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { BusError, BusUnavailableError } from './errors.ts';
@@ -7,6 +8,7 @@ import type { NatsSettings } from '@haul/schemas';
 import { inboxPrefix } from './permissions.ts';
 import { ConfigError, loadSettings } from './settings/load.ts';
 import { settingsOf } from './settings/spec.ts';
+import { isTlsAlert, probeClientCertificate } from './tls-probe.ts';
 
 export type BusConfig = {
   /** Comma-separated URLs, e.g. nats://127.0.0.1:4222,nats://127.0.0.1:4223 */
@@ -144,9 +146,59 @@ export function connectionOptions(cfg: BusConfig): NodeConnectionOptions {
   return opts;
 }
 
-/** Node's codes for a peer certificate it does not accept (unknown issuer, expired, wrong name, …). */
+/**
+ * Node's codes for a peer certificate it does not accept (unknown issuer, expired, wrong name, …); not an alert the
+ * peer sent (ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: the server refused this client's certificate).
+ */
 const isCertificateRefusal = (code: unknown): boolean =>
-  typeof code === 'string' && (code.startsWith('ERR_TLS_CERT') || /CERT|SIGNATURE|ISSUER/.test(code));
+  typeof code === 'string' &&
+  (code.startsWith('ERR_TLS_CERT') || /CERT|SIGNATURE|ISSUER/.test(code)) &&
+  !isTlsAlert(code);
+
+/** The server refused this client's certificate, or its lack of one, with a TLS alert (`code`). */
+function clientCertificateRefusal(cfg: BusConfig, code: string, cause: unknown): BusConfigError {
+  const message = cfg.tlsClient
+    ? `NATS at ${cfg.servers} refused the client certificate ${cfg.tlsClient.certFile} (${code}): is it signed by ` +
+      'the cluster CA, and still valid? (nats.tls.certFile, HAUL_NATS_TLS_CERT_FILE)'
+    : `NATS at ${cfg.servers} requires a client certificate (${code}): set nats.tls.certFile and nats.tls.keyFile ` +
+      "(HAUL_NATS_TLS_CERT_FILE, HAUL_NATS_TLS_KEY_FILE) to the identity's <name>-cert.pem and <name>-key.pem from " +
+      'haul init-cluster';
+  return new BusConfigError(message, { cause });
+}
+
+/**
+ * A first connect with TLS that ended in a reset or a TLS alert: whether the server refused this client's certificate.
+ * An alert says so; a reset may have come before the alert was read (tls-probe.ts), so the first server that
+ * answers is asked again with a bare handshake.
+ */
+async function certificateRefusal(cfg: BusConfig, err: unknown): Promise<BusConfigError | undefined> {
+  if (cfg.insecure || (cfg.tlsCaFile === undefined && cfg.tlsClient === undefined)) return undefined;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (isTlsAlert(code)) return clientCertificateRefusal(cfg, code, err);
+  if (code !== 'ECONNRESET' && code !== 'EPIPE') return undefined;
+  const files = { ...(cfg.tlsCaFile !== undefined ? { caFile: cfg.tlsCaFile } : {}), ...cfg.tlsClient };
+  for (const server of cfg.servers.split(',').map((s) => s.trim())) {
+    const alert = await probeClientCertificate(server, files);
+    if (alert) return clientCertificateRefusal(cfg, alert, err);
+  }
+  return undefined;
+}
+
+/**
+ * nats.js takes a server closing the connection right after the TLS handshake for a disconnect to reconnect from, and
+ * its first connect then waits out its whole timeout (20 s) to fail with "timeout": a server refusing the client's
+ * certificate (TLS 1.3 tells a client so only after the handshake) would look like one that does not answer. So the
+ * first connect does not reconnect, and reconnecting is switched on once connected (nats.js reads the option at each
+ * disconnect).
+ */
+async function reconnectFromNowOn(nc: NatsConnection, reconnect: boolean): Promise<void> {
+  if (nc instanceof NatsConnectionImpl) {
+    nc.options.reconnect = reconnect;
+    return;
+  }
+  await nc.close();
+  throw new Error('nats.js returned a connection of another kind: cannot switch its reconnecting on');
+}
 
 /** A first connect the server or its certificate refused: the settings are wrong, retrying will not help. */
 function refusal(cfg: BusConfig, err: unknown): BusConfigError | undefined {
@@ -166,8 +218,8 @@ function refusal(cfg: BusConfig, err: unknown): BusConfigError | undefined {
 
 /**
  * Connect, reconnecting forever once connected; fail with a clear error when no server answers at first, or with a
- * BusConfigError when the server refuses the identity or its certificate is not the cluster's. In the insecure
- * mode, warn (process warning HAUL_INSECURE on stderr) at every connect.
+ * BusConfigError when the server refuses the identity or the client's certificate, or its own certificate is not the
+ * cluster's. In the insecure mode, warn (process warning HAUL_INSECURE on stderr) at every connect.
  */
 export async function connectBus(
   cfg: BusConfig,
@@ -175,13 +227,16 @@ export async function connectBus(
 ): Promise<NatsConnection> {
   const opts = { ...connectionOptions(cfg), ...extra };
   if (cfg.insecure) process.emitWarning(insecureWarning, { code: 'HAUL_INSECURE' });
+  let nc: NatsConnection;
   try {
-    return await connect(opts);
+    nc = await connect({ ...opts, reconnect: false });
   } catch (err) {
-    const refused = refusal(cfg, err);
+    const refused = refusal(cfg, err) ?? (await certificateRefusal(cfg, err));
     if (refused) throw refused;
     throw new BusUnavailableError(`cannot reach NATS at ${cfg.servers}: ${(err as Error).message}`, {
       cause: err,
     });
   }
+  await reconnectFromNowOn(nc, opts.reconnect ?? true);
+  return nc;
 }

@@ -23,6 +23,19 @@ describe('the bus connection settings', () => {
     assert.deepEqual(opts.tls, { caFile: secure.HAUL_TLS_CA_FILE });
   });
 
+  it("a client certificate for a server that verifies clients: the CA's file beside the certificate and key", () => {
+    const cert = {
+      HAUL_NATS_TLS_CERT_FILE: join(dir, 'a-cert.pem'),
+      HAUL_NATS_TLS_KEY_FILE: join(dir, 'a-key.pem'),
+    };
+    const opts = connectionOptions(busConfigFromEnv('node-agent@node-a', { ...secure, ...cert }));
+    assert.deepEqual(opts.tls, {
+      caFile: secure.HAUL_TLS_CA_FILE,
+      certFile: cert.HAUL_NATS_TLS_CERT_FILE,
+      keyFile: cert.HAUL_NATS_TLS_KEY_FILE,
+    });
+  });
+
   it('keeps a seed out of the configuration object (it may be logged) and out of every error', () => {
     const cfg = busConfigFromEnv('x', secure);
     const seed = new TextDecoder().decode(kp.getSeed());
