@@ -24,8 +24,8 @@ const help = `npm run demo -- [options]
   --insecure           no identities, permissions, signatures or TLS (debugging only; every service warns)
 
 By default the cluster is secured as in production: \`haul init-cluster\` makes the identities, the nats-server
-configuration with their permissions, and the certificates; every service logs in as its own identity over TLS,
-signs what it sends and believes only what its registry's keys signed.`;
+configuration with their permissions, and the certificates; every service logs in as its own identity over mutual
+TLS (it presents its identity's certificate), signs what it sends and believes only what its registry's keys signed.`;
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {

@@ -13,9 +13,10 @@ const streamPorts = `${base}-${base + 19}`;
 const haulAs = (w: World, identity: string, args: string[]) => runHaul(args, { env: w.envAs(identity) });
 
 /**
- * A live migration where every service runs as its own identity, with the least-privilege permissions and TLS of
- * `haul init-cluster`: what haul does needs nothing more than the permission table grants. Every service starts
- * from its config file (`--config`, as the systemd units do), with no setting in its environment.
+ * A live migration where every service runs as its own identity, with the least-privilege permissions and mutual TLS
+ * of `haul init-cluster` (nats-server verifies every client's certificate): what haul does needs nothing more than
+ * the permission table grants. Every service starts from its config file (`--config`, as the systemd units do), with
+ * no setting in its environment.
  */
 describe('a live migration in a secure cluster, every service started from its config file', () => {
   let w: World;
@@ -30,19 +31,27 @@ describe('a live migration in a secure cluster, every service started from its c
   });
   after(() => w?.stop());
 
-  it('each service read its settings from its file: its identity, the CA and the data port range', () => {
+  it('each service read its settings from its file: its identity, the CA, its client certificate and the data port range', () => {
+    const dir = w.secrets!.dir;
     const agent = JSON.parse(readFileSync(w.configFile('agent-node-a'), 'utf8')) as Record<string, unknown>;
     assert.equal(agent['node'], 'node-a');
-    assert.equal(agent['nkeySeedFile'], join(w.secrets!.dir, 'agent@node-a.nk'));
+    assert.equal(agent['nkeySeedFile'], join(dir, 'agent@node-a.nk'));
     assert.deepEqual(agent['nats'], {
       servers: [w.server.url],
-      tls: { caFile: join(w.secrets!.dir, 'ca.pem') },
+      tls: {
+        caFile: join(dir, 'ca.pem'),
+        certFile: join(dir, 'agent@node-a-cert.pem'),
+        keyFile: join(dir, 'agent@node-a-key.pem'),
+      },
     });
     const streamer = JSON.parse(readFileSync(w.configFile('streamer-node-b'), 'utf8')) as {
+      nats: { tls: Record<string, string> };
       data: { ports: string; tls: Record<string, string> };
     };
     assert.equal(streamer.data.ports, streamPorts);
-    assert.equal(streamer.data.tls['certFile'], join(w.secrets!.dir, 'streamer@node-b-cert.pem'));
+    // One certificate for both: its client certificate to nats-server and its data connections' mutual TLS.
+    assert.equal(streamer.data.tls['certFile'], join(dir, 'streamer@node-b-cert.pem'));
+    assert.equal(streamer.nats.tls['certFile'], join(dir, 'streamer@node-b-cert.pem'));
   });
 
   it('each streamer listens on a port of the configured range', async () => {
@@ -60,6 +69,13 @@ describe('a live migration in a secure cluster, every service started from its c
     const end = await followToEnd(w.eventLog, r.migrationId, () => {});
     assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
     assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+  });
+
+  it('nats-server verifies clients: the CLI without a client certificate is refused, told which settings it lacks', async () => {
+    const { HAUL_NATS_TLS_CERT_FILE: _cert, HAUL_NATS_TLS_KEY_FILE: _key, ...env } = w.envAs('ops');
+    const r = await runHaul(['nodes'], { env });
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /requires a client certificate .*HAUL_NATS_TLS_CERT_FILE, HAUL_NATS_TLS_KEY_FILE/);
   });
 
   it('ops reads through the CLI and may not cancel', async () => {

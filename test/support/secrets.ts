@@ -15,14 +15,24 @@ export async function createTestSecrets(nodes: string[] = ['node-a', 'node-b']):
 }
 
 /**
- * The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server, and to
- * sign and verify with the cluster's registry.
+ * The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server (its
+ * nkey, the cluster CA and its client certificate: the server verifies clients), and to sign and verify with the
+ * cluster's registry.
  */
 export function secretsEnv(dir: string, identity: string): Record<string, string> {
   return {
     HAUL_NKEY_SEED_FILE: join(dir, `${identity}.nk`),
     HAUL_IDENTITIES_FILE: join(dir, 'identities.json'),
     HAUL_TLS_CA_FILE: join(dir, 'ca.pem'),
+    ...natsClientCertEnv(dir, identity),
+  };
+}
+
+/** The client certificate `identity` presents to nats-server (`tls { verify: true }`), as `haul init-cluster` made it. */
+export function natsClientCertEnv(dir: string, identity: string): Record<string, string> {
+  return {
+    HAUL_NATS_TLS_CERT_FILE: join(dir, `${identity}-cert.pem`),
+    HAUL_NATS_TLS_KEY_FILE: join(dir, `${identity}-key.pem`),
   };
 }
 

@@ -5,8 +5,8 @@ export type ServerConfigInput = {
   /** host:port the server listens on for clients. */
   listen: string;
   storeDir: string;
-  /** Paths as the server will read them. */
-  tls: { certFile: string; keyFile: string };
+  /** Paths as the server will read them: its certificate and key, and the CA its clients' certificates are signed by. */
+  tls: { certFile: string; keyFile: string; caFile: string };
   users: { identity: Identity; publicKey: string }[];
 };
 
@@ -35,9 +35,10 @@ function user(identity: Identity, publicKey: string): string {
 }
 
 /**
- * The nats-server configuration of a haul cluster: JetStream, TLS with the cluster's server certificate, and one nkey
- * user per identity with its permissions (permissions.ts). Users live in the server's `authorization` block (the
- * global account); docs/decisions.md says why not accounts or JWTs.
+ * The nats-server configuration of a haul cluster: JetStream, mutual TLS (the cluster's server certificate; every
+ * client presents a certificate the cluster CA signed) and one nkey user per identity with its permissions
+ * (permissions.ts). Users live in the server's `authorization` block (the global account); docs/decisions.md says why
+ * not accounts or JWTs, and why the client certificates protect the transport while the nkeys say who a client is.
  */
 export function renderServerConfig(c: ServerConfigInput): string {
   return [
@@ -45,9 +46,17 @@ export function renderServerConfig(c: ServerConfigInput): string {
     '# Regenerate it rather than editing: the permissions come from packages/bus/src/permissions.ts.',
     `listen: ${q(c.listen)}`,
     `jetstream { store_dir: ${q(c.storeDir)} }`,
-    '# Clients must speak TLS; they verify this certificate against the cluster CA (HAUL_TLS_CA_FILE).',
-    '# timeout: seconds for the handshake (the default, 0.5, is short for a loaded host).',
-    `tls { cert_file: ${q(c.tls.certFile)}, key_file: ${q(c.tls.keyFile)}, timeout: 5 }`,
+    '# Mutual TLS: clients check this certificate against the cluster CA (HAUL_TLS_CA_FILE) and present one the',
+    "# cluster CA signed (verify: their identity's <name>-cert.pem, HAUL_NATS_TLS_CERT_FILE). The certificate keeps",
+    '# clients without one off the port; the nkey below says who a client is.',
+    'tls {',
+    `  cert_file: ${q(c.tls.certFile)}`,
+    `  key_file: ${q(c.tls.keyFile)}`,
+    `  ca_file: ${q(c.tls.caFile)}`,
+    '  verify: true',
+    '  # Seconds for the handshake (the default, 0.5, is short for a loaded host).',
+    '  timeout: 5',
+    '}',
     'authorization {',
     '  users = [',
     ...c.users.map((u) => user(u.identity, u.publicKey)),

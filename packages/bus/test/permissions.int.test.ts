@@ -39,6 +39,7 @@ import {
 import {
   createTestSecrets,
   loadTestIdentities,
+  natsClientCertEnv,
   secretsEnv,
   stepIntended,
   startNatsServer,
@@ -462,7 +463,12 @@ describe('TLS and authentication', () => {
   });
 
   it('a client without an nkey, or with one the cluster does not know, is refused', async () => {
-    const tlsOnly = { HAUL_TLS_CA_FILE: join(secrets.dir, 'ca.pem'), HAUL_NATS_URL: server.url };
+    // TLS as the server requires it (the cluster CA, a client certificate it signed), and no nkey.
+    const tlsOnly = {
+      HAUL_TLS_CA_FILE: join(secrets.dir, 'ca.pem'),
+      ...natsClientCertEnv(secrets.dir, 'ops'),
+      HAUL_NATS_URL: server.url,
+    };
     const refused = (err: unknown) =>
       err instanceof BusConfigError && err.cause instanceof AuthorizationError;
     await assert.rejects(connectBus(busConfigFromEnv('anon', tlsOnly), { maxReconnectAttempts: 0 }), refused);

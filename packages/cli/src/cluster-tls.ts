@@ -18,7 +18,8 @@ export class OpensslError extends Error {
 /** A key pair and its certificate, as PEM text. */
 export type Pem = { cert: string; key: string };
 
-export type ClusterTls = { ca: Pem; server: Pem; streamers: Map<string, Pem> };
+/** The cluster CA, nats-server's certificate, and one certificate per identity by its name. */
+export type ClusterTls = { ca: Pem; server: Pem; identities: Map<string, Pem> };
 
 /** Certificates are valid this long: the CA ten years, a leaf 825 days (the most browsers and Go accept). */
 const caDays = 3650;
@@ -89,13 +90,13 @@ async function makeCa(dir: string, cluster: string): Promise<Pem> {
   };
 }
 
-/** A leaf certificate signed by the CA in `dir`, for these subjectAltNames and extended key usages. */
+/** A leaf certificate signed by the CA in `dir`, for these subjectAltNames (none: the CN alone) and extended key usages. */
 async function makeLeaf(dir: string, name: string, cn: string, san: string[], usage: string): Promise<Pem> {
   const ext = [
     'basicConstraints = critical,CA:FALSE',
     'keyUsage = critical,digitalSignature',
     `extendedKeyUsage = ${usage}`,
-    `subjectAltName = ${san.join(',')}`,
+    ...(san.length ? [`subjectAltName = ${san.join(',')}`] : []),
     'authorityKeyIdentifier = keyid',
   ];
   const [cnf, key, csr, cert] = ['cnf', 'key.pem', 'csr', 'cert.pem'].map((s) => `${name}.${s}`) as [
@@ -132,23 +133,33 @@ async function makeLeaf(dir: string, name: string, cn: string, san: string[], us
   return { cert: await readFile(join(dir, cert), 'utf8'), key: await readFile(join(dir, key), 'utf8') };
 }
 
+/** An identity a certificate is made for: its name (`agent@node-a`) and role. */
+export type CertifiedIdentity = { name: string; role: string };
+
 /**
- * The cluster's CA, the nats-server certificate (for `hosts`, localhost and 127.0.0.1) and one certificate per node's
- * streamer (CN and subjectAltName `streamer@<node>`, for server and client use: the streamers' mutual TLS). Made with
- * the openssl command in `workDir`, a private scratch folder (docs/decisions.md says why openssl).
+ * The cluster's CA, the nats-server certificate (for `hosts`, localhost and 127.0.0.1) and one certificate per identity,
+ * CN its name, for its mutual TLS to nats-server (nats-server.conf `tls { verify: true }`). A streamer's is also for
+ * server use and has subjectAltName `streamer@<node>`: the same certificate is the streamers' mutual TLS on their data
+ * connections. Made with the openssl command in `workDir`, a private scratch folder (docs/decisions.md says why
+ * openssl); the identities' in parallel (two openssl runs each).
  */
 export async function makeClusterTls(
   workDir: string,
   cluster: string,
   hosts: readonly string[],
-  streamers: readonly string[],
+  identities: readonly CertifiedIdentity[],
 ): Promise<ClusterTls> {
   const ca = await makeCa(workDir, cluster);
   const names = [...new Set(['localhost', '127.0.0.1', ...hosts])].map(sanEntry);
   // clientAuth too: the servers of a cluster present it to each other on their routes (cluster { tls { verify: true } }).
-  const server = await makeLeaf(workDir, 'server', 'nats-server', names, 'serverAuth,clientAuth');
-  const out = new Map<string, Pem>();
-  for (const name of streamers)
-    out.set(name, await makeLeaf(workDir, name, name, [`DNS:${name}`], 'serverAuth,clientAuth'));
-  return { ca, server, streamers: out };
+  const leaves = [
+    makeLeaf(workDir, 'server', 'nats-server', names, 'serverAuth,clientAuth'),
+    ...identities.map(({ name, role }) =>
+      role === 'streamer'
+        ? makeLeaf(workDir, name, name, [`DNS:${name}`], 'serverAuth,clientAuth')
+        : makeLeaf(workDir, name, name, [], 'clientAuth'),
+    ),
+  ];
+  const [server, ...certs] = await Promise.all(leaves);
+  return { ca, server: server!, identities: new Map(identities.map((id, i) => [id.name, certs[i]!])) };
 }

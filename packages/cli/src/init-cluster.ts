@@ -59,13 +59,16 @@ export function initClusterHelp(width = helpWidth(Infinity)): string {
     '',
     ...paragraph(
       `Writes: <name>.nk (the nkey seed of each identity: coordinator, agent@<node>, streamer@<node>, scheduler, ops;
-mode 0600), identities.json (the public keys), ca.pem + ca-key.pem (the cluster CA; keep its key offline),
-server-cert.pem + server-key.pem, streamer@<node>-cert.pem + -key.pem, nats-server.conf. Secrets are never printed.`,
+mode 0600), <name>-cert.pem + <name>-key.pem (its TLS client certificate; a streamer's also serves its data
+connections), identities.json (the public keys), ca.pem + ca-key.pem (the cluster CA; keep its key offline),
+server-cert.pem + server-key.pem, nats-server.conf (mutual TLS: every client presents its certificate). Secrets are
+never printed.`,
       width,
     ),
     '',
     ...paragraph(
-      'A service reads HAUL_NKEY_SEED_FILE=DIR/<name>.nk and HAUL_TLS_CA_FILE=DIR/ca.pem (docs/security.md).',
+      'A service or the CLI reads HAUL_NKEY_SEED_FILE=DIR/<name>.nk, HAUL_TLS_CA_FILE=DIR/ca.pem, ' +
+        'HAUL_NATS_TLS_CERT_FILE=DIR/<name>-cert.pem and HAUL_NATS_TLS_KEY_FILE=DIR/<name>-key.pem (docs/security.md).',
       width,
     ),
     '',
@@ -151,7 +154,7 @@ async function writeTls(dir: string, tls: ClusterTls): Promise<void> {
   await writeWithMode(join(dir, 'ca-key.pem'), tls.ca.key, secret);
   await writeWithMode(join(dir, 'server-cert.pem'), tls.server.cert, open);
   await writeWithMode(join(dir, 'server-key.pem'), tls.server.key, secret);
-  for (const [name, pem] of tls.streamers) {
+  for (const [name, pem] of tls.identities) {
     await writeWithMode(join(dir, `${name}-cert.pem`), pem.cert, open);
     await writeWithMode(join(dir, `${name}-key.pem`), pem.key, secret);
   }
@@ -177,10 +180,7 @@ export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile
   await prepareOut(dir, o.force ?? false);
   const work = await mkdtemp(join(tmpdir(), 'haul-init-'));
   try {
-    const streamers = clusterIdentities(o.nodes)
-      .filter((i) => i.role === 'streamer')
-      .map((i) => i.name);
-    await writeTls(dir, await makeClusterTls(work, cluster, o.hosts ?? [], streamers));
+    await writeTls(dir, await makeClusterTls(work, cluster, o.hosts ?? [], clusterIdentities(o.nodes)));
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -190,7 +190,11 @@ export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile
     cluster,
     listen: o.listen ?? '0.0.0.0:4222',
     storeDir: o.storeDir ?? '/var/lib/haul/nats',
-    tls: { certFile: join(serverDir, 'server-cert.pem'), keyFile: join(serverDir, 'server-key.pem') },
+    tls: {
+      certFile: join(serverDir, 'server-cert.pem'),
+      keyFile: join(serverDir, 'server-key.pem'),
+      caFile: join(serverDir, 'ca.pem'),
+    },
     users: registry.identities.map(({ publicKey, ...identity }) => ({ identity, publicKey })),
   });
   await writeWithMode(join(dir, 'nats-server.conf'), conf, open);

@@ -62,7 +62,7 @@ export function serverSettingsOf(text: string, file: string = secretsFiles.serve
       throw new CliError('error', `${file}: tls ${m[1]!}_file is ${m[2]!}, not a quoted path`);
     tls[`${m[1]!}File`] = JSON.parse(m[2]!) as string;
   }
-  for (const need of ['cert', 'key'])
+  for (const need of ['cert', 'key', 'ca'])
     if (tls[`${need}File`] === undefined)
       throw new CliError('error', `${file}: no tls ${need}_file (is it the file haul init-cluster wrote?)`);
   return { listen, storeDir, tls: tls as ServerConfigInput['tls'] };

@@ -72,10 +72,10 @@ describe('haul init-cluster', () => {
       ['ca-key.pem', 0o600],
       ['server-cert.pem', 0o644],
       ['server-key.pem', 0o600],
-      ...names.map((n): [string, number] => [`${n}.nk`, 0o600]),
-      ...['node-a', 'node-b'].flatMap((n): [string, number][] => [
-        [`streamer@${n}-cert.pem`, 0o644],
-        [`streamer@${n}-key.pem`, 0o600],
+      ...names.flatMap((n): [string, number][] => [
+        [`${n}.nk`, 0o600],
+        [`${n}-cert.pem`, 0o644],
+        [`${n}-key.pem`, 0o600],
       ]),
     ]);
     assert.deepEqual(readdirSync(out).sort(), [...expected.keys()].sort());
@@ -102,9 +102,11 @@ describe('haul init-cluster', () => {
     }
   });
 
-  it('writes a configuration nats-server accepts (nats-server -t)', async () => {
+  it('writes a configuration nats-server accepts (nats-server -t), verifying clients against the cluster CA', async () => {
     const { stdout, stderr } = await run(natsServerBinary(), ['-t', '-c', join(out, 'nats-server.conf')]);
     assert.match(stdout + stderr, /is valid/);
+    const conf = readFileSync(join(out, 'nats-server.conf'), 'utf8');
+    assert.match(conf, new RegExp(`tls \\{[^}]*ca_file: "${join(out, 'ca.pem')}"\\s+verify: true`));
   });
 
   it('signs the server certificate for the hosts given and loopback, and each streamer certificate by name', async () => {
@@ -120,6 +122,27 @@ describe('haul init-cluster', () => {
     for (const cert of ['server-cert.pem', 'streamer@node-a-cert.pem', 'streamer@node-b-cert.pem']) {
       const v = await run('openssl', ['verify', '-CAfile', join(out, 'ca.pem'), join(out, cert)]);
       assert.match(v.stdout, /OK/);
+    }
+  });
+
+  it("signs each other identity's client certificate, by its name and for client use only", async () => {
+    for (const name of ['coordinator', 'agent@node-a', 'agent@node-b', 'scheduler', 'ops']) {
+      const cert = join(out, `${name}-cert.pem`);
+      const v = await run('openssl', [
+        'verify',
+        '-CAfile',
+        join(out, 'ca.pem'),
+        '-purpose',
+        'sslclient',
+        cert,
+      ]);
+      assert.match(v.stdout, /OK/, name);
+      const text = (
+        await run('openssl', ['x509', '-in', cert, '-noout', '-subject', '-ext', 'extendedKeyUsage'])
+      ).stdout;
+      assert.match(text, new RegExp(`CN = ${name}\\n`), name);
+      assert.match(text, /TLS Web Client Authentication\n/, name);
+      assert.doesNotMatch(text, /Server Authentication/, name);
     }
   });
 
