@@ -13,7 +13,7 @@ import { createOutput } from '../src/output.ts';
 
 /**
  * `haul rotate-key` on a secrets folder `haul init-cluster` made: the files it changes and those it leaves alone.
- * With --events-up-to it needs no NATS (tests/key-rotation.int.test.ts reads the sequence from a real server).
+ * With --events-up-to it needs no NATS (key-rotation.int.test.ts, beside it, reads the sequence from a real server).
  */
 const run = promisify(execFile);
 let secrets: TestSecrets;
