@@ -12,6 +12,7 @@ import { limits, streams, subjects } from './conventions.ts';
 import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
 import { retryTransient } from './retry.ts';
 import { createEventJudge, type RawEvent } from './trust/event-judge.ts';
+import type { SignatureHeaders } from './trust/signature.ts';
 import type { Trust } from './trust/trust.ts';
 
 /** An event as stored in the log, with its stream sequence (the value compare-and-set appends expect). */
@@ -175,8 +176,8 @@ export function createEventLog(
     body: Uint8Array,
     msgID: string,
     expectedLastSeq: number | undefined,
+    signature: SignatureHeaders | undefined,
   ) {
-    const signature = trust.sign(subject, body);
     const pubOpts: Parameters<JetStreamClient['publish']>[2] = { msgID, timeout: limits.publishTimeoutMs };
     if (signature) {
       const h = headers();
@@ -201,16 +202,18 @@ export function createEventLog(
       const body = enc.encode(JSON.stringify(event));
       const contiguous =
         opts.expectedLastSeq !== undefined && opts.expectedLastSeq === judge.covered(event.migrationId);
-      judge.signing(event, body);
+      const signature = trust.sign(subject, body);
+      judge.signing(event, body, signature);
       try {
-        let { ack, signature } = await publish(subject, body, msgIdOf(event, opts), opts.expectedLastSeq);
+        let { ack } = await publish(subject, body, msgIdOf(event, opts), opts.expectedLastSeq, signature);
         if (ack.duplicate && (await squatted(subject, ack.seq, event))) {
           const unguessable = `${event.eventId}:${signature?.['Haul-Signature'].slice(0, 22) ?? ''}`;
-          ({ ack, signature } = await publish(subject, body, unguessable, opts.expectedLastSeq));
+          ({ ack } = await publish(subject, body, unguessable, opts.expectedLastSeq, signature));
         }
         if (!ack.duplicate) judge.appended(ack.seq, event, contiguous);
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
+        judge.notSigning(event);
         if (isWrongLastSequence(err))
           throw new ConcurrencyConflictError(subject, opts.expectedLastSeq ?? -1, { cause: err });
         throw err;

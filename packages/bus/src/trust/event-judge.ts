@@ -8,7 +8,7 @@ import {
   newFacts,
   type MigrationFacts,
 } from './authority.ts';
-import type { HeaderReader } from './signature.ts';
+import { signatureHeaders, type HeaderReader, type SignatureHeaders } from './signature.ts';
 import type { Trust } from './trust.ts';
 
 /**
@@ -43,13 +43,14 @@ export function createEventJudge(
 ) {
   const known = new Map<string, Known>();
   /**
-   * Event id → the exact bytes of an event this process is appending, signed by itself. A message whose body is
-   * byte for byte one of these is one this process signed: its signature would hold for any copy of those bytes on
-   * that subject, so checking it again proves nothing new, and an Ed25519 check is most of a coordinator's CPU per
-   * event (bench:control). Registered before the publish (the consumer may deliver the event before its ack comes
-   * back); everything else — authorization, facts — is judged as for any message.
+   * Event id → the exact bytes and signature headers of an event this process is appending, signed by itself. A
+   * message with those bytes and that signature (Haul-Signer this process's key, Haul-Signature the very signature
+   * it made: Ed25519 is deterministic) is the one this process signed, so checking the signature again proves
+   * nothing new, and an Ed25519 check is most of a coordinator's CPU per event (bench:control). An unsigned or
+   * otherwise signed copy of the same bytes is judged as any message. Registered before the publish (the consumer
+   * may deliver the event before its ack comes back); authorization and facts are judged as for any message.
    */
-  const mine = new Map<string, Uint8Array>();
+  const mine = new Map<string, { body: Uint8Array; signature: SignatureHeaders }>();
 
   function entry(mid: string, fresh = false): Known {
     let k = known.get(mid);
@@ -65,8 +66,14 @@ export function createEventJudge(
   }
 
   function signedHere(raw: RawEvent, e: MigrationEvent): boolean {
-    const body = mine.get(e.eventId);
-    if (!body || !Buffer.from(body.buffer, body.byteOffset, body.byteLength).equals(raw.data)) return false;
+    const m = mine.get(e.eventId);
+    if (
+      !m ||
+      raw.headers?.get(signatureHeaders.signer) !== m.signature[signatureHeaders.signer] ||
+      raw.headers.get(signatureHeaders.signature) !== m.signature[signatureHeaders.signature] ||
+      !Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength).equals(raw.data)
+    )
+      return false;
     mine.delete(e.eventId);
     return true;
   }
@@ -172,11 +179,15 @@ export function createEventJudge(
       learn(k.facts, seq, e);
       if (contiguous) k.coveredSeq = Math.max(k.coveredSeq, seq);
     },
-    /** This process is about to append `e` as exactly `body` (signed by itself). */
-    signing(e: MigrationEvent, body: Uint8Array): void {
-      if (!trust.secure || !trust.identity) return;
-      mine.set(e.eventId, body);
+    /** This process is about to append `e` as exactly `body`, with the signature it made itself. */
+    signing(e: MigrationEvent, body: Uint8Array, signature: SignatureHeaders | undefined): void {
+      if (!trust.secure || !trust.identity || !signature) return;
+      mine.set(e.eventId, { body, signature });
       if (mine.size > maxMine) mine.delete(mine.keys().next().value!);
+    },
+    /** The append of `e` failed: no copy of it is coming. */
+    notSigning(e: MigrationEvent): void {
+      mine.delete(e.eventId);
     },
     /** The sequence up to which this reader has judged every message of `mid`. */
     covered: (mid: string): number => known.get(mid)?.coveredSeq ?? 0,

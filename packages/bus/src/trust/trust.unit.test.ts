@@ -315,30 +315,46 @@ describe('a judge and the events its own process appended', () => {
     });
     return c;
   };
-  // Delivered copies carry no signature at all: only their bytes can vouch for them.
-  const unsigned = (data: Uint8Array, seq: number): RawEvent => ({
+  const copy = (data: Uint8Array, seq: number, sig?: Record<string, string>): RawEvent => ({
     subject,
     seq,
     data,
-    headers: asHeaders(undefined),
+    headers: asHeaders(sig),
   });
   const noReadBack = () => Promise.reject(new Error('no read back expected'));
-  it('given an event being appended, when the consumer delivers its very bytes, then it is believed without a second signature check, once', async () => {
+  it('given an event being appended, when the consumer delivers its very bytes and signature, then it is believed without a second signature check, once', async () => {
     const c = counted();
     const judge = createEventJudge(c.trust, validators, () => {});
     const body = enc.encode(JSON.stringify(requested));
-    judge.signing(requested, body);
-    assert.equal((await judge.single(unsigned(body, 7), noReadBack, requested))?.seq, 7);
+    const sig = c.trust.sign(subject, body);
+    judge.signing(requested, body, sig);
+    assert.equal((await judge.single(copy(body, 7, sig), noReadBack, requested))?.seq, 7);
     assert.equal(c.checks, 0);
-    assert.equal(await judge.single(unsigned(body, 7), noReadBack), undefined, 'a redelivery is judged');
-    assert.equal(c.checks, 1);
+    assert.equal((await judge.single(copy(body, 7, sig), noReadBack))?.seq, 7, 'a redelivery is believed…');
+    assert.equal(c.checks, 1, '…on its checked signature');
   });
-  it('given an event being appended, when other bytes come with its id, then they are judged as any other', async () => {
+  it('given an event being appended, when a copy of its bytes comes unsigned or signed by another key, then it is judged as any message', async () => {
     const c = counted();
     const judge = createEventJudge(c.trust, validators, () => {});
-    judge.signing(requested, enc.encode(JSON.stringify(requested)));
+    const body = enc.encode(JSON.stringify(requested));
+    judge.signing(requested, body, c.trust.sign(subject, body));
+    assert.equal(await judge.single(copy(body, 8), noReadBack), undefined, 'unsigned');
+    const byAgent = signWith(keys.get('agent@node-a')!, subject, body);
+    assert.equal(await judge.single(copy(body, 9, byAgent), noReadBack), undefined, 'signed by an agent');
+    assert.equal(c.checks, 2);
+    assert.equal(c.trust.rejections, 2);
+  });
+  it('given an event being appended, when other bytes come with its id and its signature, then they are refused', async () => {
+    const c = counted();
+    const judge = createEventJudge(c.trust, validators, () => {});
+    const body = enc.encode(JSON.stringify(requested));
+    const sig = c.trust.sign(subject, body);
+    judge.signing(requested, body, sig);
     const changed = { ...requested, time: '2026-01-01T00:00:00.000Z' } as MigrationEvent;
-    assert.equal(await judge.single(unsigned(enc.encode(JSON.stringify(changed)), 8), noReadBack), undefined);
+    assert.equal(
+      await judge.single(copy(enc.encode(JSON.stringify(changed)), 10, sig), noReadBack),
+      undefined,
+    );
     assert.equal(c.checks, 1);
     assert.equal(c.trust.rejections, 1);
   });
@@ -347,9 +363,10 @@ describe('a judge and the events its own process appended', () => {
     const judge = createEventJudge(c.trust, validators, () => {});
     const outcome = succeeded(restore, agentOn('node-b'));
     const body = enc.encode(JSON.stringify(outcome));
-    judge.signing(outcome, body);
+    const sig = c.trust.sign(subject, body);
+    judge.signing(outcome, body, sig);
     assert.equal(
-      await judge.single(unsigned(body, 9), () => Promise.resolve()),
+      await judge.single(copy(body, 11, sig), () => Promise.resolve()),
       undefined,
       'a coordinator may not write it',
     );
