@@ -39,6 +39,7 @@ export {
   serviceNames,
   coordinatorConsumer,
   changeApi,
+  changeApiRole,
   consumerLeaderStepDown,
   type Role,
   type Identity,

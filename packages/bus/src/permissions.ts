@@ -172,7 +172,9 @@ const apiSubjects = {
 };
 /** Requests that change nothing: a status, the list, and a check (haul migrate --check), which only reads. */
 const readApi = [apiSubjects.status, apiSubjects.list, apiSubjects.check];
-/** Requests that change something: only the scheduler identity may make them. */
+/** The one role that may make requests that change something (NATS grants `changeApi` to it alone). */
+export const changeApiRole: Role = 'scheduler';
+/** Requests that change something: only the `changeApiRole` identity may make them. */
 export const changeApi: readonly string[] = [
   apiSubjects.migrate,
   apiSubjects.cancel,
@@ -278,7 +280,9 @@ function rolePermissions(id: Identity, publicKey: string): Permissions {
         publish: {
           allow: [
             ...reader(),
-            ...changeApi.map((s) => g(s, 'scheduler API (migrate, cancel, retry, resolve)')),
+            ...(id.role === changeApiRole
+              ? changeApi.map((s) => g(s, 'scheduler API (migrate, cancel, retry, resolve)'))
+              : []),
           ],
           deny: [...deny, ...notTheCoordinatorsConsumer()],
         },

@@ -10,7 +10,8 @@ export const exitCodes = {
   error: { code: 1, summary: 'failed for another reason (the message on stderr says which)' },
   usage: {
     code: 2,
-    summary: 'usage error: unknown command or flag, missing or bad value; nothing was sent',
+    summary:
+      'usage error: unknown command or flag, missing or bad value, or a setting NATS refuses (identity, certificate); nothing was sent',
   },
   rolledBack: {
     code: 3,

@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import {
+  BusConfigError,
   busConfigFromEnv,
   connectBus,
   createEventLog,
@@ -132,7 +133,15 @@ function lazyConnection(servers: string | undefined, env: NodeJS.ProcessEnv, rec
       { ...busConfigFromEnv('haul-cli', env), ...(servers ? { servers } : {}) },
       reconnect ? { timeout: 3000 } : { maxReconnectAttempts: 0, timeout: 3000 },
     ).catch((err: unknown) => {
-      throw new CliError('natsUnreachable', (err as Error).message, { cause: err });
+      // NATS answered and refused this client's settings (its identity, its certificate): trying again will not
+      // help, as with any bad setting (2); only a NATS that does not answer is worth waiting for (69).
+      throw new CliError(
+        err instanceof BusConfigError ? 'usage' : 'natsUnreachable',
+        (err as Error).message,
+        {
+          cause: err,
+        },
+      );
     }));
   return {
     nc,

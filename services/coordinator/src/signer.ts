@@ -1,13 +1,10 @@
 import type { Msg } from '@nats-io/transport-node';
-import { signatureHeaders, type Role, type Trust } from '@haul/bus';
+import { changeApiRole as changer, signatureHeaders, type Trust } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
 import type { ErrorInfo } from '@haul/schemas';
 
 /** Who sent an API request: the verified identity's name (none: an insecure cluster), or why it is refused. */
 export type SignerOf = (msg: Msg) => { ok: true; name?: string } | { ok: false; error: ErrorInfo };
-
-/** The only role NATS lets publish a change request (permissions.ts grants `changeApi` to it alone). */
-const changer: Role = 'scheduler';
 
 /**
  * Who sent a request that changes a migration (migrate, cancel, retry, resolve): the registered identity whose
