@@ -1,12 +1,13 @@
-import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
-import { clusterIdentities, renderServerConfig, subjectToken, type IdentitiesFile } from '@haul/bus';
+import { clusterIdentities, subjectToken, type IdentitiesFile } from '@haul/bus';
 import { parseCommandLine, type FlagSpecs } from './args.ts';
 import { makeClusterTls, OpensslError, sanEntry, type ClusterTls } from './cluster-tls.ts';
 import { UsageError } from './errors.ts';
 import { flagLines, helpWidth, paragraph, usageOf } from './help.ts';
+import { secretsFiles, secretsModes, serverConfigOf, writeSecretsFile } from './secrets-dir.ts';
 
 /** The flags of `haul init-cluster`: what its parser accepts and its help shows. */
 const initFlags: FlagSpecs = {
@@ -108,15 +109,7 @@ export class InitUsageError extends Error {
   }
 }
 
-const secret = 0o600;
-const open = 0o644;
-
-/** Write a file with exactly this mode: a file replaced with --force keeps no older, wider mode, whatever the umask. */
-async function writeWithMode(path: string, data: string, mode: number): Promise<void> {
-  await rm(path, { force: true });
-  await writeFile(path, data, { mode, flag: 'wx' });
-  await chmod(path, mode);
-}
+const { secret, open } = secretsModes;
 
 async function prepareOut(dir: string, force: boolean): Promise<void> {
   const st = await stat(dir).catch(() => undefined);
@@ -149,26 +142,31 @@ function tokenOr(s: string, flag: string): void {
   }
 }
 
-async function writeTls(dir: string, tls: ClusterTls): Promise<void> {
-  await writeWithMode(join(dir, 'ca.pem'), tls.ca.cert, open);
-  await writeWithMode(join(dir, 'ca-key.pem'), tls.ca.key, secret);
-  await writeWithMode(join(dir, 'server-cert.pem'), tls.server.cert, open);
-  await writeWithMode(join(dir, 'server-key.pem'), tls.server.key, secret);
+/** Every file is written with exactly its mode: one replaced with --force keeps no older, wider mode. */
+function writeTls(dir: string, tls: ClusterTls): void {
+  writeSecretsFile(join(dir, 'ca.pem'), tls.ca.cert, open);
+  writeSecretsFile(join(dir, 'ca-key.pem'), tls.ca.key, secret);
+  writeSecretsFile(join(dir, 'server-cert.pem'), tls.server.cert, open);
+  writeSecretsFile(join(dir, 'server-key.pem'), tls.server.key, secret);
   for (const [name, pem] of tls.identities) {
-    await writeWithMode(join(dir, `${name}-cert.pem`), pem.cert, open);
-    await writeWithMode(join(dir, `${name}-key.pem`), pem.key, secret);
+    writeSecretsFile(join(dir, `${name}-cert.pem`), pem.cert, open);
+    writeSecretsFile(join(dir, `${name}-key.pem`), pem.key, secret);
   }
 }
 
 /** One nkey per identity: its seed to DIR/<name>.nk (0600), its public key into the registry. */
-async function writeIdentities(dir: string, cluster: string, nodes: string[]): Promise<IdentitiesFile> {
+function writeIdentities(dir: string, cluster: string, nodes: string[]): IdentitiesFile {
   const registry: IdentitiesFile = { cluster, identities: [] };
   for (const id of clusterIdentities(nodes)) {
     const kp = createUser();
-    await writeWithMode(join(dir, `${id.name}.nk`), `${new TextDecoder().decode(kp.getSeed())}\n`, secret);
+    writeSecretsFile(
+      join(dir, secretsFiles.seed(id.name)),
+      `${new TextDecoder().decode(kp.getSeed())}\n`,
+      secret,
+    );
     registry.identities.push({ ...id, publicKey: kp.getPublicKey() });
   }
-  await writeWithMode(join(dir, 'identities.json'), `${JSON.stringify(registry, null, 2)}\n`, open);
+  writeSecretsFile(join(dir, secretsFiles.registry), `${JSON.stringify(registry, null, 2)}\n`, open);
   return registry;
 }
 
@@ -180,14 +178,13 @@ export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile
   await prepareOut(dir, o.force ?? false);
   const work = await mkdtemp(join(tmpdir(), 'haul-init-'));
   try {
-    await writeTls(dir, await makeClusterTls(work, cluster, o.hosts ?? [], clusterIdentities(o.nodes)));
+    writeTls(dir, await makeClusterTls(work, cluster, o.hosts ?? [], clusterIdentities(o.nodes)));
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  const registry = await writeIdentities(dir, cluster, o.nodes);
+  const registry = writeIdentities(dir, cluster, o.nodes);
   const serverDir = o.serverDir ?? dir;
-  const conf = renderServerConfig({
-    cluster,
+  const conf = serverConfigOf(registry, {
     listen: o.listen ?? '0.0.0.0:4222',
     storeDir: o.storeDir ?? '/var/lib/haul/nats',
     tls: {
@@ -195,9 +192,8 @@ export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile
       keyFile: join(serverDir, 'server-key.pem'),
       caFile: join(serverDir, 'ca.pem'),
     },
-    users: registry.identities.map(({ publicKey, ...identity }) => ({ identity, publicKey })),
   });
-  await writeWithMode(join(dir, 'nats-server.conf'), conf, open);
+  writeSecretsFile(join(dir, secretsFiles.serverConfig), conf, open);
   return registry;
 }
 
@@ -250,8 +246,8 @@ export async function initClusterMain(argv: string[], width = helpWidth(Infinity
     const dir = resolve(o.out);
     console.log(`cluster ${registry.cluster}: wrote ${dir}`);
     for (const id of registry.identities)
-      console.log(`  ${id.name.padEnd(24)} ${id.publicKey}  ${id.name}.nk`);
-    console.log(`  nats-server: nats-server -c ${join(dir, 'nats-server.conf')}`);
+      console.log(`  ${id.name.padEnd(24)} ${id.publicKey}  ${secretsFiles.seed(id.name)}`);
+    console.log(`  nats-server: nats-server -c ${join(dir, secretsFiles.serverConfig)}`);
     return initClusterExit.ok;
   } catch (err) {
     console.error(`haul init-cluster: ${(err as Error).message}`);

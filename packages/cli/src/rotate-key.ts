@@ -1,15 +1,9 @@
-import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
-import {
-  parseRegistry,
-  registryFile,
-  renderServerConfig,
-  retireKey,
-  TrustConfigError,
-  type ServerConfigInput,
-} from '@haul/bus';
+import { parseRegistry, registryFile, retireKey, TrustConfigError, type ServerConfigInput } from '@haul/bus';
 import { CliError } from './errors.ts';
+import { secretsFiles, secretsModes, serverConfigOf, writeSecretsFile } from './secrets-dir.ts';
 
 /*
  * `haul rotate-key`: one identity gets a new nkey; its old key is retired in identities.json, believed only for the
@@ -19,13 +13,6 @@ import { CliError } from './errors.ts';
 
 /** The cluster's registry (identities.json); @haul/bus's `Registry` is the metrics' one. */
 type Registry = ReturnType<typeof parseRegistry>;
-
-/** The files of a secrets folder (`haul init-cluster --out DIR`) that a rotation reads and rewrites. */
-export const secretsFiles = {
-  registry: 'identities.json',
-  serverConfig: 'nats-server.conf',
-  seed: (name: string): string => `${name}.nk`,
-} as const;
 
 /** What a rotation did: the identity's new key, and the key it retired with the last event sequence it vouches for. */
 export type Rotation = {
@@ -57,7 +44,8 @@ export function serverSettingsOf(text: string, file: string = secretsFiles.serve
   const storeDir = setting(text, `^jetstream \\{ store_dir: ${quoted} \\}$`, 'jetstream store_dir', file);
   const block = /^tls \{([^}]*)\}/m.exec(text)?.[1] ?? '';
   const tls: Record<string, string> = {};
-  for (const m of block.matchAll(/\b([a-z]+)_file: (\S+?),?(?=\s|$)/g)) {
+  // A value is a quoted string (which may hold spaces and escaped quotes) or, refused below, a bare word.
+  for (const m of block.matchAll(new RegExp(`\\b([a-z]+)_file: (${quoted}|[^\\s,]+),?(?=\\s|$)`, 'g'))) {
     if (!new RegExp(`^${quoted}$`).test(m[2]!))
       throw new CliError('error', `${file}: tls ${m[1]!}_file is ${m[2]!}, not a quoted path`);
     tls[`${m[1]!}File`] = JSON.parse(m[2]!) as string;
@@ -66,18 +54,6 @@ export function serverSettingsOf(text: string, file: string = secretsFiles.serve
     if (tls[`${need}File`] === undefined)
       throw new CliError('error', `${file}: no tls ${need}_file (is it the file haul init-cluster wrote?)`);
   return { listen, storeDir, tls: tls as ServerConfigInput['tls'] };
-}
-
-/** The server configuration of a registry: one nkey user per identity, by its current key only. */
-export function serverConfigOf(registry: Registry, settings: ServerSettings): string {
-  return renderServerConfig({
-    ...settings,
-    cluster: registry.cluster,
-    users: registry.identities.map(({ name, role, node, publicKey }) => ({
-      identity: node === undefined ? { name, role } : { name, role, node },
-      publicKey,
-    })),
-  });
 }
 
 /** The registry of DIR; a file that is not one is an error naming the file and the field. */
@@ -115,19 +91,6 @@ function renderedAgain(registry: Registry, s: SecretsFolder): string {
   return conf;
 }
 
-/** Replace a file whole (a reader sees the old file or the new one, never part of it), with exactly this mode. */
-async function replaceFile(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await rm(tmp, { force: true });
-  try {
-    await writeFile(tmp, data, { mode, flag: 'wx' });
-    await chmod(tmp, mode);
-    await rename(tmp, path);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-}
-
 /** A secrets folder as read before a rotation: its registry and the settings of its server configuration. */
 export type SecretsFolder = { dir: string; registry: Registry; settings: ServerSettings };
 
@@ -155,20 +118,21 @@ export async function readSecrets(dir: string): Promise<SecretsFolder> {
  * events up to `eventsUpTo`, nats-server.conf rendered again with the new key alone. The seed is written first, so a
  * rotation cut short is finished by running it again (the key the registry names then is the one retired).
  */
-export async function rotateKey(s: SecretsFolder, identity: string, eventsUpTo: number): Promise<Rotation> {
+export function rotateKey(s: SecretsFolder, identity: string, eventsUpTo: number): Rotation {
   const old = s.registry.identities.find((i) => i.name === identity);
   if (!old) throw new CliError('usage', `no identity ${identity} in ${join(s.dir, secretsFiles.registry)}`);
   const kp = createUser();
   const registry = retireKey(s.registry, identity, kp.getPublicKey(), eventsUpTo);
   const conf = renderedAgain(registry, s);
   const seed = secretsFiles.seed(identity);
-  await replaceFile(join(s.dir, seed), `${new TextDecoder().decode(kp.getSeed())}\n`, 0o600);
-  await replaceFile(
+  // Each file is replaced whole and fsynced (with the folder) before the next is written.
+  writeSecretsFile(join(s.dir, seed), `${new TextDecoder().decode(kp.getSeed())}\n`, secretsModes.secret);
+  writeSecretsFile(
     join(s.dir, secretsFiles.registry),
     `${JSON.stringify(registryFile(registry), null, 2)}\n`,
-    0o644,
+    secretsModes.open,
   );
-  await replaceFile(join(s.dir, secretsFiles.serverConfig), conf, 0o644);
+  writeSecretsFile(join(s.dir, secretsFiles.serverConfig), conf, secretsModes.open);
   return {
     identity,
     publicKey: kp.getPublicKey(),

@@ -248,4 +248,38 @@ describe('rotating one identity on a running cluster', () => {
       ),
     );
   });
+
+  it('given --events-up-to beyond the event stream’s last sequence while NATS answers, then it is a usage error and nothing changes; the last sequence itself is taken', async () => {
+    const last = (await (await jetstreamManager(coordinator)).streams.info(streams.events)).state.last_seq;
+    const registryBefore = await readFile(join(secrets.dir, 'identities.json'), 'utf8');
+    const rotate = async (n: number) => {
+      let out = '';
+      let err = '';
+      const code = await main(
+        ['rotate-key', '--dir', secrets.dir, '--identity', 'agent@node-b', '--events-up-to', String(n)],
+        {
+          out: createOutput({ write: (s: string) => (out += s) }, {}),
+          err: (s) => (err += `${s}\n`),
+          env: { HAUL_NATS_URL: server.url, ...secretsEnv(secrets.dir, 'ops') },
+        },
+      );
+      return { code, out, err };
+    };
+    const typo = await rotate(last * 10 + 1);
+    assert.equal(typo.code, exitCode('usage'), typo.err);
+    assert.match(
+      typo.err,
+      new RegExp(`--events-up-to: ${last * 10 + 1} is beyond the event stream's last sequence, ${last}:`),
+    );
+    assert.equal(await readFile(join(secrets.dir, 'identities.json'), 'utf8'), registryBefore);
+
+    const exact = await rotate(last);
+    assert.equal(exact.code, exitCode('completed'), exact.err);
+    assert.doesNotMatch(exact.err, /warning/);
+    const registry = parseRegistry(JSON.parse(await readFile(join(secrets.dir, 'identities.json'), 'utf8')));
+    assert.equal(
+      registry.identities.find((i) => i.name === 'agent@node-b')!.retiredKeys?.[0]?.eventsUpTo,
+      last,
+    );
+  });
 });

@@ -1,19 +1,22 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { fromSeed } from '@nats-io/nkeys';
 import { parseRegistry } from '@haul/bus';
 import { createTestSecrets, natsServerBinary, type TestSecrets } from '@haul/test';
-import { commands, exitCode, main } from '@haul/cli';
+import { commands, exitCode, initCluster, main } from '@haul/cli';
 import { commandHelp } from '../src/help.ts';
 import { createOutput } from '../src/output.ts';
 
 /**
  * `haul rotate-key` on a secrets folder `haul init-cluster` made: the files it changes and those it leaves alone.
- * With --events-up-to it needs no NATS (key-rotation.int.test.ts, beside it, reads the sequence from a real server).
+ * With --events-up-to it needs no NATS, and says that N went unchecked (key-rotation.int.test.ts, beside it, reads
+ * the sequence from a real server and checks a given N against it).
  */
 const run = promisify(execFile);
 let secrets: TestSecrets;
@@ -71,6 +74,10 @@ describe('haul rotate-key', () => {
     assert.deepEqual(now.retiredKeys, [{ publicKey: old, eventsUpTo: 42 }]);
     assert.match(r.out, new RegExp(`new key ${now.publicKey}`));
     assert.match(r.out, new RegExp(`retired ${old}: believed for events up to sequence 42`));
+    assert.match(
+      r.err,
+      /^haul rotate-key: warning: NATS not reachable \(.*\), so --events-up-to 42 was not checked against the event stream: the retired key vouches for every event stored up to sequence 42;/m,
+    );
 
     const conf = text('nats-server.conf');
     assert.ok(!conf.includes(old), 'the server config no longer names the old key, as a user or an inbox');
@@ -113,11 +120,13 @@ describe('haul rotate-key', () => {
       publicKey: string;
       retired: unknown;
       wrote: string[];
+      warning: string;
     };
     assert.equal(printed.identity, 'agent@node-a');
     assert.equal(printed.publicKey, keyOf('agent@node-a').publicKey);
     assert.deepEqual(printed.retired, { publicKey: second, eventsUpTo: 50 });
     assert.deepEqual(printed.wrote, ['agent@node-a.nk', 'identities.json', 'nats-server.conf']);
+    assert.match(printed.warning, /--events-up-to 50 was not checked against the event stream/);
     assert.deepEqual(
       keyOf('agent@node-a').retiredKeys?.map((k) => k.eventsUpTo),
       [42, 50],
@@ -132,6 +141,11 @@ describe('haul rotate-key', () => {
     assert.match(flat, /Usage: haul rotate-key --dir DIR --identity NAME \[flags\]/);
     assert.match(flat, /--events-up-to N/);
     assert.match(flat, /Without --events-up-to, N is the event stream's last sequence, read from NATS/);
+    assert.match(flat, /as the identity whose seed HAUL_NKEY_SEED_FILE names/);
+    assert.match(
+      flat,
+      /N may not exceed that last sequence when NATS can be reached; when it cannot .*a warning/,
+    );
     assert.match(flat, /mode 0600, never printed/);
   });
 
@@ -170,5 +184,25 @@ describe('haul rotate-key', () => {
     }
     assert.equal(text('identities.json'), registryBefore);
     assert.equal(text('agent@node-a.nk'), seedBefore);
+  });
+
+  it('given a secrets folder whose server dir has a space in it, when an identity is rotated, then the TLS paths are kept', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'haul-rotate-space-'));
+    try {
+      const dir = join(parent, 'secrets');
+      const serverDir = join(parent, 'etc haul', 'secrets "x"');
+      await initCluster({ nodes: ['node-a'], out: dir, cluster: 'test', serverDir });
+      const before = readFileSync(join(dir, 'nats-server.conf'), 'utf8');
+      assert.ok(before.includes(`cert_file: ${JSON.stringify(join(serverDir, 'server-cert.pem'))}`));
+      const r = await haul(['rotate-key', '--dir', dir, '--identity', 'ops', '--events-up-to', '7']);
+      assert.equal(r.code, exitCode('completed'), r.err);
+      const conf = readFileSync(join(dir, 'nats-server.conf'), 'utf8');
+      for (const f of ['server-cert.pem', 'server-key.pem', 'ca.pem'])
+        assert.ok(conf.includes(JSON.stringify(join(serverDir, f))), f);
+      const tls = (c: string) => /^tls \{[^}]*\}/m.exec(c)?.[0];
+      assert.equal(tls(conf), tls(before));
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
   });
 });
