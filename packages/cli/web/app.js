@@ -120,7 +120,14 @@ function migrationRow(v) {
   const active = !ended.includes(v.phase);
   const p = v.progress;
   const eta = p && !v.transfers.some((t) => t.waiting);
-  const phaseText = v.phase === 'iterating' ? `iterating · pre-dump ${v.iteration}` : v.phase;
+  // The core's phase stays `iterating` until the final dump has succeeded; once the CT is frozen for it, say so.
+  const frozenNow = active && v.frozenSince && !v.frozenUntil;
+  const phaseText =
+    v.phase !== 'iterating'
+      ? v.phase
+      : frozenNow
+        ? 'iterating · final dump'
+        : `iterating · pre-dump ${v.iteration}`;
   return h(
     'tr',
     {
