@@ -3,8 +3,17 @@ import { join } from 'node:path';
 import type { MigrationEvent } from '@haul/schemas';
 import type { EmulatedCluster } from './emulated-cluster.ts';
 
-/** Where one emulated CT lives: the cluster, every node it may run on, and its shared disks' folders. */
-export type CtPlace = { cluster: EmulatedCluster; nodes: readonly string[]; ctid: string; shared: string[] };
+/**
+ * Where one emulated CT lives: the cluster, every node it may run on, its shared disks' folders, and its local disks
+ * besides the root disk (folders relative to VE_PRIVATE, in the order of the CT's DISK=; default none).
+ */
+export type CtPlace = {
+  cluster: EmulatedCluster;
+  nodes: readonly string[];
+  ctid: string;
+  shared: string[];
+  privateDisks?: string[];
+};
 
 export type Baseline = { views: Record<string, string>[]; journals: Record<string, number>; pid: number };
 
@@ -17,8 +26,12 @@ const baseImageUuid = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
 
 const rootDd = (p: CtPlace, n: string) =>
   join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, 'root.hdd', 'DiskDescriptor.xml');
+// In the order the emulated CT numbers its disks (its write journal's first field): the root disk, then DISK= order.
 const disksOn = (p: CtPlace, n: string) => [
   rootDd(p, n),
+  ...(p.privateDisks ?? []).map((d) =>
+    join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, d, 'DiskDescriptor.xml'),
+  ),
   ...p.shared.map((d) => join(d, 'DiskDescriptor.xml')),
 ];
 const view = async (p: CtPlace, node: string, dd: string) =>
@@ -231,8 +244,9 @@ function brokenLeftovers(p: CtPlace, migrationId: string, home: string): string[
     if (extra.length) broken.push(`${d}: left behind ${extra.join(', ')}`);
   }
   for (const n of p.nodes) {
-    if (n !== home && existsSync(join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, 'root.hdd')))
-      broken.push(`a stale local disk is left on ${n}`);
+    for (const d of ['root.hdd', ...(p.privateDisks ?? [])])
+      if (n !== home && existsSync(join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, d)))
+        broken.push(`a stale local disk is left on ${n}${d === 'root.hdd' ? '' : ` (${d})`}`);
     const r = imageRootOf(p.cluster, n);
     const left = existsSync(r) ? readdirSync(r).filter((f) => f.includes(migrationId)) : [];
     if (left.length) broken.push(`image folders left on ${n}: ${left.join(', ')}`);

@@ -41,6 +41,12 @@ export type WorldOptions = {
   sharedDisks?: number;
   /** MiB of data in the CT's local root disk (default: a few blocks); the disk is sized to twice that. */
   localDiskMb?: number;
+  /**
+   * The CT's config names its disks as VZ7 writes them (`haul-emu create-ct --relative-disks`): DISK= lists the root
+   * disk (image=root.hdd,mnt=/) and a secondary local disk (image=disk1.hdd) relative to VE_PRIVATE, then the shared
+   * disks (absolute). Default: only the shared disks are in DISK=.
+   */
+  relativeDisks?: boolean;
   /** The CT's page-cache writeback interval (HAUL_EMU_WRITEBACK_MS; default Linux's 30 s, 0: never). */
   writebackMs?: number;
   faults?: FaultRule[];
@@ -126,6 +132,7 @@ export async function startWorld(o: WorldOptions = {}) {
     ...shared.flatMap((d) => ['--shared-disk', d]),
     ...(o.localDiskMb ? ['--disk-fill', String(o.localDiskMb), '--disk-size', `${2 * o.localDiskMb}M`] : []),
     ...(o.writebackMs !== undefined ? ['--writeback-ms', String(o.writebackMs)] : []),
+    ...(o.relativeDisks ? ['--relative-disks'] : []),
   ];
   await cluster.ok('node-a', 'haul-emu', ctArgs);
   for (const n of nodes.slice(1)) await cluster.ok(n, 'haul-emu', [...ctArgs, '--config-only']);
@@ -152,7 +159,9 @@ export async function startWorld(o: WorldOptions = {}) {
   const schedulerTrust = insecure ? undefined : identities.trust('scheduler');
   const api = createApiClient(nc, schedulerTrust && ((s, b) => schedulerTrust.sign(s, b)));
   const imageRoot = (n: string) => imageRootOf(cluster, n);
-  const place: CtPlace = { cluster, nodes, ctid, shared };
+  /** The CT's local disks besides its root disk, relative to its VE_PRIVATE (haul-emu create-ct --relative-disks). */
+  const privateDisks = o.relativeDisks ? ['disk1.hdd'] : [];
+  const place: CtPlace = { cluster, nodes, ctid, shared, privateDisks };
 
   const baseEnv = (node: string) => ({
     ...cluster.envFor(node),
@@ -212,6 +221,7 @@ export async function startWorld(o: WorldOptions = {}) {
     }),
     services,
     shared,
+    privateDisks,
     faultsFile,
     imageRoot,
     setFaults: (rules: FaultRule[]) => writeFileSync(faultsFile, JSON.stringify(rules)),

@@ -31,7 +31,10 @@ const help = `haul-emu: set up emulated nodes and containers, and read the emula
                      [--plain-criu]     (criu dumps without VZ's pieces: --freeze-cgroup, --root, externals)
   haul-emu create-ct --ctid ID [--memory-mb 64] [--dirty-rate PAGES/S] [--disk-writes BLOCKS/S] [--seed N]
                      [--disk-size 64M] [--disk-fill MB] [--writeback-ms MS] [--shared-disk DIR]...
-                     [--config-only]                                              (HAUL_EMU_ROOT names the node)
+                     [--relative-disks] [--config-only]                           (HAUL_EMU_ROOT names the node)
+                     --relative-disks: DISK= as VZ7 writes it (libvzctl lib/disk.c disk2str): the root disk
+                     (image=root.hdd,mnt=/) and a secondary local disk (image=disk1.hdd) relative to VE_PRIVATE,
+                     then the shared disks (absolute)
   haul-emu checksum-mem CTID        memory checksum of a running CT (JSON)
   haul-emu checksum-disk DD.xml     content checksum of the disk as its CT sees it: the merged view of the chain and,
                                     when mounted on this node, the page cache on top (JSON)
@@ -151,7 +154,9 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
         `HAUL_EMU_SEED=${seed}`,
         `HAUL_EMU_WRITEBACK_MS=${one('--writeback-ms') ?? 30_000}`,
       ];
-      if (shared.length)
+      const relative = opts.has('--relative-disks');
+      if (relative) lines.push(`DISK="${vz7DiskList(priv, shared, size)}"`);
+      else if (shared.length)
         lines.push(
           `DISK="${shared.map((d, i) => `uuid={${String(i).padStart(8, '0')}-0000-4000-8000-000000000000},enabled=yes,image=${imageValue(priv, d)},mnt=/data${i}`).join(';')}"`,
         );
@@ -167,6 +172,12 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       fillDisk(join(priv, 'root.hdd', 'DiskDescriptor.xml'), seed);
       const fill = Number(one('--disk-fill') ?? 0);
       if (fill > 0) fillData(join(priv, 'root.hdd', 'DiskDescriptor.xml'), fill, seed);
+      if (relative) {
+        const local = join(priv, localDiskName);
+        mkdirSync(local, { recursive: true });
+        init(size, join(local, 'root.hds'), 'expanded');
+        fillDisk(join(local, 'DiskDescriptor.xml'), seed + 1000);
+      }
       shared.forEach((d, i) => {
         if (existsSync(join(d, 'DiskDescriptor.xml'))) return;
         mkdirSync(d, { recursive: true });
@@ -174,7 +185,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
         fillDisk(join(d, 'DiskDescriptor.xml'), seed + 1 + i);
       });
       out(
-        `CT ${ctid} on ${env.node}: root disk ${priv}/root.hdd${shared.length ? `, shared ${shared.join(', ')}` : ''}`,
+        `CT ${ctid} on ${env.node}: root disk ${priv}/root.hdd${relative ? `, local ${priv}/${localDiskName}` : ''}${shared.length ? `, shared ${shared.join(', ')}` : ''}`,
       );
       return 0;
     }
@@ -268,6 +279,29 @@ function registerNew(env: EmuEnv, ctid: string, priv: string, conf: string): voi
   mkdirSync(join(env.clusterDir, 'shaman'), { recursive: true });
   const resource: HaResource = { node: env.node, path: priv, prio: 0 };
   writeFileSync(join(env.clusterDir, 'shaman', `ct-${ctid}.json`), JSON.stringify(resource));
+}
+
+/** The secondary local disk of a CT made with --relative-disks, inside its VE_PRIVATE. */
+const localDiskName = 'disk1.hdd';
+
+/**
+ * A CT's DISK= value as VZ7 writes it (libvzctl lib/disk.c disk2str, OpenVZ/libvzctl@ebbfc38 lines 537–606):
+ * `uuid=…,size=<KiB>,enabled=yes,mnt=…,image=…` per disk, `;` between them, image= relative to VE_PRIVATE for a disk
+ * inside it (get_rel_path): the root disk (mnt=/), a secondary local disk, then each shared disk (absolute).
+ */
+function vz7DiskList(priv: string, shared: string[], size: string): string {
+  const m = /^(\d+)([KMGT]?)$/i.exec(size);
+  const kib = m
+    ? Number(m[1]) *
+      ({ '': 1 / 2, K: 1, M: 1024, G: 1024 ** 2, T: 1024 ** 3 }[(m[2] ?? '').toUpperCase()] ?? 1)
+    : 0;
+  const entry = (uuid: string, mnt: string, disk: string) =>
+    `uuid={${uuid}-0000-4000-8000-000000000000},size=${Math.floor(kib)},enabled=yes,mnt=${mnt},image=${imageValue(priv, disk)}`;
+  return [
+    entry('7f000000', '/', join(priv, 'root.hdd')),
+    entry('7f000001', '/local1', join(priv, localDiskName)),
+    ...shared.map((d, i) => entry(String(i).padStart(8, '0'), `/data${i}`, d)),
+  ].join(';');
 }
 
 const need = (v: string | undefined, what: string): string => {

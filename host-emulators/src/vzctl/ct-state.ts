@@ -40,10 +40,14 @@ export const isRunning = (env: EmuEnv, ctid: string): boolean => pidAlive(readCt
 export const diskBases = (conf: CtConf): string[] =>
   conf.disks.map((dd) => imagePath(dd, chainTo(readDescriptor(dd))[0]!.file));
 
-/** Disks of the CT that have a device on this node. */
+/**
+ * Disks of the CT that have a device on this node. A disk its config names but this node does not have (a target's
+ * VE_PRIVATE before a migration copies it there, named by a relative DISK= image) is not mounted.
+ */
 export function mountedDisks(env: EmuEnv, conf: CtConf): string[] {
   const reg = readRegistry(env.clusterDir);
   return conf.disks.filter((dd) => {
+    if (!existsSync(dd)) return false;
     const base = imagePath(dd, chainTo(readDescriptor(dd))[0]!.file);
     return reg.devices.some((d) => d.node === env.node && d.deltas[0] === base);
   });

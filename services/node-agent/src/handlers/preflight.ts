@@ -46,7 +46,10 @@ export async function inspectCt(cfg: AgentConfig, tools: Tools, ctid: string): P
     criuVersion,
     memTrack,
     cpuFlags: cpuFlags(),
-    disks: located.map((d) => (d.location === 'private' ? { ...d, bytes: folderBytes(d.ddxml) } : d)),
+    // A local disk this node does not have yet (a target's, named by a relative DISK= image) has no size here.
+    disks: located.map((d) =>
+      d.location === 'private' && existsSync(dirname(d.ddxml)) ? { ...d, bytes: folderBytes(d.ddxml) } : d,
+    ),
     freeBytes: freeBytesAt(cfg.imageRoot),
     bootId: cfg.bootId,
     imageRoot: cfg.imageRoot,
