@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { followToEnd } from '@haul/cli';
-import { limits } from '@haul/bus';
+import { limits, subjects } from '@haul/bus';
+import type { StepCommand } from '@haul/schemas';
 import {
   injections,
+  publishAs,
   promtoolBinary,
   scrape,
   scrapeUntil,
@@ -34,11 +37,34 @@ function promtoolComplaints(e: Exposition): string {
   return r.status === 0 ? '' : `${r.stdout}${r.stderr}`;
 }
 
+/** The children of `pid` whose command line includes `word` (read from /proc: the emulated tools a service runs). */
+function childrenRunning(pid: number, word: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid && readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(word)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+const heartbeatAge = (e: Exposition, node: string) => {
+  const [s] = e.find('haul_node_heartbeat_age_seconds', { node });
+  return s?.value ?? NaN;
+};
+
 const count = (e: Exposition, name: string, labels: Record<string, string>) =>
   e.value(`${name}_count`, labels);
 
 describe('Prometheus metrics of every service during real migrations', () => {
   let w: World;
+  /** The completed live migration (node-a → node-b): its commands have their outcomes in the log. */
+  let liveId: string | undefined;
   const url = (s: string) => w.metricsUrl(s);
   before(async () => {
     // The target's first `vzctl status` fails: the first migration rolls back at its preflight, the second completes.
@@ -109,6 +135,7 @@ describe('Prometheus metrics of every service during real migrations', () => {
     const end = await followToEnd(w.eventLog, r.migrationId, () => {});
     assert.equal(end.type, 'MigrationCompleted');
     if (end.type !== 'MigrationCompleted') return;
+    liveId = r.migrationId;
     const stats = end.data.stats;
     const c = await scrape(url('coordinator'));
     assert.equal(c.value('haul_migrations_finished_total', { outcome: 'completed', mode: 'live' }), 1);
@@ -140,6 +167,67 @@ describe('Prometheus metrics of every service during real migrations', () => {
     assert.equal(count(b, 'haul_step_duration_seconds', { step: 'restore', outcome: 'succeeded' }), 1);
     assert.ok(b.value('haul_step_tool_seconds_total', { step: 'restore' }) > 0);
     for (const e of [c, s, b]) assert.ok(!promtoolComplaints(e), promtoolComplaints(e));
+  });
+
+  it('commands for a busy agent wait as its consumer’s pending messages and drain once it takes them again', async (t) => {
+    assert.ok(liveId, 'the completed migration ran');
+    const [stream, consumer] = consumers['agent-node-b']!;
+    const pending = (e: Exposition) => e.value('haul_consumer_pending_messages', { stream, consumer });
+    const inFlight = (e: Exposition) => e.value('haul_consumer_ack_pending_messages', { stream, consumer });
+    const b = url('agent-node-b');
+    await scrapeUntil(b, (e) => pending(e) === 0 && inFlight(e) === 0, 60_000);
+    // Copies of a command node-b's agent already ran (its outcome is in the log: each copy is skipped as a
+    // duplicate delivery), signed as the coordinator signs, without a message id so that JetStream keeps each one.
+    const ran = (await w.events(liveId)).flatMap((e) =>
+      e.type === 'StepIntended' && e.data.node === 'node-b' && e.data.executor === 'agent' ? [e.data] : [],
+    );
+    const old: StepCommand | undefined = ran.at(-1);
+    assert.ok(old, 'node-b’s agent ran a command of the live migration');
+    // The agent takes one command at a time: a migration back whose first `vzctl status` on node-b hangs holds it.
+    w.setFaults([{ tool: 'vzctl', sub: 'status', node: 'node-b', action: 'hang' }]);
+    const r = await w.migrate('metrics-backlog', { source: 'node-b', target: 'node-a' });
+    assert.ok(r.ok, JSON.stringify(r));
+    if (!r.ok) return;
+    // Its preflight's `vzctl status` hangs (until the agent's 30 s limit for it or this test kills it): taken, not acked.
+    await scrapeUntil(b, (e) => inFlight(e) === 1, 25_000);
+    const coordinatorNc = await w.connectAs('coordinator');
+    const signer = w.identities.trust('coordinator');
+    const copies = 3;
+    const subject = subjects.commands('node-b', 'agent');
+    for (let i = 0; i < copies; i++)
+      await publishAs(coordinatorNc, signer, subject, Buffer.from(JSON.stringify(old)));
+    // The copies wait on the server (num_pending) behind the one command the agent holds (num_ack_pending).
+    const backlog = await scrapeUntil(b, (e) => pending(e) >= copies && inFlight(e) === 1, 20_000);
+    t.diagnostic(`backlog while busy: pending ${pending(backlog)}, ack pending ${inFlight(backlog)}`);
+
+    // The hung tool is killed: the step fails, the agent takes the copies (duplicates) and the backlog drains.
+    w.setFaults([]);
+    const agent = w.services.get('agent-node-b')!;
+    for (const pid of childrenRunning(agent.pid, 'status'))
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // ended meanwhile (the agent's own time limit)
+      }
+    await scrapeUntil(b, (e) => pending(e) === 0 && inFlight(e) === 0, 60_000);
+    const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+    assert.equal(end.type, 'MigrationRolledBack');
+    assert.ok(
+      agent.lines.filter((l) => l.includes('duplicate delivery')).length >= copies,
+      'each copy was skipped as a duplicate',
+    );
+  });
+
+  it('a node whose agent stops heartbeating ages in the coordinator’s metrics, and is fresh again once it restarts', async () => {
+    const c = url('coordinator');
+    const beat = limits.heartbeatMs / 1000;
+    await scrapeUntil(c, (e) => heartbeatAge(e, 'node-b') < 2 * beat, 60_000);
+    await w.services.get('agent-node-b')!.kill('SIGKILL');
+    // Polled, not slept: the age passes twice the heartbeat period only because no beat comes any more.
+    const stale = await scrapeUntil(c, (e) => heartbeatAge(e, 'node-b') > 2 * beat, 60_000);
+    assert.ok(heartbeatAge(stale, 'node-a') < limits.nodeStaleMs / 1000, 'node-a’s agent still beats');
+    await w.startAgent('node-b');
+    await scrapeUntil(c, (e) => heartbeatAge(e, 'node-b') < 2 * beat, 60_000);
   });
 
   it('a service given a bad metrics port exits 2 at start, naming the setting', async () => {
