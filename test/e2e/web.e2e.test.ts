@@ -162,12 +162,11 @@ describe('haul web: the live view in a real browser (Chromium), read as ops', ()
       await page.screenshot({ path: frozen });
       console.log(`screenshot of the web view while the CT is frozen: ${frozen}`);
       // Read in one render: while its frozen timer runs, the row never says the CT is between pre-dumps.
-      const phaseWhileFrozen = await page.$eval(row, (tr) =>
-        tr.querySelector('[data-frozen]')
-          ? (tr.querySelector('td:nth-child(4)')?.textContent ?? '')
-          : undefined,
-      );
-      if (phaseWhileFrozen !== undefined) assert.doesNotMatch(phaseWhileFrozen, /pre-dump/);
+      const phaseWhileFrozen = (await page.evaluate(
+        `(() => { const tr = document.querySelector(${JSON.stringify(row)});
+          return tr && tr.querySelector('[data-frozen]') ? (tr.querySelector('td:nth-child(4)')?.textContent ?? '') : null; })()`,
+      )) as string | null;
+      if (phaseWhileFrozen !== null) assert.doesNotMatch(phaseWhileFrozen, /pre-dump/);
 
       const end = await endOf(w, id);
       const log = await w.eventLog.read(id);
