@@ -52,6 +52,10 @@ export function isTransient(err: unknown): boolean {
     e?.name === 'ConnectionError' ||
     e?.code === 503 ||
     e?.code === '503' ||
-    /no responders|timeout|jetstream is not enabled|disconnect|closed/i.test(msg)
+    /no responders|timeout|jetstream is not enabled|disconnect|closed/i.test(msg) ||
+    // A cluster still forming: its meta leader does not know enough servers yet to place an R3 stream (JetStream
+    // API error 10005). Seen when a service starts with the servers (the 3-server cluster test, a whole cluster
+    // brought up at once); a cluster that truly lacks servers still fails once the retry budget is spent.
+    /no suitable peers for placement/i.test(msg)
   );
 }
