@@ -222,6 +222,20 @@ const exits = (r: CliRun, name: ExitName) =>
  * log files and block journal aside: the running CT writes them), every disk descriptor's bytes, the criu dump
  * journal (a freeze is a dump), the CT's pid and whether it is frozen, the admission ledger and the event log.
  */
+/**
+ * A lock marker of the emulated cluster (host-emulators/src/lib/lock.ts: `<pid> <name>`) that the running CT takes by
+ * itself: its block writes hold their device's I/O lock (`io:<device>`) for a moment. One gone by the time it is read
+ * was released: neither is a lock a check left behind.
+ */
+function ctsOwnLock(f: string): boolean {
+  if (!/\/cluster\/locks\/[0-9a-f]{40}$/.test(f)) return false;
+  try {
+    return / io:/.test(readFileSync(f, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
 async function hostState(w: World, ctid: string): Promise<unknown> {
   // What a running CT changes by itself: its log, the emulated kernel's page cache of its
   // mounted disk (var/lib/haul-emu/pagecache), lock files and sockets. Dirty tracking
@@ -230,7 +244,7 @@ async function hostState(w: World, ctid: string): Promise<unknown> {
   const files = (dir: string): string[] =>
     readdirSync(dir, { recursive: true, encoding: 'utf8' })
       .map((f) => join(dir, f))
-      .filter((f) => !busy.test(f))
+      .filter((f) => !busy.test(f) && !ctsOwnLock(f))
       .map((f) => relative(w.cluster.dir, f))
       .sort();
   const descriptors = files(w.cluster.dir)
