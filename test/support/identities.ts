@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
@@ -79,9 +79,17 @@ function assertKnown(name: string): never {
   throw new Error(`no identity ${name} in this test cluster`);
 }
 
+/** The temp folders of tempIdentities, removed when the test process exits (its seeds are read until then). */
+const tempKeyDirs = new Set<string>();
+process.once('exit', () => {
+  for (const d of tempKeyDirs) rmSync(d, { recursive: true, force: true });
+});
+
 /** Keys for a test that needs no world: in a fresh temp folder, for node-a and node-b unless told. */
 export function tempIdentities(nodes: readonly string[] = ['node-a', 'node-b']): TestIdentities {
-  return createTestIdentities(mkdtempSync(join(tmpdir(), 'haul-keys-')), nodes);
+  const dir = mkdtempSync(join(tmpdir(), 'haul-keys-'));
+  tempKeyDirs.add(dir);
+  return createTestIdentities(dir, nodes);
 }
 
 /**

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { createUser, type KeyPair } from '@nats-io/nkeys';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { authorizeEvent, learn, newFacts } from './authority.ts';
@@ -644,6 +644,7 @@ describe('retired keys (haul rotate-key)', () => {
 
 describe('trust from the environment', () => {
   const dir = mkdtempSync(join(tmpdir(), 'haul-trust-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'identities.json');
   writeFileSync(file, JSON.stringify(rawRegistry));
   const seed = (name: string) => {
