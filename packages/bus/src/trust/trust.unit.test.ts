@@ -44,6 +44,16 @@ const registry: Registry = parseRegistry(rawRegistry);
 const trustOf = (name: string) => createTrust(registry, keys.get(name));
 const identity = (name: string) => registry.identities.find((i) => i.name === name)!;
 const asHeaders = (h: Record<string, string> | undefined): HeaderReader => ({ get: (k) => h?.[k] ?? '' });
+/** The field the TrustConfigError that `fn` throws names (fails when it throws nothing). */
+const fieldOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof TrustConfigError);
+    return err.field;
+  }
+  assert.fail('accepted');
+};
 
 describe('the registry (identities.json)', () => {
   const broken = (mutate: (r: { cluster?: unknown; identities: Record<string, unknown>[] }) => void) => {
@@ -52,13 +62,7 @@ describe('the registry (identities.json)', () => {
       identities: Record<string, unknown>[];
     };
     mutate(r);
-    try {
-      parseRegistry(r);
-    } catch (err) {
-      assert.ok(err instanceof TrustConfigError);
-      return err.field;
-    }
-    assert.fail('accepted');
+    return fieldOf(() => parseRegistry(r));
   };
   it('names the field that is wrong', () => {
     assert.equal(
@@ -440,15 +444,7 @@ describe('retired keys (haul rotate-key)', () => {
     const data = enc.encode(JSON.stringify(e));
     return { subject, seq, data, headers: asHeaders(signWith(kp, subject, data)) };
   };
-  const fieldOf = (r: unknown) => {
-    try {
-      parseRegistry(r);
-    } catch (err) {
-      assert.ok(err instanceof TrustConfigError);
-      return err.field;
-    }
-    assert.fail('accepted');
-  };
+  const registryField = (r: unknown) => fieldOf(() => parseRegistry(r));
   const withRetired = (i: number, retiredKeys: unknown) => {
     const r = registryFile(registry) as { identities: Record<string, unknown>[] };
     r.identities[i]!['retiredKeys'] = retiredKeys;
@@ -457,10 +453,13 @@ describe('retired keys (haul rotate-key)', () => {
 
   it('given a registry with retired keys, when one is malformed, then the error names its field', () => {
     const key = createUser().getPublicKey();
-    assert.equal(fieldOf(withRetired(3, { publicKey: key })), 'identities[3].retiredKeys');
-    assert.equal(fieldOf(withRetired(3, [{ publicKey: key }])), 'identities[3].retiredKeys[0].eventsUpTo');
+    assert.equal(registryField(withRetired(3, { publicKey: key })), 'identities[3].retiredKeys');
     assert.equal(
-      fieldOf(
+      registryField(withRetired(3, [{ publicKey: key }])),
+      'identities[3].retiredKeys[0].eventsUpTo',
+    );
+    assert.equal(
+      registryField(
         withRetired(3, [
           { publicKey: key, eventsUpTo: 1 },
           { publicKey: key, eventsUpTo: -1 },
@@ -469,15 +468,15 @@ describe('retired keys (haul rotate-key)', () => {
       'identities[3].retiredKeys[1].eventsUpTo',
     );
     assert.equal(
-      fieldOf(withRetired(3, [{ publicKey: key, eventsUpTo: 1.5 }])),
+      registryField(withRetired(3, [{ publicKey: key, eventsUpTo: 1.5 }])),
       'identities[3].retiredKeys[0].eventsUpTo',
     );
     assert.equal(
-      fieldOf(withRetired(3, [{ publicKey: key, eventsUpTo: '7' }])),
+      registryField(withRetired(3, [{ publicKey: key, eventsUpTo: '7' }])),
       'identities[3].retiredKeys[0].eventsUpTo',
     );
     assert.equal(
-      fieldOf(withRetired(3, [{ publicKey: 'SUAAAA', eventsUpTo: 1 }])),
+      registryField(withRetired(3, [{ publicKey: 'SUAAAA', eventsUpTo: 1 }])),
       'identities[3].retiredKeys[0].publicKey',
     );
   });
@@ -487,15 +486,15 @@ describe('retired keys (haul rotate-key)', () => {
     const other = registry.identities[0]!.publicKey;
     const key = createUser().getPublicKey();
     assert.equal(
-      fieldOf(withRetired(3, [{ publicKey: own, eventsUpTo: 1 }])),
+      registryField(withRetired(3, [{ publicKey: own, eventsUpTo: 1 }])),
       'identities[3].retiredKeys[0].publicKey',
     );
     assert.equal(
-      fieldOf(withRetired(3, [{ publicKey: other, eventsUpTo: 1 }])),
+      registryField(withRetired(3, [{ publicKey: other, eventsUpTo: 1 }])),
       'identities[3].retiredKeys[0].publicKey',
     );
     assert.equal(
-      fieldOf(
+      registryField(
         withRetired(3, [
           { publicKey: key, eventsUpTo: 1 },
           { publicKey: key, eventsUpTo: 2 },
@@ -505,7 +504,11 @@ describe('retired keys (haul rotate-key)', () => {
     );
     const r = withRetired(1, [{ publicKey: key, eventsUpTo: 1 }]);
     r.identities[2]!['publicKey'] = key;
-    assert.equal(fieldOf(r), 'identities[2].publicKey', "another identity's retired key as a current key");
+    assert.equal(
+      registryField(r),
+      'identities[2].publicKey',
+      "another identity's retired key as a current key",
+    );
   });
 
   it('given a rotation, then the old key is retired in the registry file and read back the same', () => {
@@ -651,15 +654,6 @@ describe('trust from the environment', () => {
     const f = join(dir, `${name}.nk`);
     writeFileSync(f, new TextDecoder().decode(keys.get(name)!.getSeed()));
     return f;
-  };
-  const fieldOf = (fn: () => unknown) => {
-    try {
-      fn();
-    } catch (err) {
-      assert.ok(err instanceof TrustConfigError);
-      return err.field;
-    }
-    assert.fail('no error');
   };
   it('a service gets its identity; a missing or foreign setting is a TrustConfigError naming it', () => {
     const env = { HAUL_IDENTITIES_FILE: file, HAUL_NKEY_SEED_FILE: seed('agent@node-a') };
