@@ -137,7 +137,12 @@ describe('Prometheus metrics of every service during real migrations', () => {
     if (end.type !== 'MigrationCompleted') return;
     liveId = r.migrationId;
     const stats = end.data.stats;
-    const c = await scrape(url('coordinator'));
+    // The coordinator counts the end when it projects the status, just after the terminal event is in the log:
+    // wait for that count rather than scrape once.
+    const c = await scrapeUntil(
+      url('coordinator'),
+      (e) => e.value('haul_migrations_finished_total', { outcome: 'completed', mode: 'live' }) >= 1,
+    );
     assert.equal(c.value('haul_migrations_finished_total', { outcome: 'completed', mode: 'live' }), 1);
     assert.equal(count(c, 'haul_migration_duration_seconds', { outcome: 'completed' }), 1);
     assert.equal(count(c, 'haul_migration_downtime_seconds', { outcome: 'completed' }), 1);
