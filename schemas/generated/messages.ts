@@ -155,12 +155,19 @@ export type PreDumpSetting = 'on' | 'off' | 'auto';
  */
 export type DowntimePolicy = 'abort' | 'proceed';
 /**
- * This service's identity: the nkey seed file haul init-cluster wrote (<identity>.nk). Logs in to NATS and signs what the service publishes.
+ * This service's identity: the nkey seed file haul init-cluster wrote (<identity>.nk). Logs in to NATS and signs what the service publishes. Set this or credsFile.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "NkeySeedFile".
  */
 export type NkeySeedFile = string;
+/**
+ * This service's identity as a NATS .creds file (user JWT and nkey seed; haul init-cluster --auth jwt writes <identity>.creds) for a nats-server in operator mode. Logs in and signs as nkeySeedFile does. Set this or nkeySeedFile.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "CredsFile".
+ */
+export type CredsFile = string;
 /**
  * The cluster's public registry (identities.json): whom to believe for what.
  *
@@ -773,6 +780,7 @@ export interface StepCommand2 {
 export interface CoordinatorConfig {
   nats: NatsSettings;
   nkeySeedFile?: NkeySeedFile;
+  credsFile?: CredsFile;
   identitiesFile?: IdentitiesFile;
   insecure: Insecure;
   log: LogSettings;
@@ -820,10 +828,6 @@ export interface NatsSettings {
    * A NATS token (a server set up with a token).
    */
   token?: string;
-  /**
-   * A JSON file holding {"user", "pass"} or {"token"} (older than nkeys; prefer nkeySeedFile).
-   */
-  credentialsFile?: string;
 }
 /**
  * TLS to nats-server.
@@ -1677,6 +1681,7 @@ export interface DataTlsSettings {
 export interface ImageStreamerConfig {
   nats: NatsSettings;
   nkeySeedFile?: NkeySeedFile;
+  credsFile?: CredsFile;
   identitiesFile?: IdentitiesFile;
   insecure: Insecure;
   log: LogSettings;
@@ -1831,6 +1836,7 @@ export interface MigrationStatus {
 export interface NodeAgentConfig {
   nats: NatsSettings;
   nkeySeedFile?: NkeySeedFile;
+  credsFile?: CredsFile;
   identitiesFile?: IdentitiesFile;
   insecure: Insecure;
   log: LogSettings;

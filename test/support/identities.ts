@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
@@ -6,7 +6,17 @@ import { headers } from '@nats-io/nats-core';
 import { createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { MigrationEvent, StepCommand } from '@haul/schemas';
-import { createTrust, identityName, parseRegistry, type Logger, type Role, type Trust } from '@haul/bus';
+import {
+  createTrust,
+  identityEnv,
+  identityName,
+  parseRegistry,
+  readIdentityFile,
+  type IdentitySetting,
+  type Logger,
+  type Role,
+  type Trust,
+} from '@haul/bus';
 
 /**
  * A cluster's keys for a test, made in its temp folder the way `haul init-cluster` lays them out (common to issue
@@ -17,6 +27,7 @@ export type TestIdentities = {
   dir: string;
   registryFile: string;
   names: string[];
+  /** The identity's file: its nkey seed file, or its .creds file in a folder made with `--auth jwt`. */
   seedFile(name: string): string;
   /** This identity's trust, in this process (signs as it; verifies against the registry). */
   trust(name: string, log?: Logger): Trust;
@@ -51,27 +62,42 @@ export function createTestIdentities(
   return loadTestIdentities(dir);
 }
 
-/** The keys of a folder laid out as `haul init-cluster` makes it (identities.json and one <name>.nk per identity). */
+/**
+ * An identity's file in a folder `haul init-cluster` made: <name>.creds (`--auth jwt`) or <name>.nk, and the setting
+ * that names it.
+ */
+export function identityFileIn(dir: string, name: string): { file: string; setting: IdentitySetting } {
+  const creds = join(dir, `${name}.creds`);
+  return existsSync(creds)
+    ? { file: creds, setting: 'credsFile' }
+    : { file: join(dir, `${name}.nk`), setting: 'nkeySeedFile' };
+}
+
+/**
+ * The keys of a folder laid out as `haul init-cluster` makes it (identities.json and one <name>.nk, or with `--auth
+ * jwt` one <name>.creds, per identity).
+ */
 export function loadTestIdentities(dir: string): TestIdentities {
   const registryFile = join(dir, 'identities.json');
   const registry = parseRegistry(JSON.parse(readFileSync(registryFile, 'utf8')) as unknown);
+  const files = new Map(registry.identities.map((i) => [i.name, identityFileIn(dir, i.name)]));
   const pairs = new Map<string, KeyPair>(
-    registry.identities.map((i) => [
-      i.name,
-      fromSeed(new TextEncoder().encode(readFileSync(join(dir, `${i.name}.nk`), 'utf8').trim())),
+    [...files].map(([name, f]) => [
+      name,
+      fromSeed(new TextEncoder().encode(readIdentityFile(f.file, f.setting).seed)),
     ]),
   );
-  const seedFile = (name: string) => {
-    if (!pairs.has(name)) throw new Error(`no identity ${name} in this test cluster`);
-    return join(dir, `${name}.nk`);
-  };
+  const fileOf = (name: string) => files.get(name) ?? assertKnown(name);
   return {
     dir,
     registryFile,
     names: [...pairs.keys()],
-    seedFile,
+    seedFile: (name) => fileOf(name).file,
     trust: (name, log) => createTrust(registry, pairs.get(name) ?? assertKnown(name), log),
-    env: (name) => ({ HAUL_NKEY_SEED_FILE: seedFile(name), HAUL_IDENTITIES_FILE: registryFile }),
+    env: (name) => {
+      const f = fileOf(name);
+      return { [identityEnv[f.setting]]: f.file, HAUL_IDENTITIES_FILE: registryFile };
+    },
   };
 }
 

@@ -1,27 +1,35 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { IdentitiesFile } from '@haul/bus';
-import { initCluster } from '@haul/cli';
+import { identityEnv, type IdentitiesFile } from '@haul/bus';
+import { initCluster, type ClusterAuth } from '@haul/cli';
+import { identityFileIn } from './identities.ts';
 
 export type TestSecrets = { dir: string; registry: IdentitiesFile; remove(): Promise<void> };
 
-/** A cluster's secrets folder as `haul init-cluster` makes it, in a temporary folder (remove() deletes it). */
-export async function createTestSecrets(nodes: string[] = ['node-a', 'node-b']): Promise<TestSecrets> {
+/**
+ * A cluster's secrets folder as `haul init-cluster` makes it, in a temporary folder (remove() deletes it); `auth` as
+ * its --auth (nkey users, or operator mode with .creds files).
+ */
+export async function createTestSecrets(
+  nodes: string[] = ['node-a', 'node-b'],
+  auth: ClusterAuth = 'nkey',
+): Promise<TestSecrets> {
   const parent = await mkdtemp(join(tmpdir(), 'haul-secrets-'));
   const dir = join(parent, 'secrets');
-  const registry = await initCluster({ nodes, out: dir, cluster: 'test' });
+  const registry = await initCluster({ nodes, out: dir, cluster: 'test', auth });
   return { dir, registry, remove: () => rm(parent, { recursive: true, force: true }) };
 }
 
 /**
  * The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server (its
- * nkey, the cluster CA and its client certificate: the server verifies clients), and to sign and verify with the
+ * nkey seed file or .creds file, the cluster CA and its client certificate: the server verifies clients), and to sign and verify with the
  * cluster's registry.
  */
 export function secretsEnv(dir: string, identity: string): Record<string, string> {
+  const id = identityFileIn(dir, identity);
   return {
-    HAUL_NKEY_SEED_FILE: join(dir, `${identity}.nk`),
+    [identityEnv[id.setting]]: id.file,
     HAUL_IDENTITIES_FILE: join(dir, 'identities.json'),
     HAUL_TLS_CA_FILE: join(dir, 'ca.pem'),
     ...natsClientCertEnv(dir, identity),
@@ -43,4 +51,16 @@ export function streamerTlsEnv(dir: string, node: string): Record<string, string
     HAUL_TLS_KEY_FILE: join(dir, `streamer@${node}-key.pem`),
     HAUL_TLS_CA_FILE: join(dir, 'ca.pem'),
   };
+}
+
+/**
+ * How a test's cluster logs in: `nkey` unless HAUL_TEST_AUTH=jwt. A suite that must hold in both modes (the
+ * permission matrix, key rotation) has a companion file that sets it and imports the suite: each test file runs in
+ * its own process, so the setting reaches that file alone.
+ */
+export function testAuth(env: NodeJS.ProcessEnv = process.env): ClusterAuth {
+  const v = env['HAUL_TEST_AUTH'];
+  if (v === undefined || v === 'nkey') return 'nkey';
+  if (v === 'jwt') return 'jwt';
+  throw new Error(`HAUL_TEST_AUTH=${v}: nkey or jwt`);
 }

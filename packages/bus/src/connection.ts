@@ -1,9 +1,15 @@
-import { readFileSync } from 'node:fs';
-import { AuthorizationError, nkeyAuthenticator } from '@nats-io/nats-core';
+import { AuthorizationError, jwtAuthenticator, nkeyAuthenticator } from '@nats-io/nats-core';
 import { NatsConnectionImpl } from '@nats-io/nats-core/internal';
 import { fromSeed } from '@nats-io/nkeys';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { BusError, BusUnavailableError } from './errors.ts';
+import {
+  identityEnv,
+  identityFileOf,
+  IdentityFileError,
+  readIdentityFile,
+  type IdentitySetting,
+} from './identity-file.ts';
 import type { NatsSettings } from '@haul/schemas';
 import { inboxPrefix } from './permissions.ts';
 import { ConfigError, loadSettings } from './settings/load.ts';
@@ -15,12 +21,15 @@ export type BusConfig = {
   servers: string;
   /** Connection name shown by the server (service and node). */
   name: string;
-  /** Optional credentials: a user/password or token file, never in code. */
+  /** A server set up with a user and password, or a token (not haul init-cluster's). */
   user?: string;
   pass?: string;
   token?: string;
-  /** The identity's nkey seed file (`haul init-cluster` writes DIR/<name>.nk): read only when connecting. */
-  nkeySeedFile?: string;
+  /**
+   * The identity's secret (identity-file.ts): an nkey seed file (`haul init-cluster` writes DIR/<name>.nk) or a NATS
+   * .creds file (`--auth jwt`: DIR/<name>.creds), by the setting that named it. Read only when connecting.
+   */
+  identity?: { file: string; setting: IdentitySetting };
   /** The cluster CA: the server's certificate must be signed by it (TLS is then required). */
   tlsCaFile?: string;
   /** A client certificate for a server that verifies its clients (nats-server `tls { verify: true }`). */
@@ -38,27 +47,26 @@ export class BusConfigError extends BusError {
 }
 
 /** The settings a connection needs (service-config.schema.json; a service's config file or the environment). */
-export type ConnectionSettings = { nats: NatsSettings; nkeySeedFile?: string; insecure: boolean };
+export type ConnectionSettings = {
+  nats: NatsSettings;
+  nkeySeedFile?: string;
+  credsFile?: string;
+  insecure: boolean;
+};
 
-/** The bus configuration of a service's settings: servers, identity, TLS, or the older user/password/token. */
+/** The bus configuration of a service's settings: servers, identity, TLS, or a user/password or token. */
 export function busConfigOf(name: string, s: ConnectionSettings): BusConfig {
   const cfg: BusConfig = { servers: s.nats.servers.join(','), name };
-  const file = s.nats.credentialsFile;
-  let creds: Record<string, string> = {};
-  if (file) {
-    try {
-      creds = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
-    } catch (err) {
-      throw new BusConfigError(`nats.credentialsFile ${file}: ${(err as Error).message}`, { cause: err });
-    }
+  if (s.nats.user !== undefined) cfg.user = s.nats.user;
+  if (s.nats.password !== undefined) cfg.pass = s.nats.password;
+  if (s.nats.token !== undefined) cfg.token = s.nats.token;
+  try {
+    const identity = identityFileOf(s);
+    if (identity) cfg.identity = identity;
+  } catch (err) {
+    if (err instanceof IdentityFileError) throw new BusConfigError(err.message, { cause: err });
+    throw err;
   }
-  const user = creds['user'] ?? s.nats.user;
-  const pass = creds['pass'] ?? s.nats.password;
-  const token = creds['token'] ?? s.nats.token;
-  if (user !== undefined) cfg.user = user;
-  if (pass !== undefined) cfg.pass = pass;
-  if (token !== undefined) cfg.token = token;
-  if (s.nkeySeedFile) cfg.nkeySeedFile = s.nkeySeedFile;
   if (s.nats.tls?.caFile) cfg.tlsCaFile = s.nats.tls.caFile;
   if (s.nats.tls?.certFile && s.nats.tls.keyFile)
     cfg.tlsClient = { certFile: s.nats.tls.certFile, keyFile: s.nats.tls.keyFile };
@@ -86,36 +94,31 @@ export function busConfigFromEnv(name: string, env: NodeJS.ProcessEnv = process.
 /** Only the variables of the connection's settings (a stray service setting in the CLI's environment is not its business). */
 function connectionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const names = settingsOf('coordinatorConfig')
-    .filter((s) => s.path[0] === 'nats' || s.key === 'nkeySeedFile' || s.key === 'insecure')
+    .filter((s) => s.path[0] === 'nats' || s.key in identityEnv || s.key === 'insecure')
     .flatMap((s) => (s.env ? [s.env] : []));
   return Object.fromEntries(names.filter((n) => env[n] !== undefined).map((n) => [n, env[n]]));
 }
 
-/** An nkey seed file as `haul init-cluster` writes it: the seed (SU…) on one line. */
-export function readNkeySeed(path: string): Uint8Array {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8').trim();
-  } catch (err) {
-    throw new BusConfigError(`cannot read the nkey seed file ${path}: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  // Never put the file's content in a message: it is a secret.
-  if (!text.startsWith('SU')) throw new BusConfigError(`${path} is not a user nkey seed (SU…)`);
-  return new TextEncoder().encode(text);
-}
-
-/** The nkey authentication and own inbox prefix of an identity (permissions.ts allows only that inbox). */
-function identityOptions(seedFile: string): Partial<NodeConnectionOptions> {
-  const seed = readNkeySeed(seedFile);
+/**
+ * How an identity logs in, and its own inbox prefix (permissions.ts allows only that inbox): the nkey of a seed file
+ * answers the server's nonce; a .creds file also presents its user JWT (a server in operator mode checks it).
+ */
+function identityOptions(identity: NonNullable<BusConfig['identity']>): Partial<NodeConnectionOptions> {
+  let secret: ReturnType<typeof readIdentityFile>;
   let publicKey: string;
   try {
-    publicKey = fromSeed(seed).getPublicKey();
+    secret = readIdentityFile(identity.file, identity.setting);
+    publicKey = fromSeed(new TextEncoder().encode(secret.seed)).getPublicKey();
   } catch (err) {
-    throw new BusConfigError(`${seedFile} does not hold a valid nkey seed`, { cause: err });
+    const message =
+      err instanceof IdentityFileError ? err.message : `${identity.file} does not hold a valid nkey seed`;
+    throw new BusConfigError(message, { cause: err });
   }
-  return { authenticator: nkeyAuthenticator(seed), inboxPrefix: inboxPrefix(publicKey) };
+  const seed = new TextEncoder().encode(secret.seed);
+  return {
+    authenticator: secret.jwt ? jwtAuthenticator(secret.jwt, seed) : nkeyAuthenticator(seed),
+    inboxPrefix: inboxPrefix(publicKey),
+  };
 }
 
 const insecureWarning =
@@ -137,7 +140,7 @@ export function connectionOptions(cfg: BusConfig): NodeConnectionOptions {
   if (cfg.pass !== undefined) opts.pass = cfg.pass;
   if (cfg.token !== undefined) opts.token = cfg.token;
   if (cfg.insecure) return opts;
-  if (cfg.nkeySeedFile !== undefined) Object.assign(opts, identityOptions(cfg.nkeySeedFile));
+  if (cfg.identity !== undefined) Object.assign(opts, identityOptions(cfg.identity));
   if (cfg.tlsCaFile !== undefined || cfg.tlsClient !== undefined)
     opts.tls = {
       ...(cfg.tlsCaFile !== undefined ? { caFile: cfg.tlsCaFile } : {}),
@@ -203,8 +206,10 @@ async function reconnectFromNowOn(nc: NatsConnection, reconnect: boolean): Promi
 /** A first connect the server or its certificate refused: the settings are wrong, retrying will not help. */
 function refusal(cfg: BusConfig, err: unknown): BusConfigError | undefined {
   if (err instanceof AuthorizationError) {
-    const who = cfg.nkeySeedFile ? `the identity in ${cfg.nkeySeedFile}` : 'a client without an identity';
-    return new BusConfigError(`NATS at ${cfg.servers} refused ${who} (HAUL_NKEY_SEED_FILE)`, { cause: err });
+    const who = cfg.identity
+      ? `the identity in ${cfg.identity.file} (${cfg.identity.setting}, ${identityEnv[cfg.identity.setting]})`
+      : 'a client without an identity (nkeySeedFile or credsFile)';
+    return new BusConfigError(`NATS at ${cfg.servers} refused ${who}`, { cause: err });
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (!isCertificateRefusal(code)) return undefined;

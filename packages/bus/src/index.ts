@@ -6,11 +6,19 @@ export {
   busConfigOf,
   connectBus,
   connectionOptions,
-  readNkeySeed,
   BusConfigError,
   type BusConfig,
   type ConnectionSettings,
 } from './connection.ts';
+export {
+  identityEnv,
+  identityFileOf,
+  IdentityFileError,
+  readIdentityFile,
+  type IdentityFileSettings,
+  type IdentitySecret,
+  type IdentitySetting,
+} from './identity-file.ts';
 export { settingsOf, type Setting } from './settings/spec.ts';
 export {
   ConfigError,
@@ -47,7 +55,14 @@ export {
   type Grant,
   type Permissions,
 } from './permissions.ts';
-export { renderServerConfig, type ServerConfigInput } from './server-config.ts';
+export {
+  renderServerConfig,
+  userJwtPermissions,
+  type AccountJwt,
+  type ServerAuth,
+  type ServerConfigInput,
+  type UserJwtPermissions,
+} from './server-config.ts';
 export {
   awaitTopology,
   awaitTopologyOrExit,

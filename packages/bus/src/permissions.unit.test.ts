@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { renderPermissionTables } from './permission-table.ts';
+import { userJwtPermissions } from './server-config.ts';
 import { clusterIdentities, identityName, permissionsFor } from './permissions.ts';
 
 const securityDoc = join(fileURLToPath(import.meta.url), '..', '..', '..', '..', 'docs', 'security.md');
@@ -61,6 +62,21 @@ describe('the permission table', () => {
           p.publish.deny.some((g) => g.subject === `$JS.API.${d}.>`),
           `${id.name}: ${d}`,
         );
+    }
+  });
+});
+
+describe('the permissions of a user JWT (operator mode)', () => {
+  it('given each identity, then its JWT grants and denies the same subjects as its nkey user, and answers requests as allowed', () => {
+    for (const id of clusterIdentities(['node-a', 'node-b'])) {
+      const p = permissionsFor(id, 'UKEY');
+      const j = userJwtPermissions(id, 'UKEY');
+      const subjectsOf = (grants: { subject: string }[]) => grants.map((g) => g.subject);
+      assert.deepEqual(j.pub, { allow: subjectsOf(p.publish.allow), deny: subjectsOf(p.publish.deny) });
+      assert.deepEqual(j.sub, { allow: subjectsOf(p.subscribe.allow), deny: subjectsOf(p.subscribe.deny) });
+      // An empty allow list in a JWT would grant everything.
+      assert.ok(j.pub.allow.length > 0 && j.sub.allow.length > 0, id.name);
+      assert.deepEqual(j.resp, p.allowResponses ? { max: 0, ttl: 0 } : undefined, id.name);
     }
   });
 });

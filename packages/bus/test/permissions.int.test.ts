@@ -43,6 +43,7 @@ import {
   secretsEnv,
   stepIntended,
   startNatsServer,
+  testAuth,
   type NatsServer,
   type TestSecrets,
 } from '@haul/test';
@@ -72,7 +73,7 @@ async function as(name: string): Promise<NatsConnection> {
 }
 
 before(async () => {
-  secrets = await createTestSecrets(['node-a', 'node-b']);
+  secrets = await createTestSecrets(['node-a', 'node-b'], testAuth());
   server = await startNatsServer({ secrets: secrets.dir });
   await ensureTopology(await as('coordinator'), {}, log);
 });

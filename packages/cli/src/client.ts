@@ -9,10 +9,14 @@ import {
   decodeJson,
   encodeJson,
   limits,
+  identityEnv,
+  identityFileOf,
+  IdentityFileError,
   loadSeed,
   signWith,
   signedRequest,
   subjects,
+  TrustConfigError,
   type SignatureHeaders,
 } from '@haul/bus';
 import type { CheckReply, MigrateReply, MigrateRequest, StatusReply } from '@haul/schemas';
@@ -22,13 +26,24 @@ import { CliError, NoCoordinatorError, WaitTimeoutError } from './errors.ts';
 export type RequestSigner = (subject: string, body: Uint8Array) => SignatureHeaders | undefined;
 
 /**
- * The key the CLI logs in with (HAUL_NKEY_SEED_FILE) also signs its API requests; HAUL_INSECURE=1 signs nothing. A
- * seed file that cannot be read or is not a seed throws TrustConfigError (a usage error).
+ * The key the CLI logs in with (HAUL_NKEY_SEED_FILE, or the seed of HAUL_CREDS_FILE) also signs its API requests;
+ * HAUL_INSECURE=1 signs nothing. A file that cannot be read or holds no seed throws TrustConfigError (a usage error);
+ * both set, BusConfigError when connecting.
  */
 export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined {
-  const file = env['HAUL_NKEY_SEED_FILE'];
-  if (env['HAUL_INSECURE'] === '1' || !file) return undefined;
-  const kp = loadSeed(file);
+  if (env['HAUL_INSECURE'] === '1') return undefined;
+  let id: ReturnType<typeof identityFileOf>;
+  try {
+    id = identityFileOf({
+      nkeySeedFile: env[identityEnv.nkeySeedFile] || undefined,
+      credsFile: env[identityEnv.credsFile] || undefined,
+    });
+  } catch (err) {
+    if (err instanceof IdentityFileError) throw new TrustConfigError(identityEnv[err.setting], err.message);
+    throw err;
+  }
+  if (!id) return undefined;
+  const kp = loadSeed(id.file, id.setting);
   return (subject, body) => signWith(kp, subject, body);
 }
 

@@ -46,7 +46,7 @@ export const commonFlags: FlagSpecs = {
   nats: {
     kind: 'string',
     value: 'URL',
-    help: 'NATS servers, comma-separated (credentials: HAUL_NATS_CREDS_FILE and the like)',
+    help: 'NATS servers, comma-separated (identity: HAUL_NKEY_SEED_FILE or HAUL_CREDS_FILE)',
     default: '$HAUL_NATS_URL or nats://127.0.0.1:4222',
   },
   help: { kind: 'boolean', short: 'h', help: 'show this help' },

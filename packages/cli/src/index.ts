@@ -6,3 +6,4 @@ export { commands } from './commands/index.ts';
 export { exitCodes, exitCode, type ExitName } from './exit-codes.ts';
 export { NoCoordinatorError, WaitTimeoutError } from './errors.ts';
 export { initCluster, initClusterMain, initClusterExit, type InitClusterOptions } from './init-cluster.ts';
+export { clusterAuths, type ClusterAuth } from './operator-mode.ts';

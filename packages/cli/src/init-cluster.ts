@@ -7,6 +7,15 @@ import { parseCommandLine, type FlagSpecs } from './args.ts';
 import { makeClusterTls, OpensslError, sanEntry, type ClusterTls } from './cluster-tls.ts';
 import { UsageError } from './errors.ts';
 import { flagLines, helpWidth, paragraph, usageOf } from './help.ts';
+import {
+  accountJwts,
+  clusterAuths,
+  createOperatorKeys,
+  userCreds,
+  writeOperatorFiles,
+  type ClusterAuth,
+  type OperatorKeys,
+} from './operator-mode.ts';
 import { secretsFiles, secretsModes, serverConfigOf, writeSecretsFile } from './secrets-dir.ts';
 
 /** The flags of `haul init-cluster`: what its parser accepts and its help shows. */
@@ -44,6 +53,13 @@ const initFlags: FlagSpecs = {
     help: "where nats-server will read DIR's files from",
     default: 'DIR, as an absolute path',
   },
+  auth: {
+    kind: 'string',
+    value: 'MODE',
+    help: 'nkey: nkey users in nats-server.conf; jwt: NATS operator mode, one .creds file per identity',
+    choices: clusterAuths,
+    default: 'nkey',
+  },
   force: { kind: 'boolean', help: 'write into a non-empty DIR, replacing the files of the same names' },
   help: { kind: 'boolean', short: 'h', help: 'show this help' },
 };
@@ -68,8 +84,17 @@ never printed.`,
     ),
     '',
     ...paragraph(
-      'A service or the CLI reads HAUL_NKEY_SEED_FILE=DIR/<name>.nk, HAUL_TLS_CA_FILE=DIR/ca.pem, ' +
-        'HAUL_NATS_TLS_CERT_FILE=DIR/<name>-cert.pem and HAUL_NATS_TLS_KEY_FILE=DIR/<name>-key.pem (docs/security.md).',
+      `With --auth jwt, for a NATS run in operator mode: <name>.creds (the identity's user JWT, with its permissions,
+and its seed; mode 0600) instead of <name>.nk, operator.nk + account.nk (the operator's and the haul account's seeds;
+keep them offline with ca-key.pem), operator.jwt, and a nats-server.conf that trusts the operator and preloads the
+accounts.`,
+      width,
+    ),
+    '',
+    ...paragraph(
+      'A service or the CLI reads HAUL_NKEY_SEED_FILE=DIR/<name>.nk (or HAUL_CREDS_FILE=DIR/<name>.creds), ' +
+        'HAUL_TLS_CA_FILE=DIR/ca.pem, HAUL_NATS_TLS_CERT_FILE=DIR/<name>-cert.pem and ' +
+        'HAUL_NATS_TLS_KEY_FILE=DIR/<name>-key.pem (docs/security.md).',
       width,
     ),
     '',
@@ -90,6 +115,8 @@ export type InitClusterOptions = {
   listen?: string;
   storeDir?: string;
   serverDir?: string;
+  /** nkey users (the default) or operator mode with .creds files. */
+  auth?: ClusterAuth;
   force?: boolean;
 };
 
@@ -154,16 +181,27 @@ function writeTls(dir: string, tls: ClusterTls): void {
   }
 }
 
-/** One nkey per identity: its seed to DIR/<name>.nk (0600), its public key into the registry. */
-function writeIdentities(dir: string, cluster: string, nodes: string[]): IdentitiesFile {
+/**
+ * One nkey per identity, its public key into the registry, its seed to DIR/<name>.nk (0600), or in operator mode to
+ * DIR/<name>.creds with its user JWT.
+ */
+async function writeIdentities(
+  dir: string,
+  cluster: string,
+  nodes: string[],
+  operator: OperatorKeys | undefined,
+): Promise<IdentitiesFile> {
   const registry: IdentitiesFile = { cluster, identities: [] };
   for (const id of clusterIdentities(nodes)) {
     const kp = createUser();
-    writeSecretsFile(
-      join(dir, secretsFiles.seed(id.name)),
-      `${new TextDecoder().decode(kp.getSeed())}\n`,
-      secret,
-    );
+    if (operator)
+      writeSecretsFile(join(dir, secretsFiles.creds(id.name)), await userCreds(operator, id, kp), secret);
+    else
+      writeSecretsFile(
+        join(dir, secretsFiles.seed(id.name)),
+        `${new TextDecoder().decode(kp.getSeed())}\n`,
+        secret,
+      );
     registry.identities.push({ ...id, publicKey: kp.getPublicKey() });
   }
   writeSecretsFile(join(dir, secretsFiles.registry), `${JSON.stringify(registry, null, 2)}\n`, open);
@@ -182,9 +220,11 @@ export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile
   } finally {
     await rm(work, { recursive: true, force: true });
   }
-  const registry = writeIdentities(dir, cluster, o.nodes);
+  const op = o.auth === 'jwt' ? await createOperatorKeys(cluster) : undefined;
+  if (op) writeOperatorFiles(dir, op.keys, op.operatorJwt);
+  const registry = await writeIdentities(dir, cluster, o.nodes, op?.keys);
   const serverDir = o.serverDir ?? dir;
-  const conf = serverConfigOf(registry, {
+  const settings = {
     listen: o.listen ?? '0.0.0.0:4222',
     storeDir: o.storeDir ?? '/var/lib/haul/nats',
     tls: {
@@ -192,7 +232,13 @@ export async function initCluster(o: InitClusterOptions): Promise<IdentitiesFile
       keyFile: join(serverDir, 'server-key.pem'),
       caFile: join(serverDir, 'ca.pem'),
     },
-  });
+  };
+  const conf = op
+    ? serverConfigOf(registry, settings, {
+        operatorJwtFile: join(serverDir, secretsFiles.operatorJwt),
+        ...(await accountJwts(op.keys, [])),
+      })
+    : serverConfigOf(registry, settings);
   writeSecretsFile(join(dir, secretsFiles.serverConfig), conf, open);
   return registry;
 }
@@ -212,6 +258,7 @@ function parseInitArgs(argv: string[]): InitClusterOptions | 'help' {
     out: a.str('out')!,
     hosts: a.list('host'),
     force: a.bool('force'),
+    auth: a.str('auth') as ClusterAuth,
   };
   const cluster = a.str('cluster');
   if (cluster !== undefined) o.cluster = cluster;
@@ -245,8 +292,9 @@ export async function initClusterMain(argv: string[], width = helpWidth(Infinity
     const registry = await initCluster(o);
     const dir = resolve(o.out);
     console.log(`cluster ${registry.cluster}: wrote ${dir}`);
+    const fileOf = o.auth === 'jwt' ? secretsFiles.creds : secretsFiles.seed;
     for (const id of registry.identities)
-      console.log(`  ${id.name.padEnd(24)} ${id.publicKey}  ${secretsFiles.seed(id.name)}`);
+      console.log(`  ${id.name.padEnd(24)} ${id.publicKey}  ${fileOf(id.name)}`);
     console.log(`  nats-server: nats-server -c ${join(dir, secretsFiles.serverConfig)}`);
     return initClusterExit.ok;
   } catch (err) {

@@ -3,12 +3,26 @@ import { join } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
 import { parseRegistry, registryFile, retireKey, TrustConfigError, type ServerConfigInput } from '@haul/bus';
 import { CliError } from './errors.ts';
-import { secretsFiles, secretsModes, serverConfigOf, writeSecretsFile } from './secrets-dir.ts';
+import {
+  accountJwts,
+  isOperatorMode,
+  readOperatorKeys,
+  userCreds,
+  type OperatorKeys,
+} from './operator-mode.ts';
+import {
+  secretsFiles,
+  secretsModes,
+  serverConfigOf,
+  writeSecretsFile,
+  type ServerSettings,
+} from './secrets-dir.ts';
 
 /*
  * `haul rotate-key`: one identity gets a new nkey; its old key is retired in identities.json, believed only for the
  * events stored up to a sequence, and nats-server.conf is rendered again so that only the new key logs in
- * (docs/security.md, "Rotating keys"). The command line is commands/rotate-key.ts.
+ * (docs/security.md, "Rotating keys"): without the old key's user, or in operator mode (`--auth jwt`) with the old key
+ * revoked in the haul account's JWT and a new .creds file. The command line is commands/rotate-key.ts.
  */
 
 /** The cluster's registry (identities.json); @haul/bus's `Registry` is the metrics' one. */
@@ -23,8 +37,7 @@ export type Rotation = {
   wrote: string[];
 };
 
-/** What nats-server.conf says besides its users: the renderer's input without them. */
-export type ServerSettings = Omit<ServerConfigInput, 'users' | 'cluster'>;
+export type { ServerSettings } from './secrets-dir.ts';
 
 /** A quoted value of the server's config as the renderer writes it (JSON string syntax). */
 const quoted = '("(?:[^"\\\\]|\\\\.)*")';
@@ -56,6 +69,11 @@ export function serverSettingsOf(text: string, file: string = secretsFiles.serve
   return { listen, storeDir, tls: tls as ServerConfigInput['tls'] };
 }
 
+/** The operator JWT file an operator-mode nats-server.conf names (as the server reads it). */
+function operatorJwtFileOf(text: string, file: string): string {
+  return setting(text, `^operator: ${quoted}$`, 'operator', file);
+}
+
 /** The registry of DIR; a file that is not one is an error naming the file and the field. */
 export function registryOf(text: string, file: string): Registry {
   try {
@@ -66,13 +84,22 @@ export function registryOf(text: string, file: string): Registry {
   }
 }
 
+/** The keys of every identity's retired keys: revoked in operator mode. */
+const retiredKeysOf = (registry: Registry): string[] =>
+  registry.identities.flatMap((i) => (i.retiredKeys ?? []).map((k) => k.publicKey));
+
 /**
  * nats-server.conf for the rotated registry, with the settings of the old one. Read back, it must say the same: a
  * setting this haul's renderer writes and the old file lacks (one written by an older haul) is refused, never
  * written as a hole.
  */
-function renderedAgain(registry: Registry, s: SecretsFolder): string {
-  const conf = serverConfigOf(registry, s.settings);
+async function renderedAgain(registry: Registry, s: SecretsFolder): Promise<string> {
+  const conf = s.operator
+    ? serverConfigOf(registry, s.settings, {
+        operatorJwtFile: s.operator.jwtFile,
+        ...(await accountJwts(s.operator.keys, retiredKeysOf(registry))),
+      })
+    : serverConfigOf(registry, s.settings);
   const file = join(s.dir, secretsFiles.serverConfig);
   let again: ServerSettings;
   try {
@@ -91,8 +118,16 @@ function renderedAgain(registry: Registry, s: SecretsFolder): string {
   return conf;
 }
 
-/** A secrets folder as read before a rotation: its registry and the settings of its server configuration. */
-export type SecretsFolder = { dir: string; registry: Registry; settings: ServerSettings };
+/**
+ * A secrets folder as read before a rotation: its registry and the settings of its server configuration, and in
+ * operator mode the keys that sign and the operator JWT file the configuration names.
+ */
+export type SecretsFolder = {
+  dir: string;
+  registry: Registry;
+  settings: ServerSettings;
+  operator?: { keys: OperatorKeys; jwtFile: string };
+};
 
 /** Read DIR's registry and server settings (both needed before anything is written). */
 export async function readSecrets(dir: string): Promise<SecretsFolder> {
@@ -106,27 +141,37 @@ export async function readSecrets(dir: string): Promise<SecretsFolder> {
   };
   const registry = await read(secretsFiles.registry);
   const conf = await read(secretsFiles.serverConfig);
-  return {
+  const folder: SecretsFolder = {
     dir,
     registry: registryOf(registry.text, registry.path),
     settings: serverSettingsOf(conf.text, conf.path),
   };
+  if (isOperatorMode(dir))
+    folder.operator = { keys: readOperatorKeys(dir), jwtFile: operatorJwtFileOf(conf.text, conf.path) };
+  return folder;
 }
 
 /**
- * Rotate `identity`'s key in DIR: a new seed (0600, never printed), the old key retired in identities.json for the
- * events up to `eventsUpTo`, nats-server.conf rendered again with the new key alone. The seed is written first, so a
- * rotation cut short is finished by running it again (the key the registry names then is the one retired).
+ * Rotate `identity`'s key in DIR: a new seed (0600, never printed; in operator mode a new .creds file), the old key
+ * retired in identities.json for the events up to `eventsUpTo`, nats-server.conf rendered again with the new key
+ * alone (in operator mode: the old key revoked). The identity's file is written first, so a rotation cut short is
+ * finished by running it again (the key the registry names then is the one retired).
  */
-export function rotateKey(s: SecretsFolder, identity: string, eventsUpTo: number): Rotation {
+export async function rotateKey(s: SecretsFolder, identity: string, eventsUpTo: number): Promise<Rotation> {
   const old = s.registry.identities.find((i) => i.name === identity);
   if (!old) throw new CliError('usage', `no identity ${identity} in ${join(s.dir, secretsFiles.registry)}`);
   const kp = createUser();
   const registry = retireKey(s.registry, identity, kp.getPublicKey(), eventsUpTo);
-  const conf = renderedAgain(registry, s);
-  const seed = secretsFiles.seed(identity);
+  const conf = await renderedAgain(registry, s);
+  const { name, role, node } = old;
+  const [file, content] = s.operator
+    ? [
+        secretsFiles.creds(identity),
+        await userCreds(s.operator.keys, node === undefined ? { name, role } : { name, role, node }, kp),
+      ]
+    : [secretsFiles.seed(identity), `${new TextDecoder().decode(kp.getSeed())}\n`];
   // Each file is replaced whole and fsynced (with the folder) before the next is written.
-  writeSecretsFile(join(s.dir, seed), `${new TextDecoder().decode(kp.getSeed())}\n`, secretsModes.secret);
+  writeSecretsFile(join(s.dir, file), content, secretsModes.secret);
   writeSecretsFile(
     join(s.dir, secretsFiles.registry),
     `${JSON.stringify(registryFile(registry), null, 2)}\n`,
@@ -137,6 +182,6 @@ export function rotateKey(s: SecretsFolder, identity: string, eventsUpTo: number
     identity,
     publicKey: kp.getPublicKey(),
     retired: { publicKey: old.publicKey, eventsUpTo },
-    wrote: [seed, secretsFiles.registry, secretsFiles.serverConfig],
+    wrote: [file, secretsFiles.registry, secretsFiles.serverConfig],
   };
 }

@@ -1,6 +1,6 @@
 import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { renderServerConfig, type IdentitiesFile, type ServerConfigInput } from '@haul/bus';
+import { renderServerConfig, type IdentitiesFile, type ServerAuth } from '@haul/bus';
 
 /*
  * The secrets folder `haul init-cluster --out DIR` writes and `haul rotate-key --dir DIR` rewrites: the names of its
@@ -13,8 +13,15 @@ export const secretsFiles = {
   /** The public keys of every identity (and their retired keys): the cluster's registry. */
   registry: 'identities.json',
   serverConfig: 'nats-server.conf',
-  /** An identity's nkey seed. */
+  /** An identity's nkey seed (nkey users). */
   seed: (name: string): string => `${name}.nk`,
+  /** An identity's .creds file: its user JWT and nkey seed (operator mode, `--auth jwt`). */
+  creds: (name: string): string => `${name}.creds`,
+  /** Operator mode: the operator's seed (signs the accounts' JWTs; keep it offline) and its JWT (the server trusts it). */
+  operatorSeed: 'operator.nk',
+  operatorJwt: 'operator.jwt',
+  /** Operator mode: the seed of the haul account, which signs its users' JWTs. */
+  accountSeed: 'account.nk',
 } as const;
 
 /** The mode of a file of the folder: `secret` (seeds, private keys) only for its owner, `open` for anyone to read. */
@@ -53,18 +60,28 @@ export function writeSecretsFile(path: string, data: string, mode: number): void
 /** A registry as identities.json holds it (init-cluster's, or one parsed with its retired keys). */
 type RegistryLike = { cluster: string; identities: readonly IdentitiesFile['identities'][number][] };
 
+/** What nats-server.conf says besides its users: the renderer's input without them. */
+export type ServerSettings = Omit<Parameters<typeof renderServerConfig>[0], 'auth' | 'cluster'>;
+
 /** A registry's identities as users of the server's configuration: one nkey user per identity, by its current key. */
-export function serverUsersOf(registry: RegistryLike): ServerConfigInput['users'] {
+export function serverUsersOf(registry: RegistryLike): Extract<ServerAuth, { kind: 'nkey' }>['users'] {
   return registry.identities.map(({ name, role, node, publicKey }) => ({
     identity: node === undefined ? { name, role } : { name, role, node },
     publicKey,
   }));
 }
 
-/** nats-server.conf of a registry, with these settings (listen address, store, TLS files). */
+/**
+ * nats-server.conf of a registry, with these settings (listen address, store, TLS files): its identities as nkey
+ * users, or operator mode's trust (the users are then in their .creds files).
+ */
 export function serverConfigOf(
   registry: RegistryLike,
-  settings: Omit<ServerConfigInput, 'users' | 'cluster'>,
+  settings: ServerSettings,
+  operator?: Omit<Extract<ServerAuth, { kind: 'operator' }>, 'kind'>,
 ): string {
-  return renderServerConfig({ ...settings, cluster: registry.cluster, users: serverUsersOf(registry) });
+  const auth: ServerAuth = operator
+    ? { kind: 'operator', ...operator }
+    : { kind: 'nkey', users: serverUsersOf(registry) };
+  return renderServerConfig({ ...settings, cluster: registry.cluster, auth });
 }

@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { decode, type User } from '@nats-io/jwt';
 import { fromSeed } from '@nats-io/nkeys';
 import { ensureBuilt, natsServerBinary, repoRoot } from '@haul/test';
-import type { IdentitiesFile } from '@haul/bus';
+import { readIdentityFile, userJwtPermissions, type IdentitiesFile } from '@haul/bus';
 import { initClusterExit } from '@haul/cli';
 
 const run = promisify(execFile);
@@ -34,7 +35,9 @@ const seedsIn = (dir: string): string[] =>
 
 const parent = mkdtempSync(join(tmpdir(), 'haul-init-test-'));
 const out = join(parent, 'secrets');
+const outJwt = join(parent, 'secrets-jwt');
 let first: { code: number | null; out: string; err: string };
+let jwtRun: { code: number | null; out: string; err: string };
 
 before(async () => {
   ensureBuilt();
@@ -49,6 +52,7 @@ before(async () => {
     '--cluster',
     'c1',
   ]);
+  jwtRun = await haul(['init-cluster', '--nodes', 'node-a,node-b', '--out', outJwt, '--auth', 'jwt']);
 });
 after(() => rmSync(parent, { recursive: true, force: true }));
 
@@ -192,5 +196,54 @@ describe('haul init-cluster', () => {
     });
     assert.equal(r.code, initClusterExit.openssl);
     assert.match(r.err, /openssl not found/);
+  });
+});
+
+describe('haul init-cluster --auth jwt (NATS operator mode)', () => {
+  it('writes one .creds file per identity (0600) and no .nk, the operator and account seeds (0600), operator.jwt', () => {
+    assert.equal(jwtRun.code, initClusterExit.ok, jwtRun.err);
+    const files = readdirSync(outJwt);
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('.nk')).sort(),
+      ['account.nk', 'operator.nk'],
+      'no identity has a seed file beside its .creds',
+    );
+    for (const f of ['account.nk', 'operator.nk']) assert.equal(modeOf(join(outJwt, f)), 0o600, f);
+    assert.equal(modeOf(join(outJwt, 'operator.jwt')), 0o644);
+    const registry = JSON.parse(readFileSync(join(outJwt, 'identities.json'), 'utf8')) as IdentitiesFile;
+    assert.equal(files.filter((f) => f.endsWith('.creds')).length, registry.identities.length);
+    for (const id of registry.identities) {
+      const file = join(outJwt, `${id.name}.creds`);
+      assert.equal(modeOf(file), 0o600, file);
+      const { seed, jwt } = readIdentityFile(file, 'credsFile');
+      assert.ok(!jwtRun.out.includes(seed) && !jwtRun.err.includes(seed), 'a seed is never printed');
+      assert.equal(fromSeed(new TextEncoder().encode(seed)).getPublicKey(), id.publicKey, id.name);
+      // The user JWT names the identity's key and carries exactly its permissions, issued by the haul account.
+      const claims = decode<User>(jwt!);
+      assert.equal(claims.sub, id.publicKey);
+      assert.equal(claims.name, id.name);
+      assert.match(claims.iss, /^A/);
+      const want = userJwtPermissions(id, id.publicKey);
+      assert.deepEqual(claims.nats.pub, want.pub, `${id.name} pub`);
+      assert.deepEqual(claims.nats.sub, want.sub, `${id.name} sub`);
+      assert.deepEqual(claims.nats.resp, want.resp, `${id.name} resp`);
+    }
+    assert.match(jwtRun.out, /coordinator\s+U[A-Z0-9]+\s+coordinator\.creds/);
+  });
+
+  it('writes an operator-mode configuration nats-server accepts, trusting operator.jwt and preloading two accounts', async () => {
+    const { stdout, stderr } = await run(natsServerBinary(), ['-t', '-c', join(outJwt, 'nats-server.conf')]);
+    assert.match(stdout + stderr, /is valid/);
+    const conf = readFileSync(join(outJwt, 'nats-server.conf'), 'utf8');
+    assert.match(conf, new RegExp(`^operator: "${join(outJwt, 'operator.jwt')}"$`, 'm'));
+    assert.match(conf, /^resolver: MEMORY$/m);
+    assert.equal([...conf.matchAll(/^ {2}A[A-Z0-9]{55}: "ey/gm)].length, 2);
+    assert.doesNotMatch(conf, /authorization \{/);
+  });
+
+  it('refuses an --auth it does not know, naming the choices', async () => {
+    const r = await haul(['init-cluster', '--nodes', 'a', '--out', join(parent, 'x'), '--auth', 'jtw']);
+    assert.equal(r.code, initClusterExit.usage);
+    assert.match(r.err, /--auth: "jtw" is not one of nkey, jwt \(did you mean jwt\?\)/);
   });
 });

@@ -10,6 +10,7 @@ import { createValidators, type MigrationEvent, type StepCommand } from '@haul/s
 import {
   busConfigFromEnv,
   connectBus,
+  identityEnv,
   createCommandQueue,
   createEventLog,
   createLogger,
@@ -23,11 +24,13 @@ import {
 } from '@haul/bus';
 import {
   createTestSecrets,
+  identityFileIn,
   loadTestIdentities,
   publishAs,
   secretsEnv,
   startNatsServer,
   stepIntended,
+  testAuth,
   type NatsServer,
   type TestIdentities,
   type TestSecrets,
@@ -40,7 +43,9 @@ import { createOutput } from '../src/output.ts';
  * key A; `haul rotate-key` (reading the event stream's last sequence from NATS) retires A at that sequence and gives
  * it key B; nats-server reloads the configuration it rendered. A reader with the new registry believes A's events
  * up to there and B's after; an event signed with A and stored afterwards, and a command signed with A, are refused.
+ * key-rotation-jwt.int.test.ts runs the same in operator mode (.creds files; A revoked in the account's JWT).
  */
+const auth = testAuth();
 const validators = createValidators();
 const log = createLogger('key-rotation-test', 'test');
 const mid = 'm-rotate-0001';
@@ -53,11 +58,15 @@ let before_: TestIdentities;
 let after_: TestIdentities;
 const conns: NatsConnection[] = [];
 
-async function connectAs(name: string, seedFile?: string): Promise<NatsConnection> {
+/** The copy of agent@node-a's identity file (key A) kept from before the rotation. */
+const oldIdentityFile = () => join(oldSeedDir, auth === 'jwt' ? 'a.creds' : 'a.nk');
+
+async function connectAs(name: string, identityFile?: string): Promise<NatsConnection> {
+  const setting = identityFileIn(secrets.dir, name).setting;
   const env = {
     HAUL_NATS_URL: server.url,
     ...secretsEnv(secrets.dir, name),
-    ...(seedFile ? { HAUL_NKEY_SEED_FILE: seedFile } : {}),
+    ...(identityFile ? { [identityEnv[setting]]: identityFile } : {}),
   };
   const nc = await connectBus(busConfigFromEnv(name, env), { maxReconnectAttempts: 0 });
   conns.push(nc);
@@ -116,10 +125,10 @@ let ops: NatsConnection;
 let agentWithA: NatsConnection;
 
 before(async () => {
-  secrets = await createTestSecrets(['node-a', 'node-b']);
+  secrets = await createTestSecrets(['node-a', 'node-b'], auth);
   server = await startNatsServer({ secrets: secrets.dir });
   oldSeedDir = await mkdtemp(join(tmpdir(), 'haul-old-seed-'));
-  await writeFile(join(oldSeedDir, 'a.nk'), await readFile(join(secrets.dir, `${agentA}.nk`)), {
+  await writeFile(oldIdentityFile(), await readFile(identityFileIn(secrets.dir, agentA).file), {
     mode: 0o600,
   });
   before_ = loadTestIdentities(secrets.dir);
@@ -143,6 +152,17 @@ before(async () => {
   assert.match(out, new RegExp(`believed for events up to sequence ${lastSeqBefore}`));
   after_ = loadTestIdentities(secrets.dir);
   await reloadServer();
+  // The reload has taken effect once the old key is refused. In operator mode it also dropped every connection of
+  // the account (nats-server 2.9 does so when an account's JWT changes; services reconnect), so the readers below
+  // connect again from here on.
+  await until('the old key refused at login', () =>
+    connectAs(agentA, oldIdentityFile()).then(
+      () => false,
+      () => true,
+    ),
+  );
+  coordinator = await connectAs('coordinator');
+  ops = await connectAs('ops');
 });
 
 after(async () => {
@@ -165,7 +185,7 @@ describe('rotating one identity on a running cluster', () => {
 
   it('given the reloaded server, then the old key no longer logs in, and its connection is closed; the new one logs in', async () => {
     await until('the old key refused at login', () =>
-      connectAs(agentA, join(oldSeedDir, 'a.nk')).then(
+      connectAs(agentA, oldIdentityFile()).then(
         () => false,
         () => true,
       ),

@@ -141,7 +141,8 @@ describe('haul rotate-key', () => {
     assert.match(flat, /Usage: haul rotate-key --dir DIR --identity NAME \[flags\]/);
     assert.match(flat, /--events-up-to N/);
     assert.match(flat, /Without --events-up-to, N is the event stream's last sequence, read from NATS/);
-    assert.match(flat, /as the identity whose seed HAUL_NKEY_SEED_FILE names/);
+    assert.match(flat, /as the identity whose seed HAUL_NKEY_SEED_FILE or HAUL_CREDS_FILE names/);
+    assert.match(flat, /In a folder made with --auth jwt it writes DIR\/<identity>\.creds instead/);
     assert.match(
       flat,
       /N may not exceed that last sequence when NATS can be reached; when it cannot .*a warning/,

@@ -127,8 +127,8 @@ export function readableOrFail(
 }
 
 /**
- * A service's bus configuration from its settings, checked without connecting: the credentials file parses, the
- * nkey seed is one, the TLS files are readable. A bad one exits 2 naming it.
+ * A service's bus configuration from its settings, checked without connecting: one identity file is set, it holds
+ * a seed (a .creds file a JWT too), the TLS files are readable. A bad one exits 2 naming it.
  */
 export function serviceConnection<T extends ConnectionSettings>(
   start: ServiceSettings<T>,
@@ -140,7 +140,7 @@ export function serviceConnection<T extends ConnectionSettings>(
     cfg = busConfigOf(name, s);
   } catch (err) {
     if (!(err instanceof BusConfigError)) throw err;
-    start.fail('nats.credentialsFile', err.message);
+    start.fail('credsFile', err.message);
   }
   if (s.insecure) return cfg;
   readableOrFail(start, 'nats.tls.caFile', s.nats.tls?.caFile);
@@ -150,7 +150,7 @@ export function serviceConnection<T extends ConnectionSettings>(
     connectionOptions(cfg);
   } catch (err) {
     if (!(err instanceof BusConfigError)) throw err;
-    start.fail('nkeySeedFile', err.message);
+    start.fail(cfg.identity?.setting ?? 'nkeySeedFile', err.message);
   }
   return cfg;
 }

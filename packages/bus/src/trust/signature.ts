@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { fromSeed, Prefix, type KeyPair } from '@nats-io/nkeys';
 // The nkey text codec (base32, prefix byte, CRC-16): nkeys exports no other way to reach a key's raw bytes.
 import { Codec } from '@nats-io/nkeys/lib/codec.js';
+import { identityEnv, IdentityFileError, readIdentityFile, type IdentitySetting } from '../identity-file.ts';
 import { retiredKeyBelieved, TrustConfigError, type Identity, type Registry } from './registry.ts';
 
 /** The NATS headers a signed message carries (never the JSON body: the body stays what the schema says). */
@@ -113,21 +113,22 @@ export function verifyWith(
   return { ok: true, identity };
 }
 
-/** A signer's key pair from its seed file (HAUL_NKEY_SEED_FILE, the .nk file holding SU...). */
-export function loadSeed(file: string): KeyPair {
+/**
+ * A signer's key pair from its identity file: an nkey seed file (HAUL_NKEY_SEED_FILE, the .nk file holding SU...) or
+ * a NATS .creds file (HAUL_CREDS_FILE), as `setting` names it (identity-file.ts).
+ */
+export function loadSeed(file: string, setting: IdentitySetting = 'nkeySeedFile'): KeyPair {
+  const field = identityEnv[setting];
   let seed: string;
   try {
-    seed = readFileSync(file, 'utf8').trim();
+    seed = readIdentityFile(file, setting).seed;
   } catch (err) {
-    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', `cannot read ${file}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    if (err instanceof IdentityFileError) throw new TrustConfigError(field, err.message, { cause: err });
+    throw err;
   }
-  if (!seed.startsWith('SU'))
-    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', `${file} does not hold an nkey user seed (SU...)`);
   try {
     return fromSeed(enc.encode(seed));
   } catch (err) {
-    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', `${file}: not a valid nkey seed`, { cause: err });
+    throw new TrustConfigError(field, `${file}: not a valid nkey seed`, { cause: err });
   }
 }

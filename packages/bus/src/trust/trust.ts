@@ -1,5 +1,6 @@
 import type { KeyPair } from '@nats-io/nkeys';
 import type { Logger } from '../logger.ts';
+import { identityEnv, identityFileOf, IdentityFileError, type IdentitySetting } from '../identity-file.ts';
 import {
   TrustConfigError,
   identityName,
@@ -130,7 +131,18 @@ export type TrustSettings = {
   insecure: boolean;
   identitiesFile?: string | undefined;
   nkeySeedFile?: string | undefined;
+  credsFile?: string | undefined;
 };
+
+/** The identity file of the settings (a seed file or a .creds file), or a TrustConfigError naming both. */
+function identityOf(s: TrustSettings): { file: string; setting: IdentitySetting } | undefined {
+  try {
+    return identityFileOf(s);
+  } catch (err) {
+    if (err instanceof IdentityFileError) throw new TrustConfigError(identityEnv[err.setting], err.message);
+    throw err;
+  }
+}
 
 /**
  * The trust of a process: the registry (identitiesFile) and its key (nkeySeedFile), which must be registered as the
@@ -148,16 +160,20 @@ export function trustFrom(s: TrustSettings, expected: Expected, log?: Logger): T
       'not set (the cluster registry; HAUL_INSECURE=1 to debug without)',
     );
   const registry = loadRegistry(registryFile);
-  const seedFile = s.nkeySeedFile;
-  if (expected === 'reader') return createTrust(registry, seedFile ? loadSeed(seedFile) : undefined, log);
-  if (!seedFile)
-    throw new TrustConfigError('HAUL_NKEY_SEED_FILE', 'not set (this service signs what it publishes)');
-  const kp = loadSeed(seedFile);
+  const id = identityOf(s);
+  if (expected === 'reader')
+    return createTrust(registry, id ? loadSeed(id.file, id.setting) : undefined, log);
+  if (!id)
+    throw new TrustConfigError(
+      'HAUL_NKEY_SEED_FILE',
+      'not set, nor HAUL_CREDS_FILE (this service signs what it publishes)',
+    );
+  const kp = loadSeed(id.file, id.setting);
   const trust = createTrust(registry, kp, log);
   const want = identityName(expected.role, expected.node);
   if (trust.identity?.name !== want)
     throw new TrustConfigError(
-      'HAUL_NKEY_SEED_FILE',
+      identityEnv[id.setting],
       `its key is registered as ${trust.identity?.name}, not ${want}`,
     );
   return trust;
@@ -172,7 +188,8 @@ export function trustFromEnv(expected: Expected, log?: Logger, env: NodeJS.Proce
     {
       insecure: env['HAUL_INSECURE'] === '1',
       identitiesFile: env['HAUL_IDENTITIES_FILE'] || undefined,
-      nkeySeedFile: env['HAUL_NKEY_SEED_FILE'] || undefined,
+      nkeySeedFile: env[identityEnv.nkeySeedFile] || undefined,
+      credsFile: env[identityEnv.credsFile] || undefined,
     },
     expected,
     log,

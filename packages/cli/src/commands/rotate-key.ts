@@ -86,10 +86,12 @@ export const rotateKeyCommand: Command = {
   description: `Rotate one identity's nkey in a secrets folder made by haul init-cluster (docs/security.md, "Rotating
 keys"). Writes a new seed DIR/<identity>.nk (mode 0600, never printed), moves the old public key into the identity's
 retiredKeys in DIR/identities.json with eventsUpTo = N, and renders DIR/nats-server.conf again with the new key
-alone. Readers with the new identities.json still believe the events the old key signed up to event sequence N (so
+alone. In a folder made with --auth jwt it writes DIR/<identity>.creds instead (a new user JWT, signed with
+DIR/account.nk), and the old key is revoked in the haul account's JWT (signed with DIR/operator.nk); the reload then
+makes nats-server drop every connection of the account once. Readers with the new identities.json still believe the events the old key signed up to event sequence N (so
 the history stays readable); nothing else: no later event, command or request. Without --events-up-to, N is the
 event stream's last sequence, read from NATS (HAUL_NATS_URL or --nats, as the identity whose seed
-HAUL_NKEY_SEED_FILE names, with the TLS settings of every command). With --events-up-to N, N may not exceed that
+HAUL_NKEY_SEED_FILE or HAUL_CREDS_FILE names, with the TLS settings of every command). With --events-up-to N, N may not exceed that
 last sequence when NATS can be reached; when it cannot (rotating offline), N is used as given, with a warning.
 Stop the identity's service before, so that the old key signs nothing after N. Then: nats-server --signal reload,
 identities.json to every host and a restart of the other services, and the rotated service started with its new
@@ -126,14 +128,12 @@ seed.`,
     const identity = identityOf(secrets, ctx.args.str('identity')!);
     const { n, warning } = await eventsUpTo(ctx, secrets, identity);
     if (warning !== undefined) ctx.say(`haul rotate-key: warning: ${warning}`);
-    const r = rotateKey(secrets, identity, n);
+    const r = await rotateKey(secrets, identity, n);
     if (ctx.json) {
       ctx.out.json({ ...r, dir: secrets.dir, ...(warning !== undefined ? { warning } : {}) });
       return 'completed';
     }
-    ctx.out.line(
-      `${identity}: new key ${r.publicKey} (seed ${join(secrets.dir, secretsFiles.seed(identity))})`,
-    );
+    ctx.out.line(`${identity}: new key ${r.publicKey} (in ${join(secrets.dir, r.wrote[0]!)})`);
     ctx.out.line(`  retired ${r.retired.publicKey}: believed for events up to sequence ${n}, nothing else`);
     ctx.out.line(`  wrote ${r.wrote.join(', ')} in ${secrets.dir}`);
     ctx.out.line(
