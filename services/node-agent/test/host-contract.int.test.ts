@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
@@ -21,18 +22,30 @@ import {
 import { readCtVars } from '../src/adapters/vz-config.ts';
 import { descriptorLockArgv } from '../src/adapters/descriptor-lock.ts';
 import { ctLockFile, releaseCtLock, takeCtLock } from '../src/ct-lock.ts';
+import { planPass, trackHelper } from '../../image-streamer/src/disk-pass.ts';
 
 const docPath = join(import.meta.dirname, '..', '..', '..', 'docs', 'host-contract.md');
 const lines = hostContract.map(contractLine);
+
+/** The builders of tools.ts the next function calls: every one must be, so a new builder needs its contract entry. */
+const calledBuilders = new Set<string>();
 
 /** Every argv tools.ts can build, with placeholders put back where the values were. */
 async function builtArgvs(): Promise<string[]> {
   const seen: string[] = [];
   const ok: RunResult = { exitCode: 0, stdout: '', stderr: '' };
-  const t = createTools((tool, args) => {
-    seen.push([tool, ...args].join(' '));
-    return Promise.resolve(ok);
-  });
+  const t = new Proxy(
+    createTools((tool, args) => {
+      seen.push([tool, ...args].join(' '));
+      return Promise.resolve(ok);
+    }),
+    {
+      get(target, key, receiver) {
+        if (typeof key === 'string') calledBuilders.add(key);
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    },
+  );
   await t.vzctlStatus('<ctid>');
   await t.vzctlStart('<ctid>');
   await t.vzctlStop('<ctid>');
@@ -63,12 +76,51 @@ async function builtArgvs(): Promise<string[]> {
   seen.push(['flock', ...descriptorLockArgv('<dd.xml>.lck', '<holder>')].join(' '));
   seen.push('haul-hold-frozen');
   seen.push('haul-hold-ct-lock <lockfile> <migration>');
+  seen.push(...(await trackArgvs()));
   return seen.map((l) => l.replaceAll('4242', '<pid>'));
+}
+
+/**
+ * Every argv the image streamer's live disk copy runs (disk-pass.ts planPass: the first pass, a later one and its
+ * acknowledgement, the final one), recorded by a stand-in helper first on PATH.
+ */
+async function trackArgvs(): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'haul-contract-'));
+  const log = join(dir, 'argv');
+  writeFileSync(
+    join(dir, trackHelper),
+    `#!/bin/sh\necho "$*" >> '${log}'\necho '{"file":"/src/root.hds","started":true,"extents":[]}'\n`,
+    { mode: 0o755 },
+  );
+  const path = process.env['PATH'];
+  process.env['PATH'] = `${dir}:${path ?? ''}`;
+  try {
+    const a = { toNode: 'node-b', sourceDir: '/src', targetDir: '/dst', priority: 'iteration' as const };
+    await planPass({ ...a, pass: { index: 0, final: false } });
+    for (const final of [false, true]) {
+      const plan = await planPass({ ...a, pass: { index: 1, final } });
+      assert.equal(plan.kind, 'update');
+      if (plan.kind === 'update') await plan.done();
+    }
+    const ran = readFileSync(log, 'utf8').trim().split('\n');
+    return [...new Set(ran)].map(
+      (l) => `${trackHelper} ${l.replaceAll('/src/DiskDescriptor.xml', '<dd.xml>')}`,
+    );
+  } finally {
+    process.env['PATH'] = path;
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 describe('the host contract', () => {
   it('lists exactly the argv tools.ts builds', async () => {
     assert.deepEqual([...(await builtArgvs())].sort(), [...lines].sort());
+  });
+
+  it('builds the argv of every builder in tools.ts (a new one fails here until it is in the contract)', async () => {
+    await builtArgvs();
+    const builders = Object.keys(createTools(() => Promise.reject(new Error('not run'))));
+    assert.deepEqual([...calledBuilders].sort(), builders.sort());
   });
 
   it('docs/host-contract.md lists exactly the contract', () => {
@@ -212,6 +264,16 @@ describe('every argv of the contract runs on the strict emulators', () => {
     assert.match((await run('vzctl status <ctid>', ct)).stdout, /^VEID 101 exist mounted paused$/m);
     await c.ok('node-a', 'haul-emu', ['thaw', '101']);
     assert.match((await run('vzctl status <ctid>', ct)).stdout, /^VEID 101 exist mounted running$/m);
+    // The image streamer's write tracker on the running CT's root disk: the passes of a live local-disk copy.
+    const root = { '<dd.xml>': join(host, 'vz', 'private', '101', 'root.hdd', 'DiskDescriptor.xml') };
+    type Tracked = { file: string; started?: boolean; extents?: [number, number][] };
+    const json = async (line: string) => JSON.parse((await run(line, root)).stdout) as Tracked;
+    const started = await json('haul-ploop-track start <dd.xml>');
+    assert.equal(started.started, true, 'no tracker ran on the disk before');
+    const taken = await json('haul-ploop-track take --sync <dd.xml>');
+    assert.equal(taken.file, started.file, 'take names the delta start tracks');
+    assert.ok(Array.isArray(taken.extents));
+    await json('haul-ploop-track ack <dd.xml>');
     await run('criu -V');
     await run('criu check --feature mem_dirty_track');
     await run(find('criu pre-dump', [], ['--prev-images-dir']), mem(1));

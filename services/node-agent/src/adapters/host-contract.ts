@@ -4,14 +4,23 @@ import { vzControllers } from './vz-checkpoint.ts';
  * The host contract: every command line haul runs on a host, with placeholders for the values, the exit codes haul
  * takes as success, the function that builds it, and the upstream source that accepts each of its options.
  * docs/host-contract.md mirrors this list; services/node-agent/test/host-contract.int.test.ts checks that tools.ts
- * builds exactly these argv, that the doc lists exactly these, and runs each against the strict emulators.
+ * (every one of its builders), held-dumps.ts, descriptor-lock.ts, ct-lock.ts and the image streamer's disk-pass.ts
+ * build exactly these argv, that the doc lists exactly these, and runs each against the strict emulators.
  *
  * Upstream revisions read: OpenVZ/ploop d5c202b (v9.0.30), OpenVZ/vzctl 42ab7b3 (v9.0.1), OpenVZ/libvzctl
  * ebbfc38 (v8.0.90), checkpoint-restore/criu 2cf8f13 (v4.2-22), OpenVZ/vzmigrate 67a5a95 (v7.0.152),
  * util-linux/util-linux 39465c7. shaman's own sources were not available: its argv is libvzctl's.
  */
 export interface ContractEntry {
-  tool: 'vzctl' | 'criu' | 'ploop' | 'haul-hold-frozen' | 'shaman' | 'flock' | 'haul-hold-ct-lock';
+  tool:
+    | 'vzctl'
+    | 'criu'
+    | 'ploop'
+    | 'haul-hold-frozen'
+    | 'shaman'
+    | 'flock'
+    | 'haul-hold-ct-lock'
+    | 'haul-ploop-track';
   /** The argv after the program name; `<name>` marks a value. */
   argv: string[];
   /** Exit codes haul treats as success (0 always). */
@@ -423,6 +432,65 @@ hostContract.push(
       {
         words: 'status "migrating", held for the whole migration',
         source: 'OpenVZ/vzmigrate@67a5a95:bin/veentry.cpp VEObj::lock (vzctl2_env_lock_prvt)',
+      },
+    ],
+  },
+);
+
+const ploopCopy = 'OpenVZ/ploop@d5c202b:lib/ploop-copy.c';
+const ploopCopy7 = 'OpenVZ/ploop@e49c878 (v7.0.280):lib/ploop-copy.c';
+const trackHelperSource = {
+  words: "haul's own helper, not an upstream tool: its emulator (no real-host implementation yet)",
+  source:
+    'haul:host-emulators/src/track/cli.ts trackMain; haul:services/image-streamer/src/disk-pass.ts trackHelper',
+};
+
+/**
+ * The image streamer's write tracker for the passes of a live local-disk copy (docs/protocol.md, "Local disks, in
+ * passes"): what libploop does inside `ploop copy`, one step per call. Exit 3: no tracker runs; 40: not mounted here.
+ */
+hostContract.push(
+  {
+    tool: 'haul-ploop-track',
+    argv: ['start', '<dd.xml>'],
+    okCodes: [],
+    builtBy: 'image-streamer disk-pass.ts planPass (pass 0)',
+    upstream: [
+      trackHelperSource,
+      {
+        words: 'start tracking the writes to the top delta of the mounted disk (one already running goes on)',
+        source: `${ploopCopy} ploop_copy_start 1169 → process_start 1084–1097 (dm_tracking_start: lib/dm.c 323, dm-ploop message "tracking_start"); ploop ≤ 7: ${ploopCopy7} ploop_copy_start 919–950 (PLOOP_IOC_TRACK_INIT, PLOOP_IOC_TRACK_SETPOS)`,
+      },
+    ],
+  },
+  {
+    tool: 'haul-ploop-track',
+    argv: ['take', '--sync', '<dd.xml>'],
+    okCodes: [],
+    builtBy: 'image-streamer disk-pass.ts planPass (every later pass, the final one too)',
+    upstream: [
+      trackHelperSource,
+      {
+        words: 'take: the extents written since the last take, with those taken and not acknowledged',
+        source: `${ploopCopy} ploop_copy_next_iteration 1199 → process_next 1134–1160 (dm_tracking_get_next: lib/dm.c 361, "tracking_get_next"); ploop ≤ 7: ${ploopCopy7} ploop_copy_next_iteration 978–1019 (PLOOP_IOC_TRACK_READ, PLOOP_IOC_TRACK_SETPOS)`,
+      },
+      {
+        words: '--sync: the file system written back first (syncfs on the mount)',
+        source: `${ploopCopy7} freeze_fs 1057–1064 (sys_syncfs before FIFREEZE); OpenVZ/ploop@d5c202b:lib/ploop.c sys_syncfs 116`,
+      },
+    ],
+  },
+  {
+    tool: 'haul-ploop-track',
+    argv: ['ack', '<dd.xml>'],
+    okCodes: [],
+    builtBy: 'image-streamer disk-pass.ts planPass (done, after a pass that is not the final one)',
+    upstream: [
+      trackHelperSource,
+      {
+        words:
+          "ack: forget the extents taken last (haul's own step, none in libploop: until it, a pass run again takes them again)",
+        source: `nearest libploop call: ${ploopCopy} process_start 1118 (dm_tracking_clear: lib/dm.c 347, "tracking_clear")`,
       },
     ],
   },
