@@ -1953,6 +1953,10 @@ export interface StreamOffer {
    */
   durable?: boolean;
   /**
+   * A live pass of a local-disk copy: once it has answered done, the receiver starts writing the files it holds to disk in the background (fdatasync on its own descriptors, off its event loop), so that the frozen pass's sync (durable) finds only the blocks that pass wrote. A hint: nothing waits for it, and durability is still the frozen pass's.
+   */
+  writeBack?: boolean;
+  /**
    * A later pass of a local-disk copy: the target folder holds the earlier passes. Each file is updated in place: only the extents listed in its entry are sent (none: the file must already be there with that size), at any offset, then it is cut or extended to its size. Nothing is resumed: a broken update pass is sent again whole.
    */
   update?: boolean;

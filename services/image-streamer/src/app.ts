@@ -106,10 +106,34 @@ export type Transfer = (
   opts: TransferOptions,
 ) => Promise<StreamResult>;
 
-export type TransferOptions = { durable?: boolean; signal?: AbortSignal; report?: ProgressReporter };
+/**
+ * How a transfer ends on the target: `durable` synced before done (local-disk copies' frozen pass), `writeBack` the
+ * files' writeback started after done (their live passes), neither for image folders.
+ */
+export type TransferOptions = {
+  durable?: boolean;
+  writeBack?: boolean;
+  signal?: AbortSignal;
+  report?: ProgressReporter;
+};
 
 /** The commands a streamer runs. */
 type StreamCommand = Extract<StepCommand, { step: 'streamImages' | 'copyLocalDisk' }>;
+
+/**
+ * How a command's transfer ends on the target. A local disk copy is the CT's data: synced before it counts. Image
+ * folders are only read by a restore, which a target that rebooted since its preflight refuses (docs/protocol.md),
+ * so they skip the sync. The live passes of a disk skip it too: the sync blocks the receiver's loop (and the offers
+ * of the transfers beside it) for as long as the disk takes; the frozen pass syncs every file of the copy. So that
+ * this sync, in the frozen window, has only the last pass's blocks to write, a live pass starts the writeback of what
+ * it wrote once it is done, off the receiver's loop (writeBack). Measured by the local-disk e2e's figures with 1 GiB:
+ * the frozen pass took 2.0–2.1 s without it, 0.05–0.1 s with it.
+ */
+export function transferEndOf(cmd: StreamCommand): Pick<TransferOptions, 'durable' | 'writeBack'> {
+  const disk = cmd.step === 'copyLocalDisk';
+  const final = cmd.args.pass?.final ?? true;
+  return { durable: disk && final, writeBack: disk && !final };
+}
 
 /**
  * The image streamer: as a source it runs streamImages / copyLocalDisk commands: open a one-time TCP listener, offer
@@ -274,6 +298,7 @@ export function createImageStreamer(deps: StreamerDeps) {
         connect: { host: cfg.advertiseHost ?? cfg.listenHost, port: dataServer.port, token: listener.token },
         manifest,
         ...(opts.durable ? { durable: true } : {}),
+        ...(opts.writeBack ? { writeBack: true } : {}),
         ...(update ? { update: true } : {}),
       };
       let reply: StreamOfferReply;
@@ -461,12 +486,8 @@ export function createImageStreamer(deps: StreamerDeps) {
     const base = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt };
     metrics.started();
     try {
-      // A local disk copy is the CT's data: synced before it counts. Image folders are only read by a restore,
-      // which a target that rebooted since its preflight refuses (docs/protocol.md), so they skip the sync. The
-      // live passes of a disk skip it too: the sync blocks the receiver's loop (and the offers of the transfers
-      // beside it) for as long as the disk takes; the frozen pass syncs every file of the copy.
       const result = await (deps.transfer ?? transfer)(cmd.migrationId, cmd.commandId, cmd.args, mlog, {
-        durable: cmd.step === 'copyLocalDisk' && (cmd.args.pass?.final ?? true),
+        ...transferEndOf(cmd),
         signal,
         report,
       });

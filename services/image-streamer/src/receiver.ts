@@ -8,6 +8,7 @@ import {
   symlinkSync,
   unlinkSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { errorCodes } from '@haul/domain';
@@ -165,6 +166,24 @@ function syncFile(path: string): void {
   }
 }
 
+/**
+ * Start writing a finished file's data to disk and return at once: fdatasync on a descriptor of its own, on libuv's
+ * thread pool, so neither this receiver's loop nor any file it holds waits for it (offer.writeBack). A failure is
+ * only logged: the frozen pass syncs every file of the copy again, and that sync is the one durability rests on.
+ */
+function startWriteBack(path: string, log: Logger): void {
+  void (async () => {
+    const fh = await open(path, noFollow.read);
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  })().catch((err: unknown) =>
+    log.warn({ path, err: (err as Error).message }, 'background writeback failed; the frozen pass syncs it'),
+  );
+}
+
 /** fsync a folder, so the renames in it survive a crash of the machine. */
 function syncDir(dir: string): void {
   const fd = openSync(dir, noFollow.read);
@@ -267,6 +286,9 @@ function receive(offer: StreamOffer, verified: Record<string, number>, ctx: Rece
     if (durable) for (const d of dirs) syncDir(d);
     reply('done');
     sock.end();
+    if (offer.writeBack && !durable)
+      for (const e of offer.manifest)
+        if (e.kind === 'file') startWriteBack(join(offer.targetDir, e.path), log);
   };
   const chunk = ({ header: h, payload, release }: ChunkFrame) => {
     if (failed) return release();
