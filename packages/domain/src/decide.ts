@@ -18,6 +18,7 @@ import { deadlinesOf, type TransferReports } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
 import { evolve } from './evolve.ts';
+import { assumedSpeeds } from './assumed-speeds.ts';
 import { frozenLeaseMs, type FrozenLeaseInput } from './frozen-lease.ts';
 import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { askedBy, exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
@@ -616,6 +617,9 @@ function forwardRestart(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
 /**
  * What the frozen lease is derived from: the last pre-dump's image bytes (convergence stopped because the next dump
  * would be about as large or smaller) and the rate of the last transfer, or the request's bandwidth limit before any.
+ * Without a pre-dump (`preDump: off`) the final dump holds the whole resident memory the source's preflight
+ * inspected, and no transfer has measured the link: the request's bandwidth limit, else the assumed link rate of a
+ * check (assumedSpeeds), so that a large CT's only transfer is not cut by a lease made for a small one.
  */
 function leaseInput(s: MigrationState, floorMs: number): FrozenLeaseInput {
   const done = (step: string) =>
@@ -625,11 +629,14 @@ function leaseInput(s: MigrationState, floorMs: number): FrozenLeaseInput {
   const input: FrozenLeaseInput = { floorMs };
   const dump = done('preDump');
   if (dump) input.predictedBytes = (dump.result as DumpResult).bytes;
+  else if (s.preflight.source?.memoryBytes !== undefined)
+    input.predictedBytes = s.preflight.source.memoryBytes;
   const stream = done('streamImages');
   const sr = stream?.result as StreamResult | undefined;
   if (sr && sr.durationMs > 0) input.bytesPerSec = sr.bytes / (sr.durationMs / 1000);
   else if (s.request?.bandwidthLimitMBps !== undefined)
     input.bytesPerSec = s.request.bandwidthLimitMBps * 1e6;
+  else if (!dump) input.bytesPerSec = assumedSpeeds.linkBytesPerSec;
   return input;
 }
 

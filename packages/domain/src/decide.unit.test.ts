@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
 import { liveScenario, meta, request, simulate } from '../test/simulate.ts';
+import { assumedSpeeds } from './assumed-speeds.ts';
+import { frozenLeaseMs } from './frozen-lease.ts';
 
 const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
 const advance = { kind: 'Advance', meta: m } as const;
@@ -178,6 +180,33 @@ describe('given a finished pre-dump', () => {
       .then([
         { type: 'IterationDecided', data: { iteration: 3, decision: 'final-dump', reason: 'small-dump' } },
       ]);
+  });
+});
+
+describe('given the final dump about to be intended', () => {
+  const leaseOf = (log: MigrationEvent[]) => {
+    const e = log.find(intended('finalDump:-'));
+    assert.ok(e?.type === 'StepIntended' && e.data.step === 'finalDump');
+    const lease = e.data.args.leaseMs;
+    assert.ok(lease !== undefined, 'a finalDump carries its lease');
+    return lease;
+  };
+  it('after pre-dumps, the lease grows with the last pre-dump over the rate its stream measured', () => {
+    assert.ok(leaseOf(happy) >= m.frozenLeaseMs);
+  });
+  it('without a pre-dump, the lease covers the whole inspected memory at the assumed link rate: not the floor alone', () => {
+    // 8 GiB resident: at the assumed 100 MB/s, 86 s to stream, more than the 60 s floor by itself.
+    const memoryBytes = 8 * 2 ** 30;
+    const off = simulate(liveScenario({ preDump: 'off', memoryBytes })).events;
+    assert.equal(
+      leaseOf(off),
+      frozenLeaseMs({
+        floorMs: m.frozenLeaseMs,
+        predictedBytes: memoryBytes,
+        bytesPerSec: assumedSpeeds.linkBytesPerSec,
+      }),
+    );
+    assert.ok(leaseOf(off) > m.frozenLeaseMs);
   });
 });
 

@@ -8,23 +8,14 @@ import type {
   StepName,
   StreamResult,
 } from '@haul/schemas';
+import { assumedSpeeds } from './assumed-speeds.ts';
 import { finalDumpMs, pageSize, usesPreDump } from './convergence.ts';
 import { lastMeasuredConvergence } from './decide.ts';
 import { smallPassBytes } from './disk-passes.ts';
 import type { DiskRef, Findings } from './disks.ts';
 import type { MigrationState, StepRecord } from './state.ts';
 
-/**
- * What a check takes for a speed that no earlier migration measured, labelled `assumed` wherever it is used: a link
- * of 1 Gbit/s less protocol overhead, and criu writing and reading pages through the page cache at 500 MB/s. Round
- * figures, not measurements (the emulated hosts restore at about 20 MB/s): the first migration between two nodes
- * replaces all three.
- */
-export const assumedSpeeds = {
-  linkBytesPerSec: 100e6,
-  dumpBytesPerSec: 500e6,
-  restoreBytesPerSec: 500e6,
-} as const;
+export { assumedSpeeds };
 
 export type DowntimeInput = {
   request: MigrateRequest;

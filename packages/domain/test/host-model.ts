@@ -80,6 +80,8 @@ export type Scenario = {
   localDisks: number;
   pagesPerIteration: number[];
   memTrack: boolean;
+  /** The CT's resident memory as the source's preflight inspects it (absent: not reported, as in the golden logs). */
+  memoryBytes?: number;
 };
 
 const f1 = (g: string) => `root.hds.${g}.f1`;
@@ -123,6 +125,7 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
           })),
         ],
         freeBytes: 1e12,
+        ...(src && sc.memoryBytes !== undefined ? { memoryBytes: sc.memoryBytes } : {}),
       };
       return r;
     }
