@@ -16,7 +16,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { emuEnv, paths } from '../lib/emu-env.ts';
 import { BLOCK } from '../ploop/delta.ts';
 import { readRegistry } from '../ploop/devices.ts';
@@ -113,6 +113,10 @@ for (const [name, value] of Object.entries({
   've.pid_max': '4194304',
 }))
   writeFileSync(join(veCgroup, name), `${value}\n`);
+/** A new VE has the kernel's default core pattern ("core"); a restore sets the saved one after (vzctl restore). */
+const veSysctls = dirname(paths.veSysctl(env, config.ctid, 'kernel.core_pattern'));
+mkdirSync(veSysctls, { recursive: true });
+writeFileSync(paths.veSysctl(env, config.ctid, 'kernel.core_pattern'), 'core\n');
 let last = Date.now();
 let owedPages = 0;
 let owedWrites = 0;
@@ -282,6 +286,7 @@ function shutdown(): void {
     if (Number(readFileSync(`${cgroup}/tasks`, 'utf8')) === process.pid) {
       rmSync(cgroup, { recursive: true, force: true });
       rmSync(veCgroup, { recursive: true, force: true });
+      rmSync(veSysctls, { recursive: true, force: true });
     }
   } catch {
     /* already gone */

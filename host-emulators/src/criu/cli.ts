@@ -144,7 +144,7 @@ async function dump(
     writeFileSync(join(dir, `mm-${pid}.img`), JSON.stringify({ pages: r.pagesScanned }));
     const script = one('--action-script');
     if (script) {
-      const rc = await runActionScript(script, pid);
+      const rc = await runActionScript(script, pid, resolve(dir));
       if (rc !== 0) {
         await ctRequest(socket, { op: 'thaw' });
         writeStats(work, r, started);
@@ -190,11 +190,21 @@ function writeStats(work: string, r: DumpReply, started: bigint): void {
   });
 }
 
-function runActionScript(script: string, pid: number): Promise<number> {
+/**
+ * criu runs each action script with the action, the root task's pid and the images folder in its environment
+ * (criu/action-scripts.c run_scripts: CRTOOLS_SCRIPT_ACTION, CRTOOLS_INIT_PID, CRTOOLS_IMAGE_DIR, the latter
+ * /proc/<pid>/fd/<images fd>, which names the same folder); VZ's vz-cpt-action needs the folder at post-dump.
+ */
+function runActionScript(script: string, pid: number, imageDir: string): Promise<number> {
   return new Promise((resolveRc) => {
     const child = spawn(script, [], {
       stdio: 'inherit',
-      env: { ...process.env, CRTOOLS_SCRIPT_ACTION: 'post-dump', CRTOOLS_INIT_PID: String(pid) },
+      env: {
+        ...process.env,
+        CRTOOLS_SCRIPT_ACTION: 'post-dump',
+        CRTOOLS_INIT_PID: String(pid),
+        CRTOOLS_IMAGE_DIR: imageDir,
+      },
     });
     child.once('error', () => resolveRc(1));
     child.once('exit', (code, signal) => resolveRc(code ?? (signal ? 1 : 0)));

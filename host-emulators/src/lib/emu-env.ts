@@ -58,6 +58,12 @@ export const paths = {
    */
   freezerCg: (e: EmuEnv, ctid: string) =>
     join(e.root, 'sys', 'fs', 'cgroup', 'freezer', 'machine.slice', ctid),
+  /**
+   * The CT's VE-virtualized sysctls as the emulated kernel keeps them (`kernel.core_pattern`: each VE has its own,
+   * libvzctl 5ebf313), one file per name; the VE is made with the kernel's defaults when its init starts.
+   */
+  veSysctl: (e: EmuEnv, ctid: string, name: string) =>
+    join(e.root, 'var', 'lib', 'haul-emu', 've', ctid, name),
   devices: (clusterDir: string) => join(clusterDir, 'devices.json'),
   corruption: (clusterDir: string) => join(clusterDir, 'corruption.jsonl'),
   locks: (clusterDir: string) => join(clusterDir, 'locks'),

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ToolExit, emuEnv, type EmuEnv } from '../lib/emu-env.ts';
@@ -17,6 +17,7 @@ import { paths } from '../lib/emu-env.ts';
 import { readRegistry } from '../ploop/devices.ts';
 import { chainTo, imagePath } from '../ploop/descriptor.ts';
 import { cgroupMounts, vzMode } from '../criu/vz.ts';
+import { setVeCorePattern } from '../cgexec/cli.ts';
 import { partitionDevNumber } from '../ploop/sysfs.ts';
 import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from './config.ts';
 import { lockCt, lockStatus } from './ct-lock.ts';
@@ -272,6 +273,12 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
   out('Setting up checkpoint...');
   createDevmap(env, conf);
+  // vz-cpt-action at post-dump saves the CT's own core pattern beside the dump (vz-cpt-action.in 115–116).
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'vz_core_pattern.img'),
+    readFileSync(paths.veSysctl(env, conf.ctid, 'kernel.core_pattern'), 'utf8'),
+  );
   const r = spawnSync('criu', ['dump', '-t', String(st.pid), '-D', dir, ...vzCptArgs(env, conf)], {
     encoding: 'utf8',
     env: process.env,
@@ -376,6 +383,10 @@ function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): number
   }
   const pid = Number(readFileSync(paths.initPid(env, conf.ctid), 'utf8').trim());
   writeCtState(env, conf.ctid, { pid });
+  // vz-rst-action at post-restore: the CT's own core pattern back from the dump, when the dump has it; without the
+  // file the restored VE keeps the kernel's default (vz-rst-action.in 167–169, `[ -f … ] && …`: no error).
+  const corePattern = join(dir, 'vz_core_pattern.img');
+  if (existsSync(corePattern)) setVeCorePattern(env, conf.ctid, readFileSync(corePattern, 'utf8'));
   out('Container was restored successfully');
   return 0;
 }

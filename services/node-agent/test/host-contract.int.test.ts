@@ -15,6 +15,7 @@ import {
   secondaryDisks,
   vzCgroupRoots,
   vzControllers,
+  vzCorePatternImage,
   vzFreeze,
   writeVzSideFiles,
   type VzDump,
@@ -66,6 +67,7 @@ async function builtArgvs(): Promise<string[]> {
   for (const prev of ['<prev>', undefined])
     seen.push(['criu', ...t.criuDumpArgs(4242, '<dir>', '<workdir>', prev, '<script>', vz)].join(' '));
   await t.vzctlCreateDevmap('<ctid>');
+  await t.cgexecCorePattern('<ctid>');
   await t.ploopDevice('<dd.xml>');
   await t.ploopSnapshot('<dd.xml>', '<guid>', true);
   await t.ploopSnapshot('<dd.xml>', '<guid>', false);
@@ -255,8 +257,12 @@ describe('every argv of the contract runs on the strict emulators', () => {
     const final = async (line: string, n: number) => {
       await run('vzctl --skipowner --skiplock suspend <ctid> --create-devmap', ct);
       writeVzSideFiles(host, '101', img(n));
+      // dumps.ts reads it while criu holds the CT at post-dump; here the decision is already "commit", so before.
+      const pattern = await run('cgexec -g ve:<ctid> cat /proc/sys/kernel/core_pattern', ct);
+      writeFileSync(join(img(n), vzCorePatternImage), pattern.stdout);
       await run(line, { ...mem(n), ...script, ...(await vzValues()), ...ct });
     };
+    const corePattern = '|/usr/libexec/abrt-hook-ccpp %s %c %p %u %g %t e %P %I %h';
     await run('vzctl status <ctid>', ct);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
     // A CT whose freezer cgroup is frozen is `paused`, as vzctl's Show prints it (src/vzctl.c 1465–1467).
@@ -302,12 +308,18 @@ describe('every argv of the contract runs on the strict emulators', () => {
       without('--ext-mount-map', (v) => v.startsWith('/sys/fs/cgroup/memory')),
       /\.\/sys\/fs\/cgroup\/memory doesn't have a proper root mount/,
     );
+    // The CT's own core pattern (per VE) goes with the dump and comes back with the restore (vz-rst-action).
+    await c.ok('node-a', 'cgexec', ['-g', 've:101', 'sysctl', '-w', `kernel.core_pattern=${corePattern}`]);
     await final(dumpLine, 3);
     ran.add('haul-hold-frozen');
     await run('vzctl --skipowner --skiplock restore <ctid> --skip_arpdetect --dumpfile <dir>', {
       ...ct,
       '<dir>': img(3),
     });
+    assert.equal(
+      await c.ok('node-a', 'cgexec', ['-g', 've:101', 'cat', '/proc/sys/kernel/core_pattern']),
+      `${corePattern}\n`,
+    );
     await run('vzctl --skipowner --skiplock stop <ctid>', ct);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
     await final(find('criu dump', [], ['--prev-images-dir']), 4);

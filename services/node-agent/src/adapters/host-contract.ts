@@ -9,7 +9,8 @@ import { vzControllers } from './vz-checkpoint.ts';
  *
  * Upstream revisions read: OpenVZ/ploop d5c202b (v9.0.30), OpenVZ/vzctl 42ab7b3 (v9.0.1), OpenVZ/libvzctl
  * ebbfc38 (v8.0.90), checkpoint-restore/criu 2cf8f13 (v4.2-22), OpenVZ/vzmigrate 67a5a95 (v7.0.152),
- * util-linux/util-linux 39465c7. shaman's own sources were not available: its argv is libvzctl's.
+ * util-linux/util-linux 39465c7, checkpoint-restore/p.haul 02199d8. cgexec is libcgroup's, run as VZ's scripts run it;
+ * shaman's own sources were not available: its argv is libvzctl's.
  */
 export interface ContractEntry {
   tool:
@@ -18,6 +19,7 @@ export interface ContractEntry {
     | 'ploop'
     | 'haul-hold-frozen'
     | 'shaman'
+    | 'cgexec'
     | 'flock'
     | 'haul-hold-ct-lock'
     | 'haul-ploop-track';
@@ -309,6 +311,22 @@ export const hostContract: ContractEntry[] = [
       {
         words: 'no arguments; the action in CRTOOLS_SCRIPT_ACTION',
         source: 'checkpoint-restore/criu@2cf8f13:criu/action-scripts.c run_shell_scripts',
+      },
+    ],
+  },
+  {
+    tool: 'cgexec',
+    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/kernel/core_pattern'],
+    okCodes: [],
+    builtBy: 'tools.ts cgexecCorePattern (dumps.ts finalDump, the CT held frozen at post-dump)',
+    upstream: [
+      {
+        words: '-g ve:<ctid> cat /proc/sys/kernel/core_pattern (the same argv), into vz_core_pattern.img',
+        source: `${libvzctl}:scripts/vz-cpt-action.in 115–116 (post-dump); ${phaul} __post_final_dump 240–245, __create_cgexec_extra_image 258–267`,
+      },
+      {
+        words: 'read back at post-restore when the file exists',
+        source: `${libvzctl}:scripts/vz-rst-action.in 167–169`,
       },
     ],
   },

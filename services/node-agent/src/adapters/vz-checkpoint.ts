@@ -167,3 +167,12 @@ export function writeVzSideFiles(hostRoot: string, ctid: string, imageDir: strin
   }
   return written;
 }
+
+/**
+ * The CT's own kernel.core_pattern (virtualized per VE, libvzctl 5ebf313), saved beside the dump while criu holds
+ * the CT frozen at post-dump (`cgexec -g ve:$VEID cat /proc/sys/kernel/core_pattern > vz_core_pattern.img`,
+ * scripts/vz-cpt-action.in 115–116, a failure fails the dump) and written back by vz-rst-action at post-restore when
+ * the file is there (vz-rst-action.in 167–169; without it the restored CT keeps the kernel's default). P.Haul saves
+ * it after its final dump (p_haul_vz.py 240–245).
+ */
+export const vzCorePatternImage = 'vz_core_pattern.img';

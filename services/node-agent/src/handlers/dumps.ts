@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultFrozenLeaseMs } from '@haul/bus';
 import { mayResumeSource } from '@haul/domain';
@@ -14,6 +14,7 @@ import {
   cgroupMountMaps,
   secondaryDisks,
   vzCgroupRoots,
+  vzCorePatternImage,
   vzFreeze,
   writeVzSideFiles,
   type VzDump,
@@ -108,6 +109,13 @@ export const finalDump: Handler = async (cmd, ctx) => {
         ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, vzArgs),
       ),
     );
+  }
+  // The CT is frozen at post-dump: its own core pattern beside the images, as vz-cpt-action saves it there (also
+  // for a held dump adopted after a restart that had not saved it yet). A failure fails the step, as it fails VZ's.
+  const corePattern = join(a.imageDir, vzCorePatternImage);
+  if (!existsSync(corePattern)) {
+    const out = await asToolTime(() => ctx.tools.cgexecCorePattern(a.ctid));
+    writeFileSync(corePattern, out.stdout);
   }
   const r: DumpResult = {
     pagesWritten: pagesIn(a.imageDir),

@@ -1,0 +1,92 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { out } from '../lib/tool.ts';
+
+/*
+ * `cgexec -g <controllers>:<path> [--sticky] <command> [args]` (libcgroup): runs the command in those cgroups. VZ
+ * uses it to read and write a CT's own sysctls from the host: entering the CT's ve cgroup makes the process see the
+ * VE's copy of a virtualized sysctl such as kernel.core_pattern (libvzctl 5ebf313; scripts/vz-cpt-action.in 115–116,
+ * vz-rst-action.in 167–169; P.Haul phaul/p_haul_vz.py 240–267). The emulator runs no real command: it answers the
+ * two forms that touch a VE's core pattern, `cat /proc/sys/kernel/core_pattern` and `sysctl -w|-n
+ * kernel.core_pattern[=<value>]`, and refuses anything else.
+ */
+
+/** The sysctls the emulated kernel virtualizes per VE: /proc/sys path → name. */
+const veSysctls: Record<string, string> = { '/proc/sys/kernel/core_pattern': 'kernel.core_pattern' };
+
+const usage = 'Usage is cgexec [-h] [-g <controllers>:<path>] [--sticky] command [arguments] ...';
+
+export function cgexecMain(argv: string[]): number {
+  const groups: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-g') {
+      const v = argv[++i];
+      if (v === undefined) throw new ToolExit(1, `cgexec: option requires an argument -- 'g'\n${usage}`);
+      groups.push(v);
+    } else if (a.startsWith('-g')) groups.push(a.slice(2));
+    else if (a === '--sticky') continue;
+    else if (a === '-h') {
+      out(usage);
+      return 0;
+    } else if (a.startsWith('-')) throw new ToolExit(1, `cgexec: unrecognized option '${a}'\n${usage}`);
+    else break;
+  }
+  const cmd = argv.slice(i);
+  if (cmd.length === 0) throw new ToolExit(1, `cgexec: no command given\n${usage}`);
+  const env = emuEnv();
+  const ve = groups
+    .map((g) => ({ ctls: g.slice(0, g.indexOf(':')).split(','), path: g.slice(g.indexOf(':') + 1) }))
+    .find((g) => g.ctls.includes('ve'));
+  if (!ve)
+    throw new ToolExit(
+      1,
+      `Error (emulator): cgexec ${argv.join(' ')}: only commands in a CT's ve cgroup (-g ve:<ctid>) are emulated`,
+    );
+  const ctid = ve.path.replace(/^\/+/, '');
+  // libcgroup's cgexec (cgexec.c main): cgroup_change_cgroup_path fails for a cgroup that does not exist.
+  if (!existsSync(join(env.root, 'sys', 'fs', 'cgroup', 've', ctid)))
+    throw new ToolExit(1, 'cgroup change of group failed');
+  return runInVe(env, ctid, cmd);
+}
+
+function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
+  const file = (name: string) => paths.veSysctl(env, ctid, name);
+  const [prog, ...args] = cmd;
+  if (prog === 'cat' && args.length === 1 && veSysctls[args[0]!]) {
+    process.stdout.write(readFileSync(file(veSysctls[args[0]!]!), 'utf8'));
+    return 0;
+  }
+  if (
+    prog === 'sysctl' &&
+    args[0] === '-n' &&
+    args.length === 2 &&
+    Object.values(veSysctls).includes(args[1]!)
+  ) {
+    process.stdout.write(readFileSync(file(args[1]!), 'utf8'));
+    return 0;
+  }
+  if (prog === 'sysctl' && args[0] === '-w' && args.length === 2) {
+    const eq = args[1]!.indexOf('=');
+    const name = args[1]!.slice(0, eq);
+    if (eq > 0 && Object.values(veSysctls).includes(name)) {
+      writeFileSync(file(name), `${args[1]!.slice(eq + 1)}\n`);
+      out(`${name} = ${args[1]!.slice(eq + 1)}`);
+      return 0;
+    }
+  }
+  throw new ToolExit(
+    1,
+    `Error (emulator): cgexec: ${cmd.join(' ')}: only \`cat /proc/sys/kernel/core_pattern\` and \`sysctl -n|-w kernel.core_pattern[=<value>]\` are emulated in a VE`,
+  );
+}
+
+/** What vz-rst-action does at post-restore with the saved pattern (vz-rst-action.in 167–169). */
+export function setVeCorePattern(env: EmuEnv, ctid: string, saved: string): void {
+  // `cgexec -g ve:$VEID echo \`cat vz_core_pattern.img\``: the unquoted substitution is split into words and echo
+  // joins them with one space (the saved text's newline and runs of blanks do not survive).
+  const words = saved.split(/[ \t\n]+/).filter((w) => w !== '');
+  writeFileSync(paths.veSysctl(env, ctid, 'kernel.core_pattern'), `${words.join(' ')}\n`);
+}
