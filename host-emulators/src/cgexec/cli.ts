@@ -8,12 +8,18 @@ import { out } from '../lib/tool.ts';
  * uses it to read and write a CT's own sysctls from the host: entering the CT's ve cgroup makes the process see the
  * VE's copy of a virtualized sysctl such as kernel.core_pattern (libvzctl 5ebf313; scripts/vz-cpt-action.in 115–116,
  * vz-rst-action.in 167–169; P.Haul phaul/p_haul_vz.py 240–267). The emulator runs no real command: it answers the
- * two forms that touch a VE's core pattern, `cat /proc/sys/kernel/core_pattern` and `sysctl -w|-n
- * kernel.core_pattern[=<value>]`, and refuses anything else.
+ * forms that read or set one of the per-VE sysctls VZ's action scripts carry (vz-cpt-action.in 115–124), `cat
+ * /proc/sys/<…>` and `sysctl -w|-n <name>[=<value>]`, and refuses anything else. A sysctl the VE does not have (the
+ * host kernel has no fs.fsync-enable) fails as cat and sysctl fail on a missing /proc file.
  */
 
 /** The sysctls the emulated kernel virtualizes per VE: /proc/sys path → name. */
-const veSysctls: Record<string, string> = { '/proc/sys/kernel/core_pattern': 'kernel.core_pattern' };
+export const veSysctls: Record<string, string> = {
+  '/proc/sys/kernel/core_pattern': 'kernel.core_pattern',
+  '/proc/sys/fs/fsync-enable': 'fs.fsync-enable',
+  '/proc/sys/fs/odirect_enable': 'fs.odirect_enable',
+  '/proc/sys/kernel/randomize_va_space': 'kernel.randomize_va_space',
+};
 
 const usage = 'Usage is cgexec [-h] [-g <controllers>:<path>] [--sticky] command [arguments] ...';
 
@@ -55,7 +61,18 @@ export function cgexecMain(argv: string[]): number {
 function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
   const file = (name: string) => paths.veSysctl(env, ctid, name);
   const [prog, ...args] = cmd;
+  const missing = (name: string) => {
+    if (existsSync(file(name))) return;
+    const proc = Object.keys(veSysctls).find((k) => veSysctls[k] === name)!;
+    throw new ToolExit(
+      prog === 'cat' ? 1 : 255,
+      prog === 'cat'
+        ? `cat: ${proc}: No such file or directory`
+        : `sysctl: cannot stat ${proc}: No such file or directory`,
+    );
+  };
   if (prog === 'cat' && args.length === 1 && veSysctls[args[0]!]) {
+    missing(veSysctls[args[0]!]!);
     process.stdout.write(readFileSync(file(veSysctls[args[0]!]!), 'utf8'));
     return 0;
   }
@@ -65,6 +82,7 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
     args.length === 2 &&
     Object.values(veSysctls).includes(args[1]!)
   ) {
+    missing(args[1]!);
     process.stdout.write(readFileSync(file(args[1]!), 'utf8'));
     return 0;
   }
@@ -72,6 +90,7 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
     const eq = args[1]!.indexOf('=');
     const name = args[1]!.slice(0, eq);
     if (eq > 0 && Object.values(veSysctls).includes(name)) {
+      missing(name);
       writeFileSync(file(name), `${args[1]!.slice(eq + 1)}\n`);
       out(`${name} = ${args[1]!.slice(eq + 1)}`);
       return 0;
@@ -79,14 +98,18 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
   }
   throw new ToolExit(
     1,
-    `Error (emulator): cgexec: ${cmd.join(' ')}: only \`cat /proc/sys/kernel/core_pattern\` and \`sysctl -n|-w kernel.core_pattern[=<value>]\` are emulated in a VE`,
+    `Error (emulator): cgexec: ${cmd.join(' ')}: only \`cat /proc/sys/<…>\` and \`sysctl -n|-w <name>[=<value>]\` of ${Object.values(veSysctls).join(', ')} are emulated in a VE`,
   );
 }
 
-/** What vz-rst-action does at post-restore with the saved pattern (vz-rst-action.in 167–169). */
-export function setVeCorePattern(env: EmuEnv, ctid: string, saved: string): void {
-  // `cgexec -g ve:$VEID echo \`cat vz_core_pattern.img\``: the unquoted substitution is split into words and echo
-  // joins them with one space (the saved text's newline and runs of blanks do not survive).
+/**
+ * What vz-rst-action does at post-restore with one saved sysctl (vz-rst-action.in 167–179): `cgexec -g ve:$VEID echo
+ * \`cat vz_<…>.img\` > /proc/sys/<…>`. The unquoted substitution is split into words and echo joins them with one
+ * space (the saved text's newline and runs of blanks do not survive). A VE without that sysctl fails the write.
+ */
+export function setVeSysctl(env: EmuEnv, ctid: string, name: string, saved: string): void {
+  const file = paths.veSysctl(env, ctid, name);
+  if (!existsSync(file)) throw new Error(`${name}: No such file or directory`);
   const words = saved.split(/[ \t\n]+/).filter((w) => w !== '');
-  writeFileSync(paths.veSysctl(env, ctid, 'kernel.core_pattern'), `${words.join(' ')}\n`);
+  writeFileSync(file, `${words.join(' ')}\n`);
 }

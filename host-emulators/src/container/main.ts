@@ -113,10 +113,29 @@ for (const [name, value] of Object.entries({
   've.pid_max': '4194304',
 }))
   writeFileSync(join(veCgroup, name), `${value}\n`);
-/** A new VE has the kernel's default core pattern ("core"); a restore sets the saved one after (vzctl restore). */
+/**
+ * A new VE's own sysctls, as the emulated kernel starts them: the kernel's default core pattern ("core") and address
+ * space randomization (2), fs.odirect_enable and fs.fsync-enable at 2 (the emulator's choice for a VE's initial
+ * value), the latter only when the host kernel has it (`<root>/proc/sys/fs/fsync-enable`). A restore sets the saved
+ * ones after (vzctl restore, as vz-rst-action).
+ */
 const veSysctls = dirname(paths.veSysctl(env, config.ctid, 'kernel.core_pattern'));
 mkdirSync(veSysctls, { recursive: true });
-writeFileSync(paths.veSysctl(env, config.ctid, 'kernel.core_pattern'), 'core\n');
+for (const [name, value] of Object.entries({
+  'kernel.core_pattern': 'core',
+  'kernel.randomize_va_space': '2',
+  'fs.odirect_enable': '2',
+  ...(existsSync(join(env.root, 'proc', 'sys', 'fs', 'fsync-enable')) ? { 'fs.fsync-enable': '2' } : {}),
+}))
+  writeFileSync(paths.veSysctl(env, config.ctid, name), `${value}\n`);
+/**
+ * The CT's memory cgroup with its limits (what vz-cpt-action saves at pre-dump, vz-cpt-action.in 98–103): the CT's
+ * memory, without swap (memsw = the same limit).
+ */
+const memoryCg = paths.memoryCg(env, config.ctid);
+mkdirSync(memoryCg, { recursive: true });
+for (const f of ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'])
+  writeFileSync(join(memoryCg, f), `${config.memoryMb * 1024 * 1024}\n`);
 let last = Date.now();
 let owedPages = 0;
 let owedWrites = 0;
@@ -287,6 +306,7 @@ function shutdown(): void {
       rmSync(cgroup, { recursive: true, force: true });
       rmSync(veCgroup, { recursive: true, force: true });
       rmSync(veSysctls, { recursive: true, force: true });
+      rmSync(memoryCg, { recursive: true, force: true });
     }
   } catch {
     /* already gone */

@@ -78,6 +78,15 @@ function writeBootId(root: string): void {
   writeFileSync(join(root, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `${randomUUID()}\n`);
 }
 
+/**
+ * The host's fs.fsync-enable, which VZ kernels have (libvzctl lib/env.c real_env_stop writes it); vz-cpt-action and
+ * vz-rst-action carry a CT's own value only when the host has it (vz-cpt-action.in 117, vz-rst-action.in 170).
+ */
+function writeFsyncEnable(root: string): void {
+  mkdirSync(join(root, 'proc', 'sys', 'fs'), { recursive: true });
+  writeFileSync(join(root, 'proc', 'sys', 'fs', 'fsync-enable'), '1\n');
+}
+
 export async function haulEmuMain(argv: string[]): Promise<number> {
   const cmd = argv[0];
   const { opts, args } = getopt(argv.slice(1), [
@@ -125,6 +134,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       writeFileSync(join(root, 'etc', 'haul-emu.json'), JSON.stringify(cfg, null, 2) + '\n');
       writeBootId(root);
       writeCgroupMounts(root);
+      writeFsyncEnable(root);
       writeFileSync(
         join(root, 'etc', 'vz', 'vz.conf'),
         [

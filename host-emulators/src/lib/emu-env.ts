@@ -58,6 +58,8 @@ export const paths = {
    */
   freezerCg: (e: EmuEnv, ctid: string) =>
     join(e.root, 'sys', 'fs', 'cgroup', 'freezer', 'machine.slice', ctid),
+  /** The CT's memory cgroup (`memory.limit_in_bytes`, `memory.memsw.limit_in_bytes`; vz-cpt-action.in 98–103). */
+  memoryCg: (e: EmuEnv, ctid: string) => join(e.root, 'sys', 'fs', 'cgroup', 'memory', 'machine.slice', ctid),
   /**
    * The CT's VE-virtualized sysctls as the emulated kernel keeps them (`kernel.core_pattern`: each VE has its own,
    * libvzctl 5ebf313), one file per name; the VE is made with the kernel's defaults when its init starts.

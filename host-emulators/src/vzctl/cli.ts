@@ -17,7 +17,7 @@ import { paths } from '../lib/emu-env.ts';
 import { readRegistry } from '../ploop/devices.ts';
 import { chainTo, imagePath } from '../ploop/descriptor.ts';
 import { cgroupMounts, vzMode } from '../criu/vz.ts';
-import { setVeCorePattern } from '../cgexec/cli.ts';
+import { setVeSysctl, veSysctls } from '../cgexec/cli.ts';
 import { partitionDevNumber } from '../ploop/sysfs.ts';
 import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from './config.ts';
 import { lockCt, lockStatus } from './ct-lock.ts';
@@ -273,12 +273,18 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
   out('Setting up checkpoint...');
   createDevmap(env, conf);
-  // vz-cpt-action at post-dump saves the CT's own core pattern beside the dump (vz-cpt-action.in 115–116).
+  // vz-cpt-action saves the CT's memory limits (pre-dump, vz-cpt-action.in 98–103) and its own sysctls (post-dump,
+  // 115–124; fs.fsync-enable only when the host has it) beside the dump.
   mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, 'vz_core_pattern.img'),
-    readFileSync(paths.veSysctl(env, conf.ctid, 'kernel.core_pattern'), 'utf8'),
-  );
+  for (const f of ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'])
+    writeFileSync(
+      join(dir, `vz_${f.replaceAll('.', '_')}.img`),
+      readFileSync(join(paths.memoryCg(env, conf.ctid), f), 'utf8'),
+    );
+  for (const [proc, name] of Object.entries(veSysctls)) {
+    if (!existsSync(paths.veSysctl(env, conf.ctid, name))) continue;
+    writeFileSync(join(dir, vzSysctlImage(proc)), readFileSync(paths.veSysctl(env, conf.ctid, name), 'utf8'));
+  }
   const r = spawnSync('criu', ['dump', '-t', String(st.pid), '-D', dir, ...vzCptArgs(env, conf)], {
     encoding: 'utf8',
     env: process.env,
@@ -333,10 +339,13 @@ function vzCptArgs(env: EmuEnv, conf: CtConf): string[] {
   ];
 }
 
+/** The side file vz-cpt-action saves a per-VE sysctl in: vz_<last part of its /proc/sys path>.img. */
+const vzSysctlImage = (proc: string) => `vz_${proc.slice(proc.lastIndexOf('/') + 1)}.img`;
+
 /** vz-rst exports the saved clocks to the restored CT; without them its monotonic clock jumps (libvzctl 092dd35). */
 const vzClockImages = ['vz_clock_bootbased.img', 'vz_clock_monotonic.img'];
 
-function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): number {
+async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): Promise<number> {
   if (isRunning(env, conf.ctid)) throw new ToolExit(32, 'Container is already running');
   const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
   if (!existsSync(dir)) throw new ToolExit(17, 'Container is not suspended');
@@ -383,10 +392,24 @@ function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): number
   }
   const pid = Number(readFileSync(paths.initPid(env, conf.ctid), 'utf8').trim());
   writeCtState(env, conf.ctid, { pid });
-  // vz-rst-action at post-restore: the CT's own core pattern back from the dump, when the dump has it; without the
-  // file the restored VE keeps the kernel's default (vz-rst-action.in 167–169, `[ -f … ] && …`: no error).
-  const corePattern = join(dir, 'vz_core_pattern.img');
-  if (existsSync(corePattern)) setVeCorePattern(env, conf.ctid, readFileSync(corePattern, 'utf8'));
+  // vz-rst-action at post-restore: the CT's own sysctls back from the dump, each when the dump has its file; without
+  // it the restored VE keeps the kernel's value (vz-rst-action.in 167–179, `[ -f … ] && …`: no error). fs.fsync-enable
+  // only when the host has it (170). A failed write fails the action script, so criu kills the restored CT and
+  // vzctl restore fails.
+  for (const [proc, name] of Object.entries(veSysctls)) {
+    const saved = join(dir, vzSysctlImage(proc));
+    if (!existsSync(saved) || (name === 'fs.fsync-enable' && !existsSync(join(env.root, proc)))) continue;
+    try {
+      setVeSysctl(env, conf.ctid, name, readFileSync(saved, 'utf8'));
+    } catch {
+      process.kill(pid, 'SIGKILL');
+      await waitExit(pid);
+      writeCtState(env, conf.ctid, {});
+      umountAll(env, conf);
+      const what = proc.slice(proc.lastIndexOf('/') + 1);
+      throw new ToolExit(17, `Failed to restore ${what}\nFailed to restore the Container`);
+    }
+  }
   out('Container was restored successfully');
   return 0;
 }

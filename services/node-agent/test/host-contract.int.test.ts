@@ -15,8 +15,9 @@ import {
   secondaryDisks,
   vzCgroupRoots,
   vzControllers,
-  vzCorePatternImage,
   vzFreeze,
+  vzPostDumpFiles,
+  vzSideFiles,
   writeVzSideFiles,
   type VzDump,
 } from '../src/adapters/vz-checkpoint.ts';
@@ -67,7 +68,7 @@ async function builtArgvs(): Promise<string[]> {
   for (const prev of ['<prev>', undefined])
     seen.push(['criu', ...t.criuDumpArgs(4242, '<dir>', '<workdir>', prev, '<script>', vz)].join(' '));
   await t.vzctlCreateDevmap('<ctid>');
-  await t.cgexecCorePattern('<ctid>');
+  for (const f of vzSideFiles) if (f.at === 'post-dump') await t.cgexecCat('<ctid>', f.veProc);
   await t.ploopDevice('<dd.xml>');
   await t.ploopSnapshot('<dd.xml>', '<guid>', true);
   await t.ploopSnapshot('<dd.xml>', '<guid>', false);
@@ -257,9 +258,9 @@ describe('every argv of the contract runs on the strict emulators', () => {
     const final = async (line: string, n: number) => {
       await run('vzctl --skipowner --skiplock suspend <ctid> --create-devmap', ct);
       writeVzSideFiles(host, '101', img(n));
-      // dumps.ts reads it while criu holds the CT at post-dump; here the decision is already "commit", so before.
-      const pattern = await run('cgexec -g ve:<ctid> cat /proc/sys/kernel/core_pattern', ct);
-      writeFileSync(join(img(n), vzCorePatternImage), pattern.stdout);
+      // dumps.ts reads them while criu holds the CT at post-dump; here the decision is already "commit", so before.
+      for (const f of vzPostDumpFiles(host))
+        writeFileSync(join(img(n), f.image), (await run(`cgexec -g ve:<ctid> cat ${f.veProc}`, ct)).stdout);
       await run(line, { ...mem(n), ...script, ...(await vzValues()), ...ct });
     };
     const corePattern = '|/usr/libexec/abrt-hook-ccpp %s %c %p %u %g %t e %P %I %h';
@@ -310,7 +311,18 @@ describe('every argv of the contract runs on the strict emulators', () => {
     );
     // The CT's own core pattern (per VE) goes with the dump and comes back with the restore (vz-rst-action).
     await c.ok('node-a', 'cgexec', ['-g', 've:101', 'sysctl', '-w', `kernel.core_pattern=${corePattern}`]);
+    for (const s of ['fs.fsync-enable=0', 'fs.odirect_enable=1', 'kernel.randomize_va_space=0'])
+      await c.ok('node-a', 'cgexec', ['-g', 've:101', 'sysctl', '-w', s]);
+    // The memory limits vz-cpt-action saves at pre-dump (vz-cpt-action.in 98–103), read from the CT's memory cgroup.
+    const memoryFiles = ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'];
+    const limits = memoryFiles.map((f) =>
+      readFileSync(join(host, 'sys', 'fs', 'cgroup', 'memory', 'machine.slice', '101', f), 'utf8'),
+    );
     await final(dumpLine, 3);
+    assert.deepEqual(
+      memoryFiles.map((f) => readFileSync(join(img(3), `vz_${f.replaceAll('.', '_')}.img`), 'utf8')),
+      limits,
+    );
     ran.add('haul-hold-frozen');
     await run('vzctl --skipowner --skiplock restore <ctid> --skip_arpdetect --dumpfile <dir>', {
       ...ct,
@@ -319,6 +331,15 @@ describe('every argv of the contract runs on the strict emulators', () => {
     assert.equal(
       await c.ok('node-a', 'cgexec', ['-g', 've:101', 'cat', '/proc/sys/kernel/core_pattern']),
       `${corePattern}\n`,
+    );
+    const sysctl = (name: string) => c.ok('node-a', 'cgexec', ['-g', 've:101', 'sysctl', '-n', name]);
+    assert.deepEqual(
+      [
+        await sysctl('fs.fsync-enable'),
+        await sysctl('fs.odirect_enable'),
+        await sysctl('kernel.randomize_va_space'),
+      ],
+      ['0\n', '1\n', '0\n'],
     );
     await run('vzctl --skipowner --skiplock stop <ctid>', ct);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);

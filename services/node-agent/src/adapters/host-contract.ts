@@ -318,15 +318,68 @@ export const hostContract: ContractEntry[] = [
     tool: 'cgexec',
     argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/kernel/core_pattern'],
     okCodes: [],
-    builtBy: 'tools.ts cgexecCorePattern (dumps.ts finalDump, the CT held frozen at post-dump)',
+    builtBy:
+      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles)',
     upstream: [
       {
         words: '-g ve:<ctid> cat /proc/sys/kernel/core_pattern (the same argv), into vz_core_pattern.img',
         source: `${libvzctl}:scripts/vz-cpt-action.in 115–116 (post-dump); ${phaul} __post_final_dump 240–245, __create_cgexec_extra_image 258–267`,
       },
       {
-        words: 'read back at post-restore when the file exists',
+        words: 'written back at post-restore when the file exists',
         source: `${libvzctl}:scripts/vz-rst-action.in 167–169`,
+      },
+    ],
+  },
+  {
+    tool: 'cgexec',
+    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/fs/fsync-enable'],
+    okCodes: [],
+    builtBy:
+      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles, only when the host has /proc/sys/fs/fsync-enable)',
+    upstream: [
+      {
+        words: '-g ve:<ctid> cat /proc/sys/fs/fsync-enable (the same argv), into vz_fsync-enable.img',
+        source: `${libvzctl}:scripts/vz-cpt-action.in 117–120 (post-dump)`,
+      },
+      {
+        words: 'written back at post-restore when the file exists',
+        source: `${libvzctl}:scripts/vz-rst-action.in 170–173`,
+      },
+    ],
+  },
+  {
+    tool: 'cgexec',
+    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/fs/odirect_enable'],
+    okCodes: [],
+    builtBy:
+      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles)',
+    upstream: [
+      {
+        words: '-g ve:<ctid> cat /proc/sys/fs/odirect_enable (the same argv), into vz_odirect_enable.img',
+        source: `${libvzctl}:scripts/vz-cpt-action.in 121–122 (post-dump)`,
+      },
+      {
+        words: 'written back at post-restore when the file exists',
+        source: `${libvzctl}:scripts/vz-rst-action.in 174–176`,
+      },
+    ],
+  },
+  {
+    tool: 'cgexec',
+    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/kernel/randomize_va_space'],
+    okCodes: [],
+    builtBy:
+      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles)',
+    upstream: [
+      {
+        words:
+          '-g ve:<ctid> cat /proc/sys/kernel/randomize_va_space (the same argv), into vz_randomize_va_space.img',
+        source: `${libvzctl}:scripts/vz-cpt-action.in 123–124 (post-dump)`,
+      },
+      {
+        words: 'written back at post-restore when the file exists',
+        source: `${libvzctl}:scripts/vz-rst-action.in 177–179`,
       },
     ],
   },

@@ -117,11 +117,11 @@ export function createTools(run: Runner, signal?: AbortSignal) {
     vzctlCreateDevmap: (ctid: string) =>
       run('vzctl', [...vz, 'suspend', ctid, '--create-devmap'], o(stepTimeoutsMs.vzctl)),
     /**
-     * The CT's own core pattern (kernel.core_pattern is per VE): read in its ve cgroup, as VZ's post-dump action does
-     * (libvzctl scripts/vz-cpt-action.in 115–116; P.Haul p_haul_vz.py 240–245).
+     * One of the CT's own sysctls (virtualized per VE, `/proc/sys/...`): read in its ve cgroup, as VZ's post-dump
+     * action does (libvzctl scripts/vz-cpt-action.in 115–124; vz-checkpoint.ts vzSideFiles).
      */
-    cgexecCorePattern: (ctid: string) =>
-      run('cgexec', ['-g', `ve:${ctid}`, 'cat', '/proc/sys/kernel/core_pattern'], o(stepTimeoutsMs.quick)),
+    cgexecCat: (ctid: string, veProc: string) =>
+      run('cgexec', ['-g', `ve:${ctid}`, 'cat', veProc], o(stepTimeoutsMs.quick)),
     /** The device and partition a disk is attached as on this node ('' when not attached). */
     async ploopDevice(ddXml: string): Promise<{ device: string; partition: string }> {
       const r = await run('ploop', ['info', '-d', ddXml], o(stepTimeoutsMs.quick));

@@ -141,38 +141,81 @@ export const vzCgroupRoots = (ctid: string): string[] => [
   `name=systemd:/${ctid}`,
 ];
 
-/**
- * The side files vz-cpt writes beside a dump and vz-rst reads back into the restored CT's ve cgroup
- * (vz-cpt.in v7.0.360 73–90 `cgget -n -v -r ve.<name> CTID > vz_<name>.img`; vz-rst.in 92–99; P.Haul 228–238).
- * Read from the CT's ve cgroup (`<ve mount>/<ctid>/`, private: lib/cgroup.c get_cgroup_name), which is what cgget
- * prints; a value the kernel does not have is left out, as vz-rst tests each file for existence.
+/*
+ * The side files VZ's checkpoint writes beside a dump, one entry each, by when and how VZ reads them:
+ * - `before`: read on the host before criu freezes the CT. vz-cpt's ve cgroup values (vz-cpt.in v7.0.360 73–90
+ *   `cgget -n -v -r ve.<name> CTID > vz_<name>.img`; vz-rst.in 92–99; P.Haul 228–238), read from the CT's ve cgroup
+ *   (`<ve mount>/<ctid>/`, private: lib/cgroup.c get_cgroup_name), which is what cgget prints; a value the kernel
+ *   does not have is left out, as vz-rst tests each file for existence. And the memory limits vz-cpt-action saves
+ *   at criu's pre-dump action (vz-cpt-action.in 98–103, `cat /sys/fs/cgroup/memory/machine.slice/$VEID/…`; criu
+ *   runs it before freezing, criu/cr-dump.c 2162), whose failure fails the dump; since libvzctl afa1f9b nothing
+ *   reads them back (vzctl restore sets the limits from the CT's config), so they are only kept beside the dump.
+ * - `post-dump`: the CT's own sysctls (virtualized per VE), read in its ve cgroup while criu holds it frozen at
+ *   post-dump (`cgexec -g ve:$VEID cat /proc/sys/<…> > vz_<…>.img`, vz-cpt-action.in 115–124; a failure fails the
+ *   dump; fs.fsync-enable only when the host has /proc/sys/fs/fsync-enable). vz-rst-action writes each back at
+ *   post-restore when its file is there (vz-rst-action.in 167–179; fsync-enable again only when the host has it),
+ *   failing the restore when the write fails; without the file the restored CT keeps the kernel's value.
  */
-export const vzSideFiles = [
-  'clock_bootbased',
-  'clock_monotonic',
-  'iptables_mask',
-  'os_release',
-  'features',
-  'aio_max_nr',
-  'pid_max',
-] as const;
+export type VzSideFile =
+  | { image: string; at: 'before'; hostPath: (ctid: string) => string; ifMissing: 'skip' | 'fail' }
+  | { image: string; at: 'post-dump'; veProc: string; onlyIfHost?: string };
 
+const veCgroupValue = (name: string): VzSideFile => ({
+  image: `vz_${name}.img`,
+  at: 'before',
+  hostPath: (ctid) => `/sys/fs/cgroup/ve/${ctid}/ve.${name}`,
+  ifMissing: 'skip',
+});
+const memoryLimit = (file: string): VzSideFile => ({
+  image: `vz_${file.replaceAll('.', '_')}.img`,
+  at: 'before',
+  hostPath: (ctid) => `/sys/fs/cgroup/memory/machine.slice/${ctid}/${file}`,
+  ifMissing: 'fail',
+});
+
+export const vzSideFiles: readonly VzSideFile[] = [
+  ...[
+    'clock_bootbased',
+    'clock_monotonic',
+    'iptables_mask',
+    'os_release',
+    'features',
+    'aio_max_nr',
+    'pid_max',
+  ].map(veCgroupValue),
+  memoryLimit('memory.limit_in_bytes'),
+  memoryLimit('memory.memsw.limit_in_bytes'),
+  { image: 'vz_core_pattern.img', at: 'post-dump', veProc: '/proc/sys/kernel/core_pattern' },
+  {
+    image: 'vz_fsync-enable.img',
+    at: 'post-dump',
+    veProc: '/proc/sys/fs/fsync-enable',
+    onlyIfHost: '/proc/sys/fs/fsync-enable',
+  },
+  { image: 'vz_odirect_enable.img', at: 'post-dump', veProc: '/proc/sys/fs/odirect_enable' },
+  { image: 'vz_randomize_va_space.img', at: 'post-dump', veProc: '/proc/sys/kernel/randomize_va_space' },
+];
+
+/** The `before` side files, read on the host below its root; a missing `fail` one throws. Returns the names written. */
 export function writeVzSideFiles(hostRoot: string, ctid: string, imageDir: string): string[] {
   const written: string[] = [];
-  for (const name of vzSideFiles) {
-    const src = `${hostRoot}/sys/fs/cgroup/ve/${ctid}/ve.${name}`;
-    if (!existsSync(src)) continue;
-    writeFileSync(join(imageDir, `vz_${name}.img`), readFileSync(src));
-    written.push(`vz_${name}.img`);
+  for (const f of vzSideFiles) {
+    if (f.at !== 'before') continue;
+    const src = `${hostRoot}${f.hostPath(ctid)}`;
+    if (!existsSync(src)) {
+      if (f.ifMissing === 'skip') continue;
+      throw new Error(`cannot save ${f.image}: ${f.hostPath(ctid)} does not exist`);
+    }
+    writeFileSync(join(imageDir, f.image), readFileSync(src));
+    written.push(f.image);
   }
   return written;
 }
 
-/**
- * The CT's own kernel.core_pattern (virtualized per VE, libvzctl 5ebf313), saved beside the dump while criu holds
- * the CT frozen at post-dump (`cgexec -g ve:$VEID cat /proc/sys/kernel/core_pattern > vz_core_pattern.img`,
- * scripts/vz-cpt-action.in 115–116, a failure fails the dump) and written back by vz-rst-action at post-restore when
- * the file is there (vz-rst-action.in 167–169; without it the restored CT keeps the kernel's default). P.Haul saves
- * it after its final dump (p_haul_vz.py 240–245).
- */
-export const vzCorePatternImage = 'vz_core_pattern.img';
+/** The `post-dump` side files this host saves: each a sysctl read in the CT's ve cgroup (tools.ts cgexecCat). */
+export const vzPostDumpFiles = (hostRoot: string): { image: string; veProc: string }[] =>
+  vzSideFiles.flatMap((f) =>
+    f.at === 'post-dump' && (!f.onlyIfHost || existsSync(`${hostRoot}${f.onlyIfHost}`))
+      ? [{ image: f.image, veProc: f.veProc }]
+      : [],
+  );

@@ -14,8 +14,8 @@ import {
   cgroupMountMaps,
   secondaryDisks,
   vzCgroupRoots,
-  vzCorePatternImage,
   vzFreeze,
+  vzPostDumpFiles,
   writeVzSideFiles,
   type VzDump,
 } from '../adapters/vz-checkpoint.ts';
@@ -93,8 +93,13 @@ export const finalDump: Handler = async (cmd, ctx) => {
     mkdirSync(a.imageDir, { recursive: true });
     mkdirSync(a.workDir, { recursive: true });
     const vzArgs = await vzDumpOf(ctx, a.ctid);
-    // The values vz-rst gives back to the restored CT (its clocks above all), read while it still runs.
-    writeVzSideFiles(ctx.cfg.hostRoot, a.ctid, a.imageDir);
+    // The values vz-rst gives back to the restored CT (its clocks above all) and its memory limits, read while it
+    // still runs (vz-cpt; vz-cpt-action at pre-dump, where a missing limit fails the dump).
+    try {
+      writeVzSideFiles(ctx.cfg.hostRoot, a.ctid, a.imageDir);
+    } catch (e) {
+      throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${a.ctid} on ${ctx.cfg.node}: ${(e as Error).message}`);
+    }
     // criu counts as a host tool until the CT is frozen and the dump held (the step's toolMs).
     await asToolTime(() =>
       ctx.held.start(
@@ -110,12 +115,13 @@ export const finalDump: Handler = async (cmd, ctx) => {
       ),
     );
   }
-  // The CT is frozen at post-dump: its own core pattern beside the images, as vz-cpt-action saves it there (also
-  // for a held dump adopted after a restart that had not saved it yet). A failure fails the step, as it fails VZ's.
-  const corePattern = join(a.imageDir, vzCorePatternImage);
-  if (!existsSync(corePattern)) {
-    const out = await asToolTime(() => ctx.tools.cgexecCorePattern(a.ctid));
-    writeFileSync(corePattern, out.stdout);
+  // The CT is frozen at post-dump: its own sysctls beside the images, as vz-cpt-action saves them there (also for a
+  // held dump adopted after a restart that had not saved them all yet). A failure fails the step, as it fails VZ's.
+  for (const f of vzPostDumpFiles(ctx.cfg.hostRoot)) {
+    const file = join(a.imageDir, f.image);
+    if (existsSync(file)) continue;
+    const out = await asToolTime(() => ctx.tools.cgexecCat(a.ctid, f.veProc));
+    writeFileSync(file, out.stdout);
   }
   const r: DumpResult = {
     pagesWritten: pagesIn(a.imageDir),

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+
+/*
+ * A CT's own fs.fsync-enable, fs.odirect_enable and kernel.randomize_va_space (virtualized per VE) across a dump and
+ * a restore, as VZ carries them: vz-cpt-action saves each at post-dump (`cgexec -g ve:$VEID cat /proc/sys/<…> >
+ * vz_<…>.img`, fsync-enable only when the host has it), vz-rst-action writes each back at post-restore when the file
+ * is there and fails the restore when the write fails (OpenVZ/libvzctl@ebbfc38 scripts/vz-cpt-action.in 117–124,
+ * vz-rst-action.in 170–179). vzctl suspend also saves the memory limits (vz-cpt-action.in 98–103).
+ */
+describe('per-VE sysctls across a dump and a restore on another node', () => {
+  let c: EmulatedCluster;
+  const sysctls = {
+    'fs.fsync-enable': ['/proc/sys/fs/fsync-enable', 'vz_fsync-enable.img', '0'],
+    'fs.odirect_enable': ['/proc/sys/fs/odirect_enable', 'vz_odirect_enable.img', '1'],
+    'kernel.randomize_va_space': ['/proc/sys/kernel/randomize_va_space', 'vz_randomize_va_space.img', '0'],
+  } as const;
+  const pid = () =>
+    readFileSync(join(c.nodeRoot('node-a'), 'var', 'run', 've', '300.init.pid'), 'utf8').trim();
+  const read = (node: string, proc: string) => c.run(node, 'cgexec', ['-g', 've:300', 'cat', proc]);
+
+  before(async () => {
+    c = createEmulatedCluster();
+    await c.addNode('node-a', { plainCriu: true });
+    await c.addNode('node-b', { plainCriu: true });
+    const ct = ['--ctid', '300', '--memory-mb', '4', '--dirty-rate', '100', '--disk-writes', '0'];
+    await c.ok('node-a', 'haul-emu', ['create-ct', ...ct]);
+    await c.ok('node-b', 'haul-emu', ['create-ct', '--ctid', '300', '--config-only']);
+  });
+  after(() => c.destroy());
+
+  /** Start on node-a, set the values, dump saving the named ones at post-dump, restore on node-b: its values. */
+  async function migrate(n: number, save: (keyof typeof sysctls)[]): Promise<Record<string, string>> {
+    await c.ok('node-a', 'vzctl', ['start', '300']);
+    for (const [name, [, , v]] of Object.entries(sysctls))
+      await c.ok('node-a', 'cgexec', ['-g', 've:300', 'sysctl', '-w', `${name}=${v}`]);
+    const img = join(c.dir, 'img', String(n));
+    mkdirSync(img, { recursive: true });
+    const hold = join(c.dir, `post-dump-${n}.sh`);
+    writeFileSync(
+      hold,
+      `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\n` +
+        save
+          .map(
+            (s) =>
+              `cgexec -g ve:300 cat ${sysctls[s][0]} > "$CRTOOLS_IMAGE_DIR/${sysctls[s][1]}" || exit 1\n`,
+          )
+          .join(''),
+      { mode: 0o755 },
+    );
+    await c.ok('node-a', 'criu', ['dump', '-t', pid(), '-D', img, '--action-script', hold]);
+    const r = await c.run('node-b', 'vzctl', [
+      '--skipowner',
+      '--skiplock',
+      'restore',
+      '300',
+      '--dumpfile',
+      img,
+    ]);
+    const values: Record<string, string> = { rc: String(r.code), stderr: r.stderr };
+    if (r.code === 0) {
+      for (const [name, [proc]] of Object.entries(sysctls)) {
+        const v = await read('node-b', proc);
+        values[name] = v.code === 0 ? v.stdout : `exit ${v.code}`;
+      }
+      await c.ok('node-b', 'vzctl', ['stop', '300']);
+    }
+    rmSync(img, { recursive: true, force: true });
+    return values;
+  }
+
+  it('come back on the target when the dump saved them', async () => {
+    const v = await migrate(1, ['fs.fsync-enable', 'fs.odirect_enable', 'kernel.randomize_va_space']);
+    assert.equal(v['rc'], '0', v['stderr']);
+    assert.deepEqual(
+      [v['fs.fsync-enable'], v['fs.odirect_enable'], v['kernel.randomize_va_space']],
+      ['0\n', '1\n', '0\n'],
+    );
+  });
+
+  it("keep the new VE's values when the dump has no file for them: vz-rst does not fail", async () => {
+    const v = await migrate(2, []);
+    assert.equal(v['rc'], '0', v['stderr']);
+    assert.deepEqual(
+      [v['fs.fsync-enable'], v['fs.odirect_enable'], v['kernel.randomize_va_space']],
+      ['2\n', '2\n', '2\n'],
+    );
+  });
+
+  it('fsync-enable: a host without it has no VE value to read, and a restore there skips the saved one', async () => {
+    const hostA = join(c.nodeRoot('node-a'), 'proc', 'sys', 'fs', 'fsync-enable');
+    rmSync(hostA);
+    try {
+      await c.ok('node-a', 'vzctl', ['start', '300']);
+      const r = await read('node-a', '/proc/sys/fs/fsync-enable');
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /No such file or directory/);
+      await c.ok('node-a', 'vzctl', ['stop', '300']);
+    } finally {
+      writeFileSync(hostA, '1\n');
+    }
+    const hostB = join(c.nodeRoot('node-b'), 'proc', 'sys', 'fs', 'fsync-enable');
+    rmSync(hostB);
+    try {
+      const v = await migrate(3, ['fs.fsync-enable', 'fs.odirect_enable']);
+      assert.equal(v['rc'], '0', v['stderr']);
+      assert.equal(v['fs.fsync-enable'], 'exit 1');
+      assert.equal(v['fs.odirect_enable'], '1\n');
+    } finally {
+      writeFileSync(hostB, '1\n');
+    }
+  });
+
+  it('vzctl suspend saves them and the memory limits beside the dump', async () => {
+    await c.ok('node-a', 'vzctl', ['start', '300']);
+    await c.ok('node-a', 'cgexec', ['-g', 've:300', 'sysctl', '-w', 'fs.odirect_enable=1']);
+    const dir = join(c.dir, 'suspended');
+    await c.ok('node-a', 'vzctl', ['suspend', '300', '--dumpfile', dir]);
+    assert.equal(readFileSync(join(dir, 'vz_odirect_enable.img'), 'utf8'), '1\n');
+    for (const f of ['vz_fsync-enable.img', 'vz_randomize_va_space.img', 'vz_core_pattern.img'])
+      assert.ok(existsSync(join(dir, f)), f);
+    for (const f of ['vz_memory_limit_in_bytes.img', 'vz_memory_memsw_limit_in_bytes.img'])
+      assert.equal(readFileSync(join(dir, f), 'utf8'), `${4 * 1024 * 1024}\n`);
+    await c.ok('node-a', 'vzctl', ['restore', '300', '--dumpfile', dir]);
+    await c.ok('node-a', 'vzctl', ['stop', '300']);
+  });
+});
