@@ -12,7 +12,7 @@ import {
 } from './identity-file.ts';
 import type { NatsSettings } from '@haul/schemas';
 import { inboxPrefix } from './permissions.ts';
-import { ConfigError, loadSettings } from './settings/load.ts';
+import { ConfigError, loadSettings, removedEnv } from './settings/load.ts';
 import { settingsOf } from './settings/spec.ts';
 import { isTlsAlert, probeClientCertificate } from './tls-probe.ts';
 
@@ -95,7 +95,8 @@ export function busConfigFromEnv(name: string, env: NodeJS.ProcessEnv = process.
 function connectionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const names = settingsOf('coordinatorConfig')
     .filter((s) => s.path[0] === 'nats' || s.key in identityEnv || s.key === 'insecure')
-    .flatMap((s) => (s.env ? [s.env] : []));
+    .flatMap((s) => (s.env ? [s.env] : []))
+    .concat(Object.keys(removedEnv));
   return Object.fromEntries(names.filter((n) => env[n] !== undefined).map((n) => [n, env[n]]));
 }
 

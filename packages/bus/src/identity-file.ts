@@ -83,7 +83,8 @@ export function identityFileOf(
   if (s.nkeySeedFile && s.credsFile)
     throw new IdentityFileError(
       'credsFile',
-      'nkeySeedFile and credsFile are both set: an identity is one seed, in a seed file or in a .creds file',
+      'nkeySeedFile (HAUL_NKEY_SEED_FILE) and credsFile (HAUL_CREDS_FILE) are both set: an identity is one seed, ' +
+        'in a seed file or in a .creds file',
     );
   if (s.credsFile) return { file: s.credsFile, setting: 'credsFile' };
   if (s.nkeySeedFile) return { file: s.nkeySeedFile, setting: 'nkeySeedFile' };

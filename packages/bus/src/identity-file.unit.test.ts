@@ -90,7 +90,10 @@ describe("the identity file of a process's settings", () => {
     assert.throws(
       () => identityFileOf({ nkeySeedFile: '/k.nk', credsFile: '/k.creds' }),
       (err: unknown) =>
-        err instanceof IdentityFileError && /nkeySeedFile and credsFile are both set/.test(err.message),
+        err instanceof IdentityFileError &&
+        /nkeySeedFile \(HAUL_NKEY_SEED_FILE\) and credsFile \(HAUL_CREDS_FILE\) are both set/.test(
+          err.message,
+        ),
     );
   });
 });

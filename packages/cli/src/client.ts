@@ -27,8 +27,8 @@ export type RequestSigner = (subject: string, body: Uint8Array) => SignatureHead
 
 /**
  * The key the CLI logs in with (HAUL_NKEY_SEED_FILE, or the seed of HAUL_CREDS_FILE) also signs its API requests;
- * HAUL_INSECURE=1 signs nothing. A file that cannot be read or holds no seed throws TrustConfigError (a usage error);
- * both set, BusConfigError when connecting.
+ * HAUL_INSECURE=1 signs nothing. A file that cannot be read or holds no seed, or both variables set, throws
+ * TrustConfigError naming the variable (a usage error).
  */
 export function signerFromEnv(env: NodeJS.ProcessEnv): RequestSigner | undefined {
   if (env['HAUL_INSECURE'] === '1') return undefined;

@@ -54,15 +54,21 @@ export async function createOperatorKeys(
 }
 
 /**
+ * The time a retired key is revoked up to (nats-server refuses a user JWT whose issue time is at or before it):
+ * 2100-01-01, so every JWT of the key, whenever and on whatever clock it was issued. A retired key never gets a new
+ * one; and the account's JWT, rendered again at each rotation, says the same for it every time.
+ */
+export const revokedUpTo = 4_102_444_800;
+
+/**
  * The two accounts' JWTs, signed by the operator: the system account's, and the haul account's with every key in
- * `revoked` revoked (each user JWT of that key issued up to now is refused).
+ * `revoked` revoked (every user JWT of that key is refused: revokedUpTo).
  */
 export async function accountJwts(
   keys: OperatorKeys,
   revoked: readonly string[],
 ): Promise<{ systemAccount: AccountJwt; account: AccountJwt }> {
-  const now = Math.floor(Date.now() / 1000);
-  const revocations = Object.fromEntries(revoked.map((k) => [k, now]));
+  const revocations = Object.fromEntries(revoked.map((k) => [k, revokedUpTo]));
   const account = await encodeAccount(
     'haul',
     keys.account.getPublicKey(),
@@ -102,23 +108,19 @@ export function writeOperatorFiles(dir: string, keys: OperatorKeys, operatorJwt:
   writeSecretsFile(join(dir, secretsFiles.operatorJwt), `${operatorJwt}\n`, secretsModes.open);
 }
 
-/** Whether DIR was made with `--auth jwt` (it holds the haul account's seed). */
-export function isOperatorMode(dir: string): boolean {
-  try {
-    readFileSync(join(dir, secretsFiles.accountSeed));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function seedIn(dir: string, name: string, prefix: string): KeyPair {
   const path = join(dir, name);
   let text: string;
   try {
     text = readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw new CliError('error', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new CliError(
+      'error',
+      `cannot read ${path}: ${(err as Error).message} (an operator-mode folder's nats-server.conf is rendered ` +
+        `again with the account's JWT, which ${secretsFiles.operatorSeed} signs, and the new user's JWT, which ` +
+        `${secretsFiles.accountSeed} signs: bring both back from where they are kept offline)`,
+      { cause: err },
+    );
   }
   if (!text.startsWith(prefix)) throw new CliError('error', `${path} does not hold a ${prefix}… seed`);
   return fromSeed(enc.encode(text));

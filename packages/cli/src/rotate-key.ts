@@ -3,13 +3,7 @@ import { join } from 'node:path';
 import { createUser } from '@nats-io/nkeys';
 import { parseRegistry, registryFile, retireKey, TrustConfigError, type ServerConfigInput } from '@haul/bus';
 import { CliError } from './errors.ts';
-import {
-  accountJwts,
-  isOperatorMode,
-  readOperatorKeys,
-  userCreds,
-  type OperatorKeys,
-} from './operator-mode.ts';
+import { accountJwts, readOperatorKeys, userCreds, type OperatorKeys } from './operator-mode.ts';
 import {
   secretsFiles,
   secretsModes,
@@ -69,9 +63,15 @@ export function serverSettingsOf(text: string, file: string = secretsFiles.serve
   return { listen, storeDir, tls: tls as ServerConfigInput['tls'] };
 }
 
-/** The operator JWT file an operator-mode nats-server.conf names (as the server reads it). */
-function operatorJwtFileOf(text: string, file: string): string {
-  return setting(text, `^operator: ${quoted}$`, 'operator', file);
+/**
+ * The operator JWT file an operator-mode nats-server.conf names (as the server reads it), or undefined for a
+ * configuration of nkey users. The configuration says which mode the cluster runs, not the files beside it: a
+ * folder whose operator seeds were moved offline is still in operator mode, and a stale account seed left by
+ * `init-cluster --force` does not make an nkey cluster one.
+ */
+export function operatorJwtFileOf(text: string): string | undefined {
+  const m = new RegExp(`^operator: ${quoted}$`, 'm').exec(text);
+  return m ? (JSON.parse(m[1]!) as string) : undefined;
 }
 
 /** The registry of DIR; a file that is not one is an error naming the file and the field. */
@@ -113,7 +113,7 @@ async function renderedAgain(registry: Registry, s: SecretsFolder): Promise<stri
       },
     );
   }
-  if (JSON.stringify(again) !== JSON.stringify(s.settings))
+  if (JSON.stringify(again) !== JSON.stringify(s.settings) || operatorJwtFileOf(conf) !== s.operator?.jwtFile)
     throw new CliError('error', `${file}: rendered again, its settings would change; nothing was written`);
   return conf;
 }
@@ -146,8 +146,8 @@ export async function readSecrets(dir: string): Promise<SecretsFolder> {
     registry: registryOf(registry.text, registry.path),
     settings: serverSettingsOf(conf.text, conf.path),
   };
-  if (isOperatorMode(dir))
-    folder.operator = { keys: readOperatorKeys(dir), jwtFile: operatorJwtFileOf(conf.text, conf.path) };
+  const jwtFile = operatorJwtFileOf(conf.text);
+  if (jwtFile !== undefined) folder.operator = { keys: readOperatorKeys(dir), jwtFile };
   return folder;
 }
 

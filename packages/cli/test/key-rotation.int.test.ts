@@ -152,8 +152,8 @@ before(async () => {
   assert.match(out, new RegExp(`believed for events up to sequence ${lastSeqBefore}`));
   after_ = loadTestIdentities(secrets.dir);
   await reloadServer();
-  // The reload has taken effect once the old key is refused. In operator mode it also dropped every connection of
-  // the account (nats-server 2.9 does so when an account's JWT changes; services reconnect), so the readers below
+  // The reload has taken effect once the old key is refused. In operator mode it also closed every client
+  // connection (nats-server 2.9 does so at every reload in operator mode; services reconnect), so the readers below
   // connect again from here on.
   await until('the old key refused at login', () =>
     connectAs(agentA, oldIdentityFile()).then(

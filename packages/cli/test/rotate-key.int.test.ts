@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { decode, type Account } from '@nats-io/jwt';
 import { fromSeed } from '@nats-io/nkeys';
-import { parseRegistry } from '@haul/bus';
+import { parseRegistry, readIdentityFile } from '@haul/bus';
 import { createTestSecrets, natsServerBinary, type TestSecrets } from '@haul/test';
 import { commands, exitCode, initCluster, main } from '@haul/cli';
 import { commandHelp } from '../src/help.ts';
 import { createOutput } from '../src/output.ts';
+import { revokedUpTo } from '../src/operator-mode.ts';
 
 /**
  * `haul rotate-key` on a secrets folder `haul init-cluster` made: the files it changes and those it leaves alone.
@@ -204,6 +206,86 @@ describe('haul rotate-key', () => {
       assert.equal(tls(conf), tls(before));
     } finally {
       await rm(parent, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('haul rotate-key in an operator-mode folder (init-cluster --auth jwt)', () => {
+  let jwt: TestSecrets;
+  const at = (name: string) => join(jwt.dir, name);
+  const read = (name: string) => readFileSync(at(name), 'utf8');
+  /** The haul account's revocations, from the account JWT preloaded in nats-server.conf (the one with limits). */
+  const revocations = () => {
+    const jwts = [...read('nats-server.conf').matchAll(/^ {2}A[A-Z0-9]{55}: "([^"]+)"$/gm)].map((m) => m[1]!);
+    const haul = jwts.map((j) => decode<Account>(j)).find((c) => c.name === 'haul');
+    assert.ok(haul, 'the haul account is preloaded');
+    return haul.nats.revocations ?? {};
+  };
+  const rotate = (identity: string, upTo: number) =>
+    haul(['rotate-key', '--dir', jwt.dir, '--identity', identity, '--events-up-to', String(upTo)]);
+
+  before(async () => {
+    jwt = await createTestSecrets(['node-a'], 'jwt');
+  });
+  after(async () => jwt?.remove());
+
+  it('given two rotations of one identity, then a new .creds each time, both old keys revoked for good, operator mode kept', async () => {
+    const keyOfJwt = () =>
+      parseRegistry(JSON.parse(read('identities.json')) as unknown).identities.find(
+        (i) => i.name === 'agent@node-a',
+      )!;
+    const first = keyOfJwt().publicKey;
+    let r = await rotate('agent@node-a', 5);
+    assert.equal(r.code, exitCode('completed'), r.err);
+    const second = keyOfJwt().publicKey;
+    r = await rotate('agent@node-a', 9);
+    assert.equal(r.code, exitCode('completed'), r.err);
+    const { seed, jwt: user } = readIdentityFile(at('agent@node-a.creds'), 'credsFile');
+    assert.equal(fromSeed(new TextEncoder().encode(seed)).getPublicKey(), keyOfJwt().publicKey);
+    assert.equal(decode(user!).sub, keyOfJwt().publicKey);
+    assert.equal(statSync(at('agent@node-a.creds')).mode & 0o777, 0o600);
+    assert.ok(!existsSync(at('agent@node-a.nk')), 'no seed file beside the .creds');
+    assert.deepEqual(revocations(), { [first]: revokedUpTo, [second]: revokedUpTo });
+    assert.match(read('nats-server.conf'), /^operator: "/m);
+    assert.doesNotMatch(read('nats-server.conf'), /authorization \{/);
+    assert.match(r.out, /new key U[A-Z0-9]+ \(in .*agent@node-a\.creds\)/);
+  });
+
+  it('given the operator and account seeds kept offline, then it refuses naming them, and changes nothing', async () => {
+    const before = ['identities.json', 'nats-server.conf', 'scheduler.creds'].map(read);
+    const offline = await mkdtemp(join(tmpdir(), 'haul-offline-'));
+    try {
+      for (const f of ['operator.nk', 'account.nk']) renameSync(at(f), join(offline, f));
+      const r = await rotate('scheduler', 3);
+      assert.equal(r.code, exitCode('error'));
+      assert.match(r.err, /cannot read .*operator\.nk.*bring both back/);
+      assert.deepEqual(['identities.json', 'nats-server.conf', 'scheduler.creds'].map(read), before);
+    } finally {
+      for (const f of ['operator.nk', 'account.nk']) renameSync(join(offline, f), at(f));
+      await rm(offline, { recursive: true, force: true });
+    }
+  });
+
+  it('given an nkey folder with an account seed left by an earlier --auth jwt, then it rotates nkey users', async () => {
+    const r = await haul(['rotate-key', '--dir', secrets.dir, '--identity', 'ops', '--events-up-to', '1']);
+    assert.equal(r.code, exitCode('completed'), r.err);
+    writeFileSync(file('account.nk'), read('account.nk'), { mode: 0o600 });
+    try {
+      const again = await haul([
+        'rotate-key',
+        '--dir',
+        secrets.dir,
+        '--identity',
+        'ops',
+        '--events-up-to',
+        '2',
+      ]);
+      assert.equal(again.code, exitCode('completed'), again.err);
+      assert.match(text('nats-server.conf'), /authorization \{/);
+      assert.doesNotMatch(text('nats-server.conf'), /^operator:/m);
+      assert.ok(existsSync(file('ops.nk')) && !existsSync(file('ops.creds')));
+    } finally {
+      rmSync(file('account.nk'));
     }
   });
 });

@@ -139,12 +139,24 @@ let shared: Validators | undefined;
  * rest, validated against its schema with the project's Ajv. Throws ConfigError naming the field and where it was
  * set.
  */
+/**
+ * Environment variables haul once read and no longer does, with what replaced them: set, they end the start with a
+ * ConfigError rather than be ignored (a service without its credentials would only say NATS refused it).
+ */
+export const removedEnv: Record<string, string> = {
+  HAUL_NATS_CREDS_FILE:
+    "is no longer read (it named a JSON user/password file of haul's own): a NATS .creds file is HAUL_CREDS_FILE " +
+    '(credsFile), a user and password are HAUL_NATS_USER and HAUL_NATS_PASS',
+};
+
 export function loadSettings<T>(o: {
   schema: ConfigSchemaName;
   file?: string;
   env: NodeJS.ProcessEnv;
   validators?: Validators;
 }): LoadedSettings<T> {
+  for (const [name, why] of Object.entries(removedEnv))
+    if (o.env[name] !== undefined) throw new ConfigError(name, `${name} ${why}`);
   const fileValues = o.file ? readConfigFile(o.file) : {};
   const { values, sources } = merge(o.schema, fileValues, o.env, o.file);
   const loaded = { schema: o.schema, sources, env: o.env, ...(o.file ? { file: o.file } : {}) };

@@ -109,6 +109,15 @@ describe('service settings: config file, environment, defaults', () => {
     );
   });
 
+  it('a variable haul no longer reads is refused by name, saying what replaced it, not ignored', () => {
+    const r = refusal({
+      schema: 'imageStreamerConfig',
+      env: { HAUL_NATS_CREDS_FILE: '/etc/haul/creds.json' },
+    });
+    assert.equal(r.field, 'HAUL_NATS_CREDS_FILE');
+    assert.match(r.message, /is no longer read .* a NATS \.creds file is HAUL_CREDS_FILE \(credsFile\)/);
+  });
+
   it('a file that is not JSON is refused with its line and column', () => {
     const f = file('{\n  "node": "node-a",\n  "imageRoot": "/x",\n}\n');
     const r = refusal({ schema: 'nodeAgentConfig', file: f, env: {} });

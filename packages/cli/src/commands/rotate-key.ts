@@ -87,8 +87,8 @@ export const rotateKeyCommand: Command = {
 keys"). Writes a new seed DIR/<identity>.nk (mode 0600, never printed), moves the old public key into the identity's
 retiredKeys in DIR/identities.json with eventsUpTo = N, and renders DIR/nats-server.conf again with the new key
 alone. In a folder made with --auth jwt it writes DIR/<identity>.creds instead (a new user JWT, signed with
-DIR/account.nk), and the old key is revoked in the haul account's JWT (signed with DIR/operator.nk); the reload then
-makes nats-server drop every connection of the account once. Readers with the new identities.json still believe the events the old key signed up to event sequence N (so
+DIR/account.nk), and the old key is revoked in the haul account's JWT (signed with DIR/operator.nk); in operator mode
+nats-server closes every client connection at a reload, and the services reconnect. Readers with the new identities.json still believe the events the old key signed up to event sequence N (so
 the history stays readable); nothing else: no later event, command or request. Without --events-up-to, N is the
 event stream's last sequence, read from NATS (HAUL_NATS_URL or --nats, as the identity whose seed
 HAUL_NKEY_SEED_FILE or HAUL_CREDS_FILE names, with the TLS settings of every command). With --events-up-to N, N may not exceed that
