@@ -191,8 +191,35 @@ describe('given the final dump about to be intended', () => {
     assert.ok(lease !== undefined, 'a finalDump carries its lease');
     return lease;
   };
+  /** The result of the last succeeded step of this name before the final dump was intended. */
+  const lastResult = <T>(log: MigrationEvent[], step: string): T => {
+    const upTo = log.slice(0, log.findIndex(intended('finalDump:-')));
+    const e = upTo.findLast((x) => x.type === 'StepSucceeded' && x.data.step === step);
+    assert.ok(e?.type === 'StepSucceeded', `a ${step} succeeded`);
+    return e.data.result as T;
+  };
   it('after pre-dumps, the lease grows with the last pre-dump over the rate its stream measured', () => {
-    assert.ok(leaseOf(happy) >= m.frozenLeaseMs);
+    const dump = lastResult<{ bytes: number }>(happy, 'preDump');
+    const stream = lastResult<{ bytes: number; durationMs: number }>(happy, 'streamImages');
+    assert.equal(
+      leaseOf(happy),
+      frozenLeaseMs({
+        floorMs: m.frozenLeaseMs,
+        predictedBytes: dump.bytes,
+        bytesPerSec: stream.bytes / (stream.durationMs / 1000),
+      }),
+    );
+  });
+  it('without a pre-dump and with no memory reported, the lease is the floor', () => {
+    assert.equal(leaseOf(simulate(liveScenario({ preDump: 'off' })).events), m.frozenLeaseMs);
+  });
+  it('without a pre-dump but with a bandwidth limit, the limit is the rate, not the assumed link', () => {
+    const memoryBytes = 2 ** 30;
+    const limited = simulate(liveScenario({ preDump: 'off', memoryBytes, bandwidthLimitMBps: 10 })).events;
+    assert.equal(
+      leaseOf(limited),
+      frozenLeaseMs({ floorMs: m.frozenLeaseMs, predictedBytes: memoryBytes, bytesPerSec: 10e6 }),
+    );
   });
   it('without a pre-dump, the lease covers the whole inspected memory at the assumed link rate: not the floor alone', () => {
     // 8 GiB resident: at the assumed 100 MB/s, 86 s to stream, more than the 60 s floor by itself.

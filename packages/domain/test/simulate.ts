@@ -31,6 +31,7 @@ export type SimScenario = Scenario & {
   /** Which in-flight command runs next (index modulo the number in flight), consumed in turn. */
   picks: number[];
   maxDowntimeMs?: number;
+  bandwidthLimitMBps?: number;
   /** Besides `fault`: the first `times` invocations of `step` fail, whatever its kind (compensations, cleanup too). */
   alsoFail?: { step: StepName; times: number };
   /** The operator, asked when the migration waits for one (MigrationStuck): what to do, or nothing (stop there). */
@@ -58,7 +59,7 @@ export function meta(nowMs: number): DecideMeta {
 }
 
 export const request = (
-  sc: Pick<SimScenario, 'mode' | 'preDump' | 'sharedDisks' | 'maxDowntimeMs'>,
+  sc: Pick<SimScenario, 'mode' | 'preDump' | 'sharedDisks' | 'maxDowntimeMs' | 'bandwidthLimitMBps'>,
 ): MigrateRequest => {
   const r: MigrateRequest = {
     requestId: 'req-1',
@@ -70,6 +71,7 @@ export const request = (
     sharedDisks: Array.from({ length: sc.sharedDisks }, (_, i) => `/shared/disk${i}/DiskDescriptor.xml`),
   };
   if (sc.maxDowntimeMs !== undefined) r.maxDowntimeMs = sc.maxDowntimeMs;
+  if (sc.bandwidthLimitMBps !== undefined) r.bandwidthLimitMBps = sc.bandwidthLimitMBps;
   return r;
 };
 

@@ -172,17 +172,28 @@ function syncFile(path: string): void {
  * only logged: the frozen pass syncs every file of the copy again, and that sync is the one durability rests on.
  */
 function startWriteBack(path: string, log: Logger): void {
-  void (async () => {
-    const fh = await open(path, noFollow.read);
+  writeBacks = writeBacks.then(async () => {
     try {
-      await fh.datasync();
-    } finally {
-      await fh.close();
+      const fh = await open(path, noFollow.read);
+      try {
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      log.warn(
+        { path, err: (err as Error).message },
+        'background writeback failed; the frozen pass syncs it',
+      );
     }
-  })().catch((err: unknown) =>
-    log.warn({ path, err: (err as Error).message }, 'background writeback failed; the frozen pass syncs it'),
-  );
+  });
 }
+
+/**
+ * The background writebacks of this process, one after the other: a sync holds one of libuv's four pool threads for
+ * as long as its file takes, and several at once would leave none for the lookups and file calls of other transfers.
+ */
+let writeBacks: Promise<void> = Promise.resolve();
 
 /** fsync a folder, so the renames in it survive a crash of the machine. */
 function syncDir(dir: string): void {

@@ -40,6 +40,7 @@ import {
   type NatsServer,
 } from '@haul/test';
 import { createImageStreamer, type ImageStreamer, type StreamerConfig } from '../src/app.ts';
+import { openFds, until } from './support.ts';
 
 const validators = createValidators();
 const log = createLogger('image-streamer-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
@@ -226,6 +227,27 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     assert.equal(corruptOnce, false, 'the corruption was injected');
     assert.ok((r.retries ?? 0) >= 1, 'the bad chunk was sent again');
     assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'corrupt')), digestTree(src));
+  });
+
+  it('a live local-disk pass (writeBack): the copy is whole at done, and its background sync closes what it opens', async () => {
+    const src = join(dir, 'node-a', 'img', 'writeback');
+    makeTree(src, 3);
+    const fds = openFds();
+    await a.transfer(
+      'mig-str009',
+      'mig-str009:copyLocalDisk:0.0:node-a:streamer:1',
+      {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: join(dir, 'node-b', 'img', 'writeback'),
+        priority: 'iteration',
+      },
+      log,
+      { writeBack: true },
+    );
+    assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'writeback')), digestTree(src));
+    // The receiver (node-b, in this process) opened each file again to sync it, and closes it once synced.
+    await until(() => openFds() === fds, 'every descriptor of the transfer and its writebacks closed');
   });
 
   it("rejects a manifest with '../' or an absolute path, writing nothing outside the image dir", async () => {
