@@ -1,10 +1,14 @@
 // Entry of the haul-emu emulator (bundled into host-emulators/dist/haul-emu.mjs; host-emulators/bin/haul-emu runs it).
-// The same bundle is the cgexec emulator when started as host-emulators/bin/cgexec (a multi-call program).
+// The same bundle is the cgexec and vcmmdctl emulator when started as host-emulators/bin/cgexec or bin/vcmmdctl (a
+// multi-call program).
 import { basename } from 'node:path';
 import { runTool } from '../lib/tool.ts';
 import { haulEmuMain } from '../haul-emu/cli.ts';
 import { cgexecMain } from '../cgexec/cli.ts';
+import { vcmmdctlMain } from '../vcmmd/cli.ts';
 
-if (process.env['HAUL_EMU_AS'] === 'cgexec' || basename(process.argv[1] ?? '') === 'cgexec')
-  await runTool('cgexec', cgexecMain);
+const as = process.env['HAUL_EMU_AS'] ?? basename(process.argv[1] ?? '');
+
+if (as === 'cgexec') await runTool('cgexec', cgexecMain);
+else if (as === 'vcmmdctl') await runTool('vcmmdctl', vcmmdctlMain);
 else await runTool('haul-emu', haulEmuMain);

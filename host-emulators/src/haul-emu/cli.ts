@@ -87,6 +87,16 @@ function writeFsyncEnable(root: string): void {
   writeFileSync(join(root, 'proc', 'sys', 'fs', 'fsync-enable'), '1\n');
 }
 
+/**
+ * vcmmd installed: libvzctl manages a CT's memory through vcmmd where /usr/sbin/vcmmdctl exists (lib/vcmm.c
+ * is_managed_by_vcmmd 196–203). The file only marks it; the vcmmdctl on PATH (host-emulators/bin) answers, and
+ * refuses to run on a node without this file (vcmmd/cli.ts).
+ */
+function writeVcmmdctl(root: string): void {
+  mkdirSync(join(root, 'usr', 'sbin'), { recursive: true });
+  writeFileSync(join(root, 'usr', 'sbin', 'vcmmdctl'), '#!/bin/sh\nexec vcmmdctl "$@"\n', { mode: 0o755 });
+}
+
 export async function haulEmuMain(argv: string[]): Promise<number> {
   const cmd = argv[0];
   const { opts, args } = getopt(argv.slice(1), [
@@ -135,6 +145,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       writeBootId(root);
       writeCgroupMounts(root);
       writeFsyncEnable(root);
+      writeVcmmdctl(root);
       writeFileSync(
         join(root, 'etc', 'vz', 'vz.conf'),
         [

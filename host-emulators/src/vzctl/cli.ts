@@ -18,6 +18,7 @@ import { readRegistry } from '../ploop/devices.ts';
 import { chainTo, imagePath } from '../ploop/descriptor.ts';
 import { cgroupMounts, vzMode } from '../criu/vz.ts';
 import { setVeSysctl, veSysctls } from '../cgexec/cli.ts';
+import { vcmmRegister, vcmmUnregister } from '../vcmmd/cli.ts';
 import { partitionDevNumber } from '../ploop/sysfs.ts';
 import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from './config.ts';
 import { lockCt, lockStatus } from './ct-lock.ts';
@@ -202,9 +203,12 @@ async function start(env: EmuEnv, conf: CtConf): Promise<number> {
   try {
     pid = await launchContainer(env, ctConfig(conf));
   } catch (e) {
+    vcmmUnregister(env, conf.ctid);
     throw new ToolExit(3, `Failed to start the Container: ${(e as Error).message}`);
   }
   writeCtState(env, conf.ctid, { pid });
+  // The CT's memory to vcmmd, where the node has it (lib/env_nsops.c 566–577 → lib/vcmm.c vcmm_register).
+  vcmmRegister(env, conf.ctid, ctConfig(conf).memoryMb * 1024 * 1024);
   out('Container start in progress...');
   return 0;
 }
@@ -228,6 +232,8 @@ async function stop(
   }
   await waitExit(st.pid!);
   writeCtState(env, ctid, {});
+  // ns_env_cleanup: vcmmd forgets the CT (lib/env_nsops.c 1457).
+  vcmmUnregister(env, ctid);
   out('Container was stopped');
   if (!skipUmount && conf) {
     umountAll(env, conf);
@@ -292,6 +298,8 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   if (r.status !== 0) throw new ToolExit(16, `Checkpointing failed\n${r.stderr ?? ''}`.trim());
   await waitExit(st.pid!);
   writeCtState(env, conf.ctid, {});
+  // chkpnt after the dump: vcmmd forgets the CT (lib/cr_criu.c 254–256; its result ignored).
+  vcmmUnregister(env, conf.ctid);
   umountAll(env, conf);
   out('Checkpointing completed successfully');
   return 0;
@@ -392,6 +400,8 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   }
   const pid = Number(readFileSync(paths.initPid(env, conf.ctid), 'utf8').trim());
   writeCtState(env, conf.ctid, { pid });
+  // The restored CT's memory to vcmmd, as a start does (vzctl2_apply_param on restore → vcmm_register).
+  vcmmRegister(env, conf.ctid, ctConfig(conf).memoryMb * 1024 * 1024);
   // vz-rst-action at post-restore: the CT's own sysctls back from the dump, each when the dump has its file; without
   // it the restored VE keeps the kernel's value (vz-rst-action.in 167–179, `[ -f … ] && …`: no error). fs.fsync-enable
   // only when the host has it (170). A failed write fails the action script, so criu kills the restored CT and
@@ -405,6 +415,7 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
       process.kill(pid, 'SIGKILL');
       await waitExit(pid);
       writeCtState(env, conf.ctid, {});
+      vcmmUnregister(env, conf.ctid); // a failed restore unregisters (lib/env_nsops.c 1178)
       umountAll(env, conf);
       const what = proc.slice(proc.lastIndexOf('/') + 1);
       throw new ToolExit(17, `Failed to restore ${what}\nFailed to restore the Container`);

@@ -76,6 +76,7 @@ async function builtArgvs(): Promise<string[]> {
   await t.vzctlRegister('<private>', '<ctid>');
   await t.vzctlUnregister('<ctid>');
   await t.shamanAdd('<ctid>', '<prio>', '<private>');
+  await t.vcmmdctlUnregister('<ctid>');
   seen.push(['flock', ...descriptorLockArgv('<dd.xml>.lck', '<holder>')].join(' '));
   seen.push('haul-hold-frozen');
   seen.push('haul-hold-ct-lock <lockfile> <migration>');
@@ -324,10 +325,18 @@ describe('every argv of the contract runs on the strict emulators', () => {
       limits,
     );
     ran.add('haul-hold-frozen');
+    // vcmmd keeps the CT the emulated vzctl start registered until it is told to forget it (lib/cr_criu.c 254–256);
+    // the restore registers it again (lib/env_nsops.c 566–577).
+    const vcmmd = async () =>
+      (JSON.parse(await c.ok('node-a', 'vcmmdctl', ['list', '-j'])) as { name: string }[]).map((v) => v.name);
+    assert.deepEqual(await vcmmd(), ['101']);
+    await run('vcmmdctl unregister <ctid>', ct);
+    assert.deepEqual(await vcmmd(), []);
     await run('vzctl --skipowner --skiplock restore <ctid> --skip_arpdetect --dumpfile <dir>', {
       ...ct,
       '<dir>': img(3),
     });
+    assert.deepEqual(await vcmmd(), ['101']);
     assert.equal(
       await c.ok('node-a', 'cgexec', ['-g', 've:101', 'cat', '/proc/sys/kernel/core_pattern']),
       `${corePattern}\n`,

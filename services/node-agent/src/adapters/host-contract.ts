@@ -22,7 +22,8 @@ export interface ContractEntry {
     | 'cgexec'
     | 'flock'
     | 'haul-hold-ct-lock'
-    | 'haul-ploop-track';
+    | 'haul-ploop-track'
+    | 'vcmmdctl';
   /** The argv after the program name; `<name>` marks a value. */
   argv: string[];
   /** Exit codes haul treats as success (0 always). */
@@ -470,6 +471,24 @@ hostContract.push(
       {
         words: 'the HA resource moved to the target before it registers the CT',
         source: 'OpenVZ/vzmigrate@67a5a95:bin/migratedst.cpp registerOnHaCluster (runHaman "add")',
+      },
+    ],
+  },
+  {
+    tool: 'vcmmdctl',
+    argv: ['unregister', '<ctid>'],
+    okCodes: [],
+    builtBy:
+      'tools.ts vcmmdctlUnregister (dumps.ts releaseSource after the commit, only where vz-checkpoint.ts managedByVcmmd; a failure is ignored)',
+    upstream: [
+      {
+        words: 'unregister <VE name> (D-Bus UnregisterVE)',
+        source: 'OpenVZ/vcmmd@4dec0d4:vcmmd/cli.py _handle_unregister 179–191',
+      },
+      {
+        words:
+          'vcmmd_unregister_ve after the dump, result ignored; only when /usr/sbin/vcmmdctl exists, not on cgroup v2',
+        source: `${libvzctl}:lib/cr_criu.c chkpnt 254–256, lib/vcmm.c 196–218`,
       },
     ],
   },

@@ -103,6 +103,11 @@ export function createTools(run: Runner, signal?: AbortSignal) {
         ['-i', 'add', `ct-${ctid}`, '--prio', prio, '--path', vePrivate, '--force'],
         o(stepTimeoutsMs.quick),
       ),
+    /**
+     * vcmmd forgets the CT: what libvzctl's vcmm_unregister asks over D-Bus after a dump (lib/cr_criu.c chkpnt
+     * 254–256, lib/vcmm.c 205–218), by vcmmd's own client (OpenVZ/vcmmd vcmmd/cli.py _handle_unregister 179–191).
+     */
+    vcmmdctlUnregister: (ctid: string) => run('vcmmdctl', ['unregister', ctid], o(stepTimeoutsMs.quick)),
     vzctlRestore: (ctid: string, dir: string) =>
       run('vzctl', [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir], o(stepTimeoutsMs.vzctl)),
     async criuVersion(): Promise<string> {

@@ -219,3 +219,17 @@ export const vzPostDumpFiles = (hostRoot: string): { image: string; veProc: stri
       ? [{ image: f.image, veProc: f.veProc }]
       : [],
   );
+
+/**
+ * Whether libvzctl manages this host's CTs' memory through vcmmd (lib/vcmm.c is_managed_by_vcmmd 196–203):
+ * /usr/sbin/vcmmdctl exists and /sys/fs/cgroup is not a cgroup v2 mount (lib/cgroup.c init_cgroups 90–96, read here
+ * from the host's /proc/self/mountinfo).
+ */
+export function managedByVcmmd(hostRoot: string): boolean {
+  if (!existsSync(`${hostRoot}/usr/sbin/vcmmdctl`)) return false;
+  const info = `${hostRoot}/proc/self/mountinfo`;
+  if (!existsSync(info)) return true;
+  return !readFileSync(info, 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === '/sys/fs/cgroup' && l.split(' - ')[1]?.startsWith('cgroup2 '));
+}

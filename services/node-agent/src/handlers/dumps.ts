@@ -12,6 +12,7 @@ import {
   bindMountMaps,
   blockDevNumber,
   cgroupMountMaps,
+  managedByVcmmd,
   secondaryDisks,
   vzCgroupRoots,
   vzFreeze,
@@ -167,6 +168,7 @@ export const releaseSource: Handler = async (cmd, ctx) => {
     if (rc !== 0)
       throw new StepError('HAUL_RELEASE_FAILED', `criu dump ended with ${rc} after the commit decision`);
     r.actions.push('dump committed: source tasks killed');
+    await vcmmUnregister(ctx, a.ctid, r);
     // libvzctl's post-dump step (lib/cr_criu.c chkpnt, clear_init_pid): the CT's init pid is no longer valid.
     rmSync(initPidFile(ctx.cfg, a.ctid), { force: true });
     // criu writes stats-dump last, after post-dump: its frozen_time covers the whole held window.
@@ -181,8 +183,26 @@ export const releaseSource: Handler = async (cmd, ctx) => {
   if (st.running)
     throw new StepError('HAUL_NOT_HELD', `CT ${a.ctid} runs on ${ctx.cfg.node} and no dump is held`);
   r.actions.push('already released');
+  // A release retried after the agent died between the commit and vcmmd's unregister: vcmmd may still hold the CT.
+  await vcmmUnregister(ctx, a.ctid, r);
   return r;
 };
+
+/**
+ * libvzctl's post-dump step (lib/cr_criu.c chkpnt 254–256, before clear_init_pid): vcmmd forgets the CT, where the
+ * host has vcmmd (lib/vcmm.c is_managed_by_vcmmd 196–203; an unregistered CT is no error, vcmm.c 213). libvzctl
+ * ignores the result; haul never fails the step on it either, and reports it among the actions.
+ */
+async function vcmmUnregister(ctx: HandlerContext, ctid: string, r: HostResult): Promise<void> {
+  if (!managedByVcmmd(ctx.cfg.hostRoot)) return;
+  try {
+    await asToolTime(() => ctx.tools.vcmmdctlUnregister(ctid));
+    r.actions.push('vcmmd: CT unregistered');
+  } catch (e) {
+    ctx.log.warn({ ctid, err: (e as Error).message }, 'vcmmd unregister failed (ignored, as libvzctl does)');
+    r.actions.push('vcmmd: unregister failed (ignored)');
+  }
+}
 
 /**
  * Resume the CT on the source, for a rollback or when its frozen lease expired; one function for both. In order:
