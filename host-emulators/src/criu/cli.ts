@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import {
+  closeSync,
+  openSync,
   existsSync,
   readdirSync,
   readFileSync,
@@ -105,6 +107,18 @@ async function dump(
     checkFreezeCgroup(opts, pid);
     const conf = readCtConf(env, ctid);
     if (cmd === 'dump' && conf) checkVzDump(env, conf, opts);
+  }
+  // cr_dump_tasks reads the cgroup properties file before it seizes the tree (criu/cr-dump.c 2185 → cgp_init →
+  // cgp_parse_file, criu/cgroup-props.c 370–378): one that cannot be opened fails the dump.
+  const props = one('--cgroup-props-file');
+  if (cmd === 'dump' && props !== undefined) {
+    try {
+      closeSync(openSync(props, 'r'));
+    } catch (e) {
+      const why =
+        (e as NodeJS.ErrnoException).code === 'EACCES' ? 'Permission denied' : 'No such file or directory';
+      throw new ToolExit(1, `Error (criu/cgroup-props.c:378): Can't open file ${props}: ${why}`);
+    }
   }
   const socket = paths.ctSocket(env, ctid);
   const prev = one('--prev-images-dir');

@@ -97,6 +97,20 @@ function writeVcmmdctl(root: string): void {
   writeFileSync(join(root, 'usr', 'sbin', 'vcmmdctl'), '#!/bin/sh\nexec vcmmdctl "$@"\n', { mode: 0o755 });
 }
 
+/**
+ * libvzctl's cgroup-props.conf (scripts/cgroup-props.conf.in, installed in `$(libexecdir)/libvzctl/scripts` with
+ * vz-cpt, which passes it to criu as --cgroup-props-file, vz-cpt.in 39, 123). criu's format (criu/cgroup-props.c);
+ * the emulated criu only checks that it opens.
+ */
+function writeCgroupProps(root: string): void {
+  const dir = join(root, 'usr', 'libexec', 'libvzctl', 'scripts');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'cgroup-props.conf'),
+    ['"name=systemd":', ' - "strategy": "merge"', ' - "properties": ["release_agent"]', ''].join('\n'),
+  );
+}
+
 export async function haulEmuMain(argv: string[]): Promise<number> {
   const cmd = argv[0];
   const { opts, args } = getopt(argv.slice(1), [
@@ -146,6 +160,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       writeCgroupMounts(root);
       writeFsyncEnable(root);
       writeVcmmdctl(root);
+      writeCgroupProps(root);
       writeFileSync(
         join(root, 'etc', 'vz', 'vz.conf'),
         [

@@ -344,7 +344,14 @@ function vzCptArgs(env: EmuEnv, conf: CtConf): string[] {
     ...cgroupMounts(env).flatMap((mp) => ['--ext-mount-map', `${mp}:${mp.slice(mp.lastIndexOf('/') + 1)}`]),
     ...bindMounts(conf).flatMap((b) => ['--ext-mount-map', `${b.dst}:${b.src}`]),
     ...externals,
+    ...cgroupPropsArgs(env),
   ];
+}
+
+/** `--cgroup-props-file <scriptdir>/cgroup-props.conf`, which vz-cpt and vz-rst pass where libvzctl installed it. */
+function cgroupPropsArgs(env: EmuEnv): string[] {
+  const f = join(env.root, 'usr', 'libexec', 'libvzctl', 'scripts', 'cgroup-props.conf');
+  return existsSync(f) ? ['--cgroup-props-file', f] : [];
 }
 
 /** The side file vz-cpt-action saves a per-VE sysctl in: vz_<last part of its /proc/sys path>.img. */
@@ -380,6 +387,7 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
     '--tcp-established',
     '--evasive-devices',
     '--manage-cgroups',
+    ...cgroupPropsArgs(env),
     '--link-remap',
     '--root',
     conf.veRoot,

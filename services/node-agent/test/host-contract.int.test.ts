@@ -12,6 +12,8 @@ import {
   bindMountMaps,
   blockDevNumber,
   cgroupMountMaps,
+  cgroupPropsFile,
+  vzCgroupPropsConf,
   secondaryDisks,
   vzCgroupRoots,
   vzControllers,
@@ -66,7 +68,12 @@ async function builtArgvs(): Promise<string[]> {
     cgroupRoots: vzCgroupRoots('<ctid>'),
   };
   for (const prev of ['<prev>', undefined])
-    seen.push(['criu', ...t.criuDumpArgs(4242, '<dir>', '<workdir>', prev, '<script>', vz)].join(' '));
+    for (const props of [{ cgroupPropsFile: '<props-file>' }, {}])
+      seen.push(
+        ['criu', ...t.criuDumpArgs(4242, '<dir>', '<workdir>', prev, '<script>', { ...vz, ...props })].join(
+          ' ',
+        ),
+      );
   await t.vzctlCreateDevmap('<ctid>');
   for (const f of vzSideFiles) if (f.at === 'post-dump') await t.cgexecCat('<ctid>', f.veProc);
   await t.ploopDevice('<dd.xml>');
@@ -233,6 +240,7 @@ describe('every argv of the contract runs on the strict emulators', () => {
     assert.equal(externals.length, 1, 'the shared disk is a secondary disk of the CT');
     return {
       '<freezer-cgroup>': vzFreeze(host, etc, '101').freezeCgroup,
+      '<props-file>': cgroupPropsFile(host) ?? '(none)',
       '<root>': vars['VE_ROOT']!,
       '<mount>:<key>': [...cgroupMountMaps(host), ...bindMountMaps(vars)],
       'dev[<major>/<minor>]:<uuid>': externals,
@@ -286,7 +294,7 @@ describe('every argv of the contract runs on the strict emulators', () => {
     await run('criu check --feature mem_dirty_track');
     await run(find('criu pre-dump', [], ['--prev-images-dir']), mem(1));
     await run(find('criu pre-dump', ['--prev-images-dir']), mem(2));
-    const dumpLine = find('criu dump', ['--prev-images-dir']);
+    const dumpLine = find('criu dump', ['--prev-images-dir', '--cgroup-props-file']);
     const full = { ...mem(3), ...script, ...(await vzValues()), ...ct };
     // Without the devmap (only vzctl suspend --create-devmap makes it) the dump is refused too.
     await refusedWithout(dumpLine, full, (a) => a, /has no \/dev\/\{00000000-0000-4000-8000-000000000000\}/);
@@ -298,6 +306,13 @@ describe('every argv of the contract runs on the strict emulators', () => {
       /must be frozen through the CT's freezer cgroup/,
     );
     await refusedWithout(dumpLine, full, without('--root'), /--root is missing/);
+    // A props file criu cannot open fails the dump (criu/cgroup-props.c cgp_parse_file): passed only when it exists.
+    await refusedWithout(
+      dumpLine,
+      full,
+      (a) => a.map((w) => (w === cgroupPropsFile(host) ? `${w}.missing` : w)),
+      /Can't open file \S+cgroup-props\.conf\.missing: No such file or directory/,
+    );
     await refusedWithout(
       dumpLine,
       full,
@@ -352,7 +367,19 @@ describe('every argv of the contract runs on the strict emulators', () => {
     );
     await run('vzctl --skipowner --skiplock stop <ctid>', ct);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
-    await final(find('criu dump', [], ['--prev-images-dir']), 4);
+    await final(find('criu dump', ['--cgroup-props-file'], ['--prev-images-dir']), 4);
+    await run('vzctl --skipowner --skiplock start <ctid>', ct);
+    // A host without libvzctl's cgroup-props.conf: the dumps without the option, which vzctl restore takes too.
+    const props = join(host, vzCgroupPropsConf);
+    const propsText = readFileSync(props);
+    rmSync(props);
+    await final(find('criu dump', [], ['--prev-images-dir', '--cgroup-props-file']), 5);
+    await run('vzctl --skipowner --skiplock restore <ctid> --skip_arpdetect --dumpfile <dir>', {
+      ...ct,
+      '<dir>': img(5),
+    });
+    await final(find('criu dump', ['--prev-images-dir'], ['--cgroup-props-file']), 6);
+    writeFileSync(props, propsText);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
     await run('vzctl --skipowner --skiplock stop <ctid>', ct);
     await run('vzctl --skipowner --skiplock umount <ctid>', ct);

@@ -140,7 +140,9 @@ const preDump = (prev: string[]) => [
   'pre-dump.log',
   '-v2',
 ];
-const dump = (prev: string[]) => [
+/** `--cgroup-props-file`, passed when the host has libvzctl's file (vz-checkpoint.ts vzCgroupPropsConf). */
+const propsArgs = ['--cgroup-props-file', '<props-file>'];
+const dump = (prev: string[], props: string[]) => [
   'dump',
   '-t',
   '<pid>',
@@ -155,6 +157,7 @@ const dump = (prev: string[]) => [
   '--link-remap',
   '--evasive-devices',
   '--manage-cgroups',
+  ...props,
   '--ghost-limit',
   '50M',
   ...vzDumpWords,
@@ -167,6 +170,17 @@ const dump = (prev: string[]) => [
   '-v2',
 ];
 const prevArgs = ['--prev-images-dir', '<prev>'];
+const propsSources = [
+  {
+    words: '--cgroup-props-file <scriptdir>/cgroup-props.conf (file and option added together, f8a5a16)',
+    source: `${libvzctl}:scripts/vz-cpt.in 39, 123 (vz-rst.in 81, 127 on restore)`,
+  },
+  {
+    words: '--cgroup-props-file FILE; a file that cannot be opened fails the dump',
+    source:
+      'checkpoint-restore/criu@2cf8f13:criu/config.c 679, 986; criu/cgroup-props.c cgp_parse_file 370–378',
+  },
+];
 
 export const hostContract: ContractEntry[] = [
   {
@@ -261,16 +275,30 @@ export const hostContract: ContractEntry[] = [
   },
   {
     tool: 'criu',
-    argv: dump(prevArgs),
+    argv: dump(prevArgs, propsArgs),
     okCodes: [],
-    builtBy: 'tools.ts criuDumpArgs (run by held-dumps.ts through sh -c)',
+    builtBy: "tools.ts criuDumpArgs (run by held-dumps.ts through sh -c, with the host's cgroup-props.conf)",
+    upstream: [...memory, ...dumpExtras, ...vzDumpSources, ...propsSources],
+  },
+  {
+    tool: 'criu',
+    argv: dump(prevArgs, []),
+    okCodes: [],
+    builtBy: 'tools.ts criuDumpArgs (run by held-dumps.ts through sh -c, the host without cgroup-props.conf)',
     upstream: [...memory, ...dumpExtras, ...vzDumpSources],
   },
   {
     tool: 'criu',
-    argv: dump([]),
+    argv: dump([], propsArgs),
     okCodes: [],
-    builtBy: 'tools.ts criuDumpArgs (no pre-dump before it)',
+    builtBy: "tools.ts criuDumpArgs (no pre-dump before it, with the host's cgroup-props.conf)",
+    upstream: [...memory, ...dumpExtras, ...vzDumpSources, ...propsSources],
+  },
+  {
+    tool: 'criu',
+    argv: dump([], []),
+    okCodes: [],
+    builtBy: 'tools.ts criuDumpArgs (no pre-dump before it, the host without cgroup-props.conf)',
     upstream: [...memory, ...dumpExtras, ...vzDumpSources],
   },
   {

@@ -165,6 +165,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       '--link-remap',
       '--evasive-devices',
       '--manage-cgroups',
+      ...(d.cgroupPropsFile ? ['--cgroup-props-file', d.cgroupPropsFile] : []),
       '--ghost-limit',
       '50M',
       ...vzDumpArgs(d),

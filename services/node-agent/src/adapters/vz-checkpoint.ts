@@ -22,7 +22,20 @@ export type VzDump = VzFreeze & {
   externals: string[];
   /** `[controller:]/path` roots of the CT's cgroups (vz-cpt.in 41–42). */
   cgroupRoots: string[];
+  /** libvzctl's cgroup-props.conf below the host root, when the host has it (vzCgroupPropsConf). */
+  cgroupPropsFile?: string;
 };
+
+/**
+ * The cgroup properties file libvzctl installs with its scripts (`@SCRIPTDIR@` is `$(libexecdir)/libvzctl/scripts`)
+ * and vz-cpt passes as `--cgroup-props-file` (vz-cpt.in 39, 123; vz-rst.in 81, 127 on restore): file and options came
+ * in one commit (f8a5a16), so a host that has the file has a vz-cpt that passes it. criu fails a dump whose file
+ * cannot be opened (criu/cgroup-props.c cgp_parse_file 370–378), hence only when it exists.
+ */
+export const vzCgroupPropsConf = '/usr/libexec/libvzctl/scripts/cgroup-props.conf';
+
+export const cgroupPropsFile = (hostRoot: string): string | undefined =>
+  existsSync(`${hostRoot}${vzCgroupPropsConf}`) ? `${hostRoot}${vzCgroupPropsConf}` : undefined;
 
 /**
  * The controllers whose cgroups are dumped: P.Haul's list for both pre-dumps and dumps (p_haul_vz.py 40–55, passed

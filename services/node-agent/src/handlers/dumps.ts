@@ -12,6 +12,7 @@ import {
   bindMountMaps,
   blockDevNumber,
   cgroupMountMaps,
+  cgroupPropsFile,
   managedByVcmmd,
   secondaryDisks,
   vzCgroupRoots,
@@ -149,12 +150,14 @@ async function vzDumpOf(ctx: HandlerContext, ctid: string): Promise<VzDump> {
     const { major, minor } = blockDevNumber(ctx.cfg.hostRoot, partition);
     externals.push(`dev[${major}/${minor}]:${d.uuid}`);
   }
+  const props = cgroupPropsFile(ctx.cfg.hostRoot);
   return {
     ...vzFreeze(ctx.cfg.hostRoot, etcVz(ctx.cfg), ctid),
     root,
     extMountMaps: [...cgroupMountMaps(ctx.cfg.hostRoot), ...bindMountMaps(vars)],
     externals,
     cgroupRoots: vzCgroupRoots(ctid),
+    ...(props ? { cgroupPropsFile: props } : {}),
   };
 }
 
