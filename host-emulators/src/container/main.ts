@@ -115,9 +115,10 @@ for (const [name, value] of Object.entries({
   writeFileSync(join(veCgroup, name), `${value}\n`);
 /**
  * A new VE's own sysctls, as the emulated kernel starts them: the kernel's default core pattern ("core") and address
- * space randomization (2), fs.odirect_enable and fs.fsync-enable at 2 (the emulator's choice for a VE's initial
- * value), the latter only when the host kernel has it (`<root>/proc/sys/fs/fsync-enable`). A restore sets the saved
- * ones after (vzctl restore, as vz-rst-action).
+ * space randomization (2), fs.fsync-enable at 2, FSYNC_FILTERED, "the default" of a Container: take the Host's
+ * setting (vzkernel's documentation of the per-CT sync behaviour, "fs.fsync-enable sysctl values"), only when the host
+ * kernel has it (`<root>/proc/sys/fs/fsync-enable`), and fs.odirect_enable at 2 as well (the emulator's choice, by
+ * analogy: its vzkernel default was not read). A restore sets the saved ones after (vzctl restore, as vz-rst-action).
  */
 const veSysctls = dirname(paths.veSysctl(env, config.ctid, 'kernel.core_pattern'));
 mkdirSync(veSysctls, { recursive: true });
