@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+import type { EmulatedCluster } from '@haul/test';
+import { ctOnTwoNodes, dumpSaving } from './ve-dump.ts';
 
 /*
  * A CT's own kernel.core_pattern (virtualized per VE) across a dump and a restore, as VZ carries it: vz-cpt-action
@@ -13,18 +13,11 @@ import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
 describe('the CT core pattern across a dump and a restore on another node', () => {
   let c: EmulatedCluster;
   const pattern = '|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h';
-  const pid = () =>
-    readFileSync(join(c.nodeRoot('node-a'), 'var', 'run', 've', '300.init.pid'), 'utf8').trim();
   const corePattern = (node: string) =>
     c.ok(node, 'cgexec', ['-g', 've:300', 'cat', '/proc/sys/kernel/core_pattern']);
 
   before(async () => {
-    c = createEmulatedCluster();
-    await c.addNode('node-a', { plainCriu: true });
-    await c.addNode('node-b', { plainCriu: true });
-    const ct = ['--ctid', '300', '--memory-mb', '4', '--dirty-rate', '100', '--disk-writes', '0'];
-    await c.ok('node-a', 'haul-emu', ['create-ct', ...ct]);
-    await c.ok('node-b', 'haul-emu', ['create-ct', '--ctid', '300', '--config-only']);
+    c = await ctOnTwoNodes();
   });
   after(() => c.destroy());
 
@@ -33,18 +26,11 @@ describe('the CT core pattern across a dump and a restore on another node', () =
     await c.ok('node-a', 'vzctl', ['start', '300']);
     assert.equal(await corePattern('node-a'), 'core\n', "a new VE has the kernel's default");
     await c.ok('node-a', 'cgexec', ['-g', 've:300', 'sysctl', '-w', `kernel.core_pattern=${pattern}`]);
-    const img = join(c.dir, 'img', String(n));
-    mkdirSync(img, { recursive: true });
-    const hold = join(c.dir, `post-dump-${n}.sh`);
-    writeFileSync(
-      hold,
-      `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\n` +
-        (save
-          ? `cgexec -g ve:300 cat /proc/sys/kernel/core_pattern > "$CRTOOLS_IMAGE_DIR/vz_core_pattern.img"\n`
-          : ''),
-      { mode: 0o755 },
+    const img = await dumpSaving(
+      c,
+      n,
+      save ? [{ proc: '/proc/sys/kernel/core_pattern', image: 'vz_core_pattern.img' }] : [],
     );
-    await c.ok('node-a', 'criu', ['dump', '-t', pid(), '-D', img, '--action-script', hold]);
     await c.ok('node-b', 'vzctl', ['--skipowner', '--skiplock', 'restore', '300', '--dumpfile', img]);
     const restored = await corePattern('node-b');
     await c.ok('node-b', 'vzctl', ['stop', '300']);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+import type { EmulatedCluster } from '@haul/test';
+import { ctOnTwoNodes, dumpSaving } from './ve-dump.ts';
 
 /*
  * A CT's own fs.fsync-enable, fs.odirect_enable and kernel.randomize_va_space (virtualized per VE) across a dump and
@@ -18,17 +19,10 @@ describe('per-VE sysctls across a dump and a restore on another node', () => {
     'fs.odirect_enable': ['/proc/sys/fs/odirect_enable', 'vz_odirect_enable.img', '1'],
     'kernel.randomize_va_space': ['/proc/sys/kernel/randomize_va_space', 'vz_randomize_va_space.img', '0'],
   } as const;
-  const pid = () =>
-    readFileSync(join(c.nodeRoot('node-a'), 'var', 'run', 've', '300.init.pid'), 'utf8').trim();
   const read = (node: string, proc: string) => c.run(node, 'cgexec', ['-g', 've:300', 'cat', proc]);
 
   before(async () => {
-    c = createEmulatedCluster();
-    await c.addNode('node-a', { plainCriu: true });
-    await c.addNode('node-b', { plainCriu: true });
-    const ct = ['--ctid', '300', '--memory-mb', '4', '--dirty-rate', '100', '--disk-writes', '0'];
-    await c.ok('node-a', 'haul-emu', ['create-ct', ...ct]);
-    await c.ok('node-b', 'haul-emu', ['create-ct', '--ctid', '300', '--config-only']);
+    c = await ctOnTwoNodes();
   });
   after(() => c.destroy());
 
@@ -37,21 +31,11 @@ describe('per-VE sysctls across a dump and a restore on another node', () => {
     await c.ok('node-a', 'vzctl', ['start', '300']);
     for (const [name, [, , v]] of Object.entries(sysctls))
       await c.ok('node-a', 'cgexec', ['-g', 've:300', 'sysctl', '-w', `${name}=${v}`]);
-    const img = join(c.dir, 'img', String(n));
-    mkdirSync(img, { recursive: true });
-    const hold = join(c.dir, `post-dump-${n}.sh`);
-    writeFileSync(
-      hold,
-      `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\n` +
-        save
-          .map(
-            (s) =>
-              `cgexec -g ve:300 cat ${sysctls[s][0]} > "$CRTOOLS_IMAGE_DIR/${sysctls[s][1]}" || exit 1\n`,
-          )
-          .join(''),
-      { mode: 0o755 },
+    const img = await dumpSaving(
+      c,
+      n,
+      save.map((s) => ({ proc: sysctls[s][0], image: sysctls[s][1] })),
     );
-    await c.ok('node-a', 'criu', ['dump', '-t', pid(), '-D', img, '--action-script', hold]);
     const r = await c.run('node-b', 'vzctl', [
       '--skipowner',
       '--skiplock',

@@ -106,16 +106,17 @@ function connectionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  */
 function identityOptions(identity: NonNullable<BusConfig['identity']>): Partial<NodeConnectionOptions> {
   let secret: ReturnType<typeof readIdentityFile>;
+  let seed: Uint8Array;
   let publicKey: string;
   try {
     secret = readIdentityFile(identity.file, identity.setting);
-    publicKey = fromSeed(new TextEncoder().encode(secret.seed)).getPublicKey();
+    seed = new TextEncoder().encode(secret.seed);
+    publicKey = fromSeed(seed).getPublicKey();
   } catch (err) {
     const message =
       err instanceof IdentityFileError ? err.message : `${identity.file} does not hold a valid nkey seed`;
     throw new BusConfigError(message, { cause: err });
   }
-  const seed = new TextEncoder().encode(secret.seed);
   return {
     authenticator: secret.jwt ? jwtAuthenticator(secret.jwt, seed) : nkeyAuthenticator(seed),
     inboxPrefix: inboxPrefix(publicKey),

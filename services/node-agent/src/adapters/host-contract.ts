@@ -1,4 +1,4 @@
-import { vzControllers } from './vz-checkpoint.ts';
+import { vzControllers, vzSideFiles, type VzSideFile } from './vz-checkpoint.ts';
 
 /**
  * The host contract: every command line haul runs on a host, with placeholders for the values, the exit codes haul
@@ -46,6 +46,44 @@ const memory = [
 ];
 const libvzctl = 'OpenVZ/libvzctl@ebbfc38';
 const phaul = 'checkpoint-restore/p.haul@02199d8:phaul/p_haul_vz.py';
+
+/** Where VZ's action scripts save (post-dump) and write back (post-restore) each per-VE sysctl, by its /proc file. */
+const sysctlSources: Record<string, { cpt: string; rst: string; also?: string }> = {
+  '/proc/sys/kernel/core_pattern': {
+    cpt: '115–116',
+    rst: '167–169',
+    also: `; ${phaul} __post_final_dump 240–245, __create_cgexec_extra_image 258–267`,
+  },
+  '/proc/sys/fs/fsync-enable': { cpt: '117–120', rst: '170–173' },
+  '/proc/sys/fs/odirect_enable': { cpt: '121–122', rst: '174–176' },
+  '/proc/sys/kernel/randomize_va_space': { cpt: '123–124', rst: '177–179' },
+};
+
+/** The `cgexec … cat` read of one post-dump side file (vz-checkpoint.ts vzSideFiles), with its sources. */
+function cgexecSysctlEntry(f: VzSideFile): ContractEntry[] {
+  if (f.at !== 'post-dump') return [];
+  const src = sysctlSources[f.veProc];
+  if (!src) throw new Error(`no upstream source recorded for the side file ${f.image}`);
+  const only = f.onlyIfHost ? `, only when the host has ${f.onlyIfHost}` : '';
+  return [
+    {
+      tool: 'cgexec',
+      argv: ['-g', 've:<ctid>', 'cat', f.veProc],
+      okCodes: [],
+      builtBy: `tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles${only})`,
+      upstream: [
+        {
+          words: `-g ve:<ctid> cat ${f.veProc} (the same argv), into ${f.image}`,
+          source: `${libvzctl}:scripts/vz-cpt-action.in ${src.cpt} (post-dump)${src.also ?? ''}`,
+        },
+        {
+          words: 'written back at post-restore when the file exists',
+          source: `${libvzctl}:scripts/vz-rst-action.in ${src.rst}`,
+        },
+      ],
+    },
+  ];
+}
 /** The words VZ's checkpoint adds to pre-dumps and dumps alike (tools.ts freezeArgs). */
 const freezeWords = [
   '--freeze-cgroup',
@@ -343,75 +381,7 @@ export const hostContract: ContractEntry[] = [
       },
     ],
   },
-  {
-    tool: 'cgexec',
-    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/kernel/core_pattern'],
-    okCodes: [],
-    builtBy:
-      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles)',
-    upstream: [
-      {
-        words: '-g ve:<ctid> cat /proc/sys/kernel/core_pattern (the same argv), into vz_core_pattern.img',
-        source: `${libvzctl}:scripts/vz-cpt-action.in 115–116 (post-dump); ${phaul} __post_final_dump 240–245, __create_cgexec_extra_image 258–267`,
-      },
-      {
-        words: 'written back at post-restore when the file exists',
-        source: `${libvzctl}:scripts/vz-rst-action.in 167–169`,
-      },
-    ],
-  },
-  {
-    tool: 'cgexec',
-    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/fs/fsync-enable'],
-    okCodes: [],
-    builtBy:
-      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles, only when the host has /proc/sys/fs/fsync-enable)',
-    upstream: [
-      {
-        words: '-g ve:<ctid> cat /proc/sys/fs/fsync-enable (the same argv), into vz_fsync-enable.img',
-        source: `${libvzctl}:scripts/vz-cpt-action.in 117–120 (post-dump)`,
-      },
-      {
-        words: 'written back at post-restore when the file exists',
-        source: `${libvzctl}:scripts/vz-rst-action.in 170–173`,
-      },
-    ],
-  },
-  {
-    tool: 'cgexec',
-    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/fs/odirect_enable'],
-    okCodes: [],
-    builtBy:
-      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles)',
-    upstream: [
-      {
-        words: '-g ve:<ctid> cat /proc/sys/fs/odirect_enable (the same argv), into vz_odirect_enable.img',
-        source: `${libvzctl}:scripts/vz-cpt-action.in 121–122 (post-dump)`,
-      },
-      {
-        words: 'written back at post-restore when the file exists',
-        source: `${libvzctl}:scripts/vz-rst-action.in 174–176`,
-      },
-    ],
-  },
-  {
-    tool: 'cgexec',
-    argv: ['-g', 've:<ctid>', 'cat', '/proc/sys/kernel/randomize_va_space'],
-    okCodes: [],
-    builtBy:
-      'tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles)',
-    upstream: [
-      {
-        words:
-          '-g ve:<ctid> cat /proc/sys/kernel/randomize_va_space (the same argv), into vz_randomize_va_space.img',
-        source: `${libvzctl}:scripts/vz-cpt-action.in 123–124 (post-dump)`,
-      },
-      {
-        words: 'written back at post-restore when the file exists',
-        source: `${libvzctl}:scripts/vz-rst-action.in 177–179`,
-      },
-    ],
-  },
+  ...vzSideFiles.flatMap(cgexecSysctlEntry),
   {
     tool: 'ploop',
     argv: ['snapshot', '-u', '<guid>', '-o', '<dd.xml>'],
