@@ -189,6 +189,7 @@ try {
     say(`kept ${w.cluster.dir}; stopping processes`);
     for (const s of w.services.values()) await s.kill('SIGTERM');
     await w.server.kill('SIGTERM');
+    w.cluster.destroy({ keepFiles: true });
   } else await w?.stop();
   say(`done in ${((Date.now() - t0) / 1000).toFixed(1)} s; everything the demo started is stopped`);
 }

@@ -26,7 +26,8 @@ export type EmulatedCluster = {
     opts?: { criuVersion?: string; memTrack?: boolean; plainCriu?: boolean },
   ): Promise<void>;
   /** Kill every emulated CT process (by PID from the node state) and remove the folder. */
-  destroy(): void;
+  /** Kills the CTs and deletes the folder (`keepFiles`: the CTs only, for a look afterwards). */
+  destroy(opts?: { keepFiles?: boolean }): void;
 };
 
 /**
@@ -80,7 +81,7 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
       await c.ok(node, 'haul-emu', args);
       nodes.push(node);
     },
-    destroy() {
+    destroy(opts = {}) {
       for (const node of nodes) {
         const cts = join(dir, node, 'var', 'lib', 'haul-emu', 'cts');
         for (const f of existsSync(cts) ? readdirSync(cts) : []) {
@@ -94,16 +95,16 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
           }
         }
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!opts.keepFiles) rmSync(dir, { recursive: true, force: true });
     },
   };
   // Containers are detached processes of the emulators: if the test process dies without destroy(), kill them too.
   const onExit = () => c.destroy();
   process.once('exit', onExit);
   const destroy = c.destroy.bind(c);
-  c.destroy = () => {
+  c.destroy = (opts) => {
     process.off('exit', onExit);
-    destroy();
+    destroy(opts);
   };
   return c;
 }

@@ -269,7 +269,7 @@ export const hostContract: ContractEntry[] = [
   {
     tool: 'vzctl',
     argv: ['--skipowner', '--skiplock', 'restore', '<ctid>', '--skip_arpdetect', '--dumpfile', '<dir>'],
-    okCodes: [],
+    okCodes: [32],
     builtBy: 'tools.ts vzctlRestore',
     upstream: [
       { words: '--skipowner, --skiplock', source: vzctlMain },
@@ -278,6 +278,10 @@ export const hostContract: ContractEntry[] = [
         source: 'OpenVZ/vzctl@42ab7b3:src/vzctl.c restore_options / ParseMigrationOptions',
       },
       { words: 'restore runs vz-rst (criu restore)', source: 'OpenVZ/libvzctl@ebbfc38:scripts/vz-rst.in' },
+      {
+        words: 'exit 32: the CT already runs, nothing restored',
+        source: 'OpenVZ/libvzctl@ebbfc38:lib/env.c vzctl_env_restore 1275–1277, lib/vzerror.h 63',
+      },
     ],
   },
   {

@@ -4,6 +4,9 @@ import { stepTimeoutsMs } from '@haul/bus';
 import type { Runner } from './exec.ts';
 import type { VzDump, VzFreeze } from './vz-checkpoint.ts';
 
+/** vzctl's exit status for a CT that already runs (libvzctl lib/vzerror.h 63, VZCTL_E_ENV_RUN). */
+export const vzctlEnvRun = 32;
+
 /**
  * The exact command lines haul runs (host-tools.md §2–§5), one function each. The real tools in production; the
  * emulators when their folder is first on PATH.
@@ -87,7 +90,8 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       const r = await run('vzctl', ['status', ctid], o(stepTimeoutsMs.quick));
       return parseVzctlStatus(r.stdout);
     },
-    vzctlStart: (ctid: string) => run('vzctl', [...vz, 'start', ctid], o(stepTimeoutsMs.vzctl, [32])),
+    vzctlStart: (ctid: string) =>
+      run('vzctl', [...vz, 'start', ctid], o(stepTimeoutsMs.vzctl, [vzctlEnvRun])),
     vzctlStop: (ctid: string) => run('vzctl', [...vz, 'stop', ctid], o(stepTimeoutsMs.vzctl)),
     /** exit 40 = not mounted: already the wanted state. */
     vzctlUmount: (ctid: string) => run('vzctl', [...vz, 'umount', ctid], o(stepTimeoutsMs.vzctl, [40])),
@@ -108,8 +112,13 @@ export function createTools(run: Runner, signal?: AbortSignal) {
      * 254–256, lib/vcmm.c 205–218), by vcmmd's own client (OpenVZ/vcmmd vcmmd/cli.py _handle_unregister 179–191).
      */
     vcmmdctlUnregister: (ctid: string) => run('vcmmdctl', ['unregister', ctid], o(stepTimeoutsMs.quick)),
+    /** exit 32 (vzctlEnvRun) = the CT already runs here: nothing was restored. */
     vzctlRestore: (ctid: string, dir: string) =>
-      run('vzctl', [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir], o(stepTimeoutsMs.vzctl)),
+      run(
+        'vzctl',
+        [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir],
+        o(stepTimeoutsMs.vzctl, [vzctlEnvRun]),
+      ),
     async criuVersion(): Promise<string> {
       const r = await run('criu', ['-V'], o(stepTimeoutsMs.quick));
       return /Version:\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';

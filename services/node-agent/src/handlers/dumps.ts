@@ -147,12 +147,15 @@ async function vzDumpOf(ctx: HandlerContext, ctid: string): Promise<VzDump> {
   const root = vars?.['VE_ROOT'];
   if (!vars || !root)
     throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no VE_ROOT on ${ctx.cfg.node}`);
-  await ctx.tools.vzctlCreateDevmap(ctid);
+  // The devmap and the disks' devices are independent reads: asked at once, before the freeze.
+  const [, devices] = await Promise.all([
+    ctx.tools.vzctlCreateDevmap(ctid),
+    Promise.all(secondaryDisks(vars).map(async (d) => ({ d, dev: await ctx.tools.ploopDevice(d.dd) }))),
+  ]);
   const externals: string[] = [];
-  for (const d of secondaryDisks(vars)) {
-    const { partition } = await ctx.tools.ploopDevice(d.dd);
-    if (!partition) continue;
-    const { major, minor } = blockDevNumber(ctx.cfg.hostRoot, partition);
+  for (const { d, dev } of devices) {
+    if (!dev.partition) continue;
+    const { major, minor } = blockDevNumber(ctx.cfg.hostRoot, dev.partition);
     externals.push(`dev[${major}/${minor}]:${d.uuid}`);
   }
   const props = cgroupPropsFile(ctx.cfg.hostRoot);

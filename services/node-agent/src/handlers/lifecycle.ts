@@ -4,6 +4,7 @@ import { mayStartRestore } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
 import { writeNew } from '../adapters/files.ts';
+import { vzctlEnvRun } from '../adapters/tools.ts';
 import { argsOf, StepError, type Handler } from '../context.ts';
 
 /**
@@ -20,10 +21,6 @@ export const restore: Handler = async (cmd, ctx) => {
   );
   const v = await ctx.fencedAppend(started, (events) => mayStartRestore(events, { bootId: ctx.cfg.bootId }));
   if (!v.ok) throw new StepError(v.code, v.reason);
-  if ((await ctx.tools.vzctlStatus(a.ctid)).running) {
-    r.actions.push('CT already running on the target');
-    return r;
-  }
   const extra = join(a.imageDir, 'restore-extra-args');
   writeNew(
     extra,
@@ -32,7 +29,13 @@ export const restore: Handler = async (cmd, ctx) => {
   );
   const t0 = performance.now();
   try {
-    await ctx.tools.vzctlRestore(a.ctid, a.imageDir);
+    // A restore that ran before a crash or a redelivery left the CT running: vzctl refuses to restore a running CT
+    // with 32 before it touches anything (libvzctl lib/env.c vzctl_env_restore 1275–1277, VZCTL_E_ENV_RUN), which
+    // saves a `vzctl status` inside the frozen window.
+    if ((await ctx.tools.vzctlRestore(a.ctid, a.imageDir)).exitCode === vzctlEnvRun) {
+      r.actions.push('CT already running on the target');
+      return r;
+    }
   } finally {
     rmSync(extra, { force: true });
   }
@@ -59,7 +62,7 @@ export const stopAndUmount: Handler = async (cmd, ctx) => {
 export const start: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
   const res = await ctx.tools.vzctlStart(ctid);
-  return { actions: [res.exitCode === 32 ? 'already running' : 'started'] } satisfies HostResult;
+  return { actions: [res.exitCode === vzctlEnvRun ? 'already running' : 'started'] } satisfies HostResult;
 };
 
 export const umountSource: Handler = async (cmd, ctx) => {
