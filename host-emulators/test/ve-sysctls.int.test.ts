@@ -82,6 +82,18 @@ describe('per-VE sysctls across a dump and a restore on another node', () => {
       const r = await read('node-a', '/proc/sys/fs/fsync-enable');
       assert.equal(r.code, 1);
       assert.match(r.stderr, /No such file or directory/);
+      // One cat of several: as cat does, the missing one is reported, the others printed in turn, and it exits 1.
+      const all = await c.run('node-a', 'cgexec', [
+        '-g',
+        've:300',
+        'cat',
+        '/proc/sys/kernel/randomize_va_space',
+        '/proc/sys/fs/fsync-enable',
+        '/proc/sys/fs/odirect_enable',
+      ]);
+      assert.equal(all.code, 1);
+      assert.equal(all.stdout, '2\n2\n');
+      assert.equal(all.stderr.trim(), 'cat: /proc/sys/fs/fsync-enable: No such file or directory');
       await c.ok('node-a', 'vzctl', ['stop', '300']);
     } finally {
       writeFileSync(hostA, '1\n');
@@ -95,6 +107,31 @@ describe('per-VE sysctls across a dump and a restore on another node', () => {
       assert.equal(v['fs.odirect_enable'], '1\n');
     } finally {
       writeFileSync(hostB, '1\n');
+    }
+  });
+
+  it('one cat reads several of them, one after the other in the order given', async () => {
+    await c.ok('node-a', 'vzctl', ['start', '300']);
+    try {
+      await c.ok('node-a', 'cgexec', ['-g', 've:300', 'sysctl', '-w', 'fs.odirect_enable=1']);
+      await c.ok('node-a', 'cgexec', ['-g', 've:300', 'sysctl', '-w', 'kernel.core_pattern=|/bin/x %p']);
+      const procs = [
+        '/proc/sys/kernel/core_pattern',
+        '/proc/sys/fs/fsync-enable',
+        '/proc/sys/fs/odirect_enable',
+        '/proc/sys/kernel/randomize_va_space',
+      ];
+      const r = await c.run('node-a', 'cgexec', ['-g', 've:300', 'cat', ...procs]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '|/bin/x %p\n2\n1\n2\n');
+      assert.equal(r.stderr, '');
+      // A path that is not an emulated /proc/sys file is refused, even among known ones.
+      const other = await c.run('node-a', 'cgexec', ['-g', 've:300', 'cat', procs[0]!, '/etc/passwd']);
+      assert.equal(other.code, 1);
+      assert.match(other.stderr, /only .* are emulated/);
+      assert.equal(other.stdout, '');
+    } finally {
+      await c.ok('node-a', 'vzctl', ['stop', '300']);
     }
   });
 

@@ -1,16 +1,17 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
-import { out } from '../lib/tool.ts';
+import { err, out } from '../lib/tool.ts';
 
 /*
  * `cgexec -g <controllers>:<path> [--sticky] <command> [args]` (libcgroup): runs the command in those cgroups. VZ
  * uses it to read and write a CT's own sysctls from the host: entering the CT's ve cgroup makes the process see the
  * VE's copy of a virtualized sysctl such as kernel.core_pattern (libvzctl 5ebf313; scripts/vz-cpt-action.in 115–116,
  * vz-rst-action.in 167–169; P.Haul phaul/p_haul_vz.py 240–267). The emulator runs no real command: it answers the
- * forms that read or set one of the per-VE sysctls VZ's action scripts carry (vz-cpt-action.in 115–124), `cat
- * /proc/sys/<…>` and `sysctl -w|-n <name>[=<value>]`, and refuses anything else. A sysctl the VE does not have (the
- * host kernel has no fs.fsync-enable) fails as cat and sysctl fail on a missing /proc file.
+ * forms that read or set the per-VE sysctls VZ's action scripts carry (vz-cpt-action.in 115–124), `cat
+ * /proc/sys/<…> [/proc/sys/<…> …]` and `sysctl -w|-n <name>[=<value>]`, and refuses anything else. A sysctl the VE
+ * does not have (the host kernel has no fs.fsync-enable) fails as cat and sysctl fail on a missing /proc file: cat
+ * reports it, prints the other files and exits 1.
  */
 
 /** The sysctls the emulated kernel virtualizes per VE: /proc/sys path → name. */
@@ -64,17 +65,21 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
   const missing = (name: string) => {
     if (existsSync(file(name))) return;
     const proc = Object.keys(veSysctls).find((k) => veSysctls[k] === name)!;
-    throw new ToolExit(
-      prog === 'cat' ? 1 : 255,
-      prog === 'cat'
-        ? `cat: ${proc}: No such file or directory`
-        : `sysctl: cannot stat ${proc}: No such file or directory`,
-    );
+    throw new ToolExit(255, `sysctl: cannot stat ${proc}: No such file or directory`);
   };
-  if (prog === 'cat' && args.length === 1 && veSysctls[args[0]!]) {
-    missing(veSysctls[args[0]!]!);
-    process.stdout.write(readFileSync(file(veSysctls[args[0]!]!), 'utf8'));
-    return 0;
+  // cat (coreutils cat.c main): the files one after the other; one it cannot open is reported on stderr, the others
+  // are still printed, and cat exits 1 at the end.
+  if (prog === 'cat' && args.length > 0 && args.every((a) => veSysctls[a])) {
+    let code = 0;
+    for (const proc of args) {
+      const f = file(veSysctls[proc]!);
+      if (existsSync(f)) process.stdout.write(readFileSync(f, 'utf8'));
+      else {
+        err(`cat: ${proc}: No such file or directory`);
+        code = 1;
+      }
+    }
+    return code;
   }
   if (
     prog === 'sysctl' &&
@@ -98,7 +103,7 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
   }
   throw new ToolExit(
     1,
-    `Error (emulator): cgexec: ${cmd.join(' ')}: only \`cat /proc/sys/<…>\` and \`sysctl -n|-w <name>[=<value>]\` of ${Object.values(veSysctls).join(', ')} are emulated in a VE`,
+    `Error (emulator): cgexec: ${cmd.join(' ')}: only \`cat /proc/sys/<…> …\` and \`sysctl -n|-w <name>[=<value>]\` of ${Object.values(veSysctls).join(', ')} are emulated in a VE`,
   );
 }
 

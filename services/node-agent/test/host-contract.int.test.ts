@@ -75,7 +75,10 @@ async function builtArgvs(): Promise<string[]> {
         ),
       );
   await t.vzctlCreateDevmap('<ctid>');
-  for (const f of vzSideFiles) if (f.at === 'post-dump') await t.cgexecCat('<ctid>', f.veProc);
+  await t.cgexecCatAll(
+    '<ctid>',
+    vzSideFiles.flatMap((f) => (f.at === 'post-dump' ? [f.veProc] : [])),
+  );
   await t.ploopDevice('<dd.xml>');
   await t.ploopSnapshot('<dd.xml>', '<guid>', true);
   await t.ploopSnapshot('<dd.xml>', '<guid>', false);
@@ -268,8 +271,13 @@ describe('every argv of the contract runs on the strict emulators', () => {
       await run('vzctl --skipowner --skiplock suspend <ctid> --create-devmap', ct);
       writeVzSideFiles(host, '101', img(n));
       // dumps.ts reads them while criu holds the CT at post-dump; here the decision is already "commit", so before.
-      for (const f of vzPostDumpFiles(host))
-        writeFileSync(join(img(n), f.image), (await run(`cgexec -g ve:<ctid> cat ${f.veProc}`, ct)).stdout);
+      // One cat of them all, one line each (this host has fs.fsync-enable: all the contract's files).
+      const files = vzPostDumpFiles(host);
+      const read = await run(`cgexec -g ve:<ctid> cat ${files.map((f) => f.veProc).join(' ')}`, ct);
+      const values = read.stdout.split('\n');
+      assert.equal(values.pop(), '');
+      assert.equal(values.length, files.length, read.stdout);
+      files.forEach((f, i) => writeFileSync(join(img(n), f.image), `${values[i]}\n`));
       await run(line, { ...mem(n), ...script, ...(await vzValues()), ...ct });
     };
     const corePattern = '|/usr/libexec/abrt-hook-ccpp %s %c %p %u %g %t e %P %I %h';

@@ -1,4 +1,4 @@
-import { vzControllers, vzSideFiles, type VzSideFile } from './vz-checkpoint.ts';
+import { vzControllers, vzSideFiles } from './vz-checkpoint.ts';
 
 /**
  * The host contract: every command line haul runs on a host, with placeholders for the values, the exit codes haul
@@ -59,31 +59,40 @@ const sysctlSources: Record<string, { cpt: string; rst: string; also?: string }>
   '/proc/sys/kernel/randomize_va_space': { cpt: '123–124', rst: '177–179' },
 };
 
-/** The `cgexec … cat` read of one post-dump side file (vz-checkpoint.ts vzSideFiles), with its sources. */
-function cgexecSysctlEntry(f: VzSideFile): ContractEntry[] {
-  if (f.at !== 'post-dump') return [];
-  const src = sysctlSources[f.veProc];
-  if (!src) throw new Error(`no upstream source recorded for the side file ${f.image}`);
-  const only = f.onlyIfHost ? `, only when the host has ${f.onlyIfHost}` : '';
-  return [
-    {
-      tool: 'cgexec',
-      argv: ['-g', 've:<ctid>', 'cat', f.veProc],
-      okCodes: [],
-      builtBy: `tools.ts cgexecCat (dumps.ts finalDump, the CT held frozen at post-dump; vz-checkpoint.ts vzSideFiles${only})`,
-      upstream: [
-        {
-          words: `-g ve:<ctid> cat ${f.veProc} (the same argv), into ${f.image}`,
-          source: `${libvzctl}:scripts/vz-cpt-action.in ${src.cpt} (post-dump)${src.also ?? ''}`,
-        },
-        {
-          words: 'written back at post-restore when the file exists',
-          source: `${libvzctl}:scripts/vz-rst-action.in ${src.rst}`,
-        },
-      ],
-    },
-  ];
+/**
+ * The one `cgexec … cat` read of every post-dump side file (vz-checkpoint.ts vzSideFiles, in that order), with the
+ * sources of each: vz-cpt-action runs one cgexec per file, haul one cat of them all.
+ */
+function cgexecSysctlEntry(): ContractEntry {
+  const files = vzSideFiles.flatMap((f) => (f.at === 'post-dump' ? [f] : []));
+  const sources = files.map((f) => {
+    const src = sysctlSources[f.veProc];
+    if (!src) throw new Error(`no upstream source recorded for the side file ${f.image}`);
+    return { f, src };
+  });
+  const only = sources.flatMap(({ f, src }) =>
+    f.onlyIfHost
+      ? [`; a host without ${f.onlyIfHost} leaves ${f.veProc} out, vz-cpt-action.in ${src.cpt.split('–')[0]}`]
+      : [],
+  );
+  return {
+    tool: 'cgexec',
+    argv: ['-g', 've:<ctid>', 'cat', ...files.map((f) => f.veProc)],
+    okCodes: [],
+    builtBy: `tools.ts cgexecCatAll (dumps.ts finalDump, the CT held frozen at post-dump, only the files not saved yet; line i of stdout into file i's image; vz-checkpoint.ts vzSideFiles${only.join('')})`,
+    upstream: [
+      ...sources.map(({ f, src }) => ({
+        words: `-g ve:<ctid> cat ${f.veProc} (the same argv, one run per file), into ${f.image}`,
+        source: `${libvzctl}:scripts/vz-cpt-action.in ${src.cpt} (post-dump)${src.also ?? ''}`,
+      })),
+      {
+        words: 'written back at post-restore when the file exists',
+        source: `${libvzctl}:scripts/vz-rst-action.in ${sources.map(({ src }) => src.rst).join(', ')}`,
+      },
+    ],
+  };
 }
+
 /** The words VZ's checkpoint adds to pre-dumps and dumps alike (tools.ts freezeArgs). */
 const freezeWords = [
   '--freeze-cgroup',
@@ -385,7 +394,7 @@ export const hostContract: ContractEntry[] = [
       },
     ],
   },
-  ...vzSideFiles.flatMap(cgexecSysctlEntry),
+  cgexecSysctlEntry(),
   {
     tool: 'ploop',
     argv: ['snapshot', '-u', '<guid>', '-o', '<dd.xml>'],

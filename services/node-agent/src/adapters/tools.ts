@@ -131,11 +131,12 @@ export function createTools(run: Runner, signal?: AbortSignal) {
     vzctlCreateDevmap: (ctid: string) =>
       run('vzctl', [...vz, 'suspend', ctid, '--create-devmap'], o(stepTimeoutsMs.vzctl)),
     /**
-     * One of the CT's own sysctls (virtualized per VE, `/proc/sys/...`): read in its ve cgroup, as VZ's post-dump
-     * action does (libvzctl scripts/vz-cpt-action.in 115–124; vz-checkpoint.ts vzSideFiles).
+     * The CT's own sysctls (virtualized per VE, `/proc/sys/...`): read in its ve cgroup, as VZ's post-dump action
+     * does (libvzctl scripts/vz-cpt-action.in 115–124; vz-checkpoint.ts vzSideFiles), all by one cat, which prints
+     * them one after the other (each one line ending in a newline).
      */
-    cgexecCat: (ctid: string, veProc: string) =>
-      run('cgexec', ['-g', `ve:${ctid}`, 'cat', veProc], o(stepTimeoutsMs.quick)),
+    cgexecCatAll: (ctid: string, veProcs: string[]) =>
+      run('cgexec', ['-g', `ve:${ctid}`, 'cat', ...veProcs], o(stepTimeoutsMs.quick)),
     /** The device and partition a disk is attached as on this node ('' when not attached). */
     async ploopDevice(ddXml: string): Promise<{ device: string; partition: string }> {
       const r = await run('ploop', ['info', '-d', ddXml], o(stepTimeoutsMs.quick));

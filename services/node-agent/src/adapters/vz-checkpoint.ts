@@ -225,7 +225,7 @@ export function writeVzSideFiles(hostRoot: string, ctid: string, imageDir: strin
   return written;
 }
 
-/** The `post-dump` side files this host saves: each a sysctl read in the CT's ve cgroup (tools.ts cgexecCat). */
+/** The `post-dump` side files this host saves: each a sysctl read in the CT's ve cgroup (tools.ts cgexecCatAll). */
 export const vzPostDumpFiles = (hostRoot: string): { image: string; veProc: string }[] =>
   vzSideFiles.flatMap((f) =>
     f.at === 'post-dump' && (!f.onlyIfHost || existsSync(`${hostRoot}${f.onlyIfHost}`))
