@@ -23,8 +23,12 @@ export type DumpReply = {
   pagesWritten: number;
   pagesSkipped: number;
   bytes: number;
+  /** How long the CT was frozen: the whole dump for a final dump, the collection of the pages for a pre-dump. */
   frozenUs: number;
+  /** Collecting the pages (and, for a final dump, writing them: criu does both with the tasks frozen). */
   memdumpUs: number;
+  /** Writing the pages to the images (after the thaw, for a pre-dump). */
+  memwriteUs: number;
 };
 export type CtConfig = {
   ctid: string;

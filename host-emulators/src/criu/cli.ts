@@ -161,7 +161,7 @@ async function dump(
       const rc = await runActionScript(script, pid, resolve(dir));
       if (rc !== 0) {
         await ctRequest(socket, { op: 'thaw' });
-        writeStats(work, r, started);
+        writeStats(cmd, work, r, started);
         err(`Error (criu/action_scripts.c): One of more action scripts failed (${rc}); tasks resumed`);
         return rc;
       }
@@ -175,7 +175,7 @@ async function dump(
       finalState = 'dead';
     }
   }
-  writeStats(work, r, started);
+  writeStats(cmd, work, r, started);
   out(
     `${cmd === 'dump' ? 'Dumping' : 'Pre-dumping'} finished successfully (${r.pagesWritten} pages written, tasks ${finalState})`,
   );
@@ -190,14 +190,18 @@ const isLink = (p: string) => {
   }
 };
 
-function writeStats(work: string, r: DumpReply, started: bigint): void {
-  // frozen_time runs until after post-dump (cr_dump_finish), so it covers the action script's wait.
-  const frozen = Number((process.hrtime.bigint() - started) / 1000n);
+/**
+ * A dump's frozen_time runs until after post-dump (cr_dump_finish, criu/cr-dump.c 2111–2112), so it covers the action
+ * script's wait. A pre-dump's stops when the tasks are thawed, before the pages are written (cr_pre_dump_finish,
+ * criu/cr-dump.c 1855–1857, then page_xfer_dump_pages at 1885): the CT's frozen span.
+ */
+function writeStats(cmd: 'pre-dump' | 'dump', work: string, r: DumpReply, started: bigint): void {
+  const run = Number((process.hrtime.bigint() - started) / 1000n);
   writeDumpStats(join(work, 'stats-dump'), {
     freezingTime: 50,
-    frozenTime: Math.max(r.frozenUs, frozen),
+    frozenTime: cmd === 'dump' ? Math.max(r.frozenUs, run) : r.frozenUs,
     memdumpTime: r.memdumpUs,
-    memwriteTime: r.memdumpUs,
+    memwriteTime: r.memwriteUs,
     pagesScanned: r.pagesScanned,
     pagesSkippedParent: r.pagesSkipped,
     pagesWritten: r.pagesWritten,

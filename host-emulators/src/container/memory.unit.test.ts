@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { initialMemory, memoryChecksum, PAGE, PageDigests } from './memory.ts';
+
+const bytes = 64 * PAGE;
+
+describe('PageDigests: the memory checksum as a digest of per-page digests', () => {
+  it('gives the same checksum for the same memory', () => {
+    // Given two copies of the same memory
+    const a = initialMemory(bytes, 7);
+    const b = Buffer.from(a);
+
+    // When each gets its digests
+    const sums = [new PageDigests(a).checksum(), new PageDigests(b).checksum()];
+
+    // Then the checksums are equal, and a checksum asked again does not change
+    assert.equal(sums[0], sums[1]);
+    const d = new PageDigests(a);
+    assert.equal(d.checksum(), d.checksum());
+  });
+
+  it('changes when a byte of a page marked stale changes', () => {
+    // Given a memory whose digests are up to date
+    const mem = initialMemory(bytes, 7);
+    const d = new PageDigests(mem);
+    const before = d.checksum();
+
+    // When one byte of page 5 is written and the page is marked stale
+    mem[5 * PAGE + 100] = mem[5 * PAGE + 100]! ^ 0xff;
+    d.markStale(5);
+
+    // Then the checksum differs, and it is the one computed from scratch over the memory as it is now
+    const after = d.checksum();
+    assert.notEqual(after, before);
+    assert.equal(after, memoryChecksum(mem));
+  });
+
+  it('equals the checksum computed from scratch after many writes, refreshed in parts', () => {
+    // Given a memory whose digests are up to date
+    const mem = initialMemory(bytes, 11);
+    const d = new PageDigests(mem);
+    d.refresh();
+
+    // When pages are written (some twice), each marked stale, and only part of them refreshed before the next writes
+    for (const p of [3, 9, 3, 63, 0, 40]) {
+      mem.writeUInt32LE((0xdeadbeef ^ p) >>> 0, p * PAGE + 8);
+      d.markStale(p);
+    }
+    assert.equal(d.stale, 5, 'a page marked twice is stale once');
+    assert.equal(d.refresh(2), 3);
+    mem.writeUInt32LE(1, 20 * PAGE + 16);
+    d.markStale(20);
+
+    // Then the checksum equals the one over the same memory from scratch
+    assert.equal(d.checksum(), memoryChecksum(mem));
+    assert.equal(d.stale, 0);
+  });
+
+  it('from scratch covers every page, the last one included', () => {
+    // Given a memory and a copy that differs in its last page only
+    const mem = initialMemory(bytes, 3);
+    const other = Buffer.from(mem);
+    other[bytes - 1] = other[bytes - 1]! ^ 1;
+
+    // When both are summed from scratch
+    // Then they differ: no page is left out of a fresh checksum
+    assert.notEqual(memoryChecksum(mem), memoryChecksum(other));
+  });
+});
