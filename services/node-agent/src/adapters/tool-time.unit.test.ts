@@ -37,6 +37,16 @@ describe("a step's tool time (toolMs)", () => {
     assert.ok(toolMs >= 190 && toolMs < 380, `toolMs ${toolMs}`);
   });
 
+  it('counts tools run at the same time by the time any of them ran, not their sum', async () => {
+    const t0 = performance.now();
+    const { toolMs } = await measureToolTime(async () => {
+      await Promise.all([sleep(0.2), sleep(0.2), sleep(0.2)]);
+    });
+    const wall = performance.now() - t0;
+    assert.ok(toolMs >= 190, `toolMs ${toolMs}`);
+    assert.ok(toolMs <= wall, `toolMs ${toolMs} > the step's wall time ${wall} ms`);
+  });
+
   it('is recorded in every handler result', async () => {
     const cmd = { step: 'umountSource' } as unknown as StepCommand;
     const ctx = {} as HandlerContext;
