@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** Decode the varint fields of a stats-dump file (host-tools.md §4.3) — as an independent check of the format. */
 function readStats(path: string): Record<number, number> {
@@ -147,6 +157,30 @@ describe('an emulated CT: three pre-dumps, a dump, a restore on another node', (
     const r = await c.run('node-b', 'vzctl', ['restore', '200', '--dumpfile', broken]);
     assert.equal(r.code, 17);
     assert.match(r.stderr, /pages are in no image|Failed to restore the Container/);
+  });
+
+  it('a restored CT whose memory differs from the dump (one byte of a page image) ends itself', async () => {
+    const img = join(c.dir, 'img');
+    const corrupt = join(img, 'corrupt');
+    mkdirSync(corrupt);
+    for (const f of readdirSync(join(img, '4')))
+      if (f !== 'parent') writeFileSync(join(corrupt, f), readFileSync(join(img, '4', f)));
+    symlinkSync('../3', join(corrupt, 'parent'));
+    const pagesImg = readFileSync(join(corrupt, 'pages-1.img'));
+    pagesImg[100] ^= 0xff;
+    writeFileSync(join(corrupt, 'pages-1.img'), pagesImg);
+    // The restore itself reports success: the CT checks its memory right after it said it was ready.
+    await c.ok('node-b', 'vzctl', ['restore', '200', '--dumpfile', corrupt]);
+    const initPid = join(c.nodeRoot('node-b'), 'var', 'run', 've', '200.init.pid');
+    const pid = Number(readFileSync(initPid, 'utf8').trim());
+    const deadline = Date.now() + 60_000;
+    while (alive(pid)) {
+      assert.ok(Date.now() < deadline, `CT init ${pid} still runs a minute after a corrupt restore`);
+      await delay(50);
+    }
+    const log = readFileSync(join(c.nodeRoot('node-b'), 'var', 'log', 'ct-200.log'), 'utf8');
+    assert.match(log, /restore: memory checksum \w+ differs from the dump's \w+/);
+    assert.match(await c.ok('node-b', 'vzctl', ['status', '200']), /down/);
   });
 });
 
