@@ -167,7 +167,7 @@ describe('an emulated CT: three pre-dumps, a dump, a restore on another node', (
       if (f !== 'parent') writeFileSync(join(corrupt, f), readFileSync(join(img, '4', f)));
     symlinkSync('../3', join(corrupt, 'parent'));
     const pagesImg = readFileSync(join(corrupt, 'pages-1.img'));
-    pagesImg[100] ^= 0xff;
+    pagesImg.writeUInt8(pagesImg.readUInt8(100) ^ 0xff, 100);
     writeFileSync(join(corrupt, 'pages-1.img'), pagesImg);
     // The restore itself reports success: the CT checks its memory right after it said it was ready.
     await c.ok('node-b', 'vzctl', ['restore', '200', '--dumpfile', corrupt]);
