@@ -290,8 +290,33 @@ export function createEventLog(
  */
 export function withReadCache(log: EventLog, max: number = limits.readCacheMigrations): EventLog {
   const cache = new Map<string, { events: StoredEvent[]; lastSeq: number }>();
+  /** This process's own append, right after the last event it knew: what it holds is still the whole log. */
+  const extend = (mid: string, after: number, stored: StoredEvent) => {
+    const known = cache.get(mid);
+    if (known?.lastSeq === after) cache.set(mid, { events: [...known.events, stored], lastSeq: stored.seq });
+  };
   return {
     ...log,
+    /**
+     * An append that expects no sequence, of a migration this process holds, first expects the last one it holds:
+     * stored, it is known to follow it, so the next read fetches nothing (a message get alone) instead of this very
+     * event. When another writer appended meanwhile, it is appended as asked. An append that expects a sequence
+     * (compare-and-set) extends what is held when that sequence is the last one held.
+     */
+    async append(event, opts = {}) {
+      const mid = event.migrationId;
+      const held = cache.get(mid)?.lastSeq;
+      const expected = opts.expectedLastSeq ?? held;
+      if (expected === undefined) return log.append(event, opts);
+      try {
+        const r = await log.append(event, { ...opts, expectedLastSeq: expected });
+        if (!r.duplicate && expected === held) extend(mid, expected, { seq: r.seq, event });
+        return r;
+      } catch (err) {
+        if (opts.expectedLastSeq !== undefined || !(err instanceof ConcurrencyConflictError)) throw err;
+        return log.append(event, opts);
+      }
+    },
     async read(migrationId, opts = {}) {
       const known = cache.get(migrationId) ?? { events: [], lastSeq: 0 };
       const tail = await log.read(migrationId, { afterSeq: known.lastSeq });

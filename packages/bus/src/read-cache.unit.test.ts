@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
+import { ConcurrencyConflictError } from './errors.ts';
 import { withReadCache, type EventLog, type StoredEvent } from './event-log.ts';
 
 /** A log of stored events per migration, and the `afterSeq` of every read that reached it. */
@@ -23,7 +24,18 @@ function fakeLog() {
     },
   } as unknown as EventLog;
   const append = (mid: string) => stream.push({ mid, seq: stream.length + 1 });
-  return { log, asked, append };
+  /** What this process appended through the log, with the sequence each append expected. */
+  const appends: [string, number | undefined][] = [];
+  (log as { append: EventLog['append'] }).append = (event, opts = {}) => {
+    const mid = event.migrationId;
+    appends.push([mid, opts.expectedLastSeq]);
+    const last = stream.filter((m) => m.mid === mid).at(-1)?.seq ?? 0;
+    if (opts.expectedLastSeq !== undefined && opts.expectedLastSeq !== last)
+      return Promise.reject(new ConcurrencyConflictError(mid, opts.expectedLastSeq));
+    append(mid);
+    return Promise.resolve({ seq: stream.length, duplicate: false });
+  };
+  return { log, asked, append, appends };
 }
 
 const seqs = (r: { events: StoredEvent[] }) => r.events.map((e) => e.seq);
@@ -62,6 +74,53 @@ describe('withReadCache: a whole-log read fetches only what this process has not
     assert.deepEqual([seqs(x), seqs(y)], [[1], [1]]);
     f.append('a');
     assert.deepEqual(seqs(await log.read('a')), [1, 2]);
+  });
+
+  it('given a migration read once, when this process appends to it, then the append expects the last event read and the next read asks only after its own event', async () => {
+    const f = fakeLog();
+    const log = withReadCache(f.log);
+    f.append('a');
+    f.append('b');
+    await log.read('a');
+    const ev = { migrationId: 'a', eventId: 'mine' } as unknown as MigrationEvent;
+    assert.deepEqual(await log.append(ev), { seq: 3, duplicate: false });
+    const r = await log.read('a');
+    assert.deepEqual(seqs(r), [1, 3]);
+    assert.equal(r.events[1]!.event, ev);
+    assert.deepEqual(f.appends, [['a', 1]]);
+    assert.deepEqual(f.asked, [
+      ['a', 0],
+      ['a', 3],
+    ]);
+  });
+
+  it('given another writer appended after the last read, when this process appends, then it appends as asked and the next read fetches both', async () => {
+    const f = fakeLog();
+    const log = withReadCache(f.log);
+    f.append('a');
+    await log.read('a');
+    f.append('a');
+    const ev = { migrationId: 'a', eventId: 'mine' } as unknown as MigrationEvent;
+    assert.deepEqual(await log.append(ev), { seq: 3, duplicate: false });
+    assert.deepEqual(f.appends, [
+      ['a', 1],
+      ['a', undefined],
+    ]);
+    assert.deepEqual(seqs(await log.read('a')), [1, 2, 3]);
+    assert.deepEqual(f.asked.at(-1), ['a', 1]);
+  });
+
+  it("a compare-and-set append that loses is the caller's to handle, and one of a migration never read expects nothing", async () => {
+    const f = fakeLog();
+    const log = withReadCache(f.log);
+    f.append('a');
+    const ev = { migrationId: 'a', eventId: 'mine' } as unknown as MigrationEvent;
+    await assert.rejects(log.append(ev, { expectedLastSeq: 0 }), ConcurrencyConflictError);
+    await log.append({ migrationId: 'b', eventId: 'x' } as unknown as MigrationEvent);
+    assert.deepEqual(f.appends, [
+      ['a', 0],
+      ['b', undefined],
+    ]);
   });
 
   it('keeps at most max migrations: the least recently read is forgotten and read whole again', async () => {
