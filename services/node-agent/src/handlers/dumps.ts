@@ -44,6 +44,7 @@ export const preDump: Handler = async (cmd, ctx) => {
   mkdirSync(a.workDir, { recursive: true });
   const prev = ctx.reconciled ? undefined : a.prevImageDir;
   const t0 = performance.now();
+  if (!existsSync(dumpDevicesFile(a.workDir))) await prepareDumpDevices(ctx, a.ctid, a.workDir);
   await ctx.tools.criuPreDump(
     pid,
     a.imageDir,
@@ -94,7 +95,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
     const pid = rootPid(ctx, a.ctid);
     mkdirSync(a.imageDir, { recursive: true });
     mkdirSync(a.workDir, { recursive: true });
-    const vzArgs = await vzDumpOf(ctx, a.ctid);
+    const vzArgs = await vzDumpOf(ctx, a.ctid, a.workDir);
     // The values vz-rst gives back to the restored CT (its clocks above all) and its memory limits, read while it
     // still runs (vz-cpt; vz-cpt-action at pre-dump, where a missing limit fails the dump).
     try {
@@ -146,15 +147,46 @@ export const finalDump: Handler = async (cmd, ctx) => {
 };
 
 /**
- * What VZ's own checkpoint gives criu for this CT (adapters/vz-checkpoint.ts), after the CT got its `/dev/<uuid>`
- * links, which libvzctl makes before every dump (lib/cr_criu.c dump → create_ploop_dev_map).
+ * What VZ's own checkpoint gives criu for this CT (adapters/vz-checkpoint.ts). The host-tool part — the CT's
+ * `/dev/<uuid>` links and its disks' device numbers — was made before the first pre-dump when there was one
+ * (prepareDumpDevices); a final dump without pre-dumps makes it here, before the freeze.
  */
-async function vzDumpOf(ctx: HandlerContext, ctid: string): Promise<VzDump> {
+async function vzDumpOf(ctx: HandlerContext, ctid: string, workDir: string): Promise<VzDump> {
   const vars = readCtVars(etcVz(ctx.cfg), ctid);
   const root = vars?.['VE_ROOT'];
   if (!vars || !root)
     throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no VE_ROOT on ${ctx.cfg.node}`);
-  // The devmap and the disks' devices are independent reads: asked at once, before the freeze.
+  const externals = readDumpDevices(workDir) ?? (await prepareDumpDevices(ctx, ctid, workDir));
+  const props = cgroupPropsFile(ctx.cfg.hostRoot);
+  return {
+    ...vzFreeze(ctx.cfg.hostRoot, etcVz(ctx.cfg), ctid),
+    root,
+    extMountMaps: [...cgroupMountMaps(ctx.cfg.hostRoot), ...bindMountMaps(vars)],
+    externals,
+    cgroupRoots: vzCgroupRoots(ctid),
+    ...(props ? { cgroupPropsFile: props } : {}),
+  };
+}
+
+/** Where prepareDumpDevices keeps the disks' `--external` devices for the migration's final dump. */
+const dumpDevicesFile = (workDir: string) => join(workDir, 'dump-devices.json');
+
+const readDumpDevices = (workDir: string): string[] | undefined =>
+  existsSync(dumpDevicesFile(workDir))
+    ? (JSON.parse(readFileSync(dumpDevicesFile(workDir), 'utf8')) as string[])
+    : undefined;
+
+/**
+ * Before the migration's first dump, while the CT runs: its `/dev/<uuid>` links, which criu needs to dump the CT's
+ * ploop mounts, and its secondary disks' device numbers (criu's `--external dev[<major>/<minor>]:<uuid>`), kept in
+ * the work dir for the final dump. vzmigrate makes the devmap once, before P.Haul's first dump (vzmigrate
+ * bin/migsrcremote.cpp prePhaulMigration 1668–1672 → VEObj::createDevmap, bin/veentry.cpp 761–767: `vzctl suspend
+ * --create-devmap`); libvzctl makes it again before each of its own dumps (lib/cr_criu.c dump 176), which the
+ * devices of a CT whose disks stay mounted do not change. Both reads are independent: asked at once.
+ */
+async function prepareDumpDevices(ctx: HandlerContext, ctid: string, workDir: string): Promise<string[]> {
+  const vars = readCtVars(etcVz(ctx.cfg), ctid);
+  if (!vars) throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no config on ${ctx.cfg.node}`);
   const [, devices] = await Promise.all([
     ctx.tools.vzctlCreateDevmap(ctid),
     Promise.all(secondaryDisks(vars).map(async (d) => ({ d, dev: await ctx.tools.ploopDevice(d.dd) }))),
@@ -165,15 +197,9 @@ async function vzDumpOf(ctx: HandlerContext, ctid: string): Promise<VzDump> {
     const { major, minor } = blockDevNumber(ctx.cfg.hostRoot, dev.partition);
     externals.push(`dev[${major}/${minor}]:${d.uuid}`);
   }
-  const props = cgroupPropsFile(ctx.cfg.hostRoot);
-  return {
-    ...vzFreeze(ctx.cfg.hostRoot, etcVz(ctx.cfg), ctid),
-    root,
-    extMountMaps: [...cgroupMountMaps(ctx.cfg.hostRoot), ...bindMountMaps(vars)],
-    externals,
-    cgroupRoots: vzCgroupRoots(ctid),
-    ...(props ? { cgroupPropsFile: props } : {}),
-  };
+  mkdirSync(workDir, { recursive: true });
+  writeFileSync(dumpDevicesFile(workDir), JSON.stringify(externals));
+  return externals;
 }
 
 /** The commit: criu finishes the dump and kills the frozen source tasks. Idempotent. */
