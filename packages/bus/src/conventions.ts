@@ -136,6 +136,12 @@ export const limits = {
   readCacheMigrations: 2_000,
   /** A read of one migration's log that receives nothing this long is given up and tried again. */
   readIdleMs: 10_000,
+  /**
+   * A read whose tail spans at most this many stream sequences gets them one message each, all requested at once,
+   * instead of through a consumer made, pulled and deleted for it (an executor's read before a command: the few
+   * intents the coordinator just appended).
+   */
+  directReadMaxSeqs: 16,
   /** Events the coordinator handles at once (of different migrations; one migration is always serial). */
   coordinatorConcurrentEvents: 64,
   /**

@@ -89,6 +89,7 @@ export function createEventLog(
   const judge = createEventJudge(trust, validators, onInvalid);
 
   async function readUpTo(subject: string, lastSeq: number, afterSeq: number): Promise<RawEvent[]> {
+    if (lastSeq - afterSeq <= limits.directReadMaxSeqs) return getEach(subject, lastSeq, afterSeq);
     const raws: RawEvent[] = [];
     const consumer = await js.consumers.get(
       streams.events,
@@ -116,6 +117,20 @@ export function createEventLog(
     }
     throw new BusUnavailableError(
       `${subject}: ${idle ? `no message for ${limits.readIdleMs} ms` : 'the read ended'} before sequence ${lastSeq}`,
+    );
+  }
+
+  /**
+   * The messages of `subject` among the stream sequences after `afterSeq` up to `lastSeq`, each got from the stream
+   * by its sequence, all at once: the tail's other subjects are dropped, as a filtered consumer skips them, and so is
+   * a sequence with no message (none is ever deleted from the log; a purge would be).
+   */
+  async function getEach(subject: string, lastSeq: number, afterSeq: number): Promise<RawEvent[]> {
+    const m = await jsm();
+    const seqs = Array.from({ length: lastSeq - afterSeq }, (_, i) => afterSeq + 1 + i);
+    const got = await Promise.all(seqs.map((seq) => m.streams.getMessage(streams.events, { seq })));
+    return got.flatMap((g) =>
+      g && g.subject === subject ? [{ subject, seq: g.seq, data: g.data, headers: g.header }] : [],
     );
   }
 

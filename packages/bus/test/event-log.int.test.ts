@@ -29,11 +29,12 @@ describe('event log on a real JetStream stream', () => {
   let server: NatsServer;
   let nc: NatsConnection;
   let log: EventLog;
+  const trust = tempIdentities().trust('coordinator');
   before(async () => {
     server = await startNatsServer();
     nc = await connectBus({ servers: server.url, name: 'event-log-test' });
     await ensureTopology(nc);
-    log = createEventLog(nc, validators, tempIdentities().trust('coordinator'));
+    log = createEventLog(nc, validators, trust);
   });
   after(async () => {
     await nc?.drain();
@@ -49,6 +50,30 @@ describe('event log on a real JetStream stream', () => {
     assert.deepEqual(
       events.map((e) => e.event.eventId),
       ['mig-aaaa:cancel:1', 'mig-aaaa:cancel:2'],
+    );
+  });
+
+  it('reads a long log through a consumer and a short tail message by message: the same events, only its own', async () => {
+    const mine: number[] = [];
+    let last = 0;
+    for (let n = 1; n <= 12; n++) {
+      last = (await log.append(cancelEvent('mig-long', n), { expectedLastSeq: last })).seq;
+      mine.push(last);
+      await log.append(cancelEvent(`mig-other-${n}`, 1), { expectedLastSeq: 0 });
+    }
+    // Each reader is new: it knows nothing of the log yet, so each read covers exactly the span asked.
+    const reader = () => createEventLog(nc, validators, trust);
+    const ids = (r: { events: { seq: number; event: MigrationEvent }[] }) => r.events.map((e) => e.seq);
+    // 12 of its events among 24 sequences: more than a direct read takes (limits.directReadMaxSeqs), a consumer.
+    const whole = await reader().read('mig-long');
+    assert.deepEqual(ids(whole), mine);
+    assert.equal(whole.lastSeq, last);
+    // The last 3 of its events: a tail of 5 sequences, got one by one, the other migrations' dropped.
+    const tail = await reader().read('mig-long', { afterSeq: mine[8]! });
+    assert.deepEqual(ids(tail), mine.slice(9));
+    assert.deepEqual(
+      tail.events.map((e) => e.event.eventId),
+      ['mig-long:cancel:10', 'mig-long:cancel:11', 'mig-long:cancel:12'],
     );
   });
 
