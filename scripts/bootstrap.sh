@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20:
+# Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20 (20.12 or later):
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
 #   - nats-server, docker-compose, chromium, tmux and promtool from apt-get when they are missing
 #   - the bundles of every program (scripts/build.mjs) when a source is newer than the last build
@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-  say "Node.js >= 20 is required (found $(node --version))"; exit 1
+# 20.12: the emulated CT hashes its pages with crypto.hash.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 12) ? 0 : 1)'; then
+  say "Node.js >= 20.12 is required (found $(node --version))"; exit 1
 fi
 
 stamp=node_modules/.haul-bootstrap-stamp

@@ -25,8 +25,10 @@ export type EmulatedCluster = {
     node: string,
     opts?: { criuVersion?: string; memTrack?: boolean; plainCriu?: boolean },
   ): Promise<void>;
-  /** Kill every emulated CT process (by PID from the node state) and remove the folder. */
-  /** Kills the CTs and deletes the folder (`keepFiles`: the CTs only, for a look afterwards). */
+  /**
+   * Kill every emulated CT process (by PID from the node state) and remove the folder (`keepFiles`: kill the CTs
+   * only, for a look afterwards).
+   */
   destroy(opts?: { keepFiles?: boolean }): void;
 };
 

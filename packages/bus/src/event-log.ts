@@ -123,12 +123,17 @@ export function createEventLog(
   /**
    * The messages of `subject` among the stream sequences after `afterSeq` up to `lastSeq`, each got from the stream
    * by its sequence, all at once: the tail's other subjects are dropped, as a filtered consumer skips them, and so is
-   * a sequence with no message (none is ever deleted from the log; a purge would be).
+   * a sequence with no message (aged out of the stream, or removed by its byte limit). Like the consumer's read, it
+   * ends only with the message at `lastSeq`, this migration's: a stream (a new leader) that does not have it yet is
+   * unavailable, and the read is tried again, never taken as the whole tail.
    */
   async function getEach(subject: string, lastSeq: number, afterSeq: number): Promise<RawEvent[]> {
     const m = await jsm();
     const seqs = Array.from({ length: lastSeq - afterSeq }, (_, i) => afterSeq + 1 + i);
     const got = await Promise.all(seqs.map((seq) => m.streams.getMessage(streams.events, { seq })));
+    const last = got.at(-1);
+    if (!last || last.seq !== lastSeq || last.subject !== subject)
+      throw new BusUnavailableError(`${subject}: the stream has no message ${lastSeq} of it yet`);
     return got.flatMap((g) =>
       g && g.subject === subject ? [{ subject, seq: g.seq, data: g.data, headers: g.header }] : [],
     );
@@ -240,8 +245,9 @@ export function createEventLog(
       if (!last) return { events: [], lastSeq: 0 };
       const afterSeq = opts.afterSeq ?? 0;
       if (last.seq <= afterSeq) return { events: [], lastSeq: last.seq };
-      // An ordered consumer up to the last sequence. A read that stops receiving (a server of the cluster died
-      // under it) is given up after readIdleMs and tried again, never left hanging with its migration behind it.
+      // Up to the last sequence: a short tail message by message (getEach), a longer one through an ordered
+      // consumer. A read that stops receiving (a server of the cluster died under it) is given up after readIdleMs
+      // and tried again, never left hanging with its migration behind it.
       return { events: await readJudged(migrationId, afterSeq, last.seq), lastSeq: last.seq };
     },
 
@@ -298,14 +304,17 @@ export function createEventLog(
 /**
  * An event log whose whole-log reads are served from what this process already read: per migration the judged
  * events and the sequence they reach, and a read asks the stream only for what came after it (a message get and,
- * when there is more, a consumer from that sequence). An executor reads a migration's log before each of its
+ * when there is more, the messages after it: one by one for a short tail, else a consumer from that sequence). An executor reads a migration's log before each of its
  * commands; without this, each read fetched and checked the signature of every event again, O(n²) per migration
  * (bench:control stalled at a thousand migrations). The stream is append-only, so what was read stays true.
  * At most `max` migrations are kept, the least recently read forgotten first.
  */
 export function withReadCache(log: EventLog, max: number = limits.readCacheMigrations): EventLog {
   const cache = new Map<string, { events: StoredEvent[]; lastSeq: number }>();
-  /** This process's own append, right after the last event it knew: what it holds is still the whole log. */
+  /**
+   * This process's own append, right after the last event it knew: what it holds is still the whole log. The event
+   * kept is a frozen copy, as a read would give it: the caller's object may change after.
+   */
   const extend = (mid: string, after: number, stored: StoredEvent) => {
     const known = cache.get(mid);
     if (known?.lastSeq === after) cache.set(mid, { events: [...known.events, stored], lastSeq: stored.seq });
@@ -325,7 +334,8 @@ export function withReadCache(log: EventLog, max: number = limits.readCacheMigra
       if (expected === undefined) return log.append(event, opts);
       try {
         const r = await log.append(event, { ...opts, expectedLastSeq: expected });
-        if (!r.duplicate && expected === held) extend(mid, expected, { seq: r.seq, event });
+        if (!r.duplicate && expected === held)
+          extend(mid, expected, { seq: r.seq, event: Object.freeze(structuredClone(event)) });
         return r;
       } catch (err) {
         if (opts.expectedLastSeq !== undefined || !(err instanceof ConcurrencyConflictError)) throw err;

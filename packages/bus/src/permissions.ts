@@ -101,13 +101,16 @@ const g = (subject: string, why: string): Grant => ({ subject, why });
 /** The coordinator's durable consumer of every event (services/coordinator/src/app.ts). */
 export const coordinatorConsumer = 'coordinator';
 
-/** Read one migration's log or follow all of it: a message get and ordered consumers (event-log.ts). */
+/** Read one migration's log or follow all of it: message gets and ordered consumers (event-log.ts). */
 const readEvents = (): Grant[] => [
   g(
     jsApi.streamInfo(streams.events),
     'event log: ordered consumers look up the stream; `haul events` its last sequence',
   ),
-  g(jsApi.msgGet(streams.events), 'event log: the last event of a migration (read)'),
+  g(
+    jsApi.msgGet(streams.events),
+    "event log: a migration's last event, and a short tail one message at a time (read)",
+  ),
   g(
     jsApi.consumerCreate(streams.events, '*', subjects.eventsAll),
     'event log: ordered consumers (read, follow)',

@@ -86,7 +86,8 @@ describe('withReadCache: a whole-log read fetches only what this process has not
     assert.deepEqual(await log.append(ev), { seq: 3, duplicate: false });
     const r = await log.read('a');
     assert.deepEqual(seqs(r), [1, 3]);
-    assert.equal(r.events[1]!.event, ev);
+    assert.deepEqual(r.events[1]!.event, ev);
+    assert.ok(Object.isFrozen(r.events[1]!.event), 'a copy the caller cannot change');
     assert.deepEqual(f.appends, [['a', 1]]);
     assert.deepEqual(f.asked, [
       ['a', 0],

@@ -8,8 +8,10 @@ import {
   connectBus,
   createEventLog,
   ensureTopology,
+  streams,
   type EventLog,
 } from '@haul/bus';
+import { jetstreamManager } from '@nats-io/jetstream';
 
 const validators = createValidators();
 
@@ -56,25 +58,42 @@ describe('event log on a real JetStream stream', () => {
   it('reads a long log through a consumer and a short tail message by message: the same events, only its own', async () => {
     const mine: number[] = [];
     let last = 0;
-    for (let n = 1; n <= 12; n++) {
+    const appendMine = async (n: number) => {
       last = (await log.append(cancelEvent('mig-long', n), { expectedLastSeq: last })).seq;
       mine.push(last);
+    };
+    for (let n = 1; n <= 12; n++) {
+      await appendMine(n);
       await log.append(cancelEvent(`mig-other-${n}`, 1), { expectedLastSeq: 0 });
     }
-    // Each reader is new: it knows nothing of the log yet, so each read covers exactly the span asked.
-    const reader = () => createEventLog(nc, validators, trust);
-    const ids = (r: { events: { seq: number; event: MigrationEvent }[] }) => r.events.map((e) => e.seq);
-    // 12 of its events among 24 sequences: more than a direct read takes (limits.directReadMaxSeqs), a consumer.
-    const whole = await reader().read('mig-long');
+    // The JetStream API requests of this connection that make a consumer (an ordered consumer makes one per read).
+    const made: string[] = [];
+    const sub = nc.subscribe('$JS.API.CONSUMER.CREATE.>', {
+      callback: (_e, m) => void made.push(m.subject),
+    });
+    const reader = createEventLog(nc, validators, trust);
+    const ids = (r: { events: { seq: number }[] }) => r.events.map((e) => e.seq);
+    // 12 of its events among 24 sequences and more: longer than a direct read takes, a consumer.
+    const whole = await reader.read('mig-long');
     assert.deepEqual(ids(whole), mine);
-    assert.equal(whole.lastSeq, last);
-    // The last 3 of its events: a tail of 5 sequences, got one by one, the other migrations' dropped.
-    const tail = await reader().read('mig-long', { afterSeq: mine[8]! });
-    assert.deepEqual(ids(tail), mine.slice(9));
+    assert.equal(made.length, 1, 'the whole log through one consumer');
+    // Three more of its own among others, one of which is gone from the stream: a tail of 6 sequences.
+    const others: number[] = [];
+    for (let n = 13; n <= 15; n++) {
+      others.push((await log.append(cancelEvent(`mig-other-${n}`, 1), { expectedLastSeq: 0 })).seq);
+      await appendMine(n);
+    }
+    const jsm = await jetstreamManager(nc);
+    assert.ok(await jsm.streams.deleteMessage(streams.events, others[1]!, false));
+    const tail = await reader.read('mig-long', { afterSeq: whole.lastSeq });
+    await nc.flush();
+    sub.unsubscribe();
+    assert.deepEqual(ids(tail), mine.slice(12));
     assert.deepEqual(
       tail.events.map((e) => e.event.eventId),
-      ['mig-long:cancel:10', 'mig-long:cancel:11', 'mig-long:cancel:12'],
+      ['mig-long:cancel:13', 'mig-long:cancel:14', 'mig-long:cancel:15'],
     );
+    assert.equal(made.length, 1, 'the short tail without a consumer');
   });
 
   it('rejects an append whose expected last subject sequence is stale', async () => {

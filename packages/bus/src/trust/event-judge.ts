@@ -177,7 +177,10 @@ export function createEventJudge(
       if (!trust.secure) return;
       const k = entry(e.migrationId);
       learn(k.facts, seq, e);
-      if (contiguous) k.coveredSeq = Math.max(k.coveredSeq, seq);
+      if (!contiguous) return;
+      k.coveredSeq = Math.max(k.coveredSeq, seq);
+      // Covered: no read of this process judges that message again, so its copy is not kept for one.
+      mine.delete(e.eventId);
     },
     /** This process is about to append `e` as exactly `body`, with the signature it made itself. */
     signing(e: MigrationEvent, body: Uint8Array, signature: SignatureHeaders | undefined): void {

@@ -1,4 +1,5 @@
 import { vzControllers, vzSideFiles } from './vz-checkpoint.ts';
+import { vzctlEnvRun } from './tools.ts';
 
 /**
  * The host contract: every command line haul runs on a host, with placeholders for the values, the exit codes haul
@@ -245,7 +246,7 @@ export const hostContract: ContractEntry[] = [
   {
     tool: 'vzctl',
     argv: ['--skipowner', '--skiplock', 'start', '<ctid>'],
-    okCodes: [32],
+    okCodes: [vzctlEnvRun],
     builtBy: 'tools.ts vzctlStart',
     upstream: [
       { words: '--skipowner, --skiplock', source: vzctlMain },
@@ -278,7 +279,7 @@ export const hostContract: ContractEntry[] = [
   {
     tool: 'vzctl',
     argv: ['--skipowner', '--skiplock', 'restore', '<ctid>', '--skip_arpdetect', '--dumpfile', '<dir>'],
-    okCodes: [32],
+    okCodes: [vzctlEnvRun],
     builtBy: 'tools.ts vzctlRestore',
     upstream: [
       { words: '--skipowner, --skiplock', source: vzctlMain },
@@ -289,7 +290,7 @@ export const hostContract: ContractEntry[] = [
       { words: 'restore runs vz-rst (criu restore)', source: 'OpenVZ/libvzctl@ebbfc38:scripts/vz-rst.in' },
       {
         words: 'exit 32: the CT already runs, nothing restored',
-        source: 'OpenVZ/libvzctl@ebbfc38:lib/env.c vzctl_env_restore 1275–1277, lib/vzerror.h 63',
+        source: 'OpenVZ/libvzctl@ebbfc38:lib/env.c vzctl_env_restore 1274–1276, lib/vzerror.h 63',
       },
     ],
   },
@@ -356,7 +357,7 @@ export const hostContract: ContractEntry[] = [
     tool: 'vzctl',
     argv: ['--skipowner', '--skiplock', 'suspend', '<ctid>', '--create-devmap'],
     okCodes: [],
-    builtBy: 'tools.ts vzctlCreateDevmap (dumps.ts vzDumpOf, before the final dump)',
+    builtBy: 'tools.ts vzctlCreateDevmap (dumps.ts prepareDumpDevices: before the first dump)',
     upstream: [
       { words: '--skipowner, --skiplock', source: vzctlMain },
       {
@@ -374,7 +375,8 @@ export const hostContract: ContractEntry[] = [
     tool: 'ploop',
     argv: ['info', '-d', '<dd.xml>'],
     okCodes: [],
-    builtBy: 'tools.ts ploopDevice (dumps.ts vzDumpOf: the partition of each secondary disk)',
+    builtBy:
+      'tools.ts ploopDevice (dumps.ts prepareDumpDevices: the partition of each secondary disk, before the first dump)',
     upstream: [
       {
         words: '-d: prints device:\t\t<dev> and partition:\t<part>',

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-/**
+/*
  * How long a step spent inside host tools, so its result can say what part of the step was host work (toolMs) and
  * the core can tell the rest — the control overhead — apart. A measurement follows the step's async calls wherever
  * the tools are run from (the runner, the held dump), without passing a clock through every function.
@@ -15,7 +15,10 @@ const current = new AsyncLocalStorage<Measurement>();
 export async function measureToolTime<T>(fn: () => Promise<T>): Promise<{ value: T; toolMs: number }> {
   const clock: Clock = { ms: 0, running: 0, since: 0 };
   const value = await current.run({ clock, inTool: false }, fn);
-  return { value, toolMs: Math.round(clock.ms * 10) / 10 };
+  // A tool still running when the step ends (one of several it started at once, after another failed) counts up
+  // to now.
+  const ms = clock.ms + (clock.running > 0 ? performance.now() - clock.since : 0);
+  return { value, toolMs: Math.round(ms * 10) / 10 };
 }
 
 /**

@@ -1,10 +1,19 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { defaultFrozenLeaseMs } from '@haul/bus';
 import { mayResumeSource } from '@haul/domain';
 import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
 import { readDumpStats } from '../adapters/criu-stats.ts';
-import { dirBytes } from '../adapters/files.ts';
+import { dirBytes, writeNew } from '../adapters/files.ts';
 import { asToolTime } from '../adapters/tool-time.ts';
 import { argsOf, etcVz, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
 import { readCtVars } from '../adapters/vz-config.ts';
@@ -43,8 +52,9 @@ export const preDump: Handler = async (cmd, ctx) => {
   mkdirSync(a.imageDir, { recursive: true });
   mkdirSync(a.workDir, { recursive: true });
   const prev = ctx.reconciled ? undefined : a.prevImageDir;
+  // Not part of the dump's time (its speed feeds the iteration model): the devices are made before it.
+  await dumpDevicesOf(ctx, a.ctid, a.workDir, pid);
   const t0 = performance.now();
-  if (!existsSync(dumpDevicesFile(a.workDir))) await prepareDumpDevices(ctx, a.ctid, a.workDir);
   await ctx.tools.criuPreDump(
     pid,
     a.imageDir,
@@ -95,7 +105,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
     const pid = rootPid(ctx, a.ctid);
     mkdirSync(a.imageDir, { recursive: true });
     mkdirSync(a.workDir, { recursive: true });
-    const vzArgs = await vzDumpOf(ctx, a.ctid, a.workDir);
+    const vzArgs = await vzDumpOf(ctx, a.ctid, a.workDir, pid);
     // The values vz-rst gives back to the restored CT (its clocks above all) and its memory limits, read while it
     // still runs (vz-cpt; vz-cpt-action at pre-dump, where a missing limit fails the dump).
     try {
@@ -151,12 +161,12 @@ export const finalDump: Handler = async (cmd, ctx) => {
  * `/dev/<uuid>` links and its disks' device numbers — was made before the first pre-dump when there was one
  * (prepareDumpDevices); a final dump without pre-dumps makes it here, before the freeze.
  */
-async function vzDumpOf(ctx: HandlerContext, ctid: string, workDir: string): Promise<VzDump> {
+async function vzDumpOf(ctx: HandlerContext, ctid: string, workDir: string, pid: number): Promise<VzDump> {
   const vars = readCtVars(etcVz(ctx.cfg), ctid);
   const root = vars?.['VE_ROOT'];
   if (!vars || !root)
     throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no VE_ROOT on ${ctx.cfg.node}`);
-  const externals = readDumpDevices(workDir) ?? (await prepareDumpDevices(ctx, ctid, workDir));
+  const externals = await dumpDevicesOf(ctx, ctid, workDir, pid);
   const props = cgroupPropsFile(ctx.cfg.hostRoot);
   return {
     ...vzFreeze(ctx.cfg.hostRoot, etcVz(ctx.cfg), ctid),
@@ -171,10 +181,39 @@ async function vzDumpOf(ctx: HandlerContext, ctid: string, workDir: string): Pro
 /** Where prepareDumpDevices keeps the disks' `--external` devices for the migration's final dump. */
 const dumpDevicesFile = (workDir: string) => join(workDir, 'dump-devices.json');
 
-const readDumpDevices = (workDir: string): string[] | undefined =>
-  existsSync(dumpDevicesFile(workDir))
-    ? (JSON.parse(readFileSync(dumpDevicesFile(workDir), 'utf8')) as string[])
-    : undefined;
+/** What the work dir keeps: the devices, and the boot and CT init they were read for. */
+type DumpDevices = { bootId: string; initPid: number; externals: string[] };
+
+/**
+ * The CT's dump devices: those kept in the work dir when they were read in this boot for this very CT init (a CT
+ * restarted since, or a rebooted host, may have other devices and has lost its devmap links), else made now. A
+ * file that is not what prepareDumpDevices writes (a torn write) is made again as well.
+ */
+export async function dumpDevicesOf(
+  ctx: HandlerContext,
+  ctid: string,
+  workDir: string,
+  pid: number,
+): Promise<string[]> {
+  const kept = readDumpDevices(workDir);
+  if (kept && kept.bootId === ctx.cfg.bootId && kept.initPid === pid) return kept.externals;
+  return prepareDumpDevices(ctx, ctid, workDir, pid);
+}
+
+function readDumpDevices(workDir: string): DumpDevices | undefined {
+  let d: Partial<DumpDevices>;
+  try {
+    d = JSON.parse(readFileSync(dumpDevicesFile(workDir), 'utf8')) as Partial<DumpDevices>;
+  } catch {
+    return undefined; // none yet, or unreadable: made again
+  }
+  const ok =
+    typeof d.bootId === 'string' &&
+    typeof d.initPid === 'number' &&
+    Array.isArray(d.externals) &&
+    d.externals.every((x) => typeof x === 'string' && /^dev\[\d+\/\d+\]:\S+$/.test(x));
+  return ok ? (d as DumpDevices) : undefined;
+}
 
 /**
  * Before the migration's first dump, while the CT runs: its `/dev/<uuid>` links, which criu needs to dump the CT's
@@ -184,13 +223,26 @@ const readDumpDevices = (workDir: string): string[] | undefined =>
  * --create-devmap`); libvzctl makes it again before each of its own dumps (lib/cr_criu.c dump 176), which the
  * devices of a CT whose disks stay mounted do not change. Both reads are independent: asked at once.
  */
-async function prepareDumpDevices(ctx: HandlerContext, ctid: string, workDir: string): Promise<string[]> {
+async function prepareDumpDevices(
+  ctx: HandlerContext,
+  ctid: string,
+  workDir: string,
+  initPid: number,
+): Promise<string[]> {
   const vars = readCtVars(etcVz(ctx.cfg), ctid);
   if (!vars) throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no config on ${ctx.cfg.node}`);
-  const [, devices] = await Promise.all([
+  const disks = secondaryDisks(vars);
+  // All settled before the step ends, whichever fails: no tool of it keeps running after its outcome.
+  const [devmap, ...infos] = await Promise.allSettled([
     ctx.tools.vzctlCreateDevmap(ctid),
-    Promise.all(secondaryDisks(vars).map(async (d) => ({ d, dev: await ctx.tools.ploopDevice(d.dd) }))),
+    ...disks.map((d) => ctx.tools.ploopDevice(d.dd)),
   ]);
+  const failed = [devmap, ...infos].find((r) => r.status === 'rejected');
+  if (failed?.status === 'rejected') throw failed.reason;
+  const devices = disks.map((d, i) => ({
+    d,
+    dev: (infos[i] as PromiseFulfilledResult<{ device: string; partition: string }>).value,
+  }));
   const externals: string[] = [];
   for (const { d, dev } of devices) {
     if (!dev.partition) continue;
@@ -198,7 +250,10 @@ async function prepareDumpDevices(ctx: HandlerContext, ctid: string, workDir: st
     externals.push(`dev[${major}/${minor}]:${d.uuid}`);
   }
   mkdirSync(workDir, { recursive: true });
-  writeFileSync(dumpDevicesFile(workDir), JSON.stringify(externals));
+  // Whole or not at all: a new file (never through a link) renamed over the old one.
+  const tmp = `${dumpDevicesFile(workDir)}.tmp`;
+  writeNew(tmp, JSON.stringify({ bootId: ctx.cfg.bootId, initPid, externals } satisfies DumpDevices), 0o600);
+  renameSync(tmp, dumpDevicesFile(workDir));
   return externals;
 }
 

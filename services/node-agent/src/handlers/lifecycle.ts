@@ -30,7 +30,7 @@ export const restore: Handler = async (cmd, ctx) => {
   const t0 = performance.now();
   try {
     // A restore that ran before a crash or a redelivery left the CT running: vzctl refuses to restore a running CT
-    // with 32 before it touches anything (libvzctl lib/env.c vzctl_env_restore 1275–1277, VZCTL_E_ENV_RUN), which
+    // with 32 before it touches anything (libvzctl lib/env.c vzctl_env_restore 1274–1276, VZCTL_E_ENV_RUN), which
     // saves a `vzctl status` inside the frozen window.
     if ((await ctx.tools.vzctlRestore(a.ctid, a.imageDir)).exitCode === vzctlEnvRun) {
       r.actions.push('CT already running on the target');
