@@ -171,12 +171,17 @@ async function send(cmd: Record<string, unknown>, o: { intend?: boolean } = {}):
   );
 }
 
-/** Every entry below `dir`: its type, mode, bytes (sha256) or link target; a change anywhere changes the digest. */
+/**
+ * Every entry below `dir`: its type, mode, bytes (sha256) or link target; a change anywhere changes the digest. But
+ * the agent's command markers (its own bookkeeping, var/lib/haul/commands): a marker is removed just after the
+ * command's outcome is appended, so a digest taken on seeing the outcome may or may not still find it.
+ */
 function treeDigest(dir: string): string {
   const h = createHash('sha256');
   const walk = (d: string) => {
     for (const name of readdirSync(d).sort()) {
       const p = join(d, name);
+      if (p.endsWith(join('var', 'lib', 'haul', 'commands'))) continue;
       const st = lstatSync(p);
       h.update(`${p}\0${st.mode}\0`);
       if (st.isSymbolicLink()) h.update(`-> ${readlinkSync(p)}\0`);
