@@ -42,6 +42,9 @@ export function inheritedEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** Where a node's agent keeps its state (HAUL_STATE_DIR) in an emulated node's folder. */
+export const agentStateDir = (nodeRoot: string): string => join(nodeRoot, 'var', 'lib', 'haul');
+
 export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
   ensureBuilt();
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -85,6 +88,21 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
     },
     destroy(opts = {}) {
       for (const node of nodes) {
+        // A final dump held at post-dump (criu and haul-hold-frozen, started detached in a process group of their
+        // own, whose leader's pid the agent keeps in held/<migration>/criu.pid) waits for a decision forever once
+        // its agent is gone: its whole group goes.
+        const held = join(agentStateDir(join(dir, node)), 'held');
+        for (const m of existsSync(held) ? readdirSync(held) : []) {
+          const pidFile = join(held, m, 'criu.pid');
+          const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : NaN;
+          if (pid > 0) {
+            try {
+              process.kill(-pid, 'SIGKILL');
+            } catch {
+              /* already gone */
+            }
+          }
+        }
         const cts = join(dir, node, 'var', 'lib', 'haul-emu', 'cts');
         for (const f of existsSync(cts) ? readdirSync(cts) : []) {
           const pid = (JSON.parse(readFileSync(join(cts, f), 'utf8')) as { pid?: number }).pid;

@@ -14,7 +14,7 @@ import {
 } from '@haul/bus';
 import { createValidators, type MigrateRequest, type MigrationEvent } from '@haul/schemas';
 import { createApiClient } from '@haul/cli';
-import { createEmulatedCluster, type EmulatedCluster } from './emulated-cluster.ts';
+import { agentStateDir, createEmulatedCluster, type EmulatedCluster } from './emulated-cluster.ts';
 import {
   brokenInvariants as checkInvariants,
   imageRootOf,
@@ -169,7 +169,7 @@ export async function startWorld(o: WorldOptions = {}) {
     HAUL_NODE: node,
     HAUL_HOST_ROOT: cluster.nodeRoot(node),
     HAUL_IMAGE_ROOT: imageRoot(node),
-    HAUL_STATE_DIR: join(cluster.nodeRoot(node), 'var', 'lib', 'haul'),
+    HAUL_STATE_DIR: agentStateDir(cluster.nodeRoot(node)),
     HAUL_STREAM_ROOTS: `${imageRoot(node)}:${join(cluster.nodeRoot(node), 'vz', 'private')}`,
     HAUL_SHARED_ROOTS: cluster.shared,
     HAUL_EMU_FAULTS: faultsFile,
