@@ -4,6 +4,7 @@ import {
   existsSync,
   openSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   watch,
@@ -46,6 +47,13 @@ export function writeNew(path: string, body: string, mode: number): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Write a file whole: a fresh temporary (writeNew), renamed over the old one. */
+export function replaceFile(path: string, body: string, mode: number): void {
+  const tmp = `${path}.haul-tmp`;
+  writeNew(tmp, body, mode);
+  renameSync(tmp, path);
 }
 
 /** Total bytes of the regular files in a folder (not following links). */

@@ -1,19 +1,10 @@
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultFrozenLeaseMs } from '@haul/bus';
 import { mayResumeSource } from '@haul/domain';
 import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
 import { readDumpStats } from '../adapters/criu-stats.ts';
-import { dirBytes, writeNew } from '../adapters/files.ts';
+import { dirBytes, replaceFile } from '../adapters/files.ts';
 import { asToolTime } from '../adapters/tool-time.ts';
 import { argsOf, etcVz, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
 import { readCtVars } from '../adapters/vz-config.ts';
@@ -250,10 +241,11 @@ async function prepareDumpDevices(
     externals.push(`dev[${major}/${minor}]:${d.uuid}`);
   }
   mkdirSync(workDir, { recursive: true });
-  // Whole or not at all: a new file (never through a link) renamed over the old one.
-  const tmp = `${dumpDevicesFile(workDir)}.tmp`;
-  writeNew(tmp, JSON.stringify({ bootId: ctx.cfg.bootId, initPid, externals } satisfies DumpDevices), 0o600);
-  renameSync(tmp, dumpDevicesFile(workDir));
+  replaceFile(
+    dumpDevicesFile(workDir),
+    JSON.stringify({ bootId: ctx.cfg.bootId, initPid, externals } satisfies DumpDevices),
+    0o600,
+  );
   return externals;
 }
 

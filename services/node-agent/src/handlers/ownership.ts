@@ -2,7 +2,7 @@ import { existsSync, lstatSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { errorCodes } from '@haul/domain';
 import type { CtArgs, HostResult } from '@haul/schemas';
-import { writeNew } from '../adapters/files.ts';
+import { replaceFile } from '../adapters/files.ts';
 import { toolOnPath } from '../adapters/tools.ts';
 import { readCtConfig, readLockDir } from '../adapters/vz-config.ts';
 import { ctLockFile, heldBy, releaseCtLock, takeCtLock } from '../ct-lock.ts';
@@ -60,7 +60,7 @@ export const takeOwnership: Handler = async (cmd, ctx) => {
   const r: HostResult = { actions: [] };
   const etc = join(etcVz(ctx.cfg), 'conf', `${ctid}.conf`);
   if (!isLink(etc)) {
-    replaceFile(join(priv, 've.conf'), readFileSync(etc, 'utf8'));
+    replaceFile(join(priv, 've.conf'), readFileSync(etc, 'utf8'), 0o644);
     r.actions.push(`config written to ${priv}/ve.conf`);
   }
   if ((conf['HA_ENABLE'] ?? 'yes') !== 'no' && toolOnPath('shaman')) {
@@ -89,7 +89,7 @@ export const releaseOwnership: Handler = async (cmd, ctx) => {
   const kept = `${etc}.haul-unregistered`;
   const actions: string[] = [];
   if (isLink(etc)) {
-    replaceFile(kept, readFileSync(etc, 'utf8'));
+    replaceFile(kept, readFileSync(etc, 'utf8'), 0o644);
     await ctx.tools.vzctlUnregister(ctid);
     actions.push('unregistered');
   }
@@ -100,10 +100,3 @@ export const releaseOwnership: Handler = async (cmd, ctx) => {
   rmSync(kept, { force: true });
   return { actions: actions.length > 0 ? actions : ['not registered here'] } satisfies HostResult;
 };
-
-/** Write a file whole: a fresh temporary (O_EXCL, never through a symlink), renamed over the old one. */
-function replaceFile(path: string, body: string): void {
-  const tmp = `${path}.haul-tmp`;
-  writeNew(tmp, body, 0o644);
-  renameSync(tmp, path);
-}
