@@ -1,6 +1,5 @@
-import { AuthorizationError, jwtAuthenticator, nkeyAuthenticator } from '@nats-io/nats-core';
+import { AuthorizationError } from '@nats-io/nats-core';
 import { NatsConnectionImpl } from '@nats-io/nats-core/internal';
-import { fromSeed } from '@nats-io/nkeys';
 import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { BusError, BusUnavailableError } from './errors.ts';
 import {
@@ -15,6 +14,7 @@ import { inboxPrefix } from './permissions.ts';
 import { ConfigError, loadSettings, removedEnv } from './settings/load.ts';
 import { settingsOf } from './settings/spec.ts';
 import { isTlsAlert, probeClientCertificate } from './tls-probe.ts';
+import { natsAuthenticator, seedKeyOf, type SeedKey } from './trust/ed25519.ts';
 
 export type BusConfig = {
   /** Comma-separated URLs, e.g. nats://127.0.0.1:4222,nats://127.0.0.1:4223 */
@@ -106,20 +106,18 @@ function connectionEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  */
 function identityOptions(identity: NonNullable<BusConfig['identity']>): Partial<NodeConnectionOptions> {
   let secret: ReturnType<typeof readIdentityFile>;
-  let seed: Uint8Array;
-  let publicKey: string;
+  let key: SeedKey;
   try {
     secret = readIdentityFile(identity.file, identity.setting);
-    seed = new TextEncoder().encode(secret.seed);
-    publicKey = fromSeed(seed).getPublicKey();
+    key = seedKeyOf(new TextEncoder().encode(secret.seed));
   } catch (err) {
     const message =
       err instanceof IdentityFileError ? err.message : `${identity.file} does not hold a valid nkey seed`;
     throw new BusConfigError(message, { cause: err });
   }
   return {
-    authenticator: secret.jwt ? jwtAuthenticator(secret.jwt, seed) : nkeyAuthenticator(seed),
-    inboxPrefix: inboxPrefix(publicKey),
+    authenticator: natsAuthenticator(key, secret.jwt),
+    inboxPrefix: inboxPrefix(key.publicKey),
   };
 }
 

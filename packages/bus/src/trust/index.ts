@@ -15,6 +15,7 @@ export {
 } from './registry.ts';
 export {
   loadSeed,
+  publicKeyOfPair,
   signWith,
   signatureHeaders,
   signedBytes,
@@ -42,3 +43,4 @@ export {
   type Trust,
   type TrustSettings,
 } from './trust.ts';
+export { natsAuthenticator, seedKeyOf, type SeedKey } from './ed25519.ts';

@@ -1,7 +1,8 @@
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { fromSeed, Prefix, type KeyPair } from '@nats-io/nkeys';
 // The nkey text codec (base32, prefix byte, CRC-16): nkeys exports no other way to reach a key's raw bytes.
 import { Codec } from '@nats-io/nkeys/lib/codec.js';
+import { seedKeyOf, type SeedKey } from './ed25519.ts';
 import { identityEnv, IdentityFileError, readIdentityFile, type IdentitySetting } from '../identity-file.ts';
 import { retiredKeyBelieved, TrustConfigError, type Identity, type Registry } from './registry.ts';
 
@@ -32,21 +33,22 @@ export function signedBytes(subject: string, body: Uint8Array): Uint8Array {
  * (RFC 8032, as `nats-server` and every nkeys library make them), but tweetnacl took 8-35 ms per signature or check
  * on this project's 2-core CI machine, and each log read checks every event's signature: a node agent spent seconds
  * per command with its event loop blocked. OpenSSL takes about 0.1 ms. nkeys still parses and checks the keys' text.
+ * A key pair's public key is OpenSSL's too (ed25519.ts): tweetnacl's KeyPair.getPublicKey() costs 35 ms cold.
  */
 
 /** A key pair's private key for OpenSSL and its public nkey, made once per key pair. */
-const signers = new WeakMap<KeyPair, { key: KeyObject; publicKey: string }>();
-function signerOf(kp: KeyPair): { key: KeyObject; publicKey: string } {
+const signers = new WeakMap<KeyPair, SeedKey>();
+function signerOf(kp: KeyPair): SeedKey {
   let s = signers.get(kp);
   if (!s) {
-    const publicKey = kp.getPublicKey();
-    const d = b64url(Codec.decodeSeed(kp.getSeed()).buf);
-    const x = b64url(Codec.decode(Prefix.User, enc.encode(publicKey)));
-    s = { key: createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x }, format: 'jwk' }), publicKey };
+    s = seedKeyOf(kp.getSeed());
     signers.set(kp, s);
   }
   return s;
 }
+
+/** A key pair's public nkey (U…), as KeyPair.getPublicKey() says it, from OpenSSL. */
+export const publicKeyOfPair = (kp: KeyPair): string => signerOf(kp).publicKey;
 
 /** A user's public key for OpenSSL, from its nkey text (U...), made once per key; undefined if it is none. */
 const publicKeys = new Map<string, KeyObject | undefined>();

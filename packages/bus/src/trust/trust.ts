@@ -11,6 +11,7 @@ import {
 } from './registry.ts';
 import {
   loadSeed,
+  publicKeyOfPair,
   signWith,
   verifyWith,
   type HeaderReader,
@@ -78,8 +79,9 @@ function rejectionLog(log: Logger | undefined) {
 
 /** Trust from a registry and, for a process that signs, its key pair. */
 export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: Logger): Trust {
-  const identity = kp ? registry.byKey.get(kp.getPublicKey()) : undefined;
-  const retired = kp ? registry.retired.get(kp.getPublicKey()) : undefined;
+  const publicKey = kp ? publicKeyOfPair(kp) : undefined;
+  const identity = publicKey ? registry.byKey.get(publicKey) : undefined;
+  const retired = publicKey ? registry.retired.get(publicKey) : undefined;
   if (retired)
     throw new TrustConfigError(
       'HAUL_NKEY_SEED_FILE',
