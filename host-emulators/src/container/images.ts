@@ -7,6 +7,7 @@ import {
   readdirSync,
   readlinkSync,
   writeFileSync,
+  writevSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { PAGE } from './memory.ts';
@@ -18,17 +19,49 @@ import { PAGE } from './memory.ts';
  */
 const PAGEMAP_MAGIC = 0x48504d31; // "HPM1"
 
+/**
+ * Write a dump's page images. The pages go to `pages-1.img` straight from the CT's memory, a run of consecutive
+ * pages per buffer (as CRIU's page pipes hold runs of the task's own pages, not copies): no copy of them is made,
+ * so a first dump of 256 MiB does not first allocate and fill 256 MiB more (on a VM, fresh memory costs a page fault
+ * per 4 KiB touched: about 1 s per 256 MiB on the CI machine). The CT's event loop is blocked meanwhile, so the
+ * memory cannot change under the write.
+ */
 export function writePageImages(dir: string, pid: number, indices: Uint32Array, mem: Buffer): number {
   const map = Buffer.alloc(8 + indices.length * 4);
   map.writeUInt32LE(PAGEMAP_MAGIC, 0);
   map.writeUInt32LE(indices.length, 4);
   Buffer.from(indices.buffer, indices.byteOffset, indices.byteLength).copy(map, 8);
   writeFileSync(join(dir, `pagemap-${pid}.img`), map);
-  const pages = Buffer.allocUnsafe(indices.length * PAGE);
-  for (let i = 0; i < indices.length; i++)
-    mem.copy(pages, i * PAGE, indices[i]! * PAGE, indices[i]! * PAGE + PAGE);
-  writeFileSync(join(dir, 'pages-1.img'), pages);
-  return map.length + pages.length;
+  const fd = openSync(join(dir, 'pages-1.img'), 'w');
+  try {
+    let runs: Buffer[] = [];
+    for (let i = 0; i < indices.length;) {
+      const p = indices[i]!;
+      let n = 1;
+      while (i + n < indices.length && indices[i + n] === p + n) n++;
+      runs.push(mem.subarray(p * PAGE, (p + n) * PAGE));
+      if (runs.length === IOV_MAX) runs = writeAll(fd, runs);
+      i += n;
+    }
+    writeAll(fd, runs);
+  } finally {
+    closeSync(fd);
+  }
+  return map.length + indices.length * PAGE;
+}
+
+/** Buffers per writev(2) (Linux's UIO_MAXIOV). */
+const IOV_MAX = 1024;
+
+/** Write every buffer, in order, at the file's position (a short write goes on from where it stopped); returns []. */
+function writeAll(fd: number, bufs: Buffer[]): Buffer[] {
+  const rest = [...bufs];
+  while (rest.length > 0) {
+    let done = writevSync(fd, rest);
+    while (rest.length > 0 && done >= rest[0]!.length) done -= rest.shift()!.length;
+    if (done > 0) rest[0] = rest[0]!.subarray(done);
+  }
+  return [];
 }
 
 function readPagemap(dir: string): { pid: number; indices: Uint32Array } | undefined {
