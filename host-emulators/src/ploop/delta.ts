@@ -30,7 +30,10 @@ export function isDelta(path: string): boolean {
   }
 }
 
-/** Block index → content of one delta file. */
+/** Bytes read per read(2) when a delta is read whole: records of one block each would be a call per 4 KiB. */
+const READ_CHUNK = 1024 * (4 + BLOCK);
+
+/** Block index → content of one delta file (each content a view of the chunk it was read in: no copy per block). */
 export function readDelta(path: string): Map<number, Buffer> {
   const fd = openSync(path, 'r');
   try {
@@ -39,10 +42,18 @@ export function readDelta(path: string): Map<number, Buffer> {
     if (readSync(fd, head, 0, HEADER, 0) !== HEADER || !head.subarray(0, 8).equals(MAGIC))
       throw new Error(`${path}: not a delta`);
     const blocks = new Map<number, Buffer>();
-    const rec = Buffer.alloc(4 + BLOCK);
-    for (let off = HEADER; off + rec.length <= size; off += rec.length) {
-      readSync(fd, rec, 0, rec.length, off);
-      blocks.set(rec.readUInt32LE(0), Buffer.from(rec.subarray(4)));
+    const rec = 4 + BLOCK;
+    const whole = Math.floor((size - HEADER) / rec) * rec; // a torn last record is not a block
+    for (let off = 0; off < whole;) {
+      const chunk = Buffer.allocUnsafeSlow(Math.min(READ_CHUNK, whole - off));
+      for (let got = 0; got < chunk.length;) {
+        const n = readSync(fd, chunk, got, chunk.length - got, HEADER + off + got);
+        if (n === 0) throw new Error(`${path}: shorter than it was a moment ago`);
+        got += n;
+      }
+      for (let r = 0; r < chunk.length; r += rec)
+        blocks.set(chunk.readUInt32LE(r), chunk.subarray(r + 4, r + rec));
+      off += chunk.length;
     }
     return blocks;
   } finally {
