@@ -1,11 +1,24 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { liveForwardSteps } from '@haul/domain';
 import { followToEnd } from '@haul/cli';
-import { injections, withRunningWorld } from '@haul/test';
+import { injections, startRunningWorld, withRunningWorld, type CtWorld, type World } from '@haul/test';
 import type { StepName } from '@haul/schemas';
 
+/** Every case's world: one shared disk, a small CT, a stream given up after one retry. */
+const worldOptions = { sharedDisks: 1, memoryMb: 16, env: { HAUL_STREAM_MAX_RETRIES: '1' } };
+
 describe('fault matrix: a failure at every host step of a live migration with a shared disk', () => {
+  // The cases take turns in one world, each with a CT of its own and its own fault plan: a world start costs more
+  // than a migration here, and each case still begins on nodes, services and storage that the ones before it left,
+  // which the invariants check. A case whose streamers need settings of their own gets its own world.
+  let shared: World | undefined;
+  let cases = 0;
+  before(async () => {
+    shared = await startRunningWorld(worldOptions);
+  });
+  after(() => shared?.stop());
+
   it('has an injection for every forward step of the core', () => {
     assert.deepEqual(
       liveForwardSteps.filter((s) => !(s in injections)),
@@ -15,37 +28,39 @@ describe('fault matrix: a failure at every host step of a live migration with a 
 
   for (const step of liveForwardSteps as StepName[]) {
     const inj = injections[step]!;
+    const run = async (w: CtWorld) => {
+      const unplant = inj.plant?.(w);
+      const base = await w.baseline('node-a');
+      // Two pre-dumps: every forward step runs (preDump's fault is at the second), no more than that.
+      const r = await w.migrate(`fault-${step}`, { preDump: 'on', maxIterations: 2 });
+      assert.ok(r.ok, JSON.stringify(r));
+      if (!r.ok) return;
+      const end = await followToEnd(w.eventLog, r.migrationId, inj.watch?.(w) ?? (() => {}));
+      unplant?.();
+      const events = await w.events(r.migrationId);
+      if (inj.expect === 'MigrationRolledBack') {
+        const failed = events.find((e) => e.type === 'StepFailed');
+        const first = failed?.type === 'StepFailed' ? failed.data.step : undefined;
+        assert.ok(
+          first !== undefined && [step, ...(inj.alsoFails ?? [])].includes(first),
+          `the first failure is at ${step}, not ${first}`,
+        );
+      }
+      assert.equal(end.type, inj.expect);
+      assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+    };
     it(`${step} fails → ${inj.expect}, every invariant holds`, async () => {
-      await withRunningWorld(
-        {
-          sharedDisks: 1,
-          memoryMb: 16,
-          faults: inj.rules ?? [],
-          env: { HAUL_STREAM_MAX_RETRIES: '1' },
-        },
-        async (w) => {
-          const unplant = inj.plant?.(w);
-          const base = await w.baseline('node-a');
-          // Two pre-dumps: every forward step runs (preDump's fault is at the second), no more than that.
-          const r = await w.migrate(`fault-${step}`, { preDump: 'on', maxIterations: 2 });
-          assert.ok(r.ok, JSON.stringify(r));
-          if (!r.ok) return;
-          const end = await followToEnd(w.eventLog, r.migrationId, inj.watch?.(w) ?? (() => {}));
-          unplant?.();
-          const events = await w.events(r.migrationId);
-          if (inj.expect === 'MigrationRolledBack') {
-            const failed = events.find((e) => e.type === 'StepFailed');
-            const first = failed?.type === 'StepFailed' ? failed.data.step : undefined;
-            assert.ok(
-              first !== undefined && [step, ...(inj.alsoFails ?? [])].includes(first),
-              `the first failure is at ${step}, not ${first}`,
-            );
-          }
-          assert.equal(end.type, inj.expect);
-          assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
-        },
-        inj.streamerEnv,
-      );
+      if (inj.streamerEnv)
+        return withRunningWorld({ ...worldOptions, faults: inj.rules ?? [] }, run, inj.streamerEnv);
+      const n = cases++;
+      const w = n === 0 ? shared! : await shared!.anotherCt(String(200 + n));
+      w.setFaults(inj.rules ?? []);
+      try {
+        await run(w);
+      } finally {
+        w.setFaults([]);
+        await w.stopCt();
+      }
     });
   }
 });

@@ -1,18 +1,26 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { encodeJson, subjects } from '@haul/bus';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, publishAs, withRunningWorld, type FaultRule, type World } from '@haul/test';
+import {
+  awaitEvent,
+  publishAs,
+  startRunningWorld,
+  withRunningWorld,
+  type CtWorld,
+  type FaultRule,
+  type World,
+} from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 
 const outcomes = (events: MigrationEvent[]) =>
   events.filter((e) => e.type === 'StepSucceeded' || e.type === 'StepFailed');
 
 async function run(
-  w: World,
+  w: CtWorld,
   extra: Record<string, unknown> = {},
   onEvent: (e: MigrationEvent) => void = () => {},
 ) {
@@ -137,12 +145,28 @@ const midStep: [string, string, 'node-a' | 'node-b', FaultRule[], MigrationEvent
 ];
 
 describe('node agent: killed in the middle of a host-mutating step', () => {
+  // The cases take turns in one world, each with a CT of its own and its own fault plan (as the fault matrix does):
+  // an agent restarted by one case serves the next.
+  let shared: World | undefined;
+  let cases = 0;
+  before(async () => {
+    shared = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
+  });
+  after(() => shared?.stop());
   for (const [step, what, node, faults, expected] of midStep) {
     it(`${step} (${what} done, agent on ${node} killed before reporting): reconciled by inspection, done once`, async () => {
-      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults }, async (w) => {
-        const agent = w.services.get(`agent-${node}`)!;
-        void agent.exited.then(() => w.startAgent(node));
+      const n = cases++;
+      const w = n === 0 ? shared! : await shared!.anotherCt(String(200 + n));
+      w.setFaults(faults);
+      // The killed agent is started again (as systemd would), by this case only: it serves the next ones.
+      let over = false;
+      let restarted: Promise<unknown> | undefined;
+      void w.services
+        .get(`agent-${node}`)!
+        .exited.then(() => (restarted = over ? undefined : w.startAgent(node)));
+      try {
         const { id, end, base, events } = await run(w);
+        await restarted;
         assert.equal(end.type, expected);
         const o = outcomes(events).filter((e) => e.data.step === step);
         const reconciled = o.filter((e) => e.data.reconciled);
@@ -153,7 +177,11 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
         );
         assert.equal(sameCommand.length, 1, 'one outcome for that command');
         assert.deepEqual(await w.brokenInvariants(id, base), []);
-      });
+      } finally {
+        over = true;
+        w.setFaults([]);
+        await w.stopCt();
+      }
     });
   }
 });

@@ -1,7 +1,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationEvent, StepName } from '@haul/schemas';
-import type { FaultRule, World } from './world.ts';
+import type { CtWorld, FaultRule } from './world.ts';
 
 /**
  * How to make each host step of a live migration fail. Steps that run a host tool fail through the emulators'
@@ -11,10 +11,10 @@ import type { FaultRule, World } from './world.ts';
 export type Injection = {
   rules?: FaultRule[];
   /** Prepare the world before the migration; undo what was planted after it. */
-  plant?: (w: World) => () => void;
+  plant?: (w: CtWorld) => () => void;
   streamerEnv?: Record<string, Record<string, string>>;
   /** For one run: an observer of the migration's events that injects the fault when its moment comes. */
-  watch?: (w: World) => (e: MigrationEvent) => void;
+  watch?: (w: CtWorld) => (e: MigrationEvent) => void;
   /** Rolled back before the commit point; completed after it. */
   expect: 'MigrationRolledBack' | 'MigrationCompleted';
   /** Other steps the same fault fails as well, one of which may fail first (they run at the same time). */

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -116,26 +116,33 @@ export async function startWorld(o: WorldOptions = {}) {
   const faultsFile = join(cluster.dir, 'faults.json');
   writeFileSync(faultsFile, JSON.stringify(o.faults ?? []));
   for (const n of nodes) await cluster.addNode(n);
-  const shared = Array.from({ length: o.sharedDisks ?? 1 }, (_, i) =>
-    join(cluster.shared, `ct${ctid}-data${i}`),
-  );
-  const ctArgs = [
-    'create-ct',
-    '--ctid',
-    ctid,
-    '--memory-mb',
-    String(o.memoryMb ?? 32),
-    '--dirty-rate',
-    String(o.dirtyRate ?? 1000),
-    '--disk-writes',
-    String(o.diskWrites ?? 20),
-    ...shared.flatMap((d) => ['--shared-disk', d]),
-    ...(o.localDiskMb ? ['--disk-fill', String(o.localDiskMb), '--disk-size', `${2 * o.localDiskMb}M`] : []),
-    ...(o.writebackMs !== undefined ? ['--writeback-ms', String(o.writebackMs)] : []),
-    ...(o.relativeDisks ? ['--relative-disks'] : []),
-  ];
-  await cluster.ok('node-a', 'haul-emu', ctArgs);
-  for (const n of nodes.slice(1)) await cluster.ok(n, 'haul-emu', [...ctArgs, '--config-only']);
+  /** A CT's shared disks: one folder each on the shared storage, named after the CT. */
+  const sharedOf = (id: string): string[] =>
+    Array.from({ length: o.sharedDisks ?? 1 }, (_, i) => join(cluster.shared, `ct${id}-data${i}`));
+  const shared = sharedOf(ctid);
+  /** Make a CT as the options say: its disks and config on node-a, its config alone on the other nodes. */
+  const createCt = async (id: string): Promise<void> => {
+    const ctArgs = [
+      'create-ct',
+      '--ctid',
+      id,
+      '--memory-mb',
+      String(o.memoryMb ?? 32),
+      '--dirty-rate',
+      String(o.dirtyRate ?? 1000),
+      '--disk-writes',
+      String(o.diskWrites ?? 20),
+      ...sharedOf(id).flatMap((d) => ['--shared-disk', d]),
+      ...(o.localDiskMb
+        ? ['--disk-fill', String(o.localDiskMb), '--disk-size', `${2 * o.localDiskMb}M`]
+        : []),
+      ...(o.writebackMs !== undefined ? ['--writeback-ms', String(o.writebackMs)] : []),
+      ...(o.relativeDisks ? ['--relative-disks'] : []),
+    ];
+    await cluster.ok('node-a', 'haul-emu', ctArgs);
+    for (const n of nodes.slice(1)) await cluster.ok(n, 'haul-emu', [...ctArgs, '--config-only']);
+  };
+  await createCt(ctid);
   const nc: NatsConnection = secrets
     ? await connectAs('scheduler')
     : await connectBus({ servers: server.url, name: 'haul-world' });
@@ -161,7 +168,6 @@ export async function startWorld(o: WorldOptions = {}) {
   const imageRoot = (n: string) => imageRootOf(cluster, n);
   /** The CT's local disks besides its root disk, relative to its VE_PRIVATE (haul-emu create-ct --relative-disks). */
   const privateDisks = o.relativeDisks ? ['disk1.hdd'] : [];
-  const place: CtPlace = { cluster, nodes, ctid, shared, privateDisks };
 
   const baseEnv = (node: string) => ({
     ...cluster.envFor(node),
@@ -196,8 +202,47 @@ export async function startWorld(o: WorldOptions = {}) {
     await s.waitForLine(ready, 60_000);
     return s;
   };
+  const eventsOf = async (migrationId: string): Promise<MigrationEvent[]> =>
+    (await eventLog.read(migrationId)).events.map((e) => e.event);
+  /**
+   * What a test asks of one CT of the world: the world's own CT, or another one (world.anotherCt) that runs on the
+   * same nodes, services and bus.
+   */
+  const ctView = (id: string, disks: string[]) => {
+    const place: CtPlace = { cluster, nodes, ctid: id, shared: disks, privateDisks };
+    return {
+      ctid: id,
+      shared: disks,
+      /** Ask the coordinator to migrate this CT from node-a to node-b with its shared disks. */
+      migrate: (requestId: string, extra: Partial<MigrateRequest> = {}) =>
+        api.migrate({
+          requestId,
+          ctid: id,
+          source: 'node-a',
+          target: 'node-b',
+          sharedDisks: disks,
+          ...extra,
+        }),
+      async startCt() {
+        await cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', id]);
+      },
+      /** Stop the CT wherever it runs (its workload ends; its disks and config stay). */
+      async stopCt() {
+        for (const n of nodes) {
+          const st = await cluster.run(n, 'vzctl', ['status', id]);
+          if (/ running$/m.test(st.stdout))
+            await cluster.ok(n, 'vzctl', ['--skipowner', '--skiplock', 'stop', id]);
+        }
+      },
+      /** What the CT looks like before a migration from `source` (see takeBaseline). */
+      baseline: (source: string): Promise<Baseline> => takeBaseline(place, source),
+      /** Every data-safety invariant of a finished migration; returns what is broken (empty = all hold). */
+      brokenInvariants: async (migrationId: string, base: Baseline): Promise<string[]> =>
+        checkInvariants(place, migrationId, await eventsOf(migrationId), base),
+    };
+  };
   const world = {
-    ctid,
+    ...ctView(ctid, shared),
     server,
     /** The secrets folder of a secure world (WorldOptions.secure), with secretsEnv(dir, identity) for a process. */
     secrets,
@@ -220,11 +265,14 @@ export async function startWorld(o: WorldOptions = {}) {
       ...trustEnv(identity),
     }),
     services,
-    shared,
     privateDisks,
     faultsFile,
     imageRoot,
-    setFaults: (rules: FaultRule[]) => writeFileSync(faultsFile, JSON.stringify(rules)),
+    /** A new fault plan, its call counts from zero again. */
+    setFaults: (rules: FaultRule[]) => {
+      writeFileSync(faultsFile, JSON.stringify(rules));
+      rmSync(`${faultsFile}.counts.json`, { force: true });
+    },
     /** The config file a service was started from (WorldOptions.configFiles). */
     configFile: (name: string): string => join(configDir, `${name}.json`),
     /** Where a service started with `metrics: true` serves /metrics (e.g. metricsUrl('streamer-node-a')). */
@@ -234,9 +282,6 @@ export async function startWorld(o: WorldOptions = {}) {
         throw new Error(`${name} serves no metrics (start the world with metrics: true)`);
       return `http://127.0.0.1:${port}/metrics`;
     },
-    /** Ask the coordinator to migrate this world's CT from node-a to node-b with its shared disks. */
-    migrate: (requestId: string, extra: Partial<MigrateRequest> = {}) =>
-      api.migrate({ requestId, ctid, source: 'node-a', target: 'node-b', sharedDisks: shared, ...extra }),
     startAgent: (n: string, extra: Record<string, string> = {}) => {
       mkdirSync(imageRoot(n), { recursive: true });
       mkdirSync(cluster.shared, { recursive: true });
@@ -274,18 +319,8 @@ export async function startWorld(o: WorldOptions = {}) {
       ]);
       await world.startCoordinator();
     },
-    async startCt() {
-      await cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', ctid]);
-    },
     /** The CT's events, in order. */
-    async events(migrationId: string): Promise<MigrationEvent[]> {
-      return (await eventLog.read(migrationId)).events.map((e) => e.event);
-    },
-    /** What the CT looks like before a migration from `source` (see takeBaseline). */
-    baseline: (source: string): Promise<Baseline> => takeBaseline(place, source),
-    /** Every data-safety invariant of a finished migration; returns what is broken (empty = all hold). */
-    brokenInvariants: async (migrationId: string, base: Baseline): Promise<string[]> =>
-      checkInvariants(place, migrationId, await world.events(migrationId), base),
+    events: eventsOf,
     async heartbeats(): Promise<string[]> {
       const kv = await openBucket(nc, buckets.nodes);
       const out: string[] = [];
@@ -301,10 +336,22 @@ export async function startWorld(o: WorldOptions = {}) {
       await secrets?.remove();
     },
   };
-  return world;
+  /**
+   * Another CT on this world's nodes (made as the world's options say, started on node-a), and the world as seen
+   * from it: its id, disks, migrate, baseline and invariants; the nodes, services and bus are the world's.
+   */
+  const anotherCt = async (id: string): Promise<typeof world> => {
+    await createCt(id);
+    const view = { ...world, ...ctView(id, sharedOf(id)) };
+    await view.startCt();
+    return view;
+  };
+  return Object.assign(world, { anotherCt });
 }
 
 export type World = Awaited<ReturnType<typeof startWorld>>;
+/** A world as one of its CTs sees it (World.anotherCt). */
+export type CtWorld = Omit<World, 'anotherCt'>;
 
 /** A world with the CT running on node-a and every service started, as most tests begin; stopped if that fails. */
 export async function startRunningWorld(
