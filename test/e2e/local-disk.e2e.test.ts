@@ -12,6 +12,11 @@ import { startRunningWorld, type World } from '@haul/test';
  * --local-disk-mb 1024` shows them too): the first pass, the whole disk, is what one copy inside the window would cost.
  */
 const LOCAL_DISK_MB = 1024;
+/**
+ * With a shared disk too, the local disk is smaller: that run is about the passes beside the shared disk's snapshot
+ * dance, and the 1 GiB run above already shows what the disk's size does to the passes.
+ */
+const LOCAL_DISK_MB_WITH_SHARED = 256;
 
 type Pass = { key: string; frozen: boolean; bytes: number; durationMs: number };
 
@@ -49,11 +54,14 @@ async function migrateLive(w: World) {
   return { id: r.migrationId, end, base, events: await w.events(r.migrationId) };
 }
 
-for (const sharedDisks of [0, 1])
-  describe(`a live migration with a ${LOCAL_DISK_MB} MiB local disk being written, ${sharedDisks} shared disk(s)`, () => {
+for (const [sharedDisks, diskMb] of [
+  [0, LOCAL_DISK_MB],
+  [1, LOCAL_DISK_MB_WITH_SHARED],
+] as const)
+  describe(`a live migration with a ${diskMb} MiB local disk being written, ${sharedDisks} shared disk(s)`, () => {
     let w: World;
     before(async () => {
-      w = await startRunningWorld({ sharedDisks, memoryMb: 16, diskWrites: 100, localDiskMb: LOCAL_DISK_MB });
+      w = await startRunningWorld({ sharedDisks, memoryMb: 16, diskWrites: 100, localDiskMb: diskMb });
     });
     after(() => w?.stop());
 
@@ -67,7 +75,7 @@ for (const sharedDisks of [0, 1])
       assert.equal(frozen.length, 1, JSON.stringify(passes));
       assert.ok(live.length >= 2, JSON.stringify(passes));
       assert.ok(
-        live[0]!.bytes >= LOCAL_DISK_MB * 1024 * 1024,
+        live[0]!.bytes >= diskMb * 1024 * 1024,
         `the first pass sends the whole disk: ${live[0]!.bytes}`,
       );
       assert.ok(
