@@ -1,1 +1,1 @@
-export type { FaultRule } from './lib/faults.ts';
+export { writeFaultPlan, type FaultRule } from './lib/faults.ts';

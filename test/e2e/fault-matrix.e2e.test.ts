@@ -6,12 +6,16 @@ import { injections, startRunningWorld, withRunningWorld, type CtWorld, type Wor
 import type { StepName } from '@haul/schemas';
 
 /** Every case's world: one shared disk, a small CT, a stream given up after one retry. */
+/** Far beyond a case's time on a busy 2-core machine (10-25 s). */
+const caseTimeoutMs = 240_000;
 const worldOptions = { sharedDisks: 1, memoryMb: 16, env: { HAUL_STREAM_MAX_RETRIES: '1' } };
 
 describe('fault matrix: a failure at every host step of a live migration with a shared disk', () => {
   // The cases take turns in one world, each with a CT of its own and its own fault plan: a world start costs more
-  // than a migration here, and each case still begins on nodes, services and storage that the ones before it left,
-  // which the invariants check. A case whose streamers need settings of their own gets its own world.
+  // than a migration here. A case begins on the nodes, services and storage the cases before it left; its invariants
+  // are those of its own CT and migration (and the storage's record of double attaches, which is the whole
+  // cluster's). A case whose streamers need settings of their own gets its own world. A case that does not end in
+  // time fails instead of holding up the ones after it.
   let shared: World | undefined;
   let cases = 0;
   before(async () => {
@@ -49,7 +53,7 @@ describe('fault matrix: a failure at every host step of a live migration with a 
       assert.equal(end.type, inj.expect);
       assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
     };
-    it(`${step} fails → ${inj.expect}, every invariant holds`, async () => {
+    it(`${step} fails → ${inj.expect}, every invariant holds`, { timeout: caseTimeoutMs }, async () => {
       if (inj.streamerEnv)
         return withRunningWorld({ ...worldOptions, faults: inj.rules ?? [] }, run, inj.streamerEnv);
       const n = cases++;
@@ -59,7 +63,7 @@ describe('fault matrix: a failure at every host step of a live migration with a 
         await run(w);
       } finally {
         w.setFaults([]);
-        await w.stopCt();
+        await w.stopCt().catch((err: unknown) => console.error(`stopping CT ${w.ctid}:`, err));
       }
     });
   }

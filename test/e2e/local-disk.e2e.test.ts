@@ -5,11 +5,12 @@ import { followToEnd } from '@haul/cli';
 import { startRunningWorld, type World } from '@haul/test';
 
 /**
- * A CT whose local root disk holds LOCAL_DISK_MB of data and is written all the time (blocks sit in the page cache
- * for the kernel's 30 s before writeback) migrates live: the disk is copied in passes while the CT runs, and only
- * the last pass — the blocks written since the pass before, after a sync — is in the frozen window. Each run reports
- * its passes and its frozen time as test diagnostics (the figures of docs/decisions.md; `npm run demo --
- * --local-disk-mb 1024` shows them too): the first pass, the whole disk, is what one copy inside the window would cost.
+ * A CT whose local root disk holds LOCAL_DISK_MB of data (LOCAL_DISK_MB_WITH_SHARED beside a shared disk) and is
+ * written all the time (blocks sit in the page cache for the kernel's 30 s before writeback) migrates live: the disk
+ * is copied in passes while the CT runs, and only the last pass — the blocks written since the pass before, after a
+ * sync — is in the frozen window. Each run reports its passes and its frozen time as test diagnostics (the figures
+ * of docs/decisions.md; `npm run demo -- --local-disk-mb 1024` shows them too): the first pass, the whole disk, is
+ * what one copy inside the window would cost.
  */
 const LOCAL_DISK_MB = 1024;
 /**

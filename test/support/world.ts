@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -28,7 +28,7 @@ import { startService, type ServiceProcess } from './processes.ts';
 import { createTestSecrets, secretsEnv, streamerTlsEnv, type TestSecrets } from './secrets.ts';
 
 import type { ConfigSchemaName } from '@haul/schemas';
-import type { FaultRule } from '@haul/host-emulators';
+import { writeFaultPlan, type FaultRule } from '@haul/host-emulators';
 export type { FaultRule };
 
 export type WorldOptions = {
@@ -114,7 +114,7 @@ export async function startWorld(o: WorldOptions = {}) {
   const services = new Map<string, ServiceProcess>();
   const metricsPorts = new Map<string, number>();
   const faultsFile = join(cluster.dir, 'faults.json');
-  writeFileSync(faultsFile, JSON.stringify(o.faults ?? []));
+  writeFaultPlan(faultsFile, o.faults ?? []);
   for (const n of nodes) await cluster.addNode(n);
   /** A CT's shared disks: one folder each on the shared storage, named after the CT. */
   const sharedOf = (id: string): string[] =>
@@ -230,7 +230,8 @@ export async function startWorld(o: WorldOptions = {}) {
       async stopCt() {
         for (const n of nodes) {
           const st = await cluster.run(n, 'vzctl', ['status', id]);
-          if (/ running$/m.test(st.stdout))
+          // A frozen CT (paused) too: vzctl stop ends its init whatever its freezer says.
+          if (/ (running|paused)$/m.test(st.stdout))
             await cluster.ok(n, 'vzctl', ['--skipowner', '--skiplock', 'stop', id]);
         }
       },
@@ -269,10 +270,7 @@ export async function startWorld(o: WorldOptions = {}) {
     faultsFile,
     imageRoot,
     /** A new fault plan, its call counts from zero again. */
-    setFaults: (rules: FaultRule[]) => {
-      writeFileSync(faultsFile, JSON.stringify(rules));
-      rmSync(`${faultsFile}.counts.json`, { force: true });
-    },
+    setFaults: (rules: FaultRule[]) => writeFaultPlan(faultsFile, rules),
     /** The config file a service was started from (WorldOptions.configFiles). */
     configFile: (name: string): string => join(configDir, `${name}.json`),
     /** Where a service started with `metrics: true` serves /metrics (e.g. metricsUrl('streamer-node-a')). */

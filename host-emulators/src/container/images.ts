@@ -39,6 +39,7 @@ export function writePageImages(dir: string, pid: number, indices: Uint32Array, 
       const p = indices[i]!;
       let n = 1;
       while (i + n < indices.length && indices[i + n] === p + n) n++;
+      if ((p + n) * PAGE > mem.length) throw new Error(`dump: page ${p + n - 1} beyond the CT's memory`);
       runs.push(mem.subarray(p * PAGE, (p + n) * PAGE));
       if (runs.length === IOV_MAX) runs = writeAll(fd, runs);
       i += n;
@@ -58,6 +59,7 @@ function writeAll(fd: number, bufs: Buffer[]): Buffer[] {
   const rest = [...bufs];
   while (rest.length > 0) {
     let done = writevSync(fd, rest);
+    if (done === 0) throw new Error('dump: writev wrote nothing');
     while (rest.length > 0 && done >= rest[0]!.length) done -= rest.shift()!.length;
     if (done > 0) rest[0] = rest[0]!.subarray(done);
   }

@@ -46,7 +46,7 @@ export async function applyFaults(
   const node = nodeName(env);
   const sub = subcommandOf(argv);
   const joined = argv.join(' ');
-  const countsFile = `${file}.counts.json`;
+  const countsFile = countsFileOf(file);
   for (const [idx, r] of rules.entries()) {
     if (
       r.tool !== tool ||
@@ -80,6 +80,23 @@ export async function applyFaults(
     if (r.action === 'hang') await new Promise<never>(() => setInterval(() => {}, 1 << 30));
     process.stderr.write(`${r.stderr ?? `${tool} ${sub ?? ''}: injected failure`}\n`);
     process.exit(r.exitCode ?? 1);
+  }
+}
+
+/** Where a plan's call counts are kept: next to it. */
+const countsFileOf = (plan: string): string => `${plan}.counts.json`;
+
+/**
+ * Put a new fault plan in place, its call counts from zero: the plan is replaced whole (a tool reading it sees the
+ * old plan or the new one) and the counts are reset under the lock a tool counts under.
+ */
+export function writeFaultPlan(file: string, rules: FaultRule[]): void {
+  writeFileAtomic(file, JSON.stringify(rules));
+  const release = acquireLock(dirname(file), `faults:${file}`, 10_000);
+  try {
+    writeFileAtomic(countsFileOf(file), '{}');
+  } finally {
+    release?.();
   }
 }
 

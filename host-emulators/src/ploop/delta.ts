@@ -33,7 +33,10 @@ export function isDelta(path: string): boolean {
 /** Bytes read per read(2) when a delta is read whole: records of one block each would be a call per 4 KiB. */
 const READ_CHUNK = 1024 * (4 + BLOCK);
 
-/** Block index → content of one delta file (each content a view of the chunk it was read in: no copy per block). */
+/**
+ * Block index → content of one delta file. Each content is a view of the chunk it was read in (no copy per block), so
+ * a chunk stays in memory while any of its blocks is still in the map: at most the size of the file, as before.
+ */
 export function readDelta(path: string): Map<number, Buffer> {
   const fd = openSync(path, 'r');
   try {

@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 // The nkey text codec (base32, prefix byte, CRC-16): nkeys exports no other way to reach a key's raw bytes.
 import { Codec } from '@nats-io/nkeys/lib/codec.js';
+import { NKeysError, NKeysErrorCode, Prefix } from '@nats-io/nkeys';
 
 /*
  * An nkey seed's Ed25519 key, derived by OpenSSL (node:crypto) instead of nkeys' pure-JavaScript tweetnacl.
@@ -18,9 +19,15 @@ const dec = new TextDecoder();
 /** A seed's private key for OpenSSL and its public nkey (`U…` for a user seed). */
 export type SeedKey = { key: KeyObject; publicKey: string };
 
-/** The key of an nkey seed's text (`SU…`); throws nkeys' error when the text is not a valid seed. */
+/**
+ * The key of an nkey seed's text (`SU…`); throws nkeys' error when the text is not a valid Ed25519 seed, as
+ * nkeys' fromSeed(…).getPublicKey() does: a bad CRC or prefix, a payload that is not 32 bytes (OpenSSL would read
+ * the first 32 and ignore the rest), or a curve (X25519) seed, which signs nothing.
+ */
 export function seedKeyOf(seed: Uint8Array): SeedKey {
   const { buf, prefix } = Codec.decodeSeed(seed);
+  if (buf.length !== 32) throw new NKeysError(NKeysErrorCode.InvalidSeedLen);
+  if (prefix === Prefix.Curve) throw new NKeysError(NKeysErrorCode.InvalidPrefixByte);
   const key = createPrivateKey({ key: Buffer.concat([pkcs8Prefix, buf]), format: 'der', type: 'pkcs8' });
   const x = Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x!, 'base64url');
   return { key, publicKey: dec.decode(Codec.encode(prefix, x)) };

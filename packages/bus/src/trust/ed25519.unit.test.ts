@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { jwtAuthenticator, nkeyAuthenticator } from '@nats-io/nats-core';
-import { createAccount, createUser, fromPublic, fromSeed } from '@nats-io/nkeys';
+import { createAccount, createCurve, createUser, fromPublic, fromSeed, Prefix } from '@nats-io/nkeys';
+import { Codec } from '@nats-io/nkeys/lib/codec.js';
 import { natsAuthenticator, seedKeyOf } from './ed25519.ts';
 
 const enc = new TextEncoder();
@@ -30,5 +31,13 @@ describe('an nkey seed read by OpenSSL', () => {
     const seed = createUser().getSeed();
     seed[10] = seed[10] === 65 ? 66 : 65; // one character changed: the CRC no longer matches
     assert.throws(() => seedKeyOf(seed));
+    // A well-formed seed text whose payload is not 32 bytes: OpenSSL alone would take its first 32.
+    for (const n of [31, 33, 64]) {
+      const odd = Codec._encode(true, Prefix.User, new Uint8Array(n).fill(7));
+      assert.throws(() => fromSeed(odd).getPublicKey());
+      assert.throws(() => seedKeyOf(odd), /seed length/);
+    }
+    // A curve (X25519) seed encrypts; it is no identity that signs.
+    assert.throws(() => seedKeyOf(createCurve().getSeed()), /prefix/);
   });
 });

@@ -47,7 +47,7 @@ function signerOf(kp: KeyPair): SeedKey {
   return s;
 }
 
-/** A key pair's public nkey (U…), as KeyPair.getPublicKey() says it, from OpenSSL. */
+/** A key pair's public nkey (U… for a user), as KeyPair.getPublicKey() says it, from OpenSSL. */
 export const publicKeyOfPair = (kp: KeyPair): string => signerOf(kp).publicKey;
 
 /** A user's public key for OpenSSL, from its nkey text (U...), made once per key; undefined if it is none. */
