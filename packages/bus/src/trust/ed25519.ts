@@ -20,9 +20,9 @@ const dec = new TextDecoder();
 export type SeedKey = { key: KeyObject; publicKey: string };
 
 /**
- * The key of an nkey seed's text (`SU…`); throws nkeys' error when the text is not a valid Ed25519 seed, as
- * nkeys' fromSeed(…).getPublicKey() does: a bad CRC or prefix, a payload that is not 32 bytes (OpenSSL would read
- * the first 32 and ignore the rest), or a curve (X25519) seed, which signs nothing.
+ * The key of an nkey seed's text (`SU…`); throws nkeys' error when the text is not a valid Ed25519 seed: a bad CRC or
+ * prefix, or a payload that is not 32 bytes (OpenSSL would read the first 32 and ignore the rest), which nkeys'
+ * fromSeed(…).getPublicKey() refuses too; and a curve (X25519) seed, which encrypts and signs nothing.
  */
 export function seedKeyOf(seed: Uint8Array): SeedKey {
   const { buf, prefix } = Codec.decodeSeed(seed);
