@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { liveForwardSteps } from '@haul/domain';
 import { followToEnd } from '@haul/cli';
-import { injections, startRunningWorld, withRunningWorld, type CtWorld, type World } from '@haul/test';
+import { injections, withRunningWorld, worldTakingTurns, type CtWorld } from '@haul/test';
 import type { StepName } from '@haul/schemas';
 
 /** Every case's world: one shared disk, a small CT, a stream given up after one retry. */
@@ -16,12 +16,9 @@ describe('fault matrix: a failure at every host step of a live migration with a 
   // are those of its own CT and migration (and the storage's record of double attaches, which is the whole
   // cluster's). A case whose streamers need settings of their own gets its own world. A case that does not end in
   // time fails instead of holding up the ones after it.
-  let shared: World | undefined;
-  let cases = 0;
-  before(async () => {
-    shared = await startRunningWorld(worldOptions);
-  });
-  after(() => shared?.stop());
+  const shared = worldTakingTurns(worldOptions);
+  before(() => shared.start());
+  after(() => shared.stop());
 
   it('has an injection for every forward step of the core', () => {
     assert.deepEqual(
@@ -56,15 +53,7 @@ describe('fault matrix: a failure at every host step of a live migration with a 
     it(`${step} fails → ${inj.expect}, every invariant holds`, { timeout: caseTimeoutMs }, async () => {
       if (inj.streamerEnv)
         return withRunningWorld({ ...worldOptions, faults: inj.rules ?? [] }, run, inj.streamerEnv);
-      const n = cases++;
-      const w = n === 0 ? shared! : await shared!.anotherCt(String(200 + n));
-      w.setFaults(inj.rules ?? []);
-      try {
-        await run(w);
-      } finally {
-        w.setFaults([]);
-        await w.stopCt().catch((err: unknown) => console.error(`stopping CT ${w.ctid}:`, err));
-      }
+      await shared.turn(inj.rules ?? [], run);
     });
   }
 });

@@ -8,8 +8,8 @@ import { followToEnd } from '@haul/cli';
 import {
   awaitEvent,
   publishAs,
-  startRunningWorld,
   withRunningWorld,
+  worldTakingTurns,
   type CtWorld,
   type FaultRule,
   type World,
@@ -148,47 +148,40 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
   // The cases take turns in one world, each with a CT of its own and its own fault plan (as the fault matrix does):
   // an agent restarted by one case serves the next, so a case waits for that restart whatever its outcome, and a case
   // that does not end in time fails instead of holding up the ones after it.
-  let shared: World | undefined;
-  let cases = 0;
-  before(async () => {
-    shared = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
-  });
-  after(() => shared?.stop());
+  const shared = worldTakingTurns({ sharedDisks: 1, memoryMb: 16 });
+  before(() => shared.start());
+  after(() => shared.stop());
   for (const [step, what, node, faults, expected] of midStep) {
     it(
       `${step} (${what} done, agent on ${node} killed before reporting): reconciled by inspection, done once`,
       {
         timeout: 240_000,
       },
-      async () => {
-        const n = cases++;
-        const w = n === 0 ? shared! : await shared!.anotherCt(String(200 + n));
-        w.setFaults(faults);
-        // The killed agent is started again (as systemd would), by this case only: it serves the next ones.
-        let over = false;
-        let restarted: Promise<unknown> | undefined;
-        void w.services
-          .get(`agent-${node}`)!
-          .exited.then(() => (restarted = over ? undefined : w.startAgent(node)));
-        try {
-          const { id, end, base, events } = await run(w);
-          assert.equal(end.type, expected);
-          const o = outcomes(events).filter((e) => e.data.step === step);
-          const reconciled = o.filter((e) => e.data.reconciled);
-          assert.equal(reconciled.length, 1, 'found in doubt and reconciled');
-          assert.equal(reconciled[0]!.type, 'StepSucceeded');
-          const sameCommand = outcomes(events).filter(
-            (e) => e.data.commandId === reconciled[0]!.data.commandId,
-          );
-          assert.equal(sameCommand.length, 1, 'one outcome for that command');
-          assert.deepEqual(await w.brokenInvariants(id, base), []);
-        } finally {
-          over = true;
-          await restarted?.catch((err: unknown) => console.error(`restarting agent-${node}:`, err));
-          w.setFaults([]);
-          await w.stopCt().catch((err: unknown) => console.error(`stopping CT ${w.ctid}:`, err));
-        }
-      },
+      () =>
+        shared.turn(faults, async (w) => {
+          // The killed agent is started again (as systemd would), by this case only: it serves the next ones.
+          let over = false;
+          let restarted: Promise<unknown> | undefined;
+          void w.services
+            .get(`agent-${node}`)!
+            .exited.then(() => (restarted = over ? undefined : w.startAgent(node)));
+          try {
+            const { id, end, base, events } = await run(w);
+            assert.equal(end.type, expected);
+            const o = outcomes(events).filter((e) => e.data.step === step);
+            const reconciled = o.filter((e) => e.data.reconciled);
+            assert.equal(reconciled.length, 1, 'found in doubt and reconciled');
+            assert.equal(reconciled[0]!.type, 'StepSucceeded');
+            const sameCommand = outcomes(events).filter(
+              (e) => e.data.commandId === reconciled[0]!.data.commandId,
+            );
+            assert.equal(sameCommand.length, 1, 'one outcome for that command');
+            assert.deepEqual(await w.brokenInvariants(id, base), []);
+          } finally {
+            over = true;
+            await restarted?.catch((err: unknown) => console.error(`restarting agent-${node}:`, err));
+          }
+        }),
     );
   }
 });

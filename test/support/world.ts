@@ -368,6 +368,35 @@ export async function startRunningWorld(
 }
 export type { Baseline };
 
+/**
+ * One running world whose cases take turns (a matrix: a world start costs more than a migration), each on a CT of its
+ * own — the world's first, then World.anotherCt — with its own fault plan, counted from zero. After a turn the plan is
+ * emptied and the CT stopped, even frozen; a failure to stop it is logged, never hiding the turn's own failure.
+ * start() and stop() go in the suite's before and after hooks.
+ */
+export function worldTakingTurns(o: WorldOptions) {
+  let world: World | undefined;
+  let turns = 0;
+  return {
+    async start(): Promise<void> {
+      world = await startRunningWorld(o);
+    },
+    stop: (): Promise<void> | undefined => world?.stop(),
+    async turn<T>(faults: FaultRule[], body: (w: CtWorld) => Promise<T>): Promise<T> {
+      if (!world) throw new Error('worldTakingTurns: start() first');
+      const n = turns++;
+      const w = n === 0 ? world : await world.anotherCt(String(200 + n));
+      w.setFaults(faults);
+      try {
+        return await body(w);
+      } finally {
+        w.setFaults([]);
+        await w.stopCt().catch((err: unknown) => console.error(`stopping CT ${w.ctid}:`, err));
+      }
+    },
+  };
+}
+
 /** Run `body` in a running world (see startRunningWorld) and stop the world afterwards, whatever happens. */
 export async function withRunningWorld<T>(
   o: WorldOptions,
