@@ -20,7 +20,13 @@ import { ControlArgError, controlHelp, parseControlArgs, type ControlOptions } f
 import { nodeName, startExecutors } from './lib/control-executors.ts';
 import { runLoad, type LoadResult } from './lib/control-load.ts';
 import { cpuSecondsOf, memoryOf, percentile, round } from './lib/control-proc.ts';
-import { cloneFinished, replayStatuses, resigner, type StoredMessage } from './lib/control-replay.ts';
+import {
+  cloneFinished,
+  publicKeyOf,
+  replayStatuses,
+  resigner,
+  type StoredMessage,
+} from './lib/control-replay.ts';
 import { lastSeqOf, rawCasAppendsPerSec, readStream } from './lib/control-stream.ts';
 
 const dec = new TextDecoder();
@@ -51,16 +57,23 @@ function collect() {
     if (e.type === 'StepIntended') intents.set(e.data.commandId, Date.parse(e.time));
     if (e.type === 'MigrationCompleted' || e.type === 'MigrationRolledBack') finished.add(e.migrationId);
     const log = logs.get(e.migrationId) ?? [];
-    log.push({ data: m.data, signer: m.headers?.get(signatureHeaders.signer) ?? '' });
+    log.push({ data: m.data, signer: m.headers?.get(signatureHeaders.signer) ?? '', type: e.type });
     logs.set(e.migrationId, log);
   };
+  const sealed = () => [...logs.values()].filter((l) => l.some((m) => m.type === 'MigrationSealed')).length;
   const finishedLogs = () => new Map([...logs].filter(([mid]) => finished.has(mid)));
   /** An event of the median size, as the payload of the raw appends. */
   const typical = () => [...all].sort((a, b) => a.length - b.length)[Math.floor(all.length / 2)]!;
-  return { intents, onMsg, finishedLogs, typical };
+  return { intents, onMsg, finishedLogs, typical, sealed };
 }
 
 const median = (xs: number[]) => percentile(xs, 50);
+/** The same statuses, in whatever order each reader rebuilt them. */
+const sameJson = (a: readonly { migrationId: string }[], b: readonly { migrationId: string }[]) => {
+  const byId = (xs: readonly { migrationId: string }[]) =>
+    JSON.stringify([...xs].sort((x, y) => x.migrationId.localeCompare(y.migrationId)));
+  return byId(a) === byId(b);
+};
 const commit = () => {
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim();
@@ -138,10 +151,18 @@ try {
   let replay: Record<string, unknown> = { skipped: true };
   let replayRatio = NaN;
   if (o.replay > 0) {
-    const migrations = await cloneFinished(nc, stream.finishedLogs(), o.replay, resigner(ids));
+    const migrations = await cloneFinished(
+      nc,
+      stream.finishedLogs(),
+      o.replay,
+      resigner(ids),
+      publicKeyOf(ids, 'coordinator'),
+    );
     const rawReads: number[] = [];
     const replays: number[] = [];
     const unverified: number[] = [];
+    const oneByOne: number[] = [];
+    let sameStatuses = true;
     let rebuilt = 0;
     let terminalStatuses = 0;
     let streamEvents = 0;
@@ -151,8 +172,12 @@ try {
       streamEvents = read.messages;
       const rep = await replayStatuses(nc, createValidators(), ids.trust('ops'));
       replays.push(rep.seconds);
-      // The same replay by a reader that checks no signature: what the Ed25519 checks cost, side by side.
+      // The same statuses by a reader that checks every message's signature (no seals), and by one that checks
+      // none: what the seals save, and what the checks that remain cost, side by side.
+      const each = await replayStatuses(nc, createValidators(), ids.trust('ops'), true);
+      oneByOne.push(each.seconds);
       unverified.push((await replayStatuses(nc, createValidators(), insecureTrust())).seconds);
+      sameStatuses &&= sameJson(rep.statuses, each.statuses);
       rebuilt = rep.statuses.length;
       terminalStatuses = rep.statuses.filter(
         (s) => s.phase === 'completed' || s.phase === 'rolled-back',
@@ -163,9 +188,13 @@ try {
       migrations,
       events: streamEvents,
       statusesRebuilt: rebuilt,
+      sealedInTheRun: stream.sealed(),
+      sameStatusesAsCheckingEverySignature: sameStatuses,
       terminalStatuses,
       rawReadSeconds: rawReads.map((s) => round(s, 3)),
       replaySeconds: replays.map((s) => round(s, 3)),
+      replayCheckingEverySignatureSeconds: oneByOne.map((s) => round(s, 3)),
+      replayCheckingEverySignatureRatioVsRawRead: round(median(oneByOne) / median(rawReads), 3),
       replayWithoutSignatureChecksSeconds: unverified.map((s) => round(s, 3)),
       replayWithoutSignatureChecksRatioVsRawRead: round(median(unverified) / median(rawReads), 3),
     };

@@ -3,7 +3,15 @@ import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { headers, type MsgHdrs } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
-import { createEventLog, subjects, type Trust } from '@haul/bus';
+import {
+  createEventLog,
+  extendChain,
+  newChain,
+  sealDataOf,
+  subjects,
+  type StoredEvent,
+  type Trust,
+} from '@haul/bus';
 import { evolve, initialState, projectStatus, type MigrationState } from '@haul/domain';
 import type { MigrationStatus, Validators } from '@haul/schemas';
 import type { TestIdentities } from '@haul/test';
@@ -17,15 +25,20 @@ const copyId = (mid: string, k: number): string =>
   `m-${createHash('sha256').update(`${mid}#${k}`).digest('hex').slice(0, 24)}`;
 
 /** A message of the event stream as the bench read it: its bytes and the public key that signed it. */
-export type StoredMessage = { data: Uint8Array; signer: string };
+export type StoredMessage = { data: Uint8Array; signer: string; type: string };
 
 /** Signs a copy as the identity that signed the original (the registry maps its public key to its name). */
 export type Resign = (signer: string, subject: string, body: Uint8Array) => MsgHdrs | undefined;
 
+const registryOf = (ids: TestIdentities) =>
+  JSON.parse(readFileSync(ids.registryFile, 'utf8')) as { identities: { name: string; publicKey: string }[] };
+
+/** The public key of a registered identity. */
+export const publicKeyOf = (ids: TestIdentities, name: string): string =>
+  registryOf(ids).identities.find((i) => i.name === name)!.publicKey;
+
 export function resigner(ids: TestIdentities): Resign {
-  const registry = JSON.parse(readFileSync(ids.registryFile, 'utf8')) as {
-    identities: { name: string; publicKey: string }[];
-  };
+  const registry = registryOf(ids);
   const byKey = new Map(registry.identities.map((i) => [i.publicKey, ids.trust(i.name)]));
   return (signer, subject, body) => {
     const sig = byKey.get(signer)?.sign(subject, body);
@@ -41,55 +54,97 @@ export function resigner(ids: TestIdentities): Resign {
  * migration ids (every occurrence of the id in the events is replaced, so commands, event ids and folders stay
  * consistent), in the original order per migration, each copy signed again by the identity that signed its
  * original (a signature covers the subject and the bytes, both changed), so a reader believes the copies as it
- * believed the run. Returns how many migrations the stream then holds.
+ * believed the run. A log the coordinator sealed is sealed again as the coordinator seals (packages/bus/src/trust/
+ * seal.ts): the chain of the copy's messages where they were stored, signed by the coordinator's identity. Returns
+ * how many migrations the stream then holds.
  */
 export async function cloneFinished(
   nc: NatsConnection,
   logs: ReadonlyMap<string, readonly StoredMessage[]>,
   want: number,
   resign: Resign,
+  coordinatorKey: string,
 ): Promise<number> {
   const js = jetstream(nc);
-  const window: Promise<unknown>[] = [];
+  const copies: (() => Promise<void>)[] = [];
   let have = logs.size;
   for (let k = 1; have < want; k++) {
     for (const [mid, events] of logs) {
       if (have >= want) break;
-      const id = copyId(mid, k);
-      const subject = subjects.events(id);
-      for (const { data, signer } of events) {
-        const body = enc.encode(dec.decode(data).replaceAll(mid, id));
-        const h = resign(signer, subject, body);
-        window.push(js.publish(subject, body, h ? { headers: h } : {}));
-        if (window.length >= 512) await Promise.all(window.splice(0));
-      }
+      copies.push(() => copyOne(js, mid, copyId(mid, k), events, resign, coordinatorKey));
       have++;
     }
   }
-  await Promise.all(window);
+  // Copies side by side, each in order: about as many messages in flight as a window of 512 publishes.
+  for (let i = 0; i < copies.length; i += 12) await Promise.all(copies.slice(i, i + 12).map((c) => c()));
   return have;
 }
 
+async function copyOne(
+  js: ReturnType<typeof jetstream>,
+  mid: string,
+  id: string,
+  events: readonly StoredMessage[],
+  resign: Resign,
+  coordinatorKey: string,
+): Promise<void> {
+  const subject = subjects.events(id);
+  const sealed = events.some((e) => e.type === 'MigrationSealed');
+  const stored = await Promise.all(
+    events
+      .filter((e) => e.type !== 'MigrationSealed')
+      .map(({ data, signer }) => {
+        const body = enc.encode(dec.decode(data).replaceAll(mid, id));
+        const h = resign(signer, subject, body);
+        return js.publish(subject, body, h ? { headers: h } : {}).then((ack) => ({ ack, body, h }));
+      }),
+  );
+  if (!sealed) return;
+  const chain = newChain();
+  for (const { ack, body, h } of stored.sort((a, b) => a.ack.seq - b.ack.seq))
+    extendChain(chain, ack.seq, h, body);
+  const seal = {
+    eventId: `${id}:sealed`,
+    migrationId: id,
+    type: 'MigrationSealed',
+    actor: { service: 'coordinator', node: 'bench' },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: sealDataOf(chain),
+  };
+  const body = enc.encode(JSON.stringify(seal));
+  const h = resign(coordinatorKey, subject, body);
+  await js.publish(subject, body, h ? { headers: h } : {});
+}
+
 /**
- * Rebuild the status of every migration from the log: one pass over the stream through the event log (each event
- * decoded and checked against its schema), folded per migration with the core's evolve, then projected.
+ * Rebuild the status of every migration from the log: one pass over the stream through the event log's replay
+ * (each event decoded and checked against its schema; a sealed log believed on its seal, any other message on its
+ * own signature), folded per migration with the core's evolve, then projected. `oneByOne`: through follow instead,
+ * which checks every message's signature, as a reader did before seals.
  */
 export async function replayStatuses(
   nc: NatsConnection,
   validators: Validators,
   trust: Trust,
+  oneByOne = false,
 ): Promise<{ seconds: number; statuses: MigrationStatus[] }> {
   const eventLog = createEventLog(nc, validators, trust);
   const last = await lastSeqOf(nc);
   const t0 = performance.now();
   const folded = new Map<string, { state: MigrationState; lastSeq: number }>();
-  // To the end of the stream as it is now, counted in messages: a last message the reader does not believe (not
-  // an event, or not signed by whom it must be) ends the replay too, instead of leaving it waiting for more.
-  for await (const { seq, event } of eventLog.follow({ fromSeq: 1, toEnd: true })) {
+  const fold = ({ seq, event }: StoredEvent) => {
     const cur = folded.get(event.migrationId);
     folded.set(event.migrationId, { state: evolve(cur?.state ?? initialState(), event), lastSeq: seq });
-    if (seq >= last) break;
-  }
+  };
+  if (oneByOne) {
+    // To the end of the stream as it is now, counted in messages: a last message the reader does not believe (not
+    // an event, or not signed by whom it must be) ends the replay too, instead of leaving it waiting for more.
+    for await (const stored of eventLog.follow({ fromSeq: 1, toEnd: true })) {
+      fold(stored);
+      if (stored.seq >= last) break;
+    }
+  } else for await (const batch of eventLog.replay()) batch.forEach(fold);
   const statuses = [...folded.values()].flatMap((f) => projectStatus(f.state, f.lastSeq) ?? []);
   return { seconds: (performance.now() - t0) / 1000, statuses };
 }

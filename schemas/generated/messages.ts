@@ -202,7 +202,8 @@ export type EventType =
   | 'RetryRequested'
   | 'ActionResolved'
   | 'MigrationCompleted'
-  | 'MigrationRolledBack';
+  | 'MigrationRolledBack'
+  | 'MigrationSealed';
 export type Mode1 = 'live' | 'restart';
 export type PreDumpSetting1 = 'on' | 'off' | 'auto';
 /**
@@ -336,7 +337,8 @@ export type MigrationEvent1 =
   | RetryRequestedEvent
   | ActionResolvedEvent
   | MigrationCompletedEvent
-  | MigrationRolledBackEvent;
+  | MigrationRolledBackEvent
+  | MigrationSealedEvent;
 /**
  * How long to wait at start for a coordinator to create the streams and buckets (ms); this service never creates them.
  *
@@ -1542,6 +1544,23 @@ export interface MigrationRolledBackData {
   cause?: ErrorInfo1;
   stats: MigrationStats;
 }
+/**
+ * After the terminal event, by the coordinator: it vouches for every message of the migration's subject up to upToSeq, which it judged authentic (signature and authority) itself. digest is the chain defined in packages/bus/src/trust/seal.ts over those messages; a reader whose own chain over the same messages is equal believes them on this one signature, else it checks each one. Appended only right after upToSeq (compare-and-set), so there is at most one, and it changes no state.
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationSealedData".
+ */
+export interface MigrationSealedData {
+  /**
+   * Stream sequence of the last message vouched for (the terminal event).
+   */
+  upToSeq: number;
+  /**
+   * How many messages of the subject the digest covers.
+   */
+  events: number;
+  digest: string;
+}
 export interface MigrationRequestedEvent {
   type: 'MigrationRequested';
   data: MigrationRequestedData;
@@ -1605,6 +1624,10 @@ export interface MigrationCompletedEvent {
 export interface MigrationRolledBackEvent {
   type: 'MigrationRolledBack';
   data: MigrationRolledBackData;
+}
+export interface MigrationSealedEvent {
+  type: 'MigrationSealed';
+  data: MigrationSealedData;
 }
 export interface MigrationEvent2 {
   eventId: EventId;

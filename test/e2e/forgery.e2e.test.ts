@@ -18,7 +18,7 @@ import {
 } from '@haul/bus';
 import { followToEnd } from '@haul/cli';
 import type { MigrationEvent, StepCommand } from '@haul/schemas';
-import { injections, publishAs, repoRoot, withRunningWorld, type World } from '@haul/test';
+import { checkSeal, injections, publishAs, repoRoot, withRunningWorld, type World } from '@haul/test';
 
 /**
  * Forgery with a valid NATS connection (issue 12, item 3): whoever can publish into haul.events.<id> or haul.cmd.> —
@@ -192,6 +192,14 @@ describe('forged events with a valid NATS connection', () => {
           .lines.some((l) => l.includes('"security":true') && l.includes('scheduler')),
         'the agent logged the forgery with its claimed signer',
       );
+      // The coordinator's seal vouches for what it believed, not for the forgeries: a reader of the whole log finds
+      // that its own chain differs, checks every message itself, and refuses the forgeries as a read does.
+      const sealed = await checkSeal(w.nc, w.eventLog, w.readerTrust, mid);
+      assert.deepEqual(sealed.seal, sealed.believed);
+      assert.notDeepEqual(sealed.seal, sealed.all);
+      assert.ok(sealed.replayChecks >= sealed.read.length, `${sealed.replayChecks} signature checks`);
+      assert.deepEqual(sealed.replayed, sealed.read);
+      assert.equal(sealed.read.at(-1)!.event.type, 'MigrationSealed');
     });
   });
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MigrateRequest, MigrationEvent } from '@haul/schemas';
 import { followToEnd } from '@haul/cli';
-import { startRunningWorld, type World } from '@haul/test';
+import { checkSeal, startRunningWorld, type World } from '@haul/test';
 
 async function migrate(
   w: World,
@@ -72,6 +72,17 @@ describe('live migration with one shared disk, there and back', () => {
       const row = window.steps.find((r) => r.key === key);
       assert.ok(row && row.hostMs > 0 && row.hostMs <= row.spanMs, `${key}: ${JSON.stringify(row)}`);
     }
+    // The coordinator sealed the log: its seal covers every message before it, so a reader of the whole log believes
+    // this migration on the seal's one signature, and believes the same events as a read that checks each one.
+    const sealed = await checkSeal(w.nc, w.eventLog, w.readerTrust, id);
+    assert.deepEqual(
+      sealed.read.slice(-2).map((e) => e.event.type),
+      ['MigrationCompleted', 'MigrationSealed'],
+    );
+    assert.equal(sealed.seal.upToSeq, sealed.read.at(-2)!.seq, 'the seal follows the terminal event');
+    assert.deepEqual(sealed.seal, sealed.all);
+    assert.equal(sealed.replayChecks, 1, 'one signature checked: the seal');
+    assert.deepEqual(sealed.replayed, sealed.read);
   });
 
   it('a request for a CT that is already migrating is rejected; the same request id twice yields one migration', async () => {

@@ -12,3 +12,4 @@ export * from './identities.ts';
 export * from './cli.ts';
 export * from './browser.ts';
 export * from './tmux.ts';
+export * from './seals.ts';

@@ -134,6 +134,12 @@ export const limits = {
   pullExpiresMs: 5_000,
   /** Migrations whose log an executor keeps in memory, so a read fetches only the new events (withReadCache). */
   readCacheMigrations: 2_000,
+  /**
+   * Messages a replay of the whole log (EventLog.replay) holds while their migration's seal has not come: past it, the
+   * oldest migration's are checked one by one and handed on. About 3 KB each, held: 50,000 is 150 MB at most, and
+   * more than a thousand migrations running at once write before they end.
+   */
+  replayHeldMessages: 50_000,
   /** A read of one migration's log that receives nothing this long is given up and tried again. */
   readIdleMs: 10_000,
   /**

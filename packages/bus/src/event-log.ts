@@ -10,8 +10,10 @@ import {
 import type { MigrationEvent, Validators } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
 import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
+import { replayLog } from './replay.ts';
 import { retryTransient } from './retry.ts';
 import { createEventJudge, type RawEvent } from './trust/event-judge.ts';
+import type { SealData } from './trust/seal.ts';
 import type { SignatureHeaders } from './trust/signature.ts';
 import type { Trust } from './trust/trust.ts';
 
@@ -50,6 +52,15 @@ export type EventLog = {
   ): Promise<{ events: StoredEvent[]; lastSeq: number }>;
   /** Follow the log: all migrations (or one), from a stream sequence or a time, live. */
   follow(opts: FollowOptions): AsyncIterable<StoredEvent>;
+  /**
+   * Every migration's believed events, from the stream's start to its end as it is when the read starts: each
+   * migration's in order, migrations in the order their logs are complete — a sealed log at its seal (judged on the
+   * seal's one signature when it vouches for exactly those messages, trust/seal.ts), the others when the read ends
+   * (or when more than limits.replayHeldMessages are waiting, oldest first), each message's signature checked.
+   */
+  replay(opts?: { signal?: AbortSignal }): AsyncIterable<StoredEvent[]>;
+  /** The seal this process can vouch with for one migration: the chain of what it believed, in order, from its start. */
+  sealOf(migrationId: string): SealData | undefined;
 };
 
 export type ReadOptions = { afterSeq?: number };
@@ -298,6 +309,10 @@ export function createEventLog(
         await iter.close();
       }
     },
+
+    replay: (opts = {}) => replayLog(js, judge, readBack, opts.signal),
+
+    sealOf: (mid) => judge.sealOf(mid),
   };
 }
 

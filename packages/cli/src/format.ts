@@ -56,6 +56,8 @@ export function eventDetail(e: MigrationEvent): string {
       return `${e.data.error.code} ${e.data.error.message}`;
     case 'RestoreStarted':
       return 'fence won by the target';
+    case 'MigrationSealed':
+      return `${e.data.events} messages up to sequence ${e.data.upToSeq} vouched for, ${e.data.digest.slice(0, 19)}…`;
     case 'MigrationStuck':
       return `${e.data.reason}${e.data.lastError ? `; last error ${e.data.lastError.code} ${e.data.lastError.message}` : ''}`;
     default:

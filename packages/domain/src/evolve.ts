@@ -15,6 +15,8 @@ export function subjectOf(commandId: string): string {
  * written by a newer version) can be replayed.
  */
 export function evolve(state: MigrationState, event: MigrationEvent): MigrationState {
+  // The coordinator's attestation of the log it follows (packages/bus/src/trust/seal.ts), not a fact of the migration.
+  if (event.type === 'MigrationSealed') return state;
   const s: MigrationState = { ...state, log: [...state.log, event], lastTime: event.time };
   switch (event.type) {
     case 'MigrationRequested':

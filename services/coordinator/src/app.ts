@@ -25,6 +25,7 @@ import { createAdmission } from './admission.ts';
 import { createApi } from './api.ts';
 import { watchCommandConsumerLeaders } from './consumer-leaders.ts';
 import { createProcessManager, type CoordinatorSettings } from './process-manager.ts';
+import { createSealer } from './sealer.ts';
 
 export type CoordinatorConfig = CoordinatorSettings & {
   maxMigrationsPerNode: number;
@@ -73,6 +74,7 @@ export function createCoordinator(
   let metricsServer: { close(): void } | undefined;
 
   const parking = createParking(nc, 'coordinator', cfg.node);
+  const seal = createSealer(eventLog, trust, cfg.node, log);
   const inHand = createSlots(limits.coordinatorConcurrentEvents);
 
   /** What an event message says, or why it cannot be handled (then it is parked, never redelivered). */
@@ -112,8 +114,10 @@ export function createCoordinator(
         { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers },
         d.event,
       );
-      if (!believed) return msg.ack();
+      // A seal changes no migration's state (evolve ignores it): nothing to advance.
+      if (!believed || believed.event.type === 'MigrationSealed') return msg.ack();
       await pm.deliver(believed);
+      await seal(believed);
       msg.ack();
     } catch (err) {
       const n = msg.info.deliveryCount;

@@ -51,6 +51,7 @@ const coordinatorEvents: ReadonlySet<MigrationEvent['type']> = new Set([
   'ActionResolved',
   'MigrationCompleted',
   'MigrationRolledBack',
+  'MigrationSealed',
 ]);
 
 /** Executor events tied to one command must come from a command of this step, when the step matters. */

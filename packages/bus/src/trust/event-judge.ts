@@ -8,6 +8,7 @@ import {
   newFacts,
   type MigrationFacts,
 } from './authority.ts';
+import { extendChain, newChain, sealDataOf, sealMatches, type Chain, type SealData } from './seal.ts';
 import { signatureHeaders, type HeaderReader, type SignatureHeaders } from './signature.ts';
 import type { Trust } from './trust.ts';
 
@@ -17,8 +18,11 @@ import type { Trust } from './trust.ts';
  */
 export type RawEvent = { subject: string; seq: number; data: Uint8Array; headers?: HeaderReader | undefined };
 
-/** What a reader knows of one migration: its facts, learnt from every message of its subject up to `coveredSeq`. */
-type Known = { facts: MigrationFacts; coveredSeq: number };
+/**
+ * What a reader knows of one migration: its facts, learnt from every message of its subject up to `coveredSeq`, and
+ * the seal chain (seal.ts) of the messages it believed in order from the log's first, when it has one.
+ */
+type Known = { facts: MigrationFacts; coveredSeq: number; chain?: Chain };
 
 /** Migrations whose facts are kept (a reader that meets a forgotten one reads its log back once). */
 const maxKnown = 10_000;
@@ -94,8 +98,12 @@ export function createEventJudge(
     return v.value;
   }
 
-  /** Judge one message against the facts known so far; learn from it when it is believed. */
-  function judge(raw: RawEvent, e: MigrationEvent, k: Known): boolean {
+  /**
+   * Judge one message against the facts known so far; learn from it when it is believed. `inOrder`: the message
+   * follows the ones this reader judged before it (a read, a consumer's delivery), so a believed one extends the
+   * migration's seal chain. `vouched`: a believed seal covers it, so its signer is taken from its header unchecked.
+   */
+  function judge(raw: RawEvent, e: MigrationEvent, k: Known, inOrder: boolean, vouched = false): boolean {
     const claimed = `${e.actor.service}@${e.actor.node}`;
     const refuse = (reason: string, who = claimed): false => {
       trust.reject({ kind: 'event', subject: raw.subject, seq: raw.seq, claimed: who, reason });
@@ -104,18 +112,35 @@ export function createEventJudge(
     if (raw.subject !== subjects.events(e.migrationId))
       return refuse(`an event of ${e.migrationId} on another migration's subject`);
     if (!trust.secure) return true;
-    const v =
-      trust.identity && signedHere(raw, e)
+    const v = vouched
+      ? trust.claimed(raw.headers, raw.seq)
+      : trust.identity && signedHere(raw, e)
         ? { ok: true as const, identity: trust.identity }
         : trust.verify(raw.subject, raw.data, raw.headers, raw.seq);
     if (!v.ok) return refuse(v.reason, v.claimed ?? claimed);
     const a = authorizeEvent(v.identity!, e, raw.seq, k.facts);
     if (!a.ok) return refuse(`${e.type}: ${a.reason}`, v.identity!.name);
     learn(k.facts, raw.seq, e);
+    if (inOrder) chain(k, raw, e);
     return true;
   }
 
+  /**
+   * Extend the migration's seal chain by a believed message met in order. A chain starts at the log's first event,
+   * MigrationRequested; a message at or before the chain's end is one met again (a redelivery). A message missed in
+   * between makes a chain no reader's will equal: its seal then spares nobody any work, and changes nothing else.
+   */
+  function chain(k: Known, raw: RawEvent, e: MigrationEvent): void {
+    if (!k.chain) {
+      if (e.type !== 'MigrationRequested') return;
+      k.chain = newChain();
+    }
+    if (raw.seq > k.chain.seq) extendChain(k.chain, raw.seq, raw.headers, raw.data);
+  }
+
   return {
+    /** The message's event, if it is one (JSON, valid); else undefined, and `onInvalid` hears why. */
+    decode,
     /**
      * Judge the messages of one migration read in order from `fromSeq` (exclusive). `fromSeq` must be 0 (the whole
      * log: facts start afresh) or at most what `coveredFrom` returned: nothing in between is missed.
@@ -126,10 +151,13 @@ export function createEventJudge(
       raws: readonly RawEvent[],
     ): { seq: number; event: MigrationEvent }[] {
       const k = entry(mid, fromSeq === 0);
+      // A chain that ends before this read starts is not extended by it (what lies between would be missing): the
+      // consumer's deliveries extend it in order.
+      const extend = !k.chain || fromSeq <= k.chain.seq;
       const out: { seq: number; event: MigrationEvent }[] = [];
       for (const raw of raws) {
         const e = decode(raw);
-        if (e && judge(raw, e, k)) out.push({ seq: raw.seq, event: e });
+        if (e && judge(raw, e, k, extend)) out.push({ seq: raw.seq, event: e });
         k.coveredSeq = Math.max(k.coveredSeq, raw.seq);
       }
       return out;
@@ -161,7 +189,30 @@ export function createEventJudge(
         raw.subject === subjects.events(e.migrationId) &&
         trust.verify(raw.subject, raw.data, raw.headers, raw.seq).ok;
       if (worthFacts) await readBack(e.migrationId, k.coveredSeq);
-      return judge(raw, e, entry(e.migrationId)) ? { seq: raw.seq, event: e } : undefined;
+      return judge(raw, e, entry(e.migrationId), true) ? { seq: raw.seq, event: e } : undefined;
+    },
+    /**
+     * Judge the messages of one migration read in order together with the seal that follows them: when the seal is
+     * believed and names exactly these messages (seal.ts), each is judged on the signer its header names; else
+     * each signature is checked. The seal itself last. `messages` are decoded (undefined: no valid event).
+     */
+    sealed(
+      messages: readonly { raw: RawEvent; event: MigrationEvent | undefined }[],
+      seal: { raw: RawEvent; event: Extract<MigrationEvent, { type: 'MigrationSealed' }> },
+    ): { seq: number; event: MigrationEvent }[] {
+      const k = entry(seal.event.migrationId);
+      const sealBelieved = judge(seal.raw, seal.event, k, false);
+      const vouched = sealBelieved && sealMatches(seal.event.data, chainOf(messages));
+      const out: { seq: number; event: MigrationEvent }[] = [];
+      for (const { raw, event } of messages)
+        if (event && judge(raw, event, k, false, vouched)) out.push({ seq: raw.seq, event });
+      if (sealBelieved) out.push({ seq: seal.raw.seq, event: seal.event });
+      return out;
+    },
+    /** The seal this reader can write for `mid`: its chain, if it has one. */
+    sealOf(mid: string): SealData | undefined {
+      const c = known.get(mid)?.chain;
+      return c && sealDataOf(c);
     },
     /**
      * Judge a coordinator's event met alone, without the facts of the events before it (a coordinator's events are
@@ -170,7 +221,7 @@ export function createEventJudge(
     factFree(raw: RawEvent, types?: ReadonlySet<string>): { seq: number; event: MigrationEvent } | undefined {
       const e = decode(raw);
       if (!e || !isCoordinatorEvent(e) || (types && !types.has(e.type))) return undefined;
-      return judge(raw, e, entry(e.migrationId)) ? { seq: raw.seq, event: e } : undefined;
+      return judge(raw, e, entry(e.migrationId), false) ? { seq: raw.seq, event: e } : undefined;
     },
     /** An event this process appended itself: learn from it; `contiguous` when it followed the covered sequence. */
     appended(seq: number, e: MigrationEvent, contiguous: boolean): void {
@@ -198,3 +249,10 @@ export function createEventJudge(
 }
 
 export type EventJudge = ReturnType<typeof createEventJudge>;
+
+/** The chain of every message read, believed or not, as a reader folds it to compare with a seal (seal.ts). */
+function chainOf(messages: readonly { raw: RawEvent }[]): Chain {
+  const c = newChain();
+  for (const { raw } of messages) extendChain(c, raw.seq, raw.headers, raw.data);
+  return c;
+}

@@ -44,3 +44,4 @@ export {
   type TrustSettings,
 } from './trust.ts';
 export { natsAuthenticator, seedKeyOf, type SeedKey } from './ed25519.ts';
+export { extendChain, newChain, sealDataOf, sealMatches, type Chain, type SealData } from './seal.ts';

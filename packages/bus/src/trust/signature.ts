@@ -95,6 +95,31 @@ export function verifyWith(
   headers: HeaderReader | undefined,
   eventSeq?: number,
 ): Verdict {
+  const claimed = claimedWith(registry, headers, eventSeq);
+  if (!claimed.ok) return claimed;
+  const signer = headers!.get(signatureHeaders.signer);
+  const sig = Buffer.from(headers!.get(signatureHeaders.signature), 'base64url');
+  // Ed25519 signatures are 64 bytes; anything else is not worth asking the library about.
+  const key = publicKeyOf(signer);
+  if (sig.length !== 64 || !key || !verify(null, signedBytes(subject, body), key, sig))
+    return {
+      ok: false,
+      reason: 'the signature does not match the subject and body',
+      claimed: claimed.identity.name,
+    };
+  return claimed;
+}
+
+/**
+ * Who a message says signed it, by the registry, under the same rules as verifyWith (a known key; a retired key only
+ * for events stored up to its `eventsUpTo`), without checking the signature itself: for an event a believed seal
+ * vouches for (seal.ts), whose signature the coordinator checked.
+ */
+export function claimedWith(
+  registry: Registry,
+  headers: HeaderReader | undefined,
+  eventSeq?: number,
+): Verdict {
   const signer = headers?.get(signatureHeaders.signer) ?? '';
   const signature = headers?.get(signatureHeaders.signature) ?? '';
   if (!signer || !signature) return { ok: false, reason: 'unsigned' };
@@ -107,11 +132,6 @@ export function verifyWith(
     };
   const identity = registry.byKey.get(signer) ?? retired?.identity;
   if (!identity) return { ok: false, reason: 'signed by a key the registry does not know', claimed: signer };
-  const sig = Buffer.from(signature, 'base64url');
-  // Ed25519 signatures are 64 bytes; anything else is not worth asking the library about.
-  const key = publicKeyOf(signer);
-  if (sig.length !== 64 || !key || !verify(null, signedBytes(subject, body), key, sig))
-    return { ok: false, reason: 'the signature does not match the subject and body', claimed: identity.name };
   return { ok: true, identity };
 }
 

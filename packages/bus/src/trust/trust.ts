@@ -14,6 +14,7 @@ import {
   publicKeyOfPair,
   signWith,
   verifyWith,
+  claimedWith,
   type HeaderReader,
   type SignatureHeaders,
   type Verdict,
@@ -50,6 +51,11 @@ export type Trust = {
     headers: HeaderReader | undefined,
     eventSeq?: number,
   ): Verdict | { ok: true; identity?: undefined };
+  /**
+   * Who a message says signed it, by the registry and its retired-key rule, without checking the signature: for an
+   * event a believed seal vouches for (seal.ts). Always ok (with no identity) when insecure.
+   */
+  claimed(headers: HeaderReader | undefined, eventSeq: number): Verdict | { ok: true; identity?: undefined };
   /** Record a refused message: one warning and one count per message (a message read again is not counted again). */
   reject(r: Rejection): void;
   /** Refused messages so far (discovery stats: rejectedMessages). */
@@ -99,6 +105,7 @@ export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: L
       return signWith(kp, subject, body);
     },
     verify: (subject, body, headers, eventSeq) => verifyWith(registry, subject, body, headers, eventSeq),
+    claimed: (headers, eventSeq) => claimedWith(registry, headers, eventSeq),
     reject: (r) => rejections.reject(r),
     get rejections() {
       return rejections.count;
@@ -115,6 +122,7 @@ export function insecureTrust(log?: Logger): Trust {
     registry: undefined,
     sign: () => undefined,
     verify: () => ({ ok: true }),
+    claimed: () => ({ ok: true }),
     reject: (r) => rejections.reject(r),
     get rejections() {
       return rejections.count;

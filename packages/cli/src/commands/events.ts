@@ -52,7 +52,8 @@ migration's terminal event (MigrationCompleted or MigrationRolledBack), else unt
     for await (const s of (await ctx.log()).follow(opts)) {
       if (ctx.json) ctx.out.json({ seq: s.seq, ...s.event });
       else ctx.out.line(formatEvent(s.event, s.seq));
-      if (migrationId && isTerminalEvent(s.event)) return 'completed';
+      // Following one migration ends with its end; a read to the end of the log prints what follows it too (its seal).
+      if (follow && migrationId && isTerminalEvent(s.event)) return 'completed';
     }
     if (timeout?.aborted && !ctx.signal.aborted) {
       ctx.say(`haul: stopped following after ${a.str('timeout')}`);
