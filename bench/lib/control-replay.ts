@@ -12,7 +12,7 @@ import {
   type StoredEvent,
   type Trust,
 } from '@haul/bus';
-import { evolve, initialState, projectStatus, type MigrationState } from '@haul/domain';
+import { evolve, fold as foldAll, initialState, projectStatus, type MigrationState } from '@haul/domain';
 import type { MigrationStatus, Validators } from '@haul/schemas';
 import type { TestIdentities } from '@haul/test';
 import { lastSeqOf } from './control-stream.ts';
@@ -120,8 +120,11 @@ async function copyOne(
 /**
  * Rebuild the status of every migration from the log: one pass over the stream through the event log's replay
  * (each event decoded and checked against its schema; a sealed log believed on its seal, any other message on its
- * own signature), folded per migration with the core's evolve, then projected. `oneByOne`: through follow instead,
- * which checks every message's signature, as a reader did before seals.
+ * own signature), folded per migration with the core's evolve, then projected. A migration whose sealed log ended it
+ * is projected at its seal and its folded state let go, as the coordinator lets go of an ended migration: ten
+ * thousand folded states held to the end made the replay mostly garbage collection. Should more of its log follow,
+ * its log is read again and folded whole. `oneByOne`: through follow instead, which checks every message's
+ * signature, as a reader did before seals (migrations interleaved, so every state is held to the end).
  */
 export async function replayStatuses(
   nc: NatsConnection,
@@ -133,6 +136,7 @@ export async function replayStatuses(
   const last = await lastSeqOf(nc);
   const t0 = performance.now();
   const folded = new Map<string, { state: MigrationState; lastSeq: number }>();
+  const ended = new Map<string, MigrationStatus>();
   const fold = ({ seq, event }: StoredEvent) => {
     const cur = folded.get(event.migrationId);
     folded.set(event.migrationId, { state: evolve(cur?.state ?? initialState(), event), lastSeq: seq });
@@ -144,7 +148,29 @@ export async function replayStatuses(
       fold(stored);
       if (stored.seq >= last) break;
     }
-  } else for await (const batch of eventLog.replay()) batch.forEach(fold);
-  const statuses = [...folded.values()].flatMap((f) => projectStatus(f.state, f.lastSeq) ?? []);
+  } else
+    for await (const batch of eventLog.replay()) {
+      const mid = batch[0]?.event.migrationId;
+      if (mid === undefined) continue;
+      // A batch is folded at once (domain fold: each collection of the state copied once, not once per event).
+      const events = ended.delete(mid) ? (await eventLog.read(mid)).events : batch;
+      const from = folded.get(mid)?.state ?? initialState();
+      const f = {
+        state: foldAll(
+          events.map((e) => e.event),
+          from,
+        ),
+        lastSeq: events.at(-1)!.seq,
+      };
+      folded.set(mid, f);
+      if (f.state.terminal && batch.at(-1)!.event.type === 'MigrationSealed') {
+        ended.set(mid, projectStatus(f.state, f.lastSeq)!);
+        folded.delete(mid);
+      }
+    }
+  const statuses = [
+    ...ended.values(),
+    ...[...folded.values()].flatMap((f) => projectStatus(f.state, f.lastSeq) ?? []),
+  ];
   return { seconds: (performance.now() - t0) / 1000, statuses };
 }
