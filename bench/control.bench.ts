@@ -202,6 +202,7 @@ try {
   }
 
   const per1000 = 1000 / Math.max(1, terminal);
+  const warnings = coordinator.lines.filter((l) => /"level":(40|50|60)/.test(l));
   const eventsRatio = eventsPerSec / raw.appendsPerSec;
   const results = {
     date: new Date().toISOString(),
@@ -238,7 +239,12 @@ try {
       rssMb: round(memory.peakRssMb, 1),
       cpuSecondsMeasured: round(cpu),
       rssMbAtEnd: round(memory.rssMb, 1),
-      warnings: coordinator.lines.filter((l) => /"level":(40|50|60)/.test(l)).length,
+      warnings: warnings.length,
+      // What they said (the first few, each as its message and migration): a warning is a finding, not a number.
+      warningMessages: warnings.slice(0, 5).map((l) => {
+        const j = JSON.parse(l) as { msg?: string; migrationId?: string; err?: { message?: string } };
+        return [j.msg, j.migrationId, j.err?.message].filter(Boolean).join(': ');
+      }),
     },
     executors: {
       died: executors.died,

@@ -58,12 +58,18 @@ export type EventLog = {
    * seal's one signature when it vouches for exactly those messages, trust/seal.ts), the others when the read ends
    * (or when more than limits.replayHeldMessages are waiting, oldest first), each message's signature checked.
    */
-  replay(opts?: { signal?: AbortSignal }): AsyncIterable<StoredEvent[]>;
+  replay(opts?: ReplayOptions): AsyncIterable<StoredEvent[]>;
   /** The seal this process can vouch with for one migration: the chain of what it believed, in order, from its start. */
   sealOf(migrationId: string): SealData | undefined;
 };
 
 export type ReadOptions = { afterSeq?: number };
+
+export type ReplayOptions = {
+  signal?: AbortSignal;
+  /** Messages held at most while their migration's seal has not come (default limits.replayHeldMessages). */
+  maxHeld?: number;
+};
 
 export type FollowOptions = {
   migrationId?: string;
@@ -310,7 +316,7 @@ export function createEventLog(
       }
     },
 
-    replay: (opts = {}) => replayLog(js, judge, readBack, opts.signal),
+    replay: (opts = {}) => replayLog(js, judge, readBack, opts),
 
     sealOf: (mid) => judge.sealOf(mid),
   };

@@ -85,6 +85,7 @@ export {
   type StoredEvent,
   type AppendOptions,
   type FollowOptions,
+  type ReplayOptions,
 } from './event-log.ts';
 export type { RawEvent } from './trust/event-judge.ts';
 export * from './trust/index.ts';

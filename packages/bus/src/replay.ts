@@ -3,7 +3,7 @@ import type { MigrationEvent } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
 import { retryTransient } from './retry.ts';
 import type { EventJudge, RawEvent } from './trust/event-judge.ts';
-import type { StoredEvent } from './event-log.ts';
+import type { ReplayOptions, StoredEvent } from './event-log.ts';
 
 type Held = { raw: RawEvent; event: MigrationEvent | undefined };
 
@@ -11,13 +11,13 @@ type Held = { raw: RawEvent; event: MigrationEvent | undefined };
  * EventLog.replay: the whole stream through one consumer, to its end as the server counts it when the consumer is
  * made. Each migration's messages are held until its seal (trust/seal.ts) and judged with it: on the seal's one
  * signature when it vouches for exactly them, else one by one. What no seal closes is judged one by one when the
- * read ends, or, oldest migration first, when more than limits.replayHeldMessages are held.
+ * read ends, or, oldest migration first, when more than `maxHeld` are held.
  */
 export async function* replayLog(
   js: JetStreamClient,
   judge: EventJudge,
   readBack: (mid: string, afterSeq: number) => Promise<void>,
-  signal: AbortSignal | undefined,
+  { signal, maxHeld = limits.replayHeldMessages }: ReplayOptions,
 ): AsyncIterable<StoredEvent[]> {
   const consumer = await retryTransient(() =>
     js.consumers.get(streams.events, {
@@ -59,7 +59,7 @@ export async function* replayLog(
         if (h) h.push({ raw, event });
         else held.set(raw.subject, [{ raw, event }]);
         holding++;
-        while (holding > limits.replayHeldMessages) yield await oneByOne(take(held.keys().next().value!));
+        while (holding > maxHeld) yield await oneByOne(take(held.keys().next().value!));
       }
       // Counted on raw messages, so a message that is not an event still counts towards the end.
       if (--remaining <= 0 || msg.info.pending === 0) break;

@@ -10,6 +10,7 @@ import {
   ensureTopology,
   streams,
   type EventLog,
+  type StoredEvent,
 } from '@haul/bus';
 import { jetstreamManager } from '@nats-io/jetstream';
 
@@ -141,5 +142,40 @@ describe('event log on a real JetStream stream', () => {
     assert.deepEqual(await ids({ fromSeq: 10_000 }), []);
     assert.deepEqual(await ids({ since: new Date(Date.now() + 60_000) }), []);
     assert.deepEqual(await ids({ migrationId: 'mig-none' }), []);
+  });
+
+  it('replays every migration once, each in order, whatever it may hold while waiting for seals', async () => {
+    // Interleaved and unsealed: each is handed on when the read ends, or oldest first when too many are held.
+    const mids = ['mig-rp01', 'mig-rp02', 'mig-rp03'];
+    const last = new Map<string, number>();
+    for (const [mid, n] of [
+      [0, 1],
+      [1, 1],
+      [0, 2],
+      [2, 1],
+      [1, 2],
+      [0, 3],
+    ] as const)
+      last.set(
+        mids[mid]!,
+        (await log.append(cancelEvent(mids[mid]!, n), { expectedLastSeq: last.get(mids[mid]!) ?? 0 })).seq,
+      );
+    const read = new Map(await Promise.all(mids.map(async (m) => [m, (await log.read(m)).events] as const)));
+    for (const maxHeld of [undefined, 1, 2]) {
+      const got = new Map<string, StoredEvent[]>();
+      let batches = 0;
+      for await (const batch of createEventLog(nc, validators, trust).replay(maxHeld ? { maxHeld } : {})) {
+        const mid = batch[0]!.event.migrationId;
+        assert.ok(
+          batch.every((e) => e.event.migrationId === mid),
+          'one migration per batch',
+        );
+        if (mids.includes(mid)) batches++;
+        got.set(mid, [...(got.get(mid) ?? []), ...batch]);
+      }
+      for (const m of mids) assert.deepEqual(got.get(m), read.get(m), `${m}, holding at most ${maxHeld}`);
+      if (maxHeld === undefined) assert.equal(batches, 3, 'held to the end: one batch each');
+      else assert.ok(batches > 3, `holding at most ${maxHeld}: handed on earlier (${batches} batches)`);
+    }
   });
 });
