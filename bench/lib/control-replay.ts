@@ -150,8 +150,7 @@ export async function replayStatuses(
     }
   } else
     for await (const batch of eventLog.replay()) {
-      const mid = batch[0]?.event.migrationId;
-      if (mid === undefined) continue;
+      const mid = batch[0]!.event.migrationId;
       // A batch is folded at once (domain fold: each collection of the state copied once, not once per event).
       const events = ended.delete(mid) ? (await eventLog.read(mid)).events : batch;
       const from = folded.get(mid)?.state ?? initialState();

@@ -56,7 +56,8 @@ export type EventLog = {
    * Every migration's believed events, from the stream's start to its end as it is when the read starts: each
    * migration's in order, migrations in the order their logs are complete — a sealed log at its seal (judged on the
    * seal's one signature when it vouches for exactly those messages, trust/seal.ts), the others when the read ends
-   * (or when more than limits.replayHeldMessages are waiting, oldest first), each message's signature checked.
+   * (or when more than limits.replayHeldMessages are waiting, oldest first), each message's signature checked. A
+   * batch holds one migration's events, never none.
    */
   replay(opts?: ReplayOptions): AsyncIterable<StoredEvent[]>;
   /** The seal this process can vouch with for one migration: the chain of what it believed, in order, from its start. */

@@ -11,7 +11,7 @@ type Held = { raw: RawEvent; event: MigrationEvent | undefined };
  * EventLog.replay: the whole stream through one consumer, to its end as the server counts it when the consumer is
  * made. Each migration's messages are held until its seal (trust/seal.ts) and judged with it: on the seal's one
  * signature when it vouches for exactly them, else one by one. What no seal closes is judged one by one when the
- * read ends, or, oldest migration first, when more than `maxHeld` are held.
+ * read ends, or, oldest migration first, when more than `maxHeld` are held. A batch is never empty.
  */
 export async function* replayLog(
   js: JetStreamClient,
@@ -53,13 +53,17 @@ export async function* replayLog(
       const raw: RawEvent = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers };
       const event = judge.decode(raw);
       if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-        yield judge.sealed(take(raw.subject), { raw, event });
+        const batch = judge.sealed(take(raw.subject), { raw, event });
+        if (batch.length) yield batch;
       } else {
         const h = held.get(raw.subject);
         if (h) h.push({ raw, event });
         else held.set(raw.subject, [{ raw, event }]);
         holding++;
-        while (holding > maxHeld) yield await oneByOne(take(held.keys().next().value!));
+        while (holding > maxHeld) {
+          const batch = await oneByOne(take(held.keys().next().value!));
+          if (batch.length) yield batch;
+        }
       }
       // Counted on raw messages, so a message that is not an event still counts towards the end.
       if (--remaining <= 0 || msg.info.pending === 0) break;
@@ -69,5 +73,8 @@ export async function* replayLog(
     await iter.close();
   }
   if (signal?.aborted) return;
-  for (const subject of [...held.keys()]) yield await oneByOne(take(subject));
+  for (const subject of [...held.keys()]) {
+    const batch = await oneByOne(take(subject));
+    if (batch.length) yield batch;
+  }
 }
