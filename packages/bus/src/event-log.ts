@@ -12,7 +12,7 @@ import { limits, streams, subjects } from './conventions.ts';
 import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
 import { replayLog } from './replay.ts';
 import { retryTransient } from './retry.ts';
-import { createEventJudge, type RawEvent } from './trust/event-judge.ts';
+import { createEventJudge, type JudgeOptions, type RawEvent } from './trust/event-judge.ts';
 import type { SealData } from './trust/seal.ts';
 import type { SignatureHeaders } from './trust/signature.ts';
 import type { Trust } from './trust/trust.ts';
@@ -60,7 +60,10 @@ export type EventLog = {
    * batch holds one migration's events, never none.
    */
   replay(opts?: ReplayOptions): AsyncIterable<StoredEvent[]>;
-  /** The seal this process can vouch with for one migration: the chain of what it believed, in order, from its start. */
+  /**
+   * The seal this process can vouch with for one migration: the chain of what it believed, in order, from its start
+   * (only when created with `sealChains`).
+   */
   sealOf(migrationId: string): SealData | undefined;
 };
 
@@ -94,6 +97,8 @@ export function createEventLog(
   validators: Validators,
   trust: Trust,
   onInvalid: (seq: number, message: string) => void = () => {},
+  /** `sealChains`: this process seals (the coordinator); other readers keep no chain (trust/event-judge.ts). */
+  opts: JudgeOptions = {},
 ): EventLog {
   const js: JetStreamClient = jetstream(nc);
   let jsmP: Promise<JetStreamManager> | undefined;
@@ -104,7 +109,7 @@ export function createEventLog(
       jsmP = undefined;
       throw err;
     }));
-  const judge = createEventJudge(trust, validators, onInvalid);
+  const judge = createEventJudge(trust, validators, onInvalid, opts);
 
   async function readUpTo(subject: string, lastSeq: number, afterSeq: number): Promise<RawEvent[]> {
     if (lastSeq - afterSeq <= limits.directReadMaxSeqs) return getEach(subject, lastSeq, afterSeq);

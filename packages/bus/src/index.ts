@@ -87,7 +87,7 @@ export {
   type FollowOptions,
   type ReplayOptions,
 } from './event-log.ts';
-export type { RawEvent } from './trust/event-judge.ts';
+export type { JudgeOptions, RawEvent } from './trust/event-judge.ts';
 export * from './trust/index.ts';
 export {
   sendCommand,

@@ -60,7 +60,9 @@ export function createCoordinator(
   const { trust } = deps;
   const eventLog =
     deps.eventLog ??
-    createEventLog(nc, validators, trust, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'));
+    createEventLog(nc, validators, trust, (seq, m) => log.warn({ seq, err: m }, 'invalid event skipped'), {
+      sealChains: true, // sealer.ts
+    });
   const admission = createAdmission({ nc, validators, eventLog, log, maxPerNode: cfg.maxMigrationsPerNode });
   const registry = new Registry();
   const metrics = coordinatorMetrics(registry, heartbeatTimesOf(nc));

@@ -24,6 +24,14 @@ export type RawEvent = { subject: string; seq: number; data: Uint8Array; headers
  */
 type Known = { facts: MigrationFacts; coveredSeq: number; chain?: Chain };
 
+export type JudgeOptions = {
+  /**
+   * Keep each migration's seal chain (one SHA-256 update per believed message, an open hash per known migration), so
+   * that `sealOf` can answer. Only a process that seals wants it (the coordinator); without it `sealOf` is undefined.
+   */
+  sealChains?: boolean;
+};
+
 /** Migrations whose facts are kept (a reader that meets a forgotten one reads its log back once). */
 const maxKnown = 10_000;
 
@@ -44,6 +52,7 @@ export function createEventJudge(
   trust: Trust,
   validators: Validators,
   onInvalid: (seq: number, message: string) => void,
+  opts: JudgeOptions = {},
 ) {
   const known = new Map<string, Known>();
   /**
@@ -131,6 +140,7 @@ export function createEventJudge(
    * between makes a chain no reader's will equal: its seal then spares nobody any work, and changes nothing else.
    */
   function chain(k: Known, raw: RawEvent, e: MigrationEvent): void {
+    if (!opts.sealChains) return;
     if (!k.chain) {
       if (e.type !== 'MigrationRequested') return;
       k.chain = newChain();
@@ -209,7 +219,7 @@ export function createEventJudge(
       if (sealBelieved) out.push({ seq: seal.raw.seq, event: seal.event });
       return out;
     },
-    /** The seal this reader can write for `mid`: its chain, if it has one. */
+    /** The seal this reader can write for `mid`: its chain, if it keeps chains and has one for `mid`. */
     sealOf(mid: string): SealData | undefined {
       const c = known.get(mid)?.chain;
       return c && sealDataOf(c);

@@ -128,8 +128,10 @@ function sealMessage(data: SealData, seq: number, signer = 'coordinator') {
 }
 
 /** What the coordinator's judge makes of a log its consumer delivers in order: the seal it can write. */
-async function coordinatorSeal(raws: RawEvent[]): Promise<SealData | undefined> {
-  const judge = createEventJudge(createTrust(registry, keys.get('coordinator')), validators, () => {});
+async function coordinatorSeal(raws: RawEvent[], sealChains = true): Promise<SealData | undefined> {
+  const judge = createEventJudge(createTrust(registry, keys.get('coordinator')), validators, () => {}, {
+    sealChains,
+  });
   for (const raw of raws) await judge.single(raw, () => Promise.resolve());
   return judge.sealOf(mid);
 }
@@ -189,6 +191,12 @@ describe("the coordinator's chain", () => {
       await coordinatorSeal([...raws.slice(0, 3), raws[2]!, raws[3]!]),
       await coordinatorSeal(raws),
     );
+  });
+
+  it('given a reader that does not seal (an agent, a streamer, the CLI), then it keeps no chain', async () => {
+    const { raws } = cleanLog();
+    assert.notEqual(await coordinatorSeal(raws), undefined);
+    assert.equal(await coordinatorSeal(raws, false), undefined);
   });
 
   it('given a log whose MigrationRequested it never met, then it has no seal to write', async () => {
