@@ -243,8 +243,6 @@ export function createEventLog(
       if (!v.ok) throw new BusError('HAUL_INVALID_EVENT', v.error.message, false);
       const subject = subjects.events(event.migrationId);
       const body = enc.encode(JSON.stringify(event));
-      const contiguous =
-        opts.expectedLastSeq !== undefined && opts.expectedLastSeq === judge.covered(event.migrationId);
       const signature = trust.sign(subject, body);
       judge.signing(event, body, signature);
       try {
@@ -253,7 +251,7 @@ export function createEventLog(
           const unguessable = `${event.eventId}:${signature?.['Haul-Signature'].slice(0, 22) ?? ''}`;
           ({ ack } = await publish(subject, body, unguessable, opts.expectedLastSeq, signature));
         }
-        if (!ack.duplicate) judge.appended(ack.seq, event, contiguous);
+        if (!ack.duplicate) judge.appended(ack.seq, event, opts.expectedLastSeq);
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
         judge.notSigning(event);

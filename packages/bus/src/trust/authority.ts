@@ -16,13 +16,18 @@ export type Authorization = { ok: true } | { ok: false; reason: string };
 
 export const newFacts = (): MigrationFacts => ({ commands: new Map() });
 
-/** Remember what an admitted event says about addresses (MigrationRequested, StepIntended); nothing else matters. */
+/**
+ * Remember what an admitted event says about addresses (MigrationRequested, StepIntended); nothing else matters.
+ * Facts come in any order (the consumer's deliveries, the process's own acks, reads back), so what is learnt does not
+ * depend on it: a command intended twice counts from its earliest intent.
+ */
 export function learn(facts: MigrationFacts, seq: number, e: MigrationEvent): void {
   if (e.type === 'MigrationRequested') {
     facts.source ??= e.data.request.source;
     facts.target ??= e.data.request.target;
   } else if (e.type === 'StepIntended') {
-    if (!facts.commands.has(e.data.commandId))
+    const known = facts.commands.get(e.data.commandId);
+    if (!known || seq < known.seq)
       facts.commands.set(e.data.commandId, {
         node: e.data.node,
         executor: e.data.executor,

@@ -65,9 +65,14 @@ export function createEventJudge(
    */
   const mine = new Map<string, { body: Uint8Array; signature: SignatureHeaders }>();
 
-  function entry(mid: string, fresh = false): Known {
+  /**
+   * What is known of `mid`. It only grows: reads of one migration overlap (a whole read that began before an append
+   * may end after it), and facts learnt from the authentic log stay true whoever learnt them first. A read that starts
+   * again from the log's first message learns nothing new from what is known, and forgets nothing either.
+   */
+  function entry(mid: string): Known {
     let k = known.get(mid);
-    if (k && !fresh) {
+    if (k) {
       known.delete(mid); // most recently used last
       known.set(mid, k);
       return k;
@@ -153,14 +158,14 @@ export function createEventJudge(
     decode,
     /**
      * Judge the messages of one migration read in order from `fromSeq` (exclusive). `fromSeq` must be 0 (the whole
-     * log: facts start afresh) or at most what `coveredFrom` returned: nothing in between is missed.
+     * log) or at most what `coveredFrom` returned: nothing in between is missed.
      */
     inOrder(
       mid: string,
       fromSeq: number,
       raws: readonly RawEvent[],
     ): { seq: number; event: MigrationEvent }[] {
-      const k = entry(mid, fromSeq === 0);
+      const k = entry(mid);
       // A chain that ends before this read starts is not extended by it (what lies between would be missing): the
       // consumer's deliveries extend it in order.
       const extend = !k.chain || fromSeq <= k.chain.seq;
@@ -233,12 +238,16 @@ export function createEventJudge(
       if (!e || !isCoordinatorEvent(e) || (types && !types.has(e.type))) return undefined;
       return judge(raw, e, entry(e.migrationId), false) ? { seq: raw.seq, event: e } : undefined;
     },
-    /** An event this process appended itself: learn from it; `contiguous` when it followed the covered sequence. */
-    appended(seq: number, e: MigrationEvent, contiguous: boolean): void {
+    /**
+     * An event this process appended itself at `seq`: learn from it. `expectedLastSeq`: the append was a compare-and-
+     * set on it, so nothing lies between it and `seq`; when the facts cover it now (not when the append began: the
+     * entry may have been forgotten since), they cover `seq` too.
+     */
+    appended(seq: number, e: MigrationEvent, expectedLastSeq: number | undefined): void {
       if (!trust.secure) return;
       const k = entry(e.migrationId);
       learn(k.facts, seq, e);
-      if (!contiguous) return;
+      if (expectedLastSeq === undefined || k.coveredSeq < expectedLastSeq) return;
       k.coveredSeq = Math.max(k.coveredSeq, seq);
       // Covered: no read of this process judges that message again, so its copy is not kept for one.
       mine.delete(e.eventId);

@@ -308,6 +308,53 @@ describe('a judge that meets a message alone', () => {
   });
 });
 
+describe('a judge whose reads overlap (a busy coordinator)', () => {
+  const validators = createValidators();
+  const subject = `haul.events.${mid}`;
+  const raw = (name: string, e: MigrationEvent, seq: number): RawEvent => {
+    const data = enc.encode(JSON.stringify(e));
+    return { subject, seq, data, headers: asHeaders(signWith(keys.get(name)!, subject, data)) };
+  };
+  const intent = raw('coordinator', ev('StepIntended', coord, restore), 2);
+  const outcome = raw('agent@node-b', succeeded(restore, agentOn('node-b')), 3);
+  it('given a whole read that ends before an intent it finishes after, when the outcome is read from what was covered, then it is believed', () => {
+    const judge = createEventJudge(trustOf('coordinator'), validators, () => {});
+    judge.inOrder(mid, 0, [raw('coordinator', requested, 1), intent]);
+    const from = judge.coveredFrom(mid, 2); // a read of what follows 2 starts…
+    judge.inOrder(mid, 0, [raw('coordinator', requested, 1)]); // …a whole read that began before 2 ends…
+    assert.deepEqual(
+      judge.inOrder(mid, from, [outcome]).map((e) => e.seq),
+      [3],
+      '…and the facts still hold the intent',
+    );
+  });
+  it('given an append the facts did not cover up to its expected sequence when it was acked, then what lies before it is read back for its outcome', async () => {
+    const judge = createEventJudge(trustOf('coordinator'), validators, () => {});
+    judge.appended(4, ev('IterationDecided', coord, { iteration: 1, decision: 'final' }), 3);
+    assert.equal(judge.covered(mid), 0, 'not covered: 1 to 3 were never judged');
+    const log = [raw('coordinator', requested, 1), intent, outcome];
+    const readBack = (m: string, after: number) => (
+      judge.inOrder(
+        m,
+        after,
+        log.filter((r) => r.seq > after),
+      ),
+      Promise.resolve()
+    );
+    assert.equal((await judge.single(outcome, readBack))?.seq, 3);
+  });
+  it('given one intent learnt at a later sequence first, then an earlier one: the command counts from the earlier', () => {
+    const facts = newFacts();
+    learn(facts, 1, requested);
+    learn(facts, 5, ev('StepIntended', coord, restore));
+    learn(facts, 2, ev('StepIntended', coord, restore));
+    assert.equal(
+      authorizeEvent(identity('agent@node-b'), succeeded(restore, agentOn('node-b')), 3, facts).ok,
+      true,
+    );
+  });
+});
+
 describe('a judge and the events its own process appended', () => {
   const validators = createValidators();
   const subject = `haul.events.${mid}`;
