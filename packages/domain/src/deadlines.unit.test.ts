@@ -56,7 +56,7 @@ describe('the next deadline of a migration', () => {
 
   it('is none for a migration with nothing in flight, or one that ended', () => {
     const requested = inFlightAfter('preflightTarget');
-    const before = fold(requested.log.slice(0, 1), initialState());
+    const before = fold(simulate(liveScenario({ localDisks: 1 })).events.slice(0, 1), initialState());
     assert.equal(nextDeadline(before, stallMs), undefined);
     assert.equal(nextDeadline({ ...requested, terminal: 'completed' }, stallMs), undefined);
   });

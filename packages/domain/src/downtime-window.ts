@@ -1,4 +1,4 @@
-import type { DowntimeWindowStats, MigrationEvent, StreamResult, WindowStepStats } from '@haul/schemas';
+import type { DowntimeWindowStats, StreamResult, WindowStepStats } from '@haul/schemas';
 import type { MigrationState, StepRecord } from './state.ts';
 import { stepTable } from './steps.ts';
 
@@ -91,22 +91,15 @@ function rowOf(sp: Span, window: Span[], first: boolean): { row: WindowStepStats
 
 /** Every step's latest attempt that has an outcome, by step key, with where its intent and outcome are in the log. */
 function spansOf(s: MigrationState): Map<string, Span> {
-  const outcomes = new Map<string, { idx: number; e: MigrationEvent }>();
-  s.log.forEach((e, idx) => {
-    if (e.type === 'StepSucceeded' || e.type === 'StepFailed')
-      if (!outcomes.has(e.data.commandId)) outcomes.set(e.data.commandId, { idx, e });
-  });
   const out = new Map<string, Span>();
   for (const rec of Object.values(s.steps)) {
-    const o = outcomes.get(rec.command.commandId);
-    const intent = s.log[rec.order];
-    if (!o || !intent || rec.status === 'intended') continue;
+    if (rec.outcomeOrder === undefined || rec.outcomeAt === undefined || rec.status === 'intended') continue;
     out.set(rec.key, {
       rec,
       intentIdx: rec.order,
-      intentAt: Date.parse(intent.time),
-      outcomeIdx: o.idx,
-      outcomeAt: Date.parse(o.e.time),
+      intentAt: Date.parse(rec.intendedAt),
+      outcomeIdx: rec.outcomeOrder,
+      outcomeAt: Date.parse(rec.outcomeAt),
       hostMs: rec.status === 'succeeded' ? hostMsOf(rec) : 0,
     });
   }

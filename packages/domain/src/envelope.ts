@@ -12,7 +12,7 @@ export function envelope<T extends MigrationEvent['type']>(
 ): MigrationEvent {
   const migrationId = s.migrationId ?? '';
   return {
-    eventId: eventId ?? `${migrationId}:${s.log.length}:${type}`,
+    eventId: eventId ?? `${migrationId}:${s.events}:${type}`,
     migrationId,
     type,
     actor: meta.actor,

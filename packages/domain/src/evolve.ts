@@ -1,8 +1,9 @@
 import type { MigrationEvent, PreflightResult } from '@haul/schemas';
 import { errorCodes } from './errors.ts';
+import { foldResumeFence } from './fencing.ts';
 import { commitSteps } from './steps.ts';
 import { imageDirName } from './ids.ts';
-import { stepKey, type MigrationState, type StepRecord } from './state.ts';
+import { operatorActionOf, stepKey, type MigrationState, type StepRecord } from './state.ts';
 
 /** The subject part of a command id: `<migrationId>:<step>:<subject>:<attempt>`. */
 export function subjectOf(commandId: string): string {
@@ -19,8 +20,8 @@ export function evolve(state: MigrationState, event: MigrationEvent): MigrationS
 }
 
 /**
- * Fold events into a state, in order; `from` is left as it was. The collections an event changes (the log, the steps,
- * the commands, the decisions, the retries) are copied once per fold, on the first change, and changed in place
+ * Fold events into a state, in order; `from` is left as it was. The collections an event changes (the steps, the
+ * commands, the decisions, the retries, the operators' actions) are copied once per fold, on the first change, and changed in place
  * after: folding a log event by event copied them at each event, O(n²) in the events of a migration, and was the
  * largest cost of rebuilding statuses from the log (bench:control's replay).
  */
@@ -31,7 +32,7 @@ export function fold(events: readonly MigrationEvent[], from: MigrationState): M
 }
 
 /** The collections a fold copies before it changes them, each with its bit in Draft.owned. */
-const collections = { log: 1, steps: 2, byCommand: 4, decisions: 8, retriedFrom: 16 } as const;
+const collections = { steps: 1, byCommand: 2, decisions: 4, retriedFrom: 8, operatorActions: 16 } as const;
 type Collection = keyof typeof collections;
 
 /** A state being folded, and which of its collections are already its own copies (a bit each). */
@@ -56,13 +57,20 @@ const setStep = (d: Draft, rec: StepRecord): void => {
 function apply(d: Draft, event: MigrationEvent): void {
   // The coordinator's attestation of the log it follows (packages/bus/src/trust/seal.ts), not a fact of the migration.
   if (event.type === 'MigrationSealed') return;
-  own(d, 'log').push(event);
   const s = d.s;
+  s.events++;
+  s.lastEvent = event.type;
   s.lastTime = event.time;
+  const fence = foldResumeFence(s, event);
+  s.restoreStarted = fence.restoreStarted;
+  s.targetStoppedSinceRestore = fence.targetStoppedSinceRestore;
+  const asked = operatorActionOf(event);
+  if (asked.length) own(d, 'operatorActions').push(...asked);
   switch (event.type) {
     case 'MigrationRequested':
       s.migrationId = event.migrationId;
       s.request = event.data.request;
+      s.imageRoots = event.data.imageRoots;
       s.imageDirs = {
         source: `${event.data.imageRoots.source}/${imageDirName(event.migrationId)}`,
         target: `${event.data.imageRoots.target}/${imageDirName(event.migrationId)}`,
@@ -80,7 +88,7 @@ function apply(d: Draft, event: MigrationEvent): void {
         command: cmd,
         status: 'intended',
         intendedAt: event.time,
-        order: s.log.length - 1,
+        order: s.events - 1,
       });
       own(d, 'byCommand')[cmd.commandId] = key;
       return;
@@ -92,10 +100,10 @@ function apply(d: Draft, event: MigrationEvent): void {
       own(d, 'decisions').push(event.data);
       return;
     case 'RestoreStarted':
-      s.restoreStarted = true;
-      return;
+      return; // the resume fence, above
     case 'ResumedOnSource':
       s.resumedOnSource = true;
+      s.resumedOnSourceAt ??= event.time;
       return;
     case 'CancelRequested':
       s.cancelRequested = event.data.reason;
@@ -159,6 +167,19 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
   const key = s.byCommand[event.data.commandId];
   const rec = key ? s.steps[key] : undefined;
   if (!key || !rec) return;
+  // Where this attempt's command first got an outcome, whatever the state makes of it (downtime-window.ts).
+  if (rec.command.commandId === event.data.commandId && rec.outcomeOrder === undefined)
+    setStep(d, { ...rec, outcomeOrder: s.events - 1, outcomeAt: event.time });
+  return outcomeOf(d, event, key, s.steps[key]!);
+}
+
+function outcomeOf(
+  d: Draft,
+  event: Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed' }>,
+  key: string,
+  rec: StepRecord,
+): void {
+  const s = d.s;
   // A late result of an older attempt counts only if it is a success the current attempt has not seen.
   const current = rec.command.commandId === event.data.commandId;
   if (!current && (event.type === 'StepFailed' || rec.status === 'succeeded')) return;

@@ -45,16 +45,29 @@ export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNo
  * operator's assertion that they stopped it by hand (ActionResolved of stopTarget).
  */
 export function mayResumeSource(events: readonly MigrationEvent[]): FenceVerdict {
-  const started = events.findIndex((e) => e.type === 'RestoreStarted');
-  if (started < 0) return { ok: true };
-  const stoppedAfter = events
-    .slice(started)
-    .some(
-      (e) =>
-        (e.type === 'StepSucceeded' && e.data.step === 'stopTarget') ||
-        (e.type === 'ActionResolved' && e.data.step === 'stopTarget'),
-    );
-  if (stoppedAfter) return { ok: true };
+  return resumeVerdict(events.reduce(foldResumeFence, noResumeFence));
+}
+
+/** What the resume fence needs of a log, folded event by event (the migration state keeps it: evolve.ts). */
+export type ResumeFence = { restoreStarted: boolean; targetStoppedSinceRestore: boolean };
+
+export const noResumeFence: ResumeFence = { restoreStarted: false, targetStoppedSinceRestore: false };
+
+/** The fence after one more event: the first RestoreStarted starts it, the target known stopped after it lifts it. */
+export function foldResumeFence(f: ResumeFence, e: MigrationEvent): ResumeFence {
+  if (e.type === 'RestoreStarted')
+    return f.restoreStarted ? f : { restoreStarted: true, targetStoppedSinceRestore: false };
+  const stopped =
+    (e.type === 'StepSucceeded' && e.data.step === 'stopTarget') ||
+    (e.type === 'ActionResolved' && e.data.step === 'stopTarget');
+  return f.restoreStarted && stopped && !f.targetStoppedSinceRestore
+    ? { restoreStarted: true, targetStoppedSinceRestore: true }
+    : f;
+}
+
+/** mayResumeSource's verdict on a folded fence. */
+export function resumeVerdict(f: ResumeFence): FenceVerdict {
+  if (!f.restoreStarted || f.targetStoppedSinceRestore) return { ok: true };
   return {
     ok: false,
     code: errorCodes.fenced,

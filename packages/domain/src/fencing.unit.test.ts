@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
-import { mayResumeSource, mayStartRestore } from './fencing.ts';
+import { fold } from './evolve.ts';
+import { mayResumeSource, mayStartRestore, resumeVerdict } from './fencing.ts';
+import { initialState } from './state.ts';
 
 const ev = (type: MigrationEvent['type'], data: Record<string, unknown> = {}): MigrationEvent =>
   ({
@@ -56,5 +58,32 @@ describe('the commit-point fence', () => {
       reason: 'x',
     });
     assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), other]).ok, false);
+  });
+
+  it('given any of these logs, then the state folded from it (the operator API decides on it) says the same as the log', () => {
+    const started = ev('RestoreStarted', { commandId: 'c' });
+    const stopped = ev('StepSucceeded', {
+      commandId: 'c2',
+      step: 'stopTarget',
+      node: 'b',
+      attempt: 1,
+      result: { actions: [] },
+    });
+    const byHand = ev('ActionResolved', { action: 'stopTarget:-', step: 'stopTarget', reason: 'vzctl stop' });
+    const logs: MigrationEvent[][] = [
+      [],
+      [started],
+      [started, stopped],
+      [stopped, started],
+      [started, byHand],
+      [started, stopped, started],
+      [byHand, started, started],
+    ];
+    for (const log of logs)
+      assert.equal(
+        resumeVerdict(fold(log, initialState())).ok,
+        mayResumeSource(log).ok,
+        log.map((e) => e.type).join(', '),
+      );
   });
 });

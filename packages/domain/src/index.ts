@@ -64,7 +64,8 @@ export {
   nextLivePass,
   smallPassBytes,
 } from './disk-passes.ts';
-export { operatorActionOf, projectStatus, type OperatorAction } from './status.ts';
+export { projectStatus } from './status.ts';
+export { operatorActionOf, type OperatorAction } from './state.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, checkRoom, compareVersions } from './preflight-check.ts';
 export {

@@ -8,7 +8,7 @@ import type { MigrationEvent, StepName } from '@haul/schemas';
 import type { DecideMeta } from './decide.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
-import { mayResumeSource } from './fencing.ts';
+import { resumeVerdict } from './fencing.ts';
 import type { MigrationState, StepRecord, StuckAction } from './state.ts';
 import { stepTable } from './steps.ts';
 
@@ -118,7 +118,7 @@ export function resolve(
       'action',
     );
   if (st.step === 'resumeSource' || st.step === 'startSource') {
-    const v = mayResumeSource(s.log);
+    const v = resumeVerdict(s);
     if (!v.ok) throw new CommandRejectedError(errorCodes.fenced, v.reason, 'action');
   }
   return [

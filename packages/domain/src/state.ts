@@ -3,6 +3,7 @@ import type {
   IterationDecidedData,
   MigrateRequest,
   MigrationEvent,
+  MigrationStatus,
   PreflightResult,
   StepCommand,
   StepName,
@@ -24,6 +25,9 @@ export type StepRecord = {
   finishedAt?: string;
   /** Position of the intent in the log, for ordering effects. */
   order: number;
+  /** The first outcome of this attempt's command (StepSucceeded or StepFailed): its position in the log, its time. */
+  outcomeOrder?: number;
+  outcomeAt?: string;
   /** An operator asserted the action was done by hand (ActionResolved): it counts as succeeded. */
   resolvedBy?: string;
   /** Its executor refused the command (CommandRejected): the failure is final for these arguments. */
@@ -44,20 +48,32 @@ export type StuckAction = {
 export type MigrationState = {
   migrationId?: string;
   request?: MigrateRequest;
-  /** This migration's image folder on each node, decided when it was requested. */
+  /** The image roots of the nodes when it was requested, and this migration's image folder under each. */
+  imageRoots?: { source: string; target: string };
   imageDirs?: { source: string; target: string };
   requestedAt?: string;
   /** Who asked: the identity whose signature over the request the coordinator verified. */
   requestedBy?: string;
-  /** Every event so far: rollback and cleanup plans are pure functions of this list. */
-  log: MigrationEvent[];
+  /**
+   * How many events were folded (seals are not): the next event's position in the log. The state is a projection:
+   * what any decision, plan or status needs of the log is folded into the fields here, not kept as the log itself.
+   */
+  events: number;
+  /** The type of the last event folded. */
+  lastEvent?: MigrationEvent['type'];
   steps: Record<string, StepRecord>;
   /** commandId → step key, to attach results (also late ones of earlier attempts). */
   byCommand: Record<string, string>;
   preflight: { source?: PreflightResult; target?: PreflightResult };
   decisions: IterationDecidedData[];
+  /** The resume fence (fencing.ts): the restore started, and the target CT is known stopped since. */
   restoreStarted: boolean;
+  targetStoppedSinceRestore: boolean;
   resumedOnSource: boolean;
+  /** When the source's agent resumed the CT itself (ResumedOnSource). */
+  resumedOnSourceAt?: string;
+  /** What operators asked after the request, in order. */
+  operatorActions: OperatorAction[];
   cancelRequested?: string;
   rollback?: { reason: string; cause?: ErrorInfo };
   /** The restore (live) or start (restart) succeeded on the target: only roll forward from here. */
@@ -71,12 +87,14 @@ export type MigrationState = {
 };
 
 export const initialState = (): MigrationState => ({
-  log: [],
+  events: 0,
   steps: {},
   byCommand: {},
   preflight: {},
   decisions: [],
   restoreStarted: false,
+  targetStoppedSinceRestore: false,
+  operatorActions: [],
   resumedOnSource: false,
   committed: false,
   retriedFrom: {},
@@ -87,3 +105,34 @@ export const stepKey = (step: string, subject: string): string => `${step}:${sub
 /** Steps that were intended and have no result yet. */
 export const inFlight = (s: MigrationState): StepRecord[] =>
   Object.values(s.steps).filter((r) => r.status === 'intended');
+
+export type OperatorAction = NonNullable<MigrationStatus['operatorActions']>[number];
+
+/**
+ * What an operator asked after the request (cancel, retry, resolve), with who asked and why; [] for other events
+ * (the status's `operatorActions`, and the lines the CLI's live view prints for them).
+ */
+export function operatorActionOf(e: MigrationEvent): OperatorAction[] {
+  const entry = (
+    kind: OperatorAction['kind'],
+    d: { action?: string; requestedBy?: string; reason: string },
+  ): OperatorAction[] => [
+    {
+      kind,
+      ...(d.action !== undefined ? { action: d.action } : {}),
+      ...(d.requestedBy !== undefined ? { requestedBy: d.requestedBy } : {}),
+      reason: d.reason,
+      at: e.time,
+    },
+  ];
+  switch (e.type) {
+    case 'CancelRequested':
+      return entry('cancel', e.data);
+    case 'RetryRequested':
+      return entry('retry', e.data);
+    case 'ActionResolved':
+      return entry('resolve', e.data);
+    default:
+      return [];
+  }
+}

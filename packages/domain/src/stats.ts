@@ -30,7 +30,7 @@ export function downtimeOf(s: MigrationState): { since: string; until?: string }
   const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
   const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
   const back = s.resumedOnSource
-    ? s.log.find((e) => e.type === 'ResumedOnSource')?.time
+    ? s.resumedOnSourceAt
     : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
   const until = landed?.finishedAt ?? back;
   return until === undefined ? { since: freeze.intendedAt } : { since: freeze.intendedAt, until };

@@ -1,4 +1,4 @@
-import type { MigrationEvent, MigrationStatus } from '@haul/schemas';
+import type { MigrationStatus } from '@haul/schemas';
 import { resolvable } from './operator.ts';
 import { deriveStatsOf } from './stats.ts';
 import { inFlight, type MigrationState } from './state.ts';
@@ -22,10 +22,8 @@ export function projectStatus(s: MigrationState, lastSeq: number): MigrationStat
   };
   if (s.requestedBy !== undefined) st.requestedBy = s.requestedBy;
   if (s.request.reason !== undefined) st.requestReason = s.request.reason;
-  const asked = s.log.flatMap(operatorActionOf);
-  if (asked.length) st.operatorActions = asked;
-  const last = s.log.at(-1);
-  if (last) st.lastEvent = last.type;
+  if (s.operatorActions.length) st.operatorActions = [...s.operatorActions];
+  if (s.lastEvent) st.lastEvent = s.lastEvent;
   if (s.rollback) st.reason = s.rollback.reason;
   if (s.stuck && !s.terminal) {
     const { reason, ...stuck } = s.stuck;
@@ -34,37 +32,6 @@ export function projectStatus(s: MigrationState, lastSeq: number): MigrationStat
   }
   if (s.terminal) st.stats = deriveStatsOf(s);
   return st;
-}
-
-export type OperatorAction = NonNullable<MigrationStatus['operatorActions']>[number];
-
-/**
- * What an operator asked after the request (cancel, retry, resolve), with who asked and why; [] for other events
- * (the status's `operatorActions`, and the lines the CLI's live view prints for them).
- */
-export function operatorActionOf(e: MigrationEvent): OperatorAction[] {
-  const entry = (
-    kind: OperatorAction['kind'],
-    d: { action?: string; requestedBy?: string; reason: string },
-  ): OperatorAction[] => [
-    {
-      kind,
-      ...(d.action !== undefined ? { action: d.action } : {}),
-      ...(d.requestedBy !== undefined ? { requestedBy: d.requestedBy } : {}),
-      reason: d.reason,
-      at: e.time,
-    },
-  ];
-  switch (e.type) {
-    case 'CancelRequested':
-      return entry('cancel', e.data);
-    case 'RetryRequested':
-      return entry('retry', e.data);
-    case 'ActionResolved':
-      return entry('resolve', e.data);
-    default:
-      return [];
-  }
 }
 
 /** Where the migration is: terminal, waiting for an operator, rolling back, or how far forward it got. */

@@ -189,20 +189,18 @@ function liveImageRoots(
   return { ok: true, roots };
 }
 
-/** The ledger entry a migration's log stands for, or undefined when the log holds no unfinished migration. */
-function activeEntryOf(events: MigrationEvent[]): AdmissionEntry | undefined {
-  const state = fold(events, initialState());
-  const requested = events.find((e) => e.type === 'MigrationRequested');
-  if (state.terminal || !state.migrationId || requested?.type !== 'MigrationRequested') return undefined;
-  const r = requested.data.request;
+/** The ledger entry a migration's state stands for, or undefined when it is no unfinished migration. */
+function activeEntryOf(state: MigrationState): AdmissionEntry | undefined {
+  const { migrationId, request: r, imageRoots, requestedAt } = state;
+  if (state.terminal || !migrationId || !r || !imageRoots || requestedAt === undefined) return undefined;
   return {
-    migrationId: state.migrationId,
+    migrationId,
     requestId: r.requestId,
     ctid: r.ctid,
     source: r.source,
     target: r.target,
-    imageRoots: requested.data.imageRoots,
-    admittedAt: requested.time,
+    imageRoots,
+    admittedAt: requestedAt,
   };
 }
 
@@ -258,7 +256,12 @@ export function createAdmission(deps: {
       const lastType = last ? decodeValid<MigrationEvent>(validators, 'event', last.data) : undefined;
       if (lastType?.ok && isTerminalEvent(lastType.value)) continue;
       const { events } = await eventLog.read(migrationId);
-      const entry = activeEntryOf(events.map((e) => e.event));
+      const entry = activeEntryOf(
+        fold(
+          events.map((e) => e.event),
+          initialState(),
+        ),
+      );
       if (entry) out.push(entry);
     }
     return out;
@@ -340,7 +343,7 @@ export function createAdmission(deps: {
      */
     async confirm(state: MigrationState): Promise<ErrorInfo | undefined> {
       if (!beforeFirstStep(state)) return undefined;
-      const wanted = activeEntryOf(state.log);
+      const wanted = activeEntryOf(state);
       if (!wanted) return undefined;
       return ledger.change((entries) => {
         const d = decideConfirmation(entries, wanted, { maxPerNode: deps.maxPerNode, now: new Date() });
