@@ -135,6 +135,11 @@ export const limits = {
   /** Migrations whose log an executor keeps in memory, so a read fetches only the new events (withReadCache). */
   readCacheMigrations: 2_000,
   /**
+   * Migrations an executor keeps current while they are written (withReadCache's keepCurrent: an ordered consumer
+   * each): a target's agent, from its preflight to the migration's end, so its read before the restore is short.
+   */
+  readCacheFollowed: 16,
+  /**
    * Messages a replay of the whole log (EventLog.replay) holds while their migration's seal has not come: past it, the
    * oldest migration's are checked one by one and handed on. About 3 KB each, held: 50,000 is 150 MB at most, and
    * more than a thousand migrations running at once write before they end.

@@ -80,13 +80,13 @@ export {
 } from './streams.ts';
 export {
   createEventLog,
-  withReadCache,
   type EventLog,
   type StoredEvent,
   type AppendOptions,
   type FollowOptions,
   type ReplayOptions,
 } from './event-log.ts';
+export { withReadCache, type CachedEventLog, type ReadCacheOptions } from './read-cache.ts';
 export type { JudgeOptions, RawEvent } from './trust/event-judge.ts';
 export * from './trust/index.ts';
 export {

@@ -2,28 +2,82 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { ConcurrencyConflictError } from './errors.ts';
-import { withReadCache, type EventLog, type StoredEvent } from './event-log.ts';
+import type { EventLog, FollowOptions, StoredEvent } from './event-log.ts';
+import { withReadCache } from './read-cache.ts';
 
-/** A log of stored events per migration, and the `afterSeq` of every read that reached it. */
+/**
+ * A log of stored events per migration, and the `afterSeq` of every read that reached it. Its follow delivers the
+ * events of one migration from a sequence as they are appended, until aborted; `followed(mid, seq)` resolves once
+ * the follower has taken the event at `seq` (the generator is asked for the next one), `followEnded(mid)` once a
+ * follow of `mid` has ended.
+ */
 function fakeLog() {
-  const stream: { mid: string; seq: number }[] = [];
+  const stream: { mid: string; seq: number; type: string }[] = [];
   const asked: [string, number][] = [];
-  const stored = (mid: string, seq: number): StoredEvent => ({
-    seq,
-    event: { migrationId: mid, eventId: `${mid}-${seq}` } as unknown as MigrationEvent,
+  const stored = (m: { mid: string; seq: number; type: string }): StoredEvent => ({
+    seq: m.seq,
+    event: { migrationId: m.mid, eventId: `${m.mid}-${m.seq}`, type: m.type } as unknown as MigrationEvent,
   });
+  const wake = new Set<() => void>();
+  const signal = () => {
+    for (const w of [...wake]) w();
+  };
+  const waits: { done: (mid: string, seq: number) => boolean; resolve: () => void }[] = [];
+  const progress = { taken: new Map<string, number>(), ended: new Map<string, number>() };
+  const settle = () => {
+    for (const w of [...waits])
+      if (w.done('', 0)) {
+        waits.splice(waits.indexOf(w), 1);
+        w.resolve();
+      }
+  };
+  const until = (done: () => boolean) =>
+    new Promise<void>((resolve) => {
+      waits.push({ done, resolve });
+      settle();
+    });
+  const follows: [string, number][] = [];
+  const failing = new Set<string>();
   const log = {
     read(mid: string, opts: { afterSeq?: number } = {}) {
       const after = opts.afterSeq ?? 0;
       asked.push([mid, after]);
       const mine = stream.filter((m) => m.mid === mid);
       return Promise.resolve({
-        events: mine.filter((m) => m.seq > after).map((m) => stored(mid, m.seq)),
+        events: mine.filter((m) => m.seq > after).map(stored),
         lastSeq: mine.at(-1)?.seq ?? 0,
       });
     },
+    async *follow({ migrationId, fromSeq, signal: stop }: FollowOptions) {
+      follows.push([migrationId!, fromSeq!]);
+      let next = fromSeq!;
+      try {
+        if (failing.has(migrationId!)) throw new Error('the bus went away');
+        while (!stop?.aborted) {
+          const m = stream.find((x) => x.mid === migrationId && x.seq >= next);
+          if (!m) {
+            await new Promise<void>((resolve) => {
+              const w = () => (wake.delete(w), resolve());
+              wake.add(w);
+              stop?.addEventListener('abort', w, { once: true });
+            });
+            continue;
+          }
+          next = m.seq + 1;
+          yield stored(m);
+          progress.taken.set(migrationId!, m.seq);
+          settle();
+        }
+      } finally {
+        progress.ended.set(migrationId!, (progress.ended.get(migrationId!) ?? 0) + 1);
+        settle();
+      }
+    },
   } as unknown as EventLog;
-  const append = (mid: string) => stream.push({ mid, seq: stream.length + 1 });
+  const append = (mid: string, type = 'StepSucceeded') => {
+    stream.push({ mid, seq: stream.length + 1, type });
+    signal();
+  };
   /** What this process appended through the log, with the sequence each append expected. */
   const appends: [string, number | undefined][] = [];
   (log as { append: EventLog['append'] }).append = (event, opts = {}) => {
@@ -35,7 +89,16 @@ function fakeLog() {
     append(mid);
     return Promise.resolve({ seq: stream.length, duplicate: false });
   };
-  return { log, asked, append, appends };
+  return {
+    log,
+    asked,
+    append,
+    appends,
+    follows,
+    failing,
+    followed: (mid: string, seq: number) => until(() => (progress.taken.get(mid) ?? 0) >= seq),
+    followEnded: (mid: string) => until(() => (progress.ended.get(mid) ?? 0) > 0),
+  };
 }
 
 const seqs = (r: { events: StoredEvent[] }) => r.events.map((e) => e.seq);
@@ -126,7 +189,7 @@ describe('withReadCache: a whole-log read fetches only what this process has not
 
   it('keeps at most max migrations: the least recently read is forgotten and read whole again', async () => {
     const f = fakeLog();
-    const log = withReadCache(f.log, 2);
+    const log = withReadCache(f.log, { max: 2 });
     for (const m of ['a', 'b', 'c']) f.append(m);
     await log.read('a');
     await log.read('b');
@@ -141,3 +204,102 @@ describe('withReadCache: a whole-log read fetches only what this process has not
     ]);
   });
 });
+
+// Each waits for the follow it expects: one that never comes fails the test at its timeout instead of hanging.
+describe(
+  'withReadCache keepCurrent: a migration whose log is read ahead while it is written',
+  { timeout: 10_000 },
+  () => {
+    it('given a migration kept current, when events are stored, then the next read asks only after the last one and answers the whole log in order', async () => {
+      const f = fakeLog();
+      const log = withReadCache(f.log);
+      f.append('a');
+      await log.read('a');
+      log.keepCurrent('a');
+      f.append('a');
+      f.append('b');
+      f.append('a');
+      await f.followed('a', 4);
+      f.asked.length = 0;
+      const r = await log.read('a');
+      assert.deepEqual(seqs(r), [1, 2, 4]);
+      assert.deepEqual(f.asked, [['a', 4]], 'nothing fetched but what came after the follow');
+      assert.deepEqual(f.follows, [['a', 2]], 'from right after what was held');
+    });
+
+    it('given a read and a follow that overlap, then every event is held once, in order', async () => {
+      const f = fakeLog();
+      const log = withReadCache(f.log);
+      f.append('a');
+      await log.read('a');
+      log.keepCurrent('a');
+      f.append('a');
+      f.append('a');
+      const read = log.read('a'); // asks after 1 while the follow delivers 2 and 3
+      await f.followed('a', 3);
+      assert.deepEqual(seqs(await read), [1, 2, 3]);
+      f.append('a');
+      await f.followed('a', 4);
+      assert.deepEqual(seqs(await log.read('a')), [1, 2, 3, 4]);
+    });
+
+    it("given the migration's terminal event, then the follow ends; a migration not held or already ended is not followed", async () => {
+      const f = fakeLog();
+      const log = withReadCache(f.log);
+      f.append('a');
+      await log.read('a');
+      log.keepCurrent('a');
+      f.append('a', 'MigrationCompleted');
+      await f.followEnded('a');
+      log.keepCurrent('never-read');
+      await log.read('a');
+      log.keepCurrent('a');
+      assert.deepEqual(f.follows, [['a', 2]]);
+    });
+
+    it('given more migrations kept current than maxFollowed, then the oldest follow ends', async () => {
+      const f = fakeLog();
+      const log = withReadCache(f.log, { maxFollowed: 1 });
+      f.append('a');
+      f.append('b');
+      await log.read('a');
+      await log.read('b');
+      log.keepCurrent('a');
+      log.keepCurrent('b');
+      await f.followEnded('a');
+      f.append('b');
+      await f.followed('b', 3);
+    });
+
+    it('given a follow that fails, then onFollowError hears it and reads fetch what it missed', async () => {
+      const f = fakeLog();
+      let heard!: (m: string) => void;
+      const error = new Promise<string>((resolve) => (heard = resolve));
+      const log = withReadCache(f.log, {
+        onFollowError: (mid, err) => heard(`${mid}: ${(err as Error).message}`),
+      });
+      f.append('a');
+      await log.read('a');
+      f.failing.add('a');
+      log.keepCurrent('a');
+      assert.equal(await error, 'a: the bus went away');
+      f.append('a');
+      assert.deepEqual(seqs(await log.read('a')), [1, 2]);
+    });
+
+    it('given the signal, then every follow ends and none starts', async () => {
+      const f = fakeLog();
+      const ac = new AbortController();
+      const log = withReadCache(f.log, { signal: ac.signal });
+      f.append('a');
+      f.append('b');
+      await log.read('a');
+      await log.read('b');
+      log.keepCurrent('a');
+      ac.abort();
+      await f.followEnded('a');
+      log.keepCurrent('b');
+      assert.deepEqual(f.follows, [['a', 2]]);
+    });
+  },
+);

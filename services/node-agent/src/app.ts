@@ -70,17 +70,22 @@ type StepOutcome = Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed
 export function createNodeAgent(deps: NodeAgentDeps) {
   const { nc, validators, cfg, log, trust } = deps;
   const env = deps.env ?? process.env;
+  const ac = new AbortController();
   // Reads before each command fetch only the events this agent has not read yet.
   const eventLog = withReadCache(
     createEventLog(nc, validators, trust, (seq, m) =>
       log.warn({ seq, err: m }, 'invalid event in the log skipped'),
     ),
+    {
+      signal: ac.signal,
+      onFollowError: (migrationId, err) =>
+        log.warn({ migrationId, err }, 'stopped keeping the log current; reads fetch what it missed'),
+    },
   );
   const registry = new Registry();
   const metrics = agentMetrics(registry);
   let metricsServer: { close(): void } | undefined;
   const run = createRunner(log, env, metrics);
-  const ac = new AbortController();
   const host = deps.host ?? toolHost(run, ac.signal);
   const held = createHeldDumps(cfg.stateDir, log, env);
   const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));
@@ -158,6 +163,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       if (run.outcome) await eventLog.append(run.outcome);
       markers.end(cmd.commandId);
       msg.ack();
+      // The target's next command is the restore, seconds later and inside the frozen window: the log it must read
+      // first is read meanwhile.
+      if (cmd.step === 'preflightTarget') eventLog.keepCurrent(cmd.migrationId);
     } finally {
       clearInterval(working);
     }
