@@ -1266,6 +1266,10 @@ export interface StreamResult {
   files: number;
   durationMs: number;
   mbPerSec: number;
+  /**
+   * A pass of a disk copy: the time in the host's write tracker (its start or take --sync before the transfer, its ack after it), outside durationMs, which is the transfer's alone.
+   */
+  toolMs?: number;
   resumedBytes?: number;
   retries?: number;
 }

@@ -252,11 +252,16 @@ export function createImageStreamer(deps: StreamerDeps) {
     // A pass of a live disk copy asks the host's write tracker first: every extent it hands out lies within the
     // sizes the manifest then reads.
     // The host's tracker and sync may take a while on a busy host: the transfer says it waits on purpose meanwhile.
+    // Its time is the pass's toolMs, apart from the transfer's durationMs (the downtime window counts both as host
+    // time, and the bandwidth estimates only the transfer).
+    let toolMs = 0;
     const hostWork = async <T>(fn: () => Promise<T>): Promise<T> => {
       const resumed = report.waiting('sync');
+      const t = performance.now();
       try {
         return await fn();
       } finally {
+        toolMs += performance.now() - t;
         resumed();
       }
     };
@@ -356,14 +361,15 @@ export function createImageStreamer(deps: StreamerDeps) {
         endSync = undefined;
       }
     }
+    const ms = performance.now() - t0;
     // The extents are on the target (and synced): the tracker may forget them.
     if (update) await hostWork(update.done);
-    const ms = performance.now() - t0;
     return {
       bytes: total,
       files: manifest.filter((e) => e.kind === 'file').length,
       durationMs: ms,
       mbPerSec: total / 1e6 / Math.max(ms / 1000, 1e-6),
+      ...(pass ? { toolMs: Math.round(toolMs * 10) / 10 } : {}),
       resumedBytes: resumed,
       retries,
     };
