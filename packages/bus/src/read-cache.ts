@@ -44,6 +44,8 @@ export function withReadCache(log: EventLog, opts: ReadCacheOptions = {}): Cache
   const { max = limits.readCacheMigrations, maxFollowed = limits.readCacheFollowed, signal } = opts;
   const cache = new Map<string, Held>();
   const following = new Map<string, AbortController>();
+  // One listener for every follow (a listener each would pass the signal's limit of ten).
+  signal?.addEventListener('abort', () => following.forEach((c) => c.abort()), { once: true });
   /**
    * This process's own append, right after the last event it knew: what it holds is still the whole log. The event
    * kept is a frozen copy, as a read would give it: the caller's object may change after.
@@ -77,14 +79,11 @@ export function withReadCache(log: EventLog, opts: ReadCacheOptions = {}): Cache
     const ac = new AbortController();
     following.set(mid, ac);
     if (following.size > maxFollowed) following.values().next().value!.abort();
-    const stop = () => ac.abort();
-    signal?.addEventListener('abort', stop, { once: true });
     follow(mid, held, ac.signal)
       .catch((err: unknown) => {
         if (!ac.signal.aborted) opts.onFollowError?.(mid, err);
       })
       .finally(() => {
-        signal?.removeEventListener('abort', stop);
         ac.abort();
         if (following.get(mid) === ac) following.delete(mid);
       });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { ConcurrencyConflictError } from './errors.ts';
@@ -291,15 +292,18 @@ describe(
       const f = fakeLog();
       const ac = new AbortController();
       const log = withReadCache(f.log, { signal: ac.signal });
-      f.append('a');
-      f.append('b');
-      await log.read('a');
-      await log.read('b');
-      log.keepCurrent('a');
+      const mids = Array.from({ length: 12 }, (_, i) => `m${i}`);
+      for (const m of [...mids, 'late']) f.append(m);
+      for (const m of [...mids, 'late']) await log.read(m);
+      for (const m of mids) log.keepCurrent(m);
+      assert.equal(getEventListeners(ac.signal, 'abort').length, 1, 'one listener, however many follows');
       ac.abort();
-      await f.followEnded('a');
-      log.keepCurrent('b');
-      assert.deepEqual(f.follows, [['a', 2]]);
+      await Promise.all(mids.map((m) => f.followEnded(m)));
+      log.keepCurrent('late');
+      assert.deepEqual(
+        f.follows.map(([m]) => m),
+        mids,
+      );
     });
   },
 );

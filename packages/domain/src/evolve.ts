@@ -21,9 +21,9 @@ export function evolve(state: MigrationState, event: MigrationEvent): MigrationS
 
 /**
  * Fold events into a state, in order; `from` is left as it was. The collections an event changes (the steps, the
- * commands, the decisions, the retries, the operators' actions) are copied once per fold, on the first change, and changed in place
- * after: folding a log event by event copied them at each event, O(n²) in the events of a migration, and was the
- * largest cost of rebuilding statuses from the log (bench:control's replay).
+ * commands, the decisions, the retries, the operators' actions) are copied once per fold, on the first change, and
+ * changed in place after: folding a log event by event copied them at each event, O(n²) in the events of a
+ * migration, and was the largest cost of rebuilding statuses from the log (bench:control's replay).
  */
 export function fold(events: readonly MigrationEvent[], from: MigrationState): MigrationState {
   const d = draftOf(from);
