@@ -217,6 +217,7 @@ try {
     terminal,
     completed: load.completed,
     rolledBack: load.rolledBack,
+    rollbackReasons: load.rollbackReasons,
     stalled: load.stalled,
     wallSeconds: round(load.wallSeconds),
     migrationsPerMinute: round((terminal / load.wallSeconds) * 60, 1),

@@ -9,6 +9,8 @@ export type LoadResult = {
   refused: Record<string, number>;
   completed: number;
   rolledBack: number;
+  /** Why the rolled-back ones rolled back (RollbackStarted's reason, migration ids left out), and how many each. */
+  rollbackReasons: Record<string, number>;
   /** From the first request sent to the last terminal event seen. */
   wallSeconds: number;
   /** Stopped waiting: no migration ended for the stall time, or the whole run took its timeout. */
@@ -63,11 +65,14 @@ export async function runLoad(
 ): Promise<LoadResult> {
   const api = createApiClient(nc, sign);
   const ended = new Map<string, MigrationEvent['type']>();
+  const rollbackReason = new Map<string, string>();
   let lastEnd = Date.now();
   let wake: () => void = () => {};
   const sub = nc.subscribe(subjects.eventsAll, {
     callback: (_err, msg) => {
       const e = decodeJson(msg.data) as MigrationEvent;
+      if (e.type === 'RollbackStarted' && !rollbackReason.has(e.migrationId))
+        rollbackReason.set(e.migrationId, e.data.reason.replaceAll(/m-[0-9a-f]{24}/g, 'm-…'));
       if (e.type !== 'MigrationCompleted' && e.type !== 'MigrationRolledBack') return;
       ended.set(e.migrationId, e.type);
       lastEnd = Date.now();
@@ -104,11 +109,18 @@ export async function runLoad(
   const wallSeconds = (lastEnd - start) / 1000;
   sub.unsubscribe();
   const types = [...accepted].map((m) => ended.get(m));
+  const rollbackReasons: Record<string, number> = {};
+  for (const m of accepted)
+    if (ended.get(m) === 'MigrationRolledBack') {
+      const why = rollbackReason.get(m) ?? '(no RollbackStarted seen)';
+      rollbackReasons[why] = (rollbackReasons[why] ?? 0) + 1;
+    }
   return {
     accepted: accepted.size,
     refused,
     completed: types.filter((t) => t === 'MigrationCompleted').length,
     rolledBack: types.filter((t) => t === 'MigrationRolledBack').length,
+    rollbackReasons,
     wallSeconds,
     stalled,
   };
