@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { ConcurrencyConflictError } from './errors.ts';
 import type { EventLog, FollowOptions, StoredEvent } from './event-log.ts';
-import { withReadCache } from './read-cache.ts';
+import { withReadCache, type ReadCacheOptions } from './read-cache.ts';
 
 /**
  * A log of stored events per migration, and the `afterSeq` of every read that reached it. Its follow delivers the
@@ -206,17 +206,23 @@ describe('withReadCache: a whole-log read fetches only what this process has not
   });
 });
 
+/** Migration `a`, one event long, read once and then kept current. */
+async function keptCurrent(opts: ReadCacheOptions = {}) {
+  const f = fakeLog();
+  const log = withReadCache(f.log, opts);
+  f.append('a');
+  await log.read('a');
+  log.keepCurrent('a');
+  return { f, log };
+}
+
 // Each waits for the follow it expects: one that never comes fails the test at its timeout instead of hanging.
 describe(
   'withReadCache keepCurrent: a migration whose log is read ahead while it is written',
   { timeout: 10_000 },
   () => {
     it('given a migration kept current, when events are stored, then the next read asks only after the last one and answers the whole log in order', async () => {
-      const f = fakeLog();
-      const log = withReadCache(f.log);
-      f.append('a');
-      await log.read('a');
-      log.keepCurrent('a');
+      const { f, log } = await keptCurrent();
       f.append('a');
       f.append('b');
       f.append('a');
@@ -229,11 +235,7 @@ describe(
     });
 
     it('given a read and a follow that overlap, then every event is held once, in order', async () => {
-      const f = fakeLog();
-      const log = withReadCache(f.log);
-      f.append('a');
-      await log.read('a');
-      log.keepCurrent('a');
+      const { f, log } = await keptCurrent();
       f.append('a');
       f.append('a');
       const read = log.read('a'); // asks after 1 while the follow delivers 2 and 3
@@ -245,11 +247,7 @@ describe(
     });
 
     it("given the migration's terminal event, then the follow ends; a migration not held or already ended is not followed", async () => {
-      const f = fakeLog();
-      const log = withReadCache(f.log);
-      f.append('a');
-      await log.read('a');
-      log.keepCurrent('a');
+      const { f, log } = await keptCurrent();
       f.append('a', 'MigrationCompleted');
       await f.followEnded('a');
       log.keepCurrent('never-read');

@@ -16,6 +16,17 @@ const ev = (type: MigrationEvent['type'], data: Record<string, unknown> = {}): M
     data,
   }) as MigrationEvent;
 
+/** The target's restore started; the target CT stopped by its agent, or by hand as an operator resolved. */
+const started = ev('RestoreStarted', { commandId: 'c' });
+const stopped = ev('StepSucceeded', {
+  commandId: 'c2',
+  step: 'stopTarget',
+  node: 'b',
+  attempt: 1,
+  result: { actions: [] },
+});
+const byHand = ev('ActionResolved', { action: 'stopTarget:-', step: 'stopTarget', reason: 'vzctl stop' });
+
 describe('the commit-point fence', () => {
   it('lets the restore start while nobody resumed the source', () =>
     assert.equal(mayStartRestore([]).ok, true));
@@ -37,39 +48,22 @@ describe('the commit-point fence', () => {
   });
   it('lets the source resume before the restore started', () => assert.equal(mayResumeSource([]).ok, true));
   it('keeps the source frozen once the restore started', () =>
-    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' })]).ok, false));
+    assert.equal(mayResumeSource([started]).ok, false));
   it('lets the source resume after the target CT is known stopped', () => {
-    const stopped = ev('StepSucceeded', {
-      commandId: 'c2',
-      step: 'stopTarget',
-      node: 'b',
-      attempt: 1,
-      result: { actions: [] },
-    });
-    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), stopped]).ok, true);
-    assert.equal(mayResumeSource([stopped, ev('RestoreStarted', { commandId: 'c' })]).ok, false);
+    assert.equal(mayResumeSource([started, stopped]).ok, true);
+    assert.equal(mayResumeSource([stopped, started]).ok, false);
   });
   it('lets the source resume after an operator stopped the target CT by hand and resolved stopTarget', () => {
-    const byHand = ev('ActionResolved', { action: 'stopTarget:-', step: 'stopTarget', reason: 'vzctl stop' });
-    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), byHand]).ok, true);
+    assert.equal(mayResumeSource([started, byHand]).ok, true);
     const other = ev('ActionResolved', {
       action: 'removeFiles:target-images',
       step: 'removeFiles',
       reason: 'x',
     });
-    assert.equal(mayResumeSource([ev('RestoreStarted', { commandId: 'c' }), other]).ok, false);
+    assert.equal(mayResumeSource([started, other]).ok, false);
   });
 
   it('given any of these logs, then the state folded from it (the operator API decides on it) says the same as the log', () => {
-    const started = ev('RestoreStarted', { commandId: 'c' });
-    const stopped = ev('StepSucceeded', {
-      commandId: 'c2',
-      step: 'stopTarget',
-      node: 'b',
-      attempt: 1,
-      result: { actions: [] },
-    });
-    const byHand = ev('ActionResolved', { action: 'stopTarget:-', step: 'stopTarget', reason: 'vzctl stop' });
     const logs: MigrationEvent[][] = [
       [],
       [started],
