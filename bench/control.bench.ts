@@ -30,6 +30,12 @@ import {
 import { lastSeqOf, rawCasAppendsPerSec, readStream } from './lib/control-stream.ts';
 
 const dec = new TextDecoder();
+
+const countBy = (xs: readonly string[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const x of xs) out[x] = (out[x] ?? 0) + 1;
+  return out;
+};
 const replayRounds = 3;
 
 function options(): ControlOptions {
@@ -241,11 +247,17 @@ try {
       cpuSecondsMeasured: round(cpu),
       rssMbAtEnd: round(memory.rssMb, 1),
       warnings: warnings.length,
-      // What they said (the first few, each as its message and migration): a warning is a finding, not a number.
-      warningMessages: warnings.slice(0, 5).map((l) => {
-        const j = JSON.parse(l) as { msg?: string; migrationId?: string; err?: { message?: string } };
-        return [j.msg, j.migrationId, j.err?.message].filter(Boolean).join(': ');
-      }),
+      // What they said, each kind counted (its message and error, migration ids left out): a warning is a finding,
+      // not a number.
+      warningsByMessage: countBy(
+        warnings.map((l) => {
+          const j = JSON.parse(l) as { msg?: string; err?: { message?: string } };
+          return [j.msg, j.err?.message]
+            .filter(Boolean)
+            .join(': ')
+            .replaceAll(/m-[0-9a-f]{24}/g, 'm-…');
+        }),
+      ),
     },
     executors: {
       died: executors.died,
