@@ -78,7 +78,12 @@ export function withReadCache(log: EventLog, opts: ReadCacheOptions = {}): Cache
     if (held.events.some((e) => isTerminalEvent(e.event))) return;
     const ac = new AbortController();
     following.set(mid, ac);
-    if (following.size > maxFollowed) following.values().next().value!.abort();
+    if (following.size > maxFollowed) {
+      // Let go of the oldest now, not when its follow has ended: the next call counts without it.
+      const [oldest, c] = following.entries().next().value!;
+      following.delete(oldest);
+      c.abort();
+    }
     follow(mid, held, ac.signal)
       .catch((err: unknown) => {
         if (!ac.signal.aborted) opts.onFollowError?.(mid, err);

@@ -256,18 +256,16 @@ describe(
       assert.deepEqual(f.follows, [['a', 2]]);
     });
 
-    it('given more migrations kept current than maxFollowed, then the oldest follow ends', async () => {
+    it('given more migrations kept current than maxFollowed, then the oldest follow ends, at once', async () => {
       const f = fakeLog();
       const log = withReadCache(f.log, { maxFollowed: 1 });
-      f.append('a');
-      f.append('b');
-      await log.read('a');
-      await log.read('b');
-      log.keepCurrent('a');
-      log.keepCurrent('b');
-      await f.followEnded('a');
-      f.append('b');
-      await f.followed('b', 3);
+      for (const m of ['a', 'b', 'c']) f.append(m);
+      for (const m of ['a', 'b', 'c']) await log.read(m);
+      // One after the other, before any follow has ended: each counts without the one it let go of.
+      for (const m of ['a', 'b', 'c']) log.keepCurrent(m);
+      await Promise.all([f.followEnded('a'), f.followEnded('b')]);
+      f.append('c');
+      await f.followed('c', 4);
     });
 
     it('given a follow that fails, then onFollowError hears it and reads fetch what it missed', async () => {
