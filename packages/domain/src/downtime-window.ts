@@ -106,7 +106,10 @@ function spansOf(s: MigrationState): Map<string, Span> {
   return out;
 }
 
-/** The host time a step's executor reported: a transfer's duration and its host tools' (a disk pass's write tracker), or the agent's tool time. */
+/**
+ * The host time a step's executor reported: a transfer's duration and its host tools' (a disk pass's write tracker),
+ * or the agent's tool time.
+ */
 function hostMsOf(rec: StepRecord): number {
   const r = rec.result as Partial<StreamResult> & { toolMs?: number };
   return (stepTable[rec.step].executor === 'streamer' ? (r.durationMs ?? 0) : 0) + (r.toolMs ?? 0);

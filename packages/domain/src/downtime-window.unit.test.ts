@@ -115,6 +115,29 @@ describe('the downtime window, step by step', () => {
     assert.deepEqual([row('restore:-').dispatchMs, row('restore:-').overheadMs], [10, 30]);
   });
 
+  it("counts a disk pass's write tracker (its toolMs) as host time beside its transfer, not as overhead", () => {
+    const split = live.map((e) =>
+      e.type === 'StepSucceeded' && e.data.step === 'copyLocalDisk'
+        ? {
+            ...e,
+            data: { ...e.data, result: { bytes: 1, files: 1, durationMs: 20, mbPerSec: 1, toolMs: 80 } },
+          }
+        : e,
+    );
+    const copy = (events: MigrationEvent[]) =>
+      deriveStats(events).downtimeWindow!.steps.find((r) => r.key === 'copyLocalDisk:0')!;
+    assert.deepEqual([copy(split).hostMs, copy(split).overheadMs], [100, 50]);
+    const untimed = split.map((e) =>
+      e.type === 'StepSucceeded' && e.data.step === 'copyLocalDisk'
+        ? {
+            ...e,
+            data: { ...e.data, result: { bytes: 1, files: 1, durationMs: 20, mbPerSec: 1 } },
+          }
+        : e,
+    );
+    assert.deepEqual([copy(untimed).hostMs, copy(untimed).overheadMs], [20, 130], 'without it, as before');
+  });
+
   it('does not count the wait for the agent as overhead: it runs one host action at a time', () => {
     assert.deepEqual(
       [
