@@ -80,15 +80,24 @@ const sameJson = (a: readonly { migrationId: string }[], b: readonly { migration
     JSON.stringify([...xs].sort((x, y) => x.migrationId.localeCompare(y.migrationId)));
   return byId(a) === byId(b);
 };
+/**
+ * The commit the run's code is, read when it starts (a commit made while it runs is not what it ran), with
+ * `-dirty` when tracked files differ from it.
+ */
 const commit = () => {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim();
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot }).toString().trim();
+    return (
+      git('rev-parse', '--short', 'HEAD') +
+      (git('status', '--porcelain', '--untracked-files=no') ? '-dirty' : '')
+    );
   } catch {
     return 'unknown';
   }
 };
 
 const o = options();
+const ranCommit = commit();
 const dir = mkdtempSync(join(tmpdir(), 'haul-control-'));
 const server = await startNatsServer();
 const nc = await connectBus({ servers: server.url, name: 'bench-control' });
@@ -212,7 +221,7 @@ try {
   const eventsRatio = eventsPerSec / raw.appendsPerSec;
   const results = {
     date: new Date().toISOString(),
-    commit: commit(),
+    commit: ranCommit,
     coordinatorBundle: o.coordinator ?? 'services/coordinator/dist/main.mjs',
     machine: { cpus: availableParallelism(), node: process.version },
     migrations: o.migrations,
