@@ -40,7 +40,7 @@ import {
   type NatsServer,
 } from '@haul/test';
 import { createImageStreamer, type ImageStreamer, type StreamerConfig } from '../src/app.ts';
-import { openFds, until } from './support.ts';
+import { openDescriptors, until } from './support.ts';
 
 const validators = createValidators();
 const log = createLogger('image-streamer-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
@@ -232,7 +232,8 @@ describe('image streamer between two nodes, over a real nats-server', () => {
   it('a live local-disk pass (writeBack): the copy is whole at done, and its background sync closes what it opens', async () => {
     const src = join(dir, 'node-a', 'img', 'writeback');
     makeTree(src, 3);
-    const fds = openFds();
+    // What is open now may close meanwhile (the previous test's sockets): only what opens after must be closed again.
+    const before = openDescriptors();
     await a.transfer(
       'mig-str009',
       'mig-str009:copyLocalDisk:0.0:node-a:streamer:1',
@@ -247,7 +248,10 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     );
     assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'writeback')), digestTree(src));
     // The receiver (node-b, in this process) opened each file again to sync it, and closes it once synced.
-    await until(() => openFds() === fds, 'every descriptor of the transfer and its writebacks closed');
+    await until(
+      () => [...openDescriptors()].every((d) => before.has(d)),
+      'every descriptor of the transfer and its writebacks closed',
+    );
   });
 
   it("rejects a manifest with '../' or an absolute path, writing nothing outside the image dir", async () => {

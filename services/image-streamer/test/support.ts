@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
@@ -6,6 +6,22 @@ import type { TlsMaterial } from '../src/tls.ts';
 
 /** File descriptors this process has open (sockets included). */
 export const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+/**
+ * The descriptors this process has open, each as `<fd> <what it is>` (a path, `socket:[inode]`): a descriptor that
+ * was closed and its number reused for something else counts as another. The listing's own descriptor is left out.
+ */
+export function openDescriptors(): Set<string> {
+  const out = new Set<string>();
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      out.add(`${fd} ${readlinkSync(`/proc/self/fd/${fd}`)}`);
+    } catch {
+      // closed since the listing (the listing's own)
+    }
+  }
+  return out;
+}
 
 /** Resolves when the socket is closed (at once if it already is). */
 export const closed = (s: Socket): Promise<void> =>
