@@ -102,7 +102,11 @@ describe('Prometheus metrics of every service during real migrations', () => {
     if (!r.ok) return;
     const end = await followToEnd(w.eventLog, r.migrationId, () => {});
     assert.equal(end.type, 'MigrationRolledBack');
-    const c = await scrape(url('coordinator'));
+    // Counted when the coordinator projects the status, just after the terminal event is in the log (as below).
+    const c = await scrapeUntil(
+      url('coordinator'),
+      (e) => e.value('haul_migrations_finished_total', { outcome: 'rolled-back' }) >= 1,
+    );
     assert.equal(
       c.value('haul_migrations_finished_total', { outcome: 'rolled-back', phase: 'preflight' }),
       1,
