@@ -7,6 +7,9 @@ import type { ReplayOptions, StoredEvent } from './event-log.ts';
 
 type Held = { raw: RawEvent; event: MigrationEvent | undefined };
 
+/** A batch to hand on, if it holds any event (a migration whose every message was refused hands on nothing). */
+const nonEmpty = (batch: StoredEvent[]): StoredEvent[][] => (batch.length ? [batch] : []);
+
 /**
  * EventLog.replay: the whole stream through one consumer, to its end as the server counts it when the consumer is
  * made. Each migration's messages are held until its seal (trust/seal.ts) and judged with it: on the seal's one
@@ -53,17 +56,13 @@ export async function* replayLog(
       const raw: RawEvent = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers };
       const event = judge.decode(raw);
       if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-        const batch = judge.sealed(take(raw.subject), { raw, event });
-        if (batch.length) yield batch;
+        yield* nonEmpty(judge.sealed(take(raw.subject), { raw, event }));
       } else {
         const h = held.get(raw.subject);
         if (h) h.push({ raw, event });
         else held.set(raw.subject, [{ raw, event }]);
         holding++;
-        while (holding > maxHeld) {
-          const batch = await oneByOne(take(held.keys().next().value!));
-          if (batch.length) yield batch;
-        }
+        while (holding > maxHeld) yield* nonEmpty(await oneByOne(take(held.keys().next().value!)));
       }
       // Counted on raw messages, so a message that is not an event still counts towards the end.
       if (--remaining <= 0 || msg.info.pending === 0) break;
@@ -73,8 +72,5 @@ export async function* replayLog(
     await iter.close();
   }
   if (signal?.aborted) return;
-  for (const subject of [...held.keys()]) {
-    const batch = await oneByOne(take(subject));
-    if (batch.length) yield batch;
-  }
+  for (const subject of [...held.keys()]) yield* nonEmpty(await oneByOne(take(subject)));
 }

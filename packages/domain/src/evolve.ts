@@ -167,24 +167,19 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
   const key = s.byCommand[event.data.commandId];
   const rec = key ? s.steps[key] : undefined;
   if (!key || !rec) return;
-  // Where this attempt's command first got an outcome, whatever the state makes of it (downtime-window.ts).
-  if (rec.command.commandId === event.data.commandId && rec.outcomeOrder === undefined)
-    setStep(d, { ...rec, outcomeOrder: s.events - 1, outcomeAt: event.time });
-  return outcomeOf(d, event, key, s.steps[key]!);
-}
-
-function outcomeOf(
-  d: Draft,
-  event: Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed' }>,
-  key: string,
-  rec: StepRecord,
-): void {
-  const s = d.s;
-  // A late result of an older attempt counts only if it is a success the current attempt has not seen.
   const current = rec.command.commandId === event.data.commandId;
-  if (!current && (event.type === 'StepFailed' || rec.status === 'succeeded')) return;
-  if (current && rec.status !== 'intended' && event.type === 'StepFailed') return;
-  const next: StepRecord = { ...rec, finishedAt: event.time };
+  // Where this attempt's command first got an outcome, whatever the state makes of it (downtime-window.ts).
+  const first =
+    current && rec.outcomeOrder === undefined ? { outcomeOrder: s.events - 1, outcomeAt: event.time } : {};
+  // A late result of an older attempt counts only if it is a success the current attempt has not seen.
+  const ignored =
+    (!current && (event.type === 'StepFailed' || rec.status === 'succeeded')) ||
+    (current && rec.status !== 'intended' && event.type === 'StepFailed');
+  if (ignored) {
+    if ('outcomeOrder' in first) setStep(d, { ...rec, ...first });
+    return;
+  }
+  const next: StepRecord = { ...rec, ...first, finishedAt: event.time };
   if (event.type === 'StepSucceeded') {
     next.status = 'succeeded';
     next.result = event.data.result;
