@@ -51,6 +51,8 @@ export type SealData = { upToSeq: number; events: number; digest: string };
 /** A new chain, empty. */
 export const newChain = (): Chain => ({ hash: createHash('sha256'), seq: 0, events: 0 });
 
+const frame = Buffer.allocUnsafe(14 + 0xffff);
+
 /** Fold one message into the chain (in place). */
 export function extendChain(
   chain: Chain,
@@ -61,12 +63,13 @@ export function extendChain(
   const signer = headers?.get(signatureHeaders.signer) ?? '';
   const signerBytes = Buffer.byteLength(signer);
   if (signerBytes > 0xffff) throw new RangeError(`a Haul-Signer header of ${signerBytes} bytes`);
-  const frame = Buffer.allocUnsafe(14 + signerBytes);
-  frame.writeBigUInt64BE(BigInt(seq), 0);
+  // One frame buffer for every message (update copies what it hashes at once): a replay frames every message.
+  frame.writeUInt32BE(Math.floor(seq / 2 ** 32), 0);
+  frame.writeUInt32BE(seq >>> 0, 4);
   frame.writeUInt16BE(signerBytes, 8);
   frame.write(signer, 10, 'utf8');
   frame.writeUInt32BE(data.byteLength, 10 + signerBytes);
-  chain.hash.update(frame).update(data);
+  chain.hash.update(frame.subarray(0, 14 + signerBytes)).update(data);
   chain.seq = seq;
   chain.events++;
 }
