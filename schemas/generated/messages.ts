@@ -315,6 +315,18 @@ export type IdentityName3 = string;
  */
 export type IdentityName4 = string;
 /**
+ * Who asked for it (MigrationRequested.requestedBy).
+ */
+export type IdentityName5 = string;
+/**
+ * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
+ */
+export type ActionKey1 = string;
+/**
+ * Who asked (the event's requestedBy; absent when the request was unsigned).
+ */
+export type IdentityName6 = string;
+/**
  * One event of a migration's log (stream HAUL_EVENTS, subject haul.events.<migrationId>): the common envelope and a typed payload per type.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -364,18 +376,6 @@ export type InspectReply = InspectAnswered | InspectRefused;
  * via the `definition` "MigrateReply".
  */
 export type MigrateReply = MigrateAccepted | ApiRejected1;
-/**
- * Who asked for it (MigrationRequested.requestedBy).
- */
-export type IdentityName5 = string;
-/**
- * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
- */
-export type ActionKey1 = string;
-/**
- * Who asked (the event's requestedBy; absent when the request was unsigned).
- */
-export type IdentityName6 = string;
 /**
  * A step of one migration: <step>:<subject>, e.g. mergeOrigin:1 or resumeSource:-.
  */
@@ -1564,6 +1564,73 @@ export interface MigrationSealedData {
    */
   events: number;
   digest: string;
+  status?: MigrationStatus;
+  /**
+   * The version of the status projection that made status (packages/domain/src/status.ts).
+   */
+  statusVersion?: number;
+}
+/**
+ * A snapshot: the migration's status as the coordinator projected it from the messages vouched for (its lastSeq is upToSeq), so that a reader of many finished migrations need not decode and fold their events. A reader uses it only when it believes the seal, its own chain equals the digest and it projects statuses the same way (statusVersion); else it folds the events.
+ */
+export interface MigrationStatus {
+  migrationId: MigrationId;
+  ctid: Ctid;
+  source: NodeName;
+  target: NodeName;
+  mode: Mode;
+  phase:
+    | 'preflight'
+    | 'iterating'
+    | 'frozen'
+    | 'restoring'
+    | 'committed'
+    | 'cleanup'
+    | 'rollback'
+    | 'stuck'
+    | 'completed'
+    | 'rolled-back'
+    | 'failed';
+  iteration: number;
+  runningSteps?: string[];
+  lastEvent?: string;
+  /**
+   * Why it rolled back or is stuck.
+   */
+  reason?: string;
+  requestedBy?: IdentityName5;
+  /**
+   * Why it was asked (the request's reason).
+   */
+  requestReason?: string;
+  /**
+   * What was asked of the migration after its request, in log order: each cancel (CancelRequested), retry (RetryRequested) and resolve (ActionResolved), with who asked and why.
+   */
+  operatorActions?: {
+    kind: 'cancel' | 'retry' | 'resolve';
+    action?: ActionKey1;
+    requestedBy?: IdentityName6;
+    reason: string;
+    at: Timestamp;
+  }[];
+  /**
+   * Set while the phase is stuck: the action that failed on every attempt and what an operator can do.
+   */
+  stuck?: {
+    action: ActionKey;
+    step: StepName;
+    plan: 'rollback' | 'release' | 'cleanup';
+    attempts: number;
+    since: Timestamp;
+    lastError?: ErrorInfo1;
+    /**
+     * Whether haul resolve may mark this action done (compensations and cleanup only); haul retry always may.
+     */
+    resolvable: boolean;
+  };
+  updatedAt: Timestamp;
+  lastSeq: number;
+  stats?: MigrationStats;
 }
 export interface MigrationRequestedEvent {
   type: 'MigrationRequested';
@@ -1795,7 +1862,7 @@ export interface ApiRejected1 {
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "MigrationStatus".
  */
-export interface MigrationStatus {
+export interface MigrationStatus1 {
   migrationId: MigrationId;
   ctid: Ctid;
   source: NodeName;
@@ -1935,8 +2002,8 @@ export interface RetryRequest {
 }
 export interface StatusOk {
   ok: true;
-  status?: MigrationStatus;
-  migrations?: MigrationStatus[];
+  status?: MigrationStatus1;
+  migrations?: MigrationStatus1[];
 }
 /**
  * Ask for one migration's status (subject haul.api.status).

@@ -83,6 +83,10 @@ describe('live migration with one shared disk, there and back', () => {
     assert.deepEqual(sealed.seal, sealed.all);
     assert.equal(sealed.replayChecks, 1, 'one signature checked: the seal');
     assert.deepEqual(sealed.replayed, sealed.read);
+    // It carries the migration's status, as its events fold to: a replay for statuses takes the seal alone.
+    assert.equal(sealed.snapshot?.phase, 'completed');
+    assert.deepEqual(sealed.snapshot, sealed.folded);
+    assert.deepEqual(sealed.replayedWithSnapshots, [[sealed.read.at(-1)]]);
   });
 
   it('a request for a CT that is already migrating is rejected; the same request id twice yields one migration', async () => {

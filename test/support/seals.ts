@@ -13,12 +13,19 @@ import {
   type StoredEvent,
   type Trust,
 } from '@haul/bus';
-import { createValidators, type MigrationEvent } from '@haul/schemas';
+import { fold, initialState, projectStatus, sealedStatus } from '@haul/domain';
+import { createValidators, type MigrationEvent, type MigrationStatus } from '@haul/schemas';
 
 /** How a finished migration's log is sealed (packages/bus/src/trust/seal.ts), as a test checks it. */
 export type SealCheck = {
-  /** What the coordinator's MigrationSealed says. */
+  /** What the coordinator's MigrationSealed says of the chain. */
   seal: SealData;
+  /** The status snapshot it carries, as a reader takes it (undefined: none, or not one this reader can use). */
+  snapshot: MigrationStatus | undefined;
+  /** The status the believed events before the seal fold to, projected at the seal. */
+  folded: MigrationStatus | undefined;
+  /** A replay's batches of this migration when it takes statuses from snapshots (EventLog.replay `snapshot`). */
+  replayedWithSnapshots: StoredEvent[][];
   /** The seal computed over the messages before it that `reader` believes. */
   believed: SealData;
   /** The seal computed over every message before it, believed or not. */
@@ -64,8 +71,24 @@ export async function checkSeal(
   const replayed: StoredEvent[] = [];
   for await (const batch of createEventLog(nc, createValidators(), counting).replay())
     replayed.push(...batch.filter((e) => e.event.migrationId === migrationId));
+  const replayedWithSnapshots: StoredEvent[][] = [];
+  const snapshot = ({ raw, event }: { raw: RawEvent; event: typeof seal.event }) =>
+    !!sealedStatus(event, raw.seq);
+  for await (const batch of createEventLog(nc, createValidators(), reader).replay({ snapshot }))
+    if (batch[0]!.event.migrationId === migrationId) replayedWithSnapshots.push(batch);
+  const { upToSeq, events, digest } = seal.event.data;
+  const before = read.filter((e) => e.seq < seal.seq);
   return {
-    seal: seal.event.data,
+    seal: { upToSeq, events, digest },
+    snapshot: sealedStatus(seal.event, seal.seq),
+    folded: projectStatus(
+      fold(
+        before.map((e) => e.event),
+        initialState(),
+      ),
+      seal.seq,
+    ),
+    replayedWithSnapshots,
     believed: chainOf(raws.filter((r) => believedSeqs.has(r.seq))),
     all: chainOf(raws),
     replayChecks,

@@ -12,7 +12,7 @@ import { limits, streams, subjects } from './conventions.ts';
 import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
 import { replayLog } from './replay.ts';
 import { retryTransient } from './retry.ts';
-import { createEventJudge, type JudgeOptions, type RawEvent } from './trust/event-judge.ts';
+import { createEventJudge, type JudgeOptions, type RawEvent, type SealMessage } from './trust/event-judge.ts';
 import type { SealData } from './trust/seal.ts';
 import type { SignatureHeaders } from './trust/signature.ts';
 import type { Trust } from './trust/trust.ts';
@@ -73,6 +73,11 @@ export type ReplayOptions = {
   signal?: AbortSignal;
   /** Messages held at most while their migration's seal has not come (default limits.replayHeldMessages). */
   maxHeld?: number;
+  /**
+   * Whether the caller can use this seal's status snapshot instead of its events: a log whose seal vouches for exactly
+   * its messages and is accepted is handed on as its seal alone, its events not decoded (EventJudge.sealed).
+   */
+  snapshot?: (seal: SealMessage) => boolean;
 };
 
 export type FollowOptions = {

@@ -87,7 +87,7 @@ export {
   type ReplayOptions,
 } from './event-log.ts';
 export { withReadCache, type CachedEventLog, type ReadCacheOptions } from './read-cache.ts';
-export type { JudgeOptions, RawEvent } from './trust/event-judge.ts';
+export type { JudgeOptions, RawEvent, SealMessage } from './trust/event-judge.ts';
 export * from './trust/index.ts';
 export {
   sendCommand,

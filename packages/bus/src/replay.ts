@@ -2,10 +2,21 @@ import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import type { MigrationEvent } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
 import { retryTransient } from './retry.ts';
-import type { EventJudge, RawEvent } from './trust/event-judge.ts';
+import type { EventJudge, HeldMessage, RawEvent } from './trust/event-judge.ts';
 import type { ReplayOptions, StoredEvent } from './event-log.ts';
 
-type Held = { raw: RawEvent; event: MigrationEvent | undefined };
+/**
+ * What every MigrationSealed's bytes hold (the type's name as a JSON string). Only a message that holds it is decoded
+ * as it arrives, to find the seals; the others wait for their migration's seal undecoded. A message that holds it
+ * and is no seal is only decoded early; one that is a seal without holding it (JSON's escapes: not how the
+ * coordinator writes) is taken for an ordinary message, so its log is judged message by message: never more
+ * believed, only slower.
+ */
+const sealMark = Buffer.from(`"${'MigrationSealed' satisfies MigrationEvent['type']}"`);
+const mayBeSeal = (data: Uint8Array): boolean =>
+  (Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).includes(
+    sealMark,
+  );
 
 /** A batch to hand on, if it holds any event (a migration whose every message was refused hands on nothing). */
 const nonEmpty = (batch: StoredEvent[]): StoredEvent[][] => (batch.length ? [batch] : []);
@@ -14,13 +25,14 @@ const nonEmpty = (batch: StoredEvent[]): StoredEvent[][] => (batch.length ? [bat
  * EventLog.replay: the whole stream through one consumer, to its end as the server counts it when the consumer is
  * made. Each migration's messages are held until its seal (trust/seal.ts) and judged with it: on the seal's one
  * signature when it vouches for exactly them, else one by one. What no seal closes is judged one by one when the
- * read ends, or, oldest migration first, when more than `maxHeld` are held. A batch is never empty.
+ * read ends, or, oldest migration first, when more than `maxHeld` are held. A batch is never empty. `snapshot`: see
+ * EventJudge.sealed (a log whose seal's snapshot it accepts is handed on as its seal alone).
  */
 export async function* replayLog(
   js: JetStreamClient,
   judge: EventJudge,
   readBack: (mid: string, afterSeq: number) => Promise<void>,
-  { signal, maxHeld = limits.replayHeldMessages }: ReplayOptions,
+  { signal, maxHeld = limits.replayHeldMessages, snapshot }: ReplayOptions,
 ): AsyncIterable<StoredEvent[]> {
   const consumer = await retryTransient(() =>
     js.consumers.get(streams.events, {
@@ -30,18 +42,19 @@ export async function* replayLog(
   );
   let remaining = (await consumer.info(true)).num_pending;
   if (remaining === 0) return;
-  const held = new Map<string, Held[]>();
+  const held = new Map<string, HeldMessage[]>();
   let holding = 0;
-  const take = (subject: string): Held[] => {
+  const take = (subject: string): HeldMessage[] => {
     const h = held.get(subject) ?? [];
     held.delete(subject);
     holding -= h.length;
     return h;
   };
-  async function oneByOne(h: readonly Held[]): Promise<StoredEvent[]> {
+  async function oneByOne(h: readonly HeldMessage[]): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];
-    for (const { raw, event } of h) {
-      const e = event && (await judge.single(raw, readBack, event));
+    for (const m of h) {
+      const event = judge.eventOf(m);
+      const e = event && (await judge.single(m.raw, readBack, event));
       if (e) out.push(e);
     }
     return out;
@@ -54,13 +67,14 @@ export async function* replayLog(
   try {
     for await (const msg of iter) {
       const raw: RawEvent = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers };
-      const event = judge.decode(raw);
+      const m: HeldMessage = { raw };
+      const event = mayBeSeal(raw.data) ? judge.eventOf(m) : undefined;
       if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-        yield* nonEmpty(judge.sealed(take(raw.subject), { raw, event }));
+        yield* nonEmpty(judge.sealed(take(raw.subject), { raw, event }, snapshot));
       } else {
         const h = held.get(raw.subject);
-        if (h) h.push({ raw, event });
-        else held.set(raw.subject, [{ raw, event }]);
+        if (h) h.push(m);
+        else held.set(raw.subject, [m]);
         holding++;
         while (holding > maxHeld) yield* nonEmpty(await oneByOne(take(held.keys().next().value!)));
       }

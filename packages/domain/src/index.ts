@@ -64,7 +64,7 @@ export {
   nextLivePass,
   smallPassBytes,
 } from './disk-passes.ts';
-export { projectStatus } from './status.ts';
+export { projectStatus, sealedStatus, statusSnapshot, statusVersion } from './status.ts';
 export { operatorActionOf, type OperatorAction } from './state.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export { checkPreflight, checkRoom, compareVersions } from './preflight-check.ts';

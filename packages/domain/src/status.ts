@@ -1,7 +1,38 @@
-import type { MigrationStatus } from '@haul/schemas';
+import type { MigrationEvent, MigrationStatus } from '@haul/schemas';
 import { resolvable } from './operator.ts';
 import { deriveStatsOf } from './stats.ts';
 import { inFlight, type MigrationState } from './state.ts';
+
+/**
+ * The version of projectStatus: a seal's status snapshot (MigrationSealed.data.status) made by another version is not
+ * used, the events are folded instead. Raise it whenever a change to this file or to what it reads (the fold, the
+ * stats, the downtime window) changes the status of a log that is already written.
+ */
+export const statusVersion = 1;
+
+type Sealed = Extract<MigrationEvent, { type: 'MigrationSealed' }>;
+
+/** The status snapshot a seal carries, for the coordinator that writes it: its status at the sealed terminal event. */
+export const statusSnapshot = (
+  status: MigrationStatus,
+): Pick<Sealed['data'], 'status' | 'statusVersion'> => ({
+  status,
+  statusVersion,
+});
+
+/**
+ * The status of a sealed log read from its seal's snapshot, as a reader that folded its events up to the seal at
+ * `sealSeq` would project it (folding the seal changes nothing but the sequence): undefined when there is no
+ * snapshot, it was projected by another version, or it is not the status of the log the seal vouches for. The caller
+ * must believe the seal and its chain first (EventLog.replay's `snapshots`).
+ */
+export function sealedStatus(seal: Sealed, sealSeq: number): MigrationStatus | undefined {
+  const { status, statusVersion: v, upToSeq } = seal.data;
+  if (!status || v !== statusVersion) return undefined;
+  if (status.migrationId !== seal.migrationId || status.lastSeq !== upToSeq) return undefined;
+  if (status.phase !== 'completed' && status.phase !== 'rolled-back') return undefined;
+  return { ...status, lastSeq: sealSeq };
+}
 
 /** The current-status projection of one migration (what `haul status` and the KV bucket show). */
 export function projectStatus(s: MigrationState, lastSeq: number): MigrationStatus | undefined {

@@ -27,7 +27,7 @@ import {
   type DecideMeta,
   type MigrationState,
 } from '@haul/domain';
-import type { ErrorInfo, MigrationEvent, StepCommand, Validators } from '@haul/schemas';
+import type { ErrorInfo, MigrationEvent, MigrationStatus, StepCommand, Validators } from '@haul/schemas';
 import { releaseAdmission, type Admission } from './admission.ts';
 import { createSeenSequences } from './seen-sequences.ts';
 import { createTransferReports } from './transfer-reports.ts';
@@ -53,6 +53,8 @@ type Caught = { folded: Folded; changed: boolean };
 
 /** Migrations that ended here are remembered this many at most (with their last sequence), newest kept. */
 const maxEnded = 10_000;
+/** Terminal statuses kept for the seal's snapshot (sealer.ts takes each when its terminal event comes back), newest. */
+const maxUnsealed = 1_000;
 
 /**
  * The process manager. The log is the only truth: per active migration it keeps the log folded with the core's
@@ -83,6 +85,8 @@ export function createProcessManager(
   const failures = new Map<string, number>();
   /** Migration → the sequence of its terminal event, for those that ended here: their events coming back are old. */
   const ended = new Map<string, number>();
+  /** Migration → its terminal status, projected here and not yet taken for a seal. */
+  const unsealed = new Map<string, MigrationStatus>();
   const resyncMs = settings.resyncMs ?? limits.coordinatorResyncMs;
   const stallMs = settings.stallMs ?? streamStallMs;
   const reports = createTransferReports(nc, validators);
@@ -206,6 +210,8 @@ export function createProcessManager(
       ended.delete(status.migrationId);
       ended.set(status.migrationId, lastSeq);
       if (ended.size > maxEnded) ended.delete(ended.keys().next().value!);
+      unsealed.set(status.migrationId, status);
+      if (unsealed.size > maxUnsealed) unsealed.delete(unsealed.keys().next().value!);
       // Its CT and nodes are free for the next admission (if this crashes first, the admission reaper frees them).
       await releaseAdmission(nc, log, status.migrationId);
     } else active.add(status.migrationId);
@@ -402,6 +408,12 @@ export function createProcessManager(
     /** An event the consumer delivered: fold it into its migration and advance it. */
     deliver(stored: StoredEvent): Promise<void> {
       return stepSoon(stored.event.migrationId, stored);
+    },
+    /** The terminal status this process projected for `mid` at `seq` (for its seal), once: undefined if none. */
+    terminalStatus(mid: string, seq: number): MigrationStatus | undefined {
+      const status = unsealed.get(mid);
+      unsealed.delete(mid);
+      return status?.lastSeq === seq ? status : undefined;
     },
     /** Whether this process drives the migration already (it has its state, its timer, or a turn under way). */
     holds(mid: string): boolean {

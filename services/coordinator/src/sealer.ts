@@ -5,7 +5,8 @@ import {
   type StoredEvent,
   type Trust,
 } from '@haul/bus';
-import type { MigrationEvent } from '@haul/schemas';
+import { statusSnapshot } from '@haul/domain';
+import type { MigrationEvent, MigrationStatus } from '@haul/schemas';
 
 const sealedAfter: ReadonlySet<MigrationEvent['type']> = new Set([
   'MigrationCompleted',
@@ -20,8 +21,19 @@ const sealedAfter: ReadonlySet<MigrationEvent['type']> = new Set([
  * A seal is a saving for the log's readers, not a fact of the migration: one that is not written (another message
  * came first, a chain broken by a redelivery, the bus unavailable, a crash before it) is logged and forgotten; the
  * readers then check each message's signature, as they would without seals.
+ *
+ * A seal carries the migration's terminal status as this coordinator projected it (`terminalStatus`: the process
+ * manager's, when it folded the log up to that same terminal event), so that a reader of many finished migrations
+ * takes their statuses from the seals instead of decoding and folding their events. Without one (this process did
+ * not project it: it restarted, or another coordinator ended the migration), the seal carries no status.
  */
-export function createSealer(eventLog: EventLog, trust: Trust, node: string, log: Logger) {
+export function createSealer(
+  eventLog: EventLog,
+  trust: Trust,
+  node: string,
+  log: Logger,
+  terminalStatus: (mid: string, seq: number) => MigrationStatus | undefined,
+) {
   return async function seal(terminal: StoredEvent): Promise<void> {
     const { event } = terminal;
     if (!trust.secure || !sealedAfter.has(event.type)) return;
@@ -34,6 +46,7 @@ export function createSealer(eventLog: EventLog, trust: Trust, node: string, log
       );
       return;
     }
+    const status = terminalStatus(mid, terminal.seq);
     const sealEvent: MigrationEvent = {
       eventId: `${mid}:sealed`,
       migrationId: mid,
@@ -42,7 +55,7 @@ export function createSealer(eventLog: EventLog, trust: Trust, node: string, log
       time: new Date().toISOString(),
       causationId: event.eventId,
       schemaVersion: 1,
-      data,
+      data: status ? { ...data, ...statusSnapshot(status) } : data,
     };
     try {
       await eventLog.append(sealEvent, { expectedLastSeq: terminal.seq });

@@ -19,6 +19,15 @@ import type { Trust } from './trust.ts';
 export type RawEvent = { subject: string; seq: number; data: Uint8Array; headers?: HeaderReader | undefined };
 
 /**
+ * A message held by a replay until its migration's seal, decoded when first needed (EventJudge.eventOf): `event` is
+ * undefined until then, null once decoding found no valid event.
+ */
+export type HeldMessage = { raw: RawEvent; event?: MigrationEvent | null };
+
+/** MigrationSealed met in a replay, and its stream sequence. */
+export type SealMessage = { raw: RawEvent; event: Extract<MigrationEvent, { type: 'MigrationSealed' }> };
+
+/**
  * What a reader knows of one migration: its facts, learnt from every message of its subject up to `coveredSeq`, and
  * the seal chain (seal.ts) of the messages it believed in order from the log's first, when it has one.
  */
@@ -110,6 +119,11 @@ export function createEventJudge(
       return undefined;
     }
     return v.value;
+  }
+
+  function eventOf(m: HeldMessage): MigrationEvent | undefined {
+    if (m.event === undefined) m.event = decode(m.raw) ?? null;
+    return m.event ?? undefined;
   }
 
   /**
@@ -206,21 +220,32 @@ export function createEventJudge(
       if (worthFacts) await readBack(e.migrationId, k.coveredSeq);
       return judge(raw, e, entry(e.migrationId), true) ? { seq: raw.seq, event: e } : undefined;
     },
+    /** A held message's event, decoded on first use (undefined: not a valid event; `onInvalid` heard why, once). */
+    eventOf,
     /**
      * Judge the messages of one migration read in order together with the seal that follows them: when the seal is
      * believed and names exactly these messages (seal.ts), each is judged on the signer its header names; else
-     * each signature is checked. The seal itself last. `messages` are decoded (undefined: no valid event).
+     * each signature is checked. The seal itself last.
+     *
+     * `snapshot`: when the seal vouches for exactly these messages and this accepts its status snapshot (the caller
+     * can use it instead of the events), the seal alone is handed on: the messages are not decoded, and who may
+     * write what is not checked again: the snapshot is the coordinator's word on what they fold to, as its terminal
+     * event is its word that the migration ended.
      */
     sealed(
-      messages: readonly { raw: RawEvent; event: MigrationEvent | undefined }[],
-      seal: { raw: RawEvent; event: Extract<MigrationEvent, { type: 'MigrationSealed' }> },
+      messages: readonly HeldMessage[],
+      seal: SealMessage,
+      snapshot?: (seal: SealMessage) => boolean,
     ): { seq: number; event: MigrationEvent }[] {
       const k = entry(seal.event.migrationId);
       const sealBelieved = judge(seal.raw, seal.event, k, false);
       const vouched = sealBelieved && sealMatches(seal.event.data, chainOf(messages));
+      if (vouched && snapshot?.(seal)) return [{ seq: seal.raw.seq, event: seal.event }];
       const out: { seq: number; event: MigrationEvent }[] = [];
-      for (const { raw, event } of messages)
-        if (event && judge(raw, event, k, false, vouched)) out.push({ seq: raw.seq, event });
+      for (const m of messages) {
+        const event = eventOf(m);
+        if (event && judge(m.raw, event, k, false, vouched)) out.push({ seq: m.raw.seq, event });
+      }
       if (sealBelieved) out.push({ seq: seal.raw.seq, event: seal.event });
       return out;
     },

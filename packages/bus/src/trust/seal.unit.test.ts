@@ -140,6 +140,26 @@ const withDecoded = (raws: RawEvent[]) =>
   raws.map((raw) => ({ raw, event: JSON.parse(new TextDecoder().decode(raw.data)) as MigrationEvent }));
 
 describe('the seal chain', () => {
+  it('given known messages, then the digest of the framing seal.ts defines (seals already written stay valid)', () => {
+    // Computed once with the framing as first written (a fresh frame per message, the sequence as a BigInt): a
+    // sequence above 2^32, an empty signer, a signer of two-byte characters and an empty body.
+    const signer = (s: string) => ({ get: (k: string) => (k === 'Haul-Signer' ? s : '') });
+    const c = newChain();
+    extendChain(
+      c,
+      1,
+      signer('UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4'),
+      Buffer.from('{"a":1}'),
+    );
+    extendChain(c, 2 ** 32 + 5, undefined, new TextEncoder().encode('x'));
+    extendChain(c, 7, signer('é'), new Uint8Array(0));
+    assert.deepEqual(sealDataOf(c), {
+      upToSeq: 7,
+      events: 3,
+      digest: 'sha256:b23e300451b088760bbf5a5f46af1643406dab0e65587c651cacff788f177cfc',
+    });
+  });
+
   it('given the same messages, then the same digest; a changed sequence, signer or byte changes it', () => {
     const { raws } = cleanLog();
     const digestOf = (rs: RawEvent[]) => {
@@ -233,6 +253,63 @@ describe('a reader of a sealed log', () => {
       [...events, seal.event],
     );
     assert.equal(reader.checks(), 1, "only the seal's signature is checked");
+  });
+
+  it('given a seal that vouches for exactly these messages and a snapshot the reader accepts, then the seal alone is handed on, no message decoded', async () => {
+    const { raws } = cleanLog();
+    const data = (await coordinatorSeal(raws))!;
+    const reader = counting('ops');
+    const judge = createEventJudge(reader.trust, validators, () => {});
+    const seal = sealMessage(data, raws.at(-1)!.seq + 1);
+    const held = raws.map((raw) => ({ raw }));
+    const offered: number[] = [];
+    const out = judge.sealed(held, seal, (s) => (offered.push(s.raw.seq), true));
+    assert.deepEqual(out, [{ seq: seal.raw.seq, event: seal.event }]);
+    assert.deepEqual(offered, [seal.raw.seq]);
+    assert.ok(
+      held.every((m) => !('event' in m)),
+      'no message decoded',
+    );
+    assert.equal(reader.checks(), 1, "only the seal's signature is checked");
+  });
+
+  it('given a snapshot the reader does not accept, then the events are handed on, believed on the seal', async () => {
+    const { raws, events } = cleanLog();
+    const data = (await coordinatorSeal(raws))!;
+    const reader = counting('ops');
+    const judge = createEventJudge(reader.trust, validators, () => {});
+    const seal = sealMessage(data, raws.at(-1)!.seq + 1);
+    const out = judge.sealed(
+      raws.map((raw) => ({ raw })),
+      seal,
+      () => false,
+    );
+    assert.deepEqual(
+      out.map((e) => e.event),
+      [...events, seal.event],
+    );
+    assert.equal(reader.checks(), 1);
+  });
+
+  it('given a forgery the coordinator skipped, then no snapshot is offered: each message is checked and the forgery refused', async () => {
+    const { raws, events } = cleanLog();
+    const data = (await coordinatorSeal(raws))!;
+    const forged = storedLog(
+      [['agent@node-a', ev('StepSucceeded', agentB, outcome('node-b'), 'forged')]],
+      raws[2]!.seq + 1,
+    ).raws[0]!;
+    const reader = counting('ops');
+    const judge = createEventJudge(reader.trust, validators, () => {});
+    const seal = sealMessage(data, raws.at(-1)!.seq + 1);
+    let offered = 0;
+    const held = [...raws.slice(0, 3), forged, raws[3]!].map((raw) => ({ raw }));
+    const out = judge.sealed(held, seal, () => (offered++, true));
+    assert.equal(offered, 0);
+    assert.deepEqual(
+      out.map((e) => e.event),
+      [...events, seal.event],
+    );
+    assert.equal(reader.trust.rejections, 1);
   });
 
   it('given a forgery the coordinator skipped, then the chains differ: each message is checked and the forgery refused', async () => {
