@@ -9,11 +9,19 @@ import {
   newChain,
   sealDataOf,
   subjects,
+  type SealMessage,
   type StoredEvent,
   type Trust,
 } from '@haul/bus';
-import { evolve, fold as foldAll, initialState, projectStatus, type MigrationState } from '@haul/domain';
-import type { MigrationStatus, Validators } from '@haul/schemas';
+import {
+  evolve,
+  fold as foldAll,
+  initialState,
+  projectStatus,
+  sealedStatus,
+  type MigrationState,
+} from '@haul/domain';
+import type { MigrationEvent, MigrationStatus, Validators } from '@haul/schemas';
 import type { TestIdentities } from '@haul/test';
 import { lastSeqOf } from './control-stream.ts';
 
@@ -55,8 +63,9 @@ export function resigner(ids: TestIdentities): Resign {
  * consistent), in the original order per migration, each copy signed again by the identity that signed its
  * original (a signature covers the subject and the bytes, both changed), so a reader believes the copies as it
  * believed the run. A log the coordinator sealed is sealed again as the coordinator seals (packages/bus/src/trust/
- * seal.ts): the chain of the copy's messages where they were stored, signed by the coordinator's identity. Returns
- * how many migrations the stream then holds.
+ * seal.ts): the chain of the copy's messages where they were stored, signed by the coordinator's identity, with the
+ * original's status snapshot (the id replaced, at the copy's terminal event): the replay checks every status it takes
+ * from a snapshot against the status the events fold to. Returns how many migrations the stream then holds.
  */
 export async function cloneFinished(
   nc: NatsConnection,
@@ -89,7 +98,7 @@ async function copyOne(
   coordinatorKey: string,
 ): Promise<void> {
   const subject = subjects.events(id);
-  const sealed = events.some((e) => e.type === 'MigrationSealed');
+  const sealed = events.find((e) => e.type === 'MigrationSealed');
   const stored = await Promise.all(
     events
       .filter((e) => e.type !== 'MigrationSealed')
@@ -103,6 +112,13 @@ async function copyOne(
   const chain = newChain();
   for (const { ack, body, h } of stored.sort((a, b) => a.ack.seq - b.ack.seq))
     extendChain(chain, ack.seq, h, body);
+  // The original's status snapshot, if it has one, as the copy's: its id replaced and at the copy's terminal event.
+  const { status, statusVersion } = (
+    JSON.parse(dec.decode(sealed.data).replaceAll(mid, id)) as Extract<
+      MigrationEvent,
+      { type: 'MigrationSealed' }
+    >
+  ).data;
   const seal = {
     eventId: `${id}:sealed`,
     migrationId: id,
@@ -110,7 +126,10 @@ async function copyOne(
     actor: { service: 'coordinator', node: 'bench' },
     time: new Date().toISOString(),
     schemaVersion: 1,
-    data: sealDataOf(chain),
+    data: {
+      ...sealDataOf(chain),
+      ...(status && statusVersion ? { status: { ...status, lastSeq: chain.seq }, statusVersion } : {}),
+    },
   };
   const body = enc.encode(JSON.stringify(seal));
   const h = resign(coordinatorKey, subject, body);
@@ -118,30 +137,39 @@ async function copyOne(
 }
 
 /**
+ * How a replay rebuilds the statuses: `snapshots`, a sealed log's status taken from its seal's snapshot (the seal
+ * believed and its chain equal to the reader's, its events not decoded), the other logs folded; `folded`, every log
+ * folded from its events, a sealed log's events believed on its seal; `each`, through follow, every message's
+ * signature checked, as a reader did before seals (migrations interleaved, so every state is held to the end).
+ */
+export type ReplayHow = 'snapshots' | 'folded' | 'each';
+
+/**
  * Rebuild the status of every migration from the log: one pass over the stream through the event log's replay
  * (each event decoded and checked against its schema; a sealed log believed on its seal, any other message on its
  * own signature), folded per migration with the core's evolve, then projected. A migration whose sealed log ended it
  * is projected at its seal and its folded state let go, as the coordinator lets go of an ended migration: ten
  * thousand folded states held to the end made the replay mostly garbage collection. Should more of its log follow,
- * its log is read again and folded whole. `oneByOne`: through follow instead, which checks every message's
- * signature, as a reader did before seals (migrations interleaved, so every state is held to the end).
+ * its log is read again and folded whole.
  */
 export async function replayStatuses(
   nc: NatsConnection,
   validators: Validators,
   trust: Trust,
-  oneByOne = false,
-): Promise<{ seconds: number; statuses: MigrationStatus[] }> {
+  how: ReplayHow = 'snapshots',
+): Promise<{ seconds: number; statuses: MigrationStatus[]; fromSnapshots: number }> {
   const eventLog = createEventLog(nc, validators, trust);
   const last = await lastSeqOf(nc);
   const t0 = performance.now();
   const folded = new Map<string, { state: MigrationState; lastSeq: number }>();
   const ended = new Map<string, MigrationStatus>();
+  let fromSnapshots = 0;
   const fold = ({ seq, event }: StoredEvent) => {
     const cur = folded.get(event.migrationId);
     folded.set(event.migrationId, { state: evolve(cur?.state ?? initialState(), event), lastSeq: seq });
   };
-  if (oneByOne) {
+  const snapshot = how === 'snapshots' ? (s: SealMessage) => !!sealedStatus(s.event, s.raw.seq) : undefined;
+  if (how === 'each') {
     // To the end of the stream as it is now, counted in messages: a last message the reader does not believe (not
     // an event, or not signed by whom it must be) ends the replay too, instead of leaving it waiting for more.
     for await (const stored of eventLog.follow({ fromSeq: 1, toEnd: true })) {
@@ -149,8 +177,18 @@ export async function replayStatuses(
       if (stored.seq >= last) break;
     }
   } else
-    for await (const batch of eventLog.replay()) {
+    for await (const batch of eventLog.replay(snapshot ? { snapshot } : {})) {
       const mid = batch[0]!.event.migrationId;
+      const only = batch.length === 1 ? batch[0]! : undefined;
+      const fromSeal =
+        snapshot && !folded.has(mid) && only?.event.type === 'MigrationSealed'
+          ? sealedStatus(only.event, only.seq)
+          : undefined;
+      if (fromSeal) {
+        ended.set(mid, fromSeal);
+        fromSnapshots++;
+        continue;
+      }
       // A batch is folded at once (domain fold: each collection of the state copied once, not once per event).
       const events = ended.delete(mid) ? (await eventLog.read(mid)).events : batch;
       const from = folded.get(mid)?.state ?? initialState();
@@ -171,5 +209,5 @@ export async function replayStatuses(
     ...ended.values(),
     ...[...folded.values()].flatMap((f) => projectStatus(f.state, f.lastSeq) ?? []),
   ];
-  return { seconds: (performance.now() - t0) / 1000, statuses };
+  return { seconds: (performance.now() - t0) / 1000, statuses, fromSnapshots };
 }

@@ -75,3 +75,33 @@ export async function rawCasAppendsPerSec(
     await jsm.streams.delete(rawStream);
   }
 }
+
+/**
+ * Wait until the coordinator has sealed `want` migrations whose logs start after `afterSeq` (it seals each right
+ * after its terminal event comes back to it), or `timeoutMs` has passed: a seal it cannot write (a message after the
+ * terminal event) never comes. Resolves with the seals counted.
+ */
+export async function awaitSeals(
+  nc: NatsConnection,
+  afterSeq: number,
+  want: number,
+  timeoutMs: number,
+): Promise<number> {
+  const consumer = await jetstream(nc).consumers.get(streams.events, {
+    filter_subjects: subjects.eventsAll,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: afterSeq + 1,
+  });
+  const iter = await consumer.consume();
+  const timer = setTimeout(() => void iter.close(), timeoutMs);
+  let seals = 0;
+  try {
+    for await (const m of iter) {
+      if ((m.json<{ type?: string }>().type ?? '') === 'MigrationSealed' && ++seals >= want) break;
+    }
+  } finally {
+    clearTimeout(timer);
+    await iter.close();
+  }
+  return seals;
+}
