@@ -291,6 +291,25 @@ describe('a reader of a sealed log', () => {
     assert.equal(reader.checks(), 1);
   });
 
+  it('given a seal with a snapshot signed by an agent, then no snapshot is offered: the seal is refused, each message checked', async () => {
+    const { raws, events } = cleanLog();
+    const data = (await coordinatorSeal(raws))!;
+    const reader = counting('ops');
+    const judge = createEventJudge(reader.trust, validators, () => {});
+    let offered = 0;
+    const out = judge.sealed(
+      raws.map((raw) => ({ raw })),
+      sealMessage(data, raws.at(-1)!.seq + 1, 'agent@node-b'),
+      () => (offered++, true),
+    );
+    assert.equal(offered, 0);
+    assert.deepEqual(
+      out.map((e) => e.event),
+      events,
+    );
+    assert.equal(reader.checks(), 5);
+  });
+
   it('given a forgery the coordinator skipped, then no snapshot is offered: each message is checked and the forgery refused', async () => {
     const { raws, events } = cleanLog();
     const data = (await coordinatorSeal(raws))!;
