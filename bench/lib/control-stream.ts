@@ -25,7 +25,8 @@ export async function readStream(
       filter_subjects: subjects.eventsAll,
       deliver_policy: DeliverPolicy.All,
     });
-    const iter = await consumer.consume();
+    // Pulled as the replay pulls (limits.replayPullMessages): both reads wait on the server alike.
+    const iter = await consumer.consume({ max_messages: limits.replayPullMessages });
     for await (const m of iter) {
       messages++;
       bytes += m.data.length;

@@ -60,7 +60,10 @@ export async function* replayLog(
     return out;
   }
 
-  const iter = await consumer.consume({ expires: limits.pullExpiresMs });
+  const iter = await consumer.consume({
+    expires: limits.pullExpiresMs,
+    max_messages: limits.replayPullMessages,
+  });
   const stop = () => void iter.close();
   if (signal?.aborted) stop();
   else signal?.addEventListener('abort', stop, { once: true });
