@@ -8,8 +8,12 @@ import {
   connectBus,
   createEventLog,
   ensureTopology,
+  extendChain,
+  newChain,
+  sealDataOf,
   streams,
   type EventLog,
+  type SealData,
   type StoredEvent,
 } from '@haul/bus';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -177,5 +181,71 @@ describe('event log on a real JetStream stream', () => {
       if (maxHeld === undefined) assert.equal(batches, 3, 'held to the end: one batch each');
       else assert.ok(batches > 3, `holding at most ${maxHeld}: handed on earlier (${batches} batches)`);
     }
+  });
+
+  it('replays a sealed log as its seal alone when the caller takes its snapshot, and any other log as its events', async () => {
+    // Interleaved: one log sealed over its messages, then one more message; one sealed over another digest; one unsealed.
+    const [good, wrong, open] = ['mig-sl01', 'mig-sl02', 'mig-sl03'];
+    const last = new Map<string, number>();
+    const append = async (e: MigrationEvent) =>
+      last.set(e.migrationId, (await log.append(e, { expectedLastSeq: last.get(e.migrationId) ?? 0 })).seq);
+    for (const [mid, n] of [
+      [good, 1],
+      [wrong, 1],
+      [open, 1],
+      [good, 2],
+      [wrong, 2],
+      [open, 2],
+    ] as const)
+      await append(cancelEvent(mid!, n));
+    const jsm = await jetstreamManager(nc);
+    const chainOf = async (mid: string): Promise<SealData> => {
+      const c = newChain();
+      for (const e of (await log.read(mid)).events) {
+        const m = await jsm.streams.getMessage(streams.events, { seq: e.seq });
+        extendChain(c, e.seq, m!.header, m!.data);
+      }
+      return sealDataOf(c);
+    };
+    const sealOf = (mid: string, data: SealData): MigrationEvent => ({
+      ...cancelEvent(mid, 0),
+      eventId: `${mid}:sealed`,
+      type: 'MigrationSealed',
+      data,
+    });
+    await append(sealOf(good, await chainOf(good)));
+    await append(sealOf(wrong, { ...(await chainOf(wrong)), digest: `sha256:${'0'.repeat(64)}` }));
+    await append(cancelEvent(good, 3));
+    const read = new Map(
+      await Promise.all([good, wrong, open].map(async (m) => [m, (await log.read(m)).events] as const)),
+    );
+
+    const replay = async (snapshot?: () => boolean) => {
+      const got = new Map<string, StoredEvent[][]>();
+      const offered: string[] = [];
+      const opts = snapshot
+        ? { snapshot: (s: { event: MigrationEvent }) => (offered.push(s.event.migrationId), snapshot()) }
+        : {};
+      for await (const batch of createEventLog(nc, validators, trust).replay(opts)) {
+        const mid = batch[0]!.event.migrationId;
+        got.set(mid, [...(got.get(mid) ?? []), batch]);
+      }
+      return { got, offered };
+    };
+    const [g, w, o] = [read.get(good)!, read.get(wrong)!, read.get(open)!];
+    const taken = await replay(() => true);
+    assert.deepEqual(
+      taken.offered.filter((m) => m.startsWith('mig-sl')),
+      [good],
+      'only the seal that vouches',
+    );
+    assert.deepEqual(taken.got.get(good), [[g[2]], [g[3]]], 'its seal alone, then what came after it');
+    assert.deepEqual(taken.got.get(wrong), [w], 'its events, each checked, and the seal');
+    assert.deepEqual(taken.got.get(open), [o]);
+    const folded = await replay(() => false);
+    assert.deepEqual(folded.got.get(good), [g.slice(0, 3), [g[3]]]);
+    const plain = await replay();
+    assert.deepEqual(plain.got.get(good), [g.slice(0, 3), [g[3]]]);
+    assert.deepEqual(plain.got.get(wrong), [w]);
   });
 });
