@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { ControlArgError, parseControlArgs } from './control-args.ts';
 import { requestOf } from './control-load.ts';
 import { percentile } from './control-proc.ts';
+import { parseStartupArgs, StartupArgError } from './startup-args.ts';
 
 describe('the control bench', () => {
   it('takes --migrations, --nodes and --delay-ms, and defaults the rest', () => {
@@ -39,5 +40,37 @@ describe('the control bench', () => {
     assert.equal(percentile(xs, 50), 50);
     assert.equal(percentile(xs, 99), 99);
     assert.ok(Number.isNaN(percentile([], 50)));
+  });
+});
+
+describe('bench:startup arguments', () => {
+  it('given no flags, then the defaults; given flags, then their values', () => {
+    assert.deepEqual(parseStartupArgs([]), {
+      toolRuns: 20,
+      serviceRuns: 5,
+      out: 'bench/results/startup.json',
+    });
+    assert.deepEqual(parseStartupArgs(['--tool-runs', '3', '--service-runs=2', '--out', '/tmp/s.json']), {
+      toolRuns: 3,
+      serviceRuns: 2,
+      out: '/tmp/s.json',
+    });
+    assert.equal(parseStartupArgs(['--help']), undefined);
+  });
+
+  it('given a bad flag or value, then an error naming the flag', () => {
+    const flagOf = (argv: string[]) => {
+      try {
+        parseStartupArgs(argv);
+      } catch (err) {
+        assert.ok(err instanceof StartupArgError);
+        return err.flag;
+      }
+      return 'accepted';
+    };
+    assert.equal(flagOf(['--tool-runs', '0']), '--tool-runs');
+    assert.equal(flagOf(['--service-runs', '2.5']), '--service-runs');
+    assert.equal(flagOf(['--runs', '3']), '--runs');
+    assert.equal(flagOf(['--out']), '--out');
   });
 });
