@@ -7,7 +7,6 @@
  * replay: the status of --replay finished migrations rebuilt from the log against a raw read of the same stream.
  * Writes bench/results/control.json (or --out).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -19,6 +18,7 @@ import { createTestIdentities, repoRoot, startNatsServer, startService } from '@
 import { ControlArgError, controlHelp, parseControlArgs, type ControlOptions } from './lib/control-args.ts';
 import { nodeName, startExecutors } from './lib/control-executors.ts';
 import { runLoad, type LoadResult } from './lib/control-load.ts';
+import { commitNow } from './lib/commit.ts';
 import { cpuSecondsOf, memoryOf, percentile, round } from './lib/control-proc.ts';
 import {
   cloneFinished,
@@ -80,24 +80,8 @@ const sameJson = (a: readonly { migrationId: string }[], b: readonly { migration
     JSON.stringify([...xs].sort((x, y) => x.migrationId.localeCompare(y.migrationId)));
   return byId(a) === byId(b);
 };
-/**
- * The commit the run's code is, read when it starts (a commit made while it runs is not what it ran), with
- * `-dirty` when tracked files differ from it.
- */
-const commit = () => {
-  try {
-    const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot }).toString().trim();
-    return (
-      git('rev-parse', '--short', 'HEAD') +
-      (git('status', '--porcelain', '--untracked-files=no') ? '-dirty' : '')
-    );
-  } catch {
-    return 'unknown';
-  }
-};
-
 const o = options();
-const ranCommit = commit();
+const ranCommit = commitNow();
 const dir = mkdtempSync(join(tmpdir(), 'haul-control-'));
 const server = await startNatsServer();
 const nc = await connectBus({ servers: server.url, name: 'bench-control' });

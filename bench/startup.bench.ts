@@ -15,6 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { startRunningWorld, repoRoot, type World } from '@haul/test';
+import { commitNow } from './lib/commit.ts';
 import { percentile, round } from './lib/control-proc.ts';
 import { StartupArgError, startupHelp, parseStartupArgs, type StartupOptions } from './lib/startup-args.ts';
 
@@ -93,6 +94,7 @@ async function servicesReady(w: World, runs: number) {
 }
 
 const o = options();
+const ranCommit = commitNow();
 const load = { before: loadavg().map((l) => round(l)) };
 const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });
 try {
@@ -106,6 +108,7 @@ try {
   const serviceWorst = Math.max(...Object.values(services).map((s) => s.medianMs));
   const results = {
     date: new Date().toISOString(),
+    commit: ranCommit,
     machine: {
       cpus: availableParallelism(),
       node: process.version,

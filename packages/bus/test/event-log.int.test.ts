@@ -197,7 +197,7 @@ describe('event log on a real JetStream stream', () => {
       [wrong, 2],
       [open, 2],
     ] as const)
-      await append(cancelEvent(mid!, n));
+      await append(cancelEvent(mid, n));
     const jsm = await jetstreamManager(nc);
     const chainOf = async (mid: string): Promise<SealData> => {
       const c = newChain();
