@@ -1549,7 +1549,7 @@ export interface MigrationRolledBackData {
   stats: MigrationStats;
 }
 /**
- * After the terminal event, by the coordinator: it vouches for every message of the migration's subject up to upToSeq, which it judged authentic (signature and authority) itself. digest is the chain defined in packages/bus/src/trust/seal.ts over those messages; a reader whose own chain over the same messages is equal believes them on this one signature, else it checks each one. Appended only right after upToSeq (compare-and-set), so there is at most one, and it changes no state.
+ * After the terminal event, by the coordinator: it vouches for every message of the migration's subject up to upToSeq, which it judged authentic (signature and authority) itself. digest is the chain defined in packages/bus/src/trust/seal.ts over those messages; a reader whose own chain over the same messages is equal believes them on this one signature, else it checks each one. Appended only right after upToSeq (compare-and-set), so there is at most one, and it changes no state. status, when present, is a snapshot: the migration's status as the coordinator projected it from the messages vouched for (its lastSeq is upToSeq), so that a reader of many finished migrations need not decode and fold their events; a reader uses it only when it believes the seal, its own chain equals the digest and it projects statuses the same way (statusVersion), else it folds the events.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "MigrationSealedData".
@@ -1571,7 +1571,10 @@ export interface MigrationSealedData {
   statusVersion?: number;
 }
 /**
- * A snapshot: the migration's status as the coordinator projected it from the messages vouched for (its lastSeq is upToSeq), so that a reader of many finished migrations need not decode and fold their events. A reader uses it only when it believes the seal, its own chain equals the digest and it projects statuses the same way (statusVersion); else it folds the events.
+ * The current-status projection of one migration (KV bucket and status replies).
+ *
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "MigrationStatus".
  */
 export interface MigrationStatus {
   migrationId: MigrationId;
@@ -1857,71 +1860,6 @@ export interface ApiRejected1 {
   error: ErrorInfo1;
 }
 /**
- * The current-status projection of one migration (KV bucket and status replies).
- *
- * This interface was referenced by `HaulMessages`'s JSON-Schema
- * via the `definition` "MigrationStatus".
- */
-export interface MigrationStatus1 {
-  migrationId: MigrationId;
-  ctid: Ctid;
-  source: NodeName;
-  target: NodeName;
-  mode: Mode;
-  phase:
-    | 'preflight'
-    | 'iterating'
-    | 'frozen'
-    | 'restoring'
-    | 'committed'
-    | 'cleanup'
-    | 'rollback'
-    | 'stuck'
-    | 'completed'
-    | 'rolled-back'
-    | 'failed';
-  iteration: number;
-  runningSteps?: string[];
-  lastEvent?: string;
-  /**
-   * Why it rolled back or is stuck.
-   */
-  reason?: string;
-  requestedBy?: IdentityName5;
-  /**
-   * Why it was asked (the request's reason).
-   */
-  requestReason?: string;
-  /**
-   * What was asked of the migration after its request, in log order: each cancel (CancelRequested), retry (RetryRequested) and resolve (ActionResolved), with who asked and why.
-   */
-  operatorActions?: {
-    kind: 'cancel' | 'retry' | 'resolve';
-    action?: ActionKey1;
-    requestedBy?: IdentityName6;
-    reason: string;
-    at: Timestamp;
-  }[];
-  /**
-   * Set while the phase is stuck: the action that failed on every attempt and what an operator can do.
-   */
-  stuck?: {
-    action: ActionKey;
-    step: StepName;
-    plan: 'rollback' | 'release' | 'cleanup';
-    attempts: number;
-    since: Timestamp;
-    lastError?: ErrorInfo1;
-    /**
-     * Whether haul resolve may mark this action done (compensations and cleanup only); haul retry always may.
-     */
-    resolvable: boolean;
-  };
-  updatedAt: Timestamp;
-  lastSeq: number;
-  stats?: MigrationStats;
-}
-/**
  * The node agent's effective settings (/etc/haul/node-agent.json, environment, defaults).
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -2002,8 +1940,8 @@ export interface RetryRequest {
 }
 export interface StatusOk {
   ok: true;
-  status?: MigrationStatus1;
-  migrations?: MigrationStatus1[];
+  status?: MigrationStatus;
+  migrations?: MigrationStatus[];
 }
 /**
  * Ask for one migration's status (subject haul.api.status).
