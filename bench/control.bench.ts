@@ -15,7 +15,8 @@ import type { JsMsg } from '@nats-io/jetstream';
 import { connectBus, ensureTopology, insecureTrust, signatureHeaders } from '@haul/bus';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
 import { createTestIdentities, repoRoot, startNatsServer, startService } from '@haul/test';
-import { ControlArgError, controlHelp, parseControlArgs, type ControlOptions } from './lib/control-args.ts';
+import { optionsOrExit } from './lib/bench-args.ts';
+import { controlHelp, parseControlArgs } from './lib/control-args.ts';
 import { nodeName, startExecutors } from './lib/control-executors.ts';
 import { runLoad, type LoadResult } from './lib/control-load.ts';
 import { commitNow } from './lib/commit.ts';
@@ -37,19 +38,6 @@ const countBy = (xs: readonly string[]): Record<string, number> => {
   return out;
 };
 const replayRounds = 3;
-
-function options(): ControlOptions {
-  try {
-    const o = parseControlArgs(process.argv.slice(2));
-    if (o) return o;
-    console.log(controlHelp);
-    process.exit(0);
-  } catch (err) {
-    if (!(err instanceof ControlArgError)) throw err;
-    console.error(`${err.message}\n\n${controlHelp}`);
-    process.exit(2);
-  }
-}
 
 /** What the stream holds after the load: each command's intent time, and each finished migration's log. */
 function collect() {
@@ -80,7 +68,7 @@ const sameJson = (a: readonly { migrationId: string }[], b: readonly { migration
     JSON.stringify([...xs].sort((x, y) => x.migrationId.localeCompare(y.migrationId)));
   return byId(a) === byId(b);
 };
-const o = options();
+const o = optionsOrExit(parseControlArgs, controlHelp);
 const ranCommit = commitNow();
 const dir = mkdtempSync(join(tmpdir(), 'haul-control-'));
 const server = await startNatsServer();

@@ -7,7 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseSoakArgs, SoakArgError, soakHelp, type SoakOptions } from './lib/soak-args.ts';
+import { BenchArgError } from './lib/bench-args.ts';
+import { parseSoakArgs, soakHelp, type SoakOptions } from './lib/soak-args.ts';
 import {
   deadLetterCount,
   readDeadLetters,
@@ -27,7 +28,7 @@ let opts: SoakOptions | 'help';
 try {
   opts = parseSoakArgs(process.argv.slice(2));
 } catch (err) {
-  if (!(err instanceof SoakArgError)) throw err;
+  if (!(err instanceof BenchArgError)) throw err;
   console.error(`soak: ${err.message}`);
   process.exit(2);
 }

@@ -17,20 +17,8 @@ import { dirname, join, resolve } from 'node:path';
 import { startRunningWorld, repoRoot, type World } from '@haul/test';
 import { commitNow } from './lib/commit.ts';
 import { percentile, round } from './lib/control-proc.ts';
-import { StartupArgError, startupHelp, parseStartupArgs, type StartupOptions } from './lib/startup-args.ts';
-
-function options(): StartupOptions {
-  try {
-    const o = parseStartupArgs(process.argv.slice(2));
-    if (o) return o;
-    console.log(startupHelp);
-    process.exit(0);
-  } catch (err) {
-    if (!(err instanceof StartupArgError)) throw err;
-    console.error(`${err.message}\n\n${startupHelp}`);
-    process.exit(2);
-  }
-}
+import { optionsOrExit } from './lib/bench-args.ts';
+import { startupHelp, parseStartupArgs } from './lib/startup-args.ts';
 
 /** Wall milliseconds from spawn to exit of one command; its exit code must be `expect`. */
 function timedRun(cmd: string, args: string[], env: NodeJS.ProcessEnv, expect = 0): Promise<number> {
@@ -93,7 +81,7 @@ async function servicesReady(w: World, runs: number) {
   return out;
 }
 
-const o = options();
+const o = optionsOrExit(parseStartupArgs, startupHelp);
 const ranCommit = commitNow();
 const load = { before: loadavg().map((l) => round(l)) };
 const w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16 });

@@ -1,3 +1,5 @@
+import { BenchArgError } from './bench-args.ts';
+
 /** The control bench's command line: every flag has a default; a bad flag or value is refused, naming the flag. */
 
 export type ControlOptions = {
@@ -33,15 +35,6 @@ same stream. Writes the numbers as JSON.
   --out FILE       results file (default bench/results/control.json)
   --coordinator F  run this coordinator bundle instead of the built one (e.g. one built from an older commit)`;
 
-export class ControlArgError extends Error {
-  readonly flag: string;
-  constructor(flag: string, message: string) {
-    super(`${flag}: ${message}`);
-    this.name = 'ControlArgError';
-    this.flag = flag;
-  }
-}
-
 const defaults: ControlOptions = {
   migrations: 1000,
   nodes: 20,
@@ -69,16 +62,16 @@ export function parseControlArgs(argv: readonly string[]): ControlOptions | unde
     const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
     if (flag === '--help' || flag === '-h') return undefined;
     const value = inline ?? argv[++i];
-    if (value === undefined) throw new ControlArgError(flag, 'needs a value');
+    if (value === undefined) throw new BenchArgError(flag, 'needs a value');
     if (flag === '--out' || flag === '--coordinator') {
       o[flag === '--out' ? 'out' : 'coordinator'] = value;
       continue;
     }
     const spec = numeric[flag];
-    if (!spec) throw new ControlArgError(flag, 'unknown option (see --help)');
+    if (!spec) throw new BenchArgError(flag, 'unknown option (see --help)');
     const n = Number(value);
     if (!Number.isInteger(n) || n < spec.min || n > spec.max)
-      throw new ControlArgError(flag, `must be a whole number from ${spec.min} to ${spec.max}, not ${value}`);
+      throw new BenchArgError(flag, `must be a whole number from ${spec.min} to ${spec.max}, not ${value}`);
     o[spec.key] = n;
   }
   return o;

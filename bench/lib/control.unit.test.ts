@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ControlArgError, parseControlArgs } from './control-args.ts';
+import { BenchArgError } from './bench-args.ts';
+import { parseControlArgs } from './control-args.ts';
 import { requestOf } from './control-load.ts';
 import { percentile } from './control-proc.ts';
-import { parseStartupArgs, StartupArgError } from './startup-args.ts';
+import { parseStartupArgs } from './startup-args.ts';
 
 describe('the control bench', () => {
   it('takes --migrations, --nodes and --delay-ms, and defaults the rest', () => {
@@ -18,13 +19,13 @@ describe('the control bench', () => {
   it('refuses an unknown flag or a bad number, naming the flag', () => {
     assert.throws(
       () => parseControlArgs(['--migration', '5']),
-      (e: unknown) => (e as ControlArgError).flag === '--migration',
+      (e: unknown) => (e as BenchArgError).flag === '--migration',
     );
     assert.throws(
       () => parseControlArgs(['--nodes', '1']),
-      (e: unknown) => (e as ControlArgError).flag === '--nodes',
+      (e: unknown) => (e as BenchArgError).flag === '--nodes',
     );
-    assert.throws(() => parseControlArgs(['--delay-ms']), ControlArgError);
+    assert.throws(() => parseControlArgs(['--delay-ms']), BenchArgError);
   });
 
   it('gives every migration its own CT and two different nodes, spread over all nodes', () => {
@@ -63,7 +64,7 @@ describe('bench:startup arguments', () => {
       try {
         parseStartupArgs(argv);
       } catch (err) {
-        assert.ok(err instanceof StartupArgError);
+        assert.ok(err instanceof BenchArgError);
         return err.flag;
       }
       return 'accepted';

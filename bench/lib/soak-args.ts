@@ -1,3 +1,5 @@
+import { BenchArgError } from './bench-args.ts';
+
 /** The soak's command line: every flag has a default, a bad flag or value is refused naming the flag. */
 
 export type Range = { min: number; max: number };
@@ -44,15 +46,6 @@ JSON and exits 1 when an invariant broke, a migration got stuck, an event was lo
   --out FILE           results file (default bench/results/soak.json)
   --keep               keep the temporary folders and service logs (kept anyway when the soak fails)`;
 
-export class SoakArgError extends Error {
-  readonly flag: string;
-  constructor(flag: string, message: string) {
-    super(`${flag}: ${message}`);
-    this.name = 'SoakArgError';
-    this.flag = flag;
-  }
-}
-
 const defaults: SoakOptions = {
   minutes: 20,
   nodes: 3,
@@ -91,26 +84,26 @@ function number(
   raw: string | undefined,
   spec: { min: number; max?: number; integer: boolean },
 ): number {
-  if (raw === undefined || raw.startsWith('--')) throw new SoakArgError(flag, 'needs a value');
+  if (raw === undefined || raw.startsWith('--')) throw new BenchArgError(flag, 'needs a value');
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n)) throw new SoakArgError(flag, `not a number: ${raw}`);
-  if (spec.integer && !Number.isInteger(n)) throw new SoakArgError(flag, `not an integer: ${raw}`);
-  if (n < spec.min) throw new SoakArgError(flag, `must be at least ${spec.min}, got ${raw}`);
+  if (raw.trim() === '' || !Number.isFinite(n)) throw new BenchArgError(flag, `not a number: ${raw}`);
+  if (spec.integer && !Number.isInteger(n)) throw new BenchArgError(flag, `not an integer: ${raw}`);
+  if (n < spec.min) throw new BenchArgError(flag, `must be at least ${spec.min}, got ${raw}`);
   if (spec.max !== undefined && n > spec.max)
-    throw new SoakArgError(flag, `must be at most ${spec.max}, got ${raw}`);
+    throw new BenchArgError(flag, `must be at most ${spec.max}, got ${raw}`);
   return n;
 }
 
 function range(flag: string, raw: string | undefined): Range {
-  if (raw === undefined || raw.startsWith('--')) throw new SoakArgError(flag, 'needs a value A-B');
+  if (raw === undefined || raw.startsWith('--')) throw new BenchArgError(flag, 'needs a value A-B');
   const m = /^(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/.exec(raw);
-  if (!m) throw new SoakArgError(flag, `expected A-B in seconds (e.g. 8-25), got ${raw}`);
+  if (!m) throw new BenchArgError(flag, `expected A-B in seconds (e.g. 8-25), got ${raw}`);
   const r = { min: Number(m[1]), max: Number(m[2]) };
-  if (r.min > r.max) throw new SoakArgError(flag, `${r.min} is more than ${r.max}`);
+  if (r.min > r.max) throw new BenchArgError(flag, `${r.min} is more than ${r.max}`);
   return r;
 }
 
-/** The options from argv (without node and the script), or 'help'; throws SoakArgError naming the bad flag. */
+/** The options from argv (without node and the script), or 'help'; throws BenchArgError naming the bad flag. */
 export function parseSoakArgs(argv: readonly string[]): SoakOptions | 'help' {
   const o: SoakOptions = { ...defaults, killGapS: { ...defaults.killGapS }, downS: { ...defaults.downS } };
   for (let i = 0; i < argv.length; i++) {
@@ -124,9 +117,9 @@ export function parseSoakArgs(argv: readonly string[]): SoakOptions | 'help' {
     else if (flag === '--keep') o.keep = true;
     else if (flag === '--out') {
       const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new SoakArgError(flag, 'needs a file name');
+      if (v === undefined || v.startsWith('--')) throw new BenchArgError(flag, 'needs a file name');
       o.out = v;
-    } else throw new SoakArgError(flag, 'unknown flag (see --help)');
+    } else throw new BenchArgError(flag, 'unknown flag (see --help)');
   }
   if (o.parallel > o.cts) o.parallel = o.cts;
   return o;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseSoakArgs, SoakArgError } from './soak-args.ts';
+import { BenchArgError } from './bench-args.ts';
+import { parseSoakArgs } from './soak-args.ts';
 import { runChaos, type Kill } from './soak-chaos.ts';
 import { compareEventLogs, type Seen } from './soak-events.ts';
 import { spread } from './soak-report.ts';
@@ -50,7 +51,7 @@ describe('the soak command line', () => {
       assert.throws(
         () => parseSoakArgs(argv),
         (err: unknown) =>
-          err instanceof SoakArgError && err.flag === flag && err.message.startsWith(`${flag}: `),
+          err instanceof BenchArgError && err.flag === flag && err.message.startsWith(`${flag}: `),
       );
     });
 });

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { BenchArgError } from './bench-args.ts';
 
 /** The startup bench's command line: every flag has a default; a bad flag or value is refused, naming the flag. */
 export type StartupOptions = { toolRuns: number; serviceRuns: number; out: string };
@@ -13,20 +14,11 @@ Writes every round and the medians as JSON.
   --service-runs N  timed starts of each service (default 5; 1 to 100)
   --out FILE        results file (default bench/results/startup.json)`;
 
-export class StartupArgError extends Error {
-  readonly flag: string;
-  constructor(flag: string, message: string) {
-    super(`${flag}: ${message}`);
-    this.name = 'StartupArgError';
-    this.flag = flag;
-  }
-}
-
 const count = (flag: string, raw: string | undefined, fallback: number, max: number): number => {
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || n < 1 || n > max)
-    throw new StartupArgError(flag, `must be a whole number from 1 to ${max}, not ${raw}`);
+    throw new BenchArgError(flag, `must be a whole number from 1 to ${max}, not ${raw}`);
   return n;
 };
 
@@ -48,7 +40,7 @@ export function parseStartupArgs(argv: readonly string[]): StartupOptions | unde
   } catch (err) {
     // node:util names the flag in its message ("Unknown option '--x'", "Option '--out <value>' argument missing").
     const flag = /'(-[^' ]+)/.exec((err as Error).message)?.[1] ?? 'arguments';
-    throw new StartupArgError(flag, (err as Error).message);
+    throw new BenchArgError(flag, (err as Error).message);
   }
   if (values.help) return undefined;
   return {

@@ -310,7 +310,7 @@ describe('a reader of a sealed log', () => {
     assert.equal(reader.checks(), 5);
   });
 
-  it('given a forgery the coordinator skipped, then no snapshot is offered: each message is checked and the forgery refused', async () => {
+  it('given a forgery the coordinator skipped, then the chains differ: no snapshot is offered, each message is checked and the forgery refused', async () => {
     const { raws, events } = cleanLog();
     const data = (await coordinatorSeal(raws))!;
     const forged = storedLog(
@@ -321,27 +321,12 @@ describe('a reader of a sealed log', () => {
     const judge = createEventJudge(reader.trust, validators, () => {});
     const seal = sealMessage(data, raws.at(-1)!.seq + 1);
     let offered = 0;
-    const held = [...raws.slice(0, 3), forged, raws[3]!].map((raw) => ({ raw }));
-    const out = judge.sealed(held, seal, () => (offered++, true));
-    assert.equal(offered, 0);
-    assert.deepEqual(
-      out.map((e) => e.event),
-      [...events, seal.event],
+    const out = judge.sealed(
+      withDecoded([...raws.slice(0, 3), forged, raws[3]!]),
+      seal,
+      () => (offered++, true),
     );
-    assert.equal(reader.trust.rejections, 1);
-  });
-
-  it('given a forgery the coordinator skipped, then the chains differ: each message is checked and the forgery refused', async () => {
-    const { raws, events } = cleanLog();
-    const data = (await coordinatorSeal(raws))!;
-    const forged = storedLog(
-      [['agent@node-a', ev('StepSucceeded', agentB, outcome('node-b'), 'forged')]],
-      raws[2]!.seq + 1,
-    ).raws[0]!;
-    const reader = counting('ops');
-    const judge = createEventJudge(reader.trust, validators, () => {});
-    const seal = sealMessage(data, raws.at(-1)!.seq + 1);
-    const out = judge.sealed(withDecoded([...raws.slice(0, 3), forged, raws[3]!]), seal);
+    assert.equal(offered, 0);
     assert.deepEqual(
       out.map((e) => e.event),
       [...events, seal.event],
