@@ -7,9 +7,9 @@
  * replay: the status of --replay finished migrations rebuilt from the log against a raw read of the same stream.
  * Writes bench/results/control.json (or --out).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JsMsg } from '@nats-io/jetstream';
 import { connectBus, ensureTopology, insecureTrust, signatureHeaders } from '@haul/bus';
@@ -19,7 +19,7 @@ import { optionsOrExit } from './lib/bench-args.ts';
 import { controlHelp, parseControlArgs } from './lib/control-args.ts';
 import { nodeName, startExecutors } from './lib/control-executors.ts';
 import { runLoad, type LoadResult } from './lib/control-load.ts';
-import { commitNow } from './lib/commit.ts';
+import { commitNow, writeResults } from './lib/results.ts';
 import { cpuSecondsOf, memoryOf, percentile, round } from './lib/control-proc.ts';
 import {
   cloneFinished,
@@ -268,10 +268,7 @@ try {
       replayRatioVsRawReadAtMost2: replayRatio <= 2,
     },
   };
-  const out = resolve(repoRoot, o.out);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
-  console.log(JSON.stringify(results, null, 2));
+  writeResults(o.out, results);
 } finally {
   await nc.drain();
   await server.stop();

@@ -11,11 +11,10 @@
  * Every round is reported, with the median. Writes bench/results/startup.json (or --out).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { startRunningWorld, repoRoot, type World } from '@haul/test';
-import { commitNow } from './lib/commit.ts';
+import { join } from 'node:path';
+import { startRunningWorld, type World } from '@haul/test';
+import { commitNow, writeResults } from './lib/results.ts';
 import { percentile, round } from './lib/control-proc.ts';
 import { optionsOrExit } from './lib/bench-args.ts';
 import { startupHelp, parseStartupArgs } from './lib/startup-args.ts';
@@ -112,10 +111,7 @@ try {
       serviceReadyMedianAtMost500Ms: serviceWorst <= 500,
     },
   };
-  const out = resolve(repoRoot, o.out);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
-  console.log(JSON.stringify(results, null, 2));
+  writeResults(o.out, results);
 } finally {
   await w.stop();
 }

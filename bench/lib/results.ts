@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { repoRoot } from '@haul/test';
 
 /**
@@ -15,4 +17,12 @@ export function commitNow(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/** Write a benchmark's results as JSON to `out` (relative to the repository), and print them. */
+export function writeResults(out: string, results: unknown): void {
+  const file = resolve(repoRoot, out);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+  console.log(JSON.stringify(results, null, 2));
 }
