@@ -181,7 +181,7 @@ export async function replayStatuses(
       const mid = batch[0]!.event.migrationId;
       const only = batch.length === 1 ? batch[0]! : undefined;
       const fromSeal =
-        snapshot && !folded.has(mid) && only?.event.type === 'MigrationSealed'
+        only?.snapshot && only.event.type === 'MigrationSealed'
           ? sealedStatus(only.event, only.seq)
           : undefined;
       if (fromSeal) {

@@ -200,7 +200,8 @@ describe('forged events with a valid NATS connection', () => {
       assert.ok(sealed.replayChecks >= sealed.read.length, `${sealed.replayChecks} signature checks`);
       assert.deepEqual(sealed.replayed, sealed.read);
       assert.equal(sealed.read.at(-1)!.event.type, 'MigrationSealed');
-      // Nor is its status snapshot taken: the chain differs, so a replay for statuses folds the events it believes.
+      // Its status snapshot is what the reader's own fold gives (the coordinator did not believe the forgeries
+      // either), but it is not taken: the chain differs, so a replay for statuses folds the events it believes.
       assert.deepEqual(sealed.snapshot, sealed.folded);
       assert.deepEqual(sealed.replayedWithSnapshots.flat(), sealed.read);
     });

@@ -86,7 +86,7 @@ describe('live migration with one shared disk, there and back', () => {
     // It carries the migration's status, as its events fold to: a replay for statuses takes the seal alone.
     assert.equal(sealed.snapshot?.phase, 'completed');
     assert.deepEqual(sealed.snapshot, sealed.folded);
-    assert.deepEqual(sealed.replayedWithSnapshots, [[sealed.read.at(-1)]]);
+    assert.deepEqual(sealed.replayedWithSnapshots, [[{ ...sealed.read.at(-1)!, snapshot: true }]]);
   });
 
   it('a request for a CT that is already migrating is rejected; the same request id twice yields one migration', async () => {

@@ -18,7 +18,12 @@ import type { SignatureHeaders } from './trust/signature.ts';
 import type { Trust } from './trust/trust.ts';
 
 /** An event as stored in the log, with its stream sequence (the value compare-and-set appends expect). */
-export type StoredEvent = { seq: number; event: MigrationEvent };
+export type StoredEvent = {
+  seq: number;
+  event: MigrationEvent;
+  /** A seal handed on alone for its status snapshot (ReplayOptions.snapshot): it stands for its log's events. */
+  snapshot?: true;
+};
 
 export type AppendOptions = {
   /** Compare-and-set: the append succeeds only if the migration's last event has this stream sequence (0 = none). */

@@ -239,7 +239,11 @@ describe('event log on a real JetStream stream', () => {
       [good],
       'only the seal that vouches',
     );
-    assert.deepEqual(taken.got.get(good), [[g[2]], [g[3]]], 'its seal alone, then what came after it');
+    assert.deepEqual(
+      taken.got.get(good),
+      [[{ ...g[2]!, snapshot: true }], [g[3]]],
+      'its seal alone, marked, then what came after it',
+    );
     assert.deepEqual(taken.got.get(wrong), [w], 'its events, each checked, and the seal');
     assert.deepEqual(taken.got.get(open), [o]);
     const folded = await replay(() => false);

@@ -24,7 +24,7 @@ export const statusSnapshot = (
  * The status of a sealed log read from its seal's snapshot, as a reader that folded its events up to the seal at
  * `sealSeq` would project it (folding the seal changes nothing but the sequence): undefined when there is no
  * snapshot, it was projected by another version, or it is not the status of the log the seal vouches for. The caller
- * must believe the seal and its chain first (EventLog.replay's `snapshots`).
+ * must believe the seal and its chain first (EventLog.replay's `snapshot`).
  */
 export function sealedStatus(seal: Sealed, sealSeq: number): MigrationStatus | undefined {
   const { status, statusVersion: v, upToSeq } = seal.data;

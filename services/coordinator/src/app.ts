@@ -76,7 +76,9 @@ export function createCoordinator(
   let metricsServer: { close(): void } | undefined;
 
   const parking = createParking(nc, 'coordinator', cfg.node);
-  const seal = createSealer(eventLog, trust, cfg.node, log, (mid, seq) => pm.terminalStatus(mid, seq));
+  const seal = createSealer(eventLog, trust, cfg.node, log, (mid, seq, events) =>
+    pm.terminalStatus(mid, seq, events),
+  );
   const inHand = createSlots(limits.coordinatorConcurrentEvents);
 
   /** What an event message says, or why it cannot be handled (then it is parked, never redelivered). */

@@ -85,8 +85,8 @@ export function createProcessManager(
   const failures = new Map<string, number>();
   /** Migration → the sequence of its terminal event, for those that ended here: their events coming back are old. */
   const ended = new Map<string, number>();
-  /** Migration → its terminal status, projected here and not yet taken for a seal. */
-  const unsealed = new Map<string, MigrationStatus>();
+  /** Migration → its terminal status, projected here and not yet taken for a seal, and how many events it folds. */
+  const unsealed = new Map<string, { status: MigrationStatus; events: number }>();
   const resyncMs = settings.resyncMs ?? limits.coordinatorResyncMs;
   const stallMs = settings.stallMs ?? streamStallMs;
   const reports = createTransferReports(nc, validators);
@@ -210,7 +210,7 @@ export function createProcessManager(
       ended.delete(status.migrationId);
       ended.set(status.migrationId, lastSeq);
       if (ended.size > maxEnded) ended.delete(ended.keys().next().value!);
-      unsealed.set(status.migrationId, status);
+      unsealed.set(status.migrationId, { status, events: state.events });
       if (unsealed.size > maxUnsealed) unsealed.delete(unsealed.keys().next().value!);
       // Its CT and nodes are free for the next admission (if this crashes first, the admission reaper frees them).
       await releaseAdmission(nc, log, status.migrationId);
@@ -409,11 +409,14 @@ export function createProcessManager(
     deliver(stored: StoredEvent): Promise<void> {
       return stepSoon(stored.event.migrationId, stored);
     },
-    /** The terminal status this process projected for `mid` at `seq` (for its seal), once: undefined if none. */
-    terminalStatus(mid: string, seq: number): MigrationStatus | undefined {
-      const status = unsealed.get(mid);
+    /**
+     * The terminal status this process projected for `mid`, for its seal, once: only if it folded exactly the seal's
+     * `events` events up to `seq` (the seal's chain covers what it folded); else undefined.
+     */
+    terminalStatus(mid: string, seq: number, events: number): MigrationStatus | undefined {
+      const t = unsealed.get(mid);
       unsealed.delete(mid);
-      return status?.lastSeq === seq ? status : undefined;
+      return t?.status.lastSeq === seq && t.events === events ? t.status : undefined;
     },
     /** Whether this process drives the migration already (it has its state, its timer, or a turn under way). */
     holds(mid: string): boolean {

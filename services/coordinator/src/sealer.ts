@@ -23,7 +23,7 @@ const sealedAfter: ReadonlySet<MigrationEvent['type']> = new Set([
  * readers then check each message's signature, as they would without seals.
  *
  * A seal carries the migration's terminal status as this coordinator projected it (`terminalStatus`: the process
- * manager's, when it folded the log up to that same terminal event), so that a reader of many finished migrations
+ * manager's, when it folded the same number of events up to that same terminal event), so that a reader of many finished migrations
  * takes their statuses from the seals instead of decoding and folding their events. Without one (this process did
  * not project it: it restarted, or another coordinator ended the migration), the seal carries no status.
  */
@@ -32,7 +32,7 @@ export function createSealer(
   trust: Trust,
   node: string,
   log: Logger,
-  terminalStatus: (mid: string, seq: number) => MigrationStatus | undefined,
+  terminalStatus: (mid: string, seq: number, events: number) => MigrationStatus | undefined,
 ) {
   return async function seal(terminal: StoredEvent): Promise<void> {
     const { event } = terminal;
@@ -46,7 +46,7 @@ export function createSealer(
       );
       return;
     }
-    const status = terminalStatus(mid, terminal.seq);
+    const status = terminalStatus(mid, terminal.seq, data.events);
     const sealEvent: MigrationEvent = {
       eventId: `${mid}:sealed`,
       migrationId: mid,

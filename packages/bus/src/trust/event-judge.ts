@@ -105,6 +105,7 @@ export function createEventJudge(
     return true;
   }
 
+  /** The message's event, if it is one (JSON, valid); else undefined, and `onInvalid` hears why. */
   function decode(raw: RawEvent): MigrationEvent | undefined {
     let parsed: unknown;
     try {
@@ -168,8 +169,6 @@ export function createEventJudge(
   }
 
   return {
-    /** The message's event, if it is one (JSON, valid); else undefined, and `onInvalid` hears why. */
-    decode,
     /**
      * Judge the messages of one migration read in order from `fromSeq` (exclusive). `fromSeq` must be 0 (the whole
      * log) or at most what `coveredFrom` returned: nothing in between is missed.
@@ -227,20 +226,23 @@ export function createEventJudge(
      * believed and names exactly these messages (seal.ts), each is judged on the signer its header names; else
      * each signature is checked. The seal itself last.
      *
-     * `snapshot`: when the seal vouches for exactly these messages and this accepts its status snapshot (the caller
-     * can use it instead of the events), the seal alone is handed on: the messages are not decoded, and who may
-     * write what is not checked again: the snapshot is the coordinator's word on what they fold to, as its terminal
-     * event is its word that the migration ended.
+     * `snapshot`: when the seal vouches for exactly these messages, each is signed by a key this reader's registry
+     * accepts at its sequence (trust.claimed: no unknown key, no key retired before it), and this accepts its status
+     * snapshot (the caller can use it instead of the events), the seal alone is handed on, marked `snapshot`: the
+     * messages are not decoded, and who may write what is not checked again. The snapshot is the coordinator's word
+     * on what they fold to, as its terminal event is its word that the migration ended.
      */
     sealed(
       messages: readonly HeldMessage[],
       seal: SealMessage,
       snapshot?: (seal: SealMessage) => boolean,
-    ): { seq: number; event: MigrationEvent }[] {
+    ): { seq: number; event: MigrationEvent; snapshot?: true }[] {
       const k = entry(seal.event.migrationId);
       const sealBelieved = judge(seal.raw, seal.event, k, false);
       const vouched = sealBelieved && sealMatches(seal.event.data, chainOf(messages));
-      if (vouched && snapshot?.(seal)) return [{ seq: seal.raw.seq, event: seal.event }];
+      const signersKnown = () => messages.every((m) => trust.claimed(m.raw.headers, m.raw.seq).ok);
+      if (vouched && snapshot && signersKnown() && snapshot(seal))
+        return [{ seq: seal.raw.seq, event: seal.event, snapshot: true }];
       const out: { seq: number; event: MigrationEvent }[] = [];
       for (const m of messages) {
         const event = eventOf(m);

@@ -264,7 +264,7 @@ describe('a reader of a sealed log', () => {
     const held = raws.map((raw) => ({ raw }));
     const offered: number[] = [];
     const out = judge.sealed(held, seal, (s) => (offered.push(s.raw.seq), true));
-    assert.deepEqual(out, [{ seq: seal.raw.seq, event: seal.event }]);
+    assert.deepEqual(out, [{ seq: seal.raw.seq, event: seal.event, snapshot: true }]);
     assert.deepEqual(offered, [seal.raw.seq]);
     assert.ok(
       held.every((m) => !('event' in m)),
@@ -291,7 +291,39 @@ describe('a reader of a sealed log', () => {
     assert.equal(reader.checks(), 1);
   });
 
-  it('given a seal with a snapshot signed by an agent, then no snapshot is offered: the seal is refused, each message checked', async () => {
+  it("given a vouched seal over a message whose key the reader's registry does not hold, then no snapshot is offered and that message is refused", async () => {
+    // The coordinator's registry still holds node-b's agent key; this reader's no longer does (a key rotated away).
+    const { raws, events } = cleanLog();
+    const data = (await coordinatorSeal(raws))!;
+    const readerRegistry = parseRegistry({
+      cluster: 'test',
+      identities: who
+        .filter((w) => identityName(w.role, w.node) !== 'agent@node-b')
+        .map((w) => ({
+          name: identityName(w.role, w.node),
+          role: w.role,
+          ...(w.node ? { node: w.node } : {}),
+          publicKey: keys.get(identityName(w.role, w.node))!.getPublicKey(),
+        })),
+    });
+    const reader = createTrust(readerRegistry, keys.get('ops'));
+    const judge = createEventJudge(reader, validators, () => {});
+    const seal = sealMessage(data, raws.at(-1)!.seq + 1);
+    let offered = 0;
+    const out = judge.sealed(
+      raws.map((raw) => ({ raw })),
+      seal,
+      () => (offered++, true),
+    );
+    assert.equal(offered, 0);
+    assert.deepEqual(
+      out.map((e) => e.event),
+      [...events.filter((e) => e.actor.service !== 'node-agent'), seal.event],
+    );
+    assert.equal(reader.rejections, 1);
+  });
+
+  it('given a seal signed by an agent and a reader that takes any snapshot, then none is offered: the seal is refused, each message checked', async () => {
     const { raws, events } = cleanLog();
     const data = (await coordinatorSeal(raws))!;
     const reader = counting('ops');
