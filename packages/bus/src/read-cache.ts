@@ -102,11 +102,15 @@ export function withReadCache(log: EventLog, opts: ReadCacheOptions = {}): Cache
      * stored, it is known to follow it, so the next read fetches nothing (a message get alone) instead of this very
      * event. When another writer appended meanwhile, it is appended as asked. An append that expects a sequence
      * (compare-and-set) extends what is held when that sequence is the last one held.
+     *
+     * A migration kept current is appended to as asked at once: its follow holds the event like any other. There the
+     * guess lost most often: in the frozen window the coordinator appends intents while the agent runs a step, and
+     * an outcome's append that first expected the last event held paid a second round trip to the server.
      */
     async append(event, appendOpts = {}) {
       const mid = event.migrationId;
       const held = cache.get(mid)?.lastSeq;
-      const expected = appendOpts.expectedLastSeq ?? held;
+      const expected = appendOpts.expectedLastSeq ?? (following.has(mid) ? undefined : held);
       if (expected === undefined) return log.append(event, appendOpts);
       try {
         const r = await log.append(event, { ...appendOpts, expectedLastSeq: expected });

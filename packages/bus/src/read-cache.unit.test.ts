@@ -234,6 +234,18 @@ describe(
       assert.deepEqual(f.follows, [['a', 2]], 'from right after what was held');
     });
 
+    it('given a migration kept current, when this process appends to it, then it appends as asked at once and the follow holds its event', async () => {
+      const { f, log } = await keptCurrent();
+      f.append('a'); // another writer's event, not yet delivered by the follow when the append starts
+      const ev = { migrationId: 'a', eventId: 'mine' } as unknown as MigrationEvent;
+      assert.deepEqual(await log.append(ev), { seq: 3, duplicate: false });
+      assert.deepEqual(f.appends, [['a', undefined]], 'no compare-and-set on what the follow may not have held yet');
+      await f.followed('a', 3);
+      f.asked.length = 0;
+      assert.deepEqual(seqs(await log.read('a')), [1, 2, 3]);
+      assert.deepEqual(f.asked, [['a', 3]], 'its own event came with the follow');
+    });
+
     it('given a read and a follow that overlap, then every event is held once, in order', async () => {
       const { f, log } = await keptCurrent();
       f.append('a');
