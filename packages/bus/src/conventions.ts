@@ -141,6 +141,11 @@ export const limits = {
    */
   readCacheFollowed: 16,
   /**
+   * Seals a replay has checked on libuv's thread pool at once (replay.ts): enough to keep its four threads busy while
+   * the read goes on, few enough that what waits behind them (their migrations' messages) stays small.
+   */
+  replaySealsInFlight: 64,
+  /**
    * Messages a replay of the whole log (EventLog.replay) holds while their migration's seal has not come: past it, the
    * oldest migration's are checked one by one and handed on. About 3 KB each, held: 50,000 is 150 MB at most, and
    * more than a thousand migrations running at once write before they end.

@@ -1,6 +1,7 @@
 import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
 import type { MigrationEvent } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
+import { headersOf } from './raw-headers.ts';
 import { retryTransient } from './retry.ts';
 import type { EventJudge, HeldMessage, RawEvent } from './trust/event-judge.ts';
 import type { ReplayOptions, StoredEvent } from './event-log.ts';
@@ -27,6 +28,10 @@ const nonEmpty = (batch: StoredEvent[]): StoredEvent[][] => (batch.length ? [bat
  * signature when it vouches for exactly them, else one by one. What no seal closes is judged one by one when the
  * read ends, or, oldest migration first, when more than `maxHeld` are held. A batch is never empty. `snapshot`: see
  * EventJudge.sealed (a log whose seal's snapshot it accepts is handed on as its seal alone).
+ *
+ * A seal's signature is checked on libuv's thread pool while the read goes on (EventJudge.sealedAsync), at most
+ * `limits.replaySealsInFlight` at once. Batches come in the order their seals came; every pending one comes before a
+ * batch judged one by one, so a migration's batches stay in its log's order.
  */
 export async function* replayLog(
   js: JetStreamClient,
@@ -50,6 +55,11 @@ export async function* replayLog(
     holding -= h.length;
     return h;
   };
+  /** Seals met whose signature is being checked, in the order they came. */
+  const sealing: Promise<StoredEvent[]>[] = [];
+  async function* sealedUntil(inFlight: number): AsyncIterable<StoredEvent[]> {
+    while (sealing.length > inFlight) yield* nonEmpty(await sealing.shift()!);
+  }
   async function oneByOne(h: readonly HeldMessage[]): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];
     for (const m of h) {
@@ -69,17 +79,21 @@ export async function* replayLog(
   else signal?.addEventListener('abort', stop, { once: true });
   try {
     for await (const msg of iter) {
-      const raw: RawEvent = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers };
+      const raw: RawEvent = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: headersOf(msg) };
       const m: HeldMessage = { raw };
       const event = mayBeSeal(raw.data) ? judge.eventOf(m) : undefined;
       if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-        yield* nonEmpty(judge.sealed(take(raw.subject), { raw, event }, snapshot));
+        sealing.push(judge.sealedAsync(take(raw.subject), { raw, event }, snapshot));
+        yield* sealedUntil(limits.replaySealsInFlight);
       } else {
         const h = held.get(raw.subject);
         if (h) h.push(m);
         else held.set(raw.subject, [m]);
         holding++;
-        while (holding > maxHeld) yield* nonEmpty(await oneByOne(take(held.keys().next().value!)));
+        while (holding > maxHeld) {
+          yield* sealedUntil(0);
+          yield* nonEmpty(await oneByOne(take(held.keys().next().value!)));
+        }
       }
       // Counted on raw messages, so a message that is not an event still counts towards the end.
       if (--remaining <= 0 || msg.info.pending === 0) break;
@@ -89,5 +103,6 @@ export async function* replayLog(
     await iter.close();
   }
   if (signal?.aborted) return;
+  yield* sealedUntil(0);
   for (const subject of [...held.keys()]) yield* nonEmpty(await oneByOne(take(subject)));
 }

@@ -10,7 +10,7 @@ import {
 } from './authority.ts';
 import { extendChain, newChain, sealDataOf, sealMatches, type Chain, type SealData } from './seal.ts';
 import { signatureHeaders, type HeaderReader, type SignatureHeaders } from './signature.ts';
-import type { Trust } from './trust.ts';
+import type { Trust, TrustVerdict } from './trust.ts';
 
 /**
  * A message of the event stream as any reader gets it. `seq` is its stream sequence, which the server assigned: the
@@ -23,6 +23,9 @@ export type RawEvent = { subject: string; seq: number; data: Uint8Array; headers
  * undefined until then, null once decoding found no valid event.
  */
 export type HeldMessage = { raw: RawEvent; event?: MigrationEvent | null };
+
+/** What `sealed` hands on: the events it believed, or the seal alone when its snapshot is taken. */
+export type SealedEvents = { seq: number; event: MigrationEvent; snapshot?: true }[];
 
 /** MigrationSealed met in a replay, and its stream sequence. */
 export type SealMessage = { raw: RawEvent; event: Extract<MigrationEvent, { type: 'MigrationSealed' }> };
@@ -131,8 +134,16 @@ export function createEventJudge(
    * Judge one message against the facts known so far; learn from it when it is believed. `inOrder`: the message
    * follows the ones this reader judged before it (a read, a consumer's delivery), so a believed one extends the
    * migration's seal chain. `vouched`: a believed seal covers it, so its signer is taken from its header unchecked.
+   * `checked`: its signature's verdict, when the caller had it checked already (trust.verifyAsync).
    */
-  function judge(raw: RawEvent, e: MigrationEvent, k: Known, inOrder: boolean, vouched = false): boolean {
+  function judge(
+    raw: RawEvent,
+    e: MigrationEvent,
+    k: Known,
+    inOrder: boolean,
+    vouched = false,
+    checked?: TrustVerdict,
+  ): boolean {
     const claimed = `${e.actor.service}@${e.actor.node}`;
     const refuse = (reason: string, who = claimed): false => {
       trust.reject({ kind: 'event', subject: raw.subject, seq: raw.seq, claimed: who, reason });
@@ -141,11 +152,13 @@ export function createEventJudge(
     if (raw.subject !== subjects.events(e.migrationId))
       return refuse(`an event of ${e.migrationId} on another migration's subject`);
     if (!trust.secure) return true;
-    const v = vouched
-      ? trust.claimed(raw.headers, raw.seq)
-      : trust.identity && signedHere(raw, e)
-        ? { ok: true as const, identity: trust.identity }
-        : trust.verify(raw.subject, raw.data, raw.headers, raw.seq);
+    const v = checked
+      ? checked
+      : vouched
+        ? trust.claimed(raw.headers, raw.seq)
+        : trust.identity && signedHere(raw, e)
+          ? { ok: true as const, identity: trust.identity }
+          : trust.verify(raw.subject, raw.data, raw.headers, raw.seq);
     if (!v.ok) return refuse(v.reason, v.claimed ?? claimed);
     const a = authorizeEvent(v.identity!, e, raw.seq, k.facts);
     if (!a.ok) return refuse(`${e.type}: ${a.reason}`, v.identity!.name);
@@ -166,6 +179,39 @@ export function createEventJudge(
       k.chain = newChain();
     }
     if (raw.seq > k.chain.seq) extendChain(k.chain, raw.seq, raw.headers, raw.data);
+  }
+
+  /**
+   * Judge the messages of one migration read in order together with the seal that follows them: when the seal is
+   * believed and names exactly these messages (seal.ts), each is judged on the signer its header names; else
+   * each signature is checked. The seal itself last.
+   *
+   * `snapshot`: when the seal vouches for exactly these messages, each is signed by a key this reader's registry
+   * accepts at its sequence (trust.claimed: no unknown key, no key retired before it), and this accepts its status
+   * snapshot (the caller can use it instead of the events), the seal alone is handed on, marked `snapshot`: the
+   * messages are not decoded, and who may write what is not checked again. The snapshot is the coordinator's word
+   * on what they fold to, as its terminal event is its word that the migration ended.
+   */
+  function sealed(
+    messages: readonly HeldMessage[],
+    seal: SealMessage,
+    snapshot?: (seal: SealMessage) => boolean,
+    /** The seal's signature checked already (sealedAsync). */
+    checked?: TrustVerdict,
+  ): SealedEvents {
+    const k = entry(seal.event.migrationId);
+    const sealBelieved = judge(seal.raw, seal.event, k, false, false, checked);
+    const vouched = sealBelieved && sealMatches(seal.event.data, chainOf(messages));
+    const signersKnown = () => messages.every((m) => trust.claimed(m.raw.headers, m.raw.seq).ok);
+    if (vouched && snapshot && signersKnown() && snapshot(seal))
+      return [{ seq: seal.raw.seq, event: seal.event, snapshot: true }];
+    const out: { seq: number; event: MigrationEvent }[] = [];
+    for (const m of messages) {
+      const event = eventOf(m);
+      if (event && judge(m.raw, event, k, false, vouched)) out.push({ seq: m.raw.seq, event });
+    }
+    if (sealBelieved) out.push({ seq: seal.raw.seq, event: seal.event });
+    return out;
   }
 
   return {
@@ -221,35 +267,18 @@ export function createEventJudge(
     },
     /** A held message's event, decoded on first use (undefined: not a valid event; `onInvalid` heard why, once). */
     eventOf,
+    sealed,
     /**
-     * Judge the messages of one migration read in order together with the seal that follows them: when the seal is
-     * believed and names exactly these messages (seal.ts), each is judged on the signer its header names; else
-     * each signature is checked. The seal itself last.
-     *
-     * `snapshot`: when the seal vouches for exactly these messages, each is signed by a key this reader's registry
-     * accepts at its sequence (trust.claimed: no unknown key, no key retired before it), and this accepts its status
-     * snapshot (the caller can use it instead of the events), the seal alone is handed on, marked `snapshot`: the
-     * messages are not decoded, and who may write what is not checked again. The snapshot is the coordinator's word
-     * on what they fold to, as its terminal event is its word that the migration ended.
+     * `sealed`, the seal's signature checked first on libuv's thread pool (trust.verifyAsync): a replay keeps reading
+     * while the seals it met are checked, instead of spending an Ed25519 check per migration on its own thread.
      */
-    sealed(
+    async sealedAsync(
       messages: readonly HeldMessage[],
       seal: SealMessage,
       snapshot?: (seal: SealMessage) => boolean,
-    ): { seq: number; event: MigrationEvent; snapshot?: true }[] {
-      const k = entry(seal.event.migrationId);
-      const sealBelieved = judge(seal.raw, seal.event, k, false);
-      const vouched = sealBelieved && sealMatches(seal.event.data, chainOf(messages));
-      const signersKnown = () => messages.every((m) => trust.claimed(m.raw.headers, m.raw.seq).ok);
-      if (vouched && snapshot && signersKnown() && snapshot(seal))
-        return [{ seq: seal.raw.seq, event: seal.event, snapshot: true }];
-      const out: { seq: number; event: MigrationEvent }[] = [];
-      for (const m of messages) {
-        const event = eventOf(m);
-        if (event && judge(m.raw, event, k, false, vouched)) out.push({ seq: m.raw.seq, event });
-      }
-      if (sealBelieved) out.push({ seq: seal.raw.seq, event: seal.event });
-      return out;
+    ): Promise<SealedEvents> {
+      const { subject, data, headers, seq } = seal.raw;
+      return sealed(messages, seal, snapshot, await trust.verifyAsync(subject, data, headers, seq));
     },
     /** The seal this reader can write for `mid`: its chain, if it keeps chains and has one for `mid`. */
     sealOf(mid: string): SealData | undefined {

@@ -95,19 +95,62 @@ export function verifyWith(
   headers: HeaderReader | undefined,
   eventSeq?: number,
 ): Verdict {
+  const c = checkable(registry, subject, body, headers, eventSeq);
+  if ('ok' in c) return c;
+  return verdictOf(c, verify(null, c.bytes, c.key, c.sig));
+}
+
+/**
+ * verifyWith, its Ed25519 check on libuv's thread pool (node:crypto's verify with a callback): the same verdict, and
+ * the caller's thread free meanwhile. For a reader that checks many signatures while it reads (a replay checks a
+ * seal per migration, about 130 µs each on the CI machine: 1.3 s of 10,000 migrations' replay).
+ */
+export function verifyWithAsync(
+  registry: Registry,
+  subject: string,
+  body: Uint8Array,
+  headers: HeaderReader | undefined,
+  eventSeq?: number,
+): Promise<Verdict> {
+  const c = checkable(registry, subject, body, headers, eventSeq);
+  if ('ok' in c) return Promise.resolve(c);
+  return new Promise((resolve) =>
+    verify(null, c.bytes, c.key, c.sig, (err, good) => resolve(verdictOf(c, !err && good))),
+  );
+}
+
+/** A signature worth checking: its signer known to the registry, its key and its 64 bytes; or why not (a verdict). */
+type Checkable = {
+  claimed: { ok: true; identity: Identity };
+  key: KeyObject;
+  sig: Buffer;
+  bytes: Uint8Array;
+};
+
+function checkable(
+  registry: Registry,
+  subject: string,
+  body: Uint8Array,
+  headers: HeaderReader | undefined,
+  eventSeq: number | undefined,
+): Checkable | Verdict {
   const claimed = claimedWith(registry, headers, eventSeq);
   if (!claimed.ok) return claimed;
-  const signer = headers!.get(signatureHeaders.signer);
   const sig = Buffer.from(headers!.get(signatureHeaders.signature), 'base64url');
   // Ed25519 signatures are 64 bytes; anything else is not worth asking the library about.
-  const key = publicKeyOf(signer);
-  if (sig.length !== 64 || !key || !verify(null, signedBytes(subject, body), key, sig))
-    return {
-      ok: false,
-      reason: 'the signature does not match the subject and body',
-      claimed: claimed.identity.name,
-    };
-  return claimed;
+  const key = publicKeyOf(headers!.get(signatureHeaders.signer));
+  if (sig.length !== 64 || !key) return verdictOf({ claimed }, false);
+  return { claimed, key, sig, bytes: signedBytes(subject, body) };
+}
+
+function verdictOf(c: Pick<Checkable, 'claimed'>, good: boolean): Verdict {
+  return good
+    ? c.claimed
+    : {
+        ok: false,
+        reason: 'the signature does not match the subject and body',
+        claimed: c.claimed.identity.name,
+      };
 }
 
 /**

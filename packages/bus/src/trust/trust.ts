@@ -14,6 +14,7 @@ import {
   publicKeyOfPair,
   signWith,
   verifyWith,
+  verifyWithAsync,
   claimedWith,
   type HeaderReader,
   type SignatureHeaders,
@@ -29,6 +30,9 @@ export type Rejection = {
   claimed?: string;
   reason: string;
 };
+
+/** A signature's verdict as a process's trust gives it: when insecure, always ok, with no identity. */
+export type TrustVerdict = Verdict | { ok: true; identity?: undefined };
 
 /**
  * A process's trust: its signer (if it signs), the cluster's registry, and its record of refused messages.
@@ -50,12 +54,19 @@ export type Trust = {
     body: Uint8Array,
     headers: HeaderReader | undefined,
     eventSeq?: number,
-  ): Verdict | { ok: true; identity?: undefined };
+  ): TrustVerdict;
+  /** verify, with the Ed25519 check on libuv's thread pool: the same verdict, the caller's thread free meanwhile. */
+  verifyAsync(
+    subject: string,
+    body: Uint8Array,
+    headers: HeaderReader | undefined,
+    eventSeq?: number,
+  ): Promise<TrustVerdict>;
   /**
    * Who a message says signed it, by the registry and its retired-key rule, without checking the signature: for an
    * event a believed seal vouches for (seal.ts). Always ok (with no identity) when insecure.
    */
-  claimed(headers: HeaderReader | undefined, eventSeq: number): Verdict | { ok: true; identity?: undefined };
+  claimed(headers: HeaderReader | undefined, eventSeq: number): TrustVerdict;
   /** Record a refused message: one warning and one count per message (a message read again is not counted again). */
   reject(r: Rejection): void;
   /** Refused messages so far (discovery stats: rejectedMessages). */
@@ -105,6 +116,8 @@ export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: L
       return signWith(kp, subject, body);
     },
     verify: (subject, body, headers, eventSeq) => verifyWith(registry, subject, body, headers, eventSeq),
+    verifyAsync: (subject, body, headers, eventSeq) =>
+      verifyWithAsync(registry, subject, body, headers, eventSeq),
     claimed: (headers, eventSeq) => claimedWith(registry, headers, eventSeq),
     reject: (r) => rejections.reject(r),
     get rejections() {
@@ -122,6 +135,7 @@ export function insecureTrust(log?: Logger): Trust {
     registry: undefined,
     sign: () => undefined,
     verify: () => ({ ok: true }),
+    verifyAsync: () => Promise.resolve({ ok: true }),
     claimed: () => ({ ok: true }),
     reject: (r) => rejections.reject(r),
     get rejections() {

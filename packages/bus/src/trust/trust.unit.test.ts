@@ -16,7 +16,7 @@ import {
   type Registry,
   type Role,
 } from './registry.ts';
-import { signedBytes, signWith, verifyWith, type HeaderReader } from './signature.ts';
+import { signedBytes, signWith, verifyWith, verifyWithAsync, type HeaderReader } from './signature.ts';
 import { createTrust, trustFromEnv } from './trust.ts';
 
 const enc = new TextEncoder();
@@ -131,6 +131,26 @@ describe('signatures over subject and body', () => {
     });
     const stranger = asHeaders(signWith(createUser(), 'haul.cmd.node-a.agent', body));
     assert.match(String(verifyWith(registry, 'haul.cmd.node-a.agent', body, stranger).ok), /false/);
+  });
+  it("verifyWithAsync gives verifyWith's verdict in every case, off the calling thread", async () => {
+    const forged = signWith(keys.get('scheduler')!, 'haul.cmd.node-a.agent', body);
+    forged['Haul-Signer'] = keys.get('coordinator')!.getPublicKey();
+    const cases: [string, Uint8Array, HeaderReader | undefined][] = [
+      ['haul.cmd.node-a.agent', body, h],
+      ['haul.cmd.node-b.agent', body, h],
+      ['haul.cmd.node-a.agent', enc.encode('{"a":2}'), h],
+      ['haul.cmd.node-a.agent', body, undefined],
+      ['haul.cmd.node-a.agent', body, asHeaders(signWith(createUser(), 'haul.cmd.node-a.agent', body))],
+      ['haul.cmd.node-a.agent', body, asHeaders(forged)],
+      ['haul.cmd.node-a.agent', body, asHeaders({ ...forged, 'Haul-Signature': 'c2hvcnQ' })],
+    ];
+    for (const [subject, b, headers] of cases)
+      assert.deepEqual(
+        await verifyWithAsync(registry, subject, b, headers),
+        verifyWith(registry, subject, b, headers),
+        subject,
+      );
+    assert.equal((await verifyWithAsync(registry, 'haul.cmd.node-a.agent', body, h)).ok, true);
   });
   it('a registered key with a signature made by another key: not believed, the claimed signer named', () => {
     const forged = signWith(keys.get('scheduler')!, 'haul.cmd.node-a.agent', body);
@@ -590,13 +610,16 @@ describe('retired keys (haul rotate-key)', () => {
     assert.equal(verifyWith(rotated, subject, enc.encode('{}'), h, 1).ok, true);
   });
 
-  it('given a key retired at 10, when it signed an event stored after 10, then it is refused, saying up to where it is believed', () => {
+  it('given a key retired at 10, when it signed an event stored after 10, then it is refused, saying up to where it is believed', async () => {
     const h = asHeaders(signWith(old, subject, enc.encode('{}')));
-    assert.deepEqual(verifyWith(rotated, subject, enc.encode('{}'), h, 11), {
+    const refused = {
       ok: false,
       reason: "signed by agent@node-b's retired key, believed only up to event sequence 10, not at 11",
       claimed: 'agent@node-b',
-    });
+    };
+    assert.deepEqual(verifyWith(rotated, subject, enc.encode('{}'), h, 11), refused);
+    assert.deepEqual(await verifyWithAsync(rotated, subject, enc.encode('{}'), h, 11), refused);
+    assert.equal((await verifyWithAsync(rotated, subject, enc.encode('{}'), h, 10)).ok, true);
   });
 
   it('given a retired key, when it signed a command, a request or an inspection (no event sequence), then it is refused', () => {
