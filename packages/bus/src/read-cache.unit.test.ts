@@ -239,7 +239,11 @@ describe(
       f.append('a'); // another writer's event, not yet delivered by the follow when the append starts
       const ev = { migrationId: 'a', eventId: 'mine' } as unknown as MigrationEvent;
       assert.deepEqual(await log.append(ev), { seq: 3, duplicate: false });
-      assert.deepEqual(f.appends, [['a', undefined]], 'no compare-and-set on what the follow may not have held yet');
+      assert.deepEqual(
+        f.appends,
+        [['a', undefined]],
+        'no compare-and-set on what the follow may not have held yet',
+      );
       await f.followed('a', 3);
       f.asked.length = 0;
       assert.deepEqual(seqs(await log.read('a')), [1, 2, 3]);
