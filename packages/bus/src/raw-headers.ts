@@ -43,10 +43,16 @@ const crlf = Buffer.from('\r\n');
  */
 class RawHeaders implements HeaderReader {
   private readonly block: Buffer;
+  /** The last answer: a replay asks each message for its signer twice in a row (its chain, its registry check). */
+  private last: { name: string; value: string } | undefined;
   constructor(block: Buffer) {
     this.block = block;
   }
   get(name: string): string {
+    if (this.last?.name !== name) this.last = { name, value: this.find(name) };
+    return this.last.value;
+  }
+  private find(name: string): string {
     const start = lineStartOf(name);
     const at = this.block.indexOf(start);
     if (at < 0) return '';

@@ -7,17 +7,17 @@ import type { EventJudge, HeldMessage, RawEvent } from './trust/event-judge.ts';
 import type { ReplayOptions, StoredEvent } from './event-log.ts';
 
 /**
- * What every MigrationSealed's bytes hold (the type's name as a JSON string). Only a message that holds it is decoded
- * as it arrives, to find the seals; the others wait for their migration's seal undecoded. A message that holds it
- * and is no seal is only decoded early; one that is a seal without holding it (JSON's escapes: not how the
- * coordinator writes) is taken for an ordinary message, so its log is judged message by message: never more
- * believed, only slower.
+ * What every MigrationSealed's bytes hold (the type's name as a JSON string) within their first `sealMarkWithin`
+ * bytes: the coordinator writes `type` third, after the event's and the migration's ids (sealer.ts). Only a message
+ * that holds it there is decoded as it arrives, to find the seals; the others wait for their migration's seal
+ * undecoded. A message that holds it and is no seal is only decoded early; one that is a seal without holding it there
+ * (JSON's escapes, another order of keys: not how the coordinator writes) is taken for an ordinary message, so its log
+ * is judged message by message: never more believed, only slower.
  */
 const sealMark = Buffer.from(`"${'MigrationSealed' satisfies MigrationEvent['type']}"`);
+const sealMarkWithin = 512;
 const mayBeSeal = (data: Uint8Array): boolean =>
-  (Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).includes(
-    sealMark,
-  );
+  Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, sealMarkWithin)).includes(sealMark);
 
 /** A batch to hand on, if it holds any event (a migration whose every message was refused hands on nothing). */
 const nonEmpty = (batch: StoredEvent[]): StoredEvent[][] => (batch.length ? [batch] : []);
