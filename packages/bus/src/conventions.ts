@@ -136,8 +136,8 @@ export const limits = {
   readCacheMigrations: 2_000,
   /**
    * Migrations an executor keeps current while they are written (withReadCache's keepCurrent: an ordered consumer
-   * each): an agent, from its preflight to the migration's end, so its reads inside the frozen window are short. The
-   * admission's per-node limit (HAUL_MAX_PER_NODE, 2 by default) keeps the migrations an agent takes part in under it.
+   * each): an agent, from its preflight to the migration's end, so its reads inside the frozen window are short. Past
+   * it the oldest follow ends and its reads fetch what they miss, as before: slower, never wrong.
    */
   readCacheFollowed: 16,
   /**

@@ -316,10 +316,17 @@ export function createEventLog(
       // CLI on a busy machine was over before its consumer existed, and the follow never ended).
       if (opts.signal?.aborted) stop();
       else opts.signal?.addEventListener('abort', stop, { once: true });
+      // A follow of one migration from a known sequence sees every message of its subject in order: what it judged
+      // counts as judged, so the reads after it start from there (EventJudge.followed).
+      let prev = opts.migrationId && opts.fromSeq !== undefined ? opts.fromSeq - 1 : undefined;
       try {
         for await (const msg of iter) {
           const raw = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: msg.headers };
           const e = await judge.single(raw, readBack);
+          if (prev !== undefined) {
+            judge.followed(opts.migrationId!, prev, raw.seq);
+            prev = raw.seq;
+          }
           if (e) yield e;
           // Counted on raw messages, so a message that is not an event still counts towards the end.
           if (--remaining <= 0 || (opts.toEnd && msg.info.pending === 0)) return;

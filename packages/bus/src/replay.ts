@@ -3,7 +3,8 @@ import type { MigrationEvent } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
 import { headersOf } from './raw-headers.ts';
 import { retryTransient } from './retry.ts';
-import type { EventJudge, HeldMessage, RawEvent } from './trust/event-judge.ts';
+import type { EventJudge, HeldMessage, RawEvent, SealMessage } from './trust/event-judge.ts';
+import type { TrustVerdict } from './trust/trust.ts';
 import type { ReplayOptions, StoredEvent } from './event-log.ts';
 
 /**
@@ -29,9 +30,10 @@ const nonEmpty = (batch: StoredEvent[]): StoredEvent[][] => (batch.length ? [bat
  * read ends, or, oldest migration first, when more than `maxHeld` are held. A batch is never empty. `snapshot`: see
  * EventJudge.sealed (a log whose seal's snapshot it accepts is handed on as its seal alone).
  *
- * A seal's signature is checked on libuv's thread pool while the read goes on (EventJudge.sealedAsync), at most
- * `limits.replaySealsInFlight` at once. Batches come in the order their seals came; every pending one comes before a
- * batch judged one by one, so a migration's batches stay in its log's order.
+ * A seal's signature is checked on libuv's thread pool while the read goes on (EventJudge.checkSeal), at most
+ * `limits.replaySealsInFlight` at once. The logs are judged and handed on in the order their seals came, every
+ * pending one before a log judged one by one: a migration's messages are judged, and its batches come, in its log's
+ * order.
  */
 export async function* replayLog(
   js: JetStreamClient,
@@ -55,10 +57,19 @@ export async function* replayLog(
     holding -= h.length;
     return h;
   };
-  /** Seals met whose signature is being checked, in the order they came. */
-  const sealing: Promise<StoredEvent[]>[] = [];
+  /**
+   * Seals met whose signature is being checked, in the order they came, each with its migration's messages. Only the
+   * checks run at once: each log is judged when its turn comes, in order (a seal learns facts that the next log of
+   * its migration is judged with), and none is judged once the replay has ended.
+   */
+  const sealing: { messages: HeldMessage[]; seal: SealMessage; verdict: Promise<TrustVerdict> }[] = [];
   async function* sealedUntil(inFlight: number): AsyncIterable<StoredEvent[]> {
-    while (sealing.length > inFlight) yield* nonEmpty(await sealing.shift()!);
+    while (sealing.length > inFlight) {
+      const { messages, seal, verdict } = sealing.shift()!;
+      const checked = await verdict;
+      if (signal?.aborted) return void (sealing.length = 0);
+      yield* nonEmpty(judge.sealed(messages, seal, snapshot, checked));
+    }
   }
   async function oneByOne(h: readonly HeldMessage[]): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];
@@ -83,7 +94,10 @@ export async function* replayLog(
       const m: HeldMessage = { raw };
       const event = mayBeSeal(raw.data) ? judge.eventOf(m) : undefined;
       if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-        sealing.push(judge.sealedAsync(take(raw.subject), { raw, event }, snapshot));
+        const seal: SealMessage = { raw, event };
+        const verdict = judge.checkSeal(seal);
+        verdict.catch(() => {}); // awaited in its turn; a replay that ends first leaves it unheard, not unhandled
+        sealing.push({ messages: take(raw.subject), seal, verdict });
         yield* sealedUntil(limits.replaySealsInFlight);
       } else {
         const h = held.get(raw.subject);

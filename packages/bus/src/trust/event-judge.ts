@@ -196,7 +196,7 @@ export function createEventJudge(
     messages: readonly HeldMessage[],
     seal: SealMessage,
     snapshot?: (seal: SealMessage) => boolean,
-    /** The seal's signature checked already (sealedAsync). */
+    /** The seal's signature checked already (checkSeal). */
     checked?: TrustVerdict,
   ): SealedEvents {
     const k = entry(seal.event.migrationId);
@@ -269,16 +269,12 @@ export function createEventJudge(
     eventOf,
     sealed,
     /**
-     * `sealed`, the seal's signature checked first on libuv's thread pool (trust.verifyAsync): a replay keeps reading
-     * while the seals it met are checked, instead of spending an Ed25519 check per migration on its own thread.
+     * The seal's signature checked on libuv's thread pool (trust.verifyAsync), for `sealed` to take as its verdict: a
+     * replay keeps reading while the seals it met are checked, and judges them in the order they came.
      */
-    async sealedAsync(
-      messages: readonly HeldMessage[],
-      seal: SealMessage,
-      snapshot?: (seal: SealMessage) => boolean,
-    ): Promise<SealedEvents> {
+    checkSeal(seal: SealMessage): Promise<TrustVerdict> {
       const { subject, data, headers, seq } = seal.raw;
-      return sealed(messages, seal, snapshot, await trust.verifyAsync(subject, data, headers, seq));
+      return trust.verifyAsync(subject, data, headers, seq);
     },
     /** The seal this reader can write for `mid`: its chain, if it keeps chains and has one for `mid`. */
     sealOf(mid: string): SealData | undefined {
@@ -317,6 +313,16 @@ export function createEventJudge(
     /** The append of `e` failed: no copy of it is coming. */
     notSigning(e: MigrationEvent): void {
       mine.delete(e.eventId);
+    },
+    /**
+     * A follow of `mid`'s subject alone judged its message at `seq` (single), and the one before it on that subject was
+     * at `prevSeq`: when every message up to `prevSeq` was judged already, every one up to `seq` is now, so a read
+     * that follows asks only for what comes after. A follow that started past what was judged, or an entry forgotten
+     * meanwhile, covers nothing.
+     */
+    followed(mid: string, prevSeq: number, seq: number): void {
+      const k = known.get(mid);
+      if (k && k.coveredSeq >= prevSeq) k.coveredSeq = Math.max(k.coveredSeq, seq);
     },
     /** The sequence up to which this reader has judged every message of `mid`. */
     covered: (mid: string): number => known.get(mid)?.coveredSeq ?? 0,

@@ -348,6 +348,21 @@ describe('a judge whose reads overlap (a busy coordinator)', () => {
       '…and the facts still hold the intent',
     );
   });
+  it('given a follow of the subject from what was judged, then what it judges counts as judged; a follow past a gap, or of a migration forgotten, does not', async () => {
+    const judge = createEventJudge(trustOf('coordinator'), validators, () => {});
+    judge.inOrder(mid, 0, [raw('coordinator', requested, 1)]);
+    // A follow from 2: the intent, then the outcome, each judged alone
+    await judge.single(intent, () => Promise.resolve());
+    judge.followed(mid, 1, 2);
+    assert.equal(judge.covered(mid), 2);
+    await judge.single(outcome, () => Promise.resolve());
+    judge.followed(mid, 2, 3);
+    assert.equal(judge.covered(mid), 3, 'a read after it starts after 3');
+    judge.followed(mid, 5, 7);
+    assert.equal(judge.covered(mid), 3, 'messages 4 and 5 were never judged');
+    judge.followed('m-never-read', 0, 1);
+    assert.equal(judge.covered('m-never-read'), 0);
+  });
   it('given an append the facts did not cover up to its expected sequence when it was acked, then what lies before it is read back for its outcome', async () => {
     const judge = createEventJudge(trustOf('coordinator'), validators, () => {});
     judge.appended(4, ev('IterationDecided', coord, { iteration: 1, decision: 'final' }), 3);
