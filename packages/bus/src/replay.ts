@@ -57,20 +57,7 @@ export async function* replayLog(
     holding -= h.length;
     return h;
   };
-  /**
-   * Seals met whose signature is being checked, in the order they came, each with its migration's messages. Only the
-   * checks run at once: each log is judged when its turn comes, in order (a seal learns facts that the next log of
-   * its migration is judged with), and none is judged once the replay has ended.
-   */
-  const sealing: { messages: HeldMessage[]; seal: SealMessage; verdict: Promise<TrustVerdict> }[] = [];
-  async function* sealedUntil(inFlight: number): AsyncIterable<StoredEvent[]> {
-    while (sealing.length > inFlight) {
-      const { messages, seal, verdict } = sealing.shift()!;
-      const checked = await verdict;
-      if (signal?.aborted) return void (sealing.length = 0);
-      yield* nonEmpty(judge.sealed(messages, seal, snapshot, checked));
-    }
-  }
+  const seals = sealQueue(judge, snapshot, signal);
   async function oneByOne(h: readonly HeldMessage[]): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];
     for (const m of h) {
@@ -94,18 +81,15 @@ export async function* replayLog(
       const m: HeldMessage = { raw };
       const event = mayBeSeal(raw.data) ? judge.eventOf(m) : undefined;
       if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-        const seal: SealMessage = { raw, event };
-        const verdict = judge.checkSeal(seal);
-        verdict.catch(() => {}); // awaited in its turn; a replay that ends first leaves it unheard, not unhandled
-        sealing.push({ messages: take(raw.subject), seal, verdict });
-        yield* sealedUntil(limits.replaySealsInFlight);
+        seals.push(take(raw.subject), { raw, event });
+        yield* seals.judgedUntil(limits.replaySealsInFlight);
       } else {
         const h = held.get(raw.subject);
         if (h) h.push(m);
         else held.set(raw.subject, [m]);
         holding++;
         while (holding > maxHeld) {
-          yield* sealedUntil(0);
+          yield* seals.judgedUntil(0);
           yield* nonEmpty(await oneByOne(take(held.keys().next().value!)));
         }
       }
@@ -117,6 +101,32 @@ export async function* replayLog(
     await iter.close();
   }
   if (signal?.aborted) return;
-  yield* sealedUntil(0);
+  yield* seals.judgedUntil(0);
   for (const subject of [...held.keys()]) yield* nonEmpty(await oneByOne(take(subject)));
+}
+
+/**
+ * Seals met whose signature is being checked, in the order they came, each with its migration's messages. Only the
+ * checks run at once: each log is judged when its turn comes, in order (a seal's log teaches the facts the next log
+ * of its migration is judged with), and none once the replay has been stopped.
+ */
+function sealQueue(judge: EventJudge, snapshot: ReplayOptions['snapshot'], signal: AbortSignal | undefined) {
+  const pending: { messages: HeldMessage[]; seal: SealMessage; verdict: Promise<TrustVerdict> }[] = [];
+  return {
+    /** Start checking `seal`; its log is judged in its turn. */
+    push(messages: HeldMessage[], seal: SealMessage): void {
+      const verdict = judge.checkSeal(seal);
+      verdict.catch(() => {}); // awaited in its turn; a replay stopped first leaves it unheard, not unhandled
+      pending.push({ messages, seal, verdict });
+    },
+    /** Judge and hand on the oldest logs until at most `inFlight` seals are being checked. */
+    async *judgedUntil(inFlight: number): AsyncIterable<StoredEvent[]> {
+      while (pending.length > inFlight) {
+        const { messages, seal, verdict } = pending.shift()!;
+        const checked = await verdict;
+        if (signal?.aborted) return void (pending.length = 0);
+        yield* nonEmpty(judge.sealed(messages, seal, snapshot, checked));
+      }
+    },
+  };
 }
