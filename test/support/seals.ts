@@ -62,10 +62,17 @@ export async function checkSeal(
   const subject = subjects.events(migrationId);
   let replayChecks = 0;
   const counting: Trust = Object.create(reader) as Trust;
+  // Every signature check of this migration's messages, on the caller's thread or off it (a replay checks seals off it).
   Object.defineProperty(counting, 'verify', {
     value: (...a: Parameters<Trust['verify']>) => {
       if (a[0] === subject) replayChecks++;
       return reader.verify(...a);
+    },
+  });
+  Object.defineProperty(counting, 'verifyAsync', {
+    value: (...a: Parameters<Trust['verifyAsync']>) => {
+      if (a[0] === subject) replayChecks++;
+      return reader.verifyAsync(...a);
     },
   });
   const replayed: StoredEvent[] = [];
