@@ -63,18 +63,13 @@ export async function checkSeal(
   let replayChecks = 0;
   const counting: Trust = Object.create(reader) as Trust;
   // Every signature check of this migration's messages, on the caller's thread or off it (a replay checks seals off it).
-  Object.defineProperty(counting, 'verify', {
-    value: (...a: Parameters<Trust['verify']>) => {
-      if (a[0] === subject) replayChecks++;
-      return reader.verify(...a);
-    },
-  });
-  Object.defineProperty(counting, 'verifyAsync', {
-    value: (...a: Parameters<Trust['verifyAsync']>) => {
-      if (a[0] === subject) replayChecks++;
-      return reader.verifyAsync(...a);
-    },
-  });
+  for (const name of ['verify', 'verifyAsync'] as const)
+    Object.defineProperty(counting, name, {
+      value: (...a: Parameters<Trust['verify']>) => {
+        if (a[0] === subject) replayChecks++;
+        return reader[name](...a);
+      },
+    });
   const replayed: StoredEvent[] = [];
   for await (const batch of createEventLog(nc, createValidators(), counting).replay())
     replayed.push(...batch.filter((e) => e.event.migrationId === migrationId));

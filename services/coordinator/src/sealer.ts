@@ -23,8 +23,8 @@ const sealedAfter: ReadonlySet<MigrationEvent['type']> = new Set([
  * readers then check each message's signature, as they would without seals.
  *
  * A seal carries the migration's terminal status as this coordinator projected it (`terminalStatus`: the process
- * manager's, when it folded the same number of events up to that same terminal event), so that a reader of many finished migrations
- * takes their statuses from the seals instead of decoding and folding their events. Without one (this process did
+ * manager's, when it folded the same number of events up to that same terminal event), so that a reader of many
+ * finished migrations takes their statuses from the seals instead of decoding and folding their events. Without one (this process did
  * not project it: it restarted, or another coordinator ended the migration), the seal carries no status.
  */
 export function createSealer(

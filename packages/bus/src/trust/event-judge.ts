@@ -152,13 +152,13 @@ export function createEventJudge(
     if (raw.subject !== subjects.events(e.migrationId))
       return refuse(`an event of ${e.migrationId} on another migration's subject`);
     if (!trust.secure) return true;
-    const v = checked
-      ? checked
-      : vouched
+    const v =
+      checked ??
+      (vouched
         ? trust.claimed(raw.headers, raw.seq)
         : trust.identity && signedHere(raw, e)
           ? { ok: true as const, identity: trust.identity }
-          : trust.verify(raw.subject, raw.data, raw.headers, raw.seq);
+          : trust.verify(raw.subject, raw.data, raw.headers, raw.seq));
     if (!v.ok) return refuse(v.reason, v.claimed ?? claimed);
     const a = authorizeEvent(v.identity!, e, raw.seq, k.facts);
     if (!a.ok) return refuse(`${e.type}: ${a.reason}`, v.identity!.name);
@@ -205,7 +205,7 @@ export function createEventJudge(
     const signersKnown = () => messages.every((m) => trust.claimed(m.raw.headers, m.raw.seq).ok);
     if (vouched && snapshot && signersKnown() && snapshot(seal))
       return [{ seq: seal.raw.seq, event: seal.event, snapshot: true }];
-    const out: { seq: number; event: MigrationEvent }[] = [];
+    const out: SealedEvents = [];
     for (const m of messages) {
       const event = eventOf(m);
       if (event && judge(m.raw, event, k, false, vouched)) out.push({ seq: m.raw.seq, event });
