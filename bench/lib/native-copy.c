@@ -7,9 +7,9 @@
 //     (CLOCK_MONOTONIC, the clock Node's process.hrtime reads).
 //   native-copy recv <host> <port> <dir> <write-KiB>
 //     prints "ready" on stderr, waits for a line on stdin ("go"), connects, and writes each file below <dir>: reads
-//     fill a buffer of <write-KiB> (or the rest of the file), then one write(2) of it, so writes are whole and
+//     fill a 1 MiB block (or the rest of the file), written in write(2)s of <write-KiB>, so writes are whole and
 //     aligned to the file's offsets (as haul writes; unaligned writes of whatever a read returned cost the page cache
-//     more); closes every file, then acks with one byte.
+//     more); closes every file, then acks with one byte. raw-recv.mjs reads and writes the same way.
 //
 // Both then wait for stdin to close before they exit, so the benchmark can read their CPU time while they live.
 // The same wire format as raw-send.mjs / raw-recv.mjs.
@@ -31,6 +31,9 @@
 #include <unistd.h>
 
 static int sock = -1;
+// The receiver's reads fill a block this large: a read per 1 MiB, not per write (each read that empties the socket
+// makes the kernel send a window update, which on loopback the receiver itself processes).
+static const size_t BLOCK = 1 << 20;
 static const char *root;
 
 static void die(const char *what) {
@@ -131,7 +134,7 @@ static int do_recv(const char *host, int port, const char *dir, size_t slice) {
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   if (sock < 0 || inet_pton(AF_INET, host, &a.sin_addr) != 1 || connect(sock, (struct sockaddr *)&a, sizeof a))
     die("connect");
-  char *buf = malloc(slice);
+  char *buf = malloc(BLOCK);
   char path[8192];
   for (;;) {
     uint32_t nlen;
@@ -147,10 +150,10 @@ static int do_recv(const char *host, int port, const char *dir, size_t slice) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) die(path);
     while (left > 0) {
-      size_t n = left < slice ? (size_t)left : slice;
-      read_all(sock, buf, n);
-      write_all(fd, buf, n);
-      left -= n;
+      size_t want = left < BLOCK ? (size_t)left : BLOCK;
+      read_all(sock, buf, want);
+      for (size_t at = 0; at < want; at += slice) write_all(fd, buf + at, want - at < slice ? want - at : slice);
+      left -= want;
     }
     close(fd);
   }

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
+import { CHUNK, chunkDigest, crc32Impl } from '../src/wire.ts';
+
+describe('chunkDigest', () => {
+  it('runs the carry-less-multiply CRC-32 where its binary is installed (this repository pins one)', () => {
+    assert.equal(crc32Impl, '@node-rs/crc32');
+  });
+
+  it("is zlib's CRC-32, so streamers of either implementation and existing .haul-sums files agree", () => {
+    const data = randomBytes(CHUNK + 4099);
+    // Lengths around the SIMD code's block sizes and tails, and offsets that are not 16-byte aligned.
+    for (const len of [0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 4095, 65536, CHUNK - 1, CHUNK])
+      for (const start of [0, 1, 7])
+        assert.equal(
+          chunkDigest(data.subarray(start, start + len)),
+          crc32(data.subarray(start, start + len)),
+          `${len} bytes at +${start}`,
+        );
+  });
+
+  it('sees a single flipped bit', () => {
+    const data = randomBytes(CHUNK);
+    const before = chunkDigest(data);
+    data[CHUNK >> 1]! ^= 0x10;
+    assert.notEqual(chunkDigest(data), before);
+  });
+});
