@@ -800,6 +800,10 @@ export interface CoordinatorConfig {
    */
   frozenLeaseMs: number;
   /**
+   * A transfer whose bytes have not moved, and whose streamer has reported no wait, for this long is given up (HAUL_STREAM_STALLED) and the migration rolls back (ms). Streamers report once a second: at least five reports.
+   */
+  streamStallMs: number;
+  /**
    * Replicas of every stream and bucket (3 on a 3-server NATS cluster). Set: missing ones are created with it and existing ones changed to it. Unset: missing ones get the replicas of the existing ones (else 1); existing ones are never changed.
    */
   replicas?: number;

@@ -34,6 +34,7 @@ const coordinator = createCoordinator(
   {
     node: s.name,
     frozenLeaseMs: s.frozenLeaseMs,
+    stallMs: s.streamStallMs,
     maxAttempts: 5,
     maxMigrationsPerNode: s.maxPerNode,
   },

@@ -9,7 +9,7 @@ import {
   type CoordinatorConfig,
   type NodeAgentConfig,
 } from '@haul/schemas';
-import { defaultFrozenLeaseMs, limits, maxFrozenLeaseMs } from '../conventions.ts';
+import { defaultFrozenLeaseMs, limits, maxFrozenLeaseMs, streamStallMs } from '../conventions.ts';
 import { ConfigError, configFromEnv, loadSettings } from './load.ts';
 import { renderEffective, renderServiceHelp } from './render.ts';
 import { settingsOf } from './spec.ts';
@@ -199,5 +199,6 @@ describe('the settings schemas', () => {
     assert.equal(by('imageStreamerConfig', 'topologyWaitMs').default, limits.topologyWaitMs);
     assert.equal(by('nodeAgentConfig', 'maxLeaseMs').default, maxFrozenLeaseMs);
     assert.equal(by('coordinatorConfig', 'frozenLeaseMs').default, defaultFrozenLeaseMs);
+    assert.equal(by('coordinatorConfig', 'streamStallMs').default, streamStallMs);
   });
 });

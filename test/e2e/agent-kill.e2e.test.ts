@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { worldTakingTurns, type FaultRule } from '@haul/test';
+import type { MigrationEvent } from '@haul/schemas';
+import { outcomes, run } from './agent-runs.ts';
+
+/** The agent dies in the middle of a step: the tool did its work, then its caller was killed before reporting. */
+const midStep: [string, string, 'node-a' | 'node-b', FaultRule[], MigrationEvent['type']][] = [
+  [
+    'preDump',
+    'criu pre-dump',
+    'node-a',
+    [{ tool: 'criu', sub: 'pre-dump', call: 2, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'snapshotOrigin',
+    'ploop snapshot -o',
+    'node-a',
+    [{ tool: 'ploop', sub: 'snapshot', match: '(^| )-o( |$)', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'snapshotCopy',
+    'ploop snapshot on the copy',
+    'node-a',
+    [
+      {
+        tool: 'ploop',
+        sub: 'snapshot',
+        match: 'DiskDescriptor\\.copy\\.xml',
+        call: 1,
+        action: 'kill-caller-after',
+      },
+    ],
+    'MigrationCompleted',
+  ],
+  [
+    'restore',
+    'vzctl restore',
+    'node-b',
+    [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'umountSource',
+    'vzctl umount',
+    'node-a',
+    [{ tool: 'vzctl', sub: 'umount', node: 'node-a', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'mergeOrigin',
+    'ploop snapshot-delete',
+    'node-b',
+    [{ tool: 'ploop', sub: 'snapshot-delete', node: 'node-b', call: 1, action: 'kill-caller-after' }],
+    'MigrationCompleted',
+  ],
+  [
+    'restoreSharedDisk',
+    'ploop snapshot-delete during a rollback',
+    'node-a',
+    [
+      { tool: 'vzctl', sub: 'restore', call: 1, action: 'fail', exitCode: 17 },
+      { tool: 'ploop', sub: 'snapshot-delete', node: 'node-a', call: 1, action: 'kill-caller-after' },
+    ],
+    'MigrationRolledBack',
+  ],
+];
+
+describe('node agent: killed in the middle of a host-mutating step', () => {
+  // The cases take turns in one world, each with a CT of its own and its own fault plan (as the fault matrix does):
+  // an agent restarted by one case serves the next, so a case waits for that restart whatever its outcome, and a case
+  // that does not end in time fails instead of holding up the ones after it.
+  const shared = worldTakingTurns({ sharedDisks: 1, memoryMb: 16 });
+  before(() => shared.start());
+  after(() => shared.stop());
+  for (const [step, what, node, faults, expected] of midStep) {
+    it(
+      `${step} (${what} done, agent on ${node} killed before reporting): reconciled by inspection, done once`,
+      {
+        timeout: 240_000,
+      },
+      () =>
+        shared.turn(faults, async (w) => {
+          // The killed agent is started again (as systemd would), by this case only: it serves the next ones.
+          let over = false;
+          let restarted: Promise<unknown> | undefined;
+          void w.services
+            .get(`agent-${node}`)!
+            .exited.then(() => (restarted = over ? undefined : w.startAgent(node)));
+          try {
+            const { id, end, base, events } = await run(w);
+            assert.equal(end.type, expected);
+            const o = outcomes(events).filter((e) => e.data.step === step);
+            const reconciled = o.filter((e) => e.data.reconciled);
+            assert.equal(reconciled.length, 1, 'found in doubt and reconciled');
+            assert.equal(reconciled[0]!.type, 'StepSucceeded');
+            const sameCommand = outcomes(events).filter(
+              (e) => e.data.commandId === reconciled[0]!.data.commandId,
+            );
+            assert.equal(sameCommand.length, 1, 'one outcome for that command');
+            assert.deepEqual(await w.brokenInvariants(id, base), []);
+          } finally {
+            over = true;
+            await restarted?.catch((err: unknown) => console.error(`restarting agent-${node}:`, err));
+          }
+        }),
+    );
+  }
+});

@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { followToEnd } from '@haul/cli';
+import { awaitEvent, withRunningWorld, type World } from '@haul/test';
+
+describe('node agent: the frozen lease (dead-man switch)', () => {
+  it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
+    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
+      const base = await w.baseline('node-a');
+      const r = await w.migrate('lease-1', {
+        preDump: 'off',
+        frozenLeaseMs: 1500,
+      });
+      assert.ok(r.ok);
+      if (!r.ok) return;
+      // Nobody decides: the coordinator dies as soon as the CT is frozen.
+      await awaitEvent(
+        w.eventLog,
+        r.migrationId,
+        (e) => e.type === 'StepSucceeded' && e.data.step === 'finalDump',
+      );
+      await w.services.get('coordinator')!.kill('SIGKILL');
+      const resumed = await awaitEvent(
+        w.eventLog,
+        r.migrationId,
+        (e) => e.type === 'ResumedOnSource',
+        30_000,
+      );
+      assert.equal(resumed.type === 'ResumedOnSource' && resumed.data.reason, 'lease-expired');
+      await w.startCoordinator();
+      const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+      assert.equal(end.type, 'MigrationRolledBack');
+      assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+    });
+  });
+
+  it('restores the shared disks before the thaw: writes after it survive a CT restart before any rollback', async () => {
+    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
+      // The final images cannot move (the source streamer dies once the local disk's live passes are done and the
+      // final dump is decided): the migration cannot pass the shared-disk preparation. The coordinator dies once
+      // the copy snapshot is made: nobody decides, the lease expires.
+      const base = await w.baseline('node-a');
+      // A lease long enough for the shared-disk preparation, even on a busy machine.
+      const r = await w.migrate('lease-3', { preDump: 'off', frozenLeaseMs: 15_000 });
+      assert.ok(r.ok, JSON.stringify(r));
+      if (!r.ok) return;
+      await awaitEvent(
+        w.eventLog,
+        r.migrationId,
+        (e) => e.type === 'StepIntended' && e.data.step === 'finalDump',
+      );
+      await w.services.get('streamer-node-a')!.kill('SIGKILL');
+      await awaitEvent(
+        w.eventLog,
+        r.migrationId,
+        (e) => e.type === 'StepSucceeded' && e.data.step === 'snapshotCopy',
+      );
+      await w.services.get('coordinator')!.kill('SIGKILL');
+      await w.services
+        .get('agent-node-a')!
+        .waitForLine(/frozen lease expired without a decision: CT resumed on the source/, 60_000);
+
+      // Thawed: the descriptor names the disk's own chain again, no migration snapshot, no copy.
+      const dd = join(w.shared[0]!, 'DiskDescriptor.xml');
+      const chain = await w.cluster.ok('node-a', 'ploop', ['snapshot-list', '-H', '-o', 'uuid', dd]);
+      assert.equal(chain.trim(), '{5fbaabe3-6958-40ff-92a7-860e329aab41}', 'only the base image');
+      assert.ok(!existsSync(`${dd}.copy`), 'no descriptor copy left');
+
+      // The CT writes to its shared disk, then restarts (a crash, an admin) before any rollback ran.
+      const sharedWrites = () => journal(w).filter((l) => l.startsWith('1 ')).length;
+      const before = sharedWrites();
+      await until(() => sharedWrites() >= before + 5, 'the CT writes to its shared disk after the thaw');
+      await w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', w.ctid]);
+      await w.startCt();
+      await w.cluster.ok('node-a', 'haul-emu', ['freeze', w.ctid]);
+      try {
+        const view = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['disk-view', dd])) as Record<
+          string,
+          string
+        >;
+        const expected = { ...base.views[1]! };
+        for (const [disk, block, sha] of journal(w)
+          .slice(base.journals['node-a'])
+          .map((l) => l.split(' ')))
+          if (disk === '1') expected[block!] = sha!;
+        assert.deepEqual(view, expected, 'every write since the migration began is on the shared disk');
+      } finally {
+        await w.cluster.ok('node-a', 'haul-emu', ['thaw', w.ctid]);
+      }
+
+      // The rollback then finds the disk restored and ends with every invariant (the CT was restarted on purpose).
+      await w.startStreamer('node-a');
+      await w.startCoordinator();
+      const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+      assert.equal(end.type, 'MigrationRolledBack');
+      const pid = Number(
+        readFileSync(join(w.cluster.nodeRoot('node-a'), 'var', 'run', 've', `${w.ctid}.init.pid`), 'utf8'),
+      );
+      assert.deepEqual(await w.brokenInvariants(r.migrationId, { ...base, pid }), []);
+    });
+  });
+
+  it('once the target restore has started, the source stays frozen past the lease', async () => {
+    await withRunningWorld(
+      {
+        sharedDisks: 1,
+        memoryMb: 16,
+        faults: [{ tool: 'vzctl', sub: 'restore', call: 1, action: 'hang' }],
+      },
+      async (w) => {
+        // The lease must outlast the shared-disk preparation before the restore starts (a 1.5 s lease expired
+        // before it on a loaded machine), then expire while the restore hangs.
+        const r = await w.migrate('lease-2', { preDump: 'off', frozenLeaseMs: 10_000 });
+        assert.ok(r.ok);
+        if (!r.ok) return;
+        await awaitEvent(w.eventLog, r.migrationId, (e) => e.type === 'RestoreStarted');
+        await w.services
+          .get('agent-node-a')!
+          .waitForLine(/lease expired but the target restore has started: keeping the CT frozen/, 60_000);
+        const mem = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['checksum-mem', w.ctid])) as {
+          frozen: boolean;
+        };
+        assert.equal(mem.frozen, true, 'still frozen on the source');
+        assert.ok(!(await w.events(r.migrationId)).some((e) => e.type === 'ResumedOnSource'));
+        // Stop the target agent gracefully: it kills the hung restore's process tree on its way out.
+        await w.services.get('agent-node-b')!.kill('SIGTERM');
+      },
+    );
+  });
+});
+
+/** The CT's block-write journal on node-a: `<disk index> <block> <sha256>` per write (0 = root, 1 = shared disk 0). */
+function journal(w: World): string[] {
+  const f = join(w.cluster.nodeRoot('node-a'), 'var', 'log', `ct-${w.ctid}.writes`);
+  return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
+}
+
+/** Poll a condition of the emulated host (a file that grows: no event to await) until it holds. */
+async function until(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await delay(100);
+  }
+}
