@@ -4,9 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=${HAUL_TEST_TIERS:-"static unit int e2e"}
-# Test files run two at a time (HAUL_TEST_JOBS): one per core of the CI machine. Each starts its own nats-server,
-# services and folders, so two never share anything; and every test must pass on a busy machine anyway.
-jobs=${HAUL_TEST_JOBS:-2}
+# Test files run several at a time, each tier as many as keeps this machine's cores busy without piling up (measured
+# on 2 cores, CPU-s per wall second at two files at once): unit tests compute (1.9 of 2 cores busy): one file per core;
+# integration tests mostly wait on servers, timeouts and each other (0.55 of 2): three per core; e2e tests run whole
+# clusters but also wait on leases and redeliveries (1.3 of 2): one more than the cores. HAUL_TEST_JOBS sets one
+# count for every tier (1: one file at a time). Each file starts its own nats-server, services and folders, so files
+# never share anything; and every test must pass on a busy machine anyway.
+cores=$(nproc)
+jobs_for() {
+  if [ -n "${HAUL_TEST_JOBS:-}" ]; then echo "$HAUL_TEST_JOBS"; return; fi
+  case $1 in
+    unit) echo "$cores" ;;
+    int) echo $((3 * cores)) ;;
+    e2e) echo $((cores + 1)) ;;
+  esac
+}
 # Every Node process reads and parses NODE_EXTRA_CA_CERTS at start (~70 ms of CPU for a system bundle): the tests
 # start thousands (each emulated tool call is one) and talk to nothing outside this machine.
 unset NODE_EXTRA_CA_CERTS
@@ -16,20 +28,31 @@ run_tier() {
   local name=$1 pattern=$2 conc=$3
   mapfile -t files < <(list "$pattern")
   if [ ${#files[@]} -eq 0 ]; then echo "[test] no $name tests found" >&2; exit 1; fi
-  echo "[test] $name: ${#files[@]} files" >&2
+  echo "[test] $name: ${#files[@]} files, $conc at a time" >&2
   node --import tsx --test --test-concurrency="$conc" --test-reporter=spec "${files[@]}"
+}
+
+# tsc, eslint and prettier side by side (each uses one core), each one's output printed whole once it is done.
+static_checks() {
+  local out failed=0
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' RETURN
+  npx tsc -p tsconfig.json >"$out/tsc" 2>&1 & local tsc=$!
+  npx eslint --cache . >"$out/eslint" 2>&1 & local eslint=$!
+  npx prettier --check --log-level warn . >"$out/prettier" 2>&1 & local prettier=$!
+  for check in tsc eslint prettier; do
+    if wait "${!check}"; then echo "[test] $check: ok" >&2; else echo "[test] $check: FAILED" >&2; failed=1; fi
+    cat "$out/$check"
+  done
+  return "$failed"
 }
 
 for t in $tiers; do
   case $t in
-    static)
-      echo "[test] tsc" >&2; npx tsc -p tsconfig.json
-      echo "[test] eslint" >&2; npx eslint --cache .
-      echo "[test] prettier" >&2; npx prettier --check --log-level warn .
-      ;;
-    unit) run_tier unit '*.unit.test.ts' "$jobs" ;;
-    int) run_tier integration '*.int.test.ts' "$jobs" ;;
-    e2e) run_tier e2e '*.e2e.test.ts' "$jobs" ;;
+    static) static_checks ;;
+    unit) run_tier unit '*.unit.test.ts' "$(jobs_for unit)" ;;
+    int) run_tier integration '*.int.test.ts' "$(jobs_for int)" ;;
+    e2e) run_tier e2e '*.e2e.test.ts' "$(jobs_for e2e)" ;;
     *) echo "unknown tier $t" >&2; exit 2 ;;
   esac
 done
