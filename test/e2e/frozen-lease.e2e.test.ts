@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, withRunningWorld, type World } from '@haul/test';
+import { awaitEvent, stepEvent, withRunningWorld, type World } from '@haul/test';
 
 describe('node agent: the frozen lease (dead-man switch)', () => {
   it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
@@ -17,11 +17,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
       assert.ok(r.ok);
       if (!r.ok) return;
       // Nobody decides: the coordinator dies as soon as the CT is frozen.
-      await awaitEvent(
-        w.eventLog,
-        r.migrationId,
-        (e) => e.type === 'StepSucceeded' && e.data.step === 'finalDump',
-      );
+      await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'finalDump'));
       await w.services.get('coordinator')!.kill('SIGKILL');
       const resumed = await awaitEvent(
         w.eventLog,
@@ -47,17 +43,9 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
       const r = await w.migrate('lease-3', { preDump: 'off', frozenLeaseMs: 15_000 });
       assert.ok(r.ok, JSON.stringify(r));
       if (!r.ok) return;
-      await awaitEvent(
-        w.eventLog,
-        r.migrationId,
-        (e) => e.type === 'StepIntended' && e.data.step === 'finalDump',
-      );
+      await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
       await w.services.get('streamer-node-a')!.kill('SIGKILL');
-      await awaitEvent(
-        w.eventLog,
-        r.migrationId,
-        (e) => e.type === 'StepSucceeded' && e.data.step === 'snapshotCopy',
-      );
+      await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'snapshotCopy'));
       await w.services.get('coordinator')!.kill('SIGKILL');
       await w.services
         .get('agent-node-a')!

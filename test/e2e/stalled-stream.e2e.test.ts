@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, withRunningWorld } from '@haul/test';
+import { awaitEvent, stepEvent, withRunningWorld } from '@haul/test';
 
 /** The coordinator's stall time here (HAUL_STREAM_STALL_MS, the setting's lowest value; 30 s unless set). */
 const stallMs = 5_000;
@@ -16,11 +16,7 @@ describe('a source streamer that dies in the frozen window', () => {
       if (!r.ok) return;
       // The final dump is intended only once every iteration stream is done; the streamer then dies for good, so
       // the final images are never sent (the command waits in the queue, nothing reports progress).
-      await awaitEvent(
-        w.eventLog,
-        r.migrationId,
-        (e) => e.type === 'StepIntended' && e.data.step === 'finalDump',
-      );
+      await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
       await w.services.get('streamer-node-a')!.kill('SIGKILL');
       const killedAt = Date.now();
       const end = await followToEnd(w.eventLog, r.migrationId, () => {});
@@ -35,7 +31,7 @@ describe('a source streamer that dies in the frozen window', () => {
       assert.equal(stalled?.type === 'StepFailed' && stalled.data.step, 'streamImages');
       // The final images' transfer, which no streamer ever took, was given up the configured stall time after its
       // intent (not the default 30 s): no sooner, and within a few seconds of slack for a busy machine.
-      const intended = events.findLast((e) => e.type === 'StepIntended' && e.data.step === 'streamImages');
+      const intended = events.findLast(stepEvent('StepIntended', 'streamImages'));
       const waited = Date.parse(stalled!.time) - Date.parse(intended!.time);
       assert.ok(waited >= stallMs && waited < stallMs + 15_000, `given up ${waited} ms after its intent`);
       assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);

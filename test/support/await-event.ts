@@ -2,6 +2,14 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createValidators, type MigrationEvent, type TransferProgress, type Validators } from '@haul/schemas';
 import { watchProgress, type EventLog, type StoredEvent } from '@haul/bus';
 
+type StepEvent = Extract<MigrationEvent, { type: 'StepIntended' | 'StepSucceeded' | 'StepFailed' }>;
+
+/** A predicate for awaitEvent: the intent or outcome `type` of `step`. */
+export const stepEvent =
+  (type: StepEvent['type'], step: string) =>
+  (e: MigrationEvent): boolean =>
+    e.type === type && e.data.step === step;
+
 /**
  * Wait until the migration's log holds an event matching `pred` (from the start of the log, then live), or fail
  * after `timeoutMs` with the events seen — tests await events, never sleep.
