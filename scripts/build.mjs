@@ -2,7 +2,8 @@
 // The build: one esbuild bundle per program (services, CLI, emulators), so nothing compiles TypeScript at run
 // time. Workspace code and npm packages are bundled (one file to load, and a package is the version its workspace
 // pinned, whatever node_modules hoisting did), except pino: its transports run in worker threads that load it by
-// path, so it stays external (one version, at the top of node_modules).
+// path, so it stays external (one version, at the top of node_modules). The streamer also loads @node-rs/crc32 (a
+// native binary) from node_modules at run time, through createRequire (image-streamer/src/wire.ts).
 // `--if-stale` builds only when a source is newer than the last build. Type checking is tsc's job (npm test).
 import {
   existsSync,

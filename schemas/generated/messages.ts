@@ -800,7 +800,7 @@ export interface CoordinatorConfig {
    */
   frozenLeaseMs: number;
   /**
-   * A transfer whose bytes have not moved, and whose streamer has reported no wait, for this long is given up (HAUL_STREAM_STALLED) and the migration rolls back (ms). Streamers report once a second: at least five reports.
+   * A transfer whose bytes have not moved, and whose streamer has reported no wait, for this long is given up (HAUL_STREAM_STALLED) and the migration rolls back (ms). Streamers report once a second: at least ten reports; at most half the time a silent report stays in the progress bucket (10 min).
    */
   streamStallMs: number;
   /**

@@ -215,7 +215,11 @@ export const stepTimeoutsMs = {
   quick: 30_000,
 } as const;
 
-/** A transfer whose bytes have not moved for this long is given up (HAUL_STREAM_STALLED), long before its timeout. */
+/**
+ * A transfer whose bytes have not moved for this long is given up (HAUL_STREAM_STALLED), long before its timeout: the
+ * default of the coordinator's streamStallMs setting (HAUL_STREAM_STALL_MS, 10 s to 5 min: ten progress reports at
+ * least, half of progressTtlMs at most, so the report a stall is judged by is still in the bucket).
+ */
 export const streamStallMs = 30_000;
 
 export const defaultFrozenLeaseMs = 60_000;

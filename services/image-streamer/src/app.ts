@@ -48,7 +48,7 @@ import { createReceiver } from './receiver.ts';
 import { registerStreamer, type Registration } from './registration.ts';
 import { ConnectionLost, sendFiles } from './sender.ts';
 import type { TlsMaterial } from './tls.ts';
-import { crc32Impl } from './wire.ts';
+import { crc32Loaded } from './wire.ts';
 
 /** How long a sender waits for the receiving streamer to connect after it accepted the offer. */
 /** Transfers a streamer runs at once as a sender (more commands wait for a slot, reporting that they wait). */
@@ -549,7 +549,12 @@ export function createImageStreamer(deps: StreamerDeps) {
         stream: streams.commands,
         consumer: commandConsumerName(cfg.node, 'streamer'),
       });
-      log.info({ dataPort: dataServer.port, crc32: crc32Impl }, 'image streamer started');
+      if (crc32Loaded.impl === 'zlib')
+        log.warn(
+          { why: crc32Loaded.why },
+          "@node-rs/crc32 did not load: chunks are checked with zlib's CRC-32",
+        );
+      log.info({ dataPort: dataServer.port, crc32: crc32Loaded.impl }, 'image streamer started');
     },
     async stop(): Promise<void> {
       ac.abort();

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { crc32 as zlibCrc32 } from 'node:zlib';
+import type * as NodeRsCrc32 from '@node-rs/crc32';
 
 /**
  * The data connection between two streamers. The receiving side connects to the one-time listener named in the
@@ -27,26 +28,28 @@ export function encodeHeader(h: FrameHeader): Buffer {
 }
 
 type Crc32 = (data: Buffer) => number;
+type Loaded = { impl: '@node-rs/crc32'; crc32: Crc32 } | { impl: 'zlib'; crc32: Crc32; why: string };
 
 /**
  * CRC-32 (the IEEE polynomial, zlib's) with carry-less multiply when this host has a prebuilt `@node-rs/crc32`
  * binary (x86-64 and arm64 Linux, glibc ≥ 2.14 or musl): ≈ 10 GB/s on one core here against ≈ 4 GB/s for Node 20's
  * zlib, which has only the table-driven code. Both compute the same value, so the wire, the `.haul-sums` files and a
- * streamer of either kind agree; a host without the binary uses zlib's and only costs more CPU.
+ * streamer of either kind agree; a host where it does not load (no binary for its platform, a binary the loader
+ * refuses) uses zlib's, costs more CPU, and says why (`why`, logged by the streamer at start).
  */
-function loadCrc32(): { impl: '@node-rs/crc32' | 'zlib'; crc32: Crc32 } {
+export function loadCrc32(load: (id: string) => unknown = createRequire(import.meta.url)): Loaded {
   try {
-    const fast = createRequire(import.meta.url)('@node-rs/crc32') as { crc32: Crc32 };
-    return { impl: '@node-rs/crc32', crc32: fast.crc32 };
-  } catch {
-    return { impl: 'zlib', crc32: (data) => zlibCrc32(data) };
+    const fast = load('@node-rs/crc32') as typeof NodeRsCrc32;
+    return { impl: '@node-rs/crc32', crc32: (data) => fast.crc32(data) };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { impl: 'zlib', crc32: (data) => zlibCrc32(data), why: `${e.code ?? 'error'}: ${e.message}` };
   }
 }
 
-const loaded = loadCrc32();
-/** Which CRC-32 code this process runs (the streamer logs it when ready). */
-export const crc32Impl = loaded.impl;
-const crc32 = loaded.crc32;
+/** The CRC-32 code this process runs (the streamer logs it when it starts). */
+export const crc32Loaded = loadCrc32();
+const crc32 = crc32Loaded.crc32;
 
 /**
  * A chunk's digest: CRC-32 (see loadCrc32; SHA-256 ≈ 2 GB/s here). It guards against accidental corruption and

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   configSchemaIds,
+  loadSchemaDocuments,
   type ConfigSchemaName,
   type CoordinatorConfig,
   type NodeAgentConfig,
@@ -200,5 +201,16 @@ describe('the settings schemas', () => {
     assert.equal(by('nodeAgentConfig', 'maxLeaseMs').default, maxFrozenLeaseMs);
     assert.equal(by('coordinatorConfig', 'frozenLeaseMs').default, defaultFrozenLeaseMs);
     assert.equal(by('coordinatorConfig', 'streamStallMs').default, streamStallMs);
+  });
+
+  it('the stall time is judged by reports that are still there: ten at least, within half their lifetime', () => {
+    const schema = loadSchemaDocuments().find(
+      (d) => d.$id === configSchemaIds.coordinatorConfig,
+    ) as unknown as {
+      properties: { streamStallMs: { minimum: number; maximum: number } };
+    };
+    const { minimum, maximum } = schema.properties.streamStallMs;
+    assert.ok(minimum >= 10 * limits.progressEveryMs, `minimum ${minimum}`);
+    assert.ok(maximum <= limits.progressTtlMs / 2, `maximum ${maximum}`);
   });
 });
