@@ -40,10 +40,10 @@ type Loaded = { impl: '@node-rs/crc32'; crc32: Crc32 } | { impl: 'zlib'; crc32: 
 export function loadCrc32(load: (id: string) => unknown = createRequire(import.meta.url)): Loaded {
   try {
     const fast = load('@node-rs/crc32') as typeof NodeRsCrc32;
-    return { impl: '@node-rs/crc32', crc32: (data) => fast.crc32(data) };
+    return { impl: '@node-rs/crc32', crc32: fast.crc32 };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return { impl: 'zlib', crc32: (data) => zlibCrc32(data), why: `${e.code ?? 'error'}: ${e.message}` };
+    return { impl: 'zlib', crc32: zlibCrc32, why: `${e.code ?? 'error'}: ${e.message}` };
   }
 }
 
