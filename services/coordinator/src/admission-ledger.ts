@@ -63,17 +63,6 @@ export function parseLedger(
   return { ok: true, entries: raw['entries'] as AdmissionEntry[] };
 }
 
-/** Writers of one connection take turns (a cheap queue in front of the compare-and-set, not instead of it). */
-const queues = new WeakMap<NatsConnection, Promise<unknown>>();
-function inTurn<T>(nc: NatsConnection, fn: () => Promise<T>): Promise<T> {
-  const next = (queues.get(nc) ?? Promise.resolve()).then(fn, fn);
-  queues.set(
-    nc,
-    next.catch(() => undefined),
-  );
-  return next;
-}
-
 const maxConflicts = 20;
 
 export type LedgerOptions = {
@@ -84,16 +73,52 @@ export type LedgerOptions = {
   rebuild?: () => Promise<AdmissionEntry[]>;
 };
 
+/** The ledger at one revision: as read, or as this process wrote it. `dirty`: rebuilt, not stored yet. */
+type Snapshot = { entries: readonly AdmissionEntry[]; revision: number; exists: boolean; dirty: boolean };
+
+/** A change waiting for the next write, and whom to answer. */
+type Pending = {
+  change: LedgerChange<unknown>;
+  opts: LedgerOptions;
+  resolve: (r: unknown) => void;
+  reject: (err: unknown) => void;
+};
+
+/**
+ * One connection's writer (every ledger of a connection shares it): the ledger as this process last read or wrote
+ * it, and the changes waiting for the next write. At most one write is in flight; the changes that arrive meanwhile
+ * go together into the one after it.
+ */
+type Writer = { known: Snapshot | undefined; pending: Pending[]; writing: boolean };
+const writers = new WeakMap<NatsConnection, Writer>();
+const writerOf = (nc: NatsConnection): Writer => {
+  let w = writers.get(nc);
+  if (!w) writers.set(nc, (w = { known: undefined, pending: [], writing: false }));
+  return w;
+};
+
 /**
  * The admission ledger: one KV value holding every admitted, unfinished migration. Every change is a
  * compare-and-set on the value's revision (kv.update / kv.create), so two coordinators never both admit against
- * the same ledger; in one process, changes also take turns.
+ * the same ledger.
+ *
+ * What one process does to keep that cheap with a thousand migrations admitted (the value is then about 250 KB, and every
+ * admission, confirmation and release used to read it, parse it and write it whole, one after the other):
+ * - **It writes from what it knows.** The ledger as this process last wrote or read it is the base of the next
+ *   change, with no read first: the compare-and-set on its revision fails if anybody wrote since, and then the
+ *   ledger is read again and every change of the write decided again, as before.
+ * - **A change that writes nothing is checked fresh.** Its answer (a refusal, an entry that is already there) is
+ *   given only once the bucket's last sequence is still the known revision (a stream info, a few hundred bytes),
+ *   else after a read.
+ * - **Changes go together.** While a write is in flight, the changes that come meanwhile wait, then go in one
+ *   write, each decided on the entries the ones before it left, in the order they came. Each caller is answered
+ *   once the write that holds its change is stored.
  */
 export function createLedger(nc: NatsConnection, log: Logger) {
+  const writer = writerOf(nc);
+
   /** The current entries and the revision to update, rebuilding a missing or unreadable ledger when asked. */
-  async function load(
-    opts: LedgerOptions,
-  ): Promise<{ entries: AdmissionEntry[]; revision: number; dirty: boolean; exists: boolean }> {
+  async function load(opts: LedgerOptions): Promise<Snapshot> {
     const kv = await openBucket(nc, buckets.admission);
     const e = await retryTransient(() => kv.get(admissionLedgerKey));
     const exists = e?.operation === 'PUT';
@@ -106,40 +131,117 @@ export function createLedger(nc: NatsConnection, log: Logger) {
     return { entries, revision: e?.revision ?? 0, dirty: true, exists };
   }
 
-  async function write(entries: AdmissionEntry[], revision: number, exists: boolean): Promise<void> {
+  /** Store `entries` over `base`; the revision they are stored at. */
+  async function write(entries: readonly AdmissionEntry[], base: Snapshot): Promise<number> {
     const kv = await openBucket(nc, buckets.admission);
     const value = encodeJson({ entries });
     // create() also takes over a deleted key; update() needs the revision it read.
-    if (exists) await kv.update(admissionLedgerKey, value, revision);
-    else await kv.create(admissionLedgerKey, value);
+    return base.exists
+      ? kv.update(admissionLedgerKey, value, base.revision)
+      : kv.create(admissionLedgerKey, value);
+  }
+
+  /** Whether `known` is still the ledger: nothing was stored in its bucket after it. */
+  async function isCurrent(known: Snapshot): Promise<boolean> {
+    if (!known.exists || known.dirty) return false;
+    const kv = await openBucket(nc, buckets.admission);
+    const status = await retryTransient(() => kv.status());
+    return status.streamInfo.state.last_seq === known.revision;
+  }
+
+  /** The known ledger, or the stored one (`read`) when nothing is known or what is known is `stale`. */
+  async function base(batch: readonly Pending[], stale: boolean): Promise<{ from: Snapshot; read: boolean }> {
+    if (writer.known && !stale) return { from: writer.known, read: false };
+    const rebuild = batch.find((p) => p.opts.rebuild)?.opts.rebuild;
+    const from = await load(rebuild ? { rebuild } : {});
+    writer.known = from.dirty ? undefined : from;
+    return { from, read: true };
+  }
+
+  /** Decide every change of `batch` in turn on `entries`; a change that throws is answered with its error. */
+  function decideAll(batch: readonly Pending[], entries: readonly AdmissionEntry[]) {
+    let now = entries;
+    let changed = false;
+    const answers = batch.map((p) => {
+      try {
+        const out = p.change(now);
+        if (out.entries) {
+          now = out.entries;
+          changed = true;
+        }
+        return { ok: true as const, result: out.result };
+      } catch (err) {
+        return { ok: false as const, err };
+      }
+    });
+    return { entries: now, changed, answers };
+  }
+
+  /** Store the changes of `batch` under compare-and-set, deciding them again on a fresh read after a conflict. */
+  async function commit(batch: readonly Pending[]): Promise<ReturnType<typeof decideAll>['answers']> {
+    let stale = false;
+    for (let attempt = 0; attempt < maxConflicts; attempt++) {
+      const { from, read } = await base(batch, stale);
+      const d = decideAll(batch, from.entries);
+      if (!d.changed && !from.dirty) {
+        // Nothing to write: answers on a read are fresh; answers on what this process knows, once it is current.
+        if (read || (await isCurrent(from))) return d.answers;
+        stale = true;
+        continue;
+      }
+      try {
+        const revision = await write(d.entries, from);
+        writer.known = { entries: d.entries, revision, exists: true, dirty: false };
+        return d.answers;
+      } catch (err) {
+        // Lost the race (or cannot tell after a timeout): read again and decide again.
+        writer.known = undefined;
+        if (!isWrongLastSequence(err) && !isTransient(err)) throw err;
+        stale = true;
+      }
+    }
+    throw new BusError(
+      'HAUL_LEDGER_CONTENDED',
+      `the admission ledger changed under this coordinator ${maxConflicts} times in a row`,
+      true,
+    );
+  }
+
+  /** Write the waiting changes, a batch at a time, until none waits. */
+  async function drain(): Promise<void> {
+    writer.writing = true;
+    try {
+      while (writer.pending.length > 0) {
+        const batch = writer.pending.splice(0);
+        try {
+          const answers = await commit(batch);
+          answers.forEach((a, i) => (a.ok ? batch[i]!.resolve(a.result) : batch[i]!.reject(a.err)));
+        } catch (err) {
+          writer.known = undefined;
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      writer.writing = false;
+    }
   }
 
   return {
     /** The entries as they are (a missing or unreadable ledger reads as empty; nothing is written). */
     async read(): Promise<AdmissionEntry[]> {
-      return (await load({})).entries;
+      const known = writer.known;
+      if (known && (await isCurrent(known))) return [...known.entries];
+      return [...(await load({})).entries];
     },
 
-    /** Apply `change` under compare-and-set, again on a fresh read whenever another writer got there first. */
+    /**
+     * Apply `change` under compare-and-set, again on a fresh read whenever another writer got there first. `change`
+     * may be called more than once, and must decide from the entries it is given alone.
+     */
     change<R>(change: LedgerChange<R>, opts: LedgerOptions = {}): Promise<R> {
-      return inTurn(nc, async () => {
-        for (let attempt = 0; attempt < maxConflicts; attempt++) {
-          const { entries, revision, dirty, exists } = await load(opts);
-          const out = change(entries);
-          if (!out.entries && !dirty) return out.result;
-          try {
-            await write(out.entries ?? entries, revision, exists);
-            return out.result;
-          } catch (err) {
-            // Lost the race (or cannot tell after a timeout): read again and decide again.
-            if (!isWrongLastSequence(err) && !isTransient(err)) throw err;
-          }
-        }
-        throw new BusError(
-          'HAUL_LEDGER_CONTENDED',
-          `the admission ledger changed under this coordinator ${maxConflicts} times in a row`,
-          true,
-        );
+      return new Promise<R>((resolve, reject) => {
+        writer.pending.push({ change, opts, resolve: resolve as (r: unknown) => void, reject });
+        if (!writer.writing) void drain();
       });
     },
   };
