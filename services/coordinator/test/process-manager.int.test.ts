@@ -84,3 +84,66 @@ it('sends the commands of the events it appended even when it loses the compare-
   });
   assert.equal(sent?.json<StepCommand>().commandId, intents[0]!.commandId);
 });
+
+it("appends every intent of a decision before it sends any of the decision's commands", async () => {
+  // Given a requested migration, whose first decision intends several steps
+  const real = createEventLog(nc, validators, trust);
+  const meta = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust).meta;
+  const mid = 'm-early-0001';
+  const requested = decide(
+    {
+      kind: 'RequestMigration',
+      migrationId: mid,
+      request: { requestId: 'r-early', ctid: '102', source: 'node-a', target: 'node-b' },
+      imageRoots: { source: '/img/a', target: '/img/b' },
+      meta: meta(),
+    },
+    initialState(),
+  );
+  for (const e of requested) await real.append(e);
+  // Every command stored, as the server relays it to core subscribers
+  const sent: StepCommand[] = [];
+  const commands = nc.subscribe(subjects.commandsAll, {
+    callback: (_err, m) => void sent.push(m.json<StepCommand>()),
+  });
+  /** How many commands had been sent when each intent after the first was about to be appended. */
+  const sentBeforeIntent: number[] = [];
+  let intentsAppended = 0;
+  const watched: EventLog = {
+    ...real,
+    async append(e, opts) {
+      if (e.type === 'StepIntended' && intentsAppended++ > 0) {
+        // Whatever the coordinator would have sent by now has reached the server and come back to us.
+        await new Promise<void>((r) => setImmediate(r));
+        await nc.flush();
+        sentBeforeIntent.push(sent.length);
+      }
+      return real.append(e, opts);
+    },
+  };
+  const pm = createProcessManager(nc, validators, watched, settings, pino({ level: 'silent' }), trust);
+
+  // When it advances the migration
+  await pm.step(mid);
+  pm.stop();
+  await nc.flush();
+  commands.unsubscribe();
+
+  // Then no command went out while the decision's intents were being appended (an executor's outcome appended in
+  // between would fail the next intent's compare-and-set), and every intent's command went out after, each
+  // executor's in the order decided
+  const { events } = await real.read(mid);
+  const intents = events.flatMap((e) => (e.event.type === 'StepIntended' ? [e.event.data] : []));
+  assert.ok(intents.length >= 2, `${intents.length} intents`);
+  assert.deepEqual(
+    sentBeforeIntent,
+    intents.slice(1).map(() => 0),
+  );
+  /** Command ids by executor subject, in order. */
+  const perExecutor = (cs: StepCommand[]) => {
+    const by: Record<string, string[]> = {};
+    for (const c of cs) (by[subjects.commands(c.node, c.executor)] ??= []).push(c.commandId);
+    return by;
+  };
+  assert.deepEqual(perExecutor(sent), perExecutor(intents));
+});
