@@ -73,8 +73,19 @@ export type LedgerOptions = {
   rebuild?: () => Promise<AdmissionEntry[]>;
 };
 
-/** The ledger at one revision: as read, or as this process wrote it. `dirty`: rebuilt, not stored yet. */
-type Snapshot = { entries: readonly AdmissionEntry[]; revision: number; exists: boolean; dirty: boolean };
+/**
+ * The ledger at one revision, as read or as this process wrote it. `from`: `stored`, the entries are the value
+ * stored at `revision` (parsed from it, or written by this process); `rebuilt` from the log for a missing or
+ * unreadable ledger, not written yet; `nothing`, such a ledger read as empty (no rebuild asked for). Only a stored
+ * snapshot is kept as known: a missing or junk ledger is rebuilt by the next change that can, never written over
+ * from an empty list.
+ */
+type Snapshot = {
+  entries: readonly AdmissionEntry[];
+  revision: number;
+  exists: boolean;
+  from: 'stored' | 'rebuilt' | 'nothing';
+};
 
 /** A change waiting for the next write, and whom to answer. */
 type Pending = {
@@ -85,34 +96,29 @@ type Pending = {
 };
 
 /**
- * One connection's writer (every ledger of a connection shares it): the ledger as this process last read or wrote
- * it, and the changes waiting for the next write. At most one write is in flight; the changes that arrive meanwhile
- * go together into the one after it.
+ * One connection's writer (every ledger of a connection shares it): the ledger as last read or written on it, the
+ * bucket's stream it was read from (its creation time: a bucket deleted and made again numbers its messages anew),
+ * and the changes waiting for the next write. At most one write is in flight.
  */
-type Writer = { known: Snapshot | undefined; pending: Pending[]; writing: boolean };
+type Writer = {
+  known: Snapshot | undefined;
+  bucketCreated: string | undefined;
+  pending: Pending[];
+  writing: boolean;
+};
 const writers = new WeakMap<NatsConnection, Writer>();
 const writerOf = (nc: NatsConnection): Writer => {
   let w = writers.get(nc);
-  if (!w) writers.set(nc, (w = { known: undefined, pending: [], writing: false }));
+  if (!w) writers.set(nc, (w = { known: undefined, bucketCreated: undefined, pending: [], writing: false }));
   return w;
 };
 
 /**
  * The admission ledger: one KV value holding every admitted, unfinished migration. Every change is a
  * compare-and-set on the value's revision (kv.update / kv.create), so two coordinators never both admit against
- * the same ledger.
- *
- * What one process does to keep that cheap with a thousand migrations admitted (the value is then about 250 KB, and every
- * admission, confirmation and release used to read it, parse it and write it whole, one after the other):
- * - **It writes from what it knows.** The ledger as this process last wrote or read it is the base of the next
- *   change, with no read first: the compare-and-set on its revision fails if anybody wrote since, and then the
- *   ledger is read again and every change of the write decided again, as before.
- * - **A change that writes nothing is checked fresh.** Its answer (a refusal, an entry that is already there) is
- *   given only once the bucket's last sequence is still the known revision (a stream info, a few hundred bytes),
- *   else after a read.
- * - **Changes go together.** While a write is in flight, the changes that come meanwhile wait, then go in one
- *   write, each decided on the entries the ones before it left, in the order they came. Each caller is answered
- *   once the write that holds its change is stored.
+ * the same ledger. How one connection keeps that cheap with many migrations admitted (writes from what it knows,
+ * checks an answer that writes nothing, puts the changes of one moment into one write): docs/protocol.md,
+ * "Admission".
  */
 export function createLedger(nc: NatsConnection, log: Logger) {
   const writer = writerOf(nc);
@@ -123,12 +129,12 @@ export function createLedger(nc: NatsConnection, log: Logger) {
     const e = await retryTransient(() => kv.get(admissionLedgerKey));
     const exists = e?.operation === 'PUT';
     const parsed = e && exists ? parseLedger(e.value) : { ok: false as const, reason: 'missing' };
-    if (parsed.ok) return { entries: parsed.entries, revision: e!.revision, dirty: false, exists };
-    if (!opts.rebuild) return { entries: [], revision: e?.revision ?? 0, dirty: false, exists };
+    if (parsed.ok) return { entries: parsed.entries, revision: e!.revision, from: 'stored', exists };
+    if (!opts.rebuild) return { entries: [], revision: e?.revision ?? 0, from: 'nothing', exists };
     const entries = await opts.rebuild();
     const level = parsed.reason === 'missing' ? 'info' : 'error';
     log[level]({ reason: parsed.reason, active: entries.length }, 'admission ledger rebuilt from the log');
-    return { entries, revision: e?.revision ?? 0, dirty: true, exists };
+    return { entries, revision: e?.revision ?? 0, from: 'rebuilt', exists };
   }
 
   /** Store `entries` over `base`; the revision they are stored at. */
@@ -141,12 +147,17 @@ export function createLedger(nc: NatsConnection, log: Logger) {
       : kv.create(admissionLedgerKey, value);
   }
 
-  /** Whether `known` is still the ledger: nothing was stored in its bucket after it. */
+  /**
+   * Whether `known` is still the ledger: its bucket is the same stream, which still holds the known revision and
+   * nothing after it (a write, a delete or a purge of the key all come after it; a purge of the stream drops it).
+   */
   async function isCurrent(known: Snapshot): Promise<boolean> {
-    if (!known.exists || known.dirty) return false;
     const kv = await openBucket(nc, buckets.admission);
-    const status = await retryTransient(() => kv.status());
-    return status.streamInfo.state.last_seq === known.revision;
+    const { streamInfo } = await retryTransient(() => kv.status());
+    const same = writer.bucketCreated === undefined || writer.bucketCreated === streamInfo.created;
+    writer.bucketCreated = streamInfo.created;
+    const { first_seq, last_seq } = streamInfo.state;
+    return same && first_seq <= known.revision && last_seq === known.revision;
   }
 
   /** The known ledger, or the stored one (`read`) when nothing is known or what is known is `stale`. */
@@ -154,7 +165,7 @@ export function createLedger(nc: NatsConnection, log: Logger) {
     if (writer.known && !stale) return { from: writer.known, read: false };
     const rebuild = batch.find((p) => p.opts.rebuild)?.opts.rebuild;
     const from = await load(rebuild ? { rebuild } : {});
-    writer.known = from.dirty ? undefined : from;
+    writer.known = from.from === 'stored' ? from : undefined;
     return { from, read: true };
   }
 
@@ -183,7 +194,8 @@ export function createLedger(nc: NatsConnection, log: Logger) {
     for (let attempt = 0; attempt < maxConflicts; attempt++) {
       const { from, read } = await base(batch, stale);
       const d = decideAll(batch, from.entries);
-      if (!d.changed && !from.dirty) {
+      // A rebuilt ledger is written even unchanged.
+      if (!d.changed && from.from !== 'rebuilt') {
         // Nothing to write: answers on a read are fresh; answers on what this process knows, once it is current.
         if (read || (await isCurrent(from))) return d.answers;
         stale = true;
@@ -191,7 +203,7 @@ export function createLedger(nc: NatsConnection, log: Logger) {
       }
       try {
         const revision = await write(d.entries, from);
-        writer.known = { entries: d.entries, revision, exists: true, dirty: false };
+        writer.known = { entries: d.entries, revision, exists: true, from: 'stored' };
         return d.answers;
       } catch (err) {
         // Lost the race (or cannot tell after a timeout): read again and decide again.
@@ -236,7 +248,11 @@ export function createLedger(nc: NatsConnection, log: Logger) {
 
     /**
      * Apply `change` under compare-and-set, again on a fresh read whenever another writer got there first. `change`
-     * may be called more than once, and must decide from the entries it is given alone.
+     * may be called more than once, on entries that turn out stale, so it decides from the entries it is given alone
+     * and says what it decided in its result (the caller logs it once answered). The answer comes once the write that
+     * holds the change is stored, or, for a change that writes nothing, once the ledger it was decided on is known
+     * current. A change that throws fails alone; a failure to read or write the ledger (not a lost race) fails every
+     * change of that write.
      */
     change<R>(change: LedgerChange<R>, opts: LedgerOptions = {}): Promise<R> {
       return new Promise<R>((resolve, reject) => {

@@ -345,23 +345,25 @@ export function createAdmission(deps: {
       if (!beforeFirstStep(state)) return undefined;
       const wanted = activeEntryOf(state);
       if (!wanted) return undefined;
-      return ledger.change((entries) => {
+      const confirmed = await ledger.change<{ error: ErrorInfo } | { readmitted: boolean }>((entries) => {
         const d = decideConfirmation(entries, wanted, { maxPerNode: deps.maxPerNode, now: new Date() });
+        if (!d.ok) return { result: { error: d.error } };
         const readmitted = !entries.some((e) => e.migrationId === wanted.migrationId);
-        if (!d.ok) {
-          log.error(
-            { migrationId: wanted.migrationId, err: d.error },
-            'admission was reaped before its append and cannot be taken again',
-          );
-          return { result: d.error };
-        }
-        if (readmitted)
-          log.warn(
-            { migrationId: wanted.migrationId },
-            'admission was reaped before its append: admitted again',
-          );
-        return d.entries ? { entries: d.entries, result: undefined } : { result: undefined };
+        return d.entries ? { entries: d.entries, result: { readmitted } } : { result: { readmitted } };
       }, rebuild);
+      if ('error' in confirmed) {
+        log.error(
+          { migrationId: wanted.migrationId, err: confirmed.error },
+          'admission was reaped before its append and cannot be taken again',
+        );
+        return confirmed.error;
+      }
+      if (confirmed.readmitted)
+        log.warn(
+          { migrationId: wanted.migrationId },
+          'admission was reaped before its append: admitted again',
+        );
+      return undefined;
     },
 
     /** Every admitted, unfinished migration (a missing or unreadable ledger is rebuilt from the log first). */
@@ -385,17 +387,16 @@ export function createAdmission(deps: {
       if (stale.size === 0) return [];
       // An entry refreshed meanwhile (a retry of its request completing it) is kept.
       const gone = (e: AdmissionEntry) => stale.get(e.migrationId)?.admittedAt === e.admittedAt;
-      return ledger.change((entries) => {
-        const reaped = entries.filter(gone);
-        for (const e of reaped)
-          log.warn(
-            { migrationId: e.migrationId, ctid: e.ctid, reason: stale.get(e.migrationId)!.reason },
-            'admission released',
-          );
-        return reaped.length
-          ? { entries: entries.filter((e) => !gone(e)), result: reaped.map((e) => e.migrationId) }
-          : { result: [] };
+      const reaped = await ledger.change((entries) => {
+        const found = entries.filter(gone);
+        return found.length ? { entries: entries.filter((e) => !gone(e)), result: found } : { result: [] };
       });
+      for (const e of reaped)
+        log.warn(
+          { migrationId: e.migrationId, ctid: e.ctid, reason: stale.get(e.migrationId)!.reason },
+          'admission released',
+        );
+      return reaped.map((e) => e.migrationId);
     },
   };
 }

@@ -195,10 +195,9 @@ export function createProcessManager(
 
   /**
    * The commands of a decision, once all its intents are in the log, one after the other: an executor's queue runs
-   * them in the order they are stored (the frozen window's backupDescriptor before snapshotOrigin). Sending each as
-   * soon as its own intent was appended let its executor append its outcome before the decision's next intent, whose
-   * compare-and-set then failed: the demo's local-disk pass was intended 50 ms late in two of four runs. Sending the
-   * streamer's commands beside the agent's changed nothing measurable in the demo.
+   * them in the order they are stored (the frozen window's backupDescriptor before snapshotOrigin). Not each as soon
+   * as its own intent is appended: its executor could then append its outcome before the decision's next intent,
+   * whose compare-and-set would fail, and the rest of the decision would wait for a read of the log.
    */
   async function send(cmds: StepCommand[]): Promise<void> {
     for (const c of cmds) await sendCommand(nc, validators, trust, c);

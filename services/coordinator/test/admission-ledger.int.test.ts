@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { admissionLedgerKey, buckets, connectBus, decodeJson, openBucket } from '@haul/bus';
 import type { NatsServer } from '@haul/test';
@@ -76,7 +77,14 @@ describe('the admission ledger of one process', () => {
     const [a, b, c] = [entry(), entry(), entry()];
     await add(mine, a);
     await add(theirs, b);
-    await add(mine, c);
+    // Decided first on the ledger this connection wrote (without b), refused by the compare-and-set, decided again
+    const seen: number[] = [];
+    await mine.change((entries) => {
+      seen.push(entries.length);
+      return { entries: [...entries, c], result: undefined };
+    });
+    assert.equal(seen.length, 2);
+    assert.equal(seen[1]! - seen[0]!, 1);
     const { ids } = await stored();
     assert.deepEqual(ids.slice(-3), [a.migrationId, b.migrationId, c.migrationId]);
   });
@@ -115,6 +123,30 @@ describe('the admission ledger of one process', () => {
     assert.ok(results[2].status === 'rejected' && String(results[2].reason).includes('no decision'));
     const { ids } = await stored();
     assert.deepEqual(ids.slice(-2), [a.migrationId, b.migrationId]);
+  });
+
+  it('never writes over a missing ledger from an empty list: the next change with a rebuild rebuilds it', async () => {
+    const ledger = createLedger(nc, log);
+    await add(ledger, entry());
+    await (await openBucket(other, buckets.admission)).delete(admissionLedgerKey);
+    // A change without a rebuild (a release) reads the missing ledger as empty and writes nothing
+    assert.equal(await has(ledger, entry()), false);
+    const fromLog = entry();
+    const e = entry();
+    await ledger.change((entries) => ({ entries: [...entries, e], result: undefined }), {
+      rebuild: () => Promise.resolve([fromLog]),
+    });
+    assert.deepEqual((await stored()).ids, [fromLog.migrationId, e.migrationId]);
+  });
+
+  it('answers on the stored ledger after its stream was purged', async () => {
+    const ledger = createLedger(nc, log);
+    const e = entry();
+    await add(ledger, e);
+    assert.equal(await has(ledger, e), true);
+    await (await jetstreamManager(other)).streams.purge(`KV_${buckets.admission}`);
+    assert.equal(await has(ledger, e), false);
+    assert.deepEqual(await ledger.read(), []);
   });
 
   it('writes junk over by a rebuild, as before: a change with a rebuild stores what the log says', async () => {
