@@ -291,12 +291,13 @@ describe('a MigrationRequested that lands after its admission was reaped', () =>
     // When the slow request's MigrationRequested lands
     const late = await landsLate(request('landed-late', '1001', 'n10b', 'n10a'));
 
-    // Then that migration is rolled back before any step, saying why; the CT stays with the other migration
-    await awaitEvent(eventLog, late, (e) => e.type === 'MigrationRolledBack', 20_000);
+    // Then that migration is rolled back before any step, saying why (its log then sealed); the CT stays with the
+    // other migration
+    await awaitEvent(eventLog, late, (e) => e.type === 'MigrationSealed', 20_000);
     const events = await inLog(late);
     assert.deepEqual(
       events.map((e) => e.type),
-      ['MigrationRequested', 'CancelRequested', 'RollbackStarted', 'MigrationRolledBack'],
+      ['MigrationRequested', 'CancelRequested', 'RollbackStarted', 'MigrationRolledBack', 'MigrationSealed'],
     );
     const cancel = events[1];
     assert.ok(
