@@ -25,22 +25,27 @@ const validators = createValidators();
 const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3 };
 const trust = tempIdentities().trust('coordinator');
 
-it('sends the commands of the events it appended even when it loses the compare-and-set part-way', async () => {
-  // Given a requested migration, and a second writer that appends right after this coordinator's first intent
+/** A migration of CT `ctid` from node-a to node-b whose request is in the log, and the log. */
+async function requested(mid: string, ctid: string): Promise<{ real: EventLog; mid: string }> {
   const real = createEventLog(nc, validators, trust);
   const meta = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust).meta;
-  const mid = 'm-race-0001';
-  const requested = decide(
+  const events = decide(
     {
       kind: 'RequestMigration',
       migrationId: mid,
-      request: { requestId: 'r-race', ctid: '101', source: 'node-a', target: 'node-b' },
+      request: { requestId: `r-${mid}`, ctid, source: 'node-a', target: 'node-b' },
       imageRoots: { source: '/img/a', target: '/img/b' },
       meta: meta(),
     },
     initialState(),
   );
-  for (const e of requested) await real.append(e);
+  for (const e of events) await real.append(e);
+  return { real, mid };
+}
+
+it('sends the commands of the events it appended even when it loses the compare-and-set part-way', async () => {
+  // Given a requested migration, and a second writer that appends right after this coordinator's first intent
+  const { real, mid } = await requested('m-race-0001', '101');
   let raced = false;
   const racing: EventLog = {
     ...real,
@@ -87,20 +92,7 @@ it('sends the commands of the events it appended even when it loses the compare-
 
 it("appends every intent of a decision before it sends any of the decision's commands", async () => {
   // Given a requested migration, whose first decision intends several steps
-  const real = createEventLog(nc, validators, trust);
-  const meta = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust).meta;
-  const mid = 'm-early-0001';
-  const requested = decide(
-    {
-      kind: 'RequestMigration',
-      migrationId: mid,
-      request: { requestId: 'r-early', ctid: '102', source: 'node-a', target: 'node-b' },
-      imageRoots: { source: '/img/a', target: '/img/b' },
-      meta: meta(),
-    },
-    initialState(),
-  );
-  for (const e of requested) await real.append(e);
+  const { real, mid } = await requested('m-early-0001', '102');
   // Every command stored, as the server relays it to core subscribers
   const sent: StepCommand[] = [];
   const commands = nc.subscribe(subjects.commandsAll, {
