@@ -1,6 +1,7 @@
 /**
  * npm run bench:startup — what a process start costs, in a running world (nats-server, the services, a running CT on
- * node-a). Two of issue 14's targets: an emulated host tool call in at most 60 ms, a service ready in at most 0.5 s.
+ * node-a). Two of haul's start-up targets: an emulated host tool call in at most 60 ms, a service ready in at most
+ * 0.5 s.
  *
  * - Tool calls: each emulated tool as the node agent calls it, on node-a, one call at a time: the wall time from
  *   spawn to exit. Beside them `node -e 0`, Node's own start on this machine, timed the same way: the floor for any

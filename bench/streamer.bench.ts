@@ -500,10 +500,10 @@ try {
     methods: summary,
     ratios: versus,
     haulCpuSecondsPerGB: measured('haul')?.median.cpuSecondsPerGB,
-    // Issue 12: what mutual TLS on the data connection costs, haul with TLS ÷ haul without.
+    // What mutual TLS on the data connection costs, haul with TLS ÷ haul without.
     tlsCost:
       measured('haul_tls') && measured('haul') ? ratios(measured('haul_tls')!, measured('haul')!) : null,
-    // Issue 14: haul's CPU per byte, both ends, at most 1.2 × the native copy's.
+    // The goal: haul's CPU per byte, both ends, at most 1.2 × the native copy's.
     goal: {
       haulCpuVsNative: versus['haul']?.['vs_native']?.cpuPerByte.total ?? null,
       atMost: 1.2,

@@ -32,7 +32,7 @@ const address = (subject: string): string => subject.replace(/__([A-Za-z]+)__/g,
 const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}`;
 
 /**
- * The signature headers of the trust design (issue 12; packages/bus/src/trust `signatureHeaders` once merged):
+ * The signature headers of the trust design (packages/bus/src/trust `signatureHeaders`):
  * described here, never in the JSON body.
  */
 const signatureHeaders = { signer: 'Haul-Signer', signature: 'Haul-Signature' } as const;

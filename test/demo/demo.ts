@@ -49,7 +49,7 @@ const say = (s: string) => console.log(tty ? `\x1b[1m▸ ${s}\x1b[0m` : `▸ ${s
 const mark = (ok: boolean) => (ok ? (tty ? '\x1b[32m✓\x1b[0m' : '✓') : tty ? '\x1b[31m✗\x1b[0m' : '✗');
 const inj = failAt ? injections[failAt] : undefined;
 
-/** Issue 14's targets for this demo, beside what it reached. */
+/** haul's targets for this demo, beside what it reached. */
 function goals(s: MigrationStats): string {
   const sec = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
   const median = s.downtimeWindow?.overheadMedianMs;

@@ -19,7 +19,7 @@ import {
 } from '@haul/test';
 
 /**
- * Fleet operations (issue 15, item 4) in one world of three nodes: `haul migrate --check` changes nothing on either
+ * Fleet operations in one world of three nodes: `haul migrate --check` changes nothing on either
  * host and answers 0 or 4; `haul evacuate` moves four CTs off node-a, two at a time, with every invariant holding;
  * each migration records who asked (the CLI's signing identity) and why, and `haul status` shows both; a check
  * before any migration estimates the downtime from the CT's resident memory (the speeds assumed, and said so), one

@@ -21,7 +21,7 @@ import type { MigrationEvent, StepCommand } from '@haul/schemas';
 import { checkSeal, injections, publishAs, repoRoot, withRunningWorld, type World } from '@haul/test';
 
 /**
- * Forgery with a valid NATS connection (issue 12, item 3): whoever can publish into haul.events.<id> or haul.cmd.> —
+ * Forgery with a valid NATS connection: whoever can publish into haul.events.<id> or haul.cmd.> —
  * a scheduler, another node's agent, anyone unsigned — cannot make haul believe a step's outcome, a decision of the
  * coordinator, or a command. Each forgery is ignored, reported, and the migration ends exactly as it would have.
  *

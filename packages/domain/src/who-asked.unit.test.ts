@@ -8,7 +8,7 @@ import { initialState } from './state.ts';
 import { projectStatus } from './status.ts';
 
 /**
- * Who asked, and why (issue 15): each request an operator or scheduler makes (migrate, cancel, retry, resolve)
+ * Who asked, and why: each request an operator or scheduler makes (migrate, cancel, retry, resolve)
  * is recorded with the identity the coordinator verified it was signed by, and the status shows them all.
  */
 const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));

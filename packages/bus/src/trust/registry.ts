@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fromPublic } from '@nats-io/nkeys';
 
-/** The roles of issue 12 (docs/security.md, "Signed commands and events"). */
+/** The roles of the trust design (docs/security.md, "Signed commands and events"). */
 export const roles = ['coordinator', 'agent', 'streamer', 'scheduler', 'ops'] as const;
 export type Role = (typeof roles)[number];
 
