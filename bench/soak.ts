@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { lastBesidesSeal } from '@haul/test';
 import { BenchArgError } from './lib/bench-args.ts';
 import { parseSoakArgs, soakHelp, type SoakOptions } from './lib/soak-args.ts';
 import {
@@ -145,9 +146,10 @@ async function audit(w: SoakWorld, tap: EventTap, driver: Driver) {
   const loss = compareEventLogs(tap.seen, whole.messages, perMigration);
   // Nothing expires or is deleted in a soak's time: sequences 1..last all hold a message.
   const holes = whole.lastSeq - whole.count;
-  // An event after the terminal one (a late step outcome, a second terminal) is a violation of its migration.
+  // An event after the terminal one (a late step outcome, a second terminal) is a violation of its migration; the
+  // coordinator's seal of the log is not an event of the migration.
   for (const r of driver.records) {
-    const last = perMigration.get(r.migrationId)?.at(-1);
+    const last = lastBesidesSeal(perMigration.get(r.migrationId) ?? []);
     if (!r.outcome || r.outcome === 'stuck' || !last || isTerminal(last)) continue;
     r.broken.push(`after the run its log ends with ${last.type} (seq ${last.seq}), not its terminal event`);
     r.events = describeEvents((await w.eventLog.read(r.migrationId)).events.map((e) => e.event));

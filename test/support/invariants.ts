@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MigrationEvent } from '@haul/schemas';
 import type { EmulatedCluster } from './emulated-cluster.ts';
+import { lastBesidesSeal } from './seals.ts';
 
 /**
  * Where one emulated CT lives: the cluster, every node it may run on, its shared disks' folders, and its local disks
@@ -97,8 +98,7 @@ export async function brokenInvariants(
   broken.push(...(await brokenOwnership(p, home)));
   const corruption = await p.cluster.ok(p.nodes[0]!, 'haul-emu', ['corruption-log']);
   if (corruption.trim()) broken.push(`double read-write attach recorded: ${corruption.trim()}`);
-  // After the terminal event, only the coordinator's seal of the log (it changes nothing of the migration).
-  const last = events.filter((e) => e.type !== 'MigrationSealed').at(-1);
+  const last = lastBesidesSeal(events);
   if (last?.type !== 'MigrationCompleted' && last?.type !== 'MigrationRolledBack')
     broken.push(`the log does not end with the terminal event (last: ${last?.type})`);
   return broken;

@@ -16,6 +16,15 @@ import {
 import { fold, initialState, projectStatus, sealedStatus } from '@haul/domain';
 import { createValidators, type MigrationEvent, type MigrationStatus } from '@haul/schemas';
 
+/**
+ * The last event of a migration's log besides the coordinator's seal. After the terminal event only the seal may
+ * come (it changes nothing of the migration), so for a finished migration this is its terminal event; anything else
+ * (a late step outcome, after the seal or not) is a broken log.
+ */
+export function lastBesidesSeal<T extends { type: string }>(events: readonly T[]): T | undefined {
+  return events.filter((e) => e.type !== 'MigrationSealed').at(-1);
+}
+
 /** How a finished migration's log is sealed (packages/bus/src/trust/seal.ts), as a test checks it. */
 export type SealCheck = {
   /** What the coordinator's MigrationSealed says of the chain. */
