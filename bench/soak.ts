@@ -143,7 +143,7 @@ async function audit(w: SoakWorld, tap: EventTap, driver: Driver) {
   await tap.stop();
   const whole = await readWholeLog(w.nc);
   const perMigration = await readMigrations(w.eventLog, tap.byMigration.keys());
-  const loss = compareEventLogs(tap.seen, whole.messages, perMigration);
+  const loss = compareEventLogs(tap.seen, whole.messages, perMigration, w.refusedSeqs);
   // Nothing expires or is deleted in a soak's time: sequences 1..last all hold a message.
   const holes = whole.lastSeq - whole.count;
   // An event after the terminal one (a late step outcome, a second terminal) is a violation of its migration; the
@@ -204,6 +204,7 @@ async function audit(w: SoakWorld, tap: EventTap, driver: Driver) {
       unobserved: loss.unobserved,
       lost: loss.lost,
       reordered: loss.reordered,
+      refusedByReaders: loss.refused,
       streamHoles: holes,
       invalid: w.invalidEvents,
       followerRestarts: tap.restarts(),

@@ -194,6 +194,11 @@ export type LossReport = {
   unobserved: number;
   /** Migrations whose seen events are all there at the end, but not in the order seen. */
   reordered: { migrationId: string; seen: string[]; atEnd: string[] }[];
+  /**
+   * Events in the stream that the readers refuse (trust rejections at their sequence: say, an outcome written by an
+   * executor the command was not addressed to), so a read by subject leaves them out by design: not lost.
+   */
+  refused: Seen[];
 };
 
 /** Compare what the follower saw with the whole stream read again at the end, and with each migration's subject. */
@@ -201,6 +206,8 @@ export function compareEventLogs(
   seen: ReadonlyMap<number, Seen>,
   atEnd: ReadonlyMap<number, Seen>,
   perMigrationAtEnd: ReadonlyMap<string, readonly Seen[]>,
+  /** Stream sequences of the messages the reader refused (its trust's rejections). */
+  refusedSeqs: ReadonlySet<number> = new Set(),
 ): LossReport {
   const lost = new Map<string, LossReport['lost'][number]>();
   const lose = (s: Seen, where: 'stream' | 'subject', instead?: string) => {
@@ -216,10 +223,14 @@ export function compareEventLogs(
     seenByMigration.set(s.migrationId, [...(seenByMigration.get(s.migrationId) ?? []), s]);
   }
   const reordered: LossReport['reordered'] = [];
+  const refused: Seen[] = [];
   for (const [migrationId, list] of seenByMigration) {
     const end = (perMigrationAtEnd.get(migrationId) ?? []).map((s) => s.eventId);
     const endSet = new Set(end);
-    for (const s of list) if (!endSet.has(s.eventId)) lose(s, 'subject');
+    for (const s of list)
+      if (endSet.has(s.eventId)) continue;
+      else if (refusedSeqs.has(s.seq) && !lost.has(s.eventId)) refused.push(s);
+      else lose(s, 'subject');
     // Every event seen must be there in the order seen (the end may hold more, had the follower missed some).
     const ids = list.map((s) => s.eventId);
     let i = 0;
@@ -229,5 +240,5 @@ export function compareEventLogs(
   }
   let unobserved = 0;
   for (const seq of atEnd.keys()) if (!seen.has(seq)) unobserved++;
-  return { observed: seen.size, atEnd: atEnd.size, lost: [...lost.values()], unobserved, reordered };
+  return { observed: seen.size, atEnd: atEnd.size, lost: [...lost.values()], unobserved, reordered, refused };
 }

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectBus, createEventLog, type EventLog } from '@haul/bus';
+import { connectBus, createEventLog, type EventLog, type Rejection, type Trust } from '@haul/bus';
 import { createApiClient } from '@haul/cli';
 import { createValidators } from '@haul/schemas';
 import {
@@ -32,6 +32,8 @@ export type SoakWorld = {
   eventLog: EventLog;
   api: ReturnType<typeof createApiClient>;
   invalidEvents: { seq: number; why: string }[];
+  /** Stream sequences of the messages the soak's reader refused (its trust's rejections). */
+  refusedSeqs: ReadonlySet<number>;
   /** Stop every process, remove the temporary folders; the service logs stay when `keepLogs`. */
   stop(o?: { keepLogs?: boolean }): Promise<void>;
 };
@@ -164,7 +166,16 @@ export async function startSoakWorld(
     const nc = await connectBus({ servers: nats.urls, name: 'haul-soak' });
     undo.push(() => nc.close());
     const invalidEvents: { seq: number; why: string }[] = [];
-    const eventLog = createEventLog(nc, createValidators(), ids.trust('ops'), (seq, why) =>
+    // The messages this reader refuses, by sequence: a read by subject leaves them out by design (compareEventLogs).
+    const refusedSeqs = new Set<number>();
+    const ops = ids.trust('ops');
+    const reader: Trust = Object.assign(Object.create(ops) as Trust, {
+      reject: (r: Rejection) => {
+        if (r.kind === 'event' && r.seq !== undefined) refusedSeqs.add(r.seq);
+        ops.reject(r);
+      },
+    });
+    const eventLog = createEventLog(nc, createValidators(), reader, (seq, why) =>
       invalidEvents.push({ seq, why }),
     );
     const home = new Map(cts.map((c, i) => [c.ctid, nodes[i % nodes.length]!]));
@@ -181,6 +192,7 @@ export async function startSoakWorld(
       eventLog,
       api: createApiClient(nc, (s, b) => ids.trust('scheduler').sign(s, b)),
       invalidEvents,
+      refusedSeqs,
       stop,
     };
   } catch (err) {

@@ -212,6 +212,17 @@ describe('the event-loss audit', () => {
     );
   });
 
+  it('reports an event the reader refused apart: in the stream, left out by subject, not lost', () => {
+    const perMigration = byMigration(seen.filter((s) => s.eventId !== 'b'));
+    const b = seen.find((s) => s.eventId === 'b')!;
+    const r = compareEventLogs(bySeq(seen), bySeq(seen), perMigration, new Set([b.seq]));
+    assert.deepEqual(r.lost, []);
+    assert.deepEqual(
+      r.refused.map((s) => s.eventId),
+      ['b'],
+    );
+  });
+
   it('reports a migration whose events come back in another order', () => {
     const perMigration = byMigration(seen);
     perMigration.set('m1', [ev(3, 'm1', 'c'), ev(1, 'm1', 'a')]);
