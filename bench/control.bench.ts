@@ -149,7 +149,9 @@ try {
       publicKeyOf(ids, 'coordinator'),
     );
     const rawReads: number[] = [];
+    const lastReads: number[] = [];
     const replays: number[] = [];
+    const wholeReplays: number[] = [];
     const folded: number[] = [];
     const unverified: number[] = [];
     const oneByOne: number[] = [];
@@ -162,19 +164,26 @@ try {
       const read = await readStream(nc);
       rawReads.push(read.seconds);
       streamEvents = read.messages;
+      lastReads.push((await readStream(nc, undefined, true)).seconds);
       const rep = await replayStatuses(nc, createValidators(), ids.trust('ops'));
       replays.push(rep.seconds);
-      // The same statuses folded from the events (no snapshot), by a reader that checks every message's signature
-      // (no seals), and by one that checks none: what each saving saves, and what the checks that remain cost, side
-      // by side. Every status taken from a snapshot must equal the one its events fold to.
+      // The same statuses from the snapshots with every message read (each log's chain compared with its seal),
+      // folded from the events (no snapshot), by a reader that checks every message's signature (no seals), and by
+      // one that checks none: what each saving saves, and what the checks that remain cost, side by side. Every
+      // status taken from a snapshot must equal the one its events fold to.
+      const whole = await replayStatuses(nc, createValidators(), ids.trust('ops'), 'snapshots');
+      wholeReplays.push(whole.seconds);
       const fold = await replayStatuses(nc, createValidators(), ids.trust('ops'), 'folded');
       folded.push(fold.seconds);
       const each = await replayStatuses(nc, createValidators(), ids.trust('ops'), 'each');
       oneByOne.push(each.seconds);
       unverified.push((await replayStatuses(nc, createValidators(), insecureTrust(), 'folded')).seconds);
-      sameStatuses &&= sameJson(rep.statuses, each.statuses) && sameJson(fold.statuses, each.statuses);
+      sameStatuses &&=
+        sameJson(rep.statuses, each.statuses) &&
+        sameJson(whole.statuses, each.statuses) &&
+        sameJson(fold.statuses, each.statuses);
       rebuilt = rep.statuses.length;
-      fromSnapshots = rep.fromSnapshots;
+      fromSnapshots = Math.min(rep.fromSnapshots, whole.fromSnapshots);
       terminalStatuses = rep.statuses.filter(
         (s) => s.phase === 'completed' || s.phase === 'rolled-back',
       ).length;
@@ -192,6 +201,10 @@ try {
       terminalStatuses,
       rawReadSeconds: rawReads.map((s) => round(s, 3)),
       replaySeconds: replays.map((s) => round(s, 3)),
+      rawReadOfLastMessagesSeconds: lastReads.map((s) => round(s, 3)),
+      replayRatioVsRawReadOfLastMessages: round(median(replays) / median(lastReads), 3),
+      replayReadingEveryMessageSeconds: wholeReplays.map((s) => round(s, 3)),
+      replayReadingEveryMessageRatioVsRawRead: ratio(wholeReplays),
       replayFoldingEveryLogSeconds: folded.map((s) => round(s, 3)),
       replayFoldingEveryLogRatioVsRawRead: ratio(folded),
       replayCheckingEverySignatureSeconds: oneByOne.map((s) => round(s, 3)),

@@ -137,17 +137,20 @@ async function copyOne(
 }
 
 /**
- * How a replay rebuilds the statuses: `snapshots`, a sealed log's status taken from its seal's snapshot (the seal
- * believed and its chain equal to the reader's, its events not decoded), the other logs folded; `folded`, every log
- * folded from its events, a sealed log's events believed on its seal; `each`, through follow, every message's
- * signature checked, as a reader did before seals (migrations interleaved, so every state is held to the end).
+ * How a replay rebuilds the statuses: `seals`, each log's last message read (EventLog.replaySeals), a sealed log's
+ * status taken from its seal's snapshot when the seal stands for its log unread, the other logs read and folded;
+ * `snapshots`, the whole stream read, a sealed log's status taken from its seal's snapshot (the seal believed and its
+ * chain equal to the reader's, its events not decoded), the other logs folded; `folded`, every log folded from its
+ * events, a sealed log's events believed on its seal; `each`, through follow, every message's signature checked, as a
+ * reader did before seals (migrations interleaved, so every state is held to the end).
  */
-export type ReplayHow = 'snapshots' | 'folded' | 'each';
+export type ReplayHow = 'seals' | 'snapshots' | 'folded' | 'each';
 
 /**
- * Rebuild the status of every migration from the log: one pass over the stream through the event log's replay
- * (each event decoded and checked against its schema; a sealed log believed on its seal, any other message on its
- * own signature), folded per migration with the core's evolve, then projected. A migration whose sealed log ended it
+ * Rebuild the status of every migration from the log, as `how` says: one pass over the stream (or over each log's
+ * last message, `seals`) through the event log's replay (each event decoded and checked against its schema; a sealed
+ * log believed on its seal, any other message on its own signature), folded per migration with the core's evolve,
+ * then projected. A migration whose sealed log ended it
  * is projected at its seal and its folded state let go, as the coordinator lets go of an ended migration: ten
  * thousand folded states held to the end made the replay mostly garbage collection. Should more of its log follow,
  * its log is read again and folded whole.
@@ -156,7 +159,7 @@ export async function replayStatuses(
   nc: NatsConnection,
   validators: Validators,
   trust: Trust,
-  how: ReplayHow = 'snapshots',
+  how: ReplayHow = 'seals',
 ): Promise<{ seconds: number; statuses: MigrationStatus[]; fromSnapshots: number }> {
   const eventLog = createEventLog(nc, validators, trust);
   const last = await lastSeqOf(nc);
@@ -168,7 +171,14 @@ export async function replayStatuses(
     const cur = folded.get(event.migrationId);
     folded.set(event.migrationId, { state: evolve(cur?.state ?? initialState(), event), lastSeq: seq });
   };
-  const snapshot = how === 'snapshots' ? (s: SealMessage) => !!sealedStatus(s.event, s.raw.seq) : undefined;
+  const snapshot =
+    how === 'snapshots' || how === 'seals'
+      ? (s: SealMessage) => !!sealedStatus(s.event, s.raw.seq)
+      : undefined;
+  const batches =
+    snapshot && how === 'seals'
+      ? eventLog.replaySeals({ snapshot })
+      : eventLog.replay(snapshot ? { snapshot } : {});
   if (how === 'each') {
     // To the end of the stream as it is now, counted in messages: a last message the reader does not believe (not
     // an event, or not signed by whom it must be) ends the replay too, instead of leaving it waiting for more.
@@ -177,7 +187,7 @@ export async function replayStatuses(
       if (stored.seq >= last) break;
     }
   } else
-    for await (const batch of eventLog.replay(snapshot ? { snapshot } : {})) {
+    for await (const batch of batches) {
       const mid = batch[0]!.event.migrationId;
       const only = batch.length === 1 ? batch[0]! : undefined;
       const fromSeal =

@@ -10,11 +10,13 @@ export async function lastSeqOf(nc: NatsConnection, stream: string = streams.eve
 
 /**
  * Read the whole event stream once through one ordered consumer (as `EventLog.follow` does), handing every
- * message to `onMsg`; resolves with the seconds it took and the messages and bytes read.
+ * message to `onMsg`; resolves with the seconds it took and the messages and bytes read. `lastPerSubject`: only
+ * each subject's last message (as EventLog.replaySeals reads), to the end as the server counts it.
  */
 export async function readStream(
   nc: NatsConnection,
   onMsg: (m: JsMsg) => void = () => {},
+  lastPerSubject = false,
 ): Promise<{ seconds: number; messages: number; bytes: number }> {
   const last = await lastSeqOf(nc);
   const t0 = performance.now();
@@ -23,15 +25,16 @@ export async function readStream(
   if (last > 0) {
     const consumer = await jetstream(nc).consumers.get(streams.events, {
       filter_subjects: subjects.eventsAll,
-      deliver_policy: DeliverPolicy.All,
+      deliver_policy: lastPerSubject ? DeliverPolicy.LastPerSubject : DeliverPolicy.All,
     });
+    let pending = lastPerSubject ? (await consumer.info(true)).num_pending : Infinity;
     // Pulled as the replay pulls (limits.replayPullMessages): both reads wait on the server alike.
     const iter = await consumer.consume({ max_messages: limits.replayPullMessages });
     for await (const m of iter) {
       messages++;
       bytes += m.data.length;
       onMsg(m);
-      if (m.seq >= last) break;
+      if (m.seq >= last || --pending <= 0) break;
     }
     await iter.close();
   }

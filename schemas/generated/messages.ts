@@ -1573,6 +1573,13 @@ export interface MigrationSealedData {
    * The version of the status projection that made status (packages/domain/src/status.ts).
    */
   statusVersion?: number;
+  /**
+   * The public keys that signed the messages vouched for (their Haul-Signer headers), sorted. A reader that takes status from the seal without reading those messages (EventLog.replaySeals) asks its own registry about each; a reader that reads them requires exactly these. Seals written before it was added lack it.
+   *
+   * @minItems 1
+   * @maxItems 256
+   */
+  signers?: [string, ...string[]];
 }
 /**
  * The current-status projection of one migration (KV bucket and status replies).

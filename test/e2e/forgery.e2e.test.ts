@@ -204,6 +204,8 @@ describe('forged events with a valid NATS connection', () => {
       // either), but it is not taken: the chain differs, so a replay for statuses folds the events it believes.
       assert.deepEqual(sealed.snapshot, sealed.folded);
       assert.deepEqual(sealed.replayedWithSnapshots.flat(), sealed.read);
+      // Nor by a reader of each log's last message: the subject holds more messages than the seal vouches for.
+      assert.deepEqual(sealed.replayedFromSeals, [sealed.read]);
     });
   });
 

@@ -87,6 +87,10 @@ describe('live migration with one shared disk, there and back', () => {
     assert.equal(sealed.snapshot?.phase, 'completed');
     assert.deepEqual(sealed.snapshot, sealed.folded);
     assert.deepEqual(sealed.replayedWithSnapshots, [[{ ...sealed.read.at(-1)!, snapshot: true }]]);
+    // It names the signers of what it vouches for, so a reader of statuses takes it without reading the log.
+    // (the scheduler's request, the coordinator's decisions, both agents' outcomes at least; `all` above holds them)
+    assert.ok((sealed.seal.signers?.length ?? 0) >= 4, JSON.stringify(sealed.seal.signers));
+    assert.deepEqual(sealed.replayedFromSeals, [[{ ...sealed.read.at(-1)!, snapshot: true }]]);
   });
 
   it('a request for a CT that is already migrating is rejected; the same request id twice yields one migration', async () => {

@@ -35,6 +35,8 @@ export type SealCheck = {
   folded: MigrationStatus | undefined;
   /** A replay's batches of this migration when it takes statuses from snapshots (EventLog.replay `snapshot`). */
   replayedWithSnapshots: StoredEvent[][];
+  /** The same from each log's last message where a seal stands for its log unread (EventLog.replaySeals). */
+  replayedFromSeals: StoredEvent[][];
   /** The seal computed over the messages before it that `reader` believes. */
   believed: SealData;
   /** The seal computed over every message before it, believed or not. */
@@ -87,10 +89,13 @@ export async function checkSeal(
     !!sealedStatus(event, raw.seq);
   for await (const batch of createEventLog(nc, createValidators(), reader).replay({ snapshot }))
     if (batch[0]!.event.migrationId === migrationId) replayedWithSnapshots.push(batch);
-  const { upToSeq, events, digest } = seal.event.data;
+  const replayedFromSeals: StoredEvent[][] = [];
+  for await (const batch of createEventLog(nc, createValidators(), reader).replaySeals({ snapshot }))
+    if (batch[0]!.event.migrationId === migrationId) replayedFromSeals.push(batch);
+  const { upToSeq, events, digest, signers } = seal.event.data;
   const before = read.filter((e) => e.seq < seal.seq);
   return {
-    seal: { upToSeq, events, digest },
+    seal: { upToSeq, events, digest, ...(signers ? { signers } : {}) },
     snapshot: sealedStatus(seal.event, seal.seq),
     folded: projectStatus(
       fold(
@@ -100,6 +105,7 @@ export async function checkSeal(
       seal.seq,
     ),
     replayedWithSnapshots,
+    replayedFromSeals,
     believed: chainOf(raws.filter((r) => believedSeqs.has(r.seq))),
     all: chainOf(raws),
     replayChecks,

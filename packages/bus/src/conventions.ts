@@ -45,9 +45,12 @@ export const progressKey = (migrationId: string, node: string, commandId: string
 /** Every transfer key of one migration (a KV watch filter). */
 export const progressKeys = (migrationId: string): string => `${token(migrationId)}.>`;
 
+/** Every migration's log has a subject of its own: this, then the migration's id (one token). */
+const eventsPrefix = 'haul.events.';
+
 export const subjects = {
-  eventsAll: 'haul.events.>',
-  events: (migrationId: string): string => `haul.events.${token(migrationId)}`,
+  eventsAll: `${eventsPrefix}>`,
+  events: (migrationId: string): string => `${eventsPrefix}${token(migrationId)}`,
   commandsAll: 'haul.cmd.>',
   commands: (node: string, executor: Executor): string => `haul.cmd.${token(node)}.${executor}`,
   apiMigrate: 'haul.api.migrate',
@@ -158,6 +161,14 @@ export const limits = {
    * instead of 4.5 s.
    */
   replayPullMessages: 1_000,
+  /**
+   * Logs a replay from seals (EventLog.replaySeals) reads whole, each through a read of its own, when no seal can stand
+   * for them: past it, one replay of the stream reads them all instead (a read of its own costs a consumer; a stream
+   * of unsealed logs, read through one each, would take far longer than read once).
+   */
+  replaySealsReadEachMax: 64,
+  /** Of those logs, how many are read at once. */
+  replaySealsReadsAtOnce: 8,
   /** A read of one migration's log that receives nothing this long is given up and tried again. */
   readIdleMs: 10_000,
   /**
@@ -229,7 +240,15 @@ export const maxFrozenLeaseMs = 15 * 60_000;
 /** A name (node, migration) as one subject token, or an error saying why it is not one. */
 export const subjectToken = (s: string): string => token(s);
 
+/** The migration whose log a subject of the event stream is; undefined for a subject no migration has. */
+export function migrationOfEventSubject(subject: string): string | undefined {
+  const migrationId = subject.slice(eventsPrefix.length);
+  return subject.startsWith(eventsPrefix) && isToken(migrationId) ? migrationId : undefined;
+}
+
+const isToken = (s: string): boolean => /^[A-Za-z0-9_-]+$/.test(s);
+
 function token(s: string): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(s)) throw new Error(`not a valid subject token: ${JSON.stringify(s)}`);
+  if (!isToken(s)) throw new Error(`not a valid subject token: ${JSON.stringify(s)}`);
   return s;
 }

@@ -85,6 +85,7 @@ export {
   type AppendOptions,
   type FollowOptions,
   type ReplayOptions,
+  type ReplaySealsOptions,
 } from './event-log.ts';
 export { withReadCache, type CachedEventLog, type ReadCacheOptions } from './read-cache.ts';
 export type { JudgeOptions, RawEvent, SealMessage } from './trust/event-judge.ts';

@@ -17,7 +17,7 @@ import type { ReplayOptions, StoredEvent } from './event-log.ts';
  */
 const sealMark = Buffer.from(`"${'MigrationSealed' satisfies MigrationEvent['type']}"`);
 const sealMarkWithin = 512;
-const mayBeSeal = (data: Uint8Array): boolean =>
+export const mayBeSeal = (data: Uint8Array): boolean =>
   Buffer.from(data.buffer, data.byteOffset, Math.min(data.byteLength, sealMarkWithin)).includes(sealMark);
 
 /** A batch to hand on, if it holds any event (a migration whose every message was refused hands on nothing). */
@@ -40,6 +40,8 @@ export async function* replayLog(
   judge: EventJudge,
   readBack: (mid: string, afterSeq: number) => Promise<void>,
   { signal, maxHeld = limits.replayHeldMessages, snapshot }: ReplayOptions,
+  /** Only these subjects' logs (the others' messages are dropped as they come); all when undefined. */
+  only?: ReadonlySet<string>,
 ): AsyncIterable<StoredEvent[]> {
   const consumer = await retryTransient(() =>
     js.consumers.get(streams.events, {
@@ -77,20 +79,22 @@ export async function* replayLog(
   else signal?.addEventListener('abort', stop, { once: true });
   try {
     for await (const msg of iter) {
-      const raw: RawEvent = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: headersOf(msg) };
-      const m: HeldMessage = { raw };
-      const event = mayBeSeal(raw.data) ? judge.eventOf(m) : undefined;
-      if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-        seals.push(take(raw.subject), { raw, event });
-        yield* seals.judgedUntil(limits.replaySealsInFlight);
-      } else {
-        const h = held.get(raw.subject);
-        if (h) h.push(m);
-        else held.set(raw.subject, [m]);
-        holding++;
-        while (holding > maxHeld) {
-          yield* seals.judgedUntil(0);
-          yield* nonEmpty(await oneByOne(take(held.keys().next().value!)));
+      if (!only || only.has(msg.subject)) {
+        const raw: RawEvent = { subject: msg.subject, seq: msg.seq, data: msg.data, headers: headersOf(msg) };
+        const m: HeldMessage = { raw };
+        const event = mayBeSeal(raw.data) ? judge.eventOf(m) : undefined;
+        if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
+          seals.push(take(raw.subject), { raw, event });
+          yield* seals.judgedUntil(limits.replaySealsInFlight);
+        } else {
+          const h = held.get(raw.subject);
+          if (h) h.push(m);
+          else held.set(raw.subject, [m]);
+          holding++;
+          while (holding > maxHeld) {
+            yield* seals.judgedUntil(0);
+            yield* nonEmpty(await oneByOne(take(held.keys().next().value!)));
+          }
         }
       }
       // Counted on raw messages, so a message that is not an event still counts towards the end.

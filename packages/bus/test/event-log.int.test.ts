@@ -9,16 +9,20 @@ import {
   createEventLog,
   ensureTopology,
   extendChain,
+  limits,
   newChain,
   sealDataOf,
   streams,
+  subjects,
   type EventLog,
   type SealData,
   type StoredEvent,
 } from '@haul/bus';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { createUser } from '@nats-io/nkeys';
 
 const validators = createValidators();
+const enc = new TextEncoder();
 
 function cancelEvent(migrationId: string, n: number): MigrationEvent {
   return {
@@ -251,5 +255,121 @@ describe('event log on a real JetStream stream', () => {
     const plain = await replay();
     assert.deepEqual(plain.got.get(good), [g.slice(0, 3), [g[3]]]);
     assert.deepEqual(plain.got.get(wrong), [w]);
+  });
+});
+
+describe('replay from seals on a real JetStream stream', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  const ids = tempIdentities();
+  const trust = ids.trust('coordinator');
+  let log: EventLog;
+  before(async () => {
+    server = await startNatsServer();
+    nc = await connectBus({ servers: server.url, name: 'replay-seals-test' });
+    await ensureTopology(nc);
+    log = createEventLog(nc, validators, trust);
+  });
+  after(async () => {
+    await nc?.drain();
+    await server?.stop();
+  });
+
+  const last = new Map<string, number>();
+  const append = async (e: MigrationEvent) =>
+    last.set(e.migrationId, (await log.append(e, { expectedLastSeq: last.get(e.migrationId) ?? 0 })).seq);
+  /** The seal of what the log holds now, as the coordinator computes it (every message believed). */
+  const chainOf = async (mid: string): Promise<SealData> => {
+    const jsm = await jetstreamManager(nc);
+    const c = newChain();
+    for (const e of (await log.read(mid)).events) {
+      const m = await jsm.streams.getMessage(streams.events, { seq: e.seq });
+      extendChain(c, e.seq, m!.header, m!.data);
+    }
+    return sealDataOf(c);
+  };
+  const sealOf = (mid: string, data: SealData): MigrationEvent => ({
+    ...cancelEvent(mid, 0),
+    eventId: `${mid}:sealed`,
+    type: 'MigrationSealed',
+    data,
+  });
+  const replaySeals = async (prefix: string, snapshot: (mid: string) => boolean = () => true) => {
+    const got = new Map<string, StoredEvent[][]>();
+    const offered: string[] = [];
+    const take = (s: { event: MigrationEvent }) => (
+      offered.push(s.event.migrationId),
+      snapshot(s.event.migrationId)
+    );
+    for await (const batch of createEventLog(nc, validators, ids.trust('ops')).replaySeals({
+      snapshot: take,
+    })) {
+      const mid = batch[0]!.event.migrationId;
+      assert.ok(
+        batch.every((e) => e.event.migrationId === mid),
+        'one migration per batch',
+      );
+      if (mid.startsWith(prefix)) got.set(mid, [...(got.get(mid) ?? []), batch]);
+    }
+    return { got, offered: offered.filter((m) => m.startsWith(prefix)).sort() };
+  };
+
+  it('hands on a log as its seal alone only when the seal stands for it unread; any other log as its events', async () => {
+    const [good, after, forged, older, stranger, refused] = [
+      'rs-good',
+      'rs-after',
+      'rs-forged',
+      'rs-older',
+      'rs-stranger',
+      'rs-refused',
+    ];
+    const all = [good, after, forged, older, stranger, refused];
+    for (const n of [1, 2]) for (const mid of all) await append(cancelEvent(mid, n));
+    // forged: a message no reader believes (unsigned) between the events and the seal, which the coordinator's
+    // chain leaves out: the seal vouches for two messages, the subject holds four with it.
+    const f = await jetstream(nc).publish(
+      subjects.events(forged),
+      enc.encode(JSON.stringify(cancelEvent(forged, 9))),
+    );
+    last.set(forged, f.seq);
+    const forgedSeal = await chainOf(forged);
+    for (const mid of [good, after, refused]) await append(sealOf(mid, await chainOf(mid)));
+    await append(sealOf(forged, forgedSeal));
+    // older: a seal written before seals named their signers; stranger: one that names a key this reader's registry
+    // does not know.
+    const { signers: _, ...unnamed } = await chainOf(older);
+    await append(sealOf(older, unnamed));
+    await append(sealOf(stranger, { ...(await chainOf(stranger)), signers: [createUser().getPublicKey()] }));
+    // after: a message after its seal.
+    await append(cancelEvent(after, 3));
+    const read = new Map(await Promise.all(all.map(async (m) => [m, (await log.read(m)).events] as const)));
+
+    const { got, offered } = await replaySeals('rs-', (mid) => mid !== refused);
+    assert.deepEqual(offered, [good, refused].sort(), 'only the seals that stand for their logs are offered');
+    assert.deepEqual(
+      got.get(good),
+      [[{ ...read.get(good)!.at(-1)!, snapshot: true }]],
+      'its seal alone, marked',
+    );
+    for (const mid of [after, forged, older, stranger, refused])
+      assert.deepEqual(got.get(mid), [read.get(mid)], `${mid}: its believed events, read whole`);
+    assert.equal(read.get(forged)!.length, 3, 'the forgery is not among them');
+  });
+
+  it('reads many logs no seal stands for in one replay of the stream, and still takes the seals that do', async () => {
+    const open = Array.from({ length: limits.replaySealsReadEachMax + 6 }, (_, i) => `rm-open-${i}`);
+    for (const mid of open) await append(cancelEvent(mid, 1));
+    await append(cancelEvent('rm-good', 1));
+    await append(sealOf('rm-good', await chainOf('rm-good')));
+    const { got } = await replaySeals('rm-');
+    assert.equal(got.size, open.length + 1);
+    assert.deepEqual(
+      got
+        .get('rm-good')!
+        .flat()
+        .map((e) => [e.event.type, e.snapshot]),
+      [['MigrationSealed', true]],
+    );
+    for (const mid of open) assert.deepEqual(got.get(mid), [(await log.read(mid)).events], mid);
   });
 });

@@ -5,6 +5,7 @@ import {
   buckets,
   decodeValid,
   limits,
+  migrationOfEventSubject,
   openBucket,
   retryTransient,
   streams,
@@ -204,16 +205,6 @@ function activeEntryOf(state: MigrationState): AdmissionEntry | undefined {
   };
 }
 
-/** The migration whose log a subject of the event stream is; undefined for a subject no migration has. */
-function migrationOfSubject(subject: string): string | undefined {
-  const migrationId = subject.slice(subjects.eventsAll.length - 1);
-  try {
-    return subjects.events(migrationId) === subject ? migrationId : undefined;
-  } catch {
-    return undefined; // not a subject token, e.g. haul.events.a.b
-  }
-}
-
 /**
  * Admission: the ledger of active migrations (CT, source, target), changed only under compare-and-set, reconciled
  * with the log. The log stays the truth: a missing or unreadable ledger is rebuilt from it, an entry whose log
@@ -248,7 +239,7 @@ export function createAdmission(deps: {
     );
     const out: AdmissionEntry[] = [];
     for (const subject of Object.keys(info.state.subjects ?? {})) {
-      const migrationId = migrationOfSubject(subject);
+      const migrationId = migrationOfEventSubject(subject);
       if (!migrationId) continue;
       const last = await retryTransient(() =>
         jsm.streams.getMessage(streams.events, { last_by_subj: subject }),

@@ -8,7 +8,15 @@ import {
   newFacts,
   type MigrationFacts,
 } from './authority.ts';
-import { extendChain, newChain, sealDataOf, sealMatches, type Chain, type SealData } from './seal.ts';
+import {
+  extendChain,
+  extendChainWith,
+  newChain,
+  sealDataOf,
+  sealMatches,
+  type Chain,
+  type SealData,
+} from './seal.ts';
 import { signatureHeaders, type HeaderReader, type SignatureHeaders } from './signature.ts';
 import type { Trust, TrustVerdict } from './trust.ts';
 
@@ -214,6 +222,32 @@ export function createEventJudge(
     return out;
   }
 
+  /**
+   * A seal met as the last message of its subject, its log not read (EventLog.replaySeals): handed on alone, marked
+   * `snapshot`, as `sealed` hands on a snapshot, when it is believed (`checked`: checkSeal's verdict), the subject
+   * holds exactly the messages it vouches for and itself (`stored`: the subject's message count, taken once the seal
+   * was the subject's last), it names their signers and this reader's registry believes each of them up to the seal's
+   * upToSeq (so each message, all at or before it), and `snapshot` accepts it. Else undefined: read and judge the log.
+   *
+   * What stands in for reading the log (`sealed` compares its own chain with the seal's digest): the seal's word on
+   * how many messages it vouches for and who signed them, and the count. A message the coordinator did not believe
+   * (a forgery it skipped) or one after the terminal event makes the count differ; a signer this reader does not
+   * believe is named. A message removed from the stream is not seen: the status is then the coordinator's word on the
+   * log as it was, which is what a status is.
+   */
+  function sealAlone(
+    seal: SealMessage,
+    stored: number,
+    snapshot: (seal: SealMessage) => boolean,
+    checked: TrustVerdict,
+  ): SealedEvents[number] | undefined {
+    const { signers, events, upToSeq } = seal.event.data;
+    if (!signers || stored !== events + 1 || upToSeq >= seal.raw.seq) return undefined;
+    if (!signers.every((s) => trust.signerBelieved(s, upToSeq).ok) || !snapshot(seal)) return undefined;
+    const believed = judge(seal.raw, seal.event, entry(seal.event.migrationId), false, false, checked);
+    return believed ? { seq: seal.raw.seq, event: seal.event, snapshot: true } : undefined;
+  }
+
   return {
     /**
      * Judge the messages of one migration read in order from `fromSeq` (exclusive). `fromSeq` must be 0 (the whole
@@ -268,6 +302,7 @@ export function createEventJudge(
     /** A held message's event, decoded on first use (undefined: not a valid event; `onInvalid` heard why, once). */
     eventOf,
     sealed,
+    sealAlone,
     /**
      * The seal's signature checked on libuv's thread pool (trust.verifyAsync), for `sealed` to take as its verdict: a
      * replay keeps reading while the seals it met are checked, and judges them in the order they came.
@@ -334,6 +369,9 @@ export type EventJudge = ReturnType<typeof createEventJudge>;
 /** The chain of every message read, believed or not, as a reader folds it to compare with a seal (seal.ts). */
 function chainOf(messages: readonly { raw: RawEvent }[]): Chain {
   const c = newChain();
-  for (const { raw } of messages) extendChain(c, raw.seq, raw.headers, raw.data);
+  extendChainWith(
+    c,
+    messages.map((m) => m.raw),
+  );
   return c;
 }

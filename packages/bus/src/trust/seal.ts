@@ -43,13 +43,38 @@ export type Chain = {
   seq: number;
   /** How many messages were folded. */
   events: number;
+  /** The signers of the messages folded (their Haul-Signer headers; '' for an unsigned one). */
+  signers: Set<string>;
 };
 
-/** What a MigrationSealed event says (its data). */
-export type SealData = { upToSeq: number; events: number; digest: string };
+/**
+ * What a MigrationSealed event says (its data). `signers`: the signers of the messages it vouches for, sorted, so that
+ * a reader that takes the seal's status without reading them can still ask its own registry about each (seals written
+ * before it was added lack it).
+ */
+export type SealData = { upToSeq: number; events: number; digest: string; signers?: [string, ...string[]] };
 
 /** A new chain, empty. */
-export const newChain = (): Chain => ({ hash: createHash('sha256'), seq: 0, events: 0 });
+export const newChain = (): Chain => ({ hash: createHash('sha256'), seq: 0, events: 0, signers: new Set() });
+
+/** One message as the chain frames it. */
+export type ChainLink = { seq: number; headers?: HeaderReader | undefined; data: Uint8Array };
+
+/** The frame before a message's data (see above); its signer read from its Haul-Signer header. */
+function writeFrame(to: Buffer, at: number, seq: number, signer: string, signerBytes: number): number {
+  to.writeUInt32BE(Math.floor(seq / 2 ** 32), at);
+  to.writeUInt32BE(seq >>> 0, at + 4);
+  to.writeUInt16BE(signerBytes, at + 8);
+  to.write(signer, at + 10, 'utf8');
+  return at + 10 + signerBytes;
+}
+
+const signerOf = (headers: HeaderReader | undefined): { signer: string; bytes: number } => {
+  const signer = headers?.get(signatureHeaders.signer) ?? '';
+  const bytes = Buffer.byteLength(signer);
+  if (bytes > 0xffff) throw new RangeError(`a Haul-Signer header of ${bytes} bytes`);
+  return { signer, bytes };
+};
 
 const frame = Buffer.allocUnsafe(14 + 0xffff);
 
@@ -60,29 +85,62 @@ export function extendChain(
   headers: HeaderReader | undefined,
   data: Uint8Array,
 ): void {
-  const signer = headers?.get(signatureHeaders.signer) ?? '';
-  const signerBytes = Buffer.byteLength(signer);
-  if (signerBytes > 0xffff) throw new RangeError(`a Haul-Signer header of ${signerBytes} bytes`);
-  // One frame buffer for every message (update copies what it hashes at once): a replay frames every message.
-  frame.writeUInt32BE(Math.floor(seq / 2 ** 32), 0);
-  frame.writeUInt32BE(seq >>> 0, 4);
-  frame.writeUInt16BE(signerBytes, 8);
-  frame.write(signer, 10, 'utf8');
-  frame.writeUInt32BE(data.byteLength, 10 + signerBytes);
-  chain.hash.update(frame.subarray(0, 14 + signerBytes)).update(data);
+  const { signer, bytes } = signerOf(headers);
+  // One frame buffer for every message (update copies what it hashes at once).
+  const end = writeFrame(frame, 0, seq, signer, bytes);
+  frame.writeUInt32BE(data.byteLength, end);
+  chain.hash.update(frame.subarray(0, end + 4)).update(data);
   chain.seq = seq;
   chain.events++;
+  chain.signers.add(signer);
+}
+
+/** Room for the frames and data of one log, kept between calls (a replay frames every log of the stream). */
+let links = Buffer.allocUnsafe(1 << 16);
+
+/**
+ * Fold a run of messages into the chain (in place), in order: the same digest as extendChain on each, the frames and
+ * data laid out in one buffer and hashed in one update. A replay frames every message of the stream: two updates per
+ * message (about 1 µs each on the CI machine) were a tenth of its time beyond a raw read.
+ */
+export function extendChainWith(chain: Chain, messages: readonly ChainLink[]): void {
+  const signers = messages.map((m) => signerOf(m.headers));
+  let size = 0;
+  for (let i = 0; i < messages.length; i++) size += 14 + signers[i]!.bytes + messages[i]!.data.byteLength;
+  if (size > links.length) links = Buffer.allocUnsafe(Math.max(size, links.length * 2));
+  let at = 0;
+  for (let i = 0; i < messages.length; i++) {
+    const { seq, data } = messages[i]!;
+    at = writeFrame(links, at, seq, signers[i]!.signer, signers[i]!.bytes);
+    at = links.writeUInt32BE(data.byteLength, at);
+    links.set(data, at);
+    at += data.byteLength;
+  }
+  chain.hash.update(links.subarray(0, at));
+  for (const { signer } of signers) chain.signers.add(signer);
+  chain.seq = messages.at(-1)?.seq ?? chain.seq;
+  chain.events += messages.length;
 }
 
 /** The seal's data for a chain (the chain stays open). */
-export const sealDataOf = (chain: Chain): SealData => ({
-  upToSeq: chain.seq,
-  events: chain.events,
-  digest: `sha256:${chain.hash.copy().digest('hex')}`,
-});
+export function sealDataOf(chain: Chain): SealData {
+  const [first, ...more] = signersOf(chain);
+  return {
+    upToSeq: chain.seq,
+    events: chain.events,
+    digest: `sha256:${chain.hash.copy().digest('hex')}`,
+    ...(first === undefined ? {} : { signers: [first, ...more] }),
+  };
+}
 
-/** Does this seal vouch for exactly the messages folded into `chain`? */
+const signersOf = (chain: Chain): string[] => [...chain.signers].sort();
+
+/**
+ * Does this seal vouch for exactly the messages folded into `chain`? A seal that names signers must name exactly
+ * theirs: one that names others says something false of the messages it vouches for, so it vouches for nothing.
+ */
 export function sealMatches(seal: SealData, chain: Chain): boolean {
   if (seal.upToSeq !== chain.seq || seal.events !== chain.events) return false;
+  if (seal.signers && seal.signers.join('\n') !== signersOf(chain).join('\n')) return false;
   return seal.digest === `sha256:${chain.hash.copy().digest('hex')}`;
 }

@@ -7,7 +7,7 @@ import { createUser, type KeyPair } from '@nats-io/nkeys';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { createEventJudge, type RawEvent } from './event-judge.ts';
 import { identityName, parseRegistry, type Role } from './registry.ts';
-import { extendChain, newChain, sealDataOf, sealMatches, type SealData } from './seal.ts';
+import { extendChain, extendChainWith, newChain, sealDataOf, sealMatches, type SealData } from './seal.ts';
 import { signWith, type HeaderReader } from './signature.ts';
 import { createTrust, type Trust } from './trust.ts';
 
@@ -157,6 +157,7 @@ describe('the seal chain', () => {
       upToSeq: 7,
       events: 3,
       digest: 'sha256:b23e300451b088760bbf5a5f46af1643406dab0e65587c651cacff788f177cfc',
+      signers: ['', 'UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4', 'é'],
     });
   });
 
@@ -182,6 +183,56 @@ describe('the seal chain', () => {
       i === 3 ? { ...r, data: Uint8Array.from(r.data, (b, j) => (j === 5 ? b ^ 1 : b)) } : r,
     );
     assert.notEqual(digestOf(flipped).digest, base.digest, 'another byte');
+  });
+
+  it('given messages folded as a run, then the digest of folding them one by one, whatever their sizes', () => {
+    const signer = (s: string) => ({ get: (k: string) => (k === 'Haul-Signer' ? s : '') });
+    const known = newChain();
+    extendChainWith(known, [
+      {
+        seq: 1,
+        headers: signer('UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4'),
+        data: Buffer.from('{"a":1}'),
+      },
+      { seq: 2 ** 32 + 5, data: new TextEncoder().encode('x') },
+      { seq: 7, headers: signer('é'), data: new Uint8Array(0) },
+    ]);
+    assert.equal(
+      sealDataOf(known).digest,
+      'sha256:b23e300451b088760bbf5a5f46af1643406dab0e65587c651cacff788f177cfc',
+    );
+    // A log larger than the run's buffer (it grows), a run after single messages, and an empty run.
+    const big = Array.from({ length: 40 }, (_, i) => ({
+      seq: 10 + i,
+      headers: signer(`U${i}`),
+      data: Buffer.alloc(4000 + i, i),
+    }));
+    const one = newChain();
+    const run = newChain();
+    for (const m of big) extendChain(one, m.seq, m.headers, m.data);
+    extendChain(run, big[0]!.seq, big[0]!.headers, big[0]!.data);
+    extendChainWith(run, big.slice(1));
+    extendChainWith(run, []);
+    assert.deepEqual(sealDataOf(run), sealDataOf(one));
+  });
+
+  it('given a seal that names other signers than its messages had, then it vouches for nothing', () => {
+    const { raws } = cleanLog();
+    const c = newChain();
+    for (const r of raws) extendChain(c, r.seq, r.headers, r.data);
+    const seal = sealDataOf(c);
+    const signers = seal.signers ?? [];
+    assert.ok(signers.length >= 2, 'the clean log has several signers');
+    assert.ok(sealMatches(seal, c));
+    const { signers: _, ...older } = seal;
+    assert.ok(sealMatches(older, c), 'a seal written before signers were named');
+    assert.equal(sealMatches({ ...seal, signers: [signers[0]!] }, c), false, 'one left out');
+    const other = createUser().getPublicKey();
+    assert.equal(
+      sealMatches({ ...seal, signers: [other, ...signers].sort() as [string] }, c),
+      false,
+      'one added',
+    );
   });
 
   it('given a chain read from, then sealing it leaves it open for the next message', () => {

@@ -166,6 +166,14 @@ export function claimedWith(
   const signer = headers?.get(signatureHeaders.signer) ?? '';
   const signature = headers?.get(signatureHeaders.signature) ?? '';
   if (!signer || !signature) return { ok: false, reason: 'unsigned' };
+  return signerBelievedWith(registry, signer, eventSeq);
+}
+
+/**
+ * Whether the registry believes a message signed by this public key (its signature checked), under verifyWith's
+ * rules: a known key; a retired key only for events stored up to its `eventsUpTo`.
+ */
+export function signerBelievedWith(registry: Registry, signer: string, eventSeq?: number): Verdict {
   const retired = registry.retired.get(signer);
   if (retired && !retiredKeyBelieved(retired.eventsUpTo, eventSeq))
     return {

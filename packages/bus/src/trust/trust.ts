@@ -16,6 +16,7 @@ import {
   verifyWith,
   verifyWithAsync,
   claimedWith,
+  signerBelievedWith,
   type HeaderReader,
   type SignatureHeaders,
   type Verdict,
@@ -67,6 +68,12 @@ export type Trust = {
    * event a believed seal vouches for (seal.ts). Always ok (with no identity) when insecure.
    */
   claimed(headers: HeaderReader | undefined, eventSeq: number): TrustVerdict;
+  /**
+   * Whether a message of the event stream at `eventSeq` signed by this public key (its signature good) would be
+   * believed, by the registry and its retired-key rule: for a seal that names its messages' signers, taken without
+   * reading them (EventJudge.sealAlone). Always ok (with no identity) when insecure.
+   */
+  signerBelieved(publicKey: string, eventSeq: number): TrustVerdict;
   /** Record a refused message: one warning and one count per message (a message read again is not counted again). */
   reject(r: Rejection): void;
   /** Refused messages so far (discovery stats: rejectedMessages). */
@@ -119,6 +126,7 @@ export function createTrust(registry: Registry, kp: KeyPair | undefined, log?: L
     verifyAsync: (subject, body, headers, eventSeq) =>
       verifyWithAsync(registry, subject, body, headers, eventSeq),
     claimed: (headers, eventSeq) => claimedWith(registry, headers, eventSeq),
+    signerBelieved: (publicKey, eventSeq) => signerBelievedWith(registry, publicKey, eventSeq),
     reject: (r) => rejections.reject(r),
     get rejections() {
       return rejections.count;
@@ -137,6 +145,7 @@ export function insecureTrust(log?: Logger): Trust {
     verify: () => ({ ok: true }),
     verifyAsync: () => Promise.resolve({ ok: true }),
     claimed: () => ({ ok: true }),
+    signerBelieved: () => ({ ok: true }),
     reject: (r) => rejections.reject(r),
     get rejections() {
       return rejections.count;
