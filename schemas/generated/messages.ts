@@ -1574,6 +1574,10 @@ export interface MigrationSealedData {
    */
   statusVersion?: number;
   /**
+   * Stream sequence of the first message vouched for (MigrationRequested). Written with signers; a reader that takes status without reading the messages requires the stream to still hold it (its first sequence at most this).
+   */
+  fromSeq?: number;
+  /**
    * The public keys that signed the messages vouched for (their Haul-Signer headers), sorted. A reader that takes status from the seal without reading those messages (EventLog.replaySeals) asks its own registry about each; a reader that reads them requires exactly these. Seals written before it was added lack it.
    *
    * @minItems 1

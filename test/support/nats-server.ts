@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { forget, reapOnExit } from './reaper.ts';
 
 export type NatsServer = {
@@ -73,7 +73,12 @@ function config(s: ServerSpec): string {
 /** Start the process and resolve once it logs that it is ready (no polling, no sleeps). */
 function launch(spec: ServerSpec): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(natsServerBinary(), ['-c', spec.confPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // In its own folder: a server killed while it writes a stream's files has left meta.inf and meta.sum in its
+    // working directory (seen once in the soak), which must not be the repository's.
+    const child = spawn(natsServerBinary(), ['-c', spec.confPath], {
+      cwd: dirname(spec.confPath),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     reapOnExit(child.pid);
     child.once('exit', () => forget(child.pid));
     let log = '';

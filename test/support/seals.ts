@@ -92,10 +92,10 @@ export async function checkSeal(
   const replayedFromSeals: StoredEvent[][] = [];
   for await (const batch of createEventLog(nc, createValidators(), reader).replaySeals({ snapshot }))
     if (batch[0]!.event.migrationId === migrationId) replayedFromSeals.push(batch);
-  const { upToSeq, events, digest, signers } = seal.event.data;
+  const { upToSeq, events, digest, fromSeq, signers } = seal.event.data;
   const before = read.filter((e) => e.seq < seal.seq);
   return {
-    seal: { upToSeq, events, digest, ...(signers ? { signers } : {}) },
+    seal: { upToSeq, events, digest, ...(fromSeq ? { fromSeq } : {}), ...(signers ? { signers } : {}) },
     snapshot: sealedStatus(seal.event, seal.seq),
     folded: projectStatus(
       fold(

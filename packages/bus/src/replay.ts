@@ -59,7 +59,9 @@ export async function* replayLog(
     holding -= h.length;
     return h;
   };
-  const seals = sealQueue(judge, snapshot, signal);
+  const seals = sealQueue<{ messages: HeldMessage[]; seal: SealMessage }>(judge, signal, (l, checked) =>
+    nonEmpty(judge.sealed(l.messages, l.seal, snapshot, checked)),
+  );
   async function oneByOne(h: readonly HeldMessage[]): Promise<StoredEvent[]> {
     const out: StoredEvent[] = [];
     for (const m of h) {
@@ -84,7 +86,7 @@ export async function* replayLog(
         const m: HeldMessage = { raw };
         const event = mayBeSeal(raw.data) ? judge.eventOf(m) : undefined;
         if (event?.type === 'MigrationSealed' && raw.subject === subjects.events(event.migrationId)) {
-          seals.push(take(raw.subject), { raw, event });
+          seals.push({ messages: take(raw.subject), seal: { raw, event } });
           yield* seals.judgedUntil(limits.replaySealsInFlight);
         } else {
           const h = held.get(raw.subject);
@@ -110,27 +112,35 @@ export async function* replayLog(
 }
 
 /**
- * Seals met whose signature is being checked, in the order they came, each with its migration's messages. Only the
- * checks run at once: each log is judged when its turn comes, in order (a seal's log teaches the facts the next log
- * of its migration is judged with), and none once the replay has been stopped.
+ * Seals met whose signature is being checked, in the order they came, each with what its judging needs. Only the
+ * checks run at once: each is judged (`judge`, with its verdict) when its turn comes, in order (a seal's log teaches
+ * the facts the next log of its migration is judged with), and none once the replay has been stopped.
  */
-function sealQueue(judge: EventJudge, snapshot: ReplayOptions['snapshot'], signal: AbortSignal | undefined) {
-  const pending: { messages: HeldMessage[]; seal: SealMessage; verdict: Promise<TrustVerdict> }[] = [];
+export function sealQueue<T extends { seal: SealMessage }>(
+  judge: EventJudge,
+  signal: AbortSignal | undefined,
+  judgeOne: (item: T, checked: TrustVerdict) => StoredEvent[][],
+) {
+  const pending: { item: T; verdict: Promise<TrustVerdict> }[] = [];
   return {
-    /** Start checking `seal`; its log is judged in its turn. */
-    push(messages: HeldMessage[], seal: SealMessage): void {
-      const verdict = judge.checkSeal(seal);
+    /** Start checking the item's seal; it is judged in its turn. */
+    push(item: T): void {
+      const verdict = judge.checkSeal(item.seal);
       verdict.catch(() => {}); // awaited in its turn; a replay stopped first leaves it unheard, not unhandled
-      pending.push({ messages, seal, verdict });
+      pending.push({ item, verdict });
     },
-    /** Judge and hand on the oldest logs until at most `inFlight` seals are being checked. */
+    /** Judge and hand on the oldest until at most `inFlight` seals are being checked. */
     async *judgedUntil(inFlight: number): AsyncIterable<StoredEvent[]> {
       while (pending.length > inFlight) {
-        const { messages, seal, verdict } = pending.shift()!;
+        const { item, verdict } = pending.shift()!;
         const checked = await verdict;
         if (signal?.aborted) return void (pending.length = 0);
-        yield* nonEmpty(judge.sealed(messages, seal, snapshot, checked));
+        yield* judgeOne(item, checked);
       }
+    },
+    /** Let go of every item not judged yet, without judging it. */
+    drop(): T[] {
+      return pending.splice(0).map((p) => p.item);
     },
   };
 }

@@ -19,6 +19,7 @@ import {
   type StoredEvent,
 } from '@haul/bus';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/nats-core';
 import { createUser } from '@nats-io/nkeys';
 
 const validators = createValidators();
@@ -337,7 +338,7 @@ describe('replay from seals on a real JetStream stream', () => {
     await append(sealOf(forged, forgedSeal));
     // older: a seal written before seals named their signers; stranger: one that names a key this reader's registry
     // does not know.
-    const { signers: _, ...unnamed } = await chainOf(older);
+    const { signers: _s, fromSeq: _f, ...unnamed } = await chainOf(older);
     await append(sealOf(older, unnamed));
     await append(sealOf(stranger, { ...(await chainOf(stranger)), signers: [createUser().getPublicKey()] }));
     // after: a message after its seal.
@@ -356,13 +357,46 @@ describe('replay from seals on a real JetStream stream', () => {
     assert.equal(read.get(forged)!.length, 3, 'the forgery is not among them');
   });
 
+  it('a copy of a seal after it, then the start of the log aged out of the stream: never taken, the log read whole', async () => {
+    const mid = 'rz-copied';
+    for (const n of [1, 2, 3]) await append(cancelEvent(mid, n));
+    await append(sealOf(mid, await chainOf(mid)));
+    const jsm = await jetstreamManager(nc);
+    const seal = (await jsm.streams.getMessage(streams.events, { seq: last.get(mid)! }))!;
+    // The same bytes and signature (it covers the subject and the body, not the sequence), under another message id.
+    const h = headers();
+    for (const k of ['Haul-Signer', 'Haul-Signature']) h.set(k, seal.header.get(k));
+    await jetstream(nc).publish(subjects.events(mid), seal.data, { headers: h });
+    const whole = (await log.read(mid)).events;
+    assert.deepEqual(
+      whole.map((e) => e.event.type),
+      ['CancelRequested', 'CancelRequested', 'CancelRequested', 'MigrationSealed', 'MigrationSealed'],
+    );
+    let r = await replaySeals('rz-');
+    assert.deepEqual(r.offered, [], 'the subject holds one message more than the seal and its log');
+    assert.deepEqual(r.got.get(mid), [whole]);
+    // Everything before the log's second message leaves the stream (as max_age or max_bytes would make it): the
+    // subject's count is the seal's and its log's again, but the log's first message is gone.
+    await jsm.streams.purge(streams.events, { seq: whole[1]!.seq });
+    r = await replaySeals('rz-');
+    assert.deepEqual(r.offered, [], "the stream no longer starts at or before the seal's first message");
+    assert.deepEqual(r.got.get(mid), [(await log.read(mid)).events]);
+  });
+
   it('reads many logs no seal stands for in one replay of the stream, and still takes the seals that do', async () => {
     const open = Array.from({ length: limits.replaySealsReadEachMax + 6 }, (_, i) => `rm-open-${i}`);
     for (const mid of open) await append(cancelEvent(mid, 1));
     await append(cancelEvent('rm-good', 1));
     await append(sealOf('rm-good', await chainOf('rm-good')));
+    await append(cancelEvent('rm-after', 1));
+    await append(sealOf('rm-after', await chainOf('rm-after')));
+    await append(cancelEvent('rm-after', 2));
     const { got } = await replaySeals('rm-');
-    assert.equal(got.size, open.length + 1);
+    assert.equal(got.size, open.length + 2);
+    // Read in the replay of the stream, a log with a message after its seal comes as the replay hands it on: its
+    // seal's snapshot (its chain is the seal's), then that message (a read of its own would hand on all its events).
+    const after = (await log.read('rm-after')).events;
+    assert.deepEqual(got.get('rm-after'), [[{ ...after[1]!, snapshot: true }], [after[2]]]);
     assert.deepEqual(
       got
         .get('rm-good')!

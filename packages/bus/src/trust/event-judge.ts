@@ -224,28 +224,31 @@ export function createEventJudge(
 
   /**
    * A seal met as the last message of its subject, its log not read (EventLog.replaySeals): handed on alone, marked
-   * `snapshot`, as `sealed` hands on a snapshot, when it is believed (`checked`: checkSeal's verdict), the subject
-   * holds exactly the messages it vouches for and itself (`stored`: the subject's message count, taken once the seal
-   * was the subject's last), it names their signers and this reader's registry believes each of them up to the seal's
-   * upToSeq (so each message, all at or before it), and `snapshot` accepts it. Else undefined: read and judge the log.
+   * `snapshot`, as `sealed` hands on a snapshot, when it is believed (`checked`: checkSeal's verdict; its authority
+   * judged here), the stream still holds every message it vouches for (its first sequence at most the seal's
+   * `fromSeq`) and the subject exactly those and the seal (`stored`: the subject's message count, taken once the
+   * seal was the subject's last), this reader's registry believes every signer it names up to its `upToSeq` (so at
+   * each message's sequence), and `snapshot` accepts it. Else undefined: read and judge the log. Never when insecure:
+   * no coordinator seals then, so a seal is nobody's word.
    *
    * What stands in for reading the log (`sealed` compares its own chain with the seal's digest): the seal's word on
-   * how many messages it vouches for and who signed them, and the count. A message the coordinator did not believe
-   * (a forgery it skipped) or one after the terminal event makes the count differ; a signer this reader does not
-   * believe is named. A message removed from the stream is not seen: the status is then the coordinator's word on the
-   * log as it was, which is what a status is.
+   * which messages it vouches for and who signed them, and the count. A message the coordinator did not believe (a
+   * forgery it skipped), one after the terminal event or a copy of the seal makes the count differ; messages aged out
+   * of the stream make its first sequence pass `fromSeq`. A signer this reader does not believe is named.
    */
   function sealAlone(
     seal: SealMessage,
-    stored: number,
+    stream: { stored: number; firstSeq: number },
     snapshot: (seal: SealMessage) => boolean,
     checked: TrustVerdict,
   ): SealedEvents[number] | undefined {
-    const { signers, events, upToSeq } = seal.event.data;
-    if (!signers || stored !== events + 1 || upToSeq >= seal.raw.seq) return undefined;
-    if (!signers.every((s) => trust.signerBelieved(s, upToSeq).ok) || !snapshot(seal)) return undefined;
-    const believed = judge(seal.raw, seal.event, entry(seal.event.migrationId), false, false, checked);
-    return believed ? { seq: seal.raw.seq, event: seal.event, snapshot: true } : undefined;
+    const { signers, fromSeq, events, upToSeq } = seal.event.data;
+    if (!trust.secure || !signers || fromSeq === undefined) return undefined;
+    if (stream.stored !== events + 1 || stream.firstSeq > fromSeq || upToSeq >= seal.raw.seq)
+      return undefined;
+    if (!signers.every((s) => trust.signerBelieved(s, upToSeq).ok)) return undefined;
+    if (!judge(seal.raw, seal.event, entry(seal.event.migrationId), false, false, checked)) return undefined;
+    return snapshot(seal) ? { seq: seal.raw.seq, event: seal.event, snapshot: true } : undefined;
   }
 
   return {

@@ -23,6 +23,11 @@ import { signatureHeaders, type HeaderReader } from './signature.ts';
  * covers, and at most once. A seal that could not be written (a crash before it, a message after the terminal one)
  * costs the readers time, never correctness: they check each message as they did before seals.
  *
+ * The seal also names the first message's sequence and the signers of the messages it vouches for (`fromSeq`,
+ * `signers`, sorted): a reader whose chain is equal has the same, and one that does not read the messages at all
+ * (EventLog.replaySeals, for statuses) checks that the stream still holds them and asks its own registry about each
+ * signer (EventJudge.sealAlone).
+ *
  * Reader (EventLog.replay): it folds every message of the subject it reads, believed or not. At a seal it believes
  * (signed by a coordinator, checked), whose upToSeq, events and digest equal its own chain, every message before it
  * is one the coordinator believed, with the signer it carries: the reader checks who may write what (cheap) but not
@@ -43,19 +48,34 @@ export type Chain = {
   seq: number;
   /** How many messages were folded. */
   events: number;
+  /** The stream sequence of the first message folded (0 while none is). */
+  firstSeq: number;
   /** The signers of the messages folded (their Haul-Signer headers; '' for an unsigned one). */
   signers: Set<string>;
 };
 
 /**
- * What a MigrationSealed event says (its data). `signers`: the signers of the messages it vouches for, sorted, so that
- * a reader that takes the seal's status without reading them can still ask its own registry about each (seals written
- * before it was added lack it).
+ * What a MigrationSealed event says (its data). `fromSeq` and `signers`: the sequence of the first message it vouches
+ * for and their signers, sorted, so that a reader that takes the seal's status without reading them can still tell
+ * that the stream holds them all and ask its own registry about each (seals written before they were added lack
+ * them).
  */
-export type SealData = { upToSeq: number; events: number; digest: string; signers?: [string, ...string[]] };
+export type SealData = {
+  upToSeq: number;
+  events: number;
+  digest: string;
+  fromSeq?: number;
+  signers?: [string, ...string[]];
+};
 
 /** A new chain, empty. */
-export const newChain = (): Chain => ({ hash: createHash('sha256'), seq: 0, events: 0, signers: new Set() });
+export const newChain = (): Chain => ({
+  hash: createHash('sha256'),
+  seq: 0,
+  events: 0,
+  firstSeq: 0,
+  signers: new Set(),
+});
 
 /** One message as the chain frames it. */
 export type ChainLink = { seq: number; headers?: HeaderReader | undefined; data: Uint8Array };
@@ -90,12 +110,14 @@ export function extendChain(
   const end = writeFrame(frame, 0, seq, signer, bytes);
   frame.writeUInt32BE(data.byteLength, end);
   chain.hash.update(frame.subarray(0, end + 4)).update(data);
+  chain.firstSeq ||= seq;
   chain.seq = seq;
   chain.events++;
   chain.signers.add(signer);
 }
 
 /** Room for the frames and data of one log, kept between calls (a replay frames every log of the stream). */
+const linksKept = 1 << 20;
 let links = Buffer.allocUnsafe(1 << 16);
 
 /**
@@ -117,7 +139,10 @@ export function extendChainWith(chain: Chain, messages: readonly ChainLink[]): v
     at += data.byteLength;
   }
   chain.hash.update(links.subarray(0, at));
+  // A log larger than what is kept between calls leaves its buffer to the collector.
+  if (links.length > linksKept) links = Buffer.allocUnsafe(linksKept);
   for (const { signer } of signers) chain.signers.add(signer);
+  chain.firstSeq ||= messages[0]?.seq ?? 0;
   chain.seq = messages.at(-1)?.seq ?? chain.seq;
   chain.events += messages.length;
 }
@@ -129,18 +154,20 @@ export function sealDataOf(chain: Chain): SealData {
     upToSeq: chain.seq,
     events: chain.events,
     digest: `sha256:${chain.hash.copy().digest('hex')}`,
-    ...(first === undefined ? {} : { signers: [first, ...more] }),
+    ...(first === undefined ? {} : { fromSeq: chain.firstSeq, signers: [first, ...more] }),
   };
 }
 
 const signersOf = (chain: Chain): string[] => [...chain.signers].sort();
 
 /**
- * Does this seal vouch for exactly the messages folded into `chain`? A seal that names signers must name exactly
- * theirs: one that names others says something false of the messages it vouches for, so it vouches for nothing.
+ * Does this seal vouch for exactly the messages folded into `chain`? A seal that names a first sequence and signers
+ * must name exactly theirs: one that names others says something false of the messages it vouches for, so it vouches
+ * for nothing.
  */
 export function sealMatches(seal: SealData, chain: Chain): boolean {
   if (seal.upToSeq !== chain.seq || seal.events !== chain.events) return false;
+  if (seal.fromSeq !== undefined && seal.fromSeq !== chain.firstSeq) return false;
   if (seal.signers && seal.signers.join('\n') !== signersOf(chain).join('\n')) return false;
   return seal.digest === `sha256:${chain.hash.copy().digest('hex')}`;
 }

@@ -9,7 +9,7 @@ import { createEventJudge, type RawEvent } from './event-judge.ts';
 import { identityName, parseRegistry, type Role } from './registry.ts';
 import { extendChain, extendChainWith, newChain, sealDataOf, sealMatches, type SealData } from './seal.ts';
 import { signWith, type HeaderReader } from './signature.ts';
-import { createTrust, type Trust } from './trust.ts';
+import { createTrust, insecureTrust, type Trust } from './trust.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 const enc = new TextEncoder();
@@ -157,6 +157,7 @@ describe('the seal chain', () => {
       upToSeq: 7,
       events: 3,
       digest: 'sha256:b23e300451b088760bbf5a5f46af1643406dab0e65587c651cacff788f177cfc',
+      fromSeq: 1,
       signers: ['', 'UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4', 'é'],
     });
   });
@@ -463,5 +464,79 @@ describe('a reader of a sealed log', () => {
     assert.equal(out.length, 5, 'the four real events and the seal');
     assert.ok(!out.some((e) => e.event.eventId.endsWith(':wrong')));
     assert.equal(reader.trust.rejections, 1);
+  });
+});
+
+describe('a seal taken without its log (EventJudge.sealAlone)', () => {
+  // The clean log at 10, 13, 16, 19; its seal at 20. The subject holds those five; the stream starts at 1.
+  const asStream = { stored: 5, firstSeq: 1 };
+  /** A reader's verdict on the seal, and whether `snapshot` was asked. */
+  async function alone(
+    seal: ReturnType<typeof sealMessage>,
+    stream = asStream,
+    reader: Trust = createTrust(registry, undefined),
+    take = true,
+  ) {
+    const judge = createEventJudge(reader, validators, () => {});
+    let asked = false;
+    const got = judge.sealAlone(seal, stream, () => ((asked = true), take), await judge.checkSeal(seal));
+    return { got, asked };
+  }
+  const sealed = async () => (await coordinatorSeal(cleanLog().raws))!;
+
+  it('given a believed seal that names its messages, then it stands for its log', async () => {
+    const data = await sealed();
+    assert.deepEqual([data.fromSeq, data.upToSeq, data.events], [10, 19, 4]);
+    const seal = sealMessage(data, 20);
+    assert.deepEqual(await alone(seal), { got: { seq: 20, event: seal.event, snapshot: true }, asked: true });
+  });
+
+  it('given a subject that holds more or fewer, a stream that lost its start, or a seal not after its log, then not', async () => {
+    const seal = sealMessage(await sealed(), 20);
+    for (const stored of [4, 6])
+      assert.equal((await alone(seal, { ...asStream, stored })).got, undefined, `${stored}`);
+    assert.equal((await alone(seal, { ...asStream, firstSeq: 11 })).got, undefined, 'aged out');
+    assert.ok((await alone(seal, { ...asStream, firstSeq: 10 })).got, 'the first message still there');
+    assert.equal((await alone(sealMessage(await sealed(), 19))).got, undefined, 'at its own upToSeq');
+  });
+
+  it('given a seal without named signers, one not believed, or an insecure reader, then not, and its status is never offered', async () => {
+    const { signers: _s, fromSeq: _f, ...older } = await sealed();
+    for (const [why, seal, reader] of [
+      ['written before signers were named', sealMessage(older, 20), undefined],
+      ["signed by an agent's key", sealMessage(await sealed(), 20, 'agent@node-a'), undefined],
+      ['an insecure reader', sealMessage(await sealed(), 20), insecureTrust()],
+    ] as const) {
+      const r = await alone(seal, asStream, reader);
+      assert.deepEqual(r, { got: undefined, asked: false }, why);
+    }
+    const refused = await alone(sealMessage(await sealed(), 20), asStream, undefined, false);
+    assert.deepEqual(refused, { got: undefined, asked: true }, 'a snapshot the caller does not take');
+  });
+
+  it("given a signer this reader's registry retired before the seal's upToSeq, then not; retired at it or later, then yes", async () => {
+    const seal = sealMessage(await sealed(), 20);
+    const retiredAt = (eventsUpTo: number) =>
+      createTrust(
+        parseRegistry({
+          cluster: 'test',
+          identities: who.map((w) => {
+            const name = identityName(w.role, w.node);
+            const publicKey = keys.get(name)!.getPublicKey();
+            const rotated = name === 'agent@node-b';
+            return {
+              name,
+              role: w.role,
+              ...(w.node ? { node: w.node } : {}),
+              publicKey: rotated ? createUser().getPublicKey() : publicKey,
+              ...(rotated ? { retiredKeys: [{ publicKey, eventsUpTo }] } : {}),
+            };
+          }),
+        }),
+        undefined,
+      );
+    // agent@node-b signed the message at 16: a key retired at 16 still vouches for it, but the check is at upToSeq.
+    assert.equal((await alone(seal, asStream, retiredAt(16))).got, undefined);
+    assert.ok((await alone(seal, asStream, retiredAt(19))).got);
   });
 });
