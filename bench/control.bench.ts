@@ -4,7 +4,9 @@
  * own code in this process over a null host that answers every host step after --delay-ms. Reports how many ended,
  * the wall time, the dispatch latency (StepIntended → the executor takes the command off its queue), the event rate
  * against the raw JetStream compare-and-set append rate of the same server, the coordinator's CPU and memory, and a
- * replay: the status of --replay finished migrations rebuilt from the log against a raw read of the same stream.
+ * replay: the status of --replay finished migrations rebuilt from the log (EventLog.replaySeals: each log's last
+ * message, its seal, where the seal stands for the log unread; beside it, replays that read every message) against a
+ * raw read of the same stream.
  * Writes bench/results/control.json (or --out).
  */
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -23,8 +23,9 @@ export const controlHelp = `npm run bench:control -- [options]
 Many migrations at once through one coordinator (its own process, from its bundle) on one nats-server, with node
 agents and image streamers that run the same code as always over a null host: every host step and every transfer
 answers after --delay-ms without touching a CT. Then a raw JetStream compare-and-set append rate on the same
-server, and a replay: the status of --replay finished migrations rebuilt from the log, against a raw read of the
-same stream. Writes the numbers as JSON.
+server, and a replay: the status of --replay finished migrations rebuilt from the log (each log's last message,
+its seal, where the seal stands for the log unread; beside it, replays that read every message), against a raw read
+of the same stream. Writes the numbers as JSON.
 
   --migrations N   migrations, each of its own CT (default 1000)
   --nodes N        emulated nodes, each with a node agent and an image streamer (default 20; 2 to 200)
