@@ -17,7 +17,7 @@ export type ReplaySealsDeps = {
 };
 
 /** The stream as one stream info shows it: each subject's message count, and its first sequence. */
-type StreamNow = { counts: Map<string, number>; firstSeq: number };
+export type StreamNow = { counts: Map<string, number>; firstSeq: number };
 
 /**
  * EventLog.replaySeals: the stream read as its last message per subject (one consumer, DeliverPolicy.LastPerSubject,
@@ -101,7 +101,7 @@ export async function* replaySeals(
  * After the consumer was made again: every log not handed on yet is to be read whole (in `unread`, its last sequence
  * not known): those the stream info counted, less those whose seal was taken; the seals not judged yet are let go.
  */
-function notHandedOn(
+export function notHandedOn(
   stream: StreamNow,
   met: ReadonlySet<string>,
   unread: Map<string, number>,
@@ -109,7 +109,7 @@ function notHandedOn(
 ): void {
   for (const { seal } of dropped) unread.set(seal.raw.subject, Infinity);
   const taken = new Set([...met].filter((s) => !unread.has(s)));
-  for (const s of stream.counts.keys()) if (!taken.has(s)) unread.set(s, Infinity);
+  for (const s of stream.counts.keys()) if (!taken.has(s) && !unread.has(s)) unread.set(s, Infinity);
 }
 
 /**
