@@ -37,6 +37,24 @@ function cancelEvent(migrationId: string, n: number): MigrationEvent {
   };
 }
 
+/** The seal of what a migration's log holds now, as the coordinator computes it (every message believed). */
+async function chainNow(nc: NatsConnection, log: EventLog, mid: string): Promise<SealData> {
+  const jsm = await jetstreamManager(nc);
+  const c = newChain();
+  for (const e of (await log.read(mid)).events) {
+    const m = await jsm.streams.getMessage(streams.events, { seq: e.seq });
+    extendChain(c, e.seq, m!.header, m!.data);
+  }
+  return sealDataOf(c);
+}
+
+const sealOf = (mid: string, data: SealData): MigrationEvent => ({
+  ...cancelEvent(mid, 0),
+  eventId: `${mid}:sealed`,
+  type: 'MigrationSealed',
+  data,
+});
+
 describe('event log on a real JetStream stream', () => {
   let server: NatsServer;
   let nc: NatsConnection;
@@ -203,21 +221,7 @@ describe('event log on a real JetStream stream', () => {
       [open, 2],
     ] as const)
       await append(cancelEvent(mid, n));
-    const jsm = await jetstreamManager(nc);
-    const chainOf = async (mid: string): Promise<SealData> => {
-      const c = newChain();
-      for (const e of (await log.read(mid)).events) {
-        const m = await jsm.streams.getMessage(streams.events, { seq: e.seq });
-        extendChain(c, e.seq, m!.header, m!.data);
-      }
-      return sealDataOf(c);
-    };
-    const sealOf = (mid: string, data: SealData): MigrationEvent => ({
-      ...cancelEvent(mid, 0),
-      eventId: `${mid}:sealed`,
-      type: 'MigrationSealed',
-      data,
-    });
+    const chainOf = (mid: string) => chainNow(nc, log, mid);
     await append(sealOf(good, await chainOf(good)));
     await append(sealOf(wrong, { ...(await chainOf(wrong)), digest: `sha256:${'0'.repeat(64)}` }));
     await append(cancelEvent(good, 3));
@@ -279,22 +283,7 @@ describe('replay from seals on a real JetStream stream', () => {
   const last = new Map<string, number>();
   const append = async (e: MigrationEvent) =>
     last.set(e.migrationId, (await log.append(e, { expectedLastSeq: last.get(e.migrationId) ?? 0 })).seq);
-  /** The seal of what the log holds now, as the coordinator computes it (every message believed). */
-  const chainOf = async (mid: string): Promise<SealData> => {
-    const jsm = await jetstreamManager(nc);
-    const c = newChain();
-    for (const e of (await log.read(mid)).events) {
-      const m = await jsm.streams.getMessage(streams.events, { seq: e.seq });
-      extendChain(c, e.seq, m!.header, m!.data);
-    }
-    return sealDataOf(c);
-  };
-  const sealOf = (mid: string, data: SealData): MigrationEvent => ({
-    ...cancelEvent(mid, 0),
-    eventId: `${mid}:sealed`,
-    type: 'MigrationSealed',
-    data,
-  });
+  const chainOf = (mid: string) => chainNow(nc, log, mid);
   const replaySeals = async (prefix: string, snapshot: (mid: string) => boolean = () => true) => {
     const got = new Map<string, StoredEvent[][]>();
     const offered: string[] = [];
