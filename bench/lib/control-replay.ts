@@ -3,24 +3,8 @@ import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { headers, type MsgHdrs } from '@nats-io/nats-core';
 import { jetstream } from '@nats-io/jetstream';
-import {
-  createEventLog,
-  extendChain,
-  newChain,
-  sealDataOf,
-  subjects,
-  type SealMessage,
-  type StoredEvent,
-  type Trust,
-} from '@haul/bus';
-import {
-  evolve,
-  fold as foldAll,
-  initialState,
-  projectStatus,
-  sealedStatus,
-  type MigrationState,
-} from '@haul/domain';
+import { createEventLog, extendChain, newChain, sealDataOf, subjects, type Trust } from '@haul/bus';
+import { statusesFromLog, type StatusReplay } from '@haul/cli';
 import type { MigrationEvent, MigrationStatus, Validators } from '@haul/schemas';
 import type { TestIdentities } from '@haul/test';
 import { lastSeqOf } from './control-stream.ts';
@@ -137,87 +121,18 @@ async function copyOne(
 }
 
 /**
- * How a replay rebuilds the statuses: `seals`, each log's last message read (EventLog.replaySeals), a sealed log's
- * status taken from its seal's snapshot when the seal stands for its log unread, the other logs read and folded;
- * `snapshots`, the whole stream read, a sealed log's status taken from its seal's snapshot (the seal believed and its
- * chain equal to the reader's, its events not decoded), the other logs folded; `folded`, every log folded from its
- * events, a sealed log's events believed on its seal; `each`, through follow, every message's signature checked, as a
- * reader did before seals (migrations interleaved, so every state is held to the end).
- */
-export type ReplayHow = 'seals' | 'snapshots' | 'folded' | 'each';
-
-/**
- * Rebuild the status of every migration from the log, as `how` says: one pass over the stream (or over each log's
- * last message, `seals`) through the event log's replay (each event decoded and checked against its schema; a sealed
- * log believed on its seal, any other message on its own signature), folded per migration with the core's evolve,
- * then projected. A migration whose sealed log ended it
- * is projected at its seal and its folded state let go, as the coordinator lets go of an ended migration: ten
- * thousand folded states held to the end made the replay mostly garbage collection. Should more of its log follow,
- * its log is read again and folded whole.
+ * Rebuild the status of every migration from the log as `how` says (statusesFromLog, the CLI's `haul ls --from-log`
+ * with `seals`), timed from the first read.
  */
 export async function replayStatuses(
   nc: NatsConnection,
   validators: Validators,
   trust: Trust,
-  how: ReplayHow = 'seals',
+  how: StatusReplay = 'seals',
 ): Promise<{ seconds: number; statuses: MigrationStatus[]; fromSnapshots: number }> {
   const eventLog = createEventLog(nc, validators, trust);
-  const last = await lastSeqOf(nc);
+  const endSeq = await lastSeqOf(nc);
   const t0 = performance.now();
-  const folded = new Map<string, { state: MigrationState; lastSeq: number }>();
-  const ended = new Map<string, MigrationStatus>();
-  let fromSnapshots = 0;
-  const fold = ({ seq, event }: StoredEvent) => {
-    const cur = folded.get(event.migrationId);
-    folded.set(event.migrationId, { state: evolve(cur?.state ?? initialState(), event), lastSeq: seq });
-  };
-  const snapshot =
-    how === 'snapshots' || how === 'seals'
-      ? (s: SealMessage) => !!sealedStatus(s.event, s.raw.seq)
-      : undefined;
-  const batches =
-    snapshot && how === 'seals'
-      ? eventLog.replaySeals({ snapshot })
-      : eventLog.replay(snapshot ? { snapshot } : {});
-  if (how === 'each') {
-    // To the end of the stream as it is now, counted in messages: a last message the reader does not believe (not
-    // an event, or not signed by whom it must be) ends the replay too, instead of leaving it waiting for more.
-    for await (const stored of eventLog.follow({ fromSeq: 1, toEnd: true })) {
-      fold(stored);
-      if (stored.seq >= last) break;
-    }
-  } else
-    for await (const batch of batches) {
-      const mid = batch[0]!.event.migrationId;
-      const only = batch.length === 1 ? batch[0]! : undefined;
-      const fromSeal =
-        only?.snapshot && only.event.type === 'MigrationSealed'
-          ? sealedStatus(only.event, only.seq)
-          : undefined;
-      if (fromSeal) {
-        ended.set(mid, fromSeal);
-        fromSnapshots++;
-        continue;
-      }
-      // A batch is folded at once (domain fold: each collection of the state copied once, not once per event).
-      const events = ended.delete(mid) ? (await eventLog.read(mid)).events : batch;
-      const from = folded.get(mid)?.state ?? initialState();
-      const f = {
-        state: foldAll(
-          events.map((e) => e.event),
-          from,
-        ),
-        lastSeq: events.at(-1)!.seq,
-      };
-      folded.set(mid, f);
-      if (f.state.terminal && batch.at(-1)!.event.type === 'MigrationSealed') {
-        ended.set(mid, projectStatus(f.state, f.lastSeq)!);
-        folded.delete(mid);
-      }
-    }
-  const statuses = [
-    ...ended.values(),
-    ...[...folded.values()].flatMap((f) => projectStatus(f.state, f.lastSeq) ?? []),
-  ];
-  return { seconds: (performance.now() - t0) / 1000, statuses, fromSnapshots };
+  const r = await statusesFromLog(eventLog, how, { endSeq });
+  return { seconds: (performance.now() - t0) / 1000, ...r };
 }

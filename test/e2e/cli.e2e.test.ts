@@ -174,6 +174,17 @@ describe('the ops CLI against a running installation', () => {
     assert.doesNotMatch((await haul(w.server.url, ['ls', '--phase', 'rolled-back'])).out, new RegExp(id));
     assert.doesNotMatch((await haul(w.server.url, ['ls', '--ct', '102'])).out, new RegExp(id));
     assert.match((await haul(w.server.url, ['ls', '--node', 'node-b'])).out, new RegExp(id));
+    // The same status rebuilt here from the signed log, no coordinator asked: its lastSeq is the seal's once the
+    // coordinator sealed the log (else the terminal event's), the rest the same.
+    type Status = { migrationId: string; lastSeq: number };
+    const withoutSeq = ({ lastSeq: _, ...s }: Status) => s;
+    const fromLog = (await haul(w.server.url, ['ls', '--from-log', '--json'])).out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Status);
+    assert.deepEqual(fromLog.filter((s) => s.migrationId === id).map(withoutSeq), [
+      withoutSeq(JSON.parse(st.out) as Status),
+    ]);
     const narrow = await haul(w.server.url, ['ls'], { env: { COLUMNS: '60' } });
     assert.ok(
       narrow.out

@@ -7,3 +7,4 @@ export { exitCodes, exitCode, type ExitName } from './exit-codes.ts';
 export { NoCoordinatorError, WaitTimeoutError } from './errors.ts';
 export { initCluster, initClusterMain, initClusterExit, type InitClusterOptions } from './init-cluster.ts';
 export { clusterAuths, type ClusterAuth } from './operator-mode.ts';
+export { statusesFromLog, type StatusReplay } from './log-statuses.ts';
