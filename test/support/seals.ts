@@ -92,10 +92,11 @@ export async function checkSeal(
   const replayedFromSeals: StoredEvent[][] = [];
   for await (const batch of createEventLog(nc, createValidators(), reader).replaySeals({ snapshot }))
     if (batch[0]!.event.migrationId === migrationId) replayedFromSeals.push(batch);
-  const { upToSeq, events, digest, fromSeq, signers } = seal.event.data;
+  // What it says of the chain: its data but for the status snapshot.
+  const { status: _status, statusVersion: _version, ...chainData } = seal.event.data;
   const before = read.filter((e) => e.seq < seal.seq);
   return {
-    seal: { upToSeq, events, digest, ...(fromSeq ? { fromSeq } : {}), ...(signers ? { signers } : {}) },
+    seal: chainData,
     snapshot: sealedStatus(seal.event, seal.seq),
     folded: projectStatus(
       fold(
