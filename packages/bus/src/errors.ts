@@ -1,3 +1,5 @@
+import { ClosedConnectionError, DrainingConnectionError, RequestError } from '@nats-io/nats-core';
+
 /** Infrastructure errors on the bus, each with a stable code and whether retrying can help. */
 export class BusError extends Error {
   readonly code: string;
@@ -43,6 +45,8 @@ export function isWrongLastSequence(err: unknown): boolean {
 /** Errors a caller should retry: no responders / no leader during an election, timeouts, disconnects. */
 export function isTransient(err: unknown): boolean {
   if (err instanceof BusError) return err.retryable;
+  // A closed or draining connection is the bus failing this process, not a refusal of what was asked.
+  if (isConnectionGone(err)) return true;
   const e = err as { name?: unknown; code?: unknown; message?: unknown };
   const msg = typeof e?.message === 'string' ? e.message : '';
   return (
@@ -58,4 +62,21 @@ export function isTransient(err: unknown): boolean {
     // brought up at once); a cluster that truly lacks servers still fails once the retry budget is spent.
     /no suitable peers for placement/i.test(msg)
   );
+}
+
+/**
+ * The connection is closed or draining: this process closed it (its shutdown), and nothing sent on it will be
+ * answered again, so retrying in this process cannot help. It is still a failure of the bus, not a refusal
+ * (isTransient stays true): a command whose handler failed this way is delivered again, to the next process. nats.js
+ * rejects a call on such a connection with ClosedConnectionError or DrainingConnectionError, and a request that was
+ * in flight when it closed with a RequestError "connection closed" (MuxSubscription.close); a wrapped one is found
+ * through its causes.
+ */
+export function isConnectionGone(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++, e = e.cause) {
+    if (e instanceof ClosedConnectionError || e instanceof DrainingConnectionError) return true;
+    if (e instanceof RequestError && e.message === 'connection closed') return true;
+  }
+  return false;
 }

@@ -1,10 +1,12 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { isTransient } from './errors.ts';
+import { isConnectionGone, isTransient } from './errors.ts';
 import { limits } from './conventions.ts';
 
 /**
  * Run a JetStream call, retrying transient failures (leader election: 503 / "jetstream not enabled") with
- * capped exponential backoff for up to `limits.leaderElectionRetryMs`. Other errors pass through at once.
+ * capped exponential backoff for up to `limits.leaderElectionRetryMs`. Other errors pass through at once, and so
+ * does a failure of a connection this process closed or is draining (isConnectionGone): retrying it only held a
+ * stopping service (or a test's process) alive for the whole budget, 30 s.
  */
 export async function retryTransient<T>(
   fn: () => Promise<T>,
@@ -15,7 +17,7 @@ export async function retryTransient<T>(
     try {
       return await fn();
     } catch (err) {
-      if (!isTransient(err) || Date.now() + wait > deadline) throw err;
+      if (!isTransient(err) || isConnectionGone(err) || Date.now() + wait > deadline) throw err;
       await delay(wait);
     }
   }

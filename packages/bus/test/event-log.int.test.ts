@@ -9,8 +9,10 @@ import {
   createEventLog,
   ensureTopology,
   extendChain,
+  isConnectionGone,
   limits,
   newChain,
+  retryTransient,
   sealDataOf,
   streams,
   subjects,
@@ -69,6 +71,21 @@ describe('event log on a real JetStream stream', () => {
   after(async () => {
     await nc?.drain();
     await server?.stop();
+  });
+
+  it('given a connection this process drained, when an append or a JetStream call is retried, then it fails at once', async () => {
+    const gone = await connectBus({ servers: server.url, name: 'event-log-test-drained' });
+    const goneLog = createEventLog(gone, validators, trust);
+    const jsm = await jetstreamManager(gone);
+    await gone.drain();
+    // The append retries transient failures inside (retryTransient): a closed connection is not one to wait for.
+    await assert.rejects(goneLog.append(cancelEvent('mig-drained', 1)), (e) => isConnectionGone(e));
+    let calls = 0;
+    await assert.rejects(
+      retryTransient(() => (calls++, jsm.streams.info(streams.events))),
+      (e) => isConnectionGone(e),
+    );
+    assert.equal(calls, 1, 'tried once: nothing answers on a closed connection');
   });
 
   it('appends with compare-and-set and reads the events back in order', async () => {
