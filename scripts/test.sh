@@ -5,13 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tiers=${HAUL_TEST_TIERS:-"static unit int e2e"}
 # Test files run several at a time, each tier as many as keeps this machine's cores busy without piling up (measured
-# on 2 cores, CPU-s per wall second): unit tests compute (1.9 of 2 cores busy): one process per core (run_unit_in_shards);
-# integration tests mostly wait on servers, timeouts and each other (0.95 of 2 at six files, 96 s; 1.5 at ten, 72-76
-# s): five per core; e2e tests run whole clusters but also wait on leases and redeliveries (1.64 of 2 at three files):
-# one more than the cores (four at a time came out at 234-293 s against 250-293 s at three, within this VM's drift
-# from hour to hour, for more load). HAUL_TEST_JOBS sets one count for every tier (1: one file at a time). Each file
-# starts its own nats-server, services and folders, so files never share anything; and every test must pass on a
-# busy machine anyway (the integration tier at ten passed in 84 s beside two busy loops).
+# on 2 cores, CPU-s per wall second): unit tests compute (1.9 of 2 cores busy): one process per core
+# (run_unit_in_shards); integration tests mostly wait on servers, timeouts and each other (0.95 of 2 at six files,
+# 96 s; 1.5 at ten, 72-76 s): five per core; e2e tests run whole clusters but also wait on leases and redeliveries
+# (1.64 of 2 at three files): one more than the cores (four at a time came out at 234-293 s against 250-293 s at three,
+# within this VM's drift from hour to hour, for more load). HAUL_TEST_JOBS sets one count for every tier (1: one file
+# at a time). Each file starts its own nats-server, services and folders, so files never share anything; and every
+# test must pass on a busy machine anyway (the integration tier at ten passed in 84 s beside two busy loops).
 cores=$(nproc)
 jobs_for() {
   if [ -n "${HAUL_TEST_JOBS:-}" ]; then echo "$HAUL_TEST_JOBS"; return; fi
@@ -39,14 +39,16 @@ run_tier() {
 # process imports its share of the files (every conc-th, in order) and runs them one after the other. A failure still
 # names the test and its own file and line.
 run_unit_in_shards() {
-  local conc=$1 dir i
+  local conc=$1 dir i path
   mapfile -t files < <(list '*.unit.test.ts')
   if [ ${#files[@]} -eq 0 ]; then echo "[test] no unit tests found" >&2; exit 1; fi
   echo "[test] unit: ${#files[@]} files in $conc processes" >&2
   dir=$(mktemp -d)
   trap 'rm -rf "$dir"' RETURN
   for ((i = 0; i < ${#files[@]}; i++)); do
-    echo "import '$PWD/${files[i]#./}';" >>"$dir/unit-$((i % conc)).test.mjs"
+    path="$PWD/${files[i]#./}"
+    path=${path//\\/\\\\}
+    echo "import '${path//\'/\\\'}';" >>"$dir/unit-$((i % conc)).test.mjs"
   done
   node --import tsx --test --test-concurrency="$conc" --test-reporter=spec "$dir"/unit-*.test.mjs
 }

@@ -65,8 +65,8 @@ export function isTransient(err: unknown): boolean {
 }
 
 /**
- * The connection is closed or draining: this process closed it (its shutdown), and nothing sent on it will be
- * answered again, so retrying in this process cannot help. It is still a failure of the bus, not a refusal
+ * The connection is closed or draining (this process's shutdown, or nats.js gave up reconnecting): nothing sent on
+ * it will be answered again, so retrying in this process cannot help. It is still a failure of the bus, not a refusal
  * (isTransient stays true): a command whose handler failed this way is delivered again, to the next process. nats.js
  * rejects a call on such a connection with ClosedConnectionError or DrainingConnectionError, and a request that was
  * in flight when it closed with a RequestError "connection closed" (MuxSubscription.close); a wrapped one is found
