@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
 import { tempIdentities, startNatsServer, type NatsServer } from '@haul/test';
@@ -387,6 +388,56 @@ describe('replay from seals on a real JetStream stream', () => {
     r = await replaySeals('rz-');
     assert.deepEqual(r.offered, [], "the stream no longer starts at or before the seal's first message");
     assert.deepEqual(r.got.get(mid), [(await log.read(mid)).events]);
+  });
+
+  it('a read whose consumer nats.js makes again half-way (deleted on the server): every log handed on once, each whole unless its seal was taken', async () => {
+    // Many more last messages than the read's consumer holds at once (limits.replayPullMessages): after the delete
+    // it must pull again.
+    const sealed = Array.from({ length: limits.replaySealsInFlight + 16 }, (_, i) => `rr-sealed-${i}`);
+    const open = Array.from({ length: 3 * limits.replayPullMessages }, (_, i) => `rr-open-${i}`);
+    for (const mid of sealed) {
+      await append(cancelEvent(mid, 1));
+      await append(sealOf(mid, await chainOf(mid)));
+    }
+    for (const mid of open) await append(cancelEvent(mid, 1));
+    const jsm = await jetstreamManager(nc);
+    const consumers = async () => {
+      const names: string[] = [];
+      for await (const c of jsm.consumers.list(streams.events)) names.push(c.name);
+      return names;
+    };
+    const got = new Map<string, StoredEvent[][]>();
+    let deleted: string[] | undefined;
+    const reader = createEventLog(nc, validators, ids.trust('ops'));
+    for await (const batch of reader.replaySeals({ snapshot: () => true })) {
+      // The first batch (seals taken): the read waits here, its consumer holding no more than one pull's messages.
+      // The stream's consumers are deleted meanwhile (the earlier reads' too, which the server keeps until they have
+      // been idle a while): nats.js finds the read's own gone at its next pull, and makes it again from the last
+      // message it delivered, with every message after it.
+      if (!deleted) {
+        deleted = await consumers();
+        for (const name of deleted) await jsm.consumers.delete(streams.events, name);
+      }
+      const mid = batch[0]!.event.migrationId;
+      if (mid.startsWith('rr-')) got.set(mid, [...(got.get(mid) ?? []), batch]);
+    }
+    // nats.js names an ordered consumer made again as the one before, its count after the underscore one more.
+    const again = (await consumers()).filter((n) => !deleted!.includes(n));
+    assert.ok(
+      again.some((n) => deleted!.includes(n.replace(/_(\d+)$/, (_, k: string) => `_${Number(k) - 1}`))),
+      `the read's consumer was made again (deleted ${deleted!.length}, now ${again.join(', ')})`,
+    );
+    const whole = new Map(
+      await Promise.all([...sealed, ...open].map(async (m) => [m, (await log.read(m)).events] as const)),
+    );
+    for (const mid of open) assert.deepEqual(got.get(mid), [whole.get(mid)], mid);
+    for (const mid of sealed) {
+      const seal = [[{ ...whole.get(mid)!.at(-1)!, snapshot: true }]];
+      assert.ok(
+        isDeepStrictEqual(got.get(mid), seal) || isDeepStrictEqual(got.get(mid), [whole.get(mid)]),
+        `${mid}: once, as its seal alone or as its whole log`,
+      );
+    }
   });
 
   it('reads many logs no seal stands for in one replay of the stream, and still takes the seals that do', async () => {
