@@ -16,3 +16,4 @@ export {
   wireError,
 } from './validation.ts';
 export { loadSchemaDocuments, schemaDir } from './schema-files.ts';
+export { isMigrationId } from './ids.ts';

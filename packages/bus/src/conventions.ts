@@ -1,3 +1,5 @@
+import { isMigrationId } from '@haul/schemas';
+
 /**
  * Every name and limit on the bus, defined once. Services, tests and the CLI import these; no subject, stream or
  * bucket name is spelled anywhere else.
@@ -240,10 +242,13 @@ export const maxFrozenLeaseMs = 15 * 60_000;
 /** A name (node, migration) as one subject token, or an error saying why it is not one. */
 export const subjectToken = (s: string): string => token(s);
 
-/** The migration whose log a subject of the event stream is; undefined for a subject no migration has. */
+/**
+ * The migration whose log a subject of the event stream is; undefined for a subject no migration has (not a valid
+ * migration id: no event there is one any reader believes, since an event counts only on its own migration's subject).
+ */
 export function migrationOfEventSubject(subject: string): string | undefined {
   const migrationId = subject.slice(eventsPrefix.length);
-  return subject.startsWith(eventsPrefix) && isToken(migrationId) ? migrationId : undefined;
+  return subject.startsWith(eventsPrefix) && isMigrationId(migrationId) ? migrationId : undefined;
 }
 
 const isToken = (s: string): boolean => /^[A-Za-z0-9_-]+$/.test(s);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { migrationOfEventSubject, subjects } from './conventions.ts';
 import { notHandedOn } from './replay-seals.ts';
 import type { SealMessage } from './trust/event-judge.ts';
 
@@ -31,5 +32,25 @@ describe('a replay from seals whose consumer was made again', () => {
       ],
       'a was handed on already',
     );
+  });
+});
+
+describe('the migration a subject of the event stream is', () => {
+  it('given a subject whose last token is a migration id as the schemas define it, then that id', () => {
+    assert.equal(
+      migrationOfEventSubject(subjects.events('m-5eb54da9482fa09e01d9927c')),
+      'm-5eb54da9482fa09e01d9927c',
+    );
+    assert.equal(migrationOfEventSubject('haul.events.aaaaaa'), 'aaaaaa');
+  });
+  it('given a valid subject token that is no migration id (too short, too long) or another stream, then none', () => {
+    // Such a subject holds no event a reader believes: a replay from seals does not read it.
+    for (const s of [
+      'haul.events.ab',
+      `haul.events.${'a'.repeat(65)}`,
+      'haul.cmd.node-a.agent',
+      'haul.events.',
+    ])
+      assert.equal(migrationOfEventSubject(s), undefined, s);
   });
 });
