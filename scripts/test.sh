@@ -26,10 +26,14 @@ jobs_for() {
 unset NODE_EXTRA_CA_CERTS
 
 list() { find . -path ./node_modules -prune -o -path '*/node_modules' -prune -o -name "$1" -print | sort; }
+# The tier's test files into `files` (sorted); none found is a failure, not a pass.
+tier_files() {
+  mapfile -t files < <(list "$2")
+  if [ ${#files[@]} -eq 0 ]; then echo "[test] no $1 tests found" >&2; exit 1; fi
+}
 run_tier() {
   local name=$1 pattern=$2 conc=$3
-  mapfile -t files < <(list "$pattern")
-  if [ ${#files[@]} -eq 0 ]; then echo "[test] no $name tests found" >&2; exit 1; fi
+  tier_files "$name" "$pattern"
   echo "[test] $name: ${#files[@]} files, $conc at a time" >&2
   node --import tsx --test --test-concurrency="$conc" --test-reporter=spec "${files[@]}"
 }
@@ -40,8 +44,7 @@ run_tier() {
 # names the test and its own file and line.
 run_unit_in_shards() {
   local conc=$1 dir i path
-  mapfile -t files < <(list '*.unit.test.ts')
-  if [ ${#files[@]} -eq 0 ]; then echo "[test] no unit tests found" >&2; exit 1; fi
+  tier_files unit '*.unit.test.ts'
   echo "[test] unit: ${#files[@]} files in $conc processes" >&2
   dir=$(mktemp -d)
   trap 'rm -rf "$dir"' RETURN
