@@ -1,5 +1,5 @@
-// Entry of the criu emulator (bundled into host-emulators/dist/criu.mjs; host-emulators/bin/criu runs it).
+// Entry of the criu emulator (bundled into host-emulators/dist/criu.cjs; host-emulators/bin/criu runs it).
 import { runTool } from '../lib/tool.ts';
 import { criuMain } from '../criu/cli.ts';
 
-await runTool('criu', criuMain);
+void runTool('criu', criuMain);

@@ -1,5 +1,5 @@
-// Entry of the flock emulator (bundled into host-emulators/dist/flock.mjs; host-emulators/bin/flock runs it).
+// Entry of the flock emulator (bundled into host-emulators/dist/flock.cjs; host-emulators/bin/flock runs it).
 import { runTool } from '../lib/tool.ts';
 import { flockMain } from '../flock/cli.ts';
 
-await runTool('flock', flockMain);
+void runTool('flock', flockMain);

@@ -1,2 +1,2 @@
-// Entry of the emulated container's init (bundled into host-emulators/dist/haul-ct-init.mjs).
+// Entry of the emulated container's init (bundled into host-emulators/dist/haul-ct-init.cjs).
 import '../container/main.ts';

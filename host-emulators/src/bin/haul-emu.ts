@@ -1,4 +1,4 @@
-// Entry of the haul-emu emulator (bundled into host-emulators/dist/haul-emu.mjs; host-emulators/bin/haul-emu runs it).
+// Entry of the haul-emu emulator (bundled into host-emulators/dist/haul-emu.cjs; host-emulators/bin/haul-emu runs it).
 // The same bundle is the cgexec and vcmmdctl emulator when started as host-emulators/bin/cgexec or bin/vcmmdctl (a
 // multi-call program).
 import { basename } from 'node:path';
@@ -9,6 +9,6 @@ import { vcmmdctlMain } from '../vcmmd/cli.ts';
 
 const as = process.env['HAUL_EMU_AS'] ?? basename(process.argv[1] ?? '');
 
-if (as === 'cgexec') await runTool('cgexec', cgexecMain);
-else if (as === 'vcmmdctl') await runTool('vcmmdctl', vcmmdctlMain);
-else await runTool('haul-emu', haulEmuMain);
+if (as === 'cgexec') void runTool('cgexec', cgexecMain);
+else if (as === 'vcmmdctl') void runTool('vcmmdctl', vcmmdctlMain);
+else void runTool('haul-emu', haulEmuMain);

@@ -1,5 +1,5 @@
-// Entry of the disk-tracking helper's emulator (bundled into host-emulators/dist/haul-ploop-track.mjs).
+// Entry of the disk-tracking helper's emulator (bundled into host-emulators/dist/haul-ploop-track.cjs).
 import { runTool } from '../lib/tool.ts';
 import { trackMain } from '../track/cli.ts';
 
-await runTool('haul-ploop-track', trackMain);
+void runTool('haul-ploop-track', trackMain);

@@ -1,5 +1,5 @@
-// Entry of the ploop emulator (bundled into host-emulators/dist/ploop.mjs; host-emulators/bin/ploop runs it).
+// Entry of the ploop emulator (bundled into host-emulators/dist/ploop.cjs; host-emulators/bin/ploop runs it).
 import { runTool } from '../lib/tool.ts';
 import { ploopMain } from '../ploop/cli.ts';
 
-await runTool('ploop', ploopMain);
+void runTool('ploop', ploopMain);

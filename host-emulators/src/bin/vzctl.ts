@@ -1,5 +1,5 @@
-// Entry of the vzctl emulator (bundled into host-emulators/dist/vzctl.mjs; host-emulators/bin/vzctl runs it).
+// Entry of the vzctl emulator (bundled into host-emulators/dist/vzctl.cjs; host-emulators/bin/vzctl runs it).
 import { runTool } from '../lib/tool.ts';
 import { vzctlMain } from '../vzctl/cli.ts';
 
-await runTool('vzctl', vzctlMain);
+void runTool('vzctl', vzctlMain);

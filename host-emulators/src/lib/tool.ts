@@ -4,7 +4,11 @@ import { applyFaults, killCallerAfter } from './faults.ts';
 export const out = (line: string): void => void process.stdout.write(`${line}\n`);
 export const err = (line: string): void => void process.stderr.write(`${line}\n`);
 
-/** Run a tool's main: fault plan first, then the command; ToolExit becomes stderr text and an exit status. */
+/**
+ * Run a tool's main: fault plan first, then the command; ToolExit becomes stderr text and an exit status. Never
+ * rejects (any error becomes exit status 70), so an entry starts it without awaiting it: the emulators' bundles are
+ * CommonJS, which has no top-level await (scripts/build.mjs says why).
+ */
 export async function runTool(
   tool: string,
   main: (argv: string[]) => Promise<number> | number,
