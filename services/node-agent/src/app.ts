@@ -27,9 +27,10 @@ import {
   type Trust,
 } from '@haul/bus';
 import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
+import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
-import { createTools } from './adapters/tools.ts';
+import { createTools, criuFactCalls } from './adapters/tools.ts';
 import { heartbeat as heartbeatOf, type HostFacts } from './capabilities.ts';
 import { readCtDisks } from './adapters/vz-config.ts';
 import { confineCommand } from './confinement.ts';
@@ -88,7 +89,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const registry = new Registry();
   const metrics = agentMetrics(registry);
   let metricsServer: { close(): void } | undefined;
-  const run = createRunner(log, env, metrics);
+  const run = withBinaryMemo(createRunner(log, env, metrics), env, Object.values(criuFactCalls));
   const host = deps.host ?? toolHost(run, ac.signal);
   const held = createHeldDumps(cfg.stateDir, log, env);
   const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));

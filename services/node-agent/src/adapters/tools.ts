@@ -50,6 +50,15 @@ export function toolOnPath(tool: string, env: NodeJS.ProcessEnv = process.env): 
     });
 }
 
+/**
+ * criu's answers that depend only on its binary and the running kernel: the agent asks them at start, at every
+ * preflight and every check, through a runner that keeps them while the binary is unchanged (binary-memo.ts).
+ */
+export const criuFactCalls = {
+  version: ['criu', '-V'],
+  memTrack: ['criu', 'check', '--feature', 'mem_dirty_track'],
+} as const satisfies Record<string, readonly string[]>;
+
 /** What every dump of an iteration chain passes: the task, the images dir, the work dir, tracking and the parent. */
 const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | undefined) => [
   '-t',
@@ -120,11 +129,11 @@ export function createTools(run: Runner, signal?: AbortSignal) {
         o(stepTimeoutsMs.vzctl, [vzctlEnvRun]),
       ),
     async criuVersion(): Promise<string> {
-      const r = await run('criu', ['-V'], o(stepTimeoutsMs.quick));
+      const r = await run('criu', criuFactCalls.version.slice(1), o(stepTimeoutsMs.quick));
       return /Version:\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
     },
     async criuMemTrack(): Promise<boolean> {
-      const r = await run('criu', ['check', '--feature', 'mem_dirty_track'], o(stepTimeoutsMs.quick, [1]));
+      const r = await run('criu', criuFactCalls.memTrack.slice(1), o(stepTimeoutsMs.quick, [1]));
       return r.exitCode === 0;
     },
     /** Only the `/dev/<uuid>` map of the CT's disks, which its dump needs (libvzctl lib/cr_criu.c criu_cmd). */
