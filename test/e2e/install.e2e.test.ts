@@ -315,7 +315,11 @@ for (const [auth, mode] of [
       assert.ok(m, `the healthz line: ${healthz}`);
       for (const n of nats) {
         const url: string = m[1]!.replace(':8222', `:${ports.get(n)!.http}`);
-        const res = await fetch(url);
+        const res = await fetch(url).catch((err: unknown) => {
+          throw new Error(`nats-${n}: ${url}: ${String(err)}; its log:\n${serverLogs.get(n)}`, {
+            cause: err,
+          });
+        });
         assert.deepEqual(await res.json(), { status: 'ok' }, `nats-${n}: ${url}`);
       }
     });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,8 +29,43 @@ export function natsServerBinary(): string {
   );
 }
 
-/** A free TCP port on loopback, chosen by the kernel. */
+/** Whether a TCP server can listen on `port` on loopback right now (it stops listening at once). */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** The kernel's range of ephemeral ports (net.ipv4.ip_local_port_range), Linux's default when unreadable. */
+function ephemeralRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return [low!, high!];
+  } catch {
+    // not Linux, or no /proc: the default
+  }
+  return [32768, 60999];
+}
+
+/**
+ * A free TCP port on loopback for a server a test starts, below the kernel's ephemeral range. A port the kernel
+ * picks (a listen on port 0) comes from that range, where every other listen on port 0 (the streamers' data ports,
+ * the tests' own servers) and every outgoing connection takes its port too: between this check and the server's own
+ * bind, any of them could take it, and the server would fail to listen. Below the range only another test's pick
+ * can, one of about 20,000 drawn at random.
+ */
 export async function freePort(): Promise<number> {
+  const floor = 10_000;
+  const below = ephemeralRange()[0] - 1;
+  for (let tries = 0; below - floor >= 1000 && tries < 50; tries++) {
+    const port = floor + Math.floor(Math.random() * (below - floor + 1));
+    if (await canListen(port)) return port;
+  }
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);
