@@ -163,6 +163,19 @@ before(async () => {
   );
   coordinator = await connectAs('coordinator');
   ops = await connectAs('ops');
+  // The logins are checked before the reload is through with JetStream: on a busy machine its API kept quiet past
+  // a request's 5 s timeout once. Every test below asks it, so the reload is over when it answers.
+  await until(
+    'JetStream answers after the reload',
+    () =>
+      jetstreamManager(coordinator)
+        .then((m) => m.getAccountInfo())
+        .then(
+          () => true,
+          () => false,
+        ),
+    30_000,
+  );
 });
 
 after(async () => {
