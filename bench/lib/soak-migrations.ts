@@ -6,6 +6,7 @@ import type { Kill } from './soak-chaos.ts';
 import type { EventTap, Seen } from './soak-events.ts';
 import { createRng, type Rng } from './soak-rng.ts';
 import type { SoakCt, SoakWorld } from './soak-world.ts';
+import { withRequestDefaults } from '@haul/domain';
 
 export type Outcome = 'completed' | 'rolledBack' | 'stuck';
 
@@ -267,7 +268,7 @@ export function startMigrations(o: DriverOptions): Driver {
       ctid: ct.ctid,
       source: req.source,
       target: req.target,
-      mode: req.mode ?? 'live',
+      mode: withRequestDefaults(req).mode,
       ...(preDump ? { preDump } : {}),
       sharedDisks: ct.place.shared.length,
       acceptedAt: o.now(),

@@ -207,6 +207,10 @@ export type EventType =
 export type Mode1 = 'live' | 'restart';
 export type PreDumpSetting1 = 'on' | 'off' | 'auto';
 /**
+ * What to do when the predicted downtime never fits the budget.
+ */
+export type DowntimePolicy1 = 'abort' | 'proceed';
+/**
  * Who asked: the registered identity whose signature over the request the coordinator verified (absent when the request was unsigned or the cluster runs with HAUL_INSECURE=1). Why is the request's reason.
  */
 export type IdentityName1 = string;
@@ -1140,7 +1144,7 @@ export interface MigrateRequest {
    * Downtime budget: iterate until the predicted frozen time fits. At least 100 ms (the fixed cost of a freeze in the prediction), at most 15 min (the longest frozen lease).
    */
   maxDowntimeMs?: number;
-  downtimePolicy?: DowntimePolicy;
+  downtimePolicy?: DowntimePolicy1;
   /**
    * Cap for image streaming, in MB/s (10^6 bytes): 1 to 100000.
    */

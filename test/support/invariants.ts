@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { MigrationEvent } from '@haul/schemas';
 import type { EmulatedCluster } from './emulated-cluster.ts';
 import { lastBesidesSeal } from './seals.ts';
+import { withRequestDefaults } from '@haul/domain';
 
 /**
  * Where one emulated CT lives: the cluster, every node it may run on, its shared disks' folders, and its local disks
@@ -90,7 +91,7 @@ export async function brokenInvariants(
   if (running.length !== 1)
     broken.push(`CT ${p.ctid} runs on ${running.length} nodes (${running.join(', ')})`);
   if (running.length === 1 && running[0] !== home) broken.push(`CT runs on ${running[0]}, expected ${home}`);
-  const live = (req.data.request.mode ?? 'live') === 'live';
+  const live = withRequestDefaults(req.data.request).mode === 'live';
   if (running.includes(home))
     broken.push(...(await brokenMemory(p, { source, target, completed, live }, base)));
   broken.push(...(await brokenDisks(p, { source, target, completed, live, home, running }, base)));

@@ -1,4 +1,4 @@
-import { operatorActionOf } from '@haul/domain';
+import { operatorActionOf, withRequestDefaults } from '@haul/domain';
 import type { DowntimeWindowStats, MigrationEvent, MigrationStats } from '@haul/schemas';
 import { operatorActionLine } from './operator.ts';
 
@@ -18,7 +18,7 @@ export function formatEvent(e: MigrationEvent, seq?: number): string {
 export function eventDetail(e: MigrationEvent): string {
   switch (e.type) {
     case 'MigrationRequested':
-      return `CT ${e.data.request.ctid} ${e.data.request.source} → ${e.data.request.target} (${e.data.request.mode ?? 'live'})`;
+      return `CT ${e.data.request.ctid} ${e.data.request.source} → ${e.data.request.target} (${withRequestDefaults(e.data.request).mode})`;
     case 'StepIntended':
       return `${e.data.step} → ${e.data.node} [${e.data.commandId.split(':').slice(1).join(':')}]`;
     case 'StepSucceeded': {

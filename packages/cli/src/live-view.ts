@@ -4,6 +4,7 @@ import {
   inFlight,
   initialState,
   operatorActionOf,
+  stepOf,
   stepTable,
   type MigrationState,
   type StepRecord,
@@ -63,7 +64,7 @@ export function statusLine(v: LiveView, now: number): StatusLine {
   const down = downtimeOf(s);
   const timer =
     down && !down.until
-      ? `${(r.mode ?? 'live') === 'live' ? 'FROZEN' : 'STOPPED'} ${sec(since(down.since, now))}`
+      ? `${r.mode === 'live' ? 'FROZEN' : 'STOPPED'} ${sec(since(down.since, now))}`
       : undefined;
   const act = activity(v, now);
   // The time so far beside the CT: a terminal cuts the line's end, where the details are.
@@ -78,13 +79,12 @@ function phaseWord(s: MigrationState): string {
   if (s.stuck) return `STUCK on ${s.stuck.action}`;
   if (s.rollback) return 'rollback';
   if (s.committed) return 'commit and cleanup';
-  const steps = s.steps;
-  if (steps['restore:-']) return 'restore';
-  if (steps['startTarget:-']) return 'start on target';
-  if (steps['finalDump:-'])
-    return steps['finalDump:-'].status === 'succeeded' ? 'final images' : 'final dump';
-  if (steps['stopSource:-']) return 'copy';
-  const dumps = Object.values(steps).filter((x) => x.step === 'preDump');
+  if (stepOf(s, 'restore')) return 'restore';
+  if (stepOf(s, 'startTarget')) return 'start on target';
+  const finalDump = stepOf(s, 'finalDump');
+  if (finalDump) return finalDump.status === 'succeeded' ? 'final images' : 'final dump';
+  if (stepOf(s, 'stopSource')) return 'copy';
+  const dumps = Object.values(s.steps).filter((x) => x.step === 'preDump');
   if (dumps.length) return `pre-dump ${Math.max(...dumps.map((x) => Number(x.subject)))}`;
   return 'preflight';
 }
@@ -136,7 +136,7 @@ function nameOf(r: StepRecord): string {
  * 1 that ends during pre-dump 2 is still shown under pre-dump 1.
  */
 function labelOf(r: StepRecord, s: MigrationState): string {
-  const live = (s.request?.mode ?? 'live') === 'live';
+  const live = s.request?.mode === 'live';
   switch (r.step) {
     case 'preflightSource':
     case 'preflightTarget':

@@ -1,12 +1,13 @@
-import type { CheckAnswered, CheckedDisk, ErrorInfo, MigrateRequest } from '@haul/schemas';
+import type { CheckAnswered, CheckedDisk, ErrorInfo } from '@haul/schemas';
 import { migrationDisksOf, notSharedBecause, type Findings } from './disks.ts';
 import { predictDowntime } from './downtime-prediction.ts';
 import { checkPreflight } from './preflight-check.ts';
 import type { MigrationState } from './state.ts';
+import type { FullRequest } from './request.ts';
 
 /** What a check knows: the request, what admission would answer now, both nodes' findings, earlier migrations. */
 export type CheckInput = {
-  request: MigrateRequest;
+  request: FullRequest;
   /** Admission's refusal as it would be now (CT busy, a node unknown, down or at its limit); none: it would admit. */
   admission?: ErrorInfo | undefined;
   source?: Findings | undefined;
@@ -33,7 +34,7 @@ export function checkMigration(i: CheckInput): CheckAnswered {
   const local = migrationDisksOf(i.source, i.target).local;
   const localDiskBytes = local.reduce((a, d) => a + (d.bytes ?? 0), 0);
   const copy: CheckAnswered['copy'] = { localDiskBytes };
-  const live = (req.mode ?? 'live') === 'live';
+  const live = req.mode === 'live';
   if (live && i.source?.memoryBytes !== undefined) copy.memoryBytes = i.source.memoryBytes;
   if (i.target) copy.targetFreeBytes = i.target.freeBytes;
   const out: CheckAnswered = {
@@ -42,7 +43,7 @@ export function checkMigration(i: CheckInput): CheckAnswered {
     ctid: req.ctid,
     source: req.source,
     target: req.target,
-    mode: req.mode ?? 'live',
+    mode: req.mode,
     disks: checkedDisks(i.source, i.target),
     copy,
     downtime: predictDowntime({

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { MigrateRequest } from '@haul/schemas';
 import { checkMigration } from './check.ts';
+import { withRequestDefaults } from './request.ts';
 import type { Findings } from './disks.ts';
 
-const req: MigrateRequest = { requestId: 'r', ctid: '101', source: 'node-a', target: 'node-b' };
+const req = withRequestDefaults({ requestId: 'r', ctid: '101', source: 'node-a', target: 'node-b' });
 const digest = 'a'.repeat(64);
 const sharedDisk = {
   ddxml: '/shared/ct101-data0/DiskDescriptor.xml',

@@ -1,9 +1,9 @@
-import type { ConvergenceNumbers, DowntimePolicy, IterationDecidedData, MigrateRequest } from '@haul/schemas';
+import type { ConvergenceNumbers, DowntimePolicy, IterationDecidedData } from '@haul/schemas';
+import type { FullRequest } from './request.ts';
 
 /** P.Haul's constants (iters.py). */
 export const minIterPagesCount = 64;
 export const maxIterGrowRatePercent = 10;
-export const defaultMaxIterations = 9;
 /** Frozen time the prediction adds for the fixed work of the final dump and the restore. */
 export const fixedFrozenOverheadMs = 100;
 export const pageSize = 4096;
@@ -94,7 +94,7 @@ export function finalDumpMs(bytes: number, dumpBytesPerSec: number, linkBytesPer
  * Whether a live migration pre-dumps: asked for (`on`), or `auto` (the default) and the source's criu can track
  * memory changes. Otherwise the final dump writes the whole memory while the CT is frozen.
  */
-export const usesPreDump = (req: MigrateRequest, src: { memTrack: boolean }): boolean =>
-  req.preDump === 'on' || ((req.preDump ?? 'auto') === 'auto' && src.memTrack);
+export const usesPreDump = (req: FullRequest, src: { memTrack: boolean }): boolean =>
+  req.preDump === 'on' || (req.preDump === 'auto' && src.memTrack);
 
 const round = (n: number) => Math.round(n * 100) / 100;

@@ -8,12 +8,7 @@ import type {
   StepName,
   StreamResult,
 } from '@haul/schemas';
-import {
-  decideConvergence,
-  defaultMaxIterations,
-  usesPreDump,
-  type ConvergenceInput,
-} from './convergence.ts';
+import { decideConvergence, usesPreDump, type ConvergenceInput } from './convergence.ts';
 import { deadlinesOf, type TransferReports } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
@@ -26,9 +21,10 @@ import { checkPreflight } from './preflight-check.ts';
 import { migrationDisks, type DiskRef } from './disks.ts';
 import { livePassSubject, nextLivePass } from './disk-passes.ts';
 import { planCleanupOf, planRollbackOf, bringsSourceBack, type PlannedAction } from './plans.ts';
-import { inFlight, stepKey, type MigrationState, type StepRecord } from './state.ts';
+import { inFlight, once, stepKey, stepOf, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable, type TimeoutClass } from './steps.ts';
 import { deriveStatsOf } from './stats.ts';
+import { withRequestDefaults } from './request.ts';
 
 export type DecideMeta = {
   /** ISO time of this decision: the core reads no clock. */
@@ -109,7 +105,7 @@ function requestMigration(
   const r = input.request;
   if (r.source === r.target)
     throw new CommandRejectedError(errorCodes.sameNode, 'source and target are the same node', 'target');
-  if ((r.mode ?? 'live') === 'restart' && r.maxDowntimeMs !== undefined) {
+  if (withRequestDefaults(r).mode === 'restart' && r.maxDowntimeMs !== undefined) {
     throw new CommandRejectedError(
       errorCodes.badRequest,
       'a downtime budget applies to live migration only',
@@ -242,7 +238,7 @@ function advance(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   }
   const trigger = rollbackTrigger(s);
   if (trigger) return [envelope(s, meta, 'RollbackStarted', trigger)];
-  return (s.request.mode ?? 'live') === 'live' ? forwardLive(meta, s) : forwardRestart(meta, s);
+  return s.request.mode === 'live' ? forwardLive(meta, s) : forwardRestart(meta, s);
 }
 
 /** Why the migration must roll back now, if it must. */
@@ -256,7 +252,7 @@ function rollbackTrigger(s: MigrationState): { reason: string; cause?: ErrorInfo
       : { reason: `${failed.key} failed` };
   if (s.resumedOnSource) return { reason: 'the source resumed the CT after its frozen lease expired' };
   if (s.cancelRequested !== undefined) {
-    const restore = s.steps[stepKey('restore', '-')] ?? s.steps[stepKey('startTarget', '-')];
+    const restore = stepOf(s, 'restore') ?? stepOf(s, 'startTarget');
     if (restore?.status === 'intended') return undefined; // wait: the commit may already be happening
     return { reason: `cancelled: ${s.cancelRequested}` };
   }
@@ -334,17 +330,17 @@ function rolledBackData(
  */
 function forwardAfterCommit(meta: DecideMeta, s: MigrationState): MigrationEvent[] | undefined {
   const steps: StepName[] =
-    (s.request!.mode ?? 'live') === 'live' ? ['takeOwnership', 'releaseSource'] : ['takeOwnership'];
+    s.request!.mode === 'live' ? ['takeOwnership', 'releaseSource'] : ['takeOwnership'];
   const out: MigrationEvent[] = [];
   let pending = false;
   for (const step of steps) {
-    const rec = s.steps[stepKey(step, '-')];
+    const rec = stepOf(s, step);
     if (rec?.status === 'succeeded') continue;
     pending = true;
     if (rec?.status === 'intended') continue;
     if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, 'release');
     const attempt = rec ? rec.command.attempt + 1 : 1;
-    out.push(intend(s, meta, step, '-', { ctid: s.request!.ctid }, stepTable[step].role, attempt));
+    out.push(intend(s, meta, step, once, { ctid: s.request!.ctid }, stepTable[step].role, attempt));
   }
   return pending ? out : undefined;
 }
@@ -356,18 +352,18 @@ function preflightSteps(meta: DecideMeta, s: MigrationState): MigrationEvent[] |
   const req = s.request!;
   // No shared disks in the arguments: each agent finds the CT's disks itself, and the core checks the request's
   // declared list against what both found (checkDisks).
-  const args = { ctid: req.ctid, mode: req.mode ?? 'live' };
+  const args = { ctid: req.ctid, mode: req.mode };
   const out: MigrationEvent[] = [];
-  if (!has(s, 'preflightTarget:-'))
-    out.push(intend(s, meta, 'preflightTarget', '-', { ...args, imageDir: s.imageDirs!.target }));
-  if (!has(s, 'preflightSource:-'))
-    out.push(intend(s, meta, 'preflightSource', '-', { ...args, imageDir: s.imageDirs!.source }));
+  if (!has(s, stepKey('preflightTarget')))
+    out.push(intend(s, meta, 'preflightTarget', once, { ...args, imageDir: s.imageDirs!.target }));
+  if (!has(s, stepKey('preflightSource')))
+    out.push(intend(s, meta, 'preflightSource', once, { ...args, imageDir: s.imageDirs!.source }));
   // The CT lock for the migration's life, as vzmigrate takes it before anything else (after the source's preflight
   // in the source agent's queue): a concurrent vzctl without --skiplock is refused until the migration ends.
-  if (!has(s, 'lockSource:-')) out.push(intend(s, meta, 'lockSource', '-', { ctid: req.ctid }));
+  if (!has(s, stepKey('lockSource'))) out.push(intend(s, meta, 'lockSource', once, { ctid: req.ctid }));
   if (out.length > 0) return out;
-  const all = ['preflightTarget:-', 'preflightSource:-', 'lockSource:-'];
-  if (!all.every((k) => ok(s.steps[k]))) return [];
+  const all: StepName[] = ['preflightTarget', 'preflightSource', 'lockSource'];
+  if (!all.every((step) => ok(stepOf(s, step)))) return [];
   return undefined;
 }
 
@@ -382,7 +378,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const dumps = Object.values(s.steps)
     .filter((r) => r.step === 'preDump')
     .sort((a, b) => Number(a.subject) - Number(b.subject));
-  const maxIterations = req.maxIterations ?? defaultMaxIterations;
+  const maxIterations = req.maxIterations;
   const workDir = `${src.imageDir}/work`;
 
   // Pre-dump iterations: img/1, img/2, ... with parent ../n-1, as P.Haul lays them out.
@@ -411,7 +407,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
         return out;
       }
       if (decided.decision === 'continue') {
-        if (!has(s, `preDump:${i + 1}`)) {
+        if (!has(s, stepKey('preDump', String(i + 1)))) {
           out.push(
             intend(s, meta, 'preDump', String(i + 1), {
               ctid: req.ctid,
@@ -430,8 +426,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const iterDone = dumps.filter((r) => r.status === 'succeeded');
   let streamsDone = true;
   for (const r of iterDone) {
-    const key = `streamImages:${r.subject}`;
-    const st = s.steps[key];
+    const st = stepOf(s, 'streamImages', r.subject);
     if (!st) {
       if (streamsDone)
         out.push(
@@ -462,7 +457,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
 
   const n = iterDone.length;
   const finalDir = `${src.imageDir}/${n + 1}`;
-  const fd = s.steps['finalDump:-'];
+  const fd = stepOf(s, 'finalDump');
   if (!fd) {
     // Never freeze while an earlier stream is unfinished: the frozen window would wait for it (or for its stall).
     // Nor before every local disk's live passes converged: the frozen window holds only their last pass.
@@ -475,7 +470,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
       leaseMs: req.frozenLeaseMs ?? frozenLeaseMs(leaseInput(s, meta.frozenLeaseMs)),
     };
     if (n > 0) args['prevImageDir'] = `../${n}`;
-    out.push(intend(s, meta, 'finalDump', '-', args));
+    out.push(intend(s, meta, 'finalDump', once, args));
     return out;
   }
   if (fd.status !== 'succeeded') return out;
@@ -486,7 +481,7 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const { shared, local } = migrationDisks(s);
   let ready = true;
   for (const d of shared) if (!prepareSharedDisk(meta, s, d, out)) ready = false;
-  const fstream = s.steps['streamImages:final'];
+  const fstream = stepOf(s, 'streamImages', 'final');
   if (!fstream) {
     ready = false;
     if (streamsDone)
@@ -504,9 +499,9 @@ function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (!copyLocalDisks(meta, s, local, out)) ready = false;
   if (!ready) return out;
 
-  if (!has(s, 'restore:-'))
+  if (!has(s, stepKey('restore')))
     out.push(
-      intend(s, meta, 'restore', '-', {
+      intend(s, meta, 'restore', once, {
         ctid: req.ctid,
         imageDir: `${tgt.imageDir}/${n + 1}`,
         workDir: `${tgt.imageDir}/work`,
@@ -528,8 +523,8 @@ function prepareSharedDisk(meta: DecideMeta, s: MigrationState, d: DiskRef, out:
     ['snapshotCopy', { ddxml: d.ddxml, guid: copyGuid(s.migrationId!, d.index) }],
   ];
   for (const [step, args] of chain)
-    if (!has(s, `${step}:${d.index}`)) out.push(intend(s, meta, step, String(d.index), args));
-  return chain.every(([step]) => ok(s.steps[`${step}:${d.index}`]));
+    if (!has(s, stepKey(step, String(d.index)))) out.push(intend(s, meta, step, String(d.index), args));
+  return chain.every(([step]) => ok(stepOf(s, step, String(d.index))));
 }
 
 /**
@@ -543,9 +538,9 @@ function copyLocalDisks(
   local: DiskRef[],
   out: MigrationEvent[],
 ): boolean {
-  const live = (s.request!.mode ?? 'live') === 'live';
+  const live = s.request!.mode === 'live';
   for (const d of local) {
-    if (has(s, `copyLocalDisk:${d.index}`)) continue;
+    if (has(s, stepKey('copyLocalDisk', String(d.index)))) continue;
     const args = streamArgs(s.request!, ...diskDirs(s, d), 'final');
     if (live) {
       const next = nextLivePass(s, d.index);
@@ -554,7 +549,7 @@ function copyLocalDisks(
     }
     out.push(intend(s, meta, 'copyLocalDisk', String(d.index), args));
   }
-  return local.every((d) => ok(s.steps[`copyLocalDisk:${d.index}`]));
+  return local.every((d) => ok(stepOf(s, 'copyLocalDisk', String(d.index))));
 }
 
 /**
@@ -605,12 +600,12 @@ function forwardRestart(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const pre = preflightSteps(meta, s);
   if (pre) return pre;
   const req = s.request!;
-  const stop = s.steps['stopSource:-'];
-  if (!stop) return [intend(s, meta, 'stopSource', '-', { ctid: req.ctid })];
+  const stop = stepOf(s, 'stopSource');
+  if (!stop) return [intend(s, meta, 'stopSource', once, { ctid: req.ctid })];
   if (!ok(stop)) return [];
   const out: MigrationEvent[] = [];
   if (!copyLocalDisks(meta, s, migrationDisks(s).local, out)) return out;
-  if (!has(s, 'startTarget:-')) out.push(intend(s, meta, 'startTarget', '-', { ctid: req.ctid }));
+  if (!has(s, stepKey('startTarget'))) out.push(intend(s, meta, 'startTarget', once, { ctid: req.ctid }));
   return out;
 }
 
@@ -652,7 +647,7 @@ function convergenceInput(s: MigrationState, dumps: StepRecord[], i: number, max
   };
   const req = s.request!;
   if (req.maxDowntimeMs !== undefined)
-    input.budget = { maxDowntimeMs: req.maxDowntimeMs, policy: req.downtimePolicy ?? 'abort' };
+    input.budget = { maxDowntimeMs: req.maxDowntimeMs, policy: req.downtimePolicy };
   if (prev?.status === 'succeeded') {
     input.prevPagesWritten = (prev.result as DumpResult).pagesWritten;
     const between = Date.parse(cur.intendedAt) - Date.parse(prev.intendedAt);
@@ -679,11 +674,6 @@ export function lastMeasuredConvergence(s: MigrationState): ConvergenceInput | u
     .sort((a, b) => Number(a.subject) - Number(b.subject));
   const last = dumps.at(-1);
   if (!last || Number(last.subject) < 1 || !s.request) return undefined;
-  const input = convergenceInput(
-    s,
-    dumps,
-    Number(last.subject),
-    s.request.maxIterations ?? defaultMaxIterations,
-  );
+  const input = convergenceInput(s, dumps, Number(last.subject), s.request.maxIterations);
   return input.dirtyPagesPerSec === undefined ? undefined : input;
 }

@@ -13,12 +13,13 @@ import { finalDumpMs, pageSize, usesPreDump } from './convergence.ts';
 import { lastMeasuredConvergence } from './decide.ts';
 import { smallPassBytes } from './disk-passes.ts';
 import type { DiskRef, Findings } from './disks.ts';
-import type { MigrationState, StepRecord } from './state.ts';
+import { stepOf, type MigrationState, type StepRecord } from './state.ts';
+import type { FullRequest } from './request.ts';
 
 export { assumedSpeeds };
 
 export type DowntimeInput = {
-  request: MigrateRequest;
+  request: FullRequest;
   /** The source's inspection now: the CT's resident memory, and whether its criu tracks memory (pre-dumps). */
   source: Findings | undefined;
   /** The CT's disks that the migration copies (not shared with the target), as the source found them. */
@@ -39,7 +40,7 @@ export type DowntimeInput = {
  */
 export function predictDowntime(i: DowntimeInput): DowntimePrediction {
   const req = i.request;
-  if ((req.mode ?? 'live') === 'restart')
+  if (req.mode === 'restart')
     return { note: 'restart mode: the CT is stopped, its local disks copied, and started on the target' };
   const memory = i.source?.memoryBytes;
   if (!i.source || memory === undefined)
@@ -155,8 +156,8 @@ export function linkRateOf(s: MigrationState): number | undefined {
 
 /** What the migration's restore loaded per second: the memory its first dump wrote ÷ the restore's duration. */
 export function restoreSpeedOf(s: MigrationState): number | undefined {
-  const restore = s.steps['restore:-'];
-  const first = s.steps['preDump:0'] ?? s.steps['finalDump:-'];
+  const restore = stepOf(s, 'restore');
+  const first = stepOf(s, 'preDump', '0') ?? stepOf(s, 'finalDump');
   if (restore?.status !== 'succeeded' || first?.status !== 'succeeded') return undefined;
   const r = restore.result as HostResult | undefined;
   const ms = r?.durationMs ?? (r?.restoreUs === undefined ? undefined : r.restoreUs / 1000);

@@ -6,20 +6,20 @@ import { describe, it } from 'node:test';
 import type {
   DumpResult,
   HostResult,
-  MigrateRequest,
   MigrationEvent,
   StepCommand,
   StepName,
   StreamResult,
 } from '@haul/schemas';
 import { finalDumpMs } from './convergence.ts';
+import { withRequestDefaults } from './request.ts';
 import { lastMeasuredConvergence } from './decide.ts';
 import type { DiskRef, Findings } from './disks.ts';
 import { dumpSpeedOf, isCeiling, predictDowntime, type DowntimeInput } from './downtime-prediction.ts';
 import { fold } from './evolve.ts';
 import { initialState, type MigrationState } from './state.ts';
 
-const req: MigrateRequest = { requestId: 'r', ctid: '101', source: 'node-a', target: 'node-b' };
+const req = withRequestDefaults({ requestId: 'r', ctid: '101', source: 'node-a', target: 'node-b' });
 const source = (over: Partial<Findings> = {}): Findings => ({
   configPresent: true,
   running: true,
@@ -60,7 +60,12 @@ function migration(m: {
 }): MigrationState {
   const s = initialState();
   s.migrationId = m.id;
-  s.request = { requestId: m.id, ctid: m.ctid ?? '102', source: m.source, target: m.target };
+  s.request = withRequestDefaults({
+    requestId: m.id,
+    ctid: m.ctid ?? '102',
+    source: m.source,
+    target: m.target,
+  });
   s.lastTime = '2026-01-01T00:10:00.000Z';
   const add = (step: StepName, subject: string, result: unknown) => {
     const key = `${step}:${subject}`;

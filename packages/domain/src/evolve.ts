@@ -3,12 +3,13 @@ import { errorCodes } from './errors.ts';
 import { foldResumeFence } from './fencing.ts';
 import { commitSteps } from './steps.ts';
 import { imageDirName } from './ids.ts';
-import { operatorActionOf, stepKey, type MigrationState, type StepRecord } from './state.ts';
+import { once, operatorActionOf, stepKey, type MigrationState, type StepRecord } from './state.ts';
+import { withRequestDefaults } from './request.ts';
 
 /** The subject part of a command id: `<migrationId>:<step>:<subject>:<attempt>`. */
 export function subjectOf(commandId: string): string {
   const parts = commandId.split(':');
-  return parts[parts.length - 2] ?? '-';
+  return parts[parts.length - 2] ?? once;
 }
 
 /**
@@ -69,7 +70,7 @@ function apply(d: Draft, event: MigrationEvent): void {
   switch (event.type) {
     case 'MigrationRequested':
       s.migrationId = event.migrationId;
-      s.request = event.data.request;
+      s.request = withRequestDefaults(event.data.request);
       s.imageRoots = event.data.imageRoots;
       s.imageDirs = {
         source: `${event.data.imageRoots.source}/${imageDirName(event.migrationId)}`,

@@ -1,6 +1,8 @@
 export {
   initialState,
   stepKey,
+  stepOf,
+  once,
   inFlight,
   type MigrationState,
   type StepRecord,
@@ -45,7 +47,6 @@ export {
   usesPreDump,
   minIterPagesCount,
   maxIterGrowRatePercent,
-  defaultMaxIterations,
   pageSize,
   type ConvergenceInput,
 } from './convergence.ts';
@@ -79,3 +80,4 @@ export {
 export { guidFor, originGuid, copyGuid, commandIdFor, imageDirName } from './ids.ts';
 export { CommandRejectedError, errorCodes, givenUpCodes, type ErrorCode } from './errors.ts';
 export { askedBy, maxAttemptNumber, resolvable, type OperatorInput } from './operator.ts';
+export { requestDefaults, withRequestDefaults, type FullRequest } from './request.ts';

@@ -3,7 +3,7 @@ import { migrationDisks } from './disks.ts';
 import { diskOfSubject } from './disk-passes.ts';
 import { errorCodes, givenUpCodes } from './errors.ts';
 import { copyGuid, originGuid } from './ids.ts';
-import { initialState, type MigrationState, type StepRecord } from './state.ts';
+import { initialState, once, stepKey, type MigrationState, type StepRecord } from './state.ts';
 import { fold } from './evolve.ts';
 import { stepTable } from './steps.ts';
 
@@ -23,6 +23,9 @@ export type PlannedAction = {
 const dirOf = (p: string) => p.slice(0, p.lastIndexOf('/')) || '/';
 
 type Effect = { rec: StepRecord; inDoubt: boolean };
+
+/** The name, subject and key of a planned action (`once`: a step that runs once per migration). */
+const planned = (step: StepName, subject: string = once) => ({ key: stepKey(step, subject), step, subject });
 
 /** Which forward steps left (or may have left) an effect on a host. */
 function effects(s: MigrationState): Effect[] {
@@ -60,9 +63,7 @@ function compensationOf(
       const dir = s.imageDirs?.[role];
       if (!dir) return undefined;
       return {
-        key: `removeFiles:${role}-images`,
-        step: 'removeFiles',
-        subject: `${role}-images`,
+        ...planned('removeFiles', `${role}-images`),
         role,
         args: { paths: [dir] },
       };
@@ -71,16 +72,14 @@ function compensationOf(
       // Also after the lease resumed it: ResumedOnSource is recorded when the fence is won, before the shared disks
       // are restored and the CT thawed. resumeSource (idempotent) confirms the CT runs again on the source, so the
       // rollback never ends while the thaw is unfinished, and a CT that did not come back is reported.
-      return { key: 'resumeSource:-', step: 'resumeSource', subject: '-', role: 'source', args: { ctid } };
+      return { ...planned('resumeSource'), role: 'source', args: { ctid } };
     case 'backupDescriptor':
     case 'snapshotOrigin':
     case 'snapshotCopy': {
       const disk = Number(r.subject);
       const ddxml = (r.command.args as { ddxml: string }).ddxml;
       return {
-        key: `restoreSharedDisk:${disk}`,
-        step: 'restoreSharedDisk',
-        subject: String(disk),
+        ...planned('restoreSharedDisk', String(disk)),
         role: 'source',
         args: { ddxml, originGuid: originGuid(mid, disk), copyGuid: copyGuid(mid, disk) },
       };
@@ -90,21 +89,19 @@ function compensationOf(
       const target = (r.command.args as { targetDir: string }).targetDir;
       const disk = diskOfSubject(r.subject);
       return {
-        key: `removeFiles:target-disk${disk}`,
-        step: 'removeFiles',
-        subject: `target-disk${disk}`,
+        ...planned('removeFiles', `target-disk${disk}`),
         role: 'target',
         args: { paths: [target] },
       };
     }
     case 'restore':
     case 'startTarget':
-      return { key: 'stopTarget:-', step: 'stopTarget', subject: '-', role: 'target', args: { ctid } };
+      return { ...planned('stopTarget'), role: 'target', args: { ctid } };
     case 'stopSource':
-      return { key: 'startSource:-', step: 'startSource', subject: '-', role: 'source', args: { ctid } };
+      return { ...planned('startSource'), role: 'source', args: { ctid } };
     case 'lockSource':
       // Released by inspection: only a lock this migration's holder took (a lock in doubt may be someone else's).
-      return { key: 'unlockSource:-', step: 'unlockSource', subject: '-', role: 'source', args: { ctid } };
+      return { ...planned('unlockSource'), role: 'source', args: { ctid } };
     case 'preDump':
     case 'streamImages':
     case 'releaseSource':
@@ -190,14 +187,14 @@ export function planCleanupOf(s: MigrationState): PlannedAction[] {
   if (!s.committed || !s.request) return [];
   const mid = s.migrationId ?? '';
   const ctid = s.request.ctid;
-  const live = (s.request.mode ?? 'live') === 'live';
+  const live = s.request.mode === 'live';
   const { shared, local } = migrationDisks(s);
   const actions: PlannedAction[] = [];
   const add = (a: Omit<PlannedAction, 'key' | 'reconcile' | 'covers'>) =>
-    actions.push({ ...a, key: `${a.step}:${a.subject}`, reconcile: false, covers: [] });
-  if (live) add({ step: 'umountSource', subject: '-', role: 'source', args: { ctid } });
+    actions.push({ ...a, key: stepKey(a.step, a.subject), reconcile: false, covers: [] });
+  if (live) add({ step: 'umountSource', subject: once, role: 'source', args: { ctid } });
   // The source lets go of the CT only now, after the target took it over (forwardAfterCommit): it unregisters it.
-  add({ step: 'releaseOwnership', subject: '-', role: 'source', args: { ctid } });
+  add({ step: 'releaseOwnership', subject: once, role: 'source', args: { ctid } });
   if (live) {
     for (const d of shared) {
       const args = { ddxml: d.ddxml, originGuid: originGuid(mid, d.index), copyGuid: copyGuid(mid, d.index) };
@@ -221,7 +218,7 @@ export function planCleanupOf(s: MigrationState): PlannedAction[] {
     add({ step: 'removeFiles', subject: 'source-images', role: 'source', args: { paths: [srcImg] } });
   if (tgtImg)
     add({ step: 'removeFiles', subject: 'target-images', role: 'target', args: { paths: [tgtImg] } });
-  add({ step: 'unlockSource', subject: '-', role: 'source', args: { ctid } });
+  add({ step: 'unlockSource', subject: once, role: 'source', args: { ctid } });
   return actions.filter((a) => !done(s, a.key));
 }
 

@@ -1,6 +1,7 @@
-import type { ErrorInfo, MigrateRequest } from '@haul/schemas';
+import type { ErrorInfo } from '@haul/schemas';
 import { checkDisks, migrationDisksOf, type Findings } from './disks.ts';
 import { errorCodes } from './errors.ts';
+import type { FullRequest } from './request.ts';
 
 /** Compare dotted versions numerically ("3.17" > "3.9.2"). */
 export function compareVersions(a: string, b: string): number {
@@ -14,8 +15,8 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** P.Haul's checks before anything changes: config on both sides, CT state, CRIU versions, CPU flags, disks. */
-export function checkPreflight(req: MigrateRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
-  const live = (req.mode ?? 'live') === 'live';
+export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
+  const live = req.mode === 'live';
   if (!src.configPresent)
     return {
       code: 'HAUL_PREFLIGHT_NO_CONFIG',
@@ -66,8 +67,8 @@ const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
  * its resident memory, pre-dumps add what it dirties, so this is a lower bound) in the image root, and the copies of
  * its local disks in its private area. Checked only when both nodes reported the numbers (older agents did not).
  */
-export function checkRoom(req: MigrateRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
-  const live = (req.mode ?? 'live') === 'live';
+export function checkRoom(req: FullRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
+  const live = req.mode === 'live';
   const images = live ? src.memoryBytes : 0;
   if (images !== undefined && images > tgt.freeBytes)
     return {

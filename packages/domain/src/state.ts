@@ -1,13 +1,13 @@
 import type {
   ErrorInfo,
   IterationDecidedData,
-  MigrateRequest,
   MigrationEvent,
   MigrationStatus,
   PreflightResult,
   StepCommand,
   StepName,
 } from '@haul/schemas';
+import type { FullRequest } from './request.ts';
 
 export type StepStatus = 'intended' | 'succeeded' | 'failed';
 
@@ -47,7 +47,7 @@ export type StuckAction = {
 
 export type MigrationState = {
   migrationId?: string;
-  request?: MigrateRequest;
+  request?: FullRequest;
   /** The image roots of the nodes when it was requested, and this migration's image folder under each. */
   imageRoots?: { source: string; target: string };
   imageDirs?: { source: string; target: string };
@@ -100,7 +100,18 @@ export const initialState = (): MigrationState => ({
   retriedFrom: {},
 });
 
-export const stepKey = (step: string, subject: string): string => `${step}:${subject}`;
+/** The subject of a step that runs once per migration (`restore:-`). */
+export const once = '-';
+
+/** A step's key in a migration's state and plans: `<name>:<subject>`, the subject `-` for a step that runs once. */
+export const stepKey = (step: StepName, subject: string = once): string => `${step}:${subject}`;
+
+/** A migration's record of a step (its latest attempt), by name and subject; undefined when never intended. */
+export const stepOf = (
+  s: Pick<MigrationState, 'steps'>,
+  step: StepName,
+  subject: string = once,
+): StepRecord | undefined => s.steps[stepKey(step, subject)];
 
 /** Steps that were intended and have no result yet. */
 export const inFlight = (s: MigrationState): StepRecord[] =>

@@ -8,7 +8,7 @@ import type {
 } from '@haul/schemas';
 import { downtimeWindowOf } from './downtime-window.ts';
 import { fold } from './evolve.ts';
-import { initialState, type MigrationState, type StepRecord } from './state.ts';
+import { initialState, stepOf, type MigrationState, type StepRecord } from './state.ts';
 
 const ms = (a: string | undefined, b: string | undefined) =>
   a && b ? Math.max(0, Date.parse(b) - Date.parse(a)) : undefined;
@@ -24,14 +24,14 @@ export function deriveStats(events: readonly MigrationEvent[], now?: string): Mi
  * while it runs nowhere (the live view's frozen timer); undefined before the freeze.
  */
 export function downtimeOf(s: MigrationState): { since: string; until?: string } | undefined {
-  const live = (s.request?.mode ?? 'live') === 'live';
-  const freeze = live ? s.steps['finalDump:-'] : s.steps['stopSource:-'];
+  const live = s.request?.mode === 'live';
+  const freeze = stepOf(s, live ? 'finalDump' : 'stopSource');
   if (!freeze) return undefined;
   const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
-  const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
+  const landed = done(stepOf(s, live ? 'restore' : 'startTarget'));
   const back = s.resumedOnSource
     ? s.resumedOnSourceAt
-    : done(s.steps[live ? 'resumeSource:-' : 'startSource:-'])?.finishedAt;
+    : done(stepOf(s, live ? 'resumeSource' : 'startSource'))?.finishedAt;
   const until = landed?.finishedAt ?? back;
   return until === undefined ? { since: freeze.intendedAt } : { since: freeze.intendedAt, until };
 }
@@ -39,7 +39,7 @@ export function downtimeOf(s: MigrationState): { since: string; until?: string }
 export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
   const steps = Object.values(s.steps);
   const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
-  const streamOf = (subject: string) => done(s.steps[`streamImages:${subject}`]);
+  const streamOf = (subject: string) => done(stepOf(s, 'streamImages', subject));
   const iterations: IterationStats[] = steps
     .filter((r) => (r.step === 'preDump' || r.step === 'finalDump') && r.status === 'succeeded')
     .sort((a, b) => a.order - b.order)
@@ -56,7 +56,7 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
       if (d.pagesSkipped !== undefined) it.pagesSkipped = d.pagesSkipped;
       if (d.frozenUs !== undefined) it.frozenUs = d.frozenUs;
       // The final dump's frozen_time is known only once criu ended, after the release (P.Haul reads it then too).
-      const released = final ? done(s.steps['releaseSource:-']) : undefined;
+      const released = final ? done(stepOf(s, 'releaseSource')) : undefined;
       if (released && (released.result as HostResult).frozenUs !== undefined)
         it.frozenUs = (released.result as HostResult).frozenUs!;
       const st = streamOf(final ? 'final' : r.subject);
@@ -66,8 +66,8 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
     });
   const end = now ?? s.lastTime;
   const stats: MigrationStats = { totalMs: ms(s.requestedAt, end) ?? 0, iterations };
-  const live = (s.request?.mode ?? 'live') === 'live';
-  const landed = done(live ? s.steps['restore:-'] : s.steps['startTarget:-']);
+  const live = s.request?.mode === 'live';
+  const landed = done(stepOf(s, live ? 'restore' : 'startTarget'));
   const span = downtimeOf(s);
   const downtime = ms(span?.since, span?.until);
   if (downtime !== undefined) stats.downtimeMs = downtime;

@@ -1,7 +1,7 @@
 import type { MigrationEvent, MigrationStatus } from '@haul/schemas';
 import { resolvable } from './operator.ts';
 import { deriveStatsOf } from './stats.ts';
-import { inFlight, type MigrationState } from './state.ts';
+import { inFlight, stepOf, type MigrationState } from './state.ts';
 
 /**
  * The version of projectStatus: a seal's status snapshot (MigrationSealed.data.status) made by another version is not
@@ -44,7 +44,7 @@ export function projectStatus(s: MigrationState, lastSeq: number): MigrationStat
     ctid: s.request.ctid,
     source: s.request.source,
     target: s.request.target,
-    mode: s.request.mode ?? 'live',
+    mode: s.request.mode,
     phase,
     iteration: Object.keys(steps).filter((k) => k.startsWith('preDump:')).length,
     runningSteps: inFlight(s).map((r) => r.key),
@@ -73,11 +73,11 @@ function phaseOf(s: MigrationState): MigrationStatus['phase'] {
   if (s.stuck) return 'stuck';
   if (s.rollback) return 'rollback';
   if (s.committed)
-    return steps['releaseSource:-']?.status === 'succeeded' || (s.request?.mode ?? 'live') === 'restart'
+    return stepOf(s, 'releaseSource')?.status === 'succeeded' || s.request?.mode === 'restart'
       ? 'cleanup'
       : 'committed';
-  if (steps['restore:-'] || steps['startTarget:-']) return 'restoring';
-  if (steps['finalDump:-']?.status === 'succeeded' || steps['stopSource:-']?.status === 'succeeded')
+  if (stepOf(s, 'restore') || stepOf(s, 'startTarget')) return 'restoring';
+  if (stepOf(s, 'finalDump')?.status === 'succeeded' || stepOf(s, 'stopSource')?.status === 'succeeded')
     return 'frozen';
   return Object.keys(steps).some((k) => k.startsWith('preDump:')) ? 'iterating' : 'preflight';
 }

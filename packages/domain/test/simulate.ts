@@ -7,7 +7,7 @@ import type { MigrateRequest, MigrationEvent, StepCommand, StepName } from '@hau
 import { decideUntilStable, type DecideInput, type DecideMeta } from '../src/decide.ts';
 import { evolve } from '../src/evolve.ts';
 import { mayResumeSource, mayStartRestore } from '../src/fencing.ts';
-import { initialState, inFlight, type MigrationState, type StepRecord } from '../src/state.ts';
+import { initialState, inFlight, stepOf, type MigrationState, type StepRecord } from '../src/state.ts';
 import { stepTable } from '../src/steps.ts';
 import { apply, newHost, refusal, type HostModel, type Scenario } from './host-model.ts';
 
@@ -173,7 +173,7 @@ export function simulate(sc: SimScenario): SimResult {
     if (
       sc.fault.kind === 'reboot' &&
       !rebooted &&
-      state.steps['preflightTarget:-']?.status === 'succeeded' &&
+      stepOf(state, 'preflightTarget')?.status === 'succeeded' &&
       !state.restoreStarted
     ) {
       rebootArmedAt ??= events.length;
@@ -182,7 +182,7 @@ export function simulate(sc: SimScenario): SimResult {
         rebooted = true;
       }
     }
-    if (sc.fault.kind === 'lease' && state.steps['finalDump:-']?.status === 'succeeded') {
+    if (sc.fault.kind === 'lease' && stepOf(state, 'finalDump')?.status === 'succeeded') {
       leaseArmedAt ??= events.length;
       if (
         events.length >= leaseArmedAt + sc.fault.after &&

@@ -17,6 +17,7 @@ import {
   lastMeasuredConvergence,
   type Findings,
   type MigrationState,
+  withRequestDefaults,
 } from '@haul/domain';
 import {
   wireError,
@@ -136,7 +137,7 @@ export function createCheck(deps: CheckDeps) {
     ]);
     const unanswered = !src.ok ? src.error : !tgt.ok ? tgt.error : undefined;
     return checkMigration({
-      request: req,
+      request: withRequestDefaults(req),
       admission: judged.ok ? undefined : judged.error,
       source: src.ok ? src.found : undefined,
       target: tgt.ok ? tgt.found : undefined,
