@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { retryTransient, streams, topologyNames, type DeadLetter, type EventLog } from '@haul/bus';
+import { errorCodes } from '@haul/domain';
 import { readStream, type Seen } from './soak-events.ts';
 
 export type StreamHealth = {
@@ -116,7 +117,7 @@ export async function readDeadLetters(nc: NatsConnection): Promise<ParkedLetters
     const letter = m.json<DeadLetter>();
     const addressedTo = /^haul\.cmd\.([^.]+)\./.exec(letter.subject)?.[1];
     const misdelivered =
-      letter.reason.startsWith('HAUL_WRONG_EXECUTOR') &&
+      letter.reason.startsWith(errorCodes.wrongExecutor) &&
       addressedTo !== undefined &&
       addressedTo !== letter.node;
     (misdelivered ? out.misdelivered : out.other).push(letter);

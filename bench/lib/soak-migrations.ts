@@ -6,7 +6,7 @@ import type { Kill } from './soak-chaos.ts';
 import type { EventTap, Seen } from './soak-events.ts';
 import { createRng, type Rng } from './soak-rng.ts';
 import type { SoakCt, SoakWorld } from './soak-world.ts';
-import { withRequestDefaults } from '@haul/domain';
+import { withRequestDefaults, errorCodes } from '@haul/domain';
 
 export type Outcome = 'completed' | 'rolledBack' | 'stuck';
 
@@ -109,7 +109,7 @@ function createCapacity(parallel: number, maxPerNode: number) {
 type Reply =
   | { kind: 'accepted'; migrationId: string }
   | { kind: 'rejected'; code: string; message: string; afterNoAnswer: boolean };
-const retryable = new Set(['HAUL_RETRY', 'HAUL_INTERNAL']);
+const retryable = new Set(['HAUL_RETRY', errorCodes.internal]);
 
 /**
  * Migrations back and forth: one loop per CT (each with its own seeded choices of target, mode and pre-dump), at
@@ -319,7 +319,7 @@ export function startMigrations(o: DriverOptions): Driver {
         release();
       }
       // The CT's lock is released just after its terminal event: a short HAUL_CT_BUSY is expected, a long one not.
-      if (result.refused === 'HAUL_CT_BUSY') {
+      if (result.refused === errorCodes.ctBusy) {
         busySince ??= o.now();
         if (o.now() - busySince > o.deadlineMs) {
           anomalies.push(

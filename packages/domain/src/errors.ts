@@ -71,6 +71,65 @@ export const errorCodes = {
    * given up (the migration rolls back; the CT keeps running on the source).
    */
   diskTracking: 'HAUL_DISK_TRACKING',
+
+  // Admission (the coordinator's migrate, check and evacuate answers; docs/api.md "Admission").
+  /** Another migration of this CT is admitted and not finished. */
+  ctBusy: 'HAUL_CT_BUSY',
+  /** The source or the target already takes part in as many migrations as a node may. */
+  nodeBusy: 'HAUL_NODE_BUSY',
+  /** The source or the target has no heartbeat, or one that is not a heartbeat. */
+  nodeUnknown: 'HAUL_NODE_UNKNOWN',
+  /** The source or the target has a stale heartbeat. */
+  nodeDown: 'HAUL_NODE_DOWN',
+  /** Another request id maps to this request id's migration id. */
+  requestIdCollision: 'HAUL_REQUEST_ID_COLLISION',
+  /** The admission ledger could not be written: too many other writers at once (retryable). */
+  ledgerContended: 'HAUL_LEDGER_CONTENDED',
+  /** A bug or an unreachable store behind an API answer; retryable (the same request id is then safe). */
+  internal: 'HAUL_INTERNAL',
+
+  // The preflight's checks of the CT on both nodes (with the field).
+  preflightNoConfig: 'HAUL_PREFLIGHT_NO_CONFIG',
+  preflightNotRunning: 'HAUL_PREFLIGHT_NOT_RUNNING',
+  preflightTargetRunning: 'HAUL_PREFLIGHT_TARGET_RUNNING',
+  preflightCpu: 'HAUL_PREFLIGHT_CPU',
+  preflightCriuVersion: 'HAUL_PREFLIGHT_CRIU_VERSION',
+
+  // What the executors report in a StepFailed (the agents' host steps, the streamers' transfers).
+  /** A host tool exited with a status the step does not accept (`command`, `exitCode`, `stderrTail`). */
+  toolFailed: 'HAUL_TOOL_FAILED',
+  /** A host tool ran past its step's timeout and was killed. */
+  toolTimeout: 'HAUL_TOOL_TIMEOUT',
+  /** A host tool was killed because its agent is stopping. */
+  toolCancelled: 'HAUL_TOOL_CANCELLED',
+  /** A failure of the agent itself, outside any tool. */
+  agentError: 'HAUL_AGENT_ERROR',
+  /** A fenced append that neither won nor lost its compare-and-set in its tries (retryable). */
+  fenceContended: 'HAUL_FENCE_CONTENDED',
+  /** A shared-disk preparation step while no dump of its migration holds the CT frozen. */
+  notHeld: 'HAUL_NOT_HELD',
+  /** A shared-disk step without the descriptor's backup copy (DiskDescriptor.xml.copy). */
+  noBackup: 'HAUL_NO_BACKUP',
+  /** snapshotCopy before the origin's snapshot is in the descriptor. */
+  noOriginSnapshot: 'HAUL_NO_ORIGIN_SNAPSHOT',
+  /** A shared disk whose descriptor could not be brought back to its state before the migration. */
+  diskNotRestored: 'HAUL_DISK_NOT_RESTORED',
+  /** The CT does not run where a step needs it running. */
+  ctNotRunning: 'HAUL_CT_NOT_RUNNING',
+  /** The CT runs where a step needs it stopped. */
+  ctRunning: 'HAUL_CT_RUNNING',
+  /** A resume found the CT's tasks paused (frozen) after criu let go of them. */
+  ctPaused: 'HAUL_CT_PAUSED',
+  /** The held final dump ended before its decision (criu exited, or its hold was lost). */
+  dumpEnded: 'HAUL_DUMP_ENDED',
+  /** The held dump did not end as asked after the commit decision. */
+  releaseFailed: 'HAUL_RELEASE_FAILED',
+  /** A transfer failed (the connection, the receiver's answer, a chunk's checksum). */
+  streamFailed: 'HAUL_STREAM_FAILED',
+  /** A failure of the streamer itself, outside any transfer. */
+  streamerError: 'HAUL_STREAMER_ERROR',
+  /** Every data port of the streamer's range is taken. */
+  streamPortsExhausted: 'HAUL_STREAM_PORTS_EXHAUSTED',
 } as const;
 
 export type ErrorCode = (typeof errorCodes)[keyof typeof errorCodes];

@@ -19,31 +19,31 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
   const live = req.mode === 'live';
   if (!src.configPresent)
     return {
-      code: 'HAUL_PREFLIGHT_NO_CONFIG',
+      code: errorCodes.preflightNoConfig,
       message: `CT ${req.ctid} has no config on the source ${req.source}`,
       field: 'ctid',
     };
   if (!tgt.configPresent)
     return {
-      code: 'HAUL_PREFLIGHT_NO_CONFIG',
+      code: errorCodes.preflightNoConfig,
       message: `CT config missing on destination ${req.target}`,
       field: 'target',
     };
   if (live && !src.running)
     return {
-      code: 'HAUL_PREFLIGHT_NOT_RUNNING',
+      code: errorCodes.preflightNotRunning,
       message: `CT ${req.ctid} is not running on ${req.source}`,
       field: 'ctid',
     };
   if (tgt.running)
     return {
-      code: 'HAUL_PREFLIGHT_TARGET_RUNNING',
+      code: errorCodes.preflightTargetRunning,
       message: `CT ${req.ctid} is already running on ${req.target}`,
       field: 'target',
     };
   if (live && compareVersions(tgt.criuVersion, src.criuVersion) < 0) {
     return {
-      code: 'HAUL_PREFLIGHT_CRIU_VERSION',
+      code: errorCodes.preflightCriuVersion,
       message: `criu on the target (${tgt.criuVersion}) is older than on the source (${src.criuVersion})`,
       field: 'target',
     };
@@ -52,7 +52,7 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
     const missing = src.cpuFlags.filter((f) => !tgt.cpuFlags.includes(f));
     if (missing.length > 0)
       return {
-        code: 'HAUL_PREFLIGHT_CPU',
+        code: errorCodes.preflightCpu,
         message: `the target lacks CPU flags ${missing.join(' ')}`,
         field: 'target',
       };

@@ -12,6 +12,7 @@ import type {
   StreamResult,
 } from '@haul/schemas';
 import { originGuid } from '../src/ids.ts';
+import { errorCodes } from '../src/errors.ts';
 
 const TOP = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
 export type Image = { guid: string; file: string };
@@ -286,16 +287,16 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
 export function refusal(h: HostModel, cmd: StepCommand): string | undefined {
   if (cmd.step !== 'backupDescriptor' && cmd.step !== 'snapshotOrigin' && cmd.step !== 'snapshotCopy')
     return undefined;
-  if (h.ct.source !== 'frozen') return 'HAUL_NOT_HELD';
+  if (h.ct.source !== 'frozen') return errorCodes.notHeld;
   const disk = Number(cmd.commandId.split(':').at(-2)!.split('.')[0]);
   const sd = h.shared[disk - h.local.length]!;
   const guid = (cmd.args as unknown as { guid: string }).guid;
   const has = (chain: Chain | undefined, g: string) => chain?.some((i) => i.guid === g) ?? false;
-  if (cmd.step === 'snapshotOrigin' && !has(sd.dd, guid) && !sd.copy) return 'HAUL_NO_BACKUP';
+  if (cmd.step === 'snapshotOrigin' && !has(sd.dd, guid) && !sd.copy) return errorCodes.noBackup;
   if (cmd.step === 'snapshotCopy') {
-    if (!sd.copy) return 'HAUL_NO_BACKUP';
+    if (!sd.copy) return errorCodes.noBackup;
     if (!has(sd.copy, guid) && !has(sd.dd, originGuid(cmd.migrationId, disk)))
-      return 'HAUL_NO_ORIGIN_SNAPSHOT';
+      return errorCodes.noOriginSnapshot;
   }
   return undefined;
 }

@@ -10,6 +10,7 @@ import { mayResumeSource, mayStartRestore } from '../src/fencing.ts';
 import { initialState, inFlight, stepOf, type MigrationState, type StepRecord } from '../src/state.ts';
 import { stepTable } from '../src/steps.ts';
 import { apply, newHost, refusal, type HostModel, type Scenario } from './host-model.ts';
+import { errorCodes } from '../src/errors.ts';
 
 export type Fault =
   | { kind: 'none' }
@@ -221,7 +222,7 @@ export function simulate(sc: SimScenario): SimResult {
     if (sc.alsoFail?.step === cmd.step && n <= sc.alsoFail.times) {
       push([
         agentEvent(cmd, 'StepFailed', {
-          error: { code: 'HAUL_TOOL_FAILED', message: 'injected', exitCode: 1 },
+          error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
         }),
       ]);
       run({ kind: 'Advance', meta: meta(now) });
@@ -266,7 +267,7 @@ export function simulate(sc: SimScenario): SimResult {
       if (f.kind === 'fail')
         push([
           agentEvent(cmd, 'StepFailed', {
-            error: { code: 'HAUL_TOOL_FAILED', message: 'injected', exitCode: 1 },
+            error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
           }),
         ]);
       else crashed.add(cmd.commandId);

@@ -11,6 +11,7 @@ import {
   retryTransient,
   type Logger,
 } from '@haul/bus';
+import { errorCodes } from '@haul/domain';
 
 /** An admitted migration that has not finished: its CT is taken, and it counts against both nodes. */
 export type AdmissionEntry = {
@@ -213,7 +214,7 @@ export function createLedger(nc: NatsConnection, log: Logger) {
       }
     }
     throw new BusError(
-      'HAUL_LEDGER_CONTENDED',
+      errorCodes.ledgerContended,
       `the admission ledger changed under this coordinator ${maxConflicts} times in a row`,
       true,
     );

@@ -13,7 +13,7 @@ import {
   type EventLog,
   type Logger,
 } from '@haul/bus';
-import { fold, initialState, type MigrationState } from '@haul/domain';
+import { fold, initialState, type MigrationState, errorCodes } from '@haul/domain';
 import {
   isTerminalEvent,
   terminalEventTypes,
@@ -53,11 +53,11 @@ export type AdmissionDecision =
 /** The error codes admission decides, defined once (docs/api.md lists them, in this order of precedence). */
 export const admissionCodes = {
   /** The request id hashes to the migration id of another request id (never seen; refused, not merged). */
-  requestIdCollision: 'HAUL_REQUEST_ID_COLLISION',
-  ctBusy: 'HAUL_CT_BUSY',
-  nodeUnknown: 'HAUL_NODE_UNKNOWN',
-  nodeDown: 'HAUL_NODE_DOWN',
-  nodeBusy: 'HAUL_NODE_BUSY',
+  requestIdCollision: errorCodes.requestIdCollision,
+  ctBusy: errorCodes.ctBusy,
+  nodeUnknown: errorCodes.nodeUnknown,
+  nodeDown: errorCodes.nodeDown,
+  nodeBusy: errorCodes.nodeBusy,
 } as const;
 
 const roles = ['source', 'target'] as const;

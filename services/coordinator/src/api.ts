@@ -21,6 +21,7 @@ import {
   initialState,
   projectStatus,
   type MigrationState,
+  errorCodes,
 } from '@haul/domain';
 import {
   wireError,
@@ -118,7 +119,7 @@ export function createApi(
       return (
         duplicateOf(req, migrationId, state) ??
         reject({
-          code: 'HAUL_INTERNAL',
+          code: errorCodes.internal,
           message: `${migrationId}: refused by the log, not in it`,
           retryable: true,
         })
@@ -188,7 +189,7 @@ export function createApi(
       ? { ok: true, status: st }
       : {
           ok: false,
-          error: { code: 'HAUL_UNKNOWN_MIGRATION', message: 'no such migration', field: 'migrationId' },
+          error: { code: errorCodes.unknownMigration, message: 'no such migration', field: 'migrationId' },
         };
   }
 
@@ -201,7 +202,7 @@ export function createApi(
       : {
           ok: false,
           error: {
-            code: 'HAUL_UNKNOWN_MIGRATION',
+            code: errorCodes.unknownMigration,
             message: `no migration ${v.value.migrationId}`,
             field: 'migrationId',
           },
@@ -256,7 +257,7 @@ export function createApi(
       if (!check.ok) throw new Error(`reply breaks its schema: ${check.error.message}`);
     } catch (err) {
       log.error({ err, subject }, 'API request failed');
-      reply = reject({ code: 'HAUL_INTERNAL', message: (err as Error).message, retryable: true });
+      reply = reject({ code: errorCodes.internal, message: (err as Error).message, retryable: true });
     }
     msg.respond(encodeJson(reply));
   }

@@ -37,6 +37,7 @@ import type {
   StreamResult,
   Validators,
 } from '@haul/schemas';
+import { errorCodes } from '@haul/domain';
 import { abortable, watchGivenUp } from './given-up.ts';
 import { planPass, type PassPlan } from './disk-pass.ts';
 import { buildManifest, type ManifestEntry } from './manifest.ts';
@@ -204,7 +205,7 @@ export function createImageStreamer(deps: StreamerDeps) {
         ? await receiver.accept(v.value)
         : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
     } catch (e) {
-      return { ok: false, error: { code: 'HAUL_STREAMER_ERROR', message: (e as Error).message } };
+      return { ok: false, error: { code: errorCodes.streamerError, message: (e as Error).message } };
     }
   }
 
@@ -401,7 +402,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     if (cmd.step !== 'streamImages' && cmd.step !== 'copyLocalDisk') {
       const error = {
-        code: 'HAUL_WRONG_EXECUTOR',
+        code: errorCodes.wrongExecutor,
         message: `${cmd.step} is not a streaming step`,
         field: 'step',
       };
@@ -505,7 +506,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       metrics.ended(cmd.step, undefined);
       if (signal.aborted) return undefined;
       const info = (err as { info?: ErrorInfo }).info;
-      const error: ErrorInfo = info ?? { code: 'HAUL_STREAM_FAILED', message: (err as Error).message };
+      const error: ErrorInfo = info ?? { code: errorCodes.streamFailed, message: (err as Error).message };
       mlog.error({ err: error }, 'streaming failed');
       return event(cmd.migrationId, 'StepFailed', { ...base, error }, `${cmd.commandId}:result`);
     }

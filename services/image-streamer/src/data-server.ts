@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { limits, type Logger } from '@haul/bus';
+import { errorCodes } from '@haul/domain';
 import { namesStreamer, type TlsMaterial } from './tls.ts';
 
 /** Thrown when the connection breaks or never comes: the caller offers again and resumes from what was verified. */
@@ -12,7 +13,7 @@ export type PortRange = { from: number; to: number };
 
 /** Every port of the configured range is taken: the streamer cannot listen, and says which range to widen or free. */
 export class PortRangeExhaustedError extends Error {
-  readonly code = 'HAUL_STREAM_PORTS_EXHAUSTED';
+  readonly code = errorCodes.streamPortsExhausted;
   readonly range: PortRange;
   constructor(range: PortRange, host: string) {
     super(

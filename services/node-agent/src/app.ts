@@ -27,6 +27,7 @@ import {
   type Trust,
 } from '@haul/bus';
 import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
+import { errorCodes } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
@@ -144,7 +145,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
           if (!(err instanceof ConcurrencyConflictError)) throw err;
         }
       }
-      throw new BusError('HAUL_FENCE_CONTENDED', 'could not win or lose the fence in 50 tries', true);
+      throw new BusError(errorCodes.fenceContended, 'could not win or lose the fence in 50 tries', true);
     },
     event: (type, data, id) => event(migrationId, type, data as never, id),
   });
@@ -300,7 +301,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
 
 function misaddressed(cmd: StepCommand, node: string): ErrorInfo {
   return {
-    code: 'HAUL_WRONG_EXECUTOR',
+    code: errorCodes.wrongExecutor,
     message: `${cmd.step} for ${cmd.node}/${cmd.executor} is not for the agent of ${node}`,
     field: cmd.node !== node ? 'node' : 'step',
   };
@@ -322,7 +323,7 @@ function errorInfo(err: unknown): ErrorInfo {
       ? { code: err.code, message: err.message, field: err.field }
       : { code: err.code, message: err.message };
   const e = err as { message?: string; command?: string[]; exitCode?: number; stderrTail?: string };
-  const info: ErrorInfo = { code: 'HAUL_AGENT_ERROR', message: e?.message ?? String(err) };
+  const info: ErrorInfo = { code: errorCodes.agentError, message: e?.message ?? String(err) };
   if (Array.isArray(e?.command)) info.command = e.command;
   if (typeof e?.exitCode === 'number') info.exitCode = e.exitCode;
   if (typeof e?.stderrTail === 'string') info.stderrTail = e.stderrTail;

@@ -9,6 +9,7 @@ import {
   type Trust,
 } from '@haul/bus';
 import type { ErrorInfo, InspectReply, InspectRequest, Validators } from '@haul/schemas';
+import { errorCodes } from '@haul/domain';
 import type { Tools } from './adapters/tools.ts';
 import type { AgentConfig } from './context.ts';
 import { inspectCt } from './handlers/preflight.ts';
@@ -54,7 +55,7 @@ export function serveInspections(deps: {
       void answer(msg.data, msg.headers)
         .catch((err: unknown) => {
           log.error({ err }, 'inspection failed');
-          return refuse({ code: 'HAUL_AGENT_ERROR', message: (err as Error).message });
+          return refuse({ code: errorCodes.agentError, message: (err as Error).message });
         })
         .then((reply) => msg.respond(encodeJson(reply)));
     },

@@ -1,5 +1,6 @@
 import { migrationLogger, type Logger } from '@haul/bus';
 import type { HostResult } from '@haul/schemas';
+import { errorCodes } from '@haul/domain';
 import { StepError } from './context.ts';
 import type { HeldDumps, HeldMeta } from './held-dumps.ts';
 
@@ -55,7 +56,7 @@ export function createLeases(deps: LeaseDeps) {
   }
 
   function keepFrozen(meta: HeldMeta, mlog: Logger, err: unknown): void {
-    if (err instanceof StepError && err.code === 'HAUL_FENCED') {
+    if (err instanceof StepError && err.code === errorCodes.fenced) {
       mlog.error(
         { reason: err.message },
         'frozen lease expired but the target restore has started: keeping the CT frozen',

@@ -1,5 +1,5 @@
 import { buckets, decodeJson, limits, openBucket } from '@haul/bus';
-import { evolve, initialState, projectStatus, type MigrationState } from '@haul/domain';
+import { evolve, initialState, projectStatus, type MigrationState, errorCodes } from '@haul/domain';
 import type { MigrateRequest, MigrationEvent, NodeHeartbeat } from '@haul/schemas';
 import { isTerminalEvent } from '@haul/schemas';
 import { jsonFlag, type Command, type Context } from '../command.ts';
@@ -30,7 +30,7 @@ export const worst = (outcomes: readonly ExitName[]): ExitName =>
 const moved: ReadonlySet<ExitName> = new Set(['completed', 'overBudget']);
 
 /** API answers that mean "not now": the CT or a node is taken by another migration. Wait and ask again. */
-const busyCodes: ReadonlySet<string> = new Set(['HAUL_CT_BUSY', 'HAUL_NODE_BUSY']);
+const busyCodes: ReadonlySet<string> = new Set([errorCodes.ctBusy, errorCodes.nodeBusy]);
 const retryMs = { first: 500, max: 5_000 };
 
 export type Result = {

@@ -1,5 +1,6 @@
 import { execa } from 'execa';
 import type { AgentMetrics, Logger } from '@haul/bus';
+import { errorCodes } from '@haul/domain';
 import { asToolTime } from './tool-time.ts';
 
 /** A host tool exited non-zero, timed out or was cancelled: everything the failure event needs. */
@@ -20,7 +21,11 @@ export class CommandFailedError extends Error {
     );
     this.name = 'CommandFailedError';
     this.code =
-      why === 'exit' ? 'HAUL_TOOL_FAILED' : why === 'timeout' ? 'HAUL_TOOL_TIMEOUT' : 'HAUL_TOOL_CANCELLED';
+      why === 'exit'
+        ? errorCodes.toolFailed
+        : why === 'timeout'
+          ? errorCodes.toolTimeout
+          : errorCodes.toolCancelled;
     this.command = command;
     this.exitCode = exitCode;
     this.stderrTail = tail;

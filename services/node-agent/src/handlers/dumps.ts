@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultFrozenLeaseMs } from '@haul/bus';
-import { mayResumeSource } from '@haul/domain';
+import { mayResumeSource, errorCodes } from '@haul/domain';
 import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
 import { readDumpStats } from '../adapters/criu-stats.ts';
 import { dirBytes, replaceFile } from '../adapters/files.ts';
@@ -27,7 +27,7 @@ import { restorePreparedDisks } from './shared-disk.ts';
 function rootPid(ctx: HandlerContext, ctid: string): number {
   const f = initPidFile(ctx.cfg, ctid);
   if (!existsSync(f))
-    throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} is not running on ${ctx.cfg.node} (no ${f})`);
+    throw new StepError(errorCodes.ctNotRunning, `CT ${ctid} is not running on ${ctx.cfg.node} (no ${f})`);
   return Number(readFileSync(f, 'utf8').trim());
 }
 
@@ -90,7 +90,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
     const o = ctx.held.outcome(cmd.migrationId);
     if (o.rc !== undefined)
       throw new StepError(
-        'HAUL_DUMP_ENDED',
+        errorCodes.dumpEnded,
         `the held dump already ended (criu exit ${o.rc}, decision ${o.decision ?? 'none'})`,
       );
     const pid = rootPid(ctx, a.ctid);
@@ -102,7 +102,10 @@ export const finalDump: Handler = async (cmd, ctx) => {
     try {
       writeVzSideFiles(ctx.cfg.hostRoot, a.ctid, a.imageDir);
     } catch (e) {
-      throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${a.ctid} on ${ctx.cfg.node}: ${(e as Error).message}`);
+      throw new StepError(
+        errorCodes.ctNotRunning,
+        `CT ${a.ctid} on ${ctx.cfg.node}: ${(e as Error).message}`,
+      );
     }
     // criu counts as a host tool until the CT is frozen and the dump held (the step's toolMs).
     await asToolTime(() =>
@@ -134,7 +137,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
     const values = out.stdout.split('\n');
     if (values.length !== missing.length)
       throw new StepError(
-        'HAUL_AGENT_ERROR',
+        errorCodes.agentError,
         `CT ${a.ctid} on ${ctx.cfg.node}: cgexec -g ve:${a.ctid} cat ${procs.join(' ')} printed ${JSON.stringify(out.stdout)}, not one line per file`,
       );
     missing.forEach((f, i) => writeFileSync(join(a.imageDir, f.image), `${values[i]}\n`));
@@ -156,7 +159,7 @@ async function vzDumpOf(ctx: HandlerContext, ctid: string, workDir: string, pid:
   const vars = readCtVars(etcVz(ctx.cfg), ctid);
   const root = vars?.['VE_ROOT'];
   if (!vars || !root)
-    throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no VE_ROOT on ${ctx.cfg.node}`);
+    throw new StepError(errorCodes.ctNotRunning, `CT ${ctid} has no VE_ROOT on ${ctx.cfg.node}`);
   const externals = await dumpDevicesOf(ctx, ctid, workDir, pid);
   const props = cgroupPropsFile(ctx.cfg.hostRoot);
   return {
@@ -221,7 +224,7 @@ async function prepareDumpDevices(
   initPid: number,
 ): Promise<string[]> {
   const vars = readCtVars(etcVz(ctx.cfg), ctid);
-  if (!vars) throw new StepError('HAUL_CT_NOT_RUNNING', `CT ${ctid} has no config on ${ctx.cfg.node}`);
+  if (!vars) throw new StepError(errorCodes.ctNotRunning, `CT ${ctid} has no config on ${ctx.cfg.node}`);
   const disks = secondaryDisks(vars);
   // All settled before the step ends, whichever fails: no tool of it keeps running after its outcome.
   const [devmap, ...infos] = await Promise.allSettled([
@@ -257,7 +260,7 @@ export const releaseSource: Handler = async (cmd, ctx) => {
     const workDir = ctx.held.meta(cmd.migrationId)?.workDir;
     const rc = await asToolTime(() => ctx.held.decide(cmd.migrationId, 'commit'));
     if (rc !== 0)
-      throw new StepError('HAUL_RELEASE_FAILED', `criu dump ended with ${rc} after the commit decision`);
+      throw new StepError(errorCodes.releaseFailed, `criu dump ended with ${rc} after the commit decision`);
     r.actions.push('dump committed: source tasks killed');
     await vcmmUnregister(ctx, a.ctid, r);
     // libvzctl's post-dump step (lib/cr_criu.c chkpnt, clear_init_pid): the CT's init pid is no longer valid.
@@ -269,10 +272,10 @@ export const releaseSource: Handler = async (cmd, ctx) => {
   }
   const o = ctx.held.outcome(cmd.migrationId);
   if (o.decision === 'abort')
-    throw new StepError('HAUL_FENCED', 'the held dump was aborted: the CT resumed on the source');
+    throw new StepError(errorCodes.fenced, 'the held dump was aborted: the CT resumed on the source');
   const st = await ctx.tools.vzctlStatus(a.ctid);
   if (st.running)
-    throw new StepError('HAUL_NOT_HELD', `CT ${a.ctid} runs on ${ctx.cfg.node} and no dump is held`);
+    throw new StepError(errorCodes.notHeld, `CT ${a.ctid} runs on ${ctx.cfg.node} and no dump is held`);
   r.actions.push('already released');
   // A release retried after the agent died between the commit and vcmmd's unregister: vcmmd may still hold the CT.
   await vcmmUnregister(ctx, a.ctid, r);
@@ -327,13 +330,13 @@ export async function resumeOnSource(
   const st = await ctx.tools.vzctlStatus(ctid);
   if (!st.running)
     throw new StepError(
-      'HAUL_CT_NOT_RUNNING',
+      errorCodes.ctNotRunning,
       `CT ${ctid} is neither held frozen nor running on ${ctx.cfg.node}`,
     );
   // Paused but not held: frozen by someone else (vzctl pause, or a criu that died holding it). Not resumed by haul.
   if (st.paused)
     throw new StepError(
-      'HAUL_CT_PAUSED',
+      errorCodes.ctPaused,
       `CT ${ctid} runs on ${ctx.cfg.node} but is paused (its freezer cgroup is frozen) and no dump of haul holds it`,
     );
   r.actions.push('CT already running on the source');

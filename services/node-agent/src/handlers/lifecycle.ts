@@ -1,6 +1,6 @@
 import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { mayStartRestore } from '@haul/domain';
+import { mayStartRestore, errorCodes } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
 import { writeNew } from '../adapters/files.ts';
@@ -68,7 +68,10 @@ export const start: Handler = async (cmd, ctx) => {
 export const umountSource: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
   if ((await ctx.tools.vzctlStatus(ctid)).running)
-    throw new StepError('HAUL_CT_RUNNING', `CT ${ctid} still runs on ${ctx.cfg.node}: refusing to unmount`);
+    throw new StepError(
+      errorCodes.ctRunning,
+      `CT ${ctid} still runs on ${ctx.cfg.node}: refusing to unmount`,
+    );
   const res = await ctx.tools.vzctlUmount(ctid);
   return { actions: [res.exitCode === 40 ? 'already unmounted' : 'unmounted'] } satisfies HostResult;
 };

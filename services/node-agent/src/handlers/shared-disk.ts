@@ -53,7 +53,7 @@ const rm = (p: string, actions: string[], what = basename(p)) => {
 function requireFrozen(cmd: StepCommand, ctx: HandlerContext): void {
   if (!ctx.held.isHeld(cmd.migrationId))
     throw new StepError(
-      'HAUL_NOT_HELD',
+      errorCodes.notHeld,
       `${cmd.step}: no dump of this migration holds the CT frozen on ${ctx.cfg.node} (it was resumed or released)`,
     );
 }
@@ -81,7 +81,7 @@ export const snapshotOrigin: Handler = async (cmd, ctx) => {
   if (hasGuid(readDescriptorView(ddxml), guid)) r.actions.push(`snapshot ${guid} already in the descriptor`);
   else {
     if (!existsSync(copyOf(ddxml)))
-      throw new StepError('HAUL_NO_BACKUP', `refusing to snapshot ${ddxml} without its backup copy`);
+      throw new StepError(errorCodes.noBackup, `refusing to snapshot ${ddxml} without its backup copy`);
     await ctx.tools.ploopSnapshot(ddxml, guid, true);
     r.actions.push(`offline snapshot ${guid} on the origin`);
   }
@@ -99,7 +99,7 @@ function requireOriginSnapshot(cmd: StepCommand, ddxml: string): void {
   const g1 = originGuid(cmd.migrationId, Number(subjectOf(cmd.commandId)));
   if (!hasGuid(readDescriptorView(ddxml), g1))
     throw new StepError(
-      'HAUL_NO_ORIGIN_SNAPSHOT',
+      errorCodes.noOriginSnapshot,
       `refusing to snapshot the copy of ${ddxml} before the origin's snapshot ${g1}`,
     );
 }
@@ -109,7 +109,7 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
   const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
   const copy = copyOf(ddxml);
   const link = copyXmlOf(ddxml);
-  if (!existsSync(copy)) throw new StepError('HAUL_NO_BACKUP', `${copy} is missing`);
+  if (!existsSync(copy)) throw new StepError(errorCodes.noBackup, `${copy} is missing`);
   const done = hasGuid(readDescriptorView(copy), guid);
   if (!done) requireOriginSnapshot(cmd, ddxml);
   if (!isLink(link)) symlinkSync(basename(copy), link);
@@ -179,7 +179,7 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
   rm(`${copyOf(ddxml)}.lck`, actions);
   rm(copyXmlOf(ddxml), actions);
   if (hasGuid(now, originGuid) || hasGuid(now, copyGuid))
-    throw new StepError('HAUL_DISK_NOT_RESTORED', `${ddxml} still has a migration snapshot`);
+    throw new StepError(errorCodes.diskNotRestored, `${ddxml} still has a migration snapshot`);
   return actions;
 }
 
