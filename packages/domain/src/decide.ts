@@ -367,147 +367,156 @@ function preflightSteps(meta: DecideMeta, s: MigrationState): MigrationEvent[] |
   return undefined;
 }
 
+/**
+ * A live migration forward, phase by phase: the preflights, the pre-dump iterations (each decided on its numbers), the
+ * stream of each finished iteration and the local disks' live passes beside them, the final dump once all of them
+ * allow it, then the frozen window. Each phase adds what can be intended now to `out`.
+ */
 function forwardLive(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   const pre = preflightSteps(meta, s);
   if (pre) return pre;
-  const req = s.request!;
-  const src = s.preflight.source!;
-  const tgt = s.preflight.target!;
   const out: MigrationEvent[] = [];
-  const usePreDump = usesPreDump(req, src);
   const dumps = Object.values(s.steps)
     .filter((r) => r.step === 'preDump')
     .sort((a, b) => Number(a.subject) - Number(b.subject));
-  const maxIterations = req.maxIterations;
-  const workDir = `${src.imageDir}/work`;
-
-  // Pre-dump iterations: img/1, img/2, ... with parent ../n-1, as P.Haul lays them out.
-  let final = !usePreDump;
-  if (usePreDump) {
-    const last = dumps[dumps.length - 1];
-    if (!last) {
-      out.push(
-        intend(s, meta, 'preDump', '0', {
-          ctid: req.ctid,
-          iteration: 0,
-          imageDir: `${src.imageDir}/1`,
-          workDir,
-        }),
-      );
-    } else if (last.status === 'succeeded') {
-      const i = Number(last.subject);
-      const decided = s.decisions.find((d) => d.iteration === i);
-      if (!decided) {
-        out.push(
-          envelope(s, meta, 'IterationDecided', {
-            iteration: i,
-            ...decideConvergence(convergenceInput(s, dumps, i, maxIterations)),
-          }),
-        );
-        return out;
-      }
-      if (decided.decision === 'continue') {
-        if (!has(s, stepKey('preDump', String(i + 1)))) {
-          out.push(
-            intend(s, meta, 'preDump', String(i + 1), {
-              ctid: req.ctid,
-              iteration: i + 1,
-              imageDir: `${src.imageDir}/${i + 2}`,
-              prevImageDir: `../${i + 1}`,
-              workDir,
-            }),
-          );
-        }
-      } else if (decided.decision === 'final-dump') final = true;
-    }
-  }
-
-  // Stream each finished pre-dump in order, overlapping with the next pre-dump.
-  const iterDone = dumps.filter((r) => r.status === 'succeeded');
-  let streamsDone = true;
-  for (const r of iterDone) {
-    const st = stepOf(s, 'streamImages', r.subject);
-    if (!st) {
-      if (streamsDone)
-        out.push(
-          intend(
-            s,
-            meta,
-            'streamImages',
-            r.subject,
-            streamArgs(
-              req,
-              `${src.imageDir}/${Number(r.subject) + 1}`,
-              `${tgt.imageDir}/${Number(r.subject) + 1}`,
-              'iteration',
-            ),
-          ),
-        );
-      streamsDone = false;
-      break;
-    }
-    if (st.status !== 'succeeded') {
-      streamsDone = false;
-      break;
-    }
-  }
+  const iterations = preDumpIterations(meta, s, dumps, out);
+  if (iterations === 'deciding') return out;
+  const done = dumps.filter((r) => r.status === 'succeeded');
+  const streamsDone = streamIterations(meta, s, done, out);
   // Local disks are copied while the CT runs, beside the pre-dumps; only their last pass waits for the freeze.
   const disksReady = liveDiskPasses(meta, s, out);
-  if (!final) return out;
-
-  const n = iterDone.length;
-  const finalDir = `${src.imageDir}/${n + 1}`;
+  if (iterations === 'iterating') return out;
   const fd = stepOf(s, 'finalDump');
-  if (!fd) {
-    // Never freeze while an earlier stream is unfinished: the frozen window would wait for it (or for its stall).
-    // Nor before every local disk's live passes converged: the frozen window holds only their last pass.
-    if (!streamsDone || !disksReady) return out;
-    const args: Record<string, unknown> = {
-      ctid: req.ctid,
-      iteration: n,
-      imageDir: finalDir,
-      workDir,
-      leaseMs: req.frozenLeaseMs ?? frozenLeaseMs(leaseInput(s, meta.frozenLeaseMs)),
-    };
-    if (n > 0) args['prevImageDir'] = `../${n}`;
-    out.push(intend(s, meta, 'finalDump', once, args));
-    return out;
-  }
-  if (fd.status !== 'succeeded') return out;
+  // Never freeze while an earlier stream is unfinished: the frozen window would wait for it (or for its stall).
+  // Nor before every local disk's live passes converged: the frozen window holds only their last pass.
+  if (!fd && streamsDone && disksReady) out.push(finalDump(meta, s, done.length));
+  if (fd?.status === 'succeeded') frozenWindow(meta, s, done.length, streamsDone, out);
+  return out;
+}
 
-  // Frozen window: every step that can run now is sent now, in one decision — each shared disk's whole preparation,
-  // the final images and the local disks — and the restore once all succeeded. One round trip through the
-  // coordinator per window instead of one per step; every step still has its intent and its outcome.
+/**
+ * img/k+1 under each node's image folder, as P.Haul lays them out: the images of pre-dump k, and after k pre-dumps
+ * the final dump's.
+ */
+const dumpDirs = (s: MigrationState, k: number) => ({
+  source: `${s.preflight.source!.imageDir}/${k + 1}`,
+  target: `${s.preflight.target!.imageDir}/${k + 1}`,
+});
+
+/**
+ * Pre-dump iterations: img/1, img/2, ... with parent ../n-1, as P.Haul lays them out. Each finished one is decided
+ * (IterationDecided, alone in its decision) before the next is intended. `final` once a decision says final dump (or
+ * when this migration pre-dumps not at all).
+ */
+function preDumpIterations(
+  meta: DecideMeta,
+  s: MigrationState,
+  dumps: StepRecord[],
+  out: MigrationEvent[],
+): 'iterating' | 'deciding' | 'final' {
+  const req = s.request!;
+  const src = s.preflight.source!;
+  if (!usesPreDump(req, src)) return 'final';
+  const workDir = `${src.imageDir}/work`;
+  const last = dumps[dumps.length - 1];
+  if (!last) {
+    const args = { ctid: req.ctid, iteration: 0, imageDir: `${src.imageDir}/1`, workDir };
+    out.push(intend(s, meta, 'preDump', '0', args));
+    return 'iterating';
+  }
+  if (last.status !== 'succeeded') return 'iterating';
+  const i = Number(last.subject);
+  const decided = s.decisions.find((d) => d.iteration === i);
+  if (!decided) {
+    const verdict = decideConvergence(convergenceInput(s, dumps, i, req.maxIterations));
+    out.push(envelope(s, meta, 'IterationDecided', { iteration: i, ...verdict }));
+    return 'deciding';
+  }
+  if (decided.decision === 'final-dump') return 'final';
+  if (decided.decision === 'continue' && !has(s, stepKey('preDump', String(i + 1))))
+    out.push(
+      intend(s, meta, 'preDump', String(i + 1), {
+        ctid: req.ctid,
+        iteration: i + 1,
+        imageDir: `${src.imageDir}/${i + 2}`,
+        prevImageDir: `../${i + 1}`,
+        workDir,
+      }),
+    );
+  return 'iterating';
+}
+
+/**
+ * Stream each finished pre-dump in order, overlapping with the next pre-dump: one stream at a time, the next once
+ * the one before succeeded. True when every finished pre-dump's images are on the target.
+ */
+function streamIterations(
+  meta: DecideMeta,
+  s: MigrationState,
+  done: StepRecord[],
+  out: MigrationEvent[],
+): boolean {
+  const req = s.request!;
+  for (const r of done) {
+    const st = stepOf(s, 'streamImages', r.subject);
+    if (st?.status === 'succeeded') continue;
+    if (!st) {
+      const dirs = dumpDirs(s, Number(r.subject));
+      out.push(
+        intend(s, meta, 'streamImages', r.subject, streamArgs(req, dirs.source, dirs.target, 'iteration')),
+      );
+    }
+    return false;
+  }
+  return true;
+}
+
+/** The final dump after `n` pre-dumps (the CT frozen from here, its lease sized by what is left to move). */
+function finalDump(meta: DecideMeta, s: MigrationState, n: number): MigrationEvent {
+  const req = s.request!;
+  const src = s.preflight.source!;
+  const args: Record<string, unknown> = {
+    ctid: req.ctid,
+    iteration: n,
+    imageDir: dumpDirs(s, n).source,
+    workDir: `${src.imageDir}/work`,
+    leaseMs: req.frozenLeaseMs ?? frozenLeaseMs(leaseInput(s, meta.frozenLeaseMs)),
+  };
+  if (n > 0) args['prevImageDir'] = `../${n}`;
+  return intend(s, meta, 'finalDump', once, args);
+}
+
+/**
+ * The frozen window: every step that can run now is sent now, in one decision — each shared disk's whole
+ * preparation, the final images and the local disks — and the restore once all succeeded. One round trip through the
+ * coordinator per window instead of one per step; every step still has its intent and its outcome.
+ */
+function frozenWindow(
+  meta: DecideMeta,
+  s: MigrationState,
+  n: number,
+  streamsDone: boolean,
+  out: MigrationEvent[],
+): void {
+  const req = s.request!;
+  const dirs = dumpDirs(s, n);
   const { shared, local } = migrationDisks(s);
   let ready = true;
   for (const d of shared) if (!prepareSharedDisk(meta, s, d, out)) ready = false;
   const fstream = stepOf(s, 'streamImages', 'final');
-  if (!fstream) {
-    ready = false;
-    if (streamsDone)
-      out.push(
-        intend(
-          s,
-          meta,
-          'streamImages',
-          'final',
-          streamArgs(req, finalDir, `${tgt.imageDir}/${n + 1}`, 'final'),
-        ),
-      );
-  } else if (fstream.status !== 'succeeded') ready = false;
+  if (!fstream && streamsDone)
+    out.push(intend(s, meta, 'streamImages', 'final', streamArgs(req, dirs.source, dirs.target, 'final')));
+  if (fstream?.status !== 'succeeded') ready = false;
   // Local disks beside the final images: the streamer runs several transfers at once.
   if (!copyLocalDisks(meta, s, local, out)) ready = false;
-  if (!ready) return out;
-
-  if (!has(s, stepKey('restore')))
+  if (ready && !has(s, stepKey('restore')))
     out.push(
       intend(s, meta, 'restore', once, {
         ctid: req.ctid,
-        imageDir: `${tgt.imageDir}/${n + 1}`,
-        workDir: `${tgt.imageDir}/work`,
+        imageDir: dirs.target,
+        workDir: `${s.preflight.target!.imageDir}/work`,
       }),
     );
-  return out;
 }
 
 /**
