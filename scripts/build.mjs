@@ -24,7 +24,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
  * Each program: its entry and where its bundle goes (dist/ beside src/, so paths from import.meta.url hold). The
  * services and the CLI are ES modules. The emulators are CommonJS: they start thousands of times in a test run (2,812
  * tool calls in one e2e tier, 211 CPU-s of its 455), and Node 20 starts a CommonJS file without its ES module loader:
- * `criu -V` took 47 ms of CPU instead of 61 (host-emulators/bin/package.json makes their bin scripts CommonJS too).
+ * `criu -V` took 48-49 ms of CPU instead of 61 (host-emulators/bin/package.json makes their bin scripts CommonJS too).
  */
 const esmPrograms = [
   ['services/coordinator/src/main.ts', 'services/coordinator/dist/main.mjs'],
