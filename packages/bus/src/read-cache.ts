@@ -31,6 +31,14 @@ export type CachedEventLog = EventLog & {
    * before it; the source's read before the final dump, 12 ms.
    */
   keepCurrent(migrationId: string): void;
+  /**
+   * What this process holds of a migration kept current, without asking the server: every believed event up to
+   * `lastSeq`, in order. undefined when the migration is not kept current (then only a read knows the log). It may
+   * be behind the stream by what the follow has not delivered yet, so it is for a compare-and-set append only: one
+   * expecting `lastSeq` fails if anything came after, and the caller reads then. The restore's fence appends so
+   * without a read before it, a round trip less inside the frozen window.
+   */
+  held(migrationId: string): { events: StoredEvent[]; lastSeq: number } | undefined;
 };
 
 /**
@@ -98,6 +106,10 @@ export function withReadCache(log: EventLog, opts: ReadCacheOptions = {}): Cache
   return {
     ...log,
     keepCurrent,
+    held(mid) {
+      const h = following.has(mid) ? cache.get(mid) : undefined;
+      return h && { events: h.events, lastSeq: h.lastSeq };
+    },
     /**
      * An append that expects no sequence, of a migration this process holds, first expects the last one it holds:
      * stored, it is known to follow it, so the next read fetches nothing (a message get alone) instead of this very

@@ -250,6 +250,20 @@ describe(
       assert.deepEqual(f.asked, [['a', 3]], 'its own event came with the follow');
     });
 
+    it('given a migration kept current, then held() answers what the follow delivered without asking the server; otherwise nothing', async () => {
+      const { f, log } = await keptCurrent();
+      f.append('b');
+      f.append('a');
+      await f.followed('a', 3);
+      f.asked.length = 0;
+      const h = log.held('a');
+      assert.deepEqual(h && { seqs: seqs(h), lastSeq: h.lastSeq }, { seqs: [1, 3], lastSeq: 3 });
+      assert.deepEqual(f.asked, [], 'no read');
+      await log.read('b');
+      assert.equal(log.held('b'), undefined, 'read, but not kept current');
+      assert.equal(log.held('never-read'), undefined);
+    });
+
     it('given a read and a follow that overlap, then every event is held once, in order', async () => {
       const { f, log } = await keptCurrent();
       f.append('a');

@@ -134,9 +134,16 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     },
     async fencedAppend(ev, rule) {
       for (let attempt = 0; attempt < 50; attempt++) {
-        const { events, lastSeq } = await this.readLog();
+        // First on the log this agent keeps current, if it does, without a read. It may be behind the stream: then
+        // the compare-and-set fails and the next try reads. A refusal is believed only from a read, as a later event
+        // can lift a fence (a stopTarget after RestoreStarted lets the source resume).
+        const kept = attempt === 0 ? eventLog.held(migrationId) : undefined;
+        const { events, lastSeq } = kept
+          ? { events: kept.events.map((e) => e.event), lastSeq: kept.lastSeq }
+          : await this.readLog();
         if (events.some((e) => e.eventId === ev.eventId)) return { ok: true };
         const v = rule(events);
+        if (!v.ok && kept) continue;
         if (!v.ok) return v;
         try {
           await eventLog.append(ev, { expectedLastSeq: lastSeq, msgId: ev.eventId });
