@@ -1,5 +1,5 @@
 import type { DowntimeWindowStats, StreamResult, WindowStepStats } from '@haul/schemas';
-import { stepKey, type MigrationState, type StepRecord } from './state.ts';
+import { downtimeSteps, stepKey, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable } from './steps.ts';
 
 /** A step of the window with the times of its intent and outcome and their places in the log. */
@@ -22,11 +22,11 @@ type Span = {
  * Following predecessors back from the last step gives the critical path: windowMs = its hostMs + its overheadMs.
  */
 export function downtimeWindowOf(s: MigrationState): DowntimeWindowStats | undefined {
-  const live = s.request?.mode === 'live';
+  const d = downtimeSteps(s);
   const spans = spansOf(s);
-  const freeze = spans.get(stepKey(live ? 'finalDump' : 'stopSource'));
+  const freeze = spans.get(stepKey(d.freeze));
   if (!freeze) return undefined;
-  const close = [stepKey(live ? 'restore' : 'startTarget'), stepKey(live ? 'resumeSource' : 'startSource')]
+  const close = [stepKey(d.land), stepKey(d.back)]
     .map((k) => spans.get(k))
     .find((sp) => sp?.rec.status === 'succeeded');
   const window = [...spans.values()]

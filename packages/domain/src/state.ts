@@ -113,6 +113,17 @@ export const stepOf = (
   subject: string = once,
 ): StepRecord | undefined => s.steps[stepKey(step, subject)];
 
+/**
+ * The steps that open and close a migration's downtime: the freeze (live: the final dump; restart: the source's
+ * stop), the landing on the target (the restore, or the target's start) and the way back to the source (its resume,
+ * or its start).
+ */
+export function downtimeSteps(s: MigrationState): { freeze: StepName; land: StepName; back: StepName } {
+  return s.request?.mode === 'restart'
+    ? { freeze: 'stopSource', land: 'startTarget', back: 'startSource' }
+    : { freeze: 'finalDump', land: 'restore', back: 'resumeSource' };
+}
+
 /** Steps that were intended and have no result yet. */
 export const inFlight = (s: MigrationState): StepRecord[] =>
   Object.values(s.steps).filter((r) => r.status === 'intended');

@@ -8,7 +8,7 @@ import type {
 } from '@haul/schemas';
 import { downtimeWindowOf } from './downtime-window.ts';
 import { fold } from './evolve.ts';
-import { initialState, stepOf, type MigrationState, type StepRecord } from './state.ts';
+import { downtimeSteps, initialState, stepOf, type MigrationState, type StepRecord } from './state.ts';
 
 const ms = (a: string | undefined, b: string | undefined) =>
   a && b ? Math.max(0, Date.parse(b) - Date.parse(a)) : undefined;
@@ -24,14 +24,12 @@ export function deriveStats(events: readonly MigrationEvent[], now?: string): Mi
  * while it runs nowhere (the live view's frozen timer); undefined before the freeze.
  */
 export function downtimeOf(s: MigrationState): { since: string; until?: string } | undefined {
-  const live = s.request?.mode === 'live';
-  const freeze = stepOf(s, live ? 'finalDump' : 'stopSource');
+  const d = downtimeSteps(s);
+  const freeze = stepOf(s, d.freeze);
   if (!freeze) return undefined;
   const done = (r: StepRecord | undefined) => (r?.status === 'succeeded' ? r : undefined);
-  const landed = done(stepOf(s, live ? 'restore' : 'startTarget'));
-  const back = s.resumedOnSource
-    ? s.resumedOnSourceAt
-    : done(stepOf(s, live ? 'resumeSource' : 'startSource'))?.finishedAt;
+  const landed = done(stepOf(s, d.land));
+  const back = s.resumedOnSource ? s.resumedOnSourceAt : done(stepOf(s, d.back))?.finishedAt;
   const until = landed?.finishedAt ?? back;
   return until === undefined ? { since: freeze.intendedAt } : { since: freeze.intendedAt, until };
 }
@@ -67,7 +65,7 @@ export function deriveStatsOf(s: MigrationState, now?: string): MigrationStats {
   const end = now ?? s.lastTime;
   const stats: MigrationStats = { totalMs: ms(s.requestedAt, end) ?? 0, iterations };
   const live = s.request?.mode === 'live';
-  const landed = done(stepOf(s, live ? 'restore' : 'startTarget'));
+  const landed = done(stepOf(s, downtimeSteps(s).land));
   const span = downtimeOf(s);
   const downtime = ms(span?.since, span?.until);
   if (downtime !== undefined) stats.downtimeMs = downtime;

@@ -46,7 +46,7 @@ export function projectStatus(s: MigrationState, lastSeq: number): MigrationStat
     target: s.request.target,
     mode: s.request.mode,
     phase,
-    iteration: Object.keys(steps).filter((k) => k.startsWith('preDump:')).length,
+    iteration: Object.values(steps).filter((r) => r.step === 'preDump').length,
     runningSteps: inFlight(s).map((r) => r.key),
     updatedAt: s.lastTime ?? s.requestedAt ?? '1970-01-01T00:00:00.000Z',
     lastSeq,
@@ -79,5 +79,5 @@ function phaseOf(s: MigrationState): MigrationStatus['phase'] {
   if (stepOf(s, 'restore') || stepOf(s, 'startTarget')) return 'restoring';
   if (stepOf(s, 'finalDump')?.status === 'succeeded' || stepOf(s, 'stopSource')?.status === 'succeeded')
     return 'frozen';
-  return Object.keys(steps).some((k) => k.startsWith('preDump:')) ? 'iterating' : 'preflight';
+  return Object.values(steps).some((r) => r.step === 'preDump') ? 'iterating' : 'preflight';
 }

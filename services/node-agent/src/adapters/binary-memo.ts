@@ -1,6 +1,6 @@
-import { accessSync, constants, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import type { Runner } from './exec.ts';
+import { pathOf } from './tools.ts';
 
 /**
  * The file PATH finds for `tool`, as an identity: device, inode, size and modification time of what it resolves to
@@ -8,18 +8,9 @@ import type { Runner } from './exec.ts';
  * alternatives switch points the link elsewhere: either way the identity changes. undefined when PATH finds none.
  */
 export function binaryIdentity(tool: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env['PATH'] ?? '').split(':')) {
-    if (dir === '') continue;
-    const p = join(dir, tool);
-    try {
-      accessSync(p, constants.X_OK);
-      const s = statSync(p);
-      if (s.isFile()) return `${p}:${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;
-    } catch {
-      // not here: the next folder of PATH
-    }
-  }
-  return undefined;
+  const p = pathOf(tool, env);
+  const s = p === undefined ? undefined : statSync(p, { throwIfNoEntry: false });
+  return s?.isFile() ? `${p}:${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}` : undefined;
 }
 
 /**

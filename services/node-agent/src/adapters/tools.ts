@@ -35,20 +35,23 @@ const vzDumpArgs = (d: VzDump) => [
   ...d.externals.flatMap((e) => ['--external', e]),
   ...d.cgroupRoots.flatMap((r) => ['--cgroup-root', r]),
 ];
-/** Is `tool` on PATH? libvzctl calls shaman only where it is installed (lib/ha.c is_bin_present). */
-export function toolOnPath(tool: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env['PATH'] ?? '')
-    .split(':')
-    .filter((d) => d !== '')
-    .some((d) => {
-      try {
-        accessSync(join(d, tool), constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+/** Where PATH finds `tool`: the first folder of it that has an executable file of that name; undefined for none. */
+export function pathOf(tool: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  for (const dir of (env['PATH'] ?? '').split(':')) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, tool), constants.X_OK);
+      return join(dir, tool);
+    } catch {
+      // not here: the next folder of PATH
+    }
+  }
+  return undefined;
 }
+
+/** Is `tool` on PATH? libvzctl calls shaman only where it is installed (lib/ha.c is_bin_present). */
+export const toolOnPath = (tool: string, env: NodeJS.ProcessEnv = process.env): boolean =>
+  pathOf(tool, env) !== undefined;
 
 /**
  * criu's answers that depend only on its binary and the running kernel: the agent asks them at start, at every
