@@ -81,7 +81,7 @@ export const errorCodes = {
   nodeUnknown: 'HAUL_NODE_UNKNOWN',
   /** The source or the target has a stale heartbeat. */
   nodeDown: 'HAUL_NODE_DOWN',
-  /** Another request id maps to this request id's migration id. */
+  /** The request id hashes to the migration id of another request id (never seen; refused, not merged). */
   requestIdCollision: 'HAUL_REQUEST_ID_COLLISION',
   /** The admission ledger could not be written: too many other writers at once (retryable). */
   ledgerContended: 'HAUL_LEDGER_CONTENDED',

@@ -50,21 +50,11 @@ export type AdmissionInput = {
 export type AdmissionDecision =
   { ok: true; entry: AdmissionEntry; entries: AdmissionEntry[] } | { ok: false; error: ErrorInfo };
 
-/** The error codes admission decides, defined once (docs/api.md lists them, in this order of precedence). */
-export const admissionCodes = {
-  /** The request id hashes to the migration id of another request id (never seen; refused, not merged). */
-  requestIdCollision: errorCodes.requestIdCollision,
-  ctBusy: errorCodes.ctBusy,
-  nodeUnknown: errorCodes.nodeUnknown,
-  nodeDown: errorCodes.nodeDown,
-  nodeBusy: errorCodes.nodeBusy,
-} as const;
-
 const roles = ['source', 'target'] as const;
 
 /** The refusal of a request id whose migration id is another request id's. */
 export const collision = (migrationId: string): ErrorInfo => ({
-  code: admissionCodes.requestIdCollision,
+  code: errorCodes.requestIdCollision,
   message: `migration id ${migrationId} is taken by another request id (hash collision); use another request id`,
   field: 'requestId',
 });
@@ -106,7 +96,7 @@ function ctBusy(entries: readonly AdmissionEntry[], ctid: string): ErrorInfo | u
   const holder = entries.find((e) => e.ctid === ctid);
   return holder
     ? {
-        code: admissionCodes.ctBusy,
+        code: errorCodes.ctBusy,
         message: `CT ${ctid} is already migrating (${holder.migrationId})`,
         field: 'ctid',
       }
@@ -124,7 +114,7 @@ function nodeAtLimit(
     const taking = entries.filter((e) => e.source === node || e.target === node).length;
     if (taking >= maxPerNode)
       return {
-        code: admissionCodes.nodeBusy,
+        code: errorCodes.nodeBusy,
         message: `${node} already takes part in ${taking} migrations (limit ${maxPerNode})`,
         field: role,
       };
@@ -174,13 +164,13 @@ function liveImageRoots(
   for (const role of roles) {
     const report = a.nodes[role];
     if (!report.ok)
-      return { ok: false, error: { code: admissionCodes.nodeUnknown, message: report.reason, field: role } };
+      return { ok: false, error: { code: errorCodes.nodeUnknown, message: report.reason, field: role } };
     const hb = report.heartbeat;
     if (a.now.getTime() - Date.parse(hb.time) > limits.nodeStaleMs)
       return {
         ok: false,
         error: {
-          code: admissionCodes.nodeDown,
+          code: errorCodes.nodeDown,
           message: `${a.request[role]} last reported at ${hb.time}`,
           field: role,
         },
