@@ -44,10 +44,10 @@ import { buildManifest, type ManifestEntry } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
 import { createProgressReporter, type ProgressReporter } from './progress-report.ts';
 import { createRateLimiter } from './rate-limit.ts';
-import { createDataServer, type DataServer, type PortRange } from './data-server.ts';
+import { createDataServer, type DataListener, type DataServer, type PortRange } from './data-server.ts';
 import { createReceiver } from './receiver.ts';
 import { registerStreamer, type Registration } from './registration.ts';
-import { ConnectionLost, sendFiles } from './sender.ts';
+import { ConnectionLost, sendFiles, type SendOptions, type SendStats } from './sender.ts';
 import type { TlsMaterial } from './tls.ts';
 import { crc32Loaded } from './wire.ts';
 
@@ -121,6 +121,18 @@ export type TransferOptions = {
 
 /** The commands a streamer runs. */
 type StreamCommand = Extract<StepCommand, { step: 'streamImages' | 'copyLocalDisk' }>;
+
+/** One transfer as planned: what it moves, from which command, and the pass plan of a disk copy. */
+type PlannedTransfer = {
+  migrationId: string;
+  commandId: string;
+  a: StreamArgs;
+  mlog: Logger;
+  opts: TransferOptions & { report: ProgressReporter };
+  plan: PassPlan | undefined;
+  manifest: ManifestEntry[];
+  total: number;
+};
 
 /**
  * How a command's transfer ends on the target. A local disk copy is the CT's data: synced before it counts. Image
@@ -250,7 +262,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     mlog: Logger,
     opts: TransferOptions & { report: ProgressReporter },
   ): Promise<StreamResult> {
-    const { report, signal } = opts;
+    const { report } = opts;
     // A pass of a live disk copy asks the host's write tracker first: every extent it hands out lies within the
     // sizes the manifest then reads.
     // The host's tracker and sync may take a while on a busy host: the transfer says it waits on purpose meanwhile.
@@ -275,46 +287,48 @@ export function createImageStreamer(deps: StreamerDeps) {
       (n, e) => n + (e.kind !== 'file' ? 0 : e.extents ? spanOf(e.extents) : (e.size ?? 0)),
       0,
     );
-    const rate = createRateLimiter(a.bandwidthLimitMBps);
-    const throttle = async (bytes: number) => {
-      await priorityTurn(a.priority, report, signal);
-      await rate(bytes);
-      await nodeRate(bytes);
-      signal?.throwIfAborted();
-    };
-
     const t0 = performance.now();
     report.sized(total);
-    let endSync: (() => void) | undefined;
-    const onBytes = (n: number) => {
-      metrics.sent(n);
-      report.moved(n);
-      // Every byte is with the receiver: it verifies (and for a disk copy syncs) them before its `done`, moving none.
-      if (report.bytesDone >= total) endSync ??= report.waiting('sync');
+    const { resumed, retries } = await sendWithRetries({
+      migrationId,
+      commandId,
+      a,
+      mlog,
+      opts,
+      plan,
+      manifest,
+      total,
+    });
+    const ms = performance.now() - t0;
+    // The extents are on the target (and synced): the tracker may forget them.
+    if (update) await hostWork(update.done);
+    return {
+      bytes: total,
+      files: manifest.filter((e) => e.kind === 'file').length,
+      durationMs: ms,
+      mbPerSec: total / 1e6 / Math.max(ms / 1000, 1e-6),
+      ...(pass ? { toolMs: Math.round(toolMs * 10) / 10 } : {}),
+      resumedBytes: resumed,
+      retries,
     };
+  }
+
+  /**
+   * Offer the transfer and send it, again from what the target verified when the offer is not answered or the
+   * connection is lost, up to the configured retries.
+   */
+  async function sendWithRetries(t: PlannedTransfer): Promise<{ resumed: number; retries: number }> {
+    const { a, mlog } = t;
+    const { report, signal } = t.opts;
+    const pace = pacing(t);
     let retries = 0;
     let resumed = 0;
     for (;;) {
       if (!dataServer) throw new Error('the image streamer is not started');
       const listener = dataServer.expect(a.toNode);
-      const offer: StreamOffer = {
-        transferId: commandId.replace(/[^A-Za-z0-9_:.-]/g, '_'),
-        migrationId,
-        fromNode: cfg.node,
-        targetDir: a.targetDir,
-        connect: { host: cfg.advertiseHost ?? cfg.listenHost, port: dataServer.port, token: listener.token },
-        manifest,
-        ...(opts.durable ? { durable: true } : {}),
-        ...(opts.writeBack ? { writeBack: true } : {}),
-        ...(update ? { update: true } : {}),
-      };
       let reply: StreamOfferReply;
       try {
-        const m = await abortable(
-          nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout: 10_000 }),
-          signal,
-        );
-        reply = decodeJson(m.data) as StreamOfferReply;
+        reply = await offerTransfer(t, dataServer.port, listener.token);
       } catch (err) {
         listener.close();
         signal?.throwIfAborted();
@@ -330,28 +344,10 @@ export function createImageStreamer(deps: StreamerDeps) {
       }
       report.restart();
       try {
-        const sock = await abortable(listener.accept(limits.streamConnectMs), signal);
-        const tamper = deps.tamper;
-        // Given up: the connection is cut, so the transfer stops within a chunk.
-        const cut = () => sock.destroy();
-        signal?.addEventListener('abort', cut, { once: true });
-        // A first pass started over with a fresh tracker trusts nothing the target holds: it may be older than
-        // the tracker. An update pass has nothing to resume: it is sent again whole.
-        const trusted = plan?.kind === 'full' && !plan.trustVerified ? {} : reply.verified;
-        const s = await sendFiles({
-          sourceDir: a.sourceDir,
-          manifest,
-          sock,
-          verified: update ? {} : trusted,
-          ...(update ? { pieces: piecesOf } : {}),
-          throttle,
-          onBytes,
-          ...(tamper ? { tamper } : {}),
-          ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
-        }).finally(() => signal?.removeEventListener('abort', cut));
+        const s = await sendOver(t, listener, reply.verified, pace);
         resumed += s.resumedBytes;
         retries += s.resent;
-        break;
+        return { resumed, retries };
       } catch (err) {
         signal?.throwIfAborted();
         if (!(err instanceof ConnectionLost) || ++retries > cfg.maxRetries) throw err;
@@ -359,22 +355,85 @@ export function createImageStreamer(deps: StreamerDeps) {
         await delay(Math.min(2000, 200 * retries), undefined, { signal });
       } finally {
         listener.close();
-        endSync?.();
-        endSync = undefined;
+        pace.endSync();
       }
     }
-    const ms = performance.now() - t0;
-    // The extents are on the target (and synced): the tracker may forget them.
-    if (update) await hostWork(update.done);
+  }
+
+  /** A transfer's throttle (its priority, its own rate, the node's) and its byte count, which opens the final sync. */
+  function pacing(t: PlannedTransfer): Pick<SendOptions, 'throttle' | 'onBytes'> & { endSync: () => void } {
+    const { report, signal } = t.opts;
+    const rate = createRateLimiter(t.a.bandwidthLimitMBps);
+    let endSync: (() => void) | undefined;
     return {
-      bytes: total,
-      files: manifest.filter((e) => e.kind === 'file').length,
-      durationMs: ms,
-      mbPerSec: total / 1e6 / Math.max(ms / 1000, 1e-6),
-      ...(pass ? { toolMs: Math.round(toolMs * 10) / 10 } : {}),
-      resumedBytes: resumed,
-      retries,
+      throttle: async (bytes: number) => {
+        await priorityTurn(t.a.priority, report, signal);
+        await rate(bytes);
+        await nodeRate(bytes);
+        signal?.throwIfAborted();
+      },
+      onBytes: (n: number) => {
+        metrics.sent(n);
+        report.moved(n);
+        // Every byte is with the receiver: it verifies (and for a disk copy syncs) them before its `done`, moving none.
+        if (report.bytesDone >= t.total) endSync ??= report.waiting('sync');
+      },
+      endSync: () => {
+        endSync?.();
+        endSync = undefined;
+      },
     };
+  }
+
+  /** Ask the target's streamer to take the transfer; its reply says what of each file it already verified. */
+  async function offerTransfer(t: PlannedTransfer, port: number, token: string): Promise<StreamOfferReply> {
+    const { a, opts, plan } = t;
+    const offer: StreamOffer = {
+      transferId: t.commandId.replace(/[^A-Za-z0-9_:.-]/g, '_'),
+      migrationId: t.migrationId,
+      fromNode: cfg.node,
+      targetDir: a.targetDir,
+      connect: { host: cfg.advertiseHost ?? cfg.listenHost, port, token },
+      manifest: t.manifest,
+      ...(opts.durable ? { durable: true } : {}),
+      ...(opts.writeBack ? { writeBack: true } : {}),
+      ...(plan?.kind === 'update' ? { update: true } : {}),
+    };
+    const m = await abortable(
+      nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout: 10_000 }),
+      opts.signal,
+    );
+    return decodeJson(m.data) as StreamOfferReply;
+  }
+
+  /** The target connects back; the files go over that connection from where the target's verified bytes end. */
+  async function sendOver(
+    t: PlannedTransfer,
+    listener: DataListener,
+    verified: SendOptions['verified'],
+    pace: Pick<SendOptions, 'throttle' | 'onBytes'>,
+  ): Promise<SendStats> {
+    const { signal } = t.opts;
+    const update = t.plan?.kind === 'update';
+    const sock = await abortable(listener.accept(limits.streamConnectMs), signal);
+    const tamper = deps.tamper;
+    // Given up: the connection is cut, so the transfer stops within a chunk.
+    const cut = () => sock.destroy();
+    signal?.addEventListener('abort', cut, { once: true });
+    // A first pass started over with a fresh tracker trusts nothing the target holds: it may be older than
+    // the tracker. An update pass has nothing to resume: it is sent again whole.
+    const trusted = t.plan?.kind === 'full' && !t.plan.trustVerified ? {} : verified;
+    return sendFiles({
+      sourceDir: t.a.sourceDir,
+      manifest: t.manifest,
+      sock,
+      verified: update ? {} : trusted,
+      ...(update ? { pieces: piecesOf } : {}),
+      throttle: pace.throttle,
+      onBytes: pace.onBytes,
+      ...(tamper ? { tamper } : {}),
+      ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
+    }).finally(() => signal?.removeEventListener('abort', cut));
   }
 
   /**

@@ -94,7 +94,7 @@ export function createReceiver(opts: ReceiverOptions) {
       const c = ctx(offer.fromNode);
       setImmediate(() => {
         try {
-          receive(offer, verified, c);
+          new Reception(offer, verified, c);
         } catch (err) {
           // No socket came to be, so no close will release the slot: release it here.
           opts.log.warn({ transferId: offer.transferId, err }, 'cannot open the data connection');
@@ -210,159 +210,204 @@ const MAX_IN_FLIGHT = 4;
 
 type ReceiveContext = { log: Logger; idleMs: number; tls?: TlsMaterial; onClosed: () => void };
 
-function receive(offer: StreamOffer, verified: Record<string, number>, ctx: ReceiveContext): void {
-  const log = ctx.log;
-  const files = new Map<string, PartFile>();
-  const updates = new Map<string, UpdateFile>();
-  const byPath = new Map(
-    offer.manifest
-      .filter((e) => e.kind === 'file')
-      .map((e) => [e.path, e as ManifestEntry & { size: number }]),
-  );
-  let failed = false;
-  const reply = (line: string) => sock.write(`${line}\n`);
-  const fail = (why: string) => {
-    if (failed) return;
-    failed = true;
-    reader.stop();
-    log.warn({ transferId: offer.transferId, why }, 'transfer refused');
-    reply(`error ${why}`);
-    sock.end();
-  };
-  const open = (entry: ManifestEntry & { size: number }): PartFile => {
-    let f = files.get(entry.path);
+/**
+ * One transfer being received over its data connection: a part file per file of a full pass (part-file.ts: only a
+ * verified prefix is ever kept), an update file per file an update pass writes to. A chunk outside the manifest, a
+ * file that cannot be written or finished, fails the transfer: the sender is told why and the connection ends, and
+ * what was verified stays for the next offer to resume. A chunk whose digest differs is only asked for again.
+ */
+class Reception {
+  private readonly files = new Map<string, PartFile>();
+  private readonly updates = new Map<string, UpdateFile>();
+  private readonly byPath: Map<string, ManifestEntry & { size: number }>;
+  private failed = false;
+  private readonly reader: FrameReader;
+  private readonly sock: Socket;
+
+  private readonly offer: StreamOffer;
+  private readonly verified: Record<string, number>;
+  private readonly ctx: ReceiveContext;
+
+  constructor(offer: StreamOffer, verified: Record<string, number>, ctx: ReceiveContext) {
+    this.offer = offer;
+    this.verified = verified;
+    this.ctx = ctx;
+    this.byPath = new Map(
+      offer.manifest
+        .filter((e) => e.kind === 'file')
+        .map((e) => [e.path, e as ManifestEntry & { size: number }]),
+    );
+    this.reader = new FrameReader(
+      MAX_IN_FLIGHT,
+      { chunk: (f) => this.chunk(f), end: () => this.end(), error: (why) => this.fail(why) },
+      () => this.sock.resume(),
+    );
+    this.sock = dial(offer, this.reader, ctx.tls);
+    this.watch();
+  }
+
+  private reply(line: string): void {
+    this.sock.write(`${line}\n`);
+  }
+
+  private fail(why: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.reader.stop();
+    this.ctx.log.warn({ transferId: this.offer.transferId, why }, 'transfer refused');
+    this.reply(`error ${why}`);
+    this.sock.end();
+  }
+
+  /** The connection's life: the token first, an idle peer dropped, every file closed at the end. */
+  private watch(): void {
+    const { sock, offer, ctx } = this;
+    sock.setNoDelay(true);
+    sock.once(ctx.tls ? 'secureConnect' : 'connect', () => this.reply(offer.connect.token));
+    // A peer that stops sending (or never starts) is dropped: its socket and frame buffers are not held forever.
+    sock.setTimeout(ctx.idleMs, () => {
+      ctx.log.warn({ transferId: offer.transferId, idleMs: ctx.idleMs }, 'data connection idle; closing it');
+      sock.destroy();
+    });
+    sock.on('error', (err) =>
+      ctx.log.warn({ transferId: offer.transferId, err: err.message }, 'data connection lost'),
+    );
+    sock.once('close', () => {
+      this.reader.stop();
+      for (const f of this.files.values()) f.close();
+      this.files.clear();
+      for (const f of this.updates.values()) f.close();
+      this.updates.clear();
+      ctx.onClosed();
+    });
+  }
+
+  private partFile(entry: ManifestEntry & { size: number }): PartFile {
+    let f = this.files.get(entry.path);
     if (f) return f;
-    const p = join(offer.targetDir, entry.path);
-    mkdirsNoFollow(offer.targetDir, dirname(entry.path));
-    f = new PartFile(p, entry.size, entry.mode ?? 0o644, verified[entry.path] ?? 0);
-    files.set(entry.path, f);
+    const { targetDir } = this.offer;
+    mkdirsNoFollow(targetDir, dirname(entry.path));
+    f = new PartFile(
+      join(targetDir, entry.path),
+      entry.size,
+      entry.mode ?? 0o644,
+      this.verified[entry.path] ?? 0,
+    );
+    this.files.set(entry.path, f);
     return f;
-  };
-  const updated = (entry: ManifestEntry): UpdateFile => {
-    let f = updates.get(entry.path);
+  }
+
+  private updateFile(entry: ManifestEntry): UpdateFile {
+    let f = this.updates.get(entry.path);
     if (f) return f;
-    mkdirsNoFollow(offer.targetDir, dirname(entry.path));
-    f = new UpdateFile(join(offer.targetDir, entry.path), entry.mode ?? 0o644);
-    updates.set(entry.path, f);
+    const { targetDir } = this.offer;
+    mkdirsNoFollow(targetDir, dirname(entry.path));
+    f = new UpdateFile(join(targetDir, entry.path), entry.mode ?? 0o644);
+    this.updates.set(entry.path, f);
     return f;
-  };
-  /** An update pass: each file sent to is given its size; each other one must be there with its size already. */
-  const finishUpdate = (durable: boolean): string | undefined => {
-    for (const e of offer.manifest) {
-      if (e.kind !== 'file') continue;
-      const size = e.size ?? 0;
-      const f = updates.get(e.path) ?? (e.extents?.length ? undefined : null);
-      if (f === undefined) return `${e.path}: its extents never arrived`;
-      if (f) f.finish(size, durable);
-      else if (regularFileSize(join(offer.targetDir, e.path)) !== size)
-        return `${e.path}: not here with ${size} bytes from an earlier pass`;
-      // The earlier passes were not synced: a durable update pass syncs every file of the copy.
-      else if (durable) syncFile(join(offer.targetDir, e.path));
-    }
-    updates.clear();
-    return undefined;
-  };
-  const finish = () => {
-    if (failed) return;
-    const durable = offer.durable === true;
-    const dirs = new Set<string>([dirname(offer.targetDir), offer.targetDir]);
-    if (offer.update) {
-      const why = finishUpdate(durable);
-      if (why) return fail(why);
-    }
-    for (const e of offer.manifest) {
-      if (offer.update) break;
-      const p = join(offer.targetDir, e.path);
-      dirs.add(dirname(p));
-      if (e.kind === 'file') {
-        const size = e.size ?? 0;
-        const f = files.get(e.path);
-        if (f) {
-          files.delete(e.path);
-          if (!f.complete) {
-            f.close();
-            return fail(`${e.path}: only ${f.prefix} of ${size} bytes verified`);
-          }
-          f.finish(durable);
-        } else if (isFinished(p, size)) {
-          continue;
-        } else if (size === 0) {
-          mkdirsNoFollow(offer.targetDir, dirname(e.path));
-          createEmptyFile(p, e.mode ?? 0o644);
-        } else return fail(`${e.path}: never received`);
-      }
-    }
-    // Links last, once nothing more is written below the target folder: no write ever goes through one.
-    for (const e of offer.manifest) if (e.kind === 'symlink') placeLink(offer.targetDir, e);
-    if (durable) for (const d of dirs) syncDir(d);
-    reply('done');
-    sock.end();
-    if (offer.writeBack && !durable)
-      for (const e of offer.manifest)
-        if (e.kind === 'file') startWriteBack(join(offer.targetDir, e.path), log);
-  };
-  const chunk = ({ header: h, payload, release }: ChunkFrame) => {
-    if (failed) return release();
-    const entry = byPath.get(h.path);
-    const misplaced = offer.update
-      ? !entry || h.len > CHUNK || h.len <= 0 || h.offset + h.len > entry.size
-      : !entry ||
-        h.offset % CHUNK !== 0 ||
-        h.offset >= entry.size ||
-        h.len !== Math.min(CHUNK, entry.size - h.offset);
-    if (!entry || misplaced) {
+  }
+
+  /** Why a chunk has no place in the manifest: a full pass sends whole chunks in place, an update any extent. */
+  private misplaced(h: ChunkFrame['header']): boolean {
+    const entry = this.byPath.get(h.path);
+    if (!entry) return true;
+    return this.offer.update
+      ? h.len > CHUNK || h.len <= 0 || h.offset + h.len > entry.size
+      : h.offset % CHUNK !== 0 || h.offset >= entry.size || h.len !== Math.min(CHUNK, entry.size - h.offset);
+  }
+
+  private chunk({ header: h, payload, release }: ChunkFrame): void {
+    if (this.failed) return release();
+    if (this.misplaced(h)) {
       release();
-      return fail(`chunk outside the manifest: ${h.path}@${h.offset}`);
+      return this.fail(`chunk outside the manifest: ${h.path}@${h.offset}`);
     }
+    const entry = this.byPath.get(h.path)!;
     const digest = chunkDigest(payload);
     if (digest !== h.crc32) {
       release();
-      return reply(`bad ${h.id}`);
+      return this.reply(`bad ${h.id}`);
     }
     try {
-      if (offer.update) updated(entry).write(h.offset, payload);
-      else open(entry).write(h.offset, payload, digest);
+      if (this.offer.update) this.updateFile(entry).write(h.offset, payload);
+      else this.partFile(entry).write(h.offset, payload, digest);
     } catch (err) {
-      return fail(`cannot write ${h.path}: ${(err as Error).message}`);
+      return this.fail(`cannot write ${h.path}: ${(err as Error).message}`);
     } finally {
       release();
     }
-    reply(`ok ${h.id}`);
-  };
-  const reader = new FrameReader(
-    MAX_IN_FLIGHT,
-    {
-      chunk,
-      end: () => {
-        try {
-          finish();
-        } catch (err) {
-          fail(`cannot finish: ${(err as Error).message}`);
+    this.reply(`ok ${h.id}`);
+  }
+
+  private end(): void {
+    try {
+      this.finish();
+    } catch (err) {
+      this.fail(`cannot finish: ${(err as Error).message}`);
+    }
+  }
+
+  /** The sender sent everything: every file complete (or already here), links placed, synced if durable; `done`. */
+  private finish(): void {
+    if (this.failed) return;
+    const { offer } = this;
+    const durable = offer.durable === true;
+    const dirs = new Set<string>([dirname(offer.targetDir), offer.targetDir]);
+    const why = offer.update ? this.finishUpdate(durable) : this.finishFull(durable, dirs);
+    if (why) return this.fail(why);
+    // Links last, once nothing more is written below the target folder: no write ever goes through one.
+    for (const e of offer.manifest) if (e.kind === 'symlink') placeLink(offer.targetDir, e);
+    if (durable) for (const d of dirs) syncDir(d);
+    this.reply('done');
+    this.sock.end();
+    if (offer.writeBack && !durable)
+      for (const e of offer.manifest)
+        if (e.kind === 'file') startWriteBack(join(offer.targetDir, e.path), this.ctx.log);
+  }
+
+  /** A full pass: each file renamed into place once all of it is verified; the folders to sync added to `dirs`. */
+  private finishFull(durable: boolean, dirs: Set<string>): string | undefined {
+    const { targetDir, manifest } = this.offer;
+    for (const e of manifest) {
+      const p = join(targetDir, e.path);
+      dirs.add(dirname(p));
+      if (e.kind !== 'file') continue;
+      const size = e.size ?? 0;
+      const f = this.files.get(e.path);
+      if (f) {
+        this.files.delete(e.path);
+        if (!f.complete) {
+          f.close();
+          return `${e.path}: only ${f.prefix} of ${size} bytes verified`;
         }
-      },
-      error: fail,
-    },
-    () => sock.resume(),
-  );
-  const sock = dial(offer, reader, ctx.tls);
-  sock.setNoDelay(true);
-  sock.once(ctx.tls ? 'secureConnect' : 'connect', () => reply(offer.connect.token));
-  // A peer that stops sending (or never starts) is dropped: its socket and frame buffers are not held forever.
-  sock.setTimeout(ctx.idleMs, () => {
-    log.warn({ transferId: offer.transferId, idleMs: ctx.idleMs }, 'data connection idle; closing it');
-    sock.destroy();
-  });
-  sock.on('error', (err) =>
-    log.warn({ transferId: offer.transferId, err: err.message }, 'data connection lost'),
-  );
-  sock.once('close', () => {
-    reader.stop();
-    for (const f of files.values()) f.close();
-    files.clear();
-    for (const f of updates.values()) f.close();
-    updates.clear();
-    ctx.onClosed();
-  });
+        f.finish(durable);
+      } else if (isFinished(p, size)) {
+        continue;
+      } else if (size === 0) {
+        mkdirsNoFollow(targetDir, dirname(e.path));
+        createEmptyFile(p, e.mode ?? 0o644);
+      } else return `${e.path}: never received`;
+    }
+    return undefined;
+  }
+
+  /** An update pass: each file sent to is given its size; each other one must be there with its size already. */
+  private finishUpdate(durable: boolean): string | undefined {
+    const { targetDir, manifest } = this.offer;
+    for (const e of manifest) {
+      if (e.kind !== 'file') continue;
+      const size = e.size ?? 0;
+      const f = this.updates.get(e.path) ?? (e.extents?.length ? undefined : null);
+      if (f === undefined) return `${e.path}: its extents never arrived`;
+      if (f) f.finish(size, durable);
+      else if (regularFileSize(join(targetDir, e.path)) !== size)
+        return `${e.path}: not here with ${size} bytes from an earlier pass`;
+      // The earlier passes were not synced: a durable update pass syncs every file of the copy.
+      else if (durable) syncFile(join(targetDir, e.path));
+    }
+    this.updates.clear();
+    return undefined;
+  }
 }
 
 /**

@@ -29,150 +29,195 @@ export type SendOptions = {
 
 export { ConnectionLost };
 
+type Chunk = { path: string; offset: number; len: number };
+
 /**
  * Send every file from the receiver's verified offset, in 1 MiB chunks each with its CRC-32, pipelined up to a
  * window of unacknowledged chunks; a chunk the receiver reports bad is sent again.
  */
 export async function sendFiles(o: SendOptions): Promise<SendStats> {
-  const sock = o.sock;
-  const stats: SendStats = { bytesSent: 0, resumedBytes: 0, resent: 0 };
-  const pending = new Map<number, { path: string; offset: number; len: number }>();
-  const window = o.window ?? 32;
-  let nextId = 1;
-  let broken: Error | undefined;
-  let done = false;
-  let wake: (() => void) | undefined;
-  const signal = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const badQueue: { path: string; offset: number; len: number }[] = [];
-  let lineBuf = '';
-  sock.on('data', (d: Buffer) => {
-    lineBuf += d.toString();
-    let nl: number;
-    while ((nl = lineBuf.indexOf('\n')) >= 0) {
-      const line = lineBuf.slice(0, nl);
-      lineBuf = lineBuf.slice(nl + 1);
-      const [word, arg] = line.split(' ', 2);
-      if (word === 'ok') pending.delete(Number(arg));
-      else if (word === 'bad') {
-        const c = pending.get(Number(arg));
-        pending.delete(Number(arg));
-        if (c) badQueue.push(c);
-      } else if (word === 'done') done = true;
-      else if (word === 'error') broken = new Error(`receiver refused: ${line.slice(6)}`);
-    }
-    signal();
-  });
-  sock.on('error', (e) => {
-    broken ??= new ConnectionLost(e.message);
-    signal();
-  });
-  sock.on('close', () => {
-    if (!done) broken ??= new ConnectionLost('connection closed');
-    signal();
-  });
-  sock.on('drain', signal);
-  const idleMs = o.idleMs ?? limits.streamIdleMs;
-  sock.setTimeout(idleMs, () => {
-    broken ??= new ConnectionLost(`nothing moved on the data connection for ${idleMs} ms`);
-    sock.destroy();
-    signal();
-  });
-  sock.resume();
-  const wait = () => new Promise<void>((r) => (wake = r));
-  const check = () => {
-    if (broken) throw broken;
-  };
-  const write = async (buf: Buffer) => {
-    check();
-    if (!sock.write(buf)) await wait();
-  };
-
-  // Held back by our own limits, not by the peer: say so now and then, so its idle timeout does not close us.
-  const throttled = async (len: number) => {
-    const beat = setInterval(() => sock.write(encodeHeader({ t: 'wait' })), idleMs / 3);
-    try {
-      await o.throttle(len);
-    } finally {
-      clearInterval(beat);
-    }
-  };
-
-  const files = new SourceFiles(o.sourceDir);
-  // Read buffers are reused once the socket has handed their bytes to the kernel (fresh 1 MiB buffers cost page
-  // faults); a chunk the receiver rejects is read again from the file, so unacknowledged chunks keep no data.
-  const free: Buffer[] = Array.from({ length: 8 }, () => Buffer.allocUnsafe(CHUNK));
-  const sendChunk = async (path: string, offset: number, len: number) => {
-    while (pending.size >= window || free.length === 0) {
-      check();
-      await wait();
-    }
-    const buf = free.pop()!;
-    const data = buf.subarray(0, len);
-    files.read(path, data, offset);
-    const crc32 = chunkDigest(data);
-    o.tamper?.(path, offset, data);
-    const id = nextId++;
-    pending.set(id, { path, offset, len });
-    await throttled(len);
-    sock.cork();
-    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, crc32 }));
-    const flushed = sock.write(data, () => {
-      free.push(buf);
-      signal();
-    });
-    sock.uncork();
-    check();
-    if (!flushed) await wait();
-    stats.bytesSent += len;
-    o.onBytes(len);
-  };
-  const resendBad = async () => {
-    while (badQueue.length) {
-      const c = badQueue.shift()!;
-      stats.resent++;
-      await sendChunk(c.path, c.offset, c.len);
-    }
-  };
+  const sending = new Sending(o);
   try {
     for (const e of o.manifest) {
       if (e.kind !== 'file' || !e.size) continue;
-      if (o.pieces) {
-        for (const [start, end] of o.pieces(e))
-          for (let off = start; off < end; off += CHUNK) {
-            await sendChunk(e.path, off, Math.min(CHUNK, end - off));
-            await resendBad();
-          }
-        continue;
-      }
-      const from = o.verified[e.path] ?? 0;
-      stats.resumedBytes += from;
-      if (from > 0) o.onBytes(from);
-      for (let off = from - (from % CHUNK); off < e.size; off += CHUNK) {
-        if (off + CHUNK <= from) continue;
-        await sendChunk(e.path, off, Math.min(CHUNK, e.size - off));
-        await resendBad();
-      }
+      if (o.pieces) await sending.sendPieces(e, o.pieces(e));
+      else await sending.sendFrom(e, e.size, o.verified[e.path] ?? 0);
     }
-    while (pending.size > 0 || badQueue.length > 0) {
-      check();
-      const c = badQueue.shift();
-      if (c) {
-        stats.resent++;
-        await sendChunk(c.path, c.offset, c.len);
-      } else await wait();
-    }
-    await write(encodeHeader({ t: 'end' }));
-    while (!done) {
-      check();
-      await wait();
-    }
-    return stats;
+    await sending.finish();
+    return sending.stats;
   } finally {
-    files.close();
-    sock.destroy();
+    sending.close();
+  }
+}
+
+/** One transfer's sending side: its chunks in flight, the receiver's answers, the buffers its reads reuse. */
+class Sending {
+  readonly stats: SendStats = { bytesSent: 0, resumedBytes: 0, resent: 0 };
+  private readonly o: SendOptions;
+  private readonly sock: Socket;
+  private readonly pending = new Map<number, Chunk>();
+  private readonly badQueue: Chunk[] = [];
+  private readonly window: number;
+  private readonly idleMs: number;
+  private nextId = 1;
+  private broken: Error | undefined;
+  private done = false;
+  private wake: (() => void) | undefined;
+  private lineBuf = '';
+  private readonly files: SourceFiles;
+  /**
+   * Read buffers are reused once the socket has handed their bytes to the kernel (fresh 1 MiB buffers cost page
+   * faults); a chunk the receiver rejects is read again from the file, so unacknowledged chunks keep no data.
+   */
+  private readonly free: Buffer[] = Array.from({ length: 8 }, () => Buffer.allocUnsafe(CHUNK));
+
+  constructor(o: SendOptions) {
+    this.o = o;
+    this.sock = o.sock;
+    this.window = o.window ?? 32;
+    this.idleMs = o.idleMs ?? limits.streamIdleMs;
+    this.listen();
+    this.files = new SourceFiles(o.sourceDir);
+  }
+
+  private listen(): void {
+    const sock = this.sock;
+    sock.on('data', (d: Buffer) => {
+      this.lineBuf += d.toString();
+      let nl: number;
+      while ((nl = this.lineBuf.indexOf('\n')) >= 0) {
+        const line = this.lineBuf.slice(0, nl);
+        this.lineBuf = this.lineBuf.slice(nl + 1);
+        this.answer(line);
+      }
+      this.signal();
+    });
+    sock.on('error', (e) => {
+      this.broken ??= new ConnectionLost(e.message);
+      this.signal();
+    });
+    sock.on('close', () => {
+      if (!this.done) this.broken ??= new ConnectionLost('connection closed');
+      this.signal();
+    });
+    sock.on('drain', () => this.signal());
+    sock.setTimeout(this.idleMs, () => {
+      this.broken ??= new ConnectionLost(`nothing moved on the data connection for ${this.idleMs} ms`);
+      sock.destroy();
+      this.signal();
+    });
+    sock.resume();
+  }
+
+  /** One line of the receiver's: `ok ID`, `bad ID` (sent again), `done`, or `error WHY`. */
+  private answer(line: string): void {
+    const [word, arg] = line.split(' ', 2);
+    if (word === 'ok') this.pending.delete(Number(arg));
+    else if (word === 'bad') {
+      const c = this.pending.get(Number(arg));
+      this.pending.delete(Number(arg));
+      if (c) this.badQueue.push(c);
+    } else if (word === 'done') this.done = true;
+    else if (word === 'error') this.broken = new Error(`receiver refused: ${line.slice(6)}`);
+  }
+
+  private signal(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  private wait(): Promise<void> {
+    return new Promise<void>((r) => (this.wake = r));
+  }
+
+  private check(): void {
+    if (this.broken) throw this.broken;
+  }
+
+  /** Held back by our own limits, not by the peer: say so now and then, so its idle timeout does not close us. */
+  private async throttled(len: number): Promise<void> {
+    const beat = setInterval(() => this.sock.write(encodeHeader({ t: 'wait' })), this.idleMs / 3);
+    try {
+      await this.o.throttle(len);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async sendChunk({ path, offset, len }: Chunk): Promise<void> {
+    const sock = this.sock;
+    while (this.pending.size >= this.window || this.free.length === 0) {
+      this.check();
+      await this.wait();
+    }
+    const buf = this.free.pop()!;
+    const data = buf.subarray(0, len);
+    this.files.read(path, data, offset);
+    const crc32 = chunkDigest(data);
+    this.o.tamper?.(path, offset, data);
+    const id = this.nextId++;
+    this.pending.set(id, { path, offset, len });
+    await this.throttled(len);
+    sock.cork();
+    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, crc32 }));
+    const flushed = sock.write(data, () => {
+      this.free.push(buf);
+      this.signal();
+    });
+    sock.uncork();
+    this.check();
+    if (!flushed) await this.wait();
+    this.stats.bytesSent += len;
+    this.o.onBytes(len);
+  }
+
+  /** A chunk and then every chunk reported bad so far. */
+  private async sendThenResend(c: Chunk): Promise<void> {
+    await this.sendChunk(c);
+    while (this.badQueue.length) {
+      this.stats.resent++;
+      await this.sendChunk(this.badQueue.shift()!);
+    }
+  }
+
+  /** An update pass's ranges [start, end) of a file, in pieces of at most a chunk. */
+  async sendPieces(e: ManifestEntry, ranges: [number, number][]): Promise<void> {
+    for (const [start, end] of ranges)
+      for (let off = start; off < end; off += CHUNK)
+        await this.sendThenResend({ path: e.path, offset: off, len: Math.min(CHUNK, end - off) });
+  }
+
+  /** A whole file from the chunk that holds its first unverified byte. */
+  async sendFrom(e: ManifestEntry, size: number, from: number): Promise<void> {
+    this.stats.resumedBytes += from;
+    if (from > 0) this.o.onBytes(from);
+    for (let off = from - (from % CHUNK); off < size; off += CHUNK) {
+      if (off + CHUNK <= from) continue;
+      await this.sendThenResend({ path: e.path, offset: off, len: Math.min(CHUNK, size - off) });
+    }
+  }
+
+  /** Every chunk acknowledged (the bad ones sent again), then `end`, then the receiver's `done`. */
+  async finish(): Promise<void> {
+    while (this.pending.size > 0 || this.badQueue.length > 0) {
+      this.check();
+      const c = this.badQueue.shift();
+      if (c) {
+        this.stats.resent++;
+        await this.sendChunk(c);
+      } else await this.wait();
+    }
+    this.check();
+    if (!this.sock.write(encodeHeader({ t: 'end' }))) await this.wait();
+    while (!this.done) {
+      this.check();
+      await this.wait();
+    }
+  }
+
+  close(): void {
+    this.files.close();
+    this.sock.destroy();
   }
 }
