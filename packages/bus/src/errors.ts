@@ -1,4 +1,14 @@
-import { ClosedConnectionError, DrainingConnectionError, RequestError } from '@nats-io/nats-core';
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+} from '@nats-io/nats-core';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+// The classes nats.js throws but does not export from its main entry: its own `internal` entry point has them.
+import { JetStreamStatusError, jserrors } from '@nats-io/jetstream/internal';
 
 /** Infrastructure errors on the bus, each with a stable code and whether retrying can help. */
 export class BusError extends Error {
@@ -30,38 +40,51 @@ export class BusUnavailableError extends BusError {
   }
 }
 
-/** The JetStream API code for "wrong last sequence". */
-export const jsWrongLastSequence = 10071;
-
+/** A compare-and-set append (an event, a KV update at a revision) lost: the subject's last sequence was another. */
 export function isWrongLastSequence(err: unknown): boolean {
-  const e = err as { code?: unknown; api_error?: { err_code?: unknown }; message?: unknown };
-  return (
-    e?.code === jsWrongLastSequence ||
-    e?.api_error?.err_code === jsWrongLastSequence ||
-    (typeof e?.message === 'string' && e.message.includes('wrong last sequence'))
-  );
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence;
 }
 
-/** Errors a caller should retry: no responders / no leader during an election, timeouts, disconnects. */
+/**
+ * JetStream API errors that say "not now" (nats-server's errors.json): a cluster still forming, whose meta leader
+ * does not know enough servers yet to place an R3 stream (10005, "no suitable peers for placement", seen when a
+ * service starts with the servers: the 3-server cluster test, a whole cluster brought up at once); and any the
+ * server answers with HTTP-like status 503, "unavailable" (10008, JetStream system temporarily unavailable). A
+ * cluster that truly lacks servers still fails once the retry budget is spent.
+ */
+const jsNoSuitablePeers = 10005;
+const notNow = (e: JetStreamApiError): boolean => e.code === jsNoSuitablePeers || e.status === 503;
+
+/**
+ * Errors a caller should retry: the bus failing for a moment (a leader election, a timeout, a disconnect), never a
+ * refusal of what was asked. Each is told by nats.js's own class, anywhere on the `cause` chain: a request that
+ * found no responders is a RequestError caused by a NoRespondersError, and a JetStream API call that found none
+ * during an election is a JetStreamNotEnabled caused by that RequestError. Nothing is told by its message's words:
+ * "timeout" or "closed" in a refusal's text made it look transient before.
+ */
 export function isTransient(err: unknown): boolean {
   if (err instanceof BusError) return err.retryable;
   // A closed or draining connection is the bus failing this process, not a refusal of what was asked.
   if (isConnectionGone(err)) return true;
-  const e = err as { name?: unknown; code?: unknown; message?: unknown };
-  const msg = typeof e?.message === 'string' ? e.message : '';
-  return (
-    e?.name === 'JetStreamNotEnabled' ||
-    e?.name === 'NoRespondersError' ||
-    e?.name === 'TimeoutError' ||
-    e?.name === 'ConnectionError' ||
-    e?.code === 503 ||
-    e?.code === '503' ||
-    /no responders|timeout|jetstream is not enabled|disconnect|closed/i.test(msg) ||
-    // A cluster still forming: its meta leader does not know enough servers yet to place an R3 stream (JetStream
-    // API error 10005). Seen when a service starts with the servers (the 3-server cluster test, a whole cluster
-    // brought up at once); a cluster that truly lacks servers still fails once the retry budget is spent.
-    /no suitable peers for placement/i.test(msg)
-  );
+  for (const e of causes(err))
+    if (
+      e instanceof TimeoutError ||
+      e instanceof NoRespondersError ||
+      e instanceof ConnectionError ||
+      e instanceof jserrors.JetStreamNotEnabled ||
+      (e instanceof RequestError && e.isNoResponders()) ||
+      // A pull's status: 503 no responders, 408 its request timed out.
+      (e instanceof JetStreamStatusError && (e.code === 503 || e.code === 408)) ||
+      (e instanceof JetStreamApiError && notNow(e))
+    )
+      return true;
+  return false;
+}
+
+/** An error and its causes, innermost last (at most 8: a cause chain is never deeper in nats.js or here). */
+function* causes(err: unknown): Generator<Error> {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++, e = e.cause) yield e;
 }
 
 /**
@@ -73,8 +96,7 @@ export function isTransient(err: unknown): boolean {
  * through its causes.
  */
 export function isConnectionGone(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; e instanceof Error && depth < 8; depth++, e = e.cause) {
+  for (const e of causes(err)) {
     if (e instanceof ClosedConnectionError || e instanceof DrainingConnectionError) return true;
     if (e instanceof RequestError && e.message === 'connection closed') return true;
   }

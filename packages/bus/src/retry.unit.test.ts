@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ClosedConnectionError, DrainingConnectionError, RequestError } from '@nats-io/nats-core';
+import {
+  ClosedConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  RequestError,
+} from '@nats-io/nats-core';
 import { BusUnavailableError, isConnectionGone, isTransient } from './errors.ts';
 import { retryTransient } from './retry.ts';
 
@@ -18,7 +23,9 @@ function failing(...errors: Error[]): { fn: () => Promise<string>; calls: () => 
 
 describe('retryTransient and a connection this process closed', () => {
   it('given a leader election, when the call fails with no responders and then answers, then it was retried', async () => {
-    const f = failing(Object.assign(new Error('no responders'), { code: 503 }));
+    const f = failing(
+      new RequestError('no responders', { cause: new NoRespondersError('$JS.API.STREAM.INFO.x') }),
+    );
     assert.equal(await retryTransient(f.fn), 'ok');
     assert.equal(f.calls(), 2);
   });
