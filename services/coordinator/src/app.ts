@@ -11,6 +11,7 @@ import {
   exitWhenLoopEnds,
   exposeMetrics,
   heartbeatTimesOf,
+  isConnectionGone,
   limits,
   retryTransient,
   streams,
@@ -190,6 +191,8 @@ export function createCoordinator(
           .catch((err: unknown) => log.warn({ err, migrationId }, 'could not drive it'));
       }
     } catch (err) {
+      // A round cut short by this process's own stop (its connection draining) is no failure to report.
+      if (ac.signal.aborted && isConnectionGone(err)) return;
       log.warn({ err }, 'admission reconciliation failed; it runs again');
     } finally {
       reconciling = false;
