@@ -318,7 +318,7 @@ export function createEventLog(
       }
       const consumer = await retryTransient(() => js.consumers.get(streams.events, consumerOpts));
       // The server counts what the consumer has to deliver when it is made: the end of the log at that moment.
-      let remaining = opts.toEnd ? (await consumer.info(true)).num_pending : Infinity;
+      let remaining = opts.toEnd ? (await retryTransient(() => consumer.info(true))).num_pending : Infinity;
       if (remaining === 0) return;
       const iter = await consumer.consume({ expires: limits.pullExpiresMs });
       const stop = () => void iter.close();

@@ -43,7 +43,7 @@ export async function* replaySeals(
       deliver_policy: DeliverPolicy.LastPerSubject,
     }),
   );
-  let remaining = (await consumer.info(true)).num_pending;
+  let remaining = (await retryTransient(() => consumer.info(true))).num_pending;
   if (remaining === 0) return;
   const stream = await streamNow(await deps.jsm());
   /** Subjects met, and the logs to read whole: subject → its last message's sequence. */

@@ -49,7 +49,7 @@ export async function* replayLog(
       deliver_policy: DeliverPolicy.All,
     }),
   );
-  let remaining = (await consumer.info(true)).num_pending;
+  let remaining = (await retryTransient(() => consumer.info(true))).num_pending;
   if (remaining === 0) return;
   const held = new Map<string, HeldMessage[]>();
   let holding = 0;
