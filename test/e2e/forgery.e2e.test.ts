@@ -120,7 +120,7 @@ describe('forged events with a valid NATS connection', () => {
     await withRunningWorld(world, async (w) => {
       const scheduler = w.identities.trust('scheduler');
       const sourceAgent = w.identities.trust('agent@node-a'); // a valid identity, but of another node
-      const sent: Promise<unknown>[] = [];
+      const sent: Promise<{ duplicate: boolean }>[] = [];
       const base = await w.baseline('node-a');
       const r = await w.migrate('forge-restore');
       assert.ok(r.ok, JSON.stringify(r));
@@ -171,7 +171,10 @@ describe('forged events with a valid NATS connection', () => {
       const end = await followToEnd(w.eventLog, mid, (e) => {
         if (e.type === 'StepIntended' && e.data.step === 'restore') forge(e.data);
       });
-      await Promise.all(sent);
+      // A forgery that takes a real event's id is dropped by JetStream's duplicate window when the real event came
+      // first: the target's RestoreStarted can win that race against this test's publish. Only what was stored can
+      // be read, and refused.
+      const stored = (await Promise.all(sent)).filter((ack) => !ack.duplicate).length;
       const events = await w.events(mid);
       const story = events.map((e) => `${e.type} ${'step' in e.data ? String(e.data.step) : ''}`).join('\n');
       assert.equal(end.type, 'MigrationCompleted', story);
@@ -182,7 +185,11 @@ describe('forged events with a valid NATS connection', () => {
       assert.deepEqual(restoreOutcomes[0]!.actor, { service: 'node-agent', node: 'node-b' });
       assert.deepEqual(await w.brokenInvariants(mid, base), [], 'the CT runs on node-b, nothing left behind');
       // Reported: by the reader of this test, by the coordinator and by the target's agent that read them.
-      assert.ok(w.readerTrust.rejections >= 4, `world reader refused ${w.readerTrust.rejections}`);
+      assert.ok(stored >= 3, `${stored} of the 4 forgeries stored`);
+      assert.ok(
+        w.readerTrust.rejections >= stored,
+        `world reader refused ${w.readerTrust.rejections} of ${stored} stored forgeries`,
+      );
       const rejected = await rejectedBy(w);
       assert.ok((rejected['coordinator@coordinator'] ?? 0) >= 3, JSON.stringify(rejected));
       assert.ok((rejected['node-agent@node-b'] ?? 0) >= 1, JSON.stringify(rejected));
