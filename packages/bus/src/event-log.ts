@@ -10,7 +10,7 @@ import {
 import type { MigrationEvent, Validators } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
 import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
-import { replayLog } from './replay.ts';
+import { pendingAtStart, replayLog } from './replay.ts';
 import { replaySeals } from './replay-seals.ts';
 import { retryTransient } from './retry.ts';
 import { createEventJudge, type JudgeOptions, type RawEvent, type SealMessage } from './trust/event-judge.ts';
@@ -317,8 +317,7 @@ export function createEventLog(
         consumerOpts.deliver_policy = DeliverPolicy.All;
       }
       const consumer = await retryTransient(() => js.consumers.get(streams.events, consumerOpts));
-      // The server counts what the consumer has to deliver when it is made: the end of the log at that moment.
-      let remaining = opts.toEnd ? (await retryTransient(() => consumer.info(true))).num_pending : Infinity;
+      let remaining = opts.toEnd ? await pendingAtStart(consumer) : Infinity;
       if (remaining === 0) return;
       const iter = await consumer.consume({ expires: limits.pullExpiresMs });
       const stop = () => void iter.close();

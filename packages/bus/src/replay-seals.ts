@@ -1,7 +1,7 @@
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { limits, migrationOfEventSubject, streams, subjects } from './conventions.ts';
 import { headersOf } from './raw-headers.ts';
-import { mayBeSeal, sealQueue } from './replay.ts';
+import { mayBeSeal, pendingAtStart, sealQueue } from './replay.ts';
 import { retryTransient } from './retry.ts';
 import type { EventJudge, RawEvent, SealMessage } from './trust/event-judge.ts';
 import type { StoredEvent } from './event-log.ts';
@@ -43,7 +43,7 @@ export async function* replaySeals(
       deliver_policy: DeliverPolicy.LastPerSubject,
     }),
   );
-  let remaining = (await retryTransient(() => consumer.info(true))).num_pending;
+  let remaining = await pendingAtStart(consumer);
   if (remaining === 0) return;
   const stream = await streamNow(await deps.jsm());
   /** Subjects met, and the logs to read whole: subject → its last message's sequence. */

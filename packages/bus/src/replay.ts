@@ -1,4 +1,4 @@
-import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
 import type { MigrationEvent } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
 import { headersOf } from './raw-headers.ts';
@@ -35,6 +35,15 @@ const nonEmpty = (batch: StoredEvent[]): StoredEvent[][] => (batch.length ? [bat
  * pending one before a log judged one by one: a migration's messages are judged, and its batches come, in its log's
  * order.
  */
+/**
+ * How many messages a read's consumer has to deliver, as the server counted them when it made the consumer: the end
+ * of what the read covers. Asked once per read, and retried like every other JetStream call of a read (a timeout here
+ * under load failed the whole replay).
+ */
+export async function pendingAtStart(consumer: Consumer): Promise<number> {
+  return (await retryTransient(() => consumer.info(true))).num_pending;
+}
+
 export async function* replayLog(
   js: JetStreamClient,
   judge: EventJudge,
@@ -49,7 +58,7 @@ export async function* replayLog(
       deliver_policy: DeliverPolicy.All,
     }),
   );
-  let remaining = (await retryTransient(() => consumer.info(true))).num_pending;
+  let remaining = await pendingAtStart(consumer);
   if (remaining === 0) return;
   const held = new Map<string, HeldMessage[]>();
   let holding = 0;

@@ -217,7 +217,7 @@ describe('event log on a real JetStream stream', () => {
         mids[mid]!,
         (await log.append(cancelEvent(mids[mid]!, n), { expectedLastSeq: last.get(mids[mid]!) ?? 0 })).seq,
       );
-    const read = new Map(await Promise.all(mids.map(async (m) => [m, (await log.read(m)).events] as const)));
+    const read = await readEach(log, mids);
     for (const maxHeld of [undefined, 1, 2]) {
       const got = new Map<string, StoredEvent[]>();
       let batches = 0;
@@ -255,9 +255,7 @@ describe('event log on a real JetStream stream', () => {
     await append(sealOf(good, await chainOf(good)));
     await append(sealOf(wrong, { ...(await chainOf(wrong)), digest: `sha256:${'0'.repeat(64)}` }));
     await append(cancelEvent(good, 3));
-    const read = new Map(
-      await Promise.all([good, wrong, open].map(async (m) => [m, (await log.read(m)).events] as const)),
-    );
+    const read = await readEach(log, [good, wrong, open]);
 
     const replay = async (snapshot?: () => boolean) => {
       const got = new Map<string, StoredEvent[][]>();
@@ -362,7 +360,7 @@ describe('replay from seals on a real JetStream stream', () => {
     await append(sealOf(stranger, { ...(await chainOf(stranger)), signers: [createUser().getPublicKey()] }));
     // after: a message after its seal.
     await append(cancelEvent(after, 3));
-    const read = new Map(await Promise.all(all.map(async (m) => [m, (await log.read(m)).events] as const)));
+    const read = await readEach(log, all);
 
     const { got, offered } = await replaySeals('rs-', (mid) => mid !== refused);
     assert.deepEqual(offered, [good, refused].sort(), 'only the seals that stand for their logs are offered');

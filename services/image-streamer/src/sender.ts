@@ -172,13 +172,19 @@ class Sending {
     this.o.onBytes(len);
   }
 
+  /** Send the oldest chunk the receiver reported bad again; false when none is waiting. */
+  private async resendBad(): Promise<boolean> {
+    const c = this.badQueue.shift();
+    if (!c) return false;
+    this.stats.resent++;
+    await this.sendChunk(c);
+    return true;
+  }
+
   /** A chunk and then every chunk reported bad so far. */
   private async sendThenResend(c: Chunk): Promise<void> {
     await this.sendChunk(c);
-    while (this.badQueue.length) {
-      this.stats.resent++;
-      await this.sendChunk(this.badQueue.shift()!);
-    }
+    while (await this.resendBad());
   }
 
   /** An update pass's ranges [start, end) of a file, in pieces of at most a chunk. */
@@ -202,11 +208,7 @@ class Sending {
   async finish(): Promise<void> {
     while (this.pending.size > 0 || this.badQueue.length > 0) {
       this.check();
-      const c = this.badQueue.shift();
-      if (c) {
-        this.stats.resent++;
-        await this.sendChunk(c);
-      } else await this.wait();
+      if (!(await this.resendBad())) await this.wait();
     }
     this.check();
     if (!this.sock.write(encodeHeader({ t: 'end' }))) await this.wait();
