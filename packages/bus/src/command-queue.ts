@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { headers, nanos } from '@nats-io/nats-core';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
@@ -97,6 +98,12 @@ export type CommandQueueDeps = {
   executor: Executor;
   /** Verifies that each command is signed by a coordinator; refusals are counted in it. */
   trust: Trust;
+  /**
+   * The executor runs its commands one at a time in stored order (a node agent; @haul/domain's runsInOrder): a
+   * command whose handling failed on the bus is tried again in place, holding the queue, instead of being delivered
+   * again later behind the commands stored after it.
+   */
+  inOrder?: boolean;
 };
 
 type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInfo; raw: unknown };
@@ -110,7 +117,7 @@ type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInf
  * and is never re-run forever.
  */
 export function createCommandQueue(deps: CommandQueueDeps) {
-  const { nc, validators, eventLog, log, actor, executor, trust } = deps;
+  const { nc, validators, eventLog, log, actor, executor, trust, inOrder = false } = deps;
   const parking = createParking(nc, actor.service, actor.node);
   const event = eventFactory(actor);
 
@@ -263,23 +270,35 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     return { log };
   }
 
-  async function deliver(msg: JsMsg, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
+  async function deliver(
+    msg: JsMsg,
+    handle: (d: CommandDelivery) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const signed = signedByCoordinator(msg);
     if (!signed.ok) return quarantine(msg, commandRefusals.unauthenticated, signed.reason, signed.claimed);
     const decoded = decode(msg);
     if (!decoded.ok) return refuse(msg, decoded.error, decoded.raw);
     const d: CommandDelivery = { command: decoded.command, msg };
-    try {
-      const { why, log } = await unintended(d.command);
-      if (why !== undefined) return quarantine(msg, commandRefusals.notIntended, why);
-      if (log) d.log = log;
-    } catch (err) {
-      return handlerFailed(d, err);
-    }
-    try {
-      await handle(d);
-    } catch (err) {
-      await handlerFailed(d, err);
+    for (;;) {
+      try {
+        const { why, log } = await unintended(d.command);
+        if (why !== undefined) return quarantine(msg, commandRefusals.notIntended, why);
+        if (log) d.log = log;
+        return await handle(d);
+      } catch (err) {
+        if (!(inOrder && isTransient(err) && !signal.aborted)) return handlerFailed(d, err);
+        // Delivered again later, it would come after the commands stored behind it (a snapshot before its backup):
+        // the same delivery is tried again, kept alive, and nothing behind it runs meanwhile. It runs as a
+        // redelivery would: a step the first try began is found by its marker and reconciled.
+        log.warn(
+          { err, commandId: d.command.commandId },
+          'the bus failed while handling a command; trying it again before any other',
+        );
+        msg.working();
+        await delay(busRetryMs, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) return;
+      }
     }
   }
 
@@ -323,7 +342,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     signal: AbortSignal,
   ): Promise<void> {
     for await (const msg of iter) {
-      await deliver(msg, handle);
+      await deliver(msg, handle, signal);
       if (signal.aborted) break;
     }
   }

@@ -10,6 +10,7 @@ export {
   type StuckAction,
 } from './state.ts';
 export { evolve, fold, subjectOf } from './evolve.ts';
+export { commandsToSend, runsInOrder } from './dispatch-order.ts';
 export {
   decide,
   decideUntilStable,

@@ -16,6 +16,7 @@ import {
 } from '@haul/bus';
 import {
   CommandRejectedError,
+  commandsToSend,
   decideUntilStable,
   evolve,
   fold,
@@ -87,6 +88,12 @@ export function createProcessManager(
   const ended = new Map<string, number>();
   /** Migration → its terminal status, projected here and not yet taken for a seal, and how many events it folds. */
   const unsealed = new Map<string, { status: MigrationStatus; events: number }>();
+  /**
+   * Migration → the ids of the commands this process sent and the stream stored, for commandsToSend's order rule.
+   * Forgotten at the migration's end, and the oldest beyond maxEnded migrations: a command forgotten early is only
+   * sent again, as a duplicate.
+   */
+  const sent = new Map<string, Set<string>>();
   const resyncMs = settings.resyncMs ?? limits.coordinatorResyncMs;
   const stallMs = settings.stallMs ?? streamStallMs;
   const reports = createTransferReports(nc, validators);
@@ -194,14 +201,32 @@ export function createProcessManager(
   }
 
   /**
-   * The commands of a decision, once all its intents are in the log, one after the other: an executor's queue runs
-   * them in the order they are stored (the frozen window's backupDescriptor before snapshotOrigin). Not each as soon
-   * as its own intent is appended: its executor could then append its outcome before the decision's next intent,
-   * whose compare-and-set would fail, and the rest of the decision would wait for a read of the log.
+   * Commands, one after the other, each once the stream stored it: an executor's queue runs them in the order they
+   * are stored. A decision's are sent once all its intents are in the log, not each as soon as its own intent is
+   * appended: its executor could then append its outcome before the decision's next intent, whose compare-and-set
+   * would fail, and the rest of the decision would wait for a read of the log.
    */
-  async function send(cmds: StepCommand[]): Promise<void> {
-    for (const c of cmds) await sendCommand(nc, validators, trust, c);
+  async function send(mid: string, cmds: StepCommand[]): Promise<void> {
+    let mine = sent.get(mid);
+    if (!mine) {
+      sent.set(mid, (mine = new Set()));
+      if (sent.size > maxEnded) sent.delete(sent.keys().next().value!);
+    }
+    for (const c of cmds) {
+      await sendCommand(nc, validators, trust, c);
+      mine.add(c.commandId);
+    }
   }
+
+  /**
+   * The commands of the intents `appended` after the state `before`, behind those in flight on the same agents that
+   * this process did not send (another coordinator appended them and may not have sent them yet): commandsToSend.
+   */
+  const sendDecided = (mid: string, before: MigrationState, appended: MigrationEvent[]): Promise<void> =>
+    send(
+      mid,
+      commandsToSend(before, intendedCommands(appended), (id) => sent.get(mid)?.has(id) ?? false),
+    );
 
   async function project(state: MigrationState, lastSeq: number): Promise<void> {
     const status = projectStatus(state, lastSeq);
@@ -253,7 +278,7 @@ export function createProcessManager(
         return { folded: keep(mid, { ...f, settled }), appended: changed };
       }
       const { appended, complete, duplicate, lastSeq } = await appendAll(events, f.lastSeq);
-      await send(intendedCommands(appended));
+      await sendDecided(mid, f.state, appended);
       if (!complete || duplicate) {
         const caught = await catchUp(mid);
         changed ||= caught.changed;
@@ -342,6 +367,7 @@ export function createProcessManager(
 
   function forget(mid: string): void {
     folded.delete(mid);
+    sent.delete(mid);
     failures.delete(mid);
     reports.forget(mid);
     disarm(mid);
@@ -438,7 +464,11 @@ export function createProcessManager(
         const { folded: f } = await catchUp(mid);
         // Not in the log yet (admitted, its append under way) or ended (the reaper frees its entry): nothing to drive.
         if (!f.state.migrationId || f.state.terminal) return void folded.delete(mid);
-        await send(inFlight(f.state).map((r) => r.command));
+        const oldestFirst = inFlight(f.state).sort((a, b) => a.order - b.order);
+        await send(
+          mid,
+          oldestFirst.map((r) => r.command),
+        );
         await turn(mid, () => Promise.resolve({ folded: f, changed: true }), advance);
       });
     },

@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { connectBus, createEventLog, ensureTopology, streams, subjects, type EventLog } from '@haul/bus';
-import { decide, initialState } from '@haul/domain';
+import { decide, decideUntilStable, fold, initialState } from '@haul/domain';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createProcessManager } from '../src/process-manager.ts';
@@ -139,3 +139,45 @@ it("appends every intent of a decision before it sends any of the decision's com
   };
   assert.deepEqual(perExecutor(sent), perExecutor(intents));
 });
+
+it("sends another coordinator's unsent intents on the same agent before its own, so the agent's queue holds them in order", async () => {
+  // Given a requested migration, and another coordinator that appended the first two intents of the first decision
+  // (the target's preflight, then the source's) and has not sent their commands yet
+  const { real, mid } = await requested('m-two-0001', '103');
+  const pm = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust);
+  const { events: logged, lastSeq } = await real.read(mid);
+  const decision = decideUntilStable(
+    { kind: 'Advance', meta: pm.meta() },
+    fold(
+      logged.map((e) => e.event),
+      initialState(),
+    ),
+  ).events;
+  const steps = decision.map((e) => (e.type === 'StepIntended' ? e.data.step : e.type));
+  assert.deepEqual(steps, ['preflightTarget', 'preflightSource', 'lockSource']);
+  let seq = lastSeq;
+  for (const e of decision.slice(0, 2)) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
+
+  // When this coordinator reads the log and decides the rest: the source's lock, on the same agent
+  await pm.step(mid);
+  pm.stop();
+
+  // Then node-a's agent queue holds the source's preflight before its lock (the lock alone would have run first);
+  // node-b's preflight is left to the coordinator that intended it
+  const intents = decision.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));
+  assert.deepEqual(await storedCommands(mid, 'node-a'), [intents[1]!.commandId, intents[2]!.commandId]);
+  assert.deepEqual(await storedCommands(mid, 'node-b'), []);
+});
+
+/** The command ids of a migration stored for a node's agent, in stream order. */
+async function storedCommands(mid: string, node: string): Promise<string[]> {
+  const jsm = await jetstreamManager(nc);
+  const { state } = await jsm.streams.info(streams.commands);
+  const ids: string[] = [];
+  for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(streams.commands, { seq });
+    const c = m?.json<StepCommand>();
+    if (m?.subject === subjects.commands(node, 'agent') && c?.migrationId === mid) ids.push(c.commandId);
+  }
+  return ids;
+}

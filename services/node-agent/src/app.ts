@@ -27,7 +27,7 @@ import {
   type Trust,
 } from '@haul/bus';
 import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
-import { errorCodes } from '@haul/domain';
+import { errorCodes, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
@@ -95,7 +95,16 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const held = createHeldDumps(cfg.stateDir, log, env);
   const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));
   const actor = { service: 'node-agent', node: cfg.node } as const;
-  const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'agent', trust });
+  const queue = createCommandQueue({
+    nc,
+    validators,
+    eventLog,
+    log,
+    actor,
+    executor: 'agent',
+    trust,
+    inOrder: runsInOrder.agent,
+  });
   const event = eventFactory(actor);
   const hostSlot = createSlots(1);
   /** A CT's VE_PRIVATE on this host, from its config (the host's own answer when it has one). */

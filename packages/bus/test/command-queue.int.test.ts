@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { TimeoutError } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
+import { createValidators, type StepCommand } from '@haul/schemas';
+import { startNatsServer, type NatsServer } from '@haul/test';
+import {
+  connectBus,
+  createCommandQueue,
+  createEventLog,
+  ensureTopology,
+  insecureTrust,
+  sendCommand,
+  type Executor,
+} from '@haul/bus';
+
+const validators = createValidators();
+const log = pino({ level: 'silent' });
+const trust = insecureTrust();
+
+let server: NatsServer;
+let nc: NatsConnection;
+before(async () => {
+  server = await startNatsServer();
+  nc = await connectBus({ servers: server.url, name: 'command-queue-test' });
+  await ensureTopology(nc);
+});
+after(async () => {
+  await nc?.drain();
+  await server?.stop();
+});
+
+/** Command `n` of a migration for a node's executor: an agent's CT lock, or a streamer's transfer of images. */
+const command = (node: string, executor: Executor, n: number): StepCommand => ({
+  commandId: `m-queue-0001:${node}:${n}:1`,
+  migrationId: 'm-queue-0001',
+  node,
+  executor,
+  attempt: 1,
+  ...(executor === 'agent'
+    ? { step: 'lockSource', args: { ctid: '101' } }
+    : {
+        step: 'streamImages',
+        args: { toNode: 'node-a', sourceDir: `/img/${n}`, targetDir: `/img/${n}`, priority: 'iteration' },
+      }),
+  timeoutMs: 30_000,
+});
+
+/**
+ * Two commands stored for one executor, A then B; handling A fails once on the bus (a nats.js timeout, as reads and
+ * appends raise it once their retries are spent). Returns the commands in the order the handler was given them.
+ */
+async function handledInOrder(node: string, executor: Executor, inOrder: boolean): Promise<string[]> {
+  const a = command(node, executor, 1);
+  const b = command(node, executor, 2);
+  for (const c of [a, b]) await sendCommand(nc, validators, trust, c);
+  const queue = createCommandQueue({
+    nc,
+    validators,
+    eventLog: createEventLog(nc, validators, trust),
+    log,
+    actor: { service: executor === 'agent' ? 'node-agent' : 'image-streamer', node },
+    executor,
+    trust,
+    inOrder,
+  });
+  const seen: string[] = [];
+  const ac = new AbortController();
+  let failed = false;
+  const done = new Promise<void>((resolve) => {
+    void queue.consume((d) => {
+      seen.push(d.command.commandId === a.commandId ? 'A' : 'B');
+      if (d.command.commandId === a.commandId && !failed) {
+        failed = true;
+        return Promise.reject(new Error('reading the log', { cause: new TimeoutError() }));
+      }
+      d.msg.ack();
+      if (seen.filter((s) => s === 'A').length === 2 && seen.includes('B')) resolve();
+      return Promise.resolve();
+    }, ac.signal);
+  });
+  await done;
+  ac.abort();
+  return seen;
+}
+
+describe('command queue: a command whose handling failed on the bus', () => {
+  it('an executor that runs in order (the agent) tries it again before the one stored after it', async () => {
+    // Given two commands stored for node-a's agent, the first failing once on the bus
+    // When the agent's queue hands them over
+    const seen = await handledInOrder('node-a', 'agent', true);
+
+    // Then the first is tried again before the second is handed over at all (a snapshot never before its backup)
+    assert.deepEqual(seen, ['A', 'A', 'B']);
+  });
+
+  it('an executor that runs several at once (the streamer) has it delivered again later, the next one first', async () => {
+    // Given two transfers stored for node-b's streamer, the first failing once on the bus
+    // When the streamer's queue hands them over
+    const seen = await handledInOrder('node-b', 'streamer', false);
+
+    // Then the second is not held back behind the first's retry
+    assert.deepEqual(seen, ['A', 'B', 'A']);
+  });
+});
