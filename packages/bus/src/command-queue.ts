@@ -282,9 +282,9 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const d: CommandDelivery = { command: decoded.command, msg };
     for (;;) {
       try {
-        const { why, log } = await unintended(d.command);
+        const { why, log: read } = await unintended(d.command);
         if (why !== undefined) return quarantine(msg, commandRefusals.notIntended, why);
-        if (log) d.log = log;
+        if (read) d.log = read;
         return await handle(d);
       } catch (err) {
         if (!(inOrder && isTransient(err) && !signal.aborted)) return handlerFailed(d, err);
