@@ -58,23 +58,34 @@ const refuse = (code: string, field: string, message: string): Refusal => ({
 export function createReceiver(opts: ReceiverOptions) {
   const perPeer = opts.perPeer ?? limits.streamConnectionsPerPeer;
   const active = new Map<string, number>();
+  /** The reception writing into each target folder, until its connection has closed. */
+  const receiving = new Map<string, Reception>();
   const ctx = (from: string): ReceiveContext => ({
     log: opts.log,
     idleMs: opts.idleMs ?? limits.streamIdleMs,
     ...(opts.tls ? { tls: opts.tls } : {}),
     onClosed: () => active.set(from, (active.get(from) ?? 1) - 1),
   });
+  /** Connect to the sender and receive: the slot counted for the offer is released when the connection closes. */
+  function receive(offer: StreamOffer, verified: Record<string, number>): void {
+    const c = ctx(offer.fromNode);
+    try {
+      const r = new Reception(offer, verified, c);
+      receiving.set(offer.targetDir, r);
+      void r.closed.then(() => {
+        if (receiving.get(offer.targetDir) === r) receiving.delete(offer.targetDir);
+      });
+    } catch (err) {
+      // No socket came to be, so no close will release the slot: release it here.
+      opts.log.warn({ transferId: offer.transferId, err }, 'cannot open the data connection');
+      c.onClosed();
+    }
+  }
+
   return {
     async accept(received: StreamOffer): Promise<StreamOfferReply> {
       const peer = await checkPeer(received, opts);
       if (peer) return peer;
-      // Counted from the answer to the data connection's close: held connections cannot pile up.
-      if ((active.get(received.fromNode) ?? 0) >= perPeer)
-        return refuse(
-          errorCodes.streamerBusy,
-          'fromNode',
-          `${received.fromNode} already has ${perPeer} transfers running into this streamer`,
-        );
       let confined: { root: string; dir: string };
       try {
         confined = checkManifest(received.manifest, received.targetDir, opts.allowedRoots);
@@ -85,22 +96,25 @@ export function createReceiver(opts: ReceiverOptions) {
       }
       // From here on every path is built on the physical folder the checks walked (the root's real path).
       const offer = { ...received, targetDir: confined.dir };
+      // A reception still writing into this folder is an earlier attempt of this transfer, whose sender gave up on
+      // it while its frames were still being written here (a busy receiver lags behind its socket): it is ended
+      // first, and its slot freed. Else its last writes and renames would race this attempt, which resumes from what
+      // is verified on the disk now (a part file it renamed in between is not there to resume: ENOENT).
+      await receiving.get(offer.targetDir)?.stop();
+      // Counted from the answer to the data connection's close: held connections cannot pile up.
+      if ((active.get(offer.fromNode) ?? 0) >= perPeer)
+        return refuse(
+          errorCodes.streamerBusy,
+          'fromNode',
+          `${offer.fromNode} already has ${perPeer} transfers running into this streamer`,
+        );
       mkdirSync(confined.root, { recursive: true });
       mkdirsNoFollow(confined.root, relative(confined.root, confined.dir));
       for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
       // An update pass resumes nothing: it is sent whole again.
       const verified = offer.update ? {} : verifiedBytes(offer);
       active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
-      const c = ctx(offer.fromNode);
-      setImmediate(() => {
-        try {
-          new Reception(offer, verified, c);
-        } catch (err) {
-          // No socket came to be, so no close will release the slot: release it here.
-          opts.log.warn({ transferId: offer.transferId, err }, 'cannot open the data connection');
-          c.onClosed();
-        }
-      });
+      setImmediate(() => receive(offer, verified));
       return { ok: true, verified };
     },
     /** Data connections open or about to open (for tests and status). */
@@ -223,12 +237,16 @@ class Reception {
   private failed = false;
   private readonly reader: FrameReader;
   private readonly sock: Socket;
+  /** Settles once the connection has closed: nothing of this reception writes after it. */
+  readonly closed: Promise<void>;
+  private markClosed!: () => void;
 
   private readonly offer: StreamOffer;
   private readonly verified: Record<string, number>;
   private readonly ctx: ReceiveContext;
 
   constructor(offer: StreamOffer, verified: Record<string, number>, ctx: ReceiveContext) {
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
     this.offer = offer;
     this.verified = verified;
     this.ctx = ctx;
@@ -248,6 +266,13 @@ class Reception {
 
   private reply(line: string): void {
     this.sock.write(`${line}\n`);
+  }
+
+  /** End the connection now, whatever it was doing; settles once it has closed. */
+  stop(): Promise<void> {
+    this.reader.stop();
+    this.sock.destroy();
+    return this.closed;
   }
 
   private fail(why: string): void {
@@ -279,6 +304,7 @@ class Reception {
       for (const f of this.updates.values()) f.close();
       this.updates.clear();
       ctx.onClosed();
+      this.markClosed();
     });
   }
 

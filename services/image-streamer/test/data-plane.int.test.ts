@@ -305,6 +305,40 @@ describe('the receiving side', () => {
   });
 
   it(
+    'ends a reception still writing into a folder before it answers a new offer for that folder',
+    { timeout: 30_000 },
+    async () => {
+      // Given a reception of attempt 1 into "again", its sender holding the connection open
+      const first = await fakeSender(() => {});
+      const second = await fakeSender(() => {});
+      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      register('node-a', first.port);
+      assert.equal((await receiver.accept(offer('node-a', first.port, 'again'))).ok, true);
+      await until(() => first.seen.length === 1 && receiver.active() === 1, 'attempt 1 connected');
+
+      // When attempt 2 of the same transfer is offered (the sender gave up on the first connection)
+      register('node-a', second.port);
+      const reply = await receiver.accept(offer('node-a', second.port, 'again'));
+
+      // Then attempt 1 has ended before the answer (its slot freed: one reception counted, not two), its connection
+      // closes, and attempt 2 connects
+      assert.equal(reply.ok, true);
+      assert.equal(receiver.active(), 1);
+      await closed(first.seen[0]!);
+      await until(() => second.seen.length === 1, 'attempt 2 connected');
+
+      // And a reception into another folder is left alone
+      assert.equal((await receiver.accept(offer('node-a', second.port, 'other'))).ok, true);
+      assert.equal(receiver.active(), 2);
+      await until(() => second.seen.length === 2, 'the other connected');
+      for (const s of second.seen) s.destroy();
+      await until(() => receiver.active() === 0, 'released');
+      await first.close();
+      await second.close();
+    },
+  );
+
+  it(
     'with TLS, does not talk to a peer whose certificate names another node',
     { timeout: 30_000 },
     async () => {
