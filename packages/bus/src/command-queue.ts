@@ -80,6 +80,8 @@ export const commandConsumerName = (node: string, executor: Executor): string =>
 
 /** How long a command whose handling failed on the bus waits before it is delivered again. */
 const busRetryMs = 1000;
+/** The longest wait between the tries of an in-order executor's command that fails on the bus. */
+const maxHoldMs = 10_000;
 
 /** An error as a rejection records it: its texts bounded, whatever the message they came from held. */
 const clipped = (e: ErrorInfo): ErrorInfo => ({
@@ -280,25 +282,56 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const decoded = decode(msg);
     if (!decoded.ok) return refuse(msg, decoded.error, decoded.raw);
     const d: CommandDelivery = { command: decoded.command, msg };
-    for (;;) {
+    if (inOrder) return handleInPlace(d, handle, signal);
+    return attempt(d, handle).catch((err: unknown) => handlerFailed(d, err));
+  }
+
+  /** Check that the command is intended, then hand it over; throws what either throws. */
+  async function attempt(d: CommandDelivery, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
+    const { why, log: read } = await unintended(d.command);
+    if (why !== undefined) return quarantine(d.msg, commandRefusals.notIntended, why);
+    if (read) d.log = read;
+    await handle(d);
+  }
+
+  /**
+   * An in-order executor's command whose handling fails on the bus is tried again here, the delivery kept alive, with
+   * a growing wait: delivered again later, it would come after the commands stored behind it (a snapshot before its
+   * backup). Nothing behind it runs meanwhile. It runs as a redelivery would: a step the first try began is found by
+   * its marker and reconciled. When the process stops, it is handed back to the stream at once.
+   */
+  async function handleInPlace(
+    d: CommandDelivery,
+    handle: (d: CommandDelivery) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    // Either throws once the connection is closing: the consumer loop ends then, and the service with it.
+    const tell = (f: () => void) => {
       try {
-        const { why, log: read } = await unintended(d.command);
-        if (why !== undefined) return quarantine(msg, commandRefusals.notIntended, why);
-        if (read) d.log = read;
-        return await handle(d);
-      } catch (err) {
-        if (!(inOrder && isTransient(err) && !signal.aborted)) return handlerFailed(d, err);
-        // Delivered again later, it would come after the commands stored behind it (a snapshot before its backup):
-        // the same delivery is tried again, kept alive, and nothing behind it runs meanwhile. It runs as a
-        // redelivery would: a step the first try began is found by its marker and reconciled.
-        log.warn(
-          { err, commandId: d.command.commandId },
-          'the bus failed while handling a command; trying it again before any other',
-        );
-        msg.working();
-        await delay(busRetryMs, undefined, { signal }).catch(() => undefined);
-        if (signal.aborted) return;
+        f();
+      } catch {
+        // closing
       }
+    };
+    const keepAlive = () => tell(() => d.msg.working());
+    const alive = setInterval(keepAlive, limits.commandAckWaitMs / 3);
+    try {
+      for (let wait = busRetryMs; ; wait = Math.min(wait * 2, maxHoldMs)) {
+        try {
+          return await attempt(d, handle);
+        } catch (err) {
+          if (!isTransient(err) || signal.aborted) return await handlerFailed(d, err);
+          log.warn(
+            { err, commandId: d.command.commandId, retryInMs: wait },
+            'the bus failed while handling a command; trying it again before any other',
+          );
+          keepAlive();
+          await delay(wait, undefined, { signal }).catch(() => undefined);
+          if (signal.aborted) return tell(() => d.msg.nak());
+        }
+      }
+    } finally {
+      clearInterval(alive);
     }
   }
 

@@ -18,9 +18,14 @@ import { inFlight, type MigrationState } from './state.ts';
  * a duplicate (its command id is its message id); one not stored yet is stored before the new ones.
  *
  * Why that keeps every agent's commands in intent order: take two intents of one agent, j before k. Whoever stores
- * k first has sent j before it — j was in flight when it decided k (sent by itself earlier, or sent again now) or
- * had an outcome already, so had been stored and run. Beyond the stream's duplicate window a command sent again is
- * stored a second time; its agent finds its outcome in the log and skips it.
+ * k first has sent j before it — j was in flight when it decided k (sent by itself earlier, or sent again now) — or
+ * j had an outcome already: its agent ran it, or the log ended it without a run (a timeout the coordinator wrote, an
+ * operator's resolve), and an agent skips a command whose outcome is in the log. Beyond the stream's duplicate
+ * window a command sent again is stored a second time, and skipped the same way once it has an outcome.
+ *
+ * The order holds for what the stream stores. A command delivered again after an agent restart (one it had in hand,
+ * unacknowledged) comes after the ack wait, behind any stored after it that the new process pulls first; the host's
+ * preconditions (the backup copy, the origin's snapshot) refuse a step that comes too early.
  */
 
 /** Whether an executor runs its commands one at a time in stored order. */

@@ -66,6 +66,27 @@ export function createReceiver(opts: ReceiverOptions) {
     ...(opts.tls ? { tls: opts.tls } : {}),
     onClosed: () => active.set(from, (active.get(from) ?? 1) - 1),
   });
+  /**
+   * A reception still writing into the offer's folder is an earlier attempt of the same migration's transfer from the
+   * same node, whose sender gave up on it while its frames were still being written here (a busy receiver lags
+   * behind its socket): it is ended, and its slot freed, before the new attempt's resume point is read from the part
+   * files. Else its last writes and renames would race the new attempt (a part file renamed in between is not there
+   * to resume: ENOENT). A reception of anything else into the folder refuses the offer. Undefined when the folder is
+   * free.
+   */
+  async function endEarlierAttempt(offer: StreamOffer): Promise<Refusal | undefined> {
+    for (let r = receiving.get(offer.targetDir); r; r = receiving.get(offer.targetDir)) {
+      if (r.from !== offer.fromNode || r.migrationId !== offer.migrationId)
+        return refuse(
+          errorCodes.streamerBusy,
+          'targetDir',
+          `${offer.targetDir} is being received from ${r.from} for ${r.migrationId}`,
+        );
+      await r.stop();
+    }
+    return undefined;
+  }
+
   /** Connect to the sender and receive: the slot counted for the offer is released when the connection closes. */
   function receive(offer: StreamOffer, verified: Record<string, number>): void {
     const c = ctx(offer.fromNode);
@@ -96,11 +117,8 @@ export function createReceiver(opts: ReceiverOptions) {
       }
       // From here on every path is built on the physical folder the checks walked (the root's real path).
       const offer = { ...received, targetDir: confined.dir };
-      // A reception still writing into this folder is an earlier attempt of this transfer, whose sender gave up on
-      // it while its frames were still being written here (a busy receiver lags behind its socket): it is ended
-      // first, and its slot freed. Else its last writes and renames would race this attempt, which resumes from what
-      // is verified on the disk now (a part file it renamed in between is not there to resume: ENOENT).
-      await receiving.get(offer.targetDir)?.stop();
+      const earlier = await endEarlierAttempt(offer);
+      if (earlier) return earlier;
       // Counted from the answer to the data connection's close: held connections cannot pile up.
       if ((active.get(offer.fromNode) ?? 0) >= perPeer)
         return refuse(
@@ -114,7 +132,7 @@ export function createReceiver(opts: ReceiverOptions) {
       // An update pass resumes nothing: it is sent whole again.
       const verified = offer.update ? {} : verifiedBytes(offer);
       active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
-      setImmediate(() => receive(offer, verified));
+      receive(offer, verified);
       return { ok: true, verified };
     },
     /** Data connections open or about to open (for tests and status). */
@@ -239,6 +257,9 @@ class Reception {
   private readonly sock: Socket;
   /** Settles once the connection has closed: nothing of this reception writes after it. */
   readonly closed: Promise<void>;
+  /** The sending node and the migration of the transfer. */
+  readonly from: string;
+  readonly migrationId: string;
   private markClosed!: () => void;
 
   private readonly offer: StreamOffer;
@@ -247,6 +268,8 @@ class Reception {
 
   constructor(offer: StreamOffer, verified: Record<string, number>, ctx: ReceiveContext) {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.from = offer.fromNode;
+    this.migrationId = offer.migrationId;
     this.offer = offer;
     this.verified = verified;
     this.ctx = ctx;

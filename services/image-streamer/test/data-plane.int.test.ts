@@ -327,6 +327,16 @@ describe('the receiving side', () => {
       await closed(first.seen[0]!);
       await until(() => second.seen.length === 1, 'attempt 2 connected');
 
+      // And an offer of another node into that folder is refused, attempt 2 left alone
+      register('node-c', first.port);
+      const intruder = await receiver.accept(offer('node-c', first.port, 'again'));
+      assert.deepEqual(!intruder.ok && [intruder.error.code, intruder.error.field], [
+        'HAUL_STREAMER_BUSY',
+        'targetDir',
+      ]);
+      assert.equal(receiver.active(), 1);
+      assert.equal(first.seen.length, 1, 'no connection for the refused offer');
+
       // And a reception into another folder is left alone
       assert.equal((await receiver.accept(offer('node-a', second.port, 'other'))).ok, true);
       assert.equal(receiver.active(), 2);
