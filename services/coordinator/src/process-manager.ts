@@ -228,6 +228,20 @@ export function createProcessManager(
       commandsToSend(before, intendedCommands(appended), (id) => sent.get(mid)?.has(id) ?? false),
     );
 
+  /**
+   * The commands in flight that this process has not sent, oldest intent first: another coordinator intended them and
+   * may have died before sending them, or a send of this process failed part-way (the bus down past its retries) and
+   * nothing decided since would send them again. A command the stream holds already is dropped as a duplicate.
+   */
+  const sendUnsent = (mid: string, s: MigrationState): Promise<void> =>
+    send(
+      mid,
+      inFlight(s)
+        .filter((r) => !sent.get(mid)?.has(r.command.commandId))
+        .sort((a, b) => a.order - b.order)
+        .map((r) => r.command),
+    );
+
   async function project(state: MigrationState, lastSeq: number): Promise<void> {
     const status = projectStatus(state, lastSeq);
     if (!status) return;
@@ -317,6 +331,7 @@ export function createProcessManager(
     try {
       const { folded: f, changed } = await bringUp();
       if (whenChanged && !changed && f.settled) return f.state;
+      await sendUnsent(mid, f.state);
       const refused = await admission?.confirm(f.state);
       const r = await decideAndAppend(mid, refused ? refusedBy(refused) : input, f);
       if (changed || r.appended) await project(r.folded.state, r.folded.lastSeq);
@@ -456,19 +471,15 @@ export function createProcessManager(
     },
     /**
      * Drive a migration this process does not hold (one of the admission ledger): its events went to a coordinator
-     * that died, or were never delivered. Fold it from the log, send again the commands in flight (the one that
-     * intended them may have died before sending; a duplicate is dropped or found done), decide and arm its timer.
+     * that died, or were never delivered. Fold it from the log and take a turn: it sends again the commands in flight
+     * (the one that intended them may have died before sending; a duplicate is dropped or found done), decides and
+     * arms its timer.
      */
     adopt(mid: string): Promise<void> {
       return serial(mid, async () => {
         const { folded: f } = await catchUp(mid);
         // Not in the log yet (admitted, its append under way) or ended (the reaper frees its entry): nothing to drive.
         if (!f.state.migrationId || f.state.terminal) return void folded.delete(mid);
-        const oldestFirst = inFlight(f.state).sort((a, b) => a.order - b.order);
-        await send(
-          mid,
-          oldestFirst.map((r) => r.command),
-        );
         await turn(mid, () => Promise.resolve({ folded: f, changed: true }), advance);
       });
     },

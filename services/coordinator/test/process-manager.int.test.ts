@@ -162,11 +162,38 @@ it("sends another coordinator's unsent intents on the same agent before its own,
   await pm.step(mid);
   pm.stop();
 
-  // Then node-a's agent queue holds the source's preflight before its lock (the lock alone would have run first);
-  // node-b's preflight is left to the coordinator that intended it
+  // Then node-a's agent queue holds the source's preflight before its lock (the lock alone would have run first),
+  // and node-b's holds the target's preflight, which nobody had sent
   const intents = decision.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));
   assert.deepEqual(await storedCommands(mid, 'node-a'), [intents[1]!.commandId, intents[2]!.commandId]);
-  assert.deepEqual(await storedCommands(mid, 'node-b'), []);
+  assert.deepEqual(await storedCommands(mid, 'node-b'), [intents[0]!.commandId]);
+});
+
+it('sends the commands in flight that nobody sent, though it decides nothing new', async () => {
+  // Given another coordinator that appended the whole first decision and died before sending any of its commands
+  const { real, mid } = await requested('m-unsent-0001', '104');
+  const pm = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust);
+  const { events: logged, lastSeq } = await real.read(mid);
+  const decision = decideUntilStable(
+    { kind: 'Advance', meta: pm.meta() },
+    fold(
+      logged.map((e) => e.event),
+      initialState(),
+    ),
+  ).events;
+  let seq = lastSeq;
+  for (const e of decision) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
+
+  // When this coordinator takes a turn of the migration: nothing is left to decide until the preflights answer
+  await pm.step(mid);
+  pm.stop();
+
+  // Then every intent's command is stored, each agent's in intent order
+  const { events } = await real.read(mid);
+  assert.equal(events.length, logged.length + decision.length, 'nothing new decided');
+  const intents = decision.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));
+  assert.deepEqual(await storedCommands(mid, 'node-a'), [intents[1]!.commandId, intents[2]!.commandId]);
+  assert.deepEqual(await storedCommands(mid, 'node-b'), [intents[0]!.commandId]);
 });
 
 /** The command ids of a migration stored for a node's agent, in stream order. */
