@@ -143,20 +143,9 @@ it("appends every intent of a decision before it sends any of the decision's com
 it("sends another coordinator's unsent intents on the same agent before its own, so the agent's queue holds them in order", async () => {
   // Given a requested migration, and another coordinator that appended the first two intents of the first decision
   // (the target's preflight, then the source's) and has not sent their commands yet
-  const { real, mid } = await requested('m-two-0001', '103');
-  const pm = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust);
-  const { events: logged, lastSeq } = await real.read(mid);
-  const decision = decideUntilStable(
-    { kind: 'Advance', meta: pm.meta() },
-    fold(
-      logged.map((e) => e.event),
-      initialState(),
-    ),
-  ).events;
+  const { mid, pm, decision } = await appendedByAnother('m-two-0001', '103', 2);
   const steps = decision.map((e) => (e.type === 'StepIntended' ? e.data.step : e.type));
   assert.deepEqual(steps, ['preflightTarget', 'preflightSource', 'lockSource']);
-  let seq = lastSeq;
-  for (const e of decision.slice(0, 2)) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
 
   // When this coordinator reads the log and decides the rest: the source's lock, on the same agent
   await pm.step(mid);
@@ -171,18 +160,7 @@ it("sends another coordinator's unsent intents on the same agent before its own,
 
 it('sends the commands in flight that nobody sent, though it decides nothing new', async () => {
   // Given another coordinator that appended the whole first decision and died before sending any of its commands
-  const { real, mid } = await requested('m-unsent-0001', '104');
-  const pm = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust);
-  const { events: logged, lastSeq } = await real.read(mid);
-  const decision = decideUntilStable(
-    { kind: 'Advance', meta: pm.meta() },
-    fold(
-      logged.map((e) => e.event),
-      initialState(),
-    ),
-  ).events;
-  let seq = lastSeq;
-  for (const e of decision) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
+  const { real, mid, pm, decision, logged } = await appendedByAnother('m-unsent-0001', '104', 3);
 
   // When this coordinator takes a turn of the migration: nothing is left to decide until the preflights answer
   await pm.step(mid);
@@ -195,6 +173,26 @@ it('sends the commands in flight that nobody sent, though it decides nothing new
   assert.deepEqual(await storedCommands(mid, 'node-a'), [intents[1]!.commandId, intents[2]!.commandId]);
   assert.deepEqual(await storedCommands(mid, 'node-b'), [intents[0]!.commandId]);
 });
+
+/**
+ * A requested migration whose first decision another coordinator decided, and of which it appended the first `count`
+ * events and sent nothing; a process manager of this coordinator beside it, and how long the log was before.
+ */
+async function appendedByAnother(mid: string, ctid: string, count: number) {
+  const { real } = await requested(mid, ctid);
+  const pm = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust);
+  const { events, lastSeq } = await real.read(mid);
+  const decision = decideUntilStable(
+    { kind: 'Advance', meta: pm.meta() },
+    fold(
+      events.map((e) => e.event),
+      initialState(),
+    ),
+  ).events;
+  let seq = lastSeq;
+  for (const e of decision.slice(0, count)) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
+  return { real, mid, pm, decision, logged: events };
+}
 
 /** The command ids of a migration stored for a node's agent, in stream order. */
 async function storedCommands(mid: string, node: string): Promise<string[]> {
