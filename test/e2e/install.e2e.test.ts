@@ -208,31 +208,50 @@ for (const [auth, mode] of [
       });
     }
 
-    /** Resolves once a server's log says the cluster has a JetStream metadata leader (no polling). */
+    /**
+     * Resolves once a server's log says the cluster has a JetStream metadata leader (no polling); rejects when one of
+     * the servers exits first.
+     */
     const metaLeader = () =>
       new Promise<void>((resolve, reject) => {
         const re = /new JetStream cluster metadata leader|cluster new metadata leader/;
         const check = () => [...serverLogs.values()].some((l) => re.test(l));
         if (check()) return resolve();
         const t = setTimeout(() => reject(new Error('no JetStream metadata leader in 120 s')), 120_000);
-        for (const s of servers)
+        for (const s of servers) {
           s.stderr!.on('data', () => {
             if (check()) {
               clearTimeout(t);
               resolve();
             }
           });
+          s.once('exit', () => {
+            clearTimeout(t);
+            reject(new Error('a server exited before the cluster had a metadata leader'));
+          });
+        }
       });
 
-    async function stopAll() {
-      for (const s of services) await s.kill('SIGKILL');
-      for (const c of connections) if (!c.isClosed()) await c.close();
+    /** Stop the servers started so far, by PID. */
+    async function stopServers() {
       for (const s of servers) {
         if (s.exitCode !== null || s.signalCode !== null || s.pid === undefined) continue;
         const gone = new Promise((r) => s.once('exit', r));
         process.kill(s.pid, 'SIGKILL');
         await gone;
       }
+    }
+
+    /** Nine ports below the ephemeral range, free when drawn (the servers bind them a section later). */
+    async function drawPorts() {
+      for (const n of nats)
+        ports.set(n, { client: await freePort(), route: await freePort(), http: await freePort() });
+    }
+
+    async function stopAll() {
+      for (const s of services) await s.kill('SIGKILL');
+      for (const c of connections) if (!c.isClosed()) await c.close();
+      await stopServers();
       cluster?.destroy();
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     }
@@ -244,8 +263,7 @@ for (const [auth, mode] of [
         mkdirSync(bin);
         symlinkSync(haulBin, join(bin, 'haul'));
         symlinkSync(process.execPath, join(bin, 'node'));
-        for (const n of nats)
-          ports.set(n, { client: await freePort(), route: await freePort(), http: await freePort() });
+        await drawPorts();
         const base = 23000 + Math.floor(Math.random() * 400) * 10; // below the ephemeral ports, as the doc advises
         streamPorts = `${base}-${base + 9}`;
         cluster = createEmulatedCluster('haul-install-hosts-');
@@ -284,7 +302,8 @@ for (const [auth, mode] of [
         install(join(natsRoot(n), 'etc', 'haul', 'coordinator'), identity('coordinator'));
     });
 
-    it('section 3: three nats-servers from server.conf form a cluster; healthz says ok', async () => {
+    /** Section 3's files on each server host: the generated nats-server.conf and the doc's server.conf, on loopback. */
+    function writeServerFiles() {
       const generated = readFileSync(join(secrets(), 'nats-server.conf'), 'utf8');
       for (const n of nats) {
         const root = natsRoot(n);
@@ -305,11 +324,28 @@ for (const [auth, mode] of [
         assert.match(server, new RegExp(`listen: 127\\.0\\.0\\.1:${ports.get(n)!.route}`));
         writeFileSync(join(dir, 'server.conf'), server);
       }
-      // The doc's `nats-server -c /etc/haul/nats/server.conf` on each host.
-      const started = nats.map(startNats);
-      const leader = metaLeader(); // listens to the servers just started
-      await Promise.all(started);
-      await leader;
+    }
+
+    it('section 3: three nats-servers from server.conf form a cluster; healthz says ok', async () => {
+      // The nine ports were free in `before`; a server started by another test may have bound one since (each draws at
+      // random below the ephemeral range). Then all three start again, on ports drawn anew.
+      for (let attempt = 1; ; attempt++) {
+        writeServerFiles();
+        // The doc's `nats-server -c /etc/haul/nats/server.conf` on each host.
+        const started = nats.map(startNats);
+        const leader = metaLeader(); // listens to the servers just started
+        try {
+          await Promise.all([...started, leader]);
+          break;
+        } catch (err) {
+          const taken = [...serverLogs.values()].some((l) => l.includes('address already in use'));
+          if (!taken || attempt === 3) throw err;
+          await stopServers();
+          servers.length = 0;
+          for (const n of nats) rmSync(join(natsRoot(n), 'var'), { recursive: true, force: true });
+          await drawPorts();
+        }
+      }
       const healthz = runnable(block('healthz')).trim();
       const m = /^curl -s (http:\/\/127\.0\.0\.1:8222\/healthz\S*)/.exec(healthz);
       assert.ok(m, `the healthz line: ${healthz}`);
