@@ -179,6 +179,12 @@ export const limits = {
    * intents the coordinator just appended).
    */
   directReadMaxSeqs: 16,
+  /**
+   * A read whose tail spans more stream sequences walks the subject message by message (a get of the next one) for at
+   * most this many, then reads the rest through a consumer: a round trip each against the five of a consumer made,
+   * pulled and deleted, and much less of the server's CPU (EventLog's walk).
+   */
+  walkReadMaxMsgs: 8,
   /** Events the coordinator handles at once (of different migrations; one migration is always serial). */
   coordinatorConcurrentEvents: 64,
   /**
