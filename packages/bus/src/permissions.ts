@@ -329,6 +329,10 @@ function nodePermissions(id: Identity, inbox: Grant, deny: Grant[]): Permissions
         ]
       : [
           g(subjects.streamOffer(node), 'receive transfer offers'),
+          g(
+            subjects.eventsAll,
+            "hear a migration's new events while it sends for it, to read its log for a give-up (it may read every log)",
+          ),
           g(subjects.discovery, 'answer discovery'),
           inbox,
         ];

@@ -322,7 +322,7 @@ const publishMatrix: [string, Who][] = [
 const subscribeMatrix: [string, Who][] = [
   [subjects.commandsAll, none],
   [subjects.commands('node-a', 'agent'), none],
-  [subjects.eventsAll, none],
+  [subjects.eventsAll, role('streamer')], // heard as a wake-up to read the log (a give-up), never believed as events
   [subjects.apiMigrate, role('coordinator')],
   [subjects.streamOffer('node-a'), exactly('streamer@node-a')],
   [subjects.apiCheck, role('coordinator')],

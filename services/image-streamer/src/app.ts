@@ -38,7 +38,7 @@ import type {
   Validators,
 } from '@haul/schemas';
 import { errorCodes } from '@haul/domain';
-import { abortable, watchGivenUp } from './given-up.ts';
+import { abortable, createGiveUpWatch } from './given-up.ts';
 import { planPass, type PassPlan } from './disk-pass.ts';
 import { buildManifest, type ManifestEntry } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
@@ -167,6 +167,7 @@ export function createImageStreamer(deps: StreamerDeps) {
   const event = eventFactory(actor);
   const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'streamer', trust });
   const gate = createPriorityGate();
+  const giveUps = createGiveUpWatch(nc, eventLog);
   /** One bucket for every transfer this node sends: the node-wide cap holds however many run at once. */
   const nodeRate = createRateLimiter(cfg.nodeLimitMBps);
   const slots = createSlots(cfg.maxTransfers ?? MAX_TRANSFERS);
@@ -521,7 +522,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       msg.ack();
       return report.clear();
     }
-    const givenUp = watchGivenUp(eventLog, cmd.migrationId, cmd.commandId, lastSeq, mlog);
+    const givenUp = giveUps.watch(cmd.migrationId, cmd.commandId, lastSeq, mlog);
     let outcome: MigrationEvent | undefined;
     try {
       outcome = await attempt(cmd, mlog, report, givenUp.signal);

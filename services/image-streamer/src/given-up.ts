@@ -1,5 +1,5 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import type { EventLog, Logger } from '@haul/bus';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { subjects, type EventLog, type Logger } from '@haul/bus';
 import { isTerminalEvent, type MigrationEvent } from '@haul/schemas';
 
 /** The coordinator stopped waiting for this transfer (it timed out or stalled): its outcome is in the log already. */
@@ -18,41 +18,84 @@ const outcomeCode = (e: MigrationEvent, commandId: string): string | undefined =
   return isTerminalEvent(e) ? e.type : undefined;
 };
 
+export type GiveUpWatch = {
+  /**
+   * Abort the returned signal once the migration's log holds an outcome of this command after `afterSeq` (what the
+   * streamer read before it started the transfer) written by someone else — the coordinator, which gave it up — or
+   * the migration's end. The transfer then stops, freeing its slot, its listener and its connection; nothing more is
+   * recorded, the log already says how it ended. `stop` ends the watch (the transfer ended).
+   */
+  watch(
+    migrationId: string,
+    commandId: string,
+    afterSeq: number,
+    log: Logger,
+  ): { signal: AbortSignal; stop: () => void };
+};
+
 /**
- * Follow the migration's log from just after `afterSeq` (what the streamer read before it started the transfer) and
- * abort `signal` once it holds an outcome of this command — written by someone else: the coordinator, which gave it
- * up — or the migration's end. The transfer then stops, freeing its slot, its listener and its connection; nothing
- * more is recorded, the log already says how it ended. A broken follow is taken up again where it stopped.
+ * Watches of transfers for a give-up: each hears the migration's new events as plain messages (a subscription on the
+ * migration's subject, which JetStream stores from) and reads the log at each, so only believed events count (a
+ * message heard is a wake-up, never taken as an event). A read after the subscription is registered with the server
+ * covers what was appended before it, and a read after each reconnection what was appended while disconnected.
+ *
+ * Why not follow the log with a consumer, as before: a transfer's follow made an ordered consumer on the server
+ * (and looked the stream up) for every transfer, five per migration; bench:control counted them a third of all the
+ * consumers the server made. A subscription costs the server no stream state, and a read of a few new events is a
+ * message get or two.
  */
-export function watchGivenUp(
-  eventLog: EventLog,
-  migrationId: string,
-  commandId: string,
-  afterSeq: number,
-  log: Logger,
-): { signal: AbortSignal; stop: () => void } {
-  const given = new AbortController();
-  const stopped = new AbortController();
-  let next = afterSeq + 1;
-  const follow = async () => {
-    for await (const s of eventLog.follow({ migrationId, fromSeq: next, signal: stopped.signal })) {
-      next = s.seq + 1;
-      const code = outcomeCode(s.event, commandId);
-      if (code !== undefined) return given.abort(new TransferGivenUp(commandId, code));
-    }
-  };
+export function createGiveUpWatch(nc: NatsConnection, eventLog: EventLog): GiveUpWatch {
+  const checks = new Set<() => void>();
   void (async () => {
-    while (!stopped.signal.aborted && !given.signal.aborted) {
-      try {
-        await follow();
-      } catch (err) {
-        if (stopped.signal.aborted) return;
-        log.warn({ err }, 'cannot follow the log for a give-up of this transfer; following again');
-      }
-      await delay(1000, undefined, { signal: stopped.signal }).catch(() => {});
-    }
+    for await (const s of nc.status()) if (s.type === 'reconnect') checks.forEach((check) => check());
   })();
-  return { signal: given.signal, stop: () => stopped.abort() };
+
+  return {
+    watch(migrationId, commandId, afterSeq, log) {
+      const given = new AbortController();
+      let stopped = false;
+      let readTo = afterSeq;
+      let reading = false;
+      let again = false;
+      const read = async () => {
+        const { events } = await eventLog.read(migrationId);
+        for (const s of events) {
+          if (s.seq <= readTo) continue;
+          readTo = s.seq;
+          const code = outcomeCode(s.event, commandId);
+          if (code !== undefined) return given.abort(new TransferGivenUp(commandId, code));
+        }
+      };
+      /** One read at a time; messages heard during it make one more read after it. */
+      const check = () => {
+        if (stopped || given.signal.aborted) return;
+        if (reading) return void (again = true);
+        reading = true;
+        void (async () => {
+          do {
+            again = false;
+            await read().catch((err: unknown) => {
+              // The next message heard, or the next reconnection, reads again.
+              if (!stopped) log.warn({ err }, 'cannot read the log for a give-up of this transfer');
+            });
+          } while (again && !stopped && !given.signal.aborted);
+          reading = false;
+        })();
+      };
+      const sub = nc.subscribe(subjects.events(migrationId), { callback: check });
+      checks.add(check);
+      const stop = () => {
+        if (stopped) return;
+        stopped = true;
+        checks.delete(check);
+        sub.unsubscribe();
+      };
+      given.signal.addEventListener('abort', stop, { once: true });
+      // Registered with the server once the flush returns: the read then covers every event before the subscription.
+      nc.flush().then(check, check);
+      return { signal: given.signal, stop };
+    },
+  };
 }
 
 /** `p`, or a rejection with the signal's reason as soon as it aborts (p's own outcome is still handled). */
