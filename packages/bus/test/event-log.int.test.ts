@@ -154,6 +154,43 @@ describe('event log on a real JetStream stream', () => {
     assert.equal(made.length, 1, 'the short tail without a consumer');
   });
 
+  it('walks a tail of a few events among many sequences without a consumer, and a longer one with one for the rest', async () => {
+    const mine: number[] = [];
+    let last = 0;
+    const appendMine = async (n: number, othersAfter: number) => {
+      last = (await log.append(cancelEvent('mig-walk', n), { expectedLastSeq: last })).seq;
+      mine.push(last);
+      for (let k = 0; k < othersAfter; k++)
+        await log.append(cancelEvent(`mig-walk-other-${n}-${k}`, 1), { expectedLastSeq: 0 });
+    };
+    await appendMine(1, limits.directReadMaxSeqs * 2);
+    await appendMine(2, limits.directReadMaxSeqs);
+    await appendMine(3, 0);
+    const made: string[] = [];
+    const sub = nc.subscribe('$JS.API.CONSUMER.CREATE.>', {
+      callback: (_e, m) => void made.push(m.subject),
+    });
+    const reader = createEventLog(nc, validators, trust);
+    const seqs = (r: { events: { seq: number }[] }) => r.events.map((e) => e.seq);
+    // Three of its events over more sequences than a direct read gets at once: walked, one get each.
+    const whole = await reader.read('mig-walk');
+    await nc.flush();
+    assert.deepEqual(seqs(whole), mine);
+    assert.equal(made.length, 0, 'no consumer for a walk');
+    // More of its own than a walk takes, each among others: the walk's eight, then one consumer from there.
+    const more = limits.walkReadMaxMsgs + 3;
+    for (let n = 4; n < 4 + more; n++) await appendMine(n, 3);
+    const tail = await reader.read('mig-walk', { afterSeq: whole.lastSeq });
+    await nc.flush();
+    sub.unsubscribe();
+    assert.deepEqual(seqs(tail), mine.slice(3));
+    assert.deepEqual(
+      tail.events.map((e) => e.event.eventId),
+      Array.from({ length: more }, (_, i) => `mig-walk:cancel:${4 + i}`),
+    );
+    assert.equal(made.length, 1, 'one consumer for what the walk left');
+  });
+
   it('rejects an append whose expected last subject sequence is stale', async () => {
     const first = await log.append(cancelEvent('mig-cccc', 1), { expectedLastSeq: 0 });
     await log.append(cancelEvent('mig-cccc', 2), { expectedLastSeq: first.seq });
