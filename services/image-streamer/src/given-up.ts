@@ -57,6 +57,7 @@ export function createGiveUpWatch(nc: NatsConnection, eventLog: EventLog): GiveU
       let readTo = afterSeq;
       let reading = false;
       let again = false;
+      let retry: NodeJS.Timeout | undefined;
       const read = async () => {
         const { events } = await eventLog.read(migrationId);
         for (const s of events) {
@@ -75,8 +76,11 @@ export function createGiveUpWatch(nc: NatsConnection, eventLog: EventLog): GiveU
           do {
             again = false;
             await read().catch((err: unknown) => {
-              // The next message heard, or the next reconnection, reads again.
-              if (!stopped) log.warn({ err }, 'cannot read the log for a give-up of this transfer');
+              if (stopped) return;
+              // Its retries spent: read again in a second, or at the next message heard, whichever comes first.
+              log.warn({ err }, 'cannot read the log for a give-up of this transfer; reading again');
+              clearTimeout(retry);
+              retry = setTimeout(check, 1000);
             });
           } while (again && !stopped && !given.signal.aborted);
           reading = false;
@@ -87,6 +91,7 @@ export function createGiveUpWatch(nc: NatsConnection, eventLog: EventLog): GiveU
       const stop = () => {
         if (stopped) return;
         stopped = true;
+        clearTimeout(retry);
         checks.delete(check);
         sub.unsubscribe();
       };
