@@ -86,7 +86,17 @@ export function createGiveUpWatch(nc: NatsConnection, eventLog: EventLog): GiveU
           reading = false;
         })();
       };
-      const sub = nc.subscribe(subjects.events(migrationId), { callback: check });
+      const sub = nc.subscribe(subjects.events(migrationId), {
+        callback: (err) => {
+          // Refused (a server whose permissions predate this grant): only a reconnection reads again.
+          if (err)
+            log.warn(
+              { err, subject: subjects.events(migrationId) },
+              `cannot hear the migration's events: the streamer needs subscribe ${subjects.eventsAll} (docs/security.md); a give-up of this transfer is not noticed before it ends`,
+            );
+          check();
+        },
+      });
       checks.add(check);
       const stop = () => {
         if (stopped) return;
