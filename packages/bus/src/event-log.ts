@@ -156,7 +156,8 @@ export function createEventLog(
     const raws: RawEvent[] = [];
     let at = afterSeq;
     while (at < lastSeq && raws.length < limits.walkReadMaxMsgs) {
-      // The client's type lists `seq` and `last_by_subj` only; the server (2.9 and later) answers `next_by_subj`.
+      // The client's type lists `seq` and `last_by_subj` only; the server this project runs (2.9.10) answers
+      // `next_by_subj` (tried on it, and event-log.int reads through it).
       const next: NextMsgRequest = { seq: at + 1, next_by_subj: subject };
       const g = await m.streams.getMessage(streams.events, next as unknown as MsgRequest);
       // Like the consumer's read, a walk ends only at the message `lastSeq`: a stream (a new leader) without it yet,
