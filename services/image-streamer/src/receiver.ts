@@ -257,19 +257,22 @@ class Reception {
   private readonly sock: Socket;
   /** Settles once the connection has closed: nothing of this reception writes after it. */
   readonly closed: Promise<void>;
-  /** The sending node and the migration of the transfer. */
-  readonly from: string;
-  readonly migrationId: string;
   private markClosed!: () => void;
 
   private readonly offer: StreamOffer;
   private readonly verified: Record<string, number>;
   private readonly ctx: ReceiveContext;
 
+  /** The sending node and the migration of the transfer. */
+  get from(): string {
+    return this.offer.fromNode;
+  }
+  get migrationId(): string {
+    return this.offer.migrationId;
+  }
+
   constructor(offer: StreamOffer, verified: Record<string, number>, ctx: ReceiveContext) {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
-    this.from = offer.fromNode;
-    this.migrationId = offer.migrationId;
     this.offer = offer;
     this.verified = verified;
     this.ctx = ctx;
