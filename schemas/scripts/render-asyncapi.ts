@@ -149,7 +149,7 @@ const subjectChannels: Record<keyof typeof subjects, Channel | Wildcard> = {
     id: 'commands',
     address: address(subjects.commands(param('node'), param('executor') as Executor)),
     title: 'Step commands',
-    description: `A command to one node's agent or image streamer, in the work-queue stream \`${streams.commands}\`. Each executor reads its own durable consumer (\`${address(commandConsumerName(param('node'), param('executor') as Executor))}\`, explicit acks, ack wait ${limits.commandAckWaitMs} ms, extended while the step runs). The same object is first recorded in the migration's StepIntended event.`,
+    description: `A command to one node's agent or image streamer, in the work-queue stream \`${streams.commands}\`. Each executor reads its own durable consumer (\`${address(commandConsumerName(param('node'), param('executor') as Executor))}\`, explicit acks, ack wait ${limits.commandAckWaitMs} ms, extended while the step runs; an agent's has one command out at a time, so it runs them in stored order even across its restarts). The same object is first recorded in the migration's StepIntended event.`,
     messages: ['command'],
     traits: ['signed', 'deduplicated'],
     operations: [

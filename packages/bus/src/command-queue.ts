@@ -355,6 +355,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         deliver_policy: DeliverPolicy.All,
         ack_wait: nanos(limits.commandAckWaitMs),
         max_deliver: -1,
+        // One command out at a time for an in-order executor: the server hands over the next only once this one is
+        // acked or termed, so one in hand when the executor died comes back (after the ack wait) before any stored
+        // after it. A durable an older version made with more is changed in place (a create with the same name
+        // updates what may be updated).
+        ...(inOrder ? { max_ack_pending: 1 } : {}),
       }),
     );
     const consumer = await retryTransient(() => jetstream(nc).consumers.get(streams.commands, durable));

@@ -23,9 +23,10 @@ import { inFlight, type MigrationState } from './state.ts';
  * operator's resolve), and an agent skips a command whose outcome is in the log. Beyond the stream's duplicate
  * window a command sent again is stored a second time, and skipped the same way once it has an outcome.
  *
- * The order holds for what the stream stores. A command delivered again after an agent restart (one it had in hand,
- * unacknowledged) comes after the ack wait, behind any stored after it that the new process pulls first; the host's
- * preconditions (the backup copy, the origin's snapshot) refuse a step that comes too early.
+ * The order holds for what the stream stores, and for what an agent is handed: its durable consumer has one command
+ * out at a time (max_ack_pending 1, @haul/bus's command queue), so a command it had in hand when it died comes back
+ * after the ack wait before any stored after it. Behind that, the host's preconditions (the backup copy, the
+ * origin's snapshot) still refuse a step that would come too early.
  */
 
 /** Whether an executor runs its commands one at a time in stored order. */
