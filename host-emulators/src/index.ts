@@ -1,1 +1,10 @@
 export { writeFaultPlan, type FaultRule } from './lib/faults.ts';
+export { emuEnv, type EmuEnv } from './lib/emu-env.ts';
+export {
+  corruptionLog,
+  diskChecksum,
+  diskView,
+  haResource,
+  memoryChecksum,
+  pauseWorkload,
+} from './haul-emu/seams.ts';

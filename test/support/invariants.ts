@@ -4,6 +4,14 @@ import type { MigrationEvent } from '@haul/schemas';
 import type { EmulatedCluster } from './emulated-cluster.ts';
 import { lastBesidesSeal } from './seals.ts';
 import { withRequestDefaults } from '@haul/domain';
+import {
+  corruptionLog,
+  diskView,
+  emuEnv,
+  haResource,
+  memoryChecksum,
+  pauseWorkload,
+} from '@haul/host-emulators';
 
 /**
  * Where one emulated CT lives: the cluster, every node it may run on, its shared disks' folders, and its local disks
@@ -36,8 +44,10 @@ const disksOn = (p: CtPlace, n: string) => [
   ),
   ...p.shared.map((d) => join(d, 'DiskDescriptor.xml')),
 ];
-const view = async (p: CtPlace, node: string, dd: string) =>
-  JSON.parse(await p.cluster.ok(node, 'haul-emu', ['disk-view', dd])) as Record<string, string>;
+/** Emulator-only proof seams are read in this process, on the node named (each tool call was a Node start). */
+const on = (p: CtPlace, node: string) => emuEnv({ HAUL_EMU_ROOT: p.cluster.nodeRoot(node) });
+const view = (p: CtPlace, node: string, dd: string) => diskView(dd, on(p, node));
+const pause = (p: CtPlace, node: string, op: 'freeze' | 'thaw') => pauseWorkload(on(p, node), p.ctid, op);
 const journalOf = (p: CtPlace, n: string) => {
   const f = join(p.cluster.nodeRoot(n), 'var', 'log', `ct-${p.ctid}.writes`);
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
@@ -57,13 +67,13 @@ const initPid = (p: CtPlace, n: string) =>
  * goes, and the CT's pid. Taken while the CT is paused, so nothing is written in between.
  */
 export async function takeBaseline(p: CtPlace, source: string): Promise<Baseline> {
-  await p.cluster.ok(source, 'haul-emu', ['freeze', p.ctid]);
+  await pause(p, source, 'freeze');
   try {
-    const views = await Promise.all(disksOn(p, source).map((dd) => view(p, source, dd)));
+    const views = disksOn(p, source).map((dd) => view(p, source, dd));
     const journals = Object.fromEntries(p.nodes.map((n) => [n, journalOf(p, n).length]));
     return { views, journals, pid: initPid(p, source) };
   } finally {
-    await p.cluster.ok(source, 'haul-emu', ['thaw', p.ctid]);
+    await pause(p, source, 'thaw');
   }
 }
 
@@ -96,8 +106,8 @@ export async function brokenInvariants(
     broken.push(...(await brokenMemory(p, { source, target, completed, live }, base)));
   broken.push(...(await brokenDisks(p, { source, target, completed, live, home, running }, base)));
   broken.push(...brokenLeftovers(p, migrationId, home));
-  broken.push(...(await brokenOwnership(p, home)));
-  const corruption = await p.cluster.ok(p.nodes[0]!, 'haul-emu', ['corruption-log']);
+  broken.push(...brokenOwnership(p, home));
+  const corruption = corruptionLog(p.cluster.clusterDir);
   if (corruption.trim()) broken.push(`double read-write attach recorded: ${corruption.trim()}`);
   const last = lastBesidesSeal(events);
   if (last?.type !== 'MigrationCompleted' && last?.type !== 'MigrationRolledBack')
@@ -122,10 +132,7 @@ async function brokenMemory(
   base: Baseline,
 ): Promise<string[]> {
   const home = m.completed ? m.target : m.source;
-  const mem = JSON.parse(await p.cluster.ok(home, 'haul-emu', ['checksum-mem', p.ctid])) as {
-    frozen: boolean;
-    restoredSha256?: string;
-  };
+  const mem = await memoryChecksum<{ frozen: boolean; restoredSha256?: string }>(on(p, home), p.ctid);
   const broken: string[] = [];
   if (mem.frozen) broken.push(`the CT is still frozen on ${home}`);
   if (!m.live) return broken;
@@ -156,7 +163,7 @@ async function brokenDisks(
 ): Promise<string[]> {
   const broken: string[] = [];
   const paused = m.running.length === 1 ? m.running[0]! : undefined;
-  if (paused) await p.cluster.ok(paused, 'haul-emu', ['freeze', p.ctid]);
+  if (paused) await pause(p, paused, 'freeze');
   try {
     const since = (n: string) => journalOf(p, n).slice(base.journals[n] ?? 0);
     const freeze = m.completed && m.live ? lastFreeze(p, m.source).journalLines : undefined;
@@ -175,7 +182,7 @@ async function brokenDisks(
     }
     const finalDisks = disksOn(p, m.home);
     for (let i = 0; i < finalDisks.length; i++) {
-      const got = await view(p, m.home, finalDisks[i]!);
+      const got = view(p, m.home, finalDisks[i]!);
       const exp = expected[i]!;
       const diff = [...new Set([...Object.keys(got), ...Object.keys(exp)])].filter((k) => got[k] !== exp[k]);
       if (diff.length)
@@ -187,7 +194,7 @@ async function brokenDisks(
         );
     }
   } finally {
-    if (paused) await p.cluster.ok(paused, 'haul-emu', ['thaw', p.ctid]);
+    if (paused) await pause(p, paused, 'thaw');
   }
   for (const d of p.shared) {
     const list = await p.cluster.ok(m.home, 'ploop', [
@@ -208,7 +215,7 @@ const privateOf = (p: CtPlace, n: string) => join(p.cluster.nodeRoot(n), 'vz', '
  * Ownership: the CT is registered (its /etc/vz/conf link to $VE_PRIVATE/ve.conf) and owned ($VE_PRIVATE/.owner names
  * the node) on exactly its home node, its HA resource runs there, and no node's CT lock is held any more.
  */
-async function brokenOwnership(p: CtPlace, home: string): Promise<string[]> {
+function brokenOwnership(p: CtPlace, home: string): string[] {
   const broken: string[] = [];
   for (const n of p.nodes) {
     const conf = join(p.cluster.nodeRoot(n), 'etc', 'vz', 'conf', `${p.ctid}.conf`);
@@ -229,8 +236,7 @@ async function brokenOwnership(p: CtPlace, home: string): Promise<string[]> {
     if (existsSync(lock))
       broken.push(`the CT lock is still held on ${n}: ${readFileSync(lock, 'utf8').trim()}`);
   }
-  const ha = await p.cluster.run(home, 'haul-emu', ['ha-resource', `ct-${p.ctid}`]);
-  const at = ha.code === 0 ? (JSON.parse(ha.stdout) as { node: string }).node : undefined;
+  const at = haResource(p.cluster.clusterDir, `ct-${p.ctid}`)?.node;
   if (at !== home)
     broken.push(`the HA resource ct-${p.ctid} is on ${at ?? 'no node'}, the CT runs on ${home}`);
   return broken;

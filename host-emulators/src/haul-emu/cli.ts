@@ -4,7 +4,6 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
-  readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -12,17 +11,16 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
-import { readResource, type HaResource } from '../shaman/cli.ts';
+import type { HaResource } from '../shaman/cli.ts';
 import { ownerFile, serverId, veConf } from '../vzctl/registration.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { imageValue } from '../vzctl/config.ts';
 import { getopt, out } from '../lib/tool.ts';
-import { appendBlock, BLOCK, readChain } from '../ploop/delta.ts';
-import { cachedBlocks, deviceOnNode } from '../ploop/page-cache.ts';
-import { createHash, randomUUID } from 'node:crypto';
-import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
-import { init, resolveDd, withDeviceIo } from '../ploop/ops.ts';
-import { ctRequest } from '../container/protocol.ts';
+import { appendBlock, BLOCK } from '../ploop/delta.ts';
+import { randomUUID } from 'node:crypto';
+import { imagePath, readDescriptor } from '../ploop/descriptor.ts';
+import { init, resolveDd } from '../ploop/ops.ts';
+import { corruptionLog, diskChecksum, diskView, haResource, memoryChecksum, pauseWorkload } from './seams.ts';
 import { Rng } from '../container/memory.ts';
 
 const help = `haul-emu: set up emulated nodes and containers, and read the emulator-only proof seams.
@@ -229,7 +227,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       const env = emuEnv();
       const ctid = need(args[0], 'CTID');
       try {
-        out(JSON.stringify(await ctRequest(paths.ctSocket(env, ctid), { op: 'checksum' })));
+        out(JSON.stringify(await memoryChecksum(env, ctid)));
       } catch (e) {
         throw new ToolExit(1, `CT ${ctid} is not running on ${env.node}: ${(e as Error).message}`);
       }
@@ -239,36 +237,24 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
     case 'thaw': {
       const env = emuEnv();
       const ctid = need(args[0], 'CTID');
-      await ctRequest(paths.ctSocket(env, ctid), { op: cmd });
+      await pauseWorkload(env, ctid, cmd);
       out(`${cmd === 'freeze' ? 'frozen' : 'thawed'} CT ${ctid}`);
       return 0;
     }
     case 'checksum-disk': {
-      const view = ctView(resolveDd(need(args[0], 'DD.xml')));
-      const h = createHash('sha256');
-      for (const i of [...view.keys()].sort((a, b) => a - b)) {
-        const idx = Buffer.alloc(4);
-        idx.writeUInt32LE(i, 0);
-        h.update(idx).update(view.get(i)!);
-      }
-      out(JSON.stringify({ sha256: h.digest('hex'), blocks: view.size }));
+      out(JSON.stringify(diskChecksum(resolveDd(need(args[0], 'DD.xml')), nodeEnv())));
       return 0;
     }
     case 'disk-view': {
-      const view = ctView(resolveDd(need(args[0], 'DD.xml')));
-      const obj: Record<string, string> = {};
-      for (const i of [...view.keys()].sort((a, b) => a - b))
-        obj[i] = createHash('sha256').update(view.get(i)!).digest('hex');
-      out(JSON.stringify(obj));
+      out(JSON.stringify(diskView(resolveDd(need(args[0], 'DD.xml')), nodeEnv())));
       return 0;
     }
     case 'corruption-log': {
-      const f = paths.corruption(emuEnv().clusterDir);
-      if (existsSync(f)) process.stdout.write(readFileSync(f, 'utf8'));
+      process.stdout.write(corruptionLog(emuEnv().clusterDir));
       return 0;
     }
     case 'ha-resource': {
-      const r = readResource(emuEnv().clusterDir, need(args[0], 'RESOURCE'));
+      const r = haResource(emuEnv().clusterDir, need(args[0], 'RESOURCE'));
       if (!r) throw new ToolExit(1, `no HA resource ${args[0]}`);
       out(JSON.stringify(r));
       return 0;
@@ -345,19 +331,8 @@ const need = (v: string | undefined, what: string): string => {
   return v;
 };
 
-/** A disk as its CT sees it: the chain's merged view, and the page cache of its device on this node on top. */
-function ctView(dd: string): Map<number, Buffer> {
-  const files = chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file));
-  const env = process.env['HAUL_EMU_ROOT'] ? emuEnv() : undefined;
-  const dev = env ? deviceOnNode(env, files[0]!) : undefined;
-  if (!env || !dev) return readChain(files);
-  // Under the device's I/O lock: a writeback between reading the chain and the cache would hide its blocks.
-  return withDeviceIo(env, dev.dev, () => {
-    const view = readChain(files);
-    for (const [i, b] of cachedBlocks(env, dev.dev)) view.set(i, b);
-    return view;
-  });
-}
+/** The node a proof seam reads on, when HAUL_EMU_ROOT names one (a disk's page cache lives on its node). */
+const nodeEnv = (): EmuEnv | undefined => (process.env['HAUL_EMU_ROOT'] ? emuEnv() : undefined);
 
 /**
  * Fill a disk's base image with `mb` MiB of seeded data, block after block (a delta as large as a disk that much in

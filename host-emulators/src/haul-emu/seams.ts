@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { paths, type EmuEnv } from '../lib/emu-env.ts';
+import { readChain } from '../ploop/delta.ts';
+import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
+import { withDeviceIo } from '../ploop/ops.ts';
+import { cachedBlocks, deviceOnNode } from '../ploop/page-cache.ts';
+import { ctRequest } from '../container/protocol.ts';
+import { readResource, type HaResource } from '../shaman/cli.ts';
+
+/*
+ * The emulator-only proof seams (what no real tool shows: a disk's blocks as its CT sees them, a CT's memory
+ * checksum, a pause of its workload, the refused double attaches), with the node they are read on named explicitly.
+ * `haul-emu` serves them as commands; the tests' invariant checks call them in the test process, as each tool call
+ * was a Node start of its own (about a tenth of the e2e tier's CPU went to these checks).
+ */
+
+/** A disk as its CT sees it: the chain's merged view, and the page cache of its device on `env`'s node on top. */
+export function ctView(dd: string, env: EmuEnv | undefined): Map<number, Buffer> {
+  const files = chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file));
+  const dev = env ? deviceOnNode(env, files[0]!) : undefined;
+  if (!env || !dev) return readChain(files);
+  // Under the device's I/O lock: a writeback between reading the chain and the cache would hide its blocks.
+  return withDeviceIo(env, dev.dev, () => {
+    const view = readChain(files);
+    for (const [i, b] of cachedBlocks(env, dev.dev)) view.set(i, b);
+    return view;
+  });
+}
+
+/** Block → SHA-256 of that view, in block order: to replay a CT's write journal against. */
+export function diskView(dd: string, env: EmuEnv | undefined): Record<string, string> {
+  const view = ctView(dd, env);
+  const obj: Record<string, string> = {};
+  for (const i of [...view.keys()].sort((a, b) => a - b))
+    obj[i] = createHash('sha256').update(view.get(i)!).digest('hex');
+  return obj;
+}
+
+/** The content checksum of that view: SHA-256 over each block's index (u32 LE) and bytes, in block order. */
+export function diskChecksum(dd: string, env: EmuEnv | undefined): { sha256: string; blocks: number } {
+  const view = ctView(dd, env);
+  const h = createHash('sha256');
+  for (const i of [...view.keys()].sort((a, b) => a - b)) {
+    const idx = Buffer.alloc(4);
+    idx.writeUInt32LE(i, 0);
+    h.update(idx).update(view.get(i)!);
+  }
+  return { sha256: h.digest('hex'), blocks: view.size };
+}
+
+/** A running CT's memory checksum (and whether it is frozen); rejects when the CT does not run on `env`'s node. */
+export const memoryChecksum = <T>(env: EmuEnv, ctid: string): Promise<T> =>
+  ctRequest<T>(paths.ctSocket(env, ctid), { op: 'checksum' });
+
+/** Pause or resume a CT's workload (to read its disks at rest). */
+export const pauseWorkload = (env: EmuEnv, ctid: string, op: 'freeze' | 'thaw'): Promise<unknown> =>
+  ctRequest(paths.ctSocket(env, ctid), { op });
+
+/** The refused double read-write attaches recorded in the cluster, as JSON lines ('' when none). */
+export const corruptionLog = (clusterDir: string): string =>
+  existsSync(paths.corruption(clusterDir)) ? readFileSync(paths.corruption(clusterDir), 'utf8') : '';
+
+/** Where the HA cluster runs a resource (`ct-<ctid>`), if it knows it. */
+export const haResource = (clusterDir: string, name: string): HaResource | undefined =>
+  readResource(clusterDir, name);
