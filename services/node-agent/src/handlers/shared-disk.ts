@@ -38,6 +38,11 @@ const isLink = (p: string) => {
     return false;
   }
 };
+/** A regular file or a symlink (never a folder): what a step of this dance may have left and may remove. */
+const isFileOrLink = (p: string) => {
+  const st = lstatSync(p, { throwIfNoEntry: false });
+  return st !== undefined && (st.isFile() || st.isSymbolicLink());
+};
 const rm = (p: string, actions: string[], what = basename(p)) => {
   if (existsSync(p) || isLink(p)) {
     rmSync(p, { force: true });
@@ -158,7 +163,8 @@ function sweepLocked(ddxml: string, actions: string[]): void {
 /**
  * Rollback of a shared disk, whatever state the preparation reached: rename the copy back over the descriptor,
  * merge the copy's snapshot G2 (the source device's writes since then go into the base), and remove what P.Haul
- * leaks: the origin's new delta f1, `.copy.lck`, the `.xml` link. Idempotent by inspection; the actions it took.
+ * leaks: the origin's new delta f1, `.copy.lck`, the `.xml` link (and a backup's `.copy.tmp`). Idempotent by
+ * inspection; the actions it took.
  */
 async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]> {
   const { ddxml, originGuid, copyGuid } = args;
@@ -169,6 +175,10 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
     renameSync(copyOf(ddxml), ddxml);
     actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
   }
+  // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy; anything else
+  // by that name (a folder) is not this dance's, and stays.
+  const tmp = `${copyOf(ddxml)}.tmp`;
+  if (isFileOrLink(tmp)) rm(tmp, actions);
   if (hasGuid(readDescriptorView(ddxml), copyGuid)) {
     await tools.ploopSnapshotDelete(ddxml, copyGuid);
     actions.push(`merged the copy's snapshot ${copyGuid}`);

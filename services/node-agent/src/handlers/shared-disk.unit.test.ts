@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -9,7 +17,7 @@ import { copyGuid, originGuid } from '@haul/domain';
 import type { StepCommand } from '@haul/schemas';
 import { TOPDELTA } from '../adapters/descriptor.ts';
 import { StepError, type HandlerContext } from '../context.ts';
-import { cleanupSharedDisk, snapshotCopy } from './shared-disk.ts';
+import { cleanupSharedDisk, restoreSharedDisk, snapshotCopy } from './shared-disk.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-shared-disk-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -79,6 +87,45 @@ describe('snapshotCopy, queued behind the rest of its disk preparation', () => {
     const d = prepared('origin-done', true);
     await snapshotCopy(d.cmd, d.ctx);
     assert.deepEqual(d.ploop, [[join(d.dir, 'DiskDescriptor.copy.xml'), copyGuid(mid, 1)]]);
+  });
+});
+
+describe('restoreSharedDisk after a backup cut short', () => {
+  /** The disk as a backupDescriptor left it when its agent died between the copy and the rename. */
+  function cutShort(name: string) {
+    const d = prepared(name, false);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    rmSync(`${ddxml}.copy`);
+    const cmd = {
+      ...d.cmd,
+      step: 'restoreSharedDisk',
+      args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
+    } as unknown as StepCommand;
+    return { ...d, ddxml, cmd };
+  }
+
+  it('removes the temporary copy: nothing of the migration is left on the shared storage', async () => {
+    // Given the temporary copy written, never renamed
+    const d = cutShort('backup-cut-short');
+    copyFileSync(d.ddxml, `${d.ddxml}.copy.tmp`);
+
+    // When the rollback restores the disk
+    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
+
+    // Then the temporary copy is gone, and the descriptor is the disk's own
+    assert.ok(!existsSync(`${d.ddxml}.copy.tmp`), r.actions.join('; '));
+    assert.ok(r.actions.includes('removed DiskDescriptor.xml.copy.tmp'), r.actions.join('; '));
+    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck']);
+  });
+
+  it("leaves a folder of that name alone: it is not the backup's", async () => {
+    // Given a folder where the temporary copy would go (someone else's)
+    const d = cutShort('backup-tmp-folder');
+    mkdirSync(`${d.ddxml}.copy.tmp`);
+
+    // When the rollback restores the disk, then it succeeds and the folder is still there
+    await restoreSharedDisk(d.cmd, d.ctx);
+    assert.ok(existsSync(`${d.ddxml}.copy.tmp`));
   });
 });
 
