@@ -1,7 +1,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { headers, nanos } from '@nats-io/nats-core';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerConfig,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import {
   wireError,
   isTerminalEvent,
@@ -14,7 +21,7 @@ import {
 } from '@haul/schemas';
 import { limits, streams, subjects, type Executor } from './conventions.ts';
 import { createParking } from './dead-letters.ts';
-import { BusUnavailableError, isTransient } from './errors.ts';
+import { BusUnavailableError, isConsumerConfigConflict, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
 import { eventFactory, hasOutcome } from './events.ts';
 import type { Logger } from './logger.ts';
@@ -348,7 +355,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const jsm = await retryTransient(() => jetstreamManager(nc));
     const durable = commandConsumerName(actor.node, executor);
     await retryTransient(() =>
-      jsm.consumers.add(streams.commands, {
+      ensureDurable(jsm, streams.commands, {
         durable_name: durable,
         filter_subject: subjects.commands(actor.node, executor),
         ack_policy: AckPolicy.Explicit,
@@ -356,9 +363,8 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         ack_wait: nanos(limits.commandAckWaitMs),
         max_deliver: -1,
         // One command out at a time for an in-order executor: the server hands over the next only once this one is
-        // acked or termed, so one in hand when the executor died comes back (after the ack wait) before any stored
-        // after it. A durable an older version made with more is changed in place (a create with the same name
-        // updates what may be updated).
+        // acked, naked or termed, so one in hand when the executor died comes back (after the ack wait) before any
+        // stored after it. A durable an older version made with more is changed in place (ensureDurable).
         ...(inOrder ? { max_ack_pending: 1 } : {}),
       }),
     );
@@ -405,4 +411,28 @@ function canonicalJson(v: unknown): string {
       ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
       : x,
   );
+}
+
+/** The consumer calls ensureDurable makes: a JetStreamManager's `consumers`, or a test's stand-in. */
+export type DurableConsumers = {
+  add(stream: string, cfg: Partial<ConsumerConfig>): Promise<unknown>;
+  update(stream: string, durable: string, cfg: Partial<ConsumerConfig>): Promise<unknown>;
+};
+
+/**
+ * Make a durable consumer, or bring one that exists to this configuration (what may change of it: its limits, not
+ * its filter or delivery policy). nats-server 2.9 takes the create for an update; from 2.10 on a create of a
+ * durable whose configuration differs is refused (isConsumerConfigConflict), and the update is asked for instead.
+ */
+export async function ensureDurable(
+  jsm: { consumers: DurableConsumers },
+  stream: string,
+  cfg: Partial<ConsumerConfig> & { durable_name: string },
+): Promise<void> {
+  try {
+    await jsm.consumers.add(stream, cfg);
+  } catch (err) {
+    if (!isConsumerConfigConflict(err)) throw err;
+    await jsm.consumers.update(stream, cfg.durable_name, cfg);
+  }
 }

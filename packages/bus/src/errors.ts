@@ -46,6 +46,16 @@ export function isWrongLastSequence(err: unknown): boolean {
 }
 
 /**
+ * A create of a durable consumer that exists with another configuration (nats-server's errors.json,
+ * JSConsumerAlreadyExists 10148: "action CREATE is used for a existing consumer with a different config"). Servers
+ * from 2.10 on answer so; 2.9 has no create action and updates the consumer instead.
+ */
+const jsConsumerAlreadyExists = 10148;
+export function isConsumerConfigConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === jsConsumerAlreadyExists;
+}
+
+/**
  * JetStream API errors that say "not now" (nats-server's errors.json): a cluster still forming, whose meta leader
  * does not know enough servers yet to place an R3 stream (10005, "no suitable peers for placement", seen when a
  * service starts with the servers: the 3-server cluster test, a whole cluster brought up at once); and any the
