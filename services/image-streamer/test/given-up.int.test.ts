@@ -88,9 +88,10 @@ async function startRelay(
   };
 }
 
-/** Resolves at the connection's next status report of this type. */
+/** Resolves at the connection's next status report of this type; rejects if the connection closes first. */
 async function nextStatus(nc: NatsConnection, type: 'disconnect' | 'reconnect'): Promise<void> {
   for await (const s of nc.status()) if (s.type === type) return;
+  throw new Error(`the connection closed before its next ${type}`);
 }
 
 /** An event log whose reads are counted: `settled(n)` resolves once n reads have returned. */
@@ -104,7 +105,10 @@ function countingReads(inner: EventLog): EventLog & { settled(n: number): Promis
         return await inner.read(migrationId, opts);
       } finally {
         done++;
-        for (const w of waiting.filter((x) => x.n <= done)) w.resolve();
+        for (const w of waiting.filter((x) => x.n <= done)) {
+          waiting.splice(waiting.indexOf(w), 1);
+          w.resolve();
+        }
       }
     },
     settled: (n) =>
@@ -114,6 +118,8 @@ function countingReads(inner: EventLog): EventLog & { settled(n: number): Promis
       }),
   };
 }
+
+type GiveUpWatched = ReturnType<ReturnType<typeof createGiveUpWatch>['watch']>;
 
 /** Resolves with the signal's reason once it aborts. */
 const aborted = (signal: AbortSignal) =>
@@ -188,11 +194,12 @@ describe(
       // The streamer's connection goes through a relay the test cuts; the coordinator's does not.
       const relay = await startRelay(server.port);
       const snc = await connectBus({ servers: relay.url, name: 'given-up-disconnected' });
+      let watch: GiveUpWatched | undefined;
       try {
         const reads = countingReads(createEventLog(snc, validators, ids.trust('streamer@node-a')));
         const cmd = command('m-given-up-disconnected', 1);
         const { seq } = await coordinator.append(stepIntended(cmd));
-        const watch = createGiveUpWatch(snc, reads).watch(cmd.migrationId, cmd.commandId, seq, log);
+        watch = createGiveUpWatch(snc, reads).watch(cmd.migrationId, cmd.commandId, seq, log);
         const reason = aborted(watch.signal);
         // The first read (after the subscription was registered) is done: nothing is in flight at the cut.
         await reads.settled(1);
@@ -207,8 +214,9 @@ describe(
         const r = await reason;
         assert.ok(r instanceof TransferGivenUp, String(r));
         assert.equal(r.code, 'HAUL_STEP_TIMEOUT');
-        watch.stop();
       } finally {
+        // Stopped even when the test failed: a watch left on a closed connection would read again every second.
+        watch?.stop();
         await snc.close();
         await relay.close();
       }
@@ -257,6 +265,7 @@ describe(
         user: 'streamer',
         pass: 'streamer',
       });
+      let watch: GiveUpWatched | undefined;
       try {
         await ensureTopology(cnc);
         const warned: { subject?: string; msg: string }[] = [];
@@ -270,22 +279,24 @@ describe(
         const cmd = command('m-given-up-refused', 1);
         const { seq } = await coordinatorLog.append(stepIntended(cmd));
         const reads = countingReads(createEventLog(snc, validators, ids.trust('streamer@node-a')));
-        const watch = createGiveUpWatch(snc, reads).watch(cmd.migrationId, cmd.commandId, seq, captured);
+        watch = createGiveUpWatch(snc, reads).watch(cmd.migrationId, cmd.commandId, seq, captured);
         const reason = aborted(watch.signal);
-        await reads.settled(1);
+        // Two reads: one at the refusal, one once the subscription's flush returned (whichever comes first).
+        await reads.settled(2);
         const refusal = warned.find((w) => w.subject === subjects.events(cmd.migrationId));
         assert.ok(refusal, JSON.stringify(warned));
         assert.ok(refusal.msg.includes(`subscribe ${subjects.eventsAll}`), refusal.msg);
-        // Heard by no subscription: found by the read after the next reconnection.
+        // Heard by no subscription: found by the read after the next reconnection, not by either read before it.
         await coordinatorLog.append(givenUp(cmd));
+        assert.equal(watch.signal.aborted, false);
         const reconnected = nextStatus(snc, 'reconnect');
         await server.kill('SIGKILL');
         await server.restart();
         await reconnected;
         const r = await reason;
         assert.ok(r instanceof TransferGivenUp, String(r));
-        watch.stop();
       } finally {
+        watch?.stop();
         await snc.close();
         await cnc.close();
       }
