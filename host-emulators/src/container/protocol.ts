@@ -66,7 +66,12 @@ export function ctRequest<T>(socket: string, req: CtRequest, timeoutMs = 60_000)
       if (nl >= 0) {
         clearTimeout(timer);
         c.end();
-        const reply = JSON.parse(buf.slice(0, nl)) as { ok: boolean; error?: string; value?: T };
+        let reply: { ok: boolean; error?: string; value?: T };
+        try {
+          reply = JSON.parse(buf.slice(0, nl)) as typeof reply;
+        } catch {
+          return reject(new Error(`CT at ${socket} answered ${req.op} with no JSON: ${buf.slice(0, 200)}`));
+        }
         if (reply.ok) resolve(reply.value as T);
         else reject(new Error(reply.error ?? 'CT error'));
       }

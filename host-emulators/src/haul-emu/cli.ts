@@ -229,7 +229,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       try {
         out(JSON.stringify(await memoryChecksum(env, ctid)));
       } catch (e) {
-        throw new ToolExit(1, `CT ${ctid} is not running on ${env.node}: ${(e as Error).message}`);
+        throw new ToolExit(1, (e as Error).message);
       }
       return 0;
     }

@@ -42,12 +42,23 @@ export const diskChecksum = (dd: string, env: EmuEnv | undefined): { sha256: str
   viewChecksum(ctView(dd, env));
 
 /** A running CT's memory checksum (and whether it is frozen); rejects when the CT does not run on `env`'s node. */
-export const memoryChecksum = <T>(env: EmuEnv, ctid: string): Promise<T> =>
-  ctRequest<T>(paths.ctSocket(env, ctid), { op: 'checksum' });
+export const memoryChecksum = <T>(env: EmuEnv, ctid: string): Promise<T> => askCt<T>(env, ctid, 'checksum');
 
 /** Pause or resume a CT's workload (to read its disks at rest). */
 export const pauseWorkload = (env: EmuEnv, ctid: string, op: 'freeze' | 'thaw'): Promise<unknown> =>
-  ctRequest(paths.ctSocket(env, ctid), { op });
+  askCt(env, ctid, op);
+
+/** A request to a CT's init; a CT that does not answer (no socket, nobody listening) is said to be not running. */
+async function askCt<T>(env: EmuEnv, ctid: string, op: 'checksum' | 'freeze' | 'thaw'): Promise<T> {
+  try {
+    return await ctRequest<T>(paths.ctSocket(env, ctid), { op });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED')
+      throw new Error(`CT ${ctid} is not running on ${env.node} (${code})`, { cause: err });
+    throw err;
+  }
+}
 
 /** The refused double read-write attaches recorded in the cluster, as JSON lines ('' when none). */
 export const corruptionLog = (clusterDir: string): string =>
