@@ -15,8 +15,8 @@ import { spawn } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { startRunningWorld, type World } from '@haul/test';
-import { commitNow, writeResults } from './lib/results.ts';
-import { percentile, round } from './lib/control-proc.ts';
+import { commitNow, series, writeResults } from './lib/results.ts';
+import { round } from './lib/control-proc.ts';
 import { optionsOrExit } from './lib/bench-args.ts';
 import { startupHelp, parseStartupArgs } from './lib/startup-args.ts';
 
@@ -35,11 +35,6 @@ function timedRun(cmd: string, args: string[], env: NodeJS.ProcessEnv, expect = 
     });
   });
 }
-
-const series = (ms: number[]) => ({
-  medianMs: round(percentile(ms, 50), 1),
-  roundsMs: ms.map((m) => round(m, 1)),
-});
 
 async function toolCalls(w: World, runs: number) {
   const env = w.cluster.envFor('node-a');

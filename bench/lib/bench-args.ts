@@ -1,3 +1,5 @@
+import { parseArgs } from 'node:util';
+
 /** A benchmark's bad flag or value: the message starts with the flag, which `flag` names. */
 export class BenchArgError extends Error {
   readonly flag: string;
@@ -23,4 +25,48 @@ export function optionsOrExit<T>(parse: (argv: readonly string[]) => T | undefin
     console.error(`${err.message}\n\n${help}`);
     process.exit(2);
   }
+}
+
+/** A flag's whole number from `min` to `max`, or `fallback` when the flag is absent; anything else is refused. */
+export function wholeNumber(
+  flag: string,
+  raw: string | undefined,
+  fallback: number,
+  max: number,
+  min = 1,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < min || n > max)
+    throw new BenchArgError(flag, `must be a whole number from ${min} to ${max}, not ${raw}`);
+  return n;
+}
+
+/**
+ * The values of a command line made of `--name value` (or `--name=value`) flags, each named in `names`, and --help;
+ * undefined when --help was asked for. An unknown flag, a flag without its value or a positional is refused, naming
+ * the flag.
+ */
+export function stringFlags<N extends string>(
+  argv: readonly string[],
+  names: readonly N[],
+): Partial<Record<N, string>> | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    // node:util names the flag in its message ("Unknown option '--x'", "Option '--out <value>' argument missing").
+    const flag = /'(-[^' ]+)/.exec((err as Error).message)?.[1] ?? 'arguments';
+    throw new BenchArgError(flag, (err as Error).message);
+  }
+  if (values.help) return undefined;
+  return values as Partial<Record<N, string>>;
 }

@@ -1,5 +1,11 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { limits, streamConfigs, streams, subjects } from '@haul/bus';
 
 /** The last sequence of the event stream (0 when empty). */
@@ -54,11 +60,7 @@ export async function rawCasAppendsPerSec(
   writers: number = limits.coordinatorConcurrentEvents,
   perWriter = 200,
 ): Promise<{ appendsPerSec: number; appends: number; seconds: number }> {
-  const jsm = await jetstreamManager(nc);
-  const events = streamConfigs({ replicas: 1 }).find((c) => c.name === streams.events)!;
-  await jsm.streams.add({ ...events, name: rawStream, subjects: ['haul-bench-raw.>'] });
-  const js = jetstream(nc);
-  try {
+  return withRawStream(nc, async (js) => {
     const writer = async (w: number) => {
       let seq = 0;
       for (let i = 0; i < perWriter; i++)
@@ -75,6 +77,44 @@ export async function rawCasAppendsPerSec(
     const seconds = (performance.now() - t0) / 1000;
     const appends = writers * perWriter;
     return { appendsPerSec: appends / seconds, appends, seconds };
+  });
+}
+
+/**
+ * The round trip of one compare-and-set append at a time: `appends` appends to one subject, each expecting the
+ * last one's sequence and carrying a msg id, each timed from its publish to its ack (after one uncounted append).
+ * What every step of a migration pays at least twice: its intent's append and its outcome's.
+ */
+export function casAppendRoundTripsMs(
+  nc: NatsConnection,
+  payload: Uint8Array,
+  appends: number,
+): Promise<number[]> {
+  return withRawStream(nc, async (js) => {
+    const ms: number[] = [];
+    let seq = 0;
+    for (let i = 0; i <= appends; i++) {
+      const t0 = performance.now();
+      seq = (
+        await js.publish('haul-bench-raw.rtt', payload, {
+          msgID: `rtt:${i}`,
+          expect: { lastSubjectSequence: seq },
+          timeout: limits.publishTimeoutMs,
+        })
+      ).seq;
+      if (i > 0) ms.push(performance.now() - t0);
+    }
+    return ms;
+  });
+}
+
+/** `run` against a scratch stream configured like the event stream (subjects haul-bench-raw.>), deleted after. */
+async function withRawStream<T>(nc: NatsConnection, run: (js: JetStreamClient) => Promise<T>): Promise<T> {
+  const jsm = await jetstreamManager(nc);
+  const events = streamConfigs({ replicas: 1 }).find((c) => c.name === streams.events)!;
+  await jsm.streams.add({ ...events, name: rawStream, subjects: ['haul-bench-raw.>'] });
+  try {
+    return await run(jetstream(nc));
   } finally {
     await jsm.streams.delete(rawStream);
   }

@@ -4,6 +4,7 @@ import { BenchArgError } from './bench-args.ts';
 import { parseControlArgs } from './control-args.ts';
 import { requestOf } from './control-load.ts';
 import { percentile } from './control-proc.ts';
+import { parseFloorsArgs } from './floors-args.ts';
 import { parseStartupArgs } from './startup-args.ts';
 
 describe('the control bench', () => {
@@ -60,18 +61,53 @@ describe('bench:startup arguments', () => {
   });
 
   it('given a bad flag or value, then an error naming the flag', () => {
-    const flagOf = (argv: string[]) => {
-      try {
-        parseStartupArgs(argv);
-      } catch (err) {
-        assert.ok(err instanceof BenchArgError);
-        return err.flag;
-      }
-      return 'accepted';
-    };
+    const flagOf = flagRefusedBy(parseStartupArgs);
     assert.equal(flagOf(['--tool-runs', '0']), '--tool-runs');
     assert.equal(flagOf(['--service-runs', '2.5']), '--service-runs');
     assert.equal(flagOf(['--runs', '3']), '--runs');
     assert.equal(flagOf(['--out']), '--out');
   });
 });
+
+describe('bench:floors arguments', () => {
+  it('given no flags, then the defaults; given flags, then their values (a quiet of 0 too)', () => {
+    assert.deepEqual(parseFloorsArgs([]), {
+      fillRounds: 6,
+      idleMs: 3000,
+      appends: 300,
+      out: 'bench/results/floors.json',
+    });
+    assert.deepEqual(
+      parseFloorsArgs(['--fill-rounds', '2', '--idle-ms=0', '--appends', '50', '--out', '/tmp/f.json']),
+      {
+        fillRounds: 2,
+        idleMs: 0,
+        appends: 50,
+        out: '/tmp/f.json',
+      },
+    );
+    assert.equal(parseFloorsArgs(['-h']), undefined);
+  });
+
+  it('given a bad flag or value, then an error naming the flag', () => {
+    const flagOf = flagRefusedBy(parseFloorsArgs);
+    assert.equal(flagOf(['--fill-rounds', '0']), '--fill-rounds');
+    assert.equal(flagOf(['--idle-ms', '60001']), '--idle-ms');
+    assert.equal(flagOf(['--appends', 'many']), '--appends');
+    assert.equal(flagOf(['--rounds', '3']), '--rounds');
+    assert.equal(flagOf(['extra']), 'arguments');
+  });
+});
+
+/** The flag a parser refuses `argv` for ('accepted' when it takes it). */
+function flagRefusedBy(parse: (argv: string[]) => unknown): (argv: string[]) => string {
+  return (argv) => {
+    try {
+      parse(argv);
+    } catch (err) {
+      assert.ok(err instanceof BenchArgError);
+      return err.flag;
+    }
+    return 'accepted';
+  };
+}

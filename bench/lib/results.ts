@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { repoRoot } from '@haul/test';
+import { percentile, round } from './control-proc.ts';
 
 /**
  * The commit a benchmark's code is, to be read when it starts (a commit made while it runs is not what it ran), with
@@ -25,4 +26,9 @@ export function writeResults(out: string, results: unknown): void {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
   console.log(JSON.stringify(results, null, 2));
+}
+
+/** Every round of a timed series, with its median (milliseconds, one decimal). */
+export function series(ms: readonly number[]): { medianMs: number; roundsMs: number[] } {
+  return { medianMs: round(percentile(ms, 50), 1), roundsMs: ms.map((m) => round(m, 1)) };
 }

@@ -8,3 +8,4 @@ export {
   memoryChecksum,
   pauseWorkload,
 } from './haul-emu/seams.ts';
+export { withHugePages } from './container/launch.ts';
