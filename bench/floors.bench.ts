@@ -44,7 +44,7 @@ function fillOnce(): Promise<number> {
     child.once('error', fail);
     child.once('close', (code) => {
       const ms = Number(out);
-      if (code === 0 && Number.isFinite(ms)) done(ms);
+      if (code === 0 && out.trim() !== '' && Number.isFinite(ms)) done(ms);
       else fail(new Error(`the fill exited ${code}: ${err || out}`));
     });
   });

@@ -70,3 +70,10 @@ export function stringFlags<N extends string>(
   if (values.help) return undefined;
   return values as Partial<Record<N, string>>;
 }
+
+/** A flag naming a file, or `fallback` when the flag is absent; an empty name is refused. */
+export function fileFlag(flag: string, raw: string | undefined, fallback: string): string {
+  if (raw === undefined) return fallback;
+  if (raw.trim() === '') throw new BenchArgError(flag, 'must name a file');
+  return raw;
+}

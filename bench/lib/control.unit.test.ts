@@ -5,6 +5,7 @@ import { parseControlArgs } from './control-args.ts';
 import { requestOf } from './control-load.ts';
 import { percentile } from './control-proc.ts';
 import { parseFloorsArgs } from './floors-args.ts';
+import { median } from './results.ts';
 import { parseStartupArgs } from './startup-args.ts';
 
 describe('the control bench', () => {
@@ -96,6 +97,7 @@ describe('bench:floors arguments', () => {
     assert.equal(flagOf(['--appends', 'many']), '--appends');
     assert.equal(flagOf(['--rounds', '3']), '--rounds');
     assert.equal(flagOf(['extra']), 'arguments');
+    assert.equal(flagOf(['--out=']), '--out');
   });
 });
 
@@ -111,3 +113,11 @@ function flagRefusedBy(parse: (argv: string[]) => unknown): (argv: string[]) => 
     return 'accepted';
   };
 }
+
+describe("a series' median", () => {
+  it('is the middle value of an odd count, the mean of the two middle ones of an even count', () => {
+    assert.equal(median([5, 1, 3]), 3);
+    assert.equal(median([502, 208, 537, 276, 503, 285]), 393.5);
+    assert.ok(Number.isNaN(median([])));
+  });
+});

@@ -1,4 +1,4 @@
-import { stringFlags, wholeNumber } from './bench-args.ts';
+import { fileFlag, stringFlags, wholeNumber } from './bench-args.ts';
 
 /** The floors bench's command line: every flag has a default; a bad flag or value is refused, naming the flag. */
 export type FloorsOptions = { fillRounds: number; idleMs: number; appends: number; out: string };
@@ -26,6 +26,6 @@ export function parseFloorsArgs(argv: readonly string[]): FloorsOptions | undefi
     fillRounds: wholeNumber('--fill-rounds', values['fill-rounds'], 6, 100),
     idleMs: wholeNumber('--idle-ms', values['idle-ms'], 3000, 60_000, 0),
     appends: wholeNumber('--appends', values.appends, 300, 100_000),
-    out: values.out ?? 'bench/results/floors.json',
+    out: fileFlag('--out', values.out, 'bench/results/floors.json'),
   };
 }

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { repoRoot } from '@haul/test';
-import { percentile, round } from './control-proc.ts';
+import { round } from './control-proc.ts';
 
 /**
  * The commit a benchmark's code is, to be read when it starts (a commit made while it runs is not what it ran), with
@@ -30,5 +30,13 @@ export function writeResults(out: string, results: unknown): void {
 
 /** Every round of a timed series, with its median (milliseconds, one decimal). */
 export function series(ms: readonly number[]): { medianMs: number; roundsMs: number[] } {
-  return { medianMs: round(percentile(ms, 50), 1), roundsMs: ms.map((m) => round(m, 1)) };
+  return { medianMs: round(median(ms), 1), roundsMs: ms.map((m) => round(m, 1)) };
+}
+
+/** The middle value; of an even count, the mean of the two middle ones (NaN when there is none). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -1,4 +1,4 @@
-import { stringFlags, wholeNumber } from './bench-args.ts';
+import { fileFlag, stringFlags, wholeNumber } from './bench-args.ts';
 
 /** The startup bench's command line: every flag has a default; a bad flag or value is refused, naming the flag. */
 export type StartupOptions = { toolRuns: number; serviceRuns: number; out: string };
@@ -20,6 +20,6 @@ export function parseStartupArgs(argv: readonly string[]): StartupOptions | unde
   return {
     toolRuns: wholeNumber('--tool-runs', values['tool-runs'], 20, 1000),
     serviceRuns: wholeNumber('--service-runs', values['service-runs'], 5, 100),
-    out: values.out ?? 'bench/results/startup.json',
+    out: fileFlag('--out', values.out, 'bench/results/startup.json'),
   };
 }

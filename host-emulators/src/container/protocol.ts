@@ -80,5 +80,10 @@ export function ctRequest<T>(socket: string, req: CtRequest, timeoutMs = 60_000)
       clearTimeout(timer);
       reject(e);
     });
+    // Closed without a whole answer (a CT ending as it was asked): no need to wait out the timeout.
+    c.on('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`CT at ${socket} closed the connection without answering ${req.op}`));
+    });
   });
 }

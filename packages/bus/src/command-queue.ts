@@ -363,8 +363,9 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         ack_wait: nanos(limits.commandAckWaitMs),
         max_deliver: -1,
         // One command out at a time for an in-order executor: the server hands over the next only once this one is
-        // acked, naked or termed, so one in hand when the executor died comes back (after the ack wait) before any
-        // stored after it. A durable an older version made with more is changed in place (ensureDurable).
+        // acked or termed (a nak hands the same one over again first), so one in hand when the executor died comes
+        // back (after the ack wait) before any stored after it. A durable an older version made with more is changed
+        // in place (ensureDurable).
         ...(inOrder ? { max_ack_pending: 1 } : {}),
       }),
     );
@@ -420,9 +421,10 @@ export type DurableConsumers = {
 };
 
 /**
- * Make a durable consumer, or bring one that exists to this configuration (what may change of it: its limits, not
- * its filter or delivery policy). nats-server 2.9 takes the create for an update; from 2.10 on a create of a
- * durable whose configuration differs is refused (isConsumerConfigConflict), and the update is asked for instead.
+ * Make a durable consumer, or bring one that exists to this configuration: the caller sends the filter and the
+ * delivery and ack policies it always made it with, so only what an update may change differs (its limits).
+ * nats-server 2.9 takes the create for an update; from 2.10 on a create of a durable whose configuration differs is
+ * refused (isConsumerConfigConflict), and the update is asked for instead.
  */
 export async function ensureDurable(
   jsm: { consumers: DurableConsumers },

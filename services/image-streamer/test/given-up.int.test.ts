@@ -88,10 +88,17 @@ async function startRelay(
   };
 }
 
-/** Resolves at the connection's next status report of this type; rejects if the connection closes first. */
-async function nextStatus(nc: NatsConnection, type: 'disconnect' | 'reconnect'): Promise<void> {
-  for await (const s of nc.status()) if (s.type === type) return;
-  throw new Error(`the connection closed before its next ${type}`);
+/**
+ * Resolves at the connection's next status report of this type; rejects if the connection closes first (handled
+ * here too: a test that fails before awaiting it leaves no unhandled rejection behind).
+ */
+function nextStatus(nc: NatsConnection, type: 'disconnect' | 'reconnect'): Promise<void> {
+  const status = (async () => {
+    for await (const s of nc.status()) if (s.type === type) return;
+    throw new Error(`the connection closed before its next ${type}`);
+  })();
+  status.catch(() => {});
+  return status;
 }
 
 /** An event log whose reads are counted: `settled(n)` resolves once n reads have returned. */
