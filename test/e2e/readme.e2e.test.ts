@@ -16,13 +16,18 @@ function blockAfter(markdown: string, heading: string): string {
   return m[1]!;
 }
 
-/** Emulated CT processes under `dir` (they run detached, in a session of their own), by the PIDs their nodes recorded. */
+/**
+ * Emulated CT processes under `dir` (they run detached, in a session of their own), by the PIDs their nodes recorded.
+ * Only folders are looked into: `dir` is the block's TMPDIR, where any program it runs may leave a file of its own
+ * (an npm package's telemetry wrote scarf-js-history-root.log there once).
+ */
 function ctPids(dir: string): number[] {
   const pids: number[] = [];
-  for (const top of existsSync(dir) ? readdirSync(dir) : []) {
-    for (const node of readdirSync(join(dir, top), { withFileTypes: true })) {
-      const cts = join(dir, top, node.name, 'var', 'lib', 'haul-emu', 'cts');
-      if (!node.isDirectory() || !existsSync(cts)) continue;
+  const folders = (d: string) => readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory());
+  for (const top of existsSync(dir) ? folders(dir) : []) {
+    for (const node of folders(join(dir, top.name))) {
+      const cts = join(dir, top.name, node.name, 'var', 'lib', 'haul-emu', 'cts');
+      if (!existsSync(cts)) continue;
       for (const f of readdirSync(cts)) {
         const pid = (JSON.parse(readFileSync(join(cts, f), 'utf8')) as { pid?: number }).pid;
         if (pid) pids.push(pid);
