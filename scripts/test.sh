@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`, also run by CI): type check, lint, format, schema freshness and every tier.
+# npm runs scripts/bootstrap.sh before it (pretest, and pretest:<tier> for `npm run test:<tier>`): the README's e2e
+# test runs the bootstrap too, which must then find nothing to install while the other tests use node_modules.
 # Integration and e2e tests start their own nats-server on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
