@@ -1,14 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { headers, nanos } from '@nats-io/nats-core';
-import {
-  AckPolicy,
-  DeliverPolicy,
-  jetstream,
-  jetstreamManager,
-  type ConsumerConfig,
-  type JsMsg,
-} from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import {
   wireError,
   isTerminalEvent,
@@ -21,7 +14,8 @@ import {
 } from '@haul/schemas';
 import { limits, streams, subjects, type Executor } from './conventions.ts';
 import { createParking } from './dead-letters.ts';
-import { BusUnavailableError, isConsumerConfigConflict, isTransient } from './errors.ts';
+import { ensureDurable } from './durable.ts';
+import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
 import { eventFactory, hasOutcome } from './events.ts';
 import type { Logger } from './logger.ts';
@@ -412,29 +406,4 @@ function canonicalJson(v: unknown): string {
       ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
       : x,
   );
-}
-
-/** The consumer calls ensureDurable makes: a JetStreamManager's `consumers`, or a test's stand-in. */
-export type DurableConsumers = {
-  add(stream: string, cfg: Partial<ConsumerConfig>): Promise<unknown>;
-  update(stream: string, durable: string, cfg: Partial<ConsumerConfig>): Promise<unknown>;
-};
-
-/**
- * Make a durable consumer, or bring one that exists to this configuration: the caller sends the filter and the
- * delivery and ack policies it always made it with, so only what an update may change differs (its limits).
- * nats-server 2.9 takes the create for an update; from 2.10 on a create of a durable whose configuration differs is
- * refused (isConsumerConfigConflict), and the update is asked for instead.
- */
-export async function ensureDurable(
-  jsm: { consumers: DurableConsumers },
-  stream: string,
-  cfg: Partial<ConsumerConfig> & { durable_name: string },
-): Promise<void> {
-  try {
-    await jsm.consumers.add(stream, cfg);
-  } catch (err) {
-    if (!isConsumerConfigConflict(err)) throw err;
-    await jsm.consumers.update(stream, cfg.durable_name, cfg);
-  }
 }

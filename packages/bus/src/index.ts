@@ -133,3 +133,4 @@ export {
   serveMetrics,
   type MetricsConfig,
 } from './metrics-server.ts';
+export { ensureDurable, type DurableConsumers } from './durable.ts';

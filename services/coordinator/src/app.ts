@@ -14,6 +14,7 @@ import {
   isConnectionGone,
   limits,
   retryTransient,
+  ensureDurable,
   streams,
   subjects,
   type EventLog,
@@ -137,7 +138,7 @@ export function createCoordinator(
   async function openEvents() {
     const jsm = await retryTransient(() => jetstreamManager(nc));
     await retryTransient(() =>
-      jsm.consumers.add(streams.events, {
+      ensureDurable(jsm, streams.events, {
         durable_name: eventsConsumer,
         filter_subject: subjects.eventsAll,
         ack_policy: AckPolicy.Explicit,

@@ -31,16 +31,18 @@ import { argsOf, StepError, type Handler, type HandlerContext } from '../context
  */
 const copyOf = (dd: string) => `${dd}.copy`;
 const copyXmlOf = (dd: string) => join(dirname(dd), 'DiskDescriptor.copy.xml');
-const isLink = (p: string) => {
+/** What is at `p` itself (a symlink is not followed); undefined when nothing can be there (ENOENT, ENOTDIR). */
+const entryAt = (p: string) => {
   try {
-    return lstatSync(p).isSymbolicLink();
+    return lstatSync(p);
   } catch {
-    return false;
+    return undefined;
   }
 };
+const isLink = (p: string) => entryAt(p)?.isSymbolicLink() ?? false;
 /** A regular file or a symlink (never a folder): what a step of this dance may have left and may remove. */
 const isFileOrLink = (p: string) => {
-  const st = lstatSync(p, { throwIfNoEntry: false });
+  const st = entryAt(p);
   return st !== undefined && (st.isFile() || st.isSymbolicLink());
 };
 const rm = (p: string, actions: string[], what = basename(p)) => {

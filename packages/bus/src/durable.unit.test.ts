@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { JetStreamApiError } from '@nats-io/jetstream';
-import { ensureDurable, type DurableConsumers } from './command-queue.ts';
+import { ensureDurable, type DurableConsumers } from './durable.ts';
 
 /** The server's answer to a create of a durable that exists with another configuration (nats-server ≥ 2.10). */
 const alreadyExists = () =>
@@ -25,7 +25,7 @@ function consumers(addFails?: () => Error) {
 
 const cfg = { durable_name: 'agent-node-a', max_ack_pending: 1 };
 
-describe("an executor's durable consumer, made or brought to its configuration (ensureDurable)", () => {
+describe('a durable consumer, made or brought to its configuration (ensureDurable)', () => {
   it('is created when the server takes the create (a new durable, or nats-server 2.9, which updates on create)', async () => {
     const c = consumers();
     await ensureDurable({ consumers: c.api }, 'HAUL_COMMANDS', cfg);
