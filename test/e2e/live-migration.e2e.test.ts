@@ -144,6 +144,21 @@ describe('live migration with no shared disk', () => {
   });
 });
 
+describe('live migration with one shared disk on the newer nats-server (Debian trixie’s)', () => {
+  let w: World;
+  before(async () => {
+    w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16, natsRelease: 'newer' });
+  });
+  after(() => w?.stop());
+  it('completes, losing nothing, on a 2.10 server: identities, permissions, TLS, the log and every consumer as on 2.9', async () => {
+    const [major = 0, minor = 0] = (w.nc.info?.version ?? '').split('.').map(Number);
+    assert.ok(major > 2 || (major === 2 && minor >= 10), `nats-server ${w.nc.info?.version}`);
+    const { id, end, base } = await migrate(w, 'node-a', 'node-b');
+    assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
+    assert.deepEqual(await w.brokenInvariants(id, base), []);
+  });
+});
+
 describe('two shared disks: live there, restart mode back', () => {
   let w: World;
   before(async () => {

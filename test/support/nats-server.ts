@@ -4,6 +4,7 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { repoRoot } from './paths.ts';
 import { forget, reapOnExit } from './reaper.ts';
 
 export type NatsServer = {
@@ -18,8 +19,21 @@ export type NatsServer = {
   restart(): Promise<void>;
 };
 
-/** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH). */
-export function natsServerBinary(): string {
+/**
+ * The nats-server releases haul is tested on. `stable`: the one installed (Debian stable's, 2.9; a PATH entry first,
+ * so `PATH=/other/release:$PATH` runs every test on another). `newer`: Debian trixie's (2.10), which
+ * scripts/bootstrap.sh fetches: the release line of a server installed from nats.io, where JetStream's API changed.
+ */
+export type NatsRelease = 'stable' | 'newer';
+export const natsReleases: readonly NatsRelease[] = ['stable', 'newer'];
+const newerBinary = join(repoRoot, 'node_modules', '.cache', 'haul', 'nats-server-newer', 'nats-server');
+
+/** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the newer one, fetched. */
+export function natsServerBinary(release: NatsRelease = 'stable'): string {
+  if (release === 'newer') {
+    if (existsSync(newerBinary)) return newerBinary;
+    throw new Error(`the newer nats-server is not at ${newerBinary}: run \`npm run bootstrap\``);
+  }
   for (const dir of (process.env['PATH'] ?? '').split(':')) {
     if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
   }
@@ -78,6 +92,7 @@ export async function freePort(): Promise<number> {
 
 type ServerSpec = {
   name: string;
+  release: NatsRelease;
   port: number;
   clusterPort?: number;
   routes?: number[];
@@ -110,7 +125,7 @@ function launch(spec: ServerSpec): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     // In its own folder: a server killed while it writes a stream's files has left meta.inf and meta.sum in its
     // working directory (seen once in the soak), which must not be the repository's.
-    const child = spawn(natsServerBinary(), ['-c', spec.confPath], {
+    const child = spawn(natsServerBinary(spec.release), ['-c', spec.confPath], {
       cwd: dirname(spec.confPath),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -178,6 +193,8 @@ export type NatsServerOptions = {
    * connect with secretsEnv(secrets, identity).
    */
   secrets?: string;
+  /** Which nats-server (default the installed one). */
+  release?: NatsRelease;
 };
 
 /** A real single nats-server with JetStream on a free loopback port and its own temporary store. */
@@ -185,6 +202,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const dir = await mkdtemp(join(tmpdir(), 'haul-nats-'));
   const spec: ServerSpec = {
     name: 'n1',
+    release: opts.release ?? 'stable',
     port: await freePort(),
     storeDir: join(dir, 'store'),
     confPath: join(dir, 'nats.conf'),
@@ -208,6 +226,7 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const specs = ports.map<ServerSpec>((port, i) => ({
     name: `n${i + 1}`,
+    release: opts.release ?? 'stable',
     port,
     clusterPort: clusterPorts[i]!,
     routes: clusterPorts,

@@ -22,7 +22,7 @@ import {
   type Baseline,
   type CtPlace,
 } from './invariants.ts';
-import { freePort, startNatsServer, type NatsServer } from './nats-server.ts';
+import { freePort, startNatsServer, type NatsRelease, type NatsServer } from './nats-server.ts';
 import { createTestIdentities, loadTestIdentities, type TestIdentities } from './identities.ts';
 import { startService, type ServiceProcess } from './processes.ts';
 import { createTestSecrets, secretsEnv, streamerTlsEnv, type TestSecrets } from './secrets.ts';
@@ -75,6 +75,8 @@ export type WorldOptions = {
    */
   insecure?: boolean;
   log?: (line: string) => void;
+  /** Which nats-server the world runs on (default the installed one; 'newer': Debian trixie's, natsServerBinary). */
+  natsRelease?: NatsRelease;
 };
 
 /** The settings schema of a service by its entry (services/<name>/src/main.ts). */
@@ -96,7 +98,10 @@ export async function startWorld(o: WorldOptions = {}) {
   const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
   const secure = o.secure ?? !insecure;
   const secrets: TestSecrets | undefined = secure ? await createTestSecrets(nodes) : undefined;
-  const server: NatsServer = await startNatsServer(secrets ? { secrets: secrets.dir } : {});
+  const server: NatsServer = await startNatsServer({
+    ...(secrets ? { secrets: secrets.dir } : {}),
+    ...(o.natsRelease ? { release: o.natsRelease } : {}),
+  });
   /** The environment that makes a process connect as `identity` (nothing in an insecure world). */
   const as = (identity: string): Record<string, string> => (secrets ? secretsEnv(secrets.dir, identity) : {});
   /** A streamer's data connections: mutual TLS with its node certificate, or plaintext in a world without secrets. */

@@ -5,7 +5,7 @@ import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createValidators, type StepCommand } from '@haul/schemas';
-import { startNatsServer, type NatsServer } from '@haul/test';
+import { natsReleases, startNatsServer, type NatsServer } from '@haul/test';
 import {
   connectBus,
   createCommandQueue,
@@ -110,61 +110,75 @@ describe('command queue: a command whose handling failed on the bus', () => {
   });
 });
 
-describe('command queue: an in-order executor that died holding a command', () => {
-  it(
-    'is given that command again before the one stored after it, on a durable an older version made',
-    { timeout: 60_000 },
-    async () => {
-      // Given node-c's agent durable as a version before one-at-a-time made it (the server's default ack pending),
-      const jsm = await jetstreamManager(nc);
-      await jsm.consumers.add(streams.commands, {
-        durable_name: commandConsumerName('node-c', 'agent'),
-        filter_subject: subjects.commands('node-c', 'agent'),
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: nanos(limits.commandAckWaitMs),
-        max_deliver: -1,
-      });
-      // and an agent that took command A off its queue and died before it acked it, B stored behind A
-      const a = command('node-c', 'agent', 1);
-      const b = command('node-c', 'agent', 2);
-      for (const c of [a, b]) await sendCommand(nc, validators, trust, c);
-      const dead = await connectBus({ servers: server.url, name: 'command-queue-test-dead' });
-      let release = () => {};
-      let took!: (commandId: string) => void;
-      const taken = new Promise<string>((resolve) => (took = resolve));
-      const deadLoop = await queueOf(dead, 'node-c').consume((d) => {
-        took(d.command.commandId);
-        return new Promise<void>((r) => (release = r)); // neither acked nor handed back
-      }, new AbortController().signal);
-      const first = await taken;
-      await dead.close(); // dies holding it
-      release(); // (its handler's keep-alive timer ends with it)
-      await deadLoop.ended.catch(() => undefined); // its consumer ends with its connection
+// On both releases: from 2.10 on, the older durable is brought to one at a time by an update, not by the create.
+for (const release of natsReleases)
+  describe(`command queue: an in-order executor that died holding a command (the ${release} nats-server)`, () => {
+    let own: NatsServer;
+    let nc: NatsConnection;
+    before(async () => {
+      own = await startNatsServer({ release });
+      nc = await connectBus({ servers: own.url, name: `command-queue-test-${release}` });
+      await ensureTopology(nc);
+    });
+    after(async () => {
+      await nc?.drain();
+      await own?.stop();
+    });
 
-      // When the agent starts again
-      const seen: string[] = [];
-      const ac = new AbortController();
-      await new Promise<void>((resolve) => {
-        void queueOf(nc, 'node-c').consume((d) => {
-          // With how many times the server delivered it: the dead agent's pulls must not have been handed B.
-          seen.push(`${d.command.commandId === a.commandId ? 'A' : 'B'}${d.msg.info.deliveryCount}`);
-          d.msg.ack();
-          if (seen.length === 2) resolve();
-          return Promise.resolve();
-        }, ac.signal);
-      });
-      ac.abort();
+    it(
+      'is given that command again before the one stored after it, on a durable an older version made',
+      { timeout: 60_000 },
+      async () => {
+        // Given node-c's agent durable as a version before one-at-a-time made it (the server's default ack pending),
+        const jsm = await jetstreamManager(nc);
+        await jsm.consumers.add(streams.commands, {
+          durable_name: commandConsumerName('node-c', 'agent'),
+          filter_subject: subjects.commands('node-c', 'agent'),
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(limits.commandAckWaitMs),
+          max_deliver: -1,
+        });
+        // and an agent that took command A off its queue and died before it acked it, B stored behind A
+        const a = command('node-c', 'agent', 1);
+        const b = command('node-c', 'agent', 2);
+        for (const c of [a, b]) await sendCommand(nc, validators, trust, c);
+        const dead = await connectBus({ servers: own.url, name: 'command-queue-test-dead' });
+        let release = () => {};
+        let took!: (commandId: string) => void;
+        const taken = new Promise<string>((resolve) => (took = resolve));
+        const deadLoop = await queueOf(dead, 'node-c').consume((d) => {
+          took(d.command.commandId);
+          return new Promise<void>((r) => (release = r)); // neither acked nor handed back
+        }, new AbortController().signal);
+        const first = await taken;
+        await dead.close(); // dies holding it
+        release(); // (its handler's keep-alive timer ends with it)
+        await deadLoop.ended.catch(() => undefined); // its consumer ends with its connection
 
-      // Then the command it held comes back first (after its ack wait), though B was waiting on the server all along,
-      // and B was never handed to the agent that died (delivered once)
-      assert.equal(first, a.commandId);
-      assert.deepEqual(seen, ['A2', 'B1']);
-      // and the durable now hands over one command at a time
-      const info = await jsm.consumers.info(streams.commands, commandConsumerName('node-c', 'agent'));
-      assert.equal(info.config.max_ack_pending, 1);
-    },
-  );
-});
+        // When the agent starts again
+        const seen: string[] = [];
+        const ac = new AbortController();
+        await new Promise<void>((resolve) => {
+          void queueOf(nc, 'node-c').consume((d) => {
+            // With how many times the server delivered it: the dead agent's pulls must not have been handed B.
+            seen.push(`${d.command.commandId === a.commandId ? 'A' : 'B'}${d.msg.info.deliveryCount}`);
+            d.msg.ack();
+            if (seen.length === 2) resolve();
+            return Promise.resolve();
+          }, ac.signal);
+        });
+        ac.abort();
+
+        // Then the command it held comes back first (after its ack wait), though B was waiting on the server all along,
+        // and B was never handed to the agent that died (delivered once)
+        assert.equal(first, a.commandId);
+        assert.deepEqual(seen, ['A2', 'B1']);
+        // and the durable now hands over one command at a time
+        const info = await jsm.consumers.info(streams.commands, commandConsumerName('node-c', 'agent'));
+        assert.equal(info.config.max_ack_pending, 1);
+      },
+    );
+  });
 
 function queueOf(conn: NatsConnection, node: string) {
   return createCommandQueue({

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { decode, type User } from '@nats-io/jwt';
 import { fromSeed } from '@nats-io/nkeys';
-import { ensureBuilt, natsServerBinary, repoRoot } from '@haul/test';
+import { ensureBuilt, natsReleases, natsServerBinary, repoRoot } from '@haul/test';
 import { readIdentityFile, userJwtPermissions, type IdentitiesFile } from '@haul/bus';
 import { initClusterExit } from '@haul/cli';
 
@@ -106,9 +106,15 @@ describe('haul init-cluster', () => {
     }
   });
 
-  it('writes a configuration nats-server accepts (nats-server -t), verifying clients against the cluster CA', async () => {
-    const { stdout, stderr } = await run(natsServerBinary(), ['-t', '-c', join(out, 'nats-server.conf')]);
-    assert.match(stdout + stderr, /is valid/);
+  it('writes a configuration nats-server accepts (nats-server -t, each release), verifying clients against the cluster CA', async () => {
+    for (const release of natsReleases) {
+      const { stdout, stderr } = await run(natsServerBinary(release), [
+        '-t',
+        '-c',
+        join(out, 'nats-server.conf'),
+      ]);
+      assert.match(stdout + stderr, /is valid/, release);
+    }
     const conf = readFileSync(join(out, 'nats-server.conf'), 'utf8');
     assert.match(conf, new RegExp(`tls \\{[^}]*ca_file: "${join(out, 'ca.pem')}"\\s+verify: true`));
   });
@@ -231,9 +237,15 @@ describe('haul init-cluster --auth jwt (NATS operator mode)', () => {
     assert.match(jwtRun.out, /coordinator\s+U[A-Z0-9]+\s+coordinator\.creds/);
   });
 
-  it('writes an operator-mode configuration nats-server accepts, trusting operator.jwt and preloading two accounts', async () => {
-    const { stdout, stderr } = await run(natsServerBinary(), ['-t', '-c', join(outJwt, 'nats-server.conf')]);
-    assert.match(stdout + stderr, /is valid/);
+  it('writes an operator-mode configuration nats-server accepts (each release), trusting operator.jwt and preloading two accounts', async () => {
+    for (const release of natsReleases) {
+      const { stdout, stderr } = await run(natsServerBinary(release), [
+        '-t',
+        '-c',
+        join(outJwt, 'nats-server.conf'),
+      ]);
+      assert.match(stdout + stderr, /is valid/, release);
+    }
     const conf = readFileSync(join(outJwt, 'nats-server.conf'), 'utf8');
     assert.match(conf, new RegExp(`^operator: "${join(outJwt, 'operator.jwt')}"$`, 'm'));
     assert.match(conf, /^resolver: MEMORY$/m);
