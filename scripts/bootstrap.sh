@@ -2,7 +2,7 @@
 # Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20 (20.12 or later):
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
 #   - nats-server, docker-compose, chromium, tmux and promtool from apt-get when they are missing
-#   - a newer nats-server beside it (Debian trixie's) for the tests that run haul on both, when it is missing
+#   - with --tests: a newer nats-server beside it (Debian trixie's), which the tests also run haul on
 #   - the bundles of every program (scripts/build.mjs) when a source is newer than the last build
 # Used by `npm test` and `npm run demo`; safe to run again and again.
 set -euo pipefail
@@ -34,7 +34,7 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # Debian's archive key, which the newer nats-server's lists are checked against (Ubuntu does not have it by default).
-[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+[ "${1:-}" != --tests ] || [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     say "installing ${missing[*]} with apt-get"
@@ -46,31 +46,43 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# The newer nats-server the tests also run haul on (test/support/nats-server.ts, `release: 'newer'`): Debian
-# trixie's, 2.10 where stable has 2.9 — the release line a server installed from nats.io is on, where JetStream's
-# API changed (a consumer create no longer updates a durable). apt-get fetches it with lists of its own, in a
-# folder of ours: trixie's InRelease checked against Debian's archive key, the package against the lists' SHA-256.
-# Nothing of this machine's apt sources, lists or installed packages changes; the binary is unpacked into
-# node_modules/.cache (npm ci starts it afresh).
-newer=node_modules/.cache/haul/nats-server-newer
-if [ ! -x "$newer/nats-server" ]; then
+# The newer nats-server the tests also run haul on (test/support/nats-server.ts, `release: 'newer'`), with
+# --tests only (npm test, test:int and test:e2e; the demo and the unit tests do not need it): Debian trixie's, 2.10
+# where Debian 12 has 2.9 — the release line of a server installed from nats.io, where JetStream's API changed (a
+# consumer create no longer updates a durable). apt-get fetches it with lists of its own, in a folder of ours:
+# trixie's InRelease checked against Debian's archive key, the package against the lists' SHA-256. Nothing of this
+# machine's apt sources, lists or installed packages changes; the binary is unpacked into node_modules/.cache (npm ci
+# starts it afresh), under a temporary name until it has answered --version.
+fetch_newer_nats_server() {
+  local newer=node_modules/.cache/haul/nats-server-newer apt_dir debs
+  if "$newer/nats-server" --version >/dev/null 2>&1; then return; fi
   say "fetching Debian trixie's nats-server into $newer (the tests run haul on it too)"
   apt_dir=$(mktemp -d)
-  trap 'rm -rf "$apt_dir"' EXIT
+  trap 'rm -rf "$apt_dir"' RETURN
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/deb"
   echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main' \
     >"$apt_dir/sources.list"
-  apt_opts=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
+  local apt_opts=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
     -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=$apt_dir/parts"
     -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "Acquire::Languages=none"
-    -o "APT::Sandbox::User=$(id -un)")
-  apt-get "${apt_opts[@]}" update >&2
-  (cd "$apt_dir/deb" && apt-get "${apt_opts[@]}" download nats-server/trixie >&2)
-  dpkg-deb -x "$apt_dir"/deb/nats-server_*.deb "$apt_dir/root"
+    -o "Acquire::Retries=3" -o "APT::Sandbox::User=$(id -un)")
+  # --error-on=any: a list that could not be fetched or checked fails here, not later as "unable to locate".
+  if ! apt-get "${apt_opts[@]}" --error-on=any update >&2 ||
+    ! (cd "$apt_dir/deb" && apt-get "${apt_opts[@]}" download nats-server/trixie >&2); then
+    say "could not fetch nats-server from deb.debian.org (trixie main, checked against"
+    say "/usr/share/keyrings/debian-archive-keyring.gpg): the tests that run on the newer nats-server will fail"
+    return 1
+  fi
+  debs=("$apt_dir"/deb/nats-server_*.deb)
+  [ ${#debs[@]} -eq 1 ] || { say "expected one nats-server package, got: ${debs[*]}"; return 1; }
+  dpkg-deb -x "${debs[0]}" "$apt_dir/root"
   mkdir -p "$newer"
-  install -m 0755 "$apt_dir/root/usr/sbin/nats-server" "$newer/nats-server"
+  install -m 0755 "$apt_dir/root/usr/sbin/nats-server" "$newer/nats-server.tmp"
+  "$newer/nats-server.tmp" --version >/dev/null
+  mv -f "$newer/nats-server.tmp" "$newer/nats-server"
   say "$("$newer/nats-server" --version) in $newer"
-fi
+}
+if [ "${1:-}" = --tests ]; then fetch_newer_nats_server; fi
 
 # Programs run from their bundles: rebuild them when a source changed (a no-op otherwise).
 node scripts/build.mjs --if-stale

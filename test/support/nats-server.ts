@@ -20,19 +20,30 @@ export type NatsServer = {
 };
 
 /**
- * The nats-server releases haul is tested on. `stable`: the one installed (Debian stable's, 2.9; a PATH entry first,
- * so `PATH=/other/release:$PATH` runs every test on another). `newer`: Debian trixie's (2.10), which
- * scripts/bootstrap.sh fetches: the release line of a server installed from nats.io, where JetStream's API changed.
+ * The nats-server releases haul is tested on. `installed`: the machine's (Debian 12's is 2.9; a PATH entry first, so
+ * `PATH=/other/release:$PATH` runs every test on another). `newer`: Debian trixie's (2.10), which
+ * `scripts/bootstrap.sh --tests` fetches: the release line of a server installed from nats.io, where JetStream's API
+ * changed. A test that depends on the difference asks the server its version (natsAtLeast).
  */
-export type NatsRelease = 'stable' | 'newer';
-export const natsReleases: readonly NatsRelease[] = ['stable', 'newer'];
+export type NatsRelease = 'installed' | 'newer';
+export const natsReleases: readonly NatsRelease[] = ['installed', 'newer'];
 const newerBinary = join(repoRoot, 'node_modules', '.cache', 'haul', 'nats-server-newer', 'nats-server');
 
+/** Whether a server's version (its INFO's `version`, e.g. "2.10.27") is `major.minor` or later. */
+export function natsAtLeast(version: string | undefined, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)\./.exec(version ?? '');
+  if (!m) throw new Error(`not a nats-server version: ${String(version)}`);
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj > major || (maj === major && min >= minor);
+}
+
 /** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the newer one, fetched. */
-export function natsServerBinary(release: NatsRelease = 'stable'): string {
+export function natsServerBinary(release: NatsRelease = 'installed'): string {
   if (release === 'newer') {
     if (existsSync(newerBinary)) return newerBinary;
-    throw new Error(`the newer nats-server is not at ${newerBinary}: run \`npm run bootstrap\``);
+    throw new Error(
+      `the newer nats-server is not at ${newerBinary}: run \`bash scripts/bootstrap.sh --tests\``,
+    );
   }
   for (const dir of (process.env['PATH'] ?? '').split(':')) {
     if (dir && existsSync(join(dir, 'nats-server'))) return join(dir, 'nats-server');
@@ -202,7 +213,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const dir = await mkdtemp(join(tmpdir(), 'haul-nats-'));
   const spec: ServerSpec = {
     name: 'n1',
-    release: opts.release ?? 'stable',
+    release: opts.release ?? 'installed',
     port: await freePort(),
     storeDir: join(dir, 'store'),
     confPath: join(dir, 'nats.conf'),
@@ -226,7 +237,7 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const specs = ports.map<ServerSpec>((port, i) => ({
     name: `n${i + 1}`,
-    release: opts.release ?? 'stable',
+    release: opts.release ?? 'installed',
     port,
     clusterPort: clusterPorts[i]!,
     routes: clusterPorts,

@@ -22,7 +22,13 @@ import {
   type Baseline,
   type CtPlace,
 } from './invariants.ts';
-import { freePort, startNatsServer, type NatsRelease, type NatsServer } from './nats-server.ts';
+import {
+  freePort,
+  natsServerBinary,
+  startNatsServer,
+  type NatsRelease,
+  type NatsServer,
+} from './nats-server.ts';
 import { createTestIdentities, loadTestIdentities, type TestIdentities } from './identities.ts';
 import { startService, type ServiceProcess } from './processes.ts';
 import { createTestSecrets, secretsEnv, streamerTlsEnv, type TestSecrets } from './secrets.ts';
@@ -97,6 +103,7 @@ export async function startWorld(o: WorldOptions = {}) {
   // HAUL_TEST_INSECURE=1 runs a test as haul ran before it signed anything: to see a forgery test fail without it.
   const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
   const secure = o.secure ?? !insecure;
+  natsServerBinary(o.natsRelease); // a release that is not there fails here, before anything is made
   const secrets: TestSecrets | undefined = secure ? await createTestSecrets(nodes) : undefined;
   const server: NatsServer = await startNatsServer({
     ...(secrets ? { secrets: secrets.dir } : {}),

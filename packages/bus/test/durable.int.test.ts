@@ -9,7 +9,7 @@ import {
   type ConsumerConfig,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsReleases, startNatsServer, type NatsServer } from '@haul/test';
+import { natsAtLeast, natsReleases, startNatsServer, type NatsServer } from '@haul/test';
 import {
   commandConsumerName,
   connectBus,
@@ -33,56 +33,61 @@ const older = (): Partial<ConsumerConfig> & { durable_name: string } => ({
 /** The same durable as this version makes it. */
 const current = () => ({ ...older(), max_ack_pending: 1 });
 
-/** Whether a server of this version refuses a create of a durable that exists with another configuration (≥ 2.10). */
-const refusesChangedCreate = (version: string): boolean => {
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  return major > 2 || (major === 2 && minor >= 10);
-};
+/** Whether a server of this version refuses a create of a durable that exists with another configuration. */
+const refusesChangedCreate = (version: string | undefined): boolean => natsAtLeast(version, 2, 10);
 
 for (const release of natsReleases) {
   describe(`a durable that exists with another configuration, on the ${release} nats-server`, () => {
     let server: NatsServer;
     let nc: NatsConnection;
-    let version: string;
+    let version: string | undefined;
     before(async () => {
       server = await startNatsServer({ release });
       nc = await connectBus({ servers: server.url, name: `durable-test-${release}` });
       await ensureTopology(nc);
-      version = nc.info?.version ?? '';
+      version = nc.info?.version;
+      // The newer release is the one that refuses: on it, the update path is the one taken.
+      if (release === 'newer')
+        assert.ok(refusesChangedCreate(version), `the newer nats-server is ${version}`);
     });
     after(async () => {
-      await nc?.drain();
-      await server?.stop();
+      try {
+        await nc?.drain();
+      } finally {
+        await server?.stop();
+      }
     });
 
     it('is refused by a plain create from 2.10 on, and taken as an update by 2.9', async () => {
       // Given the durable as an older version made it
       const jsm = await jetstreamManager(nc);
       await jsm.consumers.add(streams.commands, older());
+      try {
+        // When the consumer is created again with this version's configuration, as nats.js sends a create
+        const err = await jsm.consumers.add(streams.commands, current()).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
 
-      // When the consumer is created again with this version's configuration, as nats.js sends a create
-      const created = jsm.consumers.add(streams.commands, current()).then(
-        () => undefined,
-        (err: unknown) => err,
-      );
-      const err = await created;
-
-      // Then a server from 2.10 on refuses it (JSConsumerAlreadyExists), where 2.9 updates the durable in place
-      const info = await jsm.consumers.info(streams.commands, older().durable_name);
-      if (refusesChangedCreate(version)) {
-        assert.ok(isConsumerConfigConflict(err), `${version} answered: ${String(err)}`);
-        assert.equal(info.config.max_ack_pending, 1000); // the server's default, unchanged
-      } else {
-        assert.equal(err, undefined, `${version} answered: ${String(err)}`);
-        assert.equal(info.config.max_ack_pending, 1);
+        // Then a server from 2.10 on refuses it (JSConsumerAlreadyExists), where 2.9 updates the durable in place
+        const info = await jsm.consumers.info(streams.commands, older().durable_name);
+        if (refusesChangedCreate(version)) {
+          assert.ok(isConsumerConfigConflict(err), `${version} answered: ${String(err)}`);
+          assert.equal(info.config.max_ack_pending, 1000); // the server's default, unchanged
+        } else {
+          assert.equal(err, undefined, `${version} answered: ${String(err)}`);
+          assert.equal(info.config.max_ack_pending, 1);
+        }
+      } finally {
+        await jsm.consumers.delete(streams.commands, older().durable_name);
       }
-      await jsm.consumers.delete(streams.commands, older().durable_name);
     });
 
-    it('is brought to the configuration asked for by ensureDurable, keeping what it has delivered', async () => {
+    it('is brought to the configuration asked for by ensureDurable, keeping what it has delivered', async (t) => {
       // Given the durable as an older version made it, one of two commands delivered and acked
       const jsm = await jetstreamManager(nc);
       await jsm.consumers.add(streams.commands, older());
+      t.after(() => jsm.consumers.delete(streams.commands, older().durable_name));
       const js = jetstream(nc);
       for (const n of [1, 2]) await js.publish(subjects.commands('node-a', 'agent'), `command ${n}`);
       const consumer = await js.consumers.get(streams.commands, older().durable_name);
@@ -102,7 +107,6 @@ for (const release of natsReleases) {
       ).next({ expires: 5_000 });
       assert.equal(next?.string(), 'command 2');
       next?.ack();
-      await jsm.consumers.delete(streams.commands, older().durable_name);
     });
   });
 }
