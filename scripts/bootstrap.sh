@@ -70,7 +70,7 @@ fetch_newer_nats_server() {
   if ! apt-get "${apt_opts[@]}" --error-on=any update >&2 ||
     ! (cd "$apt_dir/deb" && apt-get "${apt_opts[@]}" download nats-server/trixie >&2); then
     say "could not fetch nats-server from deb.debian.org (trixie main, checked against"
-    say "/usr/share/keyrings/debian-archive-keyring.gpg): the tests that run on the newer nats-server will fail"
+    say "/usr/share/keyrings/debian-archive-keyring.gpg), which the tests run haul on too"
     return 1
   fi
   debs=("$apt_dir"/deb/nats-server_*.deb)
