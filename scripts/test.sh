@@ -15,8 +15,9 @@ tiers=${HAUL_TEST_TIERS:-"static unit int e2e"}
 # at a time). Each file starts its own nats-server, services and folders, so files never share anything; and every
 # test must pass on a busy machine anyway (the integration tier at ten passed in 84 s beside two busy loops).
 # The tiers run one after the other: the e2e tier beside the static checks, unit and integration tiers instead of after
-# them took longer (a whole `npm test` in 709 s against 648 s in sequence, one run each: the unit tier 49 s instead of
-# 14, the integration tier 259 s instead of 137, the e2e tier 679 s instead of 434).
+# them took longer (a whole `npm test` in 709 s against 648 s in sequence, one run each, the first with about a minute
+# of other tests beside it: the unit tier 49 s instead of 14, the integration tier 259 s instead of 137, the e2e tier
+# 679 s instead of 434).
 cores=$(nproc)
 jobs_for() {
   if [ -n "${HAUL_TEST_JOBS:-}" ]; then echo "$HAUL_TEST_JOBS"; return; fi
