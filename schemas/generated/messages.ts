@@ -1231,6 +1231,10 @@ export interface DiskInfo {
    * SHA-256 of the descriptor's bytes as this node read them (location shared). A disk is shared with the target when the target's preflight finds the same path below its own shared roots with the same digest.
    */
   descriptorSha256?: string;
+  /**
+   * DiskDescriptor.xml.copy is beside the descriptor (location shared): a backup of it that an earlier migration left. A live migration refuses the disk in its preflight: its preparation would take that file for its own backup, and a rollback would put it back over the descriptor.
+   */
+  backupLeft?: boolean;
   targetDdxml?: AbsolutePath4;
   images?: number;
   /**

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MigrateRequest, MigrationEvent } from '@haul/schemas';
@@ -232,6 +233,34 @@ describe('shared disks found, not declared', () => {
     } finally {
       await w.services.get('agent-node-b')!.kill('SIGTERM');
       await w.startAgent('node-b');
+    }
+  });
+
+  it('a DiskDescriptor.xml.copy an earlier migration left fails the preflight, naming the disk, and stays untouched', async () => {
+    // Given a backup of the shared disk's descriptor left beside it (a rollback stopped half-way, resolved by hand)
+    const dd = join(w.shared[0]!, 'DiskDescriptor.xml');
+    const left = `${dd}.copy`;
+    const before = readFileSync(dd, 'utf8').replace('<Disk_Parameters>', '<Disk_Parameters><!-- older -->');
+    writeFileSync(left, before);
+    try {
+      // When a live migration of the CT is asked for
+      const { id, end } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
+
+      // Then its preflight refuses the disk before the CT is frozen, and the file is as it was
+      assert.equal(end.type, 'MigrationRolledBack');
+      const cause = end.type === 'MigrationRolledBack' ? end.data.cause : undefined;
+      assert.equal(cause?.code, 'HAUL_PREFLIGHT_BACKUP_LEFT');
+      assert.equal(cause?.field, 'sharedDisks');
+      assert.ok(cause?.message.includes(dd), cause?.message);
+      const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+      assert.ok(
+        !steps.includes('backupDescriptor') && !steps.includes('preDump'),
+        `never frozen: ${steps.join(' ')}`,
+      );
+      assert.equal(readFileSync(left, 'utf8'), before);
+      assert.match(await w.cluster.ok('node-a', 'vzctl', ['status', w.ctid]), /running/);
+    } finally {
+      rmSync(left, { force: true });
     }
   });
 

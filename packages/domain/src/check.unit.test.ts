@@ -86,6 +86,25 @@ describe('checkMigration', () => {
     assert.match(noDisks.problem.message, /local disks/);
   });
 
+  it('would not work live with a DiskDescriptor.xml.copy left beside a shared disk, naming the disk; restart mode would', () => {
+    // Given the source finds a backup of the shared disk's descriptor that no step of this migration made
+    const left = { ...sharedDisk, backupLeft: true };
+    const source = findings('node-a', { disks: [{ ...rootOn('node-a'), bytes: 3e6 }, left] });
+    const target = findings('node-b');
+
+    // When a live migration is checked, and a restart-mode one
+    const live = checkMigration({ request: req, source, target });
+    const restart = checkMigration({ request: { ...req, mode: 'restart' }, source, target });
+
+    // Then the live one is refused before anything changes (its preparation would take the file for its own backup,
+    // its rollback would put it back over the descriptor); a restart makes no backup
+    assert.equal(live.wouldWork, false);
+    assert.equal(live.problem?.code, 'HAUL_PREFLIGHT_BACKUP_LEFT');
+    assert.equal(live.problem?.field, 'sharedDisks');
+    assert.ok(live.problem?.message.includes(sharedDisk.ddxml), live.problem?.message);
+    assert.equal(restart.problem, undefined);
+  });
+
   it('says what admission would answer before anything the nodes found', () => {
     const busy = { code: 'HAUL_CT_BUSY', message: 'CT 101 is already migrating (m-1)', field: 'ctid' };
     const r = checkMigration({

@@ -94,6 +94,8 @@ export const errorCodes = {
   preflightTargetRunning: 'HAUL_PREFLIGHT_TARGET_RUNNING',
   preflightCpu: 'HAUL_PREFLIGHT_CPU',
   preflightCriuVersion: 'HAUL_PREFLIGHT_CRIU_VERSION',
+  /** A shared disk has a DiskDescriptor.xml.copy beside it that no step of this migration made (live mode). */
+  preflightBackupLeft: 'HAUL_PREFLIGHT_BACKUP_LEFT',
 
   // What the executors report in a StepFailed (the agents' host steps, the streamers' transfers).
   /** A host tool exited with a status the step does not accept (`command`, `exitCode`, `stderrTail`). */

@@ -57,7 +57,26 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
         field: 'target',
       };
   }
-  return checkDisks(req, src, tgt) ?? checkRoom(req, src, tgt);
+  return checkDisks(req, src, tgt) ?? checkBackupsLeft(req, src) ?? checkRoom(req, src, tgt);
+}
+
+/**
+ * A live migration's preparation of a shared disk backs its descriptor up to DiskDescriptor.xml.copy, takes a copy
+ * it finds there for its own (a step done once, then redelivered), and its rollback renames the copy back over the
+ * descriptor. A copy that is there before the migration begins was left by another (a rollback stopped half-way
+ * and resolved by hand): taken for this one's backup, a rollback would put the disk's descriptor back to what it
+ * was then, and the deltas written since would be named by nothing. So the disk is refused until an operator has
+ * looked (the source's finding; the target sees the same file on the same storage).
+ */
+export function checkBackupsLeft(req: FullRequest, src: Findings): ErrorInfo | undefined {
+  if (req.mode !== 'live') return undefined;
+  const left = src.disks.find((d) => d.location === 'shared' && d.backupLeft === true);
+  if (!left) return undefined;
+  return {
+    code: errorCodes.preflightBackupLeft,
+    message: `${left.ddxml} of CT ${req.ctid} has a DiskDescriptor.xml.copy beside it on ${req.source} that an earlier migration left: compare it with the descriptor, keep the right one, remove the copy, then migrate again`,
+    field: 'sharedDisks',
+  };
 }
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;

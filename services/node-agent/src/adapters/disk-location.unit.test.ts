@@ -54,4 +54,13 @@ describe('where a disk of the CT lives on this node', () => {
     assert.equal(d.location, 'shared');
     assert.equal(d.descriptorSha256, undefined);
   });
+  it('a shared disk with a DiskDescriptor.xml.copy beside it (a file or a link): the backup is said to be left', () => {
+    const dd = descriptor(join(shared, 'ct101-left'), '<Parallels_disk_image/>');
+    assert.equal(locateDisk(dd, priv, [shared]).backupLeft, undefined);
+    writeFileSync(`${dd}.copy`, '<Parallels_disk_image/>');
+    assert.equal(locateDisk(dd, priv, [shared]).backupLeft, true);
+    rmSync(`${dd}.copy`);
+    symlinkSync(join(dir, 'nowhere'), `${dd}.copy`);
+    assert.equal(locateDisk(dd, priv, [shared]).backupLeft, true);
+  });
 });

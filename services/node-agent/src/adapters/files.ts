@@ -2,6 +2,7 @@ import {
   closeSync,
   constants,
   existsSync,
+  lstatSync,
   openSync,
   readdirSync,
   renameSync,
@@ -9,6 +10,7 @@ import {
   statSync,
   watch,
   writeSync,
+  type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
 
@@ -62,4 +64,13 @@ export function dirBytes(dir: string): number {
   for (const f of readdirSync(dir, { withFileTypes: true }))
     if (f.isFile()) n += statSync(join(dir, f.name)).size;
   return n;
+}
+
+/** What is at `p` itself (a symlink is not followed); undefined when nothing can be there (ENOENT, ENOTDIR). */
+export function entryAt(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
+  } catch {
+    return undefined;
+  }
 }

@@ -2,7 +2,6 @@ import {
   constants,
   copyFileSync,
   existsSync,
-  lstatSync,
   readdirSync,
   renameSync,
   rmSync,
@@ -22,6 +21,7 @@ import type {
 import type { Tools } from '../adapters/tools.ts';
 import { hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
 import { DescriptorLockedError, withDescriptorLock } from '../adapters/descriptor-lock.ts';
+import { entryAt } from '../adapters/files.ts';
 import { argsOf, StepError, type Handler, type HandlerContext } from '../context.ts';
 
 /**
@@ -31,14 +31,6 @@ import { argsOf, StepError, type Handler, type HandlerContext } from '../context
  */
 const copyOf = (dd: string) => `${dd}.copy`;
 const copyXmlOf = (dd: string) => join(dirname(dd), 'DiskDescriptor.copy.xml');
-/** What is at `p` itself (a symlink is not followed); undefined when nothing can be there (ENOENT, ENOTDIR). */
-const entryAt = (p: string) => {
-  try {
-    return lstatSync(p);
-  } catch {
-    return undefined;
-  }
-};
 const isLink = (p: string) => entryAt(p)?.isSymbolicLink() ?? false;
 /** A regular file or a symlink (never a folder): what a step of this dance may have left and may remove. */
 const isFileOrLink = (p: string) => {
