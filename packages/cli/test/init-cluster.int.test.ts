@@ -56,6 +56,13 @@ before(async () => {
 });
 after(() => rmSync(parent, { recursive: true, force: true }));
 
+/** `nats-server -t` of a configuration says it is valid, on each release haul is tested on. */
+async function acceptedByEveryRelease(conf: string): Promise<void> {
+  for (const release of natsReleases) {
+    const { stdout, stderr } = await run(natsServerBinary(release), ['-t', '-c', conf]);
+    assert.match(stdout + stderr, /is valid/, release);
+  }
+}
 describe('haul init-cluster', () => {
   it('writes one seed per identity (0600), the public registry, the CA, the certificates and the server config', () => {
     assert.equal(first.code, initClusterExit.ok, first.err);
@@ -107,14 +114,7 @@ describe('haul init-cluster', () => {
   });
 
   it('writes a configuration nats-server accepts (nats-server -t, each release), verifying clients against the cluster CA', async () => {
-    for (const release of natsReleases) {
-      const { stdout, stderr } = await run(natsServerBinary(release), [
-        '-t',
-        '-c',
-        join(out, 'nats-server.conf'),
-      ]);
-      assert.match(stdout + stderr, /is valid/, release);
-    }
+    await acceptedByEveryRelease(join(out, 'nats-server.conf'));
     const conf = readFileSync(join(out, 'nats-server.conf'), 'utf8');
     assert.match(conf, new RegExp(`tls \\{[^}]*ca_file: "${join(out, 'ca.pem')}"\\s+verify: true`));
   });
@@ -238,14 +238,7 @@ describe('haul init-cluster --auth jwt (NATS operator mode)', () => {
   });
 
   it('writes an operator-mode configuration nats-server accepts (each release), trusting operator.jwt and preloading two accounts', async () => {
-    for (const release of natsReleases) {
-      const { stdout, stderr } = await run(natsServerBinary(release), [
-        '-t',
-        '-c',
-        join(outJwt, 'nats-server.conf'),
-      ]);
-      assert.match(stdout + stderr, /is valid/, release);
-    }
+    await acceptedByEveryRelease(join(outJwt, 'nats-server.conf'));
     const conf = readFileSync(join(outJwt, 'nats-server.conf'), 'utf8');
     assert.match(conf, new RegExp(`^operator: "${join(outJwt, 'operator.jwt')}"$`, 'm'));
     assert.match(conf, /^resolver: MEMORY$/m);
