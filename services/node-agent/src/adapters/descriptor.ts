@@ -21,6 +21,9 @@ const parser = new XMLParser({
   isArray: (n) => n === 'Image' || n === 'Shot',
 });
 
+/** Where the shared-ploop dance backs a descriptor up (P.Haul's DiskDescriptor.xml.copy), beside it. */
+export const backupOf = (ddxml: string): string => `${ddxml}.copy`;
+
 export function readDescriptorView(path: string): DescriptorView {
   const doc = parser.parse(readFileSync(path, 'utf8')) as Record<string, Record<string, unknown>>;
   const rootKey = Object.keys(doc).find((k) => k !== '?xml');

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { PreflightResult } from '@haul/schemas';
 import { resolveOnHost } from '../confinement.ts';
+import { backupOf } from './descriptor.ts';
 import { entryAt } from './files.ts';
 
 export type DiskInfo = PreflightResult['disks'][number];
@@ -23,8 +24,8 @@ export function locateDisk(ddxml: string, vePrivate: string, sharedRoots: readon
     const info: DiskInfo = { ddxml, shared: true, location: 'shared', sharedRoot: root };
     const digest = descriptorDigest(path);
     if (digest) info.descriptorSha256 = digest;
-    // Where the preparation puts its backup (shared-disk.ts copyOf): one there already is another migration's.
-    if (entryAt(`${ddxml}.copy`)) info.backupLeft = true;
+    // Where the preparation puts its backup: one there already is another migration's.
+    if (entryAt(backupOf(ddxml))) info.backupLeft = true;
     return info;
   }
   const priv = vePrivate ? resolveOnHost(vePrivate) : undefined;

@@ -19,7 +19,7 @@ import type {
   StepCommand,
 } from '@haul/schemas';
 import type { Tools } from '../adapters/tools.ts';
-import { hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
+import { backupOf, hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
 import { DescriptorLockedError, withDescriptorLock } from '../adapters/descriptor-lock.ts';
 import { entryAt } from '../adapters/files.ts';
 import { argsOf, StepError, type Handler, type HandlerContext } from '../context.ts';
@@ -29,7 +29,6 @@ import { argsOf, StepError, type Handler, type HandlerContext } from '../context
  * names ending in .xml, so the backup copy is addressed through `DiskDescriptor.copy.xml → DiskDescriptor.xml.copy`
  * (same folder, so relative image paths and the `.copy.lck` lock stay right).
  */
-const copyOf = (dd: string) => `${dd}.copy`;
 const copyXmlOf = (dd: string) => join(dirname(dd), 'DiskDescriptor.copy.xml');
 const isLink = (p: string) => entryAt(p)?.isSymbolicLink() ?? false;
 /** A regular file or a symlink (never a folder): what a step of this dance may have left and may remove. */
@@ -60,7 +59,7 @@ function requireFrozen(cmd: StepCommand, ctx: HandlerContext): void {
 export const backupDescriptor: Handler = (cmd, ctx) => {
   requireFrozen(cmd, ctx);
   const { ddxml } = argsOf<DescriptorArgs>(cmd);
-  const copy = copyOf(ddxml);
+  const copy = backupOf(ddxml);
   const r: HostResult = { actions: [], path: copy };
   if (existsSync(copy)) r.actions.push('backup already present');
   else {
@@ -79,7 +78,7 @@ export const snapshotOrigin: Handler = async (cmd, ctx) => {
   const r: HostResult = { actions: [] };
   if (hasGuid(readDescriptorView(ddxml), guid)) r.actions.push(`snapshot ${guid} already in the descriptor`);
   else {
-    if (!existsSync(copyOf(ddxml)))
+    if (!existsSync(backupOf(ddxml)))
       throw new StepError(errorCodes.noBackup, `refusing to snapshot ${ddxml} without its backup copy`);
     await ctx.tools.ploopSnapshot(ddxml, guid, true);
     r.actions.push(`offline snapshot ${guid} on the origin`);
@@ -106,7 +105,7 @@ function requireOriginSnapshot(cmd: StepCommand, ddxml: string): void {
 export const snapshotCopy: Handler = async (cmd, ctx) => {
   requireFrozen(cmd, ctx);
   const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
-  const copy = copyOf(ddxml);
+  const copy = backupOf(ddxml);
   const link = copyXmlOf(ddxml);
   if (!existsSync(copy)) throw new StepError(errorCodes.noBackup, `${copy} is missing`);
   const done = hasGuid(readDescriptorView(copy), guid);
@@ -141,8 +140,8 @@ async function sweepOrphanDeltas(ddxml: string, actions: string[]): Promise<void
 function sweepLocked(ddxml: string, actions: string[]): void {
   const view = readDescriptorView(ddxml);
   const referenced = new Set(view.images.map((i) => i.file));
-  if (existsSync(copyOf(ddxml)))
-    for (const i of readDescriptorView(copyOf(ddxml)).images) referenced.add(i.file);
+  if (existsSync(backupOf(ddxml)))
+    for (const i of readDescriptorView(backupOf(ddxml)).images) referenced.add(i.file);
   const base = view.images[0] ? basename(view.images[0].file) : 'root.hds';
   const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\{[0-9a-fA-F-]{36}\\}$`);
   for (const f of readdirSync(dirname(ddxml))) {
@@ -165,13 +164,13 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
   const actions: string[] = [];
   const orig = readDescriptorView(ddxml);
   const f1 = hasGuid(orig, originGuid) ? topFile(orig) : undefined;
-  if (existsSync(copyOf(ddxml))) {
-    renameSync(copyOf(ddxml), ddxml);
+  if (existsSync(backupOf(ddxml))) {
+    renameSync(backupOf(ddxml), ddxml);
     actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
   }
   // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy; anything else
   // by that name (a folder) is not this dance's, and stays.
-  const tmp = `${copyOf(ddxml)}.tmp`;
+  const tmp = `${backupOf(ddxml)}.tmp`;
   if (isFileOrLink(tmp)) rm(tmp, actions);
   if (hasGuid(readDescriptorView(ddxml), copyGuid)) {
     await tools.ploopSnapshotDelete(ddxml, copyGuid);
@@ -180,7 +179,7 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
   const now = readDescriptorView(ddxml);
   if (f1 && !now.images.some((i) => i.file === f1)) rm(f1, actions, `origin delta ${basename(f1)}`);
   await sweepOrphanDeltas(ddxml, actions);
-  rm(`${copyOf(ddxml)}.lck`, actions);
+  rm(`${backupOf(ddxml)}.lck`, actions);
   rm(copyXmlOf(ddxml), actions);
   if (hasGuid(now, originGuid) || hasGuid(now, copyGuid))
     throw new StepError(errorCodes.diskNotRestored, `${ddxml} still has a migration snapshot`);
@@ -213,15 +212,15 @@ export async function restorePreparedDisks(
 export const cleanupSharedDisk: Handler = async (cmd) => {
   const { ddxml, copyGuid } = argsOf<SharedDiskArgs>(cmd);
   const r: HostResult = { actions: [] };
-  if (existsSync(copyOf(ddxml))) {
-    const cv = readDescriptorView(copyOf(ddxml));
+  if (existsSync(backupOf(ddxml))) {
+    const cv = readDescriptorView(backupOf(ddxml));
     const f2 = topFile(cv);
-    rm(copyOf(ddxml), r.actions);
+    rm(backupOf(ddxml), r.actions);
     if (f2 && hasGuid(cv, copyGuid) && !readDescriptorView(ddxml).images.some((i) => i.file === f2))
       rm(f2, r.actions, `copy delta ${basename(f2)}`);
   }
   await sweepOrphanDeltas(ddxml, r.actions);
-  rm(`${copyOf(ddxml)}.lck`, r.actions);
+  rm(`${backupOf(ddxml)}.lck`, r.actions);
   rm(copyXmlOf(ddxml), r.actions);
   return r;
 };
