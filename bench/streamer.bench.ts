@@ -38,6 +38,7 @@ import { connectBus, ensureTopology } from '@haul/bus';
 import { startNatsServer, startService } from '@haul/test';
 import { WRITE_SLICE } from '../services/image-streamer/src/part-file.ts';
 import { makeTestPki } from '../services/image-streamer/test/certs.ts';
+import { median } from './lib/results.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -398,7 +399,6 @@ function checkCopy(name: string, dst: string): void {
     if (got[p] !== size) throw new Error(`${name}: ${p} has ${got[p]} bytes, expected ${size}`);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 const GB = bytes / 1e9;
 

@@ -58,7 +58,8 @@ fetch_newer_nats_server() {
   if "$newer/nats-server" --version >/dev/null 2>&1; then return; fi
   say "fetching Debian trixie's nats-server into $newer (the tests run haul on it too)"
   apt_dir=$(mktemp -d)
-  trap 'rm -rf "$apt_dir"' RETURN
+  # Cleared as it fires: a RETURN trap set in a function stays set after it, for the next function's return.
+  trap 'rm -rf "$apt_dir"; trap - RETURN' RETURN
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/deb"
   echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main' \
     >"$apt_dir/sources.list"

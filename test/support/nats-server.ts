@@ -103,7 +103,8 @@ export async function freePort(): Promise<number> {
 
 type ServerSpec = {
   name: string;
-  release: NatsRelease;
+  /** Which nats-server (natsServerBinary's default when absent). */
+  release?: NatsRelease | undefined;
   port: number;
   clusterPort?: number;
   routes?: number[];
@@ -205,7 +206,7 @@ export type NatsServerOptions = {
    */
   secrets?: string;
   /** Which nats-server (default the installed one). */
-  release?: NatsRelease;
+  release?: NatsRelease | undefined;
 };
 
 /** A real single nats-server with JetStream on a free loopback port and its own temporary store. */
@@ -213,7 +214,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const dir = await mkdtemp(join(tmpdir(), 'haul-nats-'));
   const spec: ServerSpec = {
     name: 'n1',
-    release: opts.release ?? 'installed',
+    release: opts.release,
     port: await freePort(),
     storeDir: join(dir, 'store'),
     confPath: join(dir, 'nats.conf'),
@@ -237,7 +238,7 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const specs = ports.map<ServerSpec>((port, i) => ({
     name: `n${i + 1}`,
-    release: opts.release ?? 'installed',
+    release: opts.release,
     port,
     clusterPort: clusterPorts[i]!,
     routes: clusterPorts,

@@ -107,7 +107,7 @@ export async function startWorld(o: WorldOptions = {}) {
   const secrets: TestSecrets | undefined = secure ? await createTestSecrets(nodes) : undefined;
   const server: NatsServer = await startNatsServer({
     ...(secrets ? { secrets: secrets.dir } : {}),
-    ...(o.natsRelease ? { release: o.natsRelease } : {}),
+    release: o.natsRelease,
   });
   /** The environment that makes a process connect as `identity` (nothing in an insecure world). */
   const as = (identity: string): Record<string, string> => (secrets ? secretsEnv(secrets.dir, identity) : {});
