@@ -223,16 +223,25 @@ const exits = (r: CliRun, name: ExitName) =>
  * journal (a freeze is a dump), the CT's pid and whether it is frozen, the admission ledger and the event log.
  */
 /**
- * A lock marker of the emulated cluster (host-emulators/src/lib/lock.ts: `<pid> <name>`) that the running CT takes by
- * itself: its block writes hold their device's I/O lock (`io:<device>`) for a moment. One gone by the time it is read
- * was released: neither is a lock a check left behind.
+ * A lock marker of the emulated cluster (host-emulators/src/lib/lock.ts: `<pid> <name>`) held at this moment by a live
+ * process: the running CT's block writes take their device's I/O lock (`io:<device>`) for a moment, and tools the
+ * agents and the CTs run take others (seen: a marker present before a check and released by the time it ended). One
+ * gone by the time it is read was released. A lock a check left behind outlives its holder (the check's tools exit),
+ * so its marker names a dead process and is not skipped.
  */
-function ctsOwnLock(f: string): boolean {
+function heldNow(f: string): boolean {
   if (!/\/cluster\/locks\/[0-9a-f]{40}$/.test(f)) return false;
+  let pid: number;
   try {
-    return / io:/.test(readFileSync(f, 'utf8'));
+    pid = Number.parseInt(readFileSync(f, 'utf8'), 10);
   } catch {
     return true;
+  }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -244,7 +253,7 @@ async function hostState(w: World, ctid: string): Promise<unknown> {
   const files = (dir: string): string[] =>
     readdirSync(dir, { recursive: true, encoding: 'utf8' })
       .map((f) => join(dir, f))
-      .filter((f) => !busy.test(f) && !ctsOwnLock(f))
+      .filter((f) => !busy.test(f) && !heldNow(f))
       .map((f) => relative(w.cluster.dir, f))
       .sort();
   const descriptors = files(w.cluster.dir)
