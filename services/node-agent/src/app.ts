@@ -29,6 +29,7 @@ import {
 import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
 import { errorCodes, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
+import { warmDescriptorParser } from './adapters/descriptor.ts';
 import { createRunner } from './adapters/exec.ts';
 import { CommandFailedError } from './adapters/exec.ts';
 import { createTools, criuFactCalls } from './adapters/tools.ts';
@@ -280,6 +281,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
         leases.arm(meta);
       }
+      warmDescriptorParser(); // the first descriptor read is otherwise a frozen window's
       // criu's version and features change only when criu is upgraded (which restarts the agent): asked once.
       const facts = await host.facts();
       await beat(facts);
