@@ -204,7 +204,10 @@ export function createProcessManager(
    * Commands, one after the other, each once the stream stored it: an executor's queue runs them in the order they
    * are stored. A decision's are sent once all its intents are in the log, not each as soon as its own intent is
    * appended: its executor could then append its outcome before the decision's next intent, whose compare-and-set
-   * would fail, and the rest of the decision would wait for a read of the log.
+   * would fail, and the rest of the decision would wait for a read of the log. Tried and measured (three demos each
+   * way, interleaved): the backup's intent → outcome went from 23, 40, 33 ms to 14, 31, 31, and the race did happen:
+   * the final stream's and the local disk pass's intents, last in the decision, came 8-45 ms after the final dump's
+   * outcome instead of 3-9; frozen time and the overhead per step stayed within the runs' spread. Not kept.
    */
   async function send(mid: string, cmds: StepCommand[]): Promise<void> {
     let mine = sent.get(mid);
