@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { worldTakingTurns, type FaultRule } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
@@ -108,4 +111,71 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
         }),
     );
   }
+
+  // The agent dies while its tool still runs, and the tool goes on after it (the unit stops the agent alone, so that
+  // a held dump survives): left alone, it would act beside the restarted agent, which runs the same command again.
+  it(
+    'snapshotOrigin (agent on node-a killed while ploop snapshot -o runs, the tool left running): the restarted agent ends the tool before it takes a command; done once',
+    {
+      timeout: 240_000,
+    },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'haul-orphan-'));
+      const release = join(dir, 'go-on');
+      const orphan: FaultRule = {
+        tool: 'ploop',
+        sub: 'snapshot',
+        match: '(^| )-o( |$)',
+        call: 1,
+        action: 'orphan',
+        waitFor: release,
+      };
+      try {
+        await shared.turn([orphan], async (w) => {
+          let over = false;
+          let restarted: Promise<unknown> | undefined;
+          /** The orphaned ploop's state once the new agent said it started ('gone', or its /proc state letter). */
+          let orphanAtStart: string | undefined;
+          void w.services.get('agent-node-a')!.exited.then(() => {
+            if (over) return;
+            restarted = w.startAgent('node-a').then(() => {
+              orphanAtStart = processState(Number(readFileSync(`${release}.pid`, 'utf8')));
+              writeFileSync(release, ''); // a tool still running may go on now: it would act beside the new agent
+            });
+          });
+          try {
+            const { id, end, base, events } = await run(w);
+            assert.equal(end.type, 'MigrationCompleted');
+            await restarted;
+            assert.ok(
+              orphanAtStart === 'gone' || orphanAtStart === 'Z',
+              `the orphaned ploop was ${orphanAtStart}`,
+            );
+            const o = outcomes(events).filter((e) => e.data.step === 'snapshotOrigin');
+            assert.deepEqual(
+              o.map((e) => e.type),
+              ['StepSucceeded'],
+            );
+            assert.deepEqual(await w.brokenInvariants(id, base), []);
+          } finally {
+            over = true;
+            if (!existsSync(release)) writeFileSync(release, '');
+            await restarted?.catch((err: unknown) => console.error('restarting agent-node-a:', err));
+          }
+        });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
+
+/** A process's state letter from /proc (R, S, Z, …), or 'gone'. */
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+  } catch {
+    return 'gone';
+  }
+}

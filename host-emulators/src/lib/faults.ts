@@ -21,9 +21,13 @@ export type FaultRule = {
   /**
    * fail: exit with exitCode/stderr; hang: never return; kill: the tool dies before doing anything;
    * kill-caller: the tool kills the process that ran it (a crashed node agent) before doing anything;
-   * kill-caller-after: the tool does its work, then kills its caller (the effect happened, no one reports it).
+   * kill-caller-after: the tool does its work, then kills its caller (the effect happened, no one reports it);
+   * orphan: the tool kills its caller, writes its own pid to `<waitFor>.pid`, waits until the file `waitFor` exists,
+   * then does its work (a tool its crashed agent left running, acting later).
    */
-  action: 'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after';
+  action: 'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after' | 'orphan';
+  /** For orphan: the file whose appearance lets the tool go on. */
+  waitFor?: string;
   exitCode?: number;
   stderr?: string;
 };
@@ -77,10 +81,22 @@ export async function applyFaults(
       killCallerAfter = true;
       return;
     }
+    if (r.action === 'orphan') return orphan(r.waitFor);
     if (r.action === 'hang') await new Promise<never>(() => setInterval(() => {}, 1 << 30));
     process.stderr.write(`${r.stderr ?? `${tool} ${sub ?? ''}: injected failure`}\n`);
     process.exit(r.exitCode ?? 1);
   }
+}
+
+/**
+ * Become a tool whose caller died: kill it, say who we are, and go on only once `waitFor` exists (looked at every
+ * 20 ms: the test that creates it is another process).
+ */
+async function orphan(waitFor: string | undefined): Promise<void> {
+  if (!waitFor) throw new Error('fault plan: an orphan rule needs waitFor');
+  process.kill(process.ppid, 'SIGKILL');
+  writeFileAtomic(`${waitFor}.pid`, String(process.pid));
+  while (!existsSync(waitFor)) await new Promise((r) => setTimeout(r, 20));
 }
 
 /** Where a plan's call counts are kept: next to it. */

@@ -31,6 +31,7 @@ import { errorCodes, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { warmDescriptorParser } from './adapters/descriptor.ts';
 import { createRunner } from './adapters/exec.ts';
+import { createToolRecords, endOrphanedTools } from './adapters/orphaned-tools.ts';
 import { CommandFailedError } from './adapters/exec.ts';
 import { createTools, criuFactCalls } from './adapters/tools.ts';
 import { heartbeat as heartbeatOf, type HostFacts } from './capabilities.ts';
@@ -91,7 +92,8 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const registry = new Registry();
   const metrics = agentMetrics(registry);
   let metricsServer: { close(): void } | undefined;
-  const run = withBinaryMemo(createRunner(log, env, metrics), env, Object.values(criuFactCalls));
+  const toolRecords = createToolRecords(join(cfg.stateDir, 'tools'));
+  const run = withBinaryMemo(createRunner(log, env, metrics, toolRecords), env, Object.values(criuFactCalls));
   const host = deps.host ?? toolHost(run, ac.signal);
   const held = createHeldDumps(cfg.stateDir, log, env);
   const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));
@@ -277,6 +279,8 @@ export function createNodeAgent(deps: NodeAgentDeps) {
 
   return {
     async start(): Promise<void> {
+      // Before anything acts on the host: what an agent that died left running is ended first.
+      await endOrphanedTools(toolRecords, log);
       for (const meta of held.list()) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
         leases.arm(meta);

@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import type { AgentMetrics, Logger } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
+import type { ToolRecords } from './orphaned-tools.ts';
 import { asToolTime } from './tool-time.ts';
 
 /** A host tool exited non-zero, timed out or was cancelled: everything the failure event needs. */
@@ -38,16 +39,20 @@ export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise
 
 /**
  * The one place haul runs host tools. Each tool runs in its own process group so a timeout or a cancellation kills
- * the whole tree it started (not the containers it launched, which detach on their own, as real CTs do).
+ * the whole tree it started (not the containers it launched, which detach on their own, as real CTs do). With
+ * `records`, each tool is recorded while it runs, so that an agent started after this one died ends what it left
+ * running (orphaned-tools.ts).
  */
 export function createRunner(
   log: Logger,
   env: NodeJS.ProcessEnv = process.env,
   metrics?: Pick<AgentMetrics, 'toolFailed'>,
+  records?: Pick<ToolRecords, 'started' | 'ended'>,
 ): Runner {
   const run: Runner = async (tool, args, opts) => {
     const started = Date.now();
     const sub = execa(tool, args, { reject: false, detached: true, env, extendEnv: false, stdin: 'ignore' });
+    if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
     const killTree = () => {
       if (sub.pid !== undefined) {
         try {
@@ -88,6 +93,7 @@ export function createRunner(
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
+      if (sub.pid !== undefined) records?.ended(sub.pid);
     }
   };
   // A tool's whole life, from the spawn to its exit, is host-tool time of the step that ran it (its toolMs).

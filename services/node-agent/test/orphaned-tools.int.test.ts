@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { createRunner } from '../src/adapters/exec.ts';
+import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
+
+const log = pino({ level: 'silent' });
+const root = mkdtempSync(join(tmpdir(), 'haul-orphans-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** Live processes (not zombies) whose command line holds `marker`. */
+function alive(marker: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) out.push(Number(name));
+    } catch {
+      /* ended while looked at */
+    }
+  }
+  return out;
+}
+
+/** Look again every 10 ms until `ok` (another process's start has no event to wait on); the test's timeout bounds it. */
+async function until(ok: () => boolean): Promise<void> {
+  while (!ok()) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('host tools an agent left running (orphaned-tools.ts)', () => {
+  it('given a tool and the child it started still running from an agent that is gone, when an agent starts, then their whole group is ended and the record removed', async () => {
+    const dir = join(root, 'running');
+    const records = createToolRecords(dir);
+    const run = createRunner(log, process.env, undefined, records);
+    // Sleeps of a length no other process here has: their command lines (`sleep 600.<pid>1`) find them.
+    const marker = `600.${process.pid}`;
+    // A tool with a child of its own in its group (as vzctl runs criu): both must end.
+    const tool = run('sh', ['-c', `sleep ${marker}1 & exec sleep ${marker}2`], { timeoutMs: 600_000 });
+    const ended = tool.then(
+      () => 'exited',
+      () => 'failed',
+    );
+    assert.equal(readdirSync(dir).length, 1, 'the running tool is recorded');
+    await until(() => alive(marker).length === 2);
+    // The runner's own process stands in for the dead agent: a new agent reads the records it left.
+    const gone = await endOrphanedTools({ dir }, log);
+    assert.deepEqual(
+      gone.map((r) => r.argv[0]),
+      ['sh'],
+    );
+    assert.deepEqual(alive(marker), [], 'no process of the tool is left');
+    assert.deepEqual(readdirSync(dir), []);
+    assert.equal(await ended, 'failed', 'the tool was killed, not run to its end');
+  });
+
+  it('given tools that ended, when an agent starts, then there is nothing recorded and nothing to end', async () => {
+    const dir = join(root, 'ended');
+    const run = createRunner(log, process.env, undefined, createToolRecords(dir));
+    await run('true', [], { timeoutMs: 60_000 });
+    await assert.rejects(run('false', [], { timeoutMs: 60_000 }));
+    assert.deepEqual(readdirSync(dir), []);
+    assert.deepEqual(await endOrphanedTools({ dir }, log), []);
+  });
+
+  it('given a record whose pid now names another process (another start time), when an agent starts, then that process is left alone and the record goes', async () => {
+    const dir = join(root, 'reused');
+    createToolRecords(dir);
+    const marker = `601.${process.pid}`;
+    // Another group's leader that happens to have the recorded pid.
+    const other = spawn('sleep', [marker], { detached: true, stdio: 'ignore' });
+    try {
+      const pid = other.pid!;
+      await until(() => alive(marker).length === 1);
+      writeFileSync(join(dir, String(pid)), JSON.stringify({ pid, start: '1', argv: ['ploop', 'snapshot'] }));
+      writeFileSync(join(dir, '999999999'), '{"pid": 9'); // cut short by the agent's death while it was written
+      assert.deepEqual(await endOrphanedTools({ dir }, log), []);
+      assert.deepEqual(alive(marker), [pid], 'the other process still runs');
+      assert.deepEqual(readdirSync(dir), []);
+    } finally {
+      other.kill('SIGKILL');
+    }
+  });
+});
