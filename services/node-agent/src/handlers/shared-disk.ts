@@ -128,9 +128,13 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
  * descriptor that names it (ploop lib/snapshot.c): without it, a snapshot under way (an operator's, a backup's)
  * would look like an orphan and lose its delta.
  */
-async function sweepOrphanDeltas(ddxml: string, actions: string[]): Promise<void> {
+const sweepOrphanDeltas = (ddxml: string, actions: string[]): Promise<void> =>
+  locked(ddxml, () => sweepLocked(ddxml, actions));
+
+/** `fn` under the descriptor's lock; a lock not had in time is the step's failure (HAUL_DESCRIPTOR_LOCKED). */
+async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
   try {
-    await withDescriptorLock(ddxml, () => sweepLocked(ddxml, actions));
+    return await withDescriptorLock(ddxml, fn);
   } catch (err) {
     if (err instanceof DescriptorLockedError) throw new StepError(errorCodes.descriptorLocked, err.message);
     throw err;
@@ -157,17 +161,21 @@ function sweepLocked(ddxml: string, actions: string[]): void {
  * Rollback of a shared disk, whatever state the preparation reached: rename the copy back over the descriptor,
  * merge the copy's snapshot G2 (the source device's writes since then go into the base), and remove what P.Haul
  * leaks: the origin's new delta f1, `.copy.lck`, the `.xml` link (and a backup's `.copy.tmp`). Idempotent by
- * inspection; the actions it took.
+ * inspection; the actions it took. The rename is made under the descriptor's lock, as ploop changes a descriptor:
+ * a ploop operation under way (an operator's) stores its descriptor before it, never over it. The last look, that no
+ * migration snapshot is left, reads the descriptor after everything else.
  */
 async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]> {
   const { ddxml, originGuid, copyGuid } = args;
   const actions: string[] = [];
-  const orig = readDescriptorView(ddxml);
-  const f1 = hasGuid(orig, originGuid) ? topFile(orig) : undefined;
-  if (existsSync(backupOf(ddxml))) {
-    renameSync(backupOf(ddxml), ddxml);
-    actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
-  }
+  const f1 = await locked(ddxml, () => {
+    const orig = readDescriptorView(ddxml);
+    if (existsSync(backupOf(ddxml))) {
+      renameSync(backupOf(ddxml), ddxml);
+      actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
+    }
+    return hasGuid(orig, originGuid) ? topFile(orig) : undefined;
+  });
   // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy; anything else
   // by that name (a folder) is not this dance's, and stays.
   const tmp = `${backupOf(ddxml)}.tmp`;
@@ -176,11 +184,12 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
     await tools.ploopSnapshotDelete(ddxml, copyGuid);
     actions.push(`merged the copy's snapshot ${copyGuid}`);
   }
-  const now = readDescriptorView(ddxml);
-  if (f1 && !now.images.some((i) => i.file === f1)) rm(f1, actions, `origin delta ${basename(f1)}`);
+  if (f1 && !readDescriptorView(ddxml).images.some((i) => i.file === f1))
+    rm(f1, actions, `origin delta ${basename(f1)}`);
   await sweepOrphanDeltas(ddxml, actions);
   rm(`${backupOf(ddxml)}.lck`, actions);
   rm(copyXmlOf(ddxml), actions);
+  const now = readDescriptorView(ddxml);
   if (hasGuid(now, originGuid) || hasGuid(now, copyGuid))
     throw new StepError(errorCodes.diskNotRestored, `${ddxml} still has a migration snapshot`);
   return actions;

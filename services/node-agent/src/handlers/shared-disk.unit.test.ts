@@ -7,6 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -128,6 +129,54 @@ describe('restoreSharedDisk after a backup cut short', () => {
     assert.ok(existsSync(`${d.ddxml}.copy.tmp`));
   });
 });
+
+describe("restoreSharedDisk while another holds the descriptor's lock", () => {
+  it('puts the backup back only once the lock is free: a ploop operation under way is not overwritten', async () => {
+    // Given a disk prepared up to the origin's snapshot, and its lock held (an operator's ploop at work)
+    const d = prepared('restore-locked', true);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    const lck = `${ddxml}.lck`;
+    const holder = spawn('flock', ['--exclusive', lck, 'sh', '-c', 'echo held; exec cat >/dev/null'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    await once(holder.stdout, 'data');
+    try {
+      // When the rollback restores the disk meanwhile
+      const cmd = {
+        ...d.cmd,
+        step: 'restoreSharedDisk',
+        args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
+      } as unknown as StepCommand;
+      const restored = restoreSharedDisk(cmd, d.ctx);
+      // Then it waits for the lock (its flock is there, waiting) with the backup not yet put back
+      while (!waitingFlock(lck)) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(existsSync(`${ddxml}.copy`), 'the backup is still where it was');
+      assert.ok(readFileSync(ddxml, 'utf8').includes(originGuid(mid, 1)));
+      // And once the lock is free, the descriptor is the backup's
+      holder.stdin.end();
+      await restored;
+      assert.ok(!existsSync(`${ddxml}.copy`));
+      assert.ok(!readFileSync(ddxml, 'utf8').includes(originGuid(mid, 1)));
+    } finally {
+      holder.kill();
+    }
+  });
+});
+
+/** Whether a flock of this process waits for `lck` (the agent's descriptor lock, adapters/descriptor-lock.ts). */
+function waitingFlock(lck: string): boolean {
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const ppid = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
+      if (argv[0] === 'flock' && argv.includes('--timeout') && argv.some((a) => a.endsWith(lck)))
+        if (Number(ppid) === process.pid) return true;
+    } catch {
+      /* ended while looked at */
+    }
+  }
+  return false;
+}
 
 describe('the orphan-delta sweep', () => {
   it("deletes nothing while the descriptor's lock is held: a snapshot under way keeps its new delta", async () => {
