@@ -292,7 +292,7 @@ describe('the ops CLI against a running installation', () => {
       let err = '';
       sh.stdout.on('data', (d: Buffer) => (out += d.toString()));
       sh.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      sh.once('exit', (code, signal) => resolve({ code, signal, out, err }));
+      sh.once('close', (code, signal) => resolve({ code, signal, out, err }));
     });
     assert.equal(head.code, 0, head.err);
     assert.equal(head.err, '');

@@ -237,6 +237,8 @@ function heldNow(f: string): boolean {
   } catch {
     return true;
   }
+  // Made and not written yet (lock.ts opens the marker, then writes the pid): its holder is running.
+  if (Number.isNaN(pid)) return true;
   try {
     process.kill(pid, 0);
     return true;

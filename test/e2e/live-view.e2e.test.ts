@@ -34,7 +34,7 @@ describe('the live view of haul migrate and haul wait, in a terminal (tmux) and 
       let err = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      child.once('exit', (code) => resolve({ code, out, err }));
+      child.once('close', (code) => resolve({ code, out, err })); // its output read to the end
     });
   const exits = (code: number | null, name: ExitName, why: string) =>
     assert.equal(code, exitCodes[name].code, `expected ${name}\n${why}`);

@@ -32,7 +32,8 @@ export function runHaul(args: string[], o: CliRunOptions = {}): Promise<CliRun> 
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const hung = setTimeout(() => child.kill('SIGKILL'), o.killAfterMs ?? 300_000);
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': the child's output is read to its end before the run is reported.
+    child.once('close', (code, signal) => {
       clearTimeout(hung);
       resolve({ code, signal, out, err });
     });
