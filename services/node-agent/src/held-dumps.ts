@@ -67,11 +67,53 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   const rcOf = (dir: string): number | undefined =>
     existsSync(join(dir, 'criu.rc')) ? Number(readFileSync(join(dir, 'criu.rc'), 'utf8').trim()) : undefined;
 
+  /** A criu of this folder still running, before the CT is frozen and before it ended. */
+  const underWay = (dir: string): boolean => {
+    if (existsSync(join(dir, 'frozen')) || rcOf(dir) !== undefined || !existsSync(join(dir, 'criu.pid')))
+      return false;
+    return pidAlive(Number(readFileSync(join(dir, 'criu.pid'), 'utf8')));
+  };
+
+  /** Wait until the dump in `dir` holds the CT frozen; reject with criu's log if it ends first. */
+  async function frozenOrEnded(meta: HeldMeta, dir: string, criuArgs: string[]): Promise<void> {
+    const ac = new AbortController();
+    const frozen = waitForFile(dir, 'frozen', ac.signal).then(() => 'frozen' as const);
+    const ended = waitForFile(dir, 'criu.rc', ac.signal).then(() => 'ended' as const);
+    const first = await Promise.race([frozen, ended]).finally(() => ac.abort());
+    await Promise.allSettled([frozen, ended]);
+    if (first === 'ended') {
+      const tail = readFileSync(join(dir, 'criu.log'), 'utf8').trim().split('\n').slice(-10).join('\n');
+      const rc = rcOf(dir);
+      rmSync(dir, { recursive: true, force: true });
+      throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {
+        command: ['criu', ...criuArgs],
+        exitCode: rc,
+        stderrTail: tail,
+      });
+    }
+    log.info(
+      { migrationId: meta.migrationId, ctid: meta.ctid },
+      'CT frozen: final dump held open at post-dump',
+    );
+  }
+
   return {
     dirOf,
-    /** Start `criu dump` held at post-dump; resolve once the CT is frozen, reject with criu's log if it ends first. */
+    /**
+     * Start `criu dump` held at post-dump; resolve once the CT is frozen, reject with criu's log if it ends first. A
+     * dump of this migration still under way (its criu started by an agent that died before the CT was frozen, the
+     * command delivered again) is waited for instead: a second criu beside it would remove its folder, and the
+     * first one's `frozen` would then land in the second's, with nothing tracking the criu that holds the CT.
+     */
     async start(meta: HeldMeta, criuArgs: string[]): Promise<void> {
       const dir = dirOf(meta.migrationId);
+      if (underWay(dir)) {
+        log.warn(
+          { migrationId: meta.migrationId, ctid: meta.ctid },
+          'a final dump an earlier agent started is still under way: waiting for it, not starting another',
+        );
+        return frozenOrEnded(meta, dir, criuArgs);
+      }
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
@@ -93,25 +135,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       closeSync(out);
       writeFileSync(join(dir, 'criu.pid'), String(child.pid));
       child.unref();
-      const ac = new AbortController();
-      const frozen = waitForFile(dir, 'frozen', ac.signal).then(() => 'frozen' as const);
-      const ended = waitForFile(dir, 'criu.rc', ac.signal).then(() => 'ended' as const);
-      const first = await Promise.race([frozen, ended]).finally(() => ac.abort());
-      await Promise.allSettled([frozen, ended]);
-      if (first === 'ended') {
-        const tail = readFileSync(join(dir, 'criu.log'), 'utf8').trim().split('\n').slice(-10).join('\n');
-        const rc = rcOf(dir);
-        rmSync(dir, { recursive: true, force: true });
-        throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {
-          command: ['criu', ...criuArgs],
-          exitCode: rc,
-          stderrTail: tail,
-        });
-      }
-      log.info(
-        { migrationId: meta.migrationId, ctid: meta.ctid },
-        'CT frozen: final dump held open at post-dump',
-      );
+      return frozenOrEnded(meta, dir, criuArgs);
     },
     /** Is there a dump held for this migration, with the CT frozen and criu still waiting? */
     isHeld(migrationId: string): boolean {
