@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { once } from 'node:events';
 import {
   copyFileSync,
@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { copyGuid, originGuid } from '@haul/domain';
 import type { StepCommand } from '@haul/schemas';
@@ -136,10 +137,7 @@ describe("restoreSharedDisk while another holds the descriptor's lock", () => {
     const d = prepared('restore-locked', true);
     const ddxml = join(d.dir, 'DiskDescriptor.xml');
     const lck = `${ddxml}.lck`;
-    const holder = spawn('flock', ['--exclusive', lck, 'sh', '-c', 'echo held; exec cat >/dev/null'], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    await once(holder.stdout, 'data');
+    const holder = await holdLock(lck);
     try {
       // When the rollback restores the disk meanwhile
       const cmd = {
@@ -149,7 +147,7 @@ describe("restoreSharedDisk while another holds the descriptor's lock", () => {
       } as unknown as StepCommand;
       const restored = restoreSharedDisk(cmd, d.ctx);
       // Then it waits for the lock (its flock is there, waiting) with the backup not yet put back
-      while (!waitingFlock(lck)) await new Promise((r) => setTimeout(r, 10));
+      await untilWaitingFor(lck);
       assert.ok(existsSync(`${ddxml}.copy`), 'the backup is still where it was');
       assert.ok(readFileSync(ddxml, 'utf8').includes(originGuid(mid, 1)));
       // And once the lock is free, the descriptor is the backup's
@@ -162,6 +160,20 @@ describe("restoreSharedDisk while another holds the descriptor's lock", () => {
     }
   });
 });
+
+/** Hold a descriptor's lock from another process (as a ploop at work holds it) until its stdin ends. */
+async function holdLock(lck: string): Promise<ChildProcessByStdio<Writable, Readable, null>> {
+  const holder = spawn('flock', ['--exclusive', lck, 'sh', '-c', 'echo held; exec cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await once(holder.stdout, 'data');
+  return holder;
+}
+
+/** Until a flock of this process waits for `lck` (another process's wait has no event to await: /proc every 10 ms). */
+async function untilWaitingFor(lck: string): Promise<void> {
+  while (!waitingFlock(lck)) await new Promise((r) => setTimeout(r, 10));
+}
 
 /** Whether a flock of this process waits for `lck` (the agent's descriptor lock, adapters/descriptor-lock.ts). */
 function waitingFlock(lck: string): boolean {
@@ -187,14 +199,7 @@ describe('the orphan-delta sweep', () => {
     rmSync(`${ddxml}.copy`);
     const delta = 'root.hds.{0f4c9a7e-1b2d-4c3e-8f5a-6d7e8f9a0b1c}';
     writeFileSync(join(d.dir, delta), 'a new top delta');
-    const ploop = spawn(
-      'flock',
-      ['--exclusive', `${ddxml}.lck`, 'sh', '-c', 'echo held; exec cat >/dev/null'],
-      {
-        stdio: ['pipe', 'pipe', 'inherit'],
-      },
-    );
-    await once(ploop.stdout, 'data');
+    const ploop = await holdLock(`${ddxml}.lck`);
 
     try {
       // When the cleanup sweeps the disk meanwhile ...
@@ -205,7 +210,7 @@ describe('the orphan-delta sweep', () => {
       };
       const swept = cleanupSharedDisk(cmd as unknown as StepCommand, d.ctx);
       // ... and the snapshot then stores its descriptor and lets go of the lock
-      await new Promise((r) => setTimeout(r, 300));
+      await untilWaitingFor(`${ddxml}.lck`);
       assert.ok(existsSync(join(d.dir, delta)), 'not swept while the lock is held');
       writeFileSync(
         ddxml,
