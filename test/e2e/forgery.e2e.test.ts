@@ -18,7 +18,15 @@ import {
 } from '@haul/bus';
 import { followToEnd } from '@haul/cli';
 import type { MigrationEvent, StepCommand } from '@haul/schemas';
-import { checkSeal, injections, publishAs, repoRoot, withRunningWorld, type World } from '@haul/test';
+import {
+  awaitSeal,
+  checkSeal,
+  injections,
+  publishAs,
+  repoRoot,
+  withRunningWorld,
+  type World,
+} from '@haul/test';
 
 /**
  * Forgery with a valid NATS connection: whoever can publish into haul.events.<id> or haul.cmd.> —
@@ -278,6 +286,8 @@ describe('forged and replayed commands', () => {
       // A clean migration: nothing was refused anywhere (no authentic event or command is ever taken for a forgery).
       assert.equal(w.readerTrust.rejections, 0);
       assert.ok(Object.values(await rejectedBy(w)).every((n) => n === 0));
+      // Its seal comes after its end: counted once it is there, nothing authentic is still to come.
+      await awaitSeal(w.eventLog, r.migrationId);
       const eventsBefore = (await w.events(r.migrationId)).length;
 
       // A folder a preDump would delete (rm -rf), on the node the CT now runs on.
