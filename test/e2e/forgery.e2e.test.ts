@@ -65,9 +65,12 @@ function forged(
 /** What every service says it refused to believe (discovery stats). */
 async function rejectedBy(w: World): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
+  // Every service of the world answers: wait for all of them (a loaded machine can delay one for seconds), at most
+  // 30 s, after which the ones missing fail the comparisons below by name.
   const replies = await w.nc.requestMany(subjects.discovery, encodeJson({}), {
-    strategy: 'timer',
-    maxWait: 1500,
+    strategy: 'count',
+    maxMessages: w.services.size,
+    maxWait: 30_000,
   });
   for await (const m of replies) {
     const d = decodeJson(m.data) as {
