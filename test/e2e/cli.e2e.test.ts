@@ -104,6 +104,9 @@ describe('the ops CLI: help, usage errors, no NATS, no coordinator', () => {
     exits(missing, 'usage');
     assert.match(missing.err, /missing --to NODE/);
     exits(await haul(bare.url, []), 'usage');
+    const expect = await haul(bare.url, ['services', '--expect', '0']);
+    exits(expect, 'usage');
+    assert.match(expect.err, /--expect takes a whole number ≥ 1/);
   });
 
   it('NATS unreachable, NATS without a coordinator, and no stream yet each have their own exit code', async () => {
@@ -221,7 +224,8 @@ describe('the ops CLI against a running installation', () => {
       one.map((b) => b.node),
       ['node-b'],
     );
-    const svc = (await haul(w.server.url, ['services', '--json'])).out
+    // The world's five services: every one of them is waited for (1 s can pass on a loaded machine).
+    const svc = (await haul(w.server.url, ['services', '--json', '--expect', '5'])).out
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { service: string; node: string });
@@ -233,13 +237,15 @@ describe('the ops CLI against a running installation', () => {
       'node-agent@node-b',
     ]);
     const onB = jsonLines<{ service: string; node: string }>(
-      await haul(w.server.url, ['services', '--node', 'node-b', '--json']),
+      await haul(w.server.url, ['services', '--node', 'node-b', '--json', '--expect', '5']),
     );
     assert.deepEqual(onB.map((x) => `${x.service}@${x.node}`).sort(), [
       'image-streamer@node-b',
       'node-agent@node-b',
     ]);
-    const table = (await haul(w.server.url, ['services', '--node', 'node-a'])).out.trim().split('\n');
+    const table = (await haul(w.server.url, ['services', '--node', 'node-a', '--expect', '5'])).out
+      .trim()
+      .split('\n');
     assert.match(table[0]!, /^SERVICE\s+NODE\s+PID\s+UP\s+DETAILS$/);
     assert.deepEqual(
       table
