@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { admissionLedgerKey, buckets, decodeJson, openBucket, streams, type StoredEvent } from '@haul/bus';
+import {
+  admissionLedgerKey,
+  buckets,
+  decodeJson,
+  openBucket,
+  pidAlive,
+  streams,
+  type StoredEvent,
+} from '@haul/bus';
 import { exitCodes, type ExitName } from '@haul/cli';
 import type { CheckAnswered, NodeHeartbeat } from '@haul/schemas';
 import {
@@ -237,14 +245,8 @@ function heldNow(f: string): boolean {
   } catch {
     return true;
   }
-  // Made and not written yet (lock.ts opens the marker, then writes the pid): its holder is running.
-  if (Number.isNaN(pid)) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  // A marker made and not written yet (lock.ts opens it, then writes the pid) has its holder running.
+  return Number.isNaN(pid) || pidAlive(pid);
 }
 
 async function hostState(w: World, ctid: string): Promise<unknown> {

@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { createRunner } from '../src/adapters/exec.ts';
 import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
+import { liveProcesses } from '../src/adapters/proc.ts';
 
 const log = pino({ level: 'silent' });
 const root = mkdtempSync(join(tmpdir(), 'haul-orphans-'));
@@ -14,18 +15,15 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 /** Live processes (not zombies) whose command line holds `marker`. */
 function alive(marker: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) out.push(Number(name));
-    } catch {
-      /* ended while looked at */
-    }
-  }
-  return out;
+  return liveProcesses()
+    .map((p) => p.pid)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
+      } catch {
+        return false; // ended while looked at
+      }
+    });
 }
 
 /** Look again every 10 ms until `ok` (another process's start has no event to wait on); the test's timeout bounds it. */

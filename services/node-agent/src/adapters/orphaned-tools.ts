@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '@haul/bus';
+import { liveProcesses, procStat } from './proc.ts';
 
 /**
  * Host tools that outlive the agent that started them.
@@ -29,31 +30,11 @@ import type { Logger } from '@haul/bus';
 /** A tool the runner started: the leader of its own process group. */
 export type ToolRecord = { pid: number; start: string; argv: string[] };
 
-/** The fields of /proc/<pid>/stat this file reads. */
-type ProcStat = { state: string; pgrp: number; start: string };
-
-function statOf(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // After the command's ")": state (field 3), ppid, pgrp (5), … starttime (22): proc(5).
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: f[0]!, pgrp: Number(f[2]), start: f[19]! };
-}
-
 /** The live processes (not zombies) of a process group. */
-function membersOf(pgrp: number): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const st = statOf(Number(name));
-    if (st && st.pgrp === pgrp && st.state !== 'Z') out.push(Number(name));
-  }
-  return out;
-}
+const membersOf = (pgrp: number): number[] =>
+  liveProcesses()
+    .filter((p) => p.pgrp === pgrp)
+    .map((p) => p.pid);
 
 export type ToolRecords = ReturnType<typeof createToolRecords>;
 
@@ -63,7 +44,7 @@ export function createToolRecords(dir: string) {
     dir,
     /** A tool was spawned as `pid`: record it before anything else can happen (a synchronous write). */
     started(pid: number, argv: string[]): void {
-      const st = statOf(pid);
+      const st = procStat(pid);
       if (!st) return; // ended already: nothing can outlive the agent
       const rec: ToolRecord = { pid, start: st.start, argv };
       writeFileSync(join(dir, String(pid)), JSON.stringify(rec));
@@ -106,7 +87,7 @@ export async function endOrphanedTools(
       rmSync(file, { force: true }); // cut short by the agent's death while it was written: nothing to end
       continue;
     }
-    const leader = statOf(rec.pid);
+    const leader = procStat(rec.pid);
     // The pid names another process now: the group it led ended wholly (a group's id is not given out again
     // while one of its processes lives).
     const reused = leader !== undefined && leader.start !== rec.start;

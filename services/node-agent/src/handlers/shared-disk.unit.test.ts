@@ -18,6 +18,7 @@ import { after, describe, it } from 'node:test';
 import { copyGuid, originGuid } from '@haul/domain';
 import type { StepCommand } from '@haul/schemas';
 import { TOPDELTA } from '../adapters/descriptor.ts';
+import { liveProcesses } from '../adapters/proc.ts';
 import { StepError, type HandlerContext } from '../context.ts';
 import { cleanupSharedDisk, restoreSharedDisk, snapshotCopy } from './shared-disk.ts';
 
@@ -177,17 +178,15 @@ async function untilWaitingFor(lck: string): Promise<void> {
 
 /** Whether a flock of this process waits for `lck` (the agent's descriptor lock, adapters/descriptor-lock.ts). */
 function waitingFlock(lck: string): boolean {
-  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+  return liveProcesses().some((p) => {
+    if (p.ppid !== process.pid) return false;
     try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      const ppid = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
-      if (argv[0] === 'flock' && argv.includes('--timeout') && argv.some((a) => a.endsWith(lck)))
-        if (Number(ppid) === process.pid) return true;
+      const argv = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0');
+      return argv[0] === 'flock' && argv.includes('--timeout') && argv.some((a) => a.endsWith(lck));
     } catch {
-      /* ended while looked at */
+      return false; // ended while looked at
     }
-  }
-  return false;
+  });
 }
 
 describe('the orphan-delta sweep', () => {

@@ -1,0 +1,28 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** What this agent reads of a process from /proc/<pid>/stat (proc(5)); undefined once it is gone. */
+export type ProcStat = { pid: number; state: string; ppid: number; pgrp: number; start: string };
+
+export function procStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // After the command's ")" (the command may hold spaces and parentheses): state (field 3), ppid (4), pgrp (5), …
+  // starttime (22, clock ticks since boot).
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), start: f[19]! };
+}
+
+/** Every process now, but zombies (ended, not yet reaped by their parent). */
+export function liveProcesses(): ProcStat[] {
+  const out: ProcStat[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (st && st.state !== 'Z') out.push(st);
+  }
+  return out;
+}
