@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, stepEvent, withRunningWorld, type World } from '@haul/test';
+import { awaitEvent, stepEvent, withRunningWorld, type FaultRule, type World } from '@haul/test';
 
 describe('node agent: the frozen lease (dead-man switch)', () => {
   it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
@@ -34,61 +35,80 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
   });
 
   it('restores the shared disks before the thaw: writes after it survive a CT restart before any rollback', async () => {
-    await withRunningWorld({ sharedDisks: 1, memoryMb: 16 }, async (w) => {
-      // The final images cannot move (the source streamer dies once the local disk's live passes are done and the
-      // final dump is decided): the migration cannot pass the shared-disk preparation. The coordinator dies once
-      // the copy snapshot is made: nobody decides, the lease expires.
-      const base = await w.baseline('node-a');
-      // A lease long enough for the shared-disk preparation, even on a busy machine.
-      const r = await w.migrate('lease-3', { preDump: 'off', frozenLeaseMs: 15_000 });
-      assert.ok(r.ok, JSON.stringify(r));
-      if (!r.ok) return;
-      await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
-      await w.services.get('streamer-node-a')!.kill('SIGKILL');
-      await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'snapshotCopy'));
-      await w.services.get('coordinator')!.kill('SIGKILL');
-      await w.services
-        .get('agent-node-a')!
-        .waitForLine(/frozen lease expired without a decision: CT resumed on the source/, 60_000);
+    // The final dump's criu waits at this gate until the source streamer is dead, so its images cannot move
+    // however slowly this test gets to the kill.
+    const gateDir = mkdtempSync(join(tmpdir(), 'haul-lease-'));
+    const go = join(gateDir, 'go-on');
+    const gate: FaultRule = {
+      tool: 'criu',
+      sub: 'dump',
+      node: 'node-a',
+      call: 1,
+      action: 'wait',
+      waitFor: go,
+    };
+    try {
+      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [gate] }, async (w) => {
+        // The final images cannot move (the source streamer dies once the local disk's live passes are done and the
+        // final dump is decided): the migration cannot pass the shared-disk preparation. The coordinator dies once
+        // the copy snapshot is made: nobody decides, the lease expires.
+        const base = await w.baseline('node-a');
+        // A lease long enough for the shared-disk preparation, even on a busy machine.
+        const r = await w.migrate('lease-3', { preDump: 'off', frozenLeaseMs: 15_000 });
+        assert.ok(r.ok, JSON.stringify(r));
+        if (!r.ok) return;
+        await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
+        await w.services.get('streamer-node-a')!.kill('SIGKILL');
+        writeFileSync(go, '');
+        await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'snapshotCopy'));
+        await w.services.get('coordinator')!.kill('SIGKILL');
+        await w.services
+          .get('agent-node-a')!
+          .waitForLine(/frozen lease expired without a decision: CT resumed on the source/, 60_000);
 
-      // Thawed: the descriptor names the disk's own chain again, no migration snapshot, no copy.
-      const dd = join(w.shared[0]!, 'DiskDescriptor.xml');
-      const chain = await w.cluster.ok('node-a', 'ploop', ['snapshot-list', '-H', '-o', 'uuid', dd]);
-      assert.equal(chain.trim(), '{5fbaabe3-6958-40ff-92a7-860e329aab41}', 'only the base image');
-      assert.ok(!existsSync(`${dd}.copy`), 'no descriptor copy left');
+        // Thawed: the descriptor names the disk's own chain again, no migration snapshot, no copy.
+        const dd = join(w.shared[0]!, 'DiskDescriptor.xml');
+        const chain = await w.cluster.ok('node-a', 'ploop', ['snapshot-list', '-H', '-o', 'uuid', dd]);
+        assert.equal(chain.trim(), '{5fbaabe3-6958-40ff-92a7-860e329aab41}', 'only the base image');
+        assert.ok(!existsSync(`${dd}.copy`), 'no descriptor copy left');
 
-      // The CT writes to its shared disk, then restarts (a crash, an admin) before any rollback ran.
-      const sharedWrites = () => journal(w).filter((l) => l.startsWith('1 ')).length;
-      const before = sharedWrites();
-      await until(() => sharedWrites() >= before + 5, 'the CT writes to its shared disk after the thaw');
-      await w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', w.ctid]);
-      await w.startCt();
-      await w.cluster.ok('node-a', 'haul-emu', ['freeze', w.ctid]);
-      try {
-        const view = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['disk-view', dd])) as Record<
-          string,
-          string
-        >;
-        const expected = { ...base.views[1]! };
-        for (const [disk, block, sha] of journal(w)
-          .slice(base.journals['node-a'])
-          .map((l) => l.split(' ')))
-          if (disk === '1') expected[block!] = sha!;
-        assert.deepEqual(view, expected, 'every write since the migration began is on the shared disk');
-      } finally {
-        await w.cluster.ok('node-a', 'haul-emu', ['thaw', w.ctid]);
-      }
+        // The CT writes to its shared disk, then restarts (a crash, an admin) before any rollback ran.
+        const sharedWrites = () => journal(w).filter((l) => l.startsWith('1 ')).length;
+        const before = sharedWrites();
+        await until(() => sharedWrites() >= before + 5, 'the CT writes to its shared disk after the thaw');
+        await w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', w.ctid]);
+        await w.startCt();
+        await w.cluster.ok('node-a', 'haul-emu', ['freeze', w.ctid]);
+        try {
+          const view = JSON.parse(await w.cluster.ok('node-a', 'haul-emu', ['disk-view', dd])) as Record<
+            string,
+            string
+          >;
+          const expected = { ...base.views[1]! };
+          for (const [disk, block, sha] of journal(w)
+            .slice(base.journals['node-a'])
+            .map((l) => l.split(' ')))
+            if (disk === '1') expected[block!] = sha!;
+          assert.deepEqual(view, expected, 'every write since the migration began is on the shared disk');
+        } finally {
+          await w.cluster.ok('node-a', 'haul-emu', ['thaw', w.ctid]);
+        }
 
-      // The rollback then finds the disk restored and ends with every invariant (the CT was restarted on purpose).
-      await w.startStreamer('node-a');
-      await w.startCoordinator();
-      const end = await followToEnd(w.eventLog, r.migrationId, () => {});
-      assert.equal(end.type, 'MigrationRolledBack');
-      const pid = Number(
-        readFileSync(join(w.cluster.nodeRoot('node-a'), 'var', 'run', 've', `${w.ctid}.init.pid`), 'utf8'),
-      );
-      assert.deepEqual(await w.brokenInvariants(r.migrationId, { ...base, pid }), []);
-    });
+        // The rollback then finds the disk restored and ends with every invariant (the CT was restarted on purpose).
+        await w.startStreamer('node-a');
+        await w.startCoordinator();
+        const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+        assert.equal(end.type, 'MigrationRolledBack');
+        const pid = Number(
+          readFileSync(join(w.cluster.nodeRoot('node-a'), 'var', 'run', 've', `${w.ctid}.init.pid`), 'utf8'),
+        );
+        assert.deepEqual(await w.brokenInvariants(r.migrationId, { ...base, pid }), []);
+        assert.ok(existsSync(`${go}.pid`), 'the final dump waited at its gate');
+      });
+    } finally {
+      if (!existsSync(go)) writeFileSync(go, '');
+      rmSync(gateDir, { recursive: true, force: true });
+    }
   });
 
   it('once the target restore has started, the source stays frozen past the lease', async () => {

@@ -23,10 +23,12 @@ export type FaultRule = {
    * kill-caller: the tool kills the process that ran it (a crashed node agent) before doing anything;
    * kill-caller-after: the tool does its work, then kills its caller (the effect happened, no one reports it);
    * orphan: the tool kills its caller, writes its own pid to `<waitFor>.pid`, waits until the file `waitFor` exists,
-   * then does its work (a tool its crashed agent left running, acting later).
+   * then does its work (a tool its crashed agent left running, acting later);
+   * wait: the tool writes its own pid to `<waitFor>.pid` and does its work once the file `waitFor` exists (a gate: a
+   * test holds a step at its tool while it does something else, whatever the machine's speed).
    */
-  action: 'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after' | 'orphan';
-  /** For orphan: the file whose appearance lets the tool go on. */
+  action: 'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after' | 'orphan' | 'wait';
+  /** For orphan and wait: the file whose appearance lets the tool go on. */
   waitFor?: string;
   exitCode?: number;
   stderr?: string;
@@ -82,6 +84,7 @@ export async function applyFaults(
       return;
     }
     if (r.action === 'orphan') return orphan(r.waitFor);
+    if (r.action === 'wait') return gate(r.waitFor);
     if (r.action === 'hang') await new Promise<never>(() => setInterval(() => {}, 1 << 30));
     process.stderr.write(`${r.stderr ?? `${tool} ${sub ?? ''}: injected failure`}\n`);
     process.exit(r.exitCode ?? 1);
@@ -95,6 +98,12 @@ export async function applyFaults(
 async function orphan(waitFor: string | undefined): Promise<void> {
   if (!waitFor) throw new Error('fault plan: an orphan rule needs waitFor');
   process.kill(process.ppid, 'SIGKILL');
+  await gate(waitFor);
+}
+
+/** Say who we are in `<waitFor>.pid`, then go on only once `waitFor` exists (looked at every 20 ms). */
+async function gate(waitFor: string | undefined): Promise<void> {
+  if (!waitFor) throw new Error('fault plan: a wait or orphan rule needs waitFor');
   writeFileAtomic(`${waitFor}.pid`, String(process.pid));
   while (!existsSync(waitFor)) await new Promise((r) => setTimeout(r, 20));
 }
