@@ -203,14 +203,14 @@ describe('a transfer that waits on purpose', () => {
 
 describe('a transfer the coordinator gives up', () => {
   it('stops on the streamer: its slot goes to the next transfer, and only the coordinator records its outcome', async () => {
-    // Given a streamer with one transfer slot, busy with a slow transfer that has 8 s to finish (it needs ~24 s),
-    // and a second transfer waiting for that slot. (8 s: time enough, on a busy machine, for it to start and report
-    // its first bytes before it is given up.)
+    // Given a streamer with one transfer slot, busy with a slow transfer that has 15 s to finish (it needs ~24 s),
+    // and a second transfer waiting for that slot. (15 s: time enough, on a busy machine, for it to start and report
+    // its first bytes, and for the second to report that it waits, before the first is given up.)
     const slow = await transferIntended('slow', {
       subject: '0',
       priority: 'iteration',
       mbPerSec: 1,
-      timeoutMs: 8000,
+      timeoutMs: 15_000,
     });
     await awaitProgress(nc, 'm-gone-slow', (p) => p.bytesDone > 0, 30_000);
     const next = await transferIntended('next', { subject: '0', priority: 'iteration' });

@@ -303,7 +303,8 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     };
     const cmd = (id: string, src: string, priority: 'final' | 'iteration', limit?: number) =>
       streamCommand('mig-prio01', id, src, join(dir, 'node-b', 'img', `prio-${id}`), priority, limit);
-    const slow = cmd('0', mk('prio-iter', 24), 'iteration', 12);
+    // 24 MB at 4 MB/s: six seconds for this test to send the final one while the pre-dump's transfer still runs.
+    const slow = cmd('0', mk('prio-iter', 24), 'iteration', 4);
     const fast = cmd('final', mk('prio-final', 4), 'final');
     await send(nc, slow);
     await awaitProgress(nc, 'mig-prio01', (p) => p.commandId === slow.commandId && p.bytesDone > 0, 30_000);
