@@ -53,6 +53,8 @@ export type WorldOptions = {
    * disks (absolute). Default: only the shared disks are in DISK=.
    */
   relativeDisks?: boolean;
+  /** Whether the nodes' kernels track dirty memory (criu's mem_dirty_track; default true). */
+  memTrack?: boolean;
   /** The CT's page-cache writeback interval (HAUL_EMU_WRITEBACK_MS; default Linux's 30 s, 0: never). */
   writebackMs?: number;
   faults?: FaultRule[];
@@ -127,7 +129,7 @@ export async function startWorld(o: WorldOptions = {}) {
   const metricsPorts = new Map<string, number>();
   const faultsFile = join(cluster.dir, 'faults.json');
   writeFaultPlan(faultsFile, o.faults ?? []);
-  for (const n of nodes) await cluster.addNode(n);
+  for (const n of nodes) await cluster.addNode(n, o.memTrack === false ? { memTrack: false } : {});
   /** A CT's shared disks: one folder each on the shared storage, named after the CT. */
   const sharedOf = (id: string): string[] =>
     Array.from({ length: o.sharedDisks ?? 1 }, (_, i) => join(cluster.shared, `ct${id}-data${i}`));

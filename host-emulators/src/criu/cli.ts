@@ -100,6 +100,12 @@ async function dump(
   const pid = Number(one('-t', '--tree'));
   const dir = one('-D', '--images-dir');
   if (!pid || !dir) throw new ToolExit(1, `${cmd}: -t PID and -D DIR are required`);
+  // check_options, before the images dir opens: no --track-mem without dirty tracking (criu/config.c 1129–1132).
+  if (opts.has('--track-mem') && !env.memTrack)
+    throw new ToolExit(
+      1,
+      'Error (criu/config.c:1130): Tracking memory is not available. Consider omitting --track-mem option.',
+    );
   if (!existsSync(dir)) throw new ToolExit(1, `Can't open images dir ${dir}: No such file or directory`);
   const work = one('-W', '--work-dir') ?? dir;
   const ctid = ctByPid(env, pid);

@@ -198,7 +198,7 @@ const dump = (prev: string[], props: string[]) => [
   '<dir>',
   '-W',
   '<workdir>',
-  '--track-mem',
+  ...(prev.length > 0 ? ['--track-mem'] : []),
   ...prev,
   '--tcp-established',
   '--file-locks',

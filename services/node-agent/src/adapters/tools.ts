@@ -62,15 +62,21 @@ export const criuFactCalls = {
   memTrack: ['criu', 'check', '--feature', 'mem_dirty_track'],
 } as const satisfies Record<string, readonly string[]>;
 
-/** What every dump of an iteration chain passes: the task, the images dir, the work dir, tracking and the parent. */
-const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | undefined) => [
+/**
+ * What every dump passes: the task, the images dir, the work dir, and for a dump of a pre-dump chain, memory tracking
+ * and the parent. Tracking only there, as P.Haul sets it (phaul/iters.py 155: `memory_tracking(use_pre_dumps)`, sent
+ * with every request, criu_api.py 69): criu refuses `--track-mem` on a kernel without dirty tracking
+ * (criu/config.c 1129–1132, "Tracking memory is not available"), the very host where haul dumps without pre-dumps.
+ * A pre-dump always tracks (criu enforces it, cr-dump.c 1946–1948), so it always says so.
+ */
+const memoryArgs = (pid: number, dir: string, workDir: string, prev: string | undefined, track: boolean) => [
   '-t',
   String(pid),
   '-D',
   dir,
   '-W',
   workDir,
-  '--track-mem',
+  ...(track ? ['--track-mem'] : []),
   ...(prev ? ['--prev-images-dir', prev] : []),
 ];
 
@@ -160,7 +166,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
         'criu',
         [
           'pre-dump',
-          ...memoryArgs(pid, dir, workDir, prev),
+          ...memoryArgs(pid, dir, workDir, prev, true),
           ...freezeArgs(f),
           '--skip-in-flight',
           '--timeout',
@@ -181,7 +187,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       d: VzDump,
     ) => [
       'dump',
-      ...memoryArgs(pid, dir, workDir, prev),
+      ...memoryArgs(pid, dir, workDir, prev, prev !== undefined),
       '--tcp-established',
       '--file-locks',
       '--link-remap',
