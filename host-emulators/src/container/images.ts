@@ -102,9 +102,13 @@ export function imageChain(dir: string): string[] {
  * that follow each other both in memory and in an image are read in one call, as CRIU's page reader does with its
  * pagemap entries (one iovec per run of pages, criu/pagemap.c); a page at a time cost 65,536 reads for 256 MiB.
  */
-export function restoreMemory(dir: string, bytes: number): { mem: Buffer; pagesRestored: number } {
+export function restoreMemory(
+  dir: string,
+  bytes: number,
   // Not zeroed: a page no image filled is an error below, never read.
-  const mem = Buffer.allocUnsafe(bytes);
+  mem: Buffer = Buffer.allocUnsafe(bytes),
+): { mem: Buffer; pagesRestored: number } {
+  if (mem.length !== bytes) throw new Error(`memory of ${mem.length} bytes, not ${bytes}`);
   const pages = bytes / PAGE;
   const filled = new Uint8Array(pages);
   let count = 0;

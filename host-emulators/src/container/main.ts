@@ -24,7 +24,7 @@ import { syncDevice, withDeviceIo } from '../ploop/ops.ts';
 import { cacheWrite } from '../ploop/page-cache.ts';
 import { restoreMemory, writePageImages } from './images.ts';
 import { readCtState, writeCtState } from '../vzctl/ct-state.ts';
-import { initialMemory, PageDigests, PAGE, Rng } from './memory.ts';
+import { faultedMemory, initialMemory, PageDigests, PAGE, Rng } from './memory.ts';
 import type { CtConfig, CtCoreImage, CtRequest, CtStatus, DumpReply } from './protocol.ts';
 
 const args = JSON.parse(process.argv[2] ?? '{}') as {
@@ -53,19 +53,27 @@ const journal = join(env.root, 'var', 'log', `ct-${args.config.ctid}.writes`);
 if (args.restoreDir) {
   const core = JSON.parse(readFileSync(findCore(args.restoreDir), 'utf8')) as CtCoreImage;
   config = { ...args.config, ...core.config, diskBases: args.config.diskBases };
-  mem = restoreMemory(args.restoreDir, config.memoryMb * 1024 * 1024).mem;
-  digests = new PageDigests(mem);
   // Compared right after the CT says it is ready (verifyRestore), not before: see there.
   toVerify = core.memSha256;
   rng = new Rng(core.rng);
   dirtied = core.dirtied;
   diskWrites = core.diskWrites;
 } else {
-  mem = initialMemory(config.memoryMb * 1024 * 1024, config.seed);
-  // All pages' digests before the CT says it is ready (≈ 0.3 s for 256 MiB), so no freeze ever takes them all.
-  digests = new PageDigests(mem);
-  digests.refresh();
   rng = new Rng(config.seed);
+}
+
+/** The CT's memory in place: read from the dump's images, or its initial content; see boot. */
+async function fillMemory(bytes: number): Promise<void> {
+  const faulted = await faultedMemory(bytes);
+  if (args.restoreDir) {
+    mem = restoreMemory(args.restoreDir, bytes, faulted).mem;
+    digests = new PageDigests(mem);
+  } else {
+    mem = initialMemory(bytes, config.seed, faulted);
+    // All pages' digests before the CT says it is ready (≈ 0.3 s for 256 MiB), so no freeze ever takes them all.
+    digests = new PageDigests(mem);
+    digests.refresh();
+  }
 }
 
 function findCore(dir: string): string {
@@ -74,7 +82,7 @@ function findCore(dir: string): string {
   return join(dir, f);
 }
 
-const pages = mem.length / PAGE;
+const pages = (config.memoryMb * 1024 * 1024) / PAGE;
 
 /**
  * The memory's checksum (the digest of its pages' digests, memory.ts), computed once per state of the memory: every
@@ -242,8 +250,8 @@ function writeback(): void {
   }
 }
 
-const timer = setInterval(work, 10);
-const flusher = config.writebackMs > 0 ? setInterval(writeback, config.writebackMs) : undefined;
+let timer: NodeJS.Timeout | undefined;
+let flusher: NodeJS.Timeout | undefined;
 
 /**
  * criu asks for the CT's pages. A final dump (leaveFrozen) leaves the CT frozen throughout, until criu thaws it or
@@ -349,7 +357,7 @@ function handle(req: CtRequest): unknown {
 /** The CT's tasks end: with status 0, or 1 when its restored memory was not the dump's. */
 function shutdown(code = 0): never {
   clearInterval(timer);
-  if (flusher) clearInterval(flusher);
+  clearInterval(flusher);
   // The tasks are gone, and with them the CT's cgroup (unless a newer init of this CT already owns it).
   try {
     if (Number(readFileSync(`${cgroup}/tasks`, 'utf8')) === process.pid) {
@@ -394,8 +402,22 @@ const server = createServer((c: Socket) => {
   c.on('error', () => {});
 });
 process.on('SIGTERM', () => shutdown());
-if (existsSync(args.socket)) unlinkSync(args.socket);
-server.listen(args.socket, () => {
-  if (args.readyFd !== undefined) writeSync(args.readyFd, `ready ${process.pid}\n`);
-  if (toVerify !== undefined) verifyRestore(toVerify);
+
+/**
+ * The tasks exist (in their cgroups) while their memory is filled, as under a real restore; then the workload runs
+ * and the CT answers. A restore whose images cannot fill the memory ends the CT before it says it is ready.
+ */
+async function boot(): Promise<void> {
+  await fillMemory(pages * PAGE);
+  timer = setInterval(work, 10);
+  if (config.writebackMs > 0) flusher = setInterval(writeback, config.writebackMs);
+  if (existsSync(args.socket)) unlinkSync(args.socket);
+  server.listen(args.socket, () => {
+    if (args.readyFd !== undefined) writeSync(args.readyFd, `ready ${process.pid}\n`);
+    if (toVerify !== undefined) verifyRestore(toVerify);
+  });
+}
+boot().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  shutdown(1);
 });

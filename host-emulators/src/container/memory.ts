@@ -1,4 +1,6 @@
 import { createHash, hash } from 'node:crypto';
+import { closeSync, openSync, read } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 export const PAGE = 4096;
 
@@ -27,9 +29,47 @@ export class Rng {
   }
 }
 
-/** The CT's memory: seeded initial content (a 64 KiB pattern tiled, each page stamped with its index). */
-export function initialMemory(bytes: number, seed: number): Buffer {
+/** Bytes faulted in per read of /dev/zero. */
+const FAULT_PIECE = 8 << 20;
+
+/**
+ * The CT's memory, every page of it already faulted in (zeroes), by several threads at once. On a VM the first touch
+ * of each page costs a fault in the guest and often one in the host: 0.45-0.65 s of CPU for 256 MiB here even on
+ * huge pages, nearly all of a restore's reading of its images (into memory already faulted in, the same reads took
+ * 21 ms). A real restore spreads that cost: criu restores each task's memory in the task's own process
+ * (restore_task_with_children → prepare_mappings → restore_priv_vma_content, criu/cr-restore.c 1641, criu/mem.c
+ * 1345–1387 at 2cf8f13) and forks the task's children right after (cr-restore.c 1657), which restore theirs side by
+ * side: a CT's memory, spread over its tasks, is faulted in on several CPUs. The emulated CT holds all of it in one
+ * process, so it faults it in from libuv's pool threads (a read of /dev/zero into each 8 MiB piece; the pool has
+ * four), as many at once as this machine has cores, up to four: 256 MiB in 0.33-0.48 s on two cores instead of
+ * 0.47-0.63 s, with the same CPU (docs/decisions.md, 9, has the demo's numbers).
+ */
+export async function faultedMemory(bytes: number): Promise<Buffer> {
   const mem = Buffer.allocUnsafe(bytes);
+  const zero = openSync('/dev/zero', 'r');
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < bytes) {
+      const off = next;
+      next += FAULT_PIECE;
+      const len = Math.min(FAULT_PIECE, bytes - off);
+      const got = await new Promise<number>((resolve, reject) =>
+        read(zero, mem, off, len, null, (e, n) => (e ? reject(e) : resolve(n))),
+      );
+      if (got !== len) throw new Error(`/dev/zero gave ${got} of ${len} bytes`);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(4, availableParallelism()) }, lane));
+  } finally {
+    closeSync(zero);
+  }
+  return mem;
+}
+
+/** The CT's memory: seeded initial content (a 64 KiB pattern tiled, each page stamped with its index). */
+export function initialMemory(bytes: number, seed: number, mem: Buffer = Buffer.allocUnsafe(bytes)): Buffer {
+  if (mem.length !== bytes) throw new Error(`memory of ${mem.length} bytes, not ${bytes}`);
   const rng = new Rng(seed ^ 0x5bd1e995);
   const tile = Buffer.allocUnsafe(64 * 1024);
   for (let i = 0; i < tile.length; i += 4) tile.writeUInt32LE(rng.next(), i);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { initialMemory, memoryChecksum, PAGE, PageDigests } from './memory.ts';
+import { faultedMemory, initialMemory, memoryChecksum, PAGE, PageDigests } from './memory.ts';
 
 const bytes = 64 * PAGE;
 
@@ -65,5 +65,20 @@ describe('PageDigests: the memory checksum as a digest of per-page digests', () 
     // When both are summed from scratch
     // Then they differ: no page is left out of a fresh checksum
     assert.notEqual(memoryChecksum(mem), memoryChecksum(other));
+  });
+});
+
+describe("faultedMemory: the CT's memory faulted in before it is filled", () => {
+  it('is the size asked for, all zeroes, a last piece shorter than the others included', async () => {
+    // Given a size of two and a half 8 MiB pieces
+    const size = 20 * 1024 * 1024 + PAGE;
+
+    // When the memory is faulted in
+    const mem = await faultedMemory(size);
+
+    // Then every byte is there and zero, and the initial content written into it is the usual one
+    assert.equal(mem.length, size);
+    assert.ok(mem.equals(Buffer.alloc(size)));
+    assert.ok(initialMemory(size, 5, mem).equals(initialMemory(size, 5)));
   });
 });
