@@ -222,6 +222,12 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.equal((await c.run('node-a', 'vzctl', ['explode', '300'])).code, 20);
     assert.equal((await c.run('node-a', 'vzctl', ['start'])).code, 21);
     assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted down$/m);
+    // A ctid is a UUID or a number up to INT_MAX, taken as "%d" prints it (libvzctl vzctl2_parse_ctid).
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '0300']), /^VEID 300 exist unmounted down$/m);
+    for (const bad of ['abc', '2147483648', '-5', '30 0']) {
+      const r = await c.run('node-a', 'vzctl', ['status', bad]);
+      assert.deepEqual([r.code, r.stderr.trim()], [21, `Invalid ctid is specified: ${bad}`], bad);
+    }
     const stopped = await c.run('node-a', 'vzctl', ['stop', '300']);
     assert.deepEqual([stopped.code, stopped.stderr.trim()], [0, 'Container is not running']);
     assert.match(
@@ -229,6 +235,11 @@ describe('vzctl and criu messages and exit codes', () => {
       /Container start in progress/,
     );
     assert.equal((await c.run('node-a', 'vzctl', ['start', '300'])).code, 32);
+    // A paused CT is unpaused by a start (libvzctl lib/env.c 974–993), not refused.
+    await c.ok('node-a', 'haul-emu', ['freeze', '300']);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist mounted paused$/m);
+    assert.match(await c.ok('node-a', 'vzctl', ['start', '300']), /successfully unpaused/);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist mounted running$/m);
     assert.equal((await c.run('node-a', 'vzctl', ['umount', '300'])).code, 32);
     assert.equal((await c.run('node-a', 'vzctl', ['restore', '300', '--dumpfile', '/nonexistent'])).code, 32);
     assert.match(

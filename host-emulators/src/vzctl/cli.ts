@@ -52,8 +52,9 @@ export async function vzctlMain(argv: string[]): Promise<number> {
   if (action === 'register' && path === undefined)
     throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, 'Usage: vzctl register <path>');
   const at = action === 'register' ? i + 2 : i + 1;
-  const ctid = argv[at];
-  if (!ctid || ctid.startsWith('-')) throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, 'ctid is not given');
+  const given = argv[at];
+  if (given === undefined) throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, 'ctid is not given');
+  const ctid = parseCtid(given);
   const { opts } = parseActionOptions(action, ctid, argv.slice(at + 1));
   const env = emuEnv();
   if (action === 'register') return register(env, path!, ctid, opts.has('--force'));
@@ -69,6 +70,19 @@ export async function vzctlMain(argv: string[]): Promise<number> {
   } finally {
     unlock?.();
   }
+}
+
+/**
+ * A ctid as vzctl takes it (src/vzctl.c 1811–1829 at 42ab7b3 → libvzctl vzctl2_parse_ctid, lib/env.c 1831–1870 at
+ * ebbfc38): a UUID, or a number strtol reads whole, from 0 to INT_MAX (lib/common.c parse_int 387–401), which it
+ * goes on with as printed by "%d" ("0101" is CT 101). Anything else is refused with VZ_INVALID_PARAMETER_VALUE (21).
+ * CT names (NAME=) are not emulated: a name is refused as a real host refuses one nobody registered.
+ */
+function parseCtid(given: string): string {
+  if (/^\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?$/i.test(given)) return given;
+  const m = /^\s*\+?([0-9]+)$/.exec(given);
+  if (m && Number(m[1]) <= 2 ** 31 - 1) return String(Number(m[1]));
+  throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, `Invalid ctid is specified: ${given}`);
 }
 
 async function runAction(
@@ -196,7 +210,15 @@ export function ctConfig(conf: CtConf): CtConfig {
 }
 
 async function start(env: EmuEnv, conf: CtConf): Promise<number> {
-  if (isRunning(env, conf.ctid)) throw new ToolExit(32, 'Container is already running');
+  if (isRunning(env, conf.ctid)) {
+    // A paused CT (its freezer FROZEN) is unpaused, not refused: vzctl2_env_start resumes a running CT that is
+    // CPT-suspended (libvzctl lib/env.c 974–993 at ebbfc38), whoever froze it.
+    if (freezerState(env, conf.ctid) !== 'FROZEN') throw new ToolExit(32, 'Container is already running');
+    out('Unpause the Container');
+    await ctRequest(paths.ctSocket(env, conf.ctid), { op: 'thaw' });
+    out('The Container has been successfully unpaused');
+    return 0;
+  }
   out('Starting Container ...');
   mountAll(env, conf);
   let pid: number;
