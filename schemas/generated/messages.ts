@@ -13,7 +13,7 @@ export type MigrationId = string;
  */
 export type AbsolutePath = string;
 /**
- * Container id: a numeric veid or a VZ7 UUID-like id.
+ * Container id: a numeric veid from 1 to 2147483647 (INT_MAX, the largest vzctl takes: libvzctl vzctl2_parse_ctid), without leading zeros (vzctl would read 0101 as CT 101), or a VZ7 UUID-like id.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "Ctid".

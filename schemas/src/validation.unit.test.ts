@@ -9,6 +9,14 @@ describe('migrate request schema', () => {
   it('accepts a minimal valid request', () => {
     assert.equal(v.validate('migrateRequest', good).ok, true);
   });
+  it('accepts every ctid vzctl takes: 1 to INT_MAX, and a UUID', () => {
+    for (const ctid of ['1', '9', '999999999', '1000000000', '2099999999', '2147483639', '2147483647'])
+      assert.equal(v.validate('migrateRequest', { ...good, ctid }).ok, true, ctid);
+    const uuid = '0f3c1a2b-4d5e-4f60-8a9b-0c1d2e3f4a5b';
+    assert.equal(v.validate('migrateRequest', { ...good, ctid: uuid }).ok, true);
+    for (const ctid of ['2147483650', '2200000000', '3000000000', '9999999999'])
+      assert.equal(v.validate('migrateRequest', { ...good, ctid }).ok, false, ctid);
+  });
   const cases: [string, Record<string, unknown>, string, string][] = [
     ['a missing target', { ...good, target: undefined }, 'target', 'required'],
     ['a node name with spaces', { ...good, source: 'Node A' }, 'source', 'pattern'],
@@ -16,6 +24,9 @@ describe('migrate request schema', () => {
     ['an unknown field', { ...good, colour: 'red' }, 'colour', 'additionalProperties'],
     ['a relative shared disk path', { ...good, sharedDisks: ['shared/dd.xml'] }, 'sharedDisks.0', 'pattern'],
     ['a negative downtime budget', { ...good, maxDowntimeMs: -5 }, 'maxDowntimeMs', 'minimum'],
+    ['a ctid above INT_MAX, which vzctl refuses', { ...good, ctid: '2147483648' }, 'ctid', 'pattern'],
+    ['a ctid with a leading zero (vzctl reads 0101 as 101)', { ...good, ctid: '0101' }, 'ctid', 'pattern'],
+    ['ctid 0, the host itself', { ...good, ctid: '0' }, 'ctid', 'pattern'],
   ];
   for (const [what, input, field, rule] of cases) {
     it(`rejects ${what}, naming the field '${field}' and the rule`, () => {
