@@ -251,6 +251,41 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.equal((await c.run('node-a', 'vzctl', ['suspend', '300'])).code, 31);
     assert.equal(await c.ok('node-a', 'criu', ['-V']), 'Version: 3.15\n');
     assert.equal((await c.run('node-a', 'criu', ['pre-dump', '-t', '1', '-D', '/nonexistent'])).code, 1);
+    // With -o, criu's errors go to its log in the work dir, emptied first, and not to stderr (criu/log.c); from -v3
+    // on each line has its time stamp.
+    const work = join(c.dir, 'criu-work');
+    mkdirSync(work, { recursive: true });
+    writeFileSync(join(work, 'pre-dump.log'), 'an older run\n');
+    const logged = await c.run('node-a', 'criu', [
+      'pre-dump',
+      '-t',
+      '1',
+      '-D',
+      '/nonexistent',
+      '-W',
+      work,
+      '-o',
+      'pre-dump.log',
+      '-v2',
+    ]);
+    assert.deepEqual([logged.code, logged.stderr], [1, '']);
+    assert.equal(
+      readFileSync(join(work, 'pre-dump.log'), 'utf8'),
+      "Can't open images dir /nonexistent: No such file or directory\n",
+    );
+    await c.run('node-a', 'criu', [
+      'pre-dump',
+      '-t',
+      '1',
+      '-D',
+      '/nonexistent',
+      '-W',
+      work,
+      '-o',
+      'pre-dump.log',
+      '-v4',
+    ]);
+    assert.match(readFileSync(join(work, 'pre-dump.log'), 'utf8'), /^\(\d{2}\.\d{6}\) Can't open images dir/);
   });
 
   it('the fault plan fails the chosen call with its exit code and stderr, and counts calls', async () => {

@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
-import { GetoptError, out, err, parseOpts, type ParsedOpts } from '../lib/tool.ts';
+import { GetoptError, out, err, parseOpts, sendErrorsTo, type ParsedOpts } from '../lib/tool.ts';
 import { criuCommands, criuOptions, criuUsage } from './options.ts';
 import { ctRequest, type CtCoreImage, type DumpReply } from '../container/protocol.ts';
 import { launchContainer } from '../container/launch.ts';
@@ -43,12 +43,39 @@ export async function criuMain(argv: string[]): Promise<number> {
     }
     case 'pre-dump':
     case 'dump':
+      openLog(opts, one);
       return dump(cmd, opts, one);
     case 'restore':
+      openLog(opts, one);
       return restore(one);
     default:
       throw new ToolExit(1, `${cmd}: not emulated (haul streams image dirs; see host-emulators/README.md)`);
   }
+}
+
+/**
+ * `-o <file>`: criu changes to the work dir (-W, else the images dir) and opens its log there, emptied (crtools.c
+ * 271–277, log.c log_init 210–237: O_TRUNC); from then on everything but pr_msg goes to that file, not to stderr
+ * (log.c vprint_on_level 360–390), errors included, each line after a "(seconds.micros) " stamp from -v3 on
+ * (LOG_TIMESTAMP, log.c 32, print_ts). Without -o, stderr.
+ */
+function openLog(opts: Map<string, string[]>, one: (...k: string[]) => string | undefined): void {
+  const name = one('-o', '--log-file');
+  if (name === undefined || name === '-') return;
+  const workDir = one('-W', '--work-dir') ?? one('-D', '--images-dir') ?? '.';
+  const level = Number(opts.get('-v')?.at(-1) || 2);
+  let fd: number;
+  try {
+    fd = openSync(resolve(workDir, name), 'w', 0o600);
+  } catch (e) {
+    throw new ToolExit(1, `Error (criu/log.c:226): Can't create log file ${name}: ${(e as Error).message}`);
+  }
+  const start = process.hrtime.bigint();
+  const stamp = () => {
+    const us = (process.hrtime.bigint() - start) / 1000n;
+    return `(${String(us / 1_000_000n).padStart(2, '0')}.${String(us % 1_000_000n).padStart(6, '0')}) `;
+  };
+  sendErrorsTo(fd, level >= 3 ? stamp : () => '');
 }
 
 /**

@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ToolExit, emuEnv, type EmuEnv } from '../lib/emu-env.ts';
 import { GetoptError, out, err, parseOpts, type ParsedOpts } from '../lib/tool.ts';
@@ -424,9 +424,17 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
     paths.initPid(env, conf.ctid),
   ];
   const r = spawnSync('criu', args, { encoding: 'utf8', env: { ...process.env, VEID: conf.ctid } });
+  const logFile = resolve(workDir, vars['VE_RESTORE_LOG_PATH'] ?? 'restore.log');
   if (r.status !== 0) {
     umountAll(env, conf);
-    throw new ToolExit(17, `${(r.stderr ?? '').trim()}\nFailed to restore the Container`.trim());
+    // restore_fin on failure (libvzctl lib/cr_criu.c 311–322): `grep " Error "` of criu's log, to vzctl's stdout,
+    // then where the log is; criu itself said nothing on stderr, its log being a file.
+    const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n') : [];
+    for (const line of log.filter((l) => l.includes(' Error '))) out(line);
+    throw new ToolExit(
+      17,
+      `${(r.stderr ?? '').trim()}\nThe restore log was saved in ${logFile}\nFailed to restore the Container`.trim(),
+    );
   }
   const pid = Number(readFileSync(paths.initPid(env, conf.ctid), 'utf8').trim());
   writeCtState(env, conf.ctid, { pid });
@@ -451,6 +459,10 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
       throw new ToolExit(17, `Failed to restore ${what}\nFailed to restore the Container`);
     }
   }
+  // restore_fin on success (lib/cr_criu.c 324–335): the logs go to <dump dir>.restore, whichever of them exist.
+  mkdirSync(`${dir}.restore`, { recursive: true });
+  for (const f of ['spfs-manager', 'dump.log', 'restore.log'])
+    if (existsSync(join(dir, f))) renameSync(join(dir, f), join(`${dir}.restore`, f));
   out('Container was restored successfully');
   return 0;
 }

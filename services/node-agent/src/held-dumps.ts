@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive, type Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
+import { criuLogs, logTail } from './adapters/tools.ts';
 
 export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
 
@@ -82,7 +83,9 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     const first = await Promise.race([frozen, ended]).finally(() => ac.abort());
     await Promise.allSettled([frozen, ended]);
     if (first === 'ended') {
-      const tail = readFileSync(join(dir, 'criu.log'), 'utf8').trim().split('\n').slice(-10).join('\n');
+      // criu's own errors are in its -o log in the work dir, not in what sh captured (criu.log).
+      const own = meta.workDir !== undefined ? logTail(join(meta.workDir, criuLogs.dump), 10) : '';
+      const tail = [own, logTail(join(dir, 'criu.log'), 10)].filter((t) => t !== '').join('\n');
       const rc = rcOf(dir);
       rmSync(dir, { recursive: true, force: true });
       throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {

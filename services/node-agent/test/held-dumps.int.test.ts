@@ -49,3 +49,41 @@ describe('a final dump still under way when the agent that started it died', () 
     }
   });
 });
+
+describe('a final dump whose criu ends before the freeze', () => {
+  it("fails with the end of criu's own log (-o dump.log in the work dir), where criu writes its errors", async () => {
+    // Given a criu that logs its error to the work dir's dump.log, says nothing on stderr, and ends with 1
+    const bin = join(root, 'bin');
+    const workDir = join(root, 'work-ended');
+    mkdirSync(bin, { recursive: true });
+    mkdirSync(workDir, { recursive: true });
+    writeFileSync(
+      join(bin, 'criu'),
+      `#!/bin/sh\necho 'Error (criu/cr-dump.c:1): cannot seize the tree' > ${workDir}/dump.log\nexit 1\n`,
+      { mode: 0o755 },
+    );
+    const held = createHeldDumps(join(root, 'state-ended'), pino({ level: 'silent' }), {
+      PATH: `${bin}:/usr/bin:/bin`,
+    });
+    const meta: HeldMeta = {
+      migrationId: 'm-1123456789abcdef01234567',
+      ctid: '101',
+      commandId: 'm-1123456789abcdef01234567:finalDump:-:1',
+      leaseMs: 10_000,
+      workDir,
+    };
+
+    // When the final dump is started
+    const failed = await held.start(meta, ['dump', '-W', workDir, '-o', 'dump.log']).then(
+      () => undefined,
+      (e: unknown) => e as { message: string; exitCode: number; stderrTail: string },
+    );
+
+    // Then it fails with criu's status and its logged error
+    assert.ok(failed, 'the start failed');
+    assert.equal(failed.exitCode, 1);
+    assert.match(failed.message, /criu dump ended with 1 before the CT was frozen/);
+    assert.match(failed.stderrTail, /^Error \(criu\/cr-dump\.c:1\): cannot seize the tree/);
+    assert.equal(held.isHeld(meta.migrationId), false);
+  });
+});

@@ -9,12 +9,18 @@ export class CommandFailedError extends Error {
   readonly code: string;
   readonly command: string[];
   readonly exitCode: number | undefined;
+  /** The end of what the tool said: its stderr, after the log given with withLog. */
   readonly stderrTail: string;
+  readonly stderr: string;
+  readonly why: 'exit' | 'timeout' | 'cancelled';
+  /** What the tool wrote on stdout (kept for withLog, not published). */
+  readonly stdout: string;
   constructor(
     command: string[],
     exitCode: number | undefined,
     stderr: string,
     why: 'exit' | 'timeout' | 'cancelled',
+    stdout = '',
   ) {
     const tail = stderr.trim().split('\n').slice(-20).join('\n').slice(-3000);
     super(
@@ -30,6 +36,25 @@ export class CommandFailedError extends Error {
     this.command = command;
     this.exitCode = exitCode;
     this.stderrTail = tail;
+    this.stderr = stderr;
+    this.why = why;
+    this.stdout = stdout;
+  }
+
+  /**
+   * The same failure, with what the tool wrote elsewhere (a log file, its stdout) before its stderr: a tool that logs
+   * to a file says little or nothing on stderr (criu with -o).
+   */
+  withLog(log: string): CommandFailedError {
+    const text = log.trim();
+    if (text === '') return this;
+    return new CommandFailedError(
+      this.command,
+      this.exitCode,
+      `${text}\n${this.stderr}`,
+      this.why,
+      this.stdout,
+    );
   }
 }
 
@@ -78,7 +103,13 @@ export function createRunner(
       log.debug({ tool, args, exitCode, ms: Date.now() - started }, 'tool ran');
       if (why) {
         metrics?.toolFailed(tool, r.exitCode, why);
-        throw new CommandFailedError([tool, ...args], r.exitCode, String(r.stderr ?? ''), why);
+        throw new CommandFailedError(
+          [tool, ...args],
+          r.exitCode,
+          String(r.stderr ?? ''),
+          why,
+          String(r.stdout ?? ''),
+        );
       }
       if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
         metrics?.toolFailed(tool, r.exitCode, 'exit');
@@ -87,6 +118,7 @@ export function createRunner(
           r.exitCode ?? undefined,
           String(r.stderr ?? ''),
           'exit',
+          String(r.stdout ?? ''),
         );
       }
       return { exitCode, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };

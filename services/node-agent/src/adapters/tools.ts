@@ -1,7 +1,7 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stepTimeoutsMs } from '@haul/bus';
-import type { Runner } from './exec.ts';
+import { CommandFailedError, type Runner } from './exec.ts';
 import type { VzDump, VzFreeze } from './vz-checkpoint.ts';
 
 /** vzctl's exit status for a CT that already runs (libvzctl lib/vzerror.h 63, VZCTL_E_ENV_RUN). */
@@ -100,6 +100,21 @@ export function parseVzctlStatus(stdout: string): CtStatus {
   };
 }
 
+/** The logs criu writes in its work dir (`-o`): where its errors are. */
+export const criuLogs = { preDump: 'pre-dump.log', dump: 'dump.log' } as const;
+
+/**
+ * The last lines of a log a tool wrote (criu with `-o`: its errors go there, not to stderr, criu/log.c
+ * vprint_on_level 360–390); '' when there is none.
+ */
+export function logTail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
@@ -131,12 +146,18 @@ export function createTools(run: Runner, signal?: AbortSignal) {
      */
     vcmmdctlUnregister: (ctid: string) => run('vcmmdctl', ['unregister', ctid], o(stepTimeoutsMs.quick)),
     /** exit 32 (vzctlEnvRun) = the CT already runs here: nothing was restored. */
+    /**
+     * A failed restore's criu errors reach vzctl's stdout, not its stderr: libvzctl greps " Error " out of criu's
+     * log (lib/cr_criu.c restore_fin 311–322), then says on stderr where the log is.
+     */
     vzctlRestore: (ctid: string, dir: string) =>
       run(
         'vzctl',
         [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir],
         o(stepTimeoutsMs.vzctl, [vzctlEnvRun]),
-      ),
+      ).catch((e: unknown) => {
+        throw e instanceof CommandFailedError ? e.withLog(e.stdout) : e;
+      }),
     async criuVersion(): Promise<string> {
       const r = await run('criu', criuFactCalls.version.slice(1), o(stepTimeoutsMs.quick));
       return /Version:\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
@@ -172,11 +193,13 @@ export function createTools(run: Runner, signal?: AbortSignal) {
           '--timeout',
           '180',
           '-o',
-          'pre-dump.log',
+          criuLogs.preDump,
           '-v2',
         ],
         o(stepTimeoutsMs.criu),
-      ),
+      ).catch((e: unknown) => {
+        throw e instanceof CommandFailedError ? e.withLog(logTail(join(workDir, criuLogs.preDump))) : e;
+      }),
     /** Argv of the final dump, held open at post-dump by the action script (spawned detached, not through run). */
     criuDumpArgs: (
       pid: number,
@@ -202,7 +225,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       '--timeout',
       '180',
       '-o',
-      'dump.log',
+      criuLogs.dump,
       '-v2',
     ],
     ploopSnapshot: (ddXml: string, guid: string, offline: boolean) =>

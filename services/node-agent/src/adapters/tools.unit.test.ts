@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseVzctlStatus } from './tools.ts';
+import { CommandFailedError, type Runner } from './exec.ts';
+import { createTools, criuLogs, parseVzctlStatus } from './tools.ts';
 
 void describe('parseVzctlStatus', () => {
   void it('reads a paused CT as running and paused, not as down', () => {
@@ -31,5 +35,54 @@ void describe('parseVzctlStatus', () => {
         paused: false,
       });
     assert.equal(parseVzctlStatus('VEID 101 deleted unmounted down').exist, false);
+  });
+});
+
+void describe("a failed tool's words: criu's log, vzctl restore's stdout", () => {
+  const vzFreeze = { freezeCgroup: '/sys/fs/cgroup/freezer/machine.slice/101/', controllers: [] };
+  const failing =
+    (stdout: string, stderr: string): Runner =>
+    (tool, args) =>
+      Promise.reject(new CommandFailedError([tool, ...args], 1, stderr, 'exit', stdout));
+
+  void it("a failed pre-dump carries the end of criu's own log (-o pre-dump.log), where its errors are", async () => {
+    // Given a work dir where criu logged its error, and a criu that said nothing on stderr
+    const workDir = mkdtempSync(join(tmpdir(), 'haul-tools-'));
+    try {
+      writeFileSync(
+        join(workDir, criuLogs.preDump),
+        'Warn: something\nError (criu/cr-dump.c:1): no such task\n',
+      );
+      const tools = createTools(failing('', ''));
+
+      // When the pre-dump fails
+      const e = await tools.criuPreDump(1, '/img/1', workDir, undefined, vzFreeze).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+
+      // Then its error says what criu logged, its last line in the message
+      assert.ok(e instanceof CommandFailedError);
+      assert.equal(e.stderrTail, 'Warn: something\nError (criu/cr-dump.c:1): no such task');
+      assert.match(e.message, /exited with 1: Error \(criu\/cr-dump\.c:1\): no such task$/);
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  });
+
+  void it("a failed restore carries the criu errors vzctl found in its log (stdout), then vzctl's stderr", async () => {
+    const tools = createTools(
+      failing(
+        'Restoring the Container ...\n(00.012345) Error (criu/cr-restore.c:2): bad image\n',
+        'The restore log was saved in /img/1/restore.log\nFailed to restore the Container',
+      ),
+    );
+    const e = await tools.vzctlRestore('101', '/img/1').then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    assert.ok(e instanceof CommandFailedError);
+    assert.match(e.stderrTail, /Error \(criu\/cr-restore\.c:2\): bad image\nThe restore log was saved in/);
+    assert.match(e.message, /Failed to restore the Container$/);
   });
 });
