@@ -6,6 +6,7 @@ import {
   info,
   init,
   mount,
+  normalizeGuid,
   resolveDd,
   snapshot,
   snapshotDelete,
@@ -15,6 +16,21 @@ import {
   umount,
   usage,
 } from './ops.ts';
+
+const uuidChecked = new Set<PloopCommand>([
+  'mount',
+  'snapshot',
+  'snapshot-switch',
+  'snapshot-delete',
+  'snapshot-merge',
+]);
+const oneDescriptor = new Set<PloopCommand>([
+  'snapshot',
+  'snapshot-delete',
+  'snapshot-switch',
+  'snapshot-merge',
+  'info',
+]);
 
 /** `ploop [-v…] <command> [options] ARGS`: the commands of host-tools.md §2 and §6. */
 export function ploopMain(argv: string[]): number {
@@ -28,9 +44,11 @@ export function ploopMain(argv: string[]): number {
   // An unknown command: real ploop tries to exec ploop-<cmd>, then prints the summary usage (tools/ploop.c main).
   if (!isPloopCommand(cmd)) throw new ToolExit(EX.PARAM, usage());
   const { opts, args } = parseCommandLine(cmd, argv.slice(i + 1));
-  // snapshot, snapshot-delete and snapshot-switch want exactly one descriptor ("argc != 1" in tools/ploop.c).
-  if (['snapshot', 'snapshot-delete', 'snapshot-switch'].includes(cmd) && args.length !== 1)
-    throw new ToolExit(EX.PARAM, commandUsage(cmd));
+  // Each -u is read as getopt meets it: no GUID (an empty one included) ends the command with SYSEXIT_PARAM
+  // (tools/ploop.c: mount 308–311, snapshot 729–732, switch 835–838, delete 883–886, merge 927–930; parse_uuid).
+  if (uuidChecked.has(cmd)) for (const u of opts.get('-u') ?? []) normalizeGuid(u);
+  // These want exactly one descriptor ("argc != 1" in tools/ploop.c; snapshot-merge 953–965, info 1166–1169).
+  if (oneDescriptor.has(cmd) && args.length !== 1) throw new ToolExit(EX.PARAM, commandUsage(cmd));
   const one = (k: string) => opts.get(k)?.at(-1);
   const flag = (k: string) => opts.has(k);
   const ddArg = () => {

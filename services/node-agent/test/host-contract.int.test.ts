@@ -433,6 +433,28 @@ describe('each strict emulator refuses what its real tool refuses', () => {
 
   const refusals: { tool: string; argv: string[]; code: number; stderr: RegExp; stdout?: RegExp }[] = [
     // ploop: glibc's message and the command's usage on stderr, SYSEXIT_PARAM (38) — tools/ploop.c
+    // A -u that is no GUID, empty included, as getopt reads it (tools/common.c parse_uuid).
+    ...(['snapshot', 'snapshot-delete', 'snapshot-merge', 'snapshot-switch', 'mount'] as const).map(
+      (sub) => ({
+        tool: 'ploop',
+        argv: [sub, '-u', '', 'a.xml'],
+        code: 38,
+        stderr: /^Incorrect uuid specified: $/m,
+      }),
+    ),
+    {
+      tool: 'ploop',
+      argv: ['mount', '-u', 'nope', 'a.xml'],
+      code: 38,
+      stderr: /Incorrect uuid specified: nope/,
+    },
+    { tool: 'ploop', argv: ['info', '-d', 'a.xml', 'b.xml'], code: 38, stderr: /Usage: ploop info/ },
+    {
+      tool: 'ploop',
+      argv: ['snapshot-merge', 'a.xml', 'b.xml'],
+      code: 38,
+      stderr: /Usage: ploop snapshot-merge/,
+    },
     {
       tool: 'ploop',
       argv: ['snapshot', '-x', 'a.xml'],
