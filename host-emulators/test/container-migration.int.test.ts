@@ -250,6 +250,10 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.equal((await c.run('node-a', 'vzctl', ['restore', '300', '--dumpfile', '/nonexistent'])).code, 17);
     assert.equal((await c.run('node-a', 'vzctl', ['suspend', '300'])).code, 31);
     assert.equal(await c.ok('node-a', 'criu', ['-V']), 'Version: 3.15\n');
+    assert.equal(
+      await c.ok('node-a', 'criu', ['check', '--feature', 'mem_dirty_track']),
+      'mem_dirty_track is supported\n',
+    );
     assert.equal((await c.run('node-a', 'criu', ['pre-dump', '-t', '1', '-D', '/nonexistent'])).code, 1);
     // With -o, criu's errors go to its log in the work dir, emptied first, and not to stderr (criu/log.c); from -v3
     // on each line has its time stamp.

@@ -76,6 +76,25 @@ describe('ploop emulator: command lines, files, messages and exit codes', () => 
     assert.deepEqual(rows[0]!.slice(0, 2), ['{00000000-0000-0000-0000-000000000000}', G1]);
     assert.deepEqual(rows[1]!.slice(0, 2), [G1, TOP]);
     assert.match(rows[1]![2]!, /root\.hds\.\{[0-9a-f-]{36}\}$/);
+    // -u lists from that snapshot down to the base; one not there ends the listing with 1 (ploop-snapshot.c)
+    const fromTop = await c.ok('node-a', 'ploop', ['snapshot-list', '-H', '-o', 'uuid', '-u', TOP, dd]);
+    assert.deepEqual(
+      fromTop
+        .trim()
+        .split('\n')
+        .map((l) => l.trim()),
+      [TOP, G1],
+    );
+    const missing = await c.run('node-a', 'ploop', [
+      'snapshot-list',
+      '-u',
+      '{11111111-2222-4333-8444-555555555555}',
+      dd,
+    ]);
+    assert.deepEqual(
+      [missing.code, missing.stderr.trim()],
+      [1, "Can't find snapshot by uuid {11111111-2222-4333-8444-555555555555}"],
+    );
     assert.equal((await c.run('node-a', 'ploop', ['snapshot', '-u', G1, dd])).code, 38);
     const bad = await c.run('node-a', 'ploop', ['snapshot', '-u', 'not-a-guid', dd]);
     assert.equal(bad.code, 38);

@@ -105,7 +105,7 @@ export function ploopMain(argv: string[]): number {
       const f = one('-o');
       if (f) o.fields = f;
       const u = one('-u');
-      if (u) o.uuid = u;
+      if (u !== undefined) o.uuid = u;
       return print(snapshotList(resolveDd(a), o));
     }
     case 'info':

@@ -428,10 +428,16 @@ export function snapshotList(
   };
   const width: Record<string, number> = { parent_uuid: 38, current: 1, uuid: 38, fname: 32 };
   let shots = desc.shots;
-  if (opts.uuid)
-    shots = chainTo(desc, normalizeGuid(opts.uuid)).map((i) =>
-      desc.shots.find((s) => sameGuid(s.guid, i.guid))!,
-    );
+  if (opts.uuid !== undefined) {
+    // From that snapshot down to the base, in that order; one that is not there ends the listing with 1
+    // (tools/ploop-snapshot.c build_uuid_list 159–184).
+    const guid = opts.uuid;
+    if (!desc.shots.some((s) => sameGuid(s.guid, guid)))
+      throw new ToolExit(1, `Can't find snapshot by uuid ${guid}`);
+    shots = chainTo(desc, guid)
+      .map((i) => desc.shots.find((s) => sameGuid(s.guid, i.guid))!)
+      .reverse();
+  }
   const topParent = desc.shots.find((s) => sameGuid(s.guid, desc.top))?.parent;
   if (opts.hideTop) shots = shots.filter((s) => !sameGuid(s.guid, desc.top));
   const cell = (f: string, v: string, last: boolean) => (last ? v : `${v.padEnd(width[f]!)} `);

@@ -546,6 +546,7 @@ describe('each strict emulator refuses what its real tool refuses', () => {
     { tool: 'flock', argv: ['--bogus', 'f', 'true'], code: 64, stderr: /unrecognized option '--bogus'/ },
     { tool: 'flock', argv: ['-x', 'f'], code: 64, stderr: /missing command/ },
     // criu: glibc's message on stderr, the usage on stdout (pr_msg), exit 1 — criu/config.c, criu/crtools.c
+    { tool: 'criu', argv: ['check', '--feature', 'bogus'], code: 1, stderr: /Unknown feature bogus/ },
     {
       tool: 'criu',
       argv: ['dump', '-t', '1', '--bogus'],
