@@ -112,6 +112,13 @@ export async function criuMain(argv: string[]): Promise<number> {
   }
 }
 
+/** The log level (-v, default LOG_WARN: 2); pr_info (3) lines are written from -v3 on. */
+let logLevel = 2;
+/** A pr_info line: to the log (stderr without -o) when the level lets it through. */
+const info = (line: string): void => {
+  if (logLevel >= 3) err(line);
+};
+
 /**
  * `-o <file>`: criu changes to the work dir (-W, else the images dir) and opens its log there, emptied (crtools.c
  * 271–277, log.c log_init 210–237: O_TRUNC); from then on everything but pr_msg goes to that file, not to stderr
@@ -119,10 +126,11 @@ export async function criuMain(argv: string[]): Promise<number> {
  * (LOG_TIMESTAMP, log.c 32, print_ts). Without -o, stderr.
  */
 function openLog(opts: Map<string, string[]>, one: (...k: string[]) => string | undefined): void {
+  const level = Number(opts.get('-v')?.at(-1) || 2);
+  logLevel = level;
   const name = one('-o', '--log-file');
   if (name === undefined || name === '-') return;
   const workDir = one('-W', '--work-dir') ?? one('-D', '--images-dir') ?? '.';
-  const level = Number(opts.get('-v')?.at(-1) || 2);
   let fd: number;
   try {
     fd = openSync(resolve(workDir, name), 'w', 0o600);
@@ -183,47 +191,13 @@ async function dump(
   one: (...k: string[]) => string | undefined,
 ): Promise<number> {
   const env = emuEnv();
-  const pid = Number(one('-t', '--tree'));
-  const dir = one('-D', '--images-dir');
-  if (!pid || !dir) throw new ToolExit(1, `${cmd}: -t PID and -D DIR are required`);
-  // check_options, before the images dir opens: no --track-mem without dirty tracking (criu/config.c 1129–1132).
-  if (opts.has('--track-mem') && !env.memTrack)
-    throw new ToolExit(
-      1,
-      'Error (criu/config.c:1130): Tracking memory is not available. Consider omitting --track-mem option.',
-    );
-  if (!existsSync(dir)) throw new ToolExit(1, `Can't open images dir ${dir}: No such file or directory`);
-  const work = one('-W', '--work-dir') ?? dir;
-  const ctid = ctByPid(env, pid);
-  if (vzMode(env)) {
-    checkFreezeCgroup(opts, pid);
-    const conf = readCtConf(env, ctid);
-    if (cmd === 'dump' && conf) checkVzDump(env, conf, opts);
-  }
-  // cr_dump_tasks reads the cgroup properties file before it seizes the tree (criu/cr-dump.c 2185 → cgp_init →
-  // cgp_parse_file, criu/cgroup-props.c 370–378): one that cannot be opened fails the dump.
-  const props = one('--cgroup-props-file');
-  if (cmd === 'dump' && props !== undefined) {
-    try {
-      closeSync(openSync(props, 'r'));
-    } catch (e) {
-      const why =
-        (e as NodeJS.ErrnoException).code === 'EACCES' ? 'Permission denied' : 'No such file or directory';
-      throw new ToolExit(1, `Error (criu/cgroup-props.c:378): Can't open file ${props}: ${why}`);
-    }
-  }
+  const { pid, dir, work, ctid } = dumpTarget(cmd, opts, one, env);
   const socket = paths.ctSocket(env, ctid);
   const prev = one('--prev-images-dir');
-  if (prev !== undefined) {
-    if (isAbsolute(prev)) err('Warn: Absolute paths for parent links may not work on restore');
-    if (!existsSync(resolve(dir, prev)))
-      throw new ToolExit(1, `Can't open parent images dir ${prev}: No such file or directory`);
-    const link = join(dir, 'parent');
-    if (existsSync(link) || isLink(link)) unlinkSync(link);
-    symlinkSync(prev, link);
-  }
+  if (prev !== undefined) linkParent(dir, prev);
   const started = process.hrtime.bigint();
-  if (cmd === 'pre-dump') err('Enforcing memory tracking for pre-dump');
+  // cr_pre_dump_tasks (cr-dump.c 1946–1948), pr_info.
+  if (cmd === 'pre-dump') info('Enforcing memory tracking for pre-dump.');
   const track = cmd === 'pre-dump' || opts.has('--track-mem');
   let r: DumpReply;
   try {
@@ -242,35 +216,93 @@ async function dump(
     join(dir, 'inventory.img'),
     JSON.stringify({ magic: 'INVENTORY', img_version: 2, root_pid: pid }),
   );
-  let finalState = 'alive';
   if (cmd === 'dump') {
-    const core = await ctRequest<CtCoreImage>(socket, { op: 'state' });
-    writeFileSync(join(dir, `core-${pid}.img`), JSON.stringify(core));
-    writeFileSync(join(dir, 'pstree.img'), JSON.stringify({ pid, ppid: 0, pgid: pid, sid: pid }));
-    writeFileSync(join(dir, `mm-${pid}.img`), JSON.stringify({ pages: r.pagesScanned }));
-    const script = one('--action-script');
-    if (script) {
-      const rc = await runActionScript(script, pid, resolve(dir));
-      if (rc !== 0) {
-        await ctRequest(socket, { op: 'thaw' });
-        writeStats(cmd, work, r, started);
-        err(`Error (criu/action_scripts.c): One of more action scripts failed (${rc}); tasks resumed`);
-        return rc;
-      }
-    }
-    if (opts.has('-R') || opts.has('--leave-running')) {
-      await ctRequest(socket, { op: 'thaw' });
-    } else if (opts.has('-s') || opts.has('--leave-stopped')) {
-      finalState = 'stopped';
-    } else {
-      await ctRequest(socket, { op: 'exit' });
-      finalState = 'dead';
-    }
+    const rc = await finishDump(opts, one, socket, dir, pid, r);
+    // The stats only of a dump that succeeded (cr_dump_finish, cr-dump.c 2123–2133).
+    if (rc !== 0) return rc;
   }
   writeStats(cmd, work, r, started);
-  out(
-    `${cmd === 'dump' ? 'Dumping' : 'Pre-dumping'} finished successfully (${r.pagesWritten} pages written, tasks ${finalState})`,
-  );
+  info(`${cmd === 'dump' ? 'Dumping' : 'Pre-dumping'} finished successfully`);
+  return 0;
+}
+
+/** What a dump works on, checked as criu checks it before it seizes the tree. */
+function dumpTarget(
+  cmd: 'pre-dump' | 'dump',
+  opts: Map<string, string[]>,
+  one: (...k: string[]) => string | undefined,
+  env: EmuEnv,
+): { pid: number; dir: string; work: string; ctid: string } {
+  const pid = Number(one('-t', '--tree'));
+  const dir = one('-D', '--images-dir');
+  if (!pid || !dir) throw new ToolExit(1, `${cmd}: -t PID and -D DIR are required`);
+  // check_options, before the images dir opens: no --track-mem without dirty tracking (criu/config.c 1129–1132).
+  if (opts.has('--track-mem') && !env.memTrack)
+    throw new ToolExit(
+      1,
+      'Error (criu/config.c:1130): Tracking memory is not available. Consider omitting --track-mem option.',
+    );
+  if (!existsSync(dir)) throw new ToolExit(1, `Can't open images dir ${dir}: No such file or directory`);
+  const ctid = ctByPid(env, pid);
+  if (vzMode(env)) {
+    checkFreezeCgroup(opts, pid);
+    const conf = readCtConf(env, ctid);
+    if (cmd === 'dump' && conf) checkVzDump(env, conf, opts);
+  }
+  // cr_dump_tasks reads the cgroup properties file before it seizes the tree (criu/cr-dump.c 2185 → cgp_init →
+  // cgp_parse_file, criu/cgroup-props.c 370–378): one that cannot be opened fails the dump.
+  const props = one('--cgroup-props-file');
+  if (cmd === 'dump' && props !== undefined) {
+    try {
+      closeSync(openSync(props, 'r'));
+    } catch (e) {
+      const why =
+        (e as NodeJS.ErrnoException).code === 'EACCES' ? 'Permission denied' : 'No such file or directory';
+      throw new ToolExit(1, `Error (criu/cgroup-props.c:378): Can't open file ${props}: ${why}`);
+    }
+  }
+  return { pid, dir, work: one('-W', '--work-dir') ?? dir, ctid };
+}
+
+/** The images dir's `parent` link to the previous dump (relative to the images dir). */
+function linkParent(dir: string, prev: string): void {
+  if (isAbsolute(prev)) err('Warn: Absolute paths for parent links may not work on restore');
+  if (!existsSync(resolve(dir, prev)))
+    throw new ToolExit(1, `Can't open parent images dir ${prev}: No such file or directory`);
+  const link = join(dir, 'parent');
+  if (existsSync(link) || isLink(link)) unlinkSync(link);
+  symlinkSync(prev, link);
+}
+
+/**
+ * The rest of a final dump, the CT frozen: its images, the action script at post-dump (non-zero: the tasks resume
+ * and criu ends with that status), then the tasks' final state (-R running, -s stopped, else killed). Returns the
+ * status criu ends with.
+ */
+async function finishDump(
+  opts: Map<string, string[]>,
+  one: (...k: string[]) => string | undefined,
+  socket: string,
+  dir: string,
+  pid: number,
+  r: DumpReply,
+): Promise<number> {
+  const core = await ctRequest<CtCoreImage>(socket, { op: 'state' });
+  writeFileSync(join(dir, `core-${pid}.img`), JSON.stringify(core));
+  writeFileSync(join(dir, 'pstree.img'), JSON.stringify({ pid, ppid: 0, pgid: pid, sid: pid }));
+  writeFileSync(join(dir, `mm-${pid}.img`), JSON.stringify({ pages: r.pagesScanned }));
+  const script = one('--action-script');
+  if (script) {
+    const rc = await runActionScript(script, pid, resolve(dir));
+    if (rc !== 0) {
+      await ctRequest(socket, { op: 'thaw' });
+      err(`Error (criu/action_scripts.c): One of more action scripts failed (${rc}); tasks resumed`);
+      err('Error (criu/cr-dump.c:2128): Dumping FAILED.');
+      return rc;
+    }
+  }
+  if (opts.has('-R') || opts.has('--leave-running')) await ctRequest(socket, { op: 'thaw' });
+  else if (!(opts.has('-s') || opts.has('--leave-stopped'))) await ctRequest(socket, { op: 'exit' });
   return 0;
 }
 
@@ -353,6 +385,6 @@ async function restore(one: (...k: string[]) => string | undefined): Promise<num
     restoreTime: us,
     pagesRestored: (core.config.memoryMb * 1024 * 1024) / 4096,
   });
-  out(`Restore finished successfully (${chain.length} image dirs in the chain)`);
+  info(`Restore finished successfully. Tasks resumed. (${chain.length} image dirs in the chain)`);
   return 0;
 }

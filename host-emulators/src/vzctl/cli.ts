@@ -393,13 +393,9 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
       `Error (emulator, VZ mode): ${missing.join(', ')} missing from ${dir}: the CT's clocks would go back on restore (vz-rst.in reads them, lines 93–103)\nFailed to restore the Container`,
     );
   out('Restoring the Container ...');
-  const extra = existsSync(`${dir}/restore-extra-args`)
-    ? readFileSync(`${dir}/restore-extra-args`, 'utf8')
-    : '';
-  const vars = Object.fromEntries(
-    [...extra.matchAll(/^([A-Z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, '')]),
-  );
+  const vars = restoreExtraArgs(dir);
   const workDir = vars['VE_WORK_DIR'] ?? dir;
+  const logName = vars['VE_RESTORE_LOG_PATH'] ?? 'restore.log';
   umountAll(env, conf);
   mountAll(env, conf);
   const args = [
@@ -419,31 +415,57 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
     '-W',
     workDir,
     '-o',
-    vars['VE_RESTORE_LOG_PATH'] ?? 'restore.log',
+    logName,
     '--pidfile',
     paths.initPid(env, conf.ctid),
   ];
   const r = spawnSync('criu', args, { encoding: 'utf8', env: { ...process.env, VEID: conf.ctid } });
-  const logFile = resolve(workDir, vars['VE_RESTORE_LOG_PATH'] ?? 'restore.log');
   if (r.status !== 0) {
     umountAll(env, conf);
-    // restore_fin on failure (libvzctl lib/cr_criu.c 311–322): `grep " Error "` of criu's log, to vzctl's stdout,
-    // then where the log is; criu itself said nothing on stderr, its log being a file.
-    const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n') : [];
-    for (const line of log.filter((l) => l.includes(' Error '))) out(line);
-    throw new ToolExit(
-      17,
-      `${(r.stderr ?? '').trim()}\nThe restore log was saved in ${logFile}\nFailed to restore the Container`.trim(),
-    );
+    restoreFailed(resolve(workDir, logName), r.stderr ?? '');
   }
   const pid = Number(readFileSync(paths.initPid(env, conf.ctid), 'utf8').trim());
   writeCtState(env, conf.ctid, { pid });
   // The restored CT's memory to vcmmd, as a start does (vzctl2_apply_param on restore → vcmm_register).
   vcmmRegister(env, conf.ctid, ctConfig(conf).memoryMb * 1024 * 1024);
-  // vz-rst-action at post-restore: the CT's own sysctls back from the dump, each when the dump has its file; without
-  // it the restored VE keeps the kernel's value (vz-rst-action.in 167–179, `[ -f … ] && …`: no error). fs.fsync-enable
-  // only when the host has it (170). A failed write fails the action script, so criu kills the restored CT and
-  // vzctl restore fails.
+  await restoreSysctls(env, conf, dir, pid);
+  // restore_fin on success (lib/cr_criu.c 324–335): the logs go to <dump dir>.restore, whichever of them exist.
+  mkdirSync(`${dir}.restore`, { recursive: true });
+  for (const f of ['spfs-manager', 'dump.log', 'restore.log'])
+    if (existsSync(join(dir, f))) renameSync(join(dir, f), join(`${dir}.restore`, f));
+  out('Container was restored successfully');
+  return 0;
+}
+
+/** The variables a dump folder's `restore-extra-args` sets (VE_WORK_DIR, VE_RESTORE_LOG_PATH, …). */
+function restoreExtraArgs(dir: string): Record<string, string> {
+  const file = `${dir}/restore-extra-args`;
+  const extra = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  return Object.fromEntries(
+    [...extra.matchAll(/^([A-Z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!.replace(/^"|"$/g, '')]),
+  );
+}
+
+/**
+ * restore_fin on failure (libvzctl lib/cr_criu.c 311–322): `grep " Error "` of criu's log, to vzctl's stdout, then
+ * where the log is; criu itself said nothing on stderr, its log being a file.
+ */
+function restoreFailed(logFile: string, criuStderr: string): never {
+  const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n') : [];
+  for (const line of log.filter((l) => l.includes(' Error '))) out(line);
+  throw new ToolExit(
+    17,
+    `${criuStderr.trim()}\nThe restore log was saved in ${logFile}\nFailed to restore the Container`.trim(),
+  );
+}
+
+/**
+ * vz-rst-action at post-restore: the CT's own sysctls back from the dump, each when the dump has its file; without
+ * it the restored VE keeps the kernel's value (vz-rst-action.in 167–179, `[ -f … ] && …`: no error). fs.fsync-enable
+ * only when the host has it (170). A failed write fails the action script, so criu kills the restored CT and vzctl
+ * restore fails.
+ */
+async function restoreSysctls(env: EmuEnv, conf: CtConf, dir: string, pid: number): Promise<void> {
   for (const [proc, name] of Object.entries(veSysctls)) {
     const saved = join(dir, vzSysctlImage(proc));
     if (!existsSync(saved) || (name === 'fs.fsync-enable' && !existsSync(join(env.root, proc)))) continue;
@@ -459,10 +481,4 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
       throw new ToolExit(17, `Failed to restore ${what}\nFailed to restore the Container`);
     }
   }
-  // restore_fin on success (lib/cr_criu.c 324–335): the logs go to <dump dir>.restore, whichever of them exist.
-  mkdirSync(`${dir}.restore`, { recursive: true });
-  for (const f of ['spfs-manager', 'dump.log', 'restore.log'])
-    if (existsSync(join(dir, f))) renameSync(join(dir, f), join(`${dir}.restore`, f));
-  out('Container was restored successfully');
-  return 0;
 }
