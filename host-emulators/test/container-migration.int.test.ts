@@ -51,6 +51,8 @@ function readStats(path: string): Record<number, number> {
 describe('an emulated CT: three pre-dumps, a dump, a restore on another node', () => {
   let c: EmulatedCluster;
   const pages = (64 * 1024 * 1024) / 4096;
+  /** Pages the CT dirties per second of its running. */
+  const dirtyRate = 3000;
   before(async () => {
     c = createEmulatedCluster();
     await c.addNode('node-a', { plainCriu: true });
@@ -62,7 +64,7 @@ describe('an emulated CT: three pre-dumps, a dump, a restore on another node', (
       '--memory-mb',
       '64',
       '--dirty-rate',
-      '3000',
+      String(dirtyRate),
       '--disk-writes',
       '0',
       '--seed',
@@ -106,7 +108,7 @@ describe('an emulated CT: three pre-dumps, a dump, a restore on another node', (
     for (let n = 1; n < 3; n++) {
       const elapsed = (spans[n]!.end - spans[n - 1]!.start) / 1000;
       assert.ok(
-        written[n]! > 0 && written[n]! <= 3000 * (elapsed + 0.002) + 1,
+        written[n]! > 0 && written[n]! <= dirtyRate * (elapsed + 0.002) + 1,
         `pre-dump ${n + 1}: ${written[n]} pages within ${elapsed}s`,
       );
     }
@@ -327,7 +329,8 @@ describe('vzctl and criu messages and exit codes', () => {
     writeFileSync(plan, JSON.stringify([{ tool: 'vzctl', sub: 'status', action: 'wait', waitFor: go }]));
     let settled = false;
     const held = c.run('node-a', 'vzctl', ['status', '300'], env).finally(() => (settled = true));
-    while (!existsSync(`${go}.pid`)) await delay(20);
+    for (const deadline = Date.now() + 60_000; !existsSync(`${go}.pid`); await delay(20))
+      assert.ok(Date.now() < deadline, 'the tool reached its gate within a minute');
     const pid = Number(readFileSync(`${go}.pid`, 'utf8'));
     assert.ok(alive(pid) && !settled, 'the tool waits at the gate');
     writeFileSync(go, '');

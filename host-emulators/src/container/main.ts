@@ -409,6 +409,8 @@ process.on('SIGTERM', () => shutdown());
  */
 async function boot(): Promise<void> {
   await fillMemory(pages * PAGE);
+  // The workload runs from now: the fill is no time of its own (a restored CT did not run while it was restored).
+  last = Date.now();
   timer = setInterval(work, 10);
   if (config.writebackMs > 0) flusher = setInterval(writeback, config.writebackMs);
   if (existsSync(args.socket)) unlinkSync(args.socket);
@@ -418,6 +420,8 @@ async function boot(): Promise<void> {
   });
 }
 boot().catch((e: unknown) => {
-  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  // The stack, then the message last: whoever reads the log's tail (launchContainer) gets the reason.
+  if (e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
   shutdown(1);
 });

@@ -11,7 +11,9 @@ export const err = (line: string): void =>
 
 /** From now on err() (a ToolExit's message included) writes to this file descriptor, each line after `prefix()`. */
 export function sendErrorsTo(fd: number, prefix: () => string = () => ''): void {
-  errorSink = (line) => void writeSync(fd, `${prefix()}${line}\n`);
+  errorSink = (text) => {
+    for (const line of text.split('\n')) writeSync(fd, `${prefix()}${line}\n`);
+  };
 }
 
 /**

@@ -72,7 +72,6 @@ async function foreignClientCertificate(dir: string): Promise<{ cert: string; ke
   return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
 }
 
-/** How long a refused connect took, and its error. */
 /**
  * A refusal is final: the connect does not go on retrying (the services reconnect forever once connected). A refusal
  * takes one handshake and, after a reset, one probe (well under a second alone); the bound is a retry loop's, far above
@@ -80,6 +79,7 @@ async function foreignClientCertificate(dir: string): Promise<{ cert: string; ke
  */
 const refusedWithin = 15_000;
 
+/** How long a refused connect took, and its error. */
 async function refused(cfg: BusConfig): Promise<{ ms: number; err: unknown }> {
   const t0 = Date.now();
   const err = await connectBus(cfg).then(

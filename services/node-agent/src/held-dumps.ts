@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive, type Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
+import { tailOf } from './adapters/exec.ts';
 import { criuLogs, logTail } from './adapters/tools.ts';
 
 export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
@@ -84,8 +85,8 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     await Promise.allSettled([frozen, ended]);
     if (first === 'ended') {
       // criu's own errors are in its -o log in the work dir, not in what sh captured (criu.log).
-      const own = meta.workDir !== undefined ? logTail(join(meta.workDir, criuLogs.dump), 10) : '';
-      const tail = [own, logTail(join(dir, 'criu.log'), 10)].filter((t) => t !== '').join('\n');
+      const own = meta.workDir !== undefined ? logTail(join(meta.workDir, criuLogs.dump)) : '';
+      const tail = tailOf([own, logTail(join(dir, 'criu.log'))].filter((t) => t !== '').join('\n'));
       const rc = rcOf(dir);
       rmSync(dir, { recursive: true, force: true });
       throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {
@@ -118,6 +119,8 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         return frozenOrEnded(meta, dir, criuArgs);
       }
       rmSync(dir, { recursive: true, force: true });
+      // A log an earlier attempt left would pass for this one's if this criu failed before opening its own.
+      if (meta.workDir !== undefined) rmSync(join(meta.workDir, criuLogs.dump), { force: true });
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
       const out = openSync(join(dir, 'criu.log'), 'a');

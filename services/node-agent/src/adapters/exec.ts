@@ -4,6 +4,12 @@ import { errorCodes } from '@haul/domain';
 import type { ToolRecords } from './orphaned-tools.ts';
 import { asToolTime } from './tool-time.ts';
 
+/**
+ * The end of what a tool said, as a failure event carries it: its last 20 lines, at most 3,000 characters (the
+ * event's schema takes 4,000).
+ */
+export const tailOf = (text: string): string => text.trim().split('\n').slice(-20).join('\n').slice(-3000);
+
 /** A host tool exited non-zero, timed out or was cancelled: everything the failure event needs. */
 export class CommandFailedError extends Error {
   readonly code: string;
@@ -22,7 +28,7 @@ export class CommandFailedError extends Error {
     why: 'exit' | 'timeout' | 'cancelled',
     stdout = '',
   ) {
-    const tail = stderr.trim().split('\n').slice(-20).join('\n').slice(-3000);
+    const tail = tailOf(stderr);
     super(
       `${command.join(' ')} ${why === 'exit' ? `exited with ${exitCode}` : why === 'timeout' ? 'timed out' : 'was cancelled'}${tail ? `: ${tail.split('\n').at(-1)}` : ''}`,
     );
@@ -101,27 +107,14 @@ export function createRunner(
       const r = await sub;
       const exitCode = r.exitCode ?? -1;
       log.debug({ tool, args, exitCode, ms: Date.now() - started }, 'tool ran');
-      if (why) {
-        metrics?.toolFailed(tool, r.exitCode, why);
-        throw new CommandFailedError(
-          [tool, ...args],
-          r.exitCode,
-          String(r.stderr ?? ''),
-          why,
-          String(r.stdout ?? ''),
-        );
+      const failedAs =
+        why ?? (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode) ? 'exit' : undefined);
+      const [stdout, stderr] = [String(r.stdout ?? ''), String(r.stderr ?? '')];
+      if (failedAs) {
+        metrics?.toolFailed(tool, r.exitCode, failedAs);
+        throw new CommandFailedError([tool, ...args], r.exitCode ?? undefined, stderr, failedAs, stdout);
       }
-      if (exitCode !== 0 && !(opts.okCodes ?? []).includes(exitCode)) {
-        metrics?.toolFailed(tool, r.exitCode, 'exit');
-        throw new CommandFailedError(
-          [tool, ...args],
-          r.exitCode ?? undefined,
-          String(r.stderr ?? ''),
-          'exit',
-          String(r.stdout ?? ''),
-        );
-      }
-      return { exitCode, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? '') };
+      return { exitCode, stdout, stderr };
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);

@@ -1,7 +1,7 @@
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { stepTimeoutsMs } from '@haul/bus';
-import { CommandFailedError, type Runner } from './exec.ts';
+import { CommandFailedError, tailOf, type Runner } from './exec.ts';
 import type { VzDump, VzFreeze } from './vz-checkpoint.ts';
 
 /** vzctl's exit status for a CT that already runs (libvzctl lib/vzerror.h 63, VZCTL_E_ENV_RUN). */
@@ -107,11 +107,21 @@ export const criuLogs = { preDump: 'pre-dump.log', dump: 'dump.log' } as const;
  * The last lines of a log a tool wrote (criu with `-o`: its errors go there, not to stderr, criu/log.c
  * vprint_on_level 360–390); '' when there is none.
  */
-export function logTail(file: string, lines = 20): string {
+export function logTail(file: string): string {
+  let fd: number;
   try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+    fd = openSync(file, 'r');
   } catch {
     return '';
+  }
+  try {
+    // Only its end: a log can be large, and the tail is what a failure event carries.
+    const size = fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.min(size, 64 * 1024));
+    const got = readSync(fd, buf, 0, buf.length, size - buf.length);
+    return tailOf(buf.subarray(0, got).toString('utf8'));
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -145,10 +155,10 @@ export function createTools(run: Runner, signal?: AbortSignal) {
      * 254–256, lib/vcmm.c 205–218), by vcmmd's own client (OpenVZ/vcmmd vcmmd/cli.py _handle_unregister 179–191).
      */
     vcmmdctlUnregister: (ctid: string) => run('vcmmdctl', ['unregister', ctid], o(stepTimeoutsMs.quick)),
-    /** exit 32 (vzctlEnvRun) = the CT already runs here: nothing was restored. */
     /**
-     * A failed restore's criu errors reach vzctl's stdout, not its stderr: libvzctl greps " Error " out of criu's
-     * log (lib/cr_criu.c restore_fin 311–322), then says on stderr where the log is.
+     * exit 32 (vzctlEnvRun) = the CT already runs here: nothing was restored. A failed restore's criu errors reach
+     * vzctl's stdout, not its stderr: libvzctl greps " Error " out of criu's log (lib/cr_criu.c restore_fin
+     * 311–322), then says on stderr where the log is; the failure carries those lines before the stderr.
      */
     vzctlRestore: (ctid: string, dir: string) =>
       run(
@@ -156,7 +166,13 @@ export function createTools(run: Runner, signal?: AbortSignal) {
         [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir],
         o(stepTimeoutsMs.vzctl, [vzctlEnvRun]),
       ).catch((e: unknown) => {
-        throw e instanceof CommandFailedError ? e.withLog(e.stdout) : e;
+        if (!(e instanceof CommandFailedError) || e.why !== 'exit') throw e;
+        throw e.withLog(
+          e.stdout
+            .split('\n')
+            .filter((l) => l.includes(' Error '))
+            .join('\n'),
+        );
       }),
     async criuVersion(): Promise<string> {
       const r = await run('criu', criuFactCalls.version.slice(1), o(stepTimeoutsMs.quick));
@@ -182,8 +198,10 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       const field = (k: string) => new RegExp(`^${k}:\\s*(\\S*)`, 'm').exec(r.stdout)?.[1] ?? '';
       return { device: field('device'), partition: field('partition') };
     },
-    criuPreDump: (pid: number, dir: string, workDir: string, prev: string | undefined, f: VzFreeze) =>
-      run(
+    criuPreDump: (pid: number, dir: string, workDir: string, prev: string | undefined, f: VzFreeze) => {
+      // A log an earlier pre-dump left would pass for this one's if this criu failed before opening its own.
+      rmSync(join(workDir, criuLogs.preDump), { force: true });
+      return run(
         'criu',
         [
           'pre-dump',
@@ -199,7 +217,8 @@ export function createTools(run: Runner, signal?: AbortSignal) {
         o(stepTimeoutsMs.criu),
       ).catch((e: unknown) => {
         throw e instanceof CommandFailedError ? e.withLog(logTail(join(workDir, criuLogs.preDump))) : e;
-      }),
+      });
+    },
     /** Argv of the final dump, held open at post-dump by the action script (spawned detached, not through run). */
     criuDumpArgs: (
       pid: number,

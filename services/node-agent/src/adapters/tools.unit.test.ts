@@ -40,31 +40,40 @@ void describe('parseVzctlStatus', () => {
 
 void describe("a failed tool's words: criu's log, vzctl restore's stdout", () => {
   const vzFreeze = { freezeCgroup: '/sys/fs/cgroup/freezer/machine.slice/101/', controllers: [] };
+  /** A tool that fails with these words, having first written `log` (its own log file) if given. */
   const failing =
-    (stdout: string, stderr: string): Runner =>
-    (tool, args) =>
-      Promise.reject(new CommandFailedError([tool, ...args], 1, stderr, 'exit', stdout));
+    (stdout: string, stderr: string, log?: { file: string; text: string }): Runner =>
+    (tool, args) => {
+      if (log) writeFileSync(log.file, log.text);
+      return Promise.reject(new CommandFailedError([tool, ...args], 1, stderr, 'exit', stdout));
+    };
 
   void it("a failed pre-dump carries the end of criu's own log (-o pre-dump.log), where its errors are", async () => {
-    // Given a work dir where criu logged its error, and a criu that said nothing on stderr
+    // Given a work dir with an earlier pre-dump's log, and a criu that logs its error there and says nothing on stderr
     const workDir = mkdtempSync(join(tmpdir(), 'haul-tools-'));
-    try {
-      writeFileSync(
-        join(workDir, criuLogs.preDump),
-        'Warn: something\nError (criu/cr-dump.c:1): no such task\n',
-      );
-      const tools = createTools(failing('', ''));
-
-      // When the pre-dump fails
-      const e = await tools.criuPreDump(1, '/img/1', workDir, undefined, vzFreeze).then(
+    const file = join(workDir, criuLogs.preDump);
+    const fail = (tools: ReturnType<typeof createTools>) =>
+      tools.criuPreDump(1, '/img/1', workDir, undefined, vzFreeze).then(
         () => undefined,
         (err: unknown) => err,
       );
+    try {
+      writeFileSync(file, 'Error (criu/cr-dump.c:9): an earlier pre-dump failed\n');
+      const logged = { file, text: 'Warn: something\nError (criu/cr-dump.c:1): no such task\n' };
+
+      // When the pre-dump fails
+      const e = await fail(createTools(failing('', '', logged)));
 
       // Then its error says what criu logged, its last line in the message
       assert.ok(e instanceof CommandFailedError);
       assert.equal(e.stderrTail, 'Warn: something\nError (criu/cr-dump.c:1): no such task');
       assert.match(e.message, /exited with 1: Error \(criu\/cr-dump\.c:1\): no such task$/);
+
+      // And a criu that fails before it opens its log does not pass an earlier pre-dump's log for its own
+      writeFileSync(file, 'Error (criu/cr-dump.c:9): an earlier pre-dump failed\n');
+      const early = await fail(createTools(failing('', 'sh: criu: not found')));
+      assert.ok(early instanceof CommandFailedError);
+      assert.equal(early.stderrTail, 'sh: criu: not found');
     } finally {
       rmSync(workDir, { recursive: true, force: true });
     }
