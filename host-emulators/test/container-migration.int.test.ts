@@ -262,35 +262,26 @@ describe('vzctl and criu messages and exit codes', () => {
     const work = join(c.dir, 'criu-work');
     mkdirSync(work, { recursive: true });
     writeFileSync(join(work, 'pre-dump.log'), 'an older run\n');
-    const logged = await c.run('node-a', 'criu', [
-      'pre-dump',
-      '-t',
-      '1',
-      '-D',
-      '/nonexistent',
-      '-W',
-      work,
-      '-o',
-      'pre-dump.log',
-      '-v2',
-    ]);
+    const preDumpAt = (level: string) =>
+      c.run('node-a', 'criu', [
+        'pre-dump',
+        '-t',
+        '1',
+        '-D',
+        '/nonexistent',
+        '-W',
+        work,
+        '-o',
+        'pre-dump.log',
+        level,
+      ]);
+    const logged = await preDumpAt('-v2');
     assert.deepEqual([logged.code, logged.stderr], [1, '']);
     assert.equal(
       readFileSync(join(work, 'pre-dump.log'), 'utf8'),
       "Can't open images dir /nonexistent: No such file or directory\n",
     );
-    await c.run('node-a', 'criu', [
-      'pre-dump',
-      '-t',
-      '1',
-      '-D',
-      '/nonexistent',
-      '-W',
-      work,
-      '-o',
-      'pre-dump.log',
-      '-v4',
-    ]);
+    await preDumpAt('-v4');
     assert.match(readFileSync(join(work, 'pre-dump.log'), 'utf8'), /^\(\d{2}\.\d{6}\) Can't open images dir/);
   });
 
