@@ -104,10 +104,14 @@ async function believed(nc: NatsConnection, trust: Trust): Promise<{ ids: string
   return { ids: events.map((e) => e.event.eventId), refused: trust.rejections };
 }
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+async function until(
+  what: string | (() => string),
+  ok: () => boolean | Promise<boolean>,
+  ms = 10_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!(await ok())) {
-    if (Date.now() > end) assert.fail(`${what}: not within ${ms} ms`);
+    if (Date.now() > end) assert.fail(`${typeof what === 'string' ? what : what()}: not within ${ms} ms`);
     await sleep(50);
   }
 }
@@ -123,6 +127,7 @@ let lastSeqBefore = 0;
 let coordinator: NatsConnection;
 let ops: NatsConnection;
 let agentWithA: NatsConnection;
+const agentWithAStatus: string[] = [];
 
 before(async () => {
   secrets = await createTestSecrets(['node-a', 'node-b'], auth);
@@ -135,6 +140,10 @@ before(async () => {
   coordinator = await connectAs('coordinator');
   ops = await connectAs('ops');
   agentWithA = await connectAs(agentA);
+  // What happens to this connection, for the message of a check that it closed (a run once waited 10 s in vain).
+  void (async () => {
+    for await (const st of agentWithA.status()) agentWithAStatus.push(st.type);
+  })();
   await ensureTopology(coordinator, {}, log);
   const byCoordinator = createEventLog(coordinator, validators, before_.trust('coordinator'));
   await byCoordinator.append(stepIntended(command(1)));
@@ -203,7 +212,11 @@ describe('rotating one identity on a running cluster', () => {
         () => true,
       ),
     );
-    await until('the connection with the old key closed', () => agentWithA.isClosed());
+    await until(
+      () =>
+        `the connection with the old key closed (its status events: ${agentWithAStatus.join(', ') || 'none'})`,
+      () => agentWithA.isClosed(),
+    );
     await connectAs(agentA);
   });
 
