@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+import { createEmulatedCluster, createToolGate, type EmulatedCluster } from '@haul/test';
 
 const alive = (pid: number): boolean => {
   try {
@@ -316,16 +308,22 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.equal(killed.code, -1, 'killed by a signal');
 
     // A gate: the tool says who it is, then does its work only once the file exists.
-    const go = join(c.dir, 'go-on');
-    writeFileSync(plan, JSON.stringify([{ tool: 'vzctl', sub: 'status', action: 'wait', waitFor: go }]));
-    let settled = false;
-    const held = c.run('node-a', 'vzctl', ['status', '300'], env).finally(() => (settled = true));
-    for (const deadline = Date.now() + 60_000; !existsSync(`${go}.pid`); await delay(20))
-      assert.ok(Date.now() < deadline, 'the tool reached its gate within a minute');
-    const pid = Number(readFileSync(`${go}.pid`, 'utf8'));
-    assert.ok(alive(pid) && !settled, 'the tool waits at the gate');
-    writeFileSync(go, '');
-    const passed = await held;
-    assert.deepEqual([passed.code, passed.stdout.trim()], [0, 'VEID 300 exist unmounted down']);
+    const gate = createToolGate();
+    try {
+      writeFileSync(
+        plan,
+        JSON.stringify([{ tool: 'vzctl', sub: 'status', action: 'wait', waitFor: gate.file }]),
+      );
+      let settled = false;
+      const held = c.run('node-a', 'vzctl', ['status', '300'], env).finally(() => (settled = true));
+      for (const deadline = Date.now() + 60_000; gate.pid() === undefined; await delay(20))
+        assert.ok(Date.now() < deadline, 'the tool reached its gate within a minute');
+      assert.ok(alive(gate.pid()!) && !settled, 'the tool waits at the gate');
+      gate.open();
+      const passed = await held;
+      assert.deepEqual([passed.code, passed.stdout.trim()], [0, 'VEID 300 exist unmounted down']);
+    } finally {
+      gate.remove();
+    }
   });
 });

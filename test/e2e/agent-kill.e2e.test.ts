@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { worldTakingTurns, type FaultRule } from '@haul/test';
+import { createToolGate, worldTakingTurns, type FaultRule } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 import { outcomes, run } from './agent-runs.ts';
 
@@ -120,15 +118,14 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
       timeout: 240_000,
     },
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'haul-orphan-'));
-      const release = join(dir, 'go-on');
+      const gate = createToolGate('haul-orphan-');
       const orphan: FaultRule = {
         tool: 'ploop',
         sub: 'snapshot',
         match: '(^| )-o( |$)',
         call: 1,
         action: 'orphan',
-        waitFor: release,
+        waitFor: gate.file,
       };
       try {
         await shared.turn([orphan], async (w) => {
@@ -139,8 +136,8 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
           void w.services.get('agent-node-a')!.exited.then(() => {
             if (over) return;
             restarted = w.startAgent('node-a').then(() => {
-              orphanAtStart = processState(Number(readFileSync(`${release}.pid`, 'utf8')));
-              writeFileSync(release, ''); // a tool still running may go on now: it would act beside the new agent
+              orphanAtStart = processState(gate.pid()!);
+              gate.open(); // a tool still running may go on now: it would act beside the new agent
             });
           });
           try {
@@ -159,12 +156,12 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
             assert.deepEqual(await w.brokenInvariants(id, base), []);
           } finally {
             over = true;
-            if (!existsSync(release)) writeFileSync(release, '');
+            gate.open();
             await restarted?.catch((err: unknown) => console.error('restarting agent-node-a:', err));
           }
         });
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        gate.remove();
       }
     },
   );

@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { followToEnd } from '@haul/cli';
-import { awaitEvent, stepEvent, withRunningWorld, type FaultRule, type World } from '@haul/test';
+import {
+  awaitEvent,
+  stepEvent,
+  withRunningWorld,
+  createToolGate,
+  type FaultRule,
+  type World,
+} from '@haul/test';
 
 describe('node agent: the frozen lease (dead-man switch)', () => {
   it('with no decision within the lease, the CT resumes on the source and the migration rolls back', async () => {
@@ -37,18 +43,17 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
   it('restores the shared disks before the thaw: writes after it survive a CT restart before any rollback', async () => {
     // The final dump's criu waits at this gate until the source streamer is dead, so its images cannot move
     // however slowly this test gets to the kill.
-    const gateDir = mkdtempSync(join(tmpdir(), 'haul-lease-'));
-    const go = join(gateDir, 'go-on');
-    const gate: FaultRule = {
+    const gate = createToolGate('haul-lease-');
+    const rule: FaultRule = {
       tool: 'criu',
       sub: 'dump',
       node: 'node-a',
       call: 1,
       action: 'wait',
-      waitFor: go,
+      waitFor: gate.file,
     };
     try {
-      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [gate] }, async (w) => {
+      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [rule] }, async (w) => {
         // The final images cannot move (the source streamer dies once the local disk's live passes are done and the
         // final dump is decided): the migration cannot pass the shared-disk preparation. The coordinator dies once
         // the copy snapshot is made: nobody decides, the lease expires.
@@ -59,7 +64,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
         if (!r.ok) return;
         await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
         await w.services.get('streamer-node-a')!.kill('SIGKILL');
-        writeFileSync(go, '');
+        gate.open();
         await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'snapshotCopy'));
         await w.services.get('coordinator')!.kill('SIGKILL');
         await w.services
@@ -103,11 +108,10 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
           readFileSync(join(w.cluster.nodeRoot('node-a'), 'var', 'run', 've', `${w.ctid}.init.pid`), 'utf8'),
         );
         assert.deepEqual(await w.brokenInvariants(r.migrationId, { ...base, pid }), []);
-        assert.ok(existsSync(`${go}.pid`), 'the final dump waited at its gate');
+        assert.ok(gate.pid() !== undefined, 'the final dump waited at its gate');
       });
     } finally {
-      if (!existsSync(go)) writeFileSync(go, '');
-      rmSync(gateDir, { recursive: true, force: true });
+      gate.remove();
     }
   });
 

@@ -13,3 +13,4 @@ export * from './cli.ts';
 export * from './browser.ts';
 export * from './tmux.ts';
 export * from './seals.ts';
+export * from './tool-gate.ts';

@@ -71,7 +71,7 @@ export function ploopMain(argv: string[]): number {
       const env = emuEnv();
       const o: Parameters<typeof mount>[2] = { readonly: flag('-r') };
       const g = one('-u');
-      if (g) o.guid = g.length === 36 ? `{${g}}` : g;
+      if (g !== undefined) o.guid = normalizeGuid(g);
       const m = one('-m');
       if (m) o.mountpoint = m;
       return print(mount(env, ddArg(), o).lines);
