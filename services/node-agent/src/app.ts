@@ -30,9 +30,8 @@ import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } fro
 import { errorCodes, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { warmDescriptorParser } from './adapters/descriptor.ts';
-import { createRunner } from './adapters/exec.ts';
+import { CommandFailedError, createRunner } from './adapters/exec.ts';
 import { createToolRecords, endOrphanedTools } from './adapters/orphaned-tools.ts';
-import { CommandFailedError } from './adapters/exec.ts';
 import { createTools, criuFactCalls } from './adapters/tools.ts';
 import { heartbeat as heartbeatOf, type HostFacts } from './capabilities.ts';
 import { readCtDisks } from './adapters/vz-config.ts';

@@ -69,12 +69,14 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   const rcOf = (dir: string): number | undefined =>
     existsSync(join(dir, 'criu.rc')) ? Number(readFileSync(join(dir, 'criu.rc'), 'utf8').trim()) : undefined;
 
-  /** A criu of this folder still running, before the CT is frozen and before it ended. */
-  const underWay = (dir: string): boolean => {
-    if (existsSync(join(dir, 'frozen')) || rcOf(dir) !== undefined || !existsSync(join(dir, 'criu.pid')))
-      return false;
-    return pidAlive(Number(readFileSync(join(dir, 'criu.pid'), 'utf8')));
-  };
+  /** The folder's criu has not ended: no exit status recorded, its process alive. */
+  const criuRunning = (dir: string): boolean =>
+    rcOf(dir) === undefined &&
+    existsSync(join(dir, 'criu.pid')) &&
+    pidAlive(Number(readFileSync(join(dir, 'criu.pid'), 'utf8')));
+
+  /** A criu of this folder still running, before the CT is frozen. */
+  const underWay = (dir: string): boolean => !existsSync(join(dir, 'frozen')) && criuRunning(dir);
 
   /** Wait until the dump in `dir` holds the CT frozen; reject with criu's log if it ends first. */
   async function frozenOrEnded(meta: HeldMeta, dir: string, criuArgs: string[]): Promise<void> {
@@ -146,9 +148,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     /** Is there a dump held for this migration, with the CT frozen and criu still waiting? */
     isHeld(migrationId: string): boolean {
       const dir = dirOf(migrationId);
-      if (!existsSync(join(dir, 'frozen')) || rcOf(dir) !== undefined) return false;
-      const pid = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
-      return pidAlive(pid);
+      return existsSync(join(dir, 'frozen')) && criuRunning(dir);
     },
     meta(migrationId: string): HeldMeta | undefined {
       const f = join(dirOf(migrationId), 'meta.json');
