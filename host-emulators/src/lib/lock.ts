@@ -1,18 +1,10 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { processRunning } from './process.ts';
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const pause = (ms: number) => Atomics.wait(sleeper, 0, 0, ms);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * An exclusive lock named by a path, held by this process: the emulator's stand-in for flock(2), which Node lacks.
@@ -44,7 +36,7 @@ export function acquireLock(lockDir: string, name: string, timeoutMs: number): (
     } catch {
       continue; // released between our attempts
     }
-    if (holder && !alive(holder)) {
+    if (holder && !processRunning(holder)) {
       try {
         unlinkSync(marker);
       } catch {

@@ -23,7 +23,8 @@ import { partitionDevNumber } from '../ploop/sysfs.ts';
 import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from './config.ts';
 import { lockCt, lockStatus } from './ct-lock.ts';
 import { register, unregister } from './registration.ts';
-import { diskBases, isRunning, mountedDisks, pidAlive, readCtState, writeCtState } from './ct-state.ts';
+import { diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
+import { processRunning } from '../lib/process.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
 
 const actions = [
@@ -242,7 +243,7 @@ async function stop(
   skipUmount: boolean,
 ): Promise<number> {
   const st = readCtState(env, ctid);
-  if (!pidAlive(st.pid)) {
+  if (!processRunning(st.pid)) {
     err('Container is not running');
     return 0;
   }
@@ -266,7 +267,7 @@ async function stop(
 
 /** Wait until a process is gone (it is not our child, so poll its existence). */
 async function waitExit(pid: number): Promise<void> {
-  for (let n = 0; pidAlive(pid) && n < 2000; n++) await new Promise((r) => setTimeout(r, 5));
+  for (let n = 0; processRunning(pid) && n < 2000; n++) await new Promise((r) => setTimeout(r, 5));
 }
 
 function mountCt(env: EmuEnv, conf: CtConf): number {
@@ -297,7 +298,7 @@ function unregisterCt(env: EmuEnv, conf: CtConf): number {
 
 async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): Promise<number> {
   const st = readCtState(env, conf.ctid);
-  if (!pidAlive(st.pid)) throw new ToolExit(31, 'Container is not running');
+  if (!processRunning(st.pid)) throw new ToolExit(31, 'Container is not running');
   const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
   out('Setting up checkpoint...');
   createDevmap(env, conf);

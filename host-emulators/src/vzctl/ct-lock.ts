@@ -2,7 +2,7 @@ import { closeSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, wri
 import { join } from 'node:path';
 import { ToolExit } from '../lib/emu-env.ts';
 import { err, out } from '../lib/tool.ts';
-import { pidAlive } from './ct-state.ts';
+import { processRunning } from '../lib/process.ts';
 
 /*
  * The CT lock as vzctl takes it without --skiplock: libvzctl lib/lock.c _lock_file (OpenVZ/libvzctl@ebbfc38), called
@@ -68,7 +68,7 @@ export function lockCt(lockDir: string, ctid: string, status: string): () => voi
       const held = readCtLock(file);
       if (!held) continue;
       if (held.pid === 0) unlinkQuiet(file);
-      else if (pidAlive(held.pid)) {
+      else if (processRunning(held.pid)) {
         err(`Locked info: pid=${held.pid} cmdline=${cmdline(held.pid)}`);
         throw new ToolExit(VZ_LOCKED, 'Cannot lock the Container');
       } else {

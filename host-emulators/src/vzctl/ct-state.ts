@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic.ts';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
+import { processRunning } from '../lib/process.ts';
 import { readDescriptor, chainTo, imagePath } from '../ploop/descriptor.ts';
 import { readRegistry } from '../ploop/devices.ts';
 import type { CtConf } from './config.ts';
@@ -24,17 +25,7 @@ export function writeCtState(env: EmuEnv, ctid: string, s: CtState): void {
   else rmSync(pidFile, { force: true });
 }
 
-export function pidAlive(pid: number | undefined): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export const isRunning = (env: EmuEnv, ctid: string): boolean => pidAlive(readCtState(env, ctid).pid);
+export const isRunning = (env: EmuEnv, ctid: string): boolean => processRunning(readCtState(env, ctid).pid);
 
 /** The base image of each disk (what devices are keyed by). */
 export const diskBases = (conf: CtConf): string[] =>

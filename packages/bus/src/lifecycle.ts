@@ -1,16 +1,26 @@
+import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
 /**
  * Is there a process with this pid (a negative pid: a process in that process group)? Signal 0 checks without
  * sending anything; a process this one may not signal (EPERM) counts as gone, as the processes asked about are its own.
+ * A zombie counts as gone too: it has ended, only its exit status waits for its parent, which for a process whose own
+ * parent died is PID 1, and some reap late (seconds, on a sandbox's init).
  */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  if (pid < 0) return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state (proc(5) field 3) follows the command's ")", which may itself hold spaces and parentheses.
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false; // reaped since
   }
 }
 

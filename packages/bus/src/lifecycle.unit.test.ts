@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { it } from 'node:test';
 import { pino } from 'pino';
 import { exitWhenLoopEnds, pidAlive } from './lifecycle.ts';
@@ -33,4 +35,25 @@ it('tells a live process from one that has exited', async () => {
   const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
   await once(child, 'exit');
   assert.equal(pidAlive(child.pid!), false, 'an exited (and reaped) child is gone');
+});
+
+it('takes a zombie (ended, its parent not reaping it) for gone', async () => {
+  // A shell starts a child that ends at once, then becomes `sleep`, which never reaps it
+  const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 60'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const [line] = (await once(createInterface({ input: parent.stdout }), 'line')) as [string];
+    const zombie = Number(line);
+    const stateOf = () => {
+      const stat = readFileSync(`/proc/${zombie}/stat`, 'utf8');
+      return stat[stat.lastIndexOf(')') + 2];
+    };
+    while (stateOf() !== 'Z') await new Promise((r) => setImmediate(r));
+    assert.doesNotThrow(() => process.kill(zombie, 0), 'signal 0 still finds it');
+    assert.equal(pidAlive(zombie), false);
+    assert.equal(pidAlive(parent.pid!), true);
+  } finally {
+    parent.kill('SIGKILL');
+  }
 });

@@ -2,6 +2,13 @@ import { readdirSync, readFileSync, statfsSync } from 'node:fs';
 import type { NodeHeartbeat } from '@haul/schemas';
 import type { Tools } from './adapters/tools.ts';
 import { initPidFile, type AgentConfig } from './context.ts';
+import { procStat } from './adapters/proc.ts';
+
+/** A process is there and has not ended (a zombie's CT has no tasks left); whoever owns it. */
+const running = (pid: number): boolean => {
+  const st = procStat(pid);
+  return st !== undefined && st.state !== 'Z';
+};
 
 /** CPU flags of this host, as the kernel reports them (the first processor's "flags" line). */
 export function cpuFlags(): string[] {
@@ -23,15 +30,6 @@ export async function hostFacts(tools: Tools): Promise<HostFacts> {
   const [criuVersion, memTrack] = await Promise.all([tools.criuVersion(), tools.criuMemTrack()]);
   return { criuVersion, memTrack, cpuFlags: cpuFlags() };
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
 
 /**
  * CTs running on this node: those whose init pid file (`/var/run/ve/<ctid>.init.pid`, written by vzctl) names a
@@ -56,7 +54,7 @@ export function runningCts(cfg: AgentConfig): string[] {
     } catch {
       continue; // stopped between the listing and the read
     }
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) out.push(m[1]!);
+    if (Number.isInteger(pid) && pid > 0 && running(pid)) out.push(m[1]!);
   }
   return out.sort();
 }

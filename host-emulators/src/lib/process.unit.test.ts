@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { describe, it } from 'node:test';
+import { processRunning } from './process.ts';
+
+const state = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat[stat.lastIndexOf(')') + 2];
+};
+
+describe('processRunning', () => {
+  it('finds a running process, not a zombie whose parent has not reaped it, nor a pid that is gone', async () => {
+    // Given a shell that starts a child which ends at once, then becomes `sleep` (which never reaps it): a zombie
+    const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 60'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const [line] = (await once(createInterface({ input: parent.stdout }), 'line')) as [string];
+      const zombie = Number(line);
+      while (state(zombie) !== 'Z') await new Promise((r) => setImmediate(r));
+
+      // When each is asked about
+      // Then the sleeping parent runs, the zombie does not (though signal 0 still finds it), a pid past the
+      // largest does not
+      assert.equal(processRunning(parent.pid), true);
+      assert.doesNotThrow(() => process.kill(zombie, 0));
+      assert.equal(processRunning(zombie), false);
+      assert.equal(processRunning(Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) + 1), false);
+      assert.equal(processRunning(undefined), false);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
+});
