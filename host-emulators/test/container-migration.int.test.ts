@@ -215,10 +215,25 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.equal((await c.run('node-a', 'vzctl', ['start', '999'])).code, 14);
     assert.equal((await c.run('node-a', 'vzctl', ['explode', '300'])).code, 20);
     assert.equal((await c.run('node-a', 'vzctl', ['start'])).code, 21);
+    // --help and --version (by prefix, before the action) print and exit 0 (src/vzctl.c 1565–1574); no action is a
+    // usage error, with the same text (1598–1601).
+    const help = await c.run('node-a', 'vzctl', ['--quiet', '--help', 'start', '300']);
+    assert.deepEqual([help.code, help.stdout.split('\n').slice(0, 3)], [0, ['vzctl v.9.0.1', '', 'Usage:']]);
+    assert.deepEqual(await c.ok('node-a', 'vzctl', ['--versions']), 'vzctl v.9.0.1\n');
+    const none = await c.run('node-a', 'vzctl', ['--skiplock']);
+    assert.deepEqual([none.code, none.stdout], [20, help.stdout]);
     assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted down$/m);
     // A ctid is a UUID or a number up to INT_MAX, taken as "%d" prints it (libvzctl vzctl2_parse_ctid).
     assert.match(await c.ok('node-a', 'vzctl', ['status', '0300']), /^VEID 300 exist unmounted down$/m);
-    for (const bad of ['abc', '2147483648', '-5', '30 0']) {
+    // A UUID in any of libvzctl's forms is the same CT, named dashed and without braces (lib/util.c 1778–1853).
+    const uuid = 'fbcdf284-5345-416B-a589-7b5fcaa87673';
+    for (const form of [uuid, `{${uuid}}`, `{${uuid}`, `${uuid}}`, uuid.replaceAll('-', '')])
+      assert.match(
+        await c.ok('node-a', 'vzctl', ['status', form]),
+        new RegExp(`^VEID ${uuid} deleted`, 'm'),
+        form,
+      );
+    for (const bad of ['abc', '2147483648', '-5', '30 0', `{{${uuid}}`, `${uuid}-`]) {
       const r = await c.run('node-a', 'vzctl', ['status', bad]);
       assert.deepEqual([r.code, r.stderr.trim()], [21, `Invalid ctid is specified: ${bad}`], bad);
     }
@@ -243,6 +258,17 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.equal((await c.run('node-a', 'vzctl', ['umount', '300'])).code, 40);
     assert.equal((await c.run('node-a', 'vzctl', ['restore', '300', '--dumpfile', '/nonexistent'])).code, 17);
     assert.equal((await c.run('node-a', 'vzctl', ['suspend', '300'])).code, 31);
+    // Suspended at the default place (<VE_PRIVATE>/dump/Dump): `suspended` while it is there (lib/vz.c 421–426); a
+    // restore from there drops it (lib/env.c 1360–1361), and so does a start (1120–1121).
+    await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '300']);
+    assert.match(await c.ok('node-a', 'vzctl', ['suspend', '300']), /Checkpointing completed successfully/);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted suspended$/m);
+    assert.match(await c.ok('node-a', 'vzctl', ['restore', '300']), /Container was restored successfully/);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist mounted running$/m);
+    await c.ok('node-a', 'vzctl', ['suspend', '300']);
+    await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '300']);
+    await c.ok('node-a', 'vzctl', ['stop', '300']);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted down$/m);
     assert.equal(await c.ok('node-a', 'criu', ['-V']), 'Version: 3.15\n');
     assert.equal(
       await c.ok('node-a', 'criu', ['check', '--feature', 'mem_dirty_track']),

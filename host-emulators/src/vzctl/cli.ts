@@ -9,6 +9,7 @@ import {
   vzctlGlobal,
   vzctlParse,
   vzctlUsage,
+  vzctlVersion,
 } from './options.ts';
 import { mount as ploopMount, umount as ploopUmount } from '../ploop/ops.ts';
 import { ctRequest, type CtConfig } from '../container/protocol.ts';
@@ -44,7 +45,11 @@ const actions = [
  * `vzctl register <path> <ctid> [options]` (host-tools.md §3, §6; vzctl.c main).
  */
 export async function vzctlMain(argv: string[]): Promise<number> {
-  const { index: i, skiplock } = skipGlobalOptions(argv);
+  const { index: i, skiplock, answer } = skipGlobalOptions(argv);
+  if (answer !== undefined) {
+    out(answer);
+    return 0;
+  }
   const action = argv[i];
   if (!action) throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, '', [vzctlUsage]);
   if (!actions.includes(action)) throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Bad command: ${action}`);
@@ -74,16 +79,30 @@ export async function vzctlMain(argv: string[]): Promise<number> {
 }
 
 /**
- * A ctid as vzctl takes it (src/vzctl.c 1811–1829 at 42ab7b3 → libvzctl vzctl2_parse_ctid, lib/env.c 1831–1870 at
- * ebbfc38): a UUID, or a number strtol reads whole, from 0 to INT_MAX (lib/common.c parse_int 387–401), which it
- * goes on with as printed by "%d" ("0101" is CT 101). Anything else is refused with VZ_INVALID_PARAMETER_VALUE (21).
- * CT names (NAME=) are not emulated: a name is refused as a real host refuses one nobody registered.
+ * A ctid as vzctl takes it (src/vzctl.c 1811–1829 at 42ab7b3 → libvzctl vzctl2_parse_ctid → get_cid_uuid_pair,
+ * lib/env.c 1831–1870 at ebbfc38): first a UUID, then a number strtol reads whole, from 0 to INT_MAX (lib/common.c
+ * parse_int 387–401), which it goes on with as printed by "%d" ("0101" is CT 101). Anything else is refused with
+ * VZ_INVALID_PARAMETER_VALUE (21). CT names (NAME=) are not emulated: a name is refused as a real host refuses one
+ * nobody registered.
  */
 function parseCtid(given: string): string {
-  if (/^\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?$/i.test(given)) return given;
+  const uuid = normalizedUuid(given);
+  if (uuid) return uuid;
   const m = /^\s*\+?([0-9]+)$/.exec(given);
   if (m && Number(m[1]) <= 2 ** 31 - 1) return String(Number(m[1]));
   throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, `Invalid ctid is specified: ${given}`);
+}
+
+/**
+ * vzctl2_get_normalized_uuid (libvzctl lib/util.c get_normalized_uuid 1778–1853, ebbfc38): 32 hex digits, bare, in
+ * dashed UUID form, or in braces (the closing one may be left out, or be the only one), always given back dashed and
+ * without braces, each digit in its own case. So 32 decimal digits are a UUID, not a number.
+ */
+function normalizedUuid(given: string): string | undefined {
+  const body = given.startsWith('{') ? given.slice(1) : given;
+  const dashed = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})\}?$/i.exec(body);
+  const bare = /^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})\}?$/i.exec(body);
+  return (dashed ?? bare)?.slice(1).join('-');
 }
 
 async function runAction(
@@ -116,15 +135,18 @@ async function runAction(
   }
 }
 
-/** Skip the global options before the action; return the action's index and whether --skiplock was given. */
-function skipGlobalOptions(argv: string[]): { index: number; skiplock: boolean } {
+/** Where the action is, and whether --skiplock came before it; `answer` when --help or --version ends the run. */
+function skipGlobalOptions(argv: string[]): { index: number; skiplock: boolean; answer?: string } {
   let i = 0;
   let skiplock = false;
   for (;;) {
     const a = argv[i];
     if (a === undefined) return { index: i, skiplock };
     if (a === '--skiplock') skiplock = true;
-    if (vzctlGlobal.prefix.some((p) => a.startsWith(p)) || vzctlGlobal.exact.includes(a)) i++;
+    const prefixed = vzctlGlobal.prefix.some((p) => a.startsWith(p));
+    if (!prefixed && a.startsWith(vzctlGlobal.help)) return { index: i, skiplock, answer: vzctlUsage };
+    if (!prefixed && a.startsWith(vzctlGlobal.version)) return { index: i, skiplock, answer: vzctlVersion };
+    if (prefixed || vzctlGlobal.exact.includes(a)) i++;
     else if (vzctlGlobal.withValue.includes(a)) {
       if (argv[i + 1] === undefined || !/^\d+$/.test(argv[i + 1]!))
         throw new ToolExit(1, `An incorrect value '${argv[i + 1] ?? '(null)'}' for ${a} is specified`);
@@ -161,14 +183,22 @@ function parseActionOptions(action: string, ctid: string, rest: string[]): Parse
 }
 
 /**
- * `VEID <ctid> exist|deleted mounted|unmounted running|paused|down` (src/vzctl.c Show, OpenVZ/vzctl@42ab7b3 lines
- * 1461–1470). A running CT whose freezer cgroup is FROZEN is `paused` (libvzctl lib/env_nsops.c
- * ns_env_get_cpt_state, ebbfc38 lines 1830–1845): after `vzctl pause`, or while criu holds it frozen.
+ * `VEID <ctid> exist|deleted mounted|unmounted running|paused|down|suspended` (src/vzctl.c Show, OpenVZ/vzctl@42ab7b3
+ * lines 1461–1470). A running CT whose freezer cgroup is FROZEN is `paused` (libvzctl lib/env_nsops.c
+ * ns_env_get_cpt_state, ebbfc38 lines 1830–1845): after `vzctl pause`, or while criu holds it frozen. A CT that
+ * exists, does not run and has a dump at the default place is `suspended` (lib/vz.c vzctl2_get_env_status_info
+ * 421–426, ebbfc38): after `vzctl suspend` without --dumpfile.
  */
 function status(env: EmuEnv, ctid: string, conf: CtConf | undefined): number {
   const exist = conf ? 'exist' : 'deleted';
   const mounted = conf && mountedDisks(env, conf).length > 0 ? 'mounted' : 'unmounted';
-  const state = !isRunning(env, ctid) ? 'down' : freezerState(env, ctid) === 'FROZEN' ? 'paused' : 'running';
+  const state = isRunning(env, ctid)
+    ? freezerState(env, ctid) === 'FROZEN'
+      ? 'paused'
+      : 'running'
+    : conf && existsSync(defaultDump(conf))
+      ? 'suspended'
+      : 'down';
   out(`VEID ${ctid} ${exist} ${mounted} ${state}`);
   return 0;
 }
@@ -232,6 +262,8 @@ async function start(env: EmuEnv, conf: CtConf): Promise<number> {
   writeCtState(env, conf.ctid, { pid });
   // The CT's memory to vcmmd, where the node has it (lib/env_nsops.c 566–577 → lib/vcmm.c vcmm_register).
   vcmmRegister(env, conf.ctid, ctConfig(conf).memoryMb * 1024 * 1024);
+  // A started CT no longer has a suspended state to go back to (lib/env.c vzctl_env_start 1120–1121).
+  rmSync(defaultDump(conf), { recursive: true, force: true });
   out('Container start in progress...');
   return 0;
 }
@@ -296,10 +328,16 @@ function unregisterCt(env: EmuEnv, conf: CtConf): number {
   return unregister(env, conf.ctid, conf.vePrivate);
 }
 
+/**
+ * Where `vzctl suspend` and `vzctl restore` keep the dump without --dumpfile: `<VE_PRIVATE>/dump/Dump` on a CT of
+ * layout 4 and later, VZ7's (libvzctl lib/util.c vzctl2_get_dump_file 1195–1219, lib/vztypes.h 48–49, ebbfc38).
+ */
+const defaultDump = (conf: CtConf) => `${conf.vePrivate}/dump/Dump`;
+
 async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): Promise<number> {
   const st = readCtState(env, conf.ctid);
   if (!processRunning(st.pid)) throw new ToolExit(31, 'Container is not running');
-  const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
+  const dir = dumpDir ?? defaultDump(conf);
   out('Setting up checkpoint...');
   createDevmap(env, conf);
   // vz-cpt-action saves the CT's memory limits (pre-dump, vz-cpt-action.in 98–103) and its own sysctls (post-dump,
@@ -385,7 +423,7 @@ const vzClockImages = ['vz_clock_bootbased.img', 'vz_clock_monotonic.img'];
 
 async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): Promise<number> {
   if (isRunning(env, conf.ctid)) throw new ToolExit(32, 'Container is already running');
-  const dir = dumpDir ?? `${conf.vePrivate}/dump/Dump`;
+  const dir = dumpDir ?? defaultDump(conf);
   if (!existsSync(dir)) throw new ToolExit(17, 'Container is not suspended');
   const missing = vzMode(env) ? vzClockImages.filter((f) => !existsSync(join(dir, f))) : [];
   if (missing.length > 0)
@@ -434,6 +472,8 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   mkdirSync(`${dir}.restore`, { recursive: true });
   for (const f of ['spfs-manager', 'dump.log', 'restore.log'])
     if (existsSync(join(dir, f))) renameSync(join(dir, f), join(`${dir}.restore`, f));
+  // A restore from the default place drops that dump once the CT runs (lib/env.c vzctl_env_restore 1360–1361).
+  if (dumpDir === undefined) rmSync(dir, { recursive: true, force: true });
   out('Container was restored successfully');
   return 0;
 }

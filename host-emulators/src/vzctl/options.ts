@@ -116,12 +116,23 @@ export const vzctlGlobal = {
   source: `${base} main`,
   /** Matched by prefix (STRNCOMP = strncmp over the option's length, include/config.h). */
   prefix: ['--verbose', '--quiet'],
+  /** Matched by prefix too, before the exact ones: each prints and exits 0 (src/vzctl.c 1565–1574). */
+  help: '--help',
+  version: '--version',
   exact: ['--skiplock', '--skipowner', '--ignore-ha-cluster'],
   withValue: ['--configure-timeout'],
 };
 
-/** The head of vzctl's Usage() (src/vz.c), printed on stdout when no action is given. */
+/** Version() (src/vz.c 337–340): the version of the revision these options were read from (Makefile.version). */
+export const vzctlVersion = 'vzctl v.9.0.1';
+
+/**
+ * The head of vzctl's Usage() (src/vz.c 342–), printed on stdout by --help and when no action is given; it begins with
+ * Version() and an empty line.
+ */
 export const vzctlUsage = [
+  vzctlVersion,
+  '',
   'Usage:',
   'vzctl destroy | mount | umount | start | stop | status | enter | console',
   'vzctl start <ctid|name> [--wait] [--repair]',
