@@ -270,6 +270,18 @@ describe('vzctl and criu messages and exit codes', () => {
     await c.ok('node-a', 'vzctl', ['stop', '300']);
     assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted down$/m);
     assert.equal(await c.ok('node-a', 'criu', ['-V']), 'Version: 3.15\n');
+    // -h/--help anywhere first (config.c pre_parse), then the options in order: -V prints and exits before a bad
+    // option after it is read; a bad option or -t value before it is refused (parse_options).
+    const criu = async (...argv: string[]) => {
+      const r = await c.run('node-a', 'criu', argv);
+      return [r.code, r.stdout.split('\n')[0]];
+    };
+    assert.deepEqual(await criu('--bogus', 'dump', '--help'), [0, '']);
+    assert.deepEqual(await criu('-V', '--bogus'), [0, 'Version: 3.15']);
+    assert.deepEqual(await criu('--bogus', '-V'), [1, '']);
+    assert.deepEqual(await criu('-t', 'x', '-V'), [1, '']);
+    assert.deepEqual(await criu('-jVt', 'x'), [0, 'Version: 3.15']);
+    assert.deepEqual(await criu('-jht', 'x'), [0, '']);
     assert.equal(
       await c.ok('node-a', 'criu', ['check', '--feature', 'mem_dirty_track']),
       'mem_dirty_track is supported\n',

@@ -148,23 +148,28 @@ function openLog(opts: Map<string, string[]>, one: (...k: string[]) => string | 
 /**
  * criu's own refusals, before any command runs (criu/config.c parse_options, criu/crtools.c main): an option not in
  * the table, a missing argument, no or an unknown command, a second word, -t not a positive number. The usage text
- * goes to stdout (pr_msg) and the status is 1; -h prints it and ends with 0.
+ * goes to stdout (pr_msg) and the status is 1. `-h` or `--help` anywhere is looked for before anything is parsed
+ * (config.c pre_parse 373–391) and prints the usage with 0; getopt then reads the options in order and acts on each
+ * at once (parse_options 780–784, 1048–1055): -V prints the version and exits 0, and -h in a cluster prints the
+ * usage, unless an option before it was refused; what comes after either is not read.
  */
 function parseCriuArgv(argv: string[]): ParsedOpts {
   const refuse = (why: string) => new ToolExit(1, why, [criuUsage]);
+  if (argv.some((a) => a === '-h' || a === '--help')) throw new ToolExit(0, '', [criuUsage]);
   let parsed: ParsedOpts;
   try {
-    parsed = parseOpts(criuOptions, argv);
+    parsed = parseOpts(criuOptions, argv, (key) => key === '-V' || key === '-h');
   } catch (e) {
     if (e instanceof GetoptError) throw refuse(`criu: ${e.message}`);
     throw e;
   }
-  const { opts, args } = parsed;
-  if (opts.has('-V')) return parsed;
-  if (opts.has('-h')) throw new ToolExit(0, '', [criuUsage]);
+  const { opts, args, endedAt } = parsed;
+  // atoi: a value that does not begin with a positive number is 0 (config.c 780–784).
   const tree = opts.get('-t')?.at(-1);
   if (tree !== undefined && !(parseInt(tree, 10) > 0))
     throw new ToolExit(1, `Error (criu/config.c): invalid argument for -t: ${tree}`);
+  if (endedAt === '-V') return parsed;
+  if (endedAt === '-h') throw new ToolExit(0, '', [criuUsage]);
   const cmd = args[0];
   if (cmd === undefined) throw refuse('Error (criu/crtools.c): command is required');
   if (!criuCommands.includes(cmd)) throw refuse(`Error (criu/crtools.c): unknown command: ${cmd}`);

@@ -99,6 +99,17 @@ export interface ParsedOpts {
   opts: Map<string, string[]>;
   /** The non-options, in order (GNU getopt permutes them after the options). */
   args: string[];
+  /** The option that ended the parse (see parseOpts' `endsAt`), if one did. */
+  endedAt?: string;
+}
+
+/** Thrown inside parseOpts when an option that ends the parse is met; never leaves it. */
+class ParseEnded extends Error {
+  readonly key: string;
+  constructor(key: string) {
+    super(`the parse ended at ${key}`);
+    this.key = key;
+  }
 }
 
 const keyOf = (s: OptSpec): string => (s.short ? `-${s.short}` : `--${s.long![0]}`);
@@ -106,21 +117,35 @@ const keyOf = (s: OptSpec): string => (s.short ? `-${s.short}` : `--${s.long![0]
 /**
  * glibc getopt_long as the real tools call it: permuting, short clusters (`-rF`, `-uG`), `--long[=v]`, unambiguous
  * long prefixes, `--` ends the options. An option not in the table, a missing argument, or an argument given to a
- * flag throws GetoptError (each tool turns it into its own usage text and exit status).
+ * flag throws GetoptError (each tool turns it into its own usage text and exit status). An option for which `endsAt`
+ * holds ends the parse where it stands, as a tool's getopt loop that acts on it at once (criu's -V prints and exits):
+ * what comes after it is not read, so a bad option after it is no error.
  */
-export function parseOpts(table: OptTable, argv: string[]): ParsedOpts {
+export function parseOpts(
+  table: OptTable,
+  argv: string[],
+  endsAt: (key: string) => boolean = () => false,
+): ParsedOpts {
   const opts = new Map<string, string[]>();
   const args: string[] = [];
-  const add = (s: OptSpec, v: string) => opts.set(keyOf(s), [...(opts.get(keyOf(s)) ?? []), v]);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      args.push(...argv.slice(i + 1));
-      break;
+  const add = (s: OptSpec, v: string) => {
+    opts.set(keyOf(s), [...(opts.get(keyOf(s)) ?? []), v]);
+    if (endsAt(keyOf(s))) throw new ParseEnded(keyOf(s));
+  };
+  try {
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i]!;
+      if (a === '--') {
+        args.push(...argv.slice(i + 1));
+        break;
+      }
+      if (a.startsWith('--')) i = parseLong(table, argv, i, add);
+      else if (a.startsWith('-') && a.length > 1) i = parseShort(table, argv, i, add);
+      else args.push(a);
     }
-    if (a.startsWith('--')) i = parseLong(table, argv, i, add);
-    else if (a.startsWith('-') && a.length > 1) i = parseShort(table, argv, i, add);
-    else args.push(a);
+  } catch (e) {
+    if (e instanceof ParseEnded) return { opts, args, endedAt: e.key };
+    throw e;
   }
   return { opts, args };
 }

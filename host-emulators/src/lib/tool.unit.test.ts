@@ -44,6 +44,16 @@ describe('parseOpts: glibc getopt_long as the real tools call it', () => {
   it('-- ends the options', () => {
     assert.deepEqual(parse(['--', '-r']), { opts: {}, args: ['-r'] });
   });
+  it('ends where an option that ends the parse stands: nothing after it is read, a bad option after it included', () => {
+    const endsAtF = (key: string) => key === '-F';
+    const { opts, args, endedAt } = parseOpts(table, ['a.xml', '-rF', '-u', 'G', '--bogus'], endsAtF);
+    assert.deepEqual(
+      [Object.fromEntries(opts), args, endedAt],
+      [{ '-r': [''], '-F': [''] }, ['a.xml'], '-F'],
+    );
+    refused(['--bogus', '-F'], 'unknown', "unrecognized option '--bogus'");
+    assert.equal(parseOpts(table, ['-r'], endsAtF).endedAt, undefined);
+  });
   it('refuses what glibc refuses, with its message', () => {
     refused(['-x'], 'unknown', "invalid option -- 'x'");
     refused(['--offline'], 'unknown', "unrecognized option '--offline'");
