@@ -124,12 +124,15 @@ describe('ploop emulator: command lines, files, messages and exit codes', () => 
     assert.equal((await c.run('node-a', 'ploop', ['snapshot-delete', '-u', TOP, dd])).code, 38);
   });
 
-  it('snapshot-merge refuses -u with -A (38); -A folds the chain into one image', async () => {
+  it('snapshot-merge refuses -u with -A (38); -A folds the chain into one image, and finds nothing to fold in one (38)', async () => {
     await c.ok('node-a', 'ploop', ['snapshot', dd]);
     await c.ok('node-a', 'ploop', ['snapshot', dd]);
     assert.equal((await c.run('node-a', 'ploop', ['snapshot-merge', '-A', '-u', G1, dd])).code, 38);
     await c.ok('node-a', 'ploop', ['snapshot-merge', '-A', dd]);
     assert.equal((await c.ok('node-a', 'ploop', ['snapshot-list', '-H', dd])).trim().split('\n').length, 1);
+    // With no snapshot left, -A finds none to delete: 38 (lib/merge.c 1101–1120).
+    const none = await c.run('node-a', 'ploop', ['snapshot-merge', '-A', dd]);
+    assert.deepEqual([none.code, none.stderr.trim()], [38, 'Cannot find any snapshot by uuid (null)']);
   });
 
   it('snapshot-switch is refused on a running device (38)', async () => {

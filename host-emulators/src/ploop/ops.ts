@@ -352,6 +352,10 @@ export function snapshotDelete(env: EmuEnv, dd: string, guidArg: string): string
 export function snapshotMerge(env: EmuEnv, dd: string, guidArg: string | undefined, all: boolean): string[] {
   if (guidArg !== undefined && all) throw new ToolExit(EX.PARAM, "Options -u and -A can't be used together");
   return withDdLock(env, dd, (start) => {
+    // -A deletes the snapshots below the top one by one; with none its status stays SYSEXIT_PARAM (lib/merge.c
+    // ploop_merge_snapshot 1101–1120, d5c202b; glibc prints the NULL guid as "(null)").
+    if (all && start.images.length === 1)
+      throw new ToolExit(EX.PARAM, 'Cannot find any snapshot by uuid (null)');
     const lines: string[] = [];
     let desc = start;
     do {
