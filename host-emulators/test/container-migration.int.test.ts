@@ -233,7 +233,17 @@ describe('vzctl and criu messages and exit codes', () => {
         new RegExp(`^VEID ${uuid} deleted`, 'm'),
         form,
       );
-    for (const bad of ['abc', '2147483648', '-5', '30 0', `{{${uuid}}`, `${uuid}-`]) {
+    const digits = uuid.replaceAll('-', '');
+    for (const bad of [
+      'abc',
+      '2147483648',
+      '-5',
+      '30 0',
+      `{{${uuid}}`,
+      `${uuid}-`,
+      `{${digits}}`,
+      `${digits}}`,
+    ]) {
       const r = await c.run('node-a', 'vzctl', ['status', bad]);
       assert.deepEqual([r.code, r.stderr.trim()], [21, `Invalid ctid is specified: ${bad}`], bad);
     }
@@ -259,14 +269,20 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.equal((await c.run('node-a', 'vzctl', ['restore', '300', '--dumpfile', '/nonexistent'])).code, 17);
     assert.equal((await c.run('node-a', 'vzctl', ['suspend', '300'])).code, 31);
     // Suspended at the default place (<VE_PRIVATE>/dump/Dump): `suspended` while it is there (lib/vz.c 421–426); a
-    // restore from there drops it (lib/env.c 1360–1361), and so does a start (1120–1121).
+    // restore from there drops it (lib/env.c 1360–1361); a start of a suspended CT restores it (src/vzctl.c
+    // 2134–2152), and drops it the same way.
     await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '300']);
     assert.match(await c.ok('node-a', 'vzctl', ['suspend', '300']), /Checkpointing completed successfully/);
     assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted suspended$/m);
     assert.match(await c.ok('node-a', 'vzctl', ['restore', '300']), /Container was restored successfully/);
-    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist mounted running$/m);
-    await c.ok('node-a', 'vzctl', ['suspend', '300']);
+    await c.ok('node-a', 'vzctl', ['stop', '300']);
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted down$/m);
     await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '300']);
+    await c.ok('node-a', 'vzctl', ['suspend', '300']);
+    assert.match(
+      await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '300']),
+      /Container was restored successfully/,
+    );
     await c.ok('node-a', 'vzctl', ['stop', '300']);
     assert.match(await c.ok('node-a', 'vzctl', ['status', '300']), /^VEID 300 exist unmounted down$/m);
     assert.equal(await c.ok('node-a', 'criu', ['-V']), 'Version: 3.15\n');
@@ -274,19 +290,39 @@ describe('vzctl and criu messages and exit codes', () => {
     // option after it is read; a bad option or -t value before it is refused (parse_options).
     const criu = async (...argv: string[]) => {
       const r = await c.run('node-a', 'criu', argv);
-      return [r.code, r.stdout.split('\n')[0]];
+      return [r.code, r.stdout.split('\n')[0], r.stdout.includes('Usage:')];
     };
-    assert.deepEqual(await criu('--bogus', 'dump', '--help'), [0, '']);
-    assert.deepEqual(await criu('-V', '--bogus'), [0, 'Version: 3.15']);
-    assert.deepEqual(await criu('--bogus', '-V'), [1, '']);
-    assert.deepEqual(await criu('-t', 'x', '-V'), [1, '']);
-    assert.deepEqual(await criu('-jVt', 'x'), [0, 'Version: 3.15']);
-    assert.deepEqual(await criu('-jht', 'x'), [0, '']);
+    assert.deepEqual(await criu('--bogus', 'dump', '--help'), [0, '', true]);
+    assert.deepEqual(await criu('-V', '--bogus'), [0, 'Version: 3.15', false]);
+    assert.deepEqual(await criu('--bogus', '-V'), [1, '', true]);
+    // A -t whose atoi is not positive is refused where it stands, without the usage; atoi wraps at 2^31.
+    assert.deepEqual(await criu('-t', 'x', '-V'), [1, '', false]);
+    assert.deepEqual(await criu('-t', 'x', '-t', '5', '-V'), [1, '', false]);
+    assert.deepEqual(await criu('-t', '2147483648', '-V'), [1, '', false]);
+    assert.deepEqual(await criu('-t', '5x', '-V'), [0, 'Version: 3.15', false]);
+    assert.deepEqual(await criu('-jVt', 'x'), [0, 'Version: 3.15', false]);
+    assert.deepEqual(await criu('-jht', 'x'), [0, '', true]);
     assert.equal(
       await c.ok('node-a', 'criu', ['check', '--feature', 'mem_dirty_track']),
       'mem_dirty_track is supported\n',
     );
     assert.equal((await c.run('node-a', 'criu', ['pre-dump', '-t', '1', '-D', '/nonexistent'])).code, 1);
+    // --prev-images-dir as the images folder opens, before the task is looked for (criu/image.c 739–754): a folder
+    // that is not there is refused; a `parent` already there is kept, not replaced.
+    const images = join(c.dir, 'criu-images');
+    mkdirSync(join(images, '2'), { recursive: true });
+    const withParent = (prev: string) =>
+      c.run('node-a', 'criu', ['pre-dump', '-t', '1', '-D', join(images, '2'), '--prev-images-dir', prev]);
+    const missing = await withParent('../1');
+    assert.deepEqual(
+      [missing.code, missing.stderr.trim()],
+      [1, 'Error (criu/image.c:742): Invalid parent image directory provided: No such file or directory'],
+    );
+    mkdirSync(join(images, '1'));
+    mkdirSync(join(images, '0'));
+    assert.match((await withParent('../0')).stderr, /Can't find task 1/);
+    assert.match((await withParent('../1')).stderr, /Can't find task 1/);
+    assert.equal(readlinkSync(join(images, '2', 'parent')), '../0');
     // With -o, criu's errors go to its log in the work dir, emptied first, and not to stderr (criu/log.c); from -v3
     // on each line has its time stamp.
     const work = join(c.dir, 'criu-work');
@@ -309,10 +345,13 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.deepEqual([logged.code, logged.stderr], [1, '']);
     assert.equal(
       readFileSync(join(work, 'pre-dump.log'), 'utf8'),
-      "Can't open images dir /nonexistent: No such file or directory\n",
+      "Error (criu/image.c:726): Can't open dir /nonexistent: No such file or directory\n",
     );
     await preDumpAt('-v4');
-    assert.match(readFileSync(join(work, 'pre-dump.log'), 'utf8'), /^\(\d{2}\.\d{6}\) Can't open images dir/);
+    assert.match(
+      readFileSync(join(work, 'pre-dump.log'), 'utf8'),
+      /^\(\d{2}\.\d{6}\) Error \(criu\/image\.c:726\): Can't open dir/,
+    );
   });
 
   it('the fault plan fails the chosen call with its exit code and stderr, and counts calls', async () => {

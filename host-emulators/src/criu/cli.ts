@@ -7,7 +7,6 @@ import {
   readFileSync,
   symlinkSync,
   writeFileSync,
-  unlinkSync,
   lstatSync,
 } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -150,24 +149,25 @@ function openLog(opts: Map<string, string[]>, one: (...k: string[]) => string | 
  * the table, a missing argument, no or an unknown command, a second word, -t not a positive number. The usage text
  * goes to stdout (pr_msg) and the status is 1. `-h` or `--help` anywhere is looked for before anything is parsed
  * (config.c pre_parse 373–391) and prints the usage with 0; getopt then reads the options in order and acts on each
- * at once (parse_options 780–784, 1048–1055): -V prints the version and exits 0, and -h in a cluster prints the
- * usage, unless an option before it was refused; what comes after either is not read.
+ * as it meets it (parse_options): a -t whose atoi is not positive is refused, without the usage (780–784, bad_arg
+ * 1068–1073); -V prints the version and exits 0, and -h in a cluster prints the usage (1048–1055); what comes after
+ * any of them is not read.
  */
 function parseCriuArgv(argv: string[]): ParsedOpts {
   const refuse = (why: string) => new ToolExit(1, why, [criuUsage]);
   if (argv.some((a) => a === '-h' || a === '--help')) throw new ToolExit(0, '', [criuUsage]);
   let parsed: ParsedOpts;
   try {
-    parsed = parseOpts(criuOptions, argv, (key) => key === '-V' || key === '-h');
+    parsed = parseOpts(criuOptions, argv, (key, value) => {
+      if (key === '-t' && !(atoi(value) > 0))
+        throw new ToolExit(1, `Error (criu/config.c:1070): invalid argument for -t: ${value}`);
+      return key === '-V' || key === '-h' ? 'end' : undefined;
+    });
   } catch (e) {
     if (e instanceof GetoptError) throw refuse(`criu: ${e.message}`);
     throw e;
   }
   const { opts, args, endedAt } = parsed;
-  // atoi: a value that does not begin with a positive number is 0 (config.c 780–784).
-  const tree = opts.get('-t')?.at(-1);
-  if (tree !== undefined && !(parseInt(tree, 10) > 0))
-    throw new ToolExit(1, `Error (criu/config.c): invalid argument for -t: ${tree}`);
   if (endedAt === '-V') return parsed;
   if (endedAt === '-h') throw new ToolExit(0, '', [criuUsage]);
   const cmd = args[0];
@@ -178,6 +178,19 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
       `Error (criu/crtools.c): excessive parameter${args.length > 2 ? 's' : ''} for command ${cmd}`,
     );
   return parsed;
+}
+
+/**
+ * glibc's atoi on a 64-bit host: (int) strtol(s, NULL, 10). Leading blanks and a sign are read, then digits up to the
+ * first other character (none: 0); strtol saturates at the long's range, and the cast keeps the low 32 bits, so
+ * "2147483648" is negative.
+ */
+function atoi(s: string): number {
+  const m = /^\s*([+-]?\d+)/.exec(s);
+  if (!m) return 0;
+  const long = 2n ** 63n;
+  const v = BigInt(m[1]!);
+  return Number(BigInt.asIntN(32, v >= long ? long - 1n : v < -long ? -long : v));
 }
 
 /** Find which CT of this node has this init pid. */
@@ -199,7 +212,6 @@ async function dump(
   const { pid, dir, work, ctid } = dumpTarget(cmd, opts, one, env);
   const socket = paths.ctSocket(env, ctid);
   const prev = one('--prev-images-dir');
-  if (prev !== undefined) linkParent(dir, prev);
   const started = process.hrtime.bigint();
   // cr_pre_dump_tasks (cr-dump.c 1946–1948), pr_info.
   if (cmd === 'pre-dump') info('Enforcing memory tracking for pre-dump.');
@@ -238,7 +250,8 @@ function dumpTarget(
   one: (...k: string[]) => string | undefined,
   env: EmuEnv,
 ): { pid: number; dir: string; work: string; ctid: string } {
-  const pid = Number(one('-t', '--tree'));
+  const tree = one('-t', '--tree');
+  const pid = tree === undefined ? 0 : atoi(tree);
   const dir = one('-D', '--images-dir');
   if (!pid || !dir) throw new ToolExit(1, `${cmd}: -t PID and -D DIR are required`);
   // check_options, before the images dir opens: no --track-mem without dirty tracking (criu/config.c 1129–1132).
@@ -247,7 +260,11 @@ function dumpTarget(
       1,
       'Error (criu/config.c:1130): Tracking memory is not available. Consider omitting --track-mem option.',
     );
-  if (!existsSync(dir)) throw new ToolExit(1, `Can't open images dir ${dir}: No such file or directory`);
+  // open_image_dir (criu/image.c 724–727 at 2cf8f13), pr_perror.
+  if (!existsSync(dir))
+    throw new ToolExit(1, `Error (criu/image.c:726): Can't open dir ${dir}: No such file or directory`);
+  const prev = one('--prev-images-dir');
+  if (prev !== undefined) linkParent(dir, prev);
   const ctid = ctByPid(env, pid);
   if (vzMode(env)) {
     checkFreezeCgroup(opts, pid);
@@ -270,13 +287,21 @@ function dumpTarget(
 }
 
 /** The images dir's `parent` link to the previous dump (relative to the images dir). */
+/**
+ * --prev-images-dir as open_image_dir takes it (criu/image.c 739–754 at 2cf8f13): the folder must be readable from
+ * the images folder, then `parent` is linked to it, a `parent` already there kept as it is (symlinkat's EEXIST is no
+ * error), and an absolute path only warned about.
+ */
 function linkParent(dir: string, prev: string): void {
-  if (isAbsolute(prev)) err('Warn: Absolute paths for parent links may not work on restore');
   if (!existsSync(resolve(dir, prev)))
-    throw new ToolExit(1, `Can't open parent images dir ${prev}: No such file or directory`);
+    throw new ToolExit(
+      1,
+      'Error (criu/image.c:742): Invalid parent image directory provided: No such file or directory',
+    );
   const link = join(dir, 'parent');
-  if (existsSync(link) || isLink(link)) unlinkSync(link);
-  symlinkSync(prev, link);
+  if (!existsSync(link) && !isLink(link)) symlinkSync(prev, link);
+  if (isAbsolute(prev))
+    err('Warn  (criu/image.c:753): Absolute paths for parent links may not work on restore!');
 }
 
 /**

@@ -13,14 +13,24 @@ const state = (pid: number) => {
 
 describe('processRunning', () => {
   it('finds a running process, not a zombie whose parent has not reaped it, nor a pid that is gone', async () => {
-    // Given a shell that starts a child which ends at once, then becomes `sleep` (which never reaps it): a zombie
-    const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 60'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    // Given a shell that starts a child which ends only once the shell has become `sleep`, which never reaps it: a
+    // zombie, whatever the shell does with its children before the exec
+    const parent = spawn(
+      'sh',
+      [
+        '-c',
+        `sh -c 'until read -r c < /proc/$PPID/comm && [ "$c" = sleep ]; do :; done' & echo $!; exec sleep 60`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       const [line] = (await once(createInterface({ input: parent.stdout }), 'line')) as [string];
       const zombie = Number(line);
-      while (state(zombie) !== 'Z') await new Promise((r) => setImmediate(r));
+      const deadline = Date.now() + 30_000;
+      while (state(zombie) !== 'Z') {
+        assert.ok(Date.now() < deadline, `the child is still ${state(zombie)} after 30 s`);
+        await new Promise((r) => setImmediate(r));
+      }
 
       // When each is asked about
       // Then the sleeping parent runs, the zombie does not (though signal 0 still finds it), a pid past the

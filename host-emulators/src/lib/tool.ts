@@ -99,7 +99,7 @@ export interface ParsedOpts {
   opts: Map<string, string[]>;
   /** The non-options, in order (GNU getopt permutes them after the options). */
   args: string[];
-  /** The option that ended the parse (see parseOpts' `endsAt`), if one did. */
+  /** The option that ended the parse (see parseOpts' `onOption`), if one did. */
   endedAt?: string;
 }
 
@@ -117,20 +117,21 @@ const keyOf = (s: OptSpec): string => (s.short ? `-${s.short}` : `--${s.long![0]
 /**
  * glibc getopt_long as the real tools call it: permuting, short clusters (`-rF`, `-uG`), `--long[=v]`, unambiguous
  * long prefixes, `--` ends the options. An option not in the table, a missing argument, or an argument given to a
- * flag throws GetoptError (each tool turns it into its own usage text and exit status). An option for which `endsAt`
- * holds ends the parse where it stands, as a tool's getopt loop that acts on it at once (criu's -V prints and exits):
- * what comes after it is not read, so a bad option after it is no error.
+ * flag throws GetoptError (each tool turns it into its own usage text and exit status). `onOption` sees each option
+ * as the tool's getopt loop meets it, in order, and acts at once as that loop does: it may throw (a value the tool
+ * refuses), or answer 'end' to end the parse where it stands (criu's -V prints and exits), so that nothing after it
+ * is read, a bad option included.
  */
 export function parseOpts(
   table: OptTable,
   argv: string[],
-  endsAt: (key: string) => boolean = () => false,
+  onOption: (key: string, value: string) => 'end' | undefined = () => undefined,
 ): ParsedOpts {
   const opts = new Map<string, string[]>();
   const args: string[] = [];
   const add = (s: OptSpec, v: string) => {
     opts.set(keyOf(s), [...(opts.get(keyOf(s)) ?? []), v]);
-    if (endsAt(keyOf(s))) throw new ParseEnded(keyOf(s));
+    if (onOption(keyOf(s), v) === 'end') throw new ParseEnded(keyOf(s));
   };
   try {
     for (let i = 0; i < argv.length; i++) {

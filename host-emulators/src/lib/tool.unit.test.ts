@@ -44,15 +44,23 @@ describe('parseOpts: glibc getopt_long as the real tools call it', () => {
   it('-- ends the options', () => {
     assert.deepEqual(parse(['--', '-r']), { opts: {}, args: ['-r'] });
   });
-  it('ends where an option that ends the parse stands: nothing after it is read, a bad option after it included', () => {
-    const endsAtF = (key: string) => key === '-F';
-    const { opts, args, endedAt } = parseOpts(table, ['a.xml', '-rF', '-u', 'G', '--bogus'], endsAtF);
+  it('shows each option to onOption as it meets it: an end ends the parse there, a throw fails it there', () => {
+    const seen: string[] = [];
+    const endAtF = (key: string, value: string) => {
+      seen.push(`${key}=${value}`);
+      if (key === '-u' && value === 'bad') throw new Error('bad -u');
+      return key === '-F' ? 'end' : undefined;
+    };
+    // Given -F before an option glibc would refuse: the parse ends at -F, the rest unread
+    const { opts, args, endedAt } = parseOpts(table, ['a.xml', '-u', 'G', '-rF', '--bogus'], endAtF);
     assert.deepEqual(
-      [Object.fromEntries(opts), args, endedAt],
-      [{ '-r': [''], '-F': [''] }, ['a.xml'], '-F'],
+      [Object.fromEntries(opts), args, endedAt, seen],
+      [{ '-u': ['G'], '-r': [''], '-F': [''] }, ['a.xml'], '-F', ['-u=G', '-r=', '-F=']],
     );
-    refused(['--bogus', '-F'], 'unknown', "unrecognized option '--bogus'");
-    assert.equal(parseOpts(table, ['-r'], endsAtF).endedAt, undefined);
+    // Given the refused option first, or a value onOption refuses: that error, and -F never seen
+    assert.throws(() => parseOpts(table, ['--bogus', '-F'], endAtF), GetoptError);
+    assert.throws(() => parseOpts(table, ['-u', 'bad', '-F'], endAtF), /bad -u/);
+    assert.equal(parseOpts(table, ['-r'], endAtF).endedAt, undefined);
   });
   it('refuses what glibc refuses, with its message', () => {
     refused(['-x'], 'unknown', "invalid option -- 'x'");

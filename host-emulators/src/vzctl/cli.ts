@@ -94,14 +94,15 @@ function parseCtid(given: string): string {
 }
 
 /**
- * vzctl2_get_normalized_uuid (libvzctl lib/util.c get_normalized_uuid 1778–1853, ebbfc38): 32 hex digits, bare, in
- * dashed UUID form, or in braces (the closing one may be left out, or be the only one), always given back dashed and
- * without braces, each digit in its own case. So 32 decimal digits are a UUID, not a number.
+ * vzctl2_get_normalized_uuid (libvzctl lib/util.c get_normalized_uuid 1778–1853, ebbfc38): the dashed form, bare or
+ * in braces (the closing one may be left out, or be the only one), or 32 hex digits with neither dashes nor braces;
+ * given back dashed and without braces, each digit in its own case. So 32 decimal digits are a UUID, not a number.
  */
 function normalizedUuid(given: string): string | undefined {
-  const body = given.startsWith('{') ? given.slice(1) : given;
-  const dashed = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})\}?$/i.exec(body);
-  const bare = /^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})\}?$/i.exec(body);
+  const dashed = /^\{?([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})\}?$/i.exec(
+    given,
+  );
+  const bare = /^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$/i.exec(given);
   return (dashed ?? bare)?.slice(1).join('-');
 }
 
@@ -241,6 +242,17 @@ export function ctConfig(conf: CtConf): CtConfig {
 }
 
 async function start(env: EmuEnv, conf: CtConf): Promise<number> {
+  // A CT suspended at the default place is restored from there (src/vzctl.c ACTION_START 2134–2152, at 42ab7b3:
+  // vzctl_env_restore without a dump file, src/wrap.c 503–523); only when that fails does it start afresh.
+  if (existsSync(defaultDump(conf))) {
+    try {
+      return await restore(env, conf, undefined);
+    } catch (e) {
+      if (!(e instanceof ToolExit)) throw e;
+      for (const l of e.stdout) out(l);
+      if (e.message) err(e.message);
+    }
+  }
   if (isRunning(env, conf.ctid)) {
     // A paused CT (its freezer FROZEN) is unpaused, not refused: vzctl2_env_start resumes a running CT that is
     // CPT-suspended (libvzctl lib/env.c 974–993 at ebbfc38), whoever froze it.
@@ -262,7 +274,7 @@ async function start(env: EmuEnv, conf: CtConf): Promise<number> {
   writeCtState(env, conf.ctid, { pid });
   // The CT's memory to vcmmd, where the node has it (lib/env_nsops.c 566–577 → lib/vcmm.c vcmm_register).
   vcmmRegister(env, conf.ctid, ctConfig(conf).memoryMb * 1024 * 1024);
-  // A started CT no longer has a suspended state to go back to (lib/env.c vzctl_env_start 1120–1121).
+  // Started afresh, the CT no longer has a suspended state to go back to (lib/env.c vzctl_env_start 1120–1121).
   rmSync(defaultDump(conf), { recursive: true, force: true });
   out('Container start in progress...');
   return 0;

@@ -1,12 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
 /**
  * Is there a process with this pid (a negative pid: a process in that process group)? Signal 0 checks without
  * sending anything; a process this one may not signal (EPERM) counts as gone, as the processes asked about are its own.
- * A zombie counts as gone too: it has ended, only its exit status waits for its parent, which for a process whose own
- * parent died is PID 1, and some reap late (seconds, on a sandbox's init).
+ * A zombie counts as gone too, and a group whose members are all zombies: they have ended, only their exit status
+ * waits for a parent, which for a process whose own parent died is PID 1 or the nearest subreaper, and some reap late
+ * (seconds, on a sandbox's init).
  */
 export function pidAlive(pid: number): boolean {
   try {
@@ -14,15 +15,28 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
-  if (pid < 0) return true;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The state (proc(5) field 3) follows the command's ")", which may itself hold spaces and parentheses.
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false; // reaped since
-  }
+  if (pid > 0) return !isZombie(pid);
+  // A group: signal 0 reaches its zombies too, so look for a member that has not ended.
+  return readdirSync('/proc').some((name) => {
+    const st = /^\d+$/.test(name) ? statOf(Number(name)) : undefined;
+    return st !== undefined && st.pgrp === -pid && st.state !== 'Z';
+  });
 }
+
+/** A process's state and process group from /proc/<pid>/stat (proc(5) fields 3 and 5); undefined once it is gone. */
+function statOf(pid: number): { state: string; pgrp: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // After the command's ")", which may itself hold spaces and parentheses.
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: f[0]!, pgrp: Number(f[2]) };
+}
+
+const isZombie = (pid: number): boolean => (statOf(pid)?.state ?? 'Z') === 'Z';
 
 /** A fatal crash is logged and ends the process (the supervisor restarts it); the log is the state. */
 export function exitOnUncaught(log: Logger): void {

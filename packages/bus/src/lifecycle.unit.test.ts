@@ -37,11 +37,17 @@ it('tells a live process from one that has exited', async () => {
   assert.equal(pidAlive(child.pid!), false, 'an exited (and reaped) child is gone');
 });
 
-it('takes a zombie (ended, its parent not reaping it) for gone', async () => {
-  // A shell starts a child that ends at once, then becomes `sleep`, which never reaps it
-  const parent = spawn('sh', ['-c', 'sh -c "exit 0" & echo $!; exec sleep 60'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+it('takes a zombie (ended, its parent not reaping it) for gone, and a group of zombies', async () => {
+  // A shell starts a child in a process group of its own (setsid), which ends only once the shell has become `sleep`,
+  // which never reaps it: a zombie, whatever the shell does with its children before the exec
+  const parent = spawn(
+    'sh',
+    [
+      '-c',
+      `setsid sh -c 'until read -r c < /proc/$PPID/comm && [ "$c" = sleep ]; do :; done' & echo $!; exec sleep 60`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   try {
     const [line] = (await once(createInterface({ input: parent.stdout }), 'line')) as [string];
     const zombie = Number(line);
@@ -49,9 +55,15 @@ it('takes a zombie (ended, its parent not reaping it) for gone', async () => {
       const stat = readFileSync(`/proc/${zombie}/stat`, 'utf8');
       return stat[stat.lastIndexOf(')') + 2];
     };
-    while (stateOf() !== 'Z') await new Promise((r) => setImmediate(r));
+    const deadline = Date.now() + 30_000;
+    while (stateOf() !== 'Z') {
+      assert.ok(Date.now() < deadline, `the child is still ${stateOf()} after 30 s`);
+      await new Promise((r) => setImmediate(r));
+    }
     assert.doesNotThrow(() => process.kill(zombie, 0), 'signal 0 still finds it');
+    assert.doesNotThrow(() => process.kill(-zombie, 0), 'and its group');
     assert.equal(pidAlive(zombie), false);
+    assert.equal(pidAlive(-zombie), false);
     assert.equal(pidAlive(parent.pid!), true);
   } finally {
     parent.kill('SIGKILL');

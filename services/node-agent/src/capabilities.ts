@@ -2,13 +2,7 @@ import { readdirSync, readFileSync, statfsSync } from 'node:fs';
 import type { NodeHeartbeat } from '@haul/schemas';
 import type { Tools } from './adapters/tools.ts';
 import { initPidFile, type AgentConfig } from './context.ts';
-import { procStat } from './adapters/proc.ts';
-
-/** A process is there and has not ended (a zombie's CT has no tasks left); whoever owns it. */
-const running = (pid: number): boolean => {
-  const st = procStat(pid);
-  return st !== undefined && st.state !== 'Z';
-};
+import { processLive } from './adapters/proc.ts';
 
 /** CPU flags of this host, as the kernel reports them (the first processor's "flags" line). */
 export function cpuFlags(): string[] {
@@ -54,7 +48,7 @@ export function runningCts(cfg: AgentConfig): string[] {
     } catch {
       continue; // stopped between the listing and the read
     }
-    if (Number.isInteger(pid) && pid > 0 && running(pid)) out.push(m[1]!);
+    if (Number.isInteger(pid) && pid > 0 && processLive(pid)) out.push(m[1]!);
   }
   return out.sort();
 }
