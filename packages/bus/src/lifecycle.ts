@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { procStat } from './proc.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
@@ -18,25 +19,12 @@ export function pidAlive(pid: number): boolean {
   if (pid > 0) return !isZombie(pid);
   // A group: signal 0 reaches its zombies too, so look for a member that has not ended.
   return readdirSync('/proc').some((name) => {
-    const st = /^\d+$/.test(name) ? statOf(Number(name)) : undefined;
+    const st = /^\d+$/.test(name) ? procStat(Number(name)) : undefined;
     return st !== undefined && st.pgrp === -pid && st.state !== 'Z';
   });
 }
 
-/** A process's state and process group from /proc/<pid>/stat (proc(5) fields 3 and 5); undefined once it is gone. */
-function statOf(pid: number): { state: string; pgrp: number } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // After the command's ")", which may itself hold spaces and parentheses.
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: f[0]!, pgrp: Number(f[2]) };
-}
-
-const isZombie = (pid: number): boolean => (statOf(pid)?.state ?? 'Z') === 'Z';
+const isZombie = (pid: number): boolean => (procStat(pid)?.state ?? 'Z') === 'Z';
 
 /** A fatal crash is logged and ends the process (the supervisor restarts it); the log is the state. */
 export function exitOnUncaught(log: Logger): void {

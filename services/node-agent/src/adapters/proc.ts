@@ -1,20 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { procStat, type ProcStat } from '@haul/bus';
 
-/** What this agent reads of a process from /proc/<pid>/stat (proc(5)); undefined once it is gone. */
-export type ProcStat = { pid: number; state: string; ppid: number; pgrp: number; start: string };
-
-export function procStat(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // After the command's ")" (the command may hold spaces and parentheses): state (field 3), ppid (4), pgrp (5), …
-  // starttime (22, clock ticks since boot).
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), start: f[19]! };
-}
+export { procStat, type ProcStat } from '@haul/bus';
 
 /** A process that has not ended: there, and not a zombie (ended, not yet reaped by its parent). */
 const live = (st: ProcStat | undefined): st is ProcStat => st !== undefined && st.state !== 'Z';
