@@ -4,15 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEmulatedCluster, createToolGate, type EmulatedCluster } from '@haul/test';
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { processRunning } from '../src/lib/process.ts';
 
 /** Decode the varint fields of a stats-dump file (host-tools.md §4.3) — as an independent check of the format. */
 function readStats(path: string): Record<number, number> {
@@ -192,7 +184,7 @@ describe('an emulated CT: three pre-dumps, a dump, a restore on another node', (
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     const deadline = Date.now() + 60_000;
-    while (pid > 0 && alive(pid)) {
+    while (pid > 0 && processRunning(pid)) {
       assert.ok(Date.now() < deadline, `CT init ${pid} still runs a minute after a corrupt restore`);
       await delay(50);
     }
@@ -395,7 +387,7 @@ describe('vzctl and criu messages and exit codes', () => {
       const held = c.run('node-a', 'vzctl', ['status', '300'], env).finally(() => (settled = true));
       for (const deadline = Date.now() + 60_000; gate.pid() === undefined; await delay(20))
         assert.ok(Date.now() < deadline, 'the tool reached its gate within a minute');
-      assert.ok(alive(gate.pid()!) && !settled, 'the tool waits at the gate');
+      assert.ok(processRunning(gate.pid()) && !settled, 'the tool waits at the gate');
       gate.open();
       const passed = await held;
       assert.deepEqual([passed.code, passed.stdout.trim()], [0, 'VEID 300 exist unmounted down']);
