@@ -209,9 +209,8 @@ async function dump(
   one: (...k: string[]) => string | undefined,
 ): Promise<number> {
   const env = emuEnv();
-  const { pid, dir, work, ctid } = dumpTarget(cmd, opts, one, env);
+  const { pid, dir, work, ctid, prev } = dumpTarget(cmd, opts, one, env);
   const socket = paths.ctSocket(env, ctid);
-  const prev = one('--prev-images-dir');
   const started = process.hrtime.bigint();
   // cr_pre_dump_tasks (cr-dump.c 1946–1948), pr_info.
   if (cmd === 'pre-dump') info('Enforcing memory tracking for pre-dump.');
@@ -249,7 +248,7 @@ function dumpTarget(
   opts: Map<string, string[]>,
   one: (...k: string[]) => string | undefined,
   env: EmuEnv,
-): { pid: number; dir: string; work: string; ctid: string } {
+): { pid: number; dir: string; work: string; ctid: string; prev: string | undefined } {
   const tree = one('-t', '--tree');
   const pid = tree === undefined ? 0 : atoi(tree);
   const dir = one('-D', '--images-dir');
@@ -283,10 +282,9 @@ function dumpTarget(
       throw new ToolExit(1, `Error (criu/cgroup-props.c:378): Can't open file ${props}: ${why}`);
     }
   }
-  return { pid, dir, work: one('-W', '--work-dir') ?? dir, ctid };
+  return { pid, dir, work: one('-W', '--work-dir') ?? dir, ctid, prev };
 }
 
-/** The images dir's `parent` link to the previous dump (relative to the images dir). */
 /**
  * --prev-images-dir as open_image_dir takes it (criu/image.c 739–754 at 2cf8f13): the folder must be readable from
  * the images folder, then `parent` is linked to it, a `parent` already there kept as it is (symlinkat's EEXIST is no
