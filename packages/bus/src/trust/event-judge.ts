@@ -55,7 +55,11 @@ export type JudgeOptions = {
 /** Migrations whose facts are kept (a reader that meets a forgotten one reads its log back once). */
 const maxKnown = 10_000;
 
-/** Events this process appended and has not met again yet (oldest forgotten first). */
+/**
+ * Events this process appended and has not met again yet, oldest forgotten first. The coordinator's consumer and an
+ * agent's follow meet each of theirs again within moments; a process that never reads its own appends back keeps up
+ * to this many copies (an event is about 1 KB), and one met after it was forgotten is checked as any message.
+ */
 const maxMine = 10_000;
 
 const dec = new TextDecoder();
@@ -338,9 +342,10 @@ export function createEventJudge(
       const k = entry(e.migrationId);
       learn(k.facts, seq, e);
       if (expectedLastSeq === undefined || k.coveredSeq < expectedLastSeq) return;
+      // Its copy stays in `mine` although the facts cover it now: the coordinator's consumer delivers every event it
+      // appended, most often after the append's ack. Dropped here, each of those was checked again (bench:control,
+      // 300 migrations: as many signature checks as events, 1.6 of the coordinator's 17.6 CPU-s).
       k.coveredSeq = Math.max(k.coveredSeq, seq);
-      // Covered: no read of this process judges that message again, so its copy is not kept for one.
-      mine.delete(e.eventId);
     },
     /** This process is about to append `e` as exactly `body`, with the signature it made itself. */
     signing(e: MigrationEvent, body: Uint8Array, signature: SignatureHeaders | undefined): void {

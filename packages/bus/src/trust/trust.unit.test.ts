@@ -419,6 +419,17 @@ describe('a judge and the events its own process appended', () => {
     assert.equal((await judge.single(copy(body, 7, sig), noReadBack))?.seq, 7, 'a redelivery is believed…');
     assert.equal(c.checks, 1, '…on its checked signature');
   });
+  it('given an event appended and acked first, when the consumer delivers its very bytes after, then it is believed without a second signature check', async () => {
+    const c = counted();
+    const judge = createEventJudge(c.trust, validators, () => {});
+    const body = enc.encode(JSON.stringify(requested));
+    const sig = c.trust.sign(subject, body);
+    judge.signing(requested, body, sig);
+    judge.appended(1, requested, 0);
+    assert.equal(judge.covered(mid), 1, 'the append covers it');
+    assert.equal((await judge.single(copy(body, 1, sig), noReadBack, requested))?.seq, 1);
+    assert.equal(c.checks, 0);
+  });
   it('given an event being appended, when a copy of its bytes comes unsigned or signed by another key, then it is judged as any message', async () => {
     const c = counted();
     const judge = createEventJudge(c.trust, validators, () => {});
