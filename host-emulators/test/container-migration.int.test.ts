@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -343,6 +352,72 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.match(
       readFileSync(join(work, 'pre-dump.log'), 'utf8'),
       /^\(\d{2}\.\d{6}\) Error \(criu\/image\.c:726\): Can't open dir/,
+    );
+  });
+
+  it('register as libvzctl does it: the ctid and UUID pair, validate_eid unless forced, VE_PRIVATE renewed', async () => {
+    await c.ok('node-a', 'haul-emu', ['create-ct', '--ctid', '301', '--disk-writes', '0']);
+    const root = c.nodeRoot('node-a');
+    const priv = join(root, 'vz', 'private', '301');
+    const conf = () => readFileSync(join(priv, 've.conf'), 'utf8');
+    const param = (name: string) => new RegExp(`^${name}="([^"]*)"$`, 'm').exec(conf())?.[1];
+    const etc = (id: string) => join(root, 'etc', 'vz', 'conf', `${id}.conf`);
+    const refused = async (args: string[], why: string) => {
+      const r = await c.run('node-a', 'vzctl', args);
+      assert.deepEqual(
+        [r.code, r.stderr.trim().split('\n')],
+        [255, [why, `Container registration failed: ${why}`]],
+        args.join(' '),
+      );
+    };
+    // Its own link is no obstacle; VEID and a new UUID are written, VE_PRIVATE as <dir>/$VEID (lib/vz.c 848–867).
+    assert.match(
+      await c.ok('node-a', 'vzctl', ['register', priv, '301']),
+      /^Container 301 was successfully registered$/m,
+    );
+    assert.deepEqual([param('VEID'), param('VE_PRIVATE')], ['301', `${root}/vz/private/$VEID`]);
+    const uuid = param('UUID');
+    assert.match(uuid ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    // Then registered with that id: refused unless forced (--force, or the global --skipowner), which keeps the UUID.
+    await refused(['register', priv, '301'], 'Container is already registered with id 301');
+    assert.match(
+      await c.ok('node-a', 'vzctl', ['--skipowner', 'register', priv, '301']),
+      /successfully registered/,
+    );
+    assert.equal(param('UUID'), uuid);
+    // Another id: its config must be a link, and not one to another CT's ve.conf; a dangling one is taken over.
+    rmSync(etc('301'));
+    writeFileSync(etc('302'), 'VE_PRIVATE=/nowhere\n');
+    await refused(['register', priv, '302'], `Container configuration file ${etc('302')} is not a link`);
+    rmSync(etc('302'));
+    symlinkSync(join(root, 'vz', 'private', '300', 've.conf'), etc('302'));
+    await refused(['register', priv, '302'], 'Error: Container ID 302 is used');
+    rmSync(etc('302'));
+    symlinkSync(join(root, 'nowhere', 've.conf'), etc('302'));
+    assert.match(
+      await c.ok('node-a', 'vzctl', ['register', priv, '302']),
+      /Container 302 was successfully registered/,
+    );
+    assert.equal(readlinkSync(etc('302')), join(priv, 've.conf'));
+    // The path alone: a new UUID ctid, its own UUID (lib/env.c 1842–1846); VE_PRIVATE kept as given.
+    const made = /^Container (\S+) was successfully registered$/m.exec(
+      await c.ok('node-a', 'vzctl', ['--skipowner', 'register', priv]),
+    )?.[1];
+    assert.match(made ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    assert.ok(lstatSync(etc(made!)).isSymbolicLink());
+    assert.deepEqual([param('VEID'), param('UUID'), param('VE_PRIVATE')], [made, made, priv]);
+    // --uuid/--id: read as a ctid where met (20), then as a UUID (a number is none); names and --start not emulated.
+    const guid = await c.run('node-a', 'vzctl', ['register', priv, '303', '--uuid', 'nope', '--bogus']);
+    assert.deepEqual([guid.code, guid.stderr.trim()], [20, 'Invalid guid is specified: nope']);
+    await refused(['--skipowner', 'register', priv, '303', '--id', '5'], 'Invalid uuid 5');
+    for (const o of [['--name', 'web'], ['--start']]) {
+      const r = await c.run('node-a', 'vzctl', ['--skipowner', 'register', priv, '303', ...o]);
+      assert.deepEqual([r.code, r.stderr.trim()], [20, `Error (emulator): register ${o[0]} is not emulated`]);
+    }
+    assert.equal(
+      (await c.run('node-a', 'vzctl', ['register', priv, '--force'])).code,
+      21,
+      'a ctid, then options',
     );
   });
 

@@ -23,7 +23,8 @@ import { vcmmRegister, vcmmUnregister } from '../vcmmd/cli.ts';
 import { partitionDevNumber } from '../ploop/sysfs.ts';
 import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from './config.ts';
 import { lockCt, lockStatus } from './ct-lock.ts';
-import { register, unregister } from './registration.ts';
+import { parseCtid } from './ctid.ts';
+import { register, unregister, type RegisterOptions } from './registration.ts';
 import { diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
 import { processRunning } from '../lib/process.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
@@ -45,7 +46,7 @@ const actions = [
  * `vzctl register <path> <ctid> [options]` (host-tools.md §3, §6; vzctl.c main).
  */
 export async function vzctlMain(argv: string[]): Promise<number> {
-  const { index: i, skiplock, answer } = skipGlobalOptions(argv);
+  const { index: i, skiplock, skipowner, answer } = skipGlobalOptions(argv);
   if (answer !== undefined) {
     out(answer);
     return 0;
@@ -59,11 +60,17 @@ export async function vzctlMain(argv: string[]): Promise<number> {
     throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, 'Usage: vzctl register <path>');
   const at = action === 'register' ? i + 2 : i + 1;
   const given = argv[at];
+  // `vzctl register <path>` alone is whole: libvzctl makes up a UUID ctid (main: `argc == 2` → skip_eid).
+  if (action === 'register' && given === undefined)
+    return register(emuEnv(), path!, undefined, { force: skipowner });
   if (given === undefined) throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, 'ctid is not given');
   const ctid = parseCtid(given);
-  const { opts } = parseActionOptions(action, ctid, argv.slice(at + 1));
+  const guid: { last?: string } = {};
+  const { opts } = parseActionOptions(action, ctid, argv.slice(at + 1), (k, v) =>
+    registerGuid(action, k, v, guid),
+  );
   const env = emuEnv();
-  if (action === 'register') return register(env, path!, ctid, opts.has('--force'));
+  if (action === 'register') return register(env, path!, ctid, registerOptions(opts, skipowner, guid.last));
   const conf = readCtConf(env, ctid);
   if (!conf && !['stop', 'status'].includes(action))
     throw new ToolExit(14, 'Container configuration file does not exist');
@@ -76,34 +83,6 @@ export async function vzctlMain(argv: string[]): Promise<number> {
   } finally {
     unlock?.();
   }
-}
-
-/**
- * A ctid as vzctl takes it (src/vzctl.c 1811–1829 at 42ab7b3 → libvzctl vzctl2_parse_ctid → get_cid_uuid_pair,
- * lib/env.c 1831–1870 at ebbfc38): first a UUID, then a number strtol reads whole, from 0 to INT_MAX (lib/common.c
- * parse_int 387–401), which it goes on with as printed by "%d" ("0101" is CT 101). Anything else is refused with
- * VZ_INVALID_PARAMETER_VALUE (21). CT names (NAME=) are not emulated: a name is refused as a real host refuses one
- * nobody registered.
- */
-function parseCtid(given: string): string {
-  const uuid = normalizedUuid(given);
-  if (uuid) return uuid;
-  const m = /^\s*\+?([0-9]+)$/.exec(given);
-  if (m && Number(m[1]) <= 2 ** 31 - 1) return String(Number(m[1]));
-  throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, `Invalid ctid is specified: ${given}`);
-}
-
-/**
- * vzctl2_get_normalized_uuid (libvzctl lib/util.c get_normalized_uuid 1778–1853, ebbfc38): the dashed form, bare or
- * in braces (the closing one may be left out, or be the only one), or 32 hex digits with neither dashes nor braces;
- * given back dashed and without braces, each digit in its own case. So 32 decimal digits are a UUID, not a number.
- */
-function normalizedUuid(given: string): string | undefined {
-  const dashed = /^\{?([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})\}?$/i.exec(
-    given,
-  );
-  const bare = /^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$/i.exec(given);
-  return (dashed ?? bare)?.slice(1).join('-');
 }
 
 async function runAction(
@@ -137,30 +116,74 @@ async function runAction(
 }
 
 /** Where the action is, and whether --skiplock came before it; `answer` when --help or --version ends the run. */
-function skipGlobalOptions(argv: string[]): { index: number; skiplock: boolean; answer?: string } {
+function skipGlobalOptions(argv: string[]): {
+  index: number;
+  skiplock: boolean;
+  skipowner: boolean;
+  answer?: string;
+} {
   let i = 0;
   let skiplock = false;
+  let skipowner = false;
   for (;;) {
     const a = argv[i];
-    if (a === undefined) return { index: i, skiplock };
+    if (a === undefined) return { index: i, skiplock, skipowner };
     if (a === '--skiplock') skiplock = true;
+    if (a === '--skipowner') skipowner = true;
     const prefixed = vzctlGlobal.prefix.some((p) => a.startsWith(p));
-    if (!prefixed && a.startsWith(vzctlGlobal.help)) return { index: i, skiplock, answer: vzctlUsage };
-    if (!prefixed && a.startsWith(vzctlGlobal.version)) return { index: i, skiplock, answer: vzctlVersion };
+    if (!prefixed && a.startsWith(vzctlGlobal.help))
+      return { index: i, skiplock, skipowner, answer: vzctlUsage };
+    if (!prefixed && a.startsWith(vzctlGlobal.version))
+      return { index: i, skiplock, skipowner, answer: vzctlVersion };
     if (prefixed || vzctlGlobal.exact.includes(a)) i++;
     else if (vzctlGlobal.withValue.includes(a)) {
       if (argv[i + 1] === undefined || !/^\d+$/.test(argv[i + 1]!))
         throw new ToolExit(1, `An incorrect value '${argv[i + 1] ?? '(null)'}' for ${a} is specified`);
       i += 2;
-    } else return { index: i, skiplock };
+    } else return { index: i, skiplock, skipowner };
   }
+}
+
+/**
+ * register's --uuid/--id as ParseRegisterOptions meets them (src/vzctl.c 966–975), in order: read as a ctid, or
+ * refused where it stands ("Invalid guid is specified", 20), the options after it unread; the last one given wins.
+ */
+function registerGuid(action: string, key: string, value: string, guid: { last?: string }): undefined {
+  if (action !== 'register' || (key !== '--uuid' && key !== '--id')) return undefined;
+  try {
+    guid.last = parseCtid(value);
+  } catch {
+    throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Invalid guid is specified: ${value}`);
+  }
+  return undefined;
+}
+
+/**
+ * The rest of register's options (ParseRegisterOptions, src/vzctl.c 943–983): --force, or the global --skipowner
+ * (main 1857). --renew and --skip_cluster change nothing here (the owner check and the HA cluster apply to shared
+ * private areas only); CT names and --start are not emulated, and refused as such rather than ignored.
+ */
+function registerOptions(
+  opts: Map<string, string[]>,
+  skipowner: boolean,
+  uuid: string | undefined,
+): RegisterOptions {
+  for (const o of ['--name', '--start'])
+    if (opts.has(o))
+      throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Error (emulator): register ${o} is not emulated`);
+  return { force: skipowner || opts.has('--force'), ...(uuid !== undefined ? { uuid } : {}) };
 }
 
 /**
  * What vzctl does with the words after the ctid, per action (options.ts). getopt names the program after its
  * argv[0], which vzctl has shifted to the ctid, hence "<ctid>: unrecognized option".
  */
-function parseActionOptions(action: string, ctid: string, rest: string[]): ParsedOpts {
+function parseActionOptions(
+  action: string,
+  ctid: string,
+  rest: string[],
+  onOption?: (key: string, value: string) => undefined,
+): ParsedOpts {
   const how = vzctlParse[action];
   if (!how || how.kind === 'ignore') return { opts: new Map(), args: rest };
   if (how.kind === 'none') {
@@ -170,7 +193,7 @@ function parseActionOptions(action: string, ctid: string, rest: string[]): Parse
   }
   let parsed: ParsedOpts;
   try {
-    parsed = parseOpts(how.table, rest);
+    parsed = parseOpts(how.table, rest, onOption);
   } catch (e) {
     if (e instanceof GetoptError) throw new ToolExit(how.onUnknown, `${ctid}: ${e.message}`);
     throw e;

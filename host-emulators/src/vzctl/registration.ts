@@ -1,15 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import {
   existsSync,
   lstatSync,
   readFileSync,
   readlinkSync,
+  realpathSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { out } from '../lib/tool.ts';
+import { parseConf } from './config.ts';
+import { normalizedUuid, parseCtid } from './ctid.ts';
 
 /*
  * Registration and ownership as libvzctl does them (OpenVZ/libvzctl@ebbfc38 lib/vz.c): a CT is registered on a node
@@ -37,38 +42,119 @@ export function isRegistered(env: EmuEnv, ctid: string, vePrivate: string): bool
   }
 }
 
-/** `vzctl register <path> <ctid> [--force]` (vzctl2_env_register; exit -1 → 255 on any error). */
-export function register(env: EmuEnv, path: string, ctid: string, force: boolean): number {
+/** What `vzctl register` was told besides the path and the ctid. */
+export type RegisterOptions = {
+  /** --force, or the global --skipowner (src/vzctl.c main: `skipowner == YES ? VZ_REG_FORCE`): no validate_eid. */
+  force: boolean;
+  /** --uuid/--id, as vzctl2_parse_ctid read it (ParseRegisterOptions). */
+  uuid?: string;
+};
+
+/**
+ * `vzctl register <path> [<ctid>] [options]`, as libvzctl's vzctl2_env_register (lib/vz.c 875–1090 at ebbfc38) does
+ * it on a private area of a local file system: the ctid and UUID pair (get_cid_uuid_pair, lib/env.c 1831–1877: no
+ * ctid given → a new UUID for both; a UUID ctid is its own UUID; a number keeps the config's UUID= or gets a new
+ * one), validate_eid unless forced, `.owner`, then ve.conf's VE_PRIVATE (renew_VE_PRIVATE: `<dir>/$VEID` when the
+ * path given is `<dir>/<ctid>`), VEID and UUID, and the link /etc/vz/conf/<ctid>.conf → <realpath>/ve.conf. Any
+ * failure is -1 (exit 255); those after the config is open also print "Container registration failed: …". Not
+ * emulated: the layout version check (an emulated private area has no .ve.layout), CT names.
+ */
+export function register(env: EmuEnv, path: string, given: string | undefined, o: RegisterOptions): number {
   if (!existsSync(path)) throw new ToolExit(255, `Unable to stat ${path}: No such file or directory`);
-  const conf = veConf(path);
+  const conf = veConf(realpathSync(path));
   if (!existsSync(conf)) throw new ToolExit(255, `Error: Broken Container, no ${conf} file found`);
-  const etc = paths.ctConf(env, ctid);
-  // validate_eid (skipped with --force): an existing config must already be this registration's link.
-  if (!force && existsSync(etc) && !lstatSync(etc).isSymbolicLink())
-    throw new ToolExit(255, `Container configuration file ${etc} is not a link`);
+  const body = readFileSync(conf, 'utf8');
+  const params = parseConf(body);
+  const { ctid, uuid } = cidUuidPair(given, o.uuid ?? params['UUID']);
+  if (!o.force) validateEid(env, conf, ctid, params['VEID']);
   writeFileSync(ownerFile(path), serverId(env));
-  writeFileSync(conf, withVeid(readFileSync(conf, 'utf8'), ctid));
+  writeFileSync(conf, withParams(body, { VE_PRIVATE: renewedPrivate(path, ctid), VEID: ctid, UUID: uuid }));
+  const etc = paths.ctConf(env, ctid);
   rmSync(etc, { force: true });
   symlinkSync(conf, etc);
   out(`Container ${ctid} was successfully registered`);
   return 0;
 }
 
+/** A failure after the config was opened: the reason, then libvzctl's summary line (vzctl2_env_register's `err:`). */
+const failed = (why: string): ToolExit => new ToolExit(255, `${why}\nContainer registration failed: ${why}`);
+
+/** get_cid_uuid_pair (lib/env.c 1831–1877): the ctid and the UUID the registration writes. */
+function cidUuidPair(ctid: string | undefined, uuid: string | undefined): { ctid: string; uuid: string } {
+  if (ctid === undefined) {
+    const made = randomUUID(); // vzctl2_generate_ctid: uuid_generate, uuid_unparse (lower case)
+    return { ctid: made, uuid: made };
+  }
+  if (uuid === undefined) return { ctid, uuid: normalizedUuid(ctid) ?? randomUUID() };
+  const normal = normalizedUuid(uuid);
+  // Worded apart by the branch a UUID ctid and a numeric one take (lib/env.c 1854 and 1871).
+  if (!normal) throw failed(normalizedUuid(ctid) ? `Invalid uuid: ${uuid}` : `Invalid uuid ${uuid}`);
+  return { ctid, uuid: normal };
+}
+
+/**
+ * validate_eid (lib/vz.c 802–846): refused when the config's VEID is registered to this very ve.conf already, when
+ * /etc/vz/conf/<ctid>.conf is not a link, or when it links to another CT's ve.conf (a dangling link is taken over).
+ */
+function validateEid(env: EmuEnv, conf: string, ctid: string, veid: string | undefined): void {
+  const same = (a: string, b: string) => {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  };
+  const registeredAs = veid === undefined ? undefined : parsedCtid(veid);
+  if (registeredAs !== undefined) {
+    const link = paths.ctConf(env, registeredAs);
+    if (existsSync(link) && same(link, conf))
+      throw failed(`Container is already registered with id ${registeredAs}`);
+  }
+  const etc = paths.ctConf(env, ctid);
+  let st;
+  try {
+    st = lstatSync(etc);
+  } catch {
+    return;
+  }
+  if (!st.isSymbolicLink()) throw failed(`Container configuration file ${etc} is not a link`);
+  if (existsSync(etc) && !same(etc, conf)) throw failed(`Error: Container ID ${ctid} is used`);
+}
+
+/** vzctl2_parse_ctid of a config's VEID: the ctid it names, or undefined when it names none. */
+function parsedCtid(v: string): string | undefined {
+  try {
+    return parseCtid(v);
+  } catch {
+    return undefined;
+  }
+}
+
+/** renew_VE_PRIVATE (lib/vz.c 848–867): `<dir>/$VEID` for a path given as `<dir>/<ctid>`, else the path as given. */
+function renewedPrivate(path: string, ctid: string): string {
+  const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : path;
+  return path === `${dir}/${ctid}` ? `${dir}/$VEID` : path;
+}
 /** `vzctl unregister <ctid>` (vzctl2_env_unreg), after the caller refused a running CT and unmounted it. */
 export function unregister(env: EmuEnv, ctid: string, vePrivate: string): number {
   const etc = paths.ctConf(env, ctid);
   if (existsSync(veConf(vePrivate)))
-    writeFileSync(veConf(vePrivate), withVeid(readFileSync(veConf(vePrivate), 'utf8'), undefined));
+    writeFileSync(
+      veConf(vePrivate),
+      withParams(readFileSync(veConf(vePrivate), 'utf8'), { VEID: undefined }),
+    );
   rmSync(ownerFile(vePrivate), { force: true });
   rmSync(etc, { force: true });
   out('Container unregistered succesfully');
   return 0;
 }
 
-/** The config body with VEID set to `ctid` (or removed). */
-function withVeid(body: string, ctid: string | undefined): string {
-  const lines = body.split('\n').filter((l) => !/^VEID=/.test(l));
-  if (ctid !== undefined)
-    lines.splice(lines.length && lines.at(-1) === '' ? -1 : lines.length, 0, `VEID="${ctid}"`);
+/**
+ * The config body with each parameter set (a line of its own, replacing any before) or, undefined, removed; what
+ * vzctl2_env_set_param and vzctl2_env_save_conf make of it, without their rewriting of the other lines.
+ */
+function withParams(body: string, set: Record<string, string | undefined>): string {
+  const names = Object.keys(set);
+  const lines = body.split('\n').filter((l) => !names.some((n) => l.startsWith(`${n}=`)));
+  const added = Object.entries(set).flatMap(([n, v]) => (v === undefined ? [] : [`${n}="${v}"`]));
+  lines.splice(lines.length && lines.at(-1) === '' ? -1 : lines.length, 0, ...added);
   return lines.join('\n');
 }
