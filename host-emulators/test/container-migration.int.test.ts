@@ -301,6 +301,10 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.deepEqual(await criu('-t', 'x', '-t', '5', '-V'), [1, '', false]);
     assert.deepEqual(await criu('-t', '2147483648', '-V'), [1, '', false]);
     assert.deepEqual(await criu('-t', '5x', '-V'), [0, 'Version: 3.15', false]);
+    // Named as given: -t, or --tree in full however abbreviated (bad_arg, config.c 1069–1072).
+    const why = async (...argv: string[]) => (await c.run('node-a', 'criu', argv)).stderr.trim();
+    assert.equal(await why('-t', 'x'), 'Error (criu/config.c:1070): invalid argument for -t: x');
+    assert.equal(await why('--tre=0', 'dump'), 'Error (criu/config.c:1072): invalid argument for --tree: 0');
     assert.deepEqual(await criu('-jVt', 'x'), [0, 'Version: 3.15', false]);
     assert.deepEqual(await criu('-jht', 'x'), [0, '', true]);
     assert.equal(

@@ -158,9 +158,13 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
   if (argv.some((a) => a === '-h' || a === '--help')) throw new ToolExit(0, '', [criuUsage]);
   let parsed: ParsedOpts;
   try {
-    parsed = parseOpts(criuOptions, argv, (key, value) => {
+    parsed = parseOpts(criuOptions, argv, (key, value, given) => {
+      // bad_arg names the option as given: -t, or --tree (config.c 1069–1072).
       if (key === '-t' && !(atoi(value) > 0))
-        throw new ToolExit(1, `Error (criu/config.c:1070): invalid argument for -t: ${value}`);
+        throw new ToolExit(
+          1,
+          `Error (criu/config.c:${given === '-t' ? 1070 : 1072}): invalid argument for ${given}: ${value}`,
+        );
       return key === '-V' || key === '-h' ? 'end' : undefined;
     });
   } catch (e) {

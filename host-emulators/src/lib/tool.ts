@@ -118,20 +118,21 @@ const keyOf = (s: OptSpec): string => (s.short ? `-${s.short}` : `--${s.long![0]
  * glibc getopt_long as the real tools call it: permuting, short clusters (`-rF`, `-uG`), `--long[=v]`, unambiguous
  * long prefixes, `--` ends the options. An option not in the table, a missing argument, or an argument given to a
  * flag throws GetoptError (each tool turns it into its own usage text and exit status). `onOption` sees each option
- * as the tool's getopt loop meets it, in order, and acts at once as that loop does: it may throw (a value the tool
- * refuses), or answer 'end' to end the parse where it stands (criu's -V prints and exits), so that nothing after it
- * is read, a bad option included.
+ * as the tool's getopt loop meets it, in order, with the form it was given in (`-t`, or the long name in full,
+ * `--tree`, however abbreviated: getopt_long's long_opts[idx].name), and acts at once as that loop does: it may throw
+ * (a value the tool refuses), or answer 'end' to end the parse where it stands (criu's -V prints and exits), so that
+ * nothing after it is read, a bad option included.
  */
 export function parseOpts(
   table: OptTable,
   argv: string[],
-  onOption: (key: string, value: string) => 'end' | undefined = () => undefined,
+  onOption: (key: string, value: string, given: string) => 'end' | undefined = () => undefined,
 ): ParsedOpts {
   const opts = new Map<string, string[]>();
   const args: string[] = [];
-  const add = (s: OptSpec, v: string) => {
+  const add = (s: OptSpec, v: string, given: string) => {
     opts.set(keyOf(s), [...(opts.get(keyOf(s)) ?? []), v]);
-    if (onOption(keyOf(s), v) === 'end') throw new ParseEnded(keyOf(s));
+    if (onOption(keyOf(s), v, given) === 'end') throw new ParseEnded(keyOf(s));
   };
   try {
     for (let i = 0; i < argv.length; i++) {
@@ -161,7 +162,12 @@ function findLong(table: OptTable, name: string): OptSpec {
   throw new GetoptError('ambiguous', `option '--${name}' is ambiguous; possibilities: ${names.join(' ')}`);
 }
 
-function parseLong(table: OptTable, argv: string[], i: number, add: (s: OptSpec, v: string) => void): number {
+function parseLong(
+  table: OptTable,
+  argv: string[],
+  i: number,
+  add: (s: OptSpec, v: string, given: string) => void,
+): number {
   const body = argv[i]!.slice(2);
   const eq = body.indexOf('=');
   const name = eq >= 0 ? body.slice(0, eq) : body;
@@ -169,16 +175,16 @@ function parseLong(table: OptTable, argv: string[], i: number, add: (s: OptSpec,
   const full = spec.long!.find((l) => l.startsWith(name))!;
   if (spec.arg === 'none') {
     if (eq >= 0) throw new GetoptError('unexpected', `option '--${full}' doesn't allow an argument`);
-    add(spec, '');
+    add(spec, '', `--${full}`);
     return i;
   }
   if (eq >= 0 || spec.arg === 'optional') {
-    add(spec, eq >= 0 ? body.slice(eq + 1) : '');
+    add(spec, eq >= 0 ? body.slice(eq + 1) : '', `--${full}`);
     return i;
   }
   const v = argv[i + 1];
   if (v === undefined) throw new GetoptError('missing', `option '--${full}' requires an argument`);
-  add(spec, v);
+  add(spec, v, `--${full}`);
   return i + 1;
 }
 
@@ -186,7 +192,7 @@ function parseShort(
   table: OptTable,
   argv: string[],
   i: number,
-  add: (s: OptSpec, v: string) => void,
+  add: (s: OptSpec, v: string, given: string) => void,
 ): number {
   const a = argv[i]!;
   for (let j = 1; j < a.length; j++) {
@@ -194,17 +200,17 @@ function parseShort(
     const spec = table.specs.find((s) => s.short === c);
     if (!spec) throw new GetoptError('unknown', `invalid option -- '${c}'`);
     if (spec.arg === 'none') {
-      add(spec, '');
+      add(spec, '', `-${c}`);
       continue;
     }
     const rest = a.slice(j + 1);
     if (rest || spec.arg === 'optional') {
-      add(spec, rest);
+      add(spec, rest, `-${c}`);
       return i;
     }
     const v = argv[i + 1];
     if (v === undefined) throw new GetoptError('missing', `option requires an argument -- '${c}'`);
-    add(spec, v);
+    add(spec, v, `-${c}`);
     return i + 1;
   }
   return i;

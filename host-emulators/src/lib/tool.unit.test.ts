@@ -62,6 +62,11 @@ describe('parseOpts: glibc getopt_long as the real tools call it', () => {
     assert.throws(() => parseOpts(table, ['-u', 'bad', '-F'], endAtF), /bad -u/);
     assert.equal(parseOpts(table, ['-r'], endAtF).endedAt, undefined);
   });
+  it('tells onOption the form each option was given in: its letter, or its long name in full', () => {
+    const given: string[] = [];
+    parseOpts(table, ['-ru', 'G', '--uu=H', '--verb', '--track'], (_k, _v, form) => void given.push(form));
+    assert.deepEqual(given, ['-r', '-u', '--uuid', '--verbosity', '--track-mem']);
+  });
   it('refuses what glibc refuses, with its message', () => {
     refused(['-x'], 'unknown', "invalid option -- 'x'");
     refused(['--offline'], 'unknown', "unrecognized option '--offline'");
