@@ -305,6 +305,31 @@ describe('vzctl and criu messages and exit codes', () => {
     const why = async (...argv: string[]) => (await c.run('node-a', 'criu', argv)).stderr.trim();
     assert.equal(await why('-t', 'x'), 'Error (criu/config.c:1070): invalid argument for -t: x');
     assert.equal(await why('--tre=0', 'dump'), 'Error (criu/config.c:1072): invalid argument for --tree: 0');
+    // The other values parse_options refuses where it meets them (config.c 766–1058): status 1, no usage.
+    const c1 = 'Error (criu/config.c:';
+    for (const [argv, message] of [
+      [['--port', 'x'], `${c1}1072): invalid argument for --port: x`],
+      [['--veth-pair', 'eth0'], `${c1}1072): invalid argument for --veth-pair: eth0`],
+      [['-M', 'x'], `${c1}1070): invalid argument for -M: x`],
+      [['--ext-mount=x'], `${c1}1072): invalid argument for --ext-mount-map: x`],
+      [['--ms'], `${c1}872): --ms is deprecated; see "Check options" of criu --help`],
+      [['--empty-ns', 'ipc'], `${c1}974): Unsupported empty namespace: ipc`],
+      [['--status-fd', 'x'], `${c1}994): Unable to parse a value of --status-fd`],
+    ] as const) {
+      const r = await c.run('node-a', 'criu', [...argv, 'dump', '-V']);
+      assert.deepEqual(
+        [r.code, r.stderr.trim(), r.stdout.includes('Usage:')],
+        [1, message, false],
+        argv.join(' '),
+      );
+    }
+    const mode = await c.run('node-a', 'criu', ['--manage-cgroups=hard', '-V']);
+    assert.deepEqual(
+      [mode.code, mode.stderr.trim(), mode.stdout.includes('Usage:')],
+      [1, `${c1}535): Unknown cgroups mode \`hard' selected`, true],
+    );
+    for (const ok of [['--port', '12'], ['-M', 'auto'], ['--manage-cgroups=full'], ['--manage-cgroups']])
+      assert.deepEqual(await criu(...ok, '-V'), [0, 'Version: 3.15', false], ok.join(' '));
     assert.deepEqual(await criu('-jVt', 'x'), [0, 'Version: 3.15', false]);
     assert.deepEqual(await criu('-jht', 'x'), [0, '', true]);
     assert.equal(

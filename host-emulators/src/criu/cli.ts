@@ -146,12 +146,11 @@ function openLog(opts: Map<string, string[]>, one: (...k: string[]) => string | 
 
 /**
  * criu's own refusals, before any command runs (criu/config.c parse_options, criu/crtools.c main): an option not in
- * the table, a missing argument, no or an unknown command, a second word, -t not a positive number. The usage text
- * goes to stdout (pr_msg) and the status is 1. `-h` or `--help` anywhere is looked for before anything is parsed
- * (config.c pre_parse 373–391) and prints the usage with 0; getopt then reads the options in order and acts on each
- * as it meets it (parse_options): a -t whose atoi is not positive is refused, without the usage (780–784, bad_arg
- * 1068–1073); -V prints the version and exits 0, and -h in a cluster prints the usage (1048–1055); what comes after
- * any of them is not read.
+ * the table, a missing argument, no or an unknown command, a second word, a value it refuses. The usage text goes to
+ * stdout (pr_msg) and the status is 1. `-h` or `--help` anywhere is looked for before anything is parsed (config.c
+ * pre_parse 373–391) and prints the usage with 0; getopt then reads the options in order and acts on each as it meets
+ * it (parse_options): a value it refuses is refused there (valueRefusal); -V prints the version and exits 0, and -h
+ * in a cluster prints the usage (1048–1055); what comes after any of them is not read.
  */
 function parseCriuArgv(argv: string[]): ParsedOpts {
   const refuse = (why: string) => new ToolExit(1, why, [criuUsage]);
@@ -159,12 +158,8 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
   let parsed: ParsedOpts;
   try {
     parsed = parseOpts(criuOptions, argv, (key, value, given) => {
-      // bad_arg names the option as given: -t, or --tree (config.c 1069–1072).
-      if (key === '-t' && !(atoi(value) > 0))
-        throw new ToolExit(
-          1,
-          `Error (criu/config.c:${given === '-t' ? 1070 : 1072}): invalid argument for ${given}: ${value}`,
-        );
+      const refusal = valueRefusal(key, value, given);
+      if (refusal) throw refusal;
       return key === '-V' || key === '-h' ? 'end' : undefined;
     });
   } catch (e) {
@@ -182,6 +177,42 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
       `Error (criu/crtools.c): excessive parameter${args.length > 2 ? 's' : ''} for command ${cmd}`,
     );
   return parsed;
+}
+
+/**
+ * The option values parse_options refuses as it meets them (criu/config.c 766–1058), those it can tell from the text
+ * alone: bad_arg (1068–1073, "invalid argument", naming the option as given: `-t`, or `--tree` in full) for a -t whose
+ * atoi is not positive, a --port whose atoi is 0, a --veth-pair without `=`, an -M neither `auto` nor with `:`;
+ * its own message for --ms (deprecated), an --empty-ns other than `net`, a --status-fd that is no number; all with
+ * status 1 and no usage. A --manage-cgroups mode it does not know returns 2: the message, then the usage.
+ * `--manage-cgroups=` with nothing after `=` is taken as the bare option (parseOpts gives both as '').
+ */
+function valueRefusal(key: string, value: string, given: string): ToolExit | undefined {
+  const at = (line: number, why: string) => new ToolExit(1, `Error (criu/config.c:${line}): ${why}`);
+  const badArg = () => at(given.startsWith('--') ? 1072 : 1070, `invalid argument for ${given}: ${value}`);
+  switch (key) {
+    case '-t':
+      return atoi(value) > 0 ? undefined : badArg();
+    case '--port':
+      return atoi(value) !== 0 ? undefined : badArg();
+    case '--veth-pair':
+      return value.includes('=') ? undefined : badArg();
+    case '-M':
+      return value === 'auto' || value.includes(':') ? undefined : badArg();
+    case '--ms':
+      return at(872, '--ms is deprecated; see "Check options" of criu --help');
+    case '--empty-ns':
+      return value === 'net' ? undefined : at(974, `Unsupported empty namespace: ${value}`);
+    case '--status-fd':
+      return /^\s*[+-]?\d/.test(value) ? undefined : at(994, 'Unable to parse a value of --status-fd');
+    case '--manage-cgroups':
+      return value === '' || ['none', 'props', 'soft', 'full', 'strict', 'ignore'].includes(value)
+        ? undefined
+        : new ToolExit(1, `Error (criu/config.c:535): Unknown cgroups mode \`${value}' selected`, [
+            criuUsage,
+          ]);
+  }
+  return undefined;
 }
 
 /**
