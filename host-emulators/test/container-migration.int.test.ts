@@ -315,6 +315,11 @@ describe('vzctl and criu messages and exit codes', () => {
       [['--ms'], `${c1}872): --ms is deprecated; see "Check options" of criu --help`],
       [['--empty-ns', 'ipc'], `${c1}974): Unsupported empty namespace: ipc`],
       [['--status-fd', 'x'], `${c1}994): Unable to parse a value of --status-fd`],
+      [['--port', '65536'], `${c1}1072): invalid argument for --port: 65536`],
+      [['-J', 'net'], `${c1}1070): invalid argument for -J: net`],
+      [['--pre-dump-mode', 'copy'], `${c1}1024): Unable to parse value of --pre-dump-mode`],
+      [['--network-lock', 'ipfw'], `${c1}1044): Invalid value for --network-lock: ipfw`],
+      [['--feature', 'warp'], 'Error (criu/cr-check.c:1901): Unknown feature warp'],
     ] as const) {
       const r = await c.run('node-a', 'criu', [...argv, 'dump', '-V']);
       assert.deepEqual(
@@ -323,12 +328,31 @@ describe('vzctl and criu messages and exit codes', () => {
         argv.join(' '),
       );
     }
-    const mode = await c.run('node-a', 'criu', ['--manage-cgroups=hard', '-V']);
-    assert.deepEqual(
-      [mode.code, mode.stderr.trim(), mode.stdout.includes('Usage:')],
-      [1, `${c1}535): Unknown cgroups mode \`hard' selected`, true],
-    );
-    for (const ok of [['--port', '12'], ['-M', 'auto'], ['--manage-cgroups=full'], ['--manage-cgroups']])
+    // These return 2 from parse_options: the message, then the usage (crtools.c 159–160).
+    for (const [argv, message] of [
+      [['--manage-cgroups=hard'], `${c1}535): Unknown cgroups mode \`hard' selected`],
+      [['--manage-cgroups='], `${c1}535): Unknown cgroups mode \`' selected`],
+      [['--file-validation', 'md5'], `${c1}592): Unknown file validation method \`md5' selected`],
+      [['--cpu-cap=fpu,^cpuX'], `${c1}506): Unknown FPU mode \`X' selected`],
+    ] as const) {
+      const r = await c.run('node-a', 'criu', [...argv, '-V']);
+      assert.deepEqual(
+        [r.code, r.stderr.trim(), r.stdout.includes('Usage:')],
+        [1, message, true],
+        argv.join(' '),
+      );
+    }
+    for (const ok of [
+      ['--port', '12'],
+      ['-M', 'auto'],
+      ['-J', 'net:/proc/1/ns/net'],
+      ['--manage-cgroups=full'],
+      ['--manage-cgroups'],
+      ['--cpu-cap'],
+      ['--cpu-cap=^fpu,ins'],
+      ['--network-lock', 'skip'],
+      ['--feature', 'mem_dirty_track'],
+    ])
       assert.deepEqual(await criu(...ok, '-V'), [0, 'Version: 3.15', false], ok.join(' '));
     assert.deepEqual(await criu('-jVt', 'x'), [0, 'Version: 3.15', false]);
     assert.deepEqual(await criu('-jht', 'x'), [0, '', true]);
@@ -443,9 +467,17 @@ describe('vzctl and criu messages and exit codes', () => {
       const r = await c.run('node-a', 'vzctl', ['--skipowner', 'register', priv, '303', ...o]);
       assert.deepEqual([r.code, r.stderr.trim()], [20, `Error (emulator): register ${o[0]} is not emulated`]);
     }
-    assert.equal(
-      (await c.run('node-a', 'vzctl', ['register', priv, '--force'])).code,
-      21,
+    // getopt names the program after the ctid as given (vzctl shifted argv to it).
+    const typed = await c.run('node-a', 'vzctl', ['register', priv, '0303', '--bogus']);
+    assert.deepEqual([typed.code, typed.stderr.trim()], [21, "0303: unrecognized option '--bogus'"]);
+    // A CT with a name: libvzctl would link /etc/vz/names/<name>; names are not emulated, so it is refused.
+    writeFileSync(join(priv, 've.conf'), `${conf()}NAME="web"\n`);
+    const named = await c.run('node-a', 'vzctl', ['--skipowner', 'register', priv, '303']);
+    assert.deepEqual([named.code, /CT names are not emulated/.test(named.stderr)], [255, true]);
+    const optionFirst = await c.run('node-a', 'vzctl', ['register', priv, '--force']);
+    assert.deepEqual(
+      [optionFirst.code, optionFirst.stderr.trim()],
+      [21, 'Invalid ctid is specified: --force'],
       'a ctid, then options',
     );
   });

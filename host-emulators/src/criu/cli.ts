@@ -87,9 +87,6 @@ export async function criuMain(argv: string[]): Promise<number> {
         out('Looks good.');
         return 0;
       }
-      // check_add_feature (cr-check.c 1891–1902): a name not in feature_list is refused while parsing (exit 1).
-      if (!checkFeatures.includes(feature))
-        throw new ToolExit(1, `Error (criu/cr-check.c:1900): Unknown feature ${feature}`);
       if (feature === 'mem_dirty_track' && !env.memTrack)
         throw new ToolExit(
           1,
@@ -157,8 +154,8 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
   if (argv.some((a) => a === '-h' || a === '--help')) throw new ToolExit(0, '', [criuUsage]);
   let parsed: ParsedOpts;
   try {
-    parsed = parseOpts(criuOptions, argv, (key, value, given) => {
-      const refusal = valueRefusal(key, value, given);
+    parsed = parseOpts(criuOptions, argv, (key, value, given, hasValue) => {
+      const refusal = valueRefusal(key, value, given, hasValue);
       if (refusal) throw refusal;
       return key === '-V' || key === '-h' ? 'end' : undefined;
     });
@@ -180,39 +177,79 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
 }
 
 /**
- * The option values parse_options refuses as it meets them (criu/config.c 766–1058), those it can tell from the text
- * alone: bad_arg (1068–1073, "invalid argument", naming the option as given: `-t`, or `--tree` in full) for a -t whose
- * atoi is not positive, a --port whose atoi is 0, a --veth-pair without `=`, an -M neither `auto` nor with `:`;
- * its own message for --ms (deprecated), an --empty-ns other than `net`, a --status-fd that is no number; all with
- * status 1 and no usage. A --manage-cgroups mode it does not know returns 2: the message, then the usage.
- * `--manage-cgroups=` with nothing after `=` is taken as the bare option (parseOpts gives both as '').
+ * The option values parse_options refuses as it meets them (criu/config.c 766–1058), those the text alone decides:
+ * - bad_arg (1068–1073: "invalid argument for", the option named as given, `-t` or `--tree` in full), status 1: a -t
+ *   whose atoi is not positive; a --port that is 0 as the unsigned short it is stored in (cr_options.h); a
+ *   --veth-pair without `=`; an -M neither `auto` nor with `:`; a -J without `:` (parse_join_ns 552–577; what
+ *   join_ns_add then checks of the namespace and its file is not emulated);
+ * - its own message, status 1: --ms (deprecated), an --empty-ns other than `net`, a --status-fd that is no number, a
+ *   --pre-dump-mode other than read or splice, a --network-lock it does not know, a --feature not in feature_list
+ *   (check_add_feature, cr-check.c 1891–1903, for any command, where getopt meets it);
+ * - its own message, then the usage, status 1 (parse_options returns 2; crtools.c 159–160): an unknown
+ *   --manage-cgroups mode, --file-validation method or --cpu-cap token. An optional value left out is none of these
+ *   (optarg NULL); `--manage-cgroups=` is an empty one, and refused.
  */
-function valueRefusal(key: string, value: string, given: string): ToolExit | undefined {
+function valueRefusal(key: string, value: string, given: string, hasValue: boolean): ToolExit | undefined {
   const at = (line: number, why: string) => new ToolExit(1, `Error (criu/config.c:${line}): ${why}`);
+  const withUsage = (line: number, why: string) =>
+    new ToolExit(1, `Error (criu/config.c:${line}): ${why}`, [criuUsage]);
   const badArg = () => at(given.startsWith('--') ? 1072 : 1070, `invalid argument for ${given}: ${value}`);
+  const unless = (ok: boolean, refusal: () => ToolExit) => (ok ? undefined : refusal());
   switch (key) {
     case '-t':
-      return atoi(value) > 0 ? undefined : badArg();
+      return unless(atoi(value) > 0, badArg);
     case '--port':
-      return atoi(value) !== 0 ? undefined : badArg();
+      return unless((atoi(value) & 0xffff) !== 0, badArg);
     case '--veth-pair':
-      return value.includes('=') ? undefined : badArg();
+      return unless(value.includes('='), badArg);
     case '-M':
-      return value === 'auto' || value.includes(':') ? undefined : badArg();
+      return unless(value === 'auto' || value.includes(':'), badArg);
+    case '-J':
+      return unless(value.includes(':'), badArg);
     case '--ms':
       return at(872, '--ms is deprecated; see "Check options" of criu --help');
     case '--empty-ns':
-      return value === 'net' ? undefined : at(974, `Unsupported empty namespace: ${value}`);
+      return unless(value === 'net', () => at(974, `Unsupported empty namespace: ${value}`));
     case '--status-fd':
-      return /^\s*[+-]?\d/.test(value) ? undefined : at(994, 'Unable to parse a value of --status-fd');
+      return unless(/^\s*[+-]?\d/.test(value), () => at(994, 'Unable to parse a value of --status-fd'));
+    case '--pre-dump-mode':
+      return unless(['read', 'splice'].includes(value), () =>
+        at(1024, 'Unable to parse value of --pre-dump-mode'),
+      );
+    case '--network-lock':
+      return unless(['iptables', 'nftables', 'skip', 'none'].includes(value), () =>
+        at(1044, `Invalid value for --network-lock: ${value}`),
+      );
+    case '--feature':
+      return unless(
+        checkFeatures.includes(value),
+        () => new ToolExit(1, `Error (criu/cr-check.c:1901): Unknown feature ${value}`),
+      );
     case '--manage-cgroups':
-      return value === '' || ['none', 'props', 'soft', 'full', 'strict', 'ignore'].includes(value)
-        ? undefined
-        : new ToolExit(1, `Error (criu/config.c:535): Unknown cgroups mode \`${value}' selected`, [
-            criuUsage,
-          ]);
+      return unless(!hasValue || ['none', 'props', 'soft', 'full', 'strict', 'ignore'].includes(value), () =>
+        withUsage(535, `Unknown cgroups mode \`${value}' selected`),
+      );
+    case '--file-validation':
+      return unless(['filesize', 'buildid'].includes(value), () =>
+        withUsage(592, `Unknown file validation method \`${value}' selected`),
+      );
+    case '--cpu-cap': {
+      const rest = hasValue ? cpuCapRest(value) : '';
+      return unless(rest === '', () => withUsage(506, `Unknown FPU mode \`${rest}' selected`));
+    }
   }
   return undefined;
+}
+
+/** parse_cpu_cap's walk (config.c 448–508): what is left at the first token it does not know ('' when none). */
+function cpuCapRest(value: string): string {
+  let rest = value;
+  while (rest !== '') {
+    const token = ['^', ',', 'fpu', 'all', 'none', 'cpu', 'ins'].find((t) => rest.startsWith(t));
+    if (!token) return rest;
+    rest = rest.slice(token.length);
+  }
+  return '';
 }
 
 /**

@@ -119,20 +119,22 @@ const keyOf = (s: OptSpec): string => (s.short ? `-${s.short}` : `--${s.long![0]
  * long prefixes, `--` ends the options. An option not in the table, a missing argument, or an argument given to a
  * flag throws GetoptError (each tool turns it into its own usage text and exit status). `onOption` sees each option
  * as the tool's getopt loop meets it, in order, with the form it was given in (`-t`, or the long name in full,
- * `--tree`, however abbreviated: getopt_long's long_opts[idx].name), and acts at once as that loop does: it may throw
+ * `--tree`, however abbreviated: getopt_long's long_opts[idx].name) and whether it came with a value (getopt's optarg
+ * not NULL: `--opt=` has an empty one, an optional argument left out has none), and acts at once as that loop does: it may throw
  * (a value the tool refuses), or answer 'end' to end the parse where it stands (criu's -V prints and exits), so that
  * nothing after it is read, a bad option included.
  */
 export function parseOpts(
   table: OptTable,
   argv: string[],
-  onOption: (key: string, value: string, given: string) => 'end' | undefined = () => undefined,
+  onOption: (key: string, value: string, given: string, hasValue: boolean) => 'end' | undefined = () =>
+    undefined,
 ): ParsedOpts {
   const opts = new Map<string, string[]>();
   const args: string[] = [];
-  const add = (s: OptSpec, v: string, given: string) => {
+  const add = (s: OptSpec, v: string, given: string, hasValue = s.arg !== 'none') => {
     opts.set(keyOf(s), [...(opts.get(keyOf(s)) ?? []), v]);
-    if (onOption(keyOf(s), v, given) === 'end') throw new ParseEnded(keyOf(s));
+    if (onOption(keyOf(s), v, given, hasValue) === 'end') throw new ParseEnded(keyOf(s));
   };
   try {
     for (let i = 0; i < argv.length; i++) {
@@ -166,7 +168,7 @@ function parseLong(
   table: OptTable,
   argv: string[],
   i: number,
-  add: (s: OptSpec, v: string, given: string) => void,
+  add: (s: OptSpec, v: string, given: string, hasValue?: boolean) => void,
 ): number {
   const body = argv[i]!.slice(2);
   const eq = body.indexOf('=');
@@ -179,7 +181,7 @@ function parseLong(
     return i;
   }
   if (eq >= 0 || spec.arg === 'optional') {
-    add(spec, eq >= 0 ? body.slice(eq + 1) : '', `--${full}`);
+    add(spec, eq >= 0 ? body.slice(eq + 1) : '', `--${full}`, eq >= 0);
     return i;
   }
   const v = argv[i + 1];
@@ -192,7 +194,7 @@ function parseShort(
   table: OptTable,
   argv: string[],
   i: number,
-  add: (s: OptSpec, v: string, given: string) => void,
+  add: (s: OptSpec, v: string, given: string, hasValue?: boolean) => void,
 ): number {
   const a = argv[i]!;
   for (let j = 1; j < a.length; j++) {
@@ -205,7 +207,7 @@ function parseShort(
     }
     const rest = a.slice(j + 1);
     if (rest || spec.arg === 'optional') {
-      add(spec, rest, `-${c}`);
+      add(spec, rest, `-${c}`, rest !== '');
       return i;
     }
     const v = argv[i + 1];

@@ -64,8 +64,19 @@ describe('parseOpts: glibc getopt_long as the real tools call it', () => {
   });
   it('tells onOption the form each option was given in: its letter, or its long name in full', () => {
     const given: string[] = [];
-    parseOpts(table, ['-ru', 'G', '--uu=H', '--verb', '--track'], (_k, _v, form) => void given.push(form));
-    assert.deepEqual(given, ['-r', '-u', '--uuid', '--verbosity', '--track-mem']);
+    const argv = ['-ru', 'G', '--uu=H', '--verb', '--verbosity=', '-v', '-v3', '--track'];
+    parseOpts(table, argv, (_k, v, form, hasValue) => void given.push(`${form}${hasValue ? `=${v}` : ''}`));
+    // An optional value left out is none (getopt's optarg NULL); `--verbosity=` is an empty one.
+    assert.deepEqual(given, [
+      '-r',
+      '-u=G',
+      '--uuid=H',
+      '--verbosity',
+      '--verbosity=',
+      '-v',
+      '-v=3',
+      '--track-mem',
+    ]);
   });
   it('refuses what glibc refuses, with its message', () => {
     refused(['-x'], 'unknown', "invalid option -- 'x'");

@@ -66,7 +66,7 @@ export async function vzctlMain(argv: string[]): Promise<number> {
   if (given === undefined) throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, 'ctid is not given');
   const ctid = parseCtid(given);
   const guid: { last?: string } = {};
-  const { opts } = parseActionOptions(action, ctid, argv.slice(at + 1), (k, v) =>
+  const { opts } = parseActionOptions(action, given, argv.slice(at + 1), (k, v) =>
     registerGuid(action, k, v, guid),
   );
   const env = emuEnv();
@@ -176,7 +176,7 @@ function registerOptions(
 
 /**
  * What vzctl does with the words after the ctid, per action (options.ts). getopt names the program after its
- * argv[0], which vzctl has shifted to the ctid, hence "<ctid>: unrecognized option".
+ * argv[0], which vzctl has shifted to the ctid as given (`0101`, not 101), hence "<ctid>: unrecognized option".
  */
 function parseActionOptions(
   action: string,

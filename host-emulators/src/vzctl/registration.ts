@@ -3,7 +3,6 @@ import {
   existsSync,
   lstatSync,
   readFileSync,
-  readlinkSync,
   realpathSync,
   rmSync,
   statSync,
@@ -32,16 +31,6 @@ export const ownerFile = (vePrivate: string): string => join(vePrivate, '.owner'
 /** The server id libvzctl writes into .owner on this node. */
 export const serverId = (env: EmuEnv): string => env.node;
 
-/** Is the CT registered here: its config a link to $VE_PRIVATE/ve.conf? */
-export function isRegistered(env: EmuEnv, ctid: string, vePrivate: string): boolean {
-  const conf = paths.ctConf(env, ctid);
-  try {
-    return lstatSync(conf).isSymbolicLink() && readlinkSync(conf) === veConf(vePrivate);
-  } catch {
-    return false;
-  }
-}
-
 /** What `vzctl register` was told besides the path and the ctid. */
 export type RegisterOptions = {
   /** --force, or the global --skipowner (src/vzctl.c main: `skipowner == YES ? VZ_REG_FORCE`): no validate_eid. */
@@ -57,7 +46,7 @@ export type RegisterOptions = {
  * one), validate_eid unless forced, `.owner`, then ve.conf's VE_PRIVATE (renew_VE_PRIVATE: `<dir>/$VEID` when the
  * path given is `<dir>/<ctid>`), VEID and UUID, and the link /etc/vz/conf/<ctid>.conf → <realpath>/ve.conf. Any
  * failure is -1 (exit 255); those after the config is open also print "Container registration failed: …". Not
- * emulated: the layout version check (an emulated private area has no .ve.layout), CT names.
+ * emulated: the layout version check (an emulated private area has no .ve.layout); CT names, refused.
  */
 export function register(env: EmuEnv, path: string, given: string | undefined, o: RegisterOptions): number {
   if (!existsSync(path)) throw new ToolExit(255, `Unable to stat ${path}: No such file or directory`);
@@ -65,6 +54,12 @@ export function register(env: EmuEnv, path: string, given: string | undefined, o
   if (!existsSync(conf)) throw new ToolExit(255, `Error: Broken Container, no ${conf} file found`);
   const body = readFileSync(conf, 'utf8');
   const params = parseConf(body);
+  // vzctl2_env_register restores the CT's name (lib/vz.c 1015–1049: /etc/vz/names/<name>, "Assign the name").
+  if (params['NAME'])
+    throw new ToolExit(
+      255,
+      `Error (emulator): ${conf} names the CT ${params['NAME']}: CT names are not emulated`,
+    );
   const { ctid, uuid } = cidUuidPair(given, o.uuid ?? params['UUID']);
   if (!o.force) validateEid(env, conf, ctid, params['VEID']);
   writeFileSync(ownerFile(path), serverId(env));
