@@ -408,23 +408,24 @@ describe('a judge and the events its own process appended', () => {
     headers: asHeaders(sig),
   });
   const noReadBack = () => Promise.reject(new Error('no read back expected'));
-  it('given an event being appended, when the consumer delivers its very bytes and signature, then it is believed without a second signature check, once', async () => {
+  /** A coordinator's judge about to append `e`, signed by it, with the trust that counts its signature checks. */
+  const appending = (e: MigrationEvent) => {
     const c = counted();
     const judge = createEventJudge(c.trust, validators, () => {});
-    const body = enc.encode(JSON.stringify(requested));
+    const body = enc.encode(JSON.stringify(e));
     const sig = c.trust.sign(subject, body);
-    judge.signing(requested, body, sig);
+    judge.signing(e, body, sig);
+    return { c, judge, body, sig };
+  };
+  it('given an event being appended, when the consumer delivers its very bytes and signature, then it is believed without a second signature check, once', async () => {
+    const { c, judge, body, sig } = appending(requested);
     assert.equal((await judge.single(copy(body, 7, sig), noReadBack, requested))?.seq, 7);
     assert.equal(c.checks, 0);
     assert.equal((await judge.single(copy(body, 7, sig), noReadBack))?.seq, 7, 'a redelivery is believed…');
     assert.equal(c.checks, 1, '…on its checked signature');
   });
   it('given an event appended and acked first, when the consumer delivers its very bytes after, then it is believed without a second signature check', async () => {
-    const c = counted();
-    const judge = createEventJudge(c.trust, validators, () => {});
-    const body = enc.encode(JSON.stringify(requested));
-    const sig = c.trust.sign(subject, body);
-    judge.signing(requested, body, sig);
+    const { c, judge, body, sig } = appending(requested);
     judge.appended(1, requested, 0);
     assert.equal(judge.covered(mid), 1, 'the append covers it');
     assert.equal((await judge.single(copy(body, 1, sig), noReadBack, requested))?.seq, 1);
@@ -442,11 +443,7 @@ describe('a judge and the events its own process appended', () => {
     assert.equal(c.trust.rejections, 2);
   });
   it('given an event being appended, when other bytes come with its id and its signature, then they are refused', async () => {
-    const c = counted();
-    const judge = createEventJudge(c.trust, validators, () => {});
-    const body = enc.encode(JSON.stringify(requested));
-    const sig = c.trust.sign(subject, body);
-    judge.signing(requested, body, sig);
+    const { c, judge, sig } = appending(requested);
     const changed = { ...requested, time: '2026-01-01T00:00:00.000Z' } as MigrationEvent;
     assert.equal(
       await judge.single(copy(enc.encode(JSON.stringify(changed)), 10, sig), noReadBack),
@@ -456,12 +453,7 @@ describe('a judge and the events its own process appended', () => {
     assert.equal(c.trust.rejections, 1);
   });
   it('given an executor event being appended, then its own bytes are still authorized like any event', async () => {
-    const c = counted();
-    const judge = createEventJudge(c.trust, validators, () => {});
-    const outcome = succeeded(restore, agentOn('node-b'));
-    const body = enc.encode(JSON.stringify(outcome));
-    const sig = c.trust.sign(subject, body);
-    judge.signing(outcome, body, sig);
+    const { c, judge, body, sig } = appending(succeeded(restore, agentOn('node-b')));
     assert.equal(
       await judge.single(copy(body, 11, sig), () => Promise.resolve()),
       undefined,
