@@ -190,9 +190,9 @@ function parseCriuArgv(argv: string[]): ParsedOpts {
  *   (optarg NULL); `--manage-cgroups=` is an empty one, and refused.
  */
 function valueRefusal(key: string, value: string, given: string, hasValue: boolean): ToolExit | undefined {
-  const at = (line: number, why: string) => new ToolExit(1, `Error (criu/config.c:${line}): ${why}`);
-  const withUsage = (line: number, why: string) =>
-    new ToolExit(1, `Error (criu/config.c:${line}): ${why}`, [criuUsage]);
+  const at = (line: number, why: string, usage: string[] = []) =>
+    new ToolExit(1, `Error (criu/config.c:${line}): ${why}`, usage);
+  const withUsage = (line: number, why: string) => at(line, why, [criuUsage]);
   const badArg = () => at(given.startsWith('--') ? 1072 : 1070, `invalid argument for ${given}: ${value}`);
   const unless = (ok: boolean, refusal: () => ToolExit) => (ok ? undefined : refusal());
   switch (key) {

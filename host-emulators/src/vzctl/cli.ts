@@ -66,8 +66,11 @@ export async function vzctlMain(argv: string[]): Promise<number> {
   if (given === undefined) throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, 'ctid is not given');
   const ctid = parseCtid(given);
   const guid: { last?: string } = {};
-  const { opts } = parseActionOptions(action, given, argv.slice(at + 1), (k, v) =>
-    registerGuid(action, k, v, guid),
+  const { opts } = parseActionOptions(
+    action,
+    given,
+    argv.slice(at + 1),
+    action === 'register' ? (k, v) => registerGuid(k, v, guid) : undefined,
   );
   const env = emuEnv();
   if (action === 'register') return register(env, path!, ctid, registerOptions(opts, skipowner, guid.last));
@@ -148,8 +151,8 @@ function skipGlobalOptions(argv: string[]): {
  * register's --uuid/--id as ParseRegisterOptions meets them (src/vzctl.c 966–975), in order: read as a ctid, or
  * refused where it stands ("Invalid guid is specified", 20), the options after it unread; the last one given wins.
  */
-function registerGuid(action: string, key: string, value: string, guid: { last?: string }): undefined {
-  if (action !== 'register' || (key !== '--uuid' && key !== '--id')) return undefined;
+function registerGuid(key: string, value: string, guid: { last?: string }): undefined {
+  if (key !== '--uuid' && key !== '--id') return undefined;
   try {
     guid.last = parseCtid(value);
   } catch {
