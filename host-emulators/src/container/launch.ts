@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
 import { emulatorBinDir } from '../paths.ts';
 import type { CtConfig } from './protocol.ts';
+import { childProcess } from '../lib/lazy.ts';
 
 const initBin = join(emulatorBinDir, 'haul-ct-init');
 
@@ -33,7 +33,7 @@ export function launchContainer(env: EmuEnv, config: CtConfig, restoreDir?: stri
   mkdirSync(dirname(logFile), { recursive: true });
   const log = openSync(logFile, 'a');
   const arg = JSON.stringify({ config, socket, readyFd: 3, ...(restoreDir ? { restoreDir } : {}) });
-  const child = spawn(process.execPath, [initBin, arg], {
+  const child = childProcess().spawn(process.execPath, [initBin, arg], {
     detached: true,
     stdio: ['ignore', log, log, 'pipe'],
     env: {

@@ -1,6 +1,6 @@
-import { createHash, hash } from 'node:crypto';
 import { closeSync, openSync, read } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { crypto } from '../lib/lazy.ts';
 
 export const PAGE = 4096;
 
@@ -137,6 +137,7 @@ export class PageDigests {
   /** Take the digests of the stale pages, at most `limit` of them (all by default); returns how many stay stale. */
   refresh(limit = Infinity): number {
     const list = this.staleList;
+    const { hash } = crypto();
     const n = Math.min(limit, list.length);
     for (let i = list.length - n; i < list.length; i++) {
       const p = list[i]!;
@@ -155,7 +156,7 @@ export class PageDigests {
   /** The memory's checksum now: its stale pages' digests are taken first. */
   checksum(): string {
     this.refresh();
-    return createHash('sha256').update(this.digests).digest('hex');
+    return crypto().createHash('sha256').update(this.digests).digest('hex');
   }
 }
 

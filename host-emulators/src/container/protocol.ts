@@ -1,4 +1,4 @@
-import { connect } from 'node:net';
+import { net } from '../lib/lazy.ts';
 
 /** Requests the emulated criu and vzctl send to a running CT over its local socket (one JSON line each way). */
 export type CtRequest =
@@ -53,7 +53,7 @@ export type CtCoreImage = {
 /** Send one request to a CT and wait for its one-line reply. */
 export function ctRequest<T>(socket: string, req: CtRequest, timeoutMs = 60_000): Promise<T> {
   return new Promise((resolve, reject) => {
-    const c = connect(socket);
+    const c = net().connect(socket);
     let buf = '';
     const timer = setTimeout(() => {
       c.destroy();

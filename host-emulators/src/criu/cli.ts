@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import {
   closeSync,
   openSync,
@@ -21,6 +20,7 @@ import { diskBases } from '../vzctl/ct-state.ts';
 import { ctConfig } from '../vzctl/cli.ts';
 import { writeDumpStats, writeRestoreStats } from './stats.ts';
 import { checkFreezeCgroup, checkVzDump, vzMode } from './vz.ts';
+import { childProcess } from '../lib/lazy.ts';
 
 /** The names `check --feature` knows (criu/cr-check.c feature_list at 2cf8f13). */
 const checkFeatures = [
@@ -439,7 +439,7 @@ function writeStats(cmd: 'pre-dump' | 'dump', work: string, r: DumpReply, starte
  */
 function runActionScript(script: string, pid: number, imageDir: string): Promise<number> {
   return new Promise((resolveRc) => {
-    const child = spawn(script, [], {
+    const child = childProcess().spawn(script, [], {
       stdio: 'inherit',
       env: {
         ...process.env,

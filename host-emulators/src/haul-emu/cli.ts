@@ -17,11 +17,11 @@ import { acquireLock } from '../lib/lock.ts';
 import { imageValue } from '../vzctl/config.ts';
 import { getopt, out } from '../lib/tool.ts';
 import { appendBlock, BLOCK } from '../ploop/delta.ts';
-import { randomUUID } from 'node:crypto';
 import { imagePath, readDescriptor } from '../ploop/descriptor.ts';
 import { init, resolveDd } from '../ploop/ops.ts';
 import { corruptionLog, diskChecksum, diskView, haResource, memoryChecksum, pauseWorkload } from './seams.ts';
 import { Rng } from '../container/memory.ts';
+import { crypto } from '../lib/lazy.ts';
 
 const help = `haul-emu: set up emulated nodes and containers, and read the emulator-only proof seams.
 
@@ -73,7 +73,7 @@ function writeCgroupMounts(root: string): void {
 /** The node's boot id, where a host's agent reads it (below the node root, as /proc/sys/kernel/random/boot_id). */
 function writeBootId(root: string): void {
   mkdirSync(join(root, 'proc', 'sys', 'kernel', 'random'), { recursive: true });
-  writeFileSync(join(root, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `${randomUUID()}\n`);
+  writeFileSync(join(root, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `${crypto().randomUUID()}\n`);
 }
 
 /**

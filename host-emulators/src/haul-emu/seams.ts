@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
 import { readChain, viewChecksum } from '../ploop/delta.ts';
@@ -7,6 +6,7 @@ import { withDeviceIo } from '../ploop/ops.ts';
 import { cachedBlocks, deviceOnNode } from '../ploop/page-cache.ts';
 import { ctRequest } from '../container/protocol.ts';
 import { readResource, type HaResource } from '../shaman/cli.ts';
+import { crypto } from '../lib/lazy.ts';
 
 /*
  * The emulator-only proof seams (what no real tool shows: a disk's blocks as its CT sees them, a CT's memory
@@ -33,7 +33,7 @@ export function diskView(dd: string, env: EmuEnv | undefined): Record<string, st
   const view = ctView(dd, env);
   const obj: Record<string, string> = {};
   for (const i of [...view.keys()].sort((a, b) => a - b))
-    obj[i] = createHash('sha256').update(view.get(i)!).digest('hex');
+    obj[i] = crypto().createHash('sha256').update(view.get(i)!).digest('hex');
   return obj;
 }
 

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync, readSync, writeSync, fstatSync, fsyncSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../lib/atomic.ts';
+import { crypto } from '../lib/lazy.ts';
 
 /**
  * The emulator's delta format (real ploop1 deltas need the kernel). A 16-byte header, then records of
@@ -106,7 +106,7 @@ export function readChain(files: string[]): Map<number, Buffer> {
 
 /** Content checksum of a disk's view: SHA-256 over each block's index (u32 LE) and bytes, in index order. */
 export function viewChecksum(view: Map<number, Buffer>): { sha256: string; blocks: number } {
-  const h = createHash('sha256');
+  const h = crypto().createHash('sha256');
   for (const i of [...view.keys()].sort((a, b) => a - b)) {
     const idx = Buffer.alloc(4);
     idx.writeUInt32LE(i, 0);

@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { ToolExit, emuEnv, type EmuEnv } from '../lib/emu-env.ts';
 import { GetoptError, out, err, parseOpts, type ParsedOpts } from '../lib/tool.ts';
 import {
@@ -28,6 +27,7 @@ import { register, unregister, type RegisterOptions } from './registration.ts';
 import { diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
 import { processRunning } from '../lib/process.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
+import { childProcess } from '../lib/lazy.ts';
 
 const actions = [
   'start',
@@ -390,6 +390,7 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
     if (!existsSync(paths.veSysctl(env, conf.ctid, name))) continue;
     writeFileSync(join(dir, vzSysctlImage(proc)), readFileSync(paths.veSysctl(env, conf.ctid, name), 'utf8'));
   }
+  const { spawnSync } = childProcess();
   const r = spawnSync('criu', ['dump', '-t', String(st.pid), '-D', dir, ...vzCptArgs(env, conf)], {
     encoding: 'utf8',
     env: process.env,
@@ -496,6 +497,7 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
     '--pidfile',
     paths.initPid(env, conf.ctid),
   ];
+  const { spawnSync } = childProcess();
   const r = spawnSync('criu', args, { encoding: 'utf8', env: { ...process.env, VEID: conf.ctid } });
   if (r.status !== 0) {
     umountAll(env, conf);
