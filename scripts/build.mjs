@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // The build: one esbuild bundle per program (services, CLI, emulators), so nothing compiles TypeScript at run
 // time. Workspace code and npm packages are bundled (one file to load, and a package is the version its workspace
-// pinned, whatever node_modules hoisting did), except pino: its transports run in worker threads that load it by
-// path, so it stays external (one version, at the top of node_modules). The streamer also loads @node-rs/crc32 (a
-// native binary) from node_modules at run time, through createRequire (image-streamer/src/wire.ts).
+// pinned, whatever node_modules hoisting did), pino too (it logs to a file descriptor, no transport; loaded from
+// node_modules, pino and the packages it requires took 25-50 ms of CPU of each service's start), except
+// pino-pretty, which a service loads from node_modules only when asked for human-readable logs
+// (packages/bus/src/logger.ts). The streamer also loads @node-rs/crc32 (a native binary) from node_modules at run
+// time, through createRequire (image-streamer/src/wire.ts).
 // `--if-stale` builds only when a source is newer than the last build. Type checking is tsc's job (npm test).
 import {
   existsSync,
@@ -81,7 +83,7 @@ function fresh() {
   return stamp.newest >= newestSource() && programs.every(([, out]) => existsSync(join(root, out)));
 }
 
-const external = ['pino', 'pino-pretty'];
+const external = ['pino-pretty'];
 
 export async function buildAll({ ifStale = false, quiet = false } = {}) {
   if (ifStale && fresh()) return false;

@@ -1,4 +1,6 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -27,11 +29,11 @@ export function createLoggerWith(
 ): Logger {
   const base = node ? { service, node } : { service };
   if (o.pretty) {
-    return pino({
-      level: o.level,
-      base,
-      transport: { target: 'pino-pretty', options: { colorize: true, destination: 2 } },
-    });
+    // pino-pretty as a stream in this process (its README's "usage as a stream"), not a transport: a transport's
+    // worker thread loads pino by path, which a bundle with pino inside cannot give it. Loaded only here, so a
+    // service that logs JSON never loads it. Colours by its default (colorette: a terminal on stdout, no NO_COLOR).
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
+    return pino({ level: o.level, base }, pretty({ destination: 2 }));
   }
   return pino({ level: o.level, base }, pino.destination(env['HAUL_LOG_FD'] === '1' ? 1 : 2));
 }
