@@ -120,9 +120,9 @@ const keyOf = (s: OptSpec): string => (s.short ? `-${s.short}` : `--${s.long![0]
  * flag throws GetoptError (each tool turns it into its own usage text and exit status). `onOption` sees each option
  * as the tool's getopt loop meets it, in order, with the form it was given in (`-t`, or the long name in full,
  * `--tree`, however abbreviated: getopt_long's long_opts[idx].name) and whether it came with a value (getopt's optarg
- * not NULL: `--opt=` has an empty one, an optional argument left out has none), and acts at once as that loop does: it may throw
- * (a value the tool refuses), or answer 'end' to end the parse where it stands (criu's -V prints and exits), so that
- * nothing after it is read, a bad option included.
+ * not NULL: `--opt=` has an empty one, an optional argument left out has none), and acts at once as that loop does:
+ * it may throw (a value the tool refuses), or answer 'end' to end the parse where it stands (criu's -V prints and
+ * exits), so that nothing after it is read, a bad option included.
  */
 export function parseOpts(
   table: OptTable,

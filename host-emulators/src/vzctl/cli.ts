@@ -22,7 +22,7 @@ import { vcmmRegister, vcmmUnregister } from '../vcmmd/cli.ts';
 import { partitionDevNumber } from '../ploop/sysfs.ts';
 import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from './config.ts';
 import { lockCt, lockStatus } from './ct-lock.ts';
-import { parseCtid } from './ctid.ts';
+import { ctidOf, parseCtid } from './ctid.ts';
 import { register, unregister, type RegisterOptions } from './registration.ts';
 import { diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
 import { processRunning } from '../lib/process.ts';
@@ -128,22 +128,21 @@ function skipGlobalOptions(argv: string[]): {
   let i = 0;
   let skiplock = false;
   let skipowner = false;
+  const stop = (answer?: string) => ({ index: i, skiplock, skipowner, ...(answer ? { answer } : {}) });
   for (;;) {
     const a = argv[i];
-    if (a === undefined) return { index: i, skiplock, skipowner };
+    if (a === undefined) return stop();
     if (a === '--skiplock') skiplock = true;
     if (a === '--skipowner') skipowner = true;
     const prefixed = vzctlGlobal.prefix.some((p) => a.startsWith(p));
-    if (!prefixed && a.startsWith(vzctlGlobal.help))
-      return { index: i, skiplock, skipowner, answer: vzctlUsage };
-    if (!prefixed && a.startsWith(vzctlGlobal.version))
-      return { index: i, skiplock, skipowner, answer: vzctlVersion };
+    if (!prefixed && a.startsWith(vzctlGlobal.help)) return stop(vzctlUsage);
+    if (!prefixed && a.startsWith(vzctlGlobal.version)) return stop(vzctlVersion);
     if (prefixed || vzctlGlobal.exact.includes(a)) i++;
     else if (vzctlGlobal.withValue.includes(a)) {
       if (argv[i + 1] === undefined || !/^\d+$/.test(argv[i + 1]!))
         throw new ToolExit(1, `An incorrect value '${argv[i + 1] ?? '(null)'}' for ${a} is specified`);
       i += 2;
-    } else return { index: i, skiplock, skipowner };
+    } else return stop();
   }
 }
 
@@ -153,11 +152,10 @@ function skipGlobalOptions(argv: string[]): {
  */
 function registerGuid(key: string, value: string, guid: { last?: string }): undefined {
   if (key !== '--uuid' && key !== '--id') return undefined;
-  try {
-    guid.last = parseCtid(value);
-  } catch {
+  const ctid = ctidOf(value);
+  if (ctid === undefined)
     throw new ToolExit(VZ_INVALID_PARAMETER_SYNTAX, `Invalid guid is specified: ${value}`);
-  }
+  guid.last = ctid;
   return undefined;
 }
 

@@ -9,11 +9,18 @@ import { VZ_INVALID_PARAMETER_VALUE } from './options.ts';
  * nobody registered.
  */
 export function parseCtid(given: string): string {
+  const ctid = ctidOf(given);
+  if (ctid === undefined)
+    throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, `Invalid ctid is specified: ${given}`);
+  return ctid;
+}
+
+/** The ctid `given` names (as parseCtid reads it), or undefined when it names none. */
+export function ctidOf(given: string): string | undefined {
   const uuid = normalizedUuid(given);
   if (uuid) return uuid;
   const m = /^\s*\+?([0-9]+)$/.exec(given);
-  if (m && Number(m[1]) <= 2 ** 31 - 1) return String(Number(m[1]));
-  throw new ToolExit(VZ_INVALID_PARAMETER_VALUE, `Invalid ctid is specified: ${given}`);
+  return m && Number(m[1]) <= 2 ** 31 - 1 ? String(Number(m[1])) : undefined;
 }
 
 /**

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { out } from '../lib/tool.ts';
 import { parseConf } from './config.ts';
-import { normalizedUuid, parseCtid } from './ctid.ts';
+import { ctidOf, normalizedUuid } from './ctid.ts';
 import { crypto } from '../lib/lazy.ts';
 
 /*
@@ -97,7 +97,7 @@ function validateEid(env: EmuEnv, conf: string, ctid: string, veid: string | und
     const y = statSync(b);
     return x.dev === y.dev && x.ino === y.ino;
   };
-  const registeredAs = veid === undefined ? undefined : parsedCtid(veid);
+  const registeredAs = veid === undefined ? undefined : ctidOf(veid);
   if (registeredAs !== undefined) {
     const link = paths.ctConf(env, registeredAs);
     if (existsSync(link) && same(link, conf))
@@ -114,20 +114,12 @@ function validateEid(env: EmuEnv, conf: string, ctid: string, veid: string | und
   if (existsSync(etc) && !same(etc, conf)) throw failed(`Error: Container ID ${ctid} is used`);
 }
 
-/** vzctl2_parse_ctid of a config's VEID: the ctid it names, or undefined when it names none. */
-function parsedCtid(v: string): string | undefined {
-  try {
-    return parseCtid(v);
-  } catch {
-    return undefined;
-  }
-}
-
 /** renew_VE_PRIVATE (lib/vz.c 848–867): `<dir>/$VEID` for a path given as `<dir>/<ctid>`, else the path as given. */
 function renewedPrivate(path: string, ctid: string): string {
   const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : path;
   return path === `${dir}/${ctid}` ? `${dir}/$VEID` : path;
 }
+
 /** `vzctl unregister <ctid>` (vzctl2_env_unreg), after the caller refused a running CT and unmounted it. */
 export function unregister(env: EmuEnv, ctid: string, vePrivate: string): number {
   const etc = paths.ctConf(env, ctid);

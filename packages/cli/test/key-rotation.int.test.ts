@@ -142,6 +142,14 @@ const oldKeyRefused = (): Promise<boolean> =>
     },
   );
 
+/**
+ * Wait until the reloaded server refuses the old key. Once in CI (two cores, ten integration files at a time), 10 s went
+ * by without the refusal, and the message did not say what the logins came to: it does now, and the wait is as long
+ * as JetStream's below.
+ */
+const untilOldKeyRefused = (): Promise<void> =>
+  until(() => `the old key refused at login (the last login: ${lastOldKeyLogin})`, oldKeyRefused, 30_000);
+
 /** `nats-server --signal reload` of the test server: its copy of the secrets' configuration replaced, then SIGHUP. */
 async function reloadServer(): Promise<void> {
   // startNatsServer includes a copy of DIR/nats-server.conf named secrets.conf, beside the store.
@@ -190,13 +198,7 @@ before(async () => {
   // The reload has taken effect once the old key is refused. In operator mode it also closed every client
   // connection (nats-server 2.9 does so at every reload in operator mode; services reconnect), so the readers below
   // connect again from here on.
-  // Once in CI (two cores, ten integration files at a time), 10 s went by without the refusal, and the message did
-  // not say what the logins came to: it does now, and the wait is as long as JetStream's below.
-  await until(
-    () => `the old key refused at login (the last login: ${lastOldKeyLogin})`,
-    oldKeyRefused,
-    30_000,
-  );
+  await untilOldKeyRefused();
   coordinator = await connectAs('coordinator');
   ops = await connectAs('ops');
   // The logins are checked before the reload is through with JetStream: on a busy machine its API kept quiet past
@@ -233,13 +235,7 @@ describe('rotating one identity on a running cluster', () => {
   });
 
   it('given the reloaded server, then the old key no longer logs in, and its connection is closed; the new one logs in', async () => {
-    // Once in CI (two cores, ten integration files at a time), 10 s went by without the refusal, and the message did
-    // not say what the logins came to: it does now, and the wait is as long as JetStream's below.
-    await until(
-      () => `the old key refused at login (the last login: ${lastOldKeyLogin})`,
-      oldKeyRefused,
-      30_000,
-    );
+    await untilOldKeyRefused();
     await until(
       () =>
         `the connection with the old key closed (its status events: ${agentWithAStatus.join(', ') || 'none'})`,

@@ -312,10 +312,10 @@ export function createProcessManager(
   /**
    * What the coordinator decided, in its own log: a migration's milestones at info, with their reason when they have
    * one (why it rolls back, resumes on its source or waits for an operator belongs there, not only in the events),
-   * each step's intent at debug (HAUL_LOG_LEVEL=debug shows
-   * them). The intents are nearly half of a migration's events, and every one of them is in the event log: at info,
-   * bench:control's 1,000 migrations wrote 21,500 such lines, which drowned the milestones and cost the coordinator
-   * CPU of its own (pino's serialization and writes: about 5 % of its CPU in a profile of 300 migrations).
+   * each step's intent at debug (HAUL_LOG_LEVEL=debug shows them). The intents are nearly half of a migration's
+   * events, and every one of them is in the event log: at info, bench:control's 1,000 migrations wrote 21,500 such
+   * lines, which drowned the milestones and cost the coordinator CPU of its own (pino's serialization and writes:
+   * about 5 % of its CPU in a profile of 300 migrations).
    */
   function logDecided(mid: string, e: MigrationEvent): void {
     if (e.type === 'StepIntended') {
