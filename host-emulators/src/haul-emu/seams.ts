@@ -1,12 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
-import { readChain, viewChecksum } from '../ploop/delta.ts';
+import { blockDigest, chainDigests, viewChecksum } from '../ploop/delta.ts';
 import { chainTo, imagePath, readDescriptor } from '../ploop/descriptor.ts';
 import { withDeviceIo } from '../ploop/ops.ts';
 import { cachedBlocks, deviceOnNode } from '../ploop/page-cache.ts';
 import { ctRequest } from '../container/protocol.ts';
 import { readResource, type HaResource } from '../shaman/cli.ts';
-import { crypto } from '../lib/lazy.ts';
 
 /*
  * The emulator-only proof seams (what no real tool shows: a disk's blocks as its CT sees them, a CT's memory
@@ -15,15 +14,18 @@ import { crypto } from '../lib/lazy.ts';
  * was a Node start of its own (about a tenth of the e2e tier's CPU went to these checks).
  */
 
-/** A disk as its CT sees it: the chain's merged view, and the page cache of its device on `env`'s node on top. */
-export function ctView(dd: string, env: EmuEnv | undefined): Map<number, Buffer> {
+/**
+ * A disk as its CT sees it, as each block's SHA-256: the chain's merged view, and the page cache of its device on
+ * `env`'s node on top. Digests, not contents: a disk's whole content held in memory cost more to fault in than to read.
+ */
+export function ctView(dd: string, env: EmuEnv | undefined): Map<number, string> {
   const files = chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file));
   const dev = env ? deviceOnNode(env, files[0]!) : undefined;
-  if (!env || !dev) return readChain(files);
+  if (!env || !dev) return chainDigests(files);
   // Under the device's I/O lock: a writeback between reading the chain and the cache would hide its blocks.
   return withDeviceIo(env, dev.dev, () => {
-    const view = readChain(files);
-    for (const [i, b] of cachedBlocks(env, dev.dev)) view.set(i, b);
+    const view = chainDigests(files);
+    for (const [i, b] of cachedBlocks(env, dev.dev)) view.set(i, blockDigest(b));
     return view;
   });
 }
@@ -32,8 +34,7 @@ export function ctView(dd: string, env: EmuEnv | undefined): Map<number, Buffer>
 export function diskView(dd: string, env: EmuEnv | undefined): Record<string, string> {
   const view = ctView(dd, env);
   const obj: Record<string, string> = {};
-  for (const i of [...view.keys()].sort((a, b) => a - b))
-    obj[i] = crypto().createHash('sha256').update(view.get(i)!).digest('hex');
+  for (const i of [...view.keys()].sort((a, b) => a - b)) obj[i] = view.get(i)!;
   return obj;
 }
 

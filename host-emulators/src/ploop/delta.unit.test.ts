@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { appendBlock, BLOCK, createDelta, readDelta } from './delta.ts';
+import {
+  appendBlock,
+  BLOCK,
+  chainDigests,
+  createDelta,
+  eachRecord,
+  mergeInto,
+  viewChecksum,
+} from './delta.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-delta-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -30,8 +38,105 @@ describe('a delta read whole', () => {
     expected.set(7, last);
     appendFileSync(file, randomBytes(4 + BLOCK - 100)); // a record torn by a crash: not a block
 
-    const blocks = readDelta(file);
+    const blocks = new Map<number, Buffer>();
+    eachRecord(file, (i, b) => blocks.set(i, Buffer.from(b)));
     assert.equal(blocks.size, expected.size);
     for (const [i, b] of expected) assert.ok(blocks.get(i)?.equals(b), `block ${i}`);
+  });
+});
+
+/** A delta holding `blocks` (index → content), written as one append. */
+function deltaWith(name: string, blocks: [number, Buffer][]): string {
+  const file = join(root, name);
+  createDelta(file, 2 * 1024 * 1024);
+  for (const [i, b] of blocks) appendBlock(file, i, b);
+  return file;
+}
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const fill = (byte: number) => Buffer.alloc(BLOCK, byte);
+
+describe('appending to a delta', () => {
+  it('given a record torn by a crash at its end, when a block is appended, then the torn record is cut off and the new block is read whole', () => {
+    const file = deltaWith('torn.hds', [[1, fill(1)]]);
+    appendFileSync(file, randomBytes(4 + BLOCK - 100));
+    appendBlock(file, 2, fill(2));
+    const blocks = new Map<number, Buffer>();
+    eachRecord(file, (i, b) => blocks.set(i, Buffer.from(b)));
+    assert.deepEqual([...blocks.keys()], [1, 2]);
+    assert.ok(blocks.get(2)!.equals(fill(2)));
+    assert.equal(statSync(file).size, 16 + 2 * (4 + BLOCK));
+  });
+});
+
+describe('a merge', () => {
+  it("given a parent and a child that rewrites one of its blocks, when merged, then the parent holds the child's blocks over its own and the chain's view is unchanged", () => {
+    const parent = deltaWith('merge-parent.hds', [
+      [0, fill(10)],
+      [1, fill(11)],
+    ]);
+    const child = deltaWith('merge-child.hds', [
+      [1, fill(21)],
+      [2, fill(22)],
+    ]);
+    const before = chainDigests([parent, child]);
+    assert.equal(mergeInto(parent, child), 2);
+    assert.deepEqual(chainDigests([parent]), before);
+    assert.deepEqual(
+      [...before],
+      [
+        [0, sha(fill(10))],
+        [1, sha(fill(21))],
+        [2, sha(fill(22))],
+      ],
+    );
+  });
+
+  it('given a merge cut short by a crash (part of the child appended, a record torn), when it runs again, then the parent ends as after one whole merge', () => {
+    const parent = deltaWith('again-parent.hds', [[0, fill(30)]]);
+    const child = deltaWith('again-child.hds', [
+      [0, fill(40)],
+      [5, fill(45)],
+    ]);
+    const once = deltaWith('once-parent.hds', [[0, fill(30)]]);
+    mergeInto(once, child);
+    const rec = Buffer.alloc(4 + BLOCK);
+    rec.writeUInt32LE(0, 0);
+    fill(40).copy(rec, 4);
+    appendFileSync(parent, Buffer.concat([rec, rec.subarray(0, 1000)]));
+    assert.deepEqual(
+      chainDigests([parent, child]),
+      chainDigests([once]),
+      'the view while the child is named',
+    );
+    mergeInto(parent, child);
+    assert.deepEqual(chainDigests([parent]), chainDigests([once]));
+  });
+});
+
+describe('a chain as digests', () => {
+  it('given three deltas, then each block is the SHA-256 of its top-most write, and the checksum follows the content', () => {
+    const base = deltaWith('chain-base.hds', [
+      [0, fill(1)],
+      [1, fill(2)],
+      [3, fill(3)],
+    ]);
+    const mid = deltaWith('chain-mid.hds', [[1, fill(4)]]);
+    const top = deltaWith('chain-top.hds', [
+      [3, fill(5)],
+      [3, fill(6)],
+    ]);
+    const view = chainDigests([base, mid, top]);
+    assert.deepEqual(
+      [...view].sort((a, b) => a[0] - b[0]),
+      [
+        [0, sha(fill(1))],
+        [1, sha(fill(4))],
+        [3, sha(fill(6))],
+      ],
+    );
+    const sum = viewChecksum(view);
+    assert.equal(sum.blocks, 3);
+    assert.equal(viewChecksum(chainDigests([base, mid, top])).sha256, sum.sha256);
+    assert.notEqual(viewChecksum(chainDigests([base, mid])).sha256, sum.sha256);
   });
 });

@@ -1,17 +1,7 @@
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  unlinkSync,
-  writeSync,
-  fsyncSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { EmuEnv } from '../lib/emu-env.ts';
-import { BLOCK } from './delta.ts';
+import { appendRecords, BLOCK } from './delta.ts';
 import { readRegistry, type Device } from './devices.ts';
 import { noteWritten } from './tracking.ts';
 
@@ -75,15 +65,8 @@ export function flushCache(env: EmuEnv, dev: string): number {
   const d = readRegistry(env.clusterDir).devices.find((x) => x.dev === dev);
   if (d && !d.readonly) {
     const top = d.deltas.at(-1)!;
-    const fd = openSync(top, 'a');
-    try {
-      const start = fstatSync(fd).size;
-      writeSync(fd, recs);
-      fsyncSync(fd);
-      noteWritten(env, dev, top, start, start + recs.length);
-    } finally {
-      closeSync(fd);
-    }
+    const { start, end } = appendRecords(top, recs);
+    noteWritten(env, dev, top, start, end);
   }
   unlinkSync(file);
   return recs.length;
