@@ -127,9 +127,10 @@ export function appendBlock(path: string, index: number, data: Buffer): void {
 
 /**
  * The data move of a ploop merge: `source`'s records appended to `target`, where they win over its older records of
- * the same blocks; returns how many. In place, as ploop merges: a crash part way leaves `target` with some of them,
- * which changes no disk's view (the child above still names them all, and is removed only after the descriptor no
- * longer names it), and a merge run again appends them all. Neither file is ever held in memory whole.
+ * the same blocks; returns how many. In place, as ploop merges (lib/merge.c writes each of the child's clusters into
+ * the parent delta with PWRITE): a crash part way leaves `target` with some of them, which changes no disk's view
+ * (the child above still names them all, and is removed only after the descriptor no longer names it), and a merge
+ * run again appends them all. Neither file is ever held in memory whole.
  */
 export function mergeInto(target: string, source: string): number {
   let records = 0;
