@@ -18,7 +18,8 @@ export async function measureToolTime<T>(fn: () => Promise<T>): Promise<{ value:
   // A tool still running when the step ends (one of several it started at once, after another failed) counts up
   // to now.
   const ms = clock.ms + (clock.running > 0 ? performance.now() - clock.since : 0);
-  return { value, toolMs: Math.round(ms * 10) / 10 };
+  // To a tenth of a millisecond, rounded down: a step's tool time never exceeds its wall time, not even by rounding.
+  return { value, toolMs: Math.floor(ms * 10) / 10 };
 }
 
 /**
