@@ -9,3 +9,5 @@ export {
   pauseWorkload,
 } from './haul-emu/seams.ts';
 export { withHugePages } from './container/launch.ts';
+export { createCt, createNode, type CtOptions, type NodeOptions } from './haul-emu/setup.ts';
+export { ctStatus } from './vzctl/cli.ts';

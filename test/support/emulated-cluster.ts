@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuilt } from './build.ts';
+import { createNode, emuEnv, type EmuEnv } from '@haul/host-emulators';
 
 /** The emulators' bin folder: put first on PATH, exactly as production would have the real tools there. */
 export const emulatorBin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'host-emulators', 'bin');
@@ -15,6 +16,8 @@ export type EmulatedCluster = {
   shared: string;
   clusterDir: string;
   nodeRoot(node: string): string;
+  /** The emulators' view of `node`, for their code called in this process (proof seams, setup, status). */
+  emuEnv(node: string): EmuEnv;
   /** Environment under which a process acts as `node`: HAUL_EMU_ROOT and PATH with the emulators first. */
   envFor(node: string, extra?: Record<string, string>): NodeJS.ProcessEnv;
   run(node: string, tool: string, args: string[], extra?: Record<string, string>): Promise<RunResult>;
@@ -56,6 +59,7 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
     shared,
     clusterDir,
     nodeRoot: (node) => join(dir, node),
+    emuEnv: (node) => emuEnv({ HAUL_EMU_ROOT: join(dir, node) }),
     envFor: (node, extra = {}) => ({
       ...inheritedEnv(),
       HAUL_EMU_ROOT: join(dir, node),
@@ -78,13 +82,11 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
       if (r.code !== 0) throw new Error(`${tool} ${args.join(' ')} on ${node} exited ${r.code}: ${r.stderr}`);
       return r.stdout;
     },
-    async addNode(node, opts = {}) {
-      const args = ['create-node', '--root', join(dir, node), '--node', node, '--cluster', clusterDir];
-      if (opts.criuVersion) args.push('--criu-version', opts.criuVersion);
-      if (opts.memTrack === false) args.push('--no-mem-track');
-      if (opts.plainCriu) args.push('--plain-criu');
-      await c.ok(node, 'haul-emu', args);
+    addNode(node, opts = {}) {
+      // In this process (haul-emu create-node's own code): a tool call would be a Node start for a few files.
+      createNode({ root: join(dir, node), node, cluster: clusterDir, ...opts });
       nodes.push(node);
+      return Promise.resolve();
     },
     destroy(opts = {}) {
       for (const node of nodes) {

@@ -6,8 +6,8 @@ import { lastBesidesSeal } from './seals.ts';
 import { withRequestDefaults } from '@haul/domain';
 import {
   corruptionLog,
+  ctStatus,
   diskView,
-  emuEnv,
   haResource,
   memoryChecksum,
   pauseWorkload,
@@ -45,7 +45,7 @@ const disksOn = (p: CtPlace, n: string) => [
   ...p.shared.map((d) => join(d, 'DiskDescriptor.xml')),
 ];
 /** Emulator-only proof seams are read in this process, on the node named (each tool call was a Node start). */
-const on = (p: CtPlace, node: string) => emuEnv({ HAUL_EMU_ROOT: p.cluster.nodeRoot(node) });
+const on = (p: CtPlace, node: string) => p.cluster.emuEnv(node);
 const view = (p: CtPlace, node: string, dd: string) => diskView(dd, on(p, node));
 const pause = (p: CtPlace, node: string, op: 'freeze' | 'thaw') => pauseWorkload(on(p, node), p.ctid, op);
 const journalOf = (p: CtPlace, n: string) => {
@@ -97,7 +97,7 @@ export async function brokenInvariants(
   if (terminals.length !== 1) broken.push(`${terminals.length} terminal events`);
   const completed = terminals[0]?.type === 'MigrationCompleted';
   const home = completed ? target : source;
-  const running = await runningOn(p);
+  const running = runningOn(p);
   if (running.length !== 1)
     broken.push(`CT ${p.ctid} runs on ${running.length} nodes (${running.join(', ')})`);
   if (running.length === 1 && running[0] !== home) broken.push(`CT runs on ${running[0]}, expected ${home}`);
@@ -115,12 +115,9 @@ export async function brokenInvariants(
   return broken;
 }
 
-async function runningOn(p: CtPlace): Promise<string[]> {
-  const running: string[] = [];
-  for (const n of p.nodes)
-    if (/ running/.test(await p.cluster.ok(n, 'vzctl', ['status', p.ctid]))) running.push(n);
-  return running;
-}
+/** The nodes where `vzctl status` says the CT runs (its code, in this process: a tool call was a Node start). */
+const runningOn = (p: CtPlace): string[] =>
+  p.nodes.filter((n) => / running$/.test(ctStatus(on(p, n), p.ctid)));
 
 /**
  * Memory: restored = checksum at the freeze; or, after a rollback, the same process still running and not frozen.

@@ -34,7 +34,13 @@ import { startService, type ServiceProcess } from './processes.ts';
 import { createTestSecrets, secretsEnv, streamerTlsEnv, type TestSecrets } from './secrets.ts';
 
 import type { ConfigSchemaName } from '@haul/schemas';
-import { writeFaultPlan, type FaultRule } from '@haul/host-emulators';
+import {
+  createCt as createEmulatedCt,
+  ctStatus,
+  writeFaultPlan,
+  type CtOptions,
+  type FaultRule,
+} from '@haul/host-emulators';
 export type { FaultRule };
 
 export type WorldOptions = {
@@ -134,29 +140,25 @@ export async function startWorld(o: WorldOptions = {}) {
   const sharedOf = (id: string): string[] =>
     Array.from({ length: o.sharedDisks ?? 1 }, (_, i) => join(cluster.shared, `ct${id}-data${i}`));
   const shared = sharedOf(ctid);
-  /** Make a CT as the options say: its disks and config on node-a, its config alone on the other nodes. */
-  const createCt = async (id: string): Promise<void> => {
-    const ctArgs = [
-      'create-ct',
-      '--ctid',
-      id,
-      '--memory-mb',
-      String(o.memoryMb ?? 32),
-      '--dirty-rate',
-      String(o.dirtyRate ?? 1000),
-      '--disk-writes',
-      String(o.diskWrites ?? 20),
-      ...sharedOf(id).flatMap((d) => ['--shared-disk', d]),
-      ...(o.localDiskMb
-        ? ['--disk-fill', String(o.localDiskMb), '--disk-size', `${2 * o.localDiskMb}M`]
-        : []),
-      ...(o.writebackMs !== undefined ? ['--writeback-ms', String(o.writebackMs)] : []),
-      ...(o.relativeDisks ? ['--relative-disks'] : []),
-    ];
-    await cluster.ok('node-a', 'haul-emu', ctArgs);
-    for (const n of nodes.slice(1)) await cluster.ok(n, 'haul-emu', [...ctArgs, '--config-only']);
+  /**
+   * Make a CT as the options say: its disks and config on node-a, its config alone on the other nodes (haul-emu
+   * create-ct's own code, in this process).
+   */
+  const createCt = (id: string): void => {
+    const ct: CtOptions = {
+      ctid: id,
+      memoryMb: o.memoryMb ?? 32,
+      dirtyRate: o.dirtyRate ?? 1000,
+      diskWrites: o.diskWrites ?? 20,
+      shared: sharedOf(id),
+      relativeDisks: o.relativeDisks ?? false,
+      ...(o.localDiskMb ? { diskFill: o.localDiskMb, diskSize: `${2 * o.localDiskMb}M` } : {}),
+      ...(o.writebackMs !== undefined ? { writebackMs: o.writebackMs } : {}),
+    };
+    createEmulatedCt(cluster.emuEnv('node-a'), ct);
+    for (const n of nodes.slice(1)) createEmulatedCt(cluster.emuEnv(n), { ...ct, configOnly: true });
   };
-  await createCt(ctid);
+  createCt(ctid);
   const nc: NatsConnection = secrets
     ? await connectAs('scheduler')
     : await connectBus({ servers: server.url, name: 'haul-world' });
@@ -243,9 +245,8 @@ export async function startWorld(o: WorldOptions = {}) {
       /** Stop the CT wherever it runs (its workload ends; its disks and config stay). */
       async stopCt() {
         for (const n of nodes) {
-          const st = await cluster.run(n, 'vzctl', ['status', id]);
           // A frozen CT (paused) too: vzctl stop ends its init whatever its freezer says.
-          if (/ (running|paused)$/m.test(st.stdout))
+          if (/ (running|paused)$/.test(ctStatus(cluster.emuEnv(n), id)))
             await cluster.ok(n, 'vzctl', ['--skipowner', '--skiplock', 'stop', id]);
         }
       },
@@ -353,7 +354,7 @@ export async function startWorld(o: WorldOptions = {}) {
    * from it: its id, disks, migrate, baseline and invariants; the nodes, services and bus are the world's.
    */
   const anotherCt = async (id: string): Promise<typeof world> => {
-    await createCt(id);
+    createCt(id);
     const view = { ...world, ...ctView(id, sharedOf(id)) };
     await view.startCt();
     return view;

@@ -97,7 +97,8 @@ async function runAction(
 ): Promise<number> {
   switch (action) {
     case 'status':
-      return status(env, ctid, conf);
+      out(statusLine(env, ctid, conf));
+      return 0;
     case 'start':
       return start(env, conf!);
     case 'stop':
@@ -214,7 +215,7 @@ function parseActionOptions(
  * exists, does not run and has a dump at the default place is `suspended` (lib/vz.c vzctl2_get_env_status_info
  * 421–426, ebbfc38): after `vzctl suspend` without --dumpfile.
  */
-function status(env: EmuEnv, ctid: string, conf: CtConf | undefined): number {
+function statusLine(env: EmuEnv, ctid: string, conf: CtConf | undefined): string {
   const exist = conf ? 'exist' : 'deleted';
   const mounted = conf && mountedDisks(env, conf).length > 0 ? 'mounted' : 'unmounted';
   const state = isRunning(env, ctid)
@@ -224,9 +225,11 @@ function status(env: EmuEnv, ctid: string, conf: CtConf | undefined): number {
     : conf && existsSync(defaultDump(conf))
       ? 'suspended'
       : 'down';
-  out(`VEID ${ctid} ${exist} ${mounted} ${state}`);
-  return 0;
+  return `VEID ${ctid} ${exist} ${mounted} ${state}`;
 }
+
+/** What `vzctl status <ctid>` prints on `env`'s node, without a process of its own (a ctid as vzctl prints it). */
+export const ctStatus = (env: EmuEnv, ctid: string): string => statusLine(env, ctid, readCtConf(env, ctid));
 
 function freezerState(env: EmuEnv, ctid: string): string | undefined {
   const f = `${paths.freezerCg(env, ctid)}/freezer.state`;
