@@ -24,8 +24,9 @@ export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'b
 
 /**
  * Record the decision for the script holding a dump (once: a decision already written stands), then wake the script
- * through its `wake` FIFO. No reader (ENXIO: the script has not opened it yet, or is gone) is fine: the script opens
- * the FIFO before it looks for the decision file.
+ * through its `wake` FIFO. No reader is fine: the script opens the FIFO before it looks for the decision file. There
+ * is none when the open fails (ENXIO: the script has not opened it yet, or is gone), or when the write does (EPIPE:
+ * the script found the decision file by itself between the open and the write, and ended).
  */
 export function writeDecision(dir: string, decision: 'commit' | 'abort'): void {
   if (!existsSync(join(dir, 'decision'))) {
@@ -40,6 +41,8 @@ export function writeDecision(dir: string, decision: 'commit' | 'abort'): void {
   }
   try {
     if (fstatSync(fd).isFIFO()) writeSync(fd, '\n');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
   } finally {
     closeSync(fd);
   }
