@@ -26,50 +26,68 @@ describe('haul-emu create-node and create-ct', () => {
   });
   after(() => c.destroy());
 
-  it('given the same options, then the command line makes the node and CT that the functions the tests call make', async () => {
-    const cluster = join(c.dir, 'same');
-    const args = [
-      '--ctid',
-      '301',
-      '--memory-mb',
-      '8',
-      '--dirty-rate',
-      '2.5',
-      '--disk-writes',
-      '0',
-      '--seed',
-      '7',
+  it('given the same options, then the command line makes the nodes and CTs that the functions the tests call make', async () => {
+    const base = join(c.dir, 'same');
+    /** One side's node, cluster folder and shared disk, all below `base/<side>`. */
+    const side = (name: string) => ({
+      root: join(base, name, 'node'),
+      cluster: join(base, name, 'cluster'),
+      shared: join(base, name, 'shared', 'ct301'),
+    });
+    const cli = side('cli');
+    const fn = side('fn');
+    const nodeFlags = ['--criu-version', '3.15', '--no-mem-track', '--cpu-flags', 'fpu,sse2', '--plain-criu'];
+    const ctFlags = [
+      ...['--memory-mb', '8', '--dirty-rate', '2.5', '--disk-writes', '0', '--seed', '7'],
+      ...['--disk-size', '8M', '--disk-fill', '1', '--writeback-ms', '500', '--relative-disks'],
     ];
     await c.ok('node-a', 'haul-emu', [
-      'create-node',
-      '--root',
-      join(cluster, 'cli'),
-      '--node',
-      'node-x',
-      '--cluster',
-      join(cluster, 'shared-cli'),
+      ...['create-node', '--root', cli.root, '--node', 'node-x', '--cluster', cli.cluster],
+      ...nodeFlags,
     ]);
-    await c.ok('node-a', 'haul-emu', ['create-ct', ...args], { HAUL_EMU_ROOT: join(cluster, 'cli') });
-    createNode({ root: join(cluster, 'fn'), node: 'node-x', cluster: join(cluster, 'shared-fn') });
-    createCt(emuEnv({ HAUL_EMU_ROOT: join(cluster, 'fn') }), {
+    const onCli = { HAUL_EMU_ROOT: cli.root };
+    await c.ok(
+      'node-a',
+      'haul-emu',
+      ['create-ct', '--ctid', '301', ...ctFlags, '--shared-disk', cli.shared],
+      onCli,
+    );
+    await c.ok('node-a', 'haul-emu', ['create-ct', '--ctid', '302', '--config-only'], onCli);
+    createNode({
+      root: fn.root,
+      node: 'node-x',
+      cluster: fn.cluster,
+      criuVersion: '3.15',
+      memTrack: false,
+      cpuFlags: ['fpu', 'sse2'],
+      plainCriu: true,
+    });
+    const onFn = emuEnv({ HAUL_EMU_ROOT: fn.root });
+    createCt(onFn, {
       ctid: '301',
       memoryMb: 8,
       dirtyRate: 2.5,
       diskWrites: 0,
       seed: 7,
+      diskSize: '8M',
+      diskFill: 1,
+      writebackMs: 500,
+      relativeDisks: true,
+      shared: [fn.shared],
     });
-    // Each node's files name its own folders, and its boot id is random: the rest is the same, byte for byte.
-    const made = (root: string, shared: string) => {
-      const files = filesOf(join(cluster, root));
-      files.delete(join('proc', 'sys', 'kernel', 'random', 'boot_id'));
-      for (const [k, v] of files)
-        files.set(
-          k,
-          v.replaceAll(join(cluster, root), '<root>').replaceAll(join(cluster, shared), '<shared>'),
-        );
+    createCt(onFn, { ctid: '302', configOnly: true });
+    // Each side's files name its own folders, and a node's boot id is random: the rest is the same, byte for byte.
+    const made = (name: string) => {
+      const files = filesOf(join(base, name));
+      files.delete(join('node', 'proc', 'sys', 'kernel', 'random', 'boot_id'));
+      for (const [k, v] of files) files.set(k, v.replaceAll(join(base, name), '<base>'));
       return files;
     };
-    assert.deepEqual(made('fn', 'shared-fn'), made('cli', 'shared-cli'));
+    const [byCli, byFn] = [made('cli'), made('fn')];
+    assert.ok(byCli.has(join('cluster', 'shaman', 'ct-301.json')), [...byCli.keys()].join(' '));
+    assert.ok(byCli.has(join('shared', 'ct301', 'DiskDescriptor.xml')));
+    assert.ok(byCli.has(join('node', 'vz', 'private', '301', 'disk1.hdd', 'DiskDescriptor.xml')));
+    assert.deepEqual(byFn, byCli);
   });
 
   it('given a count that is not one, then create-ct refuses with exit 2 and names the flag', async () => {

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { acquireLock } from '../lib/lock.ts';
 import { getopt, out } from '../lib/tool.ts';
@@ -50,9 +49,9 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'create-node': {
       const o: NodeOptions = {
-        root: resolve(need(one('--root'), '--root')),
+        root: need(one('--root'), '--root'),
         node: need(one('--node'), '--node'),
-        cluster: resolve(need(one('--cluster'), '--cluster')),
+        cluster: need(one('--cluster'), '--cluster'),
         memTrack: !opts.has('--no-mem-track'),
         plainCriu: opts.has('--plain-criu'),
       };
@@ -66,7 +65,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
     case 'create-ct': {
       const o: CtOptions = {
         ctid: need(one('--ctid'), '--ctid'),
-        shared: (opts.get('--shared-disk') ?? []).map((d) => resolve(d)),
+        shared: opts.get('--shared-disk') ?? [],
         relativeDisks: opts.has('--relative-disks'),
         configOnly: opts.has('--config-only'),
       };

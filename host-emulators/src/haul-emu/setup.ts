@@ -1,21 +1,11 @@
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
 import { crypto } from '../lib/lazy.ts';
 import type { HaResource } from '../shaman/cli.ts';
 import { imageValue } from '../vzctl/config.ts';
 import { ownerFile, serverId, veConf } from '../vzctl/registration.ts';
-import { appendRecords, BLOCK } from '../ploop/delta.ts';
+import { appendRecords, appendTo, BLOCK, RECORD } from '../ploop/delta.ts';
 import { imagePath, readDescriptor } from '../ploop/descriptor.ts';
 import { init } from '../ploop/ops.ts';
 import { Rng } from '../container/memory.ts';
@@ -43,7 +33,8 @@ export type NodeOptions = {
 
 /** Make an emulated node; returns what `haul-emu create-node` prints. */
 export function createNode(o: NodeOptions): string {
-  const { root, node, cluster } = o;
+  const { node } = o;
+  const [root, cluster] = [resolve(o.root), resolve(o.cluster)];
   for (const d of [
     'etc/vz/conf',
     'var/run/ve',
@@ -112,7 +103,7 @@ export type CtOptions = {
 export function createCt(env: EmuEnv, o: CtOptions): string {
   const { ctid } = o;
   const seed = o.seed ?? 1;
-  const shared = o.shared ?? [];
+  const shared = (o.shared ?? []).map((d) => resolve(d));
   const size = o.diskSize ?? '64M';
   const priv = join(env.root, 'vz', 'private', ctid);
   const lines = [
@@ -267,24 +258,19 @@ function fillData(dd: string, mb: number, seed: number): void {
   const file = imagePath(dd, desc.images[0]!.file);
   const blocks = Math.floor((mb * 1024 * 1024) / BLOCK);
   const per = 256;
-  const rec = 4 + BLOCK;
   const rng = new Rng(seed * 104729);
-  const fd = openSync(file, 'a');
-  try {
-    const buf = Buffer.alloc(per * rec);
+  const buf = Buffer.alloc(per * RECORD);
+  appendTo(file, (write) => {
     for (let b = 0; b < blocks; b += per) {
       const n = Math.min(per, blocks - b);
       for (let k = 0; k < n; k++) {
-        buf.writeUInt32LE(b + k, k * rec);
-        buf.fill(rng.next() & 0xff, k * rec + 4, (k + 1) * rec);
-        buf.writeUInt32LE(rng.next(), k * rec + 4);
+        buf.writeUInt32LE(b + k, k * RECORD);
+        buf.fill(rng.next() & 0xff, k * RECORD + 4, (k + 1) * RECORD);
+        buf.writeUInt32LE(rng.next(), k * RECORD + 4);
       }
-      writeSync(fd, buf, 0, n * rec);
+      write(buf.subarray(0, n * RECORD));
     }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 /** Give a fresh disk some seeded content so its checksum means something. */
@@ -294,9 +280,9 @@ function fillDisk(dd: string, seed: number): void {
   const rng = new Rng(seed * 7919);
   const blocks = Math.max(1, Math.floor((desc.diskSize * 512) / BLOCK / 8));
   // One append of 64 records, synced once (a sync per block was 64 syncs per disk made).
-  const recs = Buffer.alloc(64 * (4 + BLOCK));
+  const recs = Buffer.alloc(64 * RECORD);
   for (let n = 0; n < 64; n++) {
-    const at = n * (4 + BLOCK);
+    const at = n * RECORD;
     recs.fill(rng.next() & 0xff, at + 4, at + 4 + BLOCK);
     recs.writeUInt32LE(rng.next(), at + 4);
     recs.writeUInt32LE(rng.below(blocks), at);

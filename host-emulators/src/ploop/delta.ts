@@ -13,10 +13,13 @@ import { crypto } from '../lib/lazy.ts';
 
 /**
  * The emulator's delta format (real ploop1 deltas need the kernel). A 16-byte header, then records of
- * [u32 LE block index][4096 bytes]; a later record for the same block wins. Reading a disk walks the chain from
- * the top down, so the first delta that has a block gives its content, as with a real ploop device.
+ * [u32 LE block index][4096 bytes]; a later record for the same block wins. A disk's view is its chain read base
+ * first, each delta's records over the ones below: the top-most delta that has a block gives its content, as with a
+ * real ploop device.
  */
 export const BLOCK = 4096;
+/** One record: the block's index (u32 LE), then its bytes. */
+export const RECORD = 4 + BLOCK;
 const MAGIC = Buffer.from('HAULDLT1');
 const HEADER = 16;
 
@@ -39,7 +42,6 @@ export function isDelta(path: string): boolean {
   }
 }
 
-const RECORD = 4 + BLOCK;
 /** Bytes read per read(2) when a delta is read whole: records of one block each would be a call per 4 KiB. */
 const READ_CHUNK = 1024 * RECORD;
 
@@ -53,13 +55,21 @@ let chunk: Buffer | undefined;
 /** The length of a delta's whole records (after its header): a record torn by a crash is not a block. */
 const wholeRecords = (size: number): number => Math.floor(Math.max(0, size - HEADER) / RECORD) * RECORD;
 
-/** Each chunk of a delta's whole records, in file order, as a view of the shared read buffer (`fn` reads no delta). */
+/** Reads a delta's header from `fd`; throws unless it is one. */
+function checkHeader(fd: number, path: string): void {
+  const head = Buffer.alloc(HEADER);
+  if (readSync(fd, head, 0, HEADER, 0) !== HEADER || !head.subarray(0, 8).equals(MAGIC))
+    throw new Error(`${path}: not a delta`);
+}
+
+/**
+ * Each chunk of a delta's whole records, in file order, as a view of the shared read buffer: `fn` keeps no view and
+ * reads no delta itself (the next chunk, or its read, overwrites the buffer).
+ */
 function eachChunk(path: string, fn: (records: Buffer) => void): void {
   const fd = openSync(path, 'r');
   try {
-    const head = Buffer.alloc(HEADER);
-    if (readSync(fd, head, 0, HEADER, 0) !== HEADER || !head.subarray(0, 8).equals(MAGIC))
-      throw new Error(`${path}: not a delta`);
+    checkHeader(fd, path);
     const whole = wholeRecords(fstatSync(fd).size);
     chunk ??= Buffer.allocUnsafeSlow(READ_CHUNK);
     for (let off = 0; off < whole;) {
@@ -89,15 +99,17 @@ export function eachRecord(path: string, fn: (index: number, block: Buffer) => v
 
 /**
  * Append whole records to a delta (each piece `fill` writes, in order) and sync them. A torn last record (a crash in
- * the middle of an append) is cut off first, or every record after it would be read at the wrong offset. Returns
- * where the appended records start and end.
+ * the middle of an append) is cut off first, or every record after it would be read at the wrong offset. The caller
+ * holds what keeps other writers of the file out (the device's I/O lock, the descriptor's lock): the records go at
+ * the end the file had when it was opened. Returns where the appended records start and end.
  */
-function appendTo(
+export function appendTo(
   path: string,
   fill: (write: (records: Buffer) => void) => void,
 ): { start: number; end: number } {
   const fd = openSync(path, 'r+');
   try {
+    checkHeader(fd, path);
     const size = fstatSync(fd).size;
     const start = HEADER + wholeRecords(size);
     if (start < size) ftruncateSync(fd, start);
@@ -117,31 +129,14 @@ function appendTo(
 export const appendRecords = (path: string, records: Buffer): { start: number; end: number } =>
   appendTo(path, (write) => write(records));
 
-/** Append one block write to a delta (what the running CT's I/O does to the device's top delta). */
-export function appendBlock(path: string, index: number, data: Buffer): void {
-  const rec = Buffer.alloc(RECORD);
-  rec.writeUInt32LE(index, 0);
-  data.copy(rec, 4, 0, Math.min(BLOCK, data.length));
-  appendRecords(path, rec);
-}
-
 /**
  * The data move of a ploop merge: `source`'s records appended to `target`, where they win over its older records of
- * the same blocks; returns how many. In place, as ploop merges (lib/merge.c writes each of the child's clusters into
- * the parent delta with PWRITE): a crash part way leaves `target` with some of them, which changes no disk's view
- * (the child above still names them all, and is removed only after the descriptor no longer names it), and a merge
- * run again appends them all. Neither file is ever held in memory whole.
+ * the same blocks; returns where they went in `target` (for the write tracker of a device that has it as its top).
+ * In place, as ploop merges (lib/merge.c writes each of the child's clusters into the parent delta with PWRITE).
+ * Neither file is ever held in memory whole.
  */
-export function mergeInto(target: string, source: string): number {
-  let records = 0;
-  appendTo(target, (write) =>
-    eachChunk(source, (recs) => {
-      write(recs);
-      records += recs.length / RECORD;
-    }),
-  );
-  return records;
-}
+export const mergeInto = (target: string, source: string): { start: number; end: number } =>
+  appendTo(target, (write) => eachChunk(source, write));
 
 /** The merged view of a chain (base first) as each block's SHA-256 (hex), top deltas winning. */
 export function chainDigests(files: string[]): Map<number, string> {

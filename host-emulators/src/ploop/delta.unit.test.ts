@@ -1,18 +1,27 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
-  appendBlock,
+  appendRecords,
   BLOCK,
   chainDigests,
   createDelta,
   eachRecord,
   mergeInto,
+  RECORD,
   viewChecksum,
 } from './delta.ts';
+
+/** One block's record, appended and synced (as the page cache's writeback appends them). */
+function appendBlock(file: string, index: number, data: Buffer): void {
+  const rec = Buffer.alloc(RECORD);
+  rec.writeUInt32LE(index, 0);
+  data.copy(rec, 4);
+  appendRecords(file, rec);
+}
 
 const root = mkdtempSync(join(tmpdir(), 'haul-delta-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -45,7 +54,7 @@ describe('a delta read whole', () => {
   });
 });
 
-/** A delta holding `blocks` (index → content), written as one append. */
+/** A delta holding `blocks` (index → content), appended one after the other. */
 function deltaWith(name: string, blocks: [number, Buffer][]): string {
   const file = join(root, name);
   createDelta(file, 2 * 1024 * 1024);
@@ -79,7 +88,8 @@ describe('a merge', () => {
       [2, fill(22)],
     ]);
     const before = chainDigests([parent, child]);
-    assert.equal(mergeInto(parent, child), 2);
+    const parentSize = statSync(parent).size;
+    assert.deepEqual(mergeInto(parent, child), { start: parentSize, end: parentSize + 2 * RECORD });
     assert.deepEqual(chainDigests([parent]), before);
     assert.deepEqual(
       [...before],
@@ -136,7 +146,27 @@ describe('a chain as digests', () => {
     );
     const sum = viewChecksum(view);
     assert.equal(sum.blocks, 3);
-    assert.equal(viewChecksum(chainDigests([base, mid, top])).sha256, sum.sha256);
+    // The same content through another chain (one delta) has the same checksum; one block different, another.
+    const flat = deltaWith('chain-flat.hds', [
+      [3, fill(6)],
+      [0, fill(1)],
+      [1, fill(4)],
+    ]);
+    assert.equal(viewChecksum(chainDigests([flat])).sha256, sum.sha256);
     assert.notEqual(viewChecksum(chainDigests([base, mid])).sha256, sum.sha256);
+  });
+});
+
+describe('a file that is not a delta', () => {
+  it('given a file without the header (empty, or something else), then an append refuses it and writes nothing', () => {
+    for (const [name, content] of [
+      ['empty.hds', Buffer.alloc(0)],
+      ['other.hds', Buffer.from('not a delta at all, but long enough to hold a header')],
+    ] as const) {
+      const file = join(root, name);
+      writeFileSync(file, content);
+      assert.throws(() => appendBlock(file, 0, fill(1)), /not a delta/);
+      assert.equal(statSync(file).size, content.length);
+    }
   });
 });

@@ -19,7 +19,7 @@ import {
 import { createDelta, mergeInto } from './delta.ts';
 import { conflictOf, readRegistry, recordCorruption, withRegistry, type Device } from './devices.ts';
 import { flushCache } from './page-cache.ts';
-import { dropTracker } from './tracking.ts';
+import { dropTracker, noteWritten } from './tracking.ts';
 import { crypto } from '../lib/lazy.ts';
 
 /** ploop's SYSEXIT codes used here. */
@@ -270,21 +270,28 @@ function mergeChildIntoParent(
   const parentFile = imagePath(dd, parentImg.file);
   const device = deviceOf(env, dd, desc);
   const online = device !== undefined && device.deltas.includes(childFile);
+  /** Online: the device without the child (its parent the new top), refused when that is a double attach. */
+  const dropChild = (commit: boolean) =>
+    withRegistry(env.clusterDir, (reg) => {
+      const d = reg.devices.find((x) => x.dev === device!.dev)!;
+      const merged: Device = { ...d, deltas: d.deltas.filter((f) => f !== childFile) };
+      const conflict = conflictOf(reg, merged);
+      if (conflict) {
+        recordCorruption(env.clusterDir, env.node, `refused online merge: ${conflict}`);
+        throw new ToolExit(EX.EBUSY, `Can't merge ${childFile}: ${conflict}`);
+      }
+      if (commit) d.deltas = merged.deltas;
+    });
   const work = () => {
-    if (online) {
-      withRegistry(env.clusterDir, (reg) => {
-        const d = reg.devices.find((x) => x.dev === device.dev)!;
-        const merged: Device = { ...d, deltas: d.deltas.filter((f) => f !== childFile) };
-        const conflict = conflictOf(reg, merged);
-        if (conflict) {
-          recordCorruption(env.clusterDir, env.node, `refused online merge: ${conflict}`);
-          throw new ToolExit(EX.EBUSY, `Can't merge ${childFile}: ${conflict}`);
-        }
-        d.deltas = merged.deltas;
-      });
-      lines.push(`Online snapshot merge ${childGuid} -> ${parentGuid}`, 'Merging top delta');
-    }
-    mergeInto(parentFile, childFile);
+    if (online) dropChild(false); // refused before any data moves
+    const { start, end } = mergeInto(parentFile, childFile);
+    if (!online) return;
+    // The device drops its top only once the data is in the parent: a crash before leaves the child on top of the
+    // device and of the chain, over a parent that holds some of its records, which it overrides, and the merge runs
+    // again. Dropped first, the page cache's writeback would land in the parent under the child's older records.
+    dropChild(true);
+    noteWritten(env, device.dev, parentFile, start, end);
+    lines.push(`Online snapshot merge ${childGuid} -> ${parentGuid}`, 'Merging top delta');
   };
   if (online) withDeviceIo(env, device.dev, work);
   else work();

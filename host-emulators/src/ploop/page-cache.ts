@@ -1,7 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { EmuEnv } from '../lib/emu-env.ts';
-import { appendRecords, BLOCK } from './delta.ts';
+import { appendRecords, BLOCK, RECORD } from './delta.ts';
 import { readRegistry, type Device } from './devices.ts';
 import { noteWritten } from './tracking.ts';
 
@@ -14,7 +14,6 @@ import { noteWritten } from './tracking.ts';
  * (ploop syncs the file system first) and by umount. Records are `[u32 LE block][4096 bytes]`, the last one wins.
  * Every function here runs under the device's I/O lock (withDeviceIo), like the CT's writes.
  */
-const RECORD = 4 + BLOCK;
 
 export const cacheFileOf = (env: EmuEnv, dev: string): string =>
   join(env.root, 'var', 'lib', 'haul-emu', 'pagecache', basename(dev));
