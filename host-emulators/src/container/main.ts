@@ -15,10 +15,9 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { emuEnv, paths } from '../lib/emu-env.ts';
-import { BLOCK } from '../ploop/delta.ts';
+import { BLOCK, blockDigest } from '../ploop/delta.ts';
 import { readRegistry } from '../ploop/devices.ts';
 import { syncDevice, withDeviceIo } from '../ploop/ops.ts';
 import { cacheWrite } from '../ploop/page-cache.ts';
@@ -228,10 +227,7 @@ function writeTo(disk: number, writes: { block: number; data: Buffer }[]): void 
   withDeviceIo(env, dev.dev, () => {
     for (const w of writes) cacheWrite(env, dev.dev, w.block, w.data);
     journalLines += writes.length;
-    appendFileSync(
-      journal,
-      writes.map((w) => `${disk} ${w.block} ${createHash('sha256').update(w.data).digest('hex')}\n`).join(''),
-    );
+    appendFileSync(journal, writes.map((w) => `${disk} ${w.block} ${blockDigest(w.data)}\n`).join(''));
   });
   diskWrites += writes.length;
 }

@@ -1,13 +1,4 @@
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  openSync,
-  readSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { writeFileAtomic } from '../lib/atomic.ts';
 import { crypto } from '../lib/lazy.ts';
 
@@ -29,17 +20,6 @@ export function createDelta(path: string, sizeSectors: number): void {
   h.writeUInt32LE(BLOCK, 8);
   h.writeUInt32LE(Math.min(0xffffffff, Math.ceil((sizeSectors * 512) / BLOCK)), 12);
   writeFileAtomic(path, h);
-}
-
-export function isDelta(path: string): boolean {
-  if (!existsSync(path)) return false;
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(8);
-    return readSync(fd, b, 0, 8, 0) === 8 && b.equals(MAGIC);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Bytes read per read(2) when a delta is read whole: records of one block each would be a call per 4 KiB. */
