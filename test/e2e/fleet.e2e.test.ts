@@ -238,7 +238,8 @@ const exits = (r: CliRun, name: ExitName) =>
  * so its marker names a dead process and is not skipped.
  */
 function heldNow(f: string): boolean {
-  if (!/\/cluster\/locks\/[0-9a-f]{40}$/.test(f)) return false;
+  // Every file in the cluster's lock folder is a lock marker, whatever its name (host-emulators/src/lib/lock.ts).
+  if (!/\/cluster\/locks\/[^/]+$/.test(f)) return false;
   let pid: number;
   try {
     pid = Number.parseInt(readFileSync(f, 'utf8'), 10);
