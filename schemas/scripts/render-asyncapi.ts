@@ -51,8 +51,11 @@ type Channel = {
   reply?: SchemaName;
   operations: Operation[];
 };
-/** A subject of conventions that is a wildcard over a channel (a consumer's filter or a permission). */
-type Wildcard = { wildcardOf: keyof typeof subjects };
+/**
+ * A subject of conventions that is a wildcard over a channel (a consumer's filter or a permission). One that
+ * conventions build from parameters says how, from placeholder tokens (its function's source is no subject).
+ */
+type Wildcard = { wildcardOf: keyof typeof subjects; subject?: string };
 
 const nodeParam = { description: 'A node name (NodeName in common.schema.json), e.g. node-a.' };
 const parameters: Record<string, { description: string; enum?: string[] }> = {
@@ -144,7 +147,7 @@ const subjectChannels: Record<keyof typeof subjects, Channel | Wildcard> = {
   },
   commandsAll: { wildcardOf: 'commands' },
   streamOffersAll: { wildcardOf: 'streamOffer' },
-  deadLettersOf: { wildcardOf: 'deadLetters' },
+  deadLettersOf: { wildcardOf: 'deadLetters', subject: subjects.deadLettersOf(param('service')) },
   commands: {
     id: 'commands',
     address: address(subjects.commands(param('node'), param('executor') as Executor)),
@@ -317,7 +320,10 @@ export const wildcards = (): { subject: string; channel: string }[] =>
   Object.entries(subjectChannels).flatMap(([key, c]) => {
     if (isChannel(c)) return [];
     const target = subjectChannels[c.wildcardOf];
-    return isChannel(target) ? [{ subject: subjects[key as 'eventsAll'], channel: target.id }] : [];
+    const subject = c.subject ?? subjects[key as keyof typeof subjects];
+    if (typeof subject !== 'string')
+      throw new Error(`the wildcard ${key} is built from parameters: give its subject`);
+    return isChannel(target) ? [{ subject: address(subject), channel: target.id }] : [];
   });
 
 const traits: Record<Trait, { name: string; description: string; headers: Record<string, string> }> = {
