@@ -6,10 +6,10 @@ let built = false;
 
 /**
  * Programs run from their bundles (scripts/build.mjs); a test that starts one first makes sure the bundles are
- * not older than the sources (a no-op after `npm test`'s own build).
+ * not older than the sources. `npm test` checks once for all its test processes and says so (HAUL_TEST_BUILT=1).
  */
 export function ensureBuilt(): void {
-  if (built) return;
+  if (built || process.env['HAUL_TEST_BUILT'] === '1') return;
   execFileSync(process.execPath, [join(repoRoot, 'scripts', 'build.mjs'), '--if-stale'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
