@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuilt } from './build.ts';
+import { exitOnSignals } from './reaper.ts';
 import { createNode, emuEnv, type EmuEnv } from '@haul/host-emulators';
 
 /** The emulators' bin folder: put first on PATH, exactly as production would have the real tools there. */
@@ -123,6 +124,7 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
   // Containers are detached processes of the emulators: if the test process dies without destroy(), kill them too.
   const onExit = () => c.destroy();
   process.once('exit', onExit);
+  exitOnSignals();
   const destroy = c.destroy.bind(c);
   c.destroy = (opts) => {
     process.off('exit', onExit);

@@ -1,9 +1,11 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { identityEnv, type IdentitiesFile } from '@haul/bus';
 import { initCluster, type ClusterAuth } from '@haul/cli';
 import { identityFileIn } from './identities.ts';
+import { exitOnSignals } from './reaper.ts';
 
 export type TestSecrets = { dir: string; registry: IdentitiesFile; remove(): Promise<void> };
 
@@ -16,10 +18,25 @@ export async function createTestSecrets(
   auth: ClusterAuth = 'nkey',
 ): Promise<TestSecrets> {
   const parent = await mkdtemp(join(tmpdir(), 'haul-secrets-'));
+  leftOnExit.add(parent);
+  exitOnSignals();
   const dir = join(parent, 'secrets');
   const registry = await initCluster({ nodes, out: dir, cluster: 'test', auth });
-  return { dir, registry, remove: () => rm(parent, { recursive: true, force: true }) };
+  return {
+    dir,
+    registry,
+    remove: async () => {
+      await rm(parent, { recursive: true, force: true });
+      leftOnExit.delete(parent);
+    },
+  };
 }
+
+/** Secrets folders not removed yet: removed when the process exits without removing them (they hold private keys). */
+const leftOnExit = new Set<string>();
+process.once('exit', () => {
+  for (const d of leftOnExit) rmSync(d, { recursive: true, force: true });
+});
 
 /**
  * The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server (its
