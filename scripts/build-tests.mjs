@@ -63,8 +63,23 @@ function outName(file) {
   return (inRepo.startsWith('..') ? basename(file) : inRepo).replace(/\.[cm]?[jt]s$/, '');
 }
 
+/**
+ * Test files the bundles read but left out: none, or the tests of those files would not run and nothing would say so
+ * (esbuild drops a module whose exports are unused when its package declares no side effects).
+ */
+function leftOut(metafile) {
+  const emitted = new Set(
+    Object.values(metafile.outputs).flatMap((o) =>
+      Object.entries(o.inputs)
+        .filter(([, i]) => i.bytesInOutput > 0)
+        .map(([path]) => path),
+    ),
+  );
+  return Object.keys(metafile.inputs).filter((p) => /\.test\.ts$/.test(p) && !emitted.has(p));
+}
+
 export async function buildTests(outDir, files) {
-  await build({
+  const { metafile } = await build({
     absWorkingDir: root,
     entryPoints: files.map((f) => ({ in: f, out: outName(f) })),
     outdir: outDir,
@@ -82,7 +97,10 @@ export async function buildTests(outDir, files) {
     banner: {
       js: "import { createRequire as __haulCreateRequire } from 'node:module'; const require = __haulCreateRequire(import.meta.url);",
     },
+    metafile: true,
   });
+  const lost = leftOut(metafile);
+  if (lost.length > 0) throw new Error(`the test bundles left out ${lost.join(', ')}`);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
