@@ -35,7 +35,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { connectBus, ensureTopology } from '@haul/bus';
-import { startNatsServer, startService } from '@haul/test';
+import { onExit, startNatsServer, startService } from '@haul/test';
 import { WRITE_SLICE } from '../services/image-streamer/src/part-file.ts';
 import { makeTestPki } from '../services/image-streamer/test/certs.ts';
 import { median } from './lib/results.ts';
@@ -200,14 +200,11 @@ type Launched = {
 };
 
 const work = mkdtempSync(join(tmpdir(), 'haul-bench-'));
-process.once('exit', () => {
+// However the bench ends (a signal too), its copies are killed and its folder removed, as the harness's own.
+onExit(() => {
   for (const c of running) c.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });
 });
-// A signal ends the bench through 'exit', so the handler above and the test harness's reaper (the streamer, the
-// nats-server) run.
-process.once('SIGINT', () => process.exit(130));
-process.once('SIGTERM', () => process.exit(143));
 const src = join(work, 'src');
 const bytes = makeImages(src);
 const srcSizes = sizesOf(src);

@@ -1,59 +1,71 @@
 #!/usr/bin/env node
-// Test files as JavaScript bundles, for the tiers of `npm test` whose files each start a process (scripts/test.sh):
-// under tsx, a test process compiled and linked every TypeScript module it imports through tsx's loader thread
-// before its first test, 2.3-2.5 CPU-s for an integration file that imports the test harness (most do), on this
-// 2-core machine where the integration tier is bound by CPU; from its bundle, 0.3-0.5 (see scripts/test.sh for the
-// tiers' times). `node --import tsx --test FILE` still runs any one file from its source.
+// Test files as JavaScript bundles, one per file, for every tier of `npm test` (scripts/test.sh): under tsx, a test
+// process compiled and linked every TypeScript module it imports through tsx's loader thread before its first test
+// (docs/decisions.md 4 has the measurements). `node --import tsx --test FILE` still runs any one file from its source.
 //
-//   node scripts/build-tests.mjs OUT_DIR FILE...   → OUT_DIR/FILE with .ts replaced by .mjs, for each FILE
+//   node scripts/build-tests.mjs OUT_DIR FILE...
+//     writes a bundle for each FILE under OUT_DIR and prints its path, one per line, in the order of the FILEs
 //
 // What a bundle keeps as the source had it:
-// - each module's own import.meta.url and import.meta.dirname (paths found relative to a source file still hold);
+// - each module's own import.meta.url and import.meta.dirname (paths found relative to a source file still hold); a
+//   module that uses import.meta otherwise fails the build, as that would be the bundle's;
 // - npm packages are not bundled: each import is the file Node would load from the importing source's folder (a
-//   workspace's own node_modules first, as schemas/ has its own ajv), by its absolute path;
+//   workspace's own node_modules first, as schemas/ has its own Ajv), by its absolute path, with Node's conditions;
+// - each bundle's modules run in the order Node would run them (no chunks shared between bundles, which run first);
+// - every test file it reads (the build fails if esbuild left one out);
 // - source maps, so that `node --enable-source-maps` names the source file and line of a failure.
+// What differs: a function's source text (Function#toString) is esbuild's printing, and a top-level name that two
+// modules share is renamed in one of them.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const again = 'as-from-source';
 
-/** Every module keeps its own import.meta; npm packages stay outside the bundle, as Node would resolve them. */
+/** How Node resolves `args.path` from its importer (esbuild's own resolution, given Node's conditions). */
+const resolveAsNode = (b, args) =>
+  b.resolve(args.path, {
+    kind: args.kind,
+    importer: args.importer,
+    resolveDir: args.resolveDir,
+    pluginData: again,
+  });
+
+/** `import.meta.url` and `import.meta.dirname` of the source file; any other use of import.meta is refused. */
+function withOwnImportMeta(source, path) {
+  const out = source
+    .replace(/\bimport\.meta\.url\b/g, JSON.stringify(pathToFileURL(path).href))
+    .replace(/\bimport\.meta\.dirname\b/g, JSON.stringify(dirname(path)));
+  const other = /\bimport\.meta\b.{0,20}/.exec(out);
+  if (other) throw new Error(`${relative(root, path)}: ${other[0]}… would be the bundle's, not this file's`);
+  return out;
+}
+
 const asFromSource = {
-  name: 'as-from-source',
+  name: again,
   setup(b) {
+    // A bare import that resolves into node_modules stays outside the bundle, as the file Node would load; the
+    // workspace's packages (linked into node_modules, resolved to their sources) are bundled.
     b.onResolve({ filter: /^[^./]/ }, async (args) => {
-      if (args.path.startsWith('@haul/') || args.pluginData === 'as-from-source') return undefined;
-      const r = await b.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: 'as-from-source',
-      });
+      if (args.pluginData === again) return undefined;
+      const r = await resolveAsNode(b, args);
       // Not installed here (an optional package a test loads only when it is there): Node says so at run time.
       if (r.errors.length > 0) return { path: args.path, external: true };
-      return { path: r.path, external: true };
+      return r.external || r.path.includes('/node_modules/') ? { path: r.path, external: true } : r;
     });
     // A test file is imported for its side effects, its tests (a unit shard imports nothing from it): kept even in
     // a package that says it has none (packages/bus, schemas: "sideEffects": false).
     b.onResolve({ filter: /\.test\.ts$/ }, async (args) => {
-      if (args.pluginData === 'as-from-source') return undefined;
-      const r = await b.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: 'as-from-source',
-      });
+      if (args.pluginData === again) return undefined;
+      const r = await resolveAsNode(b, args);
       return r.errors.length > 0 ? undefined : { path: r.path, sideEffects: true };
     });
-    b.onLoad({ filter: /\.ts$/ }, async (args) => {
-      const source = await readFile(args.path, 'utf8');
-      const contents = source
-        .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
-        .replaceAll('import.meta.dirname', JSON.stringify(dirname(args.path)));
-      return { contents, loader: 'ts' };
-    });
+    b.onLoad({ filter: /\.ts$/ }, async (args) => ({
+      contents: withOwnImportMeta(await readFile(args.path, 'utf8'), args.path),
+      loader: 'ts',
+    }));
   },
 };
 
@@ -78,17 +90,21 @@ function leftOut(metafile) {
   return Object.keys(metafile.inputs).filter((p) => /\.test\.ts$/.test(p) && !emitted.has(p));
 }
 
+/** Bundle `files` under `outDir`; returns each bundle's path, in the order of `files`. */
 export async function buildTests(outDir, files) {
+  const entries = files.map((f) => ({ in: f, out: outName(f) }));
   const { metafile } = await build({
     absWorkingDir: root,
-    entryPoints: files.map((f) => ({ in: f, out: outName(f) })),
+    entryPoints: entries,
     outdir: outDir,
     outExtension: { '.js': '.mjs' },
     bundle: true,
-    splitting: true,
     format: 'esm',
     platform: 'node',
     target: 'node20',
+    // As Node resolves an import: no "module" condition or field, which esbuild adds by default.
+    conditions: [],
+    mainFields: ['main'],
     sourcemap: 'linked',
     sourcesContent: false,
     logLevel: 'warning',
@@ -101,6 +117,7 @@ export async function buildTests(outDir, files) {
   });
   const lost = leftOut(metafile);
   if (lost.length > 0) throw new Error(`the test bundles left out ${lost.join(', ')}`);
+  return entries.map((e) => join(outDir, `${e.out}.mjs`));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -109,5 +126,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.error('usage: node scripts/build-tests.mjs OUT_DIR FILE...');
     process.exit(2);
   }
-  await buildTests(outDir, files);
+  for (const path of await buildTests(outDir, files)) console.log(path);
 }

@@ -41,22 +41,17 @@ tier_files() {
   mapfile -t files < <(list "$2")
   if [ ${#files[@]} -eq 0 ]; then echo "[test] no $1 tests found" >&2; exit 1; fi
 }
-# Every tier's test files run from JavaScript bundles of their sources (scripts/build-tests.mjs, docs/decisions.md 4),
-# not through tsx: under tsx, an integration file's process took 2.3-2.5 CPU-s to load what it imports before its
-# first test, and on 2 cores the tiers are bound by CPU (one run each: the integration tier in 115 s and 177 CPU-s
-# from bundles against 169 s and 275 CPU-s under tsx; the unit tier 18 s and 23 CPU-s against 22 s and 33). A
-# failure names the source file and line (source maps). The programs the tests start are checked fresh once here
+# Every tier's test files run from JavaScript bundles of their sources, not through tsx, which cost each test process
+# seconds of CPU to load its TypeScript (scripts/build-tests.mjs; the measurements in docs/decisions.md 4). A failure
+# names the source file and line (source maps). The programs the tests start are checked fresh once here
 # (scripts/build.mjs), not by every test process (HAUL_TEST_BUILT, test/support/build.ts).
 run_tier() {
-  local name=$1 pattern=$2 conc=$3 dir=$scratch/$1 i
+  local name=$1 pattern=$2 conc=$3 bundles
   tier_files "$name" "$pattern"
   echo "[test] $name: ${#files[@]} files, $conc at a time" >&2
   node scripts/build.mjs --if-stale
-  node scripts/build-tests.mjs "$dir" "${files[@]}"
-  for ((i = 0; i < ${#files[@]}; i++)); do
-    files[i]=$dir/${files[i]#./}
-    files[i]=${files[i]%.ts}.mjs
-  done
+  bundles=$(node scripts/build-tests.mjs "$scratch/$name" "${files[@]}")
+  mapfile -t files <<<"$bundles"
   HAUL_TEST_BUILT=1 node --enable-source-maps --test --test-concurrency="$conc" --test-reporter=spec "${files[@]}"
 }
 
@@ -65,7 +60,7 @@ run_tier() {
 # process imports its share of the files (every conc-th, in order) and runs them one after the other. A failure still
 # names the test and its own file and line.
 run_unit_in_shards() {
-  local conc=$1 dir=$scratch/unit i path
+  local conc=$1 dir=$scratch/unit i path bundles
   tier_files unit '*.unit.test.ts'
   echo "[test] unit: ${#files[@]} files in $conc processes" >&2
   mkdir -p "$dir"
@@ -74,8 +69,9 @@ run_unit_in_shards() {
     path=${path//\\/\\\\}
     echo "import '${path//\'/\\\'}';" >>"$dir/unit-$((i % conc)).test.mjs"
   done
-  node scripts/build-tests.mjs "$dir/bundles" "$dir"/unit-*.test.mjs
-  node --enable-source-maps --test --test-concurrency="$conc" --test-reporter=spec "$dir"/bundles/unit-*.test.mjs
+  bundles=$(node scripts/build-tests.mjs "$dir/bundles" "$dir"/unit-*.test.mjs)
+  mapfile -t files <<<"$bundles"
+  node --enable-source-maps --test --test-concurrency="$conc" --test-reporter=spec "${files[@]}"
 }
 
 # tsc, eslint and prettier side by side (each uses one core), each one's output printed whole once it is done.

@@ -9,6 +9,7 @@ import {
   createEmulatedCluster,
   createTestIdentities,
   imageRootOf,
+  onExit,
   startNatsCluster,
   type CtPlace,
   type EmulatedCluster,
@@ -78,11 +79,10 @@ export async function startSoakWorld(
     const cluster = createEmulatedCluster('haul-soak-');
     undo.push(() => cluster.destroy());
     // A held criu dump runs detached from its agent: killed by PID even when the soak dies without stop().
-    const onExit = () => void killStragglers(cluster.dir);
-    process.once('exit', onExit);
+    const cancelExit = onExit(() => killStragglers(cluster.dir));
     undo.push(() => {
-      process.off('exit', onExit);
-      onExit();
+      cancelExit();
+      killStragglers(cluster.dir);
     });
     const nodes = Array.from({ length: o.nodes }, (_, i) => `node-${String.fromCharCode(97 + i)}`);
     for (const n of nodes) await cluster.addNode(n);

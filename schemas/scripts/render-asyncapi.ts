@@ -51,11 +51,14 @@ type Channel = {
   reply?: SchemaName;
   operations: Operation[];
 };
+type SubjectKey = keyof typeof subjects;
 /**
  * A subject of conventions that is a wildcard over a channel (a consumer's filter or a permission). One that
- * conventions build from parameters says how, from placeholder tokens (its function's source is no subject).
+ * conventions build from parameters must say how, from placeholder tokens (its function's source is no subject).
  */
-type Wildcard = { wildcardOf: keyof typeof subjects; subject?: string };
+type Wildcard<K extends SubjectKey> = (typeof subjects)[K] extends string
+  ? { wildcardOf: SubjectKey }
+  : { wildcardOf: SubjectKey; subject: string };
 
 const nodeParam = { description: 'A node name (NodeName in common.schema.json), e.g. node-a.' };
 const parameters: Record<string, { description: string; enum?: string[] }> = {
@@ -89,7 +92,7 @@ const api = (id: string, subject: string, request: SchemaName, reply: SchemaName
 });
 
 /** Every subject of conventions, each a channel or a wildcard over one: a new subject without an entry fails tsc. */
-const subjectChannels: Record<keyof typeof subjects, Channel | Wildcard> = {
+const subjectChannels: { [K in SubjectKey]: Channel | Wildcard<K> } = {
   apiMigrate: api(
     'apiMigrate',
     subjects.apiMigrate,
@@ -309,7 +312,7 @@ const bucketChannels: Record<keyof typeof buckets, Channel> = {
   },
 };
 
-const isChannel = (c: Channel | Wildcard): c is Channel => 'id' in c;
+const isChannel = (c: Channel | { wildcardOf: SubjectKey; subject?: string }): c is Channel => 'id' in c;
 export const channels = (): Channel[] => [
   ...Object.values(subjectChannels).filter(isChannel),
   ...Object.values(bucketChannels),
@@ -320,8 +323,9 @@ export const wildcards = (): { subject: string; channel: string }[] =>
   Object.entries(subjectChannels).flatMap(([key, c]) => {
     if (isChannel(c)) return [];
     const target = subjectChannels[c.wildcardOf];
-    const subject = c.subject ?? subjects[key as keyof typeof subjects];
-    if (typeof subject !== 'string')
+    const own = subjects[key as SubjectKey];
+    const subject = 'subject' in c ? c.subject : typeof own === 'string' ? own : undefined;
+    if (subject === undefined)
       throw new Error(`the wildcard ${key} is built from parameters: give its subject`);
     return isChannel(target) ? [{ subject: address(subject), channel: target.id }] : [];
   });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuilt } from './build.ts';
-import { exitOnSignals } from './reaper.ts';
+import { onExit } from './reaper.ts';
 import { createNode, emuEnv, type EmuEnv } from '@haul/host-emulators';
 
 /** The emulators' bin folder: put first on PATH, exactly as production would have the real tools there. */
@@ -48,6 +48,25 @@ export function inheritedEnv(): NodeJS.ProcessEnv {
 
 /** Where a node's agent keeps its state (HAUL_STATE_DIR) in an emulated node's folder. */
 export const agentStateDir = (nodeRoot: string): string => join(nodeRoot, 'var', 'lib', 'haul');
+
+/**
+ * SIGKILL the process whose pid `read` finds (its whole process group with `group`). A record gone or half written
+ * (the process ended, or is ending, meanwhile) is skipped: this runs at exit too, where nothing may throw.
+ */
+function killRecorded(read: () => number | undefined, group: boolean): void {
+  let pid: number | undefined;
+  try {
+    pid = read();
+  } catch {
+    return;
+  }
+  if (!pid || !(pid > 0)) return;
+  try {
+    process.kill(group ? -pid : pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
 
 export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
   ensureBuilt();
@@ -95,39 +114,21 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
         // own, whose leader's pid the agent keeps in held/<migration>/criu.pid) waits for a decision forever once
         // its agent is gone: its whole group goes.
         const held = join(agentStateDir(join(dir, node)), 'held');
-        for (const m of existsSync(held) ? readdirSync(held) : []) {
-          const pidFile = join(held, m, 'criu.pid');
-          const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : NaN;
-          if (pid > 0) {
-            try {
-              process.kill(-pid, 'SIGKILL');
-            } catch {
-              /* already gone */
-            }
-          }
-        }
+        for (const m of existsSync(held) ? readdirSync(held) : [])
+          killRecorded(() => Number(readFileSync(join(held, m, 'criu.pid'), 'utf8')), true);
+        // Each running CT's record (<ctid>.json; a .tmp beside it is one being written, not a CT).
         const cts = join(dir, node, 'var', 'lib', 'haul-emu', 'cts');
-        for (const f of existsSync(cts) ? readdirSync(cts) : []) {
-          const pid = (JSON.parse(readFileSync(join(cts, f), 'utf8')) as { pid?: number }).pid;
-          if (pid) {
-            try {
-              process.kill(pid, 'SIGKILL');
-            } catch {
-              /* already gone */
-            }
-          }
-        }
+        for (const f of existsSync(cts) ? readdirSync(cts).filter((n) => n.endsWith('.json')) : [])
+          killRecorded(() => (JSON.parse(readFileSync(join(cts, f), 'utf8')) as { pid?: number }).pid, false);
       }
       if (!opts.keepFiles) rmSync(dir, { recursive: true, force: true });
     },
   };
   // Containers are detached processes of the emulators: if the test process dies without destroy(), kill them too.
-  const onExit = () => c.destroy();
-  process.once('exit', onExit);
-  exitOnSignals();
+  const cancel = onExit(() => c.destroy());
   const destroy = c.destroy.bind(c);
   c.destroy = (opts) => {
-    process.off('exit', onExit);
+    cancel();
     destroy(opts);
   };
   return c;

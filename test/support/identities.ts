@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
@@ -17,6 +17,7 @@ import {
   type Role,
   type Trust,
 } from '@haul/bus';
+import { removeOnExit } from './reaper.ts';
 
 /**
  * A cluster's keys for a test, made in its temp folder the way `haul init-cluster` lays them out (common to issue
@@ -105,16 +106,10 @@ function assertKnown(name: string): never {
   throw new Error(`no identity ${name} in this test cluster`);
 }
 
-/** The temp folders of tempIdentities, removed when the test process exits (its seeds are read until then). */
-const tempKeyDirs = new Set<string>();
-process.once('exit', () => {
-  for (const d of tempKeyDirs) rmSync(d, { recursive: true, force: true });
-});
-
 /** Keys for a test that needs no world: in a fresh temp folder, for node-a and node-b unless told. */
 export function tempIdentities(nodes: readonly string[] = ['node-a', 'node-b']): TestIdentities {
   const dir = mkdtempSync(join(tmpdir(), 'haul-keys-'));
-  tempKeyDirs.add(dir);
+  removeOnExit(dir); // when the test process exits: its seeds are read until then
   return createTestIdentities(dir, nodes);
 }
 

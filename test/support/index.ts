@@ -14,3 +14,4 @@ export * from './browser.ts';
 export * from './tmux.ts';
 export * from './seals.ts';
 export * from './tool-gate.ts';
+export { onExit, removeOnExit } from './reaper.ts';

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { repoRoot } from './paths.ts';
-import { forget, reapOnExit } from './reaper.ts';
+import { forget, reapOnExit, removeOnExit } from './reaper.ts';
 
 export type NatsServer = {
   url: string;
@@ -225,7 +225,9 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     await copyFile(join(opts.secrets, 'nats-server.conf'), join(dir, spec.include));
   }
   await writeFile(spec.confPath, config(spec));
-  return wrap(spec, dir, await launch(spec), true);
+  const server = wrap(spec, dir, await launch(spec), true);
+  removeOnExit(dir); // stop() removes it; an exit before that does too (after the server is killed)
+  return server;
 }
 
 export type NatsCluster = { servers: NatsServer[]; urls: string; stop(): Promise<void> };
@@ -249,6 +251,7 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
   for (const s of specs) await writeFile(s.confPath, config(s));
   const children = await Promise.all(specs.map((s) => launch(s)));
   const servers = specs.map((s, i) => wrap(s, dir, children[i]!, false));
+  removeOnExit(dir);
   return {
     servers,
     urls: servers.map((s) => s.url).join(','),

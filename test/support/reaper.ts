@@ -1,47 +1,79 @@
-/**
- * Processes a test started, killed by PID if the test process exits without stopping them (a crash, a failed
- * assertion outside try/finally), so no nats-server or service outlives its test.
+import { rmSync } from 'node:fs';
+
+/*
+ * What a test process (or the demo, a bench) started and must not leave behind: processes killed by PID, folders
+ * removed, whatever way the process ends — its own end, a crash, a failed assertion outside try/finally, or a signal.
+ * Node runs 'exit' handlers on every end but a signal's, so a signal is turned into an exit (exitOnSignals).
  */
-const pids = new Set<number>();
+
+const cleanups = new Set<() => void>();
 let installed = false;
 
-export function reapOnExit(pid: number | undefined): void {
-  if (pid === undefined) return;
-  pids.add(pid);
-  exitOnSignals();
+/**
+ * Run `fn` when the process exits, unless the returned function is called first (the test cleaned up itself). Each
+ * cleanup runs whatever the others do: one that throws is reported and the rest still run.
+ */
+export function onExit(fn: () => void): () => void {
+  cleanups.add(fn);
+  install();
+  return () => cleanups.delete(fn);
+}
+
+function install(): void {
   if (installed) return;
   installed = true;
+  exitOnSignals();
   process.once('exit', () => {
-    for (const p of pids) {
+    for (const fn of cleanups) {
       try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* already gone */
+        fn();
+      } catch (err) {
+        process.stderr.write(`cleanup at exit failed: ${(err as Error).stack ?? String(err)}\n`);
       }
     }
   });
 }
 
-export function forget(pid: number | undefined): void {
-  if (pid !== undefined) pids.delete(pid);
+/** Kill `pid` at exit unless forget(pid) was called (the process was stopped). */
+const pids = new Map<number, () => void>();
+
+export function reapOnExit(pid: number | undefined): void {
+  if (pid === undefined || pids.has(pid)) return;
+  pids.set(
+    pid,
+    onExit(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }),
+  );
 }
 
-let signalsHandled = false;
+export function forget(pid: number | undefined): void {
+  if (pid === undefined) return;
+  pids.get(pid)?.();
+  pids.delete(pid);
+}
+
+/** Remove `dir` at exit; the returned function forgets it (the caller removed it). */
+export const removeOnExit = (dir: string): (() => void) =>
+  onExit(() => rmSync(dir, { recursive: true, force: true }));
 
 /**
- * A signal that would end this process (Ctrl-C on the demo, the test runner stopping a file, `timeout`) ends it
- * through process.exit instead, with the shell's status for that signal. Node runs no 'exit' handler for a process a
- * signal kills, and the harness cleans up in 'exit' handlers: the services and servers above, the emulated CTs
- * (detached, so a terminal's Ctrl-C does not reach them) and the temporary folders. A demo killed by `timeout` once
- * left its CT running for 40 minutes.
+ * A signal that would end this process (Ctrl-C, SIGTERM from `timeout` or the test runner, SIGHUP) ends it through
+ * process.exit instead, with the shell's status for that signal, so the cleanups run: a demo ended by `timeout` once
+ * left its emulated CT (a detached process, out of reach of a terminal's Ctrl-C) running for 40 minutes. A program
+ * that handles the signal itself (the soak stops its chaos, audits and writes its results first) is left to do so.
  */
-export function exitOnSignals(): void {
-  if (signalsHandled) return;
-  signalsHandled = true;
+function exitOnSignals(): void {
   for (const [signal, n] of [
     ['SIGINT', 2],
     ['SIGTERM', 15],
     ['SIGHUP', 1],
   ] as const)
-    process.once(signal, () => process.exit(128 + n));
+    process.on(signal, () => {
+      if (process.listenerCount(signal) === 1) process.exit(128 + n);
+    });
 }

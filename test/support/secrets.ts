@@ -1,11 +1,10 @@
-import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { identityEnv, type IdentitiesFile } from '@haul/bus';
 import { initCluster, type ClusterAuth } from '@haul/cli';
 import { identityFileIn } from './identities.ts';
-import { exitOnSignals } from './reaper.ts';
+import { removeOnExit } from './reaper.ts';
 
 export type TestSecrets = { dir: string; registry: IdentitiesFile; remove(): Promise<void> };
 
@@ -18,8 +17,7 @@ export async function createTestSecrets(
   auth: ClusterAuth = 'nkey',
 ): Promise<TestSecrets> {
   const parent = await mkdtemp(join(tmpdir(), 'haul-secrets-'));
-  leftOnExit.add(parent);
-  exitOnSignals();
+  const forgetIt = removeOnExit(parent); // private keys: never left behind, however the process ends
   const dir = join(parent, 'secrets');
   const registry = await initCluster({ nodes, out: dir, cluster: 'test', auth });
   return {
@@ -27,16 +25,10 @@ export async function createTestSecrets(
     registry,
     remove: async () => {
       await rm(parent, { recursive: true, force: true });
-      leftOnExit.delete(parent);
+      forgetIt();
     },
   };
 }
-
-/** Secrets folders not removed yet: removed when the process exits without removing them (they hold private keys). */
-const leftOnExit = new Set<string>();
-process.once('exit', () => {
-  for (const d of leftOnExit) rmSync(d, { recursive: true, force: true });
-});
 
 /**
  * The environment a service or the CLI needs to connect as `identity` (e.g. `agent@node-a`) to a secure server (its

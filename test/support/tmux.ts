@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { onExit } from './reaper.ts';
 
 /**
  * A terminal for tests: a tmux server of its own (`tmux -L <unique socket>`, no config file), so it never touches
@@ -58,8 +59,7 @@ export function startTerminal(): Terminal {
     execFileSync(bin, ['-L', socket, '-f', '/dev/null', ...args], { env, encoding: 'utf8' });
   let started = false;
   // A test process that dies without kill() still ends its tmux server (and the commands in its panes).
-  const onExit = () => t.kill();
-  process.once('exit', onExit);
+  const cancelExit = onExit(() => t.kill());
   const t: Terminal = {
     run(name, command, vars, size = { cols: 120, rows: 40 }) {
       const script = join(dir, `${name}.sh`);
@@ -91,7 +91,7 @@ export function startTerminal(): Terminal {
       tmux('send-keys', '-t', name, ...keys);
     },
     kill() {
-      process.off('exit', onExit);
+      cancelExit();
       try {
         if (started) tmux('kill-server');
       } catch {

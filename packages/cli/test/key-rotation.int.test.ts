@@ -173,7 +173,7 @@ before(async () => {
   before_ = loadTestIdentities(secrets.dir);
   coordinator = await connectAs('coordinator');
   ops = await connectAs('ops');
-  // Its one reconnection attempt after the reload gives up within 5 s: a CI run (at 8d27a69) saw the server close
+  // Its one reconnection attempt after the reload gives up within 5 s: a CI run saw the server close
   // that attempt's socket after its INFO without an -ERR the client read (status events: error, disconnect,
   // reconnecting, update, disconnect), and nats.js then waits for a PONG until its connection timeout, 20 s by
   // default, before it closes a connection that may not reconnect.
