@@ -50,6 +50,20 @@ const mark = (ok: boolean) => (ok ? (tty ? '\x1b[32m✓\x1b[0m' : '✓') : tty ?
 const inj = failAt ? injections[failAt] : undefined;
 
 /** haul's targets for this demo, beside what it reached. */
+/**
+ * Rejects when a service the demo started dies on its own (one it stops and starts again on purpose does not count):
+ * the migration would then wait on it for ever, a step timeout and its retries at a time, and the demo with it.
+ */
+function aServiceDies(w: World): Promise<never> {
+  return Promise.race(
+    [...w.services.values()].map((s) =>
+      s.died.then((code) => {
+        throw new Error(`${s.name} (pid ${s.pid}) exited on its own with code ${code} during the migration`);
+      }),
+    ),
+  );
+}
+
 function goals(s: MigrationStats): string {
   const sec = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
   const median = s.downtimeWindow?.overheadMedianMs;
@@ -141,10 +155,13 @@ try {
   if (!reply.ok) throw new Error(`rejected: ${reply.error.code} ${reply.error.message}`);
   say(`migrate request accepted: ${reply.migrationId}   — the event stream, as \`haul events -f\` shows it:`);
   const watch = inj?.watch?.(w);
-  const end = await followToEnd(w.eventLog, reply.migrationId, (e, seq) => {
-    console.log(formatEvent(e, seq));
-    watch?.(e);
-  });
+  const end = await Promise.race([
+    followToEnd(w.eventLog, reply.migrationId, (e, seq) => {
+      console.log(formatEvent(e, seq));
+      watch?.(e);
+    }),
+    aServiceDies(w),
+  ]);
   unplant?.();
   say(
     end.type === 'MigrationCompleted' ? 'Migration succeeded' : `Migration rolled back: ${end.data.reason}`,

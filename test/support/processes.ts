@@ -15,6 +15,8 @@ export type ServiceProcess = {
   waitForLine(re: RegExp, timeoutMs?: number): Promise<string>;
   kill(signal?: NodeJS.Signals): Promise<void>;
   exited: Promise<number | null>;
+  /** Resolves with its exit code only if the service exits without kill(): it died, nobody stopped it. */
+  died: Promise<number | null>;
 };
 
 /**
@@ -62,6 +64,8 @@ export function startService(
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let stopping = false;
+  const died = exited.then((code) => (stopping ? new Promise<never>(() => {}) : code));
   return {
     name,
     pid: child.pid!,
@@ -95,9 +99,11 @@ export function startService(
     },
     async kill(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
+      stopping = true;
       process.kill(child.pid!, signal);
       await exited;
     },
     exited,
+    died,
   };
 }
