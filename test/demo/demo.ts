@@ -49,7 +49,6 @@ const say = (s: string) => console.log(tty ? `\x1b[1m▸ ${s}\x1b[0m` : `▸ ${s
 const mark = (ok: boolean) => (ok ? (tty ? '\x1b[32m✓\x1b[0m' : '✓') : tty ? '\x1b[31m✗\x1b[0m' : '✗');
 const inj = failAt ? injections[failAt] : undefined;
 
-/** haul's targets for this demo, beside what it reached. */
 /**
  * Rejects when a service the demo started dies on its own (one it stops and starts again on purpose does not count):
  * the migration would then wait on it for ever, a step timeout and its retries at a time, and the demo with it.
@@ -57,13 +56,14 @@ const inj = failAt ? injections[failAt] : undefined;
 function aServiceDies(w: World): Promise<never> {
   return Promise.race(
     [...w.services.values()].map((s) =>
-      s.died.then((code) => {
-        throw new Error(`${s.name} (pid ${s.pid}) exited on its own with code ${code} during the migration`);
+      s.died.then((how) => {
+        throw new Error(`${s.name} (pid ${s.pid}) exited on its own (${how}) during the migration`);
       }),
     ),
   );
 }
 
+/** haul's targets for this demo, beside what it reached. */
 function goals(s: MigrationStats): string {
   const sec = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(2)} s`);
   const median = s.downtimeWindow?.overheadMedianMs;

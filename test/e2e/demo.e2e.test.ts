@@ -104,7 +104,10 @@ describe('npm run demo', () => {
         act: (_, out) => process.kill(Number(found(out, /agent-node-a \(pid (\d+)\)/)), 'SIGKILL'),
       });
       assert.equal(r.code, 1, r.out);
-      assert.match(r.out, /agent-node-a \(pid \d+\) exited on its own with code null during the migration/);
+      assert.match(
+        r.out,
+        /agent-node-a \(pid \d+\) exited on its own \(signal SIGKILL\) during the migration/,
+      );
       assert.match(r.out, /everything the demo started is stopped/);
       assert.deepEqual(await leftUnder(found(r.out, /(\/\S*haul-world-\w+)/)), []);
     },

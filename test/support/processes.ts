@@ -15,8 +15,8 @@ export type ServiceProcess = {
   waitForLine(re: RegExp, timeoutMs?: number): Promise<string>;
   kill(signal?: NodeJS.Signals): Promise<void>;
   exited: Promise<number | null>;
-  /** Resolves with its exit code only if the service exits without kill(): it died, nobody stopped it. */
-  died: Promise<number | null>;
+  /** Resolves, saying how (`exit code 1`, `signal SIGKILL`), only if the service exits without kill(): it died. */
+  died: Promise<string>;
 };
 
 /**
@@ -63,9 +63,14 @@ export function startService(
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
+  const exited = ended.then((e) => e.code);
   let stopping = false;
-  const died = exited.then((code) => (stopping ? new Promise<never>(() => {}) : code));
+  const died = ended.then((e) =>
+    stopping ? new Promise<never>(() => {}) : e.signal ? `signal ${e.signal}` : `exit code ${e.code}`,
+  );
   return {
     name,
     pid: child.pid!,
