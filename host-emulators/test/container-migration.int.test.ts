@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEmulatedCluster, createToolGate, type EmulatedCluster } from '@haul/test';
 import { processRunning } from '../src/lib/process.ts';
+import { layoutCopied } from './ve-dump.ts';
 
 /** Decode the varint fields of a stats-dump file (host-tools.md §4.3) — as an independent check of the format. */
 function readStats(path: string): Record<number, number> {
@@ -64,6 +65,7 @@ describe('an emulated CT: three pre-dumps, a dump, a restore on another node', (
       '42',
     ]);
     await c.ok('node-b', 'haul-emu', ['create-ct', '--ctid', '200', '--config-only']);
+    layoutCopied(c, '200');
     await c.ok('node-a', 'vzctl', ['start', '200']);
   });
   after(() => c.destroy());
@@ -480,6 +482,56 @@ describe('vzctl and criu messages and exit codes', () => {
       [21, 'Invalid ctid is specified: --force'],
       'a ctid, then options',
     );
+  });
+
+  it("the private area's layout as libvzctl reads it: made by create-ct, checked by register and every mount", async () => {
+    // Given a CT made as `vzctl create` makes a ploop one (lib/fs_vzfs.c 132–179)
+    await c.ok('node-a', 'haul-emu', ['create-ct', '--ctid', '304', '--disk-writes', '0']);
+    const priv = join(c.nodeRoot('node-a'), 'vz', 'private', '304');
+    const layout = join(priv, '.ve.layout');
+    assert.equal(readlinkSync(layout), '5');
+    for (const d of ['fs', 'root.hdd', 'dump', 'scripts'])
+      assert.ok(lstatSync(join(priv, d)).isDirectory(), d);
+    assert.match(await c.ok('node-a', 'vzctl', ['--skipowner', 'register', priv, '304']), /successfully/);
+
+    // When the layout link is missing, not a link, below 4 or no number, then register refuses it, forced or not
+    // (lib/vz.c 906–911: before the config is read, so without "Container registration failed"), and a link that
+    // holds no number is an error of its own (vzctl2_env_layout_version, lib/vz.c 550–551)
+    const oldFormat = 'Warning: Container in old data format, registration skipped.';
+    const register = async () => {
+      const r = await c.run('node-a', 'vzctl', ['--skipowner', 'register', priv, '304']);
+      return [r.code, r.stderr.trim()];
+    };
+    rmSync(layout);
+    assert.deepEqual(await register(), [255, oldFormat], 'no link');
+    writeFileSync(layout, '5');
+    assert.deepEqual(await register(), [255, oldFormat], 'a file, not a link');
+    rmSync(layout);
+    symlinkSync('3', layout);
+    assert.deepEqual(await register(), [255, oldFormat], 'layout 3');
+    rmSync(layout);
+    symlinkSync('vzfs', layout);
+    assert.deepEqual(await register(), [255, 'Unknown VZFS version (vzfs)']);
+    rmSync(layout);
+    symlinkSync('4', layout);
+    assert.match(await c.ok('node-a', 'vzctl', ['--skipowner', 'register', priv, '304']), /successfully/);
+
+    // And a mount of a private area that is not layout 5 is refused with the mount error: vzctl would bind-mount
+    // it as a simfs or VZFS CT's (lib/fs.c 196–202), which is not emulated; at 5 again, it mounts
+    const mount = await c.run('node-a', 'vzctl', ['mount', '304']);
+    assert.deepEqual(
+      [mount.code, mount.stderr.trim()],
+      [
+        50,
+        `Error (emulator): ${layout} says layout 4: vzctl would bind-mount ${priv} as a simfs or VZFS CT, which is not emulated (a ploop CT's is 5)`,
+      ],
+    );
+    rmSync(layout);
+    const start = await c.run('node-a', 'vzctl', ['start', '304']);
+    assert.deepEqual([start.code, /\.ve\.layout is missing/.test(start.stderr)], [50, true]);
+    symlinkSync('5', layout);
+    assert.match(await c.ok('node-a', 'vzctl', ['mount', '304']), /Container is mounted/);
+    await c.ok('node-a', 'vzctl', ['umount', '304']);
   });
 
   it('the fault plan fails the chosen call with its exit code and stderr, and counts calls', async () => {

@@ -14,6 +14,7 @@ import {
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+import { layoutCopied } from './ve-dump.ts';
 
 const G1 = '{11111111-2222-4333-8444-555555555555}';
 const G2 = '{22222222-2222-4333-8444-555555555555}';
@@ -53,6 +54,7 @@ describe("P.Haul's shared-ploop sequence on the emulators", () => {
       '2000',
     ]);
     await c.ok('node-b', 'haul-emu', ['create-ct', '--ctid', '101', '--shared-disk', dir, '--config-only']);
+    layoutCopied(c, '101');
     await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '101']);
     // Freeze it with a final dump whose action script waits for our decision.
     const hold = join(c.dir, 'hold.sh');

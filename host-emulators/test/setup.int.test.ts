@@ -1,18 +1,25 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
 import { createCt, createNode, emuEnv } from '@haul/host-emulators';
 
-/** Every file below `dir`: relative path → content (latin1, so that any byte compares). */
+/**
+ * Every file, folder and link below `dir`: relative path → content (latin1, so that any byte compares), a folder's
+ * path with a slash → '', a link's → its target.
+ */
 function filesOf(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (d: string) => {
     for (const name of readdirSync(d)) {
       const p = join(d, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.set(relative(dir, p), readFileSync(p).toString('latin1'));
+      const st = lstatSync(p);
+      if (st.isSymbolicLink()) out.set(relative(dir, p), `→ ${readlinkSync(p)}`);
+      else if (st.isDirectory()) {
+        out.set(`${relative(dir, p)}/`, '');
+        walk(p);
+      } else out.set(relative(dir, p), readFileSync(p).toString('latin1'));
     }
   };
   walk(dir);
@@ -87,6 +94,7 @@ describe('haul-emu create-node and create-ct', () => {
     assert.ok(byCli.has(join('cluster', 'shaman', 'ct-301.json')), [...byCli.keys()].join(' '));
     assert.ok(byCli.has(join('shared', 'ct301', 'DiskDescriptor.xml')));
     assert.ok(byCli.has(join('node', 'vz', 'private', '301', 'disk1.hdd', 'DiskDescriptor.xml')));
+    assert.equal(byCli.get(join('node', 'vz', 'private', '301', '.ve.layout')), '→ 5');
     assert.deepEqual(byFn, byCli);
   });
 

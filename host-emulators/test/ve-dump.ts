@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
 
@@ -10,7 +10,10 @@ import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
 
 export const ctid = '300';
 
-/** Two emulated nodes with plain criu, CT 300 on node-a (4 MiB, idle disk) and its configuration on node-b. */
+/**
+ * Two emulated nodes with plain criu, CT 300 on node-a (4 MiB, idle disk) and on node-b its configuration and the
+ * private area's layout (layoutCopied).
+ */
 export async function ctOnTwoNodes(): Promise<EmulatedCluster> {
   const c = createEmulatedCluster();
   await c.addNode('node-a', { plainCriu: true });
@@ -18,7 +21,18 @@ export async function ctOnTwoNodes(): Promise<EmulatedCluster> {
   const ct = ['--ctid', ctid, '--memory-mb', '4', '--dirty-rate', '100', '--disk-writes', '0'];
   await c.ok('node-a', 'haul-emu', ['create-ct', ...ct]);
   await c.ok('node-b', 'haul-emu', ['create-ct', '--ctid', ctid, '--config-only']);
+  layoutCopied(c, ctid);
   return c;
+}
+
+/**
+ * What a migration brings to the target's private area besides the disks, at least: its layout link (vzmigrate's
+ * tar of the whole private area keeps it; vzctl mounts only a private area of layout 5).
+ */
+export function layoutCopied(c: EmulatedCluster, id: string, from = 'node-a', to = 'node-b'): void {
+  const privateOf = (node: string) => join(c.nodeRoot(node), 'vz', 'private', id);
+  mkdirSync(privateOf(to), { recursive: true });
+  symlinkSync(readlinkSync(join(privateOf(from), '.ve.layout')), join(privateOf(to), '.ve.layout'));
 }
 
 /** A side file the action script saves: the VE's /proc file and the image it goes to. */

@@ -190,7 +190,7 @@ try {
       : 'the CT restarted on the target (restart mode)',
     'every disk = its content before + every block the CT wrote (journal)',
     'no DiskDescriptor.xml.copy, .copy.lck, .copy.xml link or orphan delta on shared storage',
-    'no stale local disk, no image folder left on any node',
+    'no stale local disk, bare private area or image folder left on any node; a ploop private area (.ve.layout → 5) where the CT runs',
     'the emulated storage never saw a double read-write attach',
     'the log ends with exactly one terminal event',
   ];

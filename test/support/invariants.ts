@@ -208,6 +208,16 @@ async function brokenDisks(
 
 const privateOf = (p: CtPlace, n: string) => join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid);
 
+/** Whether `$VE_PRIVATE/.ve.layout` is a link (to `to`, when given). */
+function isLayoutLink(priv: string, to?: string): boolean {
+  try {
+    const target = readlinkSync(join(priv, '.ve.layout'));
+    return to === undefined || target === to;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Ownership: the CT is registered (its /etc/vz/conf link to $VE_PRIVATE/ve.conf) and owned ($VE_PRIVATE/.owner names
  * the node) on exactly its home node, its HA resource runs there, and no node's CT lock is held any more.
@@ -252,6 +262,12 @@ function brokenLeftovers(p: CtPlace, migrationId: string, home: string): string[
     for (const d of ['root.hdd', ...(p.privateDisks ?? [])])
       if (n !== home && existsSync(join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, d)))
         broken.push(`a stale local disk is left on ${n}${d === 'root.hdd' ? '' : ` (${d})`}`);
+    // The CT's home has a ploop private area (vzctl mounts nothing else); another node keeps one only with the CT's
+    // config in it (a source after a migration keeps its unregistered config), not a bare one a target made.
+    const priv = privateOf(p, n);
+    if (n === home && !isLayoutLink(priv, '5')) broken.push(`$VE_PRIVATE on ${n} has no .ve.layout → 5`);
+    if (n !== home && isLayoutLink(priv) && !existsSync(join(priv, 've.conf')))
+      broken.push(`a private area with nothing of the CT in it is left on ${n}`);
     const r = imageRootOf(p.cluster, n);
     const left = existsSync(r) ? readdirSync(r).filter((f) => f.includes(migrationId)) : [];
     if (left.length) broken.push(`image folders left on ${n}: ${left.join(', ')}`);

@@ -5,6 +5,7 @@ import { crypto } from '../lib/lazy.ts';
 import type { HaResource } from '../shaman/cli.ts';
 import { imageValue } from '../vzctl/config.ts';
 import { ownerFile, serverId, veConf } from '../vzctl/registration.ts';
+import { createPrivateArea } from '../vzctl/layout.ts';
 import { appendRecords, appendTo, BLOCK, RECORD } from '../ploop/delta.ts';
 import { imagePath, readDescriptor } from '../ploop/descriptor.ts';
 import { init } from '../ploop/ops.ts';
@@ -208,12 +209,13 @@ function writeCgroupProps(root: string): void {
 }
 
 /**
- * A new CT is registered on its node as VZ7 registers one (libvzctl lib/vz.c vzctl2_env_register): its config is
+ * A new CT's private area is made as `vzctl create` makes a ploop CT's (layout 5: vzctl/layout.ts), and the CT is
+ * registered on its node as VZ7 registers one (libvzctl lib/vz.c vzctl2_env_register): its config is
  * $VE_PRIVATE/ve.conf, /etc/vz/conf/<ctid>.conf links to it, $VE_PRIVATE/.owner names the node; and the HA cluster
  * runs it there (its resource ct-<ctid>, as `shaman -i add` makes it).
  */
 function registerNew(env: EmuEnv, ctid: string, priv: string, conf: string): void {
-  mkdirSync(priv, { recursive: true });
+  createPrivateArea(priv);
   writeFileSync(veConf(priv), conf);
   rmSync(paths.ctConf(env, ctid), { force: true });
   symlinkSync(veConf(priv), paths.ctConf(env, ctid));

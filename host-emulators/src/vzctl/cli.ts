@@ -24,6 +24,7 @@ import { bindMounts, diskEntries, readCtConf, readGlobalConf, type CtConf } from
 import { lockCt, lockStatus } from './ct-lock.ts';
 import { ctidOf, parseCtid } from './ctid.ts';
 import { register, unregister, type RegisterOptions } from './registration.ts';
+import { layoutLink, layoutVersion, ploopLayout } from './layout.ts';
 import { diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
 import { processRunning } from '../lib/process.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
@@ -236,7 +237,18 @@ function freezerState(env: EmuEnv, ctid: string): string | undefined {
   return existsSync(f) ? readFileSync(f, 'utf8').trim() : undefined;
 }
 
+/**
+ * Mount every disk of the CT, its root disk at VE_ROOT. libvzctl takes this path only for a private area of layout 5
+ * and bind-mounts the private area otherwise (lib/fs.c do_env_mount 196–202), which the emulator does not do: a CT
+ * without `.ve.layout` → 5 (a private area made by hand, or copied without it) is refused with the mount error.
+ */
 function mountAll(env: EmuEnv, conf: CtConf): void {
+  const layout = layoutVersion(conf.vePrivate);
+  if (layout !== ploopLayout)
+    throw new ToolExit(
+      50,
+      `Error (emulator): ${layoutLink(conf.vePrivate)} ${layout === 0 ? 'is missing' : `says layout ${layout}`}: vzctl would bind-mount ${conf.vePrivate} as a simfs or VZFS CT, which is not emulated (a ploop CT's is 5)`,
+    );
   const already = new Set(mountedDisks(env, conf));
   for (const dd of conf.disks) {
     if (already.has(dd)) continue;

@@ -14,6 +14,7 @@ import { out } from '../lib/tool.ts';
 import { parseConf } from './config.ts';
 import { ctidOf, normalizedUuid } from './ctid.ts';
 import { crypto } from '../lib/lazy.ts';
+import { layoutVersion } from './layout.ts';
 
 /*
  * Registration and ownership as libvzctl does them (OpenVZ/libvzctl@ebbfc38 lib/vz.c): a CT is registered on a node
@@ -45,12 +46,16 @@ export type RegisterOptions = {
  * ctid given → a new UUID for both; a UUID ctid is its own UUID; a number keeps the config's UUID= or gets a new
  * one), validate_eid unless forced, `.owner`, then ve.conf's VE_PRIVATE (renew_VE_PRIVATE: `<dir>/$VEID` when the
  * path given is `<dir>/<ctid>`), VEID and UUID, and the link /etc/vz/conf/<ctid>.conf → <realpath>/ve.conf. Any
- * failure is -1 (exit 255); those after the config is open also print "Container registration failed: …". Not
- * emulated: the layout version check (an emulated private area has no .ve.layout); CT names, refused.
+ * failure is -1 (exit 255); those after the config is open also print "Container registration failed: …". First of
+ * all the private area's layout (lib/vz.c 906–911): below 4 (no `.ve.layout` link at all, say) it is refused, forced
+ * or not. Not emulated: CT names, refused.
  */
 export function register(env: EmuEnv, path: string, given: string | undefined, o: RegisterOptions): number {
   if (!existsSync(path)) throw new ToolExit(255, `Unable to stat ${path}: No such file or directory`);
-  const conf = veConf(realpathSync(path));
+  const real = realpathSync(path);
+  if (layoutVersion(real) < 4)
+    throw new ToolExit(255, 'Warning: Container in old data format, registration skipped.');
+  const conf = veConf(real);
   if (!existsSync(conf)) throw new ToolExit(255, `Error: Broken Container, no ${conf} file found`);
   const body = readFileSync(conf, 'utf8');
   const params = parseConf(body);

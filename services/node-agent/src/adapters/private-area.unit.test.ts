@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { ensurePloopLayout, removeBarePrivateArea } from './private-area.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'haul-private-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+/** A private area holding a copied root disk only, as a target's is before its restore. */
+function copiedDiskOnly(): string {
+  const priv = join(dir, String(++n));
+  mkdirSync(join(priv, 'root.hdd'), { recursive: true });
+  writeFileSync(join(priv, 'root.hdd', 'DiskDescriptor.xml'), '<Parallels_disk_image/>\n');
+  return priv;
+}
+
+describe("a ploop CT's private area on a target", () => {
+  it('given copied disks only, when made ready, then it has the layout vzctl create makes, the disk untouched', () => {
+    const priv = copiedDiskOnly();
+
+    const actions = ensurePloopLayout(priv);
+
+    assert.equal(readlinkSync(join(priv, '.ve.layout')), '5');
+    assert.deepEqual(readdirSync(priv).sort(), ['.ve.layout', 'dump', 'fs', 'root.hdd', 'scripts']);
+    assert.deepEqual(readdirSync(join(priv, 'root.hdd')), ['DiskDescriptor.xml']);
+    assert.equal(actions.length, 1);
+  });
+
+  it('given a private area with its layout already (shared storage, a source), when made ready, then nothing changes', () => {
+    const priv = copiedDiskOnly();
+    symlinkSync('5', join(priv, '.ve.layout'));
+
+    assert.deepEqual(ensurePloopLayout(priv), []);
+    assert.deepEqual(readdirSync(priv).sort(), ['.ve.layout', 'root.hdd']);
+  });
+
+  it('given a repeat after a crash that made the folders but not the link, then the link is made', () => {
+    const priv = copiedDiskOnly();
+    mkdirSync(join(priv, 'fs'));
+
+    ensurePloopLayout(priv);
+
+    assert.equal(readlinkSync(join(priv, '.ve.layout')), '5');
+  });
+
+  it('given its disk removed by a rollback, when only the layout is left, then the private area goes', () => {
+    const priv = copiedDiskOnly();
+    ensurePloopLayout(priv);
+    rmSync(join(priv, 'root.hdd'), { recursive: true });
+
+    assert.equal(removeBarePrivateArea(priv), true);
+    assert.equal(existsSync(priv), false);
+  });
+
+  it('given anything of a CT left in it, then it stays whole', () => {
+    const cases: [string, (priv: string) => void][] = [
+      ['a config', (p) => writeFileSync(join(p, 've.conf'), 'VEID=101\n')],
+      ['a disk', () => undefined],
+      ['a file in a layout folder', (p) => writeFileSync(join(p, 'scripts', 'mount'), '#!/bin/sh\n')],
+      ['another folder', (p) => mkdirSync(join(p, 'templates'))],
+    ];
+    for (const [what, leave] of cases) {
+      const priv = copiedDiskOnly();
+      ensurePloopLayout(priv);
+      if (what !== 'a disk') rmSync(join(priv, 'root.hdd'), { recursive: true });
+      leave(priv);
+      const before = readdirSync(priv).sort();
+
+      assert.equal(removeBarePrivateArea(priv), false, what);
+      assert.deepEqual(readdirSync(priv).sort(), before, what);
+    }
+  });
+
+  it('given no layout link (an image root, a folder haul did not make a private area), then it stays', () => {
+    const plain = join(dir, 'plain');
+    mkdirSync(join(plain, 'fs'), { recursive: true });
+
+    assert.equal(removeBarePrivateArea(plain), false);
+    assert.equal(removeBarePrivateArea(join(dir, 'missing')), false);
+    assert.equal(existsSync(join(plain, 'fs')), true);
+  });
+});
