@@ -1196,6 +1196,10 @@ export interface PreflightResult {
   cpuFlags: string[];
   imageDir: AbsolutePath2;
   vePrivate?: AbsolutePath;
+  /**
+   * The layout version of the CT's private area, as libvzctl reads it from the link $VE_PRIVATE/.ve.layout: 5 for a ploop CT, 0 without the link (or a link that holds no number). With vePrivate.
+   */
+  layout?: number;
   disks: DiskInfo[];
   freeBytes: number;
   /**
@@ -1834,6 +1838,7 @@ export interface CtInspection {
   memTrack: boolean;
   cpuFlags: string[];
   vePrivate?: AbsolutePath;
+  layout?: number;
   /**
    * @maxItems 64
    */

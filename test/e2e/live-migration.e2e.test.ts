@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MigrateRequest, MigrationEvent } from '@haul/schemas';
@@ -250,6 +250,33 @@ describe('shared disks found, not declared', () => {
     } finally {
       await w.services.get('agent-node-b')!.kill('SIGTERM');
       await w.startAgent('node-b');
+    }
+  });
+
+  it('a CT whose private area is no ploop CT’s (no .ve.layout) fails the preflight, naming it, and is never frozen', async () => {
+    // Given the CT's private area without its layout link: vzctl would take it for a simfs CT's
+    const priv = join(w.cluster.nodeRoot('node-a'), 'vz', 'private', w.ctid);
+    const link = join(priv, '.ve.layout');
+    rmSync(link);
+    try {
+      // When it is migrated
+      const { id, end, base } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
+
+      // Then the preflight refuses it, naming the private area and its layout, before anything is frozen
+      assert.equal(end.type, 'MigrationRolledBack');
+      const cause = end.type === 'MigrationRolledBack' ? end.data.cause : undefined;
+      assert.deepEqual([cause?.code, cause?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'ctid']);
+      assert.ok(cause?.message.includes(`${priv} has layout 0`), cause?.message);
+      const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+      assert.ok(
+        !steps.includes('finalDump') && !steps.includes('preDump'),
+        `never frozen: ${steps.join(' ')}`,
+      );
+      symlinkSync('5', link);
+      assert.deepEqual(await w.brokenInvariants(id, base), []);
+    } finally {
+      rmSync(link, { force: true });
+      symlinkSync('5', link);
     }
   });
 

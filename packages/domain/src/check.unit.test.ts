@@ -28,6 +28,9 @@ const findings = (node: string, over: Partial<Findings> = {}): Findings => ({
   freeBytes: 1e10,
   privateFreeBytes: 1e10,
   memoryBytes: 64e6,
+  vePrivate: `/${node}/vz/private/101`,
+  // The source's private area is a ploop CT's; the target has none yet (its agent makes it before the restore).
+  layout: node === 'node-a' ? 5 : 0,
   ...over,
 });
 
@@ -103,6 +106,34 @@ describe('checkMigration', () => {
     assert.equal(live.problem?.field, 'sharedDisks');
     assert.ok(live.problem?.message.includes(sharedDisk.ddxml), live.problem?.message);
     assert.equal(restart.problem, undefined);
+  });
+
+  it("would not work for a CT that is no ploop CT, nor onto another layout's private area; the target's own ploop one is fine", () => {
+    // Given a source whose private area has no layout link, or VZFS's 4, and a target with a ploop private area, a
+    // VZFS one, and (from an agent older than the check) none reported
+    const check = (source: Partial<Findings>, target: Partial<Findings>) =>
+      checkMigration({ request: req, source: findings('node-a', source), target: findings('node-b', target) })
+        .problem;
+
+    // When each is checked
+    const noLink = check({ layout: 0 }, {});
+    const vzfs = check({ layout: 4 }, {});
+    const onto = check({}, { layout: 4 });
+
+    // Then the source's is refused naming the CT and its layout, the target's naming the target; a target whose
+    // private area is a ploop one already (shared storage, a CT that lived there) and findings without a layout pass
+    assert.deepEqual([noLink?.code, noLink?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'ctid']);
+    assert.match(noLink!.message, /\/node-a\/vz\/private\/101 has layout 0 \(\.ve\.layout\), not 5/);
+    assert.deepEqual([vzfs?.code, vzfs?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'ctid']);
+    assert.deepEqual([onto?.code, onto?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'target']);
+    assert.match(onto!.message, /on node-b has layout 4/);
+    assert.equal(check({}, { layout: 5 }), undefined);
+    const { layout: _s, ...olderSource } = findings('node-a', { layout: 4 });
+    const { layout: _t, ...olderTarget } = findings('node-b', { layout: 4 });
+    assert.equal(
+      checkMigration({ request: req, source: olderSource, target: olderTarget }).problem,
+      undefined,
+    );
   });
 
   it('says what admission would answer before anything the nodes found', () => {

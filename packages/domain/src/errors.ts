@@ -45,6 +45,11 @@ export const errorCodes = {
   preflightSharedDisk: 'HAUL_PREFLIGHT_SHARED_DISK',
   /** The target has less free space than the CT's memory images or its local disks' copies need. */
   preflightNoRoom: 'HAUL_PREFLIGHT_NO_ROOM',
+  /**
+   * The CT's private area is not a ploop CT's (its .ve.layout is not 5) on the source, or the target has one of another
+   * layout where the CT's would go.
+   */
+  preflightNotPloop: 'HAUL_PREFLIGHT_NOT_PLOOP',
   /** A request signed with a key the registry does not know, or a signature that does not match it. */
   badSignature: 'HAUL_BAD_SIGNATURE',
   /** In a secure cluster, an unsigned request that changes a migration (migrate, cancel, retry, resolve). */

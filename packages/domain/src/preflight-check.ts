@@ -29,6 +29,8 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
       message: `CT config missing on destination ${req.target}`,
       field: 'target',
     };
+  const layout = checkLayouts(req, src, tgt);
+  if (layout) return layout;
   if (live && !src.running)
     return {
       code: errorCodes.preflightNotRunning,
@@ -58,6 +60,32 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
       };
   }
   return checkDisks(req, src, tgt) ?? checkBackupsLeft(req, src) ?? checkRoom(req, src, tgt);
+}
+
+/** The layout of a ploop CT's private area ($VE_PRIVATE/.ve.layout), the only kind haul migrates. */
+export const ploopLayout = 5;
+
+/**
+ * Only a ploop CT moves: its private area's layout is 5 on the source (libvzctl mounts any other as a simfs or VZFS
+ * CT's, whose files haul does not copy), and the target has none of another layout where the CT's goes (vzmigrate
+ * refuses that too: bin/migratedst.cpp initVEMigration, "private area … with different layout"). The target's
+ * private area usually does not exist yet (layout 0); its agent makes it a ploop one before the restore. Findings
+ * without a layout (an agent older than the check) are not judged.
+ */
+export function checkLayouts(req: FullRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
+  if (src.layout !== undefined && src.layout !== ploopLayout)
+    return {
+      code: errorCodes.preflightNotPloop,
+      message: `CT ${req.ctid} is no ploop CT on ${req.source}: its private area ${src.vePrivate ?? ''} has layout ${src.layout} (.ve.layout), not ${ploopLayout}`,
+      field: 'ctid',
+    };
+  if (tgt.layout !== undefined && tgt.layout !== 0 && tgt.layout !== ploopLayout)
+    return {
+      code: errorCodes.preflightNotPloop,
+      message: `the private area ${tgt.vePrivate ?? ''} of CT ${req.ctid} on ${req.target} has layout ${tgt.layout} (.ve.layout), not ${ploopLayout}: a ploop CT's cannot go there`,
+      field: 'target',
+    };
+  return undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, readdirSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 
 /*
@@ -14,6 +14,17 @@ import { join } from 'node:path';
  */
 
 const layoutLink = (vePrivate: string): string => join(vePrivate, '.ve.layout');
+
+/**
+ * The layout version of a private area as vzctl2_env_layout_version reads it: 0 without the link or when it is not a
+ * link, else the number its target starts with (sscanf's "%d"); a link that holds none (where libvzctl fails) is 0 here
+ * too, no ploop CT's either way.
+ */
+export function layoutVersion(vePrivate: string): number {
+  if (!lstatOrUndefined(layoutLink(vePrivate))?.isSymbolicLink()) return 0;
+  const n = /^\s*[+-]?\d+/.exec(readlinkSync(layoutLink(vePrivate)));
+  return n ? Math.max(0, Number.parseInt(n[0], 10)) : 0;
+}
 
 /** The folders of a layout-5 private area besides the layout link (vzctl2_create_env_private's order). */
 const layoutFolders = ['fs', 'root.hdd', 'dump', 'scripts'] as const;

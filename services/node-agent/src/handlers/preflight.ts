@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, statfsSync 
 import { dirname } from 'node:path';
 import type { CtInspection, PreflightArgs, PreflightResult } from '@haul/schemas';
 import { locateDisk } from '../adapters/disk-location.ts';
+import { layoutVersion } from '../adapters/private-area.ts';
 import { readCtDisks } from '../adapters/vz-config.ts';
 import type { Tools } from '../adapters/tools.ts';
 import { argsOf, etcVz, initPidFile, type AgentConfig, type Handler } from '../context.ts';
@@ -56,6 +57,7 @@ export async function inspectCt(cfg: AgentConfig, tools: Tools, ctid: string): P
   };
   if (disks) {
     result.vePrivate = disks.vePrivate;
+    result.layout = layoutVersion(disks.vePrivate);
     result.privateFreeBytes = freeBytesAt(disks.vePrivate);
   }
   const pidFile = initPidFile(cfg, ctid);
