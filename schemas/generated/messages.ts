@@ -1197,7 +1197,7 @@ export interface PreflightResult {
   imageDir: AbsolutePath2;
   vePrivate?: AbsolutePath;
   /**
-   * The layout version of the CT's private area, as libvzctl reads it from the link $VE_PRIVATE/.ve.layout: 5 for a ploop CT, 0 without the link (or a link that holds no number). With vePrivate.
+   * The layout version of the CT's private area, as libvzctl reads it from the link $VE_PRIVATE/.ve.layout: 5 for a ploop CT, 0 without it, -1 for a .ve.layout that is no link or whose link holds no number. With vePrivate.
    */
   layout?: number;
   disks: DiskInfo[];

@@ -208,11 +208,10 @@ async function brokenDisks(
 
 const privateOf = (p: CtPlace, n: string) => join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid);
 
-/** Whether `$VE_PRIVATE/.ve.layout` is a link (to `to`, when given). */
-function isLayoutLink(priv: string, to?: string): boolean {
+/** Whether `$VE_PRIVATE/.ve.layout` is a link to `to`. */
+function isLayoutLink(priv: string, to: string): boolean {
   try {
-    const target = readlinkSync(join(priv, '.ve.layout'));
-    return to === undefined || target === to;
+    return readlinkSync(join(priv, '.ve.layout')) === to;
   } catch {
     return false;
   }
@@ -263,11 +262,14 @@ function brokenLeftovers(p: CtPlace, migrationId: string, home: string): string[
       if (n !== home && existsSync(join(p.cluster.nodeRoot(n), 'vz', 'private', p.ctid, d)))
         broken.push(`a stale local disk is left on ${n}${d === 'root.hdd' ? '' : ` (${d})`}`);
     // The CT's home has a ploop private area (vzctl mounts nothing else); another node keeps one only with the CT's
-    // config in it (a source after a migration keeps its unregistered config), not a bare one a target made.
+    // config in it (a source after a migration keeps its unregistered config), never one that holds nothing of the CT
+    // (what a target made of it, or its copy's folder, after a rollback).
     const priv = privateOf(p, n);
     if (n === home && !isLayoutLink(priv, '5')) broken.push(`$VE_PRIVATE on ${n} has no .ve.layout → 5`);
-    if (n !== home && isLayoutLink(priv) && !existsSync(join(priv, 've.conf')))
-      broken.push(`a private area with nothing of the CT in it is left on ${n}`);
+    if (n !== home && existsSync(priv) && !existsSync(join(priv, 've.conf')))
+      broken.push(
+        `a private area with nothing of the CT in it is left on ${n}: ${readdirSync(priv).join(', ')}`,
+      );
     const r = imageRootOf(p.cluster, n);
     const left = existsSync(r) ? readdirSync(r).filter((f) => f.includes(migrationId)) : [];
     if (left.length) broken.push(`image folders left on ${n}: ${left.join(', ')}`);

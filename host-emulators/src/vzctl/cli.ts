@@ -238,13 +238,13 @@ function freezerState(env: EmuEnv, ctid: string): string | undefined {
 }
 
 /**
- * Mount every disk of the CT, its root disk at VE_ROOT. libvzctl takes this path only for a private area of layout 5
- * and bind-mounts the private area otherwise (lib/fs.c do_env_mount 196–202), which the emulator does not do: a CT
- * without `.ve.layout` → 5 (a private area made by hand, or copied without it) is refused with the mount error.
+ * Mount every disk of the CT, its root disk at VE_ROOT. libvzctl takes this path for a private area of layout 5 and
+ * on, and bind-mounts one below 5 (lib/fs.c do_env_mount 196–202), which the emulator does not do: a CT without
+ * `.ve.layout` → 5 (a private area made by hand, or copied without it) is refused with the mount error.
  */
 function mountAll(env: EmuEnv, conf: CtConf): void {
   const layout = layoutVersion(conf.vePrivate);
-  if (layout !== ploopLayout)
+  if (layout < ploopLayout)
     throw new ToolExit(
       50,
       `Error (emulator): ${layoutLink(conf.vePrivate)} ${layout === 0 ? 'is missing' : `says layout ${layout}`}: vzctl would bind-mount ${conf.vePrivate} as a simfs or VZFS CT, which is not emulated (a ploop CT's is 5)`,

@@ -5,9 +5,9 @@ import { ToolExit } from '../lib/emu-env.ts';
 /*
  * A CT private area's layout version, as libvzctl keeps it (OpenVZ/libvzctl@ebbfc38): the link `$VE_PRIVATE/.ve.layout`
  * to the version's digits ("5" for a ploop CT, VZ7's only kind; "4" a VZFS one). Every use of a CT reads it: the
- * mount takes the ploop path only at 5 and bind-mounts the private area otherwise (lib/fs.c do_env_mount 196–202),
+ * mount takes the ploop path from 5 on and bind-mounts the private area below it (lib/fs.c do_env_mount 196–202),
  * and a registration refuses anything below 4 (lib/vz.c vzctl2_env_register 906–911). A migration's target therefore
- * needs it in the private area before its restore, as vzmigrate's copy of the whole private area brings it.
+ * needs it in the private area before its restore, as vzmigrate's copy of a whole private area brings it.
  */
 
 export const layoutLink = (vePrivate: string): string => join(vePrivate, '.ve.layout');

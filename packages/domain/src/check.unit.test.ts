@@ -123,10 +123,13 @@ describe('checkMigration', () => {
     // Then the source's is refused naming the CT and its layout, the target's naming the target; a target whose
     // private area is a ploop one already (shared storage, a CT that lived there) and findings without a layout pass
     assert.deepEqual([noLink?.code, noLink?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'ctid']);
-    assert.match(noLink!.message, /\/node-a\/vz\/private\/101 has layout 0 \(\.ve\.layout\), not 5/);
+    assert.match(noLink!.message, /\/node-a\/vz\/private\/101 has layout 0 \(\.ve\.layout\), not layout 5/);
     assert.deepEqual([vzfs?.code, vzfs?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'ctid']);
     assert.deepEqual([onto?.code, onto?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'target']);
     assert.match(onto!.message, /on node-b has layout 4/);
+    const unreadable = check({}, { layout: -1 });
+    assert.deepEqual([unreadable?.code, unreadable?.field], ['HAUL_PREFLIGHT_NOT_PLOOP', 'target']);
+    assert.match(unreadable!.message, /a \.ve\.layout that is no layout link/);
     assert.equal(check({}, { layout: 5 }), undefined);
     const { layout: _s, ...olderSource } = findings('node-a', { layout: 4 });
     const { layout: _t, ...olderTarget } = findings('node-b', { layout: 4 });

@@ -69,7 +69,13 @@ export {
 export { projectStatus, sealedStatus, statusSnapshot, statusVersion } from './status.ts';
 export { operatorActionOf, type OperatorAction } from './state.ts';
 export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
-export { checkPreflight, checkRoom, compareVersions } from './preflight-check.ts';
+export {
+  checkPreflight,
+  checkRoom,
+  compareVersions,
+  ploopLayout,
+  unreadableLayout,
+} from './preflight-check.ts';
 export {
   stepTable,
   liveForwardSteps,

@@ -65,8 +65,14 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
 /** The layout of a ploop CT's private area ($VE_PRIVATE/.ve.layout), the only kind haul migrates. */
 export const ploopLayout = 5;
 
+/** A finding's layout for a `.ve.layout` that is no link, or whose link holds no number (the schemas' -1). */
+export const unreadableLayout = -1;
+
+const layoutSaid = (layout: number) =>
+  layout === unreadableLayout ? 'a .ve.layout that is no layout link' : `layout ${layout} (.ve.layout)`;
+
 /**
- * Only a ploop CT moves: its private area's layout is 5 on the source (libvzctl mounts any other as a simfs or VZFS
+ * Only a ploop CT moves: its private area's layout is 5 on the source (libvzctl mounts one below 5 as a simfs or VZFS
  * CT's, whose files haul does not copy), and the target has none of another layout where the CT's goes (vzmigrate
  * refuses that too: bin/migratedst.cpp initVEMigration, "private area … with different layout"). The target's
  * private area usually does not exist yet (layout 0); its agent makes it a ploop one before the restore. Findings
@@ -76,13 +82,13 @@ export function checkLayouts(req: FullRequest, src: Findings, tgt: Findings): Er
   if (src.layout !== undefined && src.layout !== ploopLayout)
     return {
       code: errorCodes.preflightNotPloop,
-      message: `CT ${req.ctid} is no ploop CT on ${req.source}: its private area ${src.vePrivate ?? ''} has layout ${src.layout} (.ve.layout), not ${ploopLayout}`,
+      message: `CT ${req.ctid} is no ploop CT on ${req.source}: its private area ${src.vePrivate ?? ''} has ${layoutSaid(src.layout)}, not layout ${ploopLayout}`,
       field: 'ctid',
     };
   if (tgt.layout !== undefined && tgt.layout !== 0 && tgt.layout !== ploopLayout)
     return {
       code: errorCodes.preflightNotPloop,
-      message: `the private area ${tgt.vePrivate ?? ''} of CT ${req.ctid} on ${req.target} has layout ${tgt.layout} (.ve.layout), not ${ploopLayout}: a ploop CT's cannot go there`,
+      message: `the private area ${tgt.vePrivate ?? ''} of CT ${req.ctid} on ${req.target} has ${layoutSaid(tgt.layout)}, not layout ${ploopLayout}: a ploop CT's cannot go there`,
       field: 'target',
     };
   return undefined;

@@ -34,6 +34,8 @@ export type HostBounds = {
  * - `removable`: what `removeFiles` may delete — the migration's image folder itself, or a folder strictly below the
  *   `VE_PRIVATE` of the migration's CT (a local disk copied to the target, or left stale on the source) when the
  *   migration's log holds this very command as intended by the coordinator. The last component is not followed.
+ *   Beyond the paths, the handler removes that `VE_PRIVATE` itself when what is left holds nothing of the CT
+ *   (handlers/lifecycle.ts removeFiles, adapters/private-area.ts removeBarePrivateArea).
  */
 export type Place = 'migrationFolder' | 'inMigrationFolder' | 'previousImages' | 'shared' | 'removable';
 

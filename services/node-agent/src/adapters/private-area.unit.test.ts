@@ -12,7 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ensurePloopLayout, removeBarePrivateArea } from './private-area.ts';
+import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from './private-area.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haul-private-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -82,12 +82,41 @@ describe("a ploop CT's private area on a target", () => {
     }
   });
 
-  it('given no layout link (an image root, a folder haul did not make a private area), then it stays', () => {
-    const plain = join(dir, 'plain');
-    mkdirSync(join(plain, 'fs'), { recursive: true });
+  it('given nothing of the CT and no link (a crash before the link, a rollback before any restore), then it goes too', () => {
+    const halfMade = join(dir, 'half-made');
+    mkdirSync(join(halfMade, 'fs'), { recursive: true });
+    const emptied = join(dir, 'emptied');
+    mkdirSync(emptied);
 
-    assert.equal(removeBarePrivateArea(plain), false);
+    assert.equal(removeBarePrivateArea(halfMade), true);
+    assert.equal(removeBarePrivateArea(emptied), true);
     assert.equal(removeBarePrivateArea(join(dir, 'missing')), false);
-    assert.equal(existsSync(join(plain, 'fs')), true);
+    assert.deepEqual([existsSync(halfMade), existsSync(emptied)], [false, false]);
+  });
+
+  it('given a .ve.layout that is a plain file, then the private area stays, and its layout reads as unreadable', () => {
+    const priv = join(dir, 'plain-file');
+    mkdirSync(priv);
+    writeFileSync(join(priv, '.ve.layout'), '5');
+
+    assert.equal(removeBarePrivateArea(priv), false);
+    assert.deepEqual(ensurePloopLayout(priv), []);
+    assert.equal(layoutVersion(priv), -1);
+  });
+});
+
+describe("layoutVersion: a private area's layout as libvzctl reads .ve.layout", () => {
+  it('is 0 without it, the number its link holds, and -1 for a link that holds none', () => {
+    const priv = join(dir, 'layouts');
+    mkdirSync(priv);
+    const link = join(priv, '.ve.layout');
+    const read = (target: string) => {
+      rmSync(link, { force: true });
+      symlinkSync(target, link);
+      return layoutVersion(priv);
+    };
+
+    assert.equal(layoutVersion(priv), 0);
+    assert.deepEqual(['5', '4', ' 3', '5abc', 'vzfs', '-2'].map(read), [5, 4, 3, 5, -1, -1]);
   });
 });

@@ -1,10 +1,10 @@
 import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { mayStartRestore, errorCodes } from '@haul/domain';
+import { mayStartRestore, errorCodes, ploopLayout, unreadableLayout } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
 import { writeNew } from '../adapters/files.ts';
-import { ensurePloopLayout, removeBarePrivateArea } from '../adapters/private-area.ts';
+import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from '../adapters/private-area.ts';
 import { vzctlEnvRun } from '../adapters/tools.ts';
 import { readCtDisks } from '../adapters/vz-config.ts';
 import { argsOf, etcVz, StepError, type Handler, type HandlerContext } from '../context.ts';
@@ -50,7 +50,11 @@ export const restore: Handler = async (cmd, ctx) => {
   return r;
 };
 
-/** Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). */
+/**
+ * Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). stopTarget,
+ * the undo of the target's restore or start, then removes the CT's private area there if it holds nothing of the CT
+ * (a CT whose disks are all shared has no copied disk whose removal would).
+ */
 export const stopAndUmount: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
   const r: HostResult = { actions: [] };
@@ -60,17 +64,38 @@ export const stopAndUmount: Handler = async (cmd, ctx) => {
     r.actions.push('stopped');
   }
   if ((await ctx.tools.vzctlUmount(ctid)).exitCode === 0) r.actions.push('unmounted');
+  if (cmd.step === 'stopTarget') r.actions.push(...bareAreaRemoved(privateAreaOf(ctx, ctid)));
   return r;
 };
 
+/** The CT's VE_PRIVATE on this node, from its config; undefined without one. */
+const privateAreaOf = (ctx: HandlerContext, ctid: string): string | undefined =>
+  readCtDisks(etcVz(ctx.cfg), ctid)?.vePrivate || undefined;
+
 /**
  * The CT's private area on a target made a ploop one where it is not (adapters/private-area.ts): its copied disks are
- * all it holds, and vzctl would mount it as a simfs CT's. Without a config (or a VE_PRIVATE in it) nothing is made,
- * and vzctl says what is wrong. Never on a source.
+ * all it holds, and vzctl would mount it as a simfs CT's. Refused when it is not one after (a `.ve.layout` of another
+ * kind, left as it is). Without a config (or a VE_PRIVATE in it) nothing is made, and vzctl says what is wrong. Never
+ * on a source.
  */
 function privateAreaReady(ctx: HandlerContext, ctid: string): string[] {
-  const vePrivate = readCtDisks(etcVz(ctx.cfg), ctid)?.vePrivate;
-  return vePrivate ? ensurePloopLayout(vePrivate) : [];
+  const vePrivate = privateAreaOf(ctx, ctid);
+  if (!vePrivate) return [];
+  const actions = ensurePloopLayout(vePrivate);
+  const layout = layoutVersion(vePrivate);
+  if (layout !== ploopLayout)
+    throw new StepError(
+      errorCodes.preflightNotPloop,
+      `the private area ${vePrivate} of CT ${ctid} on ${ctx.cfg.node} is no ploop CT's: its .ve.layout ${layout === unreadableLayout ? 'is no layout link' : `says ${layout}`}; left as it is`,
+    );
+  return actions;
+}
+
+/** The CT's private area removed when it holds nothing of the CT (removeBarePrivateArea); what was done. */
+function bareAreaRemoved(vePrivate: string | undefined): string[] {
+  return vePrivate && removeBarePrivateArea(vePrivate)
+    ? [`removed ${vePrivate}, which held nothing of the CT`]
+    : [];
 }
 
 /**
@@ -100,10 +125,11 @@ export const umountSource: Handler = async (cmd, ctx) => {
 /**
  * Remove the migration's image folder or a local disk folder. Which paths may be removed at all is decided before
  * the handler runs (confinement.ts: `removable`); a symlink is removed itself, never followed (rmSync unlinks links,
- * at the top and inside folders). A local disk's folder lies in the CT's private area: when what is left of that is
- * only the layout the target's restore made (its link and empty folders, nothing of a CT), it goes too.
+ * at the top and inside folders). A local disk's folder in the CT's private area (its VE_PRIVATE on this node, by its
+ * config) may leave that holding nothing of the CT (what the target made of it before a restore, or the folder the
+ * copy made): then it goes too (removeBarePrivateArea).
  */
-export const removeFiles: Handler = (cmd) => {
+export const removeFiles: Handler = async (cmd, ctx) => {
   const { paths } = argsOf<RemoveFilesArgs>(cmd);
   const r: HostResult = { actions: [] };
   for (const p of paths) {
@@ -111,10 +137,19 @@ export const removeFiles: Handler = (cmd) => {
       rmSync(p, { recursive: true, force: true });
       r.actions.push(`removed ${p}`);
     }
-    if (removeBarePrivateArea(dirname(p))) r.actions.push(`removed ${dirname(p)}, a private area left bare`);
   }
-  return Promise.resolve(r);
+  const vePrivate = await privateAreaOfMigration(ctx);
+  if (vePrivate && paths.some((p) => dirname(p) === vePrivate)) r.actions.push(...bareAreaRemoved(vePrivate));
+  return r;
 };
+
+/** The VE_PRIVATE on this node of the CT the migration moves (its MigrationRequested), if it has a config here. */
+async function privateAreaOfMigration(ctx: HandlerContext): Promise<string | undefined> {
+  const requested = (await ctx.readLog()).events.find((e) => e.type === 'MigrationRequested');
+  return requested?.type === 'MigrationRequested'
+    ? privateAreaOf(ctx, requested.data.request.ctid)
+    : undefined;
+}
 
 /** There, as a link too (existsSync follows a link and misses a dangling one). */
 function present(p: string): boolean {
