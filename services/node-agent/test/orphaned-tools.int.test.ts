@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -83,5 +91,39 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
     } finally {
       other.kill('SIGKILL');
     }
+  });
+
+  it("given an agent that dies between a tool's spawn and its record, then the tool never runs", async () => {
+    // Given a runner in a process of its own whose record of a tool kills that process instead (the agent dies in
+    // that moment): it says the tool's pid first
+    const dir = join(root, 'unrecorded');
+    mkdirSync(dir);
+    const ran = join(dir, 'ran');
+    const said = join(dir, 'pid');
+    const script = `
+      import { writeFileSync } from 'node:fs';
+      import { pino } from 'pino';
+      import { createRunner } from ${JSON.stringify(new URL('../src/adapters/exec.ts', import.meta.url).href)};
+      const records = {
+        started(pid) { writeFileSync(${JSON.stringify(said)}, String(pid)); process.kill(process.pid, 'SIGKILL'); },
+        ended() {},
+      };
+      await createRunner(pino({ level: 'silent' }), process.env, undefined, records)('touch', [${JSON.stringify(ran)}], { timeoutMs: 60_000 });
+    `;
+    const agent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: new URL('.', import.meta.url).pathname,
+      stdio: 'ignore',
+    });
+    const died = await new Promise<NodeJS.Signals | null>((resolve) =>
+      agent.on('exit', (_c, sig) => resolve(sig)),
+    );
+    assert.equal(died, 'SIGKILL');
+
+    // When the gate's shell notices its agent is gone (the end of its input), and ends
+    const pid = Number(readFileSync(said, 'utf8'));
+    await until(() => !liveProcesses().some((p) => p.pid === pid));
+
+    // Then the tool never ran
+    assert.equal(existsSync(ran), false, 'the unrecorded tool ran');
   });
 });

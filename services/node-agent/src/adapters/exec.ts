@@ -69,10 +69,20 @@ export type RunResult = { exitCode: number; stdout: string; stderr: string };
 export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise<RunResult>;
 
 /**
+ * How a tool starts: held at a gate. `sh` waits for a line on its stdin, then replaces itself with the tool (the same
+ * pid, process group and parent; the tool's stdin /dev/null, as before). The runner records the pid, then opens the
+ * gate. An agent that dies between the spawn and the record never opens it: its end of the pipe closes with it, `read`
+ * meets the end of input, and the tool never runs. So no tool runs unrecorded (orphaned-tools.ts), where before a
+ * tool could act beside the restarted agent when the agent died in that moment (seen on a loaded machine). One `sh`
+ * start more per call.
+ */
+const gated = ['-c', 'read -r _ && exec "$0" "$@" </dev/null'];
+
+/**
  * The one place haul runs host tools. Each tool runs in its own process group so a timeout or a cancellation kills
  * the whole tree it started (not the containers it launched, which detach on their own, as real CTs do). With
  * `records`, each tool is recorded while it runs, so that an agent started after this one died ends what it left
- * running (orphaned-tools.ts).
+ * running (orphaned-tools.ts); it starts only once recorded (gated).
  */
 export function createRunner(
   log: Logger,
@@ -82,8 +92,16 @@ export function createRunner(
 ): Runner {
   const run: Runner = async (tool, args, opts) => {
     const started = Date.now();
-    const sub = execa(tool, args, { reject: false, detached: true, env, extendEnv: false, stdin: 'ignore' });
+    const sub = execa('/bin/sh', [...gated, tool, ...args], {
+      reject: false,
+      detached: true,
+      env,
+      extendEnv: false,
+      stdin: 'pipe',
+    });
     if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
+    sub.stdin?.on('error', () => undefined); // the gate gone already (a kill): nothing to open
+    sub.stdin?.end('\n');
     const killTree = () => {
       if (sub.pid !== undefined) {
         try {

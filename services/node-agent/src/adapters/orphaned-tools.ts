@@ -22,9 +22,10 @@ import { liveProcesses, procStat } from './proc.ts';
  * is then in doubt like a timed-out one, and its command, delivered again, is reconciled by inspection. The held
  * dumps' criu is started apart (held-dumps.ts) and is adopted, never ended.
  *
- * What a record cannot cover: an agent killed between the spawn and the record's write (the same turn of its event
- * loop, one synchronous write). A record whose pid now names another process (a reboot, or a pid used again once the
- * whole group ended) is told apart by the start time and left alone.
+ * An agent killed between the spawn and the record's write leaves no record, but no tool either: a tool starts only
+ * once its record is written (exec.ts, gated), and its gate ends with the agent. A record whose pid now names another
+ * process (a reboot, or a pid used again once the whole group ended) is told apart by the start time and left
+ * alone.
  */
 
 /** A tool the runner started: the leader of its own process group. */
