@@ -1,7 +1,15 @@
 import { measureToolTime } from '../adapters/tool-time.ts';
 import type { Handler, HandlerTable } from '../context.ts';
 import { finalDump, preDump, releaseSource, resumeSource } from './dumps.ts';
-import { removeFiles, restore, start, stopAndUmount, umountSource } from './lifecycle.ts';
+import {
+  removeFiles,
+  restore,
+  start,
+  startTarget,
+  stopAndUmount,
+  stopTarget,
+  umountSource,
+} from './lifecycle.ts';
 import { lockSource, releaseOwnership, takeOwnership, unlockSource } from './ownership.ts';
 import { preflight } from './preflight.ts';
 import {
@@ -40,8 +48,8 @@ export const handlers: HandlerTable = timed({
   mergeOrigin,
   restore,
   stopSource: stopAndUmount,
-  stopTarget: stopAndUmount,
-  startTarget: start,
+  stopTarget,
+  startTarget,
   startSource: start,
   umountSource,
   removeFiles,

@@ -50,11 +50,7 @@ export const restore: Handler = async (cmd, ctx) => {
   return r;
 };
 
-/**
- * Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). stopTarget,
- * the undo of the target's restore or start, then removes the CT's private area there if it holds nothing of the CT
- * (a CT whose disks are all shared has no copied disk whose removal would).
- */
+/** Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). */
 export const stopAndUmount: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
   const r: HostResult = { actions: [] };
@@ -64,7 +60,16 @@ export const stopAndUmount: Handler = async (cmd, ctx) => {
     r.actions.push('stopped');
   }
   if ((await ctx.tools.vzctlUmount(ctid)).exitCode === 0) r.actions.push('unmounted');
-  if (cmd.step === 'stopTarget') r.actions.push(...bareAreaRemoved(privateAreaOf(ctx, ctid)));
+  return r;
+};
+
+/**
+ * stopTarget, the undo of the target's restore or start: stop and unmount, then remove the CT's private area there if
+ * it holds nothing of the CT (a CT whose disks are all shared has no copied disk whose removal would).
+ */
+export const stopTarget: Handler = async (cmd, ctx) => {
+  const r = (await stopAndUmount(cmd, ctx)) as HostResult;
+  r.actions.push(...bareAreaRemoved(privateAreaOf(ctx, argsOf<CtArgs>(cmd).ctid)));
   return r;
 };
 
@@ -98,17 +103,18 @@ function bareAreaRemoved(vePrivate: string | undefined): string[] {
     : [];
 }
 
-/**
- * `vzctl start`: startTarget in restart mode, its private area made ready first, and startSource in a rollback, the
- * source's private area left as it is (a CT without the layout link is no ploop CT, and must stay what it is).
- */
+/** `vzctl start` (startSource in a rollback: the source's private area is left as it is). */
 export const start: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
-  const actions = cmd.step === 'startTarget' ? privateAreaReady(ctx, ctid) : [];
   const res = await ctx.tools.vzctlStart(ctid);
-  return {
-    actions: [...actions, res.exitCode === vzctlEnvRun ? 'already running' : 'started'],
-  } satisfies HostResult;
+  return { actions: [res.exitCode === vzctlEnvRun ? 'already running' : 'started'] } satisfies HostResult;
+};
+
+/** startTarget in restart mode: the CT's private area made ready first (privateAreaReady), then `vzctl start`. */
+export const startTarget: Handler = async (cmd, ctx) => {
+  const actions = privateAreaReady(ctx, argsOf<CtArgs>(cmd).ctid);
+  const r = (await start(cmd, ctx)) as HostResult;
+  return { ...r, actions: [...actions, ...r.actions] } satisfies HostResult;
 };
 
 export const umountSource: Handler = async (cmd, ctx) => {
