@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuilt } from './build.ts';
-import { onExit } from './reaper.ts';
+import { procStat } from '@haul/bus';
+import { killAndWait, onExit, type KillTarget } from './reaper.ts';
 import { createNode, emuEnv, type EmuEnv } from '@haul/host-emulators';
 
 /** The emulators' bin folder: put first on PATH, exactly as production would have the real tools there. */
@@ -30,8 +31,8 @@ export type EmulatedCluster = {
     opts?: { criuVersion?: string; memTrack?: boolean; plainCriu?: boolean },
   ): Promise<void>;
   /**
-   * Kill every emulated CT process (by PID from the node state) and remove the folder (`keepFiles`: kill the CTs
-   * only, for a look afterwards).
+   * Kill what the nodes still run (by PID from their state: the tools and held dumps their agents left, the emulated
+   * CTs), wait until it is gone, and remove the folder (`keepFiles`: kill only, for a look afterwards).
    */
   destroy(opts?: { keepFiles?: boolean }): void;
 };
@@ -50,22 +51,51 @@ export function inheritedEnv(): NodeJS.ProcessEnv {
 export const agentStateDir = (nodeRoot: string): string => join(nodeRoot, 'var', 'lib', 'haul');
 
 /**
- * SIGKILL the process whose pid `read` finds (its whole process group with `group`). A record gone or half written
- * (the process ended, or is ending, meanwhile) is skipped: this runs at exit too, where nothing may throw.
+ * The pid `read` finds in a record; none when the record is gone or half written (the process ended, or is ending,
+ * meanwhile): this runs at exit too, where nothing may throw.
  */
-function killRecorded(read: () => number | undefined, group: boolean): void {
-  let pid: number | undefined;
+function recordedPid(read: () => number | undefined): number | undefined {
   try {
-    pid = read();
+    const pid = read();
+    return pid && pid > 0 ? pid : undefined;
   } catch {
-    return;
+    return undefined;
   }
-  if (!pid || !(pid > 0)) return;
-  try {
-    process.kill(group ? -pid : pid, 'SIGKILL');
-  } catch {
-    /* already gone */
-  }
+}
+
+/** The files of a folder that may not exist; none when it does not. */
+const filesOf = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir) : []);
+
+/**
+ * What a node's agent left running that it started apart from itself, each the leader of its own process group: the
+ * host tools it was running (recorded in <state>/tools/<pid> with their start time; a pid that now names another
+ * process is not one of them), and final dumps held at post-dump (criu and haul-hold-frozen, whose leader's pid is
+ * in <state>/held/<migration>/criu.pid), which wait for a decision forever once their agent is gone.
+ */
+function agentGroups(stateDir: string): KillTarget[] {
+  const tools = filesOf(join(stateDir, 'tools')).map((f) =>
+    recordedPid(() => {
+      const rec = JSON.parse(readFileSync(join(stateDir, 'tools', f), 'utf8')) as {
+        pid: number;
+        start: string;
+      };
+      return procStat(rec.pid)?.start === rec.start ? rec.pid : undefined;
+    }),
+  );
+  const held = filesOf(join(stateDir, 'held')).map((m) =>
+    recordedPid(() => Number(readFileSync(join(stateDir, 'held', m, 'criu.pid'), 'utf8'))),
+  );
+  return [...tools, ...held].filter((p) => p !== undefined).map((pid) => ({ pid, group: true }));
+}
+
+/** Each running CT of a node (<ctid>.json; a .tmp beside it is one being written, not a CT). */
+function cts(nodeRoot: string): KillTarget[] {
+  const dir = join(nodeRoot, 'var', 'lib', 'haul-emu', 'cts');
+  return filesOf(dir)
+    .filter((n) => n.endsWith('.json'))
+    .map((f) => recordedPid(() => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid?: number }).pid))
+    .filter((p) => p !== undefined)
+    .map((pid) => ({ pid }));
 }
 
 export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
@@ -109,18 +139,10 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
       return Promise.resolve();
     },
     destroy(opts = {}) {
-      for (const node of nodes) {
-        // A final dump held at post-dump (criu and haul-hold-frozen, started detached in a process group of their
-        // own, whose leader's pid the agent keeps in held/<migration>/criu.pid) waits for a decision forever once
-        // its agent is gone: its whole group goes.
-        const held = join(agentStateDir(join(dir, node)), 'held');
-        for (const m of existsSync(held) ? readdirSync(held) : [])
-          killRecorded(() => Number(readFileSync(join(held, m, 'criu.pid'), 'utf8')), true);
-        // Each running CT's record (<ctid>.json; a .tmp beside it is one being written, not a CT).
-        const cts = join(dir, node, 'var', 'lib', 'haul-emu', 'cts');
-        for (const f of existsSync(cts) ? readdirSync(cts).filter((n) => n.endsWith('.json')) : [])
-          killRecorded(() => (JSON.parse(readFileSync(join(cts, f), 'utf8')) as { pid?: number }).pid, false);
-      }
+      // The tools first, as one of them may be starting a CT; then the CTs (not in the tools' groups: they left them,
+      // as real CTs do); each gone before the next look, and all gone before the folder goes.
+      killAndWait(nodes.flatMap((n) => agentGroups(agentStateDir(join(dir, n)))));
+      killAndWait(nodes.flatMap((n) => cts(join(dir, n))));
       if (!opts.keepFiles) rmSync(dir, { recursive: true, force: true });
     },
   };
