@@ -1200,6 +1200,12 @@ export interface PreflightResult {
    * The layout version of the CT's private area, as libvzctl reads it from the link $VE_PRIVATE/.ve.layout: 5 for a ploop CT, 0 without it, -1 for a .ve.layout that is no link or whose link holds no number. With vePrivate.
    */
   layout?: number;
+  /**
+   * The CT's own action scripts that vzctl runs around its mount and start, $VE_PRIVATE/scripts/<name> (libvzctl lib/util.c get_action_script_path and run_action_scripts; the names of lib/vztypes.h), each that is there. With vePrivate.
+   *
+   * @maxItems 6
+   */
+  actionScripts?: ActionScript[];
   disks: DiskInfo[];
   freeBytes: number;
   /**
@@ -1215,6 +1221,17 @@ export interface PreflightResult {
    */
   memoryBytes?: number;
   toolMs?: ToolMs;
+}
+/**
+ * This interface was referenced by `HaulMessages`'s JSON-Schema
+ * via the `definition` "ActionScript".
+ */
+export interface ActionScript {
+  name: 'premount' | 'mount' | 'umount' | 'postumount' | 'start' | 'stop';
+  /**
+   * SHA-256 of its bytes; none when it is no regular file (vzctl would still try to run it).
+   */
+  sha256?: string;
 }
 /**
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -1839,6 +1856,10 @@ export interface CtInspection {
   cpuFlags: string[];
   vePrivate?: AbsolutePath;
   layout?: number;
+  /**
+   * @maxItems 6
+   */
+  actionScripts?: ActionScript[];
   /**
    * @maxItems 64
    */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MigrateRequest, MigrationEvent } from '@haul/schemas';
 import { followToEnd } from '@haul/cli';
@@ -277,6 +277,50 @@ describe('shared disks found, not declared', () => {
     } finally {
       rmSync(link, { force: true });
       symlinkSync('5', link);
+    }
+  });
+
+  it('a CT with an action script the target has not fails the preflight, naming it; with the same script on both it goes there and back, the scripts kept', async () => {
+    // Given a mount script in the CT's private area on node-a, none on node-b
+    const scriptOn = (node: string) =>
+      join(w.cluster.nodeRoot(node), 'vz', 'private', w.ctid, 'scripts', 'mount');
+    const script = "#!/bin/sh\n# bind the host's /srv into the CT\nexit 0\n";
+    writeFileSync(scriptOn('node-a'), script, { mode: 0o755 });
+    try {
+      // When it is migrated
+      const refused = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
+
+      // Then the preflight refuses it, naming the script and both folders, before anything is frozen
+      assert.equal(refused.end.type, 'MigrationRolledBack');
+      const cause = refused.end.type === 'MigrationRolledBack' ? refused.end.data.cause : undefined;
+      assert.deepEqual([cause?.code, cause?.field], ['HAUL_PREFLIGHT_ACTION_SCRIPTS', 'ctid']);
+      assert.ok(cause?.message.includes(`action script(s) mount of CT ${w.ctid}`), cause?.message);
+      assert.ok(cause?.message.includes(dirname(dirname(scriptOn('node-b')))), cause?.message);
+      const steps = (await w.events(refused.id)).flatMap((e) =>
+        e.type === 'StepIntended' ? [e.data.step] : [],
+      );
+      assert.ok(
+        !steps.includes('preDump') && !steps.includes('finalDump'),
+        `never frozen: ${steps.join(' ')}`,
+      );
+      assert.deepEqual(await w.brokenInvariants(refused.id, refused.base), []);
+
+      // When an operator puts the same script on node-b (no private area there yet: the agent makes the rest of it
+      // around the script), and the CT is migrated there and back
+      mkdirSync(dirname(scriptOn('node-b')), { recursive: true });
+      writeFileSync(scriptOn('node-b'), script, { mode: 0o755 });
+      const there = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined });
+      assert.equal(there.end.type, 'MigrationCompleted', JSON.stringify(there.end.data));
+      assert.deepEqual(await w.brokenInvariants(there.id, there.base), []);
+      const back = await migrate(w, 'node-b', 'node-a', { sharedDisks: undefined });
+      assert.equal(back.end.type, 'MigrationCompleted', JSON.stringify(back.end.data));
+      assert.deepEqual(await w.brokenInvariants(back.id, back.base), []);
+
+      // Then both scripts are as they were
+      for (const node of ['node-a', 'node-b']) assert.equal(readFileSync(scriptOn(node), 'utf8'), script);
+    } finally {
+      rmSync(scriptOn('node-a'), { force: true });
+      rmSync(scriptOn('node-b'), { force: true });
     }
   });
 

@@ -108,6 +108,43 @@ describe('checkMigration', () => {
     assert.equal(restart.problem, undefined);
   });
 
+  it('would not work for a CT whose action scripts the target does not have the same; the same scripts on both are fine', () => {
+    // Given a CT whose private area holds a mount script, and targets with the same script, none, another version of
+    // it, the same plus a premount script, or (from an agent older than the check) no finding at all
+    const mount = { name: 'mount' as const, sha256: 'b'.repeat(64) };
+    const check = (src: Findings['actionScripts'], tgt: Findings['actionScripts']) =>
+      checkMigration({
+        request: req,
+        source: findings('node-a', src ? { actionScripts: src } : {}),
+        target: findings('node-b', tgt ? { actionScripts: tgt } : {}),
+      }).problem;
+
+    // When each is checked
+    const same = check([mount], [mount]);
+    const none = check([mount], []);
+    const other = check([mount], [{ name: 'mount', sha256: 'c'.repeat(64) }]);
+    const extra = check([mount], [{ name: 'premount', sha256: 'd'.repeat(64) }, mount]);
+    const notAFile = check([{ name: 'mount' }], [{ name: 'mount' }]);
+
+    // Then the same scripts pass, and every difference is refused naming the scripts, both private areas and what
+    // to do; a script that is no regular file equals nothing; findings without scripts are not judged
+    assert.equal(same, undefined);
+    assert.deepEqual([none?.code, none?.field], ['HAUL_PREFLIGHT_ACTION_SCRIPTS', 'ctid']);
+    assert.match(
+      none!.message,
+      /action script\(s\) mount of CT 101 in \/node-a\/vz\/private\/101\/scripts on node-a are not the same in \/node-b\/vz\/private\/101\/scripts on node-b/,
+    );
+    assert.match(none!.message, /copy the scripts to the target, or remove them/);
+    assert.equal(other?.code, 'HAUL_PREFLIGHT_ACTION_SCRIPTS');
+    assert.equal(extra?.code, 'HAUL_PREFLIGHT_ACTION_SCRIPTS');
+    assert.match(extra.message, /scripts on node-b has premount, which the CT on node-a has not/);
+    assert.doesNotMatch(extra.message, /are not the same/);
+    assert.equal(notAFile?.code, 'HAUL_PREFLIGHT_ACTION_SCRIPTS');
+    assert.equal(check([], []), undefined);
+    assert.equal(check([mount], undefined), undefined);
+    assert.equal(check(undefined, []), undefined);
+  });
+
   it("would not work for a CT that is no ploop CT, nor onto another layout's private area; the target's own ploop one is fine", () => {
     // Given a source whose private area has no layout link, or VZFS's 4, and a target with a ploop private area, a
     // VZFS one, and (from an agent older than the check) none reported

@@ -50,6 +50,11 @@ export const errorCodes = {
    * layout where the CT's would go.
    */
   preflightNotPloop: 'HAUL_PREFLIGHT_NOT_PLOOP',
+  /**
+   * The CT's action scripts ($VE_PRIVATE/scripts) on the source and on the target differ: haul does not move them, and
+   * vzctl on the target would run what is there.
+   */
+  preflightActionScripts: 'HAUL_PREFLIGHT_ACTION_SCRIPTS',
   /** A request signed with a key the registry does not know, or a signature that does not match it. */
   badSignature: 'HAUL_BAD_SIGNATURE',
   /** In a secure cluster, an unsigned request that changes a migration (migrate, cancel, retry, resolve). */

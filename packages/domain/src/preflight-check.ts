@@ -1,4 +1,4 @@
-import type { ErrorInfo } from '@haul/schemas';
+import type { ActionScript, ErrorInfo } from '@haul/schemas';
 import { checkDisks, migrationDisksOf, type Findings } from './disks.ts';
 import { errorCodes } from './errors.ts';
 import type { FullRequest } from './request.ts';
@@ -29,7 +29,7 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
       message: `CT config missing on destination ${req.target}`,
       field: 'target',
     };
-  const layout = checkLayouts(req, src, tgt);
+  const layout = checkLayouts(req, src, tgt) ?? checkActionScripts(req, src, tgt);
   if (layout) return layout;
   if (live && !src.running)
     return {
@@ -92,6 +92,40 @@ export function checkLayouts(req: FullRequest, src: Findings, tgt: Findings): Er
       field: 'target',
     };
   return undefined;
+}
+
+/** A script's name, and its digest (none for a script that is no regular file: equal to nothing). */
+const sameScript = (a: ActionScript, b: ActionScript): boolean =>
+  a.name === b.name && a.sha256 !== undefined && a.sha256 === b.sha256;
+
+/**
+ * The CT's action scripts: vzctl runs `$VE_PRIVATE/scripts/{premount,mount,umount,postumount}` around its mount and
+ * unmount, and `start`/`stop` around its start and stop (libvzctl lib/util.c get_action_script_path and run_action_scripts; lib/env.c for start and stop).
+ * haul moves a CT's disks, not the rest of its private area (vzmigrate copies the whole folder), so the CT would run
+ * on the target with the scripts the target has there: none, usually, where the source's did bind mounts or set up
+ * its network. So the scripts must be the same on both nodes, byte for byte: on a private area on shared storage they
+ * are the same files; otherwise an operator puts them in place on the target first (the target's agent makes the
+ * rest of the private area around them, and a rollback leaves them there). A script only the target has would run
+ * there too, and is refused as well. Findings without the scripts (an agent older than the check) are not judged.
+ */
+export function checkActionScripts(req: FullRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
+  if (src.actionScripts === undefined || tgt.actionScripts === undefined) return undefined;
+  const missing = src.actionScripts.filter((a) => !tgt.actionScripts!.some((b) => sameScript(a, b)));
+  const extra = tgt.actionScripts.filter((b) => !src.actionScripts!.some((a) => a.name === b.name));
+  if (missing.length === 0 && extra.length === 0) return undefined;
+  const names = (l: ActionScript[]) => l.map((a) => a.name).join(', ');
+  const onTarget = `${tgt.vePrivate ?? '$VE_PRIVATE'}/scripts on ${req.target}`;
+  const differ =
+    missing.length > 0
+      ? `the action script(s) ${names(missing)} of CT ${req.ctid} in ${src.vePrivate ?? '$VE_PRIVATE'}/scripts on ${req.source} are not the same in ${onTarget}`
+      : '';
+  const more =
+    extra.length > 0 ? `${onTarget} has ${names(extra)}, which the CT on ${req.source} has not` : '';
+  return {
+    code: errorCodes.preflightActionScripts,
+    message: `${[differ, more].filter(Boolean).join('; ')}: vzctl runs a CT's action scripts from its private area, and haul moves a CT's disks, not its scripts. Make the two folders the same (copy the scripts to the target, or remove them), then migrate again`,
+    field: 'ctid',
+  };
 }
 
 /**

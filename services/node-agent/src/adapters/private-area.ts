@@ -1,6 +1,18 @@
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { ploopLayout, unreadableLayout } from '@haul/domain';
+import type { ActionScript } from '@haul/schemas';
 
 /*
  * A ploop CT's private area as libvzctl reads it (OpenVZ/libvzctl@ebbfc38). Its layout version is the link
@@ -84,3 +96,39 @@ export function removeBarePrivateArea(vePrivate: string): boolean {
   rmdirSync(vePrivate);
   return true;
 }
+
+/**
+ * The CT's own action scripts, in the order vzctl could run them: `$VE_PRIVATE/scripts/<name>` for a private area of
+ * layout 4 or later (libvzctl lib/util.c get_action_script_path 1348–1355: the mount scripts through run_action_scripts
+ * 1388–1415, `start` and `stop` from lib/env.c 1073, 1330 and 286; the names are lib/vztypes.h 71–76), each that is
+ * there as stat_file sees it (any kind of file, a link followed), with the SHA-256 of its bytes when it is a regular
+ * file. The preflight compares the source's with the target's (checkActionScripts).
+ */
+export function actionScripts(vePrivate: string): ActionScript[] {
+  const found: ActionScript[] = [];
+  for (const name of actionScriptNames) {
+    const path = join(vePrivate, 'scripts', name);
+    let regular: boolean;
+    try {
+      regular = statSync(path).isFile();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw e;
+    }
+    found.push(
+      regular ? { name, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') } : { name },
+    );
+  }
+  return found;
+}
+
+/** The action scripts libvzctl runs from a CT's private area (VZCTL_*_PREFIX). */
+const actionScriptNames: readonly ActionScript['name'][] = [
+  'premount',
+  'mount',
+  'start',
+  'stop',
+  'umount',
+  'postumount',
+];

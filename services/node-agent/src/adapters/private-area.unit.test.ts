@@ -12,7 +12,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from './private-area.ts';
+import { createHash } from 'node:crypto';
+import { actionScripts, ensurePloopLayout, layoutVersion, removeBarePrivateArea } from './private-area.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haul-private-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -118,5 +119,38 @@ describe("layoutVersion: a private area's layout as libvzctl reads .ve.layout", 
 
     assert.equal(layoutVersion(priv), 0);
     assert.deepEqual(['5', '4', ' 3', '5abc', 'vzfs', '-2'].map(read), [5, 4, 3, 5, -1, -1]);
+  });
+});
+
+describe("a CT's action scripts", () => {
+  it('given scripts of every kind vzctl runs, and files it does not, when read, then the ones it runs are listed with their digests', () => {
+    // Given a private area whose scripts folder holds a mount script, a umount script that links to it, a premount
+    // that is a folder, a stop script that links to nothing, and a file vzctl never runs
+    const priv = copiedDiskOnly();
+    const scripts = join(priv, 'scripts');
+    mkdirSync(join(scripts, 'premount'), { recursive: true });
+    writeFileSync(join(scripts, 'mount'), '#!/bin/sh\nmount --bind /srv /vz/root/$VEID/srv\n');
+    symlinkSync('mount', join(scripts, 'umount'));
+    symlinkSync('nowhere', join(scripts, 'stop'));
+    writeFileSync(join(scripts, 'mount.orig'), 'an old copy\n');
+    const sha = createHash('sha256')
+      .update('#!/bin/sh\nmount --bind /srv /vz/root/$VEID/srv\n')
+      .digest('hex');
+
+    // When its action scripts are read
+    const found = actionScripts(priv);
+
+    // Then vzctl's names that stat finds are listed, in its order, a regular file (a link followed) with its digest
+    assert.deepEqual(found, [
+      { name: 'premount' },
+      { name: 'mount', sha256: sha },
+      { name: 'umount', sha256: sha },
+    ]);
+  });
+
+  it('given no scripts folder, or no private area, when read, then there are none', () => {
+    const priv = copiedDiskOnly();
+    assert.deepEqual(actionScripts(priv), []);
+    assert.deepEqual(actionScripts(join(dir, 'none')), []);
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, statfsSync 
 import { dirname } from 'node:path';
 import type { CtInspection, PreflightArgs, PreflightResult } from '@haul/schemas';
 import { locateDisk } from '../adapters/disk-location.ts';
-import { layoutVersion } from '../adapters/private-area.ts';
+import { actionScripts, layoutVersion } from '../adapters/private-area.ts';
 import { readCtDisks } from '../adapters/vz-config.ts';
 import type { Tools } from '../adapters/tools.ts';
 import { argsOf, etcVz, initPidFile, type AgentConfig, type Handler } from '../context.ts';
@@ -26,7 +26,7 @@ export const preflight: Handler = async (cmd, ctx) => {
 
 /**
  * What this node sees of a CT, reading only (no folder made, no tool that changes anything: `vzctl status`,
- * `criu --version`, `criu check`): CT config, state, root pid and resident memory, every disk of the CT as this
+ * `criu --version`, `criu check`): CT config, state, root pid and resident memory, its private area's layout and action scripts, every disk of the CT as this
  * node's config names it with where it lives (shared storage, the private area, elsewhere), the digest of a shared
  * one's descriptor and the size of a local one, criu version and memory tracking, CPU flags, free space. A
  * preflight's findings, and a check's (haul.inspect.<node>, outside any migration).
@@ -58,6 +58,7 @@ export async function inspectCt(cfg: AgentConfig, tools: Tools, ctid: string): P
   if (disks) {
     result.vePrivate = disks.vePrivate;
     result.layout = layoutVersion(disks.vePrivate);
+    result.actionScripts = actionScripts(disks.vePrivate);
     result.privateFreeBytes = freeBytesAt(disks.vePrivate);
   }
   const pidFile = initPidFile(cfg, ctid);
