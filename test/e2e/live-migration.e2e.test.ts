@@ -284,7 +284,9 @@ describe('shared disks found, not declared', () => {
     // Given a mount script in the CT's private area on node-a, none on node-b
     const scriptOn = (node: string) =>
       join(w.cluster.nodeRoot(node), 'vz', 'private', w.ctid, 'scripts', 'mount');
-    const script = "#!/bin/sh\n# bind the host's /srv into the CT\nexit 0\n";
+    // (it logs where it ran: vzctl runs it on the host at every mount, the restore's too)
+    const ran = join(w.cluster.dir, 'mount-script.log');
+    const script = `#!/bin/sh\necho "$VEID $VE_CONFFILE" >> ${ran}\n`;
     writeFileSync(scriptOn('node-a'), script, { mode: 0o755 });
     try {
       // When it is migrated
@@ -316,7 +318,12 @@ describe('shared disks found, not declared', () => {
       assert.equal(back.end.type, 'MigrationCompleted', JSON.stringify(back.end.data));
       assert.deepEqual(await w.brokenInvariants(back.id, back.base), []);
 
-      // Then both scripts are as they were
+      // Then each restore ran the script of its node, and both scripts are as they were
+      const confOf = (node: string) => join(w.cluster.nodeRoot(node), 'etc', 'vz', 'conf', `${w.ctid}.conf`);
+      assert.deepEqual(readFileSync(ran, 'utf8').trim().split('\n'), [
+        `${w.ctid} ${confOf('node-b')}`,
+        `${w.ctid} ${confOf('node-a')}`,
+      ]);
       for (const node of ['node-a', 'node-b']) assert.equal(readFileSync(scriptOn(node), 'utf8'), script);
     } finally {
       rmSync(scriptOn('node-a'), { force: true });

@@ -25,6 +25,7 @@ import { lockCt, lockStatus } from './ct-lock.ts';
 import { ctidOf, parseCtid } from './ctid.ts';
 import { register, unregister, type RegisterOptions } from './registration.ts';
 import { layoutLink, layoutVersion, ploopLayout } from './layout.ts';
+import { runActionScripts, skipAction } from './action-scripts.ts';
 import { diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
 import { processRunning } from '../lib/process.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
@@ -238,7 +239,8 @@ function freezerState(env: EmuEnv, ctid: string): string | undefined {
 }
 
 /**
- * Mount every disk of the CT, its root disk at VE_ROOT. libvzctl takes this path for a private area of layout 5 and
+ * Mount the CT as vzctl2_env_mount does: its premount scripts, every disk (its root disk at VE_ROOT), its mount scripts
+ * (action-scripts.ts). libvzctl takes this path for a private area of layout 5 and
  * on, and bind-mounts one below 5 (lib/fs.c do_env_mount 196–202), which the emulator does not do: a CT without
  * `.ve.layout` → 5 (a private area made by hand, or copied without it) is refused with the mount error.
  */
@@ -250,6 +252,25 @@ function mountAll(env: EmuEnv, conf: CtConf): void {
       `Error (emulator): ${layoutLink(conf.vePrivate)} ${layout === 0 ? 'is missing' : `says layout ${layout}`}: vzctl would bind-mount ${conf.vePrivate} as a simfs or VZFS CT, which is not emulated (a ploop CT's is 5)`,
     );
   const already = new Set(mountedDisks(env, conf));
+  // A CT whose root disk is mounted already is left as it is, its scripts not run (vzctl2_env_mount's "already
+  // mounted"); its other disks are mounted.
+  const scripts = !already.has(conf.disks[0] ?? '');
+  if (!scripts || runActionScripts(env, conf, 'premount') !== skipAction) mountDisks(env, conf, already);
+  if (!scripts) return;
+  let status: number;
+  try {
+    status = runActionScripts(env, conf, 'mount');
+  } catch (e) {
+    umountDisks(env, conf);
+    throw e;
+  }
+  if (status === skipAction) {
+    umountDisks(env, conf);
+    throw new ToolExit(skipAction, '');
+  }
+}
+
+function mountDisks(env: EmuEnv, conf: CtConf, already: Set<string>): void {
   for (const dd of conf.disks) {
     if (already.has(dd)) continue;
     try {
@@ -260,8 +281,16 @@ function mountAll(env: EmuEnv, conf: CtConf): void {
   }
 }
 
-function umountAll(env: EmuEnv, conf: CtConf): void {
+const umountDisks = (env: EmuEnv, conf: CtConf): void => {
   for (const dd of mountedDisks(env, conf)) ploopUmount(env, { dd });
+};
+
+/** Unmount a mounted CT with its umount and postumount scripts (vzctl2_env_umount); one not mounted is left. */
+function umountAll(env: EmuEnv, conf: CtConf): void {
+  if (mountedDisks(env, conf).length === 0) return;
+  if (runActionScripts(env, conf, 'umount') === skipAction) throw new ToolExit(skipAction, '');
+  umountDisks(env, conf);
+  if (runActionScripts(env, conf, 'postumount') === skipAction) throw new ToolExit(skipAction, '');
 }
 
 export function ctConfig(conf: CtConf): CtConfig {
