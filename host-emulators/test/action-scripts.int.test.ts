@@ -36,11 +36,11 @@ describe('vzctl: mount action scripts', () => {
   });
   after(() => c?.destroy());
   afterEach(async () => {
-    if (await mounted()) await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'umount', '101']);
     for (const a of ['premount', 'mount', 'umount', 'postumount']) {
       rmSync(join(priv, 'scripts', a), { force: true });
       rmSync(join(confDir, `vps.${a}`), { force: true });
     }
+    if (await mounted()) await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'umount', '101']);
     rmSync(log, { force: true });
   });
 
@@ -90,5 +90,43 @@ describe('vzctl: mount action scripts', () => {
       logged().map((l) => l.split(' ')[0]),
       [`${priv}/scripts/premount`, `${priv}/scripts/mount`],
     );
+  });
+
+  it('given a mounted CT, when it is started, then it is unmounted and mounted again, scripts and all', async () => {
+    assert.equal((await vzctl('mount', '101')).code, 0);
+    for (const a of ['premount', 'mount', 'umount', 'postumount']) script(join(priv, 'scripts', a));
+
+    const r = await vzctl('start', '101');
+    const order = logged().map((l) => l.split(' ')[0]!.slice(`${priv}/scripts/`.length));
+    await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', '101']);
+
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(order, ['umount', 'postumount', 'premount', 'mount']);
+  });
+
+  it('given a umount script that fails or says skip, when the CT is unmounted, then vzctl fails and the CT stays mounted; an unregister says it is mounted', async () => {
+    assert.equal((await vzctl('mount', '101')).code, 0);
+    script(join(priv, 'scripts', 'umount'), 1);
+    const failed = await vzctl('umount', '101');
+    const unregister = await c.run('node-a', 'vzctl', ['--skipowner', 'unregister', '101']);
+    script(join(priv, 'scripts', 'umount'), 39);
+    const skipped = await vzctl('umount', '101');
+
+    assert.equal(failed.code, 79, failed.stderr);
+    assert.match(failed.stderr, new RegExp(`Error on executing the mount script ${priv}/scripts/umount`));
+    assert.equal(unregister.code, 41, unregister.stderr);
+    assert.match(unregister.stderr, /Container is mounted, Unmount Container before proceeding\./);
+    assert.equal(skipped.code, 39, skipped.stderr);
+    assert.ok(await mounted());
+  });
+
+  it("given a script that prints, when it runs, then its output is on vzctl's stderr, not on its stdout", async () => {
+    writeFileSync(join(priv, 'scripts', 'mount'), '#!/bin/sh\necho from the mount script\n', { mode: 0o755 });
+
+    const r = await vzctl('mount', '101');
+
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /from the mount script/);
+    assert.doesNotMatch(r.stdout, /from the mount script/);
   });
 });

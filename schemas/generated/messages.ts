@@ -1229,9 +1229,13 @@ export interface PreflightResult {
 export interface ActionScript {
   name: 'premount' | 'mount' | 'umount' | 'postumount' | 'start' | 'stop';
   /**
-   * SHA-256 of its bytes; none when it is no regular file (vzctl would still try to run it).
+   * SHA-256 of its bytes; none when it is no regular file, or stat failed on it (vzctl would still try to run it).
    */
   sha256?: string;
+  /**
+   * Whether it may be executed (a mode bit x): vzctl execv's the mount scripts. With sha256.
+   */
+  executable?: boolean;
 }
 /**
  * This interface was referenced by `HaulMessages`'s JSON-Schema

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureBuilt } from './build.ts';
 import { procStat } from '@haul/bus';
 import { killAndWait, onExit, type KillTarget } from './reaper.ts';
+import type { ToolRecord } from '../../services/node-agent/src/adapters/orphaned-tools.ts';
 import { createNode, emuEnv, type EmuEnv } from '@haul/host-emulators';
 
 /** The emulators' bin folder: put first on PATH, exactly as production would have the real tools there. */
@@ -68,18 +69,17 @@ const filesOf = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir) :
 
 /**
  * What a node's agent left running that it started apart from itself, each the leader of its own process group: the
- * host tools it was running (recorded in <state>/tools/<pid> with their start time; a pid that now names another
- * process is not one of them), and final dumps held at post-dump (criu and haul-hold-frozen, whose leader's pid is
- * in <state>/held/<migration>/criu.pid), which wait for a decision forever once their agent is gone.
+ * host tools it was running (recorded in <state>/tools/<pid> with their start time: a group whose leader now is
+ * another process is not one of them, one whose leader is gone may still have members, as the agent's own
+ * endOrphanedTools judges), and final dumps held at post-dump (criu and haul-hold-frozen, whose leader's pid is in
+ * <state>/held/<migration>/criu.pid), which wait for a decision forever once their agent is gone.
  */
 function agentGroups(stateDir: string): KillTarget[] {
   const tools = filesOf(join(stateDir, 'tools')).map((f) =>
     recordedPid(() => {
-      const rec = JSON.parse(readFileSync(join(stateDir, 'tools', f), 'utf8')) as {
-        pid: number;
-        start: string;
-      };
-      return procStat(rec.pid)?.start === rec.start ? rec.pid : undefined;
+      const rec = JSON.parse(readFileSync(join(stateDir, 'tools', f), 'utf8')) as ToolRecord;
+      const now = procStat(rec.pid);
+      return now === undefined || now.start === rec.start ? rec.pid : undefined;
     }),
   );
   const held = filesOf(join(stateDir, 'held')).map((m) =>
@@ -141,8 +141,12 @@ export function createEmulatedCluster(prefix = 'haul-emu-'): EmulatedCluster {
     destroy(opts = {}) {
       // The tools first, as one of them may be starting a CT; then the CTs (not in the tools' groups: they left them,
       // as real CTs do); each gone before the next look, and all gone before the folder goes.
-      killAndWait(nodes.flatMap((n) => agentGroups(agentStateDir(join(dir, n)))));
-      killAndWait(nodes.flatMap((n) => cts(join(dir, n))));
+      const left = [
+        ...killAndWait(nodes.flatMap((n) => agentGroups(agentStateDir(join(dir, n))))),
+        ...killAndWait(nodes.flatMap((n) => cts(join(dir, n)))),
+      ];
+      if (left.length > 0)
+        process.stderr.write(`emulated cluster ${dir}: still there after SIGKILL: ${JSON.stringify(left)}\n`);
       if (!opts.keepFiles) rmSync(dir, { recursive: true, force: true });
     },
   };

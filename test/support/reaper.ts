@@ -1,5 +1,5 @@
-import { readdirSync, rmSync } from 'node:fs';
-import { procStat } from '@haul/bus';
+import { rmSync } from 'node:fs';
+import { groupMembers, processLive } from '@haul/bus';
 
 /*
  * What a test process (or the demo, a bench) started and must not leave behind: processes killed by PID, folders
@@ -57,17 +57,8 @@ export function forget(pid: number | undefined): void {
 export type KillTarget = { pid: number; group?: boolean };
 
 /** Is the target still there: a process (or a member of its group) that has not ended (zombies have)? */
-function stillThere(t: KillTarget): boolean {
-  if (!t.group) {
-    const st = procStat(t.pid);
-    return st !== undefined && st.state !== 'Z';
-  }
-  return readdirSync('/proc').some((e) => {
-    if (!/^\d+$/.test(e)) return false;
-    const st = procStat(Number(e));
-    return st !== undefined && st.pgrp === t.pid && st.state !== 'Z';
-  });
-}
+const stillThere = (t: KillTarget): boolean =>
+  t.group ? groupMembers(t.pid).length > 0 : processLive(t.pid);
 
 /** Block this thread for `ms` (an exit handler has no event loop to wait in). */
 const pause = (ms: number): void => {

@@ -238,11 +238,18 @@ function freezerState(env: EmuEnv, ctid: string): string | undefined {
   return existsSync(f) ? readFileSync(f, 'utf8').trim() : undefined;
 }
 
+/** The CT is mounted: its root disk is (vzctl2_env_is_mounted for layout 5, libvzctl lib/vz.c 307–330). */
+function ctMounted(env: EmuEnv, conf: CtConf): boolean {
+  const root = conf.disks[0];
+  return root !== undefined && mountedDisks(env, conf).includes(root);
+}
+
 /**
- * Mount the CT as vzctl2_env_mount does: its premount scripts, every disk (its root disk at VE_ROOT), its mount scripts
- * (action-scripts.ts). libvzctl takes this path for a private area of layout 5 and
- * on, and bind-mounts one below 5 (lib/fs.c do_env_mount 196–202), which the emulator does not do: a CT without
- * `.ve.layout` → 5 (a private area made by hand, or copied without it) is refused with the mount error.
+ * Mount the CT as vzctl2_env_mount does (lib/fs.c 206–262): its premount scripts, every disk (its root disk at
+ * VE_ROOT), its mount scripts (action-scripts.ts). A CT mounted already runs no script ("already mounted"); any other
+ * disk of it not mounted yet is. libvzctl takes this path for a private area of layout 5 and on, and bind-mounts one
+ * below 5 (lib/fs.c do_env_mount 196–202), which the emulator does not do: a CT without `.ve.layout` → 5 (a private
+ * area made by hand, or copied without it) is refused with the mount error.
  */
 function mountAll(env: EmuEnv, conf: CtConf): void {
   const layout = layoutVersion(conf.vePrivate);
@@ -251,12 +258,13 @@ function mountAll(env: EmuEnv, conf: CtConf): void {
       50,
       `Error (emulator): ${layoutLink(conf.vePrivate)} ${layout === 0 ? 'is missing' : `says layout ${layout}`}: vzctl would bind-mount ${conf.vePrivate} as a simfs or VZFS CT, which is not emulated (a ploop CT's is 5)`,
     );
-  const already = new Set(mountedDisks(env, conf));
-  // A CT whose root disk is mounted already is left as it is, its scripts not run (vzctl2_env_mount's "already
-  // mounted"); its other disks are mounted.
-  const scripts = !already.has(conf.disks[0] ?? '');
-  if (!scripts || runActionScripts(env, conf, 'premount') !== skipAction) mountDisks(env, conf, already);
-  if (!scripts) return;
+  if (ctMounted(env, conf)) return mountDisks(env, conf);
+  if (runActionScripts(env, conf, 'premount') !== skipAction) mountDisks(env, conf);
+  runMountScripts(env, conf);
+}
+
+/** The mount scripts, after the mount: one that fails, or says skip, unmounts the disks again without scripts. */
+function runMountScripts(env: EmuEnv, conf: CtConf): void {
   let status: number;
   try {
     status = runActionScripts(env, conf, 'mount');
@@ -270,7 +278,8 @@ function mountAll(env: EmuEnv, conf: CtConf): void {
   }
 }
 
-function mountDisks(env: EmuEnv, conf: CtConf, already: Set<string>): void {
+function mountDisks(env: EmuEnv, conf: CtConf): void {
+  const already = new Set(mountedDisks(env, conf));
   for (const dd of conf.disks) {
     if (already.has(dd)) continue;
     try {
@@ -281,16 +290,33 @@ function mountDisks(env: EmuEnv, conf: CtConf, already: Set<string>): void {
   }
 }
 
-const umountDisks = (env: EmuEnv, conf: CtConf): void => {
+function umountDisks(env: EmuEnv, conf: CtConf): void {
   for (const dd of mountedDisks(env, conf)) ploopUmount(env, { dd });
-};
+}
 
-/** Unmount a mounted CT with its umount and postumount scripts (vzctl2_env_umount); one not mounted is left. */
+/**
+ * Unmount the CT as vzctl2_env_umount does (lib/fs.c 266–310): its umount scripts, every disk, its postumount
+ * scripts; a script's skip (39) ends it there, with that status. A CT whose root disk is not mounted runs no script;
+ * any other disk of it still mounted is unmounted (the emulator tidies a half-mounted CT where vzctl would leave it).
+ */
 function umountAll(env: EmuEnv, conf: CtConf): void {
-  if (mountedDisks(env, conf).length === 0) return;
+  if (!ctMounted(env, conf)) return umountDisks(env, conf);
   if (runActionScripts(env, conf, 'umount') === skipAction) throw new ToolExit(skipAction, '');
   umountDisks(env, conf);
   if (runActionScripts(env, conf, 'postumount') === skipAction) throw new ToolExit(skipAction, '');
+}
+
+/**
+ * An unmount whose failure libvzctl ignores: after a suspend's dump (lib/env.c 1191), before a restore and after a
+ * failed one (1298–1299, 1396–1397), after a failed start (1138–1139). Its message is printed; nothing is thrown.
+ */
+function umountIgnoringFailure(env: EmuEnv, conf: CtConf): void {
+  try {
+    umountAll(env, conf);
+  } catch (e) {
+    if (!(e instanceof ToolExit)) throw e;
+    if (e.message) err(e.message);
+  }
 }
 
 export function ctConfig(conf: CtConf): CtConfig {
@@ -331,12 +357,15 @@ async function start(env: EmuEnv, conf: CtConf): Promise<number> {
     return 0;
   }
   out('Starting Container ...');
+  // A CT mounted already is unmounted first, then mounted again, scripts and all (lib/env.c 1029–1043).
+  if (ctMounted(env, conf)) umountAll(env, conf);
   mountAll(env, conf);
   let pid: number;
   try {
     pid = await launchContainer(env, ctConfig(conf));
   } catch (e) {
     vcmmUnregister(env, conf.ctid);
+    umountIgnoringFailure(env, conf);
     throw new ToolExit(3, `Failed to start the Container: ${(e as Error).message}`);
   }
   writeCtState(env, conf.ctid, { pid });
@@ -404,7 +433,14 @@ function umountCt(env: EmuEnv, conf: CtConf): number {
 function unregisterCt(env: EmuEnv, conf: CtConf): number {
   if (isRunning(env, conf.ctid))
     throw new ToolExit(32, 'Container is running, Stop Container before proceeding.');
-  if (mountedDisks(env, conf).length > 0) umountAll(env, conf);
+  try {
+    umountAll(env, conf);
+  } catch (e) {
+    // lib/vz.c vzctl2_env_unreg 1157–1162: a failed unmount is VZCTL_E_FS_MOUNTED, whatever its own error was.
+    if (e instanceof ToolExit)
+      throw new ToolExit(41, 'Container is mounted, Unmount Container before proceeding.');
+    throw e;
+  }
   return unregister(env, conf.ctid, conf.vePrivate);
 }
 
@@ -442,7 +478,7 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   writeCtState(env, conf.ctid, {});
   // chkpnt after the dump: vcmmd forgets the CT (lib/cr_criu.c 254–256; its result ignored).
   vcmmUnregister(env, conf.ctid);
-  umountAll(env, conf);
+  umountIgnoringFailure(env, conf);
   out('Checkpointing completed successfully');
   return 0;
 }
@@ -516,8 +552,9 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   const vars = restoreExtraArgs(dir);
   const workDir = vars['VE_WORK_DIR'] ?? dir;
   const logName = vars['VE_RESTORE_LOG_PATH'] ?? 'restore.log';
-  umountAll(env, conf);
-  mountAll(env, conf);
+  // A CT mounted already is unmounted first, and mounted unless that failed (lib/env.c 1296–1304).
+  umountIgnoringFailure(env, conf);
+  if (!ctMounted(env, conf)) mountAll(env, conf);
   const args = [
     'restore',
     `-v${vars['VE_CRIU_LOGLEVEL'] ?? '4'}`,
@@ -542,7 +579,7 @@ async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   const { spawnSync } = childProcess();
   const r = spawnSync('criu', args, { encoding: 'utf8', env: { ...process.env, VEID: conf.ctid } });
   if (r.status !== 0) {
-    umountAll(env, conf);
+    umountIgnoringFailure(env, conf);
     restoreFailed(resolve(workDir, logName), r.stderr ?? '');
   }
   const pid = Number(readFileSync(paths.initPid(env, conf.ctid), 'utf8').trim());
@@ -599,7 +636,7 @@ async function restoreSysctls(env: EmuEnv, conf: CtConf, dir: string, pid: numbe
       await waitExit(pid);
       writeCtState(env, conf.ctid, {});
       vcmmUnregister(env, conf.ctid); // a failed restore unregisters (lib/env_nsops.c 1178)
-      umountAll(env, conf);
+      umountIgnoringFailure(env, conf);
       const what = proc.slice(proc.lastIndexOf('/') + 1);
       throw new ToolExit(17, `Failed to restore ${what}\nFailed to restore the Container`);
     }

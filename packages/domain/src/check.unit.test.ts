@@ -119,12 +119,13 @@ describe('checkMigration', () => {
         target: findings('node-b', tgt ? { actionScripts: tgt } : {}),
       }).problem;
 
-    // When each is checked
+    // When each is checked (and one whose copy lost its mode bit x)
     const same = check([mount], [mount]);
     const none = check([mount], []);
     const other = check([mount], [{ name: 'mount', sha256: 'c'.repeat(64) }]);
     const extra = check([mount], [{ name: 'premount', sha256: 'd'.repeat(64) }, mount]);
     const notAFile = check([{ name: 'mount' }], [{ name: 'mount' }]);
+    const notExecutable = check([{ ...mount, executable: true }], [{ ...mount, executable: false }]);
 
     // Then the same scripts pass, and every difference is refused naming the scripts, both private areas and what
     // to do; a script that is no regular file equals nothing; findings without scripts are not judged
@@ -140,6 +141,7 @@ describe('checkMigration', () => {
     assert.match(extra.message, /scripts on node-b has premount, which the CT on node-a has not/);
     assert.doesNotMatch(extra.message, /are not the same/);
     assert.equal(notAFile?.code, 'HAUL_PREFLIGHT_ACTION_SCRIPTS');
+    assert.equal(notExecutable?.code, 'HAUL_PREFLIGHT_ACTION_SCRIPTS');
     assert.equal(check([], []), undefined);
     assert.equal(check([mount], undefined), undefined);
     assert.equal(check(undefined, []), undefined);

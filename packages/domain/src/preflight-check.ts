@@ -29,8 +29,8 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
       message: `CT config missing on destination ${req.target}`,
       field: 'target',
     };
-  const layout = checkLayouts(req, src, tgt) ?? checkActionScripts(req, src, tgt);
-  if (layout) return layout;
+  const privateArea = checkLayouts(req, src, tgt) ?? checkActionScripts(req, src, tgt);
+  if (privateArea) return privateArea;
   if (live && !src.running)
     return {
       code: errorCodes.preflightNotRunning,
@@ -94,19 +94,24 @@ export function checkLayouts(req: FullRequest, src: Findings, tgt: Findings): Er
   return undefined;
 }
 
-/** A script's name, and its digest (none for a script that is no regular file: equal to nothing). */
+/** The same script: its name, its digest and whether it may be executed (one without a digest equals nothing). */
 const sameScript = (a: ActionScript, b: ActionScript): boolean =>
-  a.name === b.name && a.sha256 !== undefined && a.sha256 === b.sha256;
+  a.name === b.name &&
+  a.sha256 !== undefined &&
+  a.sha256 === b.sha256 &&
+  (a.executable ?? false) === (b.executable ?? false);
 
 /**
- * The CT's action scripts: vzctl runs `$VE_PRIVATE/scripts/{premount,mount,umount,postumount}` around its mount and
- * unmount, and `start`/`stop` around its start and stop (libvzctl lib/util.c get_action_script_path and run_action_scripts; lib/env.c for start and stop).
- * haul moves a CT's disks, not the rest of its private area (vzmigrate copies the whole folder), so the CT would run
- * on the target with the scripts the target has there: none, usually, where the source's did bind mounts or set up
- * its network. So the scripts must be the same on both nodes, byte for byte: on a private area on shared storage they
- * are the same files; otherwise an operator puts them in place on the target first (the target's agent makes the
- * rest of the private area around them, and a rollback leaves them there). A script only the target has would run
- * there too, and is refused as well. Findings without the scripts (an agent older than the check) are not judged.
+ * The CT's action scripts: vzctl runs `$VE_PRIVATE/scripts/{premount,mount,umount,postumount}` on the host around its
+ * mount and unmount, and `start`/`stop` in it around its start and stop (libvzctl lib/util.c get_action_script_path
+ * and run_action_scripts; lib/env.c). haul moves a CT's disks, not the rest of its private area (vzmigrate copies the
+ * whole folder), so the CT would run on the target with the scripts the target has there: none, usually, where the
+ * source's did bind mounts or set up its network. So the scripts must be the same on both nodes, byte for byte and
+ * mode bit x alike: on a private area on shared storage they are the same files; otherwise an operator puts them in
+ * place on the target first (the target's agent makes the rest of the private area around them, and a rollback leaves
+ * them there). A script only the target has would run there too, and is refused as well. The node's own scripts
+ * (/etc/vz/conf/vps.<action>, run for every CT) are the node's configuration, as vz.conf is, and not compared.
+ * Findings that do not list the scripts (from an agent older than the check) are not judged; an empty list is.
  */
 export function checkActionScripts(req: FullRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
   if (src.actionScripts === undefined || tgt.actionScripts === undefined) return undefined;

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statfsSync } from 'node:fs';
 import type { NodeHeartbeat } from '@haul/schemas';
 import type { Tools } from './adapters/tools.ts';
 import { initPidFile, type AgentConfig } from './context.ts';
-import { processLive } from './adapters/proc.ts';
+import { processLive } from '@haul/bus';
 
 /** CPU flags of this host, as the kernel reports them (the first processor's "flags" line). */
 export function cpuFlags(): string[] {

@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { createRunner } from '../src/adapters/exec.ts';
 import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
-import { liveProcesses } from '../src/adapters/proc.ts';
+import { liveProcesses } from '@haul/bus';
 
 const log = pino({ level: 'silent' });
 const root = mkdtempSync(join(tmpdir(), 'haul-orphans-'));

@@ -1,8 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Logger } from '@haul/bus';
-import { liveProcesses, procStat } from './proc.ts';
+import { groupMembers, procStat, type Logger } from '@haul/bus';
 
 /**
  * Host tools that outlive the agent that started them.
@@ -30,12 +29,6 @@ import { liveProcesses, procStat } from './proc.ts';
 
 /** A tool the runner started: the leader of its own process group. */
 export type ToolRecord = { pid: number; start: string; argv: string[] };
-
-/** The live processes (not zombies) of a process group. */
-const membersOf = (pgrp: number): number[] =>
-  liveProcesses()
-    .filter((p) => p.pgrp === pgrp)
-    .map((p) => p.pid);
 
 export type ToolRecords = ReturnType<typeof createToolRecords>;
 
@@ -92,7 +85,7 @@ export async function endOrphanedTools(
     // The pid names another process now: the group it led ended wholly (a group's id is not given out again
     // while one of its processes lives).
     const reused = leader !== undefined && leader.start !== rec.start;
-    if (!reused && membersOf(rec.pid).length > 0) {
+    if (!reused && groupMembers(rec.pid).length > 0) {
       log.warn({ pid: rec.pid, argv: rec.argv }, 'ending a host tool an earlier agent left running');
       try {
         process.kill(-rec.pid, 'SIGKILL');
@@ -100,7 +93,7 @@ export async function endOrphanedTools(
         /* ended between the look and the kill */
       }
       const deadline = Date.now() + waitMs;
-      for (let left = membersOf(rec.pid); left.length > 0; left = membersOf(rec.pid)) {
+      for (let left = groupMembers(rec.pid); left.length > 0; left = groupMembers(rec.pid)) {
         if (Date.now() > deadline) throw new OrphanedToolError(rec, left);
         await delay(pollMs);
       }

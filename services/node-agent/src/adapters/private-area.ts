@@ -7,6 +7,7 @@ import {
   readlinkSync,
   rmdirSync,
   statSync,
+  type Stats,
   symlinkSync,
   unlinkSync,
 } from 'node:fs';
@@ -99,26 +100,32 @@ export function removeBarePrivateArea(vePrivate: string): boolean {
 
 /**
  * The CT's own action scripts, in the order vzctl could run them: `$VE_PRIVATE/scripts/<name>` for a private area of
- * layout 4 or later (libvzctl lib/util.c get_action_script_path 1348–1355: the mount scripts through run_action_scripts
- * 1388–1415, `start` and `stop` from lib/env.c 1073, 1330 and 286; the names are lib/vztypes.h 71–76), each that is
- * there as stat_file sees it (any kind of file, a link followed), with the SHA-256 of its bytes when it is a regular
- * file. The preflight compares the source's with the target's (checkActionScripts).
+ * layout 4 or later (libvzctl lib/util.c get_action_script_path 1348–1355: the mount scripts through
+ * run_action_scripts 1388–1412, `start` and `stop` from lib/env.c 1073, 1330 and 286; the names are lib/vztypes.h
+ * 71–76), each that vzctl would try to run: stat_file (lib/common.c 148–160) skips a script only when stat says it is
+ * not there (a link is followed); any other answer, even an error, makes vzctl run it. A regular file has the SHA-256
+ * of its bytes and whether it may be executed (the mount scripts are execv'd); anything else has neither, and equals
+ * nothing in the check (checkActionScripts).
  */
 export function actionScripts(vePrivate: string): ActionScript[] {
   const found: ActionScript[] = [];
   for (const name of actionScriptNames) {
     const path = join(vePrivate, 'scripts', name);
-    let regular: boolean;
+    let st: Stats;
     try {
-      regular = statSync(path).isFile();
+      st = statSync(path);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      found.push({ name }); // ENOTDIR, EACCES, ELOOP…: vzctl runs it, and fails
+      continue;
     }
-    found.push(
-      regular ? { name, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') } : { name },
-    );
+    if (!st.isFile()) found.push({ name });
+    else
+      found.push({
+        name,
+        sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
+        executable: (st.mode & 0o111) !== 0,
+      });
   }
   return found;
 }

@@ -143,9 +143,30 @@ describe("a CT's action scripts", () => {
     // Then vzctl's names that stat finds are listed, in its order, a regular file (a link followed) with its digest
     assert.deepEqual(found, [
       { name: 'premount' },
-      { name: 'mount', sha256: sha },
-      { name: 'umount', sha256: sha },
+      { name: 'mount', sha256: sha, executable: false },
+      { name: 'umount', sha256: sha, executable: false },
     ]);
+  });
+
+  it('given an executable script, and a scripts folder that is a file, when read, then the one says so and the other lists every name', () => {
+    // Given one private area whose mount script may be executed, and another whose `scripts` is a file: stat fails
+    // on every script in it with ENOTDIR, and vzctl would try to run each, and fail
+    const priv = copiedDiskOnly();
+    mkdirSync(join(priv, 'scripts'));
+    writeFileSync(join(priv, 'scripts', 'mount'), '#!/bin/sh\n', { mode: 0o755 });
+    const broken = copiedDiskOnly();
+    writeFileSync(join(broken, 'scripts'), 'not a folder\n');
+
+    // When their scripts are read
+    const mount = actionScripts(priv);
+    const names = actionScripts(broken);
+
+    // Then the mount script is executable, and the broken folder lists every name without a digest
+    assert.equal(mount[0]?.executable, true);
+    assert.deepEqual(
+      names,
+      ['premount', 'mount', 'start', 'stop', 'umount', 'postumount'].map((name) => ({ name })),
+    );
   });
 
   it('given no scripts folder, or no private area, when read, then there are none', () => {

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import type { CtInspection, PreflightArgs, PreflightResult } from '@haul/schemas';
 import { locateDisk } from '../adapters/disk-location.ts';
 import { actionScripts, layoutVersion } from '../adapters/private-area.ts';
@@ -55,7 +55,8 @@ export async function inspectCt(cfg: AgentConfig, tools: Tools, ctid: string): P
     bootId: cfg.bootId,
     imageRoot: cfg.imageRoot,
   };
-  if (disks) {
+  // A config without VE_PRIVATE names no private area: nothing of one is read (a relative path would be this process's).
+  if (disks && isAbsolute(disks.vePrivate)) {
     result.vePrivate = disks.vePrivate;
     result.layout = layoutVersion(disks.vePrivate);
     result.actionScripts = actionScripts(disks.vePrivate);

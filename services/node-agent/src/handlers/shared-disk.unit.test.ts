@@ -18,7 +18,7 @@ import { after, describe, it } from 'node:test';
 import { copyGuid, originGuid } from '@haul/domain';
 import type { StepCommand } from '@haul/schemas';
 import { TOPDELTA } from '../adapters/descriptor.ts';
-import { liveProcesses } from '../adapters/proc.ts';
+import { liveProcesses } from '@haul/bus';
 import { StepError, type HandlerContext } from '../context.ts';
 import { cleanupSharedDisk, restoreSharedDisk, snapshotCopy } from './shared-disk.ts';
 
