@@ -93,7 +93,15 @@ function cts(nodeRoot: string): KillTarget[] {
   const dir = join(nodeRoot, 'var', 'lib', 'haul-emu', 'cts');
   return filesOf(dir)
     .filter((n) => n.endsWith('.json'))
-    .map((f) => recordedPid(() => (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid?: number }).pid))
+    .map((f) =>
+      recordedPid(() => {
+        // The CT's init, unless its pid names another process now (a record a SIGKILLed CT left; by start time).
+        const rec = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid?: number; start?: string };
+        return rec.pid && (rec.start === undefined || procStat(rec.pid)?.start === rec.start)
+          ? rec.pid
+          : undefined;
+      }),
+    )
     .filter((p) => p !== undefined)
     .map((pid) => ({ pid }));
 }

@@ -16,7 +16,7 @@ import { ctRequest, type CtCoreImage, type DumpReply } from '../container/protoc
 import { launchContainer } from '../container/launch.ts';
 import { imageChain } from '../container/images.ts';
 import { readCtConf } from '../vzctl/config.ts';
-import { diskBases } from '../vzctl/ct-state.ts';
+import { ctRuns, diskBases, type CtState } from '../vzctl/ct-state.ts';
 import { ctConfig } from '../vzctl/cli.ts';
 import { writeDumpStats, writeRestoreStats } from './stats.ts';
 import { checkFreezeCgroup, checkVzDump, vzMode } from './vz.ts';
@@ -269,8 +269,8 @@ function atoi(s: string): number {
 function ctByPid(env: EmuEnv, pid: number): string {
   const dir = join(env.root, 'var', 'lib', 'haul-emu', 'cts');
   for (const f of existsSync(dir) ? readdirSync(dir) : []) {
-    const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid?: number };
-    if (st.pid === pid) return f.replace(/\.json$/, '');
+    const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as CtState;
+    if (st.pid === pid && ctRuns(st)) return f.replace(/\.json$/, '');
   }
   throw new ToolExit(1, `Can't find task ${pid}: no such process`);
 }

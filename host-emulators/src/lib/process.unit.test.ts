@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
-import { processRunning } from './process.ts';
+import { processRunning, processStart } from './process.ts';
 
 const state = (pid: number) => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -43,5 +43,18 @@ describe('processRunning', () => {
     } finally {
       parent.kill('SIGKILL');
     }
+  });
+
+  it('given a recorded start time, finds the process only while its pid still names the process recorded', () => {
+    // Given this process's start time, and another one (as a record of an earlier process with the same pid has)
+    const start = processStart(process.pid);
+    assert.match(start ?? '', /^\d+$/);
+    const other = String(Number(start) + 1);
+
+    // When this pid is asked about with each
+    // Then the right start time finds it, the other does not, and a pid that is gone has no start time
+    assert.equal(processRunning(process.pid, start), true);
+    assert.equal(processRunning(process.pid, other), false);
+    assert.equal(processStart(Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) + 1), undefined);
   });
 });

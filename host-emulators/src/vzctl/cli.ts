@@ -26,7 +26,7 @@ import { ctidOf, parseCtid } from './ctid.ts';
 import { register, unregister, type RegisterOptions } from './registration.ts';
 import { layoutLink, layoutVersion, ploopLayout } from './layout.ts';
 import { runActionScripts, skipAction } from './action-scripts.ts';
-import { diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
+import { ctRuns, diskBases, isRunning, mountedDisks, readCtState, writeCtState } from './ct-state.ts';
 import { processRunning } from '../lib/process.ts';
 import { readDescriptor } from '../ploop/descriptor.ts';
 import { childProcess } from '../lib/lazy.ts';
@@ -384,7 +384,7 @@ async function stop(
   skipUmount: boolean,
 ): Promise<number> {
   const st = readCtState(env, ctid);
-  if (!processRunning(st.pid)) {
+  if (!ctRuns(st)) {
     err('Container is not running');
     return 0;
   }
@@ -452,7 +452,7 @@ const defaultDump = (conf: CtConf) => `${conf.vePrivate}/dump/Dump`;
 
 async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): Promise<number> {
   const st = readCtState(env, conf.ctid);
-  if (!processRunning(st.pid)) throw new ToolExit(31, 'Container is not running');
+  if (!ctRuns(st)) throw new ToolExit(31, 'Container is not running');
   const dir = dumpDir ?? defaultDump(conf);
   out('Setting up checkpoint...');
   createDevmap(env, conf);

@@ -2,20 +2,24 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic.ts';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
-import { processRunning } from '../lib/process.ts';
+import { processRunning, processStart } from '../lib/process.ts';
 import { readDescriptor, chainTo, imagePath } from '../ploop/descriptor.ts';
 import { readRegistry } from '../ploop/devices.ts';
 import type { CtConf } from './config.ts';
 
-/** Emulated kernel state of one CT on one node: its init pid while it runs. */
-export type CtState = { pid?: number };
+/**
+ * Emulated kernel state of one CT on one node: its init pid while it runs, with that process's start time (a record
+ * a SIGKILLed CT left names a pid that may be used again: the start time tells the two apart).
+ */
+export type CtState = { pid?: number; start?: string };
 
 export function readCtState(env: EmuEnv, ctid: string): CtState {
   const f = paths.ctState(env, ctid);
   return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as CtState) : {};
 }
 
-export function writeCtState(env: EmuEnv, ctid: string, s: CtState): void {
+export function writeCtState(env: EmuEnv, ctid: string, given: CtState): void {
+  const s = given.pid && given.start === undefined ? { ...given, start: processStart(given.pid) } : given;
   const f = paths.ctState(env, ctid);
   mkdirSync(dirname(f), { recursive: true });
   writeFileAtomic(f, JSON.stringify(s));
@@ -25,7 +29,10 @@ export function writeCtState(env: EmuEnv, ctid: string, s: CtState): void {
   else rmSync(pidFile, { force: true });
 }
 
-export const isRunning = (env: EmuEnv, ctid: string): boolean => processRunning(readCtState(env, ctid).pid);
+/** The CT's init runs: its recorded process, not another that got its pid since. */
+export const ctRuns = (st: CtState): boolean => processRunning(st.pid, st.start);
+
+export const isRunning = (env: EmuEnv, ctid: string): boolean => ctRuns(readCtState(env, ctid));
 
 /** The base image of each disk (what devices are keyed by). */
 export const diskBases = (conf: CtConf): string[] =>
