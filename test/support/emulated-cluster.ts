@@ -72,7 +72,8 @@ const filesOf = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir) :
  * host tools it was running (recorded in <state>/tools/<pid> with their start time: a group whose leader now is
  * another process is not one of them, one whose leader is gone may still have members, as the agent's own
  * endOrphanedTools judges), and final dumps held at post-dump (criu and haul-hold-frozen, whose leader's pid is in
- * <state>/held/<migration>/criu.pid), which wait for a decision forever once their agent is gone.
+ * <state>/held/<migration>/criu.pid, its start time beside it in criu.start), which wait for a decision forever once
+ * their agent is gone.
  */
 function agentGroups(stateDir: string): KillTarget[] {
   const tools = filesOf(join(stateDir, 'tools')).map((f) =>
@@ -83,7 +84,13 @@ function agentGroups(stateDir: string): KillTarget[] {
     }),
   );
   const held = filesOf(join(stateDir, 'held')).map((m) =>
-    recordedPid(() => Number(readFileSync(join(stateDir, 'held', m, 'criu.pid'), 'utf8'))),
+    recordedPid(() => {
+      const pid = Number(readFileSync(join(stateDir, 'held', m, 'criu.pid'), 'utf8'));
+      const startFile = join(stateDir, 'held', m, 'criu.start');
+      const start = existsSync(startFile) ? readFileSync(startFile, 'utf8') : undefined;
+      const now = procStat(pid);
+      return now === undefined || start === undefined || now.start === start ? pid : undefined;
+    }),
   );
   return [...tools, ...held].filter((p) => p !== undefined).map((pid) => ({ pid, group: true }));
 }

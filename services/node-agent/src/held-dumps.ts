@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pidAlive, type Logger } from '@haul/bus';
+import { pidAlive, procStat, type Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
 import { tailOf } from './adapters/exec.ts';
 import { criuLogs, logTail } from './adapters/tools.ts';
@@ -61,7 +61,8 @@ export type HeldMeta = {
 /**
  * Final dumps held open at post-dump. criu runs detached (through `sh`, which records its exit status in
  * `criu.rc`), so a held dump — and the frozen CT — outlive a restart of the agent; everything about it lives in
- * its hold folder: meta.json, frozen, decision, criu.rc, criu.log.
+ * its hold folder: meta.json, criu.pid and criu.start (the process and its start time), frozen, decision, criu.rc,
+ * criu.log.
  */
 export type HeldDumps = ReturnType<typeof createHeldDumps>;
 
@@ -72,11 +73,20 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   const rcOf = (dir: string): number | undefined =>
     existsSync(join(dir, 'criu.rc')) ? Number(readFileSync(join(dir, 'criu.rc'), 'utf8').trim()) : undefined;
 
-  /** The folder's criu has not ended: no exit status recorded, its process alive. */
-  const criuRunning = (dir: string): boolean =>
-    rcOf(dir) === undefined &&
-    existsSync(join(dir, 'criu.pid')) &&
-    pidAlive(Number(readFileSync(join(dir, 'criu.pid'), 'utf8')));
+  /**
+   * The folder's criu has not ended: no exit status recorded, its process alive, and the process the folder recorded
+   * (its start time, `criu.start`: a `sh` SIGKILLed before it wrote `criu.rc` leaves a pid the kernel gives to
+   * another process in time). A folder without `criu.start` (an agent older than it, or one that died between the two
+   * writes) is judged by the pid alone.
+   */
+  const criuRunning = (dir: string): boolean => {
+    if (rcOf(dir) !== undefined || !existsSync(join(dir, 'criu.pid'))) return false;
+    const pid = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
+    const start = existsSync(join(dir, 'criu.start'))
+      ? readFileSync(join(dir, 'criu.start'), 'utf8')
+      : undefined;
+    return pidAlive(pid) && (start === undefined || procStat(pid)?.start === start);
+  };
 
   /** A criu of this folder still running, before the CT is frozen. */
   const underWay = (dir: string): boolean => !existsSync(join(dir, 'frozen')) && criuRunning(dir);
@@ -145,6 +155,8 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       );
       closeSync(out);
       writeFileSync(join(dir, 'criu.pid'), String(child.pid));
+      const start = child.pid === undefined ? undefined : procStat(child.pid)?.start;
+      if (start !== undefined) writeFileSync(join(dir, 'criu.start'), start);
       child.unref();
       return frozenOrEnded(meta, dir, criuArgs);
     },

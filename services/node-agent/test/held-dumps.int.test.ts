@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { procStat } from '@haul/bus';
 import { createHeldDumps, type HeldMeta } from '../src/held-dumps.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-held-'));
@@ -86,4 +87,50 @@ describe('a final dump whose criu ends before the freeze', () => {
     assert.match(failed.stderrTail, /^Error \(criu\/cr-dump\.c:1\): cannot seize the tree/);
     assert.equal(held.isHeld(meta.migrationId), false);
   });
+});
+
+describe("a hold folder whose criu's pid another process has now", () => {
+  it(
+    'given the pid alive but with another start time, then no dump is held or under way, and a new one starts',
+    { timeout: 60_000 },
+    async () => {
+      // Given a hold folder that says its criu is a process that runs (a sleep), with the start time of an earlier
+      // process that had the pid (its sh was SIGKILLed before it wrote criu.rc), and says the CT is frozen
+      const held = createHeldDumps(join(root, 'state-reused'), pino({ level: 'silent' }), {
+        PATH: '/usr/bin:/bin',
+      });
+      const meta: HeldMeta = {
+        migrationId: 'm-2123456789abcdef01234567',
+        ctid: '101',
+        commandId: 'm-2123456789abcdef01234567:finalDump:-:1',
+        leaseMs: 10_000,
+        workDir: join(root, 'work-reused'),
+      };
+      const other = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+      try {
+        const dir = held.dirOf(meta.migrationId);
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+        writeFileSync(join(dir, 'criu.pid'), String(other.pid));
+        writeFileSync(join(dir, 'criu.start'), String(Number(procStat(other.pid!)!.start) - 1));
+        writeFileSync(join(dir, 'frozen'), '');
+
+        // When it is asked about, and (the CT not frozen yet) the final dump is started again
+        const heldBefore = held.isHeld(meta.migrationId);
+        assert.equal(heldBefore, false, 'another process taken for the held criu'); // (then, first: see below)
+        rmSync(join(dir, 'frozen'));
+        const failed = await held.start(meta, ['dump', '--tree', '4242']).then(
+          () => undefined,
+          (e: unknown) => e as { message: string },
+        );
+
+        // Then nothing was held (checked at once above: with the old judgement the start below waits for ever), and
+        // a new dump started (no criu on this PATH: it ends at once) instead of waiting for the other process as for
+        // a dump still under way
+        assert.match(failed?.message ?? '', /criu dump ended with 127 before the CT was frozen/);
+      } finally {
+        other.kill('SIGKILL');
+      }
+    },
+  );
 });
