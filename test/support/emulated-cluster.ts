@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBuilt } from './build.ts';
-import { procStat } from '@haul/bus';
+import { pidReused } from '@haul/bus';
 import { killAndWait, onExit, type KillTarget } from './reaper.ts';
 import type { ToolRecord } from '../../services/node-agent/src/adapters/orphaned-tools.ts';
 import { createNode, emuEnv, type EmuEnv } from '@haul/host-emulators';
@@ -79,8 +79,7 @@ function agentGroups(stateDir: string): KillTarget[] {
   const tools = filesOf(join(stateDir, 'tools')).map((f) =>
     recordedPid(() => {
       const rec = JSON.parse(readFileSync(join(stateDir, 'tools', f), 'utf8')) as ToolRecord;
-      const now = procStat(rec.pid);
-      return now === undefined || now.start === rec.start ? rec.pid : undefined;
+      return pidReused(rec.pid, rec.start) ? undefined : rec.pid;
     }),
   );
   const held = filesOf(join(stateDir, 'held')).map((m) =>
@@ -88,8 +87,7 @@ function agentGroups(stateDir: string): KillTarget[] {
       const pid = Number(readFileSync(join(stateDir, 'held', m, 'criu.pid'), 'utf8'));
       const startFile = join(stateDir, 'held', m, 'criu.start');
       const start = existsSync(startFile) ? readFileSync(startFile, 'utf8') : undefined;
-      const now = procStat(pid);
-      return now === undefined || start === undefined || now.start === start ? pid : undefined;
+      return pidReused(pid, start) ? undefined : pid;
     }),
   );
   return [...tools, ...held].filter((p) => p !== undefined).map((pid) => ({ pid, group: true }));
@@ -104,9 +102,7 @@ function cts(nodeRoot: string): KillTarget[] {
       recordedPid(() => {
         // The CT's init, unless its pid names another process now (a record a SIGKILLed CT left; by start time).
         const rec = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { pid?: number; start?: string };
-        return rec.pid && (rec.start === undefined || procStat(rec.pid)?.start === rec.start)
-          ? rec.pid
-          : undefined;
+        return rec.pid && !pidReused(rec.pid, rec.start) ? rec.pid : undefined;
       }),
     )
     .filter((p) => p !== undefined)

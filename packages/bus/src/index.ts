@@ -106,7 +106,7 @@ export { serveDiscovery } from './discovery.ts';
 export { sentTo } from './sent-to.ts';
 export { signedRequest } from './signed-request.ts';
 export { exitOnUncaught, exitWhenLoopEnds, pidAlive, stopOnSignals } from './lifecycle.ts';
-export { groupMembers, liveProcesses, processLive, procStat, type ProcStat } from './proc.ts';
+export { groupMembers, liveProcesses, pidReused, processLive, procStat, type ProcStat } from './proc.ts';
 export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';
 export { createSlots } from './slots.ts';
 export {

@@ -1,5 +1,4 @@
-import { readdirSync } from 'node:fs';
-import { procStat } from './proc.ts';
+import { groupMembers, processLive } from './proc.ts';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
@@ -16,15 +15,9 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
-  if (pid > 0) return !isZombie(pid);
-  // A group: signal 0 reaches its zombies too, so look for a member that has not ended.
-  return readdirSync('/proc').some((name) => {
-    const st = /^\d+$/.test(name) ? procStat(Number(name)) : undefined;
-    return st !== undefined && st.pgrp === -pid && st.state !== 'Z';
-  });
+  // A zombie has ended; so has a group whose members are all zombies (signal 0 reaches them too).
+  return pid > 0 ? processLive(pid) : groupMembers(-pid).length > 0;
 }
-
-const isZombie = (pid: number): boolean => (procStat(pid)?.state ?? 'Z') === 'Z';
 
 /** A fatal crash is logged and ends the process (the supervisor restarts it); the log is the state. */
 export function exitOnUncaught(log: Logger): void {

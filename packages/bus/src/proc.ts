@@ -38,3 +38,13 @@ export const groupMembers = (pgrp: number): number[] =>
   liveProcesses()
     .filter((p) => p.pgrp === pgrp)
     .map((p) => p.pid);
+
+/**
+ * The pid names another process than the one recorded with its start time `start`: pids are used again. False
+ * without a start time (a record from before they were kept) and once nothing has the pid.
+ */
+export function pidReused(pid: number, start: string | undefined): boolean {
+  if (start === undefined) return false;
+  const now = procStat(pid);
+  return now !== undefined && now.start !== start;
+}

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pidAlive, procStat, type Logger } from '@haul/bus';
+import { pidAlive, pidReused, procStat, type Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
 import { tailOf } from './adapters/exec.ts';
 import { criuLogs, logTail } from './adapters/tools.ts';
@@ -85,7 +85,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     const start = existsSync(join(dir, 'criu.start'))
       ? readFileSync(join(dir, 'criu.start'), 'utf8')
       : undefined;
-    return pidAlive(pid) && (start === undefined || procStat(pid)?.start === start);
+    return pidAlive(pid) && !pidReused(pid, start);
   };
 
   /** A criu of this folder still running, before the CT is frozen. */

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { groupMembers, procStat, type Logger } from '@haul/bus';
+import { groupMembers, pidReused, procStat, type Logger } from '@haul/bus';
 
 /**
  * Host tools that outlive the agent that started them.
@@ -81,10 +81,9 @@ export async function endOrphanedTools(
       rmSync(file, { force: true }); // cut short by the agent's death while it was written: nothing to end
       continue;
     }
-    const leader = procStat(rec.pid);
     // The pid names another process now: the group it led ended wholly (a group's id is not given out again
     // while one of its processes lives).
-    const reused = leader !== undefined && leader.start !== rec.start;
+    const reused = pidReused(rec.pid, rec.start);
     if (!reused && groupMembers(rec.pid).length > 0) {
       log.warn({ pid: rec.pid, argv: rec.argv }, 'ending a host tool an earlier agent left running');
       try {

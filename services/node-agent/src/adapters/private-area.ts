@@ -31,14 +31,8 @@ const layoutLink = (vePrivate: string): string => join(vePrivate, '.ve.layout');
 /** The folders of a layout-5 private area besides the layout link (vzctl2_create_env_private's order). */
 const layoutFolders: readonly string[] = ['fs', 'root.hdd', 'dump', 'scripts'];
 
-function lstatOrUndefined(p: string) {
-  try {
-    return lstatSync(p);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
+/** lstat, or undefined where nothing is (ENOENT only: any other error throws). */
+const lstatOrUndefined = (p: string) => lstatSync(p, { throwIfNoEntry: false });
 
 /**
  * The layout version of a private area as vzctl2_env_layout_version reads it: 0 without `.ve.layout`, the number its

@@ -26,10 +26,11 @@ export const preflight: Handler = async (cmd, ctx) => {
 
 /**
  * What this node sees of a CT, reading only (no folder made, no tool that changes anything: `vzctl status`,
- * `criu --version`, `criu check`): CT config, state, root pid and resident memory, its private area's layout and action scripts, every disk of the CT as this
- * node's config names it with where it lives (shared storage, the private area, elsewhere), the digest of a shared
- * one's descriptor and the size of a local one, criu version and memory tracking, CPU flags, free space. A
- * preflight's findings, and a check's (haul.inspect.<node>, outside any migration).
+ * `criu --version`, `criu check`): CT config, state, root pid and resident memory, its private area's layout and
+ * action scripts, every disk of the CT as this node's config names it with where it lives (shared storage, the
+ * private area, elsewhere), the digest of a shared one's descriptor and the size of a local one, criu version and
+ * memory tracking, CPU flags, free space. A preflight's findings, and a check's (haul.inspect.<node>, outside any
+ * migration).
  */
 export async function inspectCt(cfg: AgentConfig, tools: Tools, ctid: string): Promise<CtInspection> {
   const disks = readCtDisks(etcVz(cfg), ctid);
@@ -55,7 +56,8 @@ export async function inspectCt(cfg: AgentConfig, tools: Tools, ctid: string): P
     bootId: cfg.bootId,
     imageRoot: cfg.imageRoot,
   };
-  // A config without VE_PRIVATE names no private area: nothing of one is read (a relative path would be this process's).
+  // A config without VE_PRIVATE names no private area: nothing of one is read (a relative path would be this
+  // process's).
   if (disks && isAbsolute(disks.vePrivate)) {
     result.vePrivate = disks.vePrivate;
     result.layout = layoutVersion(disks.vePrivate);
