@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mayStartRestore, errorCodes, ploopLayout, unreadableLayout } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
@@ -145,7 +145,9 @@ export const removeFiles: Handler = async (cmd, ctx) => {
     }
   }
   const vePrivate = await privateAreaOfMigration(ctx);
-  if (vePrivate && paths.some((p) => dirname(p) === vePrivate)) r.actions.push(...bareAreaRemoved(vePrivate));
+  // The paths come resolved (confinement.ts); the config's VE_PRIVATE may go through a link (/vz → /data/vz, say).
+  if (vePrivate && paths.some((p) => dirname(p) === realPathOr(vePrivate)))
+    r.actions.push(...bareAreaRemoved(vePrivate));
   return r;
 };
 
@@ -155,6 +157,15 @@ async function privateAreaOfMigration(ctx: HandlerContext): Promise<string | und
   return requested?.type === 'MigrationRequested'
     ? privateAreaOf(ctx, requested.data.request.ctid)
     : undefined;
+}
+
+/** The path with every link resolved; as it is when it cannot be (gone already: nothing to remove then). */
+function realPathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 /** There, as a link too (existsSync follows a link and misses a dangling one). */

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { HostResult, StepCommand } from '@haul/schemas';
+import type { HandlerContext } from '../context.ts';
+import { removeFiles } from './lifecycle.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'haul-lifecycle-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const mid = 'm-0123456789abcdef01234567';
+
+describe('removeFiles of a copied disk in the private area', () => {
+  it('given a VE_PRIVATE that goes through a link, when the copy is removed, then the private area it leaves bare goes too', async () => {
+    // Given a target whose /vz is a link to /data/vz, CT 101's config naming its private area through the link, and
+    // there what a rollback finds: the layout the agent made and the copied root disk
+    const hostRoot = join(root, 'linked');
+    mkdirSync(join(hostRoot, 'data', 'vz', 'private'), { recursive: true });
+    symlinkSync(join(hostRoot, 'data', 'vz'), join(hostRoot, 'vz'));
+    const priv = join(hostRoot, 'vz', 'private', '101');
+    for (const d of ['fs', 'dump', 'scripts', 'root.hdd']) mkdirSync(join(priv, d), { recursive: true });
+    symlinkSync('5', join(priv, '.ve.layout'));
+    writeFileSync(join(priv, 'root.hdd', 'root.hds'), 'copied');
+    mkdirSync(join(hostRoot, 'etc', 'vz', 'conf'), { recursive: true });
+    writeFileSync(
+      join(hostRoot, 'etc', 'vz', 'conf', '101.conf'),
+      `VE_PRIVATE="${join(hostRoot, 'vz', 'private')}/$VEID"\n`,
+    );
+    const ctx = {
+      cfg: { node: 'node-b', hostRoot },
+      readLog: () =>
+        Promise.resolve({
+          events: [{ type: 'MigrationRequested', data: { request: { ctid: '101' } } }],
+          lastSeq: 1,
+        }),
+    } as unknown as HandlerContext;
+    // The path as the agent's confinement hands it over: resolved
+    const disk = join(realpathSync(priv), 'root.hdd');
+    const cmd = {
+      commandId: `${mid}:removeFiles:target-disk0:1`,
+      migrationId: mid,
+      node: 'node-b',
+      executor: 'agent',
+      attempt: 1,
+      step: 'removeFiles',
+      args: { paths: [disk] },
+      timeoutMs: 120_000,
+    } as unknown as StepCommand;
+
+    // When the copy is removed
+    const r = (await removeFiles(cmd, ctx)) as HostResult;
+
+    // Then the disk and the private area, which held nothing else of the CT, are gone
+    assert.equal(existsSync(disk), false);
+    assert.equal(existsSync(priv), false, JSON.stringify(r.actions));
+  });
+});
