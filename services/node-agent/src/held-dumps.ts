@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive, pidReused, procStat, type Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
-import { tailOf } from './adapters/exec.ts';
+import { gatedShell, openGate, tailOf } from './adapters/exec.ts';
 import { criuLogs, logTail } from './adapters/tools.ts';
 
 export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
@@ -139,17 +139,21 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
       const out = openSync(join(dir, 'criu.log'), 'a');
+      // criu runs only once its process is recorded (gatedShell): an agent that died before the record would leave
+      // a criu holding the CT frozen that no folder names, and the redelivered command would start a second one.
       const child = spawn(
         'sh',
         [
           '-c',
-          'criu "$@"; echo $? > "$HAUL_HOLD_DIR/criu.rc.tmp"; mv "$HAUL_HOLD_DIR/criu.rc.tmp" "$HAUL_HOLD_DIR/criu.rc"',
+          gatedShell(
+            'criu "$@" </dev/null; echo $? > "$HAUL_HOLD_DIR/criu.rc.tmp"; mv "$HAUL_HOLD_DIR/criu.rc.tmp" "$HAUL_HOLD_DIR/criu.rc"',
+          ),
           'sh',
           ...criuArgs,
         ],
         {
           detached: true,
-          stdio: ['ignore', out, out],
+          stdio: ['pipe', out, out],
           env: { ...env, HAUL_HOLD_DIR: dir },
         },
       );
@@ -157,6 +161,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       writeFileSync(join(dir, 'criu.pid'), String(child.pid));
       const start = child.pid === undefined ? undefined : procStat(child.pid)?.start;
       if (start !== undefined) writeFileSync(join(dir, 'criu.start'), start);
+      openGate(child.stdin);
       child.unref();
       return frozenOrEnded(meta, dir, criuArgs);
     },

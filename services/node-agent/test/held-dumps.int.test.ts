@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { procStat } from '@haul/bus';
+import { pidAlive, procStat } from '@haul/bus';
 import { createHeldDumps, type HeldMeta } from '../src/held-dumps.ts';
+import { until } from './until.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-held-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -131,6 +132,68 @@ describe("a hold folder whose criu's pid another process has now", () => {
       } finally {
         other.kill('SIGKILL');
       }
+    },
+  );
+});
+
+describe('an agent that dies while it records the criu of a final dump it started', () => {
+  it(
+    'given the agent gone after the spawn, before the gate opens, then criu never runs, and the command delivered again starts a dump',
+    { timeout: 60_000 },
+    async () => {
+      // Given a criu that leaves a mark when it runs, and an agent (a process of its own) that dies right after it
+      // wrote the held dump's criu.pid: the record, not yet the release
+      const bin = join(root, 'bin-unrecorded');
+      const ran = join(root, 'criu-ran');
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(join(bin, 'criu'), `#!/bin/sh\necho "$$" >> ${ran}\nexit 1\n`, { mode: 0o755 });
+      const stateDir = join(root, 'state-unrecorded');
+      const env = { PATH: `${bin}:/usr/bin:/bin` };
+      const meta: HeldMeta = {
+        migrationId: 'm-3123456789abcdef01234567',
+        ctid: '101',
+        commandId: 'm-3123456789abcdef01234567:finalDump:-:1',
+        leaseMs: 10_000,
+      };
+      const script = `
+        import fs from 'node:fs';
+        import { syncBuiltinESMExports } from 'node:module';
+        const write = fs.writeFileSync;
+        fs.writeFileSync = (file, ...rest) => {
+          write(file, ...rest);
+          if (String(file).endsWith('/criu.pid')) process.kill(process.pid, 'SIGKILL');
+        };
+        syncBuiltinESMExports();
+        const { pino } = await import('pino');
+        const { createHeldDumps } = await import(${JSON.stringify(new URL('../src/held-dumps.ts', import.meta.url).href)});
+        await createHeldDumps(${JSON.stringify(stateDir)}, pino({ level: 'silent' }), ${JSON.stringify(env)})
+          .start(${JSON.stringify(meta)}, ['dump', '--tree', '4242']);
+      `;
+      const agent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: new URL('.', import.meta.url).pathname,
+        stdio: 'ignore',
+      });
+      const died = await new Promise<NodeJS.Signals | null>((resolve) =>
+        agent.on('exit', (_c, sig) => resolve(sig)),
+      );
+      assert.equal(died, 'SIGKILL');
+
+      // When the gate's shell meets the end of its input and ends
+      const held = createHeldDumps(stateDir, pino({ level: 'silent' }), env);
+      const dir = held.dirOf(meta.migrationId);
+      const sh = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
+      await until(() => !pidAlive(sh));
+
+      // Then criu never ran (with the pid written after the spawn, it ran beside the dead agent), nothing is held,
+      // and the command delivered again starts a dump of its own (which runs criu: it ends with 1 here)
+      assert.equal(existsSync(ran), false, 'criu ran although no agent released it');
+      assert.equal(held.isHeld(meta.migrationId), false);
+      const failed = await held.start(meta, ['dump', '--tree', '4242']).then(
+        () => undefined,
+        (e: unknown) => e as { message: string },
+      );
+      assert.match(failed?.message ?? '', /criu dump ended with 1 before the CT was frozen/);
+      assert.equal(readFileSync(ran, 'utf8').trim().split('\n').length, 1, 'the new dump ran criu once');
     },
   );
 });

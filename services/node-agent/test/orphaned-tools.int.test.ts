@@ -16,6 +16,7 @@ import { pino } from 'pino';
 import { createRunner } from '../src/adapters/exec.ts';
 import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
 import { liveProcesses } from '@haul/bus';
+import { until } from './until.ts';
 
 const log = pino({ level: 'silent' });
 const root = mkdtempSync(join(tmpdir(), 'haul-orphans-'));
@@ -32,11 +33,6 @@ function alive(marker: string): number[] {
         return false; // ended while looked at
       }
     });
-}
-
-/** Look again every 10 ms until `ok` (another process's start has no event to wait on); the test's timeout bounds it. */
-async function until(ok: () => boolean): Promise<void> {
-  while (!ok()) await new Promise((r) => setTimeout(r, 10));
 }
 
 describe('host tools an agent left running (orphaned-tools.ts)', () => {

@@ -69,14 +69,23 @@ export type RunResult = { exitCode: number; stdout: string; stderr: string };
 export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise<RunResult>;
 
 /**
- * How a tool starts: held at a gate. `sh` waits for a line on its stdin, then replaces itself with the tool (the same
- * pid, process group and parent; the tool's stdin /dev/null, as before). The runner records the pid, then opens the
- * gate. An agent that dies between the spawn and the record never opens it: its end of the pipe closes with it, `read`
- * meets the end of input, and the tool never runs. So no tool runs unrecorded (orphaned-tools.ts), where before a
- * tool could act beside the restarted agent when the agent died in that moment (seen on a loaded machine). One `sh`
- * start more per call.
+ * How a process haul starts on the host begins: held at a gate. Its `sh` waits for a line on its stdin before it runs
+ * anything; the agent records the process (its pid, and for a held dump its start time), then opens the gate
+ * (openGate). An agent that dies between the spawn and the record never opens it: its end of the pipe closes with it,
+ * `read` meets the end of input, and `sh` ends without running anything. So nothing runs unrecorded, where before a
+ * tool could act beside the restarted agent when the agent died in that moment (seen on a loaded machine), and a
+ * final dump could freeze a CT that no record named (held-dumps.ts). One `sh` start more per call.
  */
-const gated = ['-c', 'read -r _ && exec "$0" "$@" </dev/null'];
+export const gatedShell = (script: string): string => `read -r _ || exit 1; ${script}`;
+
+/** Open a gate (gatedShell) through the child's stdin; one already gone (the child killed) is nothing to open. */
+export function openGate(stdin: NodeJS.WritableStream | null | undefined): void {
+  stdin?.on('error', () => undefined);
+  stdin?.end('\n');
+}
+
+/** A tool: the gate's `sh` replaces itself with the tool (the same pid, process group and parent; stdin /dev/null). */
+const gated = ['-c', gatedShell('exec "$0" "$@" </dev/null')];
 
 /**
  * The one place haul runs host tools. Each tool runs in its own process group so a timeout or a cancellation kills
@@ -100,8 +109,7 @@ export function createRunner(
       stdin: 'pipe',
     });
     if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
-    sub.stdin?.on('error', () => undefined); // the gate gone already (a kill): nothing to open
-    sub.stdin?.end('\n');
+    openGate(sub.stdin);
     const killTree = () => {
       if (sub.pid !== undefined) {
         try {
