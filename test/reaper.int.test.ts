@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { groupMembers, processLive, procStat } from '@haul/bus';
-import { agentStateDir, createEmulatedCluster, repoRoot } from '@haul/test';
+import { agentStateDir, createEmulatedCluster, repoRoot, until } from '@haul/test';
 
 /** A process that writes into `dir` without a pause, making its folders again as they go: `<dir>/w/<n>/f`. */
 const writerSource = (dir: string): string => `
@@ -27,11 +27,6 @@ const killQuietly = (pid: number): void => {
 };
 
 const gone = (pid: number): boolean => !processLive(pid);
-
-/** Wait until `ok` holds, looking every 10 ms (the test's timeout bounds it). */
-async function until(ok: () => boolean): Promise<void> {
-  while (!ok()) await new Promise((r) => setTimeout(r, 10));
-}
 
 describe('cleanup at exit', () => {
   it(
@@ -114,7 +109,10 @@ describe('cleanup at exit', () => {
       const leaderGone = new Promise((resolve) => ended.leader.once('exit', resolve));
       ended.leader.stdin.end('\n');
       await leaderGone;
-      await until(() => groupMembers(running.pid).length === 2 && groupMembers(ended.pid).length === 1);
+      await until(
+        () => groupMembers(running.pid).length === 2 && groupMembers(ended.pid).length === 1,
+        'both tool groups writing',
+      );
 
       try {
         // When the cluster is destroyed

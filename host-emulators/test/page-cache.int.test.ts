@@ -2,17 +2,7 @@ import assert from 'node:assert/strict';
 import { closeSync, cpSync, existsSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
-import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
-
-/** Wait until `cond` holds (checked every 20 ms), or fail after `ms`. */
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
-}
+import { createEmulatedCluster, until, type EmulatedCluster } from '@haul/test';
 
 describe('the page cache of a mounted emulated disk, and its write tracker', () => {
   let c: EmulatedCluster;
@@ -64,7 +54,7 @@ describe('the page cache of a mounted emulated disk, and its write tracker', () 
   after(() => c.destroy());
 
   it('a copy of the image files made without a sync loses what the CT wrote (the unsafe copy)', async () => {
-    await until('the CT to write blocks', () => lines() >= 20);
+    await until(() => lines() >= 20, 'the CT to write blocks', 20_000);
     await frozen(async () => {
       const seen = await view(dd);
       const lost = await view(copy(join(c.dir, 'unsafe')));
@@ -74,7 +64,7 @@ describe('the page cache of a mounted emulated disk, and its write tracker', () 
   });
 
   it('after a sync (syncfs) a copy made while the CT is frozen equals what the CT sees', async () => {
-    await until('more writes', () => lines() >= 40);
+    await until(() => lines() >= 40, 'more writes', 20_000);
     await frozen(async () => {
       await c.ok('node-a', 'haul-ploop-track', ['sync', dd]);
       assert.deepEqual(await view(copy(join(c.dir, 'synced'))), await view(dd));
@@ -86,7 +76,7 @@ describe('the page cache of a mounted emulated disk, and its write tracker', () 
     const top = started.file!;
     const target = copy(join(c.dir, 'tracked'));
     const at = lines();
-    await until('writes after the copy', () => lines() >= at + 40);
+    await until(() => lines() >= at + 40, 'writes after the copy', 20_000);
     await c.ok('node-a', 'haul-ploop-track', ['sync', dd]); // a writeback while the CT runs
     const first = await track('take');
     assert.ok((first.extents ?? []).length > 0, 'the writeback is tracked');

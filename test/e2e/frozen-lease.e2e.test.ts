@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { followToEnd } from '@haul/cli';
 import {
   awaitEvent,
@@ -11,6 +10,7 @@ import {
   createToolGate,
   type FaultRule,
   type World,
+  until,
 } from '@haul/test';
 
 describe('node agent: the frozen lease (dead-man switch)', () => {
@@ -148,13 +148,4 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
 function journal(w: World): string[] {
   const f = join(w.cluster.nodeRoot('node-a'), 'var', 'log', `ct-${w.ctid}.writes`);
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
-}
-
-/** Poll a condition of the emulated host (a file that grows: no event to await) until it holds. */
-async function until(cond: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await delay(100);
-  }
 }

@@ -15,3 +15,4 @@ export * from './tmux.ts';
 export * from './seals.ts';
 export * from './tool-gate.ts';
 export { onExit, removeOnExit } from './reaper.ts';
+export * from './until.ts';

@@ -17,6 +17,7 @@ import { createParking } from './dead-letters.ts';
 import { ensureDurable } from './durable.ts';
 import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
+import type { CachedEventLog } from './read-cache.ts';
 import { eventFactory, hasOutcome } from './events.ts';
 import type { Logger } from './logger.ts';
 import { retryTransient } from './retry.ts';
@@ -60,7 +61,10 @@ export async function sendCommand(
 export type CommandDelivery = {
   command: StepCommand;
   msg: JsMsg;
-  /** The migration's authentic log as read to check the command's intent (none when signatures are off). */
+  /**
+   * The migration's authentic log as read to check the command's intent, or as this process keeps it current (then it
+   * may lack what was appended a moment ago); none when signatures are off.
+   */
   log?: readonly MigrationEvent[];
 };
 
@@ -94,7 +98,8 @@ const clipped = (e: ErrorInfo): ErrorInfo => ({
 export type CommandQueueDeps = {
   nc: NatsConnection;
   validators: Validators;
-  eventLog: EventLog;
+  /** With withReadCache's held: a first delivery is checked on the log kept current, when it can be (unintended). */
+  eventLog: EventLog & Partial<Pick<CachedEventLog, 'held'>>;
   log: Logger;
   /** Who consumes: the actor of its CommandRejected events, and its dead letters' haul.dead.<service>.<node>. */
   actor: Actor;
@@ -255,19 +260,25 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * (the signature binds the subject to the body, this binds the body to the log). Once the migration has ended, only
    * a command whose outcome is in the log gets through, for the handler to skip it as the duplicate it is (a late
    * redelivery); a replayed one that never ran, or one no log intends, is refused.
+   *
+   * A first delivery is judged on the log this process keeps current (withReadCache's held) when that log shows the
+   * command intended and the migration not ended: no read then, a round trip less before each command of the frozen
+   * window (the intent is stored before its command is sent, so the log kept has it nearly always). Only that answer
+   * is taken from it: the log kept may be behind the stream, so a command it does not show intended, or a migration
+   * it shows ended, is judged on a read, and so is every redelivery (a late one is what the end check is for). What
+   * the log kept may lack is an outcome appended a moment ago: the executor's own duplicate check covers those it
+   * appended itself (the node agent's, whose commands no other process runs).
    */
-  async function unintended(cmd: StepCommand): Promise<{ why?: string; log?: readonly MigrationEvent[] }> {
+  async function unintended(
+    cmd: StepCommand,
+    redelivered: boolean,
+  ): Promise<{ why?: string; log?: readonly MigrationEvent[] }> {
     if (!trust.secure) return {};
-    const { events } = await eventLog.read(cmd.migrationId);
-    const want = canonicalJson(cmd);
-    const intended = events.some(
-      (e) =>
-        e.event.type === 'StepIntended' &&
-        e.event.data.commandId === cmd.commandId &&
-        canonicalJson(e.event.data) === want,
-    );
-    if (!intended) return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
-    const log = events.map((e) => e.event);
+    const kept = redelivered ? undefined : eventLog.held?.(cmd.migrationId)?.events.map((e) => e.event);
+    if (kept && intends(kept, cmd) && !kept.some(isTerminalEvent)) return { log: kept };
+    const log = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
+    if (!intends(log, cmd))
+      return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
     if (log.some(isTerminalEvent) && !hasOutcome(log, cmd.commandId))
       return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
     return { log };
@@ -289,7 +300,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
 
   /** Check that the command is intended, then hand it over; throws what either throws. */
   async function attempt(d: CommandDelivery, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
-    const { why, log: read } = await unintended(d.command);
+    const { why, log: read } = await unintended(d.command, d.msg.info.redelivered);
     if (why !== undefined) return quarantine(d.msg, commandRefusals.notIntended, why);
     if (read) d.log = read;
     await handle(d);
@@ -398,6 +409,14 @@ export function createCommandQueue(deps: CommandQueueDeps) {
 }
 
 export type CommandQueue = ReturnType<typeof createCommandQueue>;
+
+/** The log holds a StepIntended of exactly this command. */
+function intends(log: readonly MigrationEvent[], cmd: StepCommand): boolean {
+  const want = canonicalJson(cmd);
+  return log.some(
+    (e) => e.type === 'StepIntended' && e.data.commandId === cmd.commandId && canonicalJson(e.data) === want,
+  );
+}
 
 /** JSON with object keys sorted: the same command compares equal however its keys were ordered. */
 function canonicalJson(v: unknown): string {

@@ -5,13 +5,23 @@ import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createValidators, type StepCommand } from '@haul/schemas';
-import { natsAtLeast, natsReleases, startNatsServer, type NatsServer } from '@haul/test';
+import {
+  natsAtLeast,
+  natsReleases,
+  startNatsServer,
+  stepIntended,
+  tempIdentities,
+  until,
+  type NatsServer,
+} from '@haul/test';
 import {
   connectBus,
   createCommandQueue,
   createEventLog,
   ensureTopology,
   commandConsumerName,
+  identityName,
+  withReadCache,
   insecureTrust,
   limits,
   sendCommand,
@@ -198,3 +208,71 @@ function queueOf(conn: NatsConnection, node: string) {
     inOrder: true,
   });
 }
+
+describe('command queue (signatures on): whether a command is intended', () => {
+  const ids = tempIdentities(['node-d']);
+  const coordinator = ids.trust('coordinator');
+  const agent = ids.trust(identityName('agent', 'node-d'));
+  const intent = (n: number): StepCommand => ({
+    ...command('node-d', 'agent', n),
+    migrationId: 'm-queue-0002',
+    commandId: `m-queue-0002:node-d:${n}:1`,
+  });
+
+  it(
+    'is judged on the log kept current for a first delivery, with no read; a redelivery is judged on a read',
+    { timeout: 60_000 },
+    async () => {
+      // Given an agent that holds the migration's log and keeps it current (as from its preflight on), counting its
+      // reads, and a command the coordinator intended after that and sent
+      const cached = withReadCache(createEventLog(nc, validators, agent));
+      let reads = 0;
+      const eventLog = {
+        ...cached,
+        read: (...a: Parameters<typeof cached.read>) => (reads++, cached.read(...a)),
+      };
+      const writer = createEventLog(nc, validators, coordinator);
+      await writer.append(stepIntended(intent(1)));
+      await cached.read('m-queue-0002');
+      cached.keepCurrent('m-queue-0002');
+      const cmd = intent(2);
+      await writer.append(stepIntended(cmd));
+      await until(() => cached.held('m-queue-0002')?.events.length === 2, 'the follow holding the intent');
+      await sendCommand(nc, validators, coordinator, cmd);
+
+      // When the agent's queue hands it over, the handler handing the first delivery back (nak)
+      const seen: { delivery: number; reads: number; intended: boolean }[] = [];
+      const ac = new AbortController();
+      await new Promise<void>((resolve) => {
+        void createCommandQueue({
+          nc,
+          validators,
+          eventLog,
+          log,
+          actor: { service: 'node-agent', node: 'node-d' },
+          executor: 'agent',
+          trust: agent,
+          inOrder: true,
+        }).consume((d) => {
+          const intended = (d.log ?? []).some(
+            (e) => e.type === 'StepIntended' && e.data.commandId === cmd.commandId,
+          );
+          seen.push({ delivery: d.msg.info.deliveryCount, reads, intended });
+          if (seen.length === 1) d.msg.nak();
+          else {
+            d.msg.ack();
+            resolve();
+          }
+          return Promise.resolve();
+        }, ac.signal);
+      });
+      ac.abort();
+
+      // Then the first delivery read nothing (it read the log once before: one round trip less), the second read once
+      assert.deepEqual(seen, [
+        { delivery: 1, reads: 0, intended: true },
+        { delivery: 2, reads: 1, intended: true },
+      ]);
+    },
+  );
+});

@@ -3,7 +3,6 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { AuthorizationError, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
@@ -35,6 +34,7 @@ import {
   type NatsServer,
   type TestIdentities,
   type TestSecrets,
+  until,
 } from '@haul/test';
 import { exitCode, main } from '@haul/cli';
 import { createOutput } from '../src/output.ts';
@@ -109,18 +109,6 @@ async function believed(nc: NatsConnection, trust: Trust): Promise<{ ids: string
   return { ids: events.map((e) => e.event.eventId), refused: trust.rejections };
 }
 
-async function until(
-  what: string | (() => string),
-  ok: () => boolean | Promise<boolean>,
-  ms = 10_000,
-): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) assert.fail(`${typeof what === 'string' ? what : what()}: not within ${ms} ms`);
-    await sleep(50);
-  }
-}
-
 /** What the last login with the old key came to, for the message of a wait that ran out. */
 let lastOldKeyLogin = 'no attempt';
 const errorChain = (e: unknown): string =>
@@ -148,7 +136,7 @@ const oldKeyRefused = (): Promise<boolean> =>
  * as JetStream's below.
  */
 const untilOldKeyRefused = (): Promise<void> =>
-  until(() => `the old key refused at login (the last login: ${lastOldKeyLogin})`, oldKeyRefused, 30_000);
+  until(oldKeyRefused, () => `the old key refused at login (the last login: ${lastOldKeyLogin})`, 30_000, 50);
 
 /** `nats-server --signal reload` of the test server: its copy of the secrets' configuration replaced, then SIGHUP. */
 async function reloadServer(): Promise<void> {
@@ -208,7 +196,6 @@ before(async () => {
   // The logins are checked before the reload is through with JetStream: on a busy machine its API kept quiet past
   // a request's 5 s timeout once. Every test below asks it, so the reload is over when it answers.
   await until(
-    'JetStream answers after the reload',
     () =>
       jetstreamManager(coordinator)
         .then((m) => m.getAccountInfo())
@@ -216,7 +203,9 @@ before(async () => {
           () => true,
           () => false,
         ),
+    'JetStream answers after the reload',
     30_000,
+    50,
   );
 });
 
@@ -241,10 +230,11 @@ describe('rotating one identity on a running cluster', () => {
   it('given the reloaded server, then the old key no longer logs in, and its connection is closed; the new one logs in', async () => {
     await untilOldKeyRefused();
     await until(
+      () => agentWithA.isClosed(),
       () =>
         `the connection with the old key closed (its status events: ${agentWithAStatus.join(', ') || 'none'})`,
-      () => agentWithA.isClosed(),
       30_000,
+      50,
     );
     await connectAs(agentA);
   });
@@ -312,7 +302,7 @@ describe('rotating one identity on a running cluster', () => {
       subjects.commands('node-a', 'agent'),
       new TextEncoder().encode(JSON.stringify(command(2))),
     );
-    await until('the command refused', () => trust.rejections === 1);
+    await until(() => trust.rejections === 1, 'the command refused', 10_000, 50);
     ac.abort();
     assert.deepEqual(ran, []);
     assert.equal(warnings.length, 1);

@@ -1,6 +1,5 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { TlsMaterial } from '../src/tls.ts';
 
@@ -45,14 +44,5 @@ export function tlsClient(port: number, m: Partial<TlsMaterial> & { ca: Buffer }
   });
 }
 
-/**
- * Wait until `cond` holds, checking every few milliseconds: for state another party's close handler updates (the
- * server side of a socket whose client side already saw its close).
- */
-export async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await delay(5);
-  }
-}
+/** Conditions another party's close handler updates (the server side of a socket whose client side saw its close). */
+export { until } from '@haul/test';

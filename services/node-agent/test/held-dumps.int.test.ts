@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { until } from '@haul/test';
 import { pidAlive, procStat } from '@haul/bus';
 import { createHeldDumps, type HeldMeta } from '../src/held-dumps.ts';
-import { until } from './until.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-held-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -182,7 +182,7 @@ describe('an agent that dies while it records the criu of a final dump it starte
       const held = createHeldDumps(stateDir, pino({ level: 'silent' }), env);
       const dir = held.dirOf(meta.migrationId);
       const sh = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
-      await until(() => !pidAlive(sh));
+      await until(() => !pidAlive(sh), "the gate's shell ended");
 
       // Then criu never ran (with the pid written after the spawn, it ran beside the dead agent), nothing is held,
       // and the command delivered again starts a dump of its own (which runs criu: it ends with 1 here)

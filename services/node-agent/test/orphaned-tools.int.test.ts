@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
+import { until } from '@haul/test';
 import { createRunner } from '../src/adapters/exec.ts';
 import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
 import { liveProcesses } from '@haul/bus';
-import { until } from './until.ts';
 
 const log = pino({ level: 'silent' });
 const root = mkdtempSync(join(tmpdir(), 'haul-orphans-'));
@@ -49,7 +49,7 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
       () => 'failed',
     );
     assert.equal(readdirSync(dir).length, 1, 'the running tool is recorded');
-    await until(() => alive(marker).length === 2);
+    await until(() => alive(marker).length === 2, 'the tool and its child running');
     // The runner's own process stands in for the dead agent: a new agent reads the records it left.
     const gone = await endOrphanedTools({ dir }, log);
     assert.deepEqual(
@@ -78,7 +78,7 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
     const other = spawn('sleep', [marker], { detached: true, stdio: 'ignore' });
     try {
       const pid = other.pid!;
-      await until(() => alive(marker).length === 1);
+      await until(() => alive(marker).length === 1, 'the other process running');
       writeFileSync(join(dir, String(pid)), JSON.stringify({ pid, start: '1', argv: ['ploop', 'snapshot'] }));
       writeFileSync(join(dir, '999999999'), '{"pid": 9'); // cut short by the agent's death while it was written
       assert.deepEqual(await endOrphanedTools({ dir }, log), []);
@@ -117,7 +117,7 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
 
     // When the gate's shell notices its agent is gone (the end of its input), and ends
     const pid = Number(readFileSync(said, 'utf8'));
-    await until(() => !liveProcesses().some((p) => p.pid === pid));
+    await until(() => !liveProcesses().some((p) => p.pid === pid), "the gate's shell ended");
 
     // Then the tool never ran
     assert.equal(existsSync(ran), false, 'the unrecorded tool ran');
