@@ -68,6 +68,16 @@ export type CommandDelivery = {
   log?: readonly MigrationEvent[];
 };
 
+/**
+ * The subject a delivery's acks go to (`$JS.ACK.<stream>.<consumer>.…`): what another process may ack it on, such as
+ * the agent after this one handing back a command this one died running. nats.js has it as the message's reply
+ * without declaring it on JsMsg; undefined if that changes.
+ */
+export function ackSubjectOf(msg: JsMsg): string | undefined {
+  const reply = (msg as unknown as { reply?: unknown }).reply;
+  return typeof reply === 'string' && reply.startsWith('$JS.ACK.') ? reply : undefined;
+}
+
 /** Codes of the commands the queue refuses itself (executors have their own, e.g. HAUL_WRONG_EXECUTOR). */
 export const commandRefusals = {
   /** Not JSON, or not a valid command: `field` and `rule` say which part breaks the schema. */

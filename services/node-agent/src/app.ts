@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
+  ackSubjectOf,
   BusError,
   ConcurrencyConflictError,
   Registry,
@@ -42,7 +43,7 @@ import { createHeldDumps } from './held-dumps.ts';
 import { toolHost, type AgentHost } from './host.ts';
 import { createLeases } from './leases.ts';
 import { serveInspections } from './inspections.ts';
-import { createCommandMarkers } from './markers.ts';
+import { createCommandMarkers, handBackInDoubt } from './markers.ts';
 
 export type NodeAgentDeps = {
   nc: NatsConnection;
@@ -192,7 +193,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
     const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
     try {
-      const run = await exclusive(() => runOnce(cmd, handler, delivery.log));
+      const run = await exclusive(() => runOnce(cmd, handler, ackSubjectOf(msg), delivery.log));
       if (run.refused) return await queue.refuse(msg, run.refused, cmd);
       if (run.outcome) {
         await eventLog.append(run.outcome);
@@ -218,6 +219,8 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   async function runOnce(
     cmd: StepCommand,
     handler: Handler,
+    /** The delivery's ack subject, kept in the command's marker (handBackInDoubt). */
+    reply: string | undefined,
     /**
      * The log as the queue read it to check the command is intended (a secure cluster), just before, or as this process
      * keeps it current: then it may lack an outcome appended a moment ago (outcomesAppended has this process's own).
@@ -232,7 +235,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     }
     const confined = confineCommand(cmd, { bounds: cfg, events: logNow, privateArea });
     if (!confined.ok) return { refused: confined.error };
-    const reconciled = markers.begin(cmd.commandId);
+    const reconciled = markers.begin(cmd.commandId, reply);
     if (reconciled) mlog.warn('in doubt after a restart: reconciling by inspecting the host');
     return { outcome: await runStep(confined.command, handler, mlog, reconciled) };
   }
@@ -297,6 +300,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     async start(): Promise<void> {
       // Before anything acts on the host: what an agent that died left running is ended first.
       await endOrphanedTools(toolRecords, log);
+      await handBackInDoubt(nc, markers, log);
       for (const meta of held.list()) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
         leases.arm(meta);

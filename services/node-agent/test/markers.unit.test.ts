@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -36,5 +36,27 @@ describe('command markers', () => {
     };
     assert.equal(body.commandId, 'mig-1:restore:-:1');
     markers.end('mig-1:restore:-:1');
+  });
+
+  it('list the commands in doubt with the ack subject of their delivery; a marker cut short by a crash is skipped', () => {
+    const own = createCommandMarkers(join(dir, 'in-doubt'));
+    own.begin('mig-2:snapshotOrigin:1:1', '$JS.ACK.HAUL_COMMANDS.node-a_agent.1.7.7.1764950400000000000.0');
+    own.begin('mig-2:backupDescriptor:1:1');
+    own.begin('mig-2:lockSource:-:1', '$JS.ACK.HAUL_COMMANDS.node-a_agent.1.3.3.1764950300000000000.0');
+    own.end('mig-2:lockSource:-:1');
+    writeFileSync(join(dir, 'in-doubt', 'f'.repeat(64)), '{"commandId": "mig-2:sna');
+    assert.deepEqual(
+      own
+        .inDoubt()
+        .map(({ commandId, reply }) => ({ commandId, reply }))
+        .sort((a, b) => a.commandId.localeCompare(b.commandId)),
+      [
+        { commandId: 'mig-2:backupDescriptor:1:1', reply: undefined },
+        {
+          commandId: 'mig-2:snapshotOrigin:1:1',
+          reply: '$JS.ACK.HAUL_COMMANDS.node-a_agent.1.7.7.1764950400000000000.0',
+        },
+      ],
+    );
   });
 });
