@@ -17,7 +17,6 @@ import { createParking } from './dead-letters.ts';
 import { ensureDurable } from './durable.ts';
 import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
-import type { CachedEventLog } from './read-cache.ts';
 import { eventFactory, hasOutcome } from './events.ts';
 import type { Logger } from './logger.ts';
 import { retryTransient } from './retry.ts';
@@ -61,10 +60,7 @@ export async function sendCommand(
 export type CommandDelivery = {
   command: StepCommand;
   msg: JsMsg;
-  /**
-   * The migration's authentic log as read to check the command's intent, or as this process keeps it current (then it
-   * may lack what was appended a moment ago); none when signatures are off.
-   */
+  /** The migration's authentic log as read to check the command's intent (none when signatures are off). */
   log?: readonly MigrationEvent[];
 };
 
@@ -108,8 +104,7 @@ const clipped = (e: ErrorInfo): ErrorInfo => ({
 export type CommandQueueDeps = {
   nc: NatsConnection;
   validators: Validators;
-  /** With withReadCache's held: a first delivery is checked on the log kept current, when it can be (unintended). */
-  eventLog: EventLog & Partial<Pick<CachedEventLog, 'held'>>;
+  eventLog: EventLog;
   log: Logger;
   /** Who consumes: the actor of its CommandRejected events, and its dead letters' haul.dead.<service>.<node>. */
   actor: Actor;
@@ -271,21 +266,13 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * a command whose outcome is in the log gets through, for the handler to skip it as the duplicate it is (a late
    * redelivery); a replayed one that never ran, or one no log intends, is refused.
    *
-   * A first delivery is judged on the log this process keeps current (withReadCache's held) when that log shows the
-   * command intended and the migration not ended: no read then, a round trip less before each command of the frozen
-   * window (the intent is stored before its command is sent, so the log kept has it nearly always). Only that answer
-   * is taken from it: the log kept may be behind the stream, so a command it does not show intended, or a migration
-   * it shows ended, is judged on a read, and so is every redelivery (a late one is what the end check is for). What
-   * the log kept may lack is an outcome appended a moment ago: the executor's own duplicate check covers those it
-   * appended itself (the node agent's, whose commands no other process runs).
+   * Always on a read of the stream, never on a log this process keeps current (withReadCache's held): that one may be
+   * behind, and what decides here is what it may lack, an end or an outcome. A command that waited behind a long step
+   * while the coordinator gave it up and rolled the migration back would run on a follow that lags. Tried for the
+   * frozen window (1-2 ms before each agent command) and taken out for that reason.
    */
-  async function unintended(
-    cmd: StepCommand,
-    redelivered: boolean,
-  ): Promise<{ why?: string; log?: readonly MigrationEvent[] }> {
+  async function unintended(cmd: StepCommand): Promise<{ why?: string; log?: readonly MigrationEvent[] }> {
     if (!trust.secure) return {};
-    const kept = redelivered ? undefined : eventLog.held?.(cmd.migrationId)?.events.map((e) => e.event);
-    if (kept && intends(kept, cmd) && !kept.some(isTerminalEvent)) return { log: kept };
     const log = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     if (!intends(log, cmd))
       return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
@@ -310,7 +297,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
 
   /** Check that the command is intended, then hand it over; throws what either throws. */
   async function attempt(d: CommandDelivery, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
-    const { why, log: read } = await unintended(d.command, d.msg.info.redelivered);
+    const { why, log: read } = await unintended(d.command);
     if (why !== undefined) return quarantine(d.msg, commandRefusals.notIntended, why);
     if (read) d.log = read;
     await handle(d);

@@ -110,17 +110,6 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   });
   const event = eventFactory(actor);
   const hostSlot = createSlots(1);
-  /**
-   * The commands whose outcome this process appended, the latest as many as the logs it holds: a command stored again
-   * (a coordinator's resend after the stream's duplicate window) can come right after its first copy's outcome, before
-   * the log kept current has it, and a first delivery may be judged on that log (the queue's unintended).
-   */
-  const outcomesAppended = new Set<string>();
-  const appendedOutcome = (commandId: string) => {
-    outcomesAppended.add(commandId);
-    if (outcomesAppended.size > limits.readCacheMigrations)
-      outcomesAppended.delete(outcomesAppended.values().next().value!);
-  };
   /** A CT's VE_PRIVATE on this host, from its config (the host's own answer when it has one). */
   const privateArea = (ctid: string): string | undefined =>
     host.privateArea ? host.privateArea(ctid) : readCtDisks(etcVz(cfg), ctid)?.vePrivate || undefined;
@@ -195,10 +184,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     try {
       const run = await exclusive(() => runOnce(cmd, handler, ackSubjectOf(msg), delivery.log));
       if (run.refused) return await queue.refuse(msg, run.refused, cmd);
-      if (run.outcome) {
-        await eventLog.append(run.outcome);
-        appendedOutcome(cmd.commandId);
-      }
+      if (run.outcome) await eventLog.append(run.outcome);
       markers.end(cmd.commandId);
       msg.ack();
       // From its first command of a migration on, an agent keeps the log current: the reads before its commands in
@@ -221,15 +207,12 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     handler: Handler,
     /** The delivery's ack subject, kept in the command's marker (handBackInDoubt). */
     reply: string | undefined,
-    /**
-     * The log as the queue read it to check the command is intended (a secure cluster), just before, or as this process
-     * keeps it current: then it may lack an outcome appended a moment ago (outcomesAppended has this process's own).
-     */
+    /** The log as the queue read it to check the command is intended (a secure cluster), just before. */
     read?: readonly MigrationEvent[],
   ): Promise<{ outcome?: StepOutcome; refused?: ErrorInfo }> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     const logNow = read ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
-    if (hasOutcome(logNow, cmd.commandId) || outcomesAppended.has(cmd.commandId)) {
+    if (hasOutcome(logNow, cmd.commandId)) {
       mlog.info('duplicate delivery: the outcome is already in the log');
       return {};
     }
