@@ -80,7 +80,12 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
         // The CT writes to its shared disk, then restarts (a crash, an admin) before any rollback ran.
         const sharedWrites = () => journal(w).filter((l) => l.startsWith('1 ')).length;
         const before = sharedWrites();
-        await until(() => sharedWrites() >= before + 5, 'the CT writes to its shared disk after the thaw');
+        await until(
+          () => sharedWrites() >= before + 5,
+          'the CT writes to its shared disk after the thaw',
+          30_000,
+          100,
+        );
         await w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', w.ctid]);
         await w.startCt();
         await w.cluster.ok('node-a', 'haul-emu', ['freeze', w.ctid]);

@@ -1,6 +1,7 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { until as waitUntil } from '@haul/test';
 import type { TlsMaterial } from '../src/tls.ts';
 
 /** File descriptors this process has open (sockets included). */
@@ -44,5 +45,9 @@ export function tlsClient(port: number, m: Partial<TlsMaterial> & { ca: Buffer }
   });
 }
 
-/** Conditions another party's close handler updates (the server side of a socket whose client side saw its close). */
-export { until } from '@haul/test';
+/**
+ * Wait until `cond` holds, looking every 5 ms for at most 10 s: for state another party's close handler updates (the
+ * server side of a socket whose client side already saw its close), well within the tests' own 30 s.
+ */
+export const until = (cond: () => boolean, what: string, ms = 10_000): Promise<void> =>
+  waitUntil(cond, what, ms, 5);

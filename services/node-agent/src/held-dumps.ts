@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive, pidReused, procStat, type Logger } from '@haul/bus';
 import { waitForFile } from './adapters/files.ts';
-import { gatedShell, openGate, tailOf } from './adapters/exec.ts';
+import { gatedShell, recordThenOpen, tailOf } from './adapters/exec.ts';
 import { criuLogs, logTail } from './adapters/tools.ts';
 
 export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
@@ -158,11 +158,19 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         },
       );
       closeSync(out);
-      writeFileSync(join(dir, 'criu.pid'), String(child.pid));
-      const start = child.pid === undefined ? undefined : procStat(child.pid)?.start;
-      if (start !== undefined) writeFileSync(join(dir, 'criu.start'), start);
-      openGate(child.stdin);
-      child.unref();
+      try {
+        recordThenOpen(child.stdin, () => {
+          writeFileSync(join(dir, 'criu.pid'), String(child.pid));
+          const start = child.pid === undefined ? undefined : procStat(child.pid)?.start;
+          if (start !== undefined) writeFileSync(join(dir, 'criu.start'), start);
+        });
+      } catch (err) {
+        // Not recorded, so never run: no folder may say a dump is under way (the next start would wait for it).
+        rmSync(dir, { recursive: true, force: true });
+        throw err;
+      } finally {
+        child.unref();
+      }
       return frozenOrEnded(meta, dir, criuArgs);
     },
     /** Is there a dump held for this migration, with the CT frozen and criu still waiting? */

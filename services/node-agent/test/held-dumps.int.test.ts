@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -194,6 +195,70 @@ describe('an agent that dies while it records the criu of a final dump it starte
       );
       assert.match(failed?.message ?? '', /criu dump ended with 1 before the CT was frozen/);
       assert.equal(readFileSync(ran, 'utf8').trim().split('\n').length, 1, 'the new dump ran criu once');
+    },
+  );
+});
+
+describe('a final dump whose record cannot be written', () => {
+  it(
+    'given the write of criu.start failing (a full disk), then the start fails, criu never runs, no folder is left, and the next start runs a dump',
+    { timeout: 60_000 },
+    async () => {
+      // Given a criu that leaves a mark when it runs, and the next write of a criu.start failing with ENOSPC
+      const bin = join(root, 'bin-full');
+      const ran = join(root, 'criu-ran-full');
+      mkdirSync(bin, { recursive: true });
+      writeFileSync(join(bin, 'criu'), `#!/bin/sh\necho "$$" >> ${ran}\nexit 1\n`, { mode: 0o755 });
+      const held = createHeldDumps(join(root, 'state-full'), pino({ level: 'silent' }), {
+        PATH: `${bin}:/usr/bin:/bin`,
+      });
+      const meta: HeldMeta = {
+        migrationId: 'm-4123456789abcdef01234567',
+        ctid: '101',
+        commandId: 'm-4123456789abcdef01234567:finalDump:-:1',
+        leaseMs: 10_000,
+      };
+      const write = fs.writeFileSync;
+      let sh: number | undefined;
+      fs.writeFileSync = (file: fs.PathOrFileDescriptor, ...rest: unknown[]) => {
+        if (String(file).endsWith('/criu.start') && sh === undefined) {
+          sh = Number(fs.readFileSync(join(held.dirOf(meta.migrationId), 'criu.pid'), 'utf8'));
+          throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        }
+        return (write as (...a: unknown[]) => void)(file, ...rest);
+      };
+      syncBuiltinESMExports();
+      let failed: { message: string } | undefined;
+      try {
+        // When the final dump is started
+        failed = await held.start(meta, ['dump', '--tree', '4242']).then(
+          () => undefined,
+          (e: unknown) => e as { message: string },
+        );
+      } finally {
+        fs.writeFileSync = write;
+        syncBuiltinESMExports();
+      }
+
+      // Then it fails with the write's error, its sh ends at the closed gate without running criu, and no folder says
+      // a dump is under way
+      assert.match(failed?.message ?? '', /ENOSPC/);
+      assert.ok(sh !== undefined);
+      await until(() => !pidAlive(sh!), "the gate's shell ended");
+      assert.equal(existsSync(ran), false, 'criu ran although its record failed');
+      assert.equal(
+        existsSync(held.dirOf(meta.migrationId)),
+        false,
+        'the folder of a dump never started is left',
+      );
+
+      // and the command delivered again starts a dump that runs criu, instead of waiting for ever for the first one
+      const again = await held.start(meta, ['dump', '--tree', '4242']).then(
+        () => undefined,
+        (e: unknown) => e as { message: string },
+      );
+      assert.match(again?.message ?? '', /criu dump ended with 1 before the CT was frozen/);
+      assert.equal(readFileSync(ran, 'utf8').trim().split('\n').length, 1);
     },
   );
 });

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import { execa } from 'execa';
 import type { AgentMetrics, Logger } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
@@ -69,18 +70,27 @@ export type RunResult = { exitCode: number; stdout: string; stderr: string };
 export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise<RunResult>;
 
 /**
- * How a process haul starts on the host begins: held at a gate. Its `sh` waits for a line on its stdin before it runs
- * anything; the agent records the process (its pid, and for a held dump its start time), then opens the gate
- * (openGate). An agent that dies between the spawn and the record never opens it: its end of the pipe closes with it,
- * `read` meets the end of input, and `sh` ends without running anything. So nothing runs unrecorded, where before a
- * tool could act beside the restarted agent when the agent died in that moment (seen on a loaded machine), and a
- * final dump could freeze a CT that no record named (held-dumps.ts). One `sh` start more per call.
+ * How a host tool, and a held final dump's `sh`, start: held at a gate. The `sh` waits for a line on its stdin before
+ * it runs anything; the agent records the process (its pid, and for a held dump its start time), then opens the gate
+ * (recordThenOpen). An agent that dies between the spawn and the record never opens it: its end of the pipe closes
+ * with it, `read` meets the end of input, and `sh` ends without running anything. So no tool runs unrecorded, where
+ * before one could act beside the restarted agent when the agent died in that moment (seen on a loaded machine), and
+ * no final dump freezes a CT that no record names (held-dumps.ts). One `sh` start more per call.
  */
 export const gatedShell = (script: string): string => `read -r _ || exit 1; ${script}`;
 
-/** Open a gate (gatedShell) through the child's stdin; one already gone (the child killed) is nothing to open. */
-export function openGate(stdin: NodeJS.WritableStream | null | undefined): void {
-  stdin?.on('error', () => undefined);
+/**
+ * Record a gated child, then open its gate. A record that fails (a full disk) closes the gate instead, so the child
+ * ends without running anything rather than waiting at the gate for ever, and the failure is thrown.
+ */
+export function recordThenOpen(stdin: Writable | null | undefined, record: () => void): void {
+  stdin?.on('error', () => undefined); // the gate gone already (the child killed): nothing to open or close
+  try {
+    record();
+  } catch (err) {
+    stdin?.destroy();
+    throw err;
+  }
   stdin?.end('\n');
 }
 
@@ -108,8 +118,9 @@ export function createRunner(
       extendEnv: false,
       stdin: 'pipe',
     });
-    if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
-    openGate(sub.stdin);
+    recordThenOpen(sub.stdin, () => {
+      if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
+    });
     const killTree = () => {
       if (sub.pid !== undefined) {
         try {
