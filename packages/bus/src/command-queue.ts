@@ -74,6 +74,24 @@ export function ackSubjectOf(msg: JsMsg): string | undefined {
   return typeof reply === 'string' && reply.startsWith('$JS.ACK.') ? reply : undefined;
 }
 
+/**
+ * What an ack subject names: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<delivery seq>.<time>.<pending>`,
+ * or with a domain and an account hash after `ACK` and a token at the end (nats-server 2.10 may send either form).
+ */
+export function ackSubjectInfo(
+  subject: string,
+): { stream: string; consumer: string; streamSeq: number; deliverySeq: number } | undefined {
+  const t = subject.split('.');
+  const at = t.length === 9 ? 2 : t.length >= 11 ? 4 : -1;
+  if (at < 0 || t[0] !== '$JS' || t[1] !== 'ACK') return undefined;
+  const [stream, consumer, , sseq, dseq] = t.slice(at, at + 5);
+  const streamSeq = Number(sseq);
+  const deliverySeq = Number(dseq);
+  if (!stream || !consumer || !Number.isSafeInteger(streamSeq) || !Number.isSafeInteger(deliverySeq))
+    return undefined;
+  return { stream, consumer, streamSeq, deliverySeq };
+}
+
 /** Codes of the commands the queue refuses itself (executors have their own, e.g. HAUL_WRONG_EXECUTOR). */
 export const commandRefusals = {
   /** Not JSON, or not a valid command: `field` and `rule` say which part breaks the schema. */

@@ -91,6 +91,7 @@ export { withReadCache, type CachedEventLog, type ReadCacheOptions } from './rea
 export type { JudgeOptions, RawEvent, SealMessage } from './trust/event-judge.ts';
 export * from './trust/index.ts';
 export {
+  ackSubjectInfo,
   ackSubjectOf,
   sendCommand,
   createCommandQueue,

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { nanos, TimeoutError } from '@nats-io/nats-core';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -226,14 +225,16 @@ describe('command queue (signatures on): whether a command is intended', () => {
     'given an agent whose log kept current lags the stream, a command of a migration that ended while it waited is refused, not run',
     { timeout: 60_000 },
     async () => {
-      // Given an agent that holds the migration's log and keeps it current, its follow delivering each event 2 s late
-      // (a slow or stalled ordered consumer: nothing tells the agent so), and holding the intent of a command
+      // Given an agent that holds the migration's log and keeps it current, its follow stalled after the intents (a slow
+      // or stuck ordered consumer: nothing tells the agent so), and holding the intent of a command
       const inner = createEventLog(nc, validators, agent);
+      let release = () => {};
+      const released = new Promise<void>((r) => (release = r));
       const lagging: EventLog = {
         ...inner,
         async *follow(o) {
           for await (const e of inner.follow(o)) {
-            await delay(2_000); // the lag itself, not a wait for anything
+            if (e.event.type !== 'StepIntended') await released; // stalled after the intents, until the verdict
             yield e;
           }
         },
@@ -261,7 +262,9 @@ describe('command queue (signatures on): whether a command is intended', () => {
       await sendCommand(nc, validators, coordinator, cmd);
       const ac = new AbortController();
       const verdict = await new Promise<'run' | 'refused'>((resolve) => {
-        void until(() => agent.rejections > 0, 'the command refused').then(() => resolve('refused'));
+        void until(() => ac.signal.aborted || agent.rejections > 0, 'the command refused').then(() =>
+          resolve('refused'),
+        );
         void createCommandQueue({
           nc,
           validators,
@@ -278,6 +281,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
         }, ac.signal);
       });
       ac.abort();
+      release();
 
       // Then it is refused as the command of an ended migration: judged on a read, not on the log kept
       assert.equal(verdict, 'refused');

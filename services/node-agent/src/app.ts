@@ -283,7 +283,10 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     async start(): Promise<void> {
       // Before anything acts on the host: what an agent that died left running is ended first.
       await endOrphanedTools(toolRecords, log);
-      await handBackInDoubt(nc, markers, log);
+      await handBackInDoubt(nc, markers, log, {
+        stream: streams.commands,
+        durable: commandConsumerName(cfg.node, 'agent'),
+      });
       for (const meta of held.list()) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
         leases.arm(meta);

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jetstreamManager, type ConsumerInfo } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Logger } from '@haul/bus';
+import { ackSubjectInfo, type Logger } from '@haul/bus';
 
 /**
  * Command markers: a file per command the agent started and has not recorded an outcome for. A marker found at
@@ -41,35 +42,84 @@ export function createCommandMarkers(dir: string) {
       return readdirSync(dir).flatMap((name) => {
         try {
           const m = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<Marker>;
-          return typeof m.commandId === 'string' && typeof m.at === 'string' ? [m as Marker] : [];
+          if (typeof m.commandId !== 'string' || typeof m.at !== 'string') return [];
+          const reply =
+            typeof m.reply === 'string' && /^\$JS\.ACK\.\S+$/.test(m.reply) ? { reply: m.reply } : {};
+          return [{ commandId: m.commandId, at: m.at, ...reply }];
         } catch {
           return [];
         }
       });
     },
+    /** The command was handed back: its marker stays (still in doubt), without the ack subject it was handed back on. */
+    handedBack(commandId: string): void {
+      const p = pathOf(commandId);
+      try {
+        const m = JSON.parse(readFileSync(p, 'utf8')) as Marker;
+        writeFileSync(p, JSON.stringify({ commandId: m.commandId, at: m.at }));
+      } catch {
+        // gone, or cut short: nothing to hand back again either way
+      }
+    },
   };
 }
 
+/** How long the server may take to answer a hand-back (it answers once it has processed the NAK). */
+const handBackTimeoutMs = 2_000;
+
 /**
- * Hand the commands an agent before this one died holding back to the stream, so that they are delivered again now
- * rather than once their ack wait runs out: a `-NAK` on each marker's ack subject (JetStream's ack protocol, which
- * the server honours only while that delivery is still pending, so a stale one changes nothing). The consumer hands
- * over one command at a time, so until then nothing else ran either: with a CT frozen, seconds of its downtime.
- * Before the consumer starts: no delivery to this process can be pending yet. Assumes one agent per node, as the
- * end of orphaned tools does.
+ * Hand the commands an agent before this one died running back to the stream, so that they are delivered again now
+ * rather than once their ack wait runs out: a `-NAK` on each marker's ack subject (JetStream's ack protocol), sent as a
+ * request, which the server answers once it has processed it. The consumer hands over one command at a time, so until
+ * then nothing else ran either: with a CT frozen, seconds of its downtime. Before the consumer starts, so no delivery to
+ * this process is pending yet; one agent per node, as the end of orphaned tools assumes.
+ *
+ * The server honours a NAK while the message is pending on the consumer, whichever delivery the subject names; and
+ * nats-server 2.9 does not even look when nothing is pending (it delivers the message the subject names, another
+ * node's command if the consumer was made again since). So a marker's NAK goes only where the consumer's info says its
+ * message can be the one pending: some message pending, the marker's stream and delivery sequences above the ack
+ * floor and not past the last delivered. Each marker is handed back once: its ack subject is dropped after (a new
+ * delivery writes its own).
  */
 export async function handBackInDoubt(
   nc: NatsConnection,
   markers: CommandMarkers,
   log: Logger,
+  consumer: { stream: string; durable: string },
 ): Promise<void> {
-  const held = markers.inDoubt().filter((m) => m.reply !== undefined);
-  for (const m of held) {
+  const held = markers.inDoubt().flatMap((m) => {
+    const at = m.reply === undefined ? undefined : ackSubjectInfo(m.reply);
+    return at?.stream === consumer.stream && at.consumer === consumer.durable ? [{ m, at }] : [];
+  });
+  if (held.length === 0) return;
+  let info: ConsumerInfo;
+  try {
+    info = await (await jetstreamManager(nc)).consumers.info(consumer.stream, consumer.durable);
+  } catch (err) {
     log.warn(
-      { commandId: m.commandId },
-      'a command an earlier agent died running: handed back to be delivered again now',
+      { err },
+      'could not read the command consumer: commands in doubt come back after their ack wait',
     );
-    nc.publish(m.reply!, '-NAK');
+    return;
   }
-  if (held.length > 0) await nc.flush();
+  for (const { m, at } of held) {
+    const pending =
+      info.num_ack_pending > 0 &&
+      at.streamSeq > info.ack_floor.stream_seq &&
+      at.streamSeq <= info.delivered.stream_seq &&
+      at.deliverySeq > info.ack_floor.consumer_seq &&
+      at.deliverySeq <= info.delivered.consumer_seq;
+    if (pending) {
+      try {
+        await nc.request(m.reply!, '-NAK', { timeout: handBackTimeoutMs });
+        log.warn({ commandId: m.commandId }, 'a command an earlier agent died running: delivered again now');
+      } catch (err) {
+        log.warn(
+          { err, commandId: m.commandId },
+          'a command an earlier agent died running comes back after its ack wait',
+        );
+      }
+    }
+    markers.handedBack(m.commandId);
+  }
 }

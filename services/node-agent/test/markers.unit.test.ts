@@ -40,9 +40,9 @@ describe('command markers', () => {
 
   it('list the commands in doubt with the ack subject of their delivery; a marker cut short by a crash is skipped', () => {
     const own = createCommandMarkers(join(dir, 'in-doubt'));
-    own.begin('mig-2:snapshotOrigin:1:1', '$JS.ACK.HAUL_COMMANDS.node-a_agent.1.7.7.1764950400000000000.0');
+    own.begin('mig-2:snapshotOrigin:1:1', '$JS.ACK.HAUL_COMMANDS.agent-node-a.1.7.7.1764950400000000000.0');
     own.begin('mig-2:backupDescriptor:1:1');
-    own.begin('mig-2:lockSource:-:1', '$JS.ACK.HAUL_COMMANDS.node-a_agent.1.3.3.1764950300000000000.0');
+    own.begin('mig-2:lockSource:-:1', '$JS.ACK.HAUL_COMMANDS.agent-node-a.1.3.3.1764950300000000000.0');
     own.end('mig-2:lockSource:-:1');
     writeFileSync(join(dir, 'in-doubt', 'f'.repeat(64)), '{"commandId": "mig-2:sna');
     assert.deepEqual(
@@ -54,7 +54,7 @@ describe('command markers', () => {
         { commandId: 'mig-2:backupDescriptor:1:1', reply: undefined },
         {
           commandId: 'mig-2:snapshotOrigin:1:1',
-          reply: '$JS.ACK.HAUL_COMMANDS.node-a_agent.1.7.7.1764950400000000000.0',
+          reply: '$JS.ACK.HAUL_COMMANDS.agent-node-a.1.7.7.1764950400000000000.0',
         },
       ],
     );

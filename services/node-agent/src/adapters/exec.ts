@@ -118,9 +118,14 @@ export function createRunner(
       extendEnv: false,
       stdin: 'pipe',
     });
-    recordThenOpen(sub.stdin, () => {
-      if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
-    });
+    try {
+      recordThenOpen(sub.stdin, () => {
+        if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
+      });
+    } catch (err) {
+      if (sub.pid !== undefined) records?.ended(sub.pid); // what the failed write left of the record
+      throw err;
+    }
     const killTree = () => {
       if (sub.pid !== undefined) {
         try {
