@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { until } from '@haul/test';
+import { runAgentScript } from './dying-agent.ts';
 import { pidAlive, procStat } from '@haul/bus';
 import { createHeldDumps, type HeldMeta } from '../src/held-dumps.ts';
 
@@ -144,12 +145,8 @@ describe('an agent that dies while it records the criu of a final dump it starte
     async () => {
       // Given a criu that leaves a mark when it runs, and an agent (a process of its own) that dies right after it
       // wrote the held dump's criu.pid: the record, not yet the release
-      const bin = join(root, 'bin-unrecorded');
-      const ran = join(root, 'criu-ran');
-      mkdirSync(bin, { recursive: true });
-      writeFileSync(join(bin, 'criu'), `#!/bin/sh\necho "$$" >> ${ran}\nexit 1\n`, { mode: 0o755 });
+      const { ran, env } = markingCriu('unrecorded');
       const stateDir = join(root, 'state-unrecorded');
-      const env = { PATH: `${bin}:/usr/bin:/bin` };
       const meta: HeldMeta = {
         migrationId: 'm-3123456789abcdef01234567',
         ctid: '101',
@@ -170,13 +167,7 @@ describe('an agent that dies while it records the criu of a final dump it starte
         await createHeldDumps(${JSON.stringify(stateDir)}, pino({ level: 'silent' }), ${JSON.stringify(env)})
           .start(${JSON.stringify(meta)}, ['dump', '--tree', '4242']);
       `;
-      const agent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-        cwd: new URL('.', import.meta.url).pathname,
-        stdio: 'ignore',
-      });
-      const died = await new Promise<NodeJS.Signals | null>((resolve) =>
-        agent.on('exit', (_c, sig) => resolve(sig)),
-      );
+      const died = await runAgentScript(script);
       assert.equal(died, 'SIGKILL');
 
       // When the gate's shell meets the end of its input and ends
@@ -205,13 +196,8 @@ describe('a final dump whose record cannot be written', () => {
     { timeout: 60_000 },
     async () => {
       // Given a criu that leaves a mark when it runs, and the next write of a criu.start failing with ENOSPC
-      const bin = join(root, 'bin-full');
-      const ran = join(root, 'criu-ran-full');
-      mkdirSync(bin, { recursive: true });
-      writeFileSync(join(bin, 'criu'), `#!/bin/sh\necho "$$" >> ${ran}\nexit 1\n`, { mode: 0o755 });
-      const held = createHeldDumps(join(root, 'state-full'), pino({ level: 'silent' }), {
-        PATH: `${bin}:/usr/bin:/bin`,
-      });
+      const { ran, env } = markingCriu('full');
+      const held = createHeldDumps(join(root, 'state-full'), pino({ level: 'silent' }), env);
       const meta: HeldMeta = {
         migrationId: 'm-4123456789abcdef01234567',
         ctid: '101',
@@ -262,3 +248,12 @@ describe('a final dump whose record cannot be written', () => {
     },
   );
 });
+
+/** A criu (on the PATH of `env`) that appends its pid to `ran` and fails: it leaves a mark each time it runs. */
+function markingCriu(name: string): { ran: string; env: NodeJS.ProcessEnv } {
+  const bin = join(root, `bin-${name}`);
+  const ran = join(root, `criu-ran-${name}`);
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'criu'), `#!/bin/sh\necho "$$" >> ${ran}\nexit 1\n`, { mode: 0o755 });
+  return { ran, env: { PATH: `${bin}:/usr/bin:/bin` } };
+}

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { until } from '@haul/test';
+import { runAgentScript } from './dying-agent.ts';
 import { createRunner } from '../src/adapters/exec.ts';
 import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
 import { liveProcesses } from '@haul/bus';
@@ -106,13 +107,7 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
       };
       await createRunner(pino({ level: 'silent' }), process.env, undefined, records)('touch', [${JSON.stringify(ran)}], { timeoutMs: 60_000 });
     `;
-    const agent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: new URL('.', import.meta.url).pathname,
-      stdio: 'ignore',
-    });
-    const died = await new Promise<NodeJS.Signals | null>((resolve) =>
-      agent.on('exit', (_c, sig) => resolve(sig)),
-    );
+    const died = await runAgentScript(script);
     assert.equal(died, 'SIGKILL');
 
     // When the gate's shell notices its agent is gone (the end of its input), and ends
