@@ -212,6 +212,9 @@ export type NatsServerOptions = {
 /** A real single nats-server with JetStream on a free loopback port and its own temporary store. */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-nats-'));
+  // stop() removes it; an exit before that does too (after the server is killed), and one where the server never
+  // started (its binary missing, its config refused).
+  removeOnExit(dir);
   const spec: ServerSpec = {
     name: 'n1',
     release: opts.release,
@@ -225,9 +228,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     await copyFile(join(opts.secrets, 'nats-server.conf'), join(dir, spec.include));
   }
   await writeFile(spec.confPath, config(spec));
-  const server = wrap(spec, dir, await launch(spec), true);
-  removeOnExit(dir); // stop() removes it; an exit before that does too (after the server is killed)
-  return server;
+  return wrap(spec, dir, await launch(spec), true);
 }
 
 export type NatsCluster = { servers: NatsServer[]; urls: string; stop(): Promise<void> };
@@ -235,6 +236,7 @@ export type NatsCluster = { servers: NatsServer[]; urls: string; stop(): Promise
 /** Three clustered servers with JetStream (domain "haul"), for replicated-stream tests (`secrets`: as startNatsServer). */
 export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-natsc-'));
+  removeOnExit(dir); // as startNatsServer's
   if (opts.secrets) await copyFile(join(opts.secrets, 'nats-server.conf'), join(dir, 'secrets.conf'));
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const clusterPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
@@ -251,7 +253,6 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
   for (const s of specs) await writeFile(s.confPath, config(s));
   const children = await Promise.all(specs.map((s) => launch(s)));
   const servers = specs.map((s, i) => wrap(s, dir, children[i]!, false));
-  removeOnExit(dir);
   return {
     servers,
     urls: servers.map((s) => s.url).join(','),
