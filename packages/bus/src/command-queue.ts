@@ -71,7 +71,7 @@ export type CommandDelivery = {
  */
 export function ackSubjectOf(msg: JsMsg): string | undefined {
   const reply = (msg as unknown as { reply?: unknown }).reply;
-  return typeof reply === 'string' && reply.startsWith('$JS.ACK.') ? reply : undefined;
+  return typeof reply === 'string' && ackSubjectInfo(reply) ? reply : undefined;
 }
 
 /**

@@ -43,9 +43,10 @@ export function createCommandMarkers(dir: string) {
         try {
           const m = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<Marker>;
           if (typeof m.commandId !== 'string' || typeof m.at !== 'string') return [];
-          const reply =
-            typeof m.reply === 'string' && /^\$JS\.ACK\.\S+$/.test(m.reply) ? { reply: m.reply } : {};
-          return [{ commandId: m.commandId, at: m.at, ...reply }];
+          // What the reply names is read where it is used (ackSubjectInfo), not here.
+          return [
+            { commandId: m.commandId, at: m.at, ...(typeof m.reply === 'string' ? { reply: m.reply } : {}) },
+          ];
         } catch {
           return [];
         }
@@ -103,13 +104,7 @@ export async function handBackInDoubt(
     return;
   }
   for (const { m, at } of held) {
-    const pending =
-      info.num_ack_pending > 0 &&
-      at.streamSeq > info.ack_floor.stream_seq &&
-      at.streamSeq <= info.delivered.stream_seq &&
-      at.deliverySeq > info.ack_floor.consumer_seq &&
-      at.deliverySeq <= info.delivered.consumer_seq;
-    if (pending) {
+    if (mayBePending(info, at)) {
       try {
         await nc.request(m.reply!, '-NAK', { timeout: handBackTimeoutMs });
         log.warn({ commandId: m.commandId }, 'a command an earlier agent died running: delivered again now');
@@ -122,4 +117,15 @@ export async function handBackInDoubt(
     }
     markers.handedBack(m.commandId);
   }
+}
+
+/** The consumer's info allows the message an ack subject names to be the one pending: between its floor and its last. */
+function mayBePending(info: ConsumerInfo, at: { streamSeq: number; deliverySeq: number }): boolean {
+  return (
+    info.num_ack_pending > 0 &&
+    at.streamSeq > info.ack_floor.stream_seq &&
+    at.streamSeq <= info.delivered.stream_seq &&
+    at.deliverySeq > info.ack_floor.consumer_seq &&
+    at.deliverySeq <= info.delivered.consumer_seq
+  );
 }
