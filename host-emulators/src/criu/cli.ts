@@ -269,7 +269,15 @@ function atoi(s: string): number {
 function ctByPid(env: EmuEnv, pid: number): string {
   const dir = join(env.root, 'var', 'lib', 'haul-emu', 'cts');
   for (const f of existsSync(dir) ? readdirSync(dir) : []) {
-    const st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as CtState;
+    // Another CT's state may be rewritten meanwhile (a vzctl of another CT): its temporary file is no state, and a
+    // state replaced between the listing and the read is that other CT's, not this one's.
+    if (!f.endsWith('.json')) continue;
+    let st: CtState;
+    try {
+      st = JSON.parse(readFileSync(join(dir, f), 'utf8')) as CtState;
+    } catch {
+      continue;
+    }
     if (st.pid === pid && ctRuns(st)) return f.replace(/\.json$/, '');
   }
   throw new ToolExit(1, `Can't find task ${pid}: no such process`);

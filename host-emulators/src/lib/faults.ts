@@ -62,6 +62,7 @@ export async function applyFaults(
       continue;
     if (r.match !== undefined && !new RegExp(r.match).test(joined)) continue;
     const release = acquireLock(dirname(file), `faults:${file}`, 10_000);
+    if (!release) throw new Error(`the counts of the fault plan ${file}: their lock timed out`);
     let n: number;
     try {
       const counts = existsSync(countsFile)
@@ -71,7 +72,7 @@ export async function applyFaults(
       counts[idx] = n;
       writeFileAtomic(countsFile, JSON.stringify(counts));
     } finally {
-      release?.();
+      release();
     }
     if (r.call !== undefined && r.call !== n) continue;
     if (r.action === 'kill') process.kill(process.pid, 'SIGKILL');
@@ -118,10 +119,11 @@ const countsFileOf = (plan: string): string => `${plan}.counts.json`;
 export function writeFaultPlan(file: string, rules: FaultRule[]): void {
   writeFileAtomic(file, JSON.stringify(rules));
   const release = acquireLock(dirname(file), `faults:${file}`, 10_000);
+  if (!release) throw new Error(`the counts of the fault plan ${file}: their lock timed out`);
   try {
     writeFileAtomic(countsFileOf(file), '{}');
   } finally {
-    release?.();
+    release();
   }
 }
 

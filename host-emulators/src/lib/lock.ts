@@ -1,4 +1,4 @@
-import { mkdirSync, openSync, closeSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, openSync, closeSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crypto } from './lazy.ts';
 import { processRunning } from './process.ts';
@@ -46,15 +46,47 @@ export function acquireLock(lockDir: string, name: string, timeoutMs: number): (
     } catch {
       continue; // released between our attempts
     }
-    if (holder && !processRunning(holder)) {
-      try {
-        unlinkSync(marker);
-      } catch {
-        /* someone else took it over */
-      }
-      continue;
-    }
+    if (holder && !processRunning(holder) && takeOver(marker, holder)) continue;
     if (Date.now() >= deadline) return undefined;
     pause(5);
   }
+}
+
+/** A `.break` file this old was left by a waiter that died while it took a lock over (that takes microseconds). */
+const staleBreakMs = 1000;
+
+/**
+ * Remove the marker of a holder that died, unless another waiter took the lock over first. Two waiters that both
+ * read the dead pid must not both remove a marker: the second would remove the one the first had just made, and both
+ * would hold the lock. So the removal is under a lock of its own (`<marker>.break`, made with O_EXCL), and the marker
+ * is read again under it and removed only while it still names the dead holder. False when another waiter is at it:
+ * this one waits as for a live holder.
+ */
+function takeOver(marker: string, dead: number): boolean {
+  const breaker = `${marker}.break`;
+  let fd: number;
+  try {
+    fd = openSync(breaker, 'wx');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    try {
+      if (Date.now() - statSync(breaker).mtimeMs > staleBreakMs) unlinkSync(breaker);
+    } catch {
+      /* gone meanwhile */
+    }
+    return false;
+  }
+  closeSync(fd);
+  try {
+    if (Number.parseInt(readFileSync(marker, 'utf8'), 10) === dead) unlinkSync(marker);
+  } catch {
+    /* released or taken over meanwhile */
+  } finally {
+    try {
+      unlinkSync(breaker);
+    } catch {
+      /* already gone */
+    }
+  }
+  return true;
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -61,5 +62,60 @@ describe("the emulators' locks: one marker file per lock name", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  describe('a lock whose holder died', () => {
+    /** The pid of a process that has ended. */
+    const deadPid = (): number => spawnSync('true').pid;
+    const name = '/vz/c/DiskDescriptor.xml.lck';
+
+    it('is taken over: its marker then names the new holder', () => {
+      // Given a marker left by a holder that died
+      const dir = mkdtempSync(join(tmpdir(), 'haul-lock-'));
+      try {
+        writeFileSync(join(dir, markerName(name)), `${deadPid()} ${name}\n`);
+
+        // When the lock is asked for
+        const release = acquireLock(dir, name, 1000);
+
+        // Then it is held by this process, and nothing else is left in the folder
+        assert.ok(release);
+        assert.match(readFileSync(join(dir, markerName(name)), 'utf8'), new RegExp(`^${process.pid} `));
+        assert.deepEqual(readdirSync(dir), [markerName(name)]);
+        release();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('is not taken over while another waiter takes it over, and is once that waiter is found to have died', () => {
+      // Given a dead holder's marker and another waiter taking it over (its .break: it reads the marker again and
+      // removes it only if it still names the dead holder; without it both waiters would end up holding the lock)
+      const dir = mkdtempSync(join(tmpdir(), 'haul-lock-'));
+      try {
+        const marker = join(dir, markerName(name));
+        writeFileSync(marker, `${deadPid()} ${name}\n`);
+        writeFileSync(`${marker}.break`, '');
+
+        // When the lock is asked for meanwhile
+        const meanwhile = acquireLock(dir, name, 100);
+
+        // Then it is not taken: the marker is left to the waiter breaking it
+        assert.equal(meanwhile, undefined);
+        assert.ok(readdirSync(dir).includes(markerName(name)));
+
+        // When that .break is older than any take-over lasts (its waiter died in it), the lock is asked for again
+        const old = (Date.now() - 10_000) / 1000;
+        utimesSync(`${marker}.break`, old, old);
+        const release = acquireLock(dir, name, 1000);
+
+        // Then it is taken, and the .break is gone
+        assert.ok(release);
+        assert.deepEqual(readdirSync(dir), [markerName(name)]);
+        release();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 });

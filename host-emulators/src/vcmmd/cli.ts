@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ToolExit, emuEnv, type EmuEnv } from '../lib/emu-env.ts';
+import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { acquireLock } from '../lib/lock.ts';
 import { out } from '../lib/tool.ts';
 
 /*
@@ -51,21 +52,35 @@ function writeVcmmd(env: EmuEnv, ves: Record<string, VeRecord>): void {
   renameSync(`${f}.${process.pid}`, f);
 }
 
+/**
+ * Change the node's registrations: read, change and write back under the node's vcmmd lock. vcmmd is one daemon that
+ * takes one request at a time; without the lock two tools changing different CTs' registrations at once (a vzctl
+ * restore beside another CT's vcmmdctl unregister) would each write back what it read, and one change would be lost.
+ */
+function changeVcmmd(env: EmuEnv, change: (ves: Record<string, VeRecord>) => boolean): void {
+  const release = acquireLock(paths.locks(env.clusterDir), `vcmmd:${registry(env)}`, 30_000);
+  if (!release) throw new Error('vcmmd: the registration lock timed out');
+  try {
+    const ves = readVcmmd(env);
+    if (change(ves)) writeVcmmd(env, ves);
+  } finally {
+    release();
+  }
+}
+
 /** vcmm_register (vcmm.c 220–240; a name already in use is unregistered and registered again), when managed. */
 export function vcmmRegister(env: EmuEnv, ctid: string, limitBytes: number): void {
   if (!managedByVcmmd(env)) return;
-  const ves = readVcmmd(env);
-  ves[ctid] = { type: 'CT', active: true, guarantee: 0, limit: limitBytes, swap: 0, cache: -1, cpunum: 0 };
-  writeVcmmd(env, ves);
+  changeVcmmd(env, (ves) => {
+    ves[ctid] = { type: 'CT', active: true, guarantee: 0, limit: limitBytes, swap: 0, cache: -1, cpunum: 0 };
+    return true;
+  });
 }
 
 /** vcmm_unregister (vcmm.c 205–218): a VE that is not registered is no error. */
 export function vcmmUnregister(env: EmuEnv, ctid: string): void {
   if (!managedByVcmmd(env)) return;
-  const ves = readVcmmd(env);
-  if (!(ctid in ves)) return;
-  delete ves[ctid];
-  writeVcmmd(env, ves);
+  changeVcmmd(env, (ves) => ctid in ves && delete ves[ctid]);
 }
 
 const usage = 'Usage: vcmmdctl <command> <args>...';
@@ -82,11 +97,8 @@ export function vcmmdctlMain(argv: string[]): number {
     const u = 'Usage: vcmmdctl unregister <VE name>';
     if (args.length > 1) throw optError(u, 'superfluous arguments');
     if (args.length < 1) throw optError(u, 'VE name not specified');
-    const ves = readVcmmd(env);
-    if (args[0]! in ves) {
-      delete ves[args[0]!];
-      writeVcmmd(env, ves);
-    }
+    const name = args[0]!;
+    changeVcmmd(env, (ves) => name in ves && delete ves[name]);
     return 0;
   }
   if (cmd === 'list' && args.length === 1 && args[0] === '-j') {
