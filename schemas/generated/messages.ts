@@ -1088,7 +1088,7 @@ export interface WindowStepStats {
    */
   spanMs: number;
   /**
-   * Part of the span spent waiting for the agent to finish its previous step (an agent runs one host action at a time).
+   * Part of the span spent waiting for the agent to finish its previous step (an agent runs one host action of a migration at a time).
    */
   queuedMs: number;
   /**

@@ -7,12 +7,14 @@ import { limits, subjects } from '@haul/bus';
 import type { StepCommand } from '@haul/schemas';
 import {
   injections,
+  outcomeOf,
   publishAs,
   promtoolBinary,
   scrape,
   scrapeUntil,
   startRunningWorld,
   startService,
+  until,
   type Exposition,
   type World,
 } from '@haul/test';
@@ -178,40 +180,54 @@ describe('Prometheus metrics of every service during real migrations', () => {
     for (const e of [c, s, b]) assert.ok(!promtoolComplaints(e), promtoolComplaints(e));
   });
 
-  it('commands for a busy agent wait as its consumer’s pending messages and drain once it takes them again', async (t) => {
+  it('commands of a busy migration wait in its agent’s hands, other migrations’ run meanwhile, and all drain once it ends', async (t) => {
     assert.ok(liveId, 'the completed migration ran');
     const [stream, consumer] = consumers['agent-node-b']!;
     const pending = (e: Exposition) => e.value('haul_consumer_pending_messages', { stream, consumer });
     const inFlight = (e: Exposition) => e.value('haul_consumer_ack_pending_messages', { stream, consumer });
     const b = url('agent-node-b');
     await scrapeUntil(b, (e) => pending(e) === 0 && inFlight(e) === 0, 60_000);
-    // Copies of a command node-b's agent already ran (its outcome is in the log: each copy is skipped as a
-    // duplicate delivery), signed as the coordinator signs, without a message id so that JetStream keeps each one.
-    const ran = (await w.events(liveId)).flatMap((e) =>
-      e.type === 'StepIntended' && e.data.node === 'node-b' && e.data.executor === 'agent' ? [e.data] : [],
-    );
-    const old: StepCommand | undefined = ran.at(-1);
-    assert.ok(old, 'node-b’s agent ran a command of the live migration');
-    // The agent takes one command at a time: a migration back whose first `vzctl status` on node-b hangs holds it.
+    const agent = w.services.get('agent-node-b')!;
+    const duplicates = () => agent.lines.filter((l) => l.includes('duplicate delivery')).length;
+    const skippedBefore = duplicates();
+    // A migration back whose first `vzctl status` on node-b hangs holds node-b's agent busy with its preflight.
     w.setFaults([{ tool: 'vzctl', sub: 'status', node: 'node-b', action: 'hang' }]);
     const r = await w.migrate('metrics-backlog', { source: 'node-b', target: 'node-a' });
     assert.ok(r.ok, JSON.stringify(r));
     if (!r.ok) return;
     // Its preflight's `vzctl status` hangs (until the agent's 30 s limit for it or this test kills it): taken, not acked.
-    await scrapeUntil(b, (e) => inFlight(e) === 1, 25_000);
+    await scrapeUntil(b, (e) => inFlight(e) >= 1, 25_000);
+    const intentsOnB = async (mid: string) =>
+      (await w.events(mid)).flatMap((e) =>
+        e.type === 'StepIntended' && e.data.node === 'node-b' && e.data.executor === 'agent' ? [e.data] : [],
+      );
+    const busy: StepCommand | undefined = (await intentsOnB(r.migrationId))[0];
+    const old: StepCommand | undefined = (await intentsOnB(liveId)).at(-1);
+    assert.ok(busy && old, 'a command of each migration for node-b’s agent');
+    const held = inFlight(await scrapeUntil(b, (e) => inFlight(e) >= 1, 1_000));
+    // Copies of both commands, signed as the coordinator signs, without a message id so that JetStream keeps each
+    // one: the busy migration's wait behind its step, the finished migration's are skipped as duplicates at once.
     const coordinatorNc = await w.connectAs('coordinator');
     const signer = w.identities.trust('coordinator');
     const copies = 3;
     const subject = subjects.commands('node-b', 'agent');
-    for (let i = 0; i < copies; i++)
-      await publishAs(coordinatorNc, signer, subject, Buffer.from(JSON.stringify(old)));
-    // The copies wait on the server (num_pending) behind the one command the agent holds (num_ack_pending).
-    const backlog = await scrapeUntil(b, (e) => pending(e) >= copies && inFlight(e) === 1, 20_000);
-    t.diagnostic(`backlog while busy: pending ${pending(backlog)}, ack pending ${inFlight(backlog)}`);
+    for (const c of [busy, old])
+      for (let i = 0; i < copies; i++)
+        await publishAs(coordinatorNc, signer, subject, Buffer.from(JSON.stringify(c)));
+    const backlog = await scrapeUntil(b, (e) => inFlight(e) >= held + copies && pending(e) === 0, 20_000);
+    t.diagnostic(`while busy: ack pending ${inFlight(backlog)}, pending ${pending(backlog)}`);
+    await until(
+      () => duplicates() >= skippedBefore + copies,
+      'the finished migration’s copies skipped',
+      20_000,
+    );
+    assert.ok(
+      !(await w.events(r.migrationId)).some(outcomeOf(busy.commandId)),
+      'skipped while the busy migration’s step still ran',
+    );
 
-    // The hung tool is killed: the step fails, the agent takes the copies (duplicates) and the backlog drains.
+    // The hung tool is killed: the step fails, the agent takes the busy migration's copies (duplicates), all drain.
     w.setFaults([]);
-    const agent = w.services.get('agent-node-b')!;
     for (const pid of childrenRunning(agent.pid, 'status'))
       try {
         process.kill(pid, 'SIGKILL');
@@ -221,10 +237,7 @@ describe('Prometheus metrics of every service during real migrations', () => {
     await scrapeUntil(b, (e) => pending(e) === 0 && inFlight(e) === 0, 60_000);
     const end = await followToEnd(w.eventLog, r.migrationId, () => {});
     assert.equal(end.type, 'MigrationRolledBack');
-    assert.ok(
-      agent.lines.filter((l) => l.includes('duplicate delivery')).length >= copies,
-      'each copy was skipped as a duplicate',
-    );
+    assert.ok(duplicates() >= skippedBefore + 2 * copies, 'each copy was skipped as a duplicate');
   });
 
   it('a node whose agent stops heartbeating ages in the coordinator’s metrics, and is fresh again once it restarts', async () => {

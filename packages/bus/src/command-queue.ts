@@ -20,6 +20,7 @@ import type { EventLog } from './event-log.ts';
 import { eventFactory, hasOutcome } from './events.ts';
 import type { Logger } from './logger.ts';
 import { retryTransient } from './retry.ts';
+import { createSerialByKey } from './serial.ts';
 import type { Trust } from './trust/trust.ts';
 
 const enc = new TextEncoder();
@@ -62,6 +63,8 @@ export type CommandDelivery = {
   msg: JsMsg;
   /** The migration's authentic log as read to check the command's intent (none when signatures are off). */
   log?: readonly MigrationEvent[];
+  /** The stream sequence that read ended at (with `log`). */
+  logSeq?: number;
 };
 
 /**
@@ -112,6 +115,15 @@ const busRetryMs = 1000;
 /** The longest wait between the tries of an in-order executor's command that fails on the bus. */
 const maxHoldMs = 10_000;
 
+/** A call on a delivery, which throws once the connection is closing: the consumer loop ends then, and the service with it. */
+const tell = (f: () => void): void => {
+  try {
+    f();
+  } catch {
+    // closing
+  }
+};
+
 /** An error as a rejection records it: its texts bounded, whatever the message they came from held. */
 const clipped = (e: ErrorInfo): ErrorInfo => ({
   ...e,
@@ -130,11 +142,17 @@ export type CommandQueueDeps = {
   /** Verifies that each command is signed by a coordinator; refusals are counted in it. */
   trust: Trust;
   /**
-   * The executor runs its commands one at a time in stored order (a node agent; @haul/domain's runsInOrder): a
-   * command whose handling failed on the bus is tried again in place, holding the queue, instead of being delivered
-   * again later behind the commands stored after it.
+   * The executor runs each migration's commands one at a time in the order it is handed them, and the commands of
+   * different migrations side by side (a node agent; @haul/domain's runsInOrder). A command whose handling failed on
+   * the bus is tried again in place, holding its migration's commands, instead of being delivered again later
+   * behind the ones stored after it.
    */
   inOrder?: boolean;
+  /**
+   * Told as an in-order executor's delivery enters its lane and as it leaves it (handled, handed back or refused):
+   * what a process that dies meanwhile held, for the next one to hand back (the node agent's in-hand records).
+   */
+  hands?: { took(d: CommandDelivery): void; letGo(d: CommandDelivery): void };
 };
 
 type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInfo; raw: unknown };
@@ -148,9 +166,23 @@ type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInf
  * and is never re-run forever.
  */
 export function createCommandQueue(deps: CommandQueueDeps) {
-  const { nc, validators, eventLog, log, actor, executor, trust, inOrder = false } = deps;
+  const { nc, validators, eventLog, log, actor, executor, trust, inOrder = false, hands } = deps;
   const parking = createParking(nc, actor.service, actor.node);
   const event = eventFactory(actor);
+  /** An in-order executor's commands, one migration's at a time (inLane). */
+  const lanes = createSerialByKey();
+  /** Another executor's deliveries being checked and handed over, side by side. */
+  const besides = new Set<Promise<void>>();
+  /**
+   * A failure of the queue's own work around a handler, running beside the consumer loop (a handler's failures are
+   * handled: handlerFailed): the loop ends with it, as it would have had the loop awaited that work.
+   */
+  let broken: { err: unknown } | undefined;
+  let endLoop = (): void => {};
+  const fail = (err: unknown): void => {
+    broken ??= { err };
+    endLoop();
+  };
 
   function decode(msg: JsMsg): Decoded {
     let raw: unknown;
@@ -289,14 +321,17 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * while the coordinator gave it up and rolled the migration back would run on a follow that lags. Tried for the
    * frozen window (1-2 ms before each agent command) and taken out for that reason.
    */
-  async function unintended(cmd: StepCommand): Promise<{ why?: string; log?: readonly MigrationEvent[] }> {
+  async function unintended(
+    cmd: StepCommand,
+  ): Promise<{ why?: string; read?: { log: readonly MigrationEvent[]; lastSeq: number } }> {
     if (!trust.secure) return {};
-    const log = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
+    const { events, lastSeq } = await eventLog.read(cmd.migrationId);
+    const log = events.map((e) => e.event);
     if (!intends(log, cmd))
       return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
     if (log.some(isTerminalEvent) && !hasOutcome(log, cmd.commandId))
       return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
-    return { log };
+    return { read: { log, lastSeq } };
   }
 
   async function deliver(
@@ -309,56 +344,75 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const decoded = decode(msg);
     if (!decoded.ok) return refuse(msg, decoded.error, decoded.raw);
     const d: CommandDelivery = { command: decoded.command, msg };
-    if (inOrder) return handleInPlace(d, handle, signal);
-    return attempt(d, handle).catch((err: unknown) => handlerFailed(d, err));
+    if (inOrder) return inLane(d, handle, signal);
+    // Side by side: the next delivery does not wait for this one's check (a read of its log) and hand-over.
+    const task = attempt(d, handle)
+      .catch((err: unknown) => handlerFailed(d, err))
+      .catch(fail)
+      .finally(() => besides.delete(task));
+    besides.add(task);
+  }
+
+  /**
+   * An in-order executor's command waits behind the commands of its migration handed over before it, kept alive
+   * meanwhile (it is in hand: the server hands it to nobody else), and the queue goes on: the next command, of
+   * another migration, runs beside it. A command whose turn comes after the process began to stop goes back to the
+   * stream at once.
+   */
+  function inLane(
+    d: CommandDelivery,
+    handle: (d: CommandDelivery) => Promise<void>,
+    signal: AbortSignal,
+  ): void {
+    hands?.took(d);
+    const alive = setInterval(() => tell(() => d.msg.working()), limits.commandAckWaitMs / 3);
+    void lanes
+      .run(d.command.migrationId, () =>
+        signal.aborted ? Promise.resolve(tell(() => d.msg.nak())) : handleInPlace(d, handle, signal),
+      )
+      .catch(fail)
+      .finally(() => {
+        clearInterval(alive);
+        hands?.letGo(d);
+      });
   }
 
   /** Check that the command is intended, then hand it over; throws what either throws. */
   async function attempt(d: CommandDelivery, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
-    const { why, log: read } = await unintended(d.command);
+    const { why, read } = await unintended(d.command);
     if (why !== undefined) return quarantine(d.msg, commandRefusals.notIntended, why);
-    if (read) d.log = read;
+    if (read) {
+      d.log = read.log;
+      d.logSeq = read.lastSeq;
+    }
     await handle(d);
   }
 
   /**
-   * An in-order executor's command whose handling fails on the bus is tried again here, the delivery kept alive, with
-   * a growing wait: delivered again later, it would come after the commands stored behind it (a snapshot before its
-   * backup). Nothing behind it runs meanwhile. It runs as a redelivery would: a step the first try began is found by
-   * its marker and reconciled. When the process stops, it is handed back to the stream at once.
+   * An in-order executor's command whose handling fails on the bus is tried again here, the delivery kept alive (by
+   * inLane), with a growing wait: delivered again later, it would come after the commands of its migration stored
+   * behind it (a snapshot before its backup). Nothing of its migration runs meanwhile. It runs as a redelivery would:
+   * a step the first try began is found by its marker and reconciled. When the process stops, it is handed back to
+   * the stream at once.
    */
   async function handleInPlace(
     d: CommandDelivery,
     handle: (d: CommandDelivery) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
-    // Either throws once the connection is closing: the consumer loop ends then, and the service with it.
-    const tell = (f: () => void) => {
+    for (let wait = busRetryMs; ; wait = Math.min(wait * 2, maxHoldMs)) {
       try {
-        f();
-      } catch {
-        // closing
+        return await attempt(d, handle);
+      } catch (err) {
+        if (!isTransient(err) || signal.aborted) return await handlerFailed(d, err);
+        log.warn(
+          { err, commandId: d.command.commandId, retryInMs: wait },
+          'the bus failed while handling a command; trying it again before any other of its migration',
+        );
+        tell(() => d.msg.working());
+        await delay(wait, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) return tell(() => d.msg.nak());
       }
-    };
-    const keepAlive = () => tell(() => d.msg.working());
-    const alive = setInterval(keepAlive, limits.commandAckWaitMs / 3);
-    try {
-      for (let wait = busRetryMs; ; wait = Math.min(wait * 2, maxHoldMs)) {
-        try {
-          return await attempt(d, handle);
-        } catch (err) {
-          if (!isTransient(err) || signal.aborted) return await handlerFailed(d, err);
-          log.warn(
-            { err, commandId: d.command.commandId, retryInMs: wait },
-            'the bus failed while handling a command; trying it again before any other',
-          );
-          keepAlive();
-          await delay(wait, undefined, { signal }).catch(() => undefined);
-          if (signal.aborted) return tell(() => d.msg.nak());
-        }
-      }
-    } finally {
-      clearInterval(alive);
     }
   }
 
@@ -382,11 +436,10 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         deliver_policy: DeliverPolicy.All,
         ack_wait: nanos(limits.commandAckWaitMs),
         max_deliver: -1,
-        // One command out at a time for an in-order executor: the server hands over the next only once this one is
-        // acked or termed (a nak hands the same one over again first), so one in hand when the executor died comes
-        // back (after the ack wait) before any stored after it. A durable an older version made with more is changed
-        // in place (ensureDurable).
-        ...(inOrder ? { max_ack_pending: 1 } : {}),
+        // Several commands in hand at once: an in-order executor runs each migration's in turn (inLane), another
+        // executor checks and hands over each as it comes (deliver). A durable an older version made with another
+        // count is changed in place (ensureDurable).
+        max_ack_pending: limits.commandsInHand,
       }),
     );
     const consumer = await retryTransient(() => jetstream(nc).consumers.get(streams.commands, durable));
@@ -396,6 +449,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       abort_on_missing_resource: true,
     });
     const close = () => void iter.close();
+    endLoop = close;
     if (signal.aborted) close();
     else signal.addEventListener('abort', close, { once: true });
     return { ended: pump(iter, handle, signal) };
@@ -406,10 +460,17 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     handle: (d: CommandDelivery) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
-    for await (const msg of iter) {
-      await deliver(msg, handle, signal);
-      if (signal.aborted) break;
+    try {
+      for await (const msg of iter) {
+        await deliver(msg, handle, signal);
+        if (signal.aborted) break;
+      }
+    } finally {
+      // The commands in hand end first: each runs to its end, or goes back to the stream if it had not begun.
+      await lanes.idle();
+      await Promise.all(besides);
     }
+    if (broken) throw broken.err;
   }
 
   return {

@@ -185,6 +185,19 @@ export const limits = {
    * pulled and deleted, and much less of the server's CPU (EventLog's walk).
    */
   walkReadMaxMsgs: 8,
+  /**
+   * Commands an executor holds at once (its consumer's max_ack_pending): a node agent runs each migration's one at
+   * a time and different migrations' side by side (the command queue's lanes), an image streamer checks and hands
+   * over each as it comes. Far above what admission lets a node take part in (maxPerNode, 2 by default) times the
+   * commands one migration sends an executor at once (a shared disk's preparation: three per disk); bench:control
+   * admits 50 per node.
+   */
+  commandsInHand: 256,
+  /**
+   * A command of a migration whose agent has not run an earlier one yet (handed over out of order after a restart)
+   * goes back to the stream for this long; the earlier one comes first.
+   */
+  commandTooEarlyMs: 250,
   /** Events the coordinator handles at once (of different migrations; one migration is always serial). */
   coordinatorConcurrentEvents: 64,
   /**

@@ -111,6 +111,7 @@ export { exitOnUncaught, exitWhenLoopEnds, pidAlive, stopOnSignals } from './lif
 export { groupMembers, liveProcesses, pidReused, processLive, procStat, type ProcStat } from './proc.ts';
 export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';
 export { createSlots } from './slots.ts';
+export { createSerialByKey, type SerialByKey } from './serial.ts';
 export {
   Registry,
   agentMetrics,

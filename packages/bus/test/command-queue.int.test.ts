@@ -121,9 +121,56 @@ describe('command queue: a command whose handling failed on the bus', () => {
   });
 });
 
-// On both releases: from 2.10 on, the older durable is brought to one at a time by an update, not by the create.
+/** Command `n` of migration `mid` for node's agent. */
+const agentCommand = (mid: string, node: string, n: number): StepCommand => ({
+  ...command(node, 'agent', n),
+  commandId: `${mid}:${node}:${n}:1`,
+  migrationId: mid,
+});
+
+describe('command queue: an in-order executor (the agent) holds several migrations at once', () => {
+  it("runs another migration's command while one of its commands runs, and one migration's one at a time, in order", async () => {
+    // Given node-d's agent queue, and stored in this order: X's first command (it runs until the test lets it end),
+    // X's second, then Y's first
+    const x1 = agentCommand('m-queue-x', 'node-d', 1);
+    const x2 = agentCommand('m-queue-x', 'node-d', 2);
+    const y1 = agentCommand('m-queue-y', 'node-d', 1);
+    for (const c of [x1, x2, y1]) await sendCommand(nc, validators, trust, c);
+    const seen: string[] = [];
+    let endX1!: () => void;
+    const x1Ends = new Promise<void>((resolve) => (endX1 = resolve));
+    const ac = new AbortController();
+    const name = (id: string) => (id === x1.commandId ? 'x1' : id === x2.commandId ? 'x2' : 'y1');
+    let allDone!: () => void;
+    const done = new Promise<void>((resolve) => (allDone = resolve));
+    let y1Ended!: () => void;
+    const y1Done = new Promise<void>((resolve) => (y1Ended = resolve));
+    const consumer = await queueOf(nc, 'node-d').consume(async (d) => {
+      const n = name(d.command.commandId);
+      seen.push(`${n} start`);
+      if (n === 'x1') await x1Ends;
+      seen.push(`${n} end`);
+      d.msg.ack();
+      if (n === 'y1') y1Ended();
+      if (seen.length === 6) allDone();
+    }, ac.signal);
+
+    // When the queue hands them over, X's first still running
+    await y1Done;
+
+    // Then Y's command has run beside it, and X's second waits for X's first
+    assert.deepEqual(seen, ['x1 start', 'y1 start', 'y1 end']);
+    endX1();
+    await done;
+    assert.deepEqual(seen, ['x1 start', 'y1 start', 'y1 end', 'x1 end', 'x2 start', 'x2 end']);
+    ac.abort();
+    await consumer.ended;
+  });
+});
+
+// On both releases: from 2.10 on, the older durable is changed by an update, not by the create.
 for (const release of natsReleases)
-  describe(`command queue: an in-order executor that died holding a command (the ${release} nats-server)`, () => {
+  describe(`command queue: an in-order executor's durable an older version made (the ${release} nats-server)`, () => {
     let own: NatsServer;
     let nc: NatsConnection;
     before(async () => {
@@ -143,56 +190,38 @@ for (const release of natsReleases)
     });
 
     it(
-      'is given that command again before the one stored after it, on a durable an older version made',
+      'one command at a time, is changed in place to hold several, and hands over what it stored',
       { timeout: 60_000 },
       async () => {
-        // Given node-c's agent durable as a version before one-at-a-time made it (the server's default ack pending),
+        // Given node-c's agent durable as the version before made it (one command out at a time), a command stored
         const jsm = await jetstreamManager(nc);
         await jsm.consumers.add(streams.commands, {
           durable_name: commandConsumerName('node-c', 'agent'),
           filter_subject: subjects.commands('node-c', 'agent'),
           ack_policy: AckPolicy.Explicit,
           ack_wait: nanos(limits.commandAckWaitMs),
+          max_ack_pending: 1,
           max_deliver: -1,
         });
-        // and an agent that took command A off its queue and died before it acked it, B stored behind A
         const a = command('node-c', 'agent', 1);
-        const b = command('node-c', 'agent', 2);
-        for (const c of [a, b]) await sendCommand(nc, validators, trust, c);
-        const dead = await connectBus({ servers: own.url, name: 'command-queue-test-dead' });
-        let release = () => {};
-        let took!: (commandId: string) => void;
-        const taken = new Promise<string>((resolve) => (took = resolve));
-        const deadLoop = await queueOf(dead, 'node-c').consume((d) => {
-          took(d.command.commandId);
-          return new Promise<void>((r) => (release = r)); // neither acked nor handed back
-        }, new AbortController().signal);
-        const first = await taken;
-        await dead.close(); // dies holding it
-        release(); // (its handler's keep-alive timer ends with it)
-        await deadLoop.ended.catch(() => undefined); // its consumer ends with its connection
+        await sendCommand(nc, validators, trust, a);
 
-        // When the agent starts again
-        const seen: string[] = [];
+        // When the agent starts consuming
         const ac = new AbortController();
-        await new Promise<void>((resolve) => {
-          void queueOf(nc, 'node-c').consume((d) => {
-            // With how many times the server delivered it: the dead agent's pulls must not have been handed B.
-            seen.push(`${d.command.commandId === a.commandId ? 'A' : 'B'}${d.msg.info.deliveryCount}`);
-            d.msg.ack();
-            if (seen.length === 2) resolve();
-            return Promise.resolve();
-          }, ac.signal);
-        });
-        ac.abort();
+        let took!: (id: string) => void;
+        const taken = new Promise<string>((resolve) => (took = resolve));
+        const consumer = await queueOf(nc, 'node-c').consume((d) => {
+          took(d.command.commandId);
+          d.msg.ack();
+          return Promise.resolve();
+        }, ac.signal);
 
-        // Then the command it held comes back first (after its ack wait), though B was waiting on the server all along,
-        // and B was never handed to the agent that died (delivered once)
-        assert.equal(first, a.commandId);
-        assert.deepEqual(seen, ['A2', 'B1']);
-        // and the durable now hands over one command at a time
+        // Then the durable holds as many as an agent takes at once, and the command stored before is handed over
         const info = await jsm.consumers.info(streams.commands, commandConsumerName('node-c', 'agent'));
-        assert.equal(info.config.max_ack_pending, 1);
+        assert.equal(info.config.max_ack_pending, limits.commandsInHand);
+        assert.equal(await taken, a.commandId);
+        ac.abort();
+        await consumer.ended;
       },
     );
   });

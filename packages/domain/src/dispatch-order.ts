@@ -1,4 +1,4 @@
-import type { StepCommand } from '@haul/schemas';
+import type { MigrationEvent, StepCommand } from '@haul/schemas';
 import { inFlight, type MigrationState } from './state.ts';
 
 /**
@@ -23,10 +23,14 @@ import { inFlight, type MigrationState } from './state.ts';
  * operator's resolve), and an agent skips a command whose outcome is in the log. Beyond the stream's duplicate
  * window a command sent again is stored a second time, and skipped the same way once it has an outcome.
  *
- * The order holds for what the stream stores, and for what an agent is handed: its durable consumer has one command
- * out at a time (max_ack_pending 1, @haul/bus's command queue), so a command it had in hand when it died comes back
- * after the ack wait before any stored after it. Behind that, the host's preconditions (the backup copy, the
- * origin's snapshot) still refuse a step that would come too early.
+ * The order holds for what the stream stores, and for what an agent is handed on first delivery: the stream's order.
+ * An agent holds several commands at once, of several migrations, and runs each migration's one at a time in the
+ * order it was handed them (@haul/bus's command queue), those of different migrations side by side. After a restart
+ * the server may hand them over in another order (one the dead agent held comes back after its ack wait, one stored
+ * after it at once), so before it runs a command the agent checks its migration's log (runsBefore): an earlier
+ * command of the same migration on the same queue still without an outcome goes first, and this one goes back to the
+ * stream for a moment. Behind that, the host's preconditions (the backup copy, the origin's snapshot) still refuse a
+ * step that would come too early.
  */
 
 /** Whether an executor runs its commands one at a time in stored order. */
@@ -36,6 +40,22 @@ export const runsInOrder: Readonly<Record<StepCommand['executor'], boolean>> = {
 };
 
 const queueOf = (c: StepCommand): string => `${c.node}\u0000${c.executor}`;
+
+/**
+ * The command an in-order executor must run before `cmd` (undefined: none): the earliest intent of the same
+ * migration on the same queue, before `cmd`'s own, that is still in flight in `s` (folded from the log the executor
+ * just read). A command `s` does not hold as its step's current attempt has nothing to wait for: the executor's own
+ * checks (intended, an outcome already) decide about it.
+ */
+export function runsBefore(s: MigrationState, cmd: StepCommand): StepCommand | undefined {
+  if (!runsInOrder[cmd.executor]) return undefined;
+  const key = s.byCommand[cmd.commandId];
+  const own = key === undefined ? undefined : s.steps[key];
+  if (!own || own.command.commandId !== cmd.commandId) return undefined;
+  return inFlight(s)
+    .filter((r) => queueOf(r.command) === queueOf(cmd) && r.order < own.order)
+    .sort((a, b) => a.order - b.order)[0]?.command;
+}
 
 /**
  * The commands to send for `decided` (the commands of a decision's intents, as appended after the state `s`), in
@@ -57,4 +77,22 @@ export function commandsToSend(
     .sort((a, b) => a.order - b.order)
     .map((r) => r.command);
   return [...before, ...decided];
+}
+
+/**
+ * Whether runsBefore may name a command for `cmd` in the state folded from `log`, from the log alone: an intent for
+ * the same queue before `cmd`'s whose command has no StepSucceeded or StepFailed anywhere in the log. False: runsBefore
+ * names none, so the executor spares itself the fold (the usual case: each command sent once the one before it
+ * ended). True: the fold decides (a rejection, an operator's resolve or a newer attempt also end a command's step).
+ */
+export function mayRunBefore(log: readonly MigrationEvent[], cmd: StepCommand): boolean {
+  if (!runsInOrder[cmd.executor]) return false;
+  const ended = new Set<string>();
+  for (const e of log) if (e.type === 'StepSucceeded' || e.type === 'StepFailed') ended.add(e.data.commandId);
+  for (const e of log) {
+    if (e.type !== 'StepIntended') continue;
+    if (e.data.commandId === cmd.commandId) return false;
+    if (queueOf(e.data) === queueOf(cmd) && !ended.has(e.data.commandId)) return true;
+  }
+  return false;
 }

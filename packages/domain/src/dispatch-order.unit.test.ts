@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import type { MigrationEvent, StepCommand, StepName } from '@haul/schemas';
-import { commandsToSend, runsInOrder } from './dispatch-order.ts';
+import { commandsToSend, mayRunBefore, runsBefore, runsInOrder } from './dispatch-order.ts';
 import { fold } from './evolve.ts';
 import { initialState } from './state.ts';
 import { stepTable } from './steps.ts';
@@ -55,7 +58,7 @@ const ids = (cs: StepCommand[]) => cs.map((c) => c.commandId);
 const nothingSentHere = () => false;
 
 describe('commands in order: the commands a coordinator sends for a decision', () => {
-  it('an agent runs its commands in stored order; the streamer runs several at once', () => {
+  it("an agent runs each migration's commands in stored order; the streamer runs several at once", () => {
     assert.deepEqual(runsInOrder, { agent: true, streamer: false });
   });
 
@@ -124,5 +127,114 @@ describe('commands in order: the commands a coordinator sends for a decision', (
 
     // Then they go alone
     assert.deepEqual(ids(sent), ids([finalImages]));
+  });
+});
+
+describe('commands in order: what an agent runs before a command it was handed', () => {
+  it('an earlier intent of the migration on the same agent, still without an outcome, goes first', () => {
+    // Given the chain intended and nothing of it run (the snapshot handed over first, after an agent's restart)
+    const s = fold(
+      [requested, intent(finalDump), outcome(finalDump), intent(backup), intent(origin)],
+      initialState(),
+    );
+
+    // When the agent asks what runs before the origin's snapshot
+    // Then the backup does; before the backup, nothing
+    assert.equal(runsBefore(s, origin)?.commandId, backup.commandId);
+    assert.equal(runsBefore(s, backup), undefined);
+  });
+
+  it('the earliest of them, by its place in the log', () => {
+    // Given the whole chain intended and none run
+    const s = fold([requested, intent(backup), intent(origin), intent(copy)], initialState());
+
+    // When the agent is handed the copy's snapshot first
+    // Then the backup is what goes first
+    assert.equal(runsBefore(s, copy)?.commandId, backup.commandId);
+  });
+
+  it('nothing once the earlier ones have outcomes, failed, refused by their agent or succeeded', () => {
+    // Given the backup succeeded and the origin's snapshot refused by node-a's agent (CommandRejected)
+    const rejected = {
+      ...ev('CommandRejected', {
+        commandId: origin.commandId,
+        error: { code: 'HAUL_PATH_OUTSIDE', message: 'x' },
+      }),
+      actor: { service: 'node-agent', node: 'node-a' },
+    } as MigrationEvent;
+    const s = fold(
+      [requested, intent(backup), outcome(backup), intent(origin), rejected, intent(copy)],
+      initialState(),
+    );
+
+    // When the agent is handed the copy's snapshot
+    // Then it has nothing to wait for (the host refuses it if its precondition is missing)
+    assert.equal(runsBefore(s, copy), undefined);
+  });
+
+  it("ignores other queues: another node's agent, the streamer", () => {
+    // Given in flight: the target's preflight (node-b's agent) and the final images (node-a's streamer), intended
+    // before the backup
+    const target = command('preflightTarget:-', 1, 'node-b');
+    const s = fold([requested, intent(target), intent(finalImages), intent(backup)], initialState());
+
+    // When node-a's agent is handed the backup
+    // Then nothing goes before it; and a streamer's command never waits
+    assert.equal(runsBefore(s, backup), undefined);
+    assert.equal(
+      runsBefore(fold([requested, intent(backup), intent(finalImages)], initialState()), finalImages),
+      undefined,
+    );
+  });
+
+  it("a command that is not its step's current attempt, or not in the log, waits for nothing", () => {
+    // Given the backup's first attempt failed and its second intended, behind a lock still in flight
+    const lock = command('lockSource:-');
+    const backup2 = command('backupDescriptor:1', 2);
+    const s = fold(
+      [requested, intent(lock), intent(backup), outcome(backup, 'StepFailed'), intent(backup2)],
+      initialState(),
+    );
+
+    // When the agent is handed the first attempt again (a late redelivery), or a command no log intends
+    // Then neither waits: the agent's own checks decide about them
+    assert.equal(runsBefore(s, backup), undefined);
+    assert.equal(runsBefore(s, copy), undefined);
+    // and the second attempt waits for the lock
+    assert.equal(runsBefore(s, backup2)?.commandId, lock.commandId);
+  });
+});
+
+describe('commands in order: the log alone says when the fold can be spared', () => {
+  it('given an earlier intent on the same agent without an outcome, then the fold decides; else nothing runs before', () => {
+    const chain = [requested, intent(finalDump), outcome(finalDump), intent(backup), intent(origin)];
+    assert.equal(mayRunBefore(chain, origin), true);
+    assert.equal(mayRunBefore(chain, backup), false);
+    assert.equal(mayRunBefore([...chain, outcome(backup)], origin), false);
+    assert.equal(mayRunBefore(chain, finalImages), false);
+  });
+
+  it('never says false where runsBefore names a command: every intent of every prefix of the golden logs', () => {
+    const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fixtures', 'logs');
+    const files = readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
+    assert.ok(files.length > 0, `golden logs in ${dir}`);
+    let checked = 0;
+    for (const f of files) {
+      const log = readFileSync(join(dir, f), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as MigrationEvent);
+      for (let n = 1; n <= log.length; n++) {
+        const prefix = log.slice(0, n);
+        const s = fold(prefix, initialState());
+        for (const e of prefix) {
+          if (e.type !== 'StepIntended') continue;
+          checked++;
+          if (!mayRunBefore(prefix, e.data))
+            assert.equal(runsBefore(s, e.data), undefined, `${f}, first ${n} events, ${e.data.commandId}`);
+        }
+      }
+    }
+    assert.ok(checked > 100, `${checked} intents checked`);
   });
 });

@@ -16,7 +16,7 @@ type Span = {
  * Where the downtime went, from the log alone: every step from the freeze's intent to the CT running again, with its
  * host time (what the agent's tools or the streamer's transfer took, as they report it) and the control overhead
  * around it. A step's predecessor is what it waited for last: its executor's previous step when the agent was still
- * busy with it (an agent runs one host action at a time), else the outcome the coordinator decided it on.
+ * busy with it (an agent runs one host action of a migration at a time), else the outcome the coordinator decided it on.
  *   dispatchMs = intent − the predecessor's outcome (coordinator: deliver, decide, append);
  *   overheadMs = dispatchMs + (outcome − start) − hostMs, start = the later of the intent and the agent turning free.
  * Following predecessors back from the last step gives the critical path: windowMs = its hostMs + its overheadMs.

@@ -138,7 +138,7 @@ describe('the downtime window, step by step', () => {
     assert.deepEqual([copy(untimed).hostMs, copy(untimed).overheadMs], [20, 130], 'without it, as before');
   });
 
-  it('does not count the wait for the agent as overhead: it runs one host action at a time', () => {
+  it('does not count the wait for the agent as overhead: it runs one host action of a migration at a time', () => {
     assert.deepEqual(
       [
         row('snapshotOrigin:1').queuedMs,

@@ -10,7 +10,7 @@ export {
   type StuckAction,
 } from './state.ts';
 export { evolve, fold, subjectOf } from './evolve.ts';
-export { commandsToSend, runsInOrder } from './dispatch-order.ts';
+export { commandsToSend, mayRunBefore, runsBefore, runsInOrder } from './dispatch-order.ts';
 export {
   decide,
   decideUntilStable,

@@ -1,6 +1,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ConcurrencyConflictError,
+  createSerialByKey,
   buckets,
   encodeJson,
   limits,
@@ -78,7 +79,7 @@ export function createProcessManager(
   /** Told each projected status (the migrations-by-phase and terminal metrics). */
   metrics?: Pick<CoordinatorMetrics, 'projected'>,
 ) {
-  const chains = new Map<string, Promise<unknown>>();
+  const serialByMigration = createSerialByKey();
   const active = new Set<string>();
   const folded = new Map<string, Folded>();
   const seen = createSeenSequences();
@@ -109,16 +110,7 @@ export function createProcessManager(
   });
 
   /** Run one migration's work strictly one at a time in this process. */
-  const serial = <T>(mid: string, fn: () => Promise<T>): Promise<T> => {
-    const prev = chains.get(mid) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.catch(() => undefined);
-    chains.set(mid, settled);
-    void settled.then(() => {
-      if (chains.get(mid) === settled) chains.delete(mid);
-    });
-    return next;
-  };
+  const serial = <T>(mid: string, fn: () => Promise<T>): Promise<T> => serialByMigration.run(mid, fn);
 
   /** The whole log of a migration, folded (what the API reads; the folded states are not touched). */
   async function load(mid: string): Promise<Folded> {
@@ -478,7 +470,7 @@ export function createProcessManager(
     },
     /** Whether this process drives the migration already (it has its state, its timer, or a turn under way). */
     holds(mid: string): boolean {
-      return active.has(mid) || timers.has(mid) || chains.has(mid);
+      return active.has(mid) || timers.has(mid) || serialByMigration.busy(mid);
     },
     /**
      * Drive a migration this process does not hold (one of the admission ledger): its events went to a coordinator

@@ -475,7 +475,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       const release = await inSlot(report);
       if (!release) return msg.nak(); // the streamer stops: the next one takes it
       try {
-        await run(cmd, msg, mlog, report);
+        await run(d, cmd, mlog, report);
       } finally {
         release();
       }
@@ -506,18 +506,25 @@ export function createImageStreamer(deps: StreamerDeps) {
    * Run the transfer unless its outcome is in the log already, and record its outcome — or stop it as soon as the
    * coordinator gives it up (timed out, stalled): the log then has the coordinator's outcome, and nothing more is
    * recorded. The progress report goes once the log says how the transfer ended.
+   *
+   * The log is the one the queue read to check the command's intent (read here only when signatures are off), maybe
+   * a while ago if the command waited for a slot: the give-up watch starts where that read ended, so whatever the log
+   * gained since (an outcome the coordinator wrote) still stops the transfer at once.
    */
   async function run(
+    d: CommandDelivery,
     cmd: StreamCommand,
-    msg: CommandDelivery['msg'],
     mlog: Logger,
     report: ProgressReporter,
   ): Promise<void> {
-    const { events, lastSeq } = await eventLog.read(cmd.migrationId);
-    const prior = hasOutcome(
-      events.map((e) => e.event),
-      cmd.commandId,
-    );
+    const { msg } = d;
+    const { events, lastSeq } =
+      d.log && d.logSeq !== undefined
+        ? { events: d.log, lastSeq: d.logSeq }
+        : await eventLog
+            .read(cmd.migrationId)
+            .then((r) => ({ events: r.events.map((e) => e.event), lastSeq: r.lastSeq }));
+    const prior = hasOutcome(events, cmd.commandId);
     if (prior) {
       msg.ack();
       return report.clear();

@@ -9,7 +9,7 @@ import {
   buckets,
   commandConsumerName,
   createCommandQueue,
-  createSlots,
+  createSerialByKey,
   eventFactory,
   exitWhenLoopEnds,
   exposeMetrics,
@@ -28,7 +28,7 @@ import {
   type Trust,
 } from '@haul/bus';
 import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
-import { errorCodes, runsInOrder } from '@haul/domain';
+import { errorCodes, fold, initialState, mayRunBefore, runsBefore, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { warmDescriptorParser } from './adapters/descriptor.ts';
 import { CommandFailedError, createRunner } from './adapters/exec.ts';
@@ -43,7 +43,7 @@ import { createHeldDumps } from './held-dumps.ts';
 import { toolHost, type AgentHost } from './host.ts';
 import { createLeases } from './leases.ts';
 import { serveInspections } from './inspections.ts';
-import { createCommandMarkers, handBackInDoubt } from './markers.ts';
+import { createCommandMarkers, createInHand, handBackInDoubt } from './markers.ts';
 
 export type NodeAgentDeps = {
   nc: NatsConnection;
@@ -72,7 +72,9 @@ const followedFrom: ReadonlySet<StepName> = new Set<StepName>(['preflightTarget'
  * The node agent: consumes the commands addressed to its node (a durable JetStream consumer), runs each step's
  * handler through the host tools, and appends the outcome to the migration's log. A command is acked only once its
  * outcome is in the log; a command marker on disk tells a redelivery after a crash (in doubt: reconcile by
- * inspection) from a first delivery. One host action runs at a time: a command's step, or a frozen lease's resume.
+ * inspection) from a first delivery. A migration has one host action at a time: a command's step, or its frozen
+ * lease's resume; different migrations' (different CTs') run side by side, so a CT frozen in its window never waits
+ * for another migration's long step (a pre-dump, a merge).
  */
 export function createNodeAgent(deps: NodeAgentDeps) {
   const { nc, validators, cfg, log, trust } = deps;
@@ -97,6 +99,17 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const host = deps.host ?? toolHost(run, ac.signal);
   const held = createHeldDumps(cfg.stateDir, log, env);
   const markers = createCommandMarkers(join(cfg.stateDir, 'commands'));
+  const inHand = createInHand(join(cfg.stateDir, 'in-hand'));
+  const inHandRecord = (f: () => void): void => {
+    try {
+      f();
+    } catch (err) {
+      log.warn(
+        { err },
+        'a record of the commands in hand failed: a restart hands them back after their ack wait',
+      );
+    }
+  };
   const actor = { service: 'node-agent', node: cfg.node } as const;
   const queue = createCommandQueue({
     nc,
@@ -107,23 +120,29 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     executor: 'agent',
     trust,
     inOrder: runsInOrder.agent,
+    // A record that cannot be written or removed costs a restart its quick hand-back, nothing else: not a failure.
+    hands: {
+      took: (d) => {
+        const reply = ackSubjectOf(d.msg);
+        if (reply) inHandRecord(() => inHand.take(d.command.commandId, reply));
+      },
+      letGo: (d) => {
+        const reply = ackSubjectOf(d.msg);
+        if (reply) inHandRecord(() => inHand.drop(reply));
+      },
+    },
   });
   const event = eventFactory(actor);
-  const hostSlot = createSlots(1);
+  /** Each migration's host actions, one at a time (its commands, its lease's resume); migrations side by side. */
+  const hostActions = createSerialByKey();
   /** A CT's VE_PRIVATE on this host, from its config (the host's own answer when it has one). */
   const privateArea = (ctid: string): string | undefined =>
     host.privateArea ? host.privateArea(ctid) : readCtDisks(etcVz(cfg), ctid)?.vePrivate || undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
 
-  async function exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const leave = await hostSlot.acquire();
-    try {
-      return await fn();
-    } finally {
-      leave();
-    }
-  }
+  const exclusive = <T>(migrationId: string, fn: () => Promise<T>): Promise<T> =>
+    hostActions.run(migrationId, fn);
 
   const leases = createLeases({
     held,
@@ -182,8 +201,17 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
     const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
     try {
-      const run = await exclusive(() => runOnce(cmd, handler, ackSubjectOf(msg), delivery.log));
+      const run = await exclusive(cmd.migrationId, () =>
+        runOnce(cmd, handler, ackSubjectOf(msg), delivery.log),
+      );
       if (run.refused) return await queue.refuse(msg, run.refused, cmd);
+      if (run.after) {
+        log.info(
+          { migrationId: cmd.migrationId, commandId: cmd.commandId, after: run.after.commandId },
+          'an earlier command of the migration has not run yet: this one goes back to the stream for a moment',
+        );
+        return msg.nak(limits.commandTooEarlyMs);
+      }
       if (run.outcome) await eventLog.append(run.outcome);
       markers.end(cmd.commandId);
       msg.ack();
@@ -209,13 +237,16 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     reply: string | undefined,
     /** The log as the queue read it to check the command is intended (a secure cluster), just before. */
     read?: readonly MigrationEvent[],
-  ): Promise<{ outcome?: StepOutcome; refused?: ErrorInfo }> {
+  ): Promise<{ outcome?: StepOutcome; refused?: ErrorInfo; after?: StepCommand }> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     const logNow = read ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     if (hasOutcome(logNow, cmd.commandId)) {
       mlog.info('duplicate delivery: the outcome is already in the log');
       return {};
     }
+    // Handed over before an earlier command of its migration (after a restart): that one runs first.
+    const after = mayRunBefore(logNow, cmd) ? runsBefore(fold(logNow, initialState()), cmd) : undefined;
+    if (after) return { after };
     const confined = confineCommand(cmd, { bounds: cfg, events: logNow, privateArea });
     if (!confined.ok) return { refused: confined.error };
     const reconciled = markers.begin(cmd.commandId, reply);
@@ -283,10 +314,13 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     async start(): Promise<void> {
       // Before anything acts on the host: what an agent that died left running is ended first.
       await endOrphanedTools(toolRecords, log);
-      await handBackInDoubt(nc, markers, log, {
-        stream: streams.commands,
-        durable: commandConsumerName(cfg.node, 'agent'),
-      });
+      await handBackInDoubt(
+        nc,
+        markers,
+        log,
+        { stream: streams.commands, durable: commandConsumerName(cfg.node, 'agent') },
+        inHand,
+      );
       for (const meta of held.list()) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
         leases.arm(meta);

@@ -179,8 +179,13 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       return existsSync(join(dir, 'frozen')) && criuRunning(dir);
     },
     meta(migrationId: string): HeldMeta | undefined {
-      const f = join(dirOf(migrationId), 'meta.json');
-      return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as HeldMeta) : undefined;
+      try {
+        return JSON.parse(readFileSync(join(dirOf(migrationId), 'meta.json'), 'utf8')) as HeldMeta;
+      } catch (err) {
+        // None, or forgotten since (another migration's step may end its held dump meanwhile).
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
     },
     /** All held dumps on this node (to re-arm their leases after a restart). */
     list(): HeldMeta[] {

@@ -65,58 +65,109 @@ export function createCommandMarkers(dir: string) {
   };
 }
 
+/**
+ * Commands in hand: a file per delivery this agent holds and has not let go of (acked, handed back, refused), with
+ * its ack subject, named by the SHA-256 of that subject (one per delivery, whatever the command). An agent holds
+ * several commands at once, each migration's waiting in its lane behind the one running; an agent that dies leaves
+ * them pending on the server until their ack wait runs out, so the next one hands them back at once
+ * (handBackInDoubt), as it does the one that was running.
+ */
+export type InHand = ReturnType<typeof createInHand>;
+
+export function createInHand(dir: string) {
+  mkdirSync(dir, { recursive: true });
+  const pathOf = (reply: string): string => join(dir, createHash('sha256').update(reply).digest('hex'));
+  return {
+    /** The delivery (its ack subject) is in this agent's hands. */
+    take(commandId: string, reply: string): void {
+      writeFileSync(pathOf(reply), JSON.stringify({ commandId, reply }));
+    },
+    /** Let go of: its command acked, handed back or refused. */
+    drop(reply: string): void {
+      rmSync(pathOf(reply), { force: true });
+    },
+    /** The deliveries held when the last agent stopped (one cut short by a crash is skipped). */
+    list(): { commandId: string; reply: string }[] {
+      return readdirSync(dir).flatMap((name) => {
+        try {
+          const h = JSON.parse(readFileSync(join(dir, name), 'utf8')) as {
+            commandId?: unknown;
+            reply?: unknown;
+          };
+          return typeof h.commandId === 'string' && typeof h.reply === 'string'
+            ? [{ commandId: h.commandId, reply: h.reply }]
+            : [];
+        } catch {
+          return [];
+        }
+      });
+    },
+  };
+}
+
 /** How long the server may take to answer a hand-back (it answers once it has processed the NAK). */
 const handBackTimeoutMs = 2_000;
 
 /**
- * Hand the commands an agent before this one died running back to the stream, so that they are delivered again now
- * rather than once their ack wait runs out: a `-NAK` on each marker's ack subject (JetStream's ack protocol), sent as a
- * request, which the server answers once it has processed it. The consumer hands over one command at a time, so until
- * then nothing else ran either: with a CT frozen, seconds of its downtime. Before the consumer starts, so no delivery to
- * this process is pending yet; one agent per node, as the end of orphaned tools assumes.
+ * Hand the commands an agent before this one held back to the stream, so that they are delivered again now rather
+ * than once their ack wait runs out: the one it died running (a marker in doubt) and those waiting behind it (in
+ * hand). A `-NAK` on each delivery's ack subject (JetStream's ack protocol), sent as a request, which the server
+ * answers once it has processed it, oldest stored first. Until then nothing of their migrations ran: with a CT
+ * frozen, seconds of its downtime. Before the consumer starts, so no delivery to this process is pending yet; one
+ * agent per node, as the end of orphaned tools assumes.
  *
  * The server honours a NAK while the message is pending on the consumer, whichever delivery the subject names; and
  * nats-server 2.9 does not even look when nothing is pending (it delivers the message the subject names, another
- * node's command if the consumer was made again since). So a marker's NAK goes only where the consumer's info says its
- * message can be the one pending: some message pending, the marker's stream and delivery sequences above the ack
- * floor and not past the last delivered. Each marker is handed back once: its ack subject is dropped after (a new
- * delivery writes its own).
+ * node's command if the consumer was made again since). So a NAK goes only where the consumer's info says its
+ * message can be one pending: some message pending, the subject's stream and delivery sequences above the ack floor
+ * and not past the last delivered. Each is handed back once: a marker's ack subject is dropped after (a new delivery
+ * writes its own), and an in-hand record goes.
  */
 export async function handBackInDoubt(
   nc: NatsConnection,
   markers: CommandMarkers,
   log: Logger,
   consumer: { stream: string; durable: string },
+  inHand?: InHand,
 ): Promise<void> {
-  const held = markers.inDoubt().flatMap((m) => {
-    const at = m.reply === undefined ? undefined : ackSubjectInfo(m.reply);
-    return at?.stream === consumer.stream && at.consumer === consumer.durable ? [{ m, at }] : [];
-  });
-  if (held.length === 0) return;
+  const ours = (reply: string | undefined) => {
+    const at = reply === undefined ? undefined : ackSubjectInfo(reply);
+    return at?.stream === consumer.stream && at.consumer === consumer.durable ? at : undefined;
+  };
+  const doubted = markers.inDoubt().filter((m) => ours(m.reply));
+  const held = inHand?.list() ?? [];
+  const bySubject = new Map<string, { commandId: string; at: { streamSeq: number; deliverySeq: number } }>();
+  for (const h of [...doubted, ...held]) {
+    const at = ours(h.reply);
+    if (at) bySubject.set(h.reply!, { commandId: h.commandId, at });
+  }
+  const forget = () => {
+    for (const m of doubted) markers.handedBack(m.commandId);
+    for (const h of held) inHand?.drop(h.reply);
+  };
+  if (bySubject.size === 0) return forget();
   let info: ConsumerInfo;
   try {
     info = await (await jetstreamManager(nc)).consumers.info(consumer.stream, consumer.durable);
   } catch (err) {
+    // Kept for the next start: they come back after their ack wait meanwhile.
     log.warn(
       { err },
-      'could not read the command consumer: commands in doubt come back after their ack wait',
+      'could not read the command consumer: the commands an earlier agent held come back after their ack wait',
     );
     return;
   }
-  for (const { m, at } of held) {
-    if (mayBePending(info, at)) {
-      try {
-        await nc.request(m.reply!, '-NAK', { timeout: handBackTimeoutMs });
-        log.warn({ commandId: m.commandId }, 'a command an earlier agent died running: delivered again now');
-      } catch (err) {
-        log.warn(
-          { err, commandId: m.commandId },
-          'a command an earlier agent died running comes back after its ack wait',
-        );
-      }
+  const oldestFirst = [...bySubject].sort(([, a], [, b]) => a.at.streamSeq - b.at.streamSeq);
+  for (const [reply, { commandId, at }] of oldestFirst) {
+    if (!mayBePending(info, at)) continue;
+    try {
+      await nc.request(reply, '-NAK', { timeout: handBackTimeoutMs });
+      log.warn({ commandId }, 'a command an earlier agent held: delivered again now');
+    } catch (err) {
+      log.warn({ err, commandId }, 'a command an earlier agent held comes back after its ack wait');
     }
-    markers.handedBack(m.commandId);
   }
+  forget();
 }
 
 /** The consumer's info allows the message an ack subject names to be the one pending: between its floor and its last. */

@@ -20,7 +20,7 @@ import {
 } from '@haul/bus';
 import { createValidators, type StepCommand } from '@haul/schemas';
 import { natsReleases, startNatsServer, type NatsServer } from '@haul/test';
-import { createCommandMarkers, handBackInDoubt } from '../src/markers.ts';
+import { createCommandMarkers, createInHand, handBackInDoubt } from '../src/markers.ts';
 
 const log = pino({ level: 'silent' });
 const command = (node: string, n: number): StepCommand => ({
@@ -51,7 +51,7 @@ for (const release of natsReleases)
     });
 
     /** node's command consumer, its ack wait far longer than the test (10 min): only a hand-back delivers again. */
-    async function consumerOf(node: string) {
+    async function consumerOf(node: string, maxAckPending = 1) {
       const durable = commandConsumerName(node, 'agent');
       await (
         await jetstreamManager(nc)
@@ -60,7 +60,7 @@ for (const release of natsReleases)
         filter_subject: subjects.commands(node, 'agent'),
         ack_policy: AckPolicy.Explicit,
         ack_wait: nanos(600_000),
-        max_ack_pending: 1,
+        max_ack_pending: maxAckPending,
         max_deliver: -1,
       });
       return { stream: streams.commands, durable };
@@ -164,5 +164,48 @@ for (const release of natsReleases)
       const next = await consumer.next({ expires: 10_000 });
       assert.equal(next?.subject, subjects.commands('node-g', 'agent'));
       next?.ack();
+    });
+    it('given commands it held waiting behind the one it ran (in hand), then they are delivered again at once too, oldest first', async () => {
+      // Given node-i's consumer holding several at once, and an agent that took three commands, began the first
+      // (its marker), held the other two in hand, and died
+      const c = await consumerOf('node-i', 16);
+      for (const n of [1, 2, 3])
+        await sendCommand(nc, createValidators(), insecureTrust(), command('node-i', n));
+      const dead = await connectBus({ servers: server.url, name: 'hand-back-test-dead' });
+      const took = await (
+        await jetstream(dead).consumers.get(streams.commands, c.durable)
+      ).fetch({
+        max_messages: 3,
+        expires: 10_000,
+      });
+      const taken = [];
+      for await (const m of took) {
+        taken.push(m);
+        if (taken.length === 3) break;
+      }
+      assert.equal(taken.length, 3);
+      const markers = createCommandMarkers(join(dir, 'i-markers'));
+      const inHand = createInHand(join(dir, 'i-hand'));
+      markers.begin(taken[0]!.json<StepCommand>().commandId, ackSubjectOf(taken[0]!));
+      for (const m of taken) inHand.take(m.json<StepCommand>().commandId, ackSubjectOf(m)!);
+      await dead.close();
+
+      // When the next agent starts
+      await handBackInDoubt(nc, markers, log, c, inHand);
+
+      // Then all three come to it now, in the order they were stored, and no record of them is left in hand
+      const consumer = await jetstream(nc).consumers.get(streams.commands, c.durable);
+      const again = [];
+      for (let i = 0; i < 3; i++) {
+        const m = await consumer.next({ expires: 10_000 });
+        assert.ok(m, `delivered again: ${i + 1} of 3`);
+        again.push(m.seq);
+        m.ack();
+      }
+      assert.deepEqual(
+        again,
+        taken.map((m) => m.seq),
+      );
+      assert.deepEqual(inHand.list(), []);
     });
   });
