@@ -44,13 +44,17 @@ const replayRounds = 3;
 /** What the stream holds after the load: each command's intent time, and each finished migration's log. */
 function collect() {
   const intents = new Map<string, number>();
+  const executors = new Map<string, string>();
   const logs = new Map<string, StoredMessage[]>();
   const finished = new Set<string>();
   const all: Uint8Array[] = [];
   const onMsg = (m: JsMsg) => {
     const e = JSON.parse(dec.decode(m.data)) as MigrationEvent;
     all.push(m.data);
-    if (e.type === 'StepIntended') intents.set(e.data.commandId, Date.parse(e.time));
+    if (e.type === 'StepIntended') {
+      intents.set(e.data.commandId, Date.parse(e.time));
+      executors.set(e.data.commandId, e.data.executor);
+    }
     if (e.type === 'MigrationCompleted' || e.type === 'MigrationRolledBack') finished.add(e.migrationId);
     const log = logs.get(e.migrationId) ?? [];
     log.push({ data: m.data, signer: m.headers?.get(signatureHeaders.signer) ?? '', type: e.type });
@@ -60,7 +64,7 @@ function collect() {
   const finishedLogs = () => new Map([...logs].filter(([mid]) => finished.has(mid)));
   /** An event of the median size, as the payload of the raw appends. */
   const typical = () => [...all].sort((a, b) => a.length - b.length)[Math.floor(all.length / 2)]!;
-  return { intents, onMsg, finishedLogs, typical, sealed };
+  return { intents, executors, onMsg, finishedLogs, typical, sealed };
 }
 
 const median = (xs: number[]) => percentile(xs, 50);
@@ -130,7 +134,7 @@ try {
   await readStream(nc, stream.onMsg);
   const timed = [...executors.received].flatMap(([cid, r]) => {
     const intended = stream.intents.get(cid);
-    return intended === undefined ? [] : [{ ...r, intended }];
+    return intended === undefined ? [] : [{ ...r, intended, commandId: cid }];
   });
   const dispatch = timed.map((t) => t.at - t.intended);
   const spread = (xs: number[]) => ({ p50: median(xs), p99: percentile(xs, 99) });
@@ -234,6 +238,7 @@ try {
     completed: load.completed,
     rolledBack: load.rolledBack,
     rollbackReasons: load.rollbackReasons,
+    stepFailures: load.stepFailures,
     stalled: load.stalled,
     wallSeconds: round(load.wallSeconds),
     migrationsPerMinute: round((terminal / load.wallSeconds) * 60, 1),
@@ -243,9 +248,16 @@ try {
       max: Math.max(...dispatch),
       commands: dispatch.length,
       // The two parts: the coordinator's (intent → the command stored in its queue) and the executor's (stored →
-      // taken off the queue: an agent runs one command at a time, so this is mostly waiting behind earlier ones).
+      // taken off the queue, or for an agent its migration's turn: mostly waiting behind earlier ones).
       intentToQueuedMs: spread(timed.map((t) => t.storedAt - t.intended)),
       queuedToReceivedMs: spread(timed.map((t) => t.at - t.storedAt)),
+      // By executor: an agent's commands are received as their migration's turn comes, a streamer's as delivered.
+      byExecutor: Object.fromEntries(
+        (['agent', 'streamer'] as const).map((x) => {
+          const mine = timed.filter((t) => stream.executors.get(t.commandId) === x);
+          return [x, { commands: mine.length, ...spread(mine.map((t) => t.at - t.intended)) }];
+        }),
+      ),
     },
     events,
     eventsPerSec: round(eventsPerSec),

@@ -3,3 +3,4 @@ await import('./streamer.bench.ts');
 await import('./control.bench.ts');
 await import('./startup.bench.ts');
 await import('./floors.bench.ts');
+await import('./side-by-side.bench.ts');

@@ -11,6 +11,8 @@ export type LoadResult = {
   rolledBack: number;
   /** Why the rolled-back ones rolled back (RollbackStarted's reason, migration ids left out), and how many each. */
   rollbackReasons: Record<string, number>;
+  /** The steps that failed (StepFailed: `<step>: <error code>`), and how many times each. */
+  stepFailures: Record<string, number>;
   /** From the first request sent to the last terminal event seen. */
   wallSeconds: number;
   /** Stopped waiting: no migration ended for the stall time, or the whole run took its timeout. */
@@ -66,11 +68,16 @@ export async function runLoad(
   const api = createApiClient(nc, sign);
   const ended = new Map<string, MigrationEvent['type']>();
   const rollbackReason = new Map<string, string>();
+  const stepFailures: Record<string, number> = {};
   let lastEnd = Date.now();
   let wake: () => void = () => {};
   const sub = nc.subscribe(subjects.eventsAll, {
     callback: (_err, msg) => {
       const e = decodeJson(msg.data) as MigrationEvent;
+      if (e.type === 'StepFailed') {
+        const what = `${e.data.step}: ${e.data.error.code}`;
+        stepFailures[what] = (stepFailures[what] ?? 0) + 1;
+      }
       if (e.type === 'RollbackStarted' && !rollbackReason.has(e.migrationId))
         rollbackReason.set(e.migrationId, e.data.reason.replaceAll(/m-[0-9a-f]{24}/g, 'm-…'));
       if (e.type !== 'MigrationCompleted' && e.type !== 'MigrationRolledBack') return;
@@ -121,6 +128,7 @@ export async function runLoad(
     completed: types.filter((t) => t === 'MigrationCompleted').length,
     rolledBack: types.filter((t) => t === 'MigrationRolledBack').length,
     rollbackReasons,
+    stepFailures,
     wallSeconds,
     stalled,
   };

@@ -5,6 +5,7 @@ import { parseControlArgs } from './control-args.ts';
 import { requestOf } from './control-load.ts';
 import { percentile } from './control-proc.ts';
 import { parseFloorsArgs } from './floors-args.ts';
+import { parseSideBySideArgs } from './side-by-side-args.ts';
 import { median } from './results.ts';
 import { parseStartupArgs } from './startup-args.ts';
 
@@ -119,5 +120,37 @@ describe("a series' median", () => {
     assert.equal(median([5, 1, 3]), 3);
     assert.equal(median([502, 208, 537, 276, 503, 285]), 393.5);
     assert.ok(Number.isNaN(median([])));
+  });
+});
+
+describe('bench:side-by-side arguments', () => {
+  it('given no flags, then the defaults; given flags, then their values', () => {
+    assert.deepEqual(parseSideBySideArgs([]), {
+      rounds: 3,
+      smallMb: 64,
+      largeMb: 512,
+      out: 'bench/results/side-by-side.json',
+    });
+    assert.deepEqual(
+      parseSideBySideArgs(['--rounds=1', '--small-mb', '16', '--large-mb', '1024', '--out', '/tmp/s.json']),
+      {
+        rounds: 1,
+        smallMb: 16,
+        largeMb: 1024,
+        out: '/tmp/s.json',
+      },
+    );
+    assert.equal(parseSideBySideArgs(['--help']), undefined);
+  });
+
+  it('refuses a CT smaller than the emulator makes, or an unknown flag, naming the flag', () => {
+    assert.throws(
+      () => parseSideBySideArgs(['--small-mb', '8']),
+      (e: unknown) => (e as BenchArgError).flag === '--small-mb',
+    );
+    assert.throws(
+      () => parseSideBySideArgs(['--round', '2']),
+      (e: unknown) => (e as BenchArgError).flag === '--round',
+    );
   });
 });

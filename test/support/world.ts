@@ -144,10 +144,10 @@ export async function startWorld(o: WorldOptions = {}) {
    * Make a CT as the options say: its disks and config on node-a, its config alone on the other nodes (haul-emu
    * create-ct's own code, in this process).
    */
-  const createCt = (id: string): void => {
+  const createCt = (id: string, memoryMb = o.memoryMb ?? 32): void => {
     const ct: CtOptions = {
       ctid: id,
-      memoryMb: o.memoryMb ?? 32,
+      memoryMb,
       dirtyRate: o.dirtyRate ?? 1000,
       diskWrites: o.diskWrites ?? 20,
       shared: sharedOf(id),
@@ -350,11 +350,12 @@ export async function startWorld(o: WorldOptions = {}) {
     },
   };
   /**
-   * Another CT on this world's nodes (made as the world's options say, started on node-a), and the world as seen
-   * from it: its id, disks, migrate, baseline and invariants; the nodes, services and bus are the world's.
+   * Another CT on this world's nodes (made as the world's options say, or with `memoryMb` of its own, started on
+   * node-a), and the world as seen from it: its id, disks, migrate, baseline and invariants; the nodes, services and
+   * bus are the world's.
    */
-  const anotherCt = async (id: string): Promise<typeof world> => {
-    createCt(id);
+  const anotherCt = async (id: string, memoryMb?: number): Promise<typeof world> => {
+    createCt(id, memoryMb);
     const view = { ...world, ...ctView(id, sharedOf(id)) };
     await view.startCt();
     return view;
