@@ -19,9 +19,9 @@ describe('emulated tools of different CTs at once on one node', () => {
   after(() => c?.destroy());
 
   it("vcmmdctl: every CT's registration removed at the same moment, none is lost or comes back", async () => {
-    // Given sixteen CTs registered with node-a's vcmmd
+    // Given twenty-four CTs registered with node-a's vcmmd
     const env = c.emuEnv('node-a');
-    const ctids = Array.from({ length: 16 }, (_, i) => String(201 + i));
+    const ctids = Array.from({ length: 24 }, (_, i) => String(201 + i));
     for (const ctid of ctids) vcmmRegister(env, ctid, 256 << 20);
     assert.deepEqual(Object.keys(readVcmmd(env)).sort(), ctids);
 

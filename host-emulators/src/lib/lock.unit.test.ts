@@ -96,6 +96,8 @@ describe("the emulators' locks: one marker file per lock name", () => {
         const marker = join(dir, markerName(name));
         writeFileSync(marker, `${deadPid()} ${name}\n`);
         writeFileSync(`${marker}.break`, '');
+        const soon = (Date.now() + 60_000) / 1000; // fresh whatever this machine's pauses: dated a minute ahead
+        utimesSync(`${marker}.break`, soon, soon);
 
         // When the lock is asked for meanwhile
         const meanwhile = acquireLock(dir, name, 100);

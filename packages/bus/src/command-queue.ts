@@ -115,7 +115,7 @@ const busRetryMs = 1000;
 /** The longest wait between the tries of an in-order executor's command that fails on the bus. */
 const maxHoldMs = 10_000;
 
-/** A call on a delivery, which throws once the connection is closing: the consumer loop ends then, and the service with it. */
+/** A call on a delivery, which throws once the connection is closing (the consumer loop ends then): not a failure here. */
 const tell = (f: () => void): void => {
   try {
     f();
@@ -159,8 +159,9 @@ type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInf
 
 /**
  * The commands addressed to one node's executor, from a durable consumer: commands sent while the service is down
- * wait in the stream. Commands are handed over one at a time, in order; the handler acks once the outcome is in the
- * log, so a crash mid-step redelivers the command to the restarted service (which then reconciles). A message that
+ * wait in the stream. Several are in hand at once: an in-order executor's run one migration's at a time, in the
+ * order handed over (inLane), another executor's side by side; the handler acks once the outcome is in the log, so a
+ * crash mid-step redelivers the command to the restarted service (which then reconciles). A message that
  * cannot be handled — undecodable, invalid, or one whose handler throws — is parked in HAUL_DEAD_LETTERS, recorded
  * as CommandRejected in its migration's log when it names a valid migration, and termed: it never stops the queue
  * and is never re-run forever.
@@ -452,13 +453,18 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     endLoop = close;
     if (signal.aborted) close();
     else signal.addEventListener('abort', close, { once: true });
-    return { ended: pump(iter, handle, signal) };
+    // The loop may also end on its own (the connection closed, the consumer deleted, a failure of the queue's own):
+    // the commands in hand then stop as on a stop.
+    const loopEnded = new AbortController();
+    const stopping = AbortSignal.any([signal, loopEnded.signal]);
+    return { ended: pump(iter, handle, stopping, () => loopEnded.abort()) };
   }
 
   async function pump(
     iter: AsyncIterable<JsMsg>,
     handle: (d: CommandDelivery) => Promise<void>,
     signal: AbortSignal,
+    loopEnded: () => void,
   ): Promise<void> {
     try {
       for await (const msg of iter) {
@@ -466,7 +472,9 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         if (signal.aborted) break;
       }
     } finally {
-      // The commands in hand end first: each runs to its end, or goes back to the stream if it had not begun.
+      // The commands in hand end first: the one running in each lane runs to its end (a retry on the bus stops), the
+      // ones waiting behind it go back to the stream.
+      loopEnded();
       await lanes.idle();
       await Promise.all(besides);
     }

@@ -2,10 +2,10 @@ import type { MigrationEvent, StepCommand } from '@haul/schemas';
 import { inFlight, type MigrationState } from './state.ts';
 
 /**
- * The order commands reach their executors in (docs/protocol.md, "Commands in order").
+ * The order commands reach their executors in (docs/protocol.md, "Commands in order, migrations side by side").
  *
- * A node agent runs its commands one at a time, in the order the command stream stored them, and decisions rely on
- * it: a shared disk's preparation (back up the descriptor, snapshot the origin, snapshot the copy) is intended in
+ * A node agent runs each migration's commands one at a time, in the order the command stream stored them (different
+ * migrations' side by side), and decisions rely on it: a shared disk's preparation (back up the descriptor, snapshot the origin, snapshot the copy) is intended in
  * one decision and sent without a round trip between its steps. The image streamer runs several transfers at once,
  * so the order of its commands means nothing.
  *
@@ -33,7 +33,7 @@ import { inFlight, type MigrationState } from './state.ts';
  * step that would come too early.
  */
 
-/** Whether an executor runs its commands one at a time in stored order. */
+/** Whether an executor runs each migration's commands one at a time in stored order. */
 export const runsInOrder: Readonly<Record<StepCommand['executor'], boolean>> = {
   agent: true,
   streamer: false,

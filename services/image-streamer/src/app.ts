@@ -472,10 +472,12 @@ export function createImageStreamer(deps: StreamerDeps) {
     const working = setInterval(() => msg.working(), 2000);
     const report = reporter(cmd.migrationId, cmd.commandId, mlog);
     try {
+      // The queue's read of the log stands for the log only when no wait for a slot came after it.
+      const waited = slots.full;
       const release = await inSlot(report);
       if (!release) return msg.nak(); // the streamer stops: the next one takes it
       try {
-        await run(d, cmd, mlog, report);
+        await run(waited ? { command: d.command, msg } : d, cmd, mlog, report);
       } finally {
         release();
       }
@@ -507,9 +509,10 @@ export function createImageStreamer(deps: StreamerDeps) {
    * coordinator gives it up (timed out, stalled): the log then has the coordinator's outcome, and nothing more is
    * recorded. The progress report goes once the log says how the transfer ended.
    *
-   * The log is the one the queue read to check the command's intent (read here only when signatures are off), maybe
-   * a while ago if the command waited for a slot: the give-up watch starts where that read ended, so whatever the log
-   * gained since (an outcome the coordinator wrote) still stops the transfer at once.
+   * The log is the one the queue read to check the command's intent, just before, when the command found a slot free;
+   * it is read here when signatures are off or the command waited for a slot (the coordinator may have given it up or
+   * ended the migration meanwhile: a transfer started then would offer the target an attempt that ended, and the
+   * target stops a newer attempt's reception for it).
    */
   async function run(
     d: CommandDelivery,

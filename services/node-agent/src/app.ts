@@ -135,6 +135,11 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const event = eventFactory(actor);
   /** Each migration's host actions, one at a time (its commands, its lease's resume); migrations side by side. */
   const hostActions = createSerialByKey();
+  /**
+   * And each CT's: a step of an earlier migration of the same CT may still run (a hung tool whose step the coordinator
+   * gave up, the migration ended since by an operator's resolve and the CT admitted again); the next one waits for it.
+   */
+  const ctActions = createSerialByKey();
   /** A CT's VE_PRIVATE on this host, from its config (the host's own answer when it has one). */
   const privateArea = (ctid: string): string | undefined =>
     host.privateArea ? host.privateArea(ctid) : readCtDisks(etcVz(cfg), ctid)?.vePrivate || undefined;
@@ -147,7 +152,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   const leases = createLeases({
     held,
     log,
-    exclusive,
+    exclusive: (meta, fn) => exclusive(meta.migrationId, () => ctActions.run(meta.ctid, fn)),
     resume: (meta, mlog) =>
       resumeOnSource(contextFor(meta.migrationId, mlog, false), meta.migrationId, meta.ctid, 'lease-expired'),
   });
@@ -199,30 +204,25 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     const handler = host.handlers[cmd.step];
     if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler)
       return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
-    const working = setInterval(() => msg.working(), Math.max(500, limits.commandAckWaitMs / 3));
-    try {
-      const run = await exclusive(cmd.migrationId, () =>
-        runOnce(cmd, handler, ackSubjectOf(msg), delivery.log),
+    const run = await exclusive(cmd.migrationId, () =>
+      runOnce(cmd, handler, ackSubjectOf(msg), delivery.log),
+    );
+    if (run.refused) return await queue.refuse(msg, run.refused, cmd);
+    if (run.after) {
+      log.info(
+        { migrationId: cmd.migrationId, commandId: cmd.commandId, after: run.after.commandId },
+        'an earlier command of the migration has not run yet: this one goes back to the stream for a moment',
       );
-      if (run.refused) return await queue.refuse(msg, run.refused, cmd);
-      if (run.after) {
-        log.info(
-          { migrationId: cmd.migrationId, commandId: cmd.commandId, after: run.after.commandId },
-          'an earlier command of the migration has not run yet: this one goes back to the stream for a moment',
-        );
-        return msg.nak(limits.commandTooEarlyMs);
-      }
-      if (run.outcome) await eventLog.append(run.outcome);
-      markers.end(cmd.commandId);
-      msg.ack();
-      // From its first command of a migration on, an agent keeps the log current: the reads before its commands in
-      // the frozen window (the target's restore, seconds after its preflight; the source's freeze and its snapshots)
-      // fetch nothing but the last sequence. The source's read before the final dump fetched and judged the whole
-      // iterative phase one message at a time: 12 ms of the demo's frozen window, and 3-8 ms before each step after.
-      if (followedFrom.has(cmd.step)) eventLog.keepCurrent(cmd.migrationId);
-    } finally {
-      clearInterval(working);
+      return msg.nak(limits.commandTooEarlyMs);
     }
+    if (run.outcome) await eventLog.append(run.outcome);
+    markers.end(cmd.commandId);
+    msg.ack();
+    // From its first command of a migration on, an agent keeps the log current: the reads before its commands in
+    // the frozen window (the target's restore, seconds after its preflight; the source's freeze and its snapshots)
+    // fetch nothing but the last sequence. The source's read before the final dump fetched and judged the whole
+    // iterative phase one message at a time: 12 ms of the demo's frozen window, and 3-8 ms before each step after.
+    if (followedFrom.has(cmd.step)) eventLog.keepCurrent(cmd.migrationId);
   }
 
   /**
@@ -249,9 +249,14 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     if (after) return { after };
     const confined = confineCommand(cmd, { bounds: cfg, events: logNow, privateArea });
     if (!confined.ok) return { refused: confined.error };
-    const reconciled = markers.begin(cmd.commandId, reply);
-    if (reconciled) mlog.warn('in doubt after a restart: reconciling by inspecting the host');
-    return { outcome: await runStep(confined.command, handler, mlog, reconciled) };
+    const ct = ctidOf(logNow) ?? `migration ${cmd.migrationId}`;
+    if (ctActions.busy(ct))
+      mlog.warn({ ct }, 'a step of another migration of this CT still runs here: waiting for it');
+    return ctActions.run(ct, async () => {
+      const reconciled = markers.begin(cmd.commandId, reply);
+      if (reconciled) mlog.warn('in doubt after a restart: reconciling by inspecting the host');
+      return { outcome: await runStep(confined.command, handler, mlog, reconciled) };
+    });
   }
 
   /** The step's handler, its result or error as the outcome event. */
@@ -359,6 +364,12 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       await loop;
     },
   };
+}
+
+/** The CT a migration's log is about (its request), if the log has its beginning. */
+function ctidOf(log: readonly MigrationEvent[]): string | undefined {
+  const req = log.find((e) => e.type === 'MigrationRequested');
+  return req?.type === 'MigrationRequested' ? req.data.request.ctid : undefined;
 }
 
 function misaddressed(cmd: StepCommand, node: string): ErrorInfo {

@@ -12,8 +12,8 @@ export type LeaseDeps = {
   log: Logger;
   /** Resume the CT on the source after winning the fence (shared disks restored first, then the thaw). */
   resume(meta: HeldMeta, mlog: Logger): Promise<HostResult>;
-  /** Run as the migration's only host action of the moment (never beside a step of its migration). */
-  exclusive(migrationId: string, fn: () => Promise<void>): Promise<void>;
+  /** Run as the only host action of the moment of its migration and of its CT (never beside a step of either). */
+  exclusive(meta: HeldMeta, fn: () => Promise<void>): Promise<void>;
 };
 
 /**
@@ -40,7 +40,7 @@ export function createLeases(deps: LeaseDeps) {
 
   async function expired(meta: HeldMeta): Promise<void> {
     timers.delete(meta.migrationId);
-    await deps.exclusive(meta.migrationId, async () => {
+    await deps.exclusive(meta, async () => {
       if (!held.isHeld(meta.migrationId)) return;
       const mlog = migrationLogger(log, meta.migrationId, { ctid: meta.ctid });
       try {

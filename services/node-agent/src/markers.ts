@@ -143,7 +143,12 @@ export async function handBackInDoubt(
   }
   const forget = () => {
     for (const m of doubted) markers.handedBack(m.commandId);
-    for (const h of held) inHand?.drop(h.reply);
+    for (const h of held)
+      try {
+        inHand?.drop(h.reply);
+      } catch (err) {
+        log.warn({ err, commandId: h.commandId }, 'a record of a command in hand could not be removed');
+      }
   };
   if (bySubject.size === 0) return forget();
   let info: ConsumerInfo;
@@ -170,7 +175,11 @@ export async function handBackInDoubt(
   forget();
 }
 
-/** The consumer's info allows the message an ack subject names to be the one pending: between its floor and its last. */
+/**
+ * The consumer's info allows the message an ack subject names to be one pending: between its floor and its last. With
+ * several pending, one acked since may pass too: the server then finds it in no pending list and ignores the NAK (it
+ * delivers what a NAK names without looking only when nothing at all is pending).
+ */
 function mayBePending(info: ConsumerInfo, at: { streamSeq: number; deliverySeq: number }): boolean {
   return (
     info.num_ack_pending > 0 &&

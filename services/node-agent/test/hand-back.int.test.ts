@@ -166,24 +166,26 @@ for (const release of natsReleases)
       next?.ack();
     });
     it('given commands it held waiting behind the one it ran (in hand), then they are delivered again at once too, oldest first', async () => {
-      // Given node-i's consumer holding several at once, and an agent that took three commands, began the first
-      // (its marker), held the other two in hand, and died
+      // Given node-i's consumer holding several at once, and an agent that took six commands, began the first
+      // (its marker), held the others in hand, and died (six: the records' file names, digests, list them in an
+      // order of their own, the stored order one time in 720)
       const c = await consumerOf('node-i', 16);
-      for (const n of [1, 2, 3])
+      const count = 6;
+      for (let n = 1; n <= count; n++)
         await sendCommand(nc, createValidators(), insecureTrust(), command('node-i', n));
       const dead = await connectBus({ servers: server.url, name: 'hand-back-test-dead' });
       const took = await (
         await jetstream(dead).consumers.get(streams.commands, c.durable)
       ).fetch({
-        max_messages: 3,
+        max_messages: count,
         expires: 10_000,
       });
       const taken = [];
       for await (const m of took) {
         taken.push(m);
-        if (taken.length === 3) break;
+        if (taken.length === count) break;
       }
-      assert.equal(taken.length, 3);
+      assert.equal(taken.length, count);
       const markers = createCommandMarkers(join(dir, 'i-markers'));
       const inHand = createInHand(join(dir, 'i-hand'));
       markers.begin(taken[0]!.json<StepCommand>().commandId, ackSubjectOf(taken[0]!));
@@ -193,12 +195,12 @@ for (const release of natsReleases)
       // When the next agent starts
       await handBackInDoubt(nc, markers, log, c, inHand);
 
-      // Then all three come to it now, in the order they were stored, and no record of them is left in hand
+      // Then all of them come to it now, in the order they were stored, and no record of them is left in hand
       const consumer = await jetstream(nc).consumers.get(streams.commands, c.durable);
       const again = [];
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < count; i++) {
         const m = await consumer.next({ expires: 10_000 });
-        assert.ok(m, `delivered again: ${i + 1} of 3`);
+        assert.ok(m, `delivered again: ${i + 1} of ${count}`);
         again.push(m.seq);
         m.ack();
       }

@@ -34,8 +34,26 @@ let nc: NatsConnection;
 let eventLog: EventLog;
 let agent: NodeAgent;
 
+/** The agent's log lines, and the waits for one of them. */
+const lines: string[] = [];
+const waits: { text: string; seen: () => void }[] = [];
+const logged = (text: string) =>
+  new Promise<void>((seen) => {
+    if (lines.some((l) => l.includes(text))) return seen();
+    waits.push({ text, seen });
+  });
+const logStream = {
+  write(line: string) {
+    lines.push(line);
+    for (const w of waits) if (line.includes(w.text)) w.seen();
+  },
+};
+
 /** What the host saw, in order: `<command> start` and `<command> end`. */
 const seen: string[] = [];
+/** Told as each step starts. */
+const starts = new Map<string, () => void>();
+const started = (c: StepCommand) => new Promise<void>((resolve) => starts.set(c.commandId, resolve));
 /** Commands whose step waits until the test ends it. */
 const held = new Map<string, { end: () => void; ended: Promise<void> }>();
 const hold = (c: StepCommand) => {
@@ -48,6 +66,7 @@ const host: AgentHost = {
   handlers: {
     lockSource: async (cmd) => {
       seen.push(`${cmd.commandId} start`);
+      starts.get(cmd.commandId)?.();
       await held.get(cmd.commandId)?.ended;
       seen.push(`${cmd.commandId} end`);
       return { actions: ['locked (test host)'] } satisfies HostResult;
@@ -65,7 +84,7 @@ before(async () => {
   agent = createNodeAgent({
     nc,
     validators,
-    log: pino({ level: 'silent' }),
+    log: pino({ level: 'warn' }, logStream),
     cfg: {
       node: 'node-a',
       hostRoot: dir,
@@ -93,31 +112,49 @@ after(async () => {
 });
 
 /** Step `n` of a migration: a CT lock on node-a (one step name for all: the log's order is what is tested). */
-const lock = (mid: string, n: number): StepCommand => ({
+const lock = (mid: string, n: number, ctid = '101'): StepCommand => ({
   commandId: `${mid}:lockSource:${n}:1`,
   migrationId: mid,
   node: 'node-a',
   executor: 'agent',
   attempt: 1,
   step: 'lockSource',
-  args: { ctid: '101' },
+  args: { ctid },
   timeoutMs: 60_000,
 });
 const intend = (c: StepCommand) => eventLog.append(stepIntended(c));
+/** A migration's first event, which names its CT. */
+const requested = (mid: string, ctid: string) =>
+  eventLog.append({
+    eventId: `${mid}:requested`,
+    migrationId: mid,
+    type: 'MigrationRequested',
+    actor: { service: 'coordinator', node: 'coordinator' },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: {
+      request: { requestId: mid, ctid, source: 'node-a', target: 'node-b', mode: 'live' },
+      imageRoots: { source: '/var/local/haul', target: '/var/local/haul' },
+    },
+  });
 const send = (c: StepCommand) => sendCommand(nc, validators, trust, c);
 const outcome = (c: StepCommand) => awaitEvent(eventLog, c.migrationId, outcomeOf(c.commandId), 30_000);
 
 describe('node agent: migrations side by side, each one in order', () => {
   it("given one migration's step running, when another migration's command comes, then it runs and ends meanwhile", async () => {
-    // Given migration X's step on node-a running (a long pre-dump, say), its next command queued behind it
+    // Given migration X's step on node-a running (CT 101's long pre-dump, say), its next command queued behind it
     const x1 = lock('m-lanes-x', 1);
     const x2 = lock('m-lanes-x', 2);
     hold(x1);
+    const x1Started = started(x1);
+    await requested('m-lanes-x', '101');
     for (const c of [x1, x2]) await intend(c);
     for (const c of [x1, x2]) await send(c);
+    await x1Started;
 
-    // When migration Y's command comes (its CT frozen, say)
-    const y1 = lock('m-lanes-y', 1);
+    // When migration Y's command comes (CT 102, frozen in its window, say)
+    const y1 = lock('m-lanes-y', 1, '102');
+    await requested('m-lanes-y', '102');
     await intend(y1);
     await send(y1);
 
@@ -147,6 +184,37 @@ describe('node agent: migrations side by side, each one in order', () => {
       `${z1.commandId} end`,
       `${z2.commandId} start`,
       `${z2.commandId} end`,
+    ]);
+    seen.length = 0;
+  });
+  it("given a step of an earlier migration of a CT still running, when the CT's next migration sends a command, then it waits for it", async () => {
+    // Given migration V of CT 103 with its step still running on node-a (a hung tool whose step was given up, say)
+    const v1 = lock('m-lanes-v', 1, '103');
+    hold(v1);
+    const v1Started = started(v1);
+    await requested('m-lanes-v', '103');
+    await intend(v1);
+    await send(v1);
+    await v1Started;
+
+    // When migration W of the same CT sends its command
+    const w1 = lock('m-lanes-w', 1, '103');
+    const w1Started = started(w1);
+    await requested('m-lanes-w', '103');
+    await intend(w1);
+    await send(w1);
+
+    // Then its step waits (the agent says so), and begins only once V's has ended: one host action per CT at a time
+    await logged('a step of another migration of this CT still runs here');
+    assert.deepEqual(seen, [`${v1.commandId} start`]);
+    held.get(v1.commandId)!.end();
+    await w1Started;
+    await outcome(w1);
+    assert.deepEqual(seen, [
+      `${v1.commandId} start`,
+      `${v1.commandId} end`,
+      `${w1.commandId} start`,
+      `${w1.commandId} end`,
     ]);
     seen.length = 0;
   });
