@@ -76,7 +76,7 @@ describe("the emulators' locks: one marker file per lock name", () => {
         writeFileSync(join(dir, markerName(name)), `${deadPid()} ${name}\n`);
 
         // When the lock is asked for
-        const release = acquireLock(dir, name, 1000);
+        const release = acquireLock(dir, name, 10_000);
 
         // Then it is held by this process, and nothing else is left in the folder
         assert.ok(release);
@@ -109,7 +109,7 @@ describe("the emulators' locks: one marker file per lock name", () => {
         // When that .break is older than any take-over lasts (its waiter died in it), the lock is asked for again
         const old = (Date.now() - 10_000) / 1000;
         utimesSync(`${marker}.break`, old, old);
-        const release = acquireLock(dir, name, 1000);
+        const release = acquireLock(dir, name, 10_000);
 
         // Then it is taken, and the .break is gone
         assert.ok(release);

@@ -146,13 +146,10 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   let heartbeat: NodeJS.Timeout | undefined;
   let loop: Promise<void> | undefined;
 
-  const exclusive = <T>(migrationId: string, fn: () => Promise<T>): Promise<T> =>
-    hostActions.run(migrationId, fn);
-
   const leases = createLeases({
     held,
     log,
-    exclusive: (meta, fn) => exclusive(meta.migrationId, () => ctActions.run(meta.ctid, fn)),
+    exclusive: (meta, fn) => hostActions.run(meta.migrationId, () => ctActions.run(meta.ctid, fn)),
     resume: (meta, mlog) =>
       resumeOnSource(contextFor(meta.migrationId, mlog, false), meta.migrationId, meta.ctid, 'lease-expired'),
   });
@@ -204,7 +201,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     const handler = host.handlers[cmd.step];
     if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler)
       return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
-    const run = await exclusive(cmd.migrationId, () =>
+    const run = await hostActions.run(cmd.migrationId, () =>
       runOnce(cmd, handler, ackSubjectOf(msg), delivery.log),
     );
     if (run.refused) return await queue.refuse(msg, run.refused, cmd);

@@ -16,10 +16,25 @@ export type CommandMarkers = ReturnType<typeof createCommandMarkers>;
 
 type Marker = { commandId: string; at: string; reply?: string };
 
+/** A record's file in `dir`: the SHA-256 of its key, 64 characters whatever the key, one file per key. */
+const recordPath = (dir: string, key: string): string =>
+  join(dir, createHash('sha256').update(key).digest('hex'));
+
+/** The records in `dir` that `take` accepts; one cut short by a crash (not JSON) is skipped. */
+function recordsIn<T>(dir: string, take: (r: Record<string, unknown>) => T | undefined): T[] {
+  return readdirSync(dir).flatMap((name) => {
+    try {
+      const r = take(JSON.parse(readFileSync(join(dir, name), 'utf8')) as Record<string, unknown>);
+      return r === undefined ? [] : [r];
+    } catch {
+      return [];
+    }
+  });
+}
+
 export function createCommandMarkers(dir: string) {
   mkdirSync(dir, { recursive: true });
-  const pathOf = (commandId: string): string =>
-    join(dir, createHash('sha256').update(commandId).digest('hex'));
+  const pathOf = (commandId: string): string => recordPath(dir, commandId);
   return {
     pathOf,
     /**
@@ -39,18 +54,16 @@ export function createCommandMarkers(dir: string) {
     },
     /** The commands started and never ended, as their markers say (one cut short by a crash is skipped). */
     inDoubt(): Marker[] {
-      return readdirSync(dir).flatMap((name) => {
-        try {
-          const m = JSON.parse(readFileSync(join(dir, name), 'utf8')) as Partial<Marker>;
-          if (typeof m.commandId !== 'string' || typeof m.at !== 'string') return [];
-          // What the reply names is read where it is used (ackSubjectInfo), not here.
-          return [
-            { commandId: m.commandId, at: m.at, ...(typeof m.reply === 'string' ? { reply: m.reply } : {}) },
-          ];
-        } catch {
-          return [];
-        }
-      });
+      // What the reply names is read where it is used (ackSubjectInfo), not here.
+      return recordsIn(dir, (m) =>
+        typeof m['commandId'] === 'string' && typeof m['at'] === 'string'
+          ? {
+              commandId: m['commandId'],
+              at: m['at'],
+              ...(typeof m['reply'] === 'string' ? { reply: m['reply'] } : {}),
+            }
+          : undefined,
+      );
     },
     /** The command was handed back: its marker stays (still in doubt), without the ack subject it was handed back on. */
     handedBack(commandId: string): void {
@@ -76,31 +89,22 @@ export type InHand = ReturnType<typeof createInHand>;
 
 export function createInHand(dir: string) {
   mkdirSync(dir, { recursive: true });
-  const pathOf = (reply: string): string => join(dir, createHash('sha256').update(reply).digest('hex'));
   return {
     /** The delivery (its ack subject) is in this agent's hands. */
     take(commandId: string, reply: string): void {
-      writeFileSync(pathOf(reply), JSON.stringify({ commandId, reply }));
+      writeFileSync(recordPath(dir, reply), JSON.stringify({ commandId, reply }));
     },
     /** Let go of: its command acked, handed back or refused. */
     drop(reply: string): void {
-      rmSync(pathOf(reply), { force: true });
+      rmSync(recordPath(dir, reply), { force: true });
     },
     /** The deliveries held when the last agent stopped (one cut short by a crash is skipped). */
     list(): { commandId: string; reply: string }[] {
-      return readdirSync(dir).flatMap((name) => {
-        try {
-          const h = JSON.parse(readFileSync(join(dir, name), 'utf8')) as {
-            commandId?: unknown;
-            reply?: unknown;
-          };
-          return typeof h.commandId === 'string' && typeof h.reply === 'string'
-            ? [{ commandId: h.commandId, reply: h.reply }]
-            : [];
-        } catch {
-          return [];
-        }
-      });
+      return recordsIn(dir, (h) =>
+        typeof h['commandId'] === 'string' && typeof h['reply'] === 'string'
+          ? { commandId: h['commandId'], reply: h['reply'] }
+          : undefined,
+      );
     },
   };
 }
@@ -136,6 +140,7 @@ export async function handBackInDoubt(
   };
   const doubted = markers.inDoubt().filter((m) => ours(m.reply));
   const held = inHand?.list() ?? [];
+  // One NAK per delivery: a command begun has both a marker and a record in hand.
   const bySubject = new Map<string, { commandId: string; at: { streamSeq: number; deliverySeq: number } }>();
   for (const h of [...doubted, ...held]) {
     const at = ours(h.reply);
