@@ -4,6 +4,9 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { jetstreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { retryTransient } from '@haul/bus';
 import { repoRoot } from './paths.ts';
 import { forget, reapOnExit, removeOnExit } from './reaper.ts';
 
@@ -233,6 +236,34 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 
 export type NatsCluster = { servers: NatsServer[]; urls: string; stop(): Promise<void> };
 
+/**
+ * Until the cluster can place a stream on every one of its servers. A server takes clients before its routes are up
+ * and before the JetStream meta group has a leader, and on a loaded machine (the integration tier, ten files at a
+ * time) that took longer than the 30 s a caller's first replicated stream retries for ("no suitable peers for
+ * placement"). A memory stream with a replica on each server, made and deleted, is what is awaited.
+ */
+async function placesOnEveryServer(urls: string, size: number): Promise<void> {
+  const nc = await connect({ servers: urls.split(','), name: 'haul-test-cluster-ready' });
+  const name = 'HAUL_TEST_CLUSTER_READY';
+  try {
+    // The JetStream API itself may not answer yet (its first call, the account's info, times out): retried too.
+    const jsm = await retryTransient(async () => {
+      const m = await jetstreamManager(nc);
+      await m.streams.add({
+        name,
+        subjects: ['haul-test.cluster-ready'],
+        num_replicas: size,
+        storage: StorageType.Memory,
+        retention: RetentionPolicy.Limits,
+      });
+      return m;
+    }, 120_000);
+    await jsm.streams.delete(name);
+  } finally {
+    await nc.close();
+  }
+}
+
 /** Three clustered servers with JetStream (domain "haul"), for replicated-stream tests (`secrets`: as startNatsServer). */
 export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-natsc-'));
@@ -253,9 +284,19 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
   for (const s of specs) await writeFile(s.confPath, config(s));
   const children = await Promise.all(specs.map((s) => launch(s)));
   const servers = specs.map((s, i) => wrap(s, dir, children[i]!, false));
+  const urls = servers.map((s) => s.url).join(',');
+  // With secrets, the caller connects as an identity of its own, and its first replicated stream waits as it can.
+  if (!opts.secrets)
+    try {
+      await placesOnEveryServer(urls, size);
+    } catch (err) {
+      await Promise.all(servers.map((s) => s.stop()));
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
   return {
     servers,
-    urls: servers.map((s) => s.url).join(','),
+    urls,
     async stop() {
       await Promise.all(servers.map((s) => s.stop()));
       await rm(dir, { recursive: true, force: true });
