@@ -150,9 +150,16 @@ export type CommandQueueDeps = {
   inOrder?: boolean;
   /**
    * Told as an in-order executor's delivery enters its lane and as it leaves it (handled, handed back or refused):
-   * what a process that dies meanwhile held, for the next one to hand back (the node agent's in-hand records).
+   * what a process that dies meanwhile held, for the next one to hand back (the node agent's in-hand records). A
+   * delivery that leaves its lane after the connection closed is not let go: its answer cannot have been sent.
    */
   hands?: { took(d: CommandDelivery): void; letGo(d: CommandDelivery): void };
+  /**
+   * Told when a command a coordinator signed is refused for good here (parked and termed: it never runs here again)
+   * after the queue handed it over or checked it against its log: its migration ended without running it, or its
+   * handler failed outside the bus. The node agent ends the command's marker then, which nothing else would end.
+   */
+  refused?: (command: StepCommand) => void;
 };
 
 type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInfo; raw: unknown };
@@ -167,7 +174,7 @@ type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInf
  * and is never re-run forever.
  */
 export function createCommandQueue(deps: CommandQueueDeps) {
-  const { nc, validators, eventLog, log, actor, executor, trust, inOrder = false, hands } = deps;
+  const { nc, validators, eventLog, log, actor, executor, trust, inOrder = false, hands, refused } = deps;
   const parking = createParking(nc, actor.service, actor.node);
   const event = eventFactory(actor);
   /** An in-order executor's commands, one migration's at a time (inLane). */
@@ -183,6 +190,14 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   const fail = (err: unknown): void => {
     broken ??= { err };
     endLoop();
+  };
+  /** Tell the executor of a command refused for good; what it does then is its own and never ends the queue. */
+  const told = (command: StepCommand): void => {
+    try {
+      refused?.(command);
+    } catch (err) {
+      log.warn({ err, commandId: command.commandId }, 'the executor failed on a refused command');
+    }
   };
 
   function decode(msg: JsMsg): Decoded {
@@ -216,10 +231,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   }
 
   /**
-   * Refuse a message for good: park it, record CommandRejected when it names a valid migration, and term it. When
-   * the bus cannot take the dead letter or the record right now, the message is delivered again later instead.
+   * Refuse a message for good: park it, record CommandRejected when it names a valid migration, and term it; true
+   * then. When the bus cannot take the dead letter or the record right now, the message is delivered again later
+   * instead (false).
    */
-  async function refuse(msg: JsMsg, error: ErrorInfo, raw?: unknown): Promise<void> {
+  async function refuse(msg: JsMsg, error: ErrorInfo, raw?: unknown): Promise<boolean> {
     log.error({ subject: msg.subject, seq: msg.seq, err: error }, 'command refused and parked');
     try {
       await parking.park(
@@ -228,9 +244,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       );
       await recordRejection(raw, clipped(error), msg.seq);
       msg.term(); // no reason: nats-server 2.9 takes `+TERM` alone (a reason needs 2.10.4)
+      return true;
     } catch (err) {
       log.error({ err, seq: msg.seq }, 'could not park the refused command; it will be delivered again');
       msg.nak(busRetryMs);
+      return false;
     }
   }
 
@@ -267,18 +285,15 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
-    await refuse(
-      d.msg,
-      { code: commandRefusals.unhandled, message: `handling the command failed: ${message}` },
-      d.command,
-    );
+    const error = { code: commandRefusals.unhandled, message: `handling the command failed: ${message}` };
+    if (await refuse(d.msg, error, d.command)) told(d.command);
   }
 
   /**
    * Refuse a message nobody may have sent or nobody intended: reported (warn, counted), parked as a dead letter and
    * termed, and nothing else — a message that proves nothing must not make this service write into any log.
    */
-  async function quarantine(msg: JsMsg, code: string, reason: string, claimed?: string): Promise<void> {
+  async function quarantine(msg: JsMsg, code: string, reason: string, claimed?: string): Promise<boolean> {
     trust.reject({
       kind: 'command',
       subject: msg.subject,
@@ -289,9 +304,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     try {
       await parking.park({ subject: msg.subject, seq: msg.seq, data: msg.data }, `${code}: ${reason}`);
       msg.term();
+      return true;
     } catch (err) {
       log.error({ err, seq: msg.seq }, 'could not park the refused command; it will be delivered again');
       msg.nak(busRetryMs);
+      return false;
     }
   }
 
@@ -341,9 +358,15 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     signal: AbortSignal,
   ): Promise<void> {
     const signed = signedByCoordinator(msg);
-    if (!signed.ok) return quarantine(msg, commandRefusals.unauthenticated, signed.reason, signed.claimed);
+    if (!signed.ok) {
+      await quarantine(msg, commandRefusals.unauthenticated, signed.reason, signed.claimed);
+      return;
+    }
     const decoded = decode(msg);
-    if (!decoded.ok) return refuse(msg, decoded.error, decoded.raw);
+    if (!decoded.ok) {
+      await refuse(msg, decoded.error, decoded.raw);
+      return;
+    }
     const d: CommandDelivery = { command: decoded.command, msg };
     if (inOrder) return inLane(d, handle, signal);
     // Side by side: the next delivery does not wait for this one's check (a read of its log) and hand-over.
@@ -374,14 +397,19 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       .catch(fail)
       .finally(() => {
         clearInterval(alive);
-        hands?.letGo(d);
+        // Once the connection is closed, nothing this delivery was answered with (its ack, or the NAK that hands it
+        // back) can have reached the server: it is still in hand there, and its record stays for the next process.
+        if (!nc.isClosed()) hands?.letGo(d);
       });
   }
 
   /** Check that the command is intended, then hand it over; throws what either throws. */
   async function attempt(d: CommandDelivery, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
     const { why, read } = await unintended(d.command);
-    if (why !== undefined) return quarantine(d.msg, commandRefusals.notIntended, why);
+    if (why !== undefined) {
+      if (await quarantine(d.msg, commandRefusals.notIntended, why)) told(d.command);
+      return;
+    }
     if (read) {
       d.log = read.log;
       d.logSeq = read.lastSeq;

@@ -99,6 +99,7 @@ export {
   commandRefusals,
   type CommandDelivery,
   type CommandQueue,
+  type CommandQueueDeps,
 } from './command-queue.ts';
 export { openBucket, encodeJson, decodeJson, decodeValid, keysOf, validValues } from './kv.ts';
 export { clearProgress, openProgress, putProgress, readProgress, watchProgress } from './progress.ts';

@@ -27,6 +27,7 @@ import {
   sendCommand,
   streams,
   subjects,
+  type CommandQueueDeps,
   type EventLog,
   type Executor,
 } from '@haul/bus';
@@ -128,6 +129,35 @@ const agentCommand = (mid: string, node: string, n: number): StepCommand => ({
   migrationId: mid,
 });
 
+describe('command queue: a command whose handler fails outside the bus', () => {
+  it('is refused for good, and the executor is told which command (the agent ends its marker)', async () => {
+    // Given node-g's agent queue, whose handler fails on the command for a reason of its own (not the bus)
+    const cmd = agentCommand('m-queue-h', 'node-g', 1);
+    await sendCommand(nc, validators, trust, cmd);
+    const told: string[] = [];
+    const ac = new AbortController();
+    const consumer = await createCommandQueue({
+      nc,
+      validators,
+      eventLog: createEventLog(nc, validators, trust),
+      log,
+      actor: { service: 'node-agent', node: 'node-g' },
+      executor: 'agent',
+      trust,
+      inOrder: true,
+      refused: (c) => told.push(c.commandId),
+    }).consume(() => Promise.reject(new Error('the handler broke')), ac.signal);
+
+    // When the queue hands it over
+    await until(() => told.length > 0, 'the executor told of the refusal');
+
+    // Then it was refused once, after it was parked and termed, and told by its id
+    assert.deepEqual(told, [cmd.commandId]);
+    ac.abort();
+    await consumer.ended;
+  });
+});
+
 describe('command queue: an in-order executor (the agent) holds several migrations at once', () => {
   it("runs another migration's command while one of its commands runs, and one migration's one at a time, in order", async () => {
     // Given node-d's agent queue, and stored in this order: X's first command (it runs until the test lets it end),
@@ -226,7 +256,7 @@ for (const release of natsReleases)
     );
   });
 
-function queueOf(conn: NatsConnection, node: string) {
+function queueOf(conn: NatsConnection, node: string, hands?: CommandQueueDeps['hands']) {
   return createCommandQueue({
     nc: conn,
     validators,
@@ -236,8 +266,42 @@ function queueOf(conn: NatsConnection, node: string) {
     executor: 'agent',
     trust,
     inOrder: true,
+    ...(hands ? { hands } : {}),
   });
 }
+
+describe('command queue: what an in-order executor holds when its connection closes', () => {
+  it('is not let go: the command running and the one waiting behind it keep their records for the next process', async () => {
+    // Given node-f's agent queue on a connection of its own, holding X's first command (its step ends once the
+    // connection has closed) and X's second, waiting behind it in X's lane
+    const x1 = agentCommand('m-queue-z', 'node-f', 1);
+    const x2 = agentCommand('m-queue-z', 'node-f', 2);
+    for (const c of [x1, x2]) await sendCommand(nc, validators, trust, c);
+    const own = await connectBus({ servers: server.url, name: 'command-queue-closing' });
+    const held = new Set<string>();
+    let bothTaken!: () => void;
+    const taken = new Promise<void>((resolve) => (bothTaken = resolve));
+    const hands: CommandQueueDeps['hands'] = {
+      took: (d) => {
+        held.add(d.command.commandId);
+        if (held.size === 2) bothTaken();
+      },
+      letGo: (d) => held.delete(d.command.commandId),
+    };
+    const consumer = await queueOf(own, 'node-f', hands).consume(async (d) => {
+      await own.closed();
+      assert.throws(() => d.msg.ack(), 'an ack on a closed connection cannot be sent');
+    }, new AbortController().signal);
+    await taken;
+
+    // When the connection closes
+    await own.close();
+    await consumer.ended.catch(() => undefined);
+
+    // Then neither was let go: their answers (the first's ack, the second's hand-back) never left this process
+    assert.deepEqual([...held].sort(), [x1.commandId, x2.commandId].sort());
+  });
+});
 
 describe('command queue (signatures on): whether a command is intended', () => {
   const ids = tempIdentities(['node-d']);

@@ -466,7 +466,8 @@ export function createImageStreamer(deps: StreamerDeps) {
         message: `${cmd.step} is not a streaming step`,
         field: 'step',
       };
-      return queue.refuse(msg, error, cmd);
+      await queue.refuse(msg, error, cmd);
+      return;
     }
     // In hand, the command must not be redelivered: also while it waits for a slot.
     const working = setInterval(() => msg.working(), 2000);

@@ -110,6 +110,17 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       );
     }
   };
+  /**
+   * End the marker of a command refused for good. One that cannot be removed stays: a restart then finds the command
+   * in doubt, hands its delivery back (the server ignores it, the command was termed) and keeps it. Not a failure.
+   */
+  const endRefused = (commandId: string): void => {
+    try {
+      markers.end(commandId);
+    } catch (err) {
+      log.warn({ err, commandId }, 'the marker of a refused command could not be removed');
+    }
+  };
   const actor = { service: 'node-agent', node: cfg.node } as const;
   const queue = createCommandQueue({
     nc,
@@ -121,6 +132,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     trust,
     inOrder: runsInOrder.agent,
     // A record that cannot be written or removed costs a restart its quick hand-back, nothing else: not a failure.
+    refused: (c) => endRefused(c.commandId),
     hands: {
       took: (d) => {
         const reply = ackSubjectOf(d.msg);
@@ -199,12 +211,18 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     deps.onCommand?.(delivery);
     const { command: cmd, msg } = delivery;
     const handler = host.handlers[cmd.step];
-    if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler)
-      return queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
+    if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler) {
+      await queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
+      return;
+    }
     const run = await hostActions.run(cmd.migrationId, () =>
       runOnce(cmd, handler, ackSubjectOf(msg), delivery.log),
     );
-    if (run.refused) return await queue.refuse(msg, run.refused, cmd);
+    if (run.refused) {
+      // A redelivery refused for good may find the marker an earlier delivery began: nothing would end it.
+      if (await queue.refuse(msg, run.refused, cmd)) endRefused(cmd.commandId);
+      return;
+    }
     if (run.after) {
       log.info(
         { migrationId: cmd.migrationId, commandId: cmd.commandId, after: run.after.commandId },

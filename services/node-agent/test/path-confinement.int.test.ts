@@ -19,6 +19,7 @@ import { createValidators, type MigrationEvent, type StepCommand, type StepName 
 
 const validators = createValidators();
 import {
+  agentStateDir,
   awaitEvent,
   outcomeOf,
   publishAs,
@@ -29,6 +30,7 @@ import {
   type World,
 } from '@haul/test';
 import { pathFields, type Place } from '../src/confinement.ts';
+import { createCommandMarkers } from '../src/markers.ts';
 
 /**
  * Commands published straight to haul.cmd.node-a.agent, as anyone on the bus could: every path field of every agent
@@ -267,6 +269,52 @@ describe("node agent: every path field of every command is confined to the node'
     const outcome = await awaitEvent(w.eventLog, mid, outcomeOf(cmd.commandId), 30_000);
     assert.equal(outcome.type, 'StepSucceeded', JSON.stringify(outcome.data));
     assert.ok(existsSync(join(folderOf(mid), 'work')));
+  });
+});
+
+describe('node agent: a command refused for good on a redelivery', () => {
+  // The marker an earlier delivery began (the agent died in its step): nothing runs the command again, so nothing
+  // else would end it, and every restart would find the command in doubt again.
+  const markers = () => createCommandMarkers(join(agentStateDir(w.cluster.nodeRoot('node-a')), 'commands'));
+  const parked = async (mid: string) => {
+    const jsm = await jetstreamManager(w.nc);
+    await until(async () => {
+      const m = await jsm.streams
+        .getMessage(streams.deadLetters, { last_by_subj: subjects.deadLetters('node-agent', 'node-a') })
+        .catch(() => null);
+      return m?.json<DeadLetter>().payload.includes(mid) ?? false;
+    }, `${mid} parked`);
+  };
+
+  it('given its path refused by the agent (its roots changed since), then its marker is ended', async () => {
+    const mid = 'm-marker-confined';
+    const cmd = command(mid, 'removeFiles', { paths: [join(outside, 'precious')] });
+    markers().begin(cmd.commandId);
+    await send(cmd);
+    assert.equal((await rejection(mid)).code, 'HAUL_PATH_OUTSIDE_ROOTS');
+    await until(() => !existsSync(markers().pathOf(cmd.commandId)), `${cmd.commandId}'s marker ended`);
+  });
+
+  it('given its migration ended without running it (the command queue refuses it), then its marker is ended', async () => {
+    const mid = 'm-marker-ended';
+    const cmd = command(mid, 'removeFiles', { paths: [folderOf(mid)] });
+    const coordinatorLog = createEventLog(w.nc, validators, w.identities.trust('coordinator'));
+    const valid = validators.validate<StepCommand>('command', cmd);
+    assert.ok(valid.ok);
+    await coordinatorLog.append(stepIntended(valid.value));
+    await coordinatorLog.append({
+      eventId: `${mid}:rolled-back`,
+      migrationId: mid,
+      type: 'MigrationRolledBack',
+      actor: { service: 'coordinator', node: 'coordinator' },
+      time: new Date().toISOString(),
+      schemaVersion: 1,
+      data: { reason: `${cmd.commandId} timed out`, stats: { totalMs: 1, iterations: [] } },
+    });
+    markers().begin(cmd.commandId);
+    await send(cmd, { intend: false });
+    await parked(mid);
+    await until(() => !existsSync(markers().pathOf(cmd.commandId)), `${cmd.commandId}'s marker ended`);
   });
 });
 
