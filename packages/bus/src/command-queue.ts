@@ -114,6 +114,8 @@ export const commandConsumerName = (node: string, executor: Executor): string =>
 const busRetryMs = 1000;
 /** The longest wait between the tries of an in-order executor's command that fails on the bus. */
 const maxHoldMs = 10_000;
+/** How long a consumer loop that ended waits for its last answers to reach the server (a flush's round trip). */
+const answersFlushMs = 2000;
 
 /** A call on a delivery, which throws once the connection is closing (the consumer loop ends then): not a failure here. */
 const tell = (f: () => void): void => {
@@ -370,7 +372,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const d: CommandDelivery = { command: decoded.command, msg };
     if (inOrder) return inLane(d, handle, signal);
     // Side by side: the next delivery does not wait for this one's check (a read of its log) and hand-over.
-    const task = attempt(d, handle)
+    const task = attempt(d, handle, signal)
       .catch((err: unknown) => handlerFailed(d, err))
       .catch(fail)
       .finally(() => besides.delete(task));
@@ -403,13 +405,21 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       });
   }
 
-  /** Check that the command is intended, then hand it over; throws what either throws. */
-  async function attempt(d: CommandDelivery, handle: (d: CommandDelivery) => Promise<void>): Promise<void> {
+  /**
+   * Check that the command is intended, then hand it over; throws what either throws. A stop that began during the
+   * check hands the command back to the stream instead: nothing starts on the host once the process stops.
+   */
+  async function attempt(
+    d: CommandDelivery,
+    handle: (d: CommandDelivery) => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { why, read } = await unintended(d.command);
     if (why !== undefined) {
       if (await quarantine(d.msg, commandRefusals.notIntended, why)) told(d.command);
       return;
     }
+    if (signal.aborted) return tell(() => d.msg.nak());
     if (read) {
       d.log = read.log;
       d.logSeq = read.lastSeq;
@@ -431,7 +441,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   ): Promise<void> {
     for (let wait = busRetryMs; ; wait = Math.min(wait * 2, maxHoldMs)) {
       try {
-        return await attempt(d, handle);
+        return await attempt(d, handle, signal);
       } catch (err) {
         if (!isTransient(err) || signal.aborted) return await handlerFailed(d, err);
         log.warn(
@@ -505,6 +515,13 @@ export function createCommandQueue(deps: CommandQueueDeps) {
       loopEnded();
       await lanes.idle();
       await Promise.all(besides);
+      // Their answers (the hand-backs above, the last acks) are only in the client's buffer yet, and a process whose
+      // loop ended exits next: sent first, for a moment, while the connection is open. Their records are gone by now.
+      if (!nc.isClosed())
+        await Promise.race([
+          nc.flush().catch(() => undefined),
+          delay(answersFlushMs, undefined, { ref: false }),
+        ]);
     }
     if (broken) throw broken.err;
   }

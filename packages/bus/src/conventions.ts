@@ -195,9 +195,11 @@ export const limits = {
   commandsInHand: 256,
   /**
    * A command of a migration whose agent has not run an earlier one yet (handed over out of order after a restart)
-   * goes back to the stream for this long; the earlier one comes first.
+   * goes back to the stream for this long; the earlier one comes first. Twice as long each time it comes back too
+   * early again, up to commandTooEarlyMaxMs (the node agent's too-early.ts).
    */
   commandTooEarlyMs: 250,
+  commandTooEarlyMaxMs: 4000,
   /** Events the coordinator handles at once (of different migrations; one migration is always serial). */
   coordinatorConcurrentEvents: 64,
   /**

@@ -381,3 +381,70 @@ describe('command queue (signatures on): whether a command is intended', () => {
     },
   );
 });
+
+describe('command queue (signatures on): a stop while a command is being checked', () => {
+  const ids = tempIdentities(['node-i']);
+  const coordinator = ids.trust('coordinator');
+  const agent = ids.trust(identityName('agent', 'node-i'));
+  const queueOn = (eventLog: EventLog) =>
+    createCommandQueue({
+      nc,
+      validators,
+      eventLog,
+      log,
+      actor: { service: 'node-agent', node: 'node-i' },
+      executor: 'agent',
+      trust: agent,
+      inOrder: true,
+    });
+
+  it('hands the command back to the stream instead of handing it over', async () => {
+    // Given a command intended in its log, and an agent whose read of that log (the check) waits for the test
+    const cmd: StepCommand = {
+      ...command('node-i', 'agent', 1),
+      migrationId: 'm-queue-stop',
+      commandId: 'm-queue-stop:node-i:1:1',
+    };
+    await createEventLog(nc, validators, coordinator).append(stepIntended(cmd));
+    await sendCommand(nc, validators, coordinator, cmd);
+    const inner = createEventLog(nc, validators, agent);
+    let reading!: () => void;
+    const isReading = new Promise<void>((resolve) => (reading = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const slow: EventLog = {
+      ...inner,
+      async read(m, o) {
+        reading();
+        await released;
+        return inner.read(m, o);
+      },
+    };
+    const handled: string[] = [];
+    const ac = new AbortController();
+    const first = await queueOn(slow).consume((d) => {
+      handled.push(d.command.commandId);
+      d.msg.ack();
+      return Promise.resolve();
+    }, ac.signal);
+    await isReading;
+
+    // When the agent stops during the check
+    ac.abort();
+    release();
+    await first.ended;
+
+    // Then the command was not handed over: the next agent gets it
+    assert.deepEqual(handled, []);
+    const again = new AbortController();
+    const next = await new Promise<string>((resolve) => {
+      void queueOn(inner).consume((d) => {
+        resolve(d.command.commandId);
+        d.msg.ack();
+        return Promise.resolve();
+      }, again.signal);
+    });
+    again.abort();
+    assert.equal(next, cmd.commandId);
+  });
+});

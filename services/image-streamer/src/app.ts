@@ -37,6 +37,7 @@ import type {
   StreamResult,
   Validators,
 } from '@haul/schemas';
+import { isTerminalEvent } from '@haul/schemas';
 import { errorCodes } from '@haul/domain';
 import { abortable, createGiveUpWatch } from './given-up.ts';
 import { planPass, type PassPlan } from './disk-pass.ts';
@@ -493,6 +494,7 @@ export function createImageStreamer(deps: StreamerDeps) {
    * stops first (the commands in hand that have no slot yet are given back to the queue).
    */
   async function inSlot(report: ProgressReporter): Promise<(() => void) | undefined> {
+    if (ac.signal.aborted) return undefined;
     if (!slots.full) return slots.acquire();
     const got = report.waiting('slot');
     try {
@@ -530,6 +532,12 @@ export function createImageStreamer(deps: StreamerDeps) {
             .then((r) => ({ events: r.events.map((e) => e.event), lastSeq: r.lastSeq }));
     const prior = hasOutcome(events, cmd.commandId);
     if (prior) {
+      msg.ack();
+      return report.clear();
+    }
+    if (events.some(isTerminalEvent)) {
+      // Ended without it while it waited for a slot (an operator's resolve, a cleanup): nothing left to transfer.
+      mlog.warn('its migration ended while it waited: not transferred');
       msg.ack();
       return report.clear();
     }

@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ackSubjectOf,
   BusError,
+  commandRefusals,
   ConcurrencyConflictError,
   Registry,
   agentMetrics,
@@ -17,7 +18,6 @@ import {
   createEventLog,
   withReadCache,
   encodeJson,
-  limits,
   migrationLogger,
   openBucket,
   serveDiscovery,
@@ -27,7 +27,14 @@ import {
   type MetricsConfig,
   type Trust,
 } from '@haul/bus';
-import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
+import {
+  isTerminalEvent,
+  type ErrorInfo,
+  type MigrationEvent,
+  type StepCommand,
+  type StepName,
+  type Validators,
+} from '@haul/schemas';
 import { errorCodes, fold, initialState, mayRunBefore, runsBefore, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { warmDescriptorParser } from './adapters/descriptor.ts';
@@ -44,6 +51,7 @@ import { toolHost, type AgentHost } from './host.ts';
 import { createLeases } from './leases.ts';
 import { serveInspections } from './inspections.ts';
 import { createCommandMarkers, createInHand, handBackInDoubt } from './markers.ts';
+import { tooEarlyDelayMs } from './too-early.ts';
 
 export type NodeAgentDeps = {
   nc: NatsConnection;
@@ -215,9 +223,10 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       await queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
       return;
     }
-    const run = await hostActions.run(cmd.migrationId, () =>
-      runOnce(cmd, handler, ackSubjectOf(msg), delivery.log),
-    );
+    // The queue's read stands for the log only if the command did not wait for its migration's lease resume after it.
+    const read = hostActions.busy(cmd.migrationId) ? undefined : delivery.log;
+    const run = await hostActions.run(cmd.migrationId, () => runOnce(cmd, handler, ackSubjectOf(msg), read));
+    if (run.back) return msg.nak();
     if (run.refused) {
       // A redelivery refused for good may find the marker an earlier delivery began: nothing would end it.
       if (await queue.refuse(msg, run.refused, cmd)) endRefused(cmd.commandId);
@@ -228,7 +237,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         { migrationId: cmd.migrationId, commandId: cmd.commandId, after: run.after.commandId },
         'an earlier command of the migration has not run yet: this one goes back to the stream for a moment',
       );
-      return msg.nak(limits.commandTooEarlyMs);
+      return msg.nak(tooEarlyDelayMs(msg.info.deliveryCount));
     }
     if (run.outcome) await eventLog.append(run.outcome);
     markers.end(cmd.commandId);
@@ -252,7 +261,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     reply: string | undefined,
     /** The log as the queue read it to check the command is intended (a secure cluster), just before. */
     read?: readonly MigrationEvent[],
-  ): Promise<{ outcome?: StepOutcome; refused?: ErrorInfo; after?: StepCommand }> {
+  ): Promise<RunVerdict> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     const logNow = read ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     if (hasOutcome(logNow, cmd.commandId)) {
@@ -265,13 +274,38 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     const confined = confineCommand(cmd, { bounds: cfg, events: logNow, privateArea });
     if (!confined.ok) return { refused: confined.error };
     const ct = ctidOf(logNow) ?? `migration ${cmd.migrationId}`;
-    if (ctActions.busy(ct))
-      mlog.warn({ ct }, 'a step of another migration of this CT still runs here: waiting for it');
+    const waits = ctActions.busy(ct);
+    if (waits) mlog.warn({ ct }, 'a step of another migration of this CT still runs here: waiting for it');
     return ctActions.run(ct, async () => {
+      const stale = waits ? await afterTheWait(cmd, mlog) : undefined;
+      if (stale) return stale;
       const reconciled = markers.begin(cmd.commandId, reply);
       if (reconciled) mlog.warn('in doubt after a restart: reconciling by inspecting the host');
       return { outcome: await runStep(confined.command, handler, mlog, reconciled) };
     });
+  }
+
+  /**
+   * The checks before the wait for the CT were made on the log as it was then, and the wait may have lasted as long as
+   * a hung tool of another migration: meanwhile the coordinator may have given the command up (its outcome is in the
+   * log), the migration may have ended, or the agent begun to stop. Read again before touching the host. Undefined:
+   * the command runs.
+   */
+  async function afterTheWait(cmd: StepCommand, mlog: Logger): Promise<RunVerdict | undefined> {
+    if (ac.signal.aborted) return { back: true };
+    const now = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
+    if (hasOutcome(now, cmd.commandId)) {
+      mlog.warn('given up while it waited for its CT (its outcome is in the log): not run');
+      return {};
+    }
+    if (now.some(isTerminalEvent))
+      return {
+        refused: {
+          code: commandRefusals.notIntended,
+          message: `${cmd.migrationId} ended while ${cmd.commandId} waited for its CT`,
+        },
+      };
+    return undefined;
   }
 
   /** The step's handler, its result or error as the outcome event. */
@@ -380,6 +414,13 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     },
   };
 }
+
+/**
+ * What became of a command handed to runOnce: its outcome to record; refused for good; an earlier command of its
+ * migration to run first (`after`); back to the stream at once, the agent stopping (`back`); or nothing to do (a
+ * duplicate).
+ */
+type RunVerdict = { outcome?: StepOutcome; refused?: ErrorInfo; after?: StepCommand; back?: true };
 
 /** The CT a migration's log is about (its request), if the log has its beginning. */
 function ctidOf(log: readonly MigrationEvent[]): string | undefined {

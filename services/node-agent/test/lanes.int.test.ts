@@ -34,18 +34,20 @@ let nc: NatsConnection;
 let eventLog: EventLog;
 let agent: NodeAgent;
 
-/** The agent's log lines, and the waits for one of them. */
+/** The agent's log lines, and the waits for one holding every one of some texts (for at most 30 s). */
 const lines: string[] = [];
-const waits: { text: string; seen: () => void }[] = [];
-const logged = (text: string) =>
-  new Promise<void>((seen) => {
-    if (lines.some((l) => l.includes(text))) return seen();
-    waits.push({ text, seen });
+const waits: { texts: string[]; seen: () => void }[] = [];
+const holds = (line: string, texts: string[]) => texts.every((t) => line.includes(t));
+const logged = (...texts: string[]) =>
+  new Promise<void>((seen, fail) => {
+    if (lines.some((l) => holds(l, texts))) return seen();
+    const timer = setTimeout(() => fail(new Error(`not logged within 30 s: ${texts.join(' … ')}`)), 30_000);
+    waits.push({ texts, seen: () => (clearTimeout(timer), seen()) });
   });
 const logStream = {
   write(line: string) {
     lines.push(line);
-    for (const w of waits) if (line.includes(w.text)) w.seen();
+    for (const w of waits) if (holds(line, w.texts)) w.seen();
   },
 };
 
@@ -138,6 +140,23 @@ const requested = (mid: string, ctid: string) =>
     },
   });
 const send = (c: StepCommand) => sendCommand(nc, validators, trust, c);
+/** The coordinator gives a command up: its step timed out. */
+const givenUp = (c: StepCommand) =>
+  eventLog.append({
+    eventId: `${c.commandId}:result`,
+    migrationId: c.migrationId,
+    type: 'StepFailed',
+    actor: { service: 'coordinator', node: 'coordinator' },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: {
+      commandId: c.commandId,
+      step: c.step,
+      node: c.node,
+      attempt: c.attempt,
+      error: { code: 'HAUL_STEP_TIMEOUT', message: 'timed out (test)' },
+    },
+  });
 const outcome = (c: StepCommand) => awaitEvent(eventLog, c.migrationId, outcomeOf(c.commandId), 30_000);
 
 describe('node agent: migrations side by side, each one in order', () => {
@@ -216,6 +235,32 @@ describe('node agent: migrations side by side, each one in order', () => {
       `${w1.commandId} start`,
       `${w1.commandId} end`,
     ]);
+    seen.length = 0;
+  });
+
+  it('given a command waiting for its CT, when the coordinator gives it up meanwhile, then it does not run once the CT is free', async () => {
+    // Given migration V2 of CT 104 with its step running on node-a, and migration W2's command waiting for the CT
+    const v = lock('m-lanes-v2', 1, '104');
+    hold(v);
+    const vStarted = started(v);
+    await requested('m-lanes-v2', '104');
+    await intend(v);
+    await send(v);
+    await vStarted;
+    const w = lock('m-lanes-w2', 1, '104');
+    await requested('m-lanes-w2', '104');
+    await intend(w);
+    await send(w);
+    await logged('a step of another migration of this CT still runs here', 'm-lanes-w2');
+
+    // When the coordinator gives W2's command up (its step timed out), and then V2's step ends
+    await givenUp(w);
+    held.get(v.commandId)!.end();
+
+    // Then W2's step never begins: the agent read the log again after the wait
+    await logged('given up while it waited for its CT', 'm-lanes-w2');
+    await outcome(v);
+    assert.deepEqual(seen, [`${v.commandId} start`, `${v.commandId} end`]);
     seen.length = 0;
   });
 });

@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { until } from '@haul/test';
 import { runAgentScript } from './dying-agent.ts';
-import { createRunner } from '../src/adapters/exec.ts';
+import { CommandFailedError, createRunner } from '../src/adapters/exec.ts';
 import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
 import { liveProcesses } from '@haul/bus';
 
@@ -116,5 +116,29 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
 
     // Then the tool never ran
     assert.equal(existsSync(ran), false, 'the unrecorded tool ran');
+  });
+});
+
+describe('the runner of host tools (exec.ts), once the agent stops', () => {
+  it('given the stop begun, when a step asks for a tool, then it is not started: the step fails as cancelled', async () => {
+    // Given an agent that began to stop (its abort signal fired) while a step was on its way to its tool
+    const dir = join(root, 'stopping');
+    const records = createToolRecords(dir);
+    const ac = new AbortController();
+    ac.abort();
+    const ran = join(root, 'stopping-ran');
+
+    // When the step asks for its tool
+    const run = createRunner(log, process.env, undefined, records);
+    const failed = await run('touch', [ran], { timeoutMs: 60_000, signal: ac.signal }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+
+    // Then the tool never ran, and the step fails as cancelled (an abort only reaches a tool already started)
+    assert.ok(failed instanceof CommandFailedError, String(failed));
+    assert.equal(failed.why, 'cancelled');
+    assert.equal(existsSync(ran), false, 'the tool did not run');
+    assert.deepEqual(readdirSync(dir), [], 'nothing recorded');
   });
 });

@@ -110,6 +110,8 @@ export function createRunner(
   records?: Pick<ToolRecords, 'started' | 'ended'>,
 ): Runner {
   const run: Runner = async (tool, args, opts) => {
+    // A tool is never started once the agent stops: its abort would not reach a tool spawned after it.
+    if (opts.signal?.aborted) throw new CommandFailedError([tool, ...args], undefined, '', 'cancelled');
     const started = Date.now();
     const sub = execa('/bin/sh', [...gated, tool, ...args], {
       reject: false,
