@@ -129,6 +129,38 @@ export function stepIntended(cmd: StepCommand): MigrationEvent {
   };
 }
 
+/** The coordinator gives a command up: its step timed out (HAUL_STEP_TIMEOUT, the outcome it appends then). */
+export function stepTimedOut(cmd: StepCommand): MigrationEvent {
+  return {
+    eventId: `${cmd.commandId}:result`,
+    migrationId: cmd.migrationId,
+    type: 'StepFailed',
+    actor: { service: 'coordinator', node: 'coordinator' },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: {
+      commandId: cmd.commandId,
+      step: cmd.step,
+      node: cmd.node,
+      attempt: cmd.attempt,
+      error: { code: 'HAUL_STEP_TIMEOUT', message: 'timed out (test)' },
+    },
+  };
+}
+
+/** A migration's end by rollback, as the coordinator appends it (`reason` says why). */
+export function migrationRolledBack(migrationId: string, reason: string): MigrationEvent {
+  return {
+    eventId: `${migrationId}:rolled-back`,
+    migrationId,
+    type: 'MigrationRolledBack',
+    actor: { service: 'coordinator', node: 'coordinator' },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: { reason, stats: { totalMs: 1, iterations: [] } },
+  };
+}
+
 /**
  * Publish raw bytes into a stream as `trust` signs them (or unsigned, with no trust): what a service with that
  * identity — or anyone on the bus — can put there, whatever the body says.

@@ -6,6 +6,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import { createValidators, type StepCommand } from '@haul/schemas';
 import {
+  migrationRolledBack,
   natsAtLeast,
   natsReleases,
   startNatsServer,
@@ -341,15 +342,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
       await writer.append(stepIntended(cmd));
       await until(() => cached.held(mid)?.events.length === 2, 'the follow holding the intent');
       // and the migration rolled back (the coordinator gave the command up while it waited behind a long step)
-      await writer.append({
-        eventId: `${mid}:rolled-back`,
-        migrationId: mid,
-        type: 'MigrationRolledBack',
-        actor: { service: 'coordinator', node: 'coordinator' },
-        time: new Date().toISOString(),
-        schemaVersion: 1,
-        data: { reason: `${cmd.commandId} timed out`, stats: { totalMs: 1, iterations: [] } },
-      });
+      await writer.append(migrationRolledBack(mid, `${cmd.commandId} timed out`));
 
       // When the command is delivered to the agent
       await sendCommand(nc, validators, coordinator, cmd);

@@ -15,8 +15,17 @@ import {
   sendCommand,
   type EventLog,
 } from '@haul/bus';
-import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
-import { outcomeOf, startNatsServer, stepIntended, tempIdentities, until, type NatsServer } from '@haul/test';
+import { createValidators, type StepCommand } from '@haul/schemas';
+import {
+  migrationRolledBack,
+  outcomeOf,
+  startNatsServer,
+  stepIntended,
+  stepTimedOut,
+  tempIdentities,
+  until,
+  type NatsServer,
+} from '@haul/test';
 import { createImageStreamer, type ImageStreamer } from '../src/app.ts';
 
 /**
@@ -93,17 +102,6 @@ const transfer = (mid: string, name: string, extra: Record<string, unknown> = {}
   },
 });
 
-const coordinatorEvent = (mid: string, type: 'MigrationRolledBack' | 'StepFailed', data: unknown) =>
-  ({
-    eventId: `${mid}:${type}:${lines.length}`,
-    migrationId: mid,
-    type,
-    actor: { service: 'coordinator', node: 'coordinator' },
-    time: new Date().toISOString(),
-    schemaVersion: 1,
-    data,
-  }) as MigrationEvent;
-
 describe('image streamer: a command that waited for a transfer slot', () => {
   it('given its migration ended while it waited, then nothing is transferred once the slot frees', async () => {
     // Given node-a's one slot taken by a slow transfer (8 MiB at 1 MB/s)
@@ -124,21 +122,8 @@ describe('image streamer: a command that waited for a transfer slot', () => {
     );
 
     // When its migration ends (an operator resolved it), and then the slow transfer is given up, freeing the slot
-    await events.append(
-      coordinatorEvent(late.migrationId, 'MigrationRolledBack', {
-        reason: 'resolved by an operator (test)',
-        stats: { totalMs: 1, iterations: [] },
-      }),
-    );
-    await events.append(
-      coordinatorEvent(slow.migrationId, 'StepFailed', {
-        commandId: slow.commandId,
-        step: slow.step,
-        node: slow.node,
-        attempt: slow.attempt,
-        error: { code: 'HAUL_STEP_TIMEOUT', message: 'timed out (test)' },
-      }),
-    );
+    await events.append(migrationRolledBack(late.migrationId, 'resolved by an operator (test)'));
+    await events.append(stepTimedOut(slow));
 
     // Then the late command is let go without a transfer: no target folder, no outcome after the log's end
     await until(

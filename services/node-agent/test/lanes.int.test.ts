@@ -17,7 +17,14 @@ import {
   type EventLog,
 } from '@haul/bus';
 import { createValidators, type HostResult, type StepCommand } from '@haul/schemas';
-import { awaitEvent, outcomeOf, startNatsServer, stepIntended, type NatsServer } from '@haul/test';
+import {
+  awaitEvent,
+  outcomeOf,
+  startNatsServer,
+  stepIntended,
+  stepTimedOut,
+  type NatsServer,
+} from '@haul/test';
 import { createNodeAgent, type NodeAgent } from '../src/app.ts';
 import type { AgentHost } from '../src/host.ts';
 
@@ -141,22 +148,7 @@ const requested = (mid: string, ctid: string) =>
   });
 const send = (c: StepCommand) => sendCommand(nc, validators, trust, c);
 /** The coordinator gives a command up: its step timed out. */
-const givenUp = (c: StepCommand) =>
-  eventLog.append({
-    eventId: `${c.commandId}:result`,
-    migrationId: c.migrationId,
-    type: 'StepFailed',
-    actor: { service: 'coordinator', node: 'coordinator' },
-    time: new Date().toISOString(),
-    schemaVersion: 1,
-    data: {
-      commandId: c.commandId,
-      step: c.step,
-      node: c.node,
-      attempt: c.attempt,
-      error: { code: 'HAUL_STEP_TIMEOUT', message: 'timed out (test)' },
-    },
-  });
+const givenUp = (c: StepCommand) => eventLog.append(stepTimedOut(c));
 const outcome = (c: StepCommand) => awaitEvent(eventLog, c.migrationId, outcomeOf(c.commandId), 30_000);
 
 describe('node agent: migrations side by side, each one in order', () => {

@@ -21,6 +21,7 @@ const validators = createValidators();
 import {
   agentStateDir,
   awaitEvent,
+  migrationRolledBack,
   outcomeOf,
   publishAs,
   startService,
@@ -198,6 +199,17 @@ function treeDigest(dir: string): string {
   return h.digest('hex');
 }
 
+/** Until the agent's last dead letter is a command of `mid` (parked by the command queue, which writes no event). */
+const parked = async (mid: string) => {
+  const jsm = await jetstreamManager(w.nc);
+  await until(async () => {
+    const m = await jsm.streams
+      .getMessage(streams.deadLetters, { last_by_subj: subjects.deadLetters('node-agent', 'node-a') })
+      .catch(() => null);
+    return m?.json<DeadLetter>().payload.includes(mid) ?? false;
+  }, `${mid} parked`);
+};
+
 const rejection = async (mid: string) => {
   const e = await awaitEvent(w.eventLog, mid, (x) => x.type === 'CommandRejected', 30_000);
   assert.ok(e.type === 'CommandRejected');
@@ -231,13 +243,7 @@ describe("node agent: every path field of every command is confined to the node'
     const before = treeDigest(w.cluster.dir);
     await send(command(mid, 'removeFiles', { paths: [join(area, 'root.hdd')] }), { intend: false });
     // Handled once parked as a dead letter (its migration's log gets no event: intended nowhere).
-    const jsm = await jetstreamManager(w.nc);
-    await until(async () => {
-      const m = await jsm.streams
-        .getMessage(streams.deadLetters, { last_by_subj: subjects.deadLetters('node-agent', 'node-a') })
-        .catch(() => null);
-      return m?.json<DeadLetter>().payload.includes(mid) ?? false;
-    }, `${mid} parked`);
+    await parked(mid);
     assert.deepEqual(await w.events(mid), [], 'parked by the command queue (intended nowhere): no event');
     assert.equal(treeDigest(w.cluster.dir), before);
   });
@@ -276,15 +282,6 @@ describe('node agent: a command refused for good on a redelivery', () => {
   // The marker an earlier delivery began (the agent died in its step): nothing runs the command again, so nothing
   // else would end it, and every restart would find the command in doubt again.
   const markers = () => createCommandMarkers(join(agentStateDir(w.cluster.nodeRoot('node-a')), 'commands'));
-  const parked = async (mid: string) => {
-    const jsm = await jetstreamManager(w.nc);
-    await until(async () => {
-      const m = await jsm.streams
-        .getMessage(streams.deadLetters, { last_by_subj: subjects.deadLetters('node-agent', 'node-a') })
-        .catch(() => null);
-      return m?.json<DeadLetter>().payload.includes(mid) ?? false;
-    }, `${mid} parked`);
-  };
 
   it('given its path refused by the agent (its roots changed since), then its marker is ended', async () => {
     const mid = 'm-marker-confined';
@@ -302,15 +299,7 @@ describe('node agent: a command refused for good on a redelivery', () => {
     const valid = validators.validate<StepCommand>('command', cmd);
     assert.ok(valid.ok);
     await coordinatorLog.append(stepIntended(valid.value));
-    await coordinatorLog.append({
-      eventId: `${mid}:rolled-back`,
-      migrationId: mid,
-      type: 'MigrationRolledBack',
-      actor: { service: 'coordinator', node: 'coordinator' },
-      time: new Date().toISOString(),
-      schemaVersion: 1,
-      data: { reason: `${cmd.commandId} timed out`, stats: { totalMs: 1, iterations: [] } },
-    });
+    await coordinatorLog.append(migrationRolledBack(mid, `${cmd.commandId} timed out`));
     markers().begin(cmd.commandId);
     await send(cmd, { intend: false });
     await parked(mid);
