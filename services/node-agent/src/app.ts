@@ -139,8 +139,8 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     executor: 'agent',
     trust,
     inOrder: runsInOrder.agent,
-    // A record that cannot be written or removed costs a restart its quick hand-back, nothing else: not a failure.
     refused: (c) => endRefused(c.commandId),
+    // A record that cannot be written or removed costs a restart its quick hand-back, nothing else: not a failure.
     hands: {
       took: (d) => {
         const reply = ackSubjectOf(d.msg);
