@@ -32,7 +32,8 @@ import {
   type NatsServer,
 } from '@haul/test';
 import { createCoordinator } from '../services/coordinator/src/app.ts';
-import { createImageStreamer, type ImageStreamer } from '../services/image-streamer/src/app.ts';
+import type { ImageStreamer } from '../services/image-streamer/src/app.ts';
+import { streamerOf } from '../services/image-streamer/test/support.ts';
 
 const validators = createValidators();
 const log = createLogger('transfer-liveness-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
@@ -50,19 +51,10 @@ let coordinator: ReturnType<typeof createCoordinator>;
 const streamers: ImageStreamer[] = [];
 
 function streamer(node: string, maxTransfers?: number): ImageStreamer {
-  const s = createImageStreamer({
-    nc,
-    validators,
-    log,
-    trust: ids.trust(`streamer@${node}`),
-    cfg: {
-      node,
-      listenHost: '127.0.0.1',
-      allowedRoots: [join(dir, node)],
-      maxRetries: 5,
-      progressEveryMs: 200,
-      ...(maxTransfers ? { maxTransfers } : {}),
-    },
+  const s = streamerOf({ nc, validators, log, trust: ids.trust(`streamer@${node}`) }, node, dir, {
+    maxRetries: 5,
+    progressEveryMs: 200,
+    ...(maxTransfers ? { maxTransfers } : {}),
   });
   streamers.push(s);
   return s;

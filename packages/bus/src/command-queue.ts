@@ -17,7 +17,7 @@ import { createParking } from './dead-letters.ts';
 import { ensureDurable } from './durable.ts';
 import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
-import { eventFactory, hasOutcome } from './events.ts';
+import { commandFate, eventFactory } from './events.ts';
 import type { Logger } from './logger.ts';
 import { retryTransient } from './retry.ts';
 import { createSerialByKey } from './serial.ts';
@@ -117,7 +117,11 @@ const maxHoldMs = 10_000;
 /** How long a consumer loop that ended waits for its last answers to reach the server (a flush's round trip). */
 const answersFlushMs = 2000;
 
-/** A call on a delivery, which throws once the connection is closing (the consumer loop ends then): not a failure here. */
+/**
+ * A call on a delivery (ack, nak, working): a client may throw once the connection is closing (the consumer loop ends
+ * then), which is not a failure here. The nats.js pinned now does not throw, and a closed connection drops the call:
+ * whether it reached the server is told by `nc.isClosed()` (inLane), not by this.
+ */
 const tell = (f: () => void): void => {
   try {
     f();
@@ -349,7 +353,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const log = events.map((e) => e.event);
     if (!intends(log, cmd))
       return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
-    if (log.some(isTerminalEvent) && !hasOutcome(log, cmd.commandId))
+    if (commandFate(log, cmd.commandId) === 'ended')
       return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
     return { read: { log, lastSeq } };
   }

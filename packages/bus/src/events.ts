@@ -1,4 +1,4 @@
-import type { Actor, MigrationEvent } from '@haul/schemas';
+import { isTerminalEvent, type Actor, type MigrationEvent } from '@haul/schemas';
 
 export type EventData<T extends MigrationEvent['type']> = Extract<MigrationEvent, { type: T }>['data'];
 
@@ -26,3 +26,12 @@ export const hasOutcome = (events: readonly MigrationEvent[], commandId: string)
   events.some(
     (e) => (e.type === 'StepSucceeded' || e.type === 'StepFailed') && e.data.commandId === commandId,
   );
+
+/**
+ * What a migration's log says of one of its commands: its outcome is in it (`done`: a copy delivered again is a
+ * duplicate, to skip), the migration ended without it (`ended`: it must not run any more), or neither (`open`).
+ */
+export function commandFate(events: readonly MigrationEvent[], commandId: string): 'done' | 'ended' | 'open' {
+  if (hasOutcome(events, commandId)) return 'done';
+  return events.some(isTerminalEvent) ? 'ended' : 'open';
+}

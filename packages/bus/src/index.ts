@@ -104,7 +104,7 @@ export {
 export { openBucket, encodeJson, decodeJson, decodeValid, keysOf, validValues } from './kv.ts';
 export { clearProgress, openProgress, putProgress, readProgress, watchProgress } from './progress.ts';
 export { createLogger, createLoggerWith, migrationLogger, type LogOptions, type Logger } from './logger.ts';
-export { eventFactory, hasOutcome, type EventData } from './events.ts';
+export { commandFate, eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
 export { sentTo } from './sent-to.ts';
 export { signedRequest } from './signed-request.ts';

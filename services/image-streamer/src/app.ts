@@ -8,7 +8,7 @@ import {
   eventFactory,
   exitWhenLoopEnds,
   exposeMetrics,
-  hasOutcome,
+  commandFate,
   limits,
   createEventLog,
   withReadCache,
@@ -37,7 +37,6 @@ import type {
   StreamResult,
   Validators,
 } from '@haul/schemas';
-import { isTerminalEvent } from '@haul/schemas';
 import { errorCodes } from '@haul/domain';
 import { abortable, createGiveUpWatch } from './given-up.ts';
 import { planPass, type PassPlan } from './disk-pass.ts';
@@ -530,14 +529,10 @@ export function createImageStreamer(deps: StreamerDeps) {
         : await eventLog
             .read(cmd.migrationId)
             .then((r) => ({ events: r.events.map((e) => e.event), lastSeq: r.lastSeq }));
-    const prior = hasOutcome(events, cmd.commandId);
-    if (prior) {
-      msg.ack();
-      return report.clear();
-    }
-    if (events.some(isTerminalEvent)) {
+    const fate = commandFate(events, cmd.commandId);
+    if (fate !== 'open') {
       // Ended without it while it waited for a slot (an operator's resolve, a cleanup): nothing left to transfer.
-      mlog.warn('its migration ended while it waited: not transferred');
+      if (fate === 'ended') mlog.warn('its migration ended while it waited: not transferred');
       msg.ack();
       return report.clear();
     }

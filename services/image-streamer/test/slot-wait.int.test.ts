@@ -26,7 +26,8 @@ import {
   until,
   type NatsServer,
 } from '@haul/test';
-import { createImageStreamer, type ImageStreamer } from '../src/app.ts';
+import type { ImageStreamer } from '../src/app.ts';
+import { streamerOf } from './support.ts';
 
 /**
  * A transfer command that waited for a slot is judged on the log as it is once it has one, not as the command queue
@@ -51,19 +52,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'haul-slot-wait-'));
   events = createEventLog(nc, validators, coordinator);
   for (const node of ['node-a', 'node-b']) {
-    const s = createImageStreamer({
-      nc,
-      validators,
-      log,
-      trust: ids.trust(`streamer@${node}`),
-      cfg: {
-        node,
-        listenHost: '127.0.0.1',
-        allowedRoots: [join(dir, node)],
-        maxRetries: 20,
-        progressEveryMs: 200,
-        ...(node === 'node-a' ? { maxTransfers: 1 } : {}),
-      },
+    const s = streamerOf({ nc, validators, log, trust: ids.trust(`streamer@${node}`) }, node, dir, {
+      maxRetries: 20,
+      progressEveryMs: 200,
+      ...(node === 'node-a' ? { maxTransfers: 1 } : {}),
     });
     await s.start();
     streamers.push(s);

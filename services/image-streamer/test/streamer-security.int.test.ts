@@ -19,10 +19,10 @@ import {
 } from '@haul/bus';
 import { createValidators, type StreamOffer } from '@haul/schemas';
 import { awaitEvent, outcomeOf, startNatsServer, stepIntended, tempIdentities } from '@haul/test';
-import { createImageStreamer, type StreamerConfig } from '../src/app.ts';
+import type { StreamerConfig } from '../src/app.ts';
 import type { TlsMaterial } from '../src/tls.ts';
 import { makeTestPki, type TestPki } from './certs.ts';
-import { closed, openFds, tcpClient, tlsClient, until } from './support.ts';
+import { closed, openFds, streamerOf, tcpClient, tlsClient, until } from './support.ts';
 
 const validators = createValidators();
 /** Signing on: the streamers sign as themselves; commands come signed from "the coordinator" with an intent. */
@@ -57,19 +57,10 @@ async function twoNodes(extra: (node: string) => Partial<StreamerConfig>) {
   await ensureTopology(nc);
   const dir = mkdtempSync(join(tmpdir(), 'haul-stream-sec-'));
   const make = (node: string) =>
-    createImageStreamer({
-      nc,
-      validators,
-      log,
-      trust: ids.trust(`streamer@${node}`),
-      cfg: {
-        node,
-        listenHost: '127.0.0.1',
-        allowedRoots: [join(dir, node)],
-        maxRetries: 20,
-        progressEveryMs: 1000,
-        ...extra(node),
-      },
+    streamerOf({ nc, validators, log, trust: ids.trust(`streamer@${node}`) }, node, dir, {
+      maxRetries: 20,
+      progressEveryMs: 1000,
+      ...extra(node),
     });
   const a = make('node-a');
   const b = make('node-b');

@@ -1,8 +1,31 @@
 import { readdirSync, readlinkSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { until as waitUntil } from '@haul/test';
+import {
+  createImageStreamer,
+  type ImageStreamer,
+  type StreamerConfig,
+  type StreamerDeps,
+} from '../src/app.ts';
 import type { TlsMaterial } from '../src/tls.ts';
+
+/**
+ * The image streamer of `node` in a test's process: listening on loopback, writing only below `<dir>/<node>`, with the
+ * settings `cfg` gives (retries and progress period at least).
+ */
+export function streamerOf(
+  deps: Omit<StreamerDeps, 'cfg'>,
+  node: string,
+  dir: string,
+  cfg: Omit<StreamerConfig, 'node' | 'listenHost' | 'allowedRoots'>,
+): ImageStreamer {
+  return createImageStreamer({
+    ...deps,
+    cfg: { node, listenHost: '127.0.0.1', allowedRoots: [join(dir, node)], ...cfg },
+  });
+}
 
 /** File descriptors this process has open (sockets included). */
 export const openFds = (): number => readdirSync('/proc/self/fd').length;

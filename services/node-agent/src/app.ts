@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ackSubjectOf,
   BusError,
+  commandFate,
   commandRefusals,
   ConcurrencyConflictError,
   Registry,
@@ -27,14 +28,7 @@ import {
   type MetricsConfig,
   type Trust,
 } from '@haul/bus';
-import {
-  isTerminalEvent,
-  type ErrorInfo,
-  type MigrationEvent,
-  type StepCommand,
-  type StepName,
-  type Validators,
-} from '@haul/schemas';
+import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
 import { errorCodes, fold, initialState, mayRunBefore, runsBefore, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { warmDescriptorParser } from './adapters/descriptor.ts';
@@ -293,12 +287,15 @@ export function createNodeAgent(deps: NodeAgentDeps) {
    */
   async function afterTheWait(cmd: StepCommand, mlog: Logger): Promise<RunVerdict | undefined> {
     if (ac.signal.aborted) return { back: true };
-    const now = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
-    if (hasOutcome(now, cmd.commandId)) {
+    const fate = commandFate(
+      (await eventLog.read(cmd.migrationId)).events.map((e) => e.event),
+      cmd.commandId,
+    );
+    if (fate === 'done') {
       mlog.warn('given up while it waited for its CT (its outcome is in the log): not run');
       return {};
     }
-    if (now.some(isTerminalEvent))
+    if (fate === 'ended')
       return {
         refused: {
           code: commandRefusals.notIntended,
