@@ -7,7 +7,8 @@
  * replay: the status of --replay finished migrations rebuilt from the log (EventLog.replaySeals: each log's last
  * message, its seal, where the seal stands for the log unread; beside it, replays that read every message) against a
  * raw read of the same stream.
- * Writes bench/results/control.json (or --out).
+ * Writes bench/results/control.json (or --out). HAUL_BENCH_COORDINATOR_ARGS: node options for the coordinator's
+ * process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -40,6 +41,7 @@ const countBy = (xs: readonly string[]): Record<string, number> => {
   return out;
 };
 const replayRounds = 3;
+const coordinatorNodeArgs = (process.env['HAUL_BENCH_COORDINATOR_ARGS'] ?? '').split(' ').filter(Boolean);
 
 /** What the stream holds after the load: each command's intent time, and each finished migration's log. */
 function collect() {
@@ -92,12 +94,17 @@ try {
     join(dir, 'secrets'),
     Array.from({ length: o.nodes }, (_, i) => nodeName(i)),
   );
-  const coordinator = startService('coordinator', entry, {
-    PATH: process.env['PATH'],
-    ...ids.env('coordinator'),
-    HAUL_NATS_URL: server.url,
-    HAUL_MAX_PER_NODE: String(o.migrations * 2),
-  });
+  const coordinator = startService(
+    'coordinator',
+    entry,
+    {
+      PATH: process.env['PATH'],
+      ...ids.env('coordinator'),
+      HAUL_NATS_URL: server.url,
+      HAUL_MAX_PER_NODE: String(o.migrations * 2),
+    },
+    coordinatorNodeArgs,
+  );
   await coordinator.waitForLine(/coordinator started/, 60_000);
   const executors = await startExecutors(server.url, dir, o.nodes, o.delayMs, ids);
 
