@@ -33,8 +33,9 @@ export const errorCodes = {
   /** A node agent refused a final dump whose lease is longer than the node's cap (HAUL_MAX_LEASE_MS). */
   leaseTooLong: 'HAUL_LEASE_TOO_LONG',
   /**
-   * An executor refused a command delivered to it that names another node or executor: it says nothing about the
-   * command itself, which its addressee may run (packages/bus's command queue, the agents' and streamers' apps).
+   * An executor refused a command delivered to it that names another node or executor, which says nothing about the
+   * command itself (its addressee may run it); or, from the addressee, one of a step it has no handler for (an older
+   * version than the coordinator's), which fails the step (evolve.ts; the agents' and streamers' apps).
    */
   wrongExecutor: 'HAUL_WRONG_EXECUTOR',
   /** An executor's handler threw something that is not a bus failure: parked; what it did before is in doubt. */

@@ -1,7 +1,7 @@
 import type { MigrationEvent, PreflightResult } from '@haul/schemas';
 import { errorCodes } from './errors.ts';
 import { foldResumeFence } from './fencing.ts';
-import { commitSteps } from './steps.ts';
+import { commitSteps, executorServices } from './steps.ts';
 import { imageDirName } from './ids.ts';
 import { once, operatorActionOf, stepKey, type MigrationState, type StepRecord } from './state.ts';
 import { withRequestDefaults } from './request.ts';
@@ -204,18 +204,32 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
 
 /**
  * An executor refused a command (not a valid command, a path outside its roots, a lease above its cap, a handler
- * that threw): parked, never run again, and the same arguments would be refused again. For the current attempt of
- * a step that is its outcome — failed, not retryable unless the rejection says so — instead of a wait for the
- * step's timeout. A rejection by another node's or executor's consumer (HAUL_WRONG_EXECUTOR: a misdelivered
- * command) says nothing about the command, whose addressee may still run it, and is ignored.
+ * that threw, a step it has no handler for): parked, never run again, and the same arguments would be refused again.
+ * For the current attempt of a step that is its outcome — failed, not retryable unless the rejection says so —
+ * instead of a wait for the step's timeout. A rejection by anyone but the command's addressee (another node, or the
+ * other executor of its node: a misdelivered command) says nothing about the command, whose addressee may still run
+ * it, and is ignored.
  */
+/**
+ * Whether a rejection comes from the command's addressee. An executor answers HAUL_WRONG_EXECUTOR both for a
+ * command meant for another (a misdelivery) and for one of its own whose step it has no handler for (an older
+ * version than the coordinator's): only the service the command names can say the second, and for good.
+ */
+function byAddressee(
+  e: Extract<MigrationEvent, { type: 'CommandRejected' }>,
+  cmd: StepRecord['command'],
+): boolean {
+  if (e.actor.node !== cmd.node) return false;
+  return e.data.error.code !== errorCodes.wrongExecutor || e.actor.service === executorServices[cmd.executor];
+}
+
 function rejected(d: Draft, e: Extract<MigrationEvent, { type: 'CommandRejected' }>): void {
   const s = d.s;
   const cid = e.data.commandId;
   const key = cid === undefined ? undefined : s.byCommand[cid];
   const rec = key ? s.steps[key] : undefined;
   if (!rec || rec.command.commandId !== cid || rec.status !== 'intended') return;
-  if (e.actor.node !== rec.command.node || e.data.error.code === errorCodes.wrongExecutor) return;
+  if (!byAddressee(e, rec.command)) return;
   const error = { ...e.data.error, retryable: e.data.error.retryable ?? false };
   setStep(d, { ...rec, status: 'failed', error, rejected: true, finishedAt: e.time });
 }

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { MigrationEvent, StepCommand } from '@haul/schemas';
+import type { Actor, MigrationEvent, StepCommand } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
 import { meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
 import { fold } from './evolve.ts';
 import { planRollback } from './plans.ts';
 import { initialState } from './state.ts';
+import { executorServices } from './steps.ts';
 
 const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
 const advance = { kind: 'Advance', meta: m } as const;
@@ -35,13 +36,20 @@ const succeeded = (key: string) => (e: MigrationEvent) =>
   e.type === 'StepSucceeded' && `${e.data.step}:${e.data.commandId.split(':').at(-2)}` === key;
 
 /** The executor on `node` refused the command `of` intended (CommandRejected). */
-function rejection(of: MigrationEvent, node: string, code: string, field?: string): MigrationEvent {
+/** The rejection of the command `of` intends, by `node`'s service for the command's executor unless `service`. */
+function rejection(
+  of: MigrationEvent,
+  node: string,
+  code: string,
+  field?: string,
+  service?: Actor['service'],
+): MigrationEvent {
   const cmd = of.data as StepCommand;
   return {
     eventId: `${of.migrationId}:rejected:${cmd.commandId}`,
     migrationId: of.migrationId,
     type: 'CommandRejected',
-    actor: { service: cmd.executor === 'agent' ? 'node-agent' : 'image-streamer', node },
+    actor: { service: service ?? executorServices[cmd.executor], node },
     time: m.now,
     schemaVersion: 1,
     data: {
@@ -119,13 +127,27 @@ describe('given a command its executor refused (CommandRejected)', () => {
     const log = [...copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS')];
     assert.ok(!planRollback(log).some((a) => a.key === 'removeFiles:target-disk0'));
   });
-  it('a refusal by another node (a misdelivered command) says nothing about the command', () => {
+  it('a refusal by another node or executor (a misdelivered command) says nothing about the command', () => {
     given([...copying, rejection(copyIntent, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS')])
       .when(advance)
       .thenNothingHappened();
-    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR')])
+    // The streamer's command refused by node-a's agent: node-a's streamer may still run it.
+    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR', 'step', 'node-agent')])
       .when(advance)
       .thenNothingHappened();
+  });
+  it('a step its addressee has no handler for (an older version) fails at once, without a timeout', () => {
+    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR', 'step')])
+      .when(advance)
+      .then([
+        {
+          type: 'RollbackStarted',
+          data: {
+            reason: 'copyLocalDisk:0.0 failed',
+            cause: { code: 'HAUL_WRONG_EXECUTOR', retryable: false },
+          },
+        },
+      ]);
   });
   it('a refused compensation waits for an operator at once, with the rejection as the reason', () => {
     const removing = upTo(failedAtCopy, intended('removeFiles:target-disk0'));

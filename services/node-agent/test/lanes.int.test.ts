@@ -16,6 +16,7 @@ import {
   sendCommand,
   type EventLog,
 } from '@haul/bus';
+import { errorCodes } from '@haul/domain';
 import { createValidators, type HostResult, type StepCommand } from '@haul/schemas';
 import {
   awaitEvent,
@@ -253,6 +254,44 @@ describe('node agent: migrations side by side, each one in order', () => {
     await logged('given up while it waited for its CT', 'm-lanes-w2');
     await outcome(v);
     assert.deepEqual(seen, [`${v.commandId} start`, `${v.commandId} end`]);
+    seen.length = 0;
+  });
+
+  it("given a step this agent has no handler for (an older agent's), when its command comes, then it is refused and the next one runs", async () => {
+    // Given migration U's two commands in order on node-a: a step this agent's version has no handler for, then a
+    // lock
+    const unknown: StepCommand = {
+      commandId: 'm-lanes-u:unlockSource:-:1',
+      migrationId: 'm-lanes-u',
+      node: 'node-a',
+      executor: 'agent',
+      attempt: 1,
+      step: 'unlockSource',
+      args: { ctid: '105' },
+      timeoutMs: 60_000,
+    };
+    const next = lock('m-lanes-u', 2, '105');
+    await requested('m-lanes-u', '105');
+    for (const c of [unknown, next]) await intend(c);
+
+    // When both are sent
+    for (const c of [unknown, next]) await send(c);
+
+    // Then the first is refused by the agent, as its addressee, in the log (the coordinator's fold fails its step at
+    // once, evolve.ts)
+    const refusal = await awaitEvent(
+      eventLog,
+      'm-lanes-u',
+      (e) => e.type === 'CommandRejected' && e.data.commandId === unknown.commandId,
+      30_000,
+    );
+    assert.ok(refusal.type === 'CommandRejected');
+    assert.deepEqual(refusal.actor, { service: 'node-agent', node: 'node-a' });
+    assert.equal(refusal.data.error.code, errorCodes.wrongExecutor);
+    assert.equal(refusal.data.error.field, 'step');
+    // And the next one does not wait behind it for the step's timeout: it runs
+    assert.equal((await outcome(next)).type, 'StepSucceeded');
+    assert.deepEqual(seen, [`${next.commandId} start`, `${next.commandId} end`]);
     seen.length = 0;
   });
 });
