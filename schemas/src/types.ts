@@ -1,4 +1,5 @@
 import type {
+  Actor,
   EventType,
   MigrationEvent,
   MigrationEvent1,
@@ -33,3 +34,10 @@ export const terminalEventTypes: ReadonlySet<string> = new Set<MigrationEvent['t
   'MigrationRolledBack',
 ]);
 export const isTerminalEvent = (e: { type: string }): boolean => terminalEventTypes.has(e.type);
+
+/** The service that runs an executor's commands (a command's `executor`), as its events name it (`actor.service`). */
+export const executorServices = {
+  agent: 'node-agent',
+  streamer: 'image-streamer',
+} as const satisfies Record<StepCommand['executor'], Actor['service']>;
+export type ExecutorServices = typeof executorServices;

@@ -9,7 +9,7 @@
  * ordered consumers are named `<nuid>_<n>` (KV's `oc_<nuid>_<n>`); a KV get is `STREAM.MSG.GET.KV_<bucket>` (haul's
  * buckets have no direct get); acks are `$JS.ACK.<stream>.<consumer>.…`.
  */
-import type { Actor } from '@haul/schemas';
+import { executorServices } from '@haul/schemas';
 import {
   admissionLedgerKey,
   buckets,
@@ -62,9 +62,8 @@ export const inboxPrefix = (publicKey: string): string => `_INBOX.${publicKey}`;
 /** The names services park their dead letters under (haul.dead.<service>.<node>). */
 export const serviceNames = {
   coordinator: 'coordinator',
-  agent: 'node-agent',
-  streamer: 'image-streamer',
-} as const satisfies Record<'coordinator' | Executor, Actor['service']>;
+  ...executorServices,
+} as const;
 
 /** One grant: a subject (or pattern) and what in haul needs it. */
 export type Grant = { subject: string; why: string };

@@ -4,7 +4,7 @@ import { nanos, TimeoutError } from '@nats-io/nats-core';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
-import { createValidators, type StepCommand } from '@haul/schemas';
+import { createValidators, executorServices, type StepCommand } from '@haul/schemas';
 import {
   migrationRolledBack,
   natsAtLeast,
@@ -78,7 +78,7 @@ async function handledInOrder(node: string, executor: Executor, inOrder: boolean
     validators,
     eventLog: createEventLog(nc, validators, trust),
     log,
-    actor: { service: executor === 'agent' ? 'node-agent' : 'image-streamer', node },
+    actor: { service: executorServices[executor], node },
     executor,
     trust,
     inOrder,

@@ -10,7 +10,7 @@ import { createUser } from '@nats-io/nkeys';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
 import type { StepCommand } from '@haul/schemas';
-import { createValidators } from '@haul/schemas';
+import { createValidators, executorServices } from '@haul/schemas';
 import {
   admissionLedgerKey,
   awaitTopology,
@@ -174,7 +174,7 @@ describe('every identity can do what haul needs of it', () => {
       assert.equal(await awaitTopology(nc, log, 5000), undefined);
       const trust = trustOf(`${executor}@node-a`);
       const eventLog = createEventLog(nc, validators, trust);
-      const service = executor === 'agent' ? 'node-agent' : 'image-streamer';
+      const service = executorServices[executor];
       const queue = createCommandQueue({
         nc,
         validators,

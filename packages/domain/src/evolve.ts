@@ -1,7 +1,7 @@
-import type { MigrationEvent, PreflightResult } from '@haul/schemas';
+import type { ExecutorServices, MigrationEvent, PreflightResult } from '@haul/schemas';
 import { errorCodes } from './errors.ts';
 import { foldResumeFence } from './fencing.ts';
-import { commitSteps, executorServices } from './steps.ts';
+import { commitSteps } from './steps.ts';
 import { imageDirName } from './ids.ts';
 import { once, operatorActionOf, stepKey, type MigrationState, type StepRecord } from './state.ts';
 import { withRequestDefaults } from './request.ts';
@@ -203,13 +203,11 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
 }
 
 /**
- * An executor refused a command (not a valid command, a path outside its roots, a lease above its cap, a handler
- * that threw, a step it has no handler for): parked, never run again, and the same arguments would be refused again.
- * For the current attempt of a step that is its outcome — failed, not retryable unless the rejection says so —
- * instead of a wait for the step's timeout. A rejection by anyone but the command's addressee (another node, or the
- * other executor of its node: a misdelivered command) says nothing about the command, whose addressee may still run
- * it, and is ignored.
+ * The service of each executor (`@haul/schemas` executorServices, which the pure core may not import at run time: its
+ * type makes this copy the same).
  */
+const executorServices: ExecutorServices = { agent: 'node-agent', streamer: 'image-streamer' };
+
 /**
  * Whether a rejection comes from the command's addressee. An executor answers HAUL_WRONG_EXECUTOR both for a
  * command meant for another (a misdelivery) and for one of its own whose step it has no handler for (an older
@@ -223,6 +221,14 @@ function byAddressee(
   return e.data.error.code !== errorCodes.wrongExecutor || e.actor.service === executorServices[cmd.executor];
 }
 
+/**
+ * An executor refused a command (not a valid command, a path outside its roots, a lease above its cap, a handler
+ * that threw, a step it has no handler for): parked, never run again, and the same arguments would be refused again.
+ * For the current attempt of a step that is its outcome — failed, not retryable unless the rejection says so —
+ * instead of a wait for the step's timeout. A rejection by anyone but the command's addressee (another node, or the
+ * other executor of its node: a misdelivered command) says nothing about the command, whose addressee may still run
+ * it, and is ignored.
+ */
 function rejected(d: Draft, e: Extract<MigrationEvent, { type: 'CommandRejected' }>): void {
   const s = d.s;
   const cid = e.data.commandId;

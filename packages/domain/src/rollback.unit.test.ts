@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Actor, MigrationEvent, StepCommand } from '@haul/schemas';
+import { executorServices, type Actor, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
 import { meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
 import { fold } from './evolve.ts';
 import { planRollback } from './plans.ts';
 import { initialState } from './state.ts';
-import { executorServices } from './steps.ts';
 
 const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
 const advance = { kind: 'Advance', meta: m } as const;
@@ -35,7 +34,6 @@ const intended = (key: string) => (e: MigrationEvent) => keyOf(e) === key;
 const succeeded = (key: string) => (e: MigrationEvent) =>
   e.type === 'StepSucceeded' && `${e.data.step}:${e.data.commandId.split(':').at(-2)}` === key;
 
-/** The executor on `node` refused the command `of` intended (CommandRejected). */
 /** The rejection of the command `of` intends, by `node`'s service for the command's executor unless `service`. */
 function rejection(
   of: MigrationEvent,

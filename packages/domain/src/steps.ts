@@ -1,13 +1,7 @@
-import type { Actor, StepName } from '@haul/schemas';
+import type { StepName } from '@haul/schemas';
 
 /** Who runs a step: the node agent or the image streamer, on the source or the target node. */
 export type StepPlacement = { executor: 'agent' | 'streamer'; role: 'source' | 'target' };
-
-/** The service that runs an executor's commands, as its events name it (`actor.service`). */
-export const executorServices = {
-  agent: 'node-agent',
-  streamer: 'image-streamer',
-} as const satisfies Record<StepPlacement['executor'], Actor['service']>;
 
 /** How long the coordinator waits for a step's result before it records the step as failed (timed out). */
 export type TimeoutClass = 'criu' | 'ploop' | 'vzctl' | 'stream' | 'quick';

@@ -3,7 +3,13 @@
  * appends its result, faults are injected where the scenario says, and the coordinator's loop (decideUntilStable)
  * runs after every event. Everything is deterministic for a given scenario.
  */
-import type { MigrateRequest, MigrationEvent, StepCommand, StepName } from '@haul/schemas';
+import {
+  executorServices,
+  type MigrateRequest,
+  type MigrationEvent,
+  type StepCommand,
+  type StepName,
+} from '@haul/schemas';
 import { decideUntilStable, type DecideInput, type DecideMeta } from '../src/decide.ts';
 import { evolve } from '../src/evolve.ts';
 import { mayResumeSource, mayStartRestore } from '../src/fencing.ts';
@@ -129,7 +135,7 @@ export function simulate(sc: SimScenario): SimResult {
       eventId: `${cmd.commandId}:${type}`,
       migrationId: cmd.migrationId,
       type,
-      actor: { service: cmd.executor === 'agent' ? 'node-agent' : 'image-streamer', node: cmd.node },
+      actor: { service: executorServices[cmd.executor], node: cmd.node },
       time: new Date(now).toISOString(),
       schemaVersion: 1,
       data: { commandId: cmd.commandId, step: cmd.step, node: cmd.node, attempt: cmd.attempt, ...body },

@@ -14,7 +14,7 @@ import {
   type StoredEvent,
 } from '@haul/bus';
 import { decide, decideUntilStable, fold, initialState, type DecideMeta } from '@haul/domain';
-import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
+import { createValidators, executorServices, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createCoordinator } from '../src/app.ts';
 import { createProcessManager } from '../src/process-manager.ts';
@@ -118,7 +118,7 @@ function resultOf(cmd: StepCommand): unknown {
 
 /** The outcome an executor appends for a command (no compare-and-set, as agents and streamers append). */
 const succeeded = (cmd: StepCommand): MigrationEvent =>
-  eventFactory({ service: cmd.executor === 'agent' ? 'node-agent' : 'image-streamer', node: cmd.node })(
+  eventFactory({ service: executorServices[cmd.executor], node: cmd.node })(
     cmd.migrationId,
     'StepSucceeded',
     {

@@ -27,15 +27,16 @@ import {
   type MetricsConfig,
   type Trust,
 } from '@haul/bus';
-import type {
-  ErrorInfo,
-  MigrationEvent,
-  StepCommand,
-  StreamArgs,
-  StreamOffer,
-  StreamOfferReply,
-  StreamResult,
-  Validators,
+import {
+  executorServices,
+  type ErrorInfo,
+  type MigrationEvent,
+  type StepCommand,
+  type StreamArgs,
+  type StreamOffer,
+  type StreamOfferReply,
+  type StreamResult,
+  type Validators,
 } from '@haul/schemas';
 import { errorCodes } from '@haul/domain';
 import { abortable, createGiveUpWatch } from './given-up.ts';
@@ -163,7 +164,7 @@ export function createImageStreamer(deps: StreamerDeps) {
   let sub: Subscription | undefined;
   let loop: Promise<void> | undefined;
 
-  const actor = { service: 'image-streamer', node: cfg.node } as const;
+  const actor = { service: executorServices.streamer, node: cfg.node } as const;
   const event = eventFactory(actor);
   const queue = createCommandQueue({ nc, validators, eventLog, log, actor, executor: 'streamer', trust });
   const gate = createPriorityGate();

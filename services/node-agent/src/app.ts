@@ -28,7 +28,14 @@ import {
   type MetricsConfig,
   type Trust,
 } from '@haul/bus';
-import type { ErrorInfo, MigrationEvent, StepCommand, StepName, Validators } from '@haul/schemas';
+import {
+  executorServices,
+  type ErrorInfo,
+  type MigrationEvent,
+  type StepCommand,
+  type StepName,
+  type Validators,
+} from '@haul/schemas';
 import { errorCodes, fold, initialState, mayRunBefore, runsBefore, runsInOrder } from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { warmDescriptorParser } from './adapters/descriptor.ts';
@@ -123,7 +130,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       log.warn({ err, commandId }, 'the marker of a refused command could not be removed');
     }
   };
-  const actor = { service: 'node-agent', node: cfg.node } as const;
+  const actor = { service: executorServices.agent, node: cfg.node } as const;
   const queue = createCommandQueue({
     nc,
     validators,
