@@ -132,7 +132,7 @@ const succeeded = (cmd: StepCommand): MigrationEvent =>
   );
 
 describe('the coordinator keeps each active migration folded', () => {
-  it('runs a whole migration from the events its consumer delivers, without reading the log once', async () => {
+  it("runs a whole migration from the events its consumer delivers, without reading the log once, its commands in their intents' order", async () => {
     // Given a coordinator whose event log counts reads, and executors that answer every command it sends with success
     const { eventLog, reads } = countingReads();
     const own = await connectBus({ servers: server.url, name: 'folded-state-coordinator' });
@@ -144,11 +144,14 @@ describe('the coordinator keeps each active migration folded', () => {
     const mid = 'm-folded-whole';
     let answering = Promise.resolve();
     const answered = new Set<string>();
+    /** The commands as the server took them (the order they are stored in). */
+    const sentOrder: string[] = [];
     const commands = nc.subscribe(subjects.commandsAll, {
       callback: (_err, msg) => {
         const cmd = decodeJson(msg.data) as StepCommand;
         if (answered.has(cmd.commandId)) return;
         answered.add(cmd.commandId);
+        sentOrder.push(cmd.commandId);
         answering = answering.then(() =>
           executorLog(cmd)
             .append(succeeded(cmd))
@@ -166,6 +169,12 @@ describe('the coordinator keeps each active migration folded', () => {
       const { events } = await real.read(mid);
       assert.ok(events.length >= 25, `${events.length} events`);
       assert.deepEqual(reads, []);
+      // And the commands, a decision's published at once (the frozen window's five), reached the server in the order
+      // of their intents
+      const intended = events.flatMap((e) =>
+        e.event.type === 'StepIntended' ? [e.event.data.commandId] : [],
+      );
+      assert.deepEqual(sentOrder, intended);
     } finally {
       commands.unsubscribe();
       await answering;
