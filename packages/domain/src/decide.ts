@@ -202,6 +202,34 @@ function failedBy(
   );
 }
 
+/**
+ * The coordinator's StepFailed for a step its executor refused (a CommandRejected the fold takes as the step's
+ * failure, evolve.ts), as for a step it gave up: every reader of the log sees the step end in a step outcome, not
+ * only a fold that knows the rejection rules of this version. An agent whose fold is older waits for an outcome of
+ * each earlier command of the migration before it runs the next (runsBefore), and an operator tailing the events sees
+ * the step fail. Written once: the fold notes where the step's outcome came (outcomeOrder), and its event id says
+ * why.
+ */
+function refusalsRecorded(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
+  return Object.values(s.steps)
+    .filter((r) => r.rejected === true && r.status === 'failed' && r.outcomeOrder === undefined)
+    .map((r) =>
+      envelope(
+        s,
+        meta,
+        'StepFailed',
+        {
+          commandId: r.command.commandId,
+          step: r.step,
+          node: r.command.node,
+          attempt: r.command.attempt,
+          error: r.error!,
+        },
+        `${r.command.commandId}:rejected`,
+      ),
+    );
+}
+
 function intend(
   s: MigrationState,
   meta: DecideMeta,
@@ -230,6 +258,8 @@ function intend(
 
 function advance(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (!s.migrationId || !s.request || s.terminal) return [];
+  const refused = refusalsRecorded(meta, s);
+  if (refused.length > 0) return refused;
   if (s.rollback) return runPlan(meta, s, planRollbackOf(s), 'rollback');
   if (s.committed) {
     const release = forwardAfterCommit(meta, s);

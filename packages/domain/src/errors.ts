@@ -35,7 +35,8 @@ export const errorCodes = {
   /**
    * An executor refused a command delivered to it that names another node or executor, which says nothing about the
    * command itself (its addressee may run it); or, from the addressee, one of a step it has no handler for (an older
-   * version than the coordinator's), which fails the step (evolve.ts; the agents' and streamers' apps).
+   * version than the coordinator's), which fails the step like any refusal by the addressee (evolve.ts; the agents'
+   * and streamers' apps).
    */
   wrongExecutor: 'HAUL_WRONG_EXECUTOR',
   /** An executor's handler threw something that is not a bus failure: parked; what it did before is in doubt. */

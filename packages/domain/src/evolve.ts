@@ -1,5 +1,4 @@
 import type { ExecutorServices, MigrationEvent, PreflightResult } from '@haul/schemas';
-import { errorCodes } from './errors.ts';
 import { foldResumeFence } from './fencing.ts';
 import { commitSteps } from './steps.ts';
 import { imageDirName } from './ids.ts';
@@ -209,17 +208,13 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
 const executorServices: ExecutorServices = { agent: 'node-agent', streamer: 'image-streamer' };
 
 /**
- * Whether a rejection comes from the command's addressee. An executor answers HAUL_WRONG_EXECUTOR both for a
- * command meant for another (a misdelivery) and for one of its own whose step it has no handler for (an older
- * version than the coordinator's): only the service the command names can say the second, and for good.
+ * Whether a rejection comes from the command's addressee: its node's service for the command's executor. Another
+ * node's, or the other executor's of the same node, got the command by mistake (a misdelivery) and says nothing
+ * about it. An addressee's HAUL_WRONG_EXECUTOR means a step it has no handler for (an older version than the
+ * coordinator's).
  */
-function byAddressee(
-  e: Extract<MigrationEvent, { type: 'CommandRejected' }>,
-  cmd: StepRecord['command'],
-): boolean {
-  if (e.actor.node !== cmd.node) return false;
-  return e.data.error.code !== errorCodes.wrongExecutor || e.actor.service === executorServices[cmd.executor];
-}
+const byAddressee = (e: Extract<MigrationEvent, { type: 'CommandRejected' }>, cmd: StepRecord['command']) =>
+  e.actor.node === cmd.node && e.actor.service === executorServices[cmd.executor];
 
 /**
  * An executor refused a command (not a valid command, a path outside its roots, a lease above its cap, a handler

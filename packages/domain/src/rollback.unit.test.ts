@@ -6,7 +6,7 @@ import { meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
 import { fold } from './evolve.ts';
 import { planRollback } from './plans.ts';
-import { initialState } from './state.ts';
+import { inFlight, initialState } from './state.ts';
 
 const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
 const advance = { kind: 'Advance', meta: m } as const;
@@ -104,12 +104,30 @@ describe('given a rollback in the frozen window with a local disk copied to the 
   });
 });
 
+/**
+ * `log` and a refusal, then the coordinator's first decision on it: the step's StepFailed, with the rejection's
+ * error, not retryable.
+ */
+function refused(log: MigrationEvent[], refusal: MigrationEvent): MigrationEvent[] {
+  const rej = refusal.data as { commandId: string; error: { code: string } };
+  const recorded = given([...log, refusal])
+    .when(advance)
+    .then([
+      {
+        type: 'StepFailed',
+        data: { commandId: rej.commandId, error: { code: rej.error.code, retryable: false } },
+      },
+    ]);
+  assert.equal(recorded[0]!.eventId, `${rej.commandId}:rejected`);
+  return [...log, refusal, ...recorded];
+}
+
 describe('given a command its executor refused (CommandRejected)', () => {
   // The first pass of the local disk's copy, while the CT runs: nothing was copied before it.
   const copying = upTo(happy, intended('copyLocalDisk:0.0'));
   const copyIntent = copying.at(-1)!;
-  it('a refused forward step fails at once with the rejection: the migration rolls back without a timeout', () => {
-    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS', 'args.sourceDir')])
+  it('a refused forward step fails at once with the rejection: the coordinator records its StepFailed and rolls back without a timeout', () => {
+    given(refused(copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS', 'args.sourceDir')))
       .when(advance)
       .then([
         {
@@ -121,6 +139,12 @@ describe('given a command its executor refused (CommandRejected)', () => {
         },
       ]);
   });
+  it('a refusal whose StepFailed is in the log is not recorded again', () => {
+    const log = refused(copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS'));
+    const rolling = [...log, ...decide(advance, fold(log, initialState()))];
+    assert.equal(rolling.filter((e) => e.type === 'StepFailed').length, 1);
+    assert.equal(rolling.at(-1)!.type, 'RollbackStarted');
+  });
   it('a refused copy left nothing on the target: the rollback removes no copy of it', () => {
     const log = [...copying, rejection(copyIntent, 'node-a', 'HAUL_PATH_OUTSIDE_ROOTS')];
     assert.ok(!planRollback(log).some((a) => a.key === 'removeFiles:target-disk0'));
@@ -129,13 +153,14 @@ describe('given a command its executor refused (CommandRejected)', () => {
     given([...copying, rejection(copyIntent, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS')])
       .when(advance)
       .thenNothingHappened();
-    // The streamer's command refused by node-a's agent: node-a's streamer may still run it.
-    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR', 'step', 'node-agent')])
-      .when(advance)
-      .thenNothingHappened();
+    // The streamer's command refused by node-a's agent, whatever the code: node-a's streamer may still run it.
+    for (const code of ['HAUL_WRONG_EXECUTOR', 'HAUL_COMMAND_UNHANDLED'])
+      given([...copying, rejection(copyIntent, 'node-a', code, 'step', 'node-agent')])
+        .when(advance)
+        .thenNothingHappened();
   });
   it('a step its addressee has no handler for (an older version) fails at once, without a timeout', () => {
-    given([...copying, rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR', 'step')])
+    given(refused(copying, rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR', 'step')))
       .when(advance)
       .then([
         {
@@ -147,9 +172,25 @@ describe('given a command its executor refused (CommandRejected)', () => {
         },
       ]);
   });
+  it("an agent whose fold ignores the refusal (an older version) sees the step end by the coordinator's StepFailed", () => {
+    // Given a refusal as a fold from before this refusal rule reads the log: without the CommandRejected
+    const refusal = rejection(copyIntent, 'node-a', 'HAUL_WRONG_EXECUTOR', 'step');
+    const olderFold = (log: MigrationEvent[]) =>
+      fold(
+        log.filter((e) => e.type !== 'CommandRejected'),
+        initialState(),
+      );
+    const cid = (copyIntent.data as StepCommand).commandId;
+    const waitsOn = (log: MigrationEvent[]) =>
+      inFlight(olderFold(log)).some((r) => r.command.commandId === cid);
+    // Then without the coordinator's StepFailed the step stays in flight for it (its runsBefore would hold the
+    // migration's later commands on that executor for ever), and with it the step has ended
+    assert.equal(waitsOn([...copying, refusal]), true);
+    assert.equal(waitsOn(refused(copying, refusal)), false);
+  });
   it('a refused compensation waits for an operator at once, with the rejection as the reason', () => {
     const removing = upTo(failedAtCopy, intended('removeFiles:target-disk0'));
-    given([...removing, rejection(removing.at(-1)!, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS', 'args.paths.0')])
+    given(refused(removing, rejection(removing.at(-1)!, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS', 'args.paths.0')))
       .when(advance)
       .then([
         {
@@ -176,10 +217,10 @@ describe('given a migration rolling back', () => {
   });
   it('a cancel of a stuck rollback names the stuck action and the operator commands', () => {
     const removing = upTo(failedAtCopy, intended('removeFiles:target-disk0'));
-    const refused = [...removing, rejection(removing.at(-1)!, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS')];
+    const refusal = refused(removing, rejection(removing.at(-1)!, 'node-b', 'HAUL_PATH_OUTSIDE_ROOTS'));
     const stuck = [
-      ...refused,
-      ...given(refused)
+      ...refusal,
+      ...given(refusal)
         .when(advance)
         .then([{ type: 'MigrationStuck' }]),
     ];
