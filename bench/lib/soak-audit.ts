@@ -97,7 +97,7 @@ export async function deadLetterCount(nc: NatsConnection): Promise<number> {
 export type ParkedLetters = {
   /**
    * Commands the server handed to a consumer whose filter they do not match (another node's command): the agent
-   * refused and parked them, and never ran them. Seen with nats-server 2.9.10 after cluster leader changes; reported,
+   * or streamer refused and parked them, and never ran them. Seen with nats-server 2.9.10 after cluster leader changes; reported,
    * not counted as a failure of haul.
    */
   misdelivered: DeadLetter[];

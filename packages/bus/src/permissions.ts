@@ -9,7 +9,7 @@
  * ordered consumers are named `<nuid>_<n>` (KV's `oc_<nuid>_<n>`); a KV get is `STREAM.MSG.GET.KV_<bucket>` (haul's
  * buckets have no direct get); acks are `$JS.ACK.<stream>.<consumer>.…`.
  */
-import { executorServices } from '@haul/schemas';
+import { executorServices, type Actor } from '@haul/schemas';
 import {
   admissionLedgerKey,
   buckets,
@@ -63,7 +63,7 @@ export const inboxPrefix = (publicKey: string): string => `_INBOX.${publicKey}`;
 export const serviceNames = {
   coordinator: 'coordinator',
   ...executorServices,
-} as const;
+} as const satisfies Record<'coordinator' | Executor, Actor['service']>;
 
 /** One grant: a subject (or pattern) and what in haul needs it. */
 export type Grant = { subject: string; why: string };

@@ -461,6 +461,11 @@ export function createImageStreamer(deps: StreamerDeps) {
   async function handle(d: CommandDelivery): Promise<void> {
     const { command: cmd, msg } = d;
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
+    const elsewhere = forAnother(cmd, cfg.node);
+    if (elsewhere) {
+      await queue.refuse(msg, elsewhere, cmd);
+      return;
+    }
     if (cmd.step !== 'streamImages' && cmd.step !== 'copyLocalDisk') {
       const error = {
         code: errorCodes.wrongExecutor,
@@ -663,3 +668,17 @@ type Extents = NonNullable<ManifestEntry['extents']>;
 const spanOf = (extents: Extents): number => extents.reduce((n, [s, e]) => n + e - s, 0);
 const piecesOf = (e: ManifestEntry): [number, number][] =>
   (e.extents ?? []).map(([s, end]): [number, number] => [s, end]);
+
+/**
+ * Why a command is another's to run, if it is: another node's or the agent's, delivered to this streamer's consumer by
+ * mistake (its addressee may still run it). Nothing of it runs here: a transfer of another node's paths would read or
+ * write this node's files at them.
+ */
+function forAnother(cmd: StepCommand, node: string): ErrorInfo | undefined {
+  if (cmd.node === node && cmd.executor === 'streamer') return undefined;
+  return {
+    code: errorCodes.wrongExecutor,
+    message: `${cmd.step} for ${cmd.node}/${cmd.executor} is not for the image streamer of ${node}`,
+    field: cmd.node !== node ? 'node' : 'executor',
+  };
+}

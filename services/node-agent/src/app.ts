@@ -436,7 +436,7 @@ function misaddressed(cmd: StepCommand, node: string): ErrorInfo {
   return {
     code: errorCodes.wrongExecutor,
     message: `${cmd.step} for ${cmd.node}/${cmd.executor} is not for the agent of ${node}`,
-    field: cmd.node !== node ? 'node' : 'step',
+    field: cmd.node !== node ? 'node' : cmd.executor !== 'agent' ? 'executor' : 'step',
   };
 }
 

@@ -1,4 +1,4 @@
-import type { MigrationEvent, StepCommand } from '@haul/schemas';
+import { executorServices, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import type { Identity, Role } from './registry.ts';
 
 /**
@@ -40,8 +40,7 @@ export function learn(facts: MigrationFacts, seq: number, e: MigrationEvent): vo
 /** The service an identity's events name as their actor. */
 const serviceOf: Partial<Record<Role, MigrationEvent['actor']['service']>> = {
   coordinator: 'coordinator',
-  agent: 'node-agent',
-  streamer: 'image-streamer',
+  ...executorServices,
 };
 
 /** Events only the coordinator decides (schedulers and ops ask it through the API; they append nothing). */
