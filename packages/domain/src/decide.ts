@@ -179,13 +179,28 @@ function givenUp(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
 
 const givenUpBy = { timeout: errorCodes.stepTimeout, stalled: errorCodes.streamStalled } as const;
 
-/** The coordinator's StepFailed for a step it stopped waiting for (its event id says why, so it is written once). */
+/** The coordinator's StepFailed for a step it stopped waiting for. */
 function failedBy(
   s: MigrationState,
   meta: DecideMeta,
   r: StepRecord,
   why: keyof typeof givenUpBy,
   what: string,
+): MigrationEvent {
+  return coordinatorsFailure(s, meta, r, why, {
+    code: givenUpBy[why],
+    message: `${r.key} ${what}`,
+    retryable: true,
+  });
+}
+
+/** A StepFailed of the coordinator's for the step `r`'s command, with `error`: its event id says why, so it is written once. */
+function coordinatorsFailure(
+  s: MigrationState,
+  meta: DecideMeta,
+  r: StepRecord,
+  why: string,
+  error: ErrorInfo,
 ): MigrationEvent {
   return envelope(
     s,
@@ -196,7 +211,7 @@ function failedBy(
       step: r.step,
       node: r.command.node,
       attempt: r.command.attempt,
-      error: { code: givenUpBy[why], message: `${r.key} ${what}`, retryable: true },
+      error,
     },
     `${r.command.commandId}:${why}`,
   );
@@ -213,21 +228,7 @@ function failedBy(
 function refusalsRecorded(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   return Object.values(s.steps)
     .filter((r) => r.rejected === true && r.status === 'failed' && r.outcomeOrder === undefined)
-    .map((r) =>
-      envelope(
-        s,
-        meta,
-        'StepFailed',
-        {
-          commandId: r.command.commandId,
-          step: r.step,
-          node: r.command.node,
-          attempt: r.command.attempt,
-          error: r.error!,
-        },
-        `${r.command.commandId}:rejected`,
-      ),
-    );
+    .map((r) => coordinatorsFailure(s, meta, r, 'rejected', r.error!));
 }
 
 function intend(
