@@ -1,4 +1,5 @@
-import type { ExecutorServices, MigrationEvent, PreflightResult } from '@haul/schemas';
+import type { MigrationEvent, PreflightResult } from '@haul/schemas';
+import { byAddressee } from './addressing.ts';
 import { foldResumeFence } from './fencing.ts';
 import { commitSteps } from './steps.ts';
 import { imageDirName } from './ids.ts';
@@ -200,21 +201,6 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
     if (commitSteps.includes(rec.step) && !s.rollback) s.committed = true;
   }
 }
-
-/**
- * The service of each executor (`@haul/schemas` executorServices, which the pure core may not import at run time: its
- * type makes this copy the same).
- */
-const executorServices: ExecutorServices = { agent: 'node-agent', streamer: 'image-streamer' };
-
-/**
- * Whether a rejection comes from the command's addressee: its node's service for the command's executor. Another
- * node's, or the other executor's of the same node, got the command by mistake (a misdelivery) and says nothing
- * about it. An addressee's HAUL_WRONG_EXECUTOR means a step it has no handler for (an older version than the
- * coordinator's).
- */
-const byAddressee = (e: Extract<MigrationEvent, { type: 'CommandRejected' }>, cmd: StepRecord['command']) =>
-  e.actor.node === cmd.node && e.actor.service === executorServices[cmd.executor];
 
 /**
  * An executor refused a command (not a valid command, a path outside its roots, a lease above its cap, a handler

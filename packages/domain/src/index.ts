@@ -86,5 +86,6 @@ export {
 } from './steps.ts';
 export { guidFor, originGuid, copyGuid, commandIdFor, imageDirName } from './ids.ts';
 export { CommandRejectedError, errorCodes, givenUpCodes, type ErrorCode } from './errors.ts';
+export { misaddressed } from './addressing.ts';
 export { askedBy, maxAttemptNumber, resolvable, type OperatorInput } from './operator.ts';
 export { requestDefaults, withRequestDefaults, type FullRequest } from './request.ts';

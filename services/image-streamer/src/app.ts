@@ -38,7 +38,7 @@ import {
   type StreamResult,
   type Validators,
 } from '@haul/schemas';
-import { errorCodes } from '@haul/domain';
+import { errorCodes, misaddressed } from '@haul/domain';
 import { abortable, createGiveUpWatch } from './given-up.ts';
 import { planPass, type PassPlan } from './disk-pass.ts';
 import { buildManifest, type ManifestEntry } from './manifest.ts';
@@ -122,6 +122,8 @@ export type TransferOptions = {
 
 /** The commands a streamer runs. */
 type StreamCommand = Extract<StepCommand, { step: 'streamImages' | 'copyLocalDisk' }>;
+const isStreamCommand = (cmd: StepCommand): cmd is StreamCommand =>
+  cmd.step === 'streamImages' || cmd.step === 'copyLocalDisk';
 
 /** One transfer as planned: what it moves, from which command, and the pass plan of a disk copy. */
 type PlannedTransfer = {
@@ -461,18 +463,9 @@ export function createImageStreamer(deps: StreamerDeps) {
   async function handle(d: CommandDelivery): Promise<void> {
     const { command: cmd, msg } = d;
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
-    const elsewhere = forAnother(cmd, cfg.node);
-    if (elsewhere) {
-      await queue.refuse(msg, elsewhere, cmd);
-      return;
-    }
-    if (cmd.step !== 'streamImages' && cmd.step !== 'copyLocalDisk') {
-      const error = {
-        code: errorCodes.wrongExecutor,
-        message: `${cmd.step} is not a streaming step`,
-        field: 'step',
-      };
-      await queue.refuse(msg, error, cmd);
+    const wrong = misaddressed(cmd, { node: cfg.node, executor: 'streamer' }, isStreamCommand(cmd));
+    if (wrong || !isStreamCommand(cmd)) {
+      await queue.refuse(msg, wrong!, cmd); // misaddressed refuses a step that does not stream
       return;
     }
     // In hand, the command must not be redelivered: also while it waits for a slot.
@@ -668,17 +661,3 @@ type Extents = NonNullable<ManifestEntry['extents']>;
 const spanOf = (extents: Extents): number => extents.reduce((n, [s, e]) => n + e - s, 0);
 const piecesOf = (e: ManifestEntry): [number, number][] =>
   (e.extents ?? []).map(([s, end]): [number, number] => [s, end]);
-
-/**
- * Why a command is another's to run, if it is: another node's or the agent's, delivered to this streamer's consumer by
- * mistake (its addressee may still run it). Nothing of it runs here: a transfer of another node's paths would read or
- * write this node's files at them.
- */
-function forAnother(cmd: StepCommand, node: string): ErrorInfo | undefined {
-  if (cmd.node === node && cmd.executor === 'streamer') return undefined;
-  return {
-    code: errorCodes.wrongExecutor,
-    message: `${cmd.step} for ${cmd.node}/${cmd.executor} is not for the image streamer of ${node}`,
-    field: cmd.node !== node ? 'node' : 'executor',
-  };
-}

@@ -36,7 +36,15 @@ import {
   type StepName,
   type Validators,
 } from '@haul/schemas';
-import { errorCodes, fold, initialState, mayRunBefore, runsBefore, runsInOrder } from '@haul/domain';
+import {
+  errorCodes,
+  fold,
+  initialState,
+  mayRunBefore,
+  misaddressed,
+  runsBefore,
+  runsInOrder,
+} from '@haul/domain';
 import { withBinaryMemo } from './adapters/binary-memo.ts';
 import { warmDescriptorParser } from './adapters/descriptor.ts';
 import { CommandFailedError, createRunner } from './adapters/exec.ts';
@@ -220,8 +228,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     deps.onCommand?.(delivery);
     const { command: cmd, msg } = delivery;
     const handler = host.handlers[cmd.step];
-    if (cmd.node !== cfg.node || cmd.executor !== 'agent' || !handler) {
-      await queue.refuse(msg, misaddressed(cmd, cfg.node), cmd);
+    const wrong = misaddressed(cmd, { node: cfg.node, executor: 'agent' }, handler !== undefined);
+    if (wrong || !handler) {
+      await queue.refuse(msg, wrong!, cmd); // misaddressed refuses a step without a handler
       return;
     }
     // The queue's read stands for the log only if the command did not wait for its migration's lease resume after it.
@@ -430,14 +439,6 @@ type RunVerdict = { outcome?: StepOutcome; refused?: ErrorInfo; after?: StepComm
 function ctidOf(log: readonly MigrationEvent[]): string | undefined {
   const req = log.find((e) => e.type === 'MigrationRequested');
   return req?.type === 'MigrationRequested' ? req.data.request.ctid : undefined;
-}
-
-function misaddressed(cmd: StepCommand, node: string): ErrorInfo {
-  return {
-    code: errorCodes.wrongExecutor,
-    message: `${cmd.step} for ${cmd.node}/${cmd.executor} is not for the agent of ${node}`,
-    field: cmd.node !== node ? 'node' : cmd.executor !== 'agent' ? 'executor' : 'step',
-  };
 }
 
 function errorInfo(err: unknown): ErrorInfo {
