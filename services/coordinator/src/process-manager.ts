@@ -218,12 +218,17 @@ export function createProcessManager(
       if (sent.size > maxEnded) sent.delete(sent.keys().next().value!);
     }
     const stored = await Promise.allSettled(cmds.map((c) => sendCommand(nc, validators, trust, c)));
-    let failed: PromiseRejectedResult | undefined;
+    const failed: { commandId: string; err: unknown }[] = [];
     stored.forEach((r, i) => {
-      if (r.status === 'fulfilled') mine.add(cmds[i]!.commandId);
-      else failed ??= r;
+      const { commandId } = cmds[i]!;
+      if (r.status === 'fulfilled') mine.add(commandId);
+      else failed.push({ commandId, err: r.reason });
     });
-    if (failed) throw failed.reason;
+    if (failed.length === 0) return;
+    // The first failure is thrown (its caller logs it and tries the turn again); each other one is logged here.
+    for (const { commandId, err } of failed.slice(1))
+      log.warn({ err, migrationId: mid, commandId }, 'a command of the same decision was not sent either');
+    throw failed[0]!.err;
   }
 
   /**

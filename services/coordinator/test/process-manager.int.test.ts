@@ -5,7 +5,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { connectBus, createEventLog, ensureTopology, streams, subjects, type EventLog } from '@haul/bus';
 import { decide, decideUntilStable, fold, initialState } from '@haul/domain';
-import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
+import { createValidators, type MigrationEvent, type StepCommand, type Validators } from '@haul/schemas';
 import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createProcessManager } from '../src/process-manager.ts';
 
@@ -170,6 +170,57 @@ it('sends the commands in flight that nobody sent, though it decides nothing new
   const { events } = await real.read(mid);
   assert.equal(events.length, logged.length + decision.length, 'nothing new decided');
   const intents = decision.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));
+  assert.deepEqual(await storedCommands(mid, 'node-a'), [intents[1]!.commandId, intents[2]!.commandId]);
+  assert.deepEqual(await storedCommands(mid, 'node-b'), [intents[0]!.commandId]);
+});
+
+it("names every command of a decision it could not send, and sends them all on the migration's next turn", async () => {
+  // Given a requested migration, and a coordinator whose first try to send each command fails (a command the
+  // schema refuses stands for any failed publish: each fails apart from the others)
+  const { real, mid } = await requested('m-unsendable-0001', '105');
+  const tried = new Set<string>();
+  const firstTryFails: Validators = {
+    validate(name, value) {
+      const id = name === 'command' ? (value as StepCommand).commandId : undefined;
+      if (id === undefined || tried.has(id)) return validators.validate(name, value);
+      tried.add(id);
+      const error = {
+        code: 'HAUL_INVALID_MESSAGE',
+        message: `${id} cannot be sent now`,
+        field: '',
+        rule: 'test',
+      } as const;
+      return { ok: false, error };
+    },
+  };
+  const warnings: { commandId?: string; msg: string }[] = [];
+  const log = pino(
+    { level: 'warn' },
+    { write: (line: string) => void warnings.push(JSON.parse(line) as { commandId?: string; msg: string }) },
+  );
+  const pm = createProcessManager(nc, firstTryFails, real, settings, log, trust);
+
+  // When it advances the migration: its first decision intends three steps, and none of their commands is sent
+  const first = await pm.step(mid).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+
+  // Then the turn fails with the first command's failure, and each other command's failure is logged by its id
+  const { events } = await real.read(mid);
+  const intents = events.flatMap((e) => (e.event.type === 'StepIntended' ? [e.event.data] : []));
+  assert.equal(intents.length, 3);
+  assert.match(String(first), new RegExp(`${intents[0]!.commandId} cannot be sent now`));
+  assert.deepEqual(
+    warnings
+      .filter((w) => w.msg === 'a command of the same decision was not sent either')
+      .map((w) => w.commandId),
+    intents.slice(1).map((c) => c.commandId),
+  );
+
+  // And the next turn sends every one of them, each agent's in intent order
+  await pm.step(mid);
+  pm.stop();
   assert.deepEqual(await storedCommands(mid, 'node-a'), [intents[1]!.commandId, intents[2]!.commandId]);
   assert.deepEqual(await storedCommands(mid, 'node-b'), [intents[0]!.commandId]);
 });
