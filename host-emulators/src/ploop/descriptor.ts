@@ -27,8 +27,8 @@ export class InvalidDescriptor extends Error {}
 /**
  * The XML parser and builder, loaded at the first descriptor read or written, not at every emulator start: about half
  * of a migration's calls never read one (criu's pre-dumps and checks, the CT's init, cgexec, shaman, vcmmdctl: 20 of
- * the demo's 39), and fast-xml-parser was 170 KB of a 227 KB bundle, about 13 ms of each start (`criu -V` 72 ms
- * instead of 85). Loaded with Node's require from the package: a module in the bundle is parsed with the bundle,
+ * the demo's 39), and fast-xml-parser was 170 KB of a 227 KB bundle, about 10 ms of each start (`criu -V` 70-80
+ * ms instead of 82-88). Loaded with Node's require from the package: a module in the bundle is parsed with the bundle,
  * however late it runs.
  */
 let loaded: { parser: XMLParser; builder: XMLBuilder } | undefined;
