@@ -25,11 +25,11 @@ export type DiskDescriptor = {
 export class InvalidDescriptor extends Error {}
 
 /**
- * The XML parser and builder, loaded at the first descriptor read or written, not at every emulator start: about half
- * of a migration's calls never read one (criu's pre-dumps and checks, the CT's init, cgexec, shaman, vcmmdctl: 20 of
- * the demo's 39), and fast-xml-parser was 170 KB of a 227 KB bundle, about 10 ms of each start (`criu -V` 70-80
- * ms instead of 82-88). Loaded with Node's require from the package: a module in the bundle is parsed with the bundle,
- * however late it runs.
+ * The XML parser and builder, loaded at the first descriptor read or written, not at every emulator start: many of a
+ * migration's calls never read one (criu's pre-dumps and checks, the CT's init, cgexec, vcmmdctl: 17 of the demo's 39),
+ * and fast-xml-parser was about 170 KB of each bundle that has this module (ploop's 225 KB), about 10 ms of each start
+ * (`criu -V` 70-80 ms instead of 82-88). Loaded with Node's require from the package: a module in the bundle is
+ * parsed with the bundle, however late it runs.
  */
 let loaded: { parser: XMLParser; builder: XMLBuilder } | undefined;
 function xmlTools(): { parser: XMLParser; builder: XMLBuilder } {
@@ -58,9 +58,11 @@ const str = (v: unknown, what: string): string => {
 };
 
 export function parseDescriptor(xml: string): DiskDescriptor {
+  // Outside the try: a parser that cannot be loaded is an install's fault, not the descriptor's.
+  const { parser } = xmlTools();
   let doc: Raw;
   try {
-    doc = xmlTools().parser.parse(xml, true) as Raw;
+    doc = parser.parse(xml, true) as Raw;
   } catch (err) {
     throw new InvalidDescriptor(`not XML: ${(err as Error).message}`);
   }
