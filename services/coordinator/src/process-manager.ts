@@ -225,9 +225,12 @@ export function createProcessManager(
       else failed.push({ commandId, err: r.reason });
     });
     if (failed.length === 0) return;
-    // The first failure is thrown (its caller logs it and tries the turn again); each other one is logged here.
-    for (const { commandId, err } of failed.slice(1))
-      log.warn({ err, migrationId: mid, commandId }, 'a command of the same decision was not sent either');
+    // Each by its id here (a bus error does not name the command); the first is thrown, and the turn tried again.
+    for (const { commandId, err } of failed)
+      log.warn(
+        { err, migrationId: mid, commandId },
+        'a command could not be sent: sent again at the next turn',
+      );
     throw failed[0]!.err;
   }
 
