@@ -166,6 +166,8 @@ export type CommandQueueDeps = {
    * handler failed outside the bus. The node agent ends the command's marker then, which nothing else would end.
    */
   refused?: (command: StepCommand) => void;
+  /** How long a loop that ended on its own waits for the commands it runs (default limits.lostConsumerGraceMs). */
+  lostConsumerGraceMs?: number;
 };
 
 type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInfo; raw: unknown };
@@ -181,6 +183,7 @@ type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInf
  */
 export function createCommandQueue(deps: CommandQueueDeps) {
   const { nc, validators, eventLog, log, actor, executor, trust, inOrder = false, hands, refused } = deps;
+  const { lostConsumerGraceMs = limits.lostConsumerGraceMs } = deps;
   const parking = createParking(nc, actor.service, actor.node);
   const event = eventFactory(actor);
   /** An in-order executor's commands, one migration's at a time (inLane). */
@@ -499,26 +502,24 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     // the commands in hand then stop as on a stop.
     const loopEnded = new AbortController();
     const stopping = AbortSignal.any([signal, loopEnded.signal]);
-    return { ended: pump(iter, handle, stopping, () => loopEnded.abort()) };
+    return { ended: pump(iter, handle, { stopping, stop: signal, loopEnded: () => loopEnded.abort() }) };
   }
 
   async function pump(
     iter: AsyncIterable<JsMsg>,
     handle: (d: CommandDelivery) => Promise<void>,
-    signal: AbortSignal,
-    loopEnded: () => void,
+    how: { stopping: AbortSignal; stop: AbortSignal; loopEnded: () => void },
   ): Promise<void> {
     try {
       for await (const msg of iter) {
-        await deliver(msg, handle, signal);
-        if (signal.aborted) break;
+        await deliver(msg, handle, how.stopping);
+        if (how.stopping.aborted) break;
       }
     } finally {
       // The commands in hand end first: the one running in each lane runs to its end (a retry on the bus stops), the
-      // ones waiting behind it go back to the stream.
-      loopEnded();
-      await lanes.idle();
-      await Promise.all(besides);
+      // ones waiting behind it go back to the stream. A loop that ended on its own waits for them a while only.
+      how.loopEnded();
+      await commandsEnded(how.stop.aborted);
       // Their answers (the hand-backs above, the last acks) are only in the client's buffer yet, and a process whose
       // loop ended exits next: sent first, for a moment, while the connection is open. Their records are gone by now.
       if (!nc.isClosed())
@@ -528,6 +529,22 @@ export function createCommandQueue(deps: CommandQueueDeps) {
         ]);
     }
     if (broken) throw broken.err;
+  }
+
+  /** The commands in hand ended: all of them on a stop; on a loop that ended on its own, all or the grace over. */
+  async function commandsEnded(stopped: boolean): Promise<void> {
+    const all = Promise.all([lanes.idle(), Promise.all(besides)]).then(() => true);
+    if (stopped) return void (await all);
+    const grace = new AbortController();
+    const ended = await Promise.race([
+      all,
+      delay(lostConsumerGraceMs, false, { signal: grace.signal, ref: false }).catch(() => false),
+    ]).finally(() => grace.abort());
+    if (!ended)
+      log.error(
+        { graceMs: lostConsumerGraceMs },
+        'the command consumer ended with commands still running: going on without them (the next process recovers them, as after a crash)',
+      );
   }
 
   return {

@@ -133,6 +133,14 @@ export const limits = {
   /** How often the coordinator looks for a command durable led from a stream replica that is behind (consumer-leaders.ts). */
   consumerLeaderCheckMs: 10_000,
   /**
+   * How long an executor whose command consumer ended on its own (deleted, its connection closed) lets the commands it
+   * runs finish before it exits anyway. Waiting for them all kept it deaf to every other migration for as long as a
+   * hung tool's timeout (vzctl's 3 minutes, a stream's 30). What it leaves unfinished is what a crash leaves, and the
+   * next process recovers it so: an agent ends the tools (orphaned-tools.ts) and reconciles each step from its marker,
+   * a streamer's transfer, delivered again, resumes from its part file. A stop waits for its steps.
+   */
+  lostConsumerGraceMs: 10_000,
+  /**
    * A consumer's pull request lasts this long before the client asks again. After a server of the cluster dies the
    * client only notices at the next pull: with nats.js's default 30 s, consumers stayed deaf for 30–75 s in the soak.
    */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { nanos, TimeoutError } from '@nats-io/nats-core';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
@@ -257,7 +258,74 @@ for (const release of natsReleases)
     );
   });
 
-function queueOf(conn: NatsConnection, node: string, hands?: CommandQueueDeps['hands']) {
+describe('command queue: a consumer that ends on its own while a command runs', () => {
+  it('ends after its grace without waiting for the command, which is left to the next process', async () => {
+    // Given node-g's agent queue, with a grace of 300 ms, running a command that does not end until released
+    const jsm = await jetstreamManager(nc);
+    const x = agentCommand('m-queue-lost', 'node-g', 1);
+    await sendCommand(nc, validators, trust, x);
+    let release!: () => void;
+    const hung = new Promise<void>((resolve) => (release = resolve));
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let finished = false;
+    let done!: () => void;
+    const handled = new Promise<void>((resolve) => (done = resolve));
+    const consumer = await queueOf(nc, 'node-g', undefined, 300).consume(async () => {
+      started();
+      await hung;
+      finished = true;
+      done();
+    }, new AbortController().signal);
+    await running;
+
+    // When its consumer is deleted
+    await jsm.consumers.delete(streams.commands, commandConsumerName('node-g', 'agent'));
+
+    // Then the loop ends while the command still runs (before, it waited for the command, here for ever)
+    const giveUp = new AbortController();
+    const how = await Promise.race([
+      consumer.ended.then(
+        () => 'ended',
+        () => 'ended',
+      ),
+      delay(30_000, 'still waiting for the command after 30 s', { signal: giveUp.signal }),
+    ]).finally(() => giveUp.abort());
+    assert.equal(how, 'ended');
+    assert.equal(finished, false, 'the command still runs');
+    release();
+    await handled;
+  });
+});
+
+describe('command queue: a stop while a command runs', () => {
+  it('ends only once the command has ended, however long past the grace', async () => {
+    // Given node-h's agent queue, with a grace of 300 ms, running a command
+    const x = agentCommand('m-queue-stop', 'node-h', 1);
+    await sendCommand(nc, validators, trust, x);
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    let finished = false;
+    const ac = new AbortController();
+    const consumer = await queueOf(nc, 'node-h', undefined, 300).consume(async (d) => {
+      started();
+      // The command ends well after the grace, counted from the stop.
+      await delay(900);
+      finished = true;
+      d.msg.ack();
+    }, ac.signal);
+    await running;
+
+    // When the process stops
+    ac.abort();
+    await consumer.ended;
+
+    // Then the loop ended only after the command
+    assert.equal(finished, true);
+  });
+});
+
+function queueOf(conn: NatsConnection, node: string, hands?: CommandQueueDeps['hands'], graceMs?: number) {
   return createCommandQueue({
     nc: conn,
     validators,
@@ -268,6 +336,7 @@ function queueOf(conn: NatsConnection, node: string, hands?: CommandQueueDeps['h
     trust,
     inOrder: true,
     ...(hands ? { hands } : {}),
+    ...(graceMs === undefined ? {} : { lostConsumerGraceMs: graceMs }),
   });
 }
 
