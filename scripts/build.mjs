@@ -20,6 +20,7 @@ import {
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { asciiOnly } from './ascii-only.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -58,11 +59,12 @@ const webPage = () =>
   );
 const stampFile = join(root, 'node_modules', '.cache', 'haul-build.json');
 
-/** The newest modification time of any source the bundles are made from (and of this script). */
+/** The newest modification time of any source the bundles are made from (and of this script and its escape). */
 function newestSource() {
   // The root package.json too: the CLI bundles its version.
   let newest = Math.max(
     statSync(fileURLToPath(import.meta.url)).mtimeMs,
+    statSync(fileURLToPath(new URL('./ascii-only.mjs', import.meta.url))).mtimeMs,
     statSync(join(root, 'package.json')).mtimeMs,
   );
   const walk = (dir) => {
@@ -127,7 +129,8 @@ export async function buildAll({ ifStale = false, quiet = false } = {}) {
   // Each file written whole and renamed into place: a program started during a build runs the old or the new one.
   for (const f of results.flatMap((r) => r.outputFiles)) {
     mkdirSync(dirname(f.path), { recursive: true });
-    writeFileSync(`${f.path}.tmp-${process.pid}`, f.contents);
+    const contents = f.path.endsWith('.map') ? f.contents : asciiOnly(f.text, f.path);
+    writeFileSync(`${f.path}.tmp-${process.pid}`, contents);
     renameSync(`${f.path}.tmp-${process.pid}`, f.path);
   }
   mkdirSync(dirname(stampFile), { recursive: true });
