@@ -270,6 +270,10 @@ try {
     eventsPerSec: round(eventsPerSec),
     rawCasAppendsPerSec: round(raw.appendsPerSec),
     eventsPerSecRatioVsRawAppend: round(eventsRatio, 3),
+    // The coordinator's own ceiling: the events it handled per second of its CPU, i.e. its rate if it had a whole core
+    // and never waited for the executors or the server. Its events/s cannot exceed this however fast they are.
+    eventsPerCoordinatorCpuSecond: round(events / cpu),
+    eventsPerCoordinatorCpuSecondRatioVsRawAppend: round(events / cpu / raw.appendsPerSec, 3),
     coordinator: {
       cpuSeconds: round(cpu * per1000),
       rssMb: round(memory.peakRssMb, 1),
