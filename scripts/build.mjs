@@ -20,33 +20,10 @@ import {
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { asciiOnly } from './ascii-only.mjs';
+import { oneByteSource } from './one-byte-source.mjs';
+import { emulatorPrograms, esmPrograms, programs } from './programs.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-/**
- * Each program: its entry and where its bundle goes (dist/ beside src/, so paths from import.meta.url hold). The
- * services and the CLI are ES modules. The emulators are CommonJS: they start thousands of times in a test run (2,812
- * tool calls in one e2e tier, 211 CPU-s of its 455), and Node 20 starts a CommonJS file without its ES module loader:
- * `criu -V` took 48-49 ms of CPU instead of 61 (host-emulators/bin/package.json makes their bin scripts CommonJS too).
- */
-const esmPrograms = [
-  ['services/coordinator/src/main.ts', 'services/coordinator/dist/main.mjs'],
-  ['services/node-agent/src/main.ts', 'services/node-agent/dist/main.mjs'],
-  ['services/image-streamer/src/main.ts', 'services/image-streamer/dist/main.mjs'],
-  ['packages/cli/src/bin.ts', 'packages/cli/dist/haul.mjs'],
-];
-const emulatorPrograms = [
-  'ploop',
-  'vzctl',
-  'criu',
-  'shaman',
-  'flock',
-  'haul-emu',
-  'haul-ct-init',
-  'haul-ploop-track',
-].map((t) => [`host-emulators/src/bin/${t}.ts`, `host-emulators/dist/${t}.cjs`]);
-export const programs = [...esmPrograms, ...emulatorPrograms];
 
 const sourceDirs = ['schemas', 'packages', 'services', 'host-emulators'];
 /** The web view's page (`haul web`), put into the CLI's bundle: the files as packages/cli/src/web-page.ts names them. */
@@ -59,14 +36,13 @@ const webPage = () =>
   );
 const stampFile = join(root, 'node_modules', '.cache', 'haul-build.json');
 
-/** The newest modification time of any source the bundles are made from (and of this script and its escape). */
+/** The newest modification time of any source the bundles are made from (and of this script and its modules). */
 function newestSource() {
-  // The root package.json too: the CLI bundles its version.
-  let newest = Math.max(
-    statSync(fileURLToPath(import.meta.url)).mtimeMs,
-    statSync(fileURLToPath(new URL('./ascii-only.mjs', import.meta.url))).mtimeMs,
-    statSync(join(root, 'package.json')).mtimeMs,
+  const own = ['build.mjs', 'programs.mjs', 'one-byte-source.mjs'].map((f) =>
+    fileURLToPath(new URL(`./${f}`, import.meta.url)),
   );
+  // The root package.json too: the CLI bundles its version.
+  let newest = Math.max(...[...own, join(root, 'package.json')].map((f) => statSync(f).mtimeMs));
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.name === 'node_modules' || e.name === 'dist' || e.name === 'test') continue;
@@ -129,7 +105,7 @@ export async function buildAll({ ifStale = false, quiet = false } = {}) {
   // Each file written whole and renamed into place: a program started during a build runs the old or the new one.
   for (const f of results.flatMap((r) => r.outputFiles)) {
     mkdirSync(dirname(f.path), { recursive: true });
-    const contents = f.path.endsWith('.map') ? f.contents : asciiOnly(f.text, f.path);
+    const contents = f.path.endsWith('.map') ? f.contents : oneByteSource(f.text, f.path);
     writeFileSync(`${f.path}.tmp-${process.pid}`, contents);
     renameSync(`${f.path}.tmp-${process.pid}`, f.path);
   }
