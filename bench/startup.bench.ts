@@ -20,11 +20,15 @@ import { round } from './lib/control-proc.ts';
 import { optionsOrExit } from './lib/bench-args.ts';
 import { startupHelp, parseStartupArgs } from './lib/startup-args.ts';
 
-/** Wall milliseconds from spawn to exit of one command; its exit code must be `expect`. */
+/**
+ * Wall milliseconds from spawn to exit of one command; its exit code must be `expect`. Its output goes to pipes this
+ * process reads, as the node agent runs the host tools (a tool writing to a pipe pays for it as it does there).
+ */
 function timedRun(cmd: string, args: string[], env: NodeJS.ProcessEnv, expect = 0): Promise<number> {
   return new Promise((done, fail) => {
     const t0 = performance.now();
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.resume();
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.once('error', fail);
@@ -98,7 +102,8 @@ try {
       loadavg: { ...load, after: loadavg().map((l) => round(l)) },
     },
     timing:
-      'wall time: a tool call from spawn to exit (one at a time, after one uncounted call each); a service from ' +
+      'wall time: a tool call from spawn to exit, its stdout and stderr read from pipes (one at a time, after one ' +
+      'uncounted call each); a service from ' +
       'spawn to its "started" log line, after the previous one exited (SIGTERM)',
     toolCalls: tools,
     servicesReady: services,

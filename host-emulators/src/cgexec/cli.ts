@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { err, out } from '../lib/tool.ts';
+import { writeFully } from '../lib/write-fully.ts';
 
 /*
  * `cgexec -g <controllers>:<path> [--sticky] <command> [args]` (libcgroup): runs the command in those cgroups. VZ
@@ -73,7 +74,7 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
     let code = 0;
     for (const proc of args) {
       const f = file(veSysctls[proc]!);
-      if (existsSync(f)) process.stdout.write(readFileSync(f, 'utf8'));
+      if (existsSync(f)) writeFully(1, readFileSync(f, 'utf8'));
       else {
         err(`cat: ${proc}: No such file or directory`);
         code = 1;
@@ -88,7 +89,7 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
     Object.values(veSysctls).includes(args[1]!)
   ) {
     missing(args[1]!);
-    process.stdout.write(readFileSync(file(args[1]!), 'utf8'));
+    writeFully(1, readFileSync(file(args[1]!), 'utf8'));
     return 0;
   }
   if (prog === 'sysctl' && args[0] === '-w' && args.length === 2) {

@@ -4,6 +4,7 @@ import { getopt, out } from '../lib/tool.ts';
 import { resolveDd } from '../ploop/ops.ts';
 import { corruptionLog, diskChecksum, diskView, haResource, memoryChecksum, pauseWorkload } from './seams.ts';
 import { createCt, createNode, writeBootId, type CtOptions, type NodeOptions } from './setup.ts';
+import { writeFully } from '../lib/write-fully.ts';
 
 const help = `haul-emu: set up emulated nodes and containers, and read the emulator-only proof seams.
 
@@ -112,7 +113,7 @@ export async function haulEmuMain(argv: string[]): Promise<number> {
       return 0;
     }
     case 'corruption-log': {
-      process.stdout.write(corruptionLog(emuEnv().clusterDir));
+      writeFully(1, corruptionLog(emuEnv().clusterDir));
       return 0;
     }
     case 'ha-resource': {

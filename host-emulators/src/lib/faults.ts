@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.ts';
 import { acquireLock } from './lock.ts';
 import { dirname } from 'node:path';
+import { writeFully } from './write-fully.ts';
 
 /**
  * Emulator-only proof seam: a fault plan (JSON file named by HAUL_EMU_FAULTS) makes a chosen tool invocation fail
@@ -87,7 +88,7 @@ export async function applyFaults(
     if (r.action === 'orphan') return orphan(r.waitFor);
     if (r.action === 'wait') return gate(r.waitFor);
     if (r.action === 'hang') await new Promise<never>(() => setInterval(() => {}, 1 << 30));
-    process.stderr.write(`${r.stderr ?? `${tool} ${sub ?? ''}: injected failure`}\n`);
+    writeFully(2, `${r.stderr ?? `${tool} ${sub ?? ''}: injected failure`}\n`);
     process.exit(r.exitCode ?? 1);
   }
 }

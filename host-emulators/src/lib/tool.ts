@@ -1,13 +1,13 @@
 import { writeSync } from 'node:fs';
+import { writeFully } from './write-fully.ts';
 import { ToolExit } from './emu-env.ts';
 import { applyFaults, killCallerAfter } from './faults.ts';
 
-export const out = (line: string): void => void process.stdout.write(`${line}\n`);
+export const out = (line: string): void => writeFully(1, `${line}\n`);
 
 /** Where err() writes: stderr, or a tool's own log file from the moment it opens one (criu's -o). */
 let errorSink: ((line: string) => void) | undefined;
-export const err = (line: string): void =>
-  errorSink ? errorSink(line) : void process.stderr.write(`${line}\n`);
+export const err = (line: string): void => (errorSink ? errorSink(line) : writeFully(2, `${line}\n`));
 
 /** From now on err() (a ToolExit's message included) writes to this file descriptor, each line after `prefix()`. */
 export function sendErrorsTo(fd: number, prefix: () => string = () => ''): void {
