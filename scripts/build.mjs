@@ -6,7 +6,7 @@
 // pino-pretty, which a service loads from node_modules only when asked for human-readable logs
 // (packages/bus/src/logger.ts). The streamer also loads @node-rs/crc32 (a native binary) from node_modules at run
 // time, through createRequire (image-streamer/src/wire.ts), and the emulators load fast-xml-parser from there at
-// their first descriptor read (host-emulators/src/ploop/descriptor.ts).
+// their first descriptor read (host-emulators/src/lib/lazy.ts).
 // `--if-stale` builds only when a source is newer than the last build. Type checking is tsc's job (npm test).
 import {
   existsSync,

@@ -1,5 +1,6 @@
 import type * as ChildProcess from 'node:child_process';
 import type * as Crypto from 'node:crypto';
+import type * as Fxp from 'fast-xml-parser';
 import { createRequire } from 'node:module';
 import type * as Net from 'node:net';
 
@@ -21,3 +22,8 @@ function once<T>(id: string): () => T {
 export const crypto = once<typeof Crypto>('node:crypto');
 export const childProcess = once<typeof ChildProcess>('node:child_process');
 export const net = once<typeof Net>('node:net');
+/**
+ * fast-xml-parser, from its package beside the emulators (not bundled: a module in the bundle is parsed with it at every
+ * start, however late it runs). Only a call that reads or writes a DiskDescriptor.xml needs it (ploop/descriptor.ts).
+ */
+export const fastXmlParser = once<typeof Fxp>('fast-xml-parser');

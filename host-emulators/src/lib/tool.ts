@@ -1,4 +1,3 @@
-import { writeSync } from 'node:fs';
 import { writeFully } from './write-fully.ts';
 import { ToolExit } from './emu-env.ts';
 import { applyFaults, killCallerAfter } from './faults.ts';
@@ -12,7 +11,7 @@ export const err = (line: string): void => (errorSink ? errorSink(line) : writeF
 /** From now on err() (a ToolExit's message included) writes to this file descriptor, each line after `prefix()`. */
 export function sendErrorsTo(fd: number, prefix: () => string = () => ''): void {
   errorSink = (text) => {
-    for (const line of text.split('\n')) writeSync(fd, `${prefix()}${line}\n`);
+    for (const line of text.split('\n')) writeFully(fd, `${prefix()}${line}\n`);
   };
 }
 

@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
-import type * as Fxp from 'fast-xml-parser';
 import type { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { writeFileAtomic } from '../lib/atomic.ts';
+import { fastXmlParser } from '../lib/lazy.ts';
 
 export const TOPDELTA = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
 export const NONE_UUID = '{00000000-0000-0000-0000-000000000000}';
@@ -28,13 +27,12 @@ export class InvalidDescriptor extends Error {}
  * The XML parser and builder, loaded at the first descriptor read or written, not at every emulator start: many of a
  * migration's calls never read one (criu's pre-dumps and checks, the CT's init, cgexec, vcmmdctl: 17 of the demo's 39),
  * and fast-xml-parser was about 170 KB of each bundle that has this module (ploop's 225 KB), about 10 ms of each start
- * (`criu -V` 70-80 ms instead of 82-88). Loaded with Node's require from the package: a module in the bundle is
- * parsed with the bundle, however late it runs.
+ * (`criu -V` 70-80 ms instead of 82-88). Loaded from the package (lib/lazy.ts says why).
  */
 let loaded: { parser: XMLParser; builder: XMLBuilder } | undefined;
 function xmlTools(): { parser: XMLParser; builder: XMLBuilder } {
   if (loaded) return loaded;
-  const fxp = createRequire(import.meta.url)('fast-xml-parser') as typeof Fxp;
+  const fxp = fastXmlParser();
   loaded = {
     parser: new fxp.XMLParser({
       ignoreAttributes: true,
