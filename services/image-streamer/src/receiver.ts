@@ -20,7 +20,7 @@ import { FrameReader, type ChunkFrame } from './frame-reader.ts';
 import { createEmptyFile, mkdirsNoFollow, noFollow, regularFileSize } from './confine.ts';
 import { isFinished, PartFile, verifiedPrefix } from './part-file.ts';
 import { UpdateFile } from './update-file.ts';
-import { namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
+import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
 /** Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries. */
@@ -485,9 +485,7 @@ function dial(offer: StreamOffer, reader: FrameReader, tls: TlsMaterial | undefi
   const options: TlsConnectOptions = {
     host,
     port,
-    cert: tls.cert,
-    key: tls.key,
-    ca: tls.ca,
+    secureContext: clientContextOf(tls),
     onread,
     // The peer proves it is the sending node's streamer: the address alone (or a stolen token) proves nothing.
     checkServerIdentity: (_host, cert) =>

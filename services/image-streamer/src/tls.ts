@@ -1,8 +1,24 @@
 import { readFileSync } from 'node:fs';
-import type { PeerCertificate } from 'node:tls';
+import { createSecureContext, type PeerCertificate, type SecureContext } from 'node:tls';
 
 /** A streamer's certificate, its key and the cluster's CA: the data connection is mutual TLS with them. */
 export type TlsMaterial = { cert: Buffer; key: Buffer; ca: Buffer };
+
+const clientContexts = new WeakMap<TlsMaterial, SecureContext>();
+
+/**
+ * The one TLS context of a streamer's outgoing data connections, made at the first: Node would otherwise make one per
+ * connection from `cert`, `key` and `ca` (parse the key and both certificates, set up an OpenSSL context), and a
+ * migration opens one connection per transfer. The listener's side has one context already (its server's).
+ */
+export function clientContextOf(tls: TlsMaterial): SecureContext {
+  let context = clientContexts.get(tls);
+  if (!context) {
+    context = createSecureContext({ cert: tls.cert, key: tls.key, ca: tls.ca });
+    clientContexts.set(tls, context);
+  }
+  return context;
+}
 
 /** The name a streamer's certificate carries (CN or a subjectAltName), as in the cluster's identity registry. */
 export const streamerIdentity = (node: string): string => `streamer@${node}`;
