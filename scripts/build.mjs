@@ -41,8 +41,10 @@ function newestSource() {
   const own = ['build.mjs', 'programs.mjs', 'one-byte-source.mjs'].map((f) =>
     fileURLToPath(new URL(`./${f}`, import.meta.url)),
   );
-  // The root package.json too: the CLI bundles its version.
-  let newest = Math.max(...[...own, join(root, 'package.json')].map((f) => statSync(f).mtimeMs));
+  // The root package.json too (the CLI bundles its version), and the lock: the bundles hold the npm packages it pins.
+  let newest = Math.max(
+    ...[...own, join(root, 'package.json'), join(root, 'package-lock.json')].map((f) => statSync(f).mtimeMs),
+  );
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       if (e.name === 'node_modules' || e.name === 'dist' || e.name === 'test') continue;

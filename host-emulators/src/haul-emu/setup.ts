@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { paths, type EmuEnv } from '../lib/emu-env.ts';
-import { crypto } from '../lib/lazy.ts';
+import { randomUuid } from '../lib/uuid.ts';
 import type { HaResource } from '../shaman/cli.ts';
 import { imageValue } from '../vzctl/config.ts';
 import { ownerFile, serverId, veConf } from '../vzctl/registration.ts';
@@ -172,7 +172,7 @@ function writeCgroupMounts(root: string): void {
 /** The node's boot id, where a host's agent reads it (below the node root, as /proc/sys/kernel/random/boot_id). */
 export function writeBootId(root: string): void {
   mkdirSync(join(root, 'proc', 'sys', 'kernel', 'random'), { recursive: true });
-  writeFileSync(join(root, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `${crypto().randomUUID()}\n`);
+  writeFileSync(join(root, 'proc', 'sys', 'kernel', 'random', 'boot_id'), `${randomUuid()}\n`);
 }
 
 /**

@@ -9,7 +9,8 @@ import type * as Net from 'node:net';
  * tool call is a new Node process, and requiring `node:crypto`, `node:child_process` and `node:net` (and what they
  * load) took about 9 ms of a call's 75–100: `vzctl status` 100.8 → 91.7 ms, `ploop snapshot-list` 83.1 → 75.2 ms
  * (hyperfine, 60 runs each, the same bundles with these three required lazily). A call that needs one pays for it
- * then: a snapshot's new delta name, criu talking to the CT's init, vzctl starting criu.
+ * then: a block's digest, criu talking to the CT's init, vzctl starting criu. (A snapshot's new names come from
+ * /dev/urandom, as ploop makes them: lib/uuid.ts.)
  */
 const load = createRequire(import.meta.url);
 

@@ -20,7 +20,7 @@ import { createDelta, mergeInto } from './delta.ts';
 import { conflictOf, readRegistry, recordCorruption, withRegistry, type Device } from './devices.ts';
 import { flushCache } from './page-cache.ts';
 import { dropTracker, noteWritten } from './tracking.ts';
-import { crypto } from '../lib/lazy.ts';
+import { randomUuid } from '../lib/uuid.ts';
 
 /** ploop's SYSEXIT codes used here. */
 export const EX = {
@@ -202,12 +202,12 @@ export function umount(env: EmuEnv, by: { dd?: string; mountpoint?: string; dev?
 
 /** `ploop snapshot [-u G] [-o]`: relabel the top to G, add `<images[0].File>.{fresh}` as the new top. */
 export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, offline: boolean): string[] {
-  const guid = guidArg ? normalizeGuid(guidArg) : `{${crypto().randomUUID()}}`;
+  const guid = guidArg ? normalizeGuid(guidArg) : `{${randomUuid()}}`;
   return withDdLock(env, dd, (desc) => {
     if (desc.shots.some((s) => sameGuid(s.guid, guid)))
       throw new ToolExit(EX.PARAM, `The snapshot ${guid} already exist`);
     if (desc.shots.length >= 127) throw new ToolExit(EX.PARAM, 'Too many snapshots');
-    const fileName = `${desc.images[0]!.file}.{${crypto().randomUUID()}}`;
+    const fileName = `${desc.images[0]!.file}.{${randomUuid()}}`;
     const newFile = imagePath(dd, fileName);
     const lines: string[] = [];
     const device = deviceOf(env, dd, desc);
@@ -400,7 +400,7 @@ export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string
     if (sameGuid(topShot.parent, guid))
       throw new ToolExit(EX.PARAM, `Nothing to do: already on snapshot ${guid}`);
     const topImg = desc.images.find((i) => sameGuid(i.guid, desc.top))!;
-    const fileName = `${desc.images[0]!.file}.{${crypto().randomUUID()}}`;
+    const fileName = `${desc.images[0]!.file}.{${randomUuid()}}`;
     createDelta(imagePath(dd, fileName), desc.diskSize);
     const next: DiskDescriptor = {
       ...desc,

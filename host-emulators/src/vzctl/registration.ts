@@ -13,7 +13,7 @@ import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { out } from '../lib/tool.ts';
 import { parseConf } from './config.ts';
 import { ctidOf, normalizedUuid } from './ctid.ts';
-import { crypto } from '../lib/lazy.ts';
+import { randomUuid } from '../lib/uuid.ts';
 import { layoutVersion } from './layout.ts';
 
 /*
@@ -82,10 +82,10 @@ const failed = (why: string): ToolExit => new ToolExit(255, `${why}\nContainer r
 /** get_cid_uuid_pair (lib/env.c 1831–1877): the ctid and the UUID the registration writes. */
 function cidUuidPair(ctid: string | undefined, uuid: string | undefined): { ctid: string; uuid: string } {
   if (ctid === undefined) {
-    const made = crypto().randomUUID(); // vzctl2_generate_ctid: uuid_generate, uuid_unparse (lower case)
+    const made = randomUuid(); // vzctl2_generate_ctid: uuid_generate, uuid_unparse (lower case)
     return { ctid: made, uuid: made };
   }
-  if (uuid === undefined) return { ctid, uuid: normalizedUuid(ctid) ?? crypto().randomUUID() };
+  if (uuid === undefined) return { ctid, uuid: normalizedUuid(ctid) ?? randomUuid() };
   const normal = normalizedUuid(uuid);
   // Worded apart by the branch a UUID ctid and a numeric one take (lib/env.c 1854 and 1871).
   if (!normal) throw failed(normalizedUuid(ctid) ? `Invalid uuid: ${uuid}` : `Invalid uuid ${uuid}`);
