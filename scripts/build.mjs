@@ -43,7 +43,9 @@ function newestSource() {
   );
   // The root package.json too (the CLI bundles its version), and the lock: the bundles hold the npm packages it pins.
   let newest = Math.max(
-    ...[...own, join(root, 'package.json'), join(root, 'package-lock.json')].map((f) => statSync(f).mtimeMs),
+    ...[...own, join(root, 'package.json'), join(root, 'package-lock.json')]
+      .filter((f) => existsSync(f))
+      .map((f) => statSync(f).mtimeMs),
   );
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {

@@ -30,22 +30,28 @@ export async function createTestSecrets(
   };
 }
 
+/** A cluster's secrets that a world shares with the other worlds of its test process: read, never changed. */
+export type SharedTestSecrets = Readonly<Pick<TestSecrets, 'dir' | 'registry'>>;
+
 /** Each test process's secrets folders by their nodes and login mode (worldSecrets), made at their first use. */
-const made = new Map<string, Promise<TestSecrets>>();
+const made = new Map<string, Promise<SharedTestSecrets>>();
 
 /**
  * A cluster's secrets for a world that only reads them (startWorld): one folder per test process for the same nodes
- * and login mode, made by its first world and removed when the process exits. `haul init-cluster` took 0.9-1.2 CPU-s a
- * call here (its 13 openssl processes and its Ed25519 and nkey keys), over a quarter of a world's start, and the e2e
- * tier made about 47 of them. Its remove() leaves the folder to the process's exit: a later world may still use it.
- * A test that changes its cluster's secrets (a rotated key) makes its own with createTestSecrets.
+ * and login mode, made by its first world and removed when the process exits (so its private keys stay until then,
+ * not until the world stops). `haul init-cluster` took 0.9-1.2 CPU-s a call here (for two nodes: its 17 openssl
+ * processes, its Ed25519 and nkey keys), a quarter to a third of a world's start, and the e2e tier made about 36 of
+ * them. Nothing removes it before the exit: a later world may still use it. A test that changes its cluster's secrets
+ * (a rotated key) makes its own with createTestSecrets.
  */
-export function worldSecrets(nodes: string[], auth: ClusterAuth = 'nkey'): Promise<TestSecrets> {
+export function worldSecrets(nodes: string[], auth: ClusterAuth = 'nkey'): Promise<SharedTestSecrets> {
   const key = JSON.stringify([nodes, auth]);
   let secrets = made.get(key);
   if (!secrets) {
     // createTestSecrets removes the folder when the process exits, however it ends.
-    secrets = createTestSecrets(nodes, auth).then((s) => ({ ...s, remove: () => Promise.resolve() }));
+    secrets = createTestSecrets(nodes, auth).then(({ dir, registry }) =>
+      Object.freeze({ dir, registry: Object.freeze(registry) }),
+    );
     // A failed making is not kept: the next world tries again and reports its own failure.
     secrets.catch(() => made.delete(key));
     made.set(key, secrets);

@@ -31,7 +31,7 @@ import {
 } from './nats-server.ts';
 import { createTestIdentities, loadTestIdentities, type TestIdentities } from './identities.ts';
 import { startService, type ServiceProcess } from './processes.ts';
-import { secretsEnv, streamerTlsEnv, worldSecrets, type TestSecrets } from './secrets.ts';
+import { secretsEnv, streamerTlsEnv, worldSecrets, type SharedTestSecrets } from './secrets.ts';
 
 import type { ConfigSchemaName } from '@haul/schemas';
 import {
@@ -112,7 +112,7 @@ export async function startWorld(o: WorldOptions = {}) {
   const insecure = o.insecure ?? process.env['HAUL_TEST_INSECURE'] === '1';
   const secure = o.secure ?? !insecure;
   natsServerBinary(o.natsRelease); // a release that is not there fails here, before anything is made
-  const secrets: TestSecrets | undefined = secure ? await worldSecrets(nodes) : undefined;
+  const secrets: SharedTestSecrets | undefined = secure ? await worldSecrets(nodes) : undefined;
   const server: NatsServer = await startNatsServer({
     ...(secrets ? { secrets: secrets.dir } : {}),
     release: o.natsRelease,

@@ -7,7 +7,7 @@ import type { TlsMaterial } from '../src/tls.ts';
 /** A CA and one certificate per name, made with the openssl CLI in a temporary folder (tests and the bench). */
 export type TestPki = {
   dir: string;
-  /** The material of `name` (CN = name, signed by `ca` or by the PKI's own CA). */
+  /** The material of `name` (CN = name, or the CN an impostor claims; signed by `ca` or by the other CA). */
   material: (name: string) => TlsMaterial;
   /** Files as a streamer's environment names them. */
   env: (name: string) => Record<string, string>;
@@ -36,9 +36,9 @@ function makeCa(dir: string, name: string): void {
   ]);
 }
 
-function makeCert(dir: string, ca: string, name: string): void {
+function makeCert(dir: string, ca: string, name: string, cn = name): void {
   writeFileSync(join(dir, 'ext.cnf'), 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n');
-  openssl(dir, ['req', ...ec, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${name}`]);
+  openssl(dir, ['req', ...ec, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
   openssl(dir, [
     'x509',
     '-req',
@@ -58,14 +58,22 @@ function makeCert(dir: string, ca: string, name: string): void {
   ]);
 }
 
-/** Certificates for `names` from one CA (`ca`), and for `foreign` names from another CA the first does not trust. */
-export function makeTestPki(names: string[], foreign: string[] = []): TestPki {
+/**
+ * Certificates for `names` from one CA (`ca`), and from another CA the first does not trust: for `foreign` names, and
+ * for each of `impostors` (its material's name → the CN it claims, e.g. a trusted node's).
+ */
+export function makeTestPki(
+  names: string[],
+  foreign: string[] = [],
+  impostors: Record<string, string> = {},
+): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'haul-pki-'));
   makeCa(dir, 'ca');
   for (const n of names) makeCert(dir, 'ca', n);
-  if (foreign.length) {
+  if (foreign.length || Object.keys(impostors).length) {
     makeCa(dir, 'other-ca');
     for (const n of foreign) makeCert(dir, 'other-ca', n);
+    for (const [n, cn] of Object.entries(impostors)) makeCert(dir, 'other-ca', n, cn);
   }
   const files = (name: string) => ({
     HAUL_TLS_CERT_FILE: join(dir, `${name}-cert.pem`),

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { createLogger } from '@haul/bus';
+import { startService } from '@haul/test';
 import type { StreamerRegistration, StreamOffer } from '@haul/schemas';
 import {
   ConnectionLost,
@@ -24,7 +25,9 @@ const log = createLogger('data-plane-test', undefined, { HAUL_LOG_LEVEL: 'silent
 const work = mkdtempSync(join(tmpdir(), 'haul-data-plane-'));
 let pki: TestPki;
 before(() => {
-  pki = makeTestPki(['streamer@node-a', 'streamer@node-b', 'streamer@node-c'], ['streamer@node-b-forged']);
+  pki = makeTestPki(['streamer@node-a', 'streamer@node-b', 'streamer@node-c'], ['streamer@node-b-forged'], {
+    'impostor-a': 'streamer@node-a',
+  });
 });
 after(() => {
   rmSync(work, { recursive: true, force: true });
@@ -88,6 +91,36 @@ describe('the data listener’s port range (data.ports)', () => {
     assert.throws(() => parsePortRange('65535-65536'), RangeError);
     assert.throws(() => parsePortRange('7409-7400'), RangeError);
   });
+});
+
+describe('the streamer’s start: its data connections’ TLS', () => {
+  for (const [what, key, message] of [
+    ['a key file that holds no key', () => 'not a key\n', /DECODER routines::unsupported/],
+    ["another identity's key", () => pki.env('streamer@node-b').HAUL_TLS_KEY_FILE!, /key values mismatch/],
+  ] as const)
+    it(`exits 2 on ${what}, naming data.tls, before it connects to anything`, async () => {
+      // Given node-a's certificate and CA, with a key OpenSSL will not use with them
+      let keyFile = key();
+      if (!keyFile.startsWith('/')) {
+        writeFileSync(join(work, 'bad-key.pem'), keyFile);
+        keyFile = join(work, 'bad-key.pem');
+      }
+      // When the streamer starts (the bus address is one nothing listens on: it must not get that far)
+      const streamer = startService('streamer-bad-tls', 'services/image-streamer/src/main.ts', {
+        PATH: process.env['PATH'],
+        HAUL_NODE: 'node-a',
+        HAUL_NATS_URL: 'nats://127.0.0.1:1',
+        HAUL_INSECURE: '1',
+        HAUL_STREAM_ROOTS: work,
+        ...pki.env('streamer@node-a'),
+        HAUL_TLS_KEY_FILE: keyFile,
+      });
+      // Then it ends with the settings' status and says which setting and why
+      assert.equal(await streamer.exited, 2);
+      const said = streamer.lines.join('\n');
+      assert.match(said, /data\.tls: the certificate, key or CA cannot be used/);
+      assert.match(said, message);
+    });
 });
 
 describe('the sending side: its data listener', () => {
@@ -362,6 +395,31 @@ describe('the receiving side', () => {
         tls: pki.material('streamer@node-b'),
       });
       assert.equal((await receiver.accept(offer('node-a', impostor.port, 'tls-imp'))).ok, true);
+      await until(() => impostor.seen.length === 1, 'connected');
+      await closed(impostor.seen[0]!);
+      await until(() => receiver.active() === 0, 'released');
+      assert.equal(wrote, false, 'the token never reached the impostor');
+      await impostor.close();
+    },
+  );
+
+  it(
+    'with TLS, does not talk to a peer that names the sending node in a certificate of a CA the cluster does not trust',
+    { timeout: 30_000 },
+    async () => {
+      // Given a sender whose certificate says streamer@node-a, made by another CA
+      let wrote = false;
+      const impostor = await fakeSender((s) => s.on('data', () => (wrote = true)), 'impostor-a');
+      register('node-a', impostor.port, true);
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        tls: pki.material('streamer@node-b'),
+      });
+      // When node-b's receiver takes node-a's offer (its outgoing connections share one TLS context)
+      assert.equal((await receiver.accept(offer('node-a', impostor.port, 'tls-foreign'))).ok, true);
+      // Then it connects, refuses the certificate and ends the reception without sending the token
       await until(() => impostor.seen.length === 1, 'connected');
       await closed(impostor.seen[0]!);
       await until(() => receiver.active() === 0, 'released');
