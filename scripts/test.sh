@@ -32,14 +32,14 @@ jobs_for() {
 unset NODE_EXTRA_CA_CERTS
 
 # Every file the tests make (worlds, nats-server stores, CT images and dumps, each test's temporary folder) goes under
-# TMPDIR. Unless the caller set it, that is a folder on tmpfs when /dev/shm is one with 4 GiB free, removed however the
-# script ends. On this VM's ext4 the same tests took 5-16 % more CPU (the live-migration e2e file, two interleaved
-# pairs: 95.1 and 100.5 CPU-s on ext4, 89.9 and 84.5 on tmpfs, system time 31.7 and 33.6 against 28.7 and 26.8, wall
-# 61-65 s against 54-58). No code of haul's depends on where the folder is; the demo and the benchmarks keep the
-# system's.
+# TMPDIR. Unless the caller set it, that is a folder on tmpfs when /dev/shm is one with 6 GiB free (a whole run used
+# at most 2.3 GiB of it), removed however the script ends. On this VM's ext4 the same tests took 5-16 % more CPU (the
+# live-migration e2e file, two interleaved pairs: 95.1 and 100.5 CPU-s on ext4, 89.9 and 84.5 on tmpfs, system time
+# 31.7 and 33.6 against 28.7 and 26.8, wall 61-65 s against 54-58). No code of haul's depends on where the folder is;
+# the demo and the benchmarks keep the system's.
 own_tmp=
 if [ -z "${TMPDIR:-}" ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
-  [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -ge $((4 * 1024 * 1024)) ]; then
+  [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -ge $((6 * 1024 * 1024)) ]; then
   own_tmp=$(mktemp -d /dev/shm/haul-test.XXXXXX)
   trap 'rm -rf "$own_tmp"' EXIT
   export TMPDIR=$own_tmp
