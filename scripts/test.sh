@@ -31,22 +31,42 @@ jobs_for() {
 # start thousands (each emulated tool call is one) and talk to nothing outside this machine.
 unset NODE_EXTRA_CA_CERTS
 
-# Every file the tests make (worlds, nats-server stores, CT images and dumps, each test's temporary folder) goes under
-# TMPDIR. Unless the caller set it, that is a folder on tmpfs when /dev/shm is one with 6 GiB free (a whole run used
-# at most 2.3 GiB of it), removed however the script ends. On this VM's ext4 the same tests took 5-16 % more CPU (the
-# live-migration e2e file, two interleaved pairs: 95.1 and 100.5 CPU-s on ext4, 89.9 and 84.5 on tmpfs, system time
-# 31.7 and 33.6 against 28.7 and 26.8, wall 61-65 s against 54-58). No code of haul's depends on where the folder is;
-# the demo and the benchmarks keep the system's.
+# The tests' files (worlds, nats-server stores, CT images and dumps, the tiers' bundles, each test's temporary folder)
+# go under TMPDIR. When TMPDIR is not set at all, that is a folder on tmpfs if /dev/shm is one where this user may make
+# a folder and run a program, with 6 GiB free there and in memory (a whole run used at most 2.3 GiB, `df` every 2 s).
+# On this VM's ext4 the same tests took 5-16 % more CPU (the live-migration e2e file, two interleaved pairs: 95.1 and
+# 100.5 CPU-s on ext4, 89.9 and 84.5 on tmpfs, system time 31.7 and 33.6 against 28.7 and 26.8, wall 61-65 s against
+# 54-58). Tests run scripts they write there, and a unix socket path under it must stay within 107 bytes: the prefix
+# is short. The folder is removed however the script ends but SIGKILL; the next run removes a folder whose run is gone.
 own_tmp=
-if [ -z "${TMPDIR:-}" ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
-  [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -ge $((6 * 1024 * 1024)) ]; then
-  own_tmp=$(mktemp -d /dev/shm/haul-test.XXXXXX)
-  trap 'rm -rf "$own_tmp"' EXIT
-  export TMPDIR=$own_tmp
+scratch=
+trap 'rm -rf ${scratch:+"$scratch"} ${own_tmp:+"$own_tmp"}' EXIT
+kib_free() { df -Pk "$1" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
+kib_available() { awk '/^MemAvailable:/ { print $2 }' /proc/meminfo 2>/dev/null; }
+tmpfs_folder() {
+  local d owner need=$((6 * 1024 * 1024))
+  for d in /dev/shm/haul.*; do
+    [ -d "$d" ] && [ -O "$d" ] || continue
+    owner=$(cat "$d/.owner" 2>/dev/null || true)
+    if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null; then rm -rf "$d"; fi
+  done
+  [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] || return 1
+  [ "$(kib_free /dev/shm)" -ge "$need" ] 2>/dev/null && [ "$(kib_available)" -ge "$need" ] 2>/dev/null || return 1
+  own_tmp=$(mktemp -d /dev/shm/haul.XXXXXX 2>/dev/null) || return 1
+  echo $$ >"$own_tmp/.owner"
+  printf '#!/bin/sh\nexit 0\n' >"$own_tmp/.exec-check" && chmod +x "$own_tmp/.exec-check" &&
+    "$own_tmp/.exec-check" 2>/dev/null
+}
+if [ -z "${TMPDIR+set}" ]; then
+  if tmpfs_folder; then
+    export TMPDIR=$own_tmp
+  elif [ -n "$own_tmp" ]; then
+    rm -rf "$own_tmp" # noexec: the tests' scripts could not run there
+    own_tmp=
+  fi
 fi
 # What the tiers write for themselves (bundles, shards, outputs), removed however the script ends.
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch" ${own_tmp:+"$own_tmp"}' EXIT
 
 list() { find . -path ./node_modules -prune -o -path '*/node_modules' -prune -o -name "$1" -print | sort; }
 # The tier's test files into `files` (sorted); none found is a failure, not a pass.

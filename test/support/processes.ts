@@ -15,6 +15,12 @@ export type ServiceProcess = {
   waitForLine(re: RegExp, timeoutMs?: number): Promise<string>;
   kill(signal?: NodeJS.Signals): Promise<void>;
   exited: Promise<number | null>;
+  /**
+   * The exit code once the process exited and everything it wrote is in `lines`: 'exit' can come before the last
+   * output is read. For a process that ends by itself (a start refused); one whose pipes a child it left behind holds
+   * open would not resolve it.
+   */
+  drained: Promise<number | null>;
   /** Resolves, saying how (`exit code 1`, `signal SIGKILL`), only if the service exits without kill(): it died. */
   died: Promise<string>;
 };
@@ -67,6 +73,7 @@ export function startService(
     child.once('exit', (code, signal) => r({ code, signal })),
   );
   const exited = ended.then((e) => e.code);
+  const drained = new Promise<number | null>((r) => child.once('close', (code: number | null) => r(code)));
   let stopping = false;
   const died = ended.then((e) =>
     stopping ? new Promise<never>(() => {}) : e.signal ? `signal ${e.signal}` : `exit code ${e.code}`,
@@ -109,6 +116,7 @@ export function startService(
       await exited;
     },
     exited,
+    drained,
     died,
   };
 }

@@ -94,9 +94,9 @@ describe('the data listener’s port range (data.ports)', () => {
 });
 
 describe('the streamer’s start: its data connections’ TLS', () => {
-  for (const [what, key, message] of [
-    ['a key file that holds no key', () => 'not a key\n', /DECODER routines::unsupported/],
-    ["another identity's key", () => pki.env('streamer@node-b').HAUL_TLS_KEY_FILE!, /key values mismatch/],
+  for (const [what, key] of [
+    ['a key file that holds no key', () => 'not a key\n'],
+    ["another identity's key", () => pki.env('streamer@node-b').HAUL_TLS_KEY_FILE!],
   ] as const)
     it(`exits 2 on ${what}, naming data.tls, before it connects to anything`, async () => {
       // Given node-a's certificate and CA, with a key OpenSSL will not use with them
@@ -115,11 +115,9 @@ describe('the streamer’s start: its data connections’ TLS', () => {
         ...pki.env('streamer@node-a'),
         HAUL_TLS_KEY_FILE: keyFile,
       });
-      // Then it ends with the settings' status and says which setting and why
-      assert.equal(await streamer.exited, 2);
-      const said = streamer.lines.join('\n');
-      assert.match(said, /data\.tls: the certificate, key or CA cannot be used/);
-      assert.match(said, message);
+      // Then it ends with the settings' status and says which setting and why (OpenSSL's reason, in its words)
+      assert.equal(await streamer.drained, 2);
+      assert.match(streamer.lines.join('\n'), /data\.tls: the certificate, key or CA cannot be used: \S/);
     });
 });
 

@@ -341,7 +341,7 @@ describe('node agent: its roots are checked at start', () => {
         HAUL_STATE_DIR: join(w.cluster.dir, 'bad-agent-state'),
         ...env,
       });
-      assert.equal(await agent.exited, 2);
+      assert.equal(await agent.drained, 2);
       assert.ok(
         agent.lines.some((l) => message.test(l)),
         agent.lines.join('\n'),
