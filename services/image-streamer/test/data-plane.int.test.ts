@@ -379,12 +379,19 @@ describe('the receiving side', () => {
     },
   );
 
-  it(
-    'with TLS, does not talk to a peer whose certificate names another node',
-    { timeout: 30_000 },
-    async () => {
+  // Each impostor's certificate fails the one TLS context node-b's receiver shares between its connections.
+  for (const [peer, certificate, target] of [
+    ['a peer whose certificate names another node', 'streamer@node-c', 'tls-imp'],
+    [
+      'a peer that names the sending node in a certificate of a CA the cluster does not trust',
+      'impostor-a',
+      'tls-foreign',
+    ],
+  ] as const)
+    it(`with TLS, does not talk to ${peer}`, { timeout: 30_000 }, async () => {
+      // Given a sender registered as node-a with that certificate
       let wrote = false;
-      const impostor = await fakeSender((s) => s.on('data', () => (wrote = true)), 'streamer@node-c');
+      const impostor = await fakeSender((s) => s.on('data', () => (wrote = true)), certificate);
       register('node-a', impostor.port, true);
       const receiver = createReceiver({
         allowedRoots: [root],
@@ -392,37 +399,13 @@ describe('the receiving side', () => {
         registry,
         tls: pki.material('streamer@node-b'),
       });
-      assert.equal((await receiver.accept(offer('node-a', impostor.port, 'tls-imp'))).ok, true);
-      await until(() => impostor.seen.length === 1, 'connected');
-      await closed(impostor.seen[0]!);
-      await until(() => receiver.active() === 0, 'released');
-      assert.equal(wrote, false, 'the token never reached the impostor');
-      await impostor.close();
-    },
-  );
-
-  it(
-    'with TLS, does not talk to a peer that names the sending node in a certificate of a CA the cluster does not trust',
-    { timeout: 30_000 },
-    async () => {
-      // Given a sender whose certificate says streamer@node-a, made by another CA
-      let wrote = false;
-      const impostor = await fakeSender((s) => s.on('data', () => (wrote = true)), 'impostor-a');
-      register('node-a', impostor.port, true);
-      const receiver = createReceiver({
-        allowedRoots: [root],
-        log,
-        registry,
-        tls: pki.material('streamer@node-b'),
-      });
-      // When node-b's receiver takes node-a's offer (its outgoing connections share one TLS context)
-      assert.equal((await receiver.accept(offer('node-a', impostor.port, 'tls-foreign'))).ok, true);
+      // When node-b's receiver takes node-a's offer
+      assert.equal((await receiver.accept(offer('node-a', impostor.port, target))).ok, true);
       // Then it connects, refuses the certificate and ends the reception without sending the token
       await until(() => impostor.seen.length === 1, 'connected');
       await closed(impostor.seen[0]!);
       await until(() => receiver.active() === 0, 'released');
       assert.equal(wrote, false, 'the token never reached the impostor');
       await impostor.close();
-    },
-  );
+    });
 });
