@@ -65,6 +65,7 @@ if [ -z "${TMPDIR+set}" ]; then
     own_tmp=
   fi
 fi
+echo "[test] the tests' files go under ${TMPDIR:-/tmp}${own_tmp:+ (tmpfs)}" >&2
 # What the tiers write for themselves (bundles, shards, outputs), removed however the script ends.
 scratch=$(mktemp -d)
 
