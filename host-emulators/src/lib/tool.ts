@@ -11,7 +11,13 @@ export const err = (line: string): void => (errorSink ? errorSink(line) : writeF
 /** From now on err() (a ToolExit's message included) writes to this file descriptor, each line after `prefix()`. */
 export function sendErrorsTo(fd: number, prefix: () => string = () => ''): void {
   errorSink = (text) => {
-    for (const line of text.split('\n')) writeFully(fd, `${prefix()}${line}\n`);
+    writeFully(
+      fd,
+      text
+        .split('\n')
+        .map((line) => `${prefix()}${line}\n`)
+        .join(''),
+    );
   };
 }
 

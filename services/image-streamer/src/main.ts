@@ -14,7 +14,7 @@ import {
 import { createValidators, type ImageStreamerConfig } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from './app.ts';
 import { parsePortRange, PortRangeExhaustedError, type PortRange } from './data-server.ts';
-import { clientContextOf, TlsConfigError, tlsOf, type TlsMaterial } from './tls.ts';
+import { TlsConfigError, tlsOf, type TlsMaterial } from './tls.ts';
 
 const start: ServiceSettings<ImageStreamerConfig> = serviceSettings({
   schema: 'imageStreamerConfig',
@@ -25,21 +25,12 @@ const start: ServiceSettings<ImageStreamerConfig> = serviceSettings({
 const s = start.settings;
 
 function dataTls(): TlsMaterial | undefined {
-  let tls: TlsMaterial | undefined;
   try {
-    tls = tlsOf(s);
+    return tlsOf(s);
   } catch (err) {
     if (!(err instanceof TlsConfigError)) throw err;
     start.fail(err.field, err.message);
   }
-  // The outgoing connections' context, made now: a key or certificate OpenSSL refuses fails the start, not a transfer.
-  if (tls)
-    try {
-      clientContextOf(tls);
-    } catch (err) {
-      start.fail('data.tls', `the certificate, key or CA cannot be used: ${(err as Error).message}`);
-    }
-  return tls;
 }
 function dataPorts(): PortRange | undefined {
   if (s.data.ports === undefined) return undefined;

@@ -7,9 +7,10 @@ export type TlsMaterial = { cert: Buffer; key: Buffer; ca: Buffer };
 const clientContexts = new WeakMap<TlsMaterial, SecureContext>();
 
 /**
- * The one TLS context of a streamer's outgoing data connections, made at the first: Node would otherwise make one per
- * connection from `cert`, `key` and `ca` (parse the key and both certificates, set up an OpenSSL context), and a
- * migration opens one connection per transfer. The listener's side has one context already (its server's).
+ * The one TLS context of a streamer's outgoing data connections, made when tlsOf reads the material: Node would
+ * otherwise make one per connection from `cert`, `key` and `ca` (parse the key and both certificates, set up an
+ * OpenSSL context), and a migration opens one connection per transfer. The listener's side has one context already
+ * (its server's).
  */
 export function clientContextOf(tls: TlsMaterial): SecureContext {
   let context = clientContexts.get(tls);
@@ -78,11 +79,18 @@ export function tlsOf(s: DataTlsSettings): TlsMaterial | undefined {
       throw new TlsConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`, key);
     }
   };
-  return {
+  const material: TlsMaterial = {
     cert: read('data.tls.certFile', files.certFile),
     key: read('data.tls.keyFile', files.keyFile),
     ca: read('data.tls.caFile', files.caFile),
   };
+  // The outgoing connections' context, made now: a key or certificate OpenSSL refuses fails here, not a transfer.
+  try {
+    clientContextOf(material);
+  } catch (err) {
+    throw new TlsConfigError(`the certificate, key or CA cannot be used: ${(err as Error).message}`);
+  }
+  return material;
 }
 
 /** tlsOf from the environment alone (the benchmarks' senders; a service reads its settings). */
