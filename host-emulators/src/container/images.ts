@@ -1,7 +1,9 @@
+import { availableParallelism } from 'node:os';
 import {
   closeSync,
   existsSync,
   openSync,
+  read,
   readFileSync,
   readSync,
   readdirSync,
@@ -97,53 +99,137 @@ export function imageChain(dir: string): string[] {
   return chain;
 }
 
-/**
- * Rebuild memory from a dump: each page from the newest image that has it. Throws when a page is missing. Pages
- * that follow each other both in memory and in an image are read in one call, as CRIU's page reader does with its
- * pagemap entries (one iovec per run of pages, criu/pagemap.c); a page at a time cost 65,536 reads for 256 MiB.
- */
-export function restoreMemory(
-  dir: string,
-  bytes: number,
-  // Not zeroed: a page no image filled is an error below, never read.
-  mem: Buffer = Buffer.allocUnsafe(bytes),
-): { mem: Buffer; pagesRestored: number } {
-  if (mem.length !== bytes) throw new Error(`memory of ${mem.length} bytes, not ${bytes}`);
-  const pages = bytes / PAGE;
-  const filled = new Uint8Array(pages);
-  let count = 0;
-  for (const d of imageChain(dir)) {
-    const pm = readPagemap(d);
-    if (!pm) continue;
-    const fd = openSync(join(d, 'pages-1.img'), 'r');
-    try {
-      count += readRuns(d, fd, pm.indices, mem, filled);
-    } finally {
-      closeSync(fd);
+/** Pages per read of the oldest image: a longer run of consecutive pages is read in pieces of this many (8 MiB). */
+const RUN_PAGES = 2048;
+
+type Image = { dir: string; indices: Uint32Array };
+
+/** Every page of the memory is in some image of the chain, and no image names a page beyond it; else throws. */
+function checkCoverage(images: Image[], pages: number): void {
+  const covered = new Uint8Array(pages);
+  let found = 0;
+  for (const { dir, indices } of images)
+    for (const p of indices) {
+      if (p >= pages) throw new Error(`${dir}: page ${p} beyond the CT's memory`);
+      if (covered[p]) continue;
+      covered[p] = 1;
+      found++;
     }
-  }
-  if (count !== pages)
-    throw new Error(`restore: ${pages - count} of ${pages} pages are in no image of the chain`);
-  return { mem, pagesRestored: count };
+  if (found !== pages)
+    throw new Error(`restore: ${pages - found} of ${pages} pages are in no image of the chain`);
 }
 
-/** Read the pages of one image that no newer image had, a run of consecutive pages per read; returns how many. */
-function readRuns(dir: string, fd: number, indices: Uint32Array, mem: Buffer, filled: Uint8Array): number {
-  let count = 0;
-  let i = 0;
-  while (i < indices.length) {
+/**
+ * Rebuild memory from a dump: the oldest image of the chain first, then each newer one over it, so each page ends as
+ * the newest image that has it holds it. Throws when a page is in no image, or an image is shorter than its pagemap
+ * says.
+ *
+ * The memory is fresh, not faulted in: the reads of the oldest image (a chain's first dump holds every page) fault it
+ * in. They run from libuv's pool threads, runs of consecutive pages in pieces of 8 MiB, as many at once as this
+ * machine has cores (up to four), so the faults run on every core: on a VM the first touch of fresh memory costs a
+ * fault in the hypervisor too, most of a restore's time (docs/decisions.md, 9). A real restore spreads them the same
+ * way: criu restores each task's memory in the task's own process and forks its children right after, which restore
+ * theirs side by side (criu/cr-restore.c 1641, 1657; criu/mem.c 1345–1387 at 2cf8f13). The newer images, a few MiB
+ * of scattered pages each, are read a MiB at a time and copied page by page (overlay).
+ */
+export async function restoreMemory(
+  dir: string,
+  bytes: number,
+): Promise<{ mem: Buffer; pagesRestored: number }> {
+  if (bytes % PAGE !== 0) throw new Error(`memory of ${bytes} bytes is not whole pages`);
+  const images = imageChain(dir)
+    .flatMap((d) => {
+      const pm = readPagemap(d);
+      return pm ? [{ dir: d, indices: pm.indices }] : [];
+    })
+    .reverse();
+  checkCoverage(images, bytes / PAGE);
+  const mem = Buffer.allocUnsafe(bytes);
+  const [oldest, ...newer] = images;
+  if (oldest) await readInLanes(oldest, mem);
+  const chunk = Buffer.allocUnsafe(OVERLAY_CHUNK);
+  for (const image of newer) overlay(image, mem, chunk);
+  return { mem, pagesRestored: bytes / PAGE };
+}
+
+/** The runs of consecutive pages of an image, each at most RUN_PAGES: its first page, its place in the image. */
+function runsOf(indices: Uint32Array): { to: number; at: number; pages: number }[] {
+  const runs = [];
+  for (let i = 0; i < indices.length;) {
     const p = indices[i]!;
-    if (p >= filled.length) throw new Error(`${dir}: page ${p} beyond the CT's memory`);
-    if (filled[p]) {
-      i++;
-      continue;
-    }
     let n = 1;
-    while (i + n < indices.length && indices[i + n] === p + n && p + n < filled.length && !filled[p + n]) n++;
-    readSync(fd, mem, p * PAGE, n * PAGE, i * PAGE);
-    filled.fill(1, p, p + n);
-    count += n;
+    while (i + n < indices.length && n < RUN_PAGES && indices[i + n] === p + n) n++;
+    runs.push({ to: p, at: i, pages: n });
     i += n;
   }
-  return count;
+  return runs;
+}
+
+/** Read an image's pages into memory from several pool threads at once, a run at a time each. */
+async function readInLanes({ dir, indices }: Image, mem: Buffer): Promise<void> {
+  const runs = runsOf(indices);
+  const fd = openSync(join(dir, 'pages-1.img'), 'r');
+  let next = 0;
+  let failed = false;
+  const lane = async (): Promise<void> => {
+    while (next < runs.length && !failed) {
+      const r = runs[next++]!;
+      await readFully(dir, fd, mem, r.to * PAGE, r.pages * PAGE, r.at * PAGE);
+    }
+  };
+  // Every lane ends before the file is closed, a failed one stopping the others at their next read.
+  const lanes = Array.from({ length: Math.min(4, availableParallelism()) }, () =>
+    lane().catch((e: unknown) => {
+      failed = true;
+      throw e;
+    }),
+  );
+  const ended = await Promise.allSettled(lanes);
+  closeSync(fd);
+  const failure = ended.find((r) => r.status === 'rejected');
+  if (failure) throw failure.reason;
+}
+
+/** Read `length` bytes at `position` of an image into `mem` at `offset`, however many reads it takes. */
+async function readFully(
+  dir: string,
+  fd: number,
+  mem: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<void> {
+  for (let done = 0; done < length;) {
+    const got = await new Promise<number>((resolve, reject) =>
+      read(fd, mem, offset + done, length - done, position + done, (e, n) => (e ? reject(e) : resolve(n))),
+    );
+    if (got === 0) throw new Error(`${dir}/pages-1.img ends before the pages its pagemap names`);
+    done += got;
+  }
+}
+
+/** Bytes of a newer image read at a time by overlay: one buffer for all of them, fresh memory costing faults. */
+const OVERLAY_CHUNK = 1 << 20;
+
+/**
+ * Copy a newer image's pages over memory: its pages file read a MiB at a time into one buffer, each page copied from
+ * there to its place. A read per run of pages (most are a page long) cost a system call each, and reading each image
+ * whole into memory of its own a fault per page of it: 100-120 ms for the 27 MiB of the demo's newer images.
+ */
+function overlay({ dir, indices }: Image, mem: Buffer, chunk: Buffer): void {
+  const fd = openSync(join(dir, 'pages-1.img'), 'r');
+  try {
+    const perChunk = chunk.length / PAGE;
+    for (let i = 0; i < indices.length; i += perChunk) {
+      const n = Math.min(perChunk, indices.length - i);
+      for (let done = 0; done < n * PAGE;) {
+        const got = readSync(fd, chunk, done, n * PAGE - done, i * PAGE + done);
+        if (got === 0) throw new Error(`${dir}/pages-1.img ends before the pages its pagemap names`);
+        done += got;
+      }
+      for (let k = 0; k < n; k++) chunk.copy(mem, indices[i + k]! * PAGE, k * PAGE, (k + 1) * PAGE);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -63,12 +63,12 @@ if (args.restoreDir) {
 
 /** The CT's memory in place: read from the dump's images, or its initial content; see boot. */
 async function fillMemory(bytes: number): Promise<void> {
-  const faulted = await faultedMemory(bytes);
   if (args.restoreDir) {
-    mem = restoreMemory(args.restoreDir, bytes, faulted).mem;
+    // Read into fresh memory, faulted in by the reads themselves (restoreMemory).
+    mem = (await restoreMemory(args.restoreDir, bytes)).mem;
     digests = new PageDigests(mem);
   } else {
-    mem = initialMemory(bytes, config.seed, faulted);
+    mem = initialMemory(bytes, config.seed, await faultedMemory(bytes));
     // All pages' digests before the CT says it is ready (≈ 0.3 s for 256 MiB), so no freeze ever takes them all.
     digests = new PageDigests(mem);
     digests.refresh();

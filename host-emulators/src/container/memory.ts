@@ -33,16 +33,12 @@ export class Rng {
 const FAULT_PIECE = 8 << 20;
 
 /**
- * The CT's memory, every page of it already faulted in (zeroes), by several threads at once. On a VM the first touch
- * of each page costs a fault in the guest and often one in the host: 0.45-0.65 s of CPU for 256 MiB here even on
- * huge pages, nearly all of a restore's reading of its images (into memory already faulted in, the same reads took
- * 21 ms). A real restore spreads that cost: criu restores each task's memory in the task's own process
- * (restore_task_with_children → prepare_mappings → restore_priv_vma_content, criu/cr-restore.c 1641, criu/mem.c
- * 1345–1387 at 2cf8f13) and forks the task's children right after (cr-restore.c 1657), which restore theirs side by
- * side: a CT's memory, spread over its tasks, is faulted in on several CPUs. The emulated CT holds all of it in one
- * process, so it faults it in from libuv's pool threads (a read of /dev/zero into each 8 MiB piece; the pool has
- * four), as many at once as this machine has cores, up to four: 256 MiB in 0.33-0.48 s on two cores instead of
- * 0.47-0.63 s, with the same CPU (docs/decisions.md, 9, has the demo's numbers).
+ * The CT's memory, every page of it already faulted in (zeroes), by several threads at once: a fresh start's memory,
+ * before its initial content is written. On a VM the first touch of each page costs a fault in the guest and often
+ * one in the host: 0.45-0.65 s of CPU for 256 MiB here even on huge pages. It faults it in from libuv's pool threads
+ * (a read of /dev/zero into each 8 MiB piece; the pool has four), as many at once as this machine has cores, up to
+ * four: 256 MiB in 0.33-0.48 s on two cores instead of 0.47-0.63 s, with the same CPU. A restore does not use it:
+ * its reads of the images fault the memory in themselves, from as many threads (restoreMemory in images.ts).
  */
 export async function faultedMemory(bytes: number): Promise<Buffer> {
   const mem = Buffer.allocUnsafe(bytes);
