@@ -45,7 +45,9 @@ export function cgexecMain(argv: string[]): number {
   const cmd = argv.slice(i);
   if (cmd.length === 0) throw new ToolExit(1, `cgexec: no command given\n${usage}`);
   const env = emuEnv();
+  // `<controllers>:<path>` (libcgroup's parse_cgroup_spec); a group without its colon names no cgroup.
   const ve = groups
+    .filter((g) => g.includes(':'))
     .map((g) => ({ ctls: g.slice(0, g.indexOf(':')).split(','), path: g.slice(g.indexOf(':') + 1) }))
     .find((g) => g.ctls.includes('ve'));
   if (!ve)
@@ -70,7 +72,7 @@ function runInVe(env: EmuEnv, ctid: string, cmd: string[]): number {
   };
   // cat (coreutils cat.c main): the files one after the other; one it cannot open is reported on stderr, the others
   // are still printed, and cat exits 1 at the end.
-  if (prog === 'cat' && args.length > 0 && args.every((a) => veSysctls[a])) {
+  if (prog === 'cat' && args.length > 0 && args.every((a) => Object.hasOwn(veSysctls, a))) {
     let code = 0;
     for (const proc of args) {
       const f = file(veSysctls[proc]!);

@@ -10,7 +10,7 @@ import { writeFully } from './write-fully.ts';
  * tests can fail every step of a migration on purpose. Counts are kept next to the plan.
  */
 export type FaultRule = {
-  tool: 'ploop' | 'vzctl' | 'criu' | 'shaman' | 'flock';
+  tool: 'ploop' | 'vzctl' | 'criu' | 'shaman' | 'flock' | 'cgexec';
   /** The subcommand (first non-option argument), e.g. "snapshot", "restore", "dump". */
   sub?: string;
   /** Only on this emulated node. */
