@@ -135,9 +135,13 @@ describe('per-VE sysctls across a dump and a restore on another node', () => {
     }
   });
 
-  it('vzctl suspend saves them and the memory limits beside the dump', async () => {
+  it('vzctl suspend saves them, the memory limits and the clocks beside the dump', async () => {
     await c.ok('node-a', 'vzctl', ['start', '300']);
     await c.ok('node-a', 'cgexec', ['-g', 've:300', 'sysctl', '-w', 'fs.odirect_enable=1']);
+    const veCg = join(c.nodeRoot('node-a'), 'sys', 'fs', 'cgroup', 've', '300');
+    const clocks: Record<string, string> = {};
+    for (const f of ['clock_bootbased', 'clock_monotonic'])
+      clocks[f] = readFileSync(join(veCg, `ve.${f}`), 'utf8');
     const dir = join(c.dir, 'suspended');
     await c.ok('node-a', 'vzctl', ['suspend', '300', '--dumpfile', dir]);
     assert.equal(readFileSync(join(dir, 'vz_odirect_enable.img'), 'utf8'), '1\n');
@@ -145,7 +149,30 @@ describe('per-VE sysctls across a dump and a restore on another node', () => {
       assert.ok(existsSync(join(dir, f)), f);
     for (const f of ['vz_memory_limit_in_bytes.img', 'vz_memory_memsw_limit_in_bytes.img'])
       assert.equal(readFileSync(join(dir, f), 'utf8'), `${4 * 1024 * 1024}\n`);
+    // And its clocks (pre-dump, vz-cpt-action.in 94–97), as the CT's ve cgroup had them
+    for (const f of ['clock_bootbased', 'clock_monotonic'])
+      assert.equal(readFileSync(join(dir, `vz_${f}.img`), 'utf8'), clocks[f]);
     await c.ok('node-a', 'vzctl', ['restore', '300', '--dumpfile', dir]);
     await c.ok('node-a', 'vzctl', ['stop', '300']);
+  });
+  it('a CT that vzctl suspended on a VZ host restores there: the dump has the clocks vz-rst needs', async () => {
+    await c.addNode('node-v'); // criu as VZ runs it, whose restore refuses a dump without the clocks
+    await c.ok('node-v', 'haul-emu', [
+      'create-ct',
+      '--ctid',
+      '301',
+      '--memory-mb',
+      '4',
+      '--disk-writes',
+      '0',
+    ]);
+    await c.ok('node-v', 'vzctl', ['start', '301']);
+    const dir = join(c.dir, 'suspended-vz');
+    await c.ok('node-v', 'vzctl', ['suspend', '301', '--dumpfile', dir]);
+    assert.match(
+      await c.ok('node-v', 'vzctl', ['restore', '301', '--dumpfile', dir]),
+      /restored successfully/,
+    );
+    await c.ok('node-v', 'vzctl', ['stop', '301']);
   });
 });

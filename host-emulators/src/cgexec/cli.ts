@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { err, out } from '../lib/tool.ts';
 import { writeFully } from '../lib/write-fully.ts';
@@ -57,8 +56,7 @@ export function cgexecMain(argv: string[]): number {
     );
   const ctid = ve.path.replace(/^\/+/, '');
   // libcgroup's cgexec (cgexec.c main): cgroup_change_cgroup_path fails for a cgroup that does not exist.
-  if (!existsSync(join(env.root, 'sys', 'fs', 'cgroup', 've', ctid)))
-    throw new ToolExit(1, 'cgroup change of group failed');
+  if (!existsSync(paths.veCg(env, ctid))) throw new ToolExit(1, 'cgroup change of group failed');
   return runInVe(env, ctid, cmd);
 }
 

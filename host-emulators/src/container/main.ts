@@ -132,7 +132,7 @@ setFrozen(false);
  * The CT's ve cgroup (private: `<mount>/<ctid>`, libvzctl lib/cgroup.c get_cgroup_name) with the values vz-cpt saves
  * as vz_*.img beside a dump (`cgget -n -v -r ve.<name>`, scripts/vz-cpt.in v7.0.360 lines 73–90).
  */
-const veCgroup = join(env.root, 'sys', 'fs', 'cgroup', 've', config.ctid);
+const veCgroup = paths.veCg(env, config.ctid);
 mkdirSync(veCgroup, { recursive: true });
 for (const [name, value] of Object.entries({
   've.clock_bootbased': `${Math.round(process.uptime())} 0`,

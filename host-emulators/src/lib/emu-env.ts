@@ -58,6 +58,11 @@ export const paths = {
    */
   freezerCg: (e: EmuEnv, ctid: string) =>
     join(e.root, 'sys', 'fs', 'cgroup', 'freezer', 'machine.slice', ctid),
+  /**
+   * The CT's ve cgroup (private: `<mount>/<ctid>`, libvzctl lib/cgroup.c get_cgroup_name), kept by the emulated CT:
+   * the values vz-cpt saves beside a dump; cgexec -g ve:<ctid> needs it to exist.
+   */
+  veCg: (e: EmuEnv, ctid: string) => join(e.root, 'sys', 'fs', 'cgroup', 've', ctid),
   /** The CT's memory cgroup (`memory.limit_in_bytes`, `memory.memsw.limit_in_bytes`; vz-cpt-action.in 98–103). */
   memoryCg: (e: EmuEnv, ctid: string) => join(e.root, 'sys', 'fs', 'cgroup', 'memory', 'machine.slice', ctid),
   /**

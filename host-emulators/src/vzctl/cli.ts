@@ -456,14 +456,28 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   const dir = dumpDir ?? defaultDump(conf);
   out('Setting up checkpoint...');
   createDevmap(env, conf);
-  // vz-cpt-action saves the CT's memory limits (pre-dump, vz-cpt-action.in 98–103) and its own sysctls (post-dump,
-  // 115–124; fs.fsync-enable only when the host has it) beside the dump.
+  // vz-cpt-action saves the CT's clocks and memory limits (pre-dump, vz-cpt-action.in 94–103; a file it cannot read
+  // fails the action script, so criu fails the dump) and its own sysctls (post-dump, 115–124; fs.fsync-enable only
+  // when the host has it) beside the dump.
   mkdirSync(dir, { recursive: true });
-  for (const f of ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'])
-    writeFileSync(
-      join(dir, `vz_${f.replaceAll('.', '_')}.img`),
-      readFileSync(join(paths.memoryCg(env, conf.ctid), f), 'utf8'),
-    );
+  const veCg = paths.veCg(env, conf.ctid);
+  for (const [from, image, what] of [
+    [join(veCg, 've.clock_bootbased'), 'vz_clock_bootbased.img', 've.clock_bootbased'],
+    [join(veCg, 've.clock_monotonic'), 'vz_clock_monotonic.img', 've.clock_monotonic'],
+    [
+      join(paths.memoryCg(env, conf.ctid), 'memory.limit_in_bytes'),
+      'vz_memory_limit_in_bytes.img',
+      'memory limit in bytes',
+    ],
+    [
+      join(paths.memoryCg(env, conf.ctid), 'memory.memsw.limit_in_bytes'),
+      'vz_memory_memsw_limit_in_bytes.img',
+      'memory swap limit in bytes',
+    ],
+  ] as const) {
+    if (!existsSync(from)) throw new ToolExit(16, `Failed to dump ${what}\nCheckpointing failed`);
+    writeFileSync(join(dir, image), readFileSync(from, 'utf8'));
+  }
   for (const [proc, name] of Object.entries(veSysctls)) {
     if (!existsSync(paths.veSysctl(env, conf.ctid, name))) continue;
     writeFileSync(join(dir, vzSysctlImage(proc)), readFileSync(paths.veSysctl(env, conf.ctid, name), 'utf8'));
