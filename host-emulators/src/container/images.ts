@@ -1,9 +1,7 @@
-import { availableParallelism } from 'node:os';
 import {
   closeSync,
   existsSync,
   openSync,
-  read,
   readFileSync,
   readSync,
   readdirSync,
@@ -12,6 +10,7 @@ import {
   writevSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { inLanes, readFully } from './lanes.ts';
 import { PAGE } from './memory.ts';
 
 /**
@@ -165,48 +164,21 @@ function runsOf(indices: Uint32Array): { to: number; at: number; pages: number }
   return runs;
 }
 
-/** Read an image's pages into memory from several pool threads at once, a run at a time each. */
+/** Read an image's pages into memory from several pool threads at once, a run at a time each (inLanes). */
 async function readInLanes({ dir, indices }: Image, mem: Buffer): Promise<void> {
   const runs = runsOf(indices);
   const fd = openSync(join(dir, 'pages-1.img'), 'r');
-  let next = 0;
-  let failed = false;
-  const lane = async (): Promise<void> => {
-    while (next < runs.length && !failed) {
-      const r = runs[next++]!;
-      await readFully(dir, fd, mem, r.to * PAGE, r.pages * PAGE, r.at * PAGE);
-    }
-  };
-  // Every lane ends before the file is closed, a failed one stopping the others at their next read.
-  const lanes = Array.from({ length: Math.min(4, availableParallelism()) }, () =>
-    lane().catch((e: unknown) => {
-      failed = true;
-      throw e;
-    }),
-  );
-  const ended = await Promise.allSettled(lanes);
-  closeSync(fd);
-  const failure = ended.find((r) => r.status === 'rejected');
-  if (failure) throw failure.reason;
-}
-
-/** Read `length` bytes at `position` of an image into `mem` at `offset`, however many reads it takes. */
-async function readFully(
-  dir: string,
-  fd: number,
-  mem: Buffer,
-  offset: number,
-  length: number,
-  position: number,
-): Promise<void> {
-  for (let done = 0; done < length;) {
-    const got = await new Promise<number>((resolve, reject) =>
-      read(fd, mem, offset + done, length - done, position + done, (e, n) => (e ? reject(e) : resolve(n))),
-    );
-    if (got === 0) throw new Error(`${dir}/pages-1.img ends before the pages its pagemap names`);
-    done += got;
+  try {
+    await inLanes(runs.length, (i) => {
+      const r = runs[i]!;
+      return readFully(fd, mem, r.to * PAGE, r.pages * PAGE, r.at * PAGE, endsEarly(dir));
+    });
+  } finally {
+    closeSync(fd);
   }
 }
+
+const endsEarly = (dir: string): string => `${dir}/pages-1.img ends before the pages its pagemap names`;
 
 /** Bytes of a newer image read at a time by overlay: one buffer for all of them, fresh memory costing faults. */
 const OVERLAY_CHUNK = 1 << 20;
@@ -224,7 +196,7 @@ function overlay({ dir, indices }: Image, mem: Buffer, chunk: Buffer): void {
       const n = Math.min(perChunk, indices.length - i);
       for (let done = 0; done < n * PAGE;) {
         const got = readSync(fd, chunk, done, n * PAGE - done, i * PAGE + done);
-        if (got === 0) throw new Error(`${dir}/pages-1.img ends before the pages its pagemap names`);
+        if (got === 0) throw new Error(endsEarly(dir));
         done += got;
       }
       for (let k = 0; k < n; k++) chunk.copy(mem, indices[i + k]! * PAGE, k * PAGE, (k + 1) * PAGE);

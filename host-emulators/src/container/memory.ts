@@ -1,5 +1,5 @@
-import { closeSync, openSync, read } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { closeSync, openSync } from 'node:fs';
+import { inLanes, readFully } from './lanes.ts';
 import { crypto } from '../lib/lazy.ts';
 
 export const PAGE = 4096;
@@ -43,36 +43,15 @@ const FAULT_PIECE = 8 << 20;
 export async function faultedMemory(bytes: number): Promise<Buffer> {
   const mem = Buffer.allocUnsafe(bytes);
   const zero = openSync('/dev/zero', 'r');
-  let next = 0;
-  let failed = false;
-  const readAt = (off: number, len: number) =>
-    new Promise<number>((resolve, reject) =>
-      read(zero, mem, off, len, null, (e, n) => (e ? reject(e) : resolve(n))),
-    );
-  const lane = async (): Promise<void> => {
-    while (next < bytes && !failed) {
-      const off = next;
-      next += FAULT_PIECE;
-      const end = Math.min(off + FAULT_PIECE, bytes);
-      // A read of /dev/zero may come back short (a signal): the rest of the piece is read again.
-      for (let at = off; at < end;) {
-        const got = await readAt(at, end - at);
-        if (got <= 0) throw new Error(`/dev/zero gave ${got} bytes at ${at}`);
-        at += got;
-      }
-    }
-  };
-  // Every lane ends before the file is closed, a failed one stopping the others at their next piece.
-  const lanes = Array.from({ length: Math.min(4, availableParallelism()) }, () =>
-    lane().catch((e: unknown) => {
-      failed = true;
-      throw e;
-    }),
-  );
-  const ended = await Promise.allSettled(lanes);
-  closeSync(zero);
-  const failure = ended.find((r) => r.status === 'rejected');
-  if (failure) throw failure.reason;
+  try {
+    await inLanes(Math.ceil(bytes / FAULT_PIECE), (i) => {
+      const off = i * FAULT_PIECE;
+      const len = Math.min(FAULT_PIECE, bytes - off);
+      return readFully(zero, mem, off, len, null, `/dev/zero ended within ${len} bytes at ${off}`);
+    });
+  } finally {
+    closeSync(zero);
+  }
   return mem;
 }
 
