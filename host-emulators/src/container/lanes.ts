@@ -2,25 +2,29 @@ import { read } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
 /**
- * Run `count` tasks from as many of libuv's pool threads at once as this machine has cores, up to four (the pool's
+ * Run `count` tasks in `lanes` at once, by default as many as this machine has cores, up to four (libuv's pool's
  * size): each lane takes the next task when its last one is done, and a failed task stops the other lanes before
  * their next one. When this settles every lane has ended (the caller may close its files), and the first failure is
  * thrown. What the CT's memory is filled with runs so: the first touch of fresh memory costs a fault in the guest and,
  * on a VM, one in the host, and these faults then run on every core.
  */
-export async function inLanes(count: number, task: (i: number) => Promise<void>): Promise<void> {
+export async function inLanes(
+  count: number,
+  task: (i: number) => Promise<void>,
+  lanes = Math.min(4, availableParallelism()),
+): Promise<void> {
   let next = 0;
   let failed = false;
   const lane = async (): Promise<void> => {
     while (next < count && !failed) await task(next++);
   };
-  const lanes = Array.from({ length: Math.min(4, availableParallelism()) }, () =>
+  const running = Array.from({ length: lanes }, () =>
     lane().catch((e: unknown) => {
       failed = true;
       throw e;
     }),
   );
-  const ended = await Promise.allSettled(lanes);
+  const ended = await Promise.allSettled(running);
   const failure = ended.find((r) => r.status === 'rejected');
   if (failure) throw failure.reason;
 }

@@ -88,18 +88,36 @@ export function parseDescriptor(xml: string): DiskDescriptor {
   if (shots.length === 0 && images.length === 1)
     shots = [{ guid: TOPDELTA, parent: NONE_UUID, temporary: false }];
   const top = typeof snapshots['TopGUID'] === 'string' ? snapshots['TopGUID'] : TOPDELTA;
+  const blocksize = storage['Blocksize'] === undefined ? 2048 : parseUl(storage['Blocksize']);
+  if (blocksize === undefined)
+    throw new InvalidDescriptor(`Invalid Blocksize ${String(storage['Blocksize'])}`);
+  // Disk_size, Cylinders and Heads that parse_ul refuses are left at 0, as ploop leaves them (lib/xml.c 232–257).
   const dd: DiskDescriptor = {
     rootName,
-    diskSize: Number(params['Disk_size'] ?? 0),
-    cylinders: Number(params['Cylinders'] ?? 0),
-    heads: Number(params['Heads'] ?? 0),
-    blocksize: Number(storage['Blocksize'] ?? 2048),
+    diskSize: parseUl(params['Disk_size']) ?? 0,
+    cylinders: parseUl(params['Cylinders']) ?? 0,
+    heads: parseUl(params['Heads']) ?? 0,
+    blocksize,
     images,
     top,
     shots,
   };
   validate(dd);
   return dd;
+}
+
+/**
+ * A number as ploop's parse_ul reads one (lib/xml.c 83–94 at d5c202b): strtoul with base 0 over the whole text,
+ * decimal, 0x hexadecimal or 0 octal after optional white space and `+`, an empty text 0; undefined when it is not
+ * one (absent included).
+ */
+function parseUl(v: unknown): number | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = v.trimStart();
+  if (t === '') return 0;
+  const m = /^\+?(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))$/.exec(t);
+  if (!m) return undefined;
+  return m[1] !== undefined ? parseInt(m[1], 16) : m[2] !== undefined ? parseInt(m[2], 8) : Number(m[3]);
 }
 
 export function validate(dd: DiskDescriptor): void {
@@ -189,16 +207,36 @@ function recordsIn(): string | null {
   return records.dir;
 }
 
-type Parsed = { path: string; xml: string; dd: DiskDescriptor };
-const recordOf = (dir: string, path: string): string =>
-  join(dir, `${encodeURIComponent(resolve(path))}.json`);
+/** What a record holds; `format` changes whenever what parseDescriptor makes of a text does (older records then miss). */
+type Parsed = { format: number; path: string; xml: string; dd: DiskDescriptor };
+const recordFormat = 2;
+
+/** A record's file: named by a hash of the descriptor's absolute path (the record names the path itself). */
+const recordOf = (dir: string, path: string): string => join(dir, `${hash53(resolve(path))}.json`);
+
+/**
+ * cyrb53 (a public-domain 53-bit string hash), in hexadecimal: short whatever the path's length, and no node:crypto
+ * to load (about 5 ms of a tool's start). Two paths with one hash only take turns in one record.
+ */
+function hash53(s: string): string {
+  let h1 = 0xdeadbeef;
+  let h2 = 0x41c6ce57;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16);
+}
 
 function recorded(path: string, xml: string): DiskDescriptor | undefined {
   const dir = recordsIn();
   if (!dir) return undefined;
   try {
     const r = JSON.parse(readFileSync(recordOf(dir, path), 'utf8')) as Parsed;
-    return r.path === resolve(path) && r.xml === xml ? r.dd : undefined;
+    return r.format === recordFormat && r.path === resolve(path) && r.xml === xml ? r.dd : undefined;
   } catch {
     return undefined; // none yet, or one cut short by a process killed while writing it
   }
@@ -212,10 +250,17 @@ function record(path: string, xml: string, dd: DiskDescriptor): void {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     mkdirSync(dir, { recursive: true });
-    writeFileSync(tmp, JSON.stringify({ path: resolve(path), xml, dd } satisfies Parsed));
+    writeFileSync(
+      tmp,
+      JSON.stringify({ format: recordFormat, path: resolve(path), xml, dd } satisfies Parsed),
+    );
     renameSync(tmp, file);
   } catch {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // left behind: the record is none all the same
+    }
   }
 }
 

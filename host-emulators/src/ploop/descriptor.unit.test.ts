@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   InvalidDescriptor,
@@ -17,7 +25,6 @@ const cluster = join(dir, 'cluster');
 const node = join(dir, 'node-a');
 const dd = join(dir, 'disk', 'DiskDescriptor.xml');
 const records = join(cluster, 'parsed-descriptors');
-const recordFile = join(records, `${encodeURIComponent(resolve(dd))}.json`);
 const disk: DiskDescriptor = {
   rootName: 'Parallels_disk_image',
   diskSize: 131072,
@@ -51,6 +58,9 @@ describe('descriptor reads: what an emulator of the cluster parsed of exactly th
     storeDescriptor(dd, disk);
     assert.deepEqual(readDescriptor(dd), disk);
     // When its record says something else of the very same text (a record is believed, never checked again)
+    const [name, ...others] = readdirSync(records);
+    assert.equal(others.length, 0);
+    const recordFile = join(records, name!);
     const r = JSON.parse(readFileSync(recordFile, 'utf8')) as { xml: string; dd: DiskDescriptor };
     assert.equal(r.xml, readFileSync(dd, 'utf8'));
     writeFileSync(recordFile, JSON.stringify({ ...r, dd: { ...r.dd, diskSize: 1 } }));
@@ -68,6 +78,40 @@ describe('descriptor reads: what an emulator of the cluster parsed of exactly th
     // And a text that is no descriptor is refused, though the old text had a record
     writeFileSync(dd, xml.replace('<Snapshots>', '<Nothing>'));
     assert.throws(() => readDescriptor(dd), InvalidDescriptor);
+  });
+
+  it('given numbers ploop reads with strtoul, when read twice, then both reads agree with ploop', () => {
+    storeDescriptor(dd, disk);
+    const xml = readFileSync(dd, 'utf8');
+    const withText = (tag: string, value: string) =>
+      xml.replace(new RegExp(`<${tag}>[^<]*</${tag}>`), `<${tag}>${value}</${tag}>`);
+    // A size parse_ul refuses is left at 0 (lib/xml.c 232–236), by the parse and by its record alike
+    writeFileSync(dd, withText('Disk_size', '12x'));
+    assert.equal(readDescriptor(dd).diskSize, 0);
+    assert.equal(readDescriptor(dd).diskSize, 0);
+    // Base 0: hexadecimal and octal
+    writeFileSync(dd, withText('Disk_size', '0x20000'));
+    assert.equal(readDescriptor(dd).diskSize, 131072);
+    writeFileSync(dd, withText('Disk_size', '0400000'));
+    assert.equal(readDescriptor(dd).diskSize, 131072);
+    // A block size it refuses makes the descriptor invalid (lib/xml.c 316–322)
+    writeFileSync(dd, withText('Blocksize', '2k'));
+    assert.throws(() => readDescriptor(dd), /Invalid Blocksize 2k/);
+  });
+
+  it('given a descriptor whose path is long, when it is stored and read, then its record is kept all the same', () => {
+    // Given a path of over 255 characters, spaces in it (its record's name does not grow with it)
+    const deep = join(
+      dir,
+      ...Array.from({ length: 12 }, (_, i) => `folder number ${i} of many`),
+      'DiskDescriptor.xml',
+    );
+    assert.ok(deep.length > 255);
+    mkdirSync(join(deep, '..'), { recursive: true });
+    rmSync(records, { recursive: true, force: true });
+    storeDescriptor(deep, disk);
+    assert.deepEqual(readDescriptor(deep), disk);
+    assert.equal(readdirSync(records).length, 1);
   });
 
   it('given no emulated node (no HAUL_EMU_ROOT), when a descriptor is stored and read, then nothing is recorded', () => {
