@@ -209,6 +209,7 @@ function recordsIn(): string | null {
 
 /** What a record holds; `format` changes whenever what parseDescriptor makes of a text does (older records then miss). */
 type Parsed = { format: number; path: string; xml: string; dd: DiskDescriptor };
+// 1: records without the number; 2: Disk_size, Cylinders, Heads and Blocksize read as parse_ul reads them.
 const recordFormat = 2;
 
 /** A record's file: named by a hash of the descriptor's absolute path (the record names the path itself). */
