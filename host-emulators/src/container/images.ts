@@ -3,7 +3,6 @@ import {
   existsSync,
   openSync,
   readFileSync,
-  readSync,
   readdirSync,
   readlinkSync,
   writeFileSync,
@@ -147,7 +146,7 @@ export async function restoreMemory(
   const [oldest, ...newer] = images;
   if (oldest) await readInLanes(oldest, mem);
   const chunk = Buffer.allocUnsafe(OVERLAY_CHUNK);
-  for (const image of newer) overlay(image, mem, chunk);
+  for (const image of newer) await overlay(image, mem, chunk);
   return { mem, pagesRestored: bytes / PAGE };
 }
 
@@ -188,17 +187,13 @@ const OVERLAY_CHUNK = 1 << 20;
  * there to its place. A read per run of pages (most are a page long) cost a system call each, and reading each image
  * whole into memory of its own a fault per page of it: 100-120 ms for the 27 MiB of the demo's newer images.
  */
-function overlay({ dir, indices }: Image, mem: Buffer, chunk: Buffer): void {
+async function overlay({ dir, indices }: Image, mem: Buffer, chunk: Buffer): Promise<void> {
   const fd = openSync(join(dir, 'pages-1.img'), 'r');
   try {
     const perChunk = chunk.length / PAGE;
     for (let i = 0; i < indices.length; i += perChunk) {
       const n = Math.min(perChunk, indices.length - i);
-      for (let done = 0; done < n * PAGE;) {
-        const got = readSync(fd, chunk, done, n * PAGE - done, i * PAGE + done);
-        if (got === 0) throw new Error(endsEarly(dir));
-        done += got;
-      }
+      await readFully(fd, chunk, 0, n * PAGE, i * PAGE, endsEarly(dir));
       for (let k = 0; k < n; k++) chunk.copy(mem, indices[i + k]! * PAGE, k * PAGE, (k + 1) * PAGE);
     }
   } finally {
