@@ -62,6 +62,14 @@ const maxKnown = 10_000;
  */
 const maxMine = 10_000;
 
+/**
+ * Messages whose signature this reader found good, the newest kept. One reader meets a message twice within moments:
+ * an agent's read before a command and its follow of the same migration both fetch the intents just appended, and a
+ * message met alone whose facts are missing is checked before the log is read back and again when judged. A few
+ * seconds of a busy coordinator's events.
+ */
+const maxGood = 2_000;
+
 const dec = new TextDecoder();
 
 /**
@@ -88,6 +96,38 @@ export function createEventJudge(
    * may deliver the event before its ack comes back); authorization and facts are judged as for any message.
    */
   const mine = new Map<string, { body: Uint8Array; signature: SignatureHeaders }>();
+  /**
+   * Stream sequence → a message whose signature held, as it was checked: its subject, its signature headers, a copy of
+   * its bytes, and the verdict. A message met again with all of these the same is that very message, and its verdict
+   * is the same: the registry does not change while the process runs, and the verdict depends on nothing else (a
+   * retired key's, on the sequence, which is the key). Anything different is checked as any message. bench:control
+   * (200 migrations): 2,726 of the executors' 21,900 checks of events were of a message they had checked already.
+   */
+  const good = new Map<
+    number,
+    { subject: string; signer: string; signature: string; body: Buffer; verdict: TrustVerdict }
+  >();
+
+  /** trust.verify, once per message met (good). */
+  function verified(raw: RawEvent): TrustVerdict {
+    const signer = raw.headers?.get(signatureHeaders.signer) ?? '';
+    const signature = raw.headers?.get(signatureHeaders.signature) ?? '';
+    const g = good.get(raw.seq);
+    if (
+      g &&
+      g.subject === raw.subject &&
+      g.signer === signer &&
+      g.signature === signature &&
+      g.body.equals(raw.data)
+    )
+      return g.verdict;
+    const verdict = trust.verify(raw.subject, raw.data, raw.headers, raw.seq);
+    if (!verdict.ok) return verdict;
+    good.delete(raw.seq);
+    good.set(raw.seq, { subject: raw.subject, signer, signature, body: Buffer.from(raw.data), verdict });
+    if (good.size > maxGood) good.delete(good.keys().next().value!);
+    return verdict;
+  }
 
   /**
    * What is known of `mid`. It only grows: reads of one migration overlap (a whole read that began before an append
@@ -170,7 +210,7 @@ export function createEventJudge(
         ? trust.claimed(raw.headers, raw.seq)
         : trust.identity && signedHere(raw, e)
           ? { ok: true as const, identity: trust.identity }
-          : trust.verify(raw.subject, raw.data, raw.headers, raw.seq));
+          : verified(raw));
     if (!v.ok) return refuse(v.reason, v.claimed ?? claimed);
     const a = authorizeEvent(v.identity!, e, raw.seq, k.facts);
     if (!a.ok) return refuse(`${e.type}: ${a.reason}`, v.identity!.name);
@@ -302,7 +342,7 @@ export function createEventJudge(
         needsFacts(e, k.facts) &&
         k.coveredSeq < raw.seq &&
         raw.subject === subjects.events(e.migrationId) &&
-        trust.verify(raw.subject, raw.data, raw.headers, raw.seq).ok;
+        verified(raw).ok;
       if (worthFacts) await readBack(e.migrationId, k.coveredSeq);
       return judge(raw, e, entry(e.migrationId), true) ? { seq: raw.seq, event: e } : undefined;
     },

@@ -44,6 +44,15 @@ const registry: Registry = parseRegistry(rawRegistry);
 const trustOf = (name: string) => createTrust(registry, keys.get(name));
 const identity = (name: string) => registry.identities.find((i) => i.name === name)!;
 const asHeaders = (h: Record<string, string> | undefined): HeaderReader => ({ get: (k) => h?.[k] ?? '' });
+/** `name`'s trust, and how many signatures it checked (trust.verify) so far. */
+const countedTrust = (name: string) => {
+  const t = trustOf(name);
+  const c = { checks: 0, trust: Object.create(t) as typeof t };
+  Object.defineProperty(c.trust, 'verify', {
+    value: (...a: Parameters<typeof t.verify>) => (c.checks++, t.verify(...a)),
+  });
+  return c;
+};
 /** The field the TrustConfigError that `fn` throws names (fails when it throws nothing). */
 const fieldOf = (fn: () => unknown): string => {
   try {
@@ -393,14 +402,7 @@ describe('a judge whose reads overlap (a busy coordinator)', () => {
 describe('a judge and the events its own process appended', () => {
   const validators = createValidators();
   const subject = `haul.events.${mid}`;
-  const counted = () => {
-    const t = trustOf('coordinator');
-    const c = { checks: 0, trust: Object.create(t) as typeof t };
-    Object.defineProperty(c.trust, 'verify', {
-      value: (...a: Parameters<typeof t.verify>) => (c.checks++, t.verify(...a)),
-    });
-    return c;
-  };
+  const counted = () => countedTrust('coordinator');
   const copy = (data: Uint8Array, seq: number, sig?: Record<string, string>): RawEvent => ({
     subject,
     seq,
@@ -772,5 +774,73 @@ describe('trust from the environment', () => {
     assert.equal(t.secure, false);
     assert.equal(t.sign('s', enc.encode('x')), undefined);
     assert.equal(t.verify('s', enc.encode('x'), undefined).ok, true);
+  });
+});
+
+describe('a judge that meets a message again', () => {
+  const validators = createValidators();
+  const subject = `haul.events.${mid}`;
+  const raw = (name: string, e: MigrationEvent, seq: number): RawEvent => {
+    const data = enc.encode(JSON.stringify(e));
+    return { subject, seq, data, headers: asHeaders(signWith(keys.get(name)!, subject, data)) };
+  };
+  /** The same message as another reader of the stream gets it: its own copy of the bytes and headers. */
+  const again = (r: RawEvent): RawEvent => ({ ...r, data: Uint8Array.from(r.data) });
+  const log = [raw('coordinator', requested, 1), raw('coordinator', ev('StepIntended', coord, restore), 2)];
+  const outcome = raw('agent@node-b', succeeded(restore, agentOn('node-b')), 3);
+
+  it('given a read that judged the log, when a follow delivers the same messages, then they are believed without a second signature check', async () => {
+    const c = countedTrust('agent@node-b');
+    const judge = createEventJudge(c.trust, validators, () => {});
+    assert.equal(judge.inOrder(mid, 0, log).length, 2);
+    assert.equal(c.checks, 2);
+    for (const r of log) assert.equal((await judge.single(again(r), () => Promise.resolve()))?.seq, r.seq);
+    assert.equal(c.checks, 2);
+  });
+  it('given a message judged, when other bytes, another signature or another subject come at its sequence, then each is checked and refused', () => {
+    const c = countedTrust('agent@node-b');
+    const judge = createEventJudge(c.trust, validators, () => {});
+    judge.inOrder(mid, 0, log);
+    const intent = log[1]!;
+    const cancel = enc.encode(JSON.stringify(ev('CancelRequested', coord, { reason: 'forged' })));
+    const otherBytes = { ...intent, data: cancel };
+    const otherSignature = {
+      ...intent,
+      headers: asHeaders(signWith(keys.get('agent@node-a')!, subject, intent.data)),
+    };
+    const otherSubject = { ...intent, subject: 'haul.events.m-other' };
+    for (const forged of [otherBytes, otherSignature, otherSubject])
+      assert.deepEqual(judge.inOrder(mid, 1, [forged]), []);
+    assert.equal(
+      c.checks,
+      4,
+      'the two messages, then otherBytes and otherSignature (another subject is refused first)',
+    );
+    assert.equal(c.trust.rejections, 3);
+  });
+  it('given a signed outcome whose facts are missing, when it is met alone, then its signature is checked once, not again once the facts are read', async () => {
+    const c = countedTrust('coordinator');
+    const judge = createEventJudge(c.trust, validators, () => {});
+    const readBack = (m: string, after: number) => (
+      judge.inOrder(
+        m,
+        after,
+        log.filter((r) => r.seq > after),
+      ),
+      Promise.resolve()
+    );
+    assert.equal((await judge.single(outcome, readBack))?.seq, 3);
+    assert.equal(c.checks, 3, 'the outcome once, and the two messages read back');
+  });
+  it('given a message whose signature does not hold, when it comes again, then it is checked again', () => {
+    const c = countedTrust('agent@node-b');
+    const judge = createEventJudge(c.trust, validators, () => {});
+    const bad = {
+      ...log[0]!,
+      headers: asHeaders({ ...signWith(keys.get('coordinator')!, subject, enc.encode('{}')) }),
+    };
+    judge.inOrder(mid, 0, [bad]);
+    judge.inOrder(mid, 0, [again(bad)]);
+    assert.equal(c.checks, 2);
   });
 });
