@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { crc32 as zlibCrc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import type * as NodeRsCrc32 from '@node-rs/crc32';
 
 /**
@@ -31,19 +31,36 @@ type Crc32 = (data: Buffer) => number;
 type Loaded = { impl: '@node-rs/crc32'; crc32: Crc32 } | { impl: 'zlib'; crc32: Crc32; why: string };
 
 /**
+ * zlib's CRC-32, which Node has from 20.15 (and 22.2) on; undefined on an older Node 20. Read off the module, not
+ * imported by name: a named import that Node lacks fails the whole bundle at link time with a SyntaxError that names
+ * neither the streamer nor the fix, even where @node-rs/crc32 would have done.
+ */
+const zlibCrc32 = (zlib as { crc32?: Crc32 }).crc32;
+
+/**
  * CRC-32 (the IEEE polynomial, zlib's) with carry-less multiply when this host has a prebuilt `@node-rs/crc32`
  * binary (x86-64 and arm64 Linux, glibc ≥ 2.14 or musl): ≈ 10 GB/s on one core here against ≈ 4 GB/s for Node 20's
  * zlib, which has only the table-driven code. Both compute the same value, so the wire, the `.haul-sums` files and a
  * streamer of either kind agree; a host where it does not load (no binary for its platform, a binary the loader
- * refuses) uses zlib's, costs more CPU, and says why (`why`, logged by the streamer at start).
+ * refuses) uses zlib's, costs more CPU, and says why (`why`, logged by the streamer at start). With neither (a Node
+ * before 20.15 without the binary) the streamer cannot start, and says what it needs.
  */
-export function loadCrc32(load: (id: string) => unknown = createRequire(import.meta.url)): Loaded {
+export function loadCrc32(
+  load: (id: string) => unknown = createRequire(import.meta.url),
+  /** zlib's, or null where this Node has none. */
+  fallback: Crc32 | null = zlibCrc32 ?? null,
+): Loaded {
   try {
     const fast = load('@node-rs/crc32') as typeof NodeRsCrc32;
     return { impl: '@node-rs/crc32', crc32: fast.crc32 };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    return { impl: 'zlib', crc32: zlibCrc32, why: `${e.code ?? 'error'}: ${e.message}` };
+    const why = `${e.code ?? 'error'}: ${e.message}`;
+    if (!fallback)
+      throw new Error(
+        `no CRC-32 for the chunks: @node-rs/crc32 did not load (${why}), and Node ${process.version} has no zlib.crc32 (Node 20.15 or later has it)`,
+      );
+    return { impl: 'zlib', crc32: fallback, why };
   }
 }
 

@@ -19,6 +19,19 @@ describe('chunkDigest', () => {
     assert.equal(refused.crc32(data), crc32(data));
   });
 
+  it('on a Node without zlib.crc32 (before 20.15) and without the binary, refuses to start, naming both and the Node it needs', () => {
+    const refuse = () => {
+      throw Object.assign(new Error('cannot open shared object file'), { code: 'ERR_DLOPEN_FAILED' });
+    };
+    assert.throws(
+      () => loadCrc32(refuse, null),
+      (err: Error) =>
+        err.message.includes(
+          '@node-rs/crc32 did not load (ERR_DLOPEN_FAILED: cannot open shared object file)',
+        ) && err.message.includes(`Node ${process.version} has no zlib.crc32 (Node 20.15 or later has it)`),
+    );
+  });
+
   it("is zlib's CRC-32, so streamers of either implementation and existing .haul-sums files agree", () => {
     const data = randomBytes(CHUNK + 4099);
     // Lengths around the SIMD code's block sizes and tails, and offsets that are not 16-byte aligned.
