@@ -44,6 +44,17 @@ const registry: Registry = parseRegistry(rawRegistry);
 const trustOf = (name: string) => createTrust(registry, keys.get(name));
 const identity = (name: string) => registry.identities.find((i) => i.name === name)!;
 const asHeaders = (h: Record<string, string> | undefined): HeaderReader => ({ get: (k) => h?.[k] ?? '' });
+/** A judge's readBack over `log`: the messages after `after`, judged in order, as a read of the stream would. */
+const readingBack =
+  (judge: ReturnType<typeof createEventJudge>, log: readonly RawEvent[]) =>
+  (m: string, after: number): Promise<void> => (
+    judge.inOrder(
+      m,
+      after,
+      log.filter((r) => r.seq > after),
+    ),
+    Promise.resolve()
+  );
 /** `name`'s trust, and how many signatures it checked (trust.verify) so far. */
 const countedTrust = (name: string) => {
   const t = trustOf(name);
@@ -319,15 +330,7 @@ describe('a judge that meets a message alone', () => {
   it('reads the log back for the facts of a signed outcome it cannot place, never for an unsigned one', async () => {
     const judge = createEventJudge(trustOf('coordinator'), validators, () => {});
     const readBacks: number[] = [];
-    const readBack = (m: string, after: number) => {
-      readBacks.push(after);
-      judge.inOrder(
-        m,
-        after,
-        log.filter((r) => r.seq > after),
-      );
-      return Promise.resolve();
-    };
+    const readBack = (m: string, after: number) => (readBacks.push(after), readingBack(judge, log)(m, after));
     const unsigned = await judge.single(raw(undefined, succeeded(restore, agentOn('node-b')), 3), readBack);
     assert.equal(unsigned, undefined);
     assert.deepEqual(readBacks, [], 'an unsigned message costs no read');
@@ -377,14 +380,7 @@ describe('a judge whose reads overlap (a busy coordinator)', () => {
     judge.appended(4, ev('IterationDecided', coord, { iteration: 1, decision: 'final' }), 3);
     assert.equal(judge.covered(mid), 0, 'not covered: 1 to 3 were never judged');
     const log = [raw('coordinator', requested, 1), intent, outcome];
-    const readBack = (m: string, after: number) => (
-      judge.inOrder(
-        m,
-        after,
-        log.filter((r) => r.seq > after),
-      ),
-      Promise.resolve()
-    );
+    const readBack = readingBack(judge, log);
     assert.equal((await judge.single(outcome, readBack))?.seq, 3);
   });
   it('given one intent learnt at a later sequence first, then an earlier one: the command counts from the earlier', () => {
@@ -699,14 +695,7 @@ describe('retired keys (haul rotate-key)', () => {
       raw(oldCoordinator, requested, 1),
       raw(oldCoordinator, ev('StepIntended', coord, restore), 2),
     ];
-    const readBack = (m: string, after: number) => {
-      judge.inOrder(
-        m,
-        after,
-        history.filter((r) => r.seq > after),
-      );
-      return Promise.resolve();
-    };
+    const readBack = readingBack(judge, history);
     assert.equal((await judge.single(raw(old, succeeded(restore, agentOn('node-b')), 9), readBack))?.seq, 9);
     assert.equal(
       await judge.single(raw(old, succeeded(restore, agentOn('node-b')), 11), readBack),
@@ -821,14 +810,7 @@ describe('a judge that meets a message again', () => {
   it('given a signed outcome whose facts are missing, when it is met alone, then its signature is checked once, not again once the facts are read', async () => {
     const c = countedTrust('coordinator');
     const judge = createEventJudge(c.trust, validators, () => {});
-    const readBack = (m: string, after: number) => (
-      judge.inOrder(
-        m,
-        after,
-        log.filter((r) => r.seq > after),
-      ),
-      Promise.resolve()
-    );
+    const readBack = readingBack(judge, log);
     assert.equal((await judge.single(outcome, readBack))?.seq, 3);
     assert.equal(c.checks, 3, 'the outcome once, and the two messages read back');
   });
