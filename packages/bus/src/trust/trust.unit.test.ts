@@ -773,7 +773,7 @@ describe('a judge that meets a message again', () => {
     const data = enc.encode(JSON.stringify(e));
     return { subject, seq, data, headers: asHeaders(signWith(keys.get(name)!, subject, data)) };
   };
-  /** The same message as another reader of the stream gets it: its own copy of the bytes and headers. */
+  /** The same message as another reader of the stream gets it: in a buffer of its own. */
   const again = (r: RawEvent): RawEvent => ({ ...r, data: Uint8Array.from(r.data) });
   const log = [raw('coordinator', requested, 1), raw('coordinator', ev('StepIntended', coord, restore), 2)];
   const outcome = raw('agent@node-b', succeeded(restore, agentOn('node-b')), 3);
