@@ -72,6 +72,9 @@ const maxGood = 2_000;
 
 const dec = new TextDecoder();
 
+const signerOf = (raw: RawEvent): string => raw.headers?.get(signatureHeaders.signer) ?? '';
+const signatureOf = (raw: RawEvent): string => raw.headers?.get(signatureHeaders.signature) ?? '';
+
 /**
  * The one judge of the event log: every reader of packages/bus (read, follow, the coordinator's consumer) passes each
  * message through it, so a message that is not JSON, not a valid event, not on its migration's subject, not signed
@@ -110,21 +113,29 @@ export function createEventJudge(
 
   /** trust.verify, once per message met (good). */
   function verified(raw: RawEvent): TrustVerdict {
-    const signer = raw.headers?.get(signatureHeaders.signer) ?? '';
-    const signature = raw.headers?.get(signatureHeaders.signature) ?? '';
     const g = good.get(raw.seq);
     if (
       g &&
       g.subject === raw.subject &&
-      g.signer === signer &&
-      g.signature === signature &&
+      g.signer === signerOf(raw) &&
+      g.signature === signatureOf(raw) &&
       g.body.equals(raw.data)
     )
       return g.verdict;
-    const verdict = trust.verify(raw.subject, raw.data, raw.headers, raw.seq);
+    return keep(raw, trust.verify(raw.subject, raw.data, raw.headers, raw.seq));
+  }
+
+  /** A verdict on `raw`, kept in `good` when its signature held. */
+  function keep(raw: RawEvent, verdict: TrustVerdict): TrustVerdict {
     if (!verdict.ok) return verdict;
     good.delete(raw.seq);
-    good.set(raw.seq, { subject: raw.subject, signer, signature, body: Buffer.from(raw.data), verdict });
+    good.set(raw.seq, {
+      subject: raw.subject,
+      signer: signerOf(raw),
+      signature: signatureOf(raw),
+      body: Buffer.from(raw.data),
+      verdict,
+    });
     if (good.size > maxGood) good.delete(good.keys().next().value!);
     return verdict;
   }
@@ -209,7 +220,7 @@ export function createEventJudge(
       (vouched
         ? trust.claimed(raw.headers, raw.seq)
         : trust.identity && signedHere(raw, e)
-          ? { ok: true as const, identity: trust.identity }
+          ? keep(raw, { ok: true, identity: trust.identity })
           : verified(raw));
     if (!v.ok) return refuse(v.reason, v.claimed ?? claimed);
     const a = authorizeEvent(v.identity!, e, raw.seq, k.facts);
