@@ -462,8 +462,7 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
   mkdirSync(dir, { recursive: true });
   const veCg = paths.veCg(env, conf.ctid);
   for (const [from, image, what] of [
-    [join(veCg, 've.clock_bootbased'), 'vz_clock_bootbased.img', 've.clock_bootbased'],
-    [join(veCg, 've.clock_monotonic'), 'vz_clock_monotonic.img', 've.clock_monotonic'],
+    ...vzClocks.map((c) => [join(veCg, c), vzClockImage(c), c] as const),
     [
       join(paths.memoryCg(env, conf.ctid), 'memory.limit_in_bytes'),
       'vz_memory_limit_in_bytes.img',
@@ -550,13 +549,15 @@ function cgroupPropsArgs(env: EmuEnv): string[] {
 const vzSysctlImage = (proc: string) => `vz_${proc.slice(proc.lastIndexOf('/') + 1)}.img`;
 
 /** vz-rst exports the saved clocks to the restored CT; without them its monotonic clock jumps (libvzctl 092dd35). */
-const vzClockImages = ['vz_clock_bootbased.img', 'vz_clock_monotonic.img'];
+const vzClocks = ['ve.clock_bootbased', 've.clock_monotonic'] as const;
+/** The image vz-cpt-action saves a clock in: vz_<its name without `ve.`>.img (vz-cpt-action.in 94–97). */
+const vzClockImage = (clock: (typeof vzClocks)[number]) => `vz_${clock.slice('ve.'.length)}.img`;
 
 async function restore(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): Promise<number> {
   if (isRunning(env, conf.ctid)) throw new ToolExit(32, 'Container is already running');
   const dir = dumpDir ?? defaultDump(conf);
   if (!existsSync(dir)) throw new ToolExit(17, 'Container is not suspended');
-  const missing = vzMode(env) ? vzClockImages.filter((f) => !existsSync(join(dir, f))) : [];
+  const missing = vzMode(env) ? vzClocks.map(vzClockImage).filter((f) => !existsSync(join(dir, f))) : [];
   if (missing.length > 0)
     throw new ToolExit(
       17,
