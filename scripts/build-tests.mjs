@@ -92,6 +92,14 @@ function leftOut(metafile) {
 
 /** Bundle `files` under `outDir`; returns each bundle's path, in the order of `files`. */
 export async function buildTests(outDir, files) {
+  return (await bundleWithInputs(outDir, files)).paths;
+}
+
+/**
+ * buildTests, and the files the bundles were made from (paths relative to the repository, as esbuild lists them;
+ * npm packages are loaded from node_modules at run time, not bundled: not among them).
+ */
+export async function bundleWithInputs(outDir, files) {
   const entries = files.map((f) => ({ in: f, out: outName(f) }));
   const { metafile } = await build({
     absWorkingDir: root,
@@ -117,7 +125,7 @@ export async function buildTests(outDir, files) {
   });
   const lost = leftOut(metafile);
   if (lost.length > 0) throw new Error(`the test bundles left out ${lost.join(', ')}`);
-  return entries.map((e) => join(outDir, `${e.out}.mjs`));
+  return { paths: entries.map((e) => join(outDir, `${e.out}.mjs`)), inputs: Object.keys(metafile.inputs) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

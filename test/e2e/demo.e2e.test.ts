@@ -12,11 +12,10 @@ function demo(
   then?: { at: RegExp; act: (pid: number, out: string) => void },
 ): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(repoRoot, 'test', 'demo', 'demo.ts'), ...args],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'demo.mjs'), ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let acted = false;
     const take = (d: Buffer) => {
