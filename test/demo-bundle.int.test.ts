@@ -13,20 +13,18 @@ describe('npm run demo runs the demo from a bundle (scripts/demo.mjs)', () => {
   after(() => rmSync(cache, { recursive: true, force: true }));
   const madeFrom = join(cache, 'made-from.json');
   const read = (): MadeFrom => JSON.parse(readFileSync(madeFrom, 'utf8')) as MadeFrom;
-  const help = (): string =>
-    execFileSync(process.execPath, [join(repoRoot, 'scripts', 'demo.mjs'), '--help'], {
+  /** What a command prints, run from the repository with the test's own cache folder. */
+  const run = (cmd: string, args: string[]): string =>
+    execFileSync(cmd, args, {
       cwd: repoRoot,
       env: { ...process.env, HAUL_DEMO_CACHE: cache },
       encoding: 'utf8',
     });
+  const help = (): string => run(process.execPath, [join(repoRoot, 'scripts', 'demo.mjs'), '--help']);
 
   it('given no bundle, when `npm run demo` starts, then it makes one from the demo and the sources it imports, and runs it', () => {
     // The README's command itself (its bootstrap, predemo, left out: it may install packages).
-    const out = execFileSync('npm', ['run', '--silent', '--ignore-scripts', 'demo', '--', '--help'], {
-      cwd: repoRoot,
-      env: { ...process.env, HAUL_DEMO_CACHE: cache },
-      encoding: 'utf8',
-    });
+    const out = run('npm', ['run', '--silent', '--ignore-scripts', 'demo', '--', '--help']);
     assert.match(out, /--fail-at STEP/);
     const made = read();
     assert.equal(made.root, repoRoot);
