@@ -1,0 +1,69 @@
+/**
+ * The nats-server clusters tests start (test/support/nats-server.ts startNatsCluster): returned once their JetStream
+ * meta group has formed, on either release, and started again when it has not.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { liveProcesses } from '@haul/bus';
+import { natsReleases, startNatsCluster } from '@haul/test';
+
+/** This process's children that are live now. */
+const children = (): number[] =>
+  liveProcesses()
+    .filter((p) => p.ppid === process.pid)
+    .map((p) => p.pid);
+
+describe('a test’s nats-server cluster', () => {
+  for (const release of natsReleases)
+    it(`on the ${release} release, given it started, then a stream with a replica on each server is placed at once`, async () => {
+      const cluster = await startNatsCluster(3, { release });
+      const nc = await connect({ servers: cluster.urls.split(',') });
+      try {
+        // No retry: the meta group has every server as a current peer when startNatsCluster returns.
+        const jsm = await jetstreamManager(nc);
+        const info = await jsm.streams.add({
+          name: 'PLACED',
+          subjects: ['placed'],
+          num_replicas: 3,
+          storage: StorageType.File,
+        });
+        assert.equal(info.config.num_replicas, 3);
+        assert.equal(info.cluster?.replicas?.length, 2, JSON.stringify(info.cluster));
+      } finally {
+        await nc.close();
+        await cluster.stop();
+      }
+    });
+
+  it('given a meta group that does not form in its budget, then it is started four times, fails naming what each server said, and leaves no server or folder', async () => {
+    // Given a budget no cold start meets: a server is ready (it takes clients) before the group has a leader
+    const tmp = mkdtempSync(join(tmpdir(), 'haul-natsc-test-'));
+    const before = children();
+    const saved = process.env['TMPDIR'];
+    process.env['TMPDIR'] = tmp; // where startNatsCluster makes its folder (os.tmpdir reads it at each call)
+    try {
+      // When the cluster is started
+      const err = await startNatsCluster(3, { formBudgetMs: 0 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+
+      // Then it fails, saying how many starts and what each server reported of the group the last time
+      assert.ok(err instanceof Error, String(err));
+      assert.match(err.message, /did not form in 4 starts/);
+      for (const server of ['n1', 'n2', 'n3']) assert.match(err.message, new RegExp(`${server}: `));
+      // and no server it started is left, nor its folder
+      assert.deepEqual(children(), before);
+      assert.deepEqual(readdirSync(tmp), []);
+    } finally {
+      if (saved === undefined) delete process.env['TMPDIR'];
+      else process.env['TMPDIR'] = saved;
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
