@@ -2,7 +2,7 @@
 # Idempotent bootstrap for a fresh Debian/Ubuntu machine with Node.js 20 (20.12 or later):
 #   - npm dependencies (npm ci) when node_modules is missing or older than package-lock.json
 #   - nats-server, docker-compose, chromium, tmux and promtool from apt-get when they are missing
-#   - with --tests: a newer nats-server beside it (Debian trixie's), which the tests also run haul on
+#   - with --tests: two other nats-servers beside it (Debian trixie's and sid's), which the tests also run haul on
 #   - the bundles of every program (scripts/build.mjs) when a source is newer than the last build
 # Used by `npm test` and `npm run demo`; safe to run again and again.
 set -euo pipefail
@@ -33,7 +33,7 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 [ -x "${HAUL_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
-# Debian's archive key, which the newer nats-server's lists are checked against (Ubuntu does not have it by default).
+# Debian's archive key, which the other nats-servers' lists are checked against (Ubuntu does not have it by default).
 [ "${1:-}" != --tests ] || [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
@@ -46,22 +46,26 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# The newer nats-server the tests also run haul on (test/support/nats-server.ts, `release: 'newer'`), with
-# --tests only (npm test, test:int and test:e2e; the demo and the unit tests do not need it): Debian trixie's, 2.10
-# where Debian 12 has 2.9 — the release line of a server installed from nats.io, where JetStream's API changed (a
-# consumer create no longer updates a durable). apt-get fetches it with lists of its own, in a folder of ours:
-# trixie's InRelease checked against Debian's archive key, the package against the lists' SHA-256. Nothing of this
-# machine's apt sources, lists or installed packages changes; the binary is unpacked into node_modules/.cache (npm ci
-# starts it afresh), under a temporary name until it has answered --version.
-fetch_newer_nats_server() {
-  local newer=node_modules/.cache/haul/nats-server-newer apt_dir debs
-  if "$newer/nats-server" --version >/dev/null 2>&1; then return; fi
-  say "fetching Debian trixie's nats-server into $newer (the tests run haul on it too)"
+# The other nats-servers the tests also run haul on (test/support/nats-server.ts, NatsRelease), with --tests only
+# (npm test, test:int and test:e2e; the demo and the unit tests do not need them):
+#   - `newer`: Debian trixie's, 2.10 where Debian 12 has 2.9, where JetStream's API changed (a consumer create no
+#     longer updates a durable);
+#   - `current`: Debian sid's, the newest release Debian has (2.15.1 on 2026-12-06), where a stream with one replica
+#     checks an append's expected sequence before its message id (packages/bus/src/event-log.ts storedWithId). It
+#     follows sid: a new nats-server there is tested on the next clean run.
+# apt-get fetches each with lists of its own, in a folder of ours: the suite's InRelease checked against Debian's
+# archive key, the package against the lists' SHA-256. Nothing of this machine's apt sources, lists or installed
+# packages changes; the binary is unpacked into node_modules/.cache (npm ci starts it afresh), under a temporary name
+# until it has answered --version.
+fetch_debian_nats_server() {
+  local suite=$1 into=node_modules/.cache/haul/nats-server-$2 apt_dir debs
+  if "$into/nats-server" --version >/dev/null 2>&1; then return; fi
+  say "fetching Debian $suite's nats-server into $into (the tests run haul on it too)"
   apt_dir=$(mktemp -d)
   # Cleared as it fires: a RETURN trap set in a function stays set after it, for the next function's return.
   trap 'rm -rf "$apt_dir"; trap - RETURN' RETURN
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/parts" "$apt_dir/deb"
-  echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main' \
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
     >"$apt_dir/sources.list"
   local apt_opts=(-qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
     -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=$apt_dir/parts"
@@ -69,21 +73,24 @@ fetch_newer_nats_server() {
     -o "Acquire::Retries=3" -o "APT::Sandbox::User=$(id -un)")
   # --error-on=any: a list that could not be fetched or checked fails here, not later as "unable to locate".
   if ! apt-get "${apt_opts[@]}" --error-on=any update >&2 ||
-    ! (cd "$apt_dir/deb" && apt-get "${apt_opts[@]}" download nats-server/trixie >&2); then
-    say "could not fetch nats-server from deb.debian.org (trixie main, checked against"
+    ! (cd "$apt_dir/deb" && apt-get "${apt_opts[@]}" download "nats-server/$suite" >&2); then
+    say "could not fetch nats-server from deb.debian.org ($suite main, checked against"
     say "/usr/share/keyrings/debian-archive-keyring.gpg), which the tests run haul on too"
     return 1
   fi
   debs=("$apt_dir"/deb/nats-server_*.deb)
   [ ${#debs[@]} -eq 1 ] || { say "expected one nats-server package, got: ${debs[*]}"; return 1; }
   dpkg-deb -x "${debs[0]}" "$apt_dir/root"
-  mkdir -p "$newer"
-  install -m 0755 "$apt_dir/root/usr/sbin/nats-server" "$newer/nats-server.tmp"
-  "$newer/nats-server.tmp" --version >/dev/null
-  mv -f "$newer/nats-server.tmp" "$newer/nats-server"
-  say "$("$newer/nats-server" --version) in $newer"
+  mkdir -p "$into"
+  install -m 0755 "$apt_dir/root/usr/sbin/nats-server" "$into/nats-server.tmp"
+  "$into/nats-server.tmp" --version >/dev/null
+  mv -f "$into/nats-server.tmp" "$into/nats-server"
+  say "$("$into/nats-server" --version) in $into"
 }
-if [ "${1:-}" = --tests ]; then fetch_newer_nats_server; fi
+if [ "${1:-}" = --tests ]; then
+  fetch_debian_nats_server trixie newer
+  fetch_debian_nats_server sid current
+fi
 
 # Programs run from their bundles: rebuild them when a source changed (a no-op otherwise).
 node scripts/build.mjs --if-stale

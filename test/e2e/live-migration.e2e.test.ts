@@ -162,19 +162,23 @@ describe('live migration from a host whose kernel does not track dirty memory', 
   });
 });
 
-describe('live migration with one shared disk on the newer nats-server (Debian trixie’s)', () => {
-  let w: World;
-  before(async () => {
-    w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16, natsRelease: 'newer', secure: true });
+for (const [release, debian, atLeast] of [
+  ['newer', 'trixie', [2, 10]],
+  ['current', 'sid', [2, 12]],
+] as const)
+  describe(`live migration with one shared disk on the ${release} nats-server (Debian ${debian}’s)`, () => {
+    let w: World;
+    before(async () => {
+      w = await startRunningWorld({ sharedDisks: 1, memoryMb: 16, natsRelease: release, secure: true });
+    });
+    after(() => w?.stop());
+    it(`completes, losing nothing, on a ${atLeast.join('.')} server or later: identities, permissions, TLS, the log and every consumer as on 2.9`, async () => {
+      assert.ok(natsAtLeast(w.nc.info?.version, atLeast[0], atLeast[1]), `nats-server ${w.nc.info?.version}`);
+      const { id, end, base } = await migrate(w, 'node-a', 'node-b');
+      assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
+      assert.deepEqual(await w.brokenInvariants(id, base), []);
+    });
   });
-  after(() => w?.stop());
-  it('completes, losing nothing, on a 2.10 server: identities, permissions, TLS, the log and every consumer as on 2.9', async () => {
-    assert.ok(natsAtLeast(w.nc.info?.version, 2, 10), `nats-server ${w.nc.info?.version}`);
-    const { id, end, base } = await migrate(w, 'node-a', 'node-b');
-    assert.equal(end.type, 'MigrationCompleted', JSON.stringify(end.data));
-    assert.deepEqual(await w.brokenInvariants(id, base), []);
-  });
-});
 
 describe('two shared disks: live there, restart mode back', () => {
   let w: World;

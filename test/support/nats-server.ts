@@ -22,13 +22,24 @@ export type NatsServer = {
 
 /**
  * The nats-server releases haul is tested on. `installed`: the machine's (Debian 12's is 2.9; a PATH entry first, so
- * `PATH=/other/release:$PATH` runs every test on another). `newer`: Debian trixie's (2.10), which
- * `scripts/bootstrap.sh --tests` fetches: the release line of a server installed from nats.io, where JetStream's API
- * changed. A test that depends on the difference asks the server its version (natsAtLeast).
+ * `PATH=/other/release:$PATH` runs every test on another). `newer`: Debian trixie's (2.10), where JetStream's API
+ * changed. `current`: Debian sid's, the newest Debian has (2.15.1 when this was written), where an append's expected
+ * sequence is checked before its message id. `scripts/bootstrap.sh --tests` fetches the two. A test that depends on a
+ * difference asks the server its version (natsAtLeast).
  */
-export type NatsRelease = 'installed' | 'newer';
-export const natsReleases: readonly NatsRelease[] = ['installed', 'newer'];
-const newerBinary = join(repoRoot, 'node_modules', '.cache', 'haul', 'nats-server-newer', 'nats-server');
+export type NatsRelease = 'installed' | 'newer' | 'current';
+export const natsReleases: readonly NatsRelease[] = ['installed', 'newer', 'current'];
+/** Where bootstrap puts a release it fetches (Debian's suite in its message). */
+const fetched = {
+  newer: {
+    suite: 'trixie',
+    binary: join(repoRoot, 'node_modules', '.cache', 'haul', 'nats-server-newer', 'nats-server'),
+  },
+  current: {
+    suite: 'sid',
+    binary: join(repoRoot, 'node_modules', '.cache', 'haul', 'nats-server-current', 'nats-server'),
+  },
+} as const;
 
 /** Whether a server's version (its INFO's `version`, e.g. "2.10.27") is `major.minor` or later. */
 export function natsAtLeast(version: string | undefined, major: number, minor: number): boolean {
@@ -38,12 +49,13 @@ export function natsAtLeast(version: string | undefined, major: number, minor: n
   return maj > major || (maj === major && min >= minor);
 }
 
-/** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the newer one, fetched. */
+/** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the others, fetched. */
 export function natsServerBinary(release: NatsRelease = 'installed'): string {
-  if (release === 'newer') {
-    if (existsSync(newerBinary)) return newerBinary;
+  if (release !== 'installed') {
+    const { suite, binary } = fetched[release];
+    if (existsSync(binary)) return binary;
     throw new Error(
-      `the newer nats-server is not at ${newerBinary}: run \`bash scripts/bootstrap.sh --tests\``,
+      `the ${release} nats-server (Debian ${suite}'s) is not at ${binary}: run \`bash scripts/bootstrap.sh --tests\``,
     );
   }
   for (const dir of (process.env['PATH'] ?? '').split(':')) {
@@ -343,7 +355,9 @@ async function clusterSpecs(dir: string, size: number, opts: NatsServerOptions):
 /**
  * Three clustered servers with JetStream (domain "haul"), for replicated-stream tests (`secrets`: as
  * startNatsServer). It returns once their JetStream meta group has formed (metaGroupForms); a cluster whose group
- * has not formed within the budget is stopped and started again, on new ports with empty stores, a few times.
+ * has not formed within the budget is stopped and started again, on new ports with empty stores, a few times. The
+ * group's leader may still lack a server's statistics for a moment and place no replica there yet ("peer offline"):
+ * a caller's first replicated stream retries that, as haul's own calls do (retryTransient).
  */
 export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-natsc-'));

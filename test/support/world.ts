@@ -89,7 +89,7 @@ export type WorldOptions = {
    */
   insecure?: boolean;
   log?: (line: string) => void;
-  /** Which nats-server the world runs on (default the installed one; 'newer': Debian trixie's, natsServerBinary). */
+  /** Which nats-server the world runs on (default the installed one; the others: natsServerBinary). */
   natsRelease?: NatsRelease;
 };
 

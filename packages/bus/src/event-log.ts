@@ -287,13 +287,43 @@ export function createEventLog(
       pubOpts.headers = h;
     }
     if (expectedLastSeq !== undefined) pubOpts.expect = { lastSubjectSequence: expectedLastSeq };
-    return retryTransient(async () => {
-      const a = await js.publish(subject, body, pubOpts);
-      // A clustered 2.9 server answers a retry whose first publish is still being proposed (or was dropped at
-      // a leader change) as a duplicate with sequence 0: not stored yet, so not an append. Ask again.
-      if (a.duplicate && a.seq === 0) throw new BusUnavailableError(`${subject}: ${msgID} is not stored yet`);
-      return { ack: a, signature };
-    });
+    try {
+      return await retryTransient(async () => {
+        const a = await js.publish(subject, body, pubOpts);
+        // A clustered 2.9 server answers a retry whose first publish is still being proposed (or was dropped at
+        // a leader change) as a duplicate with sequence 0: not stored yet, so not an append. Ask again.
+        if (a.duplicate && a.seq === 0)
+          throw new BusUnavailableError(`${subject}: ${msgID} is not stored yet`);
+        return { ack: { seq: a.seq, duplicate: a.duplicate }, signature };
+      });
+    } catch (err) {
+      if (expectedLastSeq === undefined || !isWrongLastSequence(err)) throw err;
+      const seq = await storedWithId(subject, msgID, expectedLastSeq);
+      if (seq === undefined) throw err;
+      return { ack: { seq, duplicate: true }, signature };
+    }
+  }
+
+  /**
+   * The sequence of the message stored with this message id right after `expectedLastSeq` on the subject, if there
+   * is one: then a publish that expected that last sequence was stored already (a retry whose first try's answer was
+   * lost, or an append a process made before it restarted). nats-server up to 2.11 answers such a publish as a
+   * duplicate of the one stored; from 2.12 on, a stream with one replica checks the expected sequence first and
+   * refuses it as "wrong last sequence" (server/stream.go processJetStreamMsg at 1787eee03: the expected last
+   * sequence per subject at 6810, the message id's duplicate at 7053; 2.15.1 answers so, with three replicas it
+   * still answers a duplicate). Found where the append would have gone, it is the same answer on every release.
+   */
+  async function storedWithId(
+    subject: string,
+    msgID: string,
+    expectedLastSeq: number,
+  ): Promise<number | undefined> {
+    const m = await jsm();
+    const next: NextMsgRequest = { seq: expectedLastSeq + 1, next_by_subj: subject };
+    const stored = await retryTransient(() =>
+      m.streams.getMessage(streams.events, next as unknown as MsgRequest),
+    );
+    return stored?.header?.get('Nats-Msg-Id') === msgID ? stored.seq : undefined;
   }
 
   return {

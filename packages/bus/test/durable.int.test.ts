@@ -65,9 +65,9 @@ for (const release of natsReleases)
         nc = await connectBus({ servers: bus.urls, name: `durable-test-${release}` });
         await ensureTopology(nc, { replicas: shape.replicas });
         version = nc.info?.version;
-        // The newer release is the one that refuses: on it, the update path is the one taken.
-        if (release === 'newer')
-          assert.ok(refusesChangedCreate(version), `the newer nats-server is ${version}`);
+        // The fetched releases are the ones that refuse: on them, the update path is the one taken.
+        if (release !== 'installed')
+          assert.ok(refusesChangedCreate(version), `the ${release} nats-server is ${version}`);
       });
       after(async () => {
         try {

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createValidators, type MigrationEvent } from '@haul/schemas';
-import { tempIdentities, startNatsServer, type NatsServer } from '@haul/test';
+import { natsReleases, tempIdentities, startNatsServer, type NatsServer } from '@haul/test';
 import {
   ConcurrencyConflictError,
   connectBus,
@@ -201,15 +201,6 @@ describe('event log on a real JetStream stream', () => {
     assert.equal((await log.read('mig-cccc')).events.length, 2);
   });
 
-  it('stores a retried append with the same msg id once, even with a now-stale expectation', async () => {
-    const e = cancelEvent('mig-dddd', 1);
-    const first = await log.append(e, { expectedLastSeq: 0 });
-    const again = await log.append(e, { expectedLastSeq: 0 });
-    assert.equal(again.duplicate, true);
-    assert.equal(again.seq, first.seq);
-    assert.equal((await log.read('mig-dddd')).events.length, 1);
-  });
-
   it('refuses to append an event that breaks its schema, naming the field', async () => {
     const bad = { ...cancelEvent('mig-eeee', 1), data: {} } as unknown as MigrationEvent;
     await assert.rejects(log.append(bad), /'data.reason' is required/);
@@ -327,6 +318,54 @@ describe('event log on a real JetStream stream', () => {
     assert.deepEqual(plain.got.get(wrong), [w]);
   });
 });
+
+// From 2.12 on, a stream with one replica checks an append's expected sequence before its message id: the same answer
+// on every release is the event log's (storedWithId).
+for (const release of natsReleases)
+  describe(`an append tried again with the same message id, on the ${release} nats-server`, () => {
+    let server: NatsServer;
+    let nc: NatsConnection;
+    let log: EventLog;
+    before(async () => {
+      server = await startNatsServer({ release });
+      nc = await connectBus({ servers: server.url, name: `event-log-retry-${release}` });
+      await ensureTopology(nc);
+      log = createEventLog(nc, validators, tempIdentities().trust('coordinator'));
+    });
+    after(async () => {
+      await nc?.drain();
+      await server?.stop();
+    });
+
+    it('given its first try stored (its answer lost) and events after it, then it is that one, stored once', async () => {
+      // Given an event appended where the log was empty, and another after it
+      const e = cancelEvent('mig-dddd', 1);
+      const first = await log.append(e, { expectedLastSeq: 0 });
+      await log.append(cancelEvent('mig-dddd', 2), { expectedLastSeq: first.seq });
+
+      // When the first append comes again, its expectation stale by now
+      const again = await log.append(e, { expectedLastSeq: 0 });
+
+      // Then it is answered as the first one, and the log holds each event once
+      assert.deepEqual(again, { seq: first.seq, duplicate: true }, `nats-server ${nc.info?.version}`);
+      assert.deepEqual(
+        (await log.read('mig-dddd')).events.map((s) => s.event.eventId),
+        ['mig-dddd:cancel:1', 'mig-dddd:cancel:2'],
+      );
+    });
+
+    it('given another event stored where it expected to go, then it is refused as a conflict', async () => {
+      // Given another writer's event stored first where the log was empty
+      await log.append(cancelEvent('mig-dddx', 1), { expectedLastSeq: 0 });
+
+      // When an event of ours expects the log still empty, then it is a conflict, not taken for the other one
+      await assert.rejects(
+        log.append(cancelEvent('mig-dddx', 2), { expectedLastSeq: 0 }),
+        ConcurrencyConflictError,
+      );
+      assert.equal((await log.read('mig-dddx')).events.length, 1);
+    });
+  });
 
 describe('replay from seals on a real JetStream stream', () => {
   let server: NatsServer;
