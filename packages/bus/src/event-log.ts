@@ -311,7 +311,9 @@ export function createEventLog(
    * duplicate of the one stored; from 2.12 on, a stream with one replica checks the expected sequence first and
    * refuses it as "wrong last sequence" (server/stream.go processJetStreamMsg at 1787eee03: the expected last
    * sequence per subject at 6810, the message id's duplicate at 7053; 2.15.1 answers so, with three replicas it
-   * still answers a duplicate). Found where the append would have gone, it is the same answer on every release.
+   * still answers a duplicate). Found where the append would have gone, it is the same answer on every release, and
+   * after the stream's duplicate window too (limits.duplicateWindowMs), where no server remembers the id: the message
+   * at that place is the append's own, as a duplicate's is (and `append` checks it is, as for any duplicate: squatted).
    */
   async function storedWithId(
     subject: string,
