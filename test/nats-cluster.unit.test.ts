@@ -19,16 +19,16 @@ const leaderOf = (server: string, peers: [string, boolean][], clusterSize = 3): 
   replicas: peers.map(([name, current]) => ({ name, current })),
 });
 
+/** n2 leading, n1 and n3 its current peers. */
+const leaderOfAll = (): MetaView =>
+  leaderOf('n2', [
+    ['n1', true],
+    ['n3', true],
+  ]);
+
 describe('a cluster’s JetStream meta group, as its servers report it', () => {
   it('given one leader with every other server a current peer, and every server following it, then it formed', () => {
-    const views = [
-      follower('n1', 'n2'),
-      leaderOf('n2', [
-        ['n1', true],
-        ['n3', true],
-      ]),
-      follower('n3', 'n2'),
-    ];
+    const views = [follower('n1', 'n2'), leaderOfAll(), follower('n3', 'n2')];
     assert.equal(metaGroupFormed(views, 3), true);
   });
 
@@ -51,19 +51,13 @@ describe('a cluster’s JetStream meta group, as its servers report it', () => {
   });
 
   it('given a server that follows no leader yet, or another one, then it did not form', () => {
-    const leader = leaderOf('n2', [
-      ['n1', true],
-      ['n3', true],
-    ]);
+    const leader = leaderOfAll();
     assert.equal(metaGroupFormed([follower('n1', 'n2'), leader, { server: 'n3', clusterSize: 3 }], 3), false);
     assert.equal(metaGroupFormed([follower('n1', 'n2'), leader, follower('n3', 'n1')], 3), false);
   });
 
   it('given a server that did not answer, or no leader at all, then it did not form', () => {
-    const leader = leaderOf('n2', [
-      ['n1', true],
-      ['n3', true],
-    ]);
+    const leader = leaderOfAll();
     assert.equal(
       metaGroupFormed([follower('n1', 'n2'), leader, { server: 'n3', error: 'fetch failed' }], 3),
       false,

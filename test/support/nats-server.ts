@@ -29,17 +29,8 @@ export type NatsServer = {
  */
 export type NatsRelease = 'installed' | 'newer' | 'current';
 export const natsReleases: readonly NatsRelease[] = ['installed', 'newer', 'current'];
-/** Where bootstrap puts a release it fetches (Debian's suite in its message). */
-const fetched = {
-  newer: {
-    suite: 'trixie',
-    binary: join(repoRoot, 'node_modules', '.cache', 'haul', 'nats-server-newer', 'nats-server'),
-  },
-  current: {
-    suite: 'sid',
-    binary: join(repoRoot, 'node_modules', '.cache', 'haul', 'nats-server-current', 'nats-server'),
-  },
-} as const;
+/** The Debian suite each fetched release comes from; bootstrap puts it in node_modules/.cache/haul/nats-server-<release>. */
+const fetchedFrom = { newer: 'trixie', current: 'sid' } as const;
 
 /** Whether a server's version (its INFO's `version`, e.g. "2.10.27") is `major.minor` or later. */
 export function natsAtLeast(version: string | undefined, major: number, minor: number): boolean {
@@ -52,10 +43,10 @@ export function natsAtLeast(version: string | undefined, major: number, minor: n
 /** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the others, fetched. */
 export function natsServerBinary(release: NatsRelease = 'installed'): string {
   if (release !== 'installed') {
-    const { suite, binary } = fetched[release];
+    const binary = join(repoRoot, 'node_modules', '.cache', 'haul', `nats-server-${release}`, 'nats-server');
     if (existsSync(binary)) return binary;
     throw new Error(
-      `the ${release} nats-server (Debian ${suite}'s) is not at ${binary}: run \`bash scripts/bootstrap.sh --tests\``,
+      `the ${release} nats-server (Debian ${fetchedFrom[release]}'s) is not at ${binary}: run \`bash scripts/bootstrap.sh --tests\``,
     );
   }
   for (const dir of (process.env['PATH'] ?? '').split(':')) {

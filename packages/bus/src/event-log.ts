@@ -145,6 +145,16 @@ export function createEventLog(
   }
 
   /**
+   * The first message of `subject` after `afterSeq` (a message get by `next_by_subj`), or null. The client's type lists
+   * `seq` and `last_by_subj` only; every server haul is tested on answers `next_by_subj` (event-log.int reads
+   * through it).
+   */
+  function nextOf(m: JetStreamManager, subject: string, afterSeq: number) {
+    const next: NextMsgRequest = { seq: afterSeq + 1, next_by_subj: subject };
+    return m.streams.getMessage(streams.events, next as unknown as MsgRequest);
+  }
+
+  /**
    * Up to limits.walkReadMaxMsgs messages of `subject` after `afterSeq`, each the next of the subject after the last
    * (a message get by `next_by_subj`), stopping at `lastSeq`. Among many migrations written at once, a command's read
    * spans thousands of stream sequences but a few messages of its migration; each read through a consumer made,
@@ -156,10 +166,7 @@ export function createEventLog(
     const raws: RawEvent[] = [];
     let at = afterSeq;
     while (at < lastSeq && raws.length < limits.walkReadMaxMsgs) {
-      // The client's type lists `seq` and `last_by_subj` only; the server this project runs (2.9.10) answers
-      // `next_by_subj` (tried on it, and event-log.int reads through it).
-      const next: NextMsgRequest = { seq: at + 1, next_by_subj: subject };
-      const g = await m.streams.getMessage(streams.events, next as unknown as MsgRequest);
+      const g = await nextOf(m, subject, at);
       // Like the consumer's read, a walk ends only at the message `lastSeq`: a stream (a new leader) without it yet,
       // or without a message of the subject up to it, is unavailable and the read is tried again.
       if (!g || g.seq > lastSeq || g.subject !== subject)
@@ -321,10 +328,7 @@ export function createEventLog(
     expectedLastSeq: number,
   ): Promise<number | undefined> {
     const m = await jsm();
-    const next: NextMsgRequest = { seq: expectedLastSeq + 1, next_by_subj: subject };
-    const stored = await retryTransient(() =>
-      m.streams.getMessage(streams.events, next as unknown as MsgRequest),
-    );
+    const stored = await retryTransient(() => nextOf(m, subject, expectedLastSeq));
     return stored?.header?.get('Nats-Msg-Id') === msgID ? stored.seq : undefined;
   }
 
