@@ -27,6 +27,17 @@ jobs_for() {
     e2e) echo $((cores + 1)) ;;
   esac
 }
+# How long one test file (one unit shard) may run before it fails as timed out, its process ended (the test runner's
+# --test-timeout, in seconds): a test that waits forever then fails, named, instead of holding the run until CI gives
+# up. The budget runs from the file's start, not while it waits for its turn; the longest suites of a whole run took
+# 72 s (integration) and 94 s (e2e), and a file (one to a few suites) gets several times its share, for a busy machine. --test-force-exit ends a file's process once its tests are done, whatever it left open: a test that
+# failed before it stopped its nats-server (its stderr pipe open) otherwise kept its file, and the run, waiting.
+budget_for() {
+  case $1 in
+    unit | int) echo 300 ;;
+    e2e) echo 600 ;;
+  esac
+}
 # Every Node process reads and parses NODE_EXTRA_CA_CERTS at start (~70 ms of CPU for a system bundle): the tests
 # start thousands (each emulated tool call is one) and talk to nothing outside this machine.
 unset NODE_EXTRA_CA_CERTS
@@ -80,13 +91,14 @@ tier_files() {
 # names the source file and line (source maps). The programs the tests start are checked fresh once here
 # (scripts/build.mjs), not by every test process (HAUL_TEST_BUILT, test/support/build.ts).
 run_tier() {
-  local name=$1 pattern=$2 conc=$3 bundles
+  local name=$1 pattern=$2 conc=$3 budget=$4 bundles
   tier_files "$name" "$pattern"
   echo "[test] $name: ${#files[@]} files, $conc at a time" >&2
   node scripts/build.mjs --if-stale
   bundles=$(node scripts/build-tests.mjs "$scratch/$name" "${files[@]}")
   mapfile -t files <<<"$bundles"
-  HAUL_TEST_BUILT=1 node --enable-source-maps --test --test-concurrency="$conc" --test-reporter=spec "${files[@]}"
+  HAUL_TEST_BUILT=1 node --enable-source-maps --test --test-concurrency="$conc" --test-timeout=$((budget * 1000)) \
+    --test-force-exit --test-reporter=spec "${files[@]}"
 }
 
 # Unit tests in one process per core, not one per file: a file's process and module loading (0.6 s on average, 55 of
@@ -94,7 +106,7 @@ run_tier() {
 # process imports its share of the files (every conc-th, in order) and runs them one after the other. A failure still
 # names the test and its own file and line.
 run_unit_in_shards() {
-  local conc=$1 dir=$scratch/unit i path bundles
+  local conc=$1 budget=$2 dir=$scratch/unit i path bundles
   tier_files unit '*.unit.test.ts'
   echo "[test] unit: ${#files[@]} files in $conc processes" >&2
   mkdir -p "$dir"
@@ -105,7 +117,8 @@ run_unit_in_shards() {
   done
   bundles=$(node scripts/build-tests.mjs "$dir/bundles" "$dir"/unit-*.test.mjs)
   mapfile -t files <<<"$bundles"
-  node --enable-source-maps --test --test-concurrency="$conc" --test-reporter=spec "${files[@]}"
+  node --enable-source-maps --test --test-concurrency="$conc" --test-timeout=$((budget * 1000)) --test-force-exit \
+    --test-reporter=spec "${files[@]}"
 }
 
 # tsc, eslint and prettier side by side (each uses one core), each one's output printed whole once it is done.
@@ -125,9 +138,9 @@ static_checks() {
 for t in $tiers; do
   case $t in
     static) static_checks ;;
-    unit) run_unit_in_shards "$(jobs_for unit)" ;;
-    int) run_tier integration '*.int.test.ts' "$(jobs_for int)" ;;
-    e2e) run_tier e2e '*.e2e.test.ts' "$(jobs_for e2e)" ;;
+    unit) run_unit_in_shards "$(jobs_for unit)" "$(budget_for unit)" ;;
+    int) run_tier integration '*.int.test.ts' "$(jobs_for int)" "$(budget_for int)" ;;
+    e2e) run_tier e2e '*.e2e.test.ts' "$(jobs_for e2e)" "$(budget_for e2e)" ;;
     *) echo "unknown tier $t" >&2; exit 2 ;;
   esac
 done
