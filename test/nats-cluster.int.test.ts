@@ -3,14 +3,14 @@
  * meta group has formed, on either release, and started again when it has not.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { liveProcesses, retryTransient } from '@haul/bus';
-import { natsReleases, startNatsCluster } from '@haul/test';
+import { natsReleases, startNatsCluster, type NatsServerOptions } from '@haul/test';
 
 /** This process's children that are live now. */
 const children = (): number[] =>
@@ -50,32 +50,65 @@ describe('a test’s nats-server cluster', () => {
 
   it('given a meta group that does not form in its budget, then it is started four times, fails naming what each server said, and leaves no server or folder', async () => {
     // Given a group that never shows as formed (a cold start's may form before its first view is read: a budget of
-    // 0 alone once let a start succeed here, under the whole integration tier)
-    const tmp = mkdtempSync(join(tmpdir(), 'haul-natsc-test-'));
-    const before = children();
-    const saved = process.env['TMPDIR'];
-    process.env['TMPDIR'] = tmp; // where startNatsCluster makes its folder (os.tmpdir reads it at each call)
+    // 0 alone let a start succeed in 5 of 60 calls, four loops side by side)
+    // When the cluster is started
+    const { err, left } = await startThatFails({ formBudgetMs: 0, groupFormed: () => false });
+
+    // Then it fails, saying how many starts and what each server reported of the group the last time
+    assert.match(
+      err.message,
+      /did not start in 4 starts; the last: the JetStream meta group did not form in 0 s/,
+    );
+    for (const server of ['n1', 'n2', 'n3']) assert.match(err.message, new RegExp(`${server}: `));
+    // and no server it started is left, nor its folder
+    assert.deepEqual(left, { children: [], files: [] });
+  });
+
+  it('given servers that do not start, then it is started four times on new ports, fails with what a server said, and leaves no server or folder', async () => {
+    // Given a configuration nats-server refuses (as one whose port was taken since it was found free ends)
+    const secrets = mkdtempSync(join(tmpdir(), 'haul-natsc-secrets-'));
+    writeFileSync(join(secrets, 'nats-server.conf'), 'listen: {{ not a configuration\n');
     try {
       // When the cluster is started
-      const err = await startNatsCluster(3, { formBudgetMs: 0, groupFormed: () => false }).then(
-        async (started) => {
-          await started.stop();
-          return undefined;
-        },
-        (e: unknown) => e,
-      );
+      const { err, left } = await startThatFails({ secrets });
 
-      // Then it fails, saying how many starts and what each server reported of the group the last time
-      assert.ok(err instanceof Error, String(err));
-      assert.match(err.message, /did not form in 4 starts/);
-      for (const server of ['n1', 'n2', 'n3']) assert.match(err.message, new RegExp(`${server}: `));
-      // and no server it started is left, nor its folder
-      assert.deepEqual(children(), before);
-      assert.deepEqual(readdirSync(tmp), []);
+      // Then it fails after four starts, with the server's own words
+      assert.match(
+        err.message,
+        /did not start in 4 starts; the last: a server did not start: nats-server exited/,
+      );
+      assert.match(err.message, /secrets\.conf/);
+      assert.deepEqual(left, { children: [], files: [] });
     } finally {
-      if (saved === undefined) delete process.env['TMPDIR'];
-      else process.env['TMPDIR'] = saved;
-      rmSync(tmp, { recursive: true, force: true });
+      rmSync(secrets, { recursive: true, force: true });
     }
   });
 });
+
+/**
+ * Start a cluster that is to fail, its folder in a temporary folder of its own: the error, and what is left after it
+ * of the servers it started (this process's new children) and of its files.
+ */
+async function startThatFails(
+  opts: NatsServerOptions,
+): Promise<{ err: Error; left: { children: number[]; files: string[] } }> {
+  const tmp = mkdtempSync(join(tmpdir(), 'haul-natsc-test-'));
+  const before = new Set(children());
+  const saved = process.env['TMPDIR'];
+  process.env['TMPDIR'] = tmp; // where startNatsCluster makes its folder (os.tmpdir reads it at each call)
+  try {
+    const err = await startNatsCluster(3, opts).then(
+      async (started) => {
+        await started.stop();
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof Error, `the start did not fail: ${String(err)}`);
+    return { err, left: { children: children().filter((p) => !before.has(p)), files: readdirSync(tmp) } };
+  } finally {
+    if (saved === undefined) delete process.env['TMPDIR'];
+    else process.env['TMPDIR'] = saved;
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -370,7 +370,8 @@ async function clusterSpecs(dir: string, size: number, opts: NatsServerOptions):
 /**
  * Three clustered servers with JetStream (domain "haul"), for replicated-stream tests (`secrets`: as
  * startNatsServer). It returns once their JetStream meta group has formed (metaGroupForms); a cluster whose group
- * has not formed within the budget is stopped and started again, on new ports with empty stores, a few times. The
+ * has not formed within the budget, or one of whose servers did not start, is stopped and started again, on new ports
+ * with empty stores, a few times. The
  * group's leader may still lack a server's statistics for a moment and place no replica there yet ("peer offline"):
  * a caller's first replicated stream retries that, as haul's own calls do (retryTransient).
  */
@@ -394,18 +395,18 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
     if (!failed && !stuck) return cluster(servers, dir);
     await Promise.all(servers.map((s) => s.stop()));
     await Promise.all(specs.map((s) => rm(s.storeDir, { recursive: true, force: true })));
-    if (failed || attempt === formAttempts) {
+    // A server that did not start (its port taken since freePort's check, by anything on the machine) is started
+    // again on new ports too, as a group that did not form is.
+    const why = failed
+      ? `a server did not start: ${(failed.reason instanceof Error ? failed.reason.message : String(failed.reason)).trim()}`
+      : `the JetStream meta group did not form in ${budgetMs / 1000} s (${describeViews(stuck!)})`;
+    if (attempt === formAttempts) {
       await rm(dir, { recursive: true, force: true });
-      if (failed) throw failed.reason;
       throw new Error(
-        `the JetStream meta group of ${size} nats-servers did not form in ${formAttempts} starts of ` +
-          `${budgetMs / 1000} s each; the last: ${describeViews(stuck!)}`,
+        `a cluster of ${size} nats-servers did not start in ${formAttempts} starts; the last: ${why}`,
       );
     }
-    process.stderr.write(
-      `[nats-cluster] the JetStream meta group did not form in ${budgetMs / 1000} s ` +
-        `(${describeViews(stuck!)}): starting the cluster again\n`,
-    );
+    process.stderr.write(`[nats-cluster] ${why}: starting the cluster again\n`);
   }
 }
 
