@@ -30,8 +30,9 @@ jobs_for() {
 # How long one test file (one unit shard) may run before it fails as timed out, its process ended (the test runner's
 # --test-timeout, in seconds): a test that waits forever then fails, named, instead of holding the run until CI gives
 # up. The budget runs from the file's start, not while it waits for its turn; the longest suites of a whole run took
-# 72 s (integration) and 94 s (e2e), and a file (one to a few suites) gets several times its share, for a busy machine. --test-force-exit ends a file's process once its tests are done, whatever it left open: a test that
-# failed before it stopped its nats-server (its stderr pipe open) otherwise kept its file, and the run, waiting.
+# 72 s (integration) and 94 s (e2e), and a file (one to a few suites) gets several times that, for a busy machine.
+# --test-force-exit ends a file's process once its tests are done, whatever it left open: a test that failed before
+# it stopped its nats-server (its stderr pipe open) otherwise kept its file, and the run, waiting.
 budget_for() {
   case $1 in
     unit | int) echo 300 ;;

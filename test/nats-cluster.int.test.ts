@@ -1,6 +1,6 @@
 /**
  * The nats-server clusters tests start (test/support/nats-server.ts startNatsCluster): returned once their JetStream
- * meta group has formed, on either release, and started again when it has not.
+ * meta group has formed, on every release, and started again when it has not or when a server did not start.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,8 +64,9 @@ describe('a test’s nats-server cluster', () => {
     assert.deepEqual(left, { children: [], files: [] });
   });
 
-  it('given servers that do not start, then it is started four times on new ports, fails with what a server said, and leaves no server or folder', async () => {
-    // Given a configuration nats-server refuses (as one whose port was taken since it was found free ends)
+  it('given servers that do not start, then it is started four times, fails with what a server said, and leaves no server or folder', async () => {
+    // Given servers that end before they are ready, as one does whose port was taken since it was found free (here:
+    // a configuration nats-server refuses)
     const secrets = mkdtempSync(join(tmpdir(), 'haul-natsc-secrets-'));
     writeFileSync(join(secrets, 'nats-server.conf'), 'listen: {{ not a configuration\n');
     try {

@@ -371,9 +371,9 @@ async function clusterSpecs(dir: string, size: number, opts: NatsServerOptions):
  * Three clustered servers with JetStream (domain "haul"), for replicated-stream tests (`secrets`: as
  * startNatsServer). It returns once their JetStream meta group has formed (metaGroupForms); a cluster whose group
  * has not formed within the budget, or one of whose servers did not start, is stopped and started again, on new ports
- * with empty stores, a few times. The
- * group's leader may still lack a server's statistics for a moment and place no replica there yet ("peer offline"):
- * a caller's first replicated stream retries that, as haul's own calls do (retryTransient).
+ * with empty stores, a few times. The group's leader may still lack a server's statistics for a moment and place no
+ * replica there yet ("peer offline"): a caller's first replicated stream retries that, as haul's own calls do
+ * (retryTransient).
  */
 export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): Promise<NatsCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'haul-natsc-'));
@@ -398,7 +398,7 @@ export async function startNatsCluster(size = 3, opts: NatsServerOptions = {}): 
     // A server that did not start (its port taken since freePort's check, by anything on the machine) is started
     // again on new ports too, as a group that did not form is.
     const why = failed
-      ? `a server did not start: ${(failed.reason instanceof Error ? failed.reason.message : String(failed.reason)).trim()}`
+      ? `a server did not start: ${String((failed.reason as Error).message ?? failed.reason).trim()}`
       : `the JetStream meta group did not form in ${budgetMs / 1000} s (${describeViews(stuck!)})`;
     if (attempt === formAttempts) {
       await rm(dir, { recursive: true, force: true });
