@@ -65,6 +65,13 @@ export function isConsumerConfigConflict(err: unknown): boolean {
 const jsNoSuitablePeers = 10005;
 const notNow = (e: JetStreamApiError): boolean => e.code === jsNoSuitablePeers || e.status === 503;
 
+/** The server found too few servers of its JetStream cluster to hold a stream's replicas (10005, above). */
+export function isNoSuitablePeers(err: unknown): boolean {
+  for (const e of causes(err))
+    if (e instanceof JetStreamApiError && e.code === jsNoSuitablePeers) return true;
+  return false;
+}
+
 /**
  * Errors a caller should retry: the bus failing for a moment (a leader election, a timeout, a disconnect), never a
  * refusal of what was asked. Each is told by nats.js's own class, anywhere on the `cause` chain: a request that

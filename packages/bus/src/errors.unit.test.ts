@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { NoRespondersError, RequestError, TimeoutError } from '@nats-io/nats-core';
 import { JetStreamApiError } from '@nats-io/jetstream';
 import { JetStreamStatusError, jserrors } from '@nats-io/jetstream/internal';
-import { BusUnavailableError, isTransient, isWrongLastSequence } from './errors.ts';
+import { BusUnavailableError, isNoSuitablePeers, isTransient, isWrongLastSequence } from './errors.ts';
 
 /** nats.js's error for a JetStream API answer: `code` the HTTP-like status, `err_code` the server's own code. */
 const apiError = (description: string, errCode: number, status = 400) =>
@@ -15,6 +15,16 @@ const electing = () =>
       cause: new NoRespondersError('$JS.API.STREAM.INFO.x'),
     }),
   });
+
+describe('isNoSuitablePeers', () => {
+  it('given too few servers for the replicas (10005), also as a cause, then yes; any other refusal, no', () => {
+    const noPeers = apiError('no suitable peers for placement', 10005);
+    assert.equal(isNoSuitablePeers(noPeers), true);
+    assert.equal(isNoSuitablePeers(new Error('creating HAUL_EVENTS', { cause: noPeers })), true);
+    assert.equal(isNoSuitablePeers(apiError('JetStream system temporarily unavailable', 10008, 503)), false);
+    assert.equal(isNoSuitablePeers(new TimeoutError()), false);
+  });
+});
 
 describe('isTransient', () => {
   it('given a cluster still forming, when an R3 stream cannot be placed yet, then the call is retried', () => {

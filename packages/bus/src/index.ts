@@ -72,6 +72,7 @@ export {
   ensureTopology,
   missingTopology,
   streamConfigs,
+  StreamNotPlacedError,
   topologyNames,
   TopologyMissingError,
   type EnsureOptions,

@@ -15,7 +15,7 @@ import {
 import { Kvm, type KvOptions } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { buckets, limits, streams, subjects } from './conventions.ts';
-import { BusError } from './errors.ts';
+import { BusError, isNoSuitablePeers } from './errors.ts';
 import { retryTransient } from './retry.ts';
 
 export type Topology = { replicas: number };
@@ -163,7 +163,13 @@ export async function ensureTopology(
   for (const item of topologyItems({ replicas: want.replicas ?? inherited })) {
     const current = have.get(item.name);
     if (!current) {
-      await retryTransient(() => item.create(jsm, kvm));
+      const asked = Date.now();
+      await retryTransient(() => item.create(jsm, kvm)).catch((err: unknown) => {
+        if (!isNoSuitablePeers(err)) throw err;
+        throw new StreamNotPlacedError(item.name, item.expected.num_replicas ?? 1, Date.now() - asked, {
+          cause: err,
+        });
+      });
       log?.info({ stream: item.name, replicas: item.expected.num_replicas }, 'stream created');
       changes.push({ name: item.name, action: 'created', diff: [] });
       continue;
@@ -183,6 +189,30 @@ export async function ensureTopology(
     changes.push({ name: item.name, action: 'updated', diff });
   }
   return changes;
+}
+
+/**
+ * A stream or bucket the JetStream cluster would not place on as many servers as its replicas, after retrying:
+ * what to look at, since nats-server says only "no suitable peers for placement". A server down or unreachable is the
+ * usual cause. nats-server 2.10.27 can also form its JetStream group without one of its servers at a first start,
+ * and never take it in (docs/install.md, section 3): restarting the coordinator does not help, restarting that server
+ * does.
+ */
+export class StreamNotPlacedError extends BusError {
+  constructor(name: string, replicas: number, waitedMs: number, options?: ErrorOptions) {
+    super(
+      'HAUL_STREAM_NOT_PLACED',
+      `${name} (${replicas} replicas) could not be placed in ${Math.round(waitedMs / 1000)} s: nats-server found ` +
+        `fewer than ${replicas} servers of its JetStream cluster to hold it ("no suitable peers for placement"). ` +
+        `On the meta leader, /jsz must show meta_cluster with cluster_size ${replicas} or more and the other ` +
+        'servers under replicas, each current. A server down or unreachable is the usual cause; nats-server ' +
+        '2.10 can also form that group without one of its servers at a first start: restart the server it ' +
+        'leaves out (docs/install.md, section 3).',
+      false,
+      options,
+    );
+    this.name = 'StreamNotPlacedError';
+  }
 }
 
 /** Streams or buckets a service needs are still missing after its wait. */
