@@ -193,10 +193,11 @@ export async function ensureTopology(
 
 /**
  * A stream or bucket the JetStream cluster would not place on as many servers as its replicas, after retrying:
- * what to look at, since nats-server says only "no suitable peers for placement". A server down or unreachable is the
- * usual cause. nats-server 2.10.27 can also form its JetStream group without one of its servers at a first start,
- * and never take it in (docs/install.md, section 3): restarting the coordinator does not help, restarting that server
- * does.
+ * what to look at, since nats-server says only "no suitable peers for placement". Either the cluster has fewer
+ * servers than the replicas asked (HAUL_REPLICAS), or its JetStream group does: nats-server 2.10.27 can form it
+ * without one of its servers at a first start, and never take it in (docs/install.md, section 3). Restarting the
+ * coordinator does not help; restarting that server does. A server merely down is not this: after a moment
+ * nats-server places the stream with a replica on it all the same (topology-placement.int.test.ts).
  */
 export class StreamNotPlacedError extends BusError {
   constructor(name: string, replicas: number, waitedMs: number, options?: ErrorOptions) {
@@ -205,8 +206,8 @@ export class StreamNotPlacedError extends BusError {
       `${name} (${replicas} replicas) could not be placed in ${Math.round(waitedMs / 1000)} s: nats-server found ` +
         `fewer than ${replicas} servers of its JetStream cluster to hold it ("no suitable peers for placement"). ` +
         `On the meta leader, /jsz must show meta_cluster with cluster_size ${replicas} or more and the other ` +
-        'servers under replicas, each current. A server down or unreachable is the usual cause; nats-server ' +
-        '2.10 can also form that group without one of its servers at a first start: restart the server it ' +
+        'servers under replicas, each current. Either the cluster has fewer servers (lower HAUL_REPLICAS), or ' +
+        'nats-server 2.10 formed that group without one of its servers at a first start: restart the server it ' +
         'leaves out (docs/install.md, section 3).',
       false,
       options,
