@@ -33,6 +33,9 @@ jobs_for() {
 # 72 s (integration) and 94 s (e2e), and a file (one to a few suites) gets several times that, for a busy machine.
 # --test-force-exit ends a file's process once its tests are done, whatever it left open: a test that failed before
 # it stopped its nats-server (its stderr pipe open) otherwise kept its file, and the run, waiting.
+# And inside a file, a test still running after each 120 s says so, by name (scripts/test-watchdog.mjs): the runner
+# names only the file it timed out.
+watchdog=$PWD/scripts/test-watchdog.mjs
 budget_for() {
   case $1 in
     unit | int) echo 300 ;;
@@ -98,8 +101,8 @@ run_tier() {
   node scripts/build.mjs --if-stale
   bundles=$(node scripts/build-tests.mjs "$scratch/$name" "${files[@]}")
   mapfile -t files <<<"$bundles"
-  HAUL_TEST_BUILT=1 node --enable-source-maps --test --test-concurrency="$conc" --test-timeout=$((budget * 1000)) \
-    --test-force-exit --test-reporter=spec "${files[@]}"
+  HAUL_TEST_BUILT=1 node --enable-source-maps --import "$watchdog" --test --test-concurrency="$conc" \
+    --test-timeout=$((budget * 1000)) --test-force-exit --test-reporter=spec "${files[@]}"
 }
 
 # Unit tests in one process per core, not one per file: a file's process and module loading (0.6 s on average, 55 of
@@ -118,8 +121,8 @@ run_unit_in_shards() {
   done
   bundles=$(node scripts/build-tests.mjs "$dir/bundles" "$dir"/unit-*.test.mjs)
   mapfile -t files <<<"$bundles"
-  node --enable-source-maps --test --test-concurrency="$conc" --test-timeout=$((budget * 1000)) --test-force-exit \
-    --test-reporter=spec "${files[@]}"
+  node --enable-source-maps --import "$watchdog" --test --test-concurrency="$conc" \
+    --test-timeout=$((budget * 1000)) --test-force-exit --test-reporter=spec "${files[@]}"
 }
 
 # tsc, eslint and prettier side by side (each uses one core), each one's output printed whole once it is done.
