@@ -94,6 +94,14 @@ tier_files() {
 # seconds of CPU to load its TypeScript (scripts/build-tests.mjs; the measurements in docs/decisions.md 4). A failure
 # names the source file and line (source maps). The programs the tests start are checked fresh once here
 # (scripts/build.mjs), not by every test process (HAUL_TEST_BUILT, test/support/build.ts).
+# The test runner on bundled test files: `conc` files at a time, each within `budget` seconds, with the watchdog.
+run_test_files() {
+  local conc=$1 budget=$2
+  shift 2
+  node --enable-source-maps --import "$watchdog" --test --test-concurrency="$conc" \
+    --test-timeout=$((budget * 1000)) --test-force-exit --test-reporter=spec "$@"
+}
+
 run_tier() {
   local name=$1 pattern=$2 conc=$3 budget=$4 bundles
   tier_files "$name" "$pattern"
@@ -101,8 +109,7 @@ run_tier() {
   node scripts/build.mjs --if-stale
   bundles=$(node scripts/build-tests.mjs "$scratch/$name" "${files[@]}")
   mapfile -t files <<<"$bundles"
-  HAUL_TEST_BUILT=1 node --enable-source-maps --import "$watchdog" --test --test-concurrency="$conc" \
-    --test-timeout=$((budget * 1000)) --test-force-exit --test-reporter=spec "${files[@]}"
+  HAUL_TEST_BUILT=1 run_test_files "$conc" "$budget" "${files[@]}"
 }
 
 # Unit tests in one process per core, not one per file: a file's process and module loading (0.6 s on average, 55 of
@@ -121,8 +128,7 @@ run_unit_in_shards() {
   done
   bundles=$(node scripts/build-tests.mjs "$dir/bundles" "$dir"/unit-*.test.mjs)
   mapfile -t files <<<"$bundles"
-  node --enable-source-maps --import "$watchdog" --test --test-concurrency="$conc" \
-    --test-timeout=$((budget * 1000)) --test-force-exit --test-reporter=spec "${files[@]}"
+  run_test_files "$conc" "$budget" "${files[@]}"
 }
 
 # tsc, eslint and prettier side by side (each uses one core), each one's output printed whole once it is done.

@@ -238,7 +238,7 @@ export type NatsServerOptions = {
    * gives one that never holds, to see a group that never forms: a budget alone cannot promise that, as a group may
    * form before its first view is read (a server's "ready" line read late on a busy machine).
    */
-  groupFormed?: (views: readonly MetaView[], size: number) => boolean;
+  groupFormed?: typeof metaGroupFormed;
 };
 
 /** A real single nats-server with JetStream on a free loopback port and its own temporary store. */
@@ -326,7 +326,7 @@ export function metaGroupFormed(views: readonly MetaView[], size: number): boole
 async function metaGroupForms(
   specs: readonly ServerSpec[],
   budgetMs: number,
-  formed: (views: readonly MetaView[], size: number) => boolean,
+  formed: typeof metaGroupFormed,
 ): Promise<MetaView[] | undefined> {
   const deadline = Date.now() + budgetMs;
   for (;;) {
