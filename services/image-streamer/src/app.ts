@@ -40,7 +40,7 @@ import {
 } from '@haul/schemas';
 import { errorCodes, misaddressed } from '@haul/domain';
 import { abortable, createGiveUpWatch } from './given-up.ts';
-import { planPass, type PassPlan } from './disk-pass.ts';
+import { planPass, withExtents, type PassPlan } from './disk-pass.ts';
 import { buildManifest, type ManifestEntry } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
 import { createProgressReporter, type ProgressReporter } from './progress-report.ts';
@@ -286,7 +286,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     const pass = a.pass;
     const plan: PassPlan | undefined = pass ? await hostWork(() => planPass({ ...a, pass })) : undefined;
     const update = plan?.kind === 'update' ? plan : undefined;
-    const manifest = withExtents(buildManifest(a.sourceDir), update?.pieces);
+    const manifest = update ? withExtents(buildManifest(a.sourceDir), update) : buildManifest(a.sourceDir);
     const total = manifest.reduce(
       (n, e) => n + (e.kind !== 'file' ? 0 : e.extents ? spanOf(e.extents) : (e.size ?? 0)),
       0,
@@ -647,15 +647,6 @@ export function createImageStreamer(deps: StreamerDeps) {
 }
 
 export type ImageStreamer = ReturnType<typeof createImageStreamer>;
-
-/** An update pass's manifest: each file with the extents it sends (none: the target must already have it). */
-function withExtents(
-  manifest: ManifestEntry[],
-  pieces: ((e: ManifestEntry) => [number, number][]) | undefined,
-): ManifestEntry[] {
-  if (!pieces) return manifest;
-  return manifest.map((e) => (e.kind === 'file' ? { ...e, extents: pieces(e) } : e));
-}
 
 type Extents = NonNullable<ManifestEntry['extents']>;
 const spanOf = (extents: Extents): number => extents.reduce((n, [s, e]) => n + e - s, 0);

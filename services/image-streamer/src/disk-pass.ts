@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
-import { relative } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { isAbsolute, relative, sep } from 'node:path';
 import { errorCodes } from '@haul/domain';
 import type { ErrorInfo, StreamArgs } from '@haul/schemas';
 import type { ManifestEntry } from './manifest.ts';
@@ -40,12 +41,45 @@ function track(cmd: 'start' | 'take --sync' | 'ack', ddxml: string): Promise<Tra
 }
 
 /**
+ * An update pass's manifest: each file with the extents the pass sends of it (none: the target must have it already).
+ * The tracked delta must be one of its files, or none of its writes would be sent: the pass fails instead.
+ */
+export function withExtents(manifest: ManifestEntry[], plan: UpdatePlan): ManifestEntry[] {
+  if (!manifest.some((e) => e.kind === 'file' && e.path === plan.top))
+    throw new DiskTrackingError(`the tracked delta ${plan.top} is not a file the pass would send`);
+  return manifest.map((e) => (e.kind === 'file' ? { ...e, extents: plan.pieces(e) } : e));
+}
+
+/**
  * How one pass of a live disk copy runs: the first sends the whole folder (trusting what the target already
  * verified only when the tracker ran since before that was read); a later one sends, of each file, only `pieces`.
  */
-export type PassPlan =
-  | { kind: 'full'; trustVerified: boolean }
-  | { kind: 'update'; pieces: (e: ManifestEntry) => Extent[]; done: () => Promise<unknown> };
+export type PassPlan = { kind: 'full'; trustVerified: boolean } | UpdatePlan;
+type UpdatePlan = {
+  kind: 'update';
+  /** The tracked top delta, as a path in the source folder (a manifest entry's path). */
+  top: string;
+  pieces: (e: ManifestEntry) => Extent[];
+  done: () => Promise<unknown>;
+};
+
+/**
+ * The tracked delta as a path in `sourceDir`. The helper names the delta by the path its device has: the kernel's, so
+ * a folder reached through a link (`/vz` → `/data/vz`) is named by where it really is. Compared as they are, such a
+ * path is no file of the folder, and each later pass would send none of the delta's writes. A delta outside the
+ * folder fails the pass.
+ */
+export function topDeltaIn(sourceDir: string, file: string): string {
+  let top: string;
+  try {
+    top = relative(realpathSync(sourceDir), realpathSync(file));
+  } catch (err) {
+    throw new DiskTrackingError(`${trackHelper} named the delta ${file}: ${(err as Error).message}`);
+  }
+  if (top === '' || top === '..' || top.startsWith(`..${sep}`) || isAbsolute(top))
+    throw new DiskTrackingError(`${trackHelper} named the delta ${file}, which is not in ${sourceDir}`);
+  return top;
+}
 
 /**
  * Prepare a pass (before the manifest is read, so every extent taken lies within the sizes it lists). A later pass
@@ -63,7 +97,7 @@ export async function planPass(a: StreamArgs & { pass: NonNullable<StreamArgs['p
   // pages reach the delta while the CT runs, so the frozen pass holds only what was written since the pass before,
   // not everything the kernel had not yet written back (up to dirty_expire_centisecs, 30 s, of writes).
   const taken = await track('take --sync', ddxml);
-  const top = relative(a.sourceDir, taken.file);
+  const top = topDeltaIn(a.sourceDir, taken.file);
   const extents = taken.extents ?? [];
   const pieces = (e: ManifestEntry): Extent[] => {
     const size = e.size ?? 0;
@@ -75,5 +109,5 @@ export async function planPass(a: StreamArgs & { pass: NonNullable<StreamArgs['p
   };
   // The final pass acknowledges nothing: no pass follows it, and should it be run again (a retry, a redelivery) it
   // sends what it took again, which is what an unacknowledged take is for. One host call less in the frozen window.
-  return { kind: 'update', pieces, done: a.pass.final ? async () => {} : () => track('ack', ddxml) };
+  return { kind: 'update', top, pieces, done: a.pass.final ? async () => {} : () => track('ack', ddxml) };
 }

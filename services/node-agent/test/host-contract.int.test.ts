@@ -101,15 +101,19 @@ async function builtArgvs(): Promise<string[]> {
 async function trackArgvs(): Promise<string[]> {
   const dir = mkdtempSync(join(tmpdir(), 'haul-contract-'));
   const log = join(dir, 'argv');
+  // The disk folder: the helper names its delta, which a later pass finds in it.
+  const src = join(dir, 'src');
+  mkdirSync(src);
+  writeFileSync(join(src, 'root.hds'), '');
   writeFileSync(
     join(dir, trackHelper),
-    `#!/bin/sh\necho "$*" >> '${log}'\necho '{"file":"/src/root.hds","started":true,"extents":[]}'\n`,
+    `#!/bin/sh\necho "$*" >> '${log}'\necho '{"file":"${src}/root.hds","started":true,"extents":[]}'\n`,
     { mode: 0o755 },
   );
   const path = process.env['PATH'];
   process.env['PATH'] = `${dir}:${path ?? ''}`;
   try {
-    const a = { toNode: 'node-b', sourceDir: '/src', targetDir: '/dst', priority: 'iteration' as const };
+    const a = { toNode: 'node-b', sourceDir: src, targetDir: '/dst', priority: 'iteration' as const };
     await planPass({ ...a, pass: { index: 0, final: false } });
     for (const final of [false, true]) {
       const plan = await planPass({ ...a, pass: { index: 1, final } });
@@ -118,7 +122,7 @@ async function trackArgvs(): Promise<string[]> {
     }
     const ran = readFileSync(log, 'utf8').trim().split('\n');
     return [...new Set(ran)].map(
-      (l) => `${trackHelper} ${l.replaceAll('/src/DiskDescriptor.xml', '<dd.xml>')}`,
+      (l) => `${trackHelper} ${l.replaceAll(`${src}/DiskDescriptor.xml`, '<dd.xml>')}`,
     );
   } finally {
     process.env['PATH'] = path;
