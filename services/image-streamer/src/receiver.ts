@@ -334,16 +334,24 @@ class Reception {
     });
   }
 
-  private partFile(entry: ManifestEntry & { size: number }): PartFile {
+  /**
+   * The file a full pass's chunk at `offset` goes to, opened at its first chunk. The sender sends each file from what
+   * it trusts of this side's: from the verified prefix the offer's answer told it, or from the start (a first pass of
+   * a disk copy started over with a fresh tracker: what is here may be older than the tracker). A first chunk before
+   * the verified prefix is the latter, and the file starts over: a part file kept, or one finished (which has no part
+   * file to resume), would take chunks it does not hold.
+   */
+  private partFile(entry: ManifestEntry & { size: number }, offset: number): PartFile {
     let f = this.files.get(entry.path);
     if (f) return f;
     const { targetDir } = this.offer;
     mkdirsNoFollow(targetDir, dirname(entry.path));
+    const verified = this.verified[entry.path] ?? 0;
     f = new PartFile(
       join(targetDir, entry.path),
       entry.size,
       entry.mode ?? 0o644,
-      this.verified[entry.path] ?? 0,
+      offset < verified ? 0 : verified,
     );
     this.files.set(entry.path, f);
     return f;
@@ -382,7 +390,7 @@ class Reception {
     }
     try {
       if (this.offer.update) this.updateFile(entry).write(h.offset, payload);
-      else this.partFile(entry).write(h.offset, payload, digest);
+      else this.partFile(entry, h.offset).write(h.offset, payload, digest);
     } catch (err) {
       return this.fail(`cannot write ${h.path}: ${(err as Error).message}`);
     } finally {

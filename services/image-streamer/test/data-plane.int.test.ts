@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +25,7 @@ import {
 } from '../src/data-server.ts';
 import { createReceiver, type PeerRegistry } from '../src/receiver.ts';
 import { sendFiles } from '../src/sender.ts';
-import { encodeHeader } from '../src/wire.ts';
+import { CHUNK, encodeHeader } from '../src/wire.ts';
 import { makeTestPki, type TestPki } from './certs.ts';
 import { closed, openFds, tcpClient, tlsClient, until } from './support.ts';
 
@@ -376,6 +384,50 @@ describe('the receiving side', () => {
       await until(() => receiver.active() === 0, 'released');
       await first.close();
       await second.close();
+    },
+  );
+
+  it(
+    'takes a file sent again from its start in place of the one it had finished (a first pass started over)',
+    { timeout: 30_000 },
+    async () => {
+      // Given a target that finished pages.img in an earlier attempt, and the source's pages.img since written
+      const size = 3 * CHUNK + 100;
+      const target = join(root, 'started-over');
+      mkdirSync(target, { recursive: true });
+      writeFileSync(join(target, 'pages.img'), Buffer.alloc(size, 1));
+      const source = join(work, 'started-over-source');
+      mkdirSync(source, { recursive: true });
+      const now = randomBytes(size);
+      writeFileSync(join(source, 'pages.img'), now);
+      const server = await createDataServer({ host: '127.0.0.1' });
+      const listener = server.expect('node-b');
+      register('node-a', server.port);
+      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const o = offer('node-a', server.port, 'started-over', size);
+      const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
+      assert.deepEqual(reply.ok && reply.verified, { 'pages.img': size }, 'the target says it has it all');
+      const sock = await listener.accept(5_000);
+      try {
+        // When the sender trusts none of it (its tracker started over) and sends the file from its start
+        const sent = await sendFiles({
+          sourceDir: source,
+          manifest: o.manifest,
+          sock,
+          verified: {},
+          throttle: () => Promise.resolve(),
+          onBytes: () => {},
+        });
+
+        // Then the target holds what was sent, and no part file is left
+        assert.equal(sent.bytesSent, size);
+        assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
+        assert.deepEqual(readdirSync(target), ['pages.img']);
+        await until(() => receiver.active() === 0, 'released');
+      } finally {
+        sock.destroy();
+        await server.close();
+      }
     },
   );
 
