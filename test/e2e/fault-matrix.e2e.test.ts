@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { liveForwardSteps } from '@haul/domain';
 import { followToEnd } from '@haul/cli';
-import { injections, withRunningWorld, worldTakingTurns, type CtWorld } from '@haul/test';
+import {
+  injections,
+  moreInjections,
+  withRunningWorld,
+  worldTakingTurns,
+  type CtWorld,
+  type Injection,
+} from '@haul/test';
 import type { StepName } from '@haul/schemas';
 
 /** Every case's world: one shared disk, a small CT, a stream given up after one retry. */
@@ -27,33 +34,41 @@ describe('fault matrix: a failure at every host step of a live migration with a 
     );
   });
 
+  /** One case: the migration with the step's fault, how it ended, and every invariant after it. */
+  const caseOf = (step: StepName, inj: Injection) => async (w: CtWorld) => {
+    const unplant = inj.plant?.(w);
+    const base = await w.baseline('node-a');
+    // Two pre-dumps: every forward step runs (preDump's fault is at the second), no more than that.
+    const r = await w.migrate(`fault-${step}`, { preDump: 'on', maxIterations: 2 });
+    assert.ok(r.ok, JSON.stringify(r));
+    if (!r.ok) return;
+    const end = await followToEnd(w.eventLog, r.migrationId, inj.watch?.(w) ?? (() => {}));
+    unplant?.();
+    const events = await w.events(r.migrationId);
+    if (inj.expect === 'MigrationRolledBack') {
+      const failed = events.find((e) => e.type === 'StepFailed');
+      const first = failed?.type === 'StepFailed' ? failed.data.step : undefined;
+      assert.ok(
+        first !== undefined && [step, ...(inj.alsoFails ?? [])].includes(first),
+        `the first failure is at ${step}, not ${first}`,
+      );
+    }
+    assert.equal(end.type, inj.expect);
+    assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+  };
+  const runCase = (step: StepName, inj: Injection) =>
+    inj.streamerEnv
+      ? withRunningWorld({ ...worldOptions, faults: inj.rules ?? [] }, caseOf(step, inj), inj.streamerEnv)
+      : shared.turn(inj.rules ?? [], caseOf(step, inj));
+
   for (const step of liveForwardSteps as StepName[]) {
     const inj = injections[step]!;
-    const run = async (w: CtWorld) => {
-      const unplant = inj.plant?.(w);
-      const base = await w.baseline('node-a');
-      // Two pre-dumps: every forward step runs (preDump's fault is at the second), no more than that.
-      const r = await w.migrate(`fault-${step}`, { preDump: 'on', maxIterations: 2 });
-      assert.ok(r.ok, JSON.stringify(r));
-      if (!r.ok) return;
-      const end = await followToEnd(w.eventLog, r.migrationId, inj.watch?.(w) ?? (() => {}));
-      unplant?.();
-      const events = await w.events(r.migrationId);
-      if (inj.expect === 'MigrationRolledBack') {
-        const failed = events.find((e) => e.type === 'StepFailed');
-        const first = failed?.type === 'StepFailed' ? failed.data.step : undefined;
-        assert.ok(
-          first !== undefined && [step, ...(inj.alsoFails ?? [])].includes(first),
-          `the first failure is at ${step}, not ${first}`,
-        );
-      }
-      assert.equal(end.type, inj.expect);
-      assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
-    };
-    it(`${step} fails → ${inj.expect}, every invariant holds`, { timeout: caseTimeoutMs }, async () => {
-      if (inj.streamerEnv)
-        return withRunningWorld({ ...worldOptions, faults: inj.rules ?? [] }, run, inj.streamerEnv);
-      await shared.turn(inj.rules ?? [], run);
-    });
+    it(`${step} fails → ${inj.expect}, every invariant holds`, { timeout: caseTimeoutMs }, () =>
+      runCase(step, inj),
+    );
   }
+  for (const { step, what, injection } of moreInjections)
+    it(`${step} fails ${what} → ${injection.expect}, every invariant holds`, { timeout: caseTimeoutMs }, () =>
+      runCase(step, injection),
+    );
 });

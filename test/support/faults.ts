@@ -184,3 +184,28 @@ export const injections: Record<string, Injection> = {
     expect: 'MigrationCompleted',
   },
 };
+
+/**
+ * More ways for one step to fail, beyond its case in `injections`: the final dump fails after criu froze the CT and
+ * holds its dump (the CT's sysctls, read beside the images at post-dump, cannot be read): the CT must not stay frozen.
+ */
+export const moreInjections: { step: StepName; what: string; injection: Injection }[] = [
+  {
+    step: 'finalDump',
+    what: 'after the freeze',
+    injection: {
+      rules: [
+        {
+          tool: 'cgexec',
+          node: 'node-a',
+          match: ' cat /proc/sys/',
+          call: 1,
+          action: 'fail',
+          exitCode: 1,
+          stderr: 'cat: /proc/sys/kernel/injected: No such file or directory',
+        },
+      ],
+      expect: 'MigrationRolledBack',
+    },
+  },
+];

@@ -104,6 +104,26 @@ describe('given a rollback in the frozen window with a local disk copied to the 
   });
 });
 
+describe('given a final dump that failed after it froze the CT', () => {
+  // The agent's handler goes on after criu froze the CT and holds its dump (the CT's sysctls read beside the images).
+  const failedAtDump = simulate({
+    ...scenario,
+    fault: { kind: 'fail', step: 'finalDump', nth: 1, partial: true },
+  });
+  it('the rollback resumes the source, in doubt (the agent aborts the held dump, or finds the CT running)', () => {
+    const rolling = upTo(failedAtDump.events, (e) => e.type === 'RollbackStarted');
+    const resume = planRollback(rolling).find((a) => a.step === 'resumeSource');
+    assert.deepEqual(resume && { key: resume.key, reconcile: resume.reconcile }, {
+      key: 'resumeSource:-',
+      reconcile: true,
+    });
+  });
+  it('and the CT runs on its source when the migration has rolled back', () => {
+    assert.equal(failedAtDump.terminal, 'MigrationRolledBack');
+    assert.equal(failedAtDump.host.ct.source, 'running');
+  });
+});
+
 /**
  * `log` and a refusal, then the coordinator's first decision on it: the step's StepFailed, with the rejection's
  * error, not retryable.

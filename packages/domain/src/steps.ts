@@ -57,7 +57,8 @@ export const stepTable: Record<StepName, StepSpec> = {
     kind: 'forward',
     timeout: 'criu',
     effect: 'CT frozen, dump held open',
-    failureMayLeaveEffect: false,
+    // The handler goes on after the freeze (the CT's sysctls beside the images): a failure there leaves the CT frozen.
+    failureMayLeaveEffect: true,
   },
   backupDescriptor: {
     executor: 'agent',

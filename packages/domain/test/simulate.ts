@@ -267,7 +267,7 @@ export function simulate(sc: SimScenario): SimResult {
 
     if (hit && (f.kind === 'fail' || f.kind === 'crash')) {
       // fail: a partial effect, then a failure report; crash: the whole effect maybe, and no report ever.
-      // A step whose failure leaves no effect (criu undoes a failed dump itself) gets no partial effect.
+      // A step whose failure leaves no effect (criu undoes a failed pre-dump itself) gets no partial effect.
       if (f.partial && (f.kind === 'crash' || stepTable[cmd.step].failureMayLeaveEffect))
         apply(host, cmd, sc, f.kind === 'fail');
       if (f.kind === 'fail')

@@ -347,6 +347,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       const error = errorInfo(err);
       mlog.error({ err: error, ms: Date.now() - t0 }, 'step failed');
       metrics.step(cmd.step, 'failed', (Date.now() - t0) / 1000);
+      // A final dump can fail after the freeze (the CT's sysctls beside the images): the rollback resumes the CT
+      // (the core holds the failure in doubt), and its lease does should the rollback never come.
+      if (cmd.step === 'finalDump') leases.arm(held.meta(cmd.migrationId));
       return event(
         cmd.migrationId,
         'StepFailed',
