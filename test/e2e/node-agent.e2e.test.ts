@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { encodeJson, subjects } from '@haul/bus';
-import { publishAs, withRunningWorld } from '@haul/test';
+import { publishAs, withRunningWorld, type FaultRule } from '@haul/test';
 import type { MigrationEvent } from '@haul/schemas';
 import { outcomes, run } from './agent-runs.ts';
 
@@ -70,6 +70,31 @@ describe('node agent: the target rebooted during the migration', () => {
       assert.equal(restore?.type, 'StepFailed');
       assert.equal(restore?.type === 'StepFailed' && restore.data.error.code, 'HAUL_TARGET_REBOOTED');
       assert.ok(!events.some((e) => e.type === 'RestoreStarted'), 'the restore never started');
+      assert.deepEqual(await w.brokenInvariants(id, base), []);
+    });
+  });
+
+  it('refuses the restore delivered again after a reboot during it (RestoreStarted in the log); the migration rolls back', async () => {
+    // vzctl restore kills the target's agent before it does anything: the target "reboots" in its restore
+    const faults: FaultRule[] = [
+      { tool: 'vzctl', sub: 'restore', node: 'node-b', call: 1, action: 'kill-caller' },
+    ];
+    await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults }, async (w) => {
+      // It comes back with a new boot id, and its agent is started again (as systemd would): the restore is delivered
+      // again, its marker in doubt
+      const restarted = w.services.get('agent-node-b')!.exited.then(async () => {
+        await w.cluster.ok('node-b', 'haul-emu', ['new-boot-id']);
+        await w.startAgent('node-b');
+      });
+      const { id, end, base, events } = await run(w);
+      await restarted;
+      assert.ok(
+        events.some((e) => e.type === 'RestoreStarted'),
+        'the restore had started',
+      );
+      const restore = outcomes(events).find((e) => e.data.step === 'restore');
+      assert.equal(restore?.type === 'StepFailed' && restore.data.error.code, 'HAUL_TARGET_REBOOTED');
+      assert.equal(end.type, 'MigrationRolledBack');
       assert.deepEqual(await w.brokenInvariants(id, base), []);
     });
   });

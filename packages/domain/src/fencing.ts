@@ -40,6 +40,23 @@ export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNo
 }
 
 /**
+ * A fence rule's verdict on an event the agent asks to append: on the log before the event when the log holds it
+ * already, else on the whole log. Nothing needs appending in the first case, but the step runs again (a redelivery
+ * after a crash, or after a reboot of its host), and it is judged as its first run was: on the same log, with its host
+ * as it is now. A target that rebooted since it appended RestoreStarted is refused, as it would have been before.
+ */
+export function judgedAgain(
+  events: readonly MigrationEvent[],
+  eventId: string,
+  rule: (events: readonly MigrationEvent[]) => FenceVerdict,
+): { inLog: boolean; verdict: FenceVerdict } {
+  const at = events.findIndex((e) => e.eventId === eventId);
+  return at < 0
+    ? { inLog: false, verdict: rule(events) }
+    : { inLog: true, verdict: rule(events.slice(0, at)) };
+}
+
+/**
  * May the source resume the frozen CT (append ResumedOnSource, abort the dump)? Never once the target restore has
  * started, unless the target CT is known stopped afterwards: a successful stopTarget after RestoreStarted, or an
  * operator's assertion that they stopped it by hand (ActionResolved of stopTarget).

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { fold } from './evolve.ts';
-import { mayResumeSource, mayStartRestore, resumeVerdict } from './fencing.ts';
+import { judgedAgain, mayResumeSource, mayStartRestore, resumeVerdict } from './fencing.ts';
 import { initialState } from './state.ts';
 
 const ev = (type: MigrationEvent['type'], data: Record<string, unknown> = {}): MigrationEvent =>
@@ -45,6 +45,31 @@ describe('the commit-point fence', () => {
     assert.equal(v.ok, false);
     assert.equal(!v.ok && v.code, 'HAUL_TARGET_REBOOTED');
     assert.equal(mayStartRestore([preflight]).ok, true, 'no boot id known now: nothing to compare');
+  });
+  it('judges a restore run again (RestoreStarted already in the log) as its first run: refused once the target rebooted', () => {
+    // Given a log where the target's preflight recorded boot-1 and the target then appended RestoreStarted
+    const preflight = ev('StepSucceeded', {
+      commandId: 'p',
+      step: 'preflightTarget',
+      result: { bootId: 'boot-1' },
+    });
+    const log = [preflight, started];
+    const asked = (bootId: string) =>
+      judgedAgain(log, started.eventId, (e) => mayStartRestore(e, { bootId }));
+    // When the restore is delivered again on the same boot (its agent restarted), then it goes on, nothing appended
+    assert.deepEqual(asked('boot-1'), { inLog: true, verdict: { ok: true } });
+    // When it is delivered again after a reboot, then it is refused: its images may have been lost with the cache
+    const again = asked('boot-2');
+    assert.equal(again.inLog, true);
+    assert.equal(!again.verdict.ok && again.verdict.code, 'HAUL_TARGET_REBOOTED');
+    // And an event not in the log yet is judged on the whole log
+    assert.deepEqual(
+      judgedAgain([preflight], started.eventId, (e) => mayStartRestore(e, { bootId: 'boot-1' })),
+      {
+        inLog: false,
+        verdict: { ok: true },
+      },
+    );
   });
   it('lets the source resume before the restore started', () => assert.equal(mayResumeSource([]).ok, true));
   it('keeps the source frozen once the restore started', () =>

@@ -68,7 +68,7 @@ export {
 } from './disk-passes.ts';
 export { projectStatus, sealedStatus, statusSnapshot, statusVersion } from './status.ts';
 export { operatorActionOf, type OperatorAction } from './state.ts';
-export { mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
+export { judgedAgain, mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
 export {
   checkPreflight,
   checkRoom,

@@ -40,6 +40,7 @@ import {
   errorCodes,
   fold,
   initialState,
+  judgedAgain,
   mayRunBefore,
   misaddressed,
   runsBefore,
@@ -203,8 +204,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         const { events, lastSeq } = kept
           ? { events: kept.events.map((e) => e.event), lastSeq: kept.lastSeq }
           : await this.readLog();
-        if (events.some((e) => e.eventId === ev.eventId)) return { ok: true };
-        const v = rule(events);
+        // Already in the log (the step runs again): judged on the log before it, which no later event changes.
+        const { inLog, verdict: v } = judgedAgain(events, ev.eventId, rule);
+        if (inLog) return v;
         if (!v.ok && kept) continue;
         if (!v.ok) return v;
         try {

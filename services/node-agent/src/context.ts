@@ -46,7 +46,7 @@ export type HandlerContext = {
    */
   fencedAppend(
     event: MigrationEvent,
-    rule: (events: MigrationEvent[]) => FenceVerdict,
+    rule: (events: readonly MigrationEvent[]) => FenceVerdict,
   ): Promise<FenceVerdict>;
   event<T extends MigrationEvent['type']>(
     type: T,
