@@ -111,9 +111,10 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
   }
 
   // The agent dies while its tool still runs, and the tool goes on after it (the unit stops the agent alone, so that
-  // a held dump survives): left alone, it would act beside the restarted agent, which runs the same command again.
+  // a held dump survives): left alone, it would act beside the restarted agent, which runs the same command again;
+  // killed, a ploop could leave its device and its descriptor disagreeing. The restarted agent waits for it.
   it(
-    'snapshotOrigin (agent on node-a killed while ploop snapshot -o runs, the tool left running): the restarted agent ends the tool before it takes a command; done once',
+    'snapshotOrigin (agent on node-a killed while ploop snapshot -o runs, the tool left running): the restarted agent waits for the tool to end before it takes a command; done once',
     {
       timeout: 240_000,
     },
@@ -131,22 +132,32 @@ describe('node agent: killed in the middle of a host-mutating step', () => {
         await shared.turn([orphan], async (w) => {
           let over = false;
           let restarted: Promise<unknown> | undefined;
-          /** The orphaned ploop's state once the new agent said it started ('gone', or its /proc state letter). */
+          /** The orphaned ploop's state while the new agent waited for it, and once that agent said it started. */
+          let orphanWhileWaited: string | undefined;
           let orphanAtStart: string | undefined;
           void w.services.get('agent-node-a')!.exited.then(() => {
             if (over) return;
-            restarted = w.startAgent('node-a').then(() => {
+            const starting = w.startAgent('node-a');
+            restarted = (async () => {
+              // The new agent waits for the tool (held at its gate) before it starts: let the tool go on then
+              await w.services.get('agent-node-a')!.waitForLine(/waiting for a host tool/, 60_000);
+              orphanWhileWaited = processState(gate.pid()!);
+              gate.open();
+              await starting;
               orphanAtStart = processState(gate.pid()!);
-              gate.open(); // a tool still running may go on now: it would act beside the new agent
-            });
+            })();
           });
           try {
             const { id, end, base, events } = await run(w);
             assert.equal(end.type, 'MigrationCompleted');
             await restarted;
             assert.ok(
+              orphanWhileWaited !== undefined && !['gone', 'Z'].includes(orphanWhileWaited),
+              `the orphaned ploop was ${orphanWhileWaited} while the new agent waited`,
+            );
+            assert.ok(
               orphanAtStart === 'gone' || orphanAtStart === 'Z',
-              `the orphaned ploop was ${orphanAtStart}`,
+              `the orphaned ploop was ${orphanAtStart} when the new agent started`,
             );
             const o = outcomes(events).filter((e) => e.data.step === 'snapshotOrigin');
             assert.deepEqual(

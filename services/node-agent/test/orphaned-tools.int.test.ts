@@ -16,8 +16,8 @@ import { pino } from 'pino';
 import { until } from '@haul/test';
 import { runAgentScript } from './dying-agent.ts';
 import { CommandFailedError, createRunner } from '../src/adapters/exec.ts';
-import { createToolRecords, endOrphanedTools } from '../src/adapters/orphaned-tools.ts';
-import { liveProcesses } from '@haul/bus';
+import { createToolRecords, endOrphanedTools, type ToolRecord } from '../src/adapters/orphaned-tools.ts';
+import { liveProcesses, procStat } from '@haul/bus';
 
 const log = pino({ level: 'silent' });
 const root = mkdtempSync(join(tmpdir(), 'haul-orphans-'));
@@ -90,6 +90,58 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
     }
   });
 
+  it('given a tool that runs to its end (a ploop that changes a device and its descriptor) still running, when an agent starts, then it waits for the tool to end and ends nothing', async () => {
+    // Given such a tool, recorded by a runner standing in for the dead agent, that ends on its own a moment later
+    const dir = join(root, 'to-its-end');
+    const records = createToolRecords(dir);
+    const run = createRunner(log, process.env, undefined, records);
+    const done = join(root, 'to-its-end-done');
+    const tool = run('sh', ['-c', `sleep 0.5; touch ${done}`], {
+      timeoutMs: 600_000,
+      toItsEnd: true,
+    });
+    const [rec] = readdirSync(dir).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as ToolRecord);
+    assert.ok(rec?.until !== undefined && rec.until > Date.now(), 'recorded with the time it may run until');
+
+    // When an agent starts
+    const ended = await endOrphanedTools({ dir }, log);
+
+    // Then the tool ran to its end first, and nothing was ended
+    assert.deepEqual(ended, []);
+    assert.equal(existsSync(done), true, 'the tool did its work');
+    assert.deepEqual((await tool).exitCode, 0);
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  it('given a tool that runs to its end still running past its time, when an agent starts, then it ends it then', async () => {
+    // Given a record of such a tool, due to have ended a moment from now, whose process goes on
+    const dir = join(root, 'past-its-end');
+    createToolRecords(dir);
+    const marker = `603.${process.pid}`;
+    const hung = spawn('sleep', [marker], { detached: true, stdio: 'ignore' });
+    try {
+      const pid = hung.pid!;
+      await until(() => alive(marker).length === 1, 'the hung tool running');
+      const rec: ToolRecord = {
+        pid,
+        start: procStat(pid)!.start,
+        argv: ['ploop', 'snapshot'],
+        until: Date.now() + 300,
+      };
+      writeFileSync(join(dir, String(pid)), JSON.stringify(rec));
+
+      // When an agent starts, then the tool is ended once its time is over
+      assert.deepEqual(
+        (await endOrphanedTools({ dir }, log)).map((r) => r.pid),
+        [pid],
+      );
+      assert.deepEqual(alive(marker), []);
+      assert.deepEqual(readdirSync(dir), []);
+    } finally {
+      hung.kill('SIGKILL');
+    }
+  });
+
   it("given an agent that dies between a tool's spawn and its record, then the tool never runs", async () => {
     // Given a runner in a process of its own whose record of a tool kills that process instead (the agent dies in
     // that moment): it says the tool's pid first
@@ -140,5 +192,24 @@ describe('the runner of host tools (exec.ts), once the agent stops', () => {
     assert.equal(failed.why, 'cancelled');
     assert.equal(existsSync(ran), false, 'the tool did not run');
     assert.deepEqual(readdirSync(dir), [], 'nothing recorded');
+  });
+
+  it('given a tool that runs to its end, when the agent stops while it runs, then it is not cancelled', async () => {
+    // Given such a tool running
+    const ac = new AbortController();
+    const done = join(root, 'stopping-to-its-end');
+    const run = createRunner(log, process.env, undefined, createToolRecords(join(root, 'stopping-2')));
+    const tool = run('sh', ['-c', `sleep 0.3; touch ${done}`], {
+      timeoutMs: 60_000,
+      signal: ac.signal,
+      toItsEnd: true,
+    });
+
+    // When the agent begins to stop
+    ac.abort();
+
+    // Then the tool runs to its end
+    assert.equal((await tool).exitCode, 0);
+    assert.equal(existsSync(done), true);
   });
 });

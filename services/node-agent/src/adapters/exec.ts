@@ -65,7 +65,19 @@ export class CommandFailedError extends Error {
   }
 }
 
-export type RunOptions = { timeoutMs: number; signal?: AbortSignal; okCodes?: number[] };
+export type RunOptions = {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  okCodes?: number[];
+  /**
+   * The tool changes a device and then its descriptor (ploop snapshot, snapshot-delete): killed between the two, it
+   * leaves them disagreeing, which no inspection of the descriptor sees (a delta the device writes that the descriptor
+   * does not name, swept as an orphan; a delta merged on the device that the descriptor still names, merged again).
+   * So once started it runs to its end: the agent's stop does not cancel it, and an agent started after this one died
+   * waits for it (orphaned-tools.ts) instead of ending it. Only its timeout ends it: a tool hung that long.
+   */
+  toItsEnd?: boolean;
+};
 export type RunResult = { exitCode: number; stdout: string; stderr: string };
 export type Runner = (tool: string, args: string[], opts: RunOptions) => Promise<RunResult>;
 
@@ -122,7 +134,8 @@ export function createRunner(
     });
     try {
       recordThenOpen(sub.stdin, () => {
-        if (sub.pid !== undefined) records?.started(sub.pid, [tool, ...args]);
+        if (sub.pid !== undefined)
+          records?.started(sub.pid, [tool, ...args], opts.toItsEnd ? started + opts.timeoutMs : undefined);
       });
     } catch (err) {
       if (sub.pid !== undefined) records?.ended(sub.pid); // what the failed write left of the record
@@ -146,7 +159,7 @@ export function createRunner(
       why = 'cancelled';
       killTree();
     };
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (!opts.toItsEnd) opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const r = await sub;
       const exitCode = r.exitCode ?? -1;

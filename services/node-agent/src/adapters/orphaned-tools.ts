@@ -19,7 +19,9 @@ import { groupMembers, pidReused, procStat, type Logger } from '@haul/bus';
  * command, it ends every recorded tool still running: its whole process group, with SIGKILL, as a timeout or a
  * cancellation ends one (the CTs a tool launched left its group, as real CTs do, and stay). The step the tool served
  * is then in doubt like a timed-out one, and its command, delivered again, is reconciled by inspection. The held
- * dumps' criu is started apart (held-dumps.ts) and is adopted, never ended.
+ * dumps' criu is started apart (held-dumps.ts) and is adopted, never ended. A tool that runs to its end (a ploop that
+ * changes a device and then its descriptor: exec.ts RunOptions.toItsEnd) is waited for instead, until its timeout,
+ * and ended only after: killed between its two changes, it would leave them disagreeing.
  *
  * An agent killed between the spawn and the record's write leaves no record, but no tool either: a tool starts only
  * once its record is written (exec.ts, gated), and its gate ends with the agent. A record whose pid now names another
@@ -27,8 +29,11 @@ import { groupMembers, pidReused, procStat, type Logger } from '@haul/bus';
  * alone.
  */
 
-/** A tool the runner started: the leader of its own process group. */
-export type ToolRecord = { pid: number; start: string; argv: string[] };
+/**
+ * A tool the runner started: the leader of its own process group. `until`: a tool that runs to its end (exec.ts
+ * RunOptions.toItsEnd), waited for until then (its timeout, ms since the epoch), ended only after.
+ */
+export type ToolRecord = { pid: number; start: string; argv: string[]; until?: number };
 
 export type ToolRecords = ReturnType<typeof createToolRecords>;
 
@@ -37,10 +42,10 @@ export function createToolRecords(dir: string) {
   return {
     dir,
     /** A tool was spawned as `pid`: record it before anything else can happen (a synchronous write). */
-    started(pid: number, argv: string[]): void {
+    started(pid: number, argv: string[], until?: number): void {
       const st = procStat(pid);
       if (!st) return; // ended already: nothing can outlive the agent
-      const rec: ToolRecord = { pid, start: st.start, argv };
+      const rec: ToolRecord = { pid, start: st.start, argv, ...(until === undefined ? {} : { until }) };
       writeFileSync(join(dir, String(pid)), JSON.stringify(rec));
     },
     ended(pid: number): void {
@@ -84,6 +89,13 @@ export async function endOrphanedTools(
     // The pid names another process now: the group it led ended wholly (a group's id is not given out again
     // while one of its processes lives).
     const reused = pidReused(rec.pid, rec.start);
+    if (!reused && rec.until !== undefined && groupMembers(rec.pid).length > 0) {
+      log.warn(
+        { pid: rec.pid, argv: rec.argv, until: new Date(rec.until).toISOString() },
+        'waiting for a host tool an earlier agent left running to end: it changes a device and its descriptor',
+      );
+      while (groupMembers(rec.pid).length > 0 && Date.now() < rec.until) await delay(pollMs);
+    }
     if (!reused && groupMembers(rec.pid).length > 0) {
       log.warn({ pid: rec.pid, argv: rec.argv }, 'ending a host tool an earlier agent left running');
       try {

@@ -128,6 +128,8 @@ export function logTail(file: string): string {
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
+  /** A ploop call that changes a device and its descriptor: it runs to its end (RunOptions.toItsEnd). */
+  const toItsEnd = (timeoutMs: number) => ({ ...o(timeoutMs), toItsEnd: true });
   return {
     async vzctlStatus(ctid: string): Promise<CtStatus> {
       const r = await run('vzctl', ['status', ctid], o(stepTimeoutsMs.quick));
@@ -248,8 +250,12 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       '-v2',
     ],
     ploopSnapshot: (ddXml: string, guid: string, offline: boolean) =>
-      run('ploop', ['snapshot', '-u', guid, ...(offline ? ['-o'] : []), ddXml], o(stepTimeoutsMs.ploop)),
+      run(
+        'ploop',
+        ['snapshot', '-u', guid, ...(offline ? ['-o'] : []), ddXml],
+        toItsEnd(stepTimeoutsMs.ploop),
+      ),
     ploopSnapshotDelete: (ddXml: string, guid: string) =>
-      run('ploop', ['snapshot-delete', '-u', guid, ddXml], o(stepTimeoutsMs.ploop)),
+      run('ploop', ['snapshot-delete', '-u', guid, ddXml], toItsEnd(stepTimeoutsMs.ploop)),
   };
 }
