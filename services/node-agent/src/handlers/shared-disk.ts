@@ -234,7 +234,11 @@ export const cleanupSharedDisk: Handler = async (cmd) => {
   return r;
 };
 
-/** On the target, once the source no longer has the base open: merge G1 (f1 into the base) online. */
+/**
+ * On the target, once the source no longer has the base open: merge G1 (f1 into the base) online. ploop removes f1
+ * after it stored the descriptor: a merge cut short in between (its host crashed, or its timeout) left f1, named by
+ * nothing, which the sweep removes (cleanupSharedDisk's sweep runs before this step).
+ */
 export const mergeOrigin: Handler = async (cmd, ctx) => {
   const { ddxml, originGuid } = argsOf<SharedDiskArgs>(cmd);
   const r: HostResult = { actions: [] };
@@ -242,5 +246,6 @@ export const mergeOrigin: Handler = async (cmd, ctx) => {
     await ctx.tools.ploopSnapshotDelete(ddxml, originGuid);
     r.actions.push(`merged origin snapshot ${originGuid}`);
   } else r.actions.push('origin snapshot already merged');
+  await sweepOrphanDeltas(ddxml, r.actions);
   return r;
 };

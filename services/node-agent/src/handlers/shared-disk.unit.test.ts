@@ -20,7 +20,7 @@ import type { StepCommand } from '@haul/schemas';
 import { TOPDELTA } from '../adapters/descriptor.ts';
 import { liveProcesses } from '@haul/bus';
 import { StepError, type HandlerContext } from '../context.ts';
-import { cleanupSharedDisk, restoreSharedDisk, snapshotCopy } from './shared-disk.ts';
+import { cleanupSharedDisk, mergeOrigin, restoreSharedDisk, snapshotCopy } from './shared-disk.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-shared-disk-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -90,6 +90,43 @@ describe('snapshotCopy, queued behind the rest of its disk preparation', () => {
     const d = prepared('origin-done', true);
     await snapshotCopy(d.cmd, d.ctx);
     assert.deepEqual(d.ploop, [[join(d.dir, 'DiskDescriptor.copy.xml'), copyGuid(mid, 1)]]);
+  });
+});
+
+describe('mergeOrigin cut short after ploop stored the descriptor', () => {
+  it("removes the origin's delta the merge left: nothing of the migration is left on the shared storage", async () => {
+    // Given the target's descriptor without G1 (the merge stored it), and f1 still there (cut before its removal)
+    const d = prepared('merge-cut-short', false);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    rmSync(`${ddxml}.copy`); // the source's cleanup ran before
+    writeFileSync(join(d.dir, 'root.hds'), '');
+    const f1 = 'root.hds.{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0}';
+    writeFileSync(join(d.dir, f1), 'merged into root.hds');
+    const merged: string[][] = [];
+    const ctx = {
+      ...d.ctx,
+      tools: {
+        ploopSnapshotDelete: (dd: string, guid: string) => {
+          merged.push([dd, guid]);
+          return Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+        },
+      },
+    } as unknown as HandlerContext;
+    const cmd = {
+      ...d.cmd,
+      commandId: `${mid}:mergeOrigin:1:1`,
+      node: 'node-b',
+      step: 'mergeOrigin',
+      args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
+    } as unknown as StepCommand;
+
+    // When mergeOrigin runs again
+    const r = (await mergeOrigin(cmd, ctx)) as { actions: string[] };
+
+    // Then nothing is merged again, and f1 is gone
+    assert.deepEqual(merged, []);
+    assert.deepEqual(r.actions, ['origin snapshot already merged', `removed orphan delta ${f1}`]);
+    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
   });
 });
 
