@@ -47,6 +47,20 @@ function readSums(path: string, size: number): Buffer | undefined {
   }
 }
 
+/**
+ * What an earlier reception left beside a file that needs none: the sums of a finished file (a receiver that died
+ * between a finish's rename and its unlink), the part and sums of a file now empty. A local disk's copy is the CT's
+ * private area, and a later migration would copy them back as data.
+ */
+export function dropLeftovers(path: string): void {
+  for (const p of [partPathOf(path), sumsPathOf(path)])
+    try {
+      unlinkSync(p);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+}
+
 /** The finished file is here: a regular file (a link does not count) of the right size, with no part file beside it. */
 export function isFinished(path: string, size: number): boolean {
   return regularFileSize(path) === size && regularFileSize(partPathOf(path)) === undefined;

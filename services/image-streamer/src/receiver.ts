@@ -18,7 +18,7 @@ import type { ErrorInfo, StreamerRegistration, StreamOffer, StreamOfferReply } f
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
 import { createEmptyFile, mkdirsNoFollow, noFollow, regularFileSize } from './confine.ts';
-import { isFinished, PartFile, verifiedPrefix } from './part-file.ts';
+import { dropLeftovers, isFinished, PartFile, verifiedPrefix } from './part-file.ts';
 import { UpdateFile } from './update-file.ts';
 import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
@@ -336,10 +336,10 @@ class Reception {
 
   /**
    * The file a full pass's chunk at `offset` goes to, opened at its first chunk. The sender sends each file from what
-   * it trusts of this side's: from the verified prefix the offer's answer told it, or from the start (a first pass of
-   * a disk copy started over with a fresh tracker: what is here may be older than the tracker). A first chunk before
-   * the verified prefix is the latter, and the file starts over: a part file kept, or one finished (which has no part
-   * file to resume), would take chunks it does not hold.
+   * it trusts of this side's: from the end of the verified prefix the offer's answer told it (no chunk of which it
+   * sends again), or from the start (a first pass of a disk copy started over with a fresh tracker: what is here may
+   * be older than the tracker). A first chunk at 0 with something verified is the latter, and the file starts over:
+   * a part file kept, or one finished (which has no part file to resume), would take chunks it does not hold.
    */
   private partFile(entry: ManifestEntry & { size: number }, offset: number): PartFile {
     let f = this.files.get(entry.path);
@@ -351,7 +351,7 @@ class Reception {
       join(targetDir, entry.path),
       entry.size,
       entry.mode ?? 0o644,
-      offset < verified ? 0 : verified,
+      offset === 0 ? 0 : verified,
     );
     this.files.set(entry.path, f);
     return f;
@@ -433,7 +433,7 @@ class Reception {
       dirs.add(dirname(p));
       if (e.kind !== 'file') continue;
       const size = e.size ?? 0;
-      const f = this.files.get(e.path);
+      const f = this.files.get(e.path) ?? this.verifiedWhole(e, p, size);
       if (f) {
         this.files.delete(e.path);
         if (!f.complete) {
@@ -442,13 +442,23 @@ class Reception {
         }
         f.finish(durable);
       } else if (isFinished(p, size)) {
-        continue;
+        dropLeftovers(p);
       } else if (size === 0) {
         mkdirsNoFollow(targetDir, dirname(e.path));
         createEmptyFile(p, e.mode ?? 0o644);
+        dropLeftovers(p);
       } else return `${e.path}: never received`;
     }
     return undefined;
+  }
+
+  /**
+   * A part file an earlier reception verified to its end (it was cut before its finish renamed it): the sender sends
+   * none of it, and it is finished as if it had come now.
+   */
+  private verifiedWhole(e: ManifestEntry, p: string, size: number): PartFile | undefined {
+    if (size === 0 || this.verified[e.path] !== size || isFinished(p, size)) return undefined;
+    return this.partFile({ ...e, size }, size);
   }
 
   /** An update pass: each file sent to is given its size; each other one must be there with its size already. */

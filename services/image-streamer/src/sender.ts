@@ -199,7 +199,8 @@ class Sending {
     this.stats.resumedBytes += from;
     if (from > 0) this.o.onBytes(from);
     for (let off = from - (from % CHUNK); off < size; off += CHUNK) {
-      if (off + CHUNK <= from) continue;
+      // A chunk the target verified whole is not sent again: the last one of a file verified to its end is shorter.
+      if (Math.min(off + CHUNK, size) <= from) continue;
       await this.sendThenResend({ path: e.path, offset: off, len: Math.min(CHUNK, size - off) });
     }
   }

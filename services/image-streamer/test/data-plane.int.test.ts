@@ -25,7 +25,8 @@ import {
 } from '../src/data-server.ts';
 import { createReceiver, type PeerRegistry } from '../src/receiver.ts';
 import { sendFiles } from '../src/sender.ts';
-import { CHUNK, encodeHeader } from '../src/wire.ts';
+import { PartFile } from '../src/part-file.ts';
+import { CHUNK, chunkDigest, encodeHeader } from '../src/wire.ts';
 import { makeTestPki, type TestPki } from './certs.ts';
 import { closed, openFds, tcpClient, tlsClient, until } from './support.ts';
 
@@ -423,6 +424,110 @@ describe('the receiving side', () => {
         assert.equal(sent.bytesSent, size);
         assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
         assert.deepEqual(readdirSync(target), ['pages.img']);
+        await until(() => receiver.active() === 0, 'released');
+      } finally {
+        sock.destroy();
+        await server.close();
+      }
+    },
+  );
+
+  it(
+    'leaves no part or sums file of an earlier reception beside a finished file or an empty one',
+    { timeout: 30_000 },
+    async () => {
+      // Given a target that finished pages.img but still has its sums (its receiver died between the finish's rename
+      // and its unlink), and the part and sums of empty.img from an attempt when it was not empty
+      const size = CHUNK + 100;
+      const target = join(root, 'leftovers');
+      mkdirSync(target, { recursive: true });
+      const source = join(work, 'leftovers-source');
+      mkdirSync(source, { recursive: true });
+      const data = randomBytes(size);
+      for (const dir of [source, target]) writeFileSync(join(dir, 'pages.img'), data);
+      writeFileSync(join(source, 'empty.img'), '');
+      for (const f of ['pages.img.haul-sums', 'empty.img.haul-part', 'empty.img.haul-sums'])
+        writeFileSync(join(target, f), 'left by an earlier reception');
+      const server = await createDataServer({ host: '127.0.0.1' });
+      const listener = server.expect('node-b');
+      register('node-a', server.port);
+      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const o: StreamOffer = {
+        ...offer('node-a', server.port, 'leftovers', size),
+        manifest: [
+          { path: 'empty.img', kind: 'file', size: 0 },
+          { path: 'pages.img', kind: 'file', size },
+        ],
+      };
+      const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
+      assert.ok(reply.ok);
+      const sock = await listener.accept(5_000);
+      try {
+        // When the sender sends from what the target verified (nothing is left to send)
+        const sent = await sendFiles({
+          sourceDir: source,
+          manifest: o.manifest,
+          sock,
+          verified: reply.verified,
+          throttle: () => Promise.resolve(),
+          onBytes: () => {},
+        });
+
+        // Then nothing was sent (the last chunk of pages.img, shorter than a chunk, neither), and the folder holds the
+        // two files and nothing else
+        assert.equal(sent.bytesSent, 0);
+        assert.deepEqual(readdirSync(target).sort(), ['empty.img', 'pages.img']);
+        assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
+        await until(() => receiver.active() === 0, 'released');
+      } finally {
+        sock.destroy();
+        await server.close();
+      }
+    },
+  );
+
+  it(
+    'finishes a part file an earlier reception verified to its end (cut before its rename), with nothing sent',
+    { timeout: 30_000 },
+    async () => {
+      // Given a target whose pages.img (two whole chunks) is all in its part file, every chunk's sum recorded
+      const size = 2 * CHUNK;
+      const target = join(root, 'verified-whole');
+      mkdirSync(target, { recursive: true });
+      const source = join(work, 'verified-whole-source');
+      mkdirSync(source, { recursive: true });
+      const data = randomBytes(size);
+      writeFileSync(join(source, 'pages.img'), data);
+      const part = new PartFile(join(target, 'pages.img'), size, 0o644, 0);
+      for (let off = 0; off < size; off += CHUNK) {
+        const chunk = data.subarray(off, off + CHUNK);
+        part.write(off, chunk, chunkDigest(chunk));
+      }
+      part.close();
+      const server = await createDataServer({ host: '127.0.0.1' });
+      const listener = server.expect('node-b');
+      register('node-a', server.port);
+      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const o = offer('node-a', server.port, 'verified-whole', size);
+      const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
+      assert.ok(reply.ok);
+      assert.deepEqual(reply.verified, { 'pages.img': size });
+      const sock = await listener.accept(5_000);
+      try {
+        // When the sender sends from what the target verified
+        const sent = await sendFiles({
+          sourceDir: source,
+          manifest: o.manifest,
+          sock,
+          verified: reply.verified,
+          throttle: () => Promise.resolve(),
+          onBytes: () => {},
+        });
+
+        // Then nothing was sent, and the file has its name (before, the reception failed: "never received")
+        assert.equal(sent.bytesSent, 0);
+        assert.deepEqual(readdirSync(target), ['pages.img']);
+        assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
         await until(() => receiver.active() === 0, 'released');
       } finally {
         sock.destroy();
