@@ -3,6 +3,7 @@ import {
   fdatasyncSync,
   fstatSync,
   ftruncateSync,
+  lstatSync,
   openSync,
   readSync,
   renameSync,
@@ -10,6 +11,7 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { noFollow, regularFileSize } from './confine.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
@@ -18,7 +20,8 @@ import { CHUNK, chunkDigest } from './wire.ts';
  * written, the chunk's CRC-32 and length. Nothing is synced while streaming: the resume point is not trusted from
  * a counter but recomputed by reading the part file back and checking each chunk against its recorded sum, so a
  * machine crash that lost page-cache data, a torn write or a truncated part file shows up as a shorter verified
- * prefix, never as trusted garbage. The file appears under its own name only once every byte was verified.
+ * prefix, never as trusted garbage (once per process while the part file is unchanged: verifiedPrefix). The file
+ * appears under its own name only once every byte was verified.
  *
  * haul-sums layout: "HAULSUM1", u64 LE file size, then slot k (8 bytes) = u32 LE CRC-32, u32 LE length (0: none).
  */
@@ -67,30 +70,59 @@ export function isFinished(path: string, size: number): boolean {
 }
 
 /**
- * How many bytes from the start of `path` (a file of `size` bytes) are already here and verified: the whole size
- * when the finished file exists, else the longest prefix of chunks whose data still matches its recorded sum.
+ * Prefixes this process verified by reading part files back, each with what its two files looked like then (inode,
+ * size, modification time). A transfer offered again is answered from it at once: its sender gave up waiting for the
+ * first answer while a large part file was read back (the offer waits 10 s; 100 GiB from a disk takes minutes), and
+ * each new offer read it all again. Only this process writes part files here, and opening one for writing forgets its
+ * entry: an entry whose files look the same was not written since. A new process reads back again (a machine crash
+ * may have lost page-cache data).
  */
-export function verifiedPrefix(path: string, size: number): number {
+const readBack = new Map<string, { stamp: string; prefix: number }>();
+const maxReadBack = 10_000;
+
+function stampOf(path: string): string | undefined {
+  try {
+    const [p, s] = [partPathOf(path), sumsPathOf(path)].map((f) => lstatSync(f, { bigint: true }));
+    return [p!, s!].map((st) => `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`).join('/');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How many bytes from the start of `path` (a file of `size` bytes) are already here and verified: the whole size
+ * when the finished file exists, else the longest prefix of chunks whose data still matches its recorded sum. The
+ * part file is read back a chunk at a time through libuv's pool, so the streamer's other transfers go on meanwhile.
+ */
+export async function verifiedPrefix(path: string, size: number): Promise<number> {
   if (isFinished(path, size)) return size;
   const sums = readSums(path, size);
   if (!sums) return 0;
-  const fd = openSync(partPathOf(path), noFollow.read);
+  const stamp = stampOf(path);
+  const known = readBack.get(path);
+  if (stamp !== undefined && known?.stamp === stamp) return known.prefix;
+  const fh = await open(partPathOf(path), noFollow.read);
+  let prefix = 0;
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
-    let prefix = 0;
     for (let k = 0; k * CHUNK < size; k++) {
       const at = HEADER + k * SLOT;
       if (at + SLOT > sums.length) break;
       const len = chunkLength(size, k);
       if (sums.readUInt32LE(at + 4) !== len) break;
-      if (readSync(fd, buf, 0, len, k * CHUNK) !== len) break;
+      if ((await fh.read(buf, 0, len, k * CHUNK)).bytesRead !== len) break;
       if (chunkDigest(buf.subarray(0, len)) !== sums.readUInt32LE(at)) break;
       prefix += len;
     }
-    return prefix;
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
+  if (stamp !== undefined && stamp === stampOf(path)) {
+    readBack.delete(path);
+    readBack.set(path, { stamp, prefix });
+    if (readBack.size > maxReadBack) readBack.delete(readBack.keys().next().value!);
+  }
+  return prefix;
 }
 
 /**
@@ -122,6 +154,7 @@ export class PartFile {
     this.path = path;
     this.size = size;
     this.prefix = prefix;
+    readBack.delete(path); // written from now on
     if (prefix === 0) {
       rmSync(partPathOf(path), { force: true });
       rmSync(sumsPathOf(path), { force: true });

@@ -13,7 +13,7 @@ import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { errorCodes } from '@haul/domain';
 import { dirname, join, relative } from 'node:path';
-import { limits, type Logger } from '@haul/bus';
+import { createSerialByKey, limits, type Logger } from '@haul/bus';
 import type { ErrorInfo, StreamerRegistration, StreamOffer, StreamOfferReply } from '@haul/schemas';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
@@ -24,10 +24,10 @@ import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } fr
 import { CHUNK, chunkDigest } from './wire.ts';
 
 /** Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries. */
-export function verifiedBytes(offer: StreamOffer): Record<string, number> {
+export async function verifiedBytes(offer: StreamOffer): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const e of offer.manifest)
-    if (e.kind === 'file') out[e.path] = verifiedPrefix(join(offer.targetDir, e.path), e.size ?? 0);
+    if (e.kind === 'file') out[e.path] = await verifiedPrefix(join(offer.targetDir, e.path), e.size ?? 0);
   return out;
 }
 
@@ -87,6 +87,35 @@ export function createReceiver(opts: ReceiverOptions) {
     return undefined;
   }
 
+  const folders = createSerialByKey();
+
+  async function acceptInto(offer: StreamOffer, root: string): Promise<StreamOfferReply> {
+    const earlier = await endEarlierAttempt(offer);
+    if (earlier) return earlier;
+    // Counted from the answer to the data connection's close: held connections cannot pile up.
+    if ((active.get(offer.fromNode) ?? 0) >= perPeer)
+      return refuse(
+        errorCodes.streamerBusy,
+        'fromNode',
+        `${offer.fromNode} already has ${perPeer} transfers running into this streamer`,
+      );
+    const release = ctx(offer.fromNode).onClosed;
+    active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
+    let verified: Record<string, number>;
+    try {
+      mkdirSync(root, { recursive: true });
+      mkdirsNoFollow(root, relative(root, offer.targetDir));
+      for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
+      // An update pass resumes nothing: it is sent whole again.
+      verified = offer.update ? {} : await verifiedBytes(offer);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    receive(offer, verified);
+    return { ok: true, verified };
+  }
+
   /** Connect to the sender and receive: the slot counted for the offer is released when the connection closes. */
   function receive(offer: StreamOffer, verified: Record<string, number>): void {
     const c = ctx(offer.fromNode);
@@ -117,23 +146,10 @@ export function createReceiver(opts: ReceiverOptions) {
       }
       // From here on every path is built on the physical folder the checks walked (the root's real path).
       const offer = { ...received, targetDir: confined.dir };
-      const earlier = await endEarlierAttempt(offer);
-      if (earlier) return earlier;
-      // Counted from the answer to the data connection's close: held connections cannot pile up.
-      if ((active.get(offer.fromNode) ?? 0) >= perPeer)
-        return refuse(
-          errorCodes.streamerBusy,
-          'fromNode',
-          `${offer.fromNode} already has ${perPeer} transfers running into this streamer`,
-        );
-      mkdirSync(confined.root, { recursive: true });
-      mkdirsNoFollow(confined.root, relative(confined.root, confined.dir));
-      for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
-      // An update pass resumes nothing: it is sent whole again.
-      const verified = offer.update ? {} : verifiedBytes(offer);
-      active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
-      receive(offer, verified);
-      return { ok: true, verified };
+      // One offer into a folder at a time, from the end of the earlier attempt to the start of this one's reception:
+      // an offer sent again while the first's part files are read back waits, and is then answered from what that
+      // read found (verifiedPrefix), instead of reading beside it and receiving beside it.
+      return folders.run(offer.targetDir, () => acceptInto(offer, confined.root));
     },
     /** Data connections open or about to open (for tests and status). */
     active: () => [...active.values()].reduce((a, b) => a + b, 0),

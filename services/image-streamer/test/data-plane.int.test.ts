@@ -536,6 +536,41 @@ describe('the receiving side', () => {
     },
   );
 
+  it(
+    'takes two offers of one transfer into one folder one after the other: the later ends the earlier',
+    { timeout: 30_000 },
+    async () => {
+      // Given a folder with a part file to read back, and a sender that holds every connection open
+      const size = 3 * CHUNK;
+      const target = join(root, 'offered-twice');
+      mkdirSync(target, { recursive: true });
+      const part = new PartFile(join(target, 'pages.img'), size, 0o644, 0);
+      const chunk = randomBytes(CHUNK);
+      part.write(0, chunk, chunkDigest(chunk));
+      part.close();
+      const held = await fakeSender(() => {});
+      register('node-a', held.port);
+      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+
+      // When the same transfer is offered twice at once (its sender gave up waiting for the first answer)
+      const replies = await Promise.all([
+        receiver.accept(offer('node-a', held.port, 'offered-twice', size)),
+        receiver.accept(offer('node-a', held.port, 'offered-twice', size)),
+      ]);
+
+      // Then both are answered with the same resume point, and one reception is left: the later ended the earlier
+      assert.deepEqual(
+        replies.map((r) => r.ok && r.verified),
+        [{ 'pages.img': CHUNK }, { 'pages.img': CHUNK }],
+      );
+      assert.equal(receiver.active(), 1);
+      await until(() => held.seen.length > 0, 'the later one connected');
+      for (const sock of held.seen) sock.destroy();
+      await until(() => receiver.active() === 0, 'released');
+      await held.close();
+    },
+  );
+
   // Each impostor's certificate fails the one TLS context node-b's receiver shares between its connections.
   for (const [peer, certificate, target] of [
     ['a peer whose certificate names another node', 'streamer@node-c', 'tls-imp'],

@@ -31,40 +31,40 @@ function partial(path: string, ks: number[]): void {
 }
 
 describe('part files: the resume point is re-verified from disk, not trusted', () => {
-  it('counts the contiguous verified prefix, in chunks', () => {
+  it('counts the contiguous verified prefix, in chunks', async () => {
     const p = join(dir, 'a.img');
     partial(p, [0, 1, 3]);
-    assert.equal(verifiedPrefix(p, SIZE), 2 * CHUNK, 'chunk 2 is missing, so chunk 3 does not count');
+    assert.equal(await verifiedPrefix(p, SIZE), 2 * CHUNK, 'chunk 2 is missing, so chunk 3 does not count');
   });
 
-  it('stops at a chunk whose bytes no longer match their sum (lost or torn write)', () => {
+  it('stops at a chunk whose bytes no longer match their sum (lost or torn write)', async () => {
     const p = join(dir, 'b.img');
     partial(p, [0, 1, 2]);
     const fd = openSync(partPathOf(p), 'r+');
     writeSync(fd, Buffer.alloc(4096), 0, 4096, CHUNK + 10); // what a crash that lost page-cache data leaves
     closeSync(fd);
-    assert.equal(verifiedPrefix(p, SIZE), CHUNK);
+    assert.equal(await verifiedPrefix(p, SIZE), CHUNK);
   });
 
-  it('stops where the part file was cut short', () => {
+  it('stops where the part file was cut short', async () => {
     const p = join(dir, 'c.img');
     partial(p, [0, 1, 2]);
     truncateSync(partPathOf(p), 2 * CHUNK + 5);
-    assert.equal(verifiedPrefix(p, SIZE), 2 * CHUNK);
+    assert.equal(await verifiedPrefix(p, SIZE), 2 * CHUNK);
   });
 
-  it('starts over when the sums belong to a file of another size, or are missing', () => {
+  it('starts over when the sums belong to a file of another size, or are missing', async () => {
     const p = join(dir, 'd.img');
     partial(p, [0, 1]);
-    assert.equal(verifiedPrefix(p, SIZE + 1), 0);
+    assert.equal(await verifiedPrefix(p, SIZE + 1), 0);
     rmSync(sumsPathOf(p));
-    assert.equal(verifiedPrefix(p, SIZE), 0);
+    assert.equal(await verifiedPrefix(p, SIZE), 0);
   });
 
-  it('resumes from the prefix and finishes into the real name, byte for byte', () => {
+  it('resumes from the prefix and finishes into the real name, byte for byte', async () => {
     const p = join(dir, 'e.img');
     partial(p, [0, 1]);
-    const prefix = verifiedPrefix(p, SIZE);
+    const prefix = await verifiedPrefix(p, SIZE);
     const f = new PartFile(p, SIZE, 0o644, prefix);
     for (let k = prefix / CHUNK; k * CHUNK < SIZE; k++)
       f.write(k * CHUNK, chunkAt(k), chunkDigest(chunkAt(k)));
@@ -72,6 +72,26 @@ describe('part files: the resume point is re-verified from disk, not trusted', (
     f.finish(true);
     assert.ok(readFileSync(p).equals(data));
     assert.ok(!existsSync(partPathOf(p)) && !existsSync(sumsPathOf(p)), 'no part or sums file left');
-    assert.equal(verifiedPrefix(p, SIZE), SIZE, 'a finished file counts whole');
+    assert.equal(await verifiedPrefix(p, SIZE), SIZE, 'a finished file counts whole');
+  });
+});
+
+describe('part files read back once: an offer sent again is answered from that read while nothing changed', () => {
+  it('reads back again a part file written since (a reception resumed it)', async () => {
+    const p = join(dir, 'f.img');
+    partial(p, [0, 1]);
+    assert.equal(await verifiedPrefix(p, SIZE), 2 * CHUNK);
+    const f = new PartFile(p, SIZE, 0o644, 2 * CHUNK);
+    f.write(2 * CHUNK, chunkAt(2), chunkDigest(chunkAt(2)));
+    f.close();
+    assert.equal(await verifiedPrefix(p, SIZE), 3 * CHUNK);
+  });
+
+  it('reads back again a part file changed since by anything else (cut short)', async () => {
+    const p = join(dir, 'g.img');
+    partial(p, [0, 1, 2]);
+    assert.equal(await verifiedPrefix(p, SIZE), 3 * CHUNK);
+    truncateSync(partPathOf(p), CHUNK + 5);
+    assert.equal(await verifiedPrefix(p, SIZE), CHUNK);
   });
 });
