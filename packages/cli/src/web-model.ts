@@ -14,7 +14,7 @@ export type TransferView = {
   etaMs: number;
   /** When the streamer wrote the report: the page counts the ETA down from it. */
   time: string;
-  waiting?: 'priority' | 'slot' | 'sync';
+  waiting?: NonNullable<TransferProgress['waiting']>['reason'];
 };
 
 /**
