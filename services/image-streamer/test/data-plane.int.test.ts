@@ -388,47 +388,69 @@ describe('the receiving side', () => {
     },
   );
 
+  /**
+   * A real transfer of `manifest` from `source` into the receiving folder `name`: offered, then sent from `verified`
+   * (the offer's answer when undefined). What the offer answered, and what the sender sent.
+   */
+  async function transferInto(
+    name: string,
+    source: string,
+    manifest: StreamOffer['manifest'],
+    verified?: Record<string, number>,
+  ) {
+    const server = await createDataServer({ host: '127.0.0.1' });
+    const listener = server.expect('node-b');
+    register('node-a', server.port);
+    const receiver = createReceiver({ allowedRoots: [root], log, registry });
+    const o: StreamOffer = { ...offer('node-a', server.port, name), manifest };
+    const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
+    assert.ok(reply.ok, JSON.stringify(reply));
+    const sock = await listener.accept(5_000);
+    try {
+      const sent = await sendFiles({
+        sourceDir: source,
+        manifest,
+        sock,
+        verified: verified ?? reply.verified,
+        throttle: () => Promise.resolve(),
+        onBytes: () => {},
+      });
+      await until(() => receiver.active() === 0, 'released');
+      return { verified: reply.verified, sent };
+    } finally {
+      sock.destroy();
+      await server.close();
+    }
+  }
+
+  /** A source folder and a target folder of that name, the target's made under the receiver's root. */
+  function folders(name: string): { source: string; target: string } {
+    const source = join(work, `${name}-source`);
+    const target = join(root, name);
+    for (const d of [source, target]) mkdirSync(d, { recursive: true });
+    return { source, target };
+  }
+
   it(
     'takes a file sent again from its start in place of the one it had finished (a first pass started over)',
     { timeout: 30_000 },
     async () => {
       // Given a target that finished pages.img in an earlier attempt, and the source's pages.img since written
       const size = 3 * CHUNK + 100;
-      const target = join(root, 'started-over');
-      mkdirSync(target, { recursive: true });
+      const { source, target } = folders('started-over');
       writeFileSync(join(target, 'pages.img'), Buffer.alloc(size, 1));
-      const source = join(work, 'started-over-source');
-      mkdirSync(source, { recursive: true });
       const now = randomBytes(size);
       writeFileSync(join(source, 'pages.img'), now);
-      const server = await createDataServer({ host: '127.0.0.1' });
-      const listener = server.expect('node-b');
-      register('node-a', server.port);
-      const receiver = createReceiver({ allowedRoots: [root], log, registry });
-      const o = offer('node-a', server.port, 'started-over', size);
-      const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
-      assert.deepEqual(reply.ok && reply.verified, { 'pages.img': size }, 'the target says it has it all');
-      const sock = await listener.accept(5_000);
-      try {
-        // When the sender trusts none of it (its tracker started over) and sends the file from its start
-        const sent = await sendFiles({
-          sourceDir: source,
-          manifest: o.manifest,
-          sock,
-          verified: {},
-          throttle: () => Promise.resolve(),
-          onBytes: () => {},
-        });
 
-        // Then the target holds what was sent, and no part file is left
-        assert.equal(sent.bytesSent, size);
-        assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
-        assert.deepEqual(readdirSync(target), ['pages.img']);
-        await until(() => receiver.active() === 0, 'released');
-      } finally {
-        sock.destroy();
-        await server.close();
-      }
+      // When the sender trusts none of it (its tracker started over) and sends the file from its start
+      const manifest = [{ path: 'pages.img', kind: 'file' as const, size }];
+      const r = await transferInto('started-over', source, manifest, {});
+
+      // Then the target had said it has it all, holds what was sent, and no part file is left
+      assert.deepEqual(r.verified, { 'pages.img': size });
+      assert.equal(r.sent.bytesSent, size);
+      assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
+      assert.deepEqual(readdirSync(target), ['pages.img']);
     },
   );
 
@@ -439,50 +461,25 @@ describe('the receiving side', () => {
       // Given a target that finished pages.img but still has its sums (its receiver died between the finish's rename
       // and its unlink), and the part and sums of empty.img from an attempt when it was not empty
       const size = CHUNK + 100;
-      const target = join(root, 'leftovers');
-      mkdirSync(target, { recursive: true });
-      const source = join(work, 'leftovers-source');
-      mkdirSync(source, { recursive: true });
+      const { source, target } = folders('leftovers');
       const data = randomBytes(size);
       for (const dir of [source, target]) writeFileSync(join(dir, 'pages.img'), data);
       writeFileSync(join(source, 'empty.img'), '');
       for (const f of ['pages.img.haul-sums', 'empty.img.haul-part', 'empty.img.haul-sums'])
         writeFileSync(join(target, f), 'left by an earlier reception');
-      const server = await createDataServer({ host: '127.0.0.1' });
-      const listener = server.expect('node-b');
-      register('node-a', server.port);
-      const receiver = createReceiver({ allowedRoots: [root], log, registry });
-      const o: StreamOffer = {
-        ...offer('node-a', server.port, 'leftovers', size),
-        manifest: [
-          { path: 'empty.img', kind: 'file', size: 0 },
-          { path: 'pages.img', kind: 'file', size },
-        ],
-      };
-      const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
-      assert.ok(reply.ok);
-      const sock = await listener.accept(5_000);
-      try {
-        // When the sender sends from what the target verified (nothing is left to send)
-        const sent = await sendFiles({
-          sourceDir: source,
-          manifest: o.manifest,
-          sock,
-          verified: reply.verified,
-          throttle: () => Promise.resolve(),
-          onBytes: () => {},
-        });
 
-        // Then nothing was sent (the last chunk of pages.img, shorter than a chunk, neither), and the folder holds the
-        // two files and nothing else
-        assert.equal(sent.bytesSent, 0);
-        assert.deepEqual(readdirSync(target).sort(), ['empty.img', 'pages.img']);
-        assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
-        await until(() => receiver.active() === 0, 'released');
-      } finally {
-        sock.destroy();
-        await server.close();
-      }
+      // When the sender sends from what the target verified (nothing is left to send)
+      const manifest = [
+        { path: 'empty.img', kind: 'file' as const, size: 0 },
+        { path: 'pages.img', kind: 'file' as const, size },
+      ];
+      const r = await transferInto('leftovers', source, manifest);
+
+      // Then nothing was sent (the last chunk of pages.img, shorter than a chunk, neither), and the folder holds the
+      // two files and nothing else
+      assert.equal(r.sent.bytesSent, 0);
+      assert.deepEqual(readdirSync(target).sort(), ['empty.img', 'pages.img']);
+      assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
     },
   );
 
@@ -492,10 +489,7 @@ describe('the receiving side', () => {
     async () => {
       // Given a target whose pages.img (two whole chunks) is all in its part file, every chunk's sum recorded
       const size = 2 * CHUNK;
-      const target = join(root, 'verified-whole');
-      mkdirSync(target, { recursive: true });
-      const source = join(work, 'verified-whole-source');
-      mkdirSync(source, { recursive: true });
+      const { source, target } = folders('verified-whole');
       const data = randomBytes(size);
       writeFileSync(join(source, 'pages.img'), data);
       const part = new PartFile(join(target, 'pages.img'), size, 0o644, 0);
@@ -504,35 +498,15 @@ describe('the receiving side', () => {
         part.write(off, chunk, chunkDigest(chunk));
       }
       part.close();
-      const server = await createDataServer({ host: '127.0.0.1' });
-      const listener = server.expect('node-b');
-      register('node-a', server.port);
-      const receiver = createReceiver({ allowedRoots: [root], log, registry });
-      const o = offer('node-a', server.port, 'verified-whole', size);
-      const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
-      assert.ok(reply.ok);
-      assert.deepEqual(reply.verified, { 'pages.img': size });
-      const sock = await listener.accept(5_000);
-      try {
-        // When the sender sends from what the target verified
-        const sent = await sendFiles({
-          sourceDir: source,
-          manifest: o.manifest,
-          sock,
-          verified: reply.verified,
-          throttle: () => Promise.resolve(),
-          onBytes: () => {},
-        });
 
-        // Then nothing was sent, and the file has its name (before, the reception failed: "never received")
-        assert.equal(sent.bytesSent, 0);
-        assert.deepEqual(readdirSync(target), ['pages.img']);
-        assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
-        await until(() => receiver.active() === 0, 'released');
-      } finally {
-        sock.destroy();
-        await server.close();
-      }
+      // When the sender sends from what the target verified
+      const r = await transferInto('verified-whole', source, [{ path: 'pages.img', kind: 'file', size }]);
+
+      // Then nothing was sent, and the file has its name (before, the reception failed: "never received")
+      assert.deepEqual(r.verified, { 'pages.img': size });
+      assert.equal(r.sent.bytesSent, 0);
+      assert.deepEqual(readdirSync(target), ['pages.img']);
+      assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
     },
   );
 
