@@ -2104,9 +2104,9 @@ export interface TransferProgress {
   waitedUntil?: Timestamp3;
 }
 /**
- * Present while the transfer waits on purpose: behind a final-dump transfer (priority), for a free transfer slot (slot), for the receiver to read back what it already holds before it answers the offer (resume), or, every byte sent, for the receiver to verify and sync them (sync).
+ * Present while the transfer waits on purpose: behind a final-dump transfer (priority), for a free transfer slot (slot), or, every byte sent, for the receiver to verify and sync them (sync).
  */
 export interface TransferWait {
-  reason: 'priority' | 'slot' | 'resume' | 'sync';
+  reason: 'priority' | 'slot' | 'sync';
   since: Timestamp;
 }

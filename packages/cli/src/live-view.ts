@@ -112,9 +112,8 @@ function activity(v: LiveView, now: number): { text: string; key: string } | und
 const waitsFor = {
   priority: 'waits for the final images',
   slot: 'waits for a transfer slot',
-  resume: 'the target reads back what it holds',
   sync: 'all sent, the target syncs',
-} as const satisfies Record<NonNullable<TransferProgress['waiting']>['reason'], string>;
+} as const;
 
 /** A transfer's bytes, %, rate and ETA, or what it waits for. */
 export function transferText(p: TransferProgress): string {

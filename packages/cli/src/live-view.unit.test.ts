@@ -166,11 +166,10 @@ describe('given an operator asks to cancel, retry or resolve while the live view
 describe("a transfer's report", () => {
   it('says what it waits for while it waits on purpose', () => {
     const since = '2026-01-01T00:00:05.000Z';
-    const text = (reason: 'priority' | 'slot' | 'resume' | 'sync') =>
+    const text = (reason: 'priority' | 'slot' | 'sync') =>
       transferText(report('c', { waiting: { reason, since } }));
     assert.equal(text('priority'), '12.0/48.0 MB 25%, waits for the final images');
     assert.equal(text('slot'), '12.0/48.0 MB 25%, waits for a transfer slot');
-    assert.equal(text('resume'), '12.0/48.0 MB 25%, the target reads back what it holds');
     assert.equal(text('sync'), '12.0/48.0 MB 25%, all sent, the target syncs');
   });
 });

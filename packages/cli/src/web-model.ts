@@ -14,7 +14,7 @@ export type TransferView = {
   etaMs: number;
   /** When the streamer wrote the report: the page counts the ETA down from it. */
   time: string;
-  waiting?: NonNullable<TransferProgress['waiting']>['reason'];
+  waiting?: 'priority' | 'slot' | 'sync';
 };
 
 /**

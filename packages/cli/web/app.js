@@ -9,7 +9,6 @@ const forward = ['preflight', 'iterating', 'frozen', 'restoring', 'committed', '
 const waits = {
   priority: 'waits for the final-dump transfer',
   slot: 'waits for a transfer slot',
-  resume: 'receiver reads back what it holds',
   sync: 'receiver verifies and syncs',
 };
 

@@ -331,11 +331,8 @@ export function createImageStreamer(deps: StreamerDeps) {
       if (!dataServer) throw new Error('the image streamer is not started');
       const listener = dataServer.expect(a.toNode);
       let reply: StreamOfferReply;
-      // The receiver reads back what it holds before it answers (minutes for a large part file from a disk): the
-      // transfer says it waits on purpose meanwhile, as for a slot.
-      const answered = report.waiting('resume');
       try {
-        reply = await offerTransfer(t, dataServer.port, listener.token).finally(answered);
+        reply = await offerTransfer(t, dataServer.port, listener.token);
       } catch (err) {
         listener.close();
         signal?.throwIfAborted();
