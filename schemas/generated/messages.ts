@@ -2013,6 +2013,10 @@ export interface StreamOfferAccepted {
   verified: {
     [k: string]: number | undefined;
   };
+  /**
+   * This receiver finishes a file verified to its end without any chunk of it, so the sender sends none. Absent (an older receiver), the sender sends the last chunk of such a file again, which that receiver needs to finish it.
+   */
+  finishesVerified?: true;
 }
 /**
  * Source streamer to target streamer (subject haul.stream.<node>.offer): what will be sent, where it goes, and where to fetch it from.

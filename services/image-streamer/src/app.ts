@@ -348,7 +348,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       }
       report.restart();
       try {
-        const s = await sendOver(t, listener, reply.verified, pace);
+        const s = await sendOver(t, listener, reply, pace);
         resumed += s.resumedBytes;
         retries += s.resent;
         return { resumed, retries };
@@ -414,9 +414,10 @@ export function createImageStreamer(deps: StreamerDeps) {
   async function sendOver(
     t: PlannedTransfer,
     listener: DataListener,
-    verified: SendOptions['verified'],
+    reply: Extract<StreamOfferReply, { ok: true }>,
     pace: Pick<SendOptions, 'throttle' | 'onBytes'>,
   ): Promise<SendStats> {
+    const { verified } = reply;
     const { signal } = t.opts;
     const update = t.plan?.kind === 'update';
     const sock = await abortable(listener.accept(limits.streamConnectMs), signal);
@@ -432,6 +433,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       manifest: t.manifest,
       sock,
       verified: update ? {} : trusted,
+      ...(reply.finishesVerified ? { finishesVerified: true } : {}),
       ...(update ? { pieces: piecesOf } : {}),
       throttle: pace.throttle,
       onBytes: pace.onBytes,

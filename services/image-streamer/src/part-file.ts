@@ -56,12 +56,8 @@ function readSums(path: string, size: number): Buffer | undefined {
  * private area, and a later migration would copy them back as data.
  */
 export function dropLeftovers(path: string): void {
-  for (const p of [partPathOf(path), sumsPathOf(path)])
-    try {
-      unlinkSync(p);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+  // A folder by such a name is not a reception's: it stays.
+  for (const p of [partPathOf(path), sumsPathOf(path)]) if (regularFileSize(p) !== undefined) unlinkSync(p);
 }
 
 /** The finished file is here: a regular file (a link does not count) of the right size, with no part file beside it. */
@@ -71,9 +67,9 @@ export function isFinished(path: string, size: number): boolean {
 
 /**
  * Prefixes this process verified by reading part files back, each with what its two files looked like then (inode,
- * size, modification time). A transfer offered again is answered from it at once: its sender gave up waiting for the
- * first answer while a large part file was read back (the offer waits 10 s; 100 GiB from a disk takes minutes), and
- * each new offer read it all again. Only this process writes part files here, and opening one for writing forgets its
+ * size, modification and change times). A transfer offered again is answered from it at once: its sender gave up
+ * waiting for the first answer while a large part file was read back (100 GiB from a disk takes minutes), and each
+ * new offer read it all again. Only this process writes part files here, and opening one for writing forgets its
  * entry: an entry whose files look the same was not written since. A new process reads back again (a machine crash
  * may have lost page-cache data).
  */

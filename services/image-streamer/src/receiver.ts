@@ -113,7 +113,7 @@ export function createReceiver(opts: ReceiverOptions) {
       throw err;
     }
     receive(offer, verified);
-    return { ok: true, verified };
+    return { ok: true, verified, finishesVerified: true };
   }
 
   /** Connect to the sender and receive: the slot counted for the offer is released when the connection closes. */
@@ -357,12 +357,16 @@ class Reception {
    * be older than the tracker). A first chunk at 0 with something verified is the latter, and the file starts over:
    * a part file kept, or one finished (which has no part file to resume), would take chunks it does not hold.
    */
-  private partFile(entry: ManifestEntry & { size: number }, offset: number): PartFile {
+  private partFile(entry: ManifestEntry & { size: number }, offset: number): PartFile | null {
     let f = this.files.get(entry.path);
     if (f) return f;
     const { targetDir } = this.offer;
-    mkdirsNoFollow(targetDir, dirname(entry.path));
     const verified = this.verified[entry.path] ?? 0;
+    // A sender older than `finishesVerified` sends the last chunk of a file verified to its end again: one finished
+    // here is held whole, and the chunk has nothing to add (null).
+    if (offset > 0 && verified === entry.size && isFinished(join(targetDir, entry.path), entry.size))
+      return null;
+    mkdirsNoFollow(targetDir, dirname(entry.path));
     f = new PartFile(
       join(targetDir, entry.path),
       entry.size,
@@ -399,14 +403,14 @@ class Reception {
       return this.fail(`chunk outside the manifest: ${h.path}@${h.offset}`);
     }
     const entry = this.byPath.get(h.path)!;
-    const digest = chunkDigest(payload);
-    if (digest !== h.crc32) {
-      release();
-      return this.reply(`bad ${h.id}`);
-    }
     try {
-      if (this.offer.update) this.updateFile(entry).write(h.offset, payload);
-      else this.partFile(entry, h.offset).write(h.offset, payload, digest);
+      // Opened at the file's first frame, whole or not: whether the sender starts the file over is told by the first
+      // chunk it sent (a connection keeps their order), not by the first that arrived intact (partFile).
+      const part = this.offer.update ? undefined : this.partFile(entry, h.offset);
+      const digest = chunkDigest(payload);
+      if (digest !== h.crc32) return this.reply(`bad ${h.id}`);
+      if (part) part.write(h.offset, payload, digest);
+      else if (part === undefined) this.updateFile(entry).write(h.offset, payload);
     } catch (err) {
       return this.fail(`cannot write ${h.path}: ${(err as Error).message}`);
     } finally {
@@ -474,7 +478,7 @@ class Reception {
    */
   private verifiedWhole(e: ManifestEntry, p: string, size: number): PartFile | undefined {
     if (size === 0 || this.verified[e.path] !== size || isFinished(p, size)) return undefined;
-    return this.partFile({ ...e, size }, size);
+    return this.partFile({ ...e, size }, size) ?? undefined;
   }
 
   /** An update pass: each file sent to is given its size; each other one must be there with its size already. */

@@ -13,6 +13,11 @@ export type SendOptions = {
   sock: Socket;
   /** Bytes already verified per path (the offer reply): sending resumes there. */
   verified: Record<string, number | undefined>;
+  /**
+   * The receiver finishes a file verified to its end with no chunk of it (the offer reply's `finishesVerified`).
+   * Without it (an older receiver), the last chunk of such a file is sent again, which that receiver needs.
+   */
+  finishesVerified?: boolean;
   throttle: (bytes: number) => Promise<void>;
   onBytes: (n: number) => void;
   /** Test seam: change a chunk after its digest was taken (a corruption in flight). */
@@ -200,7 +205,8 @@ class Sending {
     if (from > 0) this.o.onBytes(from);
     for (let off = from - (from % CHUNK); off < size; off += CHUNK) {
       // A chunk the target verified whole is not sent again: the last one of a file verified to its end is shorter.
-      if (Math.min(off + CHUNK, size) <= from) continue;
+      const end = this.o.finishesVerified ? Math.min(off + CHUNK, size) : off + CHUNK;
+      if (end <= from) continue;
       await this.sendThenResend({ path: e.path, offset: off, len: Math.min(CHUNK, size - off) });
     }
   }

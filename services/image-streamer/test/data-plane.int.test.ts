@@ -24,7 +24,7 @@ import {
   PortRangeExhaustedError,
 } from '../src/data-server.ts';
 import { createReceiver, type PeerRegistry } from '../src/receiver.ts';
-import { sendFiles } from '../src/sender.ts';
+import { sendFiles, type SendOptions } from '../src/sender.ts';
 import { PartFile } from '../src/part-file.ts';
 import { CHUNK, chunkDigest, encodeHeader } from '../src/wire.ts';
 import { makeTestPki, type TestPki } from './certs.ts';
@@ -397,6 +397,7 @@ describe('the receiving side', () => {
     source: string,
     manifest: StreamOffer['manifest'],
     verified?: Record<string, number>,
+    sender: Pick<SendOptions, 'tamper'> & { older?: true } = {},
   ) {
     const server = await createDataServer({ host: '127.0.0.1' });
     const listener = server.expect('node-b');
@@ -412,6 +413,8 @@ describe('the receiving side', () => {
         manifest,
         sock,
         verified: verified ?? reply.verified,
+        ...(reply.finishesVerified && !sender.older ? { finishesVerified: true } : {}),
+        ...(sender.tamper ? { tamper: sender.tamper } : {}),
         throttle: () => Promise.resolve(),
         onBytes: () => {},
       });
@@ -450,6 +453,55 @@ describe('the receiving side', () => {
       assert.deepEqual(r.verified, { 'pages.img': size });
       assert.equal(r.sent.bytesSent, size);
       assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
+      assert.deepEqual(readdirSync(target), ['pages.img']);
+    },
+  );
+
+  it(
+    'starts a finished file over when its first chunk, sent from the start, arrives corrupt (sent again after)',
+    { timeout: 30_000 },
+    async () => {
+      // Given a target that finished pages.img, and a sender that sends it from its start, its first chunk corrupted
+      // once in flight
+      const size = 2 * CHUNK + 100;
+      const { source, target } = folders('started-over-corrupt');
+      writeFileSync(join(target, 'pages.img'), Buffer.alloc(size, 1));
+      const now = randomBytes(size);
+      writeFileSync(join(source, 'pages.img'), now);
+      let corrupt = true;
+      const tamper = (_p: string, offset: number, data: Buffer) => {
+        if (corrupt && offset === 0) data[0] = data[0]! ^ 0xff;
+        if (offset === 0) corrupt = false;
+      };
+
+      // When the sender trusts none of it
+      const manifest = [{ path: 'pages.img', kind: 'file' as const, size }];
+      const r = await transferInto('started-over-corrupt', source, manifest, {}, { tamper });
+
+      // Then the file was started over at that first chunk (before, its next chunk opened it to resume: ENOENT)
+      assert.equal(r.sent.resent, 1);
+      assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
+      assert.deepEqual(readdirSync(target), ['pages.img']);
+    },
+  );
+
+  it(
+    'takes from a sender older than finishesVerified the last chunk of a finished file as held',
+    { timeout: 30_000 },
+    async () => {
+      // Given a target that finished pages.img (its size not a multiple of a chunk)
+      const size = CHUNK + 100;
+      const { source, target } = folders('older-sender');
+      const data = randomBytes(size);
+      for (const dir of [source, target]) writeFileSync(join(dir, 'pages.img'), data);
+
+      // When a sender that does not know finishesVerified sends from what the target verified
+      const manifest = [{ path: 'pages.img', kind: 'file' as const, size }];
+      const r = await transferInto('older-sender', source, manifest, undefined, { older: true });
+
+      // Then the last chunk it sends again changes nothing, and the reception ends well
+      assert.equal(r.sent.bytesSent, 100);
+      assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
       assert.deepEqual(readdirSync(target), ['pages.img']);
     },
   );
