@@ -136,6 +136,8 @@ export const errorCodes = {
   ctPaused: 'HAUL_CT_PAUSED',
   /** The held final dump ended before its decision (criu exited, or its hold was lost). */
   dumpEnded: 'HAUL_DUMP_ENDED',
+  /** The final dump failed after criu froze the CT and held its dump: the CT may still be frozen (in doubt). */
+  dumpFailedFrozen: 'HAUL_DUMP_FAILED_FROZEN',
   /** The held dump did not end as asked after the commit decision. */
   releaseFailed: 'HAUL_RELEASE_FAILED',
   /** A transfer failed (the connection, the receiver's answer, a chunk's checksum). */

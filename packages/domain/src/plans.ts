@@ -38,7 +38,11 @@ function effects(s: MigrationState): Effect[] {
     else if (rec.rejected) {
       // Refused before it ran (invalid, confined, bounded): no effect. A handler that threw may have done anything.
       if (rec.error?.code === errorCodes.commandUnhandled) out.push({ rec, inDoubt: true });
-    } else if (spec.failureMayLeaveEffect || givenUpCodes.includes(rec.error?.code ?? '')) {
+    } else if (
+      spec.failureMayLeaveEffect ||
+      givenUpCodes.includes(rec.error?.code ?? '') ||
+      spec.inDoubtCodes?.includes(rec.error?.code ?? '')
+    ) {
       // A step the coordinator gave up on (timed out, stalled) is in doubt whatever it is: it may still be running.
       // vzctl restore runs only after the target won the fence; without RestoreStarted nothing ran.
       if (rec.step === 'restore' && !s.restoreStarted) continue;

@@ -122,6 +122,18 @@ describe('given a final dump that failed after it froze the CT', () => {
     assert.equal(failedAtDump.terminal, 'MigrationRolledBack');
     assert.equal(failedAtDump.host.ct.source, 'running');
   });
+  it('but one that failed before the freeze (criu undoes it) is not in doubt: nothing resumes the source', () => {
+    const before = simulate({
+      ...scenario,
+      fault: { kind: 'fail', step: 'finalDump', nth: 1, partial: false },
+    });
+    const rolling = upTo(before.events, (e) => e.type === 'RollbackStarted');
+    assert.deepEqual(
+      planRollback(rolling).filter((a) => a.step === 'resumeSource'),
+      [],
+    );
+    assert.equal(before.terminal, 'MigrationRolledBack');
+  });
 });
 
 /**

@@ -1,4 +1,5 @@
 import type { StepName } from '@haul/schemas';
+import { errorCodes } from './errors.ts';
 
 /** Who runs a step: the node agent or the image streamer, on the source or the target node. */
 export type StepPlacement = { executor: 'agent' | 'streamer'; role: 'source' | 'target' };
@@ -15,6 +16,8 @@ export type StepSpec = StepPlacement & {
   effect: string;
   /** A failed attempt may still have left a partial effect (so rollback reconciles it by inspection). */
   failureMayLeaveEffect: boolean;
+  /** Failures that may have left the effect, of a step whose failures otherwise leave none (in doubt, as a timeout). */
+  inDoubtCodes?: readonly string[];
 };
 
 /** The one table of host steps. The fault matrix, the compensation table and the docs are derived from it. */
@@ -57,8 +60,10 @@ export const stepTable: Record<StepName, StepSpec> = {
     kind: 'forward',
     timeout: 'criu',
     effect: 'CT frozen, dump held open',
-    // The handler goes on after the freeze (the CT's sysctls beside the images): a failure there leaves the CT frozen.
-    failureMayLeaveEffect: true,
+    // criu undoes a dump that fails before the freeze. The handler goes on after it (the CT's sysctls beside the
+    // images): a failure there leaves the CT frozen, and says so by its code.
+    failureMayLeaveEffect: false,
+    inDoubtCodes: [errorCodes.dumpFailedFrozen],
   },
   backupDescriptor: {
     executor: 'agent',

@@ -268,14 +268,14 @@ export function simulate(sc: SimScenario): SimResult {
     if (hit && (f.kind === 'fail' || f.kind === 'crash')) {
       // fail: a partial effect, then a failure report; crash: the whole effect maybe, and no report ever.
       // A step whose failure leaves no effect (criu undoes a failed pre-dump itself) gets no partial effect.
-      if (f.partial && (f.kind === 'crash' || stepTable[cmd.step].failureMayLeaveEffect))
-        apply(host, cmd, sc, f.kind === 'fail');
+      // A step whose failures leave none but those of some codes (a final dump after the freeze) fails with such a
+      // code when it leaves one.
+      const spec = stepTable[cmd.step];
+      const leaves = f.partial && (f.kind === 'crash' || spec.failureMayLeaveEffect || !!spec.inDoubtCodes);
+      if (leaves) apply(host, cmd, sc, f.kind === 'fail');
+      const code = leaves && spec.inDoubtCodes ? spec.inDoubtCodes[0]! : errorCodes.toolFailed;
       if (f.kind === 'fail')
-        push([
-          agentEvent(cmd, 'StepFailed', {
-            error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
-          }),
-        ]);
+        push([agentEvent(cmd, 'StepFailed', { error: { code, message: 'injected', exitCode: 1 } })]);
       else crashed.add(cmd.commandId);
     } else {
       const result = apply(host, cmd, sc);

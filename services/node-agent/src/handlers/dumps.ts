@@ -122,33 +122,46 @@ export const finalDump: Handler = async (cmd, ctx) => {
       ),
     );
   }
-  // The CT is frozen at post-dump: its own sysctls beside the images, as vz-cpt-action saves them there (also for a
-  // held dump adopted after a restart that had not saved them all yet). A failure fails the step, as it fails VZ's.
-  // vz-cpt-action runs one cgexec per file (vz-cpt-action.in 115–124); one cat of the same files in the same ve
-  // cgroup reads the same values, with one process instead of four in the frozen window. cat prints the files one
-  // after the other, and each /proc/sys file is one line ending in a newline (a sysctl's value holds none): line i
-  // is file i, written with its newline as `cat … > vz_<…>.img` writes it. A file cat cannot read makes it exit 1
-  // (the step fails with the tool's error, as before); output that is not one line per file fails the step too.
-  const missing = vzPostDumpFiles(ctx.cfg.hostRoot).filter((f) => !existsSync(join(a.imageDir, f.image)));
-  if (missing.length > 0) {
-    const procs = missing.map((f) => f.veProc);
-    const out = await asToolTime(() => ctx.tools.cgexecCatAll(a.ctid, procs));
-    // The runner (execa) drops the output's final newline: the rest holds one newline between two files.
-    const values = out.stdout.split('\n');
-    if (values.length !== missing.length)
-      throw new StepError(
-        errorCodes.agentError,
-        `CT ${a.ctid} on ${ctx.cfg.node}: cgexec -g ve:${a.ctid} cat ${procs.join(' ')} printed ${JSON.stringify(out.stdout)}, not one line per file`,
-      );
-    missing.forEach((f, i) => writeFileSync(join(a.imageDir, f.image), `${values[i]}\n`));
+  try {
+    await saveVeSysctls(ctx, a);
+    const r: DumpResult = {
+      pagesWritten: pagesIn(a.imageDir),
+      bytes: dirBytes(a.imageDir),
+      durationMs: performance.now() - t0,
+    };
+    return r;
+  } catch (err) {
+    // The CT is frozen and its dump held: the failure says so, and the rollback resumes it (resumeSource).
+    throw new StepError(
+      errorCodes.dumpFailedFrozen,
+      `CT ${a.ctid} frozen on ${ctx.cfg.node}, then: ${(err as Error).message}`,
+    );
   }
-  const r: DumpResult = {
-    pagesWritten: pagesIn(a.imageDir),
-    bytes: dirBytes(a.imageDir),
-    durationMs: performance.now() - t0,
-  };
-  return r;
 };
+
+/**
+ * The CT is frozen at post-dump: its own sysctls beside the images, as vz-cpt-action saves them there (also for a
+ * held dump adopted after a restart that had not saved them all yet). A failure fails the step, as it fails VZ's.
+ * vz-cpt-action runs one cgexec per file (vz-cpt-action.in 115–124); one cat of the same files in the same ve
+ * cgroup reads the same values, with one process instead of four in the frozen window. cat prints the files one
+ * after the other, and each /proc/sys file is one line ending in a newline (a sysctl's value holds none): line i
+ * is file i, written with its newline as `cat … > vz_<…>.img` writes it. A file cat cannot read makes it exit 1;
+ * output that is not one line per file fails the step too.
+ */
+async function saveVeSysctls(ctx: HandlerContext, a: DumpArgs): Promise<void> {
+  const missing = vzPostDumpFiles(ctx.cfg.hostRoot).filter((f) => !existsSync(join(a.imageDir, f.image)));
+  if (missing.length === 0) return;
+  const procs = missing.map((f) => f.veProc);
+  const out = await asToolTime(() => ctx.tools.cgexecCatAll(a.ctid, procs));
+  // The runner (execa) drops the output's final newline: the rest holds one newline between two files.
+  const values = out.stdout.split('\n');
+  if (values.length !== missing.length)
+    throw new StepError(
+      errorCodes.agentError,
+      `CT ${a.ctid} on ${ctx.cfg.node}: cgexec -g ve:${a.ctid} cat ${procs.join(' ')} printed ${JSON.stringify(out.stdout)}, not one line per file`,
+    );
+  missing.forEach((f, i) => writeFileSync(join(a.imageDir, f.image), `${values[i]}\n`));
+}
 
 /**
  * What VZ's own checkpoint gives criu for this CT (adapters/vz-checkpoint.ts). The host-tool part — the CT's
