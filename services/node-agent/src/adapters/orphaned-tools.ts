@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { groupMembers, pidReused, procStat, type Logger } from '@haul/bus';
+import { groupMembers, pidReused, procStat, stepTimeoutsMs, type Logger } from '@haul/bus';
 
 /**
  * Host tools that outlive the agent that started them.
@@ -66,6 +66,26 @@ export class OrphanedToolError extends Error {
 }
 
 /**
+ * Wait for a tool that runs to its end (its record's `until`): while its leader runs (one /proc read each `pollMs`, not
+ * a scan of every process), at most until its time, and never longer than ploop's timeout from now (the tools that
+ * run to their end are ploop's; the time was the dead agent's clock). What is left of its group after is ended as any
+ * other.
+ */
+async function toItsEnd(rec: ToolRecord, log: Logger, pollMs: number): Promise<void> {
+  if (procStat(rec.pid) === undefined) return;
+  const until = Math.min(rec.until!, Date.now() + stepTimeoutsMs.ploop);
+  log.warn(
+    { pid: rec.pid, argv: rec.argv, until: new Date(until).toISOString() },
+    'waiting for a host tool an earlier agent left running to end: it changes a device and its descriptor',
+  );
+  while (Date.now() < until) {
+    const st = procStat(rec.pid);
+    if (st === undefined || st.state === 'Z' || st.start !== rec.start) return;
+    await delay(pollMs);
+  }
+}
+
+/**
  * End every recorded tool that still runs (see above) and forget every record; returns the ones it ended. Waits
  * until each ended group has no live process left, looking at /proc every `pollMs` (a process that is not this
  * one's child has no exit to wait for); a group still there after `waitMs` is an OrphanedToolError, and the agent
@@ -74,7 +94,7 @@ export class OrphanedToolError extends Error {
 export async function endOrphanedTools(
   records: Pick<ToolRecords, 'dir'>,
   log: Logger,
-  { waitMs = 10_000, pollMs = 10 } = {},
+  { waitMs = 10_000, pollMs = 10, waitPollMs = 100 } = {},
 ): Promise<ToolRecord[]> {
   const ended: ToolRecord[] = [];
   for (const name of readdirSync(records.dir)) {
@@ -88,14 +108,8 @@ export async function endOrphanedTools(
     }
     // The pid names another process now: the group it led ended wholly (a group's id is not given out again
     // while one of its processes lives).
+    if (rec.until !== undefined && !pidReused(rec.pid, rec.start)) await toItsEnd(rec, log, waitPollMs);
     const reused = pidReused(rec.pid, rec.start);
-    if (!reused && rec.until !== undefined && groupMembers(rec.pid).length > 0) {
-      log.warn(
-        { pid: rec.pid, argv: rec.argv, until: new Date(rec.until).toISOString() },
-        'waiting for a host tool an earlier agent left running to end: it changes a device and its descriptor',
-      );
-      while (groupMembers(rec.pid).length > 0 && Date.now() < rec.until) await delay(pollMs);
-    }
     if (!reused && groupMembers(rec.pid).length > 0) {
       log.warn({ pid: rec.pid, argv: rec.argv }, 'ending a host tool an earlier agent left running');
       try {
