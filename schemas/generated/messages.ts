@@ -2014,7 +2014,7 @@ export interface StreamOfferAccepted {
     [k: string]: number | undefined;
   };
   /**
-   * This receiver finishes a file verified to its end without any chunk of it, so the sender sends none. Absent (an older receiver), the sender sends the last chunk of such a file again, which that receiver needs to finish it.
+   * This receiver finishes a file verified to its end without any chunk of it, so the sender sends none. Absent (an older receiver), the sender sends the last chunk of such a file again, as older senders did: an older receiver finishes a part file verified to its end only on that chunk.
    */
   finishesVerified?: true;
 }

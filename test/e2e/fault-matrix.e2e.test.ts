@@ -35,11 +35,12 @@ describe('fault matrix: a failure at every host step of a live migration with a 
   });
 
   /** One case: the migration with the step's fault, how it ended, and every invariant after it. */
-  const caseOf = (step: StepName, inj: Injection) => async (w: CtWorld) => {
+  /** One case (`name`: its request's, which no other case shares: a request sent again is the same migration). */
+  const caseOf = (name: string, step: StepName, inj: Injection) => async (w: CtWorld) => {
     const unplant = inj.plant?.(w);
     const base = await w.baseline('node-a');
     // Two pre-dumps: every forward step runs (preDump's fault is at the second), no more than that.
-    const r = await w.migrate(`fault-${step}`, { preDump: 'on', maxIterations: 2 });
+    const r = await w.migrate(name, { preDump: 'on', maxIterations: 2 });
     assert.ok(r.ok, JSON.stringify(r));
     if (!r.ok) return;
     const end = await followToEnd(w.eventLog, r.migrationId, inj.watch?.(w) ?? (() => {}));
@@ -52,23 +53,32 @@ describe('fault matrix: a failure at every host step of a live migration with a 
         first !== undefined && [step, ...(inj.alsoFails ?? [])].includes(first),
         `the first failure is at ${step}, not ${first}`,
       );
+      // A failure of a tool keeps what the tool said, whatever code the step gives it.
+      if (inj.code && failed?.type === 'StepFailed') {
+        assert.equal(failed.data.error.code, inj.code, JSON.stringify(failed.data.error));
+        assert.ok(failed.data.error.command?.length, JSON.stringify(failed.data.error));
+      }
     }
     assert.equal(end.type, inj.expect);
     assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
   };
-  const runCase = (step: StepName, inj: Injection) =>
+  const runCase = (name: string, step: StepName, inj: Injection) =>
     inj.streamerEnv
-      ? withRunningWorld({ ...worldOptions, faults: inj.rules ?? [] }, caseOf(step, inj), inj.streamerEnv)
-      : shared.turn(inj.rules ?? [], caseOf(step, inj));
+      ? withRunningWorld(
+          { ...worldOptions, faults: inj.rules ?? [] },
+          caseOf(name, step, inj),
+          inj.streamerEnv,
+        )
+      : shared.turn(inj.rules ?? [], caseOf(name, step, inj));
 
   for (const step of liveForwardSteps as StepName[]) {
     const inj = injections[step]!;
     it(`${step} fails → ${inj.expect}, every invariant holds`, { timeout: caseTimeoutMs }, () =>
-      runCase(step, inj),
+      runCase(`fault-${step}`, step, inj),
     );
   }
   for (const { step, what, injection } of moreInjections)
     it(`${step} fails ${what} → ${injection.expect}, every invariant holds`, { timeout: caseTimeoutMs }, () =>
-      runCase(step, injection),
+      runCase(`fault-${step}-${what.replaceAll(' ', '-')}`, step, injection),
     );
 });

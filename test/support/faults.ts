@@ -19,6 +19,8 @@ export type Injection = {
   expect: 'MigrationRolledBack' | 'MigrationCompleted';
   /** Other steps the same fault fails as well, one of which may fail first (they run at the same time). */
   alsoFails?: StepName[];
+  /** The first failure's error code, when the case is about it. */
+  code?: string;
 };
 
 export const injections: Record<string, Injection> = {
@@ -206,6 +208,7 @@ export const moreInjections: { step: StepName; what: string; injection: Injectio
         },
       ],
       expect: 'MigrationRolledBack',
+      code: 'HAUL_DUMP_FAILED_FROZEN',
     },
   },
 ];

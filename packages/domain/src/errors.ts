@@ -134,7 +134,7 @@ export const errorCodes = {
   ctRunning: 'HAUL_CT_RUNNING',
   /** A resume found the CT's tasks paused (frozen) after criu let go of them. */
   ctPaused: 'HAUL_CT_PAUSED',
-  /** The held final dump ended before its decision (criu exited, or its hold was lost). */
+  /** The held final dump ended after the freeze, before its decision (criu exited, or its hold was lost): in doubt. */
   dumpEnded: 'HAUL_DUMP_ENDED',
   /** The final dump failed after criu froze the CT and held its dump: the CT may still be frozen (in doubt). */
   dumpFailedFrozen: 'HAUL_DUMP_FAILED_FROZEN',

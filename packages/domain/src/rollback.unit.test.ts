@@ -4,6 +4,7 @@ import { executorServices, type Actor, type MigrationEvent, type StepCommand } f
 import { given } from '../test/decider-spec.ts';
 import { meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
+import { errorCodes } from './errors.ts';
 import { fold } from './evolve.ts';
 import { planRollback } from './plans.ts';
 import { inFlight, initialState } from './state.ts';
@@ -133,6 +134,23 @@ describe('given a final dump that failed after it froze the CT', () => {
       [],
     );
     assert.equal(before.terminal, 'MigrationRolledBack');
+  });
+  it('and one whose held dump was found ended after the freeze (HAUL_DUMP_ENDED) is in doubt: the source is resumed', () => {
+    const before = simulate({
+      ...scenario,
+      fault: { kind: 'fail', step: 'finalDump', nth: 1, partial: false },
+    });
+    const ended = upTo(before.events, (e) => e.type === 'RollbackStarted').map((e) =>
+      e.type === 'StepFailed' && e.data.step === 'finalDump'
+        ? { ...e, data: { ...e.data, error: { ...e.data.error, code: errorCodes.dumpEnded } } }
+        : e,
+    );
+    assert.deepEqual(
+      planRollback(ended)
+        .filter((a) => a.step === 'resumeSource')
+        .map((a) => a.reconcile),
+      [true],
+    );
   });
 });
 

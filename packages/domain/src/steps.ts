@@ -61,9 +61,10 @@ export const stepTable: Record<StepName, StepSpec> = {
     timeout: 'criu',
     effect: 'CT frozen, dump held open',
     // criu undoes a dump that fails before the freeze. The handler goes on after it (the CT's sysctls beside the
-    // images): a failure there leaves the CT frozen, and says so by its code.
+    // images): a failure there leaves the CT frozen, and says so by its code; so does a held dump that ended after
+    // the freeze without a decision (its criu killed while it held the CT, found ended by the command delivered again).
     failureMayLeaveEffect: false,
-    inDoubtCodes: [errorCodes.dumpFailedFrozen],
+    inDoubtCodes: [errorCodes.dumpFailedFrozen, errorCodes.dumpEnded],
   },
   backupDescriptor: {
     executor: 'agent',

@@ -15,7 +15,8 @@ export type SendOptions = {
   verified: Record<string, number | undefined>;
   /**
    * The receiver finishes a file verified to its end with no chunk of it (the offer reply's `finishesVerified`).
-   * Without it (an older receiver), the last chunk of such a file is sent again, which that receiver needs.
+   * Without it (an older receiver), the last chunk of such a file is sent again, as older senders did: an older
+   * receiver finishes a part file verified to its end only on that chunk.
    */
   finishesVerified?: boolean;
   throttle: (bytes: number) => Promise<void>;

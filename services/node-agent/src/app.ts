@@ -457,10 +457,17 @@ function errorInfo(err: unknown): ErrorInfo {
     if (err.exitCode !== undefined) e.exitCode = err.exitCode;
     return e;
   }
-  if (err instanceof StepError)
-    return err.field
-      ? { code: err.code, message: err.message, field: err.field }
-      : { code: err.code, message: err.message };
+  if (err instanceof StepError) {
+    const e: ErrorInfo = { code: err.code, message: err.message };
+    if (err.field) e.field = err.field;
+    // A step that fails on a tool's failure keeps what the tool said.
+    if (err.cause instanceof CommandFailedError) {
+      e.command = err.cause.command;
+      e.stderrTail = err.cause.stderrTail;
+      if (err.cause.exitCode !== undefined) e.exitCode = err.cause.exitCode;
+    }
+    return e;
+  }
   const e = err as { message?: string; command?: string[]; exitCode?: number; stderrTail?: string };
   const info: ErrorInfo = { code: errorCodes.agentError, message: e?.message ?? String(err) };
   if (Array.isArray(e?.command)) info.command = e.command;

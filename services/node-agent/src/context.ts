@@ -22,8 +22,9 @@ export type AgentConfig = HostBounds & {
 export class StepError extends Error {
   readonly code: string;
   readonly field: string | undefined;
-  constructor(code: string, message: string, field?: string) {
-    super(message);
+  /** `options.cause`: a tool's failure (CommandFailedError) whose command, exit code and stderr the event keeps. */
+  constructor(code: string, message: string, field?: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'StepError';
     this.code = code;
     this.field = field;

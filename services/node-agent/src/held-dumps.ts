@@ -16,9 +16,11 @@ import {
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive, pidReused, procStat, type Logger } from '@haul/bus';
+import { errorCodes } from '@haul/domain';
 import { waitForFile } from './adapters/files.ts';
 import { gatedShell, recordThenOpen, tailOf } from './adapters/exec.ts';
 import { criuLogs, logTail } from './adapters/tools.ts';
+import { StepError } from './context.ts';
 
 export const holdScript = join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'haul-hold-frozen');
 
@@ -99,10 +101,14 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     const first = await Promise.race([frozen, ended]).finally(() => ac.abort());
     await Promise.allSettled([frozen, ended]);
     if (first === 'ended') {
+      const rc = rcOf(dir);
+      // Both files were there at the look (criu killed right after it froze the CT): the CT may be frozen. The folder
+      // stays, as a dump that ended after its freeze, and the failure says so (in doubt: the rollback resumes it).
+      if (existsSync(join(dir, 'frozen')))
+        throw new StepError(errorCodes.dumpEnded, `criu dump ended with ${rc} after it froze the CT`);
       // criu's own errors are in its -o log in the work dir, not in what sh captured (criu.log).
       const own = meta.workDir !== undefined ? logTail(join(meta.workDir, criuLogs.dump)) : '';
       const tail = tailOf([own, logTail(join(dir, 'criu.log'))].filter((t) => t !== '').join('\n'));
-      const rc = rcOf(dir);
       rmSync(dir, { recursive: true, force: true });
       throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {
         command: ['criu', ...criuArgs],

@@ -106,9 +106,9 @@ export async function endOrphanedTools(
       rmSync(file, { force: true }); // cut short by the agent's death while it was written: nothing to end
       continue;
     }
+    if (rec.until !== undefined && !pidReused(rec.pid, rec.start)) await toItsEnd(rec, log, waitPollMs);
     // The pid names another process now: the group it led ended wholly (a group's id is not given out again
     // while one of its processes lives).
-    if (rec.until !== undefined && !pidReused(rec.pid, rec.start)) await toItsEnd(rec, log, waitPollMs);
     const reused = pidReused(rec.pid, rec.start);
     if (!reused && groupMembers(rec.pid).length > 0) {
       log.warn({ pid: rec.pid, argv: rec.argv }, 'ending a host tool an earlier agent left running');

@@ -135,6 +135,8 @@ export const finalDump: Handler = async (cmd, ctx) => {
     throw new StepError(
       errorCodes.dumpFailedFrozen,
       `CT ${a.ctid} frozen on ${ctx.cfg.node}, then: ${(err as Error).message}`,
+      undefined,
+      { cause: err },
     );
   }
 };
