@@ -142,6 +142,32 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
     }
   });
 
+  // A wait would last the record's ten minutes: the test's own timeout fails it long before.
+  it(
+    'given a record of a tool that runs to its end whose pid now names another process, when an agent starts, then it neither waits nor ends that process',
+    { timeout: 60_000 },
+    async () => {
+      // Given a record due far ahead whose pid names another process (another start time)
+      const dir = join(root, 'to-its-end-reused');
+      createToolRecords(dir);
+      const marker = `604.${process.pid}`;
+      const other = spawn('sleep', [marker], { detached: true, stdio: 'ignore' });
+      try {
+        const pid = other.pid!;
+        await until(() => alive(marker).length === 1, 'the other process running');
+        const rec: ToolRecord = { pid, start: '1', argv: ['ploop', 'snapshot'], until: Date.now() + 600_000 };
+        writeFileSync(join(dir, String(pid)), JSON.stringify(rec));
+
+        // When an agent starts, then it goes on, the other process left alone
+        assert.deepEqual(await endOrphanedTools({ dir }, log), []);
+        assert.deepEqual(alive(marker), [pid]);
+        assert.deepEqual(readdirSync(dir), []);
+      } finally {
+        other.kill('SIGKILL');
+      }
+    },
+  );
+
   it("given an agent that dies between a tool's spawn and its record, then the tool never runs", async () => {
     // Given a runner in a process of its own whose record of a tool kills that process instead (the agent dies in
     // that moment): it says the tool's pid first
