@@ -342,22 +342,22 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       const result = await handler(cmd, contextFor(cmd.migrationId, mlog, reconciled));
       mlog.info({ ms: Date.now() - t0 }, 'step succeeded');
       metrics.step(cmd.step, 'succeeded', (Date.now() - t0) / 1000, (result as { toolMs?: number }).toolMs);
-      if (cmd.step === 'finalDump') leases.arm(held.meta(cmd.migrationId));
       const data = { ...base, result } as Extract<StepOutcome, { type: 'StepSucceeded' }>['data'];
       return event(cmd.migrationId, 'StepSucceeded', data, `${cmd.commandId}:result`) as StepOutcome;
     } catch (err) {
       const error = errorInfo(err);
       mlog.error({ err: error, ms: Date.now() - t0 }, 'step failed');
       metrics.step(cmd.step, 'failed', (Date.now() - t0) / 1000);
-      // A final dump can fail after the freeze (the CT's sysctls beside the images): the rollback resumes the CT
-      // (the core holds the failure in doubt), and its lease does should the rollback never come.
-      if (cmd.step === 'finalDump') leases.arm(held.meta(cmd.migrationId));
       return event(
         cmd.migrationId,
         'StepFailed',
         { ...base, error },
         `${cmd.commandId}:result`,
       ) as StepOutcome;
+    } finally {
+      // A held final dump gets its lease, whether the step succeeded or failed after the freeze (the rollback resumes
+      // the CT then, the core holding that failure in doubt; the lease does should the rollback never come).
+      if (cmd.step === 'finalDump') leases.arm(held.meta(cmd.migrationId));
     }
   }
 
@@ -446,28 +446,25 @@ function ctidOf(log: readonly MigrationEvent[]): string | undefined {
   return req?.type === 'MigrationRequested' ? req.data.request.ctid : undefined;
 }
 
+/** What a tool said when it failed, as a failure event carries it. */
+function toolSaid(err: CommandFailedError): Pick<ErrorInfo, 'command' | 'stderrTail' | 'exitCode'> {
+  return {
+    command: err.command,
+    stderrTail: err.stderrTail,
+    ...(err.exitCode !== undefined ? { exitCode: err.exitCode } : {}),
+  };
+}
+
 function errorInfo(err: unknown): ErrorInfo {
-  if (err instanceof CommandFailedError) {
-    const e: ErrorInfo = {
+  if (err instanceof CommandFailedError) return { code: err.code, message: err.message, ...toolSaid(err) };
+  if (err instanceof StepError)
+    return {
       code: err.code,
       message: err.message,
-      command: err.command,
-      stderrTail: err.stderrTail,
+      ...(err.field ? { field: err.field } : {}),
+      // A step that fails on a tool's failure keeps what the tool said.
+      ...(err.cause instanceof CommandFailedError ? toolSaid(err.cause) : {}),
     };
-    if (err.exitCode !== undefined) e.exitCode = err.exitCode;
-    return e;
-  }
-  if (err instanceof StepError) {
-    const e: ErrorInfo = { code: err.code, message: err.message };
-    if (err.field) e.field = err.field;
-    // A step that fails on a tool's failure keeps what the tool said.
-    if (err.cause instanceof CommandFailedError) {
-      e.command = err.cause.command;
-      e.stderrTail = err.cause.stderrTail;
-      if (err.cause.exitCode !== undefined) e.exitCode = err.cause.exitCode;
-    }
-    return e;
-  }
   const e = err as { message?: string; command?: string[]; exitCode?: number; stderrTail?: string };
   const info: ErrorInfo = { code: errorCodes.agentError, message: e?.message ?? String(err) };
   if (Array.isArray(e?.command)) info.command = e.command;
