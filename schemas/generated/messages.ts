@@ -397,7 +397,7 @@ export type StatusReply = StatusOk | ApiRejected1;
  * This interface was referenced by `HaulMessages`'s JSON-Schema
  * via the `definition` "StreamOfferReply".
  */
-export type StreamOfferReply = StreamOfferAccepted | ApiRejected1;
+export type StreamOfferReply = StreamOfferAccepted | StreamOfferReadingBack | ApiRejected1;
 /**
  * A host's name as used in NATS subjects: lowercase letters, digits and dashes.
  */
@@ -2019,6 +2019,22 @@ export interface StreamOfferAccepted {
   finishesVerified?: true;
 }
 /**
+ * Not answered yet: the receiver reads back the part files it holds to say what of them is verified, and reads on. Only to an offer whose sender takes it (header Haul-Takes-Read-Back-Progress); the sender offers again.
+ */
+export interface StreamOfferReadingBack {
+  ok: false;
+  readingBack: {
+    /**
+     * Bytes of part files read back so far.
+     */
+    bytesRead: number;
+    /**
+     * Bytes of the offer's files.
+     */
+    bytesTotal: number;
+  };
+}
+/**
  * Source streamer to target streamer (subject haul.stream.<node>.offer): what will be sent, where it goes, and where to fetch it from.
  *
  * This interface was referenced by `HaulMessages`'s JSON-Schema
@@ -2108,7 +2124,7 @@ export interface TransferProgress {
   waitedUntil?: Timestamp3;
 }
 /**
- * Present while the transfer waits on purpose: behind a final-dump transfer (priority), for a free transfer slot (slot), or, every byte sent, for the receiver to verify and sync them (sync).
+ * Present while the transfer waits on purpose: behind a final-dump transfer (priority), for a free transfer slot (slot), or for the receiver to work on the bytes it holds (sync): every byte sent, it verifies and syncs them (bytesDone = bytesTotal); to resume, it reads back its part files while the bytes it read grow (bytesDone counted from 0 again, below bytesTotal). One reason for both: a coordinator finds a report with a reason it does not know invalid, and would lose the transfer's sign of life.
  */
 export interface TransferWait {
   reason: 'priority' | 'slot' | 'sync';

@@ -85,6 +85,15 @@ export const subjects = {
 
 export type Executor = 'agent' | 'streamer';
 
+/**
+ * Headers of an offer (haul.stream.<node>.offer). An offer's body has no unknown fields (an older receiver refuses
+ * one), so what a sender can take in answer rides here: an older receiver ignores it.
+ */
+export const offerHeaders = {
+  /** Present ('1'): the sender takes a read-back's progress as an answer and offers again (limits.streamReadBackAnswerMs). */
+  takesReadBackProgress: 'Haul-Takes-Read-Back-Progress',
+} as const;
+
 export const limits = {
   /** Window within which a repeated msgID is recognised as a duplicate by JetStream. */
   duplicateWindowMs: 2 * 60 * 1000,
@@ -228,6 +237,15 @@ export const limits = {
    * load average of 35 on 2 cores), and a connection that fails it must not fail the transfer with it.
    */
   streamConnectMs: 20_000,
+  /** A sender waits this long for the answer to its offer, then offers again (one of its retries). */
+  streamOfferTimeoutMs: 10_000,
+  /**
+   * A receiver that reads back part files to answer an offer (what of them is verified: minutes for 100 GiB) answers
+   * after this long with how far it read, when the offer says its sender takes such an answer (offerHeaders), and
+   * reads on. The sender offers again at once and reports that it waits on purpose while the bytes read grow: a
+   * read-back longer than the stall time ended the transfer before. Well under streamOfferTimeoutMs.
+   */
+  streamReadBackAnswerMs: 2_000,
   /**
    * An established data connection on which nothing moves this long is closed, on either end (a receiver that stops
    * reading, a sender that stops sending). Longer than the sync of a large local disk copy before "done".

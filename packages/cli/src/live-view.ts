@@ -115,11 +115,19 @@ const waitsFor = {
   sync: 'all sent, the target syncs',
 } as const;
 
+/** What a transfer waits for: a wait for the target's work before every byte was sent is its read-back, to resume. */
+function waitText(p: TransferProgress): string {
+  const reason = p.waiting!.reason;
+  return reason === 'sync' && p.bytesDone < p.bytesTotal
+    ? 'the target reads back what it holds, to resume'
+    : waitsFor[reason];
+}
+
 /** A transfer's bytes, %, rate and ETA, or what it waits for. */
 export function transferText(p: TransferProgress): string {
   const pct = p.bytesTotal > 0 ? ` ${Math.floor((100 * p.bytesDone) / p.bytesTotal)}%` : '';
   const bytes = `${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB${pct}`;
-  if (p.waiting) return `${bytes}, ${waitsFor[p.waiting.reason]}`;
+  if (p.waiting) return `${bytes}, ${waitText(p)}`;
   return `${bytes} ${p.mbPerSec.toFixed(0)} MB/s ETA ${sec(p.etaMs)}`;
 }
 

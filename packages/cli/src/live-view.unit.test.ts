@@ -170,6 +170,11 @@ describe("a transfer's report", () => {
       transferText(report('c', { waiting: { reason, since } }));
     assert.equal(text('priority'), '12.0/48.0 MB 25%, waits for the final images');
     assert.equal(text('slot'), '12.0/48.0 MB 25%, waits for a transfer slot');
-    assert.equal(text('sync'), '12.0/48.0 MB 25%, all sent, the target syncs');
+    assert.equal(
+      transferText(report('c', { bytesDone: 48_000_000, waiting: { reason: 'sync', since } })),
+      '48.0/48.0 MB 100%, all sent, the target syncs',
+    );
+    // Before every byte was sent (counted from 0 again), the target's work is its read-back of what it holds
+    assert.equal(text('sync'), '12.0/48.0 MB 25%, the target reads back what it holds, to resume');
   });
 });

@@ -11,6 +11,9 @@ const waits = {
   slot: 'waits for a transfer slot',
   sync: 'receiver verifies and syncs',
 };
+/** A wait for the receiver's work before every byte was sent (counted from 0 again) is its read-back, to resume. */
+const waitText = (t) =>
+  t.waiting === 'sync' && t.bytesDone < t.bytesTotal ? 'receiver reads back what it holds' : waits[t.waiting];
 
 const state = {
   migrations: new Map(),
@@ -98,7 +101,7 @@ function progressCell(v) {
         'span',
         { class: 'sub' },
         `${pct.toFixed(0)}% · ${mb(v.progress.bytesDone)} / ${mb(v.progress.bytesTotal)}`,
-        t ? h('span', { class: 'waiting' }, ` · ${waits[t.waiting]}`) : undefined,
+        t ? h('span', { class: 'waiting' }, ` · ${waitText(t)}`) : undefined,
       ),
     );
   }

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   Registry,
   commandConsumerName,
@@ -15,6 +15,7 @@ import {
   decodeJson,
   encodeJson,
   migrationLogger,
+  offerHeaders,
   openProgress,
   putProgress,
   sentTo,
@@ -43,7 +44,7 @@ import { abortable, createGiveUpWatch } from './given-up.ts';
 import { planPass, withExtents, type PassPlan } from './disk-pass.ts';
 import { buildManifest, type ManifestEntry } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
-import { createProgressReporter, type ProgressReporter } from './progress-report.ts';
+import { createProgressReporter, readBackWait, type ProgressReporter } from './progress-report.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { createDataServer, type DataListener, type DataServer, type PortRange } from './data-server.ts';
 import { createReceiver } from './receiver.ts';
@@ -52,7 +53,6 @@ import { ConnectionLost, sendFiles, type SendOptions, type SendStats } from './s
 import type { TlsMaterial } from './tls.ts';
 import { crc32Loaded } from './wire.ts';
 
-/** How long a sender waits for the receiving streamer to connect after it accepted the offer. */
 /** Transfers a streamer runs at once as a sender (more commands wait for a slot, reporting that they wait). */
 const MAX_TRANSFERS = 4;
 
@@ -77,6 +77,10 @@ export type StreamerConfig = {
   idleMs?: number;
   /** Transfers sent at once (default MAX_TRANSFERS). */
   maxTransfers?: number;
+  /** How long a sender waits for an offer's answer (default limits.streamOfferTimeoutMs). */
+  offerTimeoutMs?: number;
+  /** How long a receiver reads back before it answers with its progress (default limits.streamReadBackAnswerMs). */
+  readBackAnswerMs?: number;
 };
 
 export type StreamerDeps = {
@@ -87,6 +91,8 @@ export type StreamerDeps = {
   /** Signs this streamer's events; only commands signed by a coordinator run, only believed events are read. */
   trust: Trust;
   tamper?: (path: string, offset: number, data: Buffer) => void;
+  /** Told of each chunk the receiving side reads back, which waits for it (tests hold a read-back here). */
+  onReadBack?: (path: string, bytes: number) => Promise<void>;
   /** How the process ends when its command consumer dies (default process.exit; tests pass their own). */
   exit?: (code: number) => void;
   /** Moves a folder for a command (default: the TCP transfer; the control bench passes one that moves nothing). */
@@ -186,6 +192,8 @@ export function createImageStreamer(deps: StreamerDeps) {
     ...(cfg.tls ? { tls: cfg.tls } : {}),
     registry: (node) => registration?.lookup(node) ?? Promise.resolve(undefined),
     ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
+    ...(cfg.readBackAnswerMs ? { readBackAnswerMs: cfg.readBackAnswerMs } : {}),
+    ...(deps.onReadBack ? { onReadBack: deps.onReadBack } : {}),
   });
 
   function reporter(migrationId: string, commandId: string, mlog: Logger): ProgressReporter {
@@ -206,19 +214,20 @@ export function createImageStreamer(deps: StreamerDeps) {
       callback: (err, msg) => {
         // A stored message pushed here by a consumer is no offer (sentTo, @haul/bus).
         if (err || !sentTo(msg, subjects.streamOffer(cfg.node))) return;
-        void answerOffer(msg.data).then((reply) => {
-          if (!reply.ok) log.warn({ err: reply.error }, 'offer refused');
+        const takesReadBackProgress = msg.headers?.get(offerHeaders.takesReadBackProgress) === '1';
+        void answerOffer(msg.data, takesReadBackProgress).then((reply) => {
+          if ('error' in reply) log.warn({ err: reply.error }, 'offer refused');
           msg.respond(encodeJson(reply));
         });
       },
     });
   }
 
-  async function answerOffer(data: Uint8Array): Promise<StreamOfferReply> {
+  async function answerOffer(data: Uint8Array, takesReadBackProgress: boolean): Promise<StreamOfferReply> {
     try {
       const v = validators.validate<StreamOffer>('streamOffer', decodeJson(data));
       return v.ok
-        ? await receiver.accept(v.value)
+        ? await receiver.accept(v.value, { takesReadBackProgress })
         : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
     } catch (e) {
       return { ok: false, error: { code: errorCodes.streamerError, message: (e as Error).message } };
@@ -325,6 +334,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     const { a, mlog } = t;
     const { report, signal } = t.opts;
     const pace = pacing(t);
+    const readBack = readBackWait(report);
     let retries = 0;
     let resumed = 0;
     for (;;) {
@@ -335,6 +345,7 @@ export function createImageStreamer(deps: StreamerDeps) {
         reply = await offerTransfer(t, dataServer.port, listener.token);
       } catch (err) {
         listener.close();
+        readBack.end();
         signal?.throwIfAborted();
         if (++retries > cfg.maxRetries)
           throw new Error(`no streamer answers for ${a.toNode}: ${(err as Error).message}`);
@@ -342,6 +353,14 @@ export function createImageStreamer(deps: StreamerDeps) {
         await delay(Math.min(2000, 200 * retries), undefined, { signal });
         continue;
       }
+      if ('readingBack' in reply) {
+        // The receiver answers again once it has read on (limits.streamReadBackAnswerMs): offered again at once.
+        listener.close();
+        readBack.answered(reply.readingBack.bytesRead);
+        signal?.throwIfAborted();
+        continue;
+      }
+      readBack.end();
       if (!reply.ok) {
         listener.close();
         throw Object.assign(new Error(reply.error.message), { info: reply.error });
@@ -403,8 +422,11 @@ export function createImageStreamer(deps: StreamerDeps) {
       ...(opts.writeBack ? { writeBack: true } : {}),
       ...(plan?.kind === 'update' ? { update: true } : {}),
     };
+    const h = headers();
+    h.set(offerHeaders.takesReadBackProgress, '1');
+    const timeout = cfg.offerTimeoutMs ?? limits.streamOfferTimeoutMs;
     const m = await abortable(
-      nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout: 10_000 }),
+      nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout, headers: h }),
       opts.signal,
     );
     return decodeJson(m.data) as StreamOfferReply;

@@ -89,8 +89,13 @@ function stampOf(path: string): string | undefined {
  * How many bytes from the start of `path` (a file of `size` bytes) are already here and verified: the whole size
  * when the finished file exists, else the longest prefix of chunks whose data still matches its recorded sum. The
  * part file is read back a chunk at a time through libuv's pool, so the streamer's other transfers go on meanwhile.
+ * `onRead` is told of each chunk read back (and the read waits for it).
  */
-export async function verifiedPrefix(path: string, size: number): Promise<number> {
+export async function verifiedPrefix(
+  path: string,
+  size: number,
+  onRead?: (bytes: number) => void | Promise<void>,
+): Promise<number> {
   if (isFinished(path, size)) return size;
   const sums = readSums(path, size);
   if (!sums) return 0;
@@ -107,6 +112,7 @@ export async function verifiedPrefix(path: string, size: number): Promise<number
       const len = chunkLength(size, k);
       if (sums.readUInt32LE(at + 4) !== len) break;
       if ((await fh.read(buf, 0, len, k * CHUNK)).bytesRead !== len) break;
+      await onRead?.(len);
       if (chunkDigest(buf.subarray(0, len)) !== sums.readUInt32LE(at)) break;
       prefix += len;
     }

@@ -122,3 +122,35 @@ export function createProgressReporter(o: ReporterOptions) {
 }
 
 export type ProgressReporter = ReturnType<typeof createProgressReporter>;
+
+/**
+ * A sender's side of a read-back its receiver answers with its progress (the offer's answer `readingBack`): the
+ * transfer waits on purpose for the receiver's work on what it holds (reason `sync`, with its bytes counted from 0
+ * again) while the bytes read back grow from answer to answer. An answer that
+ * shows none ends the wait, so a read-back that hangs ages like a stalled transfer and the coordinator gives it up
+ * after the stall time; the next answer that shows progress waits again.
+ */
+export function readBackWait(report: Pick<ProgressReporter, 'waiting' | 'restart'>): {
+  answered: (bytesRead: number) => void;
+  end: () => void;
+} {
+  let last = -1;
+  let resumed: (() => void) | undefined;
+  const stopWaiting = () => {
+    resumed?.();
+    resumed = undefined;
+  };
+  return {
+    answered(bytesRead) {
+      if (last < 0) report.restart(); // a new attempt: its bytes count from what the receiver confirms
+      if (bytesRead > last) resumed ??= report.waiting('sync');
+      else stopWaiting();
+      last = bytesRead;
+    },
+    /** The offer was answered otherwise (or not at all): the wait ends, and a later read-back starts afresh. */
+    end() {
+      stopWaiting();
+      last = -1;
+    },
+  };
+}

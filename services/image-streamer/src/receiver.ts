@@ -23,13 +23,38 @@ import { UpdateFile } from './update-file.ts';
 import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
-/** Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries. */
-export async function verifiedBytes(offer: StreamOffer): Promise<Record<string, number>> {
+/**
+ * Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries.
+ * `onRead` is told of each chunk of a part file read back.
+ */
+export async function verifiedBytes(
+  offer: StreamOffer,
+  onRead?: (path: string, bytes: number) => void | Promise<void>,
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const e of offer.manifest)
-    if (e.kind === 'file') out[e.path] = await verifiedPrefix(join(offer.targetDir, e.path), e.size ?? 0);
+  for (const e of offer.manifest) {
+    if (e.kind !== 'file') continue;
+    const path = join(offer.targetDir, e.path);
+    out[e.path] = await verifiedPrefix(path, e.size ?? 0, onRead && ((bytes) => onRead(path, bytes)));
+  }
   return out;
 }
+
+/**
+ * A read-back of an offer's part files under way (what of them is verified): whose offer started it, how far it
+ * read, and what it will answer. It goes on after an offer was answered with its progress, and the offers of the same
+ * transfer sent again take its answer instead of reading beside it.
+ */
+type ReadBack = {
+  from: string;
+  migrationId: string;
+  /** The offer's manifest (JSON): an offer with another one waits for this read-back, then reads its own. */
+  manifest: string;
+  bytesRead: number;
+  bytesTotal: number;
+  verified: Promise<Record<string, number>>;
+};
+type ReadBackAnswer = { verified: Record<string, number> } | { reading: ReadBack };
 
 /** The data address a node's streamer registered (bucket haul-streamers), or undefined when it has none. */
 export type PeerRegistry = (node: string) => Promise<StreamerRegistration | undefined>;
@@ -42,7 +67,14 @@ export type ReceiverOptions = {
   tls?: TlsMaterial;
   idleMs?: number;
   perPeer?: number;
+  /** An offer whose sender takes a read-back's progress gets it after this long (default limits.streamReadBackAnswerMs). */
+  readBackAnswerMs?: number;
+  /** Told of each chunk read back, which waits for it (tests hold a read-back here, as `tamper` corrupts a chunk). */
+  onReadBack?: (path: string, bytes: number) => Promise<void>;
 };
+
+/** How the offer was sent: its sender takes a read-back's progress as an answer (offerHeaders.takesReadBackProgress). */
+export type OfferOptions = { takesReadBackProgress?: boolean };
 
 type Refusal = { ok: false; error: ErrorInfo };
 const refuse = (code: string, field: string, message: string): Refusal => ({
@@ -75,6 +107,13 @@ export function createReceiver(opts: ReceiverOptions) {
    * free.
    */
   async function endEarlierAttempt(offer: StreamOffer): Promise<Refusal | undefined> {
+    const rb = readBacks.get(offer.targetDir);
+    if (rb && (rb.from !== offer.fromNode || rb.migrationId !== offer.migrationId))
+      return refuse(
+        errorCodes.streamerBusy,
+        'targetDir',
+        `${offer.targetDir} is being read back for ${rb.migrationId} from ${rb.from}`,
+      );
     for (let r = receiving.get(offer.targetDir); r; r = receiving.get(offer.targetDir)) {
       if (r.from !== offer.fromNode || r.migrationId !== offer.migrationId)
         return refuse(
@@ -88,8 +127,65 @@ export function createReceiver(opts: ReceiverOptions) {
   }
 
   const folders = createSerialByKey();
+  /** The read-back under way in each target folder. */
+  const readBacks = new Map<string, ReadBack>();
 
-  async function acceptInto(offer: StreamOffer, root: string): Promise<StreamOfferReply> {
+  function startReadBack(offer: StreamOffer, manifest: string): ReadBack {
+    const rb: ReadBack = {
+      from: offer.fromNode,
+      migrationId: offer.migrationId,
+      manifest,
+      bytesRead: 0,
+      bytesTotal: offer.manifest.reduce((n, e) => n + (e.kind === 'file' ? (e.size ?? 0) : 0), 0),
+      verified: verifiedBytes(offer, async (path, bytes) => {
+        await opts.onReadBack?.(path, bytes);
+        rb.bytesRead += bytes;
+      }),
+    };
+    readBacks.set(offer.targetDir, rb);
+    // Its offer may have been answered with its progress, and no offer come again: a failure is the next offer's.
+    void rb.verified
+      .catch(() => {})
+      .finally(() => {
+        if (readBacks.get(offer.targetDir) === rb) readBacks.delete(offer.targetDir);
+      });
+    return rb;
+  }
+
+  /**
+   * What of the offer's files is verified, read back once however often the transfer is offered; or, for a sender
+   * that takes it, the read-back under way in the folder when it has not ended within readBackAnswerMs.
+   */
+  async function readBackFor(offer: StreamOffer, o: OfferOptions): Promise<ReadBackAnswer> {
+    const manifest = JSON.stringify(offer.manifest);
+    let rb = readBacks.get(offer.targetDir);
+    if (rb && (offer.update || rb.manifest !== manifest)) {
+      // Another read of the folder (of another manifest of this transfer) ends first.
+      const earlier = await answerWithin(rb, o);
+      if ('reading' in earlier) return earlier;
+      rb = undefined;
+    }
+    // An update pass resumes nothing: it is sent whole again.
+    if (offer.update) return { verified: {} };
+    return answerWithin(rb ?? startReadBack(offer, manifest), o);
+  }
+
+  /** The read-back's answer, or itself still under way after readBackAnswerMs for a sender that takes that. */
+  async function answerWithin(reading: ReadBack, o: OfferOptions): Promise<ReadBackAnswer> {
+    const verified = reading.verified.then((v) => ({ verified: v }));
+    if (!o.takesReadBackProgress) return verified;
+    let timer: NodeJS.Timeout | undefined;
+    const later = new Promise<{ reading: ReadBack }>((resolve) => {
+      timer = setTimeout(() => resolve({ reading }), opts.readBackAnswerMs ?? limits.streamReadBackAnswerMs);
+    });
+    try {
+      return await Promise.race([verified, later]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function acceptInto(offer: StreamOffer, root: string, o: OfferOptions): Promise<StreamOfferReply> {
     const earlier = await endEarlierAttempt(offer);
     if (earlier) return earlier;
     // Counted from the answer to the data connection's close: held connections cannot pile up.
@@ -101,19 +197,23 @@ export function createReceiver(opts: ReceiverOptions) {
       );
     const release = ctx(offer.fromNode).onClosed;
     active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
-    let verified: Record<string, number>;
+    let read: ReadBackAnswer;
     try {
       mkdirSync(root, { recursive: true });
       mkdirsNoFollow(root, relative(root, offer.targetDir));
       for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
-      // An update pass resumes nothing: it is sent whole again.
-      verified = offer.update ? {} : await verifiedBytes(offer);
+      read = await readBackFor(offer, o);
     } catch (err) {
       release();
       throw err;
     }
-    receive(offer, verified);
-    return { ok: true, verified, finishesVerified: true };
+    if ('reading' in read) {
+      release();
+      const { bytesRead, bytesTotal } = read.reading;
+      return { ok: false, readingBack: { bytesRead, bytesTotal } };
+    }
+    receive(offer, read.verified);
+    return { ok: true, verified: read.verified, finishesVerified: true };
   }
 
   /** Connect to the sender and receive: the slot counted for the offer is released when the connection closes. */
@@ -133,7 +233,7 @@ export function createReceiver(opts: ReceiverOptions) {
   }
 
   return {
-    async accept(received: StreamOffer): Promise<StreamOfferReply> {
+    async accept(received: StreamOffer, o: OfferOptions = {}): Promise<StreamOfferReply> {
       const peer = await checkPeer(received, opts);
       if (peer) return peer;
       let confined: { root: string; dir: string };
@@ -149,7 +249,8 @@ export function createReceiver(opts: ReceiverOptions) {
       // One offer into a folder at a time, from the end of the earlier attempt to the start of this one's reception:
       // an offer sent again while the first's part files are read back waits, and is then answered from what that
       // read found (verifiedPrefix), instead of reading beside it and receiving beside it.
-      return folders.run(offer.targetDir, () => acceptInto(offer, confined.root));
+      // A sender that takes a read-back's progress is answered with it meanwhile, and the read goes on.
+      return folders.run(offer.targetDir, () => acceptInto(offer, confined.root, o));
     },
     /** Data connections open or about to open (for tests and status). */
     active: () => [...active.values()].reduce((a, b) => a + b, 0),

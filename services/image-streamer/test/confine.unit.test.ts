@@ -130,8 +130,8 @@ describe('the receiver confines every path to its root', () => {
     };
     const reply = await createReceiver({ allowedRoots: [root], log, registry }).accept(offer);
     assert.equal(reply.ok, false);
-    assert.equal(!reply.ok && reply.error.code, 'HAUL_UNSAFE_MANIFEST');
-    assert.equal(!reply.ok && reply.error.field, 'targetDir');
+    assert.equal('error' in reply && reply.error.code, 'HAUL_UNSAFE_MANIFEST');
+    assert.equal('error' in reply && reply.error.field, 'targetDir');
     assert.throws(() => realpathSync(join(outside, 'x')), /ENOENT/);
   });
 

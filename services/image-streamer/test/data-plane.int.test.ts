@@ -283,7 +283,7 @@ describe('the receiving side', () => {
       const field = async (o: StreamOffer) => {
         const r = await receiver.accept(o);
         assert.equal(r.ok, false);
-        return !r.ok && [r.error.code, r.error.field];
+        return 'error' in r && [r.error.code, r.error.field];
       };
       assert.deepEqual(await field(offer('node-x', trap.port, 'u1')), ['HAUL_UNREGISTERED_PEER', 'fromNode']);
       register('node-a', trap.port + 1);
@@ -334,7 +334,7 @@ describe('the receiving side', () => {
     assert.equal((await receiver.accept(offer('node-a', held.port, 'q1'))).ok, true);
     assert.equal((await receiver.accept(offer('node-a', held.port, 'q2'))).ok, true);
     const third = await receiver.accept(offer('node-a', held.port, 'q3'));
-    assert.equal(!third.ok && third.error.code, 'HAUL_STREAMER_BUSY');
+    assert.equal('error' in third && third.error.code, 'HAUL_STREAMER_BUSY');
     await until(() => held.seen.length === 2, 'two connected');
     for (const s of held.seen) s.destroy();
     await until(() => receiver.active() === 0, 'released');
@@ -370,7 +370,7 @@ describe('the receiving side', () => {
       // And an offer of another node into that folder is refused, attempt 2 left alone
       register('node-c', first.port);
       const intruder = await receiver.accept(offer('node-c', first.port, 'again'));
-      assert.deepEqual(!intruder.ok && [intruder.error.code, intruder.error.field], [
+      assert.deepEqual('error' in intruder && [intruder.error.code, intruder.error.field], [
         'HAUL_STREAMER_BUSY',
         'targetDir',
       ]);
@@ -591,6 +591,68 @@ describe('the receiving side', () => {
       );
       assert.equal(receiver.active(), 1);
       await until(() => held.seen.length > 0, 'the later one connected');
+      for (const sock of held.seen) sock.destroy();
+      await until(() => receiver.active() === 0, 'released');
+      await held.close();
+    },
+  );
+
+  it(
+    "answers a sender that takes it with the read-back's progress, reads on, and answers the transfer's next offer from that one read",
+    { timeout: 30_000 },
+    async () => {
+      // Given a folder whose part file holds two verified chunks, on a disk whose second chunk read waits for `slow`
+      const size = 3 * CHUNK;
+      const target = join(root, 'read-back');
+      mkdirSync(target, { recursive: true });
+      const part = new PartFile(join(target, 'pages.img'), size, 0o644, 0);
+      for (let off = 0; off < 2 * CHUNK; off += CHUNK) {
+        const chunk = randomBytes(CHUNK);
+        part.write(off, chunk, chunkDigest(chunk));
+      }
+      part.close();
+      let release!: () => void;
+      const slow = new Promise<void>((r) => (release = r));
+      let reads = 0;
+      const held = await fakeSender(() => {});
+      register('node-a', held.port);
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        readBackAnswerMs: 50,
+        onReadBack: async () => {
+          if (++reads === 2) await slow;
+        },
+      });
+      const takes = { takesReadBackProgress: true };
+
+      // When its transfer is offered by a sender that takes a read-back's progress, and offered again
+      const first = await receiver.accept(offer('node-a', held.port, 'read-back', size), takes);
+      const again = await receiver.accept(offer('node-a', held.port, 'read-back', size), takes);
+
+      // Then both are answered with how far the one read-back got (its first chunk), and no slot stays taken
+      const progress = { ok: false, readingBack: { bytesRead: CHUNK, bytesTotal: size } };
+      assert.deepEqual([first, again], [progress, progress]);
+      assert.equal(receiver.active(), 0);
+      // And another migration's offer into the folder is refused while it reads
+      const other = await receiver.accept(
+        { ...offer('node-a', held.port, 'read-back', size), migrationId: 'mig-x' },
+        takes,
+      );
+      assert.deepEqual('error' in other && [other.error.code, other.error.field], [
+        'HAUL_STREAMER_BUSY',
+        'targetDir',
+      ]);
+
+      // When the disk reads on
+      release();
+      const done = await receiver.accept(offer('node-a', held.port, 'read-back', size), takes);
+
+      // Then the next offer is answered from that read (each chunk read once) and received
+      assert.deepEqual(done, { ok: true, verified: { 'pages.img': 2 * CHUNK }, finishesVerified: true });
+      assert.equal(reads, 2);
+      await until(() => held.seen.length > 0, 'connected');
       for (const sock of held.seen) sock.destroy();
       await until(() => receiver.active() === 0, 'released');
       await held.close();

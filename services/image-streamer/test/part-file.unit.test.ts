@@ -77,6 +77,16 @@ describe('part files: the resume point is re-verified from disk, not trusted', (
 });
 
 describe('part files read back once: an offer sent again is answered from that read while nothing changed', () => {
+  it('answers a second read-back of an unchanged part file without reading it', async () => {
+    const p = join(dir, 'e.img');
+    partial(p, [0, 1]);
+    const read: number[] = [];
+    assert.equal(await verifiedPrefix(p, SIZE, (n) => void read.push(n)), 2 * CHUNK);
+    assert.deepEqual(read, [CHUNK, CHUNK]);
+    assert.equal(await verifiedPrefix(p, SIZE, (n) => void read.push(n)), 2 * CHUNK);
+    assert.deepEqual(read, [CHUNK, CHUNK], 'nothing read the second time');
+  });
+
   it('reads back again a part file written since (a reception resumed it)', async () => {
     const p = join(dir, 'f.img');
     partial(p, [0, 1]);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 import { pino } from 'pino';
 import type { TransferProgress } from '@haul/schemas';
-import { createProgressReporter } from '../src/progress-report.ts';
+import { lastSignOfLife } from '@haul/domain';
+import { createProgressReporter, readBackWait } from '../src/progress-report.ts';
 
 /** Every write begun has reached `publish` (they are chained promises). */
 const settled = () => new Promise((r) => setImmediate(r));
@@ -87,5 +88,36 @@ describe("a transfer's progress report", () => {
     assert.equal(moved.removed(), 1);
     await moved.tick();
     assert.equal(moved.written.length, 1, 'nothing is written after it was removed');
+  });
+
+  it("waits to resume while a read-back's answers show it reading on, and stops when one shows no progress", async (t) => {
+    t.after(() => mock.timers.reset());
+    const { report, written, tick } = setup();
+    report.sized(100);
+    report.moved(60); // before the connection was lost
+    const readBack = readBackWait(report);
+    // Given answers that show the receiver reading on
+    readBack.answered(0);
+    await tick();
+    readBack.answered(4096);
+    await tick();
+    // Then it waits for the receiver's work (sync), its bytes counted again from 0: below the total, a read-back
+    assert.equal(written.at(-1)!.waiting?.reason, 'sync');
+    assert.equal(written.at(-1)!.bytesDone, 0);
+    assert.equal(lastSignOfLife(written.at(-1)), Date.parse('2026-01-01T00:00:02.000Z'));
+    // When one shows no more read
+    readBack.answered(4096);
+    await tick();
+    await tick();
+    // Then the wait ended there: the transfer's last sign of life ages from that answer on
+    assert.equal(written.at(-1)!.waiting, undefined);
+    assert.equal(lastSignOfLife(written.at(-1)), Date.parse('2026-01-01T00:00:02.000Z'));
+    // And the next answer that shows progress waits again
+    readBack.answered(8192);
+    await settled();
+    assert.equal(written.at(-1)!.waiting?.reason, 'sync');
+    readBack.end();
+    await settled();
+    assert.equal(written.at(-1)!.waiting, undefined);
   });
 });

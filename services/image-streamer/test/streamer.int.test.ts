@@ -12,6 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -28,7 +29,13 @@ import {
   subjects,
   type EventLog,
 } from '@haul/bus';
-import { createValidators, type StepCommand, type StreamArgs, type StreamOfferReply } from '@haul/schemas';
+import {
+  createValidators,
+  type StepCommand,
+  type StreamArgs,
+  type StreamOfferReply,
+  type TransferProgress,
+} from '@haul/schemas';
 import {
   awaitEvent,
   awaitProgress,
@@ -40,12 +47,14 @@ import {
   type NatsServer,
 } from '@haul/test';
 import { createImageStreamer, type ImageStreamer, type StreamerConfig } from '../src/app.ts';
+import { PartFile } from '../src/part-file.ts';
+import { CHUNK, chunkDigest } from '../src/wire.ts';
 import { openDescriptors, until } from './support.ts';
 
 const validators = createValidators();
 const log = createLogger('image-streamer-test', undefined, { HAUL_LOG_LEVEL: 'warn' });
 /** Signing on: the streamers sign as themselves, commands come signed from "the coordinator" with an intent. */
-const ids = tempIdentities();
+const ids = tempIdentities(['node-a', 'node-b', 'node-c', 'node-d']);
 const coordinator = ids.trust('coordinator');
 let intents: EventLog;
 /** What the coordinator does for a command: intend it in the log, then send it signed. */
@@ -273,7 +282,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       const m = await nc.request(subjects.streamOffer('node-b'), encodeJson(offer), { timeout: 5000 });
       const reply = decodeJson(m.data) as StreamOfferReply;
       assert.equal(reply.ok, false);
-      if (!reply.ok) {
+      if ('error' in reply) {
         assert.equal(reply.error.code, 'HAUL_UNSAFE_MANIFEST');
         assert.equal(reply.error.field, 'manifest.0.path');
       }
@@ -374,6 +383,66 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       );
     } finally {
       await receiver.kill();
+    }
+  });
+
+  it("resumes over a read-back of the part files that outlasts an offer's timeout, reporting that it waits to resume", async () => {
+    // Given a receiver (node-d) holding six verified chunks of pages.img in its part file, whose disk reads them
+    // back slowly (0.4 s a chunk: 2.4 s in all), and a sender (node-c) that waits 1 s for an offer's answer and
+    // offers once (no retry)
+    const size = 8 * CHUNK;
+    const data = randomBytes(size);
+    const src = join(dir, 'node-c', 'img', 'read-back');
+    const target = join(dir, 'node-d', 'img', 'read-back');
+    mkdirSync(src, { recursive: true });
+    mkdirSync(target, { recursive: true });
+    writeFileSync(join(src, 'pages.img'), data);
+    const part = new PartFile(join(target, 'pages.img'), size, 0o644, 0);
+    for (let off = 0; off < 6 * CHUNK; off += CHUNK) {
+      const chunk = data.subarray(off, off + CHUNK);
+      part.write(off, chunk, chunkDigest(chunk));
+    }
+    part.close();
+    let chunksRead = 0;
+    const d = createImageStreamer({
+      nc,
+      validators,
+      cfg: { ...cfg('node-d'), readBackAnswerMs: 200 },
+      log,
+      trust: ids.trust('streamer@node-d'),
+      onReadBack: async () => {
+        chunksRead++;
+        await delay(400); // a slow disk, not a wait for anything
+      },
+    });
+    const c = createImageStreamer({
+      nc,
+      validators,
+      cfg: { ...cfg('node-c'), maxRetries: 0, offerTimeoutMs: 1_000 },
+      log,
+      trust: ids.trust('streamer@node-c'),
+    });
+    await d.start();
+    await c.start();
+    try {
+      // When the transfer is sent
+      const args: StreamArgs = { toNode: 'node-d', sourceDir: src, targetDir: target, priority: 'iteration' };
+      await intendTransfer('mig-str004', 'mig-str004:streamImages:0:1', args);
+      const transfer = c.transfer('mig-str004', 'mig-str004:streamImages:0:1', args, log);
+      const readingBack = (p: TransferProgress) => p.waiting?.reason === 'sync' && p.bytesDone < p.bytesTotal;
+      const waiting = await awaitProgress(nc, 'mig-str004', readingBack, 30_000);
+      const r = await transfer;
+
+      // Then it waited on purpose while the receiver read back (before, its offer timed out: "no streamer
+      // answers"), resumed after the six chunks, read back once, and the file arrived whole
+      assert.equal(waiting.bytesDone, 0);
+      assert.equal(r.resumedBytes, 6 * CHUNK);
+      assert.equal(chunksRead, 6);
+      assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
+      assert.deepEqual(readdirSync(target), ['pages.img']);
+    } finally {
+      await c.stop();
+      await d.stop();
     }
   });
 });
