@@ -27,6 +27,17 @@ type Effect = { rec: StepRecord; inDoubt: boolean };
 /** The name, subject and key of a planned action (`once`: a step that runs once per migration). */
 const planned = (step: StepName, subject: string = once) => ({ key: stepKey(step, subject), step, subject });
 
+/**
+ * A forward step that failed may have left an effect: its kind may (failureMayLeaveEffect), the coordinator gave it
+ * up (timed out, stalled: it may still be running), or its failure says so (the step's inDoubtCodes).
+ */
+function failedInDoubt(rec: StepRecord): boolean {
+  const spec = stepTable[rec.step];
+  const code = rec.error?.code;
+  if (spec.failureMayLeaveEffect) return true;
+  return code !== undefined && (givenUpCodes.includes(code) || (spec.inDoubtCodes?.includes(code) ?? false));
+}
+
 /** Which forward steps left (or may have left) an effect on a host. */
 function effects(s: MigrationState): Effect[] {
   const out: Effect[] = [];
@@ -38,11 +49,7 @@ function effects(s: MigrationState): Effect[] {
     else if (rec.rejected) {
       // Refused before it ran (invalid, confined, bounded): no effect. A handler that threw may have done anything.
       if (rec.error?.code === errorCodes.commandUnhandled) out.push({ rec, inDoubt: true });
-    } else if (
-      spec.failureMayLeaveEffect ||
-      givenUpCodes.includes(rec.error?.code ?? '') ||
-      spec.inDoubtCodes?.includes(rec.error?.code ?? '')
-    ) {
+    } else if (failedInDoubt(rec)) {
       // A step the coordinator gave up on (timed out, stalled) is in doubt whatever it is: it may still be running.
       // vzctl restore runs only after the target won the fence; without RestoreStarted nothing ran.
       if (rec.step === 'restore' && !s.restoreStarted) continue;
