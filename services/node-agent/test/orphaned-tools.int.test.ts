@@ -142,6 +142,40 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
     }
   });
 
+  // Without the cap, the wait would last the record's hour: the test's own timeout fails it long before.
+  it(
+    "given a tool that runs to its end recorded with a time far ahead (the dead agent's clock), when an agent starts, then it waits no longer than ploop's timeout from now",
+    { timeout: 60_000 },
+    async () => {
+      // Given a record of a running tool due an hour from now, and ploop's timeout (the cap) of 300 ms
+      const dir = join(root, 'far-ahead');
+      createToolRecords(dir);
+      const marker = `605.${process.pid}`;
+      const hung = spawn('sleep', [marker], { detached: true, stdio: 'ignore' });
+      try {
+        const pid = hung.pid!;
+        await until(() => alive(marker).length === 1, 'the hung tool running');
+        const rec: ToolRecord = {
+          pid,
+          start: procStat(pid)!.start,
+          argv: ['ploop', 'snapshot'],
+          until: Date.now() + 3_600_000,
+        };
+        writeFileSync(join(dir, String(pid)), JSON.stringify(rec));
+
+        // When an agent starts, then the tool is ended once the cap is over
+        assert.deepEqual(
+          (await endOrphanedTools({ dir }, log, { maxWaitMs: 300 })).map((r) => r.pid),
+          [pid],
+        );
+        assert.deepEqual(alive(marker), []);
+        assert.deepEqual(readdirSync(dir), []);
+      } finally {
+        hung.kill('SIGKILL');
+      }
+    },
+  );
+
   // A wait would last the record's ten minutes: the test's own timeout fails it long before.
   it(
     'given a record of a tool that runs to its end whose pid now names another process, when an agent starts, then it neither waits nor ends that process',

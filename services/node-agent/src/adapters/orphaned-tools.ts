@@ -67,13 +67,13 @@ export class OrphanedToolError extends Error {
 
 /**
  * Wait for a tool that runs to its end (its record's `until`): while its leader runs (one /proc read each `pollMs`, not
- * a scan of every process), at most until its time, and never longer than ploop's timeout from now (the tools that
- * run to their end are ploop's; the time was the dead agent's clock). What is left of its group after is ended as any
- * other.
+ * a scan of every process), at most until its time, and never longer than `maxWaitMs` from now (ploop's timeout: the
+ * tools that run to their end are ploop's, and the time was the dead agent's clock, which may have been ahead). What
+ * is left of its group after is ended as any other.
  */
-async function toItsEnd(rec: ToolRecord, log: Logger, pollMs: number): Promise<void> {
+async function toItsEnd(rec: ToolRecord, log: Logger, pollMs: number, maxWaitMs: number): Promise<void> {
   if (procStat(rec.pid) === undefined) return;
-  const until = Math.min(rec.until!, Date.now() + stepTimeoutsMs.ploop);
+  const until = Math.min(rec.until!, Date.now() + maxWaitMs);
   log.warn(
     { pid: rec.pid, argv: rec.argv, until: new Date(until).toISOString() },
     'waiting for a host tool an earlier agent left running to end: it changes a device and its descriptor',
@@ -89,12 +89,17 @@ async function toItsEnd(rec: ToolRecord, log: Logger, pollMs: number): Promise<v
  * End every recorded tool that still runs (see above) and forget every record; returns the ones it ended. Waits
  * until each ended group has no live process left, looking at /proc every `pollMs` (a process that is not this
  * one's child has no exit to wait for); a group still there after `waitMs` is an OrphanedToolError, and the agent
- * must not go on.
+ * must not go on. A tool that runs to its end is waited for first, at most `maxWaitMs`.
  */
 export async function endOrphanedTools(
   records: Pick<ToolRecords, 'dir'>,
   log: Logger,
-  { waitMs = 10_000, pollMs = 10, waitPollMs = 100 } = {},
+  {
+    waitMs = 10_000,
+    pollMs = 10,
+    waitPollMs = 100,
+    maxWaitMs = stepTimeoutsMs.ploop as number,
+  }: { waitMs?: number; pollMs?: number; waitPollMs?: number; maxWaitMs?: number } = {},
 ): Promise<ToolRecord[]> {
   const ended: ToolRecord[] = [];
   for (const name of readdirSync(records.dir)) {
@@ -106,7 +111,8 @@ export async function endOrphanedTools(
       rmSync(file, { force: true }); // cut short by the agent's death while it was written: nothing to end
       continue;
     }
-    if (rec.until !== undefined && !pidReused(rec.pid, rec.start)) await toItsEnd(rec, log, waitPollMs);
+    if (rec.until !== undefined && !pidReused(rec.pid, rec.start))
+      await toItsEnd(rec, log, waitPollMs, maxWaitMs);
     // The pid names another process now: the group it led ended wholly (a group's id is not given out again
     // while one of its processes lives).
     const reused = pidReused(rec.pid, rec.start);
