@@ -35,6 +35,7 @@ import {
   type StepCommand,
   type StreamArgs,
   type StreamOffer,
+  type StreamOfferAccepted,
   type StreamOfferReply,
   type StreamResult,
   type Validators,
@@ -331,55 +332,71 @@ export function createImageStreamer(deps: StreamerDeps) {
    * connection is lost, up to the configured retries.
    */
   async function sendWithRetries(t: PlannedTransfer): Promise<{ resumed: number; retries: number }> {
-    const { a, mlog } = t;
-    const { report, signal } = t.opts;
+    const { mlog } = t;
+    const { signal } = t.opts;
     const pace = pacing(t);
-    const readBack = readBackWait(report);
-    let retries = 0;
+    const tries = { retries: 0 };
     let resumed = 0;
     for (;;) {
-      if (!dataServer) throw new Error('the image streamer is not started');
-      const listener = dataServer.expect(a.toNode);
-      let reply: StreamOfferReply;
-      try {
-        reply = await offerTransfer(t, dataServer.port, listener.token);
-      } catch (err) {
-        listener.close();
-        readBack.end();
-        signal?.throwIfAborted();
-        if (++retries > cfg.maxRetries)
-          throw new Error(`no streamer answers for ${a.toNode}: ${(err as Error).message}`);
-        mlog.warn({ err, retries }, 'offer not answered; trying again');
-        await delay(Math.min(2000, 200 * retries), undefined, { signal });
-        continue;
-      }
-      if ('readingBack' in reply) {
-        // The receiver answers again once it has read on (limits.streamReadBackAnswerMs): offered again at once.
-        listener.close();
-        readBack.answered(reply.readingBack.bytesRead);
-        signal?.throwIfAborted();
-        continue;
-      }
-      readBack.end();
-      if (!reply.ok) {
-        listener.close();
-        throw Object.assign(new Error(reply.error.message), { info: reply.error });
-      }
-      report.restart();
+      const { listener, reply } = await offerUntilAnswered(t, tries);
+      t.opts.report.restart();
       try {
         const s = await sendOver(t, listener, reply, pace);
         resumed += s.resumedBytes;
-        retries += s.resent;
-        return { resumed, retries };
+        return { resumed, retries: tries.retries + s.resent };
       } catch (err) {
         signal?.throwIfAborted();
-        if (!(err instanceof ConnectionLost) || ++retries > cfg.maxRetries) throw err;
-        mlog.warn({ err: err.message, retries }, 'connection lost; resuming from what the target verified');
-        await delay(Math.min(2000, 200 * retries), undefined, { signal });
+        if (!(err instanceof ConnectionLost) || ++tries.retries > cfg.maxRetries) throw err;
+        mlog.warn(
+          { err: err.message, retries: tries.retries },
+          'connection lost; resuming from what the target verified',
+        );
+        await delay(Math.min(2000, 200 * tries.retries), undefined, { signal });
       } finally {
         listener.close();
         pace.endSync();
       }
+    }
+  }
+
+  /**
+   * Offer the transfer until its receiver takes it: again after no answer (one of the retries, after a pause), and at
+   * once after an answer with a read-back's progress (no retry: the transfer waits on purpose while that grows). A
+   * refusal throws, its code kept.
+   */
+  async function offerUntilAnswered(
+    t: PlannedTransfer,
+    tries: { retries: number },
+  ): Promise<{ listener: DataListener; reply: StreamOfferAccepted }> {
+    const { a, mlog } = t;
+    const { report, signal } = t.opts;
+    const readBack = readBackWait(report);
+    try {
+      for (;;) {
+        if (!dataServer) throw new Error('the image streamer is not started');
+        const listener = dataServer.expect(a.toNode);
+        let reply: StreamOfferReply;
+        try {
+          reply = await offerTransfer(t, dataServer.port, listener.token);
+        } catch (err) {
+          listener.close();
+          readBack.end();
+          signal?.throwIfAborted();
+          if (++tries.retries > cfg.maxRetries)
+            throw new Error(`no streamer answers for ${a.toNode}: ${(err as Error).message}`);
+          mlog.warn({ err, retries: tries.retries }, 'offer not answered; trying again');
+          await delay(Math.min(2000, 200 * tries.retries), undefined, { signal });
+          continue;
+        }
+        if (reply.ok) return { listener, reply };
+        listener.close();
+        if ('error' in reply) throw Object.assign(new Error(reply.error.message), { info: reply.error });
+        // The receiver answers again once it has read on (limits.streamReadBackAnswerMs): offered again at once.
+        readBack.answered(reply.readingBack.bytesRead);
+        signal?.throwIfAborted();
+      }
+    } finally {
+      readBack.end();
     }
   }
 
@@ -436,7 +453,7 @@ export function createImageStreamer(deps: StreamerDeps) {
   async function sendOver(
     t: PlannedTransfer,
     listener: DataListener,
-    reply: Extract<StreamOfferReply, { ok: true }>,
+    reply: StreamOfferAccepted,
     pace: Pick<SendOptions, 'throttle' | 'onBytes'>,
   ): Promise<SendStats> {
     const { verified } = reply;
