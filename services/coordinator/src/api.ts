@@ -33,6 +33,7 @@ import {
   type MigrationStatus,
   type StatusReply,
   type StatusRequest,
+  type ValidationError,
   type Validators,
 } from '@haul/schemas';
 import { collision, migrationIdFor, type Admission, type AdmissionEntry } from './admission.ts';
@@ -251,7 +252,11 @@ export function createApi(
       }
       reply =
         raw === undefined
-          ? reject({ code: 'HAUL_INVALID_MESSAGE', message: 'the request is not JSON', field: '' })
+          ? reject({
+              code: 'HAUL_INVALID_MESSAGE' satisfies ValidationError['code'],
+              message: 'the request is not JSON',
+              field: '',
+            })
           : await fn(raw, msg);
       const check = validators.validate(replySchema as 'statusReply', reply);
       if (!check.ok) throw new Error(`reply breaks its schema: ${check.error.message}`);

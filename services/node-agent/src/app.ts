@@ -393,8 +393,10 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         { stream: streams.commands, durable: commandConsumerName(cfg.node, 'agent') },
         inHand,
       );
-      for (const meta of held.list()) {
-        log.warn({ migrationId: meta.migrationId }, 'adopting a dump held frozen before the restart');
+      // Every dump whose criu still runs gets its lease: held, or still under way (its command's outcome may be in
+      // the log already, so no command may come to adopt it; the lease waits for its freeze).
+      for (const meta of held.running()) {
+        log.warn({ migrationId: meta.migrationId }, 'adopting a final dump started before the restart');
         leases.arm(meta);
       }
       warmDescriptorParser(); // the first descriptor read is otherwise a frozen window's

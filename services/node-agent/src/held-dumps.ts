@@ -14,6 +14,7 @@ import {
   rmSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { pidAlive, pidReused, procStat, type Logger } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
@@ -84,6 +85,9 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   const criuRunning = (dir: string): boolean => {
     if (rcOf(dir) !== undefined || !existsSync(join(dir, 'criu.pid'))) return false;
     const pid = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
+    // Cut short by the agent's death while it was written: its criu never ran (it runs once recorded, gatedShell).
+    // As a number, '' is 0, and process group 0 has the kernel's threads.
+    if (!Number.isInteger(pid) || pid <= 0) return false;
     const start = existsSync(join(dir, 'criu.start'))
       ? readFileSync(join(dir, 'criu.start'), 'utf8')
       : undefined;
@@ -93,8 +97,11 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   /** A criu of this folder still running, before the CT is frozen. */
   const underWay = (dir: string): boolean => !existsSync(join(dir, 'frozen')) && criuRunning(dir);
 
-  /** Wait until the dump in `dir` holds the CT frozen; reject with criu's log if it ends first. */
-  async function frozenOrEnded(meta: HeldMeta, dir: string, criuArgs: string[]): Promise<void> {
+  /**
+   * Wait until the dump in `dir` holds the CT frozen; reject with criu's log if it ends first (with its command line
+   * when this agent started it).
+   */
+  async function frozenOrEnded(meta: HeldMeta, dir: string, criuArgs?: string[]): Promise<void> {
     const ac = new AbortController();
     const frozen = waitForFile(dir, 'frozen', ac.signal).then(() => 'frozen' as const);
     const ended = waitForFile(dir, 'criu.rc', ac.signal).then(() => 'ended' as const);
@@ -111,7 +118,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       const tail = tailOf([own, logTail(join(dir, 'criu.log'))].filter((t) => t !== '').join('\n'));
       rmSync(dir, { recursive: true, force: true });
       throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {
-        command: ['criu', ...criuArgs],
+        ...(criuArgs ? { command: ['criu', ...criuArgs] } : {}),
         exitCode: rc,
         stderrTail: tail,
       });
@@ -132,13 +139,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
      */
     async start(meta: HeldMeta, criuArgs: string[]): Promise<void> {
       const dir = dirOf(meta.migrationId);
-      if (underWay(dir)) {
-        log.warn(
-          { migrationId: meta.migrationId, ctid: meta.ctid },
-          'a final dump an earlier agent started is still under way: waiting for it, not starting another',
-        );
-        return frozenOrEnded(meta, dir, criuArgs);
-      }
+      if (underWay(dir)) return this.adopt(meta.migrationId);
       rmSync(dir, { recursive: true, force: true });
       // A log an earlier attempt left would pass for this one's if this criu failed before opening its own.
       if (meta.workDir !== undefined) rmSync(join(meta.workDir, criuLogs.dump), { force: true });
@@ -179,6 +180,33 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       }
       return frozenOrEnded(meta, dir, criuArgs);
     },
+    /** Is a dump of this migration under way: its criu running (started by an agent that died), the CT not frozen yet? */
+    underWay(migrationId: string): boolean {
+      return underWay(dirOf(migrationId));
+    },
+    /**
+     * Adopt a dump under way (underWay): resolve once it holds the CT frozen, reject with criu's log if it ends first.
+     * The work before the freeze was done by the agent that started it.
+     */
+    async adopt(migrationId: string): Promise<void> {
+      const dir = dirOf(migrationId);
+      const meta = this.meta(migrationId);
+      if (!meta) throw new Error(`no dump of ${migrationId} to adopt`);
+      log.warn(
+        { migrationId, ctid: meta.ctid },
+        'a final dump an earlier agent started is still under way: waiting for it, not starting another',
+      );
+      return frozenOrEnded(meta, dir);
+    },
+    /**
+     * Wait while a dump of this migration is under way: until it holds the CT frozen, or its criu is gone (ended, or
+     * killed before its end was recorded). One look at the folder each `pollMs`: a criu this agent did not start has
+     * no exit to wait for.
+     */
+    async settled(migrationId: string, pollMs = 100): Promise<void> {
+      const dir = dirOf(migrationId);
+      while (underWay(dir)) await delay(pollMs);
+    },
     /** Is there a dump held for this migration, with the CT frozen and criu still waiting? */
     isHeld(migrationId: string): boolean {
       const dir = dirOf(migrationId);
@@ -193,10 +221,20 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         throw err;
       }
     },
-    /** All held dumps on this node (to re-arm their leases after a restart). */
+    /** All held dumps on this node. */
     list(): HeldMeta[] {
       return readdirSync(root)
         .filter((m) => this.isHeld(m))
+        .map((m) => this.meta(m))
+        .filter((m): m is HeldMeta => m !== undefined);
+    },
+    /**
+     * Every dump whose criu still runs on this node: held, or under way (an agent that died started it, and nothing
+     * else may adopt it: its command's outcome can be in the log already). Their leases are armed after a restart.
+     */
+    running(): HeldMeta[] {
+      return readdirSync(root)
+        .filter((m) => criuRunning(dirOf(m)))
         .map((m) => this.meta(m))
         .filter((m): m is HeldMeta => m !== undefined);
     },

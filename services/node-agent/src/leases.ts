@@ -30,7 +30,9 @@ export function createLeases(deps: LeaseDeps) {
   function arm(meta: HeldMeta | undefined, delayMs?: number): void {
     if (!meta || stopped) return;
     const frozenAt = Date.parse(meta.frozenAt ?? new Date().toISOString());
-    const due = delayMs ?? Math.max(0, frozenAt + meta.leaseMs - Date.now());
+    // frozenAt is a wall-clock time, maybe of an agent before a restart: a clock set back since never holds the CT
+    // longer than its lease from now (and never past setTimeout's range).
+    const due = delayMs ?? Math.min(meta.leaseMs, Math.max(0, frozenAt + meta.leaseMs - Date.now()));
     clearTimeout(timers.get(meta.migrationId));
     timers.set(
       meta.migrationId,
@@ -41,8 +43,16 @@ export function createLeases(deps: LeaseDeps) {
   async function expired(meta: HeldMeta): Promise<void> {
     timers.delete(meta.migrationId);
     await deps.exclusive(meta, async () => {
-      if (!held.isHeld(meta.migrationId)) return;
       const mlog = migrationLogger(log, meta.migrationId, { ctid: meta.ctid });
+      if (!held.isHeld(meta.migrationId)) {
+        // A dump an agent that died started, not frozen yet: the lease holds until it freezes the CT (or ends).
+        if (held.underWay(meta.migrationId)) {
+          mlog.info('frozen lease due while its dump is under way: it waits for the freeze');
+          return arm(meta, retryMs);
+        }
+        mlog.info('frozen lease over: no dump holds the CT any more (decided, or its criu ended)');
+        return;
+      }
       try {
         const r = await deps.resume(meta, mlog);
         mlog.warn(

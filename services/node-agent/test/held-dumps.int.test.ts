@@ -10,6 +10,7 @@ import { until } from '@haul/test';
 import { runAgentScript } from './dying-agent.ts';
 import { pidAlive, procStat } from '@haul/bus';
 import { createHeldDumps, type HeldMeta } from '../src/held-dumps.ts';
+import { createLeases } from '../src/leases.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-held-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -51,6 +52,93 @@ describe('a final dump still under way when the agent that started it died', () 
     } finally {
       criu.kill('SIGKILL');
     }
+  });
+});
+
+describe("a final dump's lease after a restart", () => {
+  const silent = pino({ level: 'silent' });
+  const metaOf = (migrationId: string, leaseMs: number, frozenAt: string): HeldMeta => ({
+    migrationId,
+    ctid: '101',
+    commandId: `${migrationId}:finalDump:-:1`,
+    leaseMs,
+    frozenAt,
+  });
+
+  it('given a dump under way whose command will not come again (its outcome is in the log), then its lease is armed at start and resumes the CT once the dump holds it', async () => {
+    const held = createHeldDumps(join(root, 'state-lease'), silent, { PATH: '/usr/bin:/bin' });
+    const meta = metaOf('m-lease0000000000000000001', 50, new Date().toISOString());
+    const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+    let resumed = 0;
+    const said: string[] = [];
+    const leases = createLeases({
+      held,
+      log: pino({ level: 'info' }, { write: (line: string) => void said.push(line) }),
+      resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }),
+      exclusive: (_m, fn) => fn(),
+    });
+    try {
+      // Given the folder of a dump an agent that died started, its criu running, the CT not frozen yet
+      const dir = held.dirOf(meta.migrationId);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+      writeFileSync(join(dir, 'criu.pid'), String(criu.pid));
+
+      // When an agent starts: it arms the lease of every dump whose criu runs (app.ts), held or not
+      assert.deepEqual(
+        held.running().map((m) => m.migrationId),
+        [meta.migrationId],
+      );
+      assert.deepEqual(held.list(), [], 'not held yet');
+      for (const m of held.running()) leases.arm(m);
+      // The lease is due (50 ms) before the freeze: it waits for it. Then the dump reaches its post-dump.
+      await until(() => said.some((l) => l.includes('under way')), 'the lease due before the freeze');
+      assert.equal(resumed, 0);
+      writeFileSync(join(dir, 'frozen'), '');
+
+      // Then the lease resumes the CT (before, it was dropped while not held, and nothing resumed it)
+      await until(() => resumed === 1, 'the lease resumed the CT', 10_000);
+    } finally {
+      leases.stop();
+      criu.kill('SIGKILL');
+    }
+  });
+
+  it("given a held dump whose frozenAt is an hour ahead (the clock was set back), then its lease is due within the lease's length from now", async () => {
+    const held = createHeldDumps(join(root, 'state-clock'), silent, { PATH: '/usr/bin:/bin' });
+    const ahead = new Date(Date.now() + 3_600_000).toISOString();
+    const meta = metaOf('m-lease0000000000000000002', 50, ahead);
+    const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+    let resumed = 0;
+    const leases = createLeases({
+      held,
+      log: silent,
+      resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }),
+      exclusive: (_m, fn) => fn(),
+    });
+    try {
+      const dir = held.dirOf(meta.migrationId);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+      writeFileSync(join(dir, 'criu.pid'), String(criu.pid));
+      writeFileSync(join(dir, 'frozen'), '');
+      leases.arm(meta);
+      await until(() => resumed === 1, 'the lease resumed the CT', 10_000);
+    } finally {
+      leases.stop();
+      criu.kill('SIGKILL');
+    }
+  });
+
+  it('given a hold folder whose criu.pid is empty (its agent died while it wrote it), then no criu runs there: neither under way nor running', () => {
+    const held = createHeldDumps(join(root, 'state-empty'), silent, { PATH: '/usr/bin:/bin' });
+    const meta = metaOf('m-lease0000000000000000003', 50, new Date().toISOString());
+    const dir = held.dirOf(meta.migrationId);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+    writeFileSync(join(dir, 'criu.pid'), '');
+    assert.equal(held.underWay(meta.migrationId), false);
+    assert.deepEqual(held.running(), []);
   });
 });
 

@@ -86,7 +86,11 @@ export const pagesIn = (dir: string): number =>
 export const finalDump: Handler = async (cmd, ctx) => {
   const a = argsOf<DumpArgs>(cmd);
   const t0 = performance.now();
-  if (!ctx.held.isHeld(cmd.migrationId)) {
+  if (ctx.held.underWay(cmd.migrationId)) {
+    // Started by an agent that died, before the freeze: adopted, and none of the work before the freeze done again
+    // (it was done; a failure of it now would not be in doubt while this criu goes on to freeze the CT).
+    await asToolTime(() => ctx.held.adopt(cmd.migrationId));
+  } else if (!ctx.held.isHeld(cmd.migrationId)) {
     const o = ctx.held.outcome(cmd.migrationId);
     if (o.rc !== undefined)
       throw new StepError(
@@ -336,25 +340,30 @@ export async function resumeOnSource(
   );
   const v = await ctx.fencedAppend(ev, mayResumeSource);
   if (!v.ok) throw new StepError(v.code, v.reason);
+  // A dump an agent that died started may still be on its way to the freeze: it is aborted once it holds the CT.
+  await ctx.held.settled(migrationId);
   const r: HostResult = { actions: await restorePreparedDisks(ctx, (await ctx.readLog()).events) };
-  if (ctx.held.isHeld(migrationId)) {
+  const aborted = ctx.held.isHeld(migrationId);
+  if (aborted) {
     const rc = await asToolTime(() => ctx.held.decide(migrationId, 'abort'));
-    r.actions.push(`dump aborted (criu exit ${rc}): CT resumed`);
-    return r;
+    r.actions.push(`dump aborted (criu exit ${rc})`);
   }
   const st = await ctx.tools.vzctlStatus(ctid);
   if (!st.running)
     throw new StepError(
       errorCodes.ctNotRunning,
-      `CT ${ctid} is neither held frozen nor running on ${ctx.cfg.node}`,
+      aborted
+        ? `CT ${ctid} does not run on ${ctx.cfg.node} after its held dump was aborted`
+        : `CT ${ctid} is neither held frozen nor running on ${ctx.cfg.node}`,
     );
-  // Paused but not held: frozen by someone else (vzctl pause, or a criu that died holding it). Not resumed by haul.
+  // Paused but not held: frozen by someone else (vzctl pause, or a criu that died holding it, or was killed while
+  // it aborted and left the freezer frozen). Not resumed by haul: the failure says so.
   if (st.paused)
     throw new StepError(
       errorCodes.ctPaused,
       `CT ${ctid} runs on ${ctx.cfg.node} but is paused (its freezer cgroup is frozen) and no dump of haul holds it`,
     );
-  r.actions.push('CT already running on the source');
+  r.actions.push(aborted ? 'CT resumed' : 'CT already running on the source');
   return r;
 }
 

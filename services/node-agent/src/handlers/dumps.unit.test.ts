@@ -3,7 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { pagesIn } from './dumps.ts';
+import { pino } from 'pino';
+import { errorCodes } from '@haul/domain';
+import type { HandlerContext } from '../context.ts';
+import { StepError } from '../context.ts';
+import { pagesIn, resumeOnSource } from './dumps.ts';
 
 void describe('pagesIn', () => {
   const dir = mkdtempSync(join(tmpdir(), 'haul-pages-'));
@@ -20,5 +24,45 @@ void describe('pagesIn', () => {
 
   void it('is 0 for a folder that is not there', () => {
     assert.equal(pagesIn(join(dir, 'none')), 0);
+  });
+});
+
+void describe('resumeOnSource', () => {
+  /** A context whose fence lets the resume through on an empty log (no shared disk prepared), and its held dump. */
+  const ctxWith = (held: Partial<HandlerContext['held']>, status: { running: boolean; paused: boolean }) => {
+    const calls: string[] = [];
+    const ctx = {
+      cfg: { node: 'node-a' },
+      log: pino({ level: 'silent' }),
+      held: {
+        settled: () => Promise.resolve(void calls.push('settled')),
+        isHeld: () => true,
+        decide: (_m: string, d: string) => {
+          calls.push(d);
+          return Promise.resolve(1);
+        },
+        ...held,
+      },
+      tools: { vzctlStatus: () => Promise.resolve({ ...status, exists: true }) },
+      fencedAppend: () => Promise.resolve({ ok: true }),
+      readLog: () => Promise.resolve({ events: [], lastSeq: 1 }),
+      event: (type: string, data: unknown, id: string) => ({ type, data, id }),
+    } as unknown as HandlerContext;
+    return { ctx, calls };
+  };
+
+  void it('aborts the held dump once an under-way one settled, and says the CT resumed when it runs after', async () => {
+    const { ctx, calls } = ctxWith({}, { running: true, paused: false });
+    const r = await resumeOnSource(ctx, 'm-resume0000000000000001', '101', 'rollback');
+    assert.deepEqual(calls, ['settled', 'abort']);
+    assert.deepEqual(r.actions, ['dump aborted (criu exit 1)', 'CT resumed']);
+  });
+
+  void it('fails as paused when the CT is still frozen after the abort (criu killed before it thawed it)', async () => {
+    const { ctx } = ctxWith({}, { running: true, paused: true });
+    await assert.rejects(
+      resumeOnSource(ctx, 'm-resume0000000000000002', '101', 'rollback'),
+      (err: unknown) => err instanceof StepError && err.code === errorCodes.ctPaused,
+    );
   });
 });
