@@ -98,7 +98,7 @@ export async function endOrphanedTools(
     waitMs = 10_000,
     pollMs = 10,
     waitPollMs = 100,
-    maxWaitMs = stepTimeoutsMs.ploop as number,
+    maxWaitMs = stepTimeoutsMs.ploop,
   }: { waitMs?: number; pollMs?: number; waitPollMs?: number; maxWaitMs?: number } = {},
 ): Promise<ToolRecord[]> {
   const ended: ToolRecord[] = [];
