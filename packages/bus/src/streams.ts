@@ -76,12 +76,25 @@ export function bucketConfigs(t: Topology): BucketSpec[] {
 /** The JetStream stream behind a KV bucket. */
 export const bucketStream = (bucket: string): string => `KV_${bucket}`;
 
-/** One stream of the topology: what it must look like (the fields haul decides) and how to create it. */
+/**
+ * One stream of the topology: what it must look like (the fields haul decides) and how to create it. `enforced`:
+ * fields a safety rule depends on, set on an existing stream whatever it was told (`expected` fields are changed
+ * only when asked).
+ */
 type TopologyItem = {
   name: string;
   expected: Partial<StreamConfig>;
+  enforced?: Partial<StreamConfig>;
   create(jsm: JetStreamManager, kvm: Kvm): Promise<unknown>;
 };
+
+/**
+ * No rollups in a bucket. A node may write its own key (its heartbeat, its streamer's registration, its transfers'
+ * reports: permissions.ts), and a message on that key with `Nats-Rollup: all` would purge every other key of the
+ * bucket: every node's heartbeat, every registration, every report. The KV client creates a bucket with rollups
+ * allowed (for its purge, which haul does not use); they are turned off once it exists.
+ */
+const noRollups: Partial<StreamConfig> = { allow_rollup_hdrs: false };
 
 function topologyItems(t: Topology): TopologyItem[] {
   return [
@@ -90,7 +103,7 @@ function topologyItems(t: Topology): TopologyItem[] {
       expected: cfg,
       create: (jsm: JetStreamManager) => jsm.streams.add(cfg),
     })),
-    // A bucket's other fields (subjects, rollups, direct get, discard) are the KV client's to decide.
+    // A bucket's other fields (subjects, direct get, discard) are the KV client's to decide.
     ...bucketConfigs(t).map(({ bucket, opts }) => ({
       name: bucketStream(bucket),
       expected: {
@@ -98,7 +111,11 @@ function topologyItems(t: Topology): TopologyItem[] {
         max_msgs_per_subject: opts.history,
         max_age: nanos(opts.ttl ?? 0),
       },
-      create: (_jsm: JetStreamManager, kvm: Kvm) => kvm.create(bucket, opts),
+      enforced: noRollups,
+      create: async (jsm: JetStreamManager, kvm: Kvm) => {
+        await kvm.create(bucket, opts);
+        await jsm.streams.update(bucketStream(bucket), noRollups);
+      },
     })),
   ];
 }
@@ -173,6 +190,12 @@ export async function ensureTopology(
       log?.info({ stream: item.name, replicas: item.expected.num_replicas }, 'stream created');
       changes.push({ name: item.name, action: 'created', diff: [] });
       continue;
+    }
+    const unsafe = configDiff(item.enforced ?? {}, current);
+    if (unsafe.length > 0) {
+      await retryTransient(() => jsm.streams.update(item.name, item.enforced ?? {}));
+      log?.warn({ stream: item.name, diff: unsafe }, 'stream config changed: a safety rule depends on it');
+      changes.push({ name: item.name, action: 'updated', diff: unsafe });
     }
     const diff = configDiff(item.expected, current);
     if (diff.length === 0) continue;

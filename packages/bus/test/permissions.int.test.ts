@@ -5,7 +5,12 @@ import { connect as connectTcp } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { AuthorizationError, PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import {
+  AuthorizationError,
+  headers,
+  PermissionViolationError,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { createUser } from '@nats-io/nkeys';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/nats-core';
@@ -350,6 +355,27 @@ function allowedByTable(id: Identity, op: 'publish' | 'subscribe', subject: stri
   const p = permissionsFor(id, 'UKEY')[op];
   return p.allow.some((g) => covers(g.subject, subject)) && !p.deny.some((g) => covers(g.subject, subject));
 }
+
+describe("a node's own key of a bucket", () => {
+  it("cannot purge the bucket's other keys with a rollup (Nats-Rollup: all): another node's heartbeat stays", async () => {
+    // Given node-a's heartbeat in haul-nodes
+    const a = await as('agent@node-a');
+    await (await openBucket(a, buckets.nodes)).put('node-a', encodeJson({ node: 'node-a' }));
+
+    // When agent@node-b writes its own key with a rollup of the whole bucket
+    const b = await as('agent@node-b');
+    const h = headers();
+    h.set('Nats-Rollup', 'all');
+    await assert.rejects(
+      jetstream(b).publish(`$KV.${buckets.nodes}.node-b`, encodeJson({ node: 'node-b' }), { headers: h }),
+      /rollup/i,
+    );
+
+    // Then node-a's heartbeat is still there (before, the bucket kept only node-b's key)
+    const nodes = await openBucket(await as('ops'), buckets.nodes);
+    assert.ok(await nodes.get('node-a'), "node-a's heartbeat");
+  });
+});
 
 describe('the matrix: everything else is refused by the server', () => {
   it('the permission table agrees with the matrix (who may, who may not)', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { bucketStream, buckets, connectBus, ensureTopology, missingTopology, topologyNames } from '@haul/bus';
 import {
   createEmulatedCluster,
@@ -137,5 +138,33 @@ describe('on a server without the topology', () => {
     await ensureTopology(nc);
     await agent.waitForLine(/node agent started/, 60_000);
     await streamer.waitForLine(/image streamer started/, 60_000);
+  });
+});
+
+describe('a bucket made before rollups were turned off (an earlier haul, or the KV client alone)', () => {
+  it('gets them turned off by the next ensureTopology, though its replicas are left as they are', async () => {
+    const server = await startNatsServer();
+    const nc = await connectBus({ servers: server.url, name: 'topology-rollups-test' });
+    try {
+      // Given haul-nodes as the KV client makes it: rollups allowed
+      await new Kvm(nc).create(buckets.nodes, { history: 1 });
+      const jsm = await jetstreamManager(nc);
+      assert.equal((await jsm.streams.info(bucketStream(buckets.nodes))).config.allow_rollup_hdrs, true);
+
+      // When the coordinator ensures the topology (no replicas asked: a difference is otherwise only logged)
+      const changes = await ensureTopology(nc);
+
+      // Then rollups are off, and said so
+      assert.equal((await jsm.streams.info(bucketStream(buckets.nodes))).config.allow_rollup_hdrs, false);
+      assert.deepEqual(
+        changes
+          .filter((c) => c.name === bucketStream(buckets.nodes) && c.action === 'updated')
+          .map((c) => c.diff),
+        [['allow_rollup_hdrs: true → false']],
+      );
+    } finally {
+      await nc.close();
+      await server.stop();
+    }
   });
 });
