@@ -20,6 +20,15 @@ import { retryTransient } from './retry.ts';
 
 export type Topology = { replicas: number };
 
+/**
+ * A full event stream refuses appends instead of dropping its oldest events. Every agent and streamer may append to
+ * any migration's subject (permissions match subjects; the judge skips what they may not say, but it is stored), so
+ * with discard-old a node could flood the stream until the log of a migration in its frozen window lost its
+ * RestoreStarted, and the source's lease then resumed the CT while the target may run it. Full, the stream fails
+ * closed: no append, no fence won, the CT stays frozen. Events still age out (eventsMaxAgeMs).
+ */
+const eventsDiscard = { discard: DiscardPolicy.New } satisfies Partial<StreamConfig>;
+
 /** The stream configurations, defined once (retention and limits are documented in docs/protocol.md). */
 export function streamConfigs(t: Topology): (Partial<StreamConfig> & { name: string })[] {
   return [
@@ -28,7 +37,7 @@ export function streamConfigs(t: Topology): (Partial<StreamConfig> & { name: str
       subjects: [subjects.eventsAll],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
-      discard: DiscardPolicy.Old,
+      discard: eventsDiscard.discard,
       max_age: nanos(limits.eventsMaxAgeMs),
       max_bytes: limits.eventsMaxBytes,
       max_msg_size: limits.maxEventBytes,
@@ -101,6 +110,7 @@ function topologyItems(t: Topology): TopologyItem[] {
     ...streamConfigs(t).map((cfg) => ({
       name: cfg.name,
       expected: cfg,
+      ...(cfg.name === streams.events ? { enforced: eventsDiscard } : {}),
       create: (jsm: JetStreamManager) => jsm.streams.add(cfg),
     })),
     // A bucket's other fields (subjects, direct get, discard) are the KV client's to decide.
@@ -197,7 +207,7 @@ export async function ensureTopology(
       log?.warn({ stream: item.name, diff: unsafe }, 'stream config changed: a safety rule depends on it');
       changes.push({ name: item.name, action: 'updated', diff: unsafe });
     }
-    const diff = configDiff(item.expected, current);
+    const diff = configDiff(item.expected, { ...current, ...item.enforced });
     if (diff.length === 0) continue;
     if (want.replicas === undefined) {
       log?.warn(
