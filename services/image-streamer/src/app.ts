@@ -392,7 +392,7 @@ export function createImageStreamer(deps: StreamerDeps) {
         listener.close();
         if ('error' in reply) throw Object.assign(new Error(reply.error.message), { info: reply.error });
         // The receiver answers again once it has read on (limits.streamReadBackAnswerMs): offered again at once.
-        readBack.answered(reply.readingBack.bytesRead);
+        readBack.answered(reply.readingBack);
         signal?.throwIfAborted();
       }
     } finally {

@@ -131,7 +131,7 @@ export type ProgressReporter = ReturnType<typeof createProgressReporter>;
  * after the stall time; the next answer that shows progress waits again.
  */
 export function readBackWait(report: Pick<ProgressReporter, 'waiting' | 'restart'>): {
-  answered: (bytesRead: number) => void;
+  answered: (progress: { bytesRead: number; bytesTotal: number }) => void;
   end: () => void;
 } {
   let last = -1;
@@ -141,11 +141,12 @@ export function readBackWait(report: Pick<ProgressReporter, 'waiting' | 'restart
     resumed = undefined;
   };
   return {
-    answered(bytesRead) {
+    answered({ bytesRead, bytesTotal }) {
       if (last < 0) report.restart(); // a new attempt: its bytes count from what the receiver confirms
-      if (bytesRead > last) resumed ??= report.waiting('sync');
+      // A read-back reads at most the offer's bytes: more is no progress.
+      if (bytesRead > last && bytesRead <= bytesTotal) resumed ??= report.waiting('sync');
       else stopWaiting();
-      last = bytesRead;
+      last = Math.max(last, bytesRead);
     },
     /** The offer was answered otherwise (or not at all): the wait ends, and a later read-back starts afresh. */
     end() {

@@ -130,7 +130,14 @@ export function createReceiver(opts: ReceiverOptions) {
   /** The read-back under way in each target folder. */
   const readBacks = new Map<string, ReadBack>();
 
+  /**
+   * A read-back holds a slot of its peer's quota (perPeer) until it ends, apart from the offers it answers (each
+   * answered with its progress frees its own): offers into many folders cannot keep more read-backs going at once
+   * than the quota allows.
+   */
   function startReadBack(offer: StreamOffer, manifest: string): ReadBack {
+    const release = ctx(offer.fromNode).onClosed;
+    active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
     const rb: ReadBack = {
       from: offer.fromNode,
       migrationId: offer.migrationId,
@@ -147,6 +154,7 @@ export function createReceiver(opts: ReceiverOptions) {
     void rb.verified
       .catch(() => {})
       .finally(() => {
+        release();
         if (readBacks.get(offer.targetDir) === rb) readBacks.delete(offer.targetDir);
       });
     return rb;

@@ -631,10 +631,11 @@ describe('the receiving side', () => {
       const first = await receiver.accept(offer('node-a', held.port, 'read-back', size), takes);
       const again = await receiver.accept(offer('node-a', held.port, 'read-back', size), takes);
 
-      // Then both are answered with how far the one read-back got (its first chunk), and no slot stays taken
+      // Then both are answered with how far the one read-back got (its first chunk), and one slot of node-a's quota
+      // is taken: the read-back's, not the offers'
       const progress = { ok: false, readingBack: { bytesRead: CHUNK, bytesTotal: size } };
       assert.deepEqual([first, again], [progress, progress]);
-      assert.equal(receiver.active(), 0);
+      assert.equal(receiver.active(), 1);
       // And another migration's offer into the folder is refused while it reads
       const other = await receiver.accept(
         { ...offer('node-a', held.port, 'read-back', size), migrationId: 'mig-x' },

@@ -97,26 +97,27 @@ describe("a transfer's progress report", () => {
     report.moved(60); // before the connection was lost
     const readBack = readBackWait(report);
     // Given answers that show the receiver reading on
-    readBack.answered(0);
+    readBack.answered({ bytesRead: 0, bytesTotal: 16384 });
     await tick();
-    readBack.answered(4096);
+    readBack.answered({ bytesRead: 4096, bytesTotal: 16384 });
     await tick();
     // Then it waits for the receiver's work (sync), its bytes counted again from 0: below the total, a read-back
     assert.equal(written.at(-1)!.waiting?.reason, 'sync');
     assert.equal(written.at(-1)!.bytesDone, 0);
     assert.equal(lastSignOfLife(written.at(-1)), Date.parse('2026-01-01T00:00:02.000Z'));
     // When one shows no more read
-    readBack.answered(4096);
+    readBack.answered({ bytesRead: 4096, bytesTotal: 16384 });
     await tick();
     await tick();
     // Then the wait ended there: the transfer's last sign of life ages from that answer on
     assert.equal(written.at(-1)!.waiting, undefined);
     assert.equal(lastSignOfLife(written.at(-1)), Date.parse('2026-01-01T00:00:02.000Z'));
     // And the next answer that shows progress waits again
-    readBack.answered(8192);
+    readBack.answered({ bytesRead: 8192, bytesTotal: 16384 });
     await settled();
     assert.equal(written.at(-1)!.waiting?.reason, 'sync');
-    readBack.end();
+    // And an answer past the offer's bytes is no progress
+    readBack.answered({ bytesRead: 32768, bytesTotal: 16384 });
     await settled();
     assert.equal(written.at(-1)!.waiting, undefined);
   });
