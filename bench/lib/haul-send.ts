@@ -4,7 +4,7 @@
 // per-chunk CRC-32, the receiver's "done"), prints "DONE <ns>" (process.hrtime, CLOCK_MONOTONIC); exits when stdin
 // closes. Optional 4th and 5th arguments name the sending and receiving nodes (node-a, node-b); with HAUL_TLS_CERT_FILE,
 // HAUL_TLS_KEY_FILE and HAUL_TLS_CA_FILE set the data connection is mutual TLS, as a streamer's would be.
-import { connectBus, createLogger, insecureTrust } from '@haul/bus';
+import { connectBus, createEventLog, createLogger, eventFactory, insecureTrust } from '@haul/bus';
 import { createValidators } from '@haul/schemas';
 import { createImageStreamer, type StreamerConfig } from '../../services/image-streamer/src/app.ts';
 import { tlsFromEnv } from '../../services/image-streamer/src/tls.ts';
@@ -33,14 +33,29 @@ const s = createImageStreamer({
 });
 // Its data listener and its registration in haul-streamers: the receiver connects only to a registered address.
 await s.start();
+// A receiver takes only a transfer its migration's log intends: the bench appends the intent the coordinator would
+// (unsigned, as everything of this insecure cluster), before it says it is ready (outside the timed transfer).
+const commandId = `bench-0001:streamImages:${Date.now()}:1`;
+const args = { toNode: to, sourceDir: src, targetDir: dst, priority: 'final' } as const;
+const intent = eventFactory({ service: 'coordinator', node: 'coordinator' })(
+  'bench-0001',
+  'StepIntended',
+  {
+    commandId,
+    migrationId: 'bench-0001',
+    node: from,
+    executor: 'streamer',
+    attempt: 1,
+    step: 'streamImages',
+    args,
+    timeoutMs: 600_000,
+  },
+  `${commandId}:intent`,
+);
+await createEventLog(nc, createValidators(), insecureTrust()).append(intent);
 process.stderr.write('ready\n');
 await go;
-await s.transfer(
-  'bench-0001',
-  `bench-0001:streamImages:${Date.now()}:1`,
-  { toNode: to, sourceDir: src, targetDir: dst, priority: 'final' },
-  log,
-);
+await s.transfer('bench-0001', commandId, args, log);
 process.stderr.write(`DONE ${process.hrtime.bigint()}\n`);
 await quit;
 await s.stop();

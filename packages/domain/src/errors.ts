@@ -69,6 +69,11 @@ export const errorCodes = {
   unsafeManifest: 'HAUL_UNSAFE_MANIFEST',
   /** A stream offer from a node with no streamer registration, or naming another data address than it registered. */
   unregisteredPeer: 'HAUL_UNREGISTERED_PEER',
+  /**
+   * A stream offer no open intent of its migration's log asks for: no StepIntended of a transfer with its id, from its
+   * node to this one, into its folder (or that transfer ended). Nothing was created.
+   */
+  offerNotIntended: 'HAUL_OFFER_NOT_INTENDED',
   /** A stream offer from a node that already has as many transfers running into this streamer as one peer may. */
   streamerBusy: 'HAUL_STREAMER_BUSY',
   /** lockSource: another process (a vzctl, another migration tool) holds the CT's lock; nothing was changed. */

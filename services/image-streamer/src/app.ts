@@ -48,7 +48,7 @@ import { createPriorityGate, createSlots } from './priority.ts';
 import { createProgressReporter, readBackWait, type ProgressReporter } from './progress-report.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { createDataServer, type DataListener, type DataServer, type PortRange } from './data-server.ts';
-import { createReceiver } from './receiver.ts';
+import { createReceiver, offeredIntent, transferIdOf } from './receiver.ts';
 import { registerStreamer, type Registration } from './registration.ts';
 import { ConnectionLost, sendFiles, type SendOptions, type SendStats } from './sender.ts';
 import type { TlsMaterial } from './tls.ts';
@@ -192,6 +192,17 @@ export function createImageStreamer(deps: StreamerDeps) {
     log,
     ...(cfg.tls ? { tls: cfg.tls } : {}),
     registry: (node) => registration?.lookup(node) ?? Promise.resolve(undefined),
+    // The migration's log, judged; kept current from its first offer on, so that the final transfer's offer, in the
+    // frozen window, reads only what came since.
+    intended: async (offer) => {
+      const { events } = await eventLog.read(offer.migrationId);
+      eventLog.keepCurrent(offer.migrationId);
+      return offeredIntent(
+        events.map((e) => e.event),
+        offer,
+        cfg.node,
+      );
+    },
     ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
     ...(cfg.readBackAnswerMs ? { readBackAnswerMs: cfg.readBackAnswerMs } : {}),
     ...(deps.onReadBack ? { onReadBack: deps.onReadBack } : {}),
@@ -429,7 +440,7 @@ export function createImageStreamer(deps: StreamerDeps) {
   async function offerTransfer(t: PlannedTransfer, port: number, token: string): Promise<StreamOfferReply> {
     const { a, opts, plan } = t;
     const offer: StreamOffer = {
-      transferId: t.commandId.replace(/[^A-Za-z0-9_:.-]/g, '_'),
+      transferId: transferIdOf(t.commandId),
       migrationId: t.migrationId,
       fromNode: cfg.node,
       targetDir: a.targetDir,

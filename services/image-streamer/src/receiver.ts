@@ -11,10 +11,16 @@ import {
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { errorCodes } from '@haul/domain';
+import { errorCodes, stepTable } from '@haul/domain';
 import { dirname, join, relative } from 'node:path';
-import { createSerialByKey, limits, type Logger } from '@haul/bus';
-import type { ErrorInfo, StreamerRegistration, StreamOffer, StreamOfferReply } from '@haul/schemas';
+import { commandFate, createSerialByKey, limits, type Logger } from '@haul/bus';
+import type {
+  ErrorInfo,
+  MigrationEvent,
+  StreamerRegistration,
+  StreamOffer,
+  StreamOfferReply,
+} from '@haul/schemas';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
 import { createEmptyFile, mkdirsNoFollow, noFollow, regularFileSize } from './confine.ts';
@@ -59,10 +65,19 @@ type ReadBackAnswer = { verified: Record<string, number> } | { reading: ReadBack
 /** The data address a node's streamer registered (bucket haul-streamers), or undefined when it has none. */
 export type PeerRegistry = (node: string) => Promise<StreamerRegistration | undefined>;
 
+/**
+ * Is the offer a transfer the coordinator intended (offeredIntent over its migration's judged log)? A refusal when not.
+ * Every streamer may send offers to every other, so without it a streamer could write into any folder below another
+ * node's roots: another migration's images, which that node restores as root, or any CT's private area.
+ */
+export type IntentCheck = (offer: StreamOffer) => Promise<Refusal | undefined>;
+
 export type ReceiverOptions = {
   allowedRoots: string[];
   log: Logger;
   registry: PeerRegistry;
+  /** What the offer must be intended as (intentCheckOn in production; tests of the data plane alone may allow all). */
+  intended: IntentCheck;
   /** Mutual TLS on the data connection; absent: plaintext (HAUL_INSECURE=1). */
   tls?: TlsMaterial;
   idleMs?: number;
@@ -76,7 +91,7 @@ export type ReceiverOptions = {
 /** How the offer was sent: its sender takes a read-back's progress as an answer (offerHeaders.takesReadBackProgress). */
 export type OfferOptions = { takesReadBackProgress?: boolean };
 
-type Refusal = { ok: false; error: ErrorInfo };
+export type Refusal = { ok: false; error: ErrorInfo };
 const refuse = (code: string, field: string, message: string): Refusal => ({
   ok: false,
   error: { code, message, field },
@@ -244,6 +259,8 @@ export function createReceiver(opts: ReceiverOptions) {
     async accept(received: StreamOffer, o: OfferOptions = {}): Promise<StreamOfferReply> {
       const peer = await checkPeer(received, opts);
       if (peer) return peer;
+      const unintended = await opts.intended(received);
+      if (unintended) return unintended;
       let confined: { root: string; dir: string };
       try {
         confined = checkManifest(received.manifest, received.targetDir, opts.allowedRoots);
@@ -641,4 +658,45 @@ function dial(offer: StreamOffer, reader: FrameReader, tls: TlsMaterial | undefi
         : new Error(`the peer's certificate does not name ${name}`),
   };
   return tlsConnect(options);
+}
+
+/** The offer's transfer id for a command: its id with what an offer's id may not hold replaced. */
+export const transferIdOf = (commandId: string): string => commandId.replace(/[^A-Za-z0-9_:.-]/g, '_');
+
+/**
+ * The offer against its migration's judged log, as `node` (this receiver): an open StepIntended of a streamer's step
+ * whose command has the offer's transfer id, runs on the offer's node, and sends to this node into the very folder
+ * the offer names. Only the coordinator's intents are believed (the judge), so only a transfer it asked for is
+ * received; one whose outcome is in the log (or whose migration ended) is not received any more.
+ */
+export function offeredIntent(
+  events: readonly MigrationEvent[],
+  offer: StreamOffer,
+  node: string,
+): Refusal | undefined {
+  const code = errorCodes.offerNotIntended;
+  const intent = events.find(
+    (e) => e.type === 'StepIntended' && transferIdOf(e.data.commandId) === offer.transferId,
+  );
+  const cmd = intent?.type === 'StepIntended' ? intent.data : undefined;
+  if (!cmd || stepTable[cmd.step].executor !== 'streamer')
+    return refuse(code, 'transferId', `${offer.migrationId} intends no transfer ${offer.transferId}`);
+  const args = cmd.args as Partial<StreamOffer> & { toNode?: string };
+  if (cmd.node !== offer.fromNode)
+    return refuse(
+      code,
+      'fromNode',
+      `${offer.transferId} is intended from ${cmd.node}, not ${offer.fromNode}`,
+    );
+  if (args.toNode !== node)
+    return refuse(
+      code,
+      'transferId',
+      `${offer.transferId} is intended to ${String(args.toNode)}, not ${node}`,
+    );
+  if (args.targetDir !== offer.targetDir)
+    return refuse(code, 'targetDir', `${offer.transferId} is intended into ${String(args.targetDir)}`);
+  if (commandFate(events, cmd.commandId) !== 'open')
+    return refuse(code, 'transferId', `${offer.transferId} of ${offer.migrationId} has ended`);
+  return undefined;
 }

@@ -14,7 +14,10 @@ import { after, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '@haul/bus';
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from '../src/manifest.ts';
 import { PartFile, partPathOf } from '../src/part-file.ts';
-import { createReceiver } from '../src/receiver.ts';
+import { createReceiver, type IntentCheck } from '../src/receiver.ts';
+
+/** Confinement alone: every offer is taken as intended. */
+const allIntended: IntentCheck = () => Promise.resolve(undefined);
 
 const log = createLogger('confine-test', undefined, { HAUL_LOG_LEVEL: 'silent' });
 const base = realpathSync(mkdtempSync(join(tmpdir(), 'haul-confine-')));
@@ -128,7 +131,9 @@ describe('the receiver confines every path to its root', () => {
       connect,
       manifest: [{ path: 'd', kind: 'dir' as const }],
     };
-    const reply = await createReceiver({ allowedRoots: [root], log, registry }).accept(offer);
+    const reply = await createReceiver({ allowedRoots: [root], log, registry, intended: allIntended }).accept(
+      offer,
+    );
     assert.equal(reply.ok, false);
     assert.equal('error' in reply && reply.error.code, 'HAUL_UNSAFE_MANIFEST');
     assert.equal('error' in reply && reply.error.field, 'targetDir');

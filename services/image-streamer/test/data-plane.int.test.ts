@@ -23,7 +23,10 @@ import {
   parsePortRange,
   PortRangeExhaustedError,
 } from '../src/data-server.ts';
-import { createReceiver, type PeerRegistry } from '../src/receiver.ts';
+import { createReceiver, type IntentCheck, type PeerRegistry } from '../src/receiver.ts';
+
+/** The data plane alone: every offer is taken as intended (the log's check: streamer.int, receiver-intent.unit). */
+const allIntended: IntentCheck = () => Promise.resolve(undefined);
 import { sendFiles, type SendOptions } from '../src/sender.ts';
 import { PartFile } from '../src/part-file.ts';
 import { CHUNK, chunkDigest, encodeHeader } from '../src/wire.ts';
@@ -279,7 +282,7 @@ describe('the receiving side', () => {
     async () => {
       reg = {};
       const trap = await fakeSender(() => {});
-      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
       const field = async (o: StreamOffer) => {
         const r = await receiver.accept(o);
         assert.equal(r.ok, false);
@@ -311,7 +314,13 @@ describe('the receiving side', () => {
         s.write(randomBytes(64));
         s.write(encodeHeader({ t: 'end' }));
       });
-      const receiver = createReceiver({ allowedRoots: [root], log, registry, idleMs: 300 });
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        intended: allIntended,
+        idleMs: 300,
+      });
       const fds = openFds();
       register('node-a', silent.port);
       register('node-c', garbage.port);
@@ -330,7 +339,13 @@ describe('the receiving side', () => {
   it('refuses more transfers at once from one node than its quota', { timeout: 30_000 }, async () => {
     const held = await fakeSender(() => {});
     register('node-a', held.port);
-    const receiver = createReceiver({ allowedRoots: [root], log, registry, perPeer: 2 });
+    const receiver = createReceiver({
+      allowedRoots: [root],
+      log,
+      registry,
+      intended: allIntended,
+      perPeer: 2,
+    });
     assert.equal((await receiver.accept(offer('node-a', held.port, 'q1'))).ok, true);
     assert.equal((await receiver.accept(offer('node-a', held.port, 'q2'))).ok, true);
     const third = await receiver.accept(offer('node-a', held.port, 'q3'));
@@ -351,7 +366,7 @@ describe('the receiving side', () => {
       // Given a reception of attempt 1 into "again", its sender holding the connection open
       const first = await fakeSender(() => {});
       const second = await fakeSender(() => {});
-      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
       register('node-a', first.port);
       assert.equal((await receiver.accept(offer('node-a', first.port, 'again'))).ok, true);
       await until(() => first.seen.length === 1 && receiver.active() === 1, 'attempt 1 connected');
@@ -402,7 +417,7 @@ describe('the receiving side', () => {
     const server = await createDataServer({ host: '127.0.0.1' });
     const listener = server.expect('node-b');
     register('node-a', server.port);
-    const receiver = createReceiver({ allowedRoots: [root], log, registry });
+    const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
     const o: StreamOffer = { ...offer('node-a', server.port, name), manifest };
     const reply = await receiver.accept({ ...o, connect: { ...o.connect, token: listener.token } });
     assert.ok(reply.ok, JSON.stringify(reply));
@@ -576,7 +591,7 @@ describe('the receiving side', () => {
       part.close();
       const held = await fakeSender(() => {});
       register('node-a', held.port);
-      const receiver = createReceiver({ allowedRoots: [root], log, registry });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
 
       // When the same transfer is offered twice at once (its sender gave up waiting for the first answer)
       const replies = await Promise.all([
@@ -620,6 +635,7 @@ describe('the receiving side', () => {
         allowedRoots: [root],
         log,
         registry,
+        intended: allIntended,
         readBackAnswerMs: 50,
         onReadBack: async () => {
           if (++reads === 2) await slow;
@@ -678,6 +694,7 @@ describe('the receiving side', () => {
         allowedRoots: [root],
         log,
         registry,
+        intended: allIntended,
         tls: pki.material('streamer@node-b'),
       });
       // When node-b's receiver takes node-a's offer

@@ -17,7 +17,7 @@ import {
   sendCommand,
   subjects,
 } from '@haul/bus';
-import { createValidators, type StreamOffer } from '@haul/schemas';
+import { createValidators, type StreamArgs, type StreamOffer } from '@haul/schemas';
 import { awaitEvent, outcomeOf, startNatsServer, stepIntended, tempIdentities } from '@haul/test';
 import type { StreamerConfig } from '../src/app.ts';
 import type { TlsMaterial } from '../src/tls.ts';
@@ -66,12 +66,29 @@ async function twoNodes(extra: (node: string) => Partial<StreamerConfig>) {
   const b = make('node-b');
   await a.start();
   await b.start();
+  const intents = createEventLog(nc, validators, ids.trust('coordinator'));
   return {
     server,
     nc,
     dir,
     a,
     b,
+    /** node-a's transfer, as the coordinator intends it before sending it: only an intended offer is received. */
+    async send(migrationId: string, commandId: string, args: StreamArgs) {
+      await intents.append(
+        stepIntended({
+          commandId,
+          migrationId,
+          node: 'node-a',
+          executor: 'streamer',
+          attempt: 1,
+          step: 'streamImages',
+          args,
+          timeoutMs: 90_000,
+        }),
+      );
+      return a.transfer(migrationId, commandId, args, log);
+    },
     async stop() {
       await a.stop();
       await b.stop();
@@ -174,12 +191,13 @@ describe('plaintext (HAUL_INSECURE=1): a stolen token can only delay a transfer'
       makeTree(src, 2);
       const target = join(w.dir, 'node-b', 'img', 'slow');
       // 1 MB/s: each 1 MiB chunk waits about a second for its turn, twice the idle timeout of both ends.
-      const r = await w.a.transfer(
-        'mig-sec004',
-        'mig-sec004:streamImages:0:1',
-        { toNode: 'node-b', sourceDir: src, targetDir: target, priority: 'iteration', bandwidthLimitMBps: 1 },
-        log,
-      );
+      const r = await w.send('mig-sec004', 'mig-sec004:streamImages:0:1', {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: target,
+        priority: 'iteration',
+        bandwidthLimitMBps: 1,
+      });
       assert.equal(r.retries, 0, 'no connection was dropped as idle');
       assert.equal(digest(target), digest(src));
     },
@@ -213,12 +231,12 @@ describe('mutual TLS: a token is useless without the target node certificate', (
       const src = join(w.dir, 'node-a', 'img', 'tls');
       makeTree(src, 6);
       const target = join(w.dir, 'node-b', 'img', 'tls');
-      const moving = w.a.transfer(
-        'mig-sec002',
-        'mig-sec002:streamImages:0:1',
-        { toNode: 'node-b', sourceDir: src, targetDir: target, priority: 'final' },
-        log,
-      );
+      const moving = w.send('mig-sec002', 'mig-sec002:streamImages:0:1', {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: target,
+        priority: 'final',
+      });
       const r = await moving;
       assert.equal(r.retries, 0, 'the real receiver was never refused');
       assert.equal(digest(target), digest(src));
@@ -241,12 +259,12 @@ describe('mutual TLS: a token is useless without the target node certificate', (
       const src = join(w.dir, 'node-a', 'img', 'tls2');
       makeTree(src, 2);
       const target = join(w.dir, 'node-b', 'img', 'tls2');
-      await w.a.transfer(
-        'mig-sec003',
-        'mig-sec003:streamImages:0:1',
-        { toNode: 'node-b', sourceDir: src, targetDir: target, priority: 'final' },
-        log,
-      );
+      await w.send('mig-sec003', 'mig-sec003:streamImages:0:1', {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: target,
+        priority: 'final',
+      });
       assert.equal(digest(target), digest(src));
       await Promise.all(silent.map(closed));
       await until(() => w.a.dataSockets() === 0, 'the sender let every socket go');

@@ -63,12 +63,17 @@ async function send(nc: NatsConnection, cmd: StepCommand): Promise<void> {
   await sendCommand(nc, validators, coordinator, cmd);
 }
 /** A transfer started directly (no command) still reports into a log that intends its command. */
-async function intendTransfer(migrationId: string, commandId: string, args: StreamArgs): Promise<void> {
+async function intendTransfer(
+  migrationId: string,
+  commandId: string,
+  args: StreamArgs,
+  node = 'node-a',
+): Promise<void> {
   await intents.append(
     stepIntended({
       commandId,
       migrationId,
-      node: 'node-a',
+      node,
       executor: 'streamer',
       attempt: 1,
       step: 'streamImages',
@@ -222,17 +227,14 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     const src = join(dir, 'node-a', 'img', 'corrupt');
     makeTree(src, 3);
     corruptOnce = true;
-    const r = await a.transfer(
-      'mig-str002',
-      'mig-str002:streamImages:0:1',
-      {
-        toNode: 'node-b',
-        sourceDir: src,
-        targetDir: join(dir, 'node-b', 'img', 'corrupt'),
-        priority: 'iteration',
-      },
-      log,
-    );
+    const args: StreamArgs = {
+      toNode: 'node-b',
+      sourceDir: src,
+      targetDir: join(dir, 'node-b', 'img', 'corrupt'),
+      priority: 'iteration',
+    };
+    await intendTransfer('mig-str002', 'mig-str002:streamImages:0:1', args);
+    const r = await a.transfer('mig-str002', 'mig-str002:streamImages:0:1', args, log);
     assert.equal(corruptOnce, false, 'the corruption was injected');
     assert.ok((r.retries ?? 0) >= 1, 'the bad chunk was sent again');
     assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'corrupt')), digestTree(src));
@@ -243,18 +245,16 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     makeTree(src, 3);
     // What is open now may close meanwhile (the previous test's sockets): only what opens after must be closed again.
     const before = openDescriptors();
-    await a.transfer(
-      'mig-str009',
-      'mig-str009:copyLocalDisk:0.0:node-a:streamer:1',
-      {
-        toNode: 'node-b',
-        sourceDir: src,
-        targetDir: join(dir, 'node-b', 'img', 'writeback'),
-        priority: 'iteration',
-      },
-      log,
-      { writeBack: true },
-    );
+    const args: StreamArgs = {
+      toNode: 'node-b',
+      sourceDir: src,
+      targetDir: join(dir, 'node-b', 'img', 'writeback'),
+      priority: 'iteration',
+    };
+    await intendTransfer('mig-str009', 'mig-str009:copyLocalDisk:0.0:node-a:streamer:1', args);
+    await a.transfer('mig-str009', 'mig-str009:copyLocalDisk:0.0:node-a:streamer:1', args, log, {
+      writeBack: true,
+    });
     assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'writeback')), digestTree(src));
     // The receiver (node-b, in this process) opened each file again to sync it, and closes it once synced.
     await until(
@@ -270,9 +270,13 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     const reg = await (await openBucket(nc, buckets.streamers)).get('node-a');
     const { dataHost, dataPort } = decodeJson(reg!.value) as { dataHost: string; dataPort: number };
     const connect = { host: dataHost, port: dataPort, token: 'ab'.repeat(16) };
+    // Offers of transfers the coordinator intended (into that folder, from node-a): their manifests decide
+    const args: StreamArgs = { toNode: 'node-b', sourceDir: '/x', targetDir: target, priority: 'iteration' };
+    await intendTransfer('mig-evil01', 'mig-evil01:streamImages:0:1', args);
+    await intendTransfer('mig-evil01', 'mig-evil01:streamImages:0:2', args);
     for (const path of ['../../escape.img', '/etc/passwd-haul']) {
       const offer = {
-        transferId: 'evil',
+        transferId: 'mig-evil01:streamImages:0:1',
         migrationId: 'mig-evil01',
         fromNode: 'node-a',
         targetDir: target,
@@ -288,7 +292,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       }
     }
     const link = {
-      transferId: 'evil2',
+      transferId: 'mig-evil01:streamImages:0:2',
       migrationId: 'mig-evil01',
       fromNode: 'node-a',
       targetDir: target,
@@ -298,9 +302,35 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     const r2 = decodeJson(
       (await nc.request(subjects.streamOffer('node-b'), encodeJson(link), { timeout: 5000 })).data,
     ) as StreamOfferReply;
-    assert.equal(r2.ok, false);
+    assert.equal('error' in r2 && r2.error.code, 'HAUL_UNSAFE_MANIFEST');
     assert.ok(!existsSync(join(dir, 'escape.img')) && !existsSync(target));
     assert.equal(a.dataSockets(), 0, 'a refused offer opens no data connection');
+    assert.equal(b.receiving(), 0);
+  });
+
+  it('refuses an offer of a transfer the coordinator did not intend, from a registered streamer: nothing is created', async () => {
+    // Given node-a's registered data address, and a folder below node-b's roots that no intent names
+    const reg = await (await openBucket(nc, buckets.streamers)).get('node-a');
+    const { dataHost, dataPort } = decodeJson(reg!.value) as { dataHost: string; dataPort: number };
+    const target = join(dir, 'node-b', 'private', '101', 'root.hdd');
+    const offer = {
+      transferId: 'mig-nointent1:streamImages:0:1',
+      migrationId: 'mig-nointent1',
+      fromNode: 'node-a',
+      targetDir: target,
+      connect: { host: dataHost, port: dataPort, token: 'ab'.repeat(16) },
+      manifest: [{ path: 'root.hds', kind: 'file', size: 4 }],
+    };
+    // When node-a offers it (before, it was taken: any streamer could write below another node's roots)
+    const reply = decodeJson(
+      (await nc.request(subjects.streamOffer('node-b'), encodeJson(offer), { timeout: 5000 })).data,
+    ) as StreamOfferReply;
+    // Then it is refused, and neither the folder nor a connection came to be
+    assert.deepEqual('error' in reply && [reply.error.code, reply.error.field], [
+      'HAUL_OFFER_NOT_INTENDED',
+      'transferId',
+    ]);
+    assert.ok(!existsSync(join(dir, 'node-b', 'private')));
     assert.equal(b.receiving(), 0);
   });
 
@@ -427,7 +457,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     try {
       // When the transfer is sent
       const args: StreamArgs = { toNode: 'node-d', sourceDir: src, targetDir: target, priority: 'iteration' };
-      await intendTransfer('mig-str004', 'mig-str004:streamImages:0:1', args);
+      await intendTransfer('mig-str004', 'mig-str004:streamImages:0:1', args, 'node-c');
       const transfer = c.transfer('mig-str004', 'mig-str004:streamImages:0:1', args, log);
       const readingBack = (p: TransferProgress) => p.waiting?.reason === 'sync' && p.bytesDone < p.bytesTotal;
       const waiting = await awaitProgress(nc, 'mig-str004', readingBack, 30_000);
