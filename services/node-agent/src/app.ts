@@ -182,6 +182,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     exclusive: (meta, fn) => hostActions.run(meta.migrationId, () => ctActions.run(meta.ctid, fn)),
     resume: (meta, mlog) =>
       resumeOnSource(contextFor(meta.migrationId, mlog, false), meta.migrationId, meta.ctid, 'lease-expired'),
+    stopSource: async (meta) => {
+      await createTools(run, ac.signal).vzctlStop(meta.ctid);
+    },
   });
 
   const contextFor = (migrationId: string, mlog: Logger, reconciled: boolean): HandlerContext => ({

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { migrationLogger, type Logger } from '@haul/bus';
 import type { HostResult } from '@haul/schemas';
 import { errorCodes } from '@haul/domain';
@@ -6,6 +7,8 @@ import type { HeldDumps, HeldMeta } from './held-dumps.ts';
 
 /** After a failed resume (bus unreachable, a disk not restored), the next try comes this much later. */
 const retryMs = 1000;
+/** How often a held dump is looked at (a /proc read and a stat): its criu must still hold the CT. */
+const watchMs = 250;
 
 export type LeaseDeps = {
   held: HeldDumps;
@@ -14,6 +17,8 @@ export type LeaseDeps = {
   resume(meta: HeldMeta, mlog: Logger): Promise<HostResult>;
   /** Run as the only host action of the moment of its migration and of its CT (never beside a step of either). */
   exclusive(meta: HeldMeta, fn: () => Promise<void>): Promise<void>;
+  /** Stop the CT on the source (vzctl stop): its held criu ended after the target restore started. */
+  stopSource(meta: HeldMeta, mlog: Logger): Promise<void>;
 };
 
 /**
@@ -25,7 +30,64 @@ export type LeaseDeps = {
 export function createLeases(deps: LeaseDeps) {
   const { held, log } = deps;
   const timers = new Map<string, NodeJS.Timeout>();
+  const watches = new Map<string, NodeJS.Timeout>();
+  /** Leases due while their dump is under way, said once. */
+  const waitingForFreeze = new Set<string>();
   let stopped = false;
+
+  /**
+   * A held dump's criu that ends without a decision (killed: the OOM killer, an operator) lets go of the CT: real
+   * criu thaws the freezer once it has seized the tasks (criu/seize.c freeze_processes, 658–662: the tasks are held
+   * by ptrace alone, not frozen), and the kernel lets traced tasks run again when their tracer dies. So the CT runs
+   * on the source again, and nothing in the log says so: the target's restore fence would let it start there too.
+   * The lease fires at once then: it wins the fence (ResumedOnSource, reason lease-expired) and the rollback follows;
+   * if the target restore started first, only the target may run the CT, and the source's is stopped.
+   */
+  function watch(meta: HeldMeta): void {
+    if (watches.has(meta.migrationId) || stopped) return;
+    const t = setInterval(() => {
+      if (held.isHeld(meta.migrationId) || held.underWay(meta.migrationId)) return;
+      clearInterval(t);
+      watches.delete(meta.migrationId);
+      // Decided (committed or aborted): it ended as asked.
+      if (held.outcome(meta.migrationId).decision === undefined) void criuEnded(meta);
+    }, watchMs);
+    t.unref();
+    watches.set(meta.migrationId, t);
+  }
+
+  async function criuEnded(meta: HeldMeta): Promise<void> {
+    clearTimeout(timers.get(meta.migrationId));
+    timers.delete(meta.migrationId);
+    const mlog = migrationLogger(log, meta.migrationId, { ctid: meta.ctid });
+    mlog.error(
+      { outcome: held.outcome(meta.migrationId) },
+      "the held dump's criu ended without a decision: its CT runs on the source again; resuming it there, or stopping it if the target restore started",
+    );
+    for (let done = false; !done && !stopped;) {
+      await deps
+        .exclusive(meta, async () => {
+          try {
+            const r = await deps.resume(meta, mlog);
+            mlog.warn({ actions: r.actions }, 'CT resumed on the source after its held dump ended');
+            done = true;
+          } catch (err) {
+            if (err instanceof StepError && err.code === errorCodes.fenced) {
+              mlog.error(
+                { reason: err.message },
+                'the target restore has started: stopping the CT on the source',
+              );
+              await deps.stopSource(meta, mlog);
+              done = true;
+              return;
+            }
+            mlog.fatal({ err }, 'the CT cannot be resumed on the source safely yet: trying again');
+          }
+        })
+        .catch((err: unknown) => mlog.fatal({ err }, 'stopping the CT on the source failed: trying again'));
+      if (!done) await delay(retryMs);
+    }
+  }
 
   function arm(meta: HeldMeta | undefined, delayMs?: number): void {
     if (!meta || stopped) return;
@@ -33,6 +95,7 @@ export function createLeases(deps: LeaseDeps) {
     // frozenAt is a wall-clock time, maybe of an agent before a restart: a clock set back since never holds the CT
     // longer than its lease from now (and never past setTimeout's range).
     const due = delayMs ?? Math.min(meta.leaseMs, Math.max(0, frozenAt + meta.leaseMs - Date.now()));
+    watch(meta);
     clearTimeout(timers.get(meta.migrationId));
     timers.set(
       meta.migrationId,
@@ -47,9 +110,12 @@ export function createLeases(deps: LeaseDeps) {
       if (!held.isHeld(meta.migrationId)) {
         // A dump an agent that died started, not frozen yet: the lease holds until it freezes the CT (or ends).
         if (held.underWay(meta.migrationId)) {
-          mlog.info('frozen lease due while its dump is under way: it waits for the freeze');
+          if (!waitingForFreeze.has(meta.migrationId))
+            mlog.info('frozen lease due while its dump is under way: it waits for the freeze');
+          waitingForFreeze.add(meta.migrationId);
           return arm(meta, retryMs);
         }
+        waitingForFreeze.delete(meta.migrationId);
         mlog.info('frozen lease over: no dump holds the CT any more (decided, or its criu ended)');
         return;
       }
@@ -88,6 +154,8 @@ export function createLeases(deps: LeaseDeps) {
       stopped = true;
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
+      for (const t of watches.values()) clearInterval(t);
+      watches.clear();
     },
   };
 }

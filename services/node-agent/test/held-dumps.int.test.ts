@@ -11,6 +11,8 @@ import { runAgentScript } from './dying-agent.ts';
 import { pidAlive, procStat } from '@haul/bus';
 import { createHeldDumps, type HeldMeta } from '../src/held-dumps.ts';
 import { createLeases } from '../src/leases.ts';
+import { StepError } from '../src/context.ts';
+import { errorCodes } from '@haul/domain';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-held-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -76,6 +78,7 @@ describe("a final dump's lease after a restart", () => {
       log: pino({ level: 'info' }, { write: (line: string) => void said.push(line) }),
       resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }),
       exclusive: (_m, fn) => fn(),
+      stopSource: () => Promise.reject(new Error('not expected')),
     });
     try {
       // Given the folder of a dump an agent that died started, its criu running, the CT not frozen yet
@@ -115,6 +118,7 @@ describe("a final dump's lease after a restart", () => {
       log: silent,
       resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }),
       exclusive: (_m, fn) => fn(),
+      stopSource: () => Promise.reject(new Error('not expected')),
     });
     try {
       const dir = held.dirOf(meta.migrationId);
@@ -129,6 +133,43 @@ describe("a final dump's lease after a restart", () => {
       criu.kill('SIGKILL');
     }
   });
+
+  for (const fenced of [false, true])
+    it(`given a held dump whose criu is killed without a decision (its CT runs again on a real host), then the lease ${fenced ? 'stops the CT on the source, the target restore having started' : 'resumes it at once, winning the fence'}`, async () => {
+      const held = createHeldDumps(join(root, `state-killed-${fenced}`), silent, { PATH: '/usr/bin:/bin' });
+      // A lease an hour long: only the criu's end can make it fire within the test
+      const meta = metaOf(`m-lease000000000000000000${fenced ? 5 : 4}`, 3_600_000, new Date().toISOString());
+      const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+      const did: string[] = [];
+      const leases = createLeases({
+        held,
+        log: silent,
+        resume: () => {
+          did.push('resume');
+          return fenced
+            ? Promise.reject(new StepError(errorCodes.fenced, 'the target restore has started'))
+            : Promise.resolve({ actions: [] });
+        },
+        exclusive: (_m, fn) => fn(),
+        stopSource: () => Promise.resolve(void did.push('stop')),
+      });
+      try {
+        const dir = held.dirOf(meta.migrationId);
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+        writeFileSync(join(dir, 'criu.pid'), String(criu.pid));
+        writeFileSync(join(dir, 'frozen'), '');
+        leases.arm(meta);
+        // When its criu is killed (no decision written)
+        criu.kill('SIGKILL');
+        // Then the lease acts at once: the fence won, or the source's CT stopped once it is lost
+        await until(() => did.length === (fenced ? 2 : 1), 'the lease acted', 10_000);
+        assert.deepEqual(did, fenced ? ['resume', 'stop'] : ['resume']);
+      } finally {
+        leases.stop();
+        criu.kill('SIGKILL');
+      }
+    });
 
   it('given a hold folder whose criu.pid is empty (its agent died while it wrote it), then no criu runs there: neither under way nor running', () => {
     const held = createHeldDumps(join(root, 'state-empty'), silent, { PATH: '/usr/bin:/bin' });
