@@ -168,8 +168,12 @@ export function transferEndOf(cmd: StreamCommand): Pick<TransferOptions, 'durabl
  */
 export function createImageStreamer(deps: StreamerDeps) {
   const { nc, validators, cfg, log, trust } = deps;
-  const eventLog = withReadCache(createEventLog(nc, validators, trust));
   const ac = new AbortController();
+  const eventLog = withReadCache(createEventLog(nc, validators, trust), {
+    signal: ac.signal,
+    onFollowError: (migrationId, err) =>
+      log.warn({ migrationId, err }, "a migration's log is no longer kept current: offers read it again"),
+  });
   let sub: Subscription | undefined;
   let loop: Promise<void> | undefined;
 
@@ -196,12 +200,14 @@ export function createImageStreamer(deps: StreamerDeps) {
     // frozen window, reads only what came since.
     intended: async (offer) => {
       const { events } = await eventLog.read(offer.migrationId);
-      eventLog.keepCurrent(offer.migrationId);
-      return offeredIntent(
+      const refused = offeredIntent(
         events.map((e) => e.event),
         offer,
         cfg.node,
       );
+      // Only an offer the log intends: any registered streamer may send offers naming made-up migrations.
+      if (!refused) eventLog.keepCurrent(offer.migrationId);
+      return refused;
     },
     ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
     ...(cfg.readBackAnswerMs ? { readBackAnswerMs: cfg.readBackAnswerMs } : {}),

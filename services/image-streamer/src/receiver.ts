@@ -76,7 +76,7 @@ export type ReceiverOptions = {
   allowedRoots: string[];
   log: Logger;
   registry: PeerRegistry;
-  /** What the offer must be intended as (intentCheckOn in production; tests of the data plane alone may allow all). */
+  /** Is the offer intended (offeredIntent over the judged log, app.ts; tests of the data plane alone allow all). */
   intended: IntentCheck;
   /** Mutual TLS on the data connection; absent: plaintext (HAUL_INSECURE=1). */
   tls?: TlsMaterial;
@@ -145,14 +145,16 @@ export function createReceiver(opts: ReceiverOptions) {
   /** The read-back under way in each target folder. */
   const readBacks = new Map<string, ReadBack>();
 
+  /** Read-backs under way per peer: an offer answered with its progress frees its slot, the read goes on. */
+  const readingFrom = new Map<string, number>();
+
   /**
-   * A read-back holds a slot of its peer's quota (perPeer) until it ends, apart from the offers it answers (each
-   * answered with its progress frees its own): offers into many folders cannot keep more read-backs going at once
-   * than the quota allows.
+   * A read-back counts against its peer's read-backs (at most perPeer at once, apart from the slots of its
+   * receptions): offers into many folders cannot keep more read-backs going than that.
    */
   function startReadBack(offer: StreamOffer, manifest: string): ReadBack {
-    const release = ctx(offer.fromNode).onClosed;
-    active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
+    readingFrom.set(offer.fromNode, (readingFrom.get(offer.fromNode) ?? 0) + 1);
+    const release = () => readingFrom.set(offer.fromNode, (readingFrom.get(offer.fromNode) ?? 1) - 1);
     const rb: ReadBack = {
       from: offer.fromNode,
       migrationId: offer.migrationId,
@@ -217,6 +219,13 @@ export function createReceiver(opts: ReceiverOptions) {
         errorCodes.streamerBusy,
         'fromNode',
         `${offer.fromNode} already has ${perPeer} transfers running into this streamer`,
+      );
+    // A new read-back, beside as many of that node's as it may have (one under way in the folder is joined).
+    if (!offer.update && !readBacks.has(offer.targetDir) && (readingFrom.get(offer.fromNode) ?? 0) >= perPeer)
+      return refuse(
+        errorCodes.streamerBusy,
+        'fromNode',
+        `${offer.fromNode} already has ${perPeer} read-backs running in this streamer`,
       );
     const release = ctx(offer.fromNode).onClosed;
     active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);

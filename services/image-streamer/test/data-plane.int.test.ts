@@ -647,11 +647,11 @@ describe('the receiving side', () => {
       const first = await receiver.accept(offer('node-a', held.port, 'read-back', size), takes);
       const again = await receiver.accept(offer('node-a', held.port, 'read-back', size), takes);
 
-      // Then both are answered with how far the one read-back got (its first chunk), and one slot of node-a's quota
-      // is taken: the read-back's, not the offers'
+      // Then both are answered with how far the one read-back got (its first chunk), and no slot of node-a's quota
+      // stays taken (a read-back counts apart)
       const progress = { ok: false, readingBack: { bytesRead: CHUNK, bytesTotal: size } };
       assert.deepEqual([first, again], [progress, progress]);
-      assert.equal(receiver.active(), 1);
+      assert.equal(receiver.active(), 0);
       // And another migration's offer into the folder is refused while it reads
       const other = await receiver.accept(
         { ...offer('node-a', held.port, 'read-back', size), migrationId: 'mig-x' },
@@ -670,6 +670,59 @@ describe('the receiving side', () => {
       assert.deepEqual(done, { ok: true, verified: { 'pages.img': 2 * CHUNK }, finishesVerified: true });
       assert.equal(reads, 2);
       await until(() => held.seen.length > 0, 'connected');
+      for (const sock of held.seen) sock.destroy();
+      await until(() => receiver.active() === 0, 'released');
+      await held.close();
+    },
+  );
+
+  it(
+    "counts a peer's read-backs apart from its receptions: no more at once than its quota, and none holding a reception's slot",
+    { timeout: 30_000 },
+    async () => {
+      // Given a receiver that takes one transfer at a time from a node, and two folders with a part file to read back,
+      // the first's read held by its disk
+      const held = await fakeSender(() => {});
+      register('node-a', held.port);
+      for (const name of ['quota-a', 'quota-b']) {
+        mkdirSync(join(root, name), { recursive: true });
+        const part = new PartFile(join(root, name, 'pages.img'), CHUNK, 0o644, 0);
+        const chunk = randomBytes(CHUNK);
+        part.write(0, chunk, chunkDigest(chunk));
+        part.close();
+      }
+      let release!: () => void;
+      const slow = new Promise<void>((r) => (release = r));
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        intended: allIntended,
+        perPeer: 1,
+        readBackAnswerMs: 50,
+        onReadBack: (path) => (path.includes('quota-a') ? slow : Promise.resolve()),
+      });
+      const takes = { takesReadBackProgress: true };
+
+      // When the first is answered with its progress, and the second is offered meanwhile
+      const first = await receiver.accept(offer('node-a', held.port, 'quota-a', CHUNK), takes);
+      const second = await receiver.accept(offer('node-a', held.port, 'quota-b', CHUNK), takes);
+
+      // Then the first holds no reception slot, and the second is refused: node-a has its one read-back running
+      assert.equal('readingBack' in first, true);
+      assert.equal(receiver.active(), 0);
+      assert.deepEqual('error' in second && [second.error.code, second.error.message], [
+        'HAUL_STREAMER_BUSY',
+        'node-a already has 1 read-backs running in this streamer',
+      ]);
+      // And once the first read ends, both are taken in turn
+      release();
+      assert.equal((await receiver.accept(offer('node-a', held.port, 'quota-a', CHUNK), takes)).ok, true);
+      await until(() => held.seen.length === 1, 'the first connected');
+      for (const sock of held.seen) sock.destroy();
+      await until(() => receiver.active() === 0, 'released');
+      assert.equal((await receiver.accept(offer('node-a', held.port, 'quota-b', CHUNK), takes)).ok, true);
+      await until(() => held.seen.length === 2, 'the second connected');
       for (const sock of held.seen) sock.destroy();
       await until(() => receiver.active() === 0, 'released');
       await held.close();
