@@ -20,15 +20,6 @@ import { retryTransient } from './retry.ts';
 
 export type Topology = { replicas: number };
 
-/**
- * A full event stream refuses appends instead of dropping its oldest events. Every agent and streamer may append to
- * any migration's subject (permissions match subjects; the judge skips what they may not say, but it is stored), so
- * with discard-old a node could flood the stream until the log of a migration in its frozen window lost its
- * RestoreStarted, and the source's lease then resumed the CT while the target may run it. Full, the stream fails
- * closed: no append, no fence won, the CT stays frozen. Events still age out (eventsMaxAgeMs).
- */
-const eventsDiscard = { discard: DiscardPolicy.New } satisfies Partial<StreamConfig>;
-
 /** The stream configurations, defined once (retention and limits are documented in docs/protocol.md). */
 export function streamConfigs(t: Topology): (Partial<StreamConfig> & { name: string })[] {
   return [
@@ -37,7 +28,11 @@ export function streamConfigs(t: Topology): (Partial<StreamConfig> & { name: str
       subjects: [subjects.eventsAll],
       storage: StorageType.File,
       retention: RetentionPolicy.Limits,
-      discard: eventsDiscard.discard,
+      // Full, it drops its oldest events (a month's migrations fill 1 GiB at about 20,000: discarding new ones would
+      // stop every migration then). A node may flood it (it may append to any migration's subject), and so drop a
+      // live migration's events, oldest first: the fences then refuse, as its log no longer starts with its
+      // MigrationRequested (fencing.ts, wholeLog).
+      discard: DiscardPolicy.Old,
       max_age: nanos(limits.eventsMaxAgeMs),
       max_bytes: limits.eventsMaxBytes,
       max_msg_size: limits.maxEventBytes,
@@ -110,7 +105,6 @@ function topologyItems(t: Topology): TopologyItem[] {
     ...streamConfigs(t).map((cfg) => ({
       name: cfg.name,
       expected: cfg,
-      ...(cfg.name === streams.events ? { enforced: eventsDiscard } : {}),
       create: (jsm: JetStreamManager) => jsm.streams.add(cfg),
     })),
     // A bucket's other fields (subjects, direct get, discard) are the KV client's to decide.

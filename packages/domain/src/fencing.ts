@@ -9,6 +9,24 @@ import { errorCodes } from './errors.ts';
 
 export type FenceVerdict = { ok: true } | { ok: false; code: string; reason: string };
 
+/**
+ * A fence judges a migration's whole log, which starts with its MigrationRequested. A log that does not has lost its
+ * oldest events: the event stream drops them when full (its byte limit, or a node flooding it: every node may append
+ * to any migration's subject), oldest first, so a lost RestoreStarted or ResumedOnSource comes only after the
+ * MigrationRequested before it. Both fences refuse then (the CT stays as it is: frozen on the source, or not started
+ * on the target), rather than judge what is left.
+ */
+export function wholeLog(events: readonly MigrationEvent[]): FenceVerdict {
+  return events[0]?.type === 'MigrationRequested'
+    ? { ok: true }
+    : {
+        ok: false,
+        code: errorCodes.fenced,
+        reason:
+          "the migration's log does not start with its MigrationRequested: its oldest events were dropped",
+      };
+}
+
 /** What the target knows about itself when it asks. */
 export type TargetNow = { bootId?: string };
 
@@ -18,6 +36,8 @@ export type TargetNow = { bootId?: string };
  * they may have lost data with the page cache (docs/protocol.md, "Durability of streamed files").
  */
 export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNow = {}): FenceVerdict {
+  const whole = wholeLog(events);
+  if (!whole.ok) return whole;
   const preflight = events.find((e) => e.type === 'StepSucceeded' && e.data.step === 'preflightTarget');
   const before =
     preflight?.type === 'StepSucceeded' && preflight.data.step === 'preflightTarget'
@@ -62,6 +82,8 @@ export function judgedAgain(
  * operator's assertion that they stopped it by hand (ActionResolved of stopTarget).
  */
 export function mayResumeSource(events: readonly MigrationEvent[]): FenceVerdict {
+  const whole = wholeLog(events);
+  if (!whole.ok) return whole;
   return resumeVerdict(events.reduce(foldResumeFence, noResumeFence));
 }
 

@@ -16,6 +16,11 @@ const ev = (type: MigrationEvent['type'], data: Record<string, unknown> = {}): M
     data,
   }) as MigrationEvent;
 
+/** Every log starts with its request (wholeLog). */
+const requested = ev('MigrationRequested', {
+  request: { requestId: 'r', ctid: '101', source: 'node-a', target: 'node-b', mode: 'live' },
+  imageRoots: { source: '/a', target: '/b' },
+});
 /** The target's restore started; the target CT stopped by its agent, or by hand as an operator resolved. */
 const started = ev('RestoreStarted', { commandId: 'c' });
 const stopped = ev('StepSucceeded', {
@@ -29,22 +34,26 @@ const byHand = ev('ActionResolved', { action: 'stopTarget:-', step: 'stopTarget'
 
 describe('the commit-point fence', () => {
   it('lets the restore start while nobody resumed the source', () =>
-    assert.equal(mayStartRestore([]).ok, true));
+    assert.equal(mayStartRestore([requested]).ok, true));
   it('refuses the restore once the source resumed', () =>
-    assert.equal(mayStartRestore([ev('ResumedOnSource', { reason: 'lease-expired' })]).ok, false));
+    assert.equal(mayStartRestore([requested, ev('ResumedOnSource', { reason: 'lease-expired' })]).ok, false));
   it('refuses the restore during a rollback', () =>
-    assert.equal(mayStartRestore([ev('RollbackStarted', { reason: 'x' })]).ok, false));
+    assert.equal(mayStartRestore([requested, ev('RollbackStarted', { reason: 'x' })]).ok, false));
   it('refuses the restore when the target rebooted since its preflight', () => {
     const preflight = ev('StepSucceeded', {
       commandId: 'p',
       step: 'preflightTarget',
       result: { bootId: 'boot-1' },
     });
-    assert.equal(mayStartRestore([preflight], { bootId: 'boot-1' }).ok, true);
-    const v = mayStartRestore([preflight], { bootId: 'boot-2' });
+    assert.equal(mayStartRestore([requested, preflight], { bootId: 'boot-1' }).ok, true);
+    const v = mayStartRestore([requested, preflight], { bootId: 'boot-2' });
     assert.equal(v.ok, false);
     assert.equal(!v.ok && v.code, 'HAUL_TARGET_REBOOTED');
-    assert.equal(mayStartRestore([preflight]).ok, true, 'no boot id known now: nothing to compare');
+    assert.equal(
+      mayStartRestore([requested, preflight]).ok,
+      true,
+      'no boot id known now: nothing to compare',
+    );
   });
   it('judges a restore run again (RestoreStarted already in the log) as its first run: refused once the target rebooted', () => {
     // Given a log where the target's preflight recorded boot-1 and the target then appended RestoreStarted
@@ -53,7 +62,7 @@ describe('the commit-point fence', () => {
       step: 'preflightTarget',
       result: { bootId: 'boot-1' },
     });
-    const log = [preflight, started];
+    const log = [requested, preflight, started];
     const asked = (bootId: string) =>
       judgedAgain(log, started.eventId, (e) => mayStartRestore(e, { bootId }));
     // When the restore is delivered again on the same boot (its agent restarted), then it goes on, nothing appended
@@ -64,28 +73,29 @@ describe('the commit-point fence', () => {
     assert.equal(!again.verdict.ok && again.verdict.code, 'HAUL_TARGET_REBOOTED');
     // And an event not in the log yet is judged on the whole log
     assert.deepEqual(
-      judgedAgain([preflight], started.eventId, (e) => mayStartRestore(e, { bootId: 'boot-1' })),
+      judgedAgain([requested, preflight], started.eventId, (e) => mayStartRestore(e, { bootId: 'boot-1' })),
       {
         inLog: false,
         verdict: { ok: true },
       },
     );
   });
-  it('lets the source resume before the restore started', () => assert.equal(mayResumeSource([]).ok, true));
+  it('lets the source resume before the restore started', () =>
+    assert.equal(mayResumeSource([requested]).ok, true));
   it('keeps the source frozen once the restore started', () =>
-    assert.equal(mayResumeSource([started]).ok, false));
+    assert.equal(mayResumeSource([requested, started]).ok, false));
   it('lets the source resume after the target CT is known stopped', () => {
-    assert.equal(mayResumeSource([started, stopped]).ok, true);
-    assert.equal(mayResumeSource([stopped, started]).ok, false);
+    assert.equal(mayResumeSource([requested, started, stopped]).ok, true);
+    assert.equal(mayResumeSource([requested, stopped, started]).ok, false);
   });
   it('lets the source resume after an operator stopped the target CT by hand and resolved stopTarget', () => {
-    assert.equal(mayResumeSource([started, byHand]).ok, true);
+    assert.equal(mayResumeSource([requested, started, byHand]).ok, true);
     const other = ev('ActionResolved', {
       action: 'removeFiles:target-images',
       step: 'removeFiles',
       reason: 'x',
     });
-    assert.equal(mayResumeSource([started, other]).ok, false);
+    assert.equal(mayResumeSource([requested, started, other]).ok, false);
   });
 
   it('given any of these logs, then the state folded from it (the operator API decides on it) says the same as the log', () => {
@@ -98,11 +108,19 @@ describe('the commit-point fence', () => {
       [started, stopped, started],
       [byHand, started, started],
     ];
-    for (const log of logs)
+    for (const log of logs.map((l) => [requested, ...l]))
       assert.equal(
         resumeVerdict(fold(log, initialState())).ok,
         mayResumeSource(log).ok,
         log.map((e) => e.type).join(', '),
       );
+  });
+
+  it('refuses both the restore and the resume on a log that lost its oldest events (it does not start with its request)', () => {
+    // Given the log of a migration in its frozen window whose oldest events, RestoreStarted among them, were dropped
+    // (the stream full, or flooded by a node): what is left holds neither its request nor the restore
+    const rest = [ev('StepIntended', { commandId: 'c3' })];
+    for (const v of [mayResumeSource(rest), mayStartRestore(rest), mayResumeSource([]), mayStartRestore([])])
+      assert.deepEqual(v.ok ? 'ok' : v.code, 'HAUL_FENCED');
   });
 });
