@@ -32,7 +32,6 @@ import {
   executorServices,
   type ErrorInfo,
   type MigrationEvent,
-  type StepCommand,
   type StreamArgs,
   type StreamOffer,
   type StreamOfferAccepted,
@@ -49,6 +48,7 @@ import { createProgressReporter, readBackWait, type ProgressReporter } from './p
 import { createRateLimiter } from './rate-limit.ts';
 import { createDataServer, type DataListener, type DataServer, type PortRange } from './data-server.ts';
 import { createReceiver, offeredIntent, transferIdOf } from './receiver.ts';
+import { isStreamCommand, type StreamCommand } from './stream-command.ts';
 import { registerStreamer, type Registration } from './registration.ts';
 import { ConnectionLost, sendFiles, type SendOptions, type SendStats } from './sender.ts';
 import type { TlsMaterial } from './tls.ts';
@@ -126,11 +126,6 @@ export type TransferOptions = {
   signal?: AbortSignal;
   report?: ProgressReporter;
 };
-
-/** The commands a streamer runs. */
-type StreamCommand = Extract<StepCommand, { step: 'streamImages' | 'copyLocalDisk' }>;
-const isStreamCommand = (cmd: StepCommand): cmd is StreamCommand =>
-  cmd.step === 'streamImages' || cmd.step === 'copyLocalDisk';
 
 /** One transfer as planned: what it moves, from which command, and the pass plan of a disk copy. */
 type PlannedTransfer = {

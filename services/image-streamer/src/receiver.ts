@@ -11,7 +11,7 @@ import {
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { errorCodes, stepTable } from '@haul/domain';
+import { errorCodes } from '@haul/domain';
 import { dirname, join, relative } from 'node:path';
 import { commandFate, createSerialByKey, limits, type Logger } from '@haul/bus';
 import type {
@@ -25,6 +25,7 @@ import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manife
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
 import { createEmptyFile, mkdirsNoFollow, noFollow, regularFileSize } from './confine.ts';
 import { dropLeftovers, isFinished, PartFile, verifiedPrefix } from './part-file.ts';
+import { isStreamCommand } from './stream-command.ts';
 import { UpdateFile } from './update-file.ts';
 import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
@@ -688,9 +689,9 @@ export function offeredIntent(
     (e) => e.type === 'StepIntended' && transferIdOf(e.data.commandId) === offer.transferId,
   );
   const cmd = intent?.type === 'StepIntended' ? intent.data : undefined;
-  if (!cmd || stepTable[cmd.step].executor !== 'streamer')
+  if (!cmd || !isStreamCommand(cmd))
     return refuse(code, 'transferId', `${offer.migrationId} intends no transfer ${offer.transferId}`);
-  const args = cmd.args as Partial<StreamOffer> & { toNode?: string };
+  const args = cmd.args;
   if (cmd.node !== offer.fromNode)
     return refuse(
       code,
@@ -704,7 +705,7 @@ export function offeredIntent(
       `${offer.transferId} is intended to ${String(args.toNode)}, not ${node}`,
     );
   if (args.targetDir !== offer.targetDir)
-    return refuse(code, 'targetDir', `${offer.transferId} is intended into ${String(args.targetDir)}`);
+    return refuse(code, 'targetDir', `${offer.transferId} is intended into ${args.targetDir}`);
   if (commandFate(events, cmd.commandId) !== 'open')
     return refuse(code, 'transferId', `${offer.transferId} of ${offer.migrationId} has ended`);
   return undefined;
