@@ -23,7 +23,7 @@ import {
   parsePortRange,
   PortRangeExhaustedError,
 } from '../src/data-server.ts';
-import { createReceiver, type IntentCheck, type PeerRegistry } from '../src/receiver.ts';
+import { createReceiver, type IntentCheck, type PeerRegistry, type Receiver } from '../src/receiver.ts';
 
 /** The data plane alone: every offer is taken as intended (the log's check: streamer.int, receiver-intent.unit). */
 const allIntended: IntentCheck = () => Promise.resolve(undefined);
@@ -441,6 +441,24 @@ describe('the receiving side', () => {
     }
   }
 
+  /** A folder `name` under the receiver's root whose pages.img (`size` bytes) has its first `chunks` verified. */
+  function partFileIn(name: string, size: number, chunks: number): void {
+    mkdirSync(join(root, name), { recursive: true });
+    const part = new PartFile(join(root, name, 'pages.img'), size, 0o644, 0);
+    for (let k = 0; k < chunks; k++) {
+      const chunk = randomBytes(CHUNK);
+      part.write(k * CHUNK, chunk, chunkDigest(chunk));
+    }
+    part.close();
+  }
+
+  /** The receiver connected `n` times to the fake sender: those connections closed, and every slot released. */
+  async function connectionsEnd(held: { seen: Socket[] }, receiver: Receiver, n: number): Promise<void> {
+    await until(() => held.seen.length === n, `${n} connected`);
+    for (const sock of held.seen) sock.destroy();
+    await until(() => receiver.active() === 0, 'released');
+  }
+
   /** A source folder and a target folder of that name, the target's made under the receiver's root. */
   function folders(name: string): { source: string; target: string } {
     const source = join(work, `${name}-source`);
@@ -618,14 +636,7 @@ describe('the receiving side', () => {
     async () => {
       // Given a folder whose part file holds two verified chunks, on a disk whose second chunk read waits for `slow`
       const size = 3 * CHUNK;
-      const target = join(root, 'read-back');
-      mkdirSync(target, { recursive: true });
-      const part = new PartFile(join(target, 'pages.img'), size, 0o644, 0);
-      for (let off = 0; off < 2 * CHUNK; off += CHUNK) {
-        const chunk = randomBytes(CHUNK);
-        part.write(off, chunk, chunkDigest(chunk));
-      }
-      part.close();
+      partFileIn('read-back', size, 2);
       let release!: () => void;
       const slow = new Promise<void>((r) => (release = r));
       let reads = 0;
@@ -669,9 +680,7 @@ describe('the receiving side', () => {
       // Then the next offer is answered from that read (each chunk read once) and received
       assert.deepEqual(done, { ok: true, verified: { 'pages.img': 2 * CHUNK }, finishesVerified: true });
       assert.equal(reads, 2);
-      await until(() => held.seen.length > 0, 'connected');
-      for (const sock of held.seen) sock.destroy();
-      await until(() => receiver.active() === 0, 'released');
+      await connectionsEnd(held, receiver, 1);
       await held.close();
     },
   );
@@ -684,13 +693,7 @@ describe('the receiving side', () => {
       // the first's read held by its disk
       const held = await fakeSender(() => {});
       register('node-a', held.port);
-      for (const name of ['quota-a', 'quota-b']) {
-        mkdirSync(join(root, name), { recursive: true });
-        const part = new PartFile(join(root, name, 'pages.img'), CHUNK, 0o644, 0);
-        const chunk = randomBytes(CHUNK);
-        part.write(0, chunk, chunkDigest(chunk));
-        part.close();
-      }
+      for (const name of ['quota-a', 'quota-b']) partFileIn(name, CHUNK, 1);
       let release!: () => void;
       const slow = new Promise<void>((r) => (release = r));
       const receiver = createReceiver({
@@ -718,13 +721,9 @@ describe('the receiving side', () => {
       // And once the first read ends, both are taken in turn
       release();
       assert.equal((await receiver.accept(offer('node-a', held.port, 'quota-a', CHUNK), takes)).ok, true);
-      await until(() => held.seen.length === 1, 'the first connected');
-      for (const sock of held.seen) sock.destroy();
-      await until(() => receiver.active() === 0, 'released');
+      await connectionsEnd(held, receiver, 1);
       assert.equal((await receiver.accept(offer('node-a', held.port, 'quota-b', CHUNK), takes)).ok, true);
-      await until(() => held.seen.length === 2, 'the second connected');
-      for (const sock of held.seen) sock.destroy();
-      await until(() => receiver.active() === 0, 'released');
+      await connectionsEnd(held, receiver, 2);
       await held.close();
     },
   );

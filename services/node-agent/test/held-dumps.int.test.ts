@@ -9,8 +9,8 @@ import { pino } from 'pino';
 import { until } from '@haul/test';
 import { runAgentScript } from './dying-agent.ts';
 import { pidAlive, procStat } from '@haul/bus';
-import { createHeldDumps, type HeldMeta } from '../src/held-dumps.ts';
-import { createLeases } from '../src/leases.ts';
+import { createHeldDumps, type HeldDumps, type HeldMeta } from '../src/held-dumps.ts';
+import { createLeases, type LeaseDeps } from '../src/leases.ts';
 import { StepError } from '../src/context.ts';
 import { errorCodes } from '@haul/domain';
 
@@ -66,6 +66,25 @@ describe("a final dump's lease after a restart", () => {
     leaseMs,
     frozenAt,
   });
+  /** The hold folder of a dump an agent started: its meta, its criu's pid, and `frozen` once the CT is held. */
+  const holdFolder = (held: HeldDumps, meta: HeldMeta, pid: string, frozen: boolean): string => {
+    const dir = held.dirOf(meta.migrationId);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+    writeFileSync(join(dir, 'criu.pid'), pid);
+    if (frozen) writeFileSync(join(dir, 'frozen'), '');
+    return dir;
+  };
+  /** Leases whose resume, and stop of the source's CT, the test says. */
+  const leasesOf = (held: HeldDumps, deps: Partial<LeaseDeps>) =>
+    createLeases({
+      held,
+      log: silent,
+      resume: () => Promise.reject(new Error('not expected')),
+      exclusive: (_m, fn) => fn(),
+      stopSource: () => Promise.reject(new Error('not expected')),
+      ...deps,
+    });
 
   it('given a dump under way whose command will not come again (its outcome is in the log), then its lease is armed at start and resumes the CT once the dump holds it', async () => {
     const held = createHeldDumps(join(root, 'state-lease'), silent, { PATH: '/usr/bin:/bin' });
@@ -73,19 +92,13 @@ describe("a final dump's lease after a restart", () => {
     const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
     let resumed = 0;
     const said: string[] = [];
-    const leases = createLeases({
-      held,
+    const leases = leasesOf(held, {
       log: pino({ level: 'info' }, { write: (line: string) => void said.push(line) }),
       resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }),
-      exclusive: (_m, fn) => fn(),
-      stopSource: () => Promise.reject(new Error('not expected')),
     });
     try {
       // Given the folder of a dump an agent that died started, its criu running, the CT not frozen yet
-      const dir = held.dirOf(meta.migrationId);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
-      writeFileSync(join(dir, 'criu.pid'), String(criu.pid));
+      const dir = holdFolder(held, meta, String(criu.pid), false);
 
       // When an agent starts: it arms the lease of every dump whose criu runs (app.ts), held or not
       assert.deepEqual(
@@ -113,19 +126,9 @@ describe("a final dump's lease after a restart", () => {
     const meta = metaOf('m-lease0000000000000000002', 50, ahead);
     const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
     let resumed = 0;
-    const leases = createLeases({
-      held,
-      log: silent,
-      resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }),
-      exclusive: (_m, fn) => fn(),
-      stopSource: () => Promise.reject(new Error('not expected')),
-    });
+    const leases = leasesOf(held, { resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }) });
     try {
-      const dir = held.dirOf(meta.migrationId);
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
-      writeFileSync(join(dir, 'criu.pid'), String(criu.pid));
-      writeFileSync(join(dir, 'frozen'), '');
+      holdFolder(held, meta, String(criu.pid), true);
       leases.arm(meta);
       await until(() => resumed === 1, 'the lease resumed the CT', 10_000);
     } finally {
@@ -141,24 +144,17 @@ describe("a final dump's lease after a restart", () => {
       const meta = metaOf(`m-lease000000000000000000${fenced ? 5 : 4}`, 3_600_000, new Date().toISOString());
       const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
       const did: string[] = [];
-      const leases = createLeases({
-        held,
-        log: silent,
+      const leases = leasesOf(held, {
         resume: () => {
           did.push('resume');
           return fenced
             ? Promise.reject(new StepError(errorCodes.fenced, 'the target restore has started'))
             : Promise.resolve({ actions: [] });
         },
-        exclusive: (_m, fn) => fn(),
         stopSource: () => Promise.resolve(void did.push('stop')),
       });
       try {
-        const dir = held.dirOf(meta.migrationId);
-        mkdirSync(dir, { recursive: true });
-        writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
-        writeFileSync(join(dir, 'criu.pid'), String(criu.pid));
-        writeFileSync(join(dir, 'frozen'), '');
+        holdFolder(held, meta, String(criu.pid), true);
         leases.arm(meta);
         // When its criu is killed (no decision written)
         criu.kill('SIGKILL');
@@ -174,10 +170,7 @@ describe("a final dump's lease after a restart", () => {
   it('given a hold folder whose criu.pid is empty (its agent died while it wrote it), then no criu runs there: neither under way nor running', () => {
     const held = createHeldDumps(join(root, 'state-empty'), silent, { PATH: '/usr/bin:/bin' });
     const meta = metaOf('m-lease0000000000000000003', 50, new Date().toISOString());
-    const dir = held.dirOf(meta.migrationId);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
-    writeFileSync(join(dir, 'criu.pid'), '');
+    holdFolder(held, meta, '', false);
     assert.equal(held.underWay(meta.migrationId), false);
     assert.deepEqual(held.running(), []);
   });

@@ -113,44 +113,29 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
     assert.deepEqual(readdirSync(dir), []);
   });
 
-  it('given a tool that runs to its end still running past its time, when an agent starts, then it ends it then', async () => {
-    // Given a record of such a tool, due to have ended a moment from now, whose process goes on
-    const dir = join(root, 'past-its-end');
-    createToolRecords(dir);
-    const marker = `603.${process.pid}`;
-    const hung = spawn('sleep', [marker], { detached: true, stdio: 'ignore' });
-    try {
-      const pid = hung.pid!;
-      await until(() => alive(marker).length === 1, 'the hung tool running');
-      const rec: ToolRecord = {
-        pid,
-        start: procStat(pid)!.start,
-        argv: ['ploop', 'snapshot'],
-        until: Date.now() + 300,
-      };
-      writeFileSync(join(dir, String(pid)), JSON.stringify(rec));
-
-      // When an agent starts, then the tool is ended once its time is over
-      assert.deepEqual(
-        (await endOrphanedTools({ dir }, log)).map((r) => r.pid),
-        [pid],
-      );
-      assert.deepEqual(alive(marker), []);
-      assert.deepEqual(readdirSync(dir), []);
-    } finally {
-      hung.kill('SIGKILL');
-    }
-  });
-
-  // Without the cap, the wait would last the record's hour: the test's own timeout fails it long before.
-  it(
-    "given a tool that runs to its end recorded with a time far ahead (the dead agent's clock), when an agent starts, then it waits no longer than ploop's timeout from now",
-    { timeout: 60_000 },
-    async () => {
-      // Given a record of a running tool due an hour from now, and ploop's timeout (the cap) of 300 ms
-      const dir = join(root, 'far-ahead');
+  // The second case without the cap would wait the record's hour: the test's own timeout fails it long before.
+  const pastItsTime = [
+    {
+      name: 'still running past its time, when an agent starts, then it ends it then',
+      folder: 'past-its-end',
+      tag: 603,
+      dueInMs: 300,
+      cap: {},
+    },
+    {
+      name: "recorded with a time far ahead (the dead agent's clock), when an agent starts, then it waits no longer than ploop's timeout from now (here 300 ms)",
+      folder: 'far-ahead',
+      tag: 605,
+      dueInMs: 3_600_000,
+      cap: { maxWaitMs: 300 },
+    },
+  ];
+  for (const c of pastItsTime)
+    it(`given a tool that runs to its end ${c.name}`, { timeout: 60_000 }, async () => {
+      // Given a record of such a tool, due `dueInMs` from now, whose process goes on
+      const dir = join(root, c.folder);
       createToolRecords(dir);
-      const marker = `605.${process.pid}`;
+      const marker = `${c.tag}.${process.pid}`;
       const hung = spawn('sleep', [marker], { detached: true, stdio: 'ignore' });
       try {
         const pid = hung.pid!;
@@ -159,13 +144,13 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
           pid,
           start: procStat(pid)!.start,
           argv: ['ploop', 'snapshot'],
-          until: Date.now() + 3_600_000,
+          until: Date.now() + c.dueInMs,
         };
         writeFileSync(join(dir, String(pid)), JSON.stringify(rec));
 
-        // When an agent starts, then the tool is ended once the cap is over
+        // When an agent starts, then the tool is ended once its time (or the cap) is over
         assert.deepEqual(
-          (await endOrphanedTools({ dir }, log, { maxWaitMs: 300 })).map((r) => r.pid),
+          (await endOrphanedTools({ dir }, log, c.cap)).map((r) => r.pid),
           [pid],
         );
         assert.deepEqual(alive(marker), []);
@@ -173,8 +158,7 @@ describe('host tools an agent left running (orphaned-tools.ts)', () => {
       } finally {
         hung.kill('SIGKILL');
       }
-    },
-  );
+    });
 
   // A wait would last the record's ten minutes: the test's own timeout fails it long before.
   it(
