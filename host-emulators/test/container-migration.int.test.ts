@@ -410,6 +410,37 @@ describe('vzctl and criu messages and exit codes', () => {
     );
   });
 
+  it('suspend --create-devmap fails with 40 when an enabled disk of the running CT is not attached', async () => {
+    // Given a running CT with a shared disk, then that disk's device detached
+    const dir = join(c.shared, 'ct306-data');
+    await c.ok('node-a', 'haul-emu', [
+      'create-ct',
+      '--ctid',
+      '306',
+      '--shared-disk',
+      dir,
+      '--disk-writes',
+      '0',
+    ]);
+    await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '306']);
+    assert.equal(
+      (await c.run('node-a', 'vzctl', ['--skipowner', '--skiplock', 'suspend', '306', '--create-devmap']))
+        .code,
+      0,
+    );
+    await c.ok('node-a', 'ploop', ['umount', join(dir, 'DiskDescriptor.xml')]);
+    // When the device map is made, then libvzctl's update_disk_info finds no device: 40, nothing said
+    const r = await c.run('node-a', 'vzctl', [
+      '--skipowner',
+      '--skiplock',
+      'suspend',
+      '306',
+      '--create-devmap',
+    ]);
+    assert.deepEqual([r.code, r.stderr], [40, '']);
+    await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', '306']);
+  });
+
   it('register as libvzctl does it: the ctid and UUID pair, validate_eid unless forced, VE_PRIVATE renewed', async () => {
     await c.ok('node-a', 'haul-emu', ['create-ct', '--ctid', '301', '--disk-writes', '0']);
     const root = c.nodeRoot('node-a');

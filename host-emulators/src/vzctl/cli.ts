@@ -498,7 +498,7 @@ async function suspend(env: EmuEnv, conf: CtConf, dumpDir: string | undefined): 
 
 /**
  * `vzctl suspend <ctid> --create-devmap`: only the `/dev/<uuid>` link to each enabled disk's partition inside the
- * running CT, which a dump by another tool needs (src/vzctl.c chkpnt_options line 330; libvzctl lib/cr_criu.c
+ * running CT (exit 40 when such a disk is not attached), which a dump by another tool needs (src/vzctl.c chkpnt_options line 330; libvzctl lib/cr_criu.c
  * criu_cmd lines 462–472 → create_ploop_dev_map lines 49–81; lib/env.c vzctl_env_chkpnt line 1176).
  */
 function createDevmap(env: EmuEnv, conf: CtConf): number {
@@ -508,7 +508,9 @@ function createDevmap(env: EmuEnv, conf: CtConf): number {
     if (!d.enabled) continue;
     const base = imagePath(d.dd, chainTo(readDescriptor(d.dd))[0]!.file);
     const dev = reg.devices.find((x) => x.node === env.node && x.deltas[0] === base);
-    if (!dev) continue;
+    // An enabled disk with no device here: libvzctl looks its device up (cr_criu.c create_ploop_dev_map 55-65 →
+    // disk.c update_disk_info 788-795) and fails with VZCTL_E_FS_NOT_MOUNTED, saying nothing.
+    if (!dev) throw new ToolExit(40, '');
     const link = join(conf.veRoot, 'dev', d.uuid);
     mkdirSync(dirname(link), { recursive: true });
     rmSync(link, { force: true });
