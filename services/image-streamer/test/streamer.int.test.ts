@@ -418,7 +418,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
 
   it("resumes over a read-back of the part files that outlasts an offer's timeout, reporting that it waits to resume", async () => {
     // Given a receiver (node-d) holding six verified chunks of pages.img in its part file, whose disk reads them
-    // back slowly (0.4 s a chunk: 2.4 s in all), and a sender (node-c) that waits 1 s for an offer's answer and
+    // back slowly (0.6 s a chunk: 3.6 s in all), and a sender (node-c) that waits 2 s for an offer's answer and
     // offers once (no retry)
     const size = 8 * CHUNK;
     const data = randomBytes(size);
@@ -442,13 +442,13 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       trust: ids.trust('streamer@node-d'),
       onReadBack: async () => {
         chunksRead++;
-        await delay(400); // a slow disk, not a wait for anything
+        await delay(600); // a slow disk, not a wait for anything
       },
     });
     const c = createImageStreamer({
       nc,
       validators,
-      cfg: { ...cfg('node-c'), maxRetries: 0, offerTimeoutMs: 1_000 },
+      cfg: { ...cfg('node-c'), maxRetries: 0, offerTimeoutMs: 2_000 },
       log,
       trust: ids.trust('streamer@node-c'),
     });
