@@ -9,10 +9,11 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { createEmulatedCluster, createToolGate, type EmulatedCluster } from '@haul/test';
+import { createEmulatedCluster, createToolGate, until, type EmulatedCluster } from '@haul/test';
 import { processRunning } from '../src/lib/process.ts';
 import { layoutCopied } from './ve-dump.ts';
 
@@ -439,6 +440,59 @@ describe('vzctl and criu messages and exit codes', () => {
     ]);
     assert.deepEqual([r.code, r.stderr], [40, '']);
     await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', '306']);
+  });
+
+  it("a final dump held at post-dump holds the CT's tasks as criu's ptrace does: status running, and a killed criu lets them run again", async () => {
+    // Given a running CT and a final dump whose action script holds it at post-dump until told
+    await c.ok('node-a', 'haul-emu', [
+      'create-ct',
+      '--ctid',
+      '307',
+      '--disk-writes',
+      '0',
+      '--dirty-rate',
+      '500',
+    ]);
+    await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '307']);
+    const pid = readFileSync(join(c.nodeRoot('node-a'), 'var', 'run', 've', '307.init.pid'), 'utf8').trim();
+    const hold = join(c.dir, 'hold-307.sh');
+    writeFileSync(
+      hold,
+      `#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\necho frozen\nwhile :; do sleep 1; done\n`,
+      { mode: 0o755 },
+    );
+    const img = join(c.dir, 'img-307');
+    mkdirSync(img, { recursive: true });
+    const criu = spawn('criu', ['dump', '-t', pid, '-D', img, '--action-script', hold], {
+      env: c.envFor('node-a'),
+      stdio: ['ignore', 'pipe', 'ignore'],
+      detached: true,
+    });
+    try {
+      await new Promise<void>((r) =>
+        criu.stdout.on('data', (d: Buffer) => d.toString().includes('frozen') && r()),
+      );
+      const mem = async () => JSON.parse(await c.ok('node-a', 'haul-emu', ['checksum-mem', '307'])) as Mem;
+      type Mem = { frozen: boolean; dirtied: number };
+      // Then the tasks are held, and the freezer thawed again: vzctl says running (criu/seize.c 658–662)
+      assert.equal((await mem()).frozen, true);
+      assert.match(await c.ok('node-a', 'vzctl', ['status', '307']), /^VEID 307 exist mounted running$/m);
+      const held = (await mem()).dirtied;
+      // When criu is killed (with its action script: its whole group)
+      process.kill(-criu.pid!, 'SIGKILL');
+      // Then the tasks run again: the kernel lets a dead tracer's tasks go
+      await until(async () => {
+        const m = await mem();
+        return !m.frozen && m.dirtied > held;
+      }, 'the CT running again');
+    } finally {
+      try {
+        process.kill(-criu.pid!, 'SIGKILL');
+      } catch {
+        /* ended */
+      }
+      await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', '307']);
+    }
   });
 
   it('register as libvzctl does it: the ctid and UUID pair, validate_eid unless forced, VE_PRIVATE renewed', async () => {

@@ -122,9 +122,35 @@ let frozen = false;
 const cgroup = paths.freezerCg(env, config.ctid);
 mkdirSync(cgroup, { recursive: true });
 writeFileSync(`${cgroup}/tasks`, `${process.pid}\n`);
+let freezerFrozen = false;
+function setFreezer(f: boolean): void {
+  freezerFrozen = f;
+  writeFileSync(`${cgroup}/freezer.state`, f ? 'FROZEN\n' : 'THAWED\n');
+}
+/** The tasks stopped (or run again), by the freezer. */
 function setFrozen(f: boolean): void {
   frozen = f;
-  writeFileSync(`${cgroup}/freezer.state`, f ? 'FROZEN\n' : 'THAWED\n');
+  setFreezer(f);
+}
+
+/**
+ * criu's seize of the tasks (seizeCt): while its connection is open, a final dump holds the tasks stopped with the
+ * freezer thawed again, as real criu does once it has seized them (criu/seize.c freeze_processes, 658–662: the tasks
+ * are held by ptrace alone). `vzctl status` then says `running`, not `paused`. When the connection closes while they
+ * are still held (criu killed), they run again: the kernel lets a dead tracer's tasks go.
+ */
+let tracer: Socket | undefined;
+function seized(c: Socket): void {
+  tracer = c;
+  c.on('close', () => {
+    if (tracer !== c) return;
+    tracer = undefined;
+    // Stopped by the seize alone (not frozen by the freezer, nor stopped as criu -s leaves them): they run again.
+    if (frozen && !freezerFrozen) {
+      frozen = false;
+      last = Date.now();
+    }
+  });
 }
 setFrozen(false);
 
@@ -250,8 +276,8 @@ let timer: NodeJS.Timeout | undefined;
 let flusher: NodeJS.Timeout | undefined;
 
 /**
- * criu asks for the CT's pages. A final dump (leaveFrozen) leaves the CT frozen throughout, until criu thaws it or
- * ends it. A pre-dump freezes the CT only while it takes the list of pages to dump and clears the dirty map (the
+ * criu asks for the CT's pages. A final dump (leaveFrozen) leaves the CT's tasks stopped throughout, until criu
+ * thaws or ends them, or dies (seized: the freezer thawed again once criu has seized them). A pre-dump freezes the CT only while it takes the list of pages to dump and clears the dirty map (the
  * soft-dirty clear), then thaws it, and only then writes the pages to the images, as real criu does. Its pre-dump
  * moves the pages into page pipes with the tasks frozen (criu/pie/parasite.c dump_pages, line 89: vmsplice of the
  * task's own pages), does not write them then (criu/mem.c __parasite_dump_pages_seized, line 625: xfer_pages only
@@ -286,7 +312,8 @@ function dump(req: Extract<CtRequest, { op: 'dump' }>): DumpReply {
     setFrozen(false);
     // The workload continues from the thaw: the frozen span dirtied nothing.
     last = Date.now();
-  }
+  } else if (tracer) setFreezer(false); // held by the seize alone from now on
+
   const bytes = writePageImages(req.dir, req.pid, idx, mem);
   const t2 = process.hrtime.bigint();
   // Proof seam: the memory checksum at each final dump (the CT stays frozen), for tests to compare after restore.
@@ -324,6 +351,8 @@ function handle(req: CtRequest): unknown {
     case 'thaw':
       setFrozen(false);
       last = Date.now();
+      return {};
+    case 'seize':
       return {};
     case 'checksum':
       work();
@@ -388,12 +417,19 @@ const server = createServer((c: Socket) => {
     const nl = buf.indexOf('\n');
     if (nl < 0) return;
     let reply: string;
+    let req: CtRequest | undefined;
     try {
-      reply = JSON.stringify({ ok: true, value: handle(JSON.parse(buf.slice(0, nl)) as CtRequest) });
+      req = JSON.parse(buf.slice(0, nl)) as CtRequest;
+      reply = JSON.stringify({ ok: true, value: handle(req) });
     } catch (e) {
       reply = JSON.stringify({ ok: false, error: (e as Error).message });
     }
-    c.end(reply + '\n');
+    buf = '';
+    // A seize is held for as long as its connection: answered, not ended.
+    if (req?.op === 'seize') {
+      seized(c);
+      c.write(reply + '\n');
+    } else c.end(reply + '\n');
   });
   c.on('error', () => {});
 });

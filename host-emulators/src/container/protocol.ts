@@ -1,4 +1,5 @@
 import { net } from '../lib/lazy.ts';
+import type { Socket } from 'node:net';
 
 /** Requests the emulated criu and vzctl send to a running CT over its local socket (one JSON line each way). */
 export type CtRequest =
@@ -8,6 +9,8 @@ export type CtRequest =
   | { op: 'checksum' }
   | { op: 'state' }
   | { op: 'exit' }
+  /** criu's ptrace seize, held for as long as the connection that asked it stays open (seizeCt). */
+  | { op: 'seize' }
   | { op: 'dump'; dir: string; pid: number; incremental: boolean; track: boolean; leaveFrozen: boolean };
 
 export type CtStatus = {
@@ -84,6 +87,31 @@ export function ctRequest<T>(socket: string, req: CtRequest, timeoutMs = 60_000)
     c.on('close', () => {
       clearTimeout(timer);
       reject(new Error(`CT at ${socket} closed the connection without answering ${req.op}`));
+    });
+  });
+}
+
+/**
+ * Seize the CT's tasks as criu's ptrace does (criu/seize.c): they stay stopped while the returned connection is open,
+ * and run again when it closes without a thaw or an exit (the kernel lets a dead tracer's tasks go). The caller keeps
+ * it open for as long as it lives: a criu that is killed closes it.
+ */
+export function seizeCt(socket: string, timeoutMs = 60_000): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const c = net().connect(socket);
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`CT at ${socket} did not answer seize within ${timeoutMs} ms`));
+    }, timeoutMs);
+    c.on('connect', () => c.write(JSON.stringify({ op: 'seize' }) + '\n'));
+    c.once('data', () => {
+      clearTimeout(timer);
+      c.unref();
+      resolve(c);
+    });
+    c.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
     });
   });
 }

@@ -12,7 +12,11 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { ToolExit, emuEnv, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { GetoptError, out, err, parseOpts, sendErrorsTo, type ParsedOpts } from '../lib/tool.ts';
 import { criuCommands, criuOptions, criuUsage } from './options.ts';
-import { ctRequest, type CtCoreImage, type DumpReply } from '../container/protocol.ts';
+import { ctRequest, seizeCt, type CtCoreImage, type DumpReply } from '../container/protocol.ts';
+import type { Socket } from 'node:net';
+
+/** The final dump's seize of the CT's tasks: open until this process ends. */
+let held: Socket | undefined;
 import { launchContainer } from '../container/launch.ts';
 import { imageChain } from '../container/images.ts';
 import { readCtConf } from '../vzctl/config.ts';
@@ -297,6 +301,9 @@ async function dump(
   const track = cmd === 'pre-dump' || opts.has('--track-mem');
   let r: DumpReply;
   try {
+    // A final dump seizes the tasks for as long as this criu lives (its hold at post-dump included): a criu that is
+    // killed lets them run again (criu/seize.c; the CT's `seize`).
+    if (cmd === 'dump') held = await seizeCt(socket);
     r = await ctRequest<DumpReply>(socket, {
       op: 'dump',
       dir,
@@ -314,6 +321,7 @@ async function dump(
   );
   if (cmd === 'dump') {
     const rc = await finishDump(opts, one, socket, dir, pid, r);
+    held?.destroy(); // the tasks were let go as asked (thawed, stopped or ended): the seize ends with it
     // The stats only of a dump that succeeded (cr_dump_finish, cr-dump.c 2123–2133).
     if (rc !== 0) return rc;
   }
@@ -410,7 +418,8 @@ async function finishDump(
     }
   }
   if (opts.has('-R') || opts.has('--leave-running')) await ctRequest(socket, { op: 'thaw' });
-  else if (!(opts.has('-s') || opts.has('--leave-stopped'))) await ctRequest(socket, { op: 'exit' });
+  else if (opts.has('-s') || opts.has('--leave-stopped')) await ctRequest(socket, { op: 'freeze' });
+  else await ctRequest(socket, { op: 'exit' });
   return 0;
 }
 

@@ -86,9 +86,9 @@ export type CtStatus = { exist: boolean; mounted: boolean; running: boolean; pau
 /**
  * `VEID <ctid> exist|deleted mounted|unmounted running|paused|down|suspended` (vzctl src/vzctl.c Show, 42ab7b3
  * lines 1461–1470; VZ7's v7.0.146 prints `down` and then ` suspended`). `paused` is a running CT whose freezer
- * cgroup is FROZEN (libvzctl lib/env_nsops.c ns_env_get_cpt_state, ebbfc38 lines 1830–1845): `vzctl pause`, or
- * the emulated criu holding it at post-dump (real criu thaws the freezer once it has seized the tasks: criu
- * criu/seize.c 658–662; docs/host-contract.md). Its tasks exist, so it is running, not down.
+ * cgroup is FROZEN (libvzctl lib/env_nsops.c ns_env_get_cpt_state, ebbfc38 lines 1830–1845): `vzctl pause`. Not
+ * criu holding a dump at post-dump: it thaws the freezer once it has seized the tasks (criu/seize.c 658–662;
+ * docs/host-contract.md). Its tasks exist, so it is running, not down.
  */
 export function parseVzctlStatus(stdout: string): CtStatus {
   const words = stdout.trim().split(/\s+/);
