@@ -121,52 +121,55 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
     }
   });
 
-  it("a held dump's criu killed before the restore: its CT runs on the source again, the agent wins the fence at once (not at the lease), and the migration rolls back", async () => {
-    // The final dump waits at this gate until the source streamer is dead: its images cannot move, no restore starts.
-    const gate = createToolGate('haul-lease-killed-');
-    const rule: FaultRule = {
-      tool: 'criu',
-      sub: 'dump',
-      node: 'node-a',
-      call: 1,
-      action: 'wait',
-      waitFor: gate.file,
-    };
-    try {
-      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [rule] }, async (w) => {
-        const base = await w.baseline('node-a');
-        // A lease of five minutes: only the criu's end can resume the CT within this test.
-        const r = await w.migrate('lease-killed', { preDump: 'off', frozenLeaseMs: 300_000 });
-        assert.ok(r.ok, JSON.stringify(r));
-        if (!r.ok) return;
-        await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
-        await w.services.get('streamer-node-a')!.kill('SIGKILL');
-        gate.open();
-        await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'finalDump'));
+  for (const killed of ['criu', 'sh'] as const)
+    it(`a held dump's ${killed === 'criu' ? 'criu killed' : 'sh killed alone (criu waits on)'} before the restore: the agent wins the fence at once (not at the lease), the CT runs on the source, and the migration rolls back`, async () => {
+      // The final dump waits at this gate until the source streamer is dead: its images cannot move, no restore starts.
+      const gate = createToolGate(`haul-lease-${killed}-`);
+      const rule: FaultRule = {
+        tool: 'criu',
+        sub: 'dump',
+        node: 'node-a',
+        call: 1,
+        action: 'wait',
+        waitFor: gate.file,
+      };
+      try {
+        await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [rule] }, async (w) => {
+          const base = await w.baseline('node-a');
+          // A lease of five minutes: only the criu's end can resume the CT within this test.
+          const r = await w.migrate(`lease-${killed}`, { preDump: 'off', frozenLeaseMs: 300_000 });
+          assert.ok(r.ok, JSON.stringify(r));
+          if (!r.ok) return;
+          await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
+          await w.services.get('streamer-node-a')!.kill('SIGKILL');
+          gate.open();
+          await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'finalDump'));
 
-        // When the held dump's criu is killed (the OOM killer, an operator): on a real host, and now in the
-        // emulator, its CT's tasks run again (criu/seize.c: the freezer is thawed, ptrace alone held them)
-        // (criu.pid names the sh that runs criu, in a process group of its own: the group goes, criu with it)
-        const held = join(agentStateDir(w.cluster.nodeRoot('node-a')), 'held', r.migrationId);
-        process.kill(-Number(readFileSync(join(held, 'criu.pid'), 'utf8')), 'SIGKILL');
+          // When the held dump's criu is killed (the OOM killer, an operator): on a real host, and now in the
+          // emulator, its CT's tasks run again (criu/seize.c: the freezer is thawed, ptrace alone held them)
+          // criu.pid names the sh that runs criu, in a process group of its own: the group goes, criu with it; or the
+          // sh alone, and criu waits on at post-dump for a decision (the agent leaves it one: held.abandon)
+          const held = join(agentStateDir(w.cluster.nodeRoot('node-a')), 'held', r.migrationId);
+          const sh = Number(readFileSync(join(held, 'criu.pid'), 'utf8'));
+          process.kill(killed === 'criu' ? -sh : sh, 'SIGKILL');
 
-        // Then the agent wins the fence at once, the rollback follows, and the CT runs on the source only
-        const resumed = await awaitEvent(
-          w.eventLog,
-          r.migrationId,
-          (e) => e.type === 'ResumedOnSource',
-          30_000,
-        );
-        assert.equal(resumed.type === 'ResumedOnSource' && resumed.data.reason, 'lease-expired');
-        await w.startStreamer('node-a');
-        const end = await followToEnd(w.eventLog, r.migrationId, () => {});
-        assert.equal(end.type, 'MigrationRolledBack');
-        assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
-      });
-    } finally {
-      gate.remove();
-    }
-  });
+          // Then the agent wins the fence at once, the rollback follows, and the CT runs on the source only
+          const resumed = await awaitEvent(
+            w.eventLog,
+            r.migrationId,
+            (e) => e.type === 'ResumedOnSource',
+            30_000,
+          );
+          assert.equal(resumed.type === 'ResumedOnSource' && resumed.data.reason, 'lease-expired');
+          await w.startStreamer('node-a');
+          const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+          assert.equal(end.type, 'MigrationRolledBack');
+          assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+        });
+      } finally {
+        gate.remove();
+      }
+    });
 
   it('once the target restore has started, the source stays frozen past the lease', async () => {
     await withRunningWorld(

@@ -207,6 +207,15 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       const dir = dirOf(migrationId);
       while (underWay(dir)) await delay(pollMs);
     },
+    /**
+     * A resume found no dump of this migration holding the CT: an abort decision goes into its folder all the same,
+     * for a criu still waiting at post-dump that the folder no longer names (its `sh` killed alone: `criu.pid` is the
+     * `sh`'s). Harmless when criu is gone; nothing waits for it.
+     */
+    abandon(migrationId: string): void {
+      const dir = dirOf(migrationId);
+      if (existsSync(join(dir, 'meta.json'))) writeDecision(dir, 'abort');
+    },
     /** Is there a dump held for this migration, with the CT frozen and criu still waiting? */
     isHeld(migrationId: string): boolean {
       const dir = dirOf(migrationId);

@@ -167,6 +167,17 @@ describe("a final dump's lease after a restart", () => {
       }
     });
 
+  it('given a hold folder whose sh is gone, when a resume finds no dump held, then it leaves the abort decision for a criu still waiting there; no folder, nothing', () => {
+    const held = createHeldDumps(join(root, 'state-abandon'), silent, { PATH: '/usr/bin:/bin' });
+    const meta = metaOf('m-lease0000000000000000006', 50, new Date().toISOString());
+    const dir = holdFolder(held, meta, '2147483646', true);
+    held.abandon(meta.migrationId);
+    assert.equal(held.outcome(meta.migrationId).decision, 'abort');
+    held.abandon('m-lease0000000000000000007');
+    assert.equal(existsSync(held.dirOf('m-lease0000000000000000007')), false);
+    assert.ok(existsSync(dir));
+  });
+
   it('given a hold folder whose criu.pid is empty (its agent died while it wrote it), then no criu runs there: neither under way nor running', () => {
     const held = createHeldDumps(join(root, 'state-empty'), silent, { PATH: '/usr/bin:/bin' });
     const meta = metaOf('m-lease0000000000000000003', 50, new Date().toISOString());

@@ -347,7 +347,7 @@ export async function resumeOnSource(
   if (aborted) {
     const rc = await asToolTime(() => ctx.held.decide(migrationId, 'abort'));
     r.actions.push(`dump aborted (criu exit ${rc})`);
-  }
+  } else ctx.held.abandon(migrationId);
   const st = await ctx.tools.vzctlStatus(ctid);
   if (!st.running)
     throw new StepError(

@@ -36,6 +36,7 @@ void describe('resumeOnSource', () => {
       log: pino({ level: 'silent' }),
       held: {
         settled: () => Promise.resolve(void calls.push('settled')),
+        abandon: () => void calls.push('abandon'),
         isHeld: () => true,
         decide: (_m: string, d: string) => {
           calls.push(d);
@@ -56,6 +57,13 @@ void describe('resumeOnSource', () => {
     const r = await resumeOnSource(ctx, 'm-resume0000000000000001', '101', 'rollback');
     assert.deepEqual(calls, ['settled', 'abort']);
     assert.deepEqual(r.actions, ['dump aborted (criu exit 1)', 'CT resumed']);
+  });
+
+  void it('leaves an abort decision for a criu the folder no longer names when no dump holds the CT', async () => {
+    const { ctx, calls } = ctxWith({ isHeld: () => false }, { running: true, paused: false });
+    const r = await resumeOnSource(ctx, 'm-resume0000000000000003', '101', 'rollback');
+    assert.deepEqual(calls, ['settled', 'abandon']);
+    assert.deepEqual(r.actions, ['CT already running on the source']);
   });
 
   void it('fails as paused when the CT is still frozen after the abort (criu killed before it thawed it)', async () => {
