@@ -42,17 +42,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
   });
 
   it('restores the shared disks before the thaw: writes after it survive a CT restart before any rollback', async () => {
-    // The final dump's criu waits at this gate until the source streamer is dead, so its images cannot move
-    // however slowly this test gets to the kill.
-    const gate = createToolGate('haul-lease-');
-    const rule: FaultRule = {
-      tool: 'criu',
-      sub: 'dump',
-      node: 'node-a',
-      call: 1,
-      action: 'wait',
-      waitFor: gate.file,
-    };
+    const { gate, rule } = finalImagesStuck('haul-lease-');
     try {
       await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [rule] }, async (w) => {
         // The final images cannot move (the source streamer dies once the local disk's live passes are done and the
@@ -63,9 +53,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
         const r = await w.migrate('lease-3', { preDump: 'off', frozenLeaseMs: 15_000 });
         assert.ok(r.ok, JSON.stringify(r));
         if (!r.ok) return;
-        await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
-        await w.services.get('streamer-node-a')!.kill('SIGKILL');
-        gate.open();
+        await streamerKilledAtFinalDump(w, r.migrationId, gate);
         await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'snapshotCopy'));
         await w.services.get('coordinator')!.kill('SIGKILL');
         await w.services
@@ -123,16 +111,8 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
 
   for (const killed of ['criu', 'sh'] as const)
     it(`a held dump's ${killed === 'criu' ? 'criu killed' : 'sh killed alone (criu waits on)'} before the restore: the agent wins the fence at once (not at the lease), the CT runs on the source, and the migration rolls back`, async () => {
-      // The final dump waits at this gate until the source streamer is dead: its images cannot move, no restore starts.
-      const gate = createToolGate(`haul-lease-${killed}-`);
-      const rule: FaultRule = {
-        tool: 'criu',
-        sub: 'dump',
-        node: 'node-a',
-        call: 1,
-        action: 'wait',
-        waitFor: gate.file,
-      };
+      // No restore starts: the final images cannot move.
+      const { gate, rule } = finalImagesStuck(`haul-lease-${killed}-`);
       try {
         await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [rule] }, async (w) => {
           const base = await w.baseline('node-a');
@@ -140,9 +120,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
           const r = await w.migrate(`lease-${killed}`, { preDump: 'off', frozenLeaseMs: 300_000 });
           assert.ok(r.ok, JSON.stringify(r));
           if (!r.ok) return;
-          await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepIntended', 'finalDump'));
-          await w.services.get('streamer-node-a')!.kill('SIGKILL');
-          gate.open();
+          await streamerKilledAtFinalDump(w, r.migrationId, gate);
           await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'finalDump'));
 
           // When the held dump's criu is killed (the OOM killer, an operator): on a real host, and now in the
@@ -204,4 +182,27 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
 function journal(w: World): string[] {
   const f = join(w.cluster.nodeRoot('node-a'), 'var', 'log', `ct-${w.ctid}.writes`);
   return existsSync(f) ? readFileSync(f, 'utf8').trim().split('\n').filter(Boolean) : [];
+}
+
+/**
+ * The final dump's criu on node-a waits at a gate until the source streamer is dead (streamerKilledAtFinalDump), so
+ * the final images cannot move however slowly the test gets to the kill: no restore can start.
+ */
+function finalImagesStuck(prefix: string): { gate: ReturnType<typeof createToolGate>; rule: FaultRule } {
+  const gate = createToolGate(prefix);
+  return {
+    gate,
+    rule: { tool: 'criu', sub: 'dump', node: 'node-a', call: 1, action: 'wait', waitFor: gate.file },
+  };
+}
+
+/** Once the final dump is intended, node-a's streamer is killed and the dump let through its gate. */
+async function streamerKilledAtFinalDump(
+  w: World,
+  migrationId: string,
+  gate: ReturnType<typeof createToolGate>,
+): Promise<void> {
+  await awaitEvent(w.eventLog, migrationId, stepEvent('StepIntended', 'finalDump'));
+  await w.services.get('streamer-node-a')!.kill('SIGKILL');
+  gate.open();
 }

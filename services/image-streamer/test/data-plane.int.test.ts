@@ -441,15 +441,27 @@ describe('the receiving side', () => {
     }
   }
 
-  /** A folder `name` under the receiver's root whose pages.img (`size` bytes) has its first `chunks` verified. */
-  function partFileIn(name: string, size: number, chunks: number): void {
+  /**
+   * A folder `name` under the receiver's root whose pages.img (`size` bytes) has its first `chunks` verified in its
+   * part file: chunks of `data`, or random ones.
+   */
+  function partFileIn(name: string, size: number, chunks: number, data?: Buffer): void {
     mkdirSync(join(root, name), { recursive: true });
     const part = new PartFile(join(root, name, 'pages.img'), size, 0o644, 0);
     for (let k = 0; k < chunks; k++) {
-      const chunk = randomBytes(CHUNK);
+      const chunk = data ? data.subarray(k * CHUNK, (k + 1) * CHUNK) : randomBytes(CHUNK);
       part.write(k * CHUNK, chunk, chunkDigest(chunk));
     }
     part.close();
+  }
+
+  /** The manifest of one file, pages.img, of `size` bytes. */
+  const pagesOf = (size: number) => [{ path: 'pages.img', kind: 'file' as const, size }];
+
+  /** `target` holds pages.img with `data`, and nothing else (no part or sums file). */
+  function holdsOnly(target: string, data: Buffer): void {
+    assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
+    assert.deepEqual(readdirSync(target), ['pages.img']);
   }
 
   /** The receiver connected `n` times to the fake sender: those connections closed, and every slot released. */
@@ -479,14 +491,12 @@ describe('the receiving side', () => {
       writeFileSync(join(source, 'pages.img'), now);
 
       // When the sender trusts none of it (its tracker started over) and sends the file from its start
-      const manifest = [{ path: 'pages.img', kind: 'file' as const, size }];
-      const r = await transferInto('started-over', source, manifest, {});
+      const r = await transferInto('started-over', source, pagesOf(size), {});
 
       // Then the target had said it has it all, holds what was sent, and no part file is left
       assert.deepEqual(r.verified, { 'pages.img': size });
       assert.equal(r.sent.bytesSent, size);
-      assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
-      assert.deepEqual(readdirSync(target), ['pages.img']);
+      holdsOnly(target, now);
     },
   );
 
@@ -508,13 +518,11 @@ describe('the receiving side', () => {
       };
 
       // When the sender trusts none of it
-      const manifest = [{ path: 'pages.img', kind: 'file' as const, size }];
-      const r = await transferInto('started-over-corrupt', source, manifest, {}, { tamper });
+      const r = await transferInto('started-over-corrupt', source, pagesOf(size), {}, { tamper });
 
       // Then the file was started over at that first chunk (before, its next chunk opened it to resume: ENOENT)
       assert.equal(r.sent.resent, 1);
-      assert.ok(readFileSync(join(target, 'pages.img')).equals(now));
-      assert.deepEqual(readdirSync(target), ['pages.img']);
+      holdsOnly(target, now);
     },
   );
 
@@ -529,13 +537,11 @@ describe('the receiving side', () => {
       for (const dir of [source, target]) writeFileSync(join(dir, 'pages.img'), data);
 
       // When a sender that does not know finishesVerified sends from what the target verified
-      const manifest = [{ path: 'pages.img', kind: 'file' as const, size }];
-      const r = await transferInto('older-sender', source, manifest, undefined, { older: true });
+      const r = await transferInto('older-sender', source, pagesOf(size), undefined, { older: true });
 
       // Then the last chunk it sends again changes nothing, and the reception ends well
       assert.equal(r.sent.bytesSent, 100);
-      assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
-      assert.deepEqual(readdirSync(target), ['pages.img']);
+      holdsOnly(target, data);
     },
   );
 
@@ -577,21 +583,15 @@ describe('the receiving side', () => {
       const { source, target } = folders('verified-whole');
       const data = randomBytes(size);
       writeFileSync(join(source, 'pages.img'), data);
-      const part = new PartFile(join(target, 'pages.img'), size, 0o644, 0);
-      for (let off = 0; off < size; off += CHUNK) {
-        const chunk = data.subarray(off, off + CHUNK);
-        part.write(off, chunk, chunkDigest(chunk));
-      }
-      part.close();
+      partFileIn('verified-whole', size, 2, data);
 
       // When the sender sends from what the target verified
-      const r = await transferInto('verified-whole', source, [{ path: 'pages.img', kind: 'file', size }]);
+      const r = await transferInto('verified-whole', source, pagesOf(size));
 
       // Then nothing was sent, and the file has its name (before, the reception failed: "never received")
       assert.deepEqual(r.verified, { 'pages.img': size });
       assert.equal(r.sent.bytesSent, 0);
-      assert.deepEqual(readdirSync(target), ['pages.img']);
-      assert.ok(readFileSync(join(target, 'pages.img')).equals(data));
+      holdsOnly(target, data);
     },
   );
 

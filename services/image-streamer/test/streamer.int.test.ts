@@ -151,6 +151,23 @@ describe('image streamer between two nodes, over a real nats-server', () => {
   });
   let corruptOnce = false;
 
+  /** node-a's images folder `name` sent into node-b's, intended first as the coordinator does. */
+  async function sendFromA(
+    migrationId: string,
+    commandId: string,
+    name: string,
+    opts: { writeBack?: true } = {},
+  ) {
+    const args: StreamArgs = {
+      toNode: 'node-b',
+      sourceDir: join(dir, 'node-a', 'img', name),
+      targetDir: join(dir, 'node-b', 'img', name),
+      priority: 'iteration',
+    };
+    await intendTransfer(migrationId, commandId, args);
+    return a.transfer(migrationId, commandId, args, log, opts);
+  }
+
   before(async () => {
     server = await startNatsServer();
     nc = await connectBus({ servers: server.url, name: 'streamer-test' });
@@ -227,14 +244,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     const src = join(dir, 'node-a', 'img', 'corrupt');
     makeTree(src, 3);
     corruptOnce = true;
-    const args: StreamArgs = {
-      toNode: 'node-b',
-      sourceDir: src,
-      targetDir: join(dir, 'node-b', 'img', 'corrupt'),
-      priority: 'iteration',
-    };
-    await intendTransfer('mig-str002', 'mig-str002:streamImages:0:1', args);
-    const r = await a.transfer('mig-str002', 'mig-str002:streamImages:0:1', args, log);
+    const r = await sendFromA('mig-str002', 'mig-str002:streamImages:0:1', 'corrupt');
     assert.equal(corruptOnce, false, 'the corruption was injected');
     assert.ok((r.retries ?? 0) >= 1, 'the bad chunk was sent again');
     assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'corrupt')), digestTree(src));
@@ -245,14 +255,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     makeTree(src, 3);
     // What is open now may close meanwhile (the previous test's sockets): only what opens after must be closed again.
     const before = openDescriptors();
-    const args: StreamArgs = {
-      toNode: 'node-b',
-      sourceDir: src,
-      targetDir: join(dir, 'node-b', 'img', 'writeback'),
-      priority: 'iteration',
-    };
-    await intendTransfer('mig-str009', 'mig-str009:copyLocalDisk:0.0:node-a:streamer:1', args);
-    await a.transfer('mig-str009', 'mig-str009:copyLocalDisk:0.0:node-a:streamer:1', args, log, {
+    await sendFromA('mig-str009', 'mig-str009:copyLocalDisk:0.0:node-a:streamer:1', 'writeback', {
       writeBack: true,
     });
     assert.deepEqual(digestTree(join(dir, 'node-b', 'img', 'writeback')), digestTree(src));

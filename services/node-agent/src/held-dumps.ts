@@ -180,6 +180,10 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       }
       return frozenOrEnded(meta, dir, criuArgs);
     },
+    /** Does a criu of this migration's dump still run: held, or under way? */
+    runs(migrationId: string): boolean {
+      return criuRunning(dirOf(migrationId));
+    },
     /** Is a dump of this migration under way: its criu running (started by an agent that died), the CT not frozen yet? */
     underWay(migrationId: string): boolean {
       return underWay(dirOf(migrationId));
@@ -243,7 +247,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
      */
     running(): HeldMeta[] {
       return readdirSync(root)
-        .filter((m) => criuRunning(dirOf(m)))
+        .filter((m) => this.runs(m))
         .map((m) => this.meta(m))
         .filter((m): m is HeldMeta => m !== undefined);
     },

@@ -46,7 +46,7 @@ export function createLeases(deps: LeaseDeps) {
   function watch(meta: HeldMeta): void {
     if (watches.has(meta.migrationId) || stopped) return;
     const t = setInterval(() => {
-      if (held.isHeld(meta.migrationId) || held.underWay(meta.migrationId)) return;
+      if (held.runs(meta.migrationId)) return;
       clearInterval(t);
       watches.delete(meta.migrationId);
       // Decided (committed or aborted): it ended as asked.
