@@ -442,6 +442,33 @@ describe('vzctl and criu messages and exit codes', () => {
     await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'stop', '306']);
   });
 
+  it('a CT whose root disk is unmounted is not mounted for vzctl: umount exits 40 and leaves its other disk attached', async () => {
+    // Given a mounted CT with a shared disk, then its root disk's device detached alone
+    const dir = join(c.shared, 'ct308-data');
+    await c.ok('node-a', 'haul-emu', [
+      'create-ct',
+      '--ctid',
+      '308',
+      '--shared-disk',
+      dir,
+      '--disk-writes',
+      '0',
+    ]);
+    await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '308']);
+    const root = join(c.nodeRoot('node-a'), 'vz', 'private', '308', 'root.hdd', 'DiskDescriptor.xml');
+    await c.ok('node-a', 'ploop', ['umount', root]);
+    const device = async (dd: string) =>
+      /^device:[ \t]*(\S*)/m.exec(await c.ok('node-a', 'ploop', ['info', '-d', dd]))?.[1] ?? '';
+    assert.notEqual(await device(join(dir, 'DiskDescriptor.xml')), '');
+    // Then status says unmounted (vzctl2_env_is_mounted asks the root disk), umount exits 40 and changes nothing
+    assert.match(await c.ok('node-a', 'vzctl', ['status', '308']), /^VEID 308 exist unmounted down$/m);
+    const r = await c.run('node-a', 'vzctl', ['--skipowner', '--skiplock', 'umount', '308']);
+    assert.deepEqual([r.code, r.stderr.trim()], [40, 'Container is not mounted']);
+    assert.notEqual(await device(join(dir, 'DiskDescriptor.xml')), '', 'the shared disk is still attached');
+    await c.ok('node-a', 'ploop', ['umount', join(dir, 'DiskDescriptor.xml')]);
+    assert.equal(await device(join(dir, 'DiskDescriptor.xml')), '');
+  });
+
   it("a final dump held at post-dump holds the CT's tasks as criu's ptrace does: status running, and a killed criu lets them run again", async () => {
     // Given a running CT and a final dump whose action script holds it at post-dump until told
     await c.ok('node-a', 'haul-emu', [

@@ -215,11 +215,11 @@ function parseActionOptions(
  * lines 1461–1470). A running CT whose freezer cgroup is FROZEN is `paused` (libvzctl lib/env_nsops.c
  * ns_env_get_cpt_state, ebbfc38 lines 1830–1845): after `vzctl pause`, or while criu holds it frozen. A CT that
  * exists, does not run and has a dump at the default place is `suspended` (lib/vz.c vzctl2_get_env_status_info
- * 421–426, ebbfc38): after `vzctl suspend` without --dumpfile.
+ * 421–426, ebbfc38): after `vzctl suspend` without --dumpfile. `mounted` is its root disk's (ctMounted; 403–406).
  */
 function statusLine(env: EmuEnv, ctid: string, conf: CtConf | undefined): string {
   const exist = conf ? 'exist' : 'deleted';
-  const mounted = conf && mountedDisks(env, conf).length > 0 ? 'mounted' : 'unmounted';
+  const mounted = conf && ctMounted(env, conf) ? 'mounted' : 'unmounted';
   const state = isRunning(env, ctid)
     ? freezerState(env, ctid) === 'FROZEN'
       ? 'paused'
@@ -240,8 +240,7 @@ function freezerState(env: EmuEnv, ctid: string): string | undefined {
 
 /** The CT is mounted: its root disk is (vzctl2_env_is_mounted for layout 5, libvzctl lib/vz.c 307–330). */
 function ctMounted(env: EmuEnv, conf: CtConf): boolean {
-  const root = conf.disks[0];
-  return root !== undefined && mountedDisks(env, conf).includes(root);
+  return conf.root !== undefined && mountedDisks(env, conf).includes(conf.root);
 }
 
 /**
@@ -283,7 +282,7 @@ function mountDisks(env: EmuEnv, conf: CtConf): void {
   for (const dd of conf.disks) {
     if (already.has(dd)) continue;
     try {
-      ploopMount(env, dd, dd === conf.disks[0] ? { mountpoint: conf.veRoot } : {});
+      ploopMount(env, dd, dd === conf.root ? { mountpoint: conf.veRoot } : {});
     } catch (e) {
       throw new ToolExit(152, `Failed to mount image ${dd}: ${(e as Error).message}`);
     }
@@ -296,11 +295,11 @@ function umountDisks(env: EmuEnv, conf: CtConf): void {
 
 /**
  * Unmount the CT as vzctl2_env_umount does (lib/fs.c 266–310): its umount scripts, every disk, its postumount
- * scripts; a script's skip (39) ends it there, with that status. A CT whose root disk is not mounted runs no script;
- * any other disk of it still mounted is unmounted (the emulator tidies a half-mounted CT where vzctl would leave it).
+ * scripts; a script's skip (39) ends it there, with that status. A CT whose root disk is not mounted is not mounted
+ * for vzctl (ctMounted): 40 "Container is not mounted", and any other disk of it still attached stays so (287–292).
  */
 function umountAll(env: EmuEnv, conf: CtConf): void {
-  if (!ctMounted(env, conf)) return umountDisks(env, conf);
+  if (!ctMounted(env, conf)) throw new ToolExit(40, 'Container is not mounted');
   if (runActionScripts(env, conf, 'umount') === skipAction) throw new ToolExit(skipAction, '');
   umountDisks(env, conf);
   if (runActionScripts(env, conf, 'postumount') === skipAction) throw new ToolExit(skipAction, '');
@@ -309,8 +308,10 @@ function umountAll(env: EmuEnv, conf: CtConf): void {
 /**
  * An unmount whose failure libvzctl ignores: after a suspend's dump (lib/env.c 1191), before a restore and after a
  * failed one (1298–1299, 1396–1397), after a failed start (1138–1139). Its message is printed; nothing is thrown.
+ * All but the suspend's ask vzctl2_env_is_mounted first; a CT that ran has its root disk mounted.
  */
 function umountIgnoringFailure(env: EmuEnv, conf: CtConf): void {
+  if (!ctMounted(env, conf)) return;
   try {
     umountAll(env, conf);
   } catch (e) {
@@ -399,7 +400,9 @@ async function stop(
   // ns_env_cleanup: vcmmd forgets the CT (lib/env_nsops.c 1457).
   vcmmUnregister(env, ctid);
   out('Container was stopped');
-  if (!skipUmount && conf) {
+  // A CT without its root disk on this node runs in the emulator from its memory alone, which vzctl cannot: it has
+  // nothing to unmount.
+  if (!skipUmount && conf?.root !== undefined) {
     umountAll(env, conf);
     out('Container is unmounted');
   }
@@ -423,7 +426,6 @@ function mountCt(env: EmuEnv, conf: CtConf): number {
 
 function umountCt(env: EmuEnv, conf: CtConf): number {
   if (isRunning(env, conf.ctid)) throw new ToolExit(32, 'Unable to unmount running Container: stop it first');
-  if (mountedDisks(env, conf).length === 0) throw new ToolExit(40, 'Container is not mounted');
   umountAll(env, conf);
   out('Container is unmounted');
   return 0;
@@ -434,9 +436,10 @@ function unregisterCt(env: EmuEnv, conf: CtConf): number {
   if (isRunning(env, conf.ctid))
     throw new ToolExit(32, 'Container is running, Stop Container before proceeding.');
   try {
-    umountAll(env, conf);
+    // lib/vz.c vzctl2_env_unreg 1157–1162: only a CT mounted for vzctl (its root disk) is unmounted; a failed
+    // unmount is VZCTL_E_FS_MOUNTED, whatever its own error was.
+    if (ctMounted(env, conf)) umountAll(env, conf);
   } catch (e) {
-    // lib/vz.c vzctl2_env_unreg 1157–1162: a failed unmount is VZCTL_E_FS_MOUNTED, whatever its own error was.
     if (e instanceof ToolExit)
       throw new ToolExit(41, 'Container is mounted, Unmount Container before proceeding.');
     throw e;

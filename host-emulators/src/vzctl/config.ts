@@ -27,6 +27,8 @@ export type CtConf = {
   veRoot: string;
   /** DiskDescriptor.xml of every disk: the root disk first, then DISK entries. */
   disks: string[];
+  /** The root disk's DiskDescriptor.xml, when this node has it (a target's config before its disks are copied has not). */
+  root?: string;
   raw: Record<string, string>;
 };
 
@@ -57,7 +59,7 @@ export function readCtConf(env: EmuEnv, ctid: string): CtConf | undefined {
     const dd = path.endsWith('.xml') ? path : join(path, 'DiskDescriptor.xml');
     if (!disks.includes(dd)) disks.push(dd);
   }
-  return { ctid, vePrivate, veRoot, disks, raw };
+  return { ctid, vePrivate, veRoot, disks, raw, ...(disks[0] === root ? { root } : {}) };
 }
 
 /**

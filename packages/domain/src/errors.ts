@@ -137,6 +137,8 @@ export const errorCodes = {
   ctNotRunning: 'HAUL_CT_NOT_RUNNING',
   /** The CT runs where a step needs it stopped. */
   ctRunning: 'HAUL_CT_RUNNING',
+  /** The source's unmount left a disk of the CT attached (its root disk unmounted, another one not). */
+  diskAttached: 'HAUL_DISK_ATTACHED',
   /** A resume found the CT's tasks paused (frozen) after criu let go of them. */
   ctPaused: 'HAUL_CT_PAUSED',
   /** The held final dump ended after the freeze, before its decision (criu exited, or its hold was lost): in doubt. */

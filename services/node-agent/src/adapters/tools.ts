@@ -126,6 +126,21 @@ export function logTail(file: string): string {
   }
 }
 
+/**
+ * The values of calls made at once, once every one has ended; the first failure when one failed. Promise.all would
+ * fail at the first and leave the others running past the step's outcome.
+ */
+export async function allEnded<T extends readonly unknown[] | []>(
+  calls: T,
+): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const ended = await Promise.allSettled(calls);
+  const failed = ended.find((r) => r.status === 'rejected');
+  if (failed?.status === 'rejected') throw failed.reason;
+  return ended.map((r) => (r as PromiseFulfilledResult<unknown>).value) as {
+    -readonly [K in keyof T]: Awaited<T[K]>;
+  };
+}
+
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
@@ -195,10 +210,14 @@ export function createTools(run: Runner, signal?: AbortSignal) {
      */
     cgexecCatAll: (ctid: string, veProcs: string[]) =>
       run('cgexec', ['-g', `ve:${ctid}`, 'cat', ...veProcs], o(stepTimeoutsMs.quick)),
-    /** The device and partition a disk is attached as on this node ('' when not attached). */
+    /**
+     * The device and partition a disk is attached as on this node ('' when not attached): ploop prints both, empty
+     * when there is none (`device:\t\t%s\n`, tools/ploop.c plooptool_info, at d5c202b). Blanks within the line only: an
+     * empty field is not the next line's name.
+     */
     async ploopDevice(ddXml: string): Promise<{ device: string; partition: string }> {
       const r = await run('ploop', ['info', '-d', ddXml], o(stepTimeoutsMs.quick));
-      const field = (k: string) => new RegExp(`^${k}:\\s*(\\S*)`, 'm').exec(r.stdout)?.[1] ?? '';
+      const field = (k: string) => new RegExp(`^${k}:[ \\t]*(\\S*)`, 'm').exec(r.stdout)?.[1] ?? '';
       return { device: field('device'), partition: field('partition') };
     },
     criuPreDump: (pid: number, dir: string, workDir: string, prev: string | undefined, f: VzFreeze) => {

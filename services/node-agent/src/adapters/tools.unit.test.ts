@@ -38,6 +38,26 @@ void describe('parseVzctlStatus', () => {
   });
 });
 
+void describe('ploopDevice reads `ploop info -d` as ploop prints it (tools/ploop.c plooptool_info)', () => {
+  const printing =
+    (stdout: string): Runner =>
+    () =>
+      Promise.resolve({ exitCode: 0, stdout, stderr: '' });
+
+  void it('a disk attached: its device and partition', async () => {
+    const tools = createTools(printing('device:\t\t/dev/ploop12345\npartition:\t/dev/ploop12345p1\n'));
+    assert.deepEqual(await tools.ploopDevice('/dd.xml'), {
+      device: '/dev/ploop12345',
+      partition: '/dev/ploop12345p1',
+    });
+  });
+
+  void it('a disk not attached: both empty, the next line not taken for the device', async () => {
+    const tools = createTools(printing('device:\t\t\npartition:\t\n'));
+    assert.deepEqual(await tools.ploopDevice('/dd.xml'), { device: '', partition: '' });
+  });
+});
+
 void describe("a failed tool's words: criu's log, vzctl restore's stdout", () => {
   const vzFreeze = { freezeCgroup: '/sys/fs/cgroup/freezer/machine.slice/101/', controllers: [] };
   /** A tool that fails with these words, having first written `log` (its own log file) if given. */

@@ -6,6 +6,7 @@ import type { CtArgs, DumpArgs, DumpResult, HostResult } from '@haul/schemas';
 import { readDumpStats } from '../adapters/criu-stats.ts';
 import { dirBytes, replaceFile } from '../adapters/files.ts';
 import { asToolTime } from '../adapters/tool-time.ts';
+import { allEnded } from '../adapters/tools.ts';
 import { argsOf, etcVz, initPidFile, StepError, type Handler, type HandlerContext } from '../context.ts';
 import { readCtVars } from '../adapters/vz-config.ts';
 import {
@@ -245,17 +246,11 @@ async function prepareDumpDevices(
   const vars = readCtVars(etcVz(ctx.cfg), ctid);
   if (!vars) throw new StepError(errorCodes.ctNotRunning, `CT ${ctid} has no config on ${ctx.cfg.node}`);
   const disks = secondaryDisks(vars);
-  // All settled before the step ends, whichever fails: no tool of it keeps running after its outcome.
-  const [devmap, ...infos] = await Promise.allSettled([
+  const [, infos] = await allEnded([
     ctx.tools.vzctlCreateDevmap(ctid),
-    ...disks.map((d) => ctx.tools.ploopDevice(d.dd)),
+    allEnded(disks.map((d) => ctx.tools.ploopDevice(d.dd))),
   ]);
-  const failed = [devmap, ...infos].find((r) => r.status === 'rejected');
-  if (failed?.status === 'rejected') throw failed.reason;
-  const devices = disks.map((d, i) => ({
-    d,
-    dev: (infos[i] as PromiseFulfilledResult<{ device: string; partition: string }>).value,
-  }));
+  const devices = disks.map((d, i) => ({ d, dev: infos[i]! }));
   const externals: string[] = [];
   for (const { d, dev } of devices) {
     if (!dev.partition) continue;

@@ -5,7 +5,7 @@ import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/sch
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
 import { writeNew } from '../adapters/files.ts';
 import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from '../adapters/private-area.ts';
-import { vzctlEnvRun } from '../adapters/tools.ts';
+import { allEnded, vzctlEnvRun } from '../adapters/tools.ts';
 import { readCtDisks } from '../adapters/vz-config.ts';
 import { argsOf, etcVz, StepError, type Handler, type HandlerContext } from '../context.ts';
 
@@ -117,6 +117,15 @@ export const startTarget: Handler = async (cmd, ctx) => {
   return { ...r, actions: [...actions, ...r.actions] } satisfies HostResult;
 };
 
+/**
+ * `vzctl umount` on the source, after the commit; the target merges the origin snapshot into the shared disks' base
+ * after it (planCleanup), so every disk of the CT must be detached here when it succeeds. vzctl alone does not say so:
+ * it counts a CT as mounted by its root disk (libvzctl lib/vz.c vzctl2_env_is_mounted 307–330), and with the root
+ * disk unmounted it exits 40 "Container is not mounted" and leaves any other disk attached (lib/fs.c
+ * vzctl2_env_umount 287–292, at ebbfc38): an unmount that failed half way, a disk an operator attached. Each disk
+ * of the CT's config is asked ploop (`ploop info -d`) after it; one still attached fails the step, to be retried,
+ * and the merge waits.
+ */
 export const umountSource: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
   if ((await ctx.tools.vzctlStatus(ctid)).running)
@@ -125,8 +134,21 @@ export const umountSource: Handler = async (cmd, ctx) => {
       `CT ${ctid} still runs on ${ctx.cfg.node}: refusing to unmount`,
     );
   const res = await ctx.tools.vzctlUmount(ctid);
+  await requireDetached(ctx, ctid);
   return { actions: [res.exitCode === 40 ? 'already unmounted' : 'unmounted'] } satisfies HostResult;
 };
+
+/** Every disk of the CT's config on this node has no ploop device here (asked at once, all settled). */
+async function requireDetached(ctx: HandlerContext, ctid: string): Promise<void> {
+  const disks = readCtDisks(etcVz(ctx.cfg), ctid)?.disks ?? [];
+  const infos = await allEnded(disks.map((dd) => ctx.tools.ploopDevice(dd)));
+  const attached = disks.flatMap((dd, i) => (infos[i]!.device ? [`${dd} (${infos[i]!.device})`] : []));
+  if (attached.length > 0)
+    throw new StepError(
+      errorCodes.diskAttached,
+      `CT ${ctid} is unmounted on ${ctx.cfg.node} but ${attached.join(', ')} still attached there: detach ${attached.length > 1 ? 'them' : 'it'} (ploop umount) before the target merges the shared disks`,
+    );
+}
 
 /**
  * Remove the migration's image folder or a local disk folder. Which paths may be removed at all is decided before
