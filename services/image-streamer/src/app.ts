@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import {
   Registry,
   commandConsumerName,
@@ -48,6 +48,7 @@ import { createProgressReporter, readBackWait, type ProgressReporter } from './p
 import { createRateLimiter } from './rate-limit.ts';
 import { createDataServer, type DataListener, type DataServer, type PortRange } from './data-server.ts';
 import { createReceiver, offeredIntent, transferIdOf } from './receiver.ts';
+import { offerSignerRefusal } from './offer-signer.ts';
 import { isStreamCommand, type StreamCommand } from './stream-command.ts';
 import { registerStreamer, type Registration } from './registration.ts';
 import { ConnectionLost, sendFiles, type SendOptions, type SendStats } from './sender.ts';
@@ -227,8 +228,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       callback: (err, msg) => {
         // A stored message pushed here by a consumer is no offer (sentTo, @haul/bus).
         if (err || !sentTo(msg, subjects.streamOffer(cfg.node))) return;
-        const takesReadBackProgress = msg.headers?.get(offerHeaders.takesReadBackProgress) === '1';
-        void answerOffer(msg.data, takesReadBackProgress).then((reply) => {
+        void answerOffer(msg.data, msg.headers).then((reply) => {
           if ('error' in reply) log.warn({ err: reply.error }, 'offer refused');
           msg.respond(encodeJson(reply));
         });
@@ -236,12 +236,15 @@ export function createImageStreamer(deps: StreamerDeps) {
     });
   }
 
-  async function answerOffer(data: Uint8Array, takesReadBackProgress: boolean): Promise<StreamOfferReply> {
+  async function answerOffer(data: Uint8Array, headers: Msg['headers']): Promise<StreamOfferReply> {
     try {
       const v = validators.validate<StreamOffer>('streamOffer', decodeJson(data));
-      return v.ok
-        ? await receiver.accept(v.value, { takesReadBackProgress })
-        : { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
+      if (!v.ok)
+        return { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
+      const refused = await offerSignerRefusal(trust, subjects.streamOffer(cfg.node), data, headers, v.value);
+      if (refused) return { ok: false, error: refused };
+      const takesReadBackProgress = headers?.get(offerHeaders.takesReadBackProgress) === '1';
+      return await receiver.accept(v.value, { takesReadBackProgress });
     } catch (e) {
       return { ok: false, error: { code: errorCodes.streamerError, message: (e as Error).message } };
     }
@@ -451,13 +454,14 @@ export function createImageStreamer(deps: StreamerDeps) {
       ...(opts.writeBack ? { writeBack: true } : {}),
       ...(plan?.kind === 'update' ? { update: true } : {}),
     };
+    const subject = subjects.streamOffer(a.toNode);
+    const body = encodeJson(offer);
+    // Signed as this node's streamer: the receiver takes an offer only from the node it names (offer-signer.ts).
     const h = headers();
+    for (const [k, v] of Object.entries(trust.sign(subject, body) ?? {})) h.set(k, v);
     h.set(offerHeaders.takesReadBackProgress, '1');
     const timeout = cfg.offerTimeoutMs ?? limits.streamOfferTimeoutMs;
-    const m = await abortable(
-      nc.request(subjects.streamOffer(a.toNode), encodeJson(offer), { timeout, headers: h }),
-      opts.signal,
-    );
+    const m = await abortable(nc.request(subject, body, { timeout, headers: h }), opts.signal);
     return decodeJson(m.data) as StreamOfferReply;
   }
 

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import {
   buckets,
   connectBus,
@@ -81,6 +81,22 @@ async function intendTransfer(
       timeoutMs: 60_000,
     }),
   );
+}
+
+const offerSubjectB = subjects.streamOffer('node-b');
+/** streamer@<node>'s signature of an offer to node-b. */
+const signedBy = (node: string, offer: object) =>
+  ids.trust(`streamer@${node}`).sign(offerSubjectB, encodeJson(offer)) ?? {};
+/** An offer sent straight to node-b's streamer with these signature headers (node-a's by default); its answer. */
+async function offerToB(
+  nc: NatsConnection,
+  offer: object,
+  signature: Record<string, string> = signedBy('node-a', offer),
+): Promise<StreamOfferReply> {
+  const h = headers();
+  for (const [k, v] of Object.entries(signature)) h.set(k, v);
+  const m = await nc.request(offerSubjectB, encodeJson(offer), { timeout: 5000, headers: h });
+  return decodeJson(m.data) as StreamOfferReply;
 }
 
 function makeTree(dir: string, bigMb: number): void {
@@ -286,8 +302,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
         connect,
         manifest: [{ path, kind: 'file', size: 4 }],
       };
-      const m = await nc.request(subjects.streamOffer('node-b'), encodeJson(offer), { timeout: 5000 });
-      const reply = decodeJson(m.data) as StreamOfferReply;
+      const reply = await offerToB(nc, offer);
       assert.equal(reply.ok, false);
       if ('error' in reply) {
         assert.equal(reply.error.code, 'HAUL_UNSAFE_MANIFEST');
@@ -302,9 +317,7 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       connect,
       manifest: [{ path: 'parent', kind: 'symlink', linkTarget: '../../../../etc' }],
     };
-    const r2 = decodeJson(
-      (await nc.request(subjects.streamOffer('node-b'), encodeJson(link), { timeout: 5000 })).data,
-    ) as StreamOfferReply;
+    const r2 = await offerToB(nc, link);
     assert.equal('error' in r2 && r2.error.code, 'HAUL_UNSAFE_MANIFEST');
     assert.ok(!existsSync(join(dir, 'escape.img')) && !existsSync(target));
     assert.equal(a.dataSockets(), 0, 'a refused offer opens no data connection');
@@ -325,15 +338,43 @@ describe('image streamer between two nodes, over a real nats-server', () => {
       manifest: [{ path: 'root.hds', kind: 'file', size: 4 }],
     };
     // When node-a offers it (before, it was taken: any streamer could write below another node's roots)
-    const reply = decodeJson(
-      (await nc.request(subjects.streamOffer('node-b'), encodeJson(offer), { timeout: 5000 })).data,
-    ) as StreamOfferReply;
+    const reply = await offerToB(nc, offer);
     // Then it is refused, and neither the folder nor a connection came to be
     assert.deepEqual('error' in reply && [reply.error.code, reply.error.field], [
       'HAUL_OFFER_NOT_INTENDED',
       'transferId',
     ]);
     assert.ok(!existsSync(join(dir, 'node-b', 'private')));
+    assert.equal(b.receiving(), 0);
+  });
+
+  it("refuses an intended transfer's offer in node-a's name unless streamer@node-a signed it: nothing is created", async () => {
+    // Given a transfer from node-a to node-b the coordinator intended, into a folder below node-b's roots
+    const reg = await (await openBucket(nc, buckets.streamers)).get('node-a');
+    const { dataHost, dataPort } = decodeJson(reg!.value) as { dataHost: string; dataPort: number };
+    const target = join(dir, 'node-b', 'img', 'forged');
+    const args: StreamArgs = { toNode: 'node-b', sourceDir: '/x', targetDir: target, priority: 'iteration' };
+    await intendTransfer('mig-forged1', 'mig-forged1:streamImages:0:1', args);
+    const offer = {
+      transferId: 'mig-forged1:streamImages:0:1',
+      migrationId: 'mig-forged1',
+      fromNode: 'node-a',
+      targetDir: target,
+      connect: { host: dataHost, port: dataPort, token: 'ab'.repeat(16) },
+      manifest: [{ path: 'pages-1.img', kind: 'file', size: 4 }],
+    };
+    const refusal = (r: StreamOfferReply) => 'error' in r && [r.error.code, r.error.field];
+    // When it comes signed by node-c's streamer, unsigned, or with node-a's signature of other bytes
+    assert.deepEqual(refusal(await offerToB(nc, offer, signedBy('node-c', offer))), [
+      'HAUL_SIGNER_NOT_ALLOWED',
+      'fromNode',
+    ]);
+    assert.deepEqual(refusal(await offerToB(nc, offer, {})), ['HAUL_UNSIGNED_REQUEST', undefined]);
+    const otherBytes = signedBy('node-a', { ...offer, targetDir: '/elsewhere' });
+    assert.deepEqual(refusal(await offerToB(nc, offer, otherBytes)), ['HAUL_BAD_SIGNATURE', undefined]);
+    // Then each is refused before anything is made (taken before: a node could end another's reception)
+    assert.ok(!existsSync(target));
+    assert.equal(a.dataSockets(), 0, 'a refused offer opens no data connection');
     assert.equal(b.receiving(), 0);
   });
 
