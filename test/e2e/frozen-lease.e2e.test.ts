@@ -149,6 +149,58 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
       }
     });
 
+  it("a held dump's criu killed after the target restore started: the agent kills the CT on the source at once (vzctl stop --fast), and the migration completes on the target", async () => {
+    // The target's restore waits at a gate; a gate open from the start counts node-a's fast stops.
+    const restore = createToolGate('haul-lease-restore-');
+    const fastStop = createToolGate('haul-lease-fast-stop-');
+    fastStop.open();
+    const faults: FaultRule[] = [
+      { tool: 'vzctl', sub: 'restore', node: 'node-b', call: 1, action: 'wait', waitFor: restore.file },
+      {
+        tool: 'vzctl',
+        sub: 'stop',
+        node: 'node-a',
+        match: ' --fast$',
+        action: 'wait',
+        waitFor: fastStop.file,
+      },
+    ];
+    try {
+      // No disk writes: the source's tasks run again between criu's death and their kill, and what they wrote then
+      // would be lost on the target (the invariants would say so, rightly).
+      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, diskWrites: 0, faults }, async (w) => {
+        const base = await w.baseline('node-a');
+        const r = await w.migrate('lease-fenced', { preDump: 'off', frozenLeaseMs: 300_000 });
+        assert.ok(r.ok, JSON.stringify(r));
+        if (!r.ok) return;
+        await awaitEvent(w.eventLog, r.migrationId, (e) => e.type === 'RestoreStarted');
+        await until(() => restore.pid() !== undefined, 'the target restore at its gate');
+
+        // When the held dump's criu is killed with its group: the CT's tasks run again on the source
+        const held = join(agentStateDir(w.cluster.nodeRoot('node-a')), 'held', r.migrationId);
+        process.kill(-Number(readFileSync(join(held, 'criu.pid'), 'utf8')), 'SIGKILL');
+
+        // Then the agent loses the fence to the restore and kills the CT there at once, without halting it
+        await w.services
+          .get('agent-node-a')!
+          .waitForLine(/the target restore has started: stopping the CT on the source/, 30_000);
+        await until(
+          async () => / down$/m.test(await w.cluster.ok('node-a', 'vzctl', ['status', w.ctid])),
+          'the CT stopped on node-a',
+        );
+        assert.ok(fastStop.pid() !== undefined, 'stopped by vzctl stop --fast');
+        assert.ok(!(await w.events(r.migrationId)).some((e) => e.type === 'ResumedOnSource'));
+        restore.open();
+        const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+        assert.equal(end.type, 'MigrationCompleted');
+        assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+      });
+    } finally {
+      restore.remove();
+      fastStop.remove();
+    }
+  });
+
   it('once the target restore has started, the source stays frozen past the lease', async () => {
     await withRunningWorld(
       {

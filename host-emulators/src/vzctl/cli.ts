@@ -104,7 +104,7 @@ async function runAction(
     case 'start':
       return start(env, conf!);
     case 'stop':
-      return stop(env, ctid, conf, opts.has('--skip-umount'));
+      return stop(env, ctid, conf, { skipUmount: opts.has('--skip-umount'), fast: opts.has('--fast') });
     case 'mount':
       return mountCt(env, conf!);
     case 'umount':
@@ -378,11 +378,16 @@ async function start(env: EmuEnv, conf: CtConf): Promise<number> {
   return 0;
 }
 
+/**
+ * vzctl_env_stop (libvzctl lib/env.c): the CT halted from inside (M_HALT: its init asked to end, killed when it does
+ * not in time), or with `--fast` killed at once (M_KILL: src/vzctl.c 2162, lib/env_nsops.c ns_env_stop 1506–1509
+ * skips the halt and kills the CT's tasks).
+ */
 async function stop(
   env: EmuEnv,
   ctid: string,
   conf: CtConf | undefined,
-  skipUmount: boolean,
+  o: { skipUmount: boolean; fast: boolean },
 ): Promise<number> {
   const st = readCtState(env, ctid);
   if (!ctRuns(st)) {
@@ -390,11 +395,13 @@ async function stop(
     return 0;
   }
   out('Stopping the Container ...');
-  try {
-    await ctRequest(paths.ctSocket(env, ctid), { op: 'exit' }, 10_000);
-  } catch {
-    process.kill(st.pid!, 'SIGKILL');
-  }
+  const halted =
+    !o.fast &&
+    (await ctRequest(paths.ctSocket(env, ctid), { op: 'exit' }, 10_000).then(
+      () => true,
+      () => false,
+    ));
+  if (!halted) process.kill(st.pid!, 'SIGKILL');
   await waitExit(st.pid!);
   writeCtState(env, ctid, {});
   // ns_env_cleanup: vcmmd forgets the CT (lib/env_nsops.c 1457).
@@ -402,7 +409,7 @@ async function stop(
   out('Container was stopped');
   // A CT without its root disk on this node runs in the emulator from its memory alone, which vzctl cannot: it has
   // nothing to unmount.
-  if (!skipUmount && conf?.root !== undefined) {
+  if (!o.skipUmount && conf?.root !== undefined) {
     umountAll(env, conf);
     out('Container is unmounted');
   }

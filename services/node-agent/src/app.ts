@@ -183,7 +183,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     resume: (meta, mlog) =>
       resumeOnSource(contextFor(meta.migrationId, mlog, false), meta.migrationId, meta.ctid, 'lease-expired'),
     stopSource: async (meta) => {
-      await createTools(run, ac.signal).vzctlStop(meta.ctid);
+      await createTools(run, ac.signal).vzctlStopFast(meta.ctid);
     },
   });
 

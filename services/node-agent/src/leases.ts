@@ -17,7 +17,7 @@ export type LeaseDeps = {
   resume(meta: HeldMeta, mlog: Logger): Promise<HostResult>;
   /** Run as the only host action of the moment of its migration and of its CT (never beside a step of either). */
   exclusive(meta: HeldMeta, fn: () => Promise<void>): Promise<void>;
-  /** Stop the CT on the source (vzctl stop): its held criu ended after the target restore started. */
+  /** Kill the CT on the source (vzctl stop --fast): its held criu ended after the target restore started. */
   stopSource(meta: HeldMeta, mlog: Logger): Promise<void>;
 };
 

@@ -53,6 +53,7 @@ async function builtArgvs(): Promise<string[]> {
   await t.vzctlStatus('<ctid>');
   await t.vzctlStart('<ctid>');
   await t.vzctlStop('<ctid>');
+  await t.vzctlStopFast('<ctid>');
   await t.vzctlUmount('<ctid>');
   await t.vzctlRestore('<ctid>', '<dir>');
   await t.criuVersion();
@@ -396,7 +397,7 @@ describe('every argv of the contract runs on the strict emulators', () => {
     await final(find('criu dump', ['--prev-images-dir'], ['--cgroup-props-file']), 6);
     writeFileSync(props, propsText);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
-    await run('vzctl --skipowner --skiplock stop <ctid>', ct);
+    await run('vzctl --skipowner --skiplock stop <ctid> --fast', ct);
     await run('vzctl --skipowner --skiplock umount <ctid>', ct);
     await run('ploop snapshot -u <guid> -o <dd.xml>', { '<guid>': G1, '<dd.xml>': dd });
     await run('ploop snapshot -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });

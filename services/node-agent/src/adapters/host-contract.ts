@@ -265,6 +265,19 @@ export const hostContract: ContractEntry[] = [
   },
   {
     tool: 'vzctl',
+    argv: ['--skipowner', '--skiplock', 'stop', '<ctid>', '--fast'],
+    okCodes: [],
+    builtBy: 'tools.ts vzctlStopFast',
+    upstream: [
+      { words: '--skipowner, --skiplock', source: vzctlMain },
+      {
+        words: 'stop --fast (M_KILL: no halt inside the CT)',
+        source: 'OpenVZ/vzctl@42ab7b3:src/vzctl.c stop_options / ParseStopOptions, main 2162',
+      },
+    ],
+  },
+  {
+    tool: 'vzctl',
     argv: ['--skipowner', '--skiplock', 'umount', '<ctid>'],
     okCodes: [40],
     builtBy: 'tools.ts vzctlUmount',

@@ -154,6 +154,11 @@ export function createTools(run: Runner, signal?: AbortSignal) {
     vzctlStart: (ctid: string) =>
       run('vzctl', [...vz, 'start', ctid], o(stepTimeoutsMs.vzctl, [vzctlEnvRun])),
     vzctlStop: (ctid: string) => run('vzctl', [...vz, 'stop', ctid], o(stepTimeoutsMs.vzctl)),
+    /**
+     * The CT's tasks killed at once, with no halt inside it (vzctl's M_KILL: src/vzctl.c 2162, libvzctl
+     * lib/env_nsops.c ns_env_stop 1506–1509): for a source CT that must not run beside the target's.
+     */
+    vzctlStopFast: (ctid: string) => run('vzctl', [...vz, 'stop', ctid, '--fast'], o(stepTimeoutsMs.vzctl)),
     /** exit 40 = not mounted: already the wanted state. */
     vzctlUmount: (ctid: string) => run('vzctl', [...vz, 'umount', ctid], o(stepTimeoutsMs.vzctl, [40])),
     /** Register the CT here, forced (its owner rewritten), the HA resource left to haul (vzmigrate's flags). */
