@@ -5,6 +5,7 @@ import {
   EX,
   info,
   init,
+  list,
   mount,
   normalizeGuid,
   resolveDd,
@@ -110,6 +111,10 @@ export function ploopMain(argv: string[]): number {
     }
     case 'info':
       return print(info(emuEnv(), ddArg(), { size: flag('-s'), device: flag('-d') }));
+    case 'list':
+      // No operand: "argc != 0" prints the usage (tools/ploop.c plooptool_list).
+      if (args.length !== 0) throw new ToolExit(EX.PARAM, commandUsage(cmd));
+      return print(list(emuEnv(), { full: flag('-f') }));
   }
 }
 

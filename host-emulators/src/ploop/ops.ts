@@ -474,6 +474,21 @@ export function snapshotList(
   return lines;
 }
 
+/**
+ * `ploop list`: every ploop device of this node, one line each, its name, a tab and its base delta (the delta at
+ * index 0); with -f every further delta on a line of its own after two tabs (lib/dm.c ploop_list → display_entry, at
+ * d5c202b; ploop 7 printed the same two fields from /sys/block/ploopN/pdelta/0/image). No component name: the
+ * emulator attaches none.
+ */
+export function list(env: EmuEnv, opts: { full: boolean }): string[] {
+  return readRegistry(env.clusterDir)
+    .devices.filter((d) => d.node === env.node)
+    .flatMap((d) => [
+      `${basename(d.dev)}\t${d.deltas[0]}`,
+      ...(opts.full ? d.deltas.slice(1).map((x) => `\t\t${x}`) : []),
+    ]);
+}
+
 export function info(env: EmuEnv, dd: string, opts: { size: boolean; device: boolean }): string[] {
   const desc = readDescriptor(dd);
   if (opts.size) return [`size:\t\t${desc.diskSize}`, `blocksize:\t${desc.blocksize}`, 'fmt_version:\t2'];

@@ -50,6 +50,7 @@ const usages = {
     '                           DiskDescriptor.xml',
   ],
   info: ['Usage: ploop info [-s [-b]] [-d] DiskDescriptor.xml'],
+  list: ['Usage: ploop list [-a]'],
 } as const;
 
 export type PloopCommand = keyof typeof usages;
@@ -141,5 +142,10 @@ export const ploopOptions: Record<PloopCommand, OptTable> = {
   info: {
     source: `${base}:tools/ploop.c plooptool_info`,
     specs: [flag('s'), flag('d'), flag('b')],
+  },
+  // tools/ploop.c plooptool_list: getopt "af" (-a is read and ignored since ploop 9)
+  list: {
+    source: `${base}:tools/ploop.c plooptool_list`,
+    specs: [flag('a'), flag('f')],
   },
 };

@@ -59,7 +59,8 @@ export function readCtConf(env: EmuEnv, ctid: string): CtConf | undefined {
     const dd = path.endsWith('.xml') ? path : join(path, 'DiskDescriptor.xml');
     if (!disks.includes(dd)) disks.push(dd);
   }
-  return { ctid, vePrivate, veRoot, disks, raw, ...(disks[0] === root ? { root } : {}) };
+  // A relative DISK= names root.hdd too (VZ7 writes the root disk there), whether this node has it or not.
+  return { ctid, vePrivate, veRoot, disks, raw, ...(vePrivate && existsSync(root) ? { root } : {}) };
 }
 
 /**

@@ -108,7 +108,7 @@ export { createLogger, createLoggerWith, migrationLogger, type LogOptions, type 
 export { commandFate, eventFactory, hasOutcome, type EventData } from './events.ts';
 export { serveDiscovery } from './discovery.ts';
 export { sentTo } from './sent-to.ts';
-export { signedRequest } from './signed-request.ts';
+export { requestSigner, signedRequest, type RequestSigner } from './signed-request.ts';
 export { exitOnUncaught, exitWhenLoopEnds, pidAlive, stopOnSignals } from './lifecycle.ts';
 export { groupMembers, liveProcesses, pidReused, processLive, procStat, type ProcStat } from './proc.ts';
 export { createParking, type Parking, type DeadLetter } from './dead-letters.ts';

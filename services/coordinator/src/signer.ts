@@ -1,5 +1,5 @@
 import type { Msg } from '@nats-io/transport-node';
-import { changeApiRole as changer, signatureHeaders, type Trust } from '@haul/bus';
+import { changeApiRole as changer, requestSigner, type Trust } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
 import type { ErrorInfo } from '@haul/schemas';
 
@@ -18,27 +18,24 @@ export type SignerOf = (msg: Msg) => { ok: true; name?: string } | { ok: false; 
 export function createSignerOf(trust: Trust): SignerOf {
   const refuse = (code: string, message: string) => ({ ok: false as const, error: { code, message } });
   return (msg) => {
-    if (!trust.secure) return { ok: true };
-    if (!msg.headers?.get(signatureHeaders.signer))
-      return refuse(
-        errorCodes.unsignedRequest,
-        `${msg.subject}: a request that changes a migration must be signed by the ${changer} identity (the CLI signs with HAUL_NKEY_SEED_FILE)`,
-      );
-    const v = trust.verify(msg.subject, msg.data, msg.headers);
-    if (!v.ok) {
-      trust.reject({
-        kind: 'command',
-        subject: msg.subject,
-        reason: v.reason,
-        ...(v.claimed ? { claimed: v.claimed } : {}),
-      });
-      return refuse(errorCodes.badSignature, `the request's signature: ${v.reason}`);
+    const who = requestSigner(trust, msg.subject, msg.data, msg.headers);
+    switch (who.kind) {
+      case 'anyone':
+        return { ok: true };
+      case 'unsigned':
+        return refuse(
+          errorCodes.unsignedRequest,
+          `${msg.subject}: a request that changes a migration must be signed by the ${changer} identity (the CLI signs with HAUL_NKEY_SEED_FILE)`,
+        );
+      case 'forged':
+        return refuse(errorCodes.badSignature, `the request's signature: ${who.reason}`);
+      case 'signed':
+        return who.identity.role === changer
+          ? { ok: true, name: who.identity.name }
+          : refuse(
+              errorCodes.signerNotAllowed,
+              `${msg.subject}: signed by ${who.identity.name}, but only the ${changer} identity may change a migration`,
+            );
     }
-    if (v.identity?.role !== changer)
-      return refuse(
-        errorCodes.signerNotAllowed,
-        `${msg.subject}: signed by ${v.identity?.name ?? 'nobody'}, but only the ${changer} identity may change a migration`,
-      );
-    return { ok: true, name: v.identity.name };
   };
 }

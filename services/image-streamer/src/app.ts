@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   Registry,
   commandConsumerName,
@@ -19,6 +19,7 @@ import {
   openProgress,
   putProgress,
   sentTo,
+  signedRequest,
   serveDiscovery,
   streamerMetrics,
   streams,
@@ -241,7 +242,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       const v = validators.validate<StreamOffer>('streamOffer', decodeJson(data));
       if (!v.ok)
         return { ok: false, error: { code: v.error.code, message: v.error.message, field: v.error.field } };
-      const refused = await offerSignerRefusal(trust, subjects.streamOffer(cfg.node), data, headers, v.value);
+      const refused = offerSignerRefusal(trust, subjects.streamOffer(cfg.node), data, headers, v.value);
       if (refused) return { ok: false, error: refused };
       const takesReadBackProgress = headers?.get(offerHeaders.takesReadBackProgress) === '1';
       return await receiver.accept(v.value, { takesReadBackProgress });
@@ -457,11 +458,19 @@ export function createImageStreamer(deps: StreamerDeps) {
     const subject = subjects.streamOffer(a.toNode);
     const body = encodeJson(offer);
     // Signed as this node's streamer: the receiver takes an offer only from the node it names (offer-signer.ts).
-    const h = headers();
-    for (const [k, v] of Object.entries(trust.sign(subject, body) ?? {})) h.set(k, v);
-    h.set(offerHeaders.takesReadBackProgress, '1');
-    const timeout = cfg.offerTimeoutMs ?? limits.streamOfferTimeoutMs;
-    const m = await abortable(nc.request(subject, body, { timeout, headers: h }), opts.signal);
+    const m = await abortable(
+      signedRequest(
+        nc,
+        subject,
+        body,
+        trust.sign(subject, body),
+        cfg.offerTimeoutMs ?? limits.streamOfferTimeoutMs,
+        {
+          [offerHeaders.takesReadBackProgress]: '1',
+        },
+      ),
+      opts.signal,
+    );
     return decodeJson(m.data) as StreamOfferReply;
   }
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
 import { contractLine, hostContract, type ContractEntry } from '../src/adapters/host-contract.ts';
 import type { RunResult } from '../src/adapters/exec.ts';
-import { createTools } from '../src/adapters/tools.ts';
+import { createTools, parsePloopList } from '../src/adapters/tools.ts';
 import { holdScript } from '../src/held-dumps.ts';
 import {
   bindMountMaps,
@@ -81,6 +81,7 @@ async function builtArgvs(): Promise<string[]> {
     vzSideFiles.flatMap((f) => (f.at === 'post-dump' ? [f.veProc] : [])),
   );
   await t.ploopDevice('<dd.xml>');
+  await t.ploopList();
   await t.ploopSnapshot('<dd.xml>', '<guid>', true);
   await t.ploopSnapshot('<dd.xml>', '<guid>', false);
   await t.ploopSnapshotDelete('<dd.xml>', '<guid>');
@@ -397,8 +398,12 @@ describe('every argv of the contract runs on the strict emulators', () => {
     await final(find('criu dump', ['--prev-images-dir'], ['--cgroup-props-file']), 6);
     writeFileSync(props, propsText);
     await run('vzctl --skipowner --skiplock start <ctid>', ct);
+    // The CT's disks are attached until its unmount: ploop list names the shared disk's base, then nothing.
+    const bases = async () => parsePloopList((await run('ploop list')).stdout).map((d) => dirname(d.base));
+    assert.ok((await bases()).includes(dirname(dd)), 'the shared disk is listed while mounted');
     await run('vzctl --skipowner --skiplock stop <ctid> --fast', ct);
     await run('vzctl --skipowner --skiplock umount <ctid>', ct);
+    assert.deepEqual(await bases(), []);
     await run('ploop snapshot -u <guid> -o <dd.xml>', { '<guid>': G1, '<dd.xml>': dd });
     await run('ploop snapshot -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });
     await run('ploop snapshot-delete -u <guid> <dd.xml>', { '<guid>': G2, '<dd.xml>': dd });
@@ -498,6 +503,8 @@ describe('each strict emulator refuses what its real tool refuses', () => {
     },
     { tool: 'ploop', argv: ['snapshot-list', '-x', 'a.xml'], code: 1, stderr: /Usage: ploop snapshot-list/ },
     { tool: 'ploop', argv: ['--bogus', 'snapshot'], code: 38, stderr: /Bad option --bogus/ },
+    { tool: 'ploop', argv: ['list', 'a.xml'], code: 38, stderr: /Usage: ploop list \[-a\]/ },
+    { tool: 'ploop', argv: ['list', '-d'], code: 38, stderr: /invalid option -- 'd'/ },
     // vzctl: glibc's message named after the ctid (vzctl shifts argv), VZ_INVALID_PARAMETER_* — src/vzctl.c
     {
       tool: 'vzctl',

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEventLog, encodeJson, subjects } from '@haul/bus';
 import { commandIdFor, errorCodes, once } from '@haul/domain';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
+import { parsePloopList } from '../src/adapters/tools.ts';
 import { awaitEvent, outcomeOf, publishAs, startWorld, stepIntended, type World } from '@haul/test';
 
 /**
@@ -25,22 +27,28 @@ after(async () => {
 const rootDd = () =>
   join(w.cluster.nodeRoot('node-a'), 'vz', 'private', '101', 'root.hdd', 'DiskDescriptor.xml');
 const sharedDd = () => join(w.shared[0]!, 'DiskDescriptor.xml');
-const deviceOf = async (dd: string) =>
-  /^device:[ \t]*(\S*)/m.exec(await w.cluster.ok('node-a', 'ploop', ['info', '-d', dd]))?.[1] ?? '';
+/** The devices of node-a and the folder of each one's base delta (`ploop list`, as the agent reads it). */
+const attached = async () =>
+  parsePloopList(await w.cluster.ok('node-a', 'ploop', ['list'])).map((d) => ({
+    device: d.device,
+    folder: dirname(d.base),
+  }));
+const mount = () => w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '101']);
 
 /** What a host step's result says it did. */
 const actionsOf = (e: MigrationEvent) =>
   e.type === 'StepSucceeded' && 'actions' in e.data.result ? e.data.result.actions : undefined;
+const failureOf = (e: MigrationEvent) => (e.type === 'StepFailed' ? e.data.error : undefined);
 
-/** umountSource of CT 101 as the coordinator sends it (intended in the log first); its outcome. */
-async function umountSource(mid: string, attempt = 1) {
+/** A step of CT 101 on node-a as the coordinator sends it (intended in the log first); its outcome. */
+async function step(mid: string, name: 'umountSource' | 'stopSource', attempt = 1) {
   const cmd: StepCommand = {
-    commandId: commandIdFor(mid, 'umountSource', once, attempt),
+    commandId: commandIdFor(mid, name, once, attempt),
     migrationId: mid,
     node: 'node-a',
     executor: 'agent',
     attempt,
-    step: 'umountSource',
+    step: name,
     timeoutMs: 30_000,
     args: { ctid: '101' },
   };
@@ -51,32 +59,61 @@ async function umountSource(mid: string, attempt = 1) {
   return awaitEvent(w.eventLog, mid, outcomeOf(cmd.commandId), 30_000);
 }
 
-describe("node agent: the source's unmount leaves no disk of the CT attached", () => {
+describe('node agent: unmounting the CT leaves no disk of it attached', () => {
   it('given the CT mounted, then every disk is detached and the step says unmounted', async () => {
-    await w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '101']);
-    assert.notEqual(await deviceOf(sharedDd()), '');
-    const outcome = await umountSource('m-umount-whole');
-    assert.equal(outcome.type, 'StepSucceeded', JSON.stringify(outcome.data));
-    assert.deepEqual(actionsOf(outcome), ['unmounted']);
-    assert.deepEqual([await deviceOf(rootDd()), await deviceOf(sharedDd())], ['', '']);
+    await mount();
+    assert.equal((await attached()).length, 2, 'the root and the shared disk attached');
+    const outcome = await step('m-umount-whole', 'umountSource');
+    assert.deepEqual(actionsOf(outcome), ['unmounted'], JSON.stringify(outcome.data));
+    assert.deepEqual(await attached(), []);
   });
 
-  it('given the root disk unmounted alone (vzctl: not mounted), then the step fails naming the attached disk, and succeeds once it is detached', async () => {
-    await w.cluster.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '101']);
+  it("given the root disk unmounted alone (vzctl: not mounted), then the source's unmount fails naming the attached disk, and succeeds once it is detached", async () => {
+    await mount();
     await w.cluster.ok('node-a', 'ploop', ['umount', rootDd()]);
-    const device = await deviceOf(sharedDd());
-    assert.notEqual(device, '');
+    const before = await attached();
+    assert.deepEqual(
+      before.map((d) => d.folder),
+      [dirname(sharedDd())],
+    );
     // When the source's unmount runs: vzctl exits 40, and the shared disk is still attached
-    const failed = await umountSource('m-umount-half');
-    assert.equal(failed.type, 'StepFailed', JSON.stringify(failed.data));
-    assert.ok(failed.type === 'StepFailed');
-    assert.equal(failed.data.error.code, errorCodes.diskAttached);
-    assert.ok(failed.data.error.message.includes(`${sharedDd()} (${device})`), failed.data.error.message);
-    assert.equal(await deviceOf(sharedDd()), device, 'the step changed nothing');
+    const failed = failureOf(await step('m-umount-half', 'umountSource'));
+    assert.equal(failed?.code, errorCodes.diskAttached, JSON.stringify(failed));
+    assert.match(failed.message, new RegExp(`${before[0]!.device} still holds ${dirname(sharedDd())}/`));
+    assert.deepEqual(await attached(), before, 'the step changed nothing');
     // Then, the disk detached, its next attempt succeeds
     await w.cluster.ok('node-a', 'ploop', ['umount', sharedDd()]);
-    const retried = await umountSource('m-umount-half', 2);
-    assert.equal(retried.type, 'StepSucceeded', JSON.stringify(retried.data));
-    assert.deepEqual(actionsOf(retried), ['already unmounted']);
+    const retried = await step('m-umount-half', 'umountSource', 2);
+    assert.deepEqual(actionsOf(retried), ['already unmounted'], JSON.stringify(retried.data));
+  });
+
+  it("given the root disk unmounted alone, then a restart's stop of the source fails the same way (the target mounts the disks next)", async () => {
+    await mount();
+    await w.cluster.ok('node-a', 'ploop', ['umount', rootDd()]);
+    const failed = failureOf(await step('m-stop-half', 'stopSource'));
+    assert.equal(failed?.code, errorCodes.diskAttached, JSON.stringify(failed));
+    await w.cluster.ok('node-a', 'ploop', ['umount', sharedDd()]);
+    assert.deepEqual(await attached(), []);
+  });
+
+  it('given a disk of the config whose folder is gone, then the unmount does not fail on it', async () => {
+    // A DISK= entry whose image was removed since (disabled, or a disk vzctl could not mount: lib/disk.c 857–865)
+    const conf = join(w.cluster.nodeRoot('node-a'), 'etc', 'vz', 'conf', '101.conf');
+    const text = readFileSync(conf, 'utf8');
+    const gone = join(w.cluster.dir, 'gone', 'disk.hdd');
+    writeFileSync(
+      conf,
+      text.replace(
+        /^DISK="(.*)"$/m,
+        `DISK="$1;uuid={00000009-0000-4000-8000-000000000000},enabled=no,image=${gone},mnt=/gone"`,
+      ),
+    );
+    try {
+      assert.ok(readFileSync(conf, 'utf8').includes(gone));
+      const outcome = await step('m-umount-gone', 'umountSource');
+      assert.deepEqual(actionsOf(outcome), ['already unmounted'], JSON.stringify(outcome.data));
+    } finally {
+      writeFileSync(conf, text);
+    }
   });
 });

@@ -398,6 +398,20 @@ export const hostContract: ContractEntry[] = [
     ],
   },
   {
+    tool: 'ploop',
+    argv: ['list'],
+    okCodes: [],
+    builtBy:
+      "tools.ts ploopList (lifecycle.ts requireDetached: after the CT's unmount, no device of the node holds a disk of it)",
+    upstream: [
+      {
+        words: 'list (no operand): a line per device, its name and its base delta',
+        source:
+          'OpenVZ/ploop@d5c202b:tools/ploop.c plooptool_list (getopt "af") → lib/dm.c ploop_list, display_entry; v7.0.280: plooptool_list from /sys/block/ploopN/pdelta/0/image',
+      },
+    ],
+  },
+  {
     tool: 'haul-hold-frozen',
     argv: [],
     okCodes: [],

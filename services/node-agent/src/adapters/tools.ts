@@ -141,6 +141,18 @@ export async function allEnded<T extends readonly unknown[] | []>(
   };
 }
 
+/**
+ * `ploop list`'s lines: the device's name and its base delta, by blanks (ploop 9 prints `name\tbase[\tcomponent]`,
+ * lib/dm.c display_entry; ploop 7 `%-12s %s %s %s`, tools/ploop.c plooptool_list at v7.0.280). A line that starts
+ * with a blank is a further delta of the device above (-f), not a device.
+ */
+export function parsePloopList(stdout: string): { device: string; base: string }[] {
+  return stdout.split('\n').flatMap((line) => {
+    const [device, base] = line.split(/[ \t]+/);
+    return device && base ? [{ device, base }] : [];
+  });
+}
+
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
@@ -224,6 +236,15 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       const r = await run('ploop', ['info', '-d', ddXml], o(stepTimeoutsMs.quick));
       const field = (k: string) => new RegExp(`^${k}:[ \\t]*(\\S*)`, 'm').exec(r.stdout)?.[1] ?? '';
       return { device: field('device'), partition: field('partition') };
+    },
+    /**
+     * Every ploop device of this node and its base delta (`ploop list`: no descriptor read or locked, so an
+     * unreadable descriptor cannot hide a device, where `ploop info -d` prints an empty device and exits 0 when it
+     * cannot lock the descriptor: tools/ploop.c plooptool_info → lib/ploop.c ploop_get_dev, at d5c202b).
+     */
+    async ploopList(): Promise<{ device: string; base: string }[]> {
+      const r = await run('ploop', ['list'], o(stepTimeoutsMs.quick));
+      return parsePloopList(r.stdout);
     },
     criuPreDump: (pid: number, dir: string, workDir: string, prev: string | undefined, f: VzFreeze) => {
       // A log an earlier pre-dump left would pass for this one's if this criu failed before opening its own.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CommandFailedError, type Runner } from './exec.ts';
-import { createTools, criuLogs, parseVzctlStatus } from './tools.ts';
+import { createTools, criuLogs, parsePloopList, parseVzctlStatus } from './tools.ts';
 
 void describe('parseVzctlStatus', () => {
   void it('reads a paused CT as running and paused, not as down', () => {
@@ -55,6 +55,20 @@ void describe('ploopDevice reads `ploop info -d` as ploop prints it (tools/ploop
   void it('a disk not attached: both empty, the next line not taken for the device', async () => {
     const tools = createTools(printing('device:\t\t\npartition:\t\n'));
     assert.deepEqual(await tools.ploopDevice('/dd.xml'), { device: '', partition: '' });
+  });
+});
+
+void describe('parsePloopList reads `ploop list` of ploop 9 and ploop 7', () => {
+  void it('a device per line, its name and base delta; a further delta (-f) is no device', () => {
+    const nine =
+      'ploop12345\t/vz/private/101/root.hdd/root.hds\tct101\n\t\t/vz/private/101/root.hdd/top.hds\n';
+    // ploop 7: "%-12s %s %s %s\n", the mount point empty without -a
+    const seven = 'ploop51234   /shared/ct101-data0/root.hds  \n';
+    assert.deepEqual(parsePloopList(nine + seven), [
+      { device: 'ploop12345', base: '/vz/private/101/root.hdd/root.hds' },
+      { device: 'ploop51234', base: '/shared/ct101-data0/root.hds' },
+    ]);
+    assert.deepEqual(parsePloopList(''), []);
   });
 });
 

@@ -5,7 +5,7 @@ import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/sch
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
 import { writeNew } from '../adapters/files.ts';
 import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from '../adapters/private-area.ts';
-import { allEnded, vzctlEnvRun } from '../adapters/tools.ts';
+import { vzctlEnvRun } from '../adapters/tools.ts';
 import { readCtDisks } from '../adapters/vz-config.ts';
 import { argsOf, etcVz, StepError, type Handler, type HandlerContext } from '../context.ts';
 
@@ -60,6 +60,7 @@ export const stopAndUmount: Handler = async (cmd, ctx) => {
     r.actions.push('stopped');
   }
   if ((await ctx.tools.vzctlUmount(ctid)).exitCode === 0) r.actions.push('unmounted');
+  await requireDetached(ctx, ctid);
   return r;
 };
 
@@ -117,15 +118,7 @@ export const startTarget: Handler = async (cmd, ctx) => {
   return { ...r, actions: [...actions, ...r.actions] } satisfies HostResult;
 };
 
-/**
- * `vzctl umount` on the source, after the commit; the target merges the origin snapshot into the shared disks' base
- * after it (planCleanup), so every disk of the CT must be detached here when it succeeds. vzctl alone does not say so:
- * it counts a CT as mounted by its root disk (libvzctl lib/vz.c vzctl2_env_is_mounted 307–330), and with the root
- * disk unmounted it exits 40 "Container is not mounted" and leaves any other disk attached (lib/fs.c
- * vzctl2_env_umount 287–292, at ebbfc38): an unmount that failed half way, a disk an operator attached. Each disk
- * of the CT's config is asked ploop (`ploop info -d`) after it; one still attached fails the step, to be retried,
- * and the merge waits.
- */
+/** `vzctl umount` on the source, after the commit: every disk of the CT detached there (requireDetached). */
 export const umountSource: Handler = async (cmd, ctx) => {
   const { ctid } = argsOf<CtArgs>(cmd);
   if ((await ctx.tools.vzctlStatus(ctid)).running)
@@ -138,15 +131,24 @@ export const umountSource: Handler = async (cmd, ctx) => {
   return { actions: [res.exitCode === 40 ? 'already unmounted' : 'unmounted'] } satisfies HostResult;
 };
 
-/** Every disk of the CT's config on this node has no ploop device here (asked at once, all settled). */
+/**
+ * After vzctl unmounted the CT here, no ploop device of this node holds a disk of it: the other node mounts or
+ * merges those disks next (the target merges the origin snapshot into the shared base after umountSource; starts the
+ * CT after a restart's stopSource; the source resumes after a rollback's stopTarget). vzctl alone does not say so: it
+ * counts a CT as mounted by its root disk (libvzctl lib/vz.c vzctl2_env_is_mounted 307–330), and with that disk
+ * unmounted it exits 40 "Container is not mounted" and leaves any other disk attached (lib/fs.c vzctl2_env_umount
+ * 287–292, at ebbfc38): an unmount that failed half way, or a disk someone attached by hand. A device holds a disk
+ * when its base delta lies in the disk's folder (`ploop list`, which needs no descriptor: one that is gone or cannot
+ * be read hides nothing). Such a disk fails the step (HAUL_DISK_ATTACHED), whose tries cannot detach it: the
+ * message says what an operator does.
+ */
 async function requireDetached(ctx: HandlerContext, ctid: string): Promise<void> {
-  const disks = readCtDisks(etcVz(ctx.cfg), ctid)?.disks ?? [];
-  const infos = await allEnded(disks.map((dd) => ctx.tools.ploopDevice(dd)));
-  const attached = disks.flatMap((dd, i) => (infos[i]!.device ? [`${dd} (${infos[i]!.device})`] : []));
-  if (attached.length > 0)
+  const folders = (readCtDisks(etcVz(ctx.cfg), ctid)?.disks ?? []).map((dd) => realPathOr(dirname(dd)));
+  const held = (await ctx.tools.ploopList()).filter((d) => folders.includes(realPathOr(dirname(d.base))));
+  if (held.length > 0)
     throw new StepError(
       errorCodes.diskAttached,
-      `CT ${ctid} is unmounted on ${ctx.cfg.node} but ${attached.join(', ')} still attached there: detach ${attached.length > 1 ? 'them' : 'it'} (ploop umount) before the target merges the shared disks`,
+      `CT ${ctid} is unmounted on ${ctx.cfg.node}, but ${held.map((d) => `${d.device} still holds ${d.base}`).join(', ')}: detach ${held.length > 1 ? 'them' : 'it'} (ploop umount -d /dev/<device>) before another node uses the CT's disks, then retry`,
     );
 }
 
