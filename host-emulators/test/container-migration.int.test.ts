@@ -411,18 +411,24 @@ describe('vzctl and criu messages and exit codes', () => {
     );
   });
 
-  it('suspend --create-devmap fails with 40 when an enabled disk of the running CT is not attached', async () => {
-    // Given a running CT with a shared disk, then that disk's device detached
-    const dir = join(c.shared, 'ct306-data');
+  /** A new CT on node-a with a shared disk and no disk writes; the shared disk's folder. */
+  async function ctWithSharedDisk(ctid: string): Promise<string> {
+    const dir = join(c.shared, `ct${ctid}-data`);
     await c.ok('node-a', 'haul-emu', [
       'create-ct',
       '--ctid',
-      '306',
+      ctid,
       '--shared-disk',
       dir,
       '--disk-writes',
       '0',
     ]);
+    return dir;
+  }
+
+  it('suspend --create-devmap fails with 40 when an enabled disk of the running CT is not attached', async () => {
+    // Given a running CT with a shared disk, then that disk's device detached
+    const dir = await ctWithSharedDisk('306');
     await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'start', '306']);
     assert.equal(
       (await c.run('node-a', 'vzctl', ['--skipowner', '--skiplock', 'suspend', '306', '--create-devmap']))
@@ -444,16 +450,7 @@ describe('vzctl and criu messages and exit codes', () => {
 
   it('a CT whose root disk is unmounted is not mounted for vzctl: umount exits 40 and leaves its other disk attached', async () => {
     // Given a mounted CT with a shared disk, then its root disk's device detached alone
-    const dir = join(c.shared, 'ct308-data');
-    await c.ok('node-a', 'haul-emu', [
-      'create-ct',
-      '--ctid',
-      '308',
-      '--shared-disk',
-      dir,
-      '--disk-writes',
-      '0',
-    ]);
+    const dir = await ctWithSharedDisk('308');
     await c.ok('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '308']);
     const root = join(c.nodeRoot('node-a'), 'vz', 'private', '308', 'root.hdd', 'DiskDescriptor.xml');
     await c.ok('node-a', 'ploop', ['umount', root]);

@@ -99,6 +99,23 @@ async function offerToB(
   return decodeJson(m.data) as StreamOfferReply;
 }
 
+/**
+ * An offer of transfer `transferId` (its migration the id's first part) from node-a to node-b, naming node-a's
+ * registered data address and a token nobody issued.
+ */
+async function offerFromA(nc: NatsConnection, transferId: string, targetDir: string, manifest: object[]) {
+  const reg = await (await openBucket(nc, buckets.streamers)).get('node-a');
+  const { dataHost, dataPort } = decodeJson(reg!.value) as { dataHost: string; dataPort: number };
+  return {
+    transferId,
+    migrationId: transferId.split(':')[0]!,
+    fromNode: 'node-a',
+    targetDir,
+    connect: { host: dataHost, port: dataPort, token: 'ab'.repeat(16) },
+    manifest,
+  };
+}
+
 function makeTree(dir: string, bigMb: number): void {
   mkdirSync(join(dir, '1'), { recursive: true });
   mkdirSync(join(dir, '2'), { recursive: true });
@@ -326,17 +343,10 @@ describe('image streamer between two nodes, over a real nats-server', () => {
 
   it('refuses an offer of a transfer the coordinator did not intend, from a registered streamer: nothing is created', async () => {
     // Given node-a's registered data address, and a folder below node-b's roots that no intent names
-    const reg = await (await openBucket(nc, buckets.streamers)).get('node-a');
-    const { dataHost, dataPort } = decodeJson(reg!.value) as { dataHost: string; dataPort: number };
     const target = join(dir, 'node-b', 'private', '101', 'root.hdd');
-    const offer = {
-      transferId: 'mig-nointent1:streamImages:0:1',
-      migrationId: 'mig-nointent1',
-      fromNode: 'node-a',
-      targetDir: target,
-      connect: { host: dataHost, port: dataPort, token: 'ab'.repeat(16) },
-      manifest: [{ path: 'root.hds', kind: 'file', size: 4 }],
-    };
+    const offer = await offerFromA(nc, 'mig-nointent1:streamImages:0:1', target, [
+      { path: 'root.hds', kind: 'file', size: 4 },
+    ]);
     // When node-a offers it (before, it was taken: any streamer could write below another node's roots)
     const reply = await offerToB(nc, offer);
     // Then it is refused, and neither the folder nor a connection came to be
@@ -350,19 +360,12 @@ describe('image streamer between two nodes, over a real nats-server', () => {
 
   it("refuses an intended transfer's offer in node-a's name unless streamer@node-a signed it: nothing is created", async () => {
     // Given a transfer from node-a to node-b the coordinator intended, into a folder below node-b's roots
-    const reg = await (await openBucket(nc, buckets.streamers)).get('node-a');
-    const { dataHost, dataPort } = decodeJson(reg!.value) as { dataHost: string; dataPort: number };
     const target = join(dir, 'node-b', 'img', 'forged');
     const args: StreamArgs = { toNode: 'node-b', sourceDir: '/x', targetDir: target, priority: 'iteration' };
     await intendTransfer('mig-forged1', 'mig-forged1:streamImages:0:1', args);
-    const offer = {
-      transferId: 'mig-forged1:streamImages:0:1',
-      migrationId: 'mig-forged1',
-      fromNode: 'node-a',
-      targetDir: target,
-      connect: { host: dataHost, port: dataPort, token: 'ab'.repeat(16) },
-      manifest: [{ path: 'pages-1.img', kind: 'file', size: 4 }],
-    };
+    const offer = await offerFromA(nc, 'mig-forged1:streamImages:0:1', target, [
+      { path: 'pages-1.img', kind: 'file', size: 4 },
+    ]);
     const refusal = (r: StreamOfferReply) => 'error' in r && [r.error.code, r.error.field];
     // When it comes signed by node-c's streamer, unsigned, or with node-a's signature of other bytes
     assert.deepEqual(refusal(await offerToB(nc, offer, signedBy('node-c', offer))), [
