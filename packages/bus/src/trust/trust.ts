@@ -80,7 +80,11 @@ export type Trust = {
   readonly rejections: number;
 };
 
-/** Messages remembered as already reported, so re-reading a log does not count a forgery again; oldest forgotten. */
+/**
+ * Stored messages remembered as already reported, so re-reading a log (or a redelivery) does not count a forgery
+ * again; oldest forgotten. A message that was never stored (a core request: an API call, an inspection, an offer)
+ * has no sequence and is never met again: each one is counted.
+ */
 const rememberedRejections = 10_000;
 
 function rejectionLog(log: Logger | undefined) {
@@ -91,10 +95,12 @@ function rejectionLog(log: Logger | undefined) {
       return count;
     },
     reject(r: Rejection): void {
-      const key = `${r.kind}:${r.subject}:${r.seq ?? ''}:${r.reason}`;
-      if (seen.has(key)) return;
-      seen.add(key);
-      if (seen.size > rememberedRejections) seen.delete(seen.values().next().value!);
+      if (r.seq !== undefined) {
+        const key = `${r.kind}:${r.subject}:${r.seq}:${r.reason}`;
+        if (seen.has(key)) return;
+        seen.add(key);
+        if (seen.size > rememberedRejections) seen.delete(seen.values().next().value!);
+      }
       count++;
       log?.warn({ security: true, ...r }, `rejected ${r.kind}: ${r.reason}`);
     },

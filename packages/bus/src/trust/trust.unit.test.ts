@@ -231,6 +231,18 @@ const succeeded = (c: StepCommand, actor: MigrationEvent['actor']) =>
     result: { actions: [] },
   });
 
+describe('refused messages, counted', () => {
+  it('a stored message met again (a read, a redelivery) is counted once; a request never stored, each time', () => {
+    const t = trustOf('ops');
+    for (let i = 0; i < 3; i++)
+      t.reject({ kind: 'command', subject: 'haul.cmd.node-a.agent', seq: 7, reason: 'x' });
+    assert.equal(t.rejections, 1);
+    for (let i = 0; i < 3; i++)
+      t.reject({ kind: 'command', subject: 'haul.stream.node-b.offer', reason: 'x' });
+    assert.equal(t.rejections, 4);
+  });
+});
+
 describe('who may have written an event', () => {
   const facts = newFacts();
   learn(facts, 1, requested);
