@@ -29,8 +29,8 @@ export function signedRequest(
 
 /**
  * Who sent a signed request, as its responder learns it (NATS does not tell): nobody is checked in an insecure
- * cluster (`anyone`); otherwise it is `unsigned`, `forged` (a signature that does not verify: a key the registry
- * does not know, or bytes it was not made for; recorded in the trust as a refused message), or `signed` by a
+ * cluster (`anyone`); otherwise it is `unsigned` or `forged` (a signature that does not verify: a key the registry
+ * does not know, or bytes it was not made for), both recorded in the trust as a refused message, or `signed` by a
  * registered identity, whose role the responder then checks.
  */
 export type RequestSigner =
@@ -46,7 +46,10 @@ export function requestSigner(
   headers: HeaderReader | undefined,
 ): RequestSigner {
   if (!trust.secure) return { kind: 'anyone' };
-  if (!headers?.get(signatureHeaders.signer)) return { kind: 'unsigned' };
+  if (!headers?.get(signatureHeaders.signer)) {
+    trust.reject({ kind: 'command', subject, reason: 'unsigned' });
+    return { kind: 'unsigned' };
+  }
   const v = trust.verify(subject, data, headers);
   if (v.ok && v.identity) return { kind: 'signed', identity: v.identity };
   const reason = v.ok ? 'no identity' : v.reason;

@@ -3,9 +3,11 @@ import {
   commandRefusals,
   decodeJson,
   encodeJson,
+  requestSigner,
   sentTo,
   subjects,
   type Logger,
+  type RequestSigner,
   type Trust,
 } from '@haul/bus';
 import type { ErrorInfo, InspectReply, InspectRequest, Validators } from '@haul/schemas';
@@ -15,6 +17,22 @@ import type { AgentConfig } from './context.ts';
 import { inspectCt } from './handlers/preflight.ts';
 
 const refuse = (error: ErrorInfo): InspectReply => ({ ok: false, error });
+
+/** Why an inspection's sender may not ask, or nothing: in a secure cluster only a coordinator may. */
+function refusalOf(who: RequestSigner): string | undefined {
+  switch (who.kind) {
+    case 'anyone':
+      return undefined;
+    case 'unsigned':
+      return 'unsigned';
+    case 'forged':
+      return who.reason;
+    case 'signed':
+      return who.identity.role === 'coordinator'
+        ? undefined
+        : `signed by ${who.identity.name}, not a coordinator`;
+  }
+}
 
 /**
  * Answer a coordinator's inspections of this node's CTs (haul.inspect.<node>, for haul.api.check): the preflight's
@@ -32,10 +50,11 @@ export function serveInspections(deps: {
   const { nc, validators, cfg, trust, log } = deps;
   const subject = subjects.inspect(cfg.node);
   async function answer(data: Uint8Array, headers: Parameters<Trust['verify']>[2]): Promise<InspectReply> {
-    const who = trust.verify(subject, data, headers);
-    if (!who.ok || (trust.secure && who.identity?.role !== 'coordinator')) {
-      const reason = who.ok ? `signed by ${who.identity?.name}, not a coordinator` : who.reason;
-      trust.reject({ kind: 'command', subject, reason, ...(who.ok ? {} : { claimed: who.claimed }) });
+    const who = requestSigner(trust, subject, data, headers);
+    const reason = refusalOf(who);
+    if (reason) {
+      // A good signature of another role: refused here as the permissions would (requestSigner recorded the rest).
+      if (who.kind === 'signed') trust.reject({ kind: 'command', subject, reason });
       return refuse({ code: commandRefusals.unauthenticated, message: `inspection refused: ${reason}` });
     }
     let raw: unknown;
