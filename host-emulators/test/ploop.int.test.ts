@@ -145,6 +145,25 @@ describe('ploop emulator: command lines, files, messages and exit codes', () => 
     await c.ok('node-a', 'ploop', ['snapshot-merge', dd]);
   });
 
+  it('snapshot-delete of a snapshot whose child the mounted device does not hold: "Inconsistency detected" (38), nothing merged', async () => {
+    // Given the disk mounted, then an offline snapshot: the device keeps writing the old top, now the snapshot G1,
+    // and the descriptor's new top is a delta the device does not hold
+    await c.ok('node-a', 'ploop', ['mount', dd]);
+    await c.ok('node-a', 'ploop', ['snapshot', '-o', '-u', G1, dd]);
+    const files = () => readdirSync(join(c.shared, 'disk')).sort();
+    const before = files();
+    // When G1 is deleted (its child merged into it): ploop refuses where a merge offline would write the device's
+    // open delta (lib/merge.c ploop_delete_snapshot_by_guid 955–962)
+    const r = await c.run('node-a', 'ploop', ['snapshot-delete', '-u', G1, dd]);
+    assert.equal(r.code, 38);
+    assert.match(r.stderr, /^Inconsistency detected .*root\.hds \[0\] .*root\.hds\.\S+ \[-1\]$/m);
+    assert.deepEqual(files(), before, 'nothing merged or removed');
+    // Once the device is gone, the same delete merges offline
+    await c.ok('node-a', 'ploop', ['umount', dd]);
+    await c.ok('node-a', 'ploop', ['snapshot-delete', '-u', G1, dd]);
+    assert.equal((await c.ok('node-a', 'ploop', ['snapshot-list', '-H', dd])).trim().split('\n').length, 1);
+  });
+
   it('info -s prints size, blocksize and format version', async () => {
     assert.equal(
       await c.ok('node-a', 'ploop', ['info', '-s', dd]),

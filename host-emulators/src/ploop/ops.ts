@@ -255,6 +255,21 @@ const children = (desc: DiskDescriptor, guid: string) => desc.shots.filter((s) =
  * Merge image `child` into its parent: the parent's file receives the child's blocks and takes the child's GUID;
  * the child's file is unlinked. Online (the device has the child as its top) the device drops its top delta.
  */
+/**
+ * The device a merge of `child` into `parent` runs through (none: offline), for this descriptor's disk, as
+ * ploop_delete_snapshot_by_guid decides (lib/merge.c 887–964, at d5c202b): online when the device holds both, next to
+ * each other; offline when it holds neither; any other case is "Inconsistency detected" (SYSEXIT_PARAM), where
+ * merging offline would write a delta the device has open.
+ */
+function onlineMerge(device: Device | undefined, parent: string, child: string): Device | undefined {
+  if (!device) return undefined;
+  const [end, start] = [device.deltas.indexOf(parent), device.deltas.indexOf(child)];
+  if (end === -1 && start === -1) return undefined;
+  if (end === -1 || start === -1 || end + 1 !== start)
+    throw new ToolExit(EX.PARAM, `Inconsistency detected ${parent} [${end}] ${child} [${start}]`);
+  return device;
+}
+
 function mergeChildIntoParent(
   env: EmuEnv,
   dd: string,
@@ -268,8 +283,8 @@ function mergeChildIntoParent(
   const parentImg = desc.images.find((i) => sameGuid(i.guid, parentGuid))!;
   const childFile = imagePath(dd, childImg.file);
   const parentFile = imagePath(dd, parentImg.file);
-  const device = deviceOf(env, dd, desc);
-  const online = device !== undefined && device.deltas.includes(childFile);
+  const device = onlineMerge(deviceOf(env, dd, desc), parentFile, childFile);
+  const online = device !== undefined;
   /** Online: the device without the child (its parent the new top), refused when that is a double attach. */
   const dropChild = (commit: boolean) =>
     withRegistry(env.clusterDir, (reg) => {
