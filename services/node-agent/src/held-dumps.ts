@@ -72,6 +72,8 @@ export type HeldDumps = ReturnType<typeof createHeldDumps>;
 export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.ProcessEnv) {
   const root = join(stateDir, 'held');
   mkdirSync(root, { recursive: true });
+  /** Told when the `sh` of a dump this process started ends (its criu ended before it). */
+  const endListeners = new Set<(migrationId: string) => void>();
   const dirOf = (migrationId: string) => join(root, migrationId);
   const rcOf = (dir: string): number | undefined =>
     existsSync(join(dir, 'criu.rc')) ? Number(readFileSync(join(dir, 'criu.rc'), 'utf8').trim()) : undefined;
@@ -165,6 +167,9 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         },
       );
       closeSync(out);
+      child.once('exit', () => {
+        for (const tell of endListeners) tell(meta.migrationId);
+      });
       try {
         recordThenOpen(child.stdin, () => {
           writeFileSync(join(dir, 'criu.pid'), String(child.pid));
@@ -179,6 +184,13 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         child.unref();
       }
       return frozenOrEnded(meta, dir, criuArgs);
+    },
+    /**
+     * Call `tell` when the `sh` of a dump this process started ends (its criu has ended by then): at once, where a
+     * look at the folder comes only every so often. A dump an agent before a restart started has no such event.
+     */
+    onShEnd(tell: (migrationId: string) => void): void {
+      endListeners.add(tell);
     },
     /** Does a criu of this migration's dump still run: held, or under way? */
     runs(migrationId: string): boolean {

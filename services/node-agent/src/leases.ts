@@ -7,7 +7,10 @@ import type { HeldDumps, HeldMeta } from './held-dumps.ts';
 
 /** After a failed resume (bus unreachable, a disk not restored), the next try comes this much later. */
 const retryMs = 1000;
-/** How often a held dump is looked at (a /proc read and a stat): its criu must still hold the CT. */
+/**
+ * How often a held dump is looked at (a /proc read and a stat): its criu must still hold the CT. A dump this agent
+ * started is looked at as well when its `sh` ends (held.onShEnd), at once.
+ */
 const watchMs = 250;
 
 export type LeaseDeps = {
@@ -19,6 +22,8 @@ export type LeaseDeps = {
   exclusive(meta: HeldMeta, fn: () => Promise<void>): Promise<void>;
   /** Kill the CT on the source (vzctl stop --fast): its held criu ended after the target restore started. */
   stopSource(meta: HeldMeta, mlog: Logger): Promise<void>;
+  /** How often a held dump is looked at (default watchMs). */
+  watchMs?: number;
 };
 
 /**
@@ -30,7 +35,7 @@ export type LeaseDeps = {
 export function createLeases(deps: LeaseDeps) {
   const { held, log } = deps;
   const timers = new Map<string, NodeJS.Timeout>();
-  const watches = new Map<string, NodeJS.Timeout>();
+  const watches = new Map<string, { timer: NodeJS.Timeout; meta: HeldMeta }>();
   /** Leases due while their dump is under way, said once. */
   const waitingForFreeze = new Set<string>();
   let stopped = false;
@@ -45,16 +50,20 @@ export function createLeases(deps: LeaseDeps) {
    */
   function watch(meta: HeldMeta): void {
     if (watches.has(meta.migrationId) || stopped) return;
-    const t = setInterval(() => {
-      if (held.runs(meta.migrationId)) return;
-      clearInterval(t);
-      watches.delete(meta.migrationId);
-      // Decided (committed or aborted): it ended as asked.
-      if (held.outcome(meta.migrationId).decision === undefined) void criuEnded(meta);
-    }, watchMs);
-    t.unref();
-    watches.set(meta.migrationId, t);
+    const timer = setInterval(() => look(meta.migrationId), deps.watchMs ?? watchMs);
+    timer.unref();
+    watches.set(meta.migrationId, { timer, meta });
   }
+
+  /** A watched dump whose criu no longer runs: ended as asked (a decision was written), or acted on. */
+  function look(migrationId: string): void {
+    const w = watches.get(migrationId);
+    if (!w || held.runs(migrationId)) return;
+    clearInterval(w.timer);
+    watches.delete(migrationId);
+    if (held.outcome(migrationId).decision === undefined) void criuEnded(w.meta);
+  }
+  held.onShEnd(look);
 
   async function criuEnded(meta: HeldMeta): Promise<void> {
     clearTimeout(timers.get(meta.migrationId));
@@ -154,7 +163,7 @@ export function createLeases(deps: LeaseDeps) {
       stopped = true;
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
-      for (const t of watches.values()) clearInterval(t);
+      for (const w of watches.values()) clearInterval(w.timer);
       watches.clear();
     },
   };

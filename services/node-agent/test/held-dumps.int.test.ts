@@ -167,6 +167,38 @@ describe("a final dump's lease after a restart", () => {
       }
     });
 
+  it("given a held dump this agent started, when its criu is killed, then the lease acts on its sh's end, not at the next look", async () => {
+    // A criu that holds the CT at once (post-dump) and waits there; looks an hour apart, a lease an hour long
+    const bin = join(root, 'bin-held');
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, 'criu'), '#!/bin/sh\n: > "$HAUL_HOLD_DIR/frozen"\nexec sleep 600\n', {
+      mode: 0o755,
+    });
+    const held = createHeldDumps(join(root, 'state-sh-end'), silent, { PATH: `${bin}:/usr/bin:/bin` });
+    const meta = metaOf('m-lease0000000000000000008', 3_600_000, new Date().toISOString());
+    let resumed = 0;
+    const leases = leasesOf(held, {
+      watchMs: 3_600_000,
+      resume: () => Promise.resolve({ actions: [`resumed ${++resumed}`] }),
+    });
+    const sh = () => Number(readFileSync(join(held.dirOf(meta.migrationId), 'criu.pid'), 'utf8'));
+    try {
+      await held.start(meta, ['dump']);
+      leases.arm(meta);
+      // When its criu is killed with its group (no decision written)
+      process.kill(-sh(), 'SIGKILL');
+      // Then the lease resumes the CT on the sh's end (before, only the look every 250 ms saw it)
+      await until(() => resumed === 1, 'the lease resumed the CT', 10_000);
+    } finally {
+      leases.stop();
+      try {
+        process.kill(-sh(), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+
   it('given a hold folder whose sh is gone, when a resume finds no dump held, then it leaves the abort decision for a criu still waiting there; no folder, nothing', () => {
     const held = createHeldDumps(join(root, 'state-abandon'), silent, { PATH: '/usr/bin:/bin' });
     const meta = metaOf('m-lease0000000000000000006', 50, new Date().toISOString());
