@@ -252,10 +252,6 @@ export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, o
 const children = (desc: DiskDescriptor, guid: string) => desc.shots.filter((s) => sameGuid(s.parent, guid));
 
 /**
- * Merge image `child` into its parent: the parent's file receives the child's blocks and takes the child's GUID;
- * the child's file is unlinked. Online (the device has the child as its top) the device drops its top delta.
- */
-/**
  * The device a merge of `child` into `parent` runs through (none: offline), for this descriptor's disk, as
  * ploop_delete_snapshot_by_guid decides (lib/merge.c 887–964, at d5c202b): online when the device holds both, next to
  * each other; offline when it holds neither; any other case is "Inconsistency detected" (SYSEXIT_PARAM), where
@@ -270,6 +266,10 @@ function onlineMerge(device: Device | undefined, parent: string, child: string):
   return device;
 }
 
+/**
+ * Merge image `child` into its parent: the parent's file receives the child's blocks and takes the child's GUID;
+ * the child's file is unlinked. Online (onlineMerge) the device drops the child's delta.
+ */
 function mergeChildIntoParent(
   env: EmuEnv,
   dd: string,

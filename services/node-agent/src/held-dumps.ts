@@ -186,8 +186,10 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       return frozenOrEnded(meta, dir, criuArgs);
     },
     /**
-     * Call `tell` when the `sh` of a dump this process started ends (its criu has ended by then): at once, where a
-     * look at the folder comes only every so often. A dump an agent before a restart started has no such event.
+     * Call `tell` when the `sh` of a dump this process started ends (its criu has ended by then, unless the `sh`
+     * alone was killed: the look then finds no criu it can name, as the look every so often would, and the resume
+     * leaves the abort decision for a criu still waiting: abandon). At once, where a look at the folder comes only
+     * every so often. A dump an agent before a restart started has no such event.
      */
     onShEnd(tell: (migrationId: string) => void): void {
       endListeners.add(tell);

@@ -142,13 +142,14 @@ export async function allEnded<T extends readonly unknown[] | []>(
 }
 
 /**
- * `ploop list`'s lines: the device's name and its base delta, by blanks (ploop 9 prints `name\tbase[\tcomponent]`,
- * lib/dm.c display_entry; ploop 7 `%-12s %s %s %s`, tools/ploop.c plooptool_list at v7.0.280). A line that starts
- * with a blank is a further delta of the device above (-f), not a device.
+ * `ploop list`'s lines: the device's name and its base delta. ploop 9 prints `name\tbase[\tcomponent]` (lib/dm.c
+ * display_entry), read by tabs, so a path with a space stays whole; ploop 7 `%-12s %s %s %s` (tools/ploop.c
+ * plooptool_list at v7.0.280), read by blanks. A line that starts with a blank is a further delta of the device above
+ * (-f), not a device.
  */
 export function parsePloopList(stdout: string): { device: string; base: string }[] {
   return stdout.split('\n').flatMap((line) => {
-    const [device, base] = line.split(/[ \t]+/);
+    const [device, base] = line.split(line.includes('\t') ? '\t' : / +/);
     return device && base ? [{ device, base }] : [];
   });
 }

@@ -61,11 +61,13 @@ void describe('ploopDevice reads `ploop info -d` as ploop prints it (tools/ploop
 void describe('parsePloopList reads `ploop list` of ploop 9 and ploop 7', () => {
   void it('a device per line, its name and base delta; a further delta (-f) is no device', () => {
     const nine =
-      'ploop12345\t/vz/private/101/root.hdd/root.hds\tct101\n\t\t/vz/private/101/root.hdd/top.hds\n';
+      'ploop12345\t/vz/private/101/root.hdd/root.hds\tct101\n\t\t/vz/private/101/root.hdd/top.hds\n' +
+      'ploop23456\t/shared/my disks/root.hds\n';
     // ploop 7: "%-12s %s %s %s\n", the mount point empty without -a
     const seven = 'ploop51234   /shared/ct101-data0/root.hds  \n';
     assert.deepEqual(parsePloopList(nine + seven), [
       { device: 'ploop12345', base: '/vz/private/101/root.hdd/root.hds' },
+      { device: 'ploop23456', base: '/shared/my disks/root.hds' },
       { device: 'ploop51234', base: '/shared/ct101-data0/root.hds' },
     ]);
     assert.deepEqual(parsePloopList(''), []);

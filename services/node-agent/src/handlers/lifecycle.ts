@@ -144,6 +144,8 @@ export const umountSource: Handler = async (cmd, ctx) => {
  */
 async function requireDetached(ctx: HandlerContext, ctid: string): Promise<void> {
   const folders = (readCtDisks(etcVz(ctx.cfg), ctid)?.disks ?? []).map((dd) => realPathOr(dirname(dd)));
+  // No config of the CT here (a target that never got it): no disk of it to ask about, and no ploop call to fail.
+  if (folders.length === 0) return;
   const held = (await ctx.tools.ploopList()).filter((d) => folders.includes(realPathOr(dirname(d.base))));
   if (held.length > 0)
     throw new StepError(
