@@ -27,13 +27,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
       // Nobody decides: the coordinator dies as soon as the CT is frozen.
       await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'finalDump'));
       await w.services.get('coordinator')!.kill('SIGKILL');
-      const resumed = await awaitEvent(
-        w.eventLog,
-        r.migrationId,
-        (e) => e.type === 'ResumedOnSource',
-        30_000,
-      );
-      assert.equal(resumed.type === 'ResumedOnSource' && resumed.data.reason, 'lease-expired');
+      await resumedByLease(w, r.migrationId);
       await w.startCoordinator();
       const end = await followToEnd(w.eventLog, r.migrationId, () => {});
       assert.equal(end.type, 'MigrationRolledBack');
@@ -127,18 +121,11 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
           // emulator, its CT's tasks run again (criu/seize.c: the freezer is thawed, ptrace alone held them)
           // criu.pid names the sh that runs criu, in a process group of its own: the group goes, criu with it; or the
           // sh alone, and criu waits on at post-dump for a decision (the agent leaves it one: held.abandon)
-          const held = join(agentStateDir(w.cluster.nodeRoot('node-a')), 'held', r.migrationId);
-          const sh = Number(readFileSync(join(held, 'criu.pid'), 'utf8'));
+          const sh = heldSh(w, r.migrationId);
           process.kill(killed === 'criu' ? -sh : sh, 'SIGKILL');
 
           // Then the agent wins the fence at once, the rollback follows, and the CT runs on the source only
-          const resumed = await awaitEvent(
-            w.eventLog,
-            r.migrationId,
-            (e) => e.type === 'ResumedOnSource',
-            30_000,
-          );
-          assert.equal(resumed.type === 'ResumedOnSource' && resumed.data.reason, 'lease-expired');
+          await resumedByLease(w, r.migrationId);
           await w.startStreamer('node-a');
           const end = await followToEnd(w.eventLog, r.migrationId, () => {});
           assert.equal(end.type, 'MigrationRolledBack');
@@ -177,8 +164,7 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
         await until(() => restore.pid() !== undefined, 'the target restore at its gate');
 
         // When the held dump's criu is killed with its group: the CT's tasks run again on the source
-        const held = join(agentStateDir(w.cluster.nodeRoot('node-a')), 'held', r.migrationId);
-        process.kill(-Number(readFileSync(join(held, 'criu.pid'), 'utf8')), 'SIGKILL');
+        process.kill(-heldSh(w, r.migrationId), 'SIGKILL');
 
         // Then the agent loses the fence to the restore and kills the CT there at once, without halting it
         await w.services
@@ -229,6 +215,18 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
     );
   });
 });
+
+/** The pid of the `sh` that runs the held final dump's criu on node-a (its hold folder's criu.pid). */
+function heldSh(w: World, migrationId: string): number {
+  const held = join(agentStateDir(w.cluster.nodeRoot('node-a')), 'held', migrationId);
+  return Number(readFileSync(join(held, 'criu.pid'), 'utf8'));
+}
+
+/** Until node-a's agent resumes the CT on the source by its lease (ResumedOnSource, reason lease-expired). */
+async function resumedByLease(w: World, migrationId: string): Promise<void> {
+  const resumed = await awaitEvent(w.eventLog, migrationId, (e) => e.type === 'ResumedOnSource', 30_000);
+  assert.equal(resumed.type === 'ResumedOnSource' && resumed.data.reason, 'lease-expired');
+}
 
 /** The CT's block-write journal on node-a: `<disk index> <block> <sha256>` per write (0 = root, 1 = shared disk 0). */
 function journal(w: World): string[] {
