@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEventLog, encodeJson, subjects } from '@haul/bus';
 import { commandIdFor, errorCodes, once } from '@haul/domain';
 import { createValidators, type MigrationEvent, type StepCommand } from '@haul/schemas';
+import { readDescriptorView } from '../src/adapters/descriptor.ts';
 import { parsePloopList } from '../src/adapters/tools.ts';
 import { awaitEvent, outcomeOf, publishAs, startWorld, stepIntended, type World } from '@haul/test';
 
@@ -93,6 +94,33 @@ describe('node agent: unmounting the CT leaves no disk of it attached', () => {
     const failed = failureOf(await step('m-stop-half', 'stopSource'));
     assert.equal(failed?.code, errorCodes.diskAttached, JSON.stringify(failed));
     await w.cluster.ok('node-a', 'ploop', ['umount', sharedDd()]);
+    assert.deepEqual(await attached(), []);
+  });
+
+  it('given a disk whose descriptor names its base image in another folder, attached alone, then the unmount fails naming it', async () => {
+    // ploop resolves an image's <File> from the descriptor's folder unless it is absolute: the image may lie anywhere
+    const dd = sharedDd();
+    const text = readFileSync(dd, 'utf8');
+    const base = readDescriptorView(dd).images[0]!.file;
+    const moved = join(w.cluster.dir, 'elsewhere', basename(base));
+    mkdirSync(dirname(moved), { recursive: true });
+    renameSync(base, moved);
+    writeFileSync(dd, text.replace(`<File>${basename(base)}</File>`, `<File>${moved}</File>`));
+    try {
+      assert.ok(readFileSync(dd, 'utf8').includes(moved), 'the descriptor names the moved image');
+      await w.cluster.ok('node-a', 'ploop', ['mount', dd]);
+      assert.deepEqual(
+        (await attached()).map((d) => d.folder),
+        [dirname(moved)],
+      );
+      const failed = failureOf(await step('m-umount-elsewhere', 'umountSource'));
+      assert.equal(failed?.code, errorCodes.diskAttached, JSON.stringify(failed));
+      assert.match(failed.message, new RegExp(`still holds ${moved}`));
+    } finally {
+      await w.cluster.run('node-a', 'ploop', ['umount', dd]);
+      renameSync(moved, base);
+      writeFileSync(dd, text);
+    }
     assert.deepEqual(await attached(), []);
   });
 

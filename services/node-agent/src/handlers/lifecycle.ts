@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { mayStartRestore, errorCodes, ploopLayout, unreadableLayout } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
+import { readDescriptorView } from '../adapters/descriptor.ts';
 import { writeNew } from '../adapters/files.ts';
 import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from '../adapters/private-area.ts';
 import { vzctlEnvRun } from '../adapters/tools.ts';
@@ -138,20 +139,42 @@ export const umountSource: Handler = async (cmd, ctx) => {
  * counts a CT as mounted by its root disk (libvzctl lib/vz.c vzctl2_env_is_mounted 307–330), and with that disk
  * unmounted it exits 40 "Container is not mounted" and leaves any other disk attached (lib/fs.c vzctl2_env_umount
  * 287–292, at ebbfc38): an unmount that failed half way, or a disk someone attached by hand. A device holds a disk
- * when its base delta lies in the disk's folder (`ploop list`, which needs no descriptor: one that is gone or cannot
- * be read hides nothing). Such a disk fails the step (HAUL_DISK_ATTACHED), whose tries cannot detach it: the
+ * when its base delta is an image the disk's descriptor names, or lies in the disk's folder (`ploop list`, which
+ * needs no descriptor; diskOwner). Such a disk fails the step (HAUL_DISK_ATTACHED), whose tries cannot detach it: the
  * message says what an operator does.
  */
 async function requireDetached(ctx: HandlerContext, ctid: string): Promise<void> {
-  const folders = (readCtDisks(etcVz(ctx.cfg), ctid)?.disks ?? []).map((dd) => realPathOr(dirname(dd)));
+  const descriptors = readCtDisks(etcVz(ctx.cfg), ctid)?.disks ?? [];
   // No config of the CT here (a target that never got it): no disk of it to ask about, and no ploop call to fail.
-  if (folders.length === 0) return;
-  const held = (await ctx.tools.ploopList()).filter((d) => folders.includes(realPathOr(dirname(d.base))));
+  if (descriptors.length === 0) return;
+  const ofCt = diskOwner(descriptors);
+  const held = (await ctx.tools.ploopList()).filter((d) => ofCt(d.base));
   if (held.length > 0)
     throw new StepError(
       errorCodes.diskAttached,
       `CT ${ctid} is unmounted on ${ctx.cfg.node}, but ${held.map((d) => `${d.device} still holds ${d.base}`).join(', ')}: detach ${held.length > 1 ? 'them' : 'it'} (ploop umount -d /dev/<device>) before another node uses the CT's disks, then retry`,
     );
+}
+
+/**
+ * Whether a device's base delta (`ploop list`) is a disk of these descriptors: an image one of them names (a
+ * descriptor may name its images anywhere, by absolute path), or a file in a descriptor's folder (where ploop makes
+ * them, and all that is known of a descriptor that is gone or cannot be read: it hides nothing then). Paths are
+ * compared with every link resolved.
+ */
+function diskOwner(descriptors: string[]): (base: string) => boolean {
+  const folders = new Set(descriptors.map((dd) => realPathOr(dirname(dd))));
+  const images = new Set(descriptors.flatMap(imagesNamedBy).map(realPathOr));
+  return (base) => images.has(realPathOr(base)) || folders.has(realPathOr(dirname(base)));
+}
+
+/** The image files a descriptor names; none when it cannot be read. */
+function imagesNamedBy(dd: string): string[] {
+  try {
+    return readDescriptorView(dd).images.map((i) => i.file);
+  } catch {
+    return [];
+  }
 }
 
 /**
