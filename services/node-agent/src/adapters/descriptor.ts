@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
+import { realPathOr } from './files.ts';
 
 /**
  * Read a DiskDescriptor.xml to inspect it (the tools make every change). Only what the agent needs: images with
@@ -53,6 +54,30 @@ export const hasGuid = (v: DescriptorView, guid: string): boolean =>
   v.images.some((i) => i.guid === guid.toLowerCase());
 export const topFile = (v: DescriptorView): string | undefined =>
   v.images.find((i) => i.guid === TOPDELTA)?.file;
+
+/**
+ * Whether a device's base delta (`ploop list`) is a disk of these descriptors: an image one of them names, or a file
+ * in a descriptor's folder (where ploop makes them, and all that is known of a descriptor that is gone or cannot be
+ * read: it hides nothing then). ploop opens a descriptor by its real path and resolves a relative <File> from that
+ * folder (lib/di.c ploop_open_dd, lib/xml.c read_dd, get_full_path, at d5c202b), and writes one with `../` when the
+ * image lies beside the folder (get_relative_path): so each descriptor is read at its real path here too, and the
+ * paths compared with every link resolved.
+ */
+export function diskOwner(descriptors: string[]): (base: string) => boolean {
+  const real = descriptors.map(realPathOr);
+  const folders = new Set(real.map(dirname));
+  const images = new Set(real.flatMap(imagesNamedBy).map(realPathOr));
+  return (base) => images.has(realPathOr(base)) || folders.has(realPathOr(dirname(base)));
+}
+
+/** The image files a descriptor names; none when it cannot be read. */
+function imagesNamedBy(dd: string): string[] {
+  try {
+    return readDescriptorView(dd).images.map((i) => i.file);
+  } catch {
+    return [];
+  }
+}
 
 /** A descriptor of a disk with one snapshot, as ploop writes it (the parts the parser walks). */
 const sampleDescriptor = [

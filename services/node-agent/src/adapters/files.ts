@@ -5,6 +5,7 @@ import {
   lstatSync,
   openSync,
   readdirSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -72,5 +73,14 @@ export function entryAt(p: string): Stats | undefined {
     return lstatSync(p);
   } catch {
     return undefined;
+  }
+}
+
+/** The path with every link resolved; as it is when it cannot be (gone already, say). */
+export function realPathOr(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
   }
 }

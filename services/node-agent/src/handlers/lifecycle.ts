@@ -1,10 +1,10 @@
-import { existsSync, lstatSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { mayStartRestore, errorCodes, ploopLayout, unreadableLayout } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
-import { readDescriptorView } from '../adapters/descriptor.ts';
-import { writeNew } from '../adapters/files.ts';
+import { diskOwner } from '../adapters/descriptor.ts';
+import { realPathOr, writeNew } from '../adapters/files.ts';
 import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from '../adapters/private-area.ts';
 import { vzctlEnvRun } from '../adapters/tools.ts';
 import { readCtDisks } from '../adapters/vz-config.ts';
@@ -157,27 +157,6 @@ async function requireDetached(ctx: HandlerContext, ctid: string): Promise<void>
 }
 
 /**
- * Whether a device's base delta (`ploop list`) is a disk of these descriptors: an image one of them names (a
- * descriptor may name its images anywhere, by absolute path), or a file in a descriptor's folder (where ploop makes
- * them, and all that is known of a descriptor that is gone or cannot be read: it hides nothing then). Paths are
- * compared with every link resolved.
- */
-function diskOwner(descriptors: string[]): (base: string) => boolean {
-  const folders = new Set(descriptors.map((dd) => realPathOr(dirname(dd))));
-  const images = new Set(descriptors.flatMap(imagesNamedBy).map(realPathOr));
-  return (base) => images.has(realPathOr(base)) || folders.has(realPathOr(dirname(base)));
-}
-
-/** The image files a descriptor names; none when it cannot be read. */
-function imagesNamedBy(dd: string): string[] {
-  try {
-    return readDescriptorView(dd).images.map((i) => i.file);
-  } catch {
-    return [];
-  }
-}
-
-/**
  * Remove the migration's image folder or a local disk folder. Which paths may be removed at all is decided before
  * the handler runs (confinement.ts: `removable`); a symlink is removed itself, never followed (rmSync unlinks links,
  * at the top and inside folders). A local disk's folder in the CT's private area (its VE_PRIVATE on this node, by its
@@ -206,15 +185,6 @@ async function privateAreaOfMigration(ctx: HandlerContext): Promise<string | und
   return requested?.type === 'MigrationRequested'
     ? privateAreaOf(ctx, requested.data.request.ctid)
     : undefined;
-}
-
-/** The path with every link resolved; as it is when it cannot be (gone already: nothing to remove then). */
-function realPathOr(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
 }
 
 /** There, as a link too (existsSync follows a link and misses a dangling one). */
