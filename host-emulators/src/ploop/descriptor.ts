@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { writeFileAtomic } from '../lib/atomic.ts';
@@ -265,9 +265,27 @@ function record(path: string, xml: string, dd: DiskDescriptor): void {
   }
 }
 
-/** Absolute path of an image file: relative names resolve against the descriptor's own directory. */
+/**
+ * Absolute path of an image file: an absolute <File> as it is, a relative one from the folder of the descriptor's real
+ * path, where ploop opens it (lib/di.c ploop_open_dd: realpath; lib/xml.c read_dd: get_basedir, then get_full_path,
+ * at d5c202b). The two differ for a descriptor reached through a link whose image is named with `../`, which ploop
+ * writes for an image beside the descriptor's folder (get_relative_path).
+ */
 export const imagePath = (ddPath: string, file: string): string =>
-  isAbsolute(file) ? file : join(dirname(ddPath), file);
+  isAbsolute(file) ? file : join(realFolderOf(ddPath), file);
+
+/** The folder of the descriptor's real path; of its folder's when the descriptor is not there yet (ploop init). */
+function realFolderOf(ddPath: string): string {
+  try {
+    return dirname(realpathSync(ddPath));
+  } catch {
+    try {
+      return realpathSync(dirname(ddPath));
+    } catch {
+      return dirname(ddPath);
+    }
+  }
+}
 
 /** The chain from the base to `guid` (default the top), following ParentGUID links. */
 export function chainTo(dd: DiskDescriptor, guid: string = dd.top): Image[] {

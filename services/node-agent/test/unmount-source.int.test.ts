@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createEventLog, encodeJson, subjects } from '@haul/bus';
@@ -28,6 +36,7 @@ after(async () => {
 const rootDd = () =>
   join(w.cluster.nodeRoot('node-a'), 'vz', 'private', '101', 'root.hdd', 'DiskDescriptor.xml');
 const sharedDd = () => join(w.shared[0]!, 'DiskDescriptor.xml');
+const conf = () => join(w.cluster.nodeRoot('node-a'), 'etc', 'vz', 'conf', '101.conf');
 /** The devices of node-a and the folder of each one's base delta (`ploop list`, as the agent reads it). */
 const attached = async () =>
   parsePloopList(await w.cluster.ok('node-a', 'ploop', ['list'])).map((d) => ({
@@ -97,51 +106,86 @@ describe('node agent: unmounting the CT leaves no disk of it attached', () => {
     assert.deepEqual(await attached(), []);
   });
 
-  it('given a disk whose descriptor names its base image in another folder, attached alone, then the unmount fails naming it', async () => {
-    // ploop resolves an image's <File> from the descriptor's folder unless it is absolute: the image may lie anywhere
+  /**
+   * The shared disk's base image moved to `to` and its descriptor naming it `named` (ploop resolves a relative <File>
+   * from the descriptor's real folder, an absolute one as it is), the CT's config naming the disk's folder as `folder`;
+   * the disk attached alone through that folder (by hand, or by `attach`). Then the source's unmount fails naming the
+   * device. Put back after.
+   */
+  async function attachedAlone(
+    mid: string,
+    to: string,
+    named: string,
+    folder = dirname(sharedDd()),
+    attach: (via: string) => Promise<unknown> = (via) => w.cluster.ok('node-a', 'ploop', ['mount', via]),
+  ) {
     const dd = sharedDd();
-    const text = readFileSync(dd, 'utf8');
+    const [text, confText] = [readFileSync(dd, 'utf8'), readFileSync(conf(), 'utf8')];
     const base = readDescriptorView(dd).images[0]!.file;
-    const moved = join(w.cluster.dir, 'elsewhere', basename(base));
-    mkdirSync(dirname(moved), { recursive: true });
-    renameSync(base, moved);
-    writeFileSync(dd, text.replace(`<File>${basename(base)}</File>`, `<File>${moved}</File>`));
+    const via = join(folder, 'DiskDescriptor.xml');
+    mkdirSync(dirname(to), { recursive: true });
+    renameSync(base, to);
+    writeFileSync(dd, text.replace(`<File>${basename(base)}</File>`, `<File>${named}</File>`));
+    writeFileSync(conf(), confText.replace(`image=${dirname(dd)},`, `image=${folder},`));
     try {
-      assert.ok(readFileSync(dd, 'utf8').includes(moved), 'the descriptor names the moved image');
-      await w.cluster.ok('node-a', 'ploop', ['mount', dd]);
+      assert.ok(readFileSync(dd, 'utf8').includes(named), 'the descriptor names the moved image');
+      assert.ok(readFileSync(conf(), 'utf8').includes(`image=${folder},`), 'the config names the folder');
+      await attach(via);
+      const held = realpathSync(to);
       assert.deepEqual(
         (await attached()).map((d) => d.folder),
-        [dirname(moved)],
+        [dirname(held)],
       );
-      const failed = failureOf(await step('m-umount-elsewhere', 'umountSource'));
+      const failed = failureOf(await step(mid, 'umountSource'));
       assert.equal(failed?.code, errorCodes.diskAttached, JSON.stringify(failed));
-      assert.ok(failed.message.includes(`still holds ${moved}`), failed.message);
+      assert.ok(failed.message.includes(`still holds ${held}`), failed.message);
     } finally {
-      await w.cluster.run('node-a', 'ploop', ['umount', dd]);
-      renameSync(moved, base);
+      await w.cluster.run('node-a', 'ploop', ['umount', via]);
+      renameSync(to, base);
       writeFileSync(dd, text);
+      writeFileSync(conf(), confText);
     }
     assert.deepEqual(await attached(), []);
+  }
+
+  it('given a disk whose descriptor names its base image by an absolute path in another folder, attached alone, then the unmount fails naming it', async () => {
+    const to = join(w.cluster.dir, 'elsewhere', 'root.hds');
+    await attachedAlone('m-umount-elsewhere', to, to);
+  });
+
+  it('given a disk the config names through a link, whose descriptor names its base image ../beside/ (as ploop writes an image beside its folder), attached alone, then the unmount fails naming it', async () => {
+    const link = join(w.cluster.dir, 'via-link');
+    symlinkSync(dirname(sharedDd()), link);
+    try {
+      // From the link's folder, ../beside is below the cluster's parent; ploop reads it from the disk's real folder
+      const to = join(dirname(dirname(sharedDd())), 'beside', 'root.hds');
+      // Attached by vzctl, which reads the link from the config, then the root disk unmounted alone
+      await attachedAlone('m-umount-link', to, '../beside/root.hds', link, async () => {
+        await mount();
+        await w.cluster.ok('node-a', 'ploop', ['umount', rootDd()]);
+      });
+    } finally {
+      rmSync(link);
+    }
   });
 
   it('given a disk of the config whose folder is gone, then the unmount does not fail on it', async () => {
     // A DISK= entry whose image was removed since (disabled, or a disk vzctl could not mount: lib/disk.c 857–865)
-    const conf = join(w.cluster.nodeRoot('node-a'), 'etc', 'vz', 'conf', '101.conf');
-    const text = readFileSync(conf, 'utf8');
+    const text = readFileSync(conf(), 'utf8');
     const gone = join(w.cluster.dir, 'gone', 'disk.hdd');
     writeFileSync(
-      conf,
+      conf(),
       text.replace(
         /^DISK="(.*)"$/m,
         `DISK="$1;uuid={00000009-0000-4000-8000-000000000000},enabled=no,image=${gone},mnt=/gone"`,
       ),
     );
     try {
-      assert.ok(readFileSync(conf, 'utf8').includes(gone));
+      assert.ok(readFileSync(conf(), 'utf8').includes(gone));
       const outcome = await step('m-umount-gone', 'umountSource');
       assert.deepEqual(actionsOf(outcome), ['already unmounted'], JSON.stringify(outcome.data));
     } finally {
-      writeFileSync(conf, text);
+      writeFileSync(conf(), text);
     }
   });
 });
