@@ -474,6 +474,32 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.deepEqual(await listed(), []);
   });
 
+  it("a disk the config names through a link: vzctl's mount takes its descriptor's lock by the real path, as ploop's command line does", async () => {
+    // Given CT 309's shared disk named through a link, and its descriptor's lock held (by its real path)
+    const dir = await ctWithSharedDisk('309');
+    const link = join(c.dir, 'ct309-via-link');
+    symlinkSync(dir, link);
+    const conf = join(c.nodeRoot('node-a'), 'etc', 'vz', 'conf', '309.conf');
+    writeFileSync(conf, readFileSync(conf, 'utf8').replace(`image=${dir},`, `image=${link},`));
+    assert.ok(readFileSync(conf, 'utf8').includes(`image=${link},`));
+    const holder = spawn('haul-emu', ['hold-lock', join(dir, 'DiskDescriptor.xml')], {
+      env: c.envFor('node-a'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((r) => holder.stdout.once('data', () => r()));
+    // When vzctl mounts the CT, then it waits for that lock and gives up (ploop's 23 said in its message)
+    const r = await c.run('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '309'], {
+      HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS: '300',
+    });
+    holder.kill('SIGTERM');
+    await new Promise((done) => holder.once('exit', done));
+    assert.notEqual(r.code, 0, r.stdout);
+    assert.ok(r.stderr.includes(`${join(dir, 'DiskDescriptor.xml')}.lck is locked`), r.stderr);
+    const attached = (await c.ok('node-a', 'ploop', ['list'])).split('\n').filter((l) => l.includes(dir));
+    assert.deepEqual(attached, [], 'the shared disk is not attached');
+    await c.run('node-a', 'vzctl', ['--skipowner', '--skiplock', 'umount', '309']);
+  });
+
   it("a final dump held at post-dump holds the CT's tasks as criu's ptrace does: status running, and a killed criu lets them run again", async () => {
     // Given a running CT and a final dump whose action script holds it at post-dump until told
     await c.ok('node-a', 'haul-emu', [

@@ -65,9 +65,23 @@ export function normalizeGuid(g: string): string {
   return v.toLowerCase();
 }
 
-/** Take `<dd>.lck` the way ploop does (the file stays forever), then re-read the descriptor under the lock. */
+/** The path with every link resolved, or as given when it is not there (a descriptor ploop init is about to write). */
+function realOrAsGiven(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/**
+ * Take `<dd>.lck` the way ploop does (the file stays forever), then re-read the descriptor under the lock. The name
+ * is the descriptor's real path's (ploop 7 lib/lock.c get_disk_descriptor_lock_fname, from the realpath
+ * ploop_open_dd keeps), so vzctl's mount of a disk its config names through a link takes the same lock as ploop's
+ * command line.
+ */
 export function withDdLock<T>(env: EmuEnv, dd: string, fn: (desc: DiskDescriptor) => T): T {
-  const lck = `${dd}.lck`;
+  const lck = `${realOrAsGiven(dd)}.lck`;
   if (!existsSync(lck)) writeFileSync(lck, '', { mode: 0o644 });
   const release = acquireLock(paths.locks(env.clusterDir), lck, lockTimeoutMs());
   if (!release) throw new ToolExit(EX.LOCK, `The ${lck} is locked: Resource temporarily unavailable`);
