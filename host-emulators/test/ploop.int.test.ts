@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
@@ -201,5 +201,28 @@ describe('ploop emulator: command lines, files, messages and exit codes', () => 
     assert.notEqual(r.code, 0);
     const log = await c.ok('node-b', 'haul-emu', ['corruption-log']);
     assert.match(log, /refused mount: .*root\.hds/);
+  });
+
+  it('refuses it too when the other node names the same image through a link, from a descriptor of its own', async () => {
+    // Given disk3 attached on node-a, and node-b's descriptor naming disk3's image by an absolute path through a link
+    const d3 = join(c.shared, 'disk3');
+    await c.ok('node-a', 'mkdir', ['-p', d3]);
+    await c.ok('node-a', 'ploop', ['init', '-s', '64M', join(d3, 'root.hds')]);
+    await c.ok('node-a', 'ploop', ['mount', join(d3, 'DiskDescriptor.xml')]);
+    symlinkSync(d3, join(c.shared, 'disk3-link'));
+    const other = join(c.dir, 'node-b-view');
+    mkdirSync(other);
+    writeFileSync(
+      join(other, 'DiskDescriptor.xml'),
+      readFileSync(join(d3, 'DiskDescriptor.xml'), 'utf8').replace(
+        '<File>root.hds</File>',
+        `<File>${join(c.shared, 'disk3-link', 'root.hds')}</File>`,
+      ),
+    );
+    // When node-b mounts it, then the emulated kernel sees one file, open read-write on node-a: refused, recorded
+    const r = await c.run('node-b', 'ploop', ['mount', join(other, 'DiskDescriptor.xml')]);
+    assert.notEqual(r.code, 0, r.stdout);
+    const log = await c.ok('node-b', 'haul-emu', ['corruption-log']);
+    assert.ok(log.includes(`refused mount: ${join(d3, 'root.hds')}`), log);
   });
 });

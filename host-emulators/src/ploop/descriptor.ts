@@ -266,24 +266,31 @@ function record(path: string, xml: string, dd: DiskDescriptor): void {
 }
 
 /**
- * Absolute path of an image file: an absolute <File> as it is, a relative one from the folder of the descriptor's real
+ * Absolute path of an image file, with every link resolved: a relative <File> from the folder of the descriptor's real
  * path, where ploop opens it (lib/di.c ploop_open_dd: realpath; lib/xml.c read_dd: get_basedir, then get_full_path,
- * at d5c202b). The two differ for a descriptor reached through a link whose image is named with `../`, which ploop
- * writes for an image beside the descriptor's folder (get_relative_path).
+ * at d5c202b), an absolute one as it is. The folders differ for a descriptor reached through a link whose image is
+ * named with `../`, which ploop writes for an image beside the descriptor's folder (get_relative_path). The file's
+ * own links are resolved as well: the emulators compare these paths as strings (which device holds an image, a
+ * double attach), where the kernel compares the files.
  */
 export const imagePath = (ddPath: string, file: string): string =>
-  isAbsolute(file) ? file : join(realFolderOf(ddPath), file);
+  realOrAsGiven(isAbsolute(file) ? file : join(realFolderOf(ddPath), file));
 
 /** The folder of the descriptor's real path; of its folder's when the descriptor is not there yet (ploop init). */
 function realFolderOf(ddPath: string): string {
   try {
     return dirname(realpathSync(ddPath));
   } catch {
-    try {
-      return realpathSync(dirname(ddPath));
-    } catch {
-      return dirname(ddPath);
-    }
+    return realOrAsGiven(dirname(ddPath));
+  }
+}
+
+/** The path with every link resolved, or as given when it is not there (an image about to be made). */
+export function realOrAsGiven(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
   }
 }
 

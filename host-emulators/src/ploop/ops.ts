@@ -12,6 +12,7 @@ import {
   imagePath,
   isGuid,
   readDescriptor,
+  realOrAsGiven,
   sameGuid,
   storeDescriptor,
   type DiskDescriptor,
@@ -63,15 +64,6 @@ export function normalizeGuid(g: string): string {
   const v = g.length === 36 ? `{${g}}` : g;
   if (!isGuid(v)) throw new ToolExit(EX.PARAM, `Incorrect uuid specified: ${g}`);
   return v.toLowerCase();
-}
-
-/** The path with every link resolved, or as given when it is not there (a descriptor ploop init is about to write). */
-function realOrAsGiven(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
 }
 
 /**
