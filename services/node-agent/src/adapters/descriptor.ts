@@ -65,7 +65,7 @@ export const topFile = (v: DescriptorView): string | undefined =>
  */
 export function diskOwner(descriptors: string[]): (base: string) => boolean {
   const real = descriptors.map(realPathOr);
-  const folders = new Set(real.map(dirname));
+  const folders = new Set(real.map((dd) => realPathOr(dirname(dd))));
   const images = new Set(real.flatMap(imagesNamedBy).map(realPathOr));
   return (base) => images.has(realPathOr(base)) || folders.has(realPathOr(dirname(base)));
 }

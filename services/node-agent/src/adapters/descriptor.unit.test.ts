@@ -94,5 +94,10 @@ describe('which disk a device holds (diskOwner, after an unmount)', () => {
     assert.equal(owned(join(root, 'owner-c', 'garbled', 'root.hds')), true);
     assert.equal(owned(join(root, 'owner-c', 'gone', 'root.hds')), true);
     assert.equal(owned(join(root, 'owner-c', 'root.hds')), false);
+    // A descriptor gone from a folder the config reaches through a link: that folder, resolved
+    mkdirSync(join(root, 'owner-c', 'emptied'));
+    symlinkSync(join(root, 'owner-c', 'emptied'), join(root, 'owner-c', 'emptied-link'));
+    const throughLink = diskOwner([join(root, 'owner-c', 'emptied-link', 'DiskDescriptor.xml')]);
+    assert.equal(throughLink(join(root, 'owner-c', 'emptied', 'root.hds')), true);
   });
 });
