@@ -27,9 +27,11 @@ export const descriptorLockArgv = (file: string, holder: string): string[] => [
 
 /**
  * Run `fn` holding a ploop descriptor's lock: flock(2) of `<realpath of DiskDescriptor.xml>.lck`, the file every
- * ploop operation that changes the image set locks (ploop lib/lock.c ploop_lock_dd). Node has no flock, so
- * util-linux flock(1) holds it for us — `flock --exclusive --timeout 60 FILE sh -c 'echo locked; exec cat'` — and
- * keeps it until its stdin closes: when `fn` ends, or when the agent dies.
+ * ploop 7 operation that changes the image set locks (lib/lock.c ploop_lock_di → get_disk_descriptor_lock_fname, at
+ * v7.0.280). ploop 9 locks the base image itself instead, with fcntl(2) record locks (lib/lock.c ploop_lock_di, at
+ * d5c202b), which this lock does not exclude: on a ploop 9 host it guards against haul's own agents only. Node has no
+ * flock, so util-linux flock(1) holds it for us — `flock --exclusive --timeout 60 FILE sh -c 'echo locked; exec cat'`
+ * — and keeps it until its stdin closes: when `fn` ends, or when the agent dies.
  */
 export async function withDescriptorLock<T>(ddxml: string, fn: () => T): Promise<T> {
   const file = `${realpathSync(ddxml)}.lck`;
