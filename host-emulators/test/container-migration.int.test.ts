@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { createEmulatedCluster, createToolGate, until, type EmulatedCluster } from '@haul/test';
 import { processRunning } from '../src/lib/process.ts';
 import { layoutCopied } from './ve-dump.ts';
+import { whileLockHeld } from './lock-holder.ts';
 
 /** Decode the varint fields of a stats-dump file (host-tools.md §4.3) — as an independent check of the format. */
 function readStats(path: string): Record<number, number> {
@@ -482,17 +483,12 @@ describe('vzctl and criu messages and exit codes', () => {
     const conf = join(c.nodeRoot('node-a'), 'etc', 'vz', 'conf', '309.conf');
     writeFileSync(conf, readFileSync(conf, 'utf8').replace(`image=${dir},`, `image=${link},`));
     assert.ok(readFileSync(conf, 'utf8').includes(`image=${link},`));
-    const holder = spawn('haul-emu', ['hold-lock', join(dir, 'DiskDescriptor.xml')], {
-      env: c.envFor('node-a'),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    await new Promise<void>((r) => holder.stdout.once('data', () => r()));
     // When vzctl mounts the CT, then it waits for that lock and gives up (ploop's 23 said in its message)
-    const r = await c.run('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '309'], {
-      HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS: '300',
-    });
-    holder.kill('SIGTERM');
-    await new Promise((done) => holder.once('exit', done));
+    const r = await whileLockHeld(c, 'node-a', join(dir, 'DiskDescriptor.xml'), () =>
+      c.run('node-a', 'vzctl', ['--skipowner', '--skiplock', 'mount', '309'], {
+        HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS: '300',
+      }),
+    );
     assert.notEqual(r.code, 0, r.stdout);
     assert.ok(r.stderr.includes(`${join(dir, 'DiskDescriptor.xml')}.lck is locked`), r.stderr);
     const attached = (await c.ok('node-a', 'ploop', ['list'])).split('\n').filter((l) => l.includes(dir));

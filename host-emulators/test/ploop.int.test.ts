@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { spawn } from 'node:child_process';
 import { createEmulatedCluster, type EmulatedCluster } from '@haul/test';
+import { whileLockHeld } from './lock-holder.ts';
 
 const TOP = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
 const G1 = '{0f4c9a7e-1b2d-4c3e-8f5a-6d7e8f9a0b1c}';
@@ -172,14 +172,9 @@ describe('ploop emulator: command lines, files, messages and exit codes', () => 
   });
 
   it('times out on a held descriptor lock with exit 23', async () => {
-    const holder = spawn('haul-emu', ['hold-lock', dd], {
-      env: c.envFor('node-a'),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    await new Promise<void>((r) => holder.stdout.once('data', () => r()));
-    const res = await c.run('node-a', 'ploop', ['snapshot', dd], { HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS: '300' });
-    holder.kill('SIGTERM');
-    await new Promise((r) => holder.once('exit', r));
+    const res = await whileLockHeld(c, 'node-a', dd, () =>
+      c.run('node-a', 'ploop', ['snapshot', dd], { HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS: '300' }),
+    );
     assert.equal(res.code, 23);
     assert.match(res.stderr, /DiskDescriptor\.xml\.lck is locked: Resource temporarily unavailable/);
     assert.ok(existsSync(`${dd}.lck`), 'ploop never deletes the .lck file');

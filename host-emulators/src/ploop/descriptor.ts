@@ -277,13 +277,7 @@ export const imagePath = (ddPath: string, file: string): string =>
   realOrAsGiven(isAbsolute(file) ? file : join(realFolderOf(ddPath), file));
 
 /** The folder of the descriptor's real path; of its folder's when the descriptor is not there yet (ploop init). */
-function realFolderOf(ddPath: string): string {
-  try {
-    return dirname(realpathSync(ddPath));
-  } catch {
-    return realOrAsGiven(dirname(ddPath));
-  }
-}
+const realFolderOf = (ddPath: string): string => realOrAsGiven(dirname(realOrAsGiven(ddPath)));
 
 /** The path with every link resolved, or as given when it is not there (an image about to be made). */
 export function realOrAsGiven(p: string): string {
