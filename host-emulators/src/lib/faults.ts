@@ -26,9 +26,13 @@ export type FaultRule = {
    * orphan: the tool kills its caller, writes its own pid to `<waitFor>.pid`, waits until the file `waitFor` exists,
    * then does its work (a tool its crashed agent left running, acting later);
    * wait: the tool writes its own pid to `<waitFor>.pid` and does its work once the file `waitFor` exists (a gate: a
-   * test holds a step at its tool while it does something else, whatever the machine's speed).
+   * test holds a step at its tool while it does something else, whatever the machine's speed);
+   * kill-before-store: the tool does its work up to the store that would end it, then dies (a ploop killed on its
+   * timeout, or whose host lost power, between making a new delta and renaming the descriptor that names it over the
+   * old one: ploop's snapshot and snapshot-switch, storeDescriptorAround; a tool without that point does its work).
    */
-  action: 'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after' | 'orphan' | 'wait';
+  action:
+    'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after' | 'kill-before-store' | 'orphan' | 'wait';
   /** For orphan and wait: the file whose appearance lets the tool go on. */
   waitFor?: string;
   exitCode?: number;
@@ -41,6 +45,9 @@ export function subcommandOf(argv: string[]): string | undefined {
 
 /** Set when a matched rule asks to kill the caller once the tool has done its work. */
 export let killCallerAfter = false;
+
+/** Set when a matched rule asks the tool to die right before the store that would end its work. */
+export let killBeforeStore = false;
 
 export async function applyFaults(
   tool: string,
@@ -83,6 +90,10 @@ export async function applyFaults(
     }
     if (r.action === 'kill-caller-after') {
       killCallerAfter = true;
+      return;
+    }
+    if (r.action === 'kill-before-store') {
+      killBeforeStore = true;
       return;
     }
     if (r.action === 'orphan') return orphan(r.waitFor);

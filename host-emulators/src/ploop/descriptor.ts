@@ -3,6 +3,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { writeFileAtomic } from '../lib/atomic.ts';
 import { emuEnv } from '../lib/emu-env.ts';
+import { killBeforeStore } from '../lib/faults.ts';
 import { fastXmlParser } from '../lib/lazy.ts';
 
 export const TOPDELTA = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
@@ -185,6 +186,40 @@ export function storeDescriptor(path: string, dd: DiskDescriptor): void {
   const xml = renderDescriptor(dd);
   writeFileAtomic(path, xml);
   record(path, xml, parseDescriptor(xml));
+}
+
+/**
+ * Store a descriptor naming a delta that `make` creates, in ploop's order (lib/snapshot.c do_create_snapshot and
+ * ploop_switch_snapshot_ex, ploop 7 at v7.0.280 and ploop 9 at d5c202b): the new descriptor is stored whole as
+ * `<dd>.tmp` first (store_diskdescriptor of conf_tmp: `<dd>.tmp.tmp`, fsync, rename), then `make` runs (the delta
+ * made, an online device switched to it), then `<dd>.tmp` is renamed over the descriptor. From the delta's creation
+ * on, one of the two names it: what another tool that lists the folder sees (haul's orphan sweep). `<dd>.tmp` goes
+ * when `make` fails, as ploop unlinks conf_tmp.
+ */
+export function storeDescriptorAround(path: string, dd: DiskDescriptor, make: () => void): void {
+  const xml = renderDescriptor(dd);
+  const tmp = `${path}.tmp`;
+  writeFileAtomic(tmp, xml);
+  try {
+    make();
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  if (killBeforeStore) process.kill(process.pid, 'SIGKILL');
+  renameSync(tmp, path);
+  record(path, xml, parseDescriptor(xml));
+}
+
+/**
+ * The file name of a new delta: the base image's, with a trailing `.{…}` of its last name cut off, then `.{GUID}`
+ * (lib/snapshot.c get_new_delta_fname), beside the base image.
+ */
+export function newDeltaName(base: string, guid: string): string {
+  const slash = base.lastIndexOf('/');
+  const dot = base.lastIndexOf('.');
+  const name = dot > slash && base[dot + 1] === '{' ? base.slice(0, dot) : base;
+  return `${name}.${guid}`;
 }
 
 /**

@@ -15,8 +15,10 @@ import {
   InvalidDescriptor,
   NONE_UUID,
   TOPDELTA,
+  newDeltaName,
   readDescriptor,
   storeDescriptor,
+  storeDescriptorAround,
   type DiskDescriptor,
 } from './descriptor.ts';
 
@@ -124,5 +126,62 @@ describe('descriptor reads: what an emulator of the cluster parsed of exactly th
     } finally {
       process.env['HAUL_EMU_ROOT'] = node;
     }
+  });
+});
+
+describe("a new delta's descriptor, stored around the delta's making as ploop stores it", () => {
+  const folder = mkdtempSync(join(tmpdir(), 'haul-descriptor-around-'));
+  after(() => rmSync(folder, { recursive: true, force: true }));
+  const at = join(folder, 'DiskDescriptor.xml');
+  const delta = 'root.hds.{0f4c9a7e-1b2d-4c3e-8f5a-000000000001}';
+  const withDelta: DiskDescriptor = {
+    ...disk,
+    images: [
+      { guid: '{0f4c9a7e-1b2d-4c3e-8f5a-0000000000aa}', type: 'Compressed', file: 'root.hds' },
+      { guid: TOPDELTA, type: 'Compressed', file: delta },
+    ],
+    shots: [
+      { guid: '{0f4c9a7e-1b2d-4c3e-8f5a-0000000000aa}', parent: NONE_UUID, temporary: false },
+      { guid: TOPDELTA, parent: '{0f4c9a7e-1b2d-4c3e-8f5a-0000000000aa}', temporary: false },
+    ],
+  };
+
+  it('given a snapshot, while its delta is made, then DiskDescriptor.xml.tmp names it; after, the descriptor does', () => {
+    storeDescriptor(at, disk);
+    let during: string | undefined;
+    storeDescriptorAround(at, withDelta, () => {
+      writeFileSync(join(folder, delta), '');
+      during = readFileSync(`${at}.tmp`, 'utf8');
+      assert.ok(!readFileSync(at, 'utf8').includes(delta), 'the descriptor is not stored yet');
+    });
+    assert.ok(during?.includes(`<File>${delta}</File>`), 'the .tmp named the delta while it was made');
+    assert.deepEqual(readDescriptor(at), withDelta);
+    assert.equal(existsSync(`${at}.tmp`), false);
+  });
+
+  it('given a making that fails, then the descriptor is as before and no .tmp is left', () => {
+    storeDescriptor(at, disk);
+    assert.throws(
+      () =>
+        storeDescriptorAround(at, withDelta, () => {
+          throw new Error('device busy');
+        }),
+      /device busy/,
+    );
+    assert.deepEqual(readDescriptor(at), disk);
+    assert.deepEqual(
+      readdirSync(folder).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
+  });
+
+  it("names a delta from the base's name, a trailing .{…} cut off (get_new_delta_fname)", () => {
+    const g = '{0f4c9a7e-1b2d-4c3e-8f5a-000000000002}';
+    assert.equal(newDeltaName('root.hds', g), `root.hds.${g}`);
+    assert.equal(
+      newDeltaName('/vz/x/root.hds.{0f4c9a7e-1b2d-4c3e-8f5a-000000000003}', g),
+      `/vz/x/root.hds.${g}`,
+    );
+    assert.equal(newDeltaName('../x.{y}/root.hds', g), `../x.{y}/root.hds.${g}`);
   });
 });

@@ -14,7 +14,9 @@ import {
   readDescriptor,
   realOrAsGiven,
   sameGuid,
+  newDeltaName,
   storeDescriptor,
+  storeDescriptorAround,
   type DiskDescriptor,
 } from './descriptor.ts';
 import { createDelta, mergeInto } from './delta.ts';
@@ -206,21 +208,23 @@ export function umount(env: EmuEnv, by: { dd?: string; mountpoint?: string; dev?
   });
 }
 
-/** `ploop snapshot [-u G] [-o]`: relabel the top to G, add `<images[0].File>.{fresh}` as the new top. */
+/**
+ * `ploop snapshot [-u G] [-o]`: relabel the top to G, add `<images[0].File>.{fresh}` as the new top, stored around
+ * the delta's making as ploop stores it (storeDescriptorAround).
+ */
 export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, offline: boolean): string[] {
   const guid = guidArg ? normalizeGuid(guidArg) : `{${randomUuid()}}`;
   return withDdLock(env, dd, (desc) => {
     if (desc.shots.some((s) => sameGuid(s.guid, guid)))
       throw new ToolExit(EX.PARAM, `The snapshot ${guid} already exist`);
     if (desc.shots.length >= 127) throw new ToolExit(EX.PARAM, 'Too many snapshots');
-    const fileName = `${desc.images[0]!.file}.{${randomUuid()}}`;
+    const fileName = newDeltaName(desc.images[0]!.file, `{${randomUuid()}}`);
     const newFile = imagePath(dd, fileName);
     const lines: string[] = [];
     const device = deviceOf(env, dd, desc);
     const top = chainTo(desc).at(-1)!;
     if (device && !offline) lines.push(`Creating snapshot dev=${device.dev} img=${newFile}`);
     else lines.push(`Opening delta ${imagePath(dd, top.file)}`);
-    createDelta(newFile, desc.diskSize);
     const next: DiskDescriptor = {
       ...desc,
       images: [
@@ -247,9 +251,12 @@ export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, o
         });
       }
     };
-    if (device && !offline) withDeviceIo(env, device.dev, push);
     lines.push(`Adding snapshot ${TOPDELTA}`, `Storing ${dd}.tmp`);
-    storeDescriptor(dd, next);
+    // A device busy past its wait fails the snapshot with its new delta left, as ploop leaves an online one's.
+    storeDescriptorAround(dd, next, () => {
+      createDelta(newFile, desc.diskSize);
+      if (device && !offline) withDeviceIo(env, device.dev, push);
+    });
     lines.push(`ploop snapshot ${guid} has been successfully created`);
     return lines;
   });
@@ -421,8 +428,7 @@ export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string
     if (sameGuid(topShot.parent, guid))
       throw new ToolExit(EX.PARAM, `Nothing to do: already on snapshot ${guid}`);
     const topImg = desc.images.find((i) => sameGuid(i.guid, desc.top))!;
-    const fileName = `${desc.images[0]!.file}.{${randomUuid()}}`;
-    createDelta(imagePath(dd, fileName), desc.diskSize);
+    const fileName = newDeltaName(desc.images[0]!.file, `{${randomUuid()}}`);
     const next: DiskDescriptor = {
       ...desc,
       images: [
@@ -431,7 +437,7 @@ export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string
       ],
       shots: [...desc.shots.filter((s) => s !== topShot), { guid: TOPDELTA, parent: guid, temporary: false }],
     };
-    storeDescriptor(dd, next);
+    storeDescriptorAround(dd, next, () => createDelta(imagePath(dd, fileName), desc.diskSize));
     const old = imagePath(dd, topImg.file);
     if (existsSync(old)) unlinkSync(old);
     return [`Removing ${old}`, 'ploop snapshot has been successfully switched'];
