@@ -211,4 +211,16 @@ export const moreInjections: { step: StepName; what: string; injection: Injectio
       code: 'HAUL_DUMP_FAILED_FROZEN',
     },
   },
+  {
+    // ploop dies after it made the origin's new delta and stored DiskDescriptor.xml.tmp naming it, before the rename:
+    // the rollback's sweep finds this migration's .tmp and removes it with the delta (adapters/orphan-deltas.ts).
+    step: 'snapshotOrigin',
+    what: 'killed before its descriptor is stored',
+    injection: {
+      rules: [
+        { tool: 'ploop', sub: 'snapshot', match: '(^| )-o( |$)', call: 1, action: 'kill-before-store' },
+      ],
+      expect: 'MigrationRolledBack',
+    },
+  },
 ];

@@ -536,7 +536,8 @@ hostContract.push(
     tool: 'flock',
     argv: ['--exclusive', '--timeout', '60', '<dd.xml>.lck', 'sh', '-c', '<holder>'],
     okCodes: [],
-    builtBy: 'descriptor-lock.ts descriptorLockArgv (shared-disk.ts sweepOrphanDeltas)',
+    builtBy:
+      'descriptor-lock.ts descriptorLockArgv (shared-disk.ts locked: the rollback rename, sweepOrphans)',
     upstream: [
       {
         words: '--exclusive, --timeout <secs>, FILE COMMAND ARGS',

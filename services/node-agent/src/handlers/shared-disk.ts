@@ -1,13 +1,4 @@
-import {
-  constants,
-  copyFileSync,
-  existsSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-} from 'node:fs';
+import { constants, copyFileSync, existsSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errorCodes, originGuid, planRollback, subjectOf } from '@haul/domain';
 import type {
@@ -21,6 +12,7 @@ import type {
 import type { Tools } from '../adapters/tools.ts';
 import { backupOf, hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
 import { DescriptorLockedError, withDescriptorLock } from '../adapters/descriptor-lock.ts';
+import { sweepOrphanDeltas } from '../adapters/orphan-deltas.ts';
 import { entryAt } from '../adapters/files.ts';
 import { argsOf, StepError, type Handler, type HandlerContext } from '../context.ts';
 
@@ -31,6 +23,14 @@ import { argsOf, StepError, type Handler, type HandlerContext } from '../context
  */
 const copyXmlOf = (dd: string) => join(dirname(dd), 'DiskDescriptor.copy.xml');
 const isLink = (p: string) => entryAt(p)?.isSymbolicLink() ?? false;
+/** Whether a descriptor (a whole one: ploop's `.tmp`) names this snapshot GUID; not when it cannot be read. */
+const namesGuid = (dd: string, guid: string): boolean => {
+  try {
+    return hasGuid(readDescriptorView(dd), guid);
+  } catch {
+    return false;
+  }
+};
 /** A regular file or a symlink (never a folder): what a step of this dance may have left and may remove. */
 const isFileOrLink = (p: string) => {
   const st = entryAt(p);
@@ -123,13 +123,12 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
 };
 
 /**
- * Delta files named like this disk's snapshot deltas that no descriptor references: left by a crash. Only under the
- * descriptor's lock, which every ploop operation that adds a delta holds from creating the file to storing the
- * descriptor that names it (ploop lib/snapshot.c): without it, a snapshot under way (an operator's, a backup's)
- * would look like an orphan and lose its delta.
+ * Remove the disk's orphan deltas (adapters/orphan-deltas.ts: which deltas are, and why a snapshot under way keeps
+ * its own), under the descriptor's lock: ploop 7 holds it from creating a delta to storing the descriptor that names
+ * it, and from storing one without a delta to unlinking it.
  */
-const sweepOrphanDeltas = (ddxml: string, actions: string[]): Promise<void> =>
-  locked(ddxml, () => sweepLocked(ddxml, actions));
+const sweepOrphans = (args: SharedDiskArgs, actions: string[]): Promise<void> =>
+  locked(args.ddxml, () => sweepOrphanDeltas(args.ddxml, args.originGuid, actions));
 
 /** `fn` under the descriptor's lock; a lock not had in time is the step's failure (HAUL_DESCRIPTOR_LOCKED). */
 async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
@@ -138,22 +137,6 @@ async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
   } catch (err) {
     if (err instanceof DescriptorLockedError) throw new StepError(errorCodes.descriptorLocked, err.message);
     throw err;
-  }
-}
-
-function sweepLocked(ddxml: string, actions: string[]): void {
-  const view = readDescriptorView(ddxml);
-  const referenced = new Set(view.images.map((i) => i.file));
-  if (existsSync(backupOf(ddxml)))
-    for (const i of readDescriptorView(backupOf(ddxml)).images) referenced.add(i.file);
-  const base = view.images[0] ? basename(view.images[0].file) : 'root.hds';
-  const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\{[0-9a-fA-F-]{36}\\}$`);
-  for (const f of readdirSync(dirname(ddxml))) {
-    const p = join(dirname(ddxml), f);
-    if (pattern.test(f) && !referenced.has(p)) {
-      unlinkSync(p);
-      actions.push(`removed orphan delta ${f}`);
-    }
   }
 }
 
@@ -176,17 +159,23 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
     }
     return hasGuid(orig, originGuid) ? topFile(orig) : undefined;
   });
-  // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy; anything else
-  // by that name (a folder) is not this dance's, and stays.
+  // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy. ploop stores
+  // by that name too: the copy's online snapshot, cut short before its rename, left it naming the copy's snapshot
+  // and the delta the source's device may write since (adapters/orphan-deltas.ts): that one stays, and so does its
+  // delta. Anything else by that name (a folder) is not this dance's, and stays.
   const tmp = `${backupOf(ddxml)}.tmp`;
-  if (isFileOrLink(tmp)) rm(tmp, actions);
+  if (isFileOrLink(tmp) && namesGuid(tmp, copyGuid))
+    actions.push(
+      `kept ${basename(tmp)}: ploop's store of the copy's snapshot ${copyGuid}, cut short; the source's device may write the delta it names`,
+    );
+  else if (isFileOrLink(tmp)) rm(tmp, actions);
   if (hasGuid(readDescriptorView(ddxml), copyGuid)) {
     await tools.ploopSnapshotDelete(ddxml, copyGuid);
     actions.push(`merged the copy's snapshot ${copyGuid}`);
   }
   if (f1 && !readDescriptorView(ddxml).images.some((i) => i.file === f1))
     rm(f1, actions, `origin delta ${basename(f1)}`);
-  await sweepOrphanDeltas(ddxml, actions);
+  await sweepOrphans(args, actions);
   rm(`${backupOf(ddxml)}.lck`, actions);
   rm(copyXmlOf(ddxml), actions);
   const now = readDescriptorView(ddxml);
@@ -219,7 +208,8 @@ export async function restorePreparedDisks(
 
 /** After the commit, on the source (after it unmounted): the copy, its lock and its delta f2 go. */
 export const cleanupSharedDisk: Handler = async (cmd) => {
-  const { ddxml, copyGuid } = argsOf<SharedDiskArgs>(cmd);
+  const args = argsOf<SharedDiskArgs>(cmd);
+  const { ddxml, copyGuid } = args;
   const r: HostResult = { actions: [] };
   if (existsSync(backupOf(ddxml))) {
     const cv = readDescriptorView(backupOf(ddxml));
@@ -228,7 +218,7 @@ export const cleanupSharedDisk: Handler = async (cmd) => {
     if (f2 && hasGuid(cv, copyGuid) && !readDescriptorView(ddxml).images.some((i) => i.file === f2))
       rm(f2, r.actions, `copy delta ${basename(f2)}`);
   }
-  await sweepOrphanDeltas(ddxml, r.actions);
+  await sweepOrphans(args, r.actions);
   rm(`${backupOf(ddxml)}.lck`, r.actions);
   rm(copyXmlOf(ddxml), r.actions);
   return r;
@@ -240,12 +230,13 @@ export const cleanupSharedDisk: Handler = async (cmd) => {
  * nothing, which the sweep removes (cleanupSharedDisk's sweep runs before this step).
  */
 export const mergeOrigin: Handler = async (cmd, ctx) => {
-  const { ddxml, originGuid } = argsOf<SharedDiskArgs>(cmd);
+  const args = argsOf<SharedDiskArgs>(cmd);
+  const { ddxml, originGuid } = args;
   const r: HostResult = { actions: [] };
   if (hasGuid(readDescriptorView(ddxml), originGuid)) {
     await ctx.tools.ploopSnapshotDelete(ddxml, originGuid);
     r.actions.push(`merged origin snapshot ${originGuid}`);
   } else r.actions.push('origin snapshot already merged');
-  await sweepOrphanDeltas(ddxml, r.actions);
+  await sweepOrphans(args, r.actions);
   return r;
 };

@@ -158,6 +158,48 @@ describe('restoreSharedDisk after a backup cut short', () => {
     assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck']);
   });
 
+  it("keeps ploop's DiskDescriptor.xml.copy.tmp of the copy's online snapshot cut short, and its delta", async () => {
+    // Given the backup made, and the copy's online snapshot (G2) cut short after it made its delta, before its
+    // rename: ploop stored DiskDescriptor.xml.copy.tmp naming the delta the source's device may write since
+    const d = prepared('copy-snapshot-cut-short', false);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    writeFileSync(join(d.dir, 'root.hds'), '');
+    const f2 = 'root.hds.{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f2}';
+    writeFileSync(join(d.dir, f2), 'the source writes here');
+    writeFileSync(
+      `${ddxml}.copy.tmp`,
+      descriptor([
+        [copyGuid(mid, 1), 'root.hds'],
+        [TOPDELTA, f2],
+      ]),
+    );
+    const cmd = {
+      ...d.cmd,
+      step: 'restoreSharedDisk',
+      args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
+    } as unknown as StepCommand;
+
+    // When the rollback restores the disk
+    const r = (await restoreSharedDisk(cmd, d.ctx)) as { actions: string[] };
+
+    // Then the descriptor is put back, and ploop's .tmp and the delta it names are kept
+    assert.deepEqual(
+      r.actions,
+      [
+        'renamed DiskDescriptor.xml.copy over DiskDescriptor.xml',
+        `kept DiskDescriptor.xml.copy.tmp: ploop's store of the copy's snapshot ${copyGuid(mid, 1)}, cut short; the source's device may write the delta it names`,
+      ],
+      r.actions.join('; '),
+    );
+    assert.deepEqual(readdirSync(d.dir).sort(), [
+      'DiskDescriptor.xml',
+      'DiskDescriptor.xml.copy.tmp',
+      'DiskDescriptor.xml.lck',
+      'root.hds',
+      f2,
+    ]);
+  });
+
   it("leaves a folder of that name alone: it is not the backup's", async () => {
     // Given a folder where the temporary copy would go (someone else's)
     const d = cutShort('backup-tmp-folder');
