@@ -2,6 +2,7 @@ export { writeFaultPlan, type FaultRule } from './lib/faults.ts';
 export { emuEnv, type EmuEnv } from './lib/emu-env.ts';
 export {
   corruptionLog,
+  deviceDisagreement,
   diskChecksum,
   diskView,
   haResource,

@@ -213,12 +213,31 @@ export const moreInjections: { step: StepName; what: string; injection: Injectio
   },
   {
     // ploop dies after it made the origin's new delta and stored DiskDescriptor.xml.tmp naming it, before the rename:
-    // the rollback's sweep finds this migration's .tmp and removes it with the delta (adapters/orphan-deltas.ts).
+    // the rollback finds its snapshot's store cut short and removes it with the delta (shared-disk.ts).
     step: 'snapshotOrigin',
     what: 'killed before its descriptor is stored',
     injection: {
       rules: [
         { tool: 'ploop', sub: 'snapshot', match: '(^| )-o( |$)', call: 1, action: 'kill-before-store' },
+      ],
+      expect: 'MigrationRolledBack',
+    },
+  },
+  {
+    // ploop dies after it switched the source's device to the copy's new delta, before the rename: only
+    // DiskDescriptor.xml.copy.tmp names the delta the CT writes once it runs again. The rollback finishes that
+    // snapshot and merges it, and the invariants find every block the CT wrote.
+    step: 'snapshotCopy',
+    what: 'killed before its descriptor is stored',
+    injection: {
+      rules: [
+        {
+          tool: 'ploop',
+          sub: 'snapshot',
+          match: 'DiskDescriptor\\.copy\\.xml',
+          call: 1,
+          action: 'kill-before-store',
+        },
       ],
       expect: 'MigrationRolledBack',
     },

@@ -7,6 +7,7 @@ import { withRequestDefaults } from '@haul/domain';
 import {
   corruptionLog,
   ctStatus,
+  deviceDisagreement,
   diskView,
   haResource,
   memoryChecksum,
@@ -149,7 +150,8 @@ async function brokenMemory(
 
 /**
  * Disks: initial content + every block the CT wrote (source, then target after a success) = final content, read at
- * rest (the workload is paused meanwhile); each shared disk's chain is its single base image again. After a live
+ * rest (the workload is paused meanwhile); each disk's device opens the chain its descriptor names; each shared
+ * disk's chain is its single base image again. After a live
  * migration the source's writes count up to the freeze (the journal's length its final dump recorded), and none may
  * follow it: each disk on the target holds the source's content at the freeze, plus what the CT wrote there since.
  */
@@ -178,6 +180,10 @@ async function brokenDisks(
       expected[Number(disk)]![block!] = sha!;
     }
     const finalDisks = disksOn(p, m.home);
+    for (const dd of finalDisks) {
+      const disagree = deviceDisagreement(dd, on(p, m.home));
+      if (disagree) broken.push(`${dd}: its device and descriptor disagree: ${disagree}`);
+    }
     for (let i = 0; i < finalDisks.length; i++) {
       const got = view(p, m.home, finalDisks[i]!);
       const exp = expected[i]!;

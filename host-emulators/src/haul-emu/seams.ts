@@ -30,6 +30,19 @@ export function ctView(dd: string, env: EmuEnv | undefined): Map<number, string>
   });
 }
 
+/**
+ * Where a disk's device on `env`'s node and its descriptor disagree: the device opens another chain of deltas than
+ * the descriptor names (a delta the device writes that no descriptor names, or one it no longer opens). Undefined
+ * when they agree or no device opens the disk there. What a restart of the CT from its descriptor would lose.
+ */
+export function deviceDisagreement(dd: string, env: EmuEnv): string | undefined {
+  const files = chainTo(readDescriptor(dd)).map((i) => imagePath(dd, i.file));
+  const dev = deviceOnNode(env, files[0]!);
+  if (!dev || (dev.deltas.length === files.length && dev.deltas.every((d, i) => d === files[i])))
+    return undefined;
+  return `${dev.dev} opens ${dev.deltas.join(' → ')}, the descriptor names ${files.join(' → ')}`;
+}
+
 /** Block → SHA-256 of that view, in block order: to replay a CT's write journal against. */
 export function diskView(dd: string, env: EmuEnv | undefined): Record<string, string> {
   const view = ctView(dd, env);

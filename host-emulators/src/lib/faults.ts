@@ -29,7 +29,7 @@ export type FaultRule = {
    * test holds a step at its tool while it does something else, whatever the machine's speed);
    * kill-before-store: the tool does its work up to the store that would end it, then dies (a ploop killed on its
    * timeout, or whose host lost power, between making a new delta and renaming the descriptor that names it over the
-   * old one: ploop's snapshot and snapshot-switch, storeDescriptorAround; a tool without that point does its work).
+   * old one: ploop's snapshot and snapshot-switch, ops.ts; a tool without that point does its work).
    */
   action:
     'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after' | 'kill-before-store' | 'orphan' | 'wait';

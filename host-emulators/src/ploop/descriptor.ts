@@ -3,7 +3,6 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { XMLBuilder, XMLParser } from 'fast-xml-parser';
 import { writeFileAtomic } from '../lib/atomic.ts';
 import { emuEnv } from '../lib/emu-env.ts';
-import { killBeforeStore } from '../lib/faults.ts';
 import { fastXmlParser } from '../lib/lazy.ts';
 
 export const TOPDELTA = '{5fbaabe3-6958-40ff-92a7-860e329aab41}';
@@ -194,7 +193,7 @@ export function storeDescriptor(path: string, dd: DiskDescriptor): void {
  * `<dd>.tmp` first (store_diskdescriptor of conf_tmp: `<dd>.tmp.tmp`, fsync, rename), then `make` runs (the delta
  * made, an online device switched to it), then `<dd>.tmp` is renamed over the descriptor. From the delta's creation
  * on, one of the two names it: what another tool that lists the folder sees (haul's orphan sweep). `<dd>.tmp` goes
- * when `make` fails, as ploop unlinks conf_tmp.
+ * when `make` fails, as ploop unlinks conf_tmp; `make` removes what it made itself.
  */
 export function storeDescriptorAround(path: string, dd: DiskDescriptor, make: () => void): void {
   const xml = renderDescriptor(dd);
@@ -206,20 +205,8 @@ export function storeDescriptorAround(path: string, dd: DiskDescriptor, make: ()
     rmSync(tmp, { force: true });
     throw e;
   }
-  if (killBeforeStore) process.kill(process.pid, 'SIGKILL');
   renameSync(tmp, path);
   record(path, xml, parseDescriptor(xml));
-}
-
-/**
- * The file name of a new delta: the base image's, with a trailing `.{…}` of its last name cut off, then `.{GUID}`
- * (lib/snapshot.c get_new_delta_fname), beside the base image.
- */
-export function newDeltaName(base: string, guid: string): string {
-  const slash = base.lastIndexOf('/');
-  const dot = base.lastIndexOf('.');
-  const name = dot > slash && base[dot + 1] === '{' ? base.slice(0, dot) : base;
-  return `${name}.${guid}`;
 }
 
 /**

@@ -15,7 +15,6 @@ import {
   InvalidDescriptor,
   NONE_UUID,
   TOPDELTA,
-  newDeltaName,
   readDescriptor,
   storeDescriptor,
   storeDescriptorAround,
@@ -173,15 +172,5 @@ describe("a new delta's descriptor, stored around the delta's making as ploop st
       readdirSync(folder).filter((f) => f.endsWith('.tmp')),
       [],
     );
-  });
-
-  it("names a delta from the base's name, a trailing .{…} cut off (get_new_delta_fname)", () => {
-    const g = '{0f4c9a7e-1b2d-4c3e-8f5a-000000000002}';
-    assert.equal(newDeltaName('root.hds', g), `root.hds.${g}`);
-    assert.equal(
-      newDeltaName('/vz/x/root.hds.{0f4c9a7e-1b2d-4c3e-8f5a-000000000003}', g),
-      `/vz/x/root.hds.${g}`,
-    );
-    assert.equal(newDeltaName('../x.{y}/root.hds', g), `../x.{y}/root.hds.${g}`);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, realpathSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
 import { exposeDevice, hideDevice } from './sysfs.ts';
@@ -14,7 +14,6 @@ import {
   readDescriptor,
   realOrAsGiven,
   sameGuid,
-  newDeltaName,
   storeDescriptor,
   storeDescriptorAround,
   type DiskDescriptor,
@@ -24,6 +23,12 @@ import { conflictOf, readRegistry, recordCorruption, withRegistry, type Device }
 import { flushCache } from './page-cache.ts';
 import { dropTracker, noteWritten } from './tracking.ts';
 import { randomUuid } from '../lib/uuid.ts';
+import { killBeforeStore } from '../lib/faults.ts';
+
+/** A fault plan's `kill-before-store`: the delta made, its `.tmp` stored, the rename not (a ploop killed there). */
+const dieBeforeStoreIfPlanned = (): void => {
+  if (killBeforeStore) process.kill(process.pid, 'SIGKILL');
+};
 
 /** ploop's SYSEXIT codes used here. */
 export const EX = {
@@ -209,8 +214,8 @@ export function umount(env: EmuEnv, by: { dd?: string; mountpoint?: string; dev?
 }
 
 /**
- * `ploop snapshot [-u G] [-o]`: relabel the top to G, add `<images[0].File>.{fresh}` as the new top, stored around
- * the delta's making as ploop stores it (storeDescriptorAround).
+ * `ploop snapshot [-u G] [-o]`: relabel the top to G, add `<images[0].File>.{fresh}` (ploop 7's name) as the new
+ * top, stored around the delta's making as ploop stores it (storeDescriptorAround).
  */
 export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, offline: boolean): string[] {
   const guid = guidArg ? normalizeGuid(guidArg) : `{${randomUuid()}}`;
@@ -218,7 +223,7 @@ export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, o
     if (desc.shots.some((s) => sameGuid(s.guid, guid)))
       throw new ToolExit(EX.PARAM, `The snapshot ${guid} already exist`);
     if (desc.shots.length >= 127) throw new ToolExit(EX.PARAM, 'Too many snapshots');
-    const fileName = newDeltaName(desc.images[0]!.file, `{${randomUuid()}}`);
+    const fileName = `${desc.images[0]!.file}.{${randomUuid()}}`;
     const newFile = imagePath(dd, fileName);
     const lines: string[] = [];
     const device = deviceOf(env, dd, desc);
@@ -252,10 +257,16 @@ export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, o
       }
     };
     lines.push(`Adding snapshot ${TOPDELTA}`, `Storing ${dd}.tmp`);
-    // A device busy past its wait fails the snapshot with its new delta left, as ploop leaves an online one's.
     storeDescriptorAround(dd, next, () => {
       createDelta(newFile, desc.diskSize);
-      if (device && !offline) withDeviceIo(env, device.dev, push);
+      try {
+        if (device && !offline) withDeviceIo(env, device.dev, push);
+      } catch (e) {
+        // A device busy past its wait: ploop's create_snapshot unlinks the delta when the switch fails.
+        rmSync(newFile, { force: true });
+        throw e;
+      }
+      dieBeforeStoreIfPlanned();
     });
     lines.push(`ploop snapshot ${guid} has been successfully created`);
     return lines;
@@ -428,7 +439,7 @@ export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string
     if (sameGuid(topShot.parent, guid))
       throw new ToolExit(EX.PARAM, `Nothing to do: already on snapshot ${guid}`);
     const topImg = desc.images.find((i) => sameGuid(i.guid, desc.top))!;
-    const fileName = newDeltaName(desc.images[0]!.file, `{${randomUuid()}}`);
+    const fileName = `${desc.images[0]!.file}.{${randomUuid()}}`;
     const next: DiskDescriptor = {
       ...desc,
       images: [
@@ -437,7 +448,10 @@ export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string
       ],
       shots: [...desc.shots.filter((s) => s !== topShot), { guid: TOPDELTA, parent: guid, temporary: false }],
     };
-    storeDescriptorAround(dd, next, () => createDelta(imagePath(dd, fileName), desc.diskSize));
+    storeDescriptorAround(dd, next, () => {
+      createDelta(imagePath(dd, fileName), desc.diskSize);
+      dieBeforeStoreIfPlanned();
+    });
     const old = imagePath(dd, topImg.file);
     if (existsSync(old)) unlinkSync(old);
     return [`Removing ${old}`, 'ploop snapshot has been successfully switched'];

@@ -1,113 +1,170 @@
-import { readdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
-import { backupOf, parseDescriptorView, readDescriptorView } from './descriptor.ts';
+import {
+  backupOf,
+  parseDescriptorView,
+  readDescriptorView,
+  TOPDELTA,
+  type DescriptorView,
+} from './descriptor.ts';
 import { realPathOr } from './files.ts';
 
 /*
- * Snapshot deltas of a shared disk that no descriptor names: what a crash left between ploop creating a delta and
- * storing the descriptor that names it, or between storing one without it and unlinking it (a merge).
+ * Snapshot deltas of a shared disk that no descriptor names, and the `.tmp` files ploop stores a descriptor through.
  *
- * How ploop adds a delta (lib/snapshot.c do_create_snapshot, ploop 7 at v7.0.280 and ploop 9 at d5c202b; the
- * snapshot-switch and merge paths store the same way): it names the new delta `<base image>.{<fresh GUID>}`, beside
- * the base image (get_new_delta_fname: the base's name with a trailing `.{…}` cut off); it stores the new
- * descriptor whole as `<descriptor>.tmp` (store_diskdescriptor writes `<descriptor>.tmp.tmp`, syncs it and renames
- * it), with the snapshot's GUID on the old top image and the new delta as the top; then it creates the delta; then it
- * renames `<descriptor>.tmp` over the descriptor. `<descriptor>` is the real path ploop opened (lib/di.c
- * ploop_open_dd), so a snapshot of the backup copy through its `DiskDescriptor.copy.xml` link stores
- * `DiskDescriptor.xml.copy.tmp`.
+ * How ploop adds a delta (lib/snapshot.c do_create_snapshot, ploop 7 at v7.0.280 and ploop 9 at d5c202b; its
+ * snapshot-switch, ploop_switch_snapshot_ex, the same way): it names the new delta `<base image>.{<fresh GUID>}`
+ * beside the base image (ploop 9 cuts a trailing `.{…}` off the base's name first, get_new_delta_fname); it stores
+ * the new descriptor whole as `<descriptor>.tmp` (store_diskdescriptor writes `<descriptor>.tmp.tmp`, syncs it and
+ * renames it), with the snapshot's GUID on the old top image and the new delta as the top, child of that GUID; then it
+ * creates the delta; an online snapshot then switches the device to it (create_snapshot, which unlinks the delta if
+ * the switch fails); then it renames `<descriptor>.tmp` over the descriptor. `<descriptor>` is the real path ploop
+ * opened (lib/di.c ploop_open_dd), so a snapshot of the backup copy through its `DiskDescriptor.copy.xml` link stores
+ * `DiskDescriptor.xml.copy.tmp`. A merge adds no delta: it stores a descriptor without the merged one, then unlinks it
+ * (lib/merge.c). Every other store of a descriptor also goes through `<descriptor>.tmp` (store_diskdescriptor).
  *
- * So from a delta's creation until the operation ends, `<descriptor>.tmp` or the descriptor names it. The sweep lists
- * the folder first and reads the descriptors after, each `.tmp` before its descriptor: a delta the listing saw is named
- * by the `.tmp` when that is read, or, renamed away since, by the descriptor read after it. This holds whatever lock
- * the other operation took: ploop 7 locks `DiskDescriptor.xml.lck` with flock(2), which the sweep's caller holds too
- * (withDescriptorLock), but ploop 9 locks the base image with fcntl(2) record locks, which that does not exclude.
+ * The sweep: from a delta's creation until its operation ends, `<descriptor>.tmp` or the descriptor names it. So the
+ * folder is listed first and the descriptors read after, each `.tmp` before its descriptor: a delta the listing saw is
+ * named by the `.tmp` when that is read, or, renamed away since, by the descriptor read after it. Every `.tmp` that is
+ * whole XML counts, whoever stored it: this holds whatever lock the other operation took (ploop 7 locks
+ * `DiskDescriptor.xml.lck` with flock(2), which the sweep's caller holds too, but ploop 9 locks the base image with
+ * fcntl(2) record locks, which that does not exclude). A `.tmp` that is not whole XML may be any store under way: no
+ * delta is removed then, and the step says so.
  *
- * A `.tmp` is read as what it is:
- * - `DiskDescriptor.xml.tmp` whose top delta is the child of the origin's snapshot G1 is the store of the snapshot
- *   that made G1 — this migration's offline snapshot of the origin — cut short (its ploop killed on its timeout, or
- *   its host crashed, before the rename): every step of a migration runs after the one before it ended, so no ploop
- *   of it runs now, and an offline snapshot switched no device to its delta. It is removed, and its delta is an
- *   orphan like any other: what ploop itself unlinks when an offline snapshot fails. (A later snapshot of the disk,
- *   an operator's on the target after the migration, names G1 too, lower in its chain: its top is not G1's child.);
- * - one that cannot be read whole (not well-formed XML: a store writing it in place, or garbage) may be any
- *   operation's: no delta is removed, and the step says so;
- * - any other is an operation under way (an operator's snapshot, a backup's), or one cut short: the deltas it names
- *   are kept. That includes this migration's online snapshot of the copy cut short: the source's device may have
- *   been switched to its delta before the rename (ploop keeps an online snapshot's delta when it fails), and only
- *   `DiskDescriptor.xml.copy.tmp` names it then.
+ * Not covered: an online snapshot whose last rename fails leaves the delta its device was switched to named by no
+ * file (ploop unlinks conf_tmp then, not the delta); the sweep cannot tell it from an orphan without asking the device.
  */
 
-/** What a disk's snapshot deltas are named like: `<base without a trailing .{…}>.{GUID}` (get_new_delta_fname). */
+/** What a disk's snapshot deltas are named like: `<base>.{GUID}`, or with a trailing `.{…}` of the base cut off. */
 export function deltaPattern(base: string): RegExp {
-  let name = basename(base);
+  const name = basename(base);
   const dot = name.lastIndexOf('.');
-  if (dot >= 0 && name[dot + 1] === '{') name = name.slice(0, dot);
-  return new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.\\{[0-9a-fA-F-]{36}\\}$`);
+  const cut = dot >= 0 && name[dot + 1] === '{' ? name.slice(0, dot) : name;
+  const names = [...new Set([name, cut])].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^(${names.join('|')})\\.\\{[0-9a-fA-F-]{36}\\}$`);
 }
 
-/** A descriptor's `.tmp` as the sweep reads it: absent, this migration's, unreadable, or naming these images. */
-type Pending =
-  | { kind: 'none' }
-  | { kind: 'ours' }
-  | { kind: 'unreadable'; why: string }
-  | { kind: 'named'; images: string[] };
+/** Which file a read found: a `.tmp` is removed only if the same file is still there. */
+type FileId = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>;
+const sameFile = (a: FileId, b: FileId): boolean =>
+  a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 
-function pendingStore(tmp: string, ours: string | undefined): Pending {
-  let xml: string;
+/** A descriptor's `.tmp` as read: absent, not whole XML (or unreadable), or a whole descriptor. */
+export type StoreTmp =
+  | { kind: 'none' }
+  | { kind: 'unreadable'; why: string }
+  | { kind: 'whole'; view: DescriptorView; id: FileId };
+
+/** The file system calls of the sweep; tests pass their own to run it between the steps of a ploop operation. */
+export type SweepIo = {
+  list(folder: string): string[];
+  /** The file's text and identity; undefined when there is none. */
+  read(path: string): { text: string; id: FileId } | undefined;
+};
+
+export const fsIo: SweepIo = {
+  list: (folder) => readdirSync(folder),
+  read(path) {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      return { id: fstatSync(fd), text: readFileSync(fd, 'utf8') };
+    } finally {
+      closeSync(fd);
+    }
+  },
+};
+
+/** Read `<descriptor>.tmp` (`tmp`) as the sweep and the rollback read it. */
+export function readStoreTmp(tmp: string, io: SweepIo = fsIo): StoreTmp {
+  let got: ReturnType<SweepIo['read']>;
   try {
-    xml = readFileSync(tmp, 'utf8');
+    got = io.read(tmp);
   } catch (err) {
-    // Gone since the listing (renamed over its descriptor, which is read next), or never there.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
     return { kind: 'unreadable', why: (err as Error).message };
   }
-  const wellFormed = XMLValidator.validate(xml);
+  if (!got) return { kind: 'none' };
+  const wellFormed = XMLValidator.validate(got.text);
   if (wellFormed !== true) return { kind: 'unreadable', why: wellFormed.err.msg };
-  const view = parseDescriptorView(xml, tmp);
-  // do_create_snapshot gives the new top the snapshot's GUID as its parent.
-  if (ours !== undefined && view.shots.some((sh) => sh.guid === view.top && sh.parent === ours.toLowerCase()))
-    return { kind: 'ours' };
-  return { kind: 'named', images: view.images.map((i) => i.file) };
+  return { kind: 'whole', view: parseDescriptorView(got.text, tmp), id: got.id };
 }
 
 /**
- * Remove the orphan deltas of the disk of `ddxml` (and of its backup copy), saying what it did in `actions`.
- * `originGuid`: the migration's offline snapshot of the origin. Throws when the descriptor cannot be read.
+ * The delta a snapshot `guid` made when `tmp` is exactly its store over `before` and it was cut short before its
+ * rename: `before` does not name `guid`; `tmp` holds `before`'s images, its top relabeled `guid`, and one image more,
+ * the top, child of `guid` (do_create_snapshot). Undefined otherwise: another operation's store (a resize, a later
+ * snapshot), or none of this snapshot's.
  */
-export function sweepOrphanDeltas(ddxml: string, originGuid: string, actions: string[]): void {
+export function cutShortSnapshot(
+  before: DescriptorView,
+  tmp: DescriptorView,
+  guid: string,
+): string | undefined {
+  const g = guid.toLowerCase();
+  if (before.images.some((i) => i.guid === g)) return undefined;
+  const top = tmp.images.at(-1);
+  if (!top || top.guid !== TOPDELTA || tmp.images.length !== before.images.length + 1) return undefined;
+  const relabeled = before.images.map((i) => (i.guid === TOPDELTA ? { ...i, guid: g } : i));
+  const same = relabeled.every((i, k) => tmp.images[k]?.guid === i.guid && tmp.images[k]?.file === i.file);
+  const child = tmp.shots.some((s) => s.guid === TOPDELTA && s.parent === g);
+  return same && child ? top.file : undefined;
+}
+
+/** Remove `tmp` if it is still the file `id` names (another store may have replaced it since it was read). */
+export function removeIfSame(tmp: string, id: FileId): boolean {
+  try {
+    if (!sameFile(lstatSync(tmp), id)) return false;
+    unlinkSync(tmp);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * Remove the orphan deltas of the disk of `ddxml` (and of its backup copy), saying what it did in `actions`. Throws
+ * when the descriptor cannot be read.
+ */
+export function sweepOrphanDeltas(ddxml: string, actions: string[], io: SweepIo = fsIo): void {
   const dd = realPathOr(ddxml);
   const base = readDescriptorView(dd).images[0]?.file;
   if (!base) return;
   const folder = realPathOr(dirname(base));
   const pattern = deltaPattern(base);
-  const listed = readdirSync(folder)
+  const listed = io
+    .list(folder)
     .filter((f) => pattern.test(f))
     .map((f) => join(folder, f));
   const named = new Set<string>();
-  for (const [descriptor, ours] of [
-    [dd, originGuid],
-    [backupOf(dd), undefined],
-  ] as const) {
-    const tmp = `${descriptor}.tmp`;
-    const pending = pendingStore(tmp, ours);
-    if (pending.kind === 'unreadable') {
-      actions.push(`removed no delta: ${basename(tmp)} cannot be read whole (${pending.why})`);
+  // The backup copy where the dance makes it, beside the descriptor as the CT's config names it (backupOf).
+  for (const descriptor of [dd, realPathOr(backupOf(ddxml))]) {
+    const tmp = readStoreTmp(`${descriptor}.tmp`, io);
+    if (tmp.kind === 'unreadable') {
+      actions.push(`removed no delta: ${basename(descriptor)}.tmp cannot be read whole (${tmp.why})`);
       return;
     }
-    if (pending.kind === 'ours') {
-      rmSync(tmp, { force: true });
-      actions.push(`removed ${basename(tmp)}, left by this migration's snapshot of the origin cut short`);
-    }
-    if (pending.kind === 'named') for (const f of pending.images) named.add(realPathOr(f));
-    let images: string[] = [];
-    try {
-      images = readDescriptorView(descriptor).images.map((i) => i.file);
-    } catch (err) {
-      // The backup copy is gone (restored over the descriptor, or cleaned up); the descriptor itself was read above.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    for (const f of images) named.add(realPathOr(f));
+    const text = io.read(descriptor)?.text;
+    const images = [
+      ...(tmp.kind === 'whole' ? tmp.view.images : []),
+      ...(text === undefined ? [] : parseDescriptorView(text, descriptor).images),
+    ];
+    for (const i of images) named.add(realPathOr(i.file));
   }
   for (const p of listed) {
     if (named.has(realPathOr(p))) continue;

@@ -10,10 +10,21 @@ import type {
   StepCommand,
 } from '@haul/schemas';
 import type { Tools } from '../adapters/tools.ts';
-import { backupOf, hasGuid, readDescriptorView, topFile } from '../adapters/descriptor.ts';
+import {
+  backupOf,
+  hasGuid,
+  readDescriptorView,
+  topFile,
+  type DescriptorView,
+} from '../adapters/descriptor.ts';
 import { DescriptorLockedError, withDescriptorLock } from '../adapters/descriptor-lock.ts';
-import { sweepOrphanDeltas } from '../adapters/orphan-deltas.ts';
-import { entryAt } from '../adapters/files.ts';
+import {
+  cutShortSnapshot,
+  readStoreTmp,
+  removeIfSame,
+  sweepOrphanDeltas,
+} from '../adapters/orphan-deltas.ts';
+import { entryAt, realPathOr } from '../adapters/files.ts';
 import { argsOf, StepError, type Handler, type HandlerContext } from '../context.ts';
 
 /**
@@ -23,14 +34,6 @@ import { argsOf, StepError, type Handler, type HandlerContext } from '../context
  */
 const copyXmlOf = (dd: string) => join(dirname(dd), 'DiskDescriptor.copy.xml');
 const isLink = (p: string) => entryAt(p)?.isSymbolicLink() ?? false;
-/** Whether a descriptor (a whole one: ploop's `.tmp`) names this snapshot GUID; not when it cannot be read. */
-const namesGuid = (dd: string, guid: string): boolean => {
-  try {
-    return hasGuid(readDescriptorView(dd), guid);
-  } catch {
-    return false;
-  }
-};
 /** A regular file or a symlink (never a folder): what a step of this dance may have left and may remove. */
 const isFileOrLink = (p: string) => {
   const st = entryAt(p);
@@ -127,8 +130,8 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
  * its own), under the descriptor's lock: ploop 7 holds it from creating a delta to storing the descriptor that names
  * it, and from storing one without a delta to unlinking it.
  */
-const sweepOrphans = (args: SharedDiskArgs, actions: string[]): Promise<void> =>
-  locked(args.ddxml, () => sweepOrphanDeltas(args.ddxml, args.originGuid, actions));
+const sweepOrphans = (ddxml: string, actions: string[]): Promise<void> =>
+  locked(ddxml, () => sweepOrphanDeltas(ddxml, actions));
 
 /** `fn` under the descriptor's lock; a lock not had in time is the step's failure (HAUL_DESCRIPTOR_LOCKED). */
 async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
@@ -138,6 +141,46 @@ async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
     if (err instanceof DescriptorLockedError) throw new StepError(errorCodes.descriptorLocked, err.message);
     throw err;
   }
+}
+
+/**
+ * This migration's origin snapshot G1 cut short between storing `DiskDescriptor.xml.tmp` and renaming it (its ploop
+ * killed on its timeout, or its host crashed: adapters/orphan-deltas.ts cutShortSnapshot) is undone: the .tmp and the
+ * delta it made, which nothing else names, are removed. It is an offline snapshot: no device was switched to that
+ * delta. Under the descriptor's lock, before the copy is renamed over the descriptor.
+ */
+function undoOriginCutShort(ddxml: string, orig: DescriptorView, g1: string, actions: string[]): void {
+  const path = `${realPathOr(ddxml)}.tmp`;
+  const tmp = readStoreTmp(path);
+  const made = tmp.kind === 'whole' ? cutShortSnapshot(orig, tmp.view, g1) : undefined;
+  if (!made || tmp.kind !== 'whole' || !removeIfSame(path, tmp.id)) return;
+  actions.push(`removed DiskDescriptor.xml.tmp of the origin's snapshot ${g1}, cut short`);
+  rm(made, actions, `its delta ${basename(made)}`);
+}
+
+/**
+ * This migration's snapshot G2 of the copy cut short before its rename: an online snapshot, so the source's device
+ * may have been switched to its delta and written to it since. Once the delta exists the snapshot is finished (its
+ * `.tmp` renamed over the copy, as ploop would have): the rollback then merges G2, taking those writes into the base
+ * — and if the device was never switched, that merge is refused and the disk is not restored, so the CT is not thawed
+ * on a descriptor that misses what it wrote. A `.tmp` whose delta was not made yet is removed. Under the lock.
+ */
+function finishCopyCutShort(ddxml: string, g2: string, actions: string[]): void {
+  const copy = realPathOr(backupOf(ddxml));
+  const tmp = readStoreTmp(`${copy}.tmp`);
+  const made = tmp.kind === 'whole' ? cutShortSnapshot(readDescriptorView(copy), tmp.view, g2) : undefined;
+  if (!made || tmp.kind !== 'whole') return;
+  if (!existsSync(made)) {
+    if (removeIfSame(`${copy}.tmp`, tmp.id))
+      actions.push(
+        `removed DiskDescriptor.xml.copy.tmp of the copy's snapshot ${g2}, cut short before its delta`,
+      );
+    return;
+  }
+  renameSync(`${copy}.tmp`, copy);
+  actions.push(
+    `finished the copy's snapshot ${g2}, cut short after it made ${basename(made)} (the source's device may write it)`,
+  );
 }
 
 /**
@@ -153,29 +196,25 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
   const actions: string[] = [];
   const f1 = await locked(ddxml, () => {
     const orig = readDescriptorView(ddxml);
+    undoOriginCutShort(ddxml, orig, originGuid, actions);
     if (existsSync(backupOf(ddxml))) {
+      finishCopyCutShort(ddxml, copyGuid, actions);
       renameSync(backupOf(ddxml), ddxml);
       actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
     }
     return hasGuid(orig, originGuid) ? topFile(orig) : undefined;
   });
-  // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy. ploop stores
-  // by that name too: the copy's online snapshot, cut short before its rename, left it naming the copy's snapshot
-  // and the delta the source's device may write since (adapters/orphan-deltas.ts): that one stays, and so does its
-  // delta. Anything else by that name (a folder) is not this dance's, and stays.
+  // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy; anything else
+  // by that name (a folder) is not this dance's, and stays.
   const tmp = `${backupOf(ddxml)}.tmp`;
-  if (isFileOrLink(tmp) && namesGuid(tmp, copyGuid))
-    actions.push(
-      `kept ${basename(tmp)}: ploop's store of the copy's snapshot ${copyGuid}, cut short; the source's device may write the delta it names`,
-    );
-  else if (isFileOrLink(tmp)) rm(tmp, actions);
+  if (isFileOrLink(tmp)) rm(tmp, actions);
   if (hasGuid(readDescriptorView(ddxml), copyGuid)) {
     await tools.ploopSnapshotDelete(ddxml, copyGuid);
     actions.push(`merged the copy's snapshot ${copyGuid}`);
   }
   if (f1 && !readDescriptorView(ddxml).images.some((i) => i.file === f1))
     rm(f1, actions, `origin delta ${basename(f1)}`);
-  await sweepOrphans(args, actions);
+  await sweepOrphans(ddxml, actions);
   rm(`${backupOf(ddxml)}.lck`, actions);
   rm(copyXmlOf(ddxml), actions);
   const now = readDescriptorView(ddxml);
@@ -208,8 +247,7 @@ export async function restorePreparedDisks(
 
 /** After the commit, on the source (after it unmounted): the copy, its lock and its delta f2 go. */
 export const cleanupSharedDisk: Handler = async (cmd) => {
-  const args = argsOf<SharedDiskArgs>(cmd);
-  const { ddxml, copyGuid } = args;
+  const { ddxml, copyGuid } = argsOf<SharedDiskArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (existsSync(backupOf(ddxml))) {
     const cv = readDescriptorView(backupOf(ddxml));
@@ -218,7 +256,7 @@ export const cleanupSharedDisk: Handler = async (cmd) => {
     if (f2 && hasGuid(cv, copyGuid) && !readDescriptorView(ddxml).images.some((i) => i.file === f2))
       rm(f2, r.actions, `copy delta ${basename(f2)}`);
   }
-  await sweepOrphans(args, r.actions);
+  await sweepOrphans(ddxml, r.actions);
   rm(`${backupOf(ddxml)}.lck`, r.actions);
   rm(copyXmlOf(ddxml), r.actions);
   return r;
@@ -230,13 +268,12 @@ export const cleanupSharedDisk: Handler = async (cmd) => {
  * nothing, which the sweep removes (cleanupSharedDisk's sweep runs before this step).
  */
 export const mergeOrigin: Handler = async (cmd, ctx) => {
-  const args = argsOf<SharedDiskArgs>(cmd);
-  const { ddxml, originGuid } = args;
+  const { ddxml, originGuid } = argsOf<SharedDiskArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (hasGuid(readDescriptorView(ddxml), originGuid)) {
     await ctx.tools.ploopSnapshotDelete(ddxml, originGuid);
     r.actions.push(`merged origin snapshot ${originGuid}`);
   } else r.actions.push('origin snapshot already merged');
-  await sweepOrphans(args, r.actions);
+  await sweepOrphans(ddxml, r.actions);
   return r;
 };

@@ -158,48 +158,6 @@ describe('restoreSharedDisk after a backup cut short', () => {
     assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck']);
   });
 
-  it("keeps ploop's DiskDescriptor.xml.copy.tmp of the copy's online snapshot cut short, and its delta", async () => {
-    // Given the backup made, and the copy's online snapshot (G2) cut short after it made its delta, before its
-    // rename: ploop stored DiskDescriptor.xml.copy.tmp naming the delta the source's device may write since
-    const d = prepared('copy-snapshot-cut-short', false);
-    const ddxml = join(d.dir, 'DiskDescriptor.xml');
-    writeFileSync(join(d.dir, 'root.hds'), '');
-    const f2 = 'root.hds.{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f2}';
-    writeFileSync(join(d.dir, f2), 'the source writes here');
-    writeFileSync(
-      `${ddxml}.copy.tmp`,
-      descriptor([
-        [copyGuid(mid, 1), 'root.hds'],
-        [TOPDELTA, f2],
-      ]),
-    );
-    const cmd = {
-      ...d.cmd,
-      step: 'restoreSharedDisk',
-      args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
-    } as unknown as StepCommand;
-
-    // When the rollback restores the disk
-    const r = (await restoreSharedDisk(cmd, d.ctx)) as { actions: string[] };
-
-    // Then the descriptor is put back, and ploop's .tmp and the delta it names are kept
-    assert.deepEqual(
-      r.actions,
-      [
-        'renamed DiskDescriptor.xml.copy over DiskDescriptor.xml',
-        `kept DiskDescriptor.xml.copy.tmp: ploop's store of the copy's snapshot ${copyGuid(mid, 1)}, cut short; the source's device may write the delta it names`,
-      ],
-      r.actions.join('; '),
-    );
-    assert.deepEqual(readdirSync(d.dir).sort(), [
-      'DiskDescriptor.xml',
-      'DiskDescriptor.xml.copy.tmp',
-      'DiskDescriptor.xml.lck',
-      'root.hds',
-      f2,
-    ]);
-  });
-
   it("leaves a folder of that name alone: it is not the backup's", async () => {
     // Given a folder where the temporary copy would go (someone else's)
     const d = cutShort('backup-tmp-folder');
@@ -208,6 +166,94 @@ describe('restoreSharedDisk after a backup cut short', () => {
     // When the rollback restores the disk, then it succeeds and the folder is still there
     await restoreSharedDisk(d.cmd, d.ctx);
     assert.ok(existsSync(`${d.ddxml}.copy.tmp`));
+  });
+});
+
+describe('restoreSharedDisk after a snapshot of the migration cut short before its rename', () => {
+  const g1 = originGuid(mid, 1);
+  const g2 = copyGuid(mid, 1);
+  const f1 = 'root.hds.{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1}';
+  const f2 = 'root.hds.{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f2}';
+  /** A disk backed up, with these files, and a ploop whose snapshot-delete merges G2 (the child f2 into root.hds). */
+  function disk(name: string, files: string[]) {
+    const d = prepared(name, false);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    for (const f of ['root.hds', ...files]) writeFileSync(join(d.dir, f), '');
+    const merged: string[] = [];
+    const ctx = {
+      ...d.ctx,
+      tools: {
+        ploopSnapshotDelete: (dd: string, guid: string) => {
+          merged.push(guid);
+          writeFileSync(dd, descriptor([[TOPDELTA, 'root.hds']]));
+          rmSync(join(d.dir, f2), { force: true });
+          return Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+        },
+      },
+    } as unknown as HandlerContext;
+    const cmd = {
+      ...d.cmd,
+      step: 'restoreSharedDisk',
+      args: { ddxml, originGuid: g1, copyGuid: g2 },
+    } as unknown as StepCommand;
+    return { dir: d.dir, ddxml, ctx, cmd, merged };
+  }
+  /** ploop's store of a snapshot `guid` over a descriptor of root.hds alone: its new top `file`, child of `guid`. */
+  const storeOf = (guid: string, file: string) =>
+    descriptor([
+      [guid, 'root.hds'],
+      [TOPDELTA, file],
+    ]).replace(
+      '</Snapshots>',
+      `<Shot><GUID>${TOPDELTA}</GUID><ParentGUID>${guid}</ParentGUID></Shot></Snapshots>`,
+    );
+
+  it("undoes the origin's: its DiskDescriptor.xml.tmp and the delta it made go", async () => {
+    // Given the origin's offline snapshot G1 killed after it made f1, before its rename
+    const d = disk('origin-cut-short', [f1]);
+    writeFileSync(`${d.ddxml}.tmp`, storeOf(g1, f1));
+
+    // When the rollback restores the disk
+    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
+
+    // Then the disk is as before the migration, nothing of the snapshot left
+    assert.deepEqual(r.actions.slice(0, 2), [
+      `removed DiskDescriptor.xml.tmp of the origin's snapshot ${g1}, cut short`,
+      `removed its delta ${f1}`,
+    ]);
+    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
+    assert.deepEqual(d.merged, []);
+  });
+
+  it("finishes the copy's once its delta exists, then merges it: the source's writes to that delta reach the base", async () => {
+    // Given the copy's online snapshot G2 killed after it made f2 (and switched the source's device to it), before
+    // its rename: only DiskDescriptor.xml.copy.tmp names f2
+    const d = disk('copy-cut-short', [f2]);
+    writeFileSync(`${d.ddxml}.copy.tmp`, storeOf(g2, f2));
+
+    // When the rollback restores the disk
+    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
+
+    // Then the snapshot is finished, renamed over the descriptor with the copy, and G2 merged
+    assert.deepEqual(r.actions.slice(0, 3), [
+      `finished the copy's snapshot ${g2}, cut short after it made ${f2} (the source's device may write it)`,
+      'renamed DiskDescriptor.xml.copy over DiskDescriptor.xml',
+      `merged the copy's snapshot ${g2}`,
+    ]);
+    assert.deepEqual(d.merged, [g2]);
+    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
+  });
+
+  it("removes the copy's .tmp when its delta was not made yet, and merges nothing", async () => {
+    const d = disk('copy-cut-short-early', []);
+    writeFileSync(`${d.ddxml}.copy.tmp`, storeOf(g2, f2));
+    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
+    assert.equal(
+      r.actions[0],
+      `removed DiskDescriptor.xml.copy.tmp of the copy's snapshot ${g2}, cut short before its delta`,
+    );
+    assert.deepEqual(d.merged, []);
+    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
   });
 });
 
