@@ -164,6 +164,30 @@ describe('ploop emulator: command lines, files, messages and exit codes', () => 
     assert.equal((await c.ok('node-a', 'ploop', ['snapshot-list', '-H', dd])).trim().split('\n').length, 1);
   });
 
+  it("shows a device's deltas in sysfs as ploop 7's driver does: /sys/block/<dev>/pdelta/<level>/image", async () => {
+    const pdelta = (dev: string) =>
+      join(c.nodeRoot('node-a'), 'sys', 'block', dev.replace('/dev/', ''), 'pdelta');
+    const levels = (dev: string) =>
+      existsSync(pdelta(dev))
+        ? readdirSync(pdelta(dev))
+            .sort()
+            .map((l) => readFileSync(join(pdelta(dev), l, 'image'), 'utf8').trim())
+        : undefined;
+    const base = join(c.shared, 'disk', 'root.hds');
+    // Mounted: the base alone
+    const dev = /ploop\d+/.exec(await c.ok('node-a', 'ploop', ['mount', dd]))![0];
+    assert.deepEqual(levels(dev), [base]);
+    // An online snapshot switches the device to its new delta: level 1
+    await c.ok('node-a', 'ploop', ['snapshot', '-u', G1, dd]);
+    const top = levels(dev)?.[1];
+    assert.match(top ?? '', /root\.hds\.\{[0-9a-f-]{36}\}$/);
+    // An online merge takes it back out; an unmount removes the device's entry
+    await c.ok('node-a', 'ploop', ['snapshot-delete', '-u', G1, dd]);
+    assert.deepEqual(levels(dev), [base]);
+    await c.ok('node-a', 'ploop', ['umount', dd]);
+    assert.equal(levels(dev), undefined);
+  });
+
   it('info -s prints size, blocksize and format version', async () => {
     assert.equal(
       await c.ok('node-a', 'ploop', ['info', '-s', dd]),

@@ -226,7 +226,8 @@ export const moreInjections: { step: StepName; what: string; injection: Injectio
   {
     // ploop dies after it switched the source's device to the copy's new delta, before the rename: only
     // DiskDescriptor.xml.copy.tmp names the delta the CT writes once it runs again. The rollback finishes that
-    // snapshot and merges it, and the invariants find every block the CT wrote.
+    // snapshot (the device's sysfs shows it writes the delta) and merges it; the invariants find every block the CT
+    // wrote, and its device opening the chain its descriptor names.
     step: 'snapshotCopy',
     what: 'killed before its descriptor is stored',
     injection: {
@@ -237,6 +238,24 @@ export const moreInjections: { step: StepName; what: string; injection: Injectio
           match: 'DiskDescriptor\\.copy\\.xml',
           call: 1,
           action: 'kill-before-store',
+        },
+      ],
+      expect: 'MigrationRolledBack',
+    },
+  },
+  {
+    // ploop dies after it made the copy's new delta, before it switched the device: the rollback undoes that
+    // snapshot (its .tmp and its delta), as ploop's own failure would have.
+    step: 'snapshotCopy',
+    what: 'killed before its device is switched',
+    injection: {
+      rules: [
+        {
+          tool: 'ploop',
+          sub: 'snapshot',
+          match: 'DiskDescriptor\\.copy\\.xml',
+          call: 1,
+          action: 'kill-after-delta',
         },
       ],
       expect: 'MigrationRolledBack',

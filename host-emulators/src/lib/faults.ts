@@ -29,10 +29,20 @@ export type FaultRule = {
    * test holds a step at its tool while it does something else, whatever the machine's speed);
    * kill-before-store: the tool does its work up to the store that would end it, then dies (a ploop killed on its
    * timeout, or whose host lost power, between making a new delta and renaming the descriptor that names it over the
-   * old one: ploop's snapshot and snapshot-switch, ops.ts; a tool without that point does its work).
+   * old one: ploop's snapshot and snapshot-switch, ops.ts; a tool without that point does its work);
+   * kill-after-delta: the same, but right after the new delta is made, before an online snapshot switches its device
+   * to it (ploop's snapshot).
    */
   action:
-    'fail' | 'hang' | 'kill' | 'kill-caller' | 'kill-caller-after' | 'kill-before-store' | 'orphan' | 'wait';
+    | 'fail'
+    | 'hang'
+    | 'kill'
+    | 'kill-caller'
+    | 'kill-caller-after'
+    | 'kill-before-store'
+    | 'kill-after-delta'
+    | 'orphan'
+    | 'wait';
   /** For orphan and wait: the file whose appearance lets the tool go on. */
   waitFor?: string;
   exitCode?: number;
@@ -48,6 +58,9 @@ export let killCallerAfter = false;
 
 /** Set when a matched rule asks the tool to die right before the store that would end its work. */
 export let killBeforeStore = false;
+
+/** Set when a matched rule asks the tool to die right after it made a new delta. */
+export let killAfterDelta = false;
 
 export async function applyFaults(
   tool: string,
@@ -94,6 +107,10 @@ export async function applyFaults(
     }
     if (r.action === 'kill-before-store') {
       killBeforeStore = true;
+      return;
+    }
+    if (r.action === 'kill-after-delta') {
+      killAfterDelta = true;
       return;
     }
     if (r.action === 'orphan') return orphan(r.waitFor);

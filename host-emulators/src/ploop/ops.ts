@@ -1,7 +1,7 @@
 import { existsSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
-import { exposeDevice, hideDevice } from './sysfs.ts';
+import { exposeDeltas, exposeDevice, hideDevice } from './sysfs.ts';
 import { acquireLock } from '../lib/lock.ts';
 import {
   InvalidDescriptor,
@@ -23,11 +23,14 @@ import { conflictOf, readRegistry, recordCorruption, withRegistry, type Device }
 import { flushCache } from './page-cache.ts';
 import { dropTracker, noteWritten } from './tracking.ts';
 import { randomUuid } from '../lib/uuid.ts';
-import { killBeforeStore } from '../lib/faults.ts';
+import { killAfterDelta, killBeforeStore } from '../lib/faults.ts';
 
-/** A fault plan's `kill-before-store`: the delta made, its `.tmp` stored, the rename not (a ploop killed there). */
-const dieBeforeStoreIfPlanned = (): void => {
-  if (killBeforeStore) process.kill(process.pid, 'SIGKILL');
+/**
+ * A fault plan's kill points inside a snapshot: `kill-after-delta` (its `.tmp` stored and its delta made, no device
+ * switched yet) and `kill-before-store` (all done but the rename): a ploop killed there.
+ */
+const dieIfPlanned = (planned: boolean): void => {
+  if (planned) process.kill(process.pid, 'SIGKILL');
 };
 
 /** ploop's SYSEXIT codes used here. */
@@ -166,6 +169,7 @@ export function mount(
       reg.next += 1;
       reg.devices.push(dev);
       exposeDevice(env, dev.dev);
+      exposeDeltas(env, dev.dev, dev.deltas);
       const lines = deltas.map(
         (f, i) =>
           `Adding delta dev=${dev.dev} img=${f} (${i === deltas.length - 1 && !dev.readonly ? 'rw' : 'ro'})`,
@@ -253,12 +257,14 @@ export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, o
         withRegistry(env.clusterDir, (reg) => {
           const d = reg.devices.find((x) => x.dev === device.dev)!;
           d.deltas = [...d.deltas, newFile];
+          exposeDeltas(env, d.dev, d.deltas);
         });
       }
     };
     lines.push(`Adding snapshot ${TOPDELTA}`, `Storing ${dd}.tmp`);
     storeDescriptorAround(dd, next, () => {
       createDelta(newFile, desc.diskSize);
+      dieIfPlanned(killAfterDelta);
       try {
         if (device && !offline) withDeviceIo(env, device.dev, push);
       } catch (e) {
@@ -266,7 +272,7 @@ export function snapshot(env: EmuEnv, dd: string, guidArg: string | undefined, o
         rmSync(newFile, { force: true });
         throw e;
       }
-      dieBeforeStoreIfPlanned();
+      dieIfPlanned(killBeforeStore);
     });
     lines.push(`ploop snapshot ${guid} has been successfully created`);
     return lines;
@@ -319,7 +325,10 @@ function mergeChildIntoParent(
         recordCorruption(env.clusterDir, env.node, `refused online merge: ${conflict}`);
         throw new ToolExit(EX.EBUSY, `Can't merge ${childFile}: ${conflict}`);
       }
-      if (commit) d.deltas = merged.deltas;
+      if (commit) {
+        d.deltas = merged.deltas;
+        exposeDeltas(env, d.dev, d.deltas);
+      }
     });
   const work = () => {
     if (online) dropChild(false); // refused before any data moves
@@ -450,7 +459,7 @@ export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string
     };
     storeDescriptorAround(dd, next, () => {
       createDelta(imagePath(dd, fileName), desc.diskSize);
-      dieBeforeStoreIfPlanned();
+      dieIfPlanned(killBeforeStore);
     });
     const old = imagePath(dd, topImg.file);
     if (existsSync(old)) unlinkSync(old);

@@ -31,4 +31,19 @@ export function exposeDevice(env: EmuEnv, dev: string): void {
 export function hideDevice(env: EmuEnv, dev: string): void {
   for (const name of [basename(dev), `${basename(dev)}p1`])
     rmSync(sysBlock(env, name), { recursive: true, force: true });
+  rmSync(join(env.root, 'sys', 'block', basename(dev)), { recursive: true, force: true });
+}
+
+/**
+ * The deltas a device opens, as ploop 7's driver shows them: `/sys/block/<ploopN>/pdelta/<level>/image`, level 0 the
+ * base, the highest the top (ploop lib/delta_sysfs.c find_delta_info, at v7.0.280). Written whole each time the
+ * device's chain changes (attach, online snapshot, online merge).
+ */
+export function exposeDeltas(env: EmuEnv, dev: string, deltas: readonly string[]): void {
+  const dir = join(env.root, 'sys', 'block', basename(dev), 'pdelta');
+  rmSync(dir, { recursive: true, force: true });
+  deltas.forEach((d, level) => {
+    mkdirSync(join(dir, String(level)), { recursive: true });
+    writeFileSync(join(dir, String(level), 'image'), `${d}\n`);
+  });
 }

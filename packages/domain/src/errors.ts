@@ -133,6 +133,12 @@ export const errorCodes = {
   noOriginSnapshot: 'HAUL_NO_ORIGIN_SNAPSHOT',
   /** A shared disk whose descriptor could not be brought back to its state before the migration. */
   diskNotRestored: 'HAUL_DISK_NOT_RESTORED',
+  /**
+   * A snapshot of the copy cut short after it made its delta, on a host that does not show which deltas a device
+   * opens (no ploop 7 `pdelta` in sysfs): whether the source's device writes that delta is not known, so the disk is
+   * left as it is, for an operator.
+   */
+  snapshotInDoubt: 'HAUL_SNAPSHOT_IN_DOUBT',
   /** The CT does not run where a step needs it running. */
   ctNotRunning: 'HAUL_CT_NOT_RUNNING',
   /** The CT runs where a step needs it stopped. */

@@ -33,7 +33,7 @@ export const descriptorLockArgv = (file: string, holder: string): string[] => [
  * flock, so util-linux flock(1) holds it for us — `flock --exclusive --timeout 60 FILE sh -c 'echo locked; exec cat'`
  * — and keeps it until its stdin closes: when `fn` ends, or when the agent dies.
  */
-export async function withDescriptorLock<T>(ddxml: string, fn: () => T): Promise<T> {
+export async function withDescriptorLock<T>(ddxml: string, fn: () => T | Promise<T>): Promise<T> {
   const file = `${realpathSync(ddxml)}.lck`;
   const child = spawn('flock', descriptorLockArgv(file, 'echo locked; exec cat >/dev/null'), {
     stdio: ['pipe', 'pipe', 'ignore'],
@@ -53,7 +53,7 @@ export async function withDescriptorLock<T>(ddxml: string, fn: () => T): Promise
   });
   try {
     if (!(await locked)) throw new DescriptorLockedError(file);
-    return fn();
+    return await fn();
   } finally {
     child.stdin.end();
     await exited.catch(() => undefined);

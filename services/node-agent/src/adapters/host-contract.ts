@@ -402,7 +402,7 @@ export const hostContract: ContractEntry[] = [
     argv: ['list'],
     okCodes: [],
     builtBy:
-      "tools.ts ploopList (lifecycle.ts requireDetached: after the CT's unmount, no device of the node holds a disk of it)",
+      "tools.ts ploopList (lifecycle.ts requireDetached: after the CT's unmount, no device of the node holds a disk of it; shared-disk.ts deviceTopOf: the device of a disk whose snapshot was cut short, its deltas then read from /sys/block/<dev>/pdelta/<level>/image, device-chain.ts)",
     upstream: [
       {
         words: 'list (no operand): a line per device, its name and its base delta',

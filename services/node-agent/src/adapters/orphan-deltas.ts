@@ -5,6 +5,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   unlinkSync,
   type Stats,
 } from 'node:fs';
@@ -41,8 +42,13 @@ import { realPathOr } from './files.ts';
  * fcntl(2) record locks, which that does not exclude). A `.tmp` that is not whole XML may be any store under way: no
  * delta is removed then, and the step says so.
  *
- * Not covered: an online snapshot whose last rename fails leaves the delta its device was switched to named by no
- * file (ploop unlinks conf_tmp then, not the delta); the sweep cannot tell it from an orphan without asking the device.
+ * A `.tmp` left by a store cut short keeps what it names only until the next store of that descriptor writes over it
+ * (every ploop store goes through `<descriptor>.tmp`); one that is not whole XML stops every sweep until then.
+ *
+ * Not covered: an online snapshot of someone else's cut short after its device's switch, or one whose last rename
+ * fails (ploop unlinks conf_tmp then, not the delta), leaves the delta the device writes named by no file once that
+ * `.tmp` is gone; the sweep cannot tell it from an orphan without asking the device. This migration's own are settled
+ * before any sweep (shared-disk.ts settleCutShortStore).
  */
 
 /** What a disk's snapshot deltas are named like: `<base>.{GUID}`, or with a trailing `.{…}` of the base cut off. */
@@ -125,11 +131,46 @@ export function cutShortSnapshot(
   return same && child ? top.file : undefined;
 }
 
+/** What a disk's device shows of its top delta: the file, no device opens the disk here, or the host does not show it. */
+export type DeviceTop = { file: string } | 'no device' | 'not shown';
+
+/**
+ * What is done with a snapshot's store cut short before its rename (cutShortSnapshot's `made`: the delta it made),
+ * knowing what the disk's device opens:
+ * - undo, as ploop's own failure paths leave it (create_snapshot unlinks the delta, do_create_snapshot the .tmp): the
+ *   delta was not made, or the snapshot was offline, or no device opens the disk, or its top is not that delta;
+ * - finish, as ploop would have (the .tmp renamed over the descriptor): the device was switched to the delta and
+ *   writes it;
+ * - unknown: an online snapshot's delta exists and the host does not show the device's deltas: either could be true.
+ */
+export function settleCutShort(s: {
+  online: boolean;
+  made: string;
+  madeExists: boolean;
+  deviceTop: DeviceTop;
+}): 'undo' | 'finish' | 'unknown' {
+  if (!s.madeExists || !s.online || s.deviceTop === 'no device') return 'undo';
+  if (s.deviceTop === 'not shown') return 'unknown';
+  return realPathOr(s.deviceTop.file) === realPathOr(s.made) ? 'finish' : 'undo';
+}
+
 /** Remove `tmp` if it is still the file `id` names (another store may have replaced it since it was read). */
 export function removeIfSame(tmp: string, id: FileId): boolean {
   try {
     if (!sameFile(lstatSync(tmp), id)) return false;
     unlinkSync(tmp);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** Rename `tmp` over `to` if it is still the file `id` names. */
+export function renameIfSame(tmp: string, to: string, id: FileId): boolean {
+  try {
+    if (!sameFile(lstatSync(tmp), id)) return false;
+    renameSync(tmp, to);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;

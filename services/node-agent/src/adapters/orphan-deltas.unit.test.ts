@@ -10,6 +10,7 @@ import {
   fsIo,
   readStoreTmp,
   removeIfSame,
+  settleCutShort,
   sweepOrphanDeltas,
   type SweepIo,
 } from './orphan-deltas.ts';
@@ -236,5 +237,22 @@ describe('a .tmp removed only if it is still the file read', () => {
     const again = readStoreTmp(`${ddxml}.tmp`);
     assert.ok(again.kind === 'whole' && removeIfSame(`${ddxml}.tmp`, again.id));
     assert.ok(!existsSync(`${ddxml}.tmp`));
+  });
+});
+
+describe('what is done with a snapshot cut short (settleCutShort)', () => {
+  const made = '/vz/d/root.hds.{0f4c9a7e-1b2d-4c3e-8f5a-000000000002}';
+  const base = { online: true, made, madeExists: true };
+  it('finishes an online one whose device writes its delta', () => {
+    assert.equal(settleCutShort({ ...base, deviceTop: { file: made } }), 'finish');
+  });
+  it('undoes one whose device was not switched, that no device opens, that was offline, or whose delta was not made', () => {
+    assert.equal(settleCutShort({ ...base, deviceTop: { file: '/vz/d/root.hds' } }), 'undo');
+    assert.equal(settleCutShort({ ...base, deviceTop: 'no device' }), 'undo');
+    assert.equal(settleCutShort({ ...base, online: false, deviceTop: 'not shown' }), 'undo');
+    assert.equal(settleCutShort({ ...base, madeExists: false, deviceTop: 'not shown' }), 'undo');
+  });
+  it("changes nothing of an online one whose device's deltas the host does not show", () => {
+    assert.equal(settleCutShort({ ...base, deviceTop: 'not shown' }), 'unknown');
   });
 });

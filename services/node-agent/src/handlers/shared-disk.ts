@@ -9,7 +9,6 @@ import type {
   SnapshotArgs,
   StepCommand,
 } from '@haul/schemas';
-import type { Tools } from '../adapters/tools.ts';
 import {
   backupOf,
   hasGuid,
@@ -18,11 +17,16 @@ import {
   type DescriptorView,
 } from '../adapters/descriptor.ts';
 import { DescriptorLockedError, withDescriptorLock } from '../adapters/descriptor-lock.ts';
+import { deviceDeltas } from '../adapters/device-chain.ts';
 import {
   cutShortSnapshot,
+  deltaPattern,
   readStoreTmp,
   removeIfSame,
+  renameIfSame,
+  settleCutShort,
   sweepOrphanDeltas,
+  type DeviceTop,
 } from '../adapters/orphan-deltas.ts';
 import { entryAt, realPathOr } from '../adapters/files.ts';
 import { argsOf, StepError, type Handler, type HandlerContext } from '../context.ts';
@@ -79,6 +83,8 @@ export const snapshotOrigin: Handler = async (cmd, ctx) => {
   requireFrozen(cmd, ctx);
   const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
   const r: HostResult = { actions: [] };
+  // An earlier run of this step cut short (its ploop killed before its rename) is settled first.
+  await settleIfCutShort(ctx, ddxml, guid, false, r.actions);
   if (hasGuid(readDescriptorView(ddxml), guid)) r.actions.push(`snapshot ${guid} already in the descriptor`);
   else {
     if (!existsSync(backupOf(ddxml)))
@@ -111,10 +117,12 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
   const copy = backupOf(ddxml);
   const link = copyXmlOf(ddxml);
   if (!existsSync(copy)) throw new StepError(errorCodes.noBackup, `${copy} is missing`);
+  const r: HostResult = { actions: [] };
+  // An earlier run of this step cut short: finished if the device writes its delta (then done below), else undone.
+  await settleIfCutShort(ctx, copy, guid, true, r.actions);
   const done = hasGuid(readDescriptorView(copy), guid);
   if (!done) requireOriginSnapshot(cmd, ddxml);
   if (!isLink(link)) symlinkSync(basename(copy), link);
-  const r: HostResult = { actions: [] };
   if (done) r.actions.push(`snapshot ${guid} already in the copy`);
   else {
     await ctx.tools.ploopSnapshot(link, guid, false);
@@ -144,43 +152,82 @@ async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
 }
 
 /**
- * This migration's origin snapshot G1 cut short between storing `DiskDescriptor.xml.tmp` and renaming it (its ploop
- * killed on its timeout, or its host crashed: adapters/orphan-deltas.ts cutShortSnapshot) is undone: the .tmp and the
- * delta it made, which nothing else names, are removed. It is an offline snapshot: no device was switched to that
- * delta. Under the descriptor's lock, before the copy is renamed over the descriptor.
+ * A snapshot of this migration (`guid`, of `descriptor`) cut short between storing `<descriptor>.tmp` and renaming it
+ * — its ploop killed on its timeout, or its host crashed — settled as ploop would have ended it
+ * (adapters/orphan-deltas.ts cutShortSnapshot, settleCutShort): finished when the device was switched to its delta
+ * (online) and writes it, undone otherwise; left as it is, and the step failed (HAUL_SNAPSHOT_IN_DOUBT), when the
+ * host does not show which deltas the device opens. The caller holds the descriptor's lock; each migration's steps run
+ * one at a time, so no ploop of this migration runs meanwhile. By the rollback before it restores the disk, and by the
+ * snapshot steps before they run again.
  */
-function undoOriginCutShort(ddxml: string, orig: DescriptorView, g1: string, actions: string[]): void {
-  const path = `${realPathOr(ddxml)}.tmp`;
-  const tmp = readStoreTmp(path);
-  const made = tmp.kind === 'whole' ? cutShortSnapshot(orig, tmp.view, g1) : undefined;
-  if (!made || tmp.kind !== 'whole' || !removeIfSame(path, tmp.id)) return;
-  actions.push(`removed DiskDescriptor.xml.tmp of the origin's snapshot ${g1}, cut short`);
-  rm(made, actions, `its delta ${basename(made)}`);
+async function settleCutShortStore(
+  ctx: Pick<HandlerContext, 'tools' | 'cfg'>,
+  descriptor: string,
+  guid: string,
+  online: boolean,
+  actions: string[],
+): Promise<void> {
+  const dd = realPathOr(descriptor);
+  const tmp = readStoreTmp(`${dd}.tmp`);
+  if (tmp.kind !== 'whole') return;
+  const before = readDescriptorView(dd);
+  const made = cutShortSnapshot(before, tmp.view, guid);
+  if (!made) return;
+  const madeExists = existsSync(made);
+  const deviceTop = online && madeExists ? await deviceTopOf(ctx, before) : 'no device';
+  const name = basename(`${dd}.tmp`);
+  switch (settleCutShort({ online, made, madeExists, deviceTop })) {
+    case 'finish':
+      if (renameIfSame(`${dd}.tmp`, dd, tmp.id))
+        actions.push(`finished the snapshot ${guid} cut short: its device writes ${basename(made)}`);
+      return;
+    case 'undo':
+      if (!removeIfSame(`${dd}.tmp`, tmp.id)) return;
+      actions.push(`removed ${name} of the snapshot ${guid}, cut short`);
+      // Only a file named and placed as ploop makes a delta, beside the base image.
+      if (isDeltaOf(before, made)) rm(made, actions, `its delta ${basename(made)}`);
+      return;
+    case 'unknown':
+      throw new StepError(
+        errorCodes.snapshotInDoubt,
+        `the snapshot ${guid} of ${dd} was cut short after it made ${made}, and this host does not show whether its ` +
+          `device writes it (no /sys/block/<device>/pdelta): ${name} and the delta are left for an operator`,
+      );
+  }
 }
 
-/**
- * This migration's snapshot G2 of the copy cut short before its rename: an online snapshot, so the source's device
- * may have been switched to its delta and written to it since. Once the delta exists the snapshot is finished (its
- * `.tmp` renamed over the copy, as ploop would have): the rollback then merges G2, taking those writes into the base
- * — and if the device was never switched, that merge is refused and the disk is not restored, so the CT is not thawed
- * on a descriptor that misses what it wrote. A `.tmp` whose delta was not made yet is removed. Under the lock.
- */
-function finishCopyCutShort(ddxml: string, g2: string, actions: string[]): void {
-  const copy = realPathOr(backupOf(ddxml));
-  const tmp = readStoreTmp(`${copy}.tmp`);
-  const made = tmp.kind === 'whole' ? cutShortSnapshot(readDescriptorView(copy), tmp.view, g2) : undefined;
-  if (!made || tmp.kind !== 'whole') return;
-  if (!existsSync(made)) {
-    if (removeIfSame(`${copy}.tmp`, tmp.id))
-      actions.push(
-        `removed DiskDescriptor.xml.copy.tmp of the copy's snapshot ${g2}, cut short before its delta`,
-      );
-    return;
-  }
-  renameSync(`${copy}.tmp`, copy);
-  actions.push(
-    `finished the copy's snapshot ${g2}, cut short after it made ${basename(made)} (the source's device may write it)`,
+/** Whether `file` is named and placed as ploop makes a delta of this disk: `<base>.{GUID}` beside its base image. */
+function isDeltaOf(disk: DescriptorView, file: string): boolean {
+  const base = disk.images[0]?.file;
+  return (
+    base !== undefined &&
+    realPathOr(dirname(file)) === realPathOr(dirname(base)) &&
+    deltaPattern(base).test(basename(file))
   );
+}
+
+/** settleCutShortStore under `descriptor`'s own lock, when it has a `.tmp` (none: nothing to settle, no lock taken). */
+async function settleIfCutShort(
+  ctx: Pick<HandlerContext, 'tools' | 'cfg'>,
+  descriptor: string,
+  guid: string,
+  online: boolean,
+  actions: string[],
+): Promise<void> {
+  if (!existsSync(`${realPathOr(descriptor)}.tmp`)) return;
+  await locked(descriptor, () => settleCutShortStore(ctx, descriptor, guid, online, actions));
+}
+
+/** The top delta of the device that opens this disk here (`ploop list` finds it by its base delta). */
+async function deviceTopOf(
+  ctx: Pick<HandlerContext, 'tools' | 'cfg'>,
+  disk: DescriptorView,
+): Promise<DeviceTop> {
+  const base = disk.images[0]?.file;
+  const dev = base && (await ctx.tools.ploopList()).find((d) => realPathOr(d.base) === realPathOr(base));
+  if (!dev) return 'no device';
+  const top = deviceDeltas(ctx.cfg.hostRoot, dev.device)?.at(-1);
+  return top === undefined ? 'not shown' : { file: top };
 }
 
 /**
@@ -191,14 +238,18 @@ function finishCopyCutShort(ddxml: string, g2: string, actions: string[]): void 
  * a ploop operation under way (an operator's) stores its descriptor before it, never over it. The last look, that no
  * migration snapshot is left, reads the descriptor after everything else.
  */
-async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]> {
+async function restoreDisk(
+  ctx: Pick<HandlerContext, 'tools' | 'cfg'>,
+  args: SharedDiskArgs,
+): Promise<string[]> {
   const { ddxml, originGuid, copyGuid } = args;
   const actions: string[] = [];
-  const f1 = await locked(ddxml, () => {
+  // The copy's snapshot G2 is online: settled under the copy's own lock, the one its ploop took.
+  if (existsSync(backupOf(ddxml))) await settleIfCutShort(ctx, backupOf(ddxml), copyGuid, true, actions);
+  const f1 = await locked(ddxml, async () => {
+    await settleCutShortStore(ctx, ddxml, originGuid, false, actions);
     const orig = readDescriptorView(ddxml);
-    undoOriginCutShort(ddxml, orig, originGuid, actions);
     if (existsSync(backupOf(ddxml))) {
-      finishCopyCutShort(ddxml, copyGuid, actions);
       renameSync(backupOf(ddxml), ddxml);
       actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
     }
@@ -209,7 +260,7 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
   const tmp = `${backupOf(ddxml)}.tmp`;
   if (isFileOrLink(tmp)) rm(tmp, actions);
   if (hasGuid(readDescriptorView(ddxml), copyGuid)) {
-    await tools.ploopSnapshotDelete(ddxml, copyGuid);
+    await ctx.tools.ploopSnapshotDelete(ddxml, copyGuid);
     actions.push(`merged the copy's snapshot ${copyGuid}`);
   }
   if (f1 && !readDescriptorView(ddxml).images.some((i) => i.file === f1))
@@ -224,7 +275,7 @@ async function restoreDisk(tools: Tools, args: SharedDiskArgs): Promise<string[]
 }
 
 export const restoreSharedDisk: Handler = async (cmd, ctx) =>
-  ({ actions: await restoreDisk(ctx.tools, argsOf<SharedDiskArgs>(cmd)) }) satisfies HostResult;
+  ({ actions: await restoreDisk(ctx, argsOf<SharedDiskArgs>(cmd)) }) satisfies HostResult;
 
 /**
  * Before a frozen CT may run again on the source: restore every shared disk whose preparation started in this
@@ -239,7 +290,7 @@ export async function restorePreparedDisks(
   const actions: string[] = [];
   for (const a of planRollback(events)) {
     if (a.step !== 'restoreSharedDisk') continue;
-    const done = await restoreDisk(ctx.tools, a.args as unknown as SharedDiskArgs);
+    const done = await restoreDisk(ctx, a.args as unknown as SharedDiskArgs);
     actions.push(...done.map((what) => `disk ${a.subject}: ${what}`));
   }
   return actions;

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
-import { copyGuid, originGuid } from '@haul/domain';
+import { copyGuid, errorCodes, originGuid } from '@haul/domain';
 import type { StepCommand } from '@haul/schemas';
 import { TOPDELTA } from '../adapters/descriptor.ts';
 import { liveProcesses } from '@haul/bus';
@@ -169,20 +169,40 @@ describe('restoreSharedDisk after a backup cut short', () => {
   });
 });
 
-describe('restoreSharedDisk after a snapshot of the migration cut short before its rename', () => {
+describe('a snapshot of the migration cut short before its rename, settled as ploop would have ended it', () => {
   const g1 = originGuid(mid, 1);
   const g2 = copyGuid(mid, 1);
   const f1 = 'root.hds.{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1}';
   const f2 = 'root.hds.{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f2}';
-  /** A disk backed up, with these files, and a ploop whose snapshot-delete merges G2 (the child f2 into root.hds). */
-  function disk(name: string, files: string[]) {
+  /**
+   * A disk backed up, with these files; its device /dev/ploop7 on this host opening `opens` (none: no device; 'not
+   * shown': a device without pdelta in sysfs, as on ploop 9); a ploop whose snapshot-delete merges G2.
+   */
+  function disk(name: string, files: string[], opens: string[] | 'not shown' | 'none' = 'none') {
     const d = prepared(name, false);
     const ddxml = join(d.dir, 'DiskDescriptor.xml');
     for (const f of ['root.hds', ...files]) writeFileSync(join(d.dir, f), '');
+    const hostRoot = join(root, `${name}-host`);
+    if (Array.isArray(opens))
+      opens.forEach((f, level) => {
+        mkdirSync(join(hostRoot, 'sys', 'block', 'ploop7', 'pdelta', String(level)), { recursive: true });
+        writeFileSync(
+          join(hostRoot, 'sys', 'block', 'ploop7', 'pdelta', String(level), 'image'),
+          join(d.dir, f),
+        );
+      });
     const merged: string[] = [];
+    const ran: string[] = [];
     const ctx = {
       ...d.ctx,
+      cfg: { node: 'node-a', hostRoot },
       tools: {
+        ploopList: () =>
+          Promise.resolve(opens === 'none' ? [] : [{ device: '/dev/ploop7', base: join(d.dir, 'root.hds') }]),
+        ploopSnapshot: (dd: string) => {
+          ran.push(dd);
+          return Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+        },
         ploopSnapshotDelete: (dd: string, guid: string) => {
           merged.push(guid);
           writeFileSync(dd, descriptor([[TOPDELTA, 'root.hds']]));
@@ -196,7 +216,7 @@ describe('restoreSharedDisk after a snapshot of the migration cut short before i
       step: 'restoreSharedDisk',
       args: { ddxml, originGuid: g1, copyGuid: g2 },
     } as unknown as StepCommand;
-    return { dir: d.dir, ddxml, ctx, cmd, merged };
+    return { dir: d.dir, ddxml, ctx, cmd, merged, ran };
   }
   /** ploop's store of a snapshot `guid` over a descriptor of root.hds alone: its new top `file`, child of `guid`. */
   const storeOf = (guid: string, file: string) =>
@@ -207,53 +227,101 @@ describe('restoreSharedDisk after a snapshot of the migration cut short before i
       '</Snapshots>',
       `<Shot><GUID>${TOPDELTA}</GUID><ParentGUID>${guid}</ParentGUID></Shot></Snapshots>`,
     );
+  const clean = ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds'];
+  const actionsOf = async (p: Promise<unknown>) => ((await p) as { actions: string[] }).actions;
 
-  it("undoes the origin's: its DiskDescriptor.xml.tmp and the delta it made go", async () => {
-    // Given the origin's offline snapshot G1 killed after it made f1, before its rename
+  it("undoes the origin's (offline): its DiskDescriptor.xml.tmp and the delta it made go", async () => {
+    // Given the origin's snapshot G1 killed after it made f1, before its rename
     const d = disk('origin-cut-short', [f1]);
     writeFileSync(`${d.ddxml}.tmp`, storeOf(g1, f1));
 
     // When the rollback restores the disk
-    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
+    const actions = await actionsOf(restoreSharedDisk(d.cmd, d.ctx));
 
     // Then the disk is as before the migration, nothing of the snapshot left
-    assert.deepEqual(r.actions.slice(0, 2), [
-      `removed DiskDescriptor.xml.tmp of the origin's snapshot ${g1}, cut short`,
+    assert.deepEqual(actions.slice(0, 2), [
+      `removed DiskDescriptor.xml.tmp of the snapshot ${g1}, cut short`,
       `removed its delta ${f1}`,
     ]);
-    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
+    assert.deepEqual(readdirSync(d.dir).sort(), clean);
     assert.deepEqual(d.merged, []);
   });
 
-  it("finishes the copy's once its delta exists, then merges it: the source's writes to that delta reach the base", async () => {
-    // Given the copy's online snapshot G2 killed after it made f2 (and switched the source's device to it), before
-    // its rename: only DiskDescriptor.xml.copy.tmp names f2
-    const d = disk('copy-cut-short', [f2]);
+  it("finishes the copy's when its device writes the delta, then merges it: the CT's writes reach the base", async () => {
+    // Given the copy's online snapshot G2 killed after it switched the source's device to f2, before its rename
+    const d = disk('copy-switched', [f2], ['root.hds', f2]);
     writeFileSync(`${d.ddxml}.copy.tmp`, storeOf(g2, f2));
 
     // When the rollback restores the disk
-    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
+    const actions = await actionsOf(restoreSharedDisk(d.cmd, d.ctx));
 
     // Then the snapshot is finished, renamed over the descriptor with the copy, and G2 merged
-    assert.deepEqual(r.actions.slice(0, 3), [
-      `finished the copy's snapshot ${g2}, cut short after it made ${f2} (the source's device may write it)`,
+    assert.deepEqual(actions.slice(0, 3), [
+      `finished the snapshot ${g2} cut short: its device writes ${f2}`,
       'renamed DiskDescriptor.xml.copy over DiskDescriptor.xml',
       `merged the copy's snapshot ${g2}`,
     ]);
     assert.deepEqual(d.merged, [g2]);
-    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
+  });
+
+  it("undoes the copy's when its device was never switched to the delta: nothing to merge", async () => {
+    const d = disk('copy-not-switched', [f2], ['root.hds']);
+    writeFileSync(`${d.ddxml}.copy.tmp`, storeOf(g2, f2));
+    const actions = await actionsOf(restoreSharedDisk(d.cmd, d.ctx));
+    assert.deepEqual(actions.slice(0, 2), [
+      `removed DiskDescriptor.xml.copy.tmp of the snapshot ${g2}, cut short`,
+      `removed its delta ${f2}`,
+    ]);
+    assert.deepEqual(d.merged, []);
+    assert.ok(!existsSync(join(d.dir, f2)));
+  });
+
+  it("leaves the copy's as it is and fails (HAUL_SNAPSHOT_IN_DOUBT) when the host does not show the device's deltas", async () => {
+    const d = disk('copy-not-shown', [f2], 'not shown');
+    writeFileSync(`${d.ddxml}.copy.tmp`, storeOf(g2, f2));
+    await assert.rejects(
+      restoreSharedDisk(d.cmd, d.ctx),
+      (e: unknown) => e instanceof StepError && e.code === errorCodes.snapshotInDoubt,
+    );
+    assert.ok(
+      existsSync(`${d.ddxml}.copy.tmp`) && existsSync(join(d.dir, f2)) && existsSync(`${d.ddxml}.copy`),
+    );
   });
 
   it("removes the copy's .tmp when its delta was not made yet, and merges nothing", async () => {
     const d = disk('copy-cut-short-early', []);
     writeFileSync(`${d.ddxml}.copy.tmp`, storeOf(g2, f2));
-    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
-    assert.equal(
-      r.actions[0],
-      `removed DiskDescriptor.xml.copy.tmp of the copy's snapshot ${g2}, cut short before its delta`,
-    );
+    const actions = await actionsOf(restoreSharedDisk(d.cmd, d.ctx));
+    assert.equal(actions[0], `removed DiskDescriptor.xml.copy.tmp of the snapshot ${g2}, cut short`);
     assert.deepEqual(d.merged, []);
-    assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
+  });
+
+  it('is settled by snapshotCopy run again: finished, then found done without running ploop', async () => {
+    // Given the origin snapshotted, and the copy's snapshot cut short after its device switched to f2
+    const d = disk('copy-run-again', [f2], ['root.hds', f2]);
+    writeFileSync(
+      d.ddxml,
+      descriptor([
+        [g1, 'root.hds'],
+        [TOPDELTA, 'root.hds.f1'],
+      ]),
+    );
+    writeFileSync(`${d.ddxml}.copy.tmp`, storeOf(g2, f2));
+    const cmd = {
+      ...d.cmd,
+      step: 'snapshotCopy',
+      args: { ddxml: d.ddxml, guid: g2 },
+    } as unknown as StepCommand;
+
+    // When the step runs again
+    const actions = await actionsOf(snapshotCopy(cmd, d.ctx));
+
+    // Then ploop is not run again on a device already switched
+    assert.deepEqual(actions, [
+      `finished the snapshot ${g2} cut short: its device writes ${f2}`,
+      `snapshot ${g2} already in the copy`,
+    ]);
+    assert.deepEqual(d.ran, []);
   });
 });
 
