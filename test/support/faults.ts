@@ -191,6 +191,15 @@ export const injections: Record<string, Injection> = {
  * More ways for one step to fail, beyond its case in `injections`: the final dump fails after criu froze the CT and
  * holds its dump (the CT's sysctls, read beside the images at post-dump, cannot be read): the CT must not stay frozen.
  */
+/** The first `ploop snapshot` of the copy (snapshotCopy's) killed at `at`. */
+const copySnapshotKilled = (at: 'kill-before-store' | 'kill-after-delta'): FaultRule => ({
+  tool: 'ploop',
+  sub: 'snapshot',
+  match: 'DiskDescriptor\\.copy\\.xml',
+  call: 1,
+  action: at,
+});
+
 export const moreInjections: { step: StepName; what: string; injection: Injection }[] = [
   {
     step: 'finalDump',
@@ -231,15 +240,7 @@ export const moreInjections: { step: StepName; what: string; injection: Injectio
     step: 'snapshotCopy',
     what: 'killed before its descriptor is stored',
     injection: {
-      rules: [
-        {
-          tool: 'ploop',
-          sub: 'snapshot',
-          match: 'DiskDescriptor\\.copy\\.xml',
-          call: 1,
-          action: 'kill-before-store',
-        },
-      ],
+      rules: [copySnapshotKilled('kill-before-store')],
       expect: 'MigrationRolledBack',
     },
   },
@@ -249,15 +250,7 @@ export const moreInjections: { step: StepName; what: string; injection: Injectio
     step: 'snapshotCopy',
     what: 'killed before its device is switched',
     injection: {
-      rules: [
-        {
-          tool: 'ploop',
-          sub: 'snapshot',
-          match: 'DiskDescriptor\\.copy\\.xml',
-          call: 1,
-          action: 'kill-after-delta',
-        },
-      ],
+      rules: [copySnapshotKilled('kill-after-delta')],
       expect: 'MigrationRolledBack',
     },
   },

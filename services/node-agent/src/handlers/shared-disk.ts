@@ -84,7 +84,7 @@ export const snapshotOrigin: Handler = async (cmd, ctx) => {
   const { ddxml, guid } = argsOf<SnapshotArgs>(cmd);
   const r: HostResult = { actions: [] };
   // An earlier run of this step cut short (its ploop killed before its rename) is settled first.
-  await settleIfCutShort(ctx, ddxml, guid, false, r.actions);
+  await settleIfCutShort(ctx, originSnapshot(ddxml, guid), r.actions);
   if (hasGuid(readDescriptorView(ddxml), guid)) r.actions.push(`snapshot ${guid} already in the descriptor`);
   else {
     if (!existsSync(backupOf(ddxml)))
@@ -119,7 +119,7 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
   if (!existsSync(copy)) throw new StepError(errorCodes.noBackup, `${copy} is missing`);
   const r: HostResult = { actions: [] };
   // An earlier run of this step cut short: finished if the device writes its delta (then done below), else undone.
-  await settleIfCutShort(ctx, copy, guid, true, r.actions);
+  await settleIfCutShort(ctx, copySnapshot(ddxml, guid), r.actions);
   const done = hasGuid(readDescriptorView(copy), guid);
   if (!done) requireOriginSnapshot(cmd, ddxml);
   if (!isLink(link)) symlinkSync(basename(copy), link);
@@ -151,6 +151,19 @@ async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
   }
 }
 
+/** A snapshot of the dance: the origin's (G1 of the descriptor, offline) or the copy's (G2 of the copy, online). */
+type MigrationSnapshot = { descriptor: string; guid: string; online: boolean };
+const originSnapshot = (ddxml: string, g1: string): MigrationSnapshot => ({
+  descriptor: ddxml,
+  guid: g1,
+  online: false,
+});
+const copySnapshot = (ddxml: string, g2: string): MigrationSnapshot => ({
+  descriptor: backupOf(ddxml),
+  guid: g2,
+  online: true,
+});
+
 /**
  * A snapshot of this migration (`guid`, of `descriptor`) cut short between storing `<descriptor>.tmp` and renaming it
  * — its ploop killed on its timeout, or its host crashed — settled as ploop would have ended it
@@ -162,9 +175,7 @@ async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
  */
 async function settleCutShortStore(
   ctx: Pick<HandlerContext, 'tools' | 'cfg'>,
-  descriptor: string,
-  guid: string,
-  online: boolean,
+  { descriptor, guid, online }: MigrationSnapshot,
   actions: string[],
 ): Promise<void> {
   const dd = realPathOr(descriptor);
@@ -209,13 +220,11 @@ function isDeltaOf(disk: DescriptorView, file: string): boolean {
 /** settleCutShortStore under `descriptor`'s own lock, when it has a `.tmp` (none: nothing to settle, no lock taken). */
 async function settleIfCutShort(
   ctx: Pick<HandlerContext, 'tools' | 'cfg'>,
-  descriptor: string,
-  guid: string,
-  online: boolean,
+  snap: MigrationSnapshot,
   actions: string[],
 ): Promise<void> {
-  if (!existsSync(`${realPathOr(descriptor)}.tmp`)) return;
-  await locked(descriptor, () => settleCutShortStore(ctx, descriptor, guid, online, actions));
+  if (!existsSync(`${realPathOr(snap.descriptor)}.tmp`)) return;
+  await locked(snap.descriptor, () => settleCutShortStore(ctx, snap, actions));
 }
 
 /** The top delta of the device that opens this disk here (`ploop list` finds it by its base delta). */
@@ -245,9 +254,9 @@ async function restoreDisk(
   const { ddxml, originGuid, copyGuid } = args;
   const actions: string[] = [];
   // The copy's snapshot G2 is online: settled under the copy's own lock, the one its ploop took.
-  if (existsSync(backupOf(ddxml))) await settleIfCutShort(ctx, backupOf(ddxml), copyGuid, true, actions);
+  if (existsSync(backupOf(ddxml))) await settleIfCutShort(ctx, copySnapshot(ddxml, copyGuid), actions);
   const f1 = await locked(ddxml, async () => {
-    await settleCutShortStore(ctx, ddxml, originGuid, false, actions);
+    await settleCutShortStore(ctx, originSnapshot(ddxml, originGuid), actions);
     const orig = readDescriptorView(ddxml);
     if (existsSync(backupOf(ddxml))) {
       renameSync(backupOf(ddxml), ddxml);
