@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { realPathOr } from './files.ts';
 import { basename } from 'node:path';
 
 /**
@@ -19,4 +20,22 @@ export function deviceDeltas(hostRoot: string, device: string): string[] | undef
       throw err;
     }
   }
+}
+
+/**
+ * Every delta a ploop device of this host opens, by its real path, with the device: none known where the host does not
+ * show them (ploop 9).
+ */
+export function openedDeltas(hostRoot: string): Map<string, string> {
+  let names: string[];
+  try {
+    names = readdirSync(`${hostRoot}/sys/block`).filter((n) => /^ploop\d+$/.test(n));
+  } catch {
+    return new Map();
+  }
+  return new Map(
+    names.flatMap((n) =>
+      (deviceDeltas(hostRoot, `/dev/${n}`) ?? []).map((d) => [realPathOr(d), `/dev/${n}`] as const),
+    ),
+  );
 }

@@ -45,10 +45,11 @@ import { realPathOr } from './files.ts';
  * A `.tmp` left by a store cut short keeps what it names only until the next store of that descriptor writes over it
  * (every ploop store goes through `<descriptor>.tmp`); one that is not whole XML stops every sweep until then.
  *
- * Not covered: an online snapshot of someone else's cut short after its device's switch, or one whose last rename
- * fails (ploop unlinks conf_tmp then, not the delta), leaves the delta the device writes named by no file once that
- * `.tmp` is gone; the sweep cannot tell it from an orphan without asking the device. This migration's own are settled
- * before any sweep (shared-disk.ts settleCutShortStore).
+ * An online snapshot of someone else's cut short after its device's switch, or one whose last rename fails (ploop
+ * unlinks conf_tmp then, not the delta), leaves the delta the device writes named by no file once that `.tmp` is gone:
+ * the sweep keeps every delta a device of this host opens, as ploop 7's sysfs shows them (device-chain.ts). Not
+ * covered: a device of another host (a shared disk's other node), and ploop 9, whose sysfs does not show them. This
+ * migration's own are settled before any sweep (shared-disk.ts settleCutShortStore).
  */
 
 /** What a disk's snapshot deltas are named like: `<base>.{GUID}`, or with a trailing `.{…}` of the base cut off. */
@@ -179,10 +180,18 @@ export function renameIfSame(tmp: string, to: string, id: FileId): boolean {
 }
 
 /**
- * Remove the orphan deltas of the disk of `ddxml` (and of its backup copy), saying what it did in `actions`. Throws
- * when the descriptor cannot be read.
+ * Remove the orphan deltas of the disk of `ddxml` (and of its backup copy), saying what it did in `actions`. A delta a
+ * device of this host opens (`opened`: real path → device, ploop 7's sysfs) is kept, whatever names it. Throws when
+ * the descriptor cannot be read.
  */
-export function sweepOrphanDeltas(ddxml: string, actions: string[], io: SweepIo = fsIo): void {
+export function sweepOrphanDeltas(
+  ddxml: string,
+  actions: string[],
+  {
+    opened = () => new Map<string, string>(),
+    io = fsIo,
+  }: { opened?: () => ReadonlyMap<string, string>; io?: SweepIo } = {},
+): void {
   const dd = realPathOr(ddxml);
   const base = readDescriptorView(dd).images[0]?.file;
   if (!base) return;
@@ -207,8 +216,15 @@ export function sweepOrphanDeltas(ddxml: string, actions: string[], io: SweepIo 
     ];
     for (const i of images) named.add(realPathOr(i.file));
   }
-  for (const p of listed) {
-    if (named.has(realPathOr(p))) continue;
+  const unnamed = listed.filter((p) => !named.has(realPathOr(p)));
+  if (unnamed.length === 0) return;
+  const open = opened();
+  for (const p of unnamed) {
+    const device = open.get(realPathOr(p));
+    if (device) {
+      actions.push(`kept ${basename(p)}: no descriptor names it, and ${device} opens it`);
+      continue;
+    }
     unlinkSync(p);
     actions.push(`removed orphan delta ${basename(p)}`);
   }

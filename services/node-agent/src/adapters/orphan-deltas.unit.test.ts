@@ -86,7 +86,7 @@ describe('the orphan-delta sweep, run between the steps of a ploop snapshot that
 
       // When the sweep runs with the snapshot's steps at these places
       const actions: string[] = [];
-      sweepOrphanDeltas(ddxml, actions, io);
+      sweepOrphanDeltas(ddxml, actions, { io });
       due();
 
       // Then the snapshot's delta is there, and the orphan is gone
@@ -139,6 +139,23 @@ describe('the orphan-delta sweep', () => {
     // Then only the orphan goes
     assert.deepEqual(actions, [`removed orphan delta ${delta(10)}`]);
     assert.ok(existsSync(join(dir, delta(4))) && existsSync(join(dir, delta(5))));
+  });
+
+  it('keeps a delta no descriptor names that a device of this host opens (an online snapshot cut short)', () => {
+    // Given a delta named by no file, written by a device (someone's online snapshot cut short after its switch)
+    const { dir, ddxml } = disk('opened', [delta(11), delta(12)]);
+    const opened = () => new Map([[join(dir, delta(11)), '/dev/ploop5']]);
+
+    // When the sweep runs
+    const actions: string[] = [];
+    sweepOrphanDeltas(ddxml, actions, { opened });
+
+    // Then that delta stays, and the one nothing opens goes
+    assert.deepEqual(actions, [
+      `kept ${delta(11)}: no descriptor names it, and /dev/ploop5 opens it`,
+      `removed orphan delta ${delta(12)}`,
+    ]);
+    assert.ok(existsSync(join(dir, delta(11))));
   });
 
   it('looks beside the base image, where ploop makes the deltas, when the descriptor names it in another folder', () => {

@@ -17,7 +17,7 @@ import {
   type DescriptorView,
 } from '../adapters/descriptor.ts';
 import { DescriptorLockedError, withDescriptorLock } from '../adapters/descriptor-lock.ts';
-import { deviceDeltas } from '../adapters/device-chain.ts';
+import { deviceDeltas, openedDeltas } from '../adapters/device-chain.ts';
 import {
   cutShortSnapshot,
   deltaPattern,
@@ -138,8 +138,8 @@ export const snapshotCopy: Handler = async (cmd, ctx) => {
  * its own), under the descriptor's lock: ploop 7 holds it from creating a delta to storing the descriptor that names
  * it, and from storing one without a delta to unlinking it.
  */
-const sweepOrphans = (ddxml: string, actions: string[]): Promise<void> =>
-  locked(ddxml, () => sweepOrphanDeltas(ddxml, actions));
+const sweepOrphans = (ctx: Pick<HandlerContext, 'cfg'>, ddxml: string, actions: string[]): Promise<void> =>
+  locked(ddxml, () => sweepOrphanDeltas(ddxml, actions, { opened: () => openedDeltas(ctx.cfg.hostRoot) }));
 
 /** `fn` under the descriptor's lock; a lock not had in time is the step's failure (HAUL_DESCRIPTOR_LOCKED). */
 async function locked<T>(ddxml: string, fn: () => T): Promise<T> {
@@ -274,7 +274,7 @@ async function restoreDisk(
   }
   if (f1 && !readDescriptorView(ddxml).images.some((i) => i.file === f1))
     rm(f1, actions, `origin delta ${basename(f1)}`);
-  await sweepOrphans(ddxml, actions);
+  await sweepOrphans(ctx, ddxml, actions);
   rm(`${backupOf(ddxml)}.lck`, actions);
   rm(copyXmlOf(ddxml), actions);
   const now = readDescriptorView(ddxml);
@@ -306,7 +306,7 @@ export async function restorePreparedDisks(
 }
 
 /** After the commit, on the source (after it unmounted): the copy, its lock and its delta f2 go. */
-export const cleanupSharedDisk: Handler = async (cmd) => {
+export const cleanupSharedDisk: Handler = async (cmd, ctx) => {
   const { ddxml, copyGuid } = argsOf<SharedDiskArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (existsSync(backupOf(ddxml))) {
@@ -316,7 +316,7 @@ export const cleanupSharedDisk: Handler = async (cmd) => {
     if (f2 && hasGuid(cv, copyGuid) && !readDescriptorView(ddxml).images.some((i) => i.file === f2))
       rm(f2, r.actions, `copy delta ${basename(f2)}`);
   }
-  await sweepOrphans(ddxml, r.actions);
+  await sweepOrphans(ctx, ddxml, r.actions);
   rm(`${backupOf(ddxml)}.lck`, r.actions);
   rm(copyXmlOf(ddxml), r.actions);
   return r;
@@ -334,6 +334,6 @@ export const mergeOrigin: Handler = async (cmd, ctx) => {
     await ctx.tools.ploopSnapshotDelete(ddxml, originGuid);
     r.actions.push(`merged origin snapshot ${originGuid}`);
   } else r.actions.push('origin snapshot already merged');
-  await sweepOrphans(ddxml, r.actions);
+  await sweepOrphans(ctx, ddxml, r.actions);
   return r;
 };

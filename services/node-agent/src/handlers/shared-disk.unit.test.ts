@@ -54,7 +54,7 @@ function prepared(name: string, originSnapshotted: boolean) {
   const ploop: string[][] = [];
   const ctx = {
     held: { isHeld: () => true },
-    cfg: { node: 'node-a' },
+    cfg: { node: 'node-a', hostRoot: join(root, `${name}-no-devices`) },
     tools: {
       ploopSnapshot: (dd: string, guid: string) => {
         ploop.push([dd, guid]);
