@@ -155,11 +155,14 @@ export function settleCutShort(s: {
   return realPathOr(s.deviceTop.file) === realPathOr(s.made) ? 'finish' : 'undo';
 }
 
-/** Remove `tmp` if it is still the file `id` names (another store may have replaced it since it was read). */
-export function removeIfSame(tmp: string, id: FileId): boolean {
+/**
+ * `act` on `tmp` if it is still the file `id` names (another store may have replaced it since it was read); false
+ * when it is not, or gone.
+ */
+function ifStillSame(tmp: string, id: FileId, act: () => void): boolean {
   try {
     if (!sameFile(lstatSync(tmp), id)) return false;
-    unlinkSync(tmp);
+    act();
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -167,17 +170,12 @@ export function removeIfSame(tmp: string, id: FileId): boolean {
   }
 }
 
+/** Remove `tmp` if it is still the file `id` names. */
+export const removeIfSame = (tmp: string, id: FileId): boolean => ifStillSame(tmp, id, () => unlinkSync(tmp));
+
 /** Rename `tmp` over `to` if it is still the file `id` names. */
-export function renameIfSame(tmp: string, to: string, id: FileId): boolean {
-  try {
-    if (!sameFile(lstatSync(tmp), id)) return false;
-    renameSync(tmp, to);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
+export const renameIfSame = (tmp: string, to: string, id: FileId): boolean =>
+  ifStillSame(tmp, id, () => renameSync(tmp, to));
 
 /**
  * Remove the orphan deltas of the disk of `ddxml` (and of its backup copy), saying what it did in `actions`. A delta a
@@ -193,6 +191,7 @@ export function sweepOrphanDeltas(
   }: { opened?: () => ReadonlyMap<string, string>; io?: SweepIo } = {},
 ): void {
   const dd = realPathOr(ddxml);
+  // Read once for its base image before the listing, and again below after its .tmp: the order the sweep relies on.
   const base = readDescriptorView(dd).images[0]?.file;
   if (!base) return;
   const folder = realPathOr(dirname(base));
@@ -216,11 +215,11 @@ export function sweepOrphanDeltas(
     ];
     for (const i of images) named.add(realPathOr(i.file));
   }
-  const unnamed = listed.filter((p) => !named.has(realPathOr(p)));
+  const unnamed = listed.map((p) => [p, realPathOr(p)] as const).filter(([, real]) => !named.has(real));
   if (unnamed.length === 0) return;
   const open = opened();
-  for (const p of unnamed) {
-    const device = open.get(realPathOr(p));
+  for (const [p, real] of unnamed) {
+    const device = open.get(real);
     if (device) {
       actions.push(`kept ${basename(p)}: no descriptor names it, and ${device} opens it`);
       continue;
