@@ -70,11 +70,15 @@ export type RunOptions = {
   signal?: AbortSignal;
   okCodes?: number[];
   /**
-   * The tool changes a device and then its descriptor (ploop snapshot, snapshot-delete): killed between the two, it
-   * leaves them disagreeing, which no inspection of the descriptor sees (a delta the device writes that the descriptor
-   * does not name, swept as an orphan; a delta merged on the device that the descriptor still names, merged again).
-   * So once started it runs to its end: the agent's stop does not cancel it, and an agent started after this one died
-   * waits for it (orphaned-tools.ts) instead of ending it. Only its timeout ends it: a tool hung that long.
+   * The tool must not be cut off half done. ploop snapshot and snapshot-delete change a device and then its
+   * descriptor: killed between the two, they leave them disagreeing, which no inspection of the descriptor sees (a
+   * delta the device writes that the descriptor does not name, swept as an orphan; a delta merged on the device that
+   * the descriptor still names, merged again). vzctl restore and start make the CT's tasks, which leave the tool's
+   * process group as they are made and outlive it: killed half-way, they leave a CT half restored (or half started)
+   * that the same command run again takes for a CT that runs (vzctl's 32), and the step for done. So once started it
+   * runs to its end: the agent's stop does not cancel it, and an agent started after this one died waits for it
+   * (orphaned-tools.ts) instead of ending it. Only its timeout ends it: a tool hung that long fails its step, and the
+   * rollback stops what it left.
    */
   toItsEnd?: boolean;
 };

@@ -20,8 +20,8 @@ import { groupMembers, pidReused, procStat, stepTimeoutsMs, type Logger } from '
  * cancellation ends one (the CTs a tool launched left its group, as real CTs do, and stay). The step the tool served
  * is then in doubt like a timed-out one, and its command, delivered again, is reconciled by inspection. The held
  * dumps' criu is started apart (held-dumps.ts) and is adopted, never ended. A tool that runs to its end (a ploop that
- * changes a device and then its descriptor: exec.ts RunOptions.toItsEnd) is waited for instead, until its timeout,
- * and ended only after: killed between its two changes, it would leave them disagreeing.
+ * changes a device and then its descriptor, a vzctl restore or start: exec.ts RunOptions.toItsEnd) is waited for
+ * instead, until its timeout, and ended only after: cut off half done, it would leave the host half changed.
  *
  * An agent killed between the spawn and the record's write leaves no record, but no tool either: a tool starts only
  * once its record is written (exec.ts, gated), and its gate ends with the agent. A record whose pid now names another
@@ -67,16 +67,16 @@ export class OrphanedToolError extends Error {
 
 /**
  * Wait for a tool that runs to its end (its record's `until`): while its leader runs (one /proc read each `pollMs`, not
- * a scan of every process), at most until its time, and never longer than `maxWaitMs` from now (ploop's timeout: the
- * tools that run to their end are ploop's, and the time was the dead agent's clock, which may have been ahead). What
- * is left of its group after is ended as any other.
+ * a scan of every process), at most until its time, and never longer than `maxWaitMs` from now (the longest timeout of
+ * the tools that run to their end, ploop's and vzctl's restore and start: the time was the dead agent's clock, which
+ * may have been ahead). What is left of its group after is ended as any other.
  */
 async function toItsEnd(rec: ToolRecord, log: Logger, pollMs: number, maxWaitMs: number): Promise<void> {
   if (procStat(rec.pid) === undefined) return;
   const until = Math.min(rec.until!, Date.now() + maxWaitMs);
   log.warn(
     { pid: rec.pid, argv: rec.argv, until: new Date(until).toISOString() },
-    'waiting for a host tool an earlier agent left running to end: it changes a device and its descriptor',
+    'waiting for a host tool an earlier agent left running to end: cut off half done, it would leave the host half changed',
   );
   while (Date.now() < until) {
     const st = procStat(rec.pid);
@@ -98,7 +98,7 @@ export async function endOrphanedTools(
     waitMs = 10_000,
     pollMs = 10,
     waitPollMs = 100,
-    maxWaitMs = stepTimeoutsMs.ploop,
+    maxWaitMs = Math.max(stepTimeoutsMs.ploop, stepTimeoutsMs.vzctl),
   }: { waitMs?: number; pollMs?: number; waitPollMs?: number; maxWaitMs?: number } = {},
 ): Promise<ToolRecord[]> {
   const ended: ToolRecord[] = [];

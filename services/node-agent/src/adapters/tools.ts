@@ -157,15 +157,23 @@ export function parsePloopList(stdout: string): { device: string; base: string }
 export function createTools(run: Runner, signal?: AbortSignal) {
   const o = (timeoutMs: number, okCodes: number[] = []) =>
     signal ? { timeoutMs, okCodes, signal } : { timeoutMs, okCodes };
-  /** A ploop call that changes a device and its descriptor: it runs to its end (RunOptions.toItsEnd). */
-  const toItsEnd = (timeoutMs: number) => ({ ...o(timeoutMs), toItsEnd: true });
+  /**
+   * A call that must not be cut off half done, so it runs to its end (RunOptions.toItsEnd): a ploop that changes a
+   * device and then its descriptor; a vzctl that restores or starts the CT, whose tasks outlive a vzctl killed
+   * half-way (they leave its process group as it makes them), after which vzctl says the CT runs (32) where it is
+   * only half made.
+   */
+  const toItsEnd = (timeoutMs: number, okCodes: number[] = []) => ({
+    ...o(timeoutMs, okCodes),
+    toItsEnd: true,
+  });
   return {
     async vzctlStatus(ctid: string): Promise<CtStatus> {
       const r = await run('vzctl', ['status', ctid], o(stepTimeoutsMs.quick));
       return parseVzctlStatus(r.stdout);
     },
     vzctlStart: (ctid: string) =>
-      run('vzctl', [...vz, 'start', ctid], o(stepTimeoutsMs.vzctl, [vzctlEnvRun])),
+      run('vzctl', [...vz, 'start', ctid], toItsEnd(stepTimeoutsMs.vzctl, [vzctlEnvRun])),
     vzctlStop: (ctid: string) => run('vzctl', [...vz, 'stop', ctid], o(stepTimeoutsMs.vzctl)),
     /**
      * The CT's tasks killed at once, with no halt inside it (vzctl's M_KILL: src/vzctl.c 2162, libvzctl
@@ -200,7 +208,7 @@ export function createTools(run: Runner, signal?: AbortSignal) {
       run(
         'vzctl',
         [...vz, 'restore', ctid, '--skip_arpdetect', '--dumpfile', dir],
-        o(stepTimeoutsMs.vzctl, [vzctlEnvRun]),
+        toItsEnd(stepTimeoutsMs.vzctl, [vzctlEnvRun]),
       ).catch((e: unknown) => {
         if (!(e instanceof CommandFailedError) || e.why !== 'exit') throw e;
         throw e.withLog(

@@ -131,3 +131,43 @@ void describe("a failed tool's words: criu's log, vzctl restore's stdout", () =>
     assert.match(e.message, /Failed to restore the Container$/);
   });
 });
+
+void describe('the tool calls that run to their end (RunOptions.toItsEnd)', () => {
+  /** Every call's tool, first word and options, each answered with exit 0 and no output. */
+  const recording = () => {
+    const calls: { call: string; toItsEnd: boolean; okCodes: number[] }[] = [];
+    const run: Runner = (tool, args, opts) => {
+      calls.push({
+        call: `${tool} ${args.find((a) => !a.startsWith('-')) ?? ''}`,
+        toItsEnd: opts.toItsEnd === true,
+        okCodes: opts.okCodes ?? [],
+      });
+      return Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+    };
+    return { calls, tools: createTools(run, new AbortController().signal) };
+  };
+
+  void it("vzctl restore and start (the CT's tasks outlive a vzctl cut off half-way), ploop snapshot and snapshot-delete; not a stop or a status", async () => {
+    const { calls, tools } = recording();
+    await tools.vzctlRestore('101', '/img/1');
+    await tools.vzctlStart('101');
+    await tools.ploopSnapshot('/dd.xml', '{g}', true);
+    await tools.ploopSnapshotDelete('/dd.xml', '{g}');
+    await tools.vzctlStop('101');
+    await tools.vzctlStatus('101');
+    assert.deepEqual(
+      calls.map((c) => [c.call, c.toItsEnd]),
+      [
+        ['vzctl restore', true],
+        ['vzctl start', true],
+        ['ploop snapshot', true],
+        ['ploop snapshot-delete', true],
+        ['vzctl stop', false],
+        ['vzctl status', false],
+      ],
+    );
+    // A CT already running is still the restore's and the start's answer to a run again (vzctl's 32).
+    assert.deepEqual(calls[0]!.okCodes, [32]);
+    assert.deepEqual(calls[1]!.okCodes, [32]);
+  });
+});
