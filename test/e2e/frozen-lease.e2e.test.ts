@@ -136,6 +136,43 @@ describe('node agent: the frozen lease (dead-man switch)', () => {
       }
     });
 
+  it("a held dump's criu killed while its agent is dead: the agent, started again, wins the fence as it starts, the CT runs on the source, and the migration rolls back", async () => {
+    // No restore starts: the final images cannot move.
+    const { gate, rule } = finalImagesStuck('haul-lease-unwatched-');
+    try {
+      await withRunningWorld({ sharedDisks: 1, memoryMb: 16, faults: [rule] }, async (w) => {
+        const base = await w.baseline('node-a');
+        // A lease of five minutes: only the criu's end can resume the CT within this test.
+        const r = await w.migrate('lease-unwatched', { preDump: 'off', frozenLeaseMs: 300_000 });
+        assert.ok(r.ok, JSON.stringify(r));
+        if (!r.ok) return;
+        await streamerKilledAtFinalDump(w, r.migrationId, gate);
+        await awaitEvent(w.eventLog, r.migrationId, stepEvent('StepSucceeded', 'finalDump'));
+
+        // When node-a's agent dies (its held dump lives on: a process group of its own), and then the held dump's
+        // criu is killed with its group: the CT's tasks run again, and no agent watches
+        const agent = w.services.get('agent-node-a')!;
+        await agent.kill('SIGKILL');
+        process.kill(-heldSh(w, r.migrationId), 'SIGKILL');
+        await until(
+          async () => / running$/m.test(await w.cluster.ok('node-a', 'vzctl', ['status', w.ctid])),
+          'the CT running again on node-a, unfrozen',
+        );
+
+        // Then the agent started again wins the fence as it starts (before, nothing acted on that dump: the target's
+        // restore fence would have let the CT start there too), the rollback follows, the CT runs on the source only
+        await w.startAgent('node-a');
+        await resumedByLease(w, r.migrationId);
+        await w.startStreamer('node-a');
+        const end = await followToEnd(w.eventLog, r.migrationId, () => {});
+        assert.equal(end.type, 'MigrationRolledBack');
+        assert.deepEqual(await w.brokenInvariants(r.migrationId, base), []);
+      });
+    } finally {
+      gate.remove();
+    }
+  });
+
   it("a held dump's criu killed after the target restore started: the agent kills the CT on the source at once (vzctl stop --fast), and the migration completes on the target", async () => {
     // The target's restore waits at a gate; a gate open from the start counts node-a's fast stops.
     const restore = createToolGate('haul-lease-restore-');

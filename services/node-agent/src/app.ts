@@ -6,6 +6,7 @@ import {
   commandFate,
   commandRefusals,
   ConcurrencyConflictError,
+  isTransient,
   Registry,
   agentMetrics,
   buckets,
@@ -296,7 +297,15 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       if (stale) return stale;
       const reconciled = markers.begin(cmd.commandId, reply);
       if (reconciled) mlog.warn('in doubt after a restart: reconciling by inspecting the host');
-      return { outcome: await runStep(confined.command, handler, mlog, reconciled) };
+      try {
+        return { outcome: await runStep(confined.command, handler, mlog, reconciled) };
+      } catch (err) {
+        if (!(err instanceof CutShortByStop)) throw err;
+        mlog.warn(
+          'the agent stops: the step, cut short, goes back to the stream, in doubt for the next agent',
+        );
+        return { back: true };
+      }
     });
   }
 
@@ -348,6 +357,12 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       const data = { ...base, result } as Extract<StepOutcome, { type: 'StepSucceeded' }>['data'];
       return event(cmd.migrationId, 'StepSucceeded', data, `${cmd.commandId}:result`) as StepOutcome;
     } catch (err) {
+      // Neither is the step's failure, and neither is recorded as one (a failure rolls the migration back): the step
+      // is in doubt, as after a crash, and its marker stays. The bus failing (a read or an append of the log inside
+      // the step) is thrown on: the queue runs the command again in place, reconciled (command-queue.ts
+      // handleInPlace). A tool the agent's stop cancelled: the command goes back to the stream, for the next agent.
+      if (isTransient(err)) throw err;
+      if (ac.signal.aborted && cancelledTool(err)) throw new CutShortByStop();
       const error = errorInfo(err);
       mlog.error({ err: error, ms: Date.now() - t0 }, 'step failed');
       metrics.step(cmd.step, 'failed', (Date.now() - t0) / 1000);
@@ -385,6 +400,32 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     }, cfg.heartbeatMs);
   }
 
+  /**
+   * A held dump whose criu ended after the freeze while no agent watched it (this agent's predecessor died, and the
+   * criu after it): its CT runs on the source again, and nothing in the log says so, so the target's restore fence
+   * would let the CT start there too. Acted on as its watch would have (the lease's `ended`: the fence won and the
+   * rollback follows, or the CT stopped on the source if the target restore started), in the background: it retries
+   * until the bus answers. A dump of a migration that is over is a leftover, never acted on: the CT may have come
+   * back to this node since, and run here rightly.
+   */
+  async function actOnDumpsEndedUnwatched(): Promise<void> {
+    for (const meta of held.endedUndecided()) {
+      const mlog = migrationLogger(log, meta.migrationId, { ctid: meta.ctid });
+      const { events } = await eventLog.read(meta.migrationId);
+      if (
+        fold(
+          events.map((e) => e.event),
+          initialState(),
+        ).terminal
+      ) {
+        mlog.warn("a held dump's folder of a migration that is over, its criu ended undecided: removed");
+        held.forget(meta.migrationId);
+        continue;
+      }
+      void leases.ended(meta);
+    }
+  }
+
   return {
     async start(): Promise<void> {
       // Before anything acts on the host: what an agent that died left running is ended first.
@@ -402,6 +443,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         log.warn({ migrationId: meta.migrationId }, 'adopting a final dump started before the restart');
         leases.arm(meta);
       }
+      await actOnDumpsEndedUnwatched();
       warmDescriptorParser(); // the first descriptor read is otherwise a frozen window's
       // criu's version and features change only when criu is upgraded (which restarts the agent): asked once.
       const facts = await host.facts();
@@ -458,6 +500,20 @@ function toolSaid(err: CommandFailedError): Pick<ErrorInfo, 'command' | 'stderrT
     stderrTail: err.stderrTail,
     ...(err.exitCode !== undefined ? { exitCode: err.exitCode } : {}),
   };
+}
+
+/** A tool cancelled (the agent stopping), thrown as it is or as the cause a handler wrapped it in. */
+const cancelledTool = (err: unknown): boolean =>
+  [err, err instanceof Error ? err.cause : undefined].some(
+    (e) => e instanceof CommandFailedError && e.why === 'cancelled',
+  );
+
+/** A step whose tool the agent's stop cancelled: not its failure (runStep). */
+class CutShortByStop extends Error {
+  constructor() {
+    super('cut short by the agent stopping');
+    this.name = 'CutShortByStop';
+  }
 }
 
 function errorInfo(err: unknown): ErrorInfo {

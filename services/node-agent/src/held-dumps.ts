@@ -265,6 +265,22 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         .map((m) => this.meta(m))
         .filter((m): m is HeldMeta => m !== undefined);
     },
+    /**
+     * Every dump whose criu ended after it froze the CT with no decision written: killed (the OOM killer, an operator)
+     * while no agent watched it, so no lease acted on its end. Its CT runs on the source again (leases.ts), and the
+     * log does not say so. An agent that starts acts on each as its lease would have (leases.ts `ended`).
+     */
+    endedUndecided(): HeldMeta[] {
+      return readdirSync(root)
+        .map((m) => dirOf(m))
+        .filter(
+          (dir) => existsSync(join(dir, 'frozen')) && !existsSync(join(dir, 'decision')) && !criuRunning(dir),
+        )
+        .flatMap((dir) => {
+          const meta = this.meta(dir.slice(root.length + 1));
+          return meta ? [meta] : [];
+        });
+    },
     /** Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed). */
     async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number> {
       const dir = dirOf(migrationId);

@@ -87,6 +87,8 @@ export function createLeases(deps: LeaseDeps) {
                 'the target restore has started: stopping the CT on the source',
               );
               await deps.stopSource(meta, mlog);
+              // Decided (abort: no criu waits for it): a later start does not act on this dump again.
+              held.abandon(meta.migrationId);
               done = true;
               return;
             }
@@ -159,6 +161,11 @@ export function createLeases(deps: LeaseDeps) {
   return {
     /** Arm (or re-arm) the lease of a held dump: due at frozenAt + leaseMs, or after `delayMs`. */
     arm,
+    /**
+     * Act on a held dump whose criu ended with no decision while no agent watched it (held.endedUndecided), as its
+     * watch would have: resume the CT on the source, or stop it there if the target restore started.
+     */
+    ended: (meta: HeldMeta): Promise<void> => criuEnded(meta),
     stop(): void {
       stopped = true;
       for (const t of timers.values()) clearTimeout(t);

@@ -14,6 +14,7 @@ import {
   limits,
   maxFrozenLeaseMs,
   sendCommand,
+  BusUnavailableError,
   type EventLog,
 } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
@@ -28,6 +29,7 @@ import {
 } from '@haul/test';
 import { createNodeAgent, type NodeAgent } from '../src/app.ts';
 import type { AgentHost } from '../src/host.ts';
+import { CommandFailedError } from '../src/adapters/exec.ts';
 
 /**
  * A node agent's commands of different migrations run side by side, each migration's one at a time in its log's
@@ -81,8 +83,39 @@ const host: AgentHost = {
       seen.push(`${cmd.commandId} end`);
       return { actions: ['locked (test host)'] } satisfies HostResult;
     },
+    // Its first run meets the bus failing inside the step (a read of the log the step asks for): told how it ran.
+    stopSource: (cmd, ctx) => {
+      const first = !busFailedOnce.has(cmd.commandId);
+      busFailedOnce.add(cmd.commandId);
+      ranReconciled.push(ctx.reconciled);
+      if (first) return Promise.reject(new BusUnavailableError('the log could not be read (test host)'));
+      return Promise.resolve({ actions: ['stopped (test host)'] } satisfies HostResult);
+    },
   },
 };
+const busFailedOnce = new Set<string>();
+const ranReconciled: boolean[] = [];
+
+/** An agent of `node` in this process, its state in `stateDir`, over `over`. */
+const agentOn = (node: string, stateDir: string, over: AgentHost, logStreamOf = logStream): NodeAgent =>
+  createNodeAgent({
+    nc,
+    validators,
+    log: pino({ level: 'warn' }, logStreamOf),
+    cfg: {
+      node,
+      hostRoot: dir,
+      imageRoot: join(dir, 'images'),
+      stateDir,
+      sharedRoots: [],
+      maxLeaseMs: maxFrozenLeaseMs,
+      heartbeatMs: limits.heartbeatMs,
+      bootId: randomUUID(),
+    },
+    trust,
+    host: over,
+    exit: (code) => assert.fail(`the agent's consumer ended (exit ${code})`),
+  });
 
 before(async () => {
   server = await startNatsServer();
@@ -91,24 +124,7 @@ before(async () => {
   eventLog = createEventLog(nc, validators, trust);
   const imageRoot = join(dir, 'images');
   mkdirSync(imageRoot, { recursive: true });
-  agent = createNodeAgent({
-    nc,
-    validators,
-    log: pino({ level: 'warn' }, logStream),
-    cfg: {
-      node: 'node-a',
-      hostRoot: dir,
-      imageRoot,
-      stateDir: join(dir, 'state'),
-      sharedRoots: [],
-      maxLeaseMs: maxFrozenLeaseMs,
-      heartbeatMs: limits.heartbeatMs,
-      bootId: randomUUID(),
-    },
-    trust,
-    host,
-    exit: (code) => assert.fail(`the agent's consumer ended (exit ${code})`),
-  });
+  agent = agentOn('node-a', join(dir, 'state'), host);
   await agent.start();
 });
 after(async () => {
@@ -293,5 +309,103 @@ describe('node agent: migrations side by side, each one in order', () => {
     assert.equal((await outcome(next)).type, 'StepSucceeded');
     assert.deepEqual(seen, [`${next.commandId} start`, `${next.commandId} end`]);
     seen.length = 0;
+  });
+});
+
+describe('node agent: the bus failing inside a step', () => {
+  it('is not the step failing: the command runs again in place, reconciled by its marker, and succeeds once', async () => {
+    // Given a step whose first run meets the bus failing (a read of the log inside it)
+    const stop: StepCommand = {
+      commandId: 'm-lanes-b:stopSource:-:1',
+      migrationId: 'm-lanes-b',
+      node: 'node-a',
+      executor: 'agent',
+      attempt: 1,
+      step: 'stopSource',
+      args: { ctid: '106' },
+      timeoutMs: 60_000,
+    };
+    await requested('m-lanes-b', '106');
+    await intend(stop);
+
+    // When its command comes
+    await send(stop);
+
+    // Then it ran again, in doubt (its marker), and its one outcome is a success: before, the bus failing was
+    // recorded as the step's failure (HAUL_AGENT_ERROR), and the migration rolled back
+    const o = await outcome(stop);
+    assert.equal(o.type, 'StepSucceeded', JSON.stringify(o.data));
+    assert.deepEqual(ranReconciled, [false, true]);
+    const outcomes = (await eventLog.read('m-lanes-b')).events.filter(
+      (e) =>
+        (e.event.type === 'StepSucceeded' || e.event.type === 'StepFailed') &&
+        e.event.data.commandId === stop.commandId,
+    );
+    assert.equal(outcomes.length, 1);
+  });
+});
+
+describe('node agent: a stop that cancels a running step', () => {
+  it('is not the step failing: the command goes back to the stream in doubt, and the next agent runs it reconciled', async () => {
+    // Given node-s's agent running a CT lock whose tool the agent's stop cancels
+    const stateDir = join(dir, 'state-node-s');
+    const runs: boolean[] = [];
+    let begun!: () => void;
+    const running = new Promise<void>((resolve) => (begun = resolve));
+    let cancel!: () => void;
+    const cancelled = new Promise<void>((resolve) => (cancel = resolve));
+    const hostOf = (cutShort: boolean): AgentHost => ({
+      facts: () => host.facts(),
+      handlers: {
+        lockSource: async (cmd, ctx) => {
+          runs.push(ctx.reconciled);
+          if (!cutShort) return { actions: ['locked (test host)'] } satisfies HostResult;
+          begun();
+          await cancelled;
+          throw new CommandFailedError(['vzctl', 'lock', cmd.commandId], undefined, '', 'cancelled');
+        },
+      },
+    });
+    const c: StepCommand = {
+      ...lock('m-lanes-s', 1, '107'),
+      commandId: 'm-lanes-s:lockSource:-:1',
+      node: 'node-s',
+    };
+    await requested('m-lanes-s', '107');
+    await intend(c);
+    const first = agentOn('node-s', stateDir, hostOf(true));
+    await first.start();
+    await send(c);
+    await running;
+
+    // When the agent stops, its stop cancelling the step's tool
+    const stopping = first.stop();
+    cancel();
+    await stopping;
+
+    // Then no outcome was recorded (before: StepFailed, HAUL_TOOL_CANCELLED, and the migration rolled back)
+    const outcomes = () =>
+      eventLog
+        .read('m-lanes-s')
+        .then((r) =>
+          r.events.filter(
+            (e) =>
+              (e.event.type === 'StepSucceeded' || e.event.type === 'StepFailed') &&
+              e.event.data.commandId === c.commandId,
+          ),
+        );
+    assert.deepEqual(await outcomes(), []);
+    // And the next agent runs it, in doubt (reconciled by inspection, as after a crash), to its one outcome
+    const next = agentOn('node-s', stateDir, hostOf(false));
+    await next.start();
+    try {
+      const o = await outcome(c);
+      assert.equal(o.type, 'StepSucceeded', JSON.stringify(o.data));
+      assert.equal(o.type === 'StepSucceeded' && o.data.reconciled, true);
+      assert.deepEqual(runs, [false, true]);
+      assert.equal((await outcomes()).length, 1);
+    } finally {
+      await next.stop();
+    }
   });
 });
