@@ -13,6 +13,7 @@ import {
   heartbeatTimesOf,
   isConnectionGone,
   limits,
+  migrationOfEventSubject,
   retryTransient,
   ensureDurable,
   streams,
@@ -121,8 +122,12 @@ export function createCoordinator(
         d.event,
       );
       // A seal changes no migration's state (evolve ignores it): nothing to advance.
-      if (!believed || believed.event.type === 'MigrationSealed') return msg.ack();
-      await pm.deliver(believed);
+      if (!believed || believed.event.type === 'MigrationSealed') {
+        pm.settled(msg.seq, migrationId);
+        return msg.ack();
+      }
+      await pm.deliver(believed, msg.info.redelivered);
+      pm.settled(msg.seq, migrationId);
       await seal(believed);
       msg.ack();
     } catch (err) {
@@ -164,7 +169,7 @@ export function createCoordinator(
    */
   async function consumeEvents(iter: AsyncIterable<JsMsg>): Promise<void> {
     for await (const msg of iter) {
-      pm.received(msg.seq);
+      pm.received(msg.seq, migrationOfEventSubject(msg.subject));
       const leave = await inHand.acquire();
       void handleEvent(msg)
         .catch((err: unknown) => log.error({ err, seq: msg.seq }, 'event left unacked; it will come again'))

@@ -83,6 +83,21 @@ export function createProcessManager(
   const active = new Set<string>();
   const folded = new Map<string, Folded>();
   const seen = createSeenSequences();
+  /**
+   * Migration → the stream sequences of its events that reached this process and were not settled: still being
+   * judged (a judge that reads back over the network), or not taken (the judging failed: handed back to come again,
+   * or parked). The consumer hands events of different migrations over side by side, so a migration's later event
+   * can be delivered before an earlier one that came first, or instead of one that failed: folding it then would
+   * skip the earlier one for good (the state's sequence already past it). A later event reads the log instead, which
+   * holds it; once the state's sequence is past it, it no longer counts.
+   */
+  const unsettled = new Map<string, Set<number>>();
+  /**
+   * Migrations whose folded state may lack an event that reached this process: one was not taken (its judging or its
+   * turn failed: handed back or parked), or the state was dropped after a failure. Their next delivery is not trusted
+   * to be the next event, not even a MigrationRequested: the log is read whole first.
+   */
+  const untrusted = new Set<string>();
   const timers = new Map<string, NodeJS.Timeout>();
   const failures = new Map<string, number>();
   /** Migration → the sequence of its terminal event, for those that ended here: their events coming back are old. */
@@ -132,7 +147,11 @@ export function createProcessManager(
   /** Bring a migration's state up to the log: read only what is not folded yet (the whole log when nothing is). */
   async function catchUp(mid: string): Promise<Caught> {
     const f = folded.get(mid);
-    if (!f) return { folded: keep(mid, await load(mid)), changed: true };
+    if (!f) {
+      const whole = keep(mid, await load(mid));
+      untrusted.delete(mid);
+      return { folded: whole, changed: true };
+    }
     const { events, lastSeq } = await eventLog.read(mid, { afterSeq: f.lastSeq });
     if (lastSeq < f.lastSeq) return { folded: keep(mid, await load(mid)), changed: true }; // the log was reset
     if (lastSeq === f.lastSeq) return { folded: f, changed: false };
@@ -145,18 +164,26 @@ export function createProcessManager(
     return { folded: keep(mid, { state: next, lastSeq }), changed: true };
   }
 
+  /** No event of `mid` between `from` and `to` is still on its way to its turn (pending). */
+  const noneUnsettled = (mid: string, from: number, to: number): boolean =>
+    ![...(unsettled.get(mid) ?? [])].some((seq) => seq >= from && seq <= to);
+
   /**
    * Fold delivered events, in the order the consumer delivered them. An event is the next one of its migration when
-   * every stream sequence between the folded one and its own reached this process; otherwise the missing part of
-   * the log is read. A MigrationRequested is always a migration's first event (it is appended with
-   * expectedLastSeq 0), so a new migration costs no read.
+   * every stream sequence between the folded one and its own reached this process and none of them is an event of
+   * this migration still unsettled; otherwise the missing part of the log is read. A MigrationRequested is always a
+   * migration's first event (it is appended with expectedLastSeq 0), so a new migration costs no read: on its first
+   * delivery, to a process that never dropped an event or a state of that migration (a MigrationRequested delivered
+   * again, after a restart or a hand-back, may be of a migration that went on, or ended, since).
    */
-  async function absorb(mid: string, delivered: StoredEvent[]): Promise<Caught> {
+  async function absorb(mid: string, delivered: Delivered[]): Promise<Caught> {
     let f = folded.get(mid);
     let changed = false;
     for (const d of delivered) {
       if (f && d.seq <= f.lastSeq) continue; // folded already: an append of this process, or read after a gap
-      const isNext = f ? seen.covered(f.lastSeq + 1, d.seq - 1) : d.event.type === 'MigrationRequested';
+      const isNext = f
+        ? seen.covered(f.lastSeq + 1, d.seq - 1) && noneUnsettled(mid, f.lastSeq + 1, d.seq - 1)
+        : d.event.type === 'MigrationRequested' && !d.redelivered && !untrusted.has(mid);
       if (isNext) f = keep(mid, { state: evolve(f?.state ?? initialState(), d.event), lastSeq: d.seq });
       else f = (await catchUp(mid)).folded;
       changed = true;
@@ -365,7 +392,7 @@ export function createProcessManager(
     } catch (err) {
       if (err instanceof CommandRejectedError) arm(mid, folded.get(mid)?.state ?? initialState());
       else {
-        folded.delete(mid);
+        drop(mid);
         retryLater(mid);
       }
       throw err;
@@ -404,8 +431,16 @@ export function createProcessManager(
     wakeAt(mid, Date.now() + Math.min(resyncMs, 250 * 2 ** n));
   }
 
+  /** The folded state may lack what this turn was given: the next turn reads the whole log. */
+  function drop(mid: string): void {
+    folded.delete(mid);
+    untrusted.add(mid);
+  }
+
   function forget(mid: string): void {
     folded.delete(mid);
+    untrusted.delete(mid);
+    unsettled.delete(mid);
     sent.delete(mid);
     failures.delete(mid);
     reports.forget(mid);
@@ -445,9 +480,9 @@ export function createProcessManager(
    * Advance a migration because an event of it was delivered. While a turn of it is queued and has not started,
    * later events join it: the turn folds them all, in order, and one decision covers them.
    */
-  const pending = new Map<string, StoredEvent[]>();
+  const pending = new Map<string, Delivered[]>();
   const queued = new Map<string, Promise<void>>();
-  function stepSoon(mid: string, delivered: StoredEvent): Promise<void> {
+  function stepSoon(mid: string, delivered: Delivered): Promise<void> {
     const waiting = pending.get(mid);
     if (waiting) {
       waiting.push(delivered);
@@ -472,13 +507,29 @@ export function createProcessManager(
     load,
     appendAll,
     tick,
-    /** A message of the event stream reached this coordinator (any message, in the order they came). */
-    received(seq: number): void {
+    /**
+     * A message of the event stream reached this coordinator (any message, in the order they came), on the subject
+     * of migration `mid` when it is one: unsettled until `settled` says so.
+     */
+    received(seq: number, mid?: string): void {
       seen.saw(seq);
+      if (mid === undefined) return;
+      const of = unsettled.get(mid);
+      if (of) of.add(seq);
+      else unsettled.set(mid, new Set([seq]));
+    },
+    /**
+     * The message `received` said came is settled: delivered (its turn over), or nothing to fold (not believed, a
+     * seal). One that is not taken is never settled here: see `unsettled`.
+     */
+    settled(seq: number, mid: string): void {
+      const of = unsettled.get(mid);
+      of?.delete(seq);
+      if (of?.size === 0) unsettled.delete(mid);
     },
     /** An event the consumer delivered: fold it into its migration and advance it. */
-    deliver(stored: StoredEvent): Promise<void> {
-      return stepSoon(stored.event.migrationId, stored);
+    deliver(stored: StoredEvent, redelivered = false): Promise<void> {
+      return stepSoon(stored.event.migrationId, { ...stored, redelivered });
     },
     /**
      * The terminal status this process projected for `mid`, for its seal, once: only if it folded exactly the seal's
@@ -515,6 +566,9 @@ export function createProcessManager(
     },
   };
 }
+
+/** An event the consumer delivered; `redelivered`: not its first delivery (a hand-back, or a process before this). */
+type Delivered = StoredEvent & { redelivered: boolean };
 
 const intendedCommands = (events: MigrationEvent[]): StepCommand[] =>
   events.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));

@@ -241,6 +241,71 @@ describe('an event that is not the next one of its migration', () => {
       pm.stop();
     }
   });
+
+  it('is not folded over an earlier event of its migration that came first and is not settled yet (still judged, or handed back)', async () => {
+    const mid = 'm-folded-unsettled';
+    const { pm, reads, intents, lastSeq } = await preflighted(mid);
+    try {
+      // Given the three outcomes reached the coordinator in order, the target's first, which is still being judged
+      // (a judge reading back over the network) or failed its judging and was handed back
+      const stored = [];
+      for (const cmd of intents) {
+        const event = succeeded(cmd);
+        const { seq } = await executorLog(cmd).append(event);
+        pm.received(seq, mid);
+        stored.push({ seq, event });
+      }
+      // When the two later ones are delivered before it
+      for (const d of stored.slice(1)) {
+        await pm.deliver(d);
+        pm.settled(d.seq, mid);
+      }
+
+      // Then the process manager read the log after what it had folded (which holds the target's outcome), and
+      // decided from all three outcomes; before, it folded the later two over it, and the target's preflight stayed
+      // in flight in its state for good (the sequence past it), to time out in the coordinator alone
+      assert.deepEqual(reads, [{ migrationId: mid, afterSeq: lastSeq }]);
+      const { events } = await real.read(mid);
+      const last = events.at(-1)?.event;
+      assert.equal(last?.type === 'StepIntended' && last.data.step, 'preDump');
+      // And the earlier one, delivered at last, is folded already: nothing more is read or decided
+      await pm.deliver(stored[0]!);
+      assert.equal(reads.length, 1);
+      assert.equal((await real.read(mid)).events.length, events.length);
+    } finally {
+      pm.stop();
+    }
+  });
+
+  it('a MigrationRequested delivered again (a hand-back, or a process before this one) is not taken for a new migration: the whole log is read', async () => {
+    const mid = 'm-folded-again';
+    const { pm: first, intents } = await preflighted(mid);
+    first.stop();
+    // Given the migration went on past its preflight (its outcomes in the log), and a process manager that holds
+    // nothing of it
+    for (const cmd of intents) await executorLog(cmd).append(succeeded(cmd));
+    const { eventLog, reads } = countingReads();
+    const pm = createProcessManager(nc, validators, eventLog, settings, silent, trust);
+    try {
+      // When its MigrationRequested is delivered again
+      const { events } = await real.read(mid);
+      const requested = events[0]!;
+      assert.equal(requested.event.type, 'MigrationRequested');
+      pm.received(requested.seq, mid);
+      await pm.deliver(requested, true);
+      pm.settled(requested.seq, mid);
+
+      // Then the process manager read the whole log first (before, it folded the request alone, decided the
+      // preflight again from it, lost the compare-and-set and read after the request), and went on from there
+      assert.deepEqual(reads[0], { migrationId: mid });
+      const after = (await real.read(mid)).events;
+      assert.equal(after.filter((e) => e.event.type === 'MigrationRequested').length, 1);
+      const last = after.at(-1)?.event;
+      assert.equal(last?.type === 'StepIntended' && last.data.step, 'preDump');
+    } finally {
+      pm.stop();
+    }
+  });
 });
 
 it('gives up a step at its deadline from the step’s own timer, with no tick of every migration', async () => {
