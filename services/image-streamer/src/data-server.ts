@@ -61,6 +61,8 @@ export type DataServer = {
   expect: (peerNode: string) => DataListener;
   /** Sockets open on this server, accepted ones included (for tests and status). */
   openSockets: () => number;
+  /** Tokens expected and not presented yet (for tests and status). */
+  tokensWaiting: () => number;
   close: () => Promise<void>;
 };
 
@@ -107,6 +109,7 @@ export async function createDataServer(o: DataServerOptions): Promise<DataServer
     port: (server.address() as { port: number }).port,
     expect: (peerNode) => expectOne(st.waiting, peerNode),
     openSockets: () => st.all.size,
+    tokensWaiting: () => st.waiting.size,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of st.all) s.destroy();
@@ -208,9 +211,22 @@ function readToken(st: State, sock: Socket): void {
 
 function expectOne(waiting: Map<string, Waiting>, peer: string): DataListener {
   const token = randomBytes(16).toString('hex');
+  /** The receiver's connection once it came with the token, until accept takes it. */
+  let came: Socket | undefined;
+  let taken = false;
+  let closed = false;
   let resolveSock: (s: Socket) => void = () => {};
   const arrived = new Promise<Socket>((r) => (resolveSock = r));
-  waiting.set(token, { peer, resolve: resolveSock });
+  waiting.set(token, {
+    peer,
+    resolve: (sock) => {
+      // Closed meanwhile (the offer's request gave up, or the transfer did): nobody will take it. It is paused, with
+      // no timer of its own: left alone it stays open until the streamer stops.
+      if (closed) return void sock.destroy();
+      came = sock;
+      resolveSock(sock);
+    },
+  });
   return {
     token,
     accept: (timeoutMs) =>
@@ -221,9 +237,14 @@ function expectOne(waiting: Map<string, Waiting>, peer: string): DataListener {
         }, timeoutMs);
         void arrived.then((sock) => {
           clearTimeout(t);
+          taken = true;
           resolve(sock);
         });
       }),
-    close: () => waiting.delete(token),
+    close: () => {
+      closed = true;
+      waiting.delete(token);
+      if (came && !taken) came.destroy();
+    },
   };
 }

@@ -35,9 +35,41 @@ function track(cmd: 'start' | 'take --sync' | 'ack', ddxml: string): Promise<Tra
         const why = stderr.trim() || err.message;
         return reject(new DiskTrackingError(`${trackHelper} ${argv.join(' ')}: ${why}`));
       }
-      resolve(JSON.parse(stdout) as TrackOutput);
+      try {
+        resolve(trackOutput(stdout));
+      } catch (e) {
+        reject(new DiskTrackingError(`${trackHelper} ${argv.join(' ')}: ${(e as Error).message}`));
+      }
     });
   });
+}
+
+const isOffset = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/**
+ * What the helper printed, checked: `{file, started?, extents?}`, each extent [start, end) of whole bytes. Anything
+ * else (a warning line, nothing at all) fails the pass that asked, not the streamer: thrown here, inside the
+ * helper's callback, it would end the process with every transfer of the node.
+ */
+export function trackOutput(stdout: string): TrackOutput {
+  let out: unknown;
+  try {
+    out = JSON.parse(stdout);
+  } catch {
+    throw new Error(`printed no JSON: ${JSON.stringify(stdout.slice(0, 200))}`);
+  }
+  const o = out as Partial<Record<keyof TrackOutput, unknown>> | null;
+  if (typeof o !== 'object' || o === null || typeof o.file !== 'string')
+    throw new Error(`printed no {file}: ${JSON.stringify(stdout.slice(0, 200))}`);
+  if (o.started !== undefined && typeof o.started !== 'boolean')
+    throw new Error(`printed a "started" that is no boolean: ${JSON.stringify(o.started)}`);
+  const ok = (e: unknown) =>
+    Array.isArray(e) && e.length === 2 && isOffset(e[0]) && isOffset(e[1]) && e[0] <= e[1];
+  if (o.extents !== undefined && !(Array.isArray(o.extents) && o.extents.every(ok)))
+    throw new Error(
+      `printed extents that are not [start, end) byte ranges: ${JSON.stringify(o.extents).slice(0, 200)}`,
+    );
+  return o as TrackOutput;
 }
 
 /**

@@ -2,6 +2,7 @@ import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import type { StreamOffer } from '@haul/schemas';
 import { checkTreeOnDisk, confineTarget, inside, resolveLink, UnsafeManifestError } from './confine.ts';
+import { receiverSuffixes } from './part-file.ts';
 
 export { UnsafeManifestError };
 
@@ -83,6 +84,12 @@ function checkEntry(e: ManifestEntry, i: number, dir: string): void {
   ) {
     throw new UnsafeManifestError(field, `unsafe path ${JSON.stringify(e.path)}: absolute or with '..'`);
   }
+  const own = receiverSuffixes.find((x) => e.path.endsWith(x));
+  if (own)
+    throw new UnsafeManifestError(
+      field,
+      `${e.path} ends in ${own}, a receiver's own file beside the file it names: the two would be taken for each other`,
+    );
   if (normalize(e.path) !== e.path.replace(/\/+$/, ''))
     throw new UnsafeManifestError(field, `path ${JSON.stringify(e.path)} is not in normal form`);
   if (!inside(dir, join(dir, e.path)) || resolve(dir) === resolve(join(dir, e.path)))

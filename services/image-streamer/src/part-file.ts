@@ -31,6 +31,15 @@ const SLOT = 8;
 
 export const partPathOf = (p: string) => `${p}.haul-part`;
 export const sumsPathOf = (p: string) => `${p}.haul-sums`;
+/**
+ * Beside a file whose background writeback failed (receiver.ts startWriteBack): the failure, kept. Linux reports a
+ * failed writeback once, marks the pages clean, and a descriptor opened after the error was seen does not get it (on
+ * VZ7's 3.10 kernel the first fsync clears it for all): a later fsync of the file returns 0 over data that never
+ * reached the disk. So the failure is written down where every later pass over the file finds it, and fails.
+ */
+export const writeBackFailedPathOf = (p: string) => `${p}.haul-writeback-failed`;
+/** The receiver's own files beside a file of the copy: no file of a manifest may end so (manifest.ts). */
+export const receiverSuffixes = ['.haul-part', '.haul-sums', '.haul-writeback-failed'] as const;
 
 const chunkLength = (size: number, k: number) => Math.min(CHUNK, size - k * CHUNK);
 
@@ -160,6 +169,7 @@ export class PartFile {
     if (prefix === 0) {
       rmSync(partPathOf(path), { force: true });
       rmSync(sumsPathOf(path), { force: true });
+      rmSync(writeBackFailedPathOf(path), { force: true }); // written again from its first byte
     }
     // Never through a link: one planted at the part file's name would have the chunks written wherever it points.
     const flags = prefix > 0 ? noFollow.update : noFollow.create;
@@ -174,7 +184,12 @@ export class PartFile {
       const h = Buffer.alloc(HEADER);
       MAGIC.copy(h);
       h.writeBigUInt64LE(BigInt(size), 8);
-      writeSync(this.sumsFd, h, 0, HEADER, 0);
+      try {
+        writeSync(this.sumsFd, h, 0, HEADER, 0);
+      } catch (err) {
+        this.close(); // a full disk: both descriptors go with the failure, not with the process
+        throw err;
+      }
     }
   }
 
@@ -202,9 +217,13 @@ export class PartFile {
    * rename); without it the data may still be in the page cache, which the target's boot fence covers.
    */
   finish(durable: boolean): void {
-    ftruncateSync(this.fd, this.size);
-    if (durable) fdatasyncSync(this.fd);
-    this.close();
+    try {
+      ftruncateSync(this.fd, this.size);
+      if (durable) fdatasyncSync(this.fd);
+    } finally {
+      // Closed whatever happened: the caller has let go of this file, and a failed sync must not keep its descriptors.
+      this.close();
+    }
     renameSync(partPathOf(this.path), this.path);
     unlinkSync(sumsPathOf(this.path));
   }

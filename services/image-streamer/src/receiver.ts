@@ -5,8 +5,10 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
+  readFileSync,
   symlinkSync,
   unlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
@@ -24,7 +26,7 @@ import type {
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
 import { createEmptyFile, mkdirsNoFollow, noFollow, regularFileSize } from './confine.ts';
-import { dropLeftovers, isFinished, PartFile, verifiedPrefix } from './part-file.ts';
+import { dropLeftovers, isFinished, PartFile, verifiedPrefix, writeBackFailedPathOf } from './part-file.ts';
 import { isStreamCommand } from './stream-command.ts';
 import { UpdateFile } from './update-file.ts';
 import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
@@ -93,6 +95,9 @@ export type ReceiverOptions = {
 export type OfferOptions = { takesReadBackProgress?: boolean };
 
 export type Refusal = { ok: false; error: ErrorInfo };
+/** A whole number from 0 up, exactly representable: what a chunk's offset and id must be. */
+const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
 const refuse = (code: string, field: string, message: string): Refusal => ({
   ok: false,
   error: { code, message, field },
@@ -353,7 +358,9 @@ function syncFile(path: string): void {
 /**
  * Start writing a finished file's data to disk and return at once: fdatasync on a descriptor of its own, on libuv's
  * thread pool, so neither this receiver's loop nor any file it holds waits for it (offer.writeBack). A failure is
- * only logged: the frozen pass syncs every file of the copy again, and that sync is the one durability rests on.
+ * kept beside the file (writeBackFailedPathOf) and in this process: the kernel reports it once and marks the pages
+ * clean, so the frozen pass's sync, on a descriptor opened after, would return 0 over data that never reached the
+ * disk. Every later pass over the file fails on it instead (writeBackFailure), and the migration rolls back.
  */
 function startWriteBack(path: string, log: Logger): void {
   writeBacks = writeBacks.then(async () => {
@@ -365,12 +372,33 @@ function startWriteBack(path: string, log: Logger): void {
         await fh.close();
       }
     } catch (err) {
-      log.warn(
-        { path, err: (err as Error).message },
-        'background writeback failed; the frozen pass syncs it',
-      );
+      const why = (err as Error).message;
+      writeBackFailed.set(path, why);
+      try {
+        writeFileSync(writeBackFailedPathOf(path), `${why}\n`);
+      } catch (markErr) {
+        log.error(
+          { path, err: (markErr as Error).message },
+          'could not keep a failed writeback beside its file: only this process knows of it',
+        );
+      }
+      log.error({ path, err: why }, 'background writeback failed: every later pass over this file fails');
     }
   });
+}
+
+/** Files whose background writeback failed in this process (and beside them on disk, if that could be written). */
+const writeBackFailed = new Map<string, string>();
+
+/** Why a file of the copy cannot be trusted to be on disk: its background writeback failed; undefined if none did. */
+function writeBackFailure(path: string): string | undefined {
+  const why = writeBackFailed.get(path);
+  if (why !== undefined) return why;
+  try {
+    return readFileSync(writeBackFailedPathOf(path), 'utf8').trim() || 'failed';
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -527,6 +555,9 @@ class Reception {
   private misplaced(h: ChunkFrame['header']): boolean {
     const entry = this.byPath.get(h.path);
     if (!entry) return true;
+    // The header is the sender's JSON: a negative offset passes `% CHUNK` (-0) and makes writeSync write at the
+    // file's current position, a missing one compares false with everything.
+    if (!isCount(h.offset) || !isCount(h.id)) return true;
     return this.offer.update
       ? h.len > CHUNK || h.len <= 0 || h.offset + h.len > entry.size
       : h.offset % CHUNK !== 0 || h.offset >= entry.size || h.len !== Math.min(CHUNK, entry.size - h.offset);
@@ -598,6 +629,8 @@ class Reception {
         }
         f.finish(durable);
       } else if (isFinished(p, size)) {
+        const lost = writeBackFailure(p);
+        if (lost) return `${e.path}: its background writeback failed (${lost}): its data may not be on disk`;
         dropLeftovers(p);
       } else if (size === 0) {
         mkdirsNoFollow(targetDir, dirname(e.path));
@@ -625,6 +658,11 @@ class Reception {
       const size = e.size ?? 0;
       const f = this.updates.get(e.path) ?? (e.extents?.length ? undefined : null);
       if (f === undefined) return `${e.path}: its extents never arrived`;
+      const lost = writeBackFailure(join(targetDir, e.path));
+      if (lost) {
+        f?.close();
+        return `${e.path}: its background writeback failed (${lost}): its data may not be on disk`;
+      }
       if (f) f.finish(size, durable);
       else if (regularFileSize(join(targetDir, e.path)) !== size)
         return `${e.path}: not here with ${size} bytes from an earlier pass`;

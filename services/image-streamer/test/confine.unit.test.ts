@@ -48,6 +48,17 @@ function refusedField(manifest: ManifestEntry[], targetDir: string): string {
   assert.fail('the manifest was accepted');
 }
 
+describe("the receiver's own files beside a file of the copy", () => {
+  for (const suffix of ['.haul-part', '.haul-sums', '.haul-writeback-failed'])
+    it(`a manifest path ending in ${suffix} is refused, naming it: the receiver would take it for its own file beside another`, () => {
+      const manifest: ManifestEntry[] = [
+        { path: 'root.hds', kind: 'file', size: 4 },
+        { path: `root.hds${suffix}`, kind: 'file', size: 4 },
+      ];
+      assert.equal(refusedField(manifest, join(root, 'img', 'own')), 'manifest.1.path');
+    });
+});
+
 describe('the receiver confines every path to its root', () => {
   it('refuses a path that goes through a link of the same manifest (t/up -> .., repeated)', () => {
     const target = join(root, 'img', 'x');

@@ -162,6 +162,25 @@ describe('the sending side: its data listener', () => {
   );
 
   it(
+    'closes the connection that came with the token when the transfer gave up before taking it (its offer timed out)',
+    { timeout: 30_000 },
+    async () => {
+      // Given a receiver that connected with the token
+      const server = await createDataServer({ host: '127.0.0.1', handshakeMs: 600_000 });
+      const listener = server.expect('node-b');
+      const good = await tcpClient(server.port);
+      good.write(`${listener.token}\n`);
+      await until(() => server.tokensWaiting() === 0, 'the token presented');
+      // When the sender gives up the transfer before it takes the connection (the offer's request timed out)
+      listener.close();
+      // Then the connection is closed (it stayed open, paused, until the streamer stopped)
+      await closed(good);
+      await until(() => server.openSockets() === 0, 'every socket closed on the server');
+      await server.close();
+    },
+  );
+
+  it(
     'lets a new connection in when a peer already holds its quota of silent ones (the oldest goes)',
     { timeout: 30_000 },
     async () => {
@@ -333,6 +352,88 @@ describe('the receiving side', () => {
       assert.deepEqual(readdirSync(join(root, 'garbage')), [], 'nothing written');
       await silent.close();
       await garbage.close();
+    },
+  );
+
+  it(
+    'fails a transfer whose chunk header has a negative offset, and writes nothing (it was written at the file position before)',
+    { timeout: 30_000 },
+    async () => {
+      // Given a sender that sends the one chunk of a 4-byte file at offset -CHUNK (-CHUNK % CHUNK is -0), then the
+      // file's real chunk and the end
+      let answers = '';
+      const forger = await fakeSender((s) => {
+        s.on('data', (d: Buffer) => (answers += d.toString()));
+        const bad = Buffer.alloc(CHUNK, 7);
+        const good = Buffer.from('abcd');
+        for (const [offset, payload] of [
+          [-CHUNK, bad],
+          [0, good],
+        ] as const)
+          s.write(
+            Buffer.concat([
+              encodeHeader({
+                t: 'chunk',
+                id: offset === 0 ? 1 : 0,
+                path: 'pages.img',
+                offset,
+                len: payload.length,
+                crc32: chunkDigest(payload),
+              }),
+              payload,
+            ]),
+          );
+        s.write(encodeHeader({ t: 'end' }));
+      });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
+      register('node-d', forger.port);
+
+      // When the receiver takes the transfer
+      const r = await receiver.accept(offer('node-d', forger.port, 'negative'));
+      assert.equal(r.ok, true);
+      await until(() => receiver.active() === 0, 'the receiver let the transfer go');
+
+      // Then it answered the first chunk as out of the manifest, and no file was finished
+      assert.match(answers, /^error chunk outside the manifest: pages\.img@-1048576/m);
+      assert.ok(!/^ok 0$/m.test(answers), answers);
+      assert.equal(existsSync(join(root, 'negative', 'pages.img')), false);
+      await forger.close();
+    },
+  );
+
+  it(
+    'fails a later pass over a file whose background writeback failed (the sync it would run returns 0 over lost data)',
+    { timeout: 30_000 },
+    async () => {
+      // Given a copy an earlier live pass left, whose file's background writeback failed: the receiver kept that
+      // beside the file (the kernel says it once, and marks the pages clean)
+      const folder = join(root, 'lost-writeback');
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(join(folder, 'root.hds'), Buffer.alloc(4096, 1));
+      writeFileSync(join(folder, 'root.hds.haul-writeback-failed'), 'EIO: i/o error, fdatasync\n');
+      // And the next pass, durable (the frozen one), with nothing written to the file since: it only syncs it
+      let answers = '';
+      const sender = await fakeSender((s) => {
+        s.on('data', (d: Buffer) => (answers += d.toString()));
+        s.write(encodeHeader({ t: 'end' }));
+      });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
+      register('node-e', sender.port);
+      const pass: StreamOffer = {
+        ...offer('node-e', sender.port, 'lost-writeback'),
+        update: true,
+        durable: true,
+        manifest: [{ path: 'root.hds', kind: 'file', size: 4096, extents: [] }],
+      };
+
+      // When the receiver takes it
+      assert.equal((await receiver.accept(pass)).ok, true);
+      await until(() => receiver.active() === 0, 'the receiver let the pass go');
+
+      // Then the pass fails on that file (before, its sync returned 0 and the pass said done)
+      assert.match(answers, /^error root\.hds: its background writeback failed \(EIO/m);
+      assert.ok(!/^done$/m.test(answers), answers);
+      await sender.close();
     },
   );
 

@@ -89,3 +89,23 @@ describe('a later pass of a live disk copy, the disk folder reached through a li
     );
   });
 });
+
+describe('what the tracking helper prints, when it is not what it should be', () => {
+  /** A stand-in helper that prints `text` and exits 0. */
+  const helperPrinting = (text: string) =>
+    writeFileSync(join(helpers, trackHelper), `#!/bin/sh\nprintf '%s' '${text}'\n`, { mode: 0o755 });
+
+  for (const [what, text] of [
+    ['a warning line', 'warning: the device is slow'],
+    ['nothing', ''],
+    ['JSON with no file', '{"started":true}'],
+    ['an extent that is no byte range', '{"file":"/x","extents":[[4096,-1]]}'],
+  ] as const)
+    it(`fails the pass, HAUL_DISK_TRACKING, on ${what} (it ended the streamer's process before)`, async () => {
+      helperPrinting(text);
+      await assert.rejects(
+        planPass({ ...args, pass: { index: 1, final: false } }),
+        (err: unknown) => err instanceof DiskTrackingError && err.info.code === errorCodes.diskTracking,
+      );
+    });
+});
