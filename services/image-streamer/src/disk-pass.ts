@@ -36,7 +36,7 @@ function track(cmd: 'start' | 'take --sync' | 'ack', ddxml: string): Promise<Tra
         return reject(new DiskTrackingError(`${trackHelper} ${argv.join(' ')}: ${why}`));
       }
       try {
-        resolve(trackOutput(stdout));
+        resolve(trackOutput(stdout, cmd !== 'ack'));
       } catch (e) {
         reject(new DiskTrackingError(`${trackHelper} ${argv.join(' ')}: ${(e as Error).message}`));
       }
@@ -47,11 +47,12 @@ function track(cmd: 'start' | 'take --sync' | 'ack', ddxml: string): Promise<Tra
 const isOffset = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
 
 /**
- * What the helper printed, checked: `{file, started?, extents?}`, each extent [start, end) of whole bytes. Anything
- * else (a warning line, nothing at all) fails the pass that asked, not the streamer: thrown here, inside the
- * helper's callback, it would end the process with every transfer of the node.
+ * What the helper printed, checked: a JSON object, with `file` (the tracked delta) when `named` (start and take name
+ * it; ack prints the device alone), `started` a boolean and each extent [start, end) of whole bytes when there.
+ * Anything else (a warning line, nothing at all) fails the pass that asked, not the streamer: thrown here, inside
+ * the helper's callback, it would end the process with every transfer of the node.
  */
-export function trackOutput(stdout: string): TrackOutput {
+export function trackOutput(stdout: string, named: boolean): TrackOutput {
   let out: unknown;
   try {
     out = JSON.parse(stdout);
@@ -59,8 +60,10 @@ export function trackOutput(stdout: string): TrackOutput {
     throw new Error(`printed no JSON: ${JSON.stringify(stdout.slice(0, 200))}`);
   }
   const o = out as Partial<Record<keyof TrackOutput, unknown>> | null;
-  if (typeof o !== 'object' || o === null || typeof o.file !== 'string')
-    throw new Error(`printed no {file}: ${JSON.stringify(stdout.slice(0, 200))}`);
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new Error(`printed no JSON object: ${JSON.stringify(stdout.slice(0, 200))}`);
+  if ((named || o.file !== undefined) && typeof o.file !== 'string')
+    throw new Error(`printed no delta file name: ${JSON.stringify(stdout.slice(0, 200))}`);
   if (o.started !== undefined && typeof o.started !== 'boolean')
     throw new Error(`printed a "started" that is no boolean: ${JSON.stringify(o.started)}`);
   const ok = (e: unknown) =>

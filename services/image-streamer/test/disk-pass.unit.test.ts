@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { errorCodes } from '@haul/domain';
-import { DiskTrackingError, planPass, trackHelper, withExtents } from '../src/disk-pass.ts';
+import { DiskTrackingError, planPass, trackHelper, trackOutput, withExtents } from '../src/disk-pass.ts';
 import { buildManifest } from '../src/manifest.ts';
 
 const MiB = 1 << 20;
@@ -108,4 +108,16 @@ describe('what the tracking helper prints, when it is not what it should be', ()
         (err: unknown) => err instanceof DiskTrackingError && err.info.code === errorCodes.diskTracking,
       );
     });
+});
+
+describe("what the tracking helper prints, as each of its calls prints it (the emulator's haul-ploop-track)", () => {
+  it('start and take name the delta; ack names the device alone, which is no failure', () => {
+    assert.deepEqual(trackOutput('{"device":"/dev/ploop0","file":"/d/root.hds","started":true}\n', true), {
+      device: '/dev/ploop0',
+      file: '/d/root.hds',
+      started: true,
+    });
+    assert.deepEqual(trackOutput('{"device":"/dev/ploop0"}\n', false), { device: '/dev/ploop0' });
+    assert.throws(() => trackOutput('{"device":"/dev/ploop0"}\n', true), /no delta file name/);
+  });
 });
