@@ -390,8 +390,16 @@ export function createProcessManager(
       arm(mid, r.folded.state);
       return r.folded.state;
     } catch (err) {
-      if (err instanceof CommandRejectedError) arm(mid, folded.get(mid)?.state ?? initialState());
-      else {
+      if (err instanceof CommandRejectedError) {
+        // Refused on the log as read for it (a cancel of a migration that ended meanwhile): what that read brought is
+        // projected as any turn projects it, a terminal state ended here (no event of it will come back to do it).
+        const f = folded.get(mid);
+        if (f)
+          await project(f.state, f.lastSeq).catch((e: unknown) =>
+            log.warn({ err: e, migrationId: mid }, 'projection failed'),
+          );
+        arm(mid, folded.get(mid)?.state ?? initialState());
+      } else {
         drop(mid);
         retryLater(mid);
       }

@@ -3,10 +3,20 @@ import { after, before, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
-import { connectBus, createEventLog, ensureTopology, streams, subjects, type EventLog } from '@haul/bus';
-import { decide, decideUntilStable, fold, initialState } from '@haul/domain';
+import {
+  buckets,
+  connectBus,
+  createEventLog,
+  decodeJson,
+  ensureTopology,
+  openBucket,
+  streams,
+  subjects,
+  type EventLog,
+} from '@haul/bus';
+import { CommandRejectedError, decide, decideUntilStable, fold, initialState } from '@haul/domain';
 import { createValidators, type MigrationEvent, type StepCommand, type Validators } from '@haul/schemas';
-import { startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
+import { migrationRolledBack, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createProcessManager } from '../src/process-manager.ts';
 
 let server: NatsServer;
@@ -257,3 +267,26 @@ async function storedCommands(mid: string, node: string): Promise<string[]> {
   }
   return ids;
 }
+
+it("projects the end it read when it refuses an operator's cancel because the migration ended meanwhile", async () => {
+  // Given a migration this coordinator holds folded, which another writer ended since
+  const { real, mid } = await requested('m-race-0009', '109');
+  const pm = createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust);
+  try {
+    await pm.step(mid);
+    await real.append(migrationRolledBack(mid, 'ended by another writer'));
+
+    // When an operator's cancel comes: decided on the state held, its append loses, the log read says it is over
+    await assert.rejects(
+      pm.step(mid, () => ({ kind: 'Cancel', reason: 'window over', meta: pm.meta() })),
+      (err: unknown) => err instanceof CommandRejectedError,
+    );
+
+    // Then the end was projected (before, the status stayed at the preflight for good: no event of it comes back)
+    const kv = await openBucket(nc, buckets.status);
+    const status = decodeJson((await kv.get(mid))!.value) as { terminal?: unknown; phase?: string };
+    assert.equal(status.phase, 'rolled-back', JSON.stringify(status));
+  } finally {
+    pm.stop();
+  }
+});
