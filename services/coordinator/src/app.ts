@@ -114,7 +114,12 @@ export function createCoordinator(
    */
   async function handleEvent(msg: JsMsg): Promise<void> {
     const d = decodeEvent(msg);
-    if (!d.ok) return park(msg, d.reason);
+    if (!d.ok) {
+      // No event at all: a read of the log skips it too, so nothing later waits for it (pm.received).
+      const on = migrationOfEventSubject(msg.subject);
+      if (on !== undefined) pm.settled(msg.seq, on);
+      return park(msg, d.reason);
+    }
     const migrationId = d.event.migrationId;
     try {
       const believed = await eventLog.admit(

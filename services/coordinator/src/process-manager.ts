@@ -164,9 +164,17 @@ export function createProcessManager(
     return { folded: keep(mid, { state: next, lastSeq }), changed: true };
   }
 
-  /** No event of `mid` between `from` and `to` is still on its way to its turn (pending). */
-  const noneUnsettled = (mid: string, from: number, to: number): boolean =>
-    ![...(unsettled.get(mid) ?? [])].some((seq) => seq >= from && seq <= to);
+  /**
+   * No event of `mid` between `from` and `to` is unsettled. What is unsettled at or before `from` is folded by now
+   * (read with the log after it), and no longer kept.
+   */
+  function noneUnsettled(mid: string, from: number, to: number): boolean {
+    const of = unsettled.get(mid);
+    if (!of) return true;
+    for (const seq of of) if (seq < from) of.delete(seq);
+    if (of.size === 0) unsettled.delete(mid);
+    return ![...of].some((seq) => seq >= from && seq <= to);
+  }
 
   /**
    * Fold delivered events, in the order the consumer delivered them. An event is the next one of its migration when
@@ -394,11 +402,17 @@ export function createProcessManager(
         // Refused on the log as read for it (a cancel of a migration that ended meanwhile): what that read brought is
         // projected as any turn projects it, a terminal state ended here (no event of it will come back to do it).
         const f = folded.get(mid);
-        if (f)
-          await project(f.state, f.lastSeq).catch((e: unknown) =>
-            log.warn({ err: e, migrationId: mid }, 'projection failed'),
-          );
-        arm(mid, folded.get(mid)?.state ?? initialState());
+        const projected = f
+          ? await project(f.state, f.lastSeq).then(
+              () => true,
+              (e: unknown) => (log.warn({ err: e, migrationId: mid }, 'projection failed'), false),
+            )
+          : true;
+        // Not projected: the next turn reads the log again and projects it (a state kept would seem unchanged).
+        if (!projected) {
+          drop(mid);
+          retryLater(mid);
+        } else arm(mid, folded.get(mid)?.state ?? initialState());
       } else {
         drop(mid);
         retryLater(mid);

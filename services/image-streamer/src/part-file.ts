@@ -5,10 +5,12 @@ import {
   ftruncateSync,
   lstatSync,
   openSync,
+  readFileSync,
   readSync,
   renameSync,
   rmSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -38,6 +40,37 @@ export const sumsPathOf = (p: string) => `${p}.haul-sums`;
  * reached the disk. So the failure is written down where every later pass over the file finds it, and fails.
  */
 export const writeBackFailedPathOf = (p: string) => `${p}.haul-writeback-failed`;
+/** Files whose background writeback failed in this process (beside them on disk too, when that could be written). */
+const writeBackFailed = new Map<string, string>();
+
+/** Keep a failed writeback of `path`, in this process and beside the file; false if only this process knows. */
+export function keepWriteBackFailure(path: string, why: string): boolean {
+  writeBackFailed.set(path, why);
+  try {
+    writeFileSync(writeBackFailedPathOf(path), `${why}\n`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why a file of the copy cannot be trusted to be on disk (its background writeback failed), or undefined. */
+export function writeBackFailure(path: string): string | undefined {
+  const why = writeBackFailed.get(path);
+  if (why !== undefined) return why;
+  try {
+    return readFileSync(writeBackFailedPathOf(path), 'utf8').trim() || 'failed';
+  } catch {
+    return undefined;
+  }
+}
+
+/** The file is written again from its first byte: no earlier writeback of it counts any more. */
+function clearWriteBackFailure(path: string): void {
+  writeBackFailed.delete(path);
+  rmSync(writeBackFailedPathOf(path), { force: true });
+}
+
 /** The receiver's own files beside a file of the copy: no file of a manifest may end so (manifest.ts). */
 export const receiverSuffixes = ['.haul-part', '.haul-sums', '.haul-writeback-failed'] as const;
 
@@ -169,7 +202,7 @@ export class PartFile {
     if (prefix === 0) {
       rmSync(partPathOf(path), { force: true });
       rmSync(sumsPathOf(path), { force: true });
-      rmSync(writeBackFailedPathOf(path), { force: true }); // written again from its first byte
+      clearWriteBackFailure(path);
     }
     // Never through a link: one planted at the part file's name would have the chunks written wherever it points.
     const flags = prefix > 0 ? noFollow.update : noFollow.create;

@@ -5,10 +5,8 @@ import {
   lstatSync,
   mkdirSync,
   openSync,
-  readFileSync,
   symlinkSync,
   unlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
@@ -26,7 +24,14 @@ import type {
 import { checkManifest, UnsafeManifestError, type ManifestEntry } from './manifest.ts';
 import { FrameReader, type ChunkFrame } from './frame-reader.ts';
 import { createEmptyFile, mkdirsNoFollow, noFollow, regularFileSize } from './confine.ts';
-import { dropLeftovers, isFinished, PartFile, verifiedPrefix, writeBackFailedPathOf } from './part-file.ts';
+import {
+  dropLeftovers,
+  isFinished,
+  keepWriteBackFailure,
+  PartFile,
+  verifiedPrefix,
+  writeBackFailure,
+} from './part-file.ts';
 import { isStreamCommand } from './stream-command.ts';
 import { UpdateFile } from './update-file.ts';
 import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
@@ -364,41 +369,28 @@ function syncFile(path: string): void {
  */
 function startWriteBack(path: string, log: Logger): void {
   writeBacks = writeBacks.then(async () => {
+    let fh;
     try {
-      const fh = await open(path, noFollow.read);
-      try {
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
+      fh = await open(path, noFollow.read);
     } catch (err) {
-      const why = (err as Error).message;
-      writeBackFailed.set(path, why);
-      try {
-        writeFileSync(writeBackFailedPathOf(path), `${why}\n`);
-      } catch (markErr) {
-        log.error(
-          { path, err: (markErr as Error).message },
-          'could not keep a failed writeback beside its file: only this process knows of it',
-        );
-      }
-      log.error({ path, err: why }, 'background writeback failed: every later pass over this file fails');
+      // Gone since (its migration rolled back and removed the copy): nothing of it to write back.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      return keepFailure(path, err as Error, log);
+    }
+    try {
+      await fh.datasync();
+    } catch (err) {
+      keepFailure(path, err as Error, log);
+    } finally {
+      await fh.close();
     }
   });
 }
 
-/** Files whose background writeback failed in this process (and beside them on disk, if that could be written). */
-const writeBackFailed = new Map<string, string>();
-
-/** Why a file of the copy cannot be trusted to be on disk: its background writeback failed; undefined if none did. */
-function writeBackFailure(path: string): string | undefined {
-  const why = writeBackFailed.get(path);
-  if (why !== undefined) return why;
-  try {
-    return readFileSync(writeBackFailedPathOf(path), 'utf8').trim() || 'failed';
-  } catch {
-    return undefined;
-  }
+function keepFailure(path: string, err: Error, log: Logger): void {
+  if (!keepWriteBackFailure(path, err.message))
+    log.error({ path }, 'could not keep a failed writeback beside its file: only this process knows of it');
+  log.error({ path, err: err.message }, 'background writeback failed: every later pass over this file fails');
 }
 
 /**
@@ -587,11 +579,16 @@ class Reception {
   }
 
   private end(): void {
-    try {
-      this.finish();
-    } catch (err) {
-      this.fail(`cannot finish: ${(err as Error).message}`);
-    }
+    // A durable pass (the frozen one) first lets the background writebacks of the passes before it end: one that
+    // fails while this pass's sync runs could take the error the kernel reports once, and this sync return 0.
+    const before = this.offer.durable === true ? writeBacks : Promise.resolve();
+    void before.then(() => {
+      try {
+        this.finish();
+      } catch (err) {
+        this.fail(`cannot finish: ${(err as Error).message}`);
+      }
+    });
   }
 
   /** The sender sent everything: every file complete (or already here), links placed, synced if durable; `done`. */

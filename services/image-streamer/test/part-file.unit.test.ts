@@ -8,12 +8,21 @@ import {
   readFileSync,
   rmSync,
   truncateSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { PartFile, partPathOf, sumsPathOf, verifiedPrefix } from '../src/part-file.ts';
+import {
+  keepWriteBackFailure,
+  PartFile,
+  partPathOf,
+  sumsPathOf,
+  verifiedPrefix,
+  writeBackFailedPathOf,
+  writeBackFailure,
+} from '../src/part-file.ts';
 import { CHUNK, chunkDigest } from '../src/wire.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haul-part-'));
@@ -103,5 +112,20 @@ describe('part files read back once: an offer sent again is answered from that r
     assert.equal(await verifiedPrefix(p, SIZE), 3 * CHUNK);
     truncateSync(partPathOf(p), CHUNK + 5);
     assert.equal(await verifiedPrefix(p, SIZE), CHUNK);
+  });
+});
+
+describe('a failed background writeback of a file, kept', () => {
+  it('is kept beside the file and in the process, and forgotten by both once the file is written again from its first byte', () => {
+    const path = join(dir, 'kept-writeback.img');
+    writeFileSync(path, Buffer.alloc(4096));
+    assert.equal(keepWriteBackFailure(path, 'EIO: i/o error, fdatasync'), true);
+    assert.equal(writeBackFailure(path), 'EIO: i/o error, fdatasync');
+    assert.equal(existsSync(writeBackFailedPathOf(path)), true);
+
+    // A pass sends the file again from its start: the part file made for it forgets the failure (both places)
+    new PartFile(path, CHUNK, 0o644, 0).close();
+    assert.equal(writeBackFailure(path), undefined);
+    assert.equal(existsSync(writeBackFailedPathOf(path)), false);
   });
 });

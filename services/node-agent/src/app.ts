@@ -404,22 +404,28 @@ export function createNodeAgent(deps: NodeAgentDeps) {
    * A held dump whose criu ended after the freeze while no agent watched it (this agent's predecessor died, and the
    * criu after it): its CT runs on the source again, and nothing in the log says so, so the target's restore fence
    * would let the CT start there too. Acted on as its watch would have (the lease's `ended`: the fence won and the
-   * rollback follows, or the CT stopped on the source if the target restore started), in the background: it retries
-   * until the bus answers. A dump of a migration that is over is a leftover, never acted on: the CT may have come
-   * back to this node since, and run here rightly.
+   * rollback follows, or the CT stopped on the source if the target restore started), in the background; the log is
+   * read here, before the agent takes a command (a bus that does not answer fails the start, and the agent is
+   * started again). Never acted on: a dump of a migration that is over, or whose log is no longer whole (the stream
+   * dropped its oldest events), a leftover removed: the CT may have come back to this node since, and run here
+   * rightly; nor one whose CT does not run here (a reboot ended it with its criu): nothing runs twice, and the
+   * migration's own steps find it so.
    */
   async function actOnDumpsEndedUnwatched(): Promise<void> {
     for (const meta of held.endedUndecided()) {
       const mlog = migrationLogger(log, meta.migrationId, { ctid: meta.ctid });
-      const { events } = await eventLog.read(meta.migrationId);
-      if (
-        fold(
-          events.map((e) => e.event),
-          initialState(),
-        ).terminal
-      ) {
-        mlog.warn("a held dump's folder of a migration that is over, its criu ended undecided: removed");
+      const events = (await eventLog.read(meta.migrationId)).events.map((e) => e.event);
+      if (events[0]?.type !== 'MigrationRequested' || fold(events, initialState()).terminal) {
+        mlog.warn(
+          "a held dump's folder of a migration that is over (or whose log is gone), its criu ended undecided: removed",
+        );
         held.forget(meta.migrationId);
+        continue;
+      }
+      if (!(await createTools(run, ac.signal).vzctlStatus(meta.ctid)).running) {
+        mlog.warn(
+          "a held dump's criu ended undecided, and its CT does not run here: left to the migration's steps",
+        );
         continue;
       }
       void leases.ended(meta);

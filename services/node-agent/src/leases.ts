@@ -81,14 +81,19 @@ export function createLeases(deps: LeaseDeps) {
             mlog.warn({ actions: r.actions }, 'CT resumed on the source after its held dump ended');
             done = true;
           } catch (err) {
+            // The fence won (or judged before), but the CT runs nowhere here: nothing to resume, and nothing can run
+            // twice. Tried again it would fail the same way for ever.
+            if (err instanceof StepError && err.code === errorCodes.ctNotRunning) {
+              mlog.error({ reason: err.message }, 'its CT does not run on the source: nothing to resume');
+              done = true;
+              return;
+            }
             if (err instanceof StepError && err.code === errorCodes.fenced) {
               mlog.error(
                 { reason: err.message },
                 'the target restore has started: stopping the CT on the source',
               );
               await deps.stopSource(meta, mlog);
-              // Decided (abort: no criu waits for it): a later start does not act on this dump again.
-              held.abandon(meta.migrationId);
               done = true;
               return;
             }

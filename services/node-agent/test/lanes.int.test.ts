@@ -148,6 +148,9 @@ const lock = (mid: string, n: number, ctid = '101'): StepCommand => ({
   args: { ctid },
   timeoutMs: 60_000,
 });
+/** A migration's one step `step` of CT `ctid` on node-a (its subject `-`). */
+const ctStep = (mid: string, step: 'unlockSource' | 'stopSource', ctid: string): StepCommand =>
+  ({ ...lock(mid, 1, ctid), commandId: `${mid}:${step}:-:1`, step }) as StepCommand;
 const intend = (c: StepCommand) => eventLog.append(stepIntended(c));
 /** A migration's first event, which names its CT. */
 const requested = (mid: string, ctid: string) =>
@@ -276,16 +279,7 @@ describe('node agent: migrations side by side, each one in order', () => {
   it("given a step this agent has no handler for (an older agent's), when its command comes, then it is refused and the next one runs", async () => {
     // Given migration U's two commands in order on node-a: a step this agent's version has no handler for, then a
     // lock
-    const unknown: StepCommand = {
-      commandId: 'm-lanes-u:unlockSource:-:1',
-      migrationId: 'm-lanes-u',
-      node: 'node-a',
-      executor: 'agent',
-      attempt: 1,
-      step: 'unlockSource',
-      args: { ctid: '105' },
-      timeoutMs: 60_000,
-    };
+    const unknown = ctStep('m-lanes-u', 'unlockSource', '105');
     const next = lock('m-lanes-u', 2, '105');
     await requested('m-lanes-u', '105');
     for (const c of [unknown, next]) await intend(c);
@@ -315,16 +309,7 @@ describe('node agent: migrations side by side, each one in order', () => {
 describe('node agent: the bus failing inside a step', () => {
   it('is not the step failing: the command runs again in place, reconciled by its marker, and succeeds once', async () => {
     // Given a step whose first run meets the bus failing (a read of the log inside it)
-    const stop: StepCommand = {
-      commandId: 'm-lanes-b:stopSource:-:1',
-      migrationId: 'm-lanes-b',
-      node: 'node-a',
-      executor: 'agent',
-      attempt: 1,
-      step: 'stopSource',
-      args: { ctid: '106' },
-      timeoutMs: 60_000,
-    };
+    const stop = ctStep('m-lanes-b', 'stopSource', '106');
     await requested('m-lanes-b', '106');
     await intend(stop);
 
