@@ -36,7 +36,7 @@ export async function sendCommand(
   validators: Validators,
   trust: Trust,
   cmd: StepCommand,
-): Promise<void> {
+): Promise<{ duplicate: boolean }> {
   const v = validators.validate<StepCommand>('command', cmd);
   if (!v.ok) throw new Error(v.error.message);
   const js = jetstream(nc);
@@ -45,7 +45,7 @@ export async function sendCommand(
   const signature = trust.sign(subject, body);
   const h = signature ? headers() : undefined;
   for (const [k, val] of Object.entries(signature ?? {})) h?.set(k, val);
-  await retryTransient(async () => {
+  return retryTransient(async () => {
     const ack = await js.publish(subject, body, {
       msgID: cmd.commandId,
       timeout: limits.publishTimeoutMs,
@@ -54,6 +54,8 @@ export async function sendCommand(
     // As for events: a duplicate with sequence 0 (clustered 2.9) is not stored yet.
     if (ack.duplicate && ack.seq === 0)
       throw new BusUnavailableError(`${subject}: ${cmd.commandId} is not stored yet`);
+    // A duplicate: the stream held it already (another coordinator, or an earlier send, stored it first).
+    return { duplicate: ack.duplicate };
   });
 }
 
@@ -354,8 +356,11 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     if (!trust.secure) return {};
     const { events, lastSeq } = await eventLog.read(cmd.migrationId);
     const log = events.map((e) => e.event);
+    // The read's end is said with the refusal: a command refused in a cluster shows whether its read was behind.
     if (!intends(log, cmd))
-      return { why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId}` };
+      return {
+        why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId} (read to sequence ${lastSeq}: ${log.length} events, the last ${log.at(-1)?.type ?? 'none'})`,
+      };
     if (commandFate(log, cmd.commandId) === 'ended')
       return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
     return { read: { log, lastSeq } };

@@ -21,19 +21,31 @@ export function lastSignOfLife(report: TransferProgress | undefined): number {
 }
 
 /**
+ * When this coordinator stored each command in the command stream (ms since the epoch, by command id), where the
+ * stream did not hold it already (a duplicate was stored before, by another coordinator or an earlier send). Outside
+ * the log, as the transfers' reports are. A step's time counts from the later of its intent and this: its executor
+ * could not begin it before. It matters when a coordinator died between an intent and its command, and another sent
+ * the command when it took the migration over, up to half a minute later (its reconcile, or the event's redelivery).
+ */
+export type SentAt = Readonly<Record<string, number>>;
+
+/**
  * When the coordinator stops waiting for an in-flight step (ms since the epoch): past `timeoutAt` the step timed
  * out; a transfer is also given up past `stallAt`, `stallMs` after its intent or its last sign of life, whichever
- * is later. Only time in which it neither moved bytes nor waited on purpose counts. A Tick gives up a step only
- * strictly after these moments.
+ * is later. Only time in which it neither moved bytes nor waited on purpose counts. Both count from the intent, or
+ * from its command's store when that was later (SentAt). A Tick gives up a step only strictly after these
+ * moments.
  */
 export function deadlinesOf(
   r: StepRecord,
   stallMs: number,
   transfers: TransferReports = {},
+  sentAt: SentAt = {},
 ): { timeoutAt: number; stallAt?: number } {
-  const timeoutAt = Date.parse(r.intendedAt) + r.command.timeoutMs;
+  const from = Math.max(Date.parse(r.intendedAt), sentAt[r.command.commandId] ?? -Infinity);
+  const timeoutAt = from + r.command.timeoutMs;
   if (stepTable[r.step].executor !== 'streamer') return { timeoutAt };
-  const alive = Math.max(Date.parse(r.intendedAt), lastSignOfLife(transfers[r.command.commandId]));
+  const alive = Math.max(from, lastSignOfLife(transfers[r.command.commandId]));
   return { timeoutAt, stallAt: alive + stallMs };
 }
 
@@ -46,11 +58,12 @@ export function nextDeadline(
   s: MigrationState,
   stallMs: number,
   transfers: TransferReports = {},
+  sentAt: SentAt = {},
 ): number | undefined {
   if (s.terminal) return undefined;
   let next: number | undefined;
   for (const r of inFlight(s)) {
-    const d = deadlinesOf(r, stallMs, transfers);
+    const d = deadlinesOf(r, stallMs, transfers, sentAt);
     const at = Math.min(d.timeoutAt, d.stallAt ?? Infinity) + 1;
     if (next === undefined || at < next) next = at;
   }

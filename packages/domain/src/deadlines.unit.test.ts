@@ -54,6 +54,22 @@ describe('the next deadline of a migration', () => {
     assert.ok(due > nextDeadline(s, stallMs)!, 'without the report it is earlier: the intent only');
   });
 
+  it('with a command stored later than its intent (a coordinator died between them), counts from the store', () => {
+    // Given the restore intended, and its command stored 20 s later by the coordinator that took the migration over
+    const s = inFlightAfter('restore');
+    const r = Object.values(s.steps).find((x) => x.step === 'restore')!;
+    const sentAt = { [r.command.commandId]: Date.parse(r.intendedAt) + 20_000 };
+
+    // Then its deadline is its timeout after that store, and a Tick with it gives the step up only then
+    const due = nextDeadline(s, stallMs, {}, sentAt)!;
+    assert.equal(due, Date.parse(r.intendedAt) + 20_000 + r.command.timeoutMs + 1);
+    const tick = (now: number) => decide({ kind: 'Tick', meta: { ...meta(now), sentAt } }, s);
+    assert.deepEqual(tick(due - 1), []);
+    assert.equal(tick(due)[0]?.type, 'StepFailed');
+    // And a store before the intent's time (a clock behind) changes nothing
+    assert.equal(nextDeadline(s, stallMs, {}, { [r.command.commandId]: 0 }), nextDeadline(s, stallMs));
+  });
+
   it('is none for a migration with nothing in flight, or one that ended', () => {
     const requested = inFlightAfter('preflightTarget');
     const before = fold(simulate(liveScenario({ localDisks: 1 })).events.slice(0, 1), initialState());

@@ -9,7 +9,7 @@ import type {
   StreamResult,
 } from '@haul/schemas';
 import { decideConvergence, usesPreDump, type ConvergenceInput } from './convergence.ts';
-import { deadlinesOf, type TransferReports } from './deadlines.ts';
+import { deadlinesOf, type SentAt, type TransferReports } from './deadlines.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
 import { evolve } from './evolve.ts';
@@ -41,6 +41,8 @@ export type DecideMeta = {
   stallMs: number;
   /** The transfers' latest reports, read by the coordinator before a Tick (none: only the intents count). */
   transfers?: TransferReports;
+  /** When the coordinator stored each command (deadlines.ts SentAt): a step's time counts from then, if later. */
+  sentAt?: SentAt;
 };
 
 export type DecideInput =
@@ -168,7 +170,7 @@ function givenUp(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (s.terminal) return [];
   const now = Date.parse(meta.now);
   return inFlight(s).flatMap((r) => {
-    const d = deadlinesOf(r, meta.stallMs, meta.transfers);
+    const d = deadlinesOf(r, meta.stallMs, meta.transfers, meta.sentAt);
     if (now > d.timeoutAt)
       return [failedBy(s, meta, r, 'timeout', `gave no result within ${r.command.timeoutMs} ms`)];
     if (d.stallAt !== undefined && now > d.stallAt)

@@ -29,7 +29,7 @@ export {
   restoreSpeedOf,
   type DowntimeInput,
 } from './downtime-prediction.ts';
-export { deadlinesOf, lastSignOfLife, nextDeadline, type TransferReports } from './deadlines.ts';
+export { deadlinesOf, lastSignOfLife, nextDeadline, type SentAt, type TransferReports } from './deadlines.ts';
 export { planRollback, planRollbackOf, planCleanup, planCleanupOf, type PlannedAction } from './plans.ts';
 export {
   migrationDisks,

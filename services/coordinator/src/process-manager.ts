@@ -110,6 +110,20 @@ export function createProcessManager(
    * sent again, as a duplicate.
    */
   const sent = new Map<string, Set<string>>();
+  /**
+   * Migration → when this process stored each of its commands in the command stream (deadlines.ts SentAt): a step's
+   * time counts from then when that is later than its intent (a coordinator that died between the two). Forgotten
+   * with the migration, and the oldest beyond maxEnded migrations (a step then counts from its intent, as before).
+   */
+  const sentAt = new Map<string, Record<string, number>>();
+  const storedAt = (mid: string, commandId: string): void => {
+    let of = sentAt.get(mid);
+    if (!of) {
+      sentAt.set(mid, (of = {}));
+      if (sentAt.size > maxEnded) sentAt.delete(sentAt.keys().next().value!);
+    }
+    of[commandId] ??= Date.now();
+  };
   const resyncMs = settings.resyncMs ?? limits.coordinatorResyncMs;
   const stallMs = settings.stallMs ?? streamStallMs;
   const reports = createTransferReports(nc, validators);
@@ -256,8 +270,10 @@ export function createProcessManager(
     const failed: { commandId: string; err: unknown }[] = [];
     stored.forEach((r, i) => {
       const { commandId } = cmds[i]!;
-      if (r.status === 'fulfilled') mine.add(commandId);
-      else failed.push({ commandId, err: r.reason });
+      if (r.status === 'fulfilled') {
+        mine.add(commandId);
+        if (!r.value.duplicate) storedAt(mid, commandId);
+      } else failed.push({ commandId, err: r.reason });
     });
     if (failed.length === 0) return;
     // Each by its id here (a bus error does not name the command); the first is thrown, and the turn tried again.
@@ -424,7 +440,8 @@ export function createProcessManager(
   /** The migration's one timer: its earliest step deadline, or a resync once it has been quiet for resyncMs. */
   function arm(mid: string, state: MigrationState): void {
     if (!state.migrationId || state.terminal) return disarm(mid);
-    wakeAt(mid, Math.min(nextDeadline(state, stallMs, reports.of(mid)) ?? Infinity, Date.now() + resyncMs));
+    const next = nextDeadline(state, stallMs, reports.of(mid), sentAt.get(mid));
+    wakeAt(mid, Math.min(next ?? Infinity, Date.now() + resyncMs));
   }
 
   function wakeAt(mid: string, at: number): void {
@@ -464,6 +481,7 @@ export function createProcessManager(
     untrusted.delete(mid);
     unsettled.delete(mid);
     sent.delete(mid);
+    sentAt.delete(mid);
     failures.delete(mid);
     reports.forget(mid);
     disarm(mid);
@@ -493,7 +511,14 @@ export function createProcessManager(
           await reports.refresh(mid, caught.folded.state);
           return caught;
         },
-        () => ({ kind: 'Tick', meta: { ...meta(), transfers: reports.of(mid) } }),
+        () => ({
+          kind: 'Tick',
+          meta: {
+            ...meta(),
+            transfers: reports.of(mid),
+            ...(sentAt.has(mid) ? { sentAt: { ...sentAt.get(mid) } } : {}),
+          },
+        }),
       ),
     );
   }

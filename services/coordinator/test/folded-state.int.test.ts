@@ -8,6 +8,7 @@ import {
   decodeJson,
   ensureTopology,
   eventFactory,
+  sendCommand,
   stepTimeoutsMs,
   subjects,
   type EventLog,
@@ -322,6 +323,8 @@ it('gives up a step at its deadline from the step’s own timer, with no tick of
   for (const e of intents) {
     seq = (await real.append(e, { expectedLastSeq: seq })).seq;
     delivered.push({ seq, event: e });
+    // and their commands sent then, as the coordinator that intended them sends them
+    if (e.type === 'StepIntended') await sendCommand(nc, validators, trust, e.data);
   }
   const pm = createProcessManager(nc, validators, real, settings, silent, trust);
   try {
@@ -339,6 +342,43 @@ it('gives up a step at its deadline from the step’s own timer, with no tick of
       20_000,
     );
     assert.ok(Date.parse(failed.time) > intendedAt + stepTimeoutsMs.quick, failed.time);
+  } finally {
+    pm.stop();
+  }
+});
+
+it('gives up a step whose command a coordinator that died never sent only its timeout after this one sent it', async () => {
+  // Given a migration whose preflight intents (a 3 s timeout) a coordinator appended 2.5 s ago and died before it
+  // sent their commands
+  const mid = 'm-folded-late-send';
+  const quickMs = 3000;
+  const intendedAt = Date.now() - 2500;
+  const requested = await request(mid, intendedAt);
+  const { events: intents } = decideUntilStable(
+    { kind: 'Advance', meta: { ...metaAt(intendedAt), timeoutsMs: { ...stepTimeoutsMs, quick: quickMs } } },
+    fold([requested.event], initialState()),
+  );
+  let seq = requested.seq;
+  for (const e of intents) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
+
+  // When another coordinator's process manager takes the migration over: it sends the commands now
+  const pm = createProcessManager(nc, validators, real, settings, silent, trust);
+  const tookOver = Date.now();
+  try {
+    await pm.adopt(mid);
+
+    // Then the timeout is recorded once that send is 3 s old, not 3 s after the intent (half a second after the
+    // take-over before: the agent would have had no time to run the step)
+    const failed = await awaitEvent(
+      real,
+      mid,
+      (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT',
+      20_000,
+    );
+    assert.ok(
+      Date.parse(failed.time) > tookOver + quickMs,
+      `${failed.time} against ${new Date(tookOver).toISOString()}`,
+    );
   } finally {
     pm.stop();
   }

@@ -12,6 +12,7 @@ import {
   encodeJson,
   ensureTopology,
   openBucket,
+  sendCommand,
   stepTimeoutsMs,
   streams,
   type EventLog,
@@ -67,7 +68,7 @@ const metaAt = (now: number): DecideMeta => ({
 
 /**
  * A migration of `ctid` whose preflight steps were intended at `intendedAt` (their 30 s timeout runs out 1.5 s from
- * now), as a coordinator appended them; with its admission entry.
+ * now), as a coordinator appended them and sent their commands; with its admission entry.
  */
 async function preflighting(
   mid: string,
@@ -85,7 +86,12 @@ async function preflighting(
     { kind: 'Advance', meta: metaAt(intendedAt) },
     fold([requested!], initialState()),
   );
-  for (const e of events) seq = (await eventLog.append(e, { expectedLastSeq: seq })).seq;
+  for (const e of events) {
+    seq = (await eventLog.append(e, { expectedLastSeq: seq })).seq;
+    // and its command sent then, as that coordinator sends it (one that never sent it would have the step's time
+    // count from the send of the coordinator that drives it now: folded-state.int)
+    if (e.type === 'StepIntended') await sendCommand(nc, validators, trust, e.data);
+  }
   const admittedAt = new Date(intendedAt).toISOString();
   return { entry: { migrationId: mid, ...request, imageRoots, admittedAt }, intendedAt };
 }
