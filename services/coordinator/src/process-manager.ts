@@ -112,11 +112,18 @@ export function createProcessManager(
   const sent = new Map<string, Set<string>>();
   /**
    * Migration → when this process stored each of its commands in the command stream (deadlines.ts SentAt): a step's
-   * time counts from then when that is later than its intent (a coordinator that died between the two). Forgotten
-   * with the migration, and the oldest beyond maxEnded migrations (a step then counts from its intent, as before).
+   * time counts from then when that is later than its intent (a coordinator that died between the two), within the
+   * stream's duplicate window of the intent. Forgotten with the migration, and the oldest beyond maxEnded migrations
+   * (a step then counts from its intent, as before).
    */
   const sentAt = new Map<string, Record<string, number>>();
   const storedAt = (mid: string, commandId: string): void => {
+    // A command intended longer ago than the stream's duplicate window may have been stored then: the stream no
+    // longer remembers its id, and its store now says nothing of when its executor could have begun it.
+    const st = folded.get(mid)?.state;
+    const key = st?.byCommand?.[commandId];
+    const intendedAt = key ? Date.parse(st.steps[key]!.intendedAt) : Date.now();
+    if (Date.now() - intendedAt >= limits.duplicateWindowMs) return;
     let of = sentAt.get(mid);
     if (!of) {
       sentAt.set(mid, (of = {}));

@@ -8,6 +8,7 @@ import {
   decodeJson,
   ensureTopology,
   eventFactory,
+  limits,
   sendCommand,
   stepTimeoutsMs,
   subjects,
@@ -347,39 +348,48 @@ it('gives up a step at its deadline from the step’s own timer, with no tick of
   }
 });
 
-it('gives up a step whose command a coordinator that died never sent only its timeout after this one sent it', async () => {
-  // Given a migration whose preflight intents (a 3 s timeout) a coordinator appended 2.5 s ago and died before it
-  // sent their commands
-  const mid = 'm-folded-late-send';
-  const quickMs = 3000;
-  const intendedAt = Date.now() - 2500;
+/**
+ * Intents a coordinator appended `ago` ms ago (a 3 s timeout) and died before it sent their commands; another
+ * coordinator's process manager takes the migration over and sends them. Resolves with the timeout's time and the
+ * take-over's.
+ */
+async function takenOverAfter(mid: string, ago: number): Promise<{ failedAt: number; tookOver: number }> {
+  const intendedAt = Date.now() - ago;
   const requested = await request(mid, intendedAt);
   const { events: intents } = decideUntilStable(
-    { kind: 'Advance', meta: { ...metaAt(intendedAt), timeoutsMs: { ...stepTimeoutsMs, quick: quickMs } } },
+    { kind: 'Advance', meta: { ...metaAt(intendedAt), timeoutsMs: { ...stepTimeoutsMs, quick: 3000 } } },
     fold([requested.event], initialState()),
   );
   let seq = requested.seq;
   for (const e of intents) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
-
-  // When another coordinator's process manager takes the migration over: it sends the commands now
   const pm = createProcessManager(nc, validators, real, settings, silent, trust);
   const tookOver = Date.now();
   try {
     await pm.adopt(mid);
-
-    // Then the timeout is recorded once that send is 3 s old, not 3 s after the intent (half a second after the
-    // take-over before: the agent would have had no time to run the step)
     const failed = await awaitEvent(
       real,
       mid,
       (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT',
       20_000,
     );
-    assert.ok(
-      Date.parse(failed.time) > tookOver + quickMs,
-      `${failed.time} against ${new Date(tookOver).toISOString()}`,
-    );
+    return { failedAt: Date.parse(failed.time), tookOver };
   } finally {
     pm.stop();
   }
+}
+
+it('gives up a step whose command a coordinator that died never sent only its timeout after this one sent it', async () => {
+  // Given intents appended 2.5 s ago, their commands never sent; when another coordinator takes the migration over
+  const { failedAt, tookOver } = await takenOverAfter('m-folded-late-send', 2500);
+  // Then the timeout is recorded once its send is 3 s old, not 3 s after the intent (half a second after the
+  // take-over before: the agent would have had no time to run the step)
+  assert.ok(failedAt > tookOver + 3000, `${failedAt - tookOver} ms after the take-over`);
+});
+
+it("counts from the intent a command intended longer ago than the command stream's duplicate window", async () => {
+  // Given intents appended longer ago than the stream remembers message ids: their commands may have been stored
+  // then, and a store now says nothing of when their executor could have begun
+  const { failedAt, tookOver } = await takenOverAfter('m-folded-old-send', limits.duplicateWindowMs + 1000);
+  // Then the step is given up at once, from its intent
+  assert.ok(failedAt < tookOver + 3000, `${failedAt - tookOver} ms after the take-over`);
 });
