@@ -523,7 +523,7 @@ export function createProcessManager(
           meta: {
             ...meta(),
             transfers: reports.of(mid),
-            ...(sentAt.has(mid) ? { sentAt: { ...sentAt.get(mid) } } : {}),
+            ...(sentAt.has(mid) ? { sentAt: sentAt.get(mid)! } : {}),
           },
         }),
       ),

@@ -310,6 +310,10 @@ describe('an event that is not the next one of its migration', () => {
   });
 });
 
+/** The coordinator's timeout of a step of `mid` (HAUL_STEP_TIMEOUT), within 20 s. */
+const timedOut = (mid: string) =>
+  awaitEvent(real, mid, (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT', 20_000);
+
 it('gives up a step at its deadline from the step’s own timer, with no tick of every migration', async () => {
   // Given a migration whose preflight steps were intended just before their timeout
   const mid = 'm-folded-deadline';
@@ -336,12 +340,7 @@ it('gives up a step at its deadline from the step’s own timer, with no tick of
     }
 
     // Then, with no more events and no resync, the timeout is recorded once the deadline has passed
-    const failed = await awaitEvent(
-      real,
-      mid,
-      (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT',
-      20_000,
-    );
+    const failed = await timedOut(mid);
     assert.ok(Date.parse(failed.time) > intendedAt + stepTimeoutsMs.quick, failed.time);
   } finally {
     pm.stop();
@@ -366,12 +365,7 @@ async function takenOverAfter(mid: string, ago: number): Promise<{ failedAt: num
   const tookOver = Date.now();
   try {
     await pm.adopt(mid);
-    const failed = await awaitEvent(
-      real,
-      mid,
-      (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT',
-      20_000,
-    );
+    const failed = await timedOut(mid);
     return { failedAt: Date.parse(failed.time), tookOver };
   } finally {
     pm.stop();

@@ -4,6 +4,7 @@ import { isAbsolute, relative, sep } from 'node:path';
 import { errorCodes } from '@haul/domain';
 import type { ErrorInfo, StreamArgs } from '@haul/schemas';
 import type { ManifestEntry } from './manifest.ts';
+import { isCount } from './wire.ts';
 
 /**
  * The host helper a live local-disk copy drives (docs/host-contract.md): `start` tracking the writes to the mounted
@@ -44,8 +45,6 @@ function track(cmd: 'start' | 'take --sync' | 'ack', ddxml: string): Promise<Tra
   });
 }
 
-const isOffset = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
-
 /**
  * What the helper printed, checked: a JSON object, with `file` (the tracked delta) when `named` (start and take name
  * it; ack prints the device alone), `started` a boolean and each extent [start, end) of whole bytes when there.
@@ -67,7 +66,7 @@ export function trackOutput(stdout: string, named: boolean): TrackOutput {
   if (o.started !== undefined && typeof o.started !== 'boolean')
     throw new Error(`printed a "started" that is no boolean: ${JSON.stringify(o.started)}`);
   const ok = (e: unknown) =>
-    Array.isArray(e) && e.length === 2 && isOffset(e[0]) && isOffset(e[1]) && e[0] <= e[1];
+    Array.isArray(e) && e.length === 2 && isCount(e[0]) && isCount(e[1]) && e[0] <= e[1];
   if (o.extents !== undefined && !(Array.isArray(o.extents) && o.extents.every(ok)))
     throw new Error(
       `printed extents that are not [start, end) byte ranges: ${JSON.stringify(o.extents).slice(0, 200)}`,

@@ -35,7 +35,7 @@ import {
 import { isStreamCommand } from './stream-command.ts';
 import { UpdateFile } from './update-file.ts';
 import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
-import { CHUNK, chunkDigest } from './wire.ts';
+import { CHUNK, chunkDigest, isCount } from './wire.ts';
 
 /**
  * Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries.
@@ -100,9 +100,6 @@ export type ReceiverOptions = {
 export type OfferOptions = { takesReadBackProgress?: boolean };
 
 export type Refusal = { ok: false; error: ErrorInfo };
-/** A whole number from 0 up, exactly representable: what a chunk's offset and id must be. */
-const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
-
 const refuse = (code: string, field: string, message: string): Refusal => ({
   ok: false,
   error: { code, message, field },
@@ -387,6 +384,12 @@ function startWriteBack(path: string, log: Logger): void {
   });
 }
 
+/** Why a pass fails on a file of the copy whose background writeback failed, or undefined (part-file.ts). */
+function lostWriteBack(targetDir: string, path: string): string | undefined {
+  const why = writeBackFailure(join(targetDir, path));
+  return why && `${path}: its background writeback failed (${why}): its data may not be on disk`;
+}
+
 function keepFailure(path: string, err: Error, log: Logger): void {
   if (!keepWriteBackFailure(path, err.message))
     log.error({ path }, 'could not keep a failed writeback beside its file: only this process knows of it');
@@ -626,8 +629,8 @@ class Reception {
         }
         f.finish(durable);
       } else if (isFinished(p, size)) {
-        const lost = writeBackFailure(p);
-        if (lost) return `${e.path}: its background writeback failed (${lost}): its data may not be on disk`;
+        const lost = lostWriteBack(targetDir, e.path);
+        if (lost) return lost;
         dropLeftovers(p);
       } else if (size === 0) {
         mkdirsNoFollow(targetDir, dirname(e.path));
@@ -655,10 +658,10 @@ class Reception {
       const size = e.size ?? 0;
       const f = this.updates.get(e.path) ?? (e.extents?.length ? undefined : null);
       if (f === undefined) return `${e.path}: its extents never arrived`;
-      const lost = writeBackFailure(join(targetDir, e.path));
+      const lost = lostWriteBack(targetDir, e.path);
       if (lost) {
         f?.close();
-        return `${e.path}: its background writeback failed (${lost}): its data may not be on disk`;
+        return lost;
       }
       if (f) f.finish(size, durable);
       else if (regularFileSize(join(targetDir, e.path)) !== size)

@@ -19,6 +19,12 @@ export type FrameHeader =
   | { t: 'wait' }
   | { t: 'end' };
 
+/**
+ * A whole number from 0 up, exactly representable: what a chunk header's offset and id, and the tracking helper's
+ * extents, must be (JSON from another process: a negative offset makes writeSync write at the file's position).
+ */
+export const isCount = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
 export function encodeHeader(h: FrameHeader): Buffer {
   const json = Buffer.from(JSON.stringify(h));
   const out = Buffer.allocUnsafe(4 + json.length);

@@ -271,15 +271,12 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
      * log does not say so. An agent that starts acts on each as its lease would have (leases.ts `ended`).
      */
     endedUndecided(): HeldMeta[] {
+      const undecided = (dir: string) =>
+        existsSync(join(dir, 'frozen')) && !existsSync(join(dir, 'decision')) && !criuRunning(dir);
       return readdirSync(root)
-        .map((m) => dirOf(m))
-        .filter(
-          (dir) => existsSync(join(dir, 'frozen')) && !existsSync(join(dir, 'decision')) && !criuRunning(dir),
-        )
-        .flatMap((dir) => {
-          const meta = this.meta(dir.slice(root.length + 1));
-          return meta ? [meta] : [];
-        });
+        .filter((m) => undecided(dirOf(m)))
+        .map((m) => this.meta(m))
+        .filter((m): m is HeldMeta => m !== undefined);
     },
     /** Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed). */
     async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number> {
