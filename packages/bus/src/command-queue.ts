@@ -19,7 +19,7 @@ import { BusUnavailableError, isTransient } from './errors.ts';
 import type { EventLog } from './event-log.ts';
 import { commandFate, eventFactory } from './events.ts';
 import type { Logger } from './logger.ts';
-import { retryTransient } from './retry.ts';
+import { readAgainUntil, retryTransient } from './retry.ts';
 import { createSerialByKey } from './serial.ts';
 import type { Trust } from './trust/trust.ts';
 
@@ -349,21 +349,45 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * behind, and what decides here is what it may lack, an end or an outcome. A command that waited behind a long step
    * while the coordinator gave it up and rolled the migration back would run on a follow that lags. Tried for the
    * frozen window (1-2 ms before each agent command) and taken out for that reason.
+   *
+   * A read that shows no such intent is made again after each of limits.intentReadAgainMs before the refusal: a new
+   * stream leader of an older nats-server may answer before it has applied the intent it took over. Only the intent's
+   * absence is read again; an end read once is final (a read behind can lack an end, never show one). A stop during
+   * the waits returns nothing, and the caller hands the command back (it checks the signal next).
    */
   async function unintended(
-    cmd: StepCommand,
+    d: CommandDelivery,
+    signal: AbortSignal,
   ): Promise<{ why?: string; read?: { log: readonly MigrationEvent[]; lastSeq: number } }> {
     if (!trust.secure) return {};
-    const { events, lastSeq } = await eventLog.read(cmd.migrationId);
-    const log = events.map((e) => e.event);
-    // The read's end is said with the refusal: a command refused in a cluster shows whether its read was behind.
-    if (!intends(log, cmd))
+    const cmd = d.command;
+    const started = Date.now();
+    const got = await readAgainUntil(
+      () => readLog(cmd.migrationId),
+      (r) => intends(r.log, cmd),
+      { signal, waiting: () => tell(() => d.msg.working()) },
+    );
+    if (!got) return {};
+    const { read, reads } = got;
+    // The read's end is said with the refusal: a command refused in a cluster shows whether its reads were behind.
+    const { log: events, lastSeq } = read;
+    if (!intends(events, cmd))
       return {
-        why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId} (read to sequence ${lastSeq}: ${log.length} events, the last ${log.at(-1)?.type ?? 'none'})`,
+        why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId} (read ${reads} times in ${Date.now() - started} ms, the last to sequence ${lastSeq}: ${events.length} events, the last ${events.at(-1)?.type ?? 'none'})`,
       };
-    if (commandFate(log, cmd.commandId) === 'ended')
+    if (reads > 1)
+      log.warn(
+        { commandId: cmd.commandId, reads, lastSeq },
+        "the command's intent was not in the first read of its log, only in a later one (a stream leader that had not applied it yet)",
+      );
+    if (commandFate(events, cmd.commandId) === 'ended')
       return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
-    return { read: { log, lastSeq } };
+    return { read };
+  }
+
+  async function readLog(mid: string): Promise<{ log: MigrationEvent[]; lastSeq: number }> {
+    const { events, lastSeq } = await eventLog.read(mid);
+    return { log: events.map((e) => e.event), lastSeq };
   }
 
   async function deliver(
@@ -426,7 +450,7 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     handle: (d: CommandDelivery) => Promise<void>,
     signal: AbortSignal,
   ): Promise<void> {
-    const { why, read } = await unintended(d.command);
+    const { why, read } = await unintended(d, signal);
     if (why !== undefined) {
       if (await quarantine(d.msg, commandRefusals.notIntended, why)) told(d.command);
       return;

@@ -120,6 +120,15 @@ export const limits = {
   publishTimeoutMs: 2_000,
   /** A command unacked this long is redelivered (the executor extends it with working() while it runs). */
   commandAckWaitMs: 5_000,
+  /**
+   * An executor reads a command's log again after these waits before it refuses the command as intended nowhere. Its
+   * intent was acknowledged before the command was sent, but a read after a stream's leader changed may not show it:
+   * a nats-server before 2.11 lets a new leader answer before it has applied the entries it took over
+   * (server/raft.go switchToLeader at v2.9.10; consistency came with 43e7a0279 in 2.11 and f73fede49 in 2.14,
+   * "NRG: Always only report leader after noop-entry"). Seen once in a three-server CI run on 2.9.10 under load: a
+   * good command refused, its migration rolled back. A command no coordinator intended is refused after them all.
+   */
+  intentReadAgainMs: [250, 1_000, 2_500],
   /** One scheduler API request waits this long for its reply; an idempotent one is asked again until the deadline. */
   apiTimeoutMs: 5_000,
   apiDeadlineMs: 30_000,

@@ -1,6 +1,6 @@
 export * from './conventions.ts';
 export * from './errors.ts';
-export { retryTransient } from './retry.ts';
+export { readAgainUntil, retryTransient } from './retry.ts';
 export {
   busConfigFromEnv,
   busConfigOf,

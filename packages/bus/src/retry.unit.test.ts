@@ -7,7 +7,8 @@ import {
   RequestError,
 } from '@nats-io/nats-core';
 import { BusUnavailableError, isConnectionGone, isTransient } from './errors.ts';
-import { retryTransient } from './retry.ts';
+import { readAgainUntil, retryTransient } from './retry.ts';
+import { limits } from './conventions.ts';
 
 /** A call that fails with each of `errors` in turn, then answers 'ok'; `calls` counts how often it was made. */
 function failing(...errors: Error[]): { fn: () => Promise<string>; calls: () => number } {
@@ -56,5 +57,53 @@ describe('retryTransient and a connection this process closed', () => {
       false,
     );
     assert.equal(isConnectionGone('closed connection'), false);
+  });
+});
+
+describe('readAgainUntil: a read whose absence of an intent decides a refusal', () => {
+  /** Reads that answer each of `answers` in turn (the last one from then on), counted. */
+  const reads = (...answers: boolean[]) => {
+    let n = 0;
+    return { read: () => Promise.resolve(answers[Math.min(n++, answers.length - 1)]!), count: () => n };
+  };
+  const waitsMs = [1, 1, 1];
+
+  it('given a first read that shows it, reads once and waits for nothing', async () => {
+    const r = reads(true);
+    let waits = 0;
+    assert.deepEqual(await readAgainUntil(r.read, (x) => x, { waitsMs, waiting: () => waits++ }), {
+      read: true,
+      reads: 1,
+    });
+    assert.equal(waits, 0);
+  });
+
+  it('given reads behind (a stream leader that has not applied the intent), reads until one shows it', async () => {
+    const r = reads(false, false, true);
+    let waits = 0;
+    assert.deepEqual(await readAgainUntil(r.read, (x) => x, { waitsMs, waiting: () => waits++ }), {
+      read: true,
+      reads: 3,
+    });
+    assert.equal(waits, 2, 'told before each wait');
+  });
+
+  it('given no read ever shows it, returns the last read after one read per wait and the first', async () => {
+    const r = reads(false);
+    assert.deepEqual(await readAgainUntil(r.read, (x) => x, { waitsMs }), { read: false, reads: 4 });
+  });
+
+  it('given a stop during a wait, returns nothing and reads no more', async () => {
+    const r = reads(false);
+    const ac = new AbortController();
+    const got = readAgainUntil(r.read, (x) => x, { waitsMs: [60_000], signal: ac.signal });
+    ac.abort();
+    assert.equal(await got, undefined);
+    assert.equal(r.count(), 1);
+  });
+
+  it('by default waits as limits.intentReadAgainMs says: less in all than an offer waits for its answer', () => {
+    const total = limits.intentReadAgainMs.reduce((a, b) => a + b, 0);
+    assert.ok(total < limits.streamOfferTimeoutMs / 2, `${total} ms`);
   });
 });

@@ -442,6 +442,78 @@ describe('command queue (signatures on): whether a command is intended', () => {
       assert.equal(verdict, 'refused');
     },
   );
+
+  /**
+   * The verdict on one command intended or not in its log, delivered to an agent whose reads of that log go through
+   * `reading` (given the true read and the count of reads so far), and the number of reads the queue made.
+   */
+  async function verdictOn(
+    cmd: StepCommand,
+    reading: (
+      read: Awaited<ReturnType<EventLog['read']>>,
+      n: number,
+    ) => Awaited<ReturnType<EventLog['read']>>,
+  ): Promise<{ verdict: 'run' | 'refused'; reads: number; why: string }> {
+    const inner = createEventLog(nc, validators, agent);
+    let reads = 0;
+    const eventLog: EventLog = { ...inner, read: async (m, o) => reading(await inner.read(m, o), ++reads) };
+    await sendCommand(nc, validators, coordinator, cmd);
+    const ac = new AbortController();
+    const why: string[] = [];
+    const verdict = await new Promise<'run' | 'refused'>((resolve) => {
+      void createCommandQueue({
+        nc,
+        validators,
+        eventLog,
+        log: pino({ level: 'warn' }, { write: (l: string) => void why.push(l) }),
+        actor: { service: 'node-agent', node: 'node-d' },
+        executor: 'agent',
+        trust: agent,
+        inOrder: true,
+        refused: () => resolve('refused'),
+      }).consume((d) => {
+        d.msg.ack();
+        resolve('run');
+        return Promise.resolve();
+      }, ac.signal);
+    });
+    ac.abort();
+    return { verdict, reads, why: why.join('') };
+  }
+
+  it('given a first read of the log that does not show the intent yet (a new stream leader behind), the command runs', async () => {
+    // Given a command intended in its log, whose first read by the agent ends before the intent (as a stream leader
+    // of nats-server before 2.11 answers before it has applied what it took over)
+    const cmd = { ...intent(3), migrationId: 'm-queue-0003', commandId: 'm-queue-0003:node-d:3:1' };
+    const writer = createEventLog(nc, validators, coordinator);
+    await writer.append(stepIntended({ ...cmd, commandId: 'm-queue-0003:node-d:2:1' }));
+    await writer.append(stepIntended(cmd));
+
+    // When it is delivered
+    const { verdict, reads, why } = await verdictOn(cmd, (read, n) =>
+      n === 1 ? { events: read.events.slice(0, -1), lastSeq: read.events.at(-2)!.seq } : read,
+    );
+
+    // Then it runs, on the second read, and the agent says its first read was behind
+    assert.equal(verdict, 'run');
+    assert.equal(reads, 2);
+    assert.match(why, /not in the first read of its log/);
+  });
+
+  it('given a command intended nowhere, it is refused once every read again has shown no intent', async () => {
+    // Given a command signed by the coordinator whose migration's log holds another command's intent only
+    const cmd = { ...intent(4), migrationId: 'm-queue-0004', commandId: 'm-queue-0004:node-d:4:1' };
+    await createEventLog(nc, validators, coordinator).append(
+      stepIntended({ ...cmd, commandId: 'm-queue-0004:node-d:1:1' }),
+    );
+
+    // When it is delivered
+    const { verdict, reads } = await verdictOn(cmd, (read) => read);
+
+    // Then it is refused, after the first read and one after each wait
+    assert.equal(verdict, 'refused');
+    assert.equal(reads, 1 + limits.intentReadAgainMs.length);
+  });
 });
 
 describe('command queue (signatures on): a stop while a command is being checked', () => {

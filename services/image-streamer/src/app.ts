@@ -18,6 +18,7 @@ import {
   offerHeaders,
   openProgress,
   putProgress,
+  readAgainUntil,
   sentTo,
   signedRequest,
   serveDiscovery,
@@ -48,7 +49,7 @@ import { createPriorityGate, createSlots } from './priority.ts';
 import { createProgressReporter, readBackWait, type ProgressReporter } from './progress-report.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { createDataServer, type DataListener, type DataServer, type PortRange } from './data-server.ts';
-import { createReceiver, offeredIntent, transferIdOf } from './receiver.ts';
+import { createReceiver, offeredIntent, transferIdOf, transferIntent } from './receiver.ts';
 import { offerSignerRefusal } from './offer-signer.ts';
 import { isStreamCommand, type StreamCommand } from './stream-command.ts';
 import { registerStreamer, type Registration } from './registration.ts';
@@ -196,12 +197,19 @@ export function createImageStreamer(deps: StreamerDeps) {
     // The migration's log, judged; kept current from its first offer on, so that the final transfer's offer, in the
     // frozen window, reads only what came since.
     intended: async (offer) => {
-      const { events } = await eventLog.read(offer.migrationId);
-      const refused = offeredIntent(
-        events.map((e) => e.event),
-        offer,
-        cfg.node,
+      // A log with no intent of the transfer is read again first (readAgainUntil: a read behind the intent).
+      const got = await readAgainUntil(
+        async () => (await eventLog.read(offer.migrationId)).events.map((e) => e.event),
+        (events) => transferIntent(events, offer.transferId) !== undefined,
+        { signal: ac.signal },
       );
+      if (!got) throw new Error('the streamer is stopping');
+      if (got.reads > 1)
+        log.warn(
+          { migrationId: offer.migrationId, transferId: offer.transferId, reads: got.reads },
+          "the offer's intent was not in the first read of its log (a stream leader that had not applied it yet)",
+        );
+      const refused = offeredIntent(got.read, offer, cfg.node);
       // Only an offer the log intends: any registered streamer may send offers naming made-up migrations.
       if (!refused) eventLog.keepCurrent(offer.migrationId);
       return refused;

@@ -17,6 +17,7 @@ import { commandFate, createSerialByKey, limits, type Logger } from '@haul/bus';
 import type {
   ErrorInfo,
   MigrationEvent,
+  StepCommand,
   StreamerRegistration,
   StreamOffer,
   StreamOfferReply,
@@ -711,6 +712,17 @@ function dial(offer: StreamOffer, reader: FrameReader, tls: TlsMaterial | undefi
 /** The offer's transfer id for a command: its id with what an offer's id may not hold replaced. */
 export const transferIdOf = (commandId: string): string => commandId.replace(/[^A-Za-z0-9_:.-]/g, '_');
 
+/** The command a log intends with this transfer id, if any. */
+export function transferIntent(
+  events: readonly MigrationEvent[],
+  transferId: string,
+): StepCommand | undefined {
+  const intent = events.find(
+    (e) => e.type === 'StepIntended' && transferIdOf(e.data.commandId) === transferId,
+  );
+  return intent?.type === 'StepIntended' ? intent.data : undefined;
+}
+
 /**
  * The offer against its migration's judged log, as `node` (this receiver): an open StepIntended of a streamer's step
  * whose command has the offer's transfer id, runs on the offer's node, and sends to this node into the very folder
@@ -723,10 +735,7 @@ export function offeredIntent(
   node: string,
 ): Refusal | undefined {
   const code = errorCodes.offerNotIntended;
-  const intent = events.find(
-    (e) => e.type === 'StepIntended' && transferIdOf(e.data.commandId) === offer.transferId,
-  );
-  const cmd = intent?.type === 'StepIntended' ? intent.data : undefined;
+  const cmd = transferIntent(events, offer.transferId);
   if (!cmd || !isStreamCommand(cmd))
     return refuse(code, 'transferId', `${offer.migrationId} intends no transfer ${offer.transferId}`);
   const args = cmd.args;
