@@ -8,6 +8,7 @@ import {
   type JetStreamManager,
   type MsgRequest,
   type NextMsgRequest,
+  type StoredMsg,
 } from '@nats-io/jetstream';
 import type { MigrationEvent, Validators } from '@haul/schemas';
 import { limits, streams, subjects } from './conventions.ts';
@@ -35,8 +36,17 @@ export type AppendOptions = {
   msgId?: string;
 };
 
+/**
+ * Where an append's event is. `duplicate`: its message id was in the log already, at `seq`. `otherCopy`: such a copy
+ * that is not this append's message: another coordinator's event with the same id (it decided the same step from the
+ * same point, its data its own: a config of its own, a fold of its own version), or this identity's before a restart.
+ * Its data may differ from this event's: a writer that acts on what it appended (a coordinator sending the commands
+ * it intended) reads the copy instead.
+ */
+export type AppendAck = { seq: number; duplicate: boolean; otherCopy?: true };
+
 export type EventLog = {
-  append(event: MigrationEvent, opts?: AppendOptions): Promise<{ seq: number; duplicate: boolean }>;
+  append(event: MigrationEvent, opts?: AppendOptions): Promise<AppendAck>;
   /**
    * All events of one migration, in order, and the stream sequence of the last one (0 if none). With `afterSeq`,
    * only those after it: the tail a reader that has folded the log up to that sequence is missing (a message get
@@ -248,16 +258,21 @@ export function createEventLog(
     if (last && last.seq > afterSeq) await readJudged(migrationId, afterSeq, last.seq);
   }
 
+  /** The message stored at `seq`, as a duplicate's answer names it. */
+  async function storedAt(seq: number) {
+    const m = await jsm();
+    return retryTransient(() => m.streams.getMessage(streams.events, { seq }));
+  }
+
   /**
    * JetStream answers an append whose message id is already in its duplicate window as a duplicate. Anyone on the
    * bus can publish first with the id an event will have (ids are predictable): a duplicate counts only when the
-   * stored copy is this identity's own signed event (or, for coordinators, another coordinator's). Otherwise the
-   * squatter is reported and the event is appended under an id made of its signature, which nobody can guess.
+   * stored copy is this identity's own signed event (or, for coordinators, another coordinator's: they share the
+   * `coordinator` identity). Otherwise the squatter is reported and the event is appended under an id made of its
+   * signature, which nobody can guess.
    */
-  async function squatted(subject: string, seq: number, event: MigrationEvent): Promise<boolean> {
+  function squatted(stored: StoredMsg | null, subject: string, seq: number, event: MigrationEvent): boolean {
     if (!trust.secure) return false;
-    const m = await jsm();
-    const stored = await retryTransient(() => m.streams.getMessage(streams.events, { seq }));
     if (!stored) return true;
     const v = trust.verify(stored.subject, stored.data, stored.header, stored.seq);
     let sameId = false;
@@ -342,10 +357,18 @@ export function createEventLog(
       judge.signing(event, body, signature);
       try {
         let { ack } = await publish(subject, body, msgIdOf(event, opts), opts.expectedLastSeq, signature);
-        if (ack.duplicate && (await squatted(subject, ack.seq, event))) {
-          const unguessable = `${event.eventId}:${signature?.['Haul-Signature'].slice(0, 22) ?? ''}`;
-          ({ ack } = await publish(subject, body, unguessable, opts.expectedLastSeq, signature));
+        if (!ack.duplicate) {
+          judge.appended(ack.seq, event, opts.expectedLastSeq);
+          return { seq: ack.seq, duplicate: false };
         }
+        const stored = await storedAt(ack.seq);
+        // This very message (a try before this one stored it, its answer lost): the append is done.
+        if (stored && stored.subject === subject && sameBytes(stored.data, body))
+          return { seq: ack.seq, duplicate: true };
+        if (!squatted(stored, subject, ack.seq, event))
+          return { seq: ack.seq, duplicate: true, otherCopy: true };
+        const unguessable = `${event.eventId}:${signature?.['Haul-Signature'].slice(0, 22) ?? ''}`;
+        ({ ack } = await publish(subject, body, unguessable, opts.expectedLastSeq, signature));
         if (!ack.duplicate) judge.appended(ack.seq, event, opts.expectedLastSeq);
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (err) {
@@ -440,3 +463,5 @@ export function createEventLog(
     sealOf: (mid) => judge.sealOf(mid),
   };
 }
+
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;

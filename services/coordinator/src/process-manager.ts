@@ -224,7 +224,9 @@ export function createProcessManager(
    * Append decided events with compare-and-set, one after the other. Returns the events that made it into the log
    * (a prefix of `events`) and whether all did: a writer that loses the race part-way has still appended a prefix,
    * and whatever commands that prefix intended must be sent like any others. `duplicate`: an event id was already
-   * in the log (another coordinator decided the same from the same point), so the log holds its copy, not ours.
+   * in the log: this process's own earlier try (appended, and what follows appended after it), or another
+   * coordinator's copy (it decided the same from the same point): then the prefix ends before it, its commands left
+   * to their coordinator (or to sendUnsent, should it have died).
    */
   async function appendAll(
     events: MigrationEvent[],
@@ -238,6 +240,9 @@ export function createProcessManager(
         const ack = await eventLog.append(e, { expectedLastSeq: seq, msgId: e.eventId });
         seq = ack.seq;
         duplicate ||= ack.duplicate;
+        // Another coordinator's copy of this event: the log holds its data, maybe not ours (its own config or
+        // version). Nothing of ours is appended after it or sent for it; the caller reads the log and decides again.
+        if (ack.otherCopy) return { appended, complete: false, duplicate, lastSeq: seq };
         appended.push(e);
       } catch (err) {
         if (err instanceof ConcurrencyConflictError)

@@ -310,6 +310,52 @@ describe('an event that is not the next one of its migration', () => {
   });
 });
 
+describe('two coordinators deciding the same steps from the same point', () => {
+  it('sends no command of its own for an intent another coordinator appended first with its own data', async () => {
+    // Given a requested migration, and another coordinator (the same identity, its quick steps' timeout configured
+    // longer) that decided the preflight from the same point and appended its first intent
+    const mid = 'm-folded-two';
+    const requested = await request(mid);
+    const theirs = metaAt(Date.now());
+    const { events: decided } = decideUntilStable(
+      { kind: 'Advance', meta: { ...theirs, timeoutsMs: { ...theirs.timeoutsMs, quick: 99_000 } } },
+      fold([requested.event], initialState()),
+    );
+    const first = decided[0]!;
+    assert.equal(first.type === 'StepIntended' && first.data.timeoutMs, 99_000);
+    const other = createEventLog(nc, validators, ids.trust('coordinator'));
+    await other.append(first, { expectedLastSeq: requested.seq });
+    const sent: StepCommand[] = [];
+    const commands = nc.subscribe(subjects.commandsAll, {
+      callback: (_err, msg) => void sent.push(decodeJson(msg.data) as StepCommand),
+    });
+    const pm = createProcessManager(nc, validators, real, settings, silent, trust);
+    try {
+      // When this coordinator's process manager gets the request and decides (its first append a duplicate)
+      pm.received(requested.seq, mid);
+      await pm.deliver(requested);
+      pm.settled(requested.seq, mid);
+      await nc.flush();
+
+      // Then every command it sent is exactly its intent in the log: the other coordinator's copy is not sent in
+      // this coordinator's version (before, it was: its executor refused it as intended nowhere)
+      const { events } = await real.read(mid);
+      const intents = new Map(
+        events.flatMap((e) =>
+          e.event.type === 'StepIntended' ? [[e.event.data.commandId, e.event.data]] : [],
+        ),
+      );
+      assert.equal(intents.size, 3, 'the preflight, once each');
+      assert.ok(sent.length > 0, 'it sent the intents it appended');
+      for (const cmd of sent) assert.deepEqual(cmd, intents.get(cmd.commandId), cmd.commandId);
+      assert.ok(!sent.some((c) => c.commandId === (first.data as StepCommand).commandId));
+    } finally {
+      commands.unsubscribe();
+      pm.stop();
+    }
+  });
+});
+
 /** The coordinator's timeout of a step of `mid` (HAUL_STEP_TIMEOUT), within 20 s. */
 const timedOut = (mid: string) =>
   awaitEvent(real, mid, (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT', 20_000);
