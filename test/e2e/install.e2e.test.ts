@@ -24,6 +24,7 @@ import {
   haulBin,
   lastBesidesSeal,
   loadTestIdentities,
+  natsClusterRelease,
   natsServerBinary,
   repoRoot,
   secretsEnv,
@@ -189,7 +190,7 @@ for (const [auth, mode] of [
 
     function startNats(n: number): Promise<void> {
       const child = spawn(
-        natsServerBinary(),
+        natsServerBinary(natsClusterRelease()),
         ['-c', join(natsRoot(n), 'etc', 'haul', 'nats', 'server.conf')],
         {
           stdio: ['ignore', 'ignore', 'pipe'],

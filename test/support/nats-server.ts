@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { casSafe } from '@haul/bus';
 import { repoRoot } from './paths.ts';
 import { forget, reapOnExit, removeOnExit } from './reaper.ts';
 
@@ -39,6 +40,33 @@ export function natsAtLeast(version: string | undefined, major: number, minor: n
   const [maj, min] = [Number(m[1]), Number(m[2])];
   return maj > major || (maj === major && min >= minor);
 }
+
+const versions = new Map<NatsRelease, string>();
+/** A release's version, as its binary says it (`nats-server --version`: "nats-server: v2.9.10"): "2.9.10". */
+export function natsVersion(release: NatsRelease): string {
+  let v = versions.get(release);
+  if (v === undefined) {
+    const out = execFileSync(natsServerBinary(release), ['--version'], { encoding: 'utf8' });
+    v = /v?(\d+\.\d+\.\d+)/.exec(out)?.[1];
+    if (v === undefined)
+      throw new Error(`${natsServerBinary(release)} --version said ${JSON.stringify(out)}`);
+    versions.set(release, v);
+  }
+  return v;
+}
+
+/**
+ * The releases haul runs replicated streams on (casSafe: Debian 12's 2.9.10 is refused there), of those it is tested
+ * on. A test of three servers with haul's streams runs on these.
+ */
+export const natsClusterReleases = (): NatsRelease[] =>
+  natsReleases.filter((r) => casSafe(natsVersion(r), 3));
+
+/**
+ * The release a cluster runs on unless told (startNatsCluster, the install doc's test): the newest, whose JetStream
+ * group forms with every server at a first start (2.10.27 sometimes leaves one out: metaGroupForms).
+ */
+export const natsClusterRelease = (): NatsRelease => natsClusterReleases().at(-1)!;
 
 /** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the others, fetched. */
 export function natsServerBinary(release: NatsRelease = 'installed'): string {
@@ -356,7 +384,7 @@ async function clusterSpecs(dir: string, size: number, opts: NatsServerOptions):
   const [ports, clusterPorts, monitorPorts] = await Promise.all([free(), free(), free()]);
   return ports.map<ServerSpec>((port, i) => ({
     name: `n${i + 1}`,
-    release: opts.release,
+    release: opts.release ?? natsClusterRelease(),
     port,
     clusterPort: clusterPorts[i]!,
     routes: clusterPorts,

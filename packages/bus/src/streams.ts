@@ -180,8 +180,10 @@ export async function ensureTopology(
     if (info) have.set(name, info.config);
   }
   const inherited = names.map((n) => have.get(n)?.num_replicas).find((r) => r !== undefined) ?? 1;
+  const replicas = want.replicas ?? inherited;
+  if (!casSafe(nc.info?.version, replicas)) throw new CompareAndSetUnsafeError(nc.info?.version, replicas);
   const changes: TopologyChange[] = [];
-  for (const item of topologyItems({ replicas: want.replicas ?? inherited })) {
+  for (const item of topologyItems({ replicas })) {
     const current = have.get(item.name);
     if (!current) {
       const asked = Date.now();
@@ -243,6 +245,46 @@ export class StreamNotPlacedError extends BusError {
   }
 }
 
+/**
+ * The first nats-server release whose replicated stream checks an append's expected last subject sequence atomically.
+ * Before it the check ran only on the stream leader, before the message was proposed, and not again when it was
+ * applied (server/stream.go processJetStreamMsg at v2.9.10: "If we are clustered we have prechecked seq > 0"): two
+ * appends that expect the same sequence and come at once could both be stored. Fixed by 244dda809 ("Fix bug that
+ * would race around check for last sequence per subject"), first in 2.9.21. Every fence of haul is such an append:
+ * on such a server "restore started" and "resumed on source" could both win, and the CT run twice. Measured with
+ * bench/nats-cas-race.ts, three servers on loopback, 300 pairs of appends at once: both stored in 122 pairs on
+ * 2.9.10 (Debian 12's), in none on 2.10.27 or 2.15.1. A stream with one replica checks at its one apply.
+ */
+export const casSafeFrom = { major: 2, minor: 9, patch: 21 } as const;
+
+/** Whether a server of this version may hold haul's streams with this many replicas. */
+export function casSafe(version: string | undefined, replicas: number): boolean {
+  if (replicas <= 1) return true;
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '');
+  if (!m) return false;
+  const v = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const min = [casSafeFrom.major, casSafeFrom.minor, casSafeFrom.patch];
+  for (let i = 0; i < 3; i++) if (v[i] !== min[i]) return v[i]! > min[i]!;
+  return true;
+}
+
+/** haul's streams are replicated on a nats-server whose compare-and-set is not atomic there (casSafeFrom). */
+export class CompareAndSetUnsafeError extends BusError {
+  constructor(version: string | undefined, replicas: number) {
+    const { major, minor, patch } = casSafeFrom;
+    super(
+      'HAUL_NATS_CAS_UNSAFE',
+      `nats-server ${version ?? '(version unknown)'} with ${replicas} replicas: before ${major}.${minor}.${patch} a ` +
+        "replicated stream can store two appends that expect the same last sequence, and haul's fences (restore " +
+        'started, resumed on source) rely on exactly one. Run nats-server ' +
+        `${major}.${minor}.${patch} or later on every server (Debian 13's 2.10, or a release from nats.io), or ` +
+        'one server with HAUL_REPLICAS=1 (docs/install.md, section 1).',
+      false,
+    );
+    this.name = 'CompareAndSetUnsafeError';
+  }
+}
+
 /** Streams or buckets a service needs are still missing after its wait. */
 export class TopologyMissingError extends BusError {
   readonly missing: string[];
@@ -281,12 +323,12 @@ export async function awaitTopology(
   log: Logger,
   waitMs: number = limits.topologyWaitMs,
   checkEveryMs = 1000,
-): Promise<TopologyMissingError | undefined> {
+): Promise<TopologyMissingError | CompareAndSetUnsafeError | undefined> {
   const started = Date.now();
   let logged = -Infinity;
   for (;;) {
     const missing = await missingTopology(nc);
-    if (missing.length === 0) return undefined;
+    if (missing.length === 0) return unsafeEvents(nc);
     const waited = Date.now() - started;
     if (waited >= waitMs) return new TopologyMissingError(missing, waited);
     if (waited - logged >= 10_000) {
@@ -297,7 +339,39 @@ export async function awaitTopology(
   }
 }
 
-/** awaitTopology for a service's main: a topology still missing is fatal (exit 78, EX_CONFIG), said clearly. */
+/**
+ * ensureTopology for the coordinator's main: replicas on a server whose compare-and-set is not atomic there are
+ * fatal (exit 78, EX_CONFIG, as awaitTopologyOrExit), said clearly; any other failure is thrown.
+ */
+export async function ensureTopologyOrExit(
+  nc: NatsConnection,
+  want: EnsureOptions,
+  log: Logger,
+  exit: (code: number) => void = (code) => process.exit(code),
+): Promise<void> {
+  try {
+    await ensureTopology(nc, want, log);
+  } catch (err) {
+    if (!(err instanceof CompareAndSetUnsafeError)) throw err;
+    log.fatal({ err }, err.message);
+    exit(78);
+  }
+}
+
+/** The events stream replicated on a server whose compare-and-set is not atomic there (casSafe), else undefined. */
+async function unsafeEvents(nc: NatsConnection): Promise<CompareAndSetUnsafeError | undefined> {
+  const jsm = await retryTransient(() => jetstreamManager(nc));
+  const info = await retryTransient(() => jsm.streams.info(streams.events));
+  const replicas = info.config.num_replicas;
+  return casSafe(nc.info?.version, replicas)
+    ? undefined
+    : new CompareAndSetUnsafeError(nc.info?.version, replicas);
+}
+
+/**
+ * awaitTopology for a service's main: a topology still missing, or replicated on a server whose compare-and-set is not
+ * atomic there, is fatal (exit 78, EX_CONFIG), said clearly.
+ */
 export async function awaitTopologyOrExit(
   nc: NatsConnection,
   log: Logger,
@@ -306,6 +380,6 @@ export async function awaitTopologyOrExit(
 ): Promise<void> {
   const err = await awaitTopology(nc, log, waitMs);
   if (!err) return;
-  log.fatal({ err, missing: err.missing }, err.message);
+  log.fatal({ err, ...(err instanceof TopologyMissingError ? { missing: err.missing } : {}) }, err.message);
   exit(78);
 }

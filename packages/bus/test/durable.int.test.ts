@@ -9,7 +9,14 @@ import {
   type ConsumerConfig,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsAtLeast, natsReleases, startNatsCluster, startNatsServer, type NatsRelease } from '@haul/test';
+import {
+  natsAtLeast,
+  natsClusterReleases,
+  natsReleases,
+  startNatsCluster,
+  startNatsServer,
+  type NatsRelease,
+} from '@haul/test';
 import {
   commandConsumerName,
   connectBus,
@@ -55,7 +62,8 @@ const shapes = [
 ];
 
 for (const release of natsReleases)
-  for (const shape of shapes)
+  // Replicated streams only on the releases haul runs them on (Debian 12's 2.9.10 is refused there: casSafe).
+  for (const shape of shapes.filter((sh) => sh.replicas === 1 || natsClusterReleases().includes(release)))
     describe(`a durable that exists with another configuration, ${shape.name} (${release} release)`, () => {
       let bus: { urls: string; stop(): Promise<void> } | undefined;
       let nc: NatsConnection;

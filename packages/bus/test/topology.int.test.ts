@@ -5,9 +5,22 @@ import { after, before, describe, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { bucketStream, buckets, connectBus, ensureTopology, missingTopology, topologyNames } from '@haul/bus';
+import { pino } from 'pino';
+import {
+  awaitTopology,
+  bucketStream,
+  buckets,
+  casSafe,
+  CompareAndSetUnsafeError,
+  connectBus,
+  ensureTopology,
+  missingTopology,
+  streams,
+  topologyNames,
+} from '@haul/bus';
 import {
   createEmulatedCluster,
+  natsReleases,
   startNatsCluster,
   startNatsServer,
   startService,
@@ -168,3 +181,39 @@ describe('a bucket made before rollups were turned off (an earlier haul, or the 
     }
   });
 });
+
+for (const release of natsReleases)
+  describe(`haul's streams replicated on the ${release} nats-server`, () => {
+    it('are refused, by the coordinator and by a node service, exactly where its compare-and-set is not atomic', async () => {
+      const cluster = await startNatsCluster(3, { release });
+      const nc = await connectBus({ servers: cluster.urls, name: `topology-cas-${release}` });
+      try {
+        const safe = casSafe(nc.info?.version, 3);
+        // When the coordinator makes the streams with three replicas: on such a server (2.9.10), refused before it
+        // makes any, naming the version and what to run instead
+        const made = await ensureTopology(nc, { replicas: 3 }).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
+        if (safe) assert.equal(made, undefined);
+        else {
+          assert.ok(made instanceof CompareAndSetUnsafeError, String(made));
+          assert.match(
+            made.message,
+            new RegExp(`^nats-server ${nc.info!.version} with 3 replicas: before 2\\.9\\.21`),
+          );
+          assert.deepEqual(await missingTopology(nc), topologyNames(), 'nothing made');
+          // And a node service, where an older haul made them so (one replica, the events then moved to three)
+          await ensureTopology(nc, { replicas: 1 });
+          const jsm = await jetstreamManager(nc);
+          await jsm.streams.update(streams.events, { num_replicas: 3 });
+        }
+        const awaited = await awaitTopology(nc, pino({ level: 'silent' }), 10_000);
+        if (safe) assert.equal(awaited, undefined);
+        else assert.ok(awaited instanceof CompareAndSetUnsafeError, String(awaited));
+      } finally {
+        await nc.close();
+        await cluster.stop();
+      }
+    });
+  });

@@ -1,7 +1,7 @@
 import {
   connectBus,
   createLoggerWith,
-  ensureTopology,
+  ensureTopologyOrExit,
   exitOnUncaught,
   metricsConfigOf,
   serviceConnection,
@@ -27,7 +27,7 @@ start.checked();
 
 const validators = createValidators();
 const nc = await connectBus(bus);
-await ensureTopology(nc, s.replicas === undefined ? {} : { replicas: s.replicas }, log);
+await ensureTopologyOrExit(nc, s.replicas === undefined ? {} : { replicas: s.replicas }, log);
 const coordinator = createCoordinator(
   nc,
   validators,
