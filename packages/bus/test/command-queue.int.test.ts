@@ -414,28 +414,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
       await writer.append(migrationRolledBack(mid, `${cmd.commandId} timed out`));
 
       // When the command is delivered to the agent
-      await sendCommand(nc, validators, coordinator, cmd);
-      const ac = new AbortController();
-      const verdict = await new Promise<'run' | 'refused'>((resolve) => {
-        void until(() => ac.signal.aborted || agent.rejections > 0, 'the command refused').then(() =>
-          resolve('refused'),
-        );
-        void createCommandQueue({
-          nc,
-          validators,
-          eventLog: cached,
-          log,
-          actor: { service: 'node-agent', node: 'node-d' },
-          executor: 'agent',
-          trust: agent,
-          inOrder: true,
-        }).consume((d) => {
-          d.msg.ack();
-          resolve('run');
-          return Promise.resolve();
-        }, ac.signal);
-      });
-      ac.abort();
+      const { verdict } = await verdictOn(cmd, cached);
       release();
 
       // Then it is refused as the command of an ended migration: judged on a read, not on the log kept
@@ -443,20 +422,11 @@ describe('command queue (signatures on): whether a command is intended', () => {
     },
   );
 
-  /**
-   * The verdict on one command intended or not in its log, delivered to an agent whose reads of that log go through
-   * `reading` (given the true read and the count of reads so far), and the number of reads the queue made.
-   */
+  /** The verdict on one command delivered to an agent that reads its log through `eventLog`, and what it warned. */
   async function verdictOn(
     cmd: StepCommand,
-    reading: (
-      read: Awaited<ReturnType<EventLog['read']>>,
-      n: number,
-    ) => Awaited<ReturnType<EventLog['read']>>,
-  ): Promise<{ verdict: 'run' | 'refused'; reads: number; why: string }> {
-    const inner = createEventLog(nc, validators, agent);
-    let reads = 0;
-    const eventLog: EventLog = { ...inner, read: async (m, o) => reading(await inner.read(m, o), ++reads) };
+    eventLog: EventLog,
+  ): Promise<{ verdict: 'run' | 'refused'; why: string }> {
     await sendCommand(nc, validators, coordinator, cmd);
     const ac = new AbortController();
     const why: string[] = [];
@@ -478,7 +448,22 @@ describe('command queue (signatures on): whether a command is intended', () => {
       }, ac.signal);
     });
     ac.abort();
-    return { verdict, reads, why: why.join('') };
+    return { verdict, why: why.join('') };
+  }
+
+  /** The agent's log with its reads passed through `reading` (given the true read and the count so far), counted. */
+  function readsThrough(
+    reading: (
+      read: Awaited<ReturnType<EventLog['read']>>,
+      n: number,
+    ) => Awaited<ReturnType<EventLog['read']>>,
+  ): { eventLog: EventLog; reads: () => number } {
+    const inner = createEventLog(nc, validators, agent);
+    let n = 0;
+    return {
+      eventLog: { ...inner, read: async (m, o) => reading(await inner.read(m, o), ++n) },
+      reads: () => n,
+    };
   }
 
   it('given a first read of the log that does not show the intent yet (a new stream leader behind), the command runs', async () => {
@@ -490,13 +475,14 @@ describe('command queue (signatures on): whether a command is intended', () => {
     await writer.append(stepIntended(cmd));
 
     // When it is delivered
-    const { verdict, reads, why } = await verdictOn(cmd, (read, n) =>
+    const { eventLog, reads } = readsThrough((read, n) =>
       n === 1 ? { events: read.events.slice(0, -1), lastSeq: read.events.at(-2)!.seq } : read,
     );
+    const { verdict, why } = await verdictOn(cmd, eventLog);
 
     // Then it runs, on the second read, and the agent says its first read was behind
     assert.equal(verdict, 'run');
-    assert.equal(reads, 2);
+    assert.equal(reads(), 2);
     assert.match(why, /not in the first read of its log/);
   });
 
@@ -508,11 +494,12 @@ describe('command queue (signatures on): whether a command is intended', () => {
     );
 
     // When it is delivered
-    const { verdict, reads } = await verdictOn(cmd, (read) => read);
+    const { eventLog, reads } = readsThrough((read) => read);
+    const { verdict } = await verdictOn(cmd, eventLog);
 
     // Then it is refused, after the first read and one after each wait
     assert.equal(verdict, 'refused');
-    assert.equal(reads, 1 + limits.intentReadAgainMs.length);
+    assert.equal(reads(), 1 + limits.intentReadAgainMs.length);
   });
 });
 
