@@ -23,7 +23,7 @@ export type NatsServer = {
 
 /**
  * The nats-server releases haul is tested on. `installed`: the machine's (Debian 12's is 2.9; a PATH entry first, so
- * `PATH=/other/release:$PATH` runs every test on another). `newer`: Debian trixie's (2.10), where JetStream's API
+ * `PATH=/other/release:$PATH` runs every test of one server on another; a cluster runs on natsClusterRelease()). `newer`: Debian trixie's (2.10), where JetStream's API
  * changed. `current`: Debian sid's, the newest Debian has (2.15.1 when this was written), where an append's expected
  * sequence is checked before its message id. `scripts/bootstrap.sh --tests` fetches the two. A test that depends on a
  * difference asks the server its version (natsAtLeast).
@@ -66,7 +66,14 @@ export const natsClusterReleases = (): NatsRelease[] =>
  * The release a cluster runs on unless told (startNatsCluster, the install doc's test): the newest, whose JetStream
  * group forms with every server at a first start (2.10.27 sometimes leaves one out: metaGroupForms).
  */
-export const natsClusterRelease = (): NatsRelease => natsClusterReleases().at(-1)!;
+export function natsClusterRelease(): NatsRelease {
+  const newest = natsClusterReleases().at(-1);
+  if (newest === undefined)
+    throw new Error(
+      `no nats-server release here runs replicated streams (casSafe): ${natsReleases.join(', ')}`,
+    );
+  return newest;
+}
 
 /** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the others, fetched. */
 export function natsServerBinary(release: NatsRelease = 'installed'): string {

@@ -362,11 +362,13 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     if (!trust.secure) return {};
     const cmd = d.command;
     const started = Date.now();
+    // Kept in hand through the reads and waits (a delivery beside others has no keep-alive of its lane).
+    const alive = setInterval(() => tell(() => d.msg.working()), limits.commandAckWaitMs / 3);
     const got = await readAgainUntil(
       () => readLog(cmd.migrationId),
       (r) => intends(r.log, cmd),
-      { signal, waiting: () => tell(() => d.msg.working()) },
-    );
+      { signal },
+    ).finally(() => clearInterval(alive));
     if (!got) return {};
     const { read, reads } = got;
     // The read's end is said with the refusal: a command refused in a cluster shows whether its reads were behind.

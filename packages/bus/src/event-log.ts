@@ -18,7 +18,7 @@ import { replaySeals } from './replay-seals.ts';
 import { retryTransient } from './retry.ts';
 import { createEventJudge, type JudgeOptions, type RawEvent, type SealMessage } from './trust/event-judge.ts';
 import type { SealData } from './trust/seal.ts';
-import type { SignatureHeaders } from './trust/signature.ts';
+import { signatureHeaders, type SignatureHeaders } from './trust/signature.ts';
 import type { Trust } from './trust/trust.ts';
 
 /** An event as stored in the log, with its stream sequence (the value compare-and-set appends expect). */
@@ -362,8 +362,14 @@ export function createEventLog(
           return { seq: ack.seq, duplicate: false };
         }
         const stored = await storedAt(ack.seq);
-        // This very message (a try before this one stored it, its answer lost): the append is done.
-        if (stored && stored.subject === subject && sameBytes(stored.data, body))
+        // This very message, its signature too (a try before this one stored it, its answer lost): the append is
+        // done. Bytes alone could be a copy another client stored unsigned from a publish of ours that was lost.
+        if (
+          stored &&
+          stored.subject === subject &&
+          sameBytes(stored.data, body) &&
+          sameSignature(stored, signature)
+        )
           return { seq: ack.seq, duplicate: true };
         if (!squatted(stored, subject, ack.seq, event))
           return { seq: ack.seq, duplicate: true, otherCopy: true };
@@ -465,3 +471,7 @@ export function createEventLog(
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
+
+const sameSignature = (stored: StoredMsg, signature: SignatureHeaders | undefined): boolean =>
+  signature === undefined ||
+  stored.header?.get(signatureHeaders.signature) === signature[signatureHeaders.signature];

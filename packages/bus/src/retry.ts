@@ -28,19 +28,17 @@ export async function retryTransient<T>(
  * log whose absence of an intent decides a refusal. An intent's append was acknowledged before its command or offer
  * was sent, but a stream leader of nats-server before 2.11 answers reads before it has applied what it took over
  * (limits.intentReadAgainMs). Returns the last read and the number of reads; `undefined` when `signal` ended a wait.
- * `waiting` is called before each wait (an executor keeps its delivery alive).
  */
 export async function readAgainUntil<T>(
   read: () => Promise<T>,
   shows: (r: T) => boolean,
-  opts: { signal?: AbortSignal; waiting?: () => void; waitsMs?: readonly number[] } = {},
+  opts: { signal?: AbortSignal; waitsMs?: readonly number[] } = {},
 ): Promise<{ read: T; reads: number } | undefined> {
   const { waitsMs = limits.intentReadAgainMs } = opts;
   let last = await read();
   let reads = 1;
   for (const wait of waitsMs) {
     if (shows(last)) break;
-    opts.waiting?.();
     const waited = await delay(wait, true, opts.signal ? { signal: opts.signal } : {}).catch(() => false);
     if (!waited) return undefined;
     last = await read();

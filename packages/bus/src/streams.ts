@@ -181,7 +181,9 @@ export async function ensureTopology(
   }
   const inherited = names.map((n) => have.get(n)?.num_replicas).find((r) => r !== undefined) ?? 1;
   const replicas = want.replicas ?? inherited;
-  if (!casSafe(nc.info?.version, replicas)) throw new CompareAndSetUnsafeError(nc.info?.version, replicas);
+  // Every stream counts: the admission ledger's bucket takes a CT by a compare-and-set too.
+  const most = Math.max(replicas, mostReplicas(have.values()));
+  if (!casSafe(nc.info?.version, most)) throw new CompareAndSetUnsafeError(nc.info?.version, most);
   const changes: TopologyChange[] = [];
   for (const item of topologyItems({ replicas })) {
     const current = have.get(item.name);
@@ -260,12 +262,19 @@ export const casSafeFrom = { major: 2, minor: 9, patch: 21 } as const;
 /** Whether a server of this version may hold haul's streams with this many replicas. */
 export function casSafe(version: string | undefined, replicas: number): boolean {
   if (replicas <= 1) return true;
-  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(version ?? '');
+  const m = /^v?(\d+)\.(\d+)\.(\d+)(-)?/.exec(version ?? '');
   if (!m) return false;
   const v = [Number(m[1]), Number(m[2]), Number(m[3])];
   const min = [casSafeFrom.major, casSafeFrom.minor, casSafeFrom.patch];
   for (let i = 0; i < 3; i++) if (v[i] !== min[i]) return v[i]! > min[i]!;
-  return true;
+  return m[4] === undefined; // 2.9.21-RC.1 comes before 2.9.21
+}
+
+/** The most replicas any of haul's existing streams and buckets has (a compare-and-set runs in each), or 0. */
+function mostReplicas(have: Iterable<StreamConfig>): number {
+  let most = 0;
+  for (const c of have) most = Math.max(most, c.num_replicas);
+  return most;
 }
 
 /** haul's streams are replicated on a nats-server whose compare-and-set is not atomic there (casSafeFrom). */
@@ -328,7 +337,7 @@ export async function awaitTopology(
   let logged = -Infinity;
   for (;;) {
     const missing = await missingTopology(nc);
-    if (missing.length === 0) return unsafeEvents(nc);
+    if (missing.length === 0) return unsafeReplicas(nc);
     const waited = Date.now() - started;
     if (waited >= waitMs) return new TopologyMissingError(missing, waited);
     if (waited - logged >= 10_000) {
@@ -358,14 +367,16 @@ export async function ensureTopologyOrExit(
   }
 }
 
-/** The events stream replicated on a server whose compare-and-set is not atomic there (casSafe), else undefined. */
-async function unsafeEvents(nc: NatsConnection): Promise<CompareAndSetUnsafeError | undefined> {
+/** haul's streams replicated on a server whose compare-and-set is not atomic there (casSafe), else undefined. */
+async function unsafeReplicas(nc: NatsConnection): Promise<CompareAndSetUnsafeError | undefined> {
   const jsm = await retryTransient(() => jetstreamManager(nc));
-  const info = await retryTransient(() => jsm.streams.info(streams.events));
-  const replicas = info.config.num_replicas;
-  return casSafe(nc.info?.version, replicas)
-    ? undefined
-    : new CompareAndSetUnsafeError(nc.info?.version, replicas);
+  const have: StreamConfig[] = [];
+  for (const name of topologyNames()) {
+    const info = await streamInfo(jsm, name);
+    if (info) have.push(info.config);
+  }
+  const most = mostReplicas(have);
+  return casSafe(nc.info?.version, most) ? undefined : new CompareAndSetUnsafeError(nc.info?.version, most);
 }
 
 /**

@@ -4,7 +4,7 @@ import { casSafe } from './streams.ts';
 
 describe('casSafe: the servers haul replicates its streams on', () => {
   it('refuses a replicated stream before 2.9.21, where two appends expecting the same sequence could both land', () => {
-    for (const v of ['2.9.10', '2.9.20', 'v2.9.10', '2.8.4', '1.99.99', undefined, 'unknown'])
+    for (const v of ['2.9.10', '2.9.20', '2.9.21-RC.1', 'v2.9.10', '2.8.4', '1.99.99', undefined, 'unknown'])
       assert.equal(casSafe(v, 3), false, String(v));
   });
   it('takes it from 2.9.21 on, and any server for one replica', () => {

@@ -101,6 +101,22 @@ describe('event log on a real JetStream stream', () => {
     assert.equal(calls, 1, 'tried once: nothing answers on a closed connection');
   });
 
+  it("given another client stored an unsigned copy of an event's bytes under its id first, the append is not taken as done", async () => {
+    // Given the bytes of an event this coordinator is about to append, published first without a signature under the
+    // event's id (a client that copied a publish of ours lost at a leader change: any node may publish events)
+    const e = cancelEvent('mig-squat', 1);
+    await jetstream(nc).publish(subjects.events('mig-squat'), JSON.stringify(e), { msgID: e.eventId });
+    const rejected = trust.rejections;
+
+    // When the coordinator appends it where the log was empty
+    const appended = log.append(e, { expectedLastSeq: 0 });
+
+    // Then the copy is reported and the append is not answered as its own (it tried again under an id nobody can
+    // guess, and lost the compare-and-set to the copy): before, a copy with the same bytes was taken for the append
+    await assert.rejects(appended, ConcurrencyConflictError);
+    assert.equal(trust.rejections, rejected + 1);
+  });
+
   it('appends with compare-and-set and reads the events back in order', async () => {
     const a = await log.append(cancelEvent('mig-aaaa', 1), { expectedLastSeq: 0 });
     const b = await log.append(cancelEvent('mig-aaaa', 2), { expectedLastSeq: a.seq });

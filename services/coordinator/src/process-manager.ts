@@ -225,13 +225,19 @@ export function createProcessManager(
    * (a prefix of `events`) and whether all did: a writer that loses the race part-way has still appended a prefix,
    * and whatever commands that prefix intended must be sent like any others. `duplicate`: an event id was already
    * in the log: this process's own earlier try (appended, and what follows appended after it), or another
-   * coordinator's copy (it decided the same from the same point): then the prefix ends before it, its commands left
-   * to their coordinator (or to sendUnsent, should it have died).
+   * coordinator's copy (it decided the same from the same point, its data maybe another's): then the prefix ends
+   * before it, and its commands are sent as the log holds them, after a read (decideAndAppend).
    */
   async function appendAll(
     events: MigrationEvent[],
     lastSeq: number,
-  ): Promise<{ appended: MigrationEvent[]; complete: boolean; duplicate: boolean; lastSeq: number }> {
+  ): Promise<{
+    appended: MigrationEvent[];
+    complete: boolean;
+    duplicate: boolean;
+    otherCopy?: true;
+    lastSeq: number;
+  }> {
     let seq = lastSeq;
     let duplicate = false;
     const appended: MigrationEvent[] = [];
@@ -242,7 +248,7 @@ export function createProcessManager(
         duplicate ||= ack.duplicate;
         // Another coordinator's copy of this event: the log holds its data, maybe not ours (its own config or
         // version). Nothing of ours is appended after it or sent for it; the caller reads the log and decides again.
-        if (ack.otherCopy) return { appended, complete: false, duplicate, lastSeq: seq };
+        if (ack.otherCopy) return { appended, complete: false, duplicate, otherCopy: true, lastSeq: seq };
         appended.push(e);
       } catch (err) {
         if (err instanceof ConcurrencyConflictError)
@@ -370,12 +376,15 @@ export function createProcessManager(
         const settled = f.settled === true || given.kind === 'Advance' || given.kind === 'Tick';
         return { folded: keep(mid, { ...f, settled }), appended: changed };
       }
-      const { appended, complete, duplicate, lastSeq } = await appendAll(events, f.lastSeq);
+      const { appended, complete, duplicate, otherCopy, lastSeq } = await appendAll(events, f.lastSeq);
       await sendDecided(mid, f.state, appended);
       if (!complete || duplicate) {
         const caught = await catchUp(mid);
         changed ||= caught.changed;
         f = caught.folded;
+        // The other coordinator's intents, as the log holds them: it may have died before sending them, and its
+        // events coming back would find this state settled (a command the stream holds already is a duplicate).
+        if (otherCopy) await sendUnsent(mid, f.state);
         continue;
       }
       for (const e of events) logDecided(mid, e);

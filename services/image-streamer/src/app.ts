@@ -238,6 +238,9 @@ export function createImageStreamer(deps: StreamerDeps) {
         // A stored message pushed here by a consumer is no offer (sentTo, @haul/bus).
         if (err || !sentTo(msg, subjects.streamOffer(cfg.node))) return;
         void answerOffer(msg.data, msg.headers).then((reply) => {
+          // A streamer that stopped while it checked the offer answers nothing: the sender offers again (to the next
+          // streamer of this node), where an error would fail its step.
+          if (reply === undefined) return;
           if ('error' in reply) log.warn({ err: reply.error }, 'offer refused');
           msg.respond(encodeJson(reply));
         });
@@ -245,7 +248,10 @@ export function createImageStreamer(deps: StreamerDeps) {
     });
   }
 
-  async function answerOffer(data: Uint8Array, headers: Msg['headers']): Promise<StreamOfferReply> {
+  async function answerOffer(
+    data: Uint8Array,
+    headers: Msg['headers'],
+  ): Promise<StreamOfferReply | undefined> {
     try {
       const v = validators.validate<StreamOffer>('streamOffer', decodeJson(data));
       if (!v.ok)
@@ -255,6 +261,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       const takesReadBackProgress = headers?.get(offerHeaders.takesReadBackProgress) === '1';
       return await receiver.accept(v.value, { takesReadBackProgress });
     } catch (e) {
+      if (ac.signal.aborted) return undefined;
       return { ok: false, error: { code: errorCodes.streamerError, message: (e as Error).message } };
     }
   }
