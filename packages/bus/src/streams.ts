@@ -337,7 +337,7 @@ export async function awaitTopology(
   let logged = -Infinity;
   for (;;) {
     const missing = await missingTopology(nc);
-    if (missing.length === 0) return unsafeReplicas(nc);
+    if (missing.length === 0) return unsafeEvents(nc);
     const waited = Date.now() - started;
     if (waited >= waitMs) return new TopologyMissingError(missing, waited);
     if (waited - logged >= 10_000) {
@@ -367,16 +367,18 @@ export async function ensureTopologyOrExit(
   }
 }
 
-/** haul's streams replicated on a server whose compare-and-set is not atomic there (casSafe), else undefined. */
-async function unsafeReplicas(nc: NatsConnection): Promise<CompareAndSetUnsafeError | undefined> {
+/**
+ * The events stream replicated on a server whose compare-and-set is not atomic there (casSafe), else undefined: a
+ * node service's compare-and-sets (its fences) are all there, and its permissions let it read that stream's info
+ * only (permissions.ts). The coordinator checks every stream (ensureTopology).
+ */
+async function unsafeEvents(nc: NatsConnection): Promise<CompareAndSetUnsafeError | undefined> {
   const jsm = await retryTransient(() => jetstreamManager(nc));
-  const have: StreamConfig[] = [];
-  for (const name of topologyNames()) {
-    const info = await streamInfo(jsm, name);
-    if (info) have.push(info.config);
-  }
-  const most = mostReplicas(have);
-  return casSafe(nc.info?.version, most) ? undefined : new CompareAndSetUnsafeError(nc.info?.version, most);
+  const info = await retryTransient(() => jsm.streams.info(streams.events));
+  const replicas = info.config.num_replicas;
+  return casSafe(nc.info?.version, replicas)
+    ? undefined
+    : new CompareAndSetUnsafeError(nc.info?.version, replicas);
 }
 
 /**
