@@ -60,7 +60,9 @@ export function natsVersion(release: NatsRelease): string {
  * on. A test of three servers with haul's streams runs on these.
  */
 export const natsClusterReleases = (): NatsRelease[] =>
-  natsReleases.filter((r) => casSafe(natsVersion(r), 3));
+  natsReleases.filter(
+    (r) => (r === 'installed' || existsSync(fetchedBinary(r))) && casSafe(natsVersion(r), 3),
+  );
 
 /**
  * The release a cluster runs on unless told (startNatsCluster, the install doc's test): the newest, whose JetStream
@@ -70,15 +72,19 @@ export function natsClusterRelease(): NatsRelease {
   const newest = natsClusterReleases().at(-1);
   if (newest === undefined)
     throw new Error(
-      `no nats-server release here runs replicated streams (casSafe): ${natsReleases.join(', ')}`,
+      'no nats-server here runs replicated streams (2.9.21 or later): `bash scripts/bootstrap.sh --tests` fetches two',
     );
   return newest;
 }
 
+/** Where bootstrap puts a fetched release's binary. */
+const fetchedBinary = (release: Exclude<NatsRelease, 'installed'>): string =>
+  join(repoRoot, 'node_modules', '.cache', 'haul', `nats-server-${release}`, 'nats-server');
+
 /** Where nats-server lives: PATH first, then Debian's /usr/sbin (not on a non-root PATH); the others, fetched. */
 export function natsServerBinary(release: NatsRelease = 'installed'): string {
   if (release !== 'installed') {
-    const binary = join(repoRoot, 'node_modules', '.cache', 'haul', `nats-server-${release}`, 'nats-server');
+    const binary = fetchedBinary(release);
     if (existsSync(binary)) return binary;
     throw new Error(
       `the ${release} nats-server (Debian ${fetchedFrom[release]}'s) is not at ${binary}: run \`bash scripts/bootstrap.sh --tests\``,
