@@ -5,6 +5,7 @@ import {
   decodeJson,
   encodeJson,
   openBucket,
+  readAgainUntil,
   sentTo,
   serveDiscovery,
   subjects,
@@ -114,8 +115,13 @@ export function createApi(
     }
     if (duplicate) {
       // Another request with this id appended first. If its migration has even ended already, the admission
-      // taken here meanwhile is freed at once (else the reaper would, later).
-      const { state } = await pm.load(migrationId);
+      // taken here meanwhile is freed at once (else the reaper would, later). A read that does not show it yet (a
+      // stream leader behind what it took over: readAgainUntil) is made again before the answer says so.
+      const loaded = await readAgainUntil(
+        () => pm.load(migrationId),
+        (l) => l.state.migrationId !== undefined,
+      );
+      const { state } = loaded!.read; // no signal: it ends with a read
       if (state.terminal) await admission.release(migrationId);
       return (
         duplicateOf(req, migrationId, state) ??

@@ -218,6 +218,47 @@ describe('admission after crashes and junk', () => {
     assert.equal((await inLog(fresh.migrationId))[0]?.type, 'MigrationRequested');
   });
 
+  it('a request sent again whose migration two reads do not show yet (a stream leader behind) is answered as the duplicate it is', async () => {
+    // Given a migration accepted, and a coordinator (started after it) whose next two reads of it end before its
+    // first event, once armed
+    await beat('n12a', 'n12b');
+    const first = await api.migrate(request('read-behind', '1201', 'n12a', 'n12b'));
+    assert.ok(first.ok && !first.duplicate, JSON.stringify(first));
+    await coordinator.stop();
+    let behind = 0;
+    coordinator = await startOne({
+      server,
+      name: 'admission-test-behind',
+      settings: { maxMigrationsPerNode: 2, resyncMs: 3_600_000 },
+      log: pino({ level: 'silent' }),
+      trust,
+      validators,
+      eventLog: (own) => {
+        const real = createEventLog(own, validators, trust);
+        return {
+          ...real,
+          read: async (m, o) =>
+            m === first.migrationId && behind > 0 ? (behind--, { events: [], lastSeq: 0 }) : real.read(m, o),
+        };
+      },
+    });
+    behind = 2;
+
+    // When the request comes again: the duplicate check reads nothing, admission holds the CT for this very
+    // migration, the append meets the log's copy, and the read after it is behind too
+    const again = await api.migrate(request('read-behind', '1201', 'n12a', 'n12b'));
+
+    // Then it is answered with the migration in the log (before: "refused by the log, not in it"), read again
+    try {
+      assert.deepEqual(again, { ok: true, migrationId: first.migrationId, duplicate: true });
+      assert.equal(behind, 0, 'both reads behind were made');
+    } finally {
+      // The file's own coordinator again, for the tests after this one (they read what it logs)
+      await coordinator.stop();
+      coordinator = await startCoordinator();
+    }
+  });
+
   it('junk in the status bucket breaks neither list nor a coordinator restart', async () => {
     await beat('n7a', 'n7b');
     const before = await api.migrate(request('before-junk', '801', 'n7a', 'n7b'));

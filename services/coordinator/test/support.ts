@@ -6,6 +6,7 @@ import {
   encodeJson,
   ensureTopology,
   openBucket,
+  type EventLog,
   type Logger,
   type Trust,
 } from '@haul/bus';
@@ -33,11 +34,14 @@ export async function startCoordinator(opts: {
   log: Logger;
   trust: Trust;
   validators?: Validators;
+  /** The coordinator's event log, made on its own connection (default: the real one). */
+  eventLog?: (nc: NatsConnection) => EventLog;
 }): Promise<{ stop(): Promise<void> }> {
   const own = await connectBus({ servers: opts.server.url, name: opts.name });
   const settings = { node: 'coordinator', frozenLeaseMs: 60_000, maxAttempts: 3, ...opts.settings };
   const coordinator = createCoordinator(own, opts.validators ?? createValidators(), settings, opts.log, {
     trust: opts.trust,
+    ...(opts.eventLog ? { eventLog: opts.eventLog(own) } : {}),
   });
   await coordinator.start();
   return {
