@@ -18,7 +18,7 @@ import { replaySeals } from './replay-seals.ts';
 import { retryTransient } from './retry.ts';
 import { createEventJudge, type JudgeOptions, type RawEvent, type SealMessage } from './trust/event-judge.ts';
 import type { SealData } from './trust/seal.ts';
-import { signatureHeaders, type SignatureHeaders } from './trust/signature.ts';
+import type { SignatureHeaders } from './trust/signature.ts';
 import type { Trust } from './trust/trust.ts';
 
 /** An event as stored in the log, with its stream sequence (the value compare-and-set appends expect). */
@@ -472,6 +472,6 @@ export function createEventLog(
 
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) === 0;
 
+/** The stored message carries every signature header of this append, as it sent them (signer and signature). */
 const sameSignature = (stored: StoredMsg, signature: SignatureHeaders | undefined): boolean =>
-  signature === undefined ||
-  stored.header?.get(signatureHeaders.signature) === signature[signatureHeaders.signature];
+  signature === undefined || Object.entries(signature).every(([k, v]) => stored.header?.get(k) === v);

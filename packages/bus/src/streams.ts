@@ -181,8 +181,9 @@ export async function ensureTopology(
   }
   const inherited = names.map((n) => have.get(n)?.num_replicas).find((r) => r !== undefined) ?? 1;
   const replicas = want.replicas ?? inherited;
-  // Every stream counts: the admission ledger's bucket takes a CT by a compare-and-set too.
-  const most = Math.max(replicas, mostReplicas(have.values()));
+  // Every stream counts (the admission ledger's bucket takes a CT by a compare-and-set too); replicas asked for are
+  // what every stream is brought to below, so HAUL_REPLICAS=1 on such a server is the way back to a safe topology.
+  const most = want.replicas ?? Math.max(inherited, mostReplicas(have.values()));
   if (!casSafe(nc.info?.version, most)) throw new CompareAndSetUnsafeError(nc.info?.version, most);
   const changes: TopologyChange[] = [];
   for (const item of topologyItems({ replicas })) {

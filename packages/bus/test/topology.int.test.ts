@@ -213,7 +213,13 @@ for (const release of natsReleases)
         }
         const awaited = await awaitTopology(nc, pino({ level: 'silent' }), 10_000);
         if (safe) assert.equal(awaited, undefined);
-        else assert.ok(awaited instanceof CompareAndSetUnsafeError, String(awaited));
+        else {
+          assert.ok(awaited instanceof CompareAndSetUnsafeError, String(awaited));
+          // And the coordinator: refused while any stream has them, unless told to bring them all to one replica
+          await assert.rejects(ensureTopology(nc), CompareAndSetUnsafeError);
+          await ensureTopology(nc, { replicas: 1 });
+          assert.equal(await awaitTopology(nc, pino({ level: 'silent' }), 10_000), undefined);
+        }
       } finally {
         await nc.close();
         await cluster.stop();

@@ -224,6 +224,13 @@ describe('admission after crashes and junk', () => {
     await beat('n12a', 'n12b');
     const first = await api.migrate(request('read-behind', '1201', 'n12a', 'n12b'));
     assert.ok(first.ok && !first.duplicate, JSON.stringify(first));
+    // (its coordinator done with it: the preflight decided, so the next one reads nothing of it unasked)
+    await awaitEvent(
+      eventLog,
+      first.migrationId,
+      (e) => e.type === 'StepIntended' && e.data.step === 'lockSource',
+      20_000,
+    );
     await coordinator.stop();
     let behind = 0;
     coordinator = await startOne({
