@@ -183,8 +183,8 @@ export async function ensureTopology(
   const replicas = want.replicas ?? inherited;
   // Every stream counts (the admission ledger's bucket takes a CT by a compare-and-set too); replicas asked for are
   // what every stream is brought to below, so HAUL_REPLICAS=1 on such a server is the way back to a safe topology.
-  const most = want.replicas ?? Math.max(inherited, mostReplicas(have.values()));
-  if (!casSafe(nc.info?.version, most)) throw new CompareAndSetUnsafeError(nc.info?.version, most);
+  const unsafe = casRefusal(nc, want.replicas ?? mostReplicas(have.values()));
+  if (unsafe) throw unsafe;
   const changes: TopologyChange[] = [];
   for (const item of topologyItems({ replicas })) {
     const current = have.get(item.name);
@@ -276,6 +276,12 @@ function mostReplicas(have: Iterable<StreamConfig>): number {
   let most = 0;
   for (const c of have) most = Math.max(most, c.num_replicas);
   return most;
+}
+
+/** The refusal of this many replicas on the server `nc` is connected to, when casSafe refuses them. */
+function casRefusal(nc: NatsConnection, replicas: number): CompareAndSetUnsafeError | undefined {
+  const version = nc.info?.version;
+  return casSafe(version, replicas) ? undefined : new CompareAndSetUnsafeError(version, replicas);
 }
 
 /** haul's streams are replicated on a nats-server whose compare-and-set is not atomic there (casSafeFrom). */
@@ -375,11 +381,8 @@ export async function ensureTopologyOrExit(
  */
 async function unsafeEvents(nc: NatsConnection): Promise<CompareAndSetUnsafeError | undefined> {
   const jsm = await retryTransient(() => jetstreamManager(nc));
-  const info = await retryTransient(() => jsm.streams.info(streams.events));
-  const replicas = info.config.num_replicas;
-  return casSafe(nc.info?.version, replicas)
-    ? undefined
-    : new CompareAndSetUnsafeError(nc.info?.version, replicas);
+  const info = await streamInfo(jsm, streams.events);
+  return casRefusal(nc, info?.config.num_replicas ?? 0);
 }
 
 /**
