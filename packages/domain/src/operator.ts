@@ -30,11 +30,12 @@ export const attemptsSinceRetry = (s: MigrationState, rec: StepRecord): number =
 
 /**
  * The action failed on its last allowed attempt, or was refused by its executor (the same arguments would be
- * refused again, so only an operator can help): no more attempts without an operator.
+ * refused again, so only an operator can help): no more attempts without an operator. An operator's retry comes
+ * after the cause was fixed, so the refusal before it no longer counts: the action gets its fresh attempts.
  */
 export const exhausted = (s: MigrationState, rec: StepRecord, maxAttempts: number): boolean =>
   rec.status === 'failed' &&
-  ((rec.rejected === true && rec.error?.retryable !== true) ||
+  ((rec.rejected === true && rec.error?.retryable !== true && attemptsSinceRetry(s, rec) > 0) ||
     attemptsSinceRetry(s, rec) >= maxAttempts ||
     rec.command.attempt >= maxAttemptNumber);
 

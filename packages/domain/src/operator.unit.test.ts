@@ -146,6 +146,38 @@ describe('given the operator acts on a stuck migration', () => {
     assert.deepEqual(attemptsOf(r.events, 'umountSource'), [1, 2, 3, 4, 5, 6]);
   });
 
+  // A refusal stalls at once (the same arguments would be refused again); the operator fixes the executor and
+  // retries: the retry is a fresh attempt, whatever refused the last one.
+  for (const [step, plan] of [
+    ['takeOwnership', 'release'],
+    ['releaseSource', 'release'],
+    ['mergeOrigin', 'cleanup'],
+  ] as const)
+    it(`an executor that refused ${step} (the ${plan}), fixed and retried, completes it with attempt 2`, () => {
+      const r = simulate({ ...base, alsoFail: { step, times: 1, refused: true }, onStuck: retry });
+      assert.equal(r.terminal, 'MigrationCompleted');
+      assert.deepEqual(attemptsOf(r.events, step), [1, 2]);
+      assert.deepEqual(
+        ofType(r.events, 'MigrationStuck').map((e) => [e.data.action, e.data.plan, e.data.attempts]),
+        [[`${step}:${step === 'mergeOrigin' ? '1' : '-'}`, plan, 1]],
+      );
+      assert.deepEqual(brokenInvariants(r.host, r.terminal), []);
+    });
+  it('a retried action refused again stalls again, on its new attempt', () => {
+    let retries = 0;
+    const r = simulate({
+      ...base,
+      alsoFail: { step: 'takeOwnership', times: always, refused: true },
+      onStuck: (s, h, mm) => (retries++ < 2 ? retry(s, h, mm) : undefined),
+    });
+    assert.equal(r.terminal, undefined);
+    assert.deepEqual(attemptsOf(r.events, 'takeOwnership'), [1, 2, 3]);
+    assert.deepEqual(
+      ofType(r.events, 'MigrationStuck').map((e) => e.eventId.split(':').slice(-3).join(':')),
+      ['-:1:stuck', '-:2:stuck', '-:3:stuck'],
+    );
+  });
+
   // Every compensation and cleanup action, failing on every attempt, done by hand and resolved: the migration ends
   // as it would have, with every host invariant intact.
   const cases: [string, StepName, Partial<SimScenario>, MigrationEvent['type']][] = [

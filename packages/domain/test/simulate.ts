@@ -39,8 +39,11 @@ export type SimScenario = Scenario & {
   picks: number[];
   maxDowntimeMs?: number;
   bandwidthLimitMBps?: number;
-  /** Besides `fault`: the first `times` invocations of `step` fail, whatever its kind (compensations, cleanup too). */
-  alsoFail?: { step: StepName; times: number };
+  /**
+   * Besides `fault`: the first `times` invocations of `step` fail, whatever its kind (compensations, cleanup too);
+   * `refused`: its executor refuses each of them (CommandRejected, not retryable) instead of running it.
+   */
+  alsoFail?: { step: StepName; times: number; refused?: true };
   /** The operator, asked when the migration waits for one (MigrationStuck): what to do, or nothing (stop there). */
   onStuck?: (s: MigrationState, host: HostModel, m: DecideMeta) => DecideInput | undefined;
 };
@@ -140,6 +143,19 @@ export function simulate(sc: SimScenario): SimResult {
       schemaVersion: 1,
       data: { commandId: cmd.commandId, step: cmd.step, node: cmd.node, attempt: cmd.attempt, ...body },
     }) as MigrationEvent;
+  /** The command refused by its executor: parked, and the same arguments would be refused again. */
+  const rejection = (cmd: StepCommand): MigrationEvent => ({
+    eventId: `${cmd.commandId}:rejected`,
+    migrationId: cmd.migrationId,
+    type: 'CommandRejected',
+    actor: { service: executorServices[cmd.executor], node: cmd.node },
+    time: new Date(now).toISOString(),
+    schemaVersion: 1,
+    data: {
+      commandId: cmd.commandId,
+      error: { code: errorCodes.commandUnhandled, message: 'injected refusal' },
+    },
+  });
   const plain = (type: MigrationEvent['type'], data: unknown, node = 'node-a'): MigrationEvent =>
     ({
       eventId: `sim:${events.length}:${type}`,
@@ -227,9 +243,11 @@ export function simulate(sc: SimScenario): SimResult {
     const hit = (f.kind === 'fail' || f.kind === 'crash') && f.step === cmd.step && f.nth === n;
     if (sc.alsoFail?.step === cmd.step && n <= sc.alsoFail.times) {
       push([
-        agentEvent(cmd, 'StepFailed', {
-          error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
-        }),
+        sc.alsoFail.refused
+          ? rejection(cmd)
+          : agentEvent(cmd, 'StepFailed', {
+              error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
+            }),
       ]);
       run({ kind: 'Advance', meta: meta(now) });
       continue;
