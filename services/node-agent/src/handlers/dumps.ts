@@ -266,35 +266,59 @@ async function prepareDumpDevices(
   return externals;
 }
 
-/** The commit: criu finishes the dump and kills the frozen source tasks. Idempotent. */
+/**
+ * The commit: criu finishes the dump and kills the frozen source tasks. Idempotent. A criu that ends otherwise after
+ * the commit decision (killed by the OOM killer or an operator, or failing after post-dump) lets the tasks go, and
+ * they run again (criu/seize.c: held by ptrace alone; the kernel lets traced tasks run when their tracer dies) while
+ * the target runs the CT on the same shared disks: the source's CT is then stopped (vzctl stop --fast), as the
+ * frozen lease stops it when its criu ended after the target restore started (leases.ts).
+ */
 export const releaseSource: Handler = async (cmd, ctx) => {
   const a = argsOf<CtArgs>(cmd);
   const r: HostResult = { actions: [] };
   if (ctx.held.isHeld(cmd.migrationId)) {
     const workDir = ctx.held.meta(cmd.migrationId)?.workDir;
     const rc = await asToolTime(() => ctx.held.decide(cmd.migrationId, 'commit'));
-    if (rc !== 0)
-      throw new StepError(errorCodes.releaseFailed, `criu dump ended with ${rc} after the commit decision`);
-    r.actions.push('dump committed: source tasks killed');
+    if (rc !== 0) await stopLetGo(ctx, a.ctid, `criu dump ended with ${rc} after the commit decision`, r);
+    else r.actions.push('dump committed: source tasks killed');
     await vcmmUnregister(ctx, a.ctid, r);
     // libvzctl's post-dump step (lib/cr_criu.c chkpnt, clear_init_pid): the CT's init pid is no longer valid.
     rmSync(initPidFile(ctx.cfg, a.ctid), { force: true });
     // criu writes stats-dump last, after post-dump: its frozen_time covers the whole held window.
     const stats = workDir ? join(workDir, 'stats-dump') : undefined;
-    if (stats && existsSync(stats)) r.frozenUs = readDumpStats(stats).frozenUs;
+    if (rc === 0 && stats && existsSync(stats)) r.frozenUs = readDumpStats(stats).frozenUs;
     return r;
   }
   const o = ctx.held.outcome(cmd.migrationId);
   if (o.decision === 'abort')
     throw new StepError(errorCodes.fenced, 'the held dump was aborted: the CT resumed on the source');
   const st = await ctx.tools.vzctlStatus(a.ctid);
-  if (st.running)
+  if (st.running && o.decision !== 'commit')
     throw new StepError(errorCodes.notHeld, `CT ${a.ctid} runs on ${ctx.cfg.node} and no dump is held`);
-  r.actions.push('already released');
+  if (st.running)
+    // A release tried again after the one that decided the commit failed (its criu let the tasks go).
+    await stopLetGo(ctx, a.ctid, `criu dump ended with ${o.rc ?? 'no status'} after the commit decision`, r);
+  else r.actions.push('already released');
   // A release retried after the agent died between the commit and vcmmd's unregister: vcmmd may still hold the CT.
   await vcmmUnregister(ctx, a.ctid, r);
   return r;
 };
+
+/** After the commit decision, the source's CT stopped if its criu let it go; throws while it still runs. */
+async function stopLetGo(ctx: HandlerContext, ctid: string, why: string, r: HostResult): Promise<void> {
+  if (!(await ctx.tools.vzctlStatus(ctid)).running) {
+    r.actions.push(`${why}: the CT does not run on the source`);
+    return;
+  }
+  ctx.log.error({ ctid, why }, 'the committed dump let the source tasks go: stopping the CT on the source');
+  await asToolTime(() => ctx.tools.vzctlStopFast(ctid));
+  if ((await ctx.tools.vzctlStatus(ctid)).running)
+    throw new StepError(
+      errorCodes.releaseFailed,
+      `${why}, and CT ${ctid} still runs on ${ctx.cfg.node} after vzctl stop --fast`,
+    );
+  r.actions.push(`${why}: the CT it let go on the source stopped (vzctl stop --fast)`);
+}
 
 /**
  * libvzctl's post-dump step (lib/cr_criu.c chkpnt 254–256, before clear_init_pid): vcmmd forgets the CT, where the

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { errorCodes } from '@haul/domain';
+import type { HostResult } from '@haul/schemas';
 import type { HandlerContext } from '../context.ts';
 import { StepError } from '../context.ts';
-import { pagesIn, resumeOnSource } from './dumps.ts';
+import { pagesIn, releaseSource, resumeOnSource } from './dumps.ts';
 
 void describe('pagesIn', () => {
   const dir = mkdtempSync(join(tmpdir(), 'haul-pages-'));
@@ -72,5 +73,96 @@ void describe('resumeOnSource', () => {
       resumeOnSource(ctx, 'm-resume0000000000000002', '101', 'rollback'),
       (err: unknown) => err instanceof StepError && err.code === errorCodes.ctPaused,
     );
+  });
+});
+
+void describe('releaseSource', () => {
+  const cmd = {
+    migrationId: 'm-release000000000000001',
+    step: 'releaseSource',
+    commandId: 'm-release000000000000001:releaseSource:-:1',
+    args: { ctid: '101' },
+  } as unknown as Parameters<typeof releaseSource>[0];
+  const release = (ctx: HandlerContext) => releaseSource(cmd, ctx) as Promise<HostResult>;
+  const root = mkdtempSync(join(tmpdir(), 'haul-release-'));
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  /**
+   * A context whose held dump ends with `rc` once decided (or is no longer held, its folder saying `outcome`), and
+   * whose CT runs on the source until `vzctl stop --fast` (or for ever, `stops: false`).
+   */
+  const ctxWith = (o: {
+    held: boolean;
+    rc?: number;
+    outcome?: { decision?: string; rc?: number };
+    stops?: boolean;
+  }) => {
+    const calls: string[] = [];
+    let running = o.held ? (o.rc ?? 0) !== 0 : true;
+    const ctx = {
+      cfg: { node: 'node-a', hostRoot: root, vzRoot: join(root, 'vz'), etcVz: join(root, 'etc', 'vz') },
+      log: pino({ level: 'silent' }),
+      held: {
+        isHeld: () => o.held,
+        meta: () => undefined,
+        decide: (_m: string, d: string) => {
+          calls.push(d);
+          return Promise.resolve(o.rc ?? 0);
+        },
+        outcome: () => o.outcome ?? {},
+      },
+      tools: {
+        vzctlStatus: () => Promise.resolve({ exists: true, running, paused: false }),
+        vzctlStopFast: () => {
+          calls.push('stop --fast');
+          if (o.stops !== false) running = false;
+          return Promise.resolve({ exitCode: 0, stdout: '', stderr: '' });
+        },
+      },
+    } as unknown as HandlerContext;
+    return { ctx, calls };
+  };
+
+  void it('commits a held dump: criu kills the tasks, nothing else is stopped', async () => {
+    const { ctx, calls } = ctxWith({ held: true, rc: 0 });
+    const r = await release(ctx);
+    assert.deepEqual(calls, ['commit']);
+    assert.deepEqual(r.actions, ['dump committed: source tasks killed']);
+  });
+
+  void it("stops the CT on the source when the committed dump's criu ended without killing the tasks", async () => {
+    const { ctx, calls } = ctxWith({ held: true, rc: 137 });
+    const r = await release(ctx);
+    assert.deepEqual(calls, ['commit', 'stop --fast']);
+    assert.deepEqual(r.actions, [
+      'criu dump ended with 137 after the commit decision: the CT it let go on the source stopped (vzctl stop --fast)',
+    ]);
+  });
+
+  void it('stops it when tried again, the dump no longer held and its folder saying commit', async () => {
+    const { ctx, calls } = ctxWith({ held: false, outcome: { decision: 'commit', rc: 1 } });
+    const r = await release(ctx);
+    assert.deepEqual(calls, ['stop --fast']);
+    assert.match(
+      r.actions[0]!,
+      /ended with 1 after the commit decision: the CT it let go on the source stopped/,
+    );
+  });
+
+  void it('fails while the CT still runs after the stop, to be tried again', async () => {
+    const { ctx } = ctxWith({ held: true, rc: 137, stops: false });
+    await assert.rejects(
+      release(ctx),
+      (err: unknown) => err instanceof StepError && err.code === errorCodes.releaseFailed,
+    );
+  });
+
+  void it('stops nothing for a CT that runs with no dump held and no commit decided: not held', async () => {
+    const { ctx, calls } = ctxWith({ held: false });
+    await assert.rejects(
+      release(ctx),
+      (err: unknown) => err instanceof StepError && err.code === errorCodes.notHeld,
+    );
+    assert.deepEqual(calls, []);
   });
 });
