@@ -71,12 +71,16 @@ export class FrameReader {
         const hl = this.cur.readUInt32BE(0);
         if (hl === 0 || hl > MAX_HEADER) return this.fail(`frame header of ${hl} bytes`);
         if (this.fill < 4 + hl) break;
-        let h: FrameHeader;
+        let parsed: unknown;
         try {
-          h = JSON.parse(this.cur.toString('utf8', 4, 4 + hl)) as FrameHeader;
+          parsed = JSON.parse(this.cur.toString('utf8', 4, 4 + hl));
         } catch {
           return this.fail('frame header is not JSON');
         }
+        // A peer's bytes: `null` or a number parse too, and a field read off them would throw in the socket's read.
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+          return this.fail('frame header is not a JSON object');
+        const h = parsed as FrameHeader;
         if (h.t === 'end') {
           this.stopped = true;
           this.sink.end();

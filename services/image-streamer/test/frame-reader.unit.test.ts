@@ -6,6 +6,13 @@ import { CHUNK, chunkDigest, encodeHeader, type FrameHeader } from '../src/wire.
 
 type Chunk = Extract<FrameHeader, { t: 'chunk' }>;
 
+/** A frame's first four bytes: the header's length, big-endian. */
+function encodeLength(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+}
+
 function frame(id: number, payload: Buffer): Buffer {
   const h: Chunk = {
     t: 'chunk',
@@ -157,5 +164,12 @@ describe('FrameReader: frames read straight into pooled buffers', () => {
     assert.match(feed(junk, 100).errors[0] ?? '', /not JSON/);
     const empty = encodeHeader({ t: 'chunk', id: 1, path: 'x', offset: 0, len: 0, crc32: 0 });
     assert.match(feed(empty, 100).errors[0] ?? '', /bad frame header/);
+  });
+
+  it('refuses a frame header that is JSON but not an object (null, a number, a list), without throwing', () => {
+    for (const text of ['null', '7', '"chunk"', '[]']) {
+      const wire = Buffer.concat([encodeLength(text.length), Buffer.from(text)]);
+      assert.match(feed(wire, 100).errors[0] ?? '', /not a JSON object|bad frame header/, text);
+    }
   });
 });
