@@ -65,6 +65,21 @@ export function writeBackFailure(path: string): string | undefined {
   }
 }
 
+/**
+ * fdatasync `fd`, a descriptor of the file that will be `path` (its part file, or the file), for a pass whose data must
+ * reach the disk. A failure is kept as a failed background writeback is, before it is thrown: the kernel reported it
+ * this once, and a pass tried again would read the file back from the page cache, sync it on a new descriptor, get 0
+ * and call data on disk that never reached it. Every later pass over the file fails on it instead.
+ */
+export function syncKeepingFailure(fd: number, path: string): void {
+  try {
+    fdatasyncSync(fd);
+  } catch (err) {
+    keepWriteBackFailure(path, `fdatasync failed: ${(err as Error).message}`);
+    throw err;
+  }
+}
+
 /** The file is written again from its first byte: no earlier writeback of it counts any more. */
 function clearWriteBackFailure(path: string): void {
   writeBackFailed.delete(path);
@@ -252,7 +267,7 @@ export class PartFile {
   finish(durable: boolean): void {
     try {
       ftruncateSync(this.fd, this.size);
-      if (durable) fdatasyncSync(this.fd);
+      if (durable) syncKeepingFailure(this.fd, this.path);
     } finally {
       // Closed whatever happened: the caller has let go of this file, and a failed sync must not keep its descriptors.
       this.close();

@@ -1,13 +1,4 @@
-import {
-  closeSync,
-  fdatasyncSync,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  symlinkSync,
-  unlinkSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -30,6 +21,7 @@ import {
   isFinished,
   keepWriteBackFailure,
   PartFile,
+  syncKeepingFailure,
   verifiedPrefix,
   writeBackFailure,
 } from './part-file.ts';
@@ -348,11 +340,11 @@ function placeLink(dir: string, e: ManifestEntry): void {
   symlinkSync(e.linkTarget!, p);
 }
 
-/** fdatasync a file written by an earlier pass, so its data survives a crash of the machine. */
+/** fdatasync a file written by an earlier pass, so its data survives a crash of the machine (a failure kept). */
 function syncFile(path: string): void {
   const fd = openSync(path, noFollow.read);
   try {
-    fdatasyncSync(fd);
+    syncKeepingFailure(fd, path);
   } finally {
     closeSync(fd);
   }
@@ -380,7 +372,9 @@ function startWriteBack(path: string, log: Logger): void {
     } catch (err) {
       keepFailure(path, err as Error, log);
     } finally {
-      await fh.close();
+      // A close that fails (an NFS server's late write error) fails the writeback too, and never the chain: a
+      // rejected link would skip every writeback after it, and every durable pass waits on the chain.
+      await fh.close().catch((err: unknown) => keepFailure(path, err as Error, log));
     }
   });
 }
@@ -622,6 +616,13 @@ class Reception {
       if (e.kind !== 'file') continue;
       const size = e.size ?? 0;
       const f = this.files.get(e.path) ?? this.verifiedWhole(e, p, size);
+      // A sync of the file that failed (in the background, or a durable pass's) is not undone by bytes read back from
+      // the page cache: only a file written again from its first byte clears it (PartFile).
+      const lost = lostWriteBack(targetDir, e.path);
+      if (lost) {
+        f?.close();
+        return lost;
+      }
       if (f) {
         this.files.delete(e.path);
         if (!f.complete) {
@@ -630,8 +631,6 @@ class Reception {
         }
         f.finish(durable);
       } else if (isFinished(p, size)) {
-        const lost = lostWriteBack(targetDir, e.path);
-        if (lost) return lost;
         dropLeftovers(p);
       } else if (size === 0) {
         mkdirsNoFollow(targetDir, dirname(e.path));

@@ -1,6 +1,6 @@
-import { closeSync, constants, fdatasyncSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { noFollow, regularFileSize } from './confine.ts';
-import { WRITE_SLICE } from './part-file.ts';
+import { syncKeepingFailure, WRITE_SLICE } from './part-file.ts';
 
 /**
  * A file of a disk copy updated in place by a later pass (an update offer): the extents a pass sends are written
@@ -10,9 +10,11 @@ import { WRITE_SLICE } from './part-file.ts';
  */
 export class UpdateFile {
   private readonly fd: number;
+  private readonly path: string;
   private closed = false;
 
   constructor(path: string, mode: number) {
+    this.path = path;
     const flags =
       regularFileSize(path) === undefined ? noFollow.create & ~constants.O_TRUNC : noFollow.update;
     this.fd = openSync(path, flags | constants.O_CREAT, mode);
@@ -26,8 +28,11 @@ export class UpdateFile {
   /** Give the file its size; `durable`: its data reaches the disk before this returns. */
   finish(size: number, durable: boolean): void {
     ftruncateSync(this.fd, size);
-    if (durable) fdatasyncSync(this.fd);
-    this.close();
+    try {
+      if (durable) syncKeepingFailure(this.fd, this.path);
+    } finally {
+      this.close();
+    }
   }
 
   close(): void {

@@ -437,6 +437,47 @@ describe('the receiving side', () => {
     },
   );
 
+  it(
+    'fails a pass over a part file whose durable sync failed, though its bytes read back whole from the page cache',
+    { timeout: 30_000 },
+    async () => {
+      // Given a part file an earlier durable pass received whole, whose finish failed in its sync (kept beside the
+      // file: the kernel says it once, and a sync on a new descriptor would return 0)
+      const folder = join(root, 'lost-sync');
+      mkdirSync(folder, { recursive: true });
+      const chunk = randomBytes(CHUNK);
+      const part = new PartFile(join(folder, 'pages.img'), CHUNK, 0o644, 0);
+      part.write(0, chunk, chunkDigest(chunk));
+      part.close();
+      writeFileSync(join(folder, 'pages.img.haul-writeback-failed'), 'fdatasync failed: EIO: i/o error\n');
+      // And the same pass tried again: the read-back verifies the whole part file, so the sender sends only its end
+      let answers = '';
+      const sender = await fakeSender((s) => {
+        s.on('data', (d: Buffer) => (answers += d.toString()));
+        s.write(encodeHeader({ t: 'end' }));
+      });
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
+      register('node-e', sender.port);
+      const pass: StreamOffer = {
+        ...offer('node-e', sender.port, 'lost-sync'),
+        durable: true,
+        manifest: [{ path: 'pages.img', kind: 'file', size: CHUNK }],
+      };
+
+      // When the receiver takes it
+      const reply = await receiver.accept(pass);
+      assert.equal(reply.ok, true);
+      await until(() => receiver.active() === 0, 'the receiver let the pass go');
+
+      // Then the pass fails on that file, and the file is not given its name (before, its sync returned 0 and the
+      // pass said done)
+      assert.match(answers, /^error pages\.img: its background writeback failed \(fdatasync failed: EIO/m);
+      assert.ok(!/^done$/m.test(answers), answers);
+      assert.equal(existsSync(join(folder, 'pages.img')), false);
+      await sender.close();
+    },
+  );
+
   it('refuses more transfers at once from one node than its quota', { timeout: 30_000 }, async () => {
     const held = await fakeSender(() => {});
     register('node-a', held.port);

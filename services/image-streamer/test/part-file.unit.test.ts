@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -13,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, mock } from 'node:test';
 import {
   keepWriteBackFailure,
   PartFile,
@@ -23,6 +25,7 @@ import {
   writeBackFailedPathOf,
   writeBackFailure,
 } from '../src/part-file.ts';
+import { UpdateFile } from '../src/update-file.ts';
 import { CHUNK, chunkDigest } from '../src/wire.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'haul-part-'));
@@ -127,5 +130,43 @@ describe('a failed background writeback of a file, kept', () => {
     new PartFile(path, CHUNK, 0o644, 0).close();
     assert.equal(writeBackFailure(path), undefined);
     assert.equal(existsSync(writeBackFailedPathOf(path)), false);
+  });
+});
+
+describe('a durable finish whose sync fails', () => {
+  /** Run `fn` with every fdatasync failing as a disk's write error does (EIO), then put fdatasync back. */
+  function withFailingSync(fn: () => void): void {
+    const m = mock.method(fs, 'fdatasyncSync', () => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    });
+    syncBuiltinESMExports();
+    try {
+      fn();
+    } finally {
+      m.mock.restore();
+      syncBuiltinESMExports();
+    }
+  }
+
+  it('keeps the failure for its file: bytes read back from the page cache later do not undo it', async () => {
+    const path = join(dir, 'sync-fails.img');
+    const f = new PartFile(path, SIZE, 0o644, 0);
+    for (const k of [0, 1, 2, 3]) f.write(k * CHUNK, chunkAt(k), chunkDigest(chunkAt(k)));
+    withFailingSync(() => assert.throws(() => f.finish(true), /EIO/));
+    // The part file reads back whole (the page cache has it), and a sync on a new descriptor would return 0: the
+    // failure kept is what a pass over it finds (receiver.ts finishFull)
+    assert.equal(await verifiedPrefix(path, SIZE), SIZE);
+    assert.match(writeBackFailure(path) ?? '', /^fdatasync failed: EIO/);
+    assert.equal(existsSync(writeBackFailedPathOf(path)), true);
+  });
+
+  it('keeps it for a file an update pass writes in place, and closes the file', () => {
+    const path = join(dir, 'update-sync-fails.img');
+    writeFileSync(path, Buffer.alloc(4096));
+    const u = new UpdateFile(path, 0o644);
+    u.write(0, Buffer.alloc(4096, 7));
+    withFailingSync(() => assert.throws(() => u.finish(4096, true), /EIO/));
+    assert.match(writeBackFailure(path) ?? '', /^fdatasync failed: EIO/);
+    assert.doesNotThrow(() => u.close());
   });
 });
