@@ -36,7 +36,7 @@ export async function sendCommand(
   validators: Validators,
   trust: Trust,
   cmd: StepCommand,
-): Promise<{ duplicate: boolean }> {
+): Promise<{ duplicate: boolean; seq: number }> {
   const v = validators.validate<StepCommand>('command', cmd);
   if (!v.ok) throw new Error(v.error.message);
   const js = jetstream(nc);
@@ -54,8 +54,8 @@ export async function sendCommand(
     // As for events: a duplicate with sequence 0 (clustered 2.9) is not stored yet.
     if (ack.duplicate && ack.seq === 0)
       throw new BusUnavailableError(`${subject}: ${cmd.commandId} is not stored yet`);
-    // A duplicate: the stream held it already (another coordinator, or an earlier send, stored it first).
-    return { duplicate: ack.duplicate };
+    // A duplicate: the stream held it already (another coordinator, or an earlier send, stored it first), at `seq`.
+    return { duplicate: ack.duplicate, seq: ack.seq };
   });
 }
 

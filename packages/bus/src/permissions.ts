@@ -214,6 +214,10 @@ function coordinatorPublish(): Grant[] {
     ...readEvents(),
     g(subjects.eventsAll, 'append migration events'),
     g(subjects.commandsAll, 'send step commands'),
+    g(
+      jsApi.msgGet(streams.commands),
+      "when a command another coordinator sent was stored: its step's deadline counts from then",
+    ),
     g(subjects.inspectAll, 'ask node agents to inspect a CT (haul.api.check)'),
     g(jsApi.consumerList(streams.commands), 'command durables led from a replica that is behind'),
     g(

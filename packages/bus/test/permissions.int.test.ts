@@ -302,7 +302,7 @@ const publishMatrix: [string, Who][] = [
   [`$JS.API.STREAM.PURGE.KV_${buckets.admission}`, none],
   [`$JS.API.STREAM.MSG.DELETE.${streams.commands}`, none],
   [`$JS.API.STREAM.INFO.${streams.commands}`, role('coordinator')],
-  [`$JS.API.STREAM.MSG.GET.${streams.commands}`, none],
+  [`$JS.API.STREAM.MSG.GET.${streams.commands}`, role('coordinator')],
   [`$JS.API.STREAM.MSG.GET.${streams.deadLetters}`, none],
   [`$JS.API.STREAM.MSG.GET.KV_${buckets.admission}`, role('coordinator')],
   [`$JS.API.STREAM.MSG.GET.KV_${buckets.status}`, role('coordinator')],

@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import {
   ConcurrencyConflictError,
   createSerialByKey,
@@ -6,9 +7,11 @@ import {
   encodeJson,
   limits,
   openBucket,
+  retryTransient,
   sendCommand,
   stepTimeoutsMs,
   streamStallMs,
+  streams,
   type CoordinatorMetrics,
   type EventLog,
   type Logger,
@@ -113,11 +116,33 @@ export function createProcessManager(
   /**
    * Migration → when this process stored each of its commands in the command stream (deadlines.ts SentAt): a step's
    * time counts from then when that is later than its intent (a coordinator that died between the two), within the
-   * stream's duplicate window of the intent. Forgotten with the migration, and the oldest beyond maxEnded migrations
+   * stream's duplicate window of the intent. A send the stream answered as a duplicate counts from when the stream
+   * stored the command (commandStoredAt): another coordinator may have stored it only a moment before, having taken
+   * the migration over from one that died before sending, and counted from the intent the step would be given up
+   * early by every coordinator but that one. Forgotten with the migration, and the oldest beyond maxEnded migrations
    * (a step then counts from its intent, as before).
    */
   const sentAt = new Map<string, Record<string, number>>();
-  const storedAt = (mid: string, commandId: string): void => {
+  let jsm: Promise<JetStreamManager> | undefined;
+  /**
+   * When the command stream stored the command at `seq`, a duplicate's answer (ms since the epoch); now when it is no
+   * longer there (a work queue: its executor took it and ended it) or cannot be read: never earlier than it was.
+   */
+  async function commandStoredAt(seq: number): Promise<number> {
+    try {
+      jsm ??= retryTransient(() => jetstreamManager(nc));
+      const m = await (await jsm).streams.getMessage(streams.commands, { seq });
+      return m ? m.time.getTime() : Date.now();
+    } catch (err) {
+      jsm = undefined;
+      log.warn(
+        { err, seq },
+        'could not read when a command sent before was stored: its step counts from now',
+      );
+      return Date.now();
+    }
+  }
+  const storedAt = (mid: string, commandId: string, at = Date.now()): void => {
     // A command intended longer ago than the stream's duplicate window may have been stored then: the stream no
     // longer remembers its id, and its store now says nothing of when its executor could have begun it.
     const st = folded.get(mid)?.state;
@@ -129,7 +154,7 @@ export function createProcessManager(
       sentAt.set(mid, (of = {}));
       if (sentAt.size > maxEnded) sentAt.delete(sentAt.keys().next().value!);
     }
-    of[commandId] ??= Date.now();
+    of[commandId] ??= at;
   };
   const resyncMs = settings.resyncMs ?? limits.coordinatorResyncMs;
   const stallMs = settings.stallMs ?? streamStallMs;
@@ -235,7 +260,6 @@ export function createProcessManager(
     appended: MigrationEvent[];
     complete: boolean;
     duplicate: boolean;
-    otherCopy?: true;
     lastSeq: number;
   }> {
     let seq = lastSeq;
@@ -248,7 +272,7 @@ export function createProcessManager(
         duplicate ||= ack.duplicate;
         // Another coordinator's copy of this event: the log holds its data, maybe not ours (its own config or
         // version). Nothing of ours is appended after it or sent for it; the caller reads the log and decides again.
-        if (ack.otherCopy) return { appended, complete: false, duplicate, otherCopy: true, lastSeq: seq };
+        if (ack.otherCopy) return { appended, complete: false, duplicate, lastSeq: seq };
         appended.push(e);
       } catch (err) {
         if (err instanceof ConcurrencyConflictError)
@@ -284,13 +308,18 @@ export function createProcessManager(
       sent.set(mid, (mine = new Set()));
       if (sent.size > maxEnded) sent.delete(sent.keys().next().value!);
     }
-    const stored = await Promise.allSettled(cmds.map((c) => sendCommand(nc, validators, trust, c)));
+    const stored = await Promise.allSettled(
+      cmds.map(async (c) => {
+        const r = await sendCommand(nc, validators, trust, c);
+        return r.duplicate && !sentAt.get(mid)?.[c.commandId] ? commandStoredAt(r.seq) : Date.now();
+      }),
+    );
     const failed: { commandId: string; err: unknown }[] = [];
     stored.forEach((r, i) => {
       const { commandId } = cmds[i]!;
       if (r.status === 'fulfilled') {
         mine.add(commandId);
-        if (!r.value.duplicate) storedAt(mid, commandId);
+        storedAt(mid, commandId, r.value);
       } else failed.push({ commandId, err: r.reason });
     });
     if (failed.length === 0) return;
@@ -376,15 +405,17 @@ export function createProcessManager(
         const settled = f.settled === true || given.kind === 'Advance' || given.kind === 'Tick';
         return { folded: keep(mid, { ...f, settled }), appended: changed };
       }
-      const { appended, complete, duplicate, otherCopy, lastSeq } = await appendAll(events, f.lastSeq);
+      const { appended, complete, duplicate, lastSeq } = await appendAll(events, f.lastSeq);
       await sendDecided(mid, f.state, appended);
       if (!complete || duplicate) {
         const caught = await catchUp(mid);
         changed ||= caught.changed;
         f = caught.folded;
-        // The other coordinator's intents, as the log holds them: it may have died before sending them, and its
-        // events coming back would find this state settled (a command the stream holds already is a duplicate).
-        if (otherCopy) await sendUnsent(mid, f.state);
+        // The other writer's intents, as the log holds them: its copies of ours, or a decision of its own that won
+        // the compare-and-set (a timeout its timer gave up, a cancel), which deciding again here may add nothing to.
+        // It may have died before sending them, and its events coming back would find this state settled (a command
+        // the stream holds already is a duplicate).
+        await sendUnsent(mid, f.state);
         continue;
       }
       for (const e of events) logDecided(mid, e);

@@ -15,7 +15,14 @@ import {
   type EventLog,
   type StoredEvent,
 } from '@haul/bus';
-import { decide, decideUntilStable, fold, initialState, type DecideMeta } from '@haul/domain';
+import {
+  CommandRejectedError,
+  decide,
+  decideUntilStable,
+  fold,
+  initialState,
+  type DecideMeta,
+} from '@haul/domain';
 import { createValidators, executorServices, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createCoordinator } from '../src/app.ts';
@@ -359,17 +366,87 @@ describe('two coordinators deciding the same steps from the same point', () => {
   });
 });
 
+describe('two coordinators deciding differently from the same point', () => {
+  it("sends the other's intents it read after losing the compare-and-set, though deciding again adds none of its own", async () => {
+    // Given a migration whose source is locked and whose first pre-dump is over its timeout (5 s, intended 10 s ago)
+    const mid = 'm-folded-raced';
+    const past = Date.now() - 10_000;
+    const meta = { ...metaAt(past), timeoutsMs: { ...stepTimeoutsMs, criu: 5000 } };
+    const requested = await request(mid, past);
+    const log: MigrationEvent[] = [requested.event];
+    let seq = requested.seq;
+    for (let preDump = false; !preDump;) {
+      const { events } = decideUntilStable({ kind: 'Advance', meta }, fold(log, initialState()));
+      for (const e of events) {
+        seq = (await real.append(e, { expectedLastSeq: seq })).seq;
+        log.push(e);
+      }
+      const intents = events.flatMap((e) => (e.type === 'StepIntended' ? [e.data] : []));
+      assert.ok(intents.length > 0, `the migration goes on: ${log.map((e) => e.type).join(', ')}`);
+      preDump = intents.some((c) => c.step === 'preDump');
+      for (const c of preDump ? [] : intents) {
+        const outcome = succeeded(c);
+        seq = (await executorLog(c).append(outcome)).seq;
+        log.push(outcome);
+      }
+    }
+    // And another coordinator whose timer gave the pre-dump up, from the same point, right before this one's own
+    // decision is appended: it appended its decision and died before sending its commands
+    let theirs: StepCommand[] | undefined;
+    const racing: EventLog = {
+      ...real,
+      async append(e, opts) {
+        if (!theirs) {
+          const { events } = decideUntilStable(
+            { kind: 'Tick', meta: metaAt(Date.now()) },
+            fold(log, initialState()),
+          );
+          theirs = events.flatMap((x) => (x.type === 'StepIntended' ? [x.data] : []));
+          let at = seq;
+          for (const x of events) at = (await real.append(x, { expectedLastSeq: at })).seq;
+        }
+        return real.append(e, opts);
+      },
+    };
+    const sent: StepCommand[] = [];
+    const commands = nc.subscribe(subjects.commandsAll, {
+      callback: (_err, msg) => void sent.push(decodeJson(msg.data) as StepCommand),
+    });
+    const pm = createProcessManager(nc, validators, racing, settings, silent, trust);
+    try {
+      // When this coordinator decides something else from that point (an operator's cancel), loses the
+      // compare-and-set, reads the other's decision and decides again
+      await pm
+        .step(mid, () => ({ kind: 'Cancel', reason: 'an operator', meta: pm.meta() }))
+        .catch((err: unknown) => assert.ok(err instanceof CommandRejectedError, String(err)));
+      await nc.flush();
+
+      // Then the other's commands were sent, as the log holds them (before, they waited for a resync of the migration)
+      assert.ok(theirs && theirs.length > 0, 'the other coordinator intended steps');
+      for (const c of theirs)
+        assert.deepEqual(
+          sent.find((x) => x.commandId === c.commandId),
+          c,
+          `${c.commandId} sent (sent: ${sent.map((x) => x.commandId).join(', ')})`,
+        );
+    } finally {
+      commands.unsubscribe();
+      pm.stop();
+    }
+  });
+});
+
 /** The coordinator's timeout of a step of `mid` (HAUL_STEP_TIMEOUT), within 20 s. */
 const timedOut = (mid: string) =>
   awaitEvent(real, mid, (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT', 20_000);
 
 it('gives up a step at its deadline from the step’s own timer, with no tick of every migration', async () => {
-  // Given a migration whose preflight steps were intended just before their timeout
+  // Given a migration whose preflight steps were intended now, with a timeout of 1.5 s
   const mid = 'm-folded-deadline';
-  const intendedAt = Date.now() - stepTimeoutsMs.quick + 1500;
+  const intendedAt = Date.now();
   const requested = await request(mid, intendedAt);
   const { events: intents } = decideUntilStable(
-    { kind: 'Advance', meta: metaAt(intendedAt) },
+    { kind: 'Advance', meta: { ...metaAt(intendedAt), timeoutsMs: { ...stepTimeoutsMs, quick: 1500 } } },
     fold([requested.event], initialState()),
   );
   const delivered: StoredEvent[] = [requested];
@@ -390,7 +467,7 @@ it('gives up a step at its deadline from the step’s own timer, with no tick of
 
     // Then, with no more events and no resync, the timeout is recorded once the deadline has passed
     const failed = await timedOut(mid);
-    assert.ok(Date.parse(failed.time) > intendedAt + stepTimeoutsMs.quick, failed.time);
+    assert.ok(Date.parse(failed.time) > intendedAt + 1500, failed.time);
   } finally {
     pm.stop();
   }
@@ -398,10 +475,14 @@ it('gives up a step at its deadline from the step’s own timer, with no tick of
 
 /**
  * Intents a coordinator appended `ago` ms ago (a 3 s timeout) and died before it sent their commands; another
- * coordinator's process manager takes the migration over and sends them. Resolves with the timeout's time and the
- * take-over's.
+ * coordinator's process manager takes the migration over and sends them, and then `alsoBy` more, each finding them
+ * sent (every coordinator adopts every admitted migration). Resolves with the timeout's time and the first take-over's.
  */
-async function takenOverAfter(mid: string, ago: number): Promise<{ failedAt: number; tookOver: number }> {
+async function takenOverAfter(
+  mid: string,
+  ago: number,
+  alsoBy = 0,
+): Promise<{ failedAt: number; tookOver: number }> {
   const intendedAt = Date.now() - ago;
   const requested = await request(mid, intendedAt);
   const { events: intents } = decideUntilStable(
@@ -410,14 +491,16 @@ async function takenOverAfter(mid: string, ago: number): Promise<{ failedAt: num
   );
   let seq = requested.seq;
   for (const e of intents) seq = (await real.append(e, { expectedLastSeq: seq })).seq;
-  const pm = createProcessManager(nc, validators, real, settings, silent, trust);
+  const pms = Array.from({ length: 1 + alsoBy }, () =>
+    createProcessManager(nc, validators, real, settings, silent, trust),
+  );
   const tookOver = Date.now();
   try {
-    await pm.adopt(mid);
+    for (const pm of pms) await pm.adopt(mid);
     const failed = await timedOut(mid);
     return { failedAt: Date.parse(failed.time), tookOver };
   } finally {
-    pm.stop();
+    for (const pm of pms) pm.stop();
   }
 }
 
@@ -426,6 +509,15 @@ it('gives up a step whose command a coordinator that died never sent only its ti
   const { failedAt, tookOver } = await takenOverAfter('m-folded-late-send', 2500);
   // Then the timeout is recorded once its send is 3 s old, not 3 s after the intent (half a second after the
   // take-over before: the agent would have had no time to run the step)
+  assert.ok(failedAt > tookOver + 3000, `${failedAt - tookOver} ms after the take-over`);
+});
+
+it('gives it up no earlier from a coordinator that found the command sent by the one that took over', async () => {
+  // Given intents appended 2.5 s ago, their commands never sent; when one coordinator takes the migration over and
+  // sends them, and another adopts it after (its sends are duplicates: it does not know when they were stored)
+  const { failedAt, tookOver } = await takenOverAfter('m-folded-late-send-2', 2500, 1);
+  // Then no coordinator records the timeout before the first send is 3 s old (the second counted from the intent
+  // before, and gave the step up half a second after the take-over)
   assert.ok(failedAt > tookOver + 3000, `${failedAt - tookOver} ms after the take-over`);
 });
 

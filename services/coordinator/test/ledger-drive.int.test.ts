@@ -13,7 +13,6 @@ import {
   ensureTopology,
   openBucket,
   sendCommand,
-  stepTimeoutsMs,
   streams,
   type EventLog,
 } from '@haul/bus';
@@ -66,15 +65,18 @@ const metaAt = (now: number): DecideMeta => ({
   now: new Date(now).toISOString(),
 });
 
+/** The preflight steps' timeout in these tests: they run out soon after their intents. */
+const quickMs = 1500;
+
 /**
- * A migration of `ctid` whose preflight steps were intended at `intendedAt` (their 30 s timeout runs out 1.5 s from
+ * A migration of `ctid` whose preflight steps were intended at `intendedAt`, now (their timeout runs out 1.5 s from
  * now), as a coordinator appended them and sent their commands; with its admission entry.
  */
 async function preflighting(
   mid: string,
   ctid: string,
 ): Promise<{ entry: AdmissionEntry; intendedAt: number }> {
-  const intendedAt = Date.now() - stepTimeoutsMs.quick + 1500;
+  const intendedAt = Date.now();
   const request = { requestId: `r-${mid}`, ctid, source: 'node-a', target: 'node-b' };
   const imageRoots = { source: '/img/a', target: '/img/b' };
   const [requested] = decide(
@@ -82,8 +84,9 @@ async function preflighting(
     initialState(),
   );
   let { seq } = await eventLog.append(requested!, { expectedLastSeq: 0 });
+  const meta = metaAt(intendedAt);
   const { events } = decideUntilStable(
-    { kind: 'Advance', meta: metaAt(intendedAt) },
+    { kind: 'Advance', meta: { ...meta, timeoutsMs: { ...meta.timeoutsMs, quick: quickMs } } },
     fold([requested!], initialState()),
   );
   for (const e of events) {
@@ -122,7 +125,7 @@ async function timedOut(mid: string, intendedAt: number): Promise<void> {
     (e) => e.type === 'StepFailed' && e.data.error.code === 'HAUL_STEP_TIMEOUT',
     20_000,
   );
-  assert.ok(Date.parse(failed.time) > intendedAt + stepTimeoutsMs.quick, failed.time);
+  assert.ok(Date.parse(failed.time) > intendedAt + quickMs, failed.time);
 }
 
 it('a starting coordinator drives every migration of the admission ledger, also one no event will come for', async () => {
