@@ -274,14 +274,23 @@ export function createApi(
   }
 
   const subscriptions: Subscription[] = [];
+  let deaf: (err: Error) => void = () => undefined;
+  /**
+   * Rejects once the server refuses or ends a subscription of the API (its permission taken away, at the start or by
+   * a reload of the server's configuration): nats.js closes such a subscription, and its requests then find no
+   * responder, while the coordinator would go on consuming events as if it served them.
+   */
+  const failed = new Promise<never>((_resolve, reject) => (deaf = reject));
   return {
+    failed,
     /** Answer requests. */
     start(): void {
       for (const route of routes)
         subscriptions.push(
           nc.subscribe(route[0], {
             queue: 'coordinator',
-            callback: (_err, msg: Msg) => void answer(msg, route),
+            callback: (err, msg: Msg) =>
+              err ? deaf(new Error(`${route[0]}: ${err.message}`, { cause: err })) : void answer(msg, route),
           }),
         );
       subscriptions.push(

@@ -221,6 +221,7 @@ export function createCoordinator(
       const events = await openEvents();
       loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
       api.start();
+      void exitWhenLoopEnds(log, "the scheduler API's subscriptions", api.failed, ac.signal);
       // The server has the API's subscriptions once this returns: "started" means a request gets an answer.
       await nc.flush();
       reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
