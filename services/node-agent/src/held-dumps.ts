@@ -69,6 +69,9 @@ export type HeldMeta = {
  */
 export type HeldDumps = ReturnType<typeof createHeldDumps>;
 
+/** How often a decided dump's criu is looked at, besides the watch for its exit status (HeldDumps.decide). */
+const endLookMs = 250;
+
 export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.ProcessEnv) {
   const root = join(stateDir, 'held');
   mkdirSync(root, { recursive: true });
@@ -278,11 +281,22 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         .map((m) => this.meta(m))
         .filter((m): m is HeldMeta => m !== undefined);
     },
-    /** Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed). */
+    /**
+     * Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed), or -1 when the
+     * process the folder recorded ended without recording one (its `sh` killed, alone or with criu's group). Looked at
+     * every so often as well as watched: such an end writes no file, and a wait for `criu.rc` alone never ended,
+     * holding every later action of the migration behind it.
+     */
     async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number> {
       const dir = dirOf(migrationId);
       writeDecision(dir, decision);
-      await waitForFile(dir, 'criu.rc');
+      const ac = new AbortController();
+      const look = setInterval(() => criuRunning(dir) || ac.abort(), endLookMs);
+      try {
+        await waitForFile(dir, 'criu.rc', ac.signal).catch(() => undefined);
+      } finally {
+        clearInterval(look);
+      }
       return rcOf(dir) ?? -1;
     },
     /** The decision already written, if any, and criu's exit status once it ended. */

@@ -210,6 +210,29 @@ describe("a final dump's lease after a restart", () => {
     assert.ok(existsSync(dir));
   });
 
+  for (const decision of ['commit', 'abort'] as const)
+    it(`given a held dump whose sh is killed without recording criu's status, then its ${decision} decision ends with -1 instead of waiting for ever`, async () => {
+      const held = createHeldDumps(join(root, `state-no-rc-${decision}`), silent, { PATH: '/usr/bin:/bin' });
+      const meta = metaOf(
+        `m-lease00000000000000000${decision === 'commit' ? '10' : '11'}`,
+        60_000,
+        new Date().toISOString(),
+      );
+      const sh = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+      try {
+        holdFolder(held, meta, String(sh.pid), true);
+        assert.equal(held.isHeld(meta.migrationId), true);
+        const decided = held.decide(meta.migrationId, decision);
+        sh.kill('SIGKILL');
+        // Bounded, so that the wait it had before fails here instead of holding the file to its budget.
+        const hung = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000).unref());
+        assert.equal(await Promise.race([decided, hung]), -1);
+        assert.equal(held.outcome(meta.migrationId).decision, decision);
+      } finally {
+        sh.kill('SIGKILL');
+      }
+    });
+
   it('given a hold folder whose criu.pid is empty (its agent died while it wrote it), then no criu runs there: neither under way nor running', () => {
     const held = createHeldDumps(join(root, 'state-empty'), silent, { PATH: '/usr/bin:/bin' });
     const meta = metaOf('m-lease0000000000000000003', 50, new Date().toISOString());
