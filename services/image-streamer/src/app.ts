@@ -42,7 +42,7 @@ import {
   type Validators,
 } from '@haul/schemas';
 import { errorCodes, misaddressed } from '@haul/domain';
-import { abortable, createGiveUpWatch } from './given-up.ts';
+import { abortable, abortableTaking, createGiveUpWatch } from './given-up.ts';
 import { planPass, withExtents, type PassPlan } from './disk-pass.ts';
 import { buildManifest, type ManifestEntry } from './manifest.ts';
 import { createPriorityGate, createSlots } from './priority.ts';
@@ -499,7 +499,7 @@ export function createImageStreamer(deps: StreamerDeps) {
     const { verified } = reply;
     const { signal } = t.opts;
     const update = t.plan?.kind === 'update';
-    const sock = await abortable(listener.accept(limits.streamConnectMs), signal);
+    const sock = await abortableTaking(listener.accept(limits.streamConnectMs), signal);
     const tamper = deps.tamper;
     // Given up: the connection is cut, so the transfer stops within a chunk.
     const cut = () => sock.destroy();

@@ -123,3 +123,20 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Pr
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
+
+/**
+ * abortable for a promise of something to close: one that arrives after the signal aborted (the receiver connected
+ * in the moment the transfer was given up) is destroyed, since nobody will take it.
+ */
+export function abortableTaking<T extends { destroy(): unknown }>(
+  p: Promise<T>,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  return abortable(p, signal).catch((err: unknown) => {
+    void p.then(
+      (late) => late.destroy(),
+      () => undefined,
+    );
+    throw err;
+  });
+}
