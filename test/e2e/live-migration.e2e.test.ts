@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { MigrateRequest, MigrationEvent } from '@haul/schemas';
@@ -360,6 +360,37 @@ describe('shared disks found, not declared', () => {
       assert.match(await w.cluster.ok('node-a', 'vzctl', ['status', w.ctid]), /running/);
     } finally {
       rmSync(left, { force: true });
+    }
+  });
+
+  it("files an earlier migration left where the root disk's copy goes fail a restart-mode preflight, naming the folder, and stay untouched", async () => {
+    // Given the target's folder of the CT's root disk holding an older copy of it, its descriptor and a delta of the
+    // source's size (a rollback's removal of the target's copy resolved by hand)
+    const folder = join(w.cluster.nodeRoot('node-b'), 'vz', 'private', w.ctid, 'root.hdd');
+    const source = join(w.cluster.nodeRoot('node-a'), 'vz', 'private', w.ctid, 'root.hdd');
+    mkdirSync(folder, { recursive: true });
+    copyFileSync(join(source, 'DiskDescriptor.xml'), join(folder, 'DiskDescriptor.xml'));
+    const stale = Buffer.alloc(statSync(join(source, 'root.hds')).size, 7);
+    writeFileSync(join(folder, 'root.hds'), stale);
+    try {
+      // When a restart-mode migration of the CT is asked for
+      const { id, end } = await migrate(w, 'node-a', 'node-b', { sharedDisks: undefined, mode: 'restart' });
+
+      // Then its preflight refuses it before the CT is stopped (its copy would take that file for its own), and the
+      // file is as it was
+      assert.equal(end.type, 'MigrationRolledBack');
+      const cause = end.type === 'MigrationRolledBack' ? end.data.cause : undefined;
+      assert.deepEqual([cause?.code, cause?.field], ['HAUL_PREFLIGHT_LOCAL_DISK_LEFT', 'target']);
+      assert.ok(cause?.message.includes(`${folder} on node-b`), cause?.message);
+      const steps = (await w.events(id)).flatMap((e) => (e.type === 'StepIntended' ? [e.data.step] : []));
+      assert.ok(
+        !steps.includes('stopSource') && !steps.includes('copyLocalDisk'),
+        `not stopped: ${steps.join(' ')}`,
+      );
+      assert.ok(readFileSync(join(folder, 'root.hds')).equals(stale));
+      assert.match(await w.cluster.ok('node-a', 'vzctl', ['status', w.ctid]), /running/);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 

@@ -24,7 +24,8 @@ const findings = (node: string, over: Partial<Findings> = {}): Findings => ({
   criuVersion: '3.17',
   memTrack: true,
   cpuFlags: ['fpu'],
-  disks: [{ ...rootOn(node), bytes: 3e6 }, sharedDisk],
+  // The root disk's files: on the source; the target's copy is not there yet.
+  disks: [node === 'node-a' ? { ...rootOn(node), bytes: 3e6 } : rootOn(node), sharedDisk],
   freeBytes: 1e10,
   privateFreeBytes: 1e10,
   memoryBytes: 64e6,
@@ -106,6 +107,33 @@ describe('checkMigration', () => {
     assert.equal(live.problem?.field, 'sharedDisks');
     assert.ok(live.problem?.message.includes(sharedDisk.ddxml), live.problem?.message);
     assert.equal(restart.problem, undefined);
+  });
+
+  it('would not work in restart mode with files on the target where a local disk is copied to, naming the folder; live mode would', () => {
+    // Given a target that holds files in the folder of the CT's root disk (an earlier migration's copy, whose
+    // removal was resolved by hand)
+    const source = findings('node-a');
+    const target = findings('node-b', { disks: [{ ...rootOn('node-b'), bytes: 5e6 }, sharedDisk] });
+
+    // When a restart-mode migration is checked, and a live one
+    const restart = checkMigration({ request: { ...req, mode: 'restart' }, source, target });
+    const live = checkMigration({ request: req, source, target });
+
+    // Then the restart is refused before anything changes (its copy would take a file of the same name and size
+    // for its own); a live migration's first pass sends every byte
+    assert.equal(restart.problem?.code, 'HAUL_PREFLIGHT_LOCAL_DISK_LEFT');
+    assert.equal(restart.problem?.field, 'target');
+    assert.ok(
+      restart.problem?.message.includes('/node-b/vz/private/101/root.hdd on node-b'),
+      restart.problem?.message,
+    );
+    assert.equal(live.problem, undefined);
+    // And an empty folder there, or none, holds nothing to take
+    const empty = findings('node-b', { disks: [{ ...rootOn('node-b'), bytes: 0 }, sharedDisk] });
+    assert.equal(
+      checkMigration({ request: { ...req, mode: 'restart' }, source, target: empty }).problem,
+      undefined,
+    );
   });
 
   it('would not work for a CT whose action scripts the target does not have the same; the same scripts on both are fine', () => {

@@ -18,7 +18,7 @@ import { frozenLeaseMs, type FrozenLeaseInput } from './frozen-lease.ts';
 import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { askedBy, exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
-import { migrationDisks, type DiskRef } from './disks.ts';
+import { migrationDisks, targetPathFrom, type DiskRef } from './disks.ts';
 import { livePassSubject, nextLivePass } from './disk-passes.ts';
 import { planCleanupOf, planRollbackOf, bringsSourceBack, type PlannedAction } from './plans.ts';
 import { inFlight, once, stepKey, stepOf, type MigrationState, type StepRecord } from './state.ts';
@@ -620,12 +620,8 @@ function diskDirs(s: MigrationState, d: DiskRef): [string, string] {
 }
 
 /** Where a local disk lives on the target: the same place relative to the CT's private area. */
-export function targetPathOf(ddxml: string, s: MigrationState): string {
-  const sp = s.preflight.source?.vePrivate;
-  const tp = s.preflight.target?.vePrivate;
-  if (sp && tp && ddxml.startsWith(`${sp}/`)) return `${tp}${ddxml.slice(sp.length)}`;
-  return ddxml;
-}
+export const targetPathOf = (ddxml: string, s: MigrationState): string =>
+  targetPathFrom(ddxml, s.preflight.source?.vePrivate, s.preflight.target?.vePrivate);
 
 function streamArgs(
   req: MigrateRequest,

@@ -50,6 +50,12 @@ export function migrationDisksOf(
 
 export const sharedDisksOf = (s: MigrationState): DiskRef[] => migrationDisks(s).shared;
 
+/** Where a local disk at `ddxml` below the source's private area `sp` lives below the target's, `tp`. */
+export function targetPathFrom(ddxml: string, sp: string | undefined, tp: string | undefined): string {
+  if (sp && tp && ddxml.startsWith(`${sp}/`)) return `${tp}${ddxml.slice(sp.length)}`;
+  return ddxml;
+}
+
 /**
  * The disk a declared path names, the way P.Haul's get_ddxml_path reads it: a path ending in `.xml` is the
  * descriptor itself; any other is the disk's folder or a delta in that folder.

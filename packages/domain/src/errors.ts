@@ -113,6 +113,8 @@ export const errorCodes = {
   preflightCriuVersion: 'HAUL_PREFLIGHT_CRIU_VERSION',
   /** A shared disk has a DiskDescriptor.xml.copy beside it that no step of this migration made (live mode). */
   preflightBackupLeft: 'HAUL_PREFLIGHT_BACKUP_LEFT',
+  /** The target holds files where a local disk's copy goes, that no step of this migration made (restart mode). */
+  preflightLocalDiskLeft: 'HAUL_PREFLIGHT_LOCAL_DISK_LEFT',
 
   // What the executors report in a StepFailed (the agents' host steps, the streamers' transfers).
   /** A host tool exited with a status the step does not accept (`command`, `exitCode`, `stderrTail`). */

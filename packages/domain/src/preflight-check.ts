@@ -1,5 +1,5 @@
 import type { ActionScript, ErrorInfo } from '@haul/schemas';
-import { checkDisks, migrationDisksOf, type Findings } from './disks.ts';
+import { checkDisks, migrationDisksOf, targetPathFrom, type Findings } from './disks.ts';
 import { errorCodes } from './errors.ts';
 import type { FullRequest } from './request.ts';
 
@@ -59,7 +59,12 @@ export function checkPreflight(req: FullRequest, src: Findings, tgt: Findings): 
         field: 'target',
       };
   }
-  return checkDisks(req, src, tgt) ?? checkBackupsLeft(req, src) ?? checkRoom(req, src, tgt);
+  return (
+    checkDisks(req, src, tgt) ??
+    checkBackupsLeft(req, src) ??
+    checkLocalDisksLeft(req, src, tgt) ??
+    checkRoom(req, src, tgt)
+  );
 }
 
 /** The layout of a ploop CT's private area ($VE_PRIVATE/.ve.layout), the only kind haul migrates. */
@@ -150,6 +155,31 @@ export function checkBackupsLeft(req: FullRequest, src: Findings): ErrorInfo | u
     message: `${left.ddxml} of CT ${req.ctid} has a DiskDescriptor.xml.copy beside it on ${req.source} that an earlier migration left: compare it with the descriptor, keep the right one, remove the copy, then migrate again`,
     field: 'sharedDisks',
   };
+}
+
+/**
+ * A restart-mode copy of a local disk resumes from what the target holds: a file of the disk's folder there with the
+ * source file's name and size counts as copied, so that a transfer tried again goes on from the files an earlier
+ * attempt finished. Files there before the migration begins were left by another (a rollback whose removal of the
+ * target's copy failed, then was resolved by hand): taken for this copy's, the CT would start on their data. So a
+ * restart-mode migration is refused while the target's inspection finds files where a local disk's copy goes (its
+ * disk's folder, `bytes`), until an operator removed them. A live migration's first pass trusts nothing the target
+ * holds (it sends every byte), and is not refused.
+ */
+export function checkLocalDisksLeft(req: FullRequest, src: Findings, tgt: Findings): ErrorInfo | undefined {
+  if (req.mode !== 'restart') return undefined;
+  const there = new Map(tgt.disks.map((d) => [d.ddxml, d]));
+  for (const d of migrationDisksOf(src, tgt).local) {
+    const at = d.targetDdxml ?? targetPathFrom(d.ddxml, src.vePrivate, tgt.vePrivate);
+    const bytes = there.get(at)?.bytes;
+    if (bytes)
+      return {
+        code: errorCodes.preflightLocalDiskLeft,
+        message: `${at.slice(0, at.lastIndexOf('/'))} on ${req.target} already holds ${bytes} bytes of files where CT ${req.ctid}'s local disk ${d.ddxml} is copied to, left by an earlier migration: a restart-mode copy would take a file of the same name and size for its own. Remove them, then migrate again`,
+        field: 'target',
+      };
+  }
+  return undefined;
 }
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
