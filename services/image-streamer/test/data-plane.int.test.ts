@@ -401,6 +401,27 @@ describe('the receiving side', () => {
     },
   );
 
+  /**
+   * A pass into `folder` below the root whose sender sends only its end (nothing is left to send), taken by a fresh
+   * receiver; what the receiver answered, once it let the pass go.
+   */
+  async function endOnlyPass(folder: string, over: Partial<StreamOffer>): Promise<string> {
+    let answers = '';
+    const sender = await fakeSender((s) => {
+      s.on('data', (d: Buffer) => (answers += d.toString()));
+      s.write(encodeHeader({ t: 'end' }));
+    });
+    try {
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
+      register('node-e', sender.port);
+      assert.equal((await receiver.accept({ ...offer('node-e', sender.port, folder), ...over })).ok, true);
+      await until(() => receiver.active() === 0, 'the receiver let the pass go');
+      return answers;
+    } finally {
+      await sender.close();
+    }
+  }
+
   it(
     'fails a later pass over a file whose background writeback failed (the sync it would run returns 0 over lost data)',
     { timeout: 30_000 },
@@ -411,29 +432,17 @@ describe('the receiving side', () => {
       mkdirSync(folder, { recursive: true });
       writeFileSync(join(folder, 'root.hds'), Buffer.alloc(4096, 1));
       writeFileSync(join(folder, 'root.hds.haul-writeback-failed'), 'EIO: i/o error, fdatasync\n');
-      // And the next pass, durable (the frozen one), with nothing written to the file since: it only syncs it
-      let answers = '';
-      const sender = await fakeSender((s) => {
-        s.on('data', (d: Buffer) => (answers += d.toString()));
-        s.write(encodeHeader({ t: 'end' }));
-      });
-      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
-      register('node-e', sender.port);
-      const pass: StreamOffer = {
-        ...offer('node-e', sender.port, 'lost-writeback'),
+      // When the next pass, durable (the frozen one), with nothing written to the file since, is taken: it only
+      // syncs it
+      const answers = await endOnlyPass('lost-writeback', {
         update: true,
         durable: true,
         manifest: [{ path: 'root.hds', kind: 'file', size: 4096, extents: [] }],
-      };
-
-      // When the receiver takes it
-      assert.equal((await receiver.accept(pass)).ok, true);
-      await until(() => receiver.active() === 0, 'the receiver let the pass go');
+      });
 
       // Then the pass fails on that file (before, its sync returned 0 and the pass said done)
       assert.match(answers, /^error root\.hds: its background writeback failed \(EIO/m);
       assert.ok(!/^done$/m.test(answers), answers);
-      await sender.close();
     },
   );
 
@@ -450,31 +459,19 @@ describe('the receiving side', () => {
       part.write(0, chunk, chunkDigest(chunk));
       part.close();
       writeFileSync(join(folder, 'pages.img.haul-writeback-failed'), 'fdatasync failed: EIO: i/o error\n');
-      // And the same pass tried again: the read-back verifies the whole part file, so the sender sends only its end
-      let answers = '';
-      const sender = await fakeSender((s) => {
-        s.on('data', (d: Buffer) => (answers += d.toString()));
-        s.write(encodeHeader({ t: 'end' }));
-      });
-      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
-      register('node-e', sender.port);
-      const pass: StreamOffer = {
-        ...offer('node-e', sender.port, 'lost-sync'),
+
+      // When the same pass is tried again: the read-back verifies the whole part file, so the sender sends only its
+      // end
+      const answers = await endOnlyPass('lost-sync', {
         durable: true,
         manifest: [{ path: 'pages.img', kind: 'file', size: CHUNK }],
-      };
-
-      // When the receiver takes it
-      const reply = await receiver.accept(pass);
-      assert.equal(reply.ok, true);
-      await until(() => receiver.active() === 0, 'the receiver let the pass go');
+      });
 
       // Then the pass fails on that file, and the file is not given its name (before, its sync returned 0 and the
       // pass said done)
       assert.match(answers, /^error pages\.img: its background writeback failed \(fdatasync failed: EIO/m);
       assert.ok(!/^done$/m.test(answers), answers);
       assert.equal(existsSync(join(folder, 'pages.img')), false);
-      await sender.close();
     },
   );
 
