@@ -54,7 +54,7 @@ export function keepWriteBackFailure(path: string, why: string): boolean {
   }
 }
 
-/** Why a file of the copy cannot be trusted to be on disk (its background writeback failed), or undefined. */
+/** Why a file of the copy cannot be trusted to be on disk (a writeback or a pass's sync of it failed), or undefined. */
 export function writeBackFailure(path: string): string | undefined {
   const why = writeBackFailed.get(path);
   if (why !== undefined) return why;
@@ -75,7 +75,7 @@ export function syncKeepingFailure(fd: number, path: string): void {
   try {
     fdatasyncSync(fd);
   } catch (err) {
-    keepWriteBackFailure(path, `fdatasync failed: ${(err as Error).message}`);
+    keepWriteBackFailure(path, `a pass's fdatasync: ${(err as Error).message}`);
     throw err;
   }
 }
@@ -146,13 +146,16 @@ function stampOf(path: string): string | undefined {
  * How many bytes from the start of `path` (a file of `size` bytes) are already here and verified: the whole size
  * when the finished file exists, else the longest prefix of chunks whose data still matches its recorded sum. The
  * part file is read back a chunk at a time through libuv's pool, so the streamer's other transfers go on meanwhile.
- * `onRead` is told of each chunk read back (and the read waits for it).
+ * `onRead` is told of each chunk read back (and the read waits for it). None of a file whose data failed to reach
+ * the disk (writeBackFailure): what reads back is the page cache's, and a full pass then sends it again from its
+ * first byte, which clears the failure.
  */
 export async function verifiedPrefix(
   path: string,
   size: number,
   onRead?: (bytes: number) => void | Promise<void>,
 ): Promise<number> {
+  if (writeBackFailure(path) !== undefined) return 0;
   if (isFinished(path, size)) return size;
   const sums = readSums(path, size);
   if (!sums) return 0;

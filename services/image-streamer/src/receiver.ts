@@ -379,14 +379,14 @@ function startWriteBack(path: string, log: Logger): void {
   });
 }
 
-/** Why a pass fails on a file of the copy whose background writeback failed, or undefined (part-file.ts). */
+/** Why a pass fails on a file of the copy whose data failed to reach the disk, or undefined (part-file.ts). */
 function lostWriteBack(targetDir: string, path: string): string | undefined {
   const why = writeBackFailure(join(targetDir, path));
-  return why && `${path}: its background writeback failed (${why}): its data may not be on disk`;
+  return why && `${path}: a sync of its data failed (${why}): its data may not be on disk`;
 }
 
 function keepFailure(path: string, err: Error, log: Logger): void {
-  if (!keepWriteBackFailure(path, err.message))
+  if (!keepWriteBackFailure(path, `background writeback: ${err.message}`))
     log.error({ path }, 'could not keep a failed writeback beside its file: only this process knows of it');
   log.error({ path, err: err.message }, 'background writeback failed: every later pass over this file fails');
 }
@@ -617,8 +617,9 @@ class Reception {
       const size = e.size ?? 0;
       const f = this.files.get(e.path) ?? this.verifiedWhole(e, p, size);
       // A sync of the file that failed (in the background, or a durable pass's) is not undone by bytes read back from
-      // the page cache: only a file written again from its first byte clears it (PartFile).
-      const lost = lostWriteBack(targetDir, e.path);
+      // the page cache: only a file written again from its first byte clears it (PartFile), which a sender told
+      // of none of it verified does (verifiedPrefix).
+      const lost = f || isFinished(p, size) ? lostWriteBack(targetDir, e.path) : undefined;
       if (lost) {
         f?.close();
         return lost;

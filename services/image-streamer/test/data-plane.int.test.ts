@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -28,7 +29,7 @@ import { createReceiver, type IntentCheck, type PeerRegistry, type Receiver } fr
 /** The data plane alone: every offer is taken as intended (the log's check: streamer.int, receiver-intent.unit). */
 const allIntended: IntentCheck = () => Promise.resolve(undefined);
 import { sendFiles, type SendOptions } from '../src/sender.ts';
-import { PartFile } from '../src/part-file.ts';
+import { keepWriteBackFailure, PartFile } from '../src/part-file.ts';
 import { CHUNK, chunkDigest, encodeHeader } from '../src/wire.ts';
 import { makeTestPki, type TestPki } from './certs.ts';
 import { closed, openFds, tcpClient, tlsClient, until } from './support.ts';
@@ -405,7 +406,10 @@ describe('the receiving side', () => {
    * A pass into `folder` below the root whose sender sends only its end (nothing is left to send), taken by a fresh
    * receiver; what the receiver answered, once it let the pass go.
    */
-  async function endOnlyPass(folder: string, over: Partial<StreamOffer>): Promise<string> {
+  async function endOnlyPass(
+    folder: string,
+    over: Partial<StreamOffer>,
+  ): Promise<{ answers: string; verified: Record<string, number | undefined> | undefined }> {
     let answers = '';
     const sender = await fakeSender((s) => {
       s.on('data', (d: Buffer) => (answers += d.toString()));
@@ -414,9 +418,10 @@ describe('the receiving side', () => {
     try {
       const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
       register('node-e', sender.port);
-      assert.equal((await receiver.accept({ ...offer('node-e', sender.port, folder), ...over })).ok, true);
+      const reply = await receiver.accept({ ...offer('node-e', sender.port, folder), ...over });
+      assert.equal(reply.ok, true);
       await until(() => receiver.active() === 0, 'the receiver let the pass go');
-      return answers;
+      return { answers, verified: reply.ok ? reply.verified : undefined };
     } finally {
       await sender.close();
     }
@@ -434,20 +439,20 @@ describe('the receiving side', () => {
       writeFileSync(join(folder, 'root.hds.haul-writeback-failed'), 'EIO: i/o error, fdatasync\n');
       // When the next pass, durable (the frozen one), with nothing written to the file since, is taken: it only
       // syncs it
-      const answers = await endOnlyPass('lost-writeback', {
+      const { answers } = await endOnlyPass('lost-writeback', {
         update: true,
         durable: true,
         manifest: [{ path: 'root.hds', kind: 'file', size: 4096, extents: [] }],
       });
 
       // Then the pass fails on that file (before, its sync returned 0 and the pass said done)
-      assert.match(answers, /^error root\.hds: its background writeback failed \(EIO/m);
+      assert.match(answers, /^error root\.hds: a sync of its data failed \(EIO/m);
       assert.ok(!/^done$/m.test(answers), answers);
     },
   );
 
   it(
-    'fails a pass over a part file whose durable sync failed, though its bytes read back whole from the page cache',
+    'tells the sender of a part file whose durable sync failed that none of it is verified, though it reads back whole',
     { timeout: 30_000 },
     async () => {
       // Given a part file an earlier durable pass received whole, whose finish failed in its sync (kept beside the
@@ -458,20 +463,41 @@ describe('the receiving side', () => {
       const part = new PartFile(join(folder, 'pages.img'), CHUNK, 0o644, 0);
       part.write(0, chunk, chunkDigest(chunk));
       part.close();
-      writeFileSync(join(folder, 'pages.img.haul-writeback-failed'), 'fdatasync failed: EIO: i/o error\n');
+      writeFileSync(join(folder, 'pages.img.haul-writeback-failed'), "a pass's fdatasync: EIO: i/o error\n");
 
-      // When the same pass is tried again: the read-back verifies the whole part file, so the sender sends only its
-      // end
-      const answers = await endOnlyPass('lost-sync', {
+      // When the same pass is offered again, and its sender sends nothing more
+      const { answers, verified } = await endOnlyPass('lost-sync', {
         durable: true,
         manifest: [{ path: 'pages.img', kind: 'file', size: CHUNK }],
       });
 
-      // Then the pass fails on that file, and the file is not given its name (before, its sync returned 0 and the
-      // pass said done)
-      assert.match(answers, /^error pages\.img: its background writeback failed \(fdatasync failed: EIO/m);
+      // Then the offer's answer trusts none of the file (the sender sends it again from its first byte; before, all
+      // of it was verified and the pass said done over data that never reached the disk), and a pass that does not
+      // send it fails, the file not given its name
+      assert.deepEqual(verified, { 'pages.img': 0 });
+      assert.match(answers, /^error pages\.img: never received/m);
       assert.ok(!/^done$/m.test(answers), answers);
       assert.equal(existsSync(join(folder, 'pages.img')), false);
+    },
+  );
+
+  it(
+    'makes an empty file of a full pass where the same path had a failed writeback in a removed copy',
+    { timeout: 30_000 },
+    async () => {
+      // Given a failed writeback this process kept of an empty file of a copy that was removed since (a rollback's
+      // removeFiles took the folder and its marker; only this process remembers)
+      const folder = join(root, 'removed-copy');
+      keepWriteBackFailure(join(folder, 'DiskDescriptor.xml.lck'), 'background writeback: EIO: i/o error');
+
+      // When a new full pass brings the copy's empty file there again
+      const { answers } = await endOnlyPass('removed-copy', {
+        manifest: [{ path: 'DiskDescriptor.xml.lck', kind: 'file', size: 0 }],
+      });
+
+      // Then it is made, and the pass is done: a file with no data has nothing that failed to reach the disk
+      assert.match(answers, /^done$/m);
+      assert.equal(statSync(join(folder, 'DiskDescriptor.xml.lck')).size, 0);
     },
   );
 
