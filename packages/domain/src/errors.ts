@@ -153,7 +153,7 @@ export const errorCodes = {
   dumpEnded: 'HAUL_DUMP_ENDED',
   /** The final dump failed after criu froze the CT and held its dump: the CT may still be frozen (in doubt). */
   dumpFailedFrozen: 'HAUL_DUMP_FAILED_FROZEN',
-  /** The held dump did not end as asked after the commit decision. */
+  /** The held dump's criu ended otherwise after the commit decision, and the CT still runs after vzctl stop --fast. */
   releaseFailed: 'HAUL_RELEASE_FAILED',
   /** A transfer failed (the connection, the receiver's answer, a chunk's checksum). */
   streamFailed: 'HAUL_STREAM_FAILED',

@@ -293,7 +293,9 @@ export const releaseSource: Handler = async (cmd, ctx) => {
   if (o.decision === 'abort')
     throw new StepError(errorCodes.fenced, 'the held dump was aborted: the CT resumed on the source');
   const st = await ctx.tools.vzctlStatus(a.ctid);
-  if (st.running && o.decision !== 'commit')
+  // A CT running after a commit that criu ended well (0: it killed the tasks) was started since by someone else.
+  const letGo = o.decision === 'commit' && o.rc !== 0;
+  if (st.running && !letGo)
     throw new StepError(errorCodes.notHeld, `CT ${a.ctid} runs on ${ctx.cfg.node} and no dump is held`);
   if (st.running)
     // A release tried again after the one that decided the commit failed (its criu let the tasks go).

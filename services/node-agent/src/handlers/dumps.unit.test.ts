@@ -157,6 +157,15 @@ void describe('releaseSource', () => {
     );
   });
 
+  void it('stops nothing for a CT that runs after a commit whose criu ended well: someone started it since', async () => {
+    const { ctx, calls } = ctxWith({ held: false, outcome: { decision: 'commit', rc: 0 } });
+    await assert.rejects(
+      release(ctx),
+      (err: unknown) => err instanceof StepError && err.code === errorCodes.notHeld,
+    );
+    assert.deepEqual(calls, []);
+  });
+
   void it('stops nothing for a CT that runs with no dump held and no commit decided: not held', async () => {
     const { ctx, calls } = ctxWith({ held: false });
     await assert.rejects(
