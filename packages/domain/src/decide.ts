@@ -18,7 +18,7 @@ import { frozenLeaseMs, type FrozenLeaseInput } from './frozen-lease.ts';
 import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { askedBy, exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
-import { migrationDisks, targetPathFrom, type DiskRef } from './disks.ts';
+import { migrationDisks, targetDdxmlOf, type DiskRef } from './disks.ts';
 import { livePassSubject, nextLivePass } from './disk-passes.ts';
 import { planCleanupOf, planRollbackOf, bringsSourceBack, type PlannedAction } from './plans.ts';
 import { inFlight, once, stepKey, stepOf, type MigrationState, type StepRecord } from './state.ts';
@@ -615,13 +615,9 @@ function liveDiskPasses(meta: DecideMeta, s: MigrationState, out: MigrationEvent
 /** A local disk's folder on the source and where its copy goes on the target. */
 function diskDirs(s: MigrationState, d: DiskRef): [string, string] {
   const from = d.ddxml.slice(0, d.ddxml.lastIndexOf('/'));
-  const toXml = d.targetDdxml ?? targetPathOf(d.ddxml, s);
+  const toXml = targetDdxmlOf(d, s.preflight.source?.vePrivate, s.preflight.target?.vePrivate);
   return [from, toXml.slice(0, toXml.lastIndexOf('/'))];
 }
-
-/** Where a local disk lives on the target: the same place relative to the CT's private area. */
-export const targetPathOf = (ddxml: string, s: MigrationState): string =>
-  targetPathFrom(ddxml, s.preflight.source?.vePrivate, s.preflight.target?.vePrivate);
 
 function streamArgs(
   req: MigrateRequest,

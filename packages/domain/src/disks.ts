@@ -50,10 +50,18 @@ export function migrationDisksOf(
 
 export const sharedDisksOf = (s: MigrationState): DiskRef[] => migrationDisks(s).shared;
 
-/** Where a local disk at `ddxml` below the source's private area `sp` lives below the target's, `tp`. */
-export function targetPathFrom(ddxml: string, sp: string | undefined, tp: string | undefined): string {
-  if (sp && tp && ddxml.startsWith(`${sp}/`)) return `${tp}${ddxml.slice(sp.length)}`;
-  return ddxml;
+/**
+ * Where a local disk's descriptor is on the target: where the source's finding says, else the same place below the
+ * target's private area `tp` as below the source's, `sp` (the path itself when outside it).
+ */
+export function targetDdxmlOf(
+  d: { ddxml: string; targetDdxml?: string },
+  sp: string | undefined,
+  tp: string | undefined,
+): string {
+  if (d.targetDdxml) return d.targetDdxml;
+  if (sp && tp && d.ddxml.startsWith(`${sp}/`)) return `${tp}${d.ddxml.slice(sp.length)}`;
+  return d.ddxml;
 }
 
 /**

@@ -15,7 +15,6 @@ export {
   decide,
   decideUntilStable,
   lastMeasuredConvergence,
-  targetPathOf,
   type DecideInput,
   type DecideMeta,
 } from './decide.ts';

@@ -1,5 +1,5 @@
 import type { ActionScript, ErrorInfo } from '@haul/schemas';
-import { checkDisks, migrationDisksOf, targetPathFrom, type Findings } from './disks.ts';
+import { checkDisks, migrationDisksOf, targetDdxmlOf, type Findings } from './disks.ts';
 import { errorCodes } from './errors.ts';
 import type { FullRequest } from './request.ts';
 
@@ -170,7 +170,7 @@ export function checkLocalDisksLeft(req: FullRequest, src: Findings, tgt: Findin
   if (req.mode !== 'restart') return undefined;
   const there = new Map(tgt.disks.map((d) => [d.ddxml, d]));
   for (const d of migrationDisksOf(src, tgt).local) {
-    const at = d.targetDdxml ?? targetPathFrom(d.ddxml, src.vePrivate, tgt.vePrivate);
+    const at = targetDdxmlOf(d, src.vePrivate, tgt.vePrivate);
     const bytes = there.get(at)?.bytes;
     if (bytes)
       return {
