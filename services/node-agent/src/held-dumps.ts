@@ -16,7 +16,7 @@ import {
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { pidAlive, pidReused, procStat, type Logger } from '@haul/bus';
+import { pidAlive, pidReused, procStat, stepTimeoutsMs, type Logger } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
 import { waitForFile } from './adapters/files.ts';
 import { gatedShell, recordThenOpen, tailOf } from './adapters/exec.ts';
@@ -103,28 +103,74 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   const underWay = (dir: string): boolean => !existsSync(join(dir, 'frozen')) && criuRunning(dir);
 
   /**
-   * Wait until the dump in `dir` holds the CT frozen; reject with criu's log if it ends first (with its command line
-   * when this agent started it).
+   * Kill the process group of the folder's `sh` (its criu with it), if the folder still names a running one: the
+   * seized tasks run again once their tracer is gone (criu/seize.c, as leases.ts says).
    */
-  async function frozenOrEnded(meta: HeldMeta, dir: string, criuArgs?: string[]): Promise<void> {
+  function killCriu(dir: string): void {
+    if (!criuRunning(dir)) return;
+    const pid = Number(readFileSync(join(dir, 'criu.pid'), 'utf8'));
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+
+  /**
+   * Wait until the dump in `dir` holds the CT frozen; reject with criu's log if it ends first (with its command line
+   * when this agent started it). A dump that neither freezes the CT nor ends within `timeoutMs` (criu hung after it
+   * seized the tasks: its own --timeout covers only their collection) is killed, which lets the tasks run again, and
+   * fails as timed out: the coordinator gives the step up at the same time, and the rollback's resume of the source,
+   * queued behind this step, can then run. Its sh, killed with criu, records no status: a look every so often sees
+   * that too, as in decide.
+   */
+  async function frozenOrEnded(
+    meta: HeldMeta,
+    dir: string,
+    timeoutMs: number,
+    criuArgs?: string[],
+  ): Promise<void> {
     const ac = new AbortController();
     const frozen = waitForFile(dir, 'frozen', ac.signal).then(() => 'frozen' as const);
     const ended = waitForFile(dir, 'criu.rc', ac.signal).then(() => 'ended' as const);
-    const first = await Promise.race([frozen, ended]).finally(() => ac.abort());
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timedOut'>((resolve) => {
+      timer = setTimeout(() => resolve('timedOut'), timeoutMs);
+    });
+    const look = setInterval(() => criuRunning(dir) || ac.abort(), endLookMs);
+    const gone = new Promise<'ended'>((resolve) =>
+      ac.signal.addEventListener('abort', () => resolve('ended')),
+    );
+    const raced = await Promise.race([frozen, ended, timedOut, gone]).finally(() => {
+      clearTimeout(timer);
+      clearInterval(look);
+      ac.abort();
+    });
     await Promise.allSettled([frozen, ended]);
+    // Frozen as the time ran out: held, as if it had come first.
+    const first = raced === 'timedOut' && existsSync(join(dir, 'frozen')) ? 'frozen' : raced;
+    if (first === 'timedOut') {
+      killCriu(dir);
+      rmSync(dir, { recursive: true, force: true });
+      throw new StepError(
+        errorCodes.toolTimeout,
+        `criu dump neither froze CT ${meta.ctid} nor ended within ${timeoutMs} ms: killed, its tasks run again`,
+      );
+    }
     if (first === 'ended') {
       const rc = rcOf(dir);
+      const said = rc ?? 'no status (its sh was killed)';
       // Both files were there at the look (criu killed right after it froze the CT): the CT may be frozen. The folder
       // stays, as a dump that ended after its freeze, and the failure says so (in doubt: the rollback resumes it).
       if (existsSync(join(dir, 'frozen')))
-        throw new StepError(errorCodes.dumpEnded, `criu dump ended with ${rc} after it froze the CT`);
+        throw new StepError(errorCodes.dumpEnded, `criu dump ended with ${said} after it froze the CT`);
       // criu's own errors are in its -o log in the work dir, not in what sh captured (criu.log).
       const own = meta.workDir !== undefined ? logTail(join(meta.workDir, criuLogs.dump)) : '';
       const tail = tailOf([own, logTail(join(dir, 'criu.log'))].filter((t) => t !== '').join('\n'));
       rmSync(dir, { recursive: true, force: true });
-      throw Object.assign(new Error(`criu dump ended with ${rc} before the CT was frozen`), {
+      throw Object.assign(new Error(`criu dump ended with ${said} before the CT was frozen`), {
         ...(criuArgs ? { command: ['criu', ...criuArgs] } : {}),
-        exitCode: rc,
+        exitCode: rc ?? -1,
         stderrTail: tail,
       });
     }
@@ -142,9 +188,9 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
      * command delivered again) is waited for instead: a second criu beside it would remove its folder, and the
      * first one's `frozen` would then land in the second's, with nothing tracking the criu that holds the CT.
      */
-    async start(meta: HeldMeta, criuArgs: string[]): Promise<void> {
+    async start(meta: HeldMeta, criuArgs: string[], timeoutMs: number = stepTimeoutsMs.criu): Promise<void> {
       const dir = dirOf(meta.migrationId);
-      if (underWay(dir)) return this.adopt(meta.migrationId);
+      if (underWay(dir)) return this.adopt(meta.migrationId, timeoutMs);
       rmSync(dir, { recursive: true, force: true });
       // A log an earlier attempt left would pass for this one's if this criu failed before opening its own.
       if (meta.workDir !== undefined) rmSync(join(meta.workDir, criuLogs.dump), { force: true });
@@ -186,7 +232,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       } finally {
         child.unref();
       }
-      return frozenOrEnded(meta, dir, criuArgs);
+      return frozenOrEnded(meta, dir, timeoutMs, criuArgs);
     },
     /**
      * Call `tell` when the `sh` of a dump this process started ends (its criu has ended by then, unless the `sh`
@@ -209,7 +255,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
      * Adopt a dump under way (underWay): resolve once it holds the CT frozen, reject with criu's log if it ends first.
      * The work before the freeze was done by the agent that started it.
      */
-    async adopt(migrationId: string): Promise<void> {
+    async adopt(migrationId: string, timeoutMs: number = stepTimeoutsMs.criu): Promise<void> {
       const dir = dirOf(migrationId);
       const meta = this.meta(migrationId);
       if (!meta) throw new Error(`no dump of ${migrationId} to adopt`);
@@ -217,7 +263,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         { migrationId, ctid: meta.ctid },
         'a final dump an earlier agent started is still under way: waiting for it, not starting another',
       );
-      return frozenOrEnded(meta, dir);
+      return frozenOrEnded(meta, dir, timeoutMs);
     },
     /**
      * Wait while a dump of this migration is under way: until it holds the CT frozen, or its criu is gone (ended, or

@@ -280,6 +280,41 @@ describe('a final dump whose criu ends before the freeze', () => {
   });
 });
 
+describe('a final dump whose criu hangs before the freeze', () => {
+  it('is killed at the step timeout, its group with it, and fails as timed out', async () => {
+    // Given a criu that hangs after it started (it records its pid, then sleeps: seized tasks, no post-dump)
+    const bin = join(root, 'bin-hang');
+    mkdirSync(bin, { recursive: true });
+    const pidFile = join(root, 'hung-criu.pid');
+    writeFileSync(join(bin, 'criu'), `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 600\n`, { mode: 0o755 });
+    const held = createHeldDumps(join(root, 'state-hang'), pino({ level: 'silent' }), {
+      PATH: `${bin}:/usr/bin:/bin`,
+    });
+    const meta: HeldMeta = {
+      migrationId: 'm-3123456789abcdef01234567',
+      ctid: '101',
+      commandId: 'm-3123456789abcdef01234567:finalDump:-:1',
+      leaseMs: 10_000,
+      workDir: join(root, 'work-hang'),
+    };
+
+    // When the final dump is started with a step timeout of 1 s
+    const failed = await held.start(meta, ['dump'], 1000).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+    // Then it fails as timed out (before, it waited for ever, and the rollback's resume queued behind it), its criu
+    // is gone, and no dump is held or under way
+    assert.ok(failed instanceof StepError, String(failed));
+    assert.equal(failed.code, errorCodes.toolTimeout);
+    assert.match(failed.message, /neither froze CT 101 nor ended within 1000 ms: killed/);
+    await until(() => !pidAlive(Number(readFileSync(pidFile, 'utf8'))), 'the hung criu is gone');
+    assert.equal(held.isHeld(meta.migrationId), false);
+    assert.equal(held.underWay(meta.migrationId), false);
+  });
+});
+
 describe("a hold folder whose criu's pid another process has now", () => {
   it(
     'given the pid alive but with another start time, then no dump is held or under way, and a new one starts',

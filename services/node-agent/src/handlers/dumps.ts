@@ -90,7 +90,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
   if (ctx.held.underWay(cmd.migrationId)) {
     // Started by an agent that died, before the freeze: adopted, and none of the work before the freeze done again
     // (it was done; a failure of it now would not be in doubt while this criu goes on to freeze the CT).
-    await asToolTime(() => ctx.held.adopt(cmd.migrationId));
+    await asToolTime(() => ctx.held.adopt(cmd.migrationId, cmd.timeoutMs));
   } else if (!ctx.held.isHeld(cmd.migrationId)) {
     const o = ctx.held.outcome(cmd.migrationId);
     if (o.rc !== undefined)
@@ -124,6 +124,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
           workDir: a.workDir,
         },
         ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, vzArgs),
+        cmd.timeoutMs,
       ),
     );
   }
