@@ -69,6 +69,10 @@ export type HeldMeta = {
  */
 export type HeldDumps = ReturnType<typeof createHeldDumps>;
 
+/** How a held dump's criu ended, for a message: its exit status, or none recorded (its `sh` was killed). */
+export const criuEnd = (rc: number | undefined): string =>
+  rc === undefined ? 'no exit status (its sh was killed)' : String(rc);
+
 /** How often a decided dump's criu is looked at, besides the watch for its exit status (HeldDumps.decide). */
 const endLookMs = 250;
 
@@ -159,7 +163,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     }
     if (first === 'ended') {
       const rc = rcOf(dir);
-      const said = rc ?? 'no status (its sh was killed)';
+      const said = criuEnd(rc);
       // Both files were there at the look (criu killed right after it froze the CT): the CT may be frozen. The folder
       // stays, as a dump that ended after its freeze, and the failure says so (in doubt: the rollback resumes it).
       if (existsSync(join(dir, 'frozen')))
@@ -170,7 +174,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       rmSync(dir, { recursive: true, force: true });
       throw Object.assign(new Error(`criu dump ended with ${said} before the CT was frozen`), {
         ...(criuArgs ? { command: ['criu', ...criuArgs] } : {}),
-        exitCode: rc ?? -1,
+        ...(rc !== undefined ? { exitCode: rc } : {}),
         stderrTail: tail,
       });
     }
@@ -328,12 +332,12 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
         .filter((m): m is HeldMeta => m !== undefined);
     },
     /**
-     * Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed), or -1 when the
-     * process the folder recorded ended without recording one (its `sh` killed, alone or with criu's group). Looked at
+     * Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed), or undefined when
+     * the process the folder recorded ended without recording one (its `sh` killed, alone or with criu's group). Looked at
      * every so often as well as watched: such an end writes no file, and a wait for `criu.rc` alone never ended,
      * holding every later action of the migration behind it.
      */
-    async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number> {
+    async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number | undefined> {
       const dir = dirOf(migrationId);
       writeDecision(dir, decision);
       const ac = new AbortController();
@@ -343,7 +347,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       } finally {
         clearInterval(look);
       }
-      return rcOf(dir) ?? -1;
+      return rcOf(dir);
     },
     /** The decision already written, if any, and criu's exit status once it ended. */
     outcome(migrationId: string): { decision?: string; rc?: number } {

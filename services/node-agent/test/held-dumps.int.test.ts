@@ -211,7 +211,7 @@ describe("a final dump's lease after a restart", () => {
   });
 
   for (const decision of ['commit', 'abort'] as const)
-    it(`given a held dump whose sh is killed without recording criu's status, then its ${decision} decision ends with -1 instead of waiting for ever`, async () => {
+    it(`given a held dump whose sh is killed without recording criu's status, then its ${decision} decision ends with no status instead of waiting for ever`, async () => {
       const held = createHeldDumps(join(root, `state-no-rc-${decision}`), silent, { PATH: '/usr/bin:/bin' });
       const meta = metaOf(
         `m-lease00000000000000000${decision === 'commit' ? '10' : '11'}`,
@@ -226,7 +226,7 @@ describe("a final dump's lease after a restart", () => {
         sh.kill('SIGKILL');
         // Bounded, so that the wait it had before fails here instead of holding the file to its budget.
         const hung = new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000).unref());
-        assert.equal(await Promise.race([decided, hung]), -1);
+        assert.equal(await Promise.race([decided, hung]), undefined);
         assert.equal(held.outcome(meta.migrationId).decision, decision);
       } finally {
         sh.kill('SIGKILL');
@@ -309,7 +309,11 @@ describe('a final dump whose criu hangs before the freeze', () => {
     assert.ok(failed instanceof StepError, String(failed));
     assert.equal(failed.code, errorCodes.toolTimeout);
     assert.match(failed.message, /neither froze CT 101 nor ended within 1000 ms: killed/);
-    await until(() => !pidAlive(Number(readFileSync(pidFile, 'utf8'))), 'the hung criu is gone');
+    // (On a busy machine the kill may come before the script wrote its pid: then it never ran.)
+    await until(
+      () => !existsSync(pidFile) || !pidAlive(Number(readFileSync(pidFile, 'utf8'))),
+      'the hung criu is gone',
+    );
     assert.equal(held.isHeld(meta.migrationId), false);
     assert.equal(held.underWay(meta.migrationId), false);
   });

@@ -22,7 +22,7 @@ import {
   writeVzSideFiles,
   type VzDump,
 } from '../adapters/vz-checkpoint.ts';
-import { holdScript } from '../held-dumps.ts';
+import { criuEnd, holdScript } from '../held-dumps.ts';
 import { restorePreparedDisks } from './shared-disk.ts';
 
 function rootPid(ctx: HandlerContext, ctid: string): number {
@@ -280,7 +280,8 @@ export const releaseSource: Handler = async (cmd, ctx) => {
   if (ctx.held.isHeld(cmd.migrationId)) {
     const workDir = ctx.held.meta(cmd.migrationId)?.workDir;
     const rc = await asToolTime(() => ctx.held.decide(cmd.migrationId, 'commit'));
-    if (rc !== 0) await stopLetGo(ctx, a.ctid, `criu dump ended with ${rc} after the commit decision`, r);
+    if (rc !== 0)
+      await stopLetGo(ctx, a.ctid, `criu dump ended with ${criuEnd(rc)} after the commit decision`, r);
     else r.actions.push('dump committed: source tasks killed');
     await vcmmUnregister(ctx, a.ctid, r);
     // libvzctl's post-dump step (lib/cr_criu.c chkpnt, clear_init_pid): the CT's init pid is no longer valid.
@@ -300,7 +301,7 @@ export const releaseSource: Handler = async (cmd, ctx) => {
     throw new StepError(errorCodes.notHeld, `CT ${a.ctid} runs on ${ctx.cfg.node} and no dump is held`);
   if (st.running)
     // A release tried again after the one that decided the commit failed (its criu let the tasks go).
-    await stopLetGo(ctx, a.ctid, `criu dump ended with ${o.rc ?? 'no status'} after the commit decision`, r);
+    await stopLetGo(ctx, a.ctid, `criu dump ended with ${criuEnd(o.rc)} after the commit decision`, r);
   else r.actions.push('already released');
   // A release retried after the agent died between the commit and vcmmd's unregister: vcmmd may still hold the CT.
   await vcmmUnregister(ctx, a.ctid, r);
@@ -368,7 +369,7 @@ export async function resumeOnSource(
   const aborted = ctx.held.isHeld(migrationId);
   if (aborted) {
     const rc = await asToolTime(() => ctx.held.decide(migrationId, 'abort'));
-    r.actions.push(`dump aborted (criu exit ${rc})`);
+    r.actions.push(`dump aborted (criu exit ${criuEnd(rc)})`);
   } else ctx.held.abandon(migrationId);
   const st = await ctx.tools.vzctlStatus(ctid);
   if (!st.running)
