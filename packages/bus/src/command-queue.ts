@@ -59,6 +59,16 @@ export async function sendCommand(
   });
 }
 
+/**
+ * When the command stream stored the message at `seq` (what a duplicate send's answer names), in ms since the epoch;
+ * undefined when it is no longer there (a work queue: its executor took it and ended it).
+ */
+export async function commandStoredAt(nc: NatsConnection, seq: number): Promise<number | undefined> {
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  const m = await retryTransient(() => jsm.streams.getMessage(streams.commands, { seq }));
+  return m?.time.getTime();
+}
+
 /** A command as handed to its executor: valid against its schema. */
 export type CommandDelivery = {
   command: StepCommand;

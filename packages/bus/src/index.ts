@@ -98,6 +98,7 @@ export {
   ackSubjectInfo,
   ackSubjectOf,
   sendCommand,
+  commandStoredAt,
   createCommandQueue,
   commandConsumerName,
   commandRefusals,

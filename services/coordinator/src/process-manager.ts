@@ -1,17 +1,15 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import {
   ConcurrencyConflictError,
   createSerialByKey,
   buckets,
   encodeJson,
   limits,
+  commandStoredAt,
   openBucket,
-  retryTransient,
   sendCommand,
   stepTimeoutsMs,
   streamStallMs,
-  streams,
   type CoordinatorMetrics,
   type EventLog,
   type Logger,
@@ -117,31 +115,27 @@ export function createProcessManager(
    * Migration → when this process stored each of its commands in the command stream (deadlines.ts SentAt): a step's
    * time counts from then when that is later than its intent (a coordinator that died between the two), within the
    * stream's duplicate window of the intent. A send the stream answered as a duplicate counts from when the stream
-   * stored the command (commandStoredAt): another coordinator may have stored it only a moment before, having taken
+   * stored the command (storedTimeOf): another coordinator may have stored it only a moment before, having taken
    * the migration over from one that died before sending, and counted from the intent the step would be given up
    * early by every coordinator but that one. Forgotten with the migration, and the oldest beyond maxEnded migrations
    * (a step then counts from its intent, as before).
    */
   const sentAt = new Map<string, Record<string, number>>();
-  let jsm: Promise<JetStreamManager> | undefined;
   /**
-   * When the command stream stored the command at `seq`, a duplicate's answer (ms since the epoch); now when it is no
-   * longer there (a work queue: its executor took it and ended it) or cannot be read: never earlier than it was.
+   * When the command stream stored the command at `seq`, a duplicate's answer; now when it is no longer there or
+   * cannot be read: never earlier than it was.
    */
-  async function commandStoredAt(seq: number): Promise<number> {
-    try {
-      jsm ??= retryTransient(() => jetstreamManager(nc));
-      const m = await (await jsm).streams.getMessage(streams.commands, { seq });
-      return m ? m.time.getTime() : Date.now();
-    } catch (err) {
-      jsm = undefined;
-      log.warn(
-        { err, seq },
-        'could not read when a command sent before was stored: its step counts from now',
-      );
-      return Date.now();
-    }
-  }
+  const storedTimeOf = (seq: number): Promise<number> =>
+    commandStoredAt(nc, seq).then(
+      (at) => at ?? Date.now(),
+      (err: unknown) => {
+        log.warn(
+          { err, seq },
+          'could not read when a command sent before was stored: its step counts from now',
+        );
+        return Date.now();
+      },
+    );
   const storedAt = (mid: string, commandId: string, at = Date.now()): void => {
     // A command intended longer ago than the stream's duplicate window may have been stored then: the stream no
     // longer remembers its id, and its store now says nothing of when its executor could have begun it.
@@ -311,7 +305,7 @@ export function createProcessManager(
     const stored = await Promise.allSettled(
       cmds.map(async (c) => {
         const r = await sendCommand(nc, validators, trust, c);
-        return r.duplicate && !sentAt.get(mid)?.[c.commandId] ? commandStoredAt(r.seq) : Date.now();
+        return r.duplicate && !sentAt.get(mid)?.[c.commandId] ? storedTimeOf(r.seq) : Date.now();
       }),
     );
     const failed: { commandId: string; err: unknown }[] = [];

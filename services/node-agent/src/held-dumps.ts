@@ -73,7 +73,7 @@ export type HeldDumps = ReturnType<typeof createHeldDumps>;
 export const criuEnd = (rc: number | undefined): string =>
   rc === undefined ? 'no exit status (its sh was killed)' : String(rc);
 
-/** How often a decided dump's criu is looked at, besides the watch for its exit status (HeldDumps.decide). */
+/** How often a dump's criu is looked at while it is waited for, besides the watch for its files (criuGone). */
 const endLookMs = 250;
 
 export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.ProcessEnv) {
@@ -107,6 +107,21 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
   const underWay = (dir: string): boolean => !existsSync(join(dir, 'frozen')) && criuRunning(dir);
 
   /**
+   * Resolves once the process the folder recorded no longer runs (ended, or killed before it recorded a status: no
+   * file tells that), looked at every endLookMs; stops looking when `signal` aborts.
+   */
+  function criuGone(dir: string, signal: AbortSignal): Promise<'ended'> {
+    return new Promise((resolve) => {
+      const look = setInterval(() => {
+        if (criuRunning(dir)) return;
+        clearInterval(look);
+        resolve('ended');
+      }, endLookMs);
+      signal.addEventListener('abort', () => clearInterval(look), { once: true });
+    });
+  }
+
+  /**
    * Kill the process group of the folder's `sh` (its criu with it), if the folder still names a running one: the
    * seized tasks run again once their tracer is gone (criu/seize.c, as leases.ts says).
    */
@@ -125,8 +140,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
    * when this agent started it). A dump that neither freezes the CT nor ends within `timeoutMs` (criu hung after it
    * seized the tasks: its own --timeout covers only their collection) is killed, which lets the tasks run again, and
    * fails as timed out: the coordinator gives the step up at the same time, and the rollback's resume of the source,
-   * queued behind this step, can then run. Its sh, killed with criu, records no status: a look every so often sees
-   * that too, as in decide.
+   * queued behind this step, can then run. Its sh, killed with criu, records no status: criuGone sees that too.
    */
   async function frozenOrEnded(
     meta: HeldMeta,
@@ -137,20 +151,11 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     const ac = new AbortController();
     const frozen = waitForFile(dir, 'frozen', ac.signal).then(() => 'frozen' as const);
     const ended = waitForFile(dir, 'criu.rc', ac.signal).then(() => 'ended' as const);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timedOut'>((resolve) => {
-      timer = setTimeout(() => resolve('timedOut'), timeoutMs);
-    });
-    const look = setInterval(() => criuRunning(dir) || ac.abort(), endLookMs);
-    const gone = new Promise<'ended'>((resolve) =>
-      ac.signal.addEventListener('abort', () => resolve('ended')),
+    const timedOut = delay(timeoutMs, 'timedOut' as const, { signal: ac.signal });
+    const raced = await Promise.race([frozen, ended, criuGone(dir, ac.signal), timedOut]).finally(() =>
+      ac.abort(),
     );
-    const raced = await Promise.race([frozen, ended, timedOut, gone]).finally(() => {
-      clearTimeout(timer);
-      clearInterval(look);
-      ac.abort();
-    });
-    await Promise.allSettled([frozen, ended]);
+    await Promise.allSettled([frozen, ended, timedOut]);
     // Frozen as the time ran out: held, as if it had come first.
     const first = raced === 'timedOut' && existsSync(join(dir, 'frozen')) ? 'frozen' : raced;
     if (first === 'timedOut') {
@@ -341,12 +346,9 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
       const dir = dirOf(migrationId);
       writeDecision(dir, decision);
       const ac = new AbortController();
-      const look = setInterval(() => criuRunning(dir) || ac.abort(), endLookMs);
-      try {
-        await waitForFile(dir, 'criu.rc', ac.signal).catch(() => undefined);
-      } finally {
-        clearInterval(look);
-      }
+      await Promise.race([waitForFile(dir, 'criu.rc', ac.signal), criuGone(dir, ac.signal)]).finally(() =>
+        ac.abort(),
+      );
       return rcOf(dir);
     },
     /** The decision already written, if any, and criu's exit status once it ended. */

@@ -242,28 +242,35 @@ describe("a final dump's lease after a restart", () => {
   });
 });
 
+/** Held dumps whose `criu` is the sh script `body` (state in state-<name>), and the meta of migrationId's dump. */
+function withCriu(name: string, body: string, migrationId: string, workDir: string) {
+  const bin = join(root, `bin-${name}`);
+  mkdirSync(bin, { recursive: true });
+  writeFileSync(join(bin, 'criu'), `#!/bin/sh\n${body}`, { mode: 0o755 });
+  const held = createHeldDumps(join(root, `state-${name}`), pino({ level: 'silent' }), {
+    PATH: `${bin}:/usr/bin:/bin`,
+  });
+  const meta: HeldMeta = {
+    migrationId,
+    ctid: '101',
+    commandId: `${migrationId}:finalDump:-:1`,
+    leaseMs: 10_000,
+    workDir,
+  };
+  return { held, meta };
+}
+
 describe('a final dump whose criu ends before the freeze', () => {
   it("fails with the end of criu's own log (-o dump.log in the work dir), where criu writes its errors", async () => {
     // Given a criu that logs its error to the work dir's dump.log, says nothing on stderr, and ends with 1
-    const bin = join(root, 'bin');
     const workDir = join(root, 'work-ended');
-    mkdirSync(bin, { recursive: true });
     mkdirSync(workDir, { recursive: true });
-    writeFileSync(
-      join(bin, 'criu'),
-      `#!/bin/sh\necho 'Error (criu/cr-dump.c:1): cannot seize the tree' > ${workDir}/dump.log\nexit 1\n`,
-      { mode: 0o755 },
-    );
-    const held = createHeldDumps(join(root, 'state-ended'), pino({ level: 'silent' }), {
-      PATH: `${bin}:/usr/bin:/bin`,
-    });
-    const meta: HeldMeta = {
-      migrationId: 'm-1123456789abcdef01234567',
-      ctid: '101',
-      commandId: 'm-1123456789abcdef01234567:finalDump:-:1',
-      leaseMs: 10_000,
+    const { held, meta } = withCriu(
+      'ended',
+      `echo 'Error (criu/cr-dump.c:1): cannot seize the tree' > ${workDir}/dump.log\nexit 1\n`,
+      'm-1123456789abcdef01234567',
       workDir,
-    };
+    );
 
     // When the final dump is started
     const failed = await held.start(meta, ['dump', '-W', workDir, '-o', 'dump.log']).then(
@@ -283,20 +290,13 @@ describe('a final dump whose criu ends before the freeze', () => {
 describe('a final dump whose criu hangs before the freeze', () => {
   it('is killed at the step timeout, its group with it, and fails as timed out', async () => {
     // Given a criu that hangs after it started (it records its pid, then sleeps: seized tasks, no post-dump)
-    const bin = join(root, 'bin-hang');
-    mkdirSync(bin, { recursive: true });
     const pidFile = join(root, 'hung-criu.pid');
-    writeFileSync(join(bin, 'criu'), `#!/bin/sh\necho $$ > ${pidFile}\nexec sleep 600\n`, { mode: 0o755 });
-    const held = createHeldDumps(join(root, 'state-hang'), pino({ level: 'silent' }), {
-      PATH: `${bin}:/usr/bin:/bin`,
-    });
-    const meta: HeldMeta = {
-      migrationId: 'm-3123456789abcdef01234567',
-      ctid: '101',
-      commandId: 'm-3123456789abcdef01234567:finalDump:-:1',
-      leaseMs: 10_000,
-      workDir: join(root, 'work-hang'),
-    };
+    const { held, meta } = withCriu(
+      'hang',
+      `echo $$ > ${pidFile}\nexec sleep 600\n`,
+      'm-3123456789abcdef01234567',
+      join(root, 'work-hang'),
+    );
 
     // When the final dump is started with a step timeout of 1 s
     const failed = await held.start(meta, ['dump'], 1000).then(
