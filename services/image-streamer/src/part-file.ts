@@ -34,10 +34,11 @@ const SLOT = 8;
 export const partPathOf = (p: string) => `${p}.haul-part`;
 export const sumsPathOf = (p: string) => `${p}.haul-sums`;
 /**
- * Beside a file whose background writeback failed (receiver.ts startWriteBack): the failure, kept. Linux reports a
- * failed writeback once, marks the pages clean, and a descriptor opened after the error was seen does not get it (on
- * VZ7's 3.10 kernel the first fsync clears it for all): a later fsync of the file returns 0 over data that never
- * reached the disk. So the failure is written down where every later pass over the file finds it, and fails.
+ * Beside a file whose background writeback failed (receiver.ts syncInBackground, write-backs.ts): the failure, kept.
+ * Linux reports a failed writeback once, marks the pages clean, and a descriptor opened after the error was seen does
+ * not get it (on VZ7's 3.10 kernel the first fsync clears it for all): a later fsync of the file returns 0 over data
+ * that never reached the disk. So the failure is written down where every later pass over the file finds it, and
+ * fails.
  */
 export const writeBackFailedPathOf = (p: string) => `${p}.haul-writeback-failed`;
 /** Files whose background writeback failed in this process (beside them on disk too, when that could be written). */

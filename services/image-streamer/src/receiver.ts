@@ -29,6 +29,7 @@ import { isStreamCommand } from './stream-command.ts';
 import { UpdateFile } from './update-file.ts';
 import { clientContextOf, namesStreamer, streamerIdentity, type TlsMaterial } from './tls.ts';
 import { CHUNK, chunkDigest, isCount } from './wire.ts';
+import { createWriteBacks, type WriteBacks } from './write-backs.ts';
 
 /**
  * Bytes already here and verified per file (finished files count fully): the resume point the offer reply carries.
@@ -87,6 +88,8 @@ export type ReceiverOptions = {
   readBackAnswerMs?: number;
   /** Told of each chunk read back, which waits for it (tests hold a read-back here, as `tamper` corrupts a chunk). */
   onReadBack?: (path: string, bytes: number) => Promise<void>;
+  /** How a finished file's background writeback syncs it (default: fdatasync; tests hold one here). */
+  syncInBackground?: (path: string) => Promise<void>;
 };
 
 /** How the offer was sent: its sender takes a read-back's progress as an answer (offerHeaders.takesReadBackProgress). */
@@ -108,8 +111,12 @@ export function createReceiver(opts: ReceiverOptions) {
   const active = new Map<string, number>();
   /** The reception writing into each target folder, until its connection has closed. */
   const receiving = new Map<string, Reception>();
+  const writeBacks = createWriteBacks(opts.syncInBackground ?? syncInBackground, (path, err) =>
+    keepFailure(path, err, opts.log),
+  );
   const ctx = (from: string): ReceiveContext => ({
     log: opts.log,
+    writeBacks,
     idleMs: opts.idleMs ?? limits.streamIdleMs,
     ...(opts.tls ? { tls: opts.tls } : {}),
     onClosed: () => active.set(from, (active.get(from) ?? 1) - 1),
@@ -351,32 +358,28 @@ function syncFile(path: string): void {
 }
 
 /**
- * Start writing a finished file's data to disk and return at once: fdatasync on a descriptor of its own, on libuv's
- * thread pool, so neither this receiver's loop nor any file it holds waits for it (offer.writeBack). A failure is
- * kept beside the file (writeBackFailedPathOf) and in this process: the kernel reports it once and marks the pages
- * clean, so the frozen pass's sync, on a descriptor opened after, would return 0 over data that never reached the
- * disk. Every later pass over the file fails on it instead (writeBackFailure), and the migration rolls back.
+ * Write a finished file's data to disk in the background (offer.writeBack, write-backs.ts): fdatasync on a descriptor
+ * of its own, on libuv's thread pool, so neither this receiver's loop nor any file it holds waits for it. A failure
+ * is kept beside the file (writeBackFailedPathOf) and in this process (keepFailure): the kernel reports it once and
+ * marks the pages clean, so the frozen pass's sync, on a descriptor opened after, would return 0 over data that never
+ * reached the disk. Every later pass over the file fails on it instead (writeBackFailure), and the migration rolls
+ * back.
  */
-function startWriteBack(path: string, log: Logger): void {
-  writeBacks = writeBacks.then(async () => {
-    let fh;
-    try {
-      fh = await open(path, noFollow.read);
-    } catch (err) {
-      // Gone since (its migration rolled back and removed the copy): nothing of it to write back.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      return keepFailure(path, err as Error, log);
-    }
-    try {
-      await fh.datasync();
-    } catch (err) {
-      keepFailure(path, err as Error, log);
-    } finally {
-      // A close that fails (an NFS server's late write error) fails the writeback too, and never the chain: a
-      // rejected link would skip every writeback after it, and every durable pass waits on the chain.
-      await fh.close().catch((err: unknown) => keepFailure(path, err as Error, log));
-    }
-  });
+async function syncInBackground(path: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(path, noFollow.read);
+  } catch (err) {
+    // Gone since (its migration rolled back and removed the copy): nothing of it to write back.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await fh.datasync();
+  } finally {
+    // A close that fails (an NFS server's late write error) fails the writeback too.
+    await fh.close();
+  }
 }
 
 /** Why a pass fails on a file of the copy whose data failed to reach the disk, or undefined (part-file.ts). */
@@ -391,12 +394,6 @@ function keepFailure(path: string, err: Error, log: Logger): void {
   log.error({ path, err: err.message }, 'background writeback failed: every later pass over this file fails');
 }
 
-/**
- * The background writebacks of this process, one after the other: a sync holds one of libuv's four pool threads for
- * as long as its file takes, and several at once would leave none for the lookups and file calls of other transfers.
- */
-let writeBacks: Promise<void> = Promise.resolve();
-
 /** fsync a folder, so the renames in it survive a crash of the machine. */
 function syncDir(dir: string): void {
   const fd = openSync(dir, noFollow.read);
@@ -410,7 +407,13 @@ function syncDir(dir: string): void {
 /** Chunk payloads handed out and not yet written (writes are synchronous, so this is only a guard). */
 const MAX_IN_FLIGHT = 4;
 
-type ReceiveContext = { log: Logger; idleMs: number; tls?: TlsMaterial; onClosed: () => void };
+type ReceiveContext = {
+  log: Logger;
+  idleMs: number;
+  tls?: TlsMaterial;
+  onClosed: () => void;
+  writeBacks: WriteBacks;
+};
 
 /**
  * One transfer being received over its data connection: a part file per file of a full pass (part-file.ts: only a
@@ -577,9 +580,15 @@ class Reception {
   }
 
   private end(): void {
-    // A durable pass (the frozen one) first lets the background writebacks of the passes before it end: one that
-    // fails while this pass's sync runs could take the error the kernel reports once, and this sync return 0.
-    const before = this.offer.durable === true ? writeBacks : Promise.resolve();
+    // A durable pass (the frozen one) first settles the background writebacks of its own files (write-backs.ts): one
+    // that failed while this pass's sync ran could take the error the kernel reports once, and this sync return 0.
+    const { targetDir, manifest } = this.offer;
+    const before =
+      this.offer.durable === true
+        ? this.ctx.writeBacks.settle(
+            manifest.filter((e) => e.kind === 'file').map((e) => join(targetDir, e.path)),
+          )
+        : Promise.resolve();
     void before.then(() => {
       try {
         this.finish();
@@ -604,7 +613,7 @@ class Reception {
     this.sock.end();
     if (offer.writeBack && !durable)
       for (const e of offer.manifest)
-        if (e.kind === 'file') startWriteBack(join(offer.targetDir, e.path), this.ctx.log);
+        if (e.kind === 'file') this.ctx.writeBacks.start(join(offer.targetDir, e.path));
   }
 
   /** A full pass: each file renamed into place once all of it is verified; the folders to sync added to `dirs`. */
@@ -633,6 +642,9 @@ class Reception {
         f.finish(durable);
       } else if (isFinished(p, size)) {
         dropLeftovers(p);
+        // Finished by an earlier pass: its writeback may not have run (settled in end(), or queued in a streamer
+        // that has restarted since), so a durable pass syncs it itself.
+        if (durable) syncFile(p);
       } else if (size === 0) {
         mkdirsNoFollow(targetDir, dirname(e.path));
         createEmptyFile(p, e.mode ?? 0o644);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import {
   existsSync,
   mkdirSync,
@@ -13,7 +15,7 @@ import {
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, mock } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { createLogger } from '@haul/bus';
 import { startService } from '@haul/test';
@@ -404,11 +406,12 @@ describe('the receiving side', () => {
 
   /**
    * A pass into `folder` below the root whose sender sends only its end (nothing is left to send), taken by a fresh
-   * receiver; what the receiver answered, once it let the pass go.
+   * receiver (or `receiver`); what the receiver answered, once it let the pass go.
    */
   async function endOnlyPass(
     folder: string,
     over: Partial<StreamOffer>,
+    receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended }),
   ): Promise<{ answers: string; verified: Record<string, number | undefined> | undefined }> {
     let answers = '';
     const sender = await fakeSender((s) => {
@@ -416,7 +419,6 @@ describe('the receiving side', () => {
       s.write(encodeHeader({ t: 'end' }));
     });
     try {
-      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
       register('node-e', sender.port);
       const reply = await receiver.accept({ ...offer('node-e', sender.port, folder), ...over });
       assert.equal(reply.ok, true);
@@ -478,6 +480,84 @@ describe('the receiving side', () => {
       assert.match(answers, /^error pages\.img: never received/m);
       assert.ok(!/^done$/m.test(answers), answers);
       assert.equal(existsSync(join(folder, 'pages.img')), false);
+    },
+  );
+
+  /** A finished root.hds of 4096 bytes in each of `folders` below the root, and the manifest of it. */
+  function finishedDisk(...folders: string[]): StreamOffer['manifest'] {
+    for (const f of folders) {
+      mkdirSync(join(root, f), { recursive: true });
+      writeFileSync(join(root, f, 'root.hds'), Buffer.alloc(4096, 1));
+    }
+    return [{ path: 'root.hds', kind: 'file', size: 4096 }];
+  }
+
+  it(
+    "ends a durable pass without waiting for another copy's background writeback, and syncs its own queued file itself",
+    { timeout: 30_000 },
+    async () => {
+      // Given a receiver whose background writeback of another copy's disk runs and does not end (a big disk's, on
+      // a busy device), and whose writeback of this copy's disk, from its last live pass, is queued behind it
+      const started: string[] = [];
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        intended: allIntended,
+        syncInBackground: (path) => (started.push(path), held),
+      });
+      const manifest = finishedDisk('wb-other', 'wb-mine', 'wb-third');
+      for (const f of ['wb-other', 'wb-mine'])
+        assert.match((await endOnlyPass(f, { writeBack: true, manifest }, receiver)).answers, /^done$/m);
+      await until(() => started.length === 1, "the other copy's writeback started");
+
+      // When this copy's frozen pass (durable) ends
+      const { answers } = await endOnlyPass('wb-mine', { durable: true, manifest }, receiver);
+
+      // Then it is done while the other writeback still runs (before, it waited for every writeback of the node), and
+      // its own queued writeback was taken out: the next one queued runs right after the other's
+      assert.match(answers, /^done$/m);
+      assert.deepEqual(started, [join(root, 'wb-other', 'root.hds')]);
+      release();
+      assert.match(
+        (await endOnlyPass('wb-third', { writeBack: true, manifest }, receiver)).answers,
+        /^done$/m,
+      );
+      await until(() => started.length === 2, "the third copy's writeback started");
+      assert.deepEqual(started, [join(root, 'wb-other', 'root.hds'), join(root, 'wb-third', 'root.hds')]);
+    },
+  );
+
+  it(
+    'syncs, in a durable full pass, a file an earlier pass finished (its writeback may never have run)',
+    { timeout: 30_000 },
+    async () => {
+      // Given a copy's disk an earlier live pass finished, in a streamer that has restarted since (its writeback,
+      // queued in the process that ended, never ran), on a disk whose writes now fail
+      const manifest = finishedDisk('finished-unsynced');
+      const m = mock.method(fs, 'fdatasyncSync', () => {
+        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      });
+      syncBuiltinESMExports();
+      let answers: string;
+      try {
+        // When the frozen pass, a full one with nothing left to send, ends
+        ({ answers } = await endOnlyPass('finished-unsynced', { durable: true, manifest }));
+      } finally {
+        m.mock.restore();
+        syncBuiltinESMExports();
+      }
+
+      // Then it synced the file, and fails on the failed sync (before, it said done without a sync), kept for every
+      // later pass over the file
+      assert.match(answers, /^error cannot finish: EIO/m);
+      assert.ok(!/^done$/m.test(answers), answers);
+      assert.match(
+        readFileSync(join(root, 'finished-unsynced', 'root.hds.haul-writeback-failed'), 'utf8'),
+        /EIO/,
+      );
     },
   );
 
