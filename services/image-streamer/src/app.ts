@@ -145,11 +145,11 @@ type PlannedTransfer = {
 /**
  * How a command's transfer ends on the target. A local disk copy is the CT's data: synced before it counts. Image
  * folders are only read by a restore, which a target that rebooted since its preflight refuses (docs/protocol.md),
- * so they skip the sync. The live passes of a disk skip it too: the sync blocks the receiver's loop (and the offers
- * of the transfers beside it) for as long as the disk takes; the frozen pass syncs every file of the copy. So that
- * this sync, in the frozen window, has only the last pass's blocks to write, a live pass starts the writeback of what
- * it wrote once it is done, off the receiver's loop (writeBack). Measured by the local-disk e2e's figures with 1 GiB:
- * the frozen pass took 2.0–2.1 s without it, 0.05–0.1 s with it.
+ * so they skip the sync. The live passes of a disk skip it too: their `done` would wait for as long as the disk takes
+ * (the syncs run on libuv's pool, off the receiver's loop: part-file.ts syncKeepingFailure); the frozen pass syncs
+ * every file of the copy. So that this sync, in the frozen window, has only the last pass's blocks to write, a live
+ * pass starts the writeback of what it wrote once it is done (writeBack, write-backs.ts). Measured by the local-disk
+ * e2e's figures with 1 GiB: the frozen pass took 2.0–2.1 s without it, 0.05–0.1 s with it.
  */
 export function transferEndOf(cmd: StreamCommand): Pick<TransferOptions, 'durable' | 'writeBack'> {
   const disk = cmd.step === 'copyLocalDisk';

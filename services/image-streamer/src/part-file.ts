@@ -1,6 +1,6 @@
 import {
   closeSync,
-  fdatasyncSync,
+  fdatasync,
   fstatSync,
   ftruncateSync,
   lstatSync,
@@ -71,10 +71,14 @@ export function writeBackFailure(path: string): string | undefined {
  * reach the disk. A failure is kept as a failed background writeback is, before it is thrown: the kernel reported it
  * this once, and a pass tried again would read the file back from the page cache, sync it on a new descriptor, get 0
  * and call data on disk that never reached it. Every later pass over the file fails on it instead.
+ *
+ * On libuv's thread pool, not on the receiver's loop: a sync waits for the disk, and on ext4 for a sync running beside
+ * it (another copy's writeback), and every transfer of the streamer would wait with it. Beside four other copies'
+ * writebacks, an 8 MiB frozen pass held the loop for 160 ms with fdatasyncSync.
  */
-export function syncKeepingFailure(fd: number, path: string): void {
+export async function syncKeepingFailure(fd: number, path: string): Promise<void> {
   try {
-    fdatasyncSync(fd);
+    await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   } catch (err) {
     keepWriteBackFailure(path, `a pass's fdatasync: ${(err as Error).message}`);
     throw err;
@@ -268,10 +272,10 @@ export class PartFile {
    * Give the file its name. `durable`: its data reaches the disk first (the caller syncs the folder after the
    * rename); without it the data may still be in the page cache, which the target's boot fence covers.
    */
-  finish(durable: boolean): void {
+  async finish(durable: boolean): Promise<void> {
     try {
       ftruncateSync(this.fd, this.size);
-      if (durable) syncKeepingFailure(this.fd, this.path);
+      if (durable) await syncKeepingFailure(this.fd, this.path);
     } finally {
       // Closed whatever happened: the caller has let go of this file, and a failed sync must not keep its descriptors.
       this.close();

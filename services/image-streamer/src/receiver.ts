@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, fsync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -348,10 +348,10 @@ function placeLink(dir: string, e: ManifestEntry): void {
 }
 
 /** fdatasync a file written by an earlier pass, so its data survives a crash of the machine (a failure kept). */
-function syncFile(path: string): void {
+async function syncFile(path: string): Promise<void> {
   const fd = openSync(path, noFollow.read);
   try {
-    syncKeepingFailure(fd, path);
+    await syncKeepingFailure(fd, path);
   } finally {
     closeSync(fd);
   }
@@ -394,11 +394,11 @@ function keepFailure(path: string, err: Error, log: Logger): void {
   log.error({ path, err: err.message }, 'background writeback failed: every later pass over this file fails');
 }
 
-/** fsync a folder, so the renames in it survive a crash of the machine. */
-function syncDir(dir: string): void {
+/** fsync a folder, so the renames in it survive a crash of the machine (on libuv's pool, as a file's sync). */
+async function syncDir(dir: string): Promise<void> {
   const fd = openSync(dir, noFollow.read);
   try {
-    fsyncSync(fd);
+    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
   } finally {
     closeSync(fd);
   }
@@ -426,6 +426,8 @@ class Reception {
   private readonly updates = new Map<string, UpdateFile>();
   private readonly byPath: Map<string, ManifestEntry & { size: number }>;
   private failed = false;
+  /** The finish under way after the sender's end (its syncs): the folder stays this reception's until it settles. */
+  private finishing: Promise<void> = Promise.resolve();
   private readonly reader: FrameReader;
   private readonly sock: Socket;
   /** Settles once the connection has closed: nothing of this reception writes after it. */
@@ -498,12 +500,16 @@ class Reception {
     );
     sock.once('close', () => {
       this.reader.stop();
-      for (const f of this.files.values()) f.close();
-      this.files.clear();
-      for (const f of this.updates.values()) f.close();
-      this.updates.clear();
-      ctx.onClosed();
-      this.markClosed();
+      // A finish under way keeps its files, its slot and the folder until it has ended: an offer of the transfer
+      // again waits for it (stop, closed) instead of reading part files it is renaming.
+      void this.finishing.then(() => {
+        for (const f of this.files.values()) f.close();
+        this.files.clear();
+        for (const f of this.updates.values()) f.close();
+        this.updates.clear();
+        ctx.onClosed();
+        this.markClosed();
+      });
     });
   }
 
@@ -589,26 +595,23 @@ class Reception {
             manifest.filter((e) => e.kind === 'file').map((e) => join(targetDir, e.path)),
           )
         : Promise.resolve();
-    void before.then(() => {
-      try {
-        this.finish();
-      } catch (err) {
-        this.fail(`cannot finish: ${(err as Error).message}`);
-      }
-    });
+    // The syncs run on libuv's pool while the loop serves other transfers; the connection's close waits for them.
+    this.finishing = before
+      .then(() => this.finish())
+      .catch((err: unknown) => this.fail(`cannot finish: ${(err as Error).message}`));
   }
 
   /** The sender sent everything: every file complete (or already here), links placed, synced if durable; `done`. */
-  private finish(): void {
+  private async finish(): Promise<void> {
     if (this.failed) return;
     const { offer } = this;
     const durable = offer.durable === true;
     const dirs = new Set<string>([dirname(offer.targetDir), offer.targetDir]);
-    const why = offer.update ? this.finishUpdate(durable) : this.finishFull(durable, dirs);
+    const why = offer.update ? await this.finishUpdate(durable) : await this.finishFull(durable, dirs);
     if (why) return this.fail(why);
     // Links last, once nothing more is written below the target folder: no write ever goes through one.
     for (const e of offer.manifest) if (e.kind === 'symlink') placeLink(offer.targetDir, e);
-    if (durable) for (const d of dirs) syncDir(d);
+    if (durable) for (const d of dirs) await syncDir(d);
     this.reply('done');
     this.sock.end();
     if (offer.writeBack && !durable)
@@ -617,7 +620,7 @@ class Reception {
   }
 
   /** A full pass: each file renamed into place once all of it is verified; the folders to sync added to `dirs`. */
-  private finishFull(durable: boolean, dirs: Set<string>): string | undefined {
+  private async finishFull(durable: boolean, dirs: Set<string>): Promise<string | undefined> {
     const { targetDir, manifest } = this.offer;
     for (const e of manifest) {
       const p = join(targetDir, e.path);
@@ -639,12 +642,12 @@ class Reception {
           f.close();
           return `${e.path}: only ${f.prefix} of ${size} bytes verified`;
         }
-        f.finish(durable);
+        await f.finish(durable);
       } else if (isFinished(p, size)) {
         dropLeftovers(p);
         // Finished by an earlier pass: its writeback may not have run (settled in end(), or queued in a streamer
         // that has restarted since), so a durable pass syncs it itself.
-        if (durable) syncFile(p);
+        if (durable) await syncFile(p);
       } else if (size === 0) {
         mkdirsNoFollow(targetDir, dirname(e.path));
         createEmptyFile(p, e.mode ?? 0o644);
@@ -664,7 +667,7 @@ class Reception {
   }
 
   /** An update pass: each file sent to is given its size; each other one must be there with its size already. */
-  private finishUpdate(durable: boolean): string | undefined {
+  private async finishUpdate(durable: boolean): Promise<string | undefined> {
     const { targetDir, manifest } = this.offer;
     for (const e of manifest) {
       if (e.kind !== 'file') continue;
@@ -676,11 +679,11 @@ class Reception {
         f?.close();
         return lost;
       }
-      if (f) f.finish(size, durable);
+      if (f) await f.finish(size, durable);
       else if (regularFileSize(join(targetDir, e.path)) !== size)
         return `${e.path}: not here with ${size} bytes from an earlier pass`;
       // The earlier passes were not synced: a durable update pass syncs every file of the copy.
-      else if (durable) syncFile(join(targetDir, e.path));
+      else if (durable) await syncFile(join(targetDir, e.path));
     }
     this.updates.clear();
     return undefined;

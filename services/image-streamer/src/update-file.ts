@@ -25,11 +25,11 @@ export class UpdateFile {
       writeSync(this.fd, data, at, Math.min(WRITE_SLICE, data.length - at), offset + at);
   }
 
-  /** Give the file its size; `durable`: its data reaches the disk before this returns. */
-  finish(size: number, durable: boolean): void {
+  /** Give the file its size; `durable`: its data reaches the disk before this settles. */
+  async finish(size: number, durable: boolean): Promise<void> {
     ftruncateSync(this.fd, size);
     try {
-      if (durable) syncKeepingFailure(this.fd, this.path);
+      if (durable) await syncKeepingFailure(this.fd, this.path);
     } finally {
       this.close();
     }

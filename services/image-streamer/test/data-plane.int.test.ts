@@ -15,6 +15,7 @@ import {
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, it, mock } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
 import { createLogger } from '@haul/bus';
@@ -420,9 +421,10 @@ describe('the receiving side', () => {
     });
     try {
       register('node-e', sender.port);
+      const others = receiver.active();
       const reply = await receiver.accept({ ...offer('node-e', sender.port, folder), ...over });
       assert.equal(reply.ok, true);
-      await until(() => receiver.active() === 0, 'the receiver let the pass go');
+      await until(() => receiver.active() === others, 'the receiver let the pass go');
       return { answers, verified: reply.ok ? reply.verified : undefined };
     } finally {
       await sender.close();
@@ -531,15 +533,134 @@ describe('the receiving side', () => {
   );
 
   it(
+    'answers an offer of the transfer again only once the earlier attempt’s finish has ended, its files left open to it',
+    { timeout: 30_000 },
+    async () => {
+      // Given attempt 1, a durable update pass, whose sender sent its one extent and its end, and whose finish waits
+      // in the file's fdatasync (a busy disk)
+      mkdirSync(join(root, 'finish-again'), { recursive: true });
+      writeFileSync(join(root, 'finish-again', 'root.hds'), Buffer.alloc(4096, 1));
+      const manifest: StreamOffer['manifest'] = [
+        { path: 'root.hds', kind: 'file', size: 4096, extents: [[0, 4096]] },
+      ];
+      const realSync = fs.fdatasync.bind(fs);
+      const held: (() => void)[] = [];
+      const m = mock.method(fs, 'fdatasync', (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) =>
+        held.push(() => realSync(fd, cb)),
+      );
+      syncBuiltinESMExports();
+      const extent = Buffer.alloc(4096, 2);
+      const first = await fakeSender((sock) => {
+        sock.write(
+          Buffer.concat([
+            encodeHeader({
+              t: 'chunk',
+              id: 0,
+              path: 'root.hds',
+              offset: 0,
+              len: 4096,
+              crc32: chunkDigest(extent),
+            }),
+            extent,
+          ]),
+        );
+        sock.write(encodeHeader({ t: 'end' }));
+      });
+      const second = await fakeSender(() => {});
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
+      const o = (port: number): StreamOffer => ({
+        ...offer('node-a', port, 'finish-again'),
+        update: true,
+        durable: true,
+        manifest,
+      });
+      try {
+        register('node-a', first.port);
+        assert.equal((await receiver.accept(o(first.port))).ok, true);
+        await until(() => held.length === 1, "attempt 1's sync started");
+
+        // When attempt 2 is offered (its sender gave up on the first connection), which ends attempt 1's connection
+        register('node-a', second.port);
+        let answered = false;
+        const again = receiver.accept(o(second.port)).then((r) => ((answered = true), r));
+        await closed(first.seen[0]!);
+
+        // Then attempt 2 is not answered while attempt 1's finish is under way (before, the close let go of the
+        // folder and closed the file being synced): nothing happens in the receiver for it to wait on, so a bound
+        await Promise.race([again, delay(500)]);
+        assert.equal(answered, false);
+        for (const go of held.splice(0)) go();
+        assert.equal((await again).ok, true);
+        // And attempt 1's sync ran on the file it had open, which holds the extent
+        assert.equal(existsSync(join(root, 'finish-again', 'root.hds.haul-writeback-failed')), false);
+        assert.ok(readFileSync(join(root, 'finish-again', 'root.hds')).equals(extent));
+        await connectionsEnd(second, receiver, 1);
+      } finally {
+        for (const go of held.splice(0)) go();
+        m.mock.restore();
+        syncBuiltinESMExports();
+        await first.close();
+        await second.close();
+      }
+    },
+  );
+
+  it(
+    'receives other transfers while a durable pass syncs: the sync runs off the receiver’s loop',
+    { timeout: 30_000 },
+    async () => {
+      // Given a durable pass (a frozen one) whose fdatasync has not returned (a disk busy with other writebacks)
+      const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
+      const manifest = finishedDisk('sync-slow', 'sync-beside');
+      const realSync = fs.fdatasync.bind(fs);
+      const held: (() => void)[] = [];
+      const m = mock.method(fs, 'fdatasync', (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) =>
+        held.push(() => realSync(fd, cb)),
+      );
+      syncBuiltinESMExports();
+      let answers = '';
+      const sender = await fakeSender((sock) => {
+        sock.on('data', (d: Buffer) => (answers += d.toString()));
+        sock.write(encodeHeader({ t: 'end' }));
+      });
+      try {
+        register('node-f', sender.port);
+        const reply = await receiver.accept({
+          ...offer('node-f', sender.port, 'sync-slow'),
+          durable: true,
+          manifest,
+        });
+        assert.equal(reply.ok, true);
+        await until(() => held.length === 1, "the frozen pass's sync started");
+
+        // When another transfer into the streamer ends meanwhile
+        const beside = await endOnlyPass('sync-beside', { manifest }, receiver);
+
+        // Then it is received and done while the sync waits (before, fdatasyncSync held the loop, and with it every
+        // transfer of the streamer), and the durable pass is done once its sync returns
+        assert.match(beside.answers, /^done$/m);
+        assert.ok(!/^done$/m.test(answers), answers);
+        for (const go of held.splice(0)) go();
+        await until(() => /^done$/m.test(answers), 'the durable pass is done');
+      } finally {
+        for (const go of held.splice(0)) go();
+        m.mock.restore();
+        syncBuiltinESMExports();
+        await sender.close();
+      }
+    },
+  );
+
+  it(
     'syncs, in a durable full pass, a file an earlier pass finished (its writeback may never have run)',
     { timeout: 30_000 },
     async () => {
       // Given a copy's disk an earlier live pass finished, in a streamer that has restarted since (its writeback,
       // queued in the process that ended, never ran), on a disk whose writes now fail
       const manifest = finishedDisk('finished-unsynced');
-      const m = mock.method(fs, 'fdatasyncSync', () => {
-        throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-      });
+      const m = mock.method(fs, 'fdatasync', (_fd: number, cb: (err: Error) => void) =>
+        cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })),
+      );
       syncBuiltinESMExports();
       let answers: string;
       try {

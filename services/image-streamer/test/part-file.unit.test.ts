@@ -81,7 +81,7 @@ describe('part files: the resume point is re-verified from disk, not trusted', (
     for (let k = prefix / CHUNK; k * CHUNK < SIZE; k++)
       f.write(k * CHUNK, chunkAt(k), chunkDigest(chunkAt(k)));
     assert.equal(f.complete, true);
-    f.finish(true);
+    await f.finish(true);
     assert.ok(readFileSync(p).equals(data));
     assert.ok(!existsSync(partPathOf(p)) && !existsSync(sumsPathOf(p)), 'no part or sums file left');
     assert.equal(await verifiedPrefix(p, SIZE), SIZE, 'a finished file counts whole');
@@ -135,13 +135,13 @@ describe('a failed background writeback of a file, kept', () => {
 
 describe('a durable finish whose sync fails', () => {
   /** Run `fn` with every fdatasync failing as a disk's write error does (EIO), then put fdatasync back. */
-  function withFailingSync(fn: () => void): void {
-    const m = mock.method(fs, 'fdatasyncSync', () => {
-      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-    });
+  async function withFailingSync(fn: () => Promise<void>): Promise<void> {
+    const m = mock.method(fs, 'fdatasync', (_fd: number, cb: (err: Error) => void) =>
+      cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })),
+    );
     syncBuiltinESMExports();
     try {
-      fn();
+      await fn();
     } finally {
       m.mock.restore();
       syncBuiltinESMExports();
@@ -152,7 +152,7 @@ describe('a durable finish whose sync fails', () => {
     const path = join(dir, 'sync-fails.img');
     const f = new PartFile(path, SIZE, 0o644, 0);
     for (const k of [0, 1, 2, 3]) f.write(k * CHUNK, chunkAt(k), chunkDigest(chunkAt(k)));
-    withFailingSync(() => assert.throws(() => f.finish(true), /EIO/));
+    await withFailingSync(() => assert.rejects(f.finish(true), /EIO/));
     // The part file would read back whole (the page cache has it), and a sync on a new descriptor would return 0:
     // none of it counts as verified, so a full pass sends it again from its first byte, which clears the failure
     assert.match(writeBackFailure(path) ?? '', /^a pass's fdatasync: EIO/);
@@ -162,12 +162,12 @@ describe('a durable finish whose sync fails', () => {
     assert.equal(writeBackFailure(path), undefined);
   });
 
-  it('keeps it for a file an update pass writes in place, and closes the file', () => {
+  it('keeps it for a file an update pass writes in place, and closes the file', async () => {
     const path = join(dir, 'update-sync-fails.img');
     writeFileSync(path, Buffer.alloc(4096));
     const u = new UpdateFile(path, 0o644);
     u.write(0, Buffer.alloc(4096, 7));
-    withFailingSync(() => assert.throws(() => u.finish(4096, true), /EIO/));
+    await withFailingSync(() => assert.rejects(u.finish(4096, true), /EIO/));
     assert.match(writeBackFailure(path) ?? '', /^a pass's fdatasync: EIO/);
     assert.doesNotThrow(() => u.close());
   });
