@@ -133,7 +133,10 @@ export const errorCodes = {
   noBackup: 'HAUL_NO_BACKUP',
   /** snapshotCopy before the origin's snapshot is in the descriptor. */
   noOriginSnapshot: 'HAUL_NO_ORIGIN_SNAPSHOT',
-  /** A shared disk whose descriptor could not be brought back to its state before the migration. */
+  /**
+   * A shared disk whose descriptor could not be brought back to its state before the migration (a snapshot of the
+   * migration left in it, or a backup copy that does not read as a whole descriptor, left as it is).
+   */
   diskNotRestored: 'HAUL_DISK_NOT_RESTORED',
   /**
    * A snapshot of the copy cut short after it made its delta, on a host that does not show which deltas a device

@@ -1,4 +1,14 @@
-import { constants, copyFileSync, existsSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  fsync,
+  openSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { errorCodes, originGuid, planRollback, subjectOf } from '@haul/domain';
 import type {
@@ -63,7 +73,23 @@ function requireFrozen(cmd: StepCommand, ctx: HandlerContext): void {
     );
 }
 
-export const backupDescriptor: Handler = (cmd, ctx) => {
+/** fsync a file or a folder, on libuv's pool (a sync waits for the shared storage; other migrations' steps need not). */
+async function syncToDisk(path: string): Promise<void> {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The backup is on disk, with its name, before the origin's snapshot changes the descriptor: the copy is synced before
+ * it is named `.copy` (as ploop stores a descriptor: lib/xml.c store_diskdescriptor writes `<dd>.tmp`, fsyncs it, and
+ * renames it over, at d5c202b), and the folder after. A host that lost power after the snapshot rolls back to the
+ * whole descriptor it had, not to an empty or torn copy that the page cache never wrote.
+ */
+export const backupDescriptor: Handler = async (cmd, ctx) => {
   requireFrozen(cmd, ctx);
   const { ddxml } = argsOf<DescriptorArgs>(cmd);
   const copy = backupOf(ddxml);
@@ -73,10 +99,12 @@ export const backupDescriptor: Handler = (cmd, ctx) => {
     // Never written through a symlink: a left-over .tmp goes first, and COPYFILE_EXCL opens it O_CREAT|O_EXCL.
     rmSync(`${copy}.tmp`, { force: true });
     copyFileSync(ddxml, `${copy}.tmp`, constants.COPYFILE_EXCL);
+    await syncToDisk(`${copy}.tmp`);
     renameSync(`${copy}.tmp`, copy);
+    await syncToDisk(dirname(copy));
     r.actions.push('DiskDescriptor.xml copied to DiskDescriptor.xml.copy');
   }
-  return Promise.resolve(r);
+  return r;
 };
 
 export const snapshotOrigin: Handler = async (cmd, ctx) => {
@@ -259,7 +287,9 @@ async function restoreDisk(
     await settleCutShortStore(ctx, originSnapshot(ddxml, originGuid), actions);
     const orig = readDescriptorView(ddxml);
     if (existsSync(backupOf(ddxml))) {
+      requireWholeBackup(ddxml);
       renameSync(backupOf(ddxml), ddxml);
+      await syncToDisk(dirname(ddxml));
       actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
     }
     return hasGuid(orig, originGuid) ? topFile(orig) : undefined;
@@ -281,6 +311,27 @@ async function restoreDisk(
   if (hasGuid(now, originGuid) || hasGuid(now, copyGuid))
     throw new StepError(errorCodes.diskNotRestored, `${ddxml} still has a migration snapshot`);
   return actions;
+}
+
+/**
+ * The backup is put back only when it reads as a whole descriptor of a disk (well-formed XML naming an image): a copy
+ * a crash of the host left empty or torn (one made before its sync, backupDescriptor) would replace the descriptor
+ * that names the disk's deltas with nothing. Both files are then left as they are, for an operator.
+ */
+function requireWholeBackup(ddxml: string): void {
+  const copy = readStoreTmp(backupOf(ddxml));
+  const why =
+    copy.kind === 'unreadable'
+      ? copy.why
+      : copy.kind === 'whole' && copy.view.images.length === 0
+        ? 'it names no image'
+        : undefined;
+  if (why !== undefined)
+    throw new StepError(
+      errorCodes.diskNotRestored,
+      `${backupOf(ddxml)} does not read as a whole descriptor (${why}): it is not put over ${ddxml}, and both are ` +
+        'left as they are for an operator',
+    );
 }
 
 export const restoreSharedDisk: Handler = async (cmd, ctx) =>

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { once } from 'node:events';
 import {
@@ -14,13 +16,19 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, mock } from 'node:test';
 import { copyGuid, errorCodes, originGuid } from '@haul/domain';
 import type { StepCommand } from '@haul/schemas';
 import { TOPDELTA } from '../adapters/descriptor.ts';
 import { liveProcesses } from '@haul/bus';
 import { StepError, type HandlerContext } from '../context.ts';
-import { cleanupSharedDisk, mergeOrigin, restoreSharedDisk, snapshotCopy } from './shared-disk.ts';
+import {
+  backupDescriptor,
+  cleanupSharedDisk,
+  mergeOrigin,
+  restoreSharedDisk,
+  snapshotCopy,
+} from './shared-disk.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-shared-disk-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -128,6 +136,92 @@ describe('mergeOrigin cut short after ploop stored the descriptor', () => {
     assert.deepEqual(r.actions, ['origin snapshot already merged', `removed orphan delta ${f1}`]);
     assert.deepEqual(readdirSync(d.dir).sort(), ['DiskDescriptor.xml', 'DiskDescriptor.xml.lck', 'root.hds']);
   });
+});
+
+/** Run `fn` with fs.fsync replaced by `impl` (the handlers' syncs), then put it back. */
+async function withFsync<T>(
+  impl: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const m = mock.method(fs, 'fsync', impl);
+  syncBuiltinESMExports();
+  try {
+    return await fn();
+  } finally {
+    m.mock.restore();
+    syncBuiltinESMExports();
+  }
+}
+
+describe('backupDescriptor: the copy is on disk before the origin is snapshotted', () => {
+  /** A disk not backed up yet, and its backupDescriptor command. */
+  function unbacked(name: string) {
+    const d = prepared(name, false);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    rmSync(`${ddxml}.copy`);
+    const cmd = { ...d.cmd, step: 'backupDescriptor', args: { ddxml } } as unknown as StepCommand;
+    return { ...d, ddxml, cmd };
+  }
+
+  it('syncs the copy before it names it .copy, then its folder', async () => {
+    const d = unbacked('backup-synced');
+    const synced: string[] = [];
+    await withFsync(
+      (fd, cb) => {
+        synced.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+        // The copy is synced under its temporary name: nothing is named .copy before its bytes are on disk
+        if (synced.length === 1) assert.equal(existsSync(`${d.ddxml}.copy`), false);
+        cb(null);
+      },
+      () => backupDescriptor(d.cmd, d.ctx),
+    );
+    assert.deepEqual(synced, [`${d.ddxml}.copy.tmp`, d.dir]);
+    assert.equal(readFileSync(`${d.ddxml}.copy`, 'utf8'), readFileSync(d.ddxml, 'utf8'));
+  });
+
+  it('names no .copy when the sync fails: the origin is not snapshotted over a copy that may not be on disk', async () => {
+    const d = unbacked('backup-sync-fails');
+    await assert.rejects(
+      withFsync(
+        (_fd, cb) => cb(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })),
+        () => backupDescriptor(d.cmd, d.ctx),
+      ),
+      /EIO/,
+    );
+    assert.equal(existsSync(`${d.ddxml}.copy`), false);
+  });
+});
+
+describe('restoreSharedDisk over a backup a crash of the host left empty or torn', () => {
+  for (const [what, text] of [
+    ['empty', ''],
+    ['torn', descriptor([[TOPDELTA, 'root.hds']]).slice(0, 80)],
+  ] as const)
+    it(`leaves the descriptor and the ${what} copy as they are, and fails (HAUL_DISK_NOT_RESTORED)`, async () => {
+      // Given the origin snapshotted after a backup whose bytes never reached the disk
+      const d = prepared(`backup-${what}`, true);
+      const ddxml = join(d.dir, 'DiskDescriptor.xml');
+      writeFileSync(`${ddxml}.copy`, text);
+      const before = readFileSync(ddxml, 'utf8');
+      const cmd = {
+        ...d.cmd,
+        step: 'restoreSharedDisk',
+        args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
+      } as unknown as StepCommand;
+
+      // When the rollback restores the disk
+      await assert.rejects(
+        restoreSharedDisk(cmd, d.ctx),
+        (err: unknown) =>
+          err instanceof StepError &&
+          err.code === errorCodes.diskNotRestored &&
+          err.message.includes('does not read as a whole descriptor'),
+      );
+
+      // Then the descriptor that names the disk's deltas is still there (before, the copy was renamed over it)
+      assert.equal(readFileSync(ddxml, 'utf8'), before);
+      assert.equal(readFileSync(`${ddxml}.copy`, 'utf8'), text);
+    });
 });
 
 describe('restoreSharedDisk after a backup cut short', () => {
