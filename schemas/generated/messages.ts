@@ -2058,7 +2058,7 @@ export interface StreamOffer {
    */
   durable?: boolean;
   /**
-   * A live pass of a local-disk copy: once it has answered done, the receiver starts writing the files it holds to disk in the background (fdatasync on its own descriptors, off its event loop), so that the frozen pass's sync (durable) finds only the blocks that pass wrote. A hint: nothing waits for it, and durability is still the frozen pass's.
+   * A live pass of a local-disk copy: once it has answered done, the receiver starts writing the files it holds to disk in the background (fdatasync on its own descriptors, off its event loop), so that the frozen pass's sync (durable) finds only the blocks that pass wrote. Nothing waits for it but the durable pass of the same files (the frozen pass waits for one of its files' writebacks that is running, and syncs every file itself), and durability is still the frozen pass's.
    */
   writeBack?: boolean;
   /**

@@ -257,7 +257,9 @@ export const limits = {
   streamReadBackAnswerMs: 2_000,
   /**
    * An established data connection on which nothing moves this long is closed, on either end (a receiver that stops
-   * reading, a sender that stops sending). Longer than the sync of a large local disk copy before "done".
+   * reading, a sender that stops sending). Longer than the sync of a large local disk copy before "done" (the sender's
+   * timer runs during it; the receiver's as well, since its syncs run off its loop, but a close then waits for the
+   * finish under way: receiver.ts).
    */
   streamIdleMs: 60_000,
   /**

@@ -109,7 +109,7 @@ const refuse = (code: string, field: string, message: string): Refusal => ({
 export function createReceiver(opts: ReceiverOptions) {
   const perPeer = opts.perPeer ?? limits.streamConnectionsPerPeer;
   const active = new Map<string, number>();
-  /** The reception writing into each target folder, until its connection has closed. */
+  /** The reception writing into each target folder, until its connection has closed and its finish has ended. */
   const receiving = new Map<string, Reception>();
   const writeBacks = createWriteBacks(opts.syncInBackground ?? syncInBackground, (path, err) =>
     keepFailure(path, err, opts.log),
@@ -607,7 +607,7 @@ class Reception {
     const { offer } = this;
     const durable = offer.durable === true;
     const dirs = new Set<string>([dirname(offer.targetDir), offer.targetDir]);
-    const why = offer.update ? await this.finishUpdate(durable) : await this.finishFull(durable, dirs);
+    const why = offer.update ? await this.finishUpdate(durable, dirs) : await this.finishFull(durable, dirs);
     if (why) return this.fail(why);
     // Links last, once nothing more is written below the target folder: no write ever goes through one.
     for (const e of offer.manifest) if (e.kind === 'symlink') placeLink(offer.targetDir, e);
@@ -666,10 +666,14 @@ class Reception {
     return this.partFile({ ...e, size }, size) ?? undefined;
   }
 
-  /** An update pass: each file sent to is given its size; each other one must be there with its size already. */
-  private async finishUpdate(durable: boolean): Promise<string | undefined> {
+  /**
+   * An update pass: each file sent to is given its size; each other one must be there with its size already. The
+   * folders to sync are added to `dirs`: an earlier live pass renamed its files into them, unsynced.
+   */
+  private async finishUpdate(durable: boolean, dirs: Set<string>): Promise<string | undefined> {
     const { targetDir, manifest } = this.offer;
     for (const e of manifest) {
+      dirs.add(dirname(join(targetDir, e.path)));
       if (e.kind !== 'file') continue;
       const size = e.size ?? 0;
       const f = this.updates.get(e.path) ?? (e.extents?.length ? undefined : null);

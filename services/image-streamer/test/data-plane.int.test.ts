@@ -485,6 +485,62 @@ describe('the receiving side', () => {
     },
   );
 
+  /**
+   * What `fn` synced with fdatasync (the files) and fsync (the folders), by path, in order, each sync let through.
+   */
+  async function syncedFiles<T>(
+    fn: () => Promise<T>,
+  ): Promise<{ synced: string[]; folders: string[]; value: T }> {
+    const synced: string[] = [];
+    const folders: string[] = [];
+    const spy =
+      (into: string[], real: typeof fs.fsync) =>
+      (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+        into.push(fs.readlinkSync(`/proc/self/fd/${fd}`));
+        real(fd, cb);
+      };
+    const files = mock.method(fs, 'fdatasync', spy(synced, fs.fdatasync.bind(fs)));
+    const dirs = mock.method(fs, 'fsync', spy(folders, fs.fsync.bind(fs)));
+    syncBuiltinESMExports();
+    try {
+      return { synced, folders, value: await fn() };
+    } finally {
+      files.mock.restore();
+      dirs.mock.restore();
+      syncBuiltinESMExports();
+    }
+  }
+
+  it(
+    'syncs, in a durable update pass, the folders of the copy’s files, not only its own',
+    { timeout: 30_000 },
+    async () => {
+      // Given a copy whose file an earlier live pass renamed into a folder of its own (unsynced)
+      mkdirSync(join(root, 'update-subdir', 'sub'), { recursive: true });
+      writeFileSync(join(root, 'update-subdir', 'sub', 'root.hds'), Buffer.alloc(4096, 1));
+
+      // When the frozen pass, an update pass with nothing left to send, ends
+      const { synced, folders, value } = await syncedFiles(() =>
+        endOnlyPass('update-subdir', {
+          update: true,
+          durable: true,
+          manifest: [
+            { path: 'sub', kind: 'dir' },
+            { path: 'sub/root.hds', kind: 'file', size: 4096, extents: [] },
+          ],
+        }),
+      );
+
+      // Then it synced the file and every folder on its way (before, the copy's own folder and its parent only)
+      assert.match(value.answers, /^done$/m);
+      assert.deepEqual(synced, [join(root, 'update-subdir', 'sub', 'root.hds')]);
+      assert.deepEqual(
+        new Set(folders),
+        new Set([root, join(root, 'update-subdir'), join(root, 'update-subdir', 'sub')]),
+      );
+    },
+  );
+
   /** A finished root.hds of 4096 bytes in each of `folders` below the root, and the manifest of it. */
   function finishedDisk(...folders: string[]): StreamOffer['manifest'] {
     for (const f of folders) {
@@ -516,11 +572,15 @@ describe('the receiving side', () => {
       await until(() => started.length === 1, "the other copy's writeback started");
 
       // When this copy's frozen pass (durable) ends
-      const { answers } = await endOnlyPass('wb-mine', { durable: true, manifest }, receiver);
+      const { synced, value } = await syncedFiles(() =>
+        endOnlyPass('wb-mine', { durable: true, manifest }, receiver),
+      );
 
       // Then it is done while the other writeback still runs (before, it waited for every writeback of the node), and
-      // its own queued writeback was taken out: the next one queued runs right after the other's
-      assert.match(answers, /^done$/m);
+      // its own queued writeback was taken out, the pass having synced the file itself: the next one queued runs
+      // right after the other's
+      assert.match(value.answers, /^done$/m);
+      assert.deepEqual(synced, [join(root, 'wb-mine', 'root.hds')]);
       assert.deepEqual(started, [join(root, 'wb-other', 'root.hds')]);
       release();
       assert.match(
@@ -606,17 +666,23 @@ describe('the receiving side', () => {
   );
 
   it(
-    'receives other transfers while a durable pass syncs: the sync runs off the receiver’s loop',
+    'receives other transfers while a durable pass syncs: its syncs run off the receiver’s loop',
     { timeout: 30_000 },
     async () => {
-      // Given a durable pass (a frozen one) whose fdatasync has not returned (a disk busy with other writebacks)
+      // Given a durable pass (a frozen one) whose syncs do not return until the test lets them (a disk busy with
+      // other writebacks): the file's fdatasync, then its folders' fsyncs
       const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
-      const manifest = finishedDisk('sync-slow', 'sync-beside');
-      const realSync = fs.fdatasync.bind(fs);
-      const held: (() => void)[] = [];
-      const m = mock.method(fs, 'fdatasync', (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) =>
-        held.push(() => realSync(fd, cb)),
-      );
+      const manifest = finishedDisk('sync-slow', 'sync-beside', 'sync-beside-2');
+      const held: string[] = [];
+      const go: (() => void)[] = [];
+      const hold =
+        (kind: string, real: typeof fs.fsync) =>
+        (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+          held.push(kind);
+          go.push(() => real(fd, cb));
+        };
+      const files = mock.method(fs, 'fdatasync', hold('fdatasync', fs.fdatasync.bind(fs)));
+      const dirs = mock.method(fs, 'fsync', hold('fsync', fs.fsync.bind(fs)));
       syncBuiltinESMExports();
       let answers = '';
       const sender = await fakeSender((sock) => {
@@ -631,20 +697,28 @@ describe('the receiving side', () => {
           manifest,
         });
         assert.equal(reply.ok, true);
-        await until(() => held.length === 1, "the frozen pass's sync started");
 
-        // When another transfer into the streamer ends meanwhile
+        // When another transfer into the streamer ends while the file's sync waits, and another while a folder's does
+        await until(() => go.length === 1, "the frozen pass's file sync started");
         const beside = await endOnlyPass('sync-beside', { manifest }, receiver);
+        go.shift()!();
+        await until(() => go.length === 1, "the frozen pass's first folder sync started");
+        const beside2 = await endOnlyPass('sync-beside-2', { manifest }, receiver);
 
-        // Then it is received and done while the sync waits (before, fdatasyncSync held the loop, and with it every
-        // transfer of the streamer), and the durable pass is done once its sync returns
+        // Then each is received and done meanwhile (before, fdatasyncSync and fsyncSync held the loop, and with it
+        // every transfer of the streamer), and the durable pass is done once its syncs return
         assert.match(beside.answers, /^done$/m);
+        assert.match(beside2.answers, /^done$/m);
+        assert.deepEqual(held, ['fdatasync', 'fsync']);
         assert.ok(!/^done$/m.test(answers), answers);
-        for (const go of held.splice(0)) go();
-        await until(() => /^done$/m.test(answers), 'the durable pass is done');
+        await until(() => {
+          for (const next of go.splice(0)) next();
+          return /^done$/m.test(answers);
+        }, 'the durable pass is done');
       } finally {
-        for (const go of held.splice(0)) go();
-        m.mock.restore();
+        for (const next of go.splice(0)) next();
+        files.mock.restore();
+        dirs.mock.restore();
         syncBuiltinESMExports();
         await sender.close();
       }
