@@ -2,6 +2,7 @@ import {
   closeSync,
   fdatasync,
   fstatSync,
+  fsync,
   ftruncateSync,
   lstatSync,
   openSync,
@@ -14,6 +15,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { createSlots } from '@haul/bus';
 import { noFollow, regularFileSize } from './confine.ts';
 import { CHUNK, chunkDigest } from './wire.ts';
 
@@ -78,10 +80,29 @@ export function writeBackFailure(path: string): string | undefined {
  */
 export async function syncKeepingFailure(fd: number, path: string): Promise<void> {
   try {
-    await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    await syncOnPool(fd, 'data');
   } catch (err) {
     keepWriteBackFailure(path, `a pass's fdatasync: ${(err as Error).message}`);
     throw err;
+  }
+}
+
+/**
+ * The passes' syncs running at once: each holds one of libuv's four pool threads for as long as the disk takes, and
+ * the background writebacks hold one more (write-backs.ts), so that a thread stays free for the reads, opens and
+ * lookups of the other transfers when several copies' frozen passes end together.
+ */
+const passSyncs = createSlots(2);
+
+/** fdatasync (`data`) or fsync (`all`: a folder's) `fd` on libuv's pool, at most two of the passes' at once. */
+export async function syncOnPool(fd: number, what: 'data' | 'all'): Promise<void> {
+  const release = await passSyncs.acquire();
+  try {
+    await new Promise<void>((resolve, reject) =>
+      (what === 'data' ? fdatasync : fsync)(fd, (err) => (err ? reject(err) : resolve())),
+    );
+  } finally {
+    release();
   }
 }
 

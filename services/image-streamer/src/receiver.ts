@@ -1,4 +1,4 @@
-import { closeSync, fsync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -22,6 +22,7 @@ import {
   keepWriteBackFailure,
   PartFile,
   syncKeepingFailure,
+  syncOnPool,
   verifiedPrefix,
   writeBackFailure,
 } from './part-file.ts';
@@ -398,7 +399,7 @@ function keepFailure(path: string, err: Error, log: Logger): void {
 async function syncDir(dir: string): Promise<void> {
   const fd = openSync(dir, noFollow.read);
   try {
-    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+    await syncOnPool(fd, 'all');
   } finally {
     closeSync(fd);
   }

@@ -21,6 +21,7 @@ import {
   PartFile,
   partPathOf,
   sumsPathOf,
+  syncOnPool,
   verifiedPrefix,
   writeBackFailedPathOf,
   writeBackFailure,
@@ -130,6 +131,33 @@ describe('a failed background writeback of a file, kept', () => {
     new PartFile(path, CHUNK, 0o644, 0).close();
     assert.equal(writeBackFailure(path), undefined);
     assert.equal(existsSync(writeBackFailedPathOf(path)), false);
+  });
+});
+
+describe("the passes' syncs on libuv's pool", () => {
+  it('run two at a time, so that a pool thread stays free for the other transfers', async () => {
+    // Given syncs that return only when the test lets them (a busy disk)
+    const go: (() => void)[] = [];
+    const m = mock.method(fs, 'fdatasync', (_fd: number, cb: (err: null) => void) => go.push(() => cb(null)));
+    syncBuiltinESMExports();
+    const turn = () => new Promise((r) => setImmediate(r));
+    try {
+      // When three frozen passes sync at once
+      const fds = [0, 1, 2].map((k) => openSync(join(dir, `pool-${k}.img`), 'w'));
+      const done = fds.map((fd) => syncOnPool(fd, 'data'));
+      await turn();
+      // Then two run, and the third starts when one of them has returned
+      assert.equal(go.length, 2);
+      go.shift()!();
+      await turn();
+      assert.equal(go.length, 2);
+      for (const next of go.splice(0)) next();
+      await Promise.all(done);
+      for (const fd of fds) closeSync(fd);
+    } finally {
+      m.mock.restore();
+      syncBuiltinESMExports();
+    }
   });
 });
 
