@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { XMLParser } from 'fast-xml-parser';
+import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { realPathOr } from './files.ts';
 
 /**
@@ -96,6 +96,11 @@ const sampleDescriptor = [
  * V8 compiles a function at its first call, and the XML parser is many functions: in a fresh process the first
  * descriptor read took 5-46 ms, the next about 1 ms (measured on this project's 2-core machine, quiet and beside other
  * tests), and an agent's first read is its origin snapshot's, inside a frozen window. The agent parses this sample
- * when it starts instead. Returns the sample's view (its two images), so a test can see the parse ran.
+ * when it starts instead, and validates it as well (the validator is other functions: a rollback's check of a backup
+ * copy before the thaw, or of a snapshot's `.tmp`). Returns the sample's view (its two images), so a test can see
+ * the parse ran.
  */
-export const warmDescriptorParser = (): DescriptorView => parseDescriptorView(sampleDescriptor, '/');
+export const warmDescriptorParser = (): DescriptorView => {
+  XMLValidator.validate(sampleDescriptor);
+  return parseDescriptorView(sampleDescriptor, '/');
+};

@@ -75,12 +75,12 @@ function requireFrozen(cmd: StepCommand, ctx: HandlerContext): void {
 }
 
 /**
- * fsync a file or a folder, on libuv's pool (a sync waits for the shared storage; other migrations' steps need not),
+ * fsync a file (never through a link), on libuv's pool (a sync waits for the shared storage; other migrations' steps need not),
  * counted as the step's host time, as a tool's run is: it is the storage's work, not the control plane's.
  */
 function syncToDisk(path: string): Promise<void> {
   return asToolTime(async () => {
-    const fd = openSync(path, constants.O_RDONLY);
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
       await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
     } finally {
@@ -294,12 +294,7 @@ async function restoreDisk(
   const f1 = await locked(ddxml, async () => {
     await settleCutShortStore(ctx, originSnapshot(ddxml, originGuid), actions);
     const orig = readDescriptorView(ddxml);
-    if (existsSync(backupOf(ddxml))) {
-      requireWholeBackup(ddxml);
-      renameSync(backupOf(ddxml), ddxml);
-      await syncToDisk(dirname(ddxml));
-      actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
-    }
+    if (entryAt(backupOf(ddxml))) putBackupBack(ddxml, hasGuid(orig, originGuid), actions);
     return hasGuid(orig, originGuid) ? topFile(orig) : undefined;
   });
   // A backup interrupted between its copy and its rename (backupDescriptor) left its temporary copy; anything else
@@ -322,24 +317,36 @@ async function restoreDisk(
 }
 
 /**
- * The backup is put back only when it reads as a whole descriptor of a disk (well-formed XML naming an image): a copy
- * a crash of the host left empty or torn (one made before its sync, backupDescriptor) would replace the descriptor
- * that names the disk's deltas with nothing. Both files are then left as they are, for an operator.
+ * The backup is renamed back over the descriptor only when it is a regular file that reads as a whole descriptor of a
+ * disk (well-formed XML naming an image): a copy a crash of the host left empty or torn (one made before its sync,
+ * backupDescriptor), or a link, would replace the descriptor that names the disk's deltas. Such a copy fails the
+ * step, both files left as they are for an operator, unless the origin was never snapshotted (`snapshotted`: its G1
+ * is not in the descriptor, nor then the copy's, which needs it): the descriptor is then the disk's own, and the copy
+ * holds nothing the disk needs; it is removed.
  */
-function requireWholeBackup(ddxml: string): void {
-  const copy = readStoreTmp(backupOf(ddxml));
-  const why =
-    copy.kind === 'unreadable'
-      ? copy.why
-      : copy.kind === 'whole' && copy.view.images.length === 0
-        ? 'it names no image'
-        : undefined;
-  if (why !== undefined)
+function putBackupBack(ddxml: string, snapshotted: boolean, actions: string[]): void {
+  const copy = backupOf(ddxml);
+  const why = unusableBackup(copy);
+  if (why === undefined) {
+    renameSync(copy, ddxml);
+    actions.push('renamed DiskDescriptor.xml.copy over DiskDescriptor.xml');
+  } else if (!snapshotted)
+    rm(copy, actions, `DiskDescriptor.xml.copy (${why}; the origin was never snapshotted)`);
+  else
     throw new StepError(
       errorCodes.diskNotRestored,
-      `${backupOf(ddxml)} does not read as a whole descriptor (${why}): it is not put over ${ddxml}, and both are ` +
-        'left as they are for an operator',
+      `${copy} does not read as a whole descriptor (${why}): it is not put over ${ddxml}, and both are left as ` +
+        'they are for an operator',
     );
+}
+
+/** Why a backup copy cannot be put back over its descriptor, or undefined when it can. */
+function unusableBackup(copy: string): string | undefined {
+  if (!entryAt(copy)?.isFile()) return 'it is not a regular file';
+  const read = readStoreTmp(copy);
+  if (read.kind === 'unreadable') return read.why;
+  if (read.kind === 'none') return 'it is gone';
+  return read.view.images.length === 0 ? 'it names no image' : undefined;
 }
 
 export const restoreSharedDisk: Handler = async (cmd, ctx) =>

@@ -6,11 +6,14 @@ import { once } from 'node:events';
 import {
   copyFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -175,7 +178,7 @@ describe('backupDescriptor: the copy is on disk before the origin is snapshotted
       },
       () => backupDescriptor(d.cmd, d.ctx),
     );
-    assert.deepEqual(synced, [`${d.ddxml}.copy.tmp`]);
+    assert.deepEqual(synced, [`${realpathSync(d.dir)}/DiskDescriptor.xml.copy.tmp`]);
     assert.equal(readFileSync(`${d.ddxml}.copy`, 'utf8'), readFileSync(d.ddxml, 'utf8'));
   });
 
@@ -192,26 +195,41 @@ describe('backupDescriptor: the copy is on disk before the origin is snapshotted
   });
 });
 
-describe('restoreSharedDisk over a backup a crash of the host left empty or torn', () => {
-  for (const [what, text] of [
-    ['empty', ''],
-    ['torn', descriptor([[TOPDELTA, 'root.hds']]).slice(0, 80)],
-  ] as const)
-    it(`leaves the descriptor and the ${what} copy as they are, and fails (HAUL_DISK_NOT_RESTORED)`, async () => {
-      // Given the origin snapshotted after a backup whose bytes never reached the disk
-      const d = prepared(`backup-${what}`, true);
-      const ddxml = join(d.dir, 'DiskDescriptor.xml');
-      writeFileSync(`${ddxml}.copy`, text);
-      const before = readFileSync(ddxml, 'utf8');
-      const cmd = {
-        ...d.cmd,
-        step: 'restoreSharedDisk',
-        args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
-      } as unknown as StepCommand;
+describe('restoreSharedDisk over a backup that does not read as a whole descriptor', () => {
+  /** A disk backed up and then (`snapshotted`) snapshotted on the origin, whose copy `spoil` then replaced. */
+  function spoiled(name: string, snapshotted: boolean, spoil: (copy: string) => void) {
+    const d = prepared(name, snapshotted);
+    const ddxml = join(d.dir, 'DiskDescriptor.xml');
+    rmSync(`${ddxml}.copy`);
+    spoil(`${ddxml}.copy`);
+    const cmd = {
+      ...d.cmd,
+      step: 'restoreSharedDisk',
+      args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
+    } as unknown as StepCommand;
+    return { ...d, ddxml, cmd, before: readFileSync(ddxml, 'utf8') };
+  }
+  const cases: [string, (copy: string) => void][] = [
+    ['empty', (copy) => writeFileSync(copy, '')],
+    ['torn', (copy) => writeFileSync(copy, descriptor([[TOPDELTA, 'root.hds']]).slice(0, 80))],
+    ['naming no image', (copy) => writeFileSync(copy, descriptor([]))],
+    [
+      'a link (to a whole descriptor)',
+      (copy) => {
+        writeFileSync(join(root, 'elsewhere.xml'), descriptor([[TOPDELTA, 'root.hds']]));
+        symlinkSync(join(root, 'elsewhere.xml'), copy);
+      },
+    ],
+  ];
+
+  for (const [what, spoil] of cases)
+    it(`leaves the descriptor and a copy ${what} as they are after the origin's snapshot, and fails (HAUL_DISK_NOT_RESTORED)`, async () => {
+      // Given the origin snapshotted after a backup that is not a whole descriptor (its bytes never reached the disk)
+      const d = spoiled(`backup-${what.replace(/\W+/g, '-')}`, true, spoil);
 
       // When the rollback restores the disk
       await assert.rejects(
-        restoreSharedDisk(cmd, d.ctx),
+        restoreSharedDisk(d.cmd, d.ctx),
         (err: unknown) =>
           err instanceof StepError &&
           err.code === errorCodes.diskNotRestored &&
@@ -219,9 +237,19 @@ describe('restoreSharedDisk over a backup a crash of the host left empty or torn
       );
 
       // Then the descriptor that names the disk's deltas is still there (before, the copy was renamed over it)
-      assert.equal(readFileSync(ddxml, 'utf8'), before);
-      assert.equal(readFileSync(`${ddxml}.copy`, 'utf8'), text);
+      assert.equal(readFileSync(d.ddxml, 'utf8'), d.before);
+      assert.ok(lstatSync(`${d.ddxml}.copy`));
     });
+
+  it('removes such a copy when the origin was never snapshotted: the descriptor is the disk’s own', async () => {
+    // Given a backup left empty by a crash before the origin's snapshot (its descriptor never named G1)
+    const d = spoiled('backup-empty-no-snapshot', false, (copy) => writeFileSync(copy, ''));
+
+    // When the rollback restores the disk, then it succeeds, the descriptor untouched and the copy gone
+    const r = (await restoreSharedDisk(d.cmd, d.ctx)) as { actions: string[] };
+    assert.equal(readFileSync(d.ddxml, 'utf8'), d.before);
+    assert.equal(existsSync(`${d.ddxml}.copy`), false, r.actions.join('; '));
+  });
 });
 
 describe('restoreSharedDisk after a backup cut short', () => {
