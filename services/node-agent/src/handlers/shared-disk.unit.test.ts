@@ -86,6 +86,18 @@ function prepared(name: string, originSnapshotted: boolean) {
   return { dir, ploop, ctx, cmd };
 }
 
+/** A disk as `prepared` makes it, its backup copy then gone, and the command of `step` on it. */
+function withoutBackup(name: string, snapshotted: boolean, step: 'backupDescriptor' | 'restoreSharedDisk') {
+  const d = prepared(name, snapshotted);
+  const ddxml = join(d.dir, 'DiskDescriptor.xml');
+  rmSync(`${ddxml}.copy`);
+  const args =
+    step === 'backupDescriptor'
+      ? { ddxml }
+      : { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) };
+  return { ...d, ddxml, cmd: { ...d.cmd, step, args } as unknown as StepCommand };
+}
+
 describe('snapshotCopy, queued behind the rest of its disk preparation', () => {
   it("refuses before the origin's snapshot exists (its snapshotOrigin failed) and changes nothing", async () => {
     const d = prepared('no-origin', false);
@@ -158,13 +170,7 @@ async function withFsync<T>(
 
 describe('backupDescriptor: the copy is on disk before the origin is snapshotted', () => {
   /** A disk not backed up yet, and its backupDescriptor command. */
-  function unbacked(name: string) {
-    const d = prepared(name, false);
-    const ddxml = join(d.dir, 'DiskDescriptor.xml');
-    rmSync(`${ddxml}.copy`);
-    const cmd = { ...d.cmd, step: 'backupDescriptor', args: { ddxml } } as unknown as StepCommand;
-    return { ...d, ddxml, cmd };
-  }
+  const unbacked = (name: string) => withoutBackup(name, false, 'backupDescriptor');
 
   it('syncs the copy before it names it .copy', async () => {
     const d = unbacked('backup-synced');
@@ -198,16 +204,9 @@ describe('backupDescriptor: the copy is on disk before the origin is snapshotted
 describe('restoreSharedDisk over a backup that does not read as a whole descriptor', () => {
   /** A disk backed up and then (`snapshotted`) snapshotted on the origin, whose copy `spoil` then replaced. */
   function spoiled(name: string, snapshotted: boolean, spoil: (copy: string) => void) {
-    const d = prepared(name, snapshotted);
-    const ddxml = join(d.dir, 'DiskDescriptor.xml');
-    rmSync(`${ddxml}.copy`);
-    spoil(`${ddxml}.copy`);
-    const cmd = {
-      ...d.cmd,
-      step: 'restoreSharedDisk',
-      args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
-    } as unknown as StepCommand;
-    return { ...d, ddxml, cmd, before: readFileSync(ddxml, 'utf8') };
+    const d = withoutBackup(name, snapshotted, 'restoreSharedDisk');
+    spoil(`${d.ddxml}.copy`);
+    return { ...d, before: readFileSync(d.ddxml, 'utf8') };
   }
   const cases: [string, (copy: string) => void][] = [
     ['empty', (copy) => writeFileSync(copy, '')],
@@ -254,17 +253,7 @@ describe('restoreSharedDisk over a backup that does not read as a whole descript
 
 describe('restoreSharedDisk after a backup cut short', () => {
   /** The disk as a backupDescriptor left it when its agent died between the copy and the rename. */
-  function cutShort(name: string) {
-    const d = prepared(name, false);
-    const ddxml = join(d.dir, 'DiskDescriptor.xml');
-    rmSync(`${ddxml}.copy`);
-    const cmd = {
-      ...d.cmd,
-      step: 'restoreSharedDisk',
-      args: { ddxml, originGuid: originGuid(mid, 1), copyGuid: copyGuid(mid, 1) },
-    } as unknown as StepCommand;
-    return { ...d, ddxml, cmd };
-  }
+  const cutShort = (name: string) => withoutBackup(name, false, 'restoreSharedDisk');
 
   it('removes the temporary copy: nothing of the migration is left on the shared storage', async () => {
     // Given the temporary copy written, never renamed
