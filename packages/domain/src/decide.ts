@@ -142,6 +142,18 @@ function cancel(input: Extract<DecideInput, { kind: 'Cancel' }>, s: MigrationSta
     );
   if (s.rollback) throw new CommandRejectedError(errorCodes.alreadyRollingBack, rollingBack(s));
   if (s.cancelRequested !== undefined) return [];
+  // The commit is under way: a cancel accepted now would be overtaken by it (the restore won its fence; restart mode's
+  // start has no fence), so it is refused. Before RestoreStarted, the restore's fence refuses a cancelled migration.
+  if (s.restoreStarted)
+    throw new CommandRejectedError(
+      errorCodes.cancelTooLate,
+      "the target's restore has started: it commits, or it fails and the migration rolls back",
+    );
+  if (stepOf(s, 'startTarget')?.status === 'intended')
+    throw new CommandRejectedError(
+      errorCodes.cancelTooLate,
+      'the CT is being started on the target: it commits, or it fails and the migration rolls back',
+    );
   return [
     envelope(s, input.meta, 'CancelRequested', { reason: input.reason, ...askedBy(input.requestedBy) }),
   ];

@@ -375,6 +375,19 @@ describe('given the target restore in flight', () => {
       .when(advance)
       .thenNothingHappened();
   });
+  it('a cancel is refused once the restore won its fence: the commit is under way, and would overtake it', () => {
+    const restore = log.at(-1)!;
+    assert.ok(restore.type === 'StepIntended' && restore.data.step === 'restore');
+    const started = {
+      ...restore,
+      eventId: `${restore.data.commandId}:started`,
+      type: 'RestoreStarted',
+      data: { commandId: restore.data.commandId },
+    } as MigrationEvent;
+    given([...log, started])
+      .when({ kind: 'Cancel', reason: 'ops', meta: m })
+      .thenThrows('HAUL_CANCEL_TOO_LATE');
+  });
   it('a step past its timeout is recorded as failed by the coordinator', () => {
     const late = meta(Date.parse(log.at(-1)!.time) + 10 * 60_000);
     given(log)
@@ -484,5 +497,15 @@ describe('given a restart-mode migration', () => {
       'unlockSource',
     ]);
     assert.equal(restart.at(-1)!.type, 'MigrationCompleted');
+  });
+  it('refuses a cancel while the CT is being started on the target (no fence there): the start would overtake it', () => {
+    given(until(restart, intended('startTarget:-')))
+      .when({ kind: 'Cancel', reason: 'ops', meta: m })
+      .thenThrows('HAUL_CANCEL_TOO_LATE');
+  });
+  it('takes a cancel before the start is intended: the migration rolls back', () => {
+    given(until(restart, succeeded('copyLocalDisk:0')))
+      .when({ kind: 'Cancel', reason: 'ops', meta: m })
+      .then([{ type: 'CancelRequested' }]);
   });
 });

@@ -8,6 +8,7 @@ export const errorCodes = {
   badRequest: 'HAUL_BAD_REQUEST',
   unknownMigration: 'HAUL_UNKNOWN_MIGRATION',
   migrationFinished: 'HAUL_MIGRATION_FINISHED',
+  /** A cancel past the commit point, or while it is under way (RestoreStarted, or restart mode's start intended). */
   cancelTooLate: 'HAUL_CANCEL_TOO_LATE',
   downtimeBudget: 'HAUL_DOWNTIME_BUDGET',
   /** A step gave no result within its timeout (recorded by the coordinator). */

@@ -53,6 +53,10 @@ export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNo
     return { ok: false, code: errorCodes.fenced, reason: 'the CT was already resumed on the source' };
   if (events.some((e) => e.type === 'RollbackStarted'))
     return { ok: false, code: errorCodes.fenced, reason: 'the migration is rolling back' };
+  // A cancel accepted before the restore started is honoured: the restore fails, with no effect, and the rollback
+  // follows (the coordinator waits for its outcome). Once RestoreStarted is in the log, a cancel is refused instead.
+  if (events.some((e) => e.type === 'CancelRequested'))
+    return { ok: false, code: errorCodes.fenced, reason: 'an operator cancelled the migration' };
   if (events.some((e) => e.type === 'MigrationRolledBack' || e.type === 'MigrationCompleted')) {
     return { ok: false, code: errorCodes.fenced, reason: 'the migration is over' };
   }

@@ -39,6 +39,13 @@ describe('the commit-point fence', () => {
     assert.equal(mayStartRestore([requested, ev('ResumedOnSource', { reason: 'lease-expired' })]).ok, false));
   it('refuses the restore during a rollback', () =>
     assert.equal(mayStartRestore([requested, ev('RollbackStarted', { reason: 'x' })]).ok, false));
+  it('refuses the restore once an operator cancelled the migration: the cancel is not overtaken by the commit', () => {
+    const v = mayStartRestore([requested, ev('CancelRequested', { reason: 'ops' })]);
+    assert.deepEqual(v.ok ? 'ok' : [v.code, v.reason], [
+      'HAUL_FENCED',
+      'an operator cancelled the migration',
+    ]);
+  });
   it('refuses the restore when the target rebooted since its preflight', () => {
     const preflight = ev('StepSucceeded', {
       commandId: 'p',

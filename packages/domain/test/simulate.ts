@@ -16,7 +16,7 @@ import { mayResumeSource, mayStartRestore } from '../src/fencing.ts';
 import { initialState, inFlight, stepOf, type MigrationState, type StepRecord } from '../src/state.ts';
 import { stepTable } from '../src/steps.ts';
 import { apply, newHost, refusal, type HostModel, type Scenario } from './host-model.ts';
-import { errorCodes } from '../src/errors.ts';
+import { CommandRejectedError, errorCodes } from '../src/errors.ts';
 
 export type Fault =
   | { kind: 'none' }
@@ -180,18 +180,26 @@ export function simulate(sc: SimScenario): SimResult {
   let leaseArmedAt: number | undefined;
   let rebootArmedAt: number | undefined;
   let rebooted = false;
+  let cancelAsked = false;
 
   for (let guard = 0; guard < 2000 && !state.terminal; guard++) {
     now += 10;
     if (
       sc.fault.kind === 'cancel' &&
+      !cancelAsked &&
       events.length >= sc.fault.after &&
-      state.cancelRequested === undefined &&
       !state.committed &&
       !state.rollback
     ) {
-      run({ kind: 'Cancel', reason: 'operator', meta: meta(now) });
-      continue;
+      // Asked once. Refused while the commit is under way (the restore won its fence, or the CT is being started on
+      // the target): the operator is told so, and the migration goes on.
+      cancelAsked = true;
+      try {
+        run({ kind: 'Cancel', reason: 'operator', meta: meta(now) });
+        continue;
+      } catch (err) {
+        if (!(err instanceof CommandRejectedError && err.code === errorCodes.cancelTooLate)) throw err;
+      }
     }
     if (
       sc.fault.kind === 'reboot' &&
