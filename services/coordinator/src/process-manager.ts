@@ -391,15 +391,21 @@ export function createProcessManager(
   ): Promise<{ folded: Folded; appended: boolean }> {
     let f = start;
     let changed = false;
+    let inputOf = input;
     for (let attempt = 0; attempt < 20; attempt++) {
       if (!f.state.migrationId) return { folded: f, appended: changed };
-      const given = input(f.state);
+      const given = inputOf(f.state);
       const { events, state: next } = decideUntilStable(given, f.state);
       if (events.length === 0) {
         const settled = f.settled === true || given.kind === 'Advance' || given.kind === 'Tick';
         return { folded: keep(mid, { ...f, settled }), appended: changed };
       }
       const { appended, complete, duplicate, lastSeq } = await appendAll(events, f.lastSeq);
+      // The input's own event comes first: once anything of this decision is in the log, the input was taken (an
+      // operator's retry, resolve or cancel recorded), and the rounds after it only advance. Decided again, it would be
+      // refused on a log that holds it (HAUL_NOT_STUCK, HAUL_ALREADY_ROLLING_BACK), and its operator told no.
+      if (appended.length > 0 && given.kind !== 'Advance' && given.kind !== 'Tick')
+        inputOf = () => ({ kind: 'Advance', meta: given.meta });
       await sendDecided(mid, f.state, appended);
       if (!complete || duplicate) {
         const caught = await catchUp(mid);

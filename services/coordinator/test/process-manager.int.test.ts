@@ -268,6 +268,40 @@ async function storedCommands(mid: string, node: string): Promise<string[]> {
   return ids;
 }
 
+it("answers an operator's cancel it recorded as taken, though another coordinator appended what came of it first", async () => {
+  // Given a migration this coordinator holds folded, and a second coordinator that, seeing the cancel recorded, appends
+  // the rollback it decides (the same event) before this one does
+  const { real, mid } = await requested('m-race-0010', '110');
+  let raced = false;
+  const racing: EventLog = {
+    ...real,
+    async append(e, opts) {
+      if (!raced && e.type === 'RollbackStarted') {
+        raced = true;
+        await real.append(e);
+      }
+      return real.append(e, opts);
+    },
+  };
+  const pm = createProcessManager(nc, validators, racing, settings, pino({ level: 'silent' }), trust);
+  try {
+    await pm.step(mid);
+
+    // When an operator's cancel comes: its CancelRequested is appended, its RollbackStarted comes back a duplicate
+    const state = await pm.step(mid, () => ({ kind: 'Cancel', reason: 'window over', meta: pm.meta() }));
+
+    // Then the cancel is answered as taken (before, decided again on the log that held it, it was refused as
+    // HAUL_ALREADY_ROLLING_BACK), and the log holds it once
+    assert.equal(raced, true);
+    assert.equal(state.cancelRequested, 'window over');
+    const { events } = await real.read(mid);
+    assert.equal(events.filter((e) => e.event.type === 'CancelRequested').length, 1);
+    assert.equal(events.filter((e) => e.event.type === 'RollbackStarted').length, 1);
+  } finally {
+    pm.stop();
+  }
+});
+
 it("projects the end it read when it refuses an operator's cancel because the migration ended meanwhile", async () => {
   // Given a migration this coordinator holds folded, which another writer ended since
   const { real, mid } = await requested('m-race-0009', '109');
