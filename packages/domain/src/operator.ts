@@ -84,7 +84,10 @@ export function retry(input: Extract<OperatorInput, { kind: 'Retry' }>, s: Migra
   if (rec && rec.command.attempt >= maxAttemptNumber)
     throw new CommandRejectedError(
       errorCodes.attemptsExhausted,
-      `${st.action} was attempted ${rec.command.attempt} times: do it by hand and resolve it`,
+      resolvable(st.step)
+        ? `${st.action} was attempted ${rec.command.attempt} times: do it by hand and resolve it`
+        : `${st.action} was attempted ${rec.command.attempt} times, the most a migration's log holds, and as a ` +
+            'forward step it cannot be resolved: the migration stays stuck; finish it on the hosts by hand',
     );
   return [
     envelope(s, input.meta, 'RetryRequested', {

@@ -6,7 +6,9 @@ import { apply, brokenInvariants } from '../test/host-model.ts';
 import { meta, simulate, type SimScenario } from '../test/simulate.ts';
 import type { DecideInput } from './decide.ts';
 import { fold } from './evolve.ts';
-import { initialState } from './state.ts';
+import { CommandRejectedError } from './errors.ts';
+import { maxAttemptNumber, retry as retryOf } from './operator.ts';
+import { initialState, type MigrationState, type StepRecord } from './state.ts';
 import { projectStatus } from './status.ts';
 
 const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
@@ -273,5 +275,44 @@ describe('given a rollback stuck on resuming the source', () => {
     given(notStopped)
       .when({ kind: 'Resolve', action: 'resumeSource:-', reason: 'resumed', meta: m })
       .thenThrows('HAUL_FENCED');
+  });
+});
+
+describe('a retry of an action attempted as often as a log holds', () => {
+  /** A state stuck on `step` (its action `key`), whose last attempt is the most a log holds. */
+  function exhausted(step: StepName, key: string): MigrationState {
+    const s = initialState();
+    const rec = {
+      key,
+      step,
+      status: 'failed',
+      command: { attempt: maxAttemptNumber },
+    } as unknown as StepRecord;
+    return {
+      ...s,
+      migrationId: 'm-0123456789abcdef01234567',
+      steps: { [key]: rec },
+      stuck: { action: key, step, plan: 'release', attempts: 5, reason: 'failed', since: m.now },
+    };
+  }
+  const input = { kind: 'Retry', reason: 'fixed', meta: m } as const;
+
+  it('tells the operator to do an action that may be resolved by hand and resolve it', () =>
+    assert.throws(
+      () => retryOf(input, exhausted('cleanupSharedDisk', 'cleanupSharedDisk:1')),
+      (err: unknown) =>
+        err instanceof CommandRejectedError &&
+        err.code === 'HAUL_ATTEMPTS_EXHAUSTED' &&
+        /do it by hand and resolve it/.test(err.message),
+    ));
+  it('does not send the operator to a resolve that refuses a forward step (releaseSource, takeOwnership)', () => {
+    for (const step of ['releaseSource', 'takeOwnership'] as const)
+      assert.throws(
+        () => retryOf(input, exhausted(step, `${step}:-`)),
+        (err: unknown) =>
+          err instanceof CommandRejectedError &&
+          err.code === 'HAUL_ATTEMPTS_EXHAUSTED' &&
+          /cannot be resolved: the migration stays stuck/.test(err.message),
+      );
   });
 });
