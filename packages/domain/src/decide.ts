@@ -291,10 +291,14 @@ function rollbackTrigger(s: MigrationState): { reason: string; cause?: ErrorInfo
   const failed = Object.values(s.steps).find(
     (r) => r.status === 'failed' && stepTable[r.step].kind === 'forward',
   );
-  if (failed)
-    return failed.error
-      ? { reason: `${failed.key} failed`, cause: failed.error }
-      : { reason: `${failed.key} failed` };
+  if (failed) {
+    const cause = failed.error ? { cause: failed.error } : {};
+    // A restore that failed before RestoreStarted after an operator's cancel (its fence refuses a cancelled
+    // migration): the rollback is the cancel's, and says so.
+    if (s.cancelRequested !== undefined && failed.step === 'restore' && !s.restoreStarted)
+      return { reason: `cancelled: ${s.cancelRequested}`, ...cause };
+    return { reason: `${failed.key} failed`, ...cause };
+  }
   if (s.resumedOnSource) return { reason: 'the source resumed the CT after its frozen lease expired' };
   if (s.cancelRequested !== undefined) {
     const restore = stepOf(s, 'restore') ?? stepOf(s, 'startTarget');

@@ -388,6 +388,20 @@ describe('given the target restore in flight', () => {
       .when({ kind: 'Cancel', reason: 'ops', meta: m })
       .thenThrows('HAUL_CANCEL_TOO_LATE');
   });
+  it('a cancel whose restore then failed before it started (its fence refuses a cancelled migration) rolls back as cancelled', () => {
+    const cancelled = given(log)
+      .when({ kind: 'Cancel', reason: 'ops', meta: m })
+      .then([{ type: 'CancelRequested' }]);
+    const late = meta(Date.parse(log.at(-1)!.time) + 10 * 60_000);
+    const failed = given([...log, ...cancelled])
+      .when({ kind: 'Tick', meta: late })
+      .then([{ type: 'StepFailed', data: { step: 'restore' } }]);
+    given([...log, ...cancelled, ...failed])
+      .when(advance)
+      .then([
+        { type: 'RollbackStarted', data: { reason: 'cancelled: ops', cause: { code: 'HAUL_STEP_TIMEOUT' } } },
+      ]);
+  });
   it('a step past its timeout is recorded as failed by the coordinator', () => {
     const late = meta(Date.parse(log.at(-1)!.time) + 10 * 60_000);
     given(log)

@@ -35,7 +35,11 @@ export type TargetNow = { bootId?: string };
  * from the one its preflight recorded: image folders are not synced to disk while streaming, so after a reboot
  * they may have lost data with the page cache (docs/protocol.md, "Durability of streamed files").
  */
-export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNow = {}): FenceVerdict {
+export function mayStartRestore(
+  events: readonly MigrationEvent[],
+  now: TargetNow = {},
+  again = false,
+): FenceVerdict {
   const whole = wholeLog(events);
   if (!whole.ok) return whole;
   const preflight = events.find((e) => e.type === 'StepSucceeded' && e.data.step === 'preflightTarget');
@@ -55,7 +59,9 @@ export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNo
     return { ok: false, code: errorCodes.fenced, reason: 'the migration is rolling back' };
   // A cancel accepted before the restore started is honoured: the restore fails, with no effect, and the rollback
   // follows (the coordinator waits for its outcome). Once RestoreStarted is in the log, a cancel is refused instead.
-  if (events.some((e) => e.type === 'CancelRequested'))
+  // Not for a restore judged again (`again`, judgedAgain): a log from before this rule may hold a cancel before the
+  // RestoreStarted it let through, and that restore may have run.
+  if (!again && events.some((e) => e.type === 'CancelRequested'))
     return { ok: false, code: errorCodes.fenced, reason: 'an operator cancelled the migration' };
   if (events.some((e) => e.type === 'MigrationRolledBack' || e.type === 'MigrationCompleted')) {
     return { ok: false, code: errorCodes.fenced, reason: 'the migration is over' };
@@ -72,12 +78,12 @@ export function mayStartRestore(events: readonly MigrationEvent[], now: TargetNo
 export function judgedAgain(
   events: readonly MigrationEvent[],
   eventId: string,
-  rule: (events: readonly MigrationEvent[]) => FenceVerdict,
+  rule: (events: readonly MigrationEvent[], again: boolean) => FenceVerdict,
 ): { inLog: boolean; verdict: FenceVerdict } {
   const at = events.findIndex((e) => e.eventId === eventId);
   return at < 0
-    ? { inLog: false, verdict: rule(events) }
-    : { inLog: true, verdict: rule(events.slice(0, at)) };
+    ? { inLog: false, verdict: rule(events, false) }
+    : { inLog: true, verdict: rule(events.slice(0, at), true) };
 }
 
 /**

@@ -62,6 +62,16 @@ describe('the commit-point fence', () => {
       'no boot id known now: nothing to compare',
     );
   });
+  it('does not refuse a restore run again for a cancel before its RestoreStarted (a log older than the cancel rule)', () => {
+    // Given a log where an earlier version's fence let a restore start after an operator's cancel
+    const log = [requested, ev('CancelRequested', { reason: 'ops' }), started];
+    // When the restore is delivered again (its agent restarted), then it is judged as its first run was: allowed
+    const { inLog, verdict } = judgedAgain(log, started.eventId, (e, again) => mayStartRestore(e, {}, again));
+    assert.equal(inLog, true);
+    assert.equal(verdict.ok, true);
+    // And a first run on that log is refused
+    assert.equal(mayStartRestore(log.slice(0, 2)).ok, false);
+  });
   it('judges a restore run again (RestoreStarted already in the log) as its first run: refused once the target rebooted', () => {
     // Given a log where the target's preflight recorded boot-1 and the target then appended RestoreStarted
     const preflight = ev('StepSucceeded', {

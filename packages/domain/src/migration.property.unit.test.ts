@@ -62,6 +62,9 @@ describe('any migration history, with a fault injected anywhere', () => {
         // Rolled back exactly when the commit point was not reached; no fault means success.
         assert.equal(r.terminal === 'MigrationCompleted', r.state.committed);
         if (sc.fault.kind === 'none') assert.equal(r.terminal, 'MigrationCompleted');
+        // A cancel the coordinator took (CancelRequested in the log) is carried out: never overtaken by the commit.
+        if (r.events.some((e) => e.type === 'CancelRequested'))
+          assert.equal(r.terminal, 'MigrationRolledBack');
         // Planning again on the finished log yields nothing (the plans are idempotent).
         assert.deepEqual(planRollback(r.events).length === 0 || r.terminal === 'MigrationCompleted', true);
         if (r.terminal === 'MigrationCompleted') assert.deepEqual(planCleanup(r.events), []);

@@ -101,8 +101,8 @@ export function retry(input: Extract<OperatorInput, { kind: 'Retry' }>, s: Migra
 /**
  * The operator did the stuck action by hand: it counts as done. Refused for any other action than the stuck one,
  * for forward steps (before the commit point a forward step never waits: its failure rolls back; after it,
- * releaseSource must be confirmed by the agent), and for resuming or starting the CT on the source while the
- * target may run it (the same fence the source agent obeys).
+ * takeOwnership and releaseSource must be confirmed by their agents), and for resuming or starting the CT on the
+ * source while the target may run it (the same fence the source agent obeys).
  */
 export function resolve(
   input: Extract<OperatorInput, { kind: 'Resolve' }>,

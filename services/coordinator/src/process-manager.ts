@@ -404,8 +404,7 @@ export function createProcessManager(
       // The input's own event comes first: once anything of this decision is in the log, the input was taken (an
       // operator's retry, resolve or cancel recorded), and the rounds after it only advance. Decided again, it would be
       // refused on a log that holds it (HAUL_NOT_STUCK, HAUL_ALREADY_ROLLING_BACK), and its operator told no.
-      if (appended.length > 0 && given.kind !== 'Advance' && given.kind !== 'Tick')
-        inputOf = () => ({ kind: 'Advance', meta: given.meta });
+      if (appended.length > 0 && given.kind !== 'Advance' && given.kind !== 'Tick') inputOf = advance;
       await sendDecided(mid, f.state, appended);
       if (!complete || duplicate) {
         const caught = await catchUp(mid);

@@ -47,7 +47,8 @@ export type HandlerContext = {
    */
   fencedAppend(
     event: MigrationEvent,
-    rule: (events: readonly MigrationEvent[]) => FenceVerdict,
+    /** `again`: judged on the log before the event, which holds it already (judgedAgain). */
+    rule: (events: readonly MigrationEvent[], again: boolean) => FenceVerdict,
   ): Promise<FenceVerdict>;
   event<T extends MigrationEvent['type']>(
     type: T,

@@ -60,8 +60,8 @@ export function createNullHost(delayMs: number): AgentHost {
       { commandId: cmd.commandId },
       `${cmd.commandId}:restore-started`,
     );
-    const v = await ctx.fencedAppend(started, (events) =>
-      mayStartRestore(events, { bootId: ctx.cfg.bootId }),
+    const v = await ctx.fencedAppend(started, (events, again) =>
+      mayStartRestore(events, { bootId: ctx.cfg.bootId }, again),
     );
     if (!v.ok) throw new StepError(v.code, v.reason);
     return { actions: ['restored (null host)'] } satisfies HostResult;

@@ -2,10 +2,11 @@ import { jsonFlag, migrationIdArg, type Command } from '../command.ts';
 
 export const cancel: Command = {
   name: 'cancel',
-  summary: 'roll a migration back (refused past the commit point)',
+  summary: 'roll a migration back (refused from the commit on)',
   description: `Ask the coordinator to cancel a migration (haul.api.cancel): before the commit point it rolls back and the CT
-keeps running on the source; after it the request is refused (HAUL_CANCEL_TOO_LATE) and the migration rolls
-forward. Prints the phase once the cancel is recorded; follow it with haul events -f --migration ID.`,
+keeps running on the source; once the commit is under way (the target's restore has started, or in restart mode the
+CT is being started on the target) and after it, the request is refused (HAUL_CANCEL_TOO_LATE) and the migration
+rolls forward. Prints the phase once the cancel is recorded; follow it with haul events -f --migration ID.`,
   positionals: [migrationIdArg],
   flags: {
     reason: { kind: 'string', value: 'TEXT', help: 'why (recorded in the log)' },

@@ -23,7 +23,9 @@ export const restore: Handler = async (cmd, ctx) => {
     { commandId: cmd.commandId },
     `${cmd.commandId}:restore-started`,
   );
-  const v = await ctx.fencedAppend(started, (events) => mayStartRestore(events, { bootId: ctx.cfg.bootId }));
+  const v = await ctx.fencedAppend(started, (events, again) =>
+    mayStartRestore(events, { bootId: ctx.cfg.bootId }, again),
+  );
   if (!v.ok) throw new StepError(v.code, v.reason);
   r.actions.push(...privateAreaReady(ctx, a.ctid));
   const extra = join(a.imageDir, 'restore-extra-args');
