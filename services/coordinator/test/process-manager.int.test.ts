@@ -53,30 +53,46 @@ async function requested(mid: string, ctid: string): Promise<{ real: EventLog; m
   return { real, mid };
 }
 
-it('sends the commands of the events it appended even when it loses the compare-and-set part-way', async () => {
-  // Given a requested migration, and a second writer that appends right after this coordinator's first intent
-  const { real, mid } = await requested('m-race-0001', '101');
+/**
+ * `real`, with a second writer's `race` run once, before or after this coordinator's first append of an event of
+ * `type` (given that event); `raced` tells whether it ran.
+ */
+function racingOnce(
+  real: EventLog,
+  type: MigrationEvent['type'],
+  when: 'before' | 'after',
+  race: (e: MigrationEvent) => Promise<unknown>,
+): { log: EventLog; raced: () => boolean } {
   let raced = false;
-  const racing: EventLog = {
+  const log: EventLog = {
     ...real,
     async append(e, opts) {
+      const first = !raced && e.type === type;
+      if (first) raced = true;
+      if (first && when === 'before') await race(e);
       const r = await real.append(e, opts);
-      if (!raced && e.type === 'StepIntended') {
-        raced = true;
-        const other: MigrationEvent = {
-          eventId: `${mid}:other:CancelRequested`,
-          migrationId: mid,
-          type: 'CancelRequested',
-          actor: { service: 'coordinator', node: 'other' },
-          time: new Date().toISOString(),
-          schemaVersion: 1,
-          data: { reason: 'a second coordinator got in between' },
-        };
-        await real.append(other);
-      }
+      if (first && when === 'after') await race(e);
       return r;
     },
   };
+  return { log, raced: () => raced };
+}
+
+it('sends the commands of the events it appended even when it loses the compare-and-set part-way', async () => {
+  // Given a requested migration, and a second writer that appends right after this coordinator's first intent
+  const { real, mid } = await requested('m-race-0001', '101');
+  const { log: racing, raced } = racingOnce(real, 'StepIntended', 'after', () => {
+    const other: MigrationEvent = {
+      eventId: `${mid}:other:CancelRequested`,
+      migrationId: mid,
+      type: 'CancelRequested',
+      actor: { service: 'coordinator', node: 'other' },
+      time: new Date().toISOString(),
+      schemaVersion: 1,
+      data: { reason: 'a second coordinator got in between' },
+    };
+    return real.append(other);
+  });
   const pm = createProcessManager(nc, validators, racing, settings, pino({ level: 'silent' }), trust);
 
   // When it advances the migration: two preflight intents decided, the second append loses the race
@@ -88,7 +104,7 @@ it('sends the commands of the events it appended even when it loses the compare-
   const intents = events
     .filter((e) => e.event.type === 'StepIntended')
     .map((e) => e.event.data as StepCommand);
-  assert.equal(raced, true);
+  assert.equal(raced(), true);
   assert.deepEqual(
     intents.map((c) => c.step),
     ['preflightTarget'],
@@ -272,17 +288,7 @@ it("answers an operator's cancel it recorded as taken, though another coordinato
   // Given a migration this coordinator holds folded, and a second coordinator that, seeing the cancel recorded, appends
   // the rollback it decides (the same event) before this one does
   const { real, mid } = await requested('m-race-0010', '110');
-  let raced = false;
-  const racing: EventLog = {
-    ...real,
-    async append(e, opts) {
-      if (!raced && e.type === 'RollbackStarted') {
-        raced = true;
-        await real.append(e);
-      }
-      return real.append(e, opts);
-    },
-  };
+  const { log: racing, raced } = racingOnce(real, 'RollbackStarted', 'before', (e) => real.append(e));
   const pm = createProcessManager(nc, validators, racing, settings, pino({ level: 'silent' }), trust);
   try {
     await pm.step(mid);
@@ -292,7 +298,7 @@ it("answers an operator's cancel it recorded as taken, though another coordinato
 
     // Then the cancel is answered as taken (before, decided again on the log that held it, it was refused as
     // HAUL_ALREADY_ROLLING_BACK), and the log holds it once
-    assert.equal(raced, true);
+    assert.equal(raced(), true);
     assert.equal(state.cancelRequested, 'window over');
     const { events } = await real.read(mid);
     assert.equal(events.filter((e) => e.event.type === 'CancelRequested').length, 1);
