@@ -338,9 +338,9 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     },
     /**
      * Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed), or undefined when
-     * the process the folder recorded ended without recording one (its `sh` killed, alone or with criu's group). Looked at
-     * every so often as well as watched: such an end writes no file, and a wait for `criu.rc` alone never ended,
-     * holding every later action of the migration behind it.
+     * the process the folder recorded ended without recording one (its `sh` killed, alone or with criu's group).
+     * Looked at every so often as well as watched: such an end writes no file, and a wait for `criu.rc` alone never
+     * ended, holding every later action of the migration behind it.
      */
     async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number | undefined> {
       const dir = dirOf(migrationId);

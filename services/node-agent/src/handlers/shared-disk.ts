@@ -75,8 +75,9 @@ function requireFrozen(cmd: StepCommand, ctx: HandlerContext): void {
 }
 
 /**
- * fsync a file (never through a link), on libuv's pool (a sync waits for the shared storage; other migrations' steps need not),
- * counted as the step's host time, as a tool's run is: it is the storage's work, not the control plane's.
+ * fsync a file (never through a link), on libuv's pool (a sync waits for the shared storage; other migrations'
+ * steps need not), counted as the step's host time, as a tool's run is: it is the storage's work, not the control
+ * plane's.
  */
 function syncToDisk(path: string): Promise<void> {
   return asToolTime(async () => {
