@@ -545,8 +545,15 @@ export function createProcessManager(
     };
   }
 
+  /**
+   * Take an input for a migration: an advance on the state held, an operator's (a cancel, retry or resolve) on the
+   * log as it is now, read after what is held. The state held may lag behind the log: another coordinator drives the
+   * migration now (its events go to that one's consumer), or an event is on its way here. Taken on a stale state, an
+   * input only loses its compare-and-set and is decided again on the log; refused on one (HAUL_NOT_STUCK for a
+   * migration that became stuck since), its operator would be told no for what the log allows.
+   */
   function step(mid: string, input: (s: MigrationState) => DecideInput = advance): Promise<MigrationState> {
-    return serial(mid, () => turn(mid, cached(mid), input));
+    return serial(mid, () => turn(mid, input === advance ? cached(mid) : () => catchUp(mid), input));
   }
 
   /**

@@ -19,9 +19,11 @@ import {
   CommandRejectedError,
   decide,
   decideUntilStable,
+  errorCodes,
   fold,
   initialState,
   type DecideMeta,
+  type MigrationState,
 } from '@haul/domain';
 import { createValidators, executorServices, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
@@ -193,23 +195,23 @@ describe('the coordinator keeps each active migration folded', () => {
   });
 });
 
-describe('an event that is not the next one of its migration', () => {
-  /** A requested migration whose two preflight commands the process manager intended. */
-  async function preflighted(mid: string) {
-    const { eventLog, reads } = countingReads();
-    const pm = createProcessManager(nc, validators, eventLog, settings, silent, trust);
-    const requested = await request(mid);
-    pm.received(requested.seq);
-    await pm.deliver(requested);
-    const { events, lastSeq } = await real.read(mid);
-    const intents = events.flatMap((e) => (e.event.type === 'StepIntended' ? [e.event.data] : []));
-    assert.deepEqual(
-      intents.map((c) => c.step),
-      ['preflightTarget', 'preflightSource', 'lockSource'],
-    );
-    return { pm, reads, intents, lastSeq };
-  }
+/** A requested migration whose preflight commands (and the lock's) the process manager intended. */
+async function preflighted(mid: string) {
+  const { eventLog, reads } = countingReads();
+  const pm = createProcessManager(nc, validators, eventLog, settings, silent, trust);
+  const requested = await request(mid);
+  pm.received(requested.seq);
+  await pm.deliver(requested);
+  const { events, lastSeq } = await real.read(mid);
+  const intents = events.flatMap((e) => (e.event.type === 'StepIntended' ? [e.event.data] : []));
+  assert.deepEqual(
+    intents.map((c) => c.step),
+    ['preflightTarget', 'preflightSource', 'lockSource'],
+  );
+  return { pm, reads, intents, lastSeq };
+}
 
+describe('an event that is not the next one of its migration', () => {
   it('is folded without a read when every sequence before it reached the coordinator', async () => {
     const { pm, reads, intents } = await preflighted('m-folded-next');
     try {
@@ -432,6 +434,70 @@ describe('two coordinators deciding differently from the same point', () => {
     } finally {
       commands.unsubscribe();
       pm.stop();
+    }
+  });
+});
+
+/** The outcome an executor appends for a command its host work failed (a tool's exit, worth another attempt). */
+const failed = (cmd: StepCommand): MigrationEvent =>
+  eventFactory({ service: executorServices[cmd.executor], node: cmd.node })(
+    cmd.migrationId,
+    'StepFailed',
+    {
+      commandId: cmd.commandId,
+      step: cmd.step,
+      node: cmd.node,
+      attempt: cmd.attempt,
+      error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
+    },
+    `${cmd.commandId}:result`,
+  );
+
+/**
+ * Drive `mid` with process manager `pm` (a coordinator of its own) until it is stuck: the preflights and the lock
+ * succeed, every other command fails on every attempt (the pre-dump, then the rollback's first action).
+ */
+async function driveToStuck(
+  pm: ReturnType<typeof createProcessManager>,
+  mid: string,
+): Promise<MigrationState> {
+  const healthy = new Set(['preflightSource', 'preflightTarget', 'lockSource']);
+  for (let round = 0; round < 30; round++) {
+    const s = await pm.tick(mid);
+    if (s.stuck || s.terminal) return s;
+    for (const { command: cmd } of Object.values(s.steps).filter((r) => r.status === 'intended'))
+      await executorLog(cmd).append(healthy.has(cmd.step) ? succeeded(cmd) : failed(cmd));
+  }
+  throw new Error(`${mid}: not stuck after 30 rounds`);
+}
+
+describe("an operator's input to a coordinator whose folded state lags behind the log", () => {
+  it('takes a retry of a migration another coordinator drove until it got stuck', async () => {
+    // Given a coordinator that holds a migration folded at its preflight, and another coordinator that drove it on
+    // since (its consumer got the events): the pre-dump failed on every attempt, then the rollback's removal of the
+    // source's image folder
+    const mid = 'm-folded-stale-retry';
+    const { pm, reads, lastSeq } = await preflighted(mid);
+    const other = createProcessManager(nc, validators, real, settings, silent, trust);
+    try {
+      const stuck = await driveToStuck(other, mid);
+      assert.equal(stuck.terminal, undefined);
+      assert.equal(stuck.stuck?.action, 'removeFiles:source-images', JSON.stringify(stuck.stuck));
+
+      // When an operator's retry reaches the coordinator whose state is behind
+      const state = await pm.step(mid, () => ({ kind: 'Retry', reason: 'folder fixed', meta: pm.meta() }));
+
+      // Then it is decided on the log read after what that coordinator held, and taken (before, it was refused as
+      // HAUL_NOT_STUCK on the state held, though the operator's status showed the migration stuck)
+      assert.deepEqual(reads, [{ migrationId: mid, afterSeq: lastSeq }]);
+      assert.equal(state.stuck, undefined);
+      const { events } = await real.read(mid);
+      assert.equal(events.filter((e) => e.event.type === 'RetryRequested').length, 1);
+      const last = events.at(-1)?.event;
+      assert.equal(last?.type === 'StepIntended' && last.data.step, 'removeFiles');
+    } finally {
+      pm.stop();
+      other.stop();
     }
   });
 });
