@@ -79,11 +79,18 @@ function checkValue(command: string, raw: string, spec: FlagSpec, t: OptionToken
     if (t.value !== undefined) throw new UsageError(`${raw} takes no value (got ${t.value})`, command);
     return '';
   }
-  // In lenient mode parseArgs takes the next word whatever it is: `--ct --from a` would make "--from" the CT.
-  if (t.value === undefined || (!t.inlineValue && t.value.startsWith('-') && t.value !== '-'))
+  // In lenient mode parseArgs takes the next word whatever it is: `--ct --from a` would make "--from" the CT. A
+  // negative number is a value, and checkKind says what is wrong with it.
+  const isFlag = (v: string) => v.startsWith('-') && v !== '-' && !(numeric(spec) && /^-[0-9.]/.test(v));
+  if (t.value === undefined || (!t.inlineValue && isFlag(t.value)))
     throw new UsageError(`${raw} needs a value (${spec.value ?? 'VALUE'})`, command);
+  // An empty value (`--migration "$ID"` with ID unset) is never what was meant: as a filter it would match everything.
+  if (t.value === '')
+    throw new UsageError(`${raw} needs a value (${spec.value ?? 'VALUE'}), not an empty one`, command);
   return t.value;
 }
+
+const numeric = (spec: FlagSpec) => spec.kind === 'int' || spec.kind === 'number' || spec.kind === 'duration';
 
 function checkKind(command: string, name: string, f: FlagSpec, v: string): void {
   if (f.choices && !f.choices.includes(v)) {

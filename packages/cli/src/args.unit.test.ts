@@ -67,6 +67,15 @@ describe('the command line parser (node:util parseArgs and our checks)', () => {
     usage(['--ct', '1', '--timeout', '5 minutes'], /not a duration/);
     usage(['--ct', '1', '--to', 'a', '--to', 'b'], /--to given 2 times/);
   });
+  it('says what is wrong with a negative number (it was given, not missing), and refuses an empty value', () => {
+    usage(['--ct', '1', '--max-iterations', '-1'], /--max-iterations: "-1" is not a whole number/);
+    usage(['--ct', '1', '--bandwidth', '-2.5'], /--bandwidth: "-2.5" is not a number/);
+    usage(['--ct', '1', '--timeout', '-5s'], /--timeout: "-5s" is not a duration/);
+    usage(['--ct', ''], /--ct needs a value \(ID\), not an empty one/);
+    usage(['--ct', '1', '--to='], /--to needs a value \(NODE\), not an empty one/);
+    // A string flag followed by what looks like a negative number is still refused as a flag taken for its value.
+    usage(['--ct', '-1'], /--ct needs a value/);
+  });
   it('checks positionals against the command', () => {
     const pos = [{ name: 'ID', help: 'the migration id', required: true }];
     assert.deepEqual(parseCommandLine('status', ['m-1'], {}, pos).positionals, ['m-1']);

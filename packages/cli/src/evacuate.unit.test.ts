@@ -3,7 +3,17 @@ import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { liveScenario, simulate } from '../../domain/test/simulate.ts';
 import type { Context } from './command.ts';
-import { endOf, pool, progress, spread, summarize, worst, type Result } from './commands/evacuate.ts';
+import {
+  endOf,
+  moveOne,
+  pool,
+  progress,
+  spread,
+  summarize,
+  worst,
+  type Result,
+} from './commands/evacuate.ts';
+import { NoCoordinatorError } from './errors.ts';
 import { createOutput } from './output.ts';
 
 describe('evacuate', () => {
@@ -72,6 +82,22 @@ describe('evacuate: how each CT’s migration ended, and the evacuation’s exit
     assert.equal(worst(['overBudget', 'rejected']), 'rejected');
     assert.equal(worst(['rolledBack', 'overBudget']), 'rolledBack');
     assert.equal(worst(['overBudget', 'stuck', 'timeout']), 'stuck');
+    assert.equal(worst(['completed', 'noCoordinator', 'rejected']), 'noCoordinator');
+  });
+
+  it('a CT asked when no coordinator answers ends as noCoordinator, so the evacuation exits 75, not 1', async () => {
+    const ctx = {
+      say: () => {},
+      json: true,
+      out: createOutput({ write: () => {} }, {}),
+      api: () => Promise.reject(new NoCoordinatorError('haul.api.migrate')),
+    } as unknown as Context;
+    const move = { ct: '101', target: 'node-b', source: 'node-a', runId: 'r', index: 0, total: 1 };
+    const req = { requestId: 'evacuate-node-a-r-101', ctid: '101', source: 'node-a', target: 'node-b' };
+    const r = await moveOne(ctx, move, req, new AbortController().signal);
+    assert.equal(r.outcome, 'noCoordinator');
+    assert.match(r.detail ?? '', /no coordinator is answering on haul.api.migrate/);
+    assert.equal(worst([r.outcome]), 'noCoordinator');
   });
 });
 

@@ -31,6 +31,16 @@ export const exitCodes = {
     summary: 'the migration completed, but its downtime exceeded the budget (--max-downtime-ms)',
   },
   natsUnreachable: { code: 69, summary: 'cannot reach NATS (sysexits EX_UNAVAILABLE)' },
+  opensslFailed: {
+    code: 70,
+    summary:
+      'init-cluster: openssl, which makes the certificates, is missing or failed (sysexits EX_SOFTWARE)',
+  },
+  outputNotEmpty: {
+    code: 73,
+    summary:
+      'init-cluster: the output folder exists and is not empty; --force writes into it (sysexits EX_CANTCREAT)',
+  },
   noCoordinator: {
     code: 75,
     summary: 'NATS is up, no coordinator answers on haul.api.* (sysexits EX_TEMPFAIL: try later)',

@@ -30,7 +30,7 @@ export function overview(commands: readonly Command[], version: string, width = 
     'Commands:',
     ...entries.flatMap(([name, summary]) => entry(name, summary, col, width)),
     '',
-    'Flags of every command:',
+    'Flags of every command but init-cluster:',
     ...flagLines(commonFlags, width),
     '',
     'Exit codes (docs/cli.md):',

@@ -6,6 +6,7 @@ import { clusterIdentities, subjectToken, type IdentitiesFile } from '@haul/bus'
 import { parseCommandLine, type FlagSpecs } from './args.ts';
 import { makeClusterTls, OpensslError, sanEntry, type ClusterTls } from './cluster-tls.ts';
 import { UsageError } from './errors.ts';
+import { exitCode } from './exit-codes.ts';
 import { flagLines, helpWidth, paragraph, usageOf } from './help.ts';
 import {
   accountJwts,
@@ -99,13 +100,20 @@ accounts.`,
     ),
     '',
     ...paragraph(
-      'Exit: 0 written, 2 usage, 4 DIR exists and is not empty (use --force), 5 openssl missing or failing, 1 other errors.',
+      `Exit: ${initClusterExit.ok} written, ${initClusterExit.usage} usage, ${initClusterExit.notEmpty} DIR exists and is not empty (use --force), ${initClusterExit.openssl} openssl missing or failing, ${initClusterExit.failed} other errors.`,
       width,
     ),
   ].join('\n');
 }
 
-export const initClusterExit = { ok: 0, failed: 1, usage: 2, notEmpty: 4, openssl: 5 } as const;
+/** Its exit codes, from the CLI's one registry (exit-codes.ts). */
+export const initClusterExit = {
+  ok: exitCode('completed'),
+  failed: exitCode('error'),
+  usage: exitCode('usage'),
+  notEmpty: exitCode('outputNotEmpty'),
+  openssl: exitCode('opensslFailed'),
+} as const;
 
 export type InitClusterOptions = {
   nodes: string[];
@@ -157,8 +165,11 @@ function checkOptions(o: InitClusterOptions): void {
       throw new InitUsageError(`--host: ${(err as Error).message}`);
     }
   }
-  if (o.listen !== undefined && !/^[^\s"]+:[0-9]{1,5}$/.test(o.listen))
-    throw new InitUsageError('--listen must be HOST:PORT');
+  const port = o.listen === undefined ? undefined : /^[^\s"]+:([0-9]{1,5})$/.exec(o.listen)?.[1];
+  if (o.listen !== undefined && (port === undefined || Number(port) < 1 || Number(port) > 65535))
+    throw new InitUsageError(
+      `--listen must be HOST:PORT, the port from 1 to 65535 (got ${JSON.stringify(o.listen)})`,
+    );
 }
 
 function tokenOr(s: string, flag: string): void {

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { exitCodes } from './exit-codes.ts';
 import { initClusterExit, initClusterHelp, initClusterMain } from './init-cluster.ts';
 
 /** Run `haul init-cluster ARGS` in this process; its exit code and what it printed on stderr and stdout. */
@@ -32,6 +36,29 @@ describe('haul init-cluster: its command line', () => {
   it('a missing --nodes or --out is named', async (t) => {
     assert.match((await run(t, ['--out', '/nonexistent/x'])).err, /missing --nodes/);
     assert.match((await run(t, ['--nodes', 'node-a'])).err, /missing --out DIR/);
+  });
+
+  it('a --listen port outside 1-65535 is a usage error, as haul web says', async (t) => {
+    const r = await run(t, ['--nodes', 'node-a', '--out', '/nonexistent/x', '--listen', '0.0.0.0:99999']);
+    assert.equal(r.code, initClusterExit.usage);
+    assert.match(r.err, /--listen must be HOST:PORT, the port from 1 to 65535 \(got "0.0.0.0:99999"\)/);
+  });
+
+  it('a folder that holds files exits 73, a code of the registry that means nothing else', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'haul-init-unit-'));
+    try {
+      writeFileSync(join(dir, 'kept'), 'x');
+      const r = await run(t, ['--nodes', 'node-a', '--out', dir]);
+      assert.equal(r.code, 73);
+      assert.match(r.err, /exists and is not empty/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const registry: number[] = Object.values(exitCodes).map((e) => e.code);
+    for (const [name, code] of Object.entries(initClusterExit))
+      assert.ok(registry.includes(code), `${name} (${code}) is in the registry`);
+    assert.equal(initClusterExit.notEmpty, exitCodes.outputNotEmpty.code);
+    assert.equal(initClusterExit.openssl, exitCodes.opensslFailed.code);
   });
 
   it('--help lists every flag, and fits the terminal’s width', async (t) => {

@@ -34,8 +34,14 @@ const defaultIo = (): Io => ({
 
 /** Run the CLI on argv (without node and the script); resolves to the exit code. */
 export async function main(argv: string[], io: Io = defaultIo()): Promise<number> {
-  // Its own flags, help and exit codes, and no connection: it makes what a connection needs.
-  if (argv[0] === 'init-cluster') return initClusterMain(argv.slice(1), helpWidth(io.out.width));
+  // Its own flags and help, and no connection: it makes what a connection needs.
+  const at = commandIndex(argv);
+  const word = argv[at];
+  if (word === 'init-cluster' || (word === 'help' && argv[commandIndex(argv, at + 1)] === 'init-cluster'))
+    return initClusterMain(
+      word === 'help' ? ['--help'] : [...argv.slice(0, at), ...argv.slice(at + 1)],
+      helpWidth(io.out.width),
+    );
   try {
     return exitCode(await dispatch(argv, io));
   } catch (err) {
@@ -58,15 +64,25 @@ async function dispatch(argv: string[], io: Io): Promise<ExitName> {
   return runCommand(cmd, args, io);
 }
 
-/** Where the command word is: the first word that is not a flag or the value of --nats. */
-function commandIndex(argv: string[]): number {
-  for (let i = 0; i < argv.length; i++) {
+/**
+ * Where the command word is, from `from` on: the first word that is not a flag or a flag's value. Any command's flag
+ * that takes a value may come before the command word (`haul --timeout 5s wait ID`).
+ */
+function commandIndex(argv: string[], from = 0): number {
+  for (let i = from; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--nats') i++;
+    if (takesValue.has(a)) i++;
     else if (!a.startsWith('-')) return i;
   }
   return -1;
 }
+
+/** `--flag` of every flag of any command that takes a value in the next word. */
+const takesValue: ReadonlySet<string> = new Set(
+  [commonFlags, ...commands.map((c) => c.flags)].flatMap((flags) =>
+    Object.entries(flags).flatMap(([name, f]) => (f.kind === 'boolean' ? [] : [`--${name}`])),
+  ),
+);
 
 function noCommand(argv: string[], io: Io): ExitName {
   if (argv.includes('--version')) {
@@ -84,7 +100,7 @@ function noCommand(argv: string[], io: Io): ExitName {
 }
 
 function help(rest: string[], io: Io): ExitName {
-  const name = rest.find((a) => !a.startsWith('-'));
+  const name = rest[commandIndex(rest)];
   const width = helpWidth(io.out.width);
   io.out.text(name ? commandHelp(findCommand(name), width) : overview(commands, version, width));
   return 'completed';

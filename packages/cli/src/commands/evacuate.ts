@@ -6,6 +6,7 @@ import { jsonFlag, type Command, type Context } from '../command.ts';
 import { CliError, UsageError } from '../errors.ts';
 import type { ExitName } from '../exit-codes.ts';
 import { outcomeOf, overBudget, overBudgetWords } from '../outcome.ts';
+import { checkedRequest, rangeOf } from './migrate.ts';
 import { formatDuration, type Column } from '../output.ts';
 
 /**
@@ -16,6 +17,8 @@ const severity: readonly ExitName[] = [
   'completed',
   'overBudget',
   'rejected',
+  'natsUnreachable',
+  'noCoordinator',
   'rolledBack',
   'timeout',
   'error',
@@ -61,7 +64,8 @@ CT to the target with the fewest CTs of this evacuation so far), at most --paral
 ordinary migration request (haul.api.migrate) under the same admission limits: a CT or node busy with
 another migration (HAUL_CT_BUSY, HAUL_NODE_BUSY) is asked again after a pause, not given up. Prints a
 line as each CT's migration is accepted, changes phase and ends, then a table of every CT. Exits with the
-worst outcome (mildest first: completed, over budget, rejected, rolled back, timeout, error, stuck).`,
+worst outcome (mildest first: completed, over budget, rejected, NATS unreachable, no coordinator, rolled back,
+timeout, error, stuck).`,
   positionals: [{ name: 'NODE', help: 'the node to empty', required: true }],
   flags: {
     to: {
@@ -79,8 +83,16 @@ worst outcome (mildest first: completed, over budget, rejected, rolled back, tim
       choices: ['live', 'restart'],
       default: 'live',
     },
-    'max-downtime-ms': { kind: 'int', value: 'MS', help: 'downtime budget of each migration (100-900000)' },
-    bandwidth: { kind: 'number', value: 'MBPS', help: 'cap image streaming of each migration at MBPS MB/s' },
+    'max-downtime-ms': {
+      kind: 'int',
+      value: 'MS',
+      help: `downtime budget of each migration (${rangeOf('maxDowntimeMs')})`,
+    },
+    bandwidth: {
+      kind: 'number',
+      value: 'MBPS',
+      help: `cap image streaming of each migration at MBPS MB/s (${rangeOf('bandwidthLimitMBps')})`,
+    },
     timeout: {
       kind: 'duration',
       value: 'DURATION',
@@ -100,6 +112,13 @@ worst outcome (mildest first: completed, over budget, rejected, rolled back, tim
     const parallel = ctx.args.num('parallel') ?? 1;
     if (!Number.isInteger(parallel) || parallel < 1)
       throw new UsageError('--parallel takes a whole number ≥ 1', 'evacuate');
+    const runId = Date.now().toString(36);
+    // The flags are checked before NATS is read, on a request as each CT's will be (of a CT id the schema takes): a
+    // bad value is a usage error, not a refusal for every CT.
+    checkedRequest(
+      requestFor(ctx, { ct: '1', target: targets[0]!, source: node, runId, index: 0, total: 1 }),
+      'evacuate',
+    );
     const cts = await runningCts(ctx, node);
     if (cts.length === 0) {
       ctx.say(`haul: no CTs run on ${node}`);
@@ -113,10 +132,8 @@ worst outcome (mildest first: completed, over budget, rejected, rolled back, tim
     const timeoutMs = ctx.args.ms('timeout');
     const signal =
       timeoutMs === undefined ? ctx.signal : AbortSignal.any([ctx.signal, AbortSignal.timeout(timeoutMs)]);
-    const runId = Date.now().toString(36);
-    const results = await pool(plan, parallel, (p, i) =>
-      moveOne(ctx, { ...p, source: node, runId, index: i, total: plan.length }, signal),
-    );
+    const moves = plan.map((p, i) => ({ ...p, source: node, runId, index: i, total: plan.length }));
+    const results = await pool(moves, parallel, (m) => moveOne(ctx, m, requestFor(ctx, m), signal));
     summarize(ctx, node, results);
     if (ctx.signal.aborted) return 'interrupted';
     return worst(results.map((r) => r.outcome));
@@ -177,15 +194,31 @@ export async function pool<T, R>(
   return out;
 }
 
-type Move = { ct: string; target: string; source: string; runId: string; index: number; total: number };
+export type Move = {
+  ct: string;
+  target: string;
+  source: string;
+  runId: string;
+  index: number;
+  total: number;
+};
 
-/** One CT: ask (again while busy), then follow its log to the end; its result, never a throw. */
-async function moveOne(ctx: Context, m: Move, signal: AbortSignal): Promise<Result> {
+/**
+ * One CT: ask (again while busy), then follow its log to the end; its result, never a throw. A failure with an outcome
+ * of its own (no coordinator answers, NATS unreachable, a wait timed out) keeps it, so that the evacuation's exit
+ * code says it; any other is an error.
+ */
+export async function moveOne(
+  ctx: Context,
+  m: Move,
+  req: MigrateRequest,
+  signal: AbortSignal,
+): Promise<Result> {
   const t0 = Date.now();
   const base = { ct: m.ct, target: m.target };
   const tag = `[${m.index + 1}/${m.total}] CT ${m.ct} → ${m.target}`;
   try {
-    const accepted = await askUntilAdmitted(ctx, requestFor(ctx, m), signal);
+    const accepted = await askUntilAdmitted(ctx, req, signal);
     if (!accepted.ok) {
       progress(ctx, tag, { ...base, phase: 'refused', detail: accepted.detail });
       return { ...base, outcome: accepted.outcome, ms: Date.now() - t0, detail: accepted.detail };
@@ -199,8 +232,9 @@ async function moveOne(ctx: Context, m: Move, signal: AbortSignal): Promise<Resu
     return { ...base, migrationId, ms: Date.now() - t0, ...end };
   } catch (err) {
     const detail = (err as Error).message;
-    progress(ctx, tag, { ...base, phase: 'error', detail });
-    return { ...base, outcome: 'error', ms: Date.now() - t0, detail };
+    const outcome = err instanceof CliError && severity.includes(err.exit) ? err.exit : 'error';
+    progress(ctx, tag, { ...base, phase: outcome === 'error' ? 'error' : outcome, detail });
+    return { ...base, outcome, ms: Date.now() - t0, detail };
   }
 }
 

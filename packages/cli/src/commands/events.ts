@@ -63,8 +63,21 @@ migration's terminal event (MigrationCompleted or MigrationRolledBack), else unt
   },
 };
 
+/**
+ * An ISO 8601 date or time (2026-11-25, 2026-11-25T19:00:00Z, …). JavaScript's Date takes far more ("10" is October
+ * 2001): a number meant as a duration, as `haul web --since` takes, would read the whole log without a word.
+ */
 function timeOf(s: string): Date {
   const d = new Date(s);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`--since: not a time: ${s}`, 'events');
+  if (
+    !/^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$/.test(
+      s,
+    ) ||
+    Number.isNaN(d.getTime())
+  )
+    throw new UsageError(
+      `--since: ${JSON.stringify(s)} is not an ISO 8601 time (e.g. 2026-11-25T19:00:00Z or 2026-11-25)`,
+      'events',
+    );
   return d;
 }

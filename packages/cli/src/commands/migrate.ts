@@ -1,8 +1,18 @@
-import type { MigrateRequest } from '@haul/schemas';
+import { createValidators, type MigrateRequest, type Validators } from '@haul/schemas';
+import migrateRequestSchema from '../../../../schemas/json/migrate-request.schema.json' with { type: 'json' };
 import type { Args } from '../args.ts';
 import { jsonFlag, timeoutFlag, type Command } from '../command.ts';
+import { UsageError } from '../errors.ts';
 import { watchMigration } from '../watch.ts';
 import { showCheck } from '../check-view.ts';
+
+/** "1-9": the range the request's schema allows a numeric field, for a flag's help (the schema is its one place). */
+export function rangeOf(
+  field: 'maxIterations' | 'maxDowntimeMs' | 'bandwidthLimitMBps' | 'frozenLeaseMs',
+): string {
+  const { minimum, maximum } = migrateRequestSchema.properties[field];
+  return `${minimum}-${maximum}`;
+}
 
 export const migrate: Command = {
   name: 'migrate',
@@ -38,11 +48,16 @@ same migration: running the command again re-attaches to it.`,
       choices: ['on', 'off', 'auto'],
       default: 'auto',
     },
-    'max-iterations': { kind: 'int', value: 'N', help: 'at most N pre-dumps (1-9)', default: '9' },
+    'max-iterations': {
+      kind: 'int',
+      value: 'N',
+      help: `at most N pre-dumps (${rangeOf('maxIterations')})`,
+      default: '9',
+    },
     'max-downtime-ms': {
       kind: 'int',
       value: 'MS',
-      help: 'downtime budget: iterate until the predicted freeze fits (100-900000)',
+      help: `downtime budget: iterate until the predicted freeze fits (${rangeOf('maxDowntimeMs')})`,
       default: "none (P.Haul's rules)",
     },
     'downtime-policy': {
@@ -55,13 +70,13 @@ same migration: running the command again re-attaches to it.`,
     bandwidth: {
       kind: 'number',
       value: 'MBPS',
-      help: 'cap image streaming at MBPS MB/s',
+      help: `cap image streaming at MBPS MB/s (${rangeOf('bandwidthLimitMBps')})`,
       default: "none (the node's cap)",
     },
     'frozen-lease-ms': {
       kind: 'int',
       value: 'MS',
-      help: 'how long the source keeps the CT frozen without a decision',
+      help: `how long the source keeps the CT frozen without a decision (${rangeOf('frozenLeaseMs')})`,
       default: "the coordinator's (60000)",
     },
     'skip-cpu-check': { kind: 'boolean', help: 'do not compare the CPU flags of the two nodes' },
@@ -92,8 +107,9 @@ same migration: running the command again re-attaches to it.`,
   ],
   exits: ['completed', 'overBudget', 'rolledBack', 'rejected', 'stuck', 'noCoordinator', 'timeout'],
   async run(ctx) {
-    if (ctx.args.bool('check')) return showCheck(ctx, await (await ctx.api()).check(requestOf(ctx.args)));
-    const reply = await (await ctx.api()).migrate(requestOf(ctx.args));
+    const req = checkedRequest(requestOf(ctx.args), 'migrate');
+    if (ctx.args.bool('check')) return showCheck(ctx, await (await ctx.api()).check(req));
+    const reply = await (await ctx.api()).migrate(req);
     if (!reply.ok) {
       const field = reply.error.field ? ` (field ${reply.error.field})` : '';
       ctx.say(`haul: rejected: ${reply.error.code}${field}: ${reply.error.message}`);
@@ -110,7 +126,7 @@ same migration: running the command again re-attaches to it.`,
   },
 };
 
-/** The request the flags describe; ranges are the coordinator's to check (it names the field). */
+/** The request the flags describe (checkedRequest checks it). */
 export function requestOf(a: Args): MigrateRequest {
   const req: MigrateRequest = {
     requestId: a.str('request-id') ?? `cli-${Date.now().toString(36)}`,
@@ -139,4 +155,39 @@ export function requestOf(a: Args): MigrateRequest {
   const reason = a.str('reason');
   if (reason !== undefined) req.reason = reason;
   return req;
+}
+
+/** The flag that sets each field of a migrate request (`haul migrate`'s; `haul evacuate` has some of them). */
+const flagOfField: Readonly<Record<string, string>> = {
+  requestId: '--request-id',
+  ctid: '--ct',
+  source: '--from',
+  target: '--to',
+  mode: '--mode',
+  sharedDisks: '--shared-disk',
+  preDump: '--pre-dump',
+  maxIterations: '--max-iterations',
+  maxDowntimeMs: '--max-downtime-ms',
+  downtimePolicy: '--downtime-policy',
+  bandwidthLimitMBps: '--bandwidth',
+  frozenLeaseMs: '--frozen-lease-ms',
+  reason: '--reason',
+};
+
+let validators: Validators | undefined;
+
+/**
+ * A request checked against its schema before anything is sent, as the coordinator checks it: the ranges and forms
+ * of its fields are defined once, in the schema (schemas/json/migrate-request.schema.json). A value it refuses is a
+ * usage error that names the flag and the value given, not a refusal of the API after a round trip.
+ */
+export function checkedRequest(req: MigrateRequest, command: string): MigrateRequest {
+  const v = (validators ??= createValidators()).validate<MigrateRequest>('migrateRequest', req);
+  if (v.ok) return v.value;
+  const path = v.error.field.split('.');
+  const flag = flagOfField[path[0]!] ?? `the request's ${v.error.field}`;
+  let given: unknown = req;
+  for (const p of path) given = (given as Record<string, unknown> | undefined)?.[p];
+  const got = given === undefined || typeof given === 'object' ? '' : ` (got ${JSON.stringify(given)})`;
+  throw new UsageError(`${flag}: ${v.error.detail ?? v.error.message}${got}`, command);
 }
