@@ -145,6 +145,11 @@ export const errorCodes = {
    * left as it is, for an operator.
    */
   snapshotInDoubt: 'HAUL_SNAPSHOT_IN_DOUBT',
+  /**
+   * A restore run again found the CT running on the target, and no sign that vzctl finished restoring it (no
+   * `<dump dir>.restore`): it may run from a restore cut short. Nothing is committed on it; the rollback stops it.
+   */
+  restoreInDoubt: 'HAUL_RESTORE_IN_DOUBT',
   /** The CT does not run where a step needs it running. */
   ctNotRunning: 'HAUL_CT_NOT_RUNNING',
   /** The CT runs where a step needs it stopped. */

@@ -1,10 +1,10 @@
 import { existsSync, lstatSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { mayStartRestore, errorCodes, ploopLayout, unreadableLayout } from '@haul/domain';
 import type { CtArgs, HostResult, RemoveFilesArgs, RestoreArgs } from '@haul/schemas';
 import { readRestoreTimeUs } from '../adapters/criu-stats.ts';
 import { diskOwner } from '../adapters/descriptor.ts';
-import { realPathOr, writeNew } from '../adapters/files.ts';
+import { entryAt, realPathOr, writeNew } from '../adapters/files.ts';
 import { ensurePloopLayout, layoutVersion, removeBarePrivateArea } from '../adapters/private-area.ts';
 import { vzctlEnvRun } from '../adapters/tools.ts';
 import { readCtDisks } from '../adapters/vz-config.ts';
@@ -40,7 +40,8 @@ export const restore: Handler = async (cmd, ctx) => {
     // with 32 before it touches anything (libvzctl lib/env.c vzctl_env_restore 1274–1276, VZCTL_E_ENV_RUN), which
     // saves a `vzctl status` inside the frozen window.
     if ((await ctx.tools.vzctlRestore(a.ctid, a.imageDir)).exitCode === vzctlEnvRun) {
-      r.actions.push('CT already running on the target');
+      requireRestoreFinished(a.imageDir, ctx.cfg.node, a.ctid);
+      r.actions.push('CT already running on the target: an earlier run restored it');
       return r;
     }
   } finally {
@@ -52,6 +53,22 @@ export const restore: Handler = async (cmd, ctx) => {
   r.actions.push('restored');
   return r;
 };
+
+/**
+ * A CT found running when the restore runs again is taken for this restore's only if vzctl got to its end: on success
+ * it makes `<dump dir>.restore` and moves criu's logs there, after criu's restored tasks resumed (libvzctl
+ * lib/cr_criu.c restore_fin 306-335, at ebbfc38). Without it the CT may run from a restore cut short (the agent killed
+ * mid-restore, its vzctl killed at the end of its time: the CT's tasks leave the tool's process group and outlive it),
+ * and committing would have the source's frozen CT killed for it. The step fails instead: the rollback stops the CT
+ * here, and the source, still frozen, resumes.
+ */
+function requireRestoreFinished(imageDir: string, node: string, ctid: string): void {
+  if (entryAt(`${imageDir}.restore`)?.isDirectory()) return;
+  throw new StepError(
+    errorCodes.restoreInDoubt,
+    `CT ${ctid} runs on ${node}, but vzctl never finished restoring it from ${imageDir} (no ${basename(imageDir)}.restore): it may run from a restore cut short`,
+  );
+}
 
 /** Stop and unmount (idempotent: vzctl stop exits 0 when the CT is not running; umount 40 = not mounted). */
 export const stopAndUmount: Handler = async (cmd, ctx) => {

@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { HostResult, StepCommand } from '@haul/schemas';
-import type { HandlerContext } from '../context.ts';
-import { removeFiles } from './lifecycle.ts';
+import { errorCodes } from '@haul/domain';
+import { StepError, type HandlerContext } from '../context.ts';
+import { removeFiles, restore } from './lifecycle.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'haul-lifecycle-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -63,5 +64,53 @@ describe('removeFiles of a copied disk in the private area', () => {
     // Then the disk and the private area, which held nothing else of the CT, are gone
     assert.equal(existsSync(disk), false);
     assert.equal(existsSync(priv), false, JSON.stringify(r.actions));
+  });
+});
+
+describe('restore run again, the CT found running on the target (vzctl restore exits 32)', () => {
+  /** A target whose restore of `imageDir` finds the CT running; its context lets the fence pass. */
+  function runningAlready(imageDir: string) {
+    const hostRoot = join(root, 'restore-again');
+    mkdirSync(imageDir, { recursive: true });
+    const ctx = {
+      cfg: { node: 'node-b', hostRoot, bootId: 'boot-1' },
+      reconciled: true,
+      event: (type: string, data: unknown, eventId: string) => ({ type, data, eventId }),
+      fencedAppend: () => Promise.resolve({ ok: true }),
+      readLog: () => Promise.resolve({ events: [], lastSeq: 0 }),
+      tools: { vzctlRestore: () => Promise.resolve({ exitCode: 32 }) },
+    } as unknown as HandlerContext;
+    const cmd = {
+      commandId: `${mid}:restore:-:1`,
+      migrationId: mid,
+      node: 'node-b',
+      executor: 'agent',
+      attempt: 1,
+      step: 'restore',
+      args: { ctid: '101', imageDir, workDir: join(imageDir, '..', 'work') },
+      timeoutMs: 180_000,
+    } as unknown as StepCommand;
+    return { ctx, cmd };
+  }
+
+  it('given vzctl finished the earlier run (<dump dir>.restore), then the step succeeds without restoring again', async () => {
+    const imageDir = join(root, 'restore-finished', 'final');
+    mkdirSync(`${imageDir}.restore`, { recursive: true });
+    const { ctx, cmd } = runningAlready(imageDir);
+    const r = (await restore(cmd, ctx)) as HostResult;
+    assert.deepEqual(r.actions, ['CT already running on the target: an earlier run restored it']);
+  });
+
+  it('given no sign that vzctl finished it, then the step fails in doubt: the CT may run from a restore cut short', async () => {
+    const imageDir = join(root, 'restore-cut-short', 'final');
+    const { ctx, cmd } = runningAlready(imageDir);
+    await assert.rejects(restore(cmd, ctx), (err: unknown) => {
+      assert.ok(err instanceof StepError);
+      assert.equal(err.code, errorCodes.restoreInDoubt);
+      assert.match(err.message, /CT 101 runs on node-b, but vzctl never finished restoring it/);
+      return true;
+    });
+    // And the file it wrote for vzctl is gone, as after any run
+    assert.equal(existsSync(join(imageDir, 'restore-extra-args')), false);
   });
 });
