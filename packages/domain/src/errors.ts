@@ -101,6 +101,11 @@ export const errorCodes = {
   nodeDown: 'HAUL_NODE_DOWN',
   /** The request id hashes to the migration id of another request id (never seen; refused, not merged). */
   requestIdCollision: 'HAUL_REQUEST_ID_COLLISION',
+  /**
+   * The request id is admitted for another CT or other nodes, and that request's MigrationRequested is not in the log
+   * yet (its append under way, or its coordinator died): one request id is one migration.
+   */
+  requestIdReused: 'HAUL_REQUEST_ID_REUSED',
   /** The admission ledger could not be written: too many other writers at once (retryable). */
   ledgerContended: 'HAUL_LEDGER_CONTENDED',
   /** A bug or an unreachable store behind an API answer; retryable (the same request id is then safe). */

@@ -70,6 +70,8 @@ export function decideAdmission(entries: readonly AdmissionEntry[], a: Admission
   const own = entries.find((e) => e.migrationId === migrationId);
   if (own) {
     if (own.requestId !== req.requestId) return { ok: false, error: collision(migrationId) };
+    const other = reusedFor(own, req);
+    if (other) return { ok: false, error: other };
     const entry = { ...own, admittedAt };
     return { ok: true, entry, entries: entries.map((e) => (e === own ? entry : e)) };
   }
@@ -89,6 +91,22 @@ export function decideAdmission(entries: readonly AdmissionEntry[], a: Admission
     admittedAt,
   };
   return { ok: true, entry, entries: [...entries, entry] };
+}
+
+/**
+ * The request id's admission is of another request (another CT or other nodes) whose MigrationRequested is not in the
+ * log yet: the refusal, else undefined. Taken as its own, the log would hold this request's CT under the ledger's
+ * entry for the other one: this CT and its nodes never counted, the other CT held for the migration's life.
+ */
+function reusedFor(own: AdmissionEntry, req: MigrateRequest): ErrorInfo | undefined {
+  const differs = (['ctid', 'source', 'target'] as const).find((f) => own[f] !== req[f]);
+  return differs
+    ? {
+        code: errorCodes.requestIdReused,
+        message: `request id ${req.requestId} is admitted for CT ${own.ctid} from ${own.source} to ${own.target}; one request id is one migration: use another id`,
+        field: differs,
+      }
+    : undefined;
 }
 
 /** Another admitted migration has this CT: the refusal, else undefined. */

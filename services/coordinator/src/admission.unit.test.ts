@@ -117,6 +117,22 @@ describe('a request id whose migration id is taken by another request id', () =>
   });
 });
 
+describe('a request id admitted for another request, whose MigrationRequested is not in the log yet', () => {
+  it('is refused for another CT or other nodes, naming the first field that differs, and changes nothing', () => {
+    const first = entry('101', 'node-a', 'node-b', 'reused');
+    for (const [again, field] of [
+      [req('reused', '202'), 'ctid'],
+      [req('reused', '101', 'node-c'), 'source'],
+      [req('reused', '101', 'node-a', 'node-d'), 'target'],
+    ] as const) {
+      const d = decideAdmission([first], input(again));
+      assert.equal(codeOf(d), 'HAUL_REQUEST_ID_REUSED');
+      assert.equal(!d.ok && d.error.field, field);
+      assert.match(!d.ok ? d.error.message : '', /admitted for CT 101 from node-a to node-b/);
+    }
+  });
+});
+
 describe('a migration in the log, before its first step (limit 1 per node)', () => {
   const at = (ageMs: number) => new Date(now.getTime() - ageMs).toISOString();
   const confirm = (entries: AdmissionEntry[], wanted: AdmissionEntry) =>
