@@ -7,6 +7,7 @@ import {
   limits,
   migrationOfEventSubject,
   openBucket,
+  readAgainUntil,
   retryTransient,
   streams,
   subjects,
@@ -167,7 +168,7 @@ export function decideConfirmation(
 }
 
 /** Nothing of the migration has happened on a host yet: no step intended, no cancel, no rollback, no end. */
-const beforeFirstStep = (s: MigrationState): boolean =>
+export const beforeFirstStep = (s: MigrationState): boolean =>
   !!s.migrationId &&
   !s.terminal &&
   !s.rollback &&
@@ -277,13 +278,14 @@ export function createAdmission(deps: {
   async function staleReason(e: AdmissionEntry, now: number): Promise<string | undefined> {
     const afterSeq = notEndedUpTo.get(e.migrationId) ?? 0;
     // Only the coordinator writes an ending, so only its events after the last look are read and checked.
-    const { events, lastSeq } = await eventLog.readCoordinatorEvents(
-      e.migrationId,
-      afterSeq,
-      terminalEventTypes,
-    );
+    const read = () => eventLog.readCoordinatorEvents(e.migrationId, afterSeq, terminalEventTypes);
+    let { events, lastSeq } = await read();
     // lastSeq is the subject's last message as stored, readable or not: only a subject with no message at all is a
-    // request that never got its MigrationRequested appended.
+    // request that never got its MigrationRequested appended. Past the grace period, an empty subject is read again
+    // before the CT is freed: a stream leader of nats-server before 2.11 answers before it has applied what it took
+    // over (readAgainUntil), and every migration older than the grace period would read as never requested.
+    if (lastSeq === 0 && now - Date.parse(e.admittedAt) > limits.admissionGraceMs)
+      ({ events, lastSeq } = (await readAgainUntil(read, (r) => r.lastSeq > 0))!.read);
     if (lastSeq === 0)
       return now - Date.parse(e.admittedAt) > limits.admissionGraceMs
         ? 'no MigrationRequested within the grace period'

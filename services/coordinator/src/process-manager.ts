@@ -31,7 +31,7 @@ import {
   type MigrationState,
 } from '@haul/domain';
 import type { ErrorInfo, MigrationEvent, MigrationStatus, StepCommand, Validators } from '@haul/schemas';
-import { releaseAdmission, type Admission } from './admission.ts';
+import { beforeFirstStep, releaseAdmission, type Admission } from './admission.ts';
 import { createSeenSequences } from './seen-sequences.ts';
 import { createTransferReports } from './transfer-reports.ts';
 
@@ -372,12 +372,21 @@ export function createProcessManager(
 
   const advance = (): DecideInput => ({ kind: 'Advance', meta: meta() });
 
-  /** The decision for a migration whose admission was lost before its first step: cancel it, saying why. */
-  const refusedBy = (error: ErrorInfo) => (): DecideInput => ({
-    kind: 'Cancel',
-    reason: `admission lost before the first step (${error.code}): ${error.message}`,
-    meta: meta(),
-  });
+  /**
+   * The decision for a migration whose admission was lost before its first step: cancel it, saying why. Decided again
+   * after a lost compare-and-set on a log that shows a first step (another coordinator confirmed the admission, as it
+   * stood then, and went on), the refusal no longer holds: the migration advances.
+   */
+  const refusedBy =
+    (error: ErrorInfo) =>
+    (s: MigrationState): DecideInput =>
+      beforeFirstStep(s)
+        ? {
+            kind: 'Cancel',
+            reason: `admission lost before the first step (${error.code}): ${error.message}`,
+            meta: meta(),
+          }
+        : advance();
 
   /**
    * Decide and append until the log and the decision agree; send what was intended. When another writer got

@@ -266,6 +266,74 @@ describe('admission after crashes and junk', () => {
     }
   });
 
+  it('keeps the admission of a migration older than the grace period whose log a stream leader behind shows empty', async () => {
+    // Given a migration accepted, admitted long ago (its entry's time moved back an hour), and a coordinator that
+    // starts while the stream's leader answers its next two reads of that log with nothing (nats-server before 2.11)
+    await beat('n14a', 'n14b');
+    const first = await api.migrate(request('reap-behind', '1401', 'n14a', 'n14b'));
+    assert.ok(first.ok && !first.duplicate, JSON.stringify(first));
+    await awaitEvent(
+      eventLog,
+      first.migrationId,
+      (e) => e.type === 'StepIntended' && e.data.step === 'lockSource',
+      20_000,
+    );
+    await coordinator.stop();
+    const { entries, revision } = await readLedger();
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const kv = await openBucket(nc, buckets.admission);
+    await kv.update(
+      admissionLedgerKey,
+      encodeJson({
+        entries: entries.map((e) =>
+          e.migrationId === first.migrationId ? { ...e, admittedAt: hourAgo } : e,
+        ),
+      }),
+      revision,
+    );
+    let behind = 2;
+    const seen = logged.length;
+    coordinator = await startOne({
+      server,
+      name: 'admission-test-reap-behind',
+      settings: { maxMigrationsPerNode: 2, resyncMs: 3_600_000 },
+      log: pino(
+        { level: 'info' },
+        jsonLines((l) => logged.push(l)),
+      ),
+      trust,
+      validators,
+      eventLog: (own) => {
+        const real = createEventLog(own, validators, trust);
+        return {
+          ...real,
+          readCoordinatorEvents: async (m, afterSeq, types) =>
+            m === first.migrationId && behind > 0
+              ? (behind--, { events: [], lastSeq: 0 })
+              : real.readCoordinatorEvents(m, afterSeq, types),
+        };
+      },
+    });
+    try {
+      // When it reaps at its start: then the admission stays (before, the CT and its nodes were freed for another
+      // migration while this one held the CT), and a request for the CT is refused as busy
+      assert.equal(behind, 0, 'both reads behind were made');
+      assert.ok(
+        (await readLedger()).entries.some((e) => e.migrationId === first.migrationId),
+        'the admission is kept',
+      );
+      assert.ok(
+        !logged
+          .slice(seen)
+          .some((l) => l['msg'] === 'admission released' && l['migrationId'] === first.migrationId),
+      );
+      assert.equal(codeOf(await api.migrate(request('steal-1401', '1401', 'n14a', 'n14b'))), 'HAUL_CT_BUSY');
+    } finally {
+      await coordinator.stop();
+      coordinator = await startCoordinator();
+    }
+  });
+
   it('junk in the status bucket breaks neither list nor a coordinator restart', async () => {
     await beat('n7a', 'n7b');
     const before = await api.migrate(request('before-junk', '801', 'n7a', 'n7b'));

@@ -308,6 +308,47 @@ it("answers an operator's cancel it recorded as taken, though another coordinato
   }
 });
 
+it('does not cancel a migration for an admission it found lost, once the log shows another coordinator took its first step', async () => {
+  // Given a requested migration, an admission that this coordinator finds lost (its CT taken meanwhile), and another
+  // coordinator that, its admission confirmed a moment before, appends the preflight's intents first
+  const { real, mid } = await requested('m-race-0011', '111');
+  const { log: racing, raced } = racingOnce(real, 'CancelRequested', 'before', async () => {
+    const { events, lastSeq } = await real.read(mid);
+    const { events: intents } = decideUntilStable(
+      {
+        kind: 'Advance',
+        meta: createProcessManager(nc, validators, real, settings, pino({ level: 'silent' }), trust).meta(),
+      },
+      fold(
+        events.map((e) => e.event),
+        initialState(),
+      ),
+    );
+    let at = lastSeq;
+    for (const e of intents) at = (await real.append(e, { expectedLastSeq: at })).seq;
+  });
+  const lost = { code: 'HAUL_CT_BUSY', message: 'CT 111 is already migrating (m-other)', field: 'ctid' };
+  const pm = createProcessManager(nc, validators, racing, settings, pino({ level: 'silent' }), trust, {
+    confirm: () => Promise.resolve(lost),
+  });
+  try {
+    // When this coordinator takes its turn: its cancel loses the compare-and-set to the other's intents
+    await pm.step(mid);
+
+    // Then it goes on from the other's first step (before, it decided the cancel again on that log, and a migration
+    // admitted by the other coordinator rolled back as "admission lost before the first step")
+    assert.equal(raced(), true);
+    const { events } = await real.read(mid);
+    assert.deepEqual(
+      events.filter((e) => e.event.type === 'CancelRequested' || e.event.type === 'RollbackStarted'),
+      [],
+    );
+    assert.ok(events.some((e) => e.event.type === 'StepIntended'));
+  } finally {
+    pm.stop();
+  }
+});
+
 it("projects the end it read when it refuses an operator's cancel because the migration ended meanwhile", async () => {
   // Given a migration this coordinator holds folded, which another writer ended since
   const { real, mid } = await requested('m-race-0009', '109');
