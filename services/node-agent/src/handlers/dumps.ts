@@ -303,8 +303,11 @@ export const releaseSource: Handler = async (cmd, ctx) => {
     // A release tried again after the one that decided the commit failed (its criu let the tasks go).
     await stopLetGo(ctx, a.ctid, `criu dump ended with ${criuEnd(o.rc)} after the commit decision`, r);
   else r.actions.push('already released');
-  // A release retried after the agent died between the commit and vcmmd's unregister: vcmmd may still hold the CT.
+  // A release retried after the agent died between the commit and vcmmd's unregister: vcmmd may still hold the CT,
+  // and the CT's init pid file may still name a pid that another process will get (a heartbeat would then report
+  // the CT running here as well as on the target).
   await vcmmUnregister(ctx, a.ctid, r);
+  if (o.decision === 'commit') rmSync(initPidFile(ctx.cfg, a.ctid), { force: true });
   return r;
 };
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { errorCodes } from '@haul/domain';
@@ -96,9 +96,10 @@ void describe('releaseSource', () => {
     rc?: number;
     outcome?: { decision?: string; rc?: number };
     stops?: boolean;
+    running?: boolean;
   }) => {
     const calls: string[] = [];
-    let running = o.held ? (o.rc ?? 0) !== 0 : true;
+    let running = o.running ?? (o.held ? (o.rc ?? 0) !== 0 : true);
     const ctx = {
       cfg: { node: 'node-a', hostRoot: root, vzRoot: join(root, 'vz'), etcVz: join(root, 'etc', 'vz') },
       log: pino({ level: 'silent' }),
@@ -147,6 +148,19 @@ void describe('releaseSource', () => {
       r.actions[0]!,
       /ended with 1 after the commit decision: the CT it let go on the source stopped/,
     );
+  });
+
+  void it("tried again after the agent died past the commit, removes the CT's init pid file as the first run would have", async () => {
+    // Given the dump committed (criu ended well, the CT gone), and the init pid file still there: the agent died
+    // between the commit and its removal
+    const pidFile = join(root, 'var', 'run', 've', '101.init.pid');
+    mkdirSync(dirname(pidFile), { recursive: true });
+    writeFileSync(pidFile, '4242\n');
+    const { ctx } = ctxWith({ held: false, outcome: { decision: 'commit', rc: 0 }, running: false });
+    const r = await release(ctx);
+    assert.equal(r.actions[0], 'already released');
+    // Then it is gone: a pid reused by another process would have the heartbeat report the CT running here too
+    assert.equal(existsSync(pidFile), false);
   });
 
   void it('fails while the CT still runs after the stop, to be tried again', async () => {
