@@ -25,6 +25,11 @@ export const errorCodes = {
   attemptsExhausted: 'HAUL_ATTEMPTS_EXHAUSTED',
   /** A fence refuses: the CT may run on the target (also the agents' fence verdicts). */
   fenced: 'HAUL_FENCED',
+  /**
+   * The migration's log does not start with its MigrationRequested: the stream dropped its oldest events. Both fences
+   * refuse it (fencing.ts, wholeLog): the CT stays where it is, and no restore starts on the target.
+   */
+  logIncomplete: 'HAUL_LOG_INCOMPLETE',
   targetRebooted: 'HAUL_TARGET_REBOOTED',
   /**
    * A node agent refused a command (CommandRejected, with the field): a path that does not resolve, after symlinks,

@@ -21,7 +21,7 @@ export function wholeLog(events: readonly MigrationEvent[]): FenceVerdict {
     ? { ok: true }
     : {
         ok: false,
-        code: errorCodes.fenced,
+        code: errorCodes.logIncomplete,
         reason:
           "the migration's log does not start with its MigrationRequested: its oldest events were dropped",
       };

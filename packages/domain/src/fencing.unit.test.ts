@@ -138,6 +138,6 @@ describe('the commit-point fence', () => {
     // (the stream full, or flooded by a node): what is left holds neither its request nor the restore
     const rest = [ev('StepIntended', { commandId: 'c3' })];
     for (const v of [mayResumeSource(rest), mayStartRestore(rest), mayResumeSource([]), mayStartRestore([])])
-      assert.deepEqual(v.ok ? 'ok' : v.code, 'HAUL_FENCED');
+      assert.deepEqual(v.ok ? 'ok' : v.code, 'HAUL_LOG_INCOMPLETE');
   });
 });

@@ -88,6 +88,16 @@ export function createLeases(deps: LeaseDeps) {
               done = true;
               return;
             }
+            // The log lost its oldest events: the target's fence refuses it too, so no restore can start there.
+            // The CT runs here again, once: stopped, it would run nowhere.
+            if (err instanceof StepError && err.code === errorCodes.logIncomplete) {
+              mlog.error(
+                { reason: err.message },
+                "the migration's log is no longer whole: no restore can start on the target; the CT is left running on the source",
+              );
+              done = true;
+              return;
+            }
             if (err instanceof StepError && err.code === errorCodes.fenced) {
               mlog.error(
                 { reason: err.message },
@@ -152,6 +162,14 @@ export function createLeases(deps: LeaseDeps) {
       mlog.error(
         { reason: err.message },
         'frozen lease expired but the target restore has started: keeping the CT frozen',
+      );
+      arm(meta, meta.leaseMs);
+      return;
+    }
+    if (err instanceof StepError && err.code === errorCodes.logIncomplete) {
+      mlog.error(
+        { reason: err.message },
+        "frozen lease expired but the migration's log is no longer whole (fencing.ts, wholeLog): keeping the CT frozen, for an operator",
       );
       arm(meta, meta.leaseMs);
       return;
