@@ -56,7 +56,10 @@ export type HeldMeta = {
   ctid: string;
   commandId: string;
   leaseMs: number;
+  /** When the dump started (its lease runs from there). */
   frozenAt?: string;
+  /** How long it may take to freeze the CT (its step's timeout): past that, under way, it is killed. */
+  dumpTimeoutMs?: number;
   /** Where criu writes stats-dump (read after the release for the final frozen time). */
   workDir?: string;
 };
@@ -255,6 +258,17 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     /** Does a criu of this migration's dump still run: held, or under way? */
     runs(migrationId: string): boolean {
       return criuRunning(dirOf(migrationId));
+    },
+    /**
+     * Kill a dump of this migration still under way (its criu running, the CT not frozen), as a step's wait for it
+     * does at its timeout (frozenOrEnded): its tasks run again. True when one was killed.
+     */
+    killUnderWay(migrationId: string): boolean {
+      const dir = dirOf(migrationId);
+      if (!underWay(dir)) return false;
+      killCriu(dir);
+      rmSync(dir, { recursive: true, force: true });
+      return true;
     },
     /** Is a dump of this migration under way: its criu running (started by an agent that died), the CT not frozen yet? */
     underWay(migrationId: string): boolean {

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { migrationLogger, type Logger } from '@haul/bus';
+import { migrationLogger, stepTimeoutsMs, type Logger } from '@haul/bus';
 import type { HostResult } from '@haul/schemas';
 import { errorCodes } from '@haul/domain';
 import { StepError } from './context.ts';
@@ -134,7 +134,18 @@ export function createLeases(deps: LeaseDeps) {
     await deps.exclusive(meta, async () => {
       const mlog = migrationLogger(log, meta.migrationId, { ctid: meta.ctid });
       if (!held.isHeld(meta.migrationId)) {
-        // A dump an agent that died started, not frozen yet: the lease holds until it freezes the CT (or ends).
+        // A dump an agent that died started, not frozen yet: the lease holds until it freezes the CT (or ends), or
+        // until the dump's own time is over, when its step's wait would have killed it (held-dumps.ts
+        // frozenOrEnded): no step may wait for it (its command given up, or gone), and a criu hung there holds the
+        // CT's tasks and every later action of the migration.
+        if (pastItsTime(meta) && held.killUnderWay(meta.migrationId)) {
+          waitingForFreeze.delete(meta.migrationId);
+          mlog.error(
+            { dumpTimeoutMs: meta.dumpTimeoutMs ?? stepTimeoutsMs.criu },
+            'a final dump neither froze the CT nor ended within its time: killed, its tasks run again',
+          );
+          return;
+        }
         if (held.underWay(meta.migrationId)) {
           if (!waitingForFreeze.has(meta.migrationId))
             mlog.info('frozen lease due while its dump is under way: it waits for the freeze');
@@ -155,6 +166,12 @@ export function createLeases(deps: LeaseDeps) {
         keepFrozen(meta, mlog, err);
       }
     });
+  }
+
+  /** The dump started longer ago than its step's timeout (the criu timeout for a folder that does not say). */
+  function pastItsTime(meta: HeldMeta): boolean {
+    const started = Date.parse(meta.frozenAt ?? '');
+    return Number.isFinite(started) && Date.now() - started > (meta.dumpTimeoutMs ?? stepTimeoutsMs.criu);
   }
 
   function keepFrozen(meta: HeldMeta, mlog: Logger, err: unknown): void {

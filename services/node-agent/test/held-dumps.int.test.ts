@@ -120,6 +120,33 @@ describe("a final dump's lease after a restart", () => {
     }
   });
 
+  it('given a dump under way past its own time that no command waits for, then its lease kills it: its tasks run again', async () => {
+    // Given the folder of a dump an agent that died started ten minutes ago, its criu still running and the CT never
+    // frozen (criu hung after it seized the tasks), its command given up: nothing adopts it
+    const held = createHeldDumps(join(root, 'state-hung'), silent, { PATH: '/usr/bin:/bin' });
+    const meta = {
+      ...metaOf('m-lease0000000000000000012', 50, new Date(Date.now() - 600_000).toISOString()),
+      dumpTimeoutMs: 1_000,
+    };
+    const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+    const said: string[] = [];
+    const leases = leasesOf(held, {
+      log: pino({ level: 'info' }, { write: (line: string) => void said.push(line) }),
+    });
+    try {
+      holdFolder(held, meta, String(criu.pid), false);
+      // When its lease is armed (as at an agent's start, for every dump whose criu runs)
+      leases.arm(meta);
+      // Then criu is killed (before, the lease waited for the freeze for ever, and so did the rollback's resume)
+      await until(() => !pidAlive(criu.pid!), 'the hung criu killed', 10_000);
+      assert.ok(said.some((l) => l.includes('neither froze the CT nor ended within its time')));
+      assert.equal(held.underWay(meta.migrationId), false);
+    } finally {
+      leases.stop();
+      criu.kill('SIGKILL');
+    }
+  });
+
   it("given a held dump whose frozenAt is an hour ahead (the clock was set back), then its lease is due within the lease's length from now", async () => {
     const held = createHeldDumps(join(root, 'state-clock'), silent, { PATH: '/usr/bin:/bin' });
     const ahead = new Date(Date.now() + 3_600_000).toISOString();

@@ -121,6 +121,7 @@ export const finalDump: Handler = async (cmd, ctx) => {
           commandId: cmd.commandId,
           leaseMs: a.leaseMs ?? Math.min(defaultFrozenLeaseMs, ctx.cfg.maxLeaseMs),
           frozenAt: new Date().toISOString(),
+          dumpTimeoutMs: cmd.timeoutMs,
           workDir: a.workDir,
         },
         ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, vzArgs),
