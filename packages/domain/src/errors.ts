@@ -27,7 +27,8 @@ export const errorCodes = {
   fenced: 'HAUL_FENCED',
   /**
    * The migration's log does not start with its MigrationRequested: the stream dropped its oldest events. Both fences
-   * refuse it (fencing.ts, wholeLog): the CT stays where it is, and no restore starts on the target.
+   * refuse it (fencing.ts, wholeLog): no restore starts on the target, a CT frozen on the source stays frozen, and one
+   * whose held dump ended is stopped there (a RestoreStarted may be among the dropped events).
    */
   logIncomplete: 'HAUL_LOG_INCOMPLETE',
   targetRebooted: 'HAUL_TARGET_REBOOTED',

@@ -72,6 +72,10 @@ export type HeldMeta = {
  */
 export type HeldDumps = ReturnType<typeof createHeldDumps>;
 
+/** How long a dump may take to freeze the CT: its step's timeout, or criu's for a hold folder that does not say. */
+export const dumpTimeoutOf = (meta: Pick<HeldMeta, 'dumpTimeoutMs'>): number =>
+  meta.dumpTimeoutMs ?? stepTimeoutsMs.criu;
+
 /** How a held dump's criu ended, for a message: its exit status, or none recorded (its `sh` was killed). */
 export const criuEnd = (rc: number | undefined): string =>
   rc === undefined ? 'no exit status (its sh was killed)' : String(rc);
@@ -200,7 +204,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
      * command delivered again) is waited for instead: a second criu beside it would remove its folder, and the
      * first one's `frozen` would then land in the second's, with nothing tracking the criu that holds the CT.
      */
-    async start(meta: HeldMeta, criuArgs: string[], timeoutMs: number = stepTimeoutsMs.criu): Promise<void> {
+    async start(meta: HeldMeta, criuArgs: string[], timeoutMs: number = dumpTimeoutOf(meta)): Promise<void> {
       const dir = dirOf(meta.migrationId);
       if (underWay(dir)) return this.adopt(meta.migrationId, timeoutMs);
       rmSync(dir, { recursive: true, force: true });

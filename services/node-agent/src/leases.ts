@@ -1,9 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { migrationLogger, stepTimeoutsMs, type Logger } from '@haul/bus';
+import { migrationLogger, type Logger } from '@haul/bus';
 import type { HostResult } from '@haul/schemas';
 import { errorCodes } from '@haul/domain';
 import { StepError } from './context.ts';
-import type { HeldDumps, HeldMeta } from './held-dumps.ts';
+import { dumpTimeoutOf, type HeldDumps, type HeldMeta } from './held-dumps.ts';
 
 /** After a failed resume (bus unreachable, a disk not restored), the next try comes this much later. */
 const retryMs = 1000;
@@ -88,13 +88,15 @@ export function createLeases(deps: LeaseDeps) {
               done = true;
               return;
             }
-            // The log lost its oldest events: the target's fence refuses it too, so no restore can start there.
-            // The CT runs here again, once: stopped, it would run nowhere.
+            // The log lost its oldest events, a RestoreStarted maybe among them (they go oldest first, after the
+            // request): the target may run the CT. Stopped here it may run nowhere, for an operator to start where
+            // it belongs; left running it may run twice, on the same shared disks.
             if (err instanceof StepError && err.code === errorCodes.logIncomplete) {
               mlog.error(
                 { reason: err.message },
-                "the migration's log is no longer whole: no restore can start on the target; the CT is left running on the source",
+                "the migration's log is no longer whole: whether the target restore started is unknown; stopping the CT on the source",
               );
+              await deps.stopSource(meta, mlog);
               done = true;
               return;
             }
@@ -141,7 +143,7 @@ export function createLeases(deps: LeaseDeps) {
         if (pastItsTime(meta) && held.killUnderWay(meta.migrationId)) {
           waitingForFreeze.delete(meta.migrationId);
           mlog.error(
-            { dumpTimeoutMs: meta.dumpTimeoutMs ?? stepTimeoutsMs.criu },
+            { dumpTimeoutMs: dumpTimeoutOf(meta) },
             'a final dump neither froze the CT nor ended within its time: killed, its tasks run again',
           );
           return;
@@ -168,10 +170,13 @@ export function createLeases(deps: LeaseDeps) {
     });
   }
 
-  /** The dump started longer ago than its step's timeout (the criu timeout for a folder that does not say). */
+  /**
+   * The dump started longer ago than its time (dumpTimeoutOf). Its start is a wall-clock time, maybe of an agent
+   * before a restart: a clock stepped forward since kills a dump early, which only fails its migration's final dump.
+   */
   function pastItsTime(meta: HeldMeta): boolean {
     const started = Date.parse(meta.frozenAt ?? '');
-    return Number.isFinite(started) && Date.now() - started > (meta.dumpTimeoutMs ?? stepTimeoutsMs.criu);
+    return Number.isFinite(started) && Date.now() - started > dumpTimeoutOf(meta);
   }
 
   function keepFrozen(meta: HeldMeta, mlog: Logger, err: unknown): void {

@@ -12,7 +12,8 @@ import { argsOf, etcVz, StepError, type Handler, type HandlerContext } from '../
 
 /**
  * `vzctl restore` on the target, after winning the fence: RestoreStarted is appended with compare-and-set only
- * while nobody resumed the source and the target has not rebooted since its preflight. After a crash, a running CT means the restore happened.
+ * while nobody resumed the source and the target has not rebooted since its preflight. After a crash, a running CT
+ * means the restore happened when vzctl got to its end (requireRestoreFinished).
  * Before it, the CT's private area is made ready (privateAreaReady).
  */
 export const restore: Handler = async (cmd, ctx) => {
