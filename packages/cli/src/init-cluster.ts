@@ -20,7 +20,7 @@ import {
 import { secretsFiles, secretsModes, serverConfigOf, writeSecretsFile } from './secrets-dir.ts';
 
 /** The flags of `haul init-cluster`: what its parser accepts and its help shows. */
-const initFlags: FlagSpecs = {
+export const initFlags: FlagSpecs = {
   nodes: {
     kind: 'string',
     value: 'NODE[,NODE...]',

@@ -19,7 +19,7 @@ import { CliError, UsageError } from './errors.ts';
 import { exitCode, type ExitName } from './exit-codes.ts';
 import { commandHelp, helpWidth, overview } from './help.ts';
 import { createOutput, type Output } from './output.ts';
-import { initClusterMain } from './init-cluster.ts';
+import { initClusterMain, initFlags } from './init-cluster.ts';
 
 /** The version of the installed package (bundled from package.json at build time). */
 export const version: string = pkg.version;
@@ -77,9 +77,9 @@ function commandIndex(argv: string[], from = 0): number {
   return -1;
 }
 
-/** `--flag` of every flag of any command that takes a value in the next word. */
+/** `--flag` of every flag of any command (init-cluster's too) that takes a value in the next word. */
 const takesValue: ReadonlySet<string> = new Set(
-  [commonFlags, ...commands.map((c) => c.flags)].flatMap((flags) =>
+  [commonFlags, initFlags, ...commands.map((c) => c.flags)].flatMap((flags) =>
     Object.entries(flags).flatMap(([name, f]) => (f.kind === 'boolean' ? [] : [`--${name}`])),
   ),
 );

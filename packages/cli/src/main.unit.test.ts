@@ -42,6 +42,14 @@ describe('a value the request would be refused for is a usage error, before anyt
     assert.equal(r.code, 2, r.err);
     assert.match(r.err, /--max-downtime-ms: must be >= 100 \(got 5\)/);
   });
+  it('haul evacuate checks every target node, and names its NODE as NODE', async () => {
+    const target = await haul('evacuate', 'node-a', '--to', 'node-b,Node C', ...nowhere);
+    assert.equal(target.code, 2, target.err);
+    assert.match(target.err, /--to: .*\(got "Node C"\)/);
+    const node = await haul('evacuate', 'Node A', '--to', 'node-b', ...nowhere);
+    assert.equal(node.code, 2, node.err);
+    assert.match(node.err, /haul: NODE: .*\(got "Node A"\)/);
+  });
   it('values in range get as far as NATS', async () => {
     assert.equal((await haul(...migrate, '--max-iterations', '9', '--shared-disk', '/s/ct101')).code, 69);
   });
@@ -62,6 +70,16 @@ describe('other command lines', () => {
   it('a flag of a command with its value may come before the command word', async () => {
     const r = await haul('--timeout', '5s', 'wait', 'm-1', ...nowhere);
     assert.equal(r.code, 69, r.err);
+    const errors: string[] = [];
+    const error = console.error;
+    console.error = (s: string) => void errors.push(s);
+    try {
+      // init-cluster's own: a missing --out is its usage error, not "unknown command"
+      assert.equal((await haul('--nodes', 'a', 'init-cluster')).code, 2);
+    } finally {
+      console.error = error;
+    }
+    assert.match(errors.join('\n'), /missing --out DIR/);
   });
   it('haul help init-cluster and haul init-cluster --help print its help', async () => {
     const logged: string[] = [];

@@ -6,7 +6,7 @@ import { jsonFlag, type Command, type Context } from '../command.ts';
 import { CliError, UsageError } from '../errors.ts';
 import type { ExitName } from '../exit-codes.ts';
 import { outcomeOf, overBudget, overBudgetWords } from '../outcome.ts';
-import { checkedRequest, rangeOf } from './migrate.ts';
+import { checkedRequest, flagOfField, rangeOf } from './migrate.ts';
 import { formatDuration, type Column } from '../output.ts';
 
 /**
@@ -113,12 +113,13 @@ timeout, error, stuck).`,
     if (!Number.isInteger(parallel) || parallel < 1)
       throw new UsageError('--parallel takes a whole number ≥ 1', 'evacuate');
     const runId = Date.now().toString(36);
-    // The flags are checked before NATS is read, on a request as each CT's will be (of a CT id the schema takes): a
-    // bad value is a usage error, not a refusal for every CT.
-    checkedRequest(
-      requestFor(ctx, { ct: '1', target: targets[0]!, source: node, runId, index: 0, total: 1 }),
-      'evacuate',
-    );
+    // The node names and flags are checked before NATS is read, on a request to each target as each CT's will be (of
+    // a CT id the schema takes; its request id, made of names the schema takes, always fits): a bad value is a usage
+    // error, not a refusal for every CT.
+    for (const target of targets) {
+      const probe = requestFor(ctx, { ct: '1', target, source: node, runId, index: 0, total: 1 });
+      checkedRequest({ ...probe, requestId: 'evacuate-probe' }, 'evacuate', evacuateFlagOf);
+    }
     const cts = await runningCts(ctx, node);
     if (cts.length === 0) {
       ctx.say(`haul: no CTs run on ${node}`);
@@ -139,6 +140,9 @@ timeout, error, stuck).`,
     return worst(results.map((r) => r.outcome));
   },
 };
+
+/** What names each field of a migrate request in `haul evacuate`'s command line (the rest as haul migrate's). */
+const evacuateFlagOf: Readonly<Record<string, string>> = { ...flagOfField, source: 'NODE' };
 
 function targetsOf(ctx: Context, node: string): string[] {
   const targets = ctx.args
@@ -233,7 +237,7 @@ export async function moveOne(
   } catch (err) {
     const detail = (err as Error).message;
     const outcome = err instanceof CliError && severity.includes(err.exit) ? err.exit : 'error';
-    progress(ctx, tag, { ...base, phase: outcome === 'error' ? 'error' : outcome, detail });
+    progress(ctx, tag, { ...base, phase: outcome, detail });
     return { ...base, outcome, ms: Date.now() - t0, detail };
   }
 }

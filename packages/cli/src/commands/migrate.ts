@@ -157,8 +157,8 @@ export function requestOf(a: Args): MigrateRequest {
   return req;
 }
 
-/** The flag that sets each field of a migrate request (`haul migrate`'s; `haul evacuate` has some of them). */
-const flagOfField: Readonly<Record<string, string>> = {
+/** The flag that sets each field of a migrate request, as `haul migrate` names them. */
+export const flagOfField: Readonly<Record<string, string>> = {
   requestId: '--request-id',
   ctid: '--ct',
   source: '--from',
@@ -181,11 +181,15 @@ let validators: Validators | undefined;
  * of its fields are defined once, in the schema (schemas/json/migrate-request.schema.json). A value it refuses is a
  * usage error that names the flag and the value given, not a refusal of the API after a round trip.
  */
-export function checkedRequest(req: MigrateRequest, command: string): MigrateRequest {
+export function checkedRequest(
+  req: MigrateRequest,
+  command: string,
+  flags: Readonly<Record<string, string>> = flagOfField,
+): MigrateRequest {
   const v = (validators ??= createValidators()).validate<MigrateRequest>('migrateRequest', req);
   if (v.ok) return v.value;
   const path = v.error.field.split('.');
-  const flag = flagOfField[path[0]!] ?? `the request's ${v.error.field}`;
+  const flag = flags[path[0]!] ?? `the request's ${v.error.field}`;
   let given: unknown = req;
   for (const p of path) given = (given as Record<string, unknown> | undefined)?.[p];
   const got = given === undefined || typeof given === 'object' ? '' : ` (got ${JSON.stringify(given)})`;
