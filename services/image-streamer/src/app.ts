@@ -140,6 +140,11 @@ type PlannedTransfer = {
   plan: PassPlan | undefined;
   manifest: ManifestEntry[];
   total: number;
+  /**
+   * The files of a first disk pass this run of its command sent from their first byte: all the target holds of the
+   * copy that it may trust when the connection is made again (writtenFrom0 in sendOver).
+   */
+  writtenFrom0: Set<string>;
 };
 
 /**
@@ -343,6 +348,7 @@ export function createImageStreamer(deps: StreamerDeps) {
       plan,
       manifest,
       total,
+      writtenFrom0: new Set(),
     });
     const ms = performance.now() - t0;
     // The extents are on the target (and synced): the tracker may forget them.
@@ -489,6 +495,10 @@ export function createImageStreamer(deps: StreamerDeps) {
     return decodeJson(m.data) as StreamOfferReply;
   }
 
+  /** What the target verified of the files in `written`; nothing of the others. */
+  const writtenBy = <V>(written: ReadonlySet<string>, verified: Record<string, V>): Record<string, V> =>
+    Object.fromEntries(Object.entries(verified).filter(([path]) => written.has(path)));
+
   /** The target connects back; the files go over that connection from where the target's verified bytes end. */
   async function sendOver(
     t: PlannedTransfer,
@@ -504,13 +514,16 @@ export function createImageStreamer(deps: StreamerDeps) {
     // Given up: the connection is cut, so the transfer stops within a chunk.
     const cut = () => sock.destroy();
     signal?.addEventListener('abort', cut, { once: true });
-    // A first pass started over with a fresh tracker trusts nothing the target holds: it may be older than
-    // the tracker. An update pass has nothing to resume: it is sent again whole.
-    const trusted = t.plan?.kind === 'full' && !t.plan.trustVerified ? {} : verified;
+    // A first disk pass trusts of the target's copy only what this run of it sent, from each file's first byte: a file
+    // there from before (an earlier run of the command, an older migration's copy, one left over) may be older than
+    // the tracker's start, and its size alone made it look finished, so it was never sent. A connection made again
+    // within the run resumes. An update pass has nothing to resume: it is sent again whole.
+    const trusted = t.plan?.kind === 'full' ? writtenBy(t.writtenFrom0, verified) : verified;
     return sendFiles({
       sourceDir: t.a.sourceDir,
       manifest: t.manifest,
       sock,
+      ...(t.plan?.kind === 'full' ? { onFileStart: (path: string) => t.writtenFrom0.add(path) } : {}),
       verified: update ? {} : trusted,
       ...(reply.finishesVerified ? { finishesVerified: true } : {}),
       ...(update ? { pieces: piecesOf } : {}),

@@ -88,7 +88,7 @@ export function withExtents(manifest: ManifestEntry[], plan: UpdatePlan): Manife
  * How one pass of a live disk copy runs: the first sends the whole folder (trusting what the target already
  * verified only when the tracker ran since before that was read); a later one sends, of each file, only `pieces`.
  */
-export type PassPlan = { kind: 'full'; trustVerified: boolean } | UpdatePlan;
+export type PassPlan = { kind: 'full' } | UpdatePlan;
 type UpdatePlan = {
   kind: 'update';
   /** The tracked top delta, as a path in the source folder (a manifest entry's path). */
@@ -124,8 +124,11 @@ export function topDeltaIn(sourceDir: string, file: string): string {
 export async function planPass(a: StreamArgs & { pass: NonNullable<StreamArgs['pass']> }): Promise<PassPlan> {
   const ddxml = `${a.sourceDir}/DiskDescriptor.xml`;
   if (a.pass.index === 0) {
-    const r = await track('start', ddxml);
-    return { kind: 'full', trustVerified: r.started === false };
+    // A tracker already running (an earlier run of this pass, or of another migration's copy) goes on: what it
+    // tracked since its start is sent by the later passes. What the target holds is not trusted for it (app.ts,
+    // writtenFrom0).
+    await track('start', ddxml);
+    return { kind: 'full' };
   }
   // Every later pass syncs first, the frozen one too (ploop copy syncs only before its last): the file system's dirty
   // pages reach the delta while the CT runs, so the frozen pass holds only what was written since the pass before,

@@ -21,6 +21,8 @@ export type SendOptions = {
   finishesVerified?: boolean;
   throttle: (bytes: number) => Promise<void>;
   onBytes: (n: number) => void;
+  /** Told of each file before its first byte is sent (a file sent from its start, not resumed). */
+  onFileStart?: (path: string) => void;
   /** Test seam: change a chunk after its digest was taken (a corruption in flight). */
   tamper?: (path: string, offset: number, data: Buffer) => void;
   window?: number;
@@ -204,6 +206,7 @@ class Sending {
   async sendFrom(e: ManifestEntry, size: number, from: number): Promise<void> {
     this.stats.resumedBytes += from;
     if (from > 0) this.o.onBytes(from);
+    else this.o.onFileStart?.(e.path);
     for (let off = from - (from % CHUNK); off < size; off += CHUNK) {
       // A chunk the target verified whole is not sent again: the last one of a file verified to its end is shorter.
       const end = this.o.finishesVerified ? Math.min(off + CHUNK, size) : off + CHUNK;

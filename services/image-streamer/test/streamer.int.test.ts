@@ -299,6 +299,57 @@ describe('image streamer between two nodes, over a real nats-server', () => {
     );
   });
 
+  it('a first disk pass whose tracker already runs sends every file: a stale copy of the right size on the target is not trusted', async () => {
+    // Given a disk folder on node-a, a tracker that already runs on its disk (an earlier run of the pass, or another
+    // migration's copy, started it), and on node-b a stale copy left there: the same names and sizes, other bytes
+    const src = join(dir, 'node-a', 'img', 'disk-stale');
+    const dst = join(dir, 'node-b', 'img', 'disk-stale');
+    mkdirSync(src, { recursive: true });
+    mkdirSync(dst, { recursive: true });
+    writeFileSync(join(src, 'DiskDescriptor.xml'), '<Parallels_disk_image/>\n');
+    writeFileSync(join(src, 'root.hds'), randomBytes(3 * CHUNK + 5));
+    writeFileSync(join(dst, 'DiskDescriptor.xml'), '<Parallels_disk_image>\n');
+    writeFileSync(join(dst, 'root.hds'), Buffer.alloc(3 * CHUNK + 5));
+    const bin = join(dir, 'bin-tracker');
+    mkdirSync(bin, { recursive: true });
+    const said = { file: join(src, 'root.hds'), started: false };
+    writeFileSync(join(bin, 'haul-ploop-track'), `#!/bin/sh\necho '${JSON.stringify(said)}'\n`, {
+      mode: 0o755,
+    });
+    if (!b) {
+      b = createImageStreamer({
+        nc,
+        validators,
+        cfg: cfg('node-b'),
+        log,
+        trust: ids.trust('streamer@node-b'),
+      });
+      await b.start();
+    }
+    const path = process.env['PATH'];
+    process.env['PATH'] = `${bin}:${path ?? ''}`;
+    try {
+      // When its first pass runs
+      const args: StreamArgs = {
+        toNode: 'node-b',
+        sourceDir: src,
+        targetDir: dst,
+        priority: 'iteration',
+        pass: { index: 0, final: false },
+      };
+      const cmdId = 'mig-str010:copyLocalDisk:0.0:node-a:streamer:1';
+      await intendTransfer('mig-str010', cmdId, args);
+      const r = await a.transfer('mig-str010', cmdId, args, log, {});
+
+      // Then the copy is the disk's, byte for byte (before, the stale files' sizes passed for finished ones, and
+      // nothing was sent)
+      assert.deepEqual(digestTree(dst), digestTree(src));
+      assert.equal(r.resumedBytes, 0);
+    } finally {
+      process.env['PATH'] = path;
+    }
+  });
+
   it("rejects a manifest with '../' or an absolute path, writing nothing outside the image dir", async () => {
     const target = join(dir, 'node-b', 'img', 'evil');
     // The offers name node-a's registered data address, so only their manifests are wrong; a refused offer never
