@@ -597,9 +597,15 @@ class Reception {
           )
         : Promise.resolve();
     // The syncs run on libuv's pool while the loop serves other transfers; the connection's close waits for them.
+    // Meanwhile the sender has nothing to send and this side nothing to answer: "wait" now and then keeps both idle
+    // timeouts from closing a connection whose finish takes longer (a writeback it settles, a busy disk's sync).
+    const beat = setInterval(() => {
+      if (this.sock.writable) this.reply('wait');
+    }, this.ctx.idleMs / 3);
     this.finishing = before
       .then(() => this.finish())
-      .catch((err: unknown) => this.fail(`cannot finish: ${(err as Error).message}`));
+      .catch((err: unknown) => this.fail(`cannot finish: ${(err as Error).message}`))
+      .finally(() => clearInterval(beat));
   }
 
   /** The sender sent everything: every file complete (or already here), links placed, synced if durable; `done`. */

@@ -117,7 +117,10 @@ class Sending {
     sock.resume();
   }
 
-  /** One line of the receiver's: `ok ID`, `bad ID` (sent again), `done`, or `error WHY`. */
+  /**
+   * One line of the receiver's: `ok ID`, `bad ID` (sent again), `done`, or `error WHY`; `wait` (it finishes: only
+   * the connection moving, which its idle timeout sees) and any other are nothing.
+   */
   private answer(line: string): void {
     const [word, arg] = line.split(' ', 2);
     if (word === 'ok') this.pending.delete(Number(arg));

@@ -9,7 +9,9 @@ import type * as NodeRsCrc32 from '@node-rs/crc32';
  * header: {t:'chunk', id, path, offset, len, crc32} | {t:'wait'} | {t:'end'}. 'wait' carries nothing: the sender
  * writes it while its own bandwidth limit or a higher-priority transfer holds it back, so that the receiver's idle
  * timeout (limits.streamIdleMs) only closes connections whose peer stopped. The receiver answers lines:
- *   "ok <id>" (chunk verified and written), "bad <id>" (digest mismatch: send again), "done" / "error <text>".
+ *   "ok <id>" (chunk verified and written), "bad <id>" (digest mismatch: send again), "done" / "error <text>",
+ *   and "wait" while it finishes after the sender's end (its syncs), for the same reason: a sender takes any line it
+ *   does not know for nothing, so an older one only sees the connection move.
  */
 export const CHUNK = 1024 * 1024;
 export const MAX_HEADER = 64 * 1024;

@@ -666,6 +666,62 @@ describe('the receiving side', () => {
   );
 
   it(
+    'keeps the connection of a durable pass whose finish outlasts the idle timeout, saying "wait", and answers done',
+    { timeout: 30_000 },
+    async () => {
+      // Given a receiver whose connections close after 300 ms of nothing moving, and a durable pass whose file sync
+      // does not return until the test lets it (a busy disk, or a writeback of the file it waits for)
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        intended: allIntended,
+        idleMs: 300,
+      });
+      const manifest = finishedDisk('sync-long');
+      const go: (() => void)[] = [];
+      const real = fs.fdatasync.bind(fs);
+      const files = mock.method(
+        fs,
+        'fdatasync',
+        (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => go.push(() => real(fd, cb)),
+      );
+      syncBuiltinESMExports();
+      let answers = '';
+      const sender = await fakeSender((sock) => {
+        sock.on('data', (d: Buffer) => (answers += d.toString()));
+        sock.write(encodeHeader({ t: 'end' }));
+      });
+      try {
+        register('node-g', sender.port);
+        const reply = await receiver.accept({
+          ...offer('node-g', sender.port, 'sync-long'),
+          durable: true,
+          manifest,
+        });
+        assert.equal(reply.ok, true);
+
+        // When the sync takes several idle timeouts: the receiver says "wait" meanwhile
+        await until(() => go.length === 1, "the durable pass's sync started");
+        await until(() => (answers.match(/^wait$/gm) ?? []).length >= 4, 'four "wait" lines: over a second');
+        for (const next of go.splice(0)) next();
+
+        // Then the pass is done on the same connection (before, the idle timeout closed it after 300 ms: the sender
+        // lost the pass's done and offered it again, each offer waiting for this finish)
+        await until(() => {
+          for (const next of go.splice(0)) next();
+          return /^done$/m.test(answers);
+        }, 'the durable pass is done');
+      } finally {
+        for (const next of go.splice(0)) next();
+        files.mock.restore();
+        syncBuiltinESMExports();
+        await sender.close();
+      }
+    },
+  );
+
+  it(
     'receives other transfers while a durable pass syncs: its syncs run off the receiver’s loop',
     { timeout: 30_000 },
     async () => {
