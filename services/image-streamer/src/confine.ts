@@ -107,13 +107,17 @@ export function checkTreeOnDisk(paths: { path: string; kind: string }[], dir: st
 /**
  * Where the link at `linkPath` with `target` ends up, as the kernel would resolve it: the manifest's links
  * (`links`, absolute path → target; they shadow the disk) and the links on the disk are followed, and every step of
- * the way must stay inside `root`. Throws a plain Error saying why when it does not.
+ * the way must stay inside `root`. A `..` steps back only out of a folder: one on the disk now, or one the transfer
+ * makes (`folders`). Out of a name that is nothing yet it is refused: a link placed there later (by another transfer)
+ * would take it elsewhere, and two links each judged alone could then lead out of the root together. Throws a plain
+ * Error saying why when it does not.
  */
 export function resolveLink(
   linkPath: string,
   target: string,
   links: Map<string, string>,
   root: string,
+  folders: ReadonlySet<string>,
 ): string {
   let hops = 0;
   const walk = (base: string, to: string): string => {
@@ -121,6 +125,8 @@ export function resolveLink(
     let cur = base;
     for (const part of to.split('/')) {
       if (part === '' || part === '.') continue;
+      if (part === '..' && !folders.has(cur) && lstatOrUndefined(cur)?.isDirectory() !== true)
+        throw new Error(`it steps back out of ${cur}, which is no folder yet`);
       const next = part === '..' ? dirname(cur) : join(cur, part);
       const link = part === '..' ? undefined : (links.get(next) ?? diskLink(next, links));
       if (link === undefined) cur = next;

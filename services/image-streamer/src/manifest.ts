@@ -1,5 +1,5 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
-import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import type { StreamOffer } from '@haul/schemas';
 import { checkTreeOnDisk, confineTarget, inside, resolveLink, UnsafeManifestError } from './confine.ts';
 import { receiverSuffixes } from './part-file.ts';
@@ -53,11 +53,12 @@ export function checkManifest(
       throw new UnsafeManifestError(`manifest.${i}.path`, `${e.path} goes through the link ${through}`);
   });
   checkTreeOnDisk(manifest, dir);
+  const folders = foldersMade(manifest, root, dir);
   manifest.forEach((e, i) => {
     if (e.kind !== 'symlink') return;
     const t = e.linkTarget ?? '';
     try {
-      resolveLink(join(dir, e.path), t, links, root);
+      resolveLink(join(dir, e.path), t, links, root, folders);
     } catch (err) {
       throw new UnsafeManifestError(
         `manifest.${i}.linkTarget`,
@@ -98,4 +99,22 @@ function checkEntry(e: ManifestEntry, i: number, dir: string): void {
     throw new UnsafeManifestError(`manifest.${i}.linkTarget`, `link ${e.path} has an absolute target`);
   if (e.kind === 'file' && (e.size === undefined || e.size < 0))
     throw new UnsafeManifestError(`manifest.${i}.size`, `file ${e.path} has no size`);
+}
+
+/**
+ * The folders a transfer makes (or finds) on its way: the target folder and every folder above it up to the root, each
+ * entry's parents, and its `dir` entries. The receiver makes each one a real folder (mkdirsNoFollow).
+ */
+function foldersMade(manifest: ManifestEntry[], root: string, dir: string): Set<string> {
+  const out = new Set<string>();
+  for (let d = dir; inside(root, d); d = dirname(d)) {
+    out.add(d);
+    if (d === root) break;
+  }
+  for (const e of manifest) {
+    const parts = e.path.split('/');
+    for (let k = 1; k < parts.length; k++) out.add(join(dir, ...parts.slice(0, k)));
+    if (e.kind === 'dir') out.add(join(dir, e.path));
+  }
+  return out;
 }

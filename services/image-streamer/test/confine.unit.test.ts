@@ -104,6 +104,24 @@ describe('the receiver confines every path to its root', () => {
     assert.equal(r.dir, join(root, 'img', 'haul-mig', '2'));
   });
 
+  it('refuses a link that steps back out of a name that is nothing yet: a later link there would take it elsewhere', () => {
+    // Given transfer A into img/m/2, whose link walks into img/m/1/x (nothing there) and back out three times: on
+    // its own it stays inside the root
+    mkdirSync(join(root, 'img', 'm', '1'), { recursive: true });
+    const a: ManifestEntry[] = [{ path: 'parent', kind: 'symlink', linkTarget: '../1/x/../../../etc' }];
+    // Then it is refused (before, it was placed; transfer B into img/m/1 could then place x -> ../.., each link judged
+    // alone inside the root, and img/m/2/parent led out of it)
+    assert.equal(refusedField(a, join(root, 'img', 'm', '2')), 'manifest.0.linkTarget');
+    const b: ManifestEntry[] = [{ path: 'x', kind: 'symlink', linkTarget: '../..' }];
+    assert.equal(checkManifest(b, join(root, 'img', 'm', '1'), [root]).dir, join(root, 'img', 'm', '1'));
+    // And stepping back out of a folder the transfer makes, or one on the disk, is taken
+    const own: ManifestEntry[] = [
+      { path: 'sub/f', kind: 'file', size: 1 },
+      { path: 'up', kind: 'symlink', linkTarget: 'sub/../../1' },
+    ];
+    assert.equal(checkManifest(own, join(root, 'img', 'm', '3'), [root]).dir, join(root, 'img', 'm', '3'));
+  });
+
   it('refuses a path through a link a previous transfer left (t/up -> .. on the disk)', () => {
     const target = join(root, 'img', 'x');
     mkdirSync(join(target, 't'), { recursive: true });
