@@ -382,33 +382,35 @@ describe('vzctl and criu messages and exit codes', () => {
     assert.match((await withParent('../1')).stderr, /Can't find task 1/);
     assert.equal(readlinkSync(join(images, '2', 'parent')), '../0');
     // With -o, criu's errors go to its log in the work dir, emptied first, and not to stderr (criu/log.c); from -v3
-    // on each line has its time stamp.
+    // on each line has its time stamp. The images folder is opened before the log (crtools.c 257–276 at 2cf8f13):
+    // its error goes to stderr, and the log is not touched.
     const work = join(c.dir, 'criu-work');
     mkdirSync(work, { recursive: true });
     writeFileSync(join(work, 'pre-dump.log'), 'an older run\n');
-    const preDumpAt = (level: string) =>
-      c.run('node-a', 'criu', [
-        'pre-dump',
-        '-t',
-        '1',
-        '-D',
-        '/nonexistent',
-        '-W',
-        work,
-        '-o',
-        'pre-dump.log',
-        level,
-      ]);
-    const logged = await preDumpAt('-v2');
+    const preDumpAt = (level: string, dir = join(images, '1'), tree: string[] = ['-t', '1']) =>
+      c.run('node-a', 'criu', ['pre-dump', ...tree, '-D', dir, '-W', work, '-o', 'pre-dump.log', level]);
+    const noDir = await preDumpAt('-v2', '/nonexistent');
+    assert.deepEqual(
+      [noDir.code, noDir.stderr.trim().split('\n')],
+      [
+        1,
+        [
+          "Error (criu/image.c:726): Can't open dir /nonexistent: No such file or directory",
+          "Error (criu/crtools.c:259): Couldn't open image dir /nonexistent",
+        ],
+      ],
+    );
+    assert.equal(readFileSync(join(work, 'pre-dump.log'), 'utf8'), 'an older run\n');
+    const logged = await preDumpAt('-v2', join(images, '1'), []);
     assert.deepEqual([logged.code, logged.stderr], [1, '']);
     assert.equal(
       readFileSync(join(work, 'pre-dump.log'), 'utf8'),
-      "Error (criu/image.c:726): Can't open dir /nonexistent: No such file or directory\n",
+      'Error (criu/crtools.c:583): pid not specified\n',
     );
-    await preDumpAt('-v4');
+    await preDumpAt('-v4', join(images, '1'), []);
     assert.match(
       readFileSync(join(work, 'pre-dump.log'), 'utf8'),
-      /^\(\d{2}\.\d{6}\) Error \(criu\/image\.c:726\): Can't open dir/,
+      /^\(\d{2}\.\d{6}\) Error \(criu\/crtools\.c:583\): pid not specified/,
     );
   });
 

@@ -101,15 +101,35 @@ export async function criuMain(argv: string[]): Promise<number> {
       return 0;
     }
     case 'pre-dump':
-    case 'dump':
+    case 'dump': {
+      const dir = openImageDir(one);
       openLog(opts, one);
-      return dump(cmd, opts, one);
-    case 'restore':
+      return dump(cmd, opts, one, dir);
+    }
+    case 'restore': {
+      const dir = openImageDir(one);
       openLog(opts, one);
-      return restore(one);
+      return restore(one, dir);
+    }
     default:
       throw new ToolExit(1, `${cmd}: not emulated (haul streams image dirs; see host-emulators/README.md)`);
   }
+}
+
+/**
+ * The images folder (-D, else the current one: crtools.c 216–217 at 2cf8f13), opened before the log (257–261, 276):
+ * its errors, and the parent link's (open_image_dir, criu/image.c 724–754), go to stderr, never to the -o file.
+ */
+function openImageDir(one: (...k: string[]) => string | undefined): string {
+  const dir = one('-D', '--images-dir') ?? '.';
+  if (!existsSync(dir))
+    throw new ToolExit(
+      1,
+      `Error (criu/image.c:726): Can't open dir ${dir}: No such file or directory\nError (criu/crtools.c:259): Couldn't open image dir ${dir}`,
+    );
+  const prev = one('--prev-images-dir');
+  if (prev !== undefined) linkParent(dir, prev);
+  return dir;
 }
 
 /** The log level (-v, default LOG_WARN: 2); pr_info (3) lines are written from -v3 on. */
@@ -291,9 +311,10 @@ async function dump(
   cmd: 'pre-dump' | 'dump',
   opts: Map<string, string[]>,
   one: (...k: string[]) => string | undefined,
+  dir: string,
 ): Promise<number> {
   const env = emuEnv();
-  const { pid, dir, work, ctid, prev } = dumpTarget(cmd, opts, one, env);
+  const { pid, work, ctid, prev } = dumpTarget(cmd, opts, one, env, dir);
   const socket = paths.ctSocket(env, ctid);
   const started = process.hrtime.bigint();
   // cr_pre_dump_tasks (cr-dump.c 1946–1948), pr_info.
@@ -336,22 +357,19 @@ function dumpTarget(
   opts: Map<string, string[]>,
   one: (...k: string[]) => string | undefined,
   env: EmuEnv,
-): { pid: number; dir: string; work: string; ctid: string; prev: string | undefined } {
-  const tree = one('-t', '--tree');
-  const pid = tree === undefined ? 0 : atoi(tree);
-  const dir = one('-D', '--images-dir');
-  if (!pid || !dir) throw new ToolExit(1, `${cmd}: -t PID and -D DIR are required`);
-  // check_options, before the images dir opens: no --track-mem without dirty tracking (criu/config.c 1129–1132).
+  dir: string,
+): { pid: number; work: string; ctid: string; prev: string | undefined } {
+  // check_options, after the log opened (crtools.c 284): no --track-mem without dirty tracking (config.c 1129–1132).
   if (opts.has('--track-mem') && !env.memTrack)
     throw new ToolExit(
       1,
       'Error (criu/config.c:1130): Tracking memory is not available. Consider omitting --track-mem option.',
     );
-  // open_image_dir (criu/image.c 724–727 at 2cf8f13), pr_perror.
-  if (!existsSync(dir))
-    throw new ToolExit(1, `Error (criu/image.c:726): Can't open dir ${dir}: No such file or directory`);
+  const tree = one('-t', '--tree');
+  const pid = tree === undefined ? 0 : atoi(tree);
+  // opt_pid_missing (crtools.c 582–584).
+  if (!pid) throw new ToolExit(1, 'Error (criu/crtools.c:583): pid not specified');
   const prev = one('--prev-images-dir');
-  if (prev !== undefined) linkParent(dir, prev);
   const ctid = ctByPid(env, pid);
   if (vzMode(env)) {
     checkFreezeCgroup(opts, pid);
@@ -370,7 +388,7 @@ function dumpTarget(
       throw new ToolExit(1, `Error (criu/cgroup-props.c:378): Can't open file ${props}: ${why}`);
     }
   }
-  return { pid, dir, work: one('-W', '--work-dir') ?? dir, ctid, prev };
+  return { pid, work: one('-W', '--work-dir') ?? dir, ctid, prev };
 }
 
 /**
@@ -470,10 +488,8 @@ function runActionScript(script: string, pid: number, imageDir: string): Promise
   });
 }
 
-async function restore(one: (...k: string[]) => string | undefined): Promise<number> {
+async function restore(one: (...k: string[]) => string | undefined, dir: string): Promise<number> {
   const env = emuEnv();
-  const dir = one('-D', '--images-dir');
-  if (!dir) throw new ToolExit(1, 'restore: -D DIR is required');
   const work = one('-W', '--work-dir') ?? dir;
   const started = process.hrtime.bigint();
   let chain: string[];
