@@ -183,6 +183,24 @@ describe('admission under concurrency', () => {
   });
 });
 
+/**
+ * A migration accepted from the file's coordinator, which is then stopped once it is done with it (its preflight
+ * decided, so a coordinator started next reads nothing of it unasked).
+ */
+async function acceptedThenStopped(requestId: string, ctid: string, source: string, target: string) {
+  await beat(source, target);
+  const first = await api.migrate(request(requestId, ctid, source, target));
+  assert.ok(first.ok && !first.duplicate, JSON.stringify(first));
+  await awaitEvent(
+    eventLog,
+    first.migrationId,
+    (e) => e.type === 'StepIntended' && e.data.step === 'lockSource',
+    20_000,
+  );
+  await coordinator.stop();
+  return first;
+}
+
 describe('admission after crashes and junk', () => {
   it('reaps an admission whose MigrationRequested never came, keeps a fresh one, and lets its retry complete it', async () => {
     // Given a coordinator that died between admission and append, long ago (CT 701) and just now (CT 702)
@@ -221,17 +239,7 @@ describe('admission after crashes and junk', () => {
   it('a request sent again whose migration two reads do not show yet (a stream leader behind) is answered as the duplicate it is', async () => {
     // Given a migration accepted, and a coordinator (started after it) whose next two reads of it end before its
     // first event, once armed
-    await beat('n12a', 'n12b');
-    const first = await api.migrate(request('read-behind', '1201', 'n12a', 'n12b'));
-    assert.ok(first.ok && !first.duplicate, JSON.stringify(first));
-    // (its coordinator done with it: the preflight decided, so the next one reads nothing of it unasked)
-    await awaitEvent(
-      eventLog,
-      first.migrationId,
-      (e) => e.type === 'StepIntended' && e.data.step === 'lockSource',
-      20_000,
-    );
-    await coordinator.stop();
+    const first = await acceptedThenStopped('read-behind', '1201', 'n12a', 'n12b');
     let behind = 0;
     coordinator = await startOne({
       server,
@@ -269,16 +277,7 @@ describe('admission after crashes and junk', () => {
   it('keeps the admission of a migration older than the grace period whose log a stream leader behind shows empty', async () => {
     // Given a migration accepted, admitted long ago (its entry's time moved back an hour), and a coordinator that
     // starts while the stream's leader answers its next two reads of that log with nothing (nats-server before 2.11)
-    await beat('n14a', 'n14b');
-    const first = await api.migrate(request('reap-behind', '1401', 'n14a', 'n14b'));
-    assert.ok(first.ok && !first.duplicate, JSON.stringify(first));
-    await awaitEvent(
-      eventLog,
-      first.migrationId,
-      (e) => e.type === 'StepIntended' && e.data.step === 'lockSource',
-      20_000,
-    );
-    await coordinator.stop();
+    const first = await acceptedThenStopped('reap-behind', '1401', 'n14a', 'n14b');
     const { entries, revision } = await readLedger();
     const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
     const kv = await openBucket(nc, buckets.admission);

@@ -127,20 +127,22 @@ function resultOf(cmd: StepCommand): unknown {
   }
 }
 
-/** The outcome an executor appends for a command (no compare-and-set, as agents and streamers append). */
-const succeeded = (cmd: StepCommand): MigrationEvent =>
+/** An executor's outcome of a command, with `body` (its result or its error). */
+const outcomeOf = (
+  cmd: StepCommand,
+  type: 'StepSucceeded' | 'StepFailed',
+  body: { result: unknown } | { error: unknown },
+): MigrationEvent =>
   eventFactory({ service: executorServices[cmd.executor], node: cmd.node })(
     cmd.migrationId,
-    'StepSucceeded',
-    {
-      commandId: cmd.commandId,
-      step: cmd.step,
-      node: cmd.node,
-      attempt: cmd.attempt,
-      result: resultOf(cmd),
-    } as never,
+    type,
+    { commandId: cmd.commandId, step: cmd.step, node: cmd.node, attempt: cmd.attempt, ...body } as never,
     `${cmd.commandId}:result`,
   );
+
+/** The outcome an executor appends for a command (no compare-and-set, as agents and streamers append). */
+const succeeded = (cmd: StepCommand): MigrationEvent =>
+  outcomeOf(cmd, 'StepSucceeded', { result: resultOf(cmd) });
 
 describe('the coordinator keeps each active migration folded', () => {
   it("runs a whole migration from the events its consumer delivers, without reading the log once, its commands in their intents' order", async () => {
@@ -440,18 +442,7 @@ describe('two coordinators deciding differently from the same point', () => {
 
 /** The outcome an executor appends for a command its host work failed (a tool's exit, worth another attempt). */
 const failed = (cmd: StepCommand): MigrationEvent =>
-  eventFactory({ service: executorServices[cmd.executor], node: cmd.node })(
-    cmd.migrationId,
-    'StepFailed',
-    {
-      commandId: cmd.commandId,
-      step: cmd.step,
-      node: cmd.node,
-      attempt: cmd.attempt,
-      error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
-    },
-    `${cmd.commandId}:result`,
-  );
+  outcomeOf(cmd, 'StepFailed', { error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 } });
 
 /**
  * Drive `mid` with process manager `pm` (a coordinator of its own) until it is stuck: the preflights and the lock

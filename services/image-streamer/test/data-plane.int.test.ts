@@ -409,25 +409,44 @@ describe('the receiving side', () => {
    * A pass into `folder` below the root whose sender sends only its end (nothing is left to send), taken by a fresh
    * receiver (or `receiver`); what the receiver answered, once it let the pass go.
    */
-  async function endOnlyPass(
+  /**
+   * A pass into `folder` from `node` whose sender sends its end alone, offered and accepted: the reply, what the
+   * receiver has answered so far on the connection, and the sender to close.
+   */
+  async function passOfEndAlone(
+    node: string,
     folder: string,
     over: Partial<StreamOffer>,
-    receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended }),
-  ): Promise<{ answers: string; verified: Record<string, number | undefined> | undefined }> {
+    receiver: ReturnType<typeof createReceiver>,
+  ) {
     let answers = '';
     const sender = await fakeSender((s) => {
       s.on('data', (d: Buffer) => (answers += d.toString()));
       s.write(encodeHeader({ t: 'end' }));
     });
     try {
-      register('node-e', sender.port);
-      const others = receiver.active();
-      const reply = await receiver.accept({ ...offer('node-e', sender.port, folder), ...over });
+      register(node, sender.port);
+      const reply = await receiver.accept({ ...offer(node, sender.port, folder), ...over });
       assert.equal(reply.ok, true);
-      await until(() => receiver.active() === others, 'the receiver let the pass go');
-      return { answers, verified: reply.ok ? reply.verified : undefined };
-    } finally {
+      return { reply, answers: () => answers, close: () => sender.close() };
+    } catch (err) {
       await sender.close();
+      throw err;
+    }
+  }
+
+  async function endOnlyPass(
+    folder: string,
+    over: Partial<StreamOffer>,
+    receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended }),
+  ): Promise<{ answers: string; verified: Record<string, number | undefined> | undefined }> {
+    const others = receiver.active();
+    const pass = await passOfEndAlone('node-e', folder, over, receiver);
+    try {
+      await until(() => receiver.active() === others, 'the receiver let the pass go');
+      return { answers: pass.answers(), verified: pass.reply.ok ? pass.reply.verified : undefined };
+    } finally {
+      await pass.close();
     }
   }
 
@@ -687,36 +706,27 @@ describe('the receiving side', () => {
         (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => go.push(() => real(fd, cb)),
       );
       syncBuiltinESMExports();
-      let answers = '';
-      const sender = await fakeSender((sock) => {
-        sock.on('data', (d: Buffer) => (answers += d.toString()));
-        sock.write(encodeHeader({ t: 'end' }));
-      });
+      const pass = await passOfEndAlone('node-g', 'sync-long', { durable: true, manifest }, receiver);
       try {
-        register('node-g', sender.port);
-        const reply = await receiver.accept({
-          ...offer('node-g', sender.port, 'sync-long'),
-          durable: true,
-          manifest,
-        });
-        assert.equal(reply.ok, true);
-
         // When the sync takes several idle timeouts: the receiver says "wait" meanwhile
         await until(() => go.length === 1, "the durable pass's sync started");
-        await until(() => (answers.match(/^wait$/gm) ?? []).length >= 4, 'four "wait" lines: over a second');
+        await until(
+          () => (pass.answers().match(/^wait$/gm) ?? []).length >= 4,
+          'four "wait" lines: over a second',
+        );
         for (const next of go.splice(0)) next();
 
         // Then the pass is done on the same connection (before, the idle timeout closed it after 300 ms: the sender
         // lost the pass's done and offered it again, each offer waiting for this finish)
         await until(() => {
           for (const next of go.splice(0)) next();
-          return /^done$/m.test(answers);
+          return /^done$/m.test(pass.answers());
         }, 'the durable pass is done');
       } finally {
         for (const next of go.splice(0)) next();
         files.mock.restore();
         syncBuiltinESMExports();
-        await sender.close();
+        await pass.close();
       }
     },
   );
@@ -740,20 +750,8 @@ describe('the receiving side', () => {
       const files = mock.method(fs, 'fdatasync', hold('fdatasync', fs.fdatasync.bind(fs)));
       const dirs = mock.method(fs, 'fsync', hold('fsync', fs.fsync.bind(fs)));
       syncBuiltinESMExports();
-      let answers = '';
-      const sender = await fakeSender((sock) => {
-        sock.on('data', (d: Buffer) => (answers += d.toString()));
-        sock.write(encodeHeader({ t: 'end' }));
-      });
+      const pass = await passOfEndAlone('node-f', 'sync-slow', { durable: true, manifest }, receiver);
       try {
-        register('node-f', sender.port);
-        const reply = await receiver.accept({
-          ...offer('node-f', sender.port, 'sync-slow'),
-          durable: true,
-          manifest,
-        });
-        assert.equal(reply.ok, true);
-
         // When another transfer into the streamer ends while the file's sync waits, and another while a folder's does
         await until(() => go.length === 1, "the frozen pass's file sync started");
         const beside = await endOnlyPass('sync-beside', { manifest }, receiver);
@@ -766,17 +764,17 @@ describe('the receiving side', () => {
         assert.match(beside.answers, /^done$/m);
         assert.match(beside2.answers, /^done$/m);
         assert.deepEqual(held, ['fdatasync', 'fsync']);
-        assert.ok(!/^done$/m.test(answers), answers);
+        assert.ok(!/^done$/m.test(pass.answers()), pass.answers());
         await until(() => {
           for (const next of go.splice(0)) next();
-          return /^done$/m.test(answers);
+          return /^done$/m.test(pass.answers());
         }, 'the durable pass is done');
       } finally {
         for (const next of go.splice(0)) next();
         files.mock.restore();
         dirs.mock.restore();
         syncBuiltinESMExports();
-        await sender.close();
+        await pass.close();
       }
     },
   );

@@ -65,6 +65,13 @@ export function createLeases(deps: LeaseDeps) {
   }
   held.onShEnd(look);
 
+  /** The resume's refusals that say the target may run the CT, and how the log says so. */
+  const targetMayRun: Record<string, string> = {
+    [errorCodes.fenced]: 'the target restore has started',
+    [errorCodes.logIncomplete]:
+      "the migration's log is no longer whole: whether the target restore started is unknown",
+  };
+
   async function criuEnded(meta: HeldMeta): Promise<void> {
     clearTimeout(timers.get(meta.migrationId));
     timers.delete(meta.migrationId);
@@ -88,23 +95,12 @@ export function createLeases(deps: LeaseDeps) {
               done = true;
               return;
             }
-            // The log lost its oldest events, a RestoreStarted maybe among them (they go oldest first, after the
-            // request): the target may run the CT. Stopped here it may run nowhere, for an operator to start where
-            // it belongs; left running it may run twice, on the same shared disks.
-            if (err instanceof StepError && err.code === errorCodes.logIncomplete) {
-              mlog.error(
-                { reason: err.message },
-                "the migration's log is no longer whole: whether the target restore started is unknown; stopping the CT on the source",
-              );
-              await deps.stopSource(meta, mlog);
-              done = true;
-              return;
-            }
-            if (err instanceof StepError && err.code === errorCodes.fenced) {
-              mlog.error(
-                { reason: err.message },
-                'the target restore has started: stopping the CT on the source',
-              );
+            // The target may run the CT: its restore started, or the log lost its oldest events, a RestoreStarted
+            // maybe among them (they go oldest first, after the request). Stopped here it may run nowhere, for an
+            // operator to start where it belongs; left running it may run twice, on the same shared disks.
+            const why = err instanceof StepError ? targetMayRun[err.code] : undefined;
+            if (why) {
+              mlog.error({ reason: (err as Error).message }, `${why}: stopping the CT on the source`);
               await deps.stopSource(meta, mlog);
               done = true;
               return;

@@ -21,6 +21,19 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 const mid = 'm-0123456789abcdef01234567';
 
+/** The first attempt of this migration's `step` on `subject`, for the agent of `node`. */
+const commandOn = (node: string, step: string, subject: string, args: object): StepCommand =>
+  ({
+    commandId: `${mid}:${step}:${subject}:1`,
+    migrationId: mid,
+    node,
+    executor: 'agent',
+    attempt: 1,
+    step,
+    args,
+    timeoutMs: 120_000,
+  }) as unknown as StepCommand;
+
 describe('removeFiles of a copied disk in the private area', () => {
   it('given a VE_PRIVATE that goes through a link, when the copy is removed, then the private area it leaves bare goes too', async () => {
     // Given a target whose /vz is a link to /data/vz, CT 101's config naming its private area through the link, and
@@ -47,16 +60,7 @@ describe('removeFiles of a copied disk in the private area', () => {
     } as unknown as HandlerContext;
     // The path as the agent's confinement hands it over: resolved
     const disk = join(realpathSync(priv), 'root.hdd');
-    const cmd = {
-      commandId: `${mid}:removeFiles:target-disk0:1`,
-      migrationId: mid,
-      node: 'node-b',
-      executor: 'agent',
-      attempt: 1,
-      step: 'removeFiles',
-      args: { paths: [disk] },
-      timeoutMs: 120_000,
-    } as unknown as StepCommand;
+    const cmd = commandOn('node-b', 'removeFiles', 'target-disk0', { paths: [disk] });
 
     // When the copy is removed
     const r = (await removeFiles(cmd, ctx)) as HostResult;
@@ -80,16 +84,11 @@ describe('restore run again, the CT found running on the target (vzctl restore e
       readLog: () => Promise.resolve({ events: [], lastSeq: 0 }),
       tools: { vzctlRestore: () => Promise.resolve({ exitCode: 32 }) },
     } as unknown as HandlerContext;
-    const cmd = {
-      commandId: `${mid}:restore:-:1`,
-      migrationId: mid,
-      node: 'node-b',
-      executor: 'agent',
-      attempt: 1,
-      step: 'restore',
-      args: { ctid: '101', imageDir, workDir: join(imageDir, '..', 'work') },
-      timeoutMs: 180_000,
-    } as unknown as StepCommand;
+    const cmd = commandOn('node-b', 'restore', '-', {
+      ctid: '101',
+      imageDir,
+      workDir: join(imageDir, '..', 'work'),
+    });
     return { ctx, cmd };
   }
 
