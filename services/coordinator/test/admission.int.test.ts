@@ -31,9 +31,13 @@ let api: ReturnType<typeof createApiClient>;
 /** Every line the coordinators logged, parsed (pino's sink() habit). */
 const logged: Record<string, unknown>[] = [];
 
-/** A coordinator in this process on its own connection (so a restart is a new connection, as after a crash). */
-const startCoordinator = () =>
+/**
+ * A coordinator in this process on its own connection (so a restart is a new connection, as after a crash), with the
+ * event log `over` makes of that connection when it says one.
+ */
+const startCoordinator = (over: Pick<Parameters<typeof startOne>[0], 'eventLog'> = {}) =>
   startOne({
+    ...over,
     server,
     name: 'admission-test-coordinator',
     // No agents run here: migrations stay at their preflight (its steps time out only after 30 s), and no resync
@@ -292,16 +296,7 @@ describe('admission after crashes and junk', () => {
     );
     let behind = 2;
     const seen = logged.length;
-    coordinator = await startOne({
-      server,
-      name: 'admission-test-reap-behind',
-      settings: { maxMigrationsPerNode: 2, resyncMs: 3_600_000 },
-      log: pino(
-        { level: 'info' },
-        jsonLines((l) => logged.push(l)),
-      ),
-      trust,
-      validators,
+    coordinator = await startCoordinator({
       eventLog: (own) => {
         const real = createEventLog(own, validators, trust);
         return {

@@ -435,6 +435,13 @@ describe('the receiving side', () => {
     }
   }
 
+  /** Let every held sync go, as they come, until the pass says done. */
+  const doneLettingSyncsGo = (pass: { answers: () => string }, go: (() => void)[]) =>
+    until(() => {
+      for (const next of go.splice(0)) next();
+      return /^done$/m.test(pass.answers());
+    }, 'the durable pass is done');
+
   async function endOnlyPass(
     folder: string,
     over: Partial<StreamOffer>,
@@ -718,10 +725,7 @@ describe('the receiving side', () => {
 
         // Then the pass is done on the same connection (before, the idle timeout closed it after 300 ms: the sender
         // lost the pass's done and offered it again, each offer waiting for this finish)
-        await until(() => {
-          for (const next of go.splice(0)) next();
-          return /^done$/m.test(pass.answers());
-        }, 'the durable pass is done');
+        await doneLettingSyncsGo(pass, go);
       } finally {
         for (const next of go.splice(0)) next();
         files.mock.restore();
@@ -765,10 +769,7 @@ describe('the receiving side', () => {
         assert.match(beside2.answers, /^done$/m);
         assert.deepEqual(held, ['fdatasync', 'fsync']);
         assert.ok(!/^done$/m.test(pass.answers()), pass.answers());
-        await until(() => {
-          for (const next of go.splice(0)) next();
-          return /^done$/m.test(pass.answers());
-        }, 'the durable pass is done');
+        await doneLettingSyncsGo(pass, go);
       } finally {
         for (const next of go.splice(0)) next();
         files.mock.restore();
