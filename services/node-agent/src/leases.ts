@@ -26,6 +26,13 @@ export type LeaseDeps = {
   watchMs?: number;
 };
 
+/** The resume's refusals that say the target may run the CT, and how the log says so. */
+const targetMayRun: Readonly<Record<string, string>> = {
+  [errorCodes.fenced]: 'the target restore has started',
+  [errorCodes.logIncomplete]:
+    "the migration's log is no longer whole (fencing.ts, wholeLog): whether the target restore started is unknown",
+};
+
 /**
  * The dead-man switch of a frozen CT: without a decision within its lease, the source resumes the CT if the fence
  * allows. Whatever stops the resume keeps the CT frozen and the lease is tried again: the target restore started
@@ -64,13 +71,6 @@ export function createLeases(deps: LeaseDeps) {
     if (held.outcome(migrationId).decision === undefined) void criuEnded(w.meta);
   }
   held.onShEnd(look);
-
-  /** The resume's refusals that say the target may run the CT, and how the log says so. */
-  const targetMayRun: Record<string, string> = {
-    [errorCodes.fenced]: 'the target restore has started',
-    [errorCodes.logIncomplete]:
-      "the migration's log is no longer whole: whether the target restore started is unknown",
-  };
 
   async function criuEnded(meta: HeldMeta): Promise<void> {
     clearTimeout(timers.get(meta.migrationId));
@@ -176,18 +176,11 @@ export function createLeases(deps: LeaseDeps) {
   }
 
   function keepFrozen(meta: HeldMeta, mlog: Logger, err: unknown): void {
-    if (err instanceof StepError && err.code === errorCodes.fenced) {
+    const why = err instanceof StepError ? targetMayRun[err.code] : undefined;
+    if (why) {
       mlog.error(
-        { reason: err.message },
-        'frozen lease expired but the target restore has started: keeping the CT frozen',
-      );
-      arm(meta, meta.leaseMs);
-      return;
-    }
-    if (err instanceof StepError && err.code === errorCodes.logIncomplete) {
-      mlog.error(
-        { reason: err.message },
-        "frozen lease expired but the migration's log is no longer whole (fencing.ts, wholeLog): keeping the CT frozen, for an operator",
+        { reason: (err as Error).message },
+        `frozen lease expired but ${why}: keeping the CT frozen`,
       );
       arm(meta, meta.leaseMs);
       return;
