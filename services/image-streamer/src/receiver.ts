@@ -518,8 +518,9 @@ class Reception {
    * The file a full pass's chunk at `offset` goes to, opened at its first chunk. The sender sends each file from what
    * it trusts of this side's: from the end of the verified prefix the offer's answer told it (no chunk of which it
    * sends again), or from the start (a first pass of a disk copy trusts only the files its run sent: what is here
-   * from before may be older than its tracker). A first chunk at 0 with something verified is the latter, and the file starts over:
-   * a part file kept, or one finished (which has no part file to resume), would take chunks it does not hold.
+   * from before may be older than its tracker). A first chunk at 0 with something verified is the latter, and the
+   * file starts over: a part file kept, or one finished (which has no part file to resume), would take chunks it does
+   * not hold.
    */
   private partFile(entry: ManifestEntry & { size: number }, offset: number): PartFile | null {
     let f = this.files.get(entry.path);
