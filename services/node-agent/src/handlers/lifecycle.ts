@@ -58,7 +58,7 @@ export const restore: Handler = async (cmd, ctx) => {
 /**
  * A CT found running when the restore runs again is taken for this restore's only if vzctl got to its end: on success
  * it makes `<dump dir>.restore` and moves criu's logs there, after criu's restored tasks resumed (libvzctl
- * lib/cr_criu.c restore_fin 306-335, at ebbfc38). Without it the CT may run from a restore cut short (the agent killed
+ * lib/cr_criu.c restore_fin 307-335, at ebbfc38). Without it the CT may run from a restore cut short (the agent killed
  * mid-restore, its vzctl killed at the end of its time: the CT's tasks leave the tool's process group and outlive it),
  * and committing would have the source's frozen CT killed for it. The step fails instead: the rollback stops the CT
  * here, and the source, still frozen, resumes.
