@@ -76,6 +76,9 @@ export type HeldDumps = ReturnType<typeof createHeldDumps>;
 export const dumpTimeoutOf = (meta: Pick<HeldMeta, 'dumpTimeoutMs'>): number =>
   meta.dumpTimeoutMs ?? stepTimeoutsMs.criu;
 
+/** How long a held dump's criu may take to end once decided: it only kills or resumes the CT's tasks. */
+export const decidedCriuMs = stepTimeoutsMs.quick;
+
 /** How a held dump's criu ended, for a message: its exit status, or none recorded (its `sh` was killed). */
 export const criuEnd = (rc: number | undefined): string =>
   rc === undefined ? 'no exit status (its sh was killed)' : String(rc);
@@ -358,15 +361,31 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
      * Write the decision and wait for criu to finish; its exit status (0 = committed, 1 = resumed), or undefined when
      * the process the folder recorded ended without recording one (its `sh` killed, alone or with criu's group).
      * Looked at every so often as well as watched: such an end writes no file, and a wait for `criu.rc` alone never
-     * ended, holding every later action of the migration behind it.
+     * ended, holding every later action of the migration behind it. A criu that has not ended `timeoutMs` after its
+     * decision (it only has to kill or resume the tasks: seconds) is killed with its group, as a dump that never
+     * freezes is: its tasks run again, and the caller finds no status (a commit's then stops the CT on the source).
      */
-    async decide(migrationId: string, decision: 'commit' | 'abort'): Promise<number | undefined> {
+    async decide(
+      migrationId: string,
+      decision: 'commit' | 'abort',
+      timeoutMs: number = decidedCriuMs,
+    ): Promise<number | undefined> {
       const dir = dirOf(migrationId);
       writeDecision(dir, decision);
       const ac = new AbortController();
-      await Promise.race([waitForFile(dir, 'criu.rc', ac.signal), criuGone(dir, ac.signal)]).finally(() =>
-        ac.abort(),
-      );
+      const ended = await Promise.race([
+        waitForFile(dir, 'criu.rc', ac.signal).then(() => true),
+        criuGone(dir, ac.signal).then(() => true),
+        delay(timeoutMs, false, { signal: ac.signal }).catch(() => true),
+      ]).finally(() => ac.abort());
+      if (!ended) {
+        log.error(
+          { migrationId, decision, timeoutMs },
+          `criu did not end within ${timeoutMs} ms of its ${decision} decision: killed, its tasks run again`,
+        );
+        killCriu(dir);
+        await criuGone(dir, new AbortController().signal);
+      }
       return rcOf(dir);
     },
     /** The decision already written, if any, and criu's exit status once it ended. */

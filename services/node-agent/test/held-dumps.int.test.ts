@@ -254,6 +254,25 @@ describe("a final dump's lease after a restart", () => {
     assert.ok(existsSync(dir));
   });
 
+  it('given a held dump whose criu does not end after its decision, then it is killed at its time and the decision ends with no status', async () => {
+    // Given a held dump whose criu hangs at post-dump and never reads its decision
+    const held = createHeldDumps(join(root, 'state-decided-hung'), silent, { PATH: '/usr/bin:/bin' });
+    const meta = metaOf('m-lease0000000000000000013', 60_000, new Date().toISOString());
+    const criu = spawn('sleep', ['600'], { detached: true, stdio: 'ignore' });
+    try {
+      holdFolder(held, meta, String(criu.pid), true);
+      // When the commit is decided, with half a second for criu to end
+      const rc = await held.decide(meta.migrationId, 'commit', 500);
+      // Then criu was killed (before, the decision waited for it for ever, and the migration's lane behind it) and
+      // the decision ends with no status, which the release reads as tasks let go
+      assert.equal(rc, undefined);
+      await until(() => !pidAlive(criu.pid!), 'the hung criu killed', 10_000);
+      assert.equal(held.outcome(meta.migrationId).decision, 'commit');
+    } finally {
+      criu.kill('SIGKILL');
+    }
+  });
+
   for (const decision of ['commit', 'abort'] as const)
     it(`given a held dump whose sh is killed without recording criu's status, then its ${decision} decision ends with no status instead of waiting for ever`, async () => {
       const held = createHeldDumps(join(root, `state-no-rc-${decision}`), silent, { PATH: '/usr/bin:/bin' });
