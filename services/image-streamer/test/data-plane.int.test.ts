@@ -435,6 +435,32 @@ describe('the receiving side', () => {
     }
   }
 
+  /**
+   * Hold every call of fs's `kinds` (a disk busy with other writebacks) until the test lets it go: the kinds called,
+   * in order, the go of each still held, and the end of it all (every held call let go, the real calls back).
+   */
+  function holdSyncs(...kinds: ('fdatasync' | 'fsync')[]) {
+    const held: string[] = [];
+    const go: (() => void)[] = [];
+    const mocks = kinds.map((kind) => {
+      const real = fs[kind].bind(fs);
+      return mock.method(fs, kind, (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
+        held.push(kind);
+        go.push(() => real(fd, cb));
+      });
+    });
+    syncBuiltinESMExports();
+    return {
+      held,
+      go,
+      restore: (): void => {
+        for (const next of go.splice(0)) next();
+        for (const m of mocks) m.mock.restore();
+        syncBuiltinESMExports();
+      },
+    };
+  }
+
   /** Let every held sync go, as they come, until the pass says done. */
   const doneLettingSyncsGo = (pass: { answers: () => string }, go: (() => void)[]) =>
     until(() => {
@@ -629,12 +655,7 @@ describe('the receiving side', () => {
       const manifest: StreamOffer['manifest'] = [
         { path: 'root.hds', kind: 'file', size: 4096, extents: [[0, 4096]] },
       ];
-      const realSync = fs.fdatasync.bind(fs);
-      const held: (() => void)[] = [];
-      const m = mock.method(fs, 'fdatasync', (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) =>
-        held.push(() => realSync(fd, cb)),
-      );
-      syncBuiltinESMExports();
+      const { go: held, restore } = holdSyncs('fdatasync');
       const extent = Buffer.alloc(4096, 2);
       const first = await fakeSender((sock) => {
         sock.write(
@@ -682,9 +703,7 @@ describe('the receiving side', () => {
         assert.ok(readFileSync(join(root, 'finish-again', 'root.hds')).equals(extent));
         await connectionsEnd(second, receiver, 1);
       } finally {
-        for (const go of held.splice(0)) go();
-        m.mock.restore();
-        syncBuiltinESMExports();
+        restore();
         await first.close();
         await second.close();
       }
@@ -705,14 +724,7 @@ describe('the receiving side', () => {
         idleMs: 300,
       });
       const manifest = finishedDisk('sync-long');
-      const go: (() => void)[] = [];
-      const real = fs.fdatasync.bind(fs);
-      const files = mock.method(
-        fs,
-        'fdatasync',
-        (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => go.push(() => real(fd, cb)),
-      );
-      syncBuiltinESMExports();
+      const { go, restore } = holdSyncs('fdatasync');
       const pass = await passOfEndAlone('node-g', 'sync-long', { durable: true, manifest }, receiver);
       try {
         // When the sync takes several idle timeouts: the receiver says "wait" meanwhile
@@ -727,9 +739,7 @@ describe('the receiving side', () => {
         // lost the pass's done and offered it again, each offer waiting for this finish)
         await doneLettingSyncsGo(pass, go);
       } finally {
-        for (const next of go.splice(0)) next();
-        files.mock.restore();
-        syncBuiltinESMExports();
+        restore();
         await pass.close();
       }
     },
@@ -743,17 +753,7 @@ describe('the receiving side', () => {
       // other writebacks): the file's fdatasync, then its folders' fsyncs
       const receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended });
       const manifest = finishedDisk('sync-slow', 'sync-beside', 'sync-beside-2');
-      const held: string[] = [];
-      const go: (() => void)[] = [];
-      const hold =
-        (kind: string, real: typeof fs.fsync) =>
-        (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => {
-          held.push(kind);
-          go.push(() => real(fd, cb));
-        };
-      const files = mock.method(fs, 'fdatasync', hold('fdatasync', fs.fdatasync.bind(fs)));
-      const dirs = mock.method(fs, 'fsync', hold('fsync', fs.fsync.bind(fs)));
-      syncBuiltinESMExports();
+      const { held, go, restore } = holdSyncs('fdatasync', 'fsync');
       const pass = await passOfEndAlone('node-f', 'sync-slow', { durable: true, manifest }, receiver);
       try {
         // When another transfer into the streamer ends while the file's sync waits, and another while a folder's does
@@ -771,10 +771,7 @@ describe('the receiving side', () => {
         assert.ok(!/^done$/m.test(pass.answers()), pass.answers());
         await doneLettingSyncsGo(pass, go);
       } finally {
-        for (const next of go.splice(0)) next();
-        files.mock.restore();
-        dirs.mock.restore();
-        syncBuiltinESMExports();
+        restore();
         await pass.close();
       }
     },
