@@ -279,17 +279,13 @@ export function createAdmission(deps: {
     const afterSeq = notEndedUpTo.get(e.migrationId) ?? 0;
     // Only the coordinator writes an ending, so only its events after the last look are read and checked.
     const read = () => eventLog.readCoordinatorEvents(e.migrationId, afterSeq, terminalEventTypes);
-    let { events, lastSeq } = await read();
     // lastSeq is the subject's last message as stored, readable or not: only a subject with no message at all is a
     // request that never got its MigrationRequested appended. Past the grace period, an empty subject is read again
     // before the CT is freed: a stream leader of nats-server before 2.11 answers before it has applied what it took
     // over (readAgainUntil), and every migration older than the grace period would read as never requested.
-    if (lastSeq === 0 && now - Date.parse(e.admittedAt) > limits.admissionGraceMs)
-      ({ events, lastSeq } = (await readAgainUntil(read, (r) => r.lastSeq > 0))!.read);
-    if (lastSeq === 0)
-      return now - Date.parse(e.admittedAt) > limits.admissionGraceMs
-        ? 'no MigrationRequested within the grace period'
-        : undefined;
+    const pastGrace = now - Date.parse(e.admittedAt) > limits.admissionGraceMs;
+    const { events, lastSeq } = (await readAgainUntil(read, (r) => !pastGrace || r.lastSeq > 0))!.read;
+    if (lastSeq === 0) return pastGrace ? 'no MigrationRequested within the grace period' : undefined;
     // Only an ending seen in the log frees the CT: a log whose first events are unreadable or gone (retention, an
     // older schema) still holds its admission.
     if (events.some((x) => isTerminalEvent(x.event))) return 'its migration has ended';

@@ -26,7 +26,7 @@ export class DiskTrackingError extends Error {
   }
 }
 
-type TrackOutput = { file: string; started?: boolean; extents?: Extent[] };
+type TrackOutput = { file: string; extents?: Extent[] };
 
 function track(cmd: 'start' | 'take --sync' | 'ack', ddxml: string): Promise<TrackOutput> {
   const argv = [...cmd.split(' '), ddxml];
@@ -63,8 +63,6 @@ export function trackOutput(stdout: string, named: boolean): TrackOutput {
     throw new Error(`printed no JSON object: ${JSON.stringify(stdout.slice(0, 200))}`);
   if ((named || o.file !== undefined) && typeof o.file !== 'string')
     throw new Error(`printed no delta file name: ${JSON.stringify(stdout.slice(0, 200))}`);
-  if (o.started !== undefined && typeof o.started !== 'boolean')
-    throw new Error(`printed a "started" that is no boolean: ${JSON.stringify(o.started)}`);
   const ok = (e: unknown) =>
     Array.isArray(e) && e.length === 2 && isCount(e[0]) && isCount(e[1]) && e[0] <= e[1];
   if (o.extents !== undefined && !(Array.isArray(o.extents) && o.extents.every(ok)))
@@ -85,8 +83,8 @@ export function withExtents(manifest: ManifestEntry[], plan: UpdatePlan): Manife
 }
 
 /**
- * How one pass of a live disk copy runs: the first sends the whole folder (trusting what the target already
- * verified only when the tracker ran since before that was read); a later one sends, of each file, only `pieces`.
+ * How one pass of a live disk copy runs: the first sends the whole folder (trusting of the target's copy only what
+ * its own run sent: app.ts, writtenFrom0); a later one sends, of each file, only `pieces`.
  */
 export type PassPlan = { kind: 'full' } | UpdatePlan;
 type UpdatePlan = {

@@ -112,8 +112,7 @@ function foldersMade(manifest: ManifestEntry[], root: string, dir: string): Set<
     if (d === root) break;
   }
   for (const e of manifest) {
-    const parts = e.path.split('/');
-    for (let k = 1; k < parts.length; k++) out.add(join(dir, ...parts.slice(0, k)));
+    for (const p of parentsOf(e.path)) out.add(join(dir, p));
     if (e.kind === 'dir') out.add(join(dir, e.path));
   }
   return out;

@@ -614,12 +614,19 @@ class Reception {
     if (this.failed) return;
     const { offer } = this;
     const durable = offer.durable === true;
-    const dirs = new Set<string>([dirname(offer.targetDir), offer.targetDir]);
-    const why = offer.update ? await this.finishUpdate(durable, dirs) : await this.finishFull(durable, dirs);
+    const why = offer.update ? await this.finishUpdate(durable) : await this.finishFull(durable);
     if (why) return this.fail(why);
     // Links last, once nothing more is written below the target folder: no write ever goes through one.
     for (const e of offer.manifest) if (e.kind === 'symlink') placeLink(offer.targetDir, e);
-    if (durable) for (const d of dirs) await syncDir(d);
+    // The folders of every entry: a full pass renamed its files into them, an update pass's earlier live passes did,
+    // unsynced.
+    if (durable)
+      for (const d of new Set([
+        dirname(offer.targetDir),
+        offer.targetDir,
+        ...offer.manifest.map((e) => dirname(join(offer.targetDir, e.path))),
+      ]))
+        await syncDir(d);
     this.reply('done');
     this.sock.end();
     if (offer.writeBack && !durable)
@@ -627,12 +634,11 @@ class Reception {
         if (e.kind === 'file') this.ctx.writeBacks.start(join(offer.targetDir, e.path));
   }
 
-  /** A full pass: each file renamed into place once all of it is verified; the folders to sync added to `dirs`. */
-  private async finishFull(durable: boolean, dirs: Set<string>): Promise<string | undefined> {
+  /** A full pass: each file renamed into place once all of it is verified. */
+  private async finishFull(durable: boolean): Promise<string | undefined> {
     const { targetDir, manifest } = this.offer;
     for (const e of manifest) {
       const p = join(targetDir, e.path);
-      dirs.add(dirname(p));
       if (e.kind !== 'file') continue;
       const size = e.size ?? 0;
       const f = this.files.get(e.path) ?? this.verifiedWhole(e, p, size);
@@ -674,14 +680,10 @@ class Reception {
     return this.partFile({ ...e, size }, size) ?? undefined;
   }
 
-  /**
-   * An update pass: each file sent to is given its size; each other one must be there with its size already. The
-   * folders to sync are added to `dirs`: an earlier live pass renamed its files into them, unsynced.
-   */
-  private async finishUpdate(durable: boolean, dirs: Set<string>): Promise<string | undefined> {
+  /** An update pass: each file sent to is given its size; each other one must be there with its size already. */
+  private async finishUpdate(durable: boolean): Promise<string | undefined> {
     const { targetDir, manifest } = this.offer;
     for (const e of manifest) {
-      dirs.add(dirname(join(targetDir, e.path)));
       if (e.kind !== 'file') continue;
       const size = e.size ?? 0;
       const f = this.updates.get(e.path) ?? (e.extents?.length ? undefined : null);

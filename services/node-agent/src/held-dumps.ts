@@ -145,6 +145,12 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     }
   }
 
+  /** Kill a dump that never froze the CT (its tasks run again), and drop its folder: nothing of it is held. */
+  function killAndDrop(dir: string): void {
+    killCriu(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
   /**
    * Wait until the dump in `dir` holds the CT frozen; reject with criu's log if it ends first (with its command line
    * when this agent started it). A dump that neither freezes the CT nor ends within `timeoutMs` (criu hung after it
@@ -169,8 +175,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     // Frozen as the time ran out: held, as if it had come first.
     const first = raced === 'timedOut' && existsSync(join(dir, 'frozen')) ? 'frozen' : raced;
     if (first === 'timedOut') {
-      killCriu(dir);
-      rmSync(dir, { recursive: true, force: true });
+      killAndDrop(dir);
       throw new StepError(
         errorCodes.toolTimeout,
         `criu dump neither froze CT ${meta.ctid} nor ended within ${timeoutMs} ms: killed, its tasks run again`,
@@ -273,8 +278,7 @@ export function createHeldDumps(stateDir: string, log: Logger, env: NodeJS.Proce
     killUnderWay(migrationId: string): boolean {
       const dir = dirOf(migrationId);
       if (!underWay(dir)) return false;
-      killCriu(dir);
-      rmSync(dir, { recursive: true, force: true });
+      killAndDrop(dir);
       return true;
     },
     /** Is a dump of this migration under way: its criu running (started by an agent that died), the CT not frozen yet? */

@@ -27,11 +27,18 @@ export type LeaseDeps = {
 };
 
 /** The resume's refusals that say the target may run the CT, and how the log says so. */
-const targetMayRun: Readonly<Record<string, string>> = {
+const targetMayRunWhen: Readonly<Record<string, string>> = {
   [errorCodes.fenced]: 'the target restore has started',
   [errorCodes.logIncomplete]:
     "the migration's log is no longer whole (fencing.ts, wholeLog): whether the target restore started is unknown",
 };
+
+/** A resume's refusal that says the target may run the CT: how the log says so, and the refusal's reason. */
+function targetMayRun(err: unknown): { said: string; reason: string } | undefined {
+  if (!(err instanceof StepError)) return undefined;
+  const said = targetMayRunWhen[err.code];
+  return said === undefined ? undefined : { said, reason: err.message };
+}
 
 /**
  * The dead-man switch of a frozen CT: without a decision within its lease, the source resumes the CT if the fence
@@ -98,9 +105,9 @@ export function createLeases(deps: LeaseDeps) {
             // The target may run the CT: its restore started, or the log lost its oldest events, a RestoreStarted
             // maybe among them (they go oldest first, after the request). Stopped here it may run nowhere, for an
             // operator to start where it belongs; left running it may run twice, on the same shared disks.
-            const why = err instanceof StepError ? targetMayRun[err.code] : undefined;
+            const why = targetMayRun(err);
             if (why) {
-              mlog.error({ reason: (err as Error).message }, `${why}: stopping the CT on the source`);
+              mlog.error({ reason: why.reason }, `${why.said}: stopping the CT on the source`);
               await deps.stopSource(meta, mlog);
               done = true;
               return;
@@ -176,12 +183,9 @@ export function createLeases(deps: LeaseDeps) {
   }
 
   function keepFrozen(meta: HeldMeta, mlog: Logger, err: unknown): void {
-    const why = err instanceof StepError ? targetMayRun[err.code] : undefined;
+    const why = targetMayRun(err);
     if (why) {
-      mlog.error(
-        { reason: (err as Error).message },
-        `frozen lease expired but ${why}: keeping the CT frozen`,
-      );
+      mlog.error({ reason: why.reason }, `frozen lease expired but ${why.said}: keeping the CT frozen`);
       arm(meta, meta.leaseMs);
       return;
     }

@@ -125,7 +125,6 @@ export const finalDump: Handler = async (cmd, ctx) => {
           workDir: a.workDir,
         },
         ctx.tools.criuDumpArgs(pid, a.imageDir, a.workDir, a.prevImageDir, holdScript, vzArgs),
-        cmd.timeoutMs,
       ),
     );
   }
@@ -284,9 +283,7 @@ export const releaseSource: Handler = async (cmd, ctx) => {
     if (rc !== 0)
       await stopLetGo(ctx, a.ctid, `criu dump ended with ${criuEnd(rc)} after the commit decision`, r);
     else r.actions.push('dump committed: source tasks killed');
-    await vcmmUnregister(ctx, a.ctid, r);
-    // libvzctl's post-dump step (lib/cr_criu.c chkpnt, clear_init_pid): the CT's init pid is no longer valid.
-    rmSync(initPidFile(ctx.cfg, a.ctid), { force: true });
+    await forgetOnSource(ctx, a.ctid, r, true);
     // criu writes stats-dump last, after post-dump: its frozen_time covers the whole held window.
     const stats = workDir ? join(workDir, 'stats-dump') : undefined;
     if (rc === 0 && stats && existsSync(stats)) r.frozenUs = readDumpStats(stats).frozenUs;
@@ -304,13 +301,25 @@ export const releaseSource: Handler = async (cmd, ctx) => {
     // A release tried again after the one that decided the commit failed (its criu let the tasks go).
     await stopLetGo(ctx, a.ctid, `criu dump ended with ${criuEnd(o.rc)} after the commit decision`, r);
   else r.actions.push('already released');
-  // A release retried after the agent died between the commit and vcmmd's unregister: vcmmd may still hold the CT,
-  // and the CT's init pid file may still name a pid that another process will get (a heartbeat would then report
-  // the CT running here as well as on the target).
-  await vcmmUnregister(ctx, a.ctid, r);
-  if (o.decision === 'commit') rmSync(initPidFile(ctx.cfg, a.ctid), { force: true });
+  // A release retried after the agent died between the commit and the end of forgetOnSource.
+  await forgetOnSource(ctx, a.ctid, r, o.decision === 'commit');
   return r;
 };
+
+/**
+ * What the source forgets of the CT once it is released: vcmmd's registration (libvzctl's post-dump step), and after a
+ * commit its init pid (lib/cr_criu.c chkpnt, clear_init_pid): a pid file left would name a pid that another process
+ * will get, and a heartbeat would then report the CT running here as well as on the target.
+ */
+async function forgetOnSource(
+  ctx: HandlerContext,
+  ctid: string,
+  r: HostResult,
+  committed: boolean,
+): Promise<void> {
+  await vcmmUnregister(ctx, ctid, r);
+  if (committed) rmSync(initPidFile(ctx.cfg, ctid), { force: true });
+}
 
 /** After the commit decision, the source's CT stopped if its criu let it go; throws while it still runs. */
 async function stopLetGo(ctx: HandlerContext, ctid: string, why: string, r: HostResult): Promise<void> {
