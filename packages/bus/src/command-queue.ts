@@ -119,6 +119,25 @@ export const commandRefusals = {
   notIntended: 'HAUL_COMMAND_NOT_INTENDED',
 } as const;
 
+/**
+ * Whether a command's check may take the first read of its log as it comes: it is its first delivery, and its check
+ * runs within limits.commandFreshMs of its storage and within half its own timeout. The coordinator gives a command up
+ * no sooner than its timeout after its storage (domain deadlines.ts, from the stream's time as this is), and its
+ * migration cannot end before the command has an outcome: so a fresh command's outcome or end can be in no log yet,
+ * and a read behind lacks nothing that decides. Any other command may have been given up and its migration ended in
+ * the meantime. The rule assumes the executor's clock is within the smaller of the two bounds of the servers' clocks
+ * (seconds, where NTP runs).
+ */
+export function checkedOnFirstRead(c: {
+  redelivered: boolean;
+  /** When the command stream stored it (the delivery's timestamp), ms since the epoch. */
+  storedMs: number;
+  nowMs: number;
+  timeoutMs: number;
+}): boolean {
+  return !c.redelivered && c.nowMs - c.storedMs < Math.min(limits.commandFreshMs, c.timeoutMs / 2);
+}
+
 /** The durable consumer of one node's executor (haul.cmd.<node>.<executor>). */
 export const commandConsumerName = (node: string, executor: Executor): string => `${executor}-${node}`;
 
@@ -180,6 +199,8 @@ export type CommandQueueDeps = {
   refused?: (command: StepCommand) => void;
   /** How long a loop that ended on its own waits for the commands it runs (default limits.lostConsumerGraceMs). */
   lostConsumerGraceMs?: number;
+  /** The clock a command's age is read on (checkedOnFirstRead); Date.now unless a test makes commands older. */
+  now?: () => number;
 };
 
 type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInfo; raw: unknown };
@@ -195,7 +216,7 @@ type Decoded = { ok: true; command: StepCommand } | { ok: false; error: ErrorInf
  */
 export function createCommandQueue(deps: CommandQueueDeps) {
   const { nc, validators, eventLog, log, actor, executor, trust, inOrder = false, hands, refused } = deps;
-  const { lostConsumerGraceMs = limits.lostConsumerGraceMs } = deps;
+  const { lostConsumerGraceMs = limits.lostConsumerGraceMs, now = Date.now } = deps;
   const parking = createParking(nc, actor.service, actor.node);
   const event = eventFactory(actor);
   /** An in-order executor's commands, one migration's at a time (inLane). */
@@ -361,9 +382,12 @@ export function createCommandQueue(deps: CommandQueueDeps) {
    * frozen window (1-2 ms before each agent command) and taken out for that reason.
    *
    * A read that shows no such intent is made again after each of limits.intentReadAgainMs before the refusal: a new
-   * stream leader of an older nats-server may answer before it has applied the intent it took over. Only the intent's
-   * absence is read again; an end read once is final (a read behind can lack an end, never show one). A stop during
-   * the waits returns nothing, and the caller hands the command back (it checks the signal next).
+   * stream leader of an older nats-server may answer before it has applied the intent it took over. So is one of a
+   * command that is not fresh (checkedOnFirstRead) while it shows neither the command's outcome nor its migration's
+   * end: a read behind could lack either, and the command would run again, or run after the end (a restore after the
+   * rollback that resumed the CT on its source). An end or an outcome read once is final (a read behind can lack one,
+   * never show one). A stop during the waits returns nothing, and the caller hands the command back (it checks the
+   * signal next).
    */
   async function unintended(
     d: CommandDelivery,
@@ -371,12 +395,23 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   ): Promise<{ why?: string; read?: { log: readonly MigrationEvent[]; lastSeq: number } }> {
     if (!trust.secure) return {};
     const cmd = d.command;
-    const started = Date.now();
+    const started = now();
     // Kept in hand through the reads and waits (a delivery beside others has no keep-alive of its lane).
     const alive = setInterval(() => tell(() => d.msg.working()), limits.commandAckWaitMs / 3);
+    const fresh = checkedOnFirstRead({
+      redelivered: d.msg.redelivered,
+      storedMs: d.msg.time.getTime(),
+      nowMs: started,
+      timeoutMs: cmd.timeoutMs,
+    });
+    let firstShowedIntent: boolean | undefined;
     const got = await readAgainUntil(
       () => readLog(cmd.migrationId),
-      (r) => intends(r.log, cmd),
+      (r) => {
+        const intended = intends(r.log, cmd);
+        firstShowedIntent ??= intended;
+        return intended && (fresh || commandFate(r.log, cmd.commandId) !== 'open');
+      },
       { signal },
     ).finally(() => clearInterval(alive));
     if (!got) return {};
@@ -385,12 +420,17 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const { log: events, lastSeq } = read;
     if (!intends(events, cmd))
       return {
-        why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId} (read ${reads} times in ${Date.now() - started} ms, the last to sequence ${lastSeq}: ${events.length} events, the last ${events.at(-1)?.type ?? 'none'})`,
+        why: `${cmd.commandId} is not intended in the log of ${cmd.migrationId} (read ${reads} times in ${now() - started} ms, the last to sequence ${lastSeq}: ${events.length} events, the last ${events.at(-1)?.type ?? 'none'})`,
       };
-    if (reads > 1)
+    if (!firstShowedIntent)
       log.warn(
         { commandId: cmd.commandId, reads, lastSeq },
         "the command's intent was not in the first read of its log, only in a later one (a stream leader that had not applied it yet)",
+      );
+    else if (reads > 1)
+      log.info(
+        { commandId: cmd.commandId, reads, ms: now() - started, fate: commandFate(events, cmd.commandId) },
+        'a command that is not fresh was read again: a read behind could lack its outcome or its end',
       );
     if (commandFate(events, cmd.commandId) === 'ended')
       return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };

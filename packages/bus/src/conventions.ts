@@ -129,6 +129,14 @@ export const limits = {
    * good command refused, its migration rolled back. A command no coordinator intended is refused after them all.
    */
   intentReadAgainMs: [250, 1_000, 2_500],
+  /**
+   * A command checked within this long of its storage (and within half its own timeout), on its first delivery, is
+   * checked on its log's first read: its migration cannot have ended since without an outcome of it, and the
+   * coordinator gives no command up before its timeout. An older one (redelivered, or kept waiting in its lane or in
+   * the stream) is read again after the waits above while the read shows neither its outcome nor its migration's end:
+   * a read behind could lack them (command-queue.ts checkedOnFirstRead).
+   */
+  commandFreshMs: 5_000,
   /** One scheduler API request waits this long for its reply; an idempotent one is asked again until the deadline. */
   apiTimeoutMs: 5_000,
   apiDeadlineMs: 30_000,

@@ -15,7 +15,7 @@ import { limits, streams, subjects } from './conventions.ts';
 import { BusError, BusUnavailableError, ConcurrencyConflictError, isWrongLastSequence } from './errors.ts';
 import { pendingAtStart, replayLog } from './replay.ts';
 import { replaySeals } from './replay-seals.ts';
-import { retryTransient } from './retry.ts';
+import { readAgainUntil, retryTransient } from './retry.ts';
 import { createEventJudge, type JudgeOptions, type RawEvent, type SealMessage } from './trust/event-judge.ts';
 import type { SealData } from './trust/seal.ts';
 import type { SignatureHeaders } from './trust/signature.ts';
@@ -221,10 +221,12 @@ export function createEventLog(
 
   /**
    * The messages of `subject` among the stream sequences after `afterSeq` up to `lastSeq`, each got from the stream
-   * by its sequence, all at once: the tail's other subjects are dropped, as a filtered consumer skips them, and so is
-   * a sequence with no message (aged out of the stream, or removed by its byte limit). Like the consumer's read, it
-   * ends only with the message at `lastSeq`, this migration's: a stream (a new leader) that does not have it yet is
-   * unavailable, and the read is tried again, never taken as the whole tail.
+   * by its sequence, all at once: the tail's other subjects are dropped, as a filtered consumer skips them. Like the
+   * consumer's read, it ends only with the message at `lastSeq`, this migration's: a stream (a new leader) that does
+   * not have it yet is unavailable, and the read is tried again, never taken as the whole tail. So is one that lacks
+   * a message of the subject before it (noneOf): the gets go out at once, and a leader change among them can answer
+   * some from a new leader that has not applied them yet (nats-server before 2.11, limits.intentReadAgainMs). Taken
+   * as aged out, such a message was missing from the read, and from the read cache's log after it for good.
    */
   async function getEach(subject: string, lastSeq: number, afterSeq: number): Promise<RawEvent[]> {
     const m = await jsm();
@@ -233,9 +235,35 @@ export function createEventLog(
     const last = got.at(-1);
     if (!last || last.seq !== lastSeq || last.subject !== subject)
       throw new BusUnavailableError(`${subject}: the stream has no message ${lastSeq} of it yet`);
+    const missing = seqs.filter((_, i) => !got[i]);
+    if (missing.length > 0) await noneOf(m, subject, missing);
     return got.flatMap((g) =>
       g && g.subject === subject ? [{ subject, seq: g.seq, data: g.data, headers: g.header }] : [],
     );
+  }
+
+  /**
+   * That the stream holds no message of `subject` at `seqs` (sequences a get answered with none, in order): each was
+   * another subject's, or is lost for good (aged out, dropped by a full stream, deleted by hand). Each run of them is
+   * asked for the subject's first message after its start (nextOf): one past the run says that none of it is this
+   * subject's. One inside the run, or none at all (the read's last message is this subject's), comes from a leader
+   * that has not applied the run yet, and the read is unavailable: a stream applies its messages in order, so a
+   * leader that holds a later one holds every earlier one.
+   */
+  async function noneOf(m: JetStreamManager, subject: string, seqs: readonly number[]): Promise<void> {
+    const runs = seqs.reduce<[number, number][]>((rs, seq) => {
+      const r = rs.at(-1);
+      if (r && r[1] === seq - 1) r[1] = seq;
+      else rs.push([seq, seq]);
+      return rs;
+    }, []);
+    for (const [from, to] of runs) {
+      const next = await nextOf(m, subject, from - 1);
+      if (!next || next.subject !== subject || next.seq <= to)
+        throw new BusUnavailableError(
+          `${subject}: the stream did not answer message ${next?.subject === subject ? next.seq : from} of it`,
+        );
+    }
   }
 
   /** Read and judge a migration's messages after `afterSeq`, starting where the judge's facts need it. */
@@ -258,10 +286,22 @@ export function createEventLog(
     if (last && last.seq > afterSeq) await readJudged(migrationId, afterSeq, last.seq);
   }
 
-  /** The message stored at `seq`, as a duplicate's answer names it. */
-  async function storedAt(seq: number) {
+  /**
+   * The message stored at `seq`, as a duplicate's answer names it. The leader that answered has it, but the read may
+   * reach a new leader that has not applied it yet (nats-server before 2.11): a message missing is read again after
+   * the waits of limits.intentReadAgainMs, and one still missing makes the append unavailable, to be tried again.
+   * Taken for a squatter's, the event was appended a second time under another id. A duplicate's message cannot have
+   * aged out: the duplicate window is minutes, the stream's age limit a month, and a full stream drops its oldest.
+   */
+  async function storedCopy(subject: string, seq: number): Promise<StoredMsg> {
     const m = await jsm();
-    return retryTransient(() => m.streams.getMessage(streams.events, { seq }));
+    const read = () => retryTransient(() => m.streams.getMessage(streams.events, { seq }));
+    const stored = (await readAgainUntil(read, (g) => g !== null))!.read;
+    if (!stored)
+      throw new BusUnavailableError(
+        `${subject}: the stream does not answer message ${seq}, named as a duplicate`,
+      );
+    return stored;
   }
 
   /**
@@ -271,9 +311,8 @@ export function createEventLog(
    * `coordinator` identity). Otherwise the squatter is reported and the event is appended under an id made of its
    * signature, which nobody can guess.
    */
-  function squatted(stored: StoredMsg | null, subject: string, seq: number, event: MigrationEvent): boolean {
+  function squatted(stored: StoredMsg, subject: string, seq: number, event: MigrationEvent): boolean {
     if (!trust.secure) return false;
-    if (!stored) return true;
     const v = trust.verify(stored.subject, stored.data, stored.header, stored.seq);
     let sameId = false;
     try {
@@ -361,15 +400,10 @@ export function createEventLog(
           judge.appended(ack.seq, event, opts.expectedLastSeq);
           return { seq: ack.seq, duplicate: false };
         }
-        const stored = await storedAt(ack.seq);
+        const stored = await storedCopy(subject, ack.seq);
         // This very message, its signature too (a try before this one stored it, its answer lost): the append is
         // done. Bytes alone could be a copy another client stored unsigned from a publish of ours that was lost.
-        if (
-          stored &&
-          stored.subject === subject &&
-          sameBytes(stored.data, body) &&
-          sameSignature(stored, signature)
-        )
+        if (stored.subject === subject && sameBytes(stored.data, body) && sameSignature(stored, signature))
           return { seq: ack.seq, duplicate: true };
         if (!squatted(stored, subject, ack.seq, event))
           return { seq: ack.seq, duplicate: true, otherCopy: true };

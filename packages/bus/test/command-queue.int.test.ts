@@ -426,6 +426,8 @@ describe('command queue (signatures on): whether a command is intended', () => {
   async function verdictOn(
     cmd: StepCommand,
     eventLog: EventLog,
+    /** How much older than it is the command is when checked (checkedOnFirstRead). */
+    olderByMs = 0,
   ): Promise<{ verdict: 'run' | 'refused'; why: string }> {
     await sendCommand(nc, validators, coordinator, cmd);
     const ac = new AbortController();
@@ -435,12 +437,13 @@ describe('command queue (signatures on): whether a command is intended', () => {
         nc,
         validators,
         eventLog,
-        log: pino({ level: 'warn' }, { write: (l: string) => void why.push(l) }),
+        log: pino({ level: 'info' }, { write: (l: string) => void why.push(l) }),
         actor: { service: 'node-agent', node: 'node-d' },
         executor: 'agent',
         trust: agent,
         inOrder: true,
         refused: () => resolve('refused'),
+        now: () => Date.now() + olderByMs,
       }).consume((d) => {
         d.msg.ack();
         resolve('run');
@@ -500,6 +503,42 @@ describe('command queue (signatures on): whether a command is intended', () => {
     // Then it is refused, after the first read and one after each wait
     assert.equal(verdict, 'refused');
     assert.equal(reads(), 1 + limits.intentReadAgainMs.length);
+  });
+
+  it('given a command that is not fresh, whose first read lacks the end of its migration (a stream leader behind), it is refused, not run', async () => {
+    // Given a command intended in its log, its migration rolled back since (the coordinator gave it up), and a first
+    // read by the agent that ends before the end (as a stream leader of nats-server before 2.11 answers)
+    const cmd = { ...intent(5), migrationId: 'm-queue-0005', commandId: 'm-queue-0005:node-d:5:1' };
+    const writer = createEventLog(nc, validators, coordinator);
+    await writer.append(stepIntended(cmd));
+    await writer.append(migrationRolledBack(cmd.migrationId, `${cmd.commandId} timed out`));
+    const { eventLog, reads } = readsThrough((read, n) =>
+      n === 1 ? { events: read.events.slice(0, -1), lastSeq: read.events.at(-2)!.seq } : read,
+    );
+
+    // When it is delivered after waiting past the bound of a fresh command (in its lane, or in the stream)
+    const { verdict, why } = await verdictOn(cmd, eventLog, limits.commandFreshMs);
+
+    // Then the first read is not taken as it comes: the second shows the end, and the command is refused
+    assert.equal(verdict, 'refused');
+    assert.equal(reads(), 2);
+    assert.match(why, /"fate":"ended"/);
+  });
+
+  it('given a command that is not fresh, whose reads show neither its outcome nor an end, it runs after the reads again', async () => {
+    // Given a command intended in its log, its migration going on
+    const cmd = { ...intent(6), migrationId: 'm-queue-0006', commandId: 'm-queue-0006:node-d:6:1' };
+    await createEventLog(nc, validators, coordinator).append(stepIntended(cmd));
+
+    // When it is delivered after waiting past the bound of a fresh command
+    const { eventLog, reads } = readsThrough((read) => read);
+    const { verdict, why } = await verdictOn(cmd, eventLog, limits.commandFreshMs);
+
+    // Then it runs, once every read again has shown it open, and the agent says why it waited
+    assert.equal(verdict, 'run');
+    assert.equal(reads(), 1 + limits.intentReadAgainMs.length);
+    assert.match(why, /not fresh was read again/);
+    assert.doesNotMatch(why, /not in the first read/);
   });
 });
 

@@ -383,6 +383,117 @@ for (const release of natsReleases)
     });
   });
 
+/**
+ * `nc` as a client sees it when some of its message gets reach a stream leader behind (nats-server before 2.11: a
+ * new leader answers before it has applied what it took over): the first get of each sequence in `behind` answers
+ * "no message found", as that leader does; every other request goes to the server.
+ */
+function behindOnce(nc: NatsConnection, behind: Set<number>): NatsConnection {
+  const get = `$JS.API.STREAM.MSG.GET.${streams.events}`;
+  const notFound = enc.encode(
+    JSON.stringify({ error: { code: 404, err_code: 10037, description: 'no message found' } }),
+  );
+  return new Proxy(nc, {
+    get(target, key, receiver) {
+      if (key !== 'request') {
+        const v: unknown = Reflect.get(target, key, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      }
+      return async (subject: string, data: Uint8Array, opts: unknown) => {
+        const seq =
+          subject === get ? (JSON.parse(new TextDecoder().decode(data)) as { seq?: number }).seq : undefined;
+        if (seq !== undefined && behind.delete(seq)) return { subject, data: notFound };
+        return target.request(subject, data, opts as Parameters<NatsConnection['request']>[2]);
+      };
+    },
+  });
+}
+
+describe('event log reads that reach a stream leader behind', () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+  const ids = tempIdentities();
+  const trust = ids.trust('coordinator');
+  let log: EventLog;
+  before(async () => {
+    server = await startNatsServer();
+    nc = await connectBus({ servers: server.url, name: 'event-log-behind-test' });
+    await ensureTopology(nc);
+    log = createEventLog(nc, validators, trust);
+  });
+  after(async () => {
+    await nc?.drain();
+    await server?.stop();
+  });
+
+  it('given a short tail whose middle message one get misses (a leader behind), the read is tried again, not taken without it', async () => {
+    // Given a reader that has read a log to its first event, and two more events of it among others' since
+    const mid = 'mig-behind-middle';
+    const first = await log.append(cancelEvent(mid, 1), { expectedLastSeq: 0 });
+    const behind = new Set<number>();
+    const reader = createEventLog(behindOnce(nc, behind), validators, ids.trust('ops'));
+    assert.equal((await reader.read(mid)).events.length, 1);
+    await log.append(cancelEvent('mig-behind-other', 1), { expectedLastSeq: 0 });
+    const second = await log.append(cancelEvent(mid, 2), { expectedLastSeq: first.seq });
+    await log.append(cancelEvent('mig-behind-other', 2), { expectedLastSeq: second.seq - 1 });
+    const third = await log.append(cancelEvent(mid, 3), { expectedLastSeq: second.seq });
+    assert.ok(third.seq - first.seq <= limits.directReadMaxSeqs, 'a tail read message by message');
+
+    // When its read of the tail gets the second event from a leader that has not applied it yet, the third from one
+    // that has
+    behind.add(second.seq);
+    const { events } = await reader.read(mid, { afterSeq: first.seq });
+
+    // Then the read is tried again and holds both: before, the second was dropped as if aged out of the stream
+    assert.equal(behind.size, 0, 'the get behind was made');
+    assert.deepEqual(
+      events.map((e) => e.event.eventId),
+      [`${mid}:cancel:2`, `${mid}:cancel:3`],
+    );
+  });
+
+  it('given a short tail whose start the stream has lost for good (aged out), the read takes what is left', async () => {
+    // Given a log whose first two events the stream no longer holds (its oldest messages dropped)
+    const mid = 'mig-behind-aged';
+    let last = 0;
+    for (let n = 1; n <= 3; n++)
+      last = (await log.append(cancelEvent(mid, n), { expectedLastSeq: last })).seq;
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.purge(streams.events, { seq: last });
+    assert.ok(last <= limits.directReadMaxSeqs, 'a read message by message, from the start of the stream');
+
+    // When a reader with no facts of it reads it, message by message
+    const { events } = await createEventLog(nc, validators, ids.trust('ops')).read(mid, {
+      afterSeq: last - 3,
+    });
+
+    // Then it holds the event the stream still has, and the read ends (not tried again until its budget ends)
+    assert.deepEqual(
+      events.map((e) => e.event.eventId),
+      [`${mid}:cancel:3`],
+    );
+  });
+
+  it('given an append answered as a duplicate whose stored copy one get misses (a leader behind), it is not appended again', async () => {
+    // Given an event appended, and its append made again (a retry whose first answer was lost)
+    const mid = 'mig-behind-dup';
+    const e = cancelEvent(mid, 1);
+    const stored = await log.append(e, { expectedLastSeq: 0 });
+    const behind = new Set([stored.seq]);
+    const again = createEventLog(behindOnce(nc, behind), validators, trust);
+    const rejected = trust.rejections;
+
+    // When the stream answers it as a duplicate, and the get of the stored copy reaches a leader behind
+    const ack = await again.append(e, { expectedLastSeq: 0 });
+
+    // Then the copy is read again and found the append's own: no squatter reported, no second copy in the log
+    assert.equal(behind.size, 0, 'the get behind was made');
+    assert.deepEqual(ack, { seq: stored.seq, duplicate: true });
+    assert.equal(trust.rejections, rejected);
+    assert.equal((await log.read(mid)).events.length, 1);
+  });
+});
+
 describe('replay from seals on a real JetStream stream', () => {
   let server: NatsServer;
   let nc: NatsConnection;
