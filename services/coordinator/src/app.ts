@@ -163,7 +163,9 @@ export function createCoordinator(
       expires: limits.pullExpiresMs,
       abort_on_missing_resource: true,
     });
-    ac.signal.addEventListener('abort', () => void iter.close(), { once: true });
+    // A stop during the awaits above fired its abort already: no listener added now would hear it.
+    if (ac.signal.aborted) void iter.close();
+    else ac.signal.addEventListener('abort', () => void iter.close(), { once: true });
     return iter;
   }
 
@@ -214,19 +216,25 @@ export function createCoordinator(
     /**
      * Drive every admitted migration (after a restart: commands that may not have left before a crash are sent
      * again), then consume events and answer requests, and reconcile again every reconcileMs. The consumer exists
-     * before a request is answered: one created later (first start) would never deliver that request's events.
+     * before a request is answered: one created later (first start) would never deliver that request's events. A
+     * stop during the start ends it at its next step, and nothing is made after it (a timer or a listening socket
+     * made then kept an embedding process, or a test's, alive).
      */
     async start(): Promise<void> {
+      const stopped = () => ac.signal.aborted;
       await reconcile();
+      if (stopped()) return;
       const events = await openEvents();
+      if (stopped()) return;
       loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
       api.start();
       void exitWhenLoopEnds(log, "the scheduler API's subscriptions", api.failed, ac.signal);
       // The server has the API's subscriptions once this returns: "started" means a request gets an answer.
       await nc.flush();
+      if (stopped()) return;
       reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
       leaders = watchCommandConsumerLeaders({ nc, log, everyMs: limits.consumerLeaderCheckMs });
-      metricsServer = await exposeMetrics({
+      const served = await exposeMetrics({
         registry,
         cfg: deps.metrics,
         log,
@@ -234,6 +242,8 @@ export function createCoordinator(
         stream: streams.events,
         consumer: eventsConsumer,
       });
+      if (stopped()) return served?.close();
+      metricsServer = served;
       log.info({ active: pm.active.size }, 'coordinator started');
     },
     async stop(): Promise<void> {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, it } from 'node:test';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -6,7 +7,7 @@ import { pino } from 'pino';
 import { connectBus, createEventLog, ensureTopology, streams } from '@haul/bus';
 import { decide, initialState } from '@haul/domain';
 import { createValidators } from '@haul/schemas';
-import { awaitEvent, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
+import { awaitEvent, freePort, startNatsServer, tempIdentities, type NatsServer } from '@haul/test';
 import { createCoordinator } from '../src/app.ts';
 import { createProcessManager } from '../src/process-manager.ts';
 
@@ -73,4 +74,32 @@ it('parks events it cannot decode and keeps advancing other migrations', async (
   const jsm = await jetstreamManager(nc);
   const c = await jsm.consumers.info(streams.events, 'coordinator');
   assert.equal(c.num_ack_pending, 0);
+});
+
+it('given a stop while it starts, the start ends at its next step and leaves nothing running: no metrics socket', async () => {
+  // Given a coordinator that serves metrics, on its own connection
+  const port = await freePort();
+  const own = await connectBus({ servers: server.url, name: 'event-consumer-test-stopped' });
+  const stopped = createCoordinator(
+    own,
+    validators,
+    { ...settings, maxMigrationsPerNode: 2 },
+    pino({ level: process.env['HAUL_TEST_LOG'] ?? 'silent' }),
+    { trust, metrics: { host: '127.0.0.1', port } },
+  );
+
+  // When it is stopped while it starts (a signal during its first reconciliation)
+  const started = stopped.start();
+  await stopped.stop();
+  await started;
+
+  // Then nothing listens on its metrics port (before, the start went on after the stop and served them, its timers
+  // and socket keeping the process alive)
+  const refused = await new Promise<string>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => (s.destroy(), resolve('connected')));
+    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+  assert.equal(refused, 'ECONNREFUSED');
+  await own.drain();
 });
