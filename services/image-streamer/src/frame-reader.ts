@@ -1,4 +1,4 @@
-import { CHUNK, MAX_HEADER, type FrameHeader } from './wire.ts';
+import { CHUNK, headerIntact, MAX_HEADER, type FrameHeader } from './wire.ts';
 
 /** A chunk frame as read: its header and payload. `release` hands the payload's buffer back for reuse. */
 export type ChunkFrame = {
@@ -93,6 +93,7 @@ export class FrameReader {
         }
         if (h.t !== 'chunk' || !Number.isInteger(h.len) || h.len < 1 || h.len > CHUNK)
           return this.fail('bad frame header');
+        if (!headerIntact(h)) return this.fail('a chunk header damaged in flight (its hcrc does not match)');
         this.header = h;
         this.frameEnd = 4 + hl + h.len;
       }

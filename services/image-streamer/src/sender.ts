@@ -3,7 +3,7 @@ import { limits } from '@haul/bus';
 import { ConnectionLost } from './data-server.ts';
 import type { ManifestEntry } from './manifest.ts';
 import { SourceFiles } from './source-files.ts';
-import { CHUNK, chunkDigest, encodeHeader } from './wire.ts';
+import { CHUNK, chunkDigest, chunkHeader, encodeHeader } from './wire.ts';
 
 export type SendStats = { bytesSent: number; resumedBytes: number; resent: number };
 export type SendOptions = {
@@ -171,7 +171,7 @@ class Sending {
     this.pending.set(id, { path, offset, len });
     await this.throttled(len);
     sock.cork();
-    sock.write(encodeHeader({ t: 'chunk', id, path, offset, len, crc32 }));
+    sock.write(encodeHeader(chunkHeader({ id, path, offset, len, crc32 })));
     const flushed = sock.write(data, () => {
       this.free.push(buf);
       this.signal();

@@ -6,7 +6,8 @@ import type * as NodeRsCrc32 from '@node-rs/crc32';
  * The data connection between two streamers. The receiving side connects to the one-time listener named in the
  * offer and writes the offer's token as its first line; then the sender writes frames:
  *   [u32 BE header length][header JSON][payload]
- * header: {t:'chunk', id, path, offset, len, crc32} | {t:'wait'} | {t:'end'}. 'wait' carries nothing: the sender
+ * header: {t:'chunk', id, path, offset, len, crc32, hcrc} | {t:'wait'} | {t:'end'}. `crc32` is the payload's
+ * digest, `hcrc` the header's own (chunkHeader). 'wait' carries nothing: the sender
  * writes it while its own bandwidth limit or a higher-priority transfer holds it back, so that the receiver's idle
  * timeout (limits.streamIdleMs) only closes connections whose peer stopped. The receiver answers lines:
  *   "ok <id>" (chunk verified and written), "bad <id>" (digest mismatch: send again), "done" / "error <text>",
@@ -17,9 +18,11 @@ export const CHUNK = 1024 * 1024;
 export const MAX_HEADER = 64 * 1024;
 
 export type FrameHeader =
-  | { t: 'chunk'; id: number; path: string; offset: number; len: number; crc32: number }
+  | { t: 'chunk'; id: number; path: string; offset: number; len: number; crc32: number; hcrc?: number }
   | { t: 'wait' }
   | { t: 'end' };
+
+type ChunkHeader = Extract<FrameHeader, { t: 'chunk' }>;
 
 /**
  * A whole number from 0 up, exactly representable: what a chunk header's offset and id, and the tracking helper's
@@ -84,3 +87,25 @@ const crc32 = crc32Loaded.crc32;
 export function chunkDigest(data: Buffer): number {
   return crc32(data);
 }
+
+/**
+ * A chunk's header as a sender writes it: with `hcrc`, the CRC-32 of its other fields (headerDigest). The payload's
+ * digest does not say where the payload goes: on a plaintext connection (HAUL_INSECURE=1; TLS's record MAC covers
+ * every byte otherwise), a bit flip TCP's 16-bit checksum missed in a header's offset wrote an intact chunk at
+ * another place of a disk image, or a flip in its length misframed the rest of the connection.
+ */
+export function chunkHeader(h: Omit<ChunkHeader, 't' | 'hcrc'>): ChunkHeader {
+  const header: ChunkHeader = { t: 'chunk', ...h };
+  return { ...header, hcrc: headerDigest(header) };
+}
+
+/** CRC-32 of a chunk header's fields but `hcrc`, as the JSON of [id, path, offset, len, crc32]. */
+export function headerDigest(h: ChunkHeader): number {
+  return crc32(Buffer.from(JSON.stringify([h.id, h.path, h.offset, h.len, h.crc32])));
+}
+
+/**
+ * Whether a chunk header arrived as it was sent: its `hcrc` matches its fields. A header without one is an older
+ * sender's, taken on its payload's digest alone (the receiver checks where a chunk goes against its manifest too).
+ */
+export const headerIntact = (h: ChunkHeader): boolean => h.hcrc === undefined || h.hcrc === headerDigest(h);

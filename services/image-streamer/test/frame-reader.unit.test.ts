@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { FrameReader, type ChunkFrame } from '../src/frame-reader.ts';
-import { CHUNK, chunkDigest, encodeHeader, type FrameHeader } from '../src/wire.ts';
+import { CHUNK, chunkDigest, chunkHeader, encodeHeader, type FrameHeader } from '../src/wire.ts';
 
 type Chunk = Extract<FrameHeader, { t: 'chunk' }>;
 
@@ -13,15 +13,10 @@ function encodeLength(n: number): Buffer {
   return b;
 }
 
-function frame(id: number, payload: Buffer): Buffer {
-  const h: Chunk = {
-    t: 'chunk',
-    id,
-    path: `f${id}`,
-    offset: 0,
-    len: payload.length,
-    crc32: chunkDigest(payload),
-  };
+/** A chunk's frame as a sender writes it, its header changed by `damage` after its digest (hcrc) was taken. */
+function frame(id: number, payload: Buffer, damage: (h: Chunk) => void = () => {}): Buffer {
+  const h = chunkHeader({ id, path: `f${id}`, offset: 0, len: payload.length, crc32: chunkDigest(payload) });
+  damage(h);
   return Buffer.concat([encodeHeader(h), payload]);
 }
 
@@ -155,6 +150,26 @@ describe('FrameReader: frames read straight into pooled buffers', () => {
       assert.ok(r.got[0]!.payload.equals(payloads[1]!) && r.got[1]!.payload.equals(payloads[0]!));
     });
   }
+
+  it('refuses a chunk whose header was damaged in flight (its offset or its length), its payload intact', () => {
+    // A bit flip TCP's checksum missed, on a plaintext connection: the payload's CRC-32 still holds, and before, the
+    // chunk was written at the offset the damaged header named
+    for (const damage of [(h: Chunk) => (h.offset ^= CHUNK), (h: Chunk) => (h.len ^= 1)]) {
+      const r = feed(Buffer.concat([frame(0, randomBytes(100), damage), encodeHeader({ t: 'end' })]), 4096);
+      assert.deepEqual(r.got, []);
+      assert.deepEqual(r.errors, ['a chunk header damaged in flight (its hcrc does not match)']);
+    }
+  });
+
+  it("takes an older sender's chunk header, which has no hcrc, on its payload's digest alone", () => {
+    const payload = randomBytes(100);
+    const r = feed(
+      Buffer.concat([frame(0, payload, (h) => delete h.hcrc), encodeHeader({ t: 'end' })]),
+      4096,
+    );
+    assert.deepEqual(r.errors, []);
+    assert.ok(r.got[0]?.payload.equals(payload));
+  });
 
   it('refuses a frame header that is too large or not JSON', () => {
     const big = Buffer.alloc(4);
