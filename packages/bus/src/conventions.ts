@@ -137,6 +137,8 @@ export const limits = {
    * a read behind could lack them (command-queue.ts checkedOnFirstRead).
    */
   commandFreshMs: 5_000,
+  /** How many admitted migrations' logs a reap of the admission ledger reads at once (admission.ts reap). */
+  reapReadsAtOnce: 16,
   /** One scheduler API request waits this long for its reply; an idempotent one is asked again until the deadline. */
   apiTimeoutMs: 5_000,
   apiDeadlineMs: 30_000,

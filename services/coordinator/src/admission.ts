@@ -3,6 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
   buckets,
+  createSlots,
   decodeValid,
   limits,
   migrationOfEventSubject,
@@ -375,10 +376,20 @@ export function createAdmission(deps: {
       const now = Date.now();
       const stale = new Map<string, { admittedAt: string; reason: string }>();
       const admitted = await ledger.read();
-      for (const e of admitted) {
-        const reason = await staleReason(e, now);
-        if (reason) stale.set(e.migrationId, { admittedAt: e.admittedAt, reason });
-      }
+      // Side by side, a bounded number at once: one after the other, a thousand admissions cost a thousand round
+      // trips, and each empty log past its grace period held every entry after it for its reads again (3.75 s).
+      const slots = createSlots(limits.reapReadsAtOnce);
+      await Promise.all(
+        admitted.map(async (e) => {
+          const release = await slots.acquire();
+          try {
+            const reason = await staleReason(e, now);
+            if (reason) stale.set(e.migrationId, { admittedAt: e.admittedAt, reason });
+          } finally {
+            release();
+          }
+        }),
+      );
       const still = new Set(admitted.filter((e) => !stale.has(e.migrationId)).map((e) => e.migrationId));
       for (const mid of notEndedUpTo.keys()) if (!still.has(mid)) notEndedUpTo.delete(mid);
       if (stale.size === 0) return [];

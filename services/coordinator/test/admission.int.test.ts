@@ -328,6 +328,40 @@ describe('admission after crashes and junk', () => {
     }
   });
 
+  it("reads the admitted migrations' logs side by side when it reaps: one whose read waits does not hold the others", async () => {
+    // Given a ledger of several admissions, and a coordinator whose reads of their logs are counted while under way
+    await coordinator.stop();
+    assert.ok((await readLedger()).entries.length >= 2, 'several admissions');
+    let underWay = 0;
+    let most = 0;
+    coordinator = await startCoordinator({
+      eventLog: (own) => {
+        const real = createEventLog(own, validators, trust);
+        return {
+          ...real,
+          readCoordinatorEvents: async (m, afterSeq, types) => {
+            most = Math.max(most, ++underWay);
+            try {
+              return await real.readCoordinatorEvents(m, afterSeq, types);
+            } finally {
+              underWay--;
+            }
+          },
+        };
+      },
+    });
+
+    // When it reaps at its start
+    // Then more than one read was under way at once (before, one after the other: an empty log past its grace
+    // period, read again for 3.75 s, held every admission after it)
+    try {
+      assert.ok(most > 1, `at most ${most} read at once`);
+    } finally {
+      await coordinator.stop();
+      coordinator = await startCoordinator();
+    }
+  });
+
   it('junk in the status bucket breaks neither list nor a coordinator restart', async () => {
     await beat('n7a', 'n7b');
     const before = await api.migrate(request('before-junk', '801', 'n7a', 'n7b'));
