@@ -1564,6 +1564,10 @@ export interface ActionResolvedData {
   step: StepName;
   reason: string;
   requestedBy?: IdentityName4;
+  /**
+   * A stopTarget resolved while the target's restore (or start) had been given up without its agent reporting its end: the operator said they checked that nothing of the migration runs on the target any more.
+   */
+  targetIdle?: true;
 }
 /**
  * Terminal: the CT runs on the target and cleanup is done.
@@ -1980,6 +1984,10 @@ export interface ResolveRequest {
   migrationId: MigrationId;
   action: ActionKey2;
   reason?: string;
+  /**
+   * For stopTarget: the operator checked that nothing of the migration runs on the target any more (its restore's or start's vzctl has ended, or the host is down). Required while the target's restore (or start) was given up and its agent has not reported its end: a CT shown stopped may still be about to start there.
+   */
+  targetIdle?: boolean;
 }
 /**
  * An operator fixed what made a stuck migration's action fail: try it again with a fresh set of attempts (subject haul.api.retry). Refused unless the migration is stuck.

@@ -115,11 +115,13 @@ export function createApiClient(nc: NatsConnection, sign?: RequestSigner) {
     list: (activeOnly = false) => idempotent<StatusReply>(subjects.apiList, { activeOnly }),
     retry: (migrationId: string, reason?: string) =>
       once<StatusReply>(subjects.apiRetry, reason ? { migrationId, reason } : { migrationId }),
-    resolve: (migrationId: string, action: string, reason?: string) =>
-      once<StatusReply>(
-        subjects.apiResolve,
-        reason ? { migrationId, action, reason } : { migrationId, action },
-      ),
+    resolve: (migrationId: string, action: string, reason?: string, opts: { targetIdle?: boolean } = {}) =>
+      once<StatusReply>(subjects.apiResolve, {
+        migrationId,
+        action,
+        ...(reason ? { reason } : {}),
+        ...(opts.targetIdle ? { targetIdle: true } : {}),
+      }),
   };
 }
 

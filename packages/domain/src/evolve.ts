@@ -169,15 +169,20 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
   const rec = key ? s.steps[key] : undefined;
   if (!key || !rec) return;
   const current = rec.command.commandId === event.data.commandId;
-  // Where this attempt's command first got an outcome, whatever the state makes of it (downtime-window.ts).
-  const first =
-    current && rec.outcomeOrder === undefined ? { outcomeOrder: s.events - 1, outcomeAt: event.time } : {};
+  // Where this attempt's command first got an outcome, whatever the state makes of it (downtime-window.ts), and
+  // whether its executor has said that its run ended (the coordinator's give-up does not).
+  const first = {
+    ...(current && rec.outcomeOrder === undefined
+      ? { outcomeOrder: s.events - 1, outcomeAt: event.time }
+      : {}),
+    ...(current && event.actor.service !== 'coordinator' ? { executorEnded: true as const } : {}),
+  };
   // A late result of an older attempt counts only if it is a success the current attempt has not seen.
   const ignored =
     (!current && (event.type === 'StepFailed' || rec.status === 'succeeded')) ||
     (current && rec.status !== 'intended' && event.type === 'StepFailed');
   if (ignored) {
-    if ('outcomeOrder' in first) setStep(d, { ...rec, ...first });
+    if (Object.keys(first).length > 0) setStep(d, { ...rec, ...first });
     return;
   }
   const next: StepRecord = { ...rec, ...first, finishedAt: event.time };

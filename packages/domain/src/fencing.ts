@@ -1,5 +1,6 @@
 import type { MigrationEvent } from '@haul/schemas';
-import { errorCodes } from './errors.ts';
+import { errorCodes, givenUpCodes } from './errors.ts';
+import { downtimeSteps, stepOf, type MigrationState } from './state.ts';
 
 /**
  * The fencing rules of the commit point (docs/protocol.md). Both are appended with an expected-sequence check on
@@ -122,4 +123,20 @@ export function resumeVerdict(f: ResumeFence): FenceVerdict {
     code: errorCodes.fenced,
     reason: 'the target restore has started and the target CT is not known stopped',
   };
+}
+
+/**
+ * May the CT's start on the target still be under way, and run the CT when it ends? When the coordinator gave the
+ * landing step up (its timeout: the restore in live mode once its RestoreStarted is in the log, the start in restart
+ * mode) and that attempt's agent has reported no end of it since (StepRecord.executorEnded): vzctl may still be
+ * loading the CT's memory. A `vzctl status` that shows the CT stopped then says nothing of the restore about to run
+ * it, so an operator's "stopped by hand" (resolve of stopTarget) does not stand for it unless they say they checked
+ * that nothing runs there any more (operator.ts resolve, `targetIdle`).
+ */
+export function landMayStillRun(s: MigrationState): boolean {
+  const { land } = downtimeSteps(s);
+  const rec = stepOf(s, land);
+  if (!rec || rec.status !== 'failed' || rec.executorEnded) return false;
+  if (!givenUpCodes.includes(rec.error?.code ?? '')) return false;
+  return land !== 'restore' || s.restoreStarted;
 }

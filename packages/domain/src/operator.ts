@@ -8,8 +8,8 @@ import type { MigrationEvent, StepName } from '@haul/schemas';
 import type { DecideMeta } from './decide.ts';
 import { envelope } from './envelope.ts';
 import { CommandRejectedError, errorCodes } from './errors.ts';
-import { resumeVerdict } from './fencing.ts';
-import type { MigrationState, StepRecord, StuckAction } from './state.ts';
+import { landMayStillRun, resumeVerdict } from './fencing.ts';
+import { downtimeSteps, type MigrationState, type StepRecord, type StuckAction } from './state.ts';
 import { stepTable } from './steps.ts';
 
 /** The highest attempt number a command may carry (the schema's bound): retries stop there. */
@@ -18,7 +18,15 @@ export const maxAttemptNumber = 1000;
 /** `requestedBy`: the verified signer of the operator's request (none when unsigned or insecure). */
 export type OperatorInput =
   | { kind: 'Retry'; reason: string; requestedBy?: string; meta: DecideMeta }
-  | { kind: 'Resolve'; action: string; reason: string; requestedBy?: string; meta: DecideMeta };
+  | {
+      kind: 'Resolve';
+      action: string;
+      reason: string;
+      requestedBy?: string;
+      /** The operator checked that nothing of the migration runs on the target any more (landMayStillRun). */
+      targetIdle?: boolean;
+      meta: DecideMeta;
+    };
 
 /** The `requestedBy` field of a request's event: present only when the request was signed by a known identity. */
 export const askedBy = (requestedBy: string | undefined): { requestedBy?: string } =>
@@ -101,8 +109,10 @@ export function retry(input: Extract<OperatorInput, { kind: 'Retry' }>, s: Migra
 /**
  * The operator did the stuck action by hand: it counts as done. Refused for any other action than the stuck one,
  * for forward steps (before the commit point a forward step never waits: its failure rolls back; after it,
- * takeOwnership and releaseSource must be confirmed by their agents), and for resuming or starting the CT on the
- * source while the target may run it (the same fence the source agent obeys).
+ * takeOwnership and releaseSource must be confirmed by their agents), for resuming or starting the CT on the
+ * source while the target may run it (the same fence the source agent obeys), and for stopping the CT on the target
+ * while the CT's start there was given up and may still run (landMayStillRun), unless the operator says they checked
+ * that nothing runs there any more (`targetIdle`: the restore's vzctl has ended, or the host is down).
  */
 export function resolve(
   input: Extract<OperatorInput, { kind: 'Resolve' }>,
@@ -125,12 +135,23 @@ export function resolve(
     const v = resumeVerdict(s);
     if (!v.ok) throw new CommandRejectedError(errorCodes.fenced, v.reason, 'action');
   }
+  const { land } = downtimeSteps(s);
+  if (st.step === 'stopTarget' && landMayStillRun(s) && input.targetIdle !== true)
+    throw new CommandRejectedError(
+      errorCodes.fenced,
+      `the target's ${land} was given up, and its agent has not reported its end: it may still be starting the CT there, ` +
+        `which a stopped CT does not show. Retry ${st.action} once the target's agent runs (it stops the CT after the ${land}), ` +
+        'or resolve with targetIdle (haul resolve --target-idle) once you have checked that nothing of the migration runs ' +
+        'on the target any more (its vzctl has ended, or the host is down)',
+      'targetIdle',
+    );
   return [
     envelope(s, input.meta, 'ActionResolved', {
       action: st.action,
       step: st.step,
       reason: input.reason,
       ...askedBy(input.requestedBy),
+      ...(st.step === 'stopTarget' && input.targetIdle === true ? { targetIdle: true } : {}),
     }),
   ];
 }

@@ -7,7 +7,7 @@ import { meta, simulate, type SimScenario } from '../test/simulate.ts';
 import type { DecideInput } from './decide.ts';
 import { fold } from './evolve.ts';
 import { CommandRejectedError } from './errors.ts';
-import { maxAttemptNumber, retry as retryOf } from './operator.ts';
+import { maxAttemptNumber, resolve as resolveOf, retry as retryOf } from './operator.ts';
 import { initialState, type MigrationState, type StepRecord } from './state.ts';
 import { projectStatus } from './status.ts';
 
@@ -275,6 +275,63 @@ describe('given a rollback stuck on resuming the source', () => {
     given(notStopped)
       .when({ kind: 'Resolve', action: 'resumeSource:-', reason: 'resumed', meta: m })
       .thenThrows('HAUL_FENCED');
+  });
+});
+
+describe('given the target restore given up with its agent silent, and the rollback stuck on stopping the target', () => {
+  // The restore's agent died in it (its vzctl may still load the CT), the coordinator gave the restore up, and every
+  // stopTarget failed: the CT shows stopped on the target while the restore may be about to start it
+  const { events } = simulate({
+    ...base,
+    fault: { kind: 'crash', step: 'restore', nth: 1, partial: true },
+    alsoFail: { step: 'stopTarget', times: always },
+  });
+  const resolveStop = (extra: { targetIdle?: boolean } = {}): Extract<DecideInput, { kind: 'Resolve' }> => ({
+    kind: 'Resolve',
+    action: 'stopTarget:-',
+    reason: 'vzctl status says stopped',
+    ...extra,
+    meta: m,
+  });
+
+  it('a resolve of stopTarget is refused, naming targetIdle: before, it lifted the fence and the source resumed', () => {
+    assert.equal(statusOf(events).stuck?.action, 'stopTarget:-');
+    assert.ok(events.some((e) => e.type === 'RestoreStarted'));
+    assert.throws(
+      () => resolveOf(resolveStop(), fold(events, initialState())),
+      (err: unknown) =>
+        err instanceof CommandRejectedError &&
+        err.code === 'HAUL_FENCED' &&
+        err.field === 'targetIdle' &&
+        /restore was given up/.test(err.message),
+    );
+  });
+
+  it('with targetIdle (the operator checked nothing runs there any more) it is resolved, and the event says so', () => {
+    given(events)
+      .when(resolveStop({ targetIdle: true }))
+      .then([{ type: 'ActionResolved', data: { action: 'stopTarget:-', targetIdle: true } }]);
+  });
+
+  it("once the restore's agent reports its end, even after the give-up, it is resolved as any other", () => {
+    const restore = ofType(events, 'StepIntended').find((e) => e.data.step === 'restore')!;
+    const late: MigrationEvent = {
+      ...restore,
+      eventId: `${restore.data.commandId}:result`,
+      type: 'StepFailed',
+      actor: { service: 'node-agent', node: restore.data.node },
+      data: {
+        commandId: restore.data.commandId,
+        step: 'restore',
+        node: restore.data.node,
+        attempt: restore.data.attempt,
+        error: { code: 'HAUL_TOOL_FAILED', message: 'vzctl restore failed', exitCode: 1 },
+      },
+    };
+    const [resolved] = given([...events, late])
+      .when(resolveStop())
+      .then([{ type: 'ActionResolved', data: { action: 'stopTarget:-' } }]);
+    assert.equal((resolved!.data as { targetIdle?: true }).targetIdle, undefined);
   });
 });
 

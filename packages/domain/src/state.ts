@@ -32,6 +32,11 @@ export type StepRecord = {
   resolvedBy?: string;
   /** Its executor refused the command (CommandRejected): the failure is final for these arguments. */
   rejected?: true;
+  /**
+   * This attempt's executor reported its end: an outcome of its command not written by the coordinator (which gives
+   * a step up without knowing whether it still runs), before or after the coordinator's (landMayStillRun).
+   */
+  executorEnded?: true;
 };
 
 /** An action that failed on every attempt: the migration waits for an operator (MigrationStuck). */

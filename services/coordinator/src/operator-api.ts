@@ -60,6 +60,7 @@ export function operatorRoutes(validators: Validators, pm: ProcessManager, signe
       action,
       reason,
       ...askedBy(who.name),
+      ...(v.value.targetIdle === true ? { targetIdle: true } : {}),
       meta: pm.meta(),
     }));
   }

@@ -16,6 +16,12 @@ host. What each action means done by hand: docs/protocol.md, "Stuck migrations".
       required: true,
     },
     reason: { kind: 'string', value: 'TEXT', help: 'what you did (recorded in the log)' },
+    'target-idle': {
+      kind: 'boolean',
+      help:
+        "for stopTarget after the target's restore (or start) was given up: you checked that nothing of the migration " +
+        'runs on the target any more (its vzctl has ended, or the host is down); a stopped CT alone does not show it',
+    },
     ...jsonFlag,
   },
   examples: ['haul resolve m-3f9a04c1d2b7e8a90c1d2e3f --action mergeOrigin:1 --reason "merged by hand"'],
@@ -27,7 +33,9 @@ host. What each action means done by hand: docs/protocol.md, "Stuck migrations".
       ctx,
       'resolve',
       id,
-      await api.resolve(id, ctx.args.str('action')!, ctx.args.str('reason')),
+      await api.resolve(id, ctx.args.str('action')!, ctx.args.str('reason'), {
+        targetIdle: ctx.args.bool('target-idle'),
+      }),
     );
   },
 };
