@@ -398,12 +398,13 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const started = now();
     // Kept in hand through the reads and waits (a delivery beside others has no keep-alive of its lane).
     const alive = setInterval(() => tell(() => d.msg.working()), limits.commandAckWaitMs / 3);
-    const fresh = checkedOnFirstRead({
-      redelivered: d.msg.redelivered,
-      storedMs: d.msg.time.getTime(),
-      nowMs: started,
-      timeoutMs: cmd.timeoutMs,
-    });
+    const fresh =
+      checkedOnFirstRead({
+        redelivered: d.msg.redelivered,
+        storedMs: d.msg.time.getTime(),
+        nowMs: started,
+        timeoutMs: cmd.timeoutMs,
+      }) || !(await eventsReplicated());
     let firstShowedIntent: boolean | undefined;
     const got = await readAgainUntil(
       () => readLog(cmd.migrationId),
@@ -435,6 +436,18 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     if (commandFate(events, cmd.commandId) === 'ended')
       return { why: `${cmd.migrationId} has ended without running ${cmd.commandId}` };
     return { read };
+  }
+
+  /**
+   * Whether the event stream has replicas: only then can a read reach a new leader behind what it took over. A
+   * stream on one server answers every read with all it stored, and a command that is not fresh is checked on its
+   * first read too (a redelivery after an agent's restart costs no waits). Asked for each command that is not fresh
+   * (a few), so a stream scaled up since counts at once.
+   */
+  async function eventsReplicated(): Promise<boolean> {
+    const m = await retryTransient(() => jetstreamManager(nc));
+    const info = await retryTransient(() => m.streams.info(streams.events));
+    return info.config.num_replicas > 1;
   }
 
   async function readLog(mid: string): Promise<{ log: MigrationEvent[]; lastSeq: number }> {

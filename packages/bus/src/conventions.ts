@@ -133,8 +133,8 @@ export const limits = {
    * A command checked within this long of its storage (and within half its own timeout), on its first delivery, is
    * checked on its log's first read: its migration cannot have ended since without an outcome of it, and the
    * coordinator gives no command up before its timeout. An older one (redelivered, or kept waiting in its lane or in
-   * the stream) is read again after the waits above while the read shows neither its outcome nor its migration's end:
-   * a read behind could lack them (command-queue.ts checkedOnFirstRead).
+   * the stream) is read again after the waits above while the read shows neither its outcome nor its migration's end,
+   * on a replicated event stream: a read behind could lack them (command-queue.ts checkedOnFirstRead).
    */
   commandFreshMs: 5_000,
   /** How many admitted migrations' logs a reap of the admission ledger reads at once (admission.ts reap). */

@@ -105,7 +105,7 @@ export const coordinatorConsumer = 'coordinator';
 const readEvents = (): Grant[] => [
   g(
     jsApi.streamInfo(streams.events),
-    'event log: ordered consumers look up the stream; `haul events` its last sequence',
+    'event log: ordered consumers look up the stream; `haul events` its last sequence; the command queue its replicas',
   ),
   g(
     jsApi.msgGet(streams.events),

@@ -10,10 +10,12 @@ import {
   migrationRolledBack,
   natsAtLeast,
   natsReleases,
+  startNatsCluster,
   startNatsServer,
   stepIntended,
   tempIdentities,
   until,
+  type NatsCluster,
   type NatsServer,
 } from '@haul/test';
 import {
@@ -378,6 +380,9 @@ describe('command queue (signatures on): whether a command is intended', () => {
   const coordinator = ids.trust('coordinator');
   const agent = ids.trust(identityName('agent', 'node-d'));
   const mid = 'm-queue-0002';
+  /** The connection the tests below use: the file's server, or a cluster's (a replicated event stream). */
+  let on: NatsConnection | undefined;
+  const conn = () => on ?? nc;
   const intent = (n: number): StepCommand => ({
     ...command('node-d', 'agent', n),
     migrationId: mid,
@@ -390,7 +395,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
     async () => {
       // Given an agent that holds the migration's log and keeps it current, its follow stalled after the intents (a slow
       // or stuck ordered consumer: nothing tells the agent so), and holding the intent of a command
-      const inner = createEventLog(nc, validators, agent);
+      const inner = createEventLog(conn(), validators, agent);
       let release = () => {};
       const released = new Promise<void>((r) => (release = r));
       const lagging: EventLog = {
@@ -403,7 +408,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
         },
       };
       const cached = withReadCache(lagging);
-      const writer = createEventLog(nc, validators, coordinator);
+      const writer = createEventLog(conn(), validators, coordinator);
       await writer.append(stepIntended(intent(1)));
       await cached.read(mid);
       cached.keepCurrent(mid);
@@ -429,12 +434,12 @@ describe('command queue (signatures on): whether a command is intended', () => {
     /** How much older than it is the command is when checked (checkedOnFirstRead). */
     olderByMs = 0,
   ): Promise<{ verdict: 'run' | 'refused'; why: string }> {
-    await sendCommand(nc, validators, coordinator, cmd);
+    await sendCommand(conn(), validators, coordinator, cmd);
     const ac = new AbortController();
     const why: string[] = [];
     const verdict = await new Promise<'run' | 'refused'>((resolve) => {
       void createCommandQueue({
-        nc,
+        nc: conn(),
         validators,
         eventLog,
         log: pino({ level: 'info' }, { write: (l: string) => void why.push(l) }),
@@ -461,7 +466,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
       n: number,
     ) => Awaited<ReturnType<EventLog['read']>>,
   ): { eventLog: EventLog; reads: () => number } {
-    const inner = createEventLog(nc, validators, agent);
+    const inner = createEventLog(conn(), validators, agent);
     let n = 0;
     return {
       eventLog: { ...inner, read: async (m, o) => reading(await inner.read(m, o), ++n) },
@@ -473,7 +478,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
     // Given a command intended in its log, whose first read by the agent ends before the intent (as a stream leader
     // of nats-server before 2.11 answers before it has applied what it took over)
     const cmd = { ...intent(3), migrationId: 'm-queue-0003', commandId: 'm-queue-0003:node-d:3:1' };
-    const writer = createEventLog(nc, validators, coordinator);
+    const writer = createEventLog(conn(), validators, coordinator);
     await writer.append(stepIntended({ ...cmd, commandId: 'm-queue-0003:node-d:2:1' }));
     await writer.append(stepIntended(cmd));
 
@@ -492,7 +497,7 @@ describe('command queue (signatures on): whether a command is intended', () => {
   it('given a command intended nowhere, it is refused once every read again has shown no intent', async () => {
     // Given a command signed by the coordinator whose migration's log holds another command's intent only
     const cmd = { ...intent(4), migrationId: 'm-queue-0004', commandId: 'm-queue-0004:node-d:4:1' };
-    await createEventLog(nc, validators, coordinator).append(
+    await createEventLog(conn(), validators, coordinator).append(
       stepIntended({ ...cmd, commandId: 'm-queue-0004:node-d:1:1' }),
     );
 
@@ -505,40 +510,68 @@ describe('command queue (signatures on): whether a command is intended', () => {
     assert.equal(reads(), 1 + limits.intentReadAgainMs.length);
   });
 
-  it('given a command that is not fresh, whose first read lacks the end of its migration (a stream leader behind), it is refused, not run', async () => {
-    // Given a command intended in its log, its migration rolled back since (the coordinator gave it up), and a first
-    // read by the agent that ends before the end (as a stream leader of nats-server before 2.11 answers)
-    const cmd = { ...intent(5), migrationId: 'm-queue-0005', commandId: 'm-queue-0005:node-d:5:1' };
-    const writer = createEventLog(nc, validators, coordinator);
-    await writer.append(stepIntended(cmd));
-    await writer.append(migrationRolledBack(cmd.migrationId, `${cmd.commandId} timed out`));
-    const { eventLog, reads } = readsThrough((read, n) =>
-      n === 1 ? { events: read.events.slice(0, -1), lastSeq: read.events.at(-2)!.seq } : read,
-    );
-
-    // When it is delivered after waiting past the bound of a fresh command (in its lane, or in the stream)
-    const { verdict, why } = await verdictOn(cmd, eventLog, limits.commandFreshMs);
-
-    // Then the first read is not taken as it comes: the second shows the end, and the command is refused
-    assert.equal(verdict, 'refused');
-    assert.equal(reads(), 2);
-    assert.match(why, /"fate":"ended"/);
-  });
-
-  it('given a command that is not fresh, whose reads show neither its outcome nor an end, it runs after the reads again', async () => {
-    // Given a command intended in its log, its migration going on
-    const cmd = { ...intent(6), migrationId: 'm-queue-0006', commandId: 'm-queue-0006:node-d:6:1' };
-    await createEventLog(nc, validators, coordinator).append(stepIntended(cmd));
+  it('given a command that is not fresh on an event stream without replicas, it is checked on its first read: no waits', async () => {
+    // Given a command intended in its log, on one server (no stream leader can be behind what it stored)
+    const cmd = { ...intent(7), migrationId: 'm-queue-0007', commandId: 'm-queue-0007:node-d:7:1' };
+    await createEventLog(conn(), validators, coordinator).append(stepIntended(cmd));
 
     // When it is delivered after waiting past the bound of a fresh command
     const { eventLog, reads } = readsThrough((read) => read);
-    const { verdict, why } = await verdictOn(cmd, eventLog, limits.commandFreshMs);
+    const { verdict } = await verdictOn(cmd, eventLog, limits.commandFreshMs);
 
-    // Then it runs, once every read again has shown it open, and the agent says why it waited
+    // Then it runs on the first read (a redelivery after an agent's restart costs no waits there)
     assert.equal(verdict, 'run');
-    assert.equal(reads(), 1 + limits.intentReadAgainMs.length);
-    assert.match(why, /not fresh was read again/);
-    assert.doesNotMatch(why, /not in the first read/);
+    assert.equal(reads(), 1);
+  });
+
+  describe('on a replicated event stream (three servers)', () => {
+    let cluster: NatsCluster;
+    before(async () => {
+      cluster = await startNatsCluster(3);
+      on = await connectBus({ servers: cluster.urls, name: 'command-queue-cluster-test' });
+      await ensureTopology(on, { replicas: 3 });
+    });
+    after(async () => {
+      await on?.drain();
+      on = undefined;
+      await cluster?.stop();
+    });
+
+    it('given a command that is not fresh, whose first read lacks the end of its migration (a stream leader behind), it is refused, not run', async () => {
+      // Given a command intended in its log, its migration rolled back since (the coordinator gave it up), and a first
+      // read by the agent that ends before the end (as a stream leader of nats-server before 2.11 answers)
+      const cmd = { ...intent(5), migrationId: 'm-queue-0005', commandId: 'm-queue-0005:node-d:5:1' };
+      const writer = createEventLog(conn(), validators, coordinator);
+      await writer.append(stepIntended(cmd));
+      await writer.append(migrationRolledBack(cmd.migrationId, `${cmd.commandId} timed out`));
+      const { eventLog, reads } = readsThrough((read, n) =>
+        n === 1 ? { events: read.events.slice(0, -1), lastSeq: read.events.at(-2)!.seq } : read,
+      );
+
+      // When it is delivered after waiting past the bound of a fresh command (in its lane, or in the stream)
+      const { verdict, why } = await verdictOn(cmd, eventLog, limits.commandFreshMs);
+
+      // Then the first read is not taken as it comes: the second shows the end, and the command is refused
+      assert.equal(verdict, 'refused');
+      assert.equal(reads(), 2);
+      assert.match(why, /"fate":"ended"/);
+    });
+
+    it('given a command that is not fresh, whose reads show neither its outcome nor an end, it runs after the reads again', async () => {
+      // Given a command intended in its log, its migration going on
+      const cmd = { ...intent(6), migrationId: 'm-queue-0006', commandId: 'm-queue-0006:node-d:6:1' };
+      await createEventLog(conn(), validators, coordinator).append(stepIntended(cmd));
+
+      // When it is delivered after waiting past the bound of a fresh command
+      const { eventLog, reads } = readsThrough((read) => read);
+      const { verdict, why } = await verdictOn(cmd, eventLog, limits.commandFreshMs);
+
+      // Then it runs, once every read again has shown it open, and the agent says why it waited
+      assert.equal(verdict, 'run');
+      assert.equal(reads(), 1 + limits.intentReadAgainMs.length);
+      assert.match(why, /not fresh was read again/);
+      assert.doesNotMatch(why, /not in the first read/);
+    });
   });
 });
 
