@@ -382,16 +382,23 @@ function forwardAfterCommit(meta: DecideMeta, s: MigrationState): MigrationEvent
     s.request!.mode === 'live' ? ['takeOwnership', 'releaseSource'] : ['takeOwnership'];
   const out: MigrationEvent[] = [];
   let pending = false;
+  let outOfAttempts: StepRecord | undefined;
   for (const step of steps) {
     const rec = stepOf(s, step);
     if (rec?.status === 'succeeded') continue;
     pending = true;
     if (rec?.status === 'intended') continue;
-    if (rec && exhausted(s, rec, meta.maxAttempts)) return stall(s, meta, rec, 'release');
+    // One step out of attempts does not hold the other back: that one is sent, and the stall recorded beside it.
+    // Before, the stall was returned alone, and an operator's retry of one step was lost to the other's stall.
+    if (rec && exhausted(s, rec, meta.maxAttempts)) {
+      outOfAttempts ??= rec;
+      continue;
+    }
     const attempt = rec ? rec.command.attempt + 1 : 1;
     out.push(intend(s, meta, step, once, { ctid: s.request!.ctid }, stepTable[step].role, attempt));
   }
-  return pending ? out : undefined;
+  if (!pending) return undefined;
+  return outOfAttempts ? [...out, ...stall(s, meta, outOfAttempts, 'release')] : out;
 }
 
 const ok = (r: StepRecord | undefined) => r?.status === 'succeeded';

@@ -243,6 +243,42 @@ describe('given the source release fails on every attempt after the commit point
   });
 });
 
+describe('given both steps after the commit point failing on every attempt', () => {
+  const both = {
+    ...base,
+    alsoFail: [
+      { step: 'takeOwnership' as const, times: 3 },
+      { step: 'releaseSource' as const, times: 3 },
+    ],
+  };
+  it("an operator's retry of the stuck one sends it again, beside the other's stall: not lost to it", () => {
+    // Given the migration stuck on one of them, the other out of attempts too
+    const { events } = simulate(both);
+    const stuckOn = statusOf(events).stuck!.action;
+    const other = stuckOn === 'takeOwnership:-' ? 'releaseSource' : 'takeOwnership';
+
+    // When the operator retries it
+    const [retried] = given(events)
+      .when({ kind: 'Retry', reason: 'fixed', meta: m })
+      .then([{ type: 'RetryRequested', data: { action: stuckOn } }]);
+
+    // Then the retried step is sent again, and the other's stall recorded (before: the stall alone)
+    given([...events, retried!])
+      .when({ kind: 'Advance', meta: m })
+      .then([
+        { type: 'StepIntended', data: { step: stuckOn.split(':')[0], attempt: 4 } },
+        { type: 'MigrationStuck', data: { step: other } },
+      ]);
+  });
+
+  it('each retried once after the fix, the migration completes with the hosts intact', () => {
+    const r = simulate({ ...both, onStuck: retry });
+    assert.equal(r.terminal, 'MigrationCompleted');
+    assert.equal(ofType(r.events, 'RetryRequested').length, 2);
+    assert.deepEqual(brokenInvariants(r.host, r.terminal), []);
+  });
+});
+
 describe('given a migration that is not stuck', () => {
   const running = simulate({ ...base, pagesPerIteration: [10] }).events;
   const inputs: DecideInput[] = [

@@ -31,6 +31,9 @@ export type Fault =
   /** The target reboots `after` events past its preflight, before any restore started: its boot id changes. */
   | { kind: 'reboot'; after: number };
 
+/** Besides the scenario's fault, the first `times` invocations of `step` fail (or are refused). */
+export type AlsoFail = { step: StepName; times: number; refused?: true };
+
 export type SimScenario = Scenario & {
   mode: 'live' | 'restart';
   preDump: 'on' | 'off' | 'auto';
@@ -43,7 +46,7 @@ export type SimScenario = Scenario & {
    * Besides `fault`: the first `times` invocations of `step` fail, whatever its kind (compensations, cleanup too);
    * `refused`: its executor refuses each of them (CommandRejected, not retryable) instead of running it.
    */
-  alsoFail?: { step: StepName; times: number; refused?: true };
+  alsoFail?: AlsoFail | AlsoFail[];
   /** The operator, asked when the migration waits for one (MigrationStuck): what to do, or nothing (stop there). */
   onStuck?: (s: MigrationState, host: HostModel, m: DecideMeta) => DecideInput | undefined;
 };
@@ -249,9 +252,10 @@ export function simulate(sc: SimScenario): SimResult {
     const n = (seen[cmd.step] = (seen[cmd.step] ?? 0) + 1);
     const f = sc.fault;
     const hit = (f.kind === 'fail' || f.kind === 'crash') && f.step === cmd.step && f.nth === n;
-    if (sc.alsoFail?.step === cmd.step && n <= sc.alsoFail.times) {
+    const also = [sc.alsoFail ?? []].flat().find((a) => a.step === cmd.step && n <= a.times);
+    if (also) {
       push([
-        sc.alsoFail.refused
+        also.refused
           ? rejection(cmd)
           : agentEvent(cmd, 'StepFailed', {
               error: { code: errorCodes.toolFailed, message: 'injected', exitCode: 1 },
