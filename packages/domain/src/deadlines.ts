@@ -1,4 +1,5 @@
 import type { TransferProgress } from '@haul/schemas';
+import { queueOf, runsInOrder } from './dispatch-order.ts';
 import { inFlight, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable } from './steps.ts';
 
@@ -30,19 +31,52 @@ export function lastSignOfLife(report: TransferProgress | undefined): number {
 export type SentAt = Readonly<Record<string, number>>;
 
 /**
+ * Where step `r` of an in-order executor (a node agent: dispatch-order.ts) stands in its queue: behind the earliest
+ * step of the migration on that queue intended before it and still in flight (it has not begun), or free since the
+ * latest outcome of those before it (ms since the epoch; -Infinity when there were none). A shared disk's three steps
+ * are intended at once for every disk, and the source agent runs them one after the other: timed from their intent,
+ * the second disk's backup (30 s) waited behind the first's two ploop snapshots in its time, and slow shared storage
+ * rolled the migration back for nothing.
+ */
+export function queuePlace(s: MigrationState, r: StepRecord): { behind: StepRecord } | { freedAt: number } {
+  if (!runsInOrder[r.command.executor]) return { freedAt: -Infinity };
+  let freedAt = -Infinity;
+  let behind: StepRecord | undefined;
+  for (const o of Object.values(s.steps)) {
+    if (o.order >= r.order || queueOf(o.command) !== queueOf(r.command)) continue;
+    if (o.status === 'intended') {
+      if (!behind || o.order < behind.order) behind = o;
+      continue;
+    }
+    const ended = o.outcomeAt ?? o.finishedAt;
+    if (ended !== undefined) freedAt = Math.max(freedAt, Date.parse(ended));
+  }
+  return behind ? { behind } : { freedAt };
+}
+
+/**
  * When the coordinator stops waiting for an in-flight step (ms since the epoch): past `timeoutAt` the step timed
  * out; a transfer is also given up past `stallAt`, `stallMs` after its intent or its last sign of life, whichever
- * is later. Only time in which it neither moved bytes nor waited on purpose counts. Both count from the intent, or
- * from its command's store when that was later (SentAt). A Tick gives up a step only strictly after these
- * moments.
+ * is later. Only time in which it neither moved bytes nor waited on purpose counts. Both count from the intent, from
+ * its command's store when that was later (SentAt), or, for a node agent's step, from the end of the steps it runs
+ * after (queuePlace). A node agent's step behind one still in flight has not begun: it is given up with that one
+ * (`behind`), never on its own clock: its agent skips it then (its outcome is in the log), and the rollback does not
+ * wait out each timeout of a dead agent's queue in turn. A Tick gives up a step only strictly after these moments.
  */
 export function deadlinesOf(
+  s: MigrationState,
   r: StepRecord,
   stallMs: number,
   transfers: TransferReports = {},
   sentAt: SentAt = {},
-): { timeoutAt: number; stallAt?: number } {
-  const from = Math.max(Date.parse(r.intendedAt), sentAt[r.command.commandId] ?? -Infinity);
+): { timeoutAt: number; stallAt?: number; behind?: StepRecord } {
+  const place = queuePlace(s, r);
+  if ('behind' in place)
+    return {
+      timeoutAt: deadlinesOf(s, place.behind, stallMs, transfers, sentAt).timeoutAt,
+      behind: place.behind,
+    };
+  const from = Math.max(Date.parse(r.intendedAt), sentAt[r.command.commandId] ?? -Infinity, place.freedAt);
   const timeoutAt = from + r.command.timeoutMs;
   if (stepTable[r.step].executor !== 'streamer') return { timeoutAt };
   const alive = Math.max(from, lastSignOfLife(transfers[r.command.commandId]));
@@ -63,7 +97,7 @@ export function nextDeadline(
   if (s.terminal) return undefined;
   let next: number | undefined;
   for (const r of inFlight(s)) {
-    const d = deadlinesOf(r, stallMs, transfers, sentAt);
+    const d = deadlinesOf(s, r, stallMs, transfers, sentAt);
     const at = Math.min(d.timeoutAt, d.stallAt ?? Infinity) + 1;
     if (next === undefined || at < next) next = at;
   }

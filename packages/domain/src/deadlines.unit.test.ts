@@ -4,6 +4,7 @@ import { liveScenario, meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
 import { nextDeadline } from './deadlines.ts';
 import { fold } from './evolve.ts';
+import type { MigrationEvent } from '@haul/schemas';
 import { initialState } from './state.ts';
 import type { MigrationState } from './state.ts';
 
@@ -75,5 +76,77 @@ describe('the next deadline of a migration', () => {
     const before = fold(simulate(liveScenario({ localDisks: 1 })).events.slice(0, 1), initialState());
     assert.equal(nextDeadline(before, stallMs), undefined);
     assert.equal(nextDeadline({ ...requested, terminal: 'completed' }, stallMs), undefined);
+  });
+});
+
+describe("a node agent's steps, run one after the other in the order they were intended", () => {
+  // Given two shared disks' preparations intended at once (three steps each, run by the source agent in turn)
+  const log = simulate(liveScenario({ localDisks: 0, sharedDisks: 2 })).events;
+  const last = log.findIndex(
+    (e) => e.type === 'StepIntended' && e.data.commandId.endsWith(':snapshotCopy:1:1'),
+  );
+  const chain = log.slice(0, last + 1);
+  const intentOf = (step: string, subject: string) =>
+    chain.find(
+      (e): e is Extract<MigrationEvent, { type: 'StepIntended' }> =>
+        e.type === 'StepIntended' && e.data.commandId.endsWith(`:${step}:${subject}:1`),
+    )!;
+  const t0 = Date.parse(intentOf('backupDescriptor', '1').time);
+  /** The agent's success of a step, at `ms` after the intents. */
+  const succeeded = (step: string, subject: string, ms: number): MigrationEvent => {
+    const i = intentOf(step, subject);
+    return {
+      ...i,
+      eventId: `${i.data.commandId}:result`,
+      type: 'StepSucceeded',
+      time: new Date(t0 + ms).toISOString(),
+      actor: { service: 'node-agent', node: i.data.node },
+      data: { commandId: i.data.commandId, step: i.data.step, node: i.data.node, attempt: 1, result: {} },
+    } as MigrationEvent;
+  };
+  const given = (...outcomes: MigrationEvent[]) => fold([...chain, ...outcomes], initialState());
+  /** The steps a tick gave up, by the key its message starts with. */
+  const failedSteps = (events: MigrationEvent[]) =>
+    events.flatMap((e) => (e.type === 'StepFailed' ? [e.data.error.message.split(' ')[0]] : []));
+
+  it("times a step from the end of the one before it, not from its intent: the second disk's backup is not given up for the first's slow snapshots", () => {
+    // When the first disk's steps took 30.5 s in all (slow shared storage)
+    const s = given(
+      succeeded('backupDescriptor', '0', 100),
+      succeeded('snapshotOrigin', '0', 15_000),
+      succeeded('snapshotCopy', '0', 30_500),
+    );
+    const backup1 = intentOf('backupDescriptor', '1').data.timeoutMs;
+
+    // Then a tick 30 s after the intents gives nothing up (before: the second backup, which had begun 0.5 s before)
+    assert.deepEqual(tickAt(s, t0 + backup1 + 1), []);
+    // and the second backup's deadline is its timeout after the first disk's last step
+    const due = nextDeadline(s, stallMs)!;
+    assert.equal(due, t0 + 30_500 + backup1 + 1);
+    // (with the two steps behind it, which never began)
+    assert.deepEqual(failedSteps(tickAt(s, due)), [
+      'backupDescriptor:1',
+      'snapshotOrigin:1',
+      'snapshotCopy:1',
+    ]);
+  });
+
+  it('gives the steps behind one in flight up with it, as never begun: a dead agent does not hold the rollback for each timeout in turn', () => {
+    // When the agent reported nothing, past the first step's timeout
+    const s = given();
+    const due = nextDeadline(s, stallMs)!;
+    assert.equal(due, t0 + intentOf('backupDescriptor', '0').data.timeoutMs + 1);
+
+    // Then every step of its queue is given up at once, those behind the first as never begun
+    const out = tickAt(s, due).filter((e) => e.type === 'StepFailed');
+    assert.equal(out.length, 6);
+    assert.ok(
+      out
+        .slice(1)
+        .every(
+          (e) =>
+            e.type === 'StepFailed' && /never began: backupDescriptor:0 before it/.test(e.data.error.message),
+        ),
+    );
   });
 });

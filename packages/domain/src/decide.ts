@@ -182,9 +182,19 @@ function givenUp(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (s.terminal) return [];
   const now = Date.parse(meta.now);
   return inFlight(s).flatMap((r) => {
-    const d = deadlinesOf(r, meta.stallMs, meta.transfers, meta.sentAt);
+    const d = deadlinesOf(s, r, meta.stallMs, meta.transfers, meta.sentAt);
     if (now > d.timeoutAt)
-      return [failedBy(s, meta, r, 'timeout', `gave no result within ${r.command.timeoutMs} ms`)];
+      return [
+        failedBy(
+          s,
+          meta,
+          r,
+          'timeout',
+          d.behind
+            ? `never began: ${d.behind.key} before it on its agent's queue gave no result within ${d.behind.command.timeoutMs} ms`
+            : `gave no result within ${r.command.timeoutMs} ms`,
+        ),
+      ];
     if (d.stallAt !== undefined && now > d.stallAt)
       return [failedBy(s, meta, r, 'stalled', `moved no bytes and reported no wait for ${meta.stallMs} ms`)];
     return [];

@@ -39,7 +39,8 @@ export const runsInOrder: Readonly<Record<StepCommand['executor'], boolean>> = {
   streamer: false,
 };
 
-const queueOf = (c: StepCommand): string => `${c.node}\u0000${c.executor}`;
+/** An executor's command queue on one node: what runsInOrder orders. */
+export const queueOf = (c: StepCommand): string => `${c.node}\u0000${c.executor}`;
 
 /**
  * The command an in-order executor must run before `cmd` (undefined: none): the earliest intent of the same
