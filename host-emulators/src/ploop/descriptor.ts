@@ -91,7 +91,8 @@ export function parseDescriptor(xml: string): DiskDescriptor {
   const blocksize = storage['Blocksize'] === undefined ? 2048 : parseUl(storage['Blocksize']);
   if (blocksize === undefined)
     throw new InvalidDescriptor(`Invalid Blocksize ${String(storage['Blocksize'])}`);
-  // Disk_size, Cylinders and Heads that parse_ul refuses are left at 0, as ploop leaves them (lib/xml.c 232–257).
+  // Disk_size, Cylinders and Heads that parse_ul refuses are left at 0, as ploop leaves them (lib/xml.c 233–259 at
+  // v7.0.280).
   const dd: DiskDescriptor = {
     rootName,
     diskSize: parseUl(params['Disk_size']) ?? 0,
@@ -107,9 +108,9 @@ export function parseDescriptor(xml: string): DiskDescriptor {
 }
 
 /**
- * A number as ploop's parse_ul reads one (lib/xml.c 83–94 at d5c202b): strtoul with base 0 over the whole text,
- * decimal, 0x hexadecimal or 0 octal after optional white space and `+`, an empty text 0; undefined when it is not
- * one (absent included).
+ * A number as ploop's parse_ul reads one (lib/xml.c 83–94 at v7.0.280, the same at d5c202b): strtoul with base 0 over
+ * the whole text, decimal, 0x hexadecimal or 0 octal after optional white space and `+`, an empty text 0; undefined
+ * when it is not one (absent included).
  */
 function parseUl(v: unknown): number | undefined {
   if (typeof v !== 'string') return undefined;
@@ -288,12 +289,12 @@ function record(path: string, xml: string, dd: DiskDescriptor): void {
 }
 
 /**
- * Absolute path of an image file, with every link resolved: a relative <File> from the folder of the descriptor's real
- * path, where ploop opens it (lib/di.c ploop_open_dd: realpath; lib/xml.c read_dd: get_basedir, then get_full_path,
- * at d5c202b), an absolute one as it is. The folders differ for a descriptor reached through a link whose image is
- * named with `../`, which ploop writes for an image beside the descriptor's folder (get_relative_path). The file's
- * own links are resolved as well: the emulators compare these paths as strings (which device holds an image, a
- * double attach), where the kernel compares the files.
+ * Absolute path of an image file, with every link resolved: a relative <File> from the folder of the descriptor's
+ * real path, where ploop opens it (lib/di.c ploop_open_dd 357–378: realpath; lib/xml.c read_dd 527–559: get_basedir,
+ * then get_full_path 291, 364, at v7.0.280), an absolute one as it is. The folders differ for a descriptor reached
+ * through a link whose image is named with `../`, which ploop writes for an image beside the descriptor's folder
+ * (get_relative_path). The file's own links are resolved as well: the emulators compare these paths as strings (which
+ * device holds an image, a double attach), where the kernel compares the files.
  */
 export const imagePath = (ddPath: string, file: string): string =>
   realOrAsGiven(isAbsolute(file) ? file : join(realFolderOf(ddPath), file));

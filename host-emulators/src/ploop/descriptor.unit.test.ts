@@ -86,7 +86,7 @@ describe('descriptor reads: what an emulator of the cluster parsed of exactly th
     const xml = readFileSync(dd, 'utf8');
     const withText = (tag: string, value: string) =>
       xml.replace(new RegExp(`<${tag}>[^<]*</${tag}>`), `<${tag}>${value}</${tag}>`);
-    // A size parse_ul refuses is left at 0 (lib/xml.c 232–236), by the parse and by its record alike
+    // A size parse_ul refuses is left at 0 (lib/xml.c 233–238 at v7.0.280), by the parse and by its record alike
     writeFileSync(dd, withText('Disk_size', '12x'));
     assert.equal(readDescriptor(dd).diskSize, 0);
     assert.equal(readDescriptor(dd).diskSize, 0);
@@ -95,7 +95,7 @@ describe('descriptor reads: what an emulator of the cluster parsed of exactly th
     assert.equal(readDescriptor(dd).diskSize, 131072);
     writeFileSync(dd, withText('Disk_size', '0400000'));
     assert.equal(readDescriptor(dd).diskSize, 131072);
-    // A block size it refuses makes the descriptor invalid (lib/xml.c 316–322)
+    // A block size it refuses makes the descriptor invalid (lib/xml.c 317–324 at v7.0.280)
     writeFileSync(dd, withText('Blocksize', '2k'));
     assert.throws(() => readDescriptor(dd), /Invalid Blocksize 2k/);
   });

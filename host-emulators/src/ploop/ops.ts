@@ -1,6 +1,7 @@
 import { existsSync, realpathSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { ToolExit, paths, type EmuEnv } from '../lib/emu-env.ts';
+import { commandUsage, isXmlFname, parseSize, parseUuid, summaryUsage } from './options.ts';
 import { exposeDeltas, exposeDevice, hideDevice } from './sysfs.ts';
 import { acquireLock } from '../lib/lock.ts';
 import {
@@ -10,7 +11,6 @@ import {
   chainTo,
   geometry,
   imagePath,
-  isGuid,
   readDescriptor,
   realOrAsGiven,
   sameGuid,
@@ -25,6 +25,11 @@ import { dropTracker, noteWritten } from './tracking.ts';
 import { randomUuid } from '../lib/uuid.ts';
 import { killAfterDelta, killBeforeStore } from '../lib/faults.ts';
 
+/*
+ * What the emulated ploop does, as ploop 7 at OpenVZ/ploop v7.0.280 (e49c878) does it (options.ts says why that
+ * version). Line numbers below are at v7.0.280 unless a comment names another revision.
+ */
+
 /**
  * A fault plan's kill points inside a snapshot: `kill-after-delta` (its `.tmp` stored and its delta made, no device
  * switched yet) and `kill-before-store` (all done but the rename): a ploop killed there.
@@ -33,7 +38,7 @@ const dieIfPlanned = (planned: boolean): void => {
   if (planned) process.kill(process.pid, 'SIGKILL');
 };
 
-/** ploop's SYSEXIT codes used here. */
+/** ploop's SYSEXIT codes used here (include/libploop.h 399–445). */
 export const EX = {
   MOUNT: 21,
   LOCK: 23,
@@ -46,9 +51,23 @@ export const EX = {
 
 export const lockTimeoutMs = (): number => Number(process.env['HAUL_EMU_PLOOP_LOCK_TIMEOUT_MS'] ?? 60_000);
 
-/** Resolve a descriptor argument: must end in .xml (the CLI's rule), must exist (else 39). */
-export function resolveDd(arg: string): string {
-  if (!/\.xml$/.test(arg)) throw new ToolExit(EX.PARAM, usage());
+/**
+ * Resolve a descriptor argument as the command line does: a name that does not end in `.xml` is refused with
+ * `refusal` (the command's usage: tools/common.c is_xml_fname 124–132, checked by plooptool_mount 319,
+ * plooptool_umount 553, plooptool_snapshot 683, plooptool_snapshot_switch 790, plooptool_snapshot_delete 834,
+ * plooptool_snapshot_merge 890, plooptool_info 1126), then it is opened (openDd).
+ */
+export function resolveDd(arg: string, refusal: string = summaryUsage()): string {
+  if (!isXmlFname(arg)) throw new ToolExit(EX.PARAM, refusal);
+  return openDd(arg);
+}
+
+/**
+ * lib/di.c ploop_open_dd (357–378): the descriptor's real path; one that cannot be resolved (none there) is
+ * "Can't resolve X: <strerror>" and SYSEXIT_DISKDESCR, 39 (363–367). ploop 9 stats it first and exits
+ * SYSEXIT_OPEN, 4, "Can't open X" (d5c202b lib/di.c 402–405).
+ */
+export function openDd(arg: string): string {
   try {
     return realpathSync(arg);
   } catch {
@@ -56,31 +75,21 @@ export function resolveDd(arg: string): string {
   }
 }
 
-export function usage(): string {
-  return [
-    'Usage: ploop init -s SIZE [-f FORMAT] [-t FSTYPE] [-b BLOCKSIZE] DELTA',
-    '       ploop mount [-r] [-m DIR] [-u UUID] DiskDescriptor.xml',
-    '       ploop umount { -d DEVICE | -m DIR | DiskDescriptor.xml }',
-    '       ploop snapshot [-u UUID] [-o] DiskDescriptor.xml',
-    '       ploop snapshot-delete -u UUID DiskDescriptor.xml',
-    '       ploop snapshot-merge [-u UUID | -A] DiskDescriptor.xml',
-    '       ploop snapshot-switch -u UUID DiskDescriptor.xml',
-    '       ploop snapshot-list [-H] [-o field[,field...]] [-u UUID] DiskDescriptor.xml',
-    '       ploop info [-s] [-d] DiskDescriptor.xml',
-  ].join('\n');
-}
+/** The summary usage (options.ts summaryUsage). */
+export const usage = (): string => summaryUsage();
 
+/** A `-u` as parse_uuid takes it (options.ts parseUuid), lower-cased for the descriptor; else exit 38. */
 export function normalizeGuid(g: string): string {
-  const v = g.length === 36 ? `{${g}}` : g;
-  if (!isGuid(v)) throw new ToolExit(EX.PARAM, `Incorrect uuid specified: ${g}`);
+  const v = parseUuid(g);
+  if (v === undefined) throw new ToolExit(EX.PARAM, `Incorrect uuid specified: ${g}`);
   return v.toLowerCase();
 }
 
 /**
  * Take `<dd>.lck` the way ploop does (the file stays forever), then re-read the descriptor under the lock. The name
- * is the descriptor's real path's (ploop 7 lib/lock.c get_disk_descriptor_lock_fname, from the realpath
- * ploop_open_dd keeps), so vzctl's mount of a disk its config names through a link takes the same lock as ploop's
- * command line.
+ * is the descriptor's real path's (lib/lock.c get_disk_descriptor_lock_fname 185–190, ploop_lock_di 192–206, from the
+ * realpath ploop_open_dd keeps), so vzctl's mount of a disk its config names through a link takes the same lock as
+ * ploop's command line.
  */
 export function withDdLock<T>(env: EmuEnv, dd: string, fn: (desc: DiskDescriptor) => T): T {
   const lck = `${realOrAsGiven(dd)}.lck`;
@@ -118,12 +127,15 @@ export function withDeviceIo<T>(env: EmuEnv, dev: string, fn: () => T): T {
   }
 }
 
+/**
+ * `ploop init -s SIZE DELTA` (tools/ploop.c plooptool_init 106–227): SIZE as parse_size reads it (a refused one: its
+ * message and the usage, 38, 128–131), none or 0 the usage (216–219).
+ */
 export function init(sizeArg: string, delta: string, fmt: string): string[] {
-  const m = /^(\d+)([KMGT]?)$/i.exec(sizeArg);
-  if (!m) throw new ToolExit(EX.PARAM, `Invalid size ${sizeArg}`);
-  const mult: Record<string, number> = { '': 1, K: 2, M: 2048, G: 2048 * 1024, T: 2048 * 1024 * 1024 };
-  const sectors = Number(m[1]) * mult[(m[2] ?? '').toUpperCase()]!;
-  if (sectors <= 0) throw new ToolExit(EX.PARAM, `Invalid size ${sizeArg}`);
+  const size = parseSize(sizeArg);
+  if ('error' in size) throw new ToolExit(EX.PARAM, `${size.error}\n${commandUsage('init')}`);
+  if (size.sectors === 0n) throw new ToolExit(EX.PARAM, commandUsage('init'));
+  const sectors = Number(size.sectors);
   const dd = `${dirname(delta)}/DiskDescriptor.xml`;
   if (existsSync(dd)) throw new ToolExit(EX.PARAM, `Can't create ${dd}: File exists`);
   createDelta(delta, sectors);
@@ -197,17 +209,17 @@ export function umount(env: EmuEnv, by: { dd?: string; mountpoint?: string; dev?
   }
   return withRegistry(env.clusterDir, (reg) => {
     let idx = -1;
-    if (by.dd) {
+    if (by.dd !== undefined) {
       const desc = readDescriptor(by.dd);
       const base = imagePath(by.dd, chainTo(desc)[0]!.file);
       idx = reg.devices.findIndex((d) => d.node === env.node && d.deltas[0] === base);
       if (idx < 0) throw new ToolExit(EX.DEV_NOT_MOUNTED, `Image ${base} is not mounted`);
-    } else if (by.mountpoint) {
+    } else if (by.mountpoint !== undefined) {
       idx = reg.devices.findIndex((d) => d.node === env.node && d.mountpoint === by.mountpoint);
       if (idx < 0) throw new ToolExit(EX.PARAM, `Unable to find ploop device by ${by.mountpoint}`);
-    } else if (by.dev) {
+    } else {
       idx = reg.devices.findIndex((d) => d.node === env.node && d.dev === by.dev);
-      if (idx < 0) throw new ToolExit(EX.PARAM, `Unable to find ploop device ${by.dev}`);
+      if (idx < 0) throw new ToolExit(EX.PARAM, `Unable to find ploop device ${by.dev ?? ''}`);
     }
     const [d] = reg.devices.splice(idx, 1);
     hideDevice(env, d!.dev);
@@ -283,9 +295,9 @@ const children = (desc: DiskDescriptor, guid: string) => desc.shots.filter((s) =
 
 /**
  * The device a merge of `child` into `parent` runs through (none: offline), for this descriptor's disk, as
- * ploop_delete_snapshot_by_guid decides (lib/merge.c 887–964, at d5c202b): online when the device holds both, next to
- * each other; offline when it holds neither; any other case is "Inconsistency detected" (SYSEXIT_PARAM), where
- * merging offline would write a delta the device has open.
+ * ploop_merge_snapshot_by_guid decides (lib/merge.c 819–889; ploop_delete_snapshot_by_guid at d5c202b): online when
+ * the device holds both, next to each other; offline when it holds neither; any other case is "Inconsistency
+ * detected" (SYSEXIT_PARAM), where merging offline would write a delta the device has open.
  */
 function onlineMerge(device: Device | undefined, parent: string, child: string): Device | undefined {
   if (!device) return undefined;
@@ -404,13 +416,13 @@ export function snapshotDelete(env: EmuEnv, dd: string, guidArg: string): string
   });
 }
 
+/** `snapshot-merge [-u G | -A]` (the command line refuses -u with -A before this: cli.ts). */
 export function snapshotMerge(env: EmuEnv, dd: string, guidArg: string | undefined, all: boolean): string[] {
-  if (guidArg !== undefined && all) throw new ToolExit(EX.PARAM, "Options -u and -A can't be used together");
   return withDdLock(env, dd, (start) => {
-    // -A deletes the snapshots below the top one by one; with none its status stays SYSEXIT_PARAM (lib/merge.c
-    // ploop_merge_snapshot 1101–1120, d5c202b; glibc prints the NULL guid as "(null)").
-    if (all && start.images.length === 1)
-      throw new ToolExit(EX.PARAM, 'Cannot find any snapshot by uuid (null)');
+    // -A merges the top down until one image is left; with none to merge the status stays SYSEXIT_PARAM, 38, and
+    // nothing is printed (lib/merge.c ploop_merge_snapshot 1023–1047: its loop never runs; ploop 9 says "Cannot find
+    // any snapshot by uuid (null)", d5c202b lib/merge.c 1101–1120).
+    if (all && start.images.length === 1) throw new ToolExit(EX.PARAM, '');
     const lines: string[] = [];
     let desc = start;
     do {
@@ -467,20 +479,40 @@ export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string
   });
 }
 
+/**
+ * `ploop snapshot-list` (tools/ploop-snapshot.c plooptool_snapshot_list 199–287). The descriptor is read by
+ * ploop_read_disk_descr (lib/xml.c 635–644, ploop_open_dd then read_dd) under any name: this command does not ask
+ * is_xml_fname. One it cannot read ends it with "failed to read X: <the library's last error>" and 1 (255–259), after
+ * the library's own message. `uuid` is parse_uuid's (options.ts parseUuid).
+ */
 export function snapshotList(
-  dd: string,
+  arg: string,
   opts: { noHeader: boolean; fields?: string; uuid?: string; hideTop: boolean },
 ): string[] {
+  const failed = (why: string) => `failed to read ${arg}: ${why}`;
+  let dd: string;
+  try {
+    dd = openDd(arg);
+  } catch (e) {
+    if (!(e instanceof ToolExit)) throw e;
+    throw new ToolExit(1, `${e.message}\n${failed(e.message)}`);
+  }
   let desc: DiskDescriptor;
   try {
     desc = readDescriptor(dd);
   } catch (e) {
-    throw new ToolExit(1, `failed to read ${dd}: ${(e as Error).message}`);
+    throw new ToolExit(1, failed((e as Error).message));
   }
-  const fields = (opts.fields ?? 'parent_uuid,current,uuid,fname').split(',');
-  for (const f of fields)
-    if (!['parent_uuid', 'current', 'uuid', 'fname'].includes(f))
-      throw new ToolExit(1, `Unknown field: ${f}`);
+  // build_field_order_list 115–144: each name between commas, without regard to case (get_field_tbl_id 91–99,
+  // strcasecmp); a comma at the end ends the list, an empty name elsewhere is unknown.
+  const spec = opts.fields ?? 'parent_uuid,current,uuid,fname';
+  const names = spec.split(',');
+  if (names.length > 1 && spec.endsWith(',')) names.pop();
+  const fields = names.map((n) => {
+    const f = ['parent_uuid', 'current', 'uuid', 'fname'].find((k) => k === n.toLowerCase());
+    if (f === undefined) throw new ToolExit(1, `Unknown field: ${n}`);
+    return f;
+  });
   const head: Record<string, string> = {
     parent_uuid: 'PARENT_UUID',
     current: 'C',
@@ -525,18 +557,16 @@ export function snapshotList(
 }
 
 /**
- * `ploop list`: every ploop device of this node, one line each, its name, a tab and its base delta (the delta at
- * index 0); with -f every further delta on a line of its own after two tabs (lib/dm.c ploop_list → display_entry, at
- * d5c202b; ploop 7 printed the same two fields from /sys/block/ploopN/pdelta/0/image). No component name: the
- * emulator attaches none.
+ * `ploop list [-a]`: every ploop device of this node, one line each, as ploop 7 prints it (tools/ploop.c
+ * plooptool_list 1190–1254, `%-12s %s %s %s` at 1249): the device's name, its base delta (the delta at index 0, from
+ * /sys/block/ploopN/pdelta/0/image), its mount point with -a (else empty), and its cookie (empty: the emulator sets
+ * none). ploop 9 prints `name\tbase` instead (d5c202b lib/dm.c display_entry); haul's agent reads both
+ * (services/node-agent/src/adapters/tools.ts parsePloopList). -f (ploop 9's further deltas) is refused.
  */
-export function list(env: EmuEnv, opts: { full: boolean }): string[] {
+export function list(env: EmuEnv, opts: { all: boolean } = { all: false }): string[] {
   return readRegistry(env.clusterDir)
     .devices.filter((d) => d.node === env.node)
-    .flatMap((d) => [
-      `${basename(d.dev)}\t${d.deltas[0]}`,
-      ...(opts.full ? d.deltas.slice(1).map((x) => `\t\t${x}`) : []),
-    ]);
+    .map((d) => `${basename(d.dev).padEnd(12)} ${d.deltas[0]} ${opts.all ? (d.mountpoint ?? '') : ''} `);
 }
 
 export function info(env: EmuEnv, dd: string, opts: { size: boolean; device: boolean }): string[] {

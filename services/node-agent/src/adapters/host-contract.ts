@@ -8,7 +8,8 @@ import { vzctlEnvRun } from './tools.ts';
  * (every one of its builders), held-dumps.ts, descriptor-lock.ts, ct-lock.ts and the image streamer's disk-pass.ts
  * build exactly these argv, that the doc lists exactly these, and runs each against the strict emulators.
  *
- * Upstream revisions read: OpenVZ/ploop d5c202b (v9.0.30), OpenVZ/vzctl 42ab7b3 (v9.0.1), OpenVZ/libvzctl
+ * Upstream revisions read: OpenVZ/ploop e49c878 (v7.0.280, the ploop the emulator follows: docs/host-contract.md,
+ * "Which ploop") and d5c202b (v9.0.30), OpenVZ/vzctl 42ab7b3 (v9.0.1), OpenVZ/libvzctl
  * ebbfc38 (v8.0.90), checkpoint-restore/criu 2cf8f13 (v4.2-22), OpenVZ/vzmigrate 67a5a95 (v7.0.152),
  * util-linux/util-linux 39465c7, checkpoint-restore/p.haul 02199d8. cgexec is libcgroup's, run as VZ's scripts run it;
  * shaman's own sources were not available: its argv is libvzctl's.
@@ -39,7 +40,8 @@ const vzctlMain = 'OpenVZ/vzctl@42ab7b3:src/vzctl.c main (global options loop)';
 const criuTable = 'checkpoint-restore/criu@2cf8f13:criu/config.c parse_options (long_opts)';
 const criuShort =
   'checkpoint-restore/criu@2cf8f13:criu/config.c parse_options (short_opts "dSsRt:hD:o:v::x::Vr:jJ:lW:L:M:")';
-const ploopSnap = 'OpenVZ/ploop@d5c202b:tools/ploop.c plooptool_snapshot (getopt "Fd:u:b:o")';
+const ploopSnap =
+  'OpenVZ/ploop@e49c878 (v7.0.280):tools/ploop.c plooptool_snapshot (getopt "Fd:u:b:o", 650); the same at d5c202b';
 
 const memory = [
   { words: '-t <pid>, -D <dir>, -W <workdir>, -v2', source: criuShort },
@@ -393,7 +395,8 @@ export const hostContract: ContractEntry[] = [
     upstream: [
       {
         words: '-d: prints device:\t\t<dev> and partition:\t<part>',
-        source: 'OpenVZ/ploop@d5c202b:tools/ploop.c plooptool_info (getopt "sdb") 1139–1222',
+        source:
+          'OpenVZ/ploop@e49c878 (v7.0.280):tools/ploop.c plooptool_info (getopt "sdb") 1098–1180, -d 1156–1171; d5c202b 1139–1222',
       },
     ],
   },
@@ -407,7 +410,7 @@ export const hostContract: ContractEntry[] = [
       {
         words: 'list (no operand): a line per device, its name and its base delta',
         source:
-          'OpenVZ/ploop@d5c202b:tools/ploop.c plooptool_list (getopt "af") → lib/dm.c ploop_list, display_entry; v7.0.280: plooptool_list from /sys/block/ploopN/pdelta/0/image',
+          'OpenVZ/ploop@e49c878 (v7.0.280):tools/ploop.c plooptool_list 1190–1254 ("%-12s %s %s %s", 1249, from /sys/block/ploopN/pdelta/0/image); d5c202b: (getopt "af") → lib/dm.c ploop_list, display_entry, "name\\tbase"',
       },
     ],
   },
@@ -431,7 +434,11 @@ export const hostContract: ContractEntry[] = [
     builtBy: 'tools.ts ploopSnapshot (offline; shared-disk.ts prepare)',
     upstream: [
       { words: '-u <guid>, -o', source: ploopSnap },
-      { words: '<dd.xml> must end in .xml', source: 'OpenVZ/ploop@d5c202b:tools/common.c is_xml_fname' },
+      {
+        words: '<dd.xml> must end in .xml',
+        source:
+          'OpenVZ/ploop@e49c878 (v7.0.280):tools/common.c is_xml_fname 124–132, called by plooptool_snapshot',
+      },
     ],
   },
   {
@@ -449,7 +456,8 @@ export const hostContract: ContractEntry[] = [
     upstream: [
       {
         words: '-u <guid>',
-        source: 'OpenVZ/ploop@d5c202b:tools/ploop.c plooptool_snapshot_delete (getopt "u:")',
+        source:
+          'OpenVZ/ploop@e49c878 (v7.0.280):tools/ploop.c plooptool_snapshot_delete (getopt "u:", 818); the same at d5c202b',
       },
     ],
   },
