@@ -19,7 +19,7 @@ import { commandIdFor, copyGuid, originGuid } from './ids.ts';
 import { askedBy, exhausted, resolve, retry, stall, type OperatorInput } from './operator.ts';
 import { checkPreflight } from './preflight-check.ts';
 import { migrationDisks, targetDdxmlOf, type DiskRef } from './disks.ts';
-import { livePassSubject, nextLivePass } from './disk-passes.ts';
+import { livePassesOf, livePassSubject, nextLivePass } from './disk-passes.ts';
 import { planCleanupOf, planRollbackOf, bringsSourceBack, type PlannedAction } from './plans.ts';
 import { inFlight, once, stepKey, stepOf, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable, type TimeoutClass } from './steps.ts';
@@ -678,7 +678,10 @@ function forwardRestart(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
 
 /**
  * What the frozen lease is derived from: the last pre-dump's image bytes (convergence stopped because the next dump
- * would be about as large or smaller) and the rate of the last transfer, or the request's bandwidth limit before any.
+ * would be about as large or smaller), with each local disk's frozen pass (about as much as its last live pass moved:
+ * after four passes a disk goes to the freeze whatever its last one moved, disk-passes.ts), which streams beside the
+ * final images, and the rate of the last transfer, or the request's bandwidth limit before any. Without the disks, a
+ * disk written hard had its frozen pass cut by a lease made for the memory alone, on every attempt.
  * Without a pre-dump (`preDump: off`) the final dump holds the whole resident memory the source's preflight
  * inspected, and no transfer has measured the link: the request's bandwidth limit, else the assumed link rate of a
  * check (assumedSpeeds), so that a large CT's only transfer is not cut by a lease made for a small one.
@@ -690,9 +693,16 @@ function leaseInput(s: MigrationState, floorMs: number): FrozenLeaseInput {
       .sort((a, b) => b.order - a.order)[0];
   const input: FrozenLeaseInput = { floorMs };
   const dump = done('preDump');
-  if (dump) input.predictedBytes = (dump.result as DumpResult).bytes;
-  else if (s.preflight.source?.memoryBytes !== undefined)
-    input.predictedBytes = s.preflight.source.memoryBytes;
+  const memory = dump ? (dump.result as DumpResult).bytes : s.preflight.source?.memoryBytes;
+  const disks = migrationDisks(s).local.map(
+    (d) =>
+      (
+        livePassesOf(s, d.index)
+          .filter((r) => r.status === 'succeeded')
+          .at(-1)?.result as StreamResult | undefined
+      )?.bytes ?? 0,
+  );
+  if (memory !== undefined) input.predictedBytes = memory + disks.reduce((a, b) => a + b, 0);
   const stream = done('streamImages');
   const sr = stream?.result as StreamResult | undefined;
   if (sr && sr.durationMs > 0) input.bytesPerSec = sr.bytes / (sr.durationMs / 1000);

@@ -10,7 +10,7 @@ const m = meta(Date.parse('2026-01-01T01:00:00.000Z'));
 const advance = { kind: 'Advance', meta: m } as const;
 
 /** A successful live migration with one local and one shared disk and three pre-dumps, as a log to cut. */
-const happy = simulate({
+const happyScenario = {
   mode: 'live',
   sharedDisks: 1,
   localDisks: 1,
@@ -19,7 +19,8 @@ const happy = simulate({
   preDump: 'auto',
   fault: { kind: 'none' },
   picks: [],
-}).events;
+} as const satisfies Parameters<typeof simulate>[0];
+const happy = simulate(happyScenario).events;
 const restart = simulate({
   mode: 'restart',
   sharedDisks: 1,
@@ -198,14 +199,39 @@ describe('given the final dump about to be intended', () => {
     assert.ok(e?.type === 'StepSucceeded', `a ${step} succeeded`);
     return e.data.result as T;
   };
-  it('after pre-dumps, the lease grows with the last pre-dump over the rate its stream measured', () => {
+  it("after pre-dumps, the lease grows with the last pre-dump and the local disk's last live pass, over the rate its stream measured", () => {
+    // The local disk's frozen pass streams beside the final images: about as much as its last live pass moved
     const dump = lastResult<{ bytes: number }>(happy, 'preDump');
+    const pass = lastResult<{ bytes: number }>(happy, 'copyLocalDisk');
     const stream = lastResult<{ bytes: number; durationMs: number }>(happy, 'streamImages');
+    assert.ok(pass.bytes > 0);
     assert.equal(
       leaseOf(happy),
       frozenLeaseMs({
         floorMs: m.frozenLeaseMs,
-        predictedBytes: dump.bytes,
+        predictedBytes: dump.bytes + pass.bytes,
+        bytesPerSec: stream.bytes / (stream.durationMs / 1000),
+      }),
+    );
+  });
+  it('a local disk written hard (each live pass moved 2 GB): the lease covers its frozen pass, not the memory alone', () => {
+    // Given a local disk whose four live passes each moved 2 GB: after four a disk goes to the freeze whatever its last
+    // one moved (disk-passes.ts), and its frozen pass will move about as much
+    const hard = simulate({ ...happyScenario, diskPassBytes: [2e9, 2e9, 2e9, 2e9] }).events;
+    const passes = hard.filter(
+      (e) => e.type === 'StepIntended' && /:copyLocalDisk:0\.\d:/.test(e.data.commandId),
+    );
+    assert.equal(passes.length, 4);
+
+    // When the final dump is decided, then its lease counts the disk's last pass beside the last pre-dump (before: the
+    // memory alone, and the frozen pass was cut by the lease on every attempt)
+    const dump = lastResult<{ bytes: number }>(hard, 'preDump');
+    const stream = lastResult<{ bytes: number; durationMs: number }>(hard, 'streamImages');
+    assert.equal(
+      leaseOf(hard),
+      frozenLeaseMs({
+        floorMs: m.frozenLeaseMs,
+        predictedBytes: dump.bytes + 2e9,
         bytesPerSec: stream.bytes / (stream.durationMs / 1000),
       }),
     );
@@ -216,9 +242,14 @@ describe('given the final dump about to be intended', () => {
   it('without a pre-dump but with a bandwidth limit, the limit is the rate, not the assumed link', () => {
     const memoryBytes = 2 ** 30;
     const limited = simulate(liveScenario({ preDump: 'off', memoryBytes, bandwidthLimitMBps: 10 })).events;
+    const pass = lastResult<{ bytes: number }>(limited, 'copyLocalDisk');
     assert.equal(
       leaseOf(limited),
-      frozenLeaseMs({ floorMs: m.frozenLeaseMs, predictedBytes: memoryBytes, bytesPerSec: 10e6 }),
+      frozenLeaseMs({
+        floorMs: m.frozenLeaseMs,
+        predictedBytes: memoryBytes + pass.bytes,
+        bytesPerSec: 10e6,
+      }),
     );
   });
   it('without a pre-dump, the lease covers the whole inspected memory at the assumed link rate: not the floor alone', () => {
@@ -229,7 +260,7 @@ describe('given the final dump about to be intended', () => {
       leaseOf(off),
       frozenLeaseMs({
         floorMs: m.frozenLeaseMs,
-        predictedBytes: memoryBytes,
+        predictedBytes: memoryBytes + lastResult<{ bytes: number }>(off, 'copyLocalDisk').bytes,
         bytesPerSec: assumedSpeeds.linkBytesPerSec,
       }),
     );

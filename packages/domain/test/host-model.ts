@@ -83,6 +83,8 @@ export type Scenario = {
   memTrack: boolean;
   /** The CT's resident memory as the source's preflight inspects it (absent: not reported, as in the golden logs). */
   memoryBytes?: number;
+  /** What each live pass of a local disk moves, pass by pass (absent: 4 KiB each, converged at once). */
+  diskPassBytes?: number[];
 };
 
 const f1 = (g: string) => `root.hds.${g}.f1`;
@@ -149,7 +151,9 @@ export function apply(h: HostModel, cmd: StepCommand, sc: Scenario, partialOnly 
     case 'copyLocalDisk': {
       if (cmd.step === 'copyLocalDisk') h.local[disk]!.target = true;
       else h.imageBoots.push(h.targetBoot);
-      const r: StreamResult = { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 };
+      const pass = cmd.step === 'copyLocalDisk' ? cmd.commandId.split(':').at(-2)!.split('.')[1] : undefined;
+      const bytes = pass === undefined ? 4096 : (sc.diskPassBytes?.[Number(pass)] ?? 4096);
+      const r: StreamResult = { bytes, files: 1, durationMs: 10, mbPerSec: 0.4 };
       return r;
     }
     case 'backupDescriptor':
