@@ -29,7 +29,11 @@ export function wholeLog(events: readonly MigrationEvent[]): FenceVerdict {
 }
 
 /** What the target knows about itself when it asks. */
-export type TargetNow = { bootId?: string };
+export type TargetNow = {
+  bootId?: string;
+  /** The restore's own command: refused once it has an outcome (the coordinator gave it up at its timeout). */
+  commandId?: string;
+};
 
 /**
  * May the target append RestoreStarted (and then run vzctl restore)? Also refused when the target's boot id differs
@@ -56,6 +60,15 @@ export function mayStartRestore(
     };
   if (events.some((e) => e.type === 'ResumedOnSource'))
     return { ok: false, code: errorCodes.fenced, reason: 'the CT was already resumed on the source' };
+  // The coordinator appends a step's give-up and the RollbackStarted after it in two appends: a restore fenced between
+  // them started a CT for a step already failed, which the rollback then stopped again, in the frozen window.
+  const cid = now.commandId;
+  if (cid !== undefined && events.some((e) => isOutcome(e) && e.data.commandId === cid))
+    return {
+      ok: false,
+      code: errorCodes.fenced,
+      reason: 'the coordinator gave this restore up: it has an outcome',
+    };
   if (events.some((e) => e.type === 'RollbackStarted'))
     return { ok: false, code: errorCodes.fenced, reason: 'the migration is rolling back' };
   // A cancel accepted before the restore started is honoured: the restore fails, with no effect, and the rollback
@@ -140,3 +153,8 @@ export function landMayStillRun(s: MigrationState): boolean {
   if (!givenUpCodes.includes(rec.error?.code ?? '')) return false;
   return land !== 'restore' || s.restoreStarted;
 }
+
+const isOutcome = (
+  e: MigrationEvent,
+): e is Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed' }> =>
+  e.type === 'StepSucceeded' || e.type === 'StepFailed';

@@ -46,6 +46,28 @@ describe('the commit-point fence', () => {
       'an operator cancelled the migration',
     ]);
   });
+  it("refuses the restore once the coordinator gave its command up, before the rollback's start is in the log", () => {
+    // Given the restore's give-up appended (its timeout), and the RollbackStarted the coordinator appends after it not yet
+    const gaveUp = ev('StepFailed', {
+      commandId: 'c-restore',
+      step: 'restore',
+      node: 'node-b',
+      attempt: 1,
+      error: {
+        code: 'HAUL_STEP_TIMEOUT',
+        message: 'restore:- gave no result within 180000 ms',
+        retryable: true,
+      },
+    });
+    // When that restore asks, then it is refused (before: it started the CT, which the rollback stopped again)
+    const v = mayStartRestore([requested, gaveUp], { commandId: 'c-restore' });
+    assert.deepEqual(v.ok ? 'ok' : [v.code, v.reason], [
+      'HAUL_FENCED',
+      'the coordinator gave this restore up: it has an outcome',
+    ]);
+    // and another command's outcome says nothing of it
+    assert.equal(mayStartRestore([requested, gaveUp], { commandId: 'c-other' }).ok, true);
+  });
   it('refuses the restore when the target rebooted since its preflight', () => {
     const preflight = ev('StepSucceeded', {
       commandId: 'p',

@@ -267,7 +267,7 @@ export function simulate(sc: SimScenario): SimResult {
 
     // The fences: the target appends RestoreStarted before restoring; the source appends ResumedOnSource before resuming.
     if (cmd.step === 'restore') {
-      const v = mayStartRestore(events, { bootId: `boot-${host.targetBoot}` });
+      const v = mayStartRestore(events, { bootId: `boot-${host.targetBoot}`, commandId: cmd.commandId });
       if (!v.ok) {
         push([agentEvent(cmd, 'StepFailed', { error: { code: v.code, message: v.reason } })]);
         run({ kind: 'Advance', meta: meta(now) });

@@ -61,7 +61,7 @@ export function createNullHost(delayMs: number): AgentHost {
       `${cmd.commandId}:restore-started`,
     );
     const v = await ctx.fencedAppend(started, (events, again) =>
-      mayStartRestore(events, { bootId: ctx.cfg.bootId }, again),
+      mayStartRestore(events, { bootId: ctx.cfg.bootId, commandId: cmd.commandId }, again),
     );
     if (!v.ok) throw new StepError(v.code, v.reason);
     return { actions: ['restored (null host)'] } satisfies HostResult;

@@ -25,7 +25,7 @@ export const restore: Handler = async (cmd, ctx) => {
     `${cmd.commandId}:restore-started`,
   );
   const v = await ctx.fencedAppend(started, (events, again) =>
-    mayStartRestore(events, { bootId: ctx.cfg.bootId }, again),
+    mayStartRestore(events, { bootId: ctx.cfg.bootId, commandId: cmd.commandId }, again),
   );
   if (!v.ok) throw new StepError(v.code, v.reason);
   r.actions.push(...privateAreaReady(ctx, a.ctid));
