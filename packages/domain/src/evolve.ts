@@ -152,6 +152,7 @@ function apply(d: Draft, event: MigrationEvent): void {
         result: { actions: [`done by an operator: ${event.data.reason}`] },
         resolvedBy: event.data.reason,
         finishedAt: event.time,
+        succeededOrder: s.events - 1,
       };
       delete done.error;
       setStep(d, done);
@@ -189,6 +190,7 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
   if (event.type === 'StepSucceeded') {
     next.status = 'succeeded';
     next.result = event.data.result;
+    next.succeededOrder = s.events - 1;
     delete next.error;
   } else {
     next.status = 'failed';

@@ -137,6 +137,19 @@ function compensationOf(
 const done = (s: MigrationState, key: string) => s.steps[key]?.status === 'succeeded';
 
 /**
+ * The compensation `key` undid the effect `e` for good: it succeeded after every success of `e`'s step. A transfer
+ * the coordinator gave up (stalled, timed out) is compensated at once, while it may still run (mayCompensateNow waits
+ * for steps in flight only): its late success after the removal of its copy says it wrote the copy again, and the
+ * removal is planned again. Before, the removal counted as done, and the copy was left behind a rolled-back migration.
+ */
+function undone(s: MigrationState, key: string, e: Effect): boolean {
+  const c = s.steps[key];
+  if (c?.status !== 'succeeded') return false;
+  const after = e.rec.succeededOrder;
+  return after === undefined || (c.succeededOrder !== undefined && c.succeededOrder > after);
+}
+
+/**
  * The order of a rollback: the source's CT first, the target's leftovers after. The target CT stops first (the
  * fence lets the source resume only once a restored target is known stopped), then the shared disks are restored
  * (a thawed CT must never write a delta its descriptor does not name), then the source resumes or starts — as
@@ -169,7 +182,7 @@ export function planRollbackOf(s: MigrationState): PlannedAction[] {
   const byKey = new Map<string, PlannedAction & { at: number }>();
   for (const e of effects(s)) {
     const c = compensationOf(s, e);
-    if (!c || done(s, c.key)) continue;
+    if (!c || undone(s, c.key, e)) continue;
     const prev = byKey.get(c.key);
     byKey.set(c.key, {
       ...c,

@@ -105,6 +105,78 @@ describe('given a rollback in the frozen window with a local disk copied to the 
   });
 });
 
+describe('given a local disk copy the coordinator gave up, and its copy on the target removed', () => {
+  // The streamer died in the copy (or lost the bus while its connection to the target still ran): the coordinator
+  // gave the copy up at its timeout, and the rollback removed the target's copy at once
+  const { events } = simulate({
+    ...scenario,
+    fault: { kind: 'crash', step: 'copyLocalDisk', nth: 1, partial: true },
+  });
+  const removed = events.findIndex(
+    (e) => e.type === 'StepSucceeded' && e.data.commandId.includes(':removeFiles:target-disk0:'),
+  );
+  const beforeRemoval = events.slice(0, removed + 1);
+  const copy = events.find(
+    (e): e is Extract<MigrationEvent, { type: 'StepIntended' }> =>
+      e.type === 'StepIntended' && e.data.step === 'copyLocalDisk',
+  )!;
+  const late: MigrationEvent = {
+    ...copy,
+    eventId: `${copy.data.commandId}:result`,
+    type: 'StepSucceeded',
+    actor: { service: 'image-streamer', node: copy.data.node },
+    data: {
+      commandId: copy.data.commandId,
+      step: 'copyLocalDisk',
+      node: copy.data.node,
+      attempt: 1,
+      result: { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 },
+    },
+  };
+
+  it("a late success of the copy plans the copy's removal again: the copy was written after its removal", () => {
+    assert.ok(removed > 0 && events.some((e) => e.type === 'MigrationRolledBack'));
+    const keys = (log: MigrationEvent[]) => planRollback(log).map((a) => a.key);
+    assert.ok(!keys(beforeRemoval).includes('removeFiles:target-disk0'), 'removed once');
+    assert.ok(keys([...beforeRemoval, late]).includes('removeFiles:target-disk0'), 'to remove again');
+    given([...beforeRemoval, late])
+      .when(advance)
+      .then([{ type: 'StepIntended', data: { step: 'removeFiles', attempt: 2 } }]);
+  });
+
+  it('a removal resolved by an operator after the late success counts as done', () => {
+    const again = decide(advance, fold([...beforeRemoval, late], initialState()))[0]!;
+    const stuck: MigrationEvent = {
+      ...again,
+      eventId: 'x:stuck',
+      type: 'MigrationStuck',
+      data: {
+        action: 'removeFiles:target-disk0',
+        step: 'removeFiles',
+        plan: 'rollback',
+        attempts: 1,
+        reason: 'x',
+      },
+    };
+    const resolved: MigrationEvent = {
+      ...again,
+      eventId: 'x:resolved',
+      type: 'ActionResolved',
+      data: {
+        action: 'removeFiles:target-disk0',
+        step: 'removeFiles',
+        reason: 'removed by hand',
+      },
+    };
+    const log = [...beforeRemoval, late, again, stuck, resolved];
+    assert.ok(
+      !planRollback(log)
+        .map((a) => a.key)
+        .includes('removeFiles:target-disk0'),
+    );
+  });
+});
+
 describe('given a final dump that failed after it froze the CT', () => {
   // The agent's handler goes on after criu froze the CT and holds its dump (the CT's sysctls read beside the images).
   const failedAtDump = simulate({

@@ -37,6 +37,8 @@ export type StepRecord = {
    * a step up without knowing whether it still runs), before or after the coordinator's (landMayStillRun).
    */
   executorEnded?: true;
+  /** Where the step's success is in the log (a late one after the coordinator gave it up too): planRollbackOf. */
+  succeededOrder?: number;
 };
 
 /** An action that failed on every attempt: the migration waits for an operator (MigrationStuck). */
