@@ -372,7 +372,8 @@ describe('two coordinators deciding the same steps from the same point', () => {
 
 describe('two coordinators deciding differently from the same point', () => {
   it("sends the other's intents it read after losing the compare-and-set, though deciding again adds none of its own", async () => {
-    // Given a migration whose source is locked and whose first pre-dump is over its timeout (5 s, intended 10 s ago)
+    // Given a migration whose source is locked and whose first pre-dump is over its timeout (5 s, intended 10 s ago,
+    // the steps before it on its agent answered then too: a step is timed from the end of the one before it)
     const mid = 'm-folded-raced';
     const past = Date.now() - 10_000;
     const meta = { ...metaAt(past), timeoutsMs: { ...stepTimeoutsMs, criu: 5000 } };
@@ -389,7 +390,7 @@ describe('two coordinators deciding differently from the same point', () => {
       assert.ok(intents.length > 0, `the migration goes on: ${log.map((e) => e.type).join(', ')}`);
       preDump = intents.some((c) => c.step === 'preDump');
       for (const c of preDump ? [] : intents) {
-        const outcome = succeeded(c);
+        const outcome = { ...succeeded(c), time: new Date(past).toISOString() };
         seq = (await executorLog(c).append(outcome)).seq;
         log.push(outcome);
       }
