@@ -18,6 +18,7 @@ import {
   streams,
   subjects,
   type EventLog,
+  type Trust,
   type SealData,
   type StoredEvent,
 } from '@haul/bus';
@@ -383,6 +384,19 @@ for (const release of natsReleases)
     });
   });
 
+/** A nats-server of a describe block's own, with haul's topology, a connection to it and the event log of `trust`. */
+async function ownServer(name: string, trust: Trust) {
+  const server = await startNatsServer();
+  const nc = await connectBus({ servers: server.url, name });
+  await ensureTopology(nc);
+  return { server, nc, log: createEventLog(nc, validators, trust) };
+}
+
+async function stopOwn(server: NatsServer | undefined, nc: NatsConnection | undefined): Promise<void> {
+  await nc?.drain();
+  await server?.stop();
+}
+
 /**
  * `nc` as a client sees it when some of its message gets reach a stream leader behind (nats-server before 2.11: a
  * new leader answers before it has applied what it took over): the first get of each sequence in `behind` answers
@@ -415,16 +429,8 @@ describe('event log reads that reach a stream leader behind', () => {
   const ids = tempIdentities();
   const trust = ids.trust('coordinator');
   let log: EventLog;
-  before(async () => {
-    server = await startNatsServer();
-    nc = await connectBus({ servers: server.url, name: 'event-log-behind-test' });
-    await ensureTopology(nc);
-    log = createEventLog(nc, validators, trust);
-  });
-  after(async () => {
-    await nc?.drain();
-    await server?.stop();
-  });
+  before(async () => ({ server, nc, log } = await ownServer('event-log-behind-test', trust)));
+  after(() => stopOwn(server, nc));
 
   it('given a short tail whose middle message one get misses (a leader behind), the read is tried again, not taken without it', async () => {
     // Given a reader that has read a log to its first event, and two more events of it among others' since
@@ -500,16 +506,8 @@ describe('replay from seals on a real JetStream stream', () => {
   const ids = tempIdentities();
   const trust = ids.trust('coordinator');
   let log: EventLog;
-  before(async () => {
-    server = await startNatsServer();
-    nc = await connectBus({ servers: server.url, name: 'replay-seals-test' });
-    await ensureTopology(nc);
-    log = createEventLog(nc, validators, trust);
-  });
-  after(async () => {
-    await nc?.drain();
-    await server?.stop();
-  });
+  before(async () => ({ server, nc, log } = await ownServer('replay-seals-test', trust)));
+  after(() => stopOwn(server, nc));
 
   const last = new Map<string, number>();
   const append = async (e: MigrationEvent) =>

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { liveScenario, meta, simulate } from '../test/simulate.ts';
+import { executorOutcome, liveScenario, meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
 import { nextDeadline } from './deadlines.ts';
 import { fold } from './evolve.ts';
@@ -93,17 +93,8 @@ describe("a node agent's steps, run one after the other in the order they were i
     )!;
   const t0 = Date.parse(intentOf('backupDescriptor', '1').time);
   /** The agent's success of a step, at `ms` after the intents. */
-  const succeeded = (step: string, subject: string, ms: number): MigrationEvent => {
-    const i = intentOf(step, subject);
-    return {
-      ...i,
-      eventId: `${i.data.commandId}:result`,
-      type: 'StepSucceeded',
-      time: new Date(t0 + ms).toISOString(),
-      actor: { service: 'node-agent', node: i.data.node },
-      data: { commandId: i.data.commandId, step: i.data.step, node: i.data.node, attempt: 1, result: {} },
-    } as MigrationEvent;
-  };
+  const succeeded = (step: string, subject: string, ms: number): MigrationEvent =>
+    executorOutcome(intentOf(step, subject).data, 'StepSucceeded', { result: {} }, t0 + ms);
   const given = (...outcomes: MigrationEvent[]) => fold([...chain, ...outcomes], initialState());
   /** The steps a tick gave up, by the key its message starts with. */
   const failedSteps = (events: MigrationEvent[]) =>

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { MigrationEvent, StepName } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
 import { apply, brokenInvariants } from '../test/host-model.ts';
-import { meta, simulate, type SimScenario } from '../test/simulate.ts';
+import { executorOutcome, meta, simulate, type SimScenario } from '../test/simulate.ts';
 import type { DecideInput } from './decide.ts';
 import { fold } from './evolve.ts';
 import { CommandRejectedError } from './errors.ts';
@@ -351,19 +351,12 @@ describe('given the target restore given up with its agent silent, and the rollb
 
   it("once the restore's agent reports its end, even after the give-up, it is resolved as any other", () => {
     const restore = ofType(events, 'StepIntended').find((e) => e.data.step === 'restore')!;
-    const late: MigrationEvent = {
-      ...restore,
-      eventId: `${restore.data.commandId}:result`,
-      type: 'StepFailed',
-      actor: { service: 'node-agent', node: restore.data.node },
-      data: {
-        commandId: restore.data.commandId,
-        step: 'restore',
-        node: restore.data.node,
-        attempt: restore.data.attempt,
-        error: { code: 'HAUL_TOOL_FAILED', message: 'vzctl restore failed', exitCode: 1 },
-      },
-    };
+    const late = executorOutcome(
+      restore.data,
+      'StepFailed',
+      { error: { code: 'HAUL_TOOL_FAILED', message: 'vzctl restore failed', exitCode: 1 } },
+      Date.parse(m.now),
+    );
     const [resolved] = given([...events, late])
       .when(resolveStop())
       .then([{ type: 'ActionResolved', data: { action: 'stopTarget:-' } }]);

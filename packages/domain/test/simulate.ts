@@ -106,6 +106,23 @@ function runnable(inflight: StepRecord[], crashed: Set<string>): StepRecord[] {
     });
 }
 
+/** The outcome of `cmd` as its executor (the node agent, the image streamer) appends it, at `atMs`. */
+export const executorOutcome = (
+  cmd: StepCommand,
+  type: 'StepSucceeded' | 'StepFailed',
+  body: Record<string, unknown>,
+  atMs: number,
+): MigrationEvent =>
+  ({
+    eventId: `${cmd.commandId}:${type}`,
+    migrationId: cmd.migrationId,
+    type,
+    actor: { service: executorServices[cmd.executor], node: cmd.node },
+    time: new Date(atMs).toISOString(),
+    schemaVersion: 1,
+    data: { commandId: cmd.commandId, step: cmd.step, node: cmd.node, attempt: cmd.attempt, ...body },
+  }) as MigrationEvent;
+
 /** A fault-free live migration with pre-dumps (the specs' usual scenario), with the given changes. */
 export const liveScenario = (changes: Partial<SimScenario> = {}): SimScenario => ({
   mode: 'live',
@@ -136,16 +153,7 @@ export function simulate(sc: SimScenario): SimResult {
     cmd: StepCommand,
     type: 'StepSucceeded' | 'StepFailed',
     body: Record<string, unknown>,
-  ): MigrationEvent =>
-    ({
-      eventId: `${cmd.commandId}:${type}`,
-      migrationId: cmd.migrationId,
-      type,
-      actor: { service: executorServices[cmd.executor], node: cmd.node },
-      time: new Date(now).toISOString(),
-      schemaVersion: 1,
-      data: { commandId: cmd.commandId, step: cmd.step, node: cmd.node, attempt: cmd.attempt, ...body },
-    }) as MigrationEvent;
+  ): MigrationEvent => executorOutcome(cmd, type, body, now);
   /** The command refused by its executor: parked, and the same arguments would be refused again. */
   const rejection = (cmd: StepCommand): MigrationEvent => ({
     eventId: `${cmd.commandId}:rejected`,
