@@ -5,7 +5,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { createUser, fromSeed, type KeyPair } from '@nats-io/nkeys';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { MigrationEvent, StepCommand } from '@haul/schemas';
+import { executorServices, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import {
   createTrust,
   identityEnv,
@@ -146,6 +146,19 @@ export function stepTimedOut(cmd: StepCommand): MigrationEvent {
       error: { code: 'HAUL_STEP_TIMEOUT', message: 'timed out (test)' },
     },
   };
+}
+
+/** The command's executor ran it: its StepSucceeded (`result` as the step's, or empty). */
+export function stepSucceeded(cmd: StepCommand, result: unknown = { actions: [] }): MigrationEvent {
+  return {
+    eventId: `${cmd.commandId}:result`,
+    migrationId: cmd.migrationId,
+    type: 'StepSucceeded',
+    actor: { service: executorServices[cmd.executor], node: cmd.node },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: { commandId: cmd.commandId, step: cmd.step, node: cmd.node, attempt: cmd.attempt, result },
+  } as MigrationEvent;
 }
 
 /** A migration's end by rollback, as the coordinator appends it (`reason` says why). */

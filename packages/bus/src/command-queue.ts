@@ -77,6 +77,11 @@ export type CommandDelivery = {
   log?: readonly MigrationEvent[];
   /** The stream sequence that read ended at (with `log`). */
   logSeq?: number;
+  /**
+   * Where the handler appended the command's outcome, when it did: an in-order executor's next command of the
+   * migration is checked against it (laneEnds).
+   */
+  outcomeSeq?: number;
 };
 
 /**
@@ -223,6 +228,19 @@ export function createCommandQueue(deps: CommandQueueDeps) {
   const lanes = createSerialByKey();
   /** Another executor's deliveries being checked and handed over, side by side. */
   const besides = new Set<Promise<void>>();
+  /**
+   * An in-order executor's last outcome appended per migration, and when (this process's clock): the next command of
+   * the migration in its lane began its turn then. The coordinator times that command from that outcome (domain
+   * deadlines.ts queuePlace) and gives up no command of the migration before it unless with that outcome's own
+   * command, which the log then shows before that outcome. So the next command is fresh for a while after it, however
+   * long it waited behind (the shared disks' steps in the frozen window), if its read reaches that outcome.
+   */
+  const laneEnds = new Map<string, { seq: number; atMs: number }>();
+  const laneEnded = (d: CommandDelivery): void => {
+    const at = now();
+    for (const [mid, e] of laneEnds) if (at - e.atMs >= limits.commandFreshMs) laneEnds.delete(mid);
+    if (d.outcomeSeq !== undefined) laneEnds.set(d.command.migrationId, { seq: d.outcomeSeq, atMs: at });
+  };
   /**
    * A failure of the queue's own work around a handler, running beside the consumer loop (a handler's failures are
    * handled: handlerFailed): the loop ends with it, as it would have had the loop awaited that work.
@@ -396,25 +414,34 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     if (!trust.secure) return {};
     const cmd = d.command;
     const started = now();
+    const end = laneEnds.get(cmd.migrationId);
+    const turnFresh =
+      end !== undefined && started - end.atMs < Math.min(limits.commandFreshMs, cmd.timeoutMs / 2);
     // Kept in hand through the reads and waits (a delivery beside others has no keep-alive of its lane).
     const alive = setInterval(() => tell(() => d.msg.working()), limits.commandAckWaitMs / 3);
-    const fresh =
-      checkedOnFirstRead({
-        redelivered: d.msg.redelivered,
-        storedMs: d.msg.time.getTime(),
-        nowMs: started,
-        timeoutMs: cmd.timeoutMs,
-      }) || !(await eventsReplicated());
     let firstShowedIntent: boolean | undefined;
-    const got = await readAgainUntil(
-      () => readLog(cmd.migrationId),
-      (r) => {
-        const intended = intends(r.log, cmd);
-        firstShowedIntent ??= intended;
-        return intended && (fresh || commandFate(r.log, cmd.commandId) !== 'open');
-      },
-      { signal },
-    ).finally(() => clearInterval(alive));
+    const got = await (async () => {
+      const fresh =
+        turnFresh ||
+        checkedOnFirstRead({
+          redelivered: d.msg.redelivered,
+          storedMs: d.msg.time.getTime(),
+          nowMs: started,
+          timeoutMs: cmd.timeoutMs,
+        }) ||
+        !(await eventsReplicated());
+      return readAgainUntil(
+        () => readLog(cmd.migrationId),
+        (r) => {
+          const intended = intends(r.log, cmd);
+          firstShowedIntent ??= intended;
+          // A read short of an outcome this process appended is behind, whatever it shows.
+          const reaches = r.lastSeq >= (end?.seq ?? 0);
+          return intended && reaches && (fresh || commandFate(r.log, cmd.commandId) !== 'open');
+        },
+        { signal },
+      );
+    })().finally(() => clearInterval(alive));
     if (!got) return {};
     const { read, reads } = got;
     // The read's end is said with the refusal: a command refused in a cluster shows whether its reads were behind.
@@ -495,7 +522,9 @@ export function createCommandQueue(deps: CommandQueueDeps) {
     const alive = setInterval(() => tell(() => d.msg.working()), limits.commandAckWaitMs / 3);
     void lanes
       .run(d.command.migrationId, () =>
-        signal.aborted ? Promise.resolve(tell(() => d.msg.nak())) : handleInPlace(d, handle, signal),
+        signal.aborted
+          ? Promise.resolve(tell(() => d.msg.nak()))
+          : handleInPlace(d, handle, signal).finally(() => laneEnded(d)),
       )
       .catch(fail)
       .finally(() => {

@@ -13,6 +13,7 @@ import {
   startNatsCluster,
   startNatsServer,
   stepIntended,
+  stepSucceeded,
   tempIdentities,
   until,
   type NatsCluster,
@@ -555,6 +556,45 @@ describe('command queue (signatures on): whether a command is intended', () => {
       assert.equal(verdict, 'refused');
       assert.equal(reads(), 2);
       assert.match(why, /"fate":"ended"/);
+    });
+
+    it("given a migration's next command in its lane, stored long before its turn, it is checked on one read once the one before it appended its outcome", async () => {
+      // Given two commands of a migration intended and sent at once (a shared disk's steps in the frozen window), the
+      // second kept in its lane behind the first past the bound of a fresh command
+      const first = { ...intent(8), migrationId: 'm-queue-0008', commandId: 'm-queue-0008:node-d:8:1' };
+      const second = { ...first, commandId: 'm-queue-0008:node-d:9:1' };
+      const writer = createEventLog(conn(), validators, coordinator);
+      for (const c of [first, second]) await writer.append(stepIntended(c));
+      for (const c of [first, second]) await sendCommand(conn(), validators, coordinator, c);
+      const { eventLog, reads } = readsThrough((read) => read);
+      const executorLog = createEventLog(conn(), validators, agent);
+
+      // When the first runs and appends its outcome (its own check reads again: not fresh), then the second's turn comes
+      const ac = new AbortController();
+      const readsOfSecond = await new Promise<number>((resolve) => {
+        let before = 0;
+        void createCommandQueue({
+          nc: conn(),
+          validators,
+          eventLog,
+          log,
+          actor: { service: 'node-agent', node: 'node-d' },
+          executor: 'agent',
+          trust: agent,
+          inOrder: true,
+          now: () => Date.now() + limits.commandFreshMs,
+        }).consume(async (d) => {
+          if (d.command.commandId === first.commandId) {
+            d.outcomeSeq = (await executorLog.append(stepSucceeded(d.command))).seq;
+            before = reads();
+          } else resolve(reads() - before);
+          d.msg.ack();
+        }, ac.signal);
+      });
+      ac.abort();
+
+      // Then the second was checked on one read (before: read again for 3.75 s, each step of the frozen window so)
+      assert.equal(readsOfSecond, 1);
     });
 
     it('given a command that is not fresh, whose reads show neither its outcome nor an end, it runs after the reads again', async () => {

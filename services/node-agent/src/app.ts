@@ -255,7 +255,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       );
       return msg.nak(tooEarlyDelayMs(msg.info.deliveryCount));
     }
-    if (run.outcome) await eventLog.append(run.outcome);
+    if (run.outcome) delivery.outcomeSeq = (await eventLog.append(run.outcome)).seq;
     markers.end(cmd.commandId);
     msg.ack();
     // From its first command of a migration on, an agent keeps the log current: the reads before its commands in
