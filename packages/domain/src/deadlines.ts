@@ -36,22 +36,29 @@ export type SentAt = Readonly<Record<string, number>>;
  * latest outcome of those before it (ms since the epoch; -Infinity when there were none). A shared disk's three steps
  * are intended at once for every disk, and the source agent runs them one after the other: timed from their intent,
  * the second disk's backup (30 s) waited behind the first's two ploop snapshots in its time, and slow shared storage
- * rolled the migration back for nothing.
+ * rolled the migration back for nothing. An outcome's time is its executor's clock: it counts at most as late as the
+ * step could have ended in the coordinator's (its intent, or the end of the one before it, plus its timeout), so an
+ * agent whose clock runs ahead does not put the next step's deadline off by as much.
  */
-export function queuePlace(s: MigrationState, r: StepRecord): { behind: StepRecord } | { freedAt: number } {
+export function queuePlace(
+  s: MigrationState,
+  r: StepRecord,
+  sentAt: SentAt = {},
+): { behind: StepRecord } | { freedAt: number } {
   if (!runsInOrder[r.command.executor]) return { freedAt: -Infinity };
+  const before = Object.values(s.steps)
+    .filter((o) => o.order < r.order && queueOf(o.command) === queueOf(r.command))
+    .sort((a, b) => a.order - b.order);
+  const behind = before.find((o) => o.status === 'intended');
+  if (behind) return { behind };
   let freedAt = -Infinity;
-  let behind: StepRecord | undefined;
-  for (const o of Object.values(s.steps)) {
-    if (o.order >= r.order || queueOf(o.command) !== queueOf(r.command)) continue;
-    if (o.status === 'intended') {
-      if (!behind || o.order < behind.order) behind = o;
-      continue;
-    }
+  for (const o of before) {
+    const latest = Math.max(Date.parse(o.intendedAt), sentAt[o.command.commandId] ?? -Infinity, freedAt);
     const ended = o.outcomeAt ?? o.finishedAt;
-    if (ended !== undefined) freedAt = Math.max(freedAt, Date.parse(ended));
+    if (ended !== undefined)
+      freedAt = Math.max(freedAt, Math.min(Date.parse(ended), latest + o.command.timeoutMs));
   }
-  return behind ? { behind } : { freedAt };
+  return { freedAt };
 }
 
 /**
@@ -60,8 +67,10 @@ export function queuePlace(s: MigrationState, r: StepRecord): { behind: StepReco
  * is later. Only time in which it neither moved bytes nor waited on purpose counts. Both count from the intent, from
  * its command's store when that was later (SentAt), or, for a node agent's step, from the end of the steps it runs
  * after (queuePlace). A node agent's step behind one still in flight has not begun: it is given up with that one
- * (`behind`), never on its own clock: its agent skips it then (its outcome is in the log), and the rollback does not
- * wait out each timeout of a dead agent's queue in turn. A Tick gives up a step only strictly after these moments.
+ * (`behind`), not on its own clock: its agent skips it then (its outcome is in the log), and the rollback does not
+ * wait out each timeout of a dead agent's queue in turn; but never sooner than half its own timeout after its intent
+ * or its store, which its agent's command check relies on (@haul/bus checkedOnFirstRead: a command checked sooner
+ * than that after its storage cannot have been given up). A Tick gives up a step only strictly after these moments.
  */
 export function deadlinesOf(
   s: MigrationState,
@@ -70,13 +79,13 @@ export function deadlinesOf(
   transfers: TransferReports = {},
   sentAt: SentAt = {},
 ): { timeoutAt: number; stallAt?: number; behind?: StepRecord } {
-  const place = queuePlace(s, r);
-  if ('behind' in place)
-    return {
-      timeoutAt: deadlinesOf(s, place.behind, stallMs, transfers, sentAt).timeoutAt,
-      behind: place.behind,
-    };
-  const from = Math.max(Date.parse(r.intendedAt), sentAt[r.command.commandId] ?? -Infinity, place.freedAt);
+  const place = queuePlace(s, r, sentAt);
+  const stored = Math.max(Date.parse(r.intendedAt), sentAt[r.command.commandId] ?? -Infinity);
+  if ('behind' in place) {
+    const head = deadlinesOf(s, place.behind, stallMs, transfers, sentAt).timeoutAt;
+    return { timeoutAt: Math.max(head, stored + r.command.timeoutMs / 2), behind: place.behind };
+  }
+  const from = Math.max(stored, place.freedAt);
   const timeoutAt = from + r.command.timeoutMs;
   if (stepTable[r.step].executor !== 'streamer') return { timeoutAt };
   const alive = Math.max(from, lastSignOfLife(transfers[r.command.commandId]));

@@ -122,22 +122,40 @@ describe("a node agent's steps, run one after the other in the order they were i
     ]);
   });
 
-  it('gives the steps behind one in flight up with it, as never begun: a dead agent does not hold the rollback for each timeout in turn', () => {
+  it('counts an outcome stamped by an agent whose clock runs an hour ahead no later than its step could have ended', () => {
+    // When the first disk's steps report outcomes an hour ahead of the coordinator's clock
+    const hour = 3_600_000;
+    const s = given(
+      succeeded('backupDescriptor', '0', hour),
+      succeeded('snapshotOrigin', '0', hour),
+      succeeded('snapshotCopy', '0', hour),
+    );
+    // Then the second disk's backup is timed from the latest its steps could have ended, each its timeout after the
+    // one before it (before: an hour later than that)
+    const timeout = (step: string) => intentOf(step, '0').data.timeoutMs;
+    const chain = timeout('backupDescriptor') + timeout('snapshotOrigin') + timeout('snapshotCopy');
+    assert.equal(nextDeadline(s, stallMs), t0 + chain + intentOf('backupDescriptor', '1').data.timeoutMs + 1);
+  });
+
+  it('gives the steps behind one in flight up with it, as never begun, each not before half its own timeout: a dead agent does not hold the rollback for each timeout in turn', () => {
     // When the agent reported nothing, past the first step's timeout
     const s = given();
+    const first = intentOf('backupDescriptor', '0').data.timeoutMs;
     const due = nextDeadline(s, stallMs)!;
-    assert.equal(due, t0 + intentOf('backupDescriptor', '0').data.timeoutMs + 1);
+    assert.equal(due, t0 + first + 1);
 
-    // Then every step of its queue is given up at once, those behind the first as never begun
+    // Then the first and the steps behind it whose half timeout has passed are given up (the second disk's backup),
+    // those behind as never begun
     const out = tickAt(s, due).filter((e) => e.type === 'StepFailed');
-    assert.equal(out.length, 6);
-    assert.ok(
-      out
-        .slice(1)
-        .every(
-          (e) =>
-            e.type === 'StepFailed' && /never began: backupDescriptor:0 before it/.test(e.data.error.message),
-        ),
+    assert.deepEqual(failedSteps(out), ['backupDescriptor:0', 'backupDescriptor:1']);
+    const second = out[1]!;
+    assert.match(
+      second.type === 'StepFailed' ? second.data.error.message : '',
+      /never began: backupDescriptor:0 before it/,
     );
+    // and the snapshots (120 s) half their timeout after their intent, all at once
+    const snapshot = intentOf('snapshotOrigin', '0').data.timeoutMs;
+    assert.equal(tickAt(s, t0 + snapshot / 2).filter((e) => e.type === 'StepFailed').length, 2);
+    assert.equal(tickAt(s, t0 + snapshot / 2 + 1).filter((e) => e.type === 'StepFailed').length, 6);
   });
 });
