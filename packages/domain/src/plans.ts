@@ -136,17 +136,24 @@ function compensationOf(
 
 const done = (s: MigrationState, key: string) => s.steps[key]?.status === 'succeeded';
 
+/** The image folder's removal on the target takes what the memory images' transfers wrote there too. */
+const targetImages = stepKey('removeFiles', 'target-images');
+
 /**
- * The compensation `key` undid the effect `e` for good: it succeeded after every success of `e`'s step. A transfer
- * the coordinator gave up (stalled, timed out) is compensated at once, while it may still run (mayCompensateNow waits
- * for steps in flight only): its late success after the removal of its copy says it wrote the copy again, and the
- * removal is planned again. Before, the removal counted as done, and the copy was left behind a rolled-back migration.
+ * The compensation `key` undid the effect `e` for good: it succeeded, and was intended after every success of what it
+ * removes (`e`'s step, and for the target's image folder every memory-image transfer). A transfer the coordinator
+ * gave up (stalled, timed out) is compensated at once, while it may still run (mayCompensateNow waits for steps in
+ * flight only): its success after the removal was intended says it may have written its files again after the
+ * removal, and the removal is planned again. Before, the removal counted as done, and the files were left behind a
+ * rolled-back migration. An operator's resolve counts from where it is in the log.
  */
 function undone(s: MigrationState, key: string, e: Effect): boolean {
   const c = s.steps[key];
   if (c?.status !== 'succeeded') return false;
-  const after = e.rec.succeededOrder;
-  return after === undefined || (c.succeededOrder !== undefined && c.succeededOrder > after);
+  const writes = key === targetImages ? Object.values(s.steps).filter((r) => r.step === 'streamImages') : [];
+  const after = Math.max(...[e.rec, ...writes].map((r) => r.succeededOrder ?? -Infinity));
+  const since = c.resolvedBy !== undefined ? (c.succeededOrder ?? c.order) : c.order;
+  return since > after;
 }
 
 /**

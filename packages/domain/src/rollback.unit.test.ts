@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { executorServices, type Actor, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import { given } from '../test/decider-spec.ts';
-import { meta, simulate } from '../test/simulate.ts';
+import { executorOutcome, meta, simulate } from '../test/simulate.ts';
 import { decide } from './decide.ts';
 import { errorCodes } from './errors.ts';
 import { fold } from './evolve.ts';
@@ -120,19 +120,12 @@ describe('given a local disk copy the coordinator gave up, and its copy on the t
     (e): e is Extract<MigrationEvent, { type: 'StepIntended' }> =>
       e.type === 'StepIntended' && e.data.step === 'copyLocalDisk',
   )!;
-  const late: MigrationEvent = {
-    ...copy,
-    eventId: `${copy.data.commandId}:result`,
-    type: 'StepSucceeded',
-    actor: { service: 'image-streamer', node: copy.data.node },
-    data: {
-      commandId: copy.data.commandId,
-      step: 'copyLocalDisk',
-      node: copy.data.node,
-      attempt: 1,
-      result: { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 },
-    },
-  };
+  const late = executorOutcome(
+    copy.data,
+    'StepSucceeded',
+    { result: { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 } },
+    Date.parse(m.now),
+  );
 
   it("a late success of the copy plans the copy's removal again: the copy was written after its removal", () => {
     assert.ok(removed > 0 && events.some((e) => e.type === 'MigrationRolledBack'));
@@ -142,6 +135,15 @@ describe('given a local disk copy the coordinator gave up, and its copy on the t
     given([...beforeRemoval, late])
       .when(advance)
       .then([{ type: 'StepIntended', data: { step: 'removeFiles', attempt: 2 } }]);
+  });
+
+  it('a success of the copy after its removal was intended, before its end, plans the removal again too', () => {
+    // The streamer wrote the copy again between the removal's start and its end
+    const intended = events.findIndex(
+      (e) => e.type === 'StepIntended' && e.data.commandId.includes(':removeFiles:target-disk0:'),
+    );
+    const between = [...events.slice(0, intended + 1), late, ...events.slice(intended + 1, removed + 1)];
+    assert.ok(planRollback(between).some((a) => a.key === 'removeFiles:target-disk0'));
   });
 
   it('a removal resolved by an operator after the late success counts as done', () => {
@@ -174,6 +176,33 @@ describe('given a local disk copy the coordinator gave up, and its copy on the t
         .map((a) => a.key)
         .includes('removeFiles:target-disk0'),
     );
+  });
+});
+
+describe('given the memory images transfer the coordinator gave up, and the target image folder removed', () => {
+  const { events } = simulate({
+    ...scenario,
+    fault: { kind: 'crash', step: 'streamImages', nth: 1, partial: true },
+  });
+  const removed = events.findIndex(
+    (e) => e.type === 'StepSucceeded' && e.data.commandId.includes(':removeFiles:target-images:'),
+  );
+  const stream = events.find(
+    (e): e is Extract<MigrationEvent, { type: 'StepIntended' }> =>
+      e.type === 'StepIntended' && e.data.step === 'streamImages',
+  )!;
+  const late = executorOutcome(
+    stream.data,
+    'StepSucceeded',
+    { result: { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 } },
+    Date.parse(m.now),
+  );
+
+  it("a late success of the transfer plans the image folder's removal again: its images were written after it", () => {
+    assert.ok(removed > 0);
+    const keys = (log: MigrationEvent[]) => planRollback(log).map((a) => a.key);
+    assert.ok(!keys(events.slice(0, removed + 1)).includes('removeFiles:target-images'), 'removed once');
+    assert.ok(keys([...events.slice(0, removed + 1), late]).includes('removeFiles:target-images'));
   });
 });
 
