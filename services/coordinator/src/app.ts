@@ -77,6 +77,8 @@ export function createCoordinator(
   let leaders: { stop(): void } | undefined;
   let reconciling = false;
   let metricsServer: { close(): void } | undefined;
+  /** The start under way or done: a stop waits for it, so nothing it makes outlives the stop. */
+  let starting: Promise<void> | undefined;
 
   const parking = createParking(nc, 'coordinator', cfg.node);
   const seal = createSealer(eventLog, trust, cfg.node, log, (mid, seq, events) =>
@@ -220,40 +222,46 @@ export function createCoordinator(
      * stop during the start ends it at its next step, and nothing is made after it (a timer or a listening socket
      * made then kept an embedding process, or a test's, alive).
      */
-    async start(): Promise<void> {
-      const stopped = () => ac.signal.aborted;
-      await reconcile();
-      if (stopped()) return;
-      const events = await openEvents();
-      if (stopped()) return;
-      loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
-      api.start();
-      void exitWhenLoopEnds(log, "the scheduler API's subscriptions", api.failed, ac.signal);
-      // The server has the API's subscriptions once this returns: "started" means a request gets an answer.
-      await nc.flush();
-      if (stopped()) return;
-      reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
-      leaders = watchCommandConsumerLeaders({ nc, log, everyMs: limits.consumerLeaderCheckMs });
-      const served = await exposeMetrics({
-        registry,
-        cfg: deps.metrics,
-        log,
-        nc,
-        stream: streams.events,
-        consumer: eventsConsumer,
-      });
-      if (stopped()) return served?.close();
-      metricsServer = served;
-      log.info({ active: pm.active.size }, 'coordinator started');
+    start(): Promise<void> {
+      starting ??= startOnce();
+      return starting;
     },
     async stop(): Promise<void> {
+      ac.abort();
+      await starting?.catch(() => undefined);
       clearInterval(reconciler);
       leaders?.stop();
       metricsServer?.close();
       api.stop();
-      ac.abort();
       pm.stop();
       await loop;
     },
   };
+
+  async function startOnce(): Promise<void> {
+    const stopped = () => ac.signal.aborted;
+    await reconcile();
+    if (stopped()) return;
+    const events = await openEvents();
+    if (stopped()) return;
+    loop = exitWhenLoopEnds(log, 'event consumer', consumeEvents(events), ac.signal);
+    api.start();
+    void exitWhenLoopEnds(log, "the scheduler API's subscriptions", api.failed, ac.signal);
+    // The server has the API's subscriptions once this returns: "started" means a request gets an answer.
+    await nc.flush();
+    if (stopped()) return;
+    reconciler = setInterval(() => void reconcile(), cfg.reconcileMs ?? limits.admissionReapEveryMs);
+    leaders = watchCommandConsumerLeaders({ nc, log, everyMs: limits.consumerLeaderCheckMs });
+    const served = await exposeMetrics({
+      registry,
+      cfg: deps.metrics,
+      log,
+      nc,
+      stream: streams.events,
+      consumer: eventsConsumer,
+    });
+    if (stopped()) return served?.close();
+    metricsServer = served;
+    log.info({ active: pm.active.size }, 'coordinator started');
+  }
 }

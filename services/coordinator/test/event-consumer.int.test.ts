@@ -76,30 +76,51 @@ it('parks events it cannot decode and keeps advancing other migrations', async (
   assert.equal(c.num_ack_pending, 0);
 });
 
-it('given a stop while it starts, the start ends at its next step and leaves nothing running: no metrics socket', async () => {
-  // Given a coordinator that serves metrics, on its own connection
-  const port = await freePort();
-  const own = await connectBus({ servers: server.url, name: 'event-consumer-test-stopped' });
-  const stopped = createCoordinator(
-    own,
-    validators,
-    { ...settings, maxMigrationsPerNode: 2 },
-    pino({ level: process.env['HAUL_TEST_LOG'] ?? 'silent' }),
-    { trust, metrics: { host: '127.0.0.1', port } },
-  );
-
-  // When it is stopped while it starts (a signal during its first reconciliation)
-  const started = stopped.start();
-  await stopped.stop();
-  await started;
-
-  // Then nothing listens on its metrics port (before, the start went on after the stop and served them, its timers
-  // and socket keeping the process alive)
-  const refused = await new Promise<string>((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => (s.destroy(), resolve('connected')));
-    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+/** Whether anything listens on this loopback port: 'connected', or the connect's error code. */
+const listening = (port: number) =>
+  new Promise<string>((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    sock.once('connect', () => (sock.destroy(), resolve('connected')));
+    sock.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
   });
-  assert.equal(refused, 'ECONNREFUSED');
-  await own.drain();
-});
+
+for (const when of ['its first reconciliation', 'the making of its event consumer'] as const)
+  it(`given a stop during ${when}, the start ends there and the stop waits for it: nothing is left running`, async () => {
+    // Given a coordinator that serves metrics, on its own connection; one whose stop is asked as it makes its durable
+    // event consumer (a JetStream API request on that connection)
+    const port = await freePort();
+    const own = await connectBus({ servers: server.url, name: 'event-consumer-test-stopped' });
+    let stopAsked: Promise<void> | undefined;
+    const seen =
+      when === 'its first reconciliation'
+        ? own
+        : new Proxy(own, {
+            get(target, key, receiver) {
+              const v: unknown = Reflect.get(target, key, receiver);
+              if (key !== 'request') return typeof v === 'function' ? (v as () => unknown).bind(target) : v;
+              return (subject: string, ...rest: unknown[]) => {
+                if (subject.includes('CONSUMER.') && subject.includes('.coordinator')) stopAsked ??= c.stop();
+                return (target.request as (...a: unknown[]) => unknown).call(target, subject, ...rest);
+              };
+            },
+          });
+    const c = createCoordinator(
+      seen,
+      validators,
+      { ...settings, maxMigrationsPerNode: 2 },
+      pino({ level: process.env['HAUL_TEST_LOG'] ?? 'silent' }),
+      { trust, metrics: { host: '127.0.0.1', port } },
+    );
+
+    // When it is stopped while it starts
+    const started = c.start();
+    if (when === 'its first reconciliation') stopAsked = c.stop();
+    await started;
+    await stopAsked;
+
+    // Then the stop was asked, and nothing listens on its metrics port (before, the start went on after the stop and
+    // served them, its timers and socket keeping the process alive)
+    assert.ok(stopAsked, 'the stop was asked');
+    assert.equal(await listening(port), 'ECONNREFUSED');
+    await own.drain();
+  });
