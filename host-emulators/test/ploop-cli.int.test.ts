@@ -4,16 +4,17 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { commandUsage, summaryUsage } from './options.ts';
+import { ensureBuilt } from '@haul/test';
+import { commandUsage, summaryUsage } from '../src/ploop/options.ts';
 
 /*
  * The emulated ploop's command line against ploop 7 at OpenVZ/ploop v7.0.280 (e49c878): each case runs the emulator
- * (host-emulators/src/bin/ploop.ts) as haul runs the real tool, and checks its exit status, stderr and stdout. Line
- * numbers are at v7.0.280.
+ * (host-emulators/bin/ploop, its bundle) as haul runs the real tool, and checks its exit status, stderr and stdout.
+ * Line numbers are at v7.0.280.
  */
 
-const repo = join(import.meta.dirname, '..', '..', '..');
-const bin = join(import.meta.dirname, '..', 'bin', 'ploop.ts');
+const repo = join(import.meta.dirname, '..', '..');
+const bin = join(repo, 'host-emulators', 'bin', 'ploop');
 const dir = mkdtempSync(join(tmpdir(), 'haul-ploop-cli-'));
 const node = join(dir, 'node-a');
 const disk = join(dir, 'disk');
@@ -24,7 +25,7 @@ const G2 = '{1a2b3c4d-5e6f-4a0b-8c1d-2e3f4a5b6c7d}';
 
 type Ran = { code: number | null; stdout: string; stderr: string };
 const ploop = (...argv: string[]): Ran => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', bin, ...argv], {
+  const r = spawnSync(process.execPath, [bin, ...argv], {
     cwd: repo,
     env: { ...process.env, HAUL_EMU_ROOT: node },
     encoding: 'utf8',
@@ -45,6 +46,7 @@ const refused = (...argv: string[]): [number | null, string] => {
 
 describe('the emulated ploop follows ploop 7 (v7.0.280) on its command line', () => {
   before(() => {
+    ensureBuilt();
     mkdirSync(join(node, 'etc'), { recursive: true });
     mkdirSync(disk);
     writeFileSync(
