@@ -96,6 +96,7 @@ import {
   createEventLog,
   insecureTrust,
   encodeJson,
+  limits,
   ensureTopology,
   openBucket,
   sendCommand,
@@ -133,6 +134,7 @@ try {
     frozenLeaseMs: 60_000,
     maxAttempts: 5,
     stallMs: streamStallMs,
+    commandFreshMs: limits.commandFreshMs,
   });
   const source = readFileSync(golden, 'utf8')
     .trim()

@@ -15,6 +15,7 @@ import {
   createEventLog,
   createLogger,
   ensureTopology,
+  limits,
   openProgress,
   readProgress,
   sendCommand,
@@ -122,6 +123,7 @@ async function transferIntended(
     frozenLeaseMs: 60_000,
     maxAttempts: 3,
     stallMs,
+    commandFreshMs: limits.commandFreshMs,
   } as const;
   const [requested] = decide(
     {

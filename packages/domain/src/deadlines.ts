@@ -36,29 +36,23 @@ export type SentAt = Readonly<Record<string, number>>;
  * latest outcome of those before it (ms since the epoch; -Infinity when there were none). A shared disk's three steps
  * are intended at once for every disk, and the source agent runs them one after the other: timed from their intent,
  * the second disk's backup (30 s) waited behind the first's two ploop snapshots in its time, and slow shared storage
- * rolled the migration back for nothing. An outcome's time is its executor's clock: it counts at most as late as the
- * step could have ended in the coordinator's (its intent, or the end of the one before it, plus its timeout), so an
- * agent whose clock runs ahead does not put the next step's deadline off by as much.
+ * rolled the migration back for nothing. An outcome's time is its executor's clock, as the executor's own command
+ * check reads it (@haul/bus laneEnds).
  */
-export function queuePlace(
-  s: MigrationState,
-  r: StepRecord,
-  sentAt: SentAt = {},
-): { behind: StepRecord } | { freedAt: number } {
+export function queuePlace(s: MigrationState, r: StepRecord): { behind: StepRecord } | { freedAt: number } {
   if (!runsInOrder[r.command.executor]) return { freedAt: -Infinity };
-  const before = Object.values(s.steps)
-    .filter((o) => o.order < r.order && queueOf(o.command) === queueOf(r.command))
-    .sort((a, b) => a.order - b.order);
-  const behind = before.find((o) => o.status === 'intended');
-  if (behind) return { behind };
   let freedAt = -Infinity;
-  for (const o of before) {
-    const latest = Math.max(Date.parse(o.intendedAt), sentAt[o.command.commandId] ?? -Infinity, freedAt);
+  let behind: StepRecord | undefined;
+  for (const o of Object.values(s.steps)) {
+    if (o.order >= r.order || queueOf(o.command) !== queueOf(r.command)) continue;
+    if (o.status === 'intended') {
+      if (!behind || o.order < behind.order) behind = o;
+      continue;
+    }
     const ended = o.outcomeAt ?? o.finishedAt;
-    if (ended !== undefined)
-      freedAt = Math.max(freedAt, Math.min(Date.parse(ended), latest + o.command.timeoutMs));
+    if (ended !== undefined) freedAt = Math.max(freedAt, Date.parse(ended));
   }
-  return { freedAt };
+  return behind ? { behind } : { freedAt };
 }
 
 /**
@@ -68,28 +62,30 @@ export function queuePlace(
  * its command's store when that was later (SentAt), or, for a node agent's step, from the end of the steps it runs
  * after (queuePlace). A node agent's step behind one still in flight has not begun: it is given up with that one
  * (`behind`), not on its own clock: its agent skips it then (its outcome is in the log), and the rollback does not
- * wait out each timeout of a dead agent's queue in turn; but never sooner than half its own timeout after its intent
- * or its store, which its agent's command check relies on (@haul/bus checkedOnFirstRead: a command checked sooner
- * than that after its storage cannot have been given up). A Tick gives up a step only strictly after these moments.
+ * wait out each timeout of a dead agent's queue in turn (all of it in one tick); but never sooner than `freshMs`
+ * (DecideMeta.commandFreshMs, or half its timeout) after its intent or its store, which its agent's command check relies on (@haul/bus
+ * checkedOnFirstRead: a command checked sooner than that after its storage cannot have been given up). A Tick gives up
+ * a step only strictly after these moments.
  */
 export function deadlinesOf(
   s: MigrationState,
   r: StepRecord,
-  stallMs: number,
+  times: { stallMs: number; freshMs: number },
   transfers: TransferReports = {},
   sentAt: SentAt = {},
 ): { timeoutAt: number; stallAt?: number; behind?: StepRecord } {
-  const place = queuePlace(s, r, sentAt);
+  const place = queuePlace(s, r);
   const stored = Math.max(Date.parse(r.intendedAt), sentAt[r.command.commandId] ?? -Infinity);
   if ('behind' in place) {
-    const head = deadlinesOf(s, place.behind, stallMs, transfers, sentAt).timeoutAt;
-    return { timeoutAt: Math.max(head, stored + r.command.timeoutMs / 2), behind: place.behind };
+    const head = deadlinesOf(s, place.behind, times, transfers, sentAt).timeoutAt;
+    const fresh = Math.min(times.freshMs, r.command.timeoutMs / 2);
+    return { timeoutAt: Math.max(head, stored + fresh), behind: place.behind };
   }
   const from = Math.max(stored, place.freedAt);
   const timeoutAt = from + r.command.timeoutMs;
   if (stepTable[r.step].executor !== 'streamer') return { timeoutAt };
   const alive = Math.max(from, lastSignOfLife(transfers[r.command.commandId]));
-  return { timeoutAt, stallAt: alive + stallMs };
+  return { timeoutAt, stallAt: alive + times.stallMs };
 }
 
 /**
@@ -99,14 +95,14 @@ export function deadlinesOf(
  */
 export function nextDeadline(
   s: MigrationState,
-  stallMs: number,
+  times: { stallMs: number; freshMs: number },
   transfers: TransferReports = {},
   sentAt: SentAt = {},
 ): number | undefined {
   if (s.terminal) return undefined;
   let next: number | undefined;
   for (const r of inFlight(s)) {
-    const d = deadlinesOf(s, r, stallMs, transfers, sentAt);
+    const d = deadlinesOf(s, r, times, transfers, sentAt);
     const at = Math.min(d.timeoutAt, d.stallAt ?? Infinity) + 1;
     if (next === undefined || at < next) next = at;
   }

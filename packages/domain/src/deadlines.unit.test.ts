@@ -8,7 +8,9 @@ import type { MigrationEvent } from '@haul/schemas';
 import { initialState } from './state.ts';
 import type { MigrationState } from './state.ts';
 
-const stallMs = meta(0).stallMs;
+const times = { stallMs: meta(0).stallMs, freshMs: meta(0).commandFreshMs };
+const { stallMs } = times;
+const commandFreshMs = times.freshMs;
 
 /** The state right after the n-th StepIntended of a simulated migration whose steps are all in flight. */
 function inFlightAfter(step: string, localDisks = 1): MigrationState {
@@ -23,7 +25,7 @@ describe('the next deadline of a migration', () => {
   for (const step of ['preflightSource', 'preDump', 'streamImages', 'copyLocalDisk', 'finalDump', 'restore'])
     it(`is the first moment a tick gives up a step (${step} in flight)`, () => {
       const s = inFlightAfter(step);
-      const due = nextDeadline(s, stallMs)!;
+      const due = nextDeadline(s, times)!;
       assert.ok(Number.isFinite(due));
       assert.deepEqual(tickAt(s, due - 1), []);
       assert.equal(tickAt(s, due)[0]?.type, 'StepFailed');
@@ -47,12 +49,12 @@ describe('the next deadline of a migration', () => {
         waiting: { reason: 'priority' as const, since: r.intendedAt },
       },
     };
-    const due = nextDeadline(s, stallMs, transfers)!;
+    const due = nextDeadline(s, times, transfers)!;
     assert.equal(due, Date.parse(time) + stallMs + 1);
     const tick = (now: number) => decide({ kind: 'Tick', meta: { ...meta(now), transfers } }, s);
     assert.deepEqual(tick(due - 1), []);
     assert.equal(tick(due)[0]?.type, 'StepFailed');
-    assert.ok(due > nextDeadline(s, stallMs)!, 'without the report it is earlier: the intent only');
+    assert.ok(due > nextDeadline(s, times)!, 'without the report it is earlier: the intent only');
   });
 
   it('with a command stored later than its intent (a coordinator died between them), counts from the store', () => {
@@ -62,20 +64,20 @@ describe('the next deadline of a migration', () => {
     const sentAt = { [r.command.commandId]: Date.parse(r.intendedAt) + 20_000 };
 
     // Then its deadline is its timeout after that store, and a Tick with it gives the step up only then
-    const due = nextDeadline(s, stallMs, {}, sentAt)!;
+    const due = nextDeadline(s, times, {}, sentAt)!;
     assert.equal(due, Date.parse(r.intendedAt) + 20_000 + r.command.timeoutMs + 1);
     const tick = (now: number) => decide({ kind: 'Tick', meta: { ...meta(now), sentAt } }, s);
     assert.deepEqual(tick(due - 1), []);
     assert.equal(tick(due)[0]?.type, 'StepFailed');
     // And a store before the intent's time (a clock behind) changes nothing
-    assert.equal(nextDeadline(s, stallMs, {}, { [r.command.commandId]: 0 }), nextDeadline(s, stallMs));
+    assert.equal(nextDeadline(s, times, {}, { [r.command.commandId]: 0 }), nextDeadline(s, times));
   });
 
   it('is none for a migration with nothing in flight, or one that ended', () => {
     const requested = inFlightAfter('preflightTarget');
     const before = fold(simulate(liveScenario({ localDisks: 1 })).events.slice(0, 1), initialState());
-    assert.equal(nextDeadline(before, stallMs), undefined);
-    assert.equal(nextDeadline({ ...requested, terminal: 'completed' }, stallMs), undefined);
+    assert.equal(nextDeadline(before, times), undefined);
+    assert.equal(nextDeadline({ ...requested, terminal: 'completed' }, times), undefined);
   });
 });
 
@@ -112,7 +114,7 @@ describe("a node agent's steps, run one after the other in the order they were i
     // Then a tick 30 s after the intents gives nothing up (before: the second backup, which had begun 0.5 s before)
     assert.deepEqual(tickAt(s, t0 + backup1 + 1), []);
     // and the second backup's deadline is its timeout after the first disk's last step
-    const due = nextDeadline(s, stallMs)!;
+    const due = nextDeadline(s, times)!;
     assert.equal(due, t0 + 30_500 + backup1 + 1);
     // (with the two steps behind it, which never began)
     assert.deepEqual(failedSteps(tickAt(s, due)), [
@@ -122,40 +124,37 @@ describe("a node agent's steps, run one after the other in the order they were i
     ]);
   });
 
-  it('counts an outcome stamped by an agent whose clock runs an hour ahead no later than its step could have ended', () => {
-    // When the first disk's steps report outcomes an hour ahead of the coordinator's clock
-    const hour = 3_600_000;
-    const s = given(
-      succeeded('backupDescriptor', '0', hour),
-      succeeded('snapshotOrigin', '0', hour),
-      succeeded('snapshotCopy', '0', hour),
-    );
-    // Then the second disk's backup is timed from the latest its steps could have ended, each its timeout after the
-    // one before it (before: an hour later than that)
-    const timeout = (step: string) => intentOf(step, '0').data.timeoutMs;
-    const chain = timeout('backupDescriptor') + timeout('snapshotOrigin') + timeout('snapshotCopy');
-    assert.equal(nextDeadline(s, stallMs), t0 + chain + intentOf('backupDescriptor', '1').data.timeoutMs + 1);
-  });
-
-  it('gives the steps behind one in flight up with it, as never begun, each not before half its own timeout: a dead agent does not hold the rollback for each timeout in turn', () => {
+  it('gives the steps behind one in flight up with it, in the same tick, as never begun: a dead agent does not hold the rollback for each timeout in turn', () => {
     // When the agent reported nothing, past the first step's timeout
     const s = given();
-    const first = intentOf('backupDescriptor', '0').data.timeoutMs;
-    const due = nextDeadline(s, stallMs)!;
-    assert.equal(due, t0 + first + 1);
+    const due = nextDeadline(s, times)!;
+    assert.equal(due, t0 + intentOf('backupDescriptor', '0').data.timeoutMs + 1);
 
-    // Then the first and the steps behind it whose half timeout has passed are given up (the second disk's backup),
-    // those behind as never begun
+    // Then every step of its queue is given up at once, those behind the first as never begun
     const out = tickAt(s, due).filter((e) => e.type === 'StepFailed');
-    assert.deepEqual(failedSteps(out), ['backupDescriptor:0', 'backupDescriptor:1']);
-    const second = out[1]!;
-    assert.match(
-      second.type === 'StepFailed' ? second.data.error.message : '',
-      /never began: backupDescriptor:0 before it/,
+    assert.equal(out.length, 6);
+    assert.ok(
+      out
+        .slice(1)
+        .every(
+          (e) =>
+            e.type === 'StepFailed' && /never began: backupDescriptor:0 before it/.test(e.data.error.message),
+        ),
     );
-    // and the snapshots (120 s) half their timeout after their intent, all at once
-    const snapshot = intentOf('snapshotOrigin', '0').data.timeoutMs;
-    assert.equal(tickAt(s, t0 + snapshot / 2).filter((e) => e.type === 'StepFailed').length, 2);
-    assert.equal(tickAt(s, t0 + snapshot / 2 + 1).filter((e) => e.type === 'StepFailed').length, 6);
+  });
+
+  it('but not a step behind it stored less than commandFreshMs before: its agent may check it on a first read', () => {
+    // Given the second disk's backup stored (by a coordinator that took the migration over) 2 s before the first
+    // step's deadline
+    const s = given();
+    const first = intentOf('backupDescriptor', '0').data.timeoutMs;
+    const late = intentOf('backupDescriptor', '1').data.commandId;
+    const sentAt = { [late]: t0 + first - 2_000 };
+    const tick = (now: number) =>
+      decide({ kind: 'Tick', meta: { ...meta(now), sentAt } }, s).filter((e) => e.type === 'StepFailed');
+
+    // Then at the first step's deadline it is left out, and given up commandFreshMs after its store
+    assert.ok(!failedSteps(tick(t0 + first + 1)).includes('backupDescriptor:1'));
+    assert.ok(failedSteps(tick(t0 + first - 2_000 + commandFreshMs + 1)).includes('backupDescriptor:1'));
   });
 });

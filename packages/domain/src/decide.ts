@@ -39,6 +39,11 @@ export type DecideMeta = {
    * (HAUL_STREAM_STALLED).
    */
   stallMs: number;
+  /**
+   * How long after its storage an executor checks a command on its log's first read (@haul/bus limits.commandFreshMs,
+   * checkedOnFirstRead): no step is given up sooner than that (or half its timeout) after its store (deadlinesOf).
+   */
+  commandFreshMs: number;
   /** The transfers' latest reports, read by the coordinator before a Tick (none: only the intents count). */
   transfers?: TransferReports;
   /** When the coordinator stored each command (deadlines.ts SentAt): a step's time counts from then, if later. */
@@ -182,7 +187,13 @@ function givenUp(meta: DecideMeta, s: MigrationState): MigrationEvent[] {
   if (s.terminal) return [];
   const now = Date.parse(meta.now);
   return inFlight(s).flatMap((r) => {
-    const d = deadlinesOf(s, r, meta.stallMs, meta.transfers, meta.sentAt);
+    const d = deadlinesOf(
+      s,
+      r,
+      { stallMs: meta.stallMs, freshMs: meta.commandFreshMs },
+      meta.transfers,
+      meta.sentAt,
+    );
     if (now > d.timeoutAt)
       return [
         failedBy(

@@ -68,6 +68,7 @@ export function meta(nowMs: number): DecideMeta {
     frozenLeaseMs: 60_000,
     maxAttempts: 3,
     stallMs: 30_000,
+    commandFreshMs: 5_000,
   };
 }
 

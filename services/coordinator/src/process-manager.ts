@@ -162,6 +162,7 @@ export function createProcessManager(
     frozenLeaseMs: settings.frozenLeaseMs,
     maxAttempts: settings.maxAttempts,
     stallMs,
+    commandFreshMs: limits.commandFreshMs,
   });
 
   /** Run one migration's work strictly one at a time in this process. */
@@ -500,7 +501,12 @@ export function createProcessManager(
   /** The migration's one timer: its earliest step deadline, or a resync once it has been quiet for resyncMs. */
   function arm(mid: string, state: MigrationState): void {
     if (!state.migrationId || state.terminal) return disarm(mid);
-    const next = nextDeadline(state, stallMs, reports.of(mid), sentAt.get(mid));
+    const next = nextDeadline(
+      state,
+      { stallMs, freshMs: limits.commandFreshMs },
+      reports.of(mid),
+      sentAt.get(mid),
+    );
     wakeAt(mid, Math.min(next ?? Infinity, Date.now() + resyncMs));
   }
 
