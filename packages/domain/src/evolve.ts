@@ -191,6 +191,8 @@ function outcome(d: Draft, event: Extract<MigrationEvent, { type: 'StepSucceeded
     next.status = 'succeeded';
     next.result = event.data.result;
     next.succeededOrder = s.events - 1;
+    if (current) delete next.succeededByOlderAttempt;
+    else next.succeededByOlderAttempt = true;
     delete next.error;
   } else {
     next.status = 'failed';

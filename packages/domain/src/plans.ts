@@ -152,6 +152,8 @@ function undone(s: MigrationState, key: string, e: Effect): boolean {
   if (c?.status !== 'succeeded') return false;
   const writes = key === targetImages ? Object.values(s.steps).filter((r) => r.step === 'streamImages') : [];
   const after = Math.max(...[e.rec, ...writes].map((r) => r.succeededOrder ?? -Infinity));
+  // An older attempt's success was intended before this record's: where, the record does not say.
+  if (c.resolvedBy === undefined && c.succeededByOlderAttempt) return after === -Infinity;
   const since = c.resolvedBy !== undefined ? (c.succeededOrder ?? c.order) : c.order;
   return since > after;
 }

@@ -146,6 +146,16 @@ describe('given a local disk copy the coordinator gave up, and its copy on the t
     assert.ok(planRollback(between).some((a) => a.key === 'removeFiles:target-disk0'));
   });
 
+  it("an older attempt's success after a new attempt was intended does not count as a removal after the late success", () => {
+    // Given the removal tried again for the late success (attempt 2), and attempt 1's success told once more after it
+    const log = [...beforeRemoval, late];
+    const again = decide(advance, fold(log, initialState()))[0]!;
+    const first = events[removed]!;
+    const told: MigrationEvent = { ...first, eventId: `${first.eventId}:again` };
+    // Then the removal is still to do: attempt 1 was intended before the copy's late success
+    assert.ok(planRollback([...log, again, told]).some((a) => a.key === 'removeFiles:target-disk0'));
+  });
+
   it('a removal resolved by an operator after the late success counts as done', () => {
     const again = decide(advance, fold([...beforeRemoval, late], initialState()))[0]!;
     const stuck: MigrationEvent = {

@@ -39,6 +39,8 @@ export type StepRecord = {
   executorEnded?: true;
   /** Where the step's success is in the log (a late one after the coordinator gave it up too): planRollbackOf. */
   succeededOrder?: number;
+  /** That success was an older attempt's, intended before this record's (`order`): planRollbackOf. */
+  succeededByOlderAttempt?: true;
 };
 
 /** An action that failed on every attempt: the migration waits for an operator (MigrationStuck). */
