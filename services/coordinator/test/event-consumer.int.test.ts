@@ -91,6 +91,8 @@ for (const when of ['its first reconciliation', 'the making of its event consume
     const port = await freePort();
     const own = await connectBus({ servers: server.url, name: 'event-consumer-test-stopped' });
     let stopAsked: Promise<void> | undefined;
+    const settled: string[] = [];
+    const stop = () => c.stop().then(() => void settled.push('stop'));
     const seen =
       when === 'its first reconciliation'
         ? own
@@ -99,7 +101,7 @@ for (const when of ['its first reconciliation', 'the making of its event consume
               const v: unknown = Reflect.get(target, key, receiver);
               if (key !== 'request') return typeof v === 'function' ? (v as () => unknown).bind(target) : v;
               return (subject: string, ...rest: unknown[]) => {
-                if (subject.includes('CONSUMER.') && subject.includes('.coordinator')) stopAsked ??= c.stop();
+                if (subject.includes('CONSUMER.') && subject.includes('.coordinator')) stopAsked ??= stop();
                 return (target.request as (...a: unknown[]) => unknown).call(target, subject, ...rest);
               };
             },
@@ -113,14 +115,15 @@ for (const when of ['its first reconciliation', 'the making of its event consume
     );
 
     // When it is stopped while it starts
-    const started = c.start();
-    if (when === 'its first reconciliation') stopAsked = c.stop();
+    const started = c.start().then(() => void settled.push('start'));
+    if (when === 'its first reconciliation') stopAsked = stop();
     await started;
+    assert.ok(stopAsked, 'the stop was asked');
     await stopAsked;
 
-    // Then the stop was asked, and nothing listens on its metrics port (before, the start went on after the stop and
-    // served them, its timers and socket keeping the process alive)
-    assert.ok(stopAsked, 'the stop was asked');
+    // Then the stop ended after the start (before, it ended at once, and the start went on after it), and nothing
+    // listens on its metrics port
+    assert.deepEqual(settled, ['start', 'stop']);
     assert.equal(await listening(port), 'ECONNREFUSED');
     await own.drain();
   });
