@@ -105,27 +105,33 @@ describe('given a rollback in the frozen window with a local disk copied to the 
   });
 });
 
-describe('given a local disk copy the coordinator gave up, and its copy on the target removed', () => {
-  // The streamer died in the copy (or lost the bus while its connection to the target still ran): the coordinator
-  // gave the copy up at its timeout, and the rollback removed the target's copy at once
-  const { events } = simulate({
-    ...scenario,
-    fault: { kind: 'crash', step: 'copyLocalDisk', nth: 1, partial: true },
-  });
+/**
+ * A migration whose transfer `step` the coordinator gave up (its streamer died in it, or lost the bus while its
+ * connection to the target still ran), rolled back: its log, where the removal `removal` succeeded in it, and the
+ * transfer's late success, as its streamer would append it.
+ */
+function gaveUpTransfer(step: 'copyLocalDisk' | 'streamImages', removal: string) {
+  const { events } = simulate({ ...scenario, fault: { kind: 'crash', step, nth: 1, partial: true } });
   const removed = events.findIndex(
-    (e) => e.type === 'StepSucceeded' && e.data.commandId.includes(':removeFiles:target-disk0:'),
+    (e) => e.type === 'StepSucceeded' && e.data.commandId.includes(`:removeFiles:${removal}:`),
   );
-  const beforeRemoval = events.slice(0, removed + 1);
-  const copy = events.find(
+  const transfer = events.find(
     (e): e is Extract<MigrationEvent, { type: 'StepIntended' }> =>
-      e.type === 'StepIntended' && e.data.step === 'copyLocalDisk',
+      e.type === 'StepIntended' && e.data.step === step,
   )!;
   const late = executorOutcome(
-    copy.data,
+    transfer.data,
     'StepSucceeded',
     { result: { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 } },
     Date.parse(m.now),
   );
+  return { events, removed, late };
+}
+
+describe('given a local disk copy the coordinator gave up, and its copy on the target removed', () => {
+  // The coordinator gave the copy up at its timeout, and the rollback removed the target's copy at once
+  const { events, removed, late } = gaveUpTransfer('copyLocalDisk', 'target-disk0');
+  const beforeRemoval = events.slice(0, removed + 1);
 
   it("a late success of the copy plans the copy's removal again: the copy was written after its removal", () => {
     assert.ok(removed > 0 && events.some((e) => e.type === 'MigrationRolledBack'));
@@ -190,23 +196,7 @@ describe('given a local disk copy the coordinator gave up, and its copy on the t
 });
 
 describe('given the memory images transfer the coordinator gave up, and the target image folder removed', () => {
-  const { events } = simulate({
-    ...scenario,
-    fault: { kind: 'crash', step: 'streamImages', nth: 1, partial: true },
-  });
-  const removed = events.findIndex(
-    (e) => e.type === 'StepSucceeded' && e.data.commandId.includes(':removeFiles:target-images:'),
-  );
-  const stream = events.find(
-    (e): e is Extract<MigrationEvent, { type: 'StepIntended' }> =>
-      e.type === 'StepIntended' && e.data.step === 'streamImages',
-  )!;
-  const late = executorOutcome(
-    stream.data,
-    'StepSucceeded',
-    { result: { bytes: 4096, files: 1, durationMs: 10, mbPerSec: 0.4 } },
-    Date.parse(m.now),
-  );
+  const { events, removed, late } = gaveUpTransfer('streamImages', 'target-images');
 
   it("a late success of the transfer plans the image folder's removal again: its images were written after it", () => {
     assert.ok(removed > 0);
