@@ -41,13 +41,8 @@ const uuidChecked = new Set<PloopCommand>([
   'snapshot-merge',
   'snapshot-list',
 ]);
-const oneDescriptor = new Set<PloopCommand>([
-  'snapshot',
-  'snapshot-delete',
-  'snapshot-switch',
-  'snapshot-merge',
-  'info',
-]);
+/** Commands that take exactly one descriptor, checked before anything else (snapshot-merge checks its own, later). */
+const oneDescriptor = new Set<PloopCommand>(['snapshot', 'snapshot-delete', 'snapshot-switch', 'info']);
 
 /** `ploop [-v…] <command> [options] ARGS`: the commands of host-tools.md §2 and §6. */
 export function ploopMain(argv: string[]): number {
@@ -62,10 +57,8 @@ export function ploopMain(argv: string[]): number {
   // 1648–1661).
   if (!isPloopCommand(cmd)) throw new ToolExit(EX.PARAM, usage());
   const { opts, args } = parseCommandLine(cmd, argv.slice(i + 1));
-  // These want exactly one descriptor ("argc != 1": snapshot 678–681, switch 790, delete 834, info 1126;
-  // snapshot-merge 890 after its -u/-A check below).
-  if (oneDescriptor.has(cmd) && cmd !== 'snapshot-merge' && args.length !== 1)
-    throw new ToolExit(EX.PARAM, commandUsage(cmd));
+  // These want exactly one descriptor ("argc != 1": snapshot 678–681, switch 790, delete 834, info 1126).
+  if (oneDescriptor.has(cmd) && args.length !== 1) throw new ToolExit(EX.PARAM, commandUsage(cmd));
   const one = (k: string) => opts.get(k)?.at(-1);
   const flag = (k: string) => opts.has(k);
   /** The one descriptor: a name not ending in .xml is refused with this command's usage (ops.ts resolveDd). */
