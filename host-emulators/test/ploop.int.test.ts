@@ -135,13 +135,42 @@ describe('ploop emulator: command lines, files, messages and exit codes', () => 
     assert.deepEqual([none.code, none.stderr.trim()], [38, '']);
   });
 
-  it('snapshot-switch is refused on a running device (38)', async () => {
+  it("snapshot-switch refuses in ploop 7's order (38), then goes back to the snapshot offline: a fresh top on it", async () => {
     await c.ok('node-a', 'ploop', ['snapshot', '-u', G1, dd]);
     await c.ok('node-a', 'ploop', ['mount', dd]);
-    const r = await c.run('node-a', 'ploop', ['snapshot-switch', '-u', G1, dd]);
-    assert.equal(r.code, 38);
-    assert.match(r.stderr, /running device/);
+    const G2 = '{3a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d}';
+    // Given a mounted disk, the refusals that come before the device check (lib/snapshot.c 836–852 at v7.0.280)
+    const refusal = async (guid: string) => {
+      const r = await c.run('node-a', 'ploop', ['snapshot-switch', '-u', guid, dd]);
+      return [r.code, r.stderr.trim()];
+    };
+    assert.deepEqual(await refusal(TOP), [38, `Nothing to do, already on ${TOP} snapshot`]);
+    assert.deepEqual(await refusal(G2), [38, `Can't find snapshot by uuid ${G2}`]);
+    // Then the device (870–878)
+    const [code, stderr] = await refusal(G1);
+    assert.equal(code, 38);
+    assert.match(
+      String(stderr),
+      /^Unable to perform switch to snapshot operation on running device \(\/dev\/ploop\d+\)$/,
+    );
     await c.ok('node-a', 'ploop', ['umount', dd]);
+    // When switched offline to G1, the top the snapshot made is removed and a new empty one made on G1
+    const deltas = () => readdirSync(join(c.shared, 'disk')).filter((f) => f.startsWith('root.hds.{'));
+    const [oldTop] = deltas();
+    const out = await c.ok('node-a', 'ploop', ['snapshot-switch', '-u', G1, dd]);
+    assert.match(
+      out,
+      new RegExp(
+        `^Removing .*${oldTop!.replace(/[{}.]/g, '\\$&')}\nploop snapshot has been successfully switched\n$`,
+      ),
+    );
+    const [newTop, ...more] = deltas();
+    assert.deepEqual(more, []);
+    assert.notEqual(newTop, oldTop);
+    assert.match(
+      await c.ok('node-a', 'ploop', ['snapshot-list', '-H', '-o', 'uuid,parent_uuid', dd]),
+      new RegExp(`^${TOP.replace(/[{}]/g, '\\$&')} +${G1.replace(/[{}]/g, '\\$&')}$`, 'm'),
+    );
     await c.ok('node-a', 'ploop', ['snapshot-merge', dd]);
   });
 

@@ -445,20 +445,26 @@ export function snapshotMerge(env: EmuEnv, dd: string, guidArg: string | undefin
   });
 }
 
+/**
+ * `ploop snapshot-switch -u G DD` (lib/snapshot.c ploop_switch_snapshot_ex 802–950): the disk goes back to snapshot G,
+ * the top delta dropped and a fresh empty one made on G, offline only. Its refusals in its order, each exit 38: G the
+ * top delta itself ("Nothing to do", 836–840; ploop compares with strcmp where this compares GUIDs in any case), no
+ * such snapshot (842–847), a temporary one (849–852), then a device running the disk (870–878).
+ */
 export function snapshotSwitch(env: EmuEnv, dd: string, guidArg: string): string[] {
   const guid = normalizeGuid(guidArg);
   return withDdLock(env, dd, (desc) => {
+    if (sameGuid(desc.top, guid)) throw new ToolExit(EX.PARAM, `Nothing to do, already on ${guid} snapshot`);
+    const shot = desc.shots.find((s) => sameGuid(s.guid, guid));
+    if (!shot) throw new ToolExit(EX.PARAM, `Can't find snapshot by uuid ${guid}`);
+    if (shot.temporary) throw new ToolExit(EX.PARAM, `Snapshot ${guid} is temporary`);
     const device = deviceOf(env, dd, desc);
     if (device)
       throw new ToolExit(
         EX.PARAM,
         `Unable to perform switch to snapshot operation on running device (${device.dev})`,
       );
-    const shot = desc.shots.find((s) => sameGuid(s.guid, guid));
-    if (!shot || shot.temporary) throw new ToolExit(EX.PARAM, `Can't find snapshot by uuid ${guid}`);
     const topShot = desc.shots.find((s) => sameGuid(s.guid, desc.top))!;
-    if (sameGuid(topShot.parent, guid))
-      throw new ToolExit(EX.PARAM, `Nothing to do: already on snapshot ${guid}`);
     const topImg = desc.images.find((i) => sameGuid(i.guid, desc.top))!;
     const fileName = `${desc.images[0]!.file}.{${randomUuid()}}`;
     const next: DiskDescriptor = {
