@@ -15,6 +15,11 @@ export const errorCodes = {
   stepTimeout: 'HAUL_STEP_TIMEOUT',
   /** A transfer moved no bytes for `stallMs` (recorded by the coordinator). */
   streamStalled: 'HAUL_STREAM_STALLED',
+  /**
+   * An agent's word that a command the coordinator gave up never ran on its host (fencing.ts neverRanHere): its
+   * executor has ended it (StepRecord.executorEnded).
+   */
+  notRun: 'HAUL_NOT_RUN',
   /** retry or resolve of a migration that is not waiting for an operator. */
   notStuck: 'HAUL_NOT_STUCK',
   /** resolve names another action than the one the migration is stuck on. */

@@ -47,11 +47,7 @@ export function mayStartRestore(
 ): FenceVerdict {
   const whole = wholeLog(events);
   if (!whole.ok) return whole;
-  const preflight = events.find((e) => e.type === 'StepSucceeded' && e.data.step === 'preflightTarget');
-  const before =
-    preflight?.type === 'StepSucceeded' && preflight.data.step === 'preflightTarget'
-      ? preflight.data.result.bootId
-      : undefined;
+  const before = preflightBootId(events, (step) => step === 'preflightTarget');
   if (before !== undefined && now.bootId !== undefined && before !== now.bootId)
     return {
       ok: false,
@@ -158,3 +154,50 @@ const isOutcome = (
   e: MigrationEvent,
 ): e is Extract<MigrationEvent, { type: 'StepSucceeded' | 'StepFailed' }> =>
   e.type === 'StepSucceeded' || e.type === 'StepFailed';
+
+/** What an agent knows of a command of its own node that it is about to skip (its outcome is in the log). */
+export type SkippedHere = {
+  node: string;
+  /** The host's boot id now. */
+  bootId: string;
+  /** The agent holds a command marker of it: a run of it began on this host and has not recorded its end. */
+  marked: boolean;
+};
+
+/**
+ * Did the command never run on this node, though the coordinator gave it up? Then its agent says so (a StepFailed of
+ * `errorCodes.notRun`), which the fold takes as the executor's end of it (StepRecord.executorEnded), so that an
+ * operator's stop of the target need not vouch for a start that never began (landMayStillRun). True only when:
+ * - the command's outcomes in the log are all the coordinator's (an executor's outcome says more already);
+ * - the agent holds no marker of it: a marker is written before any host work of a command, and removed only once
+ *   its outcome is in the log or its refusal recorded (node-agent markers.ts);
+ * - the host has not rebooted since its node's preflight recorded its boot id: a marker is not synced to disk, so a
+ *   crash of the machine may lose one, never a crash of the agent. The preflight precedes every other command of the
+ *   migration on its node; a preflight itself is never said not run.
+ */
+export function neverRanHere(
+  events: readonly MigrationEvent[],
+  commandId: string,
+  here: SkippedHere,
+): boolean {
+  if (here.marked) return false;
+  const outcomes = events.filter((e) => isOutcome(e) && e.data.commandId === commandId);
+  if (outcomes.length === 0 || outcomes.some((e) => e.actor.service !== 'coordinator')) return false;
+  const bootId = preflightBootId(events, (_step, node) => node === here.node);
+  return bootId !== undefined && bootId === here.bootId;
+}
+
+/** The boot id the first preflight that `which` takes recorded. */
+function preflightBootId(
+  events: readonly MigrationEvent[],
+  which: (step: 'preflightSource' | 'preflightTarget', node: string) => boolean,
+): string | undefined {
+  for (const e of events)
+    if (
+      e.type === 'StepSucceeded' &&
+      (e.data.step === 'preflightSource' || e.data.step === 'preflightTarget') &&
+      which(e.data.step, e.data.node)
+    )
+      return e.data.result.bootId;
+  return undefined;
+}

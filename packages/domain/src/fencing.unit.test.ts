@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { MigrationEvent } from '@haul/schemas';
 import { fold } from './evolve.ts';
-import { judgedAgain, mayResumeSource, mayStartRestore, resumeVerdict } from './fencing.ts';
+import { judgedAgain, mayResumeSource, mayStartRestore, neverRanHere, resumeVerdict } from './fencing.ts';
 import { initialState } from './state.ts';
 
 const ev = (type: MigrationEvent['type'], data: Record<string, unknown> = {}): MigrationEvent =>
@@ -161,5 +161,48 @@ describe('the commit-point fence', () => {
     const rest = [ev('StepIntended', { commandId: 'c3' })];
     for (const v of [mayResumeSource(rest), mayStartRestore(rest), mayResumeSource([]), mayStartRestore([])])
       assert.deepEqual(v.ok ? 'ok' : v.code, 'HAUL_LOG_INCOMPLETE');
+  });
+});
+
+describe('an agent skipping a command given up before it began: may it say the command never ran here?', () => {
+  // Given the target's preflight (boot-1) and a start there that the coordinator gave up (its timeout)
+  const preflight = (node: string, bootId: string) =>
+    ({
+      ...ev('StepSucceeded', { commandId: `p-${node}`, step: 'preflightTarget', node, result: { bootId } }),
+      eventId: `p-${node}`,
+    }) as MigrationEvent;
+  const gaveUp = {
+    ...ev('StepFailed', {
+      commandId: 'c-start',
+      step: 'startTarget',
+      node: 'node-b',
+      attempt: 1,
+      error: { code: 'HAUL_STEP_TIMEOUT', message: 'startTarget:- gave no result within 180000 ms' },
+    }),
+    actor: { service: 'coordinator', node: 'coordinator' },
+  } as MigrationEvent;
+  const log = [requested, preflight('node-b', 'boot-1'), gaveUp];
+  const here = { node: 'node-b', bootId: 'boot-1', marked: false };
+
+  it('yes: only the coordinator recorded its outcome, no marker of it, and the host booted before its preflight', () =>
+    assert.equal(neverRanHere(log, 'c-start', here), true));
+  it('no, while the agent holds its marker: a run of it began here and recorded no end', () =>
+    assert.equal(neverRanHere(log, 'c-start', { ...here, marked: true }), false));
+  it('no, once the host rebooted since its preflight: a crash of the machine may have lost the marker', () =>
+    assert.equal(neverRanHere(log, 'c-start', { ...here, bootId: 'boot-2' }), false));
+  it("no, when its node's preflight is not in the log (the boot it ran in is unknown)", () => {
+    assert.equal(neverRanHere([requested, gaveUp], 'c-start', here), false);
+    // another node's preflight of the same boot id says nothing of this one
+    assert.equal(neverRanHere([requested, preflight('node-a', 'boot-1'), gaveUp], 'c-start', here), false);
+  });
+  it('no, when an executor recorded an outcome of it (its own end says more), or nobody any', () => {
+    const late = {
+      ...gaveUp,
+      eventId: 'late',
+      actor: { service: 'node-agent', node: 'node-b' },
+    } as MigrationEvent;
+    assert.equal(neverRanHere([...log, late], 'c-start', here), false);
+    assert.equal(neverRanHere(log.slice(0, 2), 'c-start', here), false);
+    assert.equal(neverRanHere(log, 'c-other', here), false);
   });
 });

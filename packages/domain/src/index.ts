@@ -67,7 +67,14 @@ export {
 } from './disk-passes.ts';
 export { projectStatus, sealedStatus, statusSnapshot, statusVersion } from './status.ts';
 export { operatorActionOf, type OperatorAction } from './state.ts';
-export { judgedAgain, mayStartRestore, mayResumeSource, type FenceVerdict } from './fencing.ts';
+export {
+  judgedAgain,
+  mayStartRestore,
+  mayResumeSource,
+  neverRanHere,
+  type FenceVerdict,
+  type SkippedHere,
+} from './fencing.ts';
 export {
   checkPreflight,
   checkRoom,

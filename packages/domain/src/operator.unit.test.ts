@@ -6,7 +6,7 @@ import { apply, brokenInvariants } from '../test/host-model.ts';
 import { executorOutcome, meta, simulate, type SimScenario } from '../test/simulate.ts';
 import type { DecideInput } from './decide.ts';
 import { fold } from './evolve.ts';
-import { CommandRejectedError } from './errors.ts';
+import { CommandRejectedError, errorCodes } from './errors.ts';
 import { maxAttemptNumber, resolve as resolveOf, retry as retryOf } from './operator.ts';
 import { initialState, type MigrationState, type StepRecord } from './state.ts';
 import { projectStatus } from './status.ts';
@@ -359,6 +359,40 @@ describe('given the target restore given up with its agent silent, and the rollb
     );
     const [resolved] = given([...events, late])
       .when(resolveStop())
+      .then([{ type: 'ActionResolved', data: { action: 'stopTarget:-' } }]);
+    assert.equal((resolved!.data as { targetIdle?: true }).targetIdle, undefined);
+  });
+});
+
+describe("given restart mode's start on the target given up with its agent silent, and the rollback stuck on stopping the target", () => {
+  const { events } = simulate({
+    ...base,
+    mode: 'restart',
+    fault: { kind: 'crash', step: 'startTarget', nth: 1, partial: false },
+    alsoFail: { step: 'stopTarget', times: always },
+  });
+  const start = ofType(events, 'StepIntended').find((e) => e.data.step === 'startTarget')!;
+  const resolve: Extract<DecideInput, { kind: 'Resolve' }> = {
+    kind: 'Resolve',
+    action: 'stopTarget:-',
+    reason: 'vzctl status says stopped',
+    meta: m,
+  };
+
+  it('a resolve of stopTarget needs targetIdle while nothing says the start ended', () => {
+    assert.equal(statusOf(events).stuck?.action, 'stopTarget:-');
+    given(events).when(resolve).thenThrows('HAUL_FENCED');
+  });
+
+  it("once the target's agent says the start never ran there (HAUL_NOT_RUN), it is resolved without it", () => {
+    const notRun = executorOutcome(
+      start.data,
+      'StepFailed',
+      { error: { code: errorCodes.notRun, message: 'never ran on node-b' } },
+      Date.parse(m.now),
+    );
+    const [resolved] = given([...events, notRun])
+      .when(resolve)
       .then([{ type: 'ActionResolved', data: { action: 'stopTarget:-' } }]);
     assert.equal((resolved!.data as { targetIdle?: true }).targetIdle, undefined);
   });

@@ -44,6 +44,7 @@ import {
   judgedAgain,
   mayRunBefore,
   misaddressed,
+  neverRanHere,
   runsBefore,
   runsInOrder,
 } from '@haul/domain';
@@ -280,10 +281,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   ): Promise<RunVerdict> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     const logNow = read ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
-    if (hasOutcome(logNow, cmd.commandId)) {
-      mlog.info('duplicate delivery: the outcome is already in the log');
-      return {};
-    }
+    if (hasOutcome(logNow, cmd.commandId)) return skipped(cmd, logNow, mlog);
     // Handed over before an earlier command of its migration (after a restart): that one runs first.
     const after = mayRunBefore(logNow, cmd) ? runsBefore(fold(logNow, initialState()), cmd) : undefined;
     if (after) return { after };
@@ -317,14 +315,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
    */
   async function afterTheWait(cmd: StepCommand, mlog: Logger): Promise<RunVerdict | undefined> {
     if (ac.signal.aborted) return { back: true };
-    const fate = commandFate(
-      (await eventLog.read(cmd.migrationId)).events.map((e) => e.event),
-      cmd.commandId,
-    );
-    if (fate === 'done') {
-      mlog.warn('given up while it waited for its CT (its outcome is in the log): not run');
-      return {};
-    }
+    const events = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
+    const fate = commandFate(events, cmd.commandId);
+    if (fate === 'done') return skipped(cmd, events, mlog);
     if (fate === 'ended')
       return {
         refused: {
@@ -333,6 +326,28 @@ export function createNodeAgent(deps: NodeAgentDeps) {
         },
       };
     return undefined;
+  }
+
+  /**
+   * A command whose outcome is in the log already is not run: a duplicate delivery, or one the coordinator gave up
+   * (its timeout) before this agent came to it. In the second case, when no run of it began on this host
+   * (neverRanHere), the agent says so: the log then holds its executor's end of it, which an operator's stop of the
+   * target would otherwise have to vouch for (landMayStillRun).
+   */
+  function skipped(cmd: StepCommand, events: readonly MigrationEvent[], mlog: Logger): RunVerdict {
+    const here = { node: cfg.node, bootId: cfg.bootId, marked: markers.has(cmd.commandId) };
+    if (!neverRanHere(events, cmd.commandId, here)) {
+      mlog.info('its outcome is already in the log: not run');
+      return {};
+    }
+    mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
+    const error = {
+      code: errorCodes.notRun,
+      message: `${cmd.commandId} never ran on ${cfg.node}: the coordinator gave it up before it began there`,
+    };
+    const data = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt, error };
+    // Its own event id: one such word per command however many deliveries say it (the server's duplicate window).
+    return { outcome: event(cmd.migrationId, 'StepFailed', data, `${cmd.commandId}:not-run`) as StepOutcome };
   }
 
   /** The step's handler, its result or error as the outcome event. */

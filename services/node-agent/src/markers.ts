@@ -48,6 +48,10 @@ export function createCommandMarkers(dir: string) {
       writeFileSync(p, JSON.stringify(marker));
       return inDoubt;
     },
+    /** A run of the command began on this host and has not recorded its end (nor its refusal). */
+    has(commandId: string): boolean {
+      return existsSync(pathOf(commandId));
+    },
     /** The outcome is in the log: forget the command. */
     end(commandId: string): void {
       rmSync(pathOf(commandId), { force: true });

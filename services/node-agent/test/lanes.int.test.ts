@@ -18,7 +18,7 @@ import {
   type EventLog,
 } from '@haul/bus';
 import { errorCodes } from '@haul/domain';
-import { createValidators, type HostResult, type StepCommand } from '@haul/schemas';
+import { createValidators, type HostResult, type MigrationEvent, type StepCommand } from '@haul/schemas';
 import {
   awaitEvent,
   outcomeOf,
@@ -28,6 +28,7 @@ import {
   type NatsServer,
 } from '@haul/test';
 import { createNodeAgent, type NodeAgent } from '../src/app.ts';
+import { createCommandMarkers } from '../src/markers.ts';
 import type { AgentHost } from '../src/host.ts';
 import { CommandFailedError } from '../src/adapters/exec.ts';
 
@@ -93,6 +94,8 @@ const host: AgentHost = {
     },
   },
 };
+/** The host's boot id, as the agents of this file read it. */
+const bootId = randomUUID();
 const busFailedOnce = new Set<string>();
 const ranReconciled: boolean[] = [];
 
@@ -110,7 +113,7 @@ const agentOn = (node: string, stateDir: string, over: AgentHost, logStreamOf = 
       sharedRoots: [],
       maxLeaseMs: maxFrozenLeaseMs,
       heartbeatMs: limits.heartbeatMs,
-      bootId: randomUUID(),
+      bootId,
     },
     trust,
     host: over,
@@ -166,10 +169,43 @@ const requested = (mid: string, ctid: string) =>
       imageRoots: { source: '/var/local/haul', target: '/var/local/haul' },
     },
   });
+/** node-a's preflight, which recorded the host's boot id (`boot`). */
+const preflighted = (mid: string, boot = bootId) =>
+  eventLog.append({
+    eventId: `${mid}:preflighted`,
+    migrationId: mid,
+    type: 'StepSucceeded',
+    actor: { service: 'node-agent', node: 'node-a' },
+    time: new Date().toISOString(),
+    schemaVersion: 1,
+    data: {
+      commandId: `${mid}:preflightSource:-:1`,
+      step: 'preflightSource',
+      node: 'node-a',
+      attempt: 1,
+      result: {
+        configPresent: true,
+        running: true,
+        criuVersion: '3.17',
+        memTrack: true,
+        cpuFlags: [],
+        imageDir: `/var/local/haul/haul-${mid}`,
+        disks: [],
+        freeBytes: 1e12,
+        bootId: boot,
+      },
+    },
+  });
 const send = (c: StepCommand) => sendCommand(nc, validators, trust, c);
 /** The coordinator gives a command up: its step timed out. */
 const givenUp = (c: StepCommand) => eventLog.append(stepTimedOut(c));
 const outcome = (c: StepCommand) => awaitEvent(eventLog, c.migrationId, outcomeOf(c.commandId), 30_000);
+/** The agent's word that `c` never ran on its host. */
+const notRun = (c: StepCommand) => (e: MigrationEvent) =>
+  e.type === 'StepFailed' &&
+  e.data.commandId === c.commandId &&
+  e.data.error.code === errorCodes.notRun &&
+  e.actor.service !== 'coordinator';
 
 describe('node agent: migrations side by side, each one in order', () => {
   it("given one migration's step running, when another migration's command comes, then it runs and ends meanwhile", async () => {
@@ -261,6 +297,7 @@ describe('node agent: migrations side by side, each one in order', () => {
     await vStarted;
     const w = lock('m-lanes-w2', 1, '104');
     await requested('m-lanes-w2', '104');
+    await preflighted('m-lanes-w2');
     await intend(w);
     await send(w);
     await logged('a step of another migration of this CT still runs here', 'm-lanes-w2');
@@ -269,8 +306,9 @@ describe('node agent: migrations side by side, each one in order', () => {
     await givenUp(w);
     held.get(v.commandId)!.end();
 
-    // Then W2's step never begins: the agent read the log again after the wait
-    await logged('given up while it waited for its CT', 'm-lanes-w2');
+    // Then W2's step never begins: the agent read the log again after the wait, and says in it that W2's never ran
+    const said = await awaitEvent(eventLog, 'm-lanes-w2', notRun(w), 30_000);
+    assert.deepEqual(said.actor, { service: 'node-agent', node: 'node-a' });
     await outcome(v);
     assert.deepEqual(seen, [`${v.commandId} start`, `${v.commandId} end`]);
     seen.length = 0;
@@ -302,6 +340,58 @@ describe('node agent: migrations side by side, each one in order', () => {
     // And the next one does not wait behind it for the step's timeout: it runs
     assert.equal((await outcome(next)).type, 'StepSucceeded');
     assert.deepEqual(seen, [`${next.commandId} start`, `${next.commandId} end`]);
+    seen.length = 0;
+  });
+});
+
+describe('node agent: a command the coordinator gave up before it came to the agent', () => {
+  /** Migration `mid` of CT `ctid` preflighted on node-a in `boot`, its lock intended and then given up. */
+  async function givenUpBeforeDelivery(mid: string, ctid: string, boot = bootId): Promise<StepCommand> {
+    const c = lock(mid, 1, ctid);
+    await requested(mid, ctid);
+    await preflighted(mid, boot);
+    await intend(c);
+    await givenUp(c);
+    return c;
+  }
+  /** Its next command, sent after it: in order, its outcome says the agent has handled the first. */
+  async function nextHandled(mid: string, ctid: string): Promise<void> {
+    const next = lock(mid, 2, ctid);
+    await intend(next);
+    await send(next);
+    assert.equal((await outcome(next)).type, 'StepSucceeded');
+  }
+  const saysNotRun = async (mid: string, c: StepCommand) =>
+    (await eventLog.read(mid)).events.filter((e) => notRun(c)(e.event)).length;
+
+  it('given no run of it began on this host, when it comes, then the agent does not run it and says it never ran', async () => {
+    const c = await givenUpBeforeDelivery('m-lanes-n1', '106');
+    await send(c);
+    const said = await awaitEvent(eventLog, 'm-lanes-n1', notRun(c), 30_000);
+    assert.ok(said.type === 'StepFailed');
+    assert.deepEqual(
+      [said.actor.service, said.data.node, said.data.step],
+      ['node-agent', 'node-a', 'lockSource'],
+    );
+    await nextHandled('m-lanes-n1', '106');
+    assert.deepEqual(seen, [`m-lanes-n1:lockSource:2:1 start`, `m-lanes-n1:lockSource:2:1 end`]);
+    seen.length = 0;
+  });
+
+  it("given its marker on the host (an earlier agent began it and died), then nothing is said: its run's end is unknown", async () => {
+    const c = await givenUpBeforeDelivery('m-lanes-n2', '107');
+    createCommandMarkers(join(dir, 'state', 'commands')).begin(c.commandId);
+    await send(c);
+    await nextHandled('m-lanes-n2', '107');
+    assert.equal(await saysNotRun('m-lanes-n2', c), 0);
+    seen.length = 0;
+  });
+
+  it('given the host rebooted since its preflight (a marker may have been lost), then nothing is said', async () => {
+    const c = await givenUpBeforeDelivery('m-lanes-n3', '108', randomUUID());
+    await send(c);
+    await nextHandled('m-lanes-n3', '108');
+    assert.equal(await saysNotRun('m-lanes-n3', c), 0);
     seen.length = 0;
   });
 });
