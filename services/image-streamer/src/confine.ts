@@ -146,12 +146,15 @@ function diskLink(p: string, links: Map<string, string>): string | undefined {
 
 /**
  * Create the folders of `rel` below `base` (which exists) one component at a time, refusing any component that is a
- * link or not a folder: a plain `mkdir -p` would follow a link planted on the way.
+ * link or not a folder: a plain `mkdir -p` would follow a link planted on the way. Returns the folders it made, the
+ * outermost first.
  */
-export function mkdirsNoFollow(base: string, rel: string, mode = 0o755): void {
+export function mkdirsNoFollow(base: string, rel: string, mode = 0o755): string[] {
+  const made: string[] = [];
   for (const p of prefixes(base, rel)) {
     try {
       mkdirSync(p, mode);
+      made.push(p);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
@@ -159,6 +162,7 @@ export function mkdirsNoFollow(base: string, rel: string, mode = 0o755): void {
     if (!st.isDirectory())
       throw new Error(`${p} is ${st.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}`);
   }
+  return made;
 }
 
 /** Open flags that never follow a link in the last component (ELOOP instead). */

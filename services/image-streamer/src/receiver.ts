@@ -1,4 +1,4 @@
-import { closeSync, lstatSync, mkdirSync, openSync, symlinkSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, rmdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -240,9 +240,11 @@ export function createReceiver(opts: ReceiverOptions) {
     active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
     let read: ReadBackAnswer;
     try {
-      mkdirSync(root, { recursive: true });
-      mkdirsNoFollow(root, relative(root, offer.targetDir));
-      for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
+      const late = await makeFolders(offer, root);
+      if (late) {
+        release();
+        return late;
+      }
       read = await readBackFor(offer, o);
     } catch (err) {
       release();
@@ -255,6 +257,33 @@ export function createReceiver(opts: ReceiverOptions) {
     }
     receive(offer, read.verified);
     return { ok: true, verified: read.verified, finishesVerified: true };
+  }
+
+  /**
+   * Make the offer's target folder and the manifest's folders. The offer was checked against the log before (intended),
+   * and the transfer may have been given up since, its removal run: then a target folder made here would be left
+   * behind, and nothing would remove it again. So once this made the target folder, the offer is checked again, and a
+   * refusal now removes the (empty) folders it made. A target folder that was there already is the removal's to take:
+   * made before the give-up, it is removed after it, and a reception into it then fails (its folder is gone).
+   */
+  async function makeFolders(offer: StreamOffer, root: string): Promise<Refusal | undefined> {
+    mkdirSync(root, { recursive: true });
+    // A folder made on the way to the target folder means the target folder was made too (it is the last one).
+    const chain = mkdirsNoFollow(root, relative(root, offer.targetDir));
+    const made = [...chain];
+    for (const e of offer.manifest)
+      if (e.kind === 'dir') made.push(...mkdirsNoFollow(offer.targetDir, e.path));
+    if (chain.length === 0) return undefined;
+    const late = await opts.intended(offer);
+    if (!late) return undefined;
+    for (const dir of made.reverse()) {
+      try {
+        rmdirSync(dir);
+      } catch (err) {
+        opts.log.warn({ dir, err }, 'cannot remove a folder this offer made');
+      }
+    }
+    return late;
   }
 
   /** Connect to the sender and receive: the slot counted for the offer is released when the connection closes. */

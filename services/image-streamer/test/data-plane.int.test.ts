@@ -329,6 +329,45 @@ describe('the receiving side', () => {
   );
 
   it(
+    'checks an offer again once it made the target folder: given up meanwhile, it is refused and the folders it made removed',
+    { timeout: 30_000 },
+    async () => {
+      // Given a transfer whose offer the log intends, and whose command the coordinator gives up right after that
+      // check (its removal of the target folder may have run before the folder is made)
+      const trap = await fakeSender(() => {});
+      register('node-a', trap.port);
+      const givenUp = {
+        ok: false,
+        error: { code: 'HAUL_OFFER_NOT_INTENDED', field: 'transferId', message: 'the transfer has ended' },
+      } as const;
+      let checks = 0;
+      const receiver = createReceiver({
+        allowedRoots: [root],
+        log,
+        registry,
+        intended: () => Promise.resolve(checks++ === 0 ? undefined : givenUp),
+      });
+      const withDirs = (target: string): StreamOffer => {
+        const o = offer('node-a', trap.port, target);
+        return { ...o, manifest: [{ path: 'dump/1', kind: 'dir' }, ...o.manifest] };
+      };
+      // When its offer comes into a folder not there yet: refused on the second check, nothing left behind
+      assert.deepEqual(await receiver.accept(withDirs('late/one')), givenUp);
+      assert.equal(checks, 2);
+      assert.ok(!existsSync(join(root, 'late')), 'the folders the offer made are gone');
+      // When it comes into a folder there already (an earlier pass's): one check, its removal takes the folder
+      mkdirSync(join(root, 'kept'));
+      checks = 0;
+      assert.equal((await receiver.accept(withDirs('kept'))).ok, true);
+      assert.equal(checks, 1);
+      await until(() => trap.seen.length === 1, 'the receiver connected for the accepted offer only');
+      await Promise.all(trap.seen.map((raw) => (raw.destroy(), closed(raw))));
+      await until(() => receiver.active() === 0, 'the receiver let it go');
+      await trap.close();
+    },
+  );
+
+  it(
     'closes a data connection on which the sender sends nothing, or garbage, and frees it',
     { timeout: 30_000 },
     async () => {
