@@ -337,7 +337,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   function skipped(cmd: StepCommand, events: readonly MigrationEvent[], mlog: Logger): RunVerdict {
     const here = { node: cfg.node, bootId: cfg.bootId, marked: markers.has(cmd.commandId) };
     if (!neverRanHere(events, cmd.commandId, here)) {
-      mlog.info('its outcome is already in the log: not run');
+      mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
       return {};
     }
     mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
