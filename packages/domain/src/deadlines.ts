@@ -1,5 +1,6 @@
 import type { TransferProgress } from '@haul/schemas';
 import { queueOf, runsInOrder } from './dispatch-order.ts';
+import { givenUpCodes } from './errors.ts';
 import { inFlight, type MigrationState, type StepRecord } from './state.ts';
 import { stepTable } from './steps.ts';
 
@@ -32,28 +33,48 @@ export type SentAt = Readonly<Record<string, number>>;
 
 /**
  * Where step `r` of an in-order executor (a node agent: dispatch-order.ts) stands in its queue: behind the earliest
- * step of the migration on that queue intended before it and still in flight (it has not begun), or free since the
- * latest outcome of those before it (ms since the epoch; -Infinity when there were none). A shared disk's three steps
- * are intended at once for every disk, and the source agent runs them one after the other: timed from their intent,
- * the second disk's backup (30 s) waited behind the first's two ploop snapshots in its time, and slow shared storage
- * rolled the migration back for nothing. An outcome's time is its executor's clock, as the executor's own command
- * check reads it (@haul/bus laneEnds).
+ * step of the migration on that queue intended before it that its agent may not have ended yet (it has not begun),
+ * or free since the latest outcome of those before it (ms since the epoch; -Infinity when there were none). A shared
+ * disk's three steps are intended at once for every disk, and the source agent runs them one after the other: timed
+ * from their intent, the second disk's backup (30 s) waited behind the first's two ploop snapshots in its time, and
+ * slow shared storage rolled the migration back for nothing. An outcome's time is its executor's clock, as the
+ * executor's own command check reads it (@haul/bus laneEnds).
+ *
+ * A step its agent may not have ended: one in flight, whose deadline `r` waits for (`headEndsAt` absent); or one the
+ * coordinator gave up while `r` was queued behind it (`r` intended before that give-up) and whose executor has not
+ * reported an end since, which its agent may still run: `r` was given up with it, or is once its own command may
+ * have been checked (`headEndsAt`, the give-up's time). Timed from the give-up instead, a step stored less than
+ * commandFreshMs before it waited a whole timeout more behind an agent that may be dead. A step intended after the
+ * give-up (a compensation) is timed from it, as before.
  */
-export function queuePlace(s: MigrationState, r: StepRecord): { behind: StepRecord } | { freedAt: number } {
+export function queuePlace(
+  s: MigrationState,
+  r: StepRecord,
+): { behind: StepRecord; headEndsAt?: number } | { freedAt: number } {
   if (!runsInOrder[r.command.executor]) return { freedAt: -Infinity };
   let freedAt = -Infinity;
   let behind: StepRecord | undefined;
   for (const o of Object.values(s.steps)) {
     if (o.order >= r.order || queueOf(o.command) !== queueOf(r.command)) continue;
-    if (o.status === 'intended') {
+    if (o.status === 'intended' || givenUpWhileQueued(o, r)) {
       if (!behind || o.order < behind.order) behind = o;
       continue;
     }
     const ended = o.outcomeAt ?? o.finishedAt;
     if (ended !== undefined) freedAt = Math.max(freedAt, Date.parse(ended));
   }
-  return behind ? { behind } : { freedAt };
+  if (!behind) return { freedAt };
+  return behind.status === 'intended' ? { behind } : { behind, headEndsAt: Date.parse(behind.outcomeAt!) };
 }
+
+/** `o` was given up by the coordinator after `r` was intended, and its executor has reported no end of it since. */
+const givenUpWhileQueued = (o: StepRecord, r: StepRecord): boolean =>
+  o.status === 'failed' &&
+  !o.executorEnded &&
+  o.outcomeOrder !== undefined &&
+  o.outcomeAt !== undefined &&
+  r.order < o.outcomeOrder &&
+  givenUpCodes.includes(o.error?.code ?? '');
 
 /**
  * When the coordinator stops waiting for an in-flight step (ms since the epoch): past `timeoutAt` the step timed
@@ -77,7 +98,7 @@ export function deadlinesOf(
   const place = queuePlace(s, r);
   const stored = Math.max(Date.parse(r.intendedAt), sentAt[r.command.commandId] ?? -Infinity);
   if ('behind' in place) {
-    const head = deadlinesOf(s, place.behind, times, transfers, sentAt).timeoutAt;
+    const head = place.headEndsAt ?? deadlinesOf(s, place.behind, times, transfers, sentAt).timeoutAt;
     const fresh = Math.min(times.freshMs, r.command.timeoutMs / 2);
     return { timeoutAt: Math.max(head, stored + fresh), behind: place.behind };
   }

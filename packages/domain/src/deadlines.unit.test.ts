@@ -157,4 +157,46 @@ describe("a node agent's steps, run one after the other in the order they were i
     assert.ok(!failedSteps(tick(t0 + first + 1)).includes('backupDescriptor:1'));
     assert.ok(failedSteps(tick(t0 + first - 2_000 + commandFreshMs + 1)).includes('backupDescriptor:1'));
   });
+
+  it('and once the step it waited behind is given up, it is still given up commandFreshMs after its store, not a whole timeout after that give-up', () => {
+    // Given the same step stored 2 s before the first step's deadline, and the tick at that deadline folded: the
+    // first step given up (its agent may still run it: nothing ended it), this one left in flight
+    const first = intentOf('backupDescriptor', '0').data.timeoutMs;
+    const late = intentOf('backupDescriptor', '1').data.commandId;
+    const sentAt = { [late]: t0 + first - 2_000 };
+    const tickAt = (state: MigrationState, now: number) =>
+      decide({ kind: 'Tick', meta: { ...meta(now), sentAt } }, state);
+    const firstTick = tickAt(given(), t0 + first + 1);
+    assert.ok(!failedSteps(firstTick).includes('backupDescriptor:1'));
+    const s = fold([...chain, ...firstTick], initialState());
+    assert.equal(s.steps['backupDescriptor:1']?.status, 'intended');
+
+    // Then its deadline is commandFreshMs after its store (before: a whole timeout after the first step's give-up)
+    const due = t0 + first - 2_000 + commandFreshMs + 1;
+    assert.equal(nextDeadline(s, times, {}, sentAt), due);
+    const [failed] = tickAt(s, due).filter((e) => e.type === 'StepFailed');
+    assert.ok(failed?.type === 'StepFailed');
+    assert.match(failed.data.error.message, /^backupDescriptor:1 never began: backupDescriptor:0 before it/);
+
+    // And once the agent has reported its end of each step before it on its queue (the first one's late failure, and
+    // that the two given up behind it never ran), the queue is free: the step is timed from there as usual
+    const endOf = (step: string, code: string) =>
+      executorOutcome(
+        intentOf(step, '0').data,
+        'StepFailed',
+        { error: { code, message: 'ended' } },
+        t0 + first + 500,
+      );
+    const ends = [
+      endOf('backupDescriptor', 'HAUL_TOOL_FAILED'),
+      endOf('snapshotOrigin', 'HAUL_NOT_RUN'),
+      endOf('snapshotCopy', 'HAUL_NOT_RUN'),
+    ];
+    const timeout = intentOf('backupDescriptor', '1').data.timeoutMs;
+    const freed = fold([...chain, ...firstTick, ...ends], initialState());
+    assert.equal(nextDeadline(freed, times, {}, sentAt), t0 + first + 1 + timeout + 1);
+    // but not while one of them has not
+    const notYet = fold([...chain, ...firstTick, ...ends.slice(0, 2)], initialState());
+    assert.equal(nextDeadline(notYet, times, {}, sentAt), due);
+  });
 });
