@@ -222,6 +222,22 @@ export async function verifiedPrefix(
 export const WRITE_SLICE = 64 * 1024;
 
 /**
+ * Write `length` bytes of `data` from `at` at file position `position`, all of them: in slices of WRITE_SLICE, each
+ * written again from where a short write left it. Node's writeSync returns what the one write(2) took, and a disk or
+ * a quota or a file size limit that fills up mid-slice takes part of it without an error; the next write then
+ * reports why (ENOSPC, EDQUOT, EFBIG), or, taking nothing, is refused here. Before, a short write went unnoticed: the
+ * chunk's sum was recorded, the prefix advanced, and the finished file held zeros where bytes never came.
+ */
+export function writeAllAt(fd: number, data: Buffer, at: number, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = writeSync(fd, data, at + done, Math.min(WRITE_SLICE, length - done), position + done);
+    if (n <= 0) throw new Error(`write at ${position + done} took no bytes`);
+    done += n;
+  }
+}
+
+/**
  * Writes are synchronous, on the event loop, on purpose: measured here, the same page-cache writes issued from
  * libuv's thread pool took several times the kernel time, and a 64 KiB page-cache write blocks for microseconds.
  * A disk that falls behind slows the reads, which pushes back on the sender through TCP.
@@ -262,7 +278,7 @@ export class PartFile {
       MAGIC.copy(h);
       h.writeBigUInt64LE(BigInt(size), 8);
       try {
-        writeSync(this.sumsFd, h, 0, HEADER, 0);
+        writeAllAt(this.sumsFd, h, 0, HEADER, 0);
       } catch (err) {
         this.close(); // a full disk: both descriptors go with the failure, not with the process
         throw err;
@@ -275,11 +291,10 @@ export class PartFile {
    * written) and advance the prefix.
    */
   write(offset: number, data: Buffer, digest: number): void {
-    for (let at = 0; at < data.length; at += WRITE_SLICE)
-      writeSync(this.fd, data, at, Math.min(WRITE_SLICE, data.length - at), offset + at);
+    writeAllAt(this.fd, data, 0, data.length, offset);
     this.slot.writeUInt32LE(digest, 0);
     this.slot.writeUInt32LE(data.length, 4);
-    writeSync(this.sumsFd, this.slot, 0, SLOT, HEADER + (offset / CHUNK) * SLOT);
+    writeAllAt(this.sumsFd, this.slot, 0, SLOT, HEADER + (offset / CHUNK) * SLOT);
     if (offset < this.prefix) return;
     this.arrived.add(offset);
     while (this.arrived.delete(this.prefix)) this.prefix = Math.min(this.size, this.prefix + CHUNK);

@@ -1,6 +1,6 @@
-import { closeSync, constants, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, openSync } from 'node:fs';
 import { noFollow, regularFileSize } from './confine.ts';
-import { syncKeepingFailure, WRITE_SLICE } from './part-file.ts';
+import { syncKeepingFailure, writeAllAt } from './part-file.ts';
 
 /**
  * A file of a disk copy updated in place by a later pass (an update offer): the extents a pass sends are written
@@ -21,8 +21,7 @@ export class UpdateFile {
   }
 
   write(offset: number, data: Buffer): void {
-    for (let at = 0; at < data.length; at += WRITE_SLICE)
-      writeSync(this.fd, data, at, Math.min(WRITE_SLICE, data.length - at), offset + at);
+    writeAllAt(this.fd, data, 0, data.length, offset);
   }
 
   /** Give the file its size; `durable`: its data reaches the disk before this settles. */

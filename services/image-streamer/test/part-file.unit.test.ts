@@ -200,3 +200,58 @@ describe('a durable finish whose sync fails', () => {
     assert.doesNotThrow(() => u.close());
   });
 });
+
+describe('a write the disk takes only part of (a full disk, a quota, a file size limit)', () => {
+  /**
+   * Run `fn` while the data's writes (more than a sum's few bytes) take at most `room` more bytes in all, then fail
+   * with ENOSPC; a sum's write goes into a block the sums file has already, and is taken.
+   */
+  async function withRoom(room: number, fn: () => Promise<void> | void): Promise<void> {
+    const real = fs.writeSync;
+    let left = room;
+    const m = mock.method(fs, 'writeSync', ((
+      fd: number,
+      buf: Buffer,
+      off: number,
+      len: number,
+      pos: number,
+    ) => {
+      if (len <= 16) return real(fd, buf, off, len, pos);
+      if (left <= 0)
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      const n = real(fd, buf, off, Math.min(len, left), pos);
+      left -= n;
+      return n;
+    }) as typeof fs.writeSync);
+    syncBuiltinESMExports();
+    try {
+      await fn();
+    } finally {
+      m.mock.restore();
+      syncBuiltinESMExports();
+    }
+  }
+
+  it('fails the chunk whose last slice was taken in part: its sum is not recorded, the file not finished', async () => {
+    // Given a part file with chunk 0 written, and room for chunk 1 and all but 1000 bytes of chunk 2
+    const p = join(dir, 'short.img');
+    const f = new PartFile(p, SIZE, 0o644, 0);
+    f.write(0, chunkAt(0), chunkDigest(chunkAt(0)));
+    await withRoom(2 * CHUNK - 1000, () => {
+      f.write(CHUNK, chunkAt(1), chunkDigest(chunkAt(1)));
+      // When chunk 2's last write is taken in part, with no error: the chunk fails (before: its sum was recorded,
+      // the prefix advanced, and the finish filled the missing bytes with zeros)
+      assert.throws(() => f.write(2 * CHUNK, chunkAt(2), chunkDigest(chunkAt(2))), /ENOSPC/);
+    });
+    f.close();
+    // Then the verified prefix stops before chunk 2
+    assert.equal(await verifiedPrefix(p, SIZE), 2 * CHUNK);
+  });
+
+  it('fails an update pass the same way', async () => {
+    const p = join(dir, 'short-update.img');
+    const u = new UpdateFile(p, 0o644);
+    await withRoom(CHUNK - 1000, () => assert.throws(() => u.write(0, chunkAt(0)), /ENOSPC/));
+    u.close();
+  });
+});
