@@ -320,10 +320,14 @@ export class PartFile {
     unlinkSync(sumsPathOf(this.path));
   }
 
+  /** Both descriptors closed, the second also when the first's close throws (what it throws is thrown on). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.fd);
-    closeSync(this.sumsFd);
+    try {
+      closeSync(this.fd);
+    } finally {
+      closeSync(this.sumsFd);
+    }
   }
 }

@@ -533,9 +533,16 @@ class Reception {
       // A finish under way keeps its files, its slot and the folder until it has ended: an offer of the transfer
       // again waits for it (stop, closed) instead of reading part files it is renaming.
       void this.finishing.then(() => {
-        for (const f of this.files.values()) f.close();
+        // Every file closed, and the slot and the folder let go, whatever a close reports (NFS reports a delayed
+        // write error there): a close that threw here ended the streamer, and left the slot and the folder taken.
+        for (const f of [...this.files.values(), ...this.updates.values()]) {
+          try {
+            f.close();
+          } catch (err) {
+            ctx.log.warn({ transferId: offer.transferId, err }, 'closing a received file failed');
+          }
+        }
         this.files.clear();
-        for (const f of this.updates.values()) f.close();
         this.updates.clear();
         ctx.onClosed();
         this.markClosed();

@@ -255,3 +255,28 @@ describe('a write the disk takes only part of (a full disk, a quota, a file size
     u.close();
   });
 });
+
+describe('a part file whose close reports an error (NFS: a delayed write error)', () => {
+  it('closes its sums file too, and throws the error', () => {
+    const f = new PartFile(join(dir, 'close.img'), SIZE, 0o644, 0);
+    const real = fs.closeSync;
+    const closed: number[] = [];
+    let first = true;
+    const m = mock.method(fs, 'closeSync', (fd: number) => {
+      real(fd);
+      closed.push(fd);
+      if (first) {
+        first = false;
+        throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' });
+      }
+    });
+    syncBuiltinESMExports();
+    try {
+      assert.throws(() => f.close(), /EIO/);
+    } finally {
+      m.mock.restore();
+      syncBuiltinESMExports();
+    }
+    assert.equal(closed.length, 2, 'both descriptors closed');
+  });
+});
