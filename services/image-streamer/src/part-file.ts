@@ -1,5 +1,6 @@
 import {
   closeSync,
+  constants,
   fdatasync,
   fstatSync,
   fsync,
@@ -11,7 +12,6 @@ import {
   renameSync,
   rmSync,
   unlinkSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -50,21 +50,39 @@ const writeBackFailed = new Map<string, string>();
 export function keepWriteBackFailure(path: string, why: string): boolean {
   writeBackFailed.set(path, why);
   try {
-    writeFileSync(writeBackFailedPathOf(path), `${why}\n`);
+    // Never through a link planted at the marker's name: written as root, it would truncate what it points to.
+    const fd = openSync(writeBackFailedPathOf(path), noFollow.create, 0o600);
+    try {
+      writeAllAt(fd, Buffer.from(`${why}\n`), 0, Buffer.byteLength(`${why}\n`), 0);
+    } finally {
+      closeSync(fd);
+    }
     return true;
   } catch {
     return false;
   }
 }
 
-/** Why a file of the copy cannot be trusted to be on disk (a writeback or a pass's sync of it failed), or undefined. */
+/**
+ * Why a file of the copy cannot be trusted to be on disk (a writeback or a pass's sync of it failed), or undefined.
+ * The marker is read without following a link and without waiting on a FIFO: anything but a regular file (or
+ * nothing) at its name counts as a failure, so the file is sent again from its first byte.
+ */
 export function writeBackFailure(path: string): string | undefined {
   const why = writeBackFailed.get(path);
   if (why !== undefined) return why;
+  let fd: number;
   try {
-    return readFileSync(writeBackFailedPathOf(path), 'utf8').trim() || 'failed';
-  } catch {
-    return undefined;
+    fd = openSync(writeBackFailedPathOf(path), noFollow.read | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? undefined : `its marker cannot be read (${code})`;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) return 'its marker is not a regular file';
+    return readFileSync(fd, 'utf8').trim() || 'failed';
+  } finally {
+    closeSync(fd);
   }
 }
 

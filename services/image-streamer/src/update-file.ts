@@ -15,9 +15,13 @@ export class UpdateFile {
 
   constructor(path: string, mode: number) {
     this.path = path;
+    // A missing file is made new (O_EXCL): anything else at its name that is not a regular file (a FIFO, a device)
+    // is refused, not opened and written to.
     const flags =
-      regularFileSize(path) === undefined ? noFollow.create & ~constants.O_TRUNC : noFollow.update;
-    this.fd = openSync(path, flags | constants.O_CREAT, mode);
+      regularFileSize(path) === undefined
+        ? (noFollow.create & ~constants.O_TRUNC) | constants.O_EXCL
+        : noFollow.update;
+    this.fd = openSync(path, flags, mode);
   }
 
   write(offset: number, data: Buffer): void {

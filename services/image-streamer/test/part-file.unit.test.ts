@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -278,5 +279,32 @@ describe('a part file whose close reports an error (NFS: a delayed write error)'
       syncBuiltinESMExports();
     }
     assert.equal(closed.length, 2, 'both descriptors closed');
+  });
+});
+
+describe("the receiver's files beside a copy's file, with something planted at their names", () => {
+  it('a failed writeback is never written through a link there, and a link or a FIFO read as its marker counts as a failure, without a wait', () => {
+    // Given a link planted at a file's marker name, pointing at a file of someone else's
+    const p = join(dir, 'planted.img');
+    const victim = join(dir, 'victim');
+    fs.writeFileSync(victim, 'keep me\n');
+    fs.symlinkSync(victim, writeBackFailedPathOf(p));
+    // When a failed writeback of the file is kept: only this process knows, and the victim is untouched
+    assert.equal(keepWriteBackFailure(p, 'EIO'), false);
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'keep me\n');
+    // And a process that did not see the failure reads the link as one (never its target's text)
+    const q = join(dir, 'planted2.img');
+    fs.symlinkSync(victim, writeBackFailedPathOf(q));
+    assert.match(writeBackFailure(q) ?? '', /ELOOP/);
+    // A FIFO there: a failure too, and the read does not wait for a writer
+    const r = join(dir, 'planted3.img');
+    execFileSync('mkfifo', [writeBackFailedPathOf(r)]);
+    assert.equal(writeBackFailure(r), 'its marker is not a regular file');
+  });
+
+  it('an update pass refuses a FIFO at its file name instead of writing into it', () => {
+    const p = join(dir, 'fifo.img');
+    execFileSync('mkfifo', [p]);
+    assert.throws(() => new UpdateFile(p, 0o644), /EEXIST/);
   });
 });
