@@ -724,6 +724,11 @@ class Reception {
       const size = e.size ?? 0;
       const f = this.updates.get(e.path) ?? (e.extents?.length ? undefined : null);
       if (f === undefined) return `${e.path}: its extents never arrived`;
+      const gap = f?.uncovered(e.extents ?? []);
+      if (gap) {
+        f?.close();
+        return `${e.path}: bytes ${gap[0]}-${gap[1]} of its extents never arrived`;
+      }
       const lost = lostWriteBack(targetDir, e.path);
       if (lost) {
         f?.close();

@@ -24,8 +24,29 @@ export class UpdateFile {
     this.fd = openSync(path, flags, mode);
   }
 
+  /** The byte ranges this pass wrote, [start, end), in the order they came. */
+  private readonly written: [number, number][] = [];
+
   write(offset: number, data: Buffer): void {
     writeAllAt(this.fd, data, 0, data.length, offset);
+    this.written.push([offset, offset + data.length]);
+  }
+
+  /**
+   * The first of the manifest's `extents` ([start, end) byte ranges) that this pass has not written whole, or
+   * undefined: a sender that ends the pass before sending every extent it declared leaves the copy's older bytes
+   * there, and the pass must not be done.
+   */
+  uncovered(extents: readonly (readonly number[])[]): [number, number] | undefined {
+    const got = mergeRanges(this.written);
+    let i = 0;
+    for (const [s = 0, e = 0] of [...extents].sort((a, b) => (a[0] ?? 0) - (b[0] ?? 0))) {
+      if (e <= s) continue;
+      while (i < got.length && got[i]![1] <= s) i++;
+      const g = got[i];
+      if (!g || g[0] > s || g[1] < e) return [s, e];
+    }
+    return undefined;
   }
 
   /** Give the file its size; `durable`: its data reaches the disk before this settles. */
@@ -43,4 +64,15 @@ export class UpdateFile {
     this.closed = true;
     closeSync(this.fd);
   }
+}
+
+/** `ranges` ([start, end)) sorted and joined where they overlap or touch. */
+function mergeRanges(ranges: readonly [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [s, e] of [...ranges].sort((a, b) => a[0] - b[0])) {
+    const last = out.at(-1);
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
 }

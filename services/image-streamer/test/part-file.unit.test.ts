@@ -308,3 +308,33 @@ describe("the receiver's files beside a copy's file, with something planted at t
     assert.throws(() => new UpdateFile(p, 0o644), /EEXIST/);
   });
 });
+
+describe('an update pass that ends before every extent it declared has come', () => {
+  it('says which declared range is not wholly written: the pass is not done over older bytes', () => {
+    const u = new UpdateFile(join(dir, 'extents.img'), 0o644);
+    const piece = (from: number, to: number) => u.write(from, data.subarray(from, to));
+    // Given extents [0, 100) and [4096, 12288) declared, the second sent in two pieces, its end missing
+    piece(0, 100);
+    piece(4096, 8192);
+    piece(8192, 12000);
+    assert.deepEqual(
+      u.uncovered([
+        [4096, 12288],
+        [0, 100],
+      ]),
+      [4096, 12288],
+    );
+    // When the rest comes (overlapping what came): every declared range is written whole
+    piece(11000, 12288);
+    assert.equal(
+      u.uncovered([
+        [0, 100],
+        [4096, 12288],
+      ]),
+      undefined,
+    );
+    // And a range declared but never sent at all is named
+    assert.deepEqual(u.uncovered([[20000, 20001]]), [20000, 20001]);
+    u.close();
+  });
+});
