@@ -1,5 +1,6 @@
 import {
   downtimeOf,
+  errorCodes,
   evolve,
   inFlight,
   initialState,
@@ -181,6 +182,8 @@ function logLines(e: MigrationEvent, s: MigrationState): string[] {
     case 'StepFailed': {
       const r = rec(e.data.commandId);
       const what = r ? `[${labelOf(r, s)}] ${nameOf(r)}` : `[${e.data.step}]`;
+      // An agent's word after the coordinator's give-up: no second failure, the step never began there.
+      if (e.data.error.code === errorCodes.notRun) return [`${what} never ran: ${e.data.error.message}`];
       return [`${what} FAILED: ${e.data.error.code} ${e.data.error.message}`];
     }
     case 'IterationDecided':

@@ -116,6 +116,35 @@ describe('the lines the live view logs', () => {
   });
 });
 
+describe('given a step the coordinator gave up, and then its agent said it never ran there', () => {
+  it("the give-up is a failure; the agent's word is told as what it is, not as a second failure", () => {
+    const { v, e } = upTo(intended('restore'));
+    assert.ok(e.type === 'StepIntended');
+    const failed = (code: string, service: string): MigrationEvent =>
+      ({
+        ...e,
+        eventId: `${e.eventId}:${code}`,
+        type: 'StepFailed',
+        actor: { service, node: service === 'coordinator' ? 'coordinator' : 'node-b' },
+        data: {
+          commandId: e.data.commandId,
+          step: 'restore',
+          node: 'node-b',
+          attempt: 1,
+          error: { code, message: `${code} (test)` },
+        },
+      }) as MigrationEvent;
+    assert.match(
+      applyEvent(v, failed('HAUL_STEP_TIMEOUT', 'coordinator')).join(),
+      /FAILED: HAUL_STEP_TIMEOUT/,
+    );
+    const word = applyEvent(v, failed('HAUL_NOT_RUN', 'node-agent'));
+    assert.equal(word.length, 1);
+    assert.match(word[0]!, /never ran: HAUL_NOT_RUN \(test\)$/);
+    assert.ok(!/FAILED/.test(word[0]!));
+  });
+});
+
 describe('given an operator asks to cancel, retry or resolve while the live view follows the migration', () => {
   /** The lines the view logs for `history` and then what the core decides on `input` (a cancel, retry, resolve). */
   function linesAfter(history: MigrationEvent[], ...inputs: DecideInput[]): string[] {

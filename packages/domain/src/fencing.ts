@@ -168,7 +168,8 @@ export type SkippedHere = {
  * Did the command never run on this node, though the coordinator gave it up? Then its agent says so (a StepFailed of
  * `errorCodes.notRun`), which the fold takes as the executor's end of it (StepRecord.executorEnded), so that an
  * operator's stop of the target need not vouch for a start that never began (landMayStillRun). True only when:
- * - the command's outcomes in the log are all the coordinator's (an executor's outcome says more already);
+ * - the command's outcomes in the log are the coordinator's give-ups alone, and no executor's event names it (an
+ *   outcome, RestoreStarted, a refusal: it came to the command);
  * - the agent holds no marker of it: a marker is written before any host work of a command, and removed only once
  *   its outcome is in the log or its refusal recorded (node-agent markers.ts);
  * - the host has not rebooted since its node's preflight recorded its boot id: a marker is not synced to disk, so a
@@ -181,8 +182,17 @@ export function neverRanHere(
   here: SkippedHere,
 ): boolean {
   if (here.marked) return false;
-  const outcomes = events.filter((e) => isOutcome(e) && e.data.commandId === commandId);
-  if (outcomes.length === 0 || outcomes.some((e) => e.actor.service !== 'coordinator')) return false;
+  const about = events.filter((e) => (e.data as { commandId?: unknown }).commandId === commandId);
+  // An executor's event naming the command (an outcome, RestoreStarted, a refusal): it came to it.
+  if (about.some((e) => e.actor.service !== 'coordinator')) return false;
+  const outcomes = about.filter(isOutcome);
+  if (outcomes.length === 0) return false;
+  const gaveUp = (e: (typeof outcomes)[number]) =>
+    e.type === 'StepFailed' &&
+    givenUpCodes.includes(e.data.error.code) &&
+    e.data.step !== 'preflightSource' &&
+    e.data.step !== 'preflightTarget';
+  if (!outcomes.every(gaveUp)) return false;
   const bootId = preflightBootId(events, (_step, node) => node === here.node);
   return bootId !== undefined && bootId === here.bootId;
 }

@@ -195,6 +195,25 @@ describe('an agent skipping a command given up before it began: may it say the c
     // another node's preflight of the same boot id says nothing of this one
     assert.equal(neverRanHere([requested, preflight('node-a', 'boot-1'), gaveUp], 'c-start', here), false);
   });
+  it('no, when an executor wrote any event naming it: it came to the command (RestoreStarted, a refusal)', () => {
+    for (const type of ['RestoreStarted', 'CommandRejected'] as const) {
+      const came = { ...ev(type, { commandId: 'c-start' }), eventId: type } as MigrationEvent;
+      assert.equal(neverRanHere([...log, came], 'c-start', here), false, type);
+    }
+  });
+  it("no, when the coordinator's outcome is no give-up (a refusal it recorded), or the command is a preflight", () => {
+    const refusal = {
+      ...gaveUp,
+      data: { ...gaveUp.data, error: { code: 'HAUL_PATH_OUTSIDE_ROOTS', message: 'refused' } },
+    } as MigrationEvent;
+    assert.equal(neverRanHere([requested, preflight('node-b', 'boot-1'), refusal], 'c-start', here), false);
+    const preflightGivenUp = {
+      ...gaveUp,
+      data: { ...gaveUp.data, commandId: 'c-pre', step: 'preflightTarget' },
+    } as MigrationEvent;
+    const retried = [requested, preflightGivenUp, preflight('node-b', 'boot-1')];
+    assert.equal(neverRanHere(retried, 'c-pre', here), false);
+  });
   it('no, when an executor recorded an outcome of it (its own end says more), or nobody any', () => {
     const late = {
       ...gaveUp,

@@ -257,7 +257,9 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       return msg.nak(tooEarlyDelayMs(msg.info.deliveryCount));
     }
     if (run.outcome) delivery.outcomeSeq = (await eventLog.append(run.outcome)).seq;
-    markers.end(cmd.commandId);
+    // A run of it began here and left no end in the log: the marker stays as that record, handed back no more.
+    if (run.keepMarker) markers.handedBack(cmd.commandId);
+    else markers.end(cmd.commandId);
     msg.ack();
     // From its first command of a migration on, an agent keeps the log current: the reads before its commands in
     // the frozen window (the target's restore, seconds after its preflight; the source's freeze and its snapshots)
@@ -281,7 +283,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   ): Promise<RunVerdict> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     const logNow = read ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
-    if (hasOutcome(logNow, cmd.commandId)) return skipped(cmd, logNow, mlog);
+    if (hasOutcome(logNow, cmd.commandId)) return skipped(cmd, mlog);
     // Handed over before an earlier command of its migration (after a restart): that one runs first.
     const after = mayRunBefore(logNow, cmd) ? runsBefore(fold(logNow, initialState()), cmd) : undefined;
     if (after) return { after };
@@ -317,7 +319,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     if (ac.signal.aborted) return { back: true };
     const events = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     const fate = commandFate(events, cmd.commandId);
-    if (fate === 'done') return skipped(cmd, events, mlog);
+    if (fate === 'done') return skipped(cmd, mlog);
     if (fate === 'ended')
       return {
         refused: {
@@ -332,22 +334,39 @@ export function createNodeAgent(deps: NodeAgentDeps) {
    * A command whose outcome is in the log already is not run: a duplicate delivery, or one the coordinator gave up
    * (its timeout) before this agent came to it. In the second case, when no run of it began on this host
    * (neverRanHere), the agent says so: the log then holds its executor's end of it, which an operator's stop of the
-   * target would otherwise have to vouch for (landMayStillRun).
+   * target would otherwise have to vouch for (landMayStillRun). Said with a compare-and-set on the log it was judged
+   * on: a read behind the stream (a new stream leader) may lack this agent's own outcome of a run, and is not
+   * believed. A command a run of which began here, with no end in the log, keeps its marker (`keepMarker`): the one
+   * record that it ran here, for every later delivery of it.
    */
-  function skipped(cmd: StepCommand, events: readonly MigrationEvent[], mlog: Logger): RunVerdict {
-    const here = { node: cfg.node, bootId: cfg.bootId, marked: markers.has(cmd.commandId) };
-    if (!neverRanHere(events, cmd.commandId, here)) {
-      mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
-      return {};
-    }
-    mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
+  async function skipped(cmd: StepCommand, mlog: Logger): Promise<RunVerdict> {
+    const marked = markers.has(cmd.commandId);
+    if (!marked)
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const { events, lastSeq } = await eventLog.read(cmd.migrationId);
+        const here = { node: cfg.node, bootId: cfg.bootId, marked };
+        if (!neverRanHere(events.map((e) => e.event), cmd.commandId, here)) break;
+        try {
+          await eventLog.append(notRun(cmd), { expectedLastSeq: lastSeq, msgId: `${cmd.commandId}:not-run` });
+          mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
+          return {};
+        } catch (err) {
+          if (!(err instanceof ConcurrencyConflictError)) throw err;
+        }
+      }
+    mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
+    return marked ? { keepMarker: true } : {};
+  }
+
+  /** The agent's word that `cmd` never ran on this node (neverRanHere): a StepFailed of errorCodes.notRun. */
+  function notRun(cmd: StepCommand): MigrationEvent {
     const error = {
       code: errorCodes.notRun,
       message: `${cmd.commandId} never ran on ${cfg.node}: the coordinator gave it up before it began there`,
     };
     const data = { commandId: cmd.commandId, step: cmd.step, node: cfg.node, attempt: cmd.attempt, error };
     // Its own event id: one such word per command however many deliveries say it (the server's duplicate window).
-    return { outcome: event(cmd.migrationId, 'StepFailed', data, `${cmd.commandId}:not-run`) as StepOutcome };
+    return event(cmd.migrationId, 'StepFailed', data, `${cmd.commandId}:not-run`);
   }
 
   /** The step's handler, its result or error as the outcome event. */
@@ -506,7 +525,13 @@ export function createNodeAgent(deps: NodeAgentDeps) {
  * migration to run first (`after`); back to the stream at once, the agent stopping (`back`); or nothing to do (a
  * duplicate).
  */
-type RunVerdict = { outcome?: StepOutcome; refused?: ErrorInfo; after?: StepCommand; back?: true };
+type RunVerdict = {
+  outcome?: StepOutcome;
+  refused?: ErrorInfo;
+  after?: StepCommand;
+  back?: true;
+  keepMarker?: true;
+};
 
 /** The CT a migration's log is about (its request), if the log has its beginning. */
 function ctidOf(log: readonly MigrationEvent[]): string | undefined {

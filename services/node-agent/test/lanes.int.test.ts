@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { pino } from 'pino';
 import {
@@ -14,6 +15,7 @@ import {
   limits,
   maxFrozenLeaseMs,
   sendCommand,
+  subjects,
   BusUnavailableError,
   type EventLog,
 } from '@haul/bus';
@@ -197,6 +199,11 @@ const preflighted = (mid: string, boot = bootId) =>
     },
   });
 const send = (c: StepCommand) => sendCommand(nc, validators, trust, c);
+/** The same command stored again under another message id (as after the stream's duplicate window). */
+const sendAgain = (c: StepCommand) =>
+  jetstream(nc).publish(subjects.commands(c.node, c.executor), JSON.stringify(c), {
+    msgID: `${c.commandId}:again`,
+  });
 /** The coordinator gives a command up: its step timed out. */
 const givenUp = (c: StepCommand) => eventLog.append(stepTimedOut(c));
 const outcome = (c: StepCommand) => awaitEvent(eventLog, c.migrationId, outcomeOf(c.commandId), 30_000);
@@ -380,9 +387,20 @@ describe('node agent: a command the coordinator gave up before it came to the ag
 
   it("given its marker on the host (an earlier agent began it and died), then nothing is said: its run's end is unknown", async () => {
     const c = await givenUpBeforeDelivery('m-lanes-n2', '107');
-    createCommandMarkers(join(dir, 'state', 'commands')).begin(c.commandId);
+    const markers = createCommandMarkers(join(dir, 'state', 'commands'));
+    markers.begin(c.commandId);
     await send(c);
     await nextHandled('m-lanes-n2', '107');
+    assert.equal(await saysNotRun('m-lanes-n2', c), 0);
+    // And the marker stays, the record that a run of it began here: a later delivery of it says nothing either
+    // (before, the skip removed the marker, and the next delivery said it never ran)
+    assert.ok(markers.has(c.commandId));
+    const again = await sendAgain(c);
+    assert.equal(again.duplicate, false, 'stored again, past the stream duplicate window');
+    const third = lock('m-lanes-n2', 3, '107');
+    await intend(third);
+    await send(third);
+    assert.equal((await outcome(third)).type, 'StepSucceeded');
     assert.equal(await saysNotRun('m-lanes-n2', c), 0);
     seen.length = 0;
   });
