@@ -160,7 +160,11 @@ export type SkippedHere = {
   node: string;
   /** The host's boot id now. */
   bootId: string;
-  /** The agent holds a command marker of it: a run of it began on this host and has not recorded its end. */
+  /**
+   * The agent holds a command marker of it: a run of it began on this host and has not recorded its end. Markers are
+   * kept in the agent's state folder: an agent started with another one (or a state folder that did not outlive its
+   * container) has lost them, and must not run while the host holds the old folder's runs.
+   */
   marked: boolean;
 };
 

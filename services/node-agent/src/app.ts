@@ -345,7 +345,14 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       for (let attempt = 0; attempt < 3; attempt++) {
         const { events, lastSeq } = await eventLog.read(cmd.migrationId);
         const here = { node: cfg.node, bootId: cfg.bootId, marked };
-        if (!neverRanHere(events.map((e) => e.event), cmd.commandId, here)) break;
+        if (
+          !neverRanHere(
+            events.map((e) => e.event),
+            cmd.commandId,
+            here,
+          )
+        )
+          break;
         try {
           await eventLog.append(notRun(cmd), { expectedLastSeq: lastSeq, msgId: `${cmd.commandId}:not-run` });
           mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
