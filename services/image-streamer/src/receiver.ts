@@ -219,7 +219,12 @@ export function createReceiver(opts: ReceiverOptions) {
     }
   }
 
-  async function acceptInto(offer: StreamOffer, root: string, o: OfferOptions): Promise<StreamOfferReply> {
+  async function acceptInto(
+    offer: StreamOffer,
+    received: StreamOffer,
+    root: string,
+    o: OfferOptions,
+  ): Promise<StreamOfferReply> {
     const earlier = await endEarlierAttempt(offer);
     if (earlier) return earlier;
     // Counted from the answer to the data connection's close: held connections cannot pile up.
@@ -240,7 +245,7 @@ export function createReceiver(opts: ReceiverOptions) {
     active.set(offer.fromNode, (active.get(offer.fromNode) ?? 0) + 1);
     let read: ReadBackAnswer;
     try {
-      const late = await makeFolders(offer, root);
+      const late = await makeFolders(offer, received, root);
       if (late) {
         release();
         return late;
@@ -262,28 +267,47 @@ export function createReceiver(opts: ReceiverOptions) {
   /**
    * Make the offer's target folder and the manifest's folders. The offer was checked against the log before (intended),
    * and the transfer may have been given up since, its removal run: then a target folder made here would be left
-   * behind, and nothing would remove it again. So once this made the target folder, the offer is checked again, and a
-   * refusal now removes the (empty) folders it made. A target folder that was there already is the removal's to take:
-   * made before the give-up, it is removed after it, and a reception into it then fails (its folder is gone).
+   * behind, and nothing would remove it again. So once this made the target folder, the offer is checked again, as it
+   * was received (`received`: its target folder as the log names it, not the real path it was confined to), and a
+   * refusal now, or a failure on the way, removes the (empty) target folder and the folders made in it. Folders made
+   * above it are left: another offer may be making its own folder in them. A target folder that was there already is
+   * the removal's to take: made before the give-up, it is removed after it, and a reception into it then fails (its
+   * folder is gone).
    */
-  async function makeFolders(offer: StreamOffer, root: string): Promise<Refusal | undefined> {
+  async function makeFolders(
+    offer: StreamOffer,
+    received: StreamOffer,
+    root: string,
+  ): Promise<Refusal | undefined> {
     mkdirSync(root, { recursive: true });
     // A folder made on the way to the target folder means the target folder was made too (it is the last one).
     const chain = mkdirsNoFollow(root, relative(root, offer.targetDir));
-    const made = [...chain];
-    for (const e of offer.manifest)
-      if (e.kind === 'dir') made.push(...mkdirsNoFollow(offer.targetDir, e.path));
-    if (chain.length === 0) return undefined;
-    const late = await opts.intended(offer);
-    if (!late) return undefined;
-    for (const dir of made.reverse()) {
+    if (chain.length === 0) {
+      for (const e of offer.manifest) if (e.kind === 'dir') mkdirsNoFollow(offer.targetDir, e.path);
+      return undefined;
+    }
+    const made = [offer.targetDir];
+    try {
+      for (const e of offer.manifest)
+        if (e.kind === 'dir') made.push(...mkdirsNoFollow(offer.targetDir, e.path));
+      const late = await opts.intended(received);
+      if (late) removeMade(made);
+      return late;
+    } catch (err) {
+      removeMade(made);
+      throw err;
+    }
+  }
+
+  /** Remove folders this offer made (empty ones: rmdir), the innermost first. */
+  function removeMade(made: string[]): void {
+    for (const dir of [...made].reverse()) {
       try {
         rmdirSync(dir);
       } catch (err) {
         opts.log.warn({ dir, err }, 'cannot remove a folder this offer made');
       }
     }
-    return late;
   }
 
   /** Connect to the sender and receive: the slot counted for the offer is released when the connection closes. */
@@ -322,7 +346,7 @@ export function createReceiver(opts: ReceiverOptions) {
       // an offer sent again while the first's part files are read back waits, and is then answered from what that
       // read found (verifiedPrefix), instead of reading beside it and receiving beside it.
       // A sender that takes a read-back's progress is answered with it meanwhile, and the read goes on.
-      return folders.run(offer.targetDir, () => acceptInto(offer, confined.root, o));
+      return folders.run(offer.targetDir, () => acceptInto(offer, received, confined.root, o));
     },
     /** Data connections open or about to open (for tests and status). */
     active: () => [...active.values()].reduce((a, b) => a + b, 0),

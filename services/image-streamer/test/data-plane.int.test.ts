@@ -10,6 +10,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -351,16 +352,58 @@ describe('the receiving side', () => {
         const o = offer('node-a', trap.port, target);
         return { ...o, manifest: [{ path: 'dump/1', kind: 'dir' }, ...o.manifest] };
       };
-      // When its offer comes into a folder not there yet: refused on the second check, nothing left behind
+      // When its offer comes into a folder not there yet: refused on the second check, the target folder and the
+      // folders made in it gone (one made above it is left: another offer may be making its own folder there)
       assert.deepEqual(await receiver.accept(withDirs('late/one')), givenUp);
       assert.equal(checks, 2);
-      assert.ok(!existsSync(join(root, 'late')), 'the folders the offer made are gone');
+      assert.ok(!existsSync(join(root, 'late', 'one')), 'the folders the offer made are gone');
+      assert.deepEqual(readdirSync(join(root, 'late')), []);
       // When it comes into a folder there already (an earlier pass's): one check, its removal takes the folder
       mkdirSync(join(root, 'kept'));
       checks = 0;
       assert.equal((await receiver.accept(withDirs('kept'))).ok, true);
       assert.equal(checks, 1);
       await until(() => trap.seen.length === 1, 'the receiver connected for the accepted offer only');
+      await Promise.all(trap.seen.map((raw) => (raw.destroy(), closed(raw))));
+      await until(() => receiver.active() === 0, 'the receiver let it go');
+      await trap.close();
+    },
+  );
+
+  it(
+    'checks an offer again as it was received: under an allowed root that is a link, by the path the log names',
+    { timeout: 30_000 },
+    async () => {
+      // Given an allowed root reached through a link (/vz → /data/vz, say), and a log that intends the transfer into
+      // the folder as named under the link
+      const real = join(work, 'linked-real');
+      const linked = join(work, 'linked');
+      mkdirSync(real, { recursive: true });
+      symlinkSync(real, linked);
+      const trap = await fakeSender(() => {});
+      register('node-a', trap.port);
+      const named = join(linked, 'fresh');
+      const seen: string[] = [];
+      const receiver = createReceiver({
+        allowedRoots: [linked],
+        log,
+        registry,
+        intended: (o) => {
+          seen.push(o.targetDir);
+          return Promise.resolve(
+            o.targetDir === named
+              ? undefined
+              : ({ ok: false, error: { code: 'HAUL_OFFER_NOT_INTENDED', message: o.targetDir } } as const),
+          );
+        },
+      });
+      // When its first offer comes, into a folder not there yet: both checks see the folder as named, and it is taken
+      // (before, the second check saw the real path, refused, and removed the folder, offer after offer)
+      const reply = await receiver.accept({ ...offer('node-a', trap.port, 'x'), targetDir: named });
+      assert.equal(reply.ok, true, JSON.stringify(reply));
+      assert.deepEqual(seen, [named, named]);
+      assert.ok(existsSync(join(real, 'fresh')));
+      await until(() => trap.seen.length === 1, 'connected');
       await Promise.all(trap.seen.map((raw) => (raw.destroy(), closed(raw))));
       await until(() => receiver.active() === 0, 'the receiver let it go');
       await trap.close();
