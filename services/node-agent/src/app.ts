@@ -249,6 +249,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
       if (await queue.refuse(msg, run.refused, cmd)) endRefused(cmd.commandId);
       return;
     }
+    if (run.again) return msg.nak(tooEarlyDelayMs(msg.info.deliveryCount));
     if (run.after) {
       log.info(
         { migrationId: cmd.migrationId, commandId: cmd.commandId, after: run.after.commandId },
@@ -341,28 +342,29 @@ export function createNodeAgent(deps: NodeAgentDeps) {
    */
   async function skipped(cmd: StepCommand, mlog: Logger): Promise<RunVerdict> {
     const marked = markers.has(cmd.commandId);
-    if (!marked)
-      for (let attempt = 0; attempt < 3; attempt++) {
-        const { events, lastSeq } = await eventLog.read(cmd.migrationId);
-        const here = { node: cfg.node, bootId: cfg.bootId, marked };
-        if (
-          !neverRanHere(
-            events.map((e) => e.event),
-            cmd.commandId,
-            here,
-          )
-        )
-          break;
-        try {
-          await eventLog.append(notRun(cmd), { expectedLastSeq: lastSeq, msgId: `${cmd.commandId}:not-run` });
-          mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
-          return {};
-        } catch (err) {
-          if (!(err instanceof ConcurrencyConflictError)) throw err;
-        }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const { events: stored, lastSeq } = await eventLog.read(cmd.migrationId);
+      const events = stored.map((e) => e.event);
+      if (marked) {
+        mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
+        // Its marker goes once an executor's outcome ends the command (this agent's, appended before it died).
+        return endedByExecutor(events, cmd.commandId) ? {} : { keepMarker: true };
       }
-    mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
-    return marked ? { keepMarker: true } : {};
+      if (!neverRanHere(events, cmd.commandId, { node: cfg.node, bootId: cfg.bootId, marked })) {
+        mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
+        return {};
+      }
+      try {
+        await eventLog.append(notRun(cmd), { expectedLastSeq: lastSeq, msgId: `${cmd.commandId}:not-run` });
+        mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
+        return {};
+      } catch (err) {
+        if (!(err instanceof ConcurrencyConflictError)) throw err;
+      }
+    }
+    // The log moved under every try (a rollback appending): the command comes back in a moment, to be said then.
+    mlog.info('its not-run word lost three compare-and-sets in a row: the command comes back to say it');
+    return { again: true };
   }
 
   /** The agent's word that `cmd` never ran on this node (neverRanHere): a StepFailed of errorCodes.notRun. */
@@ -538,6 +540,8 @@ type RunVerdict = {
   after?: StepCommand;
   back?: true;
   keepMarker?: true;
+  /** Not done yet: the command goes back to the stream for a moment (a word to say lost its compare-and-sets). */
+  again?: true;
 };
 
 /** The CT a migration's log is about (its request), if the log has its beginning. */
@@ -589,3 +593,13 @@ function errorInfo(err: unknown): ErrorInfo {
 
 export type NodeAgent = ReturnType<typeof createNodeAgent>;
 export type { StepCommand };
+
+/** Has an executor (not the coordinator's give-up) recorded an outcome of the command? */
+function endedByExecutor(events: readonly MigrationEvent[], commandId: string): boolean {
+  return events.some(
+    (e) =>
+      (e.type === 'StepSucceeded' || e.type === 'StepFailed') &&
+      e.data.commandId === commandId &&
+      e.actor.service !== 'coordinator',
+  );
+}

@@ -26,6 +26,7 @@ import {
   outcomeOf,
   startNatsServer,
   stepIntended,
+  stepSucceeded,
   stepTimedOut,
   type NatsServer,
 } from '@haul/test';
@@ -402,6 +403,23 @@ describe('node agent: a command the coordinator gave up before it came to the ag
     await send(third);
     assert.equal((await outcome(third)).type, 'StepSucceeded');
     assert.equal(await saysNotRun('m-lanes-n2', c), 0);
+    seen.length = 0;
+  });
+
+  it('given its marker and its own outcome in the log (the agent died between the two), then the marker goes', async () => {
+    const c = await givenUpBeforeDelivery('m-lanes-n4', '109');
+    const markers = createCommandMarkers(join(dir, 'state', 'commands'));
+    markers.begin(c.commandId);
+    // (its own event id: the test's give-up took the usual one)
+    await eventLog.append({
+      ...stepSucceeded(c),
+      eventId: `${c.commandId}:late`,
+      actor: { service: 'node-agent', node: 'node-a' },
+    });
+    await send(c);
+    await nextHandled('m-lanes-n4', '109');
+    assert.equal(markers.has(c.commandId), false);
+    assert.equal(await saysNotRun('m-lanes-n4', c), 0);
     seen.length = 0;
   });
 
