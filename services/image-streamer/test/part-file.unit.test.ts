@@ -37,6 +37,22 @@ const SIZE = 3 * CHUNK + 123;
 const data = randomBytes(SIZE);
 const chunkAt = (k: number) => data.subarray(k * CHUNK, Math.min(SIZE, (k + 1) * CHUNK));
 
+/** Run `fn` with `fs[name]` replaced by `impl`, for the code under test's imports of it too, then put it back. */
+async function withFs<K extends 'fdatasync' | 'writeSync' | 'closeSync'>(
+  name: K,
+  impl: (typeof fs)[K],
+  fn: () => Promise<void> | void,
+): Promise<void> {
+  const m = mock.method(fs, name, impl as never);
+  syncBuiltinESMExports();
+  try {
+    await fn();
+  } finally {
+    m.mock.restore();
+    syncBuiltinESMExports();
+  }
+}
+
 /** Write chunks `ks` of `data` into a fresh part file at `path` and close it (a transfer broken off). */
 function partial(path: string, ks: number[]): void {
   const f = new PartFile(path, SIZE, 0o644, 0);
@@ -164,18 +180,13 @@ describe("the passes' syncs on libuv's pool", () => {
 
 describe('a durable finish whose sync fails', () => {
   /** Run `fn` with every fdatasync failing as a disk's write error does (EIO), then put fdatasync back. */
-  async function withFailingSync(fn: () => Promise<void>): Promise<void> {
-    const m = mock.method(fs, 'fdatasync', (_fd: number, cb: (err: Error) => void) =>
-      cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })),
+  const withFailingSync = (fn: () => Promise<void>): Promise<void> =>
+    withFs(
+      'fdatasync',
+      ((_fd: number, cb: (err: Error) => void) =>
+        cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))) as typeof fs.fdatasync,
+      fn,
     );
-    syncBuiltinESMExports();
-    try {
-      await fn();
-    } finally {
-      m.mock.restore();
-      syncBuiltinESMExports();
-    }
-  }
 
   it('keeps the failure for its file: bytes read back from the page cache later do not undo it', async () => {
     const path = join(dir, 'sync-fails.img');
@@ -207,30 +218,18 @@ describe('a write the disk takes only part of (a full disk, a quota, a file size
    * Run `fn` while the data's writes (more than a sum's few bytes) take at most `room` more bytes in all, then fail
    * with ENOSPC; a sum's write goes into a block the sums file has already, and is taken.
    */
-  async function withRoom(room: number, fn: () => Promise<void> | void): Promise<void> {
+  function withRoom(room: number, fn: () => Promise<void> | void): Promise<void> {
     const real = fs.writeSync;
     let left = room;
-    const m = mock.method(fs, 'writeSync', ((
-      fd: number,
-      buf: Buffer,
-      off: number,
-      len: number,
-      pos: number,
-    ) => {
+    const short = (fd: number, buf: Buffer, off: number, len: number, pos: number) => {
       if (len <= 16) return real(fd, buf, off, len, pos);
       if (left <= 0)
         throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
       const n = real(fd, buf, off, Math.min(len, left), pos);
       left -= n;
       return n;
-    }) as typeof fs.writeSync);
-    syncBuiltinESMExports();
-    try {
-      await fn();
-    } finally {
-      m.mock.restore();
-      syncBuiltinESMExports();
-    }
+    };
+    return withFs('writeSync', short as typeof fs.writeSync, fn);
   }
 
   it('fails the chunk whose last slice was taken in part: its sum is not recorded, the file not finished', async () => {
@@ -258,26 +257,16 @@ describe('a write the disk takes only part of (a full disk, a quota, a file size
 });
 
 describe('a part file whose close reports an error (NFS: a delayed write error)', () => {
-  it('closes its sums file too, and throws the error', () => {
+  it('closes its sums file too, and throws the error', async () => {
     const f = new PartFile(join(dir, 'close.img'), SIZE, 0o644, 0);
     const real = fs.closeSync;
     const closed: number[] = [];
-    let first = true;
-    const m = mock.method(fs, 'closeSync', (fd: number) => {
+    const failingOnce = (fd: number) => {
       real(fd);
       closed.push(fd);
-      if (first) {
-        first = false;
-        throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' });
-      }
-    });
-    syncBuiltinESMExports();
-    try {
-      assert.throws(() => f.close(), /EIO/);
-    } finally {
-      m.mock.restore();
-      syncBuiltinESMExports();
-    }
+      if (closed.length === 1) throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' });
+    };
+    await withFs('closeSync', failingOnce, () => assert.throws(() => f.close(), /EIO/));
     assert.equal(closed.length, 2, 'both descriptors closed');
   });
 });
