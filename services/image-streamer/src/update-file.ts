@@ -6,21 +6,25 @@ import { syncKeepingFailure, writeAllAt } from './part-file.ts';
  * A file of a disk copy updated in place by a later pass (an update offer): the extents a pass sends are written
  * where they belong in the copy an earlier pass left, and the file is then cut or extended to its new size. No part
  * file and no sums: an interrupted update pass is sent again whole, and each write carries the newest bytes of its
- * extent, so writing them twice is harmless. A missing file is created (never through a link).
+ * extent, so writing them twice is harmless. A missing file is created (never through a link), and then the pass
+ * must send all of it (`created`).
  */
 export class UpdateFile {
   private readonly fd: number;
   private readonly path: string;
   private closed = false;
+  /**
+   * The file was not here: this pass made it. Only what the pass writes of it is its data then (the rest reads as
+   * zeros), so the pass must send all of it (Reception.finishUpdate, `uncovered` over the whole size).
+   */
+  readonly created: boolean;
 
   constructor(path: string, mode: number) {
     this.path = path;
     // A missing file is made new (O_EXCL): anything else at its name that is not a regular file (a FIFO, a device)
     // is refused, not opened and written to.
-    const flags =
-      regularFileSize(path) === undefined
-        ? (noFollow.create & ~constants.O_TRUNC) | constants.O_EXCL
-        : noFollow.update;
+    this.created = regularFileSize(path) === undefined;
+    const flags = this.created ? (noFollow.create & ~constants.O_TRUNC) | constants.O_EXCL : noFollow.update;
     this.fd = openSync(path, flags, mode);
   }
 

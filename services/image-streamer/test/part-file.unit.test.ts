@@ -327,3 +327,20 @@ describe('an update pass that ends before every extent it declared has come', ()
     u.close();
   });
 });
+
+describe('an update pass into a file an earlier pass did not leave', () => {
+  it('knows it made the file: only all of it sent makes it whole', () => {
+    const there = join(dir, 'there.img');
+    writeFileSync(there, Buffer.alloc(8192, 7));
+    const kept = new UpdateFile(there, 0o644);
+    assert.equal(kept.created, false);
+    kept.close();
+    const made = new UpdateFile(join(dir, 'made.img'), 0o644);
+    assert.equal(made.created, true);
+    made.write(4096, data.subarray(4096, 8192));
+    // Its extents came, but bytes 0-4096 of it were never sent: they would read as zeros in the copy
+    assert.equal(made.uncovered([[4096, 8192]]), undefined);
+    assert.deepEqual(made.uncovered([[0, 8192]]), [0, 8192]);
+    made.close();
+  });
+});
