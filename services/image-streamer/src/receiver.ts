@@ -751,13 +751,12 @@ class Reception {
       const gap = f?.uncovered(e.extents ?? []);
       if (gap) {
         f?.close();
-        return `${e.path}: bytes ${gap[0]}-${gap[1]} of its extents never arrived`;
+        return `${e.path}: its extent ${gap[0]}-${gap[1]} did not arrive whole`;
       }
       // A file an earlier pass did not leave here holds only what this pass wrote: all of it, or the copy is holes.
-      const hole = f?.created ? f.uncovered([[0, size]]) : undefined;
-      if (hole) {
-        f?.close();
-        return `${e.path}: not here from an earlier pass, and this pass did not send bytes ${hole[0]}-${hole[1]} of it`;
+      if (f?.created && f.uncovered([[0, size]])) {
+        f.close();
+        return `${e.path}: not here from an earlier pass, and this pass did not send all ${size} bytes of it`;
       }
       const lost = lostWriteBack(targetDir, e.path);
       if (lost) {

@@ -500,10 +500,13 @@ describe('the receiving side', () => {
     folder: string,
     over: Partial<StreamOffer>,
     receiver: ReturnType<typeof createReceiver>,
+    /** What the sender sends before its end (chunk frames: `frame`). */
+    before: Buffer[] = [],
   ) {
     let answers = '';
     const sender = await fakeSender((s) => {
       s.on('data', (d: Buffer) => (answers += d.toString()));
+      for (const b of before) s.write(b);
       s.write(encodeHeader({ t: 'end' }));
     });
     try {
@@ -554,9 +557,10 @@ describe('the receiving side', () => {
     folder: string,
     over: Partial<StreamOffer>,
     receiver = createReceiver({ allowedRoots: [root], log, registry, intended: allIntended }),
+    before: Buffer[] = [],
   ): Promise<{ answers: string; verified: Record<string, number | undefined> | undefined }> {
     const others = receiver.active();
-    const pass = await passOfEndAlone('node-e', folder, over, receiver);
+    const pass = await passOfEndAlone('node-e', folder, over, receiver, before);
     try {
       await until(() => receiver.active() === others, 'the receiver let the pass go');
       return { answers: pass.answers(), verified: pass.reply.ok ? pass.reply.verified : undefined };
@@ -586,6 +590,55 @@ describe('the receiving side', () => {
       // Then the pass fails on that file (before, its sync returned 0 and the pass said done)
       assert.match(answers, /^error root\.hds: a sync of its data failed \(EIO/m);
       assert.ok(!/^done$/m.test(answers), answers);
+    },
+  );
+
+  /** A chunk frame of `data` at `offset` of `path`, as a sender sends it. */
+  const frame = (id: number, path: string, offset: number, data: Buffer): Buffer =>
+    Buffer.concat([
+      encodeHeader({ t: 'chunk', id, path, offset, len: data.length, crc32: chunkDigest(data) }),
+      data,
+    ]);
+
+  it(
+    'fails an update pass whose sender ended it before every extent it declared, and one that made a file it did not send whole',
+    { timeout: 30_000 },
+    async () => {
+      // Given a copy an earlier pass left, and an update pass declaring two extents of it
+      const folder = join(root, 'update-gaps');
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(join(folder, 'root.hds'), Buffer.alloc(12288, 1));
+      const extents: [number, number][] = [
+        [0, 4096],
+        [8192, 12288],
+      ];
+      // When its sender sends the first and ends the pass
+      const { answers } = await endOnlyPass(
+        'update-gaps',
+        { update: true, manifest: [{ path: 'root.hds', kind: 'file', size: 12288, extents }] },
+        undefined,
+        [frame(0, 'root.hds', 0, Buffer.alloc(4096, 2))],
+      );
+      // Then the pass fails naming the range that never came (before: done, the copy's older bytes left there)
+      assert.match(answers, /^error root\.hds: its extent 8192-12288 did not arrive whole/m);
+      assert.ok(!/^done$/m.test(answers), answers);
+
+      // And given a pass into a file no earlier pass left, whose sender sends only the extent it declared
+      const made = await endOnlyPass(
+        'update-gaps',
+        {
+          update: true,
+          manifest: [{ path: 'new.hds', kind: 'file', size: 8192, extents: [[4096, 8192]] }],
+        },
+        undefined,
+        [frame(0, 'new.hds', 4096, Buffer.alloc(4096, 3))],
+      );
+      // Then it fails too: the file's first 4096 bytes would read as zeros
+      assert.match(
+        made.answers,
+        /^error new\.hds: not here from an earlier pass, and this pass did not send all 8192 bytes of it/m,
+      );
+      assert.ok(!/^done$/m.test(made.answers), made.answers);
     },
   );
 
