@@ -53,7 +53,8 @@ export function keepWriteBackFailure(path: string, why: string): boolean {
     // Never through a link planted at the marker's name: written as root, it would truncate what it points to.
     const fd = openSync(writeBackFailedPathOf(path), noFollow.create, 0o600);
     try {
-      writeAllAt(fd, Buffer.from(`${why}\n`), 0, Buffer.byteLength(`${why}\n`), 0);
+      const text = Buffer.from(`${why}\n`);
+      writeAllAt(fd, text, 0, text.length, 0);
     } finally {
       closeSync(fd);
     }

@@ -284,7 +284,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
   ): Promise<RunVerdict> {
     const mlog = migrationLogger(log, cmd.migrationId, { step: cmd.step, commandId: cmd.commandId });
     const logNow = read ?? (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
-    if (hasOutcome(logNow, cmd.commandId)) return skipped(cmd, mlog);
+    if (hasOutcome(logNow, cmd.commandId)) return skipped(cmd, logNow, mlog);
     // Handed over before an earlier command of its migration (after a restart): that one runs first.
     const after = mayRunBefore(logNow, cmd) ? runsBefore(fold(logNow, initialState()), cmd) : undefined;
     if (after) return { after };
@@ -320,7 +320,7 @@ export function createNodeAgent(deps: NodeAgentDeps) {
     if (ac.signal.aborted) return { back: true };
     const events = (await eventLog.read(cmd.migrationId)).events.map((e) => e.event);
     const fate = commandFate(events, cmd.commandId);
-    if (fate === 'done') return skipped(cmd, mlog);
+    if (fate === 'done') return skipped(cmd, events, mlog);
     if (fate === 'ended')
       return {
         refused: {
@@ -340,20 +340,30 @@ export function createNodeAgent(deps: NodeAgentDeps) {
    * believed. A command a run of which began here, with no end in the log, keeps its marker (`keepMarker`): the one
    * record that it ran here, for every later delivery of it.
    */
-  async function skipped(cmd: StepCommand, mlog: Logger): Promise<RunVerdict> {
+  async function skipped(
+    cmd: StepCommand,
+    read: readonly MigrationEvent[],
+    mlog: Logger,
+  ): Promise<RunVerdict> {
     const marked = markers.has(cmd.commandId);
+    const here = { node: cfg.node, bootId: cfg.bootId, marked };
+    // Most skips end here, on the log already read: a duplicate delivery (an executor's outcome is in it), or a run
+    // that began here. Its marker goes once an executor's outcome ends the command (this agent's, appended before it
+    // died); without one it stays.
+    if (!neverRanHere(read, cmd.commandId, here)) {
+      mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
+      return marked && !endedByExecutor(read, cmd.commandId) ? { keepMarker: true } : {};
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
-      const { events: stored, lastSeq } = await eventLog.read(cmd.migrationId);
-      const events = stored.map((e) => e.event);
-      if (marked) {
-        mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
-        // Its marker goes once an executor's outcome ends the command (this agent's, appended before it died).
-        return endedByExecutor(events, cmd.commandId) ? {} : { keepMarker: true };
-      }
-      if (!neverRanHere(events, cmd.commandId, { node: cfg.node, bootId: cfg.bootId, marked })) {
-        mlog.info('duplicate delivery, or given up: its outcome is already in the log, not run');
+      const { events, lastSeq } = await eventLog.read(cmd.migrationId);
+      if (
+        !neverRanHere(
+          events.map((e) => e.event),
+          cmd.commandId,
+          here,
+        )
+      )
         return {};
-      }
       try {
         await eventLog.append(notRun(cmd), { expectedLastSeq: lastSeq, msgId: `${cmd.commandId}:not-run` });
         mlog.warn('given up by the coordinator before it began here: not run, and recorded so');
