@@ -363,9 +363,8 @@ describe('the receiving side', () => {
       checks = 0;
       assert.equal((await receiver.accept(withDirs('kept'))).ok, true);
       assert.equal(checks, 1);
-      await until(() => trap.seen.length === 1, 'the receiver connected for the accepted offer only');
-      await Promise.all(trap.seen.map((raw) => (raw.destroy(), closed(raw))));
-      await until(() => receiver.active() === 0, 'the receiver let it go');
+      // (connected for the accepted offer only)
+      await connectionsEnd(trap, receiver, 1);
       await trap.close();
     },
   );
@@ -403,9 +402,7 @@ describe('the receiving side', () => {
       assert.equal(reply.ok, true, JSON.stringify(reply));
       assert.deepEqual(seen, [named, named]);
       assert.ok(existsSync(join(real, 'fresh')));
-      await until(() => trap.seen.length === 1, 'connected');
-      await Promise.all(trap.seen.map((raw) => (raw.destroy(), closed(raw))));
-      await until(() => receiver.active() === 0, 'the receiver let it go');
+      await connectionsEnd(trap, receiver, 1);
       await trap.close();
     },
   );
